@@ -1,0 +1,1 @@
+"""The ledger: the event spine and (later) the transparency log."""
