@@ -1,0 +1,307 @@
+"""The ``commons`` command line.
+
+One Typer app with a sub-command group per domain.  Settings are built once at the root and
+handed down; every command calls the same service functions as the HTTP API and takes
+``--json`` for machine-readable output.  :func:`main` is the single entry point that maps
+:class:`~credit_commons.core.errors.CommonsError` to an exit code (see ``docs/cli.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any
+
+import click
+import pydantic
+import typer
+
+from credit_commons import __version__
+from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCode
+from credit_commons.core.settings import Settings
+from credit_commons.runtime import Runtime
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="commons",
+    help="Credit Commons: credentials, consent and a public transparency log.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="Signing keys and the master key.", no_args_is_help=True)
+did_app = typer.Typer(help="Decentralised identifiers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(did_app, name="did")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings: Settings = ctx.obj
+    return settings
+
+
+@contextmanager
+def _runtime(ctx: typer.Context) -> Iterator[Runtime]:
+    runtime = Runtime.build(_settings(ctx))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        typer.echo(text)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Build the settings once, from COMMONS_* environment variables."""
+    try:
+        ctx.obj = Settings()
+    except pydantic.ValidationError as e:
+        problems = "; ".join(
+            f"COMMONS_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in e.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from e
+
+
+@app.command()
+def version(as_json: JsonOption = False) -> None:
+    """Print the version."""
+    _emit(as_json, {"version": __version__}, f"commons {__version__}")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    as_json: JsonOption = False,
+) -> None:
+    """Serve the HTTP API (logs are JSON lines on stderr)."""
+    import uvicorn
+
+    from credit_commons.core.logging import configure_logging
+    from credit_commons.gateway import create_app
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_level)
+    application = create_app(settings)
+    if as_json:
+        typer.echo(json.dumps({"serving": f"http://{host}:{port}"}))
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+
+
+# -- db ------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Apply every pending schema migration."""
+    from credit_commons.core.migrate import upgrade
+
+    with _runtime(ctx) as runtime:
+        revision = upgrade(runtime.engine)
+        backend = runtime.engine.dialect.name
+    _emit(
+        as_json,
+        {"revision": revision, "database": backend},
+        f"database ({backend}) at revision {revision}",
+    )
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the schema revision of the database and of this code."""
+    from credit_commons.core.migrate import current_revision, head_revision
+
+    with _runtime(ctx) as runtime:
+        current = current_revision(runtime.engine)
+    head = head_revision()
+    _emit(
+        as_json,
+        {"current": current, "head": head, "up_to_date": current == head},
+        f"database at {current}, code at {head}" + ("" if current == head else " (run upgrade)"),
+    )
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+
+class KeyTypeChoice(StrEnum):
+    """Key types on the command line."""
+
+    ED25519 = "ed25519"
+    P256 = "p-256"
+
+
+def _key_row(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "version": info.version,
+        "key_type": str(info.key_type),
+        "alg": info.key_type.jose_alg,
+        "kid": info.kid,
+        "backend": info.backend,
+        "created_at": info.created_at.isoformat(),
+    }
+
+
+@keys_app.command("init-master")
+def keys_init_master(
+    ctx: typer.Context,
+    production: Annotated[
+        bool, typer.Option("--production", help="Mark the key for production use.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the master key file (0600) named by COMMONS_MASTER_KEY_FILE."""
+    from credit_commons.core.clock import SystemClock
+    from credit_commons.keys.master import MasterKeyring
+
+    path = _settings(ctx).resolved_master_key_file
+    ring = MasterKeyring.create(path, development=not production, now=SystemClock().now())
+    _emit(
+        as_json,
+        {"path": str(path), "development": ring.development, "version": ring.current_version},
+        f"created {'production' if production else 'development'} master key {path}",
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Key name, e.g. issuer-main.")],
+    key_type: Annotated[
+        KeyTypeChoice, typer.Option("--type", help="Key type.")
+    ] = KeyTypeChoice.ED25519,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a signing key."""
+    from credit_commons.core.db import transaction
+    from credit_commons.keys import service
+    from credit_commons.keys.algorithms import KeyType
+
+    kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        info = service.create_key(
+            session, rt.key_store, rt.clock, name=name, key_type=kt, actor=rt.operator_actor()
+        )
+    _emit(as_json, _key_row(info), f"created {info.name} v{info.version} ({info.key_type})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Key name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Add a new version of a key; older versions keep verifying."""
+    from credit_commons.core.db import transaction
+    from credit_commons.keys import service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        info = service.rotate_key(
+            session, rt.key_store, rt.clock, name=name, actor=rt.operator_actor()
+        )
+    _emit(as_json, _key_row(info), f"rotated {info.name} to v{info.version}")
+
+
+@keys_app.command("list")
+def keys_list(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option(help="Only this key.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List every key version."""
+    from credit_commons.core.db import transaction
+    from credit_commons.keys import service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        rows = [_key_row(v) for v in service.list_keys(session, rt.key_store, name)]
+    lines = [f"{r['name']:<24} v{r['version']:<3} {r['key_type']:<8} {r['kid']}" for r in rows]
+    _emit(as_json, {"keys": rows}, "\n".join(lines) if lines else "no keys")
+
+
+@keys_app.command("export-public")
+def keys_export_public(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Key name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print the public JWK Set of every version of a key, and the newest key's did:key."""
+    from credit_commons.core.db import transaction
+    from credit_commons.keys import service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        jwks = service.public_jwks(session, rt.key_store, name)
+    _emit(as_json, jwks, json.dumps({"keys": jwks["keys"]}, indent=2) + f"\n{jwks['did']}")
+
+
+# -- did -----------------------------------------------------------------------------------
+
+
+@did_app.command("resolve")
+def did_resolve(
+    ctx: typer.Context,
+    did: Annotated[str, typer.Argument(help="A did:key or did:web.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve a DID to its DID document."""
+    from credit_commons.core.net import OutboundFetcher
+    from credit_commons.keys.did_web import DidResolver
+
+    settings = _settings(ctx)
+    fetcher = OutboundFetcher(
+        allow_private=settings.insecure_allow_private_network,
+        allow_http=settings.insecure_allow_http,
+    )
+    try:
+        document = DidResolver(fetcher).resolve(did)
+    finally:
+        fetcher.close()
+    _emit(as_json, document, json.dumps(document, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; every ``CommonsError`` becomes an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args
+    try:
+        app(args=args, prog_name="commons", standalone_mode=False)
+    except CommonsError as error:
+        if as_json:
+            typer.echo(json.dumps(error.problem(), sort_keys=True), err=True)
+        else:
+            typer.echo(f"error: {error.diagnostics()}", err=True)
+        return error.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return ExitCode.FAILURE
+    except click.ClickException as error:
+        error.show()
+        return ExitCode.USAGE
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    return ExitCode.OK
+
+
+def run() -> None:
+    """Console-script entry point: exit with :func:`main`'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

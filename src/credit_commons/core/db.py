@@ -1,0 +1,105 @@
+"""Database engine, sessions and the declarative base.
+
+SQLAlchemy 2 with SQLite (WAL mode, foreign keys on, a busy timeout) for the embedded
+default and PostgreSQL through psycopg 3 for production.  The unit of work belongs to the
+caller: :func:`transaction` opens a session, commits on success and rolls back on error, so
+a state change and its ledger event commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from credit_commons.core.errors import ConfigurationError, UnavailableError
+
+__all__ = ["Base", "make_engine", "make_sessionmaker", "ping", "transaction"]
+
+# Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
+
+    For SQLite the parent directory is created and the pragmas are set on every connection.
+    Raises :class:`ConfigurationError` for a malformed URL or an unsupported backend.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as e:
+        raise ConfigurationError(
+            "COMMONS_DATABASE_URL is not a valid database URL",
+            hint="use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db",
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise ConfigurationError(
+                "PostgreSQL is supported through psycopg 3 only",
+                hint="write the URL as postgresql+psycopg://…",
+            )
+        return create_engine(
+            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+    raise ConfigurationError(
+        f"unsupported database backend {backend!r}",
+        hint="use SQLite (embedded) or PostgreSQL (production)",
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to ``engine``; sessions do not expire objects on commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit if the block succeeds, roll back if it raises."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def ping(engine: Engine) -> None:
+    """Check that the database answers; raises :class:`UnavailableError` if not."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as e:
+        raise UnavailableError("the database is not reachable") from e

@@ -1,0 +1,137 @@
+"""Outbound HTTP with an SSRF guard.
+
+Every fetch the platform makes on behalf of input it received (a ``did:web`` document, a
+status list, a credential offer) goes through :class:`OutboundFetcher`, which
+
+1. accepts only ``https`` URLs (``http`` only with ``COMMONS_INSECURE_ALLOW_HTTP``),
+2. resolves the host and refuses loopback, private, link-local, multicast, reserved and
+   other non-global addresses (allowed only with ``COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK``),
+3. never follows redirects (a redirect could lead past step 2), and
+4. caps the response size and the time spent.
+
+The HTTP transport and the name resolver are injected, so tests use ``httpx.MockTransport``
+and a fake resolver instead of the network.  Known limit: the address is checked before the
+connection is made, so a host whose DNS answer changes in between (DNS rebinding) is not
+caught here; production deployments should also route egress through a filtering proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from credit_commons.core.errors import UnavailableError, ValidationError
+
+__all__ = ["FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
+
+Resolver = Callable[[str], Sequence[str]]
+
+
+class UnsafeUrl(ValidationError):
+    """An outbound URL refused by the SSRF guard."""
+
+    code = "net.url_refused"
+    title = "URL refused"
+
+
+class FetchFailed(UnavailableError):
+    """The remote resource could not be fetched or was not acceptable."""
+
+    code = "net.fetch_failed"
+    title = "Fetch failed"
+    status = 502
+
+
+def system_resolver(host: str) -> list[str]:
+    """All addresses ``host`` resolves to, through the system resolver."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as e:
+        raise FetchFailed("host name does not resolve") from e
+    return sorted({str(info[4][0]) for info in infos})
+
+
+class OutboundFetcher:
+    """Fetches small JSON or text resources from untrusted URLs safely."""
+
+    def __init__(
+        self,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        resolver: Resolver = system_resolver,
+        allow_private: bool = False,
+        allow_http: bool = False,
+        timeout: float = 5.0,
+        max_bytes: int = 512 * 1024,
+    ) -> None:
+        self._client = httpx.Client(
+            transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+        )
+        self._resolver = resolver
+        self._allow_private = allow_private
+        self._allow_http = allow_http
+        self._max_bytes = max_bytes
+
+    def close(self) -> None:
+        """Release the underlying connections."""
+        self._client.close()
+
+    def check_url(self, url: str) -> None:
+        """Apply the guard's rules to ``url``; raises :class:`UnsafeUrl`."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not (self._allow_http and parts.scheme == "http"):
+            raise UnsafeUrl("only https URLs may be fetched")
+        if parts.username or parts.password:
+            raise UnsafeUrl("URLs with credentials are refused")
+        host = parts.hostname
+        if not host:
+            raise UnsafeUrl("URL has no host")
+        try:
+            addresses: Sequence[str] = [str(ipaddress.ip_address(host))]
+        except ValueError:
+            addresses = self._resolver(host)
+        if not addresses:
+            raise UnsafeUrl("host name does not resolve")
+        if self._allow_private:
+            return
+        for address in addresses:
+            ip = ipaddress.ip_address(address)
+            mapped = getattr(ip, "ipv4_mapped", None)
+            if not ip.is_global or (mapped is not None and not mapped.is_global):
+                raise UnsafeUrl("URL resolves to a non-public address")
+
+    def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:
+        """GET ``url`` after the guard's checks; the body and the response headers.
+
+        Raises :class:`UnsafeUrl` or :class:`FetchFailed` (non-200, redirect, too large,
+        network error).
+        """
+        self.check_url(url)
+        try:
+            with self._client.stream("GET", url, headers={"Accept": accept}) as response:
+                if response.status_code != 200:
+                    raise FetchFailed(f"remote answered HTTP {response.status_code}")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > self._max_bytes:
+                        raise FetchFailed("remote resource is too large")
+                    chunks.append(chunk)
+                return b"".join(chunks), response.headers
+        except httpx.HTTPError as e:
+            raise FetchFailed("remote resource could not be fetched") from e
+
+    def get_json(self, url: str) -> Any:
+        """GET ``url`` and parse it as JSON; raises like :meth:`get_bytes`."""
+        body, _ = self.get_bytes(url, accept="application/json")
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            raise FetchFailed("remote resource is not JSON") from e

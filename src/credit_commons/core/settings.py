@@ -1,0 +1,128 @@
+"""The one typed settings object of Credit Commons.
+
+Built once, from ``COMMONS_*`` environment variables (and optionally a ``.env`` file named by
+the caller), in ``create_app(settings)`` or at the CLI root, then handed down.  Nothing reads
+the environment anywhere else.  ``COMMONS_DATABASE_URL`` and ``COMMONS_DATA_DIR`` locate all
+state, so several instances can run side by side on one machine.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from credit_commons.core.errors import ConfigurationError
+
+__all__ = ["Environment", "Settings"]
+
+
+class Environment(StrEnum):
+    """Where the platform runs; ``production`` turns on every refusal of unsafe settings."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every configurable value of the platform, read once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="COMMONS_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    env: Environment = Field(default=Environment.DEVELOPMENT, description="deployment kind")
+    data_dir: Path = Field(default=Path("./var"), description="where local state lives")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/commons.db",
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="local master key file; default <data_dir>/master.key"
+    )
+    pseudonym_pepper: SecretStr | None = Field(
+        default=None,
+        description="secret pepper for pseudonyms, >= 32 bytes as base64url; "
+        "derived from the master key in development when unset",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="the URL clients use to reach this instance"
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    insecure_allow_private_network: bool = Field(
+        default=False,
+        description="let outbound fetches (did:web, status lists) reach loopback and private "
+        "addresses; development only",
+    )
+    insecure_allow_http: bool = Field(
+        default=False, description="let outbound fetches use plain http; development only"
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'commons.db'}"
+
+    @property
+    def resolved_master_key_file(self) -> Path:
+        """The master key file, defaulting to ``<data_dir>/master.key``."""
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def is_production(self) -> bool:
+        """Whether the production refusals apply."""
+        return self.env is Environment.PRODUCTION
+
+    def insecure_flags(self) -> list[str]:
+        """Names of the ``COMMONS_INSECURE_*`` flags that are switched on."""
+        return [
+            f"COMMONS_{name.upper()}"
+            for name in type(self).model_fields
+            if name.startswith("insecure_") and getattr(self, name)
+        ]
+
+    def check_production(self) -> None:
+        """Refuse unsafe settings in production (cf. seed 002 §15).
+
+        Checks what the settings alone can tell; the master key's origin is checked when the
+        key file is loaded.  Raises :class:`ConfigurationError` naming what to set.
+        """
+        if not self.is_production:
+            return
+        if self.resolved_database_url.startswith("sqlite"):
+            raise ConfigurationError(
+                "production refuses SQLite",
+                hint="set COMMONS_DATABASE_URL to a PostgreSQL URL, "
+                "e.g. postgresql+psycopg://commons@db:5432/commons",
+            )
+        if self.pseudonym_pepper is None:
+            raise ConfigurationError(
+                "production needs a pseudonymisation pepper",
+                hint="set COMMONS_PSEUDONYM_PEPPER to 32+ random bytes, base64url "
+                '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
+            )
+        flags = self.insecure_flags()
+        if flags:
+            raise ConfigurationError(
+                f"production refuses insecure flags: {', '.join(flags)}",
+                hint="unset " + " and ".join(flags),
+            )
+        if self.public_url.startswith("http://"):
+            raise ConfigurationError(
+                "production needs an https public URL",
+                hint="set COMMONS_PUBLIC_URL to the https:// address clients use",
+            )

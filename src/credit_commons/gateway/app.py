@@ -1,0 +1,92 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from credit_commons import __version__
+from credit_commons.core import db
+from credit_commons.core.clock import Clock
+from credit_commons.core.migrate import current_revision, head_revision
+from credit_commons.core.settings import Settings
+from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
+from credit_commons.gateway.problems import install_problem_handlers
+from credit_commons.runtime import Runtime
+
+__all__ = ["create_app", "get_runtime"]
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime of the app serving ``request`` (a FastAPI dependency)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, clock: Clock | None = None
+) -> FastAPI:
+    """Build the HTTP app from ``settings`` (or an already built ``runtime``).
+
+    Raises :class:`~credit_commons.core.errors.ConfigurationError` when the settings are
+    refused (see :meth:`Settings.check_production`).
+    """
+    runtime = runtime or Runtime.build(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="Credit Commons",
+        version=__version__,
+        summary="Verifiable credit-readiness credentials, borrower consent and a public log.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    registry = CollectorRegistry()
+    app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: the database answers and is migrated to this version's schema.",
+        responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
+    )
+    def readyz() -> Any:
+        db.ping(runtime.engine)
+        current, head = current_revision(runtime.engine), head_revision()
+        if current != head:
+            return JSONResponse(
+                {
+                    "type": "https://credit-commons.dev/problems/service.not_migrated",
+                    "title": "Service unavailable",
+                    "status": 503,
+                    "code": "service.not_migrated",
+                    "detail": "the database schema is not at this version's head; "
+                    "run `commons db upgrade`",
+                },
+                status_code=503,
+                media_type="application/problem+json",
+            )
+        return {"status": "ready", "database": runtime.engine.dialect.name, "schema": current}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", include_in_schema=True)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

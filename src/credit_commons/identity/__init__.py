@@ -1,0 +1,1 @@
+"""Identity: Indian identifier validation and normalisation before pseudonymisation."""

@@ -1,0 +1,1 @@
+"""Credential issuance: status lists and (later) the credential issuer itself."""

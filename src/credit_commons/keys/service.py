@@ -1,0 +1,83 @@
+"""Use cases of the keys domain: create, rotate, list and publish signing keys.
+
+Each state change records its event (``key.created``, ``key.rotated``) in the caller's
+transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import Clock
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.did_key import encode_did_key
+from credit_commons.keys.store import KeyStore, KeyVersion
+from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+
+__all__ = ["KeyCreated", "KeyRotated", "create_key", "list_keys", "public_jwks", "rotate_key"]
+
+
+class KeyCreated(EventDetails, event_type="key.created"):
+    """A signing key was created."""
+
+    key_name: Token
+    version: int
+    key_type: KeyType
+    kid: Token
+
+
+class KeyRotated(EventDetails, event_type="key.rotated"):
+    """A signing key got a new version; older versions keep verifying."""
+
+    key_name: Token
+    version: int
+    key_type: KeyType
+    kid: Token
+
+
+def create_key(
+    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+) -> KeyVersion:
+    """Create key ``name`` and record ``key.created``.  Raises ``KeyExists``/``ValidationError``."""
+    now = clock.now()
+    info = store.create(session, name, key_type, now)
+    record_event(
+        session,
+        KeyCreated(key_name=info.name, version=info.version, key_type=info.key_type, kid=info.kid),
+        actor=actor,
+        at=now,
+        object=object_digest("signing_key", info.kid),
+    )
+    return info
+
+
+def rotate_key(
+    session: Session, store: KeyStore, clock: Clock, *, name: str, actor: str
+) -> KeyVersion:
+    """Add a new version of ``name`` and record ``key.rotated``.  Raises ``KeyNotFound``."""
+    now = clock.now()
+    info = store.rotate(session, name, now)
+    record_event(
+        session,
+        KeyRotated(key_name=info.name, version=info.version, key_type=info.key_type, kid=info.kid),
+        actor=actor,
+        at=now,
+        object=object_digest("signing_key", info.kid),
+    )
+    return info
+
+
+def list_keys(session: Session, store: KeyStore, name: str | None = None) -> list[KeyVersion]:
+    """Every version of every key (or of ``name``), oldest first."""
+    return store.versions(session, name)
+
+
+def public_jwks(session: Session, store: KeyStore, name: str) -> dict[str, Any]:
+    """The JWK Set of every version of ``name`` (newest first) and the newest key's did:key."""
+    versions = sorted(store.versions(session, name), key=lambda v: v.version, reverse=True)
+    return {
+        "keys": [v.jwk() for v in versions],
+        "did": encode_did_key(versions[0].public_key),
+    }

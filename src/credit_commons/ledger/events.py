@@ -1,0 +1,199 @@
+"""The event spine: typed events written in the caller's transaction.
+
+Every state change records an event ``{type, at, actor, subject, object, details}``:
+``actor`` and ``subject`` are pseudonyms (``p1:…``), ``object`` is a SHA-256 hex digest, and
+``details`` is an instance of the typed details model registered for the event type.
+
+Nothing personal can slip into ``details``: a details model may only declare fields of safe
+types — booleans, integers, datetimes, enums, literals, pseudonyms, digests and
+:data:`Token` strings (at most 128 characters from ``[A-Za-z0-9._:#/+=-]``, no spaces) —
+and this is checked when the class is defined, not when an event is written.  Free-form
+strings and dicts cannot be declared at all.
+
+The transparency log turns these rows into Merkle leaves (docs/log.md).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import types
+import typing
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.encoding import canonical_json, sha256_hex
+from credit_commons.core.errors import ValidationError
+from credit_commons.core.ids import new_id
+from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
+from credit_commons.ledger.models import EventRow
+
+__all__ = [
+    "Digest",
+    "EventDetails",
+    "PseudonymField",
+    "RecordedEvent",
+    "Token",
+    "event_types",
+    "object_digest",
+    "record_event",
+]
+
+
+class _Safe:
+    """Marker put in ``Annotated`` metadata of the string types allowed in event details."""
+
+
+_SAFE = _Safe()
+
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:#/+=-]{1,128}$"), _SAFE]
+"""A short machine token: a key name, a credential type, a status, an id."""
+
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$"), _SAFE]
+"""A SHA-256 hex digest."""
+
+PseudonymField = Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN), _SAFE]
+"""A pseudonym (``p1:…``)."""
+
+_EVENT_TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_.]*$")
+_REGISTRY: dict[str, type[EventDetails]] = {}
+
+
+def _is_safe(annotation: Any, metadata: list[Any]) -> bool:
+    if annotation in (bool, int, datetime, type(None)):
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        return _is_safe(args[0], [*metadata, *args[1:]])
+    if annotation is str:
+        return any(isinstance(m, _Safe) for m in metadata)
+    if origin is Literal:
+        return all(isinstance(a, str | int | bool) for a in args)
+    if origin in (Union, types.UnionType):
+        return all(_is_safe(a, metadata) for a in args)
+    if origin is tuple:
+        items = [a for a in args if a is not Ellipsis]
+        return all(_is_safe(a, []) for a in items)
+    return False
+
+
+class EventDetails(BaseModel):
+    """Base of every event's typed details.  Subclass with ``event_type="domain.verb"``.
+
+    Raises :class:`TypeError` at class definition for a field of an unsafe type, a missing
+    or malformed event type, or an event type registered twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    event_type: ClassVar[str]
+
+    def __init_subclass__(cls, event_type: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if event_type is None:
+            raise TypeError(f"{cls.__name__} must declare event_type=...")
+        if not isinstance(event_type, str) or not _valid_type(event_type):
+            raise TypeError(f"{cls.__name__}: malformed event type {event_type!r}")
+        if event_type in _REGISTRY:
+            raise TypeError(f"event type {event_type!r} is already registered")
+        cls.event_type = event_type
+        _REGISTRY[event_type] = cls
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, field in cls.model_fields.items():
+            if not _is_safe(field.annotation, list(field.metadata)):
+                _REGISTRY.pop(cls.event_type, None)
+                raise TypeError(
+                    f"{cls.__name__}.{name}: event details may only hold booleans, integers, "
+                    "datetimes, enums, literals, Token, Digest or PseudonymField"
+                )
+
+
+def _valid_type(value: str) -> bool:
+    return bool(_EVENT_TYPE.match(value)) and len(value) <= 64
+
+
+def event_types() -> dict[str, type[EventDetails]]:
+    """Every registered event type and its details model."""
+    return dict(_REGISTRY)
+
+
+def object_digest(kind: str, identifier: str) -> str:
+    """The ``object`` hash of an event: SHA-256 of the canonical ``{"kind", "id"}`` reference."""
+    return sha256_hex(canonical_json({"id": identifier, "kind": kind}))
+
+
+class RecordedEvent(BaseModel):
+    """An event as recorded, read back from the spine."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    type: str
+    at: datetime
+    actor: str
+    subject: str | None
+    object: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: EventRow) -> RecordedEvent:
+        """Build from a database row."""
+        return cls(
+            id=row.id,
+            type=row.type,
+            at=utc(row.at),
+            actor=row.actor,
+            subject=row.subject,
+            object=row.object,
+            details=json.loads(row.details),
+        )
+
+
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def record_event(
+    session: Session,
+    details: EventDetails,
+    *,
+    actor: str,
+    at: datetime,
+    subject: str | None = None,
+    object: str | None = None,
+) -> RecordedEvent:
+    """Write one event in the caller's transaction (flushes; the caller commits).
+
+    Raises :class:`ValidationError` if ``actor``/``subject`` are not pseudonyms, ``object`` is
+    not a SHA-256 hex digest, or ``details`` is not a registered details model.
+    """
+    if type(details) not in _REGISTRY.values():
+        raise ValidationError("event details must be a registered EventDetails model")
+    if not _PSEUDONYM.match(actor):
+        raise ValidationError("event actor must be a pseudonym")
+    if subject is not None and not _PSEUDONYM.match(subject):
+        raise ValidationError("event subject must be a pseudonym")
+    if object is not None and not _DIGEST.match(object):
+        raise ValidationError("event object must be a SHA-256 hex digest")
+    row = EventRow(
+        id=new_id("evt"),
+        type=details.event_type,
+        at=utc(at),
+        actor=actor,
+        subject=subject,
+        object=object,
+        details=canonical_json(details.model_dump(mode="json")).decode("utf-8"),
+    )
+    session.add(row)
+    session.flush()
+    return RecordedEvent.from_row(row)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the platform schema; run with ``commons db upgrade``."""

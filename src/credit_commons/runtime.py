@@ -1,0 +1,96 @@
+"""The platform's runtime: everything built once from :class:`Settings` and handed down.
+
+``Runtime.build(settings)`` runs the start-up checks (production refusals), opens the
+database engine, loads (or, in development, creates) the master key file, sets up the
+pseudonymiser and the key store.  ``create_app`` and the CLI both start here, so the HTTP
+API and the CLI run the same service functions over the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from credit_commons.core.clock import Clock, SystemClock
+from credit_commons.core.db import make_engine, make_sessionmaker
+from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.errors import CommonsError, ConfigurationError
+from credit_commons.core.pseudonym import Pseudonymizer
+from credit_commons.core.settings import Settings
+from credit_commons.keys.master import MasterKeyring
+from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
+
+__all__ = ["Runtime"]
+
+
+def _pepper(settings: Settings, master: MasterKeyring) -> bytes:
+    if settings.pseudonym_pepper is None:
+        # Development only (production refuses this in Settings.check_production): a pepper
+        # derived from the master key, stable for the life of the key file.
+        return master.derive("pseudonym-pepper/dev", version=1)
+    try:
+        pepper = b64url_decode(settings.pseudonym_pepper.get_secret_value())
+    except CommonsError as e:
+        raise ConfigurationError(
+            "COMMONS_PSEUDONYM_PEPPER is not base64url",
+            hint='generate one with python -c "import secrets; print(secrets.token_urlsafe(32))"',
+        ) from e
+    return pepper
+
+
+@dataclass
+class Runtime:
+    """The shared objects of one running instance."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    master: MasterKeyring
+    pseudonymizer: Pseudonymizer
+    key_store: KeyStore
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        """Check the settings and build the runtime.
+
+        Raises :class:`ConfigurationError` for settings production refuses, a missing or
+        development master key in production, or a malformed pepper.
+        """
+        settings.check_production()
+        clock = clock or SystemClock()
+        # Local state (database, key file) is for this user only.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key_file = settings.resolved_master_key_file
+        if settings.is_production:
+            master = MasterKeyring.load(key_file)
+            if master.development:
+                raise ConfigurationError(
+                    f"production refuses the development master key {key_file}",
+                    hint="create a production key with `commons keys init-master --production` "
+                    "and point COMMONS_MASTER_KEY_FILE at it",
+                )
+        else:
+            master = MasterKeyring.load_or_create(key_file, now=clock.now())
+        pseudonymizer = Pseudonymizer(_pepper(settings, master))
+        engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            clock=clock,
+            master=master,
+            pseudonymizer=pseudonymizer,
+            key_store=EmbeddedKeyStore(master),
+        )
+
+    def operator_actor(self, name: str = "local") -> str:
+        """The pseudonym that stands for an operator acting through the CLI."""
+        return self.pseudonymizer.pseudonym("operator", name)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
