@@ -15,12 +15,17 @@ from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 
-import click
 import pydantic
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from credit_commons import __version__
-from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCode
+from credit_commons.core.errors import (
+    CommonsError,
+    ConfigurationError,
+    ExitCode,
+    UnavailableError,
+)
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 
@@ -287,14 +292,23 @@ def main(argv: list[str] | None = None) -> int:
         else:
             typer.echo(f"error: {error.diagnostics()}", err=True)
         return error.exit_code
-    except click.exceptions.Abort:
+    except SQLAlchemyError as error:
+        # A safety net: storage errors are translated where they enter, but a dropped
+        # connection can surface anywhere.  Never print the driver's message (it may
+        # contain the database URL).
+        unavailable = UnavailableError(f"database error ({error.__class__.__name__})")
+        typer.echo(f"error: {unavailable.diagnostics()}", err=True)
+        return unavailable.exit_code
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return ExitCode.FAILURE
-    except click.ClickException as error:
-        error.show()
+    except typer.Exit as exit_:
+        return int(exit_.exit_code)
+    except typer.TyperException as error:  # usage errors from the parser
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
         return ExitCode.USAGE
-    except click.exceptions.Exit as exit_:
-        return exit_.exit_code
     return ExitCode.OK
 
 

@@ -39,12 +39,23 @@ class Base(DeclarativeBase):
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling defers BEGIN and lets a SAVEPOINT outside a
+    # transaction commit on RELEASE, which breaks nested units of work.  Take it over:
+    # the driver runs in autocommit mode and SQLAlchemy's "begin" event emits BEGIN.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front, so a transaction that later writes waits
+    # (busy_timeout) instead of failing when another writer got there first; WAL readers
+    # outside this process are not blocked by it.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -68,6 +79,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
             parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":

@@ -22,7 +22,7 @@ __all__ = ["JsonFormatter", "configure_logging", "redact", "request_id_var"]
 request_id_var: ContextVar[str | None] = ContextVar("commons_request_id", default=None)
 
 _SECRET_NAME = re.compile(
-    r"(pass(word)?|secret|token|pepper|authori[sz]ation|cookie|private|(^|_)key$|^key|"
+    r"(pass(word)?|secret|token|pepper|authori[sz]ation|cookie|private|(^|_)key$|"
     r"assertion|credential|signature)",
     re.IGNORECASE,
 )

@@ -10,8 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from credit_commons.core.db import Base
+from credit_commons.core.errors import UnavailableError
 
 __all__ = ["MODEL_MODULES", "current_revision", "head_revision", "target_metadata", "upgrade"]
 
@@ -37,18 +39,30 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Apply migrations up to ``revision`` in one transaction; returns the new revision."""
+    """Apply migrations up to ``revision`` in one transaction; returns the new revision.
+
+    Raises :class:`UnavailableError` when the database cannot be reached.
+    """
     config = _config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    except OperationalError as e:
+        raise UnavailableError("the database is not reachable") from e
     return current_revision(engine)
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None when it has never been migrated)."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+    """The revision the database is at (None when it has never been migrated).
+
+    Raises :class:`UnavailableError` when the database cannot be reached.
+    """
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as e:
+        raise UnavailableError("the database is not reachable") from e
 
 
 def head_revision() -> str | None:

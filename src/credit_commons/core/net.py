@@ -103,7 +103,8 @@ class OutboundFetcher:
         for address in addresses:
             ip = ipaddress.ip_address(address)
             mapped = getattr(ip, "ipv4_mapped", None)
-            if not ip.is_global or (mapped is not None and not mapped.is_global):
+            blocked = not ip.is_global or ip.is_multicast
+            if blocked or (mapped is not None and not mapped.is_global):
                 raise UnsafeUrl("URL resolves to a non-public address")
 
     def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:

@@ -1,0 +1,94 @@
+"""Shared fixtures: settings in a temporary data directory, and both database backends.
+
+``backend_url`` is parametrised over SQLite and PostgreSQL.  Each PostgreSQL use gets its own
+schema (dropped afterwards) in the database named by ``COMMONS_TEST_POSTGRES_URL``, so runs
+and tests never collide.  When PostgreSQL is unreachable the tests fail — unless
+``COMMONS_TEST_SKIP_POSTGRES=1`` says, explicitly, to skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from credit_commons.core.migrate import upgrade
+from credit_commons.core.settings import Settings
+from credit_commons.runtime import Runtime
+
+POSTGRES_URL = os.environ.get(
+    "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SKIP_POSTGRES = os.environ.get("COMMONS_TEST_SKIP_POSTGRES") == "1"
+VECTORS = Path(__file__).parent / "vectors"
+
+
+@pytest.fixture(autouse=True)
+def _clean_commons_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; nothing leaks in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("COMMONS_") and not name.startswith("COMMONS_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    if SKIP_POSTGRES:
+        pytest.skip("COMMONS_TEST_SKIP_POSTGRES=1")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as e:  # pragma: no cover - environment problem
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({e.__class__.__name__}); start it "
+            "or set COMMONS_TEST_SKIP_POSTGRES=1"
+        )
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database URL on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'commons.db'}"
+    url: str = request.getfixturevalue("postgres_schema_url")
+    return url
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings rooted in ``tmp_path`` (development unless overridden)."""
+    values: dict[str, Any] = {"data_dir": tmp_path / "var", "env": "test"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, backend_url: str) -> Settings:
+    """Test settings on each backend."""
+    return make_settings(tmp_path, database_url=backend_url)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """A migrated runtime on each backend."""
+    rt = Runtime.build(settings)
+    upgrade(rt.engine)
+    try:
+        yield rt
+    finally:
+        rt.close()

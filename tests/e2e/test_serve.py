@@ -1,0 +1,106 @@
+"""End to end: `commons db upgrade` then `commons serve` as real processes, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+PEPPER = "c2VjcmV0LXBlcHBlci1mb3ItdGhlLWUyZS10ZXN0LW9ubHk"
+COMMONS = [sys.executable, "-m", "credit_commons.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def commons_env(data_dir: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
+    env.update(
+        COMMONS_DATA_DIR=str(data_dir),
+        COMMONS_DATABASE_URL=database_url,
+        COMMONS_PSEUDONYM_PEPPER=PEPPER,
+    )
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
+    env = commons_env(tmp_path / "var", backend_url)
+    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*COMMONS, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start:\n{log_path.read_text()}")
+                time.sleep(0.1)
+            yield base, log_path
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=15)
+
+
+def test_serves_health_readiness_metrics_and_problems(server: tuple[str, Path]) -> None:
+    base, log_path = server
+    with httpx.Client(base_url=base, timeout=5) as client:
+        health = client.get("/healthz")
+        assert health.json()["status"] == "ok"
+        assert health.headers["x-request-id"].startswith("req_")
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready"
+        assert ready["schema"] == "0001"
+        assert "commons_http_requests_total" in client.get("/metrics").text
+        spec = client.get("/openapi.json").json()
+        assert spec["info"]["title"] == "Credit Commons"
+        missing = client.get("/v1/nothing-here", params={"access_token": "sekrit-token"})
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["code"] == "resource.not_found"
+    time.sleep(0.2)  # let the access log flush
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    requests = [entry for entry in lines if entry.get("message") == "request"]
+    assert {"route", "status", "duration_ms", "request_id"} <= set(requests[0])
+    text = log_path.read_text()
+    assert PEPPER not in text
+    assert "sekrit-token" not in text
+
+
+def test_production_refuses_to_serve_with_sqlite(tmp_path: Path) -> None:
+    env = commons_env(tmp_path / "var", f"sqlite:///{tmp_path}/x.db")
+    env["COMMONS_ENV"] = "production"
+    result = subprocess.run(
+        [*COMMONS, "serve", "--port", str(free_port())],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 8
+    assert "COMMONS_DATABASE_URL" in result.stderr

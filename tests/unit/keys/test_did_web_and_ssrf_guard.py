@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from credit_commons.core.net import FetchFailed, OutboundFetcher, UnsafeUrl
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.did_key import encode_did_key
+from credit_commons.keys.did_web import DidResolver, did_web_url
+from credit_commons.keys.errors import DidInvalid, DidResolutionFailed
+from credit_commons.keys.jwk import public_key_to_jwk
+
+PUBLIC_IP = "93.184.216.34"
+
+
+def resolver_to(*addresses: str) -> Callable[[str], list[str]]:
+    return lambda _host: list(addresses)
+
+
+def fetcher(handler: Callable[[httpx.Request], httpx.Response], **kw: object) -> OutboundFetcher:
+    return OutboundFetcher(
+        transport=httpx.MockTransport(handler),
+        resolver=kw.pop("resolver", resolver_to(PUBLIC_IP)),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("did", "url"),
+    [
+        # did:web method specification §3.2, examples.
+        ("did:web:w3c-ccg.github.io", "https://w3c-ccg.github.io/.well-known/did.json"),
+        ("did:web:w3c-ccg.github.io:user:alice", "https://w3c-ccg.github.io/user/alice/did.json"),
+        ("did:web:example.com%3A3000:user:alice", "https://example.com:3000/user/alice/did.json"),
+    ],
+)
+def test_did_web_url_mapping(did: str, url: str) -> None:
+    assert did_web_url(did) == url
+
+
+@pytest.mark.parametrize(
+    "did",
+    [
+        "did:web:",
+        "did:web:exa mple.com",
+        "did:web:example.com:..:etc",
+        "did:web:-bad.com",
+        "did:x:y",
+    ],
+)
+def test_malformed_did_web_is_rejected(did: str) -> None:
+    with pytest.raises(DidInvalid):
+        did_web_url(did)
+
+
+def _document(did: str, key: PrivateKey) -> dict[str, object]:
+    return {
+        "@context": ["https://www.w3.org/ns/did/v1"],
+        "id": did,
+        "verificationMethod": [
+            {
+                "id": f"{did}#key-1",
+                "type": "JsonWebKey2020",
+                "controller": did,
+                "publicKeyJwk": public_key_to_jwk(key.public_key),
+            },
+            {
+                "id": f"{did}#key-2",
+                "type": "Multikey",
+                "controller": did,
+                "publicKeyMultibase": encode_did_key(key.public_key)[len("did:key:") :],
+            },
+        ],
+    }
+
+
+def test_resolve_did_web_through_injected_transport() -> None:
+    did = "did:web:issuer.example:tenants:up"
+    key = PrivateKey.generate(KeyType.P256)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=_document(did, key))
+
+    resolver = DidResolver(fetcher(handler))
+    assert resolver.resolve(did)["id"] == did
+    assert resolver.resolve_key(f"{did}#key-1") == key.public_key
+    assert resolver.resolve_key(f"{did}#key-2") == key.public_key
+    assert seen[0] == "https://issuer.example/tenants/up/did.json"
+    with pytest.raises(DidResolutionFailed):
+        resolver.resolve_key(did)  # two methods: a fragment is required
+    with pytest.raises(DidResolutionFailed):
+        resolver.resolve_key(f"{did}#key-9")
+
+
+def test_did_key_resolves_locally_without_a_fetcher() -> None:
+    key = PrivateKey.generate(KeyType.ED25519)
+    did = encode_did_key(key.public_key)
+    assert DidResolver().resolve_key(did) == key.public_key
+    assert DidResolver().resolve(did)["id"] == did
+    with pytest.raises(DidResolutionFailed):
+        DidResolver().resolve("did:web:example.com")
+    with pytest.raises(DidInvalid):
+        DidResolver().resolve("did:ethr:0xabc")
+
+
+def test_document_for_another_did_is_refused() -> None:
+    key = PrivateKey.generate(KeyType.ED25519)
+    handler = lambda _r: httpx.Response(200, json=_document("did:web:evil.example", key))  # noqa: E731
+    with pytest.raises(DidResolutionFailed):
+        DidResolver(fetcher(handler)).resolve("did:web:issuer.example")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.1.1",
+        "172.16.0.1",
+        "169.254.169.254",
+        "::1",
+        "fc00::1",
+        "fe80::1",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
+def test_ssrf_guard_refuses_non_public_addresses(address: str) -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={})
+
+    guarded = fetcher(handler, resolver=resolver_to(PUBLIC_IP, address))
+    with pytest.raises(UnsafeUrl):
+        guarded.get_json("https://looks-public.example/x")
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(UnsafeUrl):
+        guarded.get_json(f"https://{host}/x")
+    assert calls == []
+    # Development may allow it explicitly.
+    fetcher(handler, resolver=resolver_to(address), allow_private=True).get_json(
+        "https://internal.example/x"
+    )
+    assert len(calls) == 1
+
+
+def test_ssrf_guard_refuses_http_credentials_redirects_and_large_bodies() -> None:
+    ok = lambda _r: httpx.Response(200, json={"a": 1})  # noqa: E731
+    with pytest.raises(UnsafeUrl):
+        fetcher(ok).get_json("http://issuer.example/x")
+    assert fetcher(ok, allow_http=True).get_json("http://issuer.example/x") == {"a": 1}
+    with pytest.raises(UnsafeUrl):
+        fetcher(ok).get_json("https://user:pw@issuer.example/x")
+    with pytest.raises(UnsafeUrl):
+        fetcher(ok).get_json("file:///etc/passwd")
+    redirect = lambda _r: httpx.Response(302, headers={"Location": "http://127.0.0.1/"})  # noqa: E731
+    with pytest.raises(FetchFailed):
+        fetcher(redirect).get_json("https://issuer.example/x")
+    big = lambda _r: httpx.Response(200, content=b"[" + b"1," * 400_000 + b"1]")  # noqa: E731
+    with pytest.raises(FetchFailed):
+        fetcher(big).get_json("https://issuer.example/x")
+    not_json = lambda _r: httpx.Response(200, content=b"<html>")  # noqa: E731
+    with pytest.raises(FetchFailed):
+        fetcher(not_json).get_json("https://issuer.example/x")
+
+    def broken(_r: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(FetchFailed):
+        fetcher(broken).get_json("https://issuer.example/x")
