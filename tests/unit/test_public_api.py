@@ -1,0 +1,40 @@
+"""Guards the public namespaces: every name in ``__all__`` exists, has a docstring, and the
+list changes only on purpose (update the expected set together with the docs)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+
+EXPECTED = {
+    "credit_commons": {"__version__"},
+    "credit_commons.core": {
+        "Clock", "CommonsError", "ConfigurationError", "ConflictError", "Environment",
+        "FixedClock", "ForbiddenError", "IdGenerator", "IntegrityError", "NotFoundError",
+        "Pseudonymizer", "Settings", "SystemClock", "UnauthorizedError", "UnavailableError",
+        "ValidationError", "b64_decode", "b64_encode", "b64url_decode", "b64url_encode",
+        "canonical_json", "new_id", "sha256", "sha256_hex",
+    },
+    "credit_commons.keys": {
+        "ACCEPTED_ALGS", "AlgorithmNotAllowed", "DidInvalid", "DidResolutionFailed",
+        "DidResolver", "EmbeddedKeyStore", "KeyDecryptionFailed", "KeyExists", "KeyInvalid",
+        "KeyNotFound", "KeyStore", "KeyType", "KeyTypeMismatch", "KeyVersion", "MasterKeyring",
+        "PrivateKey", "PublicKey", "SignatureInvalid", "Signer", "StoredSigner", "check_alg",
+        "decode_did_key", "did_key_document", "did_web_url", "encode_did_key",
+        "private_key_from_jwk", "private_key_to_jwk", "public_key_from_jwk",
+        "public_key_to_jwk", "thumbprint",
+    },
+    "credit_commons.gateway": {"create_app"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_public_names(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == EXPECTED[module_name]
+    for name in module.__all__:
+        value = getattr(module, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert inspect.getdoc(value), f"{module_name}.{name} has no docstring"
