@@ -63,9 +63,12 @@ def test_event_type_is_required_well_formed_and_unique() -> None:
         class _BadType(EventDetails, event_type="Not A Type"):
             a: int
 
+    class _First(EventDetails, event_type="test.first"):
+        a: int
+
     with pytest.raises(TypeError, match="already registered"):
 
-        class _Dup(EventDetails, event_type="key.rotated"):
+        class _Dup(EventDetails, event_type="test.first"):
             a: int
 
 
