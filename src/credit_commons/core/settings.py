@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,35 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000", description="the URL clients use to reach this instance"
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    log_origin: str | None = Field(
+        default=None,
+        description="the log's checkpoint origin line; default <public_url host>/log",
+        max_length=255,
+        pattern=r"^[^\s+]+$",
+    )
+    log_checkpoint_interval: float = Field(
+        default=10.0, gt=0, description="seconds between checkpoints while the log grows"
+    )
+    log_checkpoint_leaves: int = Field(
+        default=10_000, ge=1, description="publish a checkpoint as soon as this many new leaves"
+    )
+    log_batch_size: int = Field(default=10_000, ge=1, le=100_000)
+    log_witnesses: list[str] = Field(
+        default_factory=list,
+        description="witnesses to ask for cosignatures, each 'VKEY@URL' (tlog-witness)",
+    )
+    anchor_backends: list[str] = Field(
+        default_factory=lambda: ["file"], description="where checkpoints are anchored: file, evm"
+    )
+    anchor_file: Path | None = Field(
+        default=None, description="the file anchor journal; default <data_dir>/anchors.jsonl"
+    )
+    anchor_max_attempts: int = Field(default=8, ge=1, description="attempts before DEAD")
+    anchor_evm_rpc_url: str | None = Field(default=None, description="EVM JSON-RPC endpoint")
+    anchor_evm_contract: str | None = Field(default=None, description="Anchor contract address")
+    anchor_evm_private_key: SecretStr | None = Field(
+        default=None, description="hex private key of the anchoring account"
+    )
     insecure_allow_private_network: bool = Field(
         default=False,
         description="let outbound fetches (did:web, status lists) reach loopback and private "
@@ -81,6 +111,18 @@ class Settings(BaseSettings):
     def resolved_master_key_file(self) -> Path:
         """The master key file, defaulting to ``<data_dir>/master.key``."""
         return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def resolved_log_origin(self) -> str:
+        """The log origin, defaulting to ``<host[:port] of the public URL>/log``."""
+        if self.log_origin:
+            return self.log_origin
+        return f"{urlsplit(self.public_url).netloc}/log"
+
+    @property
+    def resolved_anchor_file(self) -> Path:
+        """The file anchor journal, defaulting to ``<data_dir>/anchors.jsonl``."""
+        return self.anchor_file or self.data_dir / "anchors.jsonl"
 
     @property
     def is_production(self) -> bool:

@@ -31,7 +31,7 @@ from credit_commons.core.encoding import canonical_json, sha256_hex
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
-from credit_commons.ledger.models import EventRow
+from credit_commons.ledger.models import EventRow, LogOutboxRow
 
 __all__ = [
     "Digest",
@@ -39,7 +39,10 @@ __all__ = [
     "PseudonymField",
     "RecordedEvent",
     "Token",
+    "event_digest",
+    "event_document",
     "event_types",
+    "log_entry",
     "object_digest",
     "record_event",
 ]
@@ -194,6 +197,48 @@ def record_event(
         object=object,
         details=canonical_json(details.model_dump(mode="json")).decode("utf-8"),
     )
+    recorded = RecordedEvent.from_row(row)
     session.add(row)
+    # The log entry is fixed now, in the same transaction: the sequencer only numbers it.
+    session.add(LogOutboxRow(event_id=row.id, entry=log_entry(recorded)))
     session.flush()
-    return RecordedEvent.from_row(row)
+    return recorded
+
+
+def _timestamp(at: datetime) -> str:
+    return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_document(event: RecordedEvent) -> dict[str, Any]:
+    """The full event as JSON: what a receipt carries and what the log entry's digest covers."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "at": _timestamp(event.at),
+        "actor": event.actor,
+        "subject": event.subject,
+        "object": event.object,
+        "details": event.details,
+    }
+
+
+def event_digest(document: dict[str, Any]) -> str:
+    """SHA-256 hex of the RFC 8785 form of an event document."""
+    return sha256_hex(canonical_json(document))
+
+
+def log_entry(event: RecordedEvent) -> bytes:
+    """The log entry (Merkle leaf data) of an event: its canonical JSON *reference*.
+
+    ``{"at", "digest", "id", "type", "v": 1}`` — the type and time are public, everything
+    else (pseudonyms, object, details) is behind the digest of :func:`event_document`, so
+    the public log reveals nothing about who did what to whom (docs/log.md).
+    """
+    reference = {
+        "v": 1,
+        "id": event.id,
+        "type": event.type,
+        "at": _timestamp(event.at),
+        "digest": event_digest(event_document(event)),
+    }
+    return canonical_json(reference)

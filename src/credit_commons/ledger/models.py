@@ -1,15 +1,24 @@
-"""Tables of the ledger domain: the event spine."""
+"""Tables of the ledger domain: the event spine and the transparency log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, Text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["EventRow"]
+__all__ = [
+    "CheckpointRow",
+    "CosignatureRow",
+    "EventRow",
+    "LogEntryRow",
+    "LogOutboxRow",
+    "LogStateRow",
+    "LogTileRow",
+    "WitnessProgressRow",
+]
 
 
 class EventRow(Base):
@@ -32,3 +41,82 @@ class EventRow(Base):
         Index("ix_events_type_at", "type", "at"),
         Index("ix_events_subject", "subject"),
     )
+
+
+class LogOutboxRow(Base):
+    """An event waiting to be sequenced into the log; written with the event itself.
+
+    ``entry`` is the log entry (the canonical JSON event reference), fixed at record time.
+    """
+
+    __tablename__ = "log_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogEntryRow(Base):
+    """A sequenced log entry: leaf ``leaf_index`` is ``entry``, recorded for ``event_id``."""
+
+    __tablename__ = "log_entries"
+
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogTileRow(Base):
+    """A tlog-tiles hash tile: up to 256 concatenated 32-byte hashes at tile ``level``.
+
+    Full tiles (256 hashes) never change; the one partial tile per level grows in place.
+    """
+
+    __tablename__ = "log_tiles"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogStateRow(Base):
+    """The single row holding the sequenced tree size and root; the sequencer's lock."""
+
+    __tablename__ = "log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CheckpointRow(Base):
+    """A signed checkpoint (the log's own signature only; cosignatures are separate)."""
+
+    __tablename__ = "log_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CosignatureRow(Base):
+    """A witness cosignature line over the checkpoint of ``size``."""
+
+    __tablename__ = "log_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessProgressRow(Base):
+    """The tree size each configured witness last cosigned (where the next request starts)."""
+
+    __tablename__ = "log_witness_progress"
+
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)

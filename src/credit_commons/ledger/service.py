@@ -1,0 +1,268 @@
+"""Use cases of the transparency log: checkpoints, proofs, entries and receipts.
+
+The log signs checkpoints with the key-store key ``log`` (Ed25519, created on first use);
+its signed-note key name is the log origin.  Proofs are served for any tree size up to the
+sequenced size; clients check them against a checkpoint they hold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import Clock
+from credit_commons.core.encoding import b64_encode
+from credit_commons.core.errors import NotFoundError, ValidationError
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.store import KeyStore, StoredSigner
+from credit_commons.ledger import rfc6962
+from credit_commons.ledger.checkpoint import Checkpoint
+from credit_commons.ledger.events import RecordedEvent, event_document
+from credit_commons.ledger.models import (
+    CheckpointRow,
+    CosignatureRow,
+    EventRow,
+    LogEntryRow,
+    LogStateRow,
+)
+from credit_commons.ledger.note import (
+    ALG_ED25519,
+    Signature,
+    compute_key_id,
+    format_vkey,
+    parse_note,
+    sign_note,
+)
+from credit_commons.ledger.tiles import TileCache, TileHashSource
+
+__all__ = [
+    "LOG_KEY_NAME",
+    "MAX_ENTRIES_PER_PAGE",
+    "LogNoteSigner",
+    "checkpoint_with_cosignatures",
+    "consistency_proof",
+    "entries",
+    "inclusion_proof",
+    "latest_checkpoint",
+    "log_signer",
+    "log_state",
+    "log_verifier_key",
+    "publish_checkpoint",
+    "receipt",
+]
+
+LOG_KEY_NAME = "log"
+MAX_ENTRIES_PER_PAGE = 1000
+_entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
+
+
+class LogNoteSigner:
+    """A signed-note signer (``note.Signer``) over the key store's ``log`` key."""
+
+    def __init__(self, origin: str, signer: StoredSigner) -> None:
+        self.name = origin
+        self._signer = signer
+        self.public_key = signer.public_key.raw()
+        self.key_id = compute_key_id(origin, ALG_ED25519, self.public_key)
+
+    def sign(self, message: bytes, /) -> bytes:
+        """Ed25519 signature over ``message``."""
+        return self._signer.sign(message)
+
+    @property
+    def vkey(self) -> str:
+        """The verifier key ``name+hexid+base64`` (signed-note@v1.0.0)."""
+        return format_vkey(self.name, ALG_ED25519, self.public_key)
+
+
+def log_signer(session: Session, store: KeyStore, origin: str, now: datetime) -> LogNoteSigner:
+    """The log's note signer, creating the Ed25519 ``log`` key on first use."""
+    try:
+        signer = store.signer(session, LOG_KEY_NAME)
+    except KeyNotFound:
+        store.create(session, LOG_KEY_NAME, KeyType.ED25519, now)
+        signer = store.signer(session, LOG_KEY_NAME)
+    if signer.key_type is not KeyType.ED25519:
+        raise ValidationError("the log key must be Ed25519 (signed-note@v1.0.0)")
+    return LogNoteSigner(origin, signer)
+
+
+def log_verifier_key(session: Session, store: KeyStore, origin: str, now: datetime) -> str:
+    """The verifier key auditors configure for this log."""
+    return log_signer(session, store, origin, now).vkey
+
+
+def log_state(session: Session) -> tuple[int, rfc6962.Hash]:
+    """The sequenced tree size and root."""
+    row = session.get(LogStateRow, 1)
+    if row is None:
+        raise NotFoundError("the log is not initialised; run `commons db upgrade`")
+    return row.size, rfc6962.Hash(row.root)
+
+
+def latest_checkpoint(session: Session) -> CheckpointRow | None:
+    """The newest signed checkpoint, if any."""
+    return session.scalars(
+        select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)
+    ).first()
+
+
+@dataclass(frozen=True)
+class Published:
+    """A checkpoint and whether this call signed it."""
+
+    row: CheckpointRow
+    new: bool
+
+
+def publish_checkpoint(
+    session: Session, store: KeyStore, clock: Clock, origin: str, cache: TileCache | None = None
+) -> Published:
+    """Sign a checkpoint of the sequenced tree unless the newest one already covers it.
+
+    Before signing, the new tree is checked to be consistent with the previous checkpoint
+    (a consistency proof from the stored tiles, verified): the log never signs a fork of
+    itself.  Raises ``ConsistencyProofInvalid`` if the stored tree was altered.
+    """
+    size, root = log_state(session)
+    previous = latest_checkpoint(session)
+    if previous is not None and previous.size >= size:
+        return Published(previous, False)
+    if previous is not None and previous.size > 0:
+        proof = rfc6962.consistency_proof(previous.size, size, TileHashSource(session, cache))
+        rfc6962.verify_consistency(previous.size, size, proof, rfc6962.Hash(previous.root), root)
+    signer = log_signer(session, store, origin, clock.now())
+    text = Checkpoint(origin=origin, size=size, root_hash=root).format()
+    row = CheckpointRow(
+        size=size, root=bytes(root), note=sign_note(text, signer), created_at=clock.now()
+    )
+    session.add(row)
+    session.flush()
+    return Published(row, True)
+
+
+def checkpoint_with_cosignatures(session: Session, row: CheckpointRow) -> str:
+    """The checkpoint note with every stored witness cosignature line appended."""
+    lines = session.scalars(
+        select(CosignatureRow.line)
+        .where(CosignatureRow.size == row.size)
+        .order_by(CosignatureRow.witness)
+    ).all()
+    if not lines:
+        return row.note
+    note = parse_note(row.note)
+    return note.with_signatures(*(Signature.parse_line(line) for line in lines)).format()
+
+
+def _size_or_latest(session: Session, size: int | None) -> int:
+    sequenced, _ = log_state(session)
+    if size is None:
+        latest = latest_checkpoint(session)
+        if latest is None:
+            raise NotFoundError("the log has no checkpoint yet")
+        return latest.size
+    if size > sequenced:
+        raise ValidationError("tree size is beyond the log's size", extra={"field": "size"})
+    return size
+
+
+def inclusion_proof(
+    session: Session, index: int, size: int | None = None, cache: TileCache | None = None
+) -> dict[str, Any]:
+    """The inclusion proof of leaf ``index`` in the tree of ``size`` (default: the latest
+    checkpoint's size)."""
+    size = _size_or_latest(session, size)
+    source = TileHashSource(session, cache)
+    proof = rfc6962.inclusion_proof(index, size, source)
+    leaf = source.subtree_roots([rfc6962.NodeId(0, index)])[0]
+    return {
+        "index": index,
+        "size": size,
+        "leaf_hash": b64_encode(leaf),
+        "proof": [h.b64() for h in proof],
+    }
+
+
+def leaf_index_of(session: Session, leaf_hash: bytes, size: int) -> int:
+    """The index of the leaf whose hash is ``leaf_hash`` (scans entries; for audits)."""
+    for index, entry in session.execute(
+        select(_entries.c.leaf_index, _entries.c.entry).where(_entries.c.leaf_index < size)
+    ):
+        if rfc6962.leaf_hash(bytes(entry)) == leaf_hash:
+            return int(index)
+    raise NotFoundError("no leaf with that hash in the tree")
+
+
+def consistency_proof(
+    session: Session, size1: int, size2: int | None = None, cache: TileCache | None = None
+) -> dict[str, Any]:
+    """The consistency proof from ``size1`` to ``size2`` (default: latest checkpoint)."""
+    size2 = _size_or_latest(session, size2)
+    proof = rfc6962.consistency_proof(size1, size2, TileHashSource(session, cache))
+    return {"from": size1, "to": size2, "proof": [h.b64() for h in proof]}
+
+
+def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
+    """Log entries ``[start, end)`` (at most 1000), each with its leaf hash."""
+    if start < 0 or end <= start:
+        raise ValidationError("need 0 <= start < end", extra={"field": "start"})
+    if end - start > MAX_ENTRIES_PER_PAGE:
+        raise ValidationError(
+            f"at most {MAX_ENTRIES_PER_PAGE} entries per request", extra={"field": "end"}
+        )
+    rows = session.execute(
+        select(_entries.c.leaf_index, _entries.c.entry)
+        .where(_entries.c.leaf_index >= start, _entries.c.leaf_index < end)
+        .order_by(_entries.c.leaf_index)
+    )
+    return [
+        {
+            "index": int(index),
+            "entry": json.loads(bytes(entry)),
+            "leaf_hash": rfc6962.leaf_hash(bytes(entry)).b64(),
+        }
+        for index, entry in rows
+    ]
+
+
+def receipt(
+    session: Session, event_id: str, *, include_event: bool, cache: TileCache | None = None
+) -> dict[str, Any]:
+    """A self-contained receipt: entry, index, inclusion proof and cosigned checkpoint.
+
+    ``include_event`` adds the full event document (pseudonyms and details), for parties
+    entitled to it; the public receipt proves inclusion of the entry alone.  Raises
+    ``NotFoundError`` while the event is not yet covered by a checkpoint.
+    """
+    row = session.execute(
+        select(_entries.c.leaf_index, _entries.c.entry).where(_entries.c.event_id == event_id)
+    ).first()
+    checkpoint = latest_checkpoint(session)
+    if row is None or checkpoint is None or row[0] >= checkpoint.size:
+        raise NotFoundError("no checkpointed log entry for that event yet")
+    index, entry = int(row[0]), bytes(row[1])
+    proof = rfc6962.inclusion_proof(index, checkpoint.size, TileHashSource(session, cache))
+    body: dict[str, Any] = {
+        "format": "credit-commons-receipt/v1",
+        "index": index,
+        "entry": entry.decode("utf-8"),
+        "inclusion_proof": [h.b64() for h in proof],
+        "checkpoint": checkpoint_with_cosignatures(session, checkpoint),
+    }
+    if include_event:
+        event = session.get(EventRow, event_id)
+        if event is None:
+            raise NotFoundError("event not found")
+        body["event"] = event_document(RecordedEvent.from_row(event))
+    return body
+
+
+def count_entries(session: Session) -> int:
+    """The number of stored log entries."""
+    return int(session.scalar(select(func.count()).select_from(_entries)) or 0)
