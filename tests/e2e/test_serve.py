@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from credit_commons.core.migrate import head_revision
+
 PEPPER = "c2VjcmV0LXBlcHBlci1mb3ItdGhlLWUyZS10ZXN0LW9ubHk"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 
@@ -74,7 +76,7 @@ def test_serves_health_readiness_metrics_and_problems(server: tuple[str, Path]) 
         assert health.headers["x-request-id"].startswith("req_")
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready"
-        assert ready["schema"] == "0001"
+        assert ready["schema"] == head_revision()
         assert "commons_http_requests_total" in client.get("/metrics").text
         spec = client.get("/openapi.json").json()
         assert spec["info"]["title"] == "Credit Commons"

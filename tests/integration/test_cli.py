@@ -11,6 +11,7 @@ import pytest
 
 from credit_commons.cli import main
 from credit_commons.core.errors import ExitCode
+from credit_commons.core.migrate import head_revision
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 
@@ -31,7 +32,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_upgrade_create_rotate_list_export(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "db", "upgrade", "--json")
     assert code == 0
-    assert json.loads(out)["revision"] == "0001"
+    assert json.loads(out)["revision"] == head_revision()
     assert stat.S_IMODE((env / "master.key").stat().st_mode) == 0o600
 
     code, out, _ = run(capsys, "keys", "create", "issuer-main", "--json")
