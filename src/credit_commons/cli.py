@@ -8,11 +8,13 @@ handed down; every command calls the same service functions as the HTTP API and 
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
@@ -41,6 +43,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys and the master key.", no_args_is_help=True)
 did_app = typer.Typer(help="Decentralised identifiers.", no_args_is_help=True)
+log_app = typer.Typer(help="The transparency log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(did_app, name="did")
@@ -93,6 +97,9 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the log worker in this process.")
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (logs are JSON lines on stderr)."""
@@ -103,10 +110,239 @@ def serve(
 
     settings = _settings(ctx)
     configure_logging(settings.log_level)
-    application = create_app(settings)
+    application = create_app(settings, run_worker=worker)
     if as_json:
         typer.echo(json.dumps({"serving": f"http://{host}:{port}"}))
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command("worker")
+def worker_command(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the log worker: sequence events, checkpoint, cosign, anchor."""
+    from credit_commons.core.logging import configure_logging
+    from credit_commons.ledger.worker import LogWorker
+
+    settings = _settings(ctx)
+    configure_logging(settings.log_level)
+    with _runtime(ctx) as rt:
+        worker = LogWorker(rt)
+        if once:
+            report = worker.run_once(force_checkpoint=True)
+            _emit(
+                as_json,
+                {
+                    "sequenced": report.sequenced,
+                    "size": report.size,
+                    "checkpoint": report.checkpoint,
+                    **report.extra,
+                },
+                f"sequenced {report.sequenced}, size {report.size}, checkpoint {report.checkpoint}",
+            )
+            return
+        try:
+            worker.run_forever()
+        except KeyboardInterrupt:
+            worker.stop()
+
+
+# -- log -----------------------------------------------------------------------------------
+
+
+@log_app.command("sequence")
+def log_sequence(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Sequence every pending event into the log now."""
+    from credit_commons.ledger.sequencer import sequence_pending
+
+    with _runtime(ctx) as rt:
+        result = sequence_pending(rt.sessions, limit=rt.settings.log_batch_size)
+    _emit(
+        as_json,
+        {"sequenced": result.appended, "size": result.size, "root": result.root.b64()},
+        f"sequenced {result.appended}; log size {result.size}",
+    )
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    ctx: typer.Context,
+    publish: Annotated[
+        bool, typer.Option("--publish", help="Sequence and sign a new checkpoint first.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the latest checkpoint (signed note) and the log's verifier key."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import NotFoundError
+    from credit_commons.ledger import service as log_service
+    from credit_commons.ledger.worker import LogWorker
+
+    with _runtime(ctx) as rt:
+        if publish:
+            LogWorker(rt).run_once(force_checkpoint=True)
+        origin = rt.settings.resolved_log_origin
+        with transaction(rt.sessions) as session:
+            vkey = log_service.log_verifier_key(session, rt.key_store, origin, rt.clock.now())
+            row = log_service.latest_checkpoint(session)
+            if row is None:
+                raise NotFoundError(
+                    "the log has no checkpoint yet", hint="run `commons log checkpoint --publish`"
+                )
+            note = log_service.checkpoint_with_cosignatures(session, row)
+    _emit(
+        as_json,
+        {"checkpoint": note, "size": row.size, "origin": origin, "log_key": vkey},
+        note.rstrip("\n"),
+    )
+
+
+def _proof_output(as_json: bool, data: dict[str, Any]) -> None:
+    _emit(as_json, data, "\n".join(data["proof"]) if data["proof"] else "(empty proof)")
+
+
+@log_app.command("prove-inclusion")
+def log_prove_inclusion(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Option("--index", min=0, help="Leaf index.")],
+    size: Annotated[int | None, typer.Option("--size", min=1, help="Tree size.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the inclusion proof of a leaf (base64 hashes, leaf side first)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger import service as log_service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = log_service.inclusion_proof(session, index, size)
+    _proof_output(as_json, data)
+
+
+@log_app.command("prove-consistency")
+def log_prove_consistency(
+    ctx: typer.Context,
+    from_: Annotated[int, typer.Option("--from", min=1, help="Older tree size.")],
+    to: Annotated[int | None, typer.Option("--to", min=1, help="Newer tree size.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the consistency proof between two tree sizes."""
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger import service as log_service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = log_service.consistency_proof(session, from_, to)
+    _proof_output(as_json, data)
+
+
+@log_app.command("receipt")
+def log_receipt(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(help="The event id (evt_…).")],
+    public: Annotated[
+        bool, typer.Option("--public", help="Leave out the event body (pseudonyms, details).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the receipt of an event as JSON (for `commons log verify-receipt`)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger import service as log_service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        body = log_service.receipt(session, event_id, include_event=not public)
+    typer.echo(json.dumps(body, indent=2, sort_keys=True))
+    del as_json  # a receipt is always JSON
+
+
+@log_app.command("verify-receipt")
+def log_verify_receipt(
+    file: Annotated[Path, typer.Argument(help="Receipt JSON file ('-' for stdin).")],
+    log_key: Annotated[str, typer.Option("--log-key", help="The log's verifier key.")],
+    witness_key: Annotated[
+        list[str] | None, typer.Option("--witness-key", help="A witness verifier key (repeat).")
+    ] = None,
+    quorum: Annotated[
+        int | None, typer.Option("--quorum", min=1, help="Witnesses required (default: all).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a receipt offline: no database, no network."""
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.ledger.receipts import verify_receipt
+
+    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    try:
+        receipt = json.loads(text)
+    except ValueError as e:
+        raise ValidationError("the receipt file is not JSON") from e
+    result = verify_receipt(receipt, log_key, witness_key or [], quorum)
+    data = {
+        "valid": True,
+        "origin": result.checkpoint.origin,
+        "size": result.checkpoint.size,
+        "index": result.index,
+        "event_id": result.entry["id"],
+        "event_type": result.entry["type"],
+        "witnesses": list(result.witnesses),
+        "event_checked": result.event_checked,
+    }
+    _emit(
+        as_json,
+        data,
+        f"valid: {data['event_type']} {data['event_id']} is leaf {result.index} of "
+        f"{result.checkpoint.origin} at size {result.checkpoint.size}"
+        + (f", cosigned by {', '.join(result.witnesses)}" if result.witnesses else ""),
+    )
+
+
+@log_app.command("audit")
+def log_audit(
+    ctx: typer.Context,
+    log_key: Annotated[
+        str | None, typer.Option("--log-key", help="Verifier key to trust (default: this log's).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute the whole tree from stored entries and check every checkpoint."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger import service as log_service
+    from credit_commons.ledger.audit import audit_log
+
+    with _runtime(ctx) as rt:
+        with transaction(rt.sessions) as session:
+            size, _ = log_service.log_state(session)
+            vkey = log_key or log_service.log_verifier_key(
+                session, rt.key_store, rt.settings.resolved_log_origin, rt.clock.now()
+            )
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=as_json,
+            disable=as_json,
+            console=_stderr_console(),
+        ) as progress:
+            task = progress.add_task("auditing", total=size)
+            report = audit_log(rt.engine, vkey, lambda done: progress.update(task, completed=done))
+    _emit(
+        as_json,
+        {
+            "ok": True,
+            "size": report.size,
+            "root": base64.b64encode(report.root).decode(),
+            "checkpoints": report.checkpoints,
+        },
+        f"ok: {report.size} leaves, {report.checkpoints} checkpoints match",
+    )
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 # -- db ------------------------------------------------------------------------------------

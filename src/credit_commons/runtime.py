@@ -21,6 +21,7 @@ from credit_commons.core.pseudonym import Pseudonymizer
 from credit_commons.core.settings import Settings
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
+from credit_commons.ledger.tiles import TileCache
 
 __all__ = ["Runtime"]
 
@@ -86,6 +87,14 @@ class Runtime:
             pseudonymizer=pseudonymizer,
             key_store=EmbeddedKeyStore(master),
         )
+
+    def extras_tile_cache(self) -> TileCache:
+        """The process-wide cache of full log tiles."""
+        cache = self.extras.get("tile_cache")
+        if not isinstance(cache, TileCache):
+            cache = TileCache()
+            self.extras["tile_cache"] = cache
+        return cache
 
     def operator_actor(self, name: str = "local") -> str:
         """The pseudonym that stands for an operator acting through the CLI."""

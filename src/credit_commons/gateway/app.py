@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -17,21 +17,24 @@ from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
+from credit_commons.ledger import router as log_router
+from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
-__all__ = ["create_app", "get_runtime"]
-
-
-def get_runtime(request: Request) -> Runtime:
-    """The runtime of the app serving ``request`` (a FastAPI dependency)."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+__all__ = ["create_app"]
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    clock: Clock | None = None,
+    run_worker: bool = False,
 ) -> FastAPI:
     """Build the HTTP app from ``settings`` (or an already built ``runtime``).
+
+    ``run_worker`` runs the log worker in a background thread while the app is up
+    (``commons serve`` does this unless ``--no-worker``).
 
     Raises :class:`~credit_commons.core.errors.ConfigurationError` when the settings are
     refused (see :meth:`Settings.check_production`).
@@ -40,8 +43,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        runtime.close()
+        worker = LogWorker(runtime) if run_worker else None
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            runtime.close()
 
     app = FastAPI(
         title="Credit Commons",
@@ -56,6 +66,8 @@ def create_app(
     registry = CollectorRegistry()
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     install_problem_handlers(app)
+    app.include_router(log_router.router)
+    app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,25 @@
+"""FastAPI dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from credit_commons.core.db import transaction
+from credit_commons.runtime import Runtime
+
+__all__ = ["get_runtime", "get_session"]
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime of the app serving ``request``."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed if the handler returns, rolled back if not."""
+    with transaction(get_runtime(request).sessions) as session:
+        yield session

@@ -1,0 +1,116 @@
+"""Offline verification of log receipts: no database, no network.
+
+A receipt (``credit-commons-receipt/v1``) carries the log entry, its leaf index, the
+inclusion proof and the cosigned checkpoint, and — for parties entitled to it — the full
+event document whose digest the entry commits to.  Verification, in order:
+
+1. the checkpoint note is signed by the log key (signed-note@v1.0.0) and, when witness keys
+   are given, cosigned by at least ``k`` of them (tlog-cosignature@v1.0.1);
+2. the entry is well-formed JSON (``{"v":1,"id","type","at","digest"}``) and the leaf hash
+   is SHA-256(0x00 ‖ entry) (RFC 9162 §2.1.1);
+3. the inclusion proof leads from that leaf at that index to the checkpoint's root
+   (RFC 9162 §2.1.3.2);
+4. if the event document is present, its RFC 8785 digest equals the entry's ``digest`` and
+   its id, type and time equal the entry's.
+
+It returns only when every step passed; otherwise it raises the step's typed error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from credit_commons.core.encoding import b64_decode
+from credit_commons.core.errors import CommonsError
+from credit_commons.ledger import rfc6962
+from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
+from credit_commons.ledger.cosignature import CosignatureVerifier, verify_cosigned
+from credit_commons.ledger.errors import InclusionProofInvalid, LogError
+from credit_commons.ledger.events import event_digest
+from credit_commons.ledger.note import Ed25519Verifier
+
+__all__ = ["ReceiptInvalid", "VerifiedReceipt", "verify_receipt"]
+
+
+class ReceiptInvalid(LogError):
+    """A receipt that is malformed or whose event does not match its entry."""
+
+    code = "log.receipt_invalid"
+    title = "Receipt invalid"
+
+
+@dataclass(frozen=True)
+class VerifiedReceipt:
+    """What a verified receipt proves."""
+
+    checkpoint: Checkpoint
+    index: int
+    entry: dict[str, Any]
+    witnesses: tuple[str, ...]
+    event_checked: bool
+
+
+def verify_receipt(
+    receipt: Any, log_vkey: str, witness_vkeys: list[str] | None = None, k: int | None = None
+) -> VerifiedReceipt:
+    """Verify ``receipt`` (parsed JSON) against the log's verifier key and witnesses.
+
+    ``k`` defaults to all given witnesses.  Raises :class:`ReceiptInvalid`,
+    ``NoteInvalid``/``NoteSignatureInvalid``/``QuorumNotMet``/``CheckpointInvalid`` for the
+    checkpoint, ``InclusionProofInvalid`` for the proof.
+    """
+    if not isinstance(receipt, dict) or receipt.get("format") != "credit-commons-receipt/v1":
+        raise ReceiptInvalid("not a credit-commons-receipt/v1 document")
+    try:
+        note_text = str(receipt["checkpoint"])
+        entry_text = str(receipt["entry"])
+        index = receipt["index"]
+        proof = [rfc6962.Hash(b64_decode(h)) for h in receipt["inclusion_proof"]]
+    except (KeyError, TypeError) as e:
+        raise ReceiptInvalid("receipt is missing a member") from e
+    except CommonsError as e:
+        raise ReceiptInvalid("receipt has a malformed proof hash") from e
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ReceiptInvalid("receipt index must be an integer")
+
+    # Step 1: the checkpoint.
+    log_verifier = Ed25519Verifier.from_vkey(log_vkey)
+    witnesses = [CosignatureVerifier.from_vkey(v) for v in witness_vkeys or []]
+    cosigners: tuple[str, ...] = ()
+    if witnesses:
+        cosigned = verify_cosigned(note_text, log_verifier, witnesses, k or len(witnesses))
+        checkpoint = cosigned.checkpoint
+        cosigners = tuple(c.name for c in cosigned.cosigners)
+    else:
+        checkpoint = verify_checkpoint(note_text, log_verifier)
+
+    # Step 2: the entry.
+    try:
+        entry = json.loads(entry_text)
+    except ValueError as e:
+        raise ReceiptInvalid("entry is not JSON") from e
+    if not isinstance(entry, dict) or set(entry) != {"v", "id", "type", "at", "digest"}:
+        raise ReceiptInvalid("entry is not an event reference")
+    leaf = rfc6962.leaf_hash(entry_text.encode("utf-8"))
+
+    # Step 3: inclusion.
+    if not 0 <= index < checkpoint.size:
+        raise InclusionProofInvalid("leaf index is outside the checkpoint's tree")
+    rfc6962.verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root_hash)
+
+    # Step 4: the event, when present.
+    event = receipt.get("event")
+    if event is not None:
+        if not isinstance(event, dict):
+            raise ReceiptInvalid("event must be an object")
+        if event_digest(event) != entry["digest"]:
+            raise ReceiptInvalid("event does not match the entry's digest")
+        if (event.get("id"), event.get("type"), event.get("at")) != (
+            entry["id"],
+            entry["type"],
+            entry["at"],
+        ):
+            raise ReceiptInvalid("event id, type or time differ from the entry")
+    return VerifiedReceipt(checkpoint, index, entry, cosigners, event is not None)

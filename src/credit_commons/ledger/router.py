@@ -1,0 +1,162 @@
+"""HTTP API of the transparency log: ``/v1/log/…`` and the tlog-tiles layout at the root."""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.encoding import b64_decode
+from credit_commons.core.errors import NotFoundError, ValidationError
+from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.ledger import service
+from credit_commons.ledger.models import LogEntryRow
+from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
+from credit_commons.runtime import Runtime
+
+__all__ = ["parse_tile_path", "router", "tiles_router"]
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+tiles_router = APIRouter(tags=["log tiles (tlog-tiles@v0.1.0)"])
+_entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
+
+SessionDep = Annotated[Session, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+_IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
+_FRESH = {"Cache-Control": "no-cache"}
+_NOTE = "text/plain; charset=utf-8"
+_ELEMENT = re.compile(r"^x[0-9]{3}$")
+_LAST = re.compile(r"^[0-9]{3}$")
+
+
+def _checkpoint_text(session: Session) -> str:
+    row = service.latest_checkpoint(session)
+    if row is None:
+        raise NotFoundError("the log has no checkpoint yet")
+    return service.checkpoint_with_cosignatures(session, row)
+
+
+@router.get("/checkpoint", summary="The latest checkpoint with its cosignatures (signed note).")
+def get_checkpoint(session: SessionDep) -> Response:
+    return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
+
+
+@router.get("/key", summary="The log's origin and signed-note verifier key.")
+def get_key(session: SessionDep, runtime: RuntimeDep) -> dict[str, str]:
+    origin = runtime.settings.resolved_log_origin
+    vkey = service.log_verifier_key(session, runtime.key_store, origin, runtime.clock.now())
+    return {"origin": origin, "vkey": vkey}
+
+
+@router.get("/proof/inclusion", summary="Inclusion proof of a leaf, by index or by leaf hash.")
+def get_inclusion(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    index: Annotated[int | None, Query(ge=0)] = None,
+    leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
+    size: Annotated[
+        int | None, Query(ge=1, description="tree size; default latest checkpoint")
+    ] = None,
+) -> dict[str, Any]:
+    if (index is None) == (leaf_hash is None):
+        raise ValidationError("give exactly one of index and leaf_hash", extra={"field": "index"})
+    if leaf_hash is not None:
+        target = b64_decode(leaf_hash)
+        if len(target) != 32:
+            raise ValidationError("leaf_hash must be 32 bytes", extra={"field": "leaf_hash"})
+        bound = size if size is not None else service.log_state(session)[0]
+        index = service.leaf_index_of(session, target, bound)
+    assert index is not None
+    return service.inclusion_proof(session, index, size, runtime.extras_tile_cache())
+
+
+@router.get("/proof/consistency", summary="Consistency proof between two tree sizes.")
+def get_consistency(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    from_: Annotated[int, Query(alias="from", ge=1)],
+    to: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    return service.consistency_proof(session, from_, to, runtime.extras_tile_cache())
+
+
+@router.get("/entries", summary="Log entries [start, end), at most 1000.")
+def get_entries(
+    session: SessionDep,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> list[dict[str, Any]]:
+    return service.entries(session, start, end)
+
+
+@router.get("/receipts/{event_id}", summary="Public receipt of an event (without the event body).")
+def get_receipt(session: SessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
+    if not re.match(r"^evt_[0-9A-Z]{26}$", event_id):
+        raise NotFoundError("no checkpointed log entry for that event yet")
+    return service.receipt(
+        session, event_id, include_event=False, cache=runtime.extras_tile_cache()
+    )
+
+
+# -- tlog-tiles@v0.1.0 ----------------------------------------------------------------------
+
+
+def parse_tile_path(path: str) -> tuple[int, int | None]:
+    """Parse ``x001/x234/067[.p/W]`` into (index, width or None).
+
+    Raises :class:`NotFoundError` (the resource does not exist) for a malformed path.
+    """
+    parts = path.split("/")
+    width: int | None = None
+    if len(parts) >= 2 and parts[-2].endswith(".p"):
+        if not re.match(r"^[1-9][0-9]{0,2}$", parts[-1]) or int(parts[-1]) >= TILE_WIDTH:
+            raise NotFoundError("no such tile")
+        width = int(parts[-1])
+        parts = [*parts[:-2], parts[-2][:-2]]
+    if not parts or not _LAST.match(parts[-1]) or not all(_ELEMENT.match(p) for p in parts[:-1]):
+        raise NotFoundError("no such tile")
+    if len(parts) > 1 and parts[0] == "x000":
+        raise NotFoundError("no such tile")  # one index, one path: no leading zero elements
+    return int("".join(p.lstrip("x") for p in parts)), width
+
+
+def _octets(data: bytes) -> Response:
+    return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
+
+
+@tiles_router.get("/checkpoint", summary="The latest checkpoint (tlog-tiles).")
+def tiles_checkpoint(session: SessionDep) -> Response:
+    return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
+
+
+@tiles_router.get("/tile/entries/{path:path}", summary="An entry bundle (tlog-tiles).")
+def tile_entries(session: SessionDep, path: str) -> Response:
+    index, width = parse_tile_path(path)
+    count = width or TILE_WIDTH
+    start = index * TILE_WIDTH
+    rows = session.execute(
+        select(_entries.c.entry)
+        .where(_entries.c.leaf_index >= start, _entries.c.leaf_index < start + count)
+        .order_by(_entries.c.leaf_index)
+    ).all()
+    if len(rows) != count:
+        raise NotFoundError("no such entry bundle")
+    # Big-endian uint16 length-prefixed entries.
+    return _octets(b"".join(struct.pack(">H", len(e)) + bytes(e) for (e,) in rows))
+
+
+@tiles_router.get("/tile/{level}/{path:path}", summary="A hash tile (tlog-tiles).")
+def tile_hashes(session: SessionDep, runtime: RuntimeDep, level: int, path: str) -> Response:
+    index, width = parse_tile_path(path)
+    if not 0 <= level <= 63:
+        raise NotFoundError("no such tile")
+    found = TileHashSource(session, runtime.extras_tile_cache()).tiles({(level, index)})
+    data = found.get((level, index), b"")
+    count = width or TILE_WIDTH
+    if len(data) < count * 32:
+        raise NotFoundError("no such tile")
+    return _octets(data[: count * 32])

@@ -1,0 +1,100 @@
+"""The log worker: sequences events, publishes checkpoints, gathers cosignatures, anchors.
+
+One loop, run inside ``commons serve`` (embedded default) or alone as ``commons worker``
+(production, one per deployment).  Each step is its own transaction, so a crash loses at
+most the step in flight and the next run picks up where the log is.  A checkpoint is
+published when at least ``COMMONS_LOG_CHECKPOINT_LEAVES`` new leaves are sequenced, or
+when ``COMMONS_LOG_CHECKPOINT_INTERVAL`` seconds have passed and the tree grew.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import CommonsError
+from credit_commons.ledger import service
+from credit_commons.ledger.sequencer import sequence_pending
+from credit_commons.runtime import Runtime
+
+__all__ = ["LogWorker", "StepReport"]
+
+log = logging.getLogger("credit_commons.ledger.worker")
+
+Step = Callable[[Runtime, int], dict[str, object]]
+
+
+@dataclass
+class StepReport:
+    """What one pass of the worker did."""
+
+    sequenced: int = 0
+    size: int = 0
+    checkpoint: int | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LogWorker:
+    """Runs the log's background steps; extra steps (witnesses, anchors) plug in."""
+
+    def __init__(self, runtime: Runtime, *, steps: list[Step] | None = None) -> None:
+        self.runtime = runtime
+        self.steps = steps or []
+        self._last_checkpoint_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self, *, force_checkpoint: bool = False) -> StepReport:
+        """Sequence what is pending and publish a checkpoint when it is due."""
+        rt = self.runtime
+        settings = rt.settings
+        cache = rt.extras_tile_cache()
+        result = sequence_pending(rt.sessions, limit=settings.log_batch_size, cache=cache)
+        report = StepReport(sequenced=result.appended, size=result.size)
+        with transaction(rt.sessions) as session:
+            latest = service.latest_checkpoint(session)
+            covered = latest.size if latest else 0
+            grown = result.size - covered
+            due = time.monotonic() - self._last_checkpoint_at >= settings.log_checkpoint_interval
+            if grown > 0 and (force_checkpoint or due or grown >= settings.log_checkpoint_leaves):
+                published = service.publish_checkpoint(
+                    session, rt.key_store, rt.clock, settings.resolved_log_origin, cache
+                )
+                report.checkpoint = published.row.size
+                self._last_checkpoint_at = time.monotonic()
+            elif latest is not None:
+                report.checkpoint = latest.size
+        for step in self.steps:
+            report.extra.update(step(rt, report.checkpoint or 0))
+        return report
+
+    def run_forever(self, poll: float = 0.5) -> None:
+        """Run passes until :meth:`stop`; errors are logged and the loop goes on."""
+        while not self._stop.is_set():
+            try:
+                report = self.run_once()
+                if report.sequenced:
+                    log.info(
+                        "log advanced",
+                        extra={"fields": {"sequenced": report.sequenced, "size": report.size}},
+                    )
+            except CommonsError as e:
+                log.error("log worker step failed", extra={"fields": {"code": e.code}})
+            except Exception as e:  # keep the loop alive; the next pass retries
+                log.error("log worker step failed", exc_info=e)
+            self._stop.wait(poll)
+
+    def start(self) -> None:
+        """Run :meth:`run_forever` in a daemon thread."""
+        self._thread = threading.Thread(target=self.run_forever, name="log-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the loop and wait for the current pass to finish."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
