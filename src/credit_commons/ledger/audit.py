@@ -87,21 +87,24 @@ def audit_log(
         rows = connection.execute(
             select(_entries.c.leaf_index, _entries.c.entry).order_by(_entries.c.leaf_index)
         )
-        for partition in rows.partitions(chunk):
-            for index, entry in partition:
-                if index != count:
-                    raise AuditFailed(f"log entries have a gap or duplicate at index {count}")
-                node = sha(b"\x00" + bytes(entry)).digest()
-                count += 1
-                carry = count
-                while not carry & 1:
-                    node = sha(b"\x01" + stack.pop() + node).digest()
-                    carry >>= 1
-                stack.append(node)
-                if count in targets and _root(stack) != targets[count]:
-                    raise AuditFailed(f"recomputed root differs from checkpoint {count}")
-            if progress:
-                progress(count)
+        try:
+            for partition in rows.partitions(chunk):
+                for index, entry in partition:
+                    if index != count:
+                        raise AuditFailed(f"log entries have a gap or duplicate at index {count}")
+                    node = sha(b"\x00" + bytes(entry)).digest()
+                    count += 1
+                    carry = count
+                    while not carry & 1:
+                        node = sha(b"\x01" + stack.pop() + node).digest()
+                        carry >>= 1
+                    stack.append(node)
+                    if count in targets and _root(stack) != targets[count]:
+                        raise AuditFailed(f"recomputed root differs from checkpoint {count}")
+                if progress:
+                    progress(count)
+        finally:
+            rows.close()  # a server-side cursor on PostgreSQL must not outlive an early exit
     if 0 in targets and targets[0] != EMPTY_ROOT:
         raise AuditFailed("checkpoint 0 does not have the empty root")
     if count != state.size:
