@@ -190,7 +190,7 @@ def bench_proofs(backend: str, rt: Runtime, leaves: int, samples: int = 2000) ->
     for kind in ("inclusion", "consistency"):
         times = []
         for _ in range(samples):
-            with transaction(rt.sessions) as session:
+            with transaction(rt.read_sessions) as session:
                 source = TileHashSource(session, cache)
                 start = time.perf_counter()
                 if kind == "inclusion":

@@ -48,6 +48,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
     clock: Clock
     master: MasterKeyring
     pseudonymizer: Pseudonymizer
@@ -82,6 +83,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
+            read_sessions=make_sessionmaker(engine, read_only=True),
             clock=clock,
             master=master,
             pseudonymizer=pseudonymizer,

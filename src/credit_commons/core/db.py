@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from credit_commons.core.errors import ConfigurationError, UnavailableError
 
-__all__ = ["Base", "make_engine", "make_sessionmaker", "ping", "transaction"]
+__all__ = ["READ_ONLY", "Base", "make_engine", "make_sessionmaker", "ping", "transaction"]
 
 # Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
 _NAMING = {
@@ -51,11 +51,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "commons_read_only"
+
+
 def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front, so a transaction that later writes waits
-    # (busy_timeout) instead of failing when another writer got there first; WAL readers
-    # outside this process are not blocked by it.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # (busy_timeout) instead of failing when another writer got there first.  Read-only
+    # units of work (sessions from `make_sessionmaker(engine, read_only=True)`) begin
+    # DEFERRED and never take the write lock, so in WAL mode they do not wait for writers.
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
@@ -96,9 +103,15 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """A session factory bound to ``engine``; sessions do not expire objects on commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """A session factory bound to ``engine``; sessions do not expire objects on commit.
+
+    ``read_only`` sessions are for units of work that only read: on SQLite they begin a
+    deferred transaction instead of taking the write lock.  (Nothing stops them from
+    writing; a write in one may fail with "database is locked" under contention.)
+    """
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager

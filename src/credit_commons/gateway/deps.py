@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.db import transaction
 from credit_commons.runtime import Runtime
 
-__all__ = ["get_runtime", "get_session"]
+__all__ = ["get_read_session", "get_runtime", "get_session"]
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -22,4 +22,10 @@ def get_runtime(request: Request) -> Runtime:
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed if the handler returns, rolled back if not."""
     with transaction(get_runtime(request).sessions) as session:
+        yield session
+
+
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A read-only unit of work (no write lock on SQLite) for handlers that only read."""
+    with transaction(get_runtime(request).read_sessions) as session:
         yield session

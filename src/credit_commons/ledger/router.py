@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.gateway.deps import get_read_session, get_runtime, get_session
 from credit_commons.ledger import service
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
@@ -24,7 +24,8 @@ router = APIRouter(prefix="/v1/log", tags=["log"])
 tiles_router = APIRouter(tags=["log tiles (tlog-tiles@v0.1.0)"])
 _entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_read_session)]
+WriteSessionDep = Annotated[Session, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _FRESH = {"Cache-Control": "no-cache"}
@@ -46,7 +47,7 @@ def get_checkpoint(session: SessionDep) -> Response:
 
 
 @router.get("/key", summary="The log's origin and signed-note verifier key.")
-def get_key(session: SessionDep, runtime: RuntimeDep) -> dict[str, str]:
+def get_key(session: WriteSessionDep, runtime: RuntimeDep) -> dict[str, str]:
     origin = runtime.settings.resolved_log_origin
     vkey = service.log_verifier_key(session, runtime.key_store, origin, runtime.clock.now())
     return {"origin": origin, "vkey": vkey}

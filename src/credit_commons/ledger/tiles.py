@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from sqlalchemy import Table, delete, insert, select, tuple_
+from sqlalchemy import Table, and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from credit_commons.ledger.errors import TreeRangeInvalid
@@ -47,31 +47,52 @@ def subtree_mth(hashes: bytes) -> bytes:
     return level[0]
 
 
+def expand_tile(data: bytes) -> list[bytes]:
+    """All 9 levels inside a full tile: ``levels[h]`` holds its 2^(8-h) nodes of height h."""
+    levels = [data]
+    sha = hashlib.sha256
+    while len(levels[-1]) > _H:
+        below = levels[-1]
+        levels.append(
+            b"".join(
+                sha(b"\x01" + below[i : i + 2 * _H]).digest() for i in range(0, len(below), 2 * _H)
+            )
+        )
+    return levels
+
+
 class TileCache:
-    """An LRU cache of *full* tiles, keyed by (level, index); safe across threads."""
+    """An LRU cache of *full* tiles with their internal levels, keyed by (level, index).
+
+    Full tiles never change, so a cached tile answers any subtree inside it by slicing.
+    Safe across threads.
+    """
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
-        self._data: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._data: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> bytes | None:
-        """The cached tile, or None."""
+    def get(self, key: tuple[int, int]) -> list[bytes] | None:
+        """The cached tile's levels (see :func:`expand_tile`), or None."""
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[int, int], value: bytes) -> None:
-        """Cache a full tile (partial tiles must not be cached: they still grow)."""
+    def put(self, key: tuple[int, int], value: bytes) -> list[bytes] | None:
+        """Cache a full tile and return its levels; partial tiles (still growing) are not
+        cached and give None."""
         if len(value) != TILE_WIDTH * _H:
-            return
+            return None
+        levels = expand_tile(value)
         with self._lock:
-            self._data[key] = value
+            self._data[key] = levels
             self._data.move_to_end(key)
             while len(self._data) > self._capacity:
                 self._data.popitem(last=False)
+        return levels
 
 
 class TileHashSource:
@@ -81,9 +102,10 @@ class TileHashSource:
         self._session = session
         self._cache = cache
 
-    def tiles(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """The stored tiles for ``keys`` (missing ones are absent), in one query."""
-        found: dict[tuple[int, int], bytes] = {}
+    def _load(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[bytes]]:
+        # Full tiles come back expanded (from the cache or expanded once on load);
+        # a partial tile comes back as [raw hashes] only.
+        found: dict[tuple[int, int], list[bytes]] = {}
         missing = []
         for key in keys:
             cached = self._cache.get(key) if self._cache else None
@@ -92,16 +114,22 @@ class TileHashSource:
             else:
                 found[key] = cached
         if missing:
+            # An OR of key equalities, not a row-value IN: SQLite answers the IN form with a
+            # full scan of the tile table, the OR form with one index probe per tile.
             rows = self._session.execute(
                 select(_tiles.c.level, _tiles.c.idx, _tiles.c.hashes).where(
-                    tuple_(_tiles.c.level, _tiles.c.idx).in_(missing)
+                    or_(*(and_(_tiles.c.level == lv, _tiles.c.idx == ix) for lv, ix in missing))
                 )
             )
             for level, idx, data in rows:
-                found[(level, idx)] = bytes(data)
-                if self._cache:
-                    self._cache.put((level, idx), bytes(data))
+                raw = bytes(data)
+                levels = self._cache.put((level, idx), raw) if self._cache else None
+                found[(level, idx)] = levels or [raw]
         return found
+
+    def tiles(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored tiles for ``keys`` (missing ones are absent), in one query."""
+        return {key: levels[0] for key, levels in self._load(keys).items()}
 
     def subtree_roots(self, nodes: Sequence[NodeId], /) -> list[bytes]:
         """The MTH of each complete subtree in ``nodes``; raises ``TreeRangeInvalid`` for
@@ -111,16 +139,21 @@ class TileHashSource:
             tile_level, rest = divmod(node.level, TILE_HEIGHT)
             first = node.index << rest  # position among the tile level's hashes
             tile_index, offset = divmod(first, TILE_WIDTH)
-            spans.append(((tile_level, tile_index), offset, 1 << rest))
-        tiles = self.tiles({key for key, _, _ in spans})
+            spans.append(((tile_level, tile_index), offset, rest))
+        tiles = self._load({key for key, _, _ in spans})
         out = []
-        for key, offset, count in spans:
-            data = tiles.get(key)
-            end = (offset + count) * _H
-            if data is None or len(data) < end:
+        for key, offset, rest in spans:
+            levels = tiles.get(key)
+            count = 1 << rest
+            if levels is None or len(levels[0]) < (offset + count) * _H:
                 raise TreeRangeInvalid("the log does not hold that subtree yet")
-            chunk = data[offset * _H : end]
-            out.append(chunk if count == 1 else subtree_mth(chunk))
+            if len(levels) > rest:
+                # An expanded full tile: the node is stored at height `rest`.
+                position = offset >> rest
+                out.append(levels[rest][position * _H : (position + 1) * _H])
+            else:
+                chunk = levels[0][offset * _H : (offset + count) * _H]
+                out.append(chunk if count == 1 else subtree_mth(chunk))
         return out
 
 
