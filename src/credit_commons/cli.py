@@ -132,6 +132,8 @@ def worker_command(
         worker = LogWorker(rt)
         if once:
             report = worker.run_once(force_checkpoint=True)
+            while report.backlog:
+                report = worker.run_once(force_checkpoint=True)
             _emit(
                 as_json,
                 {
@@ -182,7 +184,9 @@ def log_checkpoint(
 
     with _runtime(ctx) as rt:
         if publish:
-            LogWorker(rt).run_once(force_checkpoint=True)
+            worker = LogWorker(rt)
+            while worker.run_once(force_checkpoint=True).backlog:
+                pass
         origin = rt.settings.resolved_log_origin
         with transaction(rt.sessions) as session:
             vkey = log_service.log_verifier_key(session, rt.key_store, origin, rt.clock.now())

@@ -93,13 +93,19 @@ def sequence_batch(
 
 
 def sequence_pending(
-    sessions: sessionmaker[Session], *, limit: int = 10_000, cache: TileCache | None = None
+    sessions: sessionmaker[Session],
+    *,
+    limit: int = 10_000,
+    cache: TileCache | None = None,
+    max_total: int | None = None,
 ) -> SequenceResult:
-    """Sequence every pending event, one committed batch at a time."""
+    """Sequence pending events, one committed batch of ``limit`` at a time, until none is
+    left or ``max_total`` have been sequenced."""
     total = 0
     while True:
+        batch = limit if max_total is None else min(limit, max_total - total)
         with transaction(sessions) as session:
-            result = sequence_batch(session, limit=limit, cache=cache)
+            result = sequence_batch(session, limit=batch, cache=cache)
         total += result.appended
-        if result.appended < limit:
+        if result.appended < batch or (max_total is not None and total >= max_total):
             return SequenceResult(total, result.size, result.root)

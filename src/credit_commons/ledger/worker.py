@@ -35,6 +35,7 @@ class StepReport:
     sequenced: int = 0
     size: int = 0
     checkpoint: int | None = None
+    backlog: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -53,8 +54,16 @@ class LogWorker:
         rt = self.runtime
         settings = rt.settings
         cache = rt.extras_tile_cache()
-        result = sequence_pending(rt.sessions, limit=settings.log_batch_size, cache=cache)
+        # At most one checkpoint's worth of leaves per pass, so a backlog is checkpointed
+        # every COMMONS_LOG_CHECKPOINT_LEAVES leaves rather than only at its end.
+        result = sequence_pending(
+            rt.sessions,
+            limit=settings.log_batch_size,
+            cache=cache,
+            max_total=settings.log_checkpoint_leaves,
+        )
         report = StepReport(sequenced=result.appended, size=result.size)
+        report.backlog = result.appended >= settings.log_checkpoint_leaves
         with transaction(rt.sessions) as session:
             latest = service.latest_checkpoint(session)
             covered = latest.size if latest else 0
@@ -75,8 +84,10 @@ class LogWorker:
     def run_forever(self, poll: float = 0.5) -> None:
         """Run passes until :meth:`stop`; errors are logged and the loop goes on."""
         while not self._stop.is_set():
+            backlog = False
             try:
                 report = self.run_once()
+                backlog = report.backlog
                 if report.sequenced:
                     log.info(
                         "log advanced",
@@ -86,7 +97,8 @@ class LogWorker:
                 log.error("log worker step failed", extra={"fields": {"code": e.code}})
             except Exception as e:  # keep the loop alive; the next pass retries
                 log.error("log worker step failed", exc_info=e)
-            self._stop.wait(poll)
+            if not backlog:
+                self._stop.wait(poll)
 
     def start(self) -> None:
         """Run :meth:`run_forever` in a daemon thread."""
