@@ -44,7 +44,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys and the master key.", no_args_is_help=True)
 did_app = typer.Typer(help="Decentralised identifiers.", no_args_is_help=True)
 log_app = typer.Typer(help="The transparency log.", no_args_is_help=True)
+witness_app = typer.Typer(help="An independent log witness (tlog-witness).", no_args_is_help=True)
+anchor_app = typer.Typer(help="Anchoring checkpoints to external ledgers.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+app.add_typer(witness_app, name="witness")
+app.add_typer(anchor_app, name="anchor")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(did_app, name="did")
@@ -347,6 +351,75 @@ def _stderr_console() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+# -- witness and anchors --------------------------------------------------------------------
+
+
+@witness_app.command("serve")
+def witness_serve(
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="The witness's own state.")],
+    name: Annotated[str, typer.Option("--name", help="Witness key name, e.g. witness.example/w1.")],
+    log_key: Annotated[
+        list[str], typer.Option("--log-key", help="Verifier key of a log to witness (repeat).")
+    ],
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="Default: sqlite in --data-dir.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 7380,
+    as_json: JsonOption = False,
+) -> None:
+    """Run an independent witness with its own key and state (prints its verifier key)."""
+    from credit_commons.ledger import witness_app as witness_program
+
+    argv = ["--data-dir", str(data_dir), "--name", name, "--host", host, "--port", str(port)]
+    for key in log_key:
+        argv += ["--log-key", key]
+    if database_url:
+        argv += ["--database-url", database_url]
+    del as_json  # the witness always prints its key as a JSON line
+    code = witness_program.main(argv)
+    if code:
+        raise typer.Exit(code)
+
+
+@anchor_app.command("status")
+def anchor_status_command(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show anchor jobs: backend, checkpoint size, status, attempts."""
+    from credit_commons.ledger.anchoring import anchor_status
+
+    with _runtime(ctx) as rt:
+        jobs = anchor_status(rt)
+    lines = [
+        f"{j['backend']:<6} size {j['size']:<10} {j['status']:<10} attempts {j['attempts']}"
+        + (f" ({j['last_error']})" if j["last_error"] else "")
+        for j in jobs
+    ]
+    _emit(as_json, {"anchors": jobs}, "\n".join(lines) if lines else "no anchors yet")
+
+
+@anchor_app.command("deploy")
+def anchor_deploy(
+    ctx: typer.Context,
+    rpc_url: Annotated[str, typer.Option("--rpc-url", help="EVM JSON-RPC endpoint.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy the Anchor contract with COMMONS_ANCHOR_EVM_PRIVATE_KEY; prints its address."""
+    from web3 import Web3
+
+    from credit_commons.ledger.anchors.evm import deploy_anchor_contract
+
+    key = _settings(ctx).anchor_evm_private_key
+    if key is None:
+        raise ConfigurationError("set COMMONS_ANCHOR_EVM_PRIVATE_KEY to the deploying account")
+    web3 = Web3(Web3.HTTPProvider(rpc_url))
+    address = deploy_anchor_contract(web3, key.get_secret_value())
+    _emit(
+        as_json,
+        {"contract": address},
+        f"Anchor contract at {address}; set COMMONS_ANCHOR_EVM_CONTRACT",
+    )
 
 
 # -- db ------------------------------------------------------------------------------------

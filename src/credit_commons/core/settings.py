@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         default=None, description="the file anchor journal; default <data_dir>/anchors.jsonl"
     )
     anchor_max_attempts: int = Field(default=8, ge=1, description="attempts before DEAD")
+    anchor_interval: float = Field(
+        default=60.0, ge=0, description="at most one anchor per backend per this many seconds"
+    )
     anchor_evm_rpc_url: str | None = Field(default=None, description="EVM JSON-RPC endpoint")
     anchor_evm_contract: str | None = Field(default=None, description="Anchor contract address")
     anchor_evm_private_key: SecretStr | None = Field(

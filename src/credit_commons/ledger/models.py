@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
 __all__ = [
+    "AnchorJobRow",
     "CheckpointRow",
     "CosignatureRow",
     "EventRow",
@@ -120,3 +130,32 @@ class WitnessProgressRow(Base):
 
     witness: Mapped[str] = mapped_column(String(255), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+class AnchorJobRow(Base):
+    """One checkpoint root to publish to one anchor backend (the anchoring outbox).
+
+    ``status``: PENDING → PUBLISHED → VERIFIED | MISMATCH, or DEAD after too many attempts.
+    """
+
+    __tablename__ = "anchor_jobs"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    backend: Mapped[str] = mapped_column(String(32))
+    origin: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    receipt: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("backend", "size", name="uq_anchor_jobs_backend_size"),
+        Index("ix_anchor_jobs_status_next", "status", "next_attempt_at"),
+    )

@@ -19,6 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.ledger import service
 from credit_commons.ledger.sequencer import sequence_pending
+from credit_commons.ledger.steps import default_steps
 from credit_commons.runtime import Runtime
 
 __all__ = ["LogWorker", "StepReport"]
@@ -43,8 +44,9 @@ class LogWorker:
     """Runs the log's background steps; extra steps (witnesses, anchors) plug in."""
 
     def __init__(self, runtime: Runtime, *, steps: list[Step] | None = None) -> None:
+        """``steps`` default to those the settings ask for (witnesses, anchors)."""
         self.runtime = runtime
-        self.steps = steps or []
+        self.steps = default_steps(runtime) if steps is None else steps
         self._last_checkpoint_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
