@@ -41,7 +41,7 @@ from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
-from credit_commons.ledger.sequencer import sequence_pending
+from credit_commons.ledger.sequencer import leaf_key, sequence_pending
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
 from credit_commons.runtime import Runtime
 
@@ -87,6 +87,16 @@ def fake_entry(i: int) -> bytes:
     ).encode()
 
 
+def leaf_row(index: int, entry: bytes) -> dict[str, object]:
+    """A ``log_entries`` row exactly as the sequencer writes it."""
+    return {
+        "leaf_index": index,
+        "event_id": f"evt_{index:026d}",
+        "entry": entry,
+        "leaf_key": leaf_key(hashlib.sha256(b"\x00" + entry).digest()),
+    }
+
+
 def fill_outbox(rt: Runtime, start: int, count: int) -> None:
     table = LogOutboxRow.__table__
     with transaction(rt.sessions) as session:
@@ -114,10 +124,7 @@ def bench_sequencing(backend: str, tmp: Path, events: int) -> None:
             with transaction(rt.sessions) as session:
                 session.execute(
                     sa.insert(table),
-                    [
-                        {"leaf_index": i, "event_id": f"evt_{i:026d}", "entry": fake_entry(i)}
-                        for i in range(lo, min(lo + BATCH, events))
-                    ],
+                    [leaf_row(i, fake_entry(i)) for i in range(lo, min(lo + BATCH, events))],
                 )
         base_rate = events / (time.perf_counter() - start)
     target = 50_000 if backend == "sqlite" else 20_000
@@ -152,14 +159,7 @@ def build_log(rt: Runtime, leaves: int, *, with_entries: bool) -> None:
                 for b in range(0, len(entries), BATCH):
                     session.execute(
                         sa.insert(table),
-                        [
-                            {
-                                "leaf_index": lo + b + j,
-                                "event_id": f"evt_{lo + b + j:026d}",
-                                "entry": e,
-                            }
-                            for j, e in enumerate(entries[b : b + BATCH])
-                        ],
+                        [leaf_row(lo + b + j, e) for j, e in enumerate(entries[b : b + BATCH])],
                     )
             append_leaf_hashes(session, lo, [sha(b"\x00" + e).digest() for e in entries])
         print(

@@ -106,12 +106,19 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
 def make_sessionmaker(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
     """A session factory bound to ``engine``; sessions do not expire objects on commit.
 
-    ``read_only`` sessions are for units of work that only read: on SQLite they begin a
-    deferred transaction instead of taking the write lock.  (Nothing stops them from
-    writing; a write in one may fail with "database is locked" under contention.)
+    ``read_only`` sessions are for reads that need no snapshot spanning several statements
+    — reads of append-only or immutable rows (the log's entries, tiles and checkpoints), or
+    single-statement reads.  On SQLite they begin a deferred transaction instead of taking
+    the write lock; on PostgreSQL they run in autocommit, saving the BEGIN and COMMIT round
+    trips, so each statement sees its own snapshot.  Code that must see one consistent
+    snapshot across statements, or that writes, uses the normal sessions.
     """
-    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
-    return sessionmaker(bind=bind, expire_on_commit=False)
+    if not read_only:
+        return sessionmaker(bind=engine, expire_on_commit=False)
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "AUTOCOMMIT"
+    return sessionmaker(bind=engine.execution_options(**options), expire_on_commit=False)
 
 
 @contextmanager

@@ -69,13 +69,20 @@ class LogOutboxRow(Base):
 
 
 class LogEntryRow(Base):
-    """A sequenced log entry: leaf ``leaf_index`` is ``entry``, recorded for ``event_id``."""
+    """A sequenced log entry: leaf ``leaf_index`` is ``entry``, recorded for ``event_id``.
+
+    ``leaf_key`` — the first 8 bytes of the leaf hash as a signed integer — is indexed so
+    proofs can be asked for by leaf hash (RFC 6962 get-proof-by-hash); candidates are then
+    confirmed against the full hash of their entry.  An 8-byte integer keeps the index
+    small, which keeps sequencing fast.
+    """
 
     __tablename__ = "log_entries"
 
     leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_key: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class LogTileRow(Base):

@@ -23,7 +23,7 @@ from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
 from credit_commons.ledger.rfc6962 import Hash, root_from_source
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
 
-__all__ = ["SequenceResult", "lock_state", "sequence_batch", "sequence_pending"]
+__all__ = ["SequenceResult", "leaf_key", "lock_state", "sequence_batch", "sequence_pending"]
 
 _outbox: Table = LogOutboxRow.__table__  # type: ignore[assignment]
 _entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
@@ -37,6 +37,11 @@ class SequenceResult:
     appended: int
     size: int
     root: Hash
+
+
+def leaf_key(leaf_hash: bytes) -> int:
+    """The indexed key of a leaf hash: its first 8 bytes as a signed 64-bit integer."""
+    return int.from_bytes(leaf_hash[:8], "big", signed=True)
 
 
 def lock_state(session: Session) -> LogStateRow:
@@ -76,15 +81,21 @@ def sequence_batch(
     start = state.size
     sha = hashlib.sha256
     entries = [bytes(row[2]) for row in rows]
+    # RFC 9162 §2.1.1: a leaf hash is SHA-256(0x00 || entry).
+    hashes = [sha(b"\x00" + e).digest() for e in entries]
     session.execute(
         insert(_entries),
         [
-            {"leaf_index": start + i, "event_id": row[1], "entry": entries[i]}
+            {
+                "leaf_index": start + i,
+                "event_id": row[1],
+                "entry": entries[i],
+                "leaf_key": leaf_key(hashes[i]),
+            }
             for i, row in enumerate(rows)
         ],
     )
-    # RFC 9162 §2.1.1: a leaf hash is SHA-256(0x00 || entry).
-    append_leaf_hashes(session, start, [sha(b"\x00" + e).digest() for e in entries])
+    append_leaf_hashes(session, start, hashes)
     size = start + len(rows)
     root = root_from_source(size, TileHashSource(session, cache))
     state.size, state.root = size, bytes(root)

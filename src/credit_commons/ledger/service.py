@@ -39,6 +39,7 @@ from credit_commons.ledger.note import (
     parse_note,
     sign_note,
 )
+from credit_commons.ledger.sequencer import leaf_key
 from credit_commons.ledger.tiles import TileCache, TileHashSource
 
 __all__ = [
@@ -190,10 +191,16 @@ def inclusion_proof(
 
 
 def leaf_index_of(session: Session, leaf_hash: bytes, size: int) -> int:
-    """The index of the leaf whose hash is ``leaf_hash`` (scans entries; for audits)."""
-    for index, entry in session.execute(
-        select(_entries.c.leaf_index, _entries.c.entry).where(_entries.c.leaf_index < size)
-    ):
+    """The lowest index of a leaf whose hash is ``leaf_hash`` within the first ``size``.
+
+    Raises :class:`NotFoundError` when there is none.
+    """
+    candidates = session.execute(
+        select(_entries.c.leaf_index, _entries.c.entry)
+        .where(_entries.c.leaf_key == leaf_key(leaf_hash), _entries.c.leaf_index < size)
+        .order_by(_entries.c.leaf_index)
+    )
+    for index, entry in candidates:
         if rfc6962.leaf_hash(bytes(entry)) == leaf_hash:
             return int(index)
     raise NotFoundError("no leaf with that hash in the tree")
