@@ -243,6 +243,26 @@ def log_prove_consistency(
     _proof_output(as_json, data)
 
 
+@log_app.command("entries")
+def log_entries(
+    ctx: typer.Context,
+    start: Annotated[int, typer.Option("--start", min=0, help="First leaf index.")],
+    end: Annotated[int, typer.Option("--end", min=1, help="One past the last leaf index.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print log entries [start, end) (at most 1000) with their leaf hashes."""
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger import service as log_service
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        rows = log_service.entries(session, start, end)
+    _emit(
+        as_json,
+        rows,
+        "\n".join(f"{r['index']:>8} {r['entry']['type']:<22} {r['entry']['id']}" for r in rows),
+    )
+
+
 @log_app.command("receipt")
 def log_receipt(
     ctx: typer.Context,

@@ -96,6 +96,8 @@ class LogTileRow(Base):
     level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
+    # For full tiles: the internal nodes of heights 4..7 (30 hashes), see ledger/tiles.py.
+    upper: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class LogStateRow(Base):

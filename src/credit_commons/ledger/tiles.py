@@ -15,6 +15,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Table, and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
@@ -30,6 +31,7 @@ __all__ = [
     "TileHashSource",
     "append_leaf_hashes",
     "subtree_mth",
+    "upper_levels",
 ]
 
 TILE_HEIGHT = 8
@@ -61,38 +63,61 @@ def expand_tile(data: bytes) -> list[bytes]:
     return levels
 
 
-class TileCache:
-    """An LRU cache of *full* tiles with their internal levels, keyed by (level, index).
+# A full tile also stores its internal nodes of heights 4..7 (16 + 8 + 4 + 2 hashes, 960
+# bytes), so any node inside it is either stored or the MTH of at most 8 hashes (7 hash
+# operations) — instead of up to 255 operations when a tile is read cold.
+_UPPER_FIRST, _UPPER_LAST = 4, 7
+_UPPER_OFFSETS = {h: sum(TILE_WIDTH >> k for k in range(_UPPER_FIRST, h)) for h in range(4, 8)}
 
-    Full tiles never change, so a cached tile answers any subtree inside it by slicing.
-    Safe across threads.
+
+@dataclass(frozen=True, slots=True)
+class _Tile:
+    raw: bytes
+    upper: bytes | None
+
+    def node(self, height: int, offset: int) -> bytes:
+        """The node of ``height`` covering hashes ``offset…offset+2^height`` of this tile."""
+        if self.upper is not None and height >= _UPPER_FIRST:
+            start = (_UPPER_OFFSETS[height] + (offset >> height)) * _H
+            return self.upper[start : start + _H]
+        chunk = self.raw[offset * _H : (offset + (1 << height)) * _H]
+        return chunk if height == 0 else subtree_mth(chunk)
+
+
+def upper_levels(data: bytes) -> tuple[bytes, bytes]:
+    """For a full tile: its stored upper levels (heights 4..7) and its root (height 8)."""
+    levels = expand_tile(data)
+    return b"".join(levels[_UPPER_FIRST : _UPPER_LAST + 1]), levels[TILE_HEIGHT]
+
+
+class TileCache:
+    """An LRU cache of *full* tiles, keyed by (level, index); safe across threads.
+
+    Full tiles never change, so a cached tile answers any subtree inside it.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
-        self._data: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._data: OrderedDict[tuple[int, int], _Tile] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[int, int]) -> list[bytes] | None:
-        """The cached tile's levels (see :func:`expand_tile`), or None."""
+    def get(self, key: tuple[int, int]) -> _Tile | None:
+        """The cached tile, or None."""
         with self._lock:
             value = self._data.get(key)
             if value is not None:
                 self._data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[int, int], value: bytes) -> list[bytes] | None:
-        """Cache a full tile and return its levels; partial tiles (still growing) are not
-        cached and give None."""
-        if len(value) != TILE_WIDTH * _H:
-            return None
-        levels = expand_tile(value)
+    def put(self, key: tuple[int, int], tile: _Tile) -> None:
+        """Cache a full tile (partial tiles still grow and are never cached)."""
+        if len(tile.raw) != TILE_WIDTH * _H:
+            return
         with self._lock:
-            self._data[key] = levels
+            self._data[key] = tile
             self._data.move_to_end(key)
             while len(self._data) > self._capacity:
                 self._data.popitem(last=False)
-        return levels
 
 
 class TileHashSource:
@@ -102,10 +127,8 @@ class TileHashSource:
         self._session = session
         self._cache = cache
 
-    def _load(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], list[bytes]]:
-        # Full tiles come back expanded (from the cache or expanded once on load);
-        # a partial tile comes back as [raw hashes] only.
-        found: dict[tuple[int, int], list[bytes]] = {}
+    def _load(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], _Tile]:
+        found: dict[tuple[int, int], _Tile] = {}
         missing = []
         for key in keys:
             cached = self._cache.get(key) if self._cache else None
@@ -117,19 +140,20 @@ class TileHashSource:
             # An OR of key equalities, not a row-value IN: SQLite answers the IN form with a
             # full scan of the tile table, the OR form with one index probe per tile.
             rows = self._session.execute(
-                select(_tiles.c.level, _tiles.c.idx, _tiles.c.hashes).where(
+                select(_tiles.c.level, _tiles.c.idx, _tiles.c.hashes, _tiles.c.upper).where(
                     or_(*(and_(_tiles.c.level == lv, _tiles.c.idx == ix) for lv, ix in missing))
                 )
             )
-            for level, idx, data in rows:
-                raw = bytes(data)
-                levels = self._cache.put((level, idx), raw) if self._cache else None
-                found[(level, idx)] = levels or [raw]
+            for level, idx, data, upper in rows:
+                tile = _Tile(bytes(data), bytes(upper) if upper is not None else None)
+                if self._cache:
+                    self._cache.put((level, idx), tile)
+                found[(level, idx)] = tile
         return found
 
     def tiles(self, keys: set[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        """The stored tiles for ``keys`` (missing ones are absent), in one query."""
-        return {key: levels[0] for key, levels in self._load(keys).items()}
+        """The stored tiles' hashes for ``keys`` (missing ones are absent), in one query."""
+        return {key: tile.raw for key, tile in self._load(keys).items()}
 
     def subtree_roots(self, nodes: Sequence[NodeId], /) -> list[bytes]:
         """The MTH of each complete subtree in ``nodes``; raises ``TreeRangeInvalid`` for
@@ -143,17 +167,10 @@ class TileHashSource:
         tiles = self._load({key for key, _, _ in spans})
         out = []
         for key, offset, rest in spans:
-            levels = tiles.get(key)
-            count = 1 << rest
-            if levels is None or len(levels[0]) < (offset + count) * _H:
+            tile = tiles.get(key)
+            if tile is None or len(tile.raw) < (offset + (1 << rest)) * _H:
                 raise TreeRangeInvalid("the log does not hold that subtree yet")
-            if len(levels) > rest:
-                # An expanded full tile: the node is stored at height `rest`.
-                position = offset >> rest
-                out.append(levels[rest][position * _H : (position + 1) * _H])
-            else:
-                chunk = levels[0][offset * _H : (offset + count) * _H]
-                out.append(chunk if count == 1 else subtree_mth(chunk))
+            out.append(tile.node(rest, offset))
         return out
 
 
@@ -177,11 +194,14 @@ def append_leaf_hashes(session: Session, start: int, leaf_hashes: Sequence[bytes
             )
         step = TILE_WIDTH * _H
         chunks = [hashes[o : o + step] for o in range(0, len(hashes), step)]
-        session.execute(
-            insert(_tiles),
-            [{"level": level, "idx": first_tile + i, "hashes": c} for i, c in enumerate(chunks)],
-        )
-        completed = [c for c in chunks if len(c) == step]
+        rows, roots = [], []
+        for i, chunk in enumerate(chunks):
+            upper = None
+            if len(chunk) == step:
+                upper, root = upper_levels(chunk)
+                roots.append(root)
+            rows.append({"level": level, "idx": first_tile + i, "hashes": chunk, "upper": upper})
+        session.execute(insert(_tiles), rows)
         # The completed tiles are contiguous from first_tile; their MTHs extend the level above.
         level, position = level + 1, first_tile
-        hashes = b"".join(subtree_mth(data) for data in completed)
+        hashes = b"".join(roots)
