@@ -27,6 +27,12 @@ EXPECTED = {
         "public_key_to_jwk", "thumbprint",
     },
     "credit_commons.gateway": {"create_app"},
+    "credit_commons.ledger": {
+        "AuditFailed", "Checkpoint", "Digest", "EventDetails", "PseudonymField",
+        "ReceiptInvalid", "RecordedEvent", "Token", "VerifiedReceipt", "audit_log",
+        "object_digest", "record_event", "verify_checkpoint", "verify_cosigned",
+        "verify_receipt",
+    },
 }  # fmt: skip
 
 
