@@ -46,6 +46,8 @@ did_app = typer.Typer(help="Decentralised identifiers.", no_args_is_help=True)
 log_app = typer.Typer(help="The transparency log.", no_args_is_help=True)
 witness_app = typer.Typer(help="An independent log witness (tlog-witness).", no_args_is_help=True)
 anchor_app = typer.Typer(help="Anchoring checkpoints to external ledgers.", no_args_is_help=True)
+vault_app = typer.Typer(help="The vault: master keys, rotation, rewrap.", no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.add_typer(anchor_app, name="anchor")
@@ -440,6 +442,100 @@ def anchor_deploy(
         {"contract": address},
         f"Anchor contract at {address}; set COMMONS_ANCHOR_EVM_CONTRACT",
     )
+
+
+# -- vault ---------------------------------------------------------------------------------
+
+
+@vault_app.command("status")
+def vault_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Show the KMS, its master-key versions and subject keys per version."""
+    from credit_commons.core.db import transaction
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        status = rt.vault.status(session)
+    by_version = status["subject_keys_by_version"]
+    _emit(
+        as_json,
+        status,
+        f"KMS {status['kek_id']}: versions {status['versions']}, current "
+        f"{status['current_version']}, min decrypt {status['min_decrypt_version']}; "
+        f"subject keys by version {by_version}",
+    )
+
+
+@vault_app.command("rotate")
+def vault_rotate(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Add a new master-key version; new subject keys are wrapped with it."""
+    with _runtime(ctx) as rt:
+        version = rt.vault.kms.rotate()
+    _emit(
+        as_json,
+        {"current_version": version},
+        f"master key now at version {version}; run `commons vault rewrap` to move old keys",
+    )
+
+
+@vault_app.command("rewrap")
+def vault_rewrap(
+    ctx: typer.Context,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000)] = 1000,
+    retire: Annotated[
+        bool,
+        typer.Option("--retire", help="Afterwards refuse older master versions for decryption."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Rewrap every subject key under the newest master version (resumable)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with _runtime(ctx) as rt:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=as_json,
+            console=_stderr_console(),
+        ) as progress:
+            task = progress.add_task("rewrapping", total=None)
+            report = rt.vault.rewrap(
+                rt.sessions,
+                batch=batch,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        if retire and report.remaining == 0:
+            rt.vault.kms.set_min_decrypt_version(report.target_version)
+        min_version = rt.vault.kms.min_decrypt_version
+    _emit(
+        as_json,
+        {
+            "rewrapped": report.rewrapped,
+            "remaining": report.remaining,
+            "target_version": report.target_version,
+            "min_decrypt_version": min_version,
+        },
+        f"rewrapped {report.rewrapped} subject keys to version {report.target_version}"
+        + (f"; {report.remaining} remain" if report.remaining else ""),
+    )
+
+
+@vault_app.command("init-hsm")
+def vault_init_hsm(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Create master key v1 and the pepper inside the configured PKCS#11 token (once)."""
+    from credit_commons.runtime import build_kms
+
+    settings = _settings(ctx)
+    if settings.kms != "pkcs11":
+        raise ConfigurationError("init-hsm needs COMMONS_KMS=pkcs11")
+    with _runtime(ctx) as rt:
+        kms = build_kms(settings, rt.master, create_missing=True)
+        data = {
+            "kek_id": kms.kek_id,
+            "current_version": kms.current_version(),
+            "pepper_fingerprint": kms.pepper_fingerprint(),
+        }
+    _emit(as_json, data, f"HSM ready: {data['kek_id']} v{data['current_version']}")
 
 
 # -- db ------------------------------------------------------------------------------------

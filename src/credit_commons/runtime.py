@@ -22,8 +22,31 @@ from credit_commons.core.settings import Settings
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
 from credit_commons.ledger.tiles import TileCache
+from credit_commons.vault.kms import Kms, LocalKms
+from credit_commons.vault.service import Vault
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "build_kms"]
+
+
+def build_kms(settings: Settings, master: MasterKeyring, *, create_missing: bool = False) -> Kms:
+    """The KMS the settings name: the local key file, or a PKCS#11 token."""
+    if settings.kms == "pkcs11":
+        from credit_commons.vault.pkcs11 import Pkcs11Kms  # noqa: PLC0415 - loads the PKCS#11 library
+
+        if not (settings.pkcs11_lib and settings.pkcs11_token and settings.pkcs11_pin):
+            raise ConfigurationError(
+                "COMMONS_KMS=pkcs11 needs the module, token and PIN",
+                hint="set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
+            )
+        return Pkcs11Kms(
+            settings.pkcs11_lib,
+            settings.pkcs11_token,
+            settings.pkcs11_pin.get_secret_value(),
+            key_label_prefix=settings.pkcs11_key_prefix,
+            create_missing=create_missing,
+        )
+    pepper = _pepper(settings, master) if settings.pseudonym_pepper is not None else None
+    return LocalKms(master, pepper=pepper)
 
 
 def _pepper(settings: Settings, master: MasterKeyring) -> bytes:
@@ -89,6 +112,21 @@ class Runtime:
             pseudonymizer=pseudonymizer,
             key_store=EmbeddedKeyStore(master),
         )
+
+    @property
+    def vault(self) -> Vault:
+        """The vault, built on first use (so commands that never seal never open the HSM).
+
+        Raises :class:`ConfigurationError` or ``KmsUnavailable`` when the KMS cannot be
+        opened.
+        """
+        vault = self.extras.get("vault")
+        if not isinstance(vault, Vault):
+            vault = Vault(
+                build_kms(self.settings, self.master), self.clock, ttl=self.settings.vault_cache_ttl
+            )
+            self.extras["vault"] = vault
+        return vault
 
     def extras_tile_cache(self) -> TileCache:
         """The process-wide cache of full log tiles."""

@@ -22,6 +22,7 @@ __all__ = ["MODEL_MODULES", "current_revision", "head_revision", "target_metadat
 MODEL_MODULES = (
     "credit_commons.keys.models",
     "credit_commons.ledger.models",
+    "credit_commons.vault.models",
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -85,6 +86,18 @@ class Settings(BaseSettings):
     anchor_evm_contract: str | None = Field(default=None, description="Anchor contract address")
     anchor_evm_private_key: SecretStr | None = Field(
         default=None, description="hex private key of the anchoring account"
+    )
+    kms: Literal["local", "pkcs11"] = Field(
+        default="local", description="where the vault's master keys live"
+    )
+    pkcs11_lib: Path | None = Field(default=None, description="PKCS#11 module (.so) path")
+    pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
+    pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
+    pkcs11_key_prefix: str = Field(
+        default="commons-kek", pattern=r"^[a-z0-9-]{1,32}$", description="HSM key label prefix"
+    )
+    vault_cache_ttl: float = Field(
+        default=300.0, ge=0, description="seconds an unwrapped subject key stays cached"
     )
     insecure_allow_private_network: bool = Field(
         default=False,
@@ -165,6 +178,11 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"production refuses insecure flags: {', '.join(flags)}",
                 hint="unset " + " and ".join(flags),
+            )
+        if self.kms == "pkcs11" and not (self.pkcs11_lib and self.pkcs11_token and self.pkcs11_pin):
+            raise ConfigurationError(
+                "COMMONS_KMS=pkcs11 needs the module, token and PIN",
+                hint="set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
             )
         if self.public_url.startswith("http://"):
             raise ConfigurationError(

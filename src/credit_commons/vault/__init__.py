@@ -1,0 +1,58 @@
+"""The vault: envelope encryption of personal data under a KMS-held master key.
+
+Key hierarchy: a versioned master key (KEK) inside a KMS (:class:`LocalKms`, or
+:class:`Pkcs11Kms` on an HSM) wraps one subject key per (subject, purpose); each sealed value
+carries its own record key wrapped under the subject key (:mod:`credit_commons.vault.envelope`,
+format ``CCV1``).  Master-key rotation rewraps subject keys only; deleting a subject's keys
+crypto-shreds everything sealed for them.  Every failure to open is :class:`DecryptionFailed`.
+
+``Pkcs11Kms`` is imported on first use, so the vault loads without python-pkcs11.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from credit_commons.vault.envelope import (
+    EnvelopeHeader,
+    SealContext,
+    SubjectKeyRef,
+    open_envelope,
+    parse_header,
+    seal,
+)
+from credit_commons.vault.errors import (
+    DecryptionFailed,
+    KeyVersionRetired,
+    KmsConfigInvalid,
+    KmsUnavailable,
+)
+from credit_commons.vault.kms import Kms, LocalKms, WrappedKey
+
+if TYPE_CHECKING:
+    from credit_commons.vault.pkcs11 import Pkcs11Kms
+
+__all__ = [
+    "DecryptionFailed",
+    "EnvelopeHeader",
+    "KeyVersionRetired",
+    "Kms",
+    "KmsConfigInvalid",
+    "KmsUnavailable",
+    "LocalKms",
+    "Pkcs11Kms",
+    "SealContext",
+    "SubjectKeyRef",
+    "WrappedKey",
+    "open_envelope",
+    "parse_header",
+    "seal",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Pkcs11Kms":
+        from credit_commons.vault.pkcs11 import Pkcs11Kms  # noqa: PLC0415 - optional backend
+
+        return Pkcs11Kms
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

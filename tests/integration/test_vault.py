@@ -1,0 +1,117 @@
+"""The vault on SQLite and PostgreSQL with the local KMS: seal, open, shred, rotate, rewrap."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from credit_commons.core.db import transaction
+from credit_commons.runtime import Runtime
+from credit_commons.vault.errors import DecryptionFailed
+from credit_commons.vault.models import SubjectKeyRow
+from credit_commons.vault.service import Vault
+
+CTX = {"subject": "idt_abcdefghijkl", "purpose": "profile", "record": "identity:name"}
+
+
+def test_seal_open_and_every_misuse_fails_opaquely(runtime: Runtime) -> None:
+    vault = runtime.vault
+    with transaction(runtime.sessions) as session:
+        sealed = vault.seal(session, b"Ravi Kumar", **CTX)
+    assert b"Ravi" not in sealed
+    with transaction(runtime.read_sessions) as session:
+        assert vault.open(session, sealed, **CTX) == b"Ravi Kumar"
+        for wrong in (
+            {**CTX, "record": "identity:phone"},
+            {**CTX, "purpose": "credentials"},
+            {**CTX, "subject": "idt_zzzzzzzzzzzz"},
+        ):
+            with pytest.raises(DecryptionFailed) as info:
+                vault.open(session, sealed, **wrong)
+            assert info.value.code == "vault.decryption_failed"
+        for i in (0, 10, len(sealed) // 2, len(sealed) - 1):
+            tampered = bytearray(sealed)
+            tampered[i] ^= 0x01
+            with pytest.raises(DecryptionFailed):
+                vault.open(session, bytes(tampered), **CTX)
+        with pytest.raises(DecryptionFailed):
+            vault.open(session, sealed[:-5], **CTX)
+
+
+def test_one_subject_key_per_subject_and_purpose(runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        for record in ("a", "b", "c"):
+            runtime.vault.seal(session, b"x", **{**CTX, "record": record})
+        runtime.vault.seal(session, b"x", **{**CTX, "purpose": "credentials"})
+        count = session.scalar(sa.select(sa.func.count()).select_from(SubjectKeyRow))
+    assert count == 2
+
+
+def test_shredding_makes_every_envelope_unopenable(runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        sealed = runtime.vault.seal(session, b"secret", **CTX)
+        other = runtime.vault.seal(session, b"kept", **{**CTX, "subject": "idt_otherotherot"})
+    with transaction(runtime.sessions) as session:
+        assert runtime.vault.shred(session, CTX["subject"]) == 1
+    with transaction(runtime.read_sessions) as session:
+        with pytest.raises(DecryptionFailed):
+            runtime.vault.open(session, sealed, **CTX)
+        assert (
+            runtime.vault.open(session, other, **{**CTX, "subject": "idt_otherotherot"}) == b"kept"
+        )
+
+
+def test_another_process_cache_expires_after_the_ttl(runtime: Runtime) -> None:
+    now = [0.0]
+    other_process = Vault(runtime.vault.kms, runtime.clock, ttl=300, monotonic=lambda: now[0])
+    with transaction(runtime.sessions) as session:
+        sealed = runtime.vault.seal(session, b"secret", **CTX)
+    with transaction(runtime.read_sessions) as session:
+        assert other_process.open(session, sealed, **CTX) == b"secret"  # now cached there
+    with transaction(runtime.sessions) as session:
+        runtime.vault.shred(session, CTX["subject"])
+    with transaction(runtime.read_sessions) as session:
+        assert other_process.open(session, sealed, **CTX) == b"secret"  # within the TTL
+        now[0] = 301.0
+        with pytest.raises(DecryptionFailed):
+            other_process.open(session, sealed, **CTX)
+
+
+def test_rotate_rewrap_resumes_and_retires_old_versions(runtime: Runtime) -> None:
+    vault = runtime.vault
+    sealed = {}
+    with transaction(runtime.sessions) as session:
+        for i in range(7):
+            ctx = {**CTX, "subject": f"idt_subject{i:05d}"}
+            sealed[i] = (ctx, vault.seal(session, f"v{i}".encode(), **ctx))
+    new_version = vault.kms.rotate()
+    assert new_version == 2
+
+    # An interrupted rewrap: the KMS fails during the second batch.
+    real_wrap = vault.kms.wrap
+    calls = [0]
+
+    def flaky_wrap(key: bytes, *, aad: bytes):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        if calls[0] == 4:
+            raise RuntimeError("HSM went away")
+        return real_wrap(key, aad=aad)
+
+    vault.kms.wrap = flaky_wrap  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="HSM went away"):
+        vault.rewrap(runtime.sessions, batch=3)
+    vault.kms.wrap = real_wrap  # type: ignore[method-assign]
+    with transaction(runtime.read_sessions) as session:
+        by_version = vault.status(session)["subject_keys_by_version"]
+    assert by_version == {1: 4, 2: 3}  # the first batch committed, the second rolled back
+
+    seen: list[tuple[int, int]] = []
+    report = vault.rewrap(runtime.sessions, batch=3, progress=lambda d, t: seen.append((d, t)))
+    assert (report.rewrapped, report.remaining, report.target_version) == (4, 0, 2)
+    assert seen[-1] == (4, 4)
+    vault.kms.set_min_decrypt_version(2)
+    vault.drop_cache()
+    with transaction(runtime.read_sessions) as session:
+        for ctx, envelope in sealed.values():
+            assert vault.open(session, envelope, **ctx).startswith(b"v")
+        assert vault.status(session)["subject_keys_by_version"] == {2: 7}
