@@ -34,10 +34,11 @@ from credit_commons.vault.errors import DecryptionFailed
 from credit_commons.vault.kms import Kms, WrappedKey
 from credit_commons.vault.models import SubjectKeyRow
 
-__all__ = ["RewrapReport", "Vault"]
+__all__ = ["RewrapReport", "Vault", "subject_key_aad"]
 
 
-def _aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
+def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
+    """The associated data a subject key is wrapped with: its id, owner, purpose, version."""
     return f"vault-subject-key\x00{row_key_id}\x00{subject}\x00{purpose}\x00{version}".encode()
 
 
@@ -106,7 +107,9 @@ class Vault:
 
     def _unwrap(self, row: SubjectKeyRow) -> bytes:
         wrapped = WrappedKey(kek_id=row.kek_id, version=row.kek_version, blob=bytes(row.wrapped))
-        key = self.kms.unwrap(wrapped, aad=_aad(row.key_id, row.subject, row.purpose, row.version))
+        key = self.kms.unwrap(
+            wrapped, aad=subject_key_aad(row.key_id, row.subject, row.purpose, row.version)
+        )
         self._keys.put(row.key_id, key)
         return key
 
@@ -135,7 +138,7 @@ class Vault:
     def _create(self, session: Session, subject: str, purpose: str, version: int) -> SubjectKeyRow:
         key = secrets.token_bytes(32)
         key_id = new_id("sk")
-        wrapped = self.kms.wrap(key, aad=_aad(key_id, subject, purpose, version))
+        wrapped = self.kms.wrap(key, aad=subject_key_aad(key_id, subject, purpose, version))
         row = SubjectKeyRow(
             key_id=key_id,
             subject=subject,
@@ -244,7 +247,7 @@ class Vault:
                 if not rows:
                     break
                 for row in rows:
-                    aad = _aad(row.key_id, row.subject, row.purpose, row.version)
+                    aad = subject_key_aad(row.key_id, row.subject, row.purpose, row.version)
                     key = self.kms.unwrap(
                         WrappedKey(
                             kek_id=row.kek_id, version=row.kek_version, blob=bytes(row.wrapped)
