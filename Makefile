@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit lock bench clean services
+.PHONY: run test lint typecheck unit lock bench clean services system-deps hsm
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,11 +29,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+# System packages for tests with real components (SoftHSM2); installed when missing.
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+test: system-deps lint typecheck
 	$(BIN)/python -m pytest -W error
 
 bench: $(STAMP)
 	$(BIN)/python bench/keys.py
+	$(BIN)/python bench/vault.py
+	$(BIN)/python bench/ledger.py
+
+# A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
+hsm: system-deps
+	@scripts/softhsm-init.sh var/softhsm
 
 # Regenerate the lock after changing dependencies in pyproject.toml (needs `uv`).
 lock:

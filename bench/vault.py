@@ -34,7 +34,7 @@ from sqlalchemy import insert
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
-from credit_commons.runtime import Runtime
+from credit_commons.runtime import Runtime, build_kms
 from credit_commons.vault.models import SubjectKeyRow
 from credit_commons.vault.service import subject_key_aad
 
@@ -48,7 +48,7 @@ def emit(**fields: object) -> None:
 def settings_for(kms: str, tmp: Path) -> Settings:
     values: dict[str, object] = {"data_dir": tmp / "var"}
     if kms == "pkcs11":
-        env = {**os.environ, "SOFTHSM_DIR": str(tmp / "softhsm")}
+        env = {**os.environ, "SOFTHSM_USER_PIN": "1234"}
         out = subprocess.run(
             ["bash", str(ROOT / "scripts" / "softhsm-init.sh"), str(tmp / "softhsm")],
             check=True,
@@ -56,13 +56,16 @@ def settings_for(kms: str, tmp: Path) -> Settings:
             text=True,
             env=env,
         ).stdout
-        info = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        info = {
+            k: v.strip("'\"")
+            for k, v in (line.split("=", 1) for line in out.splitlines() if "=" in line)
+        }
         os.environ["SOFTHSM2_CONF"] = info["SOFTHSM2_CONF"]
         values.update(
             kms="pkcs11",
-            pkcs11_lib=info["PKCS11_LIB"],
-            pkcs11_token=info["TOKEN_LABEL"],
-            pkcs11_pin=info["USER_PIN"],
+            pkcs11_lib=info["COMMONS_PKCS11_LIB"],
+            pkcs11_token=info["COMMONS_PKCS11_TOKEN"],
+            pkcs11_pin=env["SOFTHSM_USER_PIN"],
         )
     return Settings(**values)  # type: ignore[arg-type]
 
@@ -160,6 +163,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             rt = Runtime.build(settings_for(kms, Path(tmp)))
             upgrade(rt.engine)
+            if kms == "pkcs11":  # what `commons vault init-hsm` does once per token
+                initialised = build_kms(rt.settings, rt.master, create_missing=True)
+                getattr(initialised, "close", lambda: None)()
             try:
                 bench_open(rt, kms, args.opens)
                 bench_rewrap(rt, kms, args.subjects)

@@ -141,5 +141,9 @@ class Runtime:
         return self.pseudonymizer.pseudonym("operator", name)
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections and the KMS session (an HSM's, if open)."""
+        vault = self.extras.get("vault")
+        close_kms = getattr(getattr(vault, "kms", None), "close", None)
+        if callable(close_kms):
+            close_kms()
         self.engine.dispose()

@@ -27,6 +27,11 @@ EXPECTED = {
         "public_key_to_jwk", "thumbprint",
     },
     "credit_commons.gateway": {"create_app"},
+    "credit_commons.vault": {
+        "DecryptionFailed", "EnvelopeHeader", "KeyVersionRetired", "Kms", "KmsConfigInvalid",
+        "KmsUnavailable", "LocalKms", "Pkcs11Kms", "SealContext", "SubjectKeyRef", "WrappedKey",
+        "open_envelope", "parse_header", "seal",
+    },
     "credit_commons.ledger": {
         "AuditFailed", "Checkpoint", "Digest", "EventDetails", "PseudonymField",
         "ReceiptInvalid", "RecordedEvent", "Token", "VerifiedReceipt", "audit_log",

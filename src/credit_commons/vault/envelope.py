@@ -72,7 +72,7 @@ _TAG_LEN = 16
 _WRAPPED_LEN = _KEY_LEN + _TAG_LEN
 _MAX_U32 = 0xFFFFFFFF
 _MAX_FIELD = 0xFFFF
-_KEY_ID = re.compile(rb"^[\x21-\x7e]{1,255}$")
+_KEY_ID = re.compile(r"[\x21-\x7e]{1,255}")
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
@@ -89,7 +89,7 @@ class SubjectKeyRef:
     version: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key_id, str) or not _KEY_ID.match(self.key_id.encode()):
+        if not isinstance(self.key_id, str) or not _KEY_ID.fullmatch(self.key_id):
             raise ValidationError("a subject key id is 1-255 visible ASCII characters")
         if isinstance(self.version, bool) or not isinstance(self.version, int):
             raise ValidationError("a subject key version is an integer")
@@ -101,7 +101,8 @@ class SubjectKeyRef:
 class SealContext:
     """What a sealed value belongs to; it is bound into the associated data of both layers.
 
-    Raises :class:`ValidationError` for an empty field or one longer than 65535 UTF-8 bytes.
+    Raises :class:`ValidationError` for an empty field, one longer than 65535 UTF-8 bytes, or
+    one with no UTF-8 form (a lone surrogate).
     """
 
     subject: str
@@ -109,20 +110,24 @@ class SealContext:
     record: str
 
     def __post_init__(self) -> None:
-        for name in ("subject", "purpose", "record"):
-            value = getattr(self, name)
+        for name, value in (
+            ("subject", self.subject),
+            ("purpose", self.purpose),
+            ("record", self.record),
+        ):
             if not isinstance(value, str) or not value:
                 raise ValidationError(f"the seal context needs a non-empty {name}")
-            if len(value.encode("utf-8")) > _MAX_FIELD:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError as e:  # lone surrogates have no UTF-8 form
+                raise ValidationError(f"the seal context {name} is not valid Unicode") from e
+            if size > _MAX_FIELD:
                 raise ValidationError(f"the seal context {name} is too long")
 
     def canonical(self) -> bytes:
         """The context as length-prefixed UTF-8 fields (the associated-data form)."""
-        out = bytearray()
-        for value in (self.subject, self.purpose, self.record):
-            raw = value.encode("utf-8")
-            out += _U16.pack(len(raw)) + raw
-        return bytes(out)
+        s, p, r = self.subject.encode(), self.purpose.encode(), self.record.encode()
+        return _U16.pack(len(s)) + s + _U16.pack(len(p)) + p + _U16.pack(len(r)) + r
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,27 @@ def _header_bytes(ref: SubjectKeyRef) -> bytes:
     return MAGIC + bytes([len(key_id)]) + key_id + _U32.pack(ref.version)
 
 
+def _header_size(data: bytes) -> int:
+    """The header length of a ``CCV1`` envelope long enough to hold every part.
+
+    The key reference itself is checked by the tags (it is in the associated data).
+    """
+    if len(data) < 5 or data[:4] != MAGIC:
+        raise DecryptionFailed()
+    size = 9 + data[4]
+    if len(data) < size + _NONCE_LEN + _WRAPPED_LEN + _NONCE_LEN + _TAG_LEN:
+        raise DecryptionFailed()
+    return size
+
+
+def _as_bytes(envelope: object) -> bytes:
+    if isinstance(envelope, bytes):
+        return envelope
+    if isinstance(envelope, bytearray | memoryview):
+        return bytes(envelope)
+    raise DecryptionFailed()
+
+
 def parse_header(envelope: bytes) -> EnvelopeHeader:
     """Read the header of an envelope without opening it, to look up its subject key.
 
@@ -147,18 +173,11 @@ def parse_header(envelope: bytes) -> EnvelopeHeader:
     the key.  Raises :class:`DecryptionFailed` for anything that is not a complete ``CCV1``
     envelope.
     """
-    if not isinstance(envelope, bytes | bytearray | memoryview):
-        raise DecryptionFailed()
-    data = bytes(envelope)
-    if len(data) < 5 or data[:4] != MAGIC:
-        raise DecryptionFailed()
-    id_len = data[4]
-    size = 5 + id_len + 4
-    if len(data) < size + _NONCE_LEN + _WRAPPED_LEN + _NONCE_LEN + _TAG_LEN:
-        raise DecryptionFailed()
+    data = _as_bytes(envelope)
+    size = _header_size(data)
     try:
-        key_id = data[5 : 5 + id_len].decode("ascii")
-        (version,) = _U32.unpack_from(data, 5 + id_len)
+        key_id = data[5 : size - 4].decode("ascii")
+        (version,) = _U32.unpack_from(data, size - 4)
         ref = SubjectKeyRef(key_id=key_id, version=version)
     except (UnicodeDecodeError, ValidationError) as e:
         raise DecryptionFailed() from e
@@ -198,12 +217,11 @@ def open_envelope(envelope: bytes, subject_key: bytes, *, context: SealContext) 
     Returns the plaintext only if every check passed.  Raises :class:`DecryptionFailed` for
     every failure, whatever its cause.
     """
-    header = parse_header(envelope)
-    data = bytes(envelope)
+    data = _as_bytes(envelope)
+    h = _header_size(data)
     if not isinstance(subject_key, bytes) or len(subject_key) != _KEY_LEN:
         raise DecryptionFailed()
     ctx = context.canonical()
-    h = header.size
     wrap_nonce = data[h : h + _NONCE_LEN]
     wrapped = data[h + _NONCE_LEN : h + _NONCE_LEN + _WRAPPED_LEN]
     prefix_end = h + _NONCE_LEN + _WRAPPED_LEN

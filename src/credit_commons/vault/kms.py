@@ -54,7 +54,7 @@ __all__ = [
 PEPPER_FINGERPRINT_MESSAGE = b"commons pepper fingerprint"
 """The fixed message whose MAC fingerprints a pepper (no NUL: never a labelled message)."""
 
-_LABEL = re.compile(r"^[a-z][a-z0-9_.:/-]{0,63}$")
+_LABEL = re.compile(r"[a-z][a-z0-9_.:/-]{0,63}")
 _BLOB_FORMAT = 1
 _NONCE_LEN = 12
 _KEK_PURPOSE = "vault/kek"
@@ -150,7 +150,7 @@ def hmac_message(data: bytes, label: str) -> bytes:
     Raises :class:`ValidationError` unless ``label`` is 1-64 characters of ``a-z0-9_.:/-``
     starting with a letter, and ``data`` is bytes.
     """
-    if not isinstance(label, str) or not _LABEL.match(label):
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
         raise ValidationError("an HMAC label is a short lower-case name")
     if not isinstance(data, bytes | bytearray):
         raise ValidationError("HMAC data must be bytes")

@@ -68,7 +68,7 @@ __all__ = ["Pkcs11Kms", "Pkcs11Token"]
 
 T = TypeVar("T")
 
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_PREFIX = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _NONCE_LEN = 12
 _BLOB_FORMAT = 1
 _APPLICATION = "credit-commons"
@@ -283,7 +283,7 @@ class Pkcs11Kms:
         key_label_prefix: str = "commons-kek",
         create_missing: bool = False,
     ) -> None:
-        if not _PREFIX.match(key_label_prefix):
+        if not isinstance(key_label_prefix, str) or not _PREFIX.fullmatch(key_label_prefix):
             raise KmsConfigInvalid("the key label prefix is 1-32 of a-z, 0-9 and '-'")
         self._prefix = key_label_prefix
         self._kek_id = f"pkcs11:{key_label_prefix}"
@@ -296,8 +296,8 @@ class Pkcs11Kms:
                 if not create_missing:
                     raise KmsConfigInvalid(
                         f"token {token_label!r} holds no {key_label_prefix}-v1 key or pepper",
-                        hint="initialise it once with create_missing=True "
-                        "(`commons vault init-hsm`)",
+                        hint="check the token and prefix, or construct Pkcs11Kms once with "
+                        "create_missing=True to generate them",
                     )
                 if not self._versions:
                     self.rotate()

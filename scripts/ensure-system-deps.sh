@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite uses with real components, when missing:
+# SoftHSM2 (a real PKCS#11 token for the vault and HSM-held signing keys).
+# Called by `make test` and `.ci/run`; a no-op when everything is present.
+set -euo pipefail
+
+missing=()
+command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "system-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "system-deps: need root to install ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
