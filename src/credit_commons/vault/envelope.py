@@ -1,11 +1,10 @@
 """The sealed-value envelope, format ``CCV1``: pure functions over bytes.
 
-A value is sealed under a fresh 32-byte *record key*; the record key is wrapped under the
-*subject key* of a (subject, purpose) and travels inside the envelope.  Both layers are
-AES-256-GCM (NIST SP 800-38D) with 96-bit random nonces.  The associated data binds every
-layer to the envelope header and to the canonical context (subject, purpose, record), so a
-ciphertext cannot be moved to another record, subject or purpose, and its key reference
-cannot be rewritten.
+A value is sealed with AES-256-GCM (NIST SP 800-38D) under the *subject key* of its
+(subject, purpose), with a 96-bit random nonce.  The associated data binds the ciphertext
+to the envelope header and to the canonical context (subject, purpose, record), so it
+cannot be moved to another record, subject or purpose, and its key reference cannot be
+rewritten.
 
 Layout (integers big-endian)::
 
@@ -15,25 +14,24 @@ Layout (integers big-endian)::
     5          L     subject key id (visible ASCII)
     5+L        4     subject key version (u32, >= 1)
     ------------------------------------------------ header ends at H = 9+L
-    H          12    nonce of the record-key wrap
-    H+12       48    AES-256-GCM(subject key, record key) = 32-byte ciphertext + 16-byte tag
+    H          12    nonce
+    H+12       n+16  AES-256-GCM(subject key, plaintext): n-byte ciphertext + 16-byte tag
                      aad = header || context
-    H+60       12    nonce of the data
-    H+72       n+16  AES-256-GCM(record key, plaintext) = n-byte ciphertext + 16-byte tag
-                     aad = envelope[0:H+60] || context
 
     context = u16 len || subject || u16 len || purpose || u16 len || record   (UTF-8)
 
-The data layer's associated data covers every byte before the data nonce, so every bit of an
-envelope is authenticated by one of the two tags.
+Every byte of an envelope is authenticated: the header and context through the associated
+data, the nonce and ciphertext through the tag.
 
-Nonce limits (SP 800-38D §8.3): a record key encrypts exactly one value, so its nonce never
-repeats; a subject key wraps one record key per sealed value, so the 2^32 random-nonce bound
-applies per subject key — far beyond the values one person holds.
+The subject key is *referenced*, not carried: the key itself, wrapped by the KMS master key,
+is stored once per (subject, purpose).  That is what makes crypto-shredding work — deleting
+the stored key makes every envelope that references it unopenable — whereas a master-wrapped
+key inside each envelope would stay unwrappable for as long as the master key exists
+(docs/privacy.md).  For the same reason master-key rotation never rewrites envelopes; only
+subject keys are rewrapped.
 
-Master-key rotation never rewrites envelopes: they reference the subject key, and only the
-subject keys are rewrapped under the new master-key version.  Destroying a subject key
-(crypto-shredding) makes every envelope that references it unopenable.
+Nonce limits (SP 800-38D §8.3): random 96-bit nonces allow 2^32 seals per subject key, far
+beyond the values one person holds for one purpose.
 
 Every failure to open — an unknown marker, truncation, a wrong key, a wrong context, any
 flipped bit — raises the one :class:`DecryptionFailed`.
@@ -58,7 +56,10 @@ __all__ = [
     "EnvelopeHeader",
     "SealContext",
     "SubjectKeyRef",
+    "context_bytes",
+    "key_id_of",
     "open_envelope",
+    "open_parsed",
     "parse_header",
     "seal",
 ]
@@ -69,7 +70,6 @@ MAGIC = b"CCV1"
 _KEY_LEN = 32
 _NONCE_LEN = 12
 _TAG_LEN = 16
-_WRAPPED_LEN = _KEY_LEN + _TAG_LEN
 _MAX_U32 = 0xFFFFFFFF
 _MAX_FIELD = 0xFFFF
 _KEY_ID = re.compile(r"[\x21-\x7e]{1,255}")
@@ -99,7 +99,7 @@ class SubjectKeyRef:
 
 @dataclass(frozen=True, slots=True)
 class SealContext:
-    """What a sealed value belongs to; it is bound into the associated data of both layers.
+    """What a sealed value belongs to; it is bound into the associated data.
 
     Raises :class:`ValidationError` for an empty field, one longer than 65535 UTF-8 bytes, or
     one with no UTF-8 form (a lone surrogate).
@@ -126,8 +126,22 @@ class SealContext:
 
     def canonical(self) -> bytes:
         """The context as length-prefixed UTF-8 fields (the associated-data form)."""
-        s, p, r = self.subject.encode(), self.purpose.encode(), self.record.encode()
-        return _U16.pack(len(s)) + s + _U16.pack(len(p)) + p + _U16.pack(len(r)) + r
+        return context_bytes(self.subject, self.purpose, self.record)
+
+
+def context_bytes(subject: str, purpose: str, record: str) -> bytes:
+    """The canonical context without building a :class:`SealContext`.
+
+    Raises :class:`ValidationError` like :class:`SealContext` does.
+    """
+    try:
+        s, p, r = subject.encode(), purpose.encode(), record.encode()
+    except (UnicodeEncodeError, AttributeError) as e:
+        raise ValidationError("the seal context is not valid Unicode text") from e
+    ls, lp, lr = len(s), len(p), len(r)
+    if not (0 < ls <= _MAX_FIELD and 0 < lp <= _MAX_FIELD and 0 < lr <= _MAX_FIELD):
+        raise ValidationError("a seal context field is empty or too long")
+    return b"".join((ls.to_bytes(2, "big"), s, lp.to_bytes(2, "big"), p, lr.to_bytes(2, "big"), r))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +151,7 @@ class EnvelopeHeader:
     format: bytes
     subject_key_ref: SubjectKeyRef
     size: int
-    """The header's length in bytes (the offset of the record-key nonce)."""
+    """The header's length in bytes (the offset of the nonce)."""
 
 
 def _header_bytes(ref: SubjectKeyRef) -> bytes:
@@ -148,12 +162,12 @@ def _header_bytes(ref: SubjectKeyRef) -> bytes:
 def _header_size(data: bytes) -> int:
     """The header length of a ``CCV1`` envelope long enough to hold every part.
 
-    The key reference itself is checked by the tags (it is in the associated data).
+    The key reference itself is checked by the tag (it is in the associated data).
     """
     if len(data) < 5 or data[:4] != MAGIC:
         raise DecryptionFailed()
     size = 9 + data[4]
-    if len(data) < size + _NONCE_LEN + _WRAPPED_LEN + _NONCE_LEN + _TAG_LEN:
+    if len(data) < size + _NONCE_LEN + _TAG_LEN:
         raise DecryptionFailed()
     return size
 
@@ -184,51 +198,85 @@ def parse_header(envelope: bytes) -> EnvelopeHeader:
     return EnvelopeHeader(format=MAGIC, subject_key_ref=ref, size=size)
 
 
+def key_id_of(envelope: bytes) -> str:
+    """The subject key id an envelope names (the hot path of :func:`parse_header`).
+
+    Unauthenticated until the envelope opens.  Raises :class:`DecryptionFailed`.
+    """
+    if not isinstance(envelope, bytes) or len(envelope) < 5 or envelope[:4] != MAGIC:
+        raise DecryptionFailed()
+    try:
+        return envelope[5 : 5 + envelope[4]].decode("ascii")
+    except UnicodeDecodeError as e:
+        raise DecryptionFailed() from e
+
+
+def _cipher(subject_key: bytes | AESGCM) -> AESGCM:
+    if isinstance(subject_key, AESGCM):
+        return subject_key
+    if not isinstance(subject_key, bytes) or len(subject_key) != _KEY_LEN:
+        raise ValidationError("a subject key is 32 bytes")
+    return AESGCM(subject_key)
+
+
 def seal(
-    subject_key: bytes,
+    subject_key: bytes | AESGCM,
     plaintext: bytes,
     *,
     subject_key_ref: SubjectKeyRef,
     context: SealContext,
     rng: Callable[[int], bytes] = secrets.token_bytes,
 ) -> bytes:
-    """Seal ``plaintext`` under a fresh record key wrapped by ``subject_key``.
+    """Seal ``plaintext`` under ``subject_key`` (32 bytes, or a ready ``AESGCM``).
 
-    ``rng`` supplies the record key and both nonces (a parameter so vectors reproduce).
-    Raises :class:`ValidationError` for a subject key that is not 32 bytes or an ``rng`` that
-    returns the wrong number of bytes.
+    ``rng`` supplies the nonce (a parameter so vectors reproduce).  Raises
+    :class:`ValidationError` for a subject key that is not 32 bytes or an ``rng`` that returns
+    the wrong number of bytes.
     """
-    if not isinstance(subject_key, bytes) or len(subject_key) != _KEY_LEN:
-        raise ValidationError("a subject key is 32 bytes")
-    record_key, wrap_nonce, data_nonce = rng(_KEY_LEN), rng(_NONCE_LEN), rng(_NONCE_LEN)
-    if (len(record_key), len(wrap_nonce), len(data_nonce)) != (_KEY_LEN, _NONCE_LEN, _NONCE_LEN):
+    cipher = _cipher(subject_key)
+    nonce = rng(_NONCE_LEN)
+    if len(nonce) != _NONCE_LEN:
         raise ValidationError("the random source returned the wrong number of bytes")
     header = _header_bytes(subject_key_ref)
-    ctx = context.canonical()
-    wrapped = AESGCM(subject_key).encrypt(wrap_nonce, record_key, header + ctx)
-    prefix = header + wrap_nonce + wrapped
-    ciphertext = AESGCM(record_key).encrypt(data_nonce, bytes(plaintext), prefix + ctx)
-    return prefix + data_nonce + ciphertext
+    return header + nonce + cipher.encrypt(nonce, bytes(plaintext), header + context.canonical())
 
 
-def open_envelope(envelope: bytes, subject_key: bytes, *, context: SealContext) -> bytes:
+def open_envelope(
+    envelope: bytes, subject_key: bytes | AESGCM, *, context: SealContext | bytes
+) -> bytes:
     """Open an envelope made by :func:`seal` with its subject key and its context.
 
-    Returns the plaintext only if every check passed.  Raises :class:`DecryptionFailed` for
-    every failure, whatever its cause.
+    ``context`` may be given as its canonical bytes (:meth:`SealContext.canonical`), which
+    callers on a hot path precompute.  Returns the plaintext only if every check passed.
+    Raises :class:`DecryptionFailed` for every failure, whatever its cause.
     """
-    data = _as_bytes(envelope)
-    h = _header_size(data)
-    if not isinstance(subject_key, bytes) or len(subject_key) != _KEY_LEN:
+    data = envelope if type(envelope) is bytes else _as_bytes(envelope)
+    if len(data) < 5 or data[:4] != MAGIC:
         raise DecryptionFailed()
-    ctx = context.canonical()
-    wrap_nonce = data[h : h + _NONCE_LEN]
-    wrapped = data[h + _NONCE_LEN : h + _NONCE_LEN + _WRAPPED_LEN]
-    prefix_end = h + _NONCE_LEN + _WRAPPED_LEN
-    data_nonce = data[prefix_end : prefix_end + _NONCE_LEN]
-    ciphertext = data[prefix_end + _NONCE_LEN :]
+    h = 9 + data[4]
+    if len(data) < h + _NONCE_LEN + _TAG_LEN:
+        raise DecryptionFailed()
+    if type(subject_key) is AESGCM:
+        cipher = subject_key
+    else:
+        try:
+            cipher = _cipher(subject_key)
+        except ValidationError as e:
+            raise DecryptionFailed() from e
+    ctx = context if type(context) is bytes else context.canonical()  # type: ignore[union-attr]
+    return open_parsed(data, h, cipher, ctx)
+
+
+def open_parsed(data: bytes, header_size: int, cipher: AESGCM, context: bytes) -> bytes:
+    """Open an envelope whose header the caller has already read (the vault's hot path).
+
+    ``header_size`` is ``9 + data[4]`` of a ``CCV1`` envelope; everything else is checked by
+    the tag.  Raises :class:`DecryptionFailed`.
+    """
+    h = header_size
+    if len(data) < h + _NONCE_LEN + _TAG_LEN:
+        raise DecryptionFailed()
     try:
-        record_key = AESGCM(subject_key).decrypt(wrap_nonce, wrapped, data[:h] + ctx)
-        return AESGCM(record_key).decrypt(data_nonce, ciphertext, data[:prefix_end] + ctx)
+        return cipher.decrypt(data[h : h + _NONCE_LEN], data[h + _NONCE_LEN :], data[:h] + context)
     except InvalidTag as e:
         raise DecryptionFailed() from e

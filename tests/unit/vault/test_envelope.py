@@ -16,7 +16,9 @@ from credit_commons.vault.envelope import (
     MAGIC,
     SealContext,
     SubjectKeyRef,
+    key_id_of,
     open_envelope,
+    open_parsed,
     parse_header,
     seal,
 )
@@ -60,19 +62,16 @@ def test_round_trip_and_header() -> None:
 def test_layout_is_the_documented_one() -> None:
     rng = counting_rng()
     envelope = seal(KEY, b"hello", subject_key_ref=REF, context=CTX, rng=rng)
-    expected_rng = counting_rng()
-    record_key, wrap_nonce, data_nonce = expected_rng(32), expected_rng(12), expected_rng(12)
+    nonce = counting_rng()(12)
     key_id = REF.key_id.encode()
     header = b"CCV1" + bytes([len(key_id)]) + key_id + struct.pack(">I", 3)
     ctx = b"".join(
         struct.pack(">H", len(f.encode())) + f.encode()
         for f in ("idt_abc123def456", "pii", "identity/name")
     )
-    wrapped = AESGCM(KEY).encrypt(wrap_nonce, record_key, header + ctx)
-    prefix = header + wrap_nonce + wrapped
-    body = AESGCM(record_key).encrypt(data_nonce, b"hello", prefix + ctx)
-    assert envelope == prefix + data_nonce + body
-    assert len(envelope) == len(header) + 12 + 48 + 12 + 5 + 16
+    body = AESGCM(KEY).encrypt(nonce, b"hello", header + ctx)
+    assert envelope == header + nonce + body
+    assert len(envelope) == len(header) + 12 + 5 + 16
     assert CTX.canonical() == ctx
     # The same random bytes give the same envelope (vectors reproduce).
     assert seal(KEY, b"hello", subject_key_ref=REF, context=CTX, rng=counting_rng()) == envelope
@@ -142,13 +141,25 @@ def test_rewritten_key_reference_fails() -> None:
         expect_opaque_failure(forged[:size] + envelope[parse_header(envelope).size :])
 
 
-def test_spliced_record_key_fails() -> None:
-    a = seal(KEY, b"first value", subject_key_ref=REF, context=CTX)
+def test_spliced_nonce_or_body_fails() -> None:
+    a = seal(KEY, b"first value!", subject_key_ref=REF, context=CTX)
     b = seal(KEY, b"second value", subject_key_ref=REF, context=CTX)
     h = parse_header(a).size
-    # The wrapped record key of one envelope with the body of another.
-    expect_opaque_failure(a[: h + 60] + b[h + 60 :])
-    expect_opaque_failure(b[: h + 60] + a[h + 60 :])
+    # The nonce of one envelope with the body of another (same key, same length).
+    expect_opaque_failure(a[: h + 12] + b[h + 12 :])
+    expect_opaque_failure(b[: h + 12] + a[h + 12 :])
+
+
+def test_open_parsed_and_ready_ciphers_agree() -> None:
+    envelope = seal(AESGCM(KEY), b"hello", subject_key_ref=REF, context=CTX)
+    h = parse_header(envelope).size
+    assert open_parsed(envelope, h, AESGCM(KEY), CTX.canonical()) == b"hello"
+    assert open_envelope(envelope, KEY, context=CTX.canonical()) == b"hello"
+    assert key_id_of(envelope) == REF.key_id
+    with pytest.raises(DecryptionFailed):
+        open_parsed(envelope[: h + 20], h, AESGCM(KEY), CTX.canonical())
+    with pytest.raises(DecryptionFailed):
+        key_id_of(b"XXXX" + envelope[4:])
 
 
 @pytest.mark.parametrize(
