@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses with real components, when missing:
-# SoftHSM2 (a real PKCS#11 token for the vault and HSM-held signing keys).
+# SoftHSM2 (a real PKCS#11 token for the vault and HSM-held signing keys) and poppler-utils
+# (pdftoppm, to rasterise the data-export PDF in tests).
 # Called by `make test` and `.ci/run`; a no-op when everything is present.
 set -euo pipefail
 
 missing=()
 command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "system-deps: installing ${missing[*]}" >&2
