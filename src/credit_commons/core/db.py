@@ -48,6 +48,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Deleted rows are overwritten, not left in free pages: an erased subject's data must
+    # not survive in the database file (docs/privacy.md).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "credit_commons.keys.models",
     "credit_commons.ledger.models",
     "credit_commons.vault.models",
+    "credit_commons.identity.models",
 )
 
 

@@ -17,6 +17,7 @@ from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
+from credit_commons.identity import router as identity_router
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
@@ -67,6 +68,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     install_problem_handlers(app)
     app.include_router(log_router.router)
+    app.include_router(identity_router.router)
     app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

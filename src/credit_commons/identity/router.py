@@ -1,0 +1,85 @@
+"""HTTP API of identities (after seed 003 §10), under ``/v1/identities``.
+
+Every call but registration needs ``Authorization: Bearer cct_…``; the caller must be the
+identity, the owner of an enterprise identity, or an administrator.  Anything else — an
+unknown token, someone else's identity — is the same 404, so nothing is revealed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Response, status
+from sqlalchemy.orm import Session
+
+from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.identity import service
+from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN, IdentityCreate
+from credit_commons.runtime import Runtime
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/identities", tags=["identities"])
+
+SessionDep = Annotated[Session, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
+
+
+def get_principal(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> service.Principal:
+    """The authenticated caller; raises ``UnauthorizedError`` (401) otherwise."""
+    return service.authenticate(session, runtime, authorization)
+
+
+PrincipalDep = Annotated[service.Principal, Depends(get_principal)]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Register an identity.")
+def create(
+    body: IdentityCreate, session: SessionDep, runtime: RuntimeDep, response: Response
+) -> dict[str, Any]:
+    response.headers.update(_NO_STORE)
+    return service.create_identity(session, runtime, body)
+
+
+@router.get("/{token}", summary="Identity metadata (no personal data).")
+def read(
+    token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return service.get_identity(session, runtime, principal, token)
+
+
+@router.get("/{token}/profile", summary="The identity's personal fields.")
+def profile(
+    token: TokenPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    response.headers.update(_NO_STORE)
+    return service.get_profile(session, runtime, principal, token)
+
+
+@router.post("/{token}/export", summary="Everything held on the subject (JSON).")
+def export(
+    token: TokenPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    response.headers.update(_NO_STORE)
+    return service.export_identity(session, runtime, principal, token)
+
+
+@router.delete("/{token}", summary="Erase the subject (crypto-shredding).")
+def erase(
+    token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return service.erase_identity(session, runtime, principal, token)

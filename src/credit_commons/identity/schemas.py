@@ -1,0 +1,94 @@
+"""HTTP and CLI input/output shapes of the identity domain (no additional properties)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from credit_commons.identity.identifiers import IdentifierKind
+
+__all__ = [
+    "Attributes",
+    "IdentityCreate",
+    "IdentityKind",
+    "Profile",
+    "Role",
+    "VerificationLevel",
+]
+
+IDENTITY_TOKEN_PATTERN = r"^idt_[a-zA-Z0-9]{12,32}$"  # noqa: S105 - a format, not a secret
+IdentityToken = Annotated[str, StringConstraints(pattern=IDENTITY_TOKEN_PATTERN)]
+
+
+class Role(StrEnum):
+    """Roles an identity may hold (seed 003)."""
+
+    CITIZEN = "citizen"
+    FARMER = "farmer"
+    BUSINESS = "business"
+    GUARDIAN = "guardian"
+    FIELD_AGENT = "field_agent"
+    LENDER = "lender"
+    ISSUER = "issuer"
+    ADMIN = "admin"
+
+
+class IdentityKind(StrEnum):
+    """A natural person or an enterprise (MSME) owned by one."""
+
+    PERSON = "person"
+    ENTERPRISE = "enterprise"
+
+
+class VerificationLevel(StrEnum):
+    """How well the identity has been verified."""
+
+    NONE = "none"
+    PHONE_VERIFIED = "phone_verified"
+    DOCUMENT_VERIFIED = "document_verified"
+    IN_PERSON_VERIFIED = "in_person_verified"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Profile(_Strict):
+    """Personal fields; sealed by the vault, never stored in clear."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    phone: Annotated[str, StringConstraints(max_length=20)] | None = None
+    email: (
+        Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+        | None
+    ) = None
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class Attributes(_Strict):
+    """Attributes predicates may be evaluated over; sealed by the vault."""
+
+    birth_date: date | None = None
+    income_annual: Annotated[int, Field(ge=0, le=10**12)] | None = None
+    state: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None = None
+    gender: Annotated[str, StringConstraints(max_length=32)] | None = None
+    bpl_status: bool | None = None
+    land_holding: Annotated[float, Field(ge=0, le=10**6)] | None = None
+    marital_status: Annotated[str, StringConstraints(max_length=32)] | None = None
+    dependents_count: Annotated[int, Field(ge=0, le=100)] | None = None
+
+
+class IdentityCreate(_Strict):
+    """A registration: who, what they may do, and how to recognise them."""
+
+    kind: IdentityKind = IdentityKind.PERSON
+    roles: Annotated[list[Role], Field(min_length=1, max_length=5)] = [Role.CITIZEN]
+    profile: Profile
+    attributes: Attributes = Attributes()
+    identifiers: Annotated[
+        dict[IdentifierKind, Annotated[str, StringConstraints(max_length=64)]], Field(max_length=5)
+    ] = {}
+    owner_token: IdentityToken | None = None
