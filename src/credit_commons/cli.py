@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +49,14 @@ witness_app = typer.Typer(help="An independent log witness (tlog-witness).", no_
 anchor_app = typer.Typer(help="Anchoring checkpoints to external ledgers.", no_args_is_help=True)
 vault_app = typer.Typer(help="The vault: master keys, rotation, rewrap.", no_args_is_help=True)
 app.add_typer(vault_app, name="vault")
+identity_app = typer.Typer(help="Identities (operator access).", no_args_is_help=True)
+privacy_app = typer.Typer(help="Data-subject requests: export and erasure.", no_args_is_help=True)
+admin_app = typer.Typer(help="Administrator access.", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(admin_app, name="admin")
+
+_OPERATOR = "admin:cli"
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.add_typer(anchor_app, name="anchor")
@@ -442,6 +451,139 @@ def anchor_deploy(
         {"contract": address},
         f"Anchor contract at {address}; set COMMONS_ANCHOR_EVM_CONTRACT",
     )
+
+
+# -- identities and privacy -------------------------------------------------------------------
+
+
+def _operator() -> Any:
+    from credit_commons.identity.service import Principal
+
+    return Principal(_OPERATOR, "admin")
+
+
+@identity_app.command("create")
+def identity_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Full name.")],
+    role: Annotated[list[str] | None, typer.Option("--role", help="A role (repeat).")] = None,
+    phone: Annotated[str | None, typer.Option("--phone")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    identifier: Annotated[
+        list[str] | None,
+        typer.Option("--identifier", help="KIND=VALUE, e.g. pan=ABCPE1234F (repeat)."),
+    ] = None,
+    birth_date: Annotated[str | None, typer.Option("--birth-date", help="YYYY-MM-DD")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Two-letter state code.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Register an identity; prints its token and an access token (shown once)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.identity import service
+    from credit_commons.identity.schemas import IdentityCreate
+
+    identifiers = {}
+    for item in identifier or []:
+        kind, sep, value = item.partition("=")
+        if not sep:
+            raise ValidationError("--identifier takes KIND=VALUE", extra={"field": "identifier"})
+        identifiers[kind] = value
+    try:
+        request = IdentityCreate.model_validate(
+            {
+                "roles": role or ["citizen"],
+                "profile": {
+                    k: v for k, v in {"name": name, "phone": phone, "email": email}.items() if v
+                },
+                "attributes": {
+                    k: v for k, v in {"birth_date": birth_date, "state": state}.items() if v
+                },
+                "identifiers": identifiers,
+            }
+        )
+    except pydantic.ValidationError as e:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
+        raise ValidationError(f"invalid identity: {', '.join(fields)}") from e
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        created = service.create_identity(session, rt, request, _operator())
+    _emit(
+        as_json,
+        created,
+        f"created {created['identity_token']}\naccess token: {created['access_token']}",
+    )
+
+
+@identity_app.command("show")
+def identity_show(
+    ctx: typer.Context,
+    token: Annotated[str, typer.Argument(help="Identity token idt_….")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show an identity's metadata (no personal data)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import service
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        data = service.get_identity(session, rt, _operator(), token)
+    _emit(as_json, data, json.dumps(data, indent=2))
+
+
+@privacy_app.command("export")
+def privacy_export(
+    ctx: typer.Context,
+    token: Annotated[str, typer.Argument(help="Identity token idt_….")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export everything held on a subject (JSON)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = service.export_identity(session, rt, _operator(), token)
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    if out is not None:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _emit(as_json, {"written": str(out)}, f"export written to {out} (mode 0600)")
+    else:
+        typer.echo(text)
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    ctx: typer.Context,
+    token: Annotated[str, typer.Argument(help="Identity token idt_….")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a subject: destroy their keys, links and tokens (cannot be undone)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.identity import service
+
+    if not yes:
+        raise ValidationError("erasure cannot be undone; add --yes to confirm")
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = service.erase_identity(session, rt, _operator(), token)
+    _emit(as_json, data, f"erased {token}; event {data['event_id']}")
+
+
+@admin_app.command("token")
+def admin_token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who the token is for.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Issue an administrator bearer token (shown once; valid 30 days)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        token, expires = service.issue_admin_token(session, rt, name)
+    _emit(as_json, {"token": token, "expires_at": expires}, token)
 
 
 # -- vault ---------------------------------------------------------------------------------
