@@ -534,15 +534,22 @@ def privacy_export(
     ctx: typer.Context,
     token: Annotated[str, typer.Argument(help="Identity token idt_….")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here.")] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write it as a PDF here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Export everything held on a subject (JSON)."""
+    """Export everything held on a subject (JSON, and optionally PDF)."""
     from credit_commons.core.db import transaction
     from credit_commons.identity import service
+    from credit_commons.privacy.pdf import render_export_pdf
 
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
         data = service.export_identity(session, rt, _operator(), token)
+        generated_at = rt.clock.now()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    if pdf is not None:
+        fd = os.open(pdf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(render_export_pdf(data, generated_at=generated_at))
     if out is not None:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

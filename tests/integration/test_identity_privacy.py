@@ -7,6 +7,7 @@ identifier pseudonyms.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.identity.models import IdentifierLinkRow, IdentityRow
 from credit_commons.identity.service import issue_admin_token
+from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 from credit_commons.vault.errors import DecryptionFailed
 
@@ -111,13 +113,49 @@ def test_register_read_export_and_authorisation(client: TestClient, runtime: Run
     assert {i["kind"] for i in export["identifiers"]} == {"aadhaar", "pan", "mobile"}
     assert [e["type"] for e in export["events"]] == ["identity.created"]
 
-    # The export holds everything the database holds about the subject.
+    # The export holds everything the database holds about the subject, compared with
+    # direct queries: identifier links, the sealed profile and attributes, the events.
+    subject = runtime.pseudonymizer.pseudonym("identity", token)
     with transaction(runtime.read_sessions) as session:
         links = session.scalars(
             sa.select(IdentifierLinkRow.pseudonym).where(IdentifierLinkRow.identity_token == token)
         ).all()
-        assert session.get(IdentityRow, token) is not None
+        row = session.get(IdentityRow, token)
+        assert row is not None
+        assert row.profile_sealed is not None
+        assert row.attributes_sealed is not None
+        sealed_profile = json.loads(
+            runtime.vault.open(
+                session,
+                row.profile_sealed,
+                subject=token,
+                purpose="profile",
+                record=f"identity:{token}:profile",
+            )
+        )
+        sealed_attributes = json.loads(
+            runtime.vault.open(
+                session,
+                row.attributes_sealed,
+                subject=token,
+                purpose="attributes",
+                record=f"identity:{token}:attributes",
+            )
+        )
+        event_ids = session.scalars(sa.select(EventRow.id).where(EventRow.subject == subject)).all()
     assert sorted(links) == sorted(i["pseudonym"] for i in export["identifiers"])
+    assert export["profile"] == sealed_profile
+    assert export["attributes"] == sealed_attributes
+    assert sorted(event_ids)[:1] == [e["id"] for e in export["events"]]
+    assert export["subject"]["roles"] == json.loads(row.roles)
+
+    pdf = client.post(
+        f"/v1/identities/{token}/export", params={"format": "pdf"}, headers=auth(access)
+    )
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert pdf.headers["cache-control"] == "no-store"
 
     other = client.post("/v1/identities", json={"profile": {"name": "Sita Devi"}}).json()
     for path in (f"/v1/identities/{token}", f"/v1/identities/{token}/profile"):

@@ -7,14 +7,17 @@ unknown token, someone else's identity — is the same 404, so nothing is reveal
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from credit_commons.gateway.deps import get_runtime, get_session
 from credit_commons.identity import service
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN, IdentityCreate
+from credit_commons.privacy.pdf import render_export_pdf
 from credit_commons.runtime import Runtime
 
 __all__ = ["router"]
@@ -66,16 +69,23 @@ def profile(
     return service.get_profile(session, runtime, principal, token)
 
 
-@router.post("/{token}/export", summary="Everything held on the subject (JSON).")
+@router.post(
+    "/{token}/export",
+    summary="Everything held on the subject, as JSON or (format=pdf) as a PDF.",
+    responses={200: {"content": {"application/json": {}, "application/pdf": {}}}},
+)
 def export(
     token: TokenPath,
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    response: Response,
-) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
-    return service.export_identity(session, runtime, principal, token)
+    format: Annotated[Literal["json", "pdf"], Query()] = "json",
+) -> Response:
+    data = service.export_identity(session, runtime, principal, token)
+    if format == "pdf":
+        pdf = render_export_pdf(data, generated_at=runtime.clock.now())
+        return Response(pdf, media_type="application/pdf", headers=_NO_STORE)
+    return JSONResponse(jsonable_encoder(data), headers=_NO_STORE)
 
 
 @router.delete("/{token}", summary="Erase the subject (crypto-shredding).")
