@@ -143,7 +143,12 @@ def worker_command(
 
     settings = _settings(ctx)
     configure_logging(settings.log_level)
+    from credit_commons.core.db import transaction
+    from credit_commons.privacy.pepper import check_peppers
+
     with _runtime(ctx) as rt:
+        with transaction(rt.sessions) as session:
+            check_peppers(session, rt)
         worker = LogWorker(rt)
         if once:
             report = worker.run_once(force_checkpoint=True)
@@ -695,9 +700,14 @@ def db_upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Apply every pending schema migration."""
     from credit_commons.core.migrate import upgrade
 
+    from credit_commons.core.db import transaction
+    from credit_commons.privacy.pepper import check_peppers
+
     with _runtime(ctx) as runtime:
         revision = upgrade(runtime.engine)
         backend = runtime.engine.dialect.name
+        with transaction(runtime.sessions) as session:
+            check_peppers(session, runtime)
     _emit(
         as_json,
         {"revision": revision, "database": backend},

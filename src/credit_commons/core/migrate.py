@@ -24,6 +24,7 @@ MODEL_MODULES = (
     "credit_commons.ledger.models",
     "credit_commons.vault.models",
     "credit_commons.identity.models",
+    "credit_commons.privacy.models",
 )
 
 

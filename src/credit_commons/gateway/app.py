@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from credit_commons import __version__
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
+from credit_commons.core.db import transaction
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
@@ -20,6 +21,7 @@ from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.identity import router as identity_router
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.worker import LogWorker
+from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
 
 __all__ = ["create_app"]
@@ -44,6 +46,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if current_revision(runtime.engine) == head_revision():
+            # A changed pepper refuses to start in production (privacy/pepper.py).
+            with transaction(runtime.sessions) as session:
+                check_peppers(session, runtime)
         worker = LogWorker(runtime) if run_worker else None
         if worker is not None:
             worker.start()
