@@ -534,6 +534,44 @@ def identity_show(
     _emit(as_json, data, json.dumps(data, indent=2))
 
 
+@identity_app.command("delegate")
+def identity_delegate(
+    ctx: typer.Context,
+    delegator: Annotated[str, typer.Option("--from", help="Delegator identity token.")],
+    delegatee: Annotated[str, typer.Option("--to", help="Delegatee identity token.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--type", help="parent_child, guardian_ward, business_owner or field_agent_assist."
+        ),
+    ],
+    permission: Annotated[list[str], typer.Option("--permission", help="e.g. read:profile")],
+    days: Annotated[int, typer.Option("--days", min=1, max=3650)] = 365,
+    as_json: JsonOption = False,
+) -> None:
+    """Offer a delegation on the delegator's behalf (the delegatee must still accept)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.identity import delegations
+    from credit_commons.identity.schemas import DelegationCreate
+
+    try:
+        request = DelegationCreate.model_validate(
+            {
+                "delegatee_token": delegatee,
+                "type": kind,
+                "permissions": permission,
+                "expires_in_days": days,
+            }
+        )
+    except pydantic.ValidationError as e:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
+        raise ValidationError(f"invalid delegation: {', '.join(fields)}") from e
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = delegations.create_delegation(session, rt, _operator(), delegator, request)
+    _emit(as_json, data, f"offered {data['id']}; the delegatee must accept it")
+
+
 @privacy_app.command("export")
 def privacy_export(
     ctx: typer.Context,
@@ -698,9 +736,8 @@ def vault_init_hsm(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Apply every pending schema migration."""
-    from credit_commons.core.migrate import upgrade
-
     from credit_commons.core.db import transaction
+    from credit_commons.core.migrate import upgrade
     from credit_commons.privacy.pepper import check_peppers
 
     with _runtime(ctx) as runtime:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["AccessTokenRow", "IdentifierLinkRow", "IdentityRow", "TombstoneRow"]
+__all__ = ["AccessTokenRow", "DelegationRow", "IdentifierLinkRow", "IdentityRow", "TombstoneRow"]
 
 
 class IdentityRow(Base):
@@ -73,3 +73,30 @@ class TombstoneRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DelegationRow(Base):
+    """A delegation from one identity to another: effective once both accepted, until it
+    expires or either party revokes it."""
+
+    __tablename__ = "delegations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    delegator_token: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.token", ondelete="CASCADE")
+    )
+    delegatee_token: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.token", ondelete="CASCADE")
+    )
+    permissions: Mapped[str] = mapped_column(Text)  # JSON list
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delegator_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delegatee_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_delegations_delegatee", "delegatee_token", "delegator_token"),
+        Index("ix_delegations_delegator", "delegator_token"),
+    )

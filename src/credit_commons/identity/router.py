@@ -14,9 +14,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import get_runtime, get_session
-from credit_commons.identity import service
-from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN, IdentityCreate
+from credit_commons.identity import delegations, service
+from credit_commons.identity.schemas import (
+    IDENTITY_TOKEN_PATTERN,
+    DelegationCreate,
+    IdentityCreate,
+)
 from credit_commons.privacy.pdf import render_export_pdf
 from credit_commons.runtime import Runtime
 
@@ -86,6 +91,55 @@ def export(
         pdf = render_export_pdf(data, generated_at=runtime.clock.now())
         return Response(pdf, media_type="application/pdf", headers=_NO_STORE)
     return JSONResponse(jsonable_encoder(data), headers=_NO_STORE)
+
+
+DelegationPath = Annotated[str, Path(pattern=r"^dlg_[0-9A-Z]{26}$")]
+
+
+@router.post(
+    "/{token}/delegations", status_code=status.HTTP_201_CREATED, summary="Offer a delegation."
+)
+def delegate(
+    token: TokenPath,
+    body: DelegationCreate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return delegations.create_delegation(session, runtime, principal, token, body)
+
+
+@router.get("/{token}/delegations", summary="Delegations this identity is a party to.")
+def list_delegations(
+    token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[dict[str, Any]]:
+    return delegations.list_delegations(session, runtime, principal, token)
+
+
+@router.post("/{token}/delegations/{delegation_id}/accept", summary="Accept (as the delegatee).")
+def accept(
+    token: TokenPath,
+    delegation_id: DelegationPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    if principal.subject != token:
+        raise NotFoundError("no such delegation")
+    return delegations.accept_delegation(session, runtime, principal, delegation_id)
+
+
+@router.delete("/{token}/delegations/{delegation_id}", summary="Revoke (either party).")
+def revoke(
+    token: TokenPath,
+    delegation_id: DelegationPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    if not (principal.is_admin or principal.subject == token):
+        raise NotFoundError("no such delegation")
+    return delegations.revoke_delegation(session, runtime, principal, delegation_id)
 
 
 @router.delete("/{token}", summary="Erase the subject (crypto-shredding).")

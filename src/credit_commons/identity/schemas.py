@@ -12,8 +12,11 @@ from credit_commons.identity.identifiers import IdentifierKind
 
 __all__ = [
     "Attributes",
+    "DelegationCreate",
+    "DelegationType",
     "IdentityCreate",
     "IdentityKind",
+    "Permission",
     "Profile",
     "Role",
     "VerificationLevel",
@@ -92,3 +95,33 @@ class IdentityCreate(_Strict):
         dict[IdentifierKind, Annotated[str, StringConstraints(max_length=64)]], Field(max_length=5)
     ] = {}
     owner_token: IdentityToken | None = None
+
+
+class DelegationType(StrEnum):
+    """Who acts for whom (seed 003, seed 000's assisted consent)."""
+
+    PARENT_CHILD = "parent_child"
+    GUARDIAN_WARD = "guardian_ward"
+    BUSINESS_OWNER = "business_owner"
+    FIELD_AGENT_ASSIST = "field_agent_assist"
+
+
+class Permission(StrEnum):
+    """What a delegate may do for the delegator."""
+
+    READ_PROFILE = "read:profile"
+    UPDATE_PROFILE = "update:profile"
+    READ_CREDENTIALS = "read:credentials"
+    MANAGE_CONSENTS = "manage:consents"
+    ASSIST_CONSENT = "assist:consent"
+    READ_SCHEMES = "read:schemes"
+    APPLY_SCHEMES = "apply:schemes"
+
+
+class DelegationCreate(_Strict):
+    """A delegation offered by the delegator (who accepts it by creating it)."""
+
+    delegatee_token: IdentityToken
+    type: DelegationType
+    permissions: Annotated[list[Permission], Field(min_length=1, max_length=7)]
+    expires_in_days: Annotated[int, Field(ge=1, le=3650)] = 365

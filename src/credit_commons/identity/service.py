@@ -14,10 +14,10 @@ import json
 import secrets
 import string
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,11 +27,12 @@ from credit_commons.core.errors import ConflictError, NotFoundError, Unauthorize
 from credit_commons.identity.identifiers import IdentifierKind, normalize
 from credit_commons.identity.models import (
     AccessTokenRow,
+    DelegationRow,
     IdentifierLinkRow,
     IdentityRow,
     TombstoneRow,
 )
-from credit_commons.identity.schemas import IdentityCreate, IdentityKind, Role
+from credit_commons.identity.schemas import IdentityCreate, IdentityKind, Permission, Role
 from credit_commons.ledger.events import (
     EventDetails,
     RecordedEvent,
@@ -47,12 +48,14 @@ __all__ = [
     "Principal",
     "SubjectErased",
     "SubjectExported",
+    "actor_of",
     "authenticate",
     "create_identity",
     "erase_identity",
     "export_identity",
     "get_identity",
     "issue_admin_token",
+    "subject_of",
 ]
 
 _BASE62 = string.ascii_letters + string.digits
@@ -145,11 +148,13 @@ def _tombstone_key(rt: Runtime, what: str) -> str:
     return rt.vault.kms.hmac(what.encode(), label="tombstone").hex()
 
 
-def _subject(rt: Runtime, token: str) -> str:
+def subject_of(rt: Runtime, token: str) -> str:
+    """The pseudonym that stands for identity ``token`` as an event subject."""
     return rt.pseudonymizer.pseudonym("identity", token)
 
 
-def _actor(rt: Runtime, principal: Principal | None) -> str:
+def actor_of(rt: Runtime, principal: Principal | None) -> str:
+    """The pseudonym that stands for the caller as an event actor."""
     if principal is None:
         return rt.pseudonymizer.pseudonym("actor", "self-registration")
     return rt.pseudonymizer.pseudonym("actor", principal.subject)
@@ -222,9 +227,9 @@ def create_identity(
         IdentityCreated(
             kind=request.kind, roles=tuple(sorted(set(request.roles))), identifiers=len(pseudonyms)
         ),
-        actor=_actor(rt, principal),
+        actor=actor_of(rt, principal),
         at=now,
-        subject=_subject(rt, token),
+        subject=subject_of(rt, token),
         object=object_digest("identity", token),
     )
     return {
@@ -235,7 +240,15 @@ def create_identity(
     }
 
 
-def _authorised(session: Session, principal: Principal, token: str) -> IdentityRow:
+def _authorised(
+    session: Session,
+    principal: Principal,
+    token: str,
+    permission: Permission | None = None,
+    now: datetime | None = None,
+) -> IdentityRow:
+    # Object-level authorisation on every call: the identity itself, the owner of an
+    # enterprise, an administrator, or — for ``permission`` — a live delegate.
     row = session.get(IdentityRow, token)
     if row is None:
         raise NotFoundError("no such identity")
@@ -245,6 +258,11 @@ def _authorised(session: Session, principal: Principal, token: str) -> IdentityR
         or (row.owner_token and row.owner_token == principal.subject)
     ):
         return row
+    if permission is not None and now is not None:
+        from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415 - cycle
+
+        if has_delegation(session, token, principal.subject, permission, now):
+            return row
     raise NotFoundError("no such identity")  # the same answer: existence is not revealed
 
 
@@ -282,8 +300,10 @@ def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict
 
 
 def get_profile(session: Session, rt: Runtime, principal: Principal, token: str) -> dict[str, Any]:
-    """The identity's personal fields, opened from the vault."""
-    return _open(session, rt, _authorised(session, principal, token), PROFILE)
+    """The identity's personal fields, opened from the vault (also for a delegate holding
+    ``read:profile``)."""
+    row = _authorised(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
+    return _open(session, rt, row, PROFILE)
 
 
 def export_identity(
@@ -292,7 +312,7 @@ def export_identity(
     """Everything held on the subject (``credit-commons-export/v1``), and a
     ``subject.exported`` event."""
     row = _authorised(session, principal, token)
-    subject = _subject(rt, token)
+    subject = subject_of(rt, token)
     links = session.scalars(
         select(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token)
     ).all()
@@ -306,7 +326,25 @@ def export_identity(
         "profile": _open(session, rt, row, PROFILE),
         "attributes": _open(session, rt, row, ATTRIBUTES),
         "identifiers": [{"kind": link.kind, "pseudonym": link.pseudonym} for link in links],
-        "delegations": [],
+        "delegations": [
+            {
+                "id": d.id,
+                "type": d.type,
+                "delegator_token": d.delegator_token,
+                "delegatee_token": d.delegatee_token,
+                "permissions": json.loads(d.permissions),
+                "expires_at": utc(d.expires_at).isoformat(),
+                "revoked": d.revoked_at is not None,
+            }
+            for d in session.scalars(
+                select(DelegationRow).where(
+                    or_(
+                        DelegationRow.delegator_token == token,
+                        DelegationRow.delegatee_token == token,
+                    )
+                )
+            )
+        ],
         "credentials": [],
         "consents": [],
         "access_history": [
@@ -319,7 +357,7 @@ def export_identity(
     record_event(
         session,
         SubjectExported(sections=len(export) - 1),
-        actor=_actor(rt, principal),
+        actor=actor_of(rt, principal),
         at=rt.clock.now(),
         subject=subject,
         object=object_digest("identity", token),
@@ -349,15 +387,20 @@ def erase_identity(
         tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
     session.execute(delete(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token))
     session.execute(delete(AccessTokenRow).where(AccessTokenRow.principal == token))
+    session.execute(
+        delete(DelegationRow).where(
+            or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token)
+        )
+    )
     session.delete(row)
     for key in tombstones:
         session.merge(TombstoneRow(key=key, created_at=now))
     event = record_event(
         session,
         SubjectErased(subject_keys_destroyed=destroyed, identifiers_unlinked=len(links)),
-        actor=_actor(rt, principal),
+        actor=actor_of(rt, principal),
         at=now,
-        subject=_subject(rt, token),
+        subject=subject_of(rt, token),
         object=object_digest("identity", token),
     )
     return {

@@ -1,0 +1,190 @@
+"""Delegations: one identity acting for another, within permissions, until expiry.
+
+A delegation is offered by the delegator (which counts as their acceptance) and takes
+effect only when the delegatee accepts too; either party — or an administrator — can
+revoke it at any time.  ``field_agent_assist`` needs a delegatee holding the
+``field_agent`` role.  Every change records an event.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.errors import ConflictError, NotFoundError
+from credit_commons.core.ids import new_id
+from credit_commons.identity.models import DelegationRow, IdentityRow
+from credit_commons.identity.schemas import DelegationCreate, DelegationType, Permission, Role
+from credit_commons.identity.service import Principal, actor_of, subject_of
+from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "DelegationChanged",
+    "accept_delegation",
+    "create_delegation",
+    "has_delegation",
+    "list_delegations",
+    "revoke_delegation",
+]
+
+
+class DelegationChanged(EventDetails, event_type="delegation.changed"):
+    """A delegation was offered, accepted or revoked."""
+
+    change: Token
+    type: DelegationType
+    permissions: tuple[Permission, ...]
+
+
+def _is_effective(row: DelegationRow, now: datetime) -> bool:
+    return (
+        row.revoked_at is None
+        and row.delegator_accepted_at is not None
+        and row.delegatee_accepted_at is not None
+        and utc(row.expires_at) > now
+    )
+
+
+def has_delegation(
+    session: Session, delegator: str, delegatee: str, permission: Permission, now: datetime
+) -> bool:
+    """Whether ``delegatee`` may act for ``delegator`` with ``permission`` right now."""
+    rows = session.scalars(
+        select(DelegationRow).where(
+            DelegationRow.delegatee_token == delegatee, DelegationRow.delegator_token == delegator
+        )
+    )
+    return any(
+        _is_effective(r, now) and permission.value in json.loads(r.permissions) for r in rows
+    )
+
+
+def _view(row: DelegationRow, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "delegator_token": row.delegator_token,
+        "delegatee_token": row.delegatee_token,
+        "permissions": json.loads(row.permissions),
+        "expires_at": utc(row.expires_at).isoformat(),
+        "accepted_by_delegator": row.delegator_accepted_at is not None,
+        "accepted_by_delegatee": row.delegatee_accepted_at is not None,
+        "revoked": row.revoked_at is not None,
+        "effective": _is_effective(row, now),
+    }
+
+
+def _record(
+    session: Session, rt: Runtime, principal: Principal, row: DelegationRow, change: str
+) -> None:
+    record_event(
+        session,
+        DelegationChanged(
+            change=change,
+            type=DelegationType(row.type),
+            permissions=tuple(Permission(p) for p in json.loads(row.permissions)),
+        ),
+        actor=actor_of(rt, principal),
+        at=rt.clock.now(),
+        subject=subject_of(rt, row.delegator_token),
+        object=object_digest("delegation", row.id),
+    )
+
+
+def create_delegation(
+    session: Session, rt: Runtime, principal: Principal, delegator: str, request: DelegationCreate
+) -> dict[str, Any]:
+    """Offer a delegation from ``delegator`` (the caller, or an admin acting for them).
+
+    Raises :class:`NotFoundError` when the caller may not act for ``delegator`` or the
+    delegatee does not exist, :class:`ConflictError` for a self-delegation or a
+    ``field_agent_assist`` to someone without the field-agent role.
+    """
+    if not (principal.is_admin or principal.subject == delegator):
+        raise NotFoundError("no such identity")
+    if session.get(IdentityRow, delegator) is None:
+        raise NotFoundError("no such identity")
+    delegatee = session.get(IdentityRow, request.delegatee_token)
+    if delegatee is None:
+        raise NotFoundError("no such delegatee identity")
+    if request.delegatee_token == delegator:
+        raise ConflictError("an identity cannot delegate to itself")
+    if (
+        request.type is DelegationType.FIELD_AGENT_ASSIST
+        and Role.FIELD_AGENT.value not in json.loads(delegatee.roles)
+    ):
+        raise ConflictError("field_agent_assist needs a delegatee with the field_agent role")
+    now = rt.clock.now()
+    row = DelegationRow(
+        id=new_id("dlg"),
+        type=request.type.value,
+        delegator_token=delegator,
+        delegatee_token=request.delegatee_token,
+        permissions=json.dumps(sorted({p.value for p in request.permissions})),
+        expires_at=now + timedelta(days=request.expires_in_days),
+        delegator_accepted_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    _record(session, rt, principal, row, "offered")
+    return _view(row, now)
+
+
+def _party_row(session: Session, principal: Principal, delegation_id: str) -> DelegationRow:
+    row = session.get(DelegationRow, delegation_id)
+    if row is None or not (
+        principal.is_admin or principal.subject in (row.delegator_token, row.delegatee_token)
+    ):
+        raise NotFoundError("no such delegation")
+    return row
+
+
+def accept_delegation(
+    session: Session, rt: Runtime, principal: Principal, delegation_id: str
+) -> dict[str, Any]:
+    """The delegatee accepts; raises ``NotFoundError`` for anyone else, ``ConflictError``
+    for a revoked or expired delegation."""
+    row = _party_row(session, principal, delegation_id)
+    if principal.subject != row.delegatee_token:
+        raise NotFoundError("no such delegation")
+    now = rt.clock.now()
+    if row.revoked_at is not None or utc(row.expires_at) <= now:
+        raise ConflictError("the delegation was revoked or has expired")
+    if row.delegatee_accepted_at is None:
+        row.delegatee_accepted_at = now
+        _record(session, rt, principal, row, "accepted")
+    return _view(row, now)
+
+
+def revoke_delegation(
+    session: Session, rt: Runtime, principal: Principal, delegation_id: str
+) -> dict[str, Any]:
+    """Either party (or an admin) revokes; idempotent."""
+    row = _party_row(session, principal, delegation_id)
+    now = rt.clock.now()
+    if row.revoked_at is None:
+        row.revoked_at = now
+        _record(session, rt, principal, row, "revoked")
+    return _view(row, now)
+
+
+def list_delegations(
+    session: Session, rt: Runtime, principal: Principal, token: str
+) -> list[dict[str, Any]]:
+    """Delegations where ``token`` is a party (the caller must be that party or an admin)."""
+    if not (principal.is_admin or principal.subject == token):
+        raise NotFoundError("no such identity")
+    rows = session.scalars(
+        select(DelegationRow)
+        .where(or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token))
+        .order_by(DelegationRow.id)
+    ).all()
+    now = rt.clock.now()
+    return [_view(r, now) for r in rows]
