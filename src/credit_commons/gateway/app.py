@@ -21,6 +21,7 @@ from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.identity import router as identity_router
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.worker import LogWorker
+from credit_commons.privacy import router as privacy_router
 from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
 
@@ -75,6 +76,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(log_router.router)
     app.include_router(identity_router.router)
+    app.include_router(privacy_router.router)
     app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

@@ -69,6 +69,13 @@ class Profile(_Strict):
         | None
     ) = None
     address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    did: (
+        Annotated[
+            str, StringConstraints(max_length=512, pattern=r"^did:(key|web):[A-Za-z0-9._:%-]+$")
+        ]
+        | None
+    ) = None
+    """A DID the person controls; signing a challenge with it confirms data-subject requests."""
 
 
 class Attributes(_Strict):

@@ -41,6 +41,7 @@ from credit_commons.ledger.events import (
     record_event,
 )
 from credit_commons.ledger.models import EventRow
+from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -387,6 +388,7 @@ def erase_identity(
         tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
     session.execute(delete(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token))
     session.execute(delete(AccessTokenRow).where(AccessTokenRow.principal == token))
+    session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
     session.execute(
         delete(DelegationRow).where(
             or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token)

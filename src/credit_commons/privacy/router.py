@@ -1,0 +1,81 @@
+"""HTTP API of data-subject requests, under ``/v1/identities/{token}/requests``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Response, status
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.orm import Session
+
+from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.identity import service as identity_service
+from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
+from credit_commons.privacy import dsr
+from credit_commons.runtime import Runtime
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/identities/{token}/requests", tags=["data-subject requests"])
+SessionDep = Annotated[Session, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
+RequestPath = Annotated[str, Path(pattern=r"^dsr_[0-9A-Z]{26}$")]
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+class OpenRequest(BaseModel):
+    """What the subject asks for."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: dsr.DsrKind
+
+
+class Confirm(BaseModel):
+    """A DID signature over the request's signing message (base64url), unless the caller
+    authenticates as the identity."""
+
+    model_config = ConfigDict(extra="forbid")
+    signature: (
+        Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9_-]+$")] | None
+    ) = None
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Open an export or erasure request.")
+def open_request(
+    token: TokenPath, body: OpenRequest, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return dsr.open_request(session, runtime, token, body.kind)
+
+
+@router.post("/{request_id}/confirm", summary="Confirm: as the owner, or with a DID signature.")
+def confirm(
+    token: TokenPath,
+    request_id: RequestPath,
+    body: Confirm,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    principal = None
+    if authorization:
+        principal = identity_service.authenticate(session, runtime, authorization)
+    response.headers.update(_NO_STORE)
+    return dsr.confirm_request(
+        session, runtime, token, request_id, principal=principal, signature=body.signature
+    )
+
+
+@router.post("/{request_id}/fulfil", summary="Run a confirmed request with its token (once).")
+def fulfil(
+    token: TokenPath,
+    request_id: RequestPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    x_dsr_token: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    del request_id  # the token names the request; the path keeps the URL readable
+    response.headers.update(_NO_STORE)
+    return dsr.fulfil_request(session, runtime, token, x_dsr_token)
