@@ -621,6 +621,21 @@ def privacy_erase(
     _emit(as_json, data, f"erased {token}; event {data['event_id']}")
 
 
+retention_app = typer.Typer(help="Retention of personal data.", no_args_is_help=True)
+privacy_app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("run")
+def retention_run(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Delete what is past its retention window now (the worker does it hourly)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.privacy.retention import run_retention
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        counts = run_retention(session, rt)
+    _emit(as_json, counts, ", ".join(f"{k}: {v} deleted" for k, v in counts.items()))
+
+
 @admin_app.command("token")
 def admin_token(
     ctx: typer.Context,

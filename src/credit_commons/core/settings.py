@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     vault_cache_ttl: float = Field(
         default=300.0, ge=0, description="seconds an unwrapped subject key stays cached"
     )
+    retention_access_tokens_days: int = Field(default=1, ge=0, le=3650)
+    retention_dsr_requests_days: int = Field(default=30, ge=0, le=3650)
+    retention_delegations_days: int = Field(default=365, ge=0, le=36500)
+    retention_interval: float = Field(
+        default=3600.0, gt=0, description="seconds between retention runs in the worker"
+    )
     insecure_allow_private_network: bool = Field(
         default=False,
         description="let outbound fetches (did:web, status lists) reach loopback and private "

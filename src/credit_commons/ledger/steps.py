@@ -6,6 +6,7 @@ worker's report.  They are built from the settings by :func:`default_steps`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -22,7 +23,7 @@ from credit_commons.ledger.tiles import TileHashSource
 from credit_commons.ledger.witness_client import WitnessEndpoint, collect_cosignatures
 from credit_commons.runtime import Runtime
 
-__all__ = ["anchor_step", "default_steps", "parse_witnesses", "witness_step"]
+__all__ = ["anchor_step", "default_steps", "parse_witnesses", "retention_step", "witness_step"]
 
 Step = Callable[[Runtime, int], dict[str, object]]
 
@@ -103,9 +104,28 @@ def anchor_step(backends: Mapping[str, AnchorBackend]) -> Step:
     return step
 
 
+def retention_step() -> Step:
+    """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        from credit_commons.privacy.retention import run_retention  # noqa: PLC0415 - domain edge
+
+        now = time.monotonic()
+        if now - last[0] < rt.settings.retention_interval:
+            return {}
+        last[0] = now
+        with transaction(rt.sessions) as session:
+            counts = run_retention(session, rt)
+        return {f"retention_{k}": v for k, v in counts.items()}
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
-    """The steps the settings ask for (witnesses, anchors); raises ``ConfigurationError``."""
-    steps: list[Step] = []
+    """The steps the settings ask for (witnesses, anchors) and retention; raises
+    ``ConfigurationError``."""
+    steps: list[Step] = [retention_step()]
     if rt.settings.log_witnesses:
         steps.append(witness_step(parse_witnesses(rt.settings.log_witnesses)))
     if rt.settings.anchor_backends:
