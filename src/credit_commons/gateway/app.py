@@ -76,6 +76,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(log_router.router)
     app.include_router(identity_router.router)
+    app.include_router(identity_router.attestations_router)
     app.include_router(privacy_router.router)
     app.include_router(log_router.tiles_router)
 

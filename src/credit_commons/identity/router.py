@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import get_runtime, get_session
 from credit_commons.identity import delegations, service
+from credit_commons.identity.predicates import PredicateRequest
 from credit_commons.identity.schemas import (
     IDENTITY_TOKEN_PATTERN,
     DelegationCreate,
@@ -25,7 +26,7 @@ from credit_commons.identity.schemas import (
 from credit_commons.privacy.pdf import render_export_pdf
 from credit_commons.runtime import Runtime
 
-__all__ = ["router"]
+__all__ = ["attestations_router", "router"]
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 
@@ -91,6 +92,28 @@ def export(
         pdf = render_export_pdf(data, generated_at=runtime.clock.now())
         return Response(pdf, media_type="application/pdf", headers=_NO_STORE)
     return JSONResponse(jsonable_encoder(data), headers=_NO_STORE)
+
+
+@router.post("/{token}/verify", summary="A signed attestation of predicates (booleans only).")
+def verify(
+    token: TokenPath,
+    body: PredicateRequest,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+) -> dict[str, Any]:
+    response.headers.update(_NO_STORE)
+    return service.attest(session, runtime, principal, token, body)
+
+
+attestations_router = APIRouter(prefix="/v1/attestations", tags=["identities"])
+
+
+@attestations_router.get("/jwks", summary="Keys that sign predicate attestations.")
+def attestation_keys(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    service.attestation_signer(session, runtime)
+    return {"keys": [v.jwk() for v in runtime.key_store.versions(session, service.ATTESTATION_KEY)]}
 
 
 DelegationPath = Annotated[str, Path(pattern=r"^dlg_[0-9A-Z]{26}$")]

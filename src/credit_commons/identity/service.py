@@ -32,7 +32,11 @@ from credit_commons.identity.models import (
     IdentityRow,
     TombstoneRow,
 )
+from credit_commons.identity.predicates import PredicateRequest, evaluate, sign_attestation
 from credit_commons.identity.schemas import IdentityCreate, IdentityKind, Permission, Role
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.store import StoredSigner
 from credit_commons.ledger.events import (
     EventDetails,
     RecordedEvent,
@@ -50,6 +54,8 @@ __all__ = [
     "SubjectErased",
     "SubjectExported",
     "actor_of",
+    "attest",
+    "attestation_signer",
     "authenticate",
     "create_identity",
     "erase_identity",
@@ -70,6 +76,12 @@ class IdentityCreated(EventDetails, event_type="identity.created"):
     kind: IdentityKind
     roles: tuple[Role, ...]
     identifiers: int
+
+
+class AttestationIssued(EventDetails, event_type="identity.attested"):
+    """A signed predicate attestation (booleans only) was issued about the subject."""
+
+    claims: int
 
 
 class SubjectExported(EventDetails, event_type="subject.exported"):
@@ -305,6 +317,55 @@ def get_profile(session: Session, rt: Runtime, principal: Principal, token: str)
     ``read:profile``)."""
     row = _authorised(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
     return _open(session, rt, row, PROFILE)
+
+
+ATTESTATION_KEY = "attestations"
+
+
+def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
+    """The key-store key that signs predicate attestations (Ed25519, made on first use)."""
+    try:
+        return rt.key_store.signer(session, ATTESTATION_KEY)
+    except KeyNotFound:
+        rt.key_store.create(session, ATTESTATION_KEY, KeyType.ED25519, rt.clock.now())
+        return rt.key_store.signer(session, ATTESTATION_KEY)
+
+
+def attest(
+    session: Session, rt: Runtime, principal: Principal, token: str, request: PredicateRequest
+) -> dict[str, Any]:
+    """Evaluate ``request``'s claims over the sealed attributes and return a signed JWT of
+    the boolean results bound to the caller's nonce and audience — never the values.
+
+    Allowed for the identity, its owner, an administrator or a delegate with
+    ``read:profile``; everyone else gets :class:`NotFoundError`.
+    """
+    now = rt.clock.now()
+    row = _authorised(session, principal, token, Permission.READ_PROFILE, now)
+    results = evaluate(request, _open(session, rt, row, ATTRIBUTES), today=now.date())
+    signer = attestation_signer(session, rt)
+    jwt = sign_attestation(
+        results,
+        subject=token,
+        request=request,
+        issuer=rt.settings.public_url,
+        signer=signer,
+        kid=signer.kid,
+        now=now,
+    )
+    record_event(
+        session,
+        AttestationIssued(claims=len(results)),
+        actor=actor_of(rt, principal),
+        at=now,
+        subject=subject_of(rt, token),
+        object=object_digest("attestation", jwt[-43:]),
+    )
+    return {
+        "attestation": jwt,
+        "results": [r.model_dump() for r in results],
+        "all_satisfied": all(r.satisfied for r in results),
+    }
 
 
 def export_identity(
