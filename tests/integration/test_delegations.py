@@ -10,8 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credit_commons.core.clock import FixedClock
+from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
+from credit_commons.identity.service import is_tombstoned, issue_admin_token
 from credit_commons.runtime import Runtime
 
 
@@ -136,3 +138,35 @@ def test_expiry_and_field_agent_rules(client: TestClient, clock: FixedClock) -> 
         headers=borrower_auth,
     )
     assert invalid.status_code == 422
+
+
+def test_only_administrators_change_roles_and_verification(
+    client: TestClient, runtime: Runtime
+) -> None:
+    person, person_auth = register(client, "Ramesh")
+    change = {"roles": ["citizen", "farmer"], "verification_level": "document_verified"}
+    assert (
+        client.patch(f"/v1/identities/{person}", json=change, headers=person_auth).status_code
+        == 404
+    )
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "ops")
+    updated = client.patch(
+        f"/v1/identities/{person}", json=change, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["roles"] == ["citizen", "farmer"]
+    assert updated.json()["verification_level"] == "document_verified"
+    assert (
+        client.patch(
+            f"/v1/identities/{person}",
+            json={"roles": ["emperor"]},
+            headers={"Authorization": f"Bearer {admin}"},
+        ).status_code
+        == 422
+    )
+    with transaction(runtime.read_sessions) as session:
+        assert not is_tombstoned(session, runtime, person)
+    client.delete(f"/v1/identities/{person}", headers=person_auth)
+    with transaction(runtime.read_sessions) as session:
+        assert is_tombstoned(session, runtime, person)

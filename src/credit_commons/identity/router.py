@@ -22,6 +22,7 @@ from credit_commons.identity.schemas import (
     IDENTITY_TOKEN_PATTERN,
     DelegationCreate,
     IdentityCreate,
+    IdentityUpdate,
 )
 from credit_commons.privacy.pdf import render_export_pdf
 from credit_commons.runtime import Runtime
@@ -61,6 +62,17 @@ def read(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return service.get_identity(session, runtime, principal, token)
+
+
+@router.patch("/{token}", summary="Change roles or verification level (administrators).")
+def update(
+    token: TokenPath,
+    body: IdentityUpdate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return service.update_identity(session, runtime, principal, token, body)
 
 
 @router.get("/{token}/profile", summary="The identity's personal fields.")

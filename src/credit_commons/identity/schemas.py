@@ -16,6 +16,7 @@ __all__ = [
     "DelegationType",
     "IdentityCreate",
     "IdentityKind",
+    "IdentityUpdate",
     "Permission",
     "Profile",
     "Role",
@@ -132,3 +133,10 @@ class DelegationCreate(_Strict):
     type: DelegationType
     permissions: Annotated[list[Permission], Field(min_length=1, max_length=7)]
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] = 365
+
+
+class IdentityUpdate(_Strict):
+    """An administrator's change to roles or verification level (seed 003 §10)."""
+
+    roles: Annotated[list[Role], Field(min_length=1, max_length=5)] | None = None
+    verification_level: VerificationLevel | None = None

@@ -33,7 +33,14 @@ from credit_commons.identity.models import (
     TombstoneRow,
 )
 from credit_commons.identity.predicates import PredicateRequest, evaluate, sign_attestation
-from credit_commons.identity.schemas import IdentityCreate, IdentityKind, Permission, Role
+from credit_commons.identity.schemas import (
+    IdentityCreate,
+    IdentityKind,
+    IdentityUpdate,
+    Permission,
+    Role,
+    VerificationLevel,
+)
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import StoredSigner
@@ -61,8 +68,10 @@ __all__ = [
     "erase_identity",
     "export_identity",
     "get_identity",
+    "is_tombstoned",
     "issue_admin_token",
     "subject_of",
+    "update_identity",
 ]
 
 _BASE62 = string.ascii_letters + string.digits
@@ -76,6 +85,13 @@ class IdentityCreated(EventDetails, event_type="identity.created"):
     kind: IdentityKind
     roles: tuple[Role, ...]
     identifiers: int
+
+
+class IdentityUpdated(EventDetails, event_type="identity.updated"):
+    """An identity's roles or verification level changed."""
+
+    roles: tuple[Role, ...]
+    verification_level: VerificationLevel
 
 
 class AttestationIssued(EventDetails, event_type="identity.attested"):
@@ -317,6 +333,38 @@ def get_profile(session: Session, rt: Runtime, principal: Principal, token: str)
     ``read:profile``)."""
     row = _authorised(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
     return _open(session, rt, row, PROFILE)
+
+
+def update_identity(
+    session: Session, rt: Runtime, principal: Principal, token: str, request: IdentityUpdate
+) -> dict[str, Any]:
+    """Change roles and/or the verification level (administrators only; others get
+    :class:`NotFoundError`)."""
+    row = _authorised(session, principal, token)
+    if not principal.is_admin:
+        raise NotFoundError("no such identity")
+    if request.roles is not None:
+        row.roles = json.dumps(sorted({r.value for r in request.roles}))
+    if request.verification_level is not None:
+        row.verification_level = request.verification_level.value
+    row.updated_at = rt.clock.now()
+    record_event(
+        session,
+        IdentityUpdated(
+            roles=tuple(Role(r) for r in json.loads(row.roles)),
+            verification_level=VerificationLevel(row.verification_level),
+        ),
+        actor=actor_of(rt, principal),
+        at=rt.clock.now(),
+        subject=subject_of(rt, token),
+        object=object_digest("identity", token),
+    )
+    return _metadata(row)
+
+
+def is_tombstoned(session: Session, rt: Runtime, token: str) -> bool:
+    """Whether ``token`` belongs to an erased subject (issuance must refuse it)."""
+    return session.get(TombstoneRow, _tombstone_key(rt, f"identity\x00{token}")) is not None
 
 
 ATTESTATION_KEY = "attestations"
