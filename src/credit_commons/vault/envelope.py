@@ -18,7 +18,8 @@ Layout (integers big-endian)::
     H+12       n+16  AES-256-GCM(subject key, plaintext): n-byte ciphertext + 16-byte tag
                      aad = header || context
 
-    context = u16 len || subject || u16 len || purpose || u16 len || record   (UTF-8)
+    context = subject || 0x0A || purpose || 0x0A || record   (UTF-8; no field may contain a
+              newline, so the encoding is unambiguous)
 
 Every byte of an envelope is authenticated: the header and context through the associated
 data, the nonce and ciphertext through the tag.
@@ -117,6 +118,8 @@ class SealContext:
         ):
             if not isinstance(value, str) or not value:
                 raise ValidationError(f"the seal context needs a non-empty {name}")
+            if "\n" in value:
+                raise ValidationError(f"the seal context {name} must not contain a newline")
             try:
                 size = len(value.encode("utf-8"))
             except UnicodeEncodeError as e:  # lone surrogates have no UTF-8 form
@@ -125,23 +128,27 @@ class SealContext:
                 raise ValidationError(f"the seal context {name} is too long")
 
     def canonical(self) -> bytes:
-        """The context as length-prefixed UTF-8 fields (the associated-data form)."""
+        """The context in its associated-data form (fields joined by newlines)."""
         return context_bytes(self.subject, self.purpose, self.record)
 
 
 def context_bytes(subject: str, purpose: str, record: str) -> bytes:
     """The canonical context without building a :class:`SealContext`.
 
-    Raises :class:`ValidationError` like :class:`SealContext` does.
+    Raises :class:`ValidationError` for an empty field, a newline in a field, text with no
+    UTF-8 form, or a context longer than three maximal fields.
     """
+    if not subject or not purpose or not record:
+        raise ValidationError("a seal context field is empty")
+    if "\n" in subject or "\n" in purpose or "\n" in record:
+        raise ValidationError("a seal context field contains a newline")
     try:
-        s, p, r = subject.encode(), purpose.encode(), record.encode()
+        out = f"{subject}\n{purpose}\n{record}".encode()
     except (UnicodeEncodeError, AttributeError) as e:
         raise ValidationError("the seal context is not valid Unicode text") from e
-    ls, lp, lr = len(s), len(p), len(r)
-    if not (0 < ls <= _MAX_FIELD and 0 < lp <= _MAX_FIELD and 0 < lr <= _MAX_FIELD):
-        raise ValidationError("a seal context field is empty or too long")
-    return b"".join((ls.to_bytes(2, "big"), s, lp.to_bytes(2, "big"), p, lr.to_bytes(2, "big"), r))
+    if len(out) > 3 * _MAX_FIELD + 2:
+        raise ValidationError("the seal context is too long")
+    return out
 
 
 @dataclass(frozen=True, slots=True)

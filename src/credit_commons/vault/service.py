@@ -54,10 +54,14 @@ class RewrapReport:
 class _TtlCache:
     def __init__(self, ttl: float, capacity: int, now: Callable[[], float]) -> None:
         self._ttl, self._capacity, self.now = ttl, capacity, now
-        self.data: OrderedDict[str, tuple[float, AESGCM]] = OrderedDict()
+        # Keyed by the key id's ASCII bytes, as they appear in envelopes.
+        self.data: OrderedDict[bytes, tuple[float, AESGCM]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: str) -> AESGCM | None:
+        return self.get_raw(key.encode("ascii"))
+
+    def get_raw(self, key: bytes) -> AESGCM | None:
         # Reads take no lock (a dict read is atomic in CPython) and do not reorder: the
         # cache evicts in insertion order, and entries expire after the TTL anyway.
         item = self.data.get(key)
@@ -69,7 +73,8 @@ class _TtlCache:
             return None
         return item[1]
 
-    def put(self, key: str, value: AESGCM) -> None:
+    def put(self, key_id: str, value: AESGCM) -> None:
+        key = key_id.encode("ascii")
         with self._lock:
             self.data.pop(key, None)
             self.data[key] = (self.now() + self._ttl, value)
@@ -79,7 +84,7 @@ class _TtlCache:
     def drop(self, keys: list[str]) -> None:
         with self._lock:
             for key in keys:
-                self.data.pop(key, None)
+                self.data.pop(key.encode("ascii"), None)
 
     def clear(self) -> None:
         with self._lock:
@@ -187,11 +192,11 @@ class Vault:
             # The hot path: the key id straight from the header, the cache without a call.
             if type(sealed) is not bytes or sealed[:4] != envelope.MAGIC or len(sealed) < 5:
                 raise DecryptionFailed()
-            key_id = sealed[5 : 5 + sealed[4]].decode("ascii")
-            item = self._keys.data.get(key_id)
+            key_ref = sealed[5 : 5 + sealed[4]]
+            item = self._keys.data.get(key_ref)
             cipher = item[1] if item is not None and item[0] >= self._keys.now() else None
             if cipher is None:
-                row = session.get(SubjectKeyRow, key_id)
+                row = session.get(SubjectKeyRow, key_ref.decode("ascii"))
                 if row is None or row.subject != subject or row.purpose != purpose:
                     raise DecryptionFailed()
                 cipher = self._unwrap(row)
