@@ -35,6 +35,7 @@ from credit_commons.vault import envelope
 from credit_commons.vault.errors import DecryptionFailed, KeyVersionRetired, KmsConfigInvalid
 from credit_commons.vault.kms import WrappedKey
 from credit_commons.vault.pkcs11 import Pkcs11Kms, Pkcs11Token
+from credit_commons.vault.service import Vault
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_HSM = os.environ.get("COMMONS_TEST_SKIP_HSM") == "1"
@@ -368,3 +369,31 @@ def test_hsm_store_refuses_keys_it_does_not_hold(runtime: Runtime, store: Pkcs11
         with pytest.raises(KeyNotFound):
             store.signer(session, "missing")
         assert [v.backend for v in store.versions(session)] == ["embedded"]
+
+
+def test_the_vault_on_the_hsm_seals_rotates_rewraps_and_shreds(
+    runtime: Runtime, kms: Pkcs11Kms
+) -> None:
+    vault = Vault(kms, runtime.clock)
+    contexts = [
+        {"subject": f"idt_hsmsubject{i:04d}", "purpose": "profile", "record": "r"} for i in range(5)
+    ]
+    with transaction(runtime.sessions) as session:
+        sealed = [
+            vault.seal(session, f"value {i}".encode(), **ctx) for i, ctx in enumerate(contexts)
+        ]
+    assert kms.rotate() == 2
+    report = vault.rewrap(runtime.sessions, batch=2)
+    assert (report.rewrapped, report.remaining, report.target_version) == (5, 0, 2)
+    kms.set_min_decrypt_version(2)
+    vault.drop_cache()
+    with transaction(runtime.read_sessions) as session:
+        for i, (ctx, envelope) in enumerate(zip(contexts, sealed, strict=True)):
+            assert vault.open(session, envelope, **ctx) == f"value {i}".encode()
+        assert vault.status(session)["subject_keys_by_version"] == {2: 5}
+    with transaction(runtime.sessions) as session:
+        assert vault.shred(session, contexts[0]["subject"]) == 1
+    with transaction(runtime.read_sessions) as session:
+        with pytest.raises(DecryptionFailed):
+            vault.open(session, sealed[0], **contexts[0])
+        assert vault.open(session, sealed[1], **contexts[1]) == b"value 1"
