@@ -1,0 +1,223 @@
+"""The credential catalogue: credential types, their schemas and what is disclosable.
+
+A credential type has a name, a ``vct`` URI (the SD-JWT VC type), a JSON Schema (draft
+2020-12, checked with ``jsonschema``), the claim paths a holder may disclose selectively
+(JSON-pointer style, ``/income_bracket``), and a default validity.  ``CreditReadiness``
+(seed 000) ships built in: the enterprise, a credit tier, income and debt-ratio brackets,
+the verification sources, and a salted hash *commitment* to the exact score (seed 001) —
+the score and its salt are a selectively disclosable claim that opens the commitment.
+
+Claim validation reports every failing field by path and by the schema rule it broke,
+never by the submitted value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from credit_commons.core.encoding import b64url_encode, canonical_json, sha256
+from credit_commons.core.errors import IntegrityError, ValidationError
+
+__all__ = [
+    "CREDIT_READINESS",
+    "ClaimsInvalid",
+    "CredentialType",
+    "TypeInvalid",
+    "commit_score",
+    "verify_score_opening",
+]
+
+_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,63}$")
+_PATH = re.compile(r"^(/[A-Za-z0-9_]{1,64}){1,4}$")
+
+
+class ClaimsInvalid(ValidationError):
+    """Claims that do not satisfy the credential type's schema (field-level ``errors``)."""
+
+    code = "credential.claims_invalid"
+    title = "Claims do not match the credential type"
+
+
+class TypeInvalid(ValidationError):
+    """A credential type definition that is not acceptable."""
+
+    code = "credential.type_invalid"
+    title = "Invalid credential type"
+
+
+def _describe(error: Any) -> dict[str, str]:
+    # The path of the instance and the schema rule, never the instance value itself.
+    path = "/" + "/".join(str(p) for p in error.absolute_path)
+    rule = str(error.validator)
+    expected = error.validator_value
+    if rule == "enum":
+        message = "must be one of " + ", ".join(map(str, expected))
+    elif rule == "required":
+        missing = [
+            name
+            for name in expected
+            if isinstance(error.instance, dict) and name not in error.instance
+        ]
+        message = "missing " + ", ".join(missing)
+    elif rule == "additionalProperties":
+        message = "has properties the type does not define"
+    elif rule in {
+        "type",
+        "pattern",
+        "minimum",
+        "maximum",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+    }:
+        message = f"breaks the {rule} rule ({expected})"
+    else:
+        message = f"breaks the {rule} rule"
+    return {"field": path, "message": message}
+
+
+@dataclass(frozen=True)
+class CredentialType:
+    """A credential type; it exists only if its schema and paths are valid."""
+
+    name: str
+    vct: str
+    schema: Mapping[str, Any]
+    disclosable: tuple[str, ...]
+    default_validity_days: int = 365
+    _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise TypeInvalid("a type name is 3-64 letters or digits, starting upper-case")
+        if not self.vct.startswith(("https://", "urn:")) or len(self.vct) > 255:
+            raise TypeInvalid("vct must be an https: or urn: URI of at most 255 characters")
+        if not all(_PATH.match(p) for p in self.disclosable):
+            raise TypeInvalid("disclosable paths look like /claim or /claim/subclaim")
+        if not 1 <= self.default_validity_days <= 3650:
+            raise TypeInvalid("default validity is 1-3650 days")
+        try:
+            Draft202012Validator.check_schema(dict(self.schema))
+        except SchemaError as e:
+            raise TypeInvalid("the schema is not a valid JSON Schema 2020-12 document") from e
+        if self.schema.get("type") != "object":
+            raise TypeInvalid("the schema must describe a JSON object")
+        object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
+
+    def validate(self, claims: Mapping[str, Any]) -> None:
+        """Check ``claims``; raises :class:`ClaimsInvalid` listing every failing field."""
+        errors = sorted(
+            (_describe(e) for e in self._validator.iter_errors(dict(claims))),
+            key=lambda item: item["field"],
+        )
+        if errors:
+            raise ClaimsInvalid(
+                "the claims do not match the credential type", extra={"errors": errors}
+            )
+
+    def as_json(self) -> dict[str, Any]:
+        """The type as served by the catalogue API."""
+        return {
+            "name": self.name,
+            "vct": self.vct,
+            "schema": dict(self.schema),
+            "disclosable": list(self.disclosable),
+            "default_validity_days": self.default_validity_days,
+        }
+
+
+def commit_score(score: int, salt: str) -> str:
+    """The commitment to an exact score: base64url(SHA-256(RFC 8785 {"salt", "score"}))."""
+    return b64url_encode(sha256(canonical_json({"salt": salt, "score": score})))
+
+
+def verify_score_opening(commitment: str, opening: Mapping[str, Any]) -> int:
+    """Check that ``opening`` (``{"score", "salt"}``) opens ``commitment``; returns the score.
+
+    Raises :class:`IntegrityError` when it does not.
+    """
+    score, salt = opening.get("score"), opening.get("salt")
+    if not isinstance(score, int) or isinstance(score, bool) or not isinstance(salt, str):
+        raise IntegrityError("the score opening is malformed")
+    if commit_score(score, salt) != commitment:
+        raise IntegrityError("the score opening does not match the commitment")
+    return score
+
+
+_PSEUDONYM = r"^p[1-9][0-9]*:[A-Za-z0-9_-]{43}$"
+
+CREDIT_READINESS = CredentialType(
+    name="CreditReadinessCredential",
+    vct="https://credit-commons.dev/vct/credit-readiness/v1",
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "enterprise",
+            "credit_tier",
+            "income_bracket",
+            "debt_ratio_bracket",
+            "score_commitment",
+            "verification_sources",
+        ],
+        "properties": {
+            "enterprise": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["identity_token"],
+                "properties": {
+                    "identity_token": {"type": "string", "pattern": "^idt_[a-zA-Z0-9]{12,32}$"},
+                    "gstin_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
+                    "udyam_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
+                },
+            },
+            "credit_tier": {"enum": ["A", "B", "C"]},
+            "income_bracket": {"enum": ["<1L", "1L-5L", "5L-25L", "25L-1Cr", ">1Cr"]},
+            "debt_ratio_bracket": {"enum": ["<0.2", "0.2-0.4", "0.4-0.6", ">0.6"]},
+            "score_commitment": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+            "score_opening": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["score", "salt"],
+                "properties": {
+                    "score": {"type": "integer", "minimum": 300, "maximum": 900},
+                    "salt": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,64}$"},
+                },
+            },
+            "verification_sources": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {
+                    "enum": [
+                        "gstn",
+                        "udyam",
+                        "bank_statement",
+                        "itr",
+                        "field_verification",
+                        "aa_fetch",
+                    ]
+                },
+            },
+        },
+    },
+    disclosable=(
+        "/income_bracket",
+        "/debt_ratio_bracket",
+        "/score_opening",
+        "/enterprise/gstin_pseudonym",
+        "/enterprise/udyam_pseudonym",
+        "/verification_sources",
+    ),
+    default_validity_days=180,
+)
+"""Seed 000's Credit Readiness Credential: tier public; brackets, sources, score opening
+disclosable."""

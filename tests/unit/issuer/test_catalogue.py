@@ -1,0 +1,97 @@
+"""The credential catalogue: type definitions, claim validation, the score commitment."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from credit_commons.core.errors import IntegrityError
+from credit_commons.issuer.catalogue import (
+    CREDIT_READINESS,
+    ClaimsInvalid,
+    CredentialType,
+    TypeInvalid,
+    commit_score,
+    verify_score_opening,
+)
+
+SALT = "c2FsdHNhbHRzYWx0c2FsdA"
+
+
+def good_claims() -> dict[str, object]:
+    return {
+        "enterprise": {"identity_token": "idt_abcdefghijklmnop"},
+        "credit_tier": "B",
+        "income_bracket": "5L-25L",
+        "debt_ratio_bracket": "0.2-0.4",
+        "score_commitment": commit_score(712, SALT),
+        "score_opening": {"score": 712, "salt": SALT},
+        "verification_sources": ["gstn", "bank_statement"],
+    }
+
+
+def test_credit_readiness_accepts_good_claims() -> None:
+    CREDIT_READINESS.validate(good_claims())
+    assert CREDIT_READINESS.as_json()["vct"].startswith("https://")
+
+
+def test_field_level_errors_name_paths_and_rules_but_never_values() -> None:
+    claims = good_claims()
+    claims["credit_tier"] = "Z-secret-tier"
+    claims["verification_sources"] = []
+    claims["enterprise"] = {"identity_token": "not-a-token", "nickname": "Ravi"}
+    del claims["income_bracket"]
+    with pytest.raises(ClaimsInvalid) as info:
+        CREDIT_READINESS.validate(claims)
+    errors = info.value.extra["errors"]
+    fields = {e["field"] for e in errors}
+    assert {
+        "/credit_tier",
+        "/verification_sources",
+        "/enterprise/identity_token",
+        "/enterprise",
+        "/",
+    } <= fields
+    text = str(errors)
+    for secret in ("Z-secret-tier", "not-a-token", "Ravi"):
+        assert secret not in text
+    assert any("must be one of A, B, C" in e["message"] for e in errors)
+
+
+def test_score_commitment_opens_only_with_the_right_score_and_salt() -> None:
+    salt = secrets.token_urlsafe(16)
+    commitment = commit_score(650, salt)
+    assert verify_score_opening(commitment, {"score": 650, "salt": salt}) == 650
+    for bad in (
+        {"score": 651, "salt": salt},
+        {"score": 650, "salt": salt + "x"},
+        {"score": "650", "salt": salt},
+        {},
+    ):
+        with pytest.raises(IntegrityError):
+            verify_score_opening(commitment, bad)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"name": "lowercase"},
+        {"vct": "http://insecure.example/vct"},
+        {"disclosable": ("no-slash",)},
+        {"schema": {"type": "array"}},
+        {"schema": {"type": "object", "properties": {"x": {"type": "not-a-type"}}}},
+        {"default_validity_days": 0},
+    ],
+)
+def test_bad_type_definitions_are_refused(overrides: dict[str, object]) -> None:
+    values: dict[str, object] = {
+        "name": "TestCredential",
+        "vct": "https://example.org/vct/test",
+        "schema": {"type": "object"},
+        "disclosable": ("/a",),
+        "default_validity_days": 30,
+    }
+    values.update(overrides)
+    with pytest.raises(TypeInvalid):
+        CredentialType(**values)  # type: ignore[arg-type]
