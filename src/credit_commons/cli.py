@@ -55,6 +55,10 @@ admin_app = typer.Typer(help="Administrator access.", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(admin_app, name="admin")
+issuer_app = typer.Typer(help="The issuer: credential catalogue.", no_args_is_help=True)
+issuer_type_app = typer.Typer(help="Credential types.", no_args_is_help=True)
+issuer_app.add_typer(issuer_type_app, name="type")
+app.add_typer(issuer_app, name="issuer")
 
 _OPERATOR = "admin:cli"
 app.add_typer(log_app, name="log")
@@ -649,6 +653,57 @@ def admin_token(
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
         token, expires = service.issue_admin_token(session, rt, name)
     _emit(as_json, {"token": token, "expires_at": expires}, token)
+
+
+# -- issuer --------------------------------------------------------------------------------
+
+
+@issuer_type_app.command("list")
+def issuer_type_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the credential types in the catalogue."""
+    from credit_commons.core.db import transaction
+    from credit_commons.issuer import service as issuer_service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        types = [t.as_json() for t in issuer_service.list_types(session, rt)]
+    _emit(as_json, types, "\n".join(f"{t['name']:<32} {t['vct']}" for t in types))
+
+
+@issuer_type_app.command("show")
+def issuer_type_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Type name.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one credential type (schema and disclosable paths)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.issuer import service as issuer_service
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = issuer_service.get_type(session, rt, name).as_json()
+    _emit(as_json, data, json.dumps(data, indent=2))
+
+
+@issuer_type_app.command("put")
+def issuer_type_put(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A JSON type definition.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Add or replace a credential type from a JSON file (name, vct, schema, disclosable)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.issuer import service as issuer_service
+
+    try:
+        definition = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValidationError("the type definition is not a readable JSON file") from e
+    if not isinstance(definition, dict):
+        raise ValidationError("the type definition must be a JSON object")
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        created = issuer_service.put_type(session, rt, _operator(), definition)
+    _emit(as_json, created.as_json(), f"stored {created.name} ({created.vct})")
 
 
 # -- vault ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ MODEL_MODULES = (
     "credit_commons.vault.models",
     "credit_commons.identity.models",
     "credit_commons.privacy.models",
+    "credit_commons.issuer.models",
 )
 
 

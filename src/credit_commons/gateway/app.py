@@ -19,6 +19,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.identity import router as identity_router
+from credit_commons.issuer import router as issuer_router
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy import router as privacy_router
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(identity_router.router)
     app.include_router(identity_router.attestations_router)
     app.include_router(privacy_router.router)
+    app.include_router(issuer_router.router)
     app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

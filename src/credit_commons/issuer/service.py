@@ -1,0 +1,107 @@
+"""Use cases of the issuer domain: the credential catalogue.
+
+Types live in the database; ``CreditReadinessCredential`` is installed on first use.
+Changing the catalogue is for administrators and records ``credential_type.changed``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.errors import NotFoundError
+from credit_commons.identity.service import Principal, actor_of
+from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
+from credit_commons.issuer.models import CredentialTypeRow
+from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.runtime import Runtime
+
+__all__ = ["CredentialTypeChanged", "get_type", "list_types", "put_type"]
+
+BUILT_IN = (CREDIT_READINESS,)
+
+
+class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):
+    """A credential type was added to or changed in the catalogue."""
+
+    name: Token
+    disclosable: int
+
+
+def _from_row(row: CredentialTypeRow) -> CredentialType:
+    return CredentialType(
+        name=row.name,
+        vct=row.vct,
+        schema=json.loads(row.schema),
+        disclosable=tuple(json.loads(row.disclosable)),
+        default_validity_days=row.default_validity_days,
+    )
+
+
+def _install_built_ins(session: Session, rt: Runtime) -> None:
+    for built_in in BUILT_IN:
+        if session.get(CredentialTypeRow, built_in.name) is None:
+            _store(session, rt, built_in, rt.pseudonymizer.pseudonym("operator", "catalogue"))
+
+
+def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str) -> None:
+    now = rt.clock.now()
+    row = session.get(CredentialTypeRow, definition.name)
+    if row is None:
+        row = CredentialTypeRow(name=definition.name, created_at=now)
+        session.add(row)
+    row.vct = definition.vct
+    row.schema = json.dumps(dict(definition.schema), sort_keys=True)
+    row.disclosable = json.dumps(list(definition.disclosable))
+    row.default_validity_days = definition.default_validity_days
+    row.updated_at = now
+    session.flush()
+    record_event(
+        session,
+        CredentialTypeChanged(name=definition.name, disclosable=len(definition.disclosable)),
+        actor=actor,
+        at=now,
+        object=object_digest("credential_type", definition.name),
+    )
+
+
+def list_types(session: Session, rt: Runtime) -> list[CredentialType]:
+    """Every credential type in the catalogue."""
+    _install_built_ins(session, rt)
+    return [
+        _from_row(r)
+        for r in session.scalars(select(CredentialTypeRow).order_by(CredentialTypeRow.name))
+    ]
+
+
+def get_type(session: Session, rt: Runtime, name: str) -> CredentialType:
+    """One credential type; raises :class:`NotFoundError`."""
+    _install_built_ins(session, rt)
+    row = session.get(CredentialTypeRow, name)
+    if row is None:
+        raise NotFoundError("no such credential type")
+    return _from_row(row)
+
+
+def put_type(
+    session: Session, rt: Runtime, principal: Principal, definition: dict[str, Any]
+) -> CredentialType:
+    """Add or replace a credential type (administrators; others get :class:`NotFoundError`).
+
+    Raises ``TypeInvalid`` for a definition the catalogue cannot accept.
+    """
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    schema = definition.get("schema")
+    created = CredentialType(
+        name=str(definition.get("name", "")),
+        vct=str(definition.get("vct", "")),
+        schema=schema if isinstance(schema, dict) else {},
+        disclosable=tuple(str(p) for p in definition.get("disclosable", []) or []),
+        default_validity_days=int(definition.get("default_validity_days", 365)),
+    )
+    _store(session, rt, created, actor_of(rt, principal))
+    return created

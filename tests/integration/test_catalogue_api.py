@@ -1,0 +1,58 @@
+"""The credential catalogue over HTTP on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.identity.service import issue_admin_token
+from credit_commons.runtime import Runtime
+
+
+@pytest.fixture
+def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
+        yield test_client
+
+
+def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtime: Runtime) -> None:
+    types = client.get("/v1/credential-types").json()
+    assert [t["name"] for t in types] == ["CreditReadinessCredential"]
+    crc = client.get("/v1/credential-types/CreditReadinessCredential").json()
+    assert "/score_opening" in crc["disclosable"]
+    assert client.get("/v1/credential-types/NoSuchType").status_code == 404
+
+    definition = {
+        "name": "FarmerLandRecord",
+        "vct": "https://credit-commons.dev/vct/farmer-land/v1",
+        "schema": {
+            "type": "object",
+            "properties": {"hectares": {"type": "number"}},
+            "required": ["hectares"],
+        },
+        "disclosable": ["/hectares"],
+        "default_validity_days": 90,
+    }
+    assert client.put("/v1/credential-types", json=definition).status_code == 401
+    person = client.post("/v1/identities", json={"profile": {"name": "Not Admin"}}).json()
+    as_person = {"Authorization": f"Bearer {person['access_token']}"}
+    assert client.put("/v1/credential-types", json=definition, headers=as_person).status_code == 404
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "catalogue")
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    created = client.put("/v1/credential-types", json=definition, headers=as_admin)
+    assert created.status_code == 200, created.text
+    assert {t["name"] for t in client.get("/v1/credential-types").json()} == {
+        "CreditReadinessCredential",
+        "FarmerLandRecord",
+    }
+    bad = client.put(
+        "/v1/credential-types", json={**definition, "schema": {"type": "array"}}, headers=as_admin
+    )
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "credential.type_invalid"
