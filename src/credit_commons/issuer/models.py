@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["CredentialTypeRow"]
+__all__ = ["CredentialTypeRow", "StatusListRow"]
 
 
 class CredentialTypeRow(Base):
@@ -23,4 +23,25 @@ class CredentialTypeRow(Base):
     disclosable: Mapped[str] = mapped_column(Text)  # JSON list of paths
     default_validity_days: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StatusListRow(Base):
+    """One status list: the packed statuses and which indexes are taken.
+
+    ``kind`` is ``token`` (IETF Token Status List, 2 bits, LSB-first) or ``bitstring`` (W3C
+    Bitstring Status List, 1 bit, MSB-first).  ``used`` is a 1-bit-per-index bitmap
+    (LSB-first) of allocated indexes; ``version`` grows on every change.
+    """
+
+    __tablename__ = "status_lists"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    bits: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    used: Mapped[bytes] = mapped_column(LargeBinary)
+    allocated: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

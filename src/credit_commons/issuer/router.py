@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from credit_commons.gateway.deps import get_runtime, get_session
 from credit_commons.identity.router import PrincipalDep
-from credit_commons.issuer import service
+from credit_commons.issuer import service, status
 from credit_commons.runtime import Runtime
 
-__all__ = ["router"]
+__all__ = ["router", "status_router"]
 
 router = APIRouter(prefix="/v1/credential-types", tags=["credential catalogue"])
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_session)]  # rendering may create the key
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
@@ -51,3 +52,21 @@ def put_type(
 ) -> dict[str, Any]:
     definition = body.model_dump(by_alias=True)
     return service.put_type(session, runtime, principal, definition).as_json()
+
+
+status_router = APIRouter(tags=["status lists"])
+
+
+@status_router.get("/status-lists/{list_id}", summary="A signed status list.")
+def status_list(
+    list_id: Annotated[str, Path(pattern=r"^sl_[0-9A-Z]{26}$")],
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    rendered = status.render(session, runtime, list_id)
+    etag = f'"{list_id}-{rendered.version}"'
+    headers = {"Cache-Control": "public, max-age=300", "ETag": etag}
+    if if_none_match == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(rendered.token, media_type=rendered.media_type, headers=headers)

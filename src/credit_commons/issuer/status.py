@@ -1,0 +1,230 @@
+"""Status lists in the database: random indexes, revoke/suspend/reinstate, signed lists.
+
+Two kinds (DESIGN.md — they are *not* the same bit order):
+
+* ``token``: IETF Token Status List, 2 bits per credential (VALID, INVALID, SUSPENDED),
+  LSB-first, zlib; served as a ``statuslist+jwt`` (used by SD-JWT VCs);
+* ``bitstring``: W3C Bitstring Status List, 1 bit (revocation), MSB-first, gzip; served as a
+  VC-JWT ``BitstringStatusListCredential`` (used by ``jwt_vc_json`` credentials).
+
+Indexes are drawn uniformly at random among the free ones (so an index says nothing about
+issuance order) from lists filled to at most 80 %; a new list of 131,072 entries is opened
+when none has room.  Allocation and changes lock the list's row.  Rendered lists are signed
+by the issuer key and cached per version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.errors import NotFoundError, ValidationError
+from credit_commons.core.ids import new_id
+from credit_commons.issuer.jws import sign_compact
+from credit_commons.issuer.models import StatusListRow
+from credit_commons.issuer.status_list import (
+    BitstringStatusList,
+    StatusList,
+    TokenStatus,
+    allocate_random_index,
+)
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.store import StoredSigner
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "ISSUER_KEY",
+    "LIST_SIZE",
+    "RenderedList",
+    "StatusKind",
+    "StatusRef",
+    "allocate",
+    "get_status",
+    "issuer_signer",
+    "render",
+    "set_status",
+    "status_uri",
+]
+
+ISSUER_KEY = "issuer"
+LIST_SIZE = 131_072
+_FILL_LIMIT = 0.8
+_TTL = 300
+
+
+class StatusKind(StrEnum):
+    """Which status list format."""
+
+    TOKEN = "token"  # noqa: S105 - a list format, not a secret
+    BITSTRING = "bitstring"
+
+
+@dataclass(frozen=True)
+class StatusRef:
+    """Where a credential's status lives."""
+
+    list_id: str
+    index: int
+    kind: StatusKind
+
+
+@dataclass(frozen=True)
+class RenderedList:
+    """A signed status list and how to serve it."""
+
+    token: str
+    media_type: str
+    version: int
+
+
+def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
+    """The issuer's signing key (key store ``issuer``, Ed25519, made on first use)."""
+    try:
+        return rt.key_store.signer(session, ISSUER_KEY)
+    except KeyNotFound:
+        rt.key_store.create(session, ISSUER_KEY, KeyType.ED25519, rt.clock.now())
+        return rt.key_store.signer(session, ISSUER_KEY)
+
+
+def status_uri(rt: Runtime, list_id: str) -> str:
+    """The URL a verifier fetches a list from."""
+    return f"{rt.settings.public_url.rstrip('/')}/status-lists/{list_id}"
+
+
+def _new_list(session: Session, rt: Runtime, kind: StatusKind) -> StatusListRow:
+    bits = 2 if kind is StatusKind.TOKEN else 1
+    data = (
+        StatusList.new(LIST_SIZE, bits).to_bytes()
+        if kind is StatusKind.TOKEN
+        else bytes(LIST_SIZE // 8)
+    )
+    row = StatusListRow(
+        id=new_id("sl"),
+        kind=kind.value,
+        bits=bits,
+        size=LIST_SIZE,
+        data=data,
+        used=bytes(LIST_SIZE // 8),
+        allocated=0,
+        version=1,
+        updated_at=rt.clock.now(),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def allocate(session: Session, rt: Runtime, kind: StatusKind) -> StatusRef:
+    """A fresh random index in a list of ``kind`` (opening a new list when all are full)."""
+    row = session.scalars(
+        select(StatusListRow)
+        .where(
+            StatusListRow.kind == kind.value, StatusListRow.allocated < int(LIST_SIZE * _FILL_LIMIT)
+        )
+        .order_by(StatusListRow.id)
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if row is None:
+        row = _new_list(session, rt, kind)
+    used = bytearray(row.used)
+    index = allocate_random_index(row.size, used)
+    used[index // 8] |= 1 << (index % 8)
+    row.used, row.allocated = bytes(used), row.allocated + 1
+    return StatusRef(row.id, index, kind)
+
+
+def _locked(session: Session, list_id: str) -> StatusListRow:
+    row = session.scalars(
+        select(StatusListRow).where(StatusListRow.id == list_id).with_for_update()
+    ).first()
+    if row is None:
+        raise NotFoundError("no such status list")
+    return row
+
+
+def set_status(session: Session, rt: Runtime, ref: StatusRef, status: TokenStatus) -> None:
+    """Set a credential's status.  A bitstring (revocation-only) list takes VALID or INVALID.
+
+    Raises :class:`ValidationError` for SUSPENDED on a bitstring list.
+    """
+    row = _locked(session, ref.list_id)
+    if row.kind == StatusKind.BITSTRING:
+        if status not in (TokenStatus.VALID, TokenStatus.INVALID):
+            raise ValidationError("a revocation bitstring cannot express suspension")
+        bitstring = BitstringStatusList(bytes(row.data))
+        bitstring.set(ref.index, int(status))
+        row.data = bitstring.to_bytes()
+    else:
+        token_list = StatusList(row.bits, bytes(row.data))
+        token_list.set(ref.index, int(status))
+        row.data = token_list.to_bytes()
+    row.version += 1
+    row.updated_at = rt.clock.now()
+
+
+def get_status(session: Session, ref: StatusRef) -> TokenStatus:
+    """A credential's current status."""
+    row = session.get(StatusListRow, ref.list_id)
+    if row is None:
+        raise NotFoundError("no such status list")
+    if row.kind == StatusKind.BITSTRING:
+        return TokenStatus(BitstringStatusList(bytes(row.data)).get(ref.index))
+    return TokenStatus(StatusList(row.bits, bytes(row.data)).get(ref.index))
+
+
+def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
+    """The signed list (cached per version).  Raises :class:`NotFoundError`."""
+    row = session.get(StatusListRow, list_id)
+    if row is None:
+        raise NotFoundError("no such status list")
+    cache = rt.extras.setdefault("status_list_cache", {})
+    assert isinstance(cache, dict)
+    cached = cache.get((row.id, row.version))
+    if isinstance(cached, RenderedList):
+        return cached
+    signer = issuer_signer(session, rt)
+    now = int(rt.clock.now().timestamp())
+    uri = status_uri(rt, row.id)
+    if row.kind == StatusKind.TOKEN:
+        token = sign_compact(
+            {"typ": "statuslist+jwt", "kid": signer.kid},
+            {
+                "sub": uri,
+                "iat": now,
+                "exp": now + 86_400,
+                "ttl": _TTL,
+                "status_list": StatusList(row.bits, bytes(row.data)).to_json(),
+            },
+            signer,
+        )
+        rendered = RenderedList(token, "application/statuslist+jwt", row.version)
+    else:
+        token = sign_compact(
+            {"typ": "vc+jwt", "kid": signer.kid},
+            {
+                "iss": rt.settings.public_url,
+                "iat": now,
+                "exp": now + 86_400,
+                "jti": uri,
+                "vc": {
+                    "@context": ["https://www.w3.org/ns/credentials/v2"],
+                    "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+                    "id": uri,
+                    "credentialSubject": {
+                        "id": f"{uri}#list",
+                        "type": "BitstringStatusList",
+                        "statusPurpose": "revocation",
+                        "encodedList": BitstringStatusList(bytes(row.data)).encode(),
+                    },
+                },
+            },
+            signer,
+        )
+        rendered = RenderedList(token, "application/vc+jwt", row.version)
+    cache[(row.id, row.version)] = rendered
+    return rendered

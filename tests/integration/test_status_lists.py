@@ -1,0 +1,79 @@
+"""Status lists on both databases: random indexes, transitions, signed lists served over HTTP
+that decode right (IETF LSB-first 2-bit; W3C MSB-first 1-bit)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import ValidationError
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.issuer import status
+from credit_commons.issuer.jws import verify_compact
+from credit_commons.issuer.status_list import BitstringStatusList, StatusList, TokenStatus
+from credit_commons.runtime import Runtime
+
+
+@pytest.fixture
+def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
+        yield test_client
+
+
+def test_token_status_list_round_trip(client: TestClient, runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        refs = [status.allocate(session, runtime, status.StatusKind.TOKEN) for _ in range(50)]
+    assert len({r.list_id for r in refs}) == 1
+    indexes = [r.index for r in refs]
+    assert len(set(indexes)) == 50
+    assert indexes != sorted(indexes)  # random, not sequential
+    with transaction(runtime.sessions) as session:
+        status.set_status(session, runtime, refs[0], TokenStatus.INVALID)
+        status.set_status(session, runtime, refs[1], TokenStatus.SUSPENDED)
+        status.set_status(session, runtime, refs[1], TokenStatus.VALID)  # reinstated
+        status.set_status(session, runtime, refs[2], TokenStatus.SUSPENDED)
+    response = client.get(f"/status-lists/{refs[0].list_id}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/statuslist+jwt"
+    assert "max-age" in response.headers["cache-control"]
+    with transaction(runtime.sessions) as session:
+        key = status.issuer_signer(session, runtime).public_key
+    payload = verify_compact(response.text, key, typ="statuslist+jwt")
+    assert payload["sub"].endswith(f"/status-lists/{refs[0].list_id}")
+    decoded = StatusList.from_json(payload["status_list"])
+    assert decoded.bits == 2
+    assert decoded.get(refs[0].index) == TokenStatus.INVALID
+    assert decoded.get(refs[1].index) == TokenStatus.VALID
+    assert decoded.get(refs[2].index) == TokenStatus.SUSPENDED
+    assert decoded.get(refs[3].index) == TokenStatus.VALID
+    etag = response.headers["etag"]
+    assert (
+        client.get(f"/status-lists/{refs[0].list_id}", headers={"If-None-Match": etag}).status_code
+        == 304
+    )
+    assert client.get("/status-lists/sl_00000000000000000000000000").status_code == 404
+
+
+def test_bitstring_status_list_is_msb_first_and_revocation_only(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with transaction(runtime.sessions) as session:
+        ref = status.allocate(session, runtime, status.StatusKind.BITSTRING)
+        status.set_status(session, runtime, ref, TokenStatus.INVALID)
+        with pytest.raises(ValidationError):
+            status.set_status(session, runtime, ref, TokenStatus.SUSPENDED)
+        assert status.get_status(session, ref) == TokenStatus.INVALID
+        key = status.issuer_signer(session, runtime).public_key
+    response = client.get(f"/status-lists/{ref.list_id}")
+    assert response.headers["content-type"] == "application/vc+jwt"
+    payload = verify_compact(response.text, key, typ="vc+jwt")
+    encoded = payload["vc"]["credentialSubject"]["encodedList"]
+    bitstring = BitstringStatusList.decode(encoded)
+    assert bitstring.get(ref.index) == 1
+    # The W3C list is MSB-first: the same byte read LSB-first would name another index.
+    raw = bitstring.to_bytes()
+    assert raw[ref.index // 8] & (0x80 >> (ref.index % 8))
