@@ -81,6 +81,7 @@ def create_app(
     app.include_router(privacy_router.router)
     app.include_router(issuer_router.router)
     app.include_router(issuer_router.status_router)
+    app.include_router(issuer_router.credentials_router)
     app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["CredentialTypeRow", "StatusListRow"]
+__all__ = ["CredentialRow", "CredentialTypeRow", "StatusListRow"]
 
 
 class CredentialTypeRow(Base):
@@ -45,3 +45,23 @@ class StatusListRow(Base):
     allocated: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CredentialRow(Base):
+    """The registry entry of an issued credential: its hash and metadata only (seed 000).
+
+    The credential itself is sealed in the vault (``sealed``), for consent-gated retrieval.
+    """
+
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type_name: Mapped[str] = mapped_column(String(64))
+    subject_token: Mapped[str] = mapped_column(String(40), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status_list_id: Mapped[str] = mapped_column(String(40))
+    status_index: Mapped[int] = mapped_column(Integer)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

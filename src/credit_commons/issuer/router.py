@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from credit_commons.gateway.deps import get_runtime, get_session
 from credit_commons.identity.router import PrincipalDep
-from credit_commons.issuer import service, status
+from credit_commons.issuer import credentials, service, status, verification
 from credit_commons.runtime import Runtime
 
-__all__ = ["router", "status_router"]
+__all__ = ["credentials_router", "router", "status_router"]
 
 router = APIRouter(prefix="/v1/credential-types", tags=["credential catalogue"])
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -70,3 +70,67 @@ def status_list(
     if if_none_match == etag:
         return Response(status_code=304, headers=headers)
     return Response(rendered.token, media_type=rendered.media_type, headers=headers)
+
+
+credentials_router = APIRouter(tags=["credentials"])
+
+
+class IssueRequest(BaseModel):
+    """What to issue, to whom, bound to which holder key."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")]
+    subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
+    claims: dict[str, Any]
+    holder_jwk: dict[str, str]
+
+
+class PresentationCheck(BaseModel):
+    """A presentation and the audience and nonce the verifier asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+    presentation: Annotated[str, Field(max_length=65536)]
+    audience: Annotated[str, Field(min_length=1, max_length=255)]
+    nonce: Annotated[str, Field(min_length=8, max_length=128)]
+
+
+@credentials_router.get("/.well-known/jwt-vc-issuer", summary="JWT VC Issuer Metadata.")
+def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return credentials.issuer_metadata(session, runtime)
+
+
+@credentials_router.post("/v1/credentials", status_code=201, summary="Issue an SD-JWT VC.")
+def issue_credential(
+    body: IssueRequest, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return credentials.issue_credential(
+        session,
+        runtime,
+        principal,
+        type_name=body.type,
+        subject_token=body.subject,
+        claims=body.claims,
+        holder_jwk=body.holder_jwk,
+    )
+
+
+@credentials_router.post(
+    "/v1/credentials/{credential_id}/{action}", summary="Revoke, suspend, reinstate."
+)
+def change_status(
+    credential_id: Annotated[str, Path(pattern=r"^crd_[0-9A-Z]{26}$")],
+    action: credentials.StatusAction,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return credentials.change_status(session, runtime, principal, credential_id, action)
+
+
+@credentials_router.post("/v1/presentations/verify", summary="Verify an SD-JWT VC presentation.")
+def verify_presentation(
+    body: PresentationCheck, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return verification.verify_presentation(
+        session, runtime, body.presentation, audience=body.audience, nonce=body.nonce
+    )

@@ -1,0 +1,196 @@
+"""Issuing SD-JWT VCs and managing their status (issue 5, items 2 and 3).
+
+``issue_credential`` validates the claims against the catalogue type (field-level
+errors), refuses an erased (tombstoned) or unknown subject, allocates a random status
+index, signs a ``dc+sd-jwt`` with the issuer key (``iss``, ``iat``, ``exp``, ``vct``,
+``cnf`` holder key, ``status``; the type's disclosable paths selectively disclosable),
+keeps only the token's SHA-256 and metadata in the registry, seals the credential in the
+vault under the subject's ``credentials`` key, and records ``credential.issued``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from credit_commons.core.errors import ConflictError, NotFoundError
+from credit_commons.core.ids import new_id
+from credit_commons.identity.models import IdentityRow
+from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
+from credit_commons.issuer import service as catalogue_service
+from credit_commons.issuer import status
+from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.sd_jwt import issue
+from credit_commons.issuer.status_list import TokenStatus
+from credit_commons.keys.jwk import public_key_from_jwk
+from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "CredentialChanged",
+    "CredentialIssued",
+    "StatusAction",
+    "change_status",
+    "issue_credential",
+    "issuer_metadata",
+]
+
+SD_JWT_VC = "dc+sd-jwt"
+
+
+class CredentialIssued(EventDetails, event_type="credential.issued"):
+    """A credential was issued (its type and format; never its claims)."""
+
+    type_name: Token
+    format: Token
+
+
+class CredentialChanged(EventDetails, event_type="credential.status_changed"):
+    """A credential was revoked, suspended or reinstated."""
+
+    action: Token
+
+
+class StatusAction(StrEnum):
+    """What an issuer can do to an issued credential."""
+
+    REVOKE = "revoke"
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+
+
+_TARGET = {
+    StatusAction.REVOKE: TokenStatus.INVALID,
+    StatusAction.SUSPEND: TokenStatus.SUSPENDED,
+    StatusAction.REINSTATE: TokenStatus.VALID,
+}
+
+
+def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
+    # The type's disclosable paths that these claims actually contain (optional claims
+    # may be absent).
+    found = []
+    for path in paths:
+        node: Any = claims
+        for segment in path.strip("/").split("/"):
+            if not isinstance(node, dict) or segment not in node:
+                break
+            node = node[segment]
+        else:
+            found.append(path)
+    return found
+
+
+def issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
+    """The JWT VC Issuer Metadata document (``/.well-known/jwt-vc-issuer``)."""
+    status.issuer_signer(session, rt)
+    keys = [v.jwk() for v in rt.key_store.versions(session, status.ISSUER_KEY)]
+    return {"issuer": rt.settings.public_url, "jwks": {"keys": keys}}
+
+
+def issue_credential(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    type_name: str,
+    subject_token: str,
+    claims: dict[str, Any],
+    holder_jwk: dict[str, str],
+) -> dict[str, Any]:
+    """Issue an SD-JWT VC (administrators/issuers only; others get :class:`NotFoundError`).
+
+    Raises ``ClaimsInvalid`` (field-level), ``KeyInvalid`` for a bad holder key,
+    :class:`ConflictError` for an erased subject, :class:`NotFoundError` for an unknown one.
+    """
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    if is_tombstoned(session, rt, subject_token):
+        raise ConflictError("the subject was erased; nothing can be issued to it")
+    if session.get(IdentityRow, subject_token) is None:
+        raise NotFoundError("no such subject identity")
+    credential_type = catalogue_service.get_type(session, rt, type_name)
+    credential_type.validate(claims)
+    public_key_from_jwk(holder_jwk)  # a valid Ed25519/P-256 public key, or KeyInvalid
+    ref = status.allocate(session, rt, status.StatusKind.TOKEN)
+    now = rt.clock.now()
+    expires = now + timedelta(days=credential_type.default_validity_days)
+    payload = {
+        **claims,
+        "iss": rt.settings.public_url,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "vct": credential_type.vct,
+        "status": {"status_list": {"idx": ref.index, "uri": status.status_uri(rt, ref.list_id)}},
+    }
+    signer = status.issuer_signer(session, rt)
+    sd_jwt = issue(
+        payload,
+        disclosable=_present(claims, credential_type.disclosable),
+        signer=signer,
+        header={"typ": SD_JWT_VC, "kid": signer.kid},
+        holder_jwk=holder_jwk,
+    )
+    text = sd_jwt.serialize()
+    credential_id = new_id("crd")
+    session.add(
+        CredentialRow(
+            id=credential_id,
+            type_name=credential_type.name,
+            subject_token=subject_token,
+            format=SD_JWT_VC,
+            token_hash=hashlib.sha256(text.encode()).hexdigest(),
+            status_list_id=ref.list_id,
+            status_index=ref.index,
+            sealed=rt.vault.seal(
+                session,
+                text.encode(),
+                subject=subject_token,
+                purpose="credentials",
+                record=credential_id,
+            ),
+            issued_at=now,
+            expires_at=expires,
+        )
+    )
+    event = record_event(
+        session,
+        CredentialIssued(type_name=credential_type.name, format=SD_JWT_VC),
+        actor=actor_of(rt, principal),
+        at=now,
+        subject=subject_of(rt, subject_token),
+        object=object_digest("credential", credential_id),
+    )
+    return {
+        "credential_id": credential_id,
+        "format": SD_JWT_VC,
+        "credential": text,
+        "expires_at": expires.isoformat(),
+        "event_id": event.id,
+    }
+
+
+def change_status(
+    session: Session, rt: Runtime, principal: Principal, credential_id: str, action: StatusAction
+) -> dict[str, Any]:
+    """Revoke, suspend or reinstate a credential (administrators/issuers only)."""
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    row = session.get(CredentialRow, credential_id)
+    if row is None:
+        raise NotFoundError("no such credential")
+    ref = status.StatusRef(row.status_list_id, row.status_index, status.StatusKind.TOKEN)
+    status.set_status(session, rt, ref, _TARGET[action])
+    record_event(
+        session,
+        CredentialChanged(action=action.value),
+        actor=actor_of(rt, principal),
+        at=rt.clock.now(),
+        subject=subject_of(rt, row.subject_token),
+        object=object_digest("credential", credential_id),
+    )
+    return {"credential_id": credential_id, "status": _TARGET[action].name.lower()}

@@ -1,0 +1,396 @@
+"""SD-JWT issuance and presentation (RFC 9901 §4, §4.3, §7.2); verification is in
+:mod:`credit_commons.issuer.sd_jwt_verify`, the data model in
+:mod:`credit_commons.issuer.sd_jwt_format` (its main names are re-exported here).
+
+Pure functions: no clock, no randomness of their own (the salt generator and ``iat`` are
+parameters), no I/O.  Signing goes through a :class:`~credit_commons.keys.algorithms.Signer`.
+
+**Disclosure paths.**  Which claims are selectively disclosable (at issuance) and which are
+disclosed (at presentation) is written as a set of JSON Pointers (RFC 6901) into the plain
+claims: ``/given_name``, ``/address/street_address``, ``/nationalities/0``.  ``~1`` stands for
+``/`` and ``~0`` for ``~`` inside a name.  A segment is a property name where the claims hold
+an object and a decimal index where they hold an array, so ``/key_data_types/42`` is the
+property ``"42"``.  At issuance each path makes that one node disclosable: a property gets an
+object-property Disclosure (§4.2.1), an array element an array-element Disclosure (§4.2.2),
+and listing both ``/address`` and ``/address/street_address`` gives a recursive disclosure
+(§4.2.6).  At presentation a path discloses its node *and every disclosable node on the way to
+it* (§7.2 step 2: a Disclosure must connect to the Issuer-signed JWT), but not the disclosable
+nodes below it.  Array indexes count the elements of the issued array, decoys included.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from credit_commons.core.encoding import b64url_encode
+from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid
+from credit_commons.issuer.sd_jwt_format import (
+    COMPACT_JSON,
+    DEFAULT_HASH_ALG,
+    ELLIPSIS,
+    FORBIDDEN_HEADER_PARAMS,
+    HASH_ALGORITHMS,
+    KB_TYP,
+    PYTHON_JSON,
+    RESERVED_NAMES,
+    RFC_EXAMPLE_JSON,
+    SD,
+    SD_ALG,
+    Disclosure,
+    JsonEncoding,
+    JwsSignature,
+    SdJwt,
+    Serialization,
+    b64_digest,
+    encode_segment,
+    new_salt,
+    serialize_parts,
+)
+from credit_commons.keys.algorithms import Signer
+from credit_commons.keys.errors import KeyInvalid
+from credit_commons.keys.jwk import public_key_from_jwk
+
+__all__ = [
+    "COMPACT_JSON",
+    "PYTHON_JSON",
+    "RFC_EXAMPLE_JSON",
+    "Disclosure",
+    "JsonEncoding",
+    "SdJwt",
+    "add_signature",
+    "disclosure_paths",
+    "issue",
+    "new_salt",
+    "parse_path",
+    "present",
+]
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+_SEGMENT = re.compile(r"(?:[^~]|~[01])*")
+
+
+# -- disclosure paths ----------------------------------------------------------------------
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """The unescaped segments of a disclosure path; raises :class:`DisclosurePathInvalid`."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise DisclosurePathInvalid(f"a disclosure path starts with '/': {path!r}")
+    segments = path[1:].split("/")
+    if not all(_SEGMENT.fullmatch(s) for s in segments):
+        raise DisclosurePathInvalid(f"bad '~' escape in {path!r}")
+    return tuple(s.replace("~1", "/").replace("~0", "~") for s in segments)
+
+
+def _escape(segment: str | int) -> str:
+    return "/" + str(segment).replace("~", "~0").replace("/", "~1")
+
+
+def _index(segment: str, length: int, path: str) -> int:
+    if not _INDEX.fullmatch(segment) or int(segment) >= length:
+        raise DisclosurePathInvalid(f"{path!r}: {segment!r} is not an index of the array")
+    return int(segment)
+
+
+def _array_digest(element: object) -> str | None:
+    if isinstance(element, dict) and len(element) == 1 and isinstance(element.get(ELLIPSIS), str):
+        return str(element[ELLIPSIS])
+    return None
+
+
+# -- issuance (§4) -------------------------------------------------------------------------
+
+
+def _check_claims(node: object, where: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise ClaimsInvalid(f"{where}: claim names must be strings")
+            if key in RESERVED_NAMES:
+                raise ClaimsInvalid(f"{where}: {key!r} is reserved by RFC 9901")
+            _check_claims(value, where + _escape(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_claims(value, where + _escape(i))
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ClaimsInvalid(f"{where}: JSON has no {node}")
+    elif node is not None and not isinstance(node, str | int | float):
+        raise ClaimsInvalid(f"{where}: {type(node).__name__} is not a JSON value")
+
+
+def _resolve(claims: dict[str, Any], path: str) -> tuple[str | int, ...]:
+    node: Any = claims
+    resolved: list[str | int] = []
+    for segment in parse_path(path):
+        if isinstance(node, dict) and segment in node:
+            node = node[segment]
+            resolved.append(segment)
+        elif isinstance(node, list):
+            i = _index(segment, len(node), path)
+            node = node[i]
+            resolved.append(i)
+        else:
+            raise DisclosurePathInvalid(f"{path!r} names no claim")
+    return tuple(resolved)
+
+
+def _check_header(header: Mapping[str, Any], alg: str) -> None:
+    if header.get("alg", alg) != alg:
+        raise ValueError(f"the header alg must be the signer's ({alg})")
+    if FORBIDDEN_HEADER_PARAMS & set(header):
+        raise ValueError(f"header parameters {sorted(FORBIDDEN_HEADER_PARAMS)} are refused")
+
+
+@dataclass
+class _Builder:
+    paths: set[tuple[str | int, ...]]
+    salt: Callable[[], str]
+    decoys: int
+    hash_alg: str
+    encoding: JsonEncoding
+    disclosures: list[Disclosure] = field(default_factory=list)
+    salts: set[str] = field(default_factory=set)
+
+    def _salt(self) -> str:
+        value = self.salt()
+        if not isinstance(value, str) or value in self.salts:
+            raise ValueError("the salt generator must return a new string each time (§4.2.1)")
+        self.salts.add(value)
+        return value
+
+    def _disclose(self, name: str | None, value: Any) -> str:
+        # The subtree is built before the salt is drawn, as sd-jwt-python does, so a seeded
+        # salt generator reproduces its output.
+        disclosure = Disclosure.create(self._salt(), name, value, self.encoding)
+        self.disclosures.append(disclosure)
+        return disclosure.digest(self.hash_alg)
+
+    def build(self, node: Any, path: tuple[str | int, ...]) -> Any:
+        if isinstance(node, dict):
+            plain: dict[str, Any] = {}
+            digests: list[str] = []
+            for key, value in node.items():
+                built = self.build(value, (*path, key))
+                if (*path, key) in self.paths:
+                    digests.append(self._disclose(key, built))
+                else:
+                    plain[key] = built
+            if not digests:
+                return plain
+            digests += [b64_digest(self.hash_alg, self._salt()) for _ in range(self.decoys)]
+            # §4.2.4.1: hide the original order of the claims by sorting the digests.
+            return {SD: sorted(digests), **plain}
+        if isinstance(node, list):
+            out: list[Any] = []
+            for i, value in enumerate(node):
+                built = self.build(value, (*path, i))
+                disclosed = (*path, i) in self.paths
+                out.append({ELLIPSIS: self._disclose(None, built)} if disclosed else built)
+            return out
+        return node
+
+
+def _sign(
+    signer: Signer, header: Mapping[str, Any], payload_segment: str, encoding: JsonEncoding
+) -> JwsSignature:
+    _check_header(header, signer.alg)
+    protected = encode_segment({"alg": signer.alg, **header}, encoding)
+    signature = signer.sign(f"{protected}.{payload_segment}".encode("ascii"))
+    return JwsSignature(protected, b64url_encode(signature))
+
+
+def issue(
+    claims: Mapping[str, Any],
+    *,
+    disclosable: Collection[str],
+    signer: Signer,
+    header: Mapping[str, Any] | None = None,
+    salt: Callable[[], str] = new_salt,
+    decoys: int = 0,
+    hash_alg: str = DEFAULT_HASH_ALG,
+    holder_jwk: Mapping[str, Any] | None = None,
+    encoding: JsonEncoding = COMPACT_JSON,
+    unprotected_header: Mapping[str, Any] | None = None,
+) -> SdJwt:
+    """Issue an SD-JWT (RFC 9901 §4): the claims with the ``disclosable`` paths replaced by
+    digests, ``_sd_alg``, optionally ``cnf`` ``{"jwk": holder_jwk}`` (§4.1.2), signed.
+
+    ``header`` adds JOSE header parameters (``typ``, ``kid``) after ``alg``;
+    ``unprotected_header`` is kept for the JWS JSON Serialization only.  ``decoys`` decoy
+    digests are added to every ``_sd`` array (§4.2.5).  Raises :class:`ClaimsInvalid` for
+    claims an SD-JWT cannot carry, :class:`DisclosurePathInvalid` for a path naming no
+    claim, and :class:`ValueError` for an unknown ``hash_alg``, a negative ``decoys``, a
+    repeating salt generator or a header that sets a key (``jwk``, ``x5c``…) or another
+    ``alg``.
+    """
+    if hash_alg not in HASH_ALGORITHMS:
+        raise ValueError(f"unsupported hash algorithm {hash_alg!r}")
+    if decoys < 0:
+        raise ValueError("decoys must not be negative")
+    top = dict(claims)
+    _check_claims(top, "")
+    if holder_jwk is not None and "cnf" in top:
+        raise ClaimsInvalid("cnf is set from holder_jwk; do not pass it as a claim too")
+    paths = {_resolve(top, p) for p in disclosable}
+    builder = _Builder(paths, salt, decoys, hash_alg, encoding)
+    payload: dict[str, Any] = builder.build(top, ())
+    payload[SD_ALG] = hash_alg
+    if holder_jwk is not None:
+        payload["cnf"] = {"jwk": dict(holder_jwk)}
+    try:
+        payload_segment = encode_segment(payload, encoding)
+    except ValueError as e:
+        raise ClaimsInvalid("the claims have no JSON form") from e
+    signature = _sign(signer, header or {}, payload_segment, encoding)
+    signature = replace(signature, header=dict(unprotected_header or {}))
+    return SdJwt(payload_segment, payload, (signature,), tuple(builder.disclosures))
+
+
+def add_signature(
+    sd_jwt: SdJwt,
+    signer: Signer,
+    *,
+    header: Mapping[str, Any] | None = None,
+    unprotected_header: Mapping[str, Any] | None = None,
+    encoding: JsonEncoding = COMPACT_JSON,
+) -> SdJwt:
+    """Add another issuer signature over the same payload, for the General JSON
+    Serialization (§8.3).  Raises :class:`ValueError` for a header :func:`issue` refuses."""
+    signature = _sign(signer, header or {}, sd_jwt.payload_segment, encoding)
+    signature = replace(signature, header=dict(unprotected_header or {}))
+    return replace(sd_jwt, signatures=(*sd_jwt.signatures, signature))
+
+
+# -- presentation (§7.2, §4.3) -------------------------------------------------------------
+
+
+def _digest_map(sd_jwt: SdJwt) -> dict[str, Disclosure]:
+    return {d.digest(sd_jwt.hash_alg): d for d in sd_jwt.disclosures}
+
+
+def disclosure_paths(sd_jwt: SdJwt) -> dict[str, Disclosure]:
+    """Every usable Disclosure of ``sd_jwt`` by the path of the claim it discloses, in
+    issuance order (a Disclosure no digest reaches is left out).
+
+    Raises :class:`ValueError` when the payload names an unsupported ``_sd_alg``.
+    """
+    by_digest = _digest_map(sd_jwt)
+    out: dict[str, Disclosure] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key != SD:
+                    walk(value, prefix + _escape(key))
+            listed = node.get(SD)
+            for digest in listed if isinstance(listed, list) else []:
+                found = by_digest.get(digest) if isinstance(digest, str) else None
+                if found is not None and found.name is not None:
+                    out[prefix + _escape(found.name)] = found
+                    walk(found.value, prefix + _escape(found.name))
+        elif isinstance(node, list):
+            for i, element in enumerate(node):
+                digest = _array_digest(element)
+                found = by_digest.get(digest) if digest is not None else None
+                if digest is None:
+                    walk(element, prefix + _escape(i))
+                elif found is not None and found.name is None:
+                    out[prefix + _escape(i)] = found
+                    walk(found.value, prefix + _escape(i))
+
+    walk(sd_jwt.payload, "")
+    order = {d.encoded: i for i, d in enumerate(sd_jwt.disclosures)}
+    return dict(sorted(out.items(), key=lambda item: order[item[1].encoded]))
+
+
+def _select(sd_jwt: SdJwt, by_digest: Mapping[str, Disclosure], path: str) -> set[str]:
+    node: Any = sd_jwt.payload
+    chosen: set[str] = set()
+    for segment in parse_path(path):
+        if isinstance(node, dict):
+            if segment in node and segment not in RESERVED_NAMES:
+                node = node[segment]
+                continue
+            listed = node.get(SD)
+            digests = [g for g in listed if isinstance(g, str)] if isinstance(listed, list) else []
+            match = [g for g in digests if g in by_digest and by_digest[g].name == segment]
+            if not match:
+                raise DisclosurePathInvalid(f"{path!r} names no claim of this SD-JWT")
+            chosen.add(match[0])
+            node = by_digest[match[0]].value
+        elif isinstance(node, list):
+            element = node[_index(segment, len(node), path)]
+            digest = _array_digest(element)
+            if digest is None:
+                node = element
+                continue
+            if digest not in by_digest or by_digest[digest].name is not None:
+                raise DisclosurePathInvalid(f"{path!r}: no Disclosure for that array element")
+            chosen.add(digest)
+            node = by_digest[digest].value
+        else:
+            raise DisclosurePathInvalid(f"{path!r} names no claim of this SD-JWT")
+    return chosen
+
+
+def present(
+    sd_jwt: SdJwt,
+    *,
+    disclose: Collection[str] | Callable[[str], bool],
+    holder_signer: Signer | None = None,
+    audience: str | None = None,
+    nonce: str | None = None,
+    iat: int | None = None,
+    encoding: JsonEncoding = COMPACT_JSON,
+    serialization: Serialization = "compact",
+) -> str:
+    """Build a presentation: the SD-JWT with the selected Disclosures (§7.2) and, with a
+    ``holder_signer``, a Key Binding JWT (§4.3): ``typ: kb+jwt``, ``nonce``, ``aud``,
+    ``iat`` and ``sd_hash`` over ``<JWT>~<D1>~…~<Dn>~`` (§4.3.1).
+
+    ``disclose`` is a collection of disclosure paths or a predicate over the paths of
+    :func:`disclosure_paths`; each disclosed path brings the Disclosures on its way.
+    Disclosures keep their issuance order.  Raises :class:`DisclosurePathInvalid` for a path
+    naming no claim, and :class:`ValueError` when ``holder_signer``, ``audience``, ``nonce``
+    and ``iat`` are not given together, the signer's key is not the ``cnf`` key, or the
+    serialization cannot carry the signatures.
+    """
+    by_digest = _digest_map(sd_jwt)
+    if callable(disclose):
+        paths = [p for p in disclosure_paths(sd_jwt) if disclose(p)]
+    else:
+        paths = [disclose] if isinstance(disclose, str) else list(disclose)
+    chosen: set[str] = set()
+    for path in paths:
+        chosen |= _select(sd_jwt, by_digest, path)
+    selected = [d for g, d in by_digest.items() if g in chosen]
+    kb_args = (holder_signer, audience, nonce, iat)
+    if all(a is None for a in kb_args):
+        return serialize_parts(sd_jwt, selected, None, serialization)
+    if holder_signer is None or audience is None or nonce is None or iat is None:
+        raise ValueError("holder_signer, audience, nonce and iat go together")
+    _check_holder_key(sd_jwt, holder_signer)
+    hash_input = sd_jwt.jwt + "~" + "".join(d.encoded + "~" for d in selected)
+    kb_header = encode_segment({"alg": holder_signer.alg, "typ": KB_TYP}, encoding)
+    sd_hash = b64_digest(sd_jwt.hash_alg, hash_input)
+    claims = {"nonce": nonce, "aud": audience, "iat": iat, "sd_hash": sd_hash}
+    signing_input = f"{kb_header}.{encode_segment(claims, encoding)}"
+    kb = f"{signing_input}.{b64url_encode(holder_signer.sign(signing_input.encode('ascii')))}"
+    return serialize_parts(sd_jwt, selected, kb, serialization)
+
+
+def _check_holder_key(sd_jwt: SdJwt, signer: Signer) -> None:
+    cnf = sd_jwt.payload.get("cnf")
+    jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
+    if jwk is None:
+        return
+    try:
+        matches = public_key_from_jwk(jwk) == signer.public_key
+    except KeyInvalid:
+        return
+    if not matches:
+        raise ValueError("the holder signer's key is not the cnf key of the SD-JWT")

@@ -1,0 +1,361 @@
+"""SD-JWT and SD-JWT+KB verification (RFC 9901 §7.1 and §7.3, §8.4).
+
+:func:`verify` raises a :mod:`~credit_commons.issuer.sd_jwt_errors` class for the first check
+that fails and returns only when every check passed.  The steps are numbered as in the RFC.
+
+JOSE policy (RFC 8725 §3.1): the ``alg`` must be one of ``EdDSA``, ``Ed25519`` and ``ES256``
+and must fit the key's type (checked by :meth:`PublicKey.verify`); ``none`` and HMAC are
+refused before any key is looked up.  The issuer key comes from the caller's resolver only:
+a header carrying ``jwk``, ``jku``, ``x5u``, ``x5c`` or ``crit`` is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from credit_commons.issuer import sd_jwt_errors as errors
+from credit_commons.issuer.sd_jwt_format import (
+    DEFAULT_HASH_ALG,
+    ELLIPSIS,
+    FORBIDDEN_HEADER_PARAMS,
+    HASH_ALGORITHMS,
+    KB_TYP,
+    SD,
+    SD_ALG,
+    Disclosure,
+    JwsSignature,
+    b64_digest,
+    decode_b64,
+    decode_object,
+    split,
+)
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
+from credit_commons.keys.errors import (
+    AlgorithmNotAllowed,
+    KeyInvalid,
+    KeyTypeMismatch,
+    SignatureInvalid,
+)
+from credit_commons.keys.jwk import public_key_from_jwk
+
+__all__ = ["IssuerKeyResolver", "KeyBinding", "Verified", "verify"]
+
+#: Looks up the issuer's key from the (not yet verified) JOSE header and payload, checking
+#: that the key belongs to the issuer (§7.1 step 2.3).  It raises to refuse.
+IssuerKeyResolver = Callable[[Mapping[str, Any], Mapping[str, Any]], PublicKey]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyBinding:
+    """The verified Key Binding JWT's header and payload."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A verified presentation: the Processed SD-JWT Payload (Disclosures applied; ``_sd``,
+    ``_sd_alg`` and ``...`` removed), the issuer JWT header, the Disclosures and the KB-JWT."""
+
+    payload: dict[str, Any]
+    header: dict[str, Any]
+    disclosures: tuple[Disclosure, ...]
+    key_binding: KeyBinding | None
+
+
+def _check_jose_header(header: Mapping[str, Any], invalid: type[errors.SdJwtInvalid]) -> str:
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise invalid("the JOSE header has no alg")
+    if alg not in ACCEPTED_ALGS:  # none, HS256, RS256…: RFC 8725 §3.1, RFC 9901 §7.1 step 2.1
+        raise errors.AlgorithmNotAllowed(f"alg {alg!r} is not accepted")
+    refused = FORBIDDEN_HEADER_PARAMS & set(header)
+    if refused:
+        raise errors.EmbeddedKeyNotAllowed(f"header parameters {sorted(refused)} are refused")
+    return alg
+
+
+def _check_signature(
+    key: PublicKey,
+    alg: str,
+    signing_input: str,
+    signature: str,
+    invalid: type[errors.SdJwtInvalid],
+) -> None:
+    raw = decode_b64(signature, invalid, "the signature")
+    try:
+        key.verify(alg, signing_input.encode("ascii"), raw)
+    except (AlgorithmNotAllowed, KeyTypeMismatch) as e:
+        raise errors.AlgorithmNotAllowed(f"alg {alg} does not fit the key") from e
+    except SignatureInvalid as e:
+        raise invalid("the signature does not verify") from e
+
+
+def _issuer_header(signature: JwsSignature) -> dict[str, Any]:
+    protected = decode_object(signature.protected, errors.Malformed, "the JWT header")
+    if "alg" not in protected:
+        raise errors.Malformed("alg must be in the protected header")
+    if set(protected) & set(signature.header):  # RFC 7515 §7.2.1: the headers are disjoint
+        raise errors.Malformed("a header parameter is both protected and unprotected")
+    return {**protected, **signature.header}
+
+
+class _Processor:
+    """§7.1 steps 3.2 to 3.6 and 4: replace digests by Disclosures, recursively."""
+
+    def __init__(self, by_digest: Mapping[str, Disclosure]) -> None:
+        self.by_digest = by_digest
+        self.seen: set[str] = set()
+        self.used: set[str] = set()
+
+    def _lookup(self, digest: str) -> Disclosure | None:
+        # Step 4: any digest met twice, directly or through Disclosures, is a rejection.
+        if digest in self.seen:
+            raise errors.DigestCollision("a digest appears more than once")
+        self.seen.add(digest)
+        return self.by_digest.get(digest)  # step 3.3.1: no Disclosure, ignore the digest
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, dict):
+            return self.object(node, top=False)
+        if isinstance(node, list):
+            return self.array(node)
+        return node
+
+    def object(self, node: Mapping[str, Any], *, top: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == ELLIPSIS or (key == SD_ALG and not top):
+                # §4.1 rule 7 and §4.1.1: "..." only in array elements, _sd_alg top-level only.
+                raise errors.ReservedClaim(f"{key!r} is not allowed here")
+            if key not in (SD, SD_ALG):
+                out[key] = self.value(value)  # step 3.5/3.6: _sd and _sd_alg are removed
+        if SD not in node:
+            return out
+        digests = node[SD]
+        if not isinstance(digests, list) or not all(isinstance(g, str) for g in digests):
+            raise errors.Malformed("_sd must be an array of strings")  # step 3.2.1
+        for digest in digests:
+            found = self._lookup(digest)
+            if found is None:
+                continue
+            if found.name is None:  # step 3.3.2.1: must be a three-element Disclosure
+                raise errors.DisclosureMisplaced("an array-element Disclosure is used in _sd")
+            if found.name in out:  # step 3.3.2.3
+                raise errors.ClaimNameExists(f"the claim {found.name!r} already exists")
+            self.used.add(digest)
+            out[found.name] = self.value(found.value)  # steps 3.3.2.4 and 3.3.2.5
+        return out
+
+    def array(self, node: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for element in node:
+            if not (isinstance(element, dict) and ELLIPSIS in element):
+                out.append(self.value(element))
+                continue
+            digest = element[ELLIPSIS]
+            if len(element) != 1 or not isinstance(digest, str):  # §4.2.4.2
+                raise errors.ReservedClaim("'...' must be the only key and hold a digest")
+            found = self._lookup(digest)
+            if found is None:
+                continue  # step 3.4: array elements without a Disclosure are removed
+            if found.name is not None:  # step 3.3.3.1: must be a two-element Disclosure
+                raise errors.DisclosureMisplaced("an object-property Disclosure is in an array")
+            self.used.add(digest)
+            out.append(self.value(found.value))  # steps 3.3.3.2 and 3.3.3.3
+        return out
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def _number(payload: Mapping[str, Any], name: str, invalid: type[errors.SdJwtInvalid]) -> Any:
+    value = payload.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise invalid(f"{name} must be a number")
+    return value
+
+
+def _check_validity(payload: Mapping[str, Any], now: int, leeway: int) -> None:
+    # §7.1 step 6 with RFC 7519 §4.1.4-4.1.6 semantics.
+    exp = _number(payload, "exp", errors.Malformed)
+    nbf = _number(payload, "nbf", errors.Malformed)
+    iat = _number(payload, "iat", errors.Malformed)
+    if exp is not None and now >= exp + leeway:
+        raise errors.Expired("the credential has expired", extra={"claim": "exp"})
+    if nbf is not None and now + leeway < nbf:
+        raise errors.NotYetValid("the credential is not valid yet", extra={"claim": "nbf"})
+    if iat is not None and now + leeway < iat:
+        raise errors.NotYetValid("the credential is issued in the future", extra={"claim": "iat"})
+
+
+def _verify_key_binding(
+    kb_jwt: str,
+    processed: Mapping[str, Any],
+    hash_input: str,
+    hash_alg: str,
+    *,
+    audience: str | None,
+    nonce: str | None,
+    now: int,
+    leeway: int,
+    max_kb_age: int,
+) -> KeyBinding:
+    invalid = errors.KeyBindingInvalid
+    # §7.3 step 5.1: the holder key is the cnf.jwk of the SD-JWT (§4.1.2).
+    cnf = processed.get("cnf")
+    if not isinstance(cnf, dict) or "jwk" not in cnf:
+        raise invalid("the SD-JWT has no cnf.jwk holder key")
+    try:
+        holder_key = public_key_from_jwk(cnf["jwk"])
+    except KeyInvalid as e:
+        raise invalid("the cnf.jwk holder key is not usable") from e
+    segments = kb_jwt.split(".")
+    if len(segments) != 3:
+        raise invalid("the Key Binding JWT must have three parts")
+    header = decode_object(segments[0], invalid, "the KB-JWT header")
+    payload = decode_object(segments[1], invalid, "the KB-JWT payload")
+    alg = _check_jose_header(header, invalid)  # step 5.2
+    _check_signature(holder_key, alg, f"{segments[0]}.{segments[1]}", segments[2], invalid)  # 5.3
+    if header.get("typ") != KB_TYP:  # step 5.4
+        raise invalid("the Key Binding JWT typ must be kb+jwt")
+    iat = _number(payload, "iat", invalid)  # step 5.5
+    if iat is None:
+        raise invalid("the Key Binding JWT has no iat")
+    if iat > now + leeway or iat < now - max_kb_age - leeway:
+        raise errors.KbStale("the Key Binding JWT was not created recently")
+    if not isinstance(payload.get("nonce"), str) or not isinstance(payload.get("aud"), str):
+        raise invalid("the Key Binding JWT nonce and aud must be strings (§4.3)")
+    if nonce is not None and not _same(payload["nonce"], nonce):  # step 5.6
+        raise errors.KbNonceMismatch("the Key Binding JWT is for another transaction")
+    if audience is not None and payload.get("aud") != audience:
+        raise errors.KbAudienceMismatch("the Key Binding JWT is for another verifier")
+    sd_hash = payload.get("sd_hash")  # step 5.7
+    expected = b64_digest(hash_alg, hash_input)
+    if not isinstance(sd_hash, str) or not _same(sd_hash, expected):
+        raise errors.SdHashMismatch("sd_hash does not cover this presentation")
+    # Step 5.8: the KB-JWT is a valid JWT in all other respects (RFC 7519 exp and nbf).
+    exp, nbf = _number(payload, "exp", invalid), _number(payload, "nbf", invalid)
+    if (exp is not None and now >= exp + leeway) or (nbf is not None and now + leeway < nbf):
+        raise errors.KbStale("the Key Binding JWT is outside its validity period")
+    return KeyBinding(header, payload)
+
+
+def verify(
+    presentation: str,
+    *,
+    issuer_key_resolver: IssuerKeyResolver,
+    require_key_binding: bool,
+    audience: str | None = None,
+    nonce: str | None = None,
+    now: int,
+    leeway: int = 60,
+    max_kb_age: int = 300,
+    serialization: Literal["compact", "json"] = "compact",
+    accepted_hash_algs: frozenset[str] = frozenset(HASH_ALGORITHMS),
+) -> Verified:
+    """Verify an SD-JWT or SD-JWT+KB (RFC 9901 §7.1, §7.3) and return the processed payload.
+
+    With ``require_key_binding`` a KB-JWT must be present and ``audience`` and ``nonce``
+    are required; a KB-JWT that is present is always verified (its ``aud``/``nonce`` against
+    the expected values when given).  ``now`` is Unix seconds; ``exp``/``nbf``/``iat`` get
+    ``leeway`` seconds, and the KB-JWT ``iat`` must lie within ``max_kb_age`` (plus leeway)
+    before ``now``.  ``serialization="json"`` reads the JWS JSON Serialization (§8); every
+    signature of a General one must verify.
+
+    Raises :class:`~credit_commons.issuer.sd_jwt_errors.SdJwtInvalid` subclasses —
+    ``Malformed``, ``AlgorithmNotAllowed``, ``EmbeddedKeyNotAllowed``, ``SignatureInvalid``,
+    ``DisclosureDuplicate``, ``DigestCollision``, ``ReservedClaim``, ``ClaimNameExists``,
+    ``DisclosureMisplaced``, ``DisclosureUnreferenced``, ``Expired``, ``NotYetValid``,
+    ``KeyBindingMissing``, ``KeyBindingInvalid``, ``KbStale``, ``KbNonceMismatch``,
+    ``KbAudienceMismatch``, ``SdHashMismatch`` — and whatever ``issuer_key_resolver`` raises.
+    Raises :class:`ValueError` when key binding is required without ``audience`` and ``nonce``.
+    """
+    if require_key_binding and (audience is None or nonce is None):
+        raise ValueError("key binding needs the expected audience and nonce")
+    try:
+        return _verify(
+            presentation,
+            issuer_key_resolver,
+            require_key_binding,
+            audience=audience,
+            nonce=nonce,
+            now=now,
+            leeway=leeway,
+            max_kb_age=max_kb_age,
+            serialization=serialization,
+            accepted_hash_algs=accepted_hash_algs,
+        )
+    except RecursionError as e:  # a hostile nesting depth must not escape as a crash
+        raise errors.Malformed("the credential is nested too deeply") from e
+
+
+def _verify(
+    presentation: str,
+    resolver: IssuerKeyResolver,
+    require_key_binding: bool,
+    *,
+    audience: str | None,
+    nonce: str | None,
+    now: int,
+    leeway: int,
+    max_kb_age: int,
+    serialization: Literal["compact", "json"],
+    accepted_hash_algs: frozenset[str],
+) -> Verified:
+    # §7.3 step 3 and §7.1 step 1: separate the Issuer-signed JWT, Disclosures and KB-JWT.
+    parts = split(presentation, serialization)
+    # §7.3 steps 1-2: the policy decides; a missing KB-JWT is then a rejection.
+    if require_key_binding and parts.kb_jwt is None:
+        raise errors.KeyBindingMissing("this verifier requires key binding")
+    # §7.1 step 2: validate the Issuer-signed JWT (each signature of a JSON serialization).
+    payload = decode_object(parts.payload, errors.Malformed, "the JWT payload")
+    headers = []
+    for signature in parts.signatures:
+        header = _issuer_header(signature)
+        alg = _check_jose_header(header, errors.Malformed)  # step 2.1
+        key = resolver(header, payload)  # step 2.3: the resolver vouches for the issuer
+        signing_input = f"{signature.protected}.{parts.payload}"
+        _check_signature(key, alg, signing_input, signature.signature, errors.SignatureInvalid)
+        headers.append(header)  # step 2.2 passed
+    hash_alg = payload.get(SD_ALG, DEFAULT_HASH_ALG)  # step 2.4
+    if not isinstance(hash_alg, str):
+        raise errors.Malformed("_sd_alg must be a string")
+    if hash_alg not in accepted_hash_algs or hash_alg not in HASH_ALGORITHMS:
+        raise errors.AlgorithmNotAllowed(f"_sd_alg {hash_alg!r} is not accepted")
+    # §7.1 step 3.1: the digest of every Disclosure; the same Disclosure twice is refused.
+    by_digest: dict[str, Disclosure] = {}
+    for text in parts.disclosures:
+        disclosure = Disclosure.parse(text)
+        digest = disclosure.digest(hash_alg)
+        if digest in by_digest:
+            raise errors.DisclosureDuplicate("the same Disclosure was sent twice")
+        by_digest[digest] = disclosure
+    # §7.1 steps 3.2-3.6 and 4.
+    processor = _Processor(by_digest)
+    processed = processor.object(payload, top=True)
+    # §7.1 step 5: every Disclosure must be referenced.
+    if len(processor.used) != len(by_digest):
+        raise errors.DisclosureUnreferenced("a Disclosure is not referenced by any digest")
+    # §7.1 step 6: validity claims of the processed payload.
+    _check_validity(processed, now, leeway)
+    # §7.3 step 5: the Key Binding JWT.
+    key_binding = None
+    if parts.kb_jwt is not None:
+        key_binding = _verify_key_binding(
+            parts.kb_jwt,
+            processed,
+            parts.hash_input,
+            hash_alg,
+            audience=audience,
+            nonce=nonce,
+            now=now,
+            leeway=leeway,
+            max_kb_age=max_kb_age,
+        )
+    return Verified(processed, headers[0], tuple(by_digest.values()), key_binding)

@@ -1,0 +1,131 @@
+"""End to end over HTTP on SQLite and PostgreSQL: issue a Credit Readiness SD-JWT VC,
+present it with key binding and selective disclosure, verify, revoke, verify fails."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.identity.service import issue_admin_token
+from credit_commons.issuer.catalogue import commit_score
+from credit_commons.issuer.sd_jwt import present
+from credit_commons.issuer.sd_jwt_format import SdJwt
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.runtime import Runtime
+
+AUDIENCE = "https://lender.example/verifier"
+
+
+@pytest.fixture
+def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize("holder_type", list(KeyType))
+def test_issue_present_verify_revoke(
+    client: TestClient, runtime: Runtime, holder_type: KeyType
+) -> None:
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    msme = client.post(
+        "/v1/identities", json={"roles": ["business"], "profile": {"name": "Shakti Textiles"}}
+    ).json()
+    holder = PrivateKey.generate(holder_type)
+    salt = secrets.token_urlsafe(16)
+    claims = {
+        "enterprise": {"identity_token": msme["identity_token"]},
+        "credit_tier": "A",
+        "income_bracket": "25L-1Cr",
+        "debt_ratio_bracket": "<0.2",
+        "score_commitment": commit_score(781, salt),
+        "score_opening": {"score": 781, "salt": salt},
+        "verification_sources": ["gstn", "aa_fetch"],
+    }
+    body = {
+        "type": "CreditReadinessCredential",
+        "subject": msme["identity_token"],
+        "claims": claims,
+        "holder_jwk": public_key_to_jwk(holder.public_key),
+    }
+    bad = client.post(
+        "/v1/credentials", json={**body, "claims": {**claims, "credit_tier": "Z"}}, headers=as_admin
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "/credit_tier"
+    assert client.post("/v1/credentials", json=body).status_code == 401
+    issued = client.post("/v1/credentials", json=body, headers=as_admin)
+    assert issued.status_code == 201, issued.text
+    credential = issued.json()["credential"]
+    assert "781" not in credential.split("~")[0]  # the score opening is only in a disclosure
+
+    metadata = client.get("/.well-known/jwt-vc-issuer").json()
+    assert metadata["jwks"]["keys"]
+
+    def presentation(nonce: str, disclose: set[str]) -> str:
+        return present(
+            SdJwt.parse(credential),
+            disclose=disclose,
+            holder_signer=holder,
+            audience=AUDIENCE,
+            nonce=nonce,
+            iat=int(runtime.clock.now().timestamp()),
+        )
+
+    nonce = secrets.token_urlsafe(12)
+    shown = presentation(nonce, {"/income_bracket"})
+    result = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": AUDIENCE, "nonce": nonce},
+    )
+    assert result.status_code == 200, result.text
+    disclosed = result.json()["claims"]
+    assert disclosed["income_bracket"] == "25L-1Cr"
+    assert disclosed["credit_tier"] == "A"
+    assert "score_opening" not in disclosed
+    assert "debt_ratio_bracket" not in disclosed
+    wrong_nonce = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": AUDIENCE, "nonce": "another-nonce"},
+    )
+    assert wrong_nonce.status_code >= 400
+
+    credential_id = issued.json()["credential_id"]
+    assert (
+        client.post(f"/v1/credentials/{credential_id}/suspend", headers=as_admin).json()["status"]
+        == "suspended"
+    )
+    suspended = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": AUDIENCE, "nonce": nonce},
+    )
+    assert suspended.json()["code"] == "credential.suspended"
+    client.post(f"/v1/credentials/{credential_id}/reinstate", headers=as_admin)
+    assert (
+        client.post(
+            "/v1/presentations/verify",
+            json={"presentation": shown, "audience": AUDIENCE, "nonce": nonce},
+        ).status_code
+        == 200
+    )
+    client.post(f"/v1/credentials/{credential_id}/revoke", headers=as_admin)
+    revoked = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": AUDIENCE, "nonce": nonce},
+    )
+    assert revoked.json()["code"] == "credential.revoked"
+
+    # An erased subject gets nothing more.
+    client.delete(
+        f"/v1/identities/{msme['identity_token']}",
+        headers={"Authorization": f"Bearer {msme['access_token']}"},
+    )
+    assert client.post("/v1/credentials", json=body, headers=as_admin).status_code == 409
