@@ -19,6 +19,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.identity import router as identity_router
+from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.worker import LogWorker
@@ -82,6 +83,8 @@ def create_app(
     app.include_router(issuer_router.router)
     app.include_router(issuer_router.status_router)
     app.include_router(issuer_router.credentials_router)
+    app.include_router(oid4vci_router.router)
+    oid4vci_router.install_oauth_errors(app)
     app.include_router(log_router.tiles_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

@@ -9,7 +9,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["CredentialRow", "CredentialTypeRow", "StatusListRow"]
+__all__ = [
+    "CredentialOfferRow",
+    "CredentialRow",
+    "CredentialTypeRow",
+    "IssuerNonceRow",
+    "StatusListRow",
+]
 
 
 class CredentialTypeRow(Base):
@@ -64,4 +70,34 @@ class CredentialRow(Base):
     status_index: Mapped[int] = mapped_column(Integer)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CredentialOfferRow(Base):
+    """An OID4VCI credential offer (pre-authorized code flow).
+
+    Codes, transaction codes and access tokens are stored as SHA-256 only; the claims are
+    sealed in the vault until the credential is issued.
+    """
+
+    __tablename__ = "credential_offers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tx_code_hash: Mapped[str | None] = mapped_column(String(64))
+    type_name: Mapped[str] = mapped_column(String(64))
+    subject_token: Mapped[str] = mapped_column(String(40))
+    sealed_claims: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IssuerNonceRow(Base):
+    """A ``c_nonce`` (hash only) that one proof of possession may use, once."""
+
+    __tablename__ = "issuer_nonces"
+
+    nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

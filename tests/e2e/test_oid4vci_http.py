@@ -1,0 +1,219 @@
+"""OID4VCI 1.0 pre-authorized code flow over HTTP on SQLite and PostgreSQL:
+offer → token (tx_code) → nonce → proof → credential → present → verify → revoke →
+verify fails with credential.revoked; replays of the code or the nonce fail."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.identity.service import issue_admin_token
+from credit_commons.issuer.catalogue import commit_score
+from credit_commons.issuer.jws import sign_compact
+from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.sd_jwt import present
+from credit_commons.issuer.sd_jwt_format import SdJwt
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.runtime import Runtime
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+
+
+@pytest.fixture
+def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
+        yield test_client
+
+
+def claims_for(token: str) -> dict[str, object]:
+    salt = secrets.token_urlsafe(16)
+    return {
+        "enterprise": {"identity_token": token},
+        "credit_tier": "B",
+        "income_bracket": "5L-25L",
+        "debt_ratio_bracket": "0.2-0.4",
+        "score_commitment": commit_score(702, salt),
+        "score_opening": {"score": 702, "salt": salt},
+        "verification_sources": ["udyam"],
+    }
+
+
+def proof(holder: PrivateKey, issuer: str, nonce: str, iat: int) -> str:
+    return sign_compact(
+        {"typ": "openid4vci-proof+jwt", "jwk": public_key_to_jwk(holder.public_key)},
+        {"aud": issuer, "iat": iat, "nonce": nonce},
+        holder,
+    )
+
+
+def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    msme = client.post(
+        "/v1/identities", json={"roles": ["business"], "profile": {"name": "Kisan Foods"}}
+    ).json()
+    metadata = client.get("/.well-known/openid-credential-issuer").json()
+    issuer = metadata["credential_issuer"]
+    assert "CreditReadinessCredential" in metadata["credential_configurations_supported"]
+    as_meta = client.get("/.well-known/oauth-authorization-server").json()
+    assert as_meta["token_endpoint"].endswith("/token")
+
+    created = client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": msme["identity_token"],
+            "claims": claims_for(msme["identity_token"]),
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert created.status_code == 201, created.text
+    offer = created.json()
+    tx_code = offer["tx_code"]
+    # By value, by reference, as a QR code.
+    by_value = parse_qs(urlsplit(offer["offer_uri"]).query)["credential_offer"][0]
+    assert '"pre-authorized_code"' in by_value
+    reference = parse_qs(urlsplit(offer["offer_uri_by_reference"]).query)["credential_offer_uri"][0]
+    fetched = client.get(urlsplit(reference).path).json()
+    assert fetched == offer["credential_offer"]
+    qr = client.get(f"/v1/credential-offers/{offer['offer_id']}/qr.svg")
+    assert qr.headers["content-type"] == "image/svg+xml"
+    assert qr.content.startswith(b"<?xml")
+
+    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
+    wrong = client.post(
+        "/token",
+        data={
+            "grant_type": GRANT,
+            "pre-authorized_code": code,
+            "tx_code": "000000" if tx_code != "000000" else "111111",
+        },
+        headers=FORM,
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    # A wrong transaction code spends the code: the issuer makes a new offer.
+    assert (
+        client.post(
+            "/token",
+            data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
+            headers=FORM,
+        ).json()["error"]
+        == "invalid_grant"
+    )
+    offer = client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": msme["identity_token"],
+            "claims": claims_for(msme["identity_token"]),
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    ).json()
+    code, tx_code = (
+        offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"],
+        offer["tx_code"],
+    )
+    tokens = client.post(
+        "/token",
+        data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
+        headers=FORM,
+    )
+    assert tokens.status_code == 200, tokens.text
+    assert tokens.headers["cache-control"] == "no-store"
+    access = tokens.json()["access_token"]
+    replay = client.post(
+        "/token",
+        data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
+        headers=FORM,
+    )
+    assert replay.json()["error"] == "invalid_grant"
+
+    holder = PrivateKey.generate(KeyType.P256)
+    now = int(runtime.clock.now().timestamp())
+    c_nonce = client.post("/nonce").json()["c_nonce"]
+    request = {
+        "credential_configuration_id": "CreditReadinessCredential",
+        "proofs": {"jwt": [proof(holder, issuer, c_nonce, now)]},
+    }
+    override = client.post(
+        "/credential",
+        json={**request, "claims": {"credit_tier": "A"}},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert override.json()["error"] == "invalid_credential_request"
+    stale = client.post(
+        "/credential",
+        json={**request, "proofs": {"jwt": [proof(holder, issuer, c_nonce, now - 3600)]}},
+        headers={"Authorization": f"Bearer {access}"},
+    )
+    assert stale.json()["error"] == "invalid_proof"
+    issued = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
+    assert issued.status_code == 200, issued.text
+    credential = issued.json()["credentials"][0]["credential"]
+    again = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
+    assert again.status_code == 401  # the access token is spent
+
+    # A second flow whose proof replays the first nonce fails.
+    offer2 = client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": msme["identity_token"],
+            "claims": claims_for(msme["identity_token"]),
+            "tx_code": False,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    ).json()
+    access2 = client.post(
+        "/token",
+        data={
+            "grant_type": GRANT,
+            "pre-authorized_code": offer2["credential_offer"]["grants"][GRANT][
+                "pre-authorized_code"
+            ],
+        },
+        headers=FORM,
+    ).json()["access_token"]
+    replayed = client.post(
+        "/credential", json=request, headers={"Authorization": f"Bearer {access2}"}
+    )
+    assert replayed.json()["error"] == "invalid_nonce"
+
+    audience, nonce = "https://lender.example/verify", secrets.token_urlsafe(12)
+    shown = present(
+        SdJwt.parse(credential),
+        disclose={"/debt_ratio_bracket"},
+        holder_signer=holder,
+        audience=audience,
+        nonce=nonce,
+        iat=now,
+    )
+    verified = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": audience, "nonce": nonce},
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["claims"]["debt_ratio_bracket"] == "0.2-0.4"
+
+    with transaction(runtime.read_sessions) as session:
+        credential_id = (
+            session.query(CredentialRow.id).order_by(CredentialRow.issued_at.desc()).first()[0]
+        )  # type: ignore[index]
+    client.post(
+        f"/v1/credentials/{credential_id}/revoke", headers={"Authorization": f"Bearer {admin}"}
+    )
+    revoked = client.post(
+        "/v1/presentations/verify",
+        json={"presentation": shown, "audience": audience, "nonce": nonce},
+    )
+    assert revoked.json()["code"] == "credential.revoked"
