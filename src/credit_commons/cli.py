@@ -59,6 +59,8 @@ issuer_app = typer.Typer(help="The issuer: credential catalogue.", no_args_is_he
 issuer_type_app = typer.Typer(help="Credential types.", no_args_is_help=True)
 issuer_app.add_typer(issuer_type_app, name="type")
 app.add_typer(issuer_app, name="issuer")
+wallet_app = typer.Typer(help="The holder's wallet.", no_args_is_help=True)
+app.add_typer(wallet_app, name="wallet")
 
 _OPERATOR = "admin:cli"
 app.add_typer(log_app, name="log")
@@ -69,6 +71,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(did_app, name="did")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+class KeyTypeChoice(StrEnum):
+    """Key types on the command line."""
+
+    ED25519 = "ed25519"
+    P256 = "p-256"
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -706,6 +715,116 @@ def issuer_type_put(
     _emit(as_json, created.as_json(), f"stored {created.name} ({created.vct})")
 
 
+# -- wallet --------------------------------------------------------------------------------
+
+WalletOption = Annotated[
+    Path,
+    typer.Option("--wallet", envvar="COMMONS_WALLET_FILE", help="Wallet file."),
+]
+
+
+def _passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("COMMONS_WALLET_PASSPHRASE")
+    if value:
+        return value
+    return str(typer.prompt("Wallet passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+@wallet_app.command("init")
+def wallet_init(
+    wallet: WalletOption = Path("wallet.json"),
+    key_type: Annotated[
+        KeyTypeChoice, typer.Option("--type", help="Holder key type.")
+    ] = KeyTypeChoice.ED25519,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a wallet with a holder key, encrypted under a passphrase
+    (COMMONS_WALLET_PASSPHRASE, or asked)."""
+    from credit_commons.keys.algorithms import KeyType
+    from credit_commons.keys.did_key import encode_did_key
+    from credit_commons.wallet.store import Wallet
+
+    kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
+    created = Wallet.create(wallet, _passphrase(confirm=True), kt)
+    did = encode_did_key(created.holder_key.public_key)
+    _emit(
+        as_json,
+        {"wallet": str(wallet), "holder_did": did},
+        f"wallet {wallet} created; holder {did}",
+    )
+
+
+@wallet_app.command("accept-offer")
+def wallet_accept_offer(
+    ctx: typer.Context,
+    uri: Annotated[str, typer.Argument(help="An openid-credential-offer:// URI.")],
+    tx_code: Annotated[
+        str | None, typer.Option("--tx-code", help="The issuer's one-time code.")
+    ] = None,
+    wallet: WalletOption = Path("wallet.json"),
+    as_json: JsonOption = False,
+) -> None:
+    """Receive a credential through OID4VCI (pre-authorized code flow)."""
+    from credit_commons.core.net import OutboundFetcher
+    from credit_commons.wallet.client import accept_offer
+    from credit_commons.wallet.store import Wallet
+
+    settings = _settings(ctx)
+    opened = Wallet.open(wallet, _passphrase())
+    fetcher = OutboundFetcher(
+        allow_private=settings.insecure_allow_private_network,
+        allow_http=settings.insecure_allow_http,
+    )
+    try:
+        local_id = accept_offer(opened, uri, tx_code=tx_code, fetcher=fetcher)
+    finally:
+        fetcher.close()
+    stored = opened.credential(local_id)
+    _emit(
+        as_json,
+        {"id": local_id, "issuer": stored["issuer"], "configuration": stored["configuration"]},
+        f"received {stored['configuration']} from {stored['issuer']} as {local_id}",
+    )
+
+
+@wallet_app.command("list")
+def wallet_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption = False) -> None:
+    """List the credentials in the wallet."""
+    from credit_commons.wallet.store import Wallet
+
+    opened = Wallet.open(wallet, _passphrase())
+    rows = [
+        {k: c[k] for k in ("id", "issuer", "configuration", "received_at")}
+        for c in opened.contents["credentials"]
+    ]
+    _emit(
+        as_json,
+        rows,
+        "\n".join(f"{r['id']:<4} {r['configuration']:<28} {r['issuer']}" for r in rows) or "empty",
+    )
+
+
+@wallet_app.command("present")
+def wallet_present(
+    credential_id: Annotated[str, typer.Argument(help="Local credential id (see list).")],
+    nonce: Annotated[str, typer.Option("--nonce", help="The verifier's nonce.")],
+    aud: Annotated[str, typer.Option("--aud", help="The verifier (audience).")],
+    disclose: Annotated[
+        str, typer.Option("--disclose", help="Comma-separated claim paths, e.g. income_bracket.")
+    ] = "",
+    wallet: WalletOption = Path("wallet.json"),
+    as_json: JsonOption = False,
+) -> None:
+    """Print an SD-JWT+KB presentation disclosing only the chosen claims."""
+    from credit_commons.wallet.client import make_presentation
+    from credit_commons.wallet.store import Wallet
+
+    opened = Wallet.open(wallet, _passphrase())
+    paths = {"/" + p.strip().lstrip("/") for p in disclose.split(",") if p.strip()}
+    text = make_presentation(opened, credential_id, audience=aud, nonce=nonce, disclose=paths)
+    _emit(as_json, {"presentation": text}, text)
+
+
 # -- vault ---------------------------------------------------------------------------------
 
 
@@ -838,13 +957,6 @@ def db_current(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 
 # -- keys ----------------------------------------------------------------------------------
-
-
-class KeyTypeChoice(StrEnum):
-    """Key types on the command line."""
-
-    ED25519 = "ed25519"
-    P256 = "p-256"
 
 
 def _key_row(info: Any) -> dict[str, Any]:

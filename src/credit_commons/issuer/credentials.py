@@ -15,8 +15,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.identity.models import IdentityRow
@@ -37,6 +39,7 @@ __all__ = [
     "change_status",
     "issue_credential",
     "issuer_metadata",
+    "list_credentials",
 ]
 
 SD_JWT_VC = "dc+sd-jwt"
@@ -172,6 +175,30 @@ def issue_credential(
         "expires_at": expires.isoformat(),
         "event_id": event.id,
     }
+
+
+def list_credentials(
+    session: Session, rt: Runtime, principal: Principal, subject_token: str
+) -> list[dict[str, Any]]:
+    """Registry metadata of a subject's credentials (administrators/issuers only)."""
+    del rt
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    rows = session.scalars(
+        select(CredentialRow)
+        .where(CredentialRow.subject_token == subject_token)
+        .order_by(CredentialRow.id)
+    )
+    return [
+        {
+            "credential_id": r.id,
+            "type": r.type_name,
+            "format": r.format,
+            "issued_at": utc(r.issued_at).isoformat(),
+            "expires_at": utc(r.expires_at).isoformat(),
+        }
+        for r in rows
+    ]
 
 
 def change_status(

@@ -1,0 +1,134 @@
+"""The wallet file: holder keys and credentials, encrypted under a passphrase.
+
+``wallet.json`` (mode 0600, written atomically) is ``{"format": "commons-wallet/v1",
+"kdf": {"name": "scrypt", "salt", "n", "r", "p"}, "nonce", "ciphertext"}``: AES-256-GCM
+over the JSON contents with a key derived from the passphrase by scrypt (RFC 7914;
+n=2^15, r=8, p=1).  A wrong passphrase and a tampered file give the same error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk
+
+__all__ = ["Wallet", "WalletLocked"]
+
+_FORMAT = "commons-wallet/v1"
+_N, _R, _P = 2**15, 8, 1
+
+
+class WalletLocked(IntegrityError):
+    """The wallet does not open: a wrong passphrase or a damaged file (one error)."""
+
+    code = "wallet.locked"
+    title = "Wallet cannot be opened"
+
+
+def _kdf(passphrase: str, salt: bytes) -> bytes:
+    return Scrypt(salt=salt, length=32, n=_N, r=_R, p=_P).derive(passphrase.encode())
+
+
+@dataclass
+class Wallet:
+    """An opened wallet; :meth:`save` writes it back encrypted."""
+
+    path: Path
+    passphrase: str = field(repr=False)
+    contents: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def create(cls, path: Path, passphrase: str, key_type: KeyType = KeyType.ED25519) -> Wallet:
+        """A new wallet with one holder key.  Raises :class:`ConflictError` if it exists."""
+        if path.exists():
+            raise ConflictError(f"a wallet already exists at {path}")
+        key = PrivateKey.generate(key_type)
+        wallet = cls(path, passphrase, {"keys": [private_key_to_jwk(key)], "credentials": []})
+        wallet.save()
+        return wallet
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str) -> Wallet:
+        """Open a wallet file; raises :class:`NotFoundError` or :class:`WalletLocked`."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise NotFoundError(f"no wallet at {path}", hint="run `commons wallet init`") from e
+        except ValueError as e:
+            raise WalletLocked() from e
+        try:
+            if document.get("format") != _FORMAT:
+                raise ValueError("format")
+            kdf = document["kdf"]
+            key = _kdf(passphrase, b64url_decode(kdf["salt"]))
+            plaintext = AESGCM(key).decrypt(
+                b64url_decode(document["nonce"]),
+                b64url_decode(document["ciphertext"]),
+                _FORMAT.encode(),
+            )
+            contents = json.loads(plaintext)
+        except (KeyError, TypeError, ValueError, InvalidTag, CommonsError) as e:
+            raise WalletLocked() from e
+        return cls(path, passphrase, contents)
+
+    def save(self) -> None:
+        """Encrypt and write the wallet atomically with mode 0600."""
+        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+        ciphertext = AESGCM(_kdf(self.passphrase, salt)).encrypt(
+            nonce, json.dumps(self.contents).encode(), _FORMAT.encode()
+        )
+        document = {
+            "format": _FORMAT,
+            "kdf": {"name": "scrypt", "salt": b64url_encode(salt), "n": _N, "r": _R, "p": _P},
+            "nonce": b64url_encode(nonce),
+            "ciphertext": b64url_encode(ciphertext),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    @property
+    def holder_key(self) -> PrivateKey:
+        """The wallet's holder key (the first)."""
+        return private_key_from_jwk(self.contents["keys"][0])
+
+    def add_credential(
+        self, credential: str, *, issuer: str, configuration: str, received_at: str
+    ) -> str:
+        """Store a credential; returns its local id."""
+        local_id = f"c{len(self.contents['credentials']) + 1}"
+        self.contents["credentials"].append(
+            {
+                "id": local_id,
+                "issuer": issuer,
+                "configuration": configuration,
+                "credential": credential,
+                "received_at": received_at,
+            }
+        )
+        return local_id
+
+    def credential(self, local_id: str) -> dict[str, Any]:
+        """A stored credential by local id; raises :class:`NotFoundError`."""
+        for item in self.contents["credentials"]:
+            if item["id"] == local_id:
+                found: dict[str, Any] = item
+                return found
+        raise NotFoundError(f"no credential {local_id} in the wallet")

@@ -1,0 +1,186 @@
+"""End to end with real processes, on SQLite and PostgreSQL: `commons serve`, an issuer
+offer, `commons wallet init / accept-offer / list / present`, verification over HTTP,
+revocation, and verification failing with credential.revoked."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.e2e.test_serve import commons_env, free_port
+
+from credit_commons.issuer.catalogue import commit_score
+
+COMMONS = [sys.executable, "-m", "credit_commons.cli"]
+
+
+@pytest.fixture
+def platform(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = commons_env(tmp_path / "var", backend_url)
+    env["COMMONS_PUBLIC_URL"] = base
+    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    log = (tmp_path / "server.log").open("wb")
+    process = subprocess.Popen(
+        [*COMMONS, "serve", "--port", str(port), "--no-worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail((tmp_path / "server.log").read_text())
+            time.sleep(0.1)
+        yield base, env
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        log.close()
+
+
+def cli(env: dict[str, str], *args: str) -> dict[str, object] | list[object]:
+    result = subprocess.run(
+        [*COMMONS, *args, "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    parsed: dict[str, object] | list[object] = json.loads(result.stdout)
+    return parsed
+
+
+def test_offer_wallet_present_verify_revoke(
+    platform: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    base, env = platform
+    admin = cli(env, "admin", "token", "issuer-desk")["token"]  # type: ignore[call-overload]
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    with httpx.Client(base_url=base, timeout=10) as http:
+        msme = http.post(
+            "/v1/identities", json={"roles": ["business"], "profile": {"name": "Meghna Crafts"}}
+        ).json()
+        salt = secrets.token_urlsafe(16)
+        claims = {
+            "enterprise": {"identity_token": msme["identity_token"]},
+            "credit_tier": "A",
+            "income_bracket": "5L-25L",
+            "debt_ratio_bracket": "<0.2",
+            "score_commitment": commit_score(745, salt),
+            "score_opening": {"score": 745, "salt": salt},
+            "verification_sources": ["gstn", "field_verification"],
+        }
+        offer = http.post(
+            "/v1/credential-offers",
+            json={
+                "type": "CreditReadinessCredential",
+                "subject": msme["identity_token"],
+                "claims": claims,
+            },
+            headers=as_admin,
+        ).json()
+
+        wallet_env = {
+            **env,
+            "COMMONS_WALLET_PASSPHRASE": "correct horse battery staple",
+            "COMMONS_WALLET_FILE": str(tmp_path / "wallet.json"),
+            # The platform runs on loopback http in this test; a real wallet refuses both.
+            "COMMONS_INSECURE_ALLOW_HTTP": "true",
+            "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK": "true",
+        }
+        cli(wallet_env, "wallet", "init", "--type", "p-256")
+        assert (tmp_path / "wallet.json").stat().st_mode & 0o777 == 0o600
+        received = cli(
+            wallet_env,
+            "wallet",
+            "accept-offer",
+            offer["offer_uri_by_reference"],
+            "--tx-code",
+            offer["tx_code"],
+        )
+        assert received["configuration"] == "CreditReadinessCredential"  # type: ignore[call-overload]
+        listed = cli(wallet_env, "wallet", "list")
+        assert [c["id"] for c in listed] == ["c1"]  # type: ignore[index]
+        # Replaying the same offer fails: the code is spent.
+        replay = subprocess.run(
+            [
+                *COMMONS,
+                "wallet",
+                "accept-offer",
+                offer["offer_uri_by_reference"],
+                "--tx-code",
+                offer["tx_code"],
+            ],
+            env=wallet_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert replay.returncode != 0
+        assert "invalid_grant" in replay.stderr
+
+        nonce, audience = secrets.token_urlsafe(16), "https://lender.example/verify"
+        presentation = cli(
+            wallet_env,
+            "wallet",
+            "present",
+            "c1",
+            "--nonce",
+            nonce,
+            "--aud",
+            audience,
+            "--disclose",
+            "income_bracket",
+        )["presentation"]  # type: ignore[call-overload]
+        verified = http.post(
+            "/v1/presentations/verify",
+            json={"presentation": presentation, "audience": audience, "nonce": nonce},
+        )
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["claims"]["income_bracket"] == "5L-25L"
+        assert "score_opening" not in verified.json()["claims"]
+
+        wrong_passphrase = subprocess.run(
+            [*COMMONS, "wallet", "list"],
+            env={**wallet_env, "COMMONS_WALLET_PASSPHRASE": "wrong"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert "wallet.locked" in wrong_passphrase.stderr
+
+        credential_types = http.get("/v1/credential-types").json()
+        assert credential_types[0]["name"] == "CreditReadinessCredential"
+        # Revoke the credential that was issued (the only one) and verify again.
+        export = http.post(
+            f"/v1/identities/{msme['identity_token']}/export",
+            headers={"Authorization": f"Bearer {msme['access_token']}"},
+        ).json()
+        assert any(e["type"] == "credential.issued" for e in export["events"])
+        issued = http.get(
+            "/v1/credentials", params={"subject": msme["identity_token"]}, headers=as_admin
+        ).json()
+        assert [c["type"] for c in issued] == ["CreditReadinessCredential"]
+        credential_id = issued[0]["credential_id"]
+        assert (
+            http.post(f"/v1/credentials/{credential_id}/revoke", headers=as_admin).status_code
+            == 200
+        )
+        revoked = http.post(
+            "/v1/presentations/verify",
+            json={"presentation": presentation, "audience": audience, "nonce": nonce},
+        )
+        assert revoked.json()["code"] == "credential.revoked"
