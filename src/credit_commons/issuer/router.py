@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -112,6 +112,16 @@ def issue_credential(
         claims=body.claims,
         holder_jwk=body.holder_jwk,
     )
+
+
+@credentials_router.get("/v1/credentials", summary="A subject's credentials (registry metadata).")
+def list_credentials(
+    subject: Annotated[str, Query(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> list[dict[str, Any]]:
+    return credentials.list_credentials(session, runtime, principal, subject)
 
 
 @credentials_router.post(
