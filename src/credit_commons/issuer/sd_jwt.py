@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid
+from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid, Malformed
 from credit_commons.issuer.sd_jwt_format import (
     COMPACT_JSON,
     DEFAULT_HASH_ALG,
@@ -35,6 +35,7 @@ from credit_commons.issuer.sd_jwt_format import (
     FORBIDDEN_HEADER_PARAMS,
     HASH_ALGORITHMS,
     KB_TYP,
+    MAX_DEPTH,
     PYTHON_JSON,
     RESERVED_NAMES,
     RFC_EXAMPLE_JSON,
@@ -105,17 +106,19 @@ def _array_digest(element: object) -> str | None:
 # -- issuance (§4) -------------------------------------------------------------------------
 
 
-def _check_claims(node: object, where: str) -> None:
+def _check_claims(node: object, where: str, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise ClaimsInvalid(f"{where}: the claims are nested deeper than {MAX_DEPTH}")
     if isinstance(node, dict):
         for key, value in node.items():
             if not isinstance(key, str):
                 raise ClaimsInvalid(f"{where}: claim names must be strings")
             if key in RESERVED_NAMES:
                 raise ClaimsInvalid(f"{where}: {key!r} is reserved by RFC 9901")
-            _check_claims(value, where + _escape(key))
+            _check_claims(value, where + _escape(key), depth + 1)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _check_claims(value, where + _escape(i))
+            _check_claims(value, where + _escape(i), depth + 1)
     elif isinstance(node, float) and not math.isfinite(node):
         raise ClaimsInvalid(f"{where}: JSON has no {node}")
     elif node is not None and not isinstance(node, str | int | float):
@@ -218,6 +221,7 @@ def issue(
 ) -> SdJwt:
     """Issue an SD-JWT (RFC 9901 §4): the claims with the ``disclosable`` paths replaced by
     digests, ``_sd_alg``, optionally ``cnf`` ``{"jwk": holder_jwk}`` (§4.1.2), signed.
+    ``holder_jwk`` must be a public Ed25519 or P-256 JWK.
 
     ``header`` adds JOSE header parameters (``typ``, ``kid``) after ``alg``;
     ``unprotected_header`` is kept for the JWS JSON Serialization only.  ``decoys`` decoy
@@ -233,8 +237,13 @@ def issue(
         raise ValueError("decoys must not be negative")
     top = dict(claims)
     _check_claims(top, "")
-    if holder_jwk is not None and "cnf" in top:
-        raise ClaimsInvalid("cnf is set from holder_jwk; do not pass it as a claim too")
+    if holder_jwk is not None:
+        if "cnf" in top:
+            raise ClaimsInvalid("cnf is set from holder_jwk; do not pass it as a claim too")
+        try:  # A private JWK here would publish the holder's private key.
+            public_key_from_jwk(dict(holder_jwk))
+        except KeyInvalid as e:
+            raise ClaimsInvalid("holder_jwk must be a public Ed25519 or P-256 JWK") from e
     paths = {_resolve(top, p) for p in disclosable}
     builder = _Builder(paths, salt, decoys, hash_alg, encoding)
     payload: dict[str, Any] = builder.build(top, ())
@@ -276,33 +285,42 @@ def disclosure_paths(sd_jwt: SdJwt) -> dict[str, Disclosure]:
     """Every usable Disclosure of ``sd_jwt`` by the path of the claim it discloses, in
     issuance order (a Disclosure no digest reaches is left out).
 
-    Raises :class:`ValueError` when the payload names an unsupported ``_sd_alg``.
+    Raises :class:`ValueError` when the payload names an unsupported ``_sd_alg`` and
+    :class:`Malformed` when it nests deeper than ``MAX_DEPTH``.
     """
     by_digest = _digest_map(sd_jwt)
     out: dict[str, Disclosure] = {}
+    seen: set[str] = set()  # a digest is followed once, so shared digests cannot blow up
 
-    def walk(node: Any, prefix: str) -> None:
+    def follow(digest: str, prefix: str, depth: int, *, named: bool) -> None:
+        found = by_digest.get(digest)
+        if digest in seen or found is None or (found.name is not None) != named:
+            return
+        seen.add(digest)
+        out[prefix] = found
+        walk(found.value, prefix, depth + 1)
+
+    def walk(node: Any, prefix: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise Malformed("the SD-JWT is nested too deeply")
         if isinstance(node, dict):
             for key, value in node.items():
                 if key != SD:
-                    walk(value, prefix + _escape(key))
+                    walk(value, prefix + _escape(key), depth + 1)
             listed = node.get(SD)
             for digest in listed if isinstance(listed, list) else []:
                 found = by_digest.get(digest) if isinstance(digest, str) else None
                 if found is not None and found.name is not None:
-                    out[prefix + _escape(found.name)] = found
-                    walk(found.value, prefix + _escape(found.name))
+                    follow(digest, prefix + _escape(found.name), depth, named=True)
         elif isinstance(node, list):
             for i, element in enumerate(node):
                 digest = _array_digest(element)
-                found = by_digest.get(digest) if digest is not None else None
                 if digest is None:
-                    walk(element, prefix + _escape(i))
-                elif found is not None and found.name is None:
-                    out[prefix + _escape(i)] = found
-                    walk(found.value, prefix + _escape(i))
+                    walk(element, prefix + _escape(i), depth + 1)
+                else:
+                    follow(digest, prefix + _escape(i), depth, named=False)
 
-    walk(sd_jwt.payload, "")
+    walk(sd_jwt.payload, "", 0)
     order = {d.encoded: i for i, d in enumerate(sd_jwt.disclosures)}
     return dict(sorted(out.items(), key=lambda item: order[item[1].encoded]))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,7 @@ __all__ = [
     "FORBIDDEN_HEADER_PARAMS",
     "HASH_ALGORITHMS",
     "KB_TYP",
+    "MAX_DEPTH",
     "PYTHON_JSON",
     "RESERVED_NAMES",
     "RFC_EXAMPLE_JSON",
@@ -74,10 +76,15 @@ SD: Final = "_sd"
 ELLIPSIS: Final = "..."
 SD_ALG: Final = "_sd_alg"
 RESERVED_NAMES: Final = frozenset({SD, ELLIPSIS, SD_ALG})
+#: The deepest nesting accepted in one JSON text and in a processed payload.  Explicit,
+#: because a library may raise the recursion limit (py_ecc sets 100,000) so far that a
+#: hostile nesting depth would overflow the C stack instead of raising RecursionError.
+MAX_DEPTH: Final = 64
 KB_TYP: Final = "kb+jwt"
 #: Header parameters that would let a JWT choose its own verification key (RFC 8725 §3.10)
 #: or demand extensions we do not implement (RFC 7515 §4.1.11).
 FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
+_JSON_SPECIAL = re.compile(r'["\\\[\]{}]')  # what changes JSON nesting or string state
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +143,43 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    # Only the structural characters are visited; brackets inside strings do not count.
+    depth, in_string, escaped_at = 0, False, -1
+    for match in _JSON_SPECIAL.finditer(text):
+        char, position = match.group(), match.start()
+        if position == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = position + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def loads_json(raw: bytes, error: type[SdJwtInvalid], what: str) -> Any:
-    """Parse UTF-8 JSON strictly: no duplicate member names, no NaN or infinities.
+    """Parse UTF-8 JSON strictly: no duplicate member names, no NaN or infinities, nesting
+    no deeper than :data:`MAX_DEPTH`.
 
     Raises ``error`` (an :class:`SdJwtInvalid` subclass) when ``raw`` is not such JSON.
     """
     try:
+        text = raw.decode("utf-8")
+        if _nesting_exceeds(text, MAX_DEPTH):
+            raise error(f"{what} is nested too deeply")
         return json.loads(
-            raw.decode("utf-8"),
+            text,
             object_pairs_hook=_unique_members,
             parse_constant=lambda c: _reject(f"{c} is not JSON"),
         )
@@ -260,6 +296,10 @@ class SdJwt:
     payload: dict[str, Any]
     signatures: tuple[JwsSignature, ...]
     disclosures: tuple[Disclosure, ...]
+
+    def __post_init__(self) -> None:
+        if not self.signatures:
+            raise ValueError("an SD-JWT has at least one signature")
 
     @property
     def header(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from credit_commons.issuer.sd_jwt_format import (
     FORBIDDEN_HEADER_PARAMS,
     HASH_ALGORITHMS,
     KB_TYP,
+    MAX_DEPTH,
     SD,
     SD_ALG,
     Disclosure,
@@ -119,21 +120,24 @@ class _Processor:
         self.seen.add(digest)
         return self.by_digest.get(digest)  # step 3.3.1: no Disclosure, ignore the digest
 
-    def value(self, node: Any) -> Any:
+    def value(self, node: Any, depth: int) -> Any:
+        # Disclosures nest inside one another, so bound the depth of the result, too.
+        if depth > MAX_DEPTH:
+            raise errors.Malformed("the credential is nested too deeply")
         if isinstance(node, dict):
-            return self.object(node, top=False)
+            return self.object(node, depth)
         if isinstance(node, list):
-            return self.array(node)
+            return self.array(node, depth)
         return node
 
-    def object(self, node: Mapping[str, Any], *, top: bool) -> dict[str, Any]:
+    def object(self, node: Mapping[str, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if key == ELLIPSIS or (key == SD_ALG and not top):
+            if key == ELLIPSIS or (key == SD_ALG and depth):
                 # §4.1 rule 7 and §4.1.1: "..." only in array elements, _sd_alg top-level only.
                 raise errors.ReservedClaim(f"{key!r} is not allowed here")
             if key not in (SD, SD_ALG):
-                out[key] = self.value(value)  # step 3.5/3.6: _sd and _sd_alg are removed
+                out[key] = self.value(value, depth + 1)  # 3.5/3.6: _sd and _sd_alg removed
         if SD not in node:
             return out
         digests = node[SD]
@@ -148,14 +152,14 @@ class _Processor:
             if found.name in out:  # step 3.3.2.3
                 raise errors.ClaimNameExists(f"the claim {found.name!r} already exists")
             self.used.add(digest)
-            out[found.name] = self.value(found.value)  # steps 3.3.2.4 and 3.3.2.5
+            out[found.name] = self.value(found.value, depth + 1)  # steps 3.3.2.4 and 3.3.2.5
         return out
 
-    def array(self, node: list[Any]) -> list[Any]:
+    def array(self, node: list[Any], depth: int) -> list[Any]:
         out: list[Any] = []
         for element in node:
             if not (isinstance(element, dict) and ELLIPSIS in element):
-                out.append(self.value(element))
+                out.append(self.value(element, depth + 1))
                 continue
             digest = element[ELLIPSIS]
             if len(element) != 1 or not isinstance(digest, str):  # §4.2.4.2
@@ -166,7 +170,7 @@ class _Processor:
             if found.name is not None:  # step 3.3.3.1: must be a two-element Disclosure
                 raise errors.DisclosureMisplaced("an object-property Disclosure is in an array")
             self.used.add(digest)
-            out.append(self.value(found.value))  # steps 3.3.3.2 and 3.3.3.3
+            out.append(self.value(found.value, depth + 1))  # steps 3.3.3.2 and 3.3.3.3
         return out
 
 
@@ -291,7 +295,7 @@ def verify(
             serialization=serialization,
             accepted_hash_algs=accepted_hash_algs,
         )
-    except RecursionError as e:  # a hostile nesting depth must not escape as a crash
+    except RecursionError as e:  # belt and braces: MAX_DEPTH should stop it first
         raise errors.Malformed("the credential is nested too deeply") from e
 
 
@@ -338,7 +342,7 @@ def _verify(
         by_digest[digest] = disclosure
     # §7.1 steps 3.2-3.6 and 4.
     processor = _Processor(by_digest)
-    processed = processor.object(payload, top=True)
+    processed = processor.object(payload, 0)
     # §7.1 step 5: every Disclosure must be referenced.
     if len(processor.used) != len(by_digest):
         raise errors.DisclosureUnreferenced("a Disclosure is not referenced by any digest")
