@@ -3,13 +3,20 @@ present it with key binding and selective disclosure, verify, revoke, verify fai
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import make_settings
 
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.migrate import upgrade
+from credit_commons.core.net import OutboundFetcher
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
@@ -17,6 +24,7 @@ from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.did_web import DidResolver
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
 
@@ -129,3 +137,59 @@ def test_issue_present_verify_revoke(
         headers={"Authorization": f"Bearer {msme['access_token']}"},
     )
     assert client.post("/v1/credentials", json=body, headers=as_admin).status_code == 409
+
+
+def test_es256_issuer_key_resolvable_through_did_web(tmp_path: Path, backend_url: str) -> None:
+    settings = make_settings(
+        tmp_path,
+        database_url=backend_url,
+        issuer_key_type="P-256",
+        public_url="https://issuer.example",
+    )
+    runtime = Runtime.build(settings)
+    upgrade(runtime.engine)
+    try:
+        with TestClient(create_app(settings, runtime=runtime)) as client:
+            document = client.get("/.well-known/did.json").json()
+            assert document["id"] == "did:web:issuer.example"
+            jwks = client.get("/.well-known/jwt-vc-issuer").json()["jwks"]["keys"]
+            assert [k["alg"] for k in jwks] == ["ES256"]
+
+            # Resolve the key the way a remote verifier would: did:web -> https://issuer.example/.well-known/did.json
+            served = httpx.MockTransport(lambda _r: httpx.Response(200, json=document))
+            resolver = DidResolver(
+                OutboundFetcher(transport=served, resolver=lambda _h: ["93.184.216.34"])
+            )
+            key = resolver.resolve_key(f"did:web:issuer.example#{jwks[0]['kid']}")
+
+            with transaction(runtime.sessions) as session:
+                admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+            msme = client.post(
+                "/v1/identities", json={"profile": {"name": "ES256 Enterprise"}}
+            ).json()
+            holder = PrivateKey.generate(KeyType.ED25519)
+            salt = secrets.token_urlsafe(16)
+            body = {
+                "type": "CreditReadinessCredential",
+                "subject": msme["identity_token"],
+                "claims": {
+                    "enterprise": {"identity_token": msme["identity_token"]},
+                    "credit_tier": "C",
+                    "income_bracket": "<1L",
+                    "debt_ratio_bracket": ">0.6",
+                    "score_commitment": commit_score(420, salt),
+                    "verification_sources": ["itr"],
+                },
+                "holder_jwk": public_key_to_jwk(holder.public_key),
+            }
+            credential = client.post(
+                "/v1/credentials", json=body, headers={"Authorization": f"Bearer {admin}"}
+            ).json()["credential"]
+            header = json.loads(b64url_decode(credential.split(".")[0]))
+            assert header["alg"] == "ES256"
+            assert header["typ"] == "dc+sd-jwt"
+            issuer_jwt = credential.split("~")[0]
+            signing_input, signature = issuer_jwt.rsplit(".", 1)
+            key.verify("ES256", signing_input.encode(), b64url_decode(signature))
+    finally:
+        runtime.close()

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     anchor_evm_private_key: SecretStr | None = Field(
         default=None, description="hex private key of the anchoring account"
     )
+    issuer_key_type: Literal["Ed25519", "P-256"] = Field(
+        default="Ed25519",
+        description="the issuer signing key type: Ed25519 (EdDSA) or P-256 (ES256, as HAIP asks)",
+    )
     kms: Literal["local", "pkcs11"] = Field(
         default="local", description="where the vault's master keys live"
     )

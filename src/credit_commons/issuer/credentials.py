@@ -14,6 +14,7 @@ import hashlib
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,7 +38,9 @@ __all__ = [
     "CredentialIssued",
     "StatusAction",
     "change_status",
+    "did_document",
     "issue_credential",
+    "issuer_did",
     "issuer_metadata",
     "list_credentials",
 ]
@@ -93,6 +96,38 @@ def issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
     status.issuer_signer(session, rt)
     keys = [v.jwk() for v in rt.key_store.versions(session, status.ISSUER_KEY)]
     return {"issuer": rt.settings.public_url, "jwks": {"keys": keys}}
+
+
+def issuer_did(rt: Runtime) -> str:
+    """The platform's ``did:web`` (did:web method spec §3.1: host, port percent-encoded)."""
+    netloc = urlsplit(rt.settings.public_url).netloc
+    return "did:web:" + netloc.replace(":", "%3A")
+
+
+def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
+    """The ``did:web`` document: every issuer key version as a JsonWebKey2020 method."""
+    status.issuer_signer(session, rt)
+    did = issuer_did(rt)
+    methods = [
+        {
+            "id": f"{did}#{v.kid}",
+            "type": "JsonWebKey2020",
+            "controller": did,
+            "publicKeyJwk": v.jwk(),
+        }
+        for v in rt.key_store.versions(session, status.ISSUER_KEY)
+    ]
+    ids = [m["id"] for m in methods]
+    return {
+        "@context": [
+            "https://www.w3.org/ns/did/v1",
+            "https://w3id.org/security/suites/jws-2020/v1",
+        ],
+        "id": did,
+        "verificationMethod": methods,
+        "assertionMethod": ids,
+        "authentication": ids,
+    }
 
 
 def issue_credential(

@@ -94,6 +94,11 @@ class PresentationCheck(BaseModel):
     nonce: Annotated[str, Field(min_length=8, max_length=128)]
 
 
+@credentials_router.get("/.well-known/did.json", summary="The issuer's did:web document.")
+def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return credentials.did_document(session, runtime)
+
+
 @credentials_router.get("/.well-known/jwt-vc-issuer", summary="JWT VC Issuer Metadata.")
 def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return credentials.issuer_metadata(session, runtime)

@@ -82,11 +82,14 @@ class RenderedList:
 
 
 def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
-    """The issuer's signing key (key store ``issuer``, Ed25519, made on first use)."""
+    """The issuer's signing key (key store ``issuer``, made on first use with the type
+    ``COMMONS_ISSUER_KEY_TYPE`` names: Ed25519 by default, P-256 for ES256)."""
     try:
         return rt.key_store.signer(session, ISSUER_KEY)
     except KeyNotFound:
-        rt.key_store.create(session, ISSUER_KEY, KeyType.ED25519, rt.clock.now())
+        rt.key_store.create(
+            session, ISSUER_KEY, KeyType(rt.settings.issuer_key_type), rt.clock.now()
+        )
         return rt.key_store.signer(session, ISSUER_KEY)
 
 
