@@ -1,0 +1,98 @@
+"""Fetching status lists for verification: SSRF-guarded, signature-checked, cached.
+
+``StatusListFetcher.status(uri, index)`` fetches the ``statuslist+jwt`` at ``uri``
+through :class:`~credit_commons.core.net.OutboundFetcher` (https only, no private
+addresses, no redirects, a size cap), verifies its signature with the key the injected
+resolver returns for the token's header, checks that its ``sub`` is ``uri`` (a list
+cannot be served for another one) and that it has not expired, and caches the decoded
+list until the earlier of its ``ttl`` and ``exp`` (at most ``max_ttl``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from credit_commons.core.errors import CommonsError, IntegrityError
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.issuer.jws import decode_unverified
+from credit_commons.issuer.status_list import StatusList, TokenStatus
+from credit_commons.keys.algorithms import PublicKey
+
+__all__ = ["StatusListFetcher", "StatusListRejected"]
+
+KeyResolver = Callable[[Mapping[str, Any]], PublicKey]
+
+
+class StatusListRejected(IntegrityError):
+    """A fetched status list that is not acceptable (signature, subject, expiry, format)."""
+
+    code = "credential.status_list_invalid"
+    title = "Status list not acceptable"
+
+
+class StatusListFetcher:
+    """Fetches and caches Token Status Lists for one verifier."""
+
+    def __init__(
+        self,
+        fetcher: OutboundFetcher,
+        key_resolver: KeyResolver,
+        *,
+        max_ttl: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fetcher = fetcher
+        self._resolve = key_resolver
+        self._max_ttl = max_ttl
+        self._clock = clock
+        self._cache: dict[str, tuple[float, StatusList]] = {}
+        self._lock = threading.Lock()
+
+    def _load(self, uri: str) -> StatusList:
+        body, _headers = self._fetcher.get_bytes(uri, accept="application/statuslist+jwt")
+        try:
+            header, payload, signing_input, signature = decode_unverified(body.decode("ascii"))
+        except (UnicodeDecodeError, CommonsError) as e:
+            raise StatusListRejected("the status list is not a JWT") from e
+        if header.get("typ") != "statuslist+jwt":
+            raise StatusListRejected("the status list typ is not statuslist+jwt")
+        if {"jwk", "jku", "x5u", "x5c"} & set(header):
+            raise StatusListRejected("keys embedded in the status list header are not accepted")
+        try:
+            self._resolve(header).verify(header.get("alg"), signing_input, signature)
+        except CommonsError as e:
+            raise StatusListRejected("the status list signature does not verify") from e
+        if payload.get("sub") != uri:
+            raise StatusListRejected("the status list was issued for another URI")
+        now = self._clock()
+        exp = payload.get("exp")
+        if isinstance(exp, int) and exp <= now:
+            raise StatusListRejected("the status list has expired")
+        try:
+            decoded = StatusList.from_json(payload.get("status_list"))
+        except CommonsError as e:
+            raise StatusListRejected("the status list is malformed") from e
+        ttl = payload.get("ttl")
+        lifetime = min(
+            self._max_ttl, float(ttl) if isinstance(ttl, int) and ttl > 0 else self._max_ttl
+        )
+        if isinstance(exp, int):
+            lifetime = min(lifetime, exp - now)
+        with self._lock:
+            self._cache[uri] = (now + lifetime, decoded)
+        return decoded
+
+    def status(self, uri: str, index: int) -> TokenStatus:
+        """The status at ``index`` of the list at ``uri`` (from the cache while fresh).
+
+        Raises ``UnsafeUrl``/``FetchFailed`` from the fetcher, :class:`StatusListRejected`,
+        or ``StatusIndexOutOfRange``.
+        """
+        cached = self._cache.get(uri)
+        status_list = (
+            cached[1] if cached is not None and cached[0] > self._clock() else self._load(uri)
+        )
+        return TokenStatus(status_list.get(index))

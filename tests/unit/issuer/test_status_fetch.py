@@ -1,0 +1,93 @@
+"""Remote status lists: SSRF guard, signature, subject binding, expiry and caching."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from credit_commons.core.net import OutboundFetcher, UnsafeUrl
+from credit_commons.issuer.jws import sign_compact
+from credit_commons.issuer.status_fetch import StatusListFetcher, StatusListRejected
+from credit_commons.issuer.status_list import StatusList, TokenStatus
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+
+URI = "https://issuer.example/status-lists/sl_1"
+NOW = 1_800_000_000
+ISSUER = PrivateKey.generate(KeyType.ED25519)
+
+
+def token(
+    *,
+    sub: str = URI,
+    exp: int = NOW + 600,
+    ttl: int = 300,
+    signer: PrivateKey = ISSUER,
+    typ: str = "statuslist+jwt",
+) -> str:
+    status_list = StatusList.new(64, bits=2)
+    status_list.set(7, TokenStatus.INVALID)
+    status_list.set(9, TokenStatus.SUSPENDED)
+    return sign_compact(
+        {"typ": typ, "kid": "k1"},
+        {"sub": sub, "iat": NOW, "exp": exp, "ttl": ttl, "status_list": status_list.to_json()},
+        signer,
+    )
+
+
+def fetcher_for(
+    body: Callable[[], str], calls: list[str], address: str = "93.184.216.34"
+) -> OutboundFetcher:
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        return httpx.Response(
+            200, text=body(), headers={"Content-Type": "application/statuslist+jwt"}
+        )
+
+    return OutboundFetcher(transport=httpx.MockTransport(handler), resolver=lambda _h: [address])
+
+
+def test_status_is_read_verified_and_cached_until_ttl() -> None:
+    calls: list[str] = []
+    now = [float(NOW)]
+    lists = StatusListFetcher(
+        fetcher_for(token, calls), lambda _h: ISSUER.public_key, clock=lambda: now[0]
+    )
+    assert lists.status(URI, 7) is TokenStatus.INVALID
+    assert lists.status(URI, 9) is TokenStatus.SUSPENDED
+    assert lists.status(URI, 8) is TokenStatus.VALID
+    assert len(calls) == 1  # cached
+    now[0] += 301
+    lists.status(URI, 7)
+    assert len(calls) == 2  # the ttl passed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: token(sub="https://issuer.example/status-lists/other"),
+        lambda: token(exp=NOW - 1),
+        lambda: token(signer=PrivateKey.generate(KeyType.ED25519)),
+        lambda: token(typ="JWT"),
+        lambda: "not-a-jwt",
+    ],
+)
+def test_unacceptable_lists_are_rejected(bad: Callable[[], str]) -> None:
+    lists = StatusListFetcher(
+        fetcher_for(bad, []), lambda _h: ISSUER.public_key, clock=lambda: float(NOW)
+    )
+    with pytest.raises(StatusListRejected):
+        lists.status(URI, 7)
+
+
+def test_ssrf_guard_applies() -> None:
+    calls: list[str] = []
+    lists = StatusListFetcher(
+        fetcher_for(token, calls, address="10.0.0.5"), lambda _h: ISSUER.public_key
+    )
+    with pytest.raises(UnsafeUrl):
+        lists.status(URI, 7)
+    with pytest.raises(UnsafeUrl):
+        lists.status("http://issuer.example/status-lists/sl_1", 7)
+    assert calls == []
