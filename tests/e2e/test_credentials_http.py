@@ -193,3 +193,48 @@ def test_es256_issuer_key_resolvable_through_did_web(tmp_path: Path, backend_url
             key.verify("ES256", signing_input.encode(), b64url_decode(signature))
     finally:
         runtime.close()
+
+
+def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    msme = client.post("/v1/identities", json={"profile": {"name": "VC JWT Traders"}}).json()
+    holder = PrivateKey.generate(KeyType.ED25519)
+    salt = secrets.token_urlsafe(16)
+    body = {
+        "type": "CreditReadinessCredential",
+        "subject": msme["identity_token"],
+        "format": "jwt_vc_json",
+        "claims": {
+            "enterprise": {"identity_token": msme["identity_token"]},
+            "credit_tier": "B",
+            "income_bracket": "1L-5L",
+            "debt_ratio_bracket": "0.4-0.6",
+            "score_commitment": commit_score(600, salt),
+            "verification_sources": ["bank_statement"],
+        },
+        "holder_jwk": public_key_to_jwk(holder.public_key),
+    }
+    issued = client.post("/v1/credentials", json=body, headers=as_admin)
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["credential"]
+    payload = json.loads(b64url_decode(token.split(".")[1]))
+    assert payload["vc"]["credentialStatus"]["type"] == "BitstringStatusListEntry"
+    assert payload["sub"].startswith("did:key:z")
+
+    verified = client.post("/v1/credentials/verify", json={"credential": token})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["claims"]["credit_tier"] == "B"
+    credential_id = issued.json()["credential_id"]
+    # A revocation-only (bitstring) list cannot express suspension.
+    assert (
+        client.post(f"/v1/credentials/{credential_id}/suspend", headers=as_admin).status_code == 422
+    )
+    assert (
+        client.post(f"/v1/credentials/{credential_id}/revoke", headers=as_admin).status_code == 200
+    )
+    revoked = client.post("/v1/credentials/verify", json={"credential": token})
+    assert revoked.json()["code"] == "credential.revoked"
+    tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert client.post("/v1/credentials/verify", json={"credential": tampered}).status_code >= 400

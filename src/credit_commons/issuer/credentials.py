@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
-from credit_commons.core.errors import ConflictError, NotFoundError
+from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
@@ -29,6 +29,8 @@ from credit_commons.issuer import status
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import issue
 from credit_commons.issuer.status_list import TokenStatus
+from credit_commons.issuer.vc_jwt import issue_vc_jwt
+from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
 from credit_commons.runtime import Runtime
@@ -46,6 +48,8 @@ __all__ = [
 ]
 
 SD_JWT_VC = "dc+sd-jwt"
+JWT_VC_JSON = "jwt_vc_json"
+FORMATS = (SD_JWT_VC, JWT_VC_JSON)
 
 
 class CredentialIssued(EventDetails, event_type="credential.issued"):
@@ -139,8 +143,10 @@ def issue_credential(
     subject_token: str,
     claims: dict[str, Any],
     holder_jwk: dict[str, str],
+    credential_format: str = SD_JWT_VC,
 ) -> dict[str, Any]:
-    """Issue an SD-JWT VC (administrators/issuers only; others get :class:`NotFoundError`).
+    """Issue an SD-JWT VC, or a W3C ``jwt_vc_json`` credential (administrators/issuers
+    only; others get :class:`NotFoundError`).
 
     Raises ``ClaimsInvalid`` (field-level), ``KeyInvalid`` for a bad holder key,
     :class:`ConflictError` for an erased subject, :class:`NotFoundError` for an unknown one.
@@ -153,8 +159,13 @@ def issue_credential(
         raise NotFoundError("no such subject identity")
     credential_type = catalogue_service.get_type(session, rt, type_name)
     credential_type.validate(claims)
-    public_key_from_jwk(holder_jwk)  # a valid Ed25519/P-256 public key, or KeyInvalid
-    ref = status.allocate(session, rt, status.StatusKind.TOKEN)
+    holder_key = public_key_from_jwk(holder_jwk)  # a valid Ed25519/P-256 key, or KeyInvalid
+    if credential_format not in FORMATS:
+        raise ValidationError("unknown credential format", extra={"field": "format"})
+    kind = (
+        status.StatusKind.TOKEN if credential_format == SD_JWT_VC else status.StatusKind.BITSTRING
+    )
+    ref = status.allocate(session, rt, kind)
     now = rt.clock.now()
     expires = now + timedelta(days=credential_type.default_validity_days)
     payload = {
@@ -166,21 +177,35 @@ def issue_credential(
         "status": {"status_list": {"idx": ref.index, "uri": status.status_uri(rt, ref.list_id)}},
     }
     signer = status.issuer_signer(session, rt)
-    sd_jwt = issue(
-        payload,
-        disclosable=_present(claims, credential_type.disclosable),
-        signer=signer,
-        header={"typ": SD_JWT_VC, "kid": signer.kid},
-        holder_jwk=holder_jwk,
-    )
-    text = sd_jwt.serialize()
     credential_id = new_id("crd")
+    if credential_format == SD_JWT_VC:
+        text = issue(
+            payload,
+            disclosable=_present(claims, credential_type.disclosable),
+            signer=signer,
+            header={"typ": SD_JWT_VC, "kid": signer.kid},
+            holder_jwk=holder_jwk,
+        ).serialize()
+    else:
+        text = issue_vc_jwt(
+            type_name=credential_type.name,
+            claims=claims,
+            issuer=rt.settings.public_url,
+            holder_did=encode_did_key(holder_key),
+            credential_id=f"urn:credit-commons:{credential_id}",
+            status_uri=status.status_uri(rt, ref.list_id),
+            status_index=ref.index,
+            iat=payload["iat"],
+            exp=payload["exp"],
+            signer=signer,
+            kid=signer.kid,
+        )
     session.add(
         CredentialRow(
             id=credential_id,
             type_name=credential_type.name,
             subject_token=subject_token,
-            format=SD_JWT_VC,
+            format=credential_format,
             token_hash=hashlib.sha256(text.encode()).hexdigest(),
             status_list_id=ref.list_id,
             status_index=ref.index,
@@ -197,7 +222,7 @@ def issue_credential(
     )
     event = record_event(
         session,
-        CredentialIssued(type_name=credential_type.name, format=SD_JWT_VC),
+        CredentialIssued(type_name=credential_type.name, format=credential_format),
         actor=actor_of(rt, principal),
         at=now,
         subject=subject_of(rt, subject_token),
@@ -205,7 +230,7 @@ def issue_credential(
     )
     return {
         "credential_id": credential_id,
-        "format": SD_JWT_VC,
+        "format": credential_format,
         "credential": text,
         "expires_at": expires.isoformat(),
         "event_id": event.id,
@@ -245,7 +270,8 @@ def change_status(
     row = session.get(CredentialRow, credential_id)
     if row is None:
         raise NotFoundError("no such credential")
-    ref = status.StatusRef(row.status_list_id, row.status_index, status.StatusKind.TOKEN)
+    kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
+    ref = status.StatusRef(row.status_list_id, row.status_index, kind)
     status.set_status(session, rt, ref, _TARGET[action])
     record_event(
         session,

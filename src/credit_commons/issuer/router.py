@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,6 +83,14 @@ class IssueRequest(BaseModel):
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
     claims: dict[str, Any]
     holder_jwk: dict[str, str]
+    format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
+
+
+class CredentialCheck(BaseModel):
+    """A ``jwt_vc_json`` credential to verify."""
+
+    model_config = ConfigDict(extra="forbid")
+    credential: Annotated[str, Field(max_length=65536)]
 
 
 class PresentationCheck(BaseModel):
@@ -116,6 +124,7 @@ def issue_credential(
         subject_token=body.subject,
         claims=body.claims,
         holder_jwk=body.holder_jwk,
+        credential_format=body.format,
     )
 
 
@@ -140,6 +149,13 @@ def change_status(
     principal: PrincipalDep,
 ) -> dict[str, Any]:
     return credentials.change_status(session, runtime, principal, credential_id, action)
+
+
+@credentials_router.post("/v1/credentials/verify", summary="Verify a jwt_vc_json credential.")
+def verify_credential(
+    body: CredentialCheck, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return verification.verify_vc_jwt_credential(session, runtime, body.credential)
 
 
 @credentials_router.post("/v1/presentations/verify", summary="Verify an SD-JWT VC presentation.")

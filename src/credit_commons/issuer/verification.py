@@ -23,13 +23,21 @@ from sqlalchemy.orm import Session
 from credit_commons.core.errors import IntegrityError
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
+from credit_commons.issuer.jws import decode_unverified
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
+from credit_commons.issuer.vc_jwt import verify_vc_jwt
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.runtime import Runtime
 
-__all__ = ["CredentialRevoked", "CredentialSuspended", "UnknownIssuerKey", "verify_presentation"]
+__all__ = [
+    "CredentialRevoked",
+    "CredentialSuspended",
+    "UnknownIssuerKey",
+    "verify_presentation",
+    "verify_vc_jwt_credential",
+]
 
 
 class CredentialRevoked(IntegrityError):
@@ -98,6 +106,42 @@ def verify_presentation(
         raise CredentialSuspended("the credential is suspended")
     claims = {k: v for k, v in verified.payload.items() if k not in {"cnf", "status"}}
     return {"valid": True, "vct": vct, "claims": claims}
+
+
+def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[str, Any]:
+    """Verify one of this issuer's ``jwt_vc_json`` credentials: signature by the issuer key
+    named by ``kid``, validity period, type, and its bitstring status.
+
+    Raises ``VcJwtInvalid``/``VcJwtExpired``, :class:`UnknownIssuerKey` or
+    :class:`CredentialRevoked`.
+    """
+    keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
+    header, unverified, _, _ = decode_unverified(token)
+    key = keys.get(str(header.get("kid")))
+    if key is None or unverified.get("iss") != rt.settings.public_url:
+        raise UnknownIssuerKey("the credential's issuer key is not known here")
+    payload = verify_vc_jwt(token, key, now=int(rt.clock.now().timestamp()))
+    vc = payload["vc"]
+    types = {t.name for t in catalogue_service.list_types(session, rt)}
+    if not types & set(vc.get("type", [])):
+        raise UnknownIssuerKey("unknown credential type")
+    entry = vc.get("credentialStatus", {})
+    uri, index = entry.get("statusListCredential"), entry.get("statusListIndex")
+    prefix = status.status_uri(rt, "")
+    if not isinstance(uri, str) or not uri.startswith(prefix) or not str(index).isdigit():
+        raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
+    current = status.get_status(
+        session, status.StatusRef(uri[len(prefix) :], int(index), status.StatusKind.BITSTRING)
+    )
+    if current is TokenStatus.INVALID:
+        raise CredentialRevoked("the credential was revoked")
+    subject = {k: v for k, v in vc.get("credentialSubject", {}).items() if k != "id"}
+    return {
+        "valid": True,
+        "type": [t for t in vc["type"] if t != "VerifiableCredential"],
+        "holder": payload.get("sub"),
+        "claims": subject,
+    }
 
 
 def _issuer_versions(session: Session, rt: Runtime) -> list[Any]:
