@@ -238,3 +238,30 @@ def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) ->
     assert revoked.json()["code"] == "credential.revoked"
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert client.post("/v1/credentials/verify", json={"credential": tampered}).status_code >= 400
+
+
+def test_a_score_opening_must_open_the_commitment(client: TestClient, runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    msme = client.post("/v1/identities", json={"profile": {"name": "Commitment Check"}}).json()
+    salt = secrets.token_urlsafe(16)
+    claims = {
+        "enterprise": {"identity_token": msme["identity_token"]},
+        "credit_tier": "A",
+        "income_bracket": "5L-25L",
+        "debt_ratio_bracket": "<0.2",
+        "score_commitment": commit_score(800, salt),
+        "score_opening": {"score": 801, "salt": salt},  # does not open the commitment
+        "verification_sources": ["gstn"],
+    }
+    body = {
+        "type": "CreditReadinessCredential",
+        "subject": msme["identity_token"],
+        "claims": claims,
+        "holder_jwk": public_key_to_jwk(PrivateKey.generate(KeyType.ED25519).public_key),
+    }
+    refused = client.post(
+        "/v1/credentials", json=body, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "/score_opening"

@@ -20,12 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
-from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
+from credit_commons.core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
+from credit_commons.issuer.catalogue import ClaimsInvalid, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import issue
 from credit_commons.issuer.status_list import TokenStatus
@@ -159,6 +160,20 @@ def issue_credential(
         raise NotFoundError("no such subject identity")
     credential_type = catalogue_service.get_type(session, rt, type_name)
     credential_type.validate(claims)
+    opening = claims.get("score_opening")
+    if isinstance(opening, dict) and isinstance(claims.get("score_commitment"), str):
+        # Seed 001: the commitment in the credential must be opened by the disclosed score.
+        try:
+            verify_score_opening(claims["score_commitment"], opening)
+        except IntegrityError as e:
+            raise ClaimsInvalid(
+                "the score opening does not open the score commitment",
+                extra={
+                    "errors": [
+                        {"field": "/score_opening", "message": "does not open /score_commitment"}
+                    ]
+                },
+            ) from e
     holder_key = public_key_from_jwk(holder_jwk)  # a valid Ed25519/P-256 key, or KeyInvalid
     if credential_format not in FORMATS:
         raise ValidationError("unknown credential format", extra={"field": "format"})

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.gateway.deps import get_read_session, get_runtime, get_session
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import credentials, service, status, verification
 from credit_commons.runtime import Runtime
@@ -18,6 +18,7 @@ __all__ = ["credentials_router", "router", "status_router"]
 router = APIRouter(prefix="/v1/credential-types", tags=["credential catalogue"])
 SessionDep = Annotated[Session, Depends(get_session)]
 ReadSessionDep = Annotated[Session, Depends(get_session)]  # rendering may create the key
+VerifySessionDep = Annotated[Session, Depends(get_read_session)]  # verification only reads
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
@@ -153,14 +154,14 @@ def change_status(
 
 @credentials_router.post("/v1/credentials/verify", summary="Verify a jwt_vc_json credential.")
 def verify_credential(
-    body: CredentialCheck, session: SessionDep, runtime: RuntimeDep
+    body: CredentialCheck, session: VerifySessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return verification.verify_vc_jwt_credential(session, runtime, body.credential)
 
 
 @credentials_router.post("/v1/presentations/verify", summary="Verify an SD-JWT VC presentation.")
 def verify_presentation(
-    body: PresentationCheck, session: SessionDep, runtime: RuntimeDep
+    body: PresentationCheck, session: VerifySessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return verification.verify_presentation(
         session, runtime, body.presentation, audience=body.audience, nonce=body.nonce

@@ -19,7 +19,7 @@ from credit_commons.issuer.models import CredentialTypeRow
 from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
 from credit_commons.runtime import Runtime
 
-__all__ = ["CredentialTypeChanged", "get_type", "list_types", "put_type"]
+__all__ = ["CredentialTypeChanged", "get_type", "get_type_by_vct", "list_types", "put_type"]
 
 BUILT_IN = (CREDIT_READINESS,)
 
@@ -31,14 +31,27 @@ class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):
     disclosable: int
 
 
-def _from_row(row: CredentialTypeRow) -> CredentialType:
-    return CredentialType(
+def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialType:
+    # Building a type checks its schema against the JSON Schema meta-schema (milliseconds);
+    # types change rarely, so validated types are cached by name and update time.
+    cache: dict[tuple[str, str], CredentialType] | None = None
+    if rt is not None:
+        found = rt.extras.setdefault("credential_types", {})
+        assert isinstance(found, dict)
+        cache = found
+        cached = cache.get((row.name, str(row.updated_at)))
+        if cached is not None:
+            return cached
+    built = CredentialType(
         name=row.name,
         vct=row.vct,
         schema=json.loads(row.schema),
         disclosable=tuple(json.loads(row.disclosable)),
         default_validity_days=row.default_validity_days,
     )
+    if cache is not None:
+        cache[(row.name, str(row.updated_at))] = built
+    return built
 
 
 def _install_built_ins(session: Session, rt: Runtime) -> None:
@@ -83,7 +96,14 @@ def get_type(session: Session, rt: Runtime, name: str) -> CredentialType:
     row = session.get(CredentialTypeRow, name)
     if row is None:
         raise NotFoundError("no such credential type")
-    return _from_row(row)
+    return _from_row(row, rt)
+
+
+def get_type_by_vct(session: Session, rt: Runtime, vct: str) -> CredentialType | None:
+    """The type with this ``vct``, if any (one indexed query)."""
+    _install_built_ins(session, rt)
+    row = session.scalars(select(CredentialTypeRow).where(CredentialTypeRow.vct == vct)).first()
+    return None if row is None else _from_row(row, rt)
 
 
 def put_type(

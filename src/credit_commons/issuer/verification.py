@@ -89,7 +89,7 @@ def verify_presentation(
     if verified.header.get("typ") != "dc+sd-jwt":
         raise UnknownIssuerKey("not an SD-JWT VC")
     vct = verified.payload.get("vct")
-    if vct not in {t.vct for t in catalogue_service.list_types(session, rt)}:
+    if not isinstance(vct, str) or catalogue_service.get_type_by_vct(session, rt, vct) is None:
         raise UnknownIssuerKey("unknown credential type")
     # Step 3: the status.
     reference = verified.payload.get("status", {}).get("status_list", {})
