@@ -19,7 +19,6 @@ with associated data that binds each ciphertext to what it protects, so it canno
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import stat
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConfigurationError
+from credit_commons.core.files import write_private
 from credit_commons.keys.errors import KeyDecryptionFailed
 
 __all__ = ["MasterKeyring"]
@@ -45,27 +45,6 @@ def _derive(key: bytes, purpose: str) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=f"commons/{purpose}".encode()
     ).derive(key)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)
@@ -160,7 +139,7 @@ class MasterKeyring:
                 for n, k in sorted(self.versions.items())
             ],
         }
-        _write_private(self.path, json.dumps(doc, indent=2).encode() + b"\n")
+        write_private(self.path, json.dumps(doc, indent=2).encode() + b"\n")
 
     # -- use -----------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac as hmac_lib
 import json
-import os
 import re
 import secrets
 import struct
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import ValidationError
+from credit_commons.core.files import write_private
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.vault.errors import DecryptionFailed, KeyVersionRetired, KmsConfigInvalid
 
@@ -173,21 +173,6 @@ def check_min_version(version: int, current: int) -> int:
     return version
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 class LocalKms:
     """The embedded KMS over the local master key file.
 
@@ -257,7 +242,7 @@ class LocalKms:
         doc = self._read_doc()
         doc[_STATE_MEMBER] = version
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(self._state_path, json.dumps(doc, indent=2).encode() + b"\n")
+        write_private(self._state_path, json.dumps(doc, indent=2).encode() + b"\n")
 
     def refresh(self) -> None:
         """Reload the key file and the state (after another process rotated or retired).

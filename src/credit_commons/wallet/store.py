@@ -9,7 +9,6 @@ n=2^15, r=8, p=1).  A wrong passphrase and a tampered file give the same error.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
+from credit_commons.core.files import write_private
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk
 
@@ -95,14 +95,7 @@ class Wallet:
             "nonce": b64url_encode(nonce),
             "ciphertext": b64url_encode(ciphertext),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps(document).encode())
 
     @property
     def holder_key(self) -> PrivateKey:
