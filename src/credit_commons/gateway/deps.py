@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
 from credit_commons.runtime import Runtime
 
-__all__ = ["get_read_session", "get_runtime", "get_session"]
+__all__ = [
+    "NO_STORE",
+    "ReadSessionDep",
+    "RuntimeDep",
+    "SessionDep",
+    "get_read_session",
+    "get_runtime",
+    "get_session",
+]
+
+NO_STORE = {"Cache-Control": "no-store"}
+"""Response headers for anything personal or secret (tokens, profiles, exports)."""
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -29,3 +41,13 @@ def get_read_session(request: Request) -> Iterator[Session]:
     """A read-only unit of work (no write lock on SQLite) for handlers that only read."""
     with transaction(get_runtime(request).read_sessions) as session:
         yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+"""A read-write unit of work for a handler."""
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+"""A read-only unit of work for a handler that only reads."""
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+"""The app's runtime."""

@@ -12,10 +12,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import NotFoundError
-from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
 from credit_commons.identity import delegations, service
 from credit_commons.identity.predicates import PredicateRequest
 from credit_commons.identity.schemas import (
@@ -25,14 +24,11 @@ from credit_commons.identity.schemas import (
     IdentityUpdate,
 )
 from credit_commons.privacy.pdf import render_export_pdf
-from credit_commons.runtime import Runtime
 
 __all__ = ["attestations_router", "router"]
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 
-SessionDep = Annotated[Session, Depends(get_session)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
 
 
@@ -46,14 +42,13 @@ def get_principal(
 
 
 PrincipalDep = Annotated[service.Principal, Depends(get_principal)]
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register an identity.")
 def create(
     body: IdentityCreate, session: SessionDep, runtime: RuntimeDep, response: Response
 ) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return service.create_identity(session, runtime, body)
 
 
@@ -83,7 +78,7 @@ def profile(
     principal: PrincipalDep,
     response: Response,
 ) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return service.get_profile(session, runtime, principal, token)
 
 
@@ -102,8 +97,8 @@ def export(
     data = service.export_identity(session, runtime, principal, token)
     if format == "pdf":
         pdf = render_export_pdf(data, generated_at=runtime.clock.now())
-        return Response(pdf, media_type="application/pdf", headers=_NO_STORE)
-    return JSONResponse(jsonable_encoder(data), headers=_NO_STORE)
+        return Response(pdf, media_type="application/pdf", headers=NO_STORE)
+    return JSONResponse(jsonable_encoder(data), headers=NO_STORE)
 
 
 @router.post("/{token}/verify", summary="A signed attestation of predicates (booleans only).")
@@ -115,7 +110,7 @@ def verify(
     principal: PrincipalDep,
     response: Response,
 ) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return service.attest(session, runtime, principal, token, body)
 
 

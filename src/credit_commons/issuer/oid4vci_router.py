@@ -7,14 +7,13 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import segno
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
-from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import oid4vci
 from credit_commons.runtime import Runtime
@@ -22,9 +21,6 @@ from credit_commons.runtime import Runtime
 __all__ = ["install_oauth_errors", "router"]
 
 router = APIRouter(tags=["OID4VCI"])
-SessionDep = Annotated[Session, Depends(get_session)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-_NO_STORE = {"Cache-Control": "no-store"}
 OfferPath = Annotated[str, Path(pattern=r"^off_[0-9A-Z]{26}$")]
 
 
@@ -33,7 +29,7 @@ def install_oauth_errors(app: FastAPI) -> None:
 
     @app.exception_handler(oid4vci.OAuthError)
     async def _oauth(_request: Request, error: oid4vci.OAuthError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status, headers=_NO_STORE)
+        return JSONResponse(error.body(), status_code=error.status, headers=NO_STORE)
 
 
 class OfferRequest(BaseModel):
@@ -74,7 +70,7 @@ def create_offer(
         with_tx_code=body.tx_code,
     )
     oid4vci.remember_offer(runtime, created["offer_id"], created["credential_offer"])
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return created
 
 
@@ -82,7 +78,7 @@ def create_offer(
 def get_offer(
     offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep, response: Response
 ) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return oid4vci.get_offer(session, runtime, offer_id)
 
 
@@ -94,7 +90,7 @@ def offer_qr(offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep) -> R
     uri = f"openid-credential-offer://?credential_offer_uri={runtime.settings.public_url.rstrip('/')}/v1/credential-offers/{offer_id}"
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4)
-    return Response(buffer.getvalue(), media_type="image/svg+xml", headers=_NO_STORE)
+    return Response(buffer.getvalue(), media_type="image/svg+xml", headers=NO_STORE)
 
 
 @router.post("/token", summary="Token endpoint (pre-authorized code).")
@@ -118,12 +114,12 @@ async def token(request: Request) -> JSONResponse:
     result = await run_in_threadpool(run)  # committed, also when it is an error
     if isinstance(result, oid4vci.OAuthError):
         raise result
-    return JSONResponse(result, headers=_NO_STORE)
+    return JSONResponse(result, headers=NO_STORE)
 
 
 @router.post("/nonce", summary="Nonce endpoint.")
 def nonce(session: SessionDep, runtime: RuntimeDep, response: Response) -> dict[str, str]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return oid4vci.new_nonce(session, runtime)
 
 
@@ -135,5 +131,5 @@ def credential(
     response: Response,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return oid4vci.issue_from_request(session, runtime, authorization, body)

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from credit_commons.gateway.deps import get_read_session, get_runtime, get_session
+from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import credentials, service, status, verification
-from credit_commons.runtime import Runtime
 
 __all__ = ["credentials_router", "router", "status_router"]
 
 router = APIRouter(prefix="/v1/credential-types", tags=["credential catalogue"])
-SessionDep = Annotated[Session, Depends(get_session)]
-ReadSessionDep = Annotated[Session, Depends(get_session)]  # rendering may create the key
-VerifySessionDep = Annotated[Session, Depends(get_read_session)]  # verification only reads
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 class TypeDefinition(BaseModel):
@@ -61,7 +55,7 @@ status_router = APIRouter(tags=["status lists"])
 @status_router.get("/status-lists/{list_id}", summary="A signed status list.")
 def status_list(
     list_id: Annotated[str, Path(pattern=r"^sl_[0-9A-Z]{26}$")],
-    session: ReadSessionDep,
+    session: SessionDep,
     runtime: RuntimeDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -154,14 +148,14 @@ def change_status(
 
 @credentials_router.post("/v1/credentials/verify", summary="Verify a jwt_vc_json credential.")
 def verify_credential(
-    body: CredentialCheck, session: VerifySessionDep, runtime: RuntimeDep
+    body: CredentialCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return verification.verify_vc_jwt_credential(session, runtime, body.credential)
 
 
 @credentials_router.post("/v1/presentations/verify", summary="Verify an SD-JWT VC presentation.")
 def verify_presentation(
-    body: PresentationCheck, session: VerifySessionDep, runtime: RuntimeDep
+    body: PresentationCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return verification.verify_presentation(
         session, runtime, body.presentation, audience=body.audience, nonce=body.nonce

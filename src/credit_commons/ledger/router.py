@@ -6,17 +6,16 @@ import re
 import struct
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.gateway.deps import get_read_session, get_runtime, get_session
+from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.ledger import service
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
-from credit_commons.runtime import Runtime
 
 __all__ = ["parse_tile_path", "router", "tiles_router"]
 
@@ -24,9 +23,6 @@ router = APIRouter(prefix="/v1/log", tags=["log"])
 tiles_router = APIRouter(tags=["log tiles (tlog-tiles@v0.1.0)"])
 _entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
 
-SessionDep = Annotated[Session, Depends(get_read_session)]
-WriteSessionDep = Annotated[Session, Depends(get_session)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _FRESH = {"Cache-Control": "no-cache"}
 _NOTE = "text/plain; charset=utf-8"
@@ -42,12 +38,12 @@ def _checkpoint_text(session: Session) -> str:
 
 
 @router.get("/checkpoint", summary="The latest checkpoint with its cosignatures (signed note).")
-def get_checkpoint(session: SessionDep) -> Response:
+def get_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
 
 @router.get("/key", summary="The log's origin and signed-note verifier key.")
-def get_key(session: WriteSessionDep, runtime: RuntimeDep) -> dict[str, str]:
+def get_key(session: SessionDep, runtime: RuntimeDep) -> dict[str, str]:
     origin = runtime.settings.resolved_log_origin
     vkey = service.log_verifier_key(session, runtime.key_store, origin, runtime.clock.now())
     return {"origin": origin, "vkey": vkey}
@@ -55,7 +51,7 @@ def get_key(session: WriteSessionDep, runtime: RuntimeDep) -> dict[str, str]:
 
 @router.get("/proof/inclusion", summary="Inclusion proof of a leaf, by index or by leaf hash.")
 def get_inclusion(
-    session: SessionDep,
+    session: ReadSessionDep,
     runtime: RuntimeDep,
     index: Annotated[int | None, Query(ge=0)] = None,
     leaf_hash: Annotated[str | None, Query(description="base64 leaf hash")] = None,
@@ -77,7 +73,7 @@ def get_inclusion(
 
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes.")
 def get_consistency(
-    session: SessionDep,
+    session: ReadSessionDep,
     runtime: RuntimeDep,
     from_: Annotated[int, Query(alias="from", ge=1)],
     to: Annotated[int | None, Query(ge=1)] = None,
@@ -87,7 +83,7 @@ def get_consistency(
 
 @router.get("/entries", summary="Log entries [start, end), at most 1000.")
 def get_entries(
-    session: SessionDep,
+    session: ReadSessionDep,
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1)],
 ) -> list[dict[str, Any]]:
@@ -95,7 +91,7 @@ def get_entries(
 
 
 @router.get("/receipts/{event_id}", summary="Public receipt of an event (without the event body).")
-def get_receipt(session: SessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
+def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
     if not re.match(r"^evt_[0-9A-Z]{26}$", event_id):
         raise NotFoundError("no checkpointed log entry for that event yet")
     return service.receipt(
@@ -130,12 +126,12 @@ def _octets(data: bytes) -> Response:
 
 
 @tiles_router.get("/checkpoint", summary="The latest checkpoint (tlog-tiles).")
-def tiles_checkpoint(session: SessionDep) -> Response:
+def tiles_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
 
 @tiles_router.get("/tile/entries/{path:path}", summary="An entry bundle (tlog-tiles).")
-def tile_entries(session: SessionDep, path: str) -> Response:
+def tile_entries(session: ReadSessionDep, path: str) -> Response:
     index, width = parse_tile_path(path)
     count = width or TILE_WIDTH
     start = index * TILE_WIDTH
@@ -151,7 +147,7 @@ def tile_entries(session: SessionDep, path: str) -> Response:
 
 
 @tiles_router.get("/tile/{level}/{path:path}", summary="A hash tile (tlog-tiles).")
-def tile_hashes(session: SessionDep, runtime: RuntimeDep, level: int, path: str) -> Response:
+def tile_hashes(session: ReadSessionDep, runtime: RuntimeDep, level: int, path: str) -> Response:
     index, width = parse_tile_path(path)
     if not 0 <= level <= 63:
         raise NotFoundError("no such tile")

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Header, Path, Response, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy.orm import Session
 
-from credit_commons.gateway.deps import get_runtime, get_session
+from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.privacy import dsr
-from credit_commons.runtime import Runtime
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/identities/{token}/requests", tags=["data-subject requests"])
-SessionDep = Annotated[Session, Depends(get_session)]
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
 RequestPath = Annotated[str, Path(pattern=r"^dsr_[0-9A-Z]{26}$")]
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 class OpenRequest(BaseModel):
@@ -61,7 +56,7 @@ def confirm(
     principal = None
     if authorization:
         principal = identity_service.authenticate(session, runtime, authorization)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return dsr.confirm_request(
         session, runtime, token, request_id, principal=principal, signature=body.signature
     )
@@ -77,5 +72,5 @@ def fulfil(
     x_dsr_token: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     del request_id  # the token names the request; the path keeps the URL readable
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return dsr.fulfil_request(session, runtime, token, x_dsr_token)
