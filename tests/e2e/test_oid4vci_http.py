@@ -217,3 +217,85 @@ def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
         json={"presentation": shown, "audience": audience, "nonce": nonce},
     )
     assert revoked.json()["code"] == "credential.revoked"
+
+
+def test_jwt_vc_json_through_oid4vci(client: TestClient, runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    msme = client.post("/v1/identities", json={"profile": {"name": "VC JWT Via OID4VCI"}}).json()
+    metadata = client.get("/.well-known/openid-credential-issuer").json()
+    configuration = metadata["credential_configurations_supported"][
+        "CreditReadinessCredential_jwt_vc_json"
+    ]
+    assert configuration["format"] == "jwt_vc_json"
+    offer = client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": msme["identity_token"],
+            "claims": claims_for(msme["identity_token"]),
+            "format": "jwt_vc_json",
+            "tx_code": False,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    ).json()
+    assert offer["credential_offer"]["credential_configuration_ids"] == [
+        "CreditReadinessCredential_jwt_vc_json"
+    ]
+    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
+    access = client.post(
+        "/token", data={"grant_type": GRANT, "pre-authorized_code": code}, headers=FORM
+    ).json()["access_token"]
+    holder = PrivateKey.generate(KeyType.ED25519)
+    nonce = client.post("/nonce").json()["c_nonce"]
+    request = {
+        "credential_configuration_id": "CreditReadinessCredential",  # the wrong configuration
+        "proofs": {
+            "jwt": [
+                proof(
+                    holder,
+                    metadata["credential_issuer"],
+                    nonce,
+                    int(runtime.clock.now().timestamp()),
+                )
+            ]
+        },
+    }
+    wrong = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
+    assert wrong.json()["error"] == "unknown_credential_configuration"
+    # The access token was spent by the refused request: the issuer offers again.
+    offer = client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": msme["identity_token"],
+            "claims": claims_for(msme["identity_token"]),
+            "format": "jwt_vc_json",
+            "tx_code": False,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    ).json()
+    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
+    access = client.post(
+        "/token", data={"grant_type": GRANT, "pre-authorized_code": code}, headers=FORM
+    ).json()["access_token"]
+    nonce = client.post("/nonce").json()["c_nonce"]
+    request = {
+        "credential_configuration_id": "CreditReadinessCredential_jwt_vc_json",
+        "proofs": {
+            "jwt": [
+                proof(
+                    holder,
+                    metadata["credential_issuer"],
+                    nonce,
+                    int(runtime.clock.now().timestamp()),
+                )
+            ]
+        },
+    }
+    issued = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["credentials"][0]["credential"]
+    verified = client.post("/v1/credentials/verify", json={"credential": token})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["holder"].startswith("did:key:z6Mk")

@@ -86,6 +86,7 @@ class CredentialOfferRow(Base):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     tx_code_hash: Mapped[str | None] = mapped_column(String(64))
     type_name: Mapped[str] = mapped_column(String(64))
+    format: Mapped[str] = mapped_column(String(32), server_default="dc+sd-jwt")
     subject_token: Mapped[str] = mapped_column(String(40))
     sealed_claims: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))

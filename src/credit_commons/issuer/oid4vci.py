@@ -86,22 +86,34 @@ def _issuer(rt: Runtime) -> str:
     return rt.settings.public_url.rstrip("/")
 
 
+def configuration_id(type_name: str, credential_format: str) -> str:
+    """The OID4VCI credential configuration id of a type in a format."""
+    return type_name if credential_format == credentials.SD_JWT_VC else f"{type_name}_jwt_vc_json"
+
+
 def credential_issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
     """``/.well-known/openid-credential-issuer`` (OID4VCI 1.0 §12.2)."""
     base = _issuer(rt)
-    configurations = {
-        t.name: {
+    proofs = {"jwt": {"proof_signing_alg_values_supported": sorted(ACCEPTED_ALGS)}}
+    configurations: dict[str, Any] = {}
+    for t in catalogue_service.list_types(session, rt):
+        configurations[t.name] = {
             "format": credentials.SD_JWT_VC,
             "scope": t.name,
             "vct": t.vct,
             "cryptographic_binding_methods_supported": ["jwk"],
             "credential_signing_alg_values_supported": ["EdDSA", "ES256"],
-            "proof_types_supported": {
-                "jwt": {"proof_signing_alg_values_supported": sorted(ACCEPTED_ALGS)}
-            },
+            "proof_types_supported": proofs,
         }
-        for t in catalogue_service.list_types(session, rt)
-    }
+        # OID4VCI 1.0 Appendix A.1.1: W3C VC as a JWT, holder bound through did:key.
+        configurations[configuration_id(t.name, credentials.JWT_VC_JSON)] = {
+            "format": credentials.JWT_VC_JSON,
+            "scope": f"{t.name}_jwt",
+            "credential_definition": {"type": ["VerifiableCredential", t.name]},
+            "cryptographic_binding_methods_supported": ["did:key"],
+            "credential_signing_alg_values_supported": ["EdDSA", "ES256"],
+            "proof_types_supported": proofs,
+        }
     return {
         "credential_issuer": base,
         "authorization_servers": [base],
@@ -131,6 +143,7 @@ def create_offer(
     subject_token: str,
     claims: dict[str, Any],
     with_tx_code: bool,
+    credential_format: str = credentials.SD_JWT_VC,
 ) -> dict[str, Any]:
     """Create an offer (administrators/issuers); returns the offer, its URIs and — once — the
     transaction code to hand to the holder out of band.
@@ -141,6 +154,8 @@ def create_offer(
         raise NotFoundError("no such resource")
     credential_type = catalogue_service.get_type(session, rt, type_name)
     credential_type.validate(claims)
+    if credential_format not in credentials.FORMATS:
+        raise ValidationError("unknown credential format", extra={"field": "format"})
     code = secrets.token_urlsafe(32)
     tx_code = "".join(secrets.choice(string.digits) for _ in range(6)) if with_tx_code else None
     offer_id = new_id("off")
@@ -151,6 +166,7 @@ def create_offer(
             code_hash=_h(code),
             tx_code_hash=_h(tx_code) if tx_code else None,
             type_name=type_name,
+            format=credential_format,
             subject_token=subject_token,
             sealed_claims=rt.vault.seal(
                 session,
@@ -173,7 +189,7 @@ def create_offer(
         }
     offer = {
         "credential_issuer": _issuer(rt),
-        "credential_configuration_ids": [type_name],
+        "credential_configuration_ids": [configuration_id(type_name, credential_format)],
         "grants": {PRE_AUTHORIZED_GRANT: grant},
     }
     reference = f"{_issuer(rt)}/v1/credential-offers/{offer_id}"
@@ -327,14 +343,15 @@ def issue_from_request(
             CredentialOfferRow.type_name,
             CredentialOfferRow.subject_token,
             CredentialOfferRow.sealed_claims,
+            CredentialOfferRow.format,
         )
     ).first()
     if offer is None:
         raise OAuthError(
             "invalid_token", "the access token is invalid, used or expired", status=401
         )
-    offer_id, type_name, subject, sealed = offer
-    if body.get("credential_configuration_id") != type_name:
+    offer_id, type_name, subject, sealed, credential_format = offer
+    if body.get("credential_configuration_id") != configuration_id(type_name, credential_format):
         raise OAuthError("unknown_credential_configuration", "not the offered credential")
     holder_jwk = _check_proof(session, rt, str(proofs["jwt"][0]))
     claims = json.loads(
@@ -351,6 +368,7 @@ def issue_from_request(
             subject_token=subject,
             claims=claims,
             holder_jwk=holder_jwk,
+            credential_format=credential_format,
         )
     except ValidationError as e:
         raise OAuthError("invalid_credential_request", e.detail) from e

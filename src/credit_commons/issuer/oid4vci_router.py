@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import segno
@@ -40,6 +40,7 @@ class OfferRequest(BaseModel):
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
     claims: dict[str, Any]
     tx_code: bool = True
+    format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
 
 
 @router.get("/.well-known/openid-credential-issuer", summary="Credential Issuer Metadata.")
@@ -68,6 +69,7 @@ def create_offer(
         subject_token=body.subject,
         claims=body.claims,
         with_tx_code=body.tx_code,
+        credential_format=body.format,
     )
     oid4vci.remember_offer(runtime, created["offer_id"], created["credential_offer"])
     response.headers.update(NO_STORE)
