@@ -369,6 +369,13 @@ def test_hsm_store_refuses_keys_it_does_not_hold(runtime: Runtime, store: Pkcs11
         with pytest.raises(KeyNotFound):
             store.signer(session, "missing")
         assert [v.backend for v in store.versions(session)] == ["embedded"]
+        # And the other way: the embedded store does not sign with (or rotate) a token key.
+        store.create(session, "token-key", KeyType.ED25519, runtime.clock.now())
+        with pytest.raises(KeyNotFound, match="not held in the embedded key store"):
+            runtime.key_store.signer(session, "token-key")
+        with pytest.raises(KeyNotFound):
+            runtime.key_store.rotate(session, "token-key", runtime.clock.now())
+        assert store.signer(session, "token-key").kid == store.versions(session, "token-key")[0].kid
 
 
 def test_the_vault_on_the_hsm_seals_rotates_rewraps_and_shreds(

@@ -33,16 +33,14 @@ from pkcs11.constants import Attribute, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import KeyType as P11KeyType
 from pkcs11.mechanisms import Mechanism
 from pkcs11.types import Session, SignMixin
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session as DbSession
 
 from credit_commons.core.clock import utc
 from credit_commons.keys.algorithms import KeyType, PublicKey
-from credit_commons.keys.errors import KeyExists, KeyInvalid, KeyNotFound
-from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
+from credit_commons.keys.errors import KeyExists, KeyInvalid
+from credit_commons.keys.jwk import public_key_to_jwk, thumbprint
 from credit_commons.keys.models import SigningKeyRow
-from credit_commons.keys.store import KeyVersion, StoredSigner, validate_key_name
+from credit_commons.keys.store import KeyVersion, RowKeyStore, StoredSigner, key_version
 from credit_commons.vault.errors import KmsConfigInvalid
 from credit_commons.vault.pkcs11 import Pkcs11Token
 
@@ -85,18 +83,6 @@ def _parse_reference(reference: str) -> tuple[str, bytes]:
         raise KmsConfigInvalid("a stored PKCS#11 key reference is malformed") from e
 
 
-def _info(row: SigningKeyRow) -> KeyVersion:
-    return KeyVersion(
-        name=row.name,
-        version=row.version,
-        key_type=KeyType(row.key_type),
-        kid=row.kid,
-        public_key=public_key_from_jwk(json.loads(row.public_jwk)),
-        backend=row.backend,
-        created_at=utc(row.created_at),
-    )
-
-
 class Pkcs11Signer(StoredSigner):
     """A :class:`StoredSigner` whose private key stays in the token: :meth:`sign` calls it."""
 
@@ -132,7 +118,7 @@ class Pkcs11Signer(StoredSigner):
         return self._token.run(op)
 
 
-class Pkcs11KeyStore:
+class Pkcs11KeyStore(RowKeyStore):
     """Signing keys (Ed25519, P-256) generated and used inside a PKCS#11 token.
 
     Token objects are labelled ``<label_prefix>-<name>-v<version>``.  Raises
@@ -207,58 +193,10 @@ class Pkcs11KeyStore:
             created_at=utc(now),
         )
         try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except DbIntegrityError as e:
+            return self._row(session, name, row)
+        except KeyExists:
             self._destroy(key_id)
-            raise KeyExists(f"key {name!r} version {version} already exists") from e
-        return _info(row)
-
-    def _newest(self, session: DbSession, name: str) -> SigningKeyRow:
-        row = session.scalars(
-            select(SigningKeyRow)
-            .where(SigningKeyRow.name == validate_key_name(name))
-            .order_by(SigningKeyRow.version.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            raise KeyNotFound(f"no key named {name!r}")
-        if row.backend != self.backend:
-            raise KeyNotFound(f"key {name!r} is not held in the PKCS#11 token")
-        return row
-
-    def create(self, session: DbSession, name: str, key_type: KeyType, now: datetime) -> KeyVersion:
-        """Generate version 1 of ``name`` inside the token.
-
-        Raises ``KeyExists``, ``ValidationError``, ``KmsUnavailable``.
-        """
-        validate_key_name(name)
-        exists = session.scalar(
-            select(func.count()).select_from(SigningKeyRow).where(SigningKeyRow.name == name)
-        )
-        if exists:
-            raise KeyExists(f"a key named {name!r} already exists")
-        return self._add(session, name, 1, KeyType(key_type), now)
-
-    def rotate(self, session: DbSession, name: str, now: datetime) -> KeyVersion:
-        """Generate the next version of ``name`` inside the token.
-
-        Raises ``KeyNotFound`` (also for a key of another backend), ``KeyExists`` (a
-        concurrent rotation), ``KmsUnavailable``.
-        """
-        newest = self._newest(session, name)
-        return self._add(session, name, newest.version + 1, KeyType(newest.key_type), now)
-
-    def versions(self, session: DbSession, name: str | None = None) -> list[KeyVersion]:
-        """All versions of ``name`` (oldest first), or of every key; raises ``KeyNotFound``."""
-        query = select(SigningKeyRow).order_by(SigningKeyRow.name, SigningKeyRow.version)
-        if name is not None:
-            query = query.where(SigningKeyRow.name == validate_key_name(name))
-        rows = session.scalars(query).all()
-        if name is not None and not rows:
-            raise KeyNotFound(f"no key named {name!r}")
-        return [_info(row) for row in rows]
+            raise
 
     def signer(self, session: DbSession, name: str) -> StoredSigner:
         """A signer for the newest version of ``name``, signing inside the token.
@@ -268,4 +206,4 @@ class Pkcs11KeyStore:
         """
         row = self._newest(session, name)
         _label, key_id = _parse_reference(row.private_blob)
-        return Pkcs11Signer(_info(row), self._token, key_id)
+        return Pkcs11Signer(key_version(row), self._token, key_id)

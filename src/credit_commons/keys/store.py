@@ -29,7 +29,15 @@ from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thum
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.models import SigningKeyRow
 
-__all__ = ["EmbeddedKeyStore", "KeyStore", "KeyVersion", "StoredSigner", "validate_key_name"]
+__all__ = [
+    "EmbeddedKeyStore",
+    "KeyStore",
+    "KeyVersion",
+    "RowKeyStore",
+    "StoredSigner",
+    "key_version",
+    "validate_key_name",
+]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 _PURPOSE = "key-store/v1"
@@ -124,7 +132,8 @@ class KeyStore(Protocol):
         ...
 
 
-def _info(row: SigningKeyRow) -> KeyVersion:
+def key_version(row: SigningKeyRow) -> KeyVersion:
+    """The :class:`KeyVersion` a ``signing_keys`` row describes."""
     return KeyVersion(
         name=row.name,
         version=row.version,
@@ -136,7 +145,73 @@ def _info(row: SigningKeyRow) -> KeyVersion:
     )
 
 
-class EmbeddedKeyStore:
+class RowKeyStore:
+    """What every key store shares: key versions are ``signing_keys`` rows.
+
+    A subclass sets ``backend``, generates one version in :meth:`_add` (where its private
+    key lives is its own business) and makes signers.  Rows of another backend are not
+    this store's keys: looking one up raises ``KeyNotFound``.
+    """
+
+    backend: str
+
+    def _add(
+        self, session: Session, name: str, version: int, key_type: KeyType, now: datetime
+    ) -> KeyVersion:
+        raise NotImplementedError
+
+    def _row(self, session: Session, name: str, row: SigningKeyRow) -> KeyVersion:
+        """Insert ``row`` in a savepoint; a duplicate (name, version) raises ``KeyExists``."""
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except DbIntegrityError as e:
+            raise KeyExists(f"key {name!r} version {row.version} already exists") from e
+        return key_version(row)
+
+    def _newest(self, session: Session, name: str) -> SigningKeyRow:
+        row = session.scalars(
+            select(SigningKeyRow)
+            .where(SigningKeyRow.name == validate_key_name(name))
+            .order_by(SigningKeyRow.version.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise KeyNotFound(f"no key named {name!r}")
+        if row.backend != self.backend:
+            raise KeyNotFound(f"key {name!r} is not held in the {self.backend} key store")
+        return row
+
+    def create(self, session: Session, name: str, key_type: KeyType, now: datetime) -> KeyVersion:
+        """Create version 1 of key ``name``; raises ``KeyExists`` or ``ValidationError``."""
+        validate_key_name(name)
+        exists = session.scalar(
+            select(func.count()).select_from(SigningKeyRow).where(SigningKeyRow.name == name)
+        )
+        if exists:
+            raise KeyExists(f"a key named {name!r} already exists")
+        return self._add(session, name, 1, KeyType(key_type), now)
+
+    def rotate(self, session: Session, name: str, now: datetime) -> KeyVersion:
+        """Add the next version of ``name``.  A concurrent rotation of the same key makes
+        one of the two fail with ``KeyExists`` (the unique (name, version) constraint)."""
+        newest = self._newest(session, name)
+        return self._add(session, name, newest.version + 1, KeyType(newest.key_type), now)
+
+    def versions(self, session: Session, name: str | None = None) -> list[KeyVersion]:
+        """All versions of ``name`` (oldest first), or of every key when ``name`` is None;
+        raises ``KeyNotFound`` for an unknown name."""
+        query = select(SigningKeyRow).order_by(SigningKeyRow.name, SigningKeyRow.version)
+        if name is not None:
+            query = query.where(SigningKeyRow.name == validate_key_name(name))
+        rows = session.scalars(query).all()
+        if name is not None and not rows:
+            raise KeyNotFound(f"no key named {name!r}")
+        return [key_version(row) for row in rows]
+
+
+class EmbeddedKeyStore(RowKeyStore):
     """Private keys in the database, encrypted under the local master key."""
 
     backend = "embedded"
@@ -166,50 +241,7 @@ class EmbeddedKeyStore:
             ),
             created_at=utc(now),
         )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except DbIntegrityError as e:
-            raise KeyExists(f"key {name!r} version {version} already exists") from e
-        return _info(row)
-
-    def _newest(self, session: Session, name: str) -> SigningKeyRow:
-        row = session.scalars(
-            select(SigningKeyRow)
-            .where(SigningKeyRow.name == name)
-            .order_by(SigningKeyRow.version.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            raise KeyNotFound(f"no key named {name!r}")
-        return row
-
-    def create(self, session: Session, name: str, key_type: KeyType, now: datetime) -> KeyVersion:
-        """Create version 1 of key ``name``; raises ``KeyExists`` or ``ValidationError``."""
-        validate_key_name(name)
-        exists = session.scalar(
-            select(func.count()).select_from(SigningKeyRow).where(SigningKeyRow.name == name)
-        )
-        if exists:
-            raise KeyExists(f"a key named {name!r} already exists")
-        return self._add(session, name, 1, key_type, now)
-
-    def rotate(self, session: Session, name: str, now: datetime) -> KeyVersion:
-        """Add the next version of ``name``.  A concurrent rotation of the same key makes
-        one of the two fail with ``KeyExists`` (the unique (name, version) constraint)."""
-        newest = self._newest(session, validate_key_name(name))
-        return self._add(session, name, newest.version + 1, KeyType(newest.key_type), now)
-
-    def versions(self, session: Session, name: str | None = None) -> list[KeyVersion]:
-        """All versions of ``name`` (oldest first), or of every key when ``name`` is None."""
-        query = select(SigningKeyRow).order_by(SigningKeyRow.name, SigningKeyRow.version)
-        if name is not None:
-            query = query.where(SigningKeyRow.name == validate_key_name(name))
-        rows = session.scalars(query).all()
-        if name is not None and not rows:
-            raise KeyNotFound(f"no key named {name!r}")
-        return [_info(row) for row in rows]
+        return self._row(session, name, row)
 
     def signer(self, session: Session, name: str) -> StoredSigner:
         """A signer for the newest version of ``name``; raises ``KeyNotFound`` or
@@ -221,7 +253,7 @@ class EmbeddedKeyStore:
         raw = self._master.unwrap(
             row.private_blob, purpose=_PURPOSE, aad=self._aad(row.name, row.version)
         )
-        signer = StoredSigner(_info(row), PrivateKey.from_raw(KeyType(row.key_type), raw))
+        signer = StoredSigner(key_version(row), PrivateKey.from_raw(KeyType(row.key_type), raw))
         with self._lock:
             self._cache[(row.name, row.version)] = signer
         return signer
