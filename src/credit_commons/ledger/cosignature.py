@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from credit_commons.core.errors import ValidationError
@@ -108,37 +109,15 @@ class TimestampedSignature:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
-    """A witness key for cosignature/v1; implements :class:`note.Verifier`.
+class CosignatureVerifier(note_format.Ed25519Verifier):
+    """A witness key for cosignature/v1 (signature type 0x04); implements
+    :class:`note.Verifier`.
 
     Raises :class:`VerifierKeyInvalid` for a bad name or a key that is not 32 bytes.
     """
 
-    name: str
-    public_key: bytes
-    key_id: int = field(init=False)
-    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not note_format.is_valid_key_name(self.name):
-            raise VerifierKeyInvalid("key name must be non-empty without spaces or '+'")
-        if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
-            raise VerifierKeyInvalid("an Ed25519 public key is 32 bytes")
-        object.__setattr__(self, "_key", Ed25519PublicKey.from_public_bytes(self.public_key))
-        object.__setattr__(self, "key_id", cosignature_key_id(self.name, self.public_key))
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        """Parse a vkey of signature type 0x04; raises :class:`VerifierKeyInvalid`."""
-        name, _, alg, key = note_format.split_vkey(vkey)
-        if alg != ALG_COSIGNATURE_V1:
-            raise VerifierKeyInvalid("verifier key is not a cosignature/v1 key")
-        return cls(name, key)
-
-    @property
-    def vkey(self) -> str:
-        """This key as a vkey string (§Format: type 0x04 and the 32-byte key)."""
-        return note_format.format_vkey(self.name, ALG_COSIGNATURE_V1, self.public_key)
+    signature_type: ClassVar[int] = ALG_COSIGNATURE_V1
+    type_name: ClassVar[str] = "a cosignature/v1 key"
 
     def verify(self, message: bytes, signature: bytes, /) -> None:
         """Check a 72-byte timestamped signature over the checkpoint text ``message``.

@@ -17,7 +17,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -288,8 +288,13 @@ def format_vkey(name: str, signature_type: int, public_key: bytes) -> str:
 class Ed25519Verifier:
     """A known Ed25519 note key (signature type 0x01); implements :class:`Verifier`.
 
-    Raises :class:`VerifierKeyInvalid` for a bad name or a key that is not 32 bytes.
+    Subclasses for other Ed25519-based signature types set ``signature_type`` and
+    ``type_name`` and override :meth:`verify`.  Raises :class:`VerifierKeyInvalid` for a bad
+    name or a key that is not 32 bytes.
     """
+
+    signature_type: ClassVar[int] = ALG_ED25519
+    type_name: ClassVar[str] = "an Ed25519 note key"
 
     name: str
     public_key: bytes
@@ -302,20 +307,22 @@ class Ed25519Verifier:
         if not isinstance(self.public_key, bytes) or len(self.public_key) != 32:
             raise VerifierKeyInvalid("an Ed25519 public key is 32 bytes")
         object.__setattr__(self, "_key", Ed25519PublicKey.from_public_bytes(self.public_key))
-        object.__setattr__(self, "key_id", compute_key_id(self.name, ALG_ED25519, self.public_key))
+        key_id = compute_key_id(self.name, self.signature_type, self.public_key)
+        object.__setattr__(self, "key_id", key_id)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
-        """Parse an Ed25519 vkey; raises :class:`VerifierKeyInvalid` (also for other types)."""
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse a vkey of this class's signature type; raises :class:`VerifierKeyInvalid`
+        (also for other types)."""
         name, _, alg, key = split_vkey(vkey)
-        if alg != ALG_ED25519:
-            raise VerifierKeyInvalid("verifier key is not an Ed25519 note key")
+        if alg != cls.signature_type:
+            raise VerifierKeyInvalid(f"verifier key is not {cls.type_name}")
         return cls(name, key)
 
     @property
     def vkey(self) -> str:
         """This key as a vkey string."""
-        return format_vkey(self.name, ALG_ED25519, self.public_key)
+        return format_vkey(self.name, self.signature_type, self.public_key)
 
     def verify(self, message: bytes, signature: bytes, /) -> None:
         """Check an Ed25519 signature (RFC 8032) over ``message``.
