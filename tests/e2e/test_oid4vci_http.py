@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -55,6 +57,32 @@ def proof(holder: PrivateKey, issuer: str, nonce: str, iat: int) -> str:
     )
 
 
+def make_offer(client: TestClient, admin: str, subject: str, **extra: object) -> httpx.Response:
+    """POST an offer of a CreditReadinessCredential for ``subject`` (``extra``: format, tx_code)."""
+    return client.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": subject,
+            "claims": claims_for(subject),
+            **extra,
+        },
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+
+
+def code_of(offer: dict[str, Any]) -> str:
+    return str(offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"])
+
+
+def redeem(client: TestClient, code: str, tx_code: str | None = None) -> httpx.Response:
+    """POST the pre-authorized code (and transaction code, if any) to /token."""
+    data = {"grant_type": GRANT, "pre-authorized_code": code}
+    if tx_code is not None:
+        data["tx_code"] = tx_code
+    return client.post("/token", data=data, headers=FORM)
+
+
 def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         admin, _ = issue_admin_token(session, runtime, "issuer-desk")
@@ -67,15 +95,7 @@ def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
     as_meta = client.get("/.well-known/oauth-authorization-server").json()
     assert as_meta["token_endpoint"].endswith("/token")
 
-    created = client.post(
-        "/v1/credential-offers",
-        json={
-            "type": "CreditReadinessCredential",
-            "subject": msme["identity_token"],
-            "claims": claims_for(msme["identity_token"]),
-        },
-        headers={"Authorization": f"Bearer {admin}"},
-    )
+    created = make_offer(client, admin, msme["identity_token"])
     assert created.status_code == 201, created.text
     offer = created.json()
     tx_code = offer["tx_code"]
@@ -89,53 +109,19 @@ def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
     assert qr.headers["content-type"] == "image/svg+xml"
     assert qr.content.startswith(b"<?xml")
 
-    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
-    wrong = client.post(
-        "/token",
-        data={
-            "grant_type": GRANT,
-            "pre-authorized_code": code,
-            "tx_code": "000000" if tx_code != "000000" else "111111",
-        },
-        headers=FORM,
-    )
+    code = code_of(offer)
+    wrong = redeem(client, code, "000000" if tx_code != "000000" else "111111")
     assert wrong.status_code == 400
     assert wrong.json()["error"] == "invalid_grant"
     # A wrong transaction code spends the code: the issuer makes a new offer.
-    assert (
-        client.post(
-            "/token",
-            data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
-            headers=FORM,
-        ).json()["error"]
-        == "invalid_grant"
-    )
-    offer = client.post(
-        "/v1/credential-offers",
-        json={
-            "type": "CreditReadinessCredential",
-            "subject": msme["identity_token"],
-            "claims": claims_for(msme["identity_token"]),
-        },
-        headers={"Authorization": f"Bearer {admin}"},
-    ).json()
-    code, tx_code = (
-        offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"],
-        offer["tx_code"],
-    )
-    tokens = client.post(
-        "/token",
-        data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
-        headers=FORM,
-    )
+    assert redeem(client, code, tx_code).json()["error"] == "invalid_grant"
+    offer = make_offer(client, admin, msme["identity_token"]).json()
+    code, tx_code = code_of(offer), offer["tx_code"]
+    tokens = redeem(client, code, tx_code)
     assert tokens.status_code == 200, tokens.text
     assert tokens.headers["cache-control"] == "no-store"
     access = tokens.json()["access_token"]
-    replay = client.post(
-        "/token",
-        data={"grant_type": GRANT, "pre-authorized_code": code, "tx_code": tx_code},
-        headers=FORM,
-    )
+    replay = redeem(client, code, tx_code)
     assert replay.json()["error"] == "invalid_grant"
 
     holder = PrivateKey.generate(KeyType.P256)
@@ -164,26 +150,8 @@ def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
     assert again.status_code == 401  # the access token is spent
 
     # A second flow whose proof replays the first nonce fails.
-    offer2 = client.post(
-        "/v1/credential-offers",
-        json={
-            "type": "CreditReadinessCredential",
-            "subject": msme["identity_token"],
-            "claims": claims_for(msme["identity_token"]),
-            "tx_code": False,
-        },
-        headers={"Authorization": f"Bearer {admin}"},
-    ).json()
-    access2 = client.post(
-        "/token",
-        data={
-            "grant_type": GRANT,
-            "pre-authorized_code": offer2["credential_offer"]["grants"][GRANT][
-                "pre-authorized_code"
-            ],
-        },
-        headers=FORM,
-    ).json()["access_token"]
+    offer2 = make_offer(client, admin, msme["identity_token"], tx_code=False).json()
+    access2 = redeem(client, code_of(offer2)).json()["access_token"]
     replayed = client.post(
         "/credential", json=request, headers={"Authorization": f"Bearer {access2}"}
     )
@@ -228,70 +196,31 @@ def test_jwt_vc_json_through_oid4vci(client: TestClient, runtime: Runtime) -> No
         "CreditReadinessCredential_jwt_vc_json"
     ]
     assert configuration["format"] == "jwt_vc_json"
-    offer = client.post(
-        "/v1/credential-offers",
-        json={
-            "type": "CreditReadinessCredential",
-            "subject": msme["identity_token"],
-            "claims": claims_for(msme["identity_token"]),
-            "format": "jwt_vc_json",
-            "tx_code": False,
-        },
-        headers={"Authorization": f"Bearer {admin}"},
+    offer = make_offer(
+        client, admin, msme["identity_token"], format="jwt_vc_json", tx_code=False
     ).json()
     assert offer["credential_offer"]["credential_configuration_ids"] == [
         "CreditReadinessCredential_jwt_vc_json"
     ]
-    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
-    access = client.post(
-        "/token", data={"grant_type": GRANT, "pre-authorized_code": code}, headers=FORM
-    ).json()["access_token"]
+    access = redeem(client, code_of(offer)).json()["access_token"]
     holder = PrivateKey.generate(KeyType.ED25519)
     nonce = client.post("/nonce").json()["c_nonce"]
+    now = int(runtime.clock.now().timestamp())
     request = {
         "credential_configuration_id": "CreditReadinessCredential",  # the wrong configuration
-        "proofs": {
-            "jwt": [
-                proof(
-                    holder,
-                    metadata["credential_issuer"],
-                    nonce,
-                    int(runtime.clock.now().timestamp()),
-                )
-            ]
-        },
+        "proofs": {"jwt": [proof(holder, metadata["credential_issuer"], nonce, now)]},
     }
     wrong = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
     assert wrong.json()["error"] == "unknown_credential_configuration"
     # The access token was spent by the refused request: the issuer offers again.
-    offer = client.post(
-        "/v1/credential-offers",
-        json={
-            "type": "CreditReadinessCredential",
-            "subject": msme["identity_token"],
-            "claims": claims_for(msme["identity_token"]),
-            "format": "jwt_vc_json",
-            "tx_code": False,
-        },
-        headers={"Authorization": f"Bearer {admin}"},
+    offer = make_offer(
+        client, admin, msme["identity_token"], format="jwt_vc_json", tx_code=False
     ).json()
-    code = offer["credential_offer"]["grants"][GRANT]["pre-authorized_code"]
-    access = client.post(
-        "/token", data={"grant_type": GRANT, "pre-authorized_code": code}, headers=FORM
-    ).json()["access_token"]
+    access = redeem(client, code_of(offer)).json()["access_token"]
     nonce = client.post("/nonce").json()["c_nonce"]
     request = {
         "credential_configuration_id": "CreditReadinessCredential_jwt_vc_json",
-        "proofs": {
-            "jwt": [
-                proof(
-                    holder,
-                    metadata["credential_issuer"],
-                    nonce,
-                    int(runtime.clock.now().timestamp()),
-                )
-            ]
-        },
+        "proofs": {"jwt": [proof(holder, metadata["credential_issuer"], nonce, now)]},
     }
     issued = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
     assert issued.status_code == 200, issued.text

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import make_engine, transaction
@@ -23,6 +24,17 @@ from credit_commons.keys.store import EmbeddedKeyStore
 from credit_commons.ledger.events import RecordedEvent, record_event
 from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
+
+
+def _create_key(session: Session, runtime: Runtime, name: str, key_type: KeyType) -> None:
+    key_service.create_key(
+        session,
+        runtime.key_store,
+        runtime.clock,
+        name=name,
+        key_type=key_type,
+        actor=runtime.operator_actor(),
+    )
 
 
 def test_migrations_reach_head_and_are_idempotent(runtime: Runtime) -> None:
@@ -106,18 +118,9 @@ def test_another_master_key_cannot_open_stored_keys(runtime: Runtime, tmp_path: 
 
 
 def test_state_change_and_event_commit_together_or_not_at_all(runtime: Runtime) -> None:
-    actor = runtime.operator_actor()
-
     def crash_after_event() -> None:
         with transaction(runtime.sessions) as session:
-            key_service.create_key(
-                session,
-                runtime.key_store,
-                runtime.clock,
-                name="doomed",
-                key_type=KeyType.ED25519,
-                actor=actor,
-            )
+            _create_key(session, runtime, "doomed", KeyType.ED25519)
             raise RuntimeError("crash after the event was written")
 
     with pytest.raises(RuntimeError, match="crash"):
@@ -131,23 +134,9 @@ def test_state_change_and_event_commit_together_or_not_at_all(runtime: Runtime) 
 def test_duplicate_names_and_unknown_keys(runtime: Runtime) -> None:
     actor = runtime.operator_actor()
     with transaction(runtime.sessions) as session:
-        key_service.create_key(
-            session,
-            runtime.key_store,
-            runtime.clock,
-            name="dup",
-            key_type=KeyType.ED25519,
-            actor=actor,
-        )
+        _create_key(session, runtime, "dup", KeyType.ED25519)
     with transaction(runtime.sessions) as session, pytest.raises(KeyExists):
-        key_service.create_key(
-            session,
-            runtime.key_store,
-            runtime.clock,
-            name="dup",
-            key_type=KeyType.P256,
-            actor=actor,
-        )
+        _create_key(session, runtime, "dup", KeyType.P256)
     with transaction(runtime.sessions) as session, pytest.raises(KeyNotFound):
         key_service.rotate_key(session, runtime.key_store, runtime.clock, name="ghost", actor=actor)
     with transaction(runtime.sessions) as session, pytest.raises(ValidationError):
@@ -157,14 +146,7 @@ def test_duplicate_names_and_unknown_keys(runtime: Runtime) -> None:
 def test_concurrent_rotations_never_produce_two_equal_versions(runtime: Runtime) -> None:
     actor = runtime.operator_actor()
     with transaction(runtime.sessions) as session:
-        key_service.create_key(
-            session,
-            runtime.key_store,
-            runtime.clock,
-            name="race",
-            key_type=KeyType.ED25519,
-            actor=actor,
-        )
+        _create_key(session, runtime, "race", KeyType.ED25519)
     outcomes: list[str] = []
     barrier = threading.Barrier(4)
 
