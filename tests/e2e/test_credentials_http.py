@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import make_settings
+from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
@@ -20,7 +21,6 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
-from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.algorithms import KeyType, PrivateKey
@@ -48,16 +48,14 @@ def test_issue_present_verify_revoke(
         "/v1/identities", json={"roles": ["business"], "profile": {"name": "Shakti Textiles"}}
     ).json()
     holder = PrivateKey.generate(holder_type)
-    salt = secrets.token_urlsafe(16)
-    claims = {
-        "enterprise": {"identity_token": msme["identity_token"]},
-        "credit_tier": "A",
-        "income_bracket": "25L-1Cr",
-        "debt_ratio_bracket": "<0.2",
-        "score_commitment": commit_score(781, salt),
-        "score_opening": {"score": 781, "salt": salt},
-        "verification_sources": ["gstn", "aa_fetch"],
-    }
+    claims = readiness_claims(
+        msme["identity_token"],
+        781,
+        credit_tier="A",
+        income_bracket="25L-1Cr",
+        debt_ratio_bracket="<0.2",
+        verification_sources=["gstn", "aa_fetch"],
+    )
     body = {
         "type": "CreditReadinessCredential",
         "subject": msme["identity_token"],
@@ -168,18 +166,18 @@ def test_es256_issuer_key_resolvable_through_did_web(tmp_path: Path, backend_url
                 "/v1/identities", json={"profile": {"name": "ES256 Enterprise"}}
             ).json()
             holder = PrivateKey.generate(KeyType.ED25519)
-            salt = secrets.token_urlsafe(16)
             body = {
                 "type": "CreditReadinessCredential",
                 "subject": msme["identity_token"],
-                "claims": {
-                    "enterprise": {"identity_token": msme["identity_token"]},
-                    "credit_tier": "C",
-                    "income_bracket": "<1L",
-                    "debt_ratio_bracket": ">0.6",
-                    "score_commitment": commit_score(420, salt),
-                    "verification_sources": ["itr"],
-                },
+                "claims": readiness_claims(
+                    msme["identity_token"],
+                    420,
+                    disclose_score=False,
+                    credit_tier="C",
+                    income_bracket="<1L",
+                    debt_ratio_bracket=">0.6",
+                    verification_sources=["itr"],
+                ),
                 "holder_jwk": public_key_to_jwk(holder.public_key),
             }
             credential = client.post(
@@ -201,19 +199,18 @@ def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) ->
     as_admin = {"Authorization": f"Bearer {admin}"}
     msme = client.post("/v1/identities", json={"profile": {"name": "VC JWT Traders"}}).json()
     holder = PrivateKey.generate(KeyType.ED25519)
-    salt = secrets.token_urlsafe(16)
     body = {
         "type": "CreditReadinessCredential",
         "subject": msme["identity_token"],
         "format": "jwt_vc_json",
-        "claims": {
-            "enterprise": {"identity_token": msme["identity_token"]},
-            "credit_tier": "B",
-            "income_bracket": "1L-5L",
-            "debt_ratio_bracket": "0.4-0.6",
-            "score_commitment": commit_score(600, salt),
-            "verification_sources": ["bank_statement"],
-        },
+        "claims": readiness_claims(
+            msme["identity_token"],
+            600,
+            disclose_score=False,
+            income_bracket="1L-5L",
+            debt_ratio_bracket="0.4-0.6",
+            verification_sources=["bank_statement"],
+        ),
         "holder_jwk": public_key_to_jwk(holder.public_key),
     }
     issued = client.post("/v1/credentials", json=body, headers=as_admin)
@@ -244,16 +241,8 @@ def test_a_score_opening_must_open_the_commitment(client: TestClient, runtime: R
     with transaction(runtime.sessions) as session:
         admin, _ = issue_admin_token(session, runtime, "issuer-desk")
     msme = client.post("/v1/identities", json={"profile": {"name": "Commitment Check"}}).json()
-    salt = secrets.token_urlsafe(16)
-    claims = {
-        "enterprise": {"identity_token": msme["identity_token"]},
-        "credit_tier": "A",
-        "income_bracket": "5L-25L",
-        "debt_ratio_bracket": "<0.2",
-        "score_commitment": commit_score(800, salt),
-        "score_opening": {"score": 801, "salt": salt},  # does not open the commitment
-        "verification_sources": ["gstn"],
-    }
+    # The opening (801) does not open the commitment (800).
+    claims = readiness_claims(msme["identity_token"], 800, opening_score=801)
     body = {
         "type": "CreditReadinessCredential",
         "subject": msme["identity_token"],

@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
-from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.jws import sign_compact
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import present
@@ -36,19 +36,6 @@ def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def claims_for(token: str) -> dict[str, object]:
-    salt = secrets.token_urlsafe(16)
-    return {
-        "enterprise": {"identity_token": token},
-        "credit_tier": "B",
-        "income_bracket": "5L-25L",
-        "debt_ratio_bracket": "0.2-0.4",
-        "score_commitment": commit_score(702, salt),
-        "score_opening": {"score": 702, "salt": salt},
-        "verification_sources": ["udyam"],
-    }
-
-
 def proof(holder: PrivateKey, issuer: str, nonce: str, iat: int) -> str:
     return sign_compact(
         {"typ": "openid4vci-proof+jwt", "jwk": public_key_to_jwk(holder.public_key)},
@@ -64,7 +51,7 @@ def make_offer(client: TestClient, admin: str, subject: str, **extra: object) ->
         json={
             "type": "CreditReadinessCredential",
             "subject": subject,
-            "claims": claims_for(subject),
+            "claims": readiness_claims(subject),
             **extra,
         },
         headers={"Authorization": f"Bearer {admin}"},

@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.e2e.test_serve import commons_env, free_port
-
-from credit_commons.issuer.catalogue import commit_score
+from tests.factories import readiness_claims
 
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 
@@ -73,16 +72,13 @@ def test_offer_wallet_present_verify_revoke(
         msme = http.post(
             "/v1/identities", json={"roles": ["business"], "profile": {"name": "Meghna Crafts"}}
         ).json()
-        salt = secrets.token_urlsafe(16)
-        claims = {
-            "enterprise": {"identity_token": msme["identity_token"]},
-            "credit_tier": "A",
-            "income_bracket": "5L-25L",
-            "debt_ratio_bracket": "<0.2",
-            "score_commitment": commit_score(745, salt),
-            "score_opening": {"score": 745, "salt": salt},
-            "verification_sources": ["gstn", "field_verification"],
-        }
+        claims = readiness_claims(
+            msme["identity_token"],
+            745,
+            credit_tier="A",
+            debt_ratio_bracket="<0.2",
+            verification_sources=["gstn", "field_verification"],
+        )
         offer = http.post(
             "/v1/credential-offers",
             json={
