@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
 from credit_commons.runtime import Runtime
 
 POSTGRES_URL = os.environ.get(
@@ -92,3 +94,11 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    """The HTTP API over ``runtime`` (a test that pins the clock does so in an autouse
+    fixture, which runs before this one)."""
+    with TestClient(create_app(settings, runtime=runtime)) as test_client:
+        yield test_client

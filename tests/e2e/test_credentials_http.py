@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,6 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
-from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.sd_jwt import present
@@ -29,12 +27,6 @@ from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
 
 AUDIENCE = "https://lender.example/verifier"
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize("holder_type", list(KeyType))

@@ -5,18 +5,14 @@ verify fails with credential.revoked; replays of the code or the nonce fail."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.jws import sign_compact
 from credit_commons.issuer.models import CredentialRow
@@ -28,12 +24,6 @@ from credit_commons.runtime import Runtime
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def proof(holder: PrivateKey, issuer: str, nonce: str, iat: int) -> str:

@@ -3,14 +3,11 @@ audience, verifiable with the published key; delegates and outsiders."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
 from fastapi.testclient import TestClient
 
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.identity.predicate_errors import AttestationAudienceMismatch
 from credit_commons.identity.predicates import verify_attestation
 from credit_commons.keys.jwk import public_key_from_jwk
@@ -18,12 +15,6 @@ from credit_commons.runtime import Runtime
 
 NONCE = "n0nce-1234567890abcdef"
 AUDIENCE = "lender-client-7"
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def test_attestation_round_trip(client: TestClient, runtime: Runtime) -> None:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from credit_commons.core.db import transaction
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.runtime import Runtime
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtime: Runtime) -> None:

@@ -3,7 +3,6 @@ revocation, and no object-level authorisation bypass."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,24 +10,15 @@ from fastapi.testclient import TestClient
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.identity.service import is_tombstoned, issue_admin_token
 from credit_commons.runtime import Runtime
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock(runtime: Runtime) -> FixedClock:
     fixed = FixedClock(runtime.clock.now())
     runtime.clock = fixed
     return fixed
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings, clock: FixedClock) -> Iterator[TestClient]:
-    del clock
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def register(

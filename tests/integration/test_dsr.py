@@ -3,7 +3,6 @@ signature) → a short-lived, single-use token → export or erasure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -11,25 +10,16 @@ from fastapi.testclient import TestClient
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.runtime import Runtime
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock(runtime: Runtime) -> FixedClock:
     fixed = FixedClock(runtime.clock.now())
     runtime.clock = fixed
     return fixed
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings, clock: FixedClock) -> Iterator[TestClient]:
-    del clock
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize("key_type", list(KeyType))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from fastapi.testclient import TestClient
 
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.identity.models import IdentifierLinkRow, IdentityRow
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.ledger.models import EventRow
@@ -48,12 +46,6 @@ SECRET_STRINGS = [
     "1960-04-01",
     "420000",
 ]
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def auth(token: str) -> dict[str, str]:

@@ -3,25 +3,15 @@ that decode right (IETF LSB-first 2-bit; W3C MSB-first 1-bit)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
-from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
 from credit_commons.issuer import status
 from credit_commons.issuer.jws import verify_compact
 from credit_commons.issuer.status_list import BitstringStatusList, StatusList, TokenStatus
 from credit_commons.runtime import Runtime
-
-
-@pytest.fixture
-def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, runtime=runtime)) as test_client:
-        yield test_client
 
 
 def test_token_status_list_round_trip(client: TestClient, runtime: Runtime) -> None:
