@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
+from credit_commons.core.encoding import b64url_decode
 from credit_commons.identity.predicate_errors import AttestationAudienceMismatch
 from credit_commons.identity.predicates import verify_attestation
 from credit_commons.keys.jwk import public_key_from_jwk
@@ -50,6 +51,11 @@ def test_attestation_round_trip(client: TestClient, runtime: Runtime) -> None:
         data["attestation"], public_key=key, audience=AUDIENCE, nonce=NONCE, now=runtime.clock.now()
     )
     assert attestation.sub == token
+    # The signed attestation carries booleans, never the attributes behind them.
+    header, payload = (b64url_decode(part).decode() for part in data["attestation"].split(".")[:2])
+    for secret in (born, "420000", '"UP"', "Gopal"):
+        assert secret not in header
+        assert secret not in payload
     with pytest.raises(AttestationAudienceMismatch):
         verify_attestation(
             data["attestation"],

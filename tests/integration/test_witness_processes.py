@@ -190,6 +190,7 @@ def test_two_witnesses_cosign_a_growing_log_and_refuse_forks(
             checkpoint(fork), witnesses=endpoints, last_known_size=known, proof_for=proofs(fork)
         )
         assert not result.cosignatures
+        assert set(result.failures) == {e.name for e in endpoints}
         for failure in result.failures.values():
             assert isinstance(failure.error, WitnessRejected)
             assert failure.error.http_status == status

@@ -10,7 +10,7 @@ import base58
 import pytest
 
 from credit_commons.core.encoding import b64url_decode
-from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
+from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import decode_did_key, did_key_document, encode_did_key
 from credit_commons.keys.errors import DidInvalid
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
@@ -98,12 +98,7 @@ def test_tampered_did_keys_are_rejected(did: str) -> None:
 def test_p256_point_off_curve_is_rejected() -> None:
     did = sorted(P256)[0]
     data = bytearray(base58.b58decode(did[len("did:key:z") :]))
-    data[-1] ^= 0x01  # usually leaves x with no point on the curve
+    data[-1] ^= 0x01  # for this vector, x then has no point on the curve
     sibling = "did:key:z" + base58.b58encode(bytes(data)).decode()
-    try:
-        key = decode_did_key(sibling)
-    except DidInvalid:
-        return
-    # If the flipped x happens to be on the curve, it must at least be a different key.
-    assert key != decode_did_key(did)
-    assert isinstance(key, PublicKey)
+    with pytest.raises(DidInvalid):
+        decode_did_key(sibling)

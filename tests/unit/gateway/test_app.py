@@ -89,5 +89,5 @@ def test_errors_are_problem_json(client: TestClient) -> None:
 
 
 def test_production_refuses_to_start_with_development_settings(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError, match="SQLite"):
         create_app(make_settings(tmp_path, env="production"))

@@ -604,6 +604,7 @@ def test_client_reports_failures_per_witness(two_witnesses: dict[str, TestClient
     older = collect(LOG_TREE, 10, {})
     for result, status, size in ((same_size, 409, None), (bigger, 422, None), (older, 409, 20)):
         assert not result.cosignatures
+        assert set(result.failures) == {e.name for e in ENDPOINTS}
         for failure in result.failures.values():
             assert isinstance(failure.error, WitnessRejected)
             assert (failure.error.http_status, failure.size) == (status, size)
