@@ -55,9 +55,16 @@ def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialTy
 
 
 def _install_built_ins(session: Session, rt: Runtime) -> None:
-    for built_in in BUILT_IN:
-        if session.get(CredentialTypeRow, built_in.name) is None:
-            _store(session, rt, built_in, rt.pseudonymizer.pseudonym("operator", "catalogue"))
+    # Once this process has seen every built-in type in the database, it stops looking
+    # (types are never deleted).  A call that installs one looks again next time, since its
+    # transaction may still roll back.
+    if rt.extras.get("catalogue_built_ins_present") is True:
+        return
+    missing = [b for b in BUILT_IN if session.get(CredentialTypeRow, b.name) is None]
+    for built_in in missing:
+        _store(session, rt, built_in, rt.pseudonymizer.pseudonym("operator", "catalogue"))
+    if not missing:
+        rt.extras["catalogue_built_ins_present"] = True
 
 
 def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str) -> None:
@@ -85,7 +92,7 @@ def list_types(session: Session, rt: Runtime) -> list[CredentialType]:
     """Every credential type in the catalogue."""
     _install_built_ins(session, rt)
     return [
-        _from_row(r)
+        _from_row(r, rt)
         for r in session.scalars(select(CredentialTypeRow).order_by(CredentialTypeRow.name))
     ]
 
