@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from credit_commons.core.db import transaction
 from credit_commons.identity.service import issue_admin_token
+from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 
@@ -45,3 +49,16 @@ def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtim
     )
     assert bad.status_code == 422
     assert bad.json()["code"] == "credential.type_invalid"
+
+
+def test_keys_made_on_first_use_are_logged_once(client: TestClient, runtime: Runtime) -> None:
+    # The issuer key appears with the first metadata request and is recorded as key.created;
+    # later requests and the did:web document reuse it.
+    first = client.get("/.well-known/jwt-vc-issuer").json()["jwks"]["keys"]
+    assert len(first) == 1
+    assert client.get("/.well-known/jwt-vc-issuer").json()["jwks"]["keys"] == first
+    did = client.get("/.well-known/did.json").json()
+    assert [m["publicKeyJwk"]["kid"] for m in did["verificationMethod"]] == [first[0]["kid"]]
+    with transaction(runtime.read_sessions) as session:
+        created = session.scalars(select(EventRow).where(EventRow.type == "key.created")).all()
+        assert [json.loads(e.details)["key_name"] for e in created] == ["issuer"]

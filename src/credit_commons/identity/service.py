@@ -41,8 +41,8 @@ from credit_commons.identity.schemas import (
     Role,
     VerificationLevel,
 )
+from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import StoredSigner
 from credit_commons.ledger.events import (
     EventDetails,
@@ -372,11 +372,14 @@ ATTESTATION_KEY = "attestations"
 
 def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The key-store key that signs predicate attestations (Ed25519, made on first use)."""
-    try:
-        return rt.key_store.signer(session, ATTESTATION_KEY)
-    except KeyNotFound:
-        rt.key_store.create(session, ATTESTATION_KEY, KeyType.ED25519, rt.clock.now())
-        return rt.key_store.signer(session, ATTESTATION_KEY)
+    return key_service.signer_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=ATTESTATION_KEY,
+        key_type=KeyType.ED25519,
+        actor=rt.operator_actor("attestation"),
+    )
 
 
 def attest(

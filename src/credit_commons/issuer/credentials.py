@@ -98,8 +98,7 @@ def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
 
 def issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
     """The JWT VC Issuer Metadata document (``/.well-known/jwt-vc-issuer``)."""
-    status.issuer_signer(session, rt)
-    keys = [v.jwk() for v in rt.key_store.versions(session, status.ISSUER_KEY)]
+    keys = [v.jwk() for v in status.issuer_key_versions(session, rt)]
     return {"issuer": rt.settings.public_url, "jwks": {"keys": keys}}
 
 
@@ -111,7 +110,6 @@ def issuer_did(rt: Runtime) -> str:
 
 def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
     """The ``did:web`` document: every issuer key version as a JsonWebKey2020 method."""
-    status.issuer_signer(session, rt)
     did = issuer_did(rt)
     methods = [
         {
@@ -120,7 +118,7 @@ def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
             "controller": did,
             "publicKeyJwk": v.jwk(),
         }
-        for v in rt.key_store.versions(session, status.ISSUER_KEY)
+        for v in status.issuer_key_versions(session, rt)
     ]
     ids = [m["id"] for m in methods]
     return {
@@ -154,9 +152,10 @@ def issue_credential(
     """
     if not principal.is_admin:
         raise NotFoundError("no such resource")
-    if is_tombstoned(session, rt, subject_token):
-        raise ConflictError("the subject was erased; nothing can be issued to it")
     if session.get(IdentityRow, subject_token) is None:
+        # Erasure deletes the identity row, so only a missing subject can be an erased one.
+        if is_tombstoned(session, rt, subject_token):
+            raise ConflictError("the subject was erased; nothing can be issued to it")
         raise NotFoundError("no such subject identity")
     credential_type = catalogue_service.get_type(session, rt, type_name)
     credential_type.validate(claims)

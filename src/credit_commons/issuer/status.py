@@ -31,9 +31,9 @@ from credit_commons.issuer.status_list import (
     TokenStatus,
     allocate_random_index,
 )
+from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.errors import KeyNotFound
-from credit_commons.keys.store import StoredSigner
+from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -84,13 +84,26 @@ class RenderedList:
 def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The issuer's signing key (key store ``issuer``, made on first use with the type
     ``COMMONS_ISSUER_KEY_TYPE`` names: Ed25519 by default, P-256 for ES256)."""
-    try:
-        return rt.key_store.signer(session, ISSUER_KEY)
-    except KeyNotFound:
-        rt.key_store.create(
-            session, ISSUER_KEY, KeyType(rt.settings.issuer_key_type), rt.clock.now()
-        )
-        return rt.key_store.signer(session, ISSUER_KEY)
+    return key_service.signer_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=ISSUER_KEY,
+        key_type=KeyType(rt.settings.issuer_key_type),
+        actor=rt.operator_actor("issuer"),
+    )
+
+
+def issuer_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
+    """Every version of the issuer key (made on first use, as by :func:`issuer_signer`)."""
+    return key_service.versions_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=ISSUER_KEY,
+        key_type=KeyType(rt.settings.issuer_key_type),
+        actor=rt.operator_actor("issuer"),
+    )
 
 
 def status_uri(rt: Runtime, list_id: str) -> str:

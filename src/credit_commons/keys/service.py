@@ -13,10 +13,20 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import Clock
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.store import KeyStore, KeyVersion
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.store import KeyStore, KeyVersion, StoredSigner
 from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
 
-__all__ = ["KeyCreated", "KeyRotated", "create_key", "list_keys", "public_jwks", "rotate_key"]
+__all__ = [
+    "KeyCreated",
+    "KeyRotated",
+    "create_key",
+    "list_keys",
+    "public_jwks",
+    "rotate_key",
+    "signer_or_create",
+    "versions_or_create",
+]
 
 
 class KeyCreated(EventDetails, event_type="key.created"):
@@ -51,6 +61,30 @@ def create_key(
         object=object_digest("signing_key", info.kid),
     )
     return info
+
+
+def versions_or_create(
+    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+) -> list[KeyVersion]:
+    """Every version of ``name``; a key used before it was made is created here (version
+    1 of ``key_type``, recording ``key.created`` like :func:`create_key`)."""
+    try:
+        return store.versions(session, name)
+    except KeyNotFound:
+        create_key(session, store, clock, name=name, key_type=key_type, actor=actor)
+        return store.versions(session, name)
+
+
+def signer_or_create(
+    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+) -> StoredSigner:
+    """The signer of ``name``'s newest version, creating the key first as
+    :func:`versions_or_create` does."""
+    try:
+        return store.signer(session, name)
+    except KeyNotFound:
+        create_key(session, store, clock, name=name, key_type=key_type, actor=actor)
+        return store.signer(session, name)
 
 
 def rotate_key(
