@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from credit_commons.core.encoding import canonical_json
+from credit_commons.core.encoding import canonical_json, canonical_json_reference
 
 JCS = Path(__file__).parent / "core" / "jcs"
 CASES = sorted(p.stem for p in (JCS / "input").glob("*.json"))
@@ -25,6 +25,8 @@ def test_canonical_form_matches(case: str) -> None:
     expected_hex = bytes.fromhex((JCS / "outhex" / f"{case}.txt").read_text().replace(" ", ""))
     assert expected == expected_hex
     assert canonical_json(value) == expected
+    # Also through rfc8785 alone (canonical_json writes float-free values itself).
+    assert canonical_json_reference(value) == expected
 
 
 def _reversed(value: object) -> object:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from typing import Any
 
 import rfc8785
@@ -21,6 +22,7 @@ __all__ = [
     "b64url_decode",
     "b64url_encode",
     "canonical_json",
+    "canonical_json_reference",
     "sha256",
     "sha256_hex",
 ]
@@ -76,13 +78,51 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    # True when the standard library's sorted, compact JSON *is* the RFC 8785 form: no
+    # floats (their ECMAScript formatting is what rfc8785 is for), integers within
+    # IEEE 754 double precision, ASCII object keys (so code-point order is UTF-16 order),
+    # and exact built-in types only (no str/int subclasses such as enums).
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INTEGER <= value <= _SAFE_INTEGER)
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain(v) for v in value)
+    return False
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of a JSON value.
+
+    Values without floats, with ASCII keys and safe integers (every event and log entry)
+    are written by the standard library's C encoder, which gives the same bytes (RFC 8785
+    §3.2.2.2 string escaping is ECMAScript's, which ``json`` matches); everything else goes
+    through ``rfc8785``.  The JCS vectors and a differential property test run both.
 
     Raises :class:`ValidationError` for values JSON cannot represent canonically (NaN,
     infinities, integers beyond IEEE 754 double precision, non-string keys).
     """
     try:
+        if _plain(value):
+            return json.dumps(
+                value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
+            ).encode("utf-8")
+    except (RecursionError, UnicodeEncodeError):
+        pass  # too deep, or a lone surrogate: rfc8785 decides
+    return canonical_json_reference(value)
+
+
+def canonical_json_reference(value: Any) -> bytes:
+    """RFC 8785 canonical bytes through ``rfc8785`` alone (what :func:`canonical_json`
+    falls back to, and what tests compare its fast path with)."""
+    try:
         return bytes(rfc8785.dumps(value))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as e:
         raise ValidationError(f"value has no canonical JSON form: {e}") from e

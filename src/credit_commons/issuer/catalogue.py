@@ -1,8 +1,9 @@
 """The credential catalogue: credential types, their schemas and what is disclosable.
 
 A credential type has a name, a ``vct`` URI (the SD-JWT VC type), a JSON Schema (draft
-2020-12, checked with ``jsonschema``), the claim paths a holder may disclose selectively
-(JSON-pointer style, ``/income_bracket``), and a default validity.  ``CreditReadiness``
+2020-12: claims are checked with ``jsonschema-rs``, failures described with ``jsonschema``),
+the claim paths a holder may disclose selectively (JSON-pointer style,
+``/income_bracket``), and a default validity.  ``CreditReadiness``
 (seed 000) ships built in: the enterprise, a credit tier, income and debt-ratio brackets,
 the verification sources, and a salted hash *commitment* to the exact score (seed 001) —
 the score and its salt are a selectively disclosable claim that opens the commitment.
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
@@ -93,6 +95,7 @@ class CredentialType:
     disclosable: tuple[str, ...]
     default_validity_days: int = 365
     _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+    _fast: jsonschema_rs.Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -105,18 +108,37 @@ class CredentialType:
             raise TypeInvalid("default validity is 1-3650 days")
         try:
             Draft202012Validator.check_schema(dict(self.schema))
-        except SchemaError as e:
+            # Offline: a $ref to anything outside the schema is refused, never fetched.
+            fast = jsonschema_rs.Draft202012Validator(dict(self.schema), offline=True)
+        except (SchemaError, ValueError, jsonschema_rs.ReferencingError) as e:
             raise TypeInvalid("the schema is not a valid JSON Schema 2020-12 document") from e
         if self.schema.get("type") != "object":
             raise TypeInvalid("the schema must describe a JSON object")
         object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
+        object.__setattr__(self, "_fast", fast)
 
     def validate(self, claims: Mapping[str, Any]) -> None:
-        """Check ``claims``; raises :class:`ClaimsInvalid` listing every failing field."""
+        """Check ``claims``; raises :class:`ClaimsInvalid` listing every failing field.
+
+        ``jsonschema-rs`` decides (about 60 times faster than ``jsonschema``, and what makes
+        bulk issuance fast); ``jsonschema`` then describes the failures, field by field.
+        A differential test holds the two to the same verdicts.
+        """
+        claims = dict(claims)
+        try:
+            if self._fast.is_valid(claims):
+                return
+        except ValueError as e:  # a value JSON cannot hold (a set, bytes, NaN...)
+            raise ClaimsInvalid("the claims are not JSON values") from e
         errors = sorted(
-            (_describe(e) for e in self._validator.iter_errors(dict(claims))),
+            (_describe(e) for e in self._validator.iter_errors(claims)),
             key=lambda item: item["field"],
         )
+        if not errors:  # the two libraries disagree: refuse, and say so
+            errors = [
+                {"field": "/" + "/".join(str(p) for p in e.instance_path), "message": e.message}
+                for e in self._fast.iter_errors(claims)
+            ]
         if errors:
             raise ClaimsInvalid(
                 "the claims do not match the credential type", extra={"errors": errors}

@@ -11,38 +11,57 @@ vault under the subject's ``credentials`` key, and records ``credential.issued``
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
-from credit_commons.core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from credit_commons.core.errors import (
+    CommonsError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    ValidationError,
+)
 from credit_commons.core.ids import new_id
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
-from credit_commons.issuer.catalogue import ClaimsInvalid, verify_score_opening
+from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import issue
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.vc_jwt import issue_vc_jwt
+from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_from_jwk
-from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.keys.store import StoredSigner
+from credit_commons.ledger.events import (
+    EventDetails,
+    EventSpec,
+    Token,
+    object_digest,
+    record_event,
+    record_events,
+)
 from credit_commons.runtime import Runtime
 
 __all__ = [
     "CredentialChanged",
     "CredentialIssued",
+    "IssueRequest",
     "StatusAction",
     "change_status",
     "did_document",
     "issue_credential",
+    "issue_credentials",
     "issuer_did",
     "issuer_metadata",
     "list_credentials",
@@ -133,6 +152,69 @@ def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class IssueRequest:
+    """One credential to issue: its type, subject, claims, holder key and format."""
+
+    type_name: str
+    subject_token: str
+    claims: dict[str, Any]
+    holder_jwk: dict[str, str]
+    credential_format: str = SD_JWT_VC
+
+
+@dataclass(frozen=True)
+class _Checked:
+    request: IssueRequest
+    credential_type: CredentialType
+    holder_key: PublicKey
+
+
+def _check(
+    session: Session, rt: Runtime, request: IssueRequest, types: dict[str, CredentialType]
+) -> _Checked:
+    # Everything about one request that needs no other request: format, type, claims
+    # (schema, score opening), holder key.  ``types`` holds the types already looked up.
+    if request.credential_format not in FORMATS:
+        raise ValidationError("unknown credential format", extra={"field": "format"})
+    credential_type = types.get(request.type_name)
+    if credential_type is None:
+        credential_type = catalogue_service.get_type(session, rt, request.type_name)
+        types[request.type_name] = credential_type
+    claims = request.claims
+    credential_type.validate(claims)
+    opening = claims.get("score_opening")
+    if isinstance(opening, dict) and isinstance(claims.get("score_commitment"), str):
+        # Seed 001: the commitment in the credential must be opened by the disclosed score.
+        try:
+            verify_score_opening(claims["score_commitment"], opening)
+        except IntegrityError as e:
+            raise ClaimsInvalid(
+                "the score opening does not open the score commitment",
+                extra={
+                    "errors": [
+                        {"field": "/score_opening", "message": "does not open /score_commitment"}
+                    ]
+                },
+            ) from e
+    holder_key = public_key_from_jwk(request.holder_jwk)  # Ed25519/P-256, or KeyInvalid
+    return _Checked(request, credential_type, holder_key)
+
+
+def _check_subjects(session: Session, rt: Runtime, tokens: list[str]) -> None:
+    # One query per 500 subjects; only a missing subject can be an erased one (erasure
+    # deletes the identity row), so the tombstones are read only for those.
+    known: set[str] = set()
+    for lo in range(0, len(tokens), 500):
+        chunk = tokens[lo : lo + 500]
+        known.update(session.scalars(select(IdentityRow.token).where(IdentityRow.token.in_(chunk))))
+    for token in tokens:
+        if token not in known:
+            if is_tombstoned(session, rt, token):
+                raise ConflictError("the subject was erased; nothing can be issued to it")
+            raise NotFoundError("no such subject identity")
+
+
 def issue_credential(
     session: Session,
     rt: Runtime,
@@ -150,105 +232,150 @@ def issue_credential(
     Raises ``ClaimsInvalid`` (field-level), ``KeyInvalid`` for a bad holder key,
     :class:`ConflictError` for an erased subject, :class:`NotFoundError` for an unknown one.
     """
+    request = IssueRequest(type_name, subject_token, claims, holder_jwk, credential_format)
+    return issue_credentials(session, rt, principal, [request])[0]
+
+
+def issue_credentials(
+    session: Session, rt: Runtime, principal: Principal, requests: Sequence[IssueRequest]
+) -> list[dict[str, Any]]:
+    """Issue several credentials in the caller's transaction, all or none.
+
+    Everything done once per call is done once for the batch: the catalogue types, the
+    subjects' existence, the status-list lock, the issuer key, the subjects' vault keys,
+    and one multi-row insert each for the registry rows and the events.  Raises what
+    :func:`issue_credential` raises; in a batch of more than one the problem carries the
+    failing request's position as ``item``.
+    """
     if not principal.is_admin:
         raise NotFoundError("no such resource")
-    if session.get(IdentityRow, subject_token) is None:
-        # Erasure deletes the identity row, so only a missing subject can be an erased one.
-        if is_tombstoned(session, rt, subject_token):
-            raise ConflictError("the subject was erased; nothing can be issued to it")
-        raise NotFoundError("no such subject identity")
-    credential_type = catalogue_service.get_type(session, rt, type_name)
-    credential_type.validate(claims)
-    opening = claims.get("score_opening")
-    if isinstance(opening, dict) and isinstance(claims.get("score_commitment"), str):
-        # Seed 001: the commitment in the credential must be opened by the disclosed score.
+    if not requests:
+        return []
+    checked: list[_Checked] = []
+    types: dict[str, CredentialType] = {}
+    for position, request in enumerate(requests):
         try:
-            verify_score_opening(claims["score_commitment"], opening)
-        except IntegrityError as e:
-            raise ClaimsInvalid(
-                "the score opening does not open the score commitment",
-                extra={
-                    "errors": [
-                        {"field": "/score_opening", "message": "does not open /score_commitment"}
-                    ]
-                },
-            ) from e
-    holder_key = public_key_from_jwk(holder_jwk)  # a valid Ed25519/P-256 key, or KeyInvalid
-    if credential_format not in FORMATS:
-        raise ValidationError("unknown credential format", extra={"field": "format"})
-    kind = (
-        status.StatusKind.TOKEN if credential_format == SD_JWT_VC else status.StatusKind.BITSTRING
-    )
-    ref = status.allocate(session, rt, kind)
-    now = rt.clock.now()
-    expires = now + timedelta(days=credential_type.default_validity_days)
-    payload = {
-        **claims,
-        "iss": rt.settings.public_url,
-        "iat": int(now.timestamp()),
-        "exp": int(expires.timestamp()),
-        "vct": credential_type.vct,
-        "status": {"status_list": {"idx": ref.index, "uri": status.status_uri(rt, ref.list_id)}},
+            checked.append(_check(session, rt, request, types))
+        except CommonsError as e:
+            if len(requests) > 1:
+                e.extra["item"] = position
+            raise
+    _check_subjects(session, rt, list(dict.fromkeys(r.subject_token for r in requests)))
+    kinds = [
+        status.StatusKind.TOKEN if r.credential_format == SD_JWT_VC else status.StatusKind.BITSTRING
+        for r in requests
+    ]
+    refs: dict[status.StatusKind, Iterator[status.StatusRef]] = {
+        kind: iter(status.allocate_many(session, rt, kind, kinds.count(kind)))
+        for kind in set(kinds)
     }
     signer = status.issuer_signer(session, rt)
-    credential_id = new_id("crd")
-    if credential_format == SD_JWT_VC:
-        text = issue(
+    now = rt.clock.now()
+    issued: list[tuple[_Checked, str, str, status.StatusRef, datetime]] = []
+    for item, kind in zip(checked, kinds, strict=True):
+        ref = next(refs[kind])
+        credential_id = new_id("crd")
+        expires = now + timedelta(days=item.credential_type.default_validity_days)
+        text = _sign(
+            rt, item, credential_id=credential_id, ref=ref, signer=signer, now=now, expires=expires
+        )
+        issued.append((item, credential_id, text, ref, expires))
+    sealed = rt.vault.seal_many(
+        session,
+        [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
+        purpose="credentials",
+    )
+    session.execute(
+        insert(CredentialRow),
+        [
+            {
+                "id": credential_id,
+                "type_name": item.credential_type.name,
+                "subject_token": item.request.subject_token,
+                "format": item.request.credential_format,
+                "token_hash": hashlib.sha256(text.encode()).hexdigest(),
+                "status_list_id": ref.list_id,
+                "status_index": ref.index,
+                "sealed": envelope,
+                "issued_at": now,
+                "expires_at": expires,
+            }
+            for (item, credential_id, text, ref, expires), envelope in zip(
+                issued, sealed, strict=True
+            )
+        ],
+    )
+    actor = actor_of(rt, principal)
+    events = record_events(
+        session,
+        [
+            EventSpec(
+                CredentialIssued(
+                    type_name=item.credential_type.name, format=item.request.credential_format
+                ),
+                actor=actor,
+                at=now,
+                subject=subject_of(rt, item.request.subject_token),
+                object=object_digest("credential", credential_id),
+            )
+            for item, credential_id, _, _, _ in issued
+        ],
+    )
+    return [
+        {
+            "credential_id": credential_id,
+            "format": item.request.credential_format,
+            "credential": text,
+            "expires_at": expires.isoformat(),
+            "event_id": event.id,
+        }
+        for (item, credential_id, text, _, expires), event in zip(issued, events, strict=True)
+    ]
+
+
+def _sign(
+    rt: Runtime,
+    item: _Checked,
+    *,
+    credential_id: str,
+    ref: status.StatusRef,
+    signer: StoredSigner,
+    now: datetime,
+    expires: datetime,
+) -> str:
+    # The credential in its format, signed by the issuer key.
+    request, credential_type = item.request, item.credential_type
+    uri = status.status_uri(rt, ref.list_id)
+    iat, exp = int(now.timestamp()), int(expires.timestamp())
+    if request.credential_format == SD_JWT_VC:
+        payload = {
+            **request.claims,
+            "iss": rt.settings.public_url,
+            "iat": iat,
+            "exp": exp,
+            "vct": credential_type.vct,
+            "status": {"status_list": {"idx": ref.index, "uri": uri}},
+        }
+        return issue(
             payload,
-            disclosable=_present(claims, credential_type.disclosable),
+            disclosable=_present(request.claims, credential_type.disclosable),
             signer=signer,
             header={"typ": SD_JWT_VC, "kid": signer.kid},
-            holder_jwk=holder_jwk,
+            holder_jwk=request.holder_jwk,
         ).serialize()
-    else:
-        text = issue_vc_jwt(
-            type_name=credential_type.name,
-            claims=claims,
-            issuer=rt.settings.public_url,
-            holder_did=encode_did_key(holder_key),
-            credential_id=f"urn:credit-commons:{credential_id}",
-            status_uri=status.status_uri(rt, ref.list_id),
-            status_index=ref.index,
-            iat=payload["iat"],
-            exp=payload["exp"],
-            signer=signer,
-            kid=signer.kid,
-        )
-    session.add(
-        CredentialRow(
-            id=credential_id,
-            type_name=credential_type.name,
-            subject_token=subject_token,
-            format=credential_format,
-            token_hash=hashlib.sha256(text.encode()).hexdigest(),
-            status_list_id=ref.list_id,
-            status_index=ref.index,
-            sealed=rt.vault.seal(
-                session,
-                text.encode(),
-                subject=subject_token,
-                purpose="credentials",
-                record=credential_id,
-            ),
-            issued_at=now,
-            expires_at=expires,
-        )
+    return issue_vc_jwt(
+        type_name=credential_type.name,
+        claims=request.claims,
+        issuer=rt.settings.public_url,
+        holder_did=encode_did_key(item.holder_key),
+        credential_id=f"urn:credit-commons:{credential_id}",
+        status_uri=uri,
+        status_index=ref.index,
+        iat=iat,
+        exp=exp,
+        signer=signer,
+        kid=signer.kid,
     )
-    event = record_event(
-        session,
-        CredentialIssued(type_name=credential_type.name, format=credential_format),
-        actor=actor_of(rt, principal),
-        at=now,
-        subject=subject_of(rt, subject_token),
-        object=object_digest("credential", credential_id),
-    )
-    return {
-        "credential_id": credential_id,
-        "format": credential_format,
-        "credential": text,
-        "expires_at": expires.isoformat(),
-        "event_id": event.id,
-    }
 
 
 def list_credentials(

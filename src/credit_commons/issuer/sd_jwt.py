@@ -20,6 +20,7 @@ nodes below it.  Array indexes count the elements of the issued array, decoys in
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -79,6 +80,13 @@ _SEGMENT = re.compile(r"(?:[^~]|~[01])*")
 
 def parse_path(path: str) -> tuple[str, ...]:
     """The unescaped segments of a disclosure path; raises :class:`DisclosurePathInvalid`."""
+    if type(path) is str:
+        return _parse_path(path)  # a type's few paths, parsed on every issuance: remembered
+    return _parse_path.__wrapped__(path)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_path(path: str) -> tuple[str, ...]:
     if not isinstance(path, str) or not path.startswith("/"):
         raise DisclosurePathInvalid(f"a disclosure path starts with '/': {path!r}")
     segments = path[1:].split("/")
@@ -106,23 +114,32 @@ def _array_digest(element: object) -> str | None:
 # -- issuance (§4) -------------------------------------------------------------------------
 
 
-def _check_claims(node: object, where: str, depth: int = 0) -> None:
+def _where(path: tuple[str | int, ...]) -> str:
+    return "".join(_escape(segment) for segment in path)
+
+
+def _check_claims(node: object, path: tuple[str | int, ...] = (), depth: int = 0) -> None:
+    # The path is only turned into text for an error message: this runs on every claim of
+    # every credential issued.
     if depth > MAX_DEPTH:
-        raise ClaimsInvalid(f"{where}: the claims are nested deeper than {MAX_DEPTH}")
+        raise ClaimsInvalid(f"{_where(path)}: the claims are nested deeper than {MAX_DEPTH}")
+    kind = type(node)
+    if kind is str or kind is int or kind is bool or node is None:
+        return
     if isinstance(node, dict):
         for key, value in node.items():
             if not isinstance(key, str):
-                raise ClaimsInvalid(f"{where}: claim names must be strings")
+                raise ClaimsInvalid(f"{_where(path)}: claim names must be strings")
             if key in RESERVED_NAMES:
-                raise ClaimsInvalid(f"{where}: {key!r} is reserved by RFC 9901")
-            _check_claims(value, where + _escape(key), depth + 1)
+                raise ClaimsInvalid(f"{_where(path)}: {key!r} is reserved by RFC 9901")
+            _check_claims(value, (*path, key), depth + 1)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _check_claims(value, where + _escape(i), depth + 1)
+            _check_claims(value, (*path, i), depth + 1)
     elif isinstance(node, float) and not math.isfinite(node):
-        raise ClaimsInvalid(f"{where}: JSON has no {node}")
-    elif node is not None and not isinstance(node, str | int | float):
-        raise ClaimsInvalid(f"{where}: {type(node).__name__} is not a JSON value")
+        raise ClaimsInvalid(f"{_where(path)}: JSON has no {node}")
+    elif not isinstance(node, str | int | float):
+        raise ClaimsInvalid(f"{_where(path)}: {type(node).__name__} is not a JSON value")
 
 
 def _resolve(claims: dict[str, Any], path: str) -> tuple[str | int, ...]:
@@ -177,8 +194,9 @@ class _Builder:
             plain: dict[str, Any] = {}
             digests: list[str] = []
             for key, value in node.items():
-                built = self.build(value, (*path, key))
-                if (*path, key) in self.paths:
+                here = (*path, key)
+                built = self.build(value, here) if isinstance(value, dict | list) else value
+                if here in self.paths:
                     digests.append(self._disclose(key, built))
                 else:
                     plain[key] = built
@@ -190,8 +208,9 @@ class _Builder:
         if isinstance(node, list):
             out: list[Any] = []
             for i, value in enumerate(node):
-                built = self.build(value, (*path, i))
-                disclosed = (*path, i) in self.paths
+                here = (*path, i)
+                built = self.build(value, here) if isinstance(value, dict | list) else value
+                disclosed = here in self.paths
                 out.append({ELLIPSIS: self._disclose(None, built)} if disclosed else built)
             return out
         return node
@@ -236,7 +255,7 @@ def issue(
     if decoys < 0:
         raise ValueError("decoys must not be negative")
     top = dict(claims)
-    _check_claims(top, "")
+    _check_claims(top)
     if holder_jwk is not None:
         if "cnf" in top:
             raise ClaimsInvalid("cnf is set from holder_jwk; do not pass it as a claim too")

@@ -13,6 +13,7 @@ UTF-8 kept as is — reproduces every Disclosure in RFC 9901 byte for byte) and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -97,12 +98,15 @@ class JsonEncoding:
 
     def dumps(self, value: Any) -> str:
         """The JSON text of ``value``; raises :class:`ValueError` for NaN or infinities."""
-        return json.dumps(
-            value,
-            separators=(self.item_separator, self.key_separator),
-            ensure_ascii=self.ensure_ascii,
-            allow_nan=False,
-        )
+        return _encoder(self.item_separator, self.key_separator, self.ensure_ascii).encode(value)
+
+
+@functools.cache
+def _encoder(item_separator: str, key_separator: str, ensure_ascii: bool) -> json.JSONEncoder:
+    # One encoder per encoding: json.dumps with options builds a new one on every call.
+    return json.JSONEncoder(
+        separators=(item_separator, key_separator), ensure_ascii=ensure_ascii, allow_nan=False
+    )
 
 
 COMPACT_JSON: Final = JsonEncoding()

@@ -25,11 +25,11 @@ from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.issuer.jws import sign_compact
 from credit_commons.issuer.models import StatusListRow
+from credit_commons.issuer.status_index import allocate_random_indexes
 from credit_commons.issuer.status_list import (
     BitstringStatusList,
     StatusList,
     TokenStatus,
-    allocate_random_index,
 )
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
@@ -43,6 +43,7 @@ __all__ = [
     "StatusKind",
     "StatusRef",
     "allocate",
+    "allocate_many",
     "get_status",
     "issuer_signer",
     "render",
@@ -136,22 +137,30 @@ def _new_list(session: Session, rt: Runtime, kind: StatusKind) -> StatusListRow:
 
 def allocate(session: Session, rt: Runtime, kind: StatusKind) -> StatusRef:
     """A fresh random index in a list of ``kind`` (opening a new list when all are full)."""
-    row = session.scalars(
-        select(StatusListRow)
-        .where(
-            StatusListRow.kind == kind.value, StatusListRow.allocated < int(LIST_SIZE * _FILL_LIMIT)
-        )
-        .order_by(StatusListRow.id)
-        .limit(1)
-        .with_for_update()
-    ).first()
-    if row is None:
-        row = _new_list(session, rt, kind)
-    used = bytearray(row.used)
-    index = allocate_random_index(row.size, used)
-    used[index // 8] |= 1 << (index % 8)
-    row.used, row.allocated = bytes(used), row.allocated + 1
-    return StatusRef(row.id, index, kind)
+    return allocate_many(session, rt, kind, 1)[0]
+
+
+def allocate_many(session: Session, rt: Runtime, kind: StatusKind, count: int) -> list[StatusRef]:
+    """``count`` fresh random indexes in lists of ``kind``: each list is locked and updated
+    once for all the indexes it takes; lists fill to 80 %, then the next (or a new) one."""
+    limit = int(LIST_SIZE * _FILL_LIMIT)
+    refs: list[StatusRef] = []
+    while len(refs) < count:
+        row = session.scalars(
+            select(StatusListRow)
+            .where(StatusListRow.kind == kind.value, StatusListRow.allocated < limit)
+            .order_by(StatusListRow.id)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        if row is None:
+            row = _new_list(session, rt, kind)
+        used = bytearray(row.used)
+        take = min(count - len(refs), limit - row.allocated)
+        refs += [StatusRef(row.id, i, kind) for i in allocate_random_indexes(row.size, used, take)]
+        row.used, row.allocated = bytes(used), row.allocated + take
+        session.flush()
+    return refs
 
 
 def _locked(session: Session, list_id: str) -> StatusListRow:

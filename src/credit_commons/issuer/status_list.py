@@ -17,18 +17,14 @@ Decoding is strict and bounded: the container format must be the one the specifi
 complete with nothing after it, and decompression stops at a configurable limit so a small
 input cannot expand into gigabytes.
 
-The module also holds :func:`allocate_random_index`, which picks an unused index uniformly at
-random, as both specifications recommend (W3C §2.1 ``statusListIndex``: "Implementations
-SHOULD assign indexes randomly").
+Random index allocation is in ``status_index.py``.
 """
 
 from __future__ import annotations
 
 import gzip
-import secrets
 import zlib
-from collections.abc import Callable, Mapping
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Final
 
@@ -36,7 +32,6 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import ConfigurationError, ValidationError
 from credit_commons.issuer.errors import (
     StatusIndexOutOfRange,
-    StatusListFull,
     StatusListInvalid,
     StatusListTooLarge,
     StatusListTooShort,
@@ -51,7 +46,6 @@ __all__ = [
     "BitstringStatusList",
     "StatusList",
     "TokenStatus",
-    "allocate_random_index",
 ]
 
 #: Allowed ``bits`` of a Token Status List (TSL §4.1 step 1).
@@ -629,82 +623,3 @@ class BitstringStatusList:
 
     def __repr__(self) -> str:
         return f"BitstringStatusList(status_size={self._status_size}, size={self.size})"
-
-
-# -- random, non-sequential index allocation ------------------------------------------------
-
-#: Draws tried by rejection sampling before falling back to an exact scan.  With at least
-#: 1/16 of the list free, 64 draws all landing on used slots has probability below 2e-2;
-#: the fallback keeps a nearly full list correct rather than slow.
-_REJECTION_DRAWS: Final = 64
-
-
-def _bitmap_is_used(bitmap: bytes, index: int) -> bool:
-    return bool(bitmap[index >> 3] >> (index & 7) & 1)
-
-
-def allocate_random_index(
-    size: int,
-    used: AbstractSet[int] | bytes | bytearray,
-    *,
-    randbelow: Callable[[int], int] = secrets.randbelow,
-) -> int:
-    """Choose an index in ``range(size)`` that is not in ``used``, uniformly at random.
-
-    ``used`` is either a set of allocated indexes (members outside the range are ignored) or
-    a bitmap in which bit ``i`` (least significant bit first within each byte, as in a 1-bit
-    Token Status List) is set when index ``i`` is allocated.  ``randbelow(n)`` must return an
-    integer in ``range(n)``; it defaults to :func:`secrets.randbelow` and is a parameter so
-    tests can reproduce draws.
-
-    Random draws are rejected while they hit allocated indexes; after a bounded number of
-    attempts the k-th free index, for a uniform k, is taken instead.  Either way each free
-    index is equally likely.
-
-    Raises :class:`StatusListFull` when no index is free, :class:`StatusListInvalid` for a
-    bad ``size`` or a bitmap shorter than ``size`` bits, and :class:`ConfigurationError` if
-    ``randbelow`` returns a value outside its range.
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise StatusListInvalid("status list size must be a positive integer")
-
-    is_used: Callable[[int], bool]
-    if isinstance(used, bytes | bytearray):
-        bitmap = bytes(used)
-        nbytes = -(-size // 8)
-        if len(bitmap) < nbytes:
-            raise StatusListInvalid("allocation bitmap is shorter than the status list")
-        bits = int.from_bytes(bitmap[:nbytes], "little") & ((1 << size) - 1)
-        used_count = bits.bit_count()
-
-        def is_used(index: int) -> bool:
-            return _bitmap_is_used(bitmap, index)
-
-    else:
-        used_count = sum(1 for index in used if isinstance(index, int) and 0 <= index < size)
-        is_used = used.__contains__
-
-    free = size - used_count
-    if free <= 0:
-        raise StatusListFull("every index of the status list is allocated")
-
-    def draw(n: int) -> int:
-        value = randbelow(n)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
-            raise ConfigurationError("random source returned a value outside its range")
-        return value
-
-    # Rejection sampling: a uniform draw, kept only if free, is uniform over the free set.
-    for _ in range(_REJECTION_DRAWS):
-        candidate = draw(size)
-        if not is_used(candidate):
-            return candidate
-
-    # Exact fallback: the k-th free index for a uniform k is uniform over the free set too.
-    k = draw(free)
-    for index in range(size):
-        if not is_used(index):
-            if k == 0:
-                return index
-            k -= 1
-    raise AssertionError("unreachable: free count and scan disagree")  # pragma: no cover

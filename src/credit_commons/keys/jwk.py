@@ -6,6 +6,7 @@ that EC points are on the curve.  Key ids are RFC 7638 thumbprints.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -42,11 +43,21 @@ def _import(jwk: Any) -> OKPKey | ECKey:
 def public_key_from_jwk(jwk: Any) -> PublicKey:
     """Parse a public JWK.  A JWK carrying a private part (``d``) is refused here.
 
+    Parsed keys are remembered (a holder's key is parsed on every issuance and every
+    presentation): JWKs whose members are all strings are looked up by those members.
+
     Raises :class:`KeyInvalid`.
     """
     if isinstance(jwk, dict) and "d" in jwk:
         raise KeyInvalid("expected a public JWK but it contains a private key")
+    if isinstance(jwk, dict) and all(type(k) is str and type(v) is str for k, v in jwk.items()):
+        return _public_key_from_members(tuple(sorted(jwk.items())))
     return PublicKey.from_cryptography(_import(jwk).public_key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key_from_members(members: tuple[tuple[str, str], ...]) -> PublicKey:
+    return PublicKey.from_cryptography(_import(dict(members)).public_key)
 
 
 def private_key_from_jwk(jwk: Any) -> PrivateKey:

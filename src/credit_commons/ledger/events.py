@@ -20,10 +20,13 @@ import json
 import re
 import types
 import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
@@ -36,6 +39,7 @@ from credit_commons.ledger.models import EventRow, LogOutboxRow
 __all__ = [
     "Digest",
     "EventDetails",
+    "EventSpec",
     "PseudonymField",
     "RecordedEvent",
     "Token",
@@ -45,6 +49,7 @@ __all__ = [
     "log_entry",
     "object_digest",
     "record_event",
+    "record_events",
 ]
 
 
@@ -166,6 +171,17 @@ _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
+@dataclass(frozen=True)
+class EventSpec:
+    """One event to record with :func:`record_events` (the arguments of :func:`record_event`)."""
+
+    details: EventDetails
+    actor: str
+    at: datetime
+    subject: str | None = None
+    object: str | None = None
+
+
 def record_event(
     session: Session,
     details: EventDetails,
@@ -175,33 +191,62 @@ def record_event(
     subject: str | None = None,
     object: str | None = None,
 ) -> RecordedEvent:
-    """Write one event in the caller's transaction (flushes; the caller commits).
+    """Write one event in the caller's transaction (the caller commits).
 
     Raises :class:`ValidationError` if ``actor``/``subject`` are not pseudonyms, ``object`` is
     not a SHA-256 hex digest, or ``details`` is not a registered details model.
     """
-    if type(details) not in _REGISTRY.values():
-        raise ValidationError("event details must be a registered EventDetails model")
-    if not _PSEUDONYM.match(actor):
-        raise ValidationError("event actor must be a pseudonym")
-    if subject is not None and not _PSEUDONYM.match(subject):
-        raise ValidationError("event subject must be a pseudonym")
-    if object is not None and not _DIGEST.match(object):
-        raise ValidationError("event object must be a SHA-256 hex digest")
-    row = EventRow(
-        id=new_id("evt"),
-        type=details.event_type,
-        at=utc(at),
-        actor=actor,
-        subject=subject,
-        object=object,
-        details=canonical_json(details.model_dump(mode="json")).decode("utf-8"),
-    )
-    recorded = RecordedEvent.from_row(row)
-    session.add(row)
-    # The log entry is fixed now, in the same transaction: the sequencer only numbers it.
-    session.add(LogOutboxRow(event_id=row.id, entry=log_entry(recorded)))
-    session.flush()
+    spec = EventSpec(details, actor=actor, at=at, subject=subject, object=object)
+    return record_events(session, [spec])[0]
+
+
+def record_events(session: Session, specs: Sequence[EventSpec]) -> list[RecordedEvent]:
+    """Write several events in the caller's transaction, in order, with two multi-row
+    inserts (the events and their log entries); every event is checked first, so one bad
+    event writes none.  Raises :class:`ValidationError` as :func:`record_event` does.
+    """
+    registered = set(_REGISTRY.values())
+    for spec in specs:
+        if type(spec.details) not in registered:
+            raise ValidationError("event details must be a registered EventDetails model")
+        if not _PSEUDONYM.match(spec.actor):
+            raise ValidationError("event actor must be a pseudonym")
+        if spec.subject is not None and not _PSEUDONYM.match(spec.subject):
+            raise ValidationError("event subject must be a pseudonym")
+        if spec.object is not None and not _DIGEST.match(spec.object):
+            raise ValidationError("event object must be a SHA-256 hex digest")
+    recorded: list[RecordedEvent] = []
+    rows: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for spec in specs:
+        details = spec.details.model_dump(mode="json")
+        # Every field was checked above or is made here: no second validation.
+        event = RecordedEvent.model_construct(
+            id=new_id("evt"),
+            type=spec.details.event_type,
+            at=utc(spec.at),
+            actor=spec.actor,
+            subject=spec.subject,
+            object=spec.object,
+            details=details,
+        )
+        recorded.append(event)
+        rows.append(
+            {
+                "id": event.id,
+                "type": event.type,
+                "at": event.at,
+                "actor": event.actor,
+                "subject": event.subject,
+                "object": event.object,
+                "details": canonical_json(details).decode("utf-8"),
+            }
+        )
+        # The log entry is fixed now, in the same transaction: the sequencer only numbers it.
+        entries.append({"event_id": event.id, "entry": log_entry(event)})
+    if rows:
+        session.execute(insert(EventRow), rows)
+        session.execute(insert(LogOutboxRow), entries)
     return recorded
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,65 +120,102 @@ class Vault:
         self._keys.put(row.key_id, cipher)
         return cipher
 
-    def _current_key(self, session: Session, subject: str, purpose: str) -> tuple[str, int, AESGCM]:
-        ref = self._current.get((subject, purpose))
-        if ref is not None:
-            cached = self._keys.get(ref[0])
-            if cached is not None:
-                return ref[0], ref[1], cached
-        row = session.scalars(
-            select(SubjectKeyRow)
-            .where(SubjectKeyRow.subject == subject, SubjectKeyRow.purpose == purpose)
-            .order_by(SubjectKeyRow.version.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            row, cipher = self._create(session, subject, purpose, version=1)
-        else:
-            cipher = self._keys.get(row.key_id) or self._unwrap(row)
-        with self._lock:
-            self._current[(subject, purpose)] = (row.key_id, row.version)
-        return row.key_id, row.version, cipher
-
-    def _create(
-        self, session: Session, subject: str, purpose: str, version: int
-    ) -> tuple[SubjectKeyRow, AESGCM]:
+    def _new_key(
+        self, subject: str, purpose: str, version: int
+    ) -> tuple[dict[str, object], AESGCM]:
+        # A new subject key: its ``vault_subject_keys`` row (as insert values) and cipher.
         key = AESGCM.generate_key(256)
         key_id = new_id("sk")
         wrapped = self.kms.wrap(key, aad=subject_key_aad(key_id, subject, purpose, version))
-        row = SubjectKeyRow(
-            key_id=key_id,
-            subject=subject,
-            purpose=purpose,
-            version=version,
-            kek_id=wrapped.kek_id,
-            kek_version=wrapped.version,
-            wrapped=wrapped.blob,
-            created_at=self._clock.now(),
-        )
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except DbIntegrityError as e:
-            raise ConflictError("a concurrent request created this subject key; retry") from e
-        cipher = AESGCM(key)
-        self._keys.put(key_id, cipher)
-        return row, cipher
+        row = {
+            "key_id": key_id,
+            "subject": subject,
+            "purpose": purpose,
+            "version": version,
+            "kek_id": wrapped.kek_id,
+            "kek_version": wrapped.version,
+            "wrapped": wrapped.blob,
+            "created_at": self._clock.now(),
+        }
+        return row, AESGCM(key)
+
+    def _current_keys(
+        self, session: Session, subjects: Collection[str], purpose: str
+    ) -> dict[str, tuple[str, int, AESGCM]]:
+        # The current key of each subject for ``purpose``: cached ones first, then one query
+        # per 500 subjects, then one multi-row insert for the subjects that have none.
+        found: dict[str, tuple[str, int, AESGCM]] = {}
+        missing: list[str] = []
+        for subject in subjects:
+            ref = self._current.get((subject, purpose))
+            cached = self._keys.get(ref[0]) if ref is not None else None
+            if ref is not None and cached is not None:
+                found[subject] = (ref[0], ref[1], cached)
+            else:
+                missing.append(subject)
+        rows: dict[str, SubjectKeyRow] = {}
+        for lo in range(0, len(missing), 500):
+            for row in session.scalars(
+                select(SubjectKeyRow).where(
+                    SubjectKeyRow.subject.in_(missing[lo : lo + 500]),
+                    SubjectKeyRow.purpose == purpose,
+                )
+            ):
+                if row.subject not in rows or row.version > rows[row.subject].version:
+                    rows[row.subject] = row
+        new: list[tuple[dict[str, object], AESGCM]] = []
+        for subject in missing:
+            current = rows.get(subject)
+            if current is None:
+                new.append(self._new_key(subject, purpose, version=1))
+                continue
+            cipher = self._keys.get(current.key_id) or self._unwrap(current)
+            found[subject] = (current.key_id, current.version, cipher)
+        if new:
+            try:
+                with session.begin_nested():
+                    session.execute(insert(SubjectKeyRow), [values for values, _ in new])
+            except DbIntegrityError as e:
+                raise ConflictError("a concurrent request created a subject key; retry") from e
+            for values, cipher in new:
+                key_id, subject = str(values["key_id"]), str(values["subject"])
+                self._keys.put(key_id, cipher)
+                found[subject] = (key_id, 1, cipher)
+        with self._lock:
+            for subject, (key_id, version, _) in found.items():
+                self._current[(subject, purpose)] = (key_id, version)
+        return found
 
     # -- sealing --------------------------------------------------------------------------
 
     def seal(
         self, session: Session, plaintext: bytes, *, subject: str, purpose: str, record: str
     ) -> bytes:
-        """Seal ``plaintext`` for (subject, purpose), bound to ``record``."""
-        key_id, version, key = self._current_key(session, subject, purpose)
-        return envelope.seal(
-            key,
-            plaintext,
-            subject_key_ref=envelope.SubjectKeyRef(key_id=key_id, version=version),
-            context=envelope.SealContext(subject=subject, purpose=purpose, record=record),
-        )
+        """Seal ``plaintext`` for (subject, purpose), bound to ``record``.
+
+        Raises :class:`ConflictError` when a concurrent transaction made the subject's first
+        key for ``purpose`` at the same moment (retry)."""
+        return self.seal_many(session, [(plaintext, subject, record)], purpose=purpose)[0]
+
+    def seal_many(
+        self, session: Session, items: Sequence[tuple[bytes, str, str]], *, purpose: str
+    ) -> list[bytes]:
+        """Seal many ``(plaintext, subject, record)`` values for ``purpose`` at once: the
+        subjects' keys are looked up together and the missing ones made in one insert.
+        Each envelope is exactly what :meth:`seal` would make."""
+        keys = self._current_keys(session, {subject for _, subject, _ in items}, purpose)
+        out = []
+        for plaintext, subject, record in items:
+            key_id, version, key = keys[subject]
+            out.append(
+                envelope.seal(
+                    key,
+                    plaintext,
+                    subject_key_ref=envelope.SubjectKeyRef(key_id=key_id, version=version),
+                    context=envelope.SealContext(subject=subject, purpose=purpose, record=record),
+                )
+            )
+        return out
 
     def open(
         self, session: Session, sealed: bytes, *, subject: str, purpose: str, record: str

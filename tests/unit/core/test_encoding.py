@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from credit_commons.core.encoding import (
     b64url_decode,
     b64url_encode,
     canonical_json,
+    canonical_json_reference,
     sha256_hex,
 )
 from credit_commons.core.errors import ValidationError
@@ -56,7 +58,65 @@ def test_canonical_json_orders_keys_and_numbers() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", [math.nan, math.inf, 2**64, {1: "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [math.nan, math.inf, 2**64, 2**53, -(2**53), {1: "x"}, {"a": "\ud800"}, {"\udfff": 1}],
+)
 def test_canonical_json_refuses_values_without_canonical_form(bad: object) -> None:
     with pytest.raises(ValidationError):
         canonical_json(bad)
+    with pytest.raises(ValidationError):
+        canonical_json_reference(bad)
+
+
+# Every string, including control characters, quotes, backslashes, U+2028, astral
+# characters and non-ASCII keys (which sort differently in UTF-16 and code points).
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"])
+    | st.sampled_from('"\\\x00\x1f\x7f\u2028\ue000\U0001f600'),
+    max_size=8,
+)
+_SCALARS = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1) | _TEXT
+)
+_JSON = st.recursive(
+    _SCALARS | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+_PLAIN = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(max_codepoint=127), max_size=8), inner, max_size=4
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_canonical_json_fast_path_gives_the_rfc8785_bytes(value: object) -> None:
+    # Differential: the standard-library path and rfc8785 agree on every JSON value
+    # (values with floats or non-ASCII keys take the rfc8785 path inside canonical_json).
+    assert canonical_json(value) == canonical_json_reference(value)
+
+
+@given(_PLAIN)
+def test_canonical_json_fast_path_is_taken_and_agrees(value: object) -> None:
+    # Values the fast path takes: still byte-identical to rfc8785.
+    assert canonical_json(value) == canonical_json_reference(value)
+
+
+def test_canonical_json_non_ascii_keys_sort_by_utf16_code_units() -> None:
+    # U+E000 sorts after U+1F600 in UTF-16 (0xD83D...) but before it in code points.
+    value = {"\ue000": 1, "\U0001f600": 2}
+    assert canonical_json(value) == '{"\U0001f600":2,"\ue000":1}'.encode()
+
+
+def test_canonical_json_enum_strings_take_the_reference_path() -> None:
+    class Colour(StrEnum):
+        RED = "red"
+
+    assert canonical_json({"c": Colour.RED}) == b'{"c":"red"}'

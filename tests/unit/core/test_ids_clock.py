@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from credit_commons.core.clock import FixedClock, SystemClock, utc
 from credit_commons.core.errors import ValidationError
-from credit_commons.core.ids import IdGenerator, is_valid_id, new_id
+from credit_commons.core.ids import IdGenerator, _encode, _encode_reference, is_valid_id, new_id
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -50,3 +52,16 @@ def test_utc_normalises_naive_and_offset_datetimes() -> None:
     offset = datetime.fromisoformat("2026-01-01T05:30:00+05:30")
     assert utc(offset) == datetime(2026, 1, 1, tzinfo=UTC)
     assert SystemClock().now().tzinfo is UTC
+
+
+@given(st.integers(min_value=0, max_value=2**130 - 1))
+def test_base32_encoding_matches_the_digit_by_digit_reference(value: int) -> None:
+    assert _encode(value) == _encode_reference(value)
+
+
+def test_base32_encoding_known_values() -> None:
+    # ULID spec: 26 Crockford digits, the first one at most 7.
+    assert _encode(0) == "0" * 26
+    assert _encode(2**128 - 1) == "7" + "Z" * 25
+    assert _encode(2**130 - 1) == "Z" * 26
+    assert _encode(31 * 32 + 10) == "0" * 24 + "ZA"

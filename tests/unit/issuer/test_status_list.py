@@ -18,13 +18,13 @@ from credit_commons.issuer.errors import (
     StatusListTooShort,
     StatusValueInvalid,
 )
+from credit_commons.issuer.status_index import allocate_random_index, allocate_random_indexes
 from credit_commons.issuer.status_list import (
     BITSTRING_MIN_ENTRIES,
     BITSTRING_STATUS_SIZE_MAX,
     BitstringStatusList,
     StatusList,
     TokenStatus,
-    allocate_random_index,
 )
 
 # -- naive references: build the bit sequence explicitly, then pack it -----------------------
@@ -384,4 +384,57 @@ def test_allocation_is_uniform_over_free_indexes(dense: bool) -> None:
     counts = Counter(allocate_random_index(size, used, randbelow=randbelow) for _ in range(4000))
     assert set(counts) == set(free)
     # 1000 expected each; 5 standard deviations is about +/-137.
+    assert all(abs(c - 1000) < 140 for c in counts.values()), counts
+
+
+def _marked(bitmap: bytearray, size: int) -> set[int]:
+    return {i for i in range(size) if bitmap[i >> 3] >> (i & 7) & 1}
+
+
+@given(st.integers(1, 200).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1)))))
+def test_batch_allocation_takes_distinct_free_indexes_and_marks_them(
+    case: tuple[int, set[int]],
+) -> None:
+    size, used = case
+    bitmap = bytearray(-(-size // 8))
+    for i in used:
+        bitmap[i >> 3] |= 1 << (i & 7)
+    free = size - len(used)
+    chosen = allocate_random_indexes(size, bitmap, free)  # every free index, then full
+    assert len(set(chosen)) == len(chosen) == free
+    assert not set(chosen) & used
+    assert _marked(bitmap, size) == set(range(size))
+    with pytest.raises(StatusListFull):
+        allocate_random_indexes(size, bitmap, 1)
+
+
+def test_batch_allocation_refuses_more_than_is_free_and_leaves_the_bitmap() -> None:
+    bitmap = bytearray([0b1111_0110])
+    with pytest.raises(StatusListFull):
+        allocate_random_indexes(8, bitmap, 3)
+    assert bitmap == bytearray([0b1111_0110])
+    assert sorted(allocate_random_indexes(8, bitmap, 2)) == [0, 3]
+
+
+@pytest.mark.parametrize("count", [-1, True])
+def test_batch_allocation_rejects_bad_counts(count: int) -> None:
+    with pytest.raises(ConfigurationError):
+        allocate_random_indexes(8, bytearray(1), count)
+
+
+def test_batch_allocation_follows_the_random_source() -> None:
+    rng = ScriptedRandom([5, 5, 2])  # the second draw of 5 is now used: rejected
+    bitmap = bytearray(2)
+    assert allocate_random_indexes(16, bitmap, 2, randbelow=rng.randbelow) == [5, 2]
+    assert rng.bounds == [16, 16, 16]
+
+
+def test_batch_allocation_is_uniform() -> None:
+    # The first index of each batch of two from four free slots: uniform over the four.
+    seeded = random.Random(20261122)
+    counts: Counter[int] = Counter()
+    for _ in range(4000):
+        bitmap = bytearray([0b1111_0000])
+        counts[allocate_random_indexes(8, bitmap, 2, randbelow=seeded.randrange)[0]] += 1
+    assert set(counts) == {0, 1, 2, 3}
     assert all(abs(c - 1000) < 140 for c in counts.values()), counts
