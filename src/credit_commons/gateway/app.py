@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from credit_commons import __version__
+from credit_commons.consent.access import install_denial_handler
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
@@ -76,6 +77,7 @@ def create_app(
     registry = CollectorRegistry()
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     install_problem_handlers(app)
+    install_denial_handler(app)
     app.include_router(log_router.router)
     app.include_router(identity_router.router)
     app.include_router(identity_router.attestations_router)

@@ -1,0 +1,165 @@
+"""Access events: every attempt to reach a borrower's data, allowed or denied, is logged.
+
+``access.allowed`` and ``access.denied`` carry only machine tokens: what was asked for (the
+operation), and for a denial the reason code (``consent.revoked``, ``auth.token_invalid``…).
+The actor is the lender's pseudonym (or, for a caller that could not even be identified, the
+pseudonym of ``anonymous``), the subject the borrower's pseudonym when known, the object the
+digest of the consent or credential reference.
+
+A denial must outlive the request that was denied, whose transaction rolls back: so
+:func:`record_denial` writes in a unit of work of its own.  The answer to the caller never
+says more than "not permitted"; the reason is in the log for the borrower and auditors.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import CommonsError, ExitCode
+from credit_commons.gateway.problems import problem_response
+from credit_commons.ledger.events import EventDetails, RecordedEvent, Token, record_event
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "AccessAllowed",
+    "AccessDenied",
+    "Denied",
+    "NotAuthenticated",
+    "anonymous_actor",
+    "install_denial_handler",
+    "lender_actor",
+    "record_allowed",
+    "record_denial",
+]
+
+
+class AccessAllowed(EventDetails, event_type="access.allowed"):
+    """A lender was given data under a consent."""
+
+    operation: Token
+
+
+class AccessDenied(EventDetails, event_type="access.denied"):
+    """An attempt to reach data was refused; ``reason`` is the refusal's error code."""
+
+    operation: Token
+    reason: Token
+
+
+def lender_actor(rt: Runtime, client_id: str) -> str:
+    """The pseudonym that stands for a lender client as an event actor."""
+    return rt.pseudonymizer.pseudonym("lender", client_id)
+
+
+def anonymous_actor(rt: Runtime) -> str:
+    """The actor of a denial whose caller could not be identified (a forged token...)."""
+    return rt.pseudonymizer.pseudonym("lender", "anonymous")
+
+
+def record_allowed(
+    session: Session,
+    rt: Runtime,
+    *,
+    actor: str,
+    operation: str,
+    subject: str | None = None,
+    object: str | None = None,
+) -> RecordedEvent:
+    """Record ``access.allowed`` in the caller's transaction (it commits with the access)."""
+    return record_event(
+        session,
+        AccessAllowed(operation=operation),
+        actor=actor,
+        at=rt.clock.now(),
+        subject=subject,
+        object=object,
+    )
+
+
+def record_denial(
+    rt: Runtime,
+    *,
+    actor: str,
+    operation: str,
+    reason: str,
+    subject: str | None = None,
+    object: str | None = None,
+) -> RecordedEvent:
+    """Record ``access.denied`` in its own committed unit of work and return it."""
+    with transaction(rt.sessions) as session:
+        return record_event(
+            session,
+            AccessDenied(operation=operation, reason=reason),
+            actor=actor,
+            at=rt.clock.now(),
+            subject=subject,
+            object=object,
+        )
+
+
+class Denied(CommonsError):
+    """A refused data access.  The caller sees only "not permitted"; the handler installed
+    by :func:`install_denial_handler` records ``access.denied`` with the real ``reason``
+    once the request's own transaction has rolled back.
+
+    Raise it as ``Denied(operation=..., reason=..., actor=..., subject=..., object=...)``.
+    """
+
+    code = "access.denied"
+    title = "Not permitted"
+    status = 403
+    exit_code = ExitCode.FORBIDDEN
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        reason: str,
+        actor: str,
+        subject: str | None = None,
+        object: str | None = None,
+    ) -> None:
+        super().__init__("not permitted")
+        self.operation, self.reason, self.actor = operation, reason, actor
+        self.subject, self.object = subject, object
+
+    def record(self, rt: Runtime) -> RecordedEvent:
+        """Write the ``access.denied`` event (its own unit of work)."""
+        return record_denial(
+            rt,
+            actor=self.actor,
+            operation=self.operation,
+            reason=self.reason,
+            subject=self.subject,
+            object=self.object,
+        )
+
+
+class NotAuthenticated(Denied):
+    """A refused access whose credentials (access token, client assertion) were not valid:
+    401 with ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750 §3)."""
+
+    code = "auth.invalid_token"
+    title = "Not authenticated"
+    status = 401
+
+
+def install_denial_handler(app: FastAPI) -> None:
+    """Answer :class:`Denied` with problem+json after recording ``access.denied``.
+
+    FastAPI leaves a dependency with ``yield`` (the request's unit of work, rolled back by
+    the error) before it calls exception handlers, so the event's own transaction never
+    waits on the request's write lock.
+    """
+
+    @app.exception_handler(Denied)
+    async def _denied(request: Request, error: Denied) -> JSONResponse:
+        await run_in_threadpool(error.record, request.app.state.runtime)
+        response = problem_response(error, request)
+        if isinstance(error, NotAuthenticated):
+            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
