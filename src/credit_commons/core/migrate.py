@@ -26,6 +26,7 @@ MODEL_MODULES = (
     "credit_commons.identity.models",
     "credit_commons.privacy.models",
     "credit_commons.issuer.models",
+    "credit_commons.gateway.models",
 )
 
 

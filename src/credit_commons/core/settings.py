@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -109,6 +110,22 @@ class Settings(BaseSettings):
     retention_interval: float = Field(
         default=3600.0, gt=0, description="seconds between retention runs in the worker"
     )
+    access_token_ttl: int = Field(
+        default=300, ge=30, le=3600, description="seconds a lender's OAuth access token lives"
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis for rate limits (redis://host:port/db); in-process memory when unset",
+    )
+    rate_limit_client: str = Field(
+        default="600/minute", description="requests per lender client, e.g. 600/minute"
+    )
+    rate_limit_ip: str = Field(
+        default="1200/minute", description="requests per client IP address, e.g. 1200/minute"
+    )
+    rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
+        default="moving-window", description="how rate-limit windows are counted"
+    )
     insecure_allow_private_network: bool = Field(
         default=False,
         description="let outbound fetches (did:web, status lists) reach loopback and private "
@@ -125,6 +142,16 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("log_level must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("rate_limit_client", "rate_limit_ip")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        # The `limits` notation: "<count>/<granularity>", several joined by ";" or ",".
+        try:
+            parse_many(value)
+        except ValueError as e:
+            raise ValueError("a rate limit looks like 600/minute or 10/second;1000/hour") from e
+        return value
 
     @property
     def resolved_database_url(self) -> str:

@@ -17,8 +17,14 @@ from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
+from credit_commons.gateway import lender_router
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
+from credit_commons.gateway.ratelimit import (
+    RateLimitHeadersMiddleware,
+    close_rate_limits,
+    install_rate_limit_handler,
+)
 from credit_commons.identity import router as identity_router
 from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
@@ -62,6 +68,7 @@ def create_app(
         finally:
             if worker is not None:
                 worker.stop()
+            close_rate_limits(runtime)
             runtime.close()
 
     app = FastAPI(
@@ -75,9 +82,11 @@ def create_app(
     )
     app.state.runtime = runtime
     registry = CollectorRegistry()
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     install_problem_handlers(app)
     install_denial_handler(app)
+    install_rate_limit_handler(app)
     app.include_router(log_router.router)
     app.include_router(identity_router.router)
     app.include_router(identity_router.attestations_router)
@@ -88,6 +97,7 @@ def create_app(
     app.include_router(oid4vci_router.router)
     oid4vci_router.install_oauth_errors(app)
     app.include_router(log_router.tiles_router)
+    app.include_router(lender_router.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,226 @@
+"""JWT access tokens for lenders (RFC 9068), signed by the platform's ``oauth`` key.
+
+The token endpoint (``oauth.py``) mints them; every lender API request presents one as a
+bearer token (RFC 6750) and :func:`authenticate_lender` checks it.  Any failure raises
+:class:`~credit_commons.consent.access.NotAuthenticated`, whose handler records
+``access.denied`` and answers 401 without saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from credit_commons.consent.access import (
+    Denied,
+    NotAuthenticated,
+    anonymous_actor,
+    lender_actor,
+)
+from credit_commons.core.errors import CommonsError
+from credit_commons.core.ids import new_id
+from credit_commons.gateway import clients
+from credit_commons.issuer.jws import decode_unverified, sign_compact
+from credit_commons.keys import service as key_service
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.store import KeyVersion, StoredSigner
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "ACCESS_TOKEN_TYP",
+    "LEEWAY",
+    "OAUTH_KEY",
+    "SCOPES",
+    "LenderPrincipal",
+    "authenticate_lender",
+    "int_claim",
+    "issuer_url",
+    "mint_access_token",
+    "oauth_jwks",
+    "oauth_signer",
+    "require_scope",
+]
+
+OAUTH_KEY = "oauth"
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE typ, not a secret
+LEEWAY = 30
+"""Seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+SCOPES = frozenset({"consent:request", "consent:read", "credentials:read", "discovery:read"})
+"""Every scope a lender may ask for (and gets when it asks for none)."""
+
+_EMBEDDED_KEYS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
+_CACHE = "oauth_key_versions"
+
+
+@dataclass(frozen=True)
+class LenderPrincipal:
+    """An authenticated lender: its client id, the scopes of its token, the purposes it
+    may ask consent for, and its event ``actor`` pseudonym."""
+
+    client_id: str
+    scopes: frozenset[str]
+    purposes: frozenset[str]
+    actor: str
+
+
+def issuer_url(rt: Runtime) -> str:
+    """The authorization server's issuer identifier, and the tokens' audience."""
+    return rt.settings.public_url.rstrip("/")
+
+
+def oauth_signer(session: Session, rt: Runtime) -> StoredSigner:
+    """The signer of access tokens (key ``oauth``, Ed25519, made on first use)."""
+    return key_service.signer_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=OAUTH_KEY,
+        key_type=KeyType.ED25519,
+        actor=rt.operator_actor("oauth"),
+    )
+
+
+def oauth_jwks(session: Session, rt: Runtime) -> dict[str, Any]:
+    """The JWK Set that verifies access tokens: every version of the ``oauth`` key."""
+    versions = key_service.versions_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=OAUTH_KEY,
+        key_type=KeyType.ED25519,
+        actor=rt.operator_actor("oauth"),
+    )
+    return {"keys": [v.jwk() for v in sorted(versions, key=lambda v: -v.version)]}
+
+
+def mint_access_token(
+    signer: StoredSigner,
+    *,
+    issuer: str,
+    client_id: str,
+    scopes: frozenset[str],
+    now: datetime,
+    ttl: timedelta,
+    jti: str | None = None,
+) -> str:
+    """An RFC 9068 access token for ``client_id`` (``typ`` ``at+jwt``; §2.2 claims)."""
+    iat = int(now.timestamp())
+    return sign_compact(
+        {"typ": ACCESS_TOKEN_TYP, "kid": signer.kid},
+        {
+            "iss": issuer,
+            "aud": issuer,
+            "sub": client_id,
+            "client_id": client_id,
+            "iat": iat,
+            "nbf": iat,
+            "exp": iat + int(ttl.total_seconds()),
+            "jti": jti or new_id("at"),
+            "scope": " ".join(sorted(scopes)),
+        },
+        signer,
+    )
+
+
+def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | None:
+    # Versions never change once made (a rotation adds one), so they are cached by kid.
+    cache = rt.extras.setdefault(_CACHE, {})
+    assert isinstance(cache, dict)
+    if not isinstance(kid, str):
+        return None
+    if kid not in cache:
+        try:
+            versions = rt.key_store.versions(session, OAUTH_KEY)
+        except KeyNotFound:
+            return None
+        cache.update({v.kid: v for v in versions})
+    found = cache.get(kid)
+    return found if isinstance(found, KeyVersion) else None
+
+
+def int_claim(payload: dict[str, Any], name: str) -> int | None:
+    """A NumericDate claim (RFC 7519 §2) as an integer; ``None`` if absent or not one."""
+    value = payload.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _audience_ok(aud: object, expected: str) -> bool:
+    return aud == expected or (isinstance(aud, list) and expected in aud)
+
+
+def authenticate_lender(
+    session: Session, rt: Runtime, authorization: str | None, *, operation: str
+) -> LenderPrincipal:
+    """The lender behind ``Authorization: Bearer <access token>`` (RFC 9068 §4).
+
+    Returns only if every check passed.  Raises
+    :class:`~credit_commons.consent.access.NotAuthenticated` with ``reason``
+    ``auth.token_missing``, ``auth.token_invalid``, ``auth.token_expired`` or
+    ``auth.client_inactive``; the actor is the lender when the token's signature verified.
+    """
+    anonymous = anonymous_actor(rt)
+
+    def refuse(reason: str, actor: str = anonymous) -> NotAuthenticated:
+        return NotAuthenticated(operation=operation, reason=reason, actor=actor)
+
+    # RFC 6750 §2.1: the bearer token in the Authorization header.
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise refuse("auth.token_missing")
+    # 1. A compact JWS with no key of its own and an algorithm of the platform's policy.
+    try:
+        header, payload, signing_input, signature = decode_unverified(token.strip())
+    except CommonsError as e:
+        raise refuse("auth.token_invalid") from e
+    if _EMBEDDED_KEYS & set(header) or header.get("alg") not in ACCEPTED_ALGS:
+        raise refuse("auth.token_invalid")
+    # 2. Signed by a version of the platform's oauth key (RFC 9068 §4 step 4).
+    version = _key_version(session, rt, header.get("kid"))
+    if version is None:
+        raise refuse("auth.token_invalid")
+    try:
+        version.public_key.verify(header.get("alg"), signing_input, signature)
+    except CommonsError as e:
+        raise refuse("auth.token_invalid") from e
+    client_id = payload.get("client_id")
+    if not isinstance(client_id, str) or payload.get("sub") != client_id:
+        raise refuse("auth.token_invalid")
+    actor = lender_actor(rt, client_id)
+    # 3. typ at+jwt (§4 step 1), iss (step 2), aud (step 3).
+    if header.get("typ") not in (ACCESS_TOKEN_TYP, "application/at+jwt"):
+        raise refuse("auth.token_invalid", actor)
+    if payload.get("iss") != issuer_url(rt) or not _audience_ok(payload.get("aud"), issuer_url(rt)):
+        raise refuse("auth.token_invalid", actor)
+    # 4. Times (step 5), with a small leeway for clock skew.
+    now = rt.clock.now().timestamp()
+    exp, iat, nbf = (int_claim(payload, name) for name in ("exp", "iat", "nbf"))
+    if exp is None or iat is None or ("nbf" in payload and nbf is None):
+        raise refuse("auth.token_invalid", actor)
+    if now >= exp + LEEWAY:
+        raise refuse("auth.token_expired", actor)
+    if iat > now + LEEWAY or (nbf or 0) > now + LEEWAY:
+        raise refuse("auth.token_invalid", actor)
+    scope = payload.get("scope")
+    if not isinstance(scope, str) or not isinstance(payload.get("jti"), str):
+        raise refuse("auth.token_invalid", actor)
+    # 5. The client still exists and is active.
+    client = clients.get_client(session, client_id)
+    if client is None or not client.active:
+        raise refuse("auth.client_inactive", actor)
+    return LenderPrincipal(
+        client_id=client_id,
+        scopes=frozenset(scope.split()) & SCOPES,
+        purposes=frozenset(client.allowed_purposes),
+        actor=actor,
+    )
+
+
+def require_scope(principal: LenderPrincipal, scope: str, *, operation: str) -> None:
+    """Return if ``principal``'s token carries ``scope``; raise
+    :class:`~credit_commons.consent.access.Denied` (``auth.scope_missing``, 403) if not."""
+    if scope not in principal.scopes:
+        raise Denied(operation=operation, reason="auth.scope_missing", actor=principal.actor)

@@ -1,0 +1,320 @@
+"""Lender clients: registration by an administrator, look-up, key replacement, deactivation.
+
+A lender is an OAuth 2.0 client that authenticates with ``private_key_jwt`` (RFC 7523 §2.2):
+the platform stores only its public keys (a JWK Set of Ed25519 or P-256 keys), the purposes
+it may ask consent for, and an optional https webhook.  Each change records ``lender.registered``
+or ``lender.updated`` in the caller's transaction.  Only administrators may register or read
+clients; anyone else is told the resource does not exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import secrets
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
+from credit_commons.gateway.models import LenderClientRow
+from credit_commons.identity.service import Principal, actor_of
+from credit_commons.keys.algorithms import PublicKey, check_alg
+from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
+from credit_commons.ledger.events import EventDetails, object_digest, record_event
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "CLIENT_ID_PATTERN",
+    "LenderClient",
+    "LenderRegistered",
+    "LenderUpdated",
+    "get_client",
+    "read_client",
+    "register_client",
+    "update_client",
+]
+
+CLIENT_ID_PATTERN = r"^lnd_[A-Za-z0-9]{22}$"
+_CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
+_ALPHABET = string.ascii_letters + string.digits
+# ReBIT AA purpose codes 101-105, and platform purpose codes.
+_AA_PURPOSES = frozenset({"101", "102", "103", "104", "105"})
+_PLATFORM_PURPOSE = re.compile(r"^[a-z][a-z0-9_.-]{2,40}$")
+_KID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MAX_KEYS = 10
+_MAX_PURPOSES = 32
+_MAX_URL = 2048
+
+
+class LenderRegistered(EventDetails, event_type="lender.registered"):
+    """A lender client was registered (its id is the event's ``object`` digest)."""
+
+    key_count: int
+    purpose_count: int
+    webhook: bool
+
+
+class LenderUpdated(EventDetails, event_type="lender.updated"):
+    """A lender client's keys, purposes, webhook or active flag changed."""
+
+    keys_replaced: bool
+    purposes_changed: bool
+    webhook_changed: bool
+    active: bool
+
+
+@dataclass(frozen=True)
+class LenderClient:
+    """A registered lender client, as the rest of the platform sees it."""
+
+    client_id: str
+    name: str
+    jwks: dict[str, Any]
+    allowed_purposes: tuple[str, ...]
+    webhook_url: str | None
+    active: bool
+
+    def key(self, kid: object) -> PublicKey | None:
+        """The public key the client signs with under ``kid`` (``None``: its only key, when
+        it has exactly one); ``None`` when there is no such key."""
+        keys: list[dict[str, str]] = self.jwks["keys"]
+        if kid is None:
+            chosen = keys[0] if len(keys) == 1 else None
+        else:
+            chosen = next((k for k in keys if k.get("kid") == kid), None)
+        return public_key_from_jwk(_public_members(chosen)) if chosen is not None else None
+
+
+def _public_members(jwk: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in jwk.items() if k in {"kty", "crv", "x", "y"}}
+
+
+def _client(row: LenderClientRow) -> LenderClient:
+    return LenderClient(
+        client_id=row.client_id,
+        name=row.name,
+        jwks=json.loads(row.jwks),
+        allowed_purposes=tuple(json.loads(row.allowed_purposes)),
+        webhook_url=row.webhook_url,
+        active=row.active,
+    )
+
+
+def _view(row: LenderClientRow) -> dict[str, Any]:
+    client = _client(row)
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "jwks": client.jwks,
+        "allowed_purposes": list(client.allowed_purposes),
+        "webhook_url": client.webhook_url,
+        "active": client.active,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def validate_jwks(jwks: Any) -> dict[str, Any]:
+    """The normalised JWK Set: public Ed25519/P-256 keys only, each with a unique ``kid``
+    (the RFC 7638 thumbprint when none was given), ``use`` ``sig`` and a matching ``alg``.
+
+    Raises :class:`ValidationError` (``field``: ``jwks``).
+    """
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not 1 <= len(keys) <= _MAX_KEYS:
+        raise ValidationError(
+            f"jwks must be a JWK Set with 1 to {_MAX_KEYS} keys", extra={"field": "jwks"}
+        )
+    normalised: list[dict[str, str]] = []
+    for jwk in keys:
+        try:
+            if not isinstance(jwk, dict) or "d" in jwk:
+                raise ValidationError("a JWK Set of a client holds public JWK objects only")
+            key = public_key_from_jwk(_public_members(jwk))
+            kid = jwk.get("kid") or thumbprint(key)
+            alg = jwk.get("alg") or key.key_type.jose_alg
+            if not isinstance(kid, str) or not _KID.match(kid):
+                raise ValidationError("kid must be 1-128 characters from [A-Za-z0-9._:-]")
+            check_alg(alg, key.key_type)
+            if jwk.get("use", "sig") != "sig":
+                raise ValidationError("client keys are for signatures (use=sig)")
+        except CommonsError as e:
+            raise ValidationError(f"jwks: {e.detail}", extra={"field": "jwks"}, hint=e.hint) from e
+        normalised.append(public_key_to_jwk(key, kid=kid, alg=str(alg), use="sig"))
+    kids = [k["kid"] for k in normalised]
+    if len(set(kids)) != len(kids):
+        raise ValidationError("jwks: every key needs its own kid", extra={"field": "jwks"})
+    return {"keys": normalised}
+
+
+def validate_purposes(purposes: Sequence[str]) -> tuple[str, ...]:
+    """AA purpose codes (``101``-``105``) and platform codes (``^[a-z][a-z0-9_.-]{2,40}$``),
+    sorted and without duplicates.  Raises :class:`ValidationError`."""
+    if isinstance(purposes, str) or not 1 <= len(purposes) <= _MAX_PURPOSES:
+        raise ValidationError(
+            f"allowed_purposes must list 1 to {_MAX_PURPOSES} purpose codes",
+            extra={"field": "allowed_purposes"},
+        )
+    for purpose in purposes:
+        if not isinstance(purpose, str) or not (
+            purpose in _AA_PURPOSES or _PLATFORM_PURPOSE.match(purpose)
+        ):
+            raise ValidationError(
+                "a purpose is an AA code 101-105 or a platform code like loan.underwriting",
+                extra={"field": "allowed_purposes"},
+            )
+    return tuple(sorted(set(purposes)))
+
+
+def validate_webhook_url(url: str | None, *, allow_private: bool = False) -> str | None:
+    """An https URL without credentials or fragment; an IP-literal host must be a public
+    address (unless ``allow_private``).  Raises :class:`ValidationError`.
+
+    Host names are not resolved here: whoever delivers webhooks checks the address again
+    through :class:`~credit_commons.core.net.OutboundFetcher`'s guard at send time.
+    """
+    if url is None:
+        return None
+    parts = urlsplit(url) if isinstance(url, str) and len(url) <= _MAX_URL else None
+    if parts is None or parts.scheme != "https" or not parts.hostname:
+        raise ValidationError("webhook_url must be an https URL", extra={"field": "webhook_url"})
+    if parts.username or parts.password or parts.fragment:
+        raise ValidationError(
+            "webhook_url may not carry credentials or a fragment", extra={"field": "webhook_url"}
+        )
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        return url
+    if not allow_private and (not address.is_global or address.is_multicast):
+        raise ValidationError(
+            "webhook_url points to a non-public address", extra={"field": "webhook_url"}
+        )
+    return url
+
+
+def _validate_name(name: str) -> str:
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+        raise ValidationError("name must be 1-200 characters", extra={"field": "name"})
+    return name.strip()
+
+
+def register_client(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    name: str,
+    jwks: dict[str, Any],
+    allowed_purposes: Sequence[str],
+    webhook_url: str | None = None,
+) -> dict[str, Any]:
+    """Register a lender client (administrators; others get :class:`NotFoundError`) and
+    record ``lender.registered``; returns the client's public view with its new id.
+
+    Raises :class:`ValidationError` for a bad name, JWK Set, purpose or webhook URL.
+    """
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    now = rt.clock.now()
+    row = LenderClientRow(
+        client_id="lnd_" + "".join(secrets.choice(_ALPHABET) for _ in range(22)),
+        name=_validate_name(name),
+        jwks=json.dumps(validate_jwks(jwks)),
+        allowed_purposes=json.dumps(list(validate_purposes(allowed_purposes))),
+        webhook_url=validate_webhook_url(
+            webhook_url, allow_private=rt.settings.insecure_allow_private_network
+        ),
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    record_event(
+        session,
+        LenderRegistered(
+            key_count=len(json.loads(row.jwks)["keys"]),
+            purpose_count=len(json.loads(row.allowed_purposes)),
+            webhook=row.webhook_url is not None,
+        ),
+        actor=actor_of(rt, principal),
+        at=now,
+        object=object_digest("lender_client", row.client_id),
+    )
+    return _view(row)
+
+
+def update_client(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    client_id: str,
+    *,
+    jwks: dict[str, Any] | None = None,
+    allowed_purposes: Sequence[str] | None = None,
+    webhook_url: str | None = None,
+    clear_webhook: bool = False,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    """Replace a client's keys, purposes or webhook, or (de)activate it (administrators;
+    others, and unknown ids, get :class:`NotFoundError`); records ``lender.updated``.
+
+    A deactivated client can no longer get tokens, and its unexpired tokens stop working.
+    Raises :class:`ValidationError` like :func:`register_client`.
+    """
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    row = session.get(LenderClientRow, client_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError("no such lender client")
+    keys_replaced = jwks is not None
+    if jwks is not None:
+        row.jwks = json.dumps(validate_jwks(jwks))
+    purposes_changed = allowed_purposes is not None
+    if allowed_purposes is not None:
+        row.allowed_purposes = json.dumps(list(validate_purposes(allowed_purposes)))
+    webhook_changed = webhook_url is not None or clear_webhook
+    if webhook_changed:
+        row.webhook_url = validate_webhook_url(
+            None if clear_webhook else webhook_url,
+            allow_private=rt.settings.insecure_allow_private_network,
+        )
+    if active is not None:
+        row.active = active
+    row.updated_at = rt.clock.now()
+    record_event(
+        session,
+        LenderUpdated(
+            keys_replaced=keys_replaced,
+            purposes_changed=purposes_changed,
+            webhook_changed=webhook_changed,
+            active=row.active,
+        ),
+        actor=actor_of(rt, principal),
+        at=row.updated_at,
+        object=object_digest("lender_client", row.client_id),
+    )
+    return _view(row)
+
+
+def read_client(session: Session, principal: Principal, client_id: str) -> dict[str, Any]:
+    """A client's public view (administrators; others, and unknown ids, get
+    :class:`NotFoundError`)."""
+    row = session.get(LenderClientRow, client_id) if principal.is_admin else None
+    if row is None:
+        raise NotFoundError("no such lender client")
+    return _view(row)
+
+
+def get_client(session: Session, client_id: str) -> LenderClient | None:
+    """The client ``client_id`` (active or not), or ``None``; never raises for a bad id."""
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        return None
+    row = session.get(LenderClientRow, client_id)
+    return _client(row) if row is not None else None

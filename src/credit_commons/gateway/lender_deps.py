@@ -1,0 +1,74 @@
+"""FastAPI dependencies for routes that lenders call with an access token.
+
+``LenderDep`` authenticates the bearer token (``access_token.authenticate_lender``) and
+counts the request against the per-IP and per-client rate limits; the response then carries
+the ``X-RateLimit-*`` headers.  A route that wants its own operation name in the
+``access.denied`` events of failed authentications uses ``lender_for("credentials.read")``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from credit_commons.core.db import transaction
+from credit_commons.gateway.access_token import (
+    LenderPrincipal,
+    authenticate_lender,
+    require_scope,
+)
+from credit_commons.gateway.ratelimit import client_address, rate_limits, remember
+from credit_commons.runtime import Runtime
+
+__all__ = ["LenderDep", "LenderPrincipal", "get_lender", "lender_for", "require_scope"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9.:-]+")
+
+
+def _operation_of(request: Request) -> str:
+    # An event Token: the route's endpoint name with '_' as '-' ("lender.get-client").
+    route = request.scope.get("route")
+    name = getattr(route, "name", None) or "unknown"
+    return "lender." + _UNSAFE.sub("-", name)[:100]
+
+
+def _authenticate(request: Request, authorization: str | None, operation: str) -> LenderPrincipal:
+    rt: Runtime = request.app.state.runtime
+    limiter = rate_limits(rt)
+    # The per-IP limit comes first, so that a flood of bad tokens is cut off before each
+    # one costs a signature check and an access.denied event.
+    remember(request, limiter.hit_ip("api", client_address(request)))
+    with transaction(rt.read_sessions) as session:
+        principal = authenticate_lender(session, rt, authorization, operation=operation)
+    remember(request, limiter.hit_client("api", principal.client_id))
+    return principal
+
+
+def get_lender(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> LenderPrincipal:
+    """The lender calling this route (operation named after the route).
+
+    Raises ``NotAuthenticated`` (401, recorded as ``access.denied``), ``RateLimited`` (429)
+    or ``RateLimitUnavailable`` (503).
+    """
+    return _authenticate(request, authorization, _operation_of(request))
+
+
+def lender_for(operation: str) -> Callable[..., LenderPrincipal]:
+    """A dependency like :func:`get_lender` whose denials name ``operation``
+    (``Annotated[LenderPrincipal, Depends(lender_for("credentials.read"))]``)."""
+
+    def dependency(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> LenderPrincipal:
+        return _authenticate(request, authorization, operation)
+
+    return dependency
+
+
+LenderDep = Annotated[LenderPrincipal, Depends(get_lender)]
+"""The authenticated, rate-limited lender of a request."""

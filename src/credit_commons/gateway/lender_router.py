@@ -1,0 +1,156 @@
+"""HTTP endpoints for lenders: client registration (administrators), the token endpoint,
+the access-token keys, and the caller's own registration."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from credit_commons.consent.access import record_denial
+from credit_commons.core.db import transaction
+from credit_commons.gateway import access_token, clients, oauth
+from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.lender_deps import LenderDep
+from credit_commons.gateway.ratelimit import client_address, rate_limits, remember
+from credit_commons.identity.router import PrincipalDep
+from credit_commons.runtime import Runtime
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["lenders"])
+ClientIdPath = Annotated[str, Path(pattern=clients.CLIENT_ID_PATTERN)]
+_TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1
+_MAX_FORM = 8192
+
+
+class LenderCreate(BaseModel):
+    """A lender client to register."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    jwks: dict[str, Any]
+    allowed_purposes: Annotated[list[str], Field(min_length=1, max_length=32)]
+    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class LenderUpdate(BaseModel):
+    """Changes to a lender client; ``webhook_url: null`` removes the webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+    jwks: dict[str, Any] | None = None
+    allowed_purposes: Annotated[list[str] | None, Field(min_length=1, max_length=32)] = None
+    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+    active: bool | None = None
+
+
+@router.post("/v1/admin/lenders", status_code=201, summary="Register a lender client.")
+def register(
+    body: LenderCreate, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return clients.register_client(
+        session,
+        runtime,
+        principal,
+        name=body.name,
+        jwks=body.jwks,
+        allowed_purposes=body.allowed_purposes,
+        webhook_url=body.webhook_url,
+    )
+
+
+@router.get("/v1/admin/lenders/{client_id}", summary="A lender client.")
+def read(client_id: ClientIdPath, session: ReadSessionDep, principal: PrincipalDep) -> Any:
+    return clients.read_client(session, principal, client_id)
+
+
+@router.patch(
+    "/v1/admin/lenders/{client_id}", summary="Replace a lender's keys, or (de)activate it."
+)
+def update(
+    client_id: ClientIdPath,
+    body: LenderUpdate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return clients.update_client(
+        session,
+        runtime,
+        principal,
+        client_id,
+        jwks=body.jwks,
+        allowed_purposes=body.allowed_purposes,
+        webhook_url=body.webhook_url,
+        clear_webhook="webhook_url" in body.model_fields_set and body.webhook_url is None,
+        active=body.active,
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # RFC 6749 §3.2: form-encoded, and no parameter more than once.
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise oauth.TokenError("invalid_request", "the token request must be form-encoded")
+    raw = await request.body()
+    if len(raw) > _MAX_FORM:
+        raise oauth.TokenError("invalid_request", "the token request is too large")
+    try:
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise oauth.TokenError("invalid_request", "the token request is malformed") from e
+    if any(len(values) != 1 for values in parsed.values()):
+        raise oauth.TokenError("invalid_request", "a parameter was sent more than once")
+    return {name: values[0] for name, values in parsed.items()}
+
+
+@router.post(
+    "/oauth/token",
+    summary="Token endpoint: client credentials with private_key_jwt (RFC 6749 §4.4, RFC 7523).",
+    responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "idem"}},
+)
+async def token(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    limiter = rate_limits(rt)
+    remember(request, await run_in_threadpool(limiter.hit_ip, "token", client_address(request)))
+
+    def authenticate(form: dict[str, str]) -> oauth.AuthenticatedClient:
+        with transaction(rt.read_sessions) as session:
+            return oauth.authenticate_client(session, rt, form)
+
+    def issue(client: oauth.AuthenticatedClient) -> dict[str, Any]:
+        with transaction(rt.sessions) as session:
+            return oauth.issue_token(session, rt, client)
+
+    try:
+        client = await run_in_threadpool(authenticate, await _form(request))
+        remember(request, await run_in_threadpool(limiter.hit_client, "token", client.client_id))
+        body = await run_in_threadpool(issue, client)
+    except oauth.TokenError as error:
+        if error.reason is not None and error.actor is not None:
+            # The request's transaction is over, so this write does not wait on it.
+            await run_in_threadpool(
+                record_denial, rt, actor=error.actor, operation=oauth.OPERATION, reason=error.reason
+            )
+        return JSONResponse(error.body(), status_code=error.status, headers=_TOKEN_HEADERS)
+    return JSONResponse(body, headers=_TOKEN_HEADERS)
+
+
+@router.get("/oauth/jwks", summary="The keys that verify lender access tokens.")
+def jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return access_token.oauth_jwks(session, runtime)
+
+
+@router.get("/v1/lender/client", summary="The calling lender's own registration.")
+def whoami(lender: LenderDep, session: ReadSessionDep, response: Response) -> dict[str, Any]:
+    client = clients.get_client(session, lender.client_id)
+    response.headers.update(NO_STORE)
+    return {
+        "client_id": lender.client_id,
+        "name": client.name if client else None,
+        "allowed_purposes": sorted(lender.purposes),
+        "scope": " ".join(sorted(lender.scopes)),
+    }
