@@ -27,6 +27,7 @@ MODEL_MODULES = (
     "credit_commons.privacy.models",
     "credit_commons.issuer.models",
     "credit_commons.gateway.models",
+    "credit_commons.consent.models",
 )
 
 

@@ -129,6 +129,17 @@ class OutboundFetcher:
         except httpx.HTTPError as e:
             raise FetchFailed("remote resource could not be fetched") from e
 
+    def post(self, url: str, body: bytes, *, content_type: str) -> int:
+        """POST ``body`` to ``url`` after the guard's checks; the HTTP status (redirects are
+        not followed).  Raises :class:`UnsafeUrl` or :class:`FetchFailed` (network error).
+        """
+        self.check_url(url)
+        try:
+            response = self._client.post(url, content=body, headers={"Content-Type": content_type})
+        except httpx.HTTPError as e:
+            raise FetchFailed("remote endpoint could not be reached") from e
+        return response.status_code
+
     def get_json(self, url: str) -> Any:
         """GET ``url`` and parse it as JSON; raises like :meth:`get_bytes`."""
         body, _ = self.get_bytes(url, accept="application/json")

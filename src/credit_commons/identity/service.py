@@ -64,6 +64,7 @@ __all__ = [
     "attest",
     "attestation_signer",
     "authenticate",
+    "authorise",
     "create_identity",
     "erase_identity",
     "export_identity",
@@ -293,6 +294,21 @@ def _authorised(
         if has_delegation(session, token, principal.subject, permission, now):
             return row
     raise NotFoundError("no such identity")  # the same answer: existence is not revealed
+
+
+def authorise(
+    session: Session,
+    principal: Principal,
+    token: str,
+    permission: Permission | None = None,
+    now: datetime | None = None,
+) -> IdentityRow:
+    """Object-level authorisation for other domains: the identity itself, the owner of an
+    enterprise, an administrator, or — for ``permission`` at ``now`` — a live delegate.
+
+    Raises :class:`NotFoundError` otherwise (existence is not revealed).
+    """
+    return _authorised(session, principal, token, permission, now)
 
 
 def _metadata(row: IdentityRow) -> dict[str, Any]:

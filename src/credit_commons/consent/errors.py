@@ -1,0 +1,89 @@
+"""Why a consent does not permit an access: one typed error per reason.
+
+The codes are the ``reason`` of ``access.denied`` events; the lender is only ever told
+"not permitted" (``consent.access.Denied``).
+"""
+
+from __future__ import annotations
+
+from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
+
+__all__ = [
+    "ConsentError",
+    "ConsentExpired",
+    "ConsentNotFound",
+    "ConsentNotYetValid",
+    "ConsentPaused",
+    "ConsentRequestInvalid",
+    "ConsentRevoked",
+    "ConsentStateInvalid",
+    "ScopeNotGranted",
+    "UseExceeded",
+]
+
+
+class ConsentError(CommonsError):
+    """A consent check failed."""
+
+    code = "consent.error"
+    title = "Not permitted"
+    status = 403
+    exit_code = ExitCode.FORBIDDEN
+
+
+class ConsentNotFound(ConsentError):
+    """No consent of this lender for this borrower (or it is not granted)."""
+
+    code = "consent.not_found"
+
+
+class ConsentNotYetValid(ConsentError):
+    """The consent's start lies in the future."""
+
+    code = "consent.not_yet_valid"
+
+
+class ConsentExpired(ConsentError):
+    """The consent's expiry has passed."""
+
+    code = "consent.expired"
+
+
+class ConsentPaused(ConsentError):
+    """The borrower paused the consent."""
+
+    code = "consent.paused"
+
+
+class ConsentRevoked(ConsentError):
+    """The borrower revoked the consent (or rejected the request)."""
+
+    code = "consent.revoked"
+
+
+class ScopeNotGranted(ConsentError):
+    """The credential type or a claim asked for is outside the consent's scope."""
+
+    code = "consent.scope_not_granted"
+
+
+class UseExceeded(ConsentError):
+    """A second fetch on a one-time consent, or a fetch past the frequency."""
+
+    code = "consent.use_exceeded"
+
+
+class ConsentRequestInvalid(ValidationError):
+    """A consent request the template or the catalogue does not allow."""
+
+    code = "consent.request_invalid"
+    title = "Invalid consent request"
+
+
+class ConsentStateInvalid(CommonsError):
+    """The action does not apply to the consent's current state (approve a revoked one)."""
+
+    code = "consent.state_invalid"
+    title = "Consent state does not allow this"
+    status = 409
+    exit_code = ExitCode.CONFLICT

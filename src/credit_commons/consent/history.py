@@ -1,0 +1,69 @@
+"""A borrower's access history: who saw what, when, allowed or denied, with receipts.
+
+Read from the event spine: the ``access.*`` events whose subject is the borrower's
+pseudonym.  Lenders are named by matching actor pseudonyms with the lenders the borrower
+has consents with; each entry carries its log receipt (with the full event, since the
+borrower is entitled to it) once a checkpoint covers it, or ``receipt: null`` until then.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.consent.access import anonymous_actor, lender_actor
+from credit_commons.consent.models import ConsentRow
+from credit_commons.core.clock import utc
+from credit_commons.core.errors import NotFoundError
+from credit_commons.identity.schemas import Permission
+from credit_commons.identity.service import Principal, authorise, subject_of
+from credit_commons.ledger import service as log_service
+from credit_commons.ledger.events import object_digest
+from credit_commons.ledger.models import EventRow
+from credit_commons.runtime import Runtime
+
+__all__ = ["access_history"]
+
+_TYPES = ("access.allowed", "access.denied")
+
+
+def access_history(
+    session: Session, rt: Runtime, principal: Principal, token: str, *, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The borrower's access events, newest first, each with its receipt when available."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    consents = session.scalars(select(ConsentRow).where(ConsentRow.principal_token == token)).all()
+    lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
+    lenders[anonymous_actor(rt)] = "unknown"
+    objects = {object_digest("consent", c.id): c.id for c in consents}
+    rows = session.scalars(
+        select(EventRow)
+        .where(EventRow.subject == subject_of(rt, token), EventRow.type.in_(_TYPES))
+        .order_by(EventRow.id.desc())
+        .limit(limit)
+    )
+    out = []
+    for row in rows:
+        details = json.loads(row.details)
+        try:
+            receipt: dict[str, Any] | None = log_service.receipt(
+                session, row.id, include_event=True
+            )
+        except NotFoundError:
+            receipt = None
+        out.append(
+            {
+                "event_id": row.id,
+                "at": utc(row.at).isoformat(),
+                "outcome": "allowed" if row.type == "access.allowed" else "denied",
+                "lender": lenders.get(row.actor, "unknown"),
+                "consent_id": objects.get(row.object or ""),
+                "operation": details.get("operation"),
+                "reason": details.get("reason"),
+                "receipt": receipt,
+            }
+        )
+    return out

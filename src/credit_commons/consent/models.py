@@ -1,0 +1,85 @@
+"""Tables of the consent domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from credit_commons.core.db import Base
+
+__all__ = ["ConsentRow", "DiscoveryProfileRow", "WebhookDeliveryRow"]
+
+
+class ConsentRow(Base):
+    """A consent request and, once granted, its signed artefact (which never changes).
+
+    ``principal`` is the borrower's pseudonym (what the artefact and the log carry);
+    ``principal_token`` the opaque identity reference other tables use too.  ``scopes`` is
+    JSON ``[{"type": ..., "claims": [...]}]``.  ``uses`` counts fetches; ``window`` and
+    ``window_uses`` count them in the current frequency window (periodic consents).
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index("ix_consents_lender_principal", "lender_client_id", "principal"),
+        Index("ix_consents_principal_status", "principal_token", "status"),
+        Index("ix_consents_status_expiry", "status", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(40))
+    lender_client_id: Mapped[str] = mapped_column(String(40))
+    principal: Mapped[str] = mapped_column(String(64))
+    principal_token: Mapped[str] = mapped_column(String(40))
+    purpose_code: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(8))
+    fetch_type: Mapped[str] = mapped_column(String(10))
+    frequency_unit: Mapped[str] = mapped_column(String(8))
+    frequency_value: Mapped[int] = mapped_column(Integer)
+    data_life_unit: Mapped[str] = mapped_column(String(8))
+    data_life_value: Mapped[int] = mapped_column(Integer)
+    scopes: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    artefact: Mapped[str | None] = mapped_column(Text)
+    approval: Mapped[str | None] = mapped_column(String(16))
+    facilitator: Mapped[str | None] = mapped_column(String(64))
+    otp_hash: Mapped[str | None] = mapped_column(String(64))
+    otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    otp_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    window: Mapped[int] = mapped_column(Integer, default=-1)
+    window_uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookDeliveryRow(Base):
+    """A signed notification to a lender, delivered with retries by the worker."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    lender_client_id: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the signed JWS, as sent
+    state: Mapped[str] = mapped_column(String(12))  # PENDING, DELIVERED, DEAD
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DiscoveryProfileRow(Base):
+    """A borrower who opted in to discovery: only public categorical attributes."""
+
+    __tablename__ = "discovery_profiles"
+
+    principal_token: Mapped[str] = mapped_column(String(40), primary_key=True)
+    credit_tier: Mapped[str] = mapped_column(String(4), index=True)
+    income_bracket: Mapped[str] = mapped_column(String(16))
+    debt_ratio_bracket: Mapped[str] = mapped_column(String(16))
+    opted_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,206 @@
+"""Consent-gated retrieval of a borrower's credential, and discovery of opted-in borrowers.
+
+``retrieve`` locks the consent (so a revocation that committed first is seen), checks it,
+opens the borrower's newest valid credential of the scoped type from the vault, and hands
+the lender the SD-JWT with *only* the in-scope Disclosures (no other claim can be
+recomputed from it: undisclosed claims stay digests).  The use is counted and
+``access.allowed`` recorded in the same transaction; a refusal becomes ``access.denied``
+with the reason, and the lender is told only "not permitted".
+
+Discovery lists the public categorical attributes (tier, income and debt-ratio brackets;
+seed 001) of borrowers who opted in, each behind a reference only the asking lender can
+use (``service.borrower_ref``) — never an identifier.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.consent.errors import ConsentError, ScopeNotGranted
+from credit_commons.consent.model import scopes_map
+from credit_commons.consent.models import DiscoveryProfileRow
+from credit_commons.consent.service import (
+    Lender,
+    borrower_ref,
+    check_consent,
+    denial,
+    locked_for_use,
+    mark_used,
+    record_use,
+)
+from credit_commons.core.clock import utc
+from credit_commons.core.errors import NotFoundError
+from credit_commons.identity.schemas import Permission
+from credit_commons.identity.service import Principal, authorise
+from credit_commons.issuer import status
+from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.sd_jwt import present
+from credit_commons.issuer.sd_jwt_format import SdJwt
+from credit_commons.issuer.sd_jwt_verify import verify
+from credit_commons.issuer.status_list import TokenStatus
+from credit_commons.keys.algorithms import PublicKey
+from credit_commons.runtime import Runtime
+
+__all__ = ["discover", "retrieve", "set_discoverable"]
+
+OPERATION = "credentials.read"
+
+
+def _newest_valid(
+    session: Session, token: str, type_name: str, rt: Runtime
+) -> CredentialRow | None:
+    now = rt.clock.now()
+    for row in session.scalars(
+        select(CredentialRow)
+        .where(
+            CredentialRow.subject_token == token,
+            CredentialRow.type_name == type_name,
+            CredentialRow.format == "dc+sd-jwt",
+        )
+        .order_by(CredentialRow.issued_at.desc())
+    ):
+        if utc(row.expires_at) <= now:
+            continue
+        ref = status.StatusRef(row.status_list_id, row.status_index, status.StatusKind.TOKEN)
+        if status.get_status(session, ref) == TokenStatus.VALID:
+            return row
+    return None
+
+
+def retrieve(
+    session: Session,
+    rt: Runtime,
+    lender: Lender,
+    consent_id: str,
+    *,
+    type_name: str | None = None,
+    claims: list[str] | None = None,
+) -> dict[str, Any]:
+    """The borrower's credential with the in-scope Disclosures only.
+
+    ``type_name`` defaults to the consent's only scope; ``claims`` to every granted claim.
+    Raises ``consent.access.Denied`` (recorded as ``access.denied``) for every refusal.
+    """
+    now = rt.clock.now()
+    row = locked_for_use(session, consent_id)
+    mine = row if row is not None and row.lender_client_id == lender.client_id else None
+    try:
+        if mine is None:
+            check_consent(None, "", frozenset(), now)
+        assert mine is not None
+        granted = scopes_map(json.loads(mine.scopes))
+        chosen = type_name or (next(iter(granted)) if len(granted) == 1 else "")
+        wanted = frozenset(claims) if claims is not None else granted.get(chosen, frozenset())
+        check_consent(mine, chosen, wanted, now)
+        credential = _newest_valid(session, mine.principal_token, chosen, rt)
+        if credential is None:
+            raise ScopeNotGranted("no valid credential of this type")  # nothing to share
+    except ConsentError as e:
+        raise denial(
+            rt, lender, mine, consent_id=consent_id, operation=OPERATION, reason=e.code
+        ) from e
+    text = rt.vault.open(
+        session,
+        bytes(credential.sealed),
+        subject=mine.principal_token,
+        purpose="credentials",
+        record=credential.id,
+    ).decode("ascii")
+    shared = present(SdJwt.parse(text), disclose=sorted(wanted))
+    mark_used(mine, now)
+    event_id = record_use(session, rt, lender, mine, OPERATION)
+    return {
+        "consent_id": mine.id,
+        "type": chosen,
+        "credential": shared,
+        "disclosed": sorted(wanted),
+        "mode": mine.mode,
+        "data_life": {"unit": mine.data_life_unit, "value": mine.data_life_value},
+        "access_event_id": event_id,
+    }
+
+
+def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:
+    # The processed payload of one of our own credentials (issuer key from our key store).
+    keys: dict[str, PublicKey] = {
+        v.kid: v.public_key for v in status.issuer_key_versions(session, rt)
+    }
+
+    def resolve(header: Any, payload: Any) -> PublicKey:
+        kid = header.get("kid")
+        if payload.get("iss") != rt.settings.public_url or kid not in keys:
+            raise NotFoundError("not one of this platform's credentials")
+        return keys[str(kid)]
+
+    return verify(
+        text,
+        issuer_key_resolver=resolve,
+        require_key_binding=False,
+        now=int(rt.clock.now().timestamp()),
+    ).payload
+
+
+def set_discoverable(
+    session: Session, rt: Runtime, principal: Principal, token: str, *, enabled: bool
+) -> dict[str, Any]:
+    """Opt in to (or out of) discovery with the attributes of the newest valid Credit
+    Readiness Credential.  Raises :class:`NotFoundError` when there is none."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    existing = session.get(DiscoveryProfileRow, token)
+    if not enabled:
+        if existing is not None:
+            session.delete(existing)
+        return {"discoverable": False}
+    credential = _newest_valid(session, token, CREDIT_READINESS.name, rt)
+    if credential is None:
+        raise NotFoundError("no valid credit readiness credential to publish")
+    text = rt.vault.open(
+        session,
+        bytes(credential.sealed),
+        subject=token,
+        purpose="credentials",
+        record=credential.id,
+    ).decode("ascii")
+    claims = _own_claims(session, rt, text)
+    values = {
+        "credit_tier": str(claims["credit_tier"]),
+        "income_bracket": str(claims["income_bracket"]),
+        "debt_ratio_bracket": str(claims["debt_ratio_bracket"]),
+    }
+    if existing is None:
+        session.add(
+            DiscoveryProfileRow(principal_token=token, opted_in_at=rt.clock.now(), **values)
+        )
+    else:
+        for key, value in values.items():
+            setattr(existing, key, value)
+    return {"discoverable": True, **values}
+
+
+def discover(
+    session: Session,
+    rt: Runtime,
+    lender: Lender,
+    *,
+    credit_tier: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Opted-in borrowers' public attributes, each with a lender-bound reference."""
+    query = select(DiscoveryProfileRow)
+    if credit_tier is not None:
+        query = query.where(DiscoveryProfileRow.credit_tier == credit_tier)
+    rows = session.scalars(query.order_by(DiscoveryProfileRow.opted_in_at).limit(limit))
+    return [
+        {
+            "borrower_ref": borrower_ref(rt, lender.client_id, r.principal_token),
+            "credit_tier": r.credit_tier,
+            "income_bracket": r.income_bracket,
+            "debt_ratio_bracket": r.debt_ratio_bracket,
+        }
+        for r in rows
+    ]

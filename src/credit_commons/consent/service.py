@@ -1,0 +1,723 @@
+"""Use cases of consent: request, decide, check, retrieve under consent, expire.
+
+Every state change writes its event (``consent.requested``, ``consent.granted``,
+``consent.rejected``, ``consent.paused``, ``consent.resumed``, ``consent.revoked``,
+``consent.expired``) and queues a signed webhook to the lender, in the same transaction.
+A granted consent is an artefact signed by the platform key ``consent`` (a compact JWS,
+``typ: consent+jwt``) that never changes: a change of terms is a new consent.
+
+The check (:func:`check`, :func:`check_consent`) is one indexed read and a pure
+evaluation (``model.evaluate``).  Retrieval locks the consent row (``FOR UPDATE``), so a
+revocation that commits first is always seen, and counts the use in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.consent import webhooks
+from credit_commons.consent.access import Denied, lender_actor, record_allowed
+from credit_commons.consent.errors import (
+    ConsentError,
+    ConsentNotFound,
+    ConsentRequestInvalid,
+    ConsentStateInvalid,
+)
+from credit_commons.consent.model import (
+    PURPOSES,
+    ConsentRequest,
+    ConsentStatus,
+    ConsentView,
+    evaluate,
+    next_use,
+    scopes_map,
+)
+from credit_commons.consent.models import ConsentRow
+from credit_commons.core.clock import utc
+from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.core.ids import new_id
+from credit_commons.identity.models import IdentityRow
+from credit_commons.identity.schemas import Permission
+from credit_commons.identity.service import Principal, actor_of, authorise, subject_of
+from credit_commons.issuer import service as catalogue_service
+from credit_commons.issuer.jws import sign_compact
+from credit_commons.keys import service as key_service
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.store import KeyVersion, StoredSigner
+from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.runtime import Runtime
+from credit_commons.vault.kms import WrappedKey
+
+__all__ = [
+    "CONSENT_KEY",
+    "ConsentChanged",
+    "ConsentRequested",
+    "Lender",
+    "check",
+    "check_consent",
+    "consent_key_versions",
+    "decide",
+    "expire_due",
+    "get_for_borrower",
+    "get_for_lender",
+    "list_for_borrower",
+    "locked_for_use",
+    "mark_used",
+    "request_consent",
+    "revoke_all",
+]
+
+CONSENT_KEY = "consent"
+ARTEFACT_TYP = "consent+jwt"
+_OTP_TTL = timedelta(minutes=10)
+_OTP_ATTEMPTS = 5
+
+
+class Lender(Protocol):
+    """An authenticated lender client (``gateway``'s ``LenderPrincipal``)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def purposes(self) -> frozenset[str]: ...
+
+
+class ConsentRequested(EventDetails, event_type="consent.requested"):
+    """A lender asked a borrower for consent (template and purpose; never the scope)."""
+
+    template: Token
+    purpose: Token
+
+
+class ConsentChanged(EventDetails, event_type="consent.changed"):
+    """Base of the consent state changes; each has its own event type."""
+
+    status: Token
+    approval: Token | None = None
+
+
+class ConsentGranted(ConsentChanged, event_type="consent.granted"):
+    """The borrower (or an agent they confirmed) granted the consent."""
+
+    artefact_digest: Token
+
+
+class ConsentRejected(ConsentChanged, event_type="consent.rejected"):
+    """The borrower rejected the request."""
+
+
+class ConsentPausedEvent(ConsentChanged, event_type="consent.paused"):
+    """The borrower paused the consent."""
+
+
+class ConsentResumed(ConsentChanged, event_type="consent.resumed"):
+    """The borrower resumed a paused consent."""
+
+
+class ConsentRevokedEvent(ConsentChanged, event_type="consent.revoked"):
+    """The borrower revoked the consent."""
+
+
+class ConsentExpiredEvent(ConsentChanged, event_type="consent.expired"):
+    """The consent (or the request) ran past its expiry."""
+
+
+class ConsentAssisted(EventDetails, event_type="consent.assisted"):
+    """A field agent prepared the consent; a one-time code went to the borrower."""
+
+    delivered: bool
+
+
+_EVENTS: dict[str, type[ConsentChanged]] = {
+    ConsentStatus.REJECTED: ConsentRejected,
+    ConsentStatus.PAUSED: ConsentPausedEvent,
+    ConsentStatus.REVOKED: ConsentRevokedEvent,
+    ConsentStatus.EXPIRED: ConsentExpiredEvent,
+}
+
+# action -> (states it applies to, state it leads to)
+_TRANSITIONS: dict[str, tuple[frozenset[str], ConsentStatus]] = {
+    "reject": (frozenset({ConsentStatus.PENDING}), ConsentStatus.REJECTED),
+    "pause": (frozenset({ConsentStatus.ACTIVE}), ConsentStatus.PAUSED),
+    "resume": (frozenset({ConsentStatus.PAUSED}), ConsentStatus.ACTIVE),
+    "revoke": (frozenset({ConsentStatus.ACTIVE, ConsentStatus.PAUSED}), ConsentStatus.REVOKED),
+}
+
+
+# -- keys and artefacts ------------------------------------------------------------------
+
+
+def _signer(session: Session, rt: Runtime) -> StoredSigner:
+    return key_service.signer_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=CONSENT_KEY,
+        key_type=KeyType.ED25519,
+        actor=rt.operator_actor("consent"),
+    )
+
+
+def consent_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
+    """Every version of the key that signs artefacts and webhooks (made on first use)."""
+    return key_service.versions_or_create(
+        session,
+        rt.key_store,
+        rt.clock,
+        name=CONSENT_KEY,
+        key_type=KeyType.ED25519,
+        actor=rt.operator_actor("consent"),
+    )
+
+
+def _ts(value: datetime) -> str:
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _artefact(session: Session, rt: Runtime, row: ConsentRow, now: datetime) -> str:
+    # The AA ConsentDetail shape, with credential scopes in place of FI types.
+    payload = {
+        "ver": "1.0",
+        "iss": rt.settings.public_url,
+        "iat": int(now.timestamp()),
+        "consentId": row.id,
+        "ConsentDetail": {
+            "consentStart": _ts(row.starts_at),
+            "consentExpiry": _ts(row.expires_at),
+            "consentMode": row.mode,
+            "fetchType": row.fetch_type,
+            "consentTypes": ["CREDENTIAL"],
+            "DataConsumer": {"id": row.lender_client_id, "type": "LENDER"},
+            "Customer": {"id": row.principal},
+            "Purpose": {
+                "code": row.purpose_code,
+                "text": PURPOSES[row.purpose_code],
+                "Category": {"type": row.template},
+            },
+            "DataLife": {"unit": row.data_life_unit, "value": row.data_life_value},
+            "Frequency": {"unit": row.frequency_unit, "value": row.frequency_value},
+            "scopes": json.loads(row.scopes),
+        },
+        "approval": row.approval,
+        "facilitator": row.facilitator,
+    }
+    signer = _signer(session, rt)
+    return sign_compact({"typ": ARTEFACT_TYP, "kid": signer.kid}, payload, signer)
+
+
+# -- views -------------------------------------------------------------------------------
+
+
+def _view(row: ConsentRow) -> ConsentView:
+    return ConsentView(
+        status=row.status,
+        starts_at=utc(row.starts_at),
+        expires_at=utc(row.expires_at),
+        fetch_type=row.fetch_type,
+        frequency_unit=row.frequency_unit,
+        frequency_value=row.frequency_value,
+        scopes=scopes_map(json.loads(row.scopes)),
+        uses=row.uses,
+        window=row.window,
+        window_uses=row.window_uses,
+    )
+
+
+def _public(row: ConsentRow) -> dict[str, Any]:
+    return {
+        "consent_id": row.id,
+        "status": row.status,
+        "template": row.template,
+        "lender": row.lender_client_id,
+        "purpose": {"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
+        "mode": row.mode,
+        "fetch_type": row.fetch_type,
+        "frequency": {"unit": row.frequency_unit, "value": row.frequency_value},
+        "data_life": {"unit": row.data_life_unit, "value": row.data_life_value},
+        "consent_start": utc(row.starts_at).isoformat(),
+        "consent_expiry": utc(row.expires_at).isoformat(),
+        "scopes": json.loads(row.scopes),
+        "approval": row.approval,
+        "assisted": row.facilitator is not None,
+        "uses": row.uses,
+        "artefact": row.artefact,
+        "created_at": utc(row.created_at).isoformat(),
+        "updated_at": utc(row.updated_at).isoformat(),
+    }
+
+
+# -- borrower references (discovery) -----------------------------------------------------
+
+
+def borrower_ref(rt: Runtime, client_id: str, token: str) -> str:
+    """An opaque reference to a borrower that only this lender can use (and only here)."""
+    wrapped = rt.vault.kms.wrap(token.encode("ascii"), aad=f"bref\x00{client_id}".encode())
+    return "bref_" + b64url_encode(wrapped.version.to_bytes(4, "big") + wrapped.blob)
+
+
+def _resolve_borrower(rt: Runtime, client_id: str, reference: str) -> str:
+    if reference.startswith("idt_"):
+        return reference
+    try:
+        raw = b64url_decode(reference.removeprefix("bref_"))
+        wrapped = WrappedKey(rt.vault.kms.kek_id, int.from_bytes(raw[:4], "big"), raw[4:])
+        return rt.vault.kms.unwrap(wrapped, aad=f"bref\x00{client_id}".encode()).decode("ascii")
+    except (CommonsError, ValueError) as e:
+        raise NotFoundError("no such borrower") from e
+
+
+# -- lender side -------------------------------------------------------------------------
+
+
+def request_consent(
+    session: Session, rt: Runtime, lender: Lender, body: ConsentRequest
+) -> dict[str, Any]:
+    """A lender's request: checked against the template, the catalogue and the lender's
+    allowed purposes; PENDING until the borrower decides.
+
+    Raises ``ConsentRequestInvalid`` and :class:`NotFoundError` (unknown borrower).
+    """
+    now = rt.clock.now()
+    if body.purpose not in lender.purposes:
+        raise ConsentRequestInvalid(
+            "this purpose is not registered for the lender", extra={"field": "purpose"}
+        )
+    types = {t.name: t.disclosable for t in catalogue_service.list_types(session, rt)}
+    body.check_template(now, types)
+    token = _resolve_borrower(rt, lender.client_id, body.borrower)
+    if session.get(IdentityRow, token) is None:
+        raise NotFoundError("no such borrower")
+    row = ConsentRow(
+        id=new_id("cns"),
+        status=ConsentStatus.PENDING,
+        template=body.template,
+        lender_client_id=lender.client_id,
+        principal=subject_of(rt, token),
+        principal_token=token,
+        purpose_code=body.purpose,
+        mode=body.mode,
+        fetch_type=body.fetch_type,
+        frequency_unit=body.frequency.unit,
+        frequency_value=body.frequency.value,
+        data_life_unit=body.data_life.unit,
+        data_life_value=body.data_life.value,
+        scopes=json.dumps([s.model_dump() for s in body.scopes], sort_keys=True),
+        starts_at=body.consent_start or now,
+        expires_at=body.consent_expiry,
+        otp_attempts=0,
+        uses=0,
+        window=-1,
+        window_uses=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    event = record_event(
+        session,
+        ConsentRequested(template=row.template, purpose=row.purpose_code),
+        actor=lender_actor(rt, lender.client_id),
+        at=now,
+        subject=row.principal,
+        object=object_digest("consent", row.id),
+    )
+    webhooks.enqueue(session, rt, row, event.id)
+    return {**_public(row), "event_id": event.id}
+
+
+def get_for_lender(
+    session: Session, rt: Runtime, lender: Lender, consent_id: str
+) -> dict[str, Any]:
+    """Status and (once granted) the signed artefact.  Another lender's consent is 404."""
+    del rt
+    row = session.get(ConsentRow, consent_id)
+    if row is None or row.lender_client_id != lender.client_id:
+        raise NotFoundError("no such consent")
+    return _public(row)
+
+
+# -- the check ---------------------------------------------------------------------------
+
+
+def check_consent(
+    row: ConsentRow | None, type_name: str, claims: frozenset[str], now: datetime
+) -> None:
+    """Evaluate one consent row; raises a :class:`ConsentError` (``ConsentNotFound`` for
+    ``None``)."""
+    if row is None:
+        raise ConsentNotFound()
+    evaluate(_view(row), type_name, claims, now)
+
+
+def check(
+    session: Session,
+    *,
+    lender: str,
+    principal: str,
+    type_name: str,
+    claims: frozenset[str],
+    now: datetime,
+) -> ConsentRow:
+    """The consent check: the live consent of ``lender`` for ``principal`` (a pseudonym)
+    that grants ``claims`` of ``type_name`` now.  One indexed read.
+
+    Raises the most telling :class:`ConsentError` of the pair's consents when none grants
+    it (``ConsentNotFound`` when there are none).
+    """
+    rows = session.scalars(
+        select(ConsentRow)
+        .where(ConsentRow.lender_client_id == lender, ConsentRow.principal == principal)
+        .order_by(ConsentRow.id.desc())
+        .limit(16)
+    ).all()
+    failure: ConsentError = ConsentNotFound()
+    for row in rows:
+        try:
+            check_consent(row, type_name, claims, now)
+        except ConsentError as e:
+            if isinstance(failure, ConsentNotFound):
+                failure = e
+            continue
+        return row
+    raise failure
+
+
+def locked_for_use(session: Session, consent_id: str) -> ConsentRow | None:
+    """The consent row, locked until the transaction ends (``FOR UPDATE``)."""
+    return session.scalars(
+        select(ConsentRow).where(ConsentRow.id == consent_id).with_for_update()
+    ).first()
+
+
+def mark_used(row: ConsentRow, now: datetime) -> None:
+    """Count one fetch (after a successful check, in the same transaction)."""
+    window, window_uses = next_use(_view(row), now)
+    row.uses += 1
+    row.window, row.window_uses = window, window_uses
+    row.updated_at = now
+
+
+def denial(
+    rt: Runtime,
+    lender: Lender,
+    row: ConsentRow | None,
+    *,
+    consent_id: str,
+    operation: str,
+    reason: str,
+) -> Denied:
+    """The :class:`Denied` error for a refused access (recorded by the app's handler).
+
+    The subject is the consent's borrower even when another lender tried it: the attempt
+    was on their data, so it belongs in their access history."""
+    return Denied(
+        operation=operation,
+        reason=reason,
+        actor=lender_actor(rt, lender.client_id),
+        subject=row.principal if row is not None else None,
+        object=object_digest("consent", consent_id),
+    )
+
+
+def record_use(
+    session: Session, rt: Runtime, lender: Lender, row: ConsentRow, operation: str
+) -> str:
+    """Record ``access.allowed`` for a use of ``row``; returns the event id."""
+    return record_allowed(
+        session,
+        rt,
+        actor=lender_actor(rt, lender.client_id),
+        operation=operation,
+        subject=row.principal,
+        object=object_digest("consent", row.id),
+    ).id
+
+
+# -- borrower side -----------------------------------------------------------------------
+
+
+def _borrower_row(
+    session: Session, rt: Runtime, principal: Principal, consent_id: str
+) -> ConsentRow:
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise NotFoundError("no such consent")
+    try:
+        authorise(
+            session, principal, row.principal_token, Permission.MANAGE_CONSENTS, rt.clock.now()
+        )
+    except NotFoundError:
+        raise NotFoundError("no such consent") from None
+    return row
+
+
+def list_for_borrower(
+    session: Session, rt: Runtime, principal: Principal, token: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    """The borrower's consents (newest first), optionally of one status."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    query = select(ConsentRow).where(ConsentRow.principal_token == token)
+    if status is not None:
+        query = query.where(ConsentRow.status == status)
+    return [_public(r) for r in session.scalars(query.order_by(ConsentRow.id.desc()))]
+
+
+def get_for_borrower(
+    session: Session, rt: Runtime, principal: Principal, consent_id: str
+) -> dict[str, Any]:
+    """One of the borrower's consents."""
+    return _public(_borrower_row(session, rt, principal, consent_id))
+
+
+def _change(
+    session: Session, rt: Runtime, row: ConsentRow, target: ConsentStatus, actor: str
+) -> str:
+    now = rt.clock.now()
+    row.status = target
+    row.updated_at = now
+    details_type = _EVENTS.get(target, ConsentResumed)
+    event = record_event(
+        session,
+        details_type(status=target.value),
+        actor=actor,
+        at=now,
+        subject=row.principal,
+        object=object_digest("consent", row.id),
+    )
+    webhooks.enqueue(session, rt, row, event.id)
+    return event.id
+
+
+def _grant(
+    session: Session,
+    rt: Runtime,
+    row: ConsentRow,
+    *,
+    approval: str,
+    actor: str,
+    facilitator: str | None,
+) -> str:
+    now = rt.clock.now()
+    if now >= utc(row.expires_at):
+        raise ConsentStateInvalid("the consent request has expired")
+    row.status = ConsentStatus.ACTIVE
+    row.approval, row.facilitator = approval, facilitator
+    row.otp_hash = row.otp_expires_at = None
+    row.updated_at = now
+    row.artefact = _artefact(session, rt, row, now)
+    event = record_event(
+        session,
+        ConsentGranted(
+            status=ConsentStatus.ACTIVE.value,
+            approval=approval,
+            artefact_digest=hashlib.sha256(row.artefact.encode()).hexdigest(),
+        ),
+        actor=actor,
+        at=now,
+        subject=row.principal,
+        object=object_digest("consent", row.id),
+    )
+    webhooks.enqueue(session, rt, row, event.id)
+    return event.id
+
+
+def approval_message(consent_id: str) -> bytes:
+    """What a borrower signs with their DID key to approve ``consent_id``."""
+    return f"credit-commons consent approve\n{consent_id}\n".encode()
+
+
+def decide(
+    session: Session,
+    rt: Runtime,
+    principal: Principal | None,
+    consent_id: str,
+    action: str,
+    *,
+    signature: str | None = None,
+) -> dict[str, Any]:
+    """Approve, reject, pause, resume or revoke one consent.
+
+    Approval is by the borrower's session (``principal``) or, without one, by a signature
+    of :func:`approval_message` with the borrower's DID key (``signature``, base64url).
+    Raises :class:`NotFoundError` (not the borrower's, or unknown) and
+    ``ConsentStateInvalid``.
+    """
+    if principal is None:
+        if action != "approve" or signature is None:
+            raise NotFoundError("no such consent")
+        row = session.get(ConsentRow, consent_id)
+        if row is None:
+            raise NotFoundError("no such consent")
+        _verify_did_signature(session, rt, row.principal_token, consent_id, signature)
+        actor, approval = subject_of(rt, row.principal_token), "did"
+    else:
+        row = _borrower_row(session, rt, principal, consent_id)
+        actor, approval = actor_of(rt, principal), "self"
+    if action == "approve":
+        if row.status != ConsentStatus.PENDING:
+            raise ConsentStateInvalid(f"a {row.status} consent cannot be approved")
+        event_id = _grant(session, rt, row, approval=approval, actor=actor, facilitator=None)
+    else:
+        allowed, target = _TRANSITIONS[action]
+        if row.status not in allowed:
+            raise ConsentStateInvalid(f"a {row.status} consent cannot be {action}d")
+        event_id = _change(session, rt, row, target, actor)
+    return {**_public(row), "event_id": event_id}
+
+
+def _verify_did_signature(
+    session: Session, rt: Runtime, token: str, consent_id: str, signature: str
+) -> None:
+    from credit_commons.core.net import OutboundFetcher  # noqa: PLC0415 - only for DIDs
+    from credit_commons.identity import service as identity_service  # noqa: PLC0415
+    from credit_commons.keys.did_web import DidResolver  # noqa: PLC0415
+
+    try:
+        profile = identity_service.get_profile(session, rt, Principal(token, "identity"), token)
+        did = profile.get("did")
+        if not isinstance(did, str):
+            raise NotFoundError("no such consent")
+        fetcher = OutboundFetcher(
+            allow_private=rt.settings.insecure_allow_private_network,
+            allow_http=rt.settings.insecure_allow_http,
+        )
+        key = DidResolver(fetcher).resolve_key(did)
+        key.verify(key.key_type.jose_alg, approval_message(consent_id), b64url_decode(signature))
+    except CommonsError as e:
+        raise NotFoundError("no such consent") from e
+
+
+def revoke_all(
+    session: Session, rt: Runtime, principal: Principal, token: str, lender_client_id: str
+) -> dict[str, Any]:
+    """Revoke every active or paused consent of ``token`` given to one lender (seed 001)."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    rows = session.scalars(
+        select(ConsentRow)
+        .where(
+            ConsentRow.principal_token == token,
+            ConsentRow.lender_client_id == lender_client_id,
+            ConsentRow.status.in_([ConsentStatus.ACTIVE, ConsentStatus.PAUSED]),
+        )
+        .with_for_update()
+    ).all()
+    actor = actor_of(rt, principal)
+    revoked = [r.id for r in rows if _change(session, rt, r, ConsentStatus.REVOKED, actor)]
+    return {"revoked": revoked}
+
+
+# -- assisted consent (seed 000) ----------------------------------------------------------
+
+
+def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> dict[str, Any]:
+    """A field agent with a live ``assist:consent`` delegation from the borrower prepares a
+    pending consent: a one-time code goes to the borrower (``consent.notify``), who reads
+    it to the agent.  Raises :class:`NotFoundError` without the delegation."""
+    from credit_commons.consent import notify  # noqa: PLC0415 - cycle-free edge
+
+    row = session.get(ConsentRow, consent_id)
+    if row is None or row.status != ConsentStatus.PENDING:
+        raise NotFoundError("no such consent")
+    _require_assist(session, rt, agent, row)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    row.otp_hash = _otp_hash(rt, row.id, code)
+    row.otp_expires_at = rt.clock.now() + _OTP_TTL
+    row.otp_attempts = 0
+    row.facilitator = actor_of(rt, agent)
+    delivered = notify.send_code(rt, row.principal_token, row.id, code)
+    record_event(
+        session,
+        ConsentAssisted(delivered=delivered),
+        actor=actor_of(rt, agent),
+        at=rt.clock.now(),
+        subject=row.principal,
+        object=object_digest("consent", row.id),
+    )
+    return {
+        "consent_id": row.id,
+        "code_sent": delivered,
+        "expires_in": int(_OTP_TTL.total_seconds()),
+    }
+
+
+def confirm_assisted(
+    session: Session, rt: Runtime, agent: Principal, consent_id: str, code: str
+) -> dict[str, Any]:
+    """The agent submits the borrower's one-time code: the consent is granted, the agent
+    recorded as facilitator.  Five wrong codes void the code.  Raises
+    :class:`NotFoundError` or ``ConsentStateInvalid``."""
+    row = session.get(ConsentRow, consent_id)
+    if row is None or row.status != ConsentStatus.PENDING:
+        raise NotFoundError("no such consent")
+    _require_assist(session, rt, agent, row)
+    expires = row.otp_expires_at
+    if row.otp_hash is None or expires is None or utc(expires) <= rt.clock.now():
+        raise ConsentStateInvalid("no live one-time code; ask for a new one")
+    if row.otp_attempts >= _OTP_ATTEMPTS:
+        raise ConsentStateInvalid("too many wrong codes; ask for a new one")
+    if not hmac.compare_digest(row.otp_hash, _otp_hash(rt, row.id, code)):
+        row.otp_attempts += 1
+        return {"consent_id": row.id, "status": row.status, "accepted": False}
+    event_id = _grant(
+        session,
+        rt,
+        row,
+        approval="assisted",
+        actor=subject_of(rt, row.principal_token),
+        facilitator=actor_of(rt, agent),
+    )
+    return {**_public(row), "accepted": True, "event_id": event_id}
+
+
+def _require_assist(session: Session, rt: Runtime, agent: Principal, row: ConsentRow) -> None:
+    from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415
+
+    if not has_delegation(
+        session, row.principal_token, agent.subject, Permission.ASSIST_CONSENT, rt.clock.now()
+    ):
+        raise NotFoundError("no such consent")
+
+
+def _otp_hash(rt: Runtime, consent_id: str, code: str) -> str:
+    return rt.pseudonymizer.pseudonym("consent-otp", f"{consent_id}:{code}")
+
+
+# -- expiry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    """What :func:`expire_due` did."""
+
+    expired: int
+
+
+def expire_due(session: Session, rt: Runtime, *, limit: int = 1000) -> ExpiryReport:
+    """Move consents (and requests) past their expiry to EXPIRED, with their events."""
+    now = rt.clock.now()
+    rows = session.scalars(
+        select(ConsentRow)
+        .where(
+            ConsentRow.status.in_(
+                [ConsentStatus.PENDING, ConsentStatus.ACTIVE, ConsentStatus.PAUSED]
+            ),
+            ConsentRow.expires_at <= now,
+        )
+        .limit(limit)
+        .with_for_update()
+    ).all()
+    actor = rt.operator_actor("consent-expiry")
+    for row in rows:
+        _change(session, rt, row, ConsentStatus.EXPIRED, actor)
+    return ExpiryReport(len(rows))

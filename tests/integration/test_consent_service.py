@@ -1,0 +1,265 @@
+"""Consent use cases through the service layer, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from tests.factories import readiness_claims
+
+from credit_commons.consent import notify, retrieval, service
+from credit_commons.consent.access import Denied
+from credit_commons.consent.errors import ConsentStateInvalid
+from credit_commons.consent.model import ConsentRequest
+from credit_commons.consent.models import ConsentRow
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import NotFoundError
+from credit_commons.identity import delegations
+from credit_commons.identity import service as identity_service
+from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
+from credit_commons.identity.service import Principal
+from credit_commons.issuer import credentials
+from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.jws import JwsInvalid, verify_compact
+from credit_commons.issuer.sd_jwt_format import SdJwt
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.runtime import Runtime
+
+ADMIN = Principal("admin:test", "admin")
+
+
+@dataclass(frozen=True)
+class FakeLender:
+    client_id: str
+    purposes: frozenset[str] = frozenset({"105", "104", "loan.underwriting", "loan.monitoring"})
+
+
+LENDER = FakeLender("lnd_" + "a" * 22)
+OTHER = FakeLender("lnd_" + "b" * 22)
+
+
+def _identity(rt: Runtime, roles: list[str]) -> str:
+    with transaction(rt.sessions) as session:
+        body = IdentityCreate.model_validate({"roles": roles, "profile": {"name": "X"}})
+        return str(identity_service.create_identity(session, rt, body)["identity_token"])
+
+
+def _borrower(rt: Runtime) -> str:
+    token = _identity(rt, ["business"])
+    holder = PrivateKey.generate(KeyType.ED25519)
+    with transaction(rt.sessions) as session:
+        credentials.issue_credential(
+            session,
+            rt,
+            ADMIN,
+            type_name=CREDIT_READINESS.name,
+            subject_token=token,
+            claims=readiness_claims(token),
+            holder_jwk=public_key_to_jwk(holder.public_key),
+        )
+    return token
+
+
+def _request(rt: Runtime, token: str, lender: FakeLender = LENDER, **overrides: Any) -> str:
+    body: dict[str, Any] = {
+        "template": "loan_underwriting",
+        "borrower": token,
+        "purpose": "105",
+        "consent_expiry": (rt.clock.now() + timedelta(days=7)).isoformat(),
+        "scopes": [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}],
+    }
+    body.update(overrides)
+    with transaction(rt.sessions) as session:
+        made = service.request_consent(session, rt, lender, ConsentRequest.model_validate(body))
+    return str(made["consent_id"])
+
+
+def _decide(rt: Runtime, token: str, consent_id: str, action: str) -> dict[str, Any]:
+    with transaction(rt.sessions) as session:
+        return service.decide(session, rt, Principal(token, "identity"), consent_id, action)
+
+
+def _retrieve(
+    rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **kw: Any
+) -> dict[str, Any]:
+    with transaction(rt.sessions) as session:
+        return retrieval.retrieve(session, rt, lender, consent_id, **kw)
+
+
+def _denied_reason(rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **kw: Any) -> str:
+    with pytest.raises(Denied) as e:
+        _retrieve(rt, consent_id, lender, **kw)
+    assert str(e.value) == "not permitted"
+    return e.value.reason
+
+
+def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    consent_id = _request(runtime, token)
+    assert _denied_reason(runtime, consent_id) == "consent.not_found"  # still pending
+    granted = _decide(runtime, token, consent_id, "approve")
+    assert granted["status"] == "ACTIVE"
+    # The artefact is signed by the consent key and says what was agreed.
+    with transaction(runtime.sessions) as session:
+        keys = service.consent_key_versions(session, runtime)
+    payload = verify_compact(granted["artefact"], keys[0].public_key, typ="consent+jwt")
+    detail = payload["ConsentDetail"]
+    assert detail["DataConsumer"]["id"] == LENDER.client_id
+    assert detail["Customer"]["id"].startswith("p1:")
+    assert token not in granted["artefact"]
+    assert detail["scopes"] == [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}]
+    head, body, signature = granted["artefact"].split(".")
+    tampered = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{signature}"
+    with pytest.raises(JwsInvalid):
+        verify_compact(tampered, keys[0].public_key, typ="consent+jwt")
+
+    got = _retrieve(runtime, consent_id)
+    shared = SdJwt.parse(got["credential"])
+    assert [d.name for d in shared.disclosures] == ["income_bracket"]  # only in scope
+    assert got["disclosed"] == ["/income_bracket"]
+    assert got["mode"] == "VIEW"
+    # One-time: the second fetch is refused.
+    assert _denied_reason(runtime, consent_id) == "consent.use_exceeded"
+    _decide(runtime, token, consent_id, "revoke")
+    assert _denied_reason(runtime, consent_id) == "consent.revoked"
+    with pytest.raises(ConsentStateInvalid):
+        _decide(runtime, token, consent_id, "resume")
+
+
+def test_scope_escalation_wrong_lender_pause(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    consent_id = _request(runtime, token)
+    _decide(runtime, token, consent_id, "approve")
+    reason = _denied_reason(runtime, consent_id, claims=["/income_bracket", "/score_opening"])
+    assert reason == "consent.scope_not_granted"
+    assert _denied_reason(runtime, consent_id, OTHER) == "consent.not_found"
+    _decide(runtime, token, consent_id, "pause")
+    assert _denied_reason(runtime, consent_id) == "consent.paused"
+    _decide(runtime, token, consent_id, "resume")
+    assert _retrieve(runtime, consent_id)["consent_id"] == consent_id
+
+
+def test_only_the_borrower_decides(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    stranger = _identity(runtime, ["citizen"])
+    consent_id = _request(runtime, token)
+    with pytest.raises(NotFoundError):
+        _decide(runtime, stranger, consent_id, "approve")
+    with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
+        service.get_for_lender(session, runtime, OTHER, consent_id)
+
+
+def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    agent = _identity(runtime, ["field_agent"])
+    consent_id = _request(runtime, token)
+    agent_principal = Principal(agent, "identity")
+    with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
+        service.assist(session, runtime, agent_principal, consent_id)  # no delegation yet
+    with transaction(runtime.sessions) as session:
+        made = delegations.create_delegation(
+            session,
+            runtime,
+            Principal(token, "identity"),
+            token,
+            DelegationCreate.model_validate(
+                {
+                    "delegatee_token": agent,
+                    "type": "field_agent_assist",
+                    "permissions": ["assist:consent"],
+                }
+            ),
+        )
+        delegations.accept_delegation(session, runtime, agent_principal, made["id"])
+    with transaction(runtime.sessions) as session:
+        sent = service.assist(session, runtime, agent_principal, consent_id)
+    assert sent["code_sent"] is True
+    code = notify.read_codes(runtime, token)[-1]["code"]
+    wrong = "000000" if code != "000000" else "111111"
+    with transaction(runtime.sessions) as session:
+        assert (
+            service.confirm_assisted(session, runtime, agent_principal, consent_id, wrong)[
+                "accepted"
+            ]
+            is False
+        )
+    with transaction(runtime.sessions) as session:
+        done = service.confirm_assisted(session, runtime, agent_principal, consent_id, code)
+    assert done["accepted"] is True
+    assert done["status"] == "ACTIVE"
+    assert done["approval"] == "assisted"
+    assert done["assisted"] is True
+
+
+def test_revoke_all_and_expiry(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    first, second = _request(runtime, token), _request(runtime, token)
+    other = _request(runtime, token, OTHER)
+    for consent_id in (first, second, other):
+        _decide(runtime, token, consent_id, "approve")
+    with transaction(runtime.sessions) as session:
+        done = service.revoke_all(
+            session, runtime, Principal(token, "identity"), token, LENDER.client_id
+        )
+    assert sorted(done["revoked"]) == sorted([first, second])
+    assert _retrieve(runtime, other, OTHER)["consent_id"] == other
+    # A request left pending past its expiry expires.
+    late = _request(
+        runtime, token, consent_expiry=(runtime.clock.now() + timedelta(seconds=2)).isoformat()
+    )
+    time.sleep(2.1)
+    with transaction(runtime.sessions) as session:
+        assert service.expire_due(session, runtime).expired >= 1
+        row = session.get(ConsentRow, late)
+        assert row is not None
+        assert row.status == "EXPIRED"
+
+
+def test_no_retrieval_starting_after_revocation_commits_succeeds(runtime: Runtime) -> None:
+    # Twenty one-time consents; readers fetch them over 0.6 s while revoke-all commits.
+    token = _borrower(runtime)
+    ids = [_request(runtime, token) for _ in range(20)]
+    for consent_id in ids:
+        _decide(runtime, token, consent_id, "approve")
+    committed: list[float] = []
+    results: list[tuple[float, bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(ids) + 1)
+
+    def reader(consent_id: str, delay: float) -> None:
+        start.wait()
+        time.sleep(delay)
+        began = time.monotonic()
+        try:
+            _retrieve(runtime, consent_id)
+            ok = True
+        except Denied:
+            ok = False
+        with lock:
+            results.append((began, ok))
+
+    def revoker() -> None:
+        start.wait()
+        time.sleep(0.1)
+        with transaction(runtime.sessions) as session:
+            service.revoke_all(
+                session, runtime, Principal(token, "identity"), token, LENDER.client_id
+            )
+        committed.append(time.monotonic())
+
+    threads = [threading.Thread(target=reader, args=(c, 0.03 * i)) for i, c in enumerate(ids)]
+    threads.append(threading.Thread(target=revoker))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert committed
+    assert len(results) == len(ids)
+    assert any(ok for _, ok in results)
+    assert any(not ok for _, ok in results)
+    assert all(began < committed[0] for began, ok in results if ok)
