@@ -144,6 +144,47 @@ def serve(
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
 
 
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the demo's state here (default: a fresh temporary directory)."),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the transcript, every receipt included, as JSON."),
+    ] = False,
+) -> None:
+    """Run the whole story end to end on the embedded defaults (SQLite, local key file):
+    issuer, field agent, borrower, wallet, lender, consent, retrieval, revocation, audit."""
+    import tempfile
+
+    from credit_commons.core.migrate import upgrade
+    from credit_commons.demo import bound_socket, run_story, serve_in_thread
+    from credit_commons.gateway import create_app
+
+    with tempfile.TemporaryDirectory(prefix="commons-demo-") as tmp:
+        root = data_dir or Path(tmp)
+        sock = bound_socket()
+        port = sock.getsockname()[1]
+        settings = Settings(
+            data_dir=root / "var", public_url=f"http://127.0.0.1:{port}", env="development"
+        )
+
+        def say(text: str) -> None:
+            typer.echo(text, err=as_json)
+
+        say(f"Credit Commons demo: platform on http://127.0.0.1:{port}, state in {root}")
+        rt = Runtime.build(settings)
+        upgrade(rt.engine)
+        with serve_in_thread(create_app(settings, runtime=rt), sock) as base:
+            transcript = run_story(rt, base, root, say=say)
+        if as_json:
+            typer.echo(json.dumps({"steps": transcript.steps}, indent=2, default=str))
+        else:
+            typer.echo("Done: every step checked.")
+
+
 @app.command("worker")
 def worker_command(
     ctx: typer.Context,

@@ -20,6 +20,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise, subject_of
+from credit_commons.gateway.clients import get_client
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.events import object_digest
 from credit_commons.ledger.models import EventRow
@@ -37,6 +38,10 @@ def access_history(
     authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
     consents = session.scalars(select(ConsentRow).where(ConsentRow.principal_token == token)).all()
     lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
+    names = {}
+    for client_id in set(lenders.values()):
+        client = get_client(session, client_id)
+        names[client_id] = client.name if client is not None else client_id
     lenders[anonymous_actor(rt)] = "unknown"
     objects = {object_digest("consent", c.id): c.id for c in consents}
     rows = session.scalars(
@@ -60,6 +65,7 @@ def access_history(
                 "at": utc(row.at).isoformat(),
                 "outcome": "allowed" if row.type == "access.allowed" else "denied",
                 "lender": lenders.get(row.actor, "unknown"),
+                "lender_name": names.get(lenders.get(row.actor, ""), "unknown"),
                 "consent_id": objects.get(row.object or ""),
                 "operation": details.get("operation"),
                 "reason": details.get("reason"),

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from credit_commons import __version__
+from credit_commons.consent import router as consent_router
 from credit_commons.consent.access import install_denial_handler
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
@@ -98,6 +99,8 @@ def create_app(
     oid4vci_router.install_oauth_errors(app)
     app.include_router(log_router.tiles_router)
     app.include_router(lender_router.router)
+    app.include_router(consent_router.lender_router)
+    app.include_router(consent_router.borrower_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,246 @@
+"""HTTP API of consent: the lender's side (OAuth access tokens with scopes), the
+borrower's side (their own bearer token), and assisted consent (a field agent's token).
+
+Lender routes answer every refusal of data with the same 403 "not permitted"; the reason
+goes to the log (``access.denied``) and to the borrower's access history.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from credit_commons.consent import history, retrieval, service
+from credit_commons.consent.model import ConsentRequest, ConsentStatus
+from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.lender_deps import LenderPrincipal, lender_for, require_scope
+from credit_commons.identity.router import PrincipalDep
+from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
+
+__all__ = ["borrower_router", "lender_router"]
+
+lender_router = APIRouter(tags=["consent (lenders)"])
+borrower_router = APIRouter(tags=["consent (borrowers)"])
+
+ConsentId = Annotated[str, Path(pattern=r"^cns_[0-9A-Z]{26}$")]
+Token = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
+_PATHS = Annotated[
+    str,
+    StringConstraints(pattern=r"^(/[A-Za-z0-9_]{1,64}){1,4}(,(/[A-Za-z0-9_]{1,64}){1,4}){0,31}$"),
+]
+
+
+RequestingLender = Annotated[LenderPrincipal, Depends(lender_for("consent.request"))]
+ReadingLender = Annotated[LenderPrincipal, Depends(lender_for("consent.read"))]
+RetrievingLender = Annotated[LenderPrincipal, Depends(lender_for(retrieval.OPERATION))]
+DiscoveringLender = Annotated[LenderPrincipal, Depends(lender_for("discovery.read"))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Signature(_Strict):
+    """A DID signature (base64url) over ``service.approval_message``."""
+
+    signature: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{40,200}$")]
+
+
+class Code(_Strict):
+    """The one-time code the borrower received."""
+
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+
+
+class RevokeAll(_Strict):
+    """Which lender's consents to revoke."""
+
+    lender: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,8}_[0-9A-Za-z_-]{8,64}$")]
+
+
+class Discoverable(_Strict):
+    """Opt in to or out of discovery."""
+
+    enabled: bool
+
+
+# -- lenders -----------------------------------------------------------------------------
+
+
+@lender_router.get("/v1/consents/jwks", summary="Keys that sign artefacts and webhooks.")
+def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return {"keys": [v.jwk() for v in service.consent_key_versions(session, runtime)]}
+
+
+@lender_router.post("/v1/consents", status_code=status.HTTP_201_CREATED, summary="Request consent.")
+def request_consent(
+    body: ConsentRequest, session: SessionDep, runtime: RuntimeDep, lender: RequestingLender
+) -> dict[str, Any]:
+    require_scope(lender, "consent:request", operation="consent.request")
+    return service.request_consent(session, runtime, lender, body)
+
+
+@lender_router.get("/v1/consents/{consent_id}", summary="A consent's status and artefact.")
+def read_consent(
+    consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, lender: ReadingLender
+) -> dict[str, Any]:
+    require_scope(lender, "consent:read", operation="consent.read")
+    return service.get_for_lender(session, runtime, lender, consent_id)
+
+
+@lender_router.get("/v1/lender/credentials", summary="A credential under consent.")
+def retrieve_credential(
+    consent_id: Annotated[str, Query(pattern=r"^cns_[0-9A-Z]{26}$")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lender: RetrievingLender,
+    response: Response,
+    type_name: Annotated[
+        str | None, Query(alias="type", pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")
+    ] = None,
+    claims: Annotated[_PATHS | None, Query()] = None,
+) -> dict[str, Any]:
+    require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
+    result = retrieval.retrieve(
+        session,
+        runtime,
+        lender,
+        consent_id,
+        type_name=type_name,
+        claims=claims.split(",") if claims else None,
+    )
+    # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
+    response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
+    return result
+
+
+@lender_router.get("/v1/lender/discovery", summary="Opted-in borrowers' public attributes.")
+def discovery(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lender: DiscoveringLender,
+    credit_tier: Annotated[Literal["A", "B", "C"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[dict[str, Any]]:
+    require_scope(lender, "discovery:read", operation="discovery.read")
+    return retrieval.discover(session, runtime, lender, credit_tier=credit_tier, limit=limit)
+
+
+# -- borrowers ---------------------------------------------------------------------------
+
+
+@borrower_router.get("/v1/borrowers/{token}/consents", summary="The borrower's consents.")
+def list_consents(
+    token: Token,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    status_filter: Annotated[ConsentStatus | None, Query(alias="status")] = None,
+) -> list[dict[str, Any]]:
+    response.headers.update(NO_STORE)
+    value = status_filter.value if status_filter is not None else None
+    return service.list_for_borrower(session, runtime, principal, token, value)
+
+
+@borrower_router.get(
+    "/v1/borrowers/consents/{consent_id}", summary="One of the borrower's consents."
+)
+def get_consent(
+    consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return service.get_for_borrower(session, runtime, principal, consent_id)
+
+
+@borrower_router.post(
+    "/v1/borrowers/consents/{consent_id}/{action}",
+    summary="Approve, reject, pause, resume or revoke a consent.",
+)
+def decide(
+    consent_id: ConsentId,
+    action: Annotated[Literal["approve", "reject", "pause", "resume", "revoke"], Path()],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return service.decide(session, runtime, principal, consent_id, action)
+
+
+@borrower_router.post(
+    "/v1/consents/{consent_id}/signed-approval",
+    summary="Approve with a signature by the borrower's DID key (no session needed).",
+)
+def signed_approval(
+    consent_id: ConsentId, body: Signature, session: SessionDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return service.decide(session, runtime, None, consent_id, "approve", signature=body.signature)
+
+
+@borrower_router.post(
+    "/v1/borrowers/{token}/consents/revoke-all",
+    summary="Revoke every consent given to one lender.",
+)
+def revoke_all(
+    token: Token,
+    body: RevokeAll,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return service.revoke_all(session, runtime, principal, token, body.lender)
+
+
+@borrower_router.get(
+    "/v1/borrowers/{token}/access-history",
+    summary="Who saw what, when, allowed or denied — each with its log receipt.",
+)
+def access_history(
+    token: Token,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    response.headers.update(NO_STORE)
+    return history.access_history(session, runtime, principal, token, limit=limit)
+
+
+@borrower_router.put("/v1/borrowers/{token}/discovery", summary="Opt in to or out of discovery.")
+def set_discovery(
+    token: Token,
+    body: Discoverable,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return retrieval.set_discoverable(session, runtime, principal, token, enabled=body.enabled)
+
+
+# -- assisted consent --------------------------------------------------------------------
+
+
+@borrower_router.post(
+    "/v1/consents/{consent_id}/assist",
+    summary="A field agent prepares a consent; a one-time code goes to the borrower.",
+)
+def assist(
+    consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return service.assist(session, runtime, principal, consent_id)
+
+
+@borrower_router.post(
+    "/v1/consents/{consent_id}/assist/confirm",
+    summary="The agent submits the borrower's one-time code.",
+)
+def confirm(
+    consent_id: ConsentId,
+    body: Annotated[Code, Body()],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return service.confirm_assisted(session, runtime, principal, consent_id, body.code)

@@ -1,0 +1,419 @@
+"""``commons demo``: the whole story, over HTTP, on the embedded defaults.
+
+The platform runs in this process (uvicorn on a loopback port, SQLite and the local key
+file under a data directory), and every step below goes through its HTTP API, as the
+actors would: an issuer, a field agent, a borrower (an MSME), its wallet, and a lender.
+
+1. The issuer is set up (an administrator token; the issuer's keys are published).
+2. The borrower registers with a field agent's help (a ``field_agent_assist`` delegation).
+3. A Credit Readiness Credential is offered over OID4VCI and lands in the wallet.
+4. The lender is registered and gets an OAuth access token (``private_key_jwt``).
+5. The lender requests consent; the agent prepares it, the borrower reads the one-time code
+   to the agent, who confirms it.
+6. The lender retrieves the credential — only the disclosures in scope — and verifies the
+   issuer signature, the status list and the log receipt of its access.
+7. An out-of-scope request is denied; the borrower revokes; retrieval is denied.
+8. The borrower's access history is shown, each entry with its receipt; the log is audited.
+
+``run_story`` is what the end-to-end test runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+
+from credit_commons.consent import notify
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_encode
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.identity.service import issue_admin_token
+from credit_commons.issuer.catalogue import commit_score
+from credit_commons.issuer.jws import decode_unverified, sign_compact
+from credit_commons.issuer.sd_jwt_format import SdJwt
+from credit_commons.issuer.sd_jwt_verify import verify
+from credit_commons.issuer.status_list import StatusList, TokenStatus
+from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
+from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
+from credit_commons.ledger.audit import audit_log
+from credit_commons.ledger.receipts import verify_receipt
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.runtime import Runtime
+from credit_commons.wallet.client import accept_offer
+from credit_commons.wallet.store import Wallet
+
+__all__ = ["DemoFailed", "Transcript", "bound_socket", "run_story", "serve_in_thread"]
+
+
+class DemoFailed(AssertionError):
+    """A step of the story did not turn out as it must."""
+
+
+@dataclass
+class Transcript:
+    """Every step, as printed, with its data (receipts included)."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    say: Callable[[str], None] = print
+
+    def step(self, title: str, **data: Any) -> None:
+        self.steps.append({"step": len(self.steps) + 1, "title": title, **data})
+        self.say(f"[{len(self.steps):2d}] {title}")
+
+    def detail(self, text: str) -> None:
+        self.say(f"      {text}")
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailed(what)
+
+
+def _ok(response: httpx.Response, status: int = 200) -> Any:
+    if response.status_code != status:
+        raise DemoFailed(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}: {response.text[:300]}"
+        )
+    return response.json()
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready TCP socket on a free loopback port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextmanager
+def serve_in_thread(app: Any, sock: socket.socket) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on ``sock`` in a thread; yields the base URL."""
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise DemoFailed("the platform did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _client_assertion(client_id: str, key: PrivateKey, audience: str) -> str:
+    now = int(time.time())
+    return sign_compact(
+        {"typ": "JWT"},
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_urlsafe(16),
+        },
+        key,
+    )
+
+
+def lender_token(http: httpx.Client, base: str, client_id: str, key: PrivateKey) -> str:
+    """An access token for a lender client (OAuth client credentials, private_key_jwt)."""
+    tokens = _ok(
+        http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": _client_assertion(client_id, key, f"{base}/oauth/token"),
+            },
+        )
+    )
+    return str(tokens["access_token"])
+
+
+def _sequence(rt: Runtime) -> None:
+    # What the worker does every few seconds: sequence the events, sign a checkpoint.
+    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+
+
+def _verify_credential(http: httpx.Client, base: str, text: str) -> dict[str, Any]:
+    # The lender's own checks, from public endpoints only: issuer keys, then status.
+    metadata = _ok(http.get("/.well-known/jwt-vc-issuer"))
+    keys: dict[str, PublicKey] = {
+        str(k["kid"]): public_key_from_jwk(
+            {m: v for m, v in k.items() if m not in {"kid", "alg", "use"}}
+        )
+        for k in metadata["jwks"]["keys"]
+    }
+
+    def resolve(header: Any, payload: Any) -> PublicKey:
+        _expect(payload.get("iss") == metadata["issuer"], "the issuer is the platform")
+        return keys[str(header["kid"])]
+
+    verified = verify(
+        text, issuer_key_resolver=resolve, require_key_binding=False, now=int(time.time())
+    )
+    reference = verified.payload["status"]["status_list"]
+    status_token = http.get(urlsplit(reference["uri"]).path).text
+    _header, payload, _input, _sig = decode_unverified(status_token)
+    lst = StatusList.from_json(payload["status_list"])
+    status = TokenStatus(lst.get(int(reference["idx"])))
+    return {"claims": verified.payload, "status": status.name.lower()}
+
+
+def run_story(  # noqa: PLR0915 - a story is a sequence of steps
+    rt: Runtime, base: str, wallet_dir: Path, *, say: Callable[[str], None] = print
+) -> Transcript:
+    """Run the whole story against the platform at ``base`` (whose runtime is ``rt``)."""
+    t = Transcript(say=say)
+    fetcher = OutboundFetcher(allow_private=True, allow_http=True)
+    with httpx.Client(base_url=base, timeout=20) as http:
+        with transaction(rt.sessions) as session:
+            admin, _ = issue_admin_token(session, rt, "issuer-desk")
+        as_admin = {"Authorization": f"Bearer {admin}"}
+        issuer = _ok(http.get("/.well-known/jwt-vc-issuer"))
+        t.step(
+            "Issuer set up",
+            issuer=issuer["issuer"],
+            keys=[k["kid"] for k in issuer["jwks"]["keys"]],
+        )
+        t.detail(
+            f"issuer {issuer['issuer']}, {len(issuer['jwks']['keys'])} signing key(s) published"
+        )
+
+        agent = _ok(
+            http.post(
+                "/v1/identities",
+                json={"roles": ["field_agent"], "profile": {"name": "Asha (field agent)"}},
+            ),
+            201,
+        )
+        msme = _ok(
+            http.post(
+                "/v1/identities", json={"roles": ["business"], "profile": {"name": "Meghna Crafts"}}
+            ),
+            201,
+        )
+        as_msme = {"Authorization": f"Bearer {msme['access_token']}"}
+        as_agent = {"Authorization": f"Bearer {agent['access_token']}"}
+        delegation = _ok(
+            http.post(
+                f"/v1/identities/{msme['identity_token']}/delegations",
+                json={
+                    "delegatee_token": agent["identity_token"],
+                    "type": "field_agent_assist",
+                    "permissions": ["assist:consent"],
+                    "expires_in_days": 30,
+                },
+                headers=as_msme,
+            ),
+            201,
+        )
+        _ok(
+            http.post(
+                f"/v1/identities/{agent['identity_token']}/delegations/{delegation['id']}/accept",
+                headers=as_agent,
+            )
+        )
+        t.step(
+            "Borrower registered with a field agent's help",
+            borrower=msme["identity_token"],
+            agent=agent["identity_token"],
+            delegation=delegation["id"],
+        )
+        t.detail("Meghna Crafts registered; Asha holds a live field_agent_assist delegation")
+
+        salt = b64url_encode(secrets.token_bytes(16))
+        claims = {
+            "enterprise": {"identity_token": msme["identity_token"]},
+            "credit_tier": "A",
+            "income_bracket": "25L-1Cr",
+            "debt_ratio_bracket": "<0.2",
+            "score_commitment": commit_score(745, salt),
+            "score_opening": {"score": 745, "salt": salt},
+            "verification_sources": ["gstn", "field_verification"],
+        }
+        offer = _ok(
+            http.post(
+                "/v1/credential-offers",
+                json={
+                    "type": "CreditReadinessCredential",
+                    "subject": msme["identity_token"],
+                    "claims": claims,
+                },
+                headers=as_admin,
+            ),
+            201,
+        )
+        wallet = Wallet.create(wallet_dir / "wallet.json", "demo passphrase")
+        local_id = accept_offer(
+            wallet, offer["offer_uri_by_reference"], tx_code=offer.get("tx_code"), fetcher=fetcher
+        )
+        held = SdJwt.parse(wallet.credential(local_id)["credential"])
+        t.step(
+            "Credential issued over OID4VCI into the wallet",
+            offer=offer["offer_id"],
+            disclosures=len(held.disclosures),
+        )
+        t.detail(
+            f"wallet holds a dc+sd-jwt with {len(held.disclosures)} selectively disclosable claims"
+        )
+
+        lender_key = PrivateKey.generate(KeyType.ED25519)
+        lender = _ok(
+            http.post(
+                "/v1/admin/lenders",
+                json={
+                    "name": "Sahyadri Cooperative Bank",
+                    "jwks": {"keys": [public_key_to_jwk(lender_key.public_key)]},
+                    "allowed_purposes": ["105", "loan.underwriting"],
+                },
+                headers=as_admin,
+            ),
+            201,
+        )
+        client_id = lender["client_id"]
+        as_lender = {"Authorization": f"Bearer {lender_token(http, base, client_id, lender_key)}"}
+        t.step("Lender registered", client_id=client_id)
+        t.detail(f"Sahyadri Cooperative Bank is {client_id}; access token by private_key_jwt")
+
+        request = _ok(
+            http.post(
+                "/v1/consents",
+                json={
+                    "template": "loan_underwriting",
+                    "borrower": msme["identity_token"],
+                    "purpose": "loan.underwriting",
+                    "mode": "VIEW",
+                    "fetch_type": "ONETIME",
+                    "data_life": {"unit": "DAY", "value": 7},
+                    "consent_expiry": (rt.clock.now() + timedelta(days=14)).isoformat(),
+                    "scopes": [
+                        {
+                            "type": "CreditReadinessCredential",
+                            "claims": ["/income_bracket", "/debt_ratio_bracket"],
+                        }
+                    ],
+                },
+                headers=as_lender,
+            ),
+            201,
+        )
+        consent_id = request["consent_id"]
+        t.step("Consent requested", consent_id=consent_id, status=request["status"])
+        t.detail(
+            f"{consent_id}: loan underwriting, view once, income and debt-ratio brackets, 14 days"
+        )
+
+        _ok(http.post(f"/v1/consents/{consent_id}/assist", headers=as_agent))
+        code = notify.read_codes(rt, msme["identity_token"])[-1]["code"]
+        granted = _ok(
+            http.post(
+                f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=as_agent
+            )
+        )
+        _expect(
+            granted["status"] == "ACTIVE" and granted["approval"] == "assisted",
+            "the consent is granted",
+        )
+        status = _ok(http.get(f"/v1/consents/{consent_id}", headers=as_lender))
+        jwks = _ok(http.get("/v1/consents/jwks"))
+        header, _artefact, signing_input, signature = decode_unverified(status["artefact"])
+        key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+        public_key_from_jwk({m: v for m, v in key.items() if m in ("kty", "crv", "x", "y")}).verify(
+            header["alg"], signing_input, signature
+        )
+        t.step(
+            "Consent approved (assisted: the borrower read the one-time code to the agent)",
+            status=status["status"],
+            artefact=status["artefact"],
+        )
+        t.detail(
+            "signed artefact verified against /v1/consents/jwks; agent recorded as facilitator"
+        )
+
+        got = _ok(
+            http.get("/v1/lender/credentials", params={"consent_id": consent_id}, headers=as_lender)
+        )
+        checked = _verify_credential(http, base, got["credential"])
+        _expect(checked["status"] == "valid", "the credential is valid")
+        _expect("score_opening" not in checked["claims"], "the exact score stays hidden")
+        _sequence(rt)
+        receipt = _ok(http.get(f"/v1/log/receipts/{got['access_event_id']}"))
+        log_key = _ok(http.get("/v1/log/key"))
+        verified = verify_receipt(receipt, log_key["vkey"])
+        shown = {
+            k: checked["claims"][k] for k in ("credit_tier", "income_bracket", "debt_ratio_bracket")
+        }
+        t.step(
+            "Credential retrieved and verified",
+            disclosed=got["disclosed"],
+            claims=shown,
+            status=checked["status"],
+            receipt=receipt,
+        )
+        t.detail(
+            f"saw {shown}; signature and status list checked; "
+            f"access receipt verified (leaf {verified.index})"
+        )
+
+        out_of_scope = http.get(
+            "/v1/lender/credentials",
+            params={"consent_id": consent_id, "claims": "/score_opening"},
+            headers=as_lender,
+        )
+        _expect(out_of_scope.status_code == 403, "an out-of-scope request is denied")
+        t.step(
+            "Out-of-scope request denied",
+            status=out_of_scope.status_code,
+            answer=out_of_scope.json()["detail"],
+        )
+        t.detail(
+            f"the lender asked for the exact score: {out_of_scope.status_code} "
+            f"'{out_of_scope.json()['detail']}'"
+        )
+
+        _ok(http.post(f"/v1/borrowers/consents/{consent_id}/revoke", headers=as_msme))
+        after = http.get(
+            "/v1/lender/credentials", params={"consent_id": consent_id}, headers=as_lender
+        )
+        _expect(after.status_code == 403, "retrieval after revocation is denied")
+        t.step("Consent revoked; retrieval denied", status=after.status_code)
+        t.detail(f"borrower revoked {consent_id}; the lender's next request: {after.status_code}")
+
+        _sequence(rt)
+        history = _ok(
+            http.get(f"/v1/borrowers/{msme['identity_token']}/access-history", headers=as_msme)
+        )
+        t.step("Access history", entries=history)
+        for entry in reversed(history):
+            proof = "receipt ok" if entry["receipt"] else "receipt pending"
+            who, what = entry["lender_name"], entry["operation"]
+            t.detail(
+                f"{entry['at'][:19]}  {entry['outcome']:7s}  {who}  {what}  "
+                f"{entry['reason'] or ''}  ({proof})"
+            )
+
+        report = audit_log(rt.engine, log_key["vkey"])
+        t.step("Log audited", leaves=report.size, checkpoints=report.checkpoints)
+        t.detail(
+            f"{report.size} leaves re-hashed, {report.checkpoints} signed checkpoints consistent"
+        )
+    return t
