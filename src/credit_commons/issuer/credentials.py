@@ -15,10 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 SD_JWT_VC = "dc+sd-jwt"
+_CREDENTIALS = cast(Table, CredentialRow.__table__)
 JWT_VC_JSON = "jwt_vc_json"
 FORMATS = (SD_JWT_VC, JWT_VC_JSON)
 
@@ -285,8 +286,9 @@ def issue_credentials(
         [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
         purpose="credentials",
     )
+    # A Core insert of the table (one executemany): plain values, no ORM bookkeeping.
     session.execute(
-        insert(CredentialRow),
+        insert(_CREDENTIALS),
         [
             {
                 "id": credential_id,

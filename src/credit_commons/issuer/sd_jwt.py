@@ -118,24 +118,30 @@ def _where(path: tuple[str | int, ...]) -> str:
     return "".join(_escape(segment) for segment in path)
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+_CONTAINERS = (dict, list)  # a tuple: isinstance checks it faster than a union
+
+
 def _check_claims(node: object, path: tuple[str | int, ...] = (), depth: int = 0) -> None:
     # The path is only turned into text for an error message: this runs on every claim of
-    # every credential issued.
+    # every credential issued, so scalar members are checked here rather than by a call.
     if depth > MAX_DEPTH:
         raise ClaimsInvalid(f"{_where(path)}: the claims are nested deeper than {MAX_DEPTH}")
     kind = type(node)
-    if kind is str or kind is int or kind is bool or node is None:
+    if kind in _SCALARS:
         return
     if isinstance(node, dict):
         for key, value in node.items():
-            if not isinstance(key, str):
+            if type(key) is not str and not isinstance(key, str):
                 raise ClaimsInvalid(f"{_where(path)}: claim names must be strings")
             if key in RESERVED_NAMES:
                 raise ClaimsInvalid(f"{_where(path)}: {key!r} is reserved by RFC 9901")
-            _check_claims(value, (*path, key), depth + 1)
+            if depth >= MAX_DEPTH or type(value) not in _SCALARS:
+                _check_claims(value, (*path, key), depth + 1)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            _check_claims(value, (*path, i), depth + 1)
+            if depth >= MAX_DEPTH or type(value) not in _SCALARS:
+                _check_claims(value, (*path, i), depth + 1)
     elif isinstance(node, float) and not math.isfinite(node):
         raise ClaimsInvalid(f"{_where(path)}: JSON has no {node}")
     elif not isinstance(node, str | int | float):
@@ -195,7 +201,7 @@ class _Builder:
             digests: list[str] = []
             for key, value in node.items():
                 here = (*path, key)
-                built = self.build(value, here) if isinstance(value, dict | list) else value
+                built = self.build(value, here) if isinstance(value, _CONTAINERS) else value
                 if here in self.paths:
                     digests.append(self._disclose(key, built))
                 else:
@@ -209,7 +215,7 @@ class _Builder:
             out: list[Any] = []
             for i, value in enumerate(node):
                 here = (*path, i)
-                built = self.build(value, here) if isinstance(value, dict | list) else value
+                built = self.build(value, here) if isinstance(value, _CONTAINERS) else value
                 disclosed = here in self.paths
                 out.append({ELLIPSIS: self._disclose(None, built)} if disclosed else built)
             return out
@@ -217,12 +223,31 @@ class _Builder:
 
 
 def _sign(
-    signer: Signer, header: Mapping[str, Any], payload_segment: str, encoding: JsonEncoding
+    signer: Signer,
+    header: Mapping[str, Any],
+    payload_segment: str,
+    encoding: JsonEncoding,
+    unprotected_header: Mapping[str, Any] | None = None,
 ) -> JwsSignature:
     _check_header(header, signer.alg)
-    protected = encode_segment({"alg": signer.alg, **header}, encoding)
+    protected = _protected(signer.alg, header, encoding)
     signature = signer.sign(f"{protected}.{payload_segment}".encode("ascii"))
-    return JwsSignature(protected, b64url_encode(signature))
+    return JwsSignature(protected, b64url_encode(signature), dict(unprotected_header or {}))
+
+
+def _protected(alg: str, header: Mapping[str, Any], encoding: JsonEncoding) -> str:
+    # An issuer signs many tokens under one header: headers of strings are encoded once.
+    members = tuple(header.items())
+    if all(type(k) is str and type(v) is str for k, v in members):
+        return _protected_segment(alg, members, encoding)
+    return encode_segment({"alg": alg, **header}, encoding)
+
+
+@functools.lru_cache(maxsize=256)
+def _protected_segment(
+    alg: str, members: tuple[tuple[str, str], ...], encoding: JsonEncoding
+) -> str:
+    return encode_segment({"alg": alg, **dict(members)}, encoding)
 
 
 def issue(
@@ -273,8 +298,7 @@ def issue(
         payload_segment = encode_segment(payload, encoding)
     except ValueError as e:
         raise ClaimsInvalid("the claims have no JSON form") from e
-    signature = _sign(signer, header or {}, payload_segment, encoding)
-    signature = replace(signature, header=dict(unprotected_header or {}))
+    signature = _sign(signer, header or {}, payload_segment, encoding, unprotected_header)
     return SdJwt(payload_segment, payload, (signature,), tuple(builder.disclosures))
 
 
@@ -288,8 +312,7 @@ def add_signature(
 ) -> SdJwt:
     """Add another issuer signature over the same payload, for the General JSON
     Serialization (§8.3).  Raises :class:`ValueError` for a header :func:`issue` refuses."""
-    signature = _sign(signer, header or {}, sd_jwt.payload_segment, encoding)
-    signature = replace(signature, header=dict(unprotected_header or {}))
+    signature = _sign(signer, header or {}, sd_jwt.payload_segment, encoding, unprotected_header)
     return replace(sd_jwt, signatures=(*sd_jwt.signatures, signature))
 
 

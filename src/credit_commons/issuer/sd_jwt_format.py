@@ -100,6 +100,20 @@ class JsonEncoding:
         """The JSON text of ``value``; raises :class:`ValueError` for NaN or infinities."""
         return _encoder(self.item_separator, self.key_separator, self.ensure_ascii).encode(value)
 
+    def dumps_array(self, *items: Any) -> str:
+        """The JSON text of the array ``items``: exactly ``dumps(list(items))`` (a JSON
+        array is its elements' texts between brackets, joined by the item separator), but
+        a string element is escaped directly instead of through a whole encoder pass.
+        Raises :class:`ValueError` as :meth:`dumps` does."""
+        encoder = _encoder(self.item_separator, self.key_separator, self.ensure_ascii)
+        escape = _escape_ascii if self.ensure_ascii else _escape
+        texts = [escape(v) if type(v) is str else encoder.encode(v) for v in items]
+        return "[" + self.item_separator.join(texts) + "]"
+
+
+_escape = json.encoder.encode_basestring  # what JSONEncoder writes a str with
+_escape_ascii = json.encoder.encode_basestring_ascii
+
 
 @functools.cache
 def _encoder(item_separator: str, key_separator: str, ensure_ascii: bool) -> json.JSONEncoder:
@@ -239,9 +253,12 @@ class Disclosure:
         """
         if name is not None and name in RESERVED_NAMES:
             raise ClaimsInvalid(f"{name!r} cannot be a claim name")
-        parts = [salt, value] if name is None else [salt, name, value]
         try:
-            text = encoding.dumps(parts)
+            text = (
+                encoding.dumps_array(salt, value)
+                if name is None
+                else (encoding.dumps_array(salt, name, value))
+            )
         except (TypeError, ValueError) as e:
             raise ClaimsInvalid("a disclosed value has no JSON form") from e
         return cls(b64url_encode(text.encode("utf-8")), salt, name, value)

@@ -19,9 +19,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,6 +36,8 @@ from credit_commons.vault.kms import Kms, WrappedKey
 from credit_commons.vault.models import SubjectKeyRow
 
 __all__ = ["RewrapReport", "Vault", "subject_key_aad"]
+
+_SUBJECT_KEYS = cast(Table, SubjectKeyRow.__table__)  # Core inserts: no ORM bookkeeping
 
 
 def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
@@ -174,7 +177,7 @@ class Vault:
         if new:
             try:
                 with session.begin_nested():
-                    session.execute(insert(SubjectKeyRow), [values for values, _ in new])
+                    session.execute(insert(_SUBJECT_KEYS), [values for values, _ in new])
             except DbIntegrityError as e:
                 raise ConflictError("a concurrent request created a subject key; retry") from e
             for values, cipher in new:
