@@ -178,12 +178,21 @@ def _verify_credential(http: httpx.Client, base: str, text: str) -> dict[str, An
     return {"claims": verified.payload, "status": status.name.lower()}
 
 
-def run_story(  # noqa: PLR0915 - a story is a sequence of steps
+def run_story(
     rt: Runtime, base: str, wallet_dir: Path, *, say: Callable[[str], None] = print
 ) -> Transcript:
     """Run the whole story against the platform at ``base`` (whose runtime is ``rt``)."""
     t = Transcript(say=say)
     fetcher = OutboundFetcher(allow_private=True, allow_http=True)
+    try:
+        return _story(rt, base, wallet_dir, t, fetcher)
+    finally:
+        fetcher.close()
+
+
+def _story(  # noqa: PLR0915 - a story is a sequence of steps
+    rt: Runtime, base: str, wallet_dir: Path, t: Transcript, fetcher: OutboundFetcher
+) -> Transcript:
     with httpx.Client(base_url=base, timeout=20) as http:
         with transaction(rt.sessions) as session:
             admin, _ = issue_admin_token(session, rt, "issuer-desk")
