@@ -54,7 +54,15 @@ from credit_commons.runtime import Runtime
 from credit_commons.wallet.client import accept_offer
 from credit_commons.wallet.store import Wallet
 
-__all__ = ["DemoFailed", "Transcript", "bound_socket", "run_story", "serve_in_thread"]
+__all__ = [
+    "DemoFailed",
+    "Transcript",
+    "bound_socket",
+    "client_assertion",
+    "lender_token",
+    "run_story",
+    "serve_in_thread",
+]
 
 
 class DemoFailed(AssertionError):
@@ -117,8 +125,9 @@ def serve_in_thread(app: Any, sock: socket.socket) -> Iterator[str]:
         thread.join(timeout=15)
 
 
-def _client_assertion(client_id: str, key: PrivateKey, audience: str) -> str:
-    now = int(time.time())
+def client_assertion(client_id: str, key: PrivateKey, audience: str, now: int | None = None) -> str:
+    """A ``private_key_jwt`` client assertion (RFC 7523 §3) valid for two minutes."""
+    now = int(time.time()) if now is None else now
     return sign_compact(
         {"typ": "JWT"},
         {
@@ -133,18 +142,24 @@ def _client_assertion(client_id: str, key: PrivateKey, audience: str) -> str:
     )
 
 
-def lender_token(http: httpx.Client, base: str, client_id: str, key: PrivateKey) -> str:
+def lender_token(
+    http: httpx.Client,
+    base: str,
+    client_id: str,
+    key: PrivateKey,
+    *,
+    now: int | None = None,
+    scope: str | None = None,
+) -> str:
     """An access token for a lender client (OAuth client credentials, private_key_jwt)."""
-    tokens = _ok(
-        http.post(
-            "/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": _client_assertion(client_id, key, f"{base}/oauth/token"),
-            },
-        )
-    )
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": client_assertion(client_id, key, f"{base}/oauth/token", now),
+    }
+    if scope is not None:
+        form["scope"] = scope
+    tokens = _ok(http.post("/oauth/token", data=form))
     return str(tokens["access_token"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
 
 __all__ = [
+    "ConsentArtefactInvalid",
     "ConsentError",
     "ConsentExpired",
     "ConsentNotFound",
@@ -71,6 +72,12 @@ class UseExceeded(ConsentError):
     """A second fetch on a one-time consent, or a fetch past the frequency."""
 
     code = "consent.use_exceeded"
+
+
+class ConsentArtefactInvalid(ConsentError):
+    """A presented artefact that is not the one the platform signed (tampered, forged)."""
+
+    code = "consent.artefact_invalid"
 
 
 class ConsentRequestInvalid(ValidationError):

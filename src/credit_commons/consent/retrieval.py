@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credit_commons.consent.errors import ConsentError, ScopeNotGranted
+from credit_commons.consent.errors import ConsentArtefactInvalid, ConsentError, ScopeNotGranted
 from credit_commons.consent.model import scopes_map
 from credit_commons.consent.models import DiscoveryProfileRow
 from credit_commons.consent.service import (
@@ -33,7 +33,7 @@ from credit_commons.consent.service import (
     record_use,
 )
 from credit_commons.core.clock import utc
-from credit_commons.core.errors import NotFoundError
+from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import status
@@ -46,7 +46,7 @@ from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.runtime import Runtime
 
-__all__ = ["discover", "retrieve", "set_discoverable"]
+__all__ = ["consent_of_artefact", "discover", "retrieve", "set_discoverable"]
 
 OPERATION = "credentials.read"
 
@@ -123,6 +123,33 @@ def retrieve(
         "data_life": {"unit": mine.data_life_unit, "value": mine.data_life_value},
         "access_event_id": event_id,
     }
+
+
+def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact: str) -> str:
+    """The consent id of a presented artefact, if it is exactly the one the platform signed
+    for this consent; raises ``Denied`` (``consent.artefact_invalid``) otherwise."""
+    from credit_commons.consent.models import ConsentRow  # noqa: PLC0415
+    from credit_commons.consent.service import ARTEFACT_TYP, consent_key_versions  # noqa: PLC0415
+    from credit_commons.issuer.jws import decode_unverified, verify_compact  # noqa: PLC0415
+
+    consent_id, row = "unknown", None
+    try:
+        header, payload, _, _ = decode_unverified(artefact)
+        consent_id = str(payload.get("consentId", "unknown"))[:64]
+        keys = {v.kid: v.public_key for v in consent_key_versions(session, rt)}
+        key = keys.get(str(header.get("kid")))
+        if key is None:
+            raise ConsentArtefactInvalid()
+        verify_compact(artefact, key, typ=ARTEFACT_TYP)
+        row = session.get(ConsentRow, consent_id)
+        if row is None or row.artefact != artefact:
+            raise ConsentArtefactInvalid()
+    except (CommonsError, ValueError) as e:
+        reason = ConsentArtefactInvalid.code
+        raise denial(
+            rt, lender, row, consent_id=consent_id, operation=OPERATION, reason=reason
+        ) from e
+    return consent_id
 
 
 def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:

@@ -116,6 +116,34 @@ def retrieve_credential(
     return result
 
 
+class ArtefactRetrieval(_Strict):
+    """Retrieval by presenting the signed consent artefact (as an AA FI request does)."""
+
+    artefact: Annotated[str, StringConstraints(min_length=20, max_length=16_384)]
+    type: Annotated[str | None, StringConstraints(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")] = None
+    claims: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^(/[A-Za-z0-9_]{1,64}){1,4}$")]] | None,
+        Body(),
+    ] = None
+
+
+@lender_router.post("/v1/lender/credentials", summary="A credential under a presented artefact.")
+def retrieve_by_artefact(
+    body: ArtefactRetrieval,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    lender: RetrievingLender,
+    response: Response,
+) -> dict[str, Any]:
+    require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
+    consent_id = retrieval.consent_of_artefact(session, runtime, lender, body.artefact)
+    result = retrieval.retrieve(
+        session, runtime, lender, consent_id, type_name=body.type, claims=body.claims
+    )
+    response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
+    return result
+
+
 @lender_router.get("/v1/lender/discovery", summary="Opted-in borrowers' public attributes.")
 def discovery(
     session: SessionDep,

@@ -1,0 +1,250 @@
+"""The denial matrix over HTTP, on SQLite and PostgreSQL: every reason a lender is refused
+is answered without detail and leaves an ``access.denied`` event whose receipt verifies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from tests.conftest import make_settings
+from tests.factories import readiness_claims
+
+from credit_commons.core.clock import FixedClock
+from credit_commons.core.db import transaction
+from credit_commons.core.migrate import upgrade
+from credit_commons.demo import client_assertion, lender_token
+from credit_commons.gateway import create_app
+from credit_commons.identity.service import issue_admin_token
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.ledger import service as log_service
+from credit_commons.ledger.models import EventRow
+from credit_commons.ledger.receipts import verify_receipt
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.runtime import Runtime
+
+BASE = "https://commons.test"
+CRC = "CreditReadinessCredential"
+
+
+class World:
+    """A platform with a fixed clock, a borrower holding a credential, two lenders."""
+
+    def __init__(self, rt: Runtime, http: TestClient, clock: FixedClock) -> None:
+        self.rt, self.http, self.clock = rt, http, clock
+        with transaction(rt.sessions) as session:
+            admin, _ = issue_admin_token(session, rt, "desk")
+        self.admin = {"Authorization": f"Bearer {admin}"}
+        made = http.post("/v1/identities", json={"roles": ["business"], "profile": {"name": "M"}})
+        self.borrower = made.json()["identity_token"]
+        self.as_borrower = {"Authorization": f"Bearer {made.json()['access_token']}"}
+        holder = PrivateKey.generate(KeyType.ED25519)
+        issued = http.post(
+            "/v1/credentials",
+            json={
+                "type": CRC,
+                "subject": self.borrower,
+                "claims": readiness_claims(self.borrower),
+                "holder_jwk": public_key_to_jwk(holder.public_key),
+            },
+            headers=self.admin,
+        )
+        assert issued.status_code == 201, issued.text
+        self.key, self.other_key = (PrivateKey.generate(KeyType.ED25519) for _ in range(2))
+        self.lender = self.register("Lender One", self.key)
+        self.other = self.register("Lender Two", self.other_key)
+
+    def register(self, name: str, key: PrivateKey) -> str:
+        made = self.http.post(
+            "/v1/admin/lenders",
+            json={
+                "name": name,
+                "jwks": {"keys": [public_key_to_jwk(key.public_key)]},
+                "allowed_purposes": ["105", "loan.underwriting"],
+            },
+            headers=self.admin,
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["client_id"])
+
+    def now(self) -> int:
+        return int(self.clock.now().timestamp())
+
+    def token(self, client_id: str | None = None, **kw: Any) -> dict[str, str]:
+        client_id = client_id or self.lender
+        key = self.key if client_id == self.lender else self.other_key
+        value = lender_token(self.http, BASE, client_id, key, now=self.now(), **kw)
+        return {"Authorization": f"Bearer {value}"}
+
+    def consent(self, approve: bool = True, **overrides: Any) -> str:
+        body: dict[str, Any] = {
+            "template": "loan_underwriting",
+            "borrower": self.borrower,
+            "purpose": "105",
+            "consent_expiry": (self.clock.now() + timedelta(days=7)).isoformat(),
+            "scopes": [{"type": CRC, "claims": ["/income_bracket"]}],
+        }
+        body.update(overrides)
+        made = self.http.post("/v1/consents", json=body, headers=self.token())
+        assert made.status_code == 201, made.text
+        consent_id = str(made.json()["consent_id"])
+        if approve:
+            self.decide(consent_id, "approve")
+        return consent_id
+
+    def decide(self, consent_id: str, action: str) -> dict[str, Any]:
+        done = self.http.post(
+            f"/v1/borrowers/consents/{consent_id}/{action}", headers=self.as_borrower
+        )
+        assert done.status_code == 200, done.text
+        return dict(done.json())
+
+    def fetch(self, consent_id: str, headers: dict[str, str] | None = None, **params: str) -> Any:
+        return self.http.get(
+            "/v1/lender/credentials",
+            params={"consent_id": consent_id, **params},
+            headers=headers if headers is not None else self.token(),
+        )
+
+    def last_denial(self) -> EventRow:
+        with transaction(self.rt.sessions) as session:
+            row = session.scalars(
+                select(EventRow)
+                .where(EventRow.type == "access.denied")
+                .order_by(EventRow.id.desc())
+            ).first()
+            assert row is not None
+            session.expunge(row)
+            return row
+
+
+@pytest.fixture
+def world(tmp_path: Path, backend_url: str) -> Iterator[World]:
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    settings = make_settings(tmp_path, database_url=backend_url, public_url=BASE)
+    rt = Runtime.build(settings, clock=clock)
+    upgrade(rt.engine)
+    with TestClient(create_app(settings, runtime=rt), base_url=BASE) as http:
+        yield World(rt, http, clock)
+
+
+def _denied(world: World, response: Any, reason: str, status: int = 403) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert reason not in json.dumps(body)  # the lender learns nothing about why
+    event = world.last_denial()
+    assert json.loads(event.details)["reason"] == reason
+    return event.id
+
+
+def test_denial_matrix(world: World) -> None:
+    denials: list[str] = []
+    pending = world.consent(approve=False)
+    denials.append(_denied(world, world.fetch(pending), "consent.not_found"))
+    denials.append(_denied(world, world.fetch("cns_" + "0" * 26), "consent.not_found"))
+
+    later = world.consent(consent_start=(world.clock.now() + timedelta(days=1)).isoformat())
+    denials.append(_denied(world, world.fetch(later), "consent.not_yet_valid"))
+
+    paused = world.consent()
+    world.decide(paused, "pause")
+    denials.append(_denied(world, world.fetch(paused), "consent.paused"))
+
+    revoked = world.consent()
+    world.decide(revoked, "revoke")
+    denials.append(_denied(world, world.fetch(revoked), "consent.revoked"))
+
+    live = world.consent()
+    escalated = world.fetch(live, claims="/income_bracket,/score_opening")
+    denials.append(_denied(world, escalated, "consent.scope_not_granted"))
+    other_type = world.fetch(live, type="OtherCredential")
+    denials.append(_denied(world, other_type, "consent.scope_not_granted"))
+    wrong_lender = world.fetch(live, headers=world.token(world.other))
+    denials.append(_denied(world, wrong_lender, "consent.not_found"))
+    assert world.fetch(live).status_code == 200
+    denials.append(_denied(world, world.fetch(live), "consent.use_exceeded"))
+
+    # A tampered artefact, presented instead of the consent id.
+    artefact = world.decide(world.consent(), "pause")["artefact"]
+    world.decide(json.loads(_payload(artefact))["consentId"], "resume")
+    head, body, signature = artefact.split(".")
+    tampered = f"{head}.{_flip(body)}.{signature}"
+    presented = world.http.post(
+        "/v1/lender/credentials", json={"artefact": tampered}, headers=world.token()
+    )
+    denials.append(_denied(world, presented, "consent.artefact_invalid"))
+    genuine = world.http.post(
+        "/v1/lender/credentials", json={"artefact": artefact}, headers=world.token()
+    )
+    assert genuine.status_code == 200, genuine.text
+
+    # Tokens: forged, expired, without the scope; a replayed client assertion.
+    good = world.token()["Authorization"]
+    forged = {"Authorization": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")}
+    fresh = world.consent()
+    response = world.fetch(fresh, headers=forged)
+    assert response.status_code == 401
+    denials.append(world.last_denial().id)
+    assert json.loads(world.last_denial().details)["reason"].startswith("auth.")
+    narrow = world.token(scope="consent:read")
+    denials.append(_denied(world, world.fetch(fresh, headers=narrow), "auth.scope_missing"))
+    expiring = world.token()
+    world.clock.advance(timedelta(minutes=10))
+    response = world.fetch(fresh, headers=expiring)
+    assert response.status_code == 401
+    denials.append(world.last_denial().id)
+    assertion = client_assertion(world.lender, world.key, f"{BASE}/oauth/token", world.now())
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion,
+    }
+    assert world.http.post("/oauth/token", data=form).status_code == 200
+    replayed = world.http.post("/oauth/token", data=form)
+    assert replayed.status_code in (400, 401)
+    denials.append(world.last_denial().id)
+    assert "replay" in json.loads(world.last_denial().details)["reason"]
+
+    # The consent ran out: expired.
+    short = world.consent(consent_expiry=(world.clock.now() + timedelta(hours=1)).isoformat())
+    world.clock.advance(timedelta(hours=2))
+    denials.append(_denied(world, world.fetch(short), "consent.expired"))
+
+    # Every denial is in the log, provably.
+    LogWorker(world.rt, steps=[]).run_once(force_checkpoint=True)
+    with transaction(world.rt.sessions) as session:
+        vkey = log_service.log_verifier_key(
+            session, world.rt.key_store, world.rt.settings.resolved_log_origin, world.clock.now()
+        )
+        receipts = [log_service.receipt(session, e, include_event=True) for e in denials]
+    assert len(set(denials)) == len(denials) == 15
+    for receipt in receipts:
+        verified = verify_receipt(receipt, vkey)
+        assert verified.event_checked
+        assert verified.entry["type"] == "access.denied"
+
+    # And the borrower sees them, with their receipts.
+    history = world.http.get(
+        f"/v1/borrowers/{world.borrower}/access-history", headers=world.as_borrower
+    ).json()
+    reasons = {e["reason"] for e in history if e["outcome"] == "denied"}
+    assert {"consent.revoked", "consent.paused", "consent.use_exceeded"} <= reasons
+    assert all(e["receipt"] is not None for e in history)
+
+
+def _payload(token: str) -> str:
+    from credit_commons.core.encoding import b64url_decode  # noqa: PLC0415
+
+    return b64url_decode(token.split(".")[1]).decode()
+
+
+def _flip(segment: str) -> str:
+    # Change one character in the middle of a base64url segment.
+    i = len(segment) // 2
+    return segment[:i] + ("A" if segment[i] != "A" else "B") + segment[i + 1 :]
