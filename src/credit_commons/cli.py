@@ -55,7 +55,9 @@ admin_app = typer.Typer(help="Administrator access.", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(admin_app, name="admin")
-issuer_app = typer.Typer(help="The issuer: credential catalogue.", no_args_is_help=True)
+issuer_app = typer.Typer(
+    help="The issuer: credential catalogue, batch issuance, trusted issuers.", no_args_is_help=True
+)
 issuer_type_app = typer.Typer(help="Credential types.", no_args_is_help=True)
 issuer_app.add_typer(issuer_type_app, name="type")
 app.add_typer(issuer_app, name="issuer")
@@ -754,6 +756,51 @@ def issuer_type_put(
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
         created = issuer_service.put_type(session, rt, _operator(), definition)
     _emit(as_json, created.as_json(), f"stored {created.name} ({created.vct})")
+
+
+@issuer_app.command("issue-batch")
+def issuer_issue_batch(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON lines: {type, subject, claims, holder_jwk}.")],
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Credentials per transaction.")] = 500,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the results here (default stdout).")
+    ] = None,
+    skip: Annotated[
+        int, typer.Option(min=0, help="Skip the first N lines (already committed: resume).")
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue credentials from a JSON-lines file, --batch per committed transaction.
+
+    Each result is written as a JSON line ``{"line", "credential_id", "credential", ...}``
+    as soon as its transaction commits; progress goes to stderr.  On an error nothing of the
+    failing transaction is kept, and stderr says which lines were committed and how to
+    resume (``--skip``); with --json the error is a problem+json line.  Results are always
+    JSON lines."""
+    from credit_commons.issuer import batch as issuer_batch
+
+    del as_json  # read by main() for the error format
+
+    sink = out.open("a" if skip else "w", encoding="utf-8") if out is not None else sys.stdout
+    try:
+        with _runtime(ctx) as rt, file.open(encoding="utf-8") as lines:
+            issuer_batch.issue_lines(
+                rt,
+                _operator(),
+                lines,
+                batch=batch,
+                skip=skip,
+                write=lambda line: (sink.write(line + "\n"), sink.flush()),
+                progress=lambda message: typer.echo(message, err=True),
+            )
+    except OSError as e:
+        from credit_commons.core.errors import ValidationError
+
+        raise ValidationError(f"cannot read {file} or write the results: {e.strerror}") from e
+    finally:
+        if out is not None:
+            sink.close()
 
 
 # -- wallet --------------------------------------------------------------------------------

@@ -202,18 +202,28 @@ def _check(
     return _Checked(request, credential_type, holder_key)
 
 
-def _check_subjects(session: Session, rt: Runtime, tokens: list[str]) -> None:
+def _check_subjects(session: Session, rt: Runtime, requests: Sequence[IssueRequest]) -> None:
     # One query per 500 subjects; only a missing subject can be an erased one (erasure
-    # deletes the identity row), so the tombstones are read only for those.
+    # deletes the identity row), so the tombstones are read only for those.  The error of
+    # a batch names the first request for that subject as ``item``.
+    first: dict[str, int] = {}
+    for position, request in enumerate(requests):
+        first.setdefault(request.subject_token, position)
+    tokens = list(first)
     known: set[str] = set()
     for lo in range(0, len(tokens), 500):
         chunk = tokens[lo : lo + 500]
         known.update(session.scalars(select(IdentityRow.token).where(IdentityRow.token.in_(chunk))))
     for token in tokens:
         if token not in known:
+            error: CommonsError
             if is_tombstoned(session, rt, token):
-                raise ConflictError("the subject was erased; nothing can be issued to it")
-            raise NotFoundError("no such subject identity")
+                error = ConflictError("the subject was erased; nothing can be issued to it")
+            else:
+                error = NotFoundError("no such subject identity")
+            if len(requests) > 1:
+                error.extra["item"] = first[token]
+            raise error
 
 
 def issue_credential(
@@ -261,7 +271,7 @@ def issue_credentials(
             if len(requests) > 1:
                 e.extra["item"] = position
             raise
-    _check_subjects(session, rt, list(dict.fromkeys(r.subject_token for r in requests)))
+    _check_subjects(session, rt, requests)
     kinds = [
         status.StatusKind.TOKEN if r.credential_format == SD_JWT_VC else status.StatusKind.BITSTRING
         for r in requests

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import credentials, service, status, verification
+from credit_commons.issuer.schemas import BatchIssue, IssueItem
 
 __all__ = ["credentials_router", "router", "status_router"]
 
@@ -70,15 +72,7 @@ def status_list(
 credentials_router = APIRouter(tags=["credentials"])
 
 
-class IssueRequest(BaseModel):
-    """What to issue, to whom, bound to which holder key."""
-
-    model_config = ConfigDict(extra="forbid")
-    type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")]
-    subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
-    claims: dict[str, Any]
-    holder_jwk: dict[str, str]
-    format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
+IssueRequest = IssueItem  # the single-issue body is one batch item
 
 
 class CredentialCheck(BaseModel):
@@ -121,6 +115,24 @@ def issue_credential(
         holder_jwk=body.holder_jwk,
         credential_format=body.format,
     )
+
+
+@credentials_router.post(
+    "/v1/credentials/batch", status_code=201, summary="Issue up to 1,000 credentials, all or none."
+)
+def issue_credentials(
+    body: BatchIssue, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    # One transaction (the request's): a failing item fails the batch, and its problem
+    # names the item's position as ``item``.
+    requests = [item.request() for item in body.items]
+    try:
+        issued = credentials.issue_credentials(session, runtime, principal, requests)
+    except CommonsError as e:
+        if len(requests) == 1 and principal.is_admin:  # never for a refused caller
+            e.extra.setdefault("item", 0)
+        raise
+    return {"items": issued}
 
 
 @credentials_router.get("/v1/credentials", summary="A subject's credentials (registry metadata).")
