@@ -81,10 +81,15 @@ def deliver_due(
     rt: Runtime, *, fetcher: OutboundFetcher | None = None, limit: int = 50
 ) -> dict[str, int]:
     """POST the deliveries that are due; returns counts by outcome."""
-    fetcher = fetcher or OutboundFetcher(
-        allow_private=rt.settings.insecure_allow_private_network,
-        allow_http=rt.settings.insecure_allow_http,
-    )
+    if fetcher is None:
+        own = OutboundFetcher(
+            allow_private=rt.settings.insecure_allow_private_network,
+            allow_http=rt.settings.insecure_allow_http,
+        )
+        try:
+            return deliver_due(rt, fetcher=own, limit=limit)
+        finally:
+            own.close()
     with transaction(rt.sessions) as session:
         due = [
             (d.id, d.lender_client_id, bytes(d.body), _webhook_url(session, d.lender_client_id))

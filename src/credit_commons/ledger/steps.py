@@ -23,7 +23,14 @@ from credit_commons.ledger.tiles import TileHashSource
 from credit_commons.ledger.witness_client import WitnessEndpoint, collect_cosignatures
 from credit_commons.runtime import Runtime
 
-__all__ = ["anchor_step", "default_steps", "parse_witnesses", "retention_step", "witness_step"]
+__all__ = [
+    "anchor_step",
+    "consent_step",
+    "default_steps",
+    "parse_witnesses",
+    "retention_step",
+    "witness_step",
+]
 
 Step = Callable[[Runtime, int], dict[str, object]]
 
@@ -122,10 +129,27 @@ def retention_step() -> Step:
     return step
 
 
+def consent_step() -> Step:
+    """Expire consents past their expiry and deliver due webhooks (every pass)."""
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        from credit_commons.consent import service, webhooks  # noqa: PLC0415 - domain edge
+
+        with transaction(rt.sessions) as session:
+            expired = service.expire_due(session, rt).expired
+        delivered = webhooks.deliver_due(rt)
+        report: dict[str, object] = {f"webhooks_{k}": v for k, v in delivered.items() if v}
+        if expired:
+            report["consents_expired"] = expired
+        return report
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
-    """The steps the settings ask for (witnesses, anchors) and retention; raises
-    ``ConfigurationError``."""
-    steps: list[Step] = [retention_step()]
+    """The steps the settings ask for (witnesses, anchors), retention, and consent expiry
+    and webhooks; raises ``ConfigurationError``."""
+    steps: list[Step] = [retention_step(), consent_step()]
     if rt.settings.log_witnesses:
         steps.append(witness_step(parse_witnesses(rt.settings.log_witnesses)))
     if rt.settings.anchor_backends:
