@@ -15,6 +15,7 @@ __all__ = [
     "CredentialTypeRow",
     "IssuerNonceRow",
     "StatusListRow",
+    "TrustedIssuerRow",
 ]
 
 
@@ -89,6 +90,9 @@ class CredentialOfferRow(Base):
     format: Mapped[str] = mapped_column(String(32), server_default="dc+sd-jwt")
     subject_token: Mapped[str] = mapped_column(String(40))
     sealed_claims: Mapped[bytes] = mapped_column(LargeBinary)
+    # The offer served by reference (it carries the pre-authorized code): sealed, and
+    # served by any replica while the offer is unused and unexpired.
+    sealed_offer: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))
     access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -102,3 +106,15 @@ class IssuerNonceRow(Base):
 
     nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrustedIssuerRow(Base):
+    """An issuer whose credentials verification accepts: an https issuer URL (keys from its
+    ``/.well-known/jwt-vc-issuer`` metadata), a ``did:web`` or a ``did:key``."""
+
+    __tablename__ = "trusted_issuers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

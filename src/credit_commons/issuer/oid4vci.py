@@ -31,6 +31,7 @@ from urllib.parse import quote
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from credit_commons.core.clock import utc
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.identity.service import Principal
@@ -160,26 +161,25 @@ def create_offer(
     tx_code = "".join(secrets.choice(string.digits) for _ in range(6)) if with_tx_code else None
     offer_id = new_id("off")
     now = rt.clock.now()
-    session.add(
-        CredentialOfferRow(
-            id=offer_id,
-            code_hash=_h(code),
-            tx_code_hash=_h(tx_code) if tx_code else None,
-            type_name=type_name,
-            format=credential_format,
-            subject_token=subject_token,
-            sealed_claims=rt.vault.seal(
-                session,
-                json.dumps(claims).encode(),
-                subject=subject_token,
-                purpose="credentials",
-                record=offer_id,
-            ),
-            status="offered",
-            expires_at=now + _OFFER_TTL,
-            created_at=now,
-        )
+    row = CredentialOfferRow(
+        id=offer_id,
+        code_hash=_h(code),
+        tx_code_hash=_h(tx_code) if tx_code else None,
+        type_name=type_name,
+        format=credential_format,
+        subject_token=subject_token,
+        sealed_claims=rt.vault.seal(
+            session,
+            json.dumps(claims).encode(),
+            subject=subject_token,
+            purpose="credentials",
+            record=offer_id,
+        ),
+        status="offered",
+        expires_at=now + _OFFER_TTL,
+        created_at=now,
     )
+    session.add(row)
     grant: dict[str, Any] = {"pre-authorized_code": code}
     if tx_code:
         grant["tx_code"] = {
@@ -192,6 +192,13 @@ def create_offer(
         "credential_configuration_ids": [configuration_id(type_name, credential_format)],
         "grants": {PRE_AUTHORIZED_GRANT: grant},
     }
+    row.sealed_offer = rt.vault.seal(
+        session,
+        json.dumps(offer, separators=(",", ":")).encode(),
+        subject=subject_token,
+        purpose="credentials",
+        record=_offer_record(offer_id),
+    )
     reference = f"{_issuer(rt)}/v1/credential-offers/{offer_id}"
     return {
         "offer_id": offer_id,
@@ -205,23 +212,35 @@ def create_offer(
     }
 
 
+def _offer_record(offer_id: str) -> str:
+    # The vault record of the sealed offer (the claims are sealed under the offer id).
+    return f"{offer_id}/offer"
+
+
 def get_offer(session: Session, rt: Runtime, offer_id: str) -> dict[str, Any]:
-    """The offer by reference.  The pre-authorized code is not stored, so a reference can
-    only be served while the creator kept it: we answer from the offer record and a fresh
-    code is never minted here — by-reference offers hold the code in the URI's target only
-    as long as this process remembers it."""
-    cached = rt.extras.get("offers_by_reference")
-    if isinstance(cached, dict) and offer_id in cached:
-        offer: dict[str, Any] = cached[offer_id]
-        return offer
-    raise NotFoundError("no such credential offer")
+    """The offer by reference (``credential_offer_uri``), from the database, so any replica
+    serves it: only while the offer is unused (its code not yet redeemed) and unexpired.
 
-
-def remember_offer(rt: Runtime, offer_id: str, offer: dict[str, Any]) -> None:
-    """Keep an offer (with its code) in memory for by-reference retrieval until it expires."""
-    cache = rt.extras.setdefault("offers_by_reference", {})
-    assert isinstance(cache, dict)
-    cache[offer_id] = offer
+    The offer carries the pre-authorized code, so it is kept sealed in the vault under the
+    subject's key, like the offered claims.  Raises :class:`NotFoundError` otherwise.
+    """
+    row = session.get(CredentialOfferRow, offer_id)
+    if (
+        row is None
+        or row.sealed_offer is None
+        or row.status != "offered"
+        or utc(row.expires_at) <= rt.clock.now()
+    ):
+        raise NotFoundError("no such credential offer")
+    plain = rt.vault.open(
+        session,
+        bytes(row.sealed_offer),
+        subject=row.subject_token,
+        purpose="credentials",
+        record=_offer_record(offer_id),
+    )
+    offer: dict[str, Any] = json.loads(plain)
+    return offer
 
 
 def token(session: Session, rt: Runtime, form: dict[str, str]) -> dict[str, Any] | OAuthError:

@@ -71,7 +71,6 @@ def create_offer(
         with_tx_code=body.tx_code,
         credential_format=body.format,
     )
-    oid4vci.remember_offer(runtime, created["offer_id"], created["credential_offer"])
     response.headers.update(NO_STORE)
     return created
 
