@@ -23,6 +23,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from credit_commons import __version__
+from credit_commons.consent.cli import consent_app
 from credit_commons.core.errors import (
     CommonsError,
     ConfigurationError,
@@ -63,6 +64,7 @@ issuer_app.add_typer(issuer_type_app, name="type")
 app.add_typer(issuer_app, name="issuer")
 wallet_app = typer.Typer(help="The holder's wallet.", no_args_is_help=True)
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(consent_app, name="consent")
 
 _OPERATOR = "admin:cli"
 app.add_typer(log_app, name="log")

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode
-from credit_commons.gateway.problems import problem_response
 from credit_commons.ledger.events import EventDetails, RecordedEvent, Token, record_event
 from credit_commons.runtime import Runtime
 
@@ -155,6 +154,8 @@ def install_denial_handler(app: FastAPI) -> None:
     the error) before it calls exception handlers, so the event's own transaction never
     waits on the request's write lock.
     """
+
+    from credit_commons.gateway.problems import problem_response  # noqa: PLC0415 - package cycle
 
     @app.exception_handler(Denied)
     async def _denied(request: Request, error: Denied) -> JSONResponse:

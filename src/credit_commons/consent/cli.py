@@ -1,0 +1,234 @@
+"""``commons consent …``: consents from the command line (the CLI calls the same service
+functions as the HTTP API).
+
+What the borrower decides — approve, reject, pause, resume, revoke, revoke-all — needs the
+borrower's own bearer token (``--token`` or ``COMMONS_TOKEN``): an operator cannot consent
+for anyone.  Operators may list and show consents, read a borrower's access history, run
+expiry, and read the one-time codes of the embedded notifier (pilots without SMS).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from credit_commons.consent.model import TEMPLATES, ConsentStatus
+from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
+from credit_commons.runtime import Runtime
+
+__all__ = ["consent_app"]
+
+consent_app = typer.Typer(help="Consents: decide, inspect, history.", no_args_is_help=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TokenOption = Annotated[
+    str,
+    typer.Option(
+        "--token",
+        envvar="COMMONS_TOKEN",
+        help="The borrower's bearer token (cct_…).",
+        show_default=False,
+    ),
+]
+_OPERATOR_NAME = "admin:cli-operator"
+
+
+def _operator() -> Any:
+    from credit_commons.identity.service import Principal  # noqa: PLC0415 - fast CLI start
+
+    return Principal(_OPERATOR_NAME, "admin")
+
+
+def _principal(session: Any, rt: Runtime, token: str) -> Any:
+    from credit_commons.identity.service import authenticate  # noqa: PLC0415
+
+    return authenticate(session, rt, f"Bearer {token}")
+
+
+@contextmanager
+def _runtime(ctx: typer.Context) -> Iterator[Runtime]:
+    settings: Settings = ctx.obj
+    rt = Runtime.build(settings)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
+
+
+def _line(c: dict[str, Any]) -> str:
+    return (
+        f"{c['consent_id']}  {c['status']:8s}  {c['lender']}  {c['purpose']['code']}  "
+        f"{c['fetch_type']}  until {c['consent_expiry'][:19]}"
+    )
+
+
+@consent_app.command("templates")
+def templates(as_json: JsonOption = False) -> None:
+    """The consent templates and their fair-use caps."""
+    data = [
+        {
+            "name": t.name,
+            "purposes": sorted(t.purposes),
+            "fetch_types": sorted(t.fetch_types),
+            "max_validity_days": t.max_validity.days,
+            "max_data_life_days": t.max_data_life_seconds // 86_400,
+            "max_fetches_per_day": t.max_fetches_per_day,
+        }
+        for t in TEMPLATES.values()
+    ]
+    _emit(as_json, data, "\n".join(f"{d['name']}: {d}" for d in data))
+
+
+@consent_app.command("list")
+def list_command(
+    ctx: typer.Context,
+    borrower: Annotated[str, typer.Argument(help="The borrower's identity token (idt_…).")],
+    status: Annotated[ConsentStatus | None, typer.Option(help="Only this status.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A borrower's consents, newest first (operator view)."""
+    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        data = service.list_for_borrower(
+            session, rt, _operator(), borrower, status.value if status else None
+        )
+    _emit(as_json, data, "\n".join(_line(c) for c in data) or "no consents")
+
+
+@consent_app.command("show")
+def show(
+    ctx: typer.Context,
+    consent_id: Annotated[str, typer.Argument(help="cns_…")],
+    as_json: JsonOption = False,
+) -> None:
+    """One consent, with its signed artefact once granted (operator view)."""
+    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        data = service.get_for_borrower(session, rt, _operator(), consent_id)
+    _emit(as_json, data, json.dumps(data, indent=2))
+
+
+def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_json: bool) -> None:
+    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        principal = _principal(session, rt, token)
+        data = service.decide(session, rt, principal, consent_id, action)
+    _emit(as_json, data, f"{consent_id}: {data['status']}")
+
+
+@consent_app.command("approve")
+def approve(
+    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+) -> None:
+    """Approve a pending consent (as the borrower)."""
+    _decide(ctx, consent_id, token, "approve", as_json)
+
+
+@consent_app.command("reject")
+def reject(
+    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+) -> None:
+    """Reject a pending consent (as the borrower)."""
+    _decide(ctx, consent_id, token, "reject", as_json)
+
+
+@consent_app.command("pause")
+def pause(
+    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+) -> None:
+    """Pause an active consent (as the borrower)."""
+    _decide(ctx, consent_id, token, "pause", as_json)
+
+
+@consent_app.command("resume")
+def resume(
+    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+) -> None:
+    """Resume a paused consent (as the borrower)."""
+    _decide(ctx, consent_id, token, "resume", as_json)
+
+
+@consent_app.command("revoke")
+def revoke(
+    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+) -> None:
+    """Revoke a consent (as the borrower); no consent is irrevocable."""
+    _decide(ctx, consent_id, token, "revoke", as_json)
+
+
+@consent_app.command("revoke-all")
+def revoke_all(
+    ctx: typer.Context,
+    borrower: Annotated[str, typer.Argument(help="The borrower's identity token.")],
+    lender: Annotated[str, typer.Option("--lender", help="The lender's client id (lnd_…).")],
+    token: TokenOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke every consent the borrower gave one lender."""
+    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        principal = _principal(session, rt, token)
+        data = service.revoke_all(session, rt, principal, borrower, lender)
+    _emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")
+
+
+@consent_app.command("history")
+def history_command(
+    ctx: typer.Context,
+    borrower: Annotated[str, typer.Argument(help="The borrower's identity token.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 200,
+    as_json: JsonOption = False,
+) -> None:
+    """Who saw what, when, allowed or denied — each with its log receipt (operator view)."""
+    from credit_commons.consent import history  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        data = history.access_history(session, rt, _operator(), borrower, limit=limit)
+    text = "\n".join(
+        f"{e['at'][:19]}  {e['outcome']:7s}  {e['lender_name']}  {e['operation']}  "
+        f"{e['reason'] or ''}  {'receipt' if e['receipt'] else 'receipt pending'}"
+        for e in data
+    )
+    _emit(as_json, data, text or "no accesses")
+
+
+@consent_app.command("expire")
+def expire(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Expire consents past their expiry now (the worker does it on every pass)."""
+    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        report = service.expire_due(session, rt)
+    _emit(as_json, {"expired": report.expired}, f"expired {report.expired} consent(s)")
+
+
+@consent_app.command("codes")
+def codes(
+    ctx: typer.Context,
+    borrower: Annotated[str | None, typer.Argument(help="Only this borrower's codes.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One-time codes sent by the embedded notifier (pilots without an SMS gateway)."""
+    from credit_commons.consent import notify  # noqa: PLC0415 - fast CLI start
+
+    settings: Settings = ctx.obj
+    rt = Runtime.build(settings)
+    try:
+        data = notify.read_codes(rt, borrower)
+    finally:
+        rt.close()
+    text = "\n".join(f"{c['at'][:19]}  {c['to']}  {c['consent_id']}  {c['code']}" for c in data)
+    _emit(as_json, data, text or "no codes")
