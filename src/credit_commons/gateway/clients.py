@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from credit_commons.core.clock import utc
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.service import Principal, actor_of
@@ -115,8 +116,8 @@ def _view(row: LenderClientRow) -> dict[str, Any]:
         "allowed_purposes": list(client.allowed_purposes),
         "webhook_url": client.webhook_url,
         "active": client.active,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
+        "created_at": utc(row.created_at).isoformat(),
+        "updated_at": utc(row.updated_at).isoformat(),
     }
 
 

@@ -1,0 +1,129 @@
+"""The pure parts of the lender gateway: validators, limiter, token minting, settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError as SettingsError
+from tests.conftest import make_settings
+
+from credit_commons.core.errors import ValidationError
+from credit_commons.gateway.access_token import int_claim, mint_access_token
+from credit_commons.gateway.clients import (
+    validate_jwks,
+    validate_purposes,
+    validate_webhook_url,
+)
+from credit_commons.gateway.oauth import TokenError
+from credit_commons.gateway.ratelimit import RateLimited, RateLimits, RateLimitState
+from credit_commons.issuer.jws import decode_unverified, verify_compact
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk, thumbprint
+from credit_commons.keys.store import KeyVersion, StoredSigner
+
+
+def test_jwks_are_normalised() -> None:
+    ed, ec = PrivateKey.generate(), PrivateKey.generate(KeyType.P256)
+    jwks = validate_jwks(
+        {"keys": [public_key_to_jwk(ed.public_key), public_key_to_jwk(ec.public_key, kid="ec")]}
+    )
+    assert [k["kid"] for k in jwks["keys"]] == [thumbprint(ed.public_key), "ec"]
+    assert [(k["alg"], k["use"]) for k in jwks["keys"]] == [("EdDSA", "sig"), ("ES256", "sig")]
+    # Ed25519 may also be named by its fully specified alg (RFC 9864).
+    named = validate_jwks({"keys": [public_key_to_jwk(ed.public_key, alg="Ed25519")]})
+    assert named["keys"][0]["alg"] == "Ed25519"
+    for bad in (None, [], {"keys": "x"}, {"keys": [None]}, {"keys": [{}] * 11}):
+        with pytest.raises(ValidationError):
+            validate_jwks(bad)
+
+
+def test_purposes_and_webhooks() -> None:
+    assert validate_purposes(["105", "101", "agri.credit", "101"]) == ("101", "105", "agri.credit")
+    for bad in ([], ["100"], ["ab"], ["x" * 42], [7], "101"):
+        with pytest.raises(ValidationError):
+            validate_purposes(bad)  # type: ignore[arg-type]
+    assert validate_webhook_url(None) is None
+    assert validate_webhook_url("https://93.184.216.34/h") == "https://93.184.216.34/h"
+    assert validate_webhook_url("https://[::1]/h", allow_private=True) == "https://[::1]/h"
+    for bad in ("https://[::1]/h", "https://169.254.169.254/", "https://l.example/#f", "https://"):
+        with pytest.raises(ValidationError):
+            validate_webhook_url(bad)
+    with pytest.raises(ValidationError):
+        validate_webhook_url("https://l.example/" + "a" * 2048)
+
+
+def test_rate_limit_headers() -> None:
+    state = RateLimitState(limit=10, remaining=0, reset_after=0)
+    assert RateLimited(state).headers() == {
+        "Retry-After": "1",
+        "X-RateLimit-Limit": "10",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": "0",
+    }
+
+
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
+def test_memory_limiter(strategy: str) -> None:
+    limiter = RateLimits(client_limit="2/minute;5/hour", ip_limit="1/second", strategy=strategy)
+    # Several limits: the tightest one is reported.
+    first = limiter.hit_client("api", "lnd_b")
+    assert (first.limit, first.remaining) == (2, 1)
+    assert limiter.hit_client("api", "lnd_b").remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit_client("api", "lnd_b")
+    assert refused.value.status == 429
+    assert refused.value.state.limit == 2
+    assert limiter.hit_client("token", "lnd_b").remaining == 1  # another namespace
+    assert limiter.hit_ip("api", "192.0.2.7").limit == 1
+    limiter.close()
+
+
+def test_settings(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    assert settings.access_token_ttl == 300
+    assert settings.rate_limit_client == "600/minute"
+    assert settings.rate_limit_ip == "1200/minute"
+    assert settings.redis_url is None
+    with pytest.raises(SettingsError):
+        make_settings(tmp_path, rate_limit_ip="lots")
+    with pytest.raises(SettingsError):
+        make_settings(tmp_path, access_token_ttl=5)
+
+
+def test_minted_tokens() -> None:
+    key = PrivateKey.generate()
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    info = KeyVersion("oauth", 1, KeyType.ED25519, "kid-1", key.public_key, "embedded", now)
+    token = mint_access_token(
+        StoredSigner(info, key),
+        issuer="https://cc.example",
+        client_id="lnd_x",
+        scopes=frozenset({"b", "a"}),
+        now=now,
+        ttl=timedelta(seconds=120),
+        jti="at_1",
+    )
+    header, payload, _, _ = decode_unverified(token)
+    assert header == {"alg": "EdDSA", "kid": "kid-1", "typ": "at+jwt"}
+    ts = int(now.timestamp())
+    assert payload == {
+        "iss": "https://cc.example", "aud": "https://cc.example", "sub": "lnd_x",
+        "client_id": "lnd_x", "iat": ts, "nbf": ts, "exp": ts + 120, "jti": "at_1",
+        "scope": "a b",
+    }  # fmt: skip
+    assert verify_compact(token, key.public_key, typ="at+jwt") == payload
+    assert int_claim({"exp": True}, "exp") is None
+    assert int_claim({"exp": 1.5}, "exp") is None
+    assert int_claim({"exp": 3}, "exp") == 3
+
+
+def test_token_errors() -> None:
+    error = TokenError("invalid_client", "client authentication failed", status=401)
+    assert error.body() == {
+        "error": "invalid_client",
+        "error_description": "client authentication failed",
+    }
+    assert error.status == 401
+    assert error.reason is None
