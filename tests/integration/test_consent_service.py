@@ -263,3 +263,34 @@ def test_no_retrieval_starting_after_revocation_commits_succeeds(runtime: Runtim
     assert any(ok for _, ok in results)
     assert any(not ok for _, ok in results)
     assert all(began < committed[0] for began, ok in results if ok)
+
+
+def test_the_check_finds_the_granting_consent_or_the_most_telling_reason(runtime: Runtime) -> None:
+    from credit_commons.consent.errors import ConsentNotFound, ConsentPaused  # noqa: PLC0415
+    from credit_commons.identity.service import subject_of  # noqa: PLC0415
+
+    token = _borrower(runtime)
+    pseudonym = subject_of(runtime, token)
+    kwargs: dict[str, Any] = {
+        "lender": LENDER.client_id,
+        "principal": pseudonym,
+        "type_name": CREDIT_READINESS.name,
+        "claims": frozenset({"/income_bracket"}),
+        "now": runtime.clock.now(),
+    }
+    with transaction(runtime.sessions) as session, pytest.raises(ConsentNotFound):
+        service.check(session, **kwargs)
+    paused = _request(runtime, token)
+    _decide(runtime, token, paused, "approve")
+    _decide(runtime, token, paused, "pause")
+    kwargs["now"] = runtime.clock.now()
+    with transaction(runtime.sessions) as session, pytest.raises(ConsentPaused):
+        service.check(session, **kwargs)
+    live = _request(runtime, token)
+    _decide(runtime, token, live, "approve")
+    kwargs["now"] = runtime.clock.now()
+    with transaction(runtime.sessions) as session:
+        assert service.check(session, **kwargs) == live
+        assert service.check(session, **{**kwargs, "claims": frozenset()}) == live
+    with transaction(runtime.sessions) as session, pytest.raises(ConsentNotFound):
+        service.check(session, **{**kwargs, "lender": OTHER.client_id})

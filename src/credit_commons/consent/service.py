@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
@@ -360,6 +360,30 @@ def check_consent(
     evaluate(_view(row), type_name, claims, now)
 
 
+_CHECK_COLUMNS = (
+    ConsentRow.id,
+    ConsentRow.status,
+    ConsentRow.starts_at,
+    ConsentRow.expires_at,
+    ConsentRow.fetch_type,
+    ConsentRow.frequency_unit,
+    ConsentRow.frequency_value,
+    ConsentRow.scopes,
+    ConsentRow.uses,
+    ConsentRow.window,
+    ConsentRow.window_uses,
+)
+_CHECK = (
+    select(*_CHECK_COLUMNS)
+    .where(
+        ConsentRow.lender_client_id == bindparam("lender"),
+        ConsentRow.principal == bindparam("principal"),
+    )
+    .order_by(ConsentRow.id.desc())
+    .limit(16)
+)
+
+
 def check(
     session: Session,
     *,
@@ -368,28 +392,35 @@ def check(
     type_name: str,
     claims: frozenset[str],
     now: datetime,
-) -> ConsentRow:
-    """The consent check: the live consent of ``lender`` for ``principal`` (a pseudonym)
-    that grants ``claims`` of ``type_name`` now.  One indexed read.
+) -> str:
+    """The consent check: the id of the live consent of ``lender`` for ``principal`` (a
+    pseudonym) that grants ``claims`` of ``type_name`` now.  One read on the
+    ``(lender, principal)`` index, whatever the number of consents stored.
 
     Raises the most telling :class:`ConsentError` of the pair's consents when none grants
     it (``ConsentNotFound`` when there are none).
     """
-    rows = session.scalars(
-        select(ConsentRow)
-        .where(ConsentRow.lender_client_id == lender, ConsentRow.principal == principal)
-        .order_by(ConsentRow.id.desc())
-        .limit(16)
-    ).all()
     failure: ConsentError = ConsentNotFound()
-    for row in rows:
+    for row in session.execute(_CHECK, {"lender": lender, "principal": principal}):
+        view = ConsentView(
+            status=row.status,
+            starts_at=utc(row.starts_at),
+            expires_at=utc(row.expires_at),
+            fetch_type=row.fetch_type,
+            frequency_unit=row.frequency_unit,
+            frequency_value=row.frequency_value,
+            scopes=scopes_map(json.loads(row.scopes)),
+            uses=row.uses,
+            window=row.window,
+            window_uses=row.window_uses,
+        )
         try:
-            check_consent(row, type_name, claims, now)
+            evaluate(view, type_name, claims, now)
         except ConsentError as e:
             if isinstance(failure, ConsentNotFound):
                 failure = e
             continue
-        return row
+        return str(row.id)
     raise failure
 
 
