@@ -16,6 +16,7 @@ cannot be reached the limiter fails closed: 503 ``service.rate_limit_unavailable
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ __all__ = [
 _EXTRAS_KEY = "rate_limits"
 _STATE_KEY = "rate_limit"
 _REDIS_TIMEOUT = 2.0
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -186,10 +188,14 @@ class RateLimits:
 def rate_limits(rt: Runtime) -> RateLimits:
     """The runtime's limiter, built from its settings on first use."""
     limiter = rt.extras.get(_EXTRAS_KEY)
-    if not isinstance(limiter, RateLimits):
-        limiter = RateLimits.from_settings(rt.settings)
-        rt.extras[_EXTRAS_KEY] = limiter
-    return limiter
+    if isinstance(limiter, RateLimits):
+        return limiter
+    with _BUILD_LOCK:  # two first requests must not each count in a limiter of their own
+        limiter = rt.extras.get(_EXTRAS_KEY)
+        if not isinstance(limiter, RateLimits):
+            limiter = RateLimits.from_settings(rt.settings)
+            rt.extras[_EXTRAS_KEY] = limiter
+        return limiter
 
 
 def close_rate_limits(rt: Runtime) -> None:
