@@ -805,6 +805,51 @@ def issuer_issue_batch(
             sink.close()
 
 
+issuer_trust_app = typer.Typer(help="The trust list: issuers whose credentials verify here.")
+issuer_app.add_typer(issuer_trust_app, name="trust")
+
+
+@issuer_trust_app.command("add")
+def issuer_trust_add(
+    ctx: typer.Context,
+    issuer: Annotated[str, typer.Argument(help="An https issuer URL, a did:web or a did:key.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Trust an issuer (recorded as issuer.trusted)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.issuer import trust
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        added = trust.add_trusted_issuer(session, rt, _operator(), issuer)
+    _emit(as_json, added, f"trusted {added['issuer']} ({added['kind']}, {added['id']})")
+
+
+@issuer_trust_app.command("list")
+def issuer_trust_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the trusted issuers."""
+    from credit_commons.core.db import transaction
+    from credit_commons.issuer import trust
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        listed = trust.list_trusted_issuers(session, rt, _operator())
+    _emit(as_json, listed, "\n".join(f"{t['id']}  {t['kind']:<8} {t['issuer']}" for t in listed))
+
+
+@issuer_trust_app.command("remove")
+def issuer_trust_remove(
+    ctx: typer.Context,
+    issuer: Annotated[str, typer.Argument(help="The issuer, or its entry id (tis_...).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Stop trusting an issuer (recorded as issuer.untrusted)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.issuer import trust
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        removed = trust.remove_trusted_issuer(session, rt, _operator(), issuer)
+    _emit(as_json, removed, f"no longer trusted: {removed['issuer']}")
+
+
 # -- wallet --------------------------------------------------------------------------------
 
 WalletOption = Annotated[

@@ -125,3 +125,21 @@ def test_issue_batch_names_a_malformed_line(env: Path, capsys: pytest.CaptureFix
     assert problem["committed_through"] == 1
     assert [json.loads(x)["line"] for x in out.splitlines()] == [1]
     assert _count() == 1
+
+
+def test_trust_add_list_remove(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    issuer = "https://coop.example/issuers/agri"
+    capsys.readouterr()
+    assert main(["issuer", "trust", "add", issuer, "--json"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert added["kind"] == "https"
+    assert main(["issuer", "trust", "add", issuer]) != 0  # already trusted
+    assert main(["issuer", "trust", "add", "http://plain.example"]) != 0
+    capsys.readouterr()
+    assert main(["issuer", "trust", "list", "--json"]) == 0
+    assert [t["issuer"] for t in json.loads(capsys.readouterr().out)] == [issuer]
+    assert main(["issuer", "trust", "remove", issuer]) == 0
+    assert main(["issuer", "trust", "remove", added["id"]]) != 0  # gone
+    capsys.readouterr()
+    assert main(["issuer", "trust", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -95,6 +95,7 @@ def create_app(
     app.include_router(issuer_router.router)
     app.include_router(issuer_router.status_router)
     app.include_router(issuer_router.credentials_router)
+    app.include_router(issuer_router.trust_router)
     app.include_router(oid4vci_router.router)
     oid4vci_router.install_oauth_errors(app)
     app.include_router(log_router.tiles_router)

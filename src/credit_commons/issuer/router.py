@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.identity.router import PrincipalDep
-from credit_commons.issuer import credentials, service, status, verification
+from credit_commons.issuer import credentials, service, status, trust, verification
 from credit_commons.issuer.schemas import BatchIssue, IssueItem
 
-__all__ = ["credentials_router", "router", "status_router"]
+__all__ = ["credentials_router", "router", "status_router", "trust_router"]
 
 router = APIRouter(prefix="/v1/credential-types", tags=["credential catalogue"])
 
@@ -172,3 +172,37 @@ def verify_presentation(
     return verification.verify_presentation(
         session, runtime, body.presentation, audience=body.audience, nonce=body.nonce
     )
+
+
+trust_router = APIRouter(prefix="/v1/admin/trusted-issuers", tags=["trusted issuers"])
+
+
+class TrustedIssuer(BaseModel):
+    """An issuer to trust: an https issuer URL, a did:web or a did:key."""
+
+    model_config = ConfigDict(extra="forbid")
+    issuer: Annotated[str, Field(min_length=8, max_length=512)]
+
+
+@trust_router.get("", summary="The trusted issuers (administrators).")
+def list_trusted(
+    session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[dict[str, Any]]:
+    return trust.list_trusted_issuers(session, runtime, principal)
+
+
+@trust_router.post("", status_code=201, summary="Trust an issuer (administrators).")
+def add_trusted(
+    body: TrustedIssuer, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return trust.add_trusted_issuer(session, runtime, principal, body.issuer)
+
+
+@trust_router.delete("/{entry_id}", summary="Stop trusting an issuer (administrators).")
+def remove_trusted(
+    entry_id: Annotated[str, Path(pattern=r"^tis_[0-9A-Z]{26}$")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> dict[str, Any]:
+    return trust.remove_trusted_issuer(session, runtime, principal, entry_id)

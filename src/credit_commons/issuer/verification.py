@@ -1,14 +1,20 @@
-"""Verifying presentations of this platform's SD-JWT VCs (issue 5, item 4).
+"""Verifying presentations of SD-JWT VCs: this platform's own and trusted issuers' (issue 5,
+item 4).
 
 The SD-JWT checks are ``sd_jwt_verify.verify`` (RFC 9901 §7: issuer signature with the
 algorithm allow-list, every disclosure rule, key binding with audience, nonce, freshness
 and ``sd_hash``, ``exp``/``nbf``/``iat`` with leeway).  Then:
 
-1. the issuer key is resolved by ``kid`` among this issuer's keys (every version verifies);
-2. ``typ`` must be ``dc+sd-jwt`` and ``vct`` a type of the catalogue;
-3. the status is read from the referenced status list — for this platform's own lists,
-   straight from the database — and a revoked or suspended credential raises
-   :class:`CredentialRevoked` / :class:`CredentialSuspended`.
+1. the issuer key: for this platform (``iss`` is its public URL) by ``kid`` among its own
+   keys (every version verifies); for another ``iss``, only when the issuer is on the trust
+   list (:mod:`~credit_commons.issuer.trust`, else :class:`UntrustedIssuer`), resolved
+   through its metadata or DID document (:mod:`~credit_commons.issuer.foreign`);
+2. ``typ`` must be ``dc+sd-jwt``; the ``vct`` of this platform's credentials must be a type
+   of its catalogue, a foreign one a string;
+3. the status: this platform's lists straight from the database; a trusted issuer's list
+   fetched (SSRF guard, signature by that issuer, cache) when the credential has one.  A
+   revoked or suspended credential raises :class:`CredentialRevoked` /
+   :class:`CredentialSuspended`.
 
 Verification raises; a return means every check passed.
 """
@@ -21,8 +27,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import IntegrityError
+from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
-from credit_commons.issuer import status
 from credit_commons.issuer.jws import decode_unverified
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
@@ -35,6 +41,7 @@ __all__ = [
     "CredentialRevoked",
     "CredentialSuspended",
     "UnknownIssuerKey",
+    "UntrustedIssuer",
     "verify_presentation",
     "verify_vc_jwt_credential",
 ]
@@ -61,21 +68,39 @@ class UnknownIssuerKey(IntegrityError):
     title = "Unknown issuer"
 
 
+class UntrustedIssuer(UnknownIssuerKey):
+    """The credential's issuer is neither this platform nor on its trust list."""
+
+    code = "credential.issuer_untrusted"
+    title = "Untrusted issuer"
+
+
 def verify_presentation(
     session: Session, rt: Runtime, presentation: str, *, audience: str, nonce: str
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB presentation and its status; returns the disclosed claims.
 
     Raises the SD-JWT errors (``credential.*``), :class:`UnknownIssuerKey`,
+    :class:`UntrustedIssuer`, ``foreign.UnknownForeignKey``/``IssuerMetadataInvalid``,
+    ``StatusListRejected``, the fetcher's ``UnsafeUrl``/``FetchFailed``,
     :class:`CredentialRevoked` or :class:`CredentialSuspended`.
     """
     keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
+    foreign_kind: list[trust.Kind] = []
 
     def resolve(header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
-        # Step 1: the issuer and key come from our own key store, never from the token.
-        if payload.get("iss") != rt.settings.public_url or header.get("kid") not in keys:
-            raise UnknownIssuerKey("the credential's issuer key is not known here")
-        return keys[str(header["kid"])]
+        # Step 1: the issuer and key come from our own key store or, for a trusted
+        # issuer, from its published metadata — never from the token itself.
+        iss = payload.get("iss")
+        if iss == rt.settings.public_url:
+            if header.get("kid") not in keys:
+                raise UnknownIssuerKey("the credential's issuer key is not known here")
+            return keys[str(header["kid"])]
+        kind = trust.trusted_kind(session, iss) if isinstance(iss, str) else None
+        if kind is None or not isinstance(iss, str):
+            raise UntrustedIssuer("the credential's issuer is not trusted here")
+        foreign_kind.append(kind)
+        return foreign.foreign_issuers(rt).key(iss, kind, header)
 
     verified = verify(
         presentation,
@@ -89,22 +114,41 @@ def verify_presentation(
     if verified.header.get("typ") != "dc+sd-jwt":
         raise UnknownIssuerKey("not an SD-JWT VC")
     vct = verified.payload.get("vct")
-    if not isinstance(vct, str) or catalogue_service.get_type_by_vct(session, rt, vct) is None:
+    if not isinstance(vct, str):
         raise UnknownIssuerKey("unknown credential type")
-    # Step 3: the status.
     reference = verified.payload.get("status", {}).get("status_list", {})
     uri, index = reference.get("uri"), reference.get("idx")
+    if foreign_kind:
+        # Step 3, a trusted issuer: its own status list, when the credential names one.
+        if "status" in verified.payload:
+            if not isinstance(uri, str) or not isinstance(index, int) or isinstance(index, bool):
+                raise UnknownIssuerKey("the credential's status reference is malformed")
+            iss = str(verified.payload["iss"])
+            _raise_for(foreign.foreign_issuers(rt).status(iss, foreign_kind[0], uri, index))
+        return _result(verified.payload, vct)
+    if catalogue_service.get_type_by_vct(session, rt, vct) is None:
+        raise UnknownIssuerKey("unknown credential type")
+    # Step 3: the status.
     prefix = status.status_uri(rt, "")
     if not isinstance(uri, str) or not uri.startswith(prefix) or not isinstance(index, int):
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
-    current = status.get_status(
-        session, status.StatusRef(uri[len(prefix) :], index, status.StatusKind.TOKEN)
+    _raise_for(
+        status.get_status(
+            session, status.StatusRef(uri[len(prefix) :], index, status.StatusKind.TOKEN)
+        )
     )
+    return _result(verified.payload, vct)
+
+
+def _raise_for(current: TokenStatus) -> None:
     if current is TokenStatus.INVALID:
         raise CredentialRevoked("the credential was revoked")
     if current is TokenStatus.SUSPENDED:
         raise CredentialSuspended("the credential is suspended")
-    claims = {k: v for k, v in verified.payload.items() if k not in {"cnf", "status"}}
+
+
+def _result(payload: Mapping[str, Any], vct: str) -> dict[str, Any]:
+    claims = {k: v for k, v in payload.items() if k not in {"cnf", "status"}}
     return {"valid": True, "vct": vct, "claims": claims}
 
 

@@ -19,7 +19,7 @@ from credit_commons.keys.did_key import decode_did_key, did_key_document
 from credit_commons.keys.errors import DidInvalid, DidResolutionFailed, KeyInvalid
 from credit_commons.keys.jwk import public_key_from_jwk
 
-__all__ = ["DidResolver", "did_web_url"]
+__all__ = ["DidResolver", "did_web_url", "method_key"]
 
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=@-]+$")
@@ -80,26 +80,34 @@ class DidResolver:
         if did_url.startswith("did:key:"):
             return decode_did_key(did_url)
         did, _, fragment = did_url.partition("#")
-        document = self.resolve(did)
-        methods = document.get("verificationMethod")
-        if not isinstance(methods, list):
-            raise DidResolutionFailed("DID document has no verification methods")
-        candidates = [
-            m
-            for m in methods
-            if isinstance(m, dict)
-            and (not fragment or m.get("id") in {f"{did}#{fragment}", f"#{fragment}"})
-        ]
-        if len(candidates) != 1:
-            raise DidResolutionFailed("DID URL does not name exactly one verification method")
-        method = candidates[0]
-        if method.get("controller") not in (None, did):
-            raise DidResolutionFailed("verification method has another controller")
-        jwk = method.get("publicKeyJwk")
-        if jwk is not None:
-            return public_key_from_jwk(jwk)
-        multibase = method.get("publicKeyMultibase")
-        if isinstance(multibase, str):
-            # Multikey: the same multicodec encoding as did:key.
-            return decode_did_key("did:key:" + multibase)
-        raise KeyInvalid("verification method has no supported public key form")
+        return method_key(self.resolve(did), did, fragment)
+
+
+def method_key(document: dict[str, Any], did: str, fragment: str) -> PublicKey:
+    """The public key of the verification method ``did#fragment`` of a resolved DID
+    document (with an empty ``fragment``: its only method).
+
+    Raises :class:`DidResolutionFailed` or :class:`KeyInvalid`.
+    """
+    methods = document.get("verificationMethod")
+    if not isinstance(methods, list):
+        raise DidResolutionFailed("DID document has no verification methods")
+    candidates = [
+        m
+        for m in methods
+        if isinstance(m, dict)
+        and (not fragment or m.get("id") in {f"{did}#{fragment}", f"#{fragment}"})
+    ]
+    if len(candidates) != 1:
+        raise DidResolutionFailed("DID URL does not name exactly one verification method")
+    method = candidates[0]
+    if method.get("controller") not in (None, did):
+        raise DidResolutionFailed("verification method has another controller")
+    jwk = method.get("publicKeyJwk")
+    if jwk is not None:
+        return public_key_from_jwk(jwk)
+    multibase = method.get("publicKeyMultibase")
+    if isinstance(multibase, str):
+        # Multikey: the same multicodec encoding as did:key.
+        return decode_did_key("did:key:" + multibase)
+    raise KeyInvalid("verification method has no supported public key form")

@@ -1,0 +1,201 @@
+"""Keys and status of trusted foreign issuers, fetched safely and cached.
+
+For an issuer on the trust list (:mod:`~credit_commons.issuer.trust`):
+
+* an https issuer's keys come from its JWT VC Issuer Metadata (SD-JWT VC draft §5):
+  ``https://host[:port]/.well-known/jwt-vc-issuer`` followed by the issuer's path; the
+  document's ``issuer`` must be the issuer exactly, and its keys are in ``jwks`` (or at
+  ``jwks_uri``); the credential's ``kid`` names one of them;
+* a ``did:web``'s keys come from its DID document (``keys.did_web.DidResolver``): ``kid``
+  must be a DID URL of that DID (``did#frag`` or ``#frag``);
+* a ``did:key`` is its own key (``kid``, if any, must be a DID URL of it);
+* status lists go through :class:`~credit_commons.issuer.status_fetch.StatusListFetcher`,
+  their signatures checked with the same issuer's keys.
+
+Every fetch goes through the SSRF-guarded :class:`~credit_commons.core.net.OutboundFetcher`;
+resolved keys are cached per issuer for ``ttl`` seconds (status lists by their own ``ttl``,
+at most ``ttl``).  Nothing here touches the database: the caller decides trust.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from credit_commons.core.errors import CommonsError, IntegrityError
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.issuer.status_fetch import StatusListFetcher
+from credit_commons.issuer.status_list import TokenStatus
+from credit_commons.issuer.trust import Kind
+from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.did_key import decode_did_key
+from credit_commons.keys.did_web import DidResolver, method_key
+from credit_commons.keys.jwk import public_key_from_jwk
+from credit_commons.runtime import Runtime
+
+__all__ = ["ForeignIssuers", "IssuerMetadataInvalid", "UnknownForeignKey", "foreign_issuers"]
+
+
+class IssuerMetadataInvalid(IntegrityError):
+    """A foreign issuer's metadata or DID document is not acceptable."""
+
+    code = "credential.issuer_metadata_invalid"
+    title = "Issuer metadata not acceptable"
+
+
+class UnknownForeignKey(IntegrityError):
+    """The credential names a key its (trusted) issuer does not publish."""
+
+    code = "credential.issuer_key_unknown"
+    title = "Unknown issuer key"
+
+
+def metadata_url(issuer: str) -> str:
+    """The JWT VC Issuer Metadata URL of an https issuer (SD-JWT VC draft §5: the
+    well-known segment goes between the host and the issuer's path)."""
+    parts = urlsplit(issuer)
+    return f"https://{parts.netloc}/.well-known/jwt-vc-issuer{parts.path.rstrip('/')}"
+
+
+class ForeignIssuers:
+    """Resolves keys and statuses of foreign issuers through one :class:`OutboundFetcher`."""
+
+    def __init__(
+        self,
+        fetcher: OutboundFetcher,
+        *,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fetcher = fetcher
+        self._dids = DidResolver(fetcher)
+        self._ttl = ttl
+        self._clock = clock
+        self._keys: dict[str, tuple[float, dict[str, PublicKey]]] = {}
+        self._status: dict[str, StatusListFetcher] = {}
+        self._lock = threading.Lock()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def key(self, issuer: str, kind: Kind, header: Mapping[str, Any]) -> PublicKey:
+        """The key of ``issuer`` that ``header`` names (``kid``).
+
+        Raises :class:`UnknownForeignKey`, :class:`IssuerMetadataInvalid`, and the
+        fetcher's ``UnsafeUrl``/``FetchFailed``.
+        """
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise UnknownForeignKey("kid must be a string")
+        if kind == "did:key":
+            if kid is not None and kid.split("#", 1)[0] not in ("", issuer):
+                raise UnknownForeignKey("kid is not a key of this did:key")
+            try:
+                return decode_did_key(issuer)
+            except CommonsError as e:
+                raise IssuerMetadataInvalid("the did:key is not valid") from e
+        keys = self._cached(issuer, kind, kid)
+        if kid is None:
+            if len(keys) != 1:
+                raise UnknownForeignKey("no kid, and the issuer has more than one key")
+            return next(iter(keys.values()))
+        found = keys.get(kid)
+        if found is None:
+            raise UnknownForeignKey("the issuer does not publish this key")
+        return found
+
+    def _cached(self, issuer: str, kind: Kind, kid: str | None) -> dict[str, PublicKey]:
+        entry = self._keys.get(issuer)
+        now = self._clock()
+        if entry is not None and entry[0] > now and (kid is None or kid in entry[1]):
+            return entry[1]
+        # Missing, stale, or a kid not seen yet (the issuer may have rotated): fetch again.
+        keys = self._metadata_keys(issuer) if kind == "https" else self._did_web_keys(issuer)
+        with self._lock:
+            self._keys[issuer] = (now + self._ttl, keys)
+        return keys
+
+    def _metadata_keys(self, issuer: str) -> dict[str, PublicKey]:
+        document = self._fetcher.get_json(metadata_url(issuer))
+        if not isinstance(document, dict) or document.get("issuer") != issuer:
+            raise IssuerMetadataInvalid("the issuer metadata is for another issuer")
+        jwks = document.get("jwks")
+        uri = document.get("jwks_uri")
+        if (jwks is None) == (uri is None):
+            raise IssuerMetadataInvalid("the issuer metadata must have jwks or jwks_uri")
+        if uri is not None:
+            if not isinstance(uri, str):
+                raise IssuerMetadataInvalid("jwks_uri must be a string")
+            jwks = self._fetcher.get_json(uri)
+        listed = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(listed, list) or not listed:
+            raise IssuerMetadataInvalid("the issuer publishes no keys")
+        keys: dict[str, PublicKey] = {}
+        for jwk in listed:
+            kid = jwk.get("kid") if isinstance(jwk, dict) else None
+            if not isinstance(kid, str) or kid in keys:
+                raise IssuerMetadataInvalid("every issuer key needs a distinct kid")
+            try:  # public keys only: a JWK with "d" is refused
+                keys[kid] = public_key_from_jwk({k: v for k, v in jwk.items() if k != "kid"})
+            except CommonsError as e:
+                raise IssuerMetadataInvalid("an issuer key is not a valid public JWK") from e
+        return keys
+
+    def _did_web_keys(self, did: str) -> dict[str, PublicKey]:
+        try:
+            document = self._dids.resolve(did)
+        except CommonsError as e:
+            raise IssuerMetadataInvalid(f"the issuer's DID document: {e.detail}") from e
+        methods = document.get("verificationMethod")
+        keys: dict[str, PublicKey] = {}
+        for method in methods if isinstance(methods, list) else []:
+            method_id = method.get("id") if isinstance(method, dict) else None
+            if not isinstance(method_id, str):
+                continue
+            fragment = method_id.rsplit("#", 1)[-1] if "#" in method_id else None
+            if fragment is None or method_id not in (f"{did}#{fragment}", f"#{fragment}"):
+                continue
+            try:
+                key = method_key(document, did, fragment)
+            except CommonsError as e:
+                raise IssuerMetadataInvalid(f"DID verification method {method_id!r}") from e
+            keys[f"{did}#{fragment}"] = keys[f"#{fragment}"] = key
+        if not keys:
+            raise IssuerMetadataInvalid("the issuer's DID document has no usable keys")
+        return keys
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self, issuer: str, kind: Kind, uri: str, index: int) -> TokenStatus:
+        """The status at ``index`` of ``issuer``'s list at ``uri``, signed by that issuer.
+
+        Raises what :meth:`StatusListFetcher.status` raises.
+        """
+        fetcher = self._status.get(issuer)
+        if fetcher is None:
+            fetcher = StatusListFetcher(
+                self._fetcher,
+                lambda header: self.key(issuer, kind, header),
+                max_ttl=self._ttl,
+                clock=self._clock,
+            )
+            with self._lock:
+                fetcher = self._status.setdefault(issuer, fetcher)
+        return fetcher.status(uri, index)
+
+
+def foreign_issuers(rt: Runtime) -> ForeignIssuers:
+    """The runtime's resolver of foreign issuers, made on first use with the settings' SSRF
+    guard (tests install their own in ``rt.extras["foreign_issuers"]``)."""
+    found = rt.extras.get("foreign_issuers")
+    if isinstance(found, ForeignIssuers):
+        return found
+    made = ForeignIssuers(
+        OutboundFetcher(
+            allow_private=rt.settings.insecure_allow_private_network,
+            allow_http=rt.settings.insecure_allow_http,
+        )
+    )
+    return rt.extras.setdefault("foreign_issuers", made)  # type: ignore[return-value]
