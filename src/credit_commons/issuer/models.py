@@ -91,7 +91,7 @@ class CredentialOfferRow(Base):
     subject_token: Mapped[str] = mapped_column(String(40))
     sealed_claims: Mapped[bytes] = mapped_column(LargeBinary)
     # The offer served by reference (it carries the pre-authorized code): sealed, and
-    # served by any replica while the offer is unused and unexpired.
+    # served by any replica until the offer expires.
     sealed_offer: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))
     access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

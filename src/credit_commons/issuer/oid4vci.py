@@ -219,18 +219,14 @@ def _offer_record(offer_id: str) -> str:
 
 def get_offer(session: Session, rt: Runtime, offer_id: str) -> dict[str, Any]:
     """The offer by reference (``credential_offer_uri``), from the database, so any replica
-    serves it: only while the offer is unused (its code not yet redeemed) and unexpired.
+    serves it, until the offer expires (TTL-bound, as the in-memory copy was meant to be;
+    a redeemed code in it is refused by the token endpoint, ``invalid_grant``).
 
     The offer carries the pre-authorized code, so it is kept sealed in the vault under the
     subject's key, like the offered claims.  Raises :class:`NotFoundError` otherwise.
     """
     row = session.get(CredentialOfferRow, offer_id)
-    if (
-        row is None
-        or row.sealed_offer is None
-        or row.status != "offered"
-        or utc(row.expires_at) <= rt.clock.now()
-    ):
+    if row is None or row.sealed_offer is None or utc(row.expires_at) <= rt.clock.now():
         raise NotFoundError("no such credential offer")
     plain = rt.vault.open(
         session,

@@ -3,7 +3,7 @@
 ``trusted_issuers`` is the verifier's trust list: issuers (an https issuer URL, a did:web
 or a did:key) whose credentials verification accepts besides this platform's own.
 ``credential_offers.sealed_offer`` keeps a by-reference offer (it holds the pre-authorized
-code, so it is sealed in the vault) for every replica, until the offer expires or is used.
+code, so it is sealed in the vault) for every replica, until the offer expires.
 
 Revision ID: 0017
 Revises: 0016
