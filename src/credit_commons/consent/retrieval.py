@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.errors import ConsentArtefactInvalid, ConsentError, ScopeNotGranted
@@ -38,7 +38,7 @@ from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import status
 from credit_commons.issuer.catalogue import CREDIT_READINESS
-from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
@@ -51,23 +51,32 @@ __all__ = ["consent_of_artefact", "discover", "retrieve", "set_discoverable"]
 OPERATION = "credentials.read"
 
 
-def _newest_valid(
-    session: Session, token: str, type_name: str, rt: Runtime
-) -> CredentialRow | None:
-    now = rt.clock.now()
-    for row in session.scalars(
-        select(CredentialRow)
-        .where(
-            CredentialRow.subject_token == token,
-            CredentialRow.type_name == type_name,
-            CredentialRow.format == "dc+sd-jwt",
+def _status(session: Session, list_id: str, index: int) -> TokenStatus:
+    # The one byte of a Token Status List (2 bits per entry, LSB first; TSL §4.1) that
+    # holds this entry, read with substr instead of loading the whole 32 KiB list.
+    lists = StatusListRow.__table__.c
+    row = session.execute(
+        select(lists.bits, func.substr(lists.data, (index * 2 >> 3) + 1, 1)).where(
+            lists.id == list_id, lists.kind == "token"
         )
-        .order_by(CredentialRow.issued_at.desc())
-    ):
+    ).first()
+    if row is None or row[0] != 2 or len(row[1]) != 1:
+        return TokenStatus.INVALID  # not a 2-bit token list: never share it
+    return TokenStatus((row[1][0] >> (index * 2 & 7)) & 0b11)
+
+
+def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+    now = rt.clock.now()
+    c = CredentialRow.__table__.c  # Core columns: no ORM layers on the hot path
+    rows = session.execute(
+        select(c.id, c.sealed, c.expires_at, c.status_list_id, c.status_index)
+        .where(c.subject_token == token, c.type_name == type_name, c.format == "dc+sd-jwt")
+        .order_by(c.issued_at.desc())
+    ).all()
+    for row in rows:
         if utc(row.expires_at) <= now:
             continue
-        ref = status.StatusRef(row.status_list_id, row.status_index, status.StatusKind.TOKEN)
-        if status.get_status(session, ref) == TokenStatus.VALID:
+        if _status(session, row.status_list_id, row.status_index) == TokenStatus.VALID:
             return row
     return None
 
@@ -112,7 +121,7 @@ def retrieve(
         record=credential.id,
     ).decode("ascii")
     shared = present(SdJwt.parse(text), disclose=sorted(wanted))
-    mark_used(mine, now)
+    mark_used(session, mine, now)
     event_id = record_use(session, rt, lender, mine, OPERATION)
     return {
         "consent_id": mine.id,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from credit_commons.consent import history, retrieval, service
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
+from credit_commons.core.db import transaction
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import LenderPrincipal, lender_for, require_scope
 from credit_commons.identity.router import PrincipalDep
@@ -93,7 +94,6 @@ def read_consent(
 @lender_router.get("/v1/lender/credentials", summary="A credential under consent.")
 def retrieve_credential(
     consent_id: Annotated[str, Query(pattern=r"^cns_[0-9A-Z]{26}$")],
-    session: SessionDep,
     runtime: RuntimeDep,
     lender: RetrievingLender,
     response: Response,
@@ -103,14 +103,17 @@ def retrieve_credential(
     claims: Annotated[_PATHS | None, Query()] = None,
 ) -> dict[str, Any]:
     require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-    result = retrieval.retrieve(
-        session,
-        runtime,
-        lender,
-        consent_id,
-        type_name=type_name,
-        claims=claims.split(",") if claims else None,
-    )
+    # The unit of work lives in this thread, from the consent lock to the commit: on
+    # SQLite the write lock is held for the work only, not across the event loop's hops.
+    with transaction(runtime.sessions) as session:
+        result = retrieval.retrieve(
+            session,
+            runtime,
+            lender,
+            consent_id,
+            type_name=type_name,
+            claims=claims.split(",") if claims else None,
+        )
     # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result
@@ -130,16 +133,16 @@ class ArtefactRetrieval(_Strict):
 @lender_router.post("/v1/lender/credentials", summary="A credential under a presented artefact.")
 def retrieve_by_artefact(
     body: ArtefactRetrieval,
-    session: SessionDep,
     runtime: RuntimeDep,
     lender: RetrievingLender,
     response: Response,
 ) -> dict[str, Any]:
     require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-    consent_id = retrieval.consent_of_artefact(session, runtime, lender, body.artefact)
-    result = retrieval.retrieve(
-        session, runtime, lender, consent_id, type_name=body.type, claims=body.claims
-    )
+    with transaction(runtime.sessions) as session:
+        consent_id = retrieval.consent_of_artefact(session, runtime, lender, body.artefact)
+        result = retrieval.retrieve(
+            session, runtime, lender, consent_id, type_name=body.type, claims=body.claims
+        )
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result
 

@@ -19,9 +19,9 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
@@ -219,7 +219,7 @@ def _artefact(session: Session, rt: Runtime, row: ConsentRow, now: datetime) -> 
 # -- views -------------------------------------------------------------------------------
 
 
-def _view(row: ConsentRow) -> ConsentView:
+def _view(row: Any) -> ConsentView:
     return ConsentView(
         status=row.status,
         starts_at=utc(row.starts_at),
@@ -350,9 +350,7 @@ def get_for_lender(
 # -- the check ---------------------------------------------------------------------------
 
 
-def check_consent(
-    row: ConsentRow | None, type_name: str, claims: frozenset[str], now: datetime
-) -> None:
+def check_consent(row: Any, type_name: str, claims: frozenset[str], now: datetime) -> None:
     """Evaluate one consent row; raises a :class:`ConsentError` (``ConsentNotFound`` for
     ``None``)."""
     if row is None:
@@ -472,25 +470,28 @@ def _when(value: datetime | str) -> datetime:
     return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
-def locked_for_use(session: Session, consent_id: str) -> ConsentRow | None:
-    """The consent row, locked until the transaction ends (``FOR UPDATE``)."""
-    return session.scalars(
-        select(ConsentRow).where(ConsentRow.id == consent_id).with_for_update()
-    ).first()
+def locked_for_use(session: Session, consent_id: str) -> Any:
+    """The consent's row (a read-only row with the table's columns as attributes), locked
+    until the transaction ends (``FOR UPDATE``; SQLite's writer holds the database)."""
+    table = ConsentRow.__table__
+    return session.execute(select(table).where(table.c.id == consent_id).with_for_update()).first()
 
 
-def mark_used(row: ConsentRow, now: datetime) -> None:
-    """Count one fetch (after a successful check, in the same transaction)."""
+def mark_used(session: Session, row: Any, now: datetime) -> None:
+    """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
     window, window_uses = next_use(_view(row), now)
-    row.uses += 1
-    row.window, row.window_uses = window, window_uses
-    row.updated_at = now
+    table = cast("Table", ConsentRow.__table__)
+    session.execute(
+        update(table)  # Core, not the ORM's bulk update: the row is not in the session
+        .where(table.c.id == row.id)
+        .values(uses=row.uses + 1, window=window, window_uses=window_uses, updated_at=now)
+    )
 
 
 def denial(
     rt: Runtime,
     lender: Lender,
-    row: ConsentRow | None,
+    row: Any,
     *,
     consent_id: str,
     operation: str,
@@ -509,9 +510,7 @@ def denial(
     )
 
 
-def record_use(
-    session: Session, rt: Runtime, lender: Lender, row: ConsentRow, operation: str
-) -> str:
+def record_use(session: Session, rt: Runtime, lender: Lender, row: Any, operation: str) -> str:
     """Record ``access.allowed`` for a use of ``row``; returns the event id."""
     return record_allowed(
         session,
