@@ -36,10 +36,12 @@ system-deps:
 test: system-deps lint typecheck
 	$(BIN)/python -m pytest -W error
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/keys.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/credentials.py
+	$(BIN)/python bench/consent.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps

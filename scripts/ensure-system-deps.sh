@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses with real components, when missing:
 # SoftHSM2 (a real PKCS#11 token for the vault and HSM-held signing keys) and poppler-utils
-# (pdftoppm, to rasterise the data-export PDF in tests).
+# (pdftoppm, to rasterise the data-export PDF in tests), and wrk (HTTP load for `make bench`).
 # Called by `make test` and `.ci/run`; a no-op when everything is present.
 set -euo pipefail
 
 missing=()
 command -v softhsm2-util >/dev/null || missing+=(softhsm2)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v wrk >/dev/null || missing+=(wrk)  # the HTTP load of bench/consent.py
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 echo "system-deps: installing ${missing[*]}" >&2
