@@ -294,3 +294,17 @@ def test_the_check_finds_the_granting_consent_or_the_most_telling_reason(runtime
         assert service.check(session, **{**kwargs, "claims": frozenset()}) == live
     with transaction(runtime.sessions) as session, pytest.raises(ConsentNotFound):
         service.check(session, **{**kwargs, "lender": OTHER.client_id})
+
+
+def test_erasure_deletes_the_subjects_consents(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    consent_id = _request(runtime, token)
+    _decide(runtime, token, consent_id, "approve")
+    with transaction(runtime.sessions) as session:
+        done = identity_service.erase_identity(session, runtime, ADMIN, token)
+    assert done["consents_deleted"] == 1
+    with transaction(runtime.sessions) as session:
+        assert session.get(ConsentRow, consent_id) is None
+    with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
+        service.get_for_lender(session, runtime, LENDER, consent_id)
+    assert _denied_reason(runtime, consent_id) == "consent.not_found"

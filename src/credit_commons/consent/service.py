@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
@@ -68,6 +68,7 @@ __all__ = [
     "consent_key_versions",
     "decide",
     "expire_due",
+    "forget_subject",
     "get_for_borrower",
     "get_for_lender",
     "list_for_borrower",
@@ -769,6 +770,19 @@ def _require_assist(session: Session, rt: Runtime, agent: Principal, row: Consen
 
 def _otp_hash(rt: Runtime, consent_id: str, code: str) -> str:
     return rt.pseudonymizer.pseudonym("consent-otp", f"{consent_id}:{code}")
+
+
+# -- erasure ---------------------------------------------------------------------------
+
+
+def forget_subject(session: Session, token: str) -> int:
+    """Delete an erased subject's consents and discovery profile (their events stay in the
+    log: pseudonyms and digests only).  Returns how many consents were deleted."""
+    from credit_commons.consent.models import DiscoveryProfileRow  # noqa: PLC0415
+
+    deleted = session.execute(delete(ConsentRow).where(ConsentRow.principal_token == token))
+    session.execute(delete(DiscoveryProfileRow).where(DiscoveryProfileRow.principal_token == token))
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 # -- expiry ------------------------------------------------------------------------------

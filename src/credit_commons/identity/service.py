@@ -522,6 +522,9 @@ def erase_identity(
             or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token)
         )
     )
+    from credit_commons.consent.service import forget_subject  # noqa: PLC0415 - domain edge
+
+    consents = forget_subject(session, token)
     session.delete(row)
     for key in tombstones:
         session.merge(TombstoneRow(key=key, created_at=now))
@@ -538,4 +541,5 @@ def erase_identity(
         "event_id": event.id,
         "subject_keys_destroyed": destroyed,
         "identifiers_unlinked": len(links),
+        "consents_deleted": consents,
     }
