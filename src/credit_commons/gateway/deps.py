@@ -25,21 +25,23 @@ NO_STORE = {"Cache-Control": "no-store"}
 """Response headers for anything personal or secret (tokens, profiles, exports)."""
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime of the app serving ``request``."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime of the app serving ``request`` (async: no I/O, so no thread hop)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One unit of work per request: committed if the handler returns, rolled back if not."""
-    with transaction(get_runtime(request).sessions) as session:
+    runtime: Runtime = request.app.state.runtime
+    with transaction(runtime.sessions) as session:
         yield session
 
 
 def get_read_session(request: Request) -> Iterator[Session]:
     """A read-only unit of work (no write lock on SQLite) for handlers that only read."""
-    with transaction(get_runtime(request).read_sessions) as session:
+    runtime: Runtime = request.app.state.runtime
+    with transaction(runtime.read_sessions) as session:
         yield session
 
 
