@@ -87,8 +87,7 @@ def _decide(rt: Runtime, token: str, consent_id: str, action: str) -> dict[str, 
 def _retrieve(
     rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **kw: Any
 ) -> dict[str, Any]:
-    with transaction(rt.sessions) as session:
-        return retrieval.retrieve(session, rt, lender, consent_id, **kw)
+    return retrieval.retrieve(rt, lender, consent_id, **kw)
 
 
 def _denied_reason(rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **kw: Any) -> str:

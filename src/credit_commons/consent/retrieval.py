@@ -20,9 +20,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from credit_commons.consent.errors import ConsentArtefactInvalid, ConsentError, ScopeNotGranted
+from credit_commons.consent.errors import (
+    ConsentArtefactInvalid,
+    ConsentError,
+    ConsentNotFound,
+    ScopeNotGranted,
+)
 from credit_commons.consent.model import scopes_map
-from credit_commons.consent.models import DiscoveryProfileRow
+from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
 from credit_commons.consent.service import (
     Lender,
     borrower_ref,
@@ -33,6 +38,7 @@ from credit_commons.consent.service import (
     record_use,
 )
 from credit_commons.core.clock import utc
+from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
@@ -81,8 +87,18 @@ def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> 
     return None
 
 
+def _decide_scope(
+    row: Any, type_name: str | None, claims: list[str] | None
+) -> tuple[str, frozenset[str]]:
+    # The type asked for (default: the consent's only scope) and the claims (default: all
+    # granted ones).
+    granted = scopes_map(json.loads(row.scopes))
+    chosen = type_name or (next(iter(granted)) if len(granted) == 1 else "")
+    wanted = frozenset(claims) if claims is not None else granted.get(chosen, frozenset())
+    return chosen, wanted
+
+
 def retrieve(
-    session: Session,
     rt: Runtime,
     lender: Lender,
     consent_id: str,
@@ -90,41 +106,52 @@ def retrieve(
     type_name: str | None = None,
     claims: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The borrower's credential with the in-scope Disclosures only.
+    """The borrower's credential with the in-scope Disclosures only, in two units of work.
+
+    First a read (no write lock): the consent is checked, the credential found, opened and
+    cut down to the granted Disclosures.  Then a short write: the consent row is locked and
+    checked *again* — so a revocation, pause or use that committed in between is seen, and
+    no retrieval that starts after a revocation's commit succeeds — the use is counted and
+    ``access.allowed`` recorded.  On SQLite only the second holds the database's writer.
 
     ``type_name`` defaults to the consent's only scope; ``claims`` to every granted claim.
     Raises ``consent.access.Denied`` (recorded as ``access.denied``) for every refusal.
     """
-    now = rt.clock.now()
-    row = locked_for_use(session, consent_id)
-    mine = row if row is not None and row.lender_client_id == lender.client_id else None
+    row: Any = None
     try:
-        if mine is None:
-            check_consent(None, "", frozenset(), now)
-        assert mine is not None
-        granted = scopes_map(json.loads(mine.scopes))
-        chosen = type_name or (next(iter(granted)) if len(granted) == 1 else "")
-        wanted = frozenset(claims) if claims is not None else granted.get(chosen, frozenset())
-        check_consent(mine, chosen, wanted, now)
-        credential = _newest_valid(session, mine.principal_token, chosen, rt)
-        if credential is None:
-            raise ScopeNotGranted("no valid credential of this type")  # nothing to share
+        with transaction(rt.read_sessions) as session:
+            now = rt.clock.now()
+            row = session.execute(
+                select(ConsentRow.__table__).where(ConsentRow.__table__.c.id == consent_id)
+            ).first()
+            if row is None or row.lender_client_id != lender.client_id:
+                raise ConsentNotFound()  # unknown, or another lender's: the same answer
+            mine: Any = row
+            chosen, wanted = _decide_scope(mine, type_name, claims)
+            check_consent(mine, chosen, wanted, now)
+            credential = _newest_valid(session, mine.principal_token, chosen, rt)
+            if credential is None:
+                raise ScopeNotGranted("no valid credential of this type")  # nothing to share
+            text = rt.vault.open(
+                session,
+                bytes(credential.sealed),
+                subject=mine.principal_token,
+                purpose="credentials",
+                record=credential.id,
+            ).decode("ascii")
+        shared = present(SdJwt.parse(text), disclose=sorted(wanted))
+        with transaction(rt.sessions) as session:
+            now = rt.clock.now()
+            locked = locked_for_use(session, consent_id)
+            check_consent(locked, chosen, wanted, now)
+            mark_used(session, locked, now)
+            event_id = record_use(session, rt, lender, locked, OPERATION)
     except ConsentError as e:
         raise denial(
-            rt, lender, mine, consent_id=consent_id, operation=OPERATION, reason=e.code
+            rt, lender, row, consent_id=consent_id, operation=OPERATION, reason=e.code
         ) from e
-    text = rt.vault.open(
-        session,
-        bytes(credential.sealed),
-        subject=mine.principal_token,
-        purpose="credentials",
-        record=credential.id,
-    ).decode("ascii")
-    shared = present(SdJwt.parse(text), disclose=sorted(wanted))
-    mark_used(session, mine, now)
-    event_id = record_use(session, rt, lender, mine, OPERATION)
     return {
-        "consent_id": mine.id,
+        "consent_id": consent_id,
         "type": chosen,
         "credential": shared,
         "disclosed": sorted(wanted),

@@ -103,17 +103,15 @@ def retrieve_credential(
     claims: Annotated[_PATHS | None, Query()] = None,
 ) -> dict[str, Any]:
     require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-    # The unit of work lives in this thread, from the consent lock to the commit: on
-    # SQLite the write lock is held for the work only, not across the event loop's hops.
-    with transaction(runtime.sessions) as session:
-        result = retrieval.retrieve(
-            session,
-            runtime,
-            lender,
-            consent_id,
-            type_name=type_name,
-            claims=claims.split(",") if claims else None,
-        )
+    # The units of work live in this thread (a read, then a short write): on SQLite the
+    # writer is held for the write only, not across the event loop's hops.
+    result = retrieval.retrieve(
+        runtime,
+        lender,
+        consent_id,
+        type_name=type_name,
+        claims=claims.split(",") if claims else None,
+    )
     # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result
@@ -138,11 +136,11 @@ def retrieve_by_artefact(
     response: Response,
 ) -> dict[str, Any]:
     require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-    with transaction(runtime.sessions) as session:
+    with transaction(runtime.read_sessions) as session:
         consent_id = retrieval.consent_of_artefact(session, runtime, lender, body.artefact)
-        result = retrieval.retrieve(
-            session, runtime, lender, consent_id, type_name=body.type, claims=body.claims
-        )
+    result = retrieval.retrieve(
+        runtime, lender, consent_id, type_name=body.type, claims=body.claims
+    )
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result
 
