@@ -176,14 +176,15 @@ def authenticate_lender(
         header, payload, signing_input, signature = decode_unverified(token.strip())
     except CommonsError as e:
         raise refuse("auth.token_invalid") from e
-    if _EMBEDDED_KEYS & set(header) or header.get("alg") not in ACCEPTED_ALGS:
+    alg = header.get("alg")
+    if _EMBEDDED_KEYS & set(header) or not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
         raise refuse("auth.token_invalid")
     # 2. Signed by a version of the platform's oauth key (RFC 9068 §4 step 4).
     version = _key_version(session, rt, header.get("kid"))
     if version is None:
         raise refuse("auth.token_invalid")
     try:
-        version.public_key.verify(header.get("alg"), signing_input, signature)
+        version.public_key.verify(alg, signing_input, signature)
     except CommonsError as e:
         raise refuse("auth.token_invalid") from e
     client_id = payload.get("client_id")

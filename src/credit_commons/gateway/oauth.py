@@ -147,7 +147,10 @@ def _verified_client(
         raise _invalid_client("auth.assertion_invalid", anonymous) from e
     if _EMBEDDED_KEYS & set(header) or "crit" in header:
         raise _invalid_client("auth.assertion_invalid", anonymous)
-    if header.get("alg") not in ACCEPTED_ALGS or header.get("typ") not in _ASSERTION_TYPS:
+    alg, typ = header.get("alg"), header.get("typ")
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
+        raise _invalid_client("auth.assertion_invalid", anonymous)
+    if not (typ is None or isinstance(typ, str)) or typ not in _ASSERTION_TYPS:
         raise _invalid_client("auth.assertion_invalid", anonymous)
     # 2. iss (RFC 7523 §3 item 1) names a registered client; client_id, if sent, agrees.
     client_id = payload.get("iss")
@@ -162,7 +165,7 @@ def _verified_client(
     if key is None:
         raise _invalid_client("auth.assertion_key_unknown", anonymous)
     try:
-        key.verify(header.get("alg"), signing_input, signature)
+        key.verify(alg, signing_input, signature)
     except CommonsError as e:
         raise _invalid_client("auth.assertion_signature_invalid", anonymous) from e
     return client, payload

@@ -4,6 +4,7 @@ refused 401 and leaves an ``access.denied`` event naming the operation and the r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from tests.lenders import (
 from credit_commons.consent.access import Denied, anonymous_actor, lender_actor
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.gateway.access_token import (
@@ -143,6 +145,13 @@ def _no_scope(runtime: Runtime, client_id: str, now: int) -> str:
     return signed(runtime, client_id, now, scope=None)
 
 
+def _list_alg(runtime: Runtime, client_id: str, now: int) -> str:
+    token = signed(runtime, client_id, now)
+    _, body, sig = token.split(".")
+    head = b64url_encode(json.dumps({"alg": ["EdDSA"], "typ": "at+jwt"}).encode())
+    return f"{head}.{body}.{sig}"
+
+
 Maker = Callable[[Runtime, str, int], str]
 # (token maker, reason, whether the denial names the lender)
 REFUSALS: dict[str, tuple[Maker, str, bool]] = {
@@ -155,6 +164,7 @@ REFUSALS: dict[str, tuple[Maker, str, bool]] = {
     "no exp": (_no_exp, "auth.token_invalid", True),
     "sub is not the client": (_sub_mismatch, "auth.token_invalid", False),
     "no scope": (_no_scope, "auth.token_invalid", True),
+    "alg as a list": (_list_alg, "auth.token_invalid", False),
 }
 
 

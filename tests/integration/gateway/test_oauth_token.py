@@ -5,7 +5,9 @@ an ``access.denied`` event."""
 from __future__ import annotations
 
 import json
+import secrets
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -116,6 +118,22 @@ def _hs256(key: PrivateKey, client_id: str, now: int) -> str:
     return f"{header}.{body}.{b64url_encode(mac)}"
 
 
+def _raw_header(header: dict[str, Any]) -> Callable[[PrivateKey, str, int], str]:
+    """An assertion whose header is exactly ``header`` (sign_compact would set alg)."""
+
+    def make(key: PrivateKey, client_id: str, now: int) -> str:
+        head = b64url_encode(json.dumps(header).encode())
+        body = b64url_encode(
+            json.dumps(
+                {"iss": client_id, "sub": client_id, "aud": ISSUER, "iat": now,
+                 "exp": now + 60, "jti": secrets.token_hex(8)}
+            ).encode()
+        )  # fmt: skip
+        return f"{head}.{body}.{b64url_encode(key.sign(f'{head}.{body}'.encode()))}"
+
+    return make
+
+
 def _tampered(key: PrivateKey, client_id: str, now: int) -> str:
     token = assertion(key, client_id, now)
     head, body, sig = token.split(".")
@@ -159,6 +177,17 @@ ANONYMOUS_REFUSALS = {
     "embedded jwk header": (_embedded_jwk, "auth.assertion_invalid"),
     "typ at+jwt": (_access_token_typ, "auth.assertion_invalid"),
     "unknown kid": (_unknown_kid, "auth.assertion_key_unknown"),
+    "alg as a list": (_raw_header({"alg": ["EdDSA"], "kid": "k1"}), "auth.assertion_invalid"),
+    "typ as a list": (
+        _raw_header({"alg": "EdDSA", "kid": "k1", "typ": ["JWT"]}),
+        "auth.assertion_invalid",
+    ),
+    "kid as a list": (_raw_header({"alg": "EdDSA", "kid": ["k1"]}), "auth.assertion_key_unknown"),
+    "crit header": (
+        _raw_header({"alg": "EdDSA", "kid": "k1", "crit": ["exp"]}),
+        "auth.assertion_invalid",
+    ),
+    "fully specified Ed25519 alg is fine": (_raw_header({"alg": "Ed25519", "kid": "k1"}), ""),
     "unknown client": (_unknown_client, "auth.client_unknown"),
 }
 
@@ -170,6 +199,9 @@ def test_unauthenticated_assertions_are_refused(
     make, reason = ANONYMOUS_REFUSALS[case]
     client_id, key = register(client, admin_headers(runtime))
     response = token_request(client, make(key, client_id, now_of(clock)))
+    if not reason:  # the control case: the same construction, accepted
+        assert response.status_code == 200, response.text
+        return
     assert response.status_code == 401, response.text
     assert response.json() == {
         "error": "invalid_client",
