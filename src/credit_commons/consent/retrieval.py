@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.errors import (
@@ -35,10 +35,10 @@ from credit_commons.consent.service import (
     denial,
     locked_for_use,
     mark_used,
+    read_consent,
     record_use,
 )
-from credit_commons.core.clock import utc
-from credit_commons.core.db import transaction
+from credit_commons.core.db import HotQuery, stored_datetime, transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
@@ -57,30 +57,45 @@ __all__ = ["consent_of_artefact", "discover", "retrieve", "set_discoverable"]
 OPERATION = "credentials.read"
 
 
+_LISTS = StatusListRow.__table__.c
+_STATUS_BYTE = HotQuery(
+    select(_LISTS.bits, func.substr(_LISTS.data, bindparam("position"), 1)).where(
+        _LISTS.id == bindparam("list_id"), _LISTS.kind == "token"
+    ),
+    ("list_id", "position"),
+)
+_CREDENTIALS = CredentialRow.__table__.c
+_NEWEST = HotQuery(
+    select(
+        _CREDENTIALS.id,
+        _CREDENTIALS.sealed,
+        _CREDENTIALS.expires_at,
+        _CREDENTIALS.status_list_id,
+        _CREDENTIALS.status_index,
+    )
+    .where(
+        _CREDENTIALS.subject_token == bindparam("token"),
+        _CREDENTIALS.type_name == bindparam("type_name"),
+        _CREDENTIALS.format == "dc+sd-jwt",
+    )
+    .order_by(_CREDENTIALS.issued_at.desc()),
+    ("token", "type_name"),
+)
+
+
 def _status(session: Session, list_id: str, index: int) -> TokenStatus:
     # The one byte of a Token Status List (2 bits per entry, LSB first; TSL §4.1) that
     # holds this entry, read with substr instead of loading the whole 32 KiB list.
-    lists = StatusListRow.__table__.c
-    row = session.execute(
-        select(lists.bits, func.substr(lists.data, (index * 2 >> 3) + 1, 1)).where(
-            lists.id == list_id, lists.kind == "token"
-        )
-    ).first()
-    if row is None or row[0] != 2 or len(row[1]) != 1:
+    rows = _STATUS_BYTE.rows(session, list_id=list_id, position=(index * 2 >> 3) + 1)
+    if not rows or rows[0][0] != 2 or len(rows[0][1]) != 1:
         return TokenStatus.INVALID  # not a 2-bit token list: never share it
-    return TokenStatus((row[1][0] >> (index * 2 & 7)) & 0b11)
+    return TokenStatus((bytes(rows[0][1])[0] >> (index * 2 & 7)) & 0b11)
 
 
 def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
     now = rt.clock.now()
-    c = CredentialRow.__table__.c  # Core columns: no ORM layers on the hot path
-    rows = session.execute(
-        select(c.id, c.sealed, c.expires_at, c.status_list_id, c.status_index)
-        .where(c.subject_token == token, c.type_name == type_name, c.format == "dc+sd-jwt")
-        .order_by(c.issued_at.desc())
-    ).all()
-    for row in rows:
-        if utc(row.expires_at) <= now:
+    for row in _NEWEST.records(session, token=token, type_name=type_name):
+        if stored_datetime(row.expires_at) <= now:
             continue
         if _status(session, row.status_list_id, row.status_index) == TokenStatus.VALID:
             return row
@@ -121,9 +136,7 @@ def retrieve(
     try:
         with transaction(rt.read_sessions) as session:
             now = rt.clock.now()
-            row = session.execute(
-                select(ConsentRow.__table__).where(ConsentRow.__table__.c.id == consent_id)
-            ).first()
+            row = read_consent(session, consent_id)
             if row is None or row.lender_client_id != lender.client_id:
                 raise ConsentNotFound()  # unknown, or another lender's: the same answer
             mine: Any = row
@@ -164,7 +177,6 @@ def retrieve(
 def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact: str) -> str:
     """The consent id of a presented artefact, if it is exactly the one the platform signed
     for this consent; raises ``Denied`` (``consent.artefact_invalid``) otherwise."""
-    from credit_commons.consent.models import ConsentRow  # noqa: PLC0415
     from credit_commons.consent.service import ARTEFACT_TYP, consent_key_versions  # noqa: PLC0415
     from credit_commons.issuer.jws import decode_unverified, verify_compact  # noqa: PLC0415
 

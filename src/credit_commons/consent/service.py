@@ -43,6 +43,7 @@ from credit_commons.consent.model import (
 )
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
+from credit_commons.core.db import HotQuery, stored_datetime
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
@@ -74,6 +75,7 @@ __all__ = [
     "list_for_borrower",
     "locked_for_use",
     "mark_used",
+    "read_consent",
     "request_consent",
     "revoke_all",
 ]
@@ -223,8 +225,8 @@ def _artefact(session: Session, rt: Runtime, row: ConsentRow, now: datetime) -> 
 def _view(row: Any) -> ConsentView:
     return ConsentView(
         status=row.status,
-        starts_at=utc(row.starts_at),
-        expires_at=utc(row.expires_at),
+        starts_at=stored_datetime(row.starts_at),
+        expires_at=stored_datetime(row.expires_at),
         fetch_type=row.fetch_type,
         frequency_unit=row.frequency_unit,
         frequency_value=row.frequency_value,
@@ -436,55 +438,42 @@ def check(
     raise failure
 
 
-# dialect name -> (SQL text, parameter order or None for named, constant parameters)
-_COMPILED: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+_CHECK_ROWS = HotQuery(_CHECK, ("lender", "principal"))
 
 
 def _check_rows(session: Session, lender: str, principal: str) -> list[tuple[Any, ...]]:
-    # The check's statement is compiled by SQLAlchemy once per dialect and run on the
-    # DBAPI cursor of the session's connection (inside its transaction): SQLAlchemy's
-    # per-call execution and result layers cost about ten times the indexed read itself.
-    connection = session.connection()
-    compiled = _COMPILED.get(connection.dialect.name)
-    if compiled is None:
-        statement = _CHECK.compile(dialect=connection.dialect)
-        constants = {
-            k: v
-            for k, v in statement.construct_params({"lender": "", "principal": ""}).items()
-            if k not in ("lender", "principal")
-        }
-        positions = tuple(statement.positiontup) if statement.positiontup else None
-        compiled = (statement.string, positions, constants)
-        _COMPILED[connection.dialect.name] = compiled
-    sql, positions, constants = compiled
-    params = {**constants, "lender": lender, "principal": principal}
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql, [params[k] for k in positions] if positions else params)
-        return [tuple(r) for r in cursor.fetchall()]
-    finally:
-        cursor.close()
+    return _CHECK_ROWS.rows(session, lender=lender, principal=principal)
 
 
 def _when(value: datetime | str) -> datetime:
-    # SQLite hands back the stored text; PostgreSQL a datetime.
-    return utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    return stored_datetime(value)
+
+
+_TABLE = cast("Table", ConsentRow.__table__)
+_LOCKED = HotQuery(
+    select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")).with_for_update(),
+    ("consent_id",),
+)
+_READ = HotQuery(select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")), ("consent_id",))
 
 
 def locked_for_use(session: Session, consent_id: str) -> Any:
-    """The consent's row (a read-only row with the table's columns as attributes), locked
-    until the transaction ends (``FOR UPDATE``; SQLite's writer holds the database)."""
-    table = ConsentRow.__table__
-    return session.execute(select(table).where(table.c.id == consent_id).with_for_update()).first()
+    """The consent's row (a named tuple; datetimes as stored), locked until the
+    transaction ends (``FOR UPDATE``; SQLite's writer holds the whole database)."""
+    return _LOCKED.first(session, consent_id=consent_id)
+
+
+def read_consent(session: Session, consent_id: str) -> Any:
+    """The consent's row (a named tuple; datetimes as stored), not locked."""
+    return _READ.first(session, consent_id=consent_id)
 
 
 def mark_used(session: Session, row: Any, now: datetime) -> None:
     """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
     window, window_uses = next_use(_view(row), now)
-    table = cast("Table", ConsentRow.__table__)
     session.execute(
-        update(table)  # Core, not the ORM's bulk update: the row is not in the session
-        .where(table.c.id == row.id)
+        update(_TABLE)  # Core, not the ORM's bulk update: the row is not in the session
+        .where(_TABLE.c.id == row.id)
         .values(uses=row.uses + 1, window=window, window_uses=window_uses, updated_at=now)
     )
 

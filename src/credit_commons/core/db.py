@@ -9,8 +9,10 @@ a state change and its ledger event commit together or not at all.
 from __future__ import annotations
 
 import threading
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +168,65 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit if the block succeeds, roll back if it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+class HotQuery:
+    """A SELECT on a hot path, compiled by SQLAlchemy once per dialect and run on the
+    session connection's DBAPI cursor, inside the session's transaction.
+
+    SQLAlchemy's per-call layers (statement coercion, cache keys, result processing) cost
+    several times a small indexed read; this skips them.  Rows are plain tuples in the
+    statement's column order, *without* result processing: SQLite hands back datetimes as
+    the text SQLAlchemy stored (:func:`stored_datetime` reads both forms).  Parameters must
+    be strings, integers or bytes (no datetimes: their stored form is the dialect's).
+    """
+
+    def __init__(self, statement: Any, names: tuple[str, ...]) -> None:
+        self._statement, self._names = statement, names
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._record = namedtuple("Record", list(statement.selected_columns.keys()))  # type: ignore[misc]
+
+    def first(self, session: Session, **params: Any) -> Any:
+        """The first row as a named tuple (columns as attributes), or ``None``."""
+        rows = self.rows(session, **params)
+        return self._record(*rows[0]) if rows else None
+
+    def records(self, session: Session, **params: Any) -> list[Any]:
+        """Every row as a named tuple."""
+        return [self._record(*r) for r in self.rows(session, **params)]
+
+    def rows(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
+        """Run with ``params`` (the names given at construction)."""
+        connection = session.connection()
+        compiled = self._compiled.get(connection.dialect.name)
+        if compiled is None:
+            statement = self._statement.compile(dialect=connection.dialect)
+            placeholders = dict.fromkeys(self._names, "")
+            constants = {
+                k: v
+                for k, v in statement.construct_params(placeholders).items()
+                if k not in self._names
+            }
+            positions = tuple(statement.positiontup) if statement.positiontup else None
+            compiled = (statement.string, positions, constants)
+            self._compiled[connection.dialect.name] = compiled
+        sql, positions, constants = compiled
+        values = {**constants, **params}
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, [values[k] for k in positions] if positions else values)
+            return [tuple(r) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+
+def stored_datetime(value: Any) -> datetime:
+    """A datetime read by :class:`HotQuery`: SQLite's stored text or a driver datetime,
+    as aware UTC."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(parsed, datetime):
+        raise TypeError("not a stored datetime")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def ping(engine: Engine) -> None:
