@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from starlette.concurrency import run_in_threadpool
 
 from credit_commons.consent import history, retrieval, service
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.core.db import transaction
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
-from credit_commons.gateway.lender_deps import LenderPrincipal, lender_for, require_scope
+from credit_commons.gateway.lender_deps import (
+    LenderPrincipal,
+    authenticate_request,
+    lender_for,
+    require_scope,
+)
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 
@@ -92,26 +98,32 @@ def read_consent(
 
 
 @lender_router.get("/v1/lender/credentials", summary="A credential under consent.")
-def retrieve_credential(
+async def retrieve_credential(
+    request: Request,
     consent_id: Annotated[str, Query(pattern=r"^cns_[0-9A-Z]{26}$")],
     runtime: RuntimeDep,
-    lender: RetrievingLender,
     response: Response,
+    authorization: Annotated[str | None, Header()] = None,
     type_name: Annotated[
         str | None, Query(alias="type", pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")
     ] = None,
     claims: Annotated[_PATHS | None, Query()] = None,
 ) -> dict[str, Any]:
-    require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-    # The units of work live in this thread (a read, then a short write): on SQLite the
-    # writer is held for the write only, not across the event loop's hops.
-    result = retrieval.retrieve(
-        runtime,
-        lender,
-        consent_id,
-        type_name=type_name,
-        claims=claims.split(",") if claims else None,
-    )
+    def handle() -> dict[str, Any]:
+        # Authentication, rate limits and the units of work (a read, then a short write)
+        # in one worker thread: the hot path hops to the thread pool once, and on SQLite
+        # the writer is held for the write only.
+        lender = authenticate_request(request, authorization, retrieval.OPERATION)
+        require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
+        return retrieval.retrieve(
+            runtime,
+            lender,
+            consent_id,
+            type_name=type_name,
+            claims=claims.split(",") if claims else None,
+        )
+
+    result = await run_in_threadpool(handle)
     # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result

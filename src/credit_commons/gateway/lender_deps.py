@@ -23,7 +23,14 @@ from credit_commons.gateway.access_token import (
 from credit_commons.gateway.ratelimit import client_address, rate_limits, remember
 from credit_commons.runtime import Runtime
 
-__all__ = ["LenderDep", "LenderPrincipal", "get_lender", "lender_for", "require_scope"]
+__all__ = [
+    "LenderDep",
+    "LenderPrincipal",
+    "authenticate_request",
+    "get_lender",
+    "lender_for",
+    "require_scope",
+]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.:-]+")
 
@@ -33,6 +40,14 @@ def _operation_of(request: Request) -> str:
     route = request.scope.get("route")
     name = getattr(route, "name", None) or "unknown"
     return "lender." + _UNSAFE.sub("-", name)[:100]
+
+
+def authenticate_request(
+    request: Request, authorization: str | None, operation: str
+) -> LenderPrincipal:
+    """What the dependencies do, for a handler that authenticates inside its own worker
+    thread (one thread hop per request instead of two on a hot path)."""
+    return _authenticate(request, authorization, operation)
 
 
 def _authenticate(request: Request, authorization: str | None, operation: str) -> LenderPrincipal:
