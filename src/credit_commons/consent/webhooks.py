@@ -81,18 +81,10 @@ def deliver_due(
     rt: Runtime, *, fetcher: OutboundFetcher | None = None, limit: int = 50
 ) -> dict[str, int]:
     """POST the deliveries that are due; returns counts by outcome."""
-    if fetcher is None:
-        own = OutboundFetcher(
-            allow_private=rt.settings.insecure_allow_private_network,
-            allow_http=rt.settings.insecure_allow_http,
-        )
-        try:
-            return deliver_due(rt, fetcher=own, limit=limit)
-        finally:
-            own.close()
+    counts = {"delivered": 0, "retry": 0, "dead": 0}
     with transaction(rt.sessions) as session:
         due = [
-            (d.id, d.lender_client_id, bytes(d.body), _webhook_url(session, d.lender_client_id))
+            (d.id, bytes(d.body), _webhook_url(session, d.lender_client_id))
             for d in session.scalars(
                 select(WebhookDeliveryRow)
                 .where(
@@ -103,26 +95,40 @@ def deliver_due(
                 .limit(limit)
             )
         ]
-    counts = {"delivered": 0, "retry": 0, "dead": 0}
-    for delivery_id, _client, body, url in due:
-        status = _post(fetcher, url, body)
-        with transaction(rt.sessions) as session:
-            row = session.get(WebhookDeliveryRow, delivery_id)
-            if row is None or row.state != "PENDING":
-                continue
-            row.attempts += 1
-            row.last_status = status
-            if status is not None and 200 <= status < 300:
-                row.state = "DELIVERED"
-                counts["delivered"] += 1
-            elif row.attempts >= MAX_ATTEMPTS:
-                row.state = "DEAD"
-                counts["dead"] += 1
-            else:
-                delay = min(3600.0, 10.0 * 2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
-                row.next_attempt_at = rt.clock.now() + timedelta(seconds=delay)
-                counts["retry"] += 1
+    if not due:
+        return counts
+    own = fetcher is None
+    client = fetcher or OutboundFetcher(
+        allow_private=rt.settings.insecure_allow_private_network,
+        allow_http=rt.settings.insecure_allow_http,
+    )
+    try:
+        for delivery_id, body, url in due:
+            status = _post(client, url, body)
+            _record(rt, delivery_id, status, counts)
+    finally:
+        if own:
+            client.close()
     return counts
+
+
+def _record(rt: Runtime, delivery_id: str, status: int | None, counts: dict[str, int]) -> None:
+    with transaction(rt.sessions) as session:
+        row = session.get(WebhookDeliveryRow, delivery_id)
+        if row is None or row.state != "PENDING":
+            return
+        row.attempts += 1
+        row.last_status = status
+        if status is not None and 200 <= status < 300:
+            row.state = "DELIVERED"
+            counts["delivered"] += 1
+        elif row.attempts >= MAX_ATTEMPTS:
+            row.state = "DEAD"
+            counts["dead"] += 1
+        else:
+            delay = min(3600.0, 10.0 * 2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter
+            row.next_attempt_at = rt.clock.now() + timedelta(seconds=delay)
+            counts["retry"] += 1
 
 
 def _post(fetcher: OutboundFetcher, url: str | None, body: bytes) -> int | None:

@@ -129,12 +129,19 @@ def retention_step() -> Step:
     return step
 
 
-def consent_step() -> Step:
-    """Expire consents past their expiry and deliver due webhooks (every pass)."""
+def consent_step(interval: float = 5.0) -> Step:
+    """Every ``interval`` seconds: expire consents past their expiry and deliver the
+    webhooks that are due (passes in between cost nothing: the sequencer's batches stay
+    fast under a backlog)."""
+    last = [float("-inf")]
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
         from credit_commons.consent import service, webhooks  # noqa: PLC0415 - domain edge
 
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
         with transaction(rt.sessions) as session:
             expired = service.expire_due(session, rt).expired
         delivered = webhooks.deliver_due(rt)
