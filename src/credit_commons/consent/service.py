@@ -471,7 +471,7 @@ def read_consent(session: Session, consent_id: str) -> Any:
 def mark_used(session: Session, row: Any, now: datetime) -> None:
     """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
     window, window_uses = next_use(_view(row), now)
-    session.execute(
+    session.connection().execute(
         update(_TABLE)  # Core, not the ORM's bulk update: the row is not in the session
         .where(_TABLE.c.id == row.id)
         .values(uses=row.uses + 1, window=window, window_uses=window_uses, updated_at=now)

@@ -209,13 +209,13 @@ def authenticate_lender(
     if not isinstance(scope, str) or not isinstance(payload.get("jti"), str):
         raise refuse("auth.token_invalid", actor)
     # 5. The client still exists and is active.
-    client = clients.get_client(session, client_id)
-    if client is None or not client.active:
+    status = clients.client_status(session, client_id)
+    if status is None or not status[0]:
         raise refuse("auth.client_inactive", actor)
     return LenderPrincipal(
         client_id=client_id,
         scopes=frozenset(scope.split()) & SCOPES,
-        purposes=frozenset(client.allowed_purposes),
+        purposes=frozenset(status[1]),
         actor=actor,
     )
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
+from credit_commons.core.db import HotQuery
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.service import Principal, actor_of
@@ -35,6 +37,7 @@ __all__ = [
     "LenderClient",
     "LenderRegistered",
     "LenderUpdated",
+    "client_status",
     "get_client",
     "read_client",
     "register_client",
@@ -311,6 +314,26 @@ def read_client(session: Session, principal: Principal, client_id: str) -> dict[
     if row is None:
         raise NotFoundError("no such lender client")
     return _view(row)
+
+
+_STATUS = HotQuery(
+    select(LenderClientRow.__table__.c.active, LenderClientRow.__table__.c.allowed_purposes).where(
+        LenderClientRow.__table__.c.client_id == bindparam("client_id")
+    ),
+    ("client_id",),
+)
+
+
+def client_status(session: Session, client_id: str) -> tuple[bool, tuple[str, ...]] | None:
+    """Whether the client is active and its allowed purposes (``None`` if unknown): what
+    every lender request checks, read without the ORM."""
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        return None
+    rows = _STATUS.rows(session, client_id=client_id)
+    if not rows:
+        return None
+    active, purposes = rows[0]
+    return bool(active), tuple(json.loads(purposes))
 
 
 def get_client(session: Session, client_id: str) -> LenderClient | None:

@@ -257,8 +257,10 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     if rows:
         # Core inserts of the tables (one executemany each): the rows are plain values, so
         # the ORM's bulk-insert bookkeeping would only cost time.
-        session.execute(insert(_EVENTS), rows)
-        session.execute(insert(_OUTBOX), entries)
+        # On the session's connection: Core inserts, no ORM execution layers.
+        connection = session.connection()
+        connection.execute(insert(_EVENTS), rows)
+        connection.execute(insert(_OUTBOX), entries)
     return recorded
 
 
