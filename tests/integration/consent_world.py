@@ -62,7 +62,7 @@ class World:
             json={
                 "name": name,
                 "jwks": {"keys": [public_key_to_jwk(key.public_key)]},
-                "allowed_purposes": ["105", "loan.underwriting"],
+                "allowed_purposes": ["104", "105", "loan.underwriting", "loan.monitoring"],
             },
             headers=self.admin,
         )

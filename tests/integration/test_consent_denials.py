@@ -130,3 +130,21 @@ def _flip(segment: str) -> str:
     # Change one character in the middle of a base64url segment.
     i = len(segment) // 2
     return segment[:i] + ("A" if segment[i] != "A" else "B") + segment[i + 1 :]
+
+
+def test_periodic_consent_counts_fetches_per_window(world: World) -> None:
+    monitoring = world.consent(
+        template="loan_monitoring",
+        purpose="loan.monitoring",
+        fetch_type="PERIODIC",
+        frequency={"unit": "DAY", "value": 1},
+        data_life={"unit": "MONTH", "value": 6},
+        consent_expiry=(world.clock.now() + timedelta(days=90)).isoformat(),
+    )
+    assert world.fetch(monitoring).status_code == 200
+    _denied(world, world.fetch(monitoring), "consent.use_exceeded")  # same day
+    world.clock.advance(timedelta(days=1))
+    assert world.fetch(monitoring).status_code == 200  # the next day's window
+    _denied(world, world.fetch(monitoring), "consent.use_exceeded")
+    world.decide(monitoring, "revoke")
+    _denied(world, world.fetch(monitoring), "consent.revoked")

@@ -660,7 +660,10 @@ def _verify_did_signature(
             allow_private=rt.settings.insecure_allow_private_network,
             allow_http=rt.settings.insecure_allow_http,
         )
-        key = DidResolver(fetcher).resolve_key(did)
+        try:
+            key = DidResolver(fetcher).resolve_key(did)
+        finally:
+            fetcher.close()
         key.verify(key.key_type.jose_alg, approval_message(consent_id), b64url_decode(signature))
     except CommonsError as e:
         raise NotFoundError("no such consent") from e
