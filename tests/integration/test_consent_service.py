@@ -307,3 +307,23 @@ def test_erasure_deletes_the_subjects_consents(runtime: Runtime) -> None:
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
         service.get_for_lender(session, runtime, LENDER, consent_id)
     assert _denied_reason(runtime, consent_id) == "consent.not_found"
+
+
+def test_a_granted_claim_the_credential_lacks_is_simply_not_disclosed(runtime: Runtime) -> None:
+    # The readiness claims of the factory carry no Udyam pseudonym: granting it is allowed
+    # (it is a disclosable path of the type), and retrieval shares what exists.
+    token = _borrower(runtime)
+    consent_id = _request(
+        runtime,
+        token,
+        scopes=[
+            {
+                "type": CREDIT_READINESS.name,
+                "claims": ["/income_bracket", "/enterprise/udyam_pseudonym"],
+            }
+        ],
+    )
+    _decide(runtime, token, consent_id, "approve")
+    got = _retrieve(runtime, consent_id)
+    assert got["disclosed"] == ["/income_bracket"]
+    assert [d.name for d in SdJwt.parse(got["credential"]).disclosures] == ["income_bracket"]

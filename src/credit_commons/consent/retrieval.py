@@ -45,7 +45,7 @@ from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import status
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.models import CredentialRow, StatusListRow
-from credit_commons.issuer.sd_jwt import present
+from credit_commons.issuer.sd_jwt import disclosure_paths, present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
@@ -152,7 +152,10 @@ def retrieve(
                 purpose="credentials",
                 record=credential.id,
             ).decode("ascii")
-        shared = present(SdJwt.parse(text), disclose=sorted(wanted))
+        parsed = SdJwt.parse(text)
+        # A granted claim the credential does not carry (an optional one) is not disclosed.
+        disclosed = sorted(wanted & set(disclosure_paths(parsed)))
+        shared = present(parsed, disclose=disclosed)
         with transaction(rt.sessions) as session:
             now = rt.clock.now()
             locked = locked_for_use(session, consent_id)
@@ -167,7 +170,7 @@ def retrieve(
         "consent_id": consent_id,
         "type": chosen,
         "credential": shared,
-        "disclosed": sorted(wanted),
+        "disclosed": disclosed,
         "mode": mine.mode,
         "data_life": {"unit": mine.data_life_unit, "value": mine.data_life_value},
         "access_event_id": event_id,
