@@ -327,3 +327,35 @@ def test_a_granted_claim_the_credential_lacks_is_simply_not_disclosed(runtime: R
     got = _retrieve(runtime, consent_id)
     assert got["disclosed"] == ["/income_bracket"]
     assert [d.name for d in SdJwt.parse(got["credential"]).disclosures] == ["income_bracket"]
+
+
+def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
+    token = _borrower(runtime)
+    agent = _identity(runtime, ["field_agent"])
+    agent_principal = Principal(agent, "identity")
+    with transaction(runtime.sessions) as session:
+        made = delegations.create_delegation(
+            session,
+            runtime,
+            Principal(token, "identity"),
+            token,
+            DelegationCreate.model_validate(
+                {
+                    "delegatee_token": agent,
+                    "type": "field_agent_assist",
+                    "permissions": ["assist:consent"],
+                }
+            ),
+        )
+        delegations.accept_delegation(session, runtime, agent_principal, made["id"])
+    consent_id = _request(runtime, token)
+    for _ in range(3):
+        with transaction(runtime.sessions) as session:
+            assert service.assist(session, runtime, agent_principal, consent_id)["code_sent"]
+    with pytest.raises(ConsentStateInvalid), transaction(runtime.sessions) as session:
+        service.assist(session, runtime, agent_principal, consent_id)
+    assert len(notify.read_codes(runtime, token)) == 3
+    # Another consent has its own allowance.
+    other = _request(runtime, token)
+    with transaction(runtime.sessions) as session:
+        assert service.assist(session, runtime, agent_principal, other)["code_sent"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
@@ -56,6 +56,7 @@ from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 from credit_commons.vault.kms import WrappedKey
 
@@ -84,6 +85,7 @@ CONSENT_KEY = "consent"
 ARTEFACT_TYP = "consent+jwt"
 _OTP_TTL = timedelta(minutes=10)
 _OTP_ATTEMPTS = 5
+_CODES_PER_HOUR = 3
 
 
 class Lender(Protocol):
@@ -701,6 +703,20 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
     if row is None or row.status != ConsentStatus.PENDING:
         raise NotFoundError("no such consent")
     _require_assist(session, rt, agent, row)
+    # At most three codes per consent per hour: with five tries per code, guessing stays
+    # at fifteen tries an hour out of a million, and every code reaches the borrower.
+    since = rt.clock.now() - timedelta(hours=1)
+    sent = session.scalar(
+        select(func.count())
+        .select_from(EventRow)
+        .where(
+            EventRow.type == ConsentAssisted.event_type,
+            EventRow.object == object_digest("consent", row.id),
+            EventRow.at >= since,
+        )
+    )
+    if (sent or 0) >= _CODES_PER_HOUR:
+        raise ConsentStateInvalid("three codes were sent in the last hour; try again later")
     code = f"{secrets.randbelow(1_000_000):06d}"
     row.otp_hash = _otp_hash(rt, row.id, code)
     row.otp_expires_at = rt.clock.now() + _OTP_TTL
