@@ -12,8 +12,6 @@ import base64
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +21,10 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from credit_commons import __version__
+from credit_commons.cli_support import JsonOption
+from credit_commons.cli_support import emit as _emit
+from credit_commons.cli_support import runtime as _runtime
+from credit_commons.cli_support import settings as _settings
 from credit_commons.consent.cli import consent_app
 from credit_commons.core.errors import (
     CommonsError,
@@ -74,35 +76,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(did_app, name="did")
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
 
 class KeyTypeChoice(StrEnum):
     """Key types on the command line."""
 
     ED25519 = "ed25519"
     P256 = "p-256"
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings: Settings = ctx.obj
-    return settings
-
-
-@contextmanager
-def _runtime(ctx: typer.Context) -> Iterator[Runtime]:
-    runtime = Runtime.build(_settings(ctx))
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
-def _emit(as_json: bool, data: Any, text: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        typer.echo(text)
 
 
 @app.callback()

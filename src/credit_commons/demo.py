@@ -41,7 +41,7 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
-from credit_commons.issuer.jws import decode_unverified, sign_compact
+from credit_commons.issuer.jws import decode_unverified, sign_compact, verify_compact
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import StatusList, TokenStatus
@@ -172,10 +172,7 @@ def _verify_credential(http: httpx.Client, base: str, text: str) -> dict[str, An
     # The lender's own checks, from public endpoints only: issuer keys, then status.
     metadata = _ok(http.get("/.well-known/jwt-vc-issuer"))
     keys: dict[str, PublicKey] = {
-        str(k["kid"]): public_key_from_jwk(
-            {m: v for m, v in k.items() if m not in {"kid", "alg", "use"}}
-        )
-        for k in metadata["jwks"]["keys"]
+        str(k["kid"]): public_key_from_jwk(k) for k in metadata["jwks"]["keys"]
     }
 
     def resolve(header: Any, payload: Any) -> PublicKey:
@@ -359,11 +356,9 @@ def _story(  # noqa: PLR0915 - a story is a sequence of steps
         )
         status = _ok(http.get(f"/v1/consents/{consent_id}", headers=as_lender))
         jwks = _ok(http.get("/v1/consents/jwks"))
-        header, _artefact, signing_input, signature = decode_unverified(status["artefact"])
-        key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-        public_key_from_jwk({m: v for m, v in key.items() if m in ("kty", "crv", "x", "y")}).verify(
-            header["alg"], signing_input, signature
-        )
+        kid = decode_unverified(status["artefact"])[0].get("kid")
+        key = next(k for k in jwks["keys"] if k["kid"] == kid)
+        verify_compact(status["artefact"], public_key_from_jwk(key), typ="consent+jwt")
         t.step(
             "Consent approved (assisted: the borrower read the one-time code to the agent)",
             status=status["status"],

@@ -65,6 +65,25 @@ def _borrower(rt: Runtime) -> str:
     return token
 
 
+def _delegate_assist(rt: Runtime, token: str, agent: str) -> None:
+    """A live ``field_agent_assist`` delegation from ``token`` to ``agent``."""
+    with transaction(rt.sessions) as session:
+        made = delegations.create_delegation(
+            session,
+            rt,
+            Principal(token, "identity"),
+            token,
+            DelegationCreate.model_validate(
+                {
+                    "delegatee_token": agent,
+                    "type": "field_agent_assist",
+                    "permissions": ["assist:consent"],
+                }
+            ),
+        )
+        delegations.accept_delegation(session, rt, Principal(agent, "identity"), made["id"])
+
+
 def _request(rt: Runtime, token: str, lender: FakeLender = LENDER, **overrides: Any) -> str:
     body: dict[str, Any] = {
         "template": "loan_underwriting",
@@ -160,21 +179,7 @@ def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
     agent_principal = Principal(agent, "identity")
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
         service.assist(session, runtime, agent_principal, consent_id)  # no delegation yet
-    with transaction(runtime.sessions) as session:
-        made = delegations.create_delegation(
-            session,
-            runtime,
-            Principal(token, "identity"),
-            token,
-            DelegationCreate.model_validate(
-                {
-                    "delegatee_token": agent,
-                    "type": "field_agent_assist",
-                    "permissions": ["assist:consent"],
-                }
-            ),
-        )
-        delegations.accept_delegation(session, runtime, agent_principal, made["id"])
+    _delegate_assist(runtime, token, agent)
     with transaction(runtime.sessions) as session:
         sent = service.assist(session, runtime, agent_principal, consent_id)
     assert sent["code_sent"] is True
@@ -333,21 +338,7 @@ def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
     token = _borrower(runtime)
     agent = _identity(runtime, ["field_agent"])
     agent_principal = Principal(agent, "identity")
-    with transaction(runtime.sessions) as session:
-        made = delegations.create_delegation(
-            session,
-            runtime,
-            Principal(token, "identity"),
-            token,
-            DelegationCreate.model_validate(
-                {
-                    "delegatee_token": agent,
-                    "type": "field_agent_assist",
-                    "permissions": ["assist:consent"],
-                }
-            ),
-        )
-        delegations.accept_delegation(session, runtime, agent_principal, made["id"])
+    _delegate_assist(runtime, token, agent)
     consent_id = _request(runtime, token)
     for _ in range(3):
         with transaction(runtime.sessions) as session:

@@ -10,22 +10,21 @@ expiry, and read the one-time codes of the embedded notifier (pilots without SMS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 
+from credit_commons.cli_support import JsonOption
+from credit_commons.cli_support import emit as _emit
+from credit_commons.cli_support import runtime as _runtime
 from credit_commons.consent.model import TEMPLATES, ConsentStatus
 from credit_commons.core.db import transaction
-from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 
 __all__ = ["consent_app"]
 
 consent_app = typer.Typer(help="Consents: decide, inspect, history.", no_args_is_help=True)
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TokenOption = Annotated[
     str,
     typer.Option(
@@ -48,20 +47,6 @@ def _principal(session: Any, rt: Runtime, token: str) -> Any:
     from credit_commons.identity.service import authenticate  # noqa: PLC0415
 
     return authenticate(session, rt, f"Bearer {token}")
-
-
-@contextmanager
-def _runtime(ctx: typer.Context) -> Iterator[Runtime]:
-    settings: Settings = ctx.obj
-    rt = Runtime.build(settings)
-    try:
-        yield rt
-    finally:
-        rt.close()
-
-
-def _emit(as_json: bool, data: Any, text: str) -> None:
-    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str) if as_json else text)
 
 
 def _line(c: dict[str, Any]) -> str:
@@ -128,44 +113,25 @@ def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_jso
     _emit(as_json, data, f"{consent_id}: {data['status']}")
 
 
-@consent_app.command("approve")
-def approve(
-    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
-) -> None:
-    """Approve a pending consent (as the borrower)."""
-    _decide(ctx, consent_id, token, "approve", as_json)
+def _decision(action: str, what: str) -> None:
+    # One command per decision of the borrower's: the same arguments, the same call.
+    def command(
+        ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
+    ) -> None:
+        _decide(ctx, consent_id, token, action, as_json)
+
+    command.__doc__ = f"{what} (as the borrower)."
+    consent_app.command(action)(command)
 
 
-@consent_app.command("reject")
-def reject(
-    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
-) -> None:
-    """Reject a pending consent (as the borrower)."""
-    _decide(ctx, consent_id, token, "reject", as_json)
-
-
-@consent_app.command("pause")
-def pause(
-    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
-) -> None:
-    """Pause an active consent (as the borrower)."""
-    _decide(ctx, consent_id, token, "pause", as_json)
-
-
-@consent_app.command("resume")
-def resume(
-    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
-) -> None:
-    """Resume a paused consent (as the borrower)."""
-    _decide(ctx, consent_id, token, "resume", as_json)
-
-
-@consent_app.command("revoke")
-def revoke(
-    ctx: typer.Context, consent_id: str, token: TokenOption, as_json: JsonOption = False
-) -> None:
-    """Revoke a consent (as the borrower); no consent is irrevocable."""
-    _decide(ctx, consent_id, token, "revoke", as_json)
+for _action, _what in (
+    ("approve", "Approve a pending consent"),
+    ("reject", "Reject a pending consent"),
+    ("pause", "Pause an active consent"),
+    ("resume", "Resume a paused consent"),
+    ("revoke", "Revoke a consent; no consent is irrevocable"),
+):
+    _decision(_action, _what)
 
 
 @consent_app.command("revoke-all")
@@ -224,11 +190,7 @@ def codes(
     """One-time codes sent by the embedded notifier (pilots without an SMS gateway)."""
     from credit_commons.consent import notify  # noqa: PLC0415 - fast CLI start
 
-    settings: Settings = ctx.obj
-    rt = Runtime.build(settings)
-    try:
+    with _runtime(ctx) as rt:
         data = notify.read_codes(rt, borrower)
-    finally:
-        rt.close()
     text = "\n".join(f"{c['at'][:19]}  {c['to']}  {c['consent_id']}  {c['code']}" for c in data)
     _emit(as_json, data, text or "no codes")

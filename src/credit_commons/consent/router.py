@@ -45,20 +45,14 @@ RetrievingLender = Annotated[LenderPrincipal, Depends(lender_for(retrieval.OPERA
 DiscoveringLender = Annotated[LenderPrincipal, Depends(lender_for("discovery.read"))]
 
 
-_LIMITERS: dict[int, CapacityLimiter] = {}
-
-
-def _retrieval_limiter() -> CapacityLimiter:
-    # Retrievals run at most two at a time per event loop: each is CPU under one GIL and
-    # ends in a write that SQLite serialises anyway, so more threads only add switching
-    # (measured: 8 threads served fewer requests per second than one).  Requests beyond
-    # that wait in the event loop, in order.
-    import asyncio  # noqa: PLC0415
-
-    loop = id(asyncio.get_running_loop())
-    limiter = _LIMITERS.get(loop)
-    if limiter is None:
-        limiter = _LIMITERS[loop] = CapacityLimiter(2)
+def _retrieval_limiter(request: Request) -> CapacityLimiter:
+    # Retrievals run at most two at a time per app: each is CPU under one GIL and ends in
+    # a write that SQLite serialises anyway, so more threads only add switching (measured:
+    # 8 threads served fewer requests per second than one).  Requests beyond that wait in
+    # the event loop, in order.  Made on first use, inside the app's event loop.
+    limiter = getattr(request.app.state, "retrieval_limiter", None)
+    if not isinstance(limiter, CapacityLimiter):
+        limiter = request.app.state.retrieval_limiter = CapacityLimiter(2)
     return limiter
 
 
@@ -140,7 +134,7 @@ async def retrieve_credential(
             claims=claims.split(",") if claims else None,
         )
 
-    result = await to_thread.run_sync(handle, limiter=_retrieval_limiter())
+    result = await to_thread.run_sync(handle, limiter=_retrieval_limiter(request))
     # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
     response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
     return result

@@ -68,6 +68,7 @@ __all__ = [
     "check",
     "check_consent",
     "consent_key_versions",
+    "consent_signer",
     "decide",
     "expire_due",
     "forget_subject",
@@ -163,7 +164,8 @@ _TRANSITIONS: dict[str, tuple[frozenset[str], ConsentStatus]] = {
 # -- keys and artefacts ------------------------------------------------------------------
 
 
-def _signer(session: Session, rt: Runtime) -> StoredSigner:
+def consent_signer(session: Session, rt: Runtime) -> StoredSigner:
+    """The key that signs artefacts and webhooks (made on first use)."""
     return key_service.signer_or_create(
         session,
         rt.key_store,
@@ -217,7 +219,7 @@ def _artefact(session: Session, rt: Runtime, row: ConsentRow, now: datetime) -> 
         "approval": row.approval,
         "facilitator": row.facilitator,
     }
-    signer = _signer(session, rt)
+    signer = consent_signer(session, rt)
     return sign_compact({"typ": ARTEFACT_TYP, "kid": signer.kid}, payload, signer)
 
 
@@ -385,6 +387,7 @@ _CHECK = (
     .order_by(ConsentRow.id.desc())
     .limit(16)
 )
+_CHECK_ROWS = HotQuery(_CHECK, ("lender", "principal"))
 
 
 def check(
@@ -404,51 +407,15 @@ def check(
     it (``ConsentNotFound`` when there are none).
     """
     failure: ConsentError = ConsentNotFound()
-    for row in _check_rows(session, lender, principal):
-        (
-            consent_id,
-            status,
-            starts_at,
-            expires_at,
-            fetch_type,
-            frequency_unit,
-            frequency_value,
-            scopes,
-            uses,
-            window,
-            window_uses,
-        ) = row
-        view = ConsentView(
-            status=status,
-            starts_at=_when(starts_at),
-            expires_at=_when(expires_at),
-            fetch_type=fetch_type,
-            frequency_unit=frequency_unit,
-            frequency_value=frequency_value,
-            scopes=scopes_map(json.loads(scopes)),
-            uses=uses,
-            window=window,
-            window_uses=window_uses,
-        )
+    for row in _CHECK_ROWS.records(session, lender=lender, principal=principal):
         try:
-            evaluate(view, type_name, claims, now)
+            check_consent(row, type_name, claims, now)
         except ConsentError as e:
             if isinstance(failure, ConsentNotFound):
                 failure = e
             continue
-        return str(consent_id)
+        return str(row.id)
     raise failure
-
-
-_CHECK_ROWS = HotQuery(_CHECK, ("lender", "principal"))
-
-
-def _check_rows(session: Session, lender: str, principal: str) -> list[tuple[Any, ...]]:
-    return _CHECK_ROWS.rows(session, lender=lender, principal=principal)
-
-
-def _when(value: datetime | str) -> datetime:
-    return stored_datetime(value)
 
 
 _TABLE = cast("Table", ConsentRow.__table__)

@@ -45,12 +45,12 @@ def _webhook_url(session: Session, client_id: str) -> str | None:
 
 def enqueue(session: Session, rt: Runtime, row: ConsentRow, event_id: str) -> None:
     """Queue the signed notice of ``row``'s current status (if the lender has a URL)."""
-    from credit_commons.consent.service import _signer  # noqa: PLC0415 - cycle
+    from credit_commons.consent.service import consent_signer  # noqa: PLC0415 - cycle
 
     if _webhook_url(session, row.lender_client_id) is None:
         return
     now = rt.clock.now()
-    signer = _signer(session, rt)
+    signer = consent_signer(session, rt)
     token = sign_compact(
         {"typ": WEBHOOK_TYP, "kid": signer.kid},
         {

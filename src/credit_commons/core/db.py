@@ -12,7 +12,7 @@ import threading
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConfigurationError, UnavailableError
 
 __all__ = ["READ_ONLY", "Base", "make_engine", "make_sessionmaker", "ping", "transaction"]
@@ -226,7 +227,7 @@ def stored_datetime(value: Any) -> datetime:
     parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
     if not isinstance(parsed, datetime):
         raise TypeError("not a stored datetime")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return utc(parsed)
 
 
 def ping(engine: Engine) -> None:
