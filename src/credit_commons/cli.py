@@ -32,6 +32,7 @@ from credit_commons.core.errors import (
     ExitCode,
     UnavailableError,
 )
+from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 
@@ -121,7 +122,7 @@ def serve(
 
     settings = _settings(ctx)
     configure_logging(settings.log_level)
-    application = create_app(settings, run_worker=worker)
+    application = create_app(settings, run_worker=worker, freeze_heap=True)
     if as_json:
         typer.echo(json.dumps({"serving": f"http://{host}:{port}"}))
     uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
@@ -187,6 +188,8 @@ def worker_command(
         with transaction(rt.sessions) as session:
             check_peppers(session, rt)
         worker = LogWorker(rt)
+        if not once:
+            freeze_startup_heap()
         if once:
             report = worker.run_once(force_checkpoint=True)
             while report.backlog:
@@ -766,6 +769,7 @@ def issuer_issue_batch(
     sink = out.open("a" if skip else "w", encoding="utf-8") if out is not None else sys.stdout
     try:
         with _runtime(ctx) as rt, file.open(encoding="utf-8") as lines:
+            freeze_startup_heap()
             issuer_batch.issue_lines(
                 rt,
                 _operator(),

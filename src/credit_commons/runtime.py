@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.clock import Clock, SystemClock
-from credit_commons.core.db import make_engine, make_sessionmaker
+from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.pseudonym import Pseudonymizer
@@ -146,4 +146,4 @@ class Runtime:
         close_kms = getattr(getattr(vault, "kms", None), "close", None)
         if callable(close_kms):
             close_kms()
-        self.engine.dispose()
+        dispose_engine(self.engine)

@@ -21,10 +21,19 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from credit_commons.core import sqlite_checkpoint
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConfigurationError, UnavailableError
 
-__all__ = ["READ_ONLY", "Base", "make_engine", "make_sessionmaker", "ping", "transaction"]
+__all__ = [
+    "READ_ONLY",
+    "Base",
+    "dispose_engine",
+    "make_engine",
+    "make_sessionmaker",
+    "ping",
+    "transaction",
+]
 
 # Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
 _NAMING = {
@@ -105,10 +114,19 @@ class _SqliteWriters:
             self._lock.release()
 
 
+def dispose_engine(engine: Engine) -> None:
+    """Stop the engine's background checkpoints (SQLite) and close its connections."""
+    sqlite_checkpoint.stop(engine)
+    engine.dispose()
+
+
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     """Create an engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
-    For SQLite the parent directory is created and the pragmas are set on every connection.
+    For SQLite the parent directory is created, the pragmas are set on every connection,
+    and the write-ahead log is checkpointed by a background thread
+    (:mod:`credit_commons.core.sqlite_checkpoint`); release the engine with
+    :func:`dispose_engine`.
     Raises :class:`ConfigurationError` for a malformed URL or an unsupported backend.
     """
     try:
@@ -130,6 +148,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
+        if parsed.database and parsed.database != ":memory:":
+            # After the pragmas (the checkpointer's listener runs second).
+            sqlite_checkpoint.attach(engine, Path(parsed.database))
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":

@@ -16,6 +16,7 @@ from credit_commons.consent.access import install_denial_handler
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
+from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import lender_router
@@ -44,11 +45,14 @@ def create_app(
     runtime: Runtime | None = None,
     clock: Clock | None = None,
     run_worker: bool = False,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """Build the HTTP app from ``settings`` (or an already built ``runtime``).
 
     ``run_worker`` runs the log worker in a background thread while the app is up
-    (``commons serve`` does this unless ``--no-worker``).
+    (``commons serve`` does this unless ``--no-worker``).  ``freeze_heap`` hides the
+    objects alive once the app has started from the garbage collector
+    (:func:`~credit_commons.core.heap.freeze_startup_heap`; ``commons serve`` does this).
 
     Raises :class:`~credit_commons.core.errors.ConfigurationError` when the settings are
     refused (see :meth:`Settings.check_production`).
@@ -64,6 +68,8 @@ def create_app(
         worker = LogWorker(runtime) if run_worker else None
         if worker is not None:
             worker.start()
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:

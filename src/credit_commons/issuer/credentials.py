@@ -36,7 +36,7 @@ from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
 from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
-from credit_commons.issuer.sd_jwt import issue
+from credit_commons.issuer.sd_jwt import Prepared, prepare
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.vc_jwt import issue_vc_jwt
 from credit_commons.keys.algorithms import PublicKey
@@ -282,15 +282,31 @@ def issue_credentials(
     }
     signer = status.issuer_signer(session, rt)
     now = rt.clock.now()
-    issued: list[tuple[_Checked, str, str, status.StatusRef, datetime]] = []
+    built: list[tuple[_Checked, str, Prepared | str, status.StatusRef, datetime]] = []
     for item, kind in zip(checked, kinds, strict=True):
         ref = next(refs[kind])
         credential_id = new_id("crd")
         expires = now + timedelta(days=item.credential_type.default_validity_days)
-        text = _sign(
+        made = _build(
             rt, item, credential_id=credential_id, ref=ref, signer=signer, now=now, expires=expires
         )
-        issued.append((item, credential_id, text, ref, expires))
+        built.append((item, credential_id, made, ref, expires))
+    # The SD-JWTs' signatures all at once: a large batch is signed on several threads.
+    signatures = iter(
+        signer.sign_many(
+            [made.signing_input for _, _, made, _, _ in built if not isinstance(made, str)]
+        )
+    )
+    issued: list[tuple[_Checked, str, str, status.StatusRef, datetime]] = [
+        (
+            item,
+            credential_id,
+            made if isinstance(made, str) else made.complete(next(signatures)).serialize(),
+            ref,
+            expires,
+        )
+        for item, credential_id, made, ref, expires in built
+    ]
     sealed = rt.vault.seal_many(
         session,
         [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
@@ -345,7 +361,7 @@ def issue_credentials(
     ]
 
 
-def _sign(
+def _build(
     rt: Runtime,
     item: _Checked,
     *,
@@ -354,8 +370,9 @@ def _sign(
     signer: StoredSigner,
     now: datetime,
     expires: datetime,
-) -> str:
-    # The credential in its format, signed by the issuer key.
+) -> Prepared | str:
+    # The credential in its format: an SD-JWT ready for the issuer key's signature, or a
+    # VC-JWT signed already.
     request, credential_type = item.request, item.credential_type
     uri = status.status_uri(rt, ref.list_id)
     iat, exp = int(now.timestamp()), int(expires.timestamp())
@@ -368,13 +385,13 @@ def _sign(
             "vct": credential_type.vct,
             "status": {"status_list": {"idx": ref.index, "uri": uri}},
         }
-        return issue(
+        return prepare(
             payload,
             disclosable=_present(request.claims, credential_type.disclosable),
-            signer=signer,
+            alg=signer.alg,
             header={"typ": SD_JWT_VC, "kid": signer.kid},
             holder_jwk=request.holder_jwk,
-        ).serialize()
+        )
     return issue_vc_jwt(
         type_name=credential_type.name,
         claims=request.claims,

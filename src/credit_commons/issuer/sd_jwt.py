@@ -62,12 +62,14 @@ __all__ = [
     "RFC_EXAMPLE_JSON",
     "Disclosure",
     "JsonEncoding",
+    "Prepared",
     "SdJwt",
     "add_signature",
     "disclosure_paths",
     "issue",
     "new_salt",
     "parse_path",
+    "prepare",
     "present",
 ]
 
@@ -171,9 +173,22 @@ def _check_header(header: Mapping[str, Any], alg: str) -> None:
         raise ValueError(f"header parameters {sorted(FORBIDDEN_HEADER_PARAMS)} are refused")
 
 
+# A trie of the disclosable paths: segment -> [disclose this node, the trie below it].
+_Trie = dict[str | int, list[Any]]
+
+
+def _trie(paths: Collection[tuple[str | int, ...]]) -> _Trie:
+    root: _Trie = {}
+    for path in paths:
+        node = root
+        for segment in path[:-1]:
+            node = node.setdefault(segment, [False, {}])[1]
+        node.setdefault(path[-1], [False, {}])[0] = True
+    return root
+
+
 @dataclass
 class _Builder:
-    paths: set[tuple[str | int, ...]]
     salt: Callable[[], str]
     decoys: int
     hash_alg: str
@@ -195,14 +210,20 @@ class _Builder:
         self.disclosures.append(disclosure)
         return disclosure.digest(self.hash_alg)
 
-    def build(self, node: Any, path: tuple[str | int, ...]) -> Any:
+    def build(self, node: Any, trie: _Trie) -> Any:
+        # Only the branches that lead to a disclosable path are walked and rebuilt; every
+        # other value goes into the payload as it is (shared with the claims, not copied).
         if isinstance(node, dict):
             plain: dict[str, Any] = {}
             digests: list[str] = []
             for key, value in node.items():
-                here = (*path, key)
-                built = self.build(value, here) if isinstance(value, _CONTAINERS) else value
-                if here in self.paths:
+                entry = trie.get(key)
+                if entry is None:
+                    plain[key] = value
+                    continue
+                disclose, below = entry
+                built = self.build(value, below) if below else value
+                if disclose:
                     digests.append(self._disclose(key, built))
                 else:
                     plain[key] = built
@@ -214,10 +235,13 @@ class _Builder:
         if isinstance(node, list):
             out: list[Any] = []
             for i, value in enumerate(node):
-                here = (*path, i)
-                built = self.build(value, here) if isinstance(value, _CONTAINERS) else value
-                disclosed = here in self.paths
-                out.append({ELLIPSIS: self._disclose(None, built)} if disclosed else built)
+                entry = trie.get(i)
+                if entry is None:
+                    out.append(value)
+                    continue
+                disclose, below = entry
+                built = self.build(value, below) if below else value
+                out.append({ELLIPSIS: self._disclose(None, built)} if disclose else built)
             return out
         return node
 
@@ -275,6 +299,55 @@ def issue(
     repeating salt generator or a header that sets a key (``jwk``, ``x5c``…) or another
     ``alg``.
     """
+    prepared = prepare(
+        claims,
+        disclosable=disclosable,
+        alg=signer.alg,
+        header=header,
+        salt=salt,
+        decoys=decoys,
+        hash_alg=hash_alg,
+        holder_jwk=holder_jwk,
+        encoding=encoding,
+        unprotected_header=unprotected_header,
+    )
+    return prepared.complete(signer.sign(prepared.signing_input))
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An SD-JWT built and waiting for its one signature over :attr:`signing_input` (so a
+    batch of them can be signed together)."""
+
+    signing_input: bytes
+    protected: str
+    payload_segment: str
+    payload: dict[str, Any]
+    disclosures: tuple[Disclosure, ...]
+    unprotected_header: Mapping[str, Any]
+
+    def complete(self, signature: bytes) -> SdJwt:
+        """The SD-JWT with ``signature`` (the signer's raw signature of the signing input)."""
+        jws = JwsSignature(self.protected, b64url_encode(signature), dict(self.unprotected_header))
+        return SdJwt(self.payload_segment, self.payload, (jws,), self.disclosures)
+
+
+def prepare(
+    claims: Mapping[str, Any],
+    *,
+    disclosable: Collection[str],
+    alg: str,
+    header: Mapping[str, Any] | None = None,
+    salt: Callable[[], str] = new_salt,
+    decoys: int = 0,
+    hash_alg: str = DEFAULT_HASH_ALG,
+    holder_jwk: Mapping[str, Any] | None = None,
+    encoding: JsonEncoding = COMPACT_JSON,
+    unprotected_header: Mapping[str, Any] | None = None,
+) -> Prepared:
+    """Everything :func:`issue` does except the signature, for a signer of ``alg``; raises
+    what :func:`issue` raises.  ``prepare(...).complete(signer.sign(signing_input))`` is
+    exactly ``issue(...)``."""
     if hash_alg not in HASH_ALGORITHMS:
         raise ValueError(f"unsupported hash algorithm {hash_alg!r}")
     if decoys < 0:
@@ -288,9 +361,9 @@ def issue(
             public_key_from_jwk(dict(holder_jwk))
         except KeyInvalid as e:
             raise ClaimsInvalid("holder_jwk must be a public Ed25519 or P-256 JWK") from e
-    paths = {_resolve(top, p) for p in disclosable}
-    builder = _Builder(paths, salt, decoys, hash_alg, encoding)
-    payload: dict[str, Any] = builder.build(top, ())
+    trie = _trie({_resolve(top, p) for p in disclosable})
+    builder = _Builder(salt, decoys, hash_alg, encoding)
+    payload: dict[str, Any] = builder.build(top, trie)
     payload[SD_ALG] = hash_alg
     if holder_jwk is not None:
         payload["cnf"] = {"jwk": dict(holder_jwk)}
@@ -298,8 +371,17 @@ def issue(
         payload_segment = encode_segment(payload, encoding)
     except ValueError as e:
         raise ClaimsInvalid("the claims have no JSON form") from e
-    signature = _sign(signer, header or {}, payload_segment, encoding, unprotected_header)
-    return SdJwt(payload_segment, payload, (signature,), tuple(builder.disclosures))
+    header = header or {}
+    _check_header(header, alg)
+    protected = _protected(alg, header, encoding)
+    return Prepared(
+        f"{protected}.{payload_segment}".encode("ascii"),
+        protected,
+        payload_segment,
+        payload,
+        tuple(builder.disclosures),
+        unprotected_header or {},
+    )
 
 
 def add_signature(

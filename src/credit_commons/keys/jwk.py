@@ -10,8 +10,11 @@ import functools
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
+from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.errors import ValidationError
 from credit_commons.keys.algorithms import PrivateKey, PublicKey
 from credit_commons.keys.errors import KeyInvalid
 
@@ -35,7 +38,7 @@ def _import(jwk: Any) -> OKPKey | ECKey:
             return OKPKey.import_key(jwk)
         if kty == "EC" and crv == "P-256":
             return ECKey.import_key(jwk)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, JoseError) as e:
         raise KeyInvalid("malformed JWK") from e
     raise KeyInvalid("only OKP/Ed25519 and EC/P-256 JWKs are accepted")
 
@@ -57,7 +60,34 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
 
 @functools.lru_cache(maxsize=4096)
 def _public_key_from_members(members: tuple[tuple[str, str], ...]) -> PublicKey:
+    fast = _plain_ed25519(members)
+    if fast is not None:
+        return fast
     return PublicKey.from_cryptography(_import(dict(members)).public_key)
+
+
+_PLAIN_OKP_MEMBERS = frozenset({"kty", "crv", "x", "kid"})
+
+
+def _plain_ed25519(members: tuple[tuple[str, str], ...]) -> PublicKey | None:
+    # A holder's key is usually {"crv", "kty", "x"}, parsed once per credential issued to a
+    # new holder: read it directly (joserfc's import costs six times as much).  Anything
+    # else, and any x that is not canonical base64url of 32 bytes, takes the joserfc path,
+    # so the verdicts and errors stay joserfc's; a property test holds the two together.
+    jwk = dict(members)
+    if (
+        jwk.get("kty") != "OKP"
+        or jwk.get("crv") != "Ed25519"
+        or not jwk.keys() <= _PLAIN_OKP_MEMBERS
+    ):
+        return None
+    try:
+        raw = b64url_decode(jwk["x"])
+    except (KeyError, ValidationError):
+        return None
+    if len(raw) != 32:
+        return None
+    return PublicKey.from_cryptography(ed25519.Ed25519PublicKey.from_public_bytes(raw))
 
 
 def private_key_from_jwk(jwk: Any) -> PrivateKey:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -97,6 +98,11 @@ class Pkcs11Signer(StoredSigner):
 
     def __repr__(self) -> str:
         return f"Pkcs11Signer({self.info.name}#{self.info.version})"
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign each of ``messages`` inside the token, one after another (the token's
+        sessions are not shared between threads)."""
+        return [self.sign(m) for m in messages]
 
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` inside the token: EdDSA, or ES256 as ``r || s`` (64 bytes).

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -108,6 +109,10 @@ class StoredSigner:
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with this key version."""
         return self._key.sign(data)
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign each of ``messages`` (a large batch on several threads)."""
+        return self._key.sign_many(messages)
 
 
 class KeyStore(Protocol):

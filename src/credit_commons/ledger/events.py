@@ -223,13 +223,13 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     rows: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     stamps: dict[datetime, str] = {}  # a batch's events usually share one time
+    dumped: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}  # and often one details
     for spec in specs:
-        details = spec.details.model_dump(mode="json")
+        details, details_json = _dump(spec.details, dumped)
         at = utc(spec.at)
         stamp = stamps.get(at)
         if stamp is None:
             stamp = stamps[at] = _timestamp(at)
-        details_json = canonical_json(details).decode("utf-8")
         # Every field was checked above or is made here: no second validation.
         event = RecordedEvent.model_construct(
             id=new_id("evt"),
@@ -262,6 +262,27 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
         connection.execute(insert(_EVENTS), rows)
         connection.execute(insert(_OUTBOX), entries)
     return recorded
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _dump(
+    details: EventDetails, seen: dict[tuple[Any, ...], tuple[dict[str, Any], str]]
+) -> tuple[dict[str, Any], str]:
+    # The JSON form of ``details`` and its canonical text.  Details whose fields are all
+    # plain values (a bulk issuance's thousand identical ``credential.issued`` details) are
+    # dumped once per batch; each event still gets its own dict.
+    fields = details.__dict__
+    if all(type(v) in _PLAIN for v in fields.values()):
+        key = (type(details), *fields.items())
+        hit = seen.get(key)
+        if hit is None:
+            dumped = details.model_dump(mode="json")
+            hit = seen[key] = (dumped, canonical_json(dumped).decode("utf-8"))
+        return dict(hit[0]), hit[1]
+    dumped = details.model_dump(mode="json")
+    return dumped, canonical_json(dumped).decode("utf-8")
 
 
 def _timestamp(at: datetime) -> str:

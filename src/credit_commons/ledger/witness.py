@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from credit_commons.core.db import make_engine
+from credit_commons.core.db import dispose_engine, make_engine
 from credit_commons.core.errors import (
     ConfigurationError,
     ConflictError,
@@ -288,7 +288,7 @@ class SqlWitnessStore:
 
     def close(self) -> None:
         """Release the database connections."""
-        self._engine.dispose()
+        dispose_engine(self._engine)
 
     def latest(self, origin: str, /) -> TreeHead | None:
         """The recorded tree head of ``origin``, or ``None``."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 import secrets
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from credit_commons.core.errors import IntegrityError
+from credit_commons.core.encoding import b64url_encode, canonical_json_reference, sha256
+from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.issuer.catalogue import (
     CREDIT_READINESS,
     ClaimsInvalid,
@@ -95,3 +98,19 @@ def test_bad_type_definitions_are_refused(overrides: dict[str, object]) -> None:
     values.update(overrides)
     with pytest.raises(TypeInvalid):
         CredentialType(**values)  # type: ignore[arg-type]
+
+
+@given(
+    score=st.one_of(st.integers(-(2**60), 2**60), st.integers(0, 1000)),
+    salt=st.one_of(
+        st.text(alphabet="ABCxyz019_-", max_size=64),
+        st.text(max_size=20),  # quotes, backslashes, control and non-ASCII characters
+    ),
+)
+def test_the_direct_commitment_text_is_rfc8785(score: int, salt: str) -> None:
+    if abs(score) >= 2**53:  # no RFC 8785 form: refused on both paths
+        with pytest.raises(ValidationError):
+            commit_score(score, salt)
+        return
+    expected = b64url_encode(sha256(canonical_json_reference({"salt": salt, "score": score})))
+    assert commit_score(score, salt) == expected

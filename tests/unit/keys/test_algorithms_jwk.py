@@ -3,8 +3,12 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from credit_commons.core.encoding import b64url_encode
+from credit_commons.keys import algorithms as algorithms_module
+from credit_commons.keys import jwk as jwk_module
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey, PublicKey, check_alg
 from credit_commons.keys.errors import (
     AlgorithmNotAllowed,
@@ -122,6 +126,13 @@ def test_rfc8037_ed25519_jwk_and_thumbprint() -> None:
         {"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
         {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"},
         {"kty": "EC", "crv": "P-384", "x": "AAAA", "y": "AAAA"},
+        # joserfc's own parameter errors are KeyInvalid too (they were raised as they came).
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+            "use": "x",
+        },
     ],
 )
 def test_bad_jwks_are_rejected(bad: object) -> None:
@@ -139,3 +150,62 @@ def test_public_import_refuses_private_jwk_and_private_import_needs_d() -> None:
     off_curve["y"] = off_curve["x"]
     with pytest.raises(KeyInvalid):
         public_key_from_jwk(off_curve)
+
+
+def _joserfc_verdict(jwk: dict[str, str]) -> bytes | None:
+    # What the joserfc import makes of a JWK: the raw public key, or None when refused.
+    try:
+        return PublicKey.from_cryptography(jwk_module._import(jwk).public_key).raw()
+    except KeyInvalid:
+        return None
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@given(
+    x=st.one_of(
+        st.binary(min_size=30, max_size=34).map(b64url_encode),
+        st.text(alphabet=_B64URL + "=+/ ", min_size=40, max_size=46),
+    ),
+    extra=st.dictionaries(
+        st.sampled_from(["kid", "alg", "use", "y", "key_ops"]), st.text(max_size=8), max_size=2
+    ),
+    crv=st.sampled_from(["Ed25519", "X25519", "ed25519"]),
+)
+def test_plain_ed25519_path_agrees_with_joserfc(x: str, extra: dict[str, str], crv: str) -> None:
+    # The direct Ed25519 reading gives exactly joserfc's key, and declines (leaving the
+    # verdict to joserfc) for everything it does not read itself.
+    jwk = {"kty": "OKP", "crv": crv, "x": x, **extra}
+    fast = jwk_module._plain_ed25519(tuple(sorted(jwk.items())))
+    expected = _joserfc_verdict(jwk)
+    readable = crv == "Ed25519" and set(jwk) <= {"kty", "crv", "x", "kid"} and _raw32(x)
+    if readable:
+        assert fast is not None
+        assert fast.raw() == expected
+    else:
+        assert fast is None
+
+
+def _raw32(x: str) -> bool:
+    try:
+        return len(jwk_module.b64url_decode(x)) == 32
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize("key_type", list(KeyType))
+def test_sign_many_splits_a_large_batch_over_threads(
+    key_type: KeyType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(algorithms_module, "_signing_threads", lambda: 3)
+    key = PrivateKey.generate(key_type)
+    messages = [f"message {i}".encode() for i in range(101)]  # three shares, the last short
+    signatures = key.sign_many(messages)
+    assert len(signatures) == len(messages)
+    for message, signature in zip(messages, signatures, strict=True):
+        key.public_key.verify(key_type.jose_alg, message, signature)  # in order
+    if key_type is KeyType.ED25519:  # deterministic: exactly the one-by-one signatures
+        assert signatures == [key.sign(m) for m in messages]
+    assert key.sign_many([]) == []
+    assert len(key.sign_many(messages[:3])) == 3  # small batches stay on this thread
