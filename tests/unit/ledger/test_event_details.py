@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 import pydantic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from credit_commons.core.encoding import canonical_json_reference, sha256_hex
 from credit_commons.ledger.events import (
     Digest,
     EventDetails,
@@ -89,3 +92,12 @@ def test_object_digest_is_stable_and_hex() -> None:
     assert digest == object_digest("credential", "crd_1")
     assert len(digest) == 64
     assert digest != object_digest("consent", "crd_1")
+
+
+@given(
+    kind=st.one_of(st.sampled_from(["credential", "consent"]), st.text(max_size=12)),
+    identifier=st.one_of(st.from_regex(r"[a-z]{3}_[0-9A-Z]{26}", fullmatch=True), st.text()),
+)
+def test_the_direct_object_digest_text_is_rfc8785(kind: str, identifier: str) -> None:
+    expected = sha256_hex(canonical_json_reference({"id": identifier, "kind": kind}))
+    assert object_digest(kind, identifier) == expected
