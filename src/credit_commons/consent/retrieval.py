@@ -15,6 +15,8 @@ use (``service.borrower_ref``) — never an identifier.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -132,43 +134,92 @@ def retrieve(
     ``type_name`` defaults to the consent's only scope; ``claims`` to every granted claim.
     Raises ``consent.access.Denied`` (recorded as ``access.denied``) for every refusal.
     """
+    return retrieve_authenticating(
+        rt, lambda _: lender, consent_id, type_name=type_name, claims=claims
+    )
+
+
+def retrieve_authenticating(
+    rt: Runtime,
+    authenticate: Callable[[Session], Lender],
+    consent_id: str,
+    *,
+    type_name: str | None = None,
+    claims: list[str] | None = None,
+) -> dict[str, Any]:
+    """:func:`retrieve` for a lender that ``authenticate`` establishes inside the read unit
+    of work (the HTTP handler checks the access token and the client there, saving a
+    transaction per request).  ``authenticate`` raises what it raises."""
+    with transaction(rt.read_sessions) as session:
+        lender = authenticate(session)
+        found = _read(session, rt, lender, consent_id, type_name=type_name, claims=claims)
+    return _finish(rt, lender, consent_id, found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    # What the read unit of work found: the consent row, the type and claims decided, and
+    # the opened credential.
+    row: Any
+    chosen: str
+    wanted: frozenset[str]
+    text: str
+
+
+def _read(
+    session: Session,
+    rt: Runtime,
+    lender: Lender,
+    consent_id: str,
+    *,
+    type_name: str | None,
+    claims: list[str] | None,
+) -> _Found:
     row: Any = None
     try:
-        with transaction(rt.read_sessions) as session:
-            now = rt.clock.now()
-            row = read_consent(session, consent_id)
-            if row is None or row.lender_client_id != lender.client_id:
-                raise ConsentNotFound()  # unknown, or another lender's: the same answer
-            mine: Any = row
-            chosen, wanted = _decide_scope(mine, type_name, claims)
-            check_consent(mine, chosen, wanted, now)
-            credential = _newest_valid(session, mine.principal_token, chosen, rt)
-            if credential is None:
-                raise ScopeNotGranted("no valid credential of this type")  # nothing to share
-            text = rt.vault.open(
-                session,
-                bytes(credential.sealed),
-                subject=mine.principal_token,
-                purpose="credentials",
-                record=credential.id,
-            ).decode("ascii")
-        parsed = SdJwt.parse(text)
-        # A granted claim the credential does not carry (an optional one) is not disclosed.
-        disclosed = sorted(wanted & set(disclosure_paths(parsed)))
-        shared = present(parsed, disclose=disclosed)
-        with transaction(rt.sessions) as session:
-            now = rt.clock.now()
-            locked = locked_for_use(session, consent_id)
-            check_consent(locked, chosen, wanted, now)
-            mark_used(session, locked, now)
-            event_id = record_use(session, rt, lender, locked, OPERATION)
+        now = rt.clock.now()
+        row = read_consent(session, consent_id)
+        if row is None or row.lender_client_id != lender.client_id:
+            raise ConsentNotFound()  # unknown, or another lender's: the same answer
+        chosen, wanted = _decide_scope(row, type_name, claims)
+        check_consent(row, chosen, wanted, now)
+        credential = _newest_valid(session, row.principal_token, chosen, rt)
+        if credential is None:
+            raise ScopeNotGranted("no valid credential of this type")  # nothing to share
+        text = rt.vault.open(
+            session,
+            bytes(credential.sealed),
+            subject=row.principal_token,
+            purpose="credentials",
+            record=credential.id,
+        ).decode("ascii")
     except ConsentError as e:
         raise denial(
             rt, lender, row, consent_id=consent_id, operation=OPERATION, reason=e.code
         ) from e
+    return _Found(row, chosen, wanted, text)
+
+
+def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> dict[str, Any]:
+    parsed = SdJwt.parse(found.text)
+    # A granted claim the credential does not carry (an optional one) is not disclosed.
+    disclosed = sorted(found.wanted & set(disclosure_paths(parsed)))
+    shared = present(parsed, disclose=disclosed)
+    try:
+        with transaction(rt.sessions) as session:
+            now = rt.clock.now()
+            locked = locked_for_use(session, consent_id)
+            check_consent(locked, found.chosen, found.wanted, now)
+            mark_used(session, locked, now)
+            event_id = record_use(session, rt, lender, locked, OPERATION)
+    except ConsentError as e:
+        raise denial(
+            rt, lender, found.row, consent_id=consent_id, operation=OPERATION, reason=e.code
+        ) from e
+    mine = found.row
     return {
         "consent_id": consent_id,
-        "type": chosen,
+        "type": found.chosen,
         "credential": shared,
         "disclosed": disclosed,
         "mode": mine.mode,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.orm import Session
 
 from credit_commons.consent import history, retrieval, service
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
@@ -120,15 +121,19 @@ async def retrieve_credential(
     ] = None,
     claims: Annotated[_PATHS | None, Query()] = None,
 ) -> dict[str, Any]:
+    def authenticate(session: Session) -> LenderPrincipal:
+        lender = authenticate_request(request, authorization, retrieval.OPERATION, session)
+        require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
+        return lender
+
     def handle() -> dict[str, Any]:
         # Authentication, rate limits and the units of work (a read, then a short write)
-        # in one worker thread: the hot path hops to the thread pool once, and on SQLite
-        # the writer is held for the write only.
-        lender = authenticate_request(request, authorization, retrieval.OPERATION)
-        require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
-        return retrieval.retrieve(
+        # in one worker thread: the hot path hops to the thread pool once; the token's
+        # client is checked in the retrieval's read unit of work; on SQLite the writer is
+        # held for the write only.
+        return retrieval.retrieve_authenticating(
             runtime,
-            lender,
+            authenticate,
             consent_id,
             type_name=type_name,
             claims=claims.split(",") if claims else None,

@@ -43,7 +43,7 @@ from credit_commons.consent.model import (
 )
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
-from credit_commons.core.db import HotQuery, stored_datetime
+from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
@@ -424,6 +424,18 @@ _LOCKED = HotQuery(
     ("consent_id",),
 )
 _READ = HotQuery(select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")), ("consent_id",))
+# The row is not in the session (it was read as a tuple): a precompiled Core update.
+_MARK_USED = HotStatement(
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("consent_id"))
+    .values(
+        uses=bindparam("uses"),
+        window=bindparam("window"),
+        window_uses=bindparam("window_uses"),
+        updated_at=bindparam("updated_at"),
+    ),
+    ("consent_id", "uses", "window", "window_uses", "updated_at"),
+)
 
 
 def locked_for_use(session: Session, consent_id: str) -> Any:
@@ -440,10 +452,13 @@ def read_consent(session: Session, consent_id: str) -> Any:
 def mark_used(session: Session, row: Any, now: datetime) -> None:
     """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
     window, window_uses = next_use(_view(row), now)
-    session.connection().execute(
-        update(_TABLE)  # Core, not the ORM's bulk update: the row is not in the session
-        .where(_TABLE.c.id == row.id)
-        .values(uses=row.uses + 1, window=window, window_uses=window_uses, updated_at=now)
+    _MARK_USED.execute(
+        session,
+        consent_id=row.id,
+        uses=row.uses + 1,
+        window=window,
+        window_uses=window_uses,
+        updated_at=now,
     )
 
 

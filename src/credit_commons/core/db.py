@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from credit_commons.core import sqlite_checkpoint
@@ -78,6 +78,19 @@ _WRITER = "commons_writer_lock"
 _WRITER_WAIT = 10.0
 
 
+def _driver_begin(connection: Any, sql: str) -> None:
+    try:
+        connection.connection.dbapi_connection.execute(sql)
+    except connection.dialect.loaded_dbapi.Error as e:
+        raise _translated(e, sql, connection.dialect) from e
+
+
+def _translated(error: Exception, sql: str, dialect: Any) -> Exception:
+    # A driver error as SQLAlchemy would have raised it (OperationalError for "database is
+    # locked"...), so callers that handle SQLAlchemy's errors handle these too.
+    return DBAPIError.instance(sql, None, error, dialect.loaded_dbapi.Error)
+
+
 class _SqliteWriters:
     """One SQLite writer at a time *in this process*, queued on a mutex.
 
@@ -96,15 +109,17 @@ class _SqliteWriters:
         # instead of failing when another writer got there first.  Read-only units of work
         # (sessions from `make_sessionmaker(engine, read_only=True)`) begin DEFERRED and
         # never take the write lock, so in WAL mode they do not wait for writers.
+        # BEGIN goes straight to the driver: SQLAlchemy's execution layers around it cost
+        # more than the statement itself, twice per request on a hot path.
         if connection.get_execution_options().get(READ_ONLY):
-            connection.exec_driver_sql("BEGIN")
+            _driver_begin(connection, "BEGIN")
             return
         # A thread already writing (a nested unit of work) would wait for itself: after the
         # timeout it goes on, and SQLite's own lock decides, as it would without this one.
         if self._lock.acquire(timeout=_WRITER_WAIT):
             connection.info[_WRITER] = True
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _driver_begin(connection, "BEGIN IMMEDIATE")
         except BaseException:
             self.end(connection)
             raise
@@ -238,6 +253,84 @@ class HotQuery:
         try:
             cursor.execute(sql, [values[k] for k in positions] if positions else values)
             return [tuple(r) for r in cursor.fetchall()]
+        except connection.dialect.loaded_dbapi.Error as e:
+            raise _translated(e, sql, connection.dialect) from e
+        finally:
+            cursor.close()
+
+
+class HotStatement:
+    r"""An INSERT or UPDATE on a hot path (one row, or many at once), compiled by SQLAlchemy
+    once per dialect and run on the session connection's DBAPI cursor, inside the session's
+    transaction.
+
+    ``statement`` is ``insert(table)`` — its columns are ``names`` — or an ``update`` whose
+    values and conditions are ``bindparam``\ s named ``names``.  Values go through each
+    column type's bind processor for the dialect (a datetime becomes SQLite's stored text),
+    as SQLAlchemy would send them; what is skipped is its per-call machinery (statement
+    construction and coercion, cache keys, events, result objects), which costs several
+    times the write itself.  Python-side column defaults are *not* applied: a statement
+    that would need one is refused when it is compiled.
+    """
+
+    def __init__(self, statement: Any, names: tuple[str, ...]) -> None:
+        self._statement, self._names = statement, names
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]] = {}
+
+    def _compile(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is not None:
+            return compiled
+        table = self._statement.table
+        defaulted = [
+            c.key
+            for c in table.columns
+            if c.key not in self._names
+            and (c.onupdate is not None if self._statement.is_update else c.default is not None)
+        ]
+        if defaulted:
+            raise ValueError(f"{table.name}: columns {defaulted} need Python-side defaults")
+        if self._statement.is_insert:
+            statement = self._statement.compile(dialect=dialect, column_keys=list(self._names))
+        else:
+            statement = self._statement.compile(dialect=dialect)
+        if set(statement.binds) != set(self._names):
+            raise ValueError(f"the statement's parameters are {sorted(statement.binds)}")
+        processors = []
+        for name, bind in statement.binds.items():
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((name, process))
+        positions = tuple(statement.positiontup) if statement.positiontup else None
+        compiled = (statement.string, positions, processors)
+        self._compiled[dialect.name] = compiled
+        return compiled
+
+    def execute(self, session: Session, **params: Any) -> int:
+        """Run once with ``params``; returns the number of rows changed."""
+        return self.executemany(session, [params])
+
+    def executemany(self, session: Session, rows: list[dict[str, Any]]) -> int:
+        """Run once per row (``cursor.executemany``); returns the number of rows changed."""
+        if not rows:
+            return 0
+        connection = session.connection()
+        sql, positions, processors = self._compile(connection.dialect)
+        if processors:
+            rows = [dict(row) for row in rows]
+            for row in rows:
+                for name, process in processors:
+                    row[name] = process(row[name])
+        values = [[row[k] for k in positions] for row in rows] if positions else rows
+        cursor = connection.connection.cursor()
+        try:
+            if len(values) == 1:
+                cursor.execute(sql, values[0])
+            else:
+                cursor.executemany(sql, values)
+            return int(cursor.rowcount)
+        except connection.dialect.loaded_dbapi.Error as e:
+            raise _translated(e, sql, connection.dialect) from e
         finally:
             cursor.close()
 

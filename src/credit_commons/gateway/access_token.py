@@ -8,6 +8,8 @@ bearer token (RFC 6750) and :func:`authenticate_lender` checks it.  Any failure 
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +56,7 @@ SCOPES = frozenset({"consent:request", "consent:read", "credentials:read", "disc
 
 _EMBEDDED_KEYS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
 _CACHE = "oauth_key_versions"
+_VERIFIED = "oauth_verified_tokens"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,66 @@ def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | Non
     return found if isinstance(found, KeyVersion) else None
 
 
+class _VerifiedTokens:
+    """The header and payload of tokens whose signature verified, most recent first.
+
+    A token is immutable and the key versions that verify it never change, so its
+    signature needs checking once per process; everything that can change — expiry, the
+    client's status — is still checked on every request.  A lender presents one token for
+    its lifetime (minutes), so a small cache saves a signature check on nearly every call.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        with self._lock:
+            found = self._items.get(token)
+            if found is not None:
+                self._items.move_to_end(token)
+            return found
+
+    def put(self, token: str, parts: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        with self._lock:
+            self._items[token] = parts
+            self._items.move_to_end(token)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+def _signed_parts(
+    session: Session, rt: Runtime, token: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    # The token's header and payload if it is a compact JWS with no key of its own, an
+    # algorithm of the platform's policy, and a valid signature by a version of the oauth
+    # key (RFC 9068 §4 step 4); None otherwise.
+    cache = rt.extras.get(_VERIFIED)
+    if not isinstance(cache, _VerifiedTokens):
+        cache = rt.extras.setdefault(_VERIFIED, _VerifiedTokens())
+        assert isinstance(cache, _VerifiedTokens)
+    found = cache.get(token)
+    if found is not None:
+        return found
+    try:
+        header, payload, signing_input, signature = decode_unverified(token)
+    except CommonsError:
+        return None
+    alg = header.get("alg")
+    if _EMBEDDED_KEYS & set(header) or not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
+        return None
+    version = _key_version(session, rt, header.get("kid"))
+    if version is None:
+        return None
+    try:
+        version.public_key.verify(alg, signing_input, signature)
+    except CommonsError:
+        return None
+    cache.put(token, (header, payload))
+    return header, payload
+
+
 def int_claim(payload: dict[str, Any], name: str) -> int | None:
     """A NumericDate claim (RFC 7519 §2) as an integer; ``None`` if absent or not one."""
     value = payload.get(name)
@@ -171,22 +234,11 @@ def authenticate_lender(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise refuse("auth.token_missing")
-    # 1. A compact JWS with no key of its own and an algorithm of the platform's policy.
-    try:
-        header, payload, signing_input, signature = decode_unverified(token.strip())
-    except CommonsError as e:
-        raise refuse("auth.token_invalid") from e
-    alg = header.get("alg")
-    if _EMBEDDED_KEYS & set(header) or not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
+    # 1-2. A compact JWS signed by a version of the platform's oauth key.
+    parts = _signed_parts(session, rt, token.strip())
+    if parts is None:
         raise refuse("auth.token_invalid")
-    # 2. Signed by a version of the platform's oauth key (RFC 9068 §4 step 4).
-    version = _key_version(session, rt, header.get("kid"))
-    if version is None:
-        raise refuse("auth.token_invalid")
-    try:
-        version.public_key.verify(alg, signing_input, signature)
-    except CommonsError as e:
-        raise refuse("auth.token_invalid") from e
+    header, payload = parts
     client_id = payload.get("client_id")
     if not isinstance(client_id, str) or payload.get("sub") != client_id:
         raise refuse("auth.token_invalid")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
 from credit_commons.gateway.access_token import (
@@ -43,20 +44,26 @@ def _operation_of(request: Request) -> str:
 
 
 def authenticate_request(
-    request: Request, authorization: str | None, operation: str
+    request: Request, authorization: str | None, operation: str, session: Session | None = None
 ) -> LenderPrincipal:
     """What the dependencies do, for a handler that authenticates inside its own worker
-    thread (one thread hop per request instead of two on a hot path)."""
-    return _authenticate(request, authorization, operation)
+    thread (one thread hop per request instead of two on a hot path), optionally in the
+    caller's read unit of work ``session`` (one transaction per request instead of two)."""
+    return _authenticate(request, authorization, operation, session)
 
 
-def _authenticate(request: Request, authorization: str | None, operation: str) -> LenderPrincipal:
+def _authenticate(
+    request: Request, authorization: str | None, operation: str, session: Session | None = None
+) -> LenderPrincipal:
     rt: Runtime = request.app.state.runtime
     limiter = rate_limits(rt)
     # The per-IP limit comes first, so that a flood of bad tokens is cut off before each
     # one costs a signature check and an access.denied event.
     remember(request, limiter.hit_ip("api", client_address(request)))
-    with transaction(rt.read_sessions) as session:
+    if session is None:
+        with transaction(rt.read_sessions) as own:
+            principal = authenticate_lender(own, rt, authorization, operation=operation)
+    else:
         principal = authenticate_lender(session, rt, authorization, operation=operation)
     remember(request, limiter.hit_client("api", principal.client_id))
     return principal

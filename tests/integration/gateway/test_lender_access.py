@@ -37,7 +37,7 @@ from credit_commons.gateway.access_token import (
 )
 from credit_commons.gateway.lender_deps import LenderDep, lender_for
 from credit_commons.issuer.jws import sign_compact
-from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.runtime import Runtime
 
@@ -285,3 +285,30 @@ def test_scope_missing_is_a_recorded_403(
             "reason": "auth.token_missing",
         },
     ]
+
+
+def test_a_token_signature_is_checked_once_and_its_siblings_every_time(
+    client: TestClient, runtime: Runtime, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, key = register(client, admin_headers(runtime))
+    token = access_token(client, key, client_id, now_of(clock))
+    checks: list[bytes] = []
+    real_verify = PublicKey.verify
+
+    def counting(self: PublicKey, alg: str, data: bytes, signature: bytes) -> None:
+        checks.append(data)
+        real_verify(self, alg, data, signature)
+
+    monkeypatch.setattr(PublicKey, "verify", counting)
+    assert whoami(client, token).status_code == 200
+    assert whoami(client, token).status_code == 200
+    assert len(checks) == 1  # the second request reused the verified signature
+    # A sibling with one changed signature character is another string: verified, refused.
+    head, _, signature = token.rpartition(".")
+    sibling = f"{head}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    assert whoami(client, sibling).status_code == 401
+    assert len(checks) == 2
+    # Expiry is still checked on every request of a cached token.
+    clock.advance(timedelta(seconds=300 + 31))
+    assert whoami(client, token).status_code == 401
+    assert [d["reason"] for d in denials(runtime)] == ["auth.token_invalid", "auth.token_expired"]
