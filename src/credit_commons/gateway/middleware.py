@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credit_commons.core.ids import new_id
+from credit_commons.core.ids import IdGenerator
 from credit_commons.core.logging import request_id_var
 
 __all__ = ["RequestContextMiddleware", "make_metrics"]
 
 log = logging.getLogger("credit_commons.access")
+# Request ids correlate log lines; nothing relies on them being unguessable, so their random
+# part comes from the process's Mersenne Twister (reseeded in a forked child) instead of a
+# system call per request.
+_request_ids = IdGenerator(randbits=random.getrandbits)
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 
@@ -59,7 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _INCOMING_ID.match(incoming) else new_id("req")
+        request_id = incoming if _INCOMING_ID.match(incoming) else _request_ids.new("req")
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500
