@@ -22,6 +22,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
+from credit_commons.core.db import HotStatement
 from credit_commons.core.errors import (
     CommonsError,
     ConflictError,
@@ -69,6 +70,21 @@ __all__ = [
 
 SD_JWT_VC = "dc+sd-jwt"
 _CREDENTIALS = cast(Table, CredentialRow.__table__)
+_INSERT_CREDENTIALS = HotStatement(
+    insert(_CREDENTIALS),
+    (
+        "id",
+        "type_name",
+        "subject_token",
+        "format",
+        "token_hash",
+        "status_list_id",
+        "status_index",
+        "sealed",
+        "issued_at",
+        "expires_at",
+    ),
+)
 JWT_VC_JSON = "jwt_vc_json"
 FORMATS = (SD_JWT_VC, JWT_VC_JSON)
 
@@ -301,7 +317,7 @@ def issue_credentials(
         (
             item,
             credential_id,
-            made if isinstance(made, str) else made.complete(next(signatures)).serialize(),
+            made if isinstance(made, str) else made.compact(next(signatures)),
             ref,
             expires,
         )
@@ -312,9 +328,9 @@ def issue_credentials(
         [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
         purpose="credentials",
     )
-    # A Core insert of the table (one executemany): plain values, no ORM bookkeeping.
-    session.execute(
-        insert(_CREDENTIALS),
+    # One precompiled executemany: plain values, no ORM or Core per-call layers.
+    _INSERT_CREDENTIALS.executemany(
+        session,
         [
             {
                 "id": credential_id,

@@ -331,6 +331,12 @@ class Prepared:
         jws = JwsSignature(self.protected, b64url_encode(signature), dict(self.unprotected_header))
         return SdJwt(self.payload_segment, self.payload, (jws,), self.disclosures)
 
+    def compact(self, signature: bytes) -> str:
+        """``complete(signature).serialize()`` — the compact form, composed directly (a
+        bulk issuance needs only the text)."""
+        jwt = f"{self.signing_input.decode('ascii')}.{b64url_encode(signature)}"
+        return jwt + "~" + "".join(d.encoded + "~" for d in self.disclosures)
+
 
 def prepare(
     claims: Mapping[str, Any],

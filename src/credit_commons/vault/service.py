@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.clock import Clock
-from credit_commons.core.db import transaction
+from credit_commons.core.db import HotStatement, transaction
 from credit_commons.core.errors import ConflictError
 from credit_commons.core.ids import new_id
 from credit_commons.vault import envelope
@@ -38,6 +38,10 @@ from credit_commons.vault.models import SubjectKeyRow
 __all__ = ["RewrapReport", "Vault", "subject_key_aad"]
 
 _SUBJECT_KEYS = cast(Table, SubjectKeyRow.__table__)  # Core inserts: no ORM bookkeeping
+_INSERT_SUBJECT_KEYS = HotStatement(
+    insert(_SUBJECT_KEYS),
+    ("key_id", "subject", "purpose", "version", "kek_id", "kek_version", "wrapped", "created_at"),
+)
 
 
 def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
@@ -177,7 +181,7 @@ class Vault:
         if new:
             try:
                 with session.begin_nested():
-                    session.execute(insert(_SUBJECT_KEYS), [values for values, _ in new])
+                    _INSERT_SUBJECT_KEYS.executemany(session, [values for values, _ in new])
             except DbIntegrityError as e:
                 raise ConflictError("a concurrent request created a subject key; retry") from e
             for values, cipher in new:

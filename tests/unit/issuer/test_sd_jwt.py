@@ -146,7 +146,9 @@ def test_prepare_then_complete_is_issue(signer: PrivateKey) -> None:
         salt=_salts(),
         holder_jwk=public_key_to_jwk(HOLDER.public_key),
     )
-    completed = prepared.complete(signer.sign(prepared.signing_input)).serialize()
+    signature = signer.sign(prepared.signing_input)
+    completed = prepared.complete(signature).serialize()
+    assert prepared.compact(signature) == completed
     issued = _credential(signer=signer, salt=_salts()).serialize()
     if signer is ISSUER:
         assert completed == issued
