@@ -78,6 +78,14 @@ def test_stop_is_idempotent_and_checkpoints_once_more(tmp_path: Path) -> None:
     sqlite_checkpoint.stop(engine)
     assert not checkpointer.running
     assert checkpointer.checkpoints == 1
+    # Used again after the stop, writers go back to SQLite's own threshold.
+    engine.dispose()
+    with engine.connect() as connection:
+        assert (
+            connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            == sqlite_checkpoint.DEFAULT_PAGES
+        )
+    assert not checkpointer.running
     # The data is intact and readable after the engine is gone.
     engine.dispose()
     probe = sqlite3.connect(path)
@@ -85,10 +93,11 @@ def test_stop_is_idempotent_and_checkpoints_once_more(tmp_path: Path) -> None:
     probe.close()
 
 
-def test_no_thread_for_memory_databases_or_postgresql() -> None:
-    engine = make_engine("sqlite:///:memory:")
-    assert sqlite_checkpoint.checkpointer_of(engine) is None
-    dispose_engine(engine)
+def test_no_thread_for_memory_or_uri_databases(tmp_path: Path) -> None:
+    for url in ("sqlite:///:memory:", f"sqlite:///file:{tmp_path / 'u.db'}?mode=rwc&uri=true"):
+        engine = make_engine(url)
+        assert sqlite_checkpoint.checkpointer_of(engine) is None
+        dispose_engine(engine)
 
 
 def test_a_dropped_engine_ends_its_thread(tmp_path: Path) -> None:

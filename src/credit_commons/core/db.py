@@ -163,8 +163,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
         event.listen(engine, "rollback", writers.end)
-        if parsed.database and parsed.database != ":memory:":
-            # After the pragmas (the checkpointer's listener runs second).
+        if parsed.database and not parsed.database.startswith((":memory:", "file:")):
+            # After the pragmas (the checkpointer's listener runs second); a file: URI is
+            # left to SQLite's own checkpoints.
             sqlite_checkpoint.attach(engine, Path(parsed.database))
         return engine
     if backend == "postgresql":

@@ -19,7 +19,10 @@ this for SQLAlchemy, so it is written here.
 
 The thread starts on the engine's first connection in each process (a forked worker starts
 its own), stops with :func:`stop` (``Runtime.close``), and ends by itself when its engine
-is garbage-collected or the database file disappears.
+is garbage-collected or the database file disappears.  A process that forks while the
+thread runs should fork before the engine's first connection (as pre-forking servers build
+their app in each worker): the thread may hold SQLite's mutexes at the moment of a fork.
+Databases named by a ``file:`` URI are left to SQLite's own checkpoints.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ INTERVAL = 0.25
 SAFETY_NET_PAGES = 16_384
 """Log size (pages, 64 MiB at 4 KiB) past which a committing writer checkpoints itself."""
 
+DEFAULT_PAGES = 1_000
+"""SQLite's own threshold, restored for connections made after :meth:`WalCheckpointer.stop`."""
+
 _log = logging.getLogger(__name__)
 _by_engine: weakref.WeakKeyDictionary[Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
 
@@ -63,8 +69,11 @@ class WalCheckpointer:
     def on_connect(self, dbapi_connection: Any, _record: Any) -> None:
         """Engine ``connect`` listener: the safety-net threshold, and the thread (once per
         process)."""
+        # Once stopped (the engine disposed but used again), writers checkpoint as SQLite
+        # does by default: nothing else would.
+        pages = DEFAULT_PAGES if self._stop.is_set() else SAFETY_NET_PAGES
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={pages}")
         cursor.close()
         self.ensure_running()
 
@@ -76,11 +85,14 @@ class WalCheckpointer:
             alive = self._thread is not None and self._thread.is_alive()
             if self._stop.is_set() or (alive and self._pid == pid):
                 return
-            self._pid = pid
-            self._thread = threading.Thread(
+            thread = threading.Thread(
                 target=_run, args=(weakref.ref(self),), name="sqlite-checkpoint", daemon=True
             )
-            self._thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # the interpreter is shutting down: no new threads
+                return
+            self._pid, self._thread = pid, thread
 
     def checkpoint(self, connection: sqlite3.Connection) -> tuple[int, int, int]:
         """One passive checkpoint: ``(busy, log pages, pages checkpointed)``."""

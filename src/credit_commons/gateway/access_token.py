@@ -148,6 +148,9 @@ def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | Non
 class _VerifiedTokens:
     """The header and payload of tokens whose signature verified, most recent first.
 
+    The header and payload dicts are shared by every request that presents the token:
+    read them, never change them.
+
     A token is immutable and the key versions that verify it never change, so its
     signature needs checking once per process; everything that can change — expiry, the
     client's status — is still checked on every request.  A lender presents one token for

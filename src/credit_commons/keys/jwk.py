@@ -83,7 +83,7 @@ def _plain_ed25519(members: tuple[tuple[str, str], ...]) -> PublicKey | None:
         return None
     try:
         raw = b64url_decode(jwk["x"])
-    except (KeyError, ValidationError):
+    except (KeyError, ValueError, ValidationError):  # ValueError: a non-ASCII x
         return None
     if len(raw) != 32:
         return None

@@ -286,7 +286,8 @@ def _dump(
     # dumped once per batch; each event still gets its own dict.
     fields = details.__dict__
     if all(type(v) in _PLAIN for v in fields.values()):
-        key = (type(details), *fields.items())
+        # With each value's type: True == 1 (and hashes alike) but dumps as true.
+        key = (type(details), *((k, type(v), v) for k, v in fields.items()))
         hit = seen.get(key)
         if hit is None:
             dumped = details.model_dump(mode="json")

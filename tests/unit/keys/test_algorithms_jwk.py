@@ -126,6 +126,7 @@ def test_rfc8037_ed25519_jwk_and_thumbprint() -> None:
         {"kty": "OKP", "crv": "X25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
         {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"},
         {"kty": "EC", "crv": "P-384", "x": "AAAA", "y": "AAAA"},
+        {"kty": "OKP", "crv": "Ed25519", "x": "é" * 43},  # non-ASCII x: not a 500
         # joserfc's own parameter errors are KeyInvalid too (they were raised as they came).
         {
             "kty": "OKP",

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from credit_commons.core.encoding import canonical_json
+from credit_commons.ledger import events
 from credit_commons.ledger.events import (
     EventDetails,
     RecordedEvent,
@@ -82,3 +83,21 @@ def test_composed_log_entry_is_the_canonical_one(
     # And the digest inside is the digest of the whole event document.
     assert event_digest(event_document(event)) in entry.decode()
     assert canonical_json(details) in canonical_json(event_document(event))
+
+
+class _Either(EventDetails, event_type="test.either"):
+    value: int | bool
+
+
+def test_a_batch_dumps_identical_details_once_and_tells_true_from_one() -> None:
+    seen: dict[tuple[object, ...], tuple[dict[str, object], str]] = {}
+    one, same, true = (
+        events._dump(_Either(value=1), seen),
+        events._dump(_Either(value=1), seen),
+        events._dump(_Either(value=True), seen),
+    )
+    assert one[1] == same[1] == '{"value":1}'
+    assert one[0] is not same[0]  # each event gets its own dict
+    assert true[1] == '{"value":true}'
+    assert true[0] == {"value": True}
+    assert len(seen) == 2
