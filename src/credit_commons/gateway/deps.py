@@ -45,10 +45,15 @@ def get_read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-"""A read-write unit of work for a handler."""
+# scope="function": the unit of work ends (commits) when the handler returns, *before* the
+# response is sent.  FastAPI's default ends it after the response went out, so a client
+# could be told 200 for a write that was not yet committed (and would be lost if the commit
+# then failed), and its next request could miss it: a verification right after a
+# revocation was seen to pass.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+"""A read-write unit of work for a handler, committed before the response is sent."""
 
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 """A read-only unit of work for a handler that only reads."""
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
