@@ -250,12 +250,9 @@ class HotQuery:
             self._compiled[connection.dialect.name] = compiled
         sql, positions, constants = compiled
         values = {**constants, **params}
-        cursor = connection.connection.cursor()
+        cursor = _run(connection, sql, [[values[k] for k in positions] if positions else values])
         try:
-            cursor.execute(sql, [values[k] for k in positions] if positions else values)
             return [tuple(r) for r in cursor.fetchall()]
-        except connection.dialect.loaded_dbapi.Error as e:
-            raise _translated(e, sql, connection.dialect) from e
         finally:
             cursor.close()
 
@@ -323,17 +320,29 @@ class HotStatement:
                 for name, process in processors:
                     row[name] = process(row[name])
         values = [[row[k] for k in positions] for row in rows] if positions else rows
-        cursor = connection.connection.cursor()
+        cursor = _run(connection, sql, values)
         try:
-            if len(values) == 1:
-                cursor.execute(sql, values[0])
-            else:
-                cursor.executemany(sql, values)
             return int(cursor.rowcount)
-        except connection.dialect.loaded_dbapi.Error as e:
-            raise _translated(e, sql, connection.dialect) from e
         finally:
             cursor.close()
+
+
+def _run(connection: Any, sql: str, values: list[Any]) -> Any:
+    # ``sql`` on the connection's DBAPI cursor, once per parameter set; driver errors raised
+    # as SQLAlchemy's.  The caller reads the cursor and closes it.
+    cursor = connection.connection.cursor()
+    try:
+        if len(values) == 1:
+            cursor.execute(sql, values[0])
+        else:
+            cursor.executemany(sql, values)
+    except connection.dialect.loaded_dbapi.Error as e:
+        cursor.close()
+        raise _translated(e, sql, connection.dialect) from e
+    except BaseException:
+        cursor.close()
+        raise
+    return cursor
 
 
 def stored_datetime(value: Any) -> datetime:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from typing import Any
 
 import rfc8785
@@ -103,6 +104,32 @@ def _plain(value: Any) -> bool:
     return False
 
 
+# One encoder: json.dumps with options builds a new one on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+# Printable ASCII except '"' and '\\': JSON writes such a string between quotes as it is.
+_VERBATIM = re.compile(r"[ !#-\[\]-~]*").fullmatch
+
+
+def _flat_object(value: dict[Any, Any]) -> bytes | None:
+    # The RFC 8785 form of a flat object of verbatim strings and safe integers (an event
+    # object reference, a score commitment, most event details), written directly; None
+    # for anything else.  ASCII keys sort the same by code point as by UTF-16 unit.
+    members = []
+    for key in sorted(value) if all(type(k) is str for k in value) else ():
+        item = value[key]
+        if not _VERBATIM(key):
+            return None
+        if type(item) is str and _VERBATIM(item):
+            members.append(f'"{key}":"{item}"')
+        elif type(item) is int and -_SAFE_INTEGER <= item <= _SAFE_INTEGER:
+            members.append(f'"{key}":{item}')
+        else:
+            return None
+    if len(members) != len(value):
+        return None
+    return ("{" + ",".join(members) + "}").encode("ascii")
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of a JSON value.
 
@@ -114,11 +141,13 @@ def canonical_json(value: Any) -> bytes:
     Raises :class:`ValidationError` for values JSON cannot represent canonically (NaN,
     infinities, integers beyond IEEE 754 double precision, non-string keys).
     """
+    if type(value) is dict:
+        flat = _flat_object(value)
+        if flat is not None:
+            return flat
     try:
         if _plain(value):
-            return json.dumps(
-                value, ensure_ascii=False, sort_keys=True, separators=(",", ":")
-            ).encode("utf-8")
+            return _ENCODER.encode(value).encode("utf-8")
     except (RecursionError, UnicodeEncodeError):
         pass  # too deep, or a lone surrogate: rfc8785 decides
     return canonical_json_reference(value)

@@ -49,12 +49,6 @@ def authenticate_request(
     """What the dependencies do, for a handler that authenticates inside its own worker
     thread (one thread hop per request instead of two on a hot path), optionally in the
     caller's read unit of work ``session`` (one transaction per request instead of two)."""
-    return _authenticate(request, authorization, operation, session)
-
-
-def _authenticate(
-    request: Request, authorization: str | None, operation: str, session: Session | None = None
-) -> LenderPrincipal:
     rt: Runtime = request.app.state.runtime
     limiter = rate_limits(rt)
     # The per-IP limit comes first, so that a flood of bad tokens is cut off before each
@@ -77,7 +71,7 @@ def get_lender(
     Raises ``NotAuthenticated`` (401, recorded as ``access.denied``), ``RateLimited`` (429)
     or ``RateLimitUnavailable`` (503).
     """
-    return _authenticate(request, authorization, _operation_of(request))
+    return authenticate_request(request, authorization, _operation_of(request))
 
 
 def lender_for(operation: str) -> Callable[..., LenderPrincipal]:
@@ -87,7 +81,7 @@ def lender_for(operation: str) -> Callable[..., LenderPrincipal]:
     def dependency(
         request: Request, authorization: Annotated[str | None, Header()] = None
     ) -> LenderPrincipal:
-        return _authenticate(request, authorization, operation)
+        return authenticate_request(request, authorization, operation)
 
     return dependency
 

@@ -120,3 +120,22 @@ def test_canonical_json_enum_strings_take_the_reference_path() -> None:
         RED = "red"
 
     assert canonical_json({"c": Colour.RED}) == b'{"c":"red"}'
+
+
+_FLAT = st.dictionaries(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=8),
+    st.one_of(
+        st.text(alphabet=st.characters(max_codepoint=127), max_size=12),
+        st.integers(-(2**53) + 1, 2**53 - 1),
+        st.booleans(),
+        st.none(),
+    ),
+    max_size=5,
+)
+
+
+@given(_FLAT)
+def test_flat_objects_written_directly_give_the_rfc8785_bytes(value: dict[str, object]) -> None:
+    # Flat objects of printable-ASCII strings and safe integers are written member by member
+    # (quotes, backslashes and control characters send a value to the encoder path).
+    assert canonical_json(value) == canonical_json_reference(value)
