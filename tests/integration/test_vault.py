@@ -115,3 +115,54 @@ def test_rotate_rewrap_resumes_and_retires_old_versions(runtime: Runtime) -> Non
         for ctx, envelope in sealed.values():
             assert vault.open(session, envelope, **ctx).startswith(b"v")
         assert vault.status(session)["subject_keys_by_version"] == {2: 7}
+
+
+def test_a_key_made_in_a_rolled_back_transaction_is_not_used_again(runtime: Runtime) -> None:
+    # The subject's first key is made, and cached, in a transaction that then rolls back:
+    # its row is gone, so a later seal must make (and use) a key that is really stored.
+    def failing_unit_of_work() -> None:
+        with transaction(runtime.sessions) as session:
+            runtime.vault.seal(session, b"lost", **CTX)
+            raise RuntimeError("the rest of the unit of work failed")
+
+    with pytest.raises(RuntimeError):
+        failing_unit_of_work()
+    with transaction(runtime.sessions) as session:
+        sealed = runtime.vault.seal(session, b"kept", **CTX)
+    fresh = Vault(runtime.vault.kms, runtime.clock)  # another process: nothing cached
+    with transaction(runtime.read_sessions) as session:
+        assert fresh.open(session, sealed, **CTX) == b"kept"
+        assert runtime.vault.open(session, sealed, **CTX) == b"kept"
+
+
+def test_a_key_made_in_a_rolled_back_savepoint_is_not_used_again(runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        try:
+            with session.begin_nested():
+                runtime.vault.seal(session, b"lost", **CTX)
+                raise RuntimeError("the savepoint's work failed")
+        except RuntimeError:
+            pass
+        sealed = runtime.vault.seal(session, b"kept", **CTX)
+    fresh = Vault(runtime.vault.kms, runtime.clock)
+    with transaction(runtime.read_sessions) as session:
+        assert fresh.open(session, sealed, **CTX) == b"kept"
+
+
+def test_keys_of_a_committed_transaction_are_reused_without_a_query(runtime: Runtime) -> None:
+    with transaction(runtime.sessions) as session:
+        first = runtime.vault.seal(session, b"one", **CTX)
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(runtime.engine, "before_cursor_execute", record)
+    try:
+        with transaction(runtime.sessions) as session:
+            second = runtime.vault.seal(session, b"two", **{**CTX, "record": "identity:x"})
+    finally:
+        sa.event.remove(runtime.engine, "before_cursor_execute", record)
+    assert not [s for s in statements if "vault_subject_keys" in s]
+    header = 5 + first[4] + 4  # magic, key id length, key id, key version
+    assert first[:header] == second[:header]  # the same key in both

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import Table, delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import HotStatement, transaction
@@ -98,6 +98,41 @@ class _TtlCache:
             self.data.clear()
 
 
+# The subject keys a transaction found or made, per vault, until it ends: published to the
+# vault's cache of current keys when it commits, dropped when it (or a savepoint in it)
+# rolls back or ends otherwise.
+_PENDING = "credit_commons.vault.pending"
+
+
+def _pending(session: Session, vault: Vault) -> dict[tuple[str, str], tuple[str, int]]:
+    by_vault: dict[Vault, dict[tuple[str, str], tuple[str, int]]] = session.info.setdefault(
+        _PENDING, {}
+    )
+    return by_vault.setdefault(vault, {})
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: nothing is stored yet
+        return
+    for vault, refs in session.info.pop(_PENDING, {}).items():
+        vault._publish(refs)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending_on_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Any rollback, a savepoint's too: a key made in it may be gone.  Dropping is always
+    # safe (the next seal reads the keys again).
+    del previous_transaction
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_pending_at_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost one: committed (published) or not
+        session.info.pop(_PENDING, None)
+
+
 class Vault:
     """Seals and opens values under per-(subject, purpose) keys wrapped by a KMS."""
 
@@ -149,17 +184,21 @@ class Vault:
     def _current_keys(
         self, session: Session, subjects: Collection[str], purpose: str
     ) -> dict[str, tuple[str, int, AESGCM]]:
-        # The current key of each subject for ``purpose``: cached ones first, then one query
-        # per 500 subjects, then one multi-row insert for the subjects that have none.
+        # The current key of each subject for ``purpose``: cached ones first (committed, or
+        # found or made earlier in this transaction), then one query per 500 subjects, then
+        # one multi-row insert for the subjects that have none.
         found: dict[str, tuple[str, int, AESGCM]] = {}
         missing: list[str] = []
+        pending = _pending(session, self)
         for subject in subjects:
-            ref = self._current.get((subject, purpose))
+            ref = self._current.get((subject, purpose)) or pending.get((subject, purpose))
             cached = self._keys.get(ref[0]) if ref is not None else None
             if ref is not None and cached is not None:
                 found[subject] = (ref[0], ref[1], cached)
             else:
                 missing.append(subject)
+        if not missing:
+            return found
         rows: dict[str, SubjectKeyRow] = {}
         for lo in range(0, len(missing), 500):
             for row in session.scalars(
@@ -178,6 +217,7 @@ class Vault:
                 continue
             cipher = self._keys.get(current.key_id) or self._unwrap(current)
             found[subject] = (current.key_id, current.version, cipher)
+            pending[(subject, purpose)] = (current.key_id, current.version)
         if new:
             try:
                 with session.begin_nested():
@@ -188,10 +228,21 @@ class Vault:
                 key_id, subject = str(values["key_id"]), str(values["subject"])
                 self._keys.put(key_id, cipher)
                 found[subject] = (key_id, 1, cipher)
-        with self._lock:
-            for subject, (key_id, version, _) in found.items():
-                self._current[(subject, purpose)] = (key_id, version)
+                pending[(subject, purpose)] = (key_id, 1)
         return found
+
+    def _publish(self, refs: dict[tuple[str, str], tuple[str, int]]) -> None:
+        # The keys a transaction found or made, once it has committed: only then are they
+        # known to be stored.  (A key made in a transaction that rolled back must never be
+        # used again: what it sealed could not be opened once its cache entry expired.)
+        with self._lock:
+            self._current.update(refs)
+
+    def ensure_keys(self, session: Session, subjects: Collection[str], purpose: str) -> None:
+        """Find or make the current key of every subject for ``purpose`` now (one query and
+        one insert for all), so that a :meth:`seal_many` later in this transaction finds
+        them ready.  Raises what :meth:`seal_many` raises for its keys."""
+        self._current_keys(session, subjects, purpose)
 
     # -- sealing --------------------------------------------------------------------------
 
