@@ -38,8 +38,10 @@ Usage: python bench/credentials.py [--count 5000] [--verifications 1000] [--batc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import json
+import os
 import pstats
 import secrets
 import statistics
@@ -63,6 +65,7 @@ from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials, status, verification
+from credit_commons.issuer.build_pool import BuildPool, default_workers
 from credit_commons.issuer.catalogue import CREDIT_READINESS, commit_score
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.issuer.sd_jwt_format import SdJwt
@@ -141,10 +144,14 @@ class Issued:
 
 
 def issue_batch(
-    rt: Runtime, admin: Principal, subjects: list[Subject], per_subject: int
+    rt: Runtime,
+    admin: Principal,
+    subjects: list[Subject],
+    per_subject: int,
+    builders: BuildPool | None = None,
 ) -> list[Issued]:
     """One committed transaction issuing ``per_subject`` credentials to each subject through
-    ``credentials.issue_credentials`` (the bulk path)."""
+    ``credentials.issue_credentials`` (the bulk path), with ``builders`` if given."""
     owners = [subject for subject in subjects for _ in range(per_subject)]
     requests = [
         credentials.IssueRequest(
@@ -156,66 +163,94 @@ def issue_batch(
         for subject in owners
     ]
     with transaction(rt.sessions) as session:
-        results = credentials.issue_credentials(session, rt, admin, requests)
+        results = credentials.issue_credentials(session, rt, admin, requests, builders=builders)
     return [Issued(subject, r["credential"]) for subject, r in zip(owners, results, strict=True)]
 
 
 def issuance_round(
-    rt: Runtime, admin: Principal, subjects: list[Subject], args: argparse.Namespace
+    rt: Runtime,
+    admin: Principal,
+    subjects: list[Subject],
+    args: argparse.Namespace,
+    builders: BuildPool | None = None,
 ) -> tuple[float, list[Issued]]:
     """Issue to every subject in batches of ``args.batch`` credentials; (rate, issued)."""
     per_batch = max(1, args.batch // args.per_subject)
     issued: list[Issued] = []
     start = time.perf_counter()
     for lo in range(0, len(subjects), per_batch):
-        issued += issue_batch(rt, admin, subjects[lo : lo + per_batch], args.per_subject)
+        issued += issue_batch(rt, admin, subjects[lo : lo + per_batch], args.per_subject, builders)
     return len(issued) / (time.perf_counter() - start), issued
 
 
 def bench_issuance(
-    rt: Runtime, admin: Principal, subjects: list[Subject], args: argparse.Namespace
+    rt: Runtime,
+    admin: Principal,
+    subjects: list[Subject],
+    args: argparse.Namespace,
+    builders: BuildPool | None,
 ) -> list[Issued]:
-    """Print ``bulk_issuance``; returns every credential issued (for the verification)."""
-    warm, rest = subjects[:WARM_UP], subjects[WARM_UP:]
-    issued = issue_batch(rt, admin, warm, args.per_subject)  # issuer key, status list, catalogue
+    """Print ``bulk_issuance`` (with ``builders``, as ``commons issuer issue-batch`` runs
+    by default on this machine) and ``bulk_issuance_one_process`` (without) from alternating
+    rounds, each next to a raw-signing round; returns every credential issued."""
+    warm, rest = subjects[: 2 * WARM_UP], subjects[2 * WARM_UP :]
+    # Issuer key, status list, catalogue; then the pool's workers (their first build).
+    issued = issue_batch(rt, admin, warm[:WARM_UP], args.per_subject)
+    issued += issue_batch(rt, admin, warm[WARM_UP:], args.per_subject, builders)
     # The baseline signs exactly what an issuance signs: the issuer JWT's signing input.
     jwt = issued[0].credential.split("~")[0]
     signing_input = jwt.rsplit(".", 1)[0].encode("ascii")
     raw_key = ed25519.Ed25519PrivateKey.generate()
     rate(lambda: raw_key.sign(signing_input), 500)  # warm up
 
-    per_round = len(rest) // args.rounds
-    project_rates, raw_rates = [], []
+    modes = [("bulk_issuance", builders), ("bulk_issuance_one_process", None)]
+    if builders is None:
+        modes = modes[1:]
+    per_round = len(rest) // (args.rounds * len(modes))
+    rates: dict[str, list[float]] = {figure: [] for figure, _ in modes}
+    raw_rates: dict[str, list[float]] = {figure: [] for figure, _ in modes}
+    at = 0
     for r in range(args.rounds):
-        chunk = rest[r * per_round : (r + 1) * per_round]
-        p, done = issuance_round(rt, admin, chunk, args)
-        issued += done
-        project_rates.append(p)
-        raw_rates.append(rate(lambda: raw_key.sign(signing_input), len(done)))
-        progress(f"issuance round {r + 1}/{args.rounds}: {p:,.0f}/s ({len(issued):,} issued)")
-    p, raw = statistics.median(project_rates), statistics.median(raw_rates)
-    emit(
-        figure="bulk_issuance",
-        backend="sqlite",
-        format=credentials.SD_JWT_VC,
-        type=CREDIT_READINESS.name,
-        credentials=per_round * args.rounds * args.per_subject,
-        rounds=args.rounds,
-        batch=args.batch,
-        credentials_per_subject=args.per_subject,
-        issued_per_s=round(p),
-        baseline="raw cryptography Ed25519 sign of the same JWS signing input",
-        baseline_ops_per_s=round(raw),
-        ratio=round(p / raw, 4),
-        target_per_s=3_000,
-        meets_target=p >= 3_000,
-        signing_input_bytes=len(signing_input),
-        credential_chars=len(issued[0].credential),
-        context=PUBLISHED,
-        note=f"issue_credentials incl. schema check, status index, signature, registry row, "
-        f"vault seal, event; {args.batch} per committed transaction; ratio = the share of "
-        "an issuance's time its one signature takes",
-    )
+        for figure, pool in modes:
+            chunk, at = rest[at : at + per_round], at + per_round
+            p, done = issuance_round(rt, admin, chunk, args, pool)
+            issued += done
+            rates[figure].append(p)
+            raw_rates[figure].append(rate(lambda: raw_key.sign(signing_input), len(done)))
+            progress(f"{figure} round {r + 1}/{args.rounds}: {p:,.0f}/s ({len(issued):,} issued)")
+    for figure, pool in modes:
+        p, raw = statistics.median(rates[figure]), statistics.median(raw_rates[figure])
+        workers = pool.workers if pool is not None else 0
+        emit(
+            figure=figure,
+            backend="sqlite",
+            format=credentials.SD_JWT_VC,
+            type=CREDIT_READINESS.name,
+            credentials=per_round * args.rounds * args.per_subject,
+            rounds=args.rounds,
+            batch=args.batch,
+            credentials_per_subject=args.per_subject,
+            build_workers=workers,
+            cpus=os.cpu_count(),
+            issued_per_s=round(p),
+            round_rates=[round(x) for x in rates[figure]],
+            baseline="raw cryptography Ed25519 sign of the same JWS signing input",
+            baseline_ops_per_s=round(raw),
+            ratio=round(p / raw, 4),
+            target_per_s=3_000,
+            meets_target=p >= 3_000,
+            signing_input_bytes=len(signing_input),
+            credential_chars=len(issued[0].credential),
+            context=PUBLISHED,
+            note=f"issue_credentials incl. schema check, status index, signature, registry "
+            f"row, vault seal, event; {args.batch} per committed transaction; SD-JWT builds "
+            + (
+                f"on {workers} worker process(es) and the caller (BuildPool)"
+                if workers
+                else "in the calling process only"
+            )
+            + "; ratio = the share of an issuance's time its one signature takes",
+        )
     return issued
 
 
@@ -393,6 +428,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--per-subject", type=int, default=1, help="credentials per subject")
     parser.add_argument("--profile", action="store_true", help="cProfile each path afterwards")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="build worker processes for bulk_issuance, as issue-batch's default "
+        "(0: only the one-process figure)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -401,7 +443,8 @@ def main() -> int:
         upgrade(rt.engine)
         try:
             profiled = args.batch // args.per_subject if args.profile else 0
-            n = WARM_UP + -(-args.count // args.per_subject) + profiled
+            modes = 2 if args.workers else 1
+            n = 2 * WARM_UP + modes * -(-args.count // args.per_subject) + profiled
             subjects = make_subjects(rt, n)
             with transaction(rt.sessions) as session:
                 identity_service.issue_admin_token(session, rt, "bench-issuer")
@@ -410,7 +453,12 @@ def main() -> int:
             # alive now (the runtime, and here the bench's own subjects, which a real issuer
             # reads from its input instead of holding) is hidden from the cyclic collector.
             freeze_startup_heap()
-            issued = bench_issuance(rt, admin, subjects[: n - profiled], args)
+            with contextlib.ExitStack() as stack:
+                builders = None
+                if args.workers:
+                    builders = stack.enter_context(BuildPool(args.workers))
+                    builders.start()
+                issued = bench_issuance(rt, admin, subjects[: n - profiled], args, builders)
             bench_verification(rt, issued, args)
             if args.profile:
                 profile(rt, admin, subjects[n - profiled :], issued, args)

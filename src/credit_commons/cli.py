@@ -9,6 +9,7 @@ handed down; every command calls the same service functions as the HTTP API and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -753,6 +754,15 @@ def issuer_issue_batch(
     skip: Annotated[
         int, typer.Option(min=0, help="Skip the first N lines (already committed: resume).")
     ] = 0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=32,
+            help="Processes that build the SD-JWTs while this one writes (0: none; "
+            "default: one fewer than the CPUs, at most 2; none for a --batch below 100).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Issue credentials from a JSON-lines file, --batch per committed transaction.
@@ -763,12 +773,22 @@ def issuer_issue_batch(
     resume (``--skip``); with --json the error is a problem+json line.  Results are always
     JSON lines."""
     from credit_commons.issuer import batch as issuer_batch
+    from credit_commons.issuer.build_pool import MIN_JOBS, BuildPool, default_workers
 
     del as_json  # read by main() for the error format
 
+    # Batches below MIN_JOBS are built here anyway: no workers are started for them.
+    count = (default_workers() if workers is None else workers) if batch >= MIN_JOBS else 0
     sink = out.open("a" if skip else "w", encoding="utf-8") if out is not None else sys.stdout
     try:
-        with _runtime(ctx) as rt, file.open(encoding="utf-8") as lines:
+        with (
+            _runtime(ctx) as rt,
+            file.open(encoding="utf-8") as lines,
+            contextlib.ExitStack() as stack,
+        ):
+            builders = stack.enter_context(BuildPool(count)) if count else None
+            if builders is not None:
+                builders.start()
             freeze_startup_heap()
             issuer_batch.issue_lines(
                 rt,
@@ -778,6 +798,7 @@ def issuer_issue_batch(
                 skip=skip,
                 write=lambda line: (sink.write(line + "\n"), sink.flush()),
                 progress=lambda message: typer.echo(message, err=True),
+                builders=builders,
             )
     except OSError as e:
         from credit_commons.core.errors import ValidationError

@@ -12,6 +12,7 @@ from tests.factories import readiness_claims
 
 from credit_commons.cli import main
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.settings import Settings
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
@@ -78,6 +79,26 @@ def test_issue_batch_writes_results_per_committed_batch(
     assert "committed 2 credentials (through line 2)" in err
     assert "committed 4 credentials (through line 5)" in err
     assert _count() == 4
+
+
+def test_issue_batch_builds_on_worker_processes(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subjects = _subjects(101)
+    source = env / "requests.jsonl"
+    source.write_text("\n".join(_line(s) for s in subjects) + "\n")
+    capsys.readouterr()
+    code = main(["issuer", "issue-batch", str(source), "--batch", "100", "--workers", "1"])
+    assert code == 0
+    out, err = capsys.readouterr()
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["line"] for r in results] == list(range(1, 102))
+    assert "committed 100 credentials (through line 100)" in err
+    assert "worker died" not in err
+    assert _count() == 101
+    for result, subject in zip(results, subjects, strict=True):
+        payload = json.loads(b64url_decode(result["credential"].split(".")[1]))
+        assert payload["enterprise"]["identity_token"] == subject
 
 
 def test_issue_batch_stops_with_the_exact_resume_point(

@@ -21,6 +21,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials
+from credit_commons.issuer.build_pool import BuildPool
 from credit_commons.issuer.schemas import MAX_BATCH, IssueItem
 from credit_commons.runtime import Runtime
 
@@ -56,6 +57,7 @@ def issue_lines(
     skip: int = 0,
     write: Callable[[str], object],
     progress: Callable[[str], object] = lambda _: None,
+    builders: BuildPool | None = None,
 ) -> int:
     """Issue one credential per JSON line; returns how many were issued.
 
@@ -74,7 +76,11 @@ def issue_lines(
             items = [(number, _parse(number, text)) for number, text in chunk]
             with transaction(rt.sessions) as session:
                 results = credentials.issue_credentials(
-                    session, rt, principal, [item.request() for _, item in items]
+                    session,
+                    rt,
+                    principal,
+                    [item.request() for _, item in items],
+                    builders=builders,
                 )
         except CommonsError as e:
             position = e.extra.pop("item", None)

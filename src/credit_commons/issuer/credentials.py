@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
+from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import (
     CommonsError,
     ConflictError,
@@ -35,9 +36,9 @@ from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
+from credit_commons.issuer.build_pool import BuildJob, BuildPool, PendingBuilds
 from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
-from credit_commons.issuer.sd_jwt import Prepared, prepare
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.vc_jwt import issue_vc_jwt
 from credit_commons.keys.algorithms import PublicKey
@@ -87,6 +88,7 @@ _INSERT_CREDENTIALS = HotStatement(
 )
 JWT_VC_JSON = "jwt_vc_json"
 FORMATS = (SD_JWT_VC, JWT_VC_JSON)
+_VAULT_PURPOSE = "credentials"  # the subject key an issued credential is sealed under
 
 
 class CredentialIssued(EventDetails, event_type="credential.issued"):
@@ -264,7 +266,12 @@ def issue_credential(
 
 
 def issue_credentials(
-    session: Session, rt: Runtime, principal: Principal, requests: Sequence[IssueRequest]
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    requests: Sequence[IssueRequest],
+    *,
+    builders: BuildPool | None = None,
 ) -> list[dict[str, Any]]:
     """Issue several credentials in the caller's transaction, all or none.
 
@@ -272,7 +279,9 @@ def issue_credentials(
     subjects' existence, the status-list lock, the issuer key, the subjects' vault keys,
     and one multi-row insert each for the registry rows and the events.  Raises what
     :func:`issue_credential` raises; in a batch of more than one the problem carries the
-    failing request's position as ``item``.
+    failing request's position as ``item``.  With ``builders``, the SD-JWTs are built on
+    its worker processes and in this one (:mod:`~credit_commons.issuer.build_pool`); the
+    credentials are the same.
     """
     if not principal.is_admin:
         raise NotFoundError("no such resource")
@@ -298,35 +307,79 @@ def issue_credentials(
     }
     signer = status.issuer_signer(session, rt)
     now = rt.clock.now()
-    built: list[tuple[_Checked, str, Prepared | str, status.StatusRef, datetime]] = []
-    for item, kind in zip(checked, kinds, strict=True):
+    made: list[tuple[_Checked, str, BuildJob | str, status.StatusRef, datetime]] = []
+    for position, (item, kind) in enumerate(zip(checked, kinds, strict=True)):
         ref = next(refs[kind])
         credential_id = new_id("crd")
         expires = now + timedelta(days=item.credential_type.default_validity_days)
-        made = _build(
-            rt, item, credential_id=credential_id, ref=ref, signer=signer, now=now, expires=expires
+        try:
+            job = _build(
+                rt,
+                item,
+                credential_id=credential_id,
+                ref=ref,
+                signer=signer,
+                now=now,
+                expires=expires,
+            )
+        except CommonsError as e:
+            if len(requests) > 1:
+                e.extra["item"] = position
+            raise
+        made.append((item, credential_id, job, ref, expires))
+    # The SD-JWTs are built on the pool's workers, if there is one, while this process
+    # does what needs no credential text: the subjects' vault keys and the events.
+    sd_jwts = [
+        (position, job)
+        for position, (_, _, job, _, _) in enumerate(made)
+        if not isinstance(job, str)
+    ]
+    jobs = [job for _, job in sd_jwts]
+    pending = builders.submit(jobs) if builders is not None else PendingBuilds(jobs, [])
+    try:
+        rt.vault.ensure_keys(
+            session, {item.request.subject_token for item in checked}, _VAULT_PURPOSE
         )
-        built.append((item, credential_id, made, ref, expires))
-    # The SD-JWTs' signatures all at once: a large batch is signed on several threads.
-    signatures = iter(
-        signer.sign_many(
-            [made.signing_input for _, _, made, _, _ in built if not isinstance(made, str)]
+        actor = actor_of(rt, principal)
+        events = record_events(
+            session,
+            [
+                EventSpec(
+                    CredentialIssued(
+                        type_name=item.credential_type.name,
+                        format=item.request.credential_format,
+                    ),
+                    actor=actor,
+                    at=now,
+                    subject=subject_of(rt, item.request.subject_token),
+                    object=object_digest("credential", credential_id),
+                )
+                for item, credential_id, _, _, _ in made
+            ],
         )
-    )
-    issued: list[tuple[_Checked, str, str, status.StatusRef, datetime]] = [
-        (
-            item,
-            credential_id,
-            made if isinstance(made, str) else made.compact(next(signatures)),
-            ref,
-            expires,
-        )
-        for item, credential_id, made, ref, expires in built
+        built = pending.result()
+    except CommonsError as e:
+        at = e.extra.pop("item", None)
+        if len(requests) > 1 and isinstance(at, int):
+            e.extra["item"] = sd_jwts[at][0]
+        raise
+    finally:
+        pending.cancel()
+    # Their signatures all at once (a large batch is signed on several threads).
+    signatures = signer.sign_many([signing_input for signing_input, _ in built])
+    texts: list[str | None] = [job if isinstance(job, str) else None for _, _, job, _, _ in made]
+    for (position, _), (signing_input, tail), signature in zip(
+        sd_jwts, built, signatures, strict=True
+    ):
+        texts[position] = f"{signing_input.decode('ascii')}.{b64url_encode(signature)}~{tail}"
+    issued = [
+        (item, credential_id, cast(str, text), ref, expires)
+        for (item, credential_id, _, ref, expires), text in zip(made, texts, strict=True)
     ]
     sealed = rt.vault.seal_many(
         session,
         [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
-        purpose="credentials",
+        purpose=_VAULT_PURPOSE,
     )
     # One precompiled executemany: plain values, no ORM or Core per-call layers.
     _INSERT_CREDENTIALS.executemany(
@@ -347,22 +400,6 @@ def issue_credentials(
             for (item, credential_id, text, ref, expires), envelope in zip(
                 issued, sealed, strict=True
             )
-        ],
-    )
-    actor = actor_of(rt, principal)
-    events = record_events(
-        session,
-        [
-            EventSpec(
-                CredentialIssued(
-                    type_name=item.credential_type.name, format=item.request.credential_format
-                ),
-                actor=actor,
-                at=now,
-                subject=subject_of(rt, item.request.subject_token),
-                object=object_digest("credential", credential_id),
-            )
-            for item, credential_id, _, _, _ in issued
         ],
     )
     return [
@@ -386,8 +423,8 @@ def _build(
     signer: StoredSigner,
     now: datetime,
     expires: datetime,
-) -> Prepared | str:
-    # The credential in its format: an SD-JWT ready for the issuer key's signature, or a
+) -> BuildJob | str:
+    # The credential in its format: what an SD-JWT's build needs (see build_pool), or a
     # VC-JWT signed already.
     request, credential_type = item.request, item.credential_type
     uri = status.status_uri(rt, ref.list_id)
@@ -401,12 +438,12 @@ def _build(
             "vct": credential_type.vct,
             "status": {"status_list": {"idx": ref.index, "uri": uri}},
         }
-        return prepare(
+        return (
             payload,
-            disclosable=_present(request.claims, credential_type.disclosable),
-            alg=signer.alg,
-            header={"typ": SD_JWT_VC, "kid": signer.kid},
-            holder_jwk=request.holder_jwk,
+            _present(request.claims, credential_type.disclosable),
+            signer.alg,
+            {"typ": SD_JWT_VC, "kid": signer.kid},
+            request.holder_jwk,
         )
     return issue_vc_jwt(
         type_name=credential_type.name,
