@@ -9,9 +9,13 @@ project path and the baseline run in alternating rounds and the figure is the me
   seal under the subject's ``credentials`` key, ``credential.issued`` event), ``--batch``
   issuances per call and committed transaction.  Each credential goes to its own subject
   by default (a borrower receives one credential), so each seal also creates that
-  subject's key.  Baseline: raw ``cryptography`` Ed25519 signing of the same JWS signing
-  input; the ratio is the share of an issuance's time that its one signature takes.
-  Target (issue 5): >= 3,000/s.
+  subject's key.  The SD-JWTs are built by ``--workers`` worker processes and the caller
+  (``issuer/build_pool.py``), as ``commons issuer issue-batch`` runs by default on this
+  machine (one fewer worker than CPUs, at most 2).  Baseline: raw ``cryptography`` Ed25519
+  signing of the same JWS signing input; the ratio is the share of an issuance's time that
+  its one signature takes.  Target (issue 5): >= 3,000/s.
+* ``bulk_issuance_one_process`` — the same without workers (``--workers 0`` prints only
+  this one), in rounds alternating with the pooled ones on fresh subjects of their own.
 * ``presentation_verification`` — SD-JWT+KB presentations (one disclosure) verified per
   second by the pure library ``sd_jwt_verify.verify`` (issuer signature, disclosures, key
   binding with audience, nonce, freshness and ``sd_hash``, validity).  Two signature checks
@@ -32,7 +36,7 @@ made outside the timed parts.  ``--profile`` then runs each path once more under
 and prints the top functions by cumulative time to stderr (the figures are not affected).
 
 Usage: python bench/credentials.py [--count 5000] [--verifications 1000] [--batch 500]
-       [--rounds 5] [--per-subject 1] [--profile]
+       [--rounds 5] [--per-subject 1] [--workers N] [--profile]
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,37 +199,58 @@ def test_a_job_a_worker_cannot_take_is_built_here(pool: BuildPool) -> None:
     assert not pool.broken
 
 
-def test_a_slice_no_worker_has_started_is_built_here(pool: BuildPool) -> None:
-    # Keep the one worker busy (one call running, one queued): the slice stays pending,
-    # and result() builds it here instead of waiting.
-    executor = pool._executor
-    busy = [executor.submit(time.sleep, 2) for _ in range(2)]
-    try:
-        pending = pool.submit([_job(f"p{i}") for i in range(4)])
-        start = time.monotonic()
-        built = pending.result()
-        assert time.monotonic() - start < 1.5
-        assert not all(f.done() for f in busy)
-        assert [_disclosed(b) for b in built] == [{"name": f"p{i}", "x": 1} for i in range(4)]
-    finally:
-        for future in busy:
-            future.cancel()
-        for future in busy:
-            if not future.cancelled():
-                future.result()
+def test_a_slice_no_worker_can_take_is_built_here(pool: BuildPool) -> None:
+    # The one worker still owes the answer to the first batch: the second is built here,
+    # without waiting; both come out right, whichever is collected first.
+    first = pool.submit([_job(f"a{i}") for i in range(4)])
+    second = pool.submit([_job(f"b{i}") for i in range(4)])
+    assert (first.sent, second.sent) == (1, 0)
+    assert [_disclosed(b) for b in second.result()] == [{"name": f"b{i}", "x": 1} for i in range(4)]
+    assert [_disclosed(b) for b in first.result()] == [{"name": f"a{i}", "x": 1} for i in range(4)]
+    again = pool.submit([_job() for _ in range(2)])
+    assert again.sent == 1  # the worker is free again
+    assert len(again.result()) == 2
+
+
+def test_answers_not_collected_are_dropped_on_cancel(pool: BuildPool) -> None:
+    pending = pool.submit([_job(f"a{i}") for i in range(4)])
+    pending.cancel()
+    again = pool.submit([_job() for _ in range(2)])
+    assert again.sent == 1  # the worker's answer was received and dropped
+    assert len(again.result()) == 2
+    # Asked for its builds after all, a cancelled batch builds them here.
+    assert [_disclosed(b) for b in pending.result()] == [
+        {"name": f"a{i}", "x": 1} for i in range(4)
+    ]
 
 
 def test_a_dead_worker_marks_the_pool_broken_and_builds_go_on_here() -> None:
     with BuildPool(1, min_jobs=2) as broken:
         broken.start()
-        for process in list(broken._executor._processes.values()):  # type: ignore[union-attr]
-            os.kill(process.pid, signal.SIGKILL)
-            process.join()
+        for worker in broken._workers:
+            assert worker.process.pid is not None
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.join()
         jobs = [_job(f"p{i}") for i in range(4)]
         built = broken.build_many(jobs)
         assert broken.broken
         assert [_disclosed(b) for b in built] == [{"name": f"p{i}", "x": 1} for i in range(4)]
         assert len(broken.build_many(jobs)) == 4  # and from now on without the pool
+
+
+def test_a_worker_that_stops_answering_is_stopped_and_builds_go_on_here() -> None:
+    with BuildPool(1, min_jobs=2, timeout=0.5) as stuck:
+        stuck.start()
+        worker = stuck._workers[0]
+        assert worker.process.pid is not None
+        os.kill(worker.process.pid, signal.SIGSTOP)  # alive, but never answers
+        jobs = [_job(f"p{i}") for i in range(4)]
+        assert [_disclosed(b) for b in stuck.build_many(jobs)] == [
+            {"name": f"p{i}", "x": 1} for i in range(4)
+        ]
+        assert stuck.broken
+        worker.process.join(5)
+        assert not worker.process.is_alive()  # killed, not left behind
 
 
 def test_small_batches_stay_here_and_bad_settings_are_refused() -> None:
@@ -242,4 +262,24 @@ def test_small_batches_stay_here_and_bad_settings_are_refused() -> None:
         BuildPool(1, min_jobs=1)
     with BuildPool(1) as unstarted:  # min_jobs 100: a batch of 3 never reaches a worker
         assert len(unstarted.build_many([_job() for _ in range(3)])) == 3
-        assert unstarted._executor._processes in (None, {})  # type: ignore[attr-defined]
+        assert unstarted._workers == []
+
+
+def test_the_callers_share_follows_who_waited() -> None:
+    with BuildPool(1, min_jobs=2) as balanced:
+        first = balanced.share
+        balanced._balance(0.05)  # the caller waited for the worker: it keeps more
+        assert balanced.share > first
+        for _ in range(50):
+            balanced._balance(1.0)
+        assert balanced.share == 0.5  # never more than half
+        for _ in range(50):
+            balanced._balance(0.0)  # the worker was done first: it gets more
+        assert balanced.share == 0.0
+        balanced.share = 0.5
+        pending = balanced.submit([_job(f"p{i}") for i in range(4)])
+        assert [(lo, hi, worker is not None) for lo, hi, worker in pending._slices] == [
+            (0, 2, True),
+            (2, 4, False),
+        ]
+        assert [_disclosed(b)["name"] for b in pending.result()] == ["p0", "p1", "p2", "p3"]
