@@ -92,7 +92,9 @@ def _requests(
 
 def test_pooled_builds_are_the_jobs_built_here(pool: BuildPool) -> None:
     jobs = [_job(f"person {i}") for i in range(7)]
-    pooled, here = pool.build_many(jobs), build_all(jobs)
+    pending = pool.submit(jobs)
+    pooled, here = pending.result(), build_all(jobs)
+    assert pending.sent == pending.from_workers == 1  # really built by the worker
     assert len(pooled) == len(here) == 7
     for i, (a, b) in enumerate(zip(pooled, here, strict=True)):
         assert a[0].split(b".")[0] == b[0].split(b".")[0]  # the same protected header
@@ -149,9 +151,11 @@ def test_a_failing_job_is_named_wherever_it_was_built(pool: BuildPool) -> None:
     jobs = [_job(f"p{i}") for i in range(6)]
     jobs[4] = _job("bad", _sd=["reserved"])  # a reserved claim name: prepare refuses it
     jobs[5] = _job("bad", _sd_alg="x")
+    pending = pool.submit(jobs)
     with pytest.raises(ClaimsInvalid) as info:
-        pool.build_many(jobs)
+        pending.result()
     assert info.value.extra["item"] == 4
+    assert (pending.sent, pending.from_workers) == (1, 0)  # failed there, raised here
     with pytest.raises(ClaimsInvalid) as info:
         PendingBuilds(jobs, []).result()
     assert info.value.extra["item"] == 4
@@ -207,6 +211,7 @@ def test_a_slice_no_worker_can_take_is_built_here(pool: BuildPool) -> None:
     assert (first.sent, second.sent) == (1, 0)
     assert [_disclosed(b) for b in second.result()] == [{"name": f"b{i}", "x": 1} for i in range(4)]
     assert [_disclosed(b) for b in first.result()] == [{"name": f"a{i}", "x": 1} for i in range(4)]
+    assert (first.from_workers, second.from_workers) == (1, 0)
     again = pool.submit([_job() for _ in range(2)])
     assert again.sent == 1  # the worker is free again
     assert len(again.result()) == 2
@@ -251,6 +256,29 @@ def test_a_worker_that_stops_answering_is_stopped_and_builds_go_on_here() -> Non
         assert stuck.broken
         worker.process.join(5)
         assert not worker.process.is_alive()  # killed, not left behind
+
+
+def test_an_interrupted_message_stops_the_worker_and_close_does_not_hang(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with BuildPool(1, min_jobs=2) as interrupted:
+        interrupted.start()
+        worker = interrupted._workers[0]
+        pid = worker.process.pid
+        assert pid is not None
+
+        def ctrl_c(message: bytes) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.conn, "send_bytes", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.submit([_job() for _ in range(4)])
+        assert interrupted.broken
+        assert worker.lost
+        monkeypatch.undo()
+        assert len(interrupted.build_many([_job() for _ in range(4)])) == 4  # here, now
+    with pytest.raises(ProcessLookupError):  # killed and reaped by close()
+        os.kill(pid, 0)
 
 
 def test_small_batches_stay_here_and_bad_settings_are_refused() -> None:

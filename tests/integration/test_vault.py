@@ -166,3 +166,28 @@ def test_keys_of_a_committed_transaction_are_reused_without_a_query(runtime: Run
     assert not [s for s in statements if "vault_subject_keys" in s]
     header = 5 + first[4] + 4  # magic, key id length, key id, key version
     assert first[:header] == second[:header]  # the same key in both
+
+
+def test_keys_are_published_only_when_the_outermost_transaction_commits(
+    runtime: Runtime,
+) -> None:
+    # The subject's key is made, then a second call in the same transaction finds it and
+    # makes another subject's key in a savepoint, which is released; then the transaction
+    # rolls back.  Releasing that savepoint must not have made the first key current.
+    def rolled_back() -> None:
+        with transaction(runtime.sessions) as session:
+            runtime.vault.seal(session, b"lost", **CTX)
+            runtime.vault.seal_many(
+                session,
+                [(b"a", CTX["subject"], "r1"), (b"b", "idt_otherotherot", "r2")],
+                purpose=CTX["purpose"],
+            )
+            raise RuntimeError("the unit of work failed after the savepoint")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
+    with transaction(runtime.sessions) as session:
+        sealed = runtime.vault.seal(session, b"kept", **CTX)
+    fresh = Vault(runtime.vault.kms, runtime.clock)
+    with transaction(runtime.read_sessions) as session:
+        assert fresh.open(session, sealed, **CTX) == b"kept"

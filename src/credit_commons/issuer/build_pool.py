@@ -11,10 +11,11 @@ them all and seals them.  The caller's share adapts after every batch (it grows 
 caller had to wait for the workers and shrinks when it did not), so both finish together
 whatever the machine.
 
-Only what a build needs crosses to a worker: the claims with the issuer, status and
+Only what a build needs is sent to a worker: the claims with the issuer, status and
 validity fields added, the disclosable paths, the header and the holder's *public* JWK.  No
-key leaves the caller: the signatures (``StoredSigner.sign_many``), the vault seal and every
-database write stay where they were.
+key is sent: the signatures (``StoredSigner.sign_many``), the vault seal and every database
+write stay in the caller.  (The workers are processes of the same user and inherit the
+caller's environment, as any child process does; they use none of it.)
 
 Hand-written rather than ``concurrent.futures.ProcessPoolExecutor``: the executor hands work
 to its processes, and takes their results, through helper threads of the calling process,
@@ -28,7 +29,8 @@ signing pool), so the program's main module must guard its entry point with
 ``if __name__ == "__main__"`` (the ``commons`` command does).  They freeze their startup heap
 as the long-running commands do.  A slice that fails on a worker for any reason — an invalid
 claim, a value that cannot be pickled, a worker that died or stopped answering (it is killed
-after ``timeout``) — is built again by the caller, which raises the error itself if there is
+after ``timeout``), a pipe interrupted mid-message (the worker is killed) — is built again
+by the caller, which raises the error itself if there is
 one, for the first failing job, as a build in one process would; a pool whose worker died
 is marked ``broken`` and not used again, and the issuance goes on in the caller.
 
@@ -78,7 +80,7 @@ MAX_WORKERS = 32
 MIN_JOBS = 100  # a smaller batch is built in the caller: sending it costs more than it saves
 DEFAULT_MAX_WORKERS = 2
 _READY = b"ready"
-_TIMEOUT = 120.0  # seconds a worker may take to start or to build one slice
+_TIMEOUT = 30.0  # seconds a worker may take to start or to build one slice (~0.1 s)
 _FIRST_SHARE, _SHARE_STEP, _MAX_SHARE = 0.2, 0.04, 0.5
 _WAIT_SLACK = 0.002  # seconds of waiting for the workers that count as none
 
@@ -151,6 +153,12 @@ class _Worker:
         child.close()
         self.ready = False
         self.busy = False  # a slice was sent and its answer not yet received
+        self.lost = False  # interrupted mid-message, or stopped answering: killed
+
+    def kill(self) -> None:
+        self.lost = True
+        with contextlib.suppress(OSError, ValueError):
+            self.process.kill()
 
 
 class BuildPool:
@@ -188,10 +196,13 @@ class BuildPool:
             raise RuntimeError("the build pool is closed")
         if not self._workers and not self.broken:
             context = multiprocessing.get_context("spawn")
-            try:
-                self._workers = [_Worker(context) for _ in range(self.workers)]
-            except OSError:
-                self._mark_broken("a build worker could not start")
+            for _ in range(self.workers):
+                try:
+                    self._workers.append(_Worker(context))
+                except Exception:  # kept in _workers so far: close() stops them
+                    log.exception("a build worker could not start")
+                    self._mark_broken("a build worker could not start")
+                    break
         for worker in self._workers:
             if not worker.ready and not self.broken:
                 worker.ready = self._receive_raw(worker) == _READY
@@ -248,17 +259,27 @@ class BuildPool:
         except OSError:
             self._mark_broken("a build worker died")
             return None
+        except BaseException:  # interrupted mid-message: the pipe is out of step
+            self._lose(worker)
+            raise
         worker.busy = True
         return worker
+
+    def _lose(self, worker: _Worker) -> None:
+        worker.kill()
+        self._mark_broken("a build worker was interrupted")
 
     def _receive_raw(self, worker: _Worker) -> bytes | None:
         try:
             if worker.conn.poll(self._timeout):
                 return worker.conn.recv_bytes()
             log.warning("a build worker did not answer in %.0f s; stopping it", self._timeout)
-            worker.process.kill()
+            worker.kill()
         except (EOFError, OSError):
             pass
+        except BaseException:  # interrupted mid-message: the pipe is out of step
+            self._lose(worker)
+            raise
         return None
 
     def _receive(self, worker: _Worker) -> list[Built] | None:
@@ -282,15 +303,18 @@ class BuildPool:
             return
         self._closed = True
         for worker in self._workers:
-            if worker.busy:
+            if worker.busy and not worker.lost:
                 self._receive_raw(worker)
+            if worker.lost:
+                continue
             with contextlib.suppress(OSError):
                 worker.conn.send_bytes(b"")
         for worker in self._workers:
-            worker.process.join(5)
+            worker.process.join(0 if worker.lost else 5)
             if worker.process.is_alive():
-                worker.process.kill()
+                worker.kill()
                 worker.process.join()
+            worker.process.close()
             worker.conn.close()
 
     def __enter__(self) -> BuildPool:
@@ -312,6 +336,7 @@ class PendingBuilds:
     ) -> None:
         self._jobs, self._slices, self._pool = jobs, slices, pool
         self.sent = sum(1 for _, _, worker in slices if worker is not None)
+        self.from_workers = 0  # slices whose builds came back from a worker
 
     def result(self) -> list[Built]:
         """Every job's build, in order: the slices no worker took are built here first,
@@ -342,6 +367,7 @@ class PendingBuilds:
         for lo, _, worker in self._slices:
             if worker is not None:
                 parts[lo] = pool._receive(worker)
+                self.from_workers += parts[lo] is not None
         if balance:
             pool._balance(time.monotonic() - start)
 

@@ -36,7 +36,7 @@ from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
-from credit_commons.issuer.build_pool import BuildJob, BuildPool, PendingBuilds
+from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds
 from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.status_list import TokenStatus
@@ -327,8 +327,9 @@ def issue_credentials(
                 e.extra["item"] = position
             raise
         made.append((item, credential_id, job, ref, expires))
-    # The SD-JWTs are built on the pool's workers, if there is one, while this process
-    # does what needs no credential text: the subjects' vault keys and the events.
+    # With workers, the SD-JWTs are built there while this process does what needs no
+    # credential text (the subjects' vault keys, the events); without, they are built
+    # first, so that a claim no SD-JWT can carry is refused before anything is written.
     sd_jwts = [
         (position, job)
         for position, (_, _, job, _, _) in enumerate(made)
@@ -337,6 +338,7 @@ def issue_credentials(
     jobs = [job for _, job in sd_jwts]
     pending = builders.submit(jobs) if builders is not None else PendingBuilds(jobs, [])
     try:
+        built = None if pending.sent else _collect_builds(pending, sd_jwts, len(requests))
         rt.vault.ensure_keys(
             session, {item.request.subject_token for item in checked}, _VAULT_PURPOSE
         )
@@ -357,12 +359,8 @@ def issue_credentials(
                 for item, credential_id, _, _, _ in made
             ],
         )
-        built = pending.result()
-    except CommonsError as e:
-        at = e.extra.pop("item", None)
-        if len(requests) > 1 and isinstance(at, int):
-            e.extra["item"] = sd_jwts[at][0]
-        raise
+        if built is None:
+            built = _collect_builds(pending, sd_jwts, len(requests))
     finally:
         pending.cancel()
     # Their signatures all at once (a large batch is signed on several threads).
@@ -412,6 +410,19 @@ def issue_credentials(
         }
         for (item, credential_id, text, _, expires), event in zip(issued, events, strict=True)
     ]
+
+
+def _collect_builds(
+    pending: PendingBuilds, sd_jwts: list[tuple[int, BuildJob]], batch: int
+) -> list[Built]:
+    # The builds, or the first failing one's error naming its request (``item``) in a batch.
+    try:
+        return pending.result()
+    except CommonsError as e:
+        at = e.extra.pop("item", None)
+        if batch > 1 and isinstance(at, int):
+            e.extra["item"] = sd_jwts[at][0]
+        raise
 
 
 def _build(
