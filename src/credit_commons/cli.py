@@ -773,12 +773,11 @@ def issuer_issue_batch(
     resume (``--skip``); with --json the error is a problem+json line.  Results are always
     JSON lines."""
     from credit_commons.issuer import batch as issuer_batch
-    from credit_commons.issuer.build_pool import MIN_JOBS, BuildPool, default_workers
+    from credit_commons.issuer.build_pool import BuildPool, default_workers
 
     del as_json  # read by main() for the error format
 
-    # Batches below MIN_JOBS are built here anyway: no workers are started for them.
-    count = (default_workers() if workers is None else workers) if batch >= MIN_JOBS else 0
+    count = default_workers() if workers is None else workers
     sink = out.open("a" if skip else "w", encoding="utf-8") if out is not None else sys.stdout
     try:
         with (
@@ -786,9 +785,8 @@ def issuer_issue_batch(
             file.open(encoding="utf-8") as lines,
             contextlib.ExitStack() as stack,
         ):
+            # The workers start with the first batch that needs them (MIN_JOBS or more).
             builders = stack.enter_context(BuildPool(count)) if count else None
-            if builders is not None:
-                builders.start()
             freeze_startup_heap()
             issuer_batch.issue_lines(
                 rt,

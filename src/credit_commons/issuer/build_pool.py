@@ -72,8 +72,8 @@ log = logging.getLogger(__name__)
 # disclosable paths, the signer's JOSE alg, the protected header and the holder's public JWK.
 BuildJob = tuple[Mapping[str, Any], Sequence[str], str, Mapping[str, Any], Mapping[str, Any]]
 
-# A built SD-JWT VC: the JWS signing input and the Disclosures, each followed by "~".  With
-# the signature s, the compact SD-JWT is ``signing_input + "." + b64url(s) + "~" + tail``.
+# A built SD-JWT VC: the JWS signing input and the Disclosures, each followed by "~"
+# (``sd_jwt.compact_sd_jwt`` makes the credential of these two and the signature).
 Built = tuple[bytes, str]
 
 MAX_WORKERS = 32
@@ -112,7 +112,7 @@ def build_all(jobs: Sequence[BuildJob], first: int = 0) -> list[Built]:
         except CommonsError as e:
             e.extra["item"] = position
             raise
-        out.append((made.signing_input, "".join(d.encoded + "~" for d in made.disclosures)))
+        out.append((made.signing_input, made.disclosures_text))
     return out
 
 

@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
-from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import (
     CommonsError,
     ConflictError,
@@ -39,6 +38,7 @@ from credit_commons.issuer import status
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds
 from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
 from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.sd_jwt import compact_sd_jwt
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.vc_jwt import issue_vc_jwt
 from credit_commons.keys.algorithms import PublicKey
@@ -338,7 +338,8 @@ def issue_credentials(
     jobs = [job for _, job in sd_jwts]
     pending = builders.submit(jobs) if builders is not None else PendingBuilds(jobs, [])
     try:
-        built = None if pending.sent else _collect_builds(pending, sd_jwts, len(requests))
+        if not pending.sent:
+            built = _collect_builds(pending, sd_jwts, len(requests))
         rt.vault.ensure_keys(
             session, {item.request.subject_token for item in checked}, _VAULT_PURPOSE
         )
@@ -359,20 +360,19 @@ def issue_credentials(
                 for item, credential_id, _, _, _ in made
             ],
         )
-        if built is None:
+        if pending.sent:
             built = _collect_builds(pending, sd_jwts, len(requests))
     finally:
         pending.cancel()
     # Their signatures all at once (a large batch is signed on several threads).
     signatures = signer.sign_many([signing_input for signing_input, _ in built])
-    texts: list[str | None] = [job if isinstance(job, str) else None for _, _, job, _, _ in made]
-    for (position, _), (signing_input, tail), signature in zip(
-        sd_jwts, built, signatures, strict=True
-    ):
-        texts[position] = f"{signing_input.decode('ascii')}.{b64url_encode(signature)}~{tail}"
+    sd_jwt_texts = iter(
+        compact_sd_jwt(signing_input, disclosures, signature)
+        for (signing_input, disclosures), signature in zip(built, signatures, strict=True)
+    )
     issued = [
-        (item, credential_id, cast(str, text), ref, expires)
-        for (item, credential_id, _, ref, expires), text in zip(made, texts, strict=True)
+        (item, credential_id, job if isinstance(job, str) else next(sd_jwt_texts), ref, expires)
+        for item, credential_id, job, ref, expires in made
     ]
     sealed = rt.vault.seal_many(
         session,

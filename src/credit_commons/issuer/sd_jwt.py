@@ -65,6 +65,7 @@ __all__ = [
     "Prepared",
     "SdJwt",
     "add_signature",
+    "compact_sd_jwt",
     "disclosure_paths",
     "issue",
     "new_salt",
@@ -331,11 +332,18 @@ class Prepared:
         jws = JwsSignature(self.protected, b64url_encode(signature), dict(self.unprotected_header))
         return SdJwt(self.payload_segment, self.payload, (jws,), self.disclosures)
 
-    def compact(self, signature: bytes) -> str:
-        """``complete(signature).serialize()`` — the compact form, composed directly (a
-        bulk issuance needs only the text)."""
-        jwt = f"{self.signing_input.decode('ascii')}.{b64url_encode(signature)}"
-        return jwt + "~" + "".join(d.encoded + "~" for d in self.disclosures)
+    @property
+    def disclosures_text(self) -> str:
+        """The Disclosures as the compact form carries them, each followed by ``~``."""
+        return "".join(d.encoded + "~" for d in self.disclosures)
+
+
+def compact_sd_jwt(signing_input: bytes, disclosures_text: str, signature: bytes) -> str:
+    """A prepared SD-JWT signed with ``signature``, in the compact form: exactly
+    ``prepared.complete(signature).serialize()``, composed directly from
+    :attr:`Prepared.signing_input` and :attr:`Prepared.disclosures_text` (a bulk issuance
+    needs only the text, and builds on worker processes send only these two)."""
+    return f"{signing_input.decode('ascii')}.{b64url_encode(signature)}~{disclosures_text}"
 
 
 def prepare(

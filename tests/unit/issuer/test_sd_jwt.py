@@ -25,6 +25,7 @@ from credit_commons.issuer.sd_jwt import (
     Disclosure,
     SdJwt,
     add_signature,
+    compact_sd_jwt,
     disclosure_paths,
     issue,
     new_salt,
@@ -148,7 +149,9 @@ def test_prepare_then_complete_is_issue(signer: PrivateKey) -> None:
     )
     signature = signer.sign(prepared.signing_input)
     completed = prepared.complete(signature).serialize()
-    assert prepared.compact(signature) == completed
+    assert compact_sd_jwt(prepared.signing_input, prepared.disclosures_text, signature) == (
+        completed
+    )
     issued = _credential(signer=signer, salt=_salts()).serialize()
     if signer is ISSUER:
         assert completed == issued
