@@ -807,6 +807,34 @@ def issuer_issue_batch(
             sink.close()
 
 
+def _status_command(action: str, what: str) -> None:
+    # One command per status change, calling the same service function as the HTTP route.
+    def command(
+        ctx: typer.Context,
+        credential_id: Annotated[str, typer.Argument(help="crd_…")],
+        as_json: JsonOption = False,
+    ) -> None:
+        from credit_commons.core.db import transaction
+        from credit_commons.issuer import credentials
+
+        with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+            data = credentials.change_status(
+                session, rt, _operator(), credential_id, credentials.StatusAction(action)
+            )
+        _emit(as_json, data, f"{credential_id}: {data['status']}")
+
+    command.__doc__ = what
+    issuer_app.command(action)(command)
+
+
+for _action, _what in (
+    ("revoke", "Revoke a valid or suspended credential (final: it is never valid again)."),
+    ("suspend", "Suspend a valid credential (reversible with reinstate)."),
+    ("reinstate", "Reinstate a suspended credential (a revoked one cannot be)."),
+):
+    _status_command(_action, _what)
+
+
 issuer_trust_app = typer.Typer(help="The trust list: issuers whose credentials verify here.")
 issuer_app.add_typer(issuer_trust_app, name="trust")
 

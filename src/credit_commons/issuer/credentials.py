@@ -117,6 +117,15 @@ _TARGET = {
     StatusAction.SUSPEND: TokenStatus.SUSPENDED,
     StatusAction.REINSTATE: TokenStatus.VALID,
 }
+# The statuses each action applies to.  Revocation is final (TSL "Status Types": 0x01
+# INVALID is a revocation, 0x02 SUSPENDED "is reversible"; W3C Bitstring Status List: the
+# revocation purpose cannot be undone), so nothing leads out of INVALID; only a suspended
+# credential is reinstated, and only a valid one suspended.
+_FROM = {
+    StatusAction.REVOKE: frozenset({TokenStatus.VALID, TokenStatus.SUSPENDED}),
+    StatusAction.SUSPEND: frozenset({TokenStatus.VALID}),
+    StatusAction.REINSTATE: frozenset({TokenStatus.SUSPENDED}),
+}
 
 
 def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
@@ -498,7 +507,14 @@ def list_credentials(
 def change_status(
     session: Session, rt: Runtime, principal: Principal, credential_id: str, action: StatusAction
 ) -> dict[str, Any]:
-    """Revoke, suspend or reinstate a credential (administrators/issuers only)."""
+    """Revoke, suspend or reinstate a credential (administrators/issuers only).
+
+    Revoke applies to a valid or suspended credential, suspend to a valid one, reinstate
+    to a suspended one; a refused change writes nothing.  Raises :class:`NotFoundError`,
+    ``StatusTransitionInvalid`` (409: from revoked, or not in a state the action applies
+    to) and :class:`ValidationError` (suspending a credential whose bitstring list can
+    only express revocation).
+    """
     if not principal.is_admin:
         raise NotFoundError("no such resource")
     row = session.get(CredentialRow, credential_id)
@@ -506,7 +522,7 @@ def change_status(
         raise NotFoundError("no such credential")
     kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
     ref = status.StatusRef(row.status_list_id, row.status_index, kind)
-    status.set_status(session, rt, ref, _TARGET[action])
+    status.set_status(session, rt, ref, _TARGET[action], allowed_from=_FROM[action])
     record_event(
         session,
         CredentialChanged(action=action.value),

@@ -17,6 +17,7 @@ __all__ = [
     "StatusListInvalid",
     "StatusListTooLarge",
     "StatusListTooShort",
+    "StatusTransitionInvalid",
     "StatusValueInvalid",
 ]
 
@@ -68,3 +69,14 @@ class StatusListFull(ConflictError):
 
     code = "status_list.full"
     title = "Status list full"
+
+
+class StatusTransitionInvalid(ConflictError):
+    """A status change the credential's current status does not allow: anything from
+    revoked (IETF Token Status List "Status Types": 0x01 INVALID is a revocation, only 0x02
+    SUSPENDED is reversible; W3C Bitstring Status List: the ``revocation`` purpose is not
+    reversible), reinstating a credential that is not suspended, or suspending one that
+    already is."""
+
+    code = "credential.status_transition_invalid"
+    title = "Status change not allowed"

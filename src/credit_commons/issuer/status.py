@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
+from credit_commons.issuer.errors import StatusTransitionInvalid
 from credit_commons.issuer.jws import sign_compact
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
@@ -172,22 +173,46 @@ def _locked(session: Session, list_id: str) -> StatusListRow:
     return row
 
 
-def set_status(session: Session, rt: Runtime, ref: StatusRef, status: TokenStatus) -> None:
+def set_status(
+    session: Session,
+    rt: Runtime,
+    ref: StatusRef,
+    status: TokenStatus,
+    *,
+    allowed_from: frozenset[TokenStatus] | None = None,
+) -> None:
     """Set a credential's status.  A bitstring (revocation-only) list takes VALID or INVALID.
 
-    Raises :class:`ValidationError` for SUSPENDED on a bitstring list.
+    ``allowed_from`` (when given) is the set of current statuses the change applies to; it
+    is checked under the list's row lock, so two racing changes cannot both pass.
+
+    A revoked entry stays revoked whatever ``allowed_from`` says: the IETF Token Status
+    List ("Status Types") defines 0x01 INVALID as a revocation and only 0x02 SUSPENDED as
+    reversible, and a W3C Bitstring Status List whose ``statusPurpose`` is ``revocation``
+    cannot be undone.  The issuer's service states its transitions too; this is the rule
+    where the bits are written, so no caller can undo a revocation.
+
+    Raises :class:`ValidationError` for SUSPENDED on a bitstring list and
+    :class:`StatusTransitionInvalid` for a current status outside ``allowed_from`` or any
+    status other than INVALID for a revoked entry.
     """
     row = _locked(session, ref.list_id)
+    entries: BitstringStatusList | StatusList
     if row.kind == StatusKind.BITSTRING:
         if status not in (TokenStatus.VALID, TokenStatus.INVALID):
             raise ValidationError("a revocation bitstring cannot express suspension")
-        bitstring = BitstringStatusList(bytes(row.data))
-        bitstring.set(ref.index, int(status))
-        row.data = bitstring.to_bytes()
+        entries = BitstringStatusList(bytes(row.data))
     else:
-        token_list = StatusList(row.bits, bytes(row.data))
-        token_list.set(ref.index, int(status))
-        row.data = token_list.to_bytes()
+        entries = StatusList(row.bits, bytes(row.data))
+    current = entries.get(ref.index)
+    if current == TokenStatus.INVALID and status != TokenStatus.INVALID:
+        raise StatusTransitionInvalid("a revoked credential stays revoked")
+    if allowed_from is not None and current not in allowed_from:
+        raise StatusTransitionInvalid(
+            f"a {TokenStatus(current).name.lower()} credential cannot become {status.name.lower()}"
+        )
+    entries.set(ref.index, int(status))
+    row.data = entries.to_bytes()
     row.version += 1
     row.updated_at = rt.clock.now()
 
