@@ -52,6 +52,7 @@ class World:
             headers=self.admin,
         )
         assert issued.status_code == 201, issued.text
+        self.credential_id = str(issued.json()["credential_id"])
         self.key, self.other_key = (PrivateKey.generate(KeyType.ED25519) for _ in range(2))
         self.lender = self.register("Lender One", self.key)
         self.other = self.register("Lender Two", self.other_key)

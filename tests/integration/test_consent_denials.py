@@ -7,10 +7,15 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from tests.integration.consent_world import BASE, World
+from tests.factories import readiness_claims
+from tests.integration.consent_world import BASE, CRC, World
 
+from credit_commons.consent.history import access_history
 from credit_commons.core.db import transaction
 from credit_commons.demo import client_assertion
+from credit_commons.identity.service import Principal
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.receipts import verify_receipt
 from credit_commons.ledger.worker import LogWorker
@@ -148,3 +153,67 @@ def test_periodic_consent_counts_fetches_per_window(world: World) -> None:
     _denied(world, world.fetch(monitoring), "consent.use_exceeded")
     world.decide(monitoring, "revoke")
     _denied(world, world.fetch(monitoring), "consent.revoked")
+
+
+def _borrower(world: World, *, credential: bool) -> tuple[str, dict[str, str]]:
+    # Another borrower, with or without a Credit Readiness Credential.
+    made = world.http.post("/v1/identities", json={"profile": {"name": "N"}}).json()
+    token = str(made["identity_token"])
+    if credential:
+        holder = PrivateKey.generate(KeyType.ED25519)
+        issued = world.http.post(
+            "/v1/credentials",
+            json={
+                "type": CRC,
+                "subject": token,
+                "claims": readiness_claims(token),
+                "holder_jwk": public_key_to_jwk(holder.public_key),
+            },
+            headers=world.admin,
+        )
+        assert issued.status_code == 201, issued.text
+    return token, {"Authorization": f"Bearer {made['access_token']}"}
+
+
+def _granted(world: World, borrower: str, headers: dict[str, str], **overrides: Any) -> str:
+    consent_id = world.consent(approve=False, borrower=borrower, **overrides)
+    done = world.http.post(f"/v1/borrowers/consents/{consent_id}/approve", headers=headers)
+    assert done.status_code == 200, done.text
+    return consent_id
+
+
+def test_a_credential_that_cannot_be_shared_is_the_reason(world: World) -> None:
+    # The consent grants the access; the borrower's credential of the scoped type is what
+    # is missing — and the log says which way (issue 12 item 3), the lender still sees
+    # only "not permitted".
+    status_of = f"/v1/credentials/{world.credential_id}"
+    assert world.http.post(f"{status_of}/suspend", headers=world.admin).status_code == 200
+    _denied(world, world.fetch(world.consent()), "credential.suspended")
+    assert world.http.post(f"{status_of}/reinstate", headers=world.admin).status_code == 200
+    assert world.fetch(world.consent()).status_code == 200
+    assert world.http.post(f"{status_of}/revoke", headers=world.admin).status_code == 200
+    _denied(world, world.fetch(world.consent()), "credential.revoked")
+
+    never, as_never = _borrower(world, credential=False)
+    _denied(world, world.fetch(_granted(world, never, as_never)), "credential.not_issued")
+
+    lapsing, as_lapsing = _borrower(world, credential=True)
+    monitoring = _granted(
+        world,
+        lapsing,
+        as_lapsing,
+        template="loan_monitoring",
+        purpose="loan.monitoring",
+        fetch_type="PERIODIC",
+        frequency={"unit": "DAY", "value": 1},
+        data_life={"unit": "MONTH", "value": 6},
+        consent_expiry=(world.clock.now() + timedelta(days=365)).isoformat(),
+    )
+    assert world.fetch(monitoring).status_code == 200
+    world.clock.advance(timedelta(days=181))  # past the credential's 180 days
+    _denied(world, world.fetch(monitoring), "credential.expired")
+    # Both are in the borrower's history, the refusal with its reason (read by an operator:
+    # the borrower's own session token has expired meanwhile).
+    with transaction(world.rt.read_sessions) as session:
+        history = access_history(session, world.rt, Principal("admin:t", "admin"), lapsing)
+    assert [e["reason"] for e in history] == ["credential.expired", None]

@@ -18,6 +18,11 @@ __all__ = [
     "ConsentRequestInvalid",
     "ConsentRevoked",
     "ConsentStateInvalid",
+    "CredentialExpired",
+    "CredentialNotIssued",
+    "CredentialRevoked",
+    "CredentialSuspended",
+    "CredentialUnavailable",
     "ScopeNotGranted",
     "UseExceeded",
 ]
@@ -78,6 +83,37 @@ class ConsentArtefactInvalid(ConsentError):
     """A presented artefact that is not the one the platform signed (tampered, forged)."""
 
     code = "consent.artefact_invalid"
+
+
+class CredentialUnavailable(ConsentError):
+    """The consent grants the access, but the borrower holds no valid credential of the
+    scoped type to share; the subclass says why (of the newest one issued)."""
+
+    code = "credential.unavailable"
+
+
+class CredentialNotIssued(CredentialUnavailable):
+    """No credential of the scoped type was ever issued to the borrower."""
+
+    code = "credential.not_issued"
+
+
+class CredentialRevoked(CredentialUnavailable):
+    """The borrower's credential of the scoped type was revoked by its issuer."""
+
+    code = "credential.revoked"
+
+
+class CredentialSuspended(CredentialUnavailable):
+    """The borrower's credential of the scoped type is suspended by its issuer."""
+
+    code = "credential.suspended"
+
+
+class CredentialExpired(CredentialUnavailable):
+    """The borrower's credential of the scoped type has expired."""
+
+    code = "credential.expired"
 
 
 class ConsentRequestInvalid(ValidationError):

@@ -26,7 +26,11 @@ from credit_commons.consent.errors import (
     ConsentArtefactInvalid,
     ConsentError,
     ConsentNotFound,
-    ScopeNotGranted,
+    CredentialExpired,
+    CredentialNotIssued,
+    CredentialRevoked,
+    CredentialSuspended,
+    CredentialUnavailable,
 )
 from credit_commons.consent.model import scopes_map
 from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
@@ -94,14 +98,42 @@ def _status(session: Session, list_id: str, index: int) -> TokenStatus:
     return TokenStatus((bytes(rows[0][1])[0] >> (index * 2 & 7)) & 0b11)
 
 
-def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+    # The borrower's newest credential of the type that is neither expired nor revoked nor
+    # suspended.  Raises the CredentialUnavailable that says why there is none.
     now = rt.clock.now()
-    for row in _NEWEST.records(session, token=token, type_name=type_name):
+    rows = _NEWEST.records(session, token=token, type_name=type_name)
+    for row in rows:
         if stored_datetime(row.expires_at) <= now:
             continue
         if _status(session, row.status_list_id, row.status_index) == TokenStatus.VALID:
             return row
-    return None
+    raise _unavailable(session, rows)
+
+
+def _unavailable(session: Session, rows: list[Any]) -> CredentialUnavailable:
+    # Why none could be shared, told by the newest credential issued (the one the borrower
+    # would expect to be used).  Only refusals get here: the allowed path reads nothing
+    # more.  A revocation or suspension says more than an expiry, so the status is read
+    # first even for an expired credential; TSL "Status Types": 0x01 INVALID is a
+    # revocation, and anything but VALID or SUSPENDED is not shareable either.
+    if not rows:
+        return CredentialNotIssued("no credential of this type was issued to the borrower")
+    newest = rows[0]
+    current = _status(session, newest.status_list_id, newest.status_index)
+    if current == TokenStatus.SUSPENDED:
+        return CredentialSuspended("the credential is suspended")
+    if current != TokenStatus.VALID:
+        return CredentialRevoked("the credential was revoked")
+    # VALID but not shared: it has expired (a live one would have been returned).
+    return CredentialExpired("the credential has expired")
+
+
+def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+    try:
+        return _newest_shareable(session, token, type_name, rt)
+    except CredentialUnavailable:
+        return None
 
 
 def _decide_scope(
@@ -183,9 +215,7 @@ def _read(
             raise ConsentNotFound()  # unknown, or another lender's: the same answer
         chosen, wanted = _decide_scope(row, type_name, claims)
         check_consent(row, chosen, wanted, now)
-        credential = _newest_valid(session, row.principal_token, chosen, rt)
-        if credential is None:
-            raise ScopeNotGranted("no valid credential of this type")  # nothing to share
+        credential = _newest_shareable(session, row.principal_token, chosen, rt)
         text = rt.vault.open(
             session,
             bytes(credential.sealed),
