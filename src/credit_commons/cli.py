@@ -613,6 +613,130 @@ def identity_delegate(
     _emit(as_json, data, f"offered {data['id']}; the delegatee must accept it")
 
 
+authority_app = typer.Typer(
+    help="Onboarding authorities: the banks and issuer desks that bind identifiers.",
+    no_args_is_help=True,
+)
+identity_app.add_typer(authority_app, name="authority")
+
+
+@authority_app.command("add")
+def authority_add(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option("--kind", help="bank or issuer_desk.")],
+    name: Annotated[str, typer.Option("--name", help="Who the authority is.")],
+    lender: Annotated[
+        str | None, typer.Option("--lender", help="A bank's lender client id lnd_….")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Designate an onboarding authority; an issuer desk's token is printed once."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import NotFoundError, ValidationError
+    from credit_commons.gateway import clients
+    from credit_commons.identity import onboarding
+
+    try:
+        authority_kind = onboarding.AuthorityKind(kind)
+    except ValueError as e:
+        raise ValidationError("--kind is bank or issuer_desk", extra={"field": "kind"}) from e
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        if lender is not None and clients.get_client(session, lender) is None:
+            raise NotFoundError("no such lender client")
+        data = onboarding.register_authority(
+            session, rt, _operator(), kind=authority_kind, name=name, lender_client_id=lender
+        )
+    text = f"designated {data['authority_id']} ({data['kind']})"
+    if "token" in data:
+        text += f"\ndesk token: {data['token']}"
+    _emit(as_json, data, text)
+
+
+@authority_app.command("list")
+def authority_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List the onboarding authorities."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import onboarding
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        rows = onboarding.list_authorities(session, _operator())
+    text = "\n".join(
+        f"{r['authority_id']}  {r['kind']:<11}  {'active' if r['active'] else 'inactive':<8}  "
+        f"{r['name']}"
+        for r in rows
+    )
+    _emit(as_json, rows, text or "no onboarding authorities")
+
+
+@authority_app.command("deactivate")
+def authority_deactivate(
+    ctx: typer.Context,
+    authority_id: Annotated[str, typer.Argument(help="Authority id oba_….")],
+    as_json: JsonOption = False,
+) -> None:
+    """Stop an authority from binding (its earlier bindings stay, naming it)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import onboarding
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = onboarding.set_authority_active(session, rt, _operator(), authority_id, active=False)
+    _emit(as_json, data, f"deactivated {authority_id}")
+
+
+@authority_app.command("token")
+def authority_token(
+    ctx: typer.Context,
+    authority_id: Annotated[str, typer.Argument(help="Issuer desk id oba_….")],
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a new bearer token for an issuer desk (shown once; valid 30 days)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.identity import onboarding
+
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        data = onboarding.issue_desk_token(session, rt, _operator(), authority_id)
+    _emit(as_json, data, data["token"])
+
+
+@identity_app.command("bind")
+def identity_bind(
+    ctx: typer.Context,
+    token: Annotated[str, typer.Argument(help="Identity token idt_….")],
+    authority_id: Annotated[
+        str, typer.Option("--authority", help="The issuer desk attesting it (oba_…).")
+    ],
+    identifier: Annotated[str, typer.Option("--identifier", help="KIND=VALUE, e.g. pan=…")],
+    evidence: Annotated[
+        str, typer.Option("--evidence", help="The desk's reference to what it checked.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Bind an identifier at an issuer desk's console (a bank binds through its API)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import NotFoundError, ValidationError
+    from credit_commons.identity import onboarding
+    from credit_commons.identity.models import OnboardingAuthorityRow
+    from credit_commons.identity.schemas import IdentifierBinding
+
+    kind, sep, value = identifier.partition("=")
+    if not sep:
+        raise ValidationError("--identifier takes KIND=VALUE", extra={"field": "identifier"})
+    try:
+        request = IdentifierBinding.model_validate(
+            {"identity_token": token, "kind": kind, "value": value, "evidence_ref": evidence}
+        )
+    except pydantic.ValidationError as e:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
+        raise ValidationError(f"invalid binding: {', '.join(fields)}") from e
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        row = session.get(OnboardingAuthorityRow, authority_id)
+        if row is None or row.kind != onboarding.AuthorityKind.ISSUER_DESK:
+            raise NotFoundError("no such issuer desk")
+        authority = onboarding.authority_for(session, row.principal)
+        data = onboarding.bind_identifier(session, rt, authority, request)
+    _emit(as_json, data, f"{data['kind']} bound to {token} by {authority_id}")
+
+
 @privacy_app.command("export")
 def privacy_export(
     ctx: typer.Context,

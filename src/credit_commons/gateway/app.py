@@ -19,7 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import lender_router
+from credit_commons.gateway import lender_router, onboarding_router
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
@@ -110,6 +110,7 @@ def create_app(
     oid4vci_router.install_oauth_errors(app)
     app.include_router(log_router.tiles_router)
     app.include_router(lender_router.router)
+    app.include_router(onboarding_router.router)
     app.include_router(consent_router.borrower_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from credit_commons.core.errors import ValidationError
+from credit_commons.core.errors import ConflictError, ForbiddenError, ValidationError
 
-__all__ = ["IdentifierInvalid"]
+__all__ = [
+    "IdentifierBoundElsewhere",
+    "IdentifierErased",
+    "IdentifierInvalid",
+    "NotAnOnboardingAuthority",
+]
 
 _LABELS: Final = {
     "aadhaar": "Aadhaar number",
@@ -52,3 +57,27 @@ class IdentifierInvalid(ValidationError):
         )
         self.kind = str(kind)
         self.reason = reason
+
+
+class IdentifierBoundElsewhere(ConflictError):
+    """An onboarding authority tried to bind an identifier that another identity holds bound.
+
+    Said only to the authority (an accountable party), never to a self-registration.
+    """
+
+    code = "identity.identifier_bound_elsewhere"
+    title = "Identifier bound to another identity"
+
+
+class IdentifierErased(ConflictError):
+    """An onboarding authority tried to bind an identifier of an erased subject."""
+
+    code = "identity.identifier_erased"
+    title = "Identifier of an erased subject"
+
+
+class NotAnOnboardingAuthority(ForbiddenError):
+    """The caller is authenticated but is not an active onboarding authority."""
+
+    code = "identity.not_onboarding_authority"
+    title = "Not an onboarding authority"

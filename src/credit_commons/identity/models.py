@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["AccessTokenRow", "DelegationRow", "IdentifierLinkRow", "IdentityRow", "TombstoneRow"]
+__all__ = [
+    "BOUND",
+    "UNVERIFIED",
+    "AccessTokenRow",
+    "DelegationRow",
+    "IdentifierLinkRow",
+    "IdentityRow",
+    "OnboardingAuthorityRow",
+    "TombstoneRow",
+]
+
+UNVERIFIED = "unverified"
+"""A self-asserted identifier: stored, blocks nobody, used where uniqueness does not matter."""
+BOUND = "bound"
+"""An identifier an onboarding authority attested: unique among bound identifiers."""
 
 
 class IdentityRow(Base):
@@ -32,21 +46,58 @@ class IdentityRow(Base):
 
 
 class IdentifierLinkRow(Base):
-    """An identifier (Aadhaar, PAN, GSTIN, Udyam, mobile) as a keyed pseudonym only.
+    """An identifier (Aadhaar, PAN, GSTIN, Udyam, mobile) of an identity, as a keyed pseudonym.
 
-    The primary key on the pseudonym enforces that one identifier belongs to one identity.
+    ``status`` is :data:`UNVERIFIED` when the identity asserted it itself: many identities
+    may hold the same unverified identifier, so registering someone else's number locks
+    nobody out.  It is :data:`BOUND` once an onboarding authority attested it
+    (``authority_id``, ``evidence_digest`` — a keyed digest of the authority's evidence
+    reference, never the reference itself — and ``bound_at``); the partial unique index
+    makes a bound identifier belong to one identity, on SQLite and PostgreSQL alike.
     """
 
     __tablename__ = "identity_identifiers"
 
+    identity_token: Mapped[str] = mapped_column(
+        String(40), ForeignKey("identities.token", ondelete="CASCADE"), primary_key=True
+    )
     pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    identity_token: Mapped[str] = mapped_column(
-        String(40), ForeignKey("identities.token", ondelete="CASCADE")
-    )
+    status: Mapped[str] = mapped_column(String(16))
+    authority_id: Mapped[str | None] = mapped_column(String(40))
+    evidence_digest: Mapped[str | None] = mapped_column(String(64))
+    bound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_identity_identifiers_token", "identity_token"),)
+    __table_args__ = (
+        Index("ix_identity_identifiers_pseudonym", "pseudonym"),
+        Index(
+            "uq_identity_identifiers_bound",
+            "pseudonym",
+            unique=True,
+            sqlite_where=text("status = 'bound'"),
+            postgresql_where=text("status = 'bound'"),
+        ),
+    )
+
+
+class OnboardingAuthorityRow(Base):
+    """Who may bind identifiers (seed 001's bank-verified onboarding).
+
+    ``kind`` is ``bank`` (a registered lender client, ``principal`` ``lender:lnd_…``, which
+    authenticates with its OAuth access token) or ``issuer_desk`` (a desk with bearer tokens
+    of its own, ``principal`` ``authority:oba_…``).  Only an administrator designates one.
+    """
+
+    __tablename__ = "onboarding_authorities"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    principal: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AccessTokenRow(Base):

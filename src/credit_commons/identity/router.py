@@ -46,10 +46,17 @@ PrincipalDep = Annotated[service.Principal, Depends(get_principal)]
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register an identity.")
 def create(
-    body: IdentityCreate, session: SessionDep, runtime: RuntimeDep, response: Response
+    body: IdentityCreate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
+    # A person registers without a token; an enterprise is registered by its owner, who
+    # authenticates.  The identifiers given are stored unverified either way.
+    principal = service.authenticate(session, runtime, authorization) if authorization else None
     response.headers.update(NO_STORE)
-    return service.create_identity(session, runtime, body)
+    return service.create_identity(session, runtime, body, principal)
 
 
 @router.get("/{token}", summary="Identity metadata (no personal data).")

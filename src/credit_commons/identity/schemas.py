@@ -14,6 +14,7 @@ __all__ = [
     "Attributes",
     "DelegationCreate",
     "DelegationType",
+    "IdentifierBinding",
     "IdentityCreate",
     "IdentityKind",
     "IdentityUpdate",
@@ -103,6 +104,21 @@ class IdentityCreate(_Strict):
         dict[IdentifierKind, Annotated[str, StringConstraints(max_length=64)]], Field(max_length=5)
     ] = {}
     owner_token: IdentityToken | None = None
+
+
+class IdentifierBinding(_Strict):
+    """An onboarding authority's attestation that ``identity_token`` holds an identifier.
+
+    ``evidence_ref`` is the authority's own reference to what it checked (a KYC record
+    number, a document id); the platform keeps only a keyed digest of it.
+    """
+
+    identity_token: IdentityToken
+    kind: IdentifierKind
+    value: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    evidence_ref: Annotated[
+        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    ]
 
 
 class DelegationType(StrEnum):

@@ -5,6 +5,13 @@ keys; identifiers are validated, normalised and stored only as pseudonyms keyed 
 KMS-held pepper (``p1:…``).  Every read, export and erasure is authorised against the
 caller (the identity itself, the owner of an enterprise, or an administrator); anything
 else is answered as "not found", so outsiders learn nothing.
+
+Registration never looks at what others registered or erased: the identifiers a person
+asserts are stored *unverified*, and many identities may hold the same one, so the answer
+(status, body shape, work done) is the same for an unseen, a registered and an erased
+identifier, and nobody can lock an owner out by registering their number first.  Only an
+onboarding authority *binds* an identifier (``identity/onboarding.py``); bound identifiers
+are unique, and only they are tombstoned at erasure.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
@@ -26,6 +32,8 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import ConflictError, NotFoundError, UnauthorizedError
 from credit_commons.identity.identifiers import IdentifierKind, normalize
 from credit_commons.identity.models import (
+    BOUND,
+    UNVERIFIED,
     AccessTokenRow,
     DelegationRow,
     IdentifierLinkRow,
@@ -69,8 +77,12 @@ __all__ = [
     "erase_identity",
     "export_identity",
     "get_identity",
+    "identifier_pseudonym",
+    "identifier_tombstoned",
+    "identifier_view",
     "is_tombstoned",
     "issue_admin_token",
+    "issue_token",
     "subject_of",
     "update_identity",
 ]
@@ -135,7 +147,9 @@ def _new_identity_token() -> str:
     return "idt_" + "".join(secrets.choice(_BASE62) for _ in range(22))
 
 
-def _issue(session: Session, rt: Runtime, principal: str, role: str) -> tuple[str, str]:
+def issue_token(session: Session, rt: Runtime, principal: str, role: str) -> tuple[str, str]:
+    """A bearer token (``cct_…``, valid 30 days) for ``principal`` with ``role``; stored as
+    its SHA-256 only, so it is returned once (with its expiry)."""
     token = "cct_" + secrets.token_urlsafe(32)
     expires = rt.clock.now() + _TOKEN_TTL
     session.add(
@@ -152,7 +166,7 @@ def _issue(session: Session, rt: Runtime, principal: str, role: str) -> tuple[st
 
 def issue_admin_token(session: Session, rt: Runtime, name: str) -> tuple[str, str]:
     """A bearer token for an administrator (``commons admin token``); shown once."""
-    return _issue(session, rt, f"admin:{name}", "admin")
+    return issue_token(session, rt, f"admin:{name}", "admin")
 
 
 def authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:
@@ -169,13 +183,42 @@ def authenticate(session: Session, rt: Runtime, authorization: str | None) -> Pr
     return Principal(row.principal, row.role)
 
 
-def _identifier_pseudonym(rt: Runtime, kind: IdentifierKind, canonical: str) -> str:
+def identifier_pseudonym(rt: Runtime, kind: IdentifierKind, canonical: str) -> str:
+    """The keyed pseudonym (``p1:…``) of an identifier in its canonical spelling."""
     mac = rt.vault.kms.hmac(f"{kind.value}\x00{canonical}".encode(), label="identifier")
     return "p1:" + b64url_encode(mac)
 
 
 def _tombstone_key(rt: Runtime, what: str) -> str:
     return rt.vault.kms.hmac(what.encode(), label="tombstone").hex()
+
+
+def identifier_tombstoned(session: Session, rt: Runtime, pseudonym: str) -> bool:
+    """Whether the identifier behind ``pseudonym`` was bound to a subject since erased."""
+    return session.get(TombstoneRow, _tombstone_key(rt, f"link\x00{pseudonym}")) is not None
+
+
+def identifier_view(link: IdentifierLinkRow) -> dict[str, Any]:
+    """What the platform says about one of an identity's identifiers (no value, no
+    pseudonym): its kind, ``unverified`` or ``bound``, and for a bound one the attesting
+    authority, the keyed digest of its evidence reference and when it was bound."""
+    return {
+        "kind": link.kind,
+        "status": link.status,
+        "authority_id": link.authority_id,
+        "evidence_digest": link.evidence_digest,
+        "bound_at": utc(link.bound_at).isoformat() if link.bound_at is not None else None,
+    }
+
+
+def _links(session: Session, token: str) -> list[IdentifierLinkRow]:
+    return list(
+        session.scalars(
+            select(IdentifierLinkRow)
+            .where(IdentifierLinkRow.identity_token == token)
+            .order_by(IdentifierLinkRow.kind, IdentifierLinkRow.pseudonym)
+        )
+    )
 
 
 def subject_of(rt: Runtime, token: str) -> str:
@@ -193,25 +236,29 @@ def actor_of(rt: Runtime, principal: Principal | None) -> str:
 def create_identity(
     session: Session, rt: Runtime, request: IdentityCreate, principal: Principal | None = None
 ) -> dict[str, Any]:
-    """Register an identity; returns its token and an access token for it (shown once).
+    """Register an identity; returns its token, an access token for it (shown once) and its
+    identifiers' kinds, all ``unverified``.
 
-    Raises ``IdentifierInvalid`` for a malformed identifier, :class:`ConflictError` for an
-    identifier already linked or erased, :class:`NotFoundError` for an unknown owner.
+    The identifiers are only checked for form: whether anybody else registered, bound or
+    erased the same number changes nothing in the answer.  An enterprise is registered by
+    its owner (or an administrator).  Raises ``IdentifierInvalid`` for a malformed
+    identifier, :class:`ConflictError` for an enterprise without an owner, and
+    :class:`NotFoundError` for an owner the caller is not (or that does not exist).
     """
     pseudonyms = {
-        kind: _identifier_pseudonym(rt, kind, normalize(kind, value))
+        kind: identifier_pseudonym(rt, kind, normalize(kind, value))
         for kind, value in request.identifiers.items()
     }
-    for kind, pseudonym in pseudonyms.items():
-        if session.get(TombstoneRow, _tombstone_key(rt, f"link\x00{pseudonym}")):
-            raise ConflictError("this identifier cannot be registered", extra={"field": kind.value})
     if request.kind is IdentityKind.ENTERPRISE:
         if request.owner_token is None:
             raise ConflictError("an enterprise needs its owner's identity token")
-        owner = session.get(IdentityRow, request.owner_token)
-        if owner is None or (
-            principal is not None and not principal.is_admin and principal.subject != owner.token
+        # Only the owner (or an administrator) registers an enterprise, so an anonymous
+        # caller gets the same 404 whether or not the owner token exists.
+        if principal is None or not (
+            principal.is_admin or principal.subject == request.owner_token
         ):
+            raise NotFoundError("no such owner identity")
+        if session.get(IdentityRow, request.owner_token) is None:
             raise NotFoundError("no such owner identity")
     token = _new_identity_token()
     now = rt.clock.now()
@@ -240,18 +287,19 @@ def create_identity(
         purpose=ATTRIBUTES,
         record=f"identity:{token}:attributes",
     )
-    try:
-        with session.begin_nested():
-            for kind, pseudonym in pseudonyms.items():
-                session.add(
-                    IdentifierLinkRow(
-                        pseudonym=pseudonym, kind=kind.value, identity_token=token, created_at=now
-                    )
-                )
-            session.flush()
-    except DbIntegrityError as e:
-        raise ConflictError("an identifier is already registered to another identity") from e
-    access_token, expires = _issue(session, rt, token, "identity")
+    # Unverified links: no uniqueness, no tombstone check (a tombstone is consulted only
+    # when an authority binds), so nothing here depends on other identities.
+    for kind, pseudonym in pseudonyms.items():
+        session.add(
+            IdentifierLinkRow(
+                identity_token=token,
+                pseudonym=pseudonym,
+                kind=kind.value,
+                status=UNVERIFIED,
+                created_at=now,
+            )
+        )
+    access_token, expires = issue_token(session, rt, token, "identity")
     event = record_event(
         session,
         IdentityCreated(
@@ -267,6 +315,7 @@ def create_identity(
         "access_token": access_token,
         "expires_at": expires,
         "event_id": event.id,
+        "identifiers": [{"kind": kind.value, "status": UNVERIFIED} for kind in sorted(pseudonyms)],
     }
 
 
@@ -311,7 +360,7 @@ def authorise(
     return _authorised(session, principal, token, permission, now)
 
 
-def _metadata(row: IdentityRow) -> dict[str, Any]:
+def _metadata(session: Session, row: IdentityRow) -> dict[str, Any]:
     return {
         "identity_token": row.token,
         "kind": row.kind,
@@ -319,14 +368,16 @@ def _metadata(row: IdentityRow) -> dict[str, Any]:
         "verification_level": row.verification_level,
         "owner_token": row.owner_token,
         "created_at": utc(row.created_at).isoformat(),
+        "identifiers": [identifier_view(link) for link in _links(session, row.token)],
     }
 
 
 def get_identity(session: Session, rt: Runtime, principal: Principal, token: str) -> dict[str, Any]:
-    """Identity metadata (no personal data); raises :class:`NotFoundError` when the caller
-    may not see it."""
+    """Identity metadata (no personal data): kind, roles, verification level, and each
+    identifier's kind and binding (attesting authority, evidence digest).  Raises
+    :class:`NotFoundError` when the caller may not see it."""
     del rt
-    return _metadata(_authorised(session, principal, token))
+    return _metadata(session, _authorised(session, principal, token))
 
 
 def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict[str, Any]:
@@ -375,7 +426,7 @@ def update_identity(
         subject=subject_of(rt, token),
         object=object_digest("identity", token),
     )
-    return _metadata(row)
+    return _metadata(session, row)
 
 
 def is_tombstoned(session: Session, rt: Runtime, token: str) -> bool:
@@ -442,19 +493,17 @@ def export_identity(
     ``subject.exported`` event."""
     row = _authorised(session, principal, token)
     subject = subject_of(rt, token)
-    links = session.scalars(
-        select(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token)
-    ).all()
+    links = _links(session, token)
     events = session.scalars(
         select(EventRow).where(EventRow.subject == subject).order_by(EventRow.id)
     ).all()
     documents = [event_document(RecordedEvent.from_row(e)) for e in events]
     export: dict[str, Any] = {
         "format": "credit-commons-export/v1",
-        "subject": _metadata(row),
+        "subject": _metadata(session, row),
         "profile": _open(session, rt, row, PROFILE),
         "attributes": _open(session, rt, row, ATTRIBUTES),
-        "identifiers": [{"kind": link.kind, "pseudonym": link.pseudonym} for link in links],
+        "identifiers": [{**identifier_view(link), "pseudonym": link.pseudonym} for link in links],
         "delegations": [
             {
                 "id": d.id,
@@ -504,16 +553,17 @@ def erase_identity(
     those to the person any more.
     """
     row = _authorised(session, principal, token)
-    links = session.scalars(
-        select(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token)
-    ).all()
+    links = _links(session, token)
     destroyed = rt.vault.shred(session, token)
     now = rt.clock.now()
     tombstones = {_tombstone_key(rt, f"identity\x00{token}")}
-    # Keyed hashes of the pseudonyms in the tombstone domain: they block re-registration of
-    # the same identifiers without keeping the pseudonyms themselves.
+    # Keyed hashes of the *bound* pseudonyms in the tombstone domain: they stop an
+    # authority from binding those identifiers again, without keeping the pseudonyms.  An
+    # unverified identifier leaves no tombstone: otherwise a squatter could register an
+    # owner's number and erase themselves to block the owner for good.
     for link in links:
-        tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
+        if link.status == BOUND:
+            tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
     session.execute(delete(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token))
     session.execute(delete(AccessTokenRow).where(AccessTokenRow.principal == token))
     session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
