@@ -747,11 +747,11 @@ def privacy_export(
 ) -> None:
     """Export everything held on a subject (JSON, and optionally PDF)."""
     from credit_commons.core.db import transaction
-    from credit_commons.identity import service
+    from credit_commons.privacy.export import export_subject
     from credit_commons.privacy.pdf import render_export_pdf
 
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
-        data = service.export_identity(session, rt, _operator(), token)
+        data = export_subject(session, rt, _operator(), token)
         generated_at = rt.clock.now()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
     if pdf is not None:

@@ -102,6 +102,7 @@ def create_app(
     app.include_router(identity_router.router)
     app.include_router(identity_router.attestations_router)
     app.include_router(privacy_router.router)
+    app.include_router(privacy_router.export_router)
     app.include_router(issuer_router.router)
     app.include_router(issuer_router.status_router)
     app.include_router(issuer_router.credentials_router)

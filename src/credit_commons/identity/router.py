@@ -7,11 +7,9 @@ unknown token, someone else's identity — is the same 404, so nothing is reveal
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Path, Response, status
 
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
@@ -23,7 +21,6 @@ from credit_commons.identity.schemas import (
     IdentityCreate,
     IdentityUpdate,
 )
-from credit_commons.privacy.pdf import render_export_pdf
 
 __all__ = ["attestations_router", "router"]
 
@@ -87,25 +84,6 @@ def profile(
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
     return service.get_profile(session, runtime, principal, token)
-
-
-@router.post(
-    "/{token}/export",
-    summary="Everything held on the subject, as JSON or (format=pdf) as a PDF.",
-    responses={200: {"content": {"application/json": {}, "application/pdf": {}}}},
-)
-def export(
-    token: TokenPath,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    principal: PrincipalDep,
-    format: Annotated[Literal["json", "pdf"], Query()] = "json",
-) -> Response:
-    data = service.export_identity(session, runtime, principal, token)
-    if format == "pdf":
-        pdf = render_export_pdf(data, generated_at=runtime.clock.now())
-        return Response(pdf, media_type="application/pdf", headers=NO_STORE)
-    return JSONResponse(jsonable_encoder(data), headers=NO_STORE)
 
 
 @router.post("/{token}/verify", summary="A signed attestation of predicates (booleans only).")

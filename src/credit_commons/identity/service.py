@@ -489,58 +489,53 @@ def attest(
 def export_identity(
     session: Session, rt: Runtime, principal: Principal, token: str
 ) -> dict[str, Any]:
-    """Everything held on the subject (``credit-commons-export/v1``), and a
-    ``subject.exported`` event."""
+    """The identity domain's part of a data-subject export: metadata, profile and attributes
+    (opened from the vault), identifiers (kind, binding, pseudonym), delegations on either
+    side, and every event about the subject.
+
+    ``privacy.export`` composes it with the other domains' parts and records
+    ``subject.exported``.  Raises :class:`NotFoundError` when the caller is not the
+    identity, the owner of an enterprise or an administrator.
+    """
     row = _authorised(session, principal, token)
-    subject = subject_of(rt, token)
-    links = _links(session, token)
     events = session.scalars(
-        select(EventRow).where(EventRow.subject == subject).order_by(EventRow.id)
+        select(EventRow).where(EventRow.subject == subject_of(rt, token)).order_by(EventRow.id)
     ).all()
-    documents = [event_document(RecordedEvent.from_row(e)) for e in events]
-    export: dict[str, Any] = {
-        "format": "credit-commons-export/v1",
+    delegations = session.scalars(
+        select(DelegationRow)
+        .where(or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token))
+        .order_by(DelegationRow.created_at, DelegationRow.id)
+    )
+    return {
         "subject": _metadata(session, row),
         "profile": _open(session, rt, row, PROFILE),
         "attributes": _open(session, rt, row, ATTRIBUTES),
-        "identifiers": [{**identifier_view(link), "pseudonym": link.pseudonym} for link in links],
-        "delegations": [
-            {
-                "id": d.id,
-                "type": d.type,
-                "delegator_token": d.delegator_token,
-                "delegatee_token": d.delegatee_token,
-                "permissions": json.loads(d.permissions),
-                "expires_at": utc(d.expires_at).isoformat(),
-                "revoked": d.revoked_at is not None,
-            }
-            for d in session.scalars(
-                select(DelegationRow).where(
-                    or_(
-                        DelegationRow.delegator_token == token,
-                        DelegationRow.delegatee_token == token,
-                    )
-                )
-            )
+        "identifiers": [
+            {**identifier_view(link), "pseudonym": link.pseudonym}
+            for link in _links(session, token)
         ],
-        "credentials": [],
-        "consents": [],
-        "access_history": [
-            {"at": d["at"], "type": d["type"], "event_id": d["id"], "details": d["details"]}
-            for d in documents
-            if d["type"].startswith("access.")
-        ],
-        "events": documents,
+        "delegations": [_delegation_view(d, token) for d in delegations],
+        "events": [event_document(RecordedEvent.from_row(e)) for e in events],
     }
-    record_event(
-        session,
-        SubjectExported(sections=len(export) - 1),
-        actor=actor_of(rt, principal),
-        at=rt.clock.now(),
-        subject=subject,
-        object=object_digest("identity", token),
-    )
-    return export
+
+
+def _delegation_view(row: DelegationRow, token: str) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return utc(value).isoformat() if value is not None else None
+
+    return {
+        "id": row.id,
+        "type": row.type,
+        "role": "delegator" if row.delegator_token == token else "delegatee",
+        "delegator_token": row.delegator_token,
+        "delegatee_token": row.delegatee_token,
+        "permissions": json.loads(row.permissions),
+        "delegator_accepted_at": when(row.delegator_accepted_at),
+        "delegatee_accepted_at": when(row.delegatee_accepted_at),
+        "expires_at": utc(row.expires_at).isoformat(),
+        "revoked_at": when(row.revoked_at),
+        "created_at": utc(row.created_at).isoformat(),
+    }
 
 
 def erase_identity(

@@ -7,7 +7,8 @@
    registered (did:key locally, did:web through the SSRF-guarded fetcher).  Confirmation
    returns a token that lives ten minutes and is stored as its SHA-256 only.
 3. The token *fulfils* the request exactly once (an atomic compare-and-set), running the
-   export or the erasure of :mod:`credit_commons.identity.service`.
+   export (:mod:`credit_commons.privacy.export`) or the erasure
+   (:mod:`credit_commons.identity.service`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
 from credit_commons.keys.did_web import DidResolver
+from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
@@ -165,7 +167,7 @@ def fulfil_request(
     owner = identity_service.Principal(token, "identity")
     try:
         if claimed[0] == DsrKind.EXPORT:
-            return identity_service.export_identity(session, rt, owner, token)
+            return export_subject(session, rt, owner, token)
         return identity_service.erase_identity(session, rt, owner, token)
     except NotFoundError as e:
         raise _denied() from e

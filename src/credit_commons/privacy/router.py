@@ -1,18 +1,24 @@
-"""HTTP API of data-subject requests, under ``/v1/identities/{token}/requests``."""
+"""HTTP API of data-subject requests, under ``/v1/identities/{token}/requests``, and the
+direct export ``POST /v1/identities/{token}/export`` for an authenticated caller."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.privacy import dsr
+from credit_commons.privacy.export import export_subject
+from credit_commons.privacy.pdf import render_export_pdf
 
-__all__ = ["router"]
+__all__ = ["export_router", "router"]
 
 router = APIRouter(prefix="/v1/identities/{token}/requests", tags=["data-subject requests"])
 TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
@@ -74,3 +80,25 @@ def fulfil(
     del request_id  # the token names the request; the path keeps the URL readable
     response.headers.update(NO_STORE)
     return dsr.fulfil_request(session, runtime, token, x_dsr_token)
+
+
+export_router = APIRouter(prefix="/v1/identities", tags=["identities"])
+
+
+@export_router.post(
+    "/{token}/export",
+    summary="Everything held on the subject, as JSON or (format=pdf) as a PDF.",
+    responses={200: {"content": {"application/json": {}, "application/pdf": {}}}},
+)
+def export(
+    token: TokenPath,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    format: Annotated[Literal["json", "pdf"], Query()] = "json",
+) -> Response:
+    data = export_subject(session, runtime, principal, token)
+    if format == "pdf":
+        pdf = render_export_pdf(data, generated_at=runtime.clock.now())
+        return Response(pdf, media_type="application/pdf", headers=NO_STORE)
+    return JSONResponse(jsonable_encoder(data), headers=NO_STORE)

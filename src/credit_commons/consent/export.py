@@ -1,0 +1,71 @@
+"""The consent domain's part of a data-subject export: consents and the access history.
+
+Consents are listed with their terms, status, approval (self or assisted), use count and the
+signed artefact the lender holds; the access history is :func:`history.access_history` —
+every allowed and denied access that named the subject, with the lender named and the log
+receipt — taken whole rather than its page of 200.  Called by ``privacy/export.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.consent import history
+from credit_commons.consent.model import PURPOSES
+from credit_commons.consent.models import ConsentRow
+from credit_commons.core.clock import utc
+from credit_commons.identity.service import Principal
+from credit_commons.runtime import Runtime
+
+__all__ = ["export_access_history", "export_consents"]
+
+# An export holds the whole history; this bound only keeps one request finite.
+_HISTORY_LIMIT = 1_000_000
+
+
+def export_consents(session: Session, token: str) -> list[dict[str, Any]]:
+    """Every consent the subject was asked for or gave, oldest first (the caller has
+    authorised the request)."""
+    rows = session.scalars(
+        select(ConsentRow)
+        .where(ConsentRow.principal_token == token)
+        .order_by(ConsentRow.created_at, ConsentRow.id)
+    )
+    return [
+        {
+            "consent_id": row.id,
+            "status": row.status,
+            "lender": row.lender_client_id,
+            "template": row.template,
+            "purpose": {"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
+            "mode": row.mode,
+            "fetch_type": row.fetch_type,
+            "frequency": {"unit": row.frequency_unit, "value": row.frequency_value},
+            "data_life": {"unit": row.data_life_unit, "value": row.data_life_value},
+            "scopes": json.loads(row.scopes),
+            "consent_start": utc(row.starts_at).isoformat(),
+            "consent_expiry": utc(row.expires_at).isoformat(),
+            "approval": row.approval,
+            "assisted": row.facilitator is not None,
+            "uses": row.uses,
+            "artefact": row.artefact,
+            "created_at": utc(row.created_at).isoformat(),
+            "updated_at": utc(row.updated_at).isoformat(),
+        }
+        for row in rows
+    ]
+
+
+def export_access_history(
+    session: Session, rt: Runtime, principal: Principal, token: str
+) -> list[dict[str, Any]]:
+    """Every access event about the subject, newest first, lenders named, with receipts.
+
+    Raises :class:`~credit_commons.core.errors.NotFoundError` when ``principal`` may not
+    manage the subject's consents.
+    """
+    return history.access_history(session, rt, principal, token, limit=_HISTORY_LIMIT)
