@@ -95,6 +95,7 @@ def test_checkpoint_key_and_proofs(client: TestClient, populated: Runtime) -> No
         ({}, 422),
         ({"index": 1, "leaf_hash": "AAAA"}, 422),
         ({"leaf_hash": "not base64!"}, 422),
+        ({"leaf_hash": "\u0089"}, 422),  # was a 500: the decoder's ASCII encode outside its try
         ({"index": -1}, 422),
     ],
 )

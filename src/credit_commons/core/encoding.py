@@ -1,7 +1,13 @@
-"""Byte encodings and digests used across the platform: base64url, SHA-256, RFC 8785 JSON.
+"""Byte encodings and digests used across the platform: base64url, base64, hex, SHA-256,
+JSON in (I-JSON, RFC 7493) and out (RFC 8785).
 
 Canonical JSON is RFC 8785 (JCS) through the ``rfc8785`` library; it is the only way the
 platform turns a JSON value into bytes that are hashed or signed.
+
+Every decoder here takes any ``str`` (and ``bytes`` where it accepts bytes) and either
+returns a value or raises :class:`ValidationError`: input from a request reaches them as it
+came, and anything else they raised would surface as a 500 (a property test feeds them
+arbitrary text).
 """
 
 from __future__ import annotations
@@ -24,12 +30,25 @@ __all__ = [
     "b64url_encode",
     "canonical_json",
     "canonical_json_reference",
+    "hex_decode",
+    "json_decode",
+    "json_nesting_exceeds",
     "sha256",
     "sha256_hex",
 ]
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _ascii(text: str | bytes, what: str) -> bytes:
+    # Non-ASCII text cannot be base64 of any kind; checked here, because str.encode("ascii")
+    # would raise UnicodeEncodeError, which is no ValidationError.
+    if isinstance(text, str):
+        if not text.isascii():
+            raise ValidationError(f"malformed {what} value")
+        return text.encode("ascii")
+    return text
 
 
 def b64url_encode(data: bytes) -> str:
@@ -45,7 +64,7 @@ def b64url_decode(text: str | bytes) -> bytes:
     Raises :class:`ValidationError` on padding, characters outside the alphabet, an
     impossible length, or non-zero trailing bits (so one value has exactly one encoding).
     """
-    raw = text.encode("ascii") if isinstance(text, str) else text
+    raw = _ascii(text, "base64url")
     if b"=" in raw or len(raw) % 4 == 1:
         raise ValidationError("malformed base64url value")
     try:
@@ -64,7 +83,7 @@ def b64_encode(data: bytes) -> str:
 
 def b64_decode(text: str | bytes) -> bytes:
     """Decode padded standard base64 strictly; raises :class:`ValidationError`."""
-    raw = text.encode("ascii") if isinstance(text, str) else text
+    raw = _ascii(text, "base64")
     try:
         decoded = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as e:
@@ -72,6 +91,113 @@ def b64_decode(text: str | bytes) -> bytes:
     if base64.b64encode(decoded) != raw:
         raise ValidationError("non-canonical base64 value")
     return decoded
+
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*").fullmatch
+
+
+def hex_decode(text: str) -> bytes:
+    """Decode lower-case hex (RFC 4648 §8, as :meth:`bytes.hex` writes it) strictly.
+
+    Raises :class:`ValidationError` for anything else: upper case, odd length, spaces
+    (which :meth:`bytes.fromhex` would skip, giving one value two spellings), non-ASCII digits.
+    """
+    if not isinstance(text, str) or not text.isascii() or not _HEX(text):
+        raise ValidationError("malformed hex value")
+    return bytes.fromhex(text)
+
+
+# RFC 7493 §2.1 (I-JSON): no unpaired surrogates.  They can only arrive as \u escapes (UTF-8
+# cannot carry them), so the decoded strings are walked only when the text has such an escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _refuse_constant(name: str) -> Any:
+    # RFC 8259 §6: NaN and Infinity are not JSON numbers (Python's json reads them).
+    raise ValidationError(f"{name} is not a JSON number")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7493 §2.3: member names are unique (json.loads would keep the last silently).
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValidationError("duplicate member name in JSON object")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+MAX_JSON_DEPTH = 64
+"""How deeply :func:`json_decode` lets arrays and objects nest by default."""
+
+_JSON_SPECIAL = re.compile(r'["\\\[\]{}]')  # what changes JSON nesting or string state
+
+
+def json_nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether the arrays and objects of the JSON ``text`` nest deeper than ``limit``.
+
+    Checked before parsing: :func:`json.loads` recurses on the C stack, and where a library
+    has raised the interpreter's recursion limit (``py_ecc`` sets 100,000 on import) a
+    deep enough text crashes the process instead of raising ``RecursionError``.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    # Only the structural characters are visited; brackets inside strings do not count.
+    depth, in_string, escaped_at = 0, False, -1
+    for match in _JSON_SPECIAL.finditer(text):
+        char, position = match.group(), match.start()
+        if position == escaped_at:
+            continue
+        if in_string:
+            if char == "\\":
+                escaped_at = position + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def json_decode(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse one I-JSON text (RFC 7493): UTF-8 (RFC 8259 §8.1), unique member names, no
+    NaN or Infinity, no unpaired surrogates, nesting no deeper than ``max_depth``.
+
+    Raises :class:`ValidationError` for anything else.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        if not isinstance(text, str):
+            raise TypeError("JSON text must be str or bytes")
+        if json_nesting_exceeds(text, max_depth):
+            raise ValidationError("JSON nested too deeply")
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+    except (ValueError, RecursionError, TypeError) as e:
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors.
+        raise ValidationError("malformed JSON") from e
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise ValidationError("JSON string with an unpaired surrogate")
+    return value
 
 
 def sha256(data: bytes) -> bytes:

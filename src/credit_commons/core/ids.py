@@ -20,8 +20,9 @@ from credit_commons.core.errors import ValidationError
 __all__ = ["IdGenerator", "is_valid_id", "new_id"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
-_ID = re.compile(r"^(?:[a-z][a-z0-9]{0,7}_)?[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+# fullmatch, not match with "$": "$" also matches before a final newline.
+_PREFIX = re.compile(r"[a-z][a-z0-9]{0,7}")
+_ID = re.compile(r"(?:[a-z][a-z0-9]{0,7}_)?[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _RANDOM_BITS = 80
 
 
@@ -62,7 +63,7 @@ class IdGenerator:
 
         Raises :class:`ValidationError` if the prefix is not 1–8 lower-case alphanumerics.
         """
-        if prefix is not None and not _PREFIX.match(prefix):
+        if prefix is not None and not (isinstance(prefix, str) and _PREFIX.fullmatch(prefix)):
             raise ValidationError("id prefix must be 1-8 lower-case letters or digits")
         ms = int(self._clock.now().timestamp() * 1000)
         with self._lock:
@@ -90,4 +91,4 @@ def new_id(prefix: str | None = None) -> str:
 
 def is_valid_id(value: str) -> bool:
     """Whether ``value`` has the shape of an id made by :class:`IdGenerator`."""
-    return bool(_ID.match(value))
+    return isinstance(value, str) and _ID.fullmatch(value) is not None

@@ -18,7 +18,6 @@ caught here; production deployments should also route egress through a filtering
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from credit_commons.core.encoding import json_decode
 from credit_commons.core.errors import UnavailableError, ValidationError
 
 __all__ = ["FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
@@ -54,6 +54,10 @@ def system_resolver(host: str) -> list[str]:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:
         raise FetchFailed("host name does not resolve") from e
+    except UnicodeError as e:
+        # The name has no IDNA form (an empty or over-long label, a lone surrogate): no
+        # query was sent, and no such host can exist.
+        raise UnsafeUrl("host name is not a valid domain name") from e
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -83,13 +87,17 @@ class OutboundFetcher:
         self._client.close()
 
     def check_url(self, url: str) -> None:
-        """Apply the guard's rules to ``url``; raises :class:`UnsafeUrl`."""
-        parts = urlsplit(url)
+        """Apply the guard's rules to ``url``; raises :class:`UnsafeUrl` (for any text that
+        is not an acceptable URL), or :class:`FetchFailed` when its host does not resolve."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except (ValueError, TypeError) as e:  # "Invalid IPv6 URL", a non-str
+            raise UnsafeUrl("malformed URL") from e
         if parts.scheme != "https" and not (self._allow_http and parts.scheme == "http"):
             raise UnsafeUrl("only https URLs may be fetched")
         if parts.username or parts.password:
             raise UnsafeUrl("URLs with credentials are refused")
-        host = parts.hostname
         if not host:
             raise UnsafeUrl("URL has no host")
         try:
@@ -144,6 +152,6 @@ class OutboundFetcher:
         """GET ``url`` and parse it as JSON; raises like :meth:`get_bytes`."""
         body, _ = self.get_bytes(url, accept="application/json")
         try:
-            return json.loads(body)
-        except ValueError as e:
+            return json_decode(body)
+        except ValidationError as e:
             raise FetchFailed("remote resource is not JSON") from e

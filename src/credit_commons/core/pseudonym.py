@@ -22,7 +22,7 @@ from credit_commons.core.errors import ConfigurationError, ValidationError
 __all__ = ["PSEUDONYM_PATTERN", "Pseudonym", "Pseudonymizer"]
 
 PSEUDONYM_PATTERN = r"^p[1-9][0-9]*:[A-Za-z0-9_-]{43}$"
-_DOMAIN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
+_DOMAIN = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
 
 Pseudonym = Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN)]
 """A pydantic-validated pseudonym string (``p1:…``)."""
@@ -53,12 +53,17 @@ class Pseudonymizer:
     def pseudonym(self, domain: str, value: str) -> str:
         """The pseudonym of ``value`` within ``domain`` (e.g. ``"identity"``, ``"lender"``).
 
-        Raises :class:`ValidationError` for a malformed domain or an empty value.
+        Raises :class:`ValidationError` for a malformed domain, or an empty value or one
+        that is not Unicode text (a lone surrogate, which a JSON escape can carry in).
         """
-        if not _DOMAIN.match(domain):
+        if not _DOMAIN.fullmatch(domain):
             raise ValidationError("pseudonym domain must be a short lower-case label")
         if not value:
             raise ValidationError("cannot pseudonymise an empty value")
-        message = domain.encode() + b"\x00" + value.encode("utf-8")
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValidationError("cannot pseudonymise a value that is not Unicode text") from e
+        message = domain.encode() + b"\x00" + encoded
         mac = hmac.new(self._pepper, message, hashlib.sha256).digest()
         return f"p{self.version}:{b64url_encode(mac)}"

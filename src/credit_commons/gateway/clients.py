@@ -49,8 +49,8 @@ _CLIENT_ID = re.compile(CLIENT_ID_PATTERN)
 _ALPHABET = string.ascii_letters + string.digits
 # ReBIT AA purpose codes 101-105, and platform purpose codes.
 _AA_PURPOSES = frozenset({"101", "102", "103", "104", "105"})
-_PLATFORM_PURPOSE = re.compile(r"^[a-z][a-z0-9_.-]{2,40}$")
-_KID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_PLATFORM_PURPOSE = re.compile(r"[a-z][a-z0-9_.-]{2,40}")
+_KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _MAX_KEYS = 10
 _MAX_PURPOSES = 32
 _MAX_URL = 2048
@@ -143,7 +143,7 @@ def validate_jwks(jwks: Any) -> dict[str, Any]:
             key = public_key_from_jwk(_public_members(jwk))
             kid = jwk.get("kid") or thumbprint(key)
             alg = jwk.get("alg") or key.key_type.jose_alg
-            if not isinstance(kid, str) or not _KID.match(kid):
+            if not isinstance(kid, str) or not _KID.fullmatch(kid):
                 raise ValidationError("kid must be 1-128 characters from [A-Za-z0-9._:-]")
             check_alg(alg, key.key_type)
             if jwk.get("use", "sig") != "sig":
@@ -167,7 +167,7 @@ def validate_purposes(purposes: Sequence[str]) -> tuple[str, ...]:
         )
     for purpose in purposes:
         if not isinstance(purpose, str) or not (
-            purpose in _AA_PURPOSES or _PLATFORM_PURPOSE.match(purpose)
+            purpose in _AA_PURPOSES or _PLATFORM_PURPOSE.fullmatch(purpose)
         ):
             raise ValidationError(
                 "a purpose is an AA code 101-105 or a platform code like loan.underwriting",
@@ -327,7 +327,7 @@ _STATUS = HotQuery(
 def client_status(session: Session, client_id: str) -> tuple[bool, tuple[str, ...]] | None:
     """Whether the client is active and its allowed purposes (``None`` if unknown): what
     every lender request checks, read without the ORM."""
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         return None
     rows = _STATUS.rows(session, client_id=client_id)
     if not rows:
@@ -338,7 +338,7 @@ def client_status(session: Session, client_id: str) -> tuple[bool, tuple[str, ..
 
 def get_client(session: Session, client_id: str) -> LenderClient | None:
     """The client ``client_id`` (active or not), or ``None``; never raises for a bad id."""
-    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+    if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         return None
     row = session.get(LenderClientRow, client_id)
     return _client(row) if row is not None else None

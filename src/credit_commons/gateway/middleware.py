@@ -20,7 +20,7 @@ log = logging.getLogger("credit_commons.access")
 # part comes from the process's Mersenne Twister (reseeded in a forked child) instead of a
 # system call per request.
 _request_ids = IdGenerator(randbits=random.getrandbits)
-_INCOMING_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_INCOMING_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class Metrics:
@@ -64,7 +64,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _INCOMING_ID.match(incoming) else _request_ids.new("req")
+        request_id = incoming if _INCOMING_ID.fullmatch(incoming) else _request_ids.new("req")
         token = request_id_var.set(request_id)
         start = time.perf_counter()
         status = 500

@@ -35,8 +35,8 @@ __all__ = [
     "verify_score_opening",
 ]
 
-_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{2,63}$")
-_PATH = re.compile(r"^(/[A-Za-z0-9_]{1,64}){1,4}$")
+_NAME = re.compile(r"[A-Z][A-Za-z0-9]{2,63}")
+_PATH = re.compile(r"(/[A-Za-z0-9_]{1,64}){1,4}")
 
 
 class ClaimsInvalid(ValidationError):
@@ -98,11 +98,11 @@ class CredentialType:
     _fast: jsonschema_rs.Draft202012Validator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not _NAME.fullmatch(self.name):
             raise TypeInvalid("a type name is 3-64 letters or digits, starting upper-case")
         if not self.vct.startswith(("https://", "urn:")) or len(self.vct) > 255:
             raise TypeInvalid("vct must be an https: or urn: URI of at most 255 characters")
-        if not all(_PATH.match(p) for p in self.disclosable):
+        if not all(_PATH.fullmatch(p) for p in self.disclosable):
             raise TypeInvalid("disclosable paths look like /claim or /claim/subclaim")
         if not 1 <= self.default_validity_days <= 3650:
             raise TypeInvalid("default validity is 1-3650 days")

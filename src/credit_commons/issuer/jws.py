@@ -6,10 +6,9 @@ algorithm policy is the keys domain's (``EdDSA``/``Ed25519``/``ES256`` only).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
+from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json, json_decode
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.keys.algorithms import PublicKey, Signer
 
@@ -40,10 +39,12 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     if len(parts) != 3 or not all(parts):
         raise JwsInvalid("a compact JWS has three non-empty parts")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        payload = json.loads(b64url_decode(parts[1]))
+        # json_decode: I-JSON, and a nesting too deep to follow is an error like any other
+        # (json.loads raised RecursionError, a 500 for a crafted bearer token).
+        header = json_decode(b64url_decode(parts[0]))
+        payload = json_decode(b64url_decode(parts[1]))
         signature = b64url_decode(parts[2])
-    except (ValueError, CommonsError) as e:
+    except CommonsError as e:
         raise JwsInvalid("malformed JWS") from e
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise JwsInvalid("JWS header and payload must be JSON objects")

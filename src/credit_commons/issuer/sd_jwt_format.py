@@ -16,13 +16,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, NoReturn
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.encoding import b64url_decode, b64url_encode, json_nesting_exceeds
 from credit_commons.core.errors import ValidationError
 from credit_commons.issuer.sd_jwt_errors import (
     ClaimsInvalid,
@@ -85,7 +84,6 @@ KB_TYP: Final = "kb+jwt"
 #: Header parameters that would let a JWT choose its own verification key (RFC 8725 §3.10)
 #: or demand extensions we do not implement (RFC 7515 §4.1.11).
 FORBIDDEN_HEADER_PARAMS: Final = frozenset({"jwk", "jku", "x5u", "x5c", "crit"})
-_JSON_SPECIAL = re.compile(r'["\\\[\]{}]')  # what changes JSON nesting or string state
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,31 +159,6 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _nesting_exceeds(text: str, limit: int) -> bool:
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    # Only the structural characters are visited; brackets inside strings do not count.
-    depth, in_string, escaped_at = 0, False, -1
-    for match in _JSON_SPECIAL.finditer(text):
-        char, position = match.group(), match.start()
-        if position == escaped_at:
-            continue
-        if in_string:
-            if char == "\\":
-                escaped_at = position + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def loads_json(raw: bytes, error: type[SdJwtInvalid], what: str) -> Any:
     """Parse UTF-8 JSON strictly: no duplicate member names, no NaN or infinities, nesting
     no deeper than :data:`MAX_DEPTH`.
@@ -194,7 +167,7 @@ def loads_json(raw: bytes, error: type[SdJwtInvalid], what: str) -> Any:
     """
     try:
         text = raw.decode("utf-8")
-        if _nesting_exceeds(text, MAX_DEPTH):
+        if json_nesting_exceeds(text, MAX_DEPTH):
             raise error(f"{what} is nested too deeply")
         return json.loads(
             text,

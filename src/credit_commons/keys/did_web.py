@@ -21,8 +21,8 @@ from credit_commons.keys.jwk import public_key_from_jwk
 
 __all__ = ["DidResolver", "did_web_url", "method_key"]
 
-_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=@-]+$")
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
+_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=@-]+")
 _METHOD = "did:web:"
 
 
@@ -32,10 +32,10 @@ def did_web_url(did: str) -> str:
         raise DidInvalid("not a did:web")
     parts = did[len(_METHOD) :].split("#", 1)[0].split(":")
     host = unquote(parts[0])
-    if not _HOST.match(host):
+    if not _HOST.fullmatch(host):
         raise DidInvalid("did:web has an invalid host")
     path = [unquote(p) for p in parts[1:]]
-    if any(not _SEGMENT.match(p) or p in {".", ".."} for p in path):
+    if any(not _SEGMENT.fullmatch(p) or p in {".", ".."} for p in path):
         raise DidInvalid("did:web has an invalid path")
     suffix = "/".join(path) if path else ".well-known"
     return f"https://{host}/{suffix}/did.json"

@@ -40,14 +40,14 @@ __all__ = [
     "validate_key_name",
 ]
 
-_NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+_NAME = re.compile(r"[a-z][a-z0-9-]{1,62}")
 _PURPOSE = "key-store/v1"
 
 
 def validate_key_name(name: str) -> str:
     """Return ``name`` if it is 2–63 lower-case letters, digits or dashes, starting with a
     letter; raises :class:`ValidationError` otherwise."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             "key name must be 2-63 lower-case letters, digits or '-', starting with a letter",
             extra={"field": "name"},

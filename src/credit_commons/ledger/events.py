@@ -71,7 +71,7 @@ Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$"), _SAFE]
 PseudonymField = Annotated[str, StringConstraints(pattern=PSEUDONYM_PATTERN), _SAFE]
 """A pseudonym (``p1:…``)."""
 
-_EVENT_TYPE = re.compile(r"^[a-z][a-z_]*\.[a-z][a-z_.]*$")
+_EVENT_TYPE = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_.]*")
 _REGISTRY: dict[str, type[EventDetails]] = {}
 
 
@@ -130,7 +130,7 @@ class EventDetails(BaseModel):
 
 
 def _valid_type(value: str) -> bool:
-    return bool(_EVENT_TYPE.match(value)) and len(value) <= 64
+    return bool(_EVENT_TYPE.fullmatch(value)) and len(value) <= 64
 
 
 def event_types() -> dict[str, type[EventDetails]]:
@@ -177,7 +177,7 @@ _INSERT_EVENTS = HotStatement(
     insert(_EVENTS), ("id", "type", "at", "actor", "subject", "object", "details")
 )
 _INSERT_OUTBOX = HotStatement(insert(_OUTBOX), ("event_id", "entry"))
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -218,11 +218,11 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     for spec in specs:
         if type(spec.details) not in registered:
             raise ValidationError("event details must be a registered EventDetails model")
-        if not _PSEUDONYM.match(spec.actor):
+        if not _PSEUDONYM.fullmatch(spec.actor):
             raise ValidationError("event actor must be a pseudonym")
-        if spec.subject is not None and not _PSEUDONYM.match(spec.subject):
+        if spec.subject is not None and not _PSEUDONYM.fullmatch(spec.subject):
             raise ValidationError("event subject must be a pseudonym")
-        if spec.object is not None and not _DIGEST.match(spec.object):
+        if spec.object is not None and not _DIGEST.fullmatch(spec.object):
             raise ValidationError("event object must be a SHA-256 hex digest")
     recorded: list[RecordedEvent] = []
     rows: list[dict[str, Any]] = []

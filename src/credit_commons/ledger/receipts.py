@@ -18,12 +18,11 @@ It returns only when every step passed; otherwise it raises the step's typed err
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from credit_commons.core.encoding import b64_decode
-from credit_commons.core.errors import CommonsError
+from credit_commons.core.encoding import b64_decode, json_decode
+from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
 from credit_commons.ledger.cosignature import CosignatureVerifier, verify_cosigned
@@ -88,8 +87,8 @@ def verify_receipt(
 
     # Step 2: the entry.
     try:
-        entry = json.loads(entry_text)
-    except ValueError as e:
+        entry = json_decode(entry_text)
+    except ValidationError as e:
         raise ReceiptInvalid("entry is not JSON") from e
     if not isinstance(entry, dict) or set(entry) != {"v", "id", "type", "at", "digest"}:
         raise ReceiptInvalid("entry is not an event reference")

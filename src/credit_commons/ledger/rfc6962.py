@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from credit_commons.core.encoding import b64_decode, b64_encode, sha256
+from credit_commons.core.encoding import b64_decode, b64_encode, hex_decode, sha256
 from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.ledger.errors import (
     ConsistencyProofInvalid,
@@ -93,10 +93,10 @@ class Hash(bytes):
 
     @classmethod
     def from_hex(cls, text: str) -> Self:
-        """Parse hex; raises :class:`HashInvalid`."""
+        """Parse lower-case hex; raises :class:`HashInvalid`."""
         try:
-            return cls(bytes.fromhex(text))
-        except ValueError as e:
+            return cls(hex_decode(text))
+        except ValidationError as e:
             raise HashInvalid("a hash must be hex") from e
 
     def b64(self) -> str:

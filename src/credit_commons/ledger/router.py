@@ -26,8 +26,8 @@ _entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _FRESH = {"Cache-Control": "no-cache"}
 _NOTE = "text/plain; charset=utf-8"
-_ELEMENT = re.compile(r"^x[0-9]{3}$")
-_LAST = re.compile(r"^[0-9]{3}$")
+_ELEMENT = re.compile(r"x[0-9]{3}")
+_LAST = re.compile(r"[0-9]{3}")
 
 
 def _checkpoint_text(session: Session) -> str:
@@ -92,7 +92,7 @@ def get_entries(
 
 @router.get("/receipts/{event_id}", summary="Public receipt of an event (without the event body).")
 def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
-    if not re.match(r"^evt_[0-9A-Z]{26}$", event_id):
+    if not re.fullmatch(r"evt_[0-9A-Z]{26}", event_id):
         raise NotFoundError("no checkpointed log entry for that event yet")
     return service.receipt(
         session, event_id, include_event=False, cache=runtime.extras_tile_cache()
@@ -110,11 +110,15 @@ def parse_tile_path(path: str) -> tuple[int, int | None]:
     parts = path.split("/")
     width: int | None = None
     if len(parts) >= 2 and parts[-2].endswith(".p"):
-        if not re.match(r"^[1-9][0-9]{0,2}$", parts[-1]) or int(parts[-1]) >= TILE_WIDTH:
+        if not re.fullmatch(r"[1-9][0-9]{0,2}", parts[-1]) or int(parts[-1]) >= TILE_WIDTH:
             raise NotFoundError("no such tile")
         width = int(parts[-1])
         parts = [*parts[:-2], parts[-2][:-2]]
-    if not parts or not _LAST.match(parts[-1]) or not all(_ELEMENT.match(p) for p in parts[:-1]):
+    if (
+        not parts
+        or not _LAST.fullmatch(parts[-1])
+        or not all(_ELEMENT.fullmatch(p) for p in parts[:-1])
+    ):
         raise NotFoundError("no such tile")
     if len(parts) > 1 and parts[0] == "x000":
         raise NotFoundError("no such tile")  # one index, one path: no leading zero elements

@@ -123,7 +123,8 @@ def create_witness_app(
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # isdigit() alone is true for "²", which int() refuses: ASCII digits only.
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413)
     chunks: list[bytes] = []
     size = 0

@@ -10,7 +10,6 @@ addresses) unless development flags allow them.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from credit_commons.core.encoding import json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.issuer.jws import sign_compact
@@ -41,7 +41,7 @@ def parse_offer_uri(uri: str, fetcher: OutboundFetcher) -> dict[str, Any]:
         raise ValidationError("not an openid-credential-offer:// URI")
     query = parse_qs(parts.query)
     if "credential_offer" in query:
-        offer = json.loads(query["credential_offer"][0])
+        offer = json_decode(query["credential_offer"][0])
     elif "credential_offer_uri" in query:
         offer = fetcher.get_json(query["credential_offer_uri"][0])
     else:
