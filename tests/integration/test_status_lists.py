@@ -3,9 +3,12 @@ that decode right (IETF LSB-first 2-bit; W3C MSB-first 1-bit)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from fastapi.testclient import TestClient
 
+from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
 from credit_commons.issuer import status
@@ -67,3 +70,28 @@ def test_bitstring_status_list_is_msb_first_and_revocation_only(
     # The W3C list is MSB-first: the same byte read LSB-first would name another index.
     raw = bitstring.to_bytes()
     assert raw[ref.index // 8] & (0x80 >> (ref.index % 8))
+
+
+def test_rendered_lists_keep_one_version_each_and_stay_fresh(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # Issue 12 item 11: the render cache kept every version of every list forever, and a
+    # list that did not change was served with the same token after its exp had passed.
+    clock = FixedClock(runtime.clock.now())
+    runtime.clock = clock
+    with transaction(runtime.sessions) as session:
+        ref = status.allocate(session, runtime, status.StatusKind.TOKEN)
+        key = status.issuer_signer(session, runtime).public_key
+    for i in range(12):
+        with transaction(runtime.sessions) as session:
+            flip = TokenStatus.SUSPENDED if i % 2 == 0 else TokenStatus.VALID
+            status.set_status(session, runtime, ref, flip)
+        assert client.get(f"/status-lists/{ref.list_id}").status_code == 200
+    assert len(runtime.extras["status_list_cache"]) == 1
+    clock.advance(timedelta(days=2))
+    payload = verify_compact(
+        client.get(f"/status-lists/{ref.list_id}").text, key, typ="statuslist+jwt"
+    )
+    now = int(clock.now().timestamp())
+    assert payload["iat"] == now
+    assert payload["exp"] > now

@@ -8,8 +8,6 @@ bearer token (RFC 6750) and :func:`authenticate_lender` checks it.  Any failure 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +20,7 @@ from credit_commons.consent.access import (
     anonymous_actor,
     lender_actor,
 )
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
 from credit_commons.gateway import clients
@@ -129,23 +128,38 @@ def mint_access_token(
     )
 
 
+def _key_versions(rt: Runtime) -> BoundedCache[str, KeyVersion]:
+    cache = rt.extras.get(_CACHE)
+    if not isinstance(cache, BoundedCache):
+        cache = rt.extras.setdefault(
+            _CACHE,
+            BoundedCache[str, KeyVersion](
+                max_entries=256, max_bytes=256 * 1024, size=lambda kid, _v: len(kid) + 200
+            ),
+        )
+    return cache  # type: ignore[return-value]
+
+
 def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | None:
     # Versions never change once made (a rotation adds one), so they are cached by kid.
-    cache = rt.extras.setdefault(_CACHE, {})
-    assert isinstance(cache, dict)
+    # Only kids the key store knows are cached: a token naming any other costs one lookup
+    # and adds nothing.
     if not isinstance(kid, str):
         return None
-    if kid not in cache:
+    cache = _key_versions(rt)
+    found = cache.get(kid)
+    if found is None:
         try:
             versions = rt.key_store.versions(session, OAUTH_KEY)
         except KeyNotFound:
             return None
-        cache.update({v.kid: v for v in versions})
-    found = cache.get(kid)
-    return found if isinstance(found, KeyVersion) else None
+        for version in versions:
+            cache.put(version.kid, version)
+        found = cache.get(kid)
+    return found
 
 
-class _VerifiedTokens:
+def _verified_tokens(rt: Runtime) -> BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]]:
     """The header and payload of tokens whose signature verified, most recent first.
 
     The header and payload dicts are shared by every request that presents the token:
@@ -156,25 +170,18 @@ class _VerifiedTokens:
     client's status — is still checked on every request.  A lender presents one token for
     its lifetime (minutes), so a small cache saves a signature check on nearly every call.
     """
-
-    def __init__(self, size: int = 4096) -> None:
-        self._size = size
-        self._items: OrderedDict[str, tuple[dict[str, Any], dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        with self._lock:
-            found = self._items.get(token)
-            if found is not None:
-                self._items.move_to_end(token)
-            return found
-
-    def put(self, token: str, parts: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        with self._lock:
-            self._items[token] = parts
-            self._items.move_to_end(token)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+    cache = rt.extras.get(_VERIFIED)
+    if not isinstance(cache, BoundedCache):
+        cache = rt.extras.setdefault(
+            _VERIFIED,
+            BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]](
+                max_entries=4096,
+                max_bytes=16 * 1024 * 1024,
+                # The token text, and its decoded header and payload (about as much again).
+                size=lambda token, _parts: 2 * len(token),
+            ),
+        )
+    return cache  # type: ignore[return-value]
 
 
 def _signed_parts(
@@ -183,10 +190,7 @@ def _signed_parts(
     # The token's header and payload if it is a compact JWS with no key of its own, an
     # algorithm of the platform's policy, and a valid signature by a version of the oauth
     # key (RFC 9068 §4 step 4); None otherwise.
-    cache = rt.extras.get(_VERIFIED)
-    if not isinstance(cache, _VerifiedTokens):
-        cache = rt.extras.setdefault(_VERIFIED, _VerifiedTokens())
-        assert isinstance(cache, _VerifiedTokens)
+    cache = _verified_tokens(rt)
     found = cache.get(token)
     if found is not None:
         return found

@@ -19,15 +19,15 @@ at most ``ttl``).  Nothing here touches the database: the caller decides trust.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
-from credit_commons.issuer.status_fetch import StatusListFetcher
+from credit_commons.issuer.status_fetch import StatusListFetcher, status_list_cache
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.trust import Kind
 from credit_commons.keys.algorithms import PublicKey
@@ -74,9 +74,18 @@ class ForeignIssuers:
         self._dids = DidResolver(fetcher)
         self._ttl = ttl
         self._clock = clock
-        self._keys: dict[str, tuple[float, dict[str, PublicKey]]] = {}
-        self._status: dict[str, StatusListFetcher] = {}
-        self._lock = threading.Lock()
+        # issuer -> (expiry, its keys by kid), and issuer -> its status lists.  Issuers come
+        # from the credentials presented, so both are bounded (a key is about 200 bytes).
+        self._keys: BoundedCache[str, tuple[float, dict[str, PublicKey]]] = BoundedCache(
+            max_entries=1024,
+            max_bytes=16 * 1024 * 1024,
+            size=lambda issuer, entry: len(issuer) + sum(len(k) + 200 for k in entry[1]),
+        )
+        self._status: BoundedCache[str, StatusListFetcher] = BoundedCache(
+            max_entries=1024, max_bytes=1024 * 1024, size=lambda issuer, _f: len(issuer) + 200
+        )
+        # One bound for the lists of every issuer (each fetcher under its issuer's name).
+        self._lists = status_list_cache()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -113,8 +122,7 @@ class ForeignIssuers:
             return entry[1]
         # Missing, stale, or a kid not seen yet (the issuer may have rotated): fetch again.
         keys = self._metadata_keys(issuer) if kind == "https" else self._did_web_keys(issuer)
-        with self._lock:
-            self._keys[issuer] = (now + self._ttl, keys)
+        self._keys.put(issuer, (now + self._ttl, keys))
         return keys
 
     def _metadata_keys(self, issuer: str) -> dict[str, PublicKey]:
@@ -180,9 +188,10 @@ class ForeignIssuers:
                 lambda header: self.key(issuer, kind, header),
                 max_ttl=self._ttl,
                 clock=self._clock,
+                cache=self._lists,
+                namespace=issuer,
             )
-            with self._lock:
-                fetcher = self._status.setdefault(issuer, fetcher)
+            self._status.put(issuer, fetcher)
         return fetcher.status(uri, index)
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid, Malformed
 from credit_commons.issuer.sd_jwt_format import (
@@ -83,12 +84,22 @@ _SEGMENT = re.compile(r"(?:[^~]|~[01])*")
 
 def parse_path(path: str) -> tuple[str, ...]:
     """The unescaped segments of a disclosure path; raises :class:`DisclosurePathInvalid`."""
-    if type(path) is str:
-        return _parse_path(path)  # a type's few paths, parsed on every issuance: remembered
-    return _parse_path.__wrapped__(path)
+    if type(path) is not str:
+        return _parse_path(path)
+    # A type's few paths, parsed on every issuance: remembered (bounded, since paths can
+    # come from requests too).
+    found = _PATHS.get(path)
+    if found is None:
+        found = _parse_path(path)
+        _PATHS.put(path, found)
+    return found
 
 
-@functools.lru_cache(maxsize=1024)
+_PATHS: BoundedCache[str, tuple[str, ...]] = BoundedCache(
+    max_entries=1024, max_bytes=1024 * 1024, size=lambda path, _segments: 2 * len(path)
+)
+
+
 def _parse_path(path: str) -> tuple[str, ...]:
     if not isinstance(path, str) or not path.startswith("/"):
         raise DisclosurePathInvalid(f"a disclosure path starts with '/': {path!r}")

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import NotFoundError
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
@@ -31,17 +32,37 @@ class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):
     disclosable: int
 
 
+_TYPES_CACHE = "credential_types"
+_TYPES_ENTRIES = 512
+_TYPES_BYTES = 16 * 1024 * 1024
+
+
+def _types_cache(rt: Runtime) -> BoundedCache[str, tuple[str, CredentialType, int]]:
+    # name -> (update time, validated type, bytes of its schema's JSON text)
+    cache = rt.extras.get(_TYPES_CACHE)
+    if not isinstance(cache, BoundedCache):
+        cache = rt.extras.setdefault(
+            _TYPES_CACHE,
+            BoundedCache[str, tuple[str, CredentialType, int]](
+                max_entries=_TYPES_ENTRIES,
+                max_bytes=_TYPES_BYTES,
+                # A parsed, validated schema holds a few times the bytes of its JSON text.
+                size=lambda name, value: len(name) + 4 * value[2],
+            ),
+        )
+    return cache  # type: ignore[return-value]
+
+
 def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialType:
     # Building a type checks its schema against the JSON Schema meta-schema (milliseconds);
-    # types change rarely, so validated types are cached by name and update time.
-    cache: dict[tuple[str, str], CredentialType] | None = None
-    if rt is not None:
-        found = rt.extras.setdefault("credential_types", {})
-        assert isinstance(found, dict)
-        cache = found
-        cached = cache.get((row.name, str(row.updated_at)))
-        if cached is not None:
-            return cached
+    # types change rarely, so the validated type of each name is cached with its update
+    # time, and a changed type replaces it.
+    cache = _types_cache(rt) if rt is not None else None
+    version = str(row.updated_at)
+    if cache is not None:
+        cached = cache.get(row.name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
     built = CredentialType(
         name=row.name,
         vct=row.vct,
@@ -50,7 +71,7 @@ def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialTy
         default_validity_days=row.default_validity_days,
     )
     if cache is not None:
-        cache[(row.name, str(row.updated_at))] = built
+        cache.put(row.name, (version, built, len(row.schema)))
     return built
 
 

@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.issuer.errors import StatusTransitionInvalid
@@ -48,6 +49,7 @@ __all__ = [
     "get_status",
     "issuer_signer",
     "render",
+    "render_cache",
     "set_status",
     "status_uri",
 ]
@@ -56,6 +58,11 @@ ISSUER_KEY = "issuer"
 LIST_SIZE = 131_072
 _FILL_LIMIT = 0.8
 _TTL = 300
+_CACHE_KEY = "status_list_cache"
+# The latest rendering of each list, by list id: a new version replaces the old one, so the
+# cache never holds more than one token per list, and at most this many lists and bytes.
+_CACHE_ENTRIES = 1024
+_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class StatusKind(StrEnum):
@@ -81,6 +88,7 @@ class RenderedList:
     token: str
     media_type: str
     version: int
+    issued_at: int
 
 
 def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
@@ -228,17 +236,18 @@ def get_status(session: Session, ref: StatusRef) -> TokenStatus:
 
 
 def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
-    """The signed list (cached per version).  Raises :class:`NotFoundError`."""
+    """The signed list, rendered again when its version changed or the last rendering is
+    older than its ``ttl`` (so the ``exp`` a relying party sees is never near), cached in
+    between.  Raises :class:`NotFoundError`."""
     row = session.get(StatusListRow, list_id)
     if row is None:
         raise NotFoundError("no such status list")
-    cache = rt.extras.setdefault("status_list_cache", {})
-    assert isinstance(cache, dict)
-    cached = cache.get((row.id, row.version))
-    if isinstance(cached, RenderedList):
+    cache = render_cache(rt)
+    now = int(rt.clock.now().timestamp())
+    cached = cache.get(row.id)
+    if cached is not None and cached.version == row.version and now - cached.issued_at < _TTL:
         return cached
     signer = issuer_signer(session, rt)
-    now = int(rt.clock.now().timestamp())
     uri = status_uri(rt, row.id)
     if row.kind == StatusKind.TOKEN:
         token = sign_compact(
@@ -252,7 +261,7 @@ def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
             },
             signer,
         )
-        rendered = RenderedList(token, "application/statuslist+jwt", row.version)
+        rendered = RenderedList(token, "application/statuslist+jwt", row.version, now)
     else:
         token = sign_compact(
             {"typ": "vc+jwt", "kid": signer.kid},
@@ -275,6 +284,21 @@ def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
             },
             signer,
         )
-        rendered = RenderedList(token, "application/vc+jwt", row.version)
-    cache[(row.id, row.version)] = rendered
+        rendered = RenderedList(token, "application/vc+jwt", row.version, now)
+    cache.put(row.id, rendered)
     return rendered
+
+
+def render_cache(rt: Runtime) -> BoundedCache[str, RenderedList]:
+    """The runtime's cache of rendered status lists, by list id (made on first use)."""
+    cache = rt.extras.get(_CACHE_KEY)
+    if not isinstance(cache, BoundedCache):
+        cache = rt.extras.setdefault(
+            _CACHE_KEY,
+            BoundedCache[str, RenderedList](
+                max_entries=_CACHE_ENTRIES,
+                max_bytes=_CACHE_BYTES,
+                size=lambda key, value: text_size(key, value.token),
+            ),
+        )
+    return cache  # type: ignore[return-value]

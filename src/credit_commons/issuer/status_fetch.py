@@ -10,18 +10,18 @@ list until the earlier of its ``ttl`` and ``exp`` (at most ``max_ttl``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.issuer.jws import decode_unverified
 from credit_commons.issuer.status_list import StatusList, TokenStatus
 from credit_commons.keys.algorithms import PublicKey
 
-__all__ = ["StatusListFetcher", "StatusListRejected"]
+__all__ = ["StatusListCache", "StatusListFetcher", "StatusListRejected", "status_list_cache"]
 
 KeyResolver = Callable[[Mapping[str, Any]], PublicKey]
 
@@ -33,8 +33,26 @@ class StatusListRejected(IntegrityError):
     title = "Status list not acceptable"
 
 
+StatusListCache = BoundedCache[tuple[str, str], tuple[float, StatusList]]
+"""Fetched lists by (namespace, uri): their expiry and the list."""
+
+
+def status_list_cache() -> StatusListCache:
+    """A cache of fetched status lists.  The URIs come from the credentials presented, so it
+    is bounded: at most 1,024 lists and 64 MiB (a list holds ``size * bits / 8`` bytes)."""
+    return BoundedCache(
+        max_entries=1024,
+        max_bytes=64 * 1024 * 1024,
+        size=lambda key, entry: len(key[0]) + len(key[1]) + entry[1].size * entry[1].bits // 8,
+    )
+
+
 class StatusListFetcher:
-    """Fetches and caches Token Status Lists for one verifier."""
+    """Fetches and caches Token Status Lists for one verifier.
+
+    Several fetchers (one per foreign issuer) may share one ``cache``, each under its own
+    ``namespace``, so that their lists are bounded together.
+    """
 
     def __init__(
         self,
@@ -43,13 +61,15 @@ class StatusListFetcher:
         *,
         max_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
+        cache: StatusListCache | None = None,
+        namespace: str = "",
     ) -> None:
         self._fetcher = fetcher
         self._resolve = key_resolver
         self._max_ttl = max_ttl
         self._clock = clock
-        self._cache: dict[str, tuple[float, StatusList]] = {}
-        self._lock = threading.Lock()
+        self._cache = cache if cache is not None else status_list_cache()
+        self._namespace = namespace
 
     def _load(self, uri: str) -> StatusList:
         body, _headers = self._fetcher.get_bytes(uri, accept="application/statuslist+jwt")
@@ -81,8 +101,7 @@ class StatusListFetcher:
         )
         if isinstance(exp, int):
             lifetime = min(lifetime, exp - now)
-        with self._lock:
-            self._cache[uri] = (now + lifetime, decoded)
+        self._cache.put((self._namespace, uri), (now + lifetime, decoded))
         return decoded
 
     def status(self, uri: str, index: int) -> TokenStatus:
@@ -91,7 +110,7 @@ class StatusListFetcher:
         Raises ``UnsafeUrl``/``FetchFailed`` from the fetcher, :class:`StatusListRejected`,
         or ``StatusIndexOutOfRange``.
         """
-        cached = self._cache.get(uri)
+        cached = self._cache.get((self._namespace, uri))
         status_list = (
             cached[1] if cached is not None and cached[0] > self._clock() else self._load(uri)
         )

@@ -6,13 +6,13 @@ that EC points are on the curve.  Key ids are RFC 7638 thumbprints.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.algorithms import PrivateKey, PublicKey
@@ -54,11 +54,24 @@ def public_key_from_jwk(jwk: Any) -> PublicKey:
     if isinstance(jwk, dict) and "d" in jwk:
         raise KeyInvalid("expected a public JWK but it contains a private key")
     if isinstance(jwk, dict) and all(type(k) is str and type(v) is str for k, v in jwk.items()):
-        return _public_key_from_members(tuple(sorted(jwk.items())))
+        members = tuple(sorted(jwk.items()))
+        found = _PARSED.get(members)
+        if found is None:
+            found = _public_key_from_members(members)
+            _PARSED.put(members, found)
+        return found
     return PublicKey.from_cryptography(_import(jwk).public_key)
 
 
-@functools.lru_cache(maxsize=4096)
+# Parsed keys by their JWK members.  The JWKs come from requests (holder keys), so the
+# cache is bounded in bytes too: a JWK may carry members of any length.
+_PARSED: BoundedCache[tuple[tuple[str, str], ...], PublicKey] = BoundedCache(
+    max_entries=4096,
+    max_bytes=8 * 1024 * 1024,
+    size=lambda members, _key: 200 + sum(len(name) + len(value) for name, value in members),
+)
+
+
 def _public_key_from_members(members: tuple[tuple[str, str], ...]) -> PublicKey:
     fast = _plain_ed25519(members)
     if fast is not None:

@@ -12,14 +12,13 @@ tile per level is rewritten as it grows.
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Table, and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.ledger.errors import TreeRangeInvalid
 from credit_commons.ledger.models import LogTileRow
 from credit_commons.ledger.rfc6962 import NodeId
@@ -91,33 +90,29 @@ def upper_levels(data: bytes) -> tuple[bytes, bytes]:
 
 
 class TileCache:
-    """An LRU cache of *full* tiles, keyed by (level, index); safe across threads.
+    """An LRU cache of *full* tiles, keyed by (level, index); safe across threads; at most
+    ``capacity`` tiles and ``max_bytes`` bytes (a full tile is 8 KiB of hashes, plus 480
+    bytes of stored upper levels).
 
     Full tiles never change, so a cached tile answers any subtree inside it.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
-        self._capacity = capacity
-        self._data: OrderedDict[tuple[int, int], _Tile] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, capacity: int = 4096, max_bytes: int = 40 * 1024 * 1024) -> None:
+        self.entries: BoundedCache[tuple[int, int], _Tile] = BoundedCache(
+            max_entries=capacity,
+            max_bytes=max_bytes,
+            size=lambda _key, tile: 16 + text_size(tile.raw, tile.upper),
+        )
 
     def get(self, key: tuple[int, int]) -> _Tile | None:
         """The cached tile, or None."""
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+        return self.entries.get(key)
 
     def put(self, key: tuple[int, int], tile: _Tile) -> None:
         """Cache a full tile (partial tiles still grow and are never cached)."""
         if len(tile.raw) != TILE_WIDTH * _H:
             return
-        with self._lock:
-            self._data[key] = tile
-            self._data.move_to_end(key)
-            while len(self._data) > self._capacity:
-                self._data.popitem(last=False)
+        self.entries.put(key, tile)
 
 
 class TileHashSource:

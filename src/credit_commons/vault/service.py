@@ -14,9 +14,7 @@ envelope under that subject key that names it (``vault/envelope.py``).  So:
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -26,6 +24,7 @@ from sqlalchemy import Table, delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from credit_commons.core.cache import BoundedCache
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import HotStatement, transaction
 from credit_commons.core.errors import ConflictError
@@ -58,44 +57,8 @@ class RewrapReport:
     target_version: int
 
 
-class _TtlCache:
-    def __init__(self, ttl: float, capacity: int, now: Callable[[], float]) -> None:
-        self._ttl, self._capacity, self.now = ttl, capacity, now
-        # Keyed by the key id's ASCII bytes, as they appear in envelopes.
-        self.data: OrderedDict[bytes, tuple[float, AESGCM]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> AESGCM | None:
-        return self.get_raw(key.encode("ascii"))
-
-    def get_raw(self, key: bytes) -> AESGCM | None:
-        # Reads take no lock (a dict read is atomic in CPython) and do not reorder: the
-        # cache evicts in insertion order, and entries expire after the TTL anyway.
-        item = self.data.get(key)
-        if item is None:
-            return None
-        if item[0] < self.now():
-            with self._lock:
-                self.data.pop(key, None)
-            return None
-        return item[1]
-
-    def put(self, key_id: str, value: AESGCM) -> None:
-        key = key_id.encode("ascii")
-        with self._lock:
-            self.data.pop(key, None)
-            self.data[key] = (self.now() + self._ttl, value)
-            while len(self.data) > self._capacity:
-                self.data.popitem(last=False)
-
-    def drop(self, keys: list[str]) -> None:
-        with self._lock:
-            for key in keys:
-                self.data.pop(key.encode("ascii"), None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self.data.clear()
+_KEY_BYTES = 300
+"""Bytes charged per cached subject key: its AESGCM object (key schedule included) and id."""
 
 
 # The subject keys a transaction found or made, per vault, until it ends: published to the
@@ -148,10 +111,21 @@ class Vault:
         self.kms = kms
         self._clock = clock
         # Cached as ready AESGCM objects: building one (the AES key schedule) costs more
-        # than decrypting a small value.
-        self._keys = _TtlCache(ttl, capacity, monotonic)
-        self._current: dict[tuple[str, str], tuple[str, int]] = {}
-        self._lock = threading.Lock()
+        # than decrypting a small value.  Keyed by the key id's ASCII bytes, as envelopes
+        # carry it.
+        self._keys: BoundedCache[bytes, AESGCM] = BoundedCache(
+            max_entries=capacity,
+            max_bytes=capacity * _KEY_BYTES,
+            size=lambda key_id, _cipher: len(key_id) + _KEY_BYTES,
+            ttl=ttl,
+            now=monotonic,
+        )
+        # The current key of each (subject, purpose) this process has seen committed.
+        self._current: BoundedCache[tuple[str, str], tuple[str, int]] = BoundedCache(
+            max_entries=capacity,
+            max_bytes=capacity * 256,
+            size=lambda ref, key: len(ref[0]) + len(ref[1]) + len(key[0]) + 64,
+        )
 
     # -- subject keys ---------------------------------------------------------------------
 
@@ -159,7 +133,7 @@ class Vault:
         wrapped = WrappedKey(kek_id=row.kek_id, version=row.kek_version, blob=bytes(row.wrapped))
         aad = subject_key_aad(row.key_id, row.subject, row.purpose, row.version)
         cipher = AESGCM(self.kms.unwrap(wrapped, aad=aad))
-        self._keys.put(row.key_id, cipher)
+        self._keys.put(row.key_id.encode("ascii"), cipher)
         return cipher
 
     def _new_key(
@@ -192,7 +166,7 @@ class Vault:
         pending = _pending(session, self)
         for subject in subjects:
             ref = self._current.get((subject, purpose)) or pending.get((subject, purpose))
-            cached = self._keys.get(ref[0]) if ref is not None else None
+            cached = self._keys.get(ref[0].encode("ascii")) if ref is not None else None
             if ref is not None and cached is not None:
                 found[subject] = (ref[0], ref[1], cached)
             else:
@@ -215,7 +189,7 @@ class Vault:
             if current is None:
                 new.append(self._new_key(subject, purpose, version=1))
                 continue
-            cipher = self._keys.get(current.key_id) or self._unwrap(current)
+            cipher = self._keys.get(current.key_id.encode("ascii")) or self._unwrap(current)
             found[subject] = (current.key_id, current.version, cipher)
             pending[(subject, purpose)] = (current.key_id, current.version)
         if new:
@@ -226,7 +200,7 @@ class Vault:
                 raise ConflictError("a concurrent request created a subject key; retry") from e
             for values, cipher in new:
                 key_id, subject = str(values["key_id"]), str(values["subject"])
-                self._keys.put(key_id, cipher)
+                self._keys.put(key_id.encode("ascii"), cipher)
                 found[subject] = (key_id, 1, cipher)
                 pending[(subject, purpose)] = (key_id, 1)
         return found
@@ -235,8 +209,8 @@ class Vault:
         # The keys a transaction found or made, once it has committed: only then are they
         # known to be stored.  (A key made in a transaction that rolled back must never be
         # used again: what it sealed could not be opened once its cache entry expired.)
-        with self._lock:
-            self._current.update(refs)
+        for ref, key in refs.items():
+            self._current.put(ref, key)
 
     def ensure_keys(self, session: Session, subjects: Collection[str], purpose: str) -> None:
         """Find or make the current key of every subject for ``purpose`` now (one query and
@@ -288,8 +262,7 @@ class Vault:
             if type(sealed) is not bytes or sealed[:4] != envelope.MAGIC or len(sealed) < 5:
                 raise DecryptionFailed()
             key_ref = sealed[5 : 5 + sealed[4]]
-            item = self._keys.data.get(key_ref)
-            cipher = item[1] if item is not None and item[0] >= self._keys.now() else None
+            cipher = self._keys.get(key_ref)
             if cipher is None:
                 row = session.get(SubjectKeyRow, key_ref.decode("ascii"))
                 if row is None or row.subject != subject or row.purpose != purpose:
@@ -310,10 +283,9 @@ class Vault:
             session.scalars(select(SubjectKeyRow.key_id).where(SubjectKeyRow.subject == subject))
         )
         session.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject == subject))
-        self._keys.drop(key_ids)
-        with self._lock:
-            for ref in [k for k in self._current if k[0] == subject]:
-                del self._current[ref]
+        for key_id in key_ids:
+            self._keys.pop(key_id.encode("ascii"))
+        self._current.pop_where(lambda ref: ref[0] == subject)
         return len(key_ids)
 
     def rewrap(
@@ -393,5 +365,4 @@ class Vault:
     def drop_cache(self) -> None:
         """Forget every cached subject key."""
         self._keys.clear()
-        with self._lock:
-            self._current.clear()
+        self._current.clear()
