@@ -94,3 +94,38 @@ def test_consent_commands(setup: tuple[str, str, str], capsys: pytest.CaptureFix
     assert json.loads(out) == []
     code, out, _ = run(capsys, "consent", "templates")
     assert "loan_underwriting" in out
+
+
+def test_an_administrators_token_cannot_decide(
+    setup: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 12 item 1 from the CLI: an administrator's cct_ token is not the borrower's.
+    borrower, token, consent_id = setup
+    code, out, _ = run(capsys, "admin", "token", "desk", "--json")
+    admin = json.loads(out)["token"]
+    code, _, err = run(capsys, "consent", "approve", consent_id, "--token", admin, "--json")
+    assert code == ExitCode.NOT_FOUND
+    assert "Traceback" not in err
+    unknown_code, _, _ = run(capsys, "consent", "approve", "cns_" + "0" * 26, "--token", admin)
+    assert unknown_code == code
+    code, _, _ = run(
+        capsys, "consent", "revoke-all", borrower, "--lender", Lender.client_id, "--token", admin
+    )
+    assert code == ExitCode.NOT_FOUND
+    code, out, _ = run(capsys, "consent", "show", consent_id, "--json")
+    assert json.loads(out)["status"] == "PENDING"
+    assert json.loads(out)["approval"] is None
+    # Both attempts are in the borrower's history, the administrator named by pseudonym.
+    code, out, _ = run(capsys, "consent", "history", borrower, "--json")
+    attempts = json.loads(out)
+    assert [(e["operation"], e["outcome"], e["reason"]) for e in attempts] == [
+        ("consent.revoke_all", "denied", "consent.not_authorised"),
+        ("consent.approve", "denied", "consent.not_authorised"),
+    ]
+    assert {e["actor"] for e in attempts} == {attempts[0]["actor"]}
+    assert attempts[0]["actor"].startswith("p1:")
+    assert attempts[0]["actor_kind"] == "other"
+    # The borrower's own token decides.
+    code, out, _ = run(capsys, "consent", "approve", consent_id, "--token", token, "--json")
+    assert code == 0
+    assert json.loads(out)["approval"] == "self"

@@ -7,16 +7,20 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import select
 from tests.factories import readiness_claims
 from tests.integration.consent_world import BASE, CRC, World
 
 from credit_commons.consent.history import access_history
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_encode
 from credit_commons.demo import client_assertion
-from credit_commons.identity.service import Principal
+from credit_commons.identity.service import Principal, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.ledger import service as log_service
+from credit_commons.ledger.events import object_digest
+from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.receipts import verify_receipt
 from credit_commons.ledger.worker import LogWorker
 
@@ -33,7 +37,7 @@ def _denied(world: World, response: Any, reason: str, status: int = 403) -> str:
 def test_denial_matrix(world: World) -> None:
     denials: list[str] = []
     pending = world.consent(approve=False)
-    denials.append(_denied(world, world.fetch(pending), "consent.not_found"))
+    denials.append(_denied(world, world.fetch(pending), "consent.not_active"))
     denials.append(_denied(world, world.fetch("cns_" + "0" * 26), "consent.not_found"))
 
     later = world.consent(consent_start=(world.clock.now() + timedelta(days=1)).isoformat())
@@ -217,3 +221,54 @@ def test_a_credential_that_cannot_be_shared_is_the_reason(world: World) -> None:
     with transaction(world.rt.read_sessions) as session:
         history = access_history(session, world.rt, Principal("admin:t", "admin"), lapsing)
     assert [e["reason"] for e in history] == ["credential.expired", None]
+
+
+def _with_payload(artefact: str, **changes: Any) -> str:
+    # The artefact with its payload changed and its signature kept (so it no longer verifies).
+    head, _, signature = artefact.split(".")
+    payload = {**json.loads(_payload(artefact)), **changes}
+    return f"{head}.{b64url_encode(json.dumps(payload).encode())}.{signature}"
+
+
+def test_forged_artefacts_naming_a_consent_are_in_the_borrowers_history(world: World) -> None:
+    # Issue 12 item 2: an artefact that does not verify but names one of the borrower's
+    # consents is an attempt on their data — recorded with them as subject, shown in their
+    # history; the lender's answer is the same as for any refusal.
+    granted = world.consent()
+    artefact = world.decide(world.consent(), "pause")["artefact"]
+    forged_key = PrivateKey.generate(KeyType.ED25519)
+    head, body, _ = artefact.split(".")
+    attempts = {
+        # Re-pointed: the genuine artefact of one consent, consentId changed to another.
+        "re-pointed": _with_payload(artefact, consentId=granted),
+        # Forged: signed by someone else's key.
+        "forged": f"{head}.{body}." + b64url_encode(forged_key.sign(f"{head}.{body}".encode())),
+    }
+    named = json.loads(_payload(artefact))["consentId"]
+    responses = [
+        world.http.post("/v1/lender/credentials", json={"artefact": a}, headers=world.token())
+        for a in attempts.values()
+    ]
+    for response in responses:
+        assert response.status_code == 403
+        assert response.json()["detail"] == "not permitted"
+    with transaction(world.rt.read_sessions) as session:
+        events = session.scalars(
+            select(EventRow)
+            .where(EventRow.type == "access.denied")
+            .order_by(EventRow.id.desc())
+            .limit(2)
+        ).all()
+        subjects = [e.subject for e in events]
+        objects = [e.object for e in events]
+    borrower = subject_of(world.rt, world.borrower)
+    assert subjects == [borrower, borrower]
+    assert objects == [object_digest("consent", named), object_digest("consent", granted)]
+    history = world.http.get(
+        f"/v1/borrowers/{world.borrower}/access-history", headers=world.as_borrower
+    ).json()
+    shown = [(e["consent_id"], e["reason"], e["actor_kind"]) for e in history[:2]]
+    assert shown == [
+        (named, "consent.artefact_invalid", "lender"),
+        (granted, "consent.artefact_invalid", "lender"),
+    ]

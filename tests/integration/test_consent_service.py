@@ -119,7 +119,7 @@ def _denied_reason(rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **
 def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
     token = _borrower(runtime)
     consent_id = _request(runtime, token)
-    assert _denied_reason(runtime, consent_id) == "consent.not_found"  # still pending
+    assert _denied_reason(runtime, consent_id) == "consent.not_active"  # still pending
     granted = _decide(runtime, token, consent_id, "approve")
     assert granted["status"] == "ACTIVE"
     # The artefact is signed by the consent key and says what was agreed.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
-from credit_commons.core.errors import CommonsError, ExitCode
+from credit_commons.core.errors import CommonsError, ExitCode, NotFoundError
 from credit_commons.ledger.events import EventDetails, RecordedEvent, Token, record_event
 from credit_commons.runtime import Runtime
 
@@ -28,6 +28,8 @@ __all__ = [
     "AccessDenied",
     "Denied",
     "NotAuthenticated",
+    "Refused",
+    "RefusedDecision",
     "anonymous_actor",
     "install_denial_handler",
     "lender_actor",
@@ -100,7 +102,45 @@ def record_denial(
         )
 
 
-class Denied(CommonsError):
+class Refused(CommonsError):
+    """An attempt on a borrower's data that was refused, with what to record about it
+    (``access.denied``: the operation, the reason, who tried, whose data).  The record
+    must outlive the request, whose transaction rolls back: :meth:`record` writes it in a
+    unit of work of its own, and the HTTP handler installed by
+    :func:`install_denial_handler` calls it once the request's unit of work is over.
+
+    Subclasses choose the answer the caller gets (:class:`Denied`: 403 "not permitted";
+    :class:`RefusedDecision`: the 404 an unknown consent gets), which never carries the
+    reason.
+    """
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        operation: str,
+        reason: str,
+        actor: str,
+        subject: str | None = None,
+        object: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.operation, self.reason, self.actor = operation, reason, actor
+        self.subject, self.object = subject, object
+
+    def record(self, rt: Runtime) -> RecordedEvent:
+        """Write the ``access.denied`` event (its own unit of work)."""
+        return record_denial(
+            rt,
+            actor=self.actor,
+            operation=self.operation,
+            reason=self.reason,
+            subject=self.subject,
+            object=self.object,
+        )
+
+
+class Denied(Refused):
     """A refused data access.  The caller sees only "not permitted"; the handler installed
     by :func:`install_denial_handler` records ``access.denied`` with the real ``reason``
     once the request's own transaction has rolled back.
@@ -122,19 +162,13 @@ class Denied(CommonsError):
         subject: str | None = None,
         object: str | None = None,
     ) -> None:
-        super().__init__("not permitted")
-        self.operation, self.reason, self.actor = operation, reason, actor
-        self.subject, self.object = subject, object
-
-    def record(self, rt: Runtime) -> RecordedEvent:
-        """Write the ``access.denied`` event (its own unit of work)."""
-        return record_denial(
-            rt,
-            actor=self.actor,
-            operation=self.operation,
-            reason=self.reason,
-            subject=self.subject,
-            object=self.object,
+        super().__init__(
+            "not permitted",
+            operation=operation,
+            reason=reason,
+            actor=actor,
+            subject=subject,
+            object=object,
         )
 
 
@@ -147,8 +181,17 @@ class NotAuthenticated(Denied):
     status = 401
 
 
+class RefusedDecision(Refused, NotFoundError):
+    """A decision on a borrower's consent by someone who may not take it (an administrator,
+    another identity, a delegate without ``manage:consents``, a wrong DID signature or
+    one-time code...).  The caller gets exactly the 404 of an unknown consent (or
+    borrower) — ``detail`` is that answer's — and the attempt is recorded for the
+    borrower."""
+
+
 def install_denial_handler(app: FastAPI) -> None:
-    """Answer :class:`Denied` with problem+json after recording ``access.denied``.
+    """Answer every :class:`Refused` (a :class:`Denied`, a :class:`RefusedDecision`...)
+    with its problem+json after recording it.
 
     FastAPI leaves a dependency with ``yield`` (the request's unit of work, rolled back by
     the error) before it calls exception handlers, so the event's own transaction never
@@ -157,8 +200,8 @@ def install_denial_handler(app: FastAPI) -> None:
 
     from credit_commons.gateway.problems import problem_response  # noqa: PLC0415 - package cycle
 
-    @app.exception_handler(Denied)
-    async def _denied(request: Request, error: Denied) -> JSONResponse:
+    @app.exception_handler(Refused)
+    async def _denied(request: Request, error: Refused) -> JSONResponse:
         await run_in_threadpool(error.record, request.app.state.runtime)
         response = problem_response(error, request)
         if isinstance(error, NotAuthenticated):

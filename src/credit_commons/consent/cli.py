@@ -2,14 +2,19 @@
 functions as the HTTP API).
 
 What the borrower decides — approve, reject, pause, resume, revoke, revoke-all — needs the
-borrower's own bearer token (``--token`` or ``COMMONS_TOKEN``): an operator cannot consent
-for anyone.  Operators may list and show consents, read a borrower's access history, run
-expiry, and read the one-time codes of the embedded notifier (pilots without SMS).
+bearer token (``--token`` or ``COMMONS_TOKEN``) of the borrower, of the owner of an
+enterprise borrower, or of a delegate the borrower named with ``manage:consents``: an
+operator (even with an administrator's token) cannot consent for anyone, and such an
+attempt is answered like an unknown consent and recorded in the borrower's history.
+Operators may list and show consents, read a borrower's access history, run expiry, and
+read the one-time codes of the embedded notifier (pilots without SMS).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -104,10 +109,25 @@ def show(
     _emit(as_json, data, json.dumps(data, indent=2))
 
 
+@contextmanager
+def _decision_unit(rt: Runtime) -> Iterator[Any]:
+    # A decision's unit of work.  A refused one (someone who may not decide for the
+    # borrower) is recorded for the borrower once the unit has rolled back — as the HTTP
+    # handler does — and then answered like an unknown consent.
+    from credit_commons.consent.access import Refused  # noqa: PLC0415 - fast CLI start
+
+    try:
+        with transaction(rt.sessions) as session:
+            yield session
+    except Refused as refused:
+        refused.record(rt)
+        raise
+
+
 def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_json: bool) -> None:
     from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
 
-    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+    with _runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
         data = service.decide(session, rt, principal, consent_id, action)
     _emit(as_json, data, f"{consent_id}: {data['status']}")
@@ -145,7 +165,7 @@ def revoke_all(
     """Revoke every consent the borrower gave one lender."""
     from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
 
-    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+    with _runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
         data = service.revoke_all(session, rt, principal, borrower, lender)
     _emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")

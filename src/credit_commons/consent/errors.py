@@ -6,12 +6,14 @@ The codes are the ``reason`` of ``access.denied`` events; the lender is only eve
 
 from __future__ import annotations
 
+from credit_commons.consent.access import Refused
 from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
 
 __all__ = [
     "ConsentArtefactInvalid",
     "ConsentError",
     "ConsentExpired",
+    "ConsentNotActive",
     "ConsentNotFound",
     "ConsentNotYetValid",
     "ConsentPaused",
@@ -23,6 +25,7 @@ __all__ = [
     "CredentialRevoked",
     "CredentialSuspended",
     "CredentialUnavailable",
+    "OneTimeCodeRefused",
     "ScopeNotGranted",
     "UseExceeded",
 ]
@@ -41,6 +44,12 @@ class ConsentNotFound(ConsentError):
     """No consent of this lender for this borrower (or it is not granted)."""
 
     code = "consent.not_found"
+
+
+class ConsentNotActive(ConsentError):
+    """The consent exists but was never granted (still a pending request)."""
+
+    code = "consent.not_active"
 
 
 class ConsentNotYetValid(ConsentError):
@@ -130,3 +139,8 @@ class ConsentStateInvalid(CommonsError):
     title = "Consent state does not allow this"
     status = 409
     exit_code = ExitCode.CONFLICT
+
+
+class OneTimeCodeRefused(Refused, ConsentStateInvalid):
+    """The assisted flow's agent submitted a code when none can be accepted (none live, or
+    too many wrong tries): the agent's 409, and a record in the borrower's history."""

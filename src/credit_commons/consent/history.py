@@ -1,9 +1,12 @@
 """A borrower's access history: who saw what, when, allowed or denied, with receipts.
 
 Read from the event spine: the ``access.*`` events whose subject is the borrower's
-pseudonym.  Lenders are named by matching actor pseudonyms with the lenders the borrower
-has consents with; each entry carries its log receipt (with the full event, since the
-borrower is entitled to it) once a checkpoint covers it, or ``receipt: null`` until then.
+pseudonym: data accesses by lenders, and every attempt on the borrower's consents that was
+refused (decisions by someone who may not take them, wrong DID signatures and one-time
+codes).  Lenders are named by matching actor pseudonyms with the lenders the borrower has
+consents with, other actors by what they are to the borrower; each entry carries its log
+receipt (with the full event, since the borrower is entitled to it) once a checkpoint
+covers it, or ``receipt: null`` until then.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.clients import get_client
+from credit_commons.identity.delegations import delegatees_of
 from credit_commons.identity.schemas import Permission
-from credit_commons.identity.service import Principal, authorise, subject_of
+from credit_commons.identity.service import Principal, actor_of, authorise, subject_of
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.events import object_digest
 from credit_commons.ledger.models import EventRow
@@ -34,14 +38,24 @@ _TYPES = ("access.allowed", "access.denied")
 def access_history(
     session: Session, rt: Runtime, principal: Principal, token: str, *, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The borrower's access events, newest first, each with its receipt when available."""
-    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    """The borrower's access events, newest first, each with its receipt when available.
+
+    Each entry says who tried (``actor``, a pseudonym, and ``actor_kind``: ``lender``,
+    ``borrower``, ``owner``, ``delegate`` — any identity the borrower ever delegated to,
+    field agents included — ``unidentified`` for a caller nobody could name, ``other``
+    for anyone else, administrators included), what (``operation``), and the ``outcome``
+    with its ``reason``.  Raises :class:`NotFoundError` when ``principal`` may not read
+    the borrower's data.
+    """
+    identity = authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
     consents = session.scalars(select(ConsentRow).where(ConsentRow.principal_token == token)).all()
     lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
     names = {}
     for client_id in set(lenders.values()):
         client = get_client(session, client_id)
         names[client_id] = client.name if client is not None else client_id
+    kinds = _actor_kinds(session, rt, token, identity.owner_token)
+    kinds.update(dict.fromkeys(lenders, "lender"))
     lenders[anonymous_actor(rt)] = "unknown"
     objects = {object_digest("consent", c.id): c.id for c in consents}
     rows = session.scalars(
@@ -64,6 +78,8 @@ def access_history(
                 "event_id": row.id,
                 "at": utc(row.at).isoformat(),
                 "outcome": "allowed" if row.type == "access.allowed" else "denied",
+                "actor": row.actor,
+                "actor_kind": kinds.get(row.actor, "other"),
                 "lender": lenders.get(row.actor, "unknown"),
                 "lender_name": names.get(lenders.get(row.actor, ""), "unknown"),
                 "consent_id": objects.get(row.object or ""),
@@ -73,3 +89,15 @@ def access_history(
             }
         )
     return out
+
+
+def _actor_kinds(session: Session, rt: Runtime, token: str, owner: str | None) -> dict[str, str]:
+    # The actor pseudonyms the borrower can put a name to, and what each is to them.
+    kinds = {anonymous_actor(rt): "unidentified"}
+    for delegate in delegatees_of(session, token):
+        kinds[actor_of(rt, Principal(delegate, "identity"))] = "delegate"
+    if owner:
+        kinds[actor_of(rt, Principal(owner, "identity"))] = "owner"
+    kinds[actor_of(rt, Principal(token, "identity"))] = "borrower"
+    kinds[subject_of(rt, token)] = "borrower"
+    return kinds

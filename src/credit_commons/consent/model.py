@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from credit_commons.consent.errors import (
     ConsentExpired,
-    ConsentNotFound,
+    ConsentNotActive,
     ConsentNotYetValid,
     ConsentPaused,
     ConsentRequestInvalid,
@@ -226,7 +226,7 @@ def evaluate(view: ConsentView, type_name: str, claims: frozenset[str], now: dat
     """Does the consent permit reading ``claims`` of a ``type_name`` credential now?
 
     Raises, in this order: ``ConsentRevoked`` (revoked or rejected), ``ConsentPaused``,
-    ``ConsentExpired``, ``ConsentNotFound`` (not granted yet), ``ConsentNotYetValid``,
+    ``ConsentExpired``, ``ConsentNotActive`` (not granted yet), ``ConsentNotYetValid``,
     ``ScopeNotGranted``, ``UseExceeded``.
     """
     status = view.status
@@ -237,7 +237,7 @@ def evaluate(view: ConsentView, type_name: str, claims: frozenset[str], now: dat
     if status == ConsentStatus.EXPIRED or now >= view.expires_at:
         raise ConsentExpired()
     if status != ConsentStatus.ACTIVE:
-        raise ConsentNotFound()
+        raise ConsentNotActive()
     if now < view.starts_at:
         raise ConsentNotYetValid()
     granted = view.scopes.get(type_name)

@@ -277,6 +277,11 @@ def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact:
         if row is None or row.artefact != artefact:
             raise ConsentArtefactInvalid()
     except (CommonsError, ValueError) as e:
+        if row is None and consent_id != "unknown":
+            # An artefact that names one of a borrower's consents is an attempt on their
+            # data even when it does not verify (forged, re-pointed): the named consent's
+            # borrower is the denial's subject, so it shows in their history.
+            row = session.get(ConsentRow, consent_id)
         reason = ConsentArtefactInvalid.code
         raise denial(
             rt, lender, row, consent_id=consent_id, operation=OPERATION, reason=reason

@@ -25,12 +25,20 @@ from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
-from credit_commons.consent.access import Denied, lender_actor, record_allowed
+from credit_commons.consent.access import (
+    AccessDenied,
+    Denied,
+    RefusedDecision,
+    anonymous_actor,
+    lender_actor,
+    record_allowed,
+)
 from credit_commons.consent.errors import (
     ConsentError,
     ConsentNotFound,
     ConsentRequestInvalid,
     ConsentStateInvalid,
+    OneTimeCodeRefused,
 )
 from credit_commons.consent.model import (
     PURPOSES,
@@ -49,7 +57,13 @@ from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.schemas import Permission
-from credit_commons.identity.service import Principal, actor_of, authorise, subject_of
+from credit_commons.identity.service import (
+    Principal,
+    acting_for,
+    actor_of,
+    authorise,
+    subject_of,
+)
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.jws import sign_compact
 from credit_commons.keys import service as key_service
@@ -64,12 +78,14 @@ __all__ = [
     "CONSENT_KEY",
     "ConsentChanged",
     "ConsentRequested",
+    "Decider",
     "Lender",
     "check",
     "check_consent",
     "consent_key_versions",
     "consent_signer",
     "decide",
+    "decider",
     "expire_due",
     "forget_subject",
     "get_for_borrower",
@@ -533,15 +549,22 @@ def get_for_borrower(
 
 
 def _change(
-    session: Session, rt: Runtime, row: ConsentRow, target: ConsentStatus, actor: str
+    session: Session,
+    rt: Runtime,
+    row: ConsentRow,
+    target: ConsentStatus,
+    actor: str,
+    *,
+    approval: str | None = None,
 ) -> str:
+    # ``approval`` says by whose authority (the Decider's); None for the expiry job.
     now = rt.clock.now()
     row.status = target
     row.updated_at = now
     details_type = _EVENTS.get(target, ConsentResumed)
     event = record_event(
         session,
-        details_type(status=target.value),
+        details_type(status=target.value, approval=approval),
         actor=actor,
         at=now,
         subject=row.principal,
@@ -598,33 +621,126 @@ def decide(
     *,
     signature: str | None = None,
 ) -> dict[str, Any]:
-    """Approve, reject, pause, resume or revoke one consent.
+    """Approve, reject, pause, resume or revoke one consent, as the borrower.
 
-    Approval is by the borrower's session (``principal``) or, without one, by a signature
-    of :func:`approval_message` with the borrower's DID key (``signature``, base64url).
-    Raises :class:`NotFoundError` (not the borrower's, or unknown) and
-    ``ConsentStateInvalid``.
+    Who may decide (:func:`decider`): the borrower's own session, the owner of an
+    enterprise borrower, a delegate the borrower named with ``manage:consents`` — or,
+    without a session (``principal`` None), approval only, by a signature of
+    :func:`approval_message` with the borrower's DID key (``signature``, base64url).  The
+    row, the event and the artefact record which (``approval``).
+
+    Raises :class:`NotFoundError` for an unknown consent; ``RefusedDecision`` — the same
+    404, recorded in the borrower's access history once the request has rolled back — for
+    anyone else (administrators included) or a wrong signature; ``ConsentStateInvalid``
+    when the consent's state does not allow the action.
     """
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise NotFoundError("no such consent")
     if principal is None:
         if action != "approve" or signature is None:
             raise NotFoundError("no such consent")
-        row = session.get(ConsentRow, consent_id)
-        if row is None:
-            raise NotFoundError("no such consent")
-        _verify_did_signature(session, rt, row.principal_token, consent_id, signature)
-        actor, approval = subject_of(rt, row.principal_token), "did"
+        who = _did_decider(session, rt, row, signature)
     else:
-        row = _borrower_row(session, rt, principal, consent_id)
-        actor, approval = actor_of(rt, principal), "self"
+        who = decider(
+            session,
+            rt,
+            principal,
+            row.principal_token,
+            _operation(action),
+            object=object_digest("consent", row.id),
+        )
+    return _apply(session, rt, row, action, who)
+
+
+@dataclass(frozen=True)
+class Decider:
+    """Who takes a decision on a borrower's consent, and how it is recorded.
+
+    ``approval`` is ``self``, ``owner``, ``delegate``, ``did`` or ``assisted``; ``actor``
+    the pseudonym the event names; ``facilitator`` the pseudonym of whoever acted for the
+    borrower (owner, delegate, field agent), ``None`` when the borrower acted.
+    """
+
+    approval: str
+    actor: str
+    facilitator: str | None
+
+
+def _operation(action: str) -> str:
+    # The operation token of a decision in access events ("consent.revoke_all").
+    return "consent." + action.replace("-", "_")
+
+
+def decider(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    token: str,
+    operation: str,
+    *,
+    object: str | None = None,
+    unknown: str = "no such consent",
+) -> Decider:
+    """The :class:`Decider` ``principal`` is for borrower ``token``'s consents: the
+    borrower, the owner of an enterprise borrower, or a delegate holding
+    ``manage:consents`` — never an administrator.
+
+    Raises ``RefusedDecision`` for anyone else: the 404 whose detail is ``unknown`` (what
+    the caller would get for something that does not exist), recording the attempt as
+    ``access.denied`` (``operation``, reason ``consent.not_authorised``, ``object``) with
+    the borrower as subject.
+    """
+    kind = acting_for(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    actor = actor_of(rt, principal)
+    if kind is None:
+        raise RefusedDecision(
+            unknown,
+            operation=operation,
+            reason="consent.not_authorised",
+            actor=actor,
+            subject=subject_of(rt, token),
+            object=object,
+        )
+    return Decider(kind, actor, None if kind == "self" else actor)
+
+
+def _did_decider(session: Session, rt: Runtime, row: ConsentRow, signature: str) -> Decider:
+    try:
+        _verify_did_signature(session, rt, row.principal_token, row.id, signature)
+    except NotFoundError:
+        # Whoever sent it is not known: the event's actor is the unidentified caller.
+        raise RefusedDecision(
+            "no such consent",
+            operation=_operation("approve"),
+            reason="consent.signature_invalid",
+            actor=anonymous_actor(rt),
+            subject=row.principal,
+            object=object_digest("consent", row.id),
+        ) from None
+    return Decider("did", subject_of(rt, row.principal_token), None)
+
+
+def _apply(
+    session: Session, rt: Runtime, row: ConsentRow, action: str, who: Decider
+) -> dict[str, Any]:
+    # The decision itself, once ``who`` may take it.
     if action == "approve":
         if row.status != ConsentStatus.PENDING:
             raise ConsentStateInvalid(f"a {row.status} consent cannot be approved")
-        event_id = _grant(session, rt, row, approval=approval, actor=actor, facilitator=None)
+        event_id = _grant(
+            session,
+            rt,
+            row,
+            approval=who.approval,
+            actor=who.actor,
+            facilitator=who.facilitator,
+        )
     else:
         allowed, target = _TRANSITIONS[action]
         if row.status not in allowed:
             raise ConsentStateInvalid(f"a {row.status} consent cannot be {action}d")
-        event_id = _change(session, rt, row, target, actor)
+        event_id = _change(session, rt, row, target, who.actor, approval=who.approval)
     return {**_public(row), "event_id": event_id}
 
 
@@ -656,8 +772,17 @@ def _verify_did_signature(
 def revoke_all(
     session: Session, rt: Runtime, principal: Principal, token: str, lender_client_id: str
 ) -> dict[str, Any]:
-    """Revoke every active or paused consent of ``token`` given to one lender (seed 001)."""
-    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    """Revoke every active or paused consent of ``token`` given to one lender (seed 001),
+    as the borrower (see :func:`decider`).
+
+    Raises :class:`NotFoundError` for an unknown borrower and ``RefusedDecision`` (the
+    same 404, recorded) for a caller who may not decide for them.
+    """
+    if session.get(IdentityRow, token) is None:
+        raise NotFoundError("no such identity")
+    who = decider(
+        session, rt, principal, token, _operation("revoke-all"), unknown="no such identity"
+    )
     rows = session.scalars(
         select(ConsentRow)
         .where(
@@ -667,9 +792,9 @@ def revoke_all(
         )
         .with_for_update()
     ).all()
-    actor = actor_of(rt, principal)
-    revoked = [r.id for r in rows if _change(session, rt, r, ConsentStatus.REVOKED, actor)]
-    return {"revoked": revoked}
+    for r in rows:
+        _change(session, rt, r, ConsentStatus.REVOKED, who.actor, approval=who.approval)
+    return {"revoked": [r.id for r in rows]}
 
 
 # -- assisted consent (seed 000) ----------------------------------------------------------
@@ -678,13 +803,20 @@ def revoke_all(
 def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> dict[str, Any]:
     """A field agent with a live ``assist:consent`` delegation from the borrower prepares a
     pending consent: a one-time code goes to the borrower (``consent.notify``), who reads
-    it to the agent.  Raises :class:`NotFoundError` without the delegation."""
+    it to the agent.
+
+    Raises :class:`NotFoundError` (unknown, or not pending), ``RefusedDecision`` (the same
+    404, recorded for the borrower) without the delegation, ``ConsentStateInvalid`` past
+    three codes an hour.
+    """
     from credit_commons.consent import notify  # noqa: PLC0415 - cycle-free edge
 
     row = session.get(ConsentRow, consent_id)
-    if row is None or row.status != ConsentStatus.PENDING:
+    if row is None:
         raise NotFoundError("no such consent")
-    _require_assist(session, rt, agent, row)
+    _require_assist(session, rt, agent, row, _operation("assist"))
+    if row.status != ConsentStatus.PENDING:
+        raise NotFoundError("no such consent")
     # At most three codes per consent per hour: with five tries per code, guessing stays
     # at fifteen tries an hour out of a million, and every code reaches the borrower.
     since = rt.clock.now() - timedelta(hours=1)
@@ -723,20 +855,50 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
 def confirm_assisted(
     session: Session, rt: Runtime, agent: Principal, consent_id: str, code: str
 ) -> dict[str, Any]:
-    """The agent submits the borrower's one-time code: the consent is granted, the agent
-    recorded as facilitator.  Five wrong codes void the code.  Raises
-    :class:`NotFoundError` or ``ConsentStateInvalid``."""
+    """The agent submits the borrower's one-time code: the consent is granted
+    (``approval: assisted``), the agent recorded as facilitator.
+
+    A wrong code is answered ``accepted: false`` and recorded in the borrower's access
+    history (``consent.otp_invalid``, in this transaction); five wrong codes void the
+    code.  Raises :class:`NotFoundError` (unknown, or not pending), ``RefusedDecision``
+    (the same 404, recorded) without the agent's delegation, and ``OneTimeCodeRefused``
+    (409, recorded) when no code is live or the tries are used up.
+    """
+    operation = _operation("assist_confirm")
     row = session.get(ConsentRow, consent_id)
-    if row is None or row.status != ConsentStatus.PENDING:
+    if row is None:
         raise NotFoundError("no such consent")
-    _require_assist(session, rt, agent, row)
+    _require_assist(session, rt, agent, row, operation)
+    if row.status != ConsentStatus.PENDING:
+        raise NotFoundError("no such consent")
+    actor, target = actor_of(rt, agent), object_digest("consent", row.id)
+
+    def refused(detail: str, reason: str) -> OneTimeCodeRefused:
+        return OneTimeCodeRefused(
+            detail,
+            operation=operation,
+            reason=reason,
+            actor=actor,
+            subject=row.principal,
+            object=target,
+        )
+
     expires = row.otp_expires_at
     if row.otp_hash is None or expires is None or utc(expires) <= rt.clock.now():
-        raise ConsentStateInvalid("no live one-time code; ask for a new one")
+        raise refused("no live one-time code; ask for a new one", "consent.otp_expired")
     if row.otp_attempts >= _OTP_ATTEMPTS:
-        raise ConsentStateInvalid("too many wrong codes; ask for a new one")
+        raise refused("too many wrong codes; ask for a new one", "consent.otp_exhausted")
     if not hmac.compare_digest(row.otp_hash, _otp_hash(rt, row.id, code)):
         row.otp_attempts += 1
+        # The answer commits (the count of tries must), and the attempt with it.
+        record_event(
+            session,
+            AccessDenied(operation=operation, reason="consent.otp_invalid"),
+            actor=actor,
+            at=rt.clock.now(),
+            subject=row.principal,
+            object=target,
+        )
         return {"consent_id": row.id, "status": row.status, "accepted": False}
     event_id = _grant(
         session,
@@ -744,18 +906,29 @@ def confirm_assisted(
         row,
         approval="assisted",
         actor=subject_of(rt, row.principal_token),
-        facilitator=actor_of(rt, agent),
+        facilitator=actor,
     )
     return {**_public(row), "accepted": True, "event_id": event_id}
 
 
-def _require_assist(session: Session, rt: Runtime, agent: Principal, row: ConsentRow) -> None:
+def _require_assist(
+    session: Session, rt: Runtime, agent: Principal, row: ConsentRow, operation: str
+) -> None:
+    # Only a live assist:consent delegation from the borrower lets an agent in; anyone
+    # else's attempt is refused like an unknown consent, and recorded for the borrower.
     from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415
 
-    if not has_delegation(
+    if agent.is_admin or not has_delegation(
         session, row.principal_token, agent.subject, Permission.ASSIST_CONSENT, rt.clock.now()
     ):
-        raise NotFoundError("no such consent")
+        raise RefusedDecision(
+            "no such consent",
+            operation=operation,
+            reason="consent.not_authorised",
+            actor=actor_of(rt, agent),
+            subject=row.principal,
+            object=object_digest("consent", row.id),
+        )
 
 
 def _otp_hash(rt: Runtime, consent_id: str, code: str) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "DelegationChanged",
     "accept_delegation",
     "create_delegation",
+    "delegatees_of",
     "has_delegation",
     "list_delegations",
     "revoke_delegation",
@@ -62,6 +63,16 @@ def has_delegation(
     )
     return any(
         _is_effective(r, now) and permission.value in json.loads(r.permissions) for r in rows
+    )
+
+
+def delegatees_of(session: Session, delegator: str) -> set[str]:
+    """Every identity ``delegator`` ever offered a delegation to (live or not), for naming
+    who acted in the delegator's history.  Raises nothing."""
+    return set(
+        session.scalars(
+            select(DelegationRow.delegatee_token).where(DelegationRow.delegator_token == delegator)
+        )
     )
 
 

@@ -68,6 +68,7 @@ __all__ = [
     "Principal",
     "SubjectErased",
     "SubjectExported",
+    "acting_for",
     "actor_of",
     "attest",
     "attestation_signer",
@@ -358,6 +359,33 @@ def authorise(
     Raises :class:`NotFoundError` otherwise (existence is not revealed).
     """
     return _authorised(session, principal, token, permission, now)
+
+
+def acting_for(
+    session: Session, principal: Principal, token: str, permission: Permission, now: datetime
+) -> str | None:
+    """Whether ``principal`` may act *as* identity ``token`` under ``permission``, and how:
+    ``"self"`` (the identity itself), ``"owner"`` (the owner of an enterprise acts for
+    it), ``"delegate"`` (a live delegation from ``token`` carrying ``permission``) — or
+    ``None``.
+
+    Unlike :func:`authorise`, an administrator is *not* admitted: this is for decisions
+    that only the subject may take (a consent), not for operator reads.  Raises nothing.
+    """
+    if principal.is_admin:
+        return None
+    if principal.subject == token:
+        return "self"
+    row = session.get(IdentityRow, token)
+    if row is None:
+        return None
+    if row.owner_token and row.owner_token == principal.subject:
+        return "owner"
+    from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415 - cycle
+
+    if has_delegation(session, token, principal.subject, permission, now):
+        return "delegate"
+    return None
 
 
 def _metadata(session: Session, row: IdentityRow) -> dict[str, Any]:

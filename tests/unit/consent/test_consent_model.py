@@ -11,7 +11,7 @@ import pytest
 from credit_commons.consent.errors import (
     ConsentError,
     ConsentExpired,
-    ConsentNotFound,
+    ConsentNotActive,
     ConsentNotYetValid,
     ConsentPaused,
     ConsentRequestInvalid,
@@ -123,7 +123,7 @@ def test_an_active_consent_in_scope_permits() -> None:
         ({"status": "PAUSED"}, None, None, ConsentPaused),
         ({"status": "EXPIRED"}, None, None, ConsentExpired),
         ({"expires_at": NOW}, None, None, ConsentExpired),
-        ({"status": "PENDING"}, None, None, ConsentNotFound),
+        ({"status": "PENDING"}, None, None, ConsentNotActive),
         ({"starts_at": NOW + timedelta(seconds=1)}, None, None, ConsentNotYetValid),
         ({}, "OtherCredential", None, ScopeNotGranted),
         ({}, None, frozenset({"/income_bracket", "/score_opening"}), ScopeNotGranted),
