@@ -129,6 +129,7 @@ def enterprise_world(world: World) -> Borrower:
             "roles": ["business"],
             "profile": {"name": "E", "did": encode_did_key(did_key.public_key)},
         },
+        headers=as_owner,  # an enterprise is registered by its owner
     )
     assert made.status_code == 201, made.text
     token = str(made.json()["identity_token"])
