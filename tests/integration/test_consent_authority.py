@@ -331,6 +331,7 @@ def test_only_the_borrower_decides_matrix(world: World) -> None:
         assert json.loads(changes[0].details)["approval"] == caller.approval, label
         if decision == "approve":
             assert after["approval"] == caller.approval, label
+            assert response.json()["assisted"] is False, label  # a facilitator, not an agent
             artefact = json.loads(b64url_decode(str(after["artefact"]).split(".")[1]))
             assert artefact["approval"] == caller.approval, label
             facilitator = None if caller.approval == "self" else caller.actor

@@ -1,9 +1,10 @@
 """The consent domain's part of a data-subject export: consents and the access history.
 
-Consents are listed with their terms, status, approval (self or assisted), use count and the
-signed artefact the lender holds; the access history is :func:`history.access_history` —
-every allowed and denied access that named the subject, with the lender named and the log
-receipt — taken whole rather than its page of 200.  Called by ``privacy/export.py``.
+Consents are listed with their terms, status, approval (self, owner, delegate, did or
+assisted), use count and the signed artefact the lender holds; the access history is
+:func:`history.access_history` — every allowed and denied access that named the subject,
+with the lender named and the log receipt — taken whole rather than its page of 200.
+Called by ``privacy/export.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import history
-from credit_commons.consent.model import PURPOSES
+from credit_commons.consent.model import PURPOSES, was_assisted
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
 from credit_commons.identity.service import Principal
@@ -50,7 +51,7 @@ def export_consents(session: Session, token: str) -> list[dict[str, Any]]:
             "consent_start": utc(row.starts_at).isoformat(),
             "consent_expiry": utc(row.expires_at).isoformat(),
             "approval": row.approval,
-            "assisted": row.facilitator is not None,
+            "assisted": was_assisted(row.approval, row.facilitator),
             "uses": row.uses,
             "artefact": row.artefact,
             "created_at": utc(row.created_at).isoformat(),

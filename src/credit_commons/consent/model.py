@@ -47,6 +47,7 @@ __all__ = [
     "evaluate",
     "next_use",
     "scopes_map",
+    "was_assisted",
 ]
 
 
@@ -262,6 +263,13 @@ def next_use(view: ConsentView, now: datetime) -> tuple[int, int]:
     if used >= view.frequency_value:
         raise UseExceeded()
     return window, used + 1
+
+
+def was_assisted(approval: str | None, facilitator: str | None) -> bool:
+    """Whether a consent went (or is going) through the assisted flow: granted with
+    ``approval`` ``assisted``, or still ungranted with a field agent as facilitator.  An
+    owner or a delegate is a facilitator too, of a decision that was not assisted."""
+    return approval == "assisted" or (approval is None and facilitator is not None)
 
 
 def scopes_map(scopes: list[dict[str, Any]]) -> dict[str, frozenset[str]]:

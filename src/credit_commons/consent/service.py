@@ -48,6 +48,7 @@ from credit_commons.consent.model import (
     evaluate,
     next_use,
     scopes_map,
+    was_assisted,
 )
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
@@ -272,7 +273,7 @@ def _public(row: ConsentRow) -> dict[str, Any]:
         "consent_expiry": utc(row.expires_at).isoformat(),
         "scopes": json.loads(row.scopes),
         "approval": row.approval,
-        "assisted": row.facilitator is not None,
+        "assisted": was_assisted(row.approval, row.facilitator),
         "uses": row.uses,
         "artefact": row.artefact,
         "created_at": utc(row.created_at).isoformat(),
