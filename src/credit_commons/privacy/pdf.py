@@ -1,53 +1,56 @@
 """A data-subject export (``credit-commons-export/v1``) rendered as a PDF for the borrower.
 
 The PDF holds everything the JSON export holds: the known sections get a heading and a table
-each, and any other top-level key is rendered the same generic way rather than dropped.  Every
-string goes through :func:`_markup`, because platypus paragraphs parse a small XML dialect and a
-name such as ``A & B <x>`` must print literally instead of breaking the document.
+each, and any other top-level key is rendered the same generic way rather than dropped.  Text
+is drawn literally (fpdf2 parses no markup unless asked), so a name such as ``A & B <x>``
+prints as written.
 
-Output is byte-for-byte deterministic for the same export, ``generated_at`` and installed fonts:
-the document is built with ``invariant=True``, which fixes the creation date and document id.
+Scripts.  Borrowers' names are written in Latin, Devanagari (Hindi, Dogri, Marathi, …) and
+Perso-Arabic (Urdu, Kashmiri).  Devanagari needs a shaper (conjuncts, reordered vowel signs,
+reph) and Perso-Arabic needs one too (joined letter forms) plus the Unicode Bidirectional
+Algorithm (UAX #9) to run right to left.  fpdf2 does both: it shapes each run with HarfBuzz
+(uharfbuzz) and orders runs with its own UAX #9 implementation; a glyph missing from the main
+font is taken from the fallback font.  Shaping is switched on only for a table that holds a
+character past U+02FF, because Latin needs none and shaping costs about three times the time.
 
-Fonts: the first font under the system font directories that covers both Latin and Devanagari
-(GNU FreeFont, Noto Sans Devanagari) is embedded; failing that, one that covers Latin (Noto Sans,
-DejaVu Sans, Liberation Sans); failing that, the built-in Helvetica.  Text never crashes the
-renderer, but glyphs the chosen font lacks (Devanagari in DejaVu or Helvetica) print as blanks
-or boxes, and reportlab does not shape Indic scripts, so conjuncts may look unjoined.
+Fonts come from Python packages, never from the system or the network: Noto Sans (Latin,
+Greek, Cyrillic and Devanagari) from ``fontpkg-noto-sans`` and Noto Sans Arabic (Arabic,
+Urdu, Kashmiri, Sindhi letters) from ``fontpkg-noto-sans-arabic`` — the google/fonts files,
+unmodified, under the SIL Open Font License 1.1 (each package carries the licence).  Only the
+glyphs used are embedded.  A character neither font has is printed as a ``\\uXXXX`` escape,
+like control characters, so that nothing the export holds silently becomes an empty box.
+
+Output is byte-for-byte deterministic for the same export, ``generated_at`` and installed
+packages: the creation date is ``generated_at``, and fpdf2 derives the document id from the
+content.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFError, TTFont
-from reportlab.platypus import (
-    Paragraph,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
+import fontpkg
+from fontTools.ttLib import TTFont
+from fpdf import FPDF, FontFace
+from fpdf.enums import XPos, YPos
 
 from credit_commons.core.errors import ValidationError
 
-__all__ = ["EXPORT_FORMAT", "render_export_pdf"]
+__all__ = ["EXPORT_FORMAT", "FONTS", "render_export_pdf"]
 
 EXPORT_FORMAT = "credit-commons-export/v1"
 """The only export format this renderer accepts."""
 
 TITLE = "Your data held by Credit Commons"
+
+FONTS = (("cc-sans", "Noto Sans"), ("cc-arabic", "Noto Sans Arabic"))
+"""(PDF family, fontpkg family) pairs: the main font first, then the fallback."""
 
 # Known sections, in the order a borrower reads them; other keys follow in the export's order.
 _SECTIONS = {
@@ -63,29 +66,15 @@ _SECTIONS = {
 }
 # More columns than this do not fit across A4, so such records are printed one by one.
 _MAX_COLUMNS = 6
-_MARGIN = 18 * mm
-_WIDTH = A4[0] - 2 * _MARGIN
-_FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
-# (regular, bold) file names, best first; coverage is checked on the font itself, not assumed.
-_CANDIDATES = (
-    ("FreeSans.ttf", "FreeSansBold.ttf"),
-    ("NotoSansDevanagari-Regular.ttf", "NotoSansDevanagari-Bold.ttf"),
-    ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf"),
-    ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"),
-    ("LiberationSans-Regular.ttf", "LiberationSans-Bold.ttf"),
-)
-_LATIN = "AZaz09&<>@.:-_/"
-_DEVANAGARI = "रामकुमार"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-class _Fonts(NamedTuple):
-    regular: str
-    bold: str
-    devanagari: bool
-
-
-_HELVETICA = _Fonts("Helvetica", "Helvetica-Bold", devanagari=False)
+# A table row must fit on one page: a longer value is continued on further rows, and a
+# record table is used only when every cell is short.
+_CHUNK_CHARS, _CHUNK_LINES = 1500, 30
+_CELL_CHARS, _CELL_LINES = 300, 6
+_MARGIN = 18  # mm
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SIMPLE_UNTIL = 0x02FF  # Latin and spacing modifiers: no shaping needed
+_HEAD = FontFace(emphasis="", fill_color=(232, 232, 232))
+_KEY = FontFace(emphasis="", fill_color=(243, 243, 243))
 
 
 def render_export_pdf(export: Mapping[str, Any], *, generated_at: datetime) -> bytes:
@@ -95,10 +84,6 @@ def render_export_pdf(export: Mapping[str, Any], *, generated_at: datetime) -> b
     the same bytes.  Raises :class:`ValidationError` if ``export`` is not a mapping, its
     ``format`` is not ``credit-commons-export/v1``, or ``generated_at`` is naive.
     """
-    return _render(export, generated_at, _system_fonts())
-
-
-def _render(export: Mapping[str, Any], generated_at: datetime, fonts: _Fonts) -> bytes:
     if not isinstance(export, Mapping):
         raise ValidationError("the export must be a JSON object", extra={"field": "export"})
     if export.get("format") != EXPORT_FORMAT:
@@ -111,125 +96,162 @@ def _render(export: Mapping[str, Any], generated_at: datetime, fonts: _Fonts) ->
         raise ValidationError(
             "generated_at must be timezone-aware", extra={"field": "generated_at"}
         )
-    styles = _Styles(fonts)
     subject = export.get("subject")
     token = subject.get("identity_token") if isinstance(subject, Mapping) else None
-    token_text = _text(token) if token is not None else "(not present)"
+    token_text = _printable(_text(token)) if token is not None else "(not present)"
     when = generated_at.astimezone(UTC).isoformat(timespec="seconds")
 
-    story: list[Any] = [
-        Paragraph(_markup(TITLE), styles.title),
-        _key_value_table(
-            [("Identity token", token_text), ("Generated at", when), ("Format", EXPORT_FORMAT)],
-            styles,
-        ),
-        Spacer(1, 4 * mm),
-        Paragraph(
-            "This document lists everything Credit Commons holds about you: the same data as "
-            "the JSON export of this request, including who accessed it and why.",
-            styles.body,
-        ),
-    ]
+    pdf = _Document(token_text)
+    pdf.set_creation_date(generated_at.astimezone(UTC))
+    pdf.add_page()
+    pdf.set_font(FONTS[0][0], size=18)
+    pdf.multi_cell(0, 10, TITLE, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _key_value_table(
+        pdf, [("Identity token", token_text), ("Generated at", when), ("Format", EXPORT_FORMAT)]
+    )
+    pdf.ln(3)
+    pdf.set_font(size=9)
+    pdf.multi_cell(
+        0,
+        5,
+        "This document lists everything Credit Commons holds about you: the same data as the "
+        "JSON export of this request, including who accessed it and why.",
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+    )
     keys = [k for k in _SECTIONS if k in export]
     keys += [k for k in export if k not in _SECTIONS and k != "format"]
     for key in keys:
-        story.append(Paragraph(_markup(_SECTIONS.get(key, str(key))), styles.heading))
-        story.extend(_block(str(key), export[key], styles))
-
-    def footer(canvas: Any, doc: Any) -> None:
-        canvas.saveState()
-        canvas.setFont(fonts.regular, 8)
-        canvas.drawString(_MARGIN, 10 * mm, f"{TITLE} · {token_text}")
-        canvas.drawRightString(A4[0] - _MARGIN, 10 * mm, f"Page {doc.page}")
-        canvas.restoreState()
-
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=_MARGIN,
-        rightMargin=_MARGIN,
-        topMargin=_MARGIN,
-        bottomMargin=_MARGIN,
-        title=TITLE,
-        author="Credit Commons",
-        creator="Credit Commons",
-        invariant=True,
-    )
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue()
+        _heading(pdf, _SECTIONS.get(key, _printable(str(key))))
+        _block(pdf, str(key), export[key])
+    return bytes(pdf.output())
 
 
-class _Styles:
-    def __init__(self, fonts: _Fonts) -> None:
-        self.title = ParagraphStyle("cc-title", fontName=fonts.bold, fontSize=18, leading=24)
-        self.heading = ParagraphStyle(
-            "cc-heading", fontName=fonts.bold, fontSize=13, leading=17, spaceBefore=12,
-            spaceAfter=6, keepWithNext=True,
-        )  # fmt: skip
-        self.body = ParagraphStyle("cc-body", fontName=fonts.regular, fontSize=9, leading=12)
-        self.cell = ParagraphStyle("cc-cell", fontName=fonts.regular, fontSize=8, leading=10)
-        self.head = ParagraphStyle("cc-head", fontName=fonts.bold, fontSize=8, leading=10)
+class _Document(FPDF):
+    """An A4 document with the export's fonts and a footer on every page."""
+
+    def __init__(self, token_text: str) -> None:
+        super().__init__(format="A4", unit="mm")
+        self._token_text = token_text
+        self.set_margins(_MARGIN, _MARGIN, _MARGIN)
+        self.set_auto_page_break(auto=True, margin=_MARGIN)
+        self.set_title(TITLE)
+        self.set_author("Credit Commons")
+        self.set_creator("Credit Commons")
+        for family, path in _font_files():
+            self.add_font(family, "", str(path))
+        self.set_fallback_fonts([family for family, _ in FONTS[1:]], exact_match=False)
+        self.set_font(FONTS[0][0], size=9)
+
+    def footer(self) -> None:
+        """Title, identity token and page number at the foot of each page."""
+        self.set_y(-12)
+        self.set_font(FONTS[0][0], size=8)
+        self.set_text_shaping(use_shaping_engine=False)
+        self.cell(0, 5, f"{TITLE} · {self._token_text}", align="L")
+        self.set_x(self.l_margin)
+        self.cell(0, 5, f"Page {self.page_no()}", align="R")
 
 
-def _block(key: str, value: Any, styles: _Styles) -> list[Any]:
-    """The flowables for one top-level value: always a table, or a note that it is empty."""
+def _heading(pdf: FPDF, text: str) -> None:
+    # A heading that would end a page starts the next one instead (it keeps with its table).
+    if pdf.will_page_break(24):
+        pdf.add_page()
+    pdf.ln(4)
+    pdf.set_font(size=13)
+    _shaping_for(pdf, [text])
+    pdf.multi_cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(1)
+
+
+def _block(pdf: FPDF, key: str, value: Any) -> None:
+    """One top-level value: always a table, or a note that it is empty."""
     if isinstance(value, Mapping | list | tuple) and not value:
-        return [Paragraph("Nothing held.", styles.body)]
+        pdf.set_font(size=9)
+        _shaping_for(pdf, [])
+        pdf.multi_cell(0, 5, "Nothing held.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        return
     if (
         isinstance(value, list | tuple)
         and all(isinstance(v, Mapping) for v in value)
         and any(value)
     ):
-        return _records(value, styles)
-    if isinstance(value, Mapping | list | tuple):
-        return [_key_value_table(list(_flatten(value, "")), styles)]
-    return [_key_value_table([(key, value)], styles)]
+        _records(pdf, value)
+    elif isinstance(value, Mapping | list | tuple):
+        _key_value_table(pdf, list(_flatten(value, "")))
+    else:
+        _key_value_table(pdf, [(key, value)])
 
 
-def _records(records: Sequence[Mapping[str, Any]], styles: _Styles) -> list[Any]:
+def _records(pdf: FPDF, records: Sequence[Mapping[str, Any]]) -> None:
     """A list of objects: one row per object, or one small table each if too wide for A4."""
     columns = list(dict.fromkeys(str(k) for record in records for k in record))
-    if len(columns) > _MAX_COLUMNS:
-        blocks: list[Any] = []
-        for index, record in enumerate(records, start=1):
-            blocks.append(Paragraph(f"#{index}", styles.head))
-            blocks.append(_key_value_table(list(_flatten(record, "")), styles))
-        return blocks
-    rows = [[Paragraph(_markup(c), styles.head) for c in columns]]
-    for record in records:
-        cells = {str(k): v for k, v in record.items()}
-        rows.append(
-            [
-                Paragraph(_markup(_text(cells[c])) if c in cells else "", styles.cell)
-                for c in columns
-            ]
-        )
-    return [_table(rows, [_WIDTH / len(columns)] * len(columns), header=True)]
-
-
-def _key_value_table(pairs: Sequence[tuple[str, Any]], styles: _Styles) -> Any:
     rows = [
-        [Paragraph(_markup(key), styles.head), Paragraph(_markup(_text(value)), styles.cell)]
-        for key, value in pairs
+        [_printable(_text(record[c])) if c in record else "" for c in columns]
+        for record in ({str(k): v for k, v in r.items()} for r in records)
     ]
-    return _table(rows, [_WIDTH * 0.3, _WIDTH * 0.7], header=False)
+    too_long = any(
+        len(cell) > _CELL_CHARS or cell.count("\n") >= _CELL_LINES for r in rows for cell in r
+    )
+    if len(columns) > _MAX_COLUMNS or too_long:
+        for index, record in enumerate(records, start=1):
+            pdf.set_font(size=8)
+            pdf.multi_cell(0, 5, f"#{index}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            _key_value_table(pdf, list(_flatten(record, "")))
+        return
+    header = [_printable(c) for c in columns]
+    pdf.set_font(size=8)
+    _shaping_for(pdf, [*header, *(cell for r in rows for cell in r)])
+    with pdf.table(
+        headings_style=_HEAD, line_height=4.2, padding=1, text_align="LEFT", repeat_headings=1
+    ) as table:
+        table.row(header)
+        for r in rows:
+            table.row(r)
+    pdf.ln(2)
 
 
-def _table(rows: list[list[Any]], widths: list[float], *, header: bool) -> Any:
-    # splitInRow lets a single very long value (a credential, say) continue on the next page
-    # instead of failing the whole document with a LayoutError.
-    table = Table(rows, colWidths=widths, repeatRows=1 if header else 0, splitInRow=1)
-    commands: list[tuple[Any, ...]] = [
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]
-    if header:
-        commands.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8e8e8")))
-    else:
-        commands.append(("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f3f3f3")))
-    table.setStyle(TableStyle(commands))
-    return table
+def _key_value_table(pdf: FPDF, pairs: Sequence[tuple[str, Any]]) -> None:
+    rows: list[tuple[str, str]] = []
+    for key, value in pairs:
+        for position, chunk in enumerate(_chunks(_printable(_text(value)))):
+            rows.append((_printable(key) if position == 0 else "", chunk))
+    pdf.set_font(size=8)
+    _shaping_for(pdf, [text for row in rows for text in row])
+    with pdf.table(
+        col_widths=(30, 70),
+        first_row_as_headings=False,
+        line_height=4.2,
+        padding=1,
+        text_align="LEFT",
+    ) as table:
+        for key, value in rows:
+            row = table.row()
+            row.cell(key, style=_KEY)
+            row.cell(value)
+    pdf.ln(2)
+
+
+def _chunks(text: str) -> Iterator[str]:
+    """``text`` in pieces that each fit a table row on one page."""
+    piece: list[str] = []
+    size = 0
+    for line in text.split("\n") or [""]:
+        for start in range(0, max(len(line), 1), _CHUNK_CHARS):
+            part = line[start : start + _CHUNK_CHARS]
+            if piece and (size + len(part) > _CHUNK_CHARS or len(piece) >= _CHUNK_LINES):
+                yield "\n".join(piece)
+                piece, size = [], 0
+            piece.append(part)
+            size += len(part)
+    yield "\n".join(piece)
+
+
+def _shaping_for(pdf: FPDF, texts: Sequence[str]) -> None:
+    # fpdf2 shapes (and applies UAX #9) only while text shaping is on, and a table is drawn
+    # when its block ends, so the setting is chosen for the whole table from its texts.
+    needed = any(ord(c) > _SIMPLE_UNTIL for text in texts for c in text)
+    pdf.set_text_shaping(use_shaping_engine=needed)
 
 
 def _flatten(value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -251,48 +273,41 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
 
 
-def _markup(text: str) -> str:
-    """Escape text for platypus' paragraph markup, keeping line breaks and odd characters."""
-    # Lone surrogates cannot be encoded into the PDF, and control characters are invisible;
-    # both are shown as escapes so that nothing the export holds silently disappears.
+def _printable(text: str) -> str:
+    """``text`` with what cannot be drawn shown as escapes, so that nothing disappears.
+
+    Lone surrogates cannot be encoded into a PDF, control characters are invisible, and a
+    character neither font has would print as an empty box (``.notdef``).
+    """
     text = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\r\n", "\n")
     text = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\n", "<br/>")
+    covered = _covered()
+    if all(ord(c) in covered or c == "\n" for c in text):
+        return text
+    return "".join(
+        c
+        if c == "\n" or ord(c) in covered
+        else f"\\u{ord(c):04x}"
+        if ord(c) <= 0xFFFF
+        else f"\\U{ord(c):08x}"
+        for c in text
+    )
 
 
 @functools.cache
-def _system_fonts() -> _Fonts:
-    """The best installed font (see the module docstring), registered once per process."""
-    found: dict[str, Path] = {}
-    for directory in _FONT_DIRS:
-        if directory.is_dir():
-            for path in sorted(directory.rglob("*.ttf")):
-                found.setdefault(path.name, path)
-    latin_only: _Fonts | None = None
-    for regular, bold in _CANDIDATES:
-        if regular not in found:
-            continue
+def _font_files() -> tuple[tuple[str, Path], ...]:
+    """The packaged font files (see the module docstring), located once per process."""
+    return tuple((family, Path(fontpkg.path(name))) for family, name in FONTS)
+
+
+@functools.cache
+def _covered() -> frozenset[int]:
+    """Every code point one of the fonts maps to a glyph."""
+    points: set[int] = set()
+    for _, path in _font_files():
+        font = TTFont(str(path), lazy=True)
         try:
-            font = TTFont(f"cc-{Path(regular).stem}", str(found[regular]))
-        except (TTFError, OSError):
-            continue
-        glyphs = font.face.charToGlyph
-        if not all(ord(c) in glyphs for c in _LATIN):
-            continue
-        devanagari = all(ord(c) in glyphs for c in _DEVANAGARI)
-        if devanagari or latin_only is None:
-            pdfmetrics.registerFont(font)
-            bold_name = font.fontName
-            if bold in found:
-                try:
-                    bold_font = TTFont(f"cc-{Path(bold).stem}", str(found[bold]))
-                    pdfmetrics.registerFont(bold_font)
-                    bold_name = bold_font.fontName
-                except (TTFError, OSError):
-                    pass
-            chosen = _Fonts(font.fontName, bold_name, devanagari=devanagari)
-            if devanagari:
-                return chosen
-            latin_only = chosen
-    return latin_only or _HELVETICA
+            points.update(font.getBestCmap())
+        finally:
+            font.close()
+    return frozenset(points)
