@@ -561,6 +561,7 @@ def _delegation_view(row: DelegationRow, token: str) -> dict[str, Any]:
         "delegator_accepted_at": when(row.delegator_accepted_at),
         "delegatee_accepted_at": when(row.delegatee_accepted_at),
         "expires_at": utc(row.expires_at).isoformat(),
+        "revoked": row.revoked_at is not None,
         "revoked_at": when(row.revoked_at),
         "created_at": utc(row.created_at).isoformat(),
     }
