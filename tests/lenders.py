@@ -10,6 +10,7 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from credit_commons.consent.models import AccessDenialCountRow
 from credit_commons.core.db import transaction
 from credit_commons.gateway.oauth import CLIENT_ASSERTION_TYPE
 from credit_commons.identity.service import issue_admin_token
@@ -114,3 +115,25 @@ def denials(runtime: Runtime) -> list[dict[str, Any]]:
     return [
         {"actor": row.actor, **json.loads(row.details)} for row in events(runtime, "access.denied")
     ]
+
+
+def _denial_key(denial: dict[str, Any]) -> tuple[str, str, str]:
+    return (denial["operation"], denial["reason"], denial["actor"])
+
+
+def bag(denials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``denials`` in the order :func:`counted` lists them (counts have no order)."""
+    return sorted(denials, key=_denial_key)
+
+
+def counted(runtime: Runtime) -> list[dict[str, Any]]:
+    """The refusals that named no consent or borrower — counted, never logged (issue 12
+    item 7) — one ``{"actor", "operation", "reason"}`` per refusal, in :func:`bag` order."""
+    with transaction(runtime.read_sessions) as session:
+        rows = session.scalars(select(AccessDenialCountRow)).all()
+        found = [
+            {"actor": r.actor, "operation": r.operation, "reason": r.reason}
+            for r in rows
+            for _ in range(r.count)
+        ]
+    return bag(found)

@@ -34,6 +34,7 @@ class World:
 
     def __init__(self, rt: Runtime, http: TestClient, clock: FixedClock) -> None:
         self.rt, self.http, self.clock = rt, http, clock
+        self.counted: dict[str, int] = {}  # refusals counted, not logged, by reason
         with transaction(rt.sessions) as session:
             admin, _ = issue_admin_token(session, rt, "desk")
         self.admin = {"Authorization": f"Bearer {admin}"}

@@ -54,12 +54,18 @@ def test_retention_deletes_only_what_is_past_its_window(runtime: Runtime) -> Non
             "access_tokens": 0,
             "dsr_requests": 0,
             "delegations": 0,
+            "access_denial_counts": 0,
         }
 
     clock.advance(timedelta(days=40))  # tokens (30 d + 1) and the request (15 min + 30 d) expire
     with transaction(runtime.sessions) as session:
         counts = run_retention(session, runtime)
-    assert counts == {"access_tokens": 2, "dsr_requests": 1, "delegations": 0}
+    assert counts == {
+        "access_tokens": 2,
+        "dsr_requests": 1,
+        "delegations": 0,
+        "access_denial_counts": 0,
+    }
     assert count(runtime, AccessTokenRow) == 0
     assert count(runtime, DsrRequestRow) == 0
     assert count(runtime, DelegationRow) == 1

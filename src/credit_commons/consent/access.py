@@ -9,12 +9,19 @@ digest of the consent or credential reference.
 A denial must outlive the request that was denied, whose transaction rolls back: so
 :func:`record_denial` writes in a unit of work of its own.  The answer to the caller never
 says more than "not permitted"; the reason is in the log for the borrower and auditors.
+
+Only denials that name an existing consent or borrower (a subject) become events.  The rest
+— no, forged or expired token, an unknown consent, an unknown client — are about nobody's
+data, and a stranger could send them without end: :func:`record_refusal` counts them
+instead (``consent.denial_counts`` and the ``commons_access_denials_unattributed_total``
+Prometheus counter), so they never grow the log.
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -31,10 +38,12 @@ __all__ = [
     "Refused",
     "RefusedDecision",
     "anonymous_actor",
+    "denial_counter",
     "install_denial_handler",
     "lender_actor",
     "record_allowed",
     "record_denial",
+    "record_refusal",
 ]
 
 
@@ -102,6 +111,47 @@ def record_denial(
         )
 
 
+def record_refusal(
+    rt: Runtime,
+    *,
+    actor: str,
+    operation: str,
+    reason: str,
+    subject: str | None = None,
+    object: str | None = None,
+    counter: Counter | None = None,
+) -> RecordedEvent | None:
+    """Record one refused attempt where it belongs, in a unit of work of its own.
+
+    With a ``subject`` (the attempt named an existing consent or borrower) it is an
+    ``access.denied`` event, returned.  Without one it is counted — the hour's (operation,
+    reason, actor) count, and ``counter`` (the app's Prometheus counter, by operation and
+    reason) when given — and ``None`` is returned: nothing reaches the log.  Raises what
+    the database raises.
+    """
+    if subject is None:
+        from credit_commons.consent import denial_counts  # noqa: PLC0415 - package cycle
+
+        denial_counts.count_denial(rt, operation=operation, reason=reason, actor=actor)
+        if counter is not None:
+            counter.labels(operation, reason).inc()
+        return None
+    return record_denial(
+        rt, actor=actor, operation=operation, reason=reason, subject=subject, object=object
+    )
+
+
+def denial_counter(registry: CollectorRegistry) -> Counter:
+    """The Prometheus counter of refusals that named no consent or borrower (by operation
+    and reason), created in ``registry``."""
+    return Counter(
+        "commons_access_denials_unattributed",
+        "Refused requests that named no existing consent or borrower (counted, not logged).",
+        ["operation", "reason"],
+        registry=registry,
+    )
+
+
 class Refused(CommonsError):
     """An attempt on a borrower's data that was refused, with what to record about it
     (``access.denied``: the operation, the reason, who tried, whose data).  The record
@@ -128,15 +178,17 @@ class Refused(CommonsError):
         self.operation, self.reason, self.actor = operation, reason, actor
         self.subject, self.object = subject, object
 
-    def record(self, rt: Runtime) -> RecordedEvent:
-        """Write the ``access.denied`` event (its own unit of work)."""
-        return record_denial(
+    def record(self, rt: Runtime, counter: Counter | None = None) -> RecordedEvent | None:
+        """Record the attempt (its own unit of work) with :func:`record_refusal`: the
+        ``access.denied`` event when it names a subject, a count otherwise."""
+        return record_refusal(
             rt,
             actor=self.actor,
             operation=self.operation,
             reason=self.reason,
             subject=self.subject,
             object=self.object,
+            counter=counter,
         )
 
 
@@ -189,7 +241,7 @@ class RefusedDecision(Refused, NotFoundError):
     borrower."""
 
 
-def install_denial_handler(app: FastAPI) -> None:
+def install_denial_handler(app: FastAPI, registry: CollectorRegistry | None = None) -> None:
     """Answer every :class:`Refused` (a :class:`Denied`, a :class:`RefusedDecision`...)
     with its problem+json after recording it.
 
@@ -200,9 +252,15 @@ def install_denial_handler(app: FastAPI) -> None:
 
     from credit_commons.gateway.problems import problem_response  # noqa: PLC0415 - package cycle
 
+    # Refusals that name nobody are counted in the app's metrics too (``registry``); the
+    # token endpoint, which answers in RFC 6749's shape, reaches the counter through
+    # ``app.state.denial_counter``.
+    counter = denial_counter(registry) if registry is not None else None
+    app.state.denial_counter = counter
+
     @app.exception_handler(Refused)
     async def _denied(request: Request, error: Refused) -> JSONResponse:
-        await run_in_threadpool(error.record, request.app.state.runtime)
+        await run_in_threadpool(error.record, request.app.state.runtime, counter)
         response = problem_response(error, request)
         if isinstance(error, NotAuthenticated):
             response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

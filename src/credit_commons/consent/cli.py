@@ -191,6 +191,25 @@ def history_command(
     _emit(as_json, data, text or "no accesses")
 
 
+@consent_app.command("denials")
+def denials_command(
+    ctx: typer.Context,
+    hours: Annotated[int, typer.Option(min=1, max=24 * 366, help="How far back.")] = 24,
+    as_json: JsonOption = False,
+) -> None:
+    """Hourly counts of refused requests that named no consent or borrower (no, forged or
+    expired token, unknown consent, unknown client): counted, never logged."""
+    from credit_commons.consent import denial_counts  # noqa: PLC0415 - fast CLI start
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        data = denial_counts.denial_counts(session, rt, _operator(), hours=hours)
+    text = "\n".join(
+        f"{e['hour'][:13]}h  {e['count']:7d}  {e['operation']}  {e['reason']}  {e['actor']}"
+        for e in data
+    )
+    _emit(as_json, data, text or "no refusals")
+
+
 @consent_app.command("expire")
 def expire(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Expire consents past their expiry now (the worker does it on every pass)."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["ConsentRow", "DiscoveryProfileRow", "WebhookDeliveryRow"]
+__all__ = ["AccessDenialCountRow", "ConsentRow", "DiscoveryProfileRow", "WebhookDeliveryRow"]
 
 
 class ConsentRow(Base):
@@ -83,3 +83,25 @@ class DiscoveryProfileRow(Base):
     income_bracket: Mapped[str] = mapped_column(String(16))
     debt_ratio_bracket: Mapped[str] = mapped_column(String(16))
     opted_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccessDenialCountRow(Base):
+    """How many refusals that named no existing consent or borrower (no, forged or expired
+    token, unknown consent, unknown client) there were per hour, operation, reason and
+    actor.
+
+    Such a refusal is about nobody's data, so it is counted here instead of becoming a
+    permanent log event a stranger could add without bound.  Operations are route names
+    and reasons error codes, both fixed sets; the actor is the pseudonym of a registered
+    lender whose own signature verified, or of ``anonymous`` — a stranger cannot make new
+    ones.  So the table holds at most (hours kept) x (operations) x (reasons) x (lenders
+    + 1) rows whatever the traffic; retention drops old hours.
+    """
+
+    __tablename__ = "access_denial_counts"
+
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(128), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -58,7 +58,7 @@ from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.runtime import Runtime
 
-__all__ = ["consent_of_artefact", "discover", "retrieve", "set_discoverable"]
+__all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_discoverable"]
 
 OPERATION = "credentials.read"
 
@@ -256,6 +256,22 @@ def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> dict
         "data_life": {"unit": mine.data_life_unit, "value": mine.data_life_value},
         "access_event_id": event_id,
     }
+
+
+def named_consent(artefact: str) -> str | None:
+    """The consent id a presented artefact names (its unverified ``consentId``), or
+    ``None`` when it names none in the platform's id shape.  Only for attributing a
+    refusal: nothing else may trust it.  Raises nothing."""
+    from credit_commons.core.ids import is_valid_id  # noqa: PLC0415
+    from credit_commons.issuer.jws import decode_unverified  # noqa: PLC0415
+
+    try:
+        consent_id = decode_unverified(artefact)[1].get("consentId")
+    except (CommonsError, ValueError, AttributeError):
+        return None
+    if isinstance(consent_id, str) and consent_id.startswith("cns_") and is_valid_id(consent_id):
+        return consent_id
+    return None
 
 
 def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact: str) -> str:

@@ -14,10 +14,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import history, retrieval, service
+from credit_commons.consent import denial_counts, history, retrieval, service
+from credit_commons.consent.access import Denied
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.core.db import transaction
-from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import (
     LenderPrincipal,
     authenticate_request,
@@ -26,11 +27,13 @@ from credit_commons.gateway.lender_deps import (
 )
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
+from credit_commons.runtime import Runtime
 
-__all__ = ["borrower_router", "lender_router"]
+__all__ = ["borrower_router", "lender_router", "operator_router"]
 
 lender_router = APIRouter(tags=["consent (lenders)"])
 borrower_router = APIRouter(tags=["consent (borrowers)"])
+operator_router = APIRouter(tags=["consent (operators)"])
 
 ConsentId = Annotated[str, Path(pattern=r"^cns_[0-9A-Z]{26}$")]
 Token = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
@@ -44,6 +47,29 @@ RequestingLender = Annotated[LenderPrincipal, Depends(lender_for("consent.reques
 ReadingLender = Annotated[LenderPrincipal, Depends(lender_for("consent.read"))]
 RetrievingLender = Annotated[LenderPrincipal, Depends(lender_for(retrieval.OPERATION))]
 DiscoveringLender = Annotated[LenderPrincipal, Depends(lender_for("discovery.read"))]
+
+
+def _require_scope(
+    session: Session,
+    runtime: Runtime,
+    lender: LenderPrincipal,
+    scope: str,
+    *,
+    operation: str,
+    consent_id: str | None = None,
+) -> None:
+    # require_scope, whose refusal names the borrower when the request named one of their
+    # consents: it is then an attempt on their data (an event in their history), not a
+    # refusal about nobody (only counted).
+    try:
+        require_scope(lender, scope, operation=operation)
+    except Denied as e:
+        row = service.read_consent(session, consent_id) if consent_id else None
+        if row is None:
+            raise
+        raise service.denial(
+            runtime, lender, row, consent_id=row.id, operation=operation, reason=e.reason
+        ) from e
 
 
 def _retrieval_limiter(request: Request) -> CapacityLimiter:
@@ -97,7 +123,14 @@ def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
 def request_consent(
     body: ConsentRequest, session: SessionDep, runtime: RuntimeDep, lender: RequestingLender
 ) -> dict[str, Any]:
-    require_scope(lender, "consent:request", operation="consent.request")
+    try:
+        require_scope(lender, "consent:request", operation="consent.request")
+    except Denied as e:
+        # A request that names an existing borrower is an attempt on them: logged for them.
+        subject = service.borrower_subject(session, runtime, lender, body.borrower)
+        if subject is None:
+            raise
+        raise Denied(operation=e.operation, reason=e.reason, actor=e.actor, subject=subject) from e
     return service.request_consent(session, runtime, lender, body)
 
 
@@ -105,7 +138,9 @@ def request_consent(
 def read_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, lender: ReadingLender
 ) -> dict[str, Any]:
-    require_scope(lender, "consent:read", operation="consent.read")
+    _require_scope(
+        session, runtime, lender, "consent:read", operation="consent.read", consent_id=consent_id
+    )
     return service.get_for_lender(session, runtime, lender, consent_id)
 
 
@@ -123,7 +158,14 @@ async def retrieve_credential(
 ) -> dict[str, Any]:
     def authenticate(session: Session) -> LenderPrincipal:
         lender = authenticate_request(request, authorization, retrieval.OPERATION, session)
-        require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
+        _require_scope(
+            session,
+            runtime,
+            lender,
+            "credentials:read",
+            operation=retrieval.OPERATION,
+            consent_id=consent_id,
+        )
         return lender
 
     def handle() -> dict[str, Any]:
@@ -163,8 +205,15 @@ def retrieve_by_artefact(
     lender: RetrievingLender,
     response: Response,
 ) -> dict[str, Any]:
-    require_scope(lender, "credentials:read", operation=retrieval.OPERATION)
     with transaction(runtime.read_sessions) as session:
+        _require_scope(
+            session,
+            runtime,
+            lender,
+            "credentials:read",
+            operation=retrieval.OPERATION,
+            consent_id=retrieval.named_consent(body.artefact),
+        )
         consent_id = retrieval.consent_of_artefact(session, runtime, lender, body.artefact)
     result = retrieval.retrieve(
         runtime, lender, consent_id, type_name=body.type, claims=body.claims
@@ -301,3 +350,21 @@ def confirm(
     principal: PrincipalDep,
 ) -> dict[str, Any]:
     return service.confirm_assisted(session, runtime, principal, consent_id, body.code)
+
+
+# -- operators ---------------------------------------------------------------------------
+
+
+@operator_router.get(
+    "/v1/admin/access-denials",
+    summary="Hourly counts of refused requests that named no consent or borrower.",
+)
+def access_denials(
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    hours: Annotated[int, Query(ge=1, le=24 * 366)] = 24,
+) -> list[dict[str, Any]]:
+    response.headers.update(NO_STORE)
+    return denial_counts.denial_counts(session, runtime, principal, hours=hours)

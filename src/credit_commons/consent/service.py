@@ -81,6 +81,7 @@ __all__ = [
     "ConsentRequested",
     "Decider",
     "Lender",
+    "borrower_subject",
     "check",
     "check_consent",
     "consent_key_versions",
@@ -299,6 +300,17 @@ def _resolve_borrower(rt: Runtime, client_id: str, reference: str) -> str:
         return rt.vault.kms.unwrap(wrapped, aad=f"bref\x00{client_id}".encode()).decode("ascii")
     except (CommonsError, ValueError) as e:
         raise NotFoundError("no such borrower") from e
+
+
+def borrower_subject(session: Session, rt: Runtime, lender: Lender, reference: str) -> str | None:
+    """The pseudonym of the existing borrower ``reference`` (an identity token or this
+    lender's ``bref_``) names, or ``None`` — for attributing a refused request to them.
+    Raises nothing."""
+    try:
+        token = _resolve_borrower(rt, lender.client_id, reference)
+    except NotFoundError:
+        return None
+    return subject_of(rt, token) if session.get(IdentityRow, token) is not None else None
 
 
 # -- lender side -------------------------------------------------------------------------

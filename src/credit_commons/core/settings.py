@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     retention_access_tokens_days: int = Field(default=1, ge=0, le=3650)
     retention_dsr_requests_days: int = Field(default=30, ge=0, le=3650)
     retention_delegations_days: int = Field(default=365, ge=0, le=36500)
+    retention_denial_counts_days: int = Field(
+        default=90,
+        ge=0,
+        le=3650,
+        description="days the hourly counts of refusals that named nobody are kept",
+    )
     retention_interval: float = Field(
         default=3600.0, gt=0, description="seconds between retention runs in the worker"
     )

@@ -92,7 +92,7 @@ def create_app(
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     install_problem_handlers(app)
-    install_denial_handler(app)
+    install_denial_handler(app, registry)
     install_rate_limit_handler(app)
     # Routes are matched in order, each one costing a few microseconds: the lenders' API
     # (consent-gated retrieval, the platform's busiest route) comes first.  Its paths
@@ -113,6 +113,7 @@ def create_app(
     app.include_router(lender_router.router)
     app.include_router(onboarding_router.router)
     app.include_router(consent_router.borrower_router)
+    app.include_router(consent_router.operator_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
     def healthz() -> dict[str, str]:

@@ -3,6 +3,7 @@ the access-token keys, and the caller's own registration."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from credit_commons.consent.access import record_denial
+from credit_commons.consent.access import record_refusal
 from credit_commons.core.db import transaction
 from credit_commons.gateway import access_token, clients, oauth
 from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
@@ -131,9 +132,18 @@ async def token(request: Request) -> JSONResponse:
         body = await run_in_threadpool(issue, client)
     except oauth.TokenError as error:
         if error.reason is not None and error.actor is not None:
-            # The request's transaction is over, so this write does not wait on it.
+            # The request's transaction is over, so this write does not wait on it.  A
+            # token request names no borrower: it is counted, never logged (anyone can
+            # send one).
             await run_in_threadpool(
-                record_denial, rt, actor=error.actor, operation=oauth.OPERATION, reason=error.reason
+                partial(
+                    record_refusal,
+                    rt,
+                    actor=error.actor,
+                    operation=oauth.OPERATION,
+                    reason=error.reason,
+                    counter=request.app.state.denial_counter,
+                )
             )
         return JSONResponse(error.body(), status_code=error.status, headers=_TOKEN_HEADERS)
     return JSONResponse(body, headers=_TOKEN_HEADERS)

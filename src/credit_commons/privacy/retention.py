@@ -4,7 +4,9 @@
 * ``dsr_requests``: expired (or fulfilled and expired) for longer than
   ``COMMONS_RETENTION_DSR_REQUESTS_DAYS`` (30);
 * ``delegations``: revoked or expired for longer than ``COMMONS_RETENTION_DELEGATIONS_DAYS``
-  (365).
+  (365);
+* ``access_denial_counts``: hourly counts of refusals that named nobody
+  (``consent.denial_counts``), older than ``COMMONS_RETENTION_DENIAL_COUNTS_DAYS`` (90).
 
 Events and log entries are never deleted: they hold no personal data and the log's
 promise is that nothing disappears.  Each run records a ``retention.run`` event with the
@@ -18,6 +20,7 @@ from datetime import timedelta
 from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
+from credit_commons.consent.denial_counts import prune_denial_counts
 from credit_commons.identity.models import AccessTokenRow, DelegationRow
 from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.privacy.models import DsrRequestRow
@@ -32,6 +35,7 @@ class RetentionRun(EventDetails, event_type="retention.run"):
     access_tokens: int
     dsr_requests: int
     delegations: int
+    access_denial_counts: int
 
 
 def _count(result: object) -> int:
@@ -68,6 +72,9 @@ def run_retention(session: Session, rt: Runtime) -> dict[str, int]:
                     )
                 )
             )
+        ),
+        "access_denial_counts": prune_denial_counts(
+            session, now - timedelta(days=s.retention_denial_counts_days)
         ),
     }
     record_event(

@@ -1,6 +1,7 @@
 """The lender token endpoint (RFC 6749 §4.4 with RFC 7523 client assertions) over HTTP, on
-both databases: tokens for Ed25519 and P-256 clients, and every refusal, each of which leaves
-an ``access.denied`` event."""
+both databases: tokens for Ed25519 and P-256 clients, and every refusal, each of which is
+counted by operation, reason and actor — a token request names no borrower, so none is a log
+event (issue 12 item 7)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tests.lenders import (
     FORM,
     admin_headers,
     assertion,
+    bag,
+    counted,
     denials,
     jwks_of,
     register,
@@ -70,7 +73,7 @@ def test_tokens_for_ed25519_and_p256_clients(
     assert payload["exp"] == now + 300
     assert payload["scope"] == "consent:read"
     assert payload["jti"].startswith("at_")
-    assert denials(runtime) == []
+    assert denials(runtime) == counted(runtime) == []
 
     # No scope asked: every lender scope; the issuer URL is an accepted audience too.
     again = token_request(client, assertion(key, client_id, now, aud=ISSUER)).json()
@@ -208,9 +211,10 @@ def test_unauthenticated_assertions_are_refused(
         "error_description": "client authentication failed",
     }
     assert response.headers["cache-control"] == "no-store"
-    assert denials(runtime) == [
+    assert counted(runtime) == [
         {"actor": anonymous_actor(runtime), "operation": "oauth.token", "reason": reason}
     ]
+    assert denials(runtime) == []  # a token request names no borrower: never logged
 
 
 # (claims to change, reason) for assertions the client really signed.
@@ -247,9 +251,10 @@ def test_signed_but_invalid_assertions_are_refused(
     response = token_request(client, assertion(key, client_id, now, **claims))
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "invalid_client"
-    assert denials(runtime) == [
+    assert counted(runtime) == [
         {"actor": lender_actor(runtime, client_id), "operation": "oauth.token", "reason": reason}
     ]
+    assert denials(runtime) == []
 
 
 def test_wrong_iss_is_an_unknown_or_mismatched_client(
@@ -264,9 +269,9 @@ def test_wrong_iss_is_an_unknown_or_mismatched_client(
     # The form's client_id disagrees with iss.
     mismatch = token_request(client, assertion(key, client_id, now), client_id=other_id)
     assert wrong_iss.status_code == mismatch.status_code == 401
-    assert [d["reason"] for d in denials(runtime)] == [
-        "auth.assertion_signature_invalid",
+    assert [d["reason"] for d in counted(runtime)] == [
         "auth.assertion_invalid",
+        "auth.assertion_signature_invalid",
     ]
 
 
@@ -286,10 +291,12 @@ def test_inactive_clients_and_scope_escalation(
     assert inactive.status_code == 401
     assert inactive.json()["error"] == "invalid_client"
     actor = lender_actor(runtime, client_id)
-    assert denials(runtime) == [
-        {"actor": actor, "operation": "oauth.token", "reason": "auth.scope_not_allowed"},
-        {"actor": actor, "operation": "oauth.token", "reason": "auth.client_inactive"},
-    ]
+    assert counted(runtime) == bag(
+        [
+            {"actor": actor, "operation": "oauth.token", "reason": "auth.scope_not_allowed"},
+            {"actor": actor, "operation": "oauth.token", "reason": "auth.client_inactive"},
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -316,7 +323,7 @@ def test_malformed_requests(
     )
     assert response.status_code == 400
     assert response.json()["error"] == error
-    assert denials(runtime) == []
+    assert denials(runtime) == counted(runtime) == []
 
 
 def test_requests_must_be_single_valued_forms(client: TestClient, clock: FixedClock) -> None:
@@ -343,7 +350,7 @@ def test_replayed_assertions_are_refused_and_expired_ids_purged(
     replay = token_request(client, used)
     assert replay.status_code == 401
     assert replay.json()["error"] == "invalid_client"
-    assert denials(runtime) == [
+    assert counted(runtime) == [
         {
             "actor": lender_actor(runtime, client_id),
             "operation": "oauth.token",
