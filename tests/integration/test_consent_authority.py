@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from tests.integration.consent_world import CRC, World
 
@@ -360,64 +359,68 @@ def test_an_administrator_cannot_approve(world: World) -> None:
     assert event.subject == subject_of(world.rt, world.borrower)
 
 
-@pytest.mark.parametrize("state", STATES)
-def test_did_signature_decides_only_approval(world: World, state: str) -> None:
+def _every_state(world: World, borrower: Borrower, lender: str) -> dict[str, str]:
+    # One consent of ``borrower`` in each state (the clock moves two hours for EXPIRED).
+    made = {state: _consent_in(world, borrower, state, lender) for state in STATES}
+    world.clock.advance(timedelta(hours=2))
+    with transaction(world.rt.sessions) as session:
+        assert service.expire_due(session, world.rt).expired == 1
+    return made
+
+
+def test_did_signature_decides_only_approval(world: World) -> None:
     borrower = enterprise_world(world)
-    consent_id = _consent_in(world, borrower, state, "lnd_didcase" + "x" * 16)
-    if state == "EXPIRED":
-        world.clock.advance(timedelta(hours=2))
-        with transaction(world.rt.sessions) as session:
-            service.expire_due(session, world.rt)
     subject = subject_of(world.rt, borrower.token)
-    seen = _last_event(world)
-    before = _snapshot(world, consent_id)
-    # A signature by another key (or over another consent) is refused like an unknown id,
-    # and the attempt is recorded.
-    stranger = PrivateKey.generate(KeyType.ED25519)
-    forged = b64url_encode(stranger.sign(service.approval_message(consent_id)))
-    refused = world.http.post(
-        f"/v1/consents/{consent_id}/signed-approval", json={"signature": forged}
-    )
-    unknown = world.http.post(
-        f"/v1/consents/{UNKNOWN_CONSENT}/signed-approval", json={"signature": forged}
-    )
-    assert refused.status_code == unknown.status_code == 404
-    assert _without_instance(refused.json()) == _without_instance(unknown.json())
-    assert _snapshot(world, consent_id) == before
-    new = _events_since(world, subject, seen)
-    assert [json.loads(e.details) for e in new] == [
-        {"operation": "consent.approve", "reason": "consent.signature_invalid"}
-    ]
-    signed = b64url_encode(borrower.did_key.sign(service.approval_message(consent_id)))
-    done = world.http.post(f"/v1/consents/{consent_id}/signed-approval", json={"signature": signed})
-    if state == "PENDING":
-        assert done.status_code == 200, done.text
-        assert done.json()["approval"] == "did"
-        assert done.json()["status"] == "ACTIVE"
-    else:
-        assert done.status_code == 409
-        assert _snapshot(world, consent_id) == before
+    for state, consent_id in _every_state(world, borrower, "lnd_didcase" + "x" * 16).items():
+        seen = _last_event(world)
+        before = _snapshot(world, consent_id)
+        # A signature by another key is refused like an unknown id, and the attempt is
+        # recorded (the caller is unidentified).
+        stranger = PrivateKey.generate(KeyType.ED25519)
+        forged = b64url_encode(stranger.sign(service.approval_message(consent_id)))
+        refused = world.http.post(
+            f"/v1/consents/{consent_id}/signed-approval", json={"signature": forged}
+        )
+        unknown = world.http.post(
+            f"/v1/consents/{UNKNOWN_CONSENT}/signed-approval", json={"signature": forged}
+        )
+        assert refused.status_code == unknown.status_code == 404, state
+        assert _without_instance(refused.json()) == _without_instance(unknown.json()), state
+        assert _snapshot(world, consent_id) == before, state
+        new = _events_since(world, subject, seen)
+        assert [json.loads(e.details) for e in new] == [
+            {"operation": "consent.approve", "reason": "consent.signature_invalid"}
+        ], state
+        signed = b64url_encode(borrower.did_key.sign(service.approval_message(consent_id)))
+        done = world.http.post(
+            f"/v1/consents/{consent_id}/signed-approval", json={"signature": signed}
+        )
+        if state == "PENDING":
+            assert done.status_code == 200, done.text
+            assert done.json()["approval"] == "did"
+            assert done.json()["status"] == "ACTIVE"
+        else:
+            assert done.status_code == 409, state
+            assert _snapshot(world, consent_id) == before, state
 
 
-@pytest.mark.parametrize("state", STATES)
-def test_assisted_flow_decides_only_pending_approval(world: World, state: str) -> None:
+def test_assisted_flow_decides_only_pending_approval(world: World) -> None:
     from credit_commons.consent import notify  # noqa: PLC0415
 
     borrower = enterprise_world(world)
     agent = next(c for c in borrower.callers if c.kind.startswith("field agent"))
-    consent_id = _consent_in(world, borrower, state, "lnd_agentcase" + "x" * 16)
-    if state == "EXPIRED":
-        world.clock.advance(timedelta(hours=2))
-        with transaction(world.rt.sessions) as session:
-            service.expire_due(session, world.rt)
     subject = subject_of(world.rt, borrower.token)
-    before = _snapshot(world, consent_id)
-    sent = world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers)
-    if state != "PENDING":
+    consents = _every_state(world, borrower, "lnd_agentcase" + "x" * 16)
+    for state, consent_id in consents.items():
+        if state == "PENDING":
+            continue
+        before = _snapshot(world, consent_id)
+        sent = world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers)
         unknown = world.http.post(f"/v1/consents/{UNKNOWN_CONSENT}/assist", headers=agent.headers)
-        assert sent.status_code == unknown.status_code == 404
-        assert _snapshot(world, consent_id) == before
-        return
+        assert sent.status_code == unknown.status_code == 404, state
+        assert _snapshot(world, consent_id) == before, state
+    consent_id = consents["PENDING"]
+    sent = world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers)
     assert sent.status_code == 200, sent.text
     code = notify.read_codes(world.rt, borrower.token)[-1]["code"]
     # A wrong code is refused and recorded in the borrower's history (item 2).
@@ -447,9 +450,27 @@ def test_assisted_flow_decides_only_pending_approval(world: World, state: str) -
     assert [(json.loads(e.details)["reason"], e.actor) for e in new] == [
         ("consent.not_authorised", stranger.actor)
     ]
+    # Five wrong codes void the code: a sixth try (even the right code) is a 409 for the
+    # agent, recorded too.
+    for _ in range(4):
+        confirm = f"/v1/consents/{consent_id}/assist/confirm"
+        world.http.post(confirm, json={"code": wrong}, headers=agent.headers)
+    seen = _last_event(world)
+    voided = world.http.post(
+        f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=agent.headers
+    )
+    assert voided.status_code == 409
+    assert voided.json()["code"] == "consent.state_invalid"
+    new = _events_since(world, subject, seen)
+    assert [json.loads(e.details)["reason"] for e in new] == ["consent.otp_exhausted"]
+    assert _snapshot(world, consent_id)[0]["status"] == "PENDING"
+    # A new code, read out right, grants it as assisted.
+    assert world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers).is_success
+    code = notify.read_codes(world.rt, borrower.token)[-1]["code"]
     done = world.http.post(
         f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=agent.headers
     )
     assert done.status_code == 200, done.text
     assert done.json()["approval"] == "assisted"
     assert done.json()["accepted"] is True
+    assert done.json()["assisted"] is True
