@@ -40,6 +40,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
 from credit_commons.ledger.sequencer import leaf_key, sequence_pending
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
@@ -167,14 +168,13 @@ def build_log(rt: Runtime, leaves: int, *, with_entries: bool) -> None:
             file=sys.stderr,
             flush=True,
         )
+    identity = log_identity(rt)
     with transaction(rt.sessions) as session:
         root = rfc6962.root_from_source(leaves, TileHashSource(session))
         session.execute(
             sa.update(LogStateRow).where(LogStateRow.id == 1).values(size=leaves, root=bytes(root))
         )
-        log_service.publish_checkpoint(
-            session, rt.key_store, rt.clock, rt.settings.resolved_log_origin
-        )
+        log_service.publish_checkpoint(session, rt.key_store, rt.clock, identity)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -213,10 +213,7 @@ def bench_proofs(backend: str, rt: Runtime, leaves: int, samples: int = 2000) ->
 
 
 def bench_audit(backend: str, rt: Runtime, leaves: int) -> None:
-    with transaction(rt.sessions) as session:
-        vkey = log_service.log_verifier_key(
-            session, rt.key_store, rt.settings.resolved_log_origin, rt.clock.now()
-        )
+    vkey = log_identity(rt).vkey
     start = time.perf_counter()
     report = audit_log(rt.engine, vkey)
     elapsed = time.perf_counter() - start

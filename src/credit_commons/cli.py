@@ -108,25 +108,56 @@ def version(as_json: JsonOption = False) -> None:
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default COMMONS_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on (default COMMONS_PORT, 8000).", min=1, max=65535),
+    ] = None,
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run the log worker in this process.")
     ] = True,
     as_json: JsonOption = False,
 ) -> None:
-    """Serve the HTTP API (logs are JSON lines on stderr)."""
+    """Serve the HTTP API (logs are JSON lines on stderr).
+
+    Without COMMONS_PUBLIC_URL the public URL is this server's own address; a public URL
+    that names this machine on another port is reported at start-up."""
     import uvicorn
 
     from credit_commons.core.logging import configure_logging
     from credit_commons.gateway import create_app
+    from credit_commons.gateway.app import startup_checks
 
-    settings = _settings(ctx)
+    base = _settings(ctx)
+    settings = base.listening_on(host or base.host, port or base.port)
     configure_logging(settings.log_level)
-    application = create_app(settings, run_worker=worker, freeze_heap=True)
+    disagreement = settings.public_url_disagreement()
+    if disagreement:
+        typer.echo(f"warning: {disagreement}; links will point there", err=True)
+    rt = Runtime.build(settings)
+    try:
+        # Refusals (a changed pepper, a disagreeing COMMONS_LOG_ORIGIN) before serving, so
+        # they print as one line with their exit code instead of a failed lifespan.
+        identity = startup_checks(rt)
+        application = create_app(settings, runtime=rt, run_worker=worker, freeze_heap=True)
+    except BaseException:
+        rt.close()
+        raise
+    origin = identity.origin if identity is not None else None
+    listening = f"http://{settings.host}:{settings.port}"
     if as_json:
-        typer.echo(json.dumps({"serving": f"http://{host}:{port}"}))
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False)
+        line = {"serving": listening, "public_url": settings.public_url, "log_origin": origin}
+        typer.echo(json.dumps(line))
+    else:
+        typer.echo(
+            f"serving on {listening}; public URL {settings.public_url}"
+            + (f"; log origin {origin}" if origin else "")
+        )
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_config=None, access_log=False
+    )
 
 
 @app.command()
@@ -183,11 +214,13 @@ def worker_command(
     settings = _settings(ctx)
     configure_logging(settings.log_level)
     from credit_commons.core.db import transaction
+    from credit_commons.ledger.identity import log_identity
     from credit_commons.privacy.pepper import check_peppers
 
     with _runtime(ctx) as rt:
         with transaction(rt.sessions) as session:
             check_peppers(session, rt)
+        log_identity(rt)  # recorded on the log's first start; a disagreeing origin refused
         worker = LogWorker(rt)
         if not once:
             freeze_startup_heap()
@@ -241,6 +274,7 @@ def log_checkpoint(
     from credit_commons.core.db import transaction
     from credit_commons.core.errors import NotFoundError
     from credit_commons.ledger import service as log_service
+    from credit_commons.ledger.identity import log_identity
     from credit_commons.ledger.worker import LogWorker
 
     with _runtime(ctx) as rt:
@@ -248,9 +282,9 @@ def log_checkpoint(
             worker = LogWorker(rt)
             while worker.run_once(force_checkpoint=True).backlog:
                 pass
-        origin = rt.settings.resolved_log_origin
+        identity = log_identity(rt)
+        origin, vkey = identity.origin, identity.vkey
         with transaction(rt.sessions) as session:
-            vkey = log_service.log_verifier_key(session, rt.key_store, origin, rt.clock.now())
             row = log_service.latest_checkpoint(session)
             if row is None:
                 raise NotFoundError(
@@ -394,13 +428,13 @@ def log_audit(
     from credit_commons.core.db import transaction
     from credit_commons.ledger import service as log_service
     from credit_commons.ledger.audit import audit_log
+    from credit_commons.ledger.identity import log_identity
 
     with _runtime(ctx) as rt:
+        # The recorded identity, so checkpoints signed before a change of public URL verify.
+        vkey = log_key or log_identity(rt).vkey
         with transaction(rt.sessions) as session:
             size, _ = log_service.log_state(session)
-            vkey = log_key or log_service.log_verifier_key(
-                session, rt.key_store, rt.settings.resolved_log_origin, rt.clock.now()
-            )
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),

@@ -18,7 +18,7 @@ from credit_commons.core.db import dispose_engine, make_engine, make_sessionmake
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.pseudonym import Pseudonymizer
-from credit_commons.core.settings import Settings
+from credit_commons.core.settings import Settings, Violation, refuse
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
 from credit_commons.ledger.tiles import TileCache
@@ -64,6 +64,33 @@ def _pepper(settings: Settings, master: MasterKeyring) -> bytes:
     return pepper
 
 
+def _production_master(settings: Settings) -> MasterKeyring:
+    """The production master key, after every refusal of the settings and the key file.
+
+    Raises one :class:`ConfigurationError` naming every violation at once: the settings'
+    (:meth:`Settings.production_violations`), a missing, exposed or malformed key file, a
+    development key.
+    """
+    key_file = settings.resolved_master_key_file
+    violations = settings.production_violations()
+    master: MasterKeyring | None = None
+    try:
+        master = MasterKeyring.load(key_file)
+    except ConfigurationError as e:
+        violations.append(Violation(e.detail, e.hint or "see docs/configuration.md"))
+    if master is not None and master.development:
+        violations.append(
+            Violation(
+                f"production refuses the development master key {key_file}",
+                "create a production key with `commons keys init-master --production` "
+                "and point COMMONS_MASTER_KEY_FILE at it",
+            )
+        )
+    refuse(violations)
+    assert master is not None  # refuse() raised when the key did not load
+    return master
+
+
 @dataclass
 class Runtime:
     """The shared objects of one running instance."""
@@ -83,23 +110,18 @@ class Runtime:
         """Check the settings and build the runtime.
 
         Raises :class:`ConfigurationError` for settings production refuses, a missing or
-        development master key in production, or a malformed pepper.
+        development master key in production (all of them named in one error), or a
+        malformed pepper.
         """
-        settings.check_production()
         clock = clock or SystemClock()
+        if settings.is_production:
+            master = _production_master(settings)
         # Local state (database, key file) is for this user only.
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key_file = settings.resolved_master_key_file
-        if settings.is_production:
-            master = MasterKeyring.load(key_file)
-            if master.development:
-                raise ConfigurationError(
-                    f"production refuses the development master key {key_file}",
-                    hint="create a production key with `commons keys init-master --production` "
-                    "and point COMMONS_MASTER_KEY_FILE at it",
-                )
-        else:
-            master = MasterKeyring.load_or_create(key_file, now=clock.now())
+        if not settings.is_production:
+            master = MasterKeyring.load_or_create(
+                settings.resolved_master_key_file, now=clock.now()
+            )
         pseudonymizer = Pseudonymizer(_pepper(settings, master))
         engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         return cls(

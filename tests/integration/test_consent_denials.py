@@ -21,6 +21,7 @@ from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.events import object_digest
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.receipts import verify_receipt
 from credit_commons.ledger.worker import LogWorker
@@ -118,10 +119,8 @@ def test_denial_matrix(world: World) -> None:
 
     # Every denial is in the log, provably.
     LogWorker(world.rt, steps=[]).run_once(force_checkpoint=True)
+    vkey = log_identity(world.rt).vkey
     with transaction(world.rt.sessions) as session:
-        vkey = log_service.log_verifier_key(
-            session, world.rt.key_store, world.rt.settings.resolved_log_origin, world.clock.now()
-        )
         receipts = [log_service.receipt(session, e, include_event=True) for e in denials]
     assert len(set(denials)) == len(denials) == 11
     for receipt in receipts:

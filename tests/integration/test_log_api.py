@@ -22,6 +22,7 @@ from credit_commons.ledger.audit import AuditFailed, audit_log
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.errors import InclusionProofInvalid, SignatureMissing
 from credit_commons.ledger.events import record_event
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.note import Ed25519Verifier, generate_key
 from credit_commons.ledger.receipts import ReceiptInvalid, verify_receipt
@@ -173,13 +174,7 @@ def test_receipts_verify_offline_and_tampering_fails(
 
 
 def test_audit_passes_then_catches_a_rewritten_entry(populated: Runtime) -> None:
-    with transaction(populated.sessions) as session:
-        vkey = log_service.log_verifier_key(
-            session,
-            populated.key_store,
-            populated.settings.resolved_log_origin,
-            populated.clock.now(),
-        )
+    vkey = log_identity(populated).vkey
     seen: list[int] = []
     report = audit_log(populated.engine, vkey, seen.append, chunk=128)
     assert report.size == LEAVES

@@ -15,6 +15,7 @@ from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.events import RecordedEvent, event_digest, event_document, record_event
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow, LogEntryRow, LogOutboxRow, LogTileRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.sequencer import sequence_batch, sequence_pending
@@ -95,13 +96,13 @@ def test_leaves_are_event_references_without_personal_data(runtime: Runtime) -> 
 
 
 def test_checkpoints_receipts_and_consistency(runtime: Runtime) -> None:
-    origin = runtime.settings.resolved_log_origin
+    identity = log_identity(runtime)
+    origin, vkey = identity.origin, identity.vkey
     ids = record(runtime, 5)
     sequence_pending(runtime.sessions)
     with transaction(runtime.sessions) as session:
-        first = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, origin)
-        vkey = log_service.log_verifier_key(session, runtime.key_store, origin, runtime.clock.now())
-        again = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, origin)
+        first = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
+        again = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
     assert first.new
     assert not again.new
     verifier = Ed25519Verifier.from_vkey(vkey)
@@ -110,7 +111,7 @@ def test_checkpoints_receipts_and_consistency(runtime: Runtime) -> None:
     record(runtime, 7)
     sequence_pending(runtime.sessions)
     with transaction(runtime.sessions) as session:
-        second = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, origin)
+        second = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
         proof = log_service.consistency_proof(session, 5)
         receipt = log_service.receipt(session, ids[2], include_event=True)
     newer = verify_checkpoint(second.row.note, verifier, origin=origin)

@@ -25,6 +25,7 @@ from credit_commons.ledger.anchors import (
 )
 from credit_commons.ledger.cosignature import CosignatureSigner, verify_cosigned
 from credit_commons.ledger.events import record_event
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.steps import anchor_step, parse_witnesses, witness_step
@@ -46,10 +47,7 @@ def grow(runtime: Runtime, count: int) -> None:
 
 
 def log_vkey(runtime: Runtime) -> str:
-    with transaction(runtime.sessions) as session:
-        return log_service.log_verifier_key(
-            session, runtime.key_store, runtime.settings.resolved_log_origin, runtime.clock.now()
-        )
+    return log_identity(runtime).vkey
 
 
 def in_process_witness(

@@ -21,9 +21,9 @@ from credit_commons.core.settings import Settings
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
-from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.events import record_event
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import CheckpointRow, EventRow, LogEntryRow, LogOutboxRow
 from credit_commons.ledger.tiles import TileHashSource
 from credit_commons.runtime import Runtime
@@ -124,8 +124,5 @@ def test_sigkill_at_random_points_leaves_no_gap_or_duplicate(
             rfc6962.verify_consistency(
                 size, final_size, proof, rfc6962.Hash(root), rfc6962.Hash(final_root)
             )
-    with transaction(runtime.sessions) as session:
-        vkey = log_service.log_verifier_key(
-            session, runtime.key_store, settings.resolved_log_origin, runtime.clock.now()
-        )
+    vkey = log_identity(runtime).vkey
     assert audit_log(runtime.engine, vkey).checkpoints == len(checkpoints)

@@ -4,22 +4,95 @@ Built once, from ``COMMONS_*`` environment variables (and optionally a ``.env`` 
 the caller), in ``create_app(settings)`` or at the CLI root, then handed down.  Nothing reads
 the environment anywhere else.  ``COMMONS_DATABASE_URL`` and ``COMMONS_DATA_DIR`` locate all
 state, so several instances can run side by side on one machine.
+
+A ``Settings`` built in code with an explicit ``data_dir`` (the demo, the benchmarks, tests)
+takes its state locations (:data:`STATE_LOCATIONS`) from that directory, never from the
+environment: only values given explicitly beside it are kept.  Otherwise a demo run from a
+shell that configures an instance would write into that instance's database.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from credit_commons.core.errors import ConfigurationError
 
-__all__ = ["Environment", "Settings"]
+__all__ = [
+    "STATE_LOCATIONS",
+    "Environment",
+    "Settings",
+    "Violation",
+    "refuse",
+    "url_for_address",
+]
+
+#: Settings that locate state.  Given ``data_dir`` explicitly, these default under it
+#: instead of coming from the environment (see :class:`_UnlessDataDirGiven`).
+STATE_LOCATIONS = frozenset({"database_url", "master_key_file", "anchor_file"})
+
+
+def url_for_address(host: str, port: int) -> str:
+    """The ``http`` URL of a listening address; a wildcard address becomes loopback.
+
+    A wildcard (``0.0.0.0``, ``::``) is where a server listens, not an address a client can
+    use; loopback is the one address certain to reach it from the same machine.
+    """
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"http://{host}:{port}"
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    text = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{text}:{port}"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One setting production refuses, and what to set instead."""
+
+    problem: str
+    hint: str
+
+
+class _UnlessDataDirGiven(PydanticBaseSettingsSource):
+    """An environment source that yields no state location when ``data_dir`` was passed
+    explicitly (and that location was not).
+
+    pydantic-settings merges the keyword arguments over the environment field by field, so
+    ``Settings(data_dir=tmp)`` would otherwise keep ``COMMONS_DATABASE_URL`` from the
+    operator's shell and write elsewhere than ``tmp``.
+    """
+
+    def __init__(self, inner: PydanticBaseSettingsSource, init: InitSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+        self._given = {name.lower() for name in init.init_kwargs}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: :meth:`__call__` delegates to the wrapped source."""
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._inner()
+        if "data_dir" not in self._given:
+            return values
+        return {k: v for k, v in values.items() if k not in STATE_LOCATIONS - self._given}
 
 
 class Environment(StrEnum):
@@ -52,13 +125,25 @@ class Settings(BaseSettings):
         "derived from the master key in development when unset",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=255,
+        description="the address `commons serve` listens on (its --host overrides)",
+    )
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="the port `commons serve` listens on (--port)"
+    )
     public_url: str = Field(
-        default="http://127.0.0.1:8000", description="the URL clients use to reach this instance"
+        default="",
+        description="the URL clients use to reach this instance; default http://<host>:<port>. "
+        "It makes links; the log's origin is recorded when the log is created (docs/log.md)",
     )
     db_pool_size: int = Field(default=10, ge=1, le=200)
     log_origin: str | None = Field(
         default=None,
-        description="the log's checkpoint origin line; default <public_url host>/log",
+        description="the log's checkpoint origin line, recorded when the log is created; "
+        "default <public URL host[:port]>/log.  A later value must equal the recorded one",
         max_length=255,
         pattern=r"^[^\s+]+$",
     )
@@ -141,6 +226,54 @@ class Settings(BaseSettings):
         default=False, description="let outbound fetches use plain http; development only"
     )
 
+    _public_url_derived: bool = PrivateAttr(default=False)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments first, then the environment, a ``.env`` file and secret files,
+        each of the last three blind to state locations when ``data_dir`` is given
+        explicitly."""
+        assert isinstance(init_settings, InitSettingsSource)
+        return (
+            init_settings,
+            *(
+                _UnlessDataDirGiven(source, init_settings)
+                for source in (env_settings, dotenv_settings, file_secret_settings)
+            ),
+        )
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> Self:
+        # The default public URL is where `commons serve` listens, so a server started on
+        # another port presents links to itself rather than to port 8000.
+        if not self.public_url:
+            object.__setattr__(self, "public_url", url_for_address(self.host, self.port))
+            self._public_url_derived = True
+        return self
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if not value:
+            return value  # derived from host and port after validation
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
+        except ValueError as e:
+            raise ValueError("the public URL is malformed") from e
+        if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+            raise ValueError("the public URL must be an absolute http(s) URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("the public URL takes no query or fragment")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -172,11 +305,53 @@ class Settings(BaseSettings):
         return self.master_key_file or self.data_dir / "master.key"
 
     @property
-    def resolved_log_origin(self) -> str:
-        """The log origin, defaulting to ``<host[:port] of the public URL>/log``."""
+    def initial_log_origin(self) -> str:
+        """The origin a new log is created with: ``COMMONS_LOG_ORIGIN``, or
+        ``<host[:port] of the public URL>/log``.
+
+        Only the log's creation reads this; afterwards the origin recorded then is the log's
+        (``credit_commons.ledger.identity``), whatever the public URL becomes.
+        """
         if self.log_origin:
             return self.log_origin
-        return f"{urlsplit(self.public_url).netloc}/log"
+        return f"{urlsplit(self.public_url).netloc.lower()}/log"
+
+    @property
+    def public_url_is_derived(self) -> bool:
+        """Whether the public URL was derived from ``host`` and ``port`` (none was set)."""
+        return self._public_url_derived
+
+    def listening_on(self, host: str, port: int) -> Settings:
+        """These settings for a server listening on ``host``:``port``; a derived public URL
+        follows the address."""
+        update: dict[str, Any] = {"host": host, "port": port}
+        if self._public_url_derived:
+            update["public_url"] = url_for_address(host, port)
+        return self.model_copy(update=update)
+
+    def public_url_disagreement(self) -> str | None:
+        """Why the configured public URL cannot reach this server, or None.
+
+        A public URL naming this machine (loopback, or the listening host) on another port
+        than the one served can only be a stale setting; a proxy in front of the server
+        makes any other public URL legitimate.
+        """
+        if self._public_url_derived:
+            return None
+        parts = urlsplit(self.public_url)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+        host = (parts.hostname or "").lower()
+        local = {"localhost", self.host.strip("[]").lower()}
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if (loopback or host in local) and port != self.port:
+            return (
+                f"COMMONS_PUBLIC_URL={self.public_url} names port {port} of this machine, "
+                f"but the server listens on {self.host}:{self.port}"
+            )
+        return None
 
     @property
     def resolved_anchor_file(self) -> Path:
@@ -196,39 +371,82 @@ class Settings(BaseSettings):
             if name.startswith("insecure_") and getattr(self, name)
         ]
 
-    def check_production(self) -> None:
-        """Refuse unsafe settings in production (cf. seed 002 §15).
+    def production_violations(self) -> list[Violation]:
+        """Every setting production refuses (cf. seed 002 §15), each with what to set.
 
         Checks what the settings alone can tell; the master key's origin is checked when the
-        key file is loaded.  Raises :class:`ConfigurationError` naming what to set.
+        key file is loaded (``Runtime.build`` adds it to the same list).
         """
         if not self.is_production:
-            return
+            return []
+        found: list[Violation] = []
         if self.resolved_database_url.startswith("sqlite"):
-            raise ConfigurationError(
-                "production refuses SQLite",
-                hint="set COMMONS_DATABASE_URL to a PostgreSQL URL, "
-                "e.g. postgresql+psycopg://commons@db:5432/commons",
+            found.append(
+                Violation(
+                    "production refuses SQLite",
+                    "set COMMONS_DATABASE_URL to a PostgreSQL URL, "
+                    "e.g. postgresql+psycopg://commons@db:5432/commons",
+                )
             )
         if self.pseudonym_pepper is None:
-            raise ConfigurationError(
-                "production needs a pseudonymisation pepper",
-                hint="set COMMONS_PSEUDONYM_PEPPER to 32+ random bytes, base64url "
-                '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
+            found.append(
+                Violation(
+                    "production needs a pseudonymisation pepper",
+                    "set COMMONS_PSEUDONYM_PEPPER to 32+ random bytes, base64url "
+                    '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
+                )
             )
         flags = self.insecure_flags()
         if flags:
-            raise ConfigurationError(
-                f"production refuses insecure flags: {', '.join(flags)}",
-                hint="unset " + " and ".join(flags),
+            found.append(
+                Violation(
+                    f"production refuses insecure flags: {', '.join(flags)}",
+                    "unset " + " and ".join(flags),
+                )
             )
         if self.kms == "pkcs11" and not (self.pkcs11_lib and self.pkcs11_token and self.pkcs11_pin):
-            raise ConfigurationError(
-                "COMMONS_KMS=pkcs11 needs the module, token and PIN",
-                hint="set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
+            found.append(
+                Violation(
+                    "COMMONS_KMS=pkcs11 needs the module, token and PIN",
+                    "set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
+                )
             )
-        if self.public_url.startswith("http://"):
-            raise ConfigurationError(
-                "production needs an https public URL",
-                hint="set COMMONS_PUBLIC_URL to the https:// address clients use",
+        # Parsed, not prefix-matched: "HTTP://x" and "ftp://x" are not https, and the scheme
+        # is case-insensitive (RFC 3986 §3.1).
+        parts = urlsplit(self.public_url)
+        if parts.scheme.lower() != "https" or not parts.hostname:
+            found.append(
+                Violation(
+                    "production needs an https public URL"
+                    + (" (none is set)" if self._public_url_derived else ""),
+                    "set COMMONS_PUBLIC_URL to the https:// address clients use",
+                )
             )
+        return found
+
+    def check_production(self) -> None:
+        """Refuse unsafe settings in production, naming every one at once.
+
+        Raises :class:`ConfigurationError` listing each :meth:`production_violations` entry
+        with its hint (and ``violations`` in its problem details).
+        """
+        refuse(self.production_violations())
+
+
+def refuse(violations: list[Violation]) -> None:
+    """Raise one :class:`ConfigurationError` naming every violation, if there is any."""
+    if not violations:
+        return
+    if len(violations) == 1:
+        only = violations[0]
+        raise ConfigurationError(
+            only.problem,
+            hint=only.hint,
+            extra={"violations": [{"problem": only.problem, "hint": only.hint}]},
+        )
+    raise ConfigurationError(
+        f"production refuses {len(violations)} settings: "
+        + "; ".join(f"({n}) {v.problem}" for n, v in enumerate(violations, 1)),
+        hint="; ".join(f"({n}) {v.hint}" for n, v in enumerate(violations, 1)),
+        extra={"violations": [{"problem": v.problem, "hint": v.hint} for v in violations]},
+    )

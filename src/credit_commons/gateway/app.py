@@ -31,12 +31,30 @@ from credit_commons.identity import router as identity_router
 from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
 from credit_commons.ledger import router as log_router
+from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy import router as privacy_router
 from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "startup_checks"]
+
+
+def startup_checks(runtime: Runtime) -> LogIdentity | None:
+    """What a server checks before serving, once the database is migrated: the peppers
+    are the ones first used (privacy/pepper.py) and the log's identity is the recorded one
+    (recorded now on the log's first start; ledger/identity.py).  Returns that identity,
+    or None while the database is not migrated.
+
+    Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper in
+    production) or ``LogIdentityMismatch`` (``COMMONS_LOG_ORIGIN`` disagrees with the
+    recorded origin).
+    """
+    if current_revision(runtime.engine) != head_revision():
+        return None  # `commons db upgrade` first; /readyz says so meanwhile
+    with transaction(runtime.sessions) as session:
+        check_peppers(session, runtime)
+    return log_identity(runtime)
 
 
 def create_app(
@@ -61,10 +79,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if current_revision(runtime.engine) == head_revision():
-            # A changed pepper refuses to start in production (privacy/pepper.py).
-            with transaction(runtime.sessions) as session:
-                check_peppers(session, runtime)
+        startup_checks(runtime)
         worker = LogWorker(runtime) if run_worker else None
         if worker is not None:
             worker.start()

@@ -37,6 +37,7 @@ from credit_commons.ledger.anchors import (
     backoff_delay,
 )
 from credit_commons.ledger.events import Digest, EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import AnchorJobRow
 from credit_commons.runtime import Runtime
 
@@ -107,6 +108,8 @@ def enqueue_anchors(
     """Create a job per backend for the newest checkpoint when the interval has passed."""
     now = rt.clock.now()
     created = 0
+    # Established (if need be) in its own transaction, before this one takes its snapshot.
+    origin = log_identity(rt).origin
     with transaction(rt.sessions) as session:
         checkpoint = log_service.latest_checkpoint(session)
         if checkpoint is None or checkpoint.size == 0:
@@ -125,7 +128,7 @@ def enqueue_anchors(
             session.add(
                 AnchorJobRow(
                     backend=name,
-                    origin=rt.settings.resolved_log_origin,
+                    origin=origin,
                     size=checkpoint.size,
                     root=checkpoint.root,
                     status=AnchorStatus.PENDING,

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
 from credit_commons.ledger import service
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
 
@@ -43,10 +44,10 @@ def get_checkpoint(session: ReadSessionDep) -> Response:
 
 
 @router.get("/key", summary="The log's origin and signed-note verifier key.")
-def get_key(session: SessionDep, runtime: RuntimeDep) -> dict[str, str]:
-    origin = runtime.settings.resolved_log_origin
-    vkey = service.log_verifier_key(session, runtime.key_store, origin, runtime.clock.now())
-    return {"origin": origin, "vkey": vkey}
+def get_key(runtime: RuntimeDep) -> dict[str, str]:
+    # The identity recorded when the log was created, whatever the public URL is now.
+    identity = log_identity(runtime)
+    return {"origin": identity.origin, "vkey": identity.vkey}
 
 
 @router.get("/proof/inclusion", summary="Inclusion proof of a leaf, by index or by leaf hash.")

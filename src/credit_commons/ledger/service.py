@@ -1,15 +1,15 @@
 """Use cases of the transparency log: checkpoints, proofs, entries and receipts.
 
-The log signs checkpoints with the key-store key ``log`` (Ed25519, created on first use);
-its signed-note key name is the log origin.  Proofs are served for any tree size up to the
-sequenced size; clients check them against a checkpoint they hold.
+The log signs checkpoints with the key-store key ``log`` (Ed25519); its signed-note key name
+is the log origin.  Both are the log's identity, recorded when the log is created
+(:mod:`credit_commons.ledger.identity`) and passed in here.  Proofs are served for any tree
+size up to the sequenced size; clients check them against a checkpoint they hold.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import Clock
 from credit_commons.core.encoding import b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.events import RecordedEvent, event_document
+from credit_commons.ledger.identity import LOG_KEY_NAME, LogIdentity, LogIdentityMismatch
 from credit_commons.ledger.models import (
     CheckpointRow,
     CosignatureRow,
@@ -53,12 +52,10 @@ __all__ = [
     "latest_checkpoint",
     "log_signer",
     "log_state",
-    "log_verifier_key",
     "publish_checkpoint",
     "receipt",
 ]
 
-LOG_KEY_NAME = "log"
 MAX_ENTRIES_PER_PAGE = 1000
 _entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
 
@@ -82,21 +79,22 @@ class LogNoteSigner:
         return format_vkey(self.name, ALG_ED25519, self.public_key)
 
 
-def log_signer(session: Session, store: KeyStore, origin: str, now: datetime) -> LogNoteSigner:
-    """The log's note signer, creating the Ed25519 ``log`` key on first use."""
-    try:
-        signer = store.signer(session, LOG_KEY_NAME)
-    except KeyNotFound:
-        store.create(session, LOG_KEY_NAME, KeyType.ED25519, now)
-        signer = store.signer(session, LOG_KEY_NAME)
-    if signer.key_type is not KeyType.ED25519:
-        raise ValidationError("the log key must be Ed25519 (signed-note@v1.0.0)")
-    return LogNoteSigner(origin, signer)
+def log_signer(session: Session, store: KeyStore, identity: LogIdentity) -> LogNoteSigner:
+    """The log's note signer: the recorded origin over the recorded key.
 
-
-def log_verifier_key(session: Session, store: KeyStore, origin: str, now: datetime) -> str:
-    """The verifier key auditors configure for this log."""
-    return log_signer(session, store, origin, now).vkey
+    Raises :class:`LogIdentityMismatch` when the key store's newest version of the log key
+    is not the recorded one (a rotated log key would start another log under the same name;
+    auditors pinned the recorded key).
+    """
+    signer = store.signer(session, identity.key_name)
+    if signer.kid != identity.key_id:
+        raise LogIdentityMismatch(
+            f"the newest version of key {identity.key_name!r} (kid {signer.kid}) is not the "
+            f"log's recorded key (kid {identity.key_id})",
+            hint="a log signs with one key for its whole life; restore the key store, or "
+            "start a new log (a new database) for a new key",
+        )
+    return LogNoteSigner(identity.origin, signer)
 
 
 def log_state(session: Session) -> tuple[int, rfc6962.Hash]:
@@ -123,13 +121,18 @@ class Published:
 
 
 def publish_checkpoint(
-    session: Session, store: KeyStore, clock: Clock, origin: str, cache: TileCache | None = None
+    session: Session,
+    store: KeyStore,
+    clock: Clock,
+    identity: LogIdentity,
+    cache: TileCache | None = None,
 ) -> Published:
     """Sign a checkpoint of the sequenced tree unless the newest one already covers it.
 
     Before signing, the new tree is checked to be consistent with the previous checkpoint
     (a consistency proof from the stored tiles, verified): the log never signs a fork of
-    itself.  Raises ``ConsistencyProofInvalid`` if the stored tree was altered.
+    itself.  Raises ``ConsistencyProofInvalid`` if the stored tree was altered, or
+    :class:`LogIdentityMismatch` (see :func:`log_signer`).
     """
     size, root = log_state(session)
     previous = latest_checkpoint(session)
@@ -138,8 +141,8 @@ def publish_checkpoint(
     if previous is not None and previous.size > 0:
         proof = rfc6962.consistency_proof(previous.size, size, TileHashSource(session, cache))
         rfc6962.verify_consistency(previous.size, size, proof, rfc6962.Hash(previous.root), root)
-    signer = log_signer(session, store, origin, clock.now())
-    text = Checkpoint(origin=origin, size=size, root_hash=root).format()
+    signer = log_signer(session, store, identity)
+    text = Checkpoint(origin=identity.origin, size=size, root_hash=root).format()
     row = CheckpointRow(
         size=size, root=bytes(root), note=sign_note(text, signer), created_at=clock.now()
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.ledger import service
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import default_steps
 from credit_commons.runtime import Runtime
@@ -66,6 +67,8 @@ class LogWorker:
         )
         report = StepReport(sequenced=result.appended, size=result.size)
         report.backlog = result.appended >= settings.log_checkpoint_leaves
+        # Established (if need be) in its own transaction, before this one takes its snapshot.
+        identity = log_identity(rt)
         with transaction(rt.sessions) as session:
             latest = service.latest_checkpoint(session)
             covered = latest.size if latest else 0
@@ -73,7 +76,7 @@ class LogWorker:
             due = time.monotonic() - self._last_checkpoint_at >= settings.log_checkpoint_interval
             if grown > 0 and (force_checkpoint or due or grown >= settings.log_checkpoint_leaves):
                 published = service.publish_checkpoint(
-                    session, rt.key_store, rt.clock, settings.resolved_log_origin, cache
+                    session, rt.key_store, rt.clock, identity, cache
                 )
                 report.checkpoint = published.row.size
                 self._last_checkpoint_at = time.monotonic()

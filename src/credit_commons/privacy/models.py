@@ -9,17 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
+# The platform's facts table lives in core (the log's identity is recorded there too); it is
+# re-exported here, where the pepper fingerprints first used it.
+from credit_commons.core.facts import PlatformFactRow
+
 __all__ = ["DsrRequestRow", "PlatformFactRow"]
-
-
-class PlatformFactRow(Base):
-    """A fact the platform checks at every start, e.g. the fingerprint of a pepper."""
-
-    __tablename__ = "platform_facts"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class DsrRequestRow(Base):

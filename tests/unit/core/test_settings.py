@@ -76,3 +76,95 @@ def test_production_refusals_say_what_to_set(overrides: dict[str, object], must_
 
 def test_development_allows_what_production_refuses() -> None:
     Settings(insecure_allow_http=True).check_production()
+
+
+# -- issue 12 item 13: an explicit data directory locates all state ---------------------------
+
+
+@pytest.fixture
+def configured_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's configured instance, as the environment names it."""
+    monkeypatch.setenv("COMMONS_DATA_DIR", "/srv/configured")
+    monkeypatch.setenv("COMMONS_DATABASE_URL", PG)
+    monkeypatch.setenv("COMMONS_MASTER_KEY_FILE", "/srv/configured/keys/master.key")
+    monkeypatch.setenv("COMMONS_ANCHOR_FILE", "/srv/configured/anchors.jsonl")
+
+
+@pytest.mark.usefixtures("configured_env")
+def test_an_explicit_data_dir_derives_all_state_from_it() -> None:
+    settings = Settings(data_dir=Path("/tmp/demo"))
+    assert settings.resolved_database_url == "sqlite:////tmp/demo/commons.db"
+    assert settings.resolved_master_key_file == Path("/tmp/demo/master.key")
+    assert settings.resolved_anchor_file == Path("/tmp/demo/anchors.jsonl")
+
+
+@pytest.mark.usefixtures("configured_env")
+def test_an_explicit_database_beside_an_explicit_data_dir_is_kept() -> None:
+    settings = Settings(data_dir=Path("/tmp/demo"), database_url="sqlite:////tmp/other.db")
+    assert settings.resolved_database_url == "sqlite:////tmp/other.db"
+    # What was not given explicitly still follows the data directory, never the environment.
+    assert settings.resolved_master_key_file == Path("/tmp/demo/master.key")
+
+
+@pytest.mark.usefixtures("configured_env")
+def test_the_environment_alone_locates_state_as_configured() -> None:
+    settings = Settings()
+    assert settings.data_dir == Path("/srv/configured")
+    assert settings.resolved_database_url == PG
+    assert settings.resolved_master_key_file == Path("/srv/configured/keys/master.key")
+    assert settings.resolved_anchor_file == Path("/srv/configured/anchors.jsonl")
+    # Other explicit values leave the configured locations alone.
+    assert Settings(log_level="debug").resolved_database_url == PG
+
+
+# -- issue 12 item 17: every violation at once; only https public URLs ------------------------
+
+
+def test_production_names_every_violation_at_once() -> None:
+    settings = production(
+        database_url=None,
+        pseudonym_pepper=None,
+        insecure_allow_http=True,
+        public_url="http://commons.example",
+        kms="pkcs11",
+    )
+    with pytest.raises(ConfigurationError) as info:
+        settings.check_production()
+    text = info.value.diagnostics()
+    for name in (
+        "COMMONS_DATABASE_URL",
+        "COMMONS_PSEUDONYM_PEPPER",
+        "COMMONS_INSECURE_ALLOW_HTTP",
+        "COMMONS_PKCS11_LIB",
+        "COMMONS_PUBLIC_URL",
+    ):
+        assert name in text
+    violations = info.value.problem()["violations"]
+    assert len(violations) == 5
+    assert all(v["problem"] and v["hint"] for v in violations)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTP://commons.example",
+        "Http://commons.example",
+        "ftp://commons.example",
+        "https://",
+        "https:///path-only",
+        "commons.example",
+        "//commons.example",
+    ],
+)
+def test_production_accepts_only_https_public_urls(url: str) -> None:
+    try:
+        settings = production(public_url=url)
+    except pydantic.ValidationError:
+        return  # refused even earlier: not a URL clients could use at all
+    with pytest.raises(ConfigurationError) as info:
+        settings.check_production()
+    assert "COMMONS_PUBLIC_URL" in info.value.diagnostics()
+
+
+def test_the_https_scheme_is_compared_case_insensitively() -> None:
+    production(public_url="HTTPS://commons.example").check_production()
