@@ -48,6 +48,7 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
+from own_state import forget_configured_instance
 
 TYPE = "CreditReadinessCredential"
 SCOPES = json.dumps([{"claims": ["/income_bracket"], "type": TYPE}])
@@ -425,6 +426,7 @@ def bench_http(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
+    forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--consents", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=20_000)

@@ -77,6 +77,7 @@ from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
+from own_state import forget_configured_instance
 
 AUDIENCE = "https://lender.example/verifier"
 DISCLOSE = frozenset({"/income_bracket"})
@@ -425,6 +426,7 @@ def profile(
 
 
 def main() -> int:
+    forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=5_000, help="credentials to issue")
     parser.add_argument("--verifications", type=int, default=1_000, help="presentations")

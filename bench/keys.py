@@ -32,6 +32,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.keys import service
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.runtime import Runtime
+from own_state import forget_configured_instance
 
 MESSAGE = b"eyJhbGciOiJFZERTQSJ9." + b"x" * 200  # a typical JWS signing input
 
@@ -130,6 +131,7 @@ def bench_key_type(runtime: Runtime, key_type: KeyType, args: argparse.Namespace
 
 
 def main() -> int:
+    forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--ops", type=int, default=3000)

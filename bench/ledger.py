@@ -45,6 +45,7 @@ from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
 from credit_commons.ledger.sequencer import leaf_key, sequence_pending
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
 from credit_commons.runtime import Runtime
+from own_state import forget_configured_instance
 
 PG_URL = os.environ.get(
     "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -230,6 +231,7 @@ def bench_audit(backend: str, rt: Runtime, leaves: int) -> None:
 
 
 def main() -> int:
+    forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--events", type=int, default=200_000)

@@ -42,6 +42,7 @@ from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.runtime import Runtime, build_kms
 from credit_commons.vault.models import SubjectKeyRow
 from credit_commons.vault.service import subject_key_aad
+from own_state import forget_configured_instance
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,6 +208,7 @@ def bench_identity_create(rt: Runtime, kms: str, count: int) -> None:
 
 
 def main() -> int:
+    forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kms", choices=["local", "pkcs11", "both"], default="both")
     parser.add_argument("--subjects", type=int, default=20_000)

@@ -183,8 +183,18 @@ def demo(
         root = data_dir or Path(tmp)
         sock = bound_socket()
         port = sock.getsockname()[1]
+        # Its own state only: an explicit data directory locates the database, key file and
+        # anchor journal (whatever COMMONS_DATABASE_URL and the like say), and nothing
+        # configured outside is reached: no HSM, chain, witness or shared Redis.
         settings = Settings(
-            data_dir=root / "var", public_url=f"http://127.0.0.1:{port}", env="development"
+            data_dir=root / "var",
+            public_url=f"http://127.0.0.1:{port}",
+            env="development",
+            log_origin=None,
+            kms="local",
+            anchor_backends=["file"],
+            log_witnesses=[],
+            redis_url=None,
         )
 
         def say(text: str) -> None:

@@ -106,3 +106,43 @@ def test_production_refuses_to_serve_with_sqlite(tmp_path: Path) -> None:
     )
     assert result.returncode == 8
     assert "COMMONS_DATABASE_URL" in result.stderr
+
+
+def test_serve_on_another_port_presents_a_matching_public_url(
+    server: tuple[str, Path],
+) -> None:
+    # No COMMONS_PUBLIC_URL: the server's own address is its public URL (issue 12 item 12).
+    base, log_path = server
+    host_port = base.removeprefix("http://")
+    with httpx.Client(base_url=base, timeout=5) as client:
+        metadata = client.get("/.well-known/openid-credential-issuer").json()
+        assert metadata["credential_issuer"] == base
+        assert client.get("/v1/log/key").json()["origin"] == f"{host_port}/log"
+    assert f"public URL {base}" in log_path.read_text()
+
+
+def test_serve_says_which_setting_disagrees_with_its_address(
+    tmp_path: Path, backend_url: str
+) -> None:
+    env = commons_env(tmp_path / "var", backend_url)
+    env["COMMONS_PUBLIC_URL"] = "http://127.0.0.1:8000"
+    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [*COMMONS, "serve", "--port", str(port), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        started = json.loads(process.stdout.readline())  # printed once the checks passed
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert started["public_url"] == "http://127.0.0.1:8000"
+    assert started["serving"] == f"http://127.0.0.1:{port}"
+    warning = next(line for line in err.splitlines() if line.startswith("warning:"))
+    assert "COMMONS_PUBLIC_URL=http://127.0.0.1:8000" in warning
+    assert f"127.0.0.1:{port}" in warning

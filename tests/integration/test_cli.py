@@ -124,3 +124,26 @@ def test_version_and_did_key_resolution(capsys: pytest.CaptureFixture[str]) -> N
     code, out, _ = run(capsys, "did", "resolve", did)
     assert code == 0
     assert did in out
+
+
+def test_production_names_every_refusal_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12 item 17: one error listing each violation (the key file's too), each hint.
+    monkeypatch.setenv("COMMONS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("COMMONS_ENV", "production")
+    monkeypatch.setenv("COMMONS_PUBLIC_URL", "HTTP://commons.example")
+    code, _, err = run(capsys, "db", "upgrade")
+    assert code == ExitCode.CONFIGURATION
+    for expected in (
+        "COMMONS_DATABASE_URL",
+        "COMMONS_PSEUDONYM_PEPPER",
+        "COMMONS_PUBLIC_URL",
+        "master key file",
+        "init-master",
+    ):
+        assert expected in err
+    code, _, err = run(capsys, "db", "upgrade", "--json")
+    problem = json.loads(err)
+    assert problem["code"] == "config.invalid"
+    assert len(problem["violations"]) == 4

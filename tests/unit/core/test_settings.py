@@ -168,3 +168,52 @@ def test_production_accepts_only_https_public_urls(url: str) -> None:
 
 def test_the_https_scheme_is_compared_case_insensitively() -> None:
     production(public_url="HTTPS://commons.example").check_production()
+
+
+# -- issue 12 item 12: the default public URL is the server's own address ---------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 8201, "http://127.0.0.1:8201"),
+        ("0.0.0.0", 8000, "http://127.0.0.1:8000"),
+        ("::", 9000, "http://[::1]:9000"),
+        ("::1", 9000, "http://[::1]:9000"),
+        ("commons.local", 80, "http://commons.local:80"),
+    ],
+)
+def test_the_default_public_url_follows_the_listening_address(
+    host: str, port: int, url: str
+) -> None:
+    assert Settings(host=host, port=port).public_url == url
+    assert Settings().listening_on(host, port).public_url == url
+
+
+def test_an_explicit_public_url_is_kept_and_a_stale_one_is_named() -> None:
+    behind_proxy = Settings(public_url="https://commons.example").listening_on("127.0.0.1", 8201)
+    assert behind_proxy.public_url == "https://commons.example"
+    assert behind_proxy.public_url_disagreement() is None
+    stale = Settings(public_url="http://127.0.0.1:8000").listening_on("127.0.0.1", 8201)
+    assert stale.public_url == "http://127.0.0.1:8000"
+    message = stale.public_url_disagreement()
+    assert message is not None
+    assert "COMMONS_PUBLIC_URL=http://127.0.0.1:8000" in message
+    assert "127.0.0.1:8201" in message
+    assert Settings().listening_on("127.0.0.1", 8201).public_url_disagreement() is None
+
+
+def test_the_initial_log_origin_comes_from_the_public_url_or_the_setting() -> None:
+    assert Settings(port=8201).initial_log_origin == "127.0.0.1:8201/log"
+    assert Settings(public_url="https://Commons.Example").initial_log_origin == (
+        "commons.example/log"
+    )
+    assert Settings(log_origin="x.example/log").initial_log_origin == "x.example/log"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://commons.example", "https://", "commons.example", "http://x:99999"]
+)
+def test_a_public_url_clients_cannot_use_is_refused_everywhere(url: str) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Settings(public_url=url)
