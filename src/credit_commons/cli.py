@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -19,20 +20,23 @@ from typing import Annotated, Any
 
 import pydantic
 import typer
-from sqlalchemy.exc import SQLAlchemyError
+import typer._click.exceptions as click_exceptions
+from pydantic_settings import SettingsError
 
 from credit_commons import __version__
-from credit_commons.cli_support import JsonOption
+from credit_commons.cli_support import (
+    Interrupted,
+    JsonOption,
+    UsageError,
+    one_line,
+    read_text_file,
+    translate_error,
+)
 from credit_commons.cli_support import emit as _emit
 from credit_commons.cli_support import runtime as _runtime
 from credit_commons.cli_support import settings as _settings
 from credit_commons.consent.cli import consent_app
-from credit_commons.core.errors import (
-    CommonsError,
-    ConfigurationError,
-    ExitCode,
-    UnavailableError,
-)
+from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCode
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
@@ -71,6 +75,9 @@ app.add_typer(wallet_app, name="wallet")
 app.add_typer(consent_app, name="consent")
 
 _OPERATOR = "admin:cli"
+# Path options and arguments say readable=False: a path is checked where it is used, and a
+# failure there is one file.* error (core/files.py).  Click's own readability test would
+# refuse a write-only output and answer an unreadable input with a usage error instead.
 app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.add_typer(anchor_app, name="anchor")
@@ -91,6 +98,13 @@ def _root(ctx: typer.Context) -> None:
     """Build the settings once, from COMMONS_* environment variables."""
     try:
         ctx.obj = Settings()
+    except SettingsError as e:
+        # A list or mapping that is not JSON (pydantic-settings parses those itself).
+        field = re.search(r'field "(\w+)"', str(e))
+        name = f"COMMONS_{field.group(1).upper()}" if field else "a COMMONS_* variable"
+        raise ConfigurationError(
+            f"invalid settings: {name}: not valid JSON", hint='e.g. ["file"]'
+        ) from e
     except pydantic.ValidationError as e:
         problems = "; ".join(
             f"COMMONS_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
@@ -164,7 +178,10 @@ def serve(
 def demo(
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Keep the demo's state here (default: a fresh temporary directory)."),
+        typer.Option(
+            help="Keep the demo's state here (default: a fresh temporary directory).",
+            readable=False,
+        ),
     ] = None,
     as_json: Annotated[
         bool,
@@ -200,8 +217,8 @@ def demo(
         def say(text: str) -> None:
             typer.echo(text, err=as_json)
 
-        say(f"Credit Commons demo: platform on http://127.0.0.1:{port}, state in {root}")
         rt = Runtime.build(settings)
+        say(f"Credit Commons demo: platform on http://127.0.0.1:{port}, state in {root}")
         upgrade(rt.engine)
         with serve_in_thread(create_app(settings, runtime=rt), sock) as base:
             transcript = run_story(rt, base, root, say=say)
@@ -385,7 +402,9 @@ def log_receipt(
 
 @log_app.command("verify-receipt")
 def log_verify_receipt(
-    file: Annotated[Path, typer.Argument(help="Receipt JSON file ('-' for stdin).")],
+    file: Annotated[
+        Path, typer.Argument(help="Receipt JSON file ('-' for stdin).", readable=False)
+    ],
     log_key: Annotated[str, typer.Option("--log-key", help="The log's verifier key.")],
     witness_key: Annotated[
         list[str] | None, typer.Option("--witness-key", help="A witness verifier key (repeat).")
@@ -399,7 +418,7 @@ def log_verify_receipt(
     from credit_commons.core.errors import ValidationError
     from credit_commons.ledger.receipts import verify_receipt
 
-    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    text = read_text_file(file, "the receipt file")
     try:
         receipt = json.loads(text)
     except ValueError as e:
@@ -479,7 +498,9 @@ def _stderr_console() -> Any:
 
 @witness_app.command("serve")
 def witness_serve(
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="The witness's own state.")],
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="The witness's own state.", readable=False)
+    ],
     name: Annotated[str, typer.Option("--name", help="Witness key name, e.g. witness.example/w1.")],
     log_key: Annotated[
         list[str], typer.Option("--log-key", help="Verifier key of a log to witness (repeat).")
@@ -499,10 +520,8 @@ def witness_serve(
         argv += ["--log-key", key]
     if database_url:
         argv += ["--database-url", database_url]
-    del as_json  # the witness always prints its key as a JSON line
-    code = witness_program.main(argv)
-    if code:
-        raise typer.Exit(code)
+    del as_json  # the witness always prints its key as a JSON line; main() reads it for errors
+    witness_program.serve(argv)
 
 
 @anchor_app.command("status")
@@ -785,8 +804,12 @@ def identity_bind(
 def privacy_export(
     ctx: typer.Context,
     token: Annotated[str, typer.Argument(help="Identity token idt_….")],
-    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON here.")] = None,
-    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write it as a PDF here.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the JSON here.", readable=False)
+    ] = None,
+    pdf: Annotated[
+        Path | None, typer.Option("--pdf", help="Also write it as a PDF here.", readable=False)
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Export everything held on a subject (JSON, and optionally PDF)."""
@@ -892,7 +915,7 @@ def issuer_type_show(
 @issuer_type_app.command("put")
 def issuer_type_put(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A JSON type definition.")],
+    file: Annotated[Path, typer.Argument(help="A JSON type definition.", readable=False)],
     as_json: JsonOption = False,
 ) -> None:
     """Add or replace a credential type from a JSON file (name, vct, schema, disclosable)."""
@@ -901,9 +924,9 @@ def issuer_type_put(
     from credit_commons.issuer import service as issuer_service
 
     try:
-        definition = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValidationError("the type definition is not a readable JSON file") from e
+        definition = json.loads(read_text_file(file, "the type definition"))
+    except ValueError as e:
+        raise ValidationError("the type definition is not a JSON file") from e
     if not isinstance(definition, dict):
         raise ValidationError("the type definition must be a JSON object")
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
@@ -914,10 +937,14 @@ def issuer_type_put(
 @issuer_app.command("issue-batch")
 def issuer_issue_batch(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="JSON lines: {type, subject, claims, holder_jwk}.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="JSON lines: {type, subject, claims, holder_jwk}.", readable=False),
+    ],
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Credentials per transaction.")] = 500,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the results here (default stdout).")
+        Path | None,
+        typer.Option("--out", help="Write the results here (default stdout).", readable=False),
     ] = None,
     skip: Annotated[
         int, typer.Option(min=0, help="Skip the first N lines (already committed: resume).")
@@ -967,9 +994,10 @@ def issuer_issue_batch(
                 builders=builders,
             )
     except OSError as e:
-        from credit_commons.core.errors import ValidationError
+        from credit_commons.core.files import path_error
 
-        raise ValidationError(f"cannot read {file} or write the results: {e.strerror}") from e
+        # The lines or the results file: the error names which path.
+        raise path_error(e) from e
     finally:
         if out is not None:
             sink.close()
@@ -1052,7 +1080,7 @@ def issuer_trust_remove(
 
 WalletOption = Annotated[
     Path,
-    typer.Option("--wallet", envvar="COMMONS_WALLET_FILE", help="Wallet file."),
+    typer.Option("--wallet", envvar="COMMONS_WALLET_FILE", help="Wallet file.", readable=False),
 ]
 
 
@@ -1421,35 +1449,54 @@ def did_resolve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code; every ``CommonsError`` becomes an exit code."""
+    """Run the CLI and return its exit code (docs/cli.md): never a traceback.
+
+    Every failure is printed as one line on stderr (``error: code: detail; hint: …``), or
+    with ``--json`` as one problem+json line, and mapped to its exit code: a
+    :class:`CommonsError` to its own, an ``OSError`` about a path to a ``file.*`` error, a
+    database error to ``service.unavailable`` (exit 9; the driver's message, which may hold
+    the URL, is never shown), Ctrl-C to ``cli.interrupted`` (exit 130), a usage error to 2,
+    and anything unforeseen to ``commons.error`` (exit 1, naming only the exception class).
+    """
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     try:
-        app(args=args, prog_name="commons", standalone_mode=False)
-    except CommonsError as error:
-        if as_json:
-            typer.echo(json.dumps(error.problem(), sort_keys=True), err=True)
-        else:
-            typer.echo(f"error: {error.diagnostics()}", err=True)
-        return error.exit_code
-    except SQLAlchemyError as error:
-        # A safety net: storage errors are translated where they enter, but a dropped
-        # connection can surface anywhere.  Never print the driver's message (it may
-        # contain the database URL).
-        unavailable = UnavailableError(f"database error ({error.__class__.__name__})")
-        typer.echo(f"error: {unavailable.diagnostics()}", err=True)
-        return unavailable.exit_code
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        return ExitCode.FAILURE
+        # Outside standalone mode Typer returns an Exit's code instead of raising it, and
+        # turns Ctrl-C into Exit(130) silently (typer/core.py `_main`).
+        result = app(args=args, prog_name="commons", standalone_mode=False)
     except typer.Exit as exit_:
         return int(exit_.exit_code)
-    except typer.TyperException as error:  # usage errors from the parser
-        show = getattr(error, "show", None)
+    except typer.TyperException as error:  # usage errors from the parser, Abort (a prompt)
+        return _report(_cli_error(error), as_json, usage=error)
+    except (Exception, KeyboardInterrupt) as error:  # every failure: one line and a code
+        return _report(translate_error(error), as_json)
+    if result == ExitCode.INTERRUPTED:
+        return _report(Interrupted("interrupted"), as_json)
+    return result if isinstance(result, int) else ExitCode.OK
+
+
+def _cli_error(error: Exception) -> CommonsError | None:
+    if isinstance(error, click_exceptions.NoArgsIsHelpError):
+        return None  # `commons` alone prints its help
+    if isinstance(error, click_exceptions.ClickException):
+        return UsageError(error.format_message())
+    return translate_error(error)
+
+
+def _report(
+    error: CommonsError | None, as_json: bool, usage: typer.TyperException | None = None
+) -> int:
+    show = getattr(usage, "show", None)
+    if error is None or (not as_json and isinstance(error, UsageError) and callable(show)):
+        # Click's own usage text (with "Try --help") is the friendlier answer for a person.
         if callable(show):
             show()
         return ExitCode.USAGE
-    return ExitCode.OK
+    if as_json:
+        typer.echo(json.dumps(error.problem(), sort_keys=True), err=True)
+    else:
+        typer.echo(f"error: {one_line(error)}", err=True)
+    return error.exit_code
 
 
 def run() -> None:

@@ -27,6 +27,7 @@ from credit_commons.ledger.anchors.evm import (
     deploy_anchor_contract,
 )
 from credit_commons.ledger.checkpoint import verify_checkpoint
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.steps import anchor_step
@@ -77,7 +78,7 @@ def test_checkpoints_are_anchored_on_chain_and_reconciled(
     logs = contract.events.Anchored.get_logs(from_block=0)
     on_chain = [(log["args"]["size"], bytes(log["args"]["root"])) for log in logs]
     assert on_chain == served
-    assert {log["args"]["origin"] for log in logs} == {settings.resolved_log_origin}
+    assert {log["args"]["origin"] for log in logs} == {log_identity(runtime).origin}
 
     # The anchoring itself is an event in the log.
     with transaction(runtime.read_sessions) as session:

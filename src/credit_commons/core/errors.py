@@ -42,6 +42,7 @@ class ExitCode:
     INTEGRITY = 7
     CONFIGURATION = 8
     UNAVAILABLE = 9
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report a process ended by Ctrl-C
 
 
 class CommonsError(Exception):

@@ -1,12 +1,99 @@
-"""Writing secret files safely."""
+"""Files: writing secret files safely, and the errors a path can cause.
+
+An ``OSError`` is translated where a path enters (:func:`path_error`) into one of the
+project's errors, so an operator sees one line with a stable code and exit code instead of
+a traceback: a missing path is ``file.not_found`` (exit 4), a path of the wrong kind
+(a directory for a file, a file for a directory) ``file.invalid`` (exit 3), a denied one
+``file.permission_denied`` (exit 6), any other failure (a full disk, an I/O error)
+``file.io_failed`` (exit 9).
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["write_private"]
+from credit_commons.core.errors import (
+    CommonsError,
+    ForbiddenError,
+    NotFoundError,
+    UnavailableError,
+    ValidationError,
+)
+
+__all__ = [
+    "PathInvalid",
+    "PathNotFound",
+    "PathNotPermitted",
+    "PathUnavailable",
+    "path_error",
+    "write_private",
+]
+
+
+class PathNotFound(NotFoundError):
+    """A path (or its parent directory) does not exist."""
+
+    code = "file.not_found"
+
+
+class PathInvalid(ValidationError):
+    """A path names the wrong kind of thing: a directory where a file is needed, or a file
+    where a directory is."""
+
+    code = "file.invalid"
+
+
+class PathNotPermitted(ForbiddenError):
+    """The operating system refuses to read or write a path (permissions, a read-only
+    file system)."""
+
+    code = "file.permission_denied"
+
+
+class PathUnavailable(UnavailableError):
+    """Reading or writing a path failed for another reason: a full disk, an I/O error."""
+
+    code = "file.io_failed"
+
+
+_REASONS = {
+    errno.ENOENT: (PathNotFound, "it does not exist"),
+    errno.EISDIR: (PathInvalid, "it is a directory"),
+    errno.ENOTDIR: (PathInvalid, "a part of it is not a directory"),
+    errno.EEXIST: (PathInvalid, "it exists and is not a directory"),
+    errno.ENAMETOOLONG: (PathInvalid, "the name is too long"),
+    errno.ELOOP: (PathInvalid, "it has too many symbolic links"),
+    errno.EACCES: (PathNotPermitted, "permission denied"),
+    errno.EPERM: (PathNotPermitted, "operation not permitted"),
+    errno.EROFS: (PathNotPermitted, "the file system is read-only"),
+    errno.ENOSPC: (PathUnavailable, "no space left on the device"),
+    errno.EDQUOT: (PathUnavailable, "the disk quota is exhausted"),
+}
+
+
+def path_error(error: OSError, action: str = "use") -> CommonsError:
+    """The project's error for ``error`` raised while trying to ``action`` a path.
+
+    Returns (does not raise) a :class:`PathNotFound`, :class:`PathInvalid`,
+    :class:`PathNotPermitted` or :class:`PathUnavailable` naming the path and the reason;
+    the caller raises it ``from error``.
+    """
+    kind, reason = _REASONS.get(
+        error.errno or 0, (PathUnavailable, (error.strerror or "input/output error").lower())
+    )
+    where = f" {error.filename}" if error.filename is not None else ""
+    return kind(f"cannot {action}{where}: {reason}", extra={"path": _text(error.filename)})
+
+
+def _text(name: object) -> str | None:
+    if name is None:
+        return None
+    if isinstance(name, bytes):
+        return os.fsdecode(name)
+    return str(name)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException
 
 from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.errors import CommonsError, ConfigurationError
+from credit_commons.core.files import path_error
 from credit_commons.core.logging import configure_logging
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.ledger import note as note_format
@@ -217,30 +218,44 @@ def _trusted_logs(log_keys: Sequence[str], logs: Sequence[Sequence[str]]) -> dic
     return trusted
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a witness until SIGTERM; returns the process exit code (see module docstring).
+def serve(argv: Sequence[str] | None = None) -> None:
+    """Run a witness until SIGTERM (see module docstring).
 
-    Configuration problems (bad key file, log key or database URL) are printed to stderr
-    and return their :class:`CommonsError` exit code.
+    Raises :class:`CommonsError` for a configuration problem (bad key file, log key or
+    database URL) and ``OSError`` for a data directory that cannot be made or used; the
+    ``commons witness serve`` command reports both as one line with their exit code.
     """
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     data_dir: Path = args.data_dir
-    try:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        signer = load_or_create_key(data_dir / KEY_FILE, args.name)
-        config = WitnessConfig(signer, _trusted_logs(args.log_key, args.log))
-        url = args.database_url or f"sqlite:///{data_dir.resolve() / 'witness.db'}"
-        store = SqlWitnessStore.open(url)
-    except CommonsError as e:
-        print(e.diagnostics(), file=sys.stderr)
-        return e.exit_code
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    signer = load_or_create_key(data_dir / KEY_FILE, args.name)
+    config = WitnessConfig(signer, _trusted_logs(args.log_key, args.log))
+    url = args.database_url or f"sqlite:///{data_dir.resolve() / 'witness.db'}"
+    store = SqlWitnessStore.open(url)
     try:
         app = create_witness_app(config, store, SystemClock())
         print(json.dumps({"witness_vkey": config.vkey}), flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     finally:
         store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run :func:`serve` as a program; returns the process exit code.
+
+    Configuration problems are printed to stderr and return their :class:`CommonsError`
+    exit code; a data directory that cannot be used is a ``file.*`` error.
+    """
+    try:
+        serve(argv)
+    except CommonsError as e:
+        print(e.diagnostics(), file=sys.stderr)
+        return e.exit_code
+    except OSError as e:
+        error = path_error(e)
+        print(error.diagnostics(), file=sys.stderr)
+        return error.exit_code
     return 0
 
 
