@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from credit_commons.core.db import transaction
 from credit_commons.core.errors import (
     CommonsError,
     ConfigurationError,
@@ -22,7 +23,9 @@ from credit_commons.core.errors import (
     ValidationError,
 )
 from credit_commons.core.files import path_error
+from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
+from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -143,9 +146,17 @@ def settings(ctx: typer.Context) -> Settings:
 
 @contextmanager
 def runtime(ctx: typer.Context) -> Iterator[Runtime]:
-    """A runtime for one command, closed afterwards."""
+    """A runtime for one command, closed afterwards.
+
+    On a migrated database the public URL joins the issuer identifiers first, so what this
+    command issues stays verifiable after a later change of public URL
+    (``issuer/identifiers.py``).
+    """
     built = Runtime.build(settings(ctx))
     try:
+        if current_revision(built.engine) == head_revision():
+            with transaction(built.sessions) as session:
+                record_issuer_identifier(session, built)
         yield built
     finally:
         built.close()

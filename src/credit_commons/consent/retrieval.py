@@ -50,6 +50,7 @@ from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import status
 from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.identifiers import is_own_issuer
 from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
 from credit_commons.issuer.sd_jwt_format import SdJwt
@@ -313,7 +314,8 @@ def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:
 
     def resolve(header: Any, payload: Any) -> PublicKey:
         kid = header.get("kid")
-        if payload.get("iss") != rt.settings.public_url or kid not in keys:
+        # Ours under the current public URL or an earlier one (issuer/identifiers.py).
+        if not is_own_issuer(session, rt, payload.get("iss")) or kid not in keys:
             raise NotFoundError("not one of this platform's credentials")
         return keys[str(kid)]
 

@@ -30,6 +30,7 @@ from credit_commons.gateway.ratelimit import (
 from credit_commons.identity import router as identity_router
 from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
+from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.worker import LogWorker
@@ -43,8 +44,9 @@ __all__ = ["create_app", "startup_checks"]
 def startup_checks(runtime: Runtime) -> LogIdentity | None:
     """What a server checks before serving, once the database is migrated: the peppers
     are the ones first used (privacy/pepper.py) and the log's identity is the recorded one
-    (recorded now on the log's first start; ledger/identity.py).  Returns that identity,
-    or None while the database is not migrated.
+    (recorded now on the log's first start; ledger/identity.py); the public URL joins the
+    issuer identifiers whose credentials stay this platform's own (issuer/identifiers.py).
+    Returns the log's identity, or None while the database is not migrated.
 
     Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper in
     production) or ``LogIdentityMismatch`` (``COMMONS_LOG_ORIGIN`` disagrees with the
@@ -54,6 +56,7 @@ def startup_checks(runtime: Runtime) -> LogIdentity | None:
         return None  # `commons db upgrade` first; /readyz says so meanwhile
     with transaction(runtime.sessions) as session:
         check_peppers(session, runtime)
+        record_issuer_identifier(session, runtime)
     return log_identity(runtime)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.errors import IntegrityError
 from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
+from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
 from credit_commons.issuer.jws import decode_unverified
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
@@ -92,7 +93,8 @@ def verify_presentation(
         # Step 1: the issuer and key come from our own key store or, for a trusted
         # issuer, from its published metadata — never from the token itself.
         iss = payload.get("iss")
-        if iss == rt.settings.public_url:
+        # Ours under the current public URL or an earlier one (issuer/identifiers.py).
+        if is_own_issuer(session, rt, iss):
             if header.get("kid") not in keys:
                 raise UnknownIssuerKey("the credential's issuer key is not known here")
             return keys[str(header["kid"])]
@@ -129,13 +131,11 @@ def verify_presentation(
     if catalogue_service.get_type_by_vct(session, rt, vct) is None:
         raise UnknownIssuerKey("unknown credential type")
     # Step 3: the status.
-    prefix = status.status_uri(rt, "")
-    if not isinstance(uri, str) or not uri.startswith(prefix) or not isinstance(index, int):
+    list_id = own_status_list_id(session, rt, uri)
+    if list_id is None or not isinstance(index, int) or isinstance(index, bool):
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
     _raise_for(
-        status.get_status(
-            session, status.StatusRef(uri[len(prefix) :], index, status.StatusKind.TOKEN)
-        )
+        status.get_status(session, status.StatusRef(list_id, index, status.StatusKind.TOKEN))
     )
     return _result(verified.payload, vct)
 
@@ -162,7 +162,7 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[
     keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
     header, unverified, _, _ = decode_unverified(token)
     key = keys.get(str(header.get("kid")))
-    if key is None or unverified.get("iss") != rt.settings.public_url:
+    if key is None or not is_own_issuer(session, rt, unverified.get("iss")):
         raise UnknownIssuerKey("the credential's issuer key is not known here")
     payload = verify_vc_jwt(token, key, now=int(rt.clock.now().timestamp()))
     vc = payload["vc"]
@@ -171,11 +171,11 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[
         raise UnknownIssuerKey("unknown credential type")
     entry = vc.get("credentialStatus", {})
     uri, index = entry.get("statusListCredential"), entry.get("statusListIndex")
-    prefix = status.status_uri(rt, "")
-    if not isinstance(uri, str) or not uri.startswith(prefix) or not str(index).isdigit():
+    list_id = own_status_list_id(session, rt, uri)
+    if list_id is None or not str(index).isdigit():
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
     current = status.get_status(
-        session, status.StatusRef(uri[len(prefix) :], int(index), status.StatusKind.BITSTRING)
+        session, status.StatusRef(list_id, int(index), status.StatusKind.BITSTRING)
     )
     if current is TokenStatus.INVALID:
         raise CredentialRevoked("the credential was revoked")
