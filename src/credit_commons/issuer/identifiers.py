@@ -1,7 +1,7 @@
 """Every issuer identifier this instance has used: each public URL it issued under.
 
-A credential's ``iss`` and its status-list URL are the public URL at issuance: the JWT VC
-Issuer Metadata draft (§3, §5) and OID4VCI 1.0 (§12.2.2) find the issuer's metadata from
+A credential's ``iss`` and its status-list URL are the public URL at issuance: issuer
+metadata (SD-JWT VC draft §5, ``/.well-known/jwt-vc-issuer``; OID4VCI 1.0 §12.2) is found from
 that URL, so new credentials must name where the issuer is reachable now.  Unlike the log's
 origin (``ledger/identity.py``), the identifier therefore follows a new public URL.  But a
 change must not orphan what was issued before it: every public URL a process starts with is
