@@ -23,7 +23,6 @@ from credit_commons.core.errors import (
     ValidationError,
 )
 from credit_commons.core.files import path_error
-from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.runtime import Runtime
@@ -105,11 +104,16 @@ def translate_error(error: BaseException) -> CommonsError:
     )
 
 
+def _no_schema(error: SQLAlchemyError) -> bool:
+    # SQLite says "no such table"; PostgreSQL raises UndefinedTable (SQLSTATE 42P01).
+    origin = error.orig if isinstance(error, DBAPIError) else None
+    return "no such table" in str(origin) or getattr(origin, "sqlstate", None) == "42P01"
+
+
 def _database_error(error: SQLAlchemyError) -> CommonsError:
     origin = error.orig if isinstance(error, DBAPIError) else None
     name = origin.__class__.__name__ if origin is not None else error.__class__.__name__
-    # SQLite says "no such table"; PostgreSQL raises UndefinedTable (SQLSTATE 42P01).
-    if "no such table" in str(origin) or getattr(origin, "sqlstate", None) == "42P01":
+    if _no_schema(error):
         return DatabaseNotMigrated(
             "the database has no schema for this version", hint="run `commons db upgrade`"
         )
@@ -154,9 +158,13 @@ def runtime(ctx: typer.Context) -> Iterator[Runtime]:
     """
     built = Runtime.build(settings(ctx))
     try:
-        if current_revision(built.engine) == head_revision():
+        try:
             with transaction(built.sessions) as session:
                 record_issuer_identifier(session, built)
+        except SQLAlchemyError as e:
+            if not _no_schema(e):
+                raise
+            # Not migrated yet (`commons db upgrade` builds its runtime first): nothing to do.
         yield built
     finally:
         built.close()
