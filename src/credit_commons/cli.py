@@ -119,6 +119,23 @@ def version(as_json: JsonOption = False) -> None:
     _emit(as_json, {"version": __version__}, f"commons {__version__}")
 
 
+def serve_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options of ``commons serve`` beyond host and port: our logging, no proxy
+    headers (the app decides the client address itself, trusting only
+    ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
+    refuses over-long headers (``COMMONS_MAX_HEADER_BYTES``/``_LINE_BYTES``)."""
+    from credit_commons.gateway.size_limits import bounded_httptools_protocol
+
+    return {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "http": bounded_httptools_protocol(
+            settings.max_header_bytes, settings.max_header_line_bytes
+        ),
+    }
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -169,9 +186,7 @@ def serve(
             f"serving on {listening}; public URL {settings.public_url}"
             + (f"; log origin {origin}" if origin else "")
         )
-    uvicorn.run(
-        application, host=settings.host, port=settings.port, log_config=None, access_log=False
-    )
+    uvicorn.run(application, host=settings.host, port=settings.port, **serve_options(settings))
 
 
 @app.command()

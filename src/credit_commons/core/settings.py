@@ -14,10 +14,11 @@ shell that configures an instance would write into that instance's database.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -26,6 +27,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -93,6 +95,9 @@ class _UnlessDataDirGiven(PydanticBaseSettingsSource):
         if "data_dir" not in self._given:
             return values
         return {k: v for k, v in values.items() if k not in STATE_LOCATIONS - self._given}
+
+
+_LIMIT_KEY = re.compile(r"[a-z][a-z0-9-]{1,31}\.(?:ip|client)")
 
 
 class Environment(StrEnum):
@@ -209,10 +214,46 @@ class Settings(BaseSettings):
         description="Redis for rate limits (redis://host:port/db); in-process memory when unset",
     )
     rate_limit_client: str = Field(
-        default="600/minute", description="requests per lender client, e.g. 600/minute"
+        default="600/minute",
+        description="requests per lender client to the lender API and token endpoint",
     )
     rate_limit_ip: str = Field(
-        default="1200/minute", description="requests per client IP address, e.g. 1200/minute"
+        default="1200/minute",
+        description="requests per IP address to the lender API and token endpoint",
+    )
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description="limits per route group and kind, overriding the defaults, as JSON: "
+        '{"registration.ip": "10/minute", "log.ip": "600/minute"} (docs/limits.md)',
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of the proxies whose forwarding header names the "
+        "client, comma-separated; none by default (loopback is not trusted either)",
+    )
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        default="x-forwarded-for",
+        description="the header the trusted proxies write: X-Forwarded-For or RFC 7239 Forwarded",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body (413 beyond)"
+    )
+    max_batch_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="largest body of POST /v1/credentials/batch (1,000 credentials)",
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="largest request line and header section together (431 beyond)",
+    )
+    max_header_line_bytes: int = Field(
+        default=8 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="largest request line or single header line (431 beyond)",
     )
     rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
         default="moving-window", description="how rate-limit windows are counted"
@@ -291,6 +332,33 @@ class Settings(BaseSettings):
         except ValueError as e:
             raise ValueError("a rate limit looks like 600/minute or 10/second;1000/hour") from e
         return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, str]) -> dict[str, str]:
+        # Keys "<group>.<ip|client>"; the group names are checked against the gateway's
+        # route groups when the limiter is built (core cannot know them).
+        for key, limit in value.items():
+            if not _LIMIT_KEY.fullmatch(key):
+                raise ValueError(f"{key!r}: a key looks like registration.ip or log.client")
+            cls._rate_limit(limit)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        # A comma-separated list in the environment; a list when built in code.
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(str(entry).strip(), strict=False)))
+            except ValueError as e:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR") from e
+        return networks
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,10 +23,12 @@ from credit_commons.gateway import lender_router, onboarding_router
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
-    RateLimitHeadersMiddleware,
+    RateLimitMiddleware,
     close_rate_limits,
     install_rate_limit_handler,
+    rate_limits,
 )
+from credit_commons.gateway.size_limits import SizeLimitMiddleware
 from credit_commons.identity import router as identity_router
 from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
@@ -76,9 +78,10 @@ def create_app(
     (:func:`~credit_commons.core.heap.freeze_startup_heap`; ``commons serve`` does this).
 
     Raises :class:`~credit_commons.core.errors.ConfigurationError` when the settings are
-    refused (see :meth:`Settings.check_production`).
+    refused (see :meth:`Settings.check_production`, and ``COMMONS_RATE_LIMITS``).
     """
     runtime = runtime or Runtime.build(settings, clock=clock)
+    rate_limits(runtime)  # a malformed COMMONS_RATE_LIMITS stops the start, not a request
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -107,8 +110,7 @@ def create_app(
     )
     app.state.runtime = runtime
     registry = CollectorRegistry()
-    app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
+    _install_middleware(app, runtime, registry)
     install_problem_handlers(app)
     install_denial_handler(app, registry)
     install_rate_limit_handler(app)
@@ -166,3 +168,12 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
+    # Added innermost first, so they run in the opposite order: request ids and metrics;
+    # size limits (431, 413) before the limiter reads a header; rate limits (429) before
+    # routing, so before any database connection is taken.
+    app.add_middleware(RateLimitMiddleware, runtime=runtime)
+    app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
+    app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))

@@ -21,7 +21,7 @@ from credit_commons.gateway.access_token import (
     authenticate_lender,
     require_scope,
 )
-from credit_commons.gateway.ratelimit import client_address, rate_limits, remember
+from credit_commons.gateway.ratelimit import rate_limits, remember
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -51,9 +51,10 @@ def authenticate_request(
     caller's read unit of work ``session`` (one transaction per request instead of two)."""
     rt: Runtime = request.app.state.runtime
     limiter = rate_limits(rt)
-    # The per-IP limit comes first, so that a flood of bad tokens is cut off before each
-    # one costs a signature check and an access.denied event.
-    remember(request, limiter.hit_ip("api", client_address(request)))
+    # The per-address and per-credential limits were counted before routing
+    # (RateLimitMiddleware), so a flood of bad tokens is cut off before each one costs a
+    # signature check and an access.denied event; this counts the verified client, since
+    # a lender can hold several tokens.
     if session is None:
         with transaction(rt.read_sessions) as own:
             principal = authenticate_lender(own, rt, authorization, operation=operation)

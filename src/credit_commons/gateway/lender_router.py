@@ -17,7 +17,7 @@ from credit_commons.core.db import transaction
 from credit_commons.gateway import access_token, clients, oauth
 from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import LenderDep
-from credit_commons.gateway.ratelimit import client_address, rate_limits, remember
+from credit_commons.gateway.ratelimit import rate_limits, remember
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.runtime import Runtime
 
@@ -115,8 +115,8 @@ async def _form(request: Request) -> dict[str, str]:
 )
 async def token(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
+    # The address and credential limits were counted before routing (RateLimitMiddleware).
     limiter = rate_limits(rt)
-    remember(request, await run_in_threadpool(limiter.hit_ip, "token", client_address(request)))
 
     def authenticate(form: dict[str, str]) -> oauth.AuthenticatedClient:
         with transaction(rt.read_sessions) as session:

@@ -1,26 +1,43 @@
-"""Rate limits per lender client and per IP address, through the ``limits`` library.
+"""Rate limits on every route, per client address and per credential, through ``limits``.
 
 Counters live in process memory by default and in Redis when ``COMMONS_REDIS_URL`` is set,
-so that several replicas share them.  Two counters guard each lender-facing request — one per
-client IP address (``COMMONS_RATE_LIMIT_IP``), one per authenticated client id
-(``COMMONS_RATE_LIMIT_CLIENT``) — in two namespaces, the token endpoint and the lender API,
-so that fetching a token does not eat into the API budget.
+so that several replicas share them.  :class:`RateLimitMiddleware` counts every request
+before it is routed — before any dependency runs or any database connection is taken —
+against the limits of its route group (``route_groups.py``):
 
-A refused request is answered 429 problem+json (``request.rate_limited``) with
-``Retry-After`` and the ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` headers of seed 003
-§16.1 (``Reset`` in seconds from now); a request let through carries the ``X-RateLimit-*``
-headers too, added by :class:`RateLimitHeadersMiddleware`.  When Redis is configured but
+1. per client address (decided by :mod:`~credit_commons.gateway.client_address`; an IPv6
+   address counts by its /64), in every group;
+2. per credential, when the request carries an ``Authorization`` header and its group
+   authenticates callers: the header's SHA-256 is the key, so nothing is looked up.  A
+   request refused at step 1 is not counted here, so a flood of made-up tokens from one
+   address creates no counters beyond that address's budget.
+
+The lender routes count once more after authentication, per verified client id
+(:func:`~credit_commons.gateway.lender_deps.authenticate_request` and the token endpoint),
+because a lender can mint several access tokens.
+
+Every response of a counted request carries the RateLimit fields of
+draft-ietf-httpapi-ratelimit-headers-11 (the latest draft whose text was read; §3
+``RateLimit-Policy``, §4 ``RateLimit``: one item per policy counted, named
+``"<group>.<ip|credential|client>.<window>s"``) and the older ``X-RateLimit-Limit``/
+``-Remaining``/``-Reset`` of seed 003 §16.1 for the tightest one.  A refused request is
+answered 429 problem+json (``request.rate_limited``) with ``Retry-After`` and, as §5.1 of
+the draft suggests, the ``violated-policies`` it exceeded.  When Redis is configured but
 cannot be reached the limiter fails closed: 503 ``service.rate_limit_unavailable``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse_many
@@ -30,13 +47,15 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, R
 from redis import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credit_commons.core.errors import CommonsError, UnavailableError
+from credit_commons.core.errors import CommonsError, ConfigurationError, UnavailableError
 from credit_commons.core.settings import Settings
-from credit_commons.gateway.problems import problem_response
+from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
+from credit_commons.gateway.problems import PROBLEM_JSON, problem_response
+from credit_commons.gateway.route_groups import GROUPS, classify
 from credit_commons.runtime import Runtime
 
 __all__ = [
-    "RateLimitHeadersMiddleware",
+    "RateLimitMiddleware",
     "RateLimitState",
     "RateLimitUnavailable",
     "RateLimited",
@@ -49,9 +68,12 @@ __all__ = [
 ]
 
 _EXTRAS_KEY = "rate_limits"
-_STATE_KEY = "rate_limit"
+_STATE_KEY = "rate_limits"
+_ADDRESS_KEY = "client_address"
 _REDIS_TIMEOUT = 2.0
 _BUILD_LOCK = threading.Lock()
+# The lender groups' scopes as the lender code names them.
+_SCOPES = {"api": "lender-api", "token": "lender-token"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,8 @@ class RateLimitState:
     limit: int
     remaining: int
     reset_after: int
+    policy: str = field(default="", compare=False)
+    window: int = field(default=0, compare=False)
 
     def headers(self) -> dict[str, str]:
         """The ``X-RateLimit-*`` headers (seed 003 §16.1); ``Reset`` is in seconds."""
@@ -71,20 +95,44 @@ class RateLimitState:
         }
 
 
+def _sf_string(text: str) -> str:
+    # RFC 9651 §3.3.3: a String is printable ASCII between quotes, with \ and " escaped.
+    # Policy names are built from group and kind names, so this never needs more.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def limit_headers(states: Sequence[RateLimitState]) -> list[tuple[str, str]]:
+    """The response fields for the limits a request was counted against: ``RateLimit-Policy``
+    and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers-11 §3.1, §4.1: a List of Items,
+    a String naming each policy, with the Integer parameters ``q``/``w`` and ``r``/``t``),
+    and ``X-RateLimit-*`` for the tightest.  Empty when nothing was counted."""
+    if not states:
+        return []
+    tightest = min(states, key=lambda s: s.remaining)
+    policy = ", ".join(f"{_sf_string(s.policy)};q={s.limit};w={s.window}" for s in states)
+    current = ", ".join(f"{_sf_string(s.policy)};r={s.remaining};t={s.reset_after}" for s in states)
+    return [("RateLimit-Policy", policy), ("RateLimit", current), *tightest.headers().items()]
+
+
 class RateLimited(CommonsError):
-    """Too many requests: answered 429 with ``Retry-After`` and ``X-RateLimit-*``."""
+    """Too many requests: answered 429 with ``Retry-After`` and the limit fields."""
 
     code = "request.rate_limited"
     title = "Too many requests"
     status = 429
 
     def __init__(self, state: RateLimitState) -> None:
-        super().__init__("too many requests; retry later")
+        super().__init__(
+            "too many requests; retry later", extra={"violated-policies": [state.policy]}
+        )
         self.state = state
+        self.counted: list[RateLimitState] = []
 
-    def headers(self) -> dict[str, str]:
-        """``Retry-After`` (RFC 9110 §10.2.3, at least one second) and the limit headers."""
-        return {"Retry-After": str(max(1, self.state.reset_after)), **self.state.headers()}
+    def headers(self) -> list[tuple[str, str]]:
+        """``Retry-After`` (RFC 9110 §10.2.3, at least one second) and the limit fields;
+        the refused policy is the tightest, so ``X-RateLimit-*`` describe it."""
+        retry = ("Retry-After", str(max(1, self.state.reset_after)))
+        return [retry, *limit_headers([*self.counted, self.state])]
 
 
 class RateLimitUnavailable(UnavailableError):
@@ -94,29 +142,55 @@ class RateLimitUnavailable(UnavailableError):
     title = "Service unavailable"
 
 
-class RateLimits:
-    """The limiter of one process: a ``limits`` strategy over memory or Redis storage.
+@dataclass(frozen=True)
+class _Policy:
+    name: str
+    item: RateLimitItem
 
+
+class RateLimits:
+    """The limiter of one process: a ``limits`` strategy over memory or Redis storage, with
+    the limits of every route group.
+
+    ``limits`` maps ``"<group>.<ip|client>"`` to a limit in the ``limits`` notation
+    (``"10/minute;100/hour"``), overriding the groups' defaults; ``ip_limit`` and
+    ``client_limit`` are the lender groups' (``COMMONS_RATE_LIMIT_IP``/``_CLIENT``).
     ``now`` only computes the seconds until a window resets; ``limits`` keeps its own time.
+
+    Raises :class:`ConfigurationError` for an unknown group or a malformed limit.
     """
 
     def __init__(
         self,
         *,
-        client_limit: str,
-        ip_limit: str,
+        client_limit: str = "600/minute",
+        ip_limit: str = "1200/minute",
+        limits: Mapping[str, str] | None = None,
         redis_url: str | None = None,
         strategy: str = "moving-window",
         key_prefix: str = "commons",
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._client = parse_many(client_limit)
-        self._ip = parse_many(ip_limit)
         self._now = now
+        self._policies: dict[tuple[str, str], tuple[_Policy, ...]] = {}
+        known = {group.name for group in GROUPS}
+        for key in limits or {}:
+            if key.rsplit(".", 1)[0] not in known:
+                raise ConfigurationError(
+                    f"COMMONS_RATE_LIMITS names an unknown route group: {key}",
+                    hint="the groups are listed in docs/limits.md",
+                )
+        for group in GROUPS:
+            lender = group.name in _SCOPES.values()
+            for kind, default in (("ip", group.ip), ("client", group.client)):
+                fallback = (ip_limit if kind == "ip" else client_limit) if lender else default
+                notation = (limits or {}).get(f"{group.name}.{kind}", fallback)
+                if notation:
+                    self._policies[(group.name, kind)] = self._parse(group.name, kind, notation)
         self._pool: ConnectionPool | None = None
         storage: Storage
         if redis_url:
-            # Short timeouts: a Redis that hangs must not hang every lender request.
+            # Short timeouts: a Redis that hangs must not hang every request.
             self._pool = ConnectionPool.from_url(
                 redis_url, socket_connect_timeout=_REDIS_TIMEOUT, socket_timeout=_REDIS_TIMEOUT
             )
@@ -135,49 +209,83 @@ class RateLimits:
             else MovingWindowRateLimiter(storage)
         )
 
+    @staticmethod
+    def _parse(group: str, kind: str, notation: str) -> tuple[_Policy, ...]:
+        try:
+            items = parse_many(notation)
+        except ValueError as e:
+            raise ConfigurationError(
+                f"rate limit of {group}.{kind} is malformed: {notation}"
+            ) from e
+        return tuple(_Policy(f"{group}.{kind}", item) for item in items)
+
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimits:
-        """The limiter ``COMMONS_RATE_LIMIT_*`` and ``COMMONS_REDIS_URL`` describe."""
+        """The limiter ``COMMONS_RATE_LIMIT*`` and ``COMMONS_REDIS_URL`` describe."""
         return cls(
             client_limit=settings.rate_limit_client,
             ip_limit=settings.rate_limit_ip,
+            limits=settings.rate_limits,
             redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             strategy=settings.rate_limit_strategy,
         )
 
-    def hit_client(self, scope: str, client_id: str) -> RateLimitState:
-        """Count one request of ``client_id`` in ``scope`` (``token`` or ``api``).
+    def counts(self, group: str, kind: str) -> bool:
+        """Whether ``group`` has a limit of ``kind`` (``ip`` or ``client``)."""
+        return (group, kind) in self._policies
 
-        Raises :class:`RateLimited` or :class:`RateLimitUnavailable`.
+    def hit(
+        self, group: str, kind: str, key: str, *, label: str | None = None
+    ) -> list[RateLimitState]:
+        """Count one request of ``key`` against ``group``'s limits of ``kind``; the state of
+        each of its windows.  ``label`` names the policy in the response fields (default
+        ``kind``).
+
+        Raises :class:`RateLimited` (carrying the windows counted before the one refused)
+        or :class:`RateLimitUnavailable`.
         """
-        return self._hit(self._client, scope, "client", client_id)
-
-    def hit_ip(self, scope: str, address: str) -> RateLimitState:
-        """Count one request from ``address`` in ``scope``; raises like :meth:`hit_client`."""
-        return self._hit(self._ip, scope, "ip", address)
-
-    def _hit(self, items: Sequence[RateLimitItem], *key: str) -> RateLimitState:
-        tightest: RateLimitState | None = None
+        policies = self._policies.get((group, kind), ())
+        states: list[RateLimitState] = []
         try:
-            for item in items:
-                allowed = self._limiter.hit(item, *key)
-                stats = self._limiter.get_window_stats(item, *key)
+            for policy in policies:
+                item = policy.item
+                allowed = self._limiter.hit(item, group, kind, key)
+                stats = self._limiter.get_window_stats(item, group, kind, key)
+                window = item.get_expiry()
                 state = RateLimitState(
                     limit=item.amount,
                     remaining=max(0, stats.remaining),
                     reset_after=max(0, math.ceil(stats.reset_time - self._now())),
+                    policy=f"{group}.{label or kind}.{window}s",
+                    window=window,
                 )
                 if not allowed:
-                    raise RateLimited(state)
-                if tightest is None or state.remaining < tightest.remaining:
-                    tightest = state
+                    refused = RateLimited(state)
+                    refused.counted = states
+                    raise refused
+                states.append(state)
         except StorageError as e:
             raise RateLimitUnavailable(
                 "the rate-limit store is not reachable",
                 hint="check COMMONS_REDIS_URL and that Redis is up (requests fail closed)",
             ) from e
-        assert tightest is not None  # parse_many never returns an empty list
-        return tightest
+        return states
+
+    def _tightest(self, group: str, kind: str, key: str, label: str) -> RateLimitState:
+        states = self.hit(group, kind, key, label=label)
+        return min(states, key=lambda s: s.remaining)
+
+    def hit_client(self, scope: str, client_id: str) -> RateLimitState:
+        """Count one request of the verified lender client ``client_id`` in ``scope``
+        (``token`` or ``api``); the tightest window.
+
+        Raises :class:`RateLimited` or :class:`RateLimitUnavailable`.
+        """
+        return self._tightest(_SCOPES[scope], "client", f"id:{client_id}", "client")
+
+    def hit_ip(self, scope: str, address: str) -> RateLimitState:
+        """Count one request from ``address`` in ``scope``; raises like :meth:`hit_client`."""
+        return self._tightest(_SCOPES[scope], "ip", address, "ip")
 
     def close(self) -> None:
         """Release the Redis connections, if any."""
@@ -186,7 +294,10 @@ class RateLimits:
 
 
 def rate_limits(rt: Runtime) -> RateLimits:
-    """The runtime's limiter, built from its settings on first use."""
+    """The runtime's limiter, built from its settings on first use.
+
+    Raises :class:`ConfigurationError` when ``COMMONS_RATE_LIMITS`` is not acceptable.
+    """
     limiter = rt.extras.get(_EXTRAS_KEY)
     if isinstance(limiter, RateLimits):
         return limiter
@@ -206,51 +317,108 @@ def close_rate_limits(rt: Runtime) -> None:
 
 
 def client_address(request: Request) -> str:
-    """The caller's IP address as the server saw it (a proxy's ``X-Forwarded-For`` counts
-    only where uvicorn is told to trust it: ``--forwarded-allow-ips``)."""
+    """The caller's address as :class:`RateLimitMiddleware` decided it (the peer, or what a
+    trusted proxy's forwarding header says); the peer itself where no middleware ran."""
+    decided = request.scope.get("state", {}).get(_ADDRESS_KEY)
+    if isinstance(decided, str):
+        return decided
     return request.client.host if request.client else "unknown"
 
 
 def remember(request: Request, state: RateLimitState) -> None:
-    """Keep ``state`` for the response's ``X-RateLimit-*`` headers (the tighter one wins)."""
-    previous = getattr(request.state, _STATE_KEY, None)
-    if not isinstance(previous, RateLimitState) or state.remaining <= previous.remaining:
-        setattr(request.state, _STATE_KEY, state)
+    """Add ``state`` to the limits the response reports (the lender code's per-client
+    counts, made after authentication)."""
+    counted = request.scope.setdefault("state", {}).setdefault(_STATE_KEY, [])
+    counted.append(state)
 
 
 def install_rate_limit_handler(app: FastAPI) -> None:
-    """Answer :class:`RateLimited` as 429 problem+json with its headers."""
+    """Answer :class:`RateLimited` raised inside a route (the per-client counts) as 429
+    problem+json with its headers and the limits counted before."""
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, error: RateLimited) -> JSONResponse:
+        error.counted = [*request.scope.get("state", {}).get(_STATE_KEY, []), *error.counted]
+        # The middleware must not add the fields a second time.
+        request.scope.setdefault("state", {})[_STATE_KEY] = []
         response = problem_response(error, request)
-        response.headers.update(error.headers())
+        for name, value in error.headers():
+            response.headers.append(name, value)
         return response
 
 
-class RateLimitHeadersMiddleware:
-    """Adds the ``X-RateLimit-*`` headers of a counted request to its response."""
+def _credential_key(authorization: bytes) -> str:
+    # The credential itself is never stored: its digest is the counter's key.
+    return "cred:" + hashlib.sha256(authorization).hexdigest()[:32]
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RateLimitMiddleware:
+    """Decides the client address, counts the request against its route group's limits,
+    refuses it (429, or 503 when the store is down) or adds the limit fields to its
+    response.  Pure ASGI: it runs before routing and never touches the database."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
+        self.runtime = runtime
+        settings = runtime.settings
+        self.resolver = ClientAddressResolver(settings.trusted_proxies, settings.forwarded_header)
+
+    async def _count(
+        self, limiter: RateLimits, group: str, kind: str, key: str, label: str
+    ) -> list[RateLimitState]:
+        if limiter.backend == "memory":
+            return limiter.hit(group, kind, key, label=label)
+        # Redis answers over the network: off the event loop.
+        return await to_thread.run_sync(lambda: limiter.hit(group, kind, key, label=label))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers: list[tuple[bytes, bytes]] = scope.get("headers") or []
+        peer = scope.get("client")
+        address = self.resolver.resolve(peer[0] if peer else None, headers)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state[_ADDRESS_KEY] = address
+        group = classify(scope.get("method", ""), scope.get("path", ""))
+        counted: list[RateLimitState] = []
+        try:
+            limiter = rate_limits(self.runtime)
+            counted += await self._count(limiter, group, "ip", rate_limit_key(address), "ip")
+            authorization = next((v for k, v in headers if k == b"authorization"), None)
+            if authorization and limiter.counts(group, "client"):
+                key = _credential_key(authorization)
+                counted += await self._count(limiter, group, "client", key, "credential")
+        except RateLimited as refused:
+            refused.counted = counted + refused.counted
+            await self._refuse(scope, send, refused, refused.headers())
+            return
+        except CommonsError as error:  # the store is down, or the limits are misconfigured
+            await self._refuse(scope, send, error, [])
+            return
+        state[_STATE_KEY] = counted
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
-                state = scope.get("state", {}).get(_STATE_KEY)
-                headers = list(message.get("headers", []))
-                if isinstance(state, RateLimitState) and not any(
-                    name.lower() == b"x-ratelimit-limit" for name, _ in headers
-                ):
-                    headers.extend(
-                        (k.lower().encode("latin-1"), v.encode("latin-1"))
-                        for k, v in state.headers().items()
-                    )
-                    message["headers"] = headers
+                fields = limit_headers(state.get(_STATE_KEY, []))
+                if fields:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in fields),
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, send: Send, error: CommonsError, headers: list[tuple[str, str]]
+    ) -> None:
+        body = json.dumps(error.problem(instance=scope.get("path"))).encode("utf-8")
+        raw = [
+            (b"content-type", PROBLEM_JSON.encode("latin-1")),
+            (b"content-length", str(len(body)).encode("latin-1")),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})

@@ -1,11 +1,15 @@
-"""Rate limits per lender client and per IP, in memory and in a real Redis, on both
-databases: the request past the limit gets 429 with ``Retry-After`` and ``X-RateLimit-*``;
-requests within it carry the ``X-RateLimit-*`` headers; a Redis that is down fails closed."""
+"""Rate limits on every route group, per address and per credential, and per lender client,
+in memory and in a real Redis, on both databases: the request past the limit gets 429 with
+``Retry-After``, the IETF ``RateLimit``/``RateLimit-Policy`` fields and ``X-RateLimit-*``;
+requests within it carry the same fields; a Redis that is down fails closed; a forwarding
+header counts only from a trusted proxy (issue 12 items 5, 6 and 8)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import http_sfv
 import httpx
 import pytest
 import redis
@@ -22,7 +26,10 @@ from tests.lenders import (
 )
 
 from credit_commons.core.clock import FixedClock
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
 from credit_commons.gateway.ratelimit import RateLimits, RateLimitState, rate_limits
+from credit_commons.gateway.route_groups import GROUPS, OTHER, classify
 from credit_commons.runtime import Runtime
 
 Install = Callable[..., RateLimits]
@@ -34,9 +41,18 @@ def install(request: pytest.FixtureRequest, runtime: Runtime, key_prefix: str) -
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     made: list[RateLimits] = []
 
-    def make(*, client_limit: str = "100/minute", ip_limit: str = "100/minute") -> RateLimits:
+    def make(
+        *,
+        client_limit: str = "100/minute",
+        ip_limit: str = "100/minute",
+        limits: dict[str, str] | None = None,
+    ) -> RateLimits:
         limiter = RateLimits(
-            client_limit=client_limit, ip_limit=ip_limit, redis_url=redis_url, key_prefix=key_prefix
+            client_limit=client_limit,
+            ip_limit=ip_limit,
+            limits=limits,
+            redis_url=redis_url,
+            key_prefix=key_prefix,
         )
         runtime.extras["rate_limits"] = limiter
         made.append(limiter)
@@ -169,3 +185,146 @@ def test_settings_choose_the_store(runtime: Runtime) -> None:
         assert limiter.backend == "redis"
     finally:
         limiter.close()
+
+
+# -- every route group (issue 12 item 8) --------------------------------------------------
+
+# One request of each group (its answer does not matter: the count comes first).
+GROUP_REQUESTS: dict[str, tuple[str, str]] = {
+    "lender-api": ("GET", "/v1/lender/client"),
+    "lender-token": ("POST", "/oauth/token"),
+    "registration": ("POST", "/v1/identities"),
+    "identity": ("GET", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa"),
+    "profile": ("GET", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa/profile"),
+    "export": ("POST", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa/export"),
+    "erase": ("DELETE", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa"),
+    "dsr": ("POST", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa/requests"),
+    "attestations": ("POST", "/v1/identities/idt_aaaaaaaaaaaaaaaaaaaaaa/verify"),
+    "onboarding": ("POST", "/v1/onboarding/bindings"),
+    "consent": ("GET", "/v1/borrowers/idt_aaaaaaaaaaaaaaaaaaaaaa/consents"),
+    "verification": ("POST", "/v1/presentations/verify"),
+    "issuance": ("POST", "/v1/credentials"),
+    "admin": ("GET", "/v1/admin/trusted-issuers"),
+    "oid4vci-offers": ("GET", "/v1/credential-offers/off_x"),
+    "oid4vci-token": ("POST", "/token"),
+    "oid4vci-credential": ("POST", "/credential"),
+    "log": ("GET", "/v1/log/checkpoint"),
+    "tiles": ("GET", "/checkpoint"),
+    "status-lists": ("GET", "/status-lists/sl_x"),
+    "well-known": ("GET", "/.well-known/openid-credential-issuer"),
+    "operations": ("GET", "/healthz"),
+    "docs": ("GET", "/openapi.json"),
+    "other": ("GET", "/no/such/path"),
+}
+
+
+def test_every_group_has_a_request_here() -> None:
+    assert set(GROUP_REQUESTS) == {group.name for group in GROUPS}
+
+
+def test_every_operation_belongs_to_a_named_group(client: TestClient) -> None:
+    for path, operations in client.get("/openapi.json").json()["paths"].items():
+        concrete = path.replace("{", "").replace("}", "")
+        for method in operations:
+            assert classify(method.upper(), concrete) != OTHER, (method, path)
+
+
+def parse_fields(response: httpx.Response) -> tuple[dict[str, Any], dict[str, Any]]:
+    """RateLimit-Policy and RateLimit parsed as Structured Field Lists (RFC 9651), checked
+    against draft-ietf-httpapi-ratelimit-headers-11 §3.1 and §4.1."""
+    policies = http_sfv.List()
+    policies.parse(response.headers["ratelimit-policy"].encode())
+    current = http_sfv.List()
+    current.parse(response.headers["ratelimit"].encode())
+    by_name: dict[str, Any] = {}
+    for item in policies:
+        assert isinstance(item.value, str)
+        assert isinstance(item.params["q"], int)
+        assert item.params["q"] >= 0
+        assert isinstance(item.params["w"], int)
+        assert item.params["w"] > 0
+        by_name[item.value] = item.params
+    state: dict[str, Any] = {}
+    for item in current:
+        assert item.value in by_name
+        assert isinstance(item.params["r"], int)
+        assert item.params["r"] >= 0
+        assert isinstance(item.params["t"], int)
+        assert item.params["t"] >= 0
+        state[item.value] = item.params
+    return by_name, state
+
+
+@pytest.mark.parametrize("group", sorted(GROUP_REQUESTS))
+def test_every_group_hits_its_limit(client: TestClient, install: Install, group: str) -> None:
+    install(limits={f"{group}.ip": "2/minute"})
+    method, path = GROUP_REQUESTS[group]
+    for remaining in (1, 0):
+        allowed = client.request(method, path)
+        assert allowed.status_code != 429, allowed.text
+        policies, state = parse_fields(allowed)
+        name = f"{group}.ip.60s"
+        assert policies[name] == {"q": 2, "w": 60}
+        assert state[name]["r"] == remaining
+    refused = client.request(method, path)
+    assert_limited(refused, 2)
+    policies, state = parse_fields(refused)
+    assert state[f"{group}.ip.60s"]["r"] == 0
+    assert refused.json()["violated-policies"] == [f"{group}.ip.60s"]
+    # Another group keeps its own budget.
+    other = "operations" if group != "operations" else "log"
+    assert client.request(*GROUP_REQUESTS[other]).status_code != 429
+
+
+def test_an_authenticated_caller_is_limited_per_credential(
+    client: TestClient, install: Install
+) -> None:
+    install(limits={"identity.client": "2/minute"})
+    path = GROUP_REQUESTS["identity"][1]
+    first = {"Authorization": "Bearer cct_first"}
+    for _ in range(2):
+        assert client.get(path, headers=first).status_code == 401
+    assert_limited(client.get(path, headers=first), 2)
+    # Another credential from the same address has its own budget; no credential, none.
+    assert client.get(path, headers={"Authorization": "Bearer cct_other"}).status_code == 401
+    assert client.get(path).status_code == 401
+
+
+def test_registration_is_limited_per_address_and_per_client(
+    client: TestClient, runtime: Runtime, install: Install
+) -> None:
+    install(limits={"registration.ip": "3/minute", "registration.client": "1/minute"})
+    admin = admin_headers(runtime)
+    assert client.post("/v1/identities", json={}, headers=admin).status_code != 429
+    assert_limited(client.post("/v1/identities", json={}, headers=admin), 1)
+    assert client.post("/v1/identities", json={}).status_code != 429
+    assert_limited(client.post("/v1/identities", json={}), 3)
+    # The refused requests count too: a flood stays refused.
+    assert client.post("/v1/identities", json={}).status_code == 429
+
+
+def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
+    runtime: Runtime, install: Install, settings: Settings
+) -> None:
+    install(limits={"operations.ip": "2/minute"})
+    app = create_app(settings, runtime=runtime)
+    with TestClient(app, client=("203.0.113.9", 4000)) as outsider:
+        for i in range(2):
+            spoof = {"X-Forwarded-For": f"198.51.100.{i}"}
+            assert outsider.get("/healthz", headers=spoof).status_code == 200
+        assert_limited(outsider.get("/healthz", headers={"X-Forwarded-For": "198.51.100.99"}), 2)
+
+
+def test_a_configured_proxy_names_the_client(
+    runtime: Runtime, install: Install, settings: Settings
+) -> None:
+    install(limits={"operations.ip": "2/minute"})
+    runtime.settings = settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    app = create_app(runtime.settings, runtime=runtime)
+    with TestClient(app, client=("10.0.0.2", 4000)) as proxy:
+        for i in range(3):  # three clients behind the proxy, each with its own budget
+            forwarded = {"X-Forwarded-For": f"6.6.6.6, 198.51.100.{i}"}
+            assert proxy.get("/healthz", headers=forwarded).status_code == 200
+        same = {"X-Forwarded-For": "198.51.100.0"}
+        assert proxy.get("/healthz", headers=same).status_code == 200
+        assert_limited(proxy.get("/healthz", headers=same), 2)

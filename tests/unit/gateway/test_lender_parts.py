@@ -55,13 +55,16 @@ def test_purposes_and_webhooks() -> None:
 
 
 def test_rate_limit_headers() -> None:
-    state = RateLimitState(limit=10, remaining=0, reset_after=0)
-    assert RateLimited(state).headers() == {
-        "Retry-After": "1",
-        "X-RateLimit-Limit": "10",
-        "X-RateLimit-Remaining": "0",
-        "X-RateLimit-Reset": "0",
-    }
+    state = RateLimitState(limit=10, remaining=0, reset_after=0, policy="log.ip.60s", window=60)
+    assert RateLimited(state).headers() == [
+        ("Retry-After", "1"),
+        # draft-ietf-httpapi-ratelimit-headers-11 §3, §4
+        ("RateLimit-Policy", '"log.ip.60s";q=10;w=60'),
+        ("RateLimit", '"log.ip.60s";r=0;t=0'),
+        ("X-RateLimit-Limit", "10"),
+        ("X-RateLimit-Remaining", "0"),
+        ("X-RateLimit-Reset", "0"),
+    ]
 
 
 @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])

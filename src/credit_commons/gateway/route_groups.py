@@ -1,0 +1,101 @@
+"""Route groups: which rate limits a request counts against, decided from its method and
+path alone (before routing, before any database connection).
+
+Every route of the app belongs to a named group, and anything else (unknown paths) to
+``other``: each group has a default limit per client address and, for groups whose callers
+authenticate, per credential.  ``COMMONS_RATE_LIMITS`` overrides any of them
+(``{"registration.ip": "10/minute"}``); docs/limits.md lists the groups and their defaults.
+A test checks that every operation of the OpenAPI document falls in a named group.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["GROUPS", "OTHER", "RouteGroup", "classify"]
+
+
+@dataclass(frozen=True)
+class RouteGroup:
+    """A group of routes limited together: the default limit per address (``ip``) and per
+    credential or client (``client``; ``None`` where callers do not authenticate)."""
+
+    name: str
+    ip: str
+    client: str | None
+    routes: str
+
+
+OTHER = "other"
+
+GROUPS: tuple[RouteGroup, ...] = (
+    # The lender groups take their defaults from COMMONS_RATE_LIMIT_IP/_CLIENT.
+    RouteGroup("lender-api", "", "", "/v1/lender/*, POST /v1/consents, GET /v1/consents/{id}"),
+    RouteGroup("lender-token", "", "", "POST /oauth/token"),
+    RouteGroup("registration", "30/minute;300/hour", "120/minute", "POST /v1/identities"),
+    RouteGroup("identity", "300/minute", "120/minute", "/v1/identities/{token}, delegations"),
+    RouteGroup("profile", "120/minute", "60/minute", "GET /v1/identities/{token}/profile"),
+    RouteGroup("export", "20/minute", "10/minute", "POST /v1/identities/{token}/export"),
+    RouteGroup("erase", "10/minute", "5/minute", "DELETE /v1/identities/{token}"),
+    RouteGroup("dsr", "30/minute", "20/minute", "/v1/identities/{token}/requests/*"),
+    RouteGroup("attestations", "60/minute", "30/minute", "POST /v1/identities/{token}/verify"),
+    RouteGroup("onboarding", "300/minute", "120/minute", "/v1/onboarding/*"),
+    RouteGroup("consent", "120/minute", "60/minute", "/v1/borrowers/*, consent assist, approval"),
+    RouteGroup("verification", "120/minute", "120/minute", "/v1/credentials/verify, presentations"),
+    RouteGroup("issuance", "600/minute", "600/minute", "/v1/credentials*, /v1/credential-types*"),
+    RouteGroup("admin", "300/minute", "300/minute", "/v1/admin/*"),
+    RouteGroup("oid4vci-offers", "60/minute", "60/minute", "/v1/credential-offers*"),
+    RouteGroup("oid4vci-token", "60/minute", None, "POST /token"),
+    RouteGroup("oid4vci-credential", "60/minute", "30/minute", "POST /credential, POST /nonce"),
+    RouteGroup("log", "600/minute", None, "/v1/log/*"),
+    RouteGroup("tiles", "1200/minute", None, "/tile/*, /checkpoint"),
+    RouteGroup("status-lists", "600/minute", None, "/status-lists/*"),
+    RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets"),
+    RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics"),
+    RouteGroup("docs", "60/minute", None, "/openapi.json, /docs"),
+    RouteGroup(OTHER, "120/minute", None, "any other path (404)"),
+)
+
+_ANY = None
+# First match wins; the lender API, the busiest, comes first.  "[^/]+" is one segment.
+_RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
+    (frozenset(methods.split()) if methods else _ANY, re.compile(pattern), group)
+    for methods, pattern, group in (
+        ("", r"/v1/lender(?:/.*)?", "lender-api"),
+        ("", r"/v1/consents/jwks", "well-known"),
+        ("", r"/v1/consents/[^/]+/(?:assist|assist/confirm|signed-approval)", "consent"),
+        ("POST", r"/v1/consents", "lender-api"),
+        ("GET HEAD", r"/v1/consents/[^/]+", "lender-api"),
+        ("POST", r"/oauth/token", "lender-token"),
+        ("", r"/tile/.*|/checkpoint", "tiles"),
+        ("", r"/v1/log(?:/.*)?", "log"),
+        ("", r"/status-lists/.*", "status-lists"),
+        ("", r"/\.well-known/.*|/oauth/jwks|/v1/attestations/jwks", "well-known"),
+        ("", r"/v1/borrowers/.*", "consent"),
+        ("POST", r"/v1/identities", "registration"),
+        ("DELETE", r"/v1/identities/[^/]+", "erase"),
+        ("GET HEAD", r"/v1/identities/[^/]+/profile", "profile"),
+        ("", r"/v1/identities/[^/]+/export", "export"),
+        ("", r"/v1/identities/[^/]+/requests(?:/.*)?", "dsr"),
+        ("", r"/v1/identities/[^/]+/verify", "attestations"),
+        ("", r"/v1/identities/.+", "identity"),
+        ("", r"/v1/onboarding(?:/.*)?", "onboarding"),
+        ("", r"/v1/(?:credentials|presentations)/verify", "verification"),
+        ("", r"/v1/credential-offers(?:/.*)?", "oid4vci-offers"),
+        ("POST", r"/token", "oid4vci-token"),
+        ("", r"/credential|/nonce", "oid4vci-credential"),
+        ("", r"/v1/credentials(?:/.*)?|/v1/credential-types(?:/.*)?", "issuance"),
+        ("", r"/v1/admin/.*", "admin"),
+        ("", r"/healthz|/readyz|/metrics", "operations"),
+        ("", r"/openapi\.json|/docs(?:/oauth2-redirect)?", "docs"),
+    )
+)
+
+
+def classify(method: str, path: str) -> str:
+    """The name of the group of the request ``method path`` (``other`` when none fits)."""
+    for methods, pattern, group in _RULES:
+        if (methods is None or method in methods) and pattern.fullmatch(path):
+            return group
+    return OTHER
