@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
+from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.runtime import Runtime
 
 POSTGRES_URL = os.environ.get(
@@ -70,6 +71,14 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'commons.db'}"
     url: str = request.getfixturevalue("postgres_schema_url")
     return url
+
+
+GENEROUS_RATE_LIMITS = {
+    f"{group.name}.{kind}": "1000000/minute" for group in GROUPS for kind in ("ip", "client")
+}
+"""COMMONS_RATE_LIMITS for a test that drives a whole platform from one address and one
+credential per party (thousands of calls a minute); the limits themselves are tested in
+tests/integration/gateway."""
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import make_settings
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
 from tests.factories import readiness_claims
 
 from credit_commons.core.clock import FixedClock
@@ -125,7 +125,11 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, backend_url: str) -> Iterator[World]:
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    settings = make_settings(tmp_path, database_url=backend_url, public_url=BASE)
+    # One address and a credential per party drive every test's traffic: far above the
+    # default per-group limits (the consent-authority matrix alone makes hundreds of calls).
+    settings = make_settings(
+        tmp_path, database_url=backend_url, public_url=BASE, rate_limits=GENEROUS_RATE_LIMITS
+    )
     rt = Runtime.build(settings, clock=clock)
     upgrade(rt.engine)
     with TestClient(create_app(settings, runtime=rt), base_url=BASE) as http:
