@@ -84,10 +84,12 @@ class ClientAddressResolver:
         the walk and the last trusted hop seen stands for the client, which limits the
         proxy's traffic together rather than believing a name nobody can check.
         """
-        address = _parse(peer) if peer else None
+        if not self._trusted or not peer:
+            return peer or UNKNOWN  # the common case, without parsing anything
+        address = _parse(peer)
         if address is None:
-            return peer or UNKNOWN
-        if not self._trusted or not self._is_trusted(address):
+            return peer
+        if not self._is_trusted(address):
             return str(address)
         values = [v.decode("latin-1") for k, v in headers if k.lower() == self._header]
         if self._header == b"forwarded":
@@ -107,12 +109,16 @@ class ClientAddressResolver:
 
 def rate_limit_key(address: str) -> str:
     """The key an address is counted under: an IPv6 address by its /64 (one subscriber's
-    usual allocation, which holds more addresses than any limit could count), others as
+    usual allocation, which holds more addresses than any limit could count), an
+    IPv4-mapped one (a dual-stack socket's IPv4 client) as its IPv4 address, others as
     they are."""
+    if ":" not in address:
+        return address
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
         return address
-    if isinstance(parsed, ipaddress.IPv6Address):
-        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
-    return str(parsed)
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    if mapped is not None:
+        return str(mapped)
+    return str(ipaddress.IPv6Network((parsed, 64), strict=False))

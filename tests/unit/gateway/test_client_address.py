@@ -65,3 +65,6 @@ def test_ipv6_counts_by_its_64() -> None:
     assert rate_limit_key("2001:db8:1:2::9") == rate_limit_key("2001:db8:1:2:ffff::1")
     assert rate_limit_key("198.51.100.7") == "198.51.100.7"
     assert rate_limit_key("testclient") == "testclient"
+    # A dual-stack socket's IPv4 clients must not share one /64 bucket.
+    assert rate_limit_key("::ffff:198.51.100.7") == "198.51.100.7"
+    assert rate_limit_key("::ffff:198.51.100.8") != rate_limit_key("::ffff:198.51.100.7")
