@@ -11,6 +11,12 @@ measured in the same run:
   writer; cold tile cache per request batch, see notes).  Target p99 ≤ 2 ms at 10,000,000.
 * ``audit_time`` — ``audit_log`` over ``--audit-leaves`` stored entries and a signed
   checkpoint.  Target ≤ 60 s at 10,000,000.
+* ``audit_writer_latency`` — the same audit again while a writer thread commits one event
+  per transaction (an API write) as fast as it can: the audit's time, the writer's commits
+  during it and their latency, against the writer alone in the same run (issue 13 item 5:
+  an audit reads a snapshot and never blocks writers).  Target: no commit during the audit
+  takes 250 ms or more (an audit lasts seconds: a writer never waits for it), and p99
+  during the audit ≤ 10× the writer's p99 alone.
 
 Usage: python bench/ledger.py [--backend sqlite|postgresql|both] [--events 200000]
        [--proof-leaves 10000000] [--audit-leaves 10000000] [--skip proofs,audit]
@@ -25,6 +31,7 @@ import os
 import random
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +44,12 @@ import sqlalchemy as sa
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
+from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
 from credit_commons.ledger.sequencer import leaf_key, sequence_pending
@@ -230,6 +240,64 @@ def bench_audit(backend: str, rt: Runtime, leaves: int) -> None:
     )
 
 
+def write_one(rt: Runtime, i: int) -> float:
+    """One API-like write (an event in its own transaction); returns its latency."""
+    start = time.perf_counter()
+    with transaction(rt.sessions) as session:
+        record_event(
+            session,
+            KeyRotated(key_name="bench", version=i + 1, key_type=KeyType.ED25519, kid=f"b{i}"),
+            actor=rt.operator_actor(),
+            at=rt.clock.now(),
+        )
+    return time.perf_counter() - start
+
+
+def bench_audit_with_writer(backend: str, rt: Runtime, leaves: int, tmp: Path) -> None:
+    """``commons log audit`` in its own process (as an operator runs it) beside a writer."""
+    baseline = [write_one(rt, i) for i in range(2_000)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
+    env.update(
+        COMMONS_DATA_DIR=str(rt.settings.data_dir),
+        COMMONS_DATABASE_URL=rt.settings.resolved_database_url,
+        COMMONS_ANCHOR_BACKENDS="[]",
+    )
+    during: list[float] = []
+    audit = subprocess.Popen(
+        [sys.executable, "-m", "credit_commons.cli", "log", "audit", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp,
+    )
+    start = time.perf_counter()
+    i = len(baseline)
+    while audit.poll() is None:
+        during.append(write_one(rt, i))
+        i += 1
+    elapsed = time.perf_counter() - start
+    out, err = audit.communicate()
+    if audit.returncode != 0:
+        raise SystemExit(f"audit failed: {err.decode()[-500:]}")
+    assert json.loads(out)["size"] == leaves
+    p99, base_p99 = percentile(during, 0.99), percentile(baseline, 0.99)
+    emit(
+        figure="audit_writer_latency",
+        backend=backend,
+        leaves=leaves,
+        audit_process_seconds=round(elapsed, 1),
+        writer_commits_during_audit=len(during),
+        writer_p50_ms=round(statistics.median(during) * 1000, 2),
+        writer_p99_ms=round(p99 * 1000, 2),
+        writer_max_ms=round(max(during) * 1000, 2),
+        baseline="the same writer alone, same run (2,000 commits)",
+        baseline_p50_ms=round(statistics.median(baseline) * 1000, 2),
+        baseline_p99_ms=round(base_p99 * 1000, 2),
+        meets_target=max(during) < 0.25 and p99 <= 10 * base_p99,
+        note="`commons log audit` as a subprocess (start-up included); one writer thread",
+    )
+
+
 def main() -> int:
     forget_configured_instance()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -255,6 +323,7 @@ def main() -> int:
                     bench_proofs(backend, rt, leaves)
                 if "audit" in wants:
                     bench_audit(backend, rt, leaves)
+                    bench_audit_with_writer(backend, rt, leaves, Path(tmp))
     return 0
 
 

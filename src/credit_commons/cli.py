@@ -477,7 +477,8 @@ def log_audit(
     with _runtime(ctx) as rt:
         # The recorded identity, so checkpoints signed before a change of public URL verify.
         vkey = log_key or log_identity(rt).vkey
-        with transaction(rt.sessions) as session:
+        # Read-only: the audit never takes the write lock (docs/log.md, "Auditing").
+        with transaction(rt.read_sessions) as session:
             size, _ = log_service.log_state(session)
         with Progress(
             "[progress.description]{task.description}",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -32,6 +32,7 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "ping",
+    "snapshot",
     "transaction",
 ]
 
@@ -206,6 +207,25 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit if the block succeeds, roll back if it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees one snapshot of the database and blocks no writer.
+
+    For long reads that must be consistent across statements (``commons log audit``).  On
+    SQLite it begins ``DEFERRED`` and only reads: a WAL reader takes no write lock, and
+    writers commit beside it while it keeps the snapshot of its first read (SQLite, "WAL
+    mode" §2.2; the process's writer queue is not entered either).  On PostgreSQL it is
+    ``REPEATABLE READ READ ONLY``: every statement sees the snapshot taken by the first one
+    (PostgreSQL 15 §13.2.2), and MVCC readers never wait for writers.  Rows are streamed
+    inside it with ``execution_options={"yield_per": n}``.
+    """
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection
 
 
 class HotQuery:

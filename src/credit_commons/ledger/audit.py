@@ -1,5 +1,8 @@
 """``commons log audit``: recompute the whole tree from the stored entries.
 
+The audit reads one snapshot of the database (:func:`credit_commons.core.db.snapshot`): the
+checkpoints, the log state and every entry as they were at its first read, however long it
+runs, and it never takes the write lock, so API writes and the sequencer go on beside it.
 Streams every entry in index order (checking there is no gap), hashes it, and keeps a
 compact range (one subtree root per set bit of the size), so memory stays O(log n).  At
 every stored checkpoint size the recomputed root must equal the checkpoint's root, and
@@ -10,12 +13,13 @@ must equal the sequenced state's root.  The first mismatch raises.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Row, Table, select
+from sqlalchemy.engine import Connection, Engine
 
+from credit_commons.core.db import snapshot
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.errors import LogError
 from credit_commons.ledger.models import CheckpointRow, LogEntryRow, LogStateRow
@@ -52,6 +56,57 @@ def _root(stack: list[bytes]) -> bytes:
     return acc
 
 
+def _checked_checkpoints(
+    checkpoints: Sequence[Row[int, bytes, str]], verifier: Ed25519Verifier
+) -> dict[int, bytes]:
+    """Each stored checkpoint's root by size, once its note verifies and states that root."""
+    for size, root, note in checkpoints:
+        try:
+            checkpoint = verify_checkpoint(note, verifier)
+        except LogError as e:
+            raise AuditFailed(f"checkpoint {size} does not verify under the log key") from e
+        if checkpoint.size != size or bytes(checkpoint.root_hash) != bytes(root):
+            raise AuditFailed(f"checkpoint {size} row differs from its signed note")
+    return {int(size): bytes(root) for size, root, _ in checkpoints}
+
+
+def _replay(
+    connection: Connection,
+    targets: dict[int, bytes],
+    progress: Callable[[int], None] | None,
+    chunk: int,
+) -> tuple[int, list[bytes]]:
+    """Hash every entry in index order; returns the leaf count and the compact range."""
+    sha = hashlib.sha256
+    stack: list[bytes] = []
+    count = 0
+    # A compact range: stack[i] is a complete subtree; merging follows the binary carry of
+    # the leaf count (RFC 9162 §2.1.1 MTH built left to right).
+    rows = connection.execute(
+        select(_entries.c.leaf_index, _entries.c.entry).order_by(_entries.c.leaf_index),
+        execution_options={"yield_per": chunk},
+    )
+    try:
+        for partition in rows.partitions(chunk):
+            for index, entry in partition:
+                if index != count:
+                    raise AuditFailed(f"log entries have a gap or duplicate at index {count}")
+                node = sha(b"\x00" + bytes(entry)).digest()
+                count += 1
+                carry = count
+                while not carry & 1:
+                    node = sha(b"\x01" + stack.pop() + node).digest()
+                    carry >>= 1
+                stack.append(node)
+                if count in targets and _root(stack) != targets[count]:
+                    raise AuditFailed(f"recomputed root differs from checkpoint {count}")
+            if progress:
+                progress(count)
+    finally:
+        rows.close()  # a server-side cursor on PostgreSQL must not outlive an early exit
+    return count, stack
+
+
 def audit_log(
     engine: Engine,
     log_vkey: str,
@@ -63,48 +118,15 @@ def audit_log(
     Raises :class:`AuditFailed` on a gap, a root mismatch or a bad checkpoint signature.
     """
     verifier = Ed25519Verifier.from_vkey(log_vkey)
-    with engine.connect() as connection:
+    with snapshot(engine) as connection:
         checkpoints = connection.execute(
             select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note).order_by(
                 CheckpointRow.size
             )
         ).all()
         state = connection.execute(select(LogStateRow.size, LogStateRow.root)).one()
-    for size, root, note in checkpoints:
-        try:
-            checkpoint = verify_checkpoint(note, verifier)
-        except LogError as e:
-            raise AuditFailed(f"checkpoint {size} does not verify under the log key") from e
-        if checkpoint.size != size or bytes(checkpoint.root_hash) != bytes(root):
-            raise AuditFailed(f"checkpoint {size} row differs from its signed note")
-    targets = {int(size): bytes(root) for size, root, _ in checkpoints}
-    sha = hashlib.sha256
-    stack: list[bytes] = []
-    count = 0
-    # A compact range: stack[i] is a complete subtree; merging follows the binary carry of
-    # the leaf count (RFC 9162 §2.1.1 MTH built left to right).
-    with engine.connect().execution_options(yield_per=chunk) as connection:
-        rows = connection.execute(
-            select(_entries.c.leaf_index, _entries.c.entry).order_by(_entries.c.leaf_index)
-        )
-        try:
-            for partition in rows.partitions(chunk):
-                for index, entry in partition:
-                    if index != count:
-                        raise AuditFailed(f"log entries have a gap or duplicate at index {count}")
-                    node = sha(b"\x00" + bytes(entry)).digest()
-                    count += 1
-                    carry = count
-                    while not carry & 1:
-                        node = sha(b"\x01" + stack.pop() + node).digest()
-                        carry >>= 1
-                    stack.append(node)
-                    if count in targets and _root(stack) != targets[count]:
-                        raise AuditFailed(f"recomputed root differs from checkpoint {count}")
-                if progress:
-                    progress(count)
-        finally:
-            rows.close()  # a server-side cursor on PostgreSQL must not outlive an early exit
+        targets = _checked_checkpoints(checkpoints, verifier)
+        count, stack = _replay(connection, targets, progress, chunk)
     if 0 in targets and targets[0] != EMPTY_ROOT:
         raise AuditFailed("checkpoint 0 does not have the empty root")
     if count != state.size:
