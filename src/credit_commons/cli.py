@@ -860,13 +860,80 @@ def privacy_erase(
     """Erase a subject: destroy their keys, links and tokens (cannot be undone)."""
     from credit_commons.core.db import transaction
     from credit_commons.core.errors import ValidationError
-    from credit_commons.identity import service
+    from credit_commons.privacy.erasure import erase_subject
 
     if not yes:
         raise ValidationError("erasure cannot be undone; add --yes to confirm")
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
-        data = service.erase_identity(session, rt, _operator(), token)
-    _emit(as_json, data, f"erased {token}; event {data['event_id']}")
+        data = erase_subject(session, rt, _operator(), token)
+    _emit(
+        as_json,
+        data,
+        f"erased {token}; event {data['event_id']}; epoch {data['epoch']}: unreadable in "
+        f"every backup once the epoch closes, due {data['unreadable_in_backups_after']}",
+    )
+
+
+@privacy_app.command("close-epoch")
+def privacy_close_epoch(
+    ctx: typer.Context,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000)] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """Close the erasure epoch now: rotate the master key, rewrap every subject key, destroy
+    the old version (resumable: a close that was interrupted is finished first)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from credit_commons.privacy.epochs import close_epoch
+
+    with (
+        _runtime(ctx) as rt,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            disable=as_json,
+            console=_stderr_console(),
+        ) as progress,
+    ):
+        task = progress.add_task("rewrapping subject keys", total=None)
+        report = close_epoch(
+            rt,
+            batch=batch,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    data = report.as_json()
+    _emit(
+        as_json,
+        data,
+        f"epoch {report.epoch} {report.state}: {report.erasures} erasures, "
+        f"{report.rewrapped} subject keys rewrapped to master version {report.kek_version}, "
+        f"versions {report.destroyed_versions} destroyed",
+    )
+
+
+@privacy_app.command("epochs")
+def privacy_epochs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """List the newest erasure epochs: open, closing or closed, and when each is due."""
+    from credit_commons.core.db import transaction
+    from credit_commons.privacy.epochs import list_epochs
+
+    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+        rows = list_epochs(session, rt, limit)
+    _emit(
+        as_json,
+        rows,
+        "\n".join(
+            f"{r['epoch']:>6} {r['state']:<8} erasures {r['erasures']:<5} opened {r['opened_at']}"
+            f" due {r['due_at']}" + (f" closed {r['closed_at']}" if r["closed_at"] else "")
+            for r in rows
+        ),
+    )
 
 
 retention_app = typer.Typer(help="Retention of personal data.", no_args_is_help=True)
@@ -1275,6 +1342,47 @@ def vault_rewrap(
         },
         f"rewrapped {report.rewrapped} subject keys to version {report.target_version}"
         + (f"; {report.remaining} remain" if report.remaining else ""),
+    )
+
+
+@vault_app.command("restore-keys")
+def vault_restore_keys(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Database URL of the current key material: the live database, or a backup "
+            "newer than the last erasure epoch.",
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: this database is the restored copy.")
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000)] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """After restoring a backup into COMMONS_DATABASE_URL: take its subject keys from the
+    current key material, so every living subject opens and no erased one does."""
+    from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker
+    from credit_commons.core.errors import ValidationError
+
+    if not yes:
+        raise ValidationError(
+            "restore-keys rewrites the subject keys of COMMONS_DATABASE_URL (the restored "
+            "copy) from --from (the current key material); add --yes to confirm"
+        )
+    with _runtime(ctx) as rt:
+        engine = make_engine(source)
+        try:
+            counts = rt.vault.restore_keys(rt.sessions, make_sessionmaker(engine), batch=batch)
+        finally:
+            dispose_engine(engine)
+    _emit(
+        as_json,
+        counts,
+        f"subject keys: {counts['updated']} taken from the current key material, "
+        f"{counts['deleted']} of erased subjects deleted",
     )
 
 

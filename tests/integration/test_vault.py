@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from credit_commons.core.db import transaction
 from credit_commons.runtime import Runtime
+from credit_commons.vault import envelope
 from credit_commons.vault.errors import DecryptionFailed
 from credit_commons.vault.models import SubjectKeyRow
 from credit_commons.vault.service import Vault
@@ -61,20 +62,31 @@ def test_shredding_makes_every_envelope_unopenable(runtime: Runtime) -> None:
         )
 
 
-def test_another_process_cache_expires_after_the_ttl(runtime: Runtime) -> None:
-    now = [0.0]
-    other_process = Vault(runtime.vault.kms, runtime.clock, ttl=300, monotonic=lambda: now[0])
+def test_another_process_drops_an_erased_key_at_its_next_unit_of_work(runtime: Runtime) -> None:
+    # No TTL: the other process learns of the erasure from the database (vault_state) the
+    # first time it uses the vault in a unit of work that began after the erasure committed.
+    other_process = Vault(runtime.vault.kms, runtime.clock, ttl=300)
     with transaction(runtime.sessions) as session:
         sealed = runtime.vault.seal(session, b"secret", **CTX)
+        kept = runtime.vault.seal(session, b"kept", **{**CTX, "subject": "idt_otherotherot"})
     with transaction(runtime.read_sessions) as session:
         assert other_process.open(session, sealed, **CTX) == b"secret"  # now cached there
+        assert other_process.open(session, kept, **{**CTX, "subject": "idt_otherotherot"})
+    with transaction(runtime.sessions) as session:
+        # ... and the subject's current key too (it sealed under it).
+        assert envelope.key_id_of(other_process.seal(session, b"x", **CTX)) == (
+            envelope.key_id_of(sealed)
+        )
     with transaction(runtime.sessions) as session:
         runtime.vault.shred(session, CTX["subject"])
+    with transaction(runtime.read_sessions) as session, pytest.raises(DecryptionFailed):
+        other_process.open(session, sealed, **CTX)
     with transaction(runtime.read_sessions) as session:
-        assert other_process.open(session, sealed, **CTX) == b"secret"  # within the TTL
-        now[0] = 301.0
-        with pytest.raises(DecryptionFailed):
-            other_process.open(session, sealed, **CTX)
+        assert other_process.open(session, kept, **{**CTX, "subject": "idt_otherotherot"})
+    # Nor does it seal under the erased subject's cached current key.
+    with transaction(runtime.sessions) as session:
+        fresh = other_process.seal(session, b"new", **CTX)
+    assert envelope.key_id_of(fresh) != envelope.key_id_of(sealed)
 
 
 def test_rotate_rewrap_resumes_and_retires_old_versions(runtime: Runtime) -> None:

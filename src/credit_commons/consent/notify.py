@@ -5,18 +5,27 @@ gateway — appends them to ``<data_dir>/notifications/codes.jsonl`` (mode 0600)
 ``commons consent codes`` reads for the operator.  This file holds live secrets for ten
 minutes: it exists for one-laptop pilots and the demo, and production refuses it
 (``COMMONS_ENV=production`` makes :func:`send_code` report non-delivery).
+
+Erasure scrubs the file (:func:`forget_codes`): the lines addressed to the erased borrower
+are removed by rewriting the file without them (a new file renamed over the old one), so
+it no longer holds their identity token.  Appends and the rewrite take an exclusive lock on
+the file, so a code sent meanwhile is never lost.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from credit_commons.core.files import write_private
 from credit_commons.runtime import Runtime
 
-__all__ = ["codes_file", "read_codes", "send_code"]
+__all__ = ["codes_file", "forget_codes", "read_codes", "send_code"]
 
 
 def codes_file(rt: Runtime) -> Path:
@@ -38,13 +47,44 @@ def send_code(rt: Runtime, borrower_token: str, consent_id: str, code: str) -> b
             "at": rt.clock.now().isoformat(),
         }
     )
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, (line + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _locked(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (line + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return True
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    # A sidecar lock: the file itself is replaced by a rename when it is scrubbed.
+    lock = path.with_name(f".{path.name}.lock")
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def forget_codes(rt: Runtime, borrower_token: str) -> int:
+    """Remove every line addressed to ``borrower_token`` from the codes file (at erasure);
+    returns how many were removed."""
+    path = codes_file(rt)
+    if not path.exists():
+        return 0
+    with _locked(path):
+        kept, removed = [], 0
+        for line in path.read_text().splitlines():
+            if json.loads(line).get("to") == borrower_token:
+                removed += 1
+            else:
+                kept.append(line + "\n")
+        if removed:
+            write_private(path, "".join(kept).encode())
+    return removed
 
 
 def read_codes(rt: Runtime, borrower_token: str | None = None) -> list[dict[str, Any]]:

@@ -206,6 +206,13 @@ class Settings(BaseSettings):
     retention_interval: float = Field(
         default=3600.0, gt=0, description="seconds between retention runs in the worker"
     )
+    erasure_epoch: float = Field(
+        default=86400.0,
+        ge=60,
+        le=31 * 86400,
+        description="seconds an erasure epoch lasts: an erasure is unreadable in every backup "
+        "once its epoch has closed (docs/operations.md)",
+    )
     access_token_ttl: int = Field(
         default=300, ge=30, le=3600, description="seconds a lender's OAuth access token lives"
     )

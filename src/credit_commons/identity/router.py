@@ -155,10 +155,3 @@ def revoke(
     if not (principal.is_admin or principal.subject == token):
         raise NotFoundError("no such delegation")
     return delegations.revoke_delegation(session, runtime, principal, delegation_id)
-
-
-@router.delete("/{token}", summary="Erase the subject (crypto-shredding).")
-def erase(
-    token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    return service.erase_identity(session, runtime, principal, token)

@@ -528,7 +528,8 @@ def change_status(
         CredentialChanged(action=action.value),
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
-        subject=subject_of(rt, row.subject_token),
+        # An erased subject's credentials keep no identity token (privacy/erasure.py).
+        subject=subject_of(rt, row.subject_token) if row.subject_token else None,
         object=object_digest("credential", credential_id),
     )
     return {"credential_id": credential_id, "status": _TARGET[action].name.lower()}

@@ -64,7 +64,7 @@ class CredentialRow(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type_name: Mapped[str] = mapped_column(String(64))
-    subject_token: Mapped[str] = mapped_column(String(40), index=True)
+    subject_token: Mapped[str | None] = mapped_column(String(40), index=True)
     format: Mapped[str] = mapped_column(String(32))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     status_list_id: Mapped[str] = mapped_column(String(40))

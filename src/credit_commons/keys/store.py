@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
-from credit_commons.keys.errors import KeyExists, KeyNotFound
+from credit_commons.keys.errors import KeyDecryptionFailed, KeyExists, KeyNotFound
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.models import SigningKeyRow
@@ -217,7 +217,13 @@ class RowKeyStore:
 
 
 class EmbeddedKeyStore(RowKeyStore):
-    """Private keys in the database, encrypted under the local master key."""
+    """Private keys in the database, encrypted under the local master key.
+
+    Another process may rotate the key file (an erasure epoch does, daily): a stored key
+    wrapped under a version this process has not loaded makes it reload the file once.
+    Versions an epoch destroys keep their key-store key (``RETAINED_PURPOSES``), so keys
+    wrapped under them keep opening.
+    """
 
     backend = "embedded"
 
@@ -249,15 +255,21 @@ class EmbeddedKeyStore(RowKeyStore):
         return self._row(session, name, row)
 
     def signer(self, session: Session, name: str) -> StoredSigner:
-        """A signer for the newest version of ``name``; raises ``KeyNotFound`` or
-        ``KeyDecryptionFailed`` when the stored key does not open under the master key."""
+        """A signer for the newest version of ``name``; raises ``KeyNotFound``, or
+        ``KeyDecryptionFailed`` when the stored key does not open under the master key (after
+        reloading the key file once), or ``ConfigurationError`` when it no longer loads."""
         row = self._newest(session, name)
         cached = self._cache.get((row.name, row.version))
         if cached is not None:
             return cached
-        raw = self._master.unwrap(
-            row.private_blob, purpose=_PURPOSE, aad=self._aad(row.name, row.version)
-        )
+        aad = self._aad(row.name, row.version)
+        try:
+            raw = self._master.unwrap(row.private_blob, purpose=_PURPOSE, aad=aad)
+        except KeyDecryptionFailed:
+            # Perhaps wrapped under a version another process added since this one loaded
+            # the key file: reload it once, then the error stands.
+            self._master = MasterKeyring.load(self._master.path)
+            raw = self._master.unwrap(row.private_blob, purpose=_PURPOSE, aad=aad)
         signer = StoredSigner(key_version(row), PrivateKey.from_raw(KeyType(row.key_type), raw))
         with self._lock:
             self._cache[(row.name, row.version)] = signer

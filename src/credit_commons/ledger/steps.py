@@ -154,9 +154,11 @@ def consent_step(interval: float = 5.0) -> Step:
 
 
 def default_steps(rt: Runtime) -> list[Step]:
-    """The steps the settings ask for (witnesses, anchors), retention, and consent expiry
-    and webhooks; raises ``ConfigurationError``."""
-    steps: list[Step] = [retention_step(), consent_step()]
+    """The steps the settings ask for (witnesses, anchors), retention, consent expiry and
+    webhooks, and closing due erasure epochs; raises ``ConfigurationError``."""
+    from credit_commons.privacy.epochs import epoch_step  # noqa: PLC0415 - domain edge
+
+    steps: list[Step] = [retention_step(), consent_step(), epoch_step()]
     if rt.settings.log_witnesses:
         steps.append(witness_step(parse_witnesses(rt.settings.log_witnesses)))
     if rt.settings.anchor_backends:

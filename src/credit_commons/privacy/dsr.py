@@ -30,6 +30,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
 from credit_commons.keys.did_web import DidResolver
+from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
@@ -168,6 +169,6 @@ def fulfil_request(
     try:
         if claimed[0] == DsrKind.EXPORT:
             return export_subject(session, rt, owner, token)
-        return identity_service.erase_identity(session, rt, owner, token)
+        return erase_subject(session, rt, owner, token)
     except NotFoundError as e:
         raise _denied() from e

@@ -1,5 +1,6 @@
-"""HTTP API of data-subject requests, under ``/v1/identities/{token}/requests``, and the
-direct export ``POST /v1/identities/{token}/export`` for an authenticated caller."""
+"""HTTP API of data-subject requests, under ``/v1/identities/{token}/requests``, and, for an
+authenticated caller, the direct export ``POST /v1/identities/{token}/export`` and erasure
+``DELETE /v1/identities/{token}``."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from credit_commons.identity import service as identity_service
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.privacy import dsr
+from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.pdf import render_export_pdf
 
@@ -102,3 +104,10 @@ def export(
         pdf = render_export_pdf(data, generated_at=runtime.clock.now())
         return Response(pdf, media_type="application/pdf", headers=NO_STORE)
     return JSONResponse(jsonable_encoder(data), headers=NO_STORE)
+
+
+@export_router.delete("/{token}", summary="Erase the subject (crypto-shredding); the receipt.")
+def erase(
+    token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    return erase_subject(session, runtime, principal, token)

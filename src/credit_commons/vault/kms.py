@@ -8,7 +8,10 @@ the local master key file (the embedded default) and ``Pkcs11Kms`` over any PKCS
 
 Versions: :meth:`Kms.wrap` always uses the newest version; :meth:`Kms.unwrap` opens any
 version at or above the *minimum decryption version*, so an operator rotates, rewraps the
-subject keys (``commons vault rewrap``), then retires the old versions.
+subject keys (``commons vault rewrap``), then retires the old versions.  An erasure epoch
+(``privacy/epochs.py``) goes one step further and *destroys* them
+(:meth:`Kms.destroy_versions_below`): the key is gone from the KMS, so no backup of the
+database can ever have its subject keys unwrapped under it again.
 
 Pseudonym MACs: ``hmac(data, label=L)`` is HMAC-SHA-256 (RFC 2104) of ``L || 0x00 || data``
 under the pepper; labels are short lower-case names without NUL, so the framing is
@@ -132,6 +135,22 @@ class Kms(Protocol):
         """
         ...
 
+    def destroy_versions_below(self, version: int) -> list[int]:
+        """Retire, then destroy inside the KMS, every master-key version below ``version``;
+        returns the versions destroyed now (none when they already were: idempotent).
+
+        Raises :class:`KmsConfigInvalid` for a version outside 1 .. :meth:`current_version`,
+        ``KmsUnavailable`` when the KMS cannot be reached.
+        """
+        ...
+
+    def refresh(self) -> None:
+        """Reload the versions (another process rotated, retired or destroyed some).
+
+        Raises ``ConfigurationError`` or ``KmsUnavailable`` when the KMS cannot be read.
+        """
+        ...
+
     def hmac(self, data: bytes, *, label: str) -> bytes:
         """HMAC-SHA-256 of ``label || 0x00 || data`` under the pepper (32 bytes).
 
@@ -184,8 +203,8 @@ class LocalKms:
 
     The minimum decryption version is stored in the key file itself (member
     ``min_decrypt_version``), or in ``state_file`` (a 0600 JSON file) when one is given.
-    ``MasterKeyring.rotate`` rewrites the key file without unknown members, so rotate
-    through :meth:`rotate`, which keeps it.
+    Destroying a version removes its key from the key file (``MasterKeyring.destroy``,
+    which keeps the pepper and the KMS id derived from version 1).
 
     Raises :class:`KmsConfigInvalid` for a short pepper or an unreadable state.
     """
@@ -239,19 +258,24 @@ class LocalKms:
             raise KmsConfigInvalid(f"KMS state in {self._state_path} is invalid") from e
 
     def _write_state(self, version: int) -> None:
+        if self._state_file is None:
+            self._ring.set_member(_STATE_MEMBER, version)
+            return
         doc = self._read_doc()
         doc[_STATE_MEMBER] = version
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
         write_private(self._state_path, json.dumps(doc, indent=2).encode() + b"\n")
 
     def refresh(self) -> None:
-        """Reload the key file and the state (after another process rotated or retired).
+        """Reload the key file and the state (after another process rotated, retired or
+        destroyed versions); forgets the keys of versions the file no longer holds.
 
         Raises ``ConfigurationError`` when the key file no longer loads.
         """
         with self._lock:
             self._ring = MasterKeyring.load(self._ring.path)
             self._min = self._read_state()
+            self._keks = {v: k for v, k in self._keks.items() if v in self._ring.versions}
 
     # -- Kms -----------------------------------------------------------------------------
 
@@ -322,9 +346,6 @@ class LocalKms:
         """Append a master-key version to the key file (mode 0600) and return it."""
         with self._lock:
             self._ring = self._ring.rotate(self._clock.now())
-            if self._state_file is None:
-                # MasterKeyring rewrote the file without our member: put it back.
-                self._write_state(self._min)
             return self._ring.current_version
 
     def set_min_decrypt_version(self, version: int) -> None:
@@ -341,6 +362,25 @@ class LocalKms:
                 )
             self._write_state(version)
             self._min = version
+
+    def destroy_versions_below(self, version: int) -> list[int]:
+        """Retire every version below ``version``, then remove their keys from the key file
+        (``MasterKeyring.destroy``); returns the versions destroyed now.
+
+        Raises :class:`KmsConfigInvalid` for a version outside 1 .. current.
+        """
+        with self._lock:
+            self.refresh()
+            check_min_version(version, self._ring.current_version)
+            # Retired first: a crash between the two steps leaves versions that are refused
+            # but still held, and the next run destroys them.
+            if version > self._min:
+                self.set_min_decrypt_version(version)
+            doomed = sorted(v for v in self._ring.versions if v < version)
+            if doomed:
+                self._ring = self._ring.destroy(doomed, self._clock.now())
+            self._keks = {v: k for v, k in self._keks.items() if v >= version}
+            return doomed
 
     def hmac(self, data: bytes, *, label: str) -> bytes:
         """HMAC-SHA-256 of ``label || 0x00 || data`` under the pepper.

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["SubjectKeyRow"]
+__all__ = ["VAULT_STATE_ID", "SubjectKeyRow", "VaultStateRow"]
 
 
 class SubjectKeyRow(Base):
@@ -34,3 +34,27 @@ class SubjectKeyRow(Base):
         UniqueConstraint("subject", "purpose", "version", name="uq_vault_subject_keys_spv"),
         Index("ix_vault_subject_keys_kek_version", "kek_version", "key_id"),
     )
+
+
+VAULT_STATE_ID = 1
+"""The id of the one ``vault_state`` row."""
+
+
+class VaultStateRow(Base):
+    """What every process running the vault checks before trusting what it cached (one row).
+
+    ``erasure_generation`` grows with every erasure (crypto-shredding): a process that sees
+    it change drops its cached subject keys at once, instead of serving an erased subject's
+    key until a TTL runs out.  ``kek_version`` is the master-key version an erasure epoch
+    moved every subject key to: a process whose KMS is older reloads it before it wraps, so
+    nothing new is wrapped under a version the epoch is about to destroy.
+    ``destroyed_below``: every version below it was destroyed in the KMS; a process that
+    still holds one (a local key file loaded before) reloads, and forgets it.
+    """
+
+    __tablename__ = "vault_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    erasure_generation: Mapped[int] = mapped_column(Integer)
+    kek_version: Mapped[int] = mapped_column(Integer)
+    destroyed_below: Mapped[int] = mapped_column(Integer)

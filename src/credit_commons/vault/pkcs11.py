@@ -242,6 +242,11 @@ class Pkcs11Token:
             return found[0]
         return None
 
+    def forget_objects(self) -> None:
+        """Drop the cached object handles (after objects were destroyed)."""
+        with self._lock:
+            self._objects.clear()
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the library lock across several :meth:`run` calls (for read-modify-write)."""
@@ -490,6 +495,37 @@ class Pkcs11Kms:
                 )
             self._token.run(op)
             self._min = version
+
+    def destroy_versions_below(self, version: int) -> list[int]:
+        """Retire every version below ``version``, then destroy their ``P-v<N>`` objects on
+        the token (C_DestroyObject); returns the versions destroyed now.
+
+        Raises :class:`KmsConfigInvalid` for a version outside 1 .. current,
+        :class:`KmsUnavailable`.
+        """
+        with self._token.locked():
+            self.refresh()
+            check_min_version(version, self.current_version())
+            # Retired first: a crash in between leaves refused versions, destroyed next run.
+            if version > self._min:
+                self.set_min_decrypt_version(version)
+            doomed = [v for v in self._versions if v < version]
+
+            def op(session: Session) -> None:
+                for number in doomed:
+                    label = self._label(number)
+                    for obj in list(
+                        session.get_objects(
+                            {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}
+                        )
+                    ):
+                        obj.destroy()
+
+            if doomed:
+                self._token.run(op)
+                self._token.forget_objects()
+            self.refresh()
+        return doomed
 
     def _mac(self, message: bytes) -> bytes:
         def op(session: Session) -> bytes:

@@ -9,38 +9,59 @@ envelope under that subject key that names it (``vault/envelope.py``).  So:
 * erasure deletes a subject's keys (crypto-shredding): every envelope of the subject, in
   the database, in backups and in copies, becomes noise;
 * unwrapped subject keys are cached for ``ttl`` seconds (seed 003: 300 s).  Shredding
-  drops this process's cache at once; another process's cache expires within the TTL.
+  drops this process's cache at once, and bumps the erasure generation in ``vault_state``:
+  every other process reads that one row at the first vault use of each unit of work and
+  drops its whole cache when the generation moved, so no process serves an erased
+  subject's key after the erasure committed (erasures are rare; refilling is cheap).
+* the same row carries the master-key version the last erasure epoch moved every key to
+  (``privacy/epochs.py``): a process whose KMS is older reloads it before it wraps a new
+  key, and on PostgreSQL holds the row ``FOR SHARE`` until its transaction ends, so the
+  epoch's version bump waits for it and its rewrap sees the new key.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, delete, event, func, insert, select
+from sqlalchemy import Table, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.clock import Clock
-from credit_commons.core.db import HotStatement, transaction
+from credit_commons.core.db import HotQuery, HotStatement, transaction
 from credit_commons.core.errors import ConflictError
 from credit_commons.core.ids import new_id
 from credit_commons.vault import envelope
-from credit_commons.vault.errors import DecryptionFailed
+from credit_commons.vault.errors import DecryptionFailed, KmsConfigInvalid
 from credit_commons.vault.kms import Kms, WrappedKey
-from credit_commons.vault.models import SubjectKeyRow
+from credit_commons.vault.models import VAULT_STATE_ID, SubjectKeyRow, VaultStateRow
 
-__all__ = ["RewrapReport", "Vault", "subject_key_aad"]
+__all__ = [
+    "RewrapReport",
+    "Vault",
+    "note_destroyed_below",
+    "note_kek_version",
+    "read_state",
+    "subject_key_aad",
+]
 
 _SUBJECT_KEYS = cast(Table, SubjectKeyRow.__table__)  # Core inserts: no ORM bookkeeping
 _INSERT_SUBJECT_KEYS = HotStatement(
     insert(_SUBJECT_KEYS),
     ("key_id", "subject", "purpose", "version", "kek_id", "kek_version", "wrapped", "created_at"),
 )
+_STATE = select(
+    VaultStateRow.erasure_generation, VaultStateRow.kek_version, VaultStateRow.destroyed_below
+).where(VaultStateRow.id == VAULT_STATE_ID)
+_READ_STATE = HotQuery(_STATE, ())
+# FOR SHARE on PostgreSQL (SQLite has no row locks: its writers are serialised anyway).
+_LOCK_STATE = HotQuery(_STATE.with_for_update(read=True), ())
 
 
 def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
@@ -78,8 +99,11 @@ def _pending(session: Session, vault: Vault) -> dict[tuple[str, str], tuple[str,
 def _publish_pending(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint released: nothing is stored yet
         return
+    synced = session.info.get(_SYNCED, {})
     for vault, refs in session.info.pop(_PENDING, {}).items():
-        vault._publish(refs)
+        seen = synced.get(vault)
+        if seen is not None:
+            vault._publish(refs, seen[0])
 
 
 @event.listens_for(Session, "after_soft_rollback")
@@ -94,6 +118,49 @@ def _drop_pending_on_rollback(session: Session, previous_transaction: SessionTra
 def _drop_pending_at_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:  # the outermost one: committed (published) or not
         session.info.pop(_PENDING, None)
+        session.info.pop(_SYNCED, None)
+
+
+# What each vault read of ``vault_state`` in the current transaction: the erasure generation
+# and whether the row is held FOR SHARE.  Dropped when the transaction ends.
+_SYNCED = "credit_commons.vault.synced"
+
+
+def read_state(session: Session, *, lock: bool = False) -> tuple[int, int, int]:
+    """The erasure generation, the epoch's master-key version and the version below which
+    all are destroyed, from ``vault_state`` (zeros before the row exists); with ``lock``,
+    held FOR SHARE on PostgreSQL until the transaction ends."""
+    row = (_LOCK_STATE if lock else _READ_STATE).first(session)
+    return (int(row[0]), int(row[1]), int(row[2])) if row is not None else (0, 0, 0)
+
+
+def _bump(session: Session, **values: Any) -> None:
+    # An update of the one state row, inserting it first if a schema made without the
+    # migration lacks it.
+    changed = session.execute(
+        update(VaultStateRow).where(VaultStateRow.id == VAULT_STATE_ID).values(**values)
+    )
+    if not getattr(changed, "rowcount", 0):
+        session.add(
+            VaultStateRow(id=VAULT_STATE_ID, erasure_generation=0, kek_version=0, destroyed_below=0)
+        )
+        session.flush()
+        session.execute(
+            update(VaultStateRow).where(VaultStateRow.id == VAULT_STATE_ID).values(**values)
+        )
+
+
+def note_kek_version(session: Session, version: int) -> None:
+    """Record that every subject key is being moved to master-key ``version`` (an epoch
+    close does it before its rewrap; on PostgreSQL the update waits for every transaction
+    holding the row FOR SHARE, that is every transaction wrapping a new key right now)."""
+    _bump(session, kek_version=version)
+
+
+def note_destroyed_below(session: Session, version: int) -> None:
+    """Record that every master-key version below ``version`` was destroyed in the KMS, so
+    other processes reload theirs at their next unit of work (and forget those keys)."""
+    _bump(session, destroyed_below=version)
 
 
 class Vault:
@@ -126,14 +193,55 @@ class Vault:
             max_bytes=capacity * 256,
             size=lambda ref, key: len(ref[0]) + len(ref[1]) + len(key[0]) + 64,
         )
+        # The erasure generation the caches are valid for (None: not read yet), and a lock
+        # that makes "check the generation, then cache" and "move it, then drop" atomic:
+        # a key read under an older generation must never enter a cache a newer one cleared.
+        self._generation: int | None = None
+        self._generation_lock = threading.Lock()
+
+    # -- what other processes changed -------------------------------------------------------
+
+    def _sync(self, session: Session, *, wrapping: bool = False) -> int:
+        # Once per transaction (twice when it also wraps: then under the row lock).  Returns
+        # the generation this transaction saw.
+        synced: dict[Vault, tuple[int, bool]] = session.info.setdefault(_SYNCED, {})
+        seen = synced.get(self)
+        if seen is not None and (seen[1] or not wrapping):
+            return seen[0]
+        generation, kek_version, destroyed_below = read_state(session, lock=wrapping)
+        synced[self] = (generation, wrapping)
+        if generation != self._generation:
+            with self._generation_lock:
+                if self._generation is None or generation > self._generation:
+                    self._keys.clear()
+                    self._current.clear()
+                    self._generation = generation
+        if (
+            kek_version > self.kms.current_version()
+            or destroyed_below > self.kms.min_decrypt_version
+        ):
+            self.kms.refresh()  # an epoch rotated or destroyed in another process
+            if wrapping and kek_version > self.kms.current_version():
+                raise KmsConfigInvalid(
+                    f"the master key is at version {self.kms.current_version()} here, but the "
+                    f"database is at version {kek_version}: every process must share the KMS"
+                )
+        return generation
+
+    def _cache(self, generation: int, key_id: str, cipher: AESGCM) -> None:
+        # Cache a key read by a transaction that saw ``generation``; a key read before an
+        # erasure this process already knows of stays out (it may be the erased subject's).
+        with self._generation_lock:
+            if generation == self._generation:
+                self._keys.put(key_id.encode("ascii"), cipher)
 
     # -- subject keys ---------------------------------------------------------------------
 
-    def _unwrap(self, row: SubjectKeyRow) -> AESGCM:
+    def _unwrap(self, row: SubjectKeyRow, generation: int) -> AESGCM:
         wrapped = WrappedKey(kek_id=row.kek_id, version=row.kek_version, blob=bytes(row.wrapped))
         aad = subject_key_aad(row.key_id, row.subject, row.purpose, row.version)
         cipher = AESGCM(self.kms.unwrap(wrapped, aad=aad))
-        self._keys.put(row.key_id.encode("ascii"), cipher)
+        self._cache(generation, row.key_id, cipher)
         return cipher
 
     def _new_key(
@@ -163,6 +271,7 @@ class Vault:
         # one multi-row insert for the subjects that have none.
         found: dict[str, tuple[str, int, AESGCM]] = {}
         missing: list[str] = []
+        generation = self._sync(session)
         pending = _pending(session, self)
         for subject in subjects:
             ref = self._current.get((subject, purpose)) or pending.get((subject, purpose))
@@ -183,16 +292,22 @@ class Vault:
             ):
                 if row.subject not in rows or row.version > rows[row.subject].version:
                     rows[row.subject] = row
-        new: list[tuple[dict[str, object], AESGCM]] = []
+        keyless: list[str] = []
         for subject in missing:
             current = rows.get(subject)
             if current is None:
-                new.append(self._new_key(subject, purpose, version=1))
+                keyless.append(subject)
                 continue
-            cipher = self._keys.get(current.key_id.encode("ascii")) or self._unwrap(current)
+            cipher = self._keys.get(current.key_id.encode("ascii")) or self._unwrap(
+                current, generation
+            )
             found[subject] = (current.key_id, current.version, cipher)
             pending[(subject, purpose)] = (current.key_id, current.version)
-        if new:
+        if keyless:
+            # Wrapped under (at least) the version the database names, with the state row
+            # held until commit: an epoch close cannot move past a key it would not rewrap.
+            self._sync(session, wrapping=True)
+            new = [self._new_key(subject, purpose, version=1) for subject in keyless]
             try:
                 with session.begin_nested():
                     _INSERT_SUBJECT_KEYS.executemany(session, [values for values, _ in new])
@@ -200,17 +315,21 @@ class Vault:
                 raise ConflictError("a concurrent request created a subject key; retry") from e
             for values, cipher in new:
                 key_id, subject = str(values["key_id"]), str(values["subject"])
-                self._keys.put(key_id.encode("ascii"), cipher)
+                self._cache(generation, key_id, cipher)
                 found[subject] = (key_id, 1, cipher)
                 pending[(subject, purpose)] = (key_id, 1)
         return found
 
-    def _publish(self, refs: dict[tuple[str, str], tuple[str, int]]) -> None:
+    def _publish(self, refs: dict[tuple[str, str], tuple[str, int]], generation: int) -> None:
         # The keys a transaction found or made, once it has committed: only then are they
         # known to be stored.  (A key made in a transaction that rolled back must never be
         # used again: what it sealed could not be opened once its cache entry expired.)
-        for ref, key in refs.items():
-            self._current.put(ref, key)
+        # A transaction that saw an older erasure generation publishes nothing.
+        with self._generation_lock:
+            if generation != self._generation:
+                return
+            for ref, key in refs.items():
+                self._current.put(ref, key)
 
     def ensure_keys(self, session: Session, subjects: Collection[str], purpose: str) -> None:
         """Find or make the current key of every subject for ``purpose`` now (one query and
@@ -262,12 +381,15 @@ class Vault:
             if type(sealed) is not bytes or sealed[:4] != envelope.MAGIC or len(sealed) < 5:
                 raise DecryptionFailed()
             key_ref = sealed[5 : 5 + sealed[4]]
+            synced = session.info.get(_SYNCED)
+            if synced is None or self not in synced:
+                self._sync(session)  # first use in this unit of work: erasures elsewhere?
             cipher = self._keys.get(key_ref)
             if cipher is None:
                 row = session.get(SubjectKeyRow, key_ref.decode("ascii"))
                 if row is None or row.subject != subject or row.purpose != purpose:
                     raise DecryptionFailed()
-                cipher = self._unwrap(row)
+                cipher = self._unwrap(row, self._sync(session))
             context = envelope.context_bytes(subject, purpose, record)
         except DecryptionFailed:
             raise
@@ -278,11 +400,13 @@ class Vault:
     # -- lifecycle ------------------------------------------------------------------------
 
     def shred(self, session: Session, subject: str) -> int:
-        """Delete every key of ``subject`` (crypto-shredding); returns how many."""
+        """Delete every key of ``subject`` (crypto-shredding) and bump the erasure generation,
+        so every process drops its cached keys at its next unit of work; returns how many."""
         key_ids = list(
             session.scalars(select(SubjectKeyRow.key_id).where(SubjectKeyRow.subject == subject))
         )
         session.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject == subject))
+        _bump(session, erasure_generation=VaultStateRow.erasure_generation + 1)
         for key_id in key_ids:
             self._keys.pop(key_id.encode("ascii"))
         self._current.pop_where(lambda ref: ref[0] == subject)
@@ -294,13 +418,18 @@ class Vault:
         *,
         batch: int = 1000,
         progress: Callable[[int, int], None] | None = None,
+        target: int | None = None,
+        deadline: float | None = None,
     ) -> RewrapReport:
-        """Rewrap every subject key still under an older master version with the newest.
+        """Rewrap every subject key under a master version below ``target`` (default: the
+        newest) with the newest.
 
         Resumable: each batch commits on its own, and a run only ever selects keys still
-        below the target version, so an interrupted run continues where it stopped.
+        below the target version, so an interrupted run continues where it stopped.  With
+        ``deadline`` (a ``time.monotonic()`` value) it stops after the batch that passes it
+        (``remaining`` then says how many are left).  Raises what the KMS raises.
         """
-        target = self.kms.current_version()
+        target = self.kms.current_version() if target is None else target
         with transaction(sessions) as session:
             total = int(
                 session.scalar(
@@ -338,6 +467,8 @@ class Vault:
                 done += len(rows)
             if progress:
                 progress(done, total)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         with transaction(sessions) as session:
             remaining = int(
                 session.scalar(
@@ -348,6 +479,94 @@ class Vault:
                 or 0
             )
         return RewrapReport(done, remaining, target)
+
+    def restore_keys(
+        self,
+        target: sessionmaker[Session],
+        source: sessionmaker[Session],
+        *,
+        batch: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Bring a restored database's subject keys up to date from the current key material
+        (the live database, or a backup newer than the last erasure epoch).
+
+        A key the source holds is replaced by the source's (wrapped under a version the KMS
+        still has); a key the source does not hold is deleted — its subject was erased since
+        the backup (or it was never committed there).  So the restored data opens for every
+        subject that still exists, and for no erased one.  Resumable: each batch commits.
+        Returns how many keys were updated and deleted.  Raises :class:`ConflictError` when
+        the source's key material is older than the target's (the two swapped).
+        """
+        with transaction(source) as live:
+            state = read_state(live)
+        with transaction(target) as session:
+            if read_state(session)[1] > state[1]:
+                raise ConflictError(
+                    "the source's subject keys are older than this database's: restore keys "
+                    "from the live database or a newer backup"
+                )
+        with transaction(target) as session:
+            total = int(session.scalar(select(func.count()).select_from(SubjectKeyRow)) or 0)
+        done, updated, deleted, after = 0, 0, 0, ""
+        while True:
+            with transaction(target) as session:
+                rows = session.scalars(
+                    select(SubjectKeyRow)
+                    .where(SubjectKeyRow.key_id > after)
+                    .order_by(SubjectKeyRow.key_id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    break
+                after = rows[-1].key_id
+                with transaction(source) as live:
+                    current = {
+                        r.key_id: r
+                        for r in live.scalars(
+                            select(SubjectKeyRow).where(
+                                SubjectKeyRow.key_id.in_([r.key_id for r in rows])
+                            )
+                        )
+                    }
+                for row in rows:
+                    fresh = current.get(row.key_id)
+                    same = fresh is not None and (fresh.subject, fresh.purpose, fresh.version) == (
+                        row.subject,
+                        row.purpose,
+                        row.version,
+                    )
+                    if fresh is None or not same:
+                        session.delete(row)
+                        deleted += 1
+                    else:
+                        row.kek_id, row.kek_version = fresh.kek_id, fresh.kek_version
+                        row.wrapped = bytes(fresh.wrapped)
+                        updated += 1
+                done += len(rows)
+            if progress:
+                progress(done, total)
+        with transaction(target) as session:
+            generation, kek_version, destroyed_below = read_state(session)
+            _bump(
+                session,
+                erasure_generation=max(generation, state[0]) + 1,
+                kek_version=max(kek_version, state[1]),
+                destroyed_below=max(destroyed_below, state[2]),
+            )
+        self.drop_cache()
+        return {"updated": updated, "deleted": deleted}
+
+    def keys_below(self, session: Session, version: int) -> int:
+        """How many subject keys are still wrapped under a master version below ``version``."""
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(SubjectKeyRow)
+                .where(SubjectKeyRow.kek_version < version)
+            )
+            or 0
+        )
 
     def status(self, session: Session) -> dict[str, object]:
         """Subject keys by master-key version, and the KMS's versions."""

@@ -1,0 +1,34 @@
+"""The issuer's part of an erasure: forget the subject's identity token (issue 13 item 3).
+
+* Credential registry entries keep their id, type, hash, status-list position and dates —
+  holders still present the credentials and verifiers still check their status, which no
+  erasure changes — but lose ``subject_token``: nothing in the registry names or can be
+  matched to the erased identity any more.  The sealed copy of each credential was sealed
+  under the subject's shredded key and is noise.
+* Credential offers (pending or spent) are deleted: their claims were sealed under the
+  shredded key, and a pending offer must never be served for an erased subject.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from credit_commons.issuer.models import CredentialOfferRow, CredentialRow
+
+__all__ = ["forget_subject"]
+
+
+def forget_subject(session: Session, token: str) -> dict[str, int]:
+    """Remove identity ``token`` from the issuer's tables in the caller's transaction;
+    returns how many credentials were unlinked and offers deleted."""
+    unlinked = session.execute(
+        update(CredentialRow).where(CredentialRow.subject_token == token).values(subject_token=None)
+    )
+    offers = session.execute(
+        delete(CredentialOfferRow).where(CredentialOfferRow.subject_token == token)
+    )
+    return {
+        "credentials_unlinked": int(getattr(unlinked, "rowcount", 0) or 0),
+        "offers_deleted": int(getattr(offers, "rowcount", 0) or 0),
+    }
