@@ -188,7 +188,16 @@ def commons(settings: Settings, *args: str, url: str | None = None) -> Any:
         "COMMONS_DATA_DIR": str(settings.data_dir),
         "COMMONS_DATABASE_URL": url or settings.resolved_database_url,
         "COMMONS_ENV": "test",
+        "COMMONS_KMS": settings.kms,
     }
+    if settings.kms == "pkcs11":
+        assert settings.pkcs11_pin is not None
+        env.update(
+            COMMONS_PKCS11_LIB=str(settings.pkcs11_lib),
+            COMMONS_PKCS11_TOKEN=str(settings.pkcs11_token),
+            COMMONS_PKCS11_PIN=settings.pkcs11_pin.get_secret_value(),
+            COMMONS_PKCS11_KEY_PREFIX=settings.pkcs11_key_prefix,
+        )
     result = CliRunner().invoke(cli_app, [*args, "--json"], env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

@@ -19,11 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pkcs11 import exceptions as p11e
 from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.types import Session
+from pydantic import SecretStr
 
 from credit_commons.core.db import transaction
+from credit_commons.core.migrate import upgrade
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.identity.service import issue_admin_token
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.errors import KeyExists, KeyNotFound, SignatureInvalid
@@ -404,3 +410,80 @@ def test_the_vault_on_the_hsm_seals_rotates_rewraps_and_shreds(
         with pytest.raises(DecryptionFailed):
             vault.open(session, sealed[0], **contexts[0])
         assert vault.open(session, sealed[1], **contexts[1]) == b"value 1"
+
+
+# -- erasure epochs on the token ------------------------------------------------------------
+
+
+def test_an_erasure_epoch_destroys_the_old_version_on_the_token(
+    hsm: Hsm, settings: Settings, tmp_path: Path
+) -> None:
+    # Issue 13 item 2 with the master key in the HSM: a backup made before an erasure opens
+    # nothing of the erased subject once the epoch closed, with the current key material.
+    from tests.integration.test_erasure_backups import (  # noqa: PLC0415 - shared story
+        backup,
+        commons,
+        opens,
+        register_with_credential,
+        restored,
+        sealed_values,
+    )
+
+    label_prefix = prefix()
+    Pkcs11Kms(
+        hsm.lib, hsm.token, hsm.pin, key_label_prefix=label_prefix, create_missing=True
+    ).close()
+    on_hsm = settings.model_copy(
+        update={
+            "kms": "pkcs11",
+            "pkcs11_lib": Path(hsm.lib),
+            "pkcs11_token": hsm.token,
+            "pkcs11_pin": SecretStr(hsm.pin),
+            "pkcs11_key_prefix": label_prefix,
+        }
+    )
+    rt = Runtime.build(on_hsm)
+    upgrade(rt.engine)
+    try:
+        with TestClient(create_app(on_hsm, runtime=rt)) as client:
+            with transaction(rt.sessions) as session:
+                admin, _ = issue_admin_token(session, rt, "ops")
+            erased = register_with_credential(client, admin)
+            kept = register_with_credential(client, admin)
+            erased_values, kept_values = sealed_values(rt, erased), sealed_values(rt, kept)
+            saved = backup(rt, on_hsm, tmp_path / "backup")
+            gone = client.delete(
+                f"/v1/identities/{erased}", headers={"Authorization": f"Bearer {admin}"}
+            )
+            assert gone.status_code == 200, gone.text
+
+            closed = commons(on_hsm, "privacy", "close-epoch")
+            assert (closed["state"], closed["kek_version"]) == ("closed", 2)
+            assert closed["destroyed_versions"] == [1]
+            # The version-1 object is gone from the token; version 2 and the pepper remain.
+            assert not _labels(hsm, f"{label_prefix}-v1")
+            assert _labels(hsm, f"{label_prefix}-v2")
+            assert _labels(hsm, f"{label_prefix}-pepper")
+            later = register_with_credential(client, admin)
+            assert opens(rt, sealed_values(rt, later)) == [True, True, True]
+            assert opens(rt, kept_values) == [True, True, True]
+
+        with restored(saved, on_hsm) as old:
+            assert opens(old, erased_values) == [False, False, False]
+            assert opens(old, kept_values) == [False, False, False]
+            restore = ["vault", "restore-keys", "--from", on_hsm.resolved_database_url, "--yes"]
+            commons(on_hsm, *restore, url=old.settings.resolved_database_url)
+            assert opens(old, erased_values) == [False, False, False]
+            assert opens(old, kept_values) == [True, True, True]
+    finally:
+        rt.close()
+
+
+def _labels(hsm: Hsm, label: str) -> list[str]:
+    token = Pkcs11Token.connect(hsm.lib, hsm.token, hsm.pin)
+    try:
+        return token.run(
+            lambda s: [str(o[Attribute.LABEL]) for o in s.get_objects({Attribute.LABEL: label})]
+        )
+    finally:
+        token.close()

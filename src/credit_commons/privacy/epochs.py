@@ -271,12 +271,21 @@ def close_epoch(
         return begun
     number = begun
     target = _rotate(rt, number)
+
+    def count(session: Session, n: int) -> None:
+        # In the batch's own transaction: the count survives exactly what the batch did.
+        row = session.get(ErasureEpochRow, number)
+        if row is not None:
+            row.rewrapped += n
+
     rewrap = rt.vault.rewrap(
-        rt.sessions, batch=batch, progress=progress, target=target, deadline=deadline
+        rt.sessions,
+        batch=batch,
+        progress=progress,
+        target=target,
+        deadline=deadline,
+        on_batch=count,
     )
-    if rewrap.rewrapped:
-        with transaction(rt.sessions) as session:
-            _locked(session, number).rewrapped += rewrap.rewrapped
     if rewrap.remaining:
         with transaction(rt.read_sessions) as session:
             row = session.get(ErasureEpochRow, number)
@@ -286,9 +295,12 @@ def close_epoch(
     return _report(row, left)
 
 
-def epoch_step(interval: float = 60.0, budget: float = 2.0) -> Callable[[Runtime, int], Any]:
+def epoch_step(
+    interval: float = 60.0, budget: float = 2.0, batch: int = 1000
+) -> Callable[[Runtime, int], Any]:
     """The worker's step: every ``interval`` seconds close the epoch if it is due, at most
-    ``budget`` seconds of rewrap per pass; a close in progress continues at every pass."""
+    ``budget`` seconds of rewrap (in batches of ``batch`` keys) per pass; a close in
+    progress continues at every pass."""
     last = [float("-inf")]
     busy = [False]
 
@@ -297,7 +309,7 @@ def epoch_step(interval: float = 60.0, budget: float = 2.0) -> Callable[[Runtime
         if not busy[0] and now - last[0] < interval:
             return {}
         last[0] = now
-        report = close_epoch(rt, due_only=True, deadline=now + budget)
+        report = close_epoch(rt, due_only=True, batch=batch, deadline=now + budget)
         busy[0] = report.state == "closing"
         if report.state == "open":
             return {}

@@ -420,6 +420,7 @@ class Vault:
         progress: Callable[[int, int], None] | None = None,
         target: int | None = None,
         deadline: float | None = None,
+        on_batch: Callable[[Session, int], None] | None = None,
     ) -> RewrapReport:
         """Rewrap every subject key under a master version below ``target`` (default: the
         newest) with the newest.
@@ -427,7 +428,9 @@ class Vault:
         Resumable: each batch commits on its own, and a run only ever selects keys still
         below the target version, so an interrupted run continues where it stopped.  With
         ``deadline`` (a ``time.monotonic()`` value) it stops after the batch that passes it
-        (``remaining`` then says how many are left).  Raises what the KMS raises.
+        (``remaining`` then says how many are left).  ``on_batch(session, n)`` runs in each
+        batch's transaction, so what it records commits with the batch.  Raises what the KMS
+        raises.
         """
         target = self.kms.current_version() if target is None else target
         with transaction(sessions) as session:
@@ -465,6 +468,8 @@ class Vault:
                         wrapped.blob,
                     )
                 done += len(rows)
+                if on_batch is not None:
+                    on_batch(session, len(rows))
             if progress:
                 progress(done, total)
             if deadline is not None and time.monotonic() >= deadline:
