@@ -11,6 +11,9 @@ Prints one JSON line per figure, each with its baseline measured in the same run
 * ``rewrap`` — subject keys rewrapped per second by ``Vault.rewrap`` after a master-key
   rotation (unwrap under the old version, wrap under the new, update the row; batches of
   1,000 committed one by one).  Target: ≥ 20,000/s with LocalKms.
+* ``epoch_close`` — closing an erasure epoch over the same subject keys (issue 13 item 2:
+  rotate, rewrap every key, destroy the old version in the KMS, record the event), as
+  seconds and keys per second; the baseline is the plain ``rewrap`` figure above.
 
 With ``--kms pkcs11`` the same figures run against a SoftHSM2 token created in a temporary
 directory by ``scripts/softhsm-init.sh``.
@@ -39,6 +42,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.identity import service
 from credit_commons.identity.schemas import IdentityCreate
+from credit_commons.privacy.epochs import close_epoch
 from credit_commons.runtime import Runtime, build_kms
 from credit_commons.vault.models import SubjectKeyRow
 from credit_commons.vault.service import subject_key_aad
@@ -123,7 +127,7 @@ def bench_open(rt: Runtime, kms: str, opens: int) -> None:
     )
 
 
-def bench_rewrap(rt: Runtime, kms: str, subjects: int) -> None:
+def bench_rewrap(rt: Runtime, kms: str, subjects: int) -> float:
     vault = rt.vault
     # Subject keys made the way Vault makes them (KMS wrap), inserted in bulk.
     rows = []
@@ -163,6 +167,25 @@ def bench_rewrap(rt: Runtime, kms: str, subjects: int) -> None:
         target_per_s=20_000 if kms == "local" else None,
         meets_target=rate >= 20_000 if kms == "local" else None,
         note="unwrap + wrap + row update, batches of 1000 committed separately",
+    )
+    return rate
+
+
+def bench_epoch_close(rt: Runtime, kms: str, subjects: int, rewrap_rate: float) -> None:
+    start = time.perf_counter()
+    report = close_epoch(rt)
+    elapsed = time.perf_counter() - start
+    assert report.state == "closed"
+    assert report.rewrapped >= subjects
+    emit(
+        figure="epoch_close",
+        kms=kms,
+        subject_keys=report.rewrapped,
+        seconds=round(elapsed, 2),
+        keys_per_s=round(report.rewrapped / elapsed),
+        baseline="rewrap alone (figure rewrap)",
+        baseline_keys_per_s=round(rewrap_rate),
+        destroyed_versions=report.destroyed_versions,
     )
 
 
@@ -224,7 +247,8 @@ def main() -> int:
                 getattr(initialised, "close", lambda: None)()
             try:
                 bench_open(rt, kms, args.opens)
-                bench_rewrap(rt, kms, args.subjects)
+                rate = bench_rewrap(rt, kms, args.subjects)
+                bench_epoch_close(rt, kms, args.subjects, rate)
                 bench_identity_create(rt, kms, args.identities)
             finally:
                 rt.close()

@@ -913,6 +913,49 @@ def privacy_close_epoch(
     )
 
 
+@privacy_app.command("restore")
+def privacy_restore(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Database URL of the current key material: the live database, or a backup "
+            "newer than the last erasure epoch.",
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: COMMONS_DATABASE_URL is the restored copy.")
+    ] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000)] = 1000,
+    as_json: JsonOption = False,
+) -> None:
+    """After restoring a backup into COMMONS_DATABASE_URL: take its subject keys from the
+    current key material and apply the erasures made since, so every living subject opens
+    and no erased one does (docs/operations.md)."""
+    from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.privacy.restore import restore_from
+
+    if not yes:
+        raise ValidationError(
+            "restore rewrites the subject keys of COMMONS_DATABASE_URL (the restored copy) "
+            "from --from (the current key material) and erases again; add --yes to confirm"
+        )
+    with _runtime(ctx) as rt:
+        engine = make_engine(source)
+        try:
+            counts = restore_from(rt, make_sessionmaker(engine), batch=batch)
+        finally:
+            dispose_engine(engine)
+    _emit(
+        as_json,
+        counts,
+        f"subject keys: {counts['keys_updated']} taken from the current key material, "
+        f"{counts['keys_deleted']} deleted; {counts['erasures_applied']} erasures applied again",
+    )
+
+
 @privacy_app.command("epochs")
 def privacy_epochs(
     ctx: typer.Context,
@@ -1342,47 +1385,6 @@ def vault_rewrap(
         },
         f"rewrapped {report.rewrapped} subject keys to version {report.target_version}"
         + (f"; {report.remaining} remain" if report.remaining else ""),
-    )
-
-
-@vault_app.command("restore-keys")
-def vault_restore_keys(
-    ctx: typer.Context,
-    source: Annotated[
-        str,
-        typer.Option(
-            "--from",
-            help="Database URL of the current key material: the live database, or a backup "
-            "newer than the last erasure epoch.",
-        ),
-    ],
-    yes: Annotated[
-        bool, typer.Option("--yes", help="Confirm: this database is the restored copy.")
-    ] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000)] = 1000,
-    as_json: JsonOption = False,
-) -> None:
-    """After restoring a backup into COMMONS_DATABASE_URL: take its subject keys from the
-    current key material, so every living subject opens and no erased one does."""
-    from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker
-    from credit_commons.core.errors import ValidationError
-
-    if not yes:
-        raise ValidationError(
-            "restore-keys rewrites the subject keys of COMMONS_DATABASE_URL (the restored "
-            "copy) from --from (the current key material); add --yes to confirm"
-        )
-    with _runtime(ctx) as rt:
-        engine = make_engine(source)
-        try:
-            counts = rt.vault.restore_keys(rt.sessions, make_sessionmaker(engine), batch=batch)
-        finally:
-            dispose_engine(engine)
-    _emit(
-        as_json,
-        counts,
-        f"subject keys: {counts['updated']} taken from the current key material, "
-        f"{counts['deleted']} of erased subjects deleted",
     )
 
 

@@ -3,8 +3,9 @@
 A backup is taken (a copy of the SQLite files; ``pg_dump`` of the test schema), a subject
 is erased, the erasure epoch is closed, and the backup is restored beside the live database
 and opened with the *current* key material — the KMS as it is now, and the subject keys as
-the live database holds them now (``commons vault restore-keys --from``): nothing sealed
-for the erased subject opens, and everything of every other subject still does.  Before the
+the live database holds them now (``commons privacy restore --from``, which also applies
+the erasures made since the backup): nothing sealed for the erased subject opens, and
+everything of every other subject still does.  Before the
 epoch is closed the same restore does open the erased subject's data, with the backup's own
 subject keys: that is what the epoch changes.
 """
@@ -247,11 +248,19 @@ def test_a_backup_restored_after_the_epoch_closes_opens_nothing_of_the_erased(
         assert opens(old, kept_values) == [False, False, False]
         # With the current key material, every living subject opens, the erased one never.
         url = old.settings.resolved_database_url
-        restore = ["vault", "restore-keys", "--from", settings.resolved_database_url, "--yes"]
+        restore = ["privacy", "restore", "--from", settings.resolved_database_url, "--yes"]
         counts = commons(settings, *restore, url=url)
-        assert counts == {"updated": 5, "deleted": 3}  # the erased subject's three keys
+        assert counts == {
+            "keys_updated": 5,
+            "keys_deleted": 3,  # the erased subject's three keys
+            "epochs_copied": 2,
+            "erasures_applied": 1,  # the erased subject's identity, links, tokens
+        }
         assert opens(old, erased_values) == [False, False, False]
         assert opens(old, kept_values) == [True, True, True]
+        with transaction(old.read_sessions) as session:
+            assert session.get(IdentityRow, erased) is None  # erased again, not resurrected
+            assert session.get(IdentityRow, kept) is not None
 
     # A fresh process (nothing in memory) opens everything of the living, new and old.
     fresh = Runtime.build(settings)

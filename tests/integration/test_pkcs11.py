@@ -471,7 +471,7 @@ def test_an_erasure_epoch_destroys_the_old_version_on_the_token(
         with restored(saved, on_hsm) as old:
             assert opens(old, erased_values) == [False, False, False]
             assert opens(old, kept_values) == [False, False, False]
-            restore = ["vault", "restore-keys", "--from", on_hsm.resolved_database_url, "--yes"]
+            restore = ["privacy", "restore", "--from", on_hsm.resolved_database_url, "--yes"]
             commons(on_hsm, *restore, url=old.settings.resolved_database_url)
             assert opens(old, erased_values) == [False, False, False]
             assert opens(old, kept_values) == [True, True, True]

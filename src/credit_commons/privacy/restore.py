@@ -1,0 +1,92 @@
+"""After a backup is restored: bring it up to date with the current key material and the
+erasures made since (docs/operations.md, "Restoring a backup").
+
+A database backup older than the last erasure epoch holds only subject keys wrapped by
+destroyed master-key versions: nothing in it opens on its own.  The *current key material*
+is the KMS as it is now and the subject keys as the live database (or a backup newer than
+the last epoch) holds them now.  :func:`restore_from`, run on the restored database with
+that source:
+
+1. replaces every subject key the source holds by the source's, and deletes every one it
+   does not — the subject was erased since the backup (``Vault.restore_keys``);
+2. copies the source's erasure epochs, so the epoch history (and the next number) go on;
+3. erases again every identity the source has a tombstone for — an erasure made after the
+   backup — through the same :func:`~credit_commons.privacy.erasure.erase_subject`.
+
+So every subject that still exists opens, and nothing of an erased one does or comes back.
+Each step is idempotent: an interrupted run is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from credit_commons.core.db import transaction
+from credit_commons.identity import service as identity_service
+from credit_commons.identity.models import IdentityRow
+from credit_commons.privacy.erasure import erase_subject
+from credit_commons.privacy.models import ErasureEpochRow
+from credit_commons.runtime import Runtime
+
+__all__ = ["restore_from"]
+
+_RESTORER = identity_service.Principal("admin:restore", "admin")
+
+
+def _copy_epochs(rt: Runtime, source: sessionmaker[Session]) -> int:
+    with transaction(source) as live:
+        rows = [
+            {c.key: getattr(row, c.key) for c in ErasureEpochRow.__table__.columns}
+            for row in live.scalars(select(ErasureEpochRow))
+        ]
+    with transaction(rt.sessions) as session:
+        for values in rows:
+            session.merge(ErasureEpochRow(**values))
+    return len(rows)
+
+
+def restore_from(
+    rt: Runtime,
+    source: sessionmaker[Session],
+    *,
+    batch: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Bring ``rt``'s (restored) database up to date from ``source``; returns counts.
+
+    Raises :class:`~credit_commons.core.errors.ConflictError` when the source's key
+    material is older than the restored database's (the two swapped), and what the KMS and
+    the databases raise.
+    """
+    keys = rt.vault.restore_keys(rt.sessions, source, batch=batch, progress=progress)
+    epochs = _copy_epochs(rt, source)
+    erased, after = 0, ""
+    while True:
+        with transaction(rt.read_sessions) as session:
+            tokens = list(
+                session.scalars(
+                    select(IdentityRow.token)
+                    .where(IdentityRow.token > after)
+                    .order_by(IdentityRow.token)
+                    .limit(batch)
+                )
+            )
+        if not tokens:
+            break
+        after = tokens[-1]
+        with transaction(source) as live:
+            gone = [t for t in tokens if identity_service.is_tombstoned(live, rt, t)]
+        for token in gone:
+            with transaction(rt.sessions) as session:
+                erase_subject(session, rt, _RESTORER, token)
+            erased += 1
+    return {
+        "keys_updated": keys["updated"],
+        "keys_deleted": keys["deleted"],
+        "epochs_copied": epochs,
+        "erasures_applied": erased,
+    }
