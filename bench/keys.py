@@ -82,6 +82,7 @@ def bench_key_type(runtime: Runtime, key_type: KeyType, args: argparse.Namespace
             name=name,
             key_type=key_type,
             actor=actor,
+            objects=runtime.objects,
         )
         signer = runtime.key_store.signer(session, name)
     public = signer.public_key

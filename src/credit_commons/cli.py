@@ -1496,7 +1496,13 @@ def keys_create(
     kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
         info = service.create_key(
-            session, rt.key_store, rt.clock, name=name, key_type=kt, actor=rt.operator_actor()
+            session,
+            rt.key_store,
+            rt.clock,
+            name=name,
+            key_type=kt,
+            actor=rt.operator_actor(),
+            objects=rt.objects,
         )
     _emit(as_json, _key_row(info), f"created {info.name} v{info.version} ({info.key_type})")
 
@@ -1513,7 +1519,12 @@ def keys_rotate(
 
     with _runtime(ctx) as rt, transaction(rt.sessions) as session:
         info = service.rotate_key(
-            session, rt.key_store, rt.clock, name=name, actor=rt.operator_actor()
+            session,
+            rt.key_store,
+            rt.clock,
+            name=name,
+            actor=rt.operator_actor(),
+            objects=rt.objects,
         )
     _emit(as_json, _key_row(info), f"rotated {info.name} to v{info.version}")
 

@@ -21,6 +21,7 @@ from credit_commons.core.pseudonym import Pseudonymizer
 from credit_commons.core.settings import Settings, Violation, refuse
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
+from credit_commons.ledger.events import OBJECT_KEY_LABEL, ObjectDigests
 from credit_commons.ledger.tiles import TileCache
 from credit_commons.vault.kms import Kms, LocalKms
 from credit_commons.vault.service import Vault
@@ -149,6 +150,20 @@ class Runtime:
             )
             self.extras["vault"] = vault
         return vault
+
+    @property
+    def objects(self) -> ObjectDigests:
+        """The keyed digests of event objects, their key derived once by the KMS from its
+        pepper (``ledger/events.py``).
+
+        Raises what :attr:`vault` raises when the KMS cannot be opened.
+        """
+        objects = self.extras.get("objects")
+        if not isinstance(objects, ObjectDigests):
+            key = self.vault.kms.hmac(ObjectDigests.key_message(1), label=OBJECT_KEY_LABEL)
+            objects = ObjectDigests(key, version=1)
+            self.extras["objects"] = objects
+        return objects
 
     def extras_tile_cache(self) -> TileCache:
         """The process-wide cache of full log tiles."""

@@ -58,6 +58,7 @@ def test_checkpoints_are_anchored_on_chain_and_reconciled(
                     name=f"issuer-{round_}",
                     key_type=KeyType.ED25519,
                     actor=runtime.operator_actor(),
+                    objects=runtime.objects,
                 )
             report = worker.run_once(force_checkpoint=True)
             assert report.extra["anchors_published"] == 1

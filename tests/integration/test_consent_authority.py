@@ -28,7 +28,6 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.identity.service import Principal, actor_of, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.ledger.events import object_digest
 from credit_commons.ledger.models import EventRow
 
 STATES = ("PENDING", "ACTIVE", "PAUSED", "REJECTED", "REVOKED", "EXPIRED")
@@ -205,7 +204,7 @@ def _snapshot(world: World, consent_id: str) -> tuple[dict[str, Any], list[str]]
         columns = {c.key: getattr(row, c.key) for c in ConsentRow.__table__.columns}
         events = session.scalars(
             select(EventRow.id).where(
-                EventRow.object == object_digest("consent", consent_id),
+                EventRow.object == world.rt.objects.digest("consent", consent_id),
                 EventRow.type.like("consent.%"),
             )
         ).all()

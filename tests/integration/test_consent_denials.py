@@ -20,7 +20,6 @@ from credit_commons.identity.service import Principal, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.ledger import service as log_service
-from credit_commons.ledger.events import object_digest
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.receipts import verify_receipt
@@ -271,7 +270,10 @@ def test_forged_artefacts_naming_a_consent_are_in_the_borrowers_history(world: W
         objects = [e.object for e in events]
     borrower = subject_of(world.rt, world.borrower)
     assert subjects == [borrower, borrower]
-    assert objects == [object_digest("consent", named), object_digest("consent", granted)]
+    assert objects == [
+        world.rt.objects.digest("consent", named),
+        world.rt.objects.digest("consent", granted),
+    ]
     history = world.http.get(
         f"/v1/borrowers/{world.borrower}/access-history", headers=world.as_borrower
     ).json()

@@ -176,6 +176,7 @@ def test_a_log_created_before_its_identity_was_recorded_keeps_its_origin(
                 name="issuer-a",
                 key_type=KeyType.ED25519,
                 actor=rt.operator_actor(),
+                objects=rt.objects,
             )
         assert LogWorker(rt, steps=[]).run_once(force_checkpoint=True).checkpoint == 1
         with transaction(rt.sessions) as session:

@@ -322,7 +322,13 @@ def test_hsm_signing_keys(
     actor = runtime.operator_actor()
     with transaction(runtime.sessions) as session:
         v1 = key_service.create_key(
-            session, store, runtime.clock, name="issuer", key_type=key_type, actor=actor
+            session,
+            store,
+            runtime.clock,
+            name="issuer",
+            key_type=key_type,
+            actor=actor,
+            objects=runtime.objects,
         )
         signer = store.signer(session, "issuer")
         row = session.get(SigningKeyRow, 1)
@@ -352,7 +358,9 @@ def test_hsm_signing_keys(
     with transaction(runtime.sessions) as session:
         with pytest.raises(KeyExists):
             store.create(session, "issuer", key_type, runtime.clock.now())
-        v2 = key_service.rotate_key(session, store, runtime.clock, name="issuer", actor=actor)
+        v2 = key_service.rotate_key(
+            session, store, runtime.clock, name="issuer", actor=actor, objects=runtime.objects
+        )
         newest = store.signer(session, "issuer")
         versions = store.versions(session, "issuer")
     assert v2.version == 2

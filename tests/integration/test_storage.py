@@ -34,6 +34,7 @@ def _create_key(session: Session, runtime: Runtime, name: str, key_type: KeyType
         name=name,
         key_type=key_type,
         actor=runtime.operator_actor(),
+        objects=runtime.objects,
     )
 
 
@@ -57,12 +58,23 @@ def test_key_lifecycle_create_sign_rotate_verify(runtime: Runtime, key_type: Key
     actor = runtime.operator_actor()
     with transaction(runtime.sessions) as session:
         v1 = key_service.create_key(
-            session, runtime.key_store, runtime.clock, name="issuer", key_type=key_type, actor=actor
+            session,
+            runtime.key_store,
+            runtime.clock,
+            name="issuer",
+            key_type=key_type,
+            actor=actor,
+            objects=runtime.objects,
         )
         old_signature = runtime.key_store.signer(session, "issuer").sign(b"before")
     with transaction(runtime.sessions) as session:
         v2 = key_service.rotate_key(
-            session, runtime.key_store, runtime.clock, name="issuer", actor=actor
+            session,
+            runtime.key_store,
+            runtime.clock,
+            name="issuer",
+            actor=actor,
+            objects=runtime.objects,
         )
         signer = runtime.key_store.signer(session, "issuer")
         versions = runtime.key_store.versions(session, "issuer")
@@ -93,6 +105,7 @@ def test_private_keys_are_encrypted_at_rest(runtime: Runtime) -> None:
             name="issuer",
             key_type=KeyType.ED25519,
             actor=runtime.operator_actor(),
+            objects=runtime.objects,
         )
         raw = runtime.key_store.signer(session, "issuer")._key.raw()
     with runtime.engine.connect() as connection:
@@ -111,6 +124,7 @@ def test_another_master_key_cannot_open_stored_keys(runtime: Runtime, tmp_path: 
             name="issuer",
             key_type=KeyType.P256,
             actor=runtime.operator_actor(),
+            objects=runtime.objects,
         )
     other = MasterKeyring.create(tmp_path / "other.key", development=True, now=runtime.clock.now())
     with transaction(runtime.sessions) as session, pytest.raises(KeyDecryptionFailed):
@@ -138,7 +152,14 @@ def test_duplicate_names_and_unknown_keys(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session, pytest.raises(KeyExists):
         _create_key(session, runtime, "dup", KeyType.P256)
     with transaction(runtime.sessions) as session, pytest.raises(KeyNotFound):
-        key_service.rotate_key(session, runtime.key_store, runtime.clock, name="ghost", actor=actor)
+        key_service.rotate_key(
+            session,
+            runtime.key_store,
+            runtime.clock,
+            name="ghost",
+            actor=actor,
+            objects=runtime.objects,
+        )
     with transaction(runtime.sessions) as session, pytest.raises(ValidationError):
         runtime.key_store.versions(session, "Bad Name")
 
@@ -155,7 +176,12 @@ def test_concurrent_rotations_never_produce_two_equal_versions(runtime: Runtime)
         try:
             with transaction(runtime.sessions) as session:
                 key_service.rotate_key(
-                    session, runtime.key_store, runtime.clock, name="race", actor=actor
+                    session,
+                    runtime.key_store,
+                    runtime.clock,
+                    name="race",
+                    actor=actor,
+                    objects=runtime.objects,
                 )
             outcomes.append("ok")
         except KeyExists:
@@ -188,7 +214,7 @@ def test_events_round_trip_with_pseudonyms_and_typed_details(runtime: Runtime) -
             actor=runtime.operator_actor(),
             at=clock.now(),
             subject=subject,
-            object="0" * 64,
+            object=runtime.objects.digest("signing_key", "abc"),
         )
         clock.advance(timedelta(seconds=1))
     with transaction(runtime.sessions) as session:
@@ -203,6 +229,7 @@ def test_events_round_trip_with_pseudonyms_and_typed_details(runtime: Runtime) -
             {"actor": "Ravi Kumar"},
             {"subject": "9876543210"},
             {"object": "not-a-hash"},
+            {"object": "0" * 64},  # an unkeyed SHA-256: computable by anyone (issue 13)
         ):
             kwargs = {"actor": runtime.operator_actor(), "at": clock.now(), **bad}
             with pytest.raises(ValidationError):

@@ -33,10 +33,9 @@ EXPECTED = {
         "open_envelope", "parse_header", "seal",
     },
     "credit_commons.ledger": {
-        "AuditFailed", "Checkpoint", "Digest", "EventDetails", "PseudonymField",
-        "ReceiptInvalid", "RecordedEvent", "Token", "VerifiedReceipt", "audit_log",
-        "object_digest", "record_event", "verify_checkpoint", "verify_cosigned",
-        "verify_receipt",
+        "AuditFailed", "Checkpoint", "Digest", "EventDetails", "ObjectDigests",
+        "PseudonymField", "ReceiptInvalid", "RecordedEvent", "Token", "VerifiedReceipt",
+        "audit_log", "record_event", "verify_checkpoint", "verify_cosigned", "verify_receipt",
     },
 }  # fmt: skip
 

@@ -26,7 +26,6 @@ from credit_commons.identity.delegations import delegatees_of
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, actor_of, authorise, subject_of
 from credit_commons.ledger import service as log_service
-from credit_commons.ledger.events import object_digest
 from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
@@ -57,7 +56,8 @@ def access_history(
     kinds = _actor_kinds(session, rt, token, identity.owner_token)
     kinds.update(dict.fromkeys(lenders, "lender"))
     lenders[anonymous_actor(rt)] = "unknown"
-    objects = {object_digest("consent", c.id): c.id for c in consents}
+    # Keyed digests, and the unkeyed ones of events recorded before digests were keyed.
+    objects = {o: c.id for c in consents for o in rt.objects.candidates("consent", c.id)}
     rows = session.scalars(
         select(EventRow)
         .where(EventRow.subject == subject_of(rt, token), EventRow.type.in_(_TYPES))

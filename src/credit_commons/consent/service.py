@@ -70,7 +70,7 @@ from credit_commons.issuer.jws import sign_compact
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import KeyVersion, StoredSigner
-from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, Token, record_event
 from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 from credit_commons.vault.kms import WrappedKey
@@ -191,6 +191,7 @@ def consent_signer(session: Session, rt: Runtime) -> StoredSigner:
         name=CONSENT_KEY,
         key_type=KeyType.ED25519,
         actor=rt.operator_actor("consent"),
+        objects=rt.objects,
     )
 
 
@@ -203,6 +204,7 @@ def consent_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
         name=CONSENT_KEY,
         key_type=KeyType.ED25519,
         actor=rt.operator_actor("consent"),
+        objects=rt.objects,
     )
 
 
@@ -366,7 +368,7 @@ def request_consent(
         actor=lender_actor(rt, lender.client_id),
         at=now,
         subject=row.principal,
-        object=object_digest("consent", row.id),
+        object=rt.objects.digest("consent", row.id),
     )
     webhooks.enqueue(session, rt, row, event.id)
     return {**_public(row), "event_id": event.id}
@@ -509,7 +511,7 @@ def denial(
         reason=reason,
         actor=lender_actor(rt, lender.client_id),
         subject=row.principal if row is not None else None,
-        object=object_digest("consent", consent_id),
+        object=rt.objects.digest("consent", consent_id),
     )
 
 
@@ -521,7 +523,7 @@ def record_use(session: Session, rt: Runtime, lender: Lender, row: Any, operatio
         actor=lender_actor(rt, lender.client_id),
         operation=operation,
         subject=row.principal,
-        object=object_digest("consent", row.id),
+        object=rt.objects.digest("consent", row.id),
     ).id
 
 
@@ -581,7 +583,7 @@ def _change(
         actor=actor,
         at=now,
         subject=row.principal,
-        object=object_digest("consent", row.id),
+        object=rt.objects.digest("consent", row.id),
     )
     webhooks.enqueue(session, rt, row, event.id)
     return event.id
@@ -614,7 +616,7 @@ def _grant(
         actor=actor,
         at=now,
         subject=row.principal,
-        object=object_digest("consent", row.id),
+        object=rt.objects.digest("consent", row.id),
     )
     webhooks.enqueue(session, rt, row, event.id)
     return event.id
@@ -661,7 +663,7 @@ def decide(
             principal,
             row.principal_token,
             _operation(action),
-            object=object_digest("consent", row.id),
+            object=rt.objects.digest("consent", row.id),
         )
     return _apply(session, rt, row, action, who)
 
@@ -729,7 +731,7 @@ def _did_decider(session: Session, rt: Runtime, row: ConsentRow, signature: str)
             reason="consent.signature_invalid",
             actor=anonymous_actor(rt),
             subject=row.principal,
-            object=object_digest("consent", row.id),
+            object=rt.objects.digest("consent", row.id),
         ) from None
     return Decider("did", subject_of(rt, row.principal_token), None)
 
@@ -838,7 +840,7 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
         .select_from(EventRow)
         .where(
             EventRow.type == ConsentAssisted.event_type,
-            EventRow.object == object_digest("consent", row.id),
+            EventRow.object.in_(rt.objects.candidates("consent", row.id)),
             EventRow.at >= since,
         )
     )
@@ -856,7 +858,7 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
         actor=actor_of(rt, agent),
         at=rt.clock.now(),
         subject=row.principal,
-        object=object_digest("consent", row.id),
+        object=rt.objects.digest("consent", row.id),
     )
     return {
         "consent_id": row.id,
@@ -884,7 +886,7 @@ def confirm_assisted(
     _require_assist(session, rt, agent, row, operation)
     if row.status != ConsentStatus.PENDING:
         raise NotFoundError("no such consent")
-    actor, target = actor_of(rt, agent), object_digest("consent", row.id)
+    actor, target = actor_of(rt, agent), rt.objects.digest("consent", row.id)
 
     def refused(detail: str, reason: str) -> OneTimeCodeRefused:
         return OneTimeCodeRefused(
@@ -940,7 +942,7 @@ def _require_assist(
             reason="consent.not_authorised",
             actor=actor_of(rt, agent),
             subject=row.principal,
-            object=object_digest("consent", row.id),
+            object=rt.objects.digest("consent", row.id),
         )
 
 

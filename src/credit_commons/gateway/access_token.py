@@ -83,6 +83,7 @@ def oauth_signer(session: Session, rt: Runtime) -> StoredSigner:
         name=OAUTH_KEY,
         key_type=KeyType.ED25519,
         actor=rt.operator_actor("oauth"),
+        objects=rt.objects,
     )
 
 
@@ -95,6 +96,7 @@ def oauth_jwks(session: Session, rt: Runtime) -> dict[str, Any]:
         name=OAUTH_KEY,
         key_type=KeyType.ED25519,
         actor=rt.operator_actor("oauth"),
+        objects=rt.objects,
     )
     return {"keys": [v.jwk() for v in sorted(versions, key=lambda v: -v.version)]}
 

@@ -29,7 +29,7 @@ from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.keys.algorithms import PublicKey, check_alg
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
-from credit_commons.ledger.events import EventDetails, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -249,7 +249,7 @@ def register_client(
         ),
         actor=actor_of(rt, principal),
         at=now,
-        object=object_digest("lender_client", row.client_id),
+        object=rt.objects.digest("lender_client", row.client_id),
     )
     return _view(row)
 
@@ -302,7 +302,7 @@ def update_client(
         ),
         actor=actor_of(rt, principal),
         at=row.updated_at,
-        object=object_digest("lender_client", row.client_id),
+        object=rt.objects.digest("lender_client", row.client_id),
     )
     return _view(row)
 

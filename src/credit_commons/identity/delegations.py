@@ -21,7 +21,7 @@ from credit_commons.core.ids import new_id
 from credit_commons.identity.models import DelegationRow, IdentityRow
 from credit_commons.identity.schemas import DelegationCreate, DelegationType, Permission, Role
 from credit_commons.identity.service import Principal, actor_of, subject_of
-from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -104,7 +104,7 @@ def _record(
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
         subject=subject_of(rt, row.delegator_token),
-        object=object_digest("delegation", row.id),
+        object=rt.objects.digest("delegation", row.id),
     )
 
 

@@ -52,7 +52,7 @@ from credit_commons.identity.service import (
     issue_token,
     subject_of,
 )
-from credit_commons.ledger.events import Digest, EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import Digest, EventDetails, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -197,7 +197,7 @@ def _record_change(
         AuthorityChanged(kind=AuthorityKind(row.kind), active=row.active),
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
-        object=object_digest("onboarding-authority", row.id),
+        object=rt.objects.digest("onboarding-authority", row.id),
     )
 
 
@@ -324,6 +324,6 @@ def bind_identifier(
         actor=rt.pseudonymizer.pseudonym("actor", authority.principal),
         at=now,
         subject=subject_of(rt, token),
-        object=object_digest("identifier", pseudonym),
+        object=rt.objects.digest("identifier", pseudonym),
     )
     return {"identity_token": token, **identifier_view(link), "event_id": event.id}

@@ -56,7 +56,6 @@ from credit_commons.ledger.events import (
     EventDetails,
     RecordedEvent,
     event_document,
-    object_digest,
     record_event,
 )
 from credit_commons.ledger.models import EventRow
@@ -309,7 +308,7 @@ def create_identity(
         actor=actor_of(rt, principal),
         at=now,
         subject=subject_of(rt, token),
-        object=object_digest("identity", token),
+        object=rt.objects.digest("identity", token),
     )
     return {
         "identity_token": token,
@@ -452,7 +451,7 @@ def update_identity(
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
         subject=subject_of(rt, token),
-        object=object_digest("identity", token),
+        object=rt.objects.digest("identity", token),
     )
     return _metadata(session, row)
 
@@ -474,6 +473,7 @@ def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
         name=ATTESTATION_KEY,
         key_type=KeyType.ED25519,
         actor=rt.operator_actor("attestation"),
+        objects=rt.objects,
     )
 
 
@@ -505,7 +505,7 @@ def attest(
         actor=actor_of(rt, principal),
         at=now,
         subject=subject_of(rt, token),
-        object=object_digest("attestation", jwt[-43:]),
+        object=rt.objects.digest("attestation", jwt[-43:]),
     )
     return {
         "attestation": jwt,
@@ -608,7 +608,7 @@ def erase_identity(
         actor=actor_of(rt, principal),
         at=now,
         subject=subject_of(rt, token),
-        object=object_digest("identity", token),
+        object=rt.objects.digest("identity", token),
     )
     return {
         "erased": True,

@@ -49,7 +49,6 @@ from credit_commons.ledger.events import (
     EventDetails,
     EventSpec,
     Token,
-    object_digest,
     record_event,
     record_events,
 )
@@ -364,7 +363,7 @@ def issue_credentials(
                     actor=actor,
                     at=now,
                     subject=subject_of(rt, item.request.subject_token),
-                    object=object_digest("credential", credential_id),
+                    object=rt.objects.digest("credential", credential_id),
                 )
                 for item, credential_id, _, _, _ in made
             ],
@@ -530,6 +529,6 @@ def change_status(
         at=rt.clock.now(),
         # An erased subject's credentials keep no identity token (privacy/erasure.py).
         subject=subject_of(rt, row.subject_token) if row.subject_token else None,
-        object=object_digest("credential", credential_id),
+        object=rt.objects.digest("credential", credential_id),
     )
     return {"credential_id": credential_id, "status": _TARGET[action].name.lower()}

@@ -17,7 +17,7 @@ from credit_commons.core.errors import NotFoundError
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
 from credit_commons.issuer.models import CredentialTypeRow
-from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = ["CredentialTypeChanged", "get_type", "get_type_by_vct", "list_types", "put_type"]
@@ -105,7 +105,7 @@ def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str
         CredentialTypeChanged(name=definition.name, disclosable=len(definition.disclosable)),
         actor=actor,
         at=now,
-        object=object_digest("credential_type", definition.name),
+        object=rt.objects.digest("credential_type", definition.name),
     )
 
 

@@ -101,6 +101,7 @@ def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
         name=ISSUER_KEY,
         key_type=KeyType(rt.settings.issuer_key_type),
         actor=rt.operator_actor("issuer"),
+        objects=rt.objects,
     )
 
 
@@ -113,6 +114,7 @@ def issuer_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
         name=ISSUER_KEY,
         key_type=KeyType(rt.settings.issuer_key_type),
         actor=rt.operator_actor("issuer"),
+        objects=rt.objects,
     )
 
 

@@ -28,7 +28,7 @@ from credit_commons.identity.service import Principal, actor_of
 from credit_commons.issuer.models import TrustedIssuerRow
 from credit_commons.keys.did_key import decode_did_key
 from credit_commons.keys.did_web import did_web_url
-from credit_commons.ledger.events import EventDetails, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -127,7 +127,7 @@ def add_trusted_issuer(
         IssuerTrusted(kind=kind),
         actor=actor_of(rt, principal),
         at=now,
-        object=object_digest("trusted_issuer", issuer),
+        object=rt.objects.digest("trusted_issuer", issuer),
     )
     return _as_json(row)
 
@@ -164,7 +164,7 @@ def remove_trusted_issuer(
         IssuerUntrusted(kind=row.kind),  # type: ignore[arg-type]
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
-        object=object_digest("trusted_issuer", row.issuer),
+        object=rt.objects.digest("trusted_issuer", row.issuer),
     )
     return removed
 

@@ -1,7 +1,8 @@
 """Use cases of the keys domain: create, rotate, list and publish signing keys.
 
 Each state change records its event (``key.created``, ``key.rotated``) in the caller's
-transaction.
+transaction; its ``object`` is the key's keyed digest (``objects``, the runtime's
+:class:`~credit_commons.ledger.events.ObjectDigests`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import KeyStore, KeyVersion, StoredSigner
-from credit_commons.ledger.events import EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import EventDetails, ObjectDigests, Token, record_event
 
 __all__ = [
     "KeyCreated",
@@ -48,7 +49,14 @@ class KeyRotated(EventDetails, event_type="key.rotated"):
 
 
 def create_key(
-    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+    session: Session,
+    store: KeyStore,
+    clock: Clock,
+    *,
+    name: str,
+    key_type: KeyType,
+    actor: str,
+    objects: ObjectDigests,
 ) -> KeyVersion:
     """Create key ``name`` and record ``key.created``.  Raises ``KeyExists``/``ValidationError``."""
     now = clock.now()
@@ -58,37 +66,61 @@ def create_key(
         KeyCreated(key_name=info.name, version=info.version, key_type=info.key_type, kid=info.kid),
         actor=actor,
         at=now,
-        object=object_digest("signing_key", info.kid),
+        object=objects.digest("signing_key", info.kid),
     )
     return info
 
 
 def versions_or_create(
-    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+    session: Session,
+    store: KeyStore,
+    clock: Clock,
+    *,
+    name: str,
+    key_type: KeyType,
+    actor: str,
+    objects: ObjectDigests,
 ) -> list[KeyVersion]:
     """Every version of ``name``; a key used before it was made is created here (version
     1 of ``key_type``, recording ``key.created`` like :func:`create_key`)."""
     try:
         return store.versions(session, name)
     except KeyNotFound:
-        create_key(session, store, clock, name=name, key_type=key_type, actor=actor)
+        create_key(
+            session, store, clock, name=name, key_type=key_type, actor=actor, objects=objects
+        )
         return store.versions(session, name)
 
 
 def signer_or_create(
-    session: Session, store: KeyStore, clock: Clock, *, name: str, key_type: KeyType, actor: str
+    session: Session,
+    store: KeyStore,
+    clock: Clock,
+    *,
+    name: str,
+    key_type: KeyType,
+    actor: str,
+    objects: ObjectDigests,
 ) -> StoredSigner:
     """The signer of ``name``'s newest version, creating the key first as
     :func:`versions_or_create` does."""
     try:
         return store.signer(session, name)
     except KeyNotFound:
-        create_key(session, store, clock, name=name, key_type=key_type, actor=actor)
+        create_key(
+            session, store, clock, name=name, key_type=key_type, actor=actor, objects=objects
+        )
         return store.signer(session, name)
 
 
 def rotate_key(
-    session: Session, store: KeyStore, clock: Clock, *, name: str, actor: str
+    session: Session,
+    store: KeyStore,
+    clock: Clock,
+    *,
+    name: str,
+    actor: str,
+    objects: ObjectDigests,
 ) -> KeyVersion:
     """Add a new version of ``name`` and record ``key.rotated``.  Raises ``KeyNotFound``."""
     now = clock.now()
@@ -98,7 +130,7 @@ def rotate_key(
         KeyRotated(key_name=info.name, version=info.version, key_type=info.key_type, kid=info.kid),
         actor=actor,
         at=now,
-        object=object_digest("signing_key", info.kid),
+        object=objects.digest("signing_key", info.kid),
     )
     return info
 

@@ -10,10 +10,10 @@ from credit_commons.ledger.cosignature import verify_cosigned
 from credit_commons.ledger.events import (
     Digest,
     EventDetails,
+    ObjectDigests,
     PseudonymField,
     RecordedEvent,
     Token,
-    object_digest,
     record_event,
 )
 from credit_commons.ledger.receipts import ReceiptInvalid, VerifiedReceipt, verify_receipt
@@ -23,13 +23,13 @@ __all__ = [
     "Checkpoint",
     "Digest",
     "EventDetails",
+    "ObjectDigests",
     "PseudonymField",
     "ReceiptInvalid",
     "RecordedEvent",
     "Token",
     "VerifiedReceipt",
     "audit_log",
-    "object_digest",
     "record_event",
     "verify_checkpoint",
     "verify_cosigned",

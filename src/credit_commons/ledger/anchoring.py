@@ -36,7 +36,7 @@ from credit_commons.ledger.anchors import (
     FileAnchorBackend,
     backoff_delay,
 )
-from credit_commons.ledger.events import Digest, EventDetails, Token, object_digest, record_event
+from credit_commons.ledger.events import Digest, EventDetails, Token, record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import AnchorJobRow
 from credit_commons.runtime import Runtime
@@ -225,7 +225,7 @@ def publish_due(
                 CheckpointAnchored(backend=job.backend, size=job.size, root=bytes(job.root).hex()),
                 actor=rt.pseudonymizer.pseudonym("operator", "log-worker"),
                 at=rt.clock.now(),
-                object=object_digest("checkpoint", f"{job.origin}/{job.size}"),
+                object=rt.objects.digest("checkpoint", f"{job.origin}/{job.size}"),
             )
         counts["published"] += 1
     return counts

@@ -1,8 +1,17 @@
 """The event spine: typed events written in the caller's transaction.
 
 Every state change records an event ``{type, at, actor, subject, object, details}``:
-``actor`` and ``subject`` are pseudonyms (``p1:…``), ``object`` is a SHA-256 hex digest, and
-``details`` is an instance of the typed details model registered for the event type.
+``actor`` and ``subject`` are pseudonyms (``p1:…``), ``object`` is a keyed digest of what
+the event is about (``o1:…``, :class:`ObjectDigests`), and ``details`` is an instance of the
+typed details model registered for the event type.
+
+Object digests are keyed (issue 13 item 3): an unkeyed SHA-256 of ``{"id", "kind"}`` — what
+they were before — let anyone holding an identity token find every event about that
+subject, after an erasure too.  ``o<v>:`` + base64url(HMAC-SHA-256(K_v, canonical
+``{"id", "kind"}``)), with ``K_v`` a key the KMS derives from its pepper (so only the
+platform computes them), versioned like pseudonyms.  Events recorded before carry the old
+64-hex form, which :func:`unkeyed_object_digest` still computes for look-ups; events are
+never rewritten, so their receipts keep verifying.
 
 Nothing personal can slip into ``details``: a details model may only declare fields of safe
 types — booleans, integers, datetimes, enums, literals, pseudonyms, digests and
@@ -16,6 +25,8 @@ The transparency log turns these rows into Merkle leaves (docs/log.md).
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import json
 import re
 import types
@@ -32,16 +43,18 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
-from credit_commons.core.encoding import canonical_json, sha256_hex
+from credit_commons.core.encoding import b64url_encode, canonical_json, sha256_hex
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
 from credit_commons.ledger.models import EventRow, LogOutboxRow
 
 __all__ = [
+    "OBJECT_PATTERN",
     "Digest",
     "EventDetails",
     "EventSpec",
+    "ObjectDigests",
     "PseudonymField",
     "RecordedEvent",
     "Token",
@@ -50,9 +63,9 @@ __all__ = [
     "event_types",
     "log_entry",
     "log_entry_reference",
-    "object_digest",
     "record_event",
     "record_events",
+    "unkeyed_object_digest",
 ]
 
 
@@ -138,8 +151,55 @@ def event_types() -> dict[str, type[EventDetails]]:
     return dict(_REGISTRY)
 
 
-def object_digest(kind: str, identifier: str) -> str:
-    """The ``object`` hash of an event: SHA-256 of the canonical ``{"kind", "id"}`` reference."""
+OBJECT_PATTERN = r"^o[1-9][0-9]*:[A-Za-z0-9_-]{43}$"
+"""A keyed object digest: ``o<version>:`` and 43 base64url characters (32 bytes)."""
+
+OBJECT_KEY_LABEL = "event-object-key"
+"""The KMS HMAC label under which the object-digest key of each version is derived."""
+
+
+class ObjectDigests:
+    """Keyed ``object`` digests of events (see the module): ``o<v>:`` + base64url of
+    HMAC-SHA-256 (RFC 2104) under the version's key, of the canonical (RFC 8785)
+    ``{"id", "kind"}`` reference.
+
+    Build it with the key the KMS derives (:meth:`key_message` under
+    :data:`OBJECT_KEY_LABEL`).  Raises :class:`ValidationError` for a key shorter than 32
+    bytes or a version below 1.
+    """
+
+    def __init__(self, key: bytes, version: int = 1) -> None:
+        if not isinstance(key, bytes) or len(key) < 32:
+            raise ValidationError("an object-digest key is at least 32 bytes")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValidationError("an object-digest version is >= 1")
+        self._key, self.version = key, version
+        self._prefix = f"o{version}:"
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ObjectDigests(version={self.version})"
+
+    @staticmethod
+    def key_message(version: int) -> bytes:
+        """What the KMS MACs (label :data:`OBJECT_KEY_LABEL`) to derive version ``version``'s
+        key: the version number in ASCII."""
+        return str(version).encode("ascii")
+
+    def digest(self, kind: str, identifier: str) -> str:
+        """The ``object`` of an event about ``identifier`` of ``kind`` (``"consent"``, …)."""
+        message = canonical_json({"id": identifier, "kind": kind})
+        mac = hmac.new(self._key, message, hashlib.sha256).digest()
+        return self._prefix + b64url_encode(mac)
+
+    def candidates(self, kind: str, identifier: str) -> tuple[str, str]:
+        """Every ``object`` an event about it may carry: the keyed digest, and the unkeyed
+        one of events recorded before digests were keyed (for look-ups)."""
+        return self.digest(kind, identifier), unkeyed_object_digest(kind, identifier)
+
+
+def unkeyed_object_digest(kind: str, identifier: str) -> str:
+    """The ``object`` events carried before digests were keyed: SHA-256 hex of the canonical
+    ``{"id", "kind"}`` reference.  Only for finding those older events; never written."""
     return sha256_hex(canonical_json({"id": identifier, "kind": kind}))
 
 
@@ -177,7 +237,7 @@ _INSERT_EVENTS = HotStatement(
     insert(_EVENTS), ("id", "type", "at", "actor", "subject", "object", "details")
 )
 _INSERT_OUTBOX = HotStatement(insert(_OUTBOX), ("event_id", "entry"))
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+_OBJECT = re.compile(OBJECT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -203,7 +263,8 @@ def record_event(
     """Write one event in the caller's transaction (the caller commits).
 
     Raises :class:`ValidationError` if ``actor``/``subject`` are not pseudonyms, ``object`` is
-    not a SHA-256 hex digest, or ``details`` is not a registered details model.
+    not a keyed object digest (:class:`ObjectDigests`), or ``details`` is not a registered
+    details model.
     """
     spec = EventSpec(details, actor=actor, at=at, subject=subject, object=object)
     return record_events(session, [spec])[0]
@@ -222,8 +283,8 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
             raise ValidationError("event actor must be a pseudonym")
         if spec.subject is not None and not _PSEUDONYM.fullmatch(spec.subject):
             raise ValidationError("event subject must be a pseudonym")
-        if spec.object is not None and not _DIGEST.fullmatch(spec.object):
-            raise ValidationError("event object must be a SHA-256 hex digest")
+        if spec.object is not None and not _OBJECT.fullmatch(spec.object):
+            raise ValidationError("event object must be a keyed object digest (o1:…)")
     recorded: list[RecordedEvent] = []
     rows: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from credit_commons.consent import export as consent_export
 from credit_commons.identity import service as identity_service
 from credit_commons.issuer import export as issuer_export
-from credit_commons.ledger.events import object_digest, record_event
+from credit_commons.ledger.events import record_event
 from credit_commons.privacy.pdf import EXPORT_FORMAT
 from credit_commons.runtime import Runtime
 
@@ -54,6 +54,6 @@ def export_subject(
         actor=identity_service.actor_of(rt, principal),
         at=rt.clock.now(),
         subject=identity_service.subject_of(rt, token),
-        object=object_digest("identity", token),
+        object=rt.objects.digest("identity", token),
     )
     return export

@@ -15,7 +15,6 @@ from credit_commons.gateway import clients
 from credit_commons.identity.service import Principal
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk, thumbprint
-from credit_commons.ledger.events import object_digest
 from credit_commons.runtime import Runtime
 
 ED = PrivateKey.generate(KeyType.ED25519)
@@ -68,7 +67,7 @@ def test_admins_register_read_and_update_lenders(client: TestClient, runtime: Ru
 
     registered = events(runtime, "lender.registered")
     assert len(registered) == 1
-    assert registered[0].object == object_digest("lender_client", client_id)
+    assert registered[0].object == runtime.objects.digest("lender_client", client_id)
     assert json.loads(registered[0].details) == {
         "key_count": 2,
         "purpose_count": 3,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -11,14 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from credit_commons.core.encoding import canonical_json_reference, sha256_hex
+from credit_commons.core.encoding import b64url_encode, canonical_json_reference, sha256_hex
+from credit_commons.core.errors import ValidationError
 from credit_commons.ledger.events import (
+    OBJECT_PATTERN,
     Digest,
     EventDetails,
+    ObjectDigests,
     PseudonymField,
     Token,
     event_types,
-    object_digest,
+    unkeyed_object_digest,
 )
 
 
@@ -87,17 +93,40 @@ def test_token_values_cannot_carry_free_text() -> None:
         _Tok(t="a", extra="b")  # type: ignore[call-arg]
 
 
-def test_object_digest_is_stable_and_hex() -> None:
-    digest = object_digest("credential", "crd_1")
-    assert digest == object_digest("credential", "crd_1")
-    assert len(digest) == 64
-    assert digest != object_digest("consent", "crd_1")
+KEY = bytes(range(32))
+
+
+def test_object_digests_are_keyed_versioned_and_stable() -> None:
+    objects = ObjectDigests(KEY)
+    digest = objects.digest("credential", "crd_1")
+    assert digest == objects.digest("credential", "crd_1")
+    assert re.fullmatch(OBJECT_PATTERN, digest)
+    assert digest.startswith("o1:")
+    assert digest != objects.digest("consent", "crd_1")
+    # Without the key it cannot be computed: another key gives another digest, and the
+    # unkeyed SHA-256 anyone could compute is not it.
+    assert ObjectDigests(bytes(32)).digest("credential", "crd_1") != digest
+    assert digest != unkeyed_object_digest("credential", "crd_1")
+    assert ObjectDigests(KEY, version=2).digest("credential", "crd_1").startswith("o2:")
+    assert objects.candidates("credential", "crd_1") == (
+        digest,
+        unkeyed_object_digest("credential", "crd_1"),
+    )
+    assert "version=1" in repr(objects)
+    assert KEY.hex() not in repr(objects)
+    for bad in (b"short", 1):
+        with pytest.raises(ValidationError):
+            ObjectDigests(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        ObjectDigests(KEY, version=0)
 
 
 @given(
     kind=st.one_of(st.sampled_from(["credential", "consent"]), st.text(max_size=12)),
     identifier=st.one_of(st.from_regex(r"[a-z]{3}_[0-9A-Z]{26}", fullmatch=True), st.text()),
 )
-def test_the_direct_object_digest_text_is_rfc8785(kind: str, identifier: str) -> None:
-    expected = sha256_hex(canonical_json_reference({"id": identifier, "kind": kind}))
-    assert object_digest(kind, identifier) == expected
+def test_object_digests_are_hmac_of_the_rfc8785_reference(kind: str, identifier: str) -> None:
+    reference = canonical_json_reference({"id": identifier, "kind": kind})
+    mac = hmac.new(KEY, reference, hashlib.sha256).digest()
+    assert ObjectDigests(KEY).digest(kind, identifier) == "o1:" + b64url_encode(mac)
+    assert unkeyed_object_digest(kind, identifier) == sha256_hex(reference)
