@@ -124,7 +124,11 @@ class Runtime:
                 settings.resolved_master_key_file, now=clock.now()
             )
         pseudonymizer = Pseudonymizer(_pepper(settings, master))
-        engine = make_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        engine = make_engine(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            pool_timeout=settings.db_pool_timeout,
+        )
         return cls(
             settings=settings,
             engine=engine,

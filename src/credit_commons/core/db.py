@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from credit_commons.core import sqlite_checkpoint
@@ -28,6 +29,8 @@ from credit_commons.core.errors import ConfigurationError, UnavailableError
 __all__ = [
     "READ_ONLY",
     "Base",
+    "DatabaseBusy",
+    "busy_error",
     "dispose_engine",
     "make_engine",
     "make_sessionmaker",
@@ -130,21 +133,76 @@ class _SqliteWriters:
             self._lock.release()
 
 
+class DatabaseBusy(UnavailableError):
+    """The database could not take this unit of work in time: no pooled connection came
+    free within ``COMMONS_DB_POOL_TIMEOUT``, SQLite's write lock stayed taken past its busy
+    timeout, or PostgreSQL refused a lock, a connection or a serialisation.  Nothing was
+    written; the same request may succeed a moment later (``retry_after``).  ``reason``
+    names which (``pool_timeout``, ``locked``, ``lock_not_available``,
+    ``too_many_connections``, ``serialization_failure``, ``deadlock``)."""
+
+    code = "service.database_busy"
+    title = "Service busy"
+    retry_after = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("the service is busy; retry shortly")
+        self.reason = reason
+
+
+# SQLite result codes (sqlite.org/rescode.html): SQLITE_BUSY and SQLITE_LOCKED, whose
+# extended codes keep the primary code in the low byte.
+_SQLITE_BUSY_CODES = {5: "locked", 6: "locked"}
+# PostgreSQL SQLSTATEs (PostgreSQL 15 Appendix A) that say "not now" rather than "never".
+_POSTGRES_BUSY_STATES = {
+    "55P03": "lock_not_available",
+    "53300": "too_many_connections",
+    "40001": "serialization_failure",
+    "40P01": "deadlock",
+}
+
+
+def busy_error(error: BaseException) -> DatabaseBusy | None:
+    """``error`` as a :class:`DatabaseBusy` when it only says the database is busy right
+    now (a pool timeout, a lock wait that ran out, a refused connection); else ``None``.
+
+    The unit of work of a request (``gateway/deps.py``) and the problem handler use this
+    so that such an error reaches a client as 503 with ``Retry-After``, never as 500.
+    """
+    if isinstance(error, PoolTimeout):
+        return DatabaseBusy("pool_timeout")
+    if not isinstance(error, OperationalError | DBAPIError):
+        return None
+    original = error.orig
+    code = getattr(original, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _SQLITE_BUSY_CODES:
+        return DatabaseBusy(_SQLITE_BUSY_CODES[code & 0xFF])
+    state = getattr(original, "sqlstate", None)
+    if isinstance(state, str) and state in _POSTGRES_BUSY_STATES:
+        return DatabaseBusy(_POSTGRES_BUSY_STATES[state])
+    return None
+
+
 def dispose_engine(engine: Engine) -> None:
     """Stop the engine's background checkpoints (SQLite) and close its connections."""
     sqlite_checkpoint.stop(engine)
     engine.dispose()
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, echo: bool = False
+) -> Engine:
     """Create an engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
-    For SQLite the parent directory is created, the pragmas are set on every connection,
-    and the write-ahead log is checkpointed by a background thread
-    (:mod:`credit_commons.core.sqlite_checkpoint`); release the engine with
-    :func:`dispose_engine`.
+    Both keep ``pool_size`` connections and open as many again for a moment; a unit of
+    work waits at most ``pool_timeout`` seconds for one (then SQLAlchemy's ``TimeoutError``,
+    which :func:`busy_error` turns into :class:`DatabaseBusy`).  For SQLite the parent
+    directory is created, the pragmas are set on every connection, and the write-ahead log
+    is checkpointed by a background thread (:mod:`credit_commons.core.sqlite_checkpoint`);
+    release the engine with :func:`dispose_engine`.
     Raises :class:`ConfigurationError` for a malformed URL or an unsupported backend.
     """
+    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout}
     try:
         parsed = make_url(url)
     except Exception as e:
@@ -156,8 +214,15 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        memory = parsed.database in (None, "", ":memory:")
         engine = create_engine(
-            parsed, echo=echo, connect_args={"check_same_thread": False, "timeout": 10}
+            parsed,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            # A file database gets a queue of connections like PostgreSQL's (SQLAlchemy's
+            # default for it is 5 + 10 and a 30 s wait); an in-memory one keeps its default
+            # pool, which shares its one connection.
+            **({} if memory else pool),
         )
         writers = _SqliteWriters()
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -175,9 +240,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
                 "PostgreSQL is supported through psycopg 3 only",
                 hint="write the URL as postgresql+psycopg://…",
             )
-        return create_engine(
-            parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        return create_engine(parsed, echo=echo, pool_pre_ping=True, **pool)
     raise ConfigurationError(
         f"unsupported database backend {backend!r}",
         hint="use SQLite (embedded) or PostgreSQL (production)",

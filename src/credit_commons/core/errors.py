@@ -156,9 +156,14 @@ class ConfigurationError(CommonsError):
 
 
 class UnavailableError(CommonsError):
-    """A dependency (database, HSM, remote resolver) cannot be reached right now."""
+    """A dependency (database, HSM, remote resolver) cannot be reached right now.
+
+    ``retry_after`` (seconds), when set, is sent as the HTTP ``Retry-After`` field
+    (RFC 9110 §10.2.3): the condition is expected to pass.
+    """
 
     code = "service.unavailable"
     title = "Service unavailable"
     status = 503
     exit_code = ExitCode.UNAVAILABLE
+    retry_after: int | None = None

@@ -144,7 +144,46 @@ class Settings(BaseSettings):
         description="the URL clients use to reach this instance; default http://<host>:<port>. "
         "It makes links; the log's origin is recorded when the log is created (docs/log.md)",
     )
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=200,
+        description="database connections each process keeps open (as many again may open "
+        "beyond it for a moment)",
+    )
+    db_pool_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="seconds a unit of work waits for a free connection before it is answered "
+        "503 service.database_busy",
+    )
+    admission_writers: int | None = Field(
+        default=None,
+        ge=1,
+        le=200,
+        description="requests of the write routes a process runs at once; default 4 on SQLite "
+        "(one writer at a time), half of COMMONS_DB_POOL_SIZE on PostgreSQL (docs/limits.md)",
+    )
+    admission_readers: int | None = Field(
+        default=None,
+        ge=1,
+        le=200,
+        description="requests of the read routes a process runs at once; default 8 on SQLite, "
+        "half of COMMONS_DB_POOL_SIZE on PostgreSQL",
+    )
+    admission_queue: int = Field(
+        default=128,
+        ge=0,
+        le=100_000,
+        description="requests of each route class that may wait for their turn (503 beyond)",
+    )
+    admission_wait: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="seconds a request waits for its turn before it is answered 503",
+    )
     log_origin: str | None = Field(
         default=None,
         description="the log's checkpoint origin line, recorded when the log is created; "

@@ -20,6 +20,7 @@ from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import lender_router, onboarding_router
+from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
@@ -111,7 +112,7 @@ def create_app(
     app.state.runtime = runtime
     registry = CollectorRegistry()
     _install_middleware(app, runtime, registry)
-    install_problem_handlers(app)
+    install_problem_handlers(app, registry)
     install_denial_handler(app, registry)
     install_rate_limit_handler(app)
     # Routes are matched in order, each one costing a few microseconds: the lenders' API
@@ -172,8 +173,12 @@ def create_app(
 
 def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
     # Added innermost first, so they run in the opposite order: request ids and metrics;
-    # size limits (431, 413) before the limiter reads a header; rate limits (429) before
+    # size limits (431, 413) before the limiter reads a header; rate limits (429) and then
+    # admission (503 when the route class is at capacity and its queue full) before
     # routing, so before any database connection is taken.
+    admission = Admission(runtime.settings, runtime.engine.dialect.name, registry)
+    app.state.admission = admission
+    app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(RateLimitMiddleware, runtime=runtime)
     app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))

@@ -29,7 +29,6 @@ cannot be reached the limiter fails closed: 503 ``service.rate_limit_unavailable
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import threading
 import time
@@ -37,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse_many
@@ -50,8 +49,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from credit_commons.core.errors import CommonsError, ConfigurationError, UnavailableError
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
-from credit_commons.gateway.problems import PROBLEM_JSON, problem_response
-from credit_commons.gateway.route_groups import GROUPS, classify
+from credit_commons.gateway.problems import problem_response, send_problem
+from credit_commons.gateway.route_groups import GROUP_KEY, GROUPS, classify
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -71,6 +70,7 @@ _EXTRAS_KEY = "rate_limits"
 _STATE_KEY = "rate_limits"
 _ADDRESS_KEY = "client_address"
 _REDIS_TIMEOUT = 2.0
+_REDIS_THREADS = 16
 _BUILD_LOCK = threading.Lock()
 # The lender groups' scopes as the lender code names them.
 _SCOPES = {"api": "lender-api", "token": "lender-token"}
@@ -362,14 +362,26 @@ class RateLimitMiddleware:
         self.runtime = runtime
         settings = runtime.settings
         self.resolver = ClientAddressResolver(settings.trusted_proxies, settings.forwarded_header)
+        self._thread_limiter: CapacityLimiter | None = None
 
     async def _count(
         self, limiter: RateLimits, group: str, kind: str, key: str, label: str
     ) -> list[RateLimitState]:
         if limiter.backend == "memory":
             return limiter.hit(group, kind, key, label=label)
-        # Redis answers over the network: off the event loop.
-        return await to_thread.run_sync(lambda: limiter.hit(group, kind, key, label=label))
+        # Redis answers over the network: off the event loop, on threads of the limiter's
+        # own.  This runs before admission (admission.py), so it must not take the threads
+        # reserved for admitted requests: a burst waiting on Redis would leave a request
+        # that holds a database connection without a thread to finish on.
+        return await to_thread.run_sync(
+            lambda: limiter.hit(group, kind, key, label=label), limiter=self._threads()
+        )
+
+    def _threads(self) -> CapacityLimiter:
+        # Made on first use, inside the app's event loop.
+        if self._thread_limiter is None:
+            self._thread_limiter = CapacityLimiter(_REDIS_THREADS)
+        return self._thread_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -381,6 +393,7 @@ class RateLimitMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state[_ADDRESS_KEY] = address
         group = classify(scope.get("method", ""), scope.get("path", ""))
+        state[GROUP_KEY] = group  # admission (admission.py) counts the request in its class
         counted: list[RateLimitState] = []
         try:
             limiter = rate_limits(self.runtime)
@@ -391,10 +404,10 @@ class RateLimitMiddleware:
                 counted += await self._count(limiter, group, "client", key, "credential")
         except RateLimited as refused:
             refused.counted = counted + refused.counted
-            await self._refuse(scope, send, refused, refused.headers())
+            await send_problem(scope, send, refused, refused.headers())
             return
         except CommonsError as error:  # the store is down, or the limits are misconfigured
-            await self._refuse(scope, send, error, [])
+            await send_problem(scope, send, error, [])
             return
         state[_STATE_KEY] = counted
 
@@ -409,16 +422,3 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
-
-    @staticmethod
-    async def _refuse(
-        scope: Scope, send: Send, error: CommonsError, headers: list[tuple[str, str]]
-    ) -> None:
-        body = json.dumps(error.problem(instance=scope.get("path"))).encode("utf-8")
-        raw = [
-            (b"content-type", PROBLEM_JSON.encode("latin-1")),
-            (b"content-length", str(len(body)).encode("latin-1")),
-            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers),
-        ]
-        await send({"type": "http.response.start", "status": error.status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})

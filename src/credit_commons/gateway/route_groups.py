@@ -13,18 +13,36 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["GROUPS", "OTHER", "RouteGroup", "classify"]
+__all__ = [
+    "CLASS_OF_GROUP",
+    "GROUPS",
+    "GROUP_KEY",
+    "OTHER",
+    "READ",
+    "WRITE",
+    "RouteGroup",
+    "classify",
+]
+
+WRITE = "write"
+"""The route class of groups whose routes may write (admission.py)."""
+READ = "read"
+"""The route class of groups whose routes only read, or touch no database."""
+GROUP_KEY = "route_group"
+"""Where the request's group is kept in its ASGI scope's ``state`` once decided."""
 
 
 @dataclass(frozen=True)
 class RouteGroup:
     """A group of routes limited together: the default limit per address (``ip``) and per
-    credential or client (``client``; ``None`` where callers do not authenticate)."""
+    credential or client (``client``; ``None`` where callers do not authenticate), and the
+    route class whose admission limiter runs its requests (``write`` or ``read``)."""
 
     name: str
     ip: str
     client: str | None
     routes: str
+    route_class: str = WRITE
 
 
 OTHER = "other"
@@ -48,14 +66,17 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("oid4vci-offers", "60/minute", "60/minute", "/v1/credential-offers*"),
     RouteGroup("oid4vci-token", "60/minute", None, "POST /token"),
     RouteGroup("oid4vci-credential", "60/minute", "30/minute", "POST /credential, POST /nonce"),
-    RouteGroup("log", "600/minute", None, "/v1/log/*"),
-    RouteGroup("tiles", "1200/minute", None, "/tile/*, /checkpoint"),
-    RouteGroup("status-lists", "600/minute", None, "/status-lists/*"),
-    RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets"),
-    RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics"),
-    RouteGroup("docs", "60/minute", None, "/openapi.json, /docs"),
-    RouteGroup(OTHER, "120/minute", None, "any other path (404)"),
+    RouteGroup("log", "600/minute", None, "/v1/log/*", READ),
+    RouteGroup("tiles", "1200/minute", None, "/tile/*, /checkpoint", READ),
+    RouteGroup("status-lists", "600/minute", None, "/status-lists/*", READ),
+    RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
+    RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
+    RouteGroup("docs", "60/minute", None, "/openapi.json, /docs", READ),
+    RouteGroup(OTHER, "120/minute", None, "any other path (404)", READ),
 )
+
+CLASS_OF_GROUP: dict[str, str] = {group.name: group.route_class for group in GROUPS}
+"""Each group's route class."""
 
 _ANY = None
 # First match wins; the lender API, the busiest, comes first.  "[^/]+" is one segment.
