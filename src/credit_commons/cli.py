@@ -119,23 +119,6 @@ def version(as_json: JsonOption = False) -> None:
     _emit(as_json, {"version": __version__}, f"commons {__version__}")
 
 
-def serve_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn options of ``commons serve`` beyond host and port: our logging, no proxy
-    headers (the app decides the client address itself, trusting only
-    ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
-    refuses over-long headers (``COMMONS_MAX_HEADER_BYTES``/``_LINE_BYTES``)."""
-    from credit_commons.gateway.size_limits import bounded_httptools_protocol
-
-    return {
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": False,
-        "http": bounded_httptools_protocol(
-            settings.max_header_bytes, settings.max_header_line_bytes
-        ),
-    }
-
-
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -149,6 +132,15 @@ def serve(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run the log worker in this process.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes serving the API (PostgreSQL only; the log worker still "
+            "runs once, in this process).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (logs are JSON lines on stderr).
@@ -160,33 +152,55 @@ def serve(
     from credit_commons.core.logging import configure_logging
     from credit_commons.gateway import create_app
     from credit_commons.gateway.app import startup_checks
+    from credit_commons.gateway.serving import serve_options, serve_workers, workers_warnings
+    from credit_commons.ledger.worker import LogWorker
 
     base = _settings(ctx)
     settings = base.listening_on(host or base.host, port or base.port)
     configure_logging(settings.log_level)
+    warnings = workers_warnings(settings, workers)
     disagreement = settings.public_url_disagreement()
     if disagreement:
-        typer.echo(f"warning: {disagreement}; links will point there", err=True)
+        warnings.append(f"{disagreement}; links will point there")
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
     rt = Runtime.build(settings)
     try:
         # Refusals (a changed pepper, a disagreeing COMMONS_LOG_ORIGIN) before serving, so
         # they print as one line with their exit code instead of a failed lifespan.
         identity = startup_checks(rt)
-        application = create_app(settings, runtime=rt, run_worker=worker, freeze_heap=True)
+        application = (
+            create_app(settings, runtime=rt, run_worker=worker, freeze_heap=True)
+            if workers == 1
+            else None
+        )
     except BaseException:
         rt.close()
         raise
     origin = identity.origin if identity is not None else None
     listening = f"http://{settings.host}:{settings.port}"
     if as_json:
-        line = {"serving": listening, "public_url": settings.public_url, "log_origin": origin}
+        line = {
+            "serving": listening,
+            "public_url": settings.public_url,
+            "log_origin": origin,
+            "workers": workers,
+        }
         typer.echo(json.dumps(line))
     else:
         typer.echo(
             f"serving on {listening}; public URL {settings.public_url}"
             + (f"; log origin {origin}" if origin else "")
+            + (f"; {workers} worker processes" if workers > 1 else "")
         )
-    uvicorn.run(application, host=settings.host, port=settings.port, **serve_options(settings))
+    if application is not None:
+        uvicorn.run(application, host=settings.host, port=settings.port, **serve_options(settings))
+        return
+    # Several workers: this process supervises them and runs the one log worker.
+    try:
+        serve_workers(settings, workers, log_worker=LogWorker(rt) if worker else None)
+    finally:
+        rt.close()
 
 
 @app.command()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,7 @@ __all__ = [
     "SizeLimitMiddleware",
     "body_limit",
     "bounded_httptools_protocol",
+    "bounded_protocol_factory",
 ]
 
 LARGER_BODIES: dict[tuple[str, str], Callable[[Settings], int]] = {
@@ -162,6 +164,19 @@ async def _send(send: Send, error: CommonsError, instance: str | None) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def bounded_protocol_factory(max_header_bytes: int, max_line_bytes: int) -> Callable[..., Any]:
+    """:func:`bounded_httptools_protocol` as uvicorn's ``http`` option for worker processes:
+    a picklable callable (a ``partial`` of a module function), since uvicorn sends its
+    configuration to each spawned worker and a class made in a function cannot be pickled.
+    Each worker makes the class once and a protocol per connection from it."""
+    return partial(_bounded_protocol, max_header_bytes, max_line_bytes)
+
+
+def _bounded_protocol(max_header_bytes: int, max_line_bytes: int, *args: Any, **kwargs: Any) -> Any:
+    return bounded_httptools_protocol(max_header_bytes, max_line_bytes)(*args, **kwargs)
+
+
+@cache
 def bounded_httptools_protocol(max_header_bytes: int, max_line_bytes: int) -> type[Any]:
     """uvicorn's httptools protocol, refusing (431 problem+json, connection closed) a request
     whose header section (request line included) passes ``max_header_bytes``, or whose

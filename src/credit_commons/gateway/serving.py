@@ -1,0 +1,113 @@
+"""How ``commons serve`` runs the app under uvicorn: one process, or several workers.
+
+One worker (the default) serves the app built in the ``serve`` process itself, with the
+log worker in a background thread.  With ``--workers N`` uvicorn's supervisor binds the
+socket once and spawns N worker processes that share it (the kernel spreads connections
+among them); each builds its own runtime and app from the same settings, without a log
+worker.  The log worker runs once, in the supervising process, beside them: it is a
+single writer of the log (checkpoints, anchoring), and N copies would only contend.
+
+What several processes share and what they do not is in docs/operations.md ("Production
+shape"): the database and, with ``COMMONS_REDIS_URL``, the rate limits; each process has
+its own admission limits, connection pool and caches.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from credit_commons.core.errors import ConfigurationError
+from credit_commons.core.settings import Settings
+
+__all__ = ["serve_options", "serve_workers", "worker_app", "workers_warnings"]
+
+
+def serve_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn options of ``commons serve`` beyond host and port: our logging, no proxy
+    headers (the app decides the client address itself, trusting only
+    ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
+    refuses over-long headers (``COMMONS_MAX_HEADER_BYTES``/``_LINE_BYTES``), as a
+    picklable factory so that spawned workers receive it too."""
+    from credit_commons.gateway.size_limits import bounded_protocol_factory  # noqa: PLC0415
+
+    return {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "http": bounded_protocol_factory(settings.max_header_bytes, settings.max_header_line_bytes),
+    }
+
+
+def workers_warnings(settings: Settings, workers: int) -> list[str]:
+    """What ``workers`` processes would get wrong with these settings, to be said at start.
+
+    On SQLite several processes read side by side (WAL), but write one at a time through
+    SQLite's file lock, which a waiting writer polls instead of queueing (its busy handler
+    sleeps up to 100 ms a step), and each process admits and queues its own writers: write
+    latency grows, and a burst of writes can wait past the busy timeout (answered 503
+    ``service.database_busy``).  Without Redis each process counts rate limits apart.
+
+    Raises :class:`ConfigurationError` for several workers in production without
+    ``COMMONS_REDIS_URL`` (production already refuses SQLite).
+    """
+    if workers <= 1:
+        return []
+    problems: list[str] = []
+    if settings.resolved_database_url.startswith("sqlite"):
+        problems.append(
+            f"{workers} worker processes on SQLite read side by side but write one at a time "
+            "through SQLite's file lock, which waiting writers poll: write latency grows and a "
+            "burst of writes may be answered 503; use PostgreSQL for several workers "
+            "(docs/operations.md)"
+        )
+    if settings.redis_url is None:
+        if settings.is_production:
+            raise ConfigurationError(
+                f"--workers {workers} in production needs COMMONS_REDIS_URL",
+                hint="rate limits kept in process memory are counted by each worker apart: "
+                "share them through Redis",
+            )
+        problems.append(
+            f"rate limits are kept in each of the {workers} worker processes apart: a client "
+            f"may make up to {workers} times each limit (set COMMONS_REDIS_URL to share them)"
+        )
+    return problems
+
+
+def worker_app(settings: Settings) -> Any:
+    """The app of one spawned worker process: its own runtime over ``settings``, no log
+    worker (the supervising process runs it), the start-up heap frozen.  uvicorn calls it
+    (``factory=True``) in the worker, once its logging is set up."""
+    from credit_commons.core.logging import configure_logging  # noqa: PLC0415
+    from credit_commons.gateway.app import create_app  # noqa: PLC0415
+
+    configure_logging(settings.log_level)
+    return create_app(settings, run_worker=False, freeze_heap=True)
+
+
+def serve_workers(settings: Settings, workers: int, *, log_worker: Any | None) -> None:
+    """Serve with ``workers`` processes under uvicorn's supervisor (which restarts a worker
+    that dies and stops them all on SIGINT/SIGTERM), running ``log_worker`` (a
+    :class:`~credit_commons.ledger.worker.LogWorker`, or None) in this process meanwhile.
+    Returns when the supervisor stops."""
+    import uvicorn  # noqa: PLC0415
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
+
+    config = uvicorn.Config(
+        partial(worker_app, settings),
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        **serve_options(settings),
+    )
+    sock = config.bind_socket()
+    if log_worker is not None:
+        log_worker.start()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        if log_worker is not None:
+            log_worker.stop()
+        sock.close()
