@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.e2e.test_serve import COMMONS, commons_env, free_port
 
 WRITERS = 96

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
 
 from credit_commons.core.db import DatabaseBusy, busy_error, make_engine
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway import create_app
 from credit_commons.runtime import Runtime
-from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
 
 
 def test_a_request_that_finds_no_free_connection_is_503(tmp_path: Path, backend_url: str) -> None:
@@ -60,8 +60,10 @@ def test_sqlite_locked_past_the_busy_timeout_is_busy(tmp_path: Path) -> None:
         with pytest.raises(sa.exc.OperationalError) as raised, engine.begin() as connection:
             connection.execute(sa.text("INSERT INTO t VALUES (1)"))
         busy = busy_error(raised.value)
-        assert isinstance(busy, DatabaseBusy) and busy.reason == "locked"
-        assert busy.status == 503 and busy.retry_after == 1
+        assert isinstance(busy, DatabaseBusy)
+        assert busy.reason == "locked"
+        assert busy.status == 503
+        assert busy.retry_after == 1
     finally:
         engine.dispose()
         holder.close()
@@ -75,11 +77,13 @@ def test_postgres_lock_not_available_is_busy(postgres_schema_url: str) -> None:
             connection.execute(sa.text("CREATE TABLE t (x INTEGER)"))
         with engine.connect() as holder, holder.begin():
             holder.execute(sa.text("LOCK TABLE t IN ACCESS EXCLUSIVE MODE"))
-            with pytest.raises(sa.exc.OperationalError) as raised, engine.begin() as waiter:
+            with engine.begin() as waiter:
                 waiter.execute(sa.text("SET LOCAL lock_timeout = '50ms'"))
-                waiter.execute(sa.text("SELECT * FROM t"))
+                with pytest.raises(sa.exc.OperationalError) as raised:
+                    waiter.execute(sa.text("SELECT * FROM t"))
         busy = busy_error(raised.value)
-        assert isinstance(busy, DatabaseBusy) and busy.reason == "lock_not_available"
+        assert isinstance(busy, DatabaseBusy)
+        assert busy.reason == "lock_not_available"
     finally:
         engine.dispose()
 

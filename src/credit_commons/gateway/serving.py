@@ -20,7 +20,7 @@ from typing import Any
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.settings import Settings
 
-__all__ = ["serve_options", "serve_workers", "worker_app", "workers_warnings"]
+__all__ = ["build_worker_app", "serve_options", "serve_workers", "worker_app", "workers_warnings"]
 
 
 def serve_options(settings: Settings) -> dict[str, Any]:
@@ -76,13 +76,21 @@ def workers_warnings(settings: Settings, workers: int) -> list[str]:
 
 
 def worker_app(settings: Settings) -> Any:
-    """The app of one spawned worker process: its own runtime over ``settings``, no log
-    worker (the supervising process runs it), the start-up heap frozen.  uvicorn calls it
-    (``factory=True``) in the worker, once its logging is set up."""
+    """The app of one spawned worker process (uvicorn calls this, ``factory=True``, in the
+    worker): our JSON logging, then :func:`build_worker_app`."""
     from credit_commons.core.logging import configure_logging  # noqa: PLC0415
-    from credit_commons.gateway.app import create_app  # noqa: PLC0415
 
     configure_logging(settings.log_level)
+    return build_worker_app(settings)
+
+
+def build_worker_app(settings: Settings) -> Any:
+    """A worker process's app: its own runtime over ``settings``, no log worker (the
+    supervising process runs the one log worker), the start-up heap frozen.
+
+    Raises :class:`ConfigurationError` when the settings are refused."""
+    from credit_commons.gateway.app import create_app  # noqa: PLC0415
+
     return create_app(settings, run_worker=False, freeze_heap=True)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import anyio
 import pytest
+from tests.conftest import make_settings
 
 from credit_commons.gateway.admission import ClassLimiter, Overloaded, capacities
 from credit_commons.gateway.route_groups import CLASS_OF_GROUP, GROUPS, READ, WRITE
-from tests.conftest import make_settings
 
 
 def test_capacity_then_queue_then_refusal() -> None:
@@ -33,7 +33,8 @@ def test_capacity_then_queue_then_refusal() -> None:
                 await limiter.acquire()  # the queue (1) is full
             events.append(refused.value.reason)
             limiter.release()  # the turn goes to the waiter, not back to the pool
-        assert limiter.in_flight == 2 and limiter.waiting == 0
+        assert limiter.in_flight == 2
+        assert limiter.waiting == 0
         limiter.release()
         limiter.release()
         assert limiter.in_flight == 0
@@ -49,7 +50,8 @@ def test_a_wait_that_runs_out_is_refused_and_leaves_the_queue() -> None:
         with pytest.raises(Overloaded) as refused:
             await limiter.acquire()
         assert refused.value.reason == "timeout"
-        assert refused.value.status == 503 and refused.value.retry_after == 1
+        assert refused.value.status == 503
+        assert refused.value.retry_after == 1
         assert limiter.waiting == 0
         limiter.release()
         await limiter.acquire()  # free again
@@ -79,7 +81,8 @@ def test_waiters_are_admitted_in_order_and_a_cancelled_one_gives_its_turn_on() -
                 await limiter.acquire()  # cancelled while queued: never admitted
             assert limiter.waiting == 3
             limiter.release()
-        assert limiter.in_flight == 0 and limiter.waiting == 0
+        assert limiter.in_flight == 0
+        assert limiter.waiting == 0
         return order
 
     assert anyio.run(scenario) == [0, 1, 2]
