@@ -200,7 +200,9 @@ def _database(backend: str, tmp: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serve(database_url: str, tmp: Path, extra: list[str]) -> Iterator[int]:
+def serve(
+    database_url: str, tmp: Path, extra: list[str], settings: dict[str, str]
+) -> Iterator[int]:
     """``commons serve`` on a free loopback port over ``database_url``; yields the port."""
     port = _free_port()
     env = {
@@ -211,6 +213,7 @@ def serve(database_url: str, tmp: Path, extra: list[str]) -> Iterator[int]:
             {"registration.ip": "100000000/minute", "registration.client": "100000000/minute"}
         ),
         "COMMONS_LOG_LEVEL": "WARNING",
+        **settings,
     }
     commons = [sys.executable, "-m", "credit_commons.cli"]
     subprocess.run([*commons, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -244,7 +247,10 @@ def bench_backend(backend: str, args: argparse.Namespace) -> None:
     load_average = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        with _database(backend, tmp) as url, serve(url, tmp, args.serve_args.split()) as port:
+        with (
+            _database(backend, tmp) as url,
+            serve(url, tmp, args.serve_args.split(), args.settings) as port,
+        ):
             load(port, 4, 3.0)  # warm up
             ramp: dict[int, float] = {}
             for level in args.levels:
@@ -266,6 +272,7 @@ def bench_backend(backend: str, args: argparse.Namespace) -> None:
         backend=backend,
         load_average=round(load_average, 2),
         server="commons serve " + (args.serve_args or "(defaults)") + " (uvicorn, loopback)",
+        settings=args.settings,
         load="unauthenticated POST /v1/identities, closed-loop asyncio clients, keep-alive",
         rate_limits="registration.ip and .client raised to 100000000/minute (one address)",
         ramp_accepted_per_s={str(k): v for k, v in ramp.items()},
@@ -294,8 +301,12 @@ def main() -> int:
     parser.add_argument("--levels", default="1,2,4,8,16,32")
     parser.add_argument("--factor", type=int, default=4)
     parser.add_argument("--serve-args", default="", help="extra `commons serve` options")
+    parser.add_argument(
+        "--settings", default="{}", help='extra server settings, {"COMMONS_…": "…"} as JSON'
+    )
     args = parser.parse_args()
     args.levels = [int(x) for x in args.levels.split(",")]
+    args.settings = json.loads(args.settings)
     for backend in filter(None, args.backends.split(",")):
         bench_backend(backend, args)
     return 0
