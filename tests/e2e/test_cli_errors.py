@@ -16,8 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,32 +191,47 @@ def _first_of_each_code() -> set[str]:
 # Every case as text; with --json the first case of each error code (the JSON line is the
 # same rendering of the same error, and each case is a program start of its own).
 RUNS = [
-    pytest.param(*case[1:], as_json, id=f"{'json' if as_json else 'text'}-{case[0]}")
+    (case, as_json)
     for as_json in (False, True)
     for case in CASES
     if not as_json or case[0] in _first_of_each_code()
 ]
 
 
-@pytest.mark.parametrize(("args", "extra", "exit_code", "code", "as_json"), RUNS)
+def _run_id(run: tuple[tuple[str, list[str], dict[str, str], int, str], bool]) -> str:
+    (case_id, *_), as_json = run
+    return f"{'json' if as_json else 'text'}-{case_id}"
+
+
+@pytest.fixture(scope="module")
+def outcomes(place: Place) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every run's result.  The runs are independent program starts (each CPU-bound in its
+    imports), so they run two at a time; each test then checks its own."""
+
+    def one(run: tuple[tuple[str, list[str], dict[str, str], int, str], bool]) -> Any:
+        (_, args, extra, _, _), as_json = run
+        env = environment(place.root, **{k: fill(v, place) for k, v in extra.items()})
+        command = [COMMONS, *(fill(a, place) for a in args), *(["--json"] if as_json else [])]
+        return subprocess.run(
+            [*_without_file_permission_override(), *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(map(_run_id, RUNS), pool.map(one, RUNS), strict=True))
+
+
+@pytest.mark.parametrize("run", RUNS, ids=map(_run_id, RUNS))
 def test_each_failure_is_one_line_and_its_exit_code(
-    place: Place,
-    args: list[str],
-    extra: dict[str, str],
-    exit_code: int,
-    code: str,
-    as_json: bool,
+    outcomes: dict[str, subprocess.CompletedProcess[str]],
+    run: tuple[tuple[str, list[str], dict[str, str], int, str], bool],
 ) -> None:
-    env = environment(place.root, **{k: fill(v, place) for k, v in extra.items()})
-    command = [COMMONS, *(fill(a, place) for a in args), *(["--json"] if as_json else [])]
-    result = subprocess.run(
-        [*_without_file_permission_override(), *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    (_, _, _, exit_code, code), as_json = run
+    result = outcomes[_run_id(run)]
     assert "Traceback" not in result.stderr
     assert result.returncode == exit_code, result.stderr
     lines = result.stderr.strip().splitlines()
