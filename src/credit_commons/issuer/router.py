@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
@@ -76,10 +76,25 @@ IssueRequest = IssueItem  # the single-issue body is one batch item
 
 
 class CredentialCheck(BaseModel):
-    """A ``jwt_vc_json`` credential to verify."""
+    """A credential to verify: ``jwt_vc_json`` (the default), or an issuer-signed SD-JWT VC
+    when the caller says that is what it expects (``"format": "dc+sd-jwt"`` with
+    ``"key_binding": "none"``; presentations with key binding go to
+    ``/v1/presentations/verify``)."""
 
     model_config = ConfigDict(extra="forbid")
     credential: Annotated[str, Field(max_length=65536)]
+    format: Literal["jwt_vc_json", "dc+sd-jwt"] = "jwt_vc_json"
+    key_binding: Literal["none"] | None = None
+
+    @model_validator(mode="after")
+    def _expectation_is_explicit(self) -> Self:
+        # An SD-JWT without key binding is verified only when asked for in so many words,
+        # so that nobody mistakes this route for presentation verification.
+        if self.format == "dc+sd-jwt" and self.key_binding != "none":
+            raise ValueError('a dc+sd-jwt credential needs "key_binding": "none"')
+        if self.format == "jwt_vc_json" and self.key_binding is not None:
+            raise ValueError("key_binding applies to dc+sd-jwt credentials only")
+        return self
 
 
 class PresentationCheck(BaseModel):
@@ -158,10 +173,15 @@ def change_status(
     return credentials.change_status(session, runtime, principal, credential_id, action)
 
 
-@credentials_router.post("/v1/credentials/verify", summary="Verify a jwt_vc_json credential.")
+@credentials_router.post(
+    "/v1/credentials/verify",
+    summary="Verify a jwt_vc_json credential, or an SD-JWT VC without key binding.",
+)
 def verify_credential(
     body: CredentialCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
+    if body.format == "dc+sd-jwt":
+        return verification.verify_sd_jwt_credential(session, runtime, body.credential)
     return verification.verify_vc_jwt_credential(session, runtime, body.credential)
 
 

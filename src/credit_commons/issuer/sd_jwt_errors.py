@@ -32,6 +32,7 @@ __all__ = [
     "KbStale",
     "KeyBindingInvalid",
     "KeyBindingMissing",
+    "KeyBindingUnexpected",
     "Malformed",
     "NotYetValid",
     "ReservedClaim",
@@ -124,6 +125,14 @@ class KeyBindingMissing(SdJwtInvalid):
 
     code = "credential.key_binding_missing"
     title = "Key binding missing"
+
+
+class KeyBindingUnexpected(SdJwtInvalid):
+    """The verifier expects an SD-JWT without Key Binding (§7.3 step 1: its policy), but a
+    KB-JWT came with it: it was presented for someone else, and is not checked here."""
+
+    code = "credential.key_binding_unexpected"
+    title = "Key binding not expected"
 
 
 class KeyBindingInvalid(SdJwtInvalid):

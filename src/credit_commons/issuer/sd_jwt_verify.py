@@ -255,6 +255,7 @@ def verify(
     *,
     issuer_key_resolver: IssuerKeyResolver,
     require_key_binding: bool,
+    forbid_key_binding: bool = False,
     audience: str | None = None,
     nonce: str | None = None,
     now: int,
@@ -266,27 +267,33 @@ def verify(
     """Verify an SD-JWT or SD-JWT+KB (RFC 9901 §7.1, §7.3) and return the processed payload.
 
     With ``require_key_binding`` a KB-JWT must be present and ``audience`` and ``nonce``
-    are required; a KB-JWT that is present is always verified (its ``aud``/``nonce`` against
-    the expected values when given).  ``now`` is Unix seconds; ``exp``/``nbf``/``iat`` get
-    ``leeway`` seconds, and the KB-JWT ``iat`` must lie within ``max_kb_age`` (plus leeway)
-    before ``now``.  ``serialization="json"`` reads the JWS JSON Serialization (§8); every
-    signature of a General one must verify.
+    are required; with ``forbid_key_binding`` a KB-JWT must be absent (an issuer-signed
+    SD-JWT handed over as it is); otherwise a KB-JWT that is present is always verified
+    (its ``aud``/``nonce`` against the expected values when given).  ``now`` is Unix
+    seconds; ``exp``/``nbf``/``iat`` get ``leeway`` seconds, and the KB-JWT ``iat`` must lie
+    within ``max_kb_age`` (plus leeway) before ``now``.  ``serialization="json"`` reads the
+    JWS JSON Serialization (§8); every signature of a General one must verify.
 
     Raises :class:`~credit_commons.issuer.sd_jwt_errors.SdJwtInvalid` subclasses —
     ``Malformed``, ``AlgorithmNotAllowed``, ``EmbeddedKeyNotAllowed``, ``SignatureInvalid``,
     ``DisclosureDuplicate``, ``DigestCollision``, ``ReservedClaim``, ``ClaimNameExists``,
     ``DisclosureMisplaced``, ``DisclosureUnreferenced``, ``Expired``, ``NotYetValid``,
-    ``KeyBindingMissing``, ``KeyBindingInvalid``, ``KbStale``, ``KbNonceMismatch``,
-    ``KbAudienceMismatch``, ``SdHashMismatch`` — and whatever ``issuer_key_resolver`` raises.
-    Raises :class:`ValueError` when key binding is required without ``audience`` and ``nonce``.
+    ``KeyBindingMissing``, ``KeyBindingUnexpected``, ``KeyBindingInvalid``, ``KbStale``,
+    ``KbNonceMismatch``, ``KbAudienceMismatch``, ``SdHashMismatch`` — and whatever
+    ``issuer_key_resolver`` raises.
+    Raises :class:`ValueError` when key binding is required without ``audience`` and
+    ``nonce``, or both required and forbidden.
     """
     if require_key_binding and (audience is None or nonce is None):
         raise ValueError("key binding needs the expected audience and nonce")
+    if require_key_binding and forbid_key_binding:
+        raise ValueError("key binding cannot be both required and forbidden")
     try:
         return _verify(
             presentation,
             issuer_key_resolver,
             require_key_binding,
+            forbid_key_binding,
             audience=audience,
             nonce=nonce,
             now=now,
@@ -303,6 +310,7 @@ def _verify(
     presentation: str,
     resolver: IssuerKeyResolver,
     require_key_binding: bool,
+    forbid_key_binding: bool,
     *,
     audience: str | None,
     nonce: str | None,
@@ -317,6 +325,8 @@ def _verify(
     # §7.3 steps 1-2: the policy decides; a missing KB-JWT is then a rejection.
     if require_key_binding and parts.kb_jwt is None:
         raise errors.KeyBindingMissing("this verifier requires key binding")
+    if forbid_key_binding and parts.kb_jwt is not None:
+        raise errors.KeyBindingUnexpected("this verifier expects no Key Binding JWT")
     # §7.1 step 2: validate the Issuer-signed JWT (each signature of a JSON serialization).
     payload = decode_object(parts.payload, errors.Malformed, "the JWT payload")
     headers = []

@@ -1,5 +1,6 @@
-"""Verifying presentations of SD-JWT VCs: this platform's own and trusted issuers' (issue 5,
-item 4).
+"""Verifying SD-JWT VCs, as presentations with Key Binding (issue 5, item 4) or as
+issuer-signed credentials without it (issue 14, item 2): this platform's own and trusted
+issuers'.
 
 The SD-JWT checks are ``sd_jwt_verify.verify`` (RFC 9901 §7: issuer signature with the
 algorithm allow-list, every disclosure rule, key binding with audience, nonce, freshness
@@ -10,7 +11,8 @@ and ``sd_hash``, ``exp``/``nbf``/``iat`` with leeway).  Then:
    list (:mod:`~credit_commons.issuer.trust`, else :class:`UntrustedIssuer`), resolved
    through its metadata or DID document (:mod:`~credit_commons.issuer.foreign`);
 2. ``typ`` must be ``dc+sd-jwt``; the ``vct`` of this platform's credentials must be a type
-   of its catalogue, a foreign one a string;
+   of its catalogue, a foreign one a string (``sd_jwt_vc.py``, shared with the lender
+   client);
 3. the status: this platform's lists straight from the database; a trusted issuer's list
    fetched (SSRF guard, signature by that issuer, cache) when the credential has one.  A
    revoked or suspended credential raises :class:`CredentialRevoked` /
@@ -26,11 +28,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from credit_commons.core.errors import IntegrityError
 from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
 from credit_commons.issuer.jws import decode_unverified
+from credit_commons.issuer.sd_jwt_vc import (
+    CredentialRevoked,
+    CredentialSuspended,
+    UnknownIssuerKey,
+    UntrustedIssuer,
+    disclosed_claims,
+    raise_for_status,
+    sd_jwt_vc_facts,
+)
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.vc_jwt import verify_vc_jwt
@@ -44,36 +54,9 @@ __all__ = [
     "UnknownIssuerKey",
     "UntrustedIssuer",
     "verify_presentation",
+    "verify_sd_jwt_credential",
     "verify_vc_jwt_credential",
 ]
-
-
-class CredentialRevoked(IntegrityError):
-    """The credential was revoked by its issuer."""
-
-    code = "credential.revoked"
-    title = "Credential revoked"
-
-
-class CredentialSuspended(IntegrityError):
-    """The credential is suspended by its issuer."""
-
-    code = "credential.suspended"
-    title = "Credential suspended"
-
-
-class UnknownIssuerKey(IntegrityError):
-    """The credential names an issuer or key this platform does not know."""
-
-    code = "credential.issuer_unknown"
-    title = "Unknown issuer"
-
-
-class UntrustedIssuer(UnknownIssuerKey):
-    """The credential's issuer is neither this platform nor on its trust list."""
-
-    code = "credential.issuer_untrusted"
-    title = "Untrusted issuer"
 
 
 def verify_presentation(
@@ -81,11 +64,37 @@ def verify_presentation(
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB presentation and its status; returns the disclosed claims.
 
-    Raises the SD-JWT errors (``credential.*``), :class:`UnknownIssuerKey`,
-    :class:`UntrustedIssuer`, ``foreign.UnknownForeignKey``/``IssuerMetadataInvalid``,
-    ``StatusListRejected``, the fetcher's ``UnsafeUrl``/``FetchFailed``,
-    :class:`CredentialRevoked` or :class:`CredentialSuspended`.
+    Raises the SD-JWT errors (``credential.*``; ``credential.key_binding_missing`` without a
+    KB-JWT), :class:`UnknownIssuerKey`, :class:`UntrustedIssuer`,
+    ``foreign.UnknownForeignKey``/``IssuerMetadataInvalid``, ``StatusListRejected``, the
+    fetcher's ``UnsafeUrl``/``FetchFailed``, :class:`CredentialRevoked` or
+    :class:`CredentialSuspended`.
     """
+    return _verify_sd_jwt_vc(
+        session, rt, presentation, key_binding=True, audience=audience, nonce=nonce
+    )
+
+
+def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> dict[str, Any]:
+    """Verify an issuer-signed SD-JWT VC handed over without Key Binding (a credential a
+    lender retrieved under consent): the same checks as :func:`verify_presentation` except
+    that a KB-JWT must be absent.
+
+    Raises what :func:`verify_presentation` raises, with ``credential.key_binding_unexpected``
+    (``KeyBindingUnexpected``) for an SD-JWT that carries a KB-JWT.
+    """
+    return _verify_sd_jwt_vc(session, rt, credential, key_binding=False)
+
+
+def _verify_sd_jwt_vc(
+    session: Session,
+    rt: Runtime,
+    text: str,
+    *,
+    key_binding: bool,
+    audience: str | None = None,
+    nonce: str | None = None,
+) -> dict[str, Any]:
     keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
     foreign_kind: list[trust.Kind] = []
 
@@ -105,51 +114,41 @@ def verify_presentation(
         return foreign.foreign_issuers(rt).key(iss, kind, header)
 
     verified = verify(
-        presentation,
+        text,
         issuer_key_resolver=resolve,
-        require_key_binding=True,
+        require_key_binding=key_binding,
+        forbid_key_binding=not key_binding,
         audience=audience,
         nonce=nonce,
         now=int(rt.clock.now().timestamp()),
     )
-    # Step 2: the type.
-    if verified.header.get("typ") != "dc+sd-jwt":
-        raise UnknownIssuerKey("not an SD-JWT VC")
-    vct = verified.payload.get("vct")
-    if not isinstance(vct, str):
-        raise UnknownIssuerKey("unknown credential type")
-    reference = verified.payload.get("status", {}).get("status_list", {})
-    uri, index = reference.get("uri"), reference.get("idx")
+    # Step 2: the type (and the status reference's shape).
+    facts = sd_jwt_vc_facts(verified)
     if foreign_kind:
         # Step 3, a trusted issuer: its own status list, when the credential names one.
-        if "status" in verified.payload:
-            if not isinstance(uri, str) or not isinstance(index, int) or isinstance(index, bool):
-                raise UnknownIssuerKey("the credential's status reference is malformed")
-            iss = str(verified.payload["iss"])
-            _raise_for(foreign.foreign_issuers(rt).status(iss, foreign_kind[0], uri, index))
-        return _result(verified.payload, vct)
-    if catalogue_service.get_type_by_vct(session, rt, vct) is None:
+        if facts.status is not None:
+            raise_for_status(
+                foreign.foreign_issuers(rt).status(
+                    facts.issuer, foreign_kind[0], facts.status.uri, facts.status.index
+                )
+            )
+        return _result(verified.payload, facts.vct)
+    if catalogue_service.get_type_by_vct(session, rt, facts.vct) is None:
         raise UnknownIssuerKey("unknown credential type")
     # Step 3: the status.
-    list_id = own_status_list_id(session, rt, uri)
-    if list_id is None or not isinstance(index, int) or isinstance(index, bool):
+    list_id = own_status_list_id(session, rt, facts.status.uri) if facts.status else None
+    if list_id is None or facts.status is None:
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
-    _raise_for(
-        status.get_status(session, status.StatusRef(list_id, index, status.StatusKind.TOKEN))
+    raise_for_status(
+        status.get_status(
+            session, status.StatusRef(list_id, facts.status.index, status.StatusKind.TOKEN)
+        )
     )
-    return _result(verified.payload, vct)
-
-
-def _raise_for(current: TokenStatus) -> None:
-    if current is TokenStatus.INVALID:
-        raise CredentialRevoked("the credential was revoked")
-    if current is TokenStatus.SUSPENDED:
-        raise CredentialSuspended("the credential is suspended")
+    return _result(verified.payload, facts.vct)
 
 
 def _result(payload: Mapping[str, Any], vct: str) -> dict[str, Any]:
-    claims = {k: v for k, v in payload.items() if k not in {"cnf", "status"}}
-    return {"valid": True, "vct": vct, "claims": claims}
+    return {"valid": True, "vct": vct, "claims": disclosed_claims(payload)}
 
 
 def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[str, Any]:

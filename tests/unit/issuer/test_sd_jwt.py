@@ -790,6 +790,37 @@ def test_kb_jwt_needs_a_usable_cnf_key() -> None:
         _verify_kb(two_parts)
 
 
+def test_key_binding_can_be_forbidden() -> None:
+    # An issuer-signed SD-JWT handed over as it is verifies; the same with a KB-JWT is a
+    # presentation meant for someone else (issue 14 item 2).
+    credential = _credential()
+    verify(
+        credential.serialize(),
+        issuer_key_resolver=lambda h, p: ISSUER.public_key,
+        require_key_binding=False,
+        forbid_key_binding=True,
+        now=NOW,
+    )
+    with pytest.raises(errors.KeyBindingUnexpected):
+        verify(
+            _present_kb(credential, set()),
+            issuer_key_resolver=lambda h, p: ISSUER.public_key,
+            require_key_binding=False,
+            forbid_key_binding=True,
+            now=NOW,
+        )
+    with pytest.raises(ValueError, match="both"):
+        verify(
+            credential.serialize(),
+            issuer_key_resolver=lambda h, p: ISSUER.public_key,
+            require_key_binding=True,
+            forbid_key_binding=True,
+            audience="a",
+            nonce="n",
+            now=NOW,
+        )
+
+
 def test_kb_age_is_configurable() -> None:
     text = _present_kb(_credential(), set())
     _verify_kb(text, now=NOW + 3600, max_kb_age=3600)
@@ -812,6 +843,7 @@ def test_error_codes_are_stable() -> None:
         "ReservedClaim": "credential.reserved_claim",
         "ClaimNameExists": "credential.reserved_claim",
         "KeyBindingMissing": "credential.key_binding_missing",
+        "KeyBindingUnexpected": "credential.key_binding_unexpected",
         "KeyBindingInvalid": "credential.key_binding_invalid",
         "KbAudienceMismatch": "credential.kb_audience_mismatch",
         "KbNonceMismatch": "credential.kb_nonce_mismatch",
