@@ -27,6 +27,14 @@ EXPECTED = {
         "public_key_to_jwk", "thumbprint",
     },
     "credit_commons.gateway": {"create_app"},
+    "credit_commons.client": {
+        "AccessToken", "ApiConflict", "ApiError", "ApiForbidden", "ApiInvalid", "ApiNotFound",
+        "ApiRateLimited", "ApiUnavailable", "ArtefactInvalid", "Consent", "ConsentPending",
+        "DiscoveryEntry", "KeyFileExists", "KeyFileInvalid", "KeyFileUnprotected", "Lender",
+        "LenderKey", "LenderNotConfigured", "PlatformUrlInvalid", "ReceiptMismatch",
+        "ReceiptPending", "Retrieval", "RetrievalInvalid", "VerifiedRetrieval", "WebhookInvalid",
+        "WebhookNotice",
+    },
     "credit_commons.vault": {
         "DecryptionFailed", "EnvelopeHeader", "KeyVersionRetired", "Kms", "KmsConfigInvalid",
         "KmsUnavailable", "LocalKms", "Pkcs11Kms", "SealContext", "SubjectKeyRef", "WrappedKey",

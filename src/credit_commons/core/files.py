@@ -28,6 +28,7 @@ __all__ = [
     "PathNotFound",
     "PathNotPermitted",
     "PathUnavailable",
+    "create_private",
     "path_error",
     "write_private",
 ]
@@ -94,6 +95,45 @@ def _text(name: object) -> str | None:
     if isinstance(name, bytes):
         return os.fsdecode(name)
     return str(name)
+
+
+def _write_temp(path: Path, data: bytes) -> Path:
+    # A new 0600 file beside ``path``, written and flushed to disk; removed on error.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _sync_directory(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def create_private(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` and mode 0600, never replacing an existing file: a
+    temp file beside it, fsync, then a hard link to ``path`` (which fails, atomically, if
+    ``path`` exists), fsync of the directory.  A crash leaves no file or the whole one.
+
+    Raises ``FileExistsError`` when ``path`` exists (and other ``OSError``s).
+    """
+    tmp = _write_temp(path, data)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_directory(path.parent)
 
 
 def write_private(path: Path, data: bytes) -> None:

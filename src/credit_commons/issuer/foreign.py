@@ -54,10 +54,13 @@ class UnknownForeignKey(IntegrityError):
 
 
 def metadata_url(issuer: str) -> str:
-    """The JWT VC Issuer Metadata URL of an https issuer (SD-JWT VC draft §5: the
-    well-known segment goes between the host and the issuer's path)."""
+    """The JWT VC Issuer Metadata URL of an issuer URL (SD-JWT VC draft §5: the well-known
+    segment goes between the host and the issuer's path).  The scheme is the issuer's: the
+    trust list holds https issuers only, and a fetcher refuses http unless allowed (a
+    lender's development platform on loopback)."""
     parts = urlsplit(issuer)
-    return f"https://{parts.netloc}/.well-known/jwt-vc-issuer{parts.path.rstrip('/')}"
+    scheme = parts.scheme or "https"
+    return f"{scheme}://{parts.netloc}/.well-known/jwt-vc-issuer{parts.path.rstrip('/')}"
 
 
 class ForeignIssuers:

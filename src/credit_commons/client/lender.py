@@ -1,0 +1,432 @@
+"""``Lender``: a lender's whole path through the platform, as a small typed client.
+
+Create a key (:class:`~credit_commons.client.keyfile.LenderKey`), print the registration an
+administrator approves, get access tokens (``private_key_jwt``), discover borrowers, request
+a consent, wait for the decision (or verify a webhook), retrieve under the consent, and
+verify what was retrieved — the credential and the log receipt of the access.  The
+``commons lender`` commands are this class, one method each.
+
+Time and sleeping are parameters (``clock``, ``sleep``), so waits are testable by count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+
+import httpx
+
+from credit_commons.client.assertion import client_assertion
+from credit_commons.client.errors import (
+    ApiNotFound,
+    ArtefactInvalid,
+    ConsentPending,
+    LenderNotConfigured,
+    ReceiptPending,
+    WebhookInvalid,
+)
+from credit_commons.client.http import PlatformFetcher, PlatformHttp
+from credit_commons.client.keyfile import LenderKey
+from credit_commons.client.models import (
+    AccessToken,
+    Consent,
+    DiscoveryEntry,
+    Retrieval,
+    VerifiedRetrieval,
+    WebhookNotice,
+)
+from credit_commons.client.verify import (
+    ARTEFACT_TYP,
+    WEBHOOK_TYP,
+    CredentialVerifier,
+    check_disclosed,
+    verify_access_receipt,
+    verify_platform_jws,
+)
+from credit_commons.consent.model import TEMPLATES
+
+__all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender"]
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+DEFAULT_CREDENTIAL_TYPE = "CreditReadinessCredential"
+_REFRESH_MARGIN = 30.0
+"""Seconds before expiry at which a cached access token is replaced."""
+
+
+class Lender:
+    """A lender client of the platform at ``base_url`` (its ``COMMONS_PUBLIC_URL``).
+
+    ``client_id`` and ``key`` are needed from the token on; ``log_key`` (the log's verifier
+    key, pinned out of band or with ``commons lender log-key``) for verifying receipts.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str | None = None,
+        key: LenderKey | None = None,
+        log_key: str | None = None,
+        witness_keys: Sequence[str] = (),
+        quorum: int | None = None,
+        trusted_issuers: Sequence[str] = (),
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.http = PlatformHttp(base_url, transport=transport)
+        self.base_url = self.http.base_url
+        self.client_id, self.key = client_id, key
+        self.log_key, self.witness_keys, self.quorum = log_key, tuple(witness_keys), quorum
+        self._trusted = tuple(trusted_issuers)
+        self._transport = transport
+        self._clock, self._sleep = clock, sleep
+        self._token: AccessToken | None = None
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- registration and tokens -----------------------------------------------------------
+
+    def registration_request(
+        self, name: str, purposes: Sequence[str], webhook_url: str | None = None
+    ) -> dict[str, Any]:
+        """The body of ``POST /v1/admin/lenders`` an administrator approves: the name, the
+        public JWK of this lender's key, the purposes and an optional webhook URL.
+
+        Raises :class:`LenderNotConfigured` without a key.
+        """
+        key = self._need_key()
+        body: dict[str, Any] = {
+            "name": name,
+            "jwks": {"keys": [key.public_jwk()]},
+            "allowed_purposes": list(purposes),
+        }
+        if webhook_url is not None:
+            body["webhook_url"] = webhook_url
+        return body
+
+    @property
+    def token_endpoint(self) -> str:
+        """The token endpoint, which client assertions name as ``aud``."""
+        return f"{self.base_url}/oauth/token"
+
+    def token(self, scope: str | None = None, *, fresh: bool = False) -> AccessToken:
+        """An access token (client credentials with ``private_key_jwt``), reused while it
+        has more than 30 s left unless ``fresh`` or another ``scope`` is asked for.
+
+        Raises :class:`LenderNotConfigured` without a client id or key, and
+        ``ApiForbidden`` (``oauth.invalid_client``) when the platform refuses the client.
+        """
+        cached = self._token
+        if (
+            not fresh
+            and scope is None
+            and cached is not None
+            and cached.expires_at - self._clock() > _REFRESH_MARGIN
+        ):
+            return cached
+        key, client_id = self._need_key(), self._need_client_id()
+        now = self._clock()
+        form = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": client_assertion(
+                key.key,
+                kid=key.kid,
+                client_id=client_id,
+                token_endpoint=self.token_endpoint,
+                now=int(now),
+            ),
+        }
+        if scope is not None:
+            form["scope"] = scope
+        body = self.http.request("POST", "/oauth/token", data=form)
+        token = AccessToken(
+            str(body["access_token"]), now + float(body["expires_in"]), str(body["scope"])
+        )
+        if scope is None:
+            self._token = token
+        return token
+
+    def _bearer(self) -> str:
+        return self.token().access_token
+
+    # -- discovery and consent -------------------------------------------------------------
+
+    def tiers(self, credit_tier: str | None = None, limit: int = 50) -> list[DiscoveryEntry]:
+        """Opted-in borrowers' public attributes (``GET /v1/lender/discovery``), each with a
+        ``borrower_ref`` to name in a consent request."""
+        params = {"limit": str(limit)}
+        if credit_tier is not None:
+            params["credit_tier"] = credit_tier
+        found = self.http.request(
+            "GET", "/v1/lender/discovery", params=params, token=self._bearer()
+        )
+        return [DiscoveryEntry.from_json(entry) for entry in found]
+
+    def request_consent(
+        self,
+        *,
+        borrower: str,
+        template: str,
+        purpose: str,
+        claims: Sequence[str],
+        duration: timedelta,
+        credential_type: str = DEFAULT_CREDENTIAL_TYPE,
+        mode: str = "VIEW",
+        fetch_type: str | None = None,
+        data_life: dict[str, Any] | None = None,
+        frequency: dict[str, Any] | None = None,
+    ) -> Consent:
+        """Ask ``borrower`` (an identity token or a ``borrower_ref``) for ``claims`` of
+        ``credential_type`` for ``purpose``, under ``template``, for ``duration`` from now.
+
+        ``fetch_type`` defaults to the template's only one.  Raises the platform's
+        ``ApiInvalid`` (``consent.request_invalid``, with field errors) for a request the
+        template or the lender's registration does not allow.
+        """
+        known = TEMPLATES.get(template)
+        if fetch_type is None:
+            only = sorted(known.fetch_types) if known is not None else ["ONETIME"]
+            fetch_type = only[0] if len(only) == 1 else "ONETIME"
+        expiry = datetime.fromtimestamp(self._clock(), UTC) + duration
+        body: dict[str, Any] = {
+            "template": template,
+            "borrower": borrower,
+            "purpose": purpose,
+            "mode": mode,
+            "fetch_type": fetch_type,
+            "consent_expiry": expiry.isoformat(),
+            "scopes": [{"type": credential_type, "claims": list(claims)}],
+        }
+        if data_life is not None:
+            body["data_life"] = data_life
+        if frequency is not None:
+            body["frequency"] = frequency
+        made = self.http.request("POST", "/v1/consents", json=body, token=self._bearer())
+        return Consent.from_json(made)
+
+    def consent(self, consent_id: str) -> Consent:
+        """The consent's status and, once granted, its signed artefact."""
+        found = self.http.request("GET", f"/v1/consents/{consent_id}", token=self._bearer())
+        return Consent.from_json(found)
+
+    def consent_jwks(self) -> dict[str, Any]:
+        """The platform's keys for consent artefacts and webhooks (``/v1/consents/jwks``)."""
+        found: dict[str, Any] = self.http.request("GET", "/v1/consents/jwks")
+        return found
+
+    def wait_for_decision(
+        self,
+        consent_id: str,
+        *,
+        timeout: float = 300.0,
+        first_delay: float = 1.0,
+        max_delay: float = 15.0,
+    ) -> Consent:
+        """Poll the consent until the borrower decided (or it expired), at most ``timeout``
+        seconds, the delay doubling from ``first_delay`` up to ``max_delay``.  A granted
+        consent's artefact is verified (:meth:`verify_artefact`) before it is returned.
+
+        Raises :class:`ConsentPending` when still pending at the end, and
+        :class:`ArtefactInvalid`.
+        """
+        deadline = self._clock() + timeout
+        delay = first_delay
+        while True:
+            found = self.consent(consent_id)
+            if found.status != "PENDING":
+                if found.status == "ACTIVE":
+                    self.verify_artefact(found)
+                return found
+            left = deadline - self._clock()
+            if left <= 0:
+                raise ConsentPending(
+                    f"{consent_id} is still pending after {timeout:g} s",
+                    hint="wait again later, or for the webhook",
+                )
+            self._sleep(min(delay, left))
+            delay = min(delay * 2, max_delay)
+
+    def verify_artefact(self, consent: Consent) -> dict[str, Any]:
+        """Check a granted consent's artefact: a ``consent+jwt`` by a platform consent key,
+        from this platform, for this consent and this lender.  Returns its payload.
+
+        Raises :class:`ArtefactInvalid`.
+        """
+        if consent.artefact is None:
+            raise ArtefactInvalid("the consent has no artefact")
+        payload = verify_platform_jws(
+            consent.artefact,
+            self.consent_jwks(),
+            typ=ARTEFACT_TYP,
+            issuer=self.base_url,
+            error=ArtefactInvalid,
+        )
+        consumer = payload.get("ConsentDetail", {}).get("DataConsumer", {})
+        if payload.get("consentId") != consent.consent_id or consumer.get("id") != (
+            self.client_id or consumer.get("id")
+        ):
+            raise ArtefactInvalid("the artefact is for another consent or lender")
+        return payload
+
+    def verify_webhook(
+        self, body: str | bytes, jwks: dict[str, Any] | None = None
+    ) -> WebhookNotice:
+        """Verify a webhook body (a ``consent-event+jwt`` POSTed as ``application/jwt``)
+        with the platform's consent keys (``jwks``, or fetched): signature, ``typ``, ``iss``
+        this platform, ``aud`` this lender.
+
+        Raises :class:`WebhookInvalid`, :class:`LenderNotConfigured` without a client id.
+        """
+        client_id = self._need_client_id()
+        try:
+            text = body.decode("ascii") if isinstance(body, bytes) else body
+        except UnicodeDecodeError as e:
+            raise WebhookInvalid("the webhook body is not a compact JWS") from e
+        payload = verify_platform_jws(
+            text.strip(),
+            jwks if jwks is not None else self.consent_jwks(),
+            typ=WEBHOOK_TYP,
+            issuer=self.base_url,
+            error=WebhookInvalid,
+        )
+        if payload.get("aud") != client_id:
+            raise WebhookInvalid("the notice is addressed to another lender")
+        values = [payload.get(k) for k in ("consent_id", "status", "event_id")]
+        iat = payload.get("iat")
+        if not all(isinstance(v, str) for v in values) or not isinstance(iat, int):
+            raise WebhookInvalid("the notice lacks its consent, status, event or time")
+        return WebhookNotice(str(values[0]), str(values[1]), str(values[2]), iat)
+
+    # -- retrieval and verification ---------------------------------------------------------
+
+    def retrieve(
+        self,
+        consent_id: str,
+        *,
+        credential_type: str | None = None,
+        claims: Sequence[str] | None = None,
+    ) -> Retrieval:
+        """Retrieve the credential a consent grants (only its granted Disclosures).
+
+        Raises ``ApiForbidden`` (``access.denied``, the same for every reason) when the
+        consent does not allow it.
+        """
+        params = {"consent_id": consent_id}
+        if credential_type is not None:
+            params["type"] = credential_type
+        if claims:
+            params["claims"] = ",".join(claims)
+        found = self.http.request(
+            "GET", "/v1/lender/credentials", params=params, token=self._bearer()
+        )
+        return Retrieval.from_json(found)
+
+    def receipt(
+        self, event_id: str, *, timeout: float = 60.0, first_delay: float = 0.5
+    ) -> dict[str, Any]:
+        """The public receipt of ``event_id`` (``/v1/log/receipts/{id}``), waiting at most
+        ``timeout`` seconds for a checkpoint to cover it.
+
+        Raises :class:`ReceiptPending` when none does in time.
+        """
+        deadline = self._clock() + timeout
+        delay = first_delay
+        while True:
+            try:
+                found: dict[str, Any] = self.http.request("GET", f"/v1/log/receipts/{event_id}")
+                return found
+            except ApiNotFound as e:
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise ReceiptPending(
+                        f"no checkpoint covers {event_id} yet",
+                        hint="the platform checkpoints every few seconds; verify again",
+                    ) from e
+                self._sleep(min(delay, left))
+                delay = min(delay * 2, 5.0)
+
+    def log_identity(self) -> dict[str, str]:
+        """The log's origin and verifier key as the platform states them (``/v1/log/key``),
+        to pin once: a key fetched each time would prove nothing."""
+        found: dict[str, str] = self.http.request("GET", "/v1/log/key")
+        return found
+
+    def verify(
+        self,
+        retrieval: Retrieval,
+        *,
+        receipt: dict[str, Any] | None = None,
+        receipt_timeout: float = 60.0,
+    ) -> VerifiedRetrieval:
+        """Verify a retrieval: the credential (issuer signature by the platform or a trusted
+        issuer, Disclosures, type, status list), that the disclosed claims are in it, and
+        the receipt of the access (``receipt``, or fetched) against the pinned log key.
+
+        Raises :class:`LenderNotConfigured` without a log key, the credential's and the
+        receipt's verification errors, ``RetrievalInvalid``, ``ReceiptMismatch`` and
+        :class:`ReceiptPending`.
+        """
+        if not self.log_key:
+            raise LenderNotConfigured(
+                "verifying the access receipt needs the log's verifier key",
+                hint="pin it once: commons lender log-key, then COMMONS_LENDER_LOG_KEY",
+            )
+        fetcher = PlatformFetcher(self.base_url, transport=self._transport)
+        try:
+            verifier = CredentialVerifier(
+                self.base_url, fetcher, trusted=self._trusted, clock=self._clock
+            )
+            credential = verifier.verify(retrieval.credential)
+        finally:
+            fetcher.close()
+        check_disclosed(credential.claims, retrieval.disclosed)
+        if receipt is None:
+            receipt = self.receipt(retrieval.access_event_id, timeout=receipt_timeout)
+        proved = verify_access_receipt(
+            receipt,
+            log_key=self.log_key,
+            event_id=retrieval.access_event_id,
+            witness_keys=self.witness_keys,
+            quorum=self.quorum,
+        )
+        return VerifiedRetrieval(
+            consent_id=retrieval.consent_id,
+            issuer=credential.issuer,
+            vct=credential.vct,
+            claims=credential.claims,
+            status=credential.status,
+            access_event_id=retrieval.access_event_id,
+            log_origin=proved.checkpoint.origin,
+            log_size=proved.checkpoint.size,
+            leaf_index=proved.index,
+            witnesses=proved.witnesses,
+        )
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def _need_key(self) -> LenderKey:
+        if self.key is None:
+            raise LenderNotConfigured(
+                "no client key", hint="commons lender key create, then COMMONS_LENDER_KEY_FILE"
+            )
+        return self.key
+
+    def _need_client_id(self) -> str:
+        if not self.client_id:
+            raise LenderNotConfigured(
+                "no client id",
+                hint="the administrator's approval names it; set COMMONS_LENDER_CLIENT_ID",
+            )
+        return self.client_id
