@@ -40,6 +40,9 @@ from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCod
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
+from credit_commons.wallet.cli import WalletOption
+from credit_commons.wallet.cli import install as install_wallet_commands
+from credit_commons.wallet.cli import passphrase as wallet_passphrase
 
 __all__ = ["app", "main", "run"]
 
@@ -71,6 +74,7 @@ issuer_type_app = typer.Typer(help="Credential types.", no_args_is_help=True)
 issuer_app.add_typer(issuer_type_app, name="type")
 app.add_typer(issuer_app, name="issuer")
 wallet_app = typer.Typer(help="The holder's wallet.", no_args_is_help=True)
+install_wallet_commands(wallet_app)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(consent_app, name="consent")
 
@@ -1218,17 +1222,7 @@ def issuer_trust_remove(
 
 # -- wallet --------------------------------------------------------------------------------
 
-WalletOption = Annotated[
-    Path,
-    typer.Option("--wallet", envvar="COMMONS_WALLET_FILE", help="Wallet file.", readable=False),
-]
-
-
-def _passphrase(confirm: bool = False) -> str:
-    value = os.environ.get("COMMONS_WALLET_PASSPHRASE")
-    if value:
-        return value
-    return str(typer.prompt("Wallet passphrase", hide_input=True, confirmation_prompt=confirm))
+_passphrase = wallet_passphrase
 
 
 @wallet_app.command("init")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import denial_counts, history, retrieval, service
+from credit_commons.consent import denial_counts, history, holder_auth, retrieval, service
 from credit_commons.consent.access import Denied
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.core.db import transaction
@@ -25,6 +25,7 @@ from credit_commons.gateway.lender_deps import (
     lender_for,
     require_scope,
 )
+from credit_commons.identity import service as identity_service
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
@@ -237,12 +238,46 @@ def discovery(
 # -- borrowers ---------------------------------------------------------------------------
 
 
+async def _raw_body(request: Request) -> bytes:
+    # Starlette keeps the body it read, so a handler's own body parameter still sees it.
+    return await request.body()
+
+
+def get_borrower(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: Annotated[bytes, Depends(_raw_body)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> identity_service.Principal:
+    """The caller of a borrower route: an identity bearer token (``Bearer cct_…``), or a
+    request signed by the borrower's DID key (``Holder <proof>``, consent/holder_auth.py).
+
+    Raises ``UnauthorizedError`` or ``NotAuthenticated`` (401) otherwise.
+    """
+    scheme = holder_auth.SCHEME + " "
+    if authorization is not None and authorization.startswith(scheme):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return holder_auth.authenticate(
+            session,
+            runtime,
+            authorization[len(scheme) :].strip(),
+            method=request.method,
+            target=target,
+            body=body,
+        )
+    return identity_service.authenticate(session, runtime, authorization)
+
+
+BorrowerDep = Annotated[identity_service.Principal, Depends(get_borrower)]
+
+
 @borrower_router.get("/v1/borrowers/{token}/consents", summary="The borrower's consents.")
 def list_consents(
     token: Token,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: BorrowerDep,
     response: Response,
     status_filter: Annotated[ConsentStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
@@ -255,7 +290,7 @@ def list_consents(
     "/v1/borrowers/consents/{consent_id}", summary="One of the borrower's consents."
 )
 def get_consent(
-    consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
+    consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: BorrowerDep
 ) -> dict[str, Any]:
     return service.get_for_borrower(session, runtime, principal, consent_id)
 
@@ -269,7 +304,7 @@ def decide(
     action: Annotated[Literal["approve", "reject", "pause", "resume", "revoke"], Path()],
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: BorrowerDep,
 ) -> dict[str, Any]:
     return service.decide(session, runtime, principal, consent_id, action)
 
@@ -293,7 +328,7 @@ def revoke_all(
     body: RevokeAll,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: BorrowerDep,
 ) -> dict[str, Any]:
     return service.revoke_all(session, runtime, principal, token, body.lender)
 
@@ -306,7 +341,7 @@ def access_history(
     token: Token,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: BorrowerDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
@@ -320,7 +355,7 @@ def set_discovery(
     body: Discoverable,
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: PrincipalDep,
+    principal: BorrowerDep,
 ) -> dict[str, Any]:
     return retrieval.set_discoverable(session, runtime, principal, token, enabled=body.enabled)
 

@@ -40,6 +40,7 @@ from credit_commons.consent.errors import (
     ConsentStateInvalid,
     OneTimeCodeRefused,
 )
+from credit_commons.consent.holder_auth import HOLDER_ROLE
 from credit_commons.consent.model import (
     PURPOSES,
     ConsentRequest,
@@ -698,8 +699,9 @@ def decider(
     unknown: str = "no such consent",
 ) -> Decider:
     """The :class:`Decider` ``principal`` is for borrower ``token``'s consents: the
-    borrower, the owner of an enterprise borrower, or a delegate holding
-    ``manage:consents`` — never an administrator.
+    borrower (``self``; ``did`` when the request was signed by their DID key), the owner
+    of an enterprise borrower, or a delegate holding ``manage:consents`` — never an
+    administrator.
 
     Raises ``RefusedDecision`` for anyone else: the 404 whose detail is ``unknown`` (what
     the caller would get for something that does not exist), recording the attempt as
@@ -717,6 +719,9 @@ def decider(
             subject=subject_of(rt, token),
             object=object,
         )
+    if kind == "self" and principal.role == HOLDER_ROLE:
+        # A request signed by the borrower's DID key (consent/holder_auth.py).
+        return Decider("did", actor, None)
     return Decider(kind, actor, None if kind == "self" else actor)
 
 

@@ -118,6 +118,30 @@ class Wallet:
         )
         return local_id
 
+    @property
+    def holder_did(self) -> str:
+        """The holder key's ``did:key``."""
+        from credit_commons.keys.did_key import encode_did_key  # noqa: PLC0415
+
+        return encode_did_key(self.holder_key.public_key)
+
+    @property
+    def platform(self) -> dict[str, Any]:
+        """What the wallet remembers of its platform: ``url`` and ``identity`` (each may be
+        missing)."""
+        found: dict[str, Any] = self.contents.setdefault("platform", {})
+        return found
+
+    def remember(self, *, url: str | None = None, identity: str | None = None) -> bool:
+        """Remember the platform's URL and the holder's identity token there; whether
+        anything changed (the caller saves)."""
+        changed = False
+        for name, value in (("url", url), ("identity", identity)):
+            if value is not None and self.platform.get(name) != value:
+                self.platform[name] = value
+                changed = True
+        return changed
+
     def credential(self, local_id: str) -> dict[str, Any]:
         """A stored credential by local id; raises :class:`NotFoundError`."""
         for item in self.contents["credentials"]:

@@ -1,0 +1,253 @@
+"""The wallet's side of the platform's borrower API: what a holder does with their DID key.
+
+Every request goes through the SSRF guard's rules (:class:`OutboundFetcher.check_url`).
+Requests on the borrower's consents, history and key are signed by the holder key
+(``Authorization: Holder <proof>``, docs/wallet.md and consent/holder_auth.py); approval
+uses the signed-approval endpoint, and export and erasure the data-subject request flow
+confirmed by a DID signature (docs/privacy.md).  A refusal by the platform is raised as
+:class:`PlatformRefused`, carrying the platform's problem code.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from credit_commons.core.encoding import b64url_encode, json_decode
+from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
+from credit_commons.core.net import FetchFailed, OutboundFetcher
+from credit_commons.issuer.jws import sign_compact
+from credit_commons.keys.algorithms import PrivateKey
+from credit_commons.keys.did_key import encode_did_key
+
+__all__ = [
+    "HOLDER_TYP",
+    "Platform",
+    "PlatformRefused",
+    "approval_message",
+    "dsr_message",
+    "holder_proof",
+]
+
+HOLDER_TYP = "holder-request+jwt"
+_EXIT_BY_STATUS = {
+    400: ExitCode.VALIDATION,
+    401: ExitCode.FORBIDDEN,
+    403: ExitCode.FORBIDDEN,
+    404: ExitCode.NOT_FOUND,
+    409: ExitCode.CONFLICT,
+    422: ExitCode.VALIDATION,
+}
+
+
+class PlatformRefused(CommonsError):
+    """The platform answered with a problem; ``code`` and ``detail`` are the platform's
+    own, the exit code follows its HTTP status (4xx as the CLI's own errors, else 9)."""
+
+    code: ClassVar[str] = "wallet.platform_refused"  # replaced per instance
+    title: ClassVar[str] = "Refused by the platform"
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code  # type: ignore[misc]
+        self.status = status  # type: ignore[misc]
+        self.exit_code = _EXIT_BY_STATUS.get(status, ExitCode.UNAVAILABLE)  # type: ignore[misc]
+
+
+def approval_message(consent_id: str) -> bytes:
+    """What the holder signs to approve ``consent_id`` (consent.service.approval_message)."""
+    return f"credit-commons consent approve\n{consent_id}\n".encode()
+
+
+def dsr_message(request_id: str, challenge: str, kind: str) -> bytes:
+    """What the holder signs to confirm a data-subject request (privacy.dsr)."""
+    return f"credit-commons-dsr/v1\n{request_id}\n{challenge}\n{kind}\n".encode()
+
+
+def holder_proof(
+    key: PrivateKey, token: str, method: str, target: str, body: bytes, *, now: float
+) -> str:
+    """The ``Holder`` proof of one request (consent/holder_auth.py): a compact JWS by
+    ``key`` over the identity, the method, the path and query, the body's digest, the time
+    and a fresh ``jti``."""
+    import hashlib  # noqa: PLC0415 - only here
+
+    did = encode_did_key(key.public_key)
+    claims = {
+        "sub": token,
+        "htm": method,
+        "htu": target,
+        "bdh": b64url_encode(hashlib.sha256(body).digest()),
+        "iat": int(now),
+        "jti": secrets.token_urlsafe(24),
+    }
+    return sign_compact({"typ": HOLDER_TYP, "kid": did}, claims, key)
+
+
+class Platform:
+    """The borrower API of one platform at ``url``, acting with ``key`` as the holder of
+    identity ``token`` (``None`` for calls that name no identity)."""
+
+    def __init__(
+        self,
+        url: str,
+        key: PrivateKey,
+        token: str | None,
+        *,
+        fetcher: OutboundFetcher,
+        http: httpx.Client | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        # ``http``: a client to send through (tests give the app's own); closed by its owner.
+        self.url = url.rstrip("/")
+        self.key, self.token = key, token
+        self._fetcher, self._now = fetcher, now
+        self._owned = http is None
+        self._client = http or httpx.Client(timeout=15, follow_redirects=False, trust_env=False)
+
+    def close(self) -> None:
+        """Release the connections."""
+        if self._owned:
+            self._client.close()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _identity(self) -> str:
+        if self.token is None:
+            raise ValidationError(
+                "the wallet does not know its identity on this platform",
+                hint="pass --identity idt_… once (or `commons wallet register`)",
+            )
+        return self.token
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        signed: bool = False,
+        headers: Mapping[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """One request; the parsed JSON answer (or the bytes with ``raw``).
+
+        Raises ``UnsafeUrl`` (the guard), :class:`FetchFailed` (network, not JSON) and
+        :class:`PlatformRefused` (a 4xx or 5xx answer).
+        """
+        target = path + (f"?{urlencode(params)}" if params else "")
+        url = self.url + target
+        self._fetcher.check_url(url)
+        content = b"" if body is None else json.dumps(body).encode()
+        sent = dict(headers or {})
+        if body is not None:
+            sent["Content-Type"] = "application/json"
+        if signed:
+            full = urlsplit(url)
+            server_target = full.path + (f"?{full.query}" if full.query else "")
+            proof = holder_proof(
+                self.key, self._identity(), method, server_target, content, now=self._now()
+            )
+            sent["Authorization"] = f"Holder {proof}"
+        try:
+            response = self._client.request(method, url, content=content, headers=sent)
+        except httpx.HTTPError as e:
+            raise FetchFailed(f"{self.url} could not be reached") from e
+        if response.status_code >= 400:
+            raise _refusal(response)
+        if raw:
+            return response.content
+        try:
+            return json_decode(response.content)
+        except CommonsError as e:
+            raise FetchFailed(f"{self.url} did not answer JSON") from e
+
+    # -- identity ---------------------------------------------------------------------
+
+    def register(self, name: str) -> dict[str, Any]:
+        """Register a person whose profile names the holder's DID; the answer (identity
+        token, bearer token)."""
+        did = encode_did_key(self.key.public_key)
+        created: dict[str, Any] = self.request(
+            "POST", "/v1/identities", body={"profile": {"name": name, "did": did}}
+        )
+        return created
+
+    # -- consents ---------------------------------------------------------------------
+
+    def consents(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The consents addressed to the holder, newest first."""
+        params = {"status": status} if status else None
+        found: list[dict[str, Any]] = self.request(
+            "GET", f"/v1/borrowers/{self._identity()}/consents", params=params, signed=True
+        )
+        return found
+
+    def approve(self, consent_id: str) -> dict[str, Any]:
+        """Approve with a signature of the approval message (no identity needed)."""
+        signature = b64url_encode(self.key.sign(approval_message(consent_id)))
+        answer: dict[str, Any] = self.request(
+            "POST", f"/v1/consents/{consent_id}/signed-approval", body={"signature": signature}
+        )
+        return answer
+
+    def decide(self, consent_id: str, action: str) -> dict[str, Any]:
+        """Reject, pause, resume or revoke one consent (a holder-signed request)."""
+        answer: dict[str, Any] = self.request(
+            "POST", f"/v1/borrowers/consents/{consent_id}/{action}", signed=True
+        )
+        return answer
+
+    def revoke_all(self, lender: str) -> dict[str, Any]:
+        """Revoke every active or paused consent given to ``lender``."""
+        answer: dict[str, Any] = self.request(
+            "POST",
+            f"/v1/borrowers/{self._identity()}/consents/revoke-all",
+            body={"lender": lender},
+            signed=True,
+        )
+        return answer
+
+    def history(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The access history, newest first, each entry with its receipt when covered."""
+        found: list[dict[str, Any]] = self.request(
+            "GET",
+            f"/v1/borrowers/{self._identity()}/access-history",
+            params={"limit": limit},
+            signed=True,
+        )
+        return found
+
+    def log_key(self) -> dict[str, Any]:
+        """The log's origin and verifier key (``GET /v1/log/key``)."""
+        found: dict[str, Any] = self.request("GET", "/v1/log/key")
+        return found
+
+
+def _refusal(response: httpx.Response) -> CommonsError:
+    try:
+        body = json_decode(response.content)
+    except CommonsError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        detail = str(body.get("detail") or body.get("title") or response.status_code)
+        return PlatformRefused(response.status_code, body["code"], detail)
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        detail = str(body.get("error_description") or body["error"])
+        return PlatformRefused(response.status_code, f"oauth.{body['error']}", detail)
+    return PlatformRefused(
+        response.status_code, "wallet.platform_refused", f"HTTP {response.status_code}"
+    )
