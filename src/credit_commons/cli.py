@@ -447,24 +447,45 @@ def log_verify_receipt(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a receipt offline: no database, no network."""
+    """Verify a receipt offline: no database, no network.  A receipt handed out before a
+    checkpoint covered its event (a withdrawal or erasure receipt) verifies as pending: the
+    log's signed entry and the event."""
     from credit_commons.core.errors import ValidationError
-    from credit_commons.ledger.receipts import verify_receipt
+    from credit_commons.ledger.receipts import PendingReceipt, verify_any_receipt
 
     text = read_text_file(file, "the receipt file")
     try:
         receipt = json.loads(text)
     except ValueError as e:
         raise ValidationError("the receipt file is not JSON") from e
-    result = verify_receipt(receipt, log_key, witness_key or [], quorum)
+    result = verify_any_receipt(receipt, log_key, witness_key or [], quorum)
+    if isinstance(result, PendingReceipt):
+        pending = {
+            "valid": True,
+            "included": False,
+            "origin": result.origin,
+            "event_id": result.entry["id"],
+            "event_type": result.entry["type"],
+            "entry_signed": True,
+            "event_checked": result.event_checked,
+        }
+        _emit(
+            as_json,
+            pending,
+            f"valid, pending: {result.entry['type']} {result.entry['id']} is signed by "
+            f"{result.origin}; no checkpoint covers it yet (refresh the receipt later)",
+        )
+        return
     data = {
         "valid": True,
+        "included": True,
         "origin": result.checkpoint.origin,
         "size": result.checkpoint.size,
         "index": result.index,
         "event_id": result.entry["id"],
         "event_type": result.entry["type"],
         "witnesses": list(result.witnesses),
+        "entry_signed": result.entry_signed,
         "event_checked": result.event_checked,
     }
     _emit(

@@ -73,6 +73,7 @@ from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.ledger.events import EventDetails, Token, record_event
 from credit_commons.ledger.models import EventRow
+from credit_commons.ledger.promises import pending_receipt
 from credit_commons.runtime import Runtime
 from credit_commons.vault.kms import WrappedKey
 
@@ -761,7 +762,11 @@ def _apply(
         if row.status not in allowed:
             raise ConsentStateInvalid(f"a {row.status} consent cannot be {action}d")
         event_id = _change(session, rt, row, target, who.actor, approval=who.approval)
-    return {**_public(row), "event_id": event_id}
+    answer = {**_public(row), "event_id": event_id}
+    if action == "revoke":
+        # The proof of withdrawal, signed by the log at once (docs/wallet.md).
+        answer["receipt"] = pending_receipt(session, rt, event_id)
+    return answer
 
 
 def _verify_did_signature(
@@ -812,9 +817,15 @@ def revoke_all(
         )
         .with_for_update()
     ).all()
-    for r in rows:
-        _change(session, rt, r, ConsentStatus.REVOKED, who.actor, approval=who.approval)
-    return {"revoked": [r.id for r in rows]}
+    receipts = {
+        r.id: pending_receipt(
+            session,
+            rt,
+            _change(session, rt, r, ConsentStatus.REVOKED, who.actor, approval=who.approval),
+        )
+        for r in rows
+    }
+    return {"revoked": [r.id for r in rows], "receipts": receipts}
 
 
 # -- assisted consent (seed 000) ----------------------------------------------------------

@@ -11,9 +11,17 @@ event document whose digest the entry commits to.  Verification, in order:
 3. the inclusion proof leads from that leaf at that index to the checkpoint's root
    (RFC 9162 §2.1.3.2);
 4. if the event document is present, its RFC 8785 digest equals the entry's ``digest`` and
-   its id, type and time equal the entry's.
+   its id, type and time equal the entry's;
+5. if the log's signed entry is present (``signed_entry``, ledger/signed_entry.py: withdrawal
+   and erasure receipts carry it from the moment they are handed out), it is the log key's
+   signature on exactly this entry.
 
 It returns only when every step passed; otherwise it raises the step's typed error.
+
+A receipt handed out before a checkpoint covered its event has no ``index``,
+``inclusion_proof`` or ``checkpoint`` yet, only the entry, the event and the signed entry:
+:func:`verify_any_receipt` verifies it (steps 2, 4 and 5) as a :class:`PendingReceipt`, and
+any complete receipt with :func:`verify_receipt`.  ``commons log verify-receipt`` uses it.
 """
 
 from __future__ import annotations
@@ -29,8 +37,15 @@ from credit_commons.ledger.cosignature import CosignatureVerifier, verify_cosign
 from credit_commons.ledger.errors import InclusionProofInvalid, LogError
 from credit_commons.ledger.events import event_digest
 from credit_commons.ledger.note import Ed25519Verifier
+from credit_commons.ledger.signed_entry import verify_signed_entry
 
-__all__ = ["ReceiptInvalid", "VerifiedReceipt", "verify_receipt"]
+__all__ = [
+    "PendingReceipt",
+    "ReceiptInvalid",
+    "VerifiedReceipt",
+    "verify_any_receipt",
+    "verify_receipt",
+]
 
 
 class ReceiptInvalid(LogError):
@@ -49,6 +64,84 @@ class VerifiedReceipt:
     entry: dict[str, Any]
     witnesses: tuple[str, ...]
     event_checked: bool
+    entry_signed: bool = False
+
+
+@dataclass(frozen=True)
+class PendingReceipt:
+    """What a receipt not yet covered by a checkpoint proves: the log (``origin``) signed
+    this entry, and — when ``event_checked`` — the event is the one the entry commits to."""
+
+    origin: str
+    entry: dict[str, Any]
+    event_checked: bool
+
+
+def _format(receipt: Any) -> dict[str, Any]:
+    if not isinstance(receipt, dict) or receipt.get("format") != "credit-commons-receipt/v1":
+        raise ReceiptInvalid("not a credit-commons-receipt/v1 document")
+    return receipt
+
+
+def _entry(entry_text: str) -> dict[str, Any]:
+    # Step 2's first half: the entry is an event reference.
+    try:
+        entry = json_decode(entry_text)
+    except ValidationError as e:
+        raise ReceiptInvalid("entry is not JSON") from e
+    if not isinstance(entry, dict) or set(entry) != {"v", "id", "type", "at", "digest"}:
+        raise ReceiptInvalid("entry is not an event reference")
+    return entry
+
+
+def _event(receipt: dict[str, Any], entry: dict[str, Any]) -> bool:
+    # Step 4: the event, when present, is the one the entry commits to.
+    event = receipt.get("event")
+    if event is None:
+        return False
+    if not isinstance(event, dict):
+        raise ReceiptInvalid("event must be an object")
+    if event_digest(event) != entry["digest"]:
+        raise ReceiptInvalid("event does not match the entry's digest")
+    if (event.get("id"), event.get("type"), event.get("at")) != (
+        entry["id"],
+        entry["type"],
+        entry["at"],
+    ):
+        raise ReceiptInvalid("event id, type or time differ from the entry")
+    return True
+
+
+def _signed_entry(receipt: dict[str, Any], entry_text: str, log_vkey: str) -> bool:
+    # Step 5: the log's signed entry, when present, is its signature on this entry.
+    note = receipt.get("signed_entry")
+    if note is None:
+        return False
+    if not isinstance(note, str):
+        raise ReceiptInvalid("signed_entry must be a signed note")
+    verify_signed_entry(note, entry_text, log_vkey)
+    return True
+
+
+def verify_any_receipt(
+    receipt: Any, log_vkey: str, witness_vkeys: list[str] | None = None, k: int | None = None
+) -> VerifiedReceipt | PendingReceipt:
+    """Verify a complete receipt (:func:`verify_receipt`) or, for one without a
+    checkpoint yet, its signed entry and event (a :class:`PendingReceipt`).
+
+    Raises what :func:`verify_receipt` raises, and ``SignedEntryInvalid``.
+    """
+    document = _format(receipt)
+    if "checkpoint" in document or "signed_entry" not in document:
+        return verify_receipt(document, log_vkey, witness_vkeys, k)
+    if {"index", "inclusion_proof"} & set(document):
+        raise ReceiptInvalid("a receipt with an inclusion proof needs its checkpoint")
+    entry_text = document.get("entry")
+    if not isinstance(entry_text, str):
+        raise ReceiptInvalid("receipt is missing a member")
+    entry = _entry(entry_text)
+    origin = verify_signed_entry(str(document["signed_entry"]), entry_text, log_vkey)
+    return PendingReceipt(origin, entry, _event(document, entry))
 
 
 def verify_receipt(
@@ -60,8 +153,7 @@ def verify_receipt(
     ``NoteInvalid``/``NoteSignatureInvalid``/``QuorumNotMet``/``CheckpointInvalid`` for the
     checkpoint, ``InclusionProofInvalid`` for the proof.
     """
-    if not isinstance(receipt, dict) or receipt.get("format") != "credit-commons-receipt/v1":
-        raise ReceiptInvalid("not a credit-commons-receipt/v1 document")
+    receipt = _format(receipt)
     try:
         note_text = str(receipt["checkpoint"])
         entry_text = str(receipt["entry"])
@@ -86,12 +178,7 @@ def verify_receipt(
         checkpoint = verify_checkpoint(note_text, log_verifier)
 
     # Step 2: the entry.
-    try:
-        entry = json_decode(entry_text)
-    except ValidationError as e:
-        raise ReceiptInvalid("entry is not JSON") from e
-    if not isinstance(entry, dict) or set(entry) != {"v", "id", "type", "at", "digest"}:
-        raise ReceiptInvalid("entry is not an event reference")
+    entry = _entry(entry_text)
     leaf = rfc6962.leaf_hash(entry_text.encode("utf-8"))
 
     # Step 3: inclusion.
@@ -99,17 +186,7 @@ def verify_receipt(
         raise InclusionProofInvalid("leaf index is outside the checkpoint's tree")
     rfc6962.verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root_hash)
 
-    # Step 4: the event, when present.
-    event = receipt.get("event")
-    if event is not None:
-        if not isinstance(event, dict):
-            raise ReceiptInvalid("event must be an object")
-        if event_digest(event) != entry["digest"]:
-            raise ReceiptInvalid("event does not match the entry's digest")
-        if (event.get("id"), event.get("type"), event.get("at")) != (
-            entry["id"],
-            entry["type"],
-            entry["at"],
-        ):
-            raise ReceiptInvalid("event id, type or time differ from the entry")
-    return VerifiedReceipt(checkpoint, index, entry, cosigners, event is not None)
+    # Steps 4 and 5: the event and the signed entry, when present.
+    event_checked = _event(receipt, entry)
+    entry_signed = _signed_entry(receipt, entry_text, log_vkey)
+    return VerifiedReceipt(checkpoint, index, entry, cosigners, event_checked, entry_signed)

@@ -13,7 +13,8 @@ In one transaction, after the caller is authorised (everyone else gets the same 
 
 The answer is the erasure receipt: ``erased``, the ``subject.erased`` event, what was
 removed, and ``epoch`` with ``unreadable_in_backups_after`` — from when no backup, of any
-age, opens anything of the subject (docs/privacy.md).
+age, opens anything of the subject (docs/privacy.md) — and ``receipt``, the event's log
+receipt with the log's signed entry (ledger/promises.py), which verifies offline.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from credit_commons.consent import notify
 from credit_commons.identity import service as identity_service
 from credit_commons.issuer import erasure as issuer_erasure
+from credit_commons.ledger.promises import pending_receipt
 from credit_commons.privacy import epochs
 from credit_commons.runtime import Runtime
 
@@ -45,4 +47,7 @@ def erase_subject(
     issuer = issuer_erasure.forget_subject(session, token)
     answer = identity_service.erase_identity(session, rt, principal, token)
     codes = notify.forget_codes(rt, token)
-    return {**answer, **issuer, "codes_removed": codes, **epoch}
+    # The proof of erasure: the subject.erased event signed by the log at once; it verifies
+    # offline, the subject gone (docs/wallet.md).
+    receipt = pending_receipt(session, rt, answer["event_id"])
+    return {**answer, **issuer, "codes_removed": codes, **epoch, "receipt": receipt}

@@ -1,0 +1,48 @@
+"""The receipt handed out with a withdrawal or an erasure, before a checkpoint covers its
+event: the entry, the full event and the log's signed entry (ledger/signed_entry.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.errors import NotFoundError
+from credit_commons.ledger.events import RecordedEvent, event_document
+from credit_commons.ledger.identity import establish_log_identity
+from credit_commons.ledger.models import EventRow, LogEntryRow, LogOutboxRow
+from credit_commons.ledger.note import sign_note
+from credit_commons.ledger.service import log_signer
+from credit_commons.ledger.signed_entry import FORMAT, signed_entry_text
+from credit_commons.runtime import Runtime
+
+__all__ = ["pending_receipt"]
+
+
+def pending_receipt(session: Session, rt: Runtime, event_id: str) -> dict[str, Any]:
+    """The receipt of an event recorded in this transaction (or earlier): its entry, the
+    full event and the log's signed entry — ``index``, ``inclusion_proof`` and
+    ``checkpoint`` follow once a checkpoint covers it (``GET /v1/log/receipts/{id}``).
+
+    Raises :class:`NotFoundError` for an unknown event, and the log's identity errors.
+    """
+    row = session.get(EventRow, event_id)
+    entry = session.scalar(select(LogOutboxRow.entry).where(LogOutboxRow.event_id == event_id))
+    if entry is None:
+        entry = session.scalar(select(LogEntryRow.entry).where(LogEntryRow.event_id == event_id))
+    if row is None or entry is None:
+        raise NotFoundError("no such event")
+    # In the request's own session: the log's first use may record its identity, and on
+    # SQLite a second unit of work would wait for this one's write lock.
+    identity = establish_log_identity(session, rt.key_store, rt.settings, rt.clock.now())
+    text = bytes(entry).decode("utf-8")
+    note = sign_note(
+        signed_entry_text(identity.origin, text), log_signer(session, rt.key_store, identity)
+    )
+    return {
+        "format": FORMAT,
+        "entry": text,
+        "event": event_document(RecordedEvent.from_row(row)),
+        "signed_entry": note,
+    }
