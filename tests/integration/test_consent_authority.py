@@ -314,7 +314,7 @@ def test_only_the_borrower_decides_matrix(world: World) -> None:
         if state not in allowed:
             if decision == "revoke-all":
                 assert response.status_code == 200, label
-                assert response.json() == {"revoked": []}, label
+                assert response.json() == {"revoked": [], "receipts": {}}, label
             else:
                 assert response.status_code == 409, label
                 assert response.json()["code"] == "consent.state_invalid", label

@@ -58,8 +58,8 @@ def _tampered(value: Any) -> Iterator[Any]:
 
 def _assert_every_field_guarded(receipt: dict[str, Any], vkey: str) -> int:
     tried = 0
-    for field in receipt:
-        for changed in _tampered(receipt[field]):
+    for field, value in receipt.items():
+        for changed in _tampered(value):
             forged = copy.deepcopy(receipt)
             forged[field] = changed
             with pytest.raises(CommonsError):
@@ -84,7 +84,8 @@ def test_a_revocation_receipt_verifies_at_once_and_once_covered(world: World) ->
     complete = _complete(world, receipt)
     verified = verify_any_receipt(complete, vkey)
     assert isinstance(verified, VerifiedReceipt)
-    assert verified.entry_signed and verified.event_checked
+    assert verified.entry_signed
+    assert verified.event_checked
     assert verified.entry["id"] == revoked["event_id"]
 
     # Tampering with any field of either form is rejected.
@@ -132,5 +133,6 @@ def test_an_erasure_receipt_verifies_offline_with_the_subject_gone(world: World)
     complete = _complete(world, receipt)
     verified = verify_any_receipt(complete, vkey)
     assert isinstance(verified, VerifiedReceipt)
-    assert verified.entry_signed and verified.event_checked
+    assert verified.entry_signed
+    assert verified.event_checked
     assert _assert_every_field_guarded(complete, vkey) >= 14
