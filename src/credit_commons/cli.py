@@ -39,6 +39,7 @@ from credit_commons.consent.cli import consent_app
 from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCode
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.settings import Settings
+from credit_commons.lender_cli import lender_admin_app, lender_app
 from credit_commons.runtime import Runtime
 from credit_commons.wallet.cli import WalletOption
 from credit_commons.wallet.cli import install as install_wallet_commands
@@ -77,6 +78,8 @@ wallet_app = typer.Typer(help="The holder's wallet.", no_args_is_help=True)
 install_wallet_commands(wallet_app)
 app.add_typer(wallet_app, name="wallet")
 app.add_typer(consent_app, name="consent")
+app.add_typer(lender_app, name="lender")
+admin_app.add_typer(lender_admin_app, name="lender")
 
 _OPERATOR = "admin:cli"
 # Path options and arguments say readable=False: a path is checked where it is used, and a

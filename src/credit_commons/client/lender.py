@@ -47,12 +47,27 @@ from credit_commons.client.verify import (
 )
 from credit_commons.consent.model import TEMPLATES
 
-__all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender"]
+__all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender", "registration_request"]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEFAULT_CREDENTIAL_TYPE = "CreditReadinessCredential"
 _REFRESH_MARGIN = 30.0
 """Seconds before expiry at which a cached access token is replaced."""
+
+
+def registration_request(
+    key: LenderKey, name: str, purposes: Sequence[str], webhook_url: str | None = None
+) -> dict[str, Any]:
+    """The body of ``POST /v1/admin/lenders`` an administrator approves: the name, the
+    public JWK of ``key``, the purposes and an optional webhook URL (no secret)."""
+    body: dict[str, Any] = {
+        "name": name,
+        "jwks": {"keys": [key.public_jwk()]},
+        "allowed_purposes": list(purposes),
+    }
+    if webhook_url is not None:
+        body["webhook_url"] = webhook_url
+    return body
 
 
 class Lender:
@@ -100,20 +115,11 @@ class Lender:
     def registration_request(
         self, name: str, purposes: Sequence[str], webhook_url: str | None = None
     ) -> dict[str, Any]:
-        """The body of ``POST /v1/admin/lenders`` an administrator approves: the name, the
-        public JWK of this lender's key, the purposes and an optional webhook URL.
+        """:func:`registration_request` for this lender's key.
 
         Raises :class:`LenderNotConfigured` without a key.
         """
-        key = self._need_key()
-        body: dict[str, Any] = {
-            "name": name,
-            "jwks": {"keys": [key.public_jwk()]},
-            "allowed_purposes": list(purposes),
-        }
-        if webhook_url is not None:
-            body["webhook_url"] = webhook_url
-        return body
+        return registration_request(self._need_key(), name, purposes, webhook_url)
 
     @property
     def token_endpoint(self) -> str:

@@ -1,0 +1,451 @@
+"""``commons lender …``: a lender's path through the platform, one command each, built on
+:class:`credit_commons.client.Lender` (docs/lenders.md).
+
+Settings come from options or ``COMMONS_LENDER_*`` variables: the platform's URL
+(``COMMONS_LENDER_URL``, its public URL), the client id the administrator's approval names
+(``COMMONS_LENDER_CLIENT_ID``), the key file (``COMMONS_LENDER_KEY_FILE``), and for
+verification the pinned log key (``COMMONS_LENDER_LOG_KEY``), witness keys and trusted
+issuers.  ``commons admin lender approve`` is the administrator's side: it registers a
+printed registration request on the platform's database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from credit_commons.cli_support import JsonOption, read_text_file
+from credit_commons.cli_support import emit as _emit
+from credit_commons.cli_support import runtime as _runtime
+from credit_commons.client import Lender, LenderKey, Retrieval
+from credit_commons.client.lender import registration_request
+from credit_commons.core.errors import ValidationError
+from credit_commons.core.files import path_error, write_private
+from credit_commons.keys.algorithms import KeyType
+
+__all__ = ["lender_admin_app", "lender_app"]
+
+lender_app = typer.Typer(
+    help="A lender's path: key, registration, token, consent, retrieval, verification.",
+    no_args_is_help=True,
+)
+consent_app = typer.Typer(help="Consent requests and decisions.", no_args_is_help=True)
+webhook_app = typer.Typer(help="Webhook notices from the platform.", no_args_is_help=True)
+key_app = typer.Typer(help="The lender's client key.", no_args_is_help=True)
+lender_app.add_typer(key_app, name="key")
+lender_app.add_typer(consent_app, name="consent")
+lender_app.add_typer(webhook_app, name="webhook")
+lender_admin_app = typer.Typer(help="Lender registrations (administrators).", no_args_is_help=True)
+
+
+class KeyTypeChoice(StrEnum):
+    """Client key types on the command line."""
+
+    ED25519 = "ed25519"
+    P256 = "p-256"
+
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="COMMONS_LENDER_URL", help="The platform's public URL.", show_default=False
+    ),
+]
+ClientIdOption = Annotated[
+    str | None,
+    typer.Option("--client-id", envvar="COMMONS_LENDER_CLIENT_ID", help="The client id (lnd_…)."),
+]
+KeyFileOption = Annotated[
+    Path,
+    typer.Option(
+        "--key-file",
+        envvar="COMMONS_LENDER_KEY_FILE",
+        help="The client key file.",
+        readable=False,
+    ),
+]
+LogKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-key",
+        envvar="COMMONS_LENDER_LOG_KEY",
+        help="The log's verifier key, pinned (see `commons lender log-key`).",
+    ),
+]
+WitnessOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--witness-key",
+        envvar="COMMONS_LENDER_WITNESS_KEYS",
+        help="A witness verifier key whose cosignature receipts need (repeat).",
+    ),
+]
+QuorumOption = Annotated[
+    int | None,
+    typer.Option("--quorum", min=1, help="Witnesses required (default: all given)."),
+]
+TrustedOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trusted-issuer",
+        envvar="COMMONS_LENDER_TRUSTED_ISSUERS",
+        help="Another issuer whose credentials to accept (repeat).",
+    ),
+]
+DEFAULT_KEY_FILE = Path("lender-key.json")
+
+
+@contextmanager
+def _lender(
+    url: str,
+    client_id: str | None = None,
+    key_file: Path | None = None,
+    *,
+    log_key: str | None = None,
+    witness_keys: list[str] | None = None,
+    quorum: int | None = None,
+    trusted: list[str] | None = None,
+) -> Iterator[Lender]:
+    key = LenderKey.load(key_file) if key_file is not None else None
+    lender = Lender(
+        url,
+        client_id=client_id,
+        key=key,
+        log_key=log_key,
+        witness_keys=witness_keys or [],
+        quorum=quorum,
+        trusted_issuers=trusted or [],
+    )
+    try:
+        yield lender
+    finally:
+        lender.close()
+
+
+def _read_json(path: Path, what: str) -> Any:
+    text = read_text_file(path, what)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValidationError(f"{what} is not JSON") from e
+
+
+def _write_or_print(out: Path | None, data: Any, as_json: bool, text: str) -> None:
+    # Files a lender keeps (a retrieval holds personal data) are written 0600.
+    if out is None:
+        _emit(as_json, data, text)
+        return
+    try:
+        write_private(out, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
+    except OSError as e:
+        raise path_error(e, "write") from e
+    _emit(as_json, {"written": str(out)}, f"written to {out}")
+
+
+# -- key and registration ------------------------------------------------------------------
+
+
+@key_app.command("create")
+def key_create(
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    key_type: Annotated[
+        KeyTypeChoice, typer.Option("--type", help="Key type.")
+    ] = KeyTypeChoice.ED25519,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the client key (mode 0600; an existing file is never overwritten)."""
+    kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
+    made = LenderKey.create(key_file, kt)
+    _emit(
+        as_json,
+        {"key_file": str(key_file), "kid": made.kid, "public_jwk": made.public_jwk()},
+        f"created {key_file} ({key_type.value}), kid {made.kid}",
+    )
+
+
+@lender_app.command("registration")
+def registration(
+    name: Annotated[str, typer.Option("--name", help="The lender's name.")],
+    purpose: Annotated[
+        list[str], typer.Option("--purpose", help="A purpose it may ask consent for (repeat).")
+    ],
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", help="Where to POST consent notices (https).")
+    ] = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write it here.", readable=False)
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the registration request an administrator approves (public key only)."""
+    body = registration_request(LenderKey.load(key_file), name, purpose, webhook_url)
+    _write_or_print(out, body, as_json, json.dumps(body, indent=2, sort_keys=True))
+
+
+@lender_admin_app.command("approve")
+def admin_approve(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="A registration request ('-' for stdin).", readable=False)
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Register a lender from its registration request; prints its client id."""
+    from pydantic import ValidationError as PydanticError
+
+    from credit_commons.core.db import transaction
+    from credit_commons.gateway import clients
+    from credit_commons.gateway.lender_router import LenderCreate
+    from credit_commons.identity.service import Principal
+
+    try:
+        request = LenderCreate.model_validate(_read_json(file, "the registration request"))
+    except PydanticError as e:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
+        raise ValidationError(f"invalid registration request: {', '.join(fields)}") from e
+    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+        made = clients.register_client(
+            session,
+            rt,
+            Principal("admin:cli", "admin"),
+            name=request.name,
+            jwks=request.jwks,
+            allowed_purposes=request.allowed_purposes,
+            webhook_url=request.webhook_url,
+        )
+    _emit(as_json, made, f"registered {made['name']} as {made['client_id']}")
+
+
+# -- tokens, discovery, log key ---------------------------------------------------------------
+
+
+@lender_app.command("token")
+def token(
+    url: UrlOption,
+    client_id: ClientIdOption = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    scope: Annotated[
+        str | None, typer.Option("--scope", help="Space-separated scopes (default: all).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Get an access token (client credentials, private_key_jwt) and print it."""
+    with _lender(url, client_id, key_file) as lender:
+        got = lender.token(scope)
+    expires_in = int(got.expires_at - time.time())
+    _emit(
+        as_json,
+        {"access_token": got.access_token, "expires_in": expires_in, "scope": got.scope},
+        got.access_token,
+    )
+
+
+@lender_app.command("tiers")
+def tiers(
+    url: UrlOption,
+    client_id: ClientIdOption = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    tier: Annotated[str | None, typer.Option("--tier", help="Only this credit tier.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Discover opted-in borrowers by tier: public attributes and a borrower reference."""
+    with _lender(url, client_id, key_file) as lender:
+        found = lender.tiers(tier, limit)
+    rows = [vars(entry) for entry in found]
+    _emit(
+        as_json,
+        rows,
+        "\n".join(
+            f"{r['credit_tier']}  {r['income_bracket']:<8} {r['debt_ratio_bracket']:<8} "
+            f"{r['borrower_ref']}"
+            for r in rows
+        )
+        or "no borrowers",
+    )
+
+
+@lender_app.command("log-key")
+def log_key(url: UrlOption, as_json: JsonOption = False) -> None:
+    """Print the log's origin and verifier key, to pin (COMMONS_LENDER_LOG_KEY) after
+    checking it against what the operator publishes."""
+    with _lender(url) as lender:
+        found = lender.log_identity()
+    _emit(as_json, found, found["vkey"])
+
+
+# -- consent -----------------------------------------------------------------------------------
+
+
+def _consent_json(consent: Any) -> dict[str, Any]:
+    return {
+        "consent_id": consent.consent_id,
+        "status": consent.status,
+        "purpose": consent.purpose,
+        "consent_expiry": consent.consent_expiry,
+        "scopes": consent.scopes,
+        "artefact": consent.artefact,
+    }
+
+
+@consent_app.command("request")
+def consent_request(
+    url: UrlOption,
+    borrower: Annotated[
+        str, typer.Option("--borrower", help="A borrower reference (bref_…) or identity token.")
+    ],
+    purpose: Annotated[str, typer.Option("--purpose", help="The purpose code.")],
+    claim: Annotated[
+        list[str], typer.Option("--claim", help="A claim path, e.g. /income_bracket (repeat).")
+    ],
+    days: Annotated[int, typer.Option("--days", min=1, max=366, help="How long it lasts.")],
+    template: Annotated[
+        str, typer.Option("--template", help="See `commons consent templates`.")
+    ] = "loan_underwriting",
+    credential_type: Annotated[
+        str, typer.Option("--type", help="The credential type.")
+    ] = "CreditReadinessCredential",
+    mode: Annotated[str, typer.Option("--mode", help="VIEW or STORE.")] = "VIEW",
+    client_id: ClientIdOption = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask a borrower for consent (from a template, with purpose, claims and duration)."""
+    with _lender(url, client_id, key_file) as lender:
+        made = lender.request_consent(
+            borrower=borrower,
+            template=template,
+            purpose=purpose,
+            claims=claim,
+            duration=timedelta(days=days),
+            credential_type=credential_type,
+            mode=mode,
+        )
+    _emit(as_json, _consent_json(made), f"{made.consent_id} {made.status}")
+
+
+@consent_app.command("wait")
+def consent_wait(
+    url: UrlOption,
+    consent_id: Annotated[str, typer.Argument(help="The consent id (cns_…).")],
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, help="Seconds to wait at most.")
+    ] = 300.0,
+    client_id: ClientIdOption = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    as_json: JsonOption = False,
+) -> None:
+    """Wait for the borrower's decision (polling with backoff); a granted consent's signed
+    artefact is verified.  Still pending at the end: lender.consent_pending (exit 9)."""
+    with _lender(url, client_id, key_file) as lender:
+        decided = lender.wait_for_decision(consent_id, timeout=timeout)
+    _emit(as_json, _consent_json(decided), f"{decided.consent_id} {decided.status}")
+
+
+@webhook_app.command("verify")
+def webhook_verify(
+    url: UrlOption,
+    file: Annotated[Path, typer.Argument(help="The webhook body ('-' for stdin).", readable=False)],
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--jwks", help="The platform's consent JWKS (default: fetched).", readable=False
+        ),
+    ] = None,
+    client_id: ClientIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a webhook notice: signed by the platform, for this lender."""
+    body = read_text_file(file, "the webhook body")
+    keys = _read_json(jwks, "the JWKS file") if jwks is not None else None
+    with _lender(url, client_id) as lender:
+        notice = lender.verify_webhook(body, keys)
+    _emit(
+        as_json,
+        {"valid": True, **notice.as_json()},
+        f"valid: {notice.consent_id} is {notice.status} (event {notice.event_id})",
+    )
+
+
+# -- retrieval and verification --------------------------------------------------------------
+
+
+@lender_app.command("retrieve")
+def retrieve(
+    url: UrlOption,
+    consent_id: Annotated[str, typer.Argument(help="The consent id (cns_…).")],
+    credential_type: Annotated[
+        str | None, typer.Option("--type", help="The credential type (default: the only one).")
+    ] = None,
+    claim: Annotated[
+        list[str] | None, typer.Option("--claim", help="Only this claim path (repeat).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the retrieval here (mode 0600).", readable=False),
+    ] = None,
+    client_id: ClientIdOption = None,
+    key_file: KeyFileOption = DEFAULT_KEY_FILE,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrieve the credential a consent grants (only its granted claims)."""
+    with _lender(url, client_id, key_file) as lender:
+        got = lender.retrieve(consent_id, credential_type=credential_type, claims=claim)
+    _write_or_print(
+        out,
+        got.raw,
+        as_json,
+        f"{got.type} under {got.consent_id}: {', '.join(got.disclosed)} "
+        f"(access {got.access_event_id})",
+    )
+
+
+@lender_app.command("verify")
+def verify(
+    url: UrlOption,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A retrieval saved by `retrieve --out` ('-' for stdin).", readable=False
+        ),
+    ],
+    receipt_timeout: Annotated[
+        float,
+        typer.Option("--receipt-timeout", min=0, help="Seconds to wait for a checkpoint."),
+    ] = 60.0,
+    log_key_value: LogKeyOption = None,
+    witness_key: WitnessOption = None,
+    quorum: QuorumOption = None,
+    trusted_issuer: TrustedOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify a retrieval: issuer signature, Disclosures, status list, and the log receipt
+    of the access against the pinned log key."""
+    try:
+        retrieval = Retrieval.from_json(_read_json(file, "the retrieval file"))
+    except (KeyError, TypeError) as e:
+        raise ValidationError("the retrieval file is not a retrieval") from e
+    with _lender(
+        url,
+        log_key=log_key_value,
+        witness_keys=witness_key,
+        quorum=quorum,
+        trusted=trusted_issuer,
+    ) as lender:
+        verified = lender.verify(retrieval, receipt_timeout=receipt_timeout)
+    _emit(
+        as_json,
+        verified.as_json(),
+        f"valid: {verified.vct} from {verified.issuer}, status {verified.status}; access "
+        f"{verified.access_event_id} is leaf {verified.leaf_index} of {verified.log_origin} "
+        f"at size {verified.log_size}",
+    )
