@@ -49,6 +49,7 @@ from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
+from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
@@ -185,7 +186,8 @@ def build_log(rt: Runtime, leaves: int, *, with_entries: bool) -> None:
         session.execute(
             sa.update(LogStateRow).where(LogStateRow.id == 1).values(size=leaves, root=bytes(root))
         )
-        log_service.publish_checkpoint(session, rt.key_store, rt.clock, identity)
+        guard = ContinuityGuard(rt.settings)
+        log_service.publish_checkpoint(session, rt.key_store, rt.clock, identity, guard=guard)
 
 
 def percentile(values: list[float], q: float) -> float:

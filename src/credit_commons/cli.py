@@ -185,6 +185,8 @@ def serve(
         rt.close()
         raise
     origin = identity.origin if identity is not None else None
+    if identity is not None:
+        _warn_if_diverged(rt)
     listening = f"http://{settings.host}:{settings.port}"
     if as_json:
         line = {
@@ -285,12 +287,19 @@ def worker_command(
             check_peppers(session, rt)
         log_identity(rt)  # recorded on the log's first start; a disagreeing origin refused
         worker = LogWorker(rt)
-        if not once:
+        if once:
+            # Refused before anything runs when the database does not continue the
+            # published log (ledger/continuity.py): exit 7 naming the gap.
+            _continuity(rt).check()
+        else:
+            _warn_if_diverged(rt)
             freeze_startup_heap()
         if once:
             report = worker.run_once(force_checkpoint=True)
             while report.backlog:
                 report = worker.run_once(force_checkpoint=True)
+            if report.diverged is not None:
+                raise report.diverged.error()
             _emit(
                 as_json,
                 {
@@ -311,12 +320,167 @@ def worker_command(
 # -- log -----------------------------------------------------------------------------------
 
 
+def _continuity(rt: Runtime) -> Any:
+    """The database's tree beside every record of what the log published (a Continuity)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.ledger.continuity import ContinuityGuard
+    from credit_commons.ledger.identity import log_identity
+
+    identity = log_identity(rt)
+    with transaction(rt.read_sessions) as session:
+        return ContinuityGuard(rt.settings).assess(session, identity, rt.extras_tile_cache())
+
+
+def _warn_if_diverged(rt: Runtime) -> None:
+    """At a start that keeps running (serve, worker): name the gap on stderr, once."""
+    gap = _continuity(rt).gap
+    if gap is not None:
+        error = gap.error()
+        typer.echo(
+            f"warning: {error.code}: {error.detail}; the log will not sequence or sign until "
+            f"recovered; hint: {error.hint}",
+            err=True,
+        )
+
+
+@log_app.command("status")
+def log_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Compare the database's tree with what this log published (exit 7 if it does not
+    continue it: a restored backup; docs/log.md)."""
+    with _runtime(ctx) as rt:
+        continuity = _continuity(rt)
+    data = continuity.to_json()
+    published = continuity.published
+    text = (
+        f"ok: the database (size {continuity.database_size}) continues the published log"
+        + (f" (newest: size {published.size}, {published.source})" if published else "")
+        if continuity.gap is None
+        else f"diverged: {continuity.gap.detail()}"
+    )
+    _emit(as_json, data, "\n".join([text, *(f"warning: {w}" for w in continuity.warnings)]))
+    if continuity.gap is not None:
+        raise typer.Exit(ExitCode.INTEGRITY)
+
+
+@log_app.command("replay")
+def log_replay(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Published tiles: a directory holding tile/entries/… (tlog-tiles), or the "
+            "base URL of a tlog-tiles server.",
+        ),
+    ],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: append the leaves to COMMONS_DATABASE_URL.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """After a restore: append the published leaves the database lacks from published
+    tiles, check the published root, and let the log continue (docs/log.md)."""
+    import httpx
+
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.ledger.continuity import ContinuityGuard
+    from credit_commons.ledger.identity import log_identity
+    from credit_commons.ledger.recovery import DirectoryTiles, HttpTiles, TileSource, replay
+
+    if not yes:
+        raise ValidationError(
+            "replay appends the published leaves to COMMONS_DATABASE_URL; add --yes to confirm"
+        )
+    tiles: TileSource
+    client = None
+    if re.match(r"https?://", source):
+        client = httpx.Client(base_url=source.rstrip("/") + "/", timeout=30.0)
+        tiles = HttpTiles(client)
+    else:
+        directory = Path(source)
+        if not (directory / "tile" / "entries").is_dir():
+            raise ValidationError(f"{source} holds no tile/entries directory (tlog-tiles)")
+        tiles = DirectoryTiles(directory)
+    try:
+        with _runtime(ctx) as rt:
+            identity = log_identity(rt)
+            with transaction(rt.sessions) as session:
+                report = replay(
+                    session,
+                    ContinuityGuard(rt.settings),
+                    identity,
+                    tiles,
+                    clock=rt.clock,
+                    actor=rt.operator_actor(),
+                )
+    finally:
+        if client is not None:
+            client.close()
+    data = report.to_json()
+    _emit(
+        as_json,
+        data,
+        f"replayed {data['replayed']} leaves [{report.from_size}, {report.to_size}): the "
+        f"database's root at {report.to_size} is the published one; "
+        f"{report.events_missing} of their events' bodies are not in this database",
+    )
+
+
+@log_app.command("new-origin")
+def log_new_origin(
+    ctx: typer.Context,
+    origin: Annotated[
+        str, typer.Option("--origin", help="The new log's origin, never used before.")
+    ],
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Confirm: freeze the current origin for good."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """After a restore whose lost leaves cannot be replayed: freeze the current origin and
+    continue the log under a declared new one (docs/log.md)."""
+    from credit_commons.core.db import transaction
+    from credit_commons.core.errors import ValidationError
+    from credit_commons.ledger.continuity import ContinuityGuard
+    from credit_commons.ledger.identity import log_identity
+    from credit_commons.ledger.recovery import declare_new_origin
+
+    if not yes:
+        raise ValidationError(
+            "a new origin freezes the current one for good (it is never signed again); "
+            "add --yes to confirm"
+        )
+    with _runtime(ctx) as rt:
+        identity = log_identity(rt)
+        with transaction(rt.sessions) as session:
+            declared = declare_new_origin(
+                session,
+                ContinuityGuard(rt.settings),
+                identity,
+                origin,
+                clock=rt.clock,
+                actor=rt.operator_actor(),
+            )
+    lost = declared.lost_leaves
+    _emit(
+        as_json,
+        declared.to_json(),
+        f"origin {declared.frozen_origin} frozen at published size {declared.published_size}"
+        + (f" ({lost} leaves lost)" if lost is not None else "")
+        + f"; the log continues as {declared.origin}: set COMMONS_LOG_ORIGIN to it or unset it, "
+        "give witnesses its key, and restart",
+    )
+
+
 @log_app.command("sequence")
 def log_sequence(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sequence every pending event into the log now."""
     from credit_commons.ledger.sequencer import sequence_pending
 
     with _runtime(ctx) as rt:
+        _continuity(rt).check()
         result = sequence_pending(rt.sessions, limit=rt.settings.log_batch_size)
     _emit(
         as_json,
@@ -342,9 +506,14 @@ def log_checkpoint(
 
     with _runtime(ctx) as rt:
         if publish:
+            _continuity(rt).check()
             worker = LogWorker(rt)
-            while worker.run_once(force_checkpoint=True).backlog:
-                pass
+            while True:
+                report = worker.run_once(force_checkpoint=True)
+                if report.diverged is not None:
+                    raise report.diverged.error()
+                if not report.backlog:
+                    break
         identity = log_identity(rt)
         origin, vkey = identity.origin, identity.vkey
         with transaction(rt.sessions) as session:
@@ -504,7 +673,12 @@ def log_verify_receipt(
 def log_audit(
     ctx: typer.Context,
     log_key: Annotated[
-        str | None, typer.Option("--log-key", help="Verifier key to trust (default: this log's).")
+        list[str] | None,
+        typer.Option(
+            "--log-key",
+            help="Verifier key to trust; repeat for a log continued under a new origin "
+            "(default: this log's, every origin).",
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -518,7 +692,7 @@ def log_audit(
 
     with _runtime(ctx) as rt:
         # The recorded identity, so checkpoints signed before a change of public URL verify.
-        vkey = log_key or log_identity(rt).vkey
+        vkey = log_key or log_identity(rt).vkeys
         # Read-only: the audit never takes the write lock (docs/log.md, "Auditing").
         with transaction(rt.read_sessions) as session:
             size, _ = log_service.log_state(session)

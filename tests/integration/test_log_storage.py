@@ -14,6 +14,7 @@ from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.checkpoint import verify_checkpoint
+from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.events import RecordedEvent, event_digest, event_document, record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import EventRow, LogEntryRow, LogOutboxRow, LogTileRow
@@ -97,12 +98,17 @@ def test_leaves_are_event_references_without_personal_data(runtime: Runtime) -> 
 
 def test_checkpoints_receipts_and_consistency(runtime: Runtime) -> None:
     identity = log_identity(runtime)
+    guard = ContinuityGuard(runtime.settings)
     origin, vkey = identity.origin, identity.vkey
     ids = record(runtime, 5)
     sequence_pending(runtime.sessions)
     with transaction(runtime.sessions) as session:
-        first = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
-        again = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
+        first = log_service.publish_checkpoint(
+            session, runtime.key_store, runtime.clock, identity, guard=guard
+        )
+        again = log_service.publish_checkpoint(
+            session, runtime.key_store, runtime.clock, identity, guard=guard
+        )
     assert first.new
     assert not again.new
     verifier = Ed25519Verifier.from_vkey(vkey)
@@ -111,7 +117,9 @@ def test_checkpoints_receipts_and_consistency(runtime: Runtime) -> None:
     record(runtime, 7)
     sequence_pending(runtime.sessions)
     with transaction(runtime.sessions) as session:
-        second = log_service.publish_checkpoint(session, runtime.key_store, runtime.clock, identity)
+        second = log_service.publish_checkpoint(
+            session, runtime.key_store, runtime.clock, identity, guard=guard
+        )
         proof = log_service.consistency_proof(session, 5)
         receipt = log_service.receipt(session, ids[2], include_event=True)
     newer = verify_checkpoint(second.row.note, verifier, origin=origin)

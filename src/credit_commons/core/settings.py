@@ -45,7 +45,9 @@ __all__ = [
 
 #: Settings that locate state.  Given ``data_dir`` explicitly, these default under it
 #: instead of coming from the environment (see :class:`_UnlessDataDirGiven`).
-STATE_LOCATIONS = frozenset({"database_url", "master_key_file", "anchor_file"})
+STATE_LOCATIONS = frozenset(
+    {"database_url", "master_key_file", "anchor_file", "log_published_file"}
+)
 
 
 def url_for_address(host: str, port: int) -> str:
@@ -198,6 +200,11 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="publish a checkpoint as soon as this many new leaves"
     )
     log_batch_size: int = Field(default=10_000, ge=1, le=100_000)
+    log_published_file: Path | None = Field(
+        default=None,
+        description="the record of the last checkpoint the log published, kept outside the "
+        "database (never restored with it); default <data_dir>/log-published.json",
+    )
     log_witnesses: list[str] = Field(
         default_factory=list,
         description="witnesses to ask for cosignatures, each 'VKEY@URL' (tlog-witness)",
@@ -471,6 +478,12 @@ class Settings(BaseSettings):
     def resolved_anchor_file(self) -> Path:
         """The file anchor journal, defaulting to ``<data_dir>/anchors.jsonl``."""
         return self.anchor_file or self.data_dir / "anchors.jsonl"
+
+    @property
+    def resolved_log_published_file(self) -> Path:
+        """The record of the last published checkpoint, defaulting to
+        ``<data_dir>/log-published.json``."""
+        return self.log_published_file or self.data_dir / "log-published.json"
 
     @property
     def is_production(self) -> bool:

@@ -35,6 +35,7 @@ from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.ledger import router as log_router
+from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy import router as privacy_router
@@ -61,6 +62,25 @@ def startup_checks(runtime: Runtime) -> LogIdentity | None:
         check_peppers(session, runtime)
         record_issuer_identifier(session, runtime)
     return log_identity(runtime)
+
+
+def _log_diverged(runtime: Runtime) -> JSONResponse | None:
+    """503 naming the gap when the database does not continue the published log (a
+    restored backup: the log neither sequences nor signs until the operator recovers,
+    docs/log.md); None when it does."""
+    identity = log_identity(runtime)
+    with transaction(runtime.read_sessions) as session:
+        continuity = ContinuityGuard(runtime.settings).assess(
+            session, identity, runtime.extras_tile_cache()
+        )
+    if continuity.gap is None:
+        return None
+    error = continuity.gap.error()
+    return JSONResponse(
+        {**error.problem(), "status": 503, "hint": error.hint},
+        status_code=503,
+        media_type="application/problem+json",
+    )
 
 
 def create_app(
@@ -162,6 +182,9 @@ def create_app(
                 status_code=503,
                 media_type="application/problem+json",
             )
+        diverged = _log_diverged(runtime)
+        if diverged is not None:
+            return diverged
         return {"status": "ready", "database": runtime.engine.dialect.name, "schema": current}
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", include_in_schema=True)

@@ -20,10 +20,10 @@ from sqlalchemy import Row, Table, select
 from sqlalchemy.engine import Connection, Engine
 
 from credit_commons.core.db import snapshot
-from credit_commons.ledger.checkpoint import verify_checkpoint
+from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.errors import LogError
 from credit_commons.ledger.models import CheckpointRow, LogEntryRow, LogStateRow
-from credit_commons.ledger.note import Ed25519Verifier
+from credit_commons.ledger.note import Ed25519Verifier, verify_note
 from credit_commons.ledger.rfc6962 import EMPTY_ROOT
 
 __all__ = ["AuditFailed", "AuditReport", "audit_log"]
@@ -57,12 +57,14 @@ def _root(stack: list[bytes]) -> bytes:
 
 
 def _checked_checkpoints(
-    checkpoints: Sequence[Row[int, bytes, str]], verifier: Ed25519Verifier
+    checkpoints: Sequence[Row[int, bytes, str]], verifiers: Sequence[Ed25519Verifier]
 ) -> dict[int, bytes]:
-    """Each stored checkpoint's root by size, once its note verifies and states that root."""
+    """Each stored checkpoint's root by size, once its note verifies under the key of its
+    origin (a log continued under a declared new origin has checkpoints of both) and states
+    that root."""
     for size, root, note in checkpoints:
         try:
-            checkpoint = verify_checkpoint(note, verifier)
+            checkpoint = Checkpoint.parse(verify_note(note, verifiers).text)
         except LogError as e:
             raise AuditFailed(f"checkpoint {size} does not verify under the log key") from e
         if checkpoint.size != size or bytes(checkpoint.root_hash) != bytes(root):
@@ -109,15 +111,18 @@ def _replay(
 
 def audit_log(
     engine: Engine,
-    log_vkey: str,
+    log_vkey: str | Sequence[str],
     progress: Callable[[int], None] | None = None,
     chunk: int = 50_000,
 ) -> AuditReport:
     """Audit the log in ``engine``; ``progress`` is called with the leaves done so far.
 
-    Raises :class:`AuditFailed` on a gap, a root mismatch or a bad checkpoint signature.
+    ``log_vkey`` is the log's verifier key, or one per origin the log signed under (see
+    ``LogIdentity.vkeys``).  Raises :class:`AuditFailed` on a gap, a root mismatch or a
+    checkpoint whose signature no given key verifies.
     """
-    verifier = Ed25519Verifier.from_vkey(log_vkey)
+    keys = [log_vkey] if isinstance(log_vkey, str) else list(log_vkey)
+    verifier = [Ed25519Verifier.from_vkey(k) for k in keys]
     with snapshot(engine) as connection:
         checkpoints = connection.execute(
             select(CheckpointRow.size, CheckpointRow.root, CheckpointRow.note).order_by(

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConfigurationError
-from credit_commons.core.facts import get_fact, record_fact
+from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
 from credit_commons.core.settings import Settings
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.errors import KeyExists, KeyNotFound
@@ -31,6 +31,7 @@ from credit_commons.ledger.note import ALG_ED25519, compute_key_id, format_vkey,
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "FACT_FROZEN_PREFIX",
     "FACT_KEY_ID",
     "FACT_KEY_NAME",
     "FACT_ORIGIN",
@@ -45,6 +46,8 @@ LOG_KEY_NAME = "log"
 FACT_ORIGIN = "log.origin"
 FACT_KEY_NAME = "log.key_name"
 FACT_KEY_ID = "log.key_id"
+# Origins frozen by a declared new origin (ledger/recovery.py): log.origin.frozen.1, .2, …
+FACT_FROZEN_PREFIX = "log.origin.frozen."
 _CACHE = "log_identity"
 
 
@@ -63,11 +66,21 @@ class LogIdentity:
     key_name: str
     key_id: str  # the key store's kid (RFC 7638 thumbprint) of the signing key version
     public_key: bytes  # raw Ed25519 public key
+    # Earlier origins of this log, frozen when a new origin was declared (oldest first).
+    frozen_origins: tuple[str, ...] = ()
 
     @property
     def vkey(self) -> str:
         """The verifier key ``origin+hexid+base64`` auditors configure (signed-note@v1.0.0)."""
         return format_vkey(self.origin, ALG_ED25519, self.public_key)
+
+    @property
+    def vkeys(self) -> list[str]:
+        """The verifier keys of every origin this log signed under, frozen ones first."""
+        return [
+            format_vkey(origin, ALG_ED25519, self.public_key)
+            for origin in (*self.frozen_origins, self.origin)
+        ]
 
     @property
     def note_key_id(self) -> int:
@@ -133,7 +146,13 @@ def establish_log_identity(
             "the key store",
             hint="restore the key store (signing_keys) and master key the log was created with",
         )
-    return LogIdentity(origin, key_name, key_id, version.public_key.raw())
+    frozen = session.execute(
+        select(PlatformFactRow.key, PlatformFactRow.value).where(
+            PlatformFactRow.key.like(f"{FACT_FROZEN_PREFIX}%")
+        )
+    ).all()
+    ordered = tuple(v for _, v in sorted(frozen, key=lambda kv: int(kv[0].rsplit(".", 1)[1])))
+    return LogIdentity(origin, key_name, key_id, version.public_key.raw(), ordered)
 
 
 def log_identity(rt: Runtime) -> LogIdentity:

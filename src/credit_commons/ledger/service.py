@@ -21,6 +21,7 @@ from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.keys.store import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
+from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.events import RecordedEvent, event_document
 from credit_commons.ledger.identity import LOG_KEY_NAME, LogIdentity, LogIdentityMismatch
 from credit_commons.ledger.models import (
@@ -125,27 +126,42 @@ def publish_checkpoint(
     store: KeyStore,
     clock: Clock,
     identity: LogIdentity,
+    *,
+    guard: ContinuityGuard,
     cache: TileCache | None = None,
 ) -> Published:
     """Sign a checkpoint of the sequenced tree unless the newest one already covers it.
 
-    Before signing, the new tree is checked to be consistent with the previous checkpoint
-    (a consistency proof from the stored tiles, verified): the log never signs a fork of
-    itself.  Raises ``ConsistencyProofInvalid`` if the stored tree was altered, or
-    :class:`LogIdentityMismatch` (see :func:`log_signer`).
+    Before signing:
+
+    1. the database's tree must continue everything this log published — the
+       published-checkpoint file, the anchors, the witnesses (``guard``; raises
+       :class:`~credit_commons.ledger.continuity.LogDiverged` naming the gap);
+    2. the new tree must be consistent with the previous checkpoint in the database (a
+       consistency proof from the stored tiles, verified; raises ``ConsistencyProofInvalid``
+       if the stored tree was altered).
+
+    After signing, the checkpoint is recorded in the published-checkpoint file (fsynced)
+    before the caller commits and serves it.  Raises :class:`LogIdentityMismatch` too (see
+    :func:`log_signer`).
     """
     size, root = log_state(session)
     previous = latest_checkpoint(session)
     if previous is not None and previous.size >= size:
         return Published(previous, False)
+    # 1.
+    guard.assess(session, identity, cache).check()
+    # 2.
     if previous is not None and previous.size > 0:
         proof = rfc6962.consistency_proof(previous.size, size, TileHashSource(session, cache))
         rfc6962.verify_consistency(previous.size, size, proof, rfc6962.Hash(previous.root), root)
     signer = log_signer(session, store, identity)
     text = Checkpoint(origin=identity.origin, size=size, root_hash=root).format()
-    row = CheckpointRow(
-        size=size, root=bytes(root), note=sign_note(text, signer), created_at=clock.now()
-    )
+    note, now = sign_note(text, signer), clock.now()
+    # Durable outside the database before it is committed and served: a restored database
+    # can then never sign another root for this size (ledger/continuity.py).
+    guard.record(identity.origin, size, root, note, now)
+    row = CheckpointRow(size=size, root=bytes(root), note=note, created_at=now)
     session.add(row)
     session.flush()
     return Published(row, True)

@@ -26,6 +26,7 @@ from credit_commons.runtime import Runtime
 __all__ = [
     "anchor_step",
     "consent_step",
+    "default_probes",
     "default_steps",
     "parse_witnesses",
     "retention_step",
@@ -56,9 +57,18 @@ def parse_witnesses(entries: list[str]) -> list[WitnessEndpoint]:
 
 
 def witness_step(
-    endpoints: list[WitnessEndpoint], transport: httpx.BaseTransport | None = None
+    endpoints: list[WitnessEndpoint],
+    transport: httpx.BaseTransport | None = None,
+    *,
+    probe: bool = False,
 ) -> Step:
-    """Ask each witness to cosign the newest checkpoint it has not cosigned yet."""
+    """Ask each witness to cosign the newest checkpoint it has not cosigned yet.
+
+    With ``probe``, every witness is asked, claiming it is at the newest checkpoint's size:
+    one that is further answers with its own size (tlog-witness §add-checkpoint, 409),
+    recorded as its progress — how the worker learns at start-up, before it signs anything,
+    that a restored database is behind what the witnesses cosigned (ledger/continuity.py).
+    """
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
         with transaction(rt.read_sessions) as session:
@@ -72,7 +82,9 @@ def witness_step(
             )
             progress = {p.witness: p.size for p in session.scalars(select(WitnessProgressRow))}
             note, size = row.note, row.size
-        todo = [e for e in endpoints if e.verifier.name not in have]
+        todo = [e for e in endpoints if probe or e.verifier.name not in have]
+        if probe:
+            progress = {e.verifier.name: size for e in endpoints}
         if not todo:
             return {}
 
@@ -151,6 +163,14 @@ def consent_step(interval: float = 5.0) -> Step:
         return report
 
     return step
+
+
+def default_probes(rt: Runtime) -> list[Step]:
+    """What the worker asks once, at start-up, before it sequences or signs: each
+    configured witness's own size (see :func:`witness_step`)."""
+    if not rt.settings.log_witnesses:
+        return []
+    return [witness_step(parse_witnesses(rt.settings.log_witnesses), probe=True)]
 
 
 def default_steps(rt: Runtime) -> list[Step]:

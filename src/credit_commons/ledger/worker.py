@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.ledger import service
-from credit_commons.ledger.identity import log_identity
+from credit_commons.ledger.continuity import ContinuityGuard, Gap, LogDiverged
+from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.sequencer import sequence_pending
-from credit_commons.ledger.steps import default_steps
+from credit_commons.ledger.steps import default_probes, default_steps
 from credit_commons.runtime import Runtime
 
 __all__ = ["LogWorker", "StepReport"]
@@ -38,22 +39,62 @@ class StepReport:
     size: int = 0
     checkpoint: int | None = None
     backlog: bool = False
+    diverged: Gap | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
 class LogWorker:
     """Runs the log's background steps; extra steps (witnesses, anchors) plug in."""
 
-    def __init__(self, runtime: Runtime, *, steps: list[Step] | None = None) -> None:
-        """``steps`` default to those the settings ask for (witnesses, anchors)."""
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        steps: list[Step] | None = None,
+        probes: list[Step] | None = None,
+    ) -> None:
+        """``steps`` default to those the settings ask for (witnesses, anchors); ``probes``
+        run once, before the first pass compares the database with what was published
+        (default: ask each configured witness its size)."""
         self.runtime = runtime
         self.steps = default_steps(runtime) if steps is None else steps
+        self.probes = default_probes(runtime) if probes is None else probes
+        self._probed = False
+        self.guard = ContinuityGuard(runtime.settings)
         self._last_checkpoint_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self, *, force_checkpoint: bool = False) -> StepReport:
-        """Sequence what is pending and publish a checkpoint when it is due."""
+        """Sequence what is pending and publish a checkpoint when it is due.
+
+        Neither happens while the database's tree does not continue what the log published
+        (a restored backup, ledger/continuity.py): the report's ``diverged`` names the gap,
+        recorded events wait in the outbox, and the other steps still run.
+        """
+        rt = self.runtime
+        cache = rt.extras_tile_cache()
+        # Established (if need be) in its own transaction, before the others take snapshots.
+        identity = log_identity(rt)
+        if not self._probed:
+            self._probed = True
+            for probe in self.probes:
+                probe(rt, 0)
+        with transaction(rt.read_sessions) as session:
+            continuity = self.guard.assess(session, identity, cache)
+        report = StepReport(size=continuity.database_size)
+        if continuity.gap is None:
+            self._advance(report, identity, force_checkpoint)
+        else:
+            report.diverged = continuity.gap
+            with transaction(rt.read_sessions) as session:
+                latest = service.latest_checkpoint(session)
+            report.checkpoint = latest.size if latest is not None else None
+        for step in self.steps:
+            report.extra.update(step(rt, report.checkpoint or 0))
+        return report
+
+    def _advance(self, report: StepReport, identity: LogIdentity, force_checkpoint: bool) -> None:
         rt = self.runtime
         settings = rt.settings
         cache = rt.extras_tile_cache()
@@ -65,10 +106,8 @@ class LogWorker:
             cache=cache,
             max_total=settings.log_checkpoint_leaves,
         )
-        report = StepReport(sequenced=result.appended, size=result.size)
+        report.sequenced, report.size = result.appended, result.size
         report.backlog = result.appended >= settings.log_checkpoint_leaves
-        # Established (if need be) in its own transaction, before this one takes its snapshot.
-        identity = log_identity(rt)
         with transaction(rt.sessions) as session:
             latest = service.latest_checkpoint(session)
             covered = latest.size if latest else 0
@@ -76,23 +115,31 @@ class LogWorker:
             due = time.monotonic() - self._last_checkpoint_at >= settings.log_checkpoint_interval
             if grown > 0 and (force_checkpoint or due or grown >= settings.log_checkpoint_leaves):
                 published = service.publish_checkpoint(
-                    session, rt.key_store, rt.clock, identity, cache
+                    session, rt.key_store, rt.clock, identity, guard=self.guard, cache=cache
                 )
                 report.checkpoint = published.row.size
                 self._last_checkpoint_at = time.monotonic()
             elif latest is not None:
                 report.checkpoint = latest.size
-        for step in self.steps:
-            report.extra.update(step(rt, report.checkpoint or 0))
-        return report
 
     def run_forever(self, poll: float = 0.5) -> None:
-        """Run passes until :meth:`stop`; errors are logged and the loop goes on."""
+        """Run passes until :meth:`stop`; errors are logged and the loop goes on.
+
+        A divergence (see :meth:`run_once`) is logged as an error once each time it
+        changes, with the gap's fields, not at every pass.
+        """
+        reported: Gap | None = None
         while not self._stop.is_set():
             backlog = False
             try:
                 report = self.run_once()
                 backlog = report.backlog
+                if report.diverged != reported and report.diverged is not None:
+                    log.error(
+                        "log diverged: refusing to sequence and sign",
+                        extra={"fields": {"code": LogDiverged.code, **report.diverged.to_json()}},
+                    )
+                reported = report.diverged
                 if report.sequenced:
                     log.info(
                         "log advanced",

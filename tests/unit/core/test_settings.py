@@ -88,6 +88,7 @@ def configured_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMMONS_DATABASE_URL", PG)
     monkeypatch.setenv("COMMONS_MASTER_KEY_FILE", "/srv/configured/keys/master.key")
     monkeypatch.setenv("COMMONS_ANCHOR_FILE", "/srv/configured/anchors.jsonl")
+    monkeypatch.setenv("COMMONS_LOG_PUBLISHED_FILE", "/srv/keys/log-published.json")
 
 
 @pytest.mark.usefixtures("configured_env")
@@ -96,6 +97,7 @@ def test_an_explicit_data_dir_derives_all_state_from_it() -> None:
     assert settings.resolved_database_url == "sqlite:////tmp/demo/commons.db"
     assert settings.resolved_master_key_file == Path("/tmp/demo/master.key")
     assert settings.resolved_anchor_file == Path("/tmp/demo/anchors.jsonl")
+    assert settings.resolved_log_published_file == Path("/tmp/demo/log-published.json")
 
 
 @pytest.mark.usefixtures("configured_env")
@@ -113,6 +115,7 @@ def test_the_environment_alone_locates_state_as_configured() -> None:
     assert settings.resolved_database_url == PG
     assert settings.resolved_master_key_file == Path("/srv/configured/keys/master.key")
     assert settings.resolved_anchor_file == Path("/srv/configured/anchors.jsonl")
+    assert settings.resolved_log_published_file == Path("/srv/keys/log-published.json")
     # Other explicit values leave the configured locations alone.
     assert Settings(log_level="debug").resolved_database_url == PG
 

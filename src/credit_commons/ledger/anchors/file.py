@@ -41,7 +41,7 @@ from credit_commons.ledger.anchors.base import (
     check_backend_name,
 )
 
-__all__ = ["FileAnchorBackend", "verify_journal"]
+__all__ = ["FileAnchorBackend", "last_anchored", "verify_journal"]
 
 GENESIS_PREV = "0" * 64
 _KEYS = frozenset({"origin", "prev", "root", "seq", "size"})
@@ -188,6 +188,33 @@ def verify_journal(path: str | os.PathLike[str]) -> int:
         except OSError as e:
             raise AnchorUnavailable("anchor journal cannot be read") from e
     return count
+
+
+def last_anchored(path: str | os.PathLike[str], origin: str) -> AnchorRecord | None:
+    """The newest record of ``origin`` in the journal, or None (no journal, or no record).
+
+    Reads the last line alone when it is ``origin``'s (the usual case: one log per journal),
+    else scans the whole journal checking its chain.  Raises :class:`AnchorInvalid` for a
+    malformed journal and :class:`AnchorUnavailable` when it cannot be read.
+    """
+    try:
+        with _open_for_reading(Path(path)) as stream:
+            try:
+                last = _read_last_line(stream.fileno())
+                if last is None:
+                    return None
+                _, _, record = _parse_line(last, "journal's last line")
+                if record.origin == origin:
+                    return record
+                found = None
+                for entry in _verified_entries(stream):
+                    if entry.record.origin == origin:
+                        found = entry.record
+                return found
+            except OSError as e:
+                raise AnchorUnavailable("anchor journal cannot be read") from e
+    except AnchorNotFound:
+        return None
 
 
 class FileAnchorBackend:
