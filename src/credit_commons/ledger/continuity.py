@@ -25,7 +25,7 @@ declared new origin is refused likewise.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.settings import Settings
 from credit_commons.ledger.anchors import AnchorError
 from credit_commons.ledger.anchors.file import last_anchored
-from credit_commons.ledger.errors import LogError
+from credit_commons.ledger.errors import LogDiverged
 from credit_commons.ledger.identity import LogIdentity
 from credit_commons.ledger.models import (
     AnchorJobRow,
@@ -64,16 +64,6 @@ SOURCE_FILE = "published-checkpoint file"
 SOURCE_JOURNAL = "anchor journal"
 # Anchor jobs that reached their backend (a PENDING or DEAD one may never have).
 _ANCHORED = ("PUBLISHED", "VERIFIED", "MISMATCH")
-
-
-class LogDiverged(LogError):
-    """The database's tree is behind, or differs from, what this log published.
-
-    ``extra`` carries the gap (:meth:`Gap.to_json`).  Exit code 7; ``/readyz`` answers 503.
-    """
-
-    code = "log.diverged"
-    title = "The database's log does not continue the published log"
 
 
 @dataclass(frozen=True)
@@ -297,12 +287,15 @@ class ContinuityGuard:
         state = session.get(LogStateRow, 1)
         size, root = (state.size, Hash(state.root)) if state is not None else (0, EMPTY_ROOT)
         claims, warnings = self.claims(session, identity, record)
-        pending = int(session.scalar(select(func.count()).select_from(LogOutboxRow)) or 0)
         frozen = record.frozen.get(identity.origin)
         if frozen is not None:
             newest = max(claims, key=lambda c: c.size, default=Claim(SOURCE_FILE, 0))
-            gap: Gap | None = Gap("frozen", newest, size, root, pending, frozen.successor)
+            gap: Gap | None = Gap("frozen", newest, size, root, 0, frozen.successor)
         else:
             source = TileHashSource(session, cache)
-            gap = find_gap(size, root, lambda at: root_from_source(at, source), claims, pending)
+            gap = find_gap(size, root, lambda at: root_from_source(at, source), claims)
+        if gap is not None:
+            # Counted only then: the outbox can be long while the sequencer catches up.
+            pending = int(session.scalar(select(func.count()).select_from(LogOutboxRow)) or 0)
+            gap = replace(gap, pending_events=pending)
         return Continuity(identity.origin, size, root, tuple(claims), gap, tuple(warnings))

@@ -16,6 +16,7 @@ __all__ = [
     "ConsistencyProofInvalid",
     "HashInvalid",
     "InclusionProofInvalid",
+    "LogDiverged",
     "LogError",
     "NoteInvalid",
     "NoteSignatureInvalid",
@@ -32,6 +33,15 @@ class LogError(IntegrityError):
 
     code = "log.invalid"
     title = "Transparency log data invalid"
+
+
+class LogDiverged(LogError):
+    """The database's tree is behind, or differs from, what this log published (a restored
+    backup; ledger/continuity.py).  ``extra`` carries the gap.  Exit code 7; ``/readyz``
+    answers 503."""
+
+    code = "log.diverged"
+    title = "The database's log does not continue the published log"
 
 
 class HashInvalid(LogError):

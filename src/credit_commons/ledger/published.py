@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from credit_commons.core.encoding import b64_decode
-from credit_commons.core.errors import ConfigurationError
+from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.files import path_error, write_private
-from credit_commons.ledger.errors import LogError
+from credit_commons.ledger.errors import LogDiverged
 from credit_commons.ledger.rfc6962 import Hash
 
 __all__ = ["FORMAT", "FrozenLog", "PublishedFile", "PublishedHead", "PublishedRecord"]
@@ -108,7 +108,7 @@ class PublishedRecord:
                 str(o): FrozenLog(str(o), str(f["successor"]), str(f["reason"]), str(f["at"]))
                 for o, f in value["frozen"].items()
             }
-        except (KeyError, TypeError, ValueError, AttributeError, LogError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, CommonsError) as e:
             raise PublishedFileInvalid(
                 "the published-checkpoint file is not a record this platform wrote",
                 hint="restore it from the copy you keep, or move it aside only if you know "
@@ -171,12 +171,10 @@ class PublishedFile:
 
         Durable (fsynced, atomically renamed) when it returns.  A smaller size than the one
         recorded leaves the record as it is (another process published further).  Raises
-        :class:`~credit_commons.ledger.continuity.LogDiverged` for another root at the
+        :class:`~credit_commons.ledger.errors.LogDiverged` for another root at the
         recorded size or for a frozen origin, and a ``file.*`` error when the file cannot be
         written: the caller must then not publish.
         """
-        from credit_commons.ledger.continuity import LogDiverged  # noqa: PLC0415 - cycle
-
         with self._locked():
             current = self.read()
             if origin in current.frozen:
