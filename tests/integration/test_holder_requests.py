@@ -144,3 +144,59 @@ def test_an_identity_without_a_did_and_another_identity(
     with pytest.raises(PlatformRefused) as caught:
         client.decide(theirs, "reject")
     assert caught.value.status == 404
+
+
+def test_key_rotation_by_the_old_key_with_the_new_keys_signature(
+    world: World,
+    holder: tuple[Platform, str],
+) -> None:
+    client, token = holder
+    consent_id = world.consent(approve=False, borrower=token)
+    new = PrivateKey.generate(KeyType.ED25519)
+    # Only a request signed by the current key may change it: not the bearer token.
+    made = world.http.post(
+        "/v1/identities", json={"profile": {"name": "Ravi", "did": "did:key:z6MkabcDEF"}}
+    )
+    assert made.status_code == 201, made.text
+    bearer = {"Authorization": f"Bearer {made.json()['access_token']}"}
+    refused = world.http.post(
+        f"/v1/borrowers/{made.json()['identity_token']}/holder-key",
+        json={"did": "did:key:z6MkabcDEF", "signature": "A" * 86},
+        headers=bearer,
+    )
+    assert refused.status_code == 404
+    # The new key must sign: a signature by another key is refused, nothing changes.
+    impostor = Platform(
+        BASE,
+        client.key,
+        token,
+        fetcher=OutboundFetcher(resolver=_public_resolver),
+        http=world.http,
+        now=world.now,
+    )
+    from credit_commons.core.encoding import b64url_encode  # noqa: PLC0415
+    from credit_commons.keys.did_key import encode_did_key  # noqa: PLC0415
+
+    with pytest.raises(PlatformRefused) as caught:
+        impostor.request(
+            "POST",
+            f"/v1/borrowers/{token}/holder-key",
+            body={
+                "did": encode_did_key(new.public_key),
+                "signature": b64url_encode(client.key.sign(b"anything")),
+            },
+            signed=True,
+        )
+    assert caught.value.status == 422
+    assert [c["consent_id"] for c in client.consents()] == [consent_id]
+
+    changed = client.change_key(new)
+    assert changed["did"] == encode_did_key(new.public_key)
+    # The old key no longer speaks for the identity; the new one does.
+    with pytest.raises(PlatformRefused) as caught:
+        client.consents()
+    assert caught.value.status == 401
+    assert _denials(world, token)[-1]["reason"] == "holder.signature_invalid"
+    client.key = new
+    assert [c["consent_id"] for c in client.consents()] == [consent_id]
+    assert client.approve(consent_id)["status"] == "ACTIVE"

@@ -41,10 +41,11 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import NotAuthenticated, anonymous_actor
-from credit_commons.core.encoding import b64url_encode
-from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.gateway.models import ClientAssertionRow
+from credit_commons.identity import holder_key as holder_keys
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
 from credit_commons.issuer.jws import decode_unverified, verify_compact
@@ -60,6 +61,7 @@ __all__ = [
     "WINDOW",
     "authenticate",
     "body_digest",
+    "change_key",
     "holder_did",
     "holder_key",
 ]
@@ -102,12 +104,9 @@ def holder_key(session: Session, rt: Runtime, token: str) -> PublicKey:
     Raises :class:`NotFoundError` when there is none or it does not resolve.
     """
     did = holder_did(session, rt, token)
-    fetcher = OutboundFetcher(
-        allow_private=rt.settings.insecure_allow_private_network,
-        allow_http=rt.settings.insecure_allow_http,
-    )
+    resolver, fetcher = _resolver(rt)
     try:
-        return DidResolver(fetcher).resolve_key(did)
+        return resolver.resolve_key(did)
     except CommonsError as e:
         raise NotFoundError("no such identity") from e
     finally:
@@ -195,3 +194,49 @@ def _int_claim(claims: dict[str, Any], name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value
+
+
+def _resolver(rt: Runtime) -> tuple[DidResolver, OutboundFetcher]:
+    fetcher = OutboundFetcher(
+        allow_private=rt.settings.insecure_allow_private_network,
+        allow_http=rt.settings.insecure_allow_http,
+    )
+    return DidResolver(fetcher), fetcher
+
+
+def change_key(
+    session: Session,
+    rt: Runtime,
+    principal: identity_service.Principal,
+    token: str,
+    *,
+    did: str,
+    signature: str,
+) -> dict[str, Any]:
+    """Replace the DID of identity ``token`` with ``did``, at a request signed by the
+    current one (``principal`` authenticated by :func:`authenticate`), carrying the new
+    key's signature (base64url) of ``identity.holder_key.rotation_message``.
+
+    Raises :class:`NotFoundError` for anyone but the identity speaking with its current
+    key (a bearer token, a delegate, an administrator: the same 404 as an unknown
+    identity), and :class:`ValidationError` when the new DID does not resolve or its
+    signature does not verify.
+    """
+    if principal.role != HOLDER_ROLE or principal.subject != token:
+        raise NotFoundError("no such identity")
+    resolver, fetcher = _resolver(rt)
+    try:
+        key = resolver.resolve_key(did)
+        key.verify(
+            key.key_type.jose_alg,
+            holder_keys.rotation_message(token, did),
+            b64url_decode(signature),
+        )
+    except CommonsError as e:
+        raise ValidationError(
+            "the new key's signature does not verify", extra={"field": "signature"}
+        ) from e
+    finally:
+        fetcher.close()
+    event_id = holder_keys.replace_did(session, rt, token, did)
+    return {"identity": token, "did": did, "event_id": event_id}

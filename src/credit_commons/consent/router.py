@@ -106,6 +106,15 @@ class RevokeAll(_Strict):
     lender: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,8}_[0-9A-Za-z_-]{8,64}$")]
 
 
+class HolderKey(_Strict):
+    """The new DID, and the new key's signature (base64url) of the rotation message."""
+
+    did: Annotated[
+        str, StringConstraints(max_length=512, pattern=r"^did:(key|web):[A-Za-z0-9._:%-]+$")
+    ]
+    signature: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{40,200}$")]
+
+
 class Discoverable(_Strict):
     """Opt in to or out of discovery."""
 
@@ -347,6 +356,22 @@ def access_history(
 ) -> list[dict[str, Any]]:
     response.headers.update(NO_STORE)
     return history.access_history(session, runtime, principal, token, limit=limit)
+
+
+@borrower_router.post(
+    "/v1/borrowers/{token}/holder-key",
+    summary="Replace the borrower's DID, in a request signed by the current one.",
+)
+def change_holder_key(
+    token: Token,
+    body: HolderKey,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: BorrowerDep,
+) -> dict[str, Any]:
+    return holder_auth.change_key(
+        session, runtime, principal, token, did=body.did, signature=body.signature
+    )
 
 
 @borrower_router.put("/v1/borrowers/{token}/discovery", summary="Opt in to or out of discovery.")

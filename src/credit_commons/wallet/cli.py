@@ -7,6 +7,7 @@ rotation, receipts — each signed with the holder's key (docs/wallet.md).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,11 +96,12 @@ def _platform(
         client = Platform(
             base, opened.holder_key, identity or opened.platform.get("identity"), fetcher=fetcher
         )
-        before = dict(opened.platform)
+        before = json.dumps(opened.contents, sort_keys=True)
         with client:
             yield opened, client
         opened.remember(url=base.rstrip("/"), identity=identity)
-        if opened.platform != before:
+        # Anything the command changed (what it remembered, receipts, keys) is saved.
+        if json.dumps(opened.contents, sort_keys=True) != before:
             opened.save()
     finally:
         fetcher.close()
@@ -186,10 +188,374 @@ def _decision(action: str, done: str) -> Any:
     return command
 
 
-consent_app.command("reject")(_decision("reject", "rejected"))
+def _did_of(key: Any) -> str:
+    """The ``did:key`` of a holder key."""
+    from credit_commons.keys.did_key import encode_did_key
+
+    return encode_did_key(key.public_key)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+def _pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
+    # The log key receipts are verified against: given (out of band), pinned earlier, or
+    # fetched from the platform and pinned on first use (trust on first use; docs/wallet.md).
+    from credit_commons.core.errors import IntegrityError
+
+    pinned = opened.platform.get("log_key")
+    if given is not None:
+        if pinned is not None and pinned != given:
+            raise IntegrityError(
+                "the wallet has another log key pinned for this platform",
+                hint="a log's key never changes; check where this key came from",
+            )
+        opened.remember(log_key=given)
+        return given
+    if pinned is None:
+        pinned = str(client.log_key()["vkey"])
+        opened.remember(log_key=pinned)
+    return str(pinned)
+
+
+LogKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--log-key",
+        help="The log's verifier key, obtained out of band (default: the one pinned; on "
+        "first use the platform's, pinned).",
+    ),
+]
+
+
+def _keep(opened: Wallet, receipt: dict[str, Any], about: str, log_key: str) -> dict[str, Any]:
+    # Verify before keeping: the wallet holds only receipts that verify under its log key.
+    from credit_commons.ledger.receipts import verify_any_receipt
+
+    verify_any_receipt(receipt, log_key)
+    opened.keep_receipt(receipt, about=about, kept_at=_now())
+    return receipt
+
+
+for _action, _done in (("reject", "rejected"), ("pause", "paused"), ("resume", "resumed")):
+    consent_app.command(_action)(_decision(_action, _done))
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    ctx: typer.Context,
+    consent_id: ConsentArg,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a consent; the wallet keeps the proof of withdrawal (see `receipts`)."""
+    with _platform(ctx, wallet, url, identity) as (opened, client):
+        key = _pinned_log_key(opened, client, log_key)
+        answer = client.decide(consent_id, "revoke")
+        _keep(opened, answer["receipt"], f"revocation of {consent_id}", key)
+    _emit(
+        as_json,
+        answer,
+        f"{answer['consent_id']} {answer['status']}; receipt kept: {answer['event_id']}",
+    )
+
+
+@consent_app.command("revoke-all")
+def consent_revoke_all(
+    ctx: typer.Context,
+    lender: Annotated[str, typer.Option("--lender", help="The lender's client id (lnd_…).")],
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke every consent you gave one lender; the wallet keeps a receipt for each."""
+    with _platform(ctx, wallet, url, identity) as (opened, client):
+        key = _pinned_log_key(opened, client, log_key)
+        answer = client.revoke_all(lender)
+        for consent_id, receipt in answer["receipts"].items():
+            _keep(opened, receipt, f"revocation of {consent_id}", key)
+    _emit(
+        as_json,
+        answer,
+        f"revoked {len(answer['revoked'])} consent(s) of {lender}"
+        + "".join(f"\n  {c}" for c in answer["revoked"]),
+    )
+
+
+# -- access history ------------------------------------------------------------------------
+
+
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Newest N.")] = 200,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Who saw what, when, allowed or denied — each entry's log receipt verified here,
+    against the pinned log key (an entry that does not verify fails the command)."""
+    from credit_commons.ledger.receipts import verify_receipt
+
+    with _platform(ctx, wallet, url, identity) as (opened, client):
+        key = _pinned_log_key(opened, client, log_key)
+        entries = client.history(limit)
+    for item in entries:
+        receipt = item.get("receipt")
+        if receipt is None:
+            item["verified"] = "pending"
+            continue
+        verified = verify_receipt(receipt, key)
+        if not verified.event_checked or verified.entry["id"] != item["event_id"]:
+            from credit_commons.ledger.receipts import ReceiptInvalid
+
+            raise ReceiptInvalid(f"the receipt of {item['event_id']} is not that event's")
+        item["verified"] = "included"
+    lines = [
+        f"{e['at']}  {e['outcome']:<7} {e['operation'] or '-':<22} {e['lender']:<28} "
+        f"{e['reason'] or '':<26} receipt {e['verified']}"
+        for e in entries
+    ]
+    _emit(as_json, entries, "\n".join(lines) or "no accesses")
+
+
+# -- privacy -------------------------------------------------------------------------------
+
+privacy_app = typer.Typer(
+    help="Your data: an export, or erasure (confirmed with your key).", no_args_is_help=True
+)
+
+
+@privacy_app.command("export")
+def privacy_export(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the export here (mode 0600; default stdout).", readable=False
+        ),
+    ] = None,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything the platform holds about you, as JSON (a data-subject request confirmed
+    by your key's signature)."""
+    from credit_commons.core.files import write_private
+
+    with _platform(ctx, wallet, url, identity) as (_, client):
+        exported = client.data_request("export")
+    if out is None:
+        _emit(as_json, exported, json.dumps(exported, indent=2, sort_keys=True))
+        return
+    write_private(out, json.dumps(exported, indent=2, sort_keys=True).encode())
+    sections = sorted(k for k in exported if isinstance(exported[k], list | dict))
+    _emit(
+        as_json,
+        {"out": str(out), "sections": sections},
+        f"export written to {out} ({', '.join(sections)})",
+    )
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: this erases you from the platform for good.")
+    ] = False,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase yourself from the platform (confirmed by your key's signature); the wallet
+    keeps the proof of erasure and forgets the identity."""
+    from credit_commons.core.errors import ValidationError
+
+    if not yes:
+        raise ValidationError(
+            "erasure cannot be undone", hint="add --yes to erase yourself from the platform"
+        )
+    with _platform(ctx, wallet, url, identity) as (opened, client):
+        key = _pinned_log_key(opened, client, log_key)
+        erased = client.data_request("erasure")
+        _keep(opened, erased["receipt"], f"erasure of {client.token}", key)
+        opened.platform.pop("identity", None)
+    _emit(
+        as_json,
+        erased,
+        f"erased; receipt kept: {erased['event_id']}; unreadable in backups after "
+        f"{erased.get('unreadable_in_backups_after')}",
+    )
+
+
+# -- receipts ------------------------------------------------------------------------------
+
+receipts_app = typer.Typer(
+    help="Proofs of withdrawal and erasure the wallet keeps.", no_args_is_help=True
+)
+
+
+@receipts_app.command("list")
+def receipts_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption = False) -> None:
+    """The receipts kept: what each proves, and whether a checkpoint covers it yet."""
+    from credit_commons.wallet.store import Wallet
+
+    opened = Wallet.open(wallet, passphrase())
+    rows = [
+        {
+            "event_id": r["event_id"],
+            "type": r["type"],
+            "about": r["about"],
+            "kept_at": r["kept_at"],
+            "included": "checkpoint" in r["receipt"],
+        }
+        for r in opened.receipts
+    ]
+    _emit(
+        as_json,
+        rows,
+        "\n".join(
+            f"{r['event_id']}  {r['type']:<16} {'included' if r['included'] else 'pending':<9}"
+            f" {r['about']}"
+            for r in rows
+        )
+        or "no receipts",
+    )
+
+
+@receipts_app.command("refresh")
+def receipts_refresh(
+    ctx: typer.Context,
+    event_id: Annotated[
+        str | None, typer.Argument(help="One receipt (default: every pending one).")
+    ] = None,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    log_key: LogKeyOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete pending receipts with their inclusion proof and checkpoint, from the
+    public log (works after an erasure too); each is verified before it is kept."""
+    from credit_commons.wallet.platform import PlatformRefused
+
+    with _platform(ctx, wallet, url, None) as (opened, client):
+        key = _pinned_log_key(opened, client, log_key)
+        chosen = [opened.receipt(event_id)] if event_id else list(opened.receipts)
+        done: list[dict[str, Any]] = []
+        for kept in chosen:
+            receipt = kept["receipt"]
+            if "checkpoint" in receipt and event_id is None:
+                continue
+            try:
+                public = client.public_receipt(kept["event_id"])
+            except PlatformRefused as e:
+                if e.status != 404:
+                    raise
+                done.append({"event_id": kept["event_id"], "included": False})
+                continue
+            completed = {
+                **public,
+                "event": receipt["event"],
+                "signed_entry": receipt["signed_entry"],
+            }
+            _keep(opened, completed, kept["about"], key)
+            done.append({"event_id": kept["event_id"], "included": True})
+    _emit(
+        as_json,
+        done,
+        "\n".join(
+            f"{d['event_id']}  {'included' if d['included'] else 'pending: no checkpoint yet'}"
+            for d in done
+        )
+        or "nothing to refresh",
+    )
+
+
+@receipts_app.command("show")
+def receipts_show(
+    event_id: Annotated[str, typer.Argument(help="The event id (evt_…).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write it here (for `commons log verify-receipt`).", readable=False
+        ),
+    ] = None,
+    wallet: WalletOption = Path("wallet.json"),
+    as_json: JsonOption = False,
+) -> None:
+    """Print a kept receipt document (JSON), or write it to a file."""
+    from credit_commons.core.files import write_private
+    from credit_commons.wallet.store import Wallet
+
+    opened = Wallet.open(wallet, passphrase())
+    document = opened.receipt(event_id)["receipt"]
+    text = json.dumps(document, indent=2, sort_keys=True)
+    if out is None:
+        typer.echo(text)
+        return
+    write_private(out, text.encode())
+    _emit(as_json, {"out": str(out)}, f"receipt written to {out}")
+
+
+# -- key rotation --------------------------------------------------------------------------
+
+
+def rotate_key(
+    ctx: typer.Context,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    identity: IdentityOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Replace the holder key: the platform is told in a request signed by the old key;
+    credentials bound to the old key stay presentable until re-issued (docs/wallet.md)."""
+    from credit_commons.keys.algorithms import PrivateKey
+    from credit_commons.wallet.platform import PlatformRefused
+
+    with _platform(ctx, wallet, url, identity) as (opened, client):
+        new = opened.pending_key
+        resumed = new is not None
+        if new is None:
+            new = PrivateKey.generate(opened.holder_key.key_type)
+            # Saved before the platform is told, so the new key cannot be lost after the
+            # platform accepted it.
+            opened.begin_rotation(new)
+            opened.save()
+        try:
+            answer = client.change_key(new)
+        except PlatformRefused as e:
+            # An interrupted rotation the platform had already accepted: the old key is
+            # refused and the new one speaks for the identity.  Finish it.
+            if not (resumed and e.status == 401):
+                raise
+            client.key = new
+            client.consents()
+            answer = {"identity": client.token, "did": _did_of(new), "event_id": None}
+        opened.finish_rotation()
+    _emit(
+        as_json,
+        {**answer, "previous_keys": len(opened.contents["keys"]) - 1},
+        f"holder key replaced: {answer['did']}",
+    )
 
 
 def install(wallet_app: typer.Typer) -> None:
     """Add these commands to the ``commons wallet`` group."""
     wallet_app.command("register")(register)
     wallet_app.add_typer(consent_app, name="consent")
+    wallet_app.command("history")(history)
+    wallet_app.add_typer(privacy_app, name="privacy")
+    wallet_app.add_typer(receipts_app, name="receipts")
+    wallet_app.command("rotate-key")(rotate_key)

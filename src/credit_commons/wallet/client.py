@@ -130,10 +130,14 @@ def make_presentation(
 ) -> str:
     """An SD-JWT+KB presentation of a stored credential disclosing only ``disclose``."""
     stored = wallet.credential(local_id)
+    credential = SdJwt.parse(stored["credential"])
+    # The key the credential is bound to: after a rotation, older credentials keep theirs.
+    cnf = credential.payload.get("cnf")
+    holder_jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
     return present(
-        SdJwt.parse(stored["credential"]),
+        credential,
         disclose=disclose,
-        holder_signer=wallet.holder_key,
+        holder_signer=wallet.key_for(holder_jwk if isinstance(holder_jwk, dict) else None),
         audience=audience,
         nonce=nonce,
         iat=int(time.time()),

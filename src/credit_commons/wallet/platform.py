@@ -231,6 +231,54 @@ class Platform:
         )
         return found
 
+    def public_receipt(self, event_id: str) -> dict[str, Any]:
+        """The public receipt of an event (``GET /v1/log/receipts/{id}``): raises
+        :class:`PlatformRefused` (404) while no checkpoint covers it."""
+        found: dict[str, Any] = self.request("GET", f"/v1/log/receipts/{event_id}")
+        return found
+
+    # -- privacy ----------------------------------------------------------------------
+
+    def data_request(self, kind: str) -> dict[str, Any]:
+        """Run a data-subject request (``export`` or ``erasure``) confirmed by the holder
+        key's signature of its challenge: the export, or the erasure's answer.
+
+        Raises :class:`PlatformRefused` (403 for any failure to confirm or fulfil) and
+        :class:`ValidationError` when the platform asks to sign something else.
+        """
+        token = self._identity()
+        base = f"/v1/identities/{token}/requests"
+        opened: dict[str, Any] = self.request("POST", base, body={"kind": kind})
+        message = dsr_message(opened["request_id"], opened["challenge"], opened["kind"])
+        if opened.get("sign") != message.decode() or opened["kind"] != kind:
+            raise ValidationError("the platform asked to sign an unexpected message")
+        signature = b64url_encode(self.key.sign(message))
+        confirmed: dict[str, Any] = self.request(
+            "POST", f"{base}/{opened['request_id']}/confirm", body={"signature": signature}
+        )
+        done: dict[str, Any] = self.request(
+            "POST",
+            f"{base}/{opened['request_id']}/fulfil",
+            headers={"X-DSR-Token": confirmed["dsr_token"]},
+        )
+        return done
+
+    # -- keys -------------------------------------------------------------------------
+
+    def change_key(self, new_key: PrivateKey) -> dict[str, Any]:
+        """Tell the platform the holder's new DID, in a request signed by the current key
+        and carrying the new key's signature of the rotation message."""
+        token = self._identity()
+        did = encode_did_key(new_key.public_key)
+        message = f"credit-commons holder key\n{token}\n{did}\n".encode()
+        answer: dict[str, Any] = self.request(
+            "POST",
+            f"/v1/borrowers/{token}/holder-key",
+            body={"did": did, "signature": b64url_encode(new_key.sign(message))},
+            signed=True,
+        )
+        return answer
+
     def log_key(self) -> dict[str, Any]:
         """The log's origin and verifier key (``GET /v1/log/key``)."""
         found: dict[str, Any] = self.request("GET", "/v1/log/key")

@@ -22,7 +22,7 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
 from credit_commons.core.files import write_private
 from credit_commons.keys.algorithms import KeyType, PrivateKey
-from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk
+from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk, public_key_to_jwk
 
 __all__ = ["Wallet", "WalletLocked"]
 
@@ -118,6 +118,69 @@ class Wallet:
         )
         return local_id
 
+    def key_for(self, holder_jwk: dict[str, Any] | None) -> PrivateKey:
+        """The wallet key whose public JWK is ``holder_jwk`` (a credential's ``cnf.jwk``):
+        a credential bound to a key rotated away stays presentable.  The holder key when
+        none matches or none is given."""
+        if holder_jwk is not None:
+            wanted = {k: holder_jwk.get(k) for k in ("kty", "crv", "x", "y")}
+            for jwk in self.contents["keys"]:
+                key = private_key_from_jwk(jwk)
+                public = public_key_to_jwk(key.public_key)
+                if {k: public.get(k) for k in ("kty", "crv", "x", "y")} == wanted:
+                    return key
+        return self.holder_key
+
+    @property
+    def pending_key(self) -> PrivateKey | None:
+        """A new holder key whose rotation was started and not yet finished."""
+        jwk = self.contents.get("pending_key")
+        return private_key_from_jwk(jwk) if jwk else None
+
+    def begin_rotation(self, key: PrivateKey) -> None:
+        """Keep ``key`` as the pending holder key (saved before the platform is told)."""
+        self.contents["pending_key"] = private_key_to_jwk(key)
+
+    def finish_rotation(self) -> None:
+        """The pending key becomes the holder key; the previous ones stay, after it, for
+        the credentials bound to them."""
+        jwk = self.contents.pop("pending_key")
+        self.contents["keys"].insert(0, jwk)
+
+    def abandon_rotation(self) -> None:
+        """Forget the pending key (the platform refused it)."""
+        self.contents.pop("pending_key", None)
+
+    @property
+    def receipts(self) -> list[dict[str, Any]]:
+        """The receipts kept: ``{event_id, type, about, kept_at, receipt}``, oldest first."""
+        found: list[dict[str, Any]] = self.contents.setdefault("receipts", [])
+        return found
+
+    def keep_receipt(self, receipt: dict[str, Any], *, about: str, kept_at: str) -> None:
+        """Keep (or replace, by event id) a receipt document."""
+        event = receipt.get("event") or {}
+        entry_id = str(event.get("id"))
+        item = {
+            "event_id": entry_id,
+            "type": event.get("type"),
+            "about": about,
+            "kept_at": kept_at,
+            "receipt": receipt,
+        }
+        for i, kept in enumerate(self.receipts):
+            if kept["event_id"] == entry_id:
+                self.receipts[i] = {**item, "kept_at": kept["kept_at"]}
+                return
+        self.receipts.append(item)
+
+    def receipt(self, event_id: str) -> dict[str, Any]:
+        """A kept receipt by event id; raises :class:`NotFoundError`."""
+        for kept in self.receipts:
+            if kept["event_id"] == event_id:
+                return kept
+        raise NotFoundError(f"no receipt for {event_id} in the wallet")
+
     @property
     def holder_did(self) -> str:
         """The holder key's ``did:key``."""
@@ -127,16 +190,18 @@ class Wallet:
 
     @property
     def platform(self) -> dict[str, Any]:
-        """What the wallet remembers of its platform: ``url`` and ``identity`` (each may be
-        missing)."""
+        """What the wallet remembers of its platform: ``url``, ``identity`` and the pinned
+        ``log_key`` (each may be missing)."""
         found: dict[str, Any] = self.contents.setdefault("platform", {})
         return found
 
-    def remember(self, *, url: str | None = None, identity: str | None = None) -> bool:
-        """Remember the platform's URL and the holder's identity token there; whether
-        anything changed (the caller saves)."""
+    def remember(
+        self, *, url: str | None = None, identity: str | None = None, log_key: str | None = None
+    ) -> bool:
+        """Remember the platform's URL, the holder's identity token there and the log's
+        verifier key; whether anything changed (the caller saves)."""
         changed = False
-        for name, value in (("url", url), ("identity", identity)):
+        for name, value in (("url", url), ("identity", identity), ("log_key", log_key)):
             if value is not None and self.platform.get(name) != value:
                 self.platform[name] = value
                 changed = True
