@@ -1458,16 +1458,12 @@ def wallet_accept_offer(
     as_json: JsonOption = False,
 ) -> None:
     """Receive a credential through OID4VCI (pre-authorized code flow)."""
-    from credit_commons.core.net import OutboundFetcher
+    from credit_commons.wallet.cli import wallet_fetcher
     from credit_commons.wallet.client import accept_offer
     from credit_commons.wallet.store import Wallet
 
-    settings = _settings(ctx)
     opened = Wallet.open(wallet, _passphrase())
-    fetcher = OutboundFetcher(
-        allow_private=settings.insecure_allow_private_network,
-        allow_http=settings.insecure_allow_http,
-    )
+    fetcher = wallet_fetcher(_settings(ctx))
     try:
         local_id = accept_offer(opened, uri, tx_code=tx_code, fetcher=fetcher)
     finally:

@@ -48,9 +48,6 @@ def test_a_borrowers_life_with_the_wallet(
 ) -> None:
     base, env = platform
     wenv = wallet_env(env, tmp_path)
-    # Until item 5 the loopback platform needs the development flags.
-    wenv["COMMONS_INSECURE_ALLOW_HTTP"] = "true"
-    wenv["COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK"] = "true"
     cli(wenv, "wallet", "init")
     borrower = cli(wenv, "wallet", "register", "--url", base, "--name", "Asha")["identity"]  # type: ignore[call-overload]
     admin = cli(env, "admin", "token", "issuer-desk")["token"]  # type: ignore[call-overload]

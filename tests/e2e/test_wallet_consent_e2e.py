@@ -70,9 +70,6 @@ def test_list_approve_reject_from_the_wallet(
 ) -> None:
     base, env = platform
     wenv = wallet_env(env, tmp_path)
-    # Until item 5 the loopback platform needs the development flags.
-    wenv["COMMONS_INSECURE_ALLOW_HTTP"] = "true"
-    wenv["COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK"] = "true"
     created: Any = cli(wenv, "wallet", "init")
     registered: Any = cli(wenv, "wallet", "register", "--url", base, "--name", "Asha")
     assert registered["holder_did"] == created["holder_did"]

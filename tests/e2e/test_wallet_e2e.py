@@ -93,9 +93,8 @@ def test_offer_wallet_present_verify_revoke(
             **env,
             "COMMONS_WALLET_PASSPHRASE": "correct horse battery staple",
             "COMMONS_WALLET_FILE": str(tmp_path / "wallet.json"),
-            # The platform runs on loopback http in this test; a real wallet refuses both.
-            "COMMONS_INSECURE_ALLOW_HTTP": "true",
-            "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK": "true",
+            # The platform runs on loopback http: in development the wallet allows that
+            # with no COMMONS_INSECURE_* setting (issue 14 item 5).
         }
         cli(wallet_env, "wallet", "init", "--type", "p-256")
         assert (tmp_path / "wallet.json").stat().st_mode & 0o777 == 0o600

@@ -6,6 +6,10 @@ status list, a credential offer) goes through :class:`OutboundFetcher`, which
 1. accepts only ``https`` URLs (``http`` only with ``COMMONS_INSECURE_ALLOW_HTTP``),
 2. resolves the host and refuses loopback, private, link-local, multicast, reserved and
    other non-global addresses (allowed only with ``COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK``),
+   — except, when built with ``allow_loopback=True`` (the wallet in development: a
+   development platform's public URL is ``http`` on loopback), a host whose every address
+   is a loopback address, over ``http`` or ``https``; each refusal names the setting that
+   would allow it,
 3. never follows redirects (a redirect could lead past step 2), and
 4. caps the response size and the time spent.
 
@@ -61,6 +65,16 @@ def system_resolver(host: str) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+_HTTP_HINT = "COMMONS_INSECURE_ALLOW_HTTP=true allows http (development only)"
+_PRIVATE_HINT = "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK=true allows it (development only)"
+
+
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 class OutboundFetcher:
     """Fetches small JSON or text resources from untrusted URLs safely."""
 
@@ -71,6 +85,7 @@ class OutboundFetcher:
         resolver: Resolver = system_resolver,
         allow_private: bool = False,
         allow_http: bool = False,
+        allow_loopback: bool = False,
         timeout: float = 5.0,
         max_bytes: int = 512 * 1024,
     ) -> None:
@@ -80,6 +95,7 @@ class OutboundFetcher:
         self._resolver = resolver
         self._allow_private = allow_private
         self._allow_http = allow_http
+        self._allow_loopback = allow_loopback
         self._max_bytes = max_bytes
 
     def close(self) -> None:
@@ -94,8 +110,11 @@ class OutboundFetcher:
             host = parts.hostname
         except (ValueError, TypeError) as e:  # "Invalid IPv6 URL", a non-str
             raise UnsafeUrl("malformed URL") from e
-        if parts.scheme != "https" and not (self._allow_http and parts.scheme == "http"):
+        if parts.scheme not in {"https", "http"}:
             raise UnsafeUrl("only https URLs may be fetched")
+        plain = parts.scheme == "http" and not self._allow_http
+        if plain and not self._allow_loopback:
+            raise UnsafeUrl("only https URLs may be fetched", hint=_HTTP_HINT)
         if parts.username or parts.password:
             raise UnsafeUrl("URLs with credentials are refused")
         if not host:
@@ -106,6 +125,13 @@ class OutboundFetcher:
             addresses = self._resolver(host)
         if not addresses:
             raise UnsafeUrl("host name does not resolve")
+        if self._allow_loopback and all(_loopback(a) for a in addresses):
+            return
+        if plain:
+            raise UnsafeUrl(
+                "only https URLs may be fetched (and http on loopback in development)",
+                hint=_HTTP_HINT,
+            )
         if self._allow_private:
             return
         for address in addresses:
@@ -113,7 +139,7 @@ class OutboundFetcher:
             mapped = getattr(ip, "ipv4_mapped", None)
             blocked = not ip.is_global or ip.is_multicast
             if blocked or (mapped is not None and not mapped.is_global):
-                raise UnsafeUrl("URL resolves to a non-public address")
+                raise UnsafeUrl("URL resolves to a non-public address", hint=_PRIVATE_HINT)
 
     def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:
         """GET ``url`` after the guard's checks; the body and the response headers.

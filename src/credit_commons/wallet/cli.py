@@ -60,12 +60,16 @@ def passphrase(confirm: bool = False) -> str:
 
 
 def wallet_fetcher(settings: Settings) -> OutboundFetcher:
-    """The SSRF-guarded fetcher the wallet reaches platforms and issuers through."""
+    """The SSRF-guarded fetcher the wallet reaches platforms and issuers through: https
+    to public addresses; in development also a loopback host over http (a development
+    platform's public URL), with nothing to set; anything else only with the
+    ``COMMONS_INSECURE_*`` setting each refusal names."""
     from credit_commons.core.net import OutboundFetcher
 
     return OutboundFetcher(
         allow_private=settings.insecure_allow_private_network,
         allow_http=settings.insecure_allow_http,
+        allow_loopback=not settings.is_production,
     )
 
 

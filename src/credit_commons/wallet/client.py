@@ -5,7 +5,7 @@ reads the issuer and authorization-server metadata, redeems the pre-authorized c
 the transaction code when the offer asks for one), gets a ``c_nonce``, signs an
 ``openid4vci-proof+jwt`` with the wallet's holder key and stores the returned SD-JWT VC.
 Every outbound request goes through the SSRF-guarded fetcher rules (https only, no private
-addresses) unless development flags allow them.
+addresses; in development also http on loopback, a development platform's own URL).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.wallet.store import Wallet
 
-__all__ = ["accept_offer", "make_presentation", "parse_offer_uri"]
+__all__ = ["WrongTransactionCode", "accept_offer", "make_presentation", "parse_offer_uri"]
 
 GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 
@@ -51,17 +51,39 @@ def parse_offer_uri(uri: str, fetcher: OutboundFetcher) -> dict[str, Any]:
     return offer
 
 
+class WrongTransactionCode(ValidationError):
+    """The issuer refused the transaction code; the offer cannot be used again."""
+
+    code = "wallet.wrong_tx_code"
+    title = "Wrong transaction code"
+
+
 def _post(client: httpx.Client, fetcher: OutboundFetcher, url: str, **kwargs: Any) -> Any:
     fetcher.check_url(url)
-    response = client.post(url, **kwargs)
+    try:
+        response = client.post(url, **kwargs)
+    except httpx.HTTPError as e:
+        raise FetchFailed(f"{url} could not be reached") from e
     try:
         body = response.json()
     except ValueError as e:
         raise FetchFailed(f"{url} did not answer JSON") from e
     if response.status_code >= 400:
         error = body.get("error") if isinstance(body, dict) else None
-        raise FetchFailed(f"{url} refused: {error or response.status_code}")
+        description = body.get("error_description") if isinstance(body, dict) else None
+        raise _Refused(
+            f"{url} refused: {error or response.status_code}",
+            error=str(error),
+            description=str(description or ""),
+        )
     return body
+
+
+class _Refused(FetchFailed):
+    # An OAuth-style refusal (RFC 6749 §5.2), with its error and description.
+    def __init__(self, detail: str, *, error: str, description: str) -> None:
+        super().__init__(detail)
+        self.error, self.description = error, description
 
 
 def accept_offer(
@@ -99,7 +121,18 @@ def accept_offer(
         form = {"grant_type": GRANT, "pre-authorized_code": grant["pre-authorized_code"]}
         if tx_code:
             form["tx_code"] = tx_code
-        tokens = _post(client, fetcher, as_metadata["token_endpoint"], data=form)
+        try:
+            tokens = _post(client, fetcher, as_metadata["token_endpoint"], data=form)
+        except _Refused as e:
+            # OID4VCI 1.0 §6.3: invalid_grant covers a wrong tx_code and a spent or expired
+            # code alike; the description tells them apart, and after a wrong tx_code the
+            # issuer has spent the offer (one guess, not a million).
+            if tx_code and e.error == "invalid_grant" and "transaction code" in e.description:
+                raise WrongTransactionCode(
+                    "wrong transaction code; this offer is now spent",
+                    hint="ask the issuer for a new offer",
+                ) from e
+            raise
         nonce = _post(client, fetcher, metadata["nonce_endpoint"])["c_nonce"]
         holder = wallet.holder_key
         proof = sign_compact(

@@ -176,3 +176,48 @@ def test_ssrf_guard_refuses_http_credentials_redirects_and_large_bodies() -> Non
 
     with pytest.raises(FetchFailed):
         fetcher(broken).get_json("https://issuer.example/x")
+
+
+@pytest.mark.parametrize(
+    ("url", "resolved", "setting"),
+    [
+        # Not loopback: each refusal names the setting that would allow it.
+        ("http://192.0.2.10:8000/x", None, "COMMONS_INSECURE_ALLOW_HTTP"),
+        ("http://issuer.example/x", PUBLIC_IP, "COMMONS_INSECURE_ALLOW_HTTP"),
+        ("https://10.0.0.1/x", None, "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK"),
+        ("https://intranet.example/x", "192.168.1.5", "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK"),
+        # A name that resolves to loopback and elsewhere is not loopback.
+        ("http://mixed.example/x", "127.0.0.1,10.0.0.1", "COMMONS_INSECURE_ALLOW_HTTP"),
+    ],
+)
+def test_loopback_allowance_refuses_everything_else_naming_the_setting(
+    url: str, resolved: str | None, setting: str
+) -> None:
+    guard = OutboundFetcher(
+        resolver=resolver_to(*(resolved or PUBLIC_IP).split(",")), allow_loopback=True
+    )
+    with pytest.raises(UnsafeUrl) as refused:
+        guard.check_url(url)
+    assert setting in (refused.value.hint or "")
+    guard.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8201/x",
+        "http://[::1]:8201/x",
+        "https://127.0.0.2/x",
+        "http://localhost:8201/",
+    ],
+)
+def test_loopback_allowance_admits_loopback_over_http_and_https(url: str) -> None:
+    loopback = resolver_to("127.0.0.1", "::1")
+    guard = OutboundFetcher(resolver=loopback, allow_loopback=True)
+    guard.check_url(url)
+    guard.close()
+    # Without the allowance (production), the same URL is refused.
+    strict = OutboundFetcher(resolver=loopback)
+    with pytest.raises(UnsafeUrl):
+        strict.check_url(url)
+    strict.close()
