@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from tests.integration.consent_world import BASE, World, world  # noqa: F401 - fixture
 
 from credit_commons.client import (
+    ArtefactInvalid,
     ConsentPending,
     Lender,
     LenderKey,
@@ -215,6 +217,29 @@ def test_receipts_that_do_not_verify(ready: tuple[World, Lender, Retrieval]) -> 
     denied = w.last_denial().id
     with pytest.raises(ReceiptMismatch):
         lender.verify(retrieval, receipt=lender.receipt(denied))
+
+
+def test_artefacts_that_do_not_verify(ready: tuple[World, Lender, Retrieval]) -> None:
+    w, lender, retrieval = ready
+    granted = lender.consent(retrieval.consent_id)
+    assert lender.verify_artefact(granted)["consentId"] == granted.consent_id
+    assert granted.artefact is not None
+    other = w.consent()  # another consent (of Lender One), granted too
+    other_artefact = w.http.get(f"/v1/consents/{other}", headers=w.token()).json()["artefact"]
+    header, payload, signature = granted.artefact.split(".")
+    for artefact in (
+        other_artefact,  # genuine, but for another consent
+        f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BA'}",
+        _resign(granted.artefact, PrivateKey.generate()),
+        None,
+    ):
+        forged = replace(granted, artefact=artefact)
+        with pytest.raises(ArtefactInvalid):
+            lender.verify_artefact(forged)
+    # The same artefact checked by another lender is not for it.
+    lender.client_id = w.other
+    with pytest.raises(ArtefactInvalid, match="another lender"):
+        lender.verify_artefact(granted)
 
 
 def test_waiting_is_bounded(world: World) -> None:  # noqa: F811

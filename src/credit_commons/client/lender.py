@@ -279,11 +279,13 @@ class Lender:
             issuer=self.base_url,
             error=ArtefactInvalid,
         )
-        consumer = payload.get("ConsentDetail", {}).get("DataConsumer", {})
-        if payload.get("consentId") != consent.consent_id or consumer.get("id") != (
-            self.client_id or consumer.get("id")
-        ):
-            raise ArtefactInvalid("the artefact is for another consent or lender")
+        detail = payload.get("ConsentDetail")
+        consumer = detail.get("DataConsumer") if isinstance(detail, dict) else None
+        consumer_id = consumer.get("id") if isinstance(consumer, dict) else None
+        if payload.get("consentId") != consent.consent_id:
+            raise ArtefactInvalid("the artefact is for another consent")
+        if self.client_id is not None and consumer_id != self.client_id:
+            raise ArtefactInvalid("the artefact is for another lender")
         return payload
 
     def verify_webhook(
