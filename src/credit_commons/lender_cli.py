@@ -18,18 +18,18 @@ from contextlib import contextmanager
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from credit_commons.cli_support import JsonOption, read_text_file
 from credit_commons.cli_support import emit as _emit
 from credit_commons.cli_support import runtime as _runtime
-from credit_commons.client import Lender, LenderKey, Retrieval
-from credit_commons.client.lender import registration_request
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error, write_private
-from credit_commons.keys.algorithms import KeyType
+
+if TYPE_CHECKING:
+    from credit_commons.client import Lender
 
 __all__ = ["lender_admin_app", "lender_app"]
 
@@ -114,6 +114,10 @@ def _lender(
     quorum: int | None = None,
     trusted: list[str] | None = None,
 ) -> Iterator[Lender]:
+    # The client (and the verification code it uses) is imported when a command runs, so
+    # that `commons --help` and every other command start fast.
+    from credit_commons.client import Lender, LenderKey
+
     key = LenderKey.load(key_file) if key_file is not None else None
     lender = Lender(
         url,
@@ -162,6 +166,9 @@ def key_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create the client key (mode 0600; an existing file is never overwritten)."""
+    from credit_commons.client import LenderKey
+    from credit_commons.keys.algorithms import KeyType
+
     kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
     made = LenderKey.create(key_file, kt)
     _emit(
@@ -187,6 +194,9 @@ def registration(
     as_json: JsonOption = False,
 ) -> None:
     """Print the registration request an administrator approves (public key only)."""
+    from credit_commons.client import LenderKey
+    from credit_commons.client.lender import registration_request
+
     body = registration_request(LenderKey.load(key_file), name, purpose, webhook_url)
     _write_or_print(out, body, as_json, json.dumps(body, indent=2, sort_keys=True))
 
@@ -430,6 +440,8 @@ def verify(
 ) -> None:
     """Verify a retrieval: issuer signature, Disclosures, status list, and the log receipt
     of the access against the pinned log key."""
+    from credit_commons.client import Retrieval
+
     try:
         retrieval = Retrieval.from_json(_read_json(file, "the retrieval file"))
     except (KeyError, TypeError) as e:
