@@ -86,9 +86,6 @@ def _borrower(base: str, env: dict[str, str], work: Path) -> Borrower:
         **env,
         "COMMONS_WALLET_PASSPHRASE": "correct horse battery staple",
         "COMMONS_WALLET_FILE": str(work / "wallet.json"),
-        # The platform runs on loopback http in this test.
-        "COMMONS_INSECURE_ALLOW_HTTP": "true",
-        "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK": "true",
     }
     did = run(wallet_env, work, ["wallet", "init"])["holder_did"]
     admin = {"Authorization": f"Bearer {run(env, work, ['admin', 'token', 'desk'])['token']}"}
