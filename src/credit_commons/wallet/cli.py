@@ -186,7 +186,7 @@ def _decision(action: str, done: str) -> Any:
     ) -> None:
         with _platform(ctx, wallet, url, identity) as (_, client):
             answer = client.decide(consent_id, action)
-        _emit(as_json, answer, f"{answer['consent_id']} {answer['status']} ({done})")
+        _emit(as_json, answer, f"{answer['consent_id']} {done}: now {answer['status']}")
 
     command.__doc__ = f"{action.capitalize()} a consent (a request signed by your key)."
     return command
