@@ -20,6 +20,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
+from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.algorithms import KeyType, PrivateKey
@@ -266,3 +267,73 @@ def test_a_score_opening_must_open_the_commitment(client: TestClient, runtime: R
     )
     assert refused.status_code == 422
     assert refused.json()["errors"][0]["field"] == "/score_opening"
+
+
+def _opened_score(credential: str) -> tuple[str, dict[str, object]]:
+    """The signed score commitment of an SD-JWT and its disclosed score opening."""
+    parsed = SdJwt.parse(credential)
+    (opening,) = [d.value for d in parsed.disclosures if d.name == "score_opening"]
+    return str(parsed.payload["score_commitment"]), opening
+
+
+@pytest.mark.parametrize("salt", [None, "issuer-chosen-salt-0123456789"])
+def test_the_platform_commits_to_a_score_sent_without_a_commitment(
+    client: TestClient, runtime: Runtime, salt: str | None
+) -> None:
+    # Seed 001 done by the platform: the issuer sends the score (with or without a salt),
+    # the credential carries the commitment to it, and the disclosed opening opens it.
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    msme = client.post("/v1/identities", json={"profile": {"name": "Score Only"}}).json()
+    claims = readiness_claims(msme["identity_token"], 745)
+    del claims["score_commitment"]
+    claims["score_opening"] = {"score": 745} if salt is None else {"score": 745, "salt": salt}
+    body = {
+        "type": "CreditReadinessCredential",
+        "subject": msme["identity_token"],
+        "claims": claims,
+        "holder_jwk": public_key_to_jwk(PrivateKey.generate(KeyType.ED25519).public_key),
+    }
+    issued = client.post("/v1/credentials", json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert issued.status_code == 201, issued.text
+    commitment, opening = _opened_score(issued.json()["credential"])
+    assert opening["score"] == 745
+    if salt is not None:
+        assert opening["salt"] == salt
+    else:
+        assert isinstance(opening["salt"], str)
+        assert len(opening["salt"]) >= 22
+    assert commitment == commit_score(745, str(opening["salt"]))
+    # A second credential for the same score without a salt gets a fresh one.
+    again = client.post("/v1/credentials", json=body, headers={"Authorization": f"Bearer {admin}"})
+    assert again.status_code == 201, again.text
+    if salt is None:
+        assert _opened_score(again.json()["credential"])[0] != commitment
+
+
+def test_an_offer_with_a_wrong_commitment_is_refused_when_made(
+    client: TestClient, runtime: Runtime
+) -> None:
+    # Before, the offer was accepted and its redemption failed; now the issuer hears of it.
+    with transaction(runtime.sessions) as session:
+        admin, _ = issue_admin_token(session, runtime, "issuer-desk")
+    as_admin = {"Authorization": f"Bearer {admin}"}
+    msme = client.post("/v1/identities", json={"profile": {"name": "Offer Check"}}).json()
+    token = msme["identity_token"]
+    offer = {"type": "CreditReadinessCredential", "subject": token}
+    wrong = readiness_claims(token, 800, opening_score=801)
+    refused = client.post(
+        "/v1/credential-offers", json={**offer, "claims": wrong}, headers=as_admin
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "credential.claims_invalid"
+    assert refused.json()["errors"] == [
+        {"field": "/score_opening", "message": "does not open /score_commitment"}
+    ]
+    score_only = readiness_claims(token, 650)
+    del score_only["score_commitment"]
+    del score_only["score_opening"]["salt"]
+    made = client.post(
+        "/v1/credential-offers", json={**offer, "claims": score_only}, headers=as_admin
+    )
+    assert made.status_code == 201, made.text

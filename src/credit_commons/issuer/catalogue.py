@@ -15,7 +15,7 @@ never by the submitted value.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "CredentialType",
     "TypeInvalid",
     "commit_score",
+    "complete_score_commitment",
     "verify_score_opening",
 ]
 
@@ -171,6 +172,39 @@ def verify_score_opening(commitment: str, opening: Mapping[str, Any]) -> int:
     if commit_score(score, salt) != commitment:
         raise IntegrityError("the score opening does not match the commitment")
     return score
+
+
+def complete_score_commitment(
+    credential_type: CredentialType, claims: Mapping[str, Any], *, salt: Callable[[], str]
+) -> Mapping[str, Any]:
+    """``claims`` with the score commitment the platform computes for an issuer that sent
+    a score but no commitment (seed 001).
+
+    When the type has a ``score_commitment`` claim, ``claims`` have none and their
+    ``score_opening`` is an object with a ``score``: the opening gets a salt from ``salt()``
+    if it has none, and ``score_commitment`` becomes :func:`commit_score` of the two.  Any
+    other ``claims`` are returned as they are: a commitment the issuer sent is checked
+    against its opening afterwards, never replaced, and malformed claims are left for the
+    schema to describe.
+    """
+    opening = claims.get("score_opening")
+    if (
+        "score_commitment" in claims
+        or not isinstance(opening, Mapping)
+        or "score_commitment" not in credential_type.schema.get("properties", {})
+    ):
+        return claims
+    score, given = opening.get("score"), opening.get("salt")
+    if not isinstance(score, int) or isinstance(score, bool):
+        return claims
+    chosen = given if given is not None else salt()
+    if not isinstance(chosen, str):
+        return claims
+    return {
+        **claims,
+        "score_opening": {**opening, "salt": chosen},
+        "score_commitment": commit_score(score, chosen),
+    }
 
 
 _PSEUDONYM = r"^p[1-9][0-9]*:[A-Za-z0-9_-]{43}$"

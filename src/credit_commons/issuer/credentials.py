@@ -11,8 +11,9 @@ vault under the subject's ``credentials`` key, and records ``credential.issued``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
+from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import (
     CommonsError,
     ConflictError,
@@ -36,7 +38,12 @@ from credit_commons.identity.service import Principal, actor_of, is_tombstoned, 
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds
-from credit_commons.issuer.catalogue import ClaimsInvalid, CredentialType, verify_score_opening
+from credit_commons.issuer.catalogue import (
+    ClaimsInvalid,
+    CredentialType,
+    complete_score_commitment,
+    verify_score_opening,
+)
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import compact_sd_jwt
 from credit_commons.issuer.status_list import TokenStatus
@@ -60,6 +67,7 @@ __all__ = [
     "IssueRequest",
     "StatusAction",
     "change_status",
+    "checked_claims",
     "did_document",
     "issue_credential",
     "issue_credentials",
@@ -197,21 +205,24 @@ class _Checked:
     holder_key: PublicKey
 
 
-def _check(
-    session: Session, rt: Runtime, request: IssueRequest, types: dict[str, CredentialType]
-) -> _Checked:
-    # Everything about one request that needs no other request: format, type, claims
-    # (schema, score opening), holder key.  ``types`` holds the types already looked up.
-    if request.credential_format not in FORMATS:
-        raise ValidationError("unknown credential format", extra={"field": "format"})
-    credential_type = types.get(request.type_name)
-    if credential_type is None:
-        credential_type = catalogue_service.get_type(session, rt, request.type_name)
-        types[request.type_name] = credential_type
-    claims = request.claims
+def _score_salt() -> str:
+    # 128 random bits, as the SD-JWT disclosures' salts (22 base64url characters).
+    return b64url_encode(secrets.token_bytes(16))
+
+
+def checked_claims(credential_type: CredentialType, claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``claims`` as they will be signed: with the score commitment the platform computes
+    when the issuer sent a score but no commitment (seed 001,
+    :func:`~credit_commons.issuer.catalogue.complete_score_commitment`), checked against the
+    type's schema, and with a sent commitment opened by the sent opening.
+
+    Raises ``ClaimsInvalid`` (field-level): claims that break the schema, or a score
+    opening that does not open the score commitment the issuer sent.
+    """
+    claims = complete_score_commitment(credential_type, claims, salt=_score_salt)
     credential_type.validate(claims)
     opening = claims.get("score_opening")
-    if isinstance(opening, dict) and isinstance(claims.get("score_commitment"), str):
+    if isinstance(opening, Mapping) and isinstance(claims.get("score_commitment"), str):
         # Seed 001: the commitment in the credential must be opened by the disclosed score.
         try:
             verify_score_opening(claims["score_commitment"], opening)
@@ -224,6 +235,23 @@ def _check(
                     ]
                 },
             ) from e
+    return claims
+
+
+def _check(
+    session: Session, rt: Runtime, request: IssueRequest, types: dict[str, CredentialType]
+) -> _Checked:
+    # Everything about one request that needs no other request: format, type, claims
+    # (schema, score opening), holder key.  ``types`` holds the types already looked up.
+    if request.credential_format not in FORMATS:
+        raise ValidationError("unknown credential format", extra={"field": "format"})
+    credential_type = types.get(request.type_name)
+    if credential_type is None:
+        credential_type = catalogue_service.get_type(session, rt, request.type_name)
+        types[request.type_name] = credential_type
+    claims = checked_claims(credential_type, request.claims)
+    if claims is not request.claims:
+        request = replace(request, claims=dict(claims))
     holder_key = public_key_from_jwk(request.holder_jwk)  # Ed25519/P-256, or KeyInvalid
     return _Checked(request, credential_type, holder_key)
 

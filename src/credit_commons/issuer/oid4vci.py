@@ -154,7 +154,9 @@ def create_offer(
     if not principal.is_admin:
         raise NotFoundError("no such resource")
     credential_type = catalogue_service.get_type(session, rt, type_name)
-    credential_type.validate(claims)
+    # The claims as they will be signed (a score commitment computed or checked), so a
+    # wrong commitment is refused now, not when the holder redeems the offer.
+    claims = dict(credentials.checked_claims(credential_type, claims))
     if credential_format not in credentials.FORMATS:
         raise ValidationError("unknown credential format", extra={"field": "format"})
     code = secrets.token_urlsafe(32)
