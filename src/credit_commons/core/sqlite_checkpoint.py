@@ -13,8 +13,8 @@ writers, and the ``sqlite3`` module releases the GIL while it does, so the copyi
 a safety net, at :data:`SAFETY_NET_PAGES` instead of 1,000, so the log stays bounded when the
 thread falls behind (or a forked child has not started its own yet).
 
-Durability is unchanged: a commit is in the log when it returns, whoever checkpoints it
-later; ``synchronous=NORMAL`` syncs the log at each checkpoint, as before.  No library does
+Durability is unchanged: a commit is in the log, synced (``synchronous=FULL``,
+``core/durability.py``), when it returns, whoever checkpoints it later.  No library does
 this for SQLAlchemy, so it is written here.
 
 The thread starts on the engine's first connection in each process (a forked worker starts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,7 @@ from credit_commons.consent.access import install_denial_handler
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
+from credit_commons.core.durability import check_durability
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
@@ -44,6 +46,8 @@ from credit_commons.runtime import Runtime
 
 __all__ = ["create_app", "startup_checks"]
 
+log = logging.getLogger("credit_commons.gateway")
+
 
 def startup_checks(runtime: Runtime) -> LogIdentity | None:
     """What a server checks before serving, once the database is migrated: the peppers
@@ -52,10 +56,16 @@ def startup_checks(runtime: Runtime) -> LogIdentity | None:
     issuer identifiers whose credentials stay this platform's own (issuer/identifiers.py).
     Returns the log's identity, or None while the database is not migrated.
 
-    Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper in
-    production) or ``LogIdentityMismatch`` (``COMMONS_LOG_ORIGIN`` disagrees with the
-    recorded origin).
+    First the database's durability settings (core/durability.py): production refuses
+    one that can lose acknowledged commits (PostgreSQL ``synchronous_commit=off`` or
+    ``fsync=off``), development warns.
+
+    Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper or
+    a database that can lose acknowledged commits, in production) or
+    ``LogIdentityMismatch`` (``COMMONS_LOG_ORIGIN`` disagrees with the recorded origin).
     """
+    for violation in check_durability(runtime.engine, production=runtime.settings.is_production):
+        log.warning("%s; %s", violation.problem, violation.hint)
     if current_revision(runtime.engine) != head_revision():
         return None  # `commons db upgrade` first; /readyz says so meanwhile
     with transaction(runtime.sessions) as session:
