@@ -53,6 +53,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help, as Click formats it: flags are shown as flags (Typer's rich help labels
+    # every flag, --json and --yes included, as taking a "<bool>").
+    rich_markup_mode=None,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys and the master key.", no_args_is_help=True)
@@ -1053,6 +1056,7 @@ def privacy_export(
         data = export_subject(session, rt, _operator(), token)
         generated_at = rt.clock.now()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    pdf_note = f"PDF written to {pdf} (mode 0600)"
     if pdf is not None:
         fd = os.open(pdf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -1061,9 +1065,13 @@ def privacy_export(
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-        _emit(as_json, {"written": str(out)}, f"export written to {out} (mode 0600)")
+        written = {"written": str(out)} | ({"pdf": str(pdf)} if pdf is not None else {})
+        message = f"export written to {out} (mode 0600)"
+        _emit(as_json, written, message + (f"; {pdf_note}" if pdf is not None else ""))
     else:
         typer.echo(text)
+        if pdf is not None:  # stdout holds the export itself: say where the PDF went aside
+            typer.echo(pdf_note, err=True)
 
 
 @privacy_app.command("erase")

@@ -38,6 +38,7 @@ __all__ = [
     "read_text_file",
     "runtime",
     "settings",
+    "table",
     "translate_error",
 ]
 
@@ -168,6 +169,26 @@ def runtime(ctx: typer.Context) -> Iterator[Runtime]:
         yield built
     finally:
         built.close()
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """``rows`` as plain-text columns under headings: ``columns`` pairs each key with its
+    heading; lists are joined with commas, ``None`` is shown as ``-``."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, list | tuple):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+    lines = [[heading for _, heading in columns]]
+    lines += [[cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 def emit(as_json: bool, data: Any, text: str) -> None:

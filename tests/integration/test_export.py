@@ -280,3 +280,32 @@ def test_the_cli_export_holds_the_sections(
     assert len(data["consents"]) == 6
     assert len(data["delegations"]) == 2
     assert {a["outcome"] for a in data["access_history"]} == {"allowed", "denied"}
+
+
+def test_the_cli_says_where_the_pdf_went(
+    world: World,
+    tmp_path: Path,
+    backend_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Issue 14 item 11: with the export on stdout the PDF's place is said on stderr (stdout
+    # stays the export); with --out both places are said, and --json lists them.
+    monkeypatch.setenv("COMMONS_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("COMMONS_DATABASE_URL", backend_url)
+    monkeypatch.setenv("COMMONS_PUBLIC_URL", BASE)
+    capsys.readouterr()
+    pdf = tmp_path / "export.pdf"
+    assert main(["privacy", "export", world.borrower, "--pdf", str(pdf)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["subject"]
+    assert err.strip() == f"PDF written to {pdf} (mode 0600)"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    out_file, pdf2 = tmp_path / "export.json", tmp_path / "again.pdf"
+    args = ["privacy", "export", world.borrower, "--out", str(out_file), "--pdf", str(pdf2)]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"export written to {out_file} (mode 0600); PDF written to {pdf2} (mode 0600)"
+    )
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"written": str(out_file), "pdf": str(pdf2)}

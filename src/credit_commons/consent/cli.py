@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from credit_commons.cli_support import JsonOption
+from credit_commons.cli_support import JsonOption, table
 from credit_commons.cli_support import emit as _emit
 from credit_commons.cli_support import runtime as _runtime
 from credit_commons.consent.model import TEMPLATES, ConsentStatus
@@ -75,7 +75,15 @@ def templates(as_json: JsonOption = False) -> None:
         }
         for t in TEMPLATES.values()
     ]
-    _emit(as_json, data, "\n".join(f"{d['name']}: {d}" for d in data))
+    columns = [
+        ("name", "TEMPLATE"),
+        ("purposes", "PURPOSES"),
+        ("fetch_types", "FETCH TYPES"),
+        ("max_validity_days", "MAX DAYS"),
+        ("max_data_life_days", "DATA LIFE DAYS"),
+        ("max_fetches_per_day", "FETCHES/DAY"),
+    ]
+    _emit(as_json, data, table(data, columns))
 
 
 @consent_app.command("list")
