@@ -569,6 +569,59 @@ def log_prove_consistency(
     _proof_output(as_json, data)
 
 
+@log_app.command("verify-consistency")
+def log_verify_consistency(
+    ctx: typer.Context,
+    old_checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint (signed note) kept earlier ('-' for stdin).", readable=False
+        ),
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Ask this server instead of the local log (needs --log-key)."),
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="The pinned log verifier key (default: this log's)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check that today's checkpoint extends one kept earlier (signatures and an RFC 6962
+    consistency proof; exit 10 for another log, 11 for a fork)."""
+    from credit_commons.ledger.extension import parse_checkpoint_note, verify_extension
+    from credit_commons.ledger.extension_inputs import (
+        local_extension_inputs,
+        remote_extension_inputs,
+    )
+
+    old_note = read_text_file(old_checkpoint, "the checkpoint file")
+    old = parse_checkpoint_note(old_note)
+    if url is not None:
+        if log_key is None:
+            raise UsageError("--url needs --log-key: the key is pinned, not taken from the server")
+        vkey = log_key
+        new_note, proof = remote_extension_inputs(url, old.size)
+    else:
+        with _runtime(ctx) as rt:
+            vkey, new_note, proof = local_extension_inputs(rt, old.size, log_key)
+    found = verify_extension(old_note, new_note, proof, vkey)
+    data = {
+        "ok": True,
+        "origin": found.new.origin,
+        "old_size": found.old.size,
+        "new_size": found.new.size,
+        "checkpoint": new_note,
+    }
+    _emit(
+        as_json,
+        data,
+        f"ok: {found.new.origin} at size {found.new.size} extends the kept checkpoint "
+        f"at size {found.old.size}",
+    )
+
+
 @log_app.command("entries")
 def log_entries(
     ctx: typer.Context,

@@ -42,6 +42,8 @@ class ExitCode:
     INTEGRITY = 7
     CONFIGURATION = 8
     UNAVAILABLE = 9
+    LOG_ORIGIN_MISMATCH = 10  # a kept checkpoint names another log (log verify-consistency)
+    LOG_FORKED = 11  # today's checkpoint does not extend a kept one
     INTERRUPTED = 130  # 128 + SIGINT, as shells report a process ended by Ctrl-C
 
 

@@ -39,6 +39,7 @@ def _checkpoint_text(session: Session) -> str:
 
 
 @router.get("/checkpoint", summary="The latest checkpoint with its cosignatures (signed note).")
+@router.head("/checkpoint", include_in_schema=False)
 def get_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
@@ -101,6 +102,10 @@ def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> 
 
 
 # -- tlog-tiles@v0.1.0 ----------------------------------------------------------------------
+# Tiles and checkpoints also answer HEAD (RFC 9110 §9.3.2): the same handler builds the GET
+# response, so the headers (Content-Length of the GET's body included) are the same, and
+# the server sends no body.  HEAD is left out of the OpenAPI document (an operation per
+# method would repeat each GET).
 
 
 def parse_tile_path(path: str) -> tuple[int, int | None]:
@@ -131,11 +136,13 @@ def _octets(data: bytes) -> Response:
 
 
 @tiles_router.get("/checkpoint", summary="The latest checkpoint (tlog-tiles).")
+@tiles_router.head("/checkpoint", include_in_schema=False)
 def tiles_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
 
 @tiles_router.get("/tile/entries/{path:path}", summary="An entry bundle (tlog-tiles).")
+@tiles_router.head("/tile/entries/{path:path}", include_in_schema=False)
 def tile_entries(session: ReadSessionDep, path: str) -> Response:
     index, width = parse_tile_path(path)
     count = width or TILE_WIDTH
@@ -152,6 +159,7 @@ def tile_entries(session: ReadSessionDep, path: str) -> Response:
 
 
 @tiles_router.get("/tile/{level}/{path:path}", summary="A hash tile (tlog-tiles).")
+@tiles_router.head("/tile/{level}/{path:path}", include_in_schema=False)
 def tile_hashes(session: ReadSessionDep, runtime: RuntimeDep, level: int, path: str) -> Response:
     index, width = parse_tile_path(path)
     if not 0 <= level <= 63:
