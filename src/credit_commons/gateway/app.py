@@ -23,6 +23,7 @@ from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import lender_router, onboarding_router
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
+from credit_commons.gateway.api_docs import install_api_docs
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
@@ -136,7 +137,7 @@ def create_app(
         summary="Verifiable credit-readiness credentials, borrower consent and a public log.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served by install_api_docs, with its assets (no CDN)
         redoc_url=None,
     )
     app.state.runtime = runtime
@@ -165,6 +166,8 @@ def create_app(
     app.include_router(onboarding_router.router)
     app.include_router(consent_router.borrower_router)
     app.include_router(consent_router.operator_router)
+
+    install_api_docs(app, openapi_url="/openapi.json")
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
     def healthz() -> dict[str, str]:

@@ -71,7 +71,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("status-lists", "600/minute", None, "/status-lists/*", READ),
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
-    RouteGroup("docs", "60/minute", None, "/openapi.json, /docs", READ),
+    RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
     RouteGroup(OTHER, "120/minute", None, "any other path (404)", READ),
 )
 
@@ -109,7 +109,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/v1/credentials(?:/.*)?|/v1/credential-types(?:/.*)?", "issuance"),
         ("", r"/v1/admin/.*", "admin"),
         ("", r"/healthz|/readyz|/metrics", "operations"),
-        ("", r"/openapi\.json|/docs(?:/oauth2-redirect)?", "docs"),
+        ("", r"/openapi\.json|/docs(?:/oauth2-redirect|/assets/[^/]+)?", "docs"),
     )
 )
 
