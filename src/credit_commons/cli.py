@@ -224,22 +224,40 @@ def demo(
             readable=False,
         ),
     ] = None,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="Loopback port of the demo's platform (default: a free one).", min=0, max=65535
+        ),
+    ] = 0,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help="Print the transcript, every receipt included, as JSON."),
+        typer.Option(
+            "--json",
+            help="Print the transcript, every receipt and the log's verifier key included, "
+            "as JSON.",
+        ),
     ] = False,
 ) -> None:
     """Run the whole story end to end on the embedded defaults (SQLite, local key file):
     issuer, field agent, borrower, wallet, lender, consent, retrieval, revocation, audit."""
     import tempfile
 
+    from credit_commons.core.errors import UnavailableError
     from credit_commons.core.migrate import upgrade
     from credit_commons.demo import bound_socket, run_story, serve_in_thread
     from credit_commons.gateway import create_app
+    from credit_commons.ledger.identity import log_identity
 
     with tempfile.TemporaryDirectory(prefix="commons-demo-") as tmp:
         root = data_dir or Path(tmp)
-        sock = bound_socket()
+        try:
+            sock = bound_socket(port)
+        except OSError as e:
+            raise UnavailableError(
+                f"cannot listen on 127.0.0.1:{port}: {(e.strerror or 'refused').lower()}",
+                hint="choose another --port, or leave it out for a free one",
+            ) from e
         port = sock.getsockname()[1]
         # Its own state only: an explicit data directory locates the database, key file and
         # anchor journal (whatever COMMONS_DATABASE_URL and the like say), and nothing
@@ -263,8 +281,13 @@ def demo(
         upgrade(rt.engine)
         with serve_in_thread(create_app(settings, runtime=rt), sock) as base:
             transcript = run_story(rt, base, root, say=say)
+            identity = log_identity(rt)
         if as_json:
-            typer.echo(json.dumps({"steps": transcript.steps}, indent=2, default=str))
+            # The log's key, so the transcript's receipts verify after the run
+            # (`commons log verify-receipt FILE --log-key VKEY`).
+            log = {"origin": identity.origin, "vkey": identity.vkey}
+            body = {"platform": base, "log": log, "steps": transcript.steps}
+            typer.echo(json.dumps(body, indent=2, default=str))
         else:
             typer.echo("Done: every step checked.")
 

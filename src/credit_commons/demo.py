@@ -98,11 +98,18 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
-def bound_socket() -> socket.socket:
-    """A listening-ready TCP socket on a free loopback port."""
+def bound_socket(port: int = 0) -> socket.socket:
+    """A listening-ready TCP socket on loopback ``port`` (0: a free one).
+
+    Raises ``OSError`` when the port cannot be bound (in use, or privileged).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
