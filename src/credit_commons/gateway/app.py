@@ -146,27 +146,7 @@ def create_app(
     install_problem_handlers(app, registry)
     install_denial_handler(app, registry)
     install_rate_limit_handler(app)
-    # Routes are matched in order, each one costing a few microseconds: the lenders' API
-    # (consent-gated retrieval, the platform's busiest route) comes first.  Its paths
-    # overlap no other router's.
-    app.include_router(consent_router.lender_router)
-    app.include_router(log_router.router)
-    app.include_router(identity_router.router)
-    app.include_router(identity_router.attestations_router)
-    app.include_router(privacy_router.router)
-    app.include_router(privacy_router.export_router)
-    app.include_router(issuer_router.router)
-    app.include_router(issuer_router.status_router)
-    app.include_router(issuer_router.credentials_router)
-    app.include_router(issuer_router.trust_router)
-    app.include_router(oid4vci_router.router)
-    oid4vci_router.install_oauth_errors(app)
-    app.include_router(log_router.tiles_router)
-    app.include_router(lender_router.router)
-    app.include_router(onboarding_router.router)
-    app.include_router(consent_router.borrower_router)
-    app.include_router(consent_router.operator_router)
-
+    _include_routers(app)
     install_api_docs(app, openapi_url="/openapi.json")
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
@@ -205,6 +185,29 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    # Routes are matched in order, each one costing a few microseconds: the lenders' API
+    # (consent-gated retrieval, the platform's busiest route) comes first.  Its paths
+    # overlap no other router's.
+    app.include_router(consent_router.lender_router)
+    app.include_router(log_router.router)
+    app.include_router(identity_router.router)
+    app.include_router(identity_router.attestations_router)
+    app.include_router(privacy_router.router)
+    app.include_router(privacy_router.export_router)
+    app.include_router(issuer_router.router)
+    app.include_router(issuer_router.status_router)
+    app.include_router(issuer_router.credentials_router)
+    app.include_router(issuer_router.trust_router)
+    app.include_router(oid4vci_router.router)
+    oid4vci_router.install_oauth_errors(app)
+    app.include_router(log_router.tiles_router)
+    app.include_router(lender_router.router)
+    app.include_router(onboarding_router.router)
+    app.include_router(consent_router.borrower_router)
+    app.include_router(consent_router.operator_router)
 
 
 def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
