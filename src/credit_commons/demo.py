@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
 
+from credit_commons.client.http import PlatformFetcher
+from credit_commons.client.verify import CredentialVerifier
 from credit_commons.consent import notify
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
@@ -43,9 +44,7 @@ from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.jws import decode_unverified, sign_compact, verify_compact
 from credit_commons.issuer.sd_jwt_format import SdJwt
-from credit_commons.issuer.sd_jwt_verify import verify
-from credit_commons.issuer.status_list import StatusList, TokenStatus
-from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
+from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.receipts import verify_receipt
@@ -175,26 +174,16 @@ def _sequence(rt: Runtime) -> None:
     LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
 
 
-def _verify_credential(http: httpx.Client, base: str, text: str) -> dict[str, Any]:
-    # The lender's own checks, from public endpoints only: issuer keys, then status.
-    metadata = _ok(http.get("/.well-known/jwt-vc-issuer"))
-    keys: dict[str, PublicKey] = {
-        str(k["kid"]): public_key_from_jwk(k) for k in metadata["jwks"]["keys"]
-    }
-
-    def resolve(header: Any, payload: Any) -> PublicKey:
-        _expect(payload.get("iss") == metadata["issuer"], "the issuer is the platform")
-        return keys[str(header["kid"])]
-
-    verified = verify(
-        text, issuer_key_resolver=resolve, require_key_binding=False, now=int(time.time())
-    )
-    reference = verified.payload["status"]["status_list"]
-    status_token = http.get(urlsplit(reference["uri"]).path).text
-    _header, payload, _input, _sig = decode_unverified(status_token)
-    lst = StatusList.from_json(payload["status_list"])
-    status = TokenStatus(lst.get(int(reference["idx"])))
-    return {"claims": verified.payload, "status": status.name.lower()}
+def _verify_credential(base: str, text: str) -> dict[str, Any]:
+    # The lender's own checks, from public endpoints only, with the lender client's verifier:
+    # the issuer key from /.well-known/jwt-vc-issuer, the Disclosures, and the status list
+    # (its signature by the same issuer checked before its bit is read).
+    fetcher = PlatformFetcher(base)
+    try:
+        verified = CredentialVerifier(base, fetcher).verify(text)
+    finally:
+        fetcher.close()
+    return {"claims": verified.claims, "status": verified.status}
 
 
 def run_story(
@@ -378,7 +367,7 @@ def _story(  # noqa: PLR0915 - a story is a sequence of steps
         got = _ok(
             http.get("/v1/lender/credentials", params={"consent_id": consent_id}, headers=as_lender)
         )
-        checked = _verify_credential(http, base, got["credential"])
+        checked = _verify_credential(base, got["credential"])
         _expect(checked["status"] == "valid", "the credential is valid")
         _expect("score_opening" not in checked["claims"], "the exact score stays hidden")
         _sequence(rt)
