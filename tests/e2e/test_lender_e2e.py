@@ -3,7 +3,7 @@ key, registration approved by an administrator, token, discovery, consent reques
 borrower's approval from the wallet with a DID signature, the decision, a webhook notice,
 retrieval, and verification including the access receipt — as the CLI commands of
 docs/lenders.md, extracted from the page and run in order, and again through the Python
-client."""
+client, as the page's Python blocks, executed as they are written."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from sqlalchemy import create_engine, select
 from tests.e2e.test_wallet_e2e import COMMONS, platform  # noqa: F401 - the fixture
 from tests.factories import readiness_claims
 
-from credit_commons.client import Lender, LenderKey
+from credit_commons.client import LenderKey
 from credit_commons.client.lender import registration_request
 from credit_commons.consent.models import WebhookDeliveryRow
 from credit_commons.core.encoding import b64url_decode
@@ -272,39 +271,45 @@ def _check(name: str, out: Any, seen: dict[str, Any], borrower: Borrower) -> Non
     del borrower
 
 
-def test_the_same_path_through_the_python_client(
+PYTHON_BLOCK = re.compile(r"<!-- lender-python -->\n```python\n(.*?)```", re.S)
+
+
+def test_the_documented_python_path_runs(
     platform: tuple[str, dict[str, str]],  # noqa: F811
     work: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     base, env = platform
+    blocks = PYTHON_BLOCK.findall(DOCS.read_text())
+    assert len(blocks) == 3
     borrower = _borrower(base, env, work)
     key = LenderKey.create(work / "lender-key.json", KeyType.ED25519)
     (work / "registration.json").write_text(
         json.dumps(registration_request(key, "Python Bank", ["loan.underwriting"]))
     )
     client_id = run(env, work, ["admin", "lender", "approve", "registration.json"])["client_id"]
-    with Lender(base, client_id=client_id, key=LenderKey.load(work / "lender-key.json")) as lender:
-        lender.log_key = lender.log_identity()["vkey"]
-        (entry,) = lender.tiers("A")
-        consent = lender.request_consent(
-            borrower=entry.borrower_ref,
-            template="loan_underwriting",
-            purpose="loan.underwriting",
-            claims=["/income_bracket"],
-            duration=timedelta(days=3),
-        )
-        approved = run(
-            {**borrower.env, "COMMONS_WALLET_URL": base},
-            work,
-            ["wallet", "consent", "approve", consent.consent_id],
-        )
-        assert approved["approval"] == "did"
-        assert lender.wait_for_decision(consent.consent_id, timeout=0).status == "ACTIVE"
-        retrieval = lender.retrieve(consent.consent_id)
-        assert retrieval.disclosed == ("/income_bracket",)
-        _checkpoint(env, work)
-        verified = lender.verify(retrieval, receipt_timeout=0)
+    vkey = httpx.get(f"{base}/v1/log/key").json()["vkey"]
+    monkeypatch.chdir(work)
+    names: dict[str, Any] = {
+        "platform_url": base,
+        "client_id": client_id,
+        "pinned_log_key": vkey,
+    }
+    exec(compile(blocks[0], "lenders.md", "exec"), names)
+    assert names["consent"].status == "PENDING"
+    wallet = {**borrower.env, "COMMONS_WALLET_URL": base}
+    consent_id = names["consent"].consent_id
+    approved = run(wallet, work, ["wallet", "consent", "approve", consent_id])
+    assert approved["approval"] == "did"
+    exec(compile(blocks[1], "lenders.md", "exec"), names)
+    assert names["decided"].status == "ACTIVE"
+    assert names["retrieval"].disclosed == ("/income_bracket",)
+    _checkpoint(env, work)
+    exec(compile(blocks[2], "lenders.md", "exec"), names)
+    verified = names["verified"]
     assert verified.status == "valid"
     assert verified.claims["income_bracket"] == "25L-1Cr"
     assert "debt_ratio_bracket" not in verified.claims
-    assert verified.access_event_id == retrieval.access_event_id
+    assert verified.access_event_id == names["retrieval"].access_event_id
+    assert capsys.readouterr().out.startswith("valid 25L-1Cr ")
