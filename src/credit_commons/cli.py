@@ -504,8 +504,13 @@ def log_new_origin(
 def log_sequence(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Sequence every pending event into the log now."""
     from credit_commons.ledger.sequencer import sequence_pending
+    from credit_commons.ledger.steps import default_probes
 
     with _runtime(ctx) as rt:
+        # As the worker does before its first pass: a witness further than this database
+        # says so now, before leaves that differ from the published ones are appended.
+        for probe in default_probes(rt):
+            probe(rt, 0)
         _continuity(rt).check()
         result = sequence_pending(rt.sessions, limit=rt.settings.log_batch_size)
     _emit(
