@@ -410,6 +410,7 @@ def log_replay(
 
     from credit_commons.core.db import transaction
     from credit_commons.core.errors import ValidationError
+    from credit_commons.core.files import path_error
     from credit_commons.ledger.continuity import ContinuityGuard
     from credit_commons.ledger.identity import log_identity
     from credit_commons.ledger.recovery import DirectoryTiles, HttpTiles, TileSource, replay
@@ -425,8 +426,10 @@ def log_replay(
         tiles = HttpTiles(client)
     else:
         directory = Path(source)
-        if not (directory / "tile" / "entries").is_dir():
-            raise ValidationError(f"{source} holds no tile/entries directory (tlog-tiles)")
+        try:
+            os.listdir(directory / "tile" / "entries")  # the tlog-tiles layout, readable
+        except OSError as e:
+            raise path_error(e, "read the tile directory") from e
         tiles = DirectoryTiles(directory)
     try:
         with _runtime(ctx) as rt:

@@ -337,6 +337,10 @@ def test_replay_from_published_tiles_recovers_the_one_history(
     with restored(published, settings) as old:
         record(old, 3)  # writes after the restore wait in the outbox
         replay = ["log", "replay", "--yes", "--from"]
+        code, _, err = cli(monkeypatch, capsys, old, *replay, str(tmp_path / "nowhere"))
+        assert (code, problem(err)["code"]) == (ExitCode.NOT_FOUND, "file.not_found"), err
+        code, _, err = cli(monkeypatch, capsys, old, "log", "replay", "--from", str(mirror))
+        assert code == ExitCode.VALIDATION, err  # --yes is required
         code, _, err = cli(monkeypatch, capsys, old, *replay, str(short))
         assert code == ExitCode.NOT_FOUND, err
         assert "tile/entries/002.p/18" in problem(err)["detail"]
