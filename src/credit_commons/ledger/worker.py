@@ -128,18 +128,21 @@ class LogWorker:
         A divergence (see :meth:`run_once`) is logged as an error once each time it
         changes, with the gap's fields, not at every pass.
         """
-        reported: Gap | None = None
+        reported: tuple[object, ...] | None = None
         while not self._stop.is_set():
             backlog = False
             try:
                 report = self.run_once()
                 backlog = report.backlog
-                if report.diverged != reported and report.diverged is not None:
+                gap = report.diverged
+                # The gap itself, not the count of writes waiting (it grows with each write).
+                seen = None if gap is None else (gap.kind, gap.claim, gap.database_size)
+                if gap is not None and seen != reported:
                     log.error(
                         "log diverged: refusing to sequence and sign",
-                        extra={"fields": {"code": LogDiverged.code, **report.diverged.to_json()}},
+                        extra={"fields": {"code": LogDiverged.code, **gap.to_json()}},
                     )
-                reported = report.diverged
+                reported = seen
                 if report.sequenced:
                     log.info(
                         "log advanced",
