@@ -130,7 +130,8 @@ def test_a_borrowers_life_with_the_wallet(
             check=False,
         )  # fmt: skip
         assert refusal.returncode == 3, refusal.stderr
-        erased: Any = cli(wenv, "wallet", "privacy", "erase", "--yes")
+        # Named explicitly, the identity is still forgotten once erased.
+        erased: Any = cli(wenv, "wallet", "privacy", "erase", "--yes", "--identity", borrower)
         assert erased["erased"] is True
         # The subject is gone; the proof of erasure completes from the public log.
         cli(env, "log", "checkpoint", "--publish")

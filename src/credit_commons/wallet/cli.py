@@ -101,10 +101,11 @@ def _platform(
             base, opened.holder_key, identity or opened.platform.get("identity"), fetcher=fetcher
         )
         before = json.dumps(opened.contents, sort_keys=True)
+        opened.remember(url=base.rstrip("/"), identity=identity)
         with client:
             yield opened, client
-        opened.remember(url=base.rstrip("/"), identity=identity)
-        # Anything the command changed (what it remembered, receipts, keys) is saved.
+        # Anything a command that succeeded changed (what it was told to remember,
+        # receipts, keys, an identity erased) is saved.
         if json.dumps(opened.contents, sort_keys=True) != before:
             opened.save()
     finally:
