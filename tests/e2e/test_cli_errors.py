@@ -288,14 +288,22 @@ def _interrupt_once_reading(process: subprocess.Popen[str]) -> None:
 def test_ctrl_c_is_one_line_and_exit_130(place: Place, args: list[str], as_json: bool) -> None:
     env = environment(place.root)
     del env["COMMONS_WALLET_PASSPHRASE"]
-    process = subprocess.Popen(
-        [COMMONS, *(fill(a, place) for a in args), *(["--json"] if as_json else [])],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # As at a terminal: SIGINT delivered, even when the suite runs where SIGINT is ignored
+    # (a script's `cmd &` ignores it and children inherit that: Python would then never
+    # raise KeyboardInterrupt, and the read would see EOF).  A handled signal is reset to
+    # its default in the child at exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [COMMONS, *(fill(a, place) for a in args), *(["--json"] if as_json else [])],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         _interrupt_once_reading(process)
         _, err = process.communicate(timeout=300)
