@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy import insert
 
 from credit_commons.consent import service
@@ -51,11 +50,8 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
-from own_state import forget_configured_instance
+from own_state import forget_configured_instance, postgres_schema
 
-POSTGRES_URL = os.environ.get(
-    "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TYPE = "CreditReadinessCredential"
 SCOPES = json.dumps([{"claims": ["/income_bracket"], "type": TYPE}])
 LENDERS = [f"lnd_{i:022d}" for i in range(100)]
@@ -376,17 +372,8 @@ def _database(backend: str, tmp: Path) -> Iterator[str | None]:
     if backend == "sqlite":
         yield None
         return
-    schema = f"bench_{secrets.token_hex(6)}"
-    admin = sa.create_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str, Any]:

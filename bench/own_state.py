@@ -9,8 +9,17 @@ configuration: nothing it does may write to, or depend on, what those variables 
 from __future__ import annotations
 
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["forget_configured_instance"]
+import sqlalchemy as sa
+
+__all__ = ["POSTGRES_URL", "forget_configured_instance", "postgres_schema"]
+
+POSTGRES_URL = os.environ.get(
+    "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def forget_configured_instance() -> None:
@@ -20,3 +29,20 @@ def forget_configured_instance() -> None:
     for name in [n for n in os.environ if n.startswith("COMMONS_")]:
         if not name.startswith("COMMONS_TEST_"):
             del os.environ[name]
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """The URL of a fresh schema on the test PostgreSQL server (``COMMONS_TEST_POSTGRES_URL``),
+    dropped with everything in it afterwards."""
+    schema = f"bench_{secrets.token_hex(6)}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
