@@ -38,9 +38,9 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
+from credit_commons.formats.jws import sign_compact
 from credit_commons.gateway.oauth import CLIENT_ASSERTION_TYPE
 from credit_commons.gateway.route_groups import GROUPS, classify
-from credit_commons.issuer.jws import sign_compact
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 

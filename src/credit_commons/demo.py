@@ -40,11 +40,11 @@ from credit_commons.consent import notify
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.jws import parse_compact, sign_compact, verify_compact
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
-from credit_commons.issuer.jws import decode_unverified, sign_compact, verify_compact
 from credit_commons.issuer.sd_jwt_format import SdJwt
-from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.receipts import verify_receipt
@@ -352,9 +352,11 @@ def _story(  # noqa: PLR0915 - a story is a sequence of steps
         )
         status = _ok(http.get(f"/v1/consents/{consent_id}", headers=as_lender))
         jwks = _ok(http.get("/v1/consents/jwks"))
-        kid = decode_unverified(status["artefact"])[0].get("kid")
+        kid = parse_compact(status["artefact"], algs=ACCEPTED_ALGS).header.get("kid")
         key = next(k for k in jwks["keys"] if k["kid"] == kid)
-        verify_compact(status["artefact"], public_key_from_jwk(key), typ="consent+jwt")
+        verify_compact(
+            status["artefact"], public_key_from_jwk(key), typ="consent+jwt", algs=ACCEPTED_ALGS
+        )
         t.step(
             "Consent approved (assisted: the borrower read the one-time code to the agent)",
             status=status["status"],

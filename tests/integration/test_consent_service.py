@@ -18,15 +18,15 @@ from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
+from credit_commons.formats.jws import JwsInvalid, verify_compact
 from credit_commons.identity import delegations
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
 from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer.catalogue import CREDIT_READINESS
-from credit_commons.issuer.jws import JwsInvalid, verify_compact
 from credit_commons.issuer.sd_jwt_format import SdJwt
-from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
 
@@ -125,7 +125,9 @@ def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
     # The artefact is signed by the consent key and says what was agreed.
     with transaction(runtime.sessions) as session:
         keys = service.consent_key_versions(session, runtime)
-    payload = verify_compact(granted["artefact"], keys[0].public_key, typ="consent+jwt")
+    payload = verify_compact(
+        granted["artefact"], keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS
+    )
     detail = payload["ConsentDetail"]
     assert detail["DataConsumer"]["id"] == LENDER.client_id
     assert detail["Customer"]["id"].startswith("p1:")
@@ -134,7 +136,7 @@ def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
     head, body, signature = granted["artefact"].split(".")
     tampered = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{signature}"
     with pytest.raises(JwsInvalid):
-        verify_compact(tampered, keys[0].public_key, typ="consent+jwt")
+        verify_compact(tampered, keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS)
 
     got = _retrieve(runtime, consent_id)
     shared = SdJwt.parse(got["credential"])

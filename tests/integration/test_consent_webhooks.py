@@ -18,12 +18,12 @@ from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.jws import JwsInvalid, verify_compact
 from credit_commons.gateway.clients import register_client
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.identity.service import Principal
-from credit_commons.issuer.jws import JwsInvalid, verify_compact
-from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.errors import SignatureInvalid
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
@@ -109,17 +109,22 @@ def test_changes_are_delivered_signed_with_retries(rt: Runtime) -> None:
     with transaction(rt.sessions) as session:
         key = service.consent_key_versions(session, rt)[0].public_key
     statuses = sorted(
-        verify_compact(r.content.decode(), key, typ=webhooks.WEBHOOK_TYP)["status"] for r in seen
+        verify_compact(r.content.decode(), key, typ=webhooks.WEBHOOK_TYP, algs=ACCEPTED_ALGS)[
+            "status"
+        ]
+        for r in seen
     )
     assert statuses == ["ACTIVE", "PENDING", "PENDING"]  # the failed one was sent again
-    payload = verify_compact(seen[-1].content.decode(), key, typ=webhooks.WEBHOOK_TYP)
+    payload = verify_compact(
+        seen[-1].content.decode(), key, typ=webhooks.WEBHOOK_TYP, algs=ACCEPTED_ALGS
+    )
     assert payload["consent_id"] == consent_id
     head, body, signature = seen[-1].content.decode().split(".")
     middle = len(body) // 2
     flipped = body[:middle] + ("A" if body[middle] != "A" else "B") + body[middle + 1 :]
     tampered = f"{head}.{flipped}.{signature}"
     with pytest.raises((SignatureInvalid, JwsInvalid)):
-        verify_compact(tampered, key, typ=webhooks.WEBHOOK_TYP)
+        verify_compact(tampered, key, typ=webhooks.WEBHOOK_TYP, algs=ACCEPTED_ALGS)
 
 
 def test_a_delivery_is_given_up_after_eight_failures(rt: Runtime) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from credit_commons.cli import main
-from credit_commons.issuer.jws import sign_compact
+from credit_commons.formats.jws import sign_compact
 from credit_commons.keys.algorithms import PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 

@@ -8,7 +8,7 @@
   one the lender trusts;
 * the receipt of an access — ``ledger/receipts.verify_receipt`` (what ``commons log
   verify-receipt`` runs) against the pinned log key, and that it is this access's event;
-* a consent artefact or a webhook notice — a compact JWS (``issuer/jws.py``) by one of the
+* a consent artefact or a webhook notice — a compact JWS (``formats/jws.py``) by one of the
   platform's consent keys, of the expected ``typ``, from the platform, for this lender.
 
 Each function raises on the first failed check; a return means every check passed.
@@ -29,8 +29,8 @@ from credit_commons.client.errors import (
 )
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.issuer.foreign import ForeignIssuers
-from credit_commons.issuer.jws import decode_unverified, verify_compact
 from credit_commons.issuer.sd_jwt_vc import (
     UntrustedIssuer,
     disclosed_claims,
@@ -39,7 +39,7 @@ from credit_commons.issuer.sd_jwt_vc import (
 )
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.trust import Kind, issuer_kind
-from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.ledger.receipts import VerifiedReceipt, verify_receipt
 
@@ -176,7 +176,7 @@ def verify_platform_jws(
     Raises ``error`` for every failure (the cause chained).
     """
     try:
-        header = decode_unverified(token)[0]
+        header = parse_compact(token, algs=ACCEPTED_ALGS).header
         listed = jwks.get("keys")
         keys = (
             {k.get("kid"): k for k in listed if isinstance(k, dict)}
@@ -186,7 +186,7 @@ def verify_platform_jws(
         jwk = keys.get(header.get("kid"))
         if jwk is None:
             raise error("signed by a key the platform does not publish")
-        payload = verify_compact(token, public_key_from_jwk(jwk), typ=typ)
+        payload = verify_compact(token, public_key_from_jwk(jwk), typ=typ, algs=ACCEPTED_ALGS)
     except CommonsError as e:
         if isinstance(e, error):
             raise

@@ -44,12 +44,12 @@ from credit_commons.consent.access import NotAuthenticated, anonymous_actor
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.gateway.models import ClientAssertionRow
 from credit_commons.identity import holder_key as holder_keys
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
-from credit_commons.issuer.jws import decode_unverified, verify_compact
-from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.did_web import DidResolver
 from credit_commons.runtime import Runtime
 
@@ -135,9 +135,10 @@ def authenticate(
     """
     # 1. A JWS of our typ naming an existing identity.
     try:
-        header, claims, _, _ = decode_unverified(proof)
+        jws = parse_compact(proof, algs=ACCEPTED_ALGS)
     except CommonsError:
         raise _refusal(rt, "holder.proof_malformed", None) from None
+    header, claims = jws.header, jws.payload
     token = claims.get("sub")
     if (
         header.get("typ") != TYP
@@ -155,7 +156,7 @@ def authenticate(
         raise _refusal(rt, "holder.no_did", subject) from None
     # 3. The signature.
     try:
-        verify_compact(proof, key, typ=TYP)
+        verify_compact(proof, key, typ=TYP, algs=ACCEPTED_ALGS)
     except CommonsError:
         raise _refusal(rt, "holder.signature_invalid", subject) from None
     # 4. This request.

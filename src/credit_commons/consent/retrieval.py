@@ -46,6 +46,7 @@ from credit_commons.consent.service import (
 )
 from credit_commons.core.db import HotQuery, stored_datetime, transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import status
@@ -56,7 +57,7 @@ from credit_commons.issuer.sd_jwt import disclosure_paths, present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
-from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
 
 __all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_discoverable"]
@@ -264,10 +265,9 @@ def named_consent(artefact: str) -> str | None:
     ``None`` when it names none in the platform's id shape.  Only for attributing a
     refusal: nothing else may trust it.  Raises nothing."""
     from credit_commons.core.ids import is_valid_id  # noqa: PLC0415
-    from credit_commons.issuer.jws import decode_unverified  # noqa: PLC0415
 
     try:
-        consent_id = decode_unverified(artefact)[1].get("consentId")
+        consent_id = parse_compact(artefact, algs=ACCEPTED_ALGS).payload.get("consentId")
     except (CommonsError, ValueError, AttributeError):
         return None
     if isinstance(consent_id, str) and consent_id.startswith("cns_") and is_valid_id(consent_id):
@@ -279,17 +279,17 @@ def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact:
     """The consent id of a presented artefact, if it is exactly the one the platform signed
     for this consent; raises ``Denied`` (``consent.artefact_invalid``) otherwise."""
     from credit_commons.consent.service import ARTEFACT_TYP, consent_key_versions  # noqa: PLC0415
-    from credit_commons.issuer.jws import decode_unverified, verify_compact  # noqa: PLC0415
 
     consent_id, row = "unknown", None
     try:
-        header, payload, _, _ = decode_unverified(artefact)
+        jws = parse_compact(artefact, algs=ACCEPTED_ALGS)
+        header, payload = jws.header, jws.payload
         consent_id = str(payload.get("consentId", "unknown"))[:64]
         keys = {v.kid: v.public_key for v in consent_key_versions(session, rt)}
         key = keys.get(str(header.get("kid")))
         if key is None:
             raise ConsentArtefactInvalid()
-        verify_compact(artefact, key, typ=ARTEFACT_TYP)
+        verify_compact(artefact, key, typ=ARTEFACT_TYP, algs=ACCEPTED_ALGS)
         row = session.get(ConsentRow, consent_id)
         if row is None or row.artefact != artefact:
             raise ConsentArtefactInvalid()

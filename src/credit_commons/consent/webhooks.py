@@ -22,7 +22,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
 from credit_commons.core.net import OutboundFetcher
-from credit_commons.issuer.jws import sign_compact
+from credit_commons.formats.jws import sign_compact
 from credit_commons.runtime import Runtime
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from credit_commons.consent.access import (
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
+from credit_commons.formats.jws import parse_compact, sign_compact
 from credit_commons.gateway import clients
-from credit_commons.issuer.jws import decode_unverified, sign_compact
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType
 from credit_commons.keys.errors import KeyNotFound
@@ -197,17 +197,15 @@ def _signed_parts(
     if found is not None:
         return found
     try:
-        header, payload, signing_input, signature = decode_unverified(token)
+        jws = parse_compact(token, algs=ACCEPTED_ALGS, refused_headers=_EMBEDDED_KEYS)
     except CommonsError:
         return None
-    alg = header.get("alg")
-    if _EMBEDDED_KEYS & set(header) or not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
-        return None
+    header, payload = jws.header, jws.payload
     version = _key_version(session, rt, header.get("kid"))
     if version is None:
         return None
     try:
-        version.public_key.verify(alg, signing_input, signature)
+        jws.verify(version.public_key)
     except CommonsError:
         return None
     cache.put(token, (header, payload))

@@ -20,15 +20,14 @@ what is on file (non-oracular), and ``true`` is only ever signed for an establis
 (Asking both ``state == UP`` and ``state != UP`` shows that neither is established; it never
 shows a value.)
 
-Tokens are made and checked here rather than through joserfc: the signer may be an HSM key
-that joserfc cannot hold, signing is a few lines over RFC 8785 canonical JSON, and verifying
-by hand applies the platform's alg allow-list, strict base64url and explicit typing.
+Tokens are made and parsed by the platform's one compact-JWS module (``formats/jws.py``:
+strict base64url, unique JSON member names, the alg allow-list, ``crit``), with explicit
+typing and the attestation's own header rules checked here.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import math
 import operator
 import re
@@ -54,11 +53,19 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.core.clock import utc
-from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
+from credit_commons.core.encoding import canonical_json
 from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.formats.jws import (
+    JwsAlgorithmRefused,
+    JwsCritNotUnderstood,
+    JwsHeaderRefused,
+    JwsInvalid,
+    parse_compact,
+    sign_compact,
+)
 from credit_commons.identity import predicate_errors as errors
 from credit_commons.identity.predicate_errors import AttestationMalformed, PredicateInvalid
-from credit_commons.keys.algorithms import PublicKey, Signer, check_alg
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey, Signer, check_alg
 
 __all__ = [
     "ATTESTATION_TYP",
@@ -302,7 +309,6 @@ def sign_attestation(
         raise ValidationError("ttl must be at least one second")
     check_alg(signer.alg, signer.key_type)
     issued_at = int(utc(now).timestamp())  # RFC 7519 §2 NumericDate
-    header = {"alg": signer.alg, "typ": ATTESTATION_TYP, "kid": kid}
     try:  # Built through the model verification parses, so only acceptable tokens are made.
         claims = Attestation(
             iss=issuer,
@@ -319,10 +325,7 @@ def sign_attestation(
         raise ValidationError("issuer, subject, jti or expiry is not acceptable") from e
     payload = claims.model_dump(mode="json")
     # RFC 7515 §5.1 steps 1-6: BASE64URL(header) "." BASE64URL(payload), then sign its ASCII.
-    signing_input = (
-        f"{b64url_encode(canonical_json(header))}.{b64url_encode(canonical_json(payload))}"
-    )
-    return f"{signing_input}.{b64url_encode(signer.sign(signing_input.encode('ascii')))}"
+    return sign_compact({"typ": ATTESTATION_TYP, "kid": kid}, payload, signer)
 
 
 class Attestation(BaseModel):
@@ -355,22 +358,6 @@ _HEADER_MEMBERS: Final = frozenset({"alg", "typ", "kid"})
 _KEY_HEADERS: Final = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    if len({name for name, _ in pairs}) != len(pairs):
-        raise ValueError("duplicate member")
-    return dict(pairs)
-
-
-def _json_object(part: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(b64url_decode(part).decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (ValidationError, ValueError, RecursionError) as e:  # UnicodeDecodeError: ValueError
-        raise AttestationMalformed(f"the {what} is not canonical base64url of JSON") from e
-    if not isinstance(value, dict):
-        raise AttestationMalformed(f"the {what} is not a JSON object")
-    return value
-
-
 def verify_attestation(
     token: str,
     *,
@@ -387,44 +374,48 @@ def verify_attestation(
     :class:`AttestationAudienceMismatch` or :class:`AttestationNonceMismatch` (all
     :class:`AttestationInvalid`), for the first step that fails.
     """
-    # Step 1 (RFC 7515 §7.1, §5.2 step 1): three non-empty parts separated by exactly two dots.
-    if not isinstance(token, str) or len(token) > _MAX_TOKEN_CHARS or not token.isascii():
-        raise AttestationMalformed("not a compact JWS")
-    parts = token.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise AttestationMalformed("a compact JWS has three non-empty parts")
-    header_b64, payload_b64, signature_b64 = parts
-
-    # Step 2 (RFC 7515 §5.2 steps 2-5, §4): the header, with unique member names; explicit
-    # typing (RFC 8725 §3.11); no crit, and keys are never taken from the token itself.
-    header = _json_object(header_b64, "header")
-    if set(header) & _KEY_HEADERS:
-        raise AttestationMalformed("the header carries a key or key reference")
+    # Steps 1-2 (RFC 7515 §7.1, §5.2 steps 1-5, §4): a compact JWS of strict base64url and
+    # I-JSON (unique member names), no crit, and keys never taken from the token itself
+    # (formats/jws.py); explicit typing (RFC 8725 §3.11) and only alg, typ and kid.
+    try:
+        jws = parse_compact(
+            token,
+            algs=ACCEPTED_ALGS,
+            refused_headers=_KEY_HEADERS,
+            max_chars=_MAX_TOKEN_CHARS,
+            decode_payload=False,  # read only once the signature verified (step 5)
+        )
+    except JwsAlgorithmRefused as e:
+        raise errors.AttestationSignatureInvalid("alg is not accepted for this key") from e
+    except JwsCritNotUnderstood as e:
+        raise AttestationMalformed("the header has a crit extension") from e
+    except JwsHeaderRefused as e:
+        raise AttestationMalformed("the header carries a key or key reference") from e
+    except JwsInvalid as e:
+        raise AttestationMalformed(f"not a compact JWS of JSON objects: {e}") from e
+    header = jws.header
     if not set(header) <= _HEADER_MEMBERS or header.get("typ") != ATTESTATION_TYP:
         raise AttestationMalformed(f"the header must be alg, typ={ATTESTATION_TYP} and kid")
 
-    # Step 3 (RFC 7515 §5.2 step 8, RFC 8725 §3.1): the alg is on the allow-list and belongs
-    # to the key's type, so "none", HMAC and key-type confusion are refused before any check.
-    alg = header.get("alg")
+    # Step 3 (RFC 7515 §5.2 step 8, RFC 8725 §3.1): the alg (on the allow-list, step 1)
+    # belongs to the key's type, so key-type confusion is refused before any check.
     try:
-        check_alg(alg, public_key.key_type)
+        check_alg(jws.alg, public_key.key_type)
     except IntegrityError as e:
         raise errors.AttestationSignatureInvalid("alg is not accepted for this key") from e
 
     # Step 4 (RFC 7515 §5.2 steps 6-8): the signature over ASCII(header "." payload).
     try:
-        signature = b64url_decode(signature_b64)
-    except ValidationError as e:
-        raise AttestationMalformed("the signature is not canonical base64url") from e
-    try:
-        public_key.verify(alg, f"{header_b64}.{payload_b64}".encode("ascii"), signature)
+        jws.verify(public_key)
     except IntegrityError as e:
         raise errors.AttestationSignatureInvalid() from e
 
     # Step 5 (RFC 7519 §7.2 steps 9-10): the claim set has exactly the attestation's members,
     # and they agree with each other.
     try:
-        claims = Attestation.model_validate(_json_object(payload_b64, "payload"))
+        claims = Attestation.model_validate(jws.payload)
+    except JwsInvalid as e:
+        raise AttestationMalformed("the payload is not canonical base64url of JSON") from e
     except PydanticValidationError as e:
         raise AttestationMalformed("the claim set is not a predicate attestation") from e
 

@@ -19,10 +19,11 @@ import json
 import secrets
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode, json_nesting_exceeds
+from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
 from credit_commons.core.errors import ValidationError
+from credit_commons.formats.jws import JwsInvalid, decode_json_object
 from credit_commons.issuer.sd_jwt_errors import (
     ClaimsInvalid,
     DisclosureDuplicate,
@@ -146,36 +147,16 @@ def b64_digest(hash_alg: str, text: str) -> str:
 # -- strict decoding -----------------------------------------------------------------------
 
 
-def _reject(message: str) -> NoReturn:
-    raise ValueError(message)
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            _reject(f"duplicate member {key!r}")
-        out[key] = value
-    return out
-
-
 def loads_json(raw: bytes, error: type[SdJwtInvalid], what: str) -> Any:
-    """Parse UTF-8 JSON strictly: no duplicate member names, no NaN or infinities, nesting
-    no deeper than :data:`MAX_DEPTH`.
+    """Parse UTF-8 I-JSON strictly (``core.encoding.json_decode``): no duplicate member
+    names, no NaN or infinities, nesting no deeper than :data:`MAX_DEPTH`.
 
     Raises ``error`` (an :class:`SdJwtInvalid` subclass) when ``raw`` is not such JSON.
     """
     try:
-        text = raw.decode("utf-8")
-        if json_nesting_exceeds(text, MAX_DEPTH):
-            raise error(f"{what} is nested too deeply")
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_members,
-            parse_constant=lambda c: _reject(f"{c} is not JSON"),
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise error(f"{what} is not valid JSON") from e
+        return json_decode(raw, max_depth=MAX_DEPTH)
+    except ValidationError as e:
+        raise error(f"{what} is not valid JSON ({e})") from e
 
 
 def decode_b64(text: object, error: type[SdJwtInvalid], what: str) -> bytes:
@@ -189,11 +170,14 @@ def decode_b64(text: object, error: type[SdJwtInvalid], what: str) -> bytes:
 
 
 def decode_object(segment: object, error: type[SdJwtInvalid], what: str) -> dict[str, Any]:
-    """A base64url JSON-object segment (JWT header or payload); raises ``error``."""
-    value = loads_json(decode_b64(segment, error, what), error, what)
-    if not isinstance(value, dict):
-        raise error(f"{what} is not a JSON object")
-    return value
+    """A base64url JSON-object segment (JWT header or payload), decoded by the one JWS
+    module's strict decoder; raises ``error``."""
+    if not isinstance(segment, str):
+        raise error(f"{what} is not base64url")
+    try:
+        return decode_json_object(segment, what)
+    except JwsInvalid as e:
+        raise error(f"{what} is not canonical base64url of a JSON object ({e})") from e
 
 
 def encode_segment(value: Mapping[str, Any], encoding: JsonEncoding) -> str:

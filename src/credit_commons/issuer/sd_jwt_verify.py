@@ -3,24 +3,33 @@
 :func:`verify` raises a :mod:`~credit_commons.issuer.sd_jwt_errors` class for the first check
 that fails and returns only when every check passed.  The steps are numbered as in the RFC.
 
-JOSE policy (RFC 8725 §3.1): the ``alg`` must be one of ``EdDSA``, ``Ed25519`` and ``ES256``
-and must fit the key's type (checked by :meth:`PublicKey.verify`); ``none`` and HMAC are
-refused before any key is looked up.  The issuer key comes from the caller's resolver only:
-a header carrying ``jwk``, ``jku``, ``x5u``, ``x5c`` or ``crit`` is refused.
+JOSE policy (RFC 8725 §3.1), applied by the platform's one JWS module (``formats/jws.py``):
+the ``alg`` must be one of ``EdDSA``, ``Ed25519`` and ``ES256`` and must fit the key's type
+(checked by :meth:`PublicKey.verify`); ``none`` and HMAC are refused before any key is looked
+up.  The issuer key comes from the caller's resolver only: a header carrying ``jwk``, ``jku``,
+``x5u`` or ``x5c`` is refused, and so is any ``crit`` (no extension is understood).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from credit_commons.formats.jws import (
+    EMBEDDED_KEY_HEADERS,
+    JwsAlgorithmRefused,
+    JwsHeaderRefused,
+    JwsInvalid,
+    check_header,
+    parse_compact,
+)
 from credit_commons.issuer import sd_jwt_errors as errors
 from credit_commons.issuer.sd_jwt_format import (
     DEFAULT_HASH_ALG,
     ELLIPSIS,
-    FORBIDDEN_HEADER_PARAMS,
     HASH_ALGORITHMS,
     KB_TYP,
     MAX_DEPTH,
@@ -68,16 +77,24 @@ class Verified:
     key_binding: KeyBinding | None
 
 
+@contextmanager
+def _jose_errors(invalid: type[errors.SdJwtInvalid]) -> Iterator[None]:
+    # The one JWS parser's refusals, as this module's classes (RFC 9901 §7.1 step 2.1).
+    try:
+        yield
+    except JwsAlgorithmRefused as e:  # none, HS256, RS256…: RFC 8725 §3.1
+        raise errors.AlgorithmNotAllowed(str(e)) from e
+    except JwsHeaderRefused as e:  # jwk, jku, x5u, x5c, or any crit (RFC 7515 §4.1.11)
+        raise errors.EmbeddedKeyNotAllowed(str(e)) from e
+    except JwsInvalid as e:
+        raise invalid(str(e)) from e
+
+
 def _check_jose_header(header: Mapping[str, Any], invalid: type[errors.SdJwtInvalid]) -> str:
-    alg = header.get("alg")
-    if not isinstance(alg, str):
+    if not isinstance(header.get("alg"), str):
         raise invalid("the JOSE header has no alg")
-    if alg not in ACCEPTED_ALGS:  # none, HS256, RS256…: RFC 8725 §3.1, RFC 9901 §7.1 step 2.1
-        raise errors.AlgorithmNotAllowed(f"alg {alg!r} is not accepted")
-    refused = FORBIDDEN_HEADER_PARAMS & set(header)
-    if refused:
-        raise errors.EmbeddedKeyNotAllowed(f"header parameters {sorted(refused)} are refused")
-    return alg
+    with _jose_errors(invalid):
+        return check_header(header, algs=ACCEPTED_ALGS, refused_headers=EMBEDDED_KEY_HEADERS)
 
 
 def _check_signature(
@@ -87,9 +104,20 @@ def _check_signature(
     signature: str,
     invalid: type[errors.SdJwtInvalid],
 ) -> None:
-    raw = decode_b64(signature, invalid, "the signature")
+    _verify_signature(
+        key,
+        alg,
+        signing_input.encode("ascii"),
+        decode_b64(signature, invalid, "the signature"),
+        invalid,
+    )
+
+
+def _verify_signature(
+    key: PublicKey, alg: str, signing_input: bytes, raw: bytes, invalid: type[errors.SdJwtInvalid]
+) -> None:
     try:
-        key.verify(alg, signing_input.encode("ascii"), raw)
+        key.verify(alg, signing_input, raw)
     except (AlgorithmNotAllowed, KeyTypeMismatch) as e:
         raise errors.AlgorithmNotAllowed(f"alg {alg} does not fit the key") from e
     except SignatureInvalid as e:
@@ -219,13 +247,10 @@ def _verify_key_binding(
         holder_key = public_key_from_jwk(cnf["jwk"])
     except KeyInvalid as e:
         raise invalid("the cnf.jwk holder key is not usable") from e
-    segments = kb_jwt.split(".")
-    if len(segments) != 3:
-        raise invalid("the Key Binding JWT must have three parts")
-    header = decode_object(segments[0], invalid, "the KB-JWT header")
-    payload = decode_object(segments[1], invalid, "the KB-JWT payload")
-    alg = _check_jose_header(header, invalid)  # step 5.2
-    _check_signature(holder_key, alg, f"{segments[0]}.{segments[1]}", segments[2], invalid)  # 5.3
+    with _jose_errors(invalid):  # step 5.2: a compact JWS, alg allowed, no key, no crit
+        jws = parse_compact(kb_jwt, algs=ACCEPTED_ALGS, refused_headers=EMBEDDED_KEY_HEADERS)
+    header, payload = jws.header, jws.payload
+    _verify_signature(holder_key, jws.alg, jws.signing_input, jws.signature, invalid)  # 5.3
     if header.get("typ") != KB_TYP:  # step 5.4
         raise invalid("the Key Binding JWT typ must be kb+jwt")
     iat = _number(payload, "iat", invalid)  # step 5.5

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
+from credit_commons.formats.jws import sign_compact
 from credit_commons.issuer.errors import StatusTransitionInvalid
-from credit_commons.issuer.jws import sign_compact
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
 from credit_commons.issuer.status_list import (

@@ -17,9 +17,9 @@ from typing import Any
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
-from credit_commons.issuer.jws import decode_unverified
+from credit_commons.formats.jws import EMBEDDED_KEY_HEADERS, JwsAlgorithmRefused, parse_compact
 from credit_commons.issuer.status_list import StatusList, TokenStatus
-from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 
 __all__ = ["StatusListCache", "StatusListFetcher", "StatusListRejected", "status_list_cache"]
 
@@ -74,15 +74,18 @@ class StatusListFetcher:
     def _load(self, uri: str) -> StatusList:
         body, _headers = self._fetcher.get_bytes(uri, accept="application/statuslist+jwt")
         try:
-            header, payload, signing_input, signature = decode_unverified(body.decode("ascii"))
+            jws = parse_compact(body.decode("ascii"), algs=ACCEPTED_ALGS, refused_headers=())
+        except JwsAlgorithmRefused as e:
+            raise StatusListRejected("the status list signature does not verify") from e
         except (UnicodeDecodeError, CommonsError) as e:
             raise StatusListRejected("the status list is not a JWT") from e
+        header, payload = jws.header, jws.payload
         if header.get("typ") != "statuslist+jwt":
             raise StatusListRejected("the status list typ is not statuslist+jwt")
-        if {"jwk", "jku", "x5u", "x5c"} & set(header):
+        if EMBEDDED_KEY_HEADERS & set(header):
             raise StatusListRejected("keys embedded in the status list header are not accepted")
         try:
-            self._resolve(header).verify(header.get("alg"), signing_input, signature)
+            jws.verify(self._resolve(header))
         except CommonsError as e:
             raise StatusListRejected("the status list signature does not verify") from e
         if payload.get("sub") != uri:

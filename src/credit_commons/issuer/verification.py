@@ -28,10 +28,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from credit_commons.formats.jws import parse_compact
+from credit_commons.formats.vc_jwt import verify_vc_jwt
 from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
-from credit_commons.issuer.jws import decode_unverified
 from credit_commons.issuer.sd_jwt_vc import (
     CredentialRevoked,
     CredentialSuspended,
@@ -43,8 +44,7 @@ from credit_commons.issuer.sd_jwt_vc import (
 )
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.issuer.status_list import TokenStatus
-from credit_commons.issuer.vc_jwt import verify_vc_jwt
-from credit_commons.keys.algorithms import PublicKey
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.runtime import Runtime
 
@@ -159,11 +159,13 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[
     :class:`CredentialRevoked`.
     """
     keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
-    header, unverified, _, _ = decode_unverified(token)
+    # The kid and iss only pick the key; verify_vc_jwt refuses embedded keys with its error.
+    unverified_jws = parse_compact(token, algs=ACCEPTED_ALGS, refused_headers=())
+    header, unverified = unverified_jws.header, unverified_jws.payload
     key = keys.get(str(header.get("kid")))
     if key is None or not is_own_issuer(session, rt, unverified.get("iss")):
         raise UnknownIssuerKey("the credential's issuer key is not known here")
-    payload = verify_vc_jwt(token, key, now=int(rt.clock.now().timestamp()))
+    payload = verify_vc_jwt(token, key, algs=ACCEPTED_ALGS, now=int(rt.clock.now().timestamp()))
     vc = payload["vc"]
     types = {t.name for t in catalogue_service.list_types(session, rt)}
     if not types & set(vc.get("type", [])):

@@ -22,7 +22,7 @@ import httpx
 from credit_commons.core.encoding import b64url_encode, json_decode
 from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
-from credit_commons.issuer.jws import sign_compact
+from credit_commons.formats.jws import sign_compact
 from credit_commons.keys.algorithms import PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 

@@ -30,6 +30,7 @@ from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.settings import Settings
+from credit_commons.formats.jws import sign_compact
 from credit_commons.gateway import create_app
 from credit_commons.gateway.access_token import (
     LenderPrincipal,
@@ -39,7 +40,6 @@ from credit_commons.gateway.access_token import (
     require_scope,
 )
 from credit_commons.gateway.lender_deps import LenderDep, lender_for
-from credit_commons.issuer.jws import sign_compact
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.runtime import Runtime

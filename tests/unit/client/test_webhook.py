@@ -10,7 +10,7 @@ import pytest
 
 from credit_commons.client import Lender, LenderNotConfigured, WebhookInvalid
 from credit_commons.core.encoding import b64url_decode, b64url_encode
-from credit_commons.issuer.jws import sign_compact
+from credit_commons.formats.jws import sign_compact
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 

@@ -26,6 +26,7 @@ from joserfc.jwk import ECKey, OKPKey
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
 from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.formats.jws import JwsAlgorithmRefused
 from credit_commons.identity.predicate_errors import (
     AttestationAudienceMismatch,
     AttestationExpired,
@@ -652,11 +653,18 @@ def test_other_key_is_rejected(key: PrivateKey) -> None:
 def test_alg_none_is_rejected(key: PrivateKey) -> None:
     header, payload = decode(issue(key))
     unsigned = signing_input(header | {"alg": "none"}, payload)
+    # An unsecured JWS (RFC 7515 §6: alg none, empty signature) is refused for its alg, as the
+    # one JWS parser checks the header before the signature (RFC 7515 §5.2); an empty
+    # signature under an accepted alg is malformed.
+    with pytest.raises(AttestationSignatureInvalid):
+        verify(f"{unsigned}.", key)
     with pytest.raises(AttestationMalformed):
-        verify(f"{unsigned}.", key)  # an empty signature part
+        verify(f"{signing_input(header, payload)}.", key)
     with pytest.raises(AttestationSignatureInvalid) as info:
         verify(f"{unsigned}.{b64url_encode(b'x')}", key)
-    assert isinstance(info.value.__cause__, AlgorithmNotAllowed)
+    # Refused by the one JWS parser's allow-list, before any key is used (formats/jws.py).
+    assert isinstance(info.value.__cause__, JwsAlgorithmRefused)
+    assert info.value.__cause__.code == AlgorithmNotAllowed.code
 
 
 def test_hs256_with_the_public_key_as_secret_is_rejected(key: PrivateKey) -> None:
@@ -665,7 +673,7 @@ def test_hs256_with_the_public_key_as_secret_is_rejected(key: PrivateKey) -> Non
     mac = hmac.new(key.public_key.raw(), text.encode(), hashlib.sha256).digest()
     with pytest.raises(AttestationSignatureInvalid) as info:
         verify(f"{text}.{b64url_encode(mac)}", key)
-    assert isinstance(info.value.__cause__, AlgorithmNotAllowed)
+    assert isinstance(info.value.__cause__, JwsAlgorithmRefused)
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES384", "ES256K", "PS256", "EdDSA ", "eddsa", None, 1])

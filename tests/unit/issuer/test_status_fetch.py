@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from credit_commons.core.net import OutboundFetcher, UnsafeUrl
-from credit_commons.issuer.jws import sign_compact
+from credit_commons.formats.jws import sign_compact
 from credit_commons.issuer.status_fetch import StatusListFetcher, StatusListRejected
 from credit_commons.issuer.status_list import StatusList, TokenStatus
 from credit_commons.keys.algorithms import KeyType, PrivateKey

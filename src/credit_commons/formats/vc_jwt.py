@@ -8,11 +8,17 @@ the VC Data Model context, the types, ``credentialSubject`` (the claims) and a W
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from credit_commons.core.errors import IntegrityError
-from credit_commons.issuer.jws import decode_unverified, sign_compact
-from credit_commons.keys.algorithms import PublicKey, Signer
+from credit_commons.formats.jws import (
+    JwsHeaderRefused,
+    JwsSigner,
+    SignatureVerifier,
+    parse_compact,
+    sign_compact,
+)
 
 __all__ = ["VcJwtExpired", "VcJwtInvalid", "issue_vc_jwt", "verify_vc_jwt"]
 
@@ -44,7 +50,7 @@ def issue_vc_jwt(
     status_index: int,
     iat: int,
     exp: int,
-    signer: Signer,
+    signer: JwsSigner,
     kid: str,
 ) -> str:
     """Sign a ``jwt_vc_json`` credential."""
@@ -71,13 +77,29 @@ def issue_vc_jwt(
     return sign_compact({"typ": "JWT", "kid": kid}, payload, signer)
 
 
-def verify_vc_jwt(token: str, key: PublicKey, *, now: int, leeway: int = 60) -> dict[str, Any]:
-    """Verify the signature (algorithm allow-list), ``typ``, shape and validity period;
-    returns the payload.  Raises :class:`VcJwtInvalid` or :class:`VcJwtExpired`."""
-    header, payload, signing_input, signature = decode_unverified(token)
-    if header.get("typ") != "JWT" or {"jwk", "jku", "x5u", "x5c"} & set(header):
+def verify_vc_jwt(
+    token: str,
+    key: SignatureVerifier,
+    *,
+    algs: Collection[str],
+    now: int,
+    leeway: int = 60,
+) -> dict[str, Any]:
+    """Verify the signature (``alg`` in ``algs``), ``typ``, shape and validity period;
+    returns the payload.
+
+    Raises :class:`VcJwtInvalid` or :class:`VcJwtExpired`, the parser's
+    :class:`~credit_commons.formats.jws.JwsInvalid` for a token that is no compact JWS or
+    embeds a key, and what ``key.verify`` raises.
+    """
+    try:
+        jws = parse_compact(token, algs=algs)
+    except JwsHeaderRefused as e:  # an embedded key or a crit extension
+        raise VcJwtInvalid("not a jwt_vc_json credential header") from e
+    if jws.header.get("typ") != "JWT":
         raise VcJwtInvalid("not a jwt_vc_json credential header")
-    key.verify(header.get("alg"), signing_input, signature)
+    jws.verify(key)
+    payload = jws.payload
     vc = payload.get("vc")
     if (
         not isinstance(vc, dict)
