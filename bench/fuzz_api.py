@@ -5,15 +5,20 @@ afterwards; nothing configured is touched: every ``COMMONS_*`` variable of the c
 dropped), makes an administrator token and a lender client with an access token, then
 sends schema-generated requests to every operation of the server's OpenAPI document —
 lender routes with the lender's token, the others with the administrator's, so that
-authenticated routes are reached too — and reports every server error (5xx).
+authenticated routes are reached too — and validates every response with schemathesis'
+conformance checks: ``not_a_server_error`` (5xx), ``status_code_conformance`` (a status the
+OpenAPI document does not list for the operation), ``content_type_conformance`` (a media
+type it does not list) and ``response_schema_conformance`` (a body its schema refuses).
 
     .venv/bin/python bench/fuzz_api.py                 # >= 3,000 requests (60 per operation)
     .venv/bin/python bench/fuzz_api.py --per-operation 100 --seed 7
 
-Prints one JSON line per server error found and a summary line; exits 1 when any request
-got a 5xx.  Not part of the test suite (minutes, and random by design): each 5xx it finds
-gets its own regression test.  The rate limits are raised for the run (the fuzzer is one
-address sending thousands of requests); everything else is the default configuration.
+Prints one JSON line per failure (the check, the operation, the status, a curl command)
+and a summary line with the failures counted per check; exits 1 when any check failed or
+the server logged an unhandled error.  Not part of the test suite (minutes, and random by
+design): each finding gets its own regression test.  The rate limits are raised for the run
+(the fuzzer is one address sending thousands of requests); everything else is the default
+configuration.
 Generated URLs may make the server try outbound fetches (did:web, status lists): its SSRF
 guard refuses private addresses, and this machine reaches no other.
 """
@@ -37,6 +42,13 @@ from typing import Any
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from credit_commons.formats.jws import sign_compact
 from credit_commons.gateway.oauth import CLIENT_ASSERTION_TYPE
@@ -46,6 +58,12 @@ from credit_commons.keys.jwk import public_key_to_jwk
 
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 LENDER_GROUPS = {"lender-api", "onboarding"}
+CHECKS = (
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+)
 
 
 def free_port() -> int:
@@ -149,7 +167,7 @@ def _runner(
     per_operation: int,
     run_seed: int,
     statuses: Counter[int],
-    errors: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
 ) -> Any:
     name = f"{operation.method.upper()} {operation.path}"
     calls = [0]
@@ -175,15 +193,22 @@ def _runner(
             headers = generated
         response = case.call(base_url=base, headers=headers, timeout=30)
         statuses[response.status_code] += 1
-        if response.status_code >= 500:
-            errors.append(
-                {
-                    "operation": name,
-                    "status": response.status_code,
-                    "body": response.text[:300],
-                    "curl": case.as_curl_command(headers=headers),
-                }
-            )
+        for check in CHECKS:
+            # One check at a time, so that each failure is counted under its own check.
+            try:
+                case.validate_response(response, checks=[check], headers=headers)
+            except FailureGroup as group:
+                failures.append(
+                    {
+                        "check": check.__name__,
+                        "operation": name,
+                        "status": response.status_code,
+                        "content_type": response.headers.get("content-type"),
+                        "failure": "; ".join(f.title for f in group.exceptions),
+                        "body": response.text[:300],
+                        "curl": case.as_curl_command(headers=headers),
+                    }
+                )
 
     return run
 
@@ -191,20 +216,20 @@ def _runner(
 def fuzz(base: str, admin: str, lender: str, per_operation: int, run_seed: int) -> dict[str, Any]:
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     statuses: Counter[int] = Counter()
-    errors: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
         group = classify(operation.method.upper(), operation.path)
         token = lender if group in LENDER_GROUPS else admin
-        run = _runner(operation, base, token, per_operation, run_seed, statuses, errors)
+        run = _runner(operation, base, token, per_operation, run_seed, statuses, failures)
         run()
     return {
         "operations": operations,
         "requests": sum(statuses.values()),
         "by_status": dict(sorted(statuses.items())),
-        "errors": errors,
+        "failures": failures,
     }
 
 
@@ -227,19 +252,22 @@ def main() -> int:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
         unhandled = log.read_text().count('"unhandled error"')
-    for error in found["errors"]:
-        print(json.dumps(error))
+    failures = found["failures"]
+    for failure in failures:
+        print(json.dumps(failure))
+    by_check = Counter(failure["check"] for failure in failures)
     summary = {
         "figure": "fuzz_api",
         "operations": found["operations"],
         "requests": found["requests"],
-        "server_errors": len(found["errors"]),
+        "server_errors": sum(1 for f in failures if f["check"] == "not_a_server_error"),
+        "failures_by_check": {check.__name__: by_check[check.__name__] for check in CHECKS},
         "unhandled_in_log": unhandled,
         "by_status": found["by_status"],
         "seed": args.seed,
     }
     print(json.dumps(summary))
-    return 1 if found["errors"] or unhandled else 0
+    return 1 if failures or unhandled else 0
 
 
 if __name__ == "__main__":

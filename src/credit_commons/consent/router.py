@@ -17,6 +17,19 @@ from sqlalchemy.orm import Session
 from credit_commons.consent import denial_counts, history, holder_auth, retrieval, service
 from credit_commons.consent.access import Denied
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
+from credit_commons.consent.schemas import (
+    AccessRecord,
+    AssistAnswer,
+    AssistStarted,
+    ConsentDecision,
+    ConsentView,
+    DenialCount,
+    DiscoveredBorrower,
+    DiscoverySetting,
+    HolderKeyChanged,
+    RetrievedCredential,
+    RevokedAll,
+)
 from credit_commons.core.db import transaction
 from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import (
@@ -25,6 +38,7 @@ from credit_commons.gateway.lender_deps import (
     lender_for,
     require_scope,
 )
+from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
@@ -124,12 +138,21 @@ class Discoverable(_Strict):
 # -- lenders -----------------------------------------------------------------------------
 
 
-@lender_router.get("/v1/consents/jwks", summary="Keys that sign artefacts and webhooks.")
+@lender_router.get(
+    "/v1/consents/jwks",
+    summary="Keys that sign artefacts and webhooks.",
+    responses=answers(JwkSet),
+)
 def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return {"keys": [v.jwk() for v in service.consent_key_versions(session, runtime)]}
 
 
-@lender_router.post("/v1/consents", status_code=status.HTTP_201_CREATED, summary="Request consent.")
+@lender_router.post(
+    "/v1/consents",
+    status_code=status.HTTP_201_CREATED,
+    summary="Request consent.",
+    responses=answers(ConsentView, 401, 403, 404, 422, status=201),
+)
 def request_consent(
     body: ConsentRequest, session: SessionDep, runtime: RuntimeDep, lender: RequestingLender
 ) -> dict[str, Any]:
@@ -144,7 +167,11 @@ def request_consent(
     return service.request_consent(session, runtime, lender, body)
 
 
-@lender_router.get("/v1/consents/{consent_id}", summary="A consent's status and artefact.")
+@lender_router.get(
+    "/v1/consents/{consent_id}",
+    summary="A consent's status and artefact.",
+    responses=answers(ConsentView, 401, 403, 404, 422),
+)
 def read_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, lender: ReadingLender
 ) -> dict[str, Any]:
@@ -154,7 +181,11 @@ def read_consent(
     return service.get_for_lender(session, runtime, lender, consent_id)
 
 
-@lender_router.get("/v1/lender/credentials", summary="A credential under consent.")
+@lender_router.get(
+    "/v1/lender/credentials",
+    summary="A credential under consent.",
+    responses=answers(RetrievedCredential, 401, 403, 404, 422),
+)
 async def retrieve_credential(
     request: Request,
     consent_id: Annotated[str, Query(pattern=r"^cns_[0-9A-Z]{26}$")],
@@ -208,7 +239,11 @@ class ArtefactRetrieval(_Strict):
     ] = None
 
 
-@lender_router.post("/v1/lender/credentials", summary="A credential under a presented artefact.")
+@lender_router.post(
+    "/v1/lender/credentials",
+    summary="A credential under a presented artefact.",
+    responses=answers(RetrievedCredential, 401, 403, 404, 422),
+)
 def retrieve_by_artefact(
     body: ArtefactRetrieval,
     runtime: RuntimeDep,
@@ -232,7 +267,11 @@ def retrieve_by_artefact(
     return result
 
 
-@lender_router.get("/v1/lender/discovery", summary="Opted-in borrowers' public attributes.")
+@lender_router.get(
+    "/v1/lender/discovery",
+    summary="Opted-in borrowers' public attributes.",
+    responses=answers(list[DiscoveredBorrower], 401, 403, 422),
+)
 def discovery(
     session: SessionDep,
     runtime: RuntimeDep,
@@ -281,7 +320,11 @@ def get_borrower(
 BorrowerDep = Annotated[identity_service.Principal, Depends(get_borrower)]
 
 
-@borrower_router.get("/v1/borrowers/{token}/consents", summary="The borrower's consents.")
+@borrower_router.get(
+    "/v1/borrowers/{token}/consents",
+    summary="The borrower's consents.",
+    responses=answers(list[ConsentView], 401, 404, 422),
+)
 def list_consents(
     token: Token,
     session: SessionDep,
@@ -296,7 +339,9 @@ def list_consents(
 
 
 @borrower_router.get(
-    "/v1/borrowers/consents/{consent_id}", summary="One of the borrower's consents."
+    "/v1/borrowers/consents/{consent_id}",
+    summary="One of the borrower's consents.",
+    responses=answers(ConsentView, 401, 404, 422),
 )
 def get_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: BorrowerDep
@@ -307,6 +352,7 @@ def get_consent(
 @borrower_router.post(
     "/v1/borrowers/consents/{consent_id}/{action}",
     summary="Approve, reject, pause, resume or revoke a consent.",
+    responses=answers(ConsentDecision, 401, 404, 409, 422),
 )
 def decide(
     consent_id: ConsentId,
@@ -321,6 +367,7 @@ def decide(
 @borrower_router.post(
     "/v1/consents/{consent_id}/signed-approval",
     summary="Approve with a signature by the borrower's DID key (no session needed).",
+    responses=answers(ConsentDecision, 404, 409, 422),
 )
 def signed_approval(
     consent_id: ConsentId, body: Signature, session: SessionDep, runtime: RuntimeDep
@@ -331,6 +378,7 @@ def signed_approval(
 @borrower_router.post(
     "/v1/borrowers/{token}/consents/revoke-all",
     summary="Revoke every consent given to one lender.",
+    responses=answers(RevokedAll, 401, 404, 422),
 )
 def revoke_all(
     token: Token,
@@ -345,6 +393,7 @@ def revoke_all(
 @borrower_router.get(
     "/v1/borrowers/{token}/access-history",
     summary="Who saw what, when, allowed or denied — each with its log receipt.",
+    responses=answers(list[AccessRecord], 401, 404, 422),
 )
 def access_history(
     token: Token,
@@ -361,6 +410,7 @@ def access_history(
 @borrower_router.post(
     "/v1/borrowers/{token}/holder-key",
     summary="Replace the borrower's DID, in a request signed by the current one.",
+    responses=answers(HolderKeyChanged, 401, 404, 409, 422),
 )
 def change_holder_key(
     token: Token,
@@ -374,7 +424,11 @@ def change_holder_key(
     )
 
 
-@borrower_router.put("/v1/borrowers/{token}/discovery", summary="Opt in to or out of discovery.")
+@borrower_router.put(
+    "/v1/borrowers/{token}/discovery",
+    summary="Opt in to or out of discovery.",
+    responses=answers(DiscoverySetting, 401, 404, 422),
+)
 def set_discovery(
     token: Token,
     body: Discoverable,
@@ -391,6 +445,7 @@ def set_discovery(
 @borrower_router.post(
     "/v1/consents/{consent_id}/assist",
     summary="A field agent prepares a consent; a one-time code goes to the borrower.",
+    responses=answers(AssistStarted, 401, 404, 409, 422),
 )
 def assist(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
@@ -401,6 +456,7 @@ def assist(
 @borrower_router.post(
     "/v1/consents/{consent_id}/assist/confirm",
     summary="The agent submits the borrower's one-time code.",
+    responses=answers(AssistAnswer | ConsentDecision, 401, 404, 409, 422),
 )
 def confirm(
     consent_id: ConsentId,
@@ -418,6 +474,7 @@ def confirm(
 @operator_router.get(
     "/v1/admin/access-denials",
     summary="Hourly counts of refused requests that named no consent or borrower.",
+    responses=answers(list[DenialCount], 401, 404, 422),
 )
 def access_denials(
     session: ReadSessionDep,

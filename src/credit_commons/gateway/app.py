@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import BaseModel, Field
 
 from credit_commons import __version__
 from credit_commons.consent import router as consent_router
@@ -25,6 +26,7 @@ from credit_commons.gateway import lender_router, onboarding_router
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.api_docs import install_api_docs
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
+from credit_commons.gateway.openapi import answers, install_openapi, media
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
     RateLimitMiddleware,
@@ -48,6 +50,21 @@ from credit_commons.runtime import Runtime
 __all__ = ["create_app", "startup_checks"]
 
 log = logging.getLogger("credit_commons.gateway")
+
+
+class Health(BaseModel):
+    """The process is serving, at this version."""
+
+    status: Literal["ok"]
+    version: str
+
+
+class Readiness(BaseModel):
+    """The database answers and is migrated to this version's schema."""
+
+    status: Literal["ready"]
+    database: str = Field(description="the SQLAlchemy dialect: sqlite or postgresql")
+    schema_: str = Field(alias="schema", description="the migration revision")
 
 
 def startup_checks(runtime: Runtime) -> LogIdentity | None:
@@ -148,8 +165,14 @@ def create_app(
     install_rate_limit_handler(app)
     _include_routers(app)
     install_api_docs(app, openapi_url="/openapi.json")
+    install_openapi(app)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process is serving.")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness: the process is serving.",
+        responses=answers(Health),
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
@@ -157,7 +180,7 @@ def create_app(
         "/readyz",
         tags=["operations"],
         summary="Readiness: the database answers and is migrated to this version's schema.",
-        responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
+        responses=answers(Readiness, 503),
     )
     def readyz() -> Any:
         db.ping(runtime.engine)
@@ -180,7 +203,13 @@ def create_app(
             return diverged
         return {"status": "ready", "database": runtime.engine.dialect.name, "schema": current}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics.",
+        response_class=Response,
+        responses=media({CONTENT_TYPE_LATEST: {"type": "string"}}),
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

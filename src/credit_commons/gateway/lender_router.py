@@ -17,7 +17,9 @@ from credit_commons.core.db import transaction
 from credit_commons.gateway import access_token, clients, oauth
 from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import LenderDep
+from credit_commons.gateway.openapi import JwkSet, answers, oauth_errors
 from credit_commons.gateway.ratelimit import rate_limits, remember
+from credit_commons.gateway.schemas import AccessTokenResponse, LenderClientView, LenderSelf
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.runtime import Runtime
 
@@ -49,7 +51,12 @@ class LenderUpdate(BaseModel):
     active: bool | None = None
 
 
-@router.post("/v1/admin/lenders", status_code=201, summary="Register a lender client.")
+@router.post(
+    "/v1/admin/lenders",
+    status_code=201,
+    summary="Register a lender client.",
+    responses=answers(LenderClientView, 401, 404, 422, status=201),
+)
 def register(
     body: LenderCreate, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -64,13 +71,19 @@ def register(
     )
 
 
-@router.get("/v1/admin/lenders/{client_id}", summary="A lender client.")
+@router.get(
+    "/v1/admin/lenders/{client_id}",
+    summary="A lender client.",
+    responses=answers(LenderClientView, 401, 404, 422),
+)
 def read(client_id: ClientIdPath, session: ReadSessionDep, principal: PrincipalDep) -> Any:
     return clients.read_client(session, principal, client_id)
 
 
 @router.patch(
-    "/v1/admin/lenders/{client_id}", summary="Replace a lender's keys, or (de)activate it."
+    "/v1/admin/lenders/{client_id}",
+    summary="Replace a lender's keys, or (de)activate it.",
+    responses=answers(LenderClientView, 401, 404, 422),
 )
 def update(
     client_id: ClientIdPath,
@@ -111,7 +124,7 @@ async def _form(request: Request) -> dict[str, str]:
 @router.post(
     "/oauth/token",
     summary="Token endpoint: client credentials with private_key_jwt (RFC 6749 §4.4, RFC 7523).",
-    responses={400: {"description": "RFC 6749 §5.2 error"}, 401: {"description": "idem"}},
+    responses={**answers(AccessTokenResponse), **oauth_errors(400, 401)},
 )
 async def token(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
@@ -149,12 +162,20 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(body, headers=_TOKEN_HEADERS)
 
 
-@router.get("/oauth/jwks", summary="The keys that verify lender access tokens.")
+@router.get(
+    "/oauth/jwks",
+    summary="The keys that verify lender access tokens.",
+    responses=answers(JwkSet),
+)
 def jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return access_token.oauth_jwks(session, runtime)
 
 
-@router.get("/v1/lender/client", summary="The calling lender's own registration.")
+@router.get(
+    "/v1/lender/client",
+    summary="The calling lender's own registration.",
+    responses=answers(LenderSelf, 401, 403),
+)
 def whoami(lender: LenderDep, session: ReadSessionDep, response: Response) -> dict[str, Any]:
     client = clients.get_client(session, lender.client_id)
     response.headers.update(NO_STORE)

@@ -17,6 +17,8 @@ from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway import clients
 from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.lender_deps import authenticate_request
+from credit_commons.gateway.openapi import answers
+from credit_commons.gateway.schemas import AuthorityCreated, AuthorityView, BindingView, DeskToken
 from credit_commons.identity import onboarding
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.router import PrincipalDep
@@ -49,6 +51,7 @@ class AuthorityUpdate(BaseModel):
     "/v1/admin/onboarding-authorities",
     status_code=status.HTTP_201_CREATED,
     summary="Designate an onboarding authority (a bank, or an issuer desk with its own token).",
+    responses=answers(AuthorityCreated, 401, 404, 409, 422, status=201),
 )
 def designate(
     body: AuthorityCreate,
@@ -75,13 +78,19 @@ def designate(
     )
 
 
-@router.get("/v1/admin/onboarding-authorities", summary="Every onboarding authority.")
+@router.get(
+    "/v1/admin/onboarding-authorities",
+    summary="Every onboarding authority.",
+    responses=answers(list[AuthorityView], 401, 404),
+)
 def list_all(session: ReadSessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
     return onboarding.list_authorities(session, principal)
 
 
 @router.patch(
-    "/v1/admin/onboarding-authorities/{authority_id}", summary="(De)activate an authority."
+    "/v1/admin/onboarding-authorities/{authority_id}",
+    summary="(De)activate an authority.",
+    responses=answers(AuthorityView, 401, 404, 422),
 )
 def update(
     authority_id: AuthorityPath,
@@ -99,6 +108,7 @@ def update(
     "/v1/admin/onboarding-authorities/{authority_id}/tokens",
     status_code=status.HTTP_201_CREATED,
     summary="A new bearer token for an issuer desk (shown once).",
+    responses=answers(DeskToken, 401, 404, 422, status=201),
 )
 def desk_token(
     authority_id: AuthorityPath,
@@ -115,6 +125,7 @@ def desk_token(
     "/v1/onboarding/bindings",
     status_code=status.HTTP_201_CREATED,
     summary="Bind an identifier to an identity on an onboarding authority's attestation.",
+    responses=answers(BindingView, 401, 403, 404, 409, 422, status=201),
 )
 def bind(
     body: IdentifierBinding,

@@ -13,13 +13,19 @@ from fastapi import APIRouter, Depends, Header, Path, Response, status
 
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.identity import delegations, service
 from credit_commons.identity.predicates import PredicateRequest
 from credit_commons.identity.schemas import (
     IDENTITY_TOKEN_PATTERN,
+    AttestationView,
     DelegationCreate,
+    DelegationView,
     IdentityCreate,
+    IdentityCreated,
     IdentityUpdate,
+    IdentityView,
+    ProfileView,
 )
 
 __all__ = ["attestations_router", "router"]
@@ -41,7 +47,12 @@ def get_principal(
 PrincipalDep = Annotated[service.Principal, Depends(get_principal)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Register an identity.")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Register an identity.",
+    responses=answers(IdentityCreated, 401, 404, 409, 422, status=201),
+)
 def create(
     body: IdentityCreate,
     session: SessionDep,
@@ -56,14 +67,22 @@ def create(
     return service.create_identity(session, runtime, body, principal)
 
 
-@router.get("/{token}", summary="Identity metadata (no personal data).")
+@router.get(
+    "/{token}",
+    summary="Identity metadata (no personal data).",
+    responses=answers(IdentityView, 401, 404, 422),
+)
 def read(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return service.get_identity(session, runtime, principal, token)
 
 
-@router.patch("/{token}", summary="Change roles or verification level (administrators).")
+@router.patch(
+    "/{token}",
+    summary="Change roles or verification level (administrators).",
+    responses=answers(IdentityView, 401, 404, 422),
+)
 def update(
     token: TokenPath,
     body: IdentityUpdate,
@@ -74,7 +93,11 @@ def update(
     return service.update_identity(session, runtime, principal, token, body)
 
 
-@router.get("/{token}/profile", summary="The identity's personal fields.")
+@router.get(
+    "/{token}/profile",
+    summary="The identity's personal fields.",
+    responses=answers(ProfileView, 401, 404, 422),
+)
 def profile(
     token: TokenPath,
     session: SessionDep,
@@ -86,7 +109,11 @@ def profile(
     return service.get_profile(session, runtime, principal, token)
 
 
-@router.post("/{token}/verify", summary="A signed attestation of predicates (booleans only).")
+@router.post(
+    "/{token}/verify",
+    summary="A signed attestation of predicates (booleans only).",
+    responses=answers(AttestationView, 401, 404, 422),
+)
 def verify(
     token: TokenPath,
     body: PredicateRequest,
@@ -102,7 +129,9 @@ def verify(
 attestations_router = APIRouter(prefix="/v1/attestations", tags=["identities"])
 
 
-@attestations_router.get("/jwks", summary="Keys that sign predicate attestations.")
+@attestations_router.get(
+    "/jwks", summary="Keys that sign predicate attestations.", responses=answers(JwkSet)
+)
 def attestation_keys(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     service.attestation_signer(session, runtime)
     return {"keys": [v.jwk() for v in runtime.key_store.versions(session, service.ATTESTATION_KEY)]}
@@ -112,7 +141,10 @@ DelegationPath = Annotated[str, Path(pattern=r"^dlg_[0-9A-Z]{26}$")]
 
 
 @router.post(
-    "/{token}/delegations", status_code=status.HTTP_201_CREATED, summary="Offer a delegation."
+    "/{token}/delegations",
+    status_code=status.HTTP_201_CREATED,
+    summary="Offer a delegation.",
+    responses=answers(DelegationView, 401, 404, 409, 422, status=201),
 )
 def delegate(
     token: TokenPath,
@@ -124,14 +156,22 @@ def delegate(
     return delegations.create_delegation(session, runtime, principal, token, body)
 
 
-@router.get("/{token}/delegations", summary="Delegations this identity is a party to.")
+@router.get(
+    "/{token}/delegations",
+    summary="Delegations this identity is a party to.",
+    responses=answers(list[DelegationView], 401, 404, 422),
+)
 def list_delegations(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[dict[str, Any]]:
     return delegations.list_delegations(session, runtime, principal, token)
 
 
-@router.post("/{token}/delegations/{delegation_id}/accept", summary="Accept (as the delegatee).")
+@router.post(
+    "/{token}/delegations/{delegation_id}/accept",
+    summary="Accept (as the delegatee).",
+    responses=answers(DelegationView, 401, 404, 409, 422),
+)
 def accept(
     token: TokenPath,
     delegation_id: DelegationPath,
@@ -144,7 +184,11 @@ def accept(
     return delegations.accept_delegation(session, runtime, principal, delegation_id)
 
 
-@router.delete("/{token}/delegations/{delegation_id}", summary="Revoke (either party).")
+@router.delete(
+    "/{token}/delegations/{delegation_id}",
+    summary="Revoke (either party).",
+    responses=answers(DelegationView, 401, 404, 422),
+)
 def revoke(
     token: TokenPath,
     delegation_id: DelegationPath,

@@ -11,15 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from credit_commons.identity.identifiers import IdentifierKind
 
 __all__ = [
+    "AttestationView",
     "Attributes",
+    "ClaimAnswer",
     "DelegationCreate",
     "DelegationType",
+    "DelegationView",
     "IdentifierBinding",
+    "IdentifierView",
     "IdentityCreate",
+    "IdentityCreated",
     "IdentityKind",
     "IdentityUpdate",
+    "IdentityView",
     "Permission",
     "Profile",
+    "ProfileView",
     "Role",
     "VerificationLevel",
 ]
@@ -156,3 +163,78 @@ class IdentityUpdate(_Strict):
 
     roles: Annotated[list[Role], Field(min_length=1, max_length=5)] | None = None
     verification_level: VerificationLevel | None = None
+
+
+# -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
+
+
+class IdentifierView(BaseModel):
+    """One of an identity's identifiers: its kind and binding, never its value."""
+
+    kind: str
+    status: str = Field(description="unverified or bound")
+    authority_id: str | None = None
+    evidence_digest: str | None = None
+    bound_at: str | None = None
+
+
+class IdentityCreated(BaseModel):
+    """A registered identity and its first access token (shown once)."""
+
+    identity_token: str
+    access_token: str
+    expires_at: str
+    event_id: str
+    identifiers: list[IdentifierView]
+
+
+class IdentityView(BaseModel):
+    """Identity metadata: no personal data."""
+
+    identity_token: str
+    kind: str
+    roles: list[str]
+    verification_level: str
+    owner_token: str | None
+    created_at: str
+    identifiers: list[IdentifierView]
+
+
+class ProfileView(BaseModel):
+    """The identity's personal fields as registered (empty when it has none)."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    did: str | None = None
+
+
+class ClaimAnswer(BaseModel):
+    """Whether one claim holds: never the value."""
+
+    claim: str
+    satisfied: bool
+
+
+class AttestationView(BaseModel):
+    """A signed attestation (a JWT) of boolean results, with the results in clear."""
+
+    attestation: str
+    results: list[ClaimAnswer]
+    all_satisfied: bool
+
+
+class DelegationView(BaseModel):
+    """A delegation, with whether it is in effect now."""
+
+    id: str
+    type: str
+    delegator_token: str
+    delegatee_token: str
+    permissions: list[str]
+    expires_at: str
+    accepted_by_delegator: bool
+    accepted_by_delegatee: bool
+    revoked: bool
+    effective: bool

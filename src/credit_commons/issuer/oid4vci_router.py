@@ -14,8 +14,18 @@ from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.openapi import answers, media, oauth_errors
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import oid4vci
+from credit_commons.issuer.schemas import (
+    AuthorizationServerMetadata,
+    CredentialIssuerMetadata,
+    CredentialOffer,
+    CredentialResponse,
+    NonceResponse,
+    OfferCreated,
+    TokenResponse,
+)
 from credit_commons.runtime import Runtime
 
 __all__ = ["install_oauth_errors", "router"]
@@ -43,17 +53,30 @@ class OfferRequest(BaseModel):
     format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
 
 
-@router.get("/.well-known/openid-credential-issuer", summary="Credential Issuer Metadata.")
+@router.get(
+    "/.well-known/openid-credential-issuer",
+    summary="Credential Issuer Metadata.",
+    responses=answers(CredentialIssuerMetadata),
+)
 def issuer_metadata(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return oid4vci.credential_issuer_metadata(session, runtime)
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Authorization Server Metadata.")
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="Authorization Server Metadata.",
+    responses=answers(AuthorizationServerMetadata),
+)
 def as_metadata(runtime: RuntimeDep) -> dict[str, Any]:
     return oid4vci.authorization_server_metadata(runtime)
 
 
-@router.post("/v1/credential-offers", status_code=201, summary="Create a credential offer.")
+@router.post(
+    "/v1/credential-offers",
+    status_code=201,
+    summary="Create a credential offer.",
+    responses=answers(OfferCreated, 401, 404, 409, 422, status=201),
+)
 def create_offer(
     body: OfferRequest,
     session: SessionDep,
@@ -75,7 +98,11 @@ def create_offer(
     return created
 
 
-@router.get("/v1/credential-offers/{offer_id}", summary="A credential offer by reference.")
+@router.get(
+    "/v1/credential-offers/{offer_id}",
+    summary="A credential offer by reference.",
+    responses=answers(CredentialOffer, 404, 422),
+)
 def get_offer(
     offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep, response: Response
 ) -> dict[str, Any]:
@@ -84,7 +111,10 @@ def get_offer(
 
 
 @router.get(
-    "/v1/credential-offers/{offer_id}/qr.svg", summary="The offer (by reference) as a QR code."
+    "/v1/credential-offers/{offer_id}/qr.svg",
+    summary="The offer (by reference) as a QR code.",
+    response_class=Response,
+    responses=media({"image/svg+xml": {"type": "string"}}, 404, 422),
 )
 def offer_qr(offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep) -> Response:
     oid4vci.get_offer(session, runtime, offer_id)  # 404 unless it exists
@@ -94,7 +124,11 @@ def offer_qr(offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep) -> R
     return Response(buffer.getvalue(), media_type="image/svg+xml", headers=NO_STORE)
 
 
-@router.post("/token", summary="Token endpoint (pre-authorized code).")
+@router.post(
+    "/token",
+    summary="Token endpoint (pre-authorized code).",
+    responses={**answers(TokenResponse), **oauth_errors(400)},
+)
 async def token(request: Request) -> JSONResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise oid4vci.OAuthError("invalid_request", "the token request must be form-encoded")
@@ -118,13 +152,17 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(result, headers=NO_STORE)
 
 
-@router.post("/nonce", summary="Nonce endpoint.")
+@router.post("/nonce", summary="Nonce endpoint.", responses=answers(NonceResponse))
 def nonce(session: SessionDep, runtime: RuntimeDep, response: Response) -> dict[str, str]:
     response.headers.update(NO_STORE)
     return oid4vci.new_nonce(session, runtime)
 
 
-@router.post("/credential", summary="Credential endpoint.")
+@router.post(
+    "/credential",
+    summary="Credential endpoint.",
+    responses={**answers(CredentialResponse, 422), **oauth_errors(400, 401)},
+)
 def credential(
     body: dict[str, Any],
     session: SessionDep,

@@ -9,9 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.openapi import answers, media
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import credentials, service, status, trust, verification
-from credit_commons.issuer.schemas import BatchIssue, IssueItem
+from credit_commons.issuer.schemas import (
+    BatchIssue,
+    CredentialRecord,
+    CredentialTypeView,
+    DidDocument,
+    IssuedBatch,
+    IssuedCredential,
+    IssueItem,
+    JwtVcIssuerMetadata,
+    SdJwtVerified,
+    StatusChanged,
+    TrustedIssuerView,
+    VcJwtVerified,
+)
 
 __all__ = ["credentials_router", "router", "status_router", "trust_router"]
 
@@ -29,12 +43,14 @@ class TypeDefinition(BaseModel):
     default_validity_days: Annotated[int, Field(ge=1, le=3650)] = 365
 
 
-@router.get("", summary="Every credential type.")
+@router.get("", summary="Every credential type.", responses=answers(list[CredentialTypeView]))
 def list_types(session: SessionDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
     return [t.as_json() for t in service.list_types(session, runtime)]
 
 
-@router.get("/{name}", summary="One credential type.")
+@router.get(
+    "/{name}", summary="One credential type.", responses=answers(CredentialTypeView, 404, 422)
+)
 def get_type(
     name: Annotated[str, Path(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")],
     session: SessionDep,
@@ -43,7 +59,11 @@ def get_type(
     return service.get_type(session, runtime, name).as_json()
 
 
-@router.put("", summary="Add or replace a credential type (administrators).")
+@router.put(
+    "",
+    summary="Add or replace a credential type (administrators).",
+    responses=answers(CredentialTypeView, 401, 404, 409, 422),
+)
 def put_type(
     body: TypeDefinition, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -54,7 +74,28 @@ def put_type(
 status_router = APIRouter(tags=["status lists"])
 
 
-@status_router.get("/status-lists/{list_id}", summary="A signed status list.")
+@status_router.get(
+    "/status-lists/{list_id}",
+    summary="A signed status list.",
+    response_class=Response,
+    responses={
+        **media(
+            {
+                "application/statuslist+jwt": {
+                    "type": "string",
+                    "description": "IETF Token Status List, a JWT",
+                },
+                "application/vc+jwt": {
+                    "type": "string",
+                    "description": "W3C Bitstring Status List credential, a VC-JWT",
+                },
+            },
+            404,
+            422,
+        ),
+        304: {"description": "Not modified (If-None-Match named the current ETag)."},
+    },
+)
 def status_list(
     list_id: Annotated[str, Path(pattern=r"^sl_[0-9A-Z]{26}$")],
     session: SessionDep,
@@ -106,17 +147,30 @@ class PresentationCheck(BaseModel):
     nonce: Annotated[str, Field(min_length=8, max_length=128)]
 
 
-@credentials_router.get("/.well-known/did.json", summary="The issuer's did:web document.")
+@credentials_router.get(
+    "/.well-known/did.json",
+    summary="The issuer's did:web document.",
+    responses=answers(DidDocument),
+)
 def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return credentials.did_document(session, runtime)
 
 
-@credentials_router.get("/.well-known/jwt-vc-issuer", summary="JWT VC Issuer Metadata.")
+@credentials_router.get(
+    "/.well-known/jwt-vc-issuer",
+    summary="JWT VC Issuer Metadata.",
+    responses=answers(JwtVcIssuerMetadata),
+)
 def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     return credentials.issuer_metadata(session, runtime)
 
 
-@credentials_router.post("/v1/credentials", status_code=201, summary="Issue an SD-JWT VC.")
+@credentials_router.post(
+    "/v1/credentials",
+    status_code=201,
+    summary="Issue an SD-JWT VC.",
+    responses=answers(IssuedCredential, 401, 404, 409, 422, status=201),
+)
 def issue_credential(
     body: IssueRequest, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -133,7 +187,10 @@ def issue_credential(
 
 
 @credentials_router.post(
-    "/v1/credentials/batch", status_code=201, summary="Issue up to 1,000 credentials, all or none."
+    "/v1/credentials/batch",
+    status_code=201,
+    summary="Issue up to 1,000 credentials, all or none.",
+    responses=answers(IssuedBatch, 401, 404, 409, 422, status=201),
 )
 def issue_credentials(
     body: BatchIssue, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
@@ -150,7 +207,11 @@ def issue_credentials(
     return {"items": issued}
 
 
-@credentials_router.get("/v1/credentials", summary="A subject's credentials (registry metadata).")
+@credentials_router.get(
+    "/v1/credentials",
+    summary="A subject's credentials (registry metadata).",
+    responses=answers(list[CredentialRecord], 401, 404, 422),
+)
 def list_credentials(
     subject: Annotated[str, Query(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")],
     session: SessionDep,
@@ -161,7 +222,9 @@ def list_credentials(
 
 
 @credentials_router.post(
-    "/v1/credentials/{credential_id}/{action}", summary="Revoke, suspend, reinstate."
+    "/v1/credentials/{credential_id}/{action}",
+    summary="Revoke, suspend, reinstate.",
+    responses=answers(StatusChanged, 401, 404, 409, 422),
 )
 def change_status(
     credential_id: Annotated[str, Path(pattern=r"^crd_[0-9A-Z]{26}$")],
@@ -176,6 +239,7 @@ def change_status(
 @credentials_router.post(
     "/v1/credentials/verify",
     summary="Verify a jwt_vc_json credential, or an SD-JWT VC without key binding.",
+    responses=answers(VcJwtVerified | SdJwtVerified, 400, 422, 502),
 )
 def verify_credential(
     body: CredentialCheck, session: ReadSessionDep, runtime: RuntimeDep
@@ -185,7 +249,11 @@ def verify_credential(
     return verification.verify_vc_jwt_credential(session, runtime, body.credential)
 
 
-@credentials_router.post("/v1/presentations/verify", summary="Verify an SD-JWT VC presentation.")
+@credentials_router.post(
+    "/v1/presentations/verify",
+    summary="Verify an SD-JWT VC presentation.",
+    responses=answers(SdJwtVerified, 400, 422, 502),
+)
 def verify_presentation(
     body: PresentationCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
@@ -204,21 +272,34 @@ class TrustedIssuer(BaseModel):
     issuer: Annotated[str, Field(min_length=8, max_length=512)]
 
 
-@trust_router.get("", summary="The trusted issuers (administrators).")
+@trust_router.get(
+    "",
+    summary="The trusted issuers (administrators).",
+    responses=answers(list[TrustedIssuerView], 401, 404),
+)
 def list_trusted(
     session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[dict[str, Any]]:
     return trust.list_trusted_issuers(session, runtime, principal)
 
 
-@trust_router.post("", status_code=201, summary="Trust an issuer (administrators).")
+@trust_router.post(
+    "",
+    status_code=201,
+    summary="Trust an issuer (administrators).",
+    responses=answers(TrustedIssuerView, 401, 404, 409, 422, status=201),
+)
 def add_trusted(
     body: TrustedIssuer, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     return trust.add_trusted_issuer(session, runtime, principal, body.issuer)
 
 
-@trust_router.delete("/{entry_id}", summary="Stop trusting an issuer (administrators).")
+@trust_router.delete(
+    "/{entry_id}",
+    summary="Stop trusting an issuer (administrators).",
+    responses=answers(TrustedIssuerView, 401, 404, 422),
+)
 def remove_trusted(
     entry_id: Annotated[str, Path(pattern=r"^tis_[0-9A-Z]{26}$")],
     session: SessionDep,

@@ -8,7 +8,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.issuer.credentials import IssueRequest
 
-__all__ = ["MAX_BATCH", "BatchIssue", "IssueItem"]
+__all__ = [
+    "MAX_BATCH",
+    "AuthorizationServerMetadata",
+    "BatchIssue",
+    "CredentialIssuerMetadata",
+    "CredentialOffer",
+    "CredentialRecord",
+    "CredentialResponse",
+    "CredentialTypeView",
+    "DidDocument",
+    "IssueItem",
+    "IssuedBatch",
+    "IssuedCredential",
+    "JwtVcIssuerMetadata",
+    "NonceResponse",
+    "OfferCreated",
+    "SdJwtVerified",
+    "StatusChanged",
+    "TokenResponse",
+    "TrustedIssuerView",
+    "VcJwtVerified",
+]
 
 MAX_BATCH = 1_000
 """The most credentials one ``POST /v1/credentials/batch`` (and one CLI transaction) issues."""
@@ -34,3 +55,153 @@ class BatchIssue(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     items: Annotated[list[IssueItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+# -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
+
+
+class CredentialTypeView(BaseModel):
+    """A credential type of the catalogue: its JSON Schema and what may be disclosed."""
+
+    name: str
+    vct: str
+    schema_: Annotated[dict[str, Any], Field(alias="schema")]
+    disclosable: list[str]
+    default_validity_days: int
+
+
+class IssuedCredential(BaseModel):
+    """An issued credential: the SD-JWT VC or VC-JWT itself, shown to the issuer once."""
+
+    credential_id: str
+    format: str
+    credential: str
+    expires_at: str
+    event_id: str
+
+
+class IssuedBatch(BaseModel):
+    """The credentials of a batch, in the order of its items."""
+
+    items: list[IssuedCredential]
+
+
+class CredentialRecord(BaseModel):
+    """Registry metadata of an issued credential (never the credential)."""
+
+    credential_id: str
+    type: str
+    format: str
+    issued_at: str
+    expires_at: str
+
+
+class StatusChanged(BaseModel):
+    """A credential's new status."""
+
+    credential_id: str
+    status: str
+
+
+class SdJwtVerified(BaseModel):
+    """A verified SD-JWT VC (or presentation): its type and the disclosed claims."""
+
+    valid: Literal[True]
+    vct: str
+    claims: dict[str, Any]
+
+
+class VcJwtVerified(BaseModel):
+    """A verified jwt_vc_json credential: its types, holder and subject claims."""
+
+    valid: Literal[True]
+    type: list[str]
+    holder: str | None
+    claims: dict[str, Any]
+
+
+class TrustedIssuerView(BaseModel):
+    """A trusted issuer entry."""
+
+    id: str
+    issuer: str
+    kind: str
+    added_at: str
+
+
+class JwtVcIssuerMetadata(BaseModel):
+    """JWT VC Issuer Metadata (SD-JWT VC draft §5): the issuer and its keys."""
+
+    issuer: str
+    jwks: dict[str, Any]
+
+
+class DidDocument(BaseModel):
+    """A did:web DID document (did:web method spec §3.2)."""
+
+    context: Annotated[list[str], Field(alias="@context")]
+    id: str
+    verificationMethod: list[dict[str, Any]]  # noqa: N815 - the DID Core member name
+    assertionMethod: list[str]  # noqa: N815
+    authentication: list[str]
+
+
+class CredentialIssuerMetadata(BaseModel):
+    """Credential Issuer Metadata (OID4VCI 1.0 §12.2)."""
+
+    credential_issuer: str
+    authorization_servers: list[str]
+    credential_endpoint: str
+    nonce_endpoint: str
+    credential_configurations_supported: dict[str, dict[str, Any]]
+
+
+class AuthorizationServerMetadata(BaseModel):
+    """Authorization Server Metadata (RFC 8414 §2) for the pre-authorized code flow."""
+
+    issuer: str
+    token_endpoint: str
+    grant_types_supported: list[str]
+    pre_authorized_anonymous: Annotated[
+        bool, Field(alias="pre-authorized_grant_anonymous_access_supported")
+    ]
+
+
+class OfferCreated(BaseModel):
+    """A credential offer (OID4VCI 1.0 §4.1), by value and by reference, and its
+    transaction code when one was asked for."""
+
+    offer_id: str
+    credential_offer: dict[str, Any]
+    offer_uri: str
+    offer_uri_by_reference: str
+    tx_code: str | None
+    expires_at: str
+
+
+class CredentialOffer(BaseModel):
+    """A credential offer object (OID4VCI 1.0 §4.1.1)."""
+
+    credential_issuer: str
+    credential_configuration_ids: list[str]
+    grants: dict[str, Any]
+
+
+class TokenResponse(BaseModel):
+    """An access token (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class NonceResponse(BaseModel):
+    """A fresh nonce for key proofs (OID4VCI 1.0 §7.2)."""
+
+    c_nonce: str
+
+
+class CredentialResponse(BaseModel):
+    """The issued credentials (OID4VCI 1.0 §8.3)."""
+
+    credentials: list[dict[str, str]]

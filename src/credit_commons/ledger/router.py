@@ -13,9 +13,17 @@ from sqlalchemy.orm import Session
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
+from credit_commons.gateway.openapi import answers, media
 from credit_commons.ledger import service
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow
+from credit_commons.ledger.schemas import (
+    ConsistencyProof,
+    InclusionProof,
+    LogEntry,
+    LogKey,
+    Receipt,
+)
 from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
 
 __all__ = ["parse_tile_path", "router", "tiles_router"]
@@ -29,6 +37,8 @@ _FRESH = {"Cache-Control": "no-cache"}
 _NOTE = "text/plain; charset=utf-8"
 _ELEMENT = re.compile(r"x[0-9]{3}")
 _LAST = re.compile(r"[0-9]{3}")
+_NOTE_BODY = media({_NOTE: {"type": "string", "description": "a C2SP signed note"}}, 404)
+_TILE_BODY = media({"application/octet-stream": {"type": "string", "format": "binary"}}, 404)
 
 
 def _checkpoint_text(session: Session) -> str:
@@ -38,20 +48,31 @@ def _checkpoint_text(session: Session) -> str:
     return service.checkpoint_with_cosignatures(session, row)
 
 
-@router.get("/checkpoint", summary="The latest checkpoint with its cosignatures (signed note).")
+@router.get(
+    "/checkpoint",
+    summary="The latest checkpoint with its cosignatures (signed note).",
+    response_class=Response,
+    responses=_NOTE_BODY,
+)
 @router.head("/checkpoint", include_in_schema=False)
 def get_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
 
-@router.get("/key", summary="The log's origin and signed-note verifier key.")
+@router.get(
+    "/key", summary="The log's origin and signed-note verifier key.", responses=answers(LogKey)
+)
 def get_key(runtime: RuntimeDep) -> dict[str, str]:
     # The identity recorded when the log was created, whatever the public URL is now.
     identity = log_identity(runtime)
     return {"origin": identity.origin, "vkey": identity.vkey}
 
 
-@router.get("/proof/inclusion", summary="Inclusion proof of a leaf, by index or by leaf hash.")
+@router.get(
+    "/proof/inclusion",
+    summary="Inclusion proof of a leaf, by index or by leaf hash.",
+    responses=answers(InclusionProof, 404, 422),
+)
 def get_inclusion(
     session: ReadSessionDep,
     runtime: RuntimeDep,
@@ -73,7 +94,11 @@ def get_inclusion(
     return service.inclusion_proof(session, index, size, runtime.extras_tile_cache())
 
 
-@router.get("/proof/consistency", summary="Consistency proof between two tree sizes.")
+@router.get(
+    "/proof/consistency",
+    summary="Consistency proof between two tree sizes.",
+    responses=answers(ConsistencyProof, 404, 422),
+)
 def get_consistency(
     session: ReadSessionDep,
     runtime: RuntimeDep,
@@ -83,7 +108,11 @@ def get_consistency(
     return service.consistency_proof(session, from_, to, runtime.extras_tile_cache())
 
 
-@router.get("/entries", summary="Log entries [start, end), at most 1000.")
+@router.get(
+    "/entries",
+    summary="Log entries [start, end), at most 1000.",
+    responses=answers(list[LogEntry], 422),
+)
 def get_entries(
     session: ReadSessionDep,
     start: Annotated[int, Query(ge=0)],
@@ -92,7 +121,11 @@ def get_entries(
     return service.entries(session, start, end)
 
 
-@router.get("/receipts/{event_id}", summary="Public receipt of an event (without the event body).")
+@router.get(
+    "/receipts/{event_id}",
+    summary="Public receipt of an event (without the event body).",
+    responses=answers(Receipt, 404),
+)
 def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
     if not re.fullmatch(r"evt_[0-9A-Z]{26}", event_id):
         raise NotFoundError("no checkpointed log entry for that event yet")
@@ -135,13 +168,23 @@ def _octets(data: bytes) -> Response:
     return Response(data, media_type="application/octet-stream", headers=_IMMUTABLE)
 
 
-@tiles_router.get("/checkpoint", summary="The latest checkpoint (tlog-tiles).")
+@tiles_router.get(
+    "/checkpoint",
+    summary="The latest checkpoint (tlog-tiles).",
+    response_class=Response,
+    responses=_NOTE_BODY,
+)
 @tiles_router.head("/checkpoint", include_in_schema=False)
 def tiles_checkpoint(session: ReadSessionDep) -> Response:
     return Response(_checkpoint_text(session), media_type=_NOTE, headers=_FRESH)
 
 
-@tiles_router.get("/tile/entries/{path:path}", summary="An entry bundle (tlog-tiles).")
+@tiles_router.get(
+    "/tile/entries/{path:path}",
+    summary="An entry bundle (tlog-tiles).",
+    response_class=Response,
+    responses=_TILE_BODY,
+)
 @tiles_router.head("/tile/entries/{path:path}", include_in_schema=False)
 def tile_entries(session: ReadSessionDep, path: str) -> Response:
     index, width = parse_tile_path(path)
@@ -158,7 +201,12 @@ def tile_entries(session: ReadSessionDep, path: str) -> Response:
     return _octets(b"".join(struct.pack(">H", len(e)) + bytes(e) for (e,) in rows))
 
 
-@tiles_router.get("/tile/{level}/{path:path}", summary="A hash tile (tlog-tiles).")
+@tiles_router.get(
+    "/tile/{level}/{path:path}",
+    summary="A hash tile (tlog-tiles).",
+    response_class=Response,
+    responses=_TILE_BODY,
+)
 @tiles_router.head("/tile/{level}/{path:path}", include_in_schema=False)
 def tile_hashes(session: ReadSessionDep, runtime: RuntimeDep, level: int, path: str) -> Response:
     index, width = parse_tile_path(path)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.openapi import answers
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
@@ -19,6 +20,7 @@ from credit_commons.privacy import dsr
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.pdf import render_export_pdf
+from credit_commons.privacy.schemas import DsrConfirmed, DsrOpened, ErasureReceipt, SubjectExport
 
 __all__ = ["export_router", "router"]
 
@@ -44,14 +46,23 @@ class Confirm(BaseModel):
     ) = None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Open an export or erasure request.")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Open an export or erasure request.",
+    responses=answers(DsrOpened, 422, status=201),
+)
 def open_request(
     token: TokenPath, body: OpenRequest, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return dsr.open_request(session, runtime, token, body.kind)
 
 
-@router.post("/{request_id}/confirm", summary="Confirm: as the owner, or with a DID signature.")
+@router.post(
+    "/{request_id}/confirm",
+    summary="Confirm: as the owner, or with a DID signature.",
+    responses=answers(DsrConfirmed, 401, 403, 422),
+)
 def confirm(
     token: TokenPath,
     request_id: RequestPath,
@@ -70,7 +81,16 @@ def confirm(
     )
 
 
-@router.post("/{request_id}/fulfil", summary="Run a confirmed request with its token (once).")
+@router.post(
+    "/{request_id}/fulfil",
+    summary="Run a confirmed request with its token (once).",
+    responses=answers(
+        SubjectExport | ErasureReceipt,
+        403,
+        422,
+        description="The export, or the erasure receipt, as the request's kind says.",
+    ),
+)
 def fulfil(
     token: TokenPath,
     request_id: RequestPath,
@@ -90,7 +110,13 @@ export_router = APIRouter(prefix="/v1/identities", tags=["identities"])
 @export_router.post(
     "/{token}/export",
     summary="Everything held on the subject, as JSON or (format=pdf) as a PDF.",
-    responses={200: {"content": {"application/json": {}, "application/pdf": {}}}},
+    responses=answers(
+        SubjectExport,
+        401,
+        404,
+        422,
+        also={"application/pdf": {"type": "string", "format": "binary"}},
+    ),
 )
 def export(
     token: TokenPath,
@@ -106,7 +132,11 @@ def export(
     return JSONResponse(jsonable_encoder(data), headers=NO_STORE)
 
 
-@export_router.delete("/{token}", summary="Erase the subject (crypto-shredding); the receipt.")
+@export_router.delete(
+    "/{token}",
+    summary="Erase the subject (crypto-shredding); the receipt.",
+    responses=answers(ErasureReceipt, 401, 404, 409, 422),
+)
 def erase(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:

@@ -1,0 +1,87 @@
+"""HTTP response shapes of the gateway's own routes: lender clients, the token endpoint
+and onboarding authorities (documentation of what the routes send; the routes return the
+services' values unchanged, see ``gateway/openapi.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from credit_commons.identity.schemas import IdentifierView
+
+__all__ = [
+    "AccessTokenResponse",
+    "AuthorityCreated",
+    "AuthorityView",
+    "BindingView",
+    "DeskToken",
+    "LenderClientView",
+    "LenderSelf",
+]
+
+
+class LenderClientView(BaseModel):
+    """A registered lender client: its keys, purposes and webhook."""
+
+    client_id: str
+    name: str
+    jwks: dict[str, Any]
+    allowed_purposes: list[str]
+    webhook_url: str | None
+    active: bool
+    created_at: str
+    updated_at: str
+
+
+class AccessTokenResponse(BaseModel):
+    """A lender access token (RFC 6749 §5.1), bound to the granted scopes."""
+
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str
+
+
+class LenderSelf(BaseModel):
+    """The calling lender's own registration, as its token presents it."""
+
+    client_id: str
+    name: str | None
+    allowed_purposes: list[str]
+    scope: str
+
+
+class AuthorityView(BaseModel):
+    """An onboarding authority."""
+
+    authority_id: str
+    kind: str
+    name: str
+    lender_client_id: str | None
+    active: bool
+    created_at: str
+    updated_at: str
+
+
+class AuthorityCreated(AuthorityView):
+    """A designated authority; an issuer desk's bearer token is shown once."""
+
+    token: str | None = None
+    token_expires_at: str | None = None
+
+
+class DeskToken(BaseModel):
+    """An issuer desk's bearer token, shown once."""
+
+    authority_id: str
+    token: str
+    token_expires_at: str
+
+
+class BindingView(IdentifierView):
+    """An identifier bound to an identity, and the event that recorded it (``null`` when
+    it was bound already)."""
+
+    identity_token: str
+    event_id: str | None
