@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
+from credit_commons.formats.bitstring_status_list import BitstringStatusList
 from credit_commons.formats.jws import verify_compact
+from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.issuer import status
-from credit_commons.issuer.status_list import BitstringStatusList, StatusList, TokenStatus
 from credit_commons.keys.algorithms import ACCEPTED_ALGS
 from credit_commons.runtime import Runtime
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.errors import (
@@ -44,19 +44,19 @@ from credit_commons.consent.service import (
     read_consent,
     record_use,
 )
-from credit_commons.core.db import HotQuery, stored_datetime, transaction
+from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.formats.jws import parse_compact, verify_compact
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
-from credit_commons.issuer import status
+from credit_commons.issuer import holdings, status
 from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.holdings import HeldCredential
 from credit_commons.issuer.identifiers import is_own_issuer
-from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
 from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
-from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
 
@@ -65,55 +65,25 @@ __all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_
 OPERATION = "credentials.read"
 
 
-_LISTS = StatusListRow.__table__.c
-_STATUS_BYTE = HotQuery(
-    select(_LISTS.bits, func.substr(_LISTS.data, bindparam("position"), 1)).where(
-        _LISTS.id == bindparam("list_id"), _LISTS.kind == "token"
-    ),
-    ("list_id", "position"),
-)
-_CREDENTIALS = CredentialRow.__table__.c
-_NEWEST = HotQuery(
-    select(
-        _CREDENTIALS.id,
-        _CREDENTIALS.sealed,
-        _CREDENTIALS.expires_at,
-        _CREDENTIALS.status_list_id,
-        _CREDENTIALS.status_index,
-    )
-    .where(
-        _CREDENTIALS.subject_token == bindparam("token"),
-        _CREDENTIALS.type_name == bindparam("type_name"),
-        _CREDENTIALS.format == "dc+sd-jwt",
-    )
-    .order_by(_CREDENTIALS.issued_at.desc()),
-    ("token", "type_name"),
-)
+def _status(session: Session, credential: HeldCredential) -> TokenStatus:
+    return holdings.token_status(session, credential.status_list_id, credential.status_index)
 
 
-def _status(session: Session, list_id: str, index: int) -> TokenStatus:
-    # The one byte of a Token Status List (2 bits per entry, LSB first; TSL §4.1) that
-    # holds this entry, read with substr instead of loading the whole 32 KiB list.
-    rows = _STATUS_BYTE.rows(session, list_id=list_id, position=(index * 2 >> 3) + 1)
-    if not rows or rows[0][0] != 2 or len(rows[0][1]) != 1:
-        return TokenStatus.INVALID  # not a 2-bit token list: never share it
-    return TokenStatus((bytes(rows[0][1])[0] >> (index * 2 & 7)) & 0b11)
-
-
-def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime) -> HeldCredential:
     # The borrower's newest credential of the type that is neither expired nor revoked nor
-    # suspended.  Raises the CredentialUnavailable that says why there is none.
+    # suspended (asked of the issuer's service).  Raises the CredentialUnavailable that
+    # says why there is none.
     now = rt.clock.now()
-    rows = _NEWEST.records(session, token=token, type_name=type_name)
+    rows = holdings.sd_jwt_credentials(session, token, type_name)
     for row in rows:
-        if stored_datetime(row.expires_at) <= now:
+        if row.expires_at <= now:
             continue
-        if _status(session, row.status_list_id, row.status_index) == TokenStatus.VALID:
+        if _status(session, row) == TokenStatus.VALID:
             return row
     raise _unavailable(session, rows)
 
 
-def _unavailable(session: Session, rows: list[Any]) -> CredentialUnavailable:
+def _unavailable(session: Session, rows: list[HeldCredential]) -> CredentialUnavailable:
     # Why none could be shared, told by the newest credential issued (the one the borrower
     # would expect to be used).  Only refusals get here: the allowed path reads nothing
     # more.  A revocation or suspension says more than an expiry, so the status is read
@@ -122,7 +92,7 @@ def _unavailable(session: Session, rows: list[Any]) -> CredentialUnavailable:
     if not rows:
         return CredentialNotIssued("no credential of this type was issued to the borrower")
     newest = rows[0]
-    current = _status(session, newest.status_list_id, newest.status_index)
+    current = _status(session, newest)
     if current == TokenStatus.SUSPENDED:
         return CredentialSuspended("the credential is suspended")
     if current != TokenStatus.VALID:
@@ -131,7 +101,9 @@ def _unavailable(session: Session, rows: list[Any]) -> CredentialUnavailable:
     return CredentialExpired("the credential has expired")
 
 
-def _newest_valid(session: Session, token: str, type_name: str, rt: Runtime) -> Any:
+def _newest_valid(
+    session: Session, token: str, type_name: str, rt: Runtime
+) -> HeldCredential | None:
     try:
         return _newest_shareable(session, token, type_name, rt)
     except CredentialUnavailable:
@@ -220,7 +192,7 @@ def _read(
         credential = _newest_shareable(session, row.principal_token, chosen, rt)
         text = rt.vault.open(
             session,
-            bytes(credential.sealed),
+            credential.sealed,
             subject=row.principal_token,
             purpose="credentials",
             record=credential.id,

@@ -33,6 +33,7 @@ from credit_commons.core.errors import (
     ValidationError,
 )
 from credit_commons.core.ids import new_id
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import issue_vc_jwt
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
@@ -47,7 +48,6 @@ from credit_commons.issuer.catalogue import (
 )
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import compact_sd_jwt
-from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_from_jwk

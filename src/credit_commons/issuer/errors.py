@@ -1,4 +1,5 @@
-"""Errors raised by the issuer package.
+"""Errors raised by the issuer package (the status-list encoding errors are the ``formats``
+ones, named here too).
 
 Status-list errors map to the processing errors of the two specifications where they have
 one: ``StatusListTooShort`` is W3C Bitstring Status List §3.5 ``STATUS_LIST_LENGTH_ERROR``
@@ -8,7 +9,15 @@ is malformed is the ``MALFORMED_VALUE_ERROR`` of the Algorithms section.
 
 from __future__ import annotations
 
-from credit_commons.core.errors import ConflictError, ValidationError
+from credit_commons.core.errors import ConflictError
+from credit_commons.formats.status_list import (
+    StatusIndexOutOfRange,
+    StatusListError,
+    StatusListInvalid,
+    StatusListTooLarge,
+    StatusListTooShort,
+    StatusValueInvalid,
+)
 
 __all__ = [
     "StatusIndexOutOfRange",
@@ -20,48 +29,6 @@ __all__ = [
     "StatusTransitionInvalid",
     "StatusValueInvalid",
 ]
-
-
-class StatusListError(ValidationError):
-    """Root of the status-list errors that concern a malformed list or a bad argument."""
-
-    code = "status_list.error"
-    title = "Status list error"
-
-
-class StatusListInvalid(StatusListError):
-    """An encoded status list is malformed: wrong shape, width, encoding or compression."""
-
-    code = "status_list.invalid"
-    title = "Invalid status list"
-
-
-class StatusListTooLarge(StatusListInvalid):
-    """A compressed status list expands beyond the configured limit (a decompression bomb)."""
-
-    code = "status_list.too_large"
-    title = "Status list too large"
-
-
-class StatusListTooShort(StatusListInvalid):
-    """A bitstring status list holds fewer entries than the herd-privacy minimum."""
-
-    code = "status_list.too_short"
-    title = "Status list too short"
-
-
-class StatusIndexOutOfRange(StatusListError):
-    """A status index lies outside the list."""
-
-    code = "status_list.index_out_of_range"
-    title = "Status index out of range"
-
-
-class StatusValueInvalid(StatusListError):
-    """A status value does not fit the list's bits per entry."""
-
-    code = "status_list.value_invalid"
-    title = "Invalid status value"
 
 
 class StatusListFull(ConflictError):

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.issuer import status
 from credit_commons.issuer.credentials import SD_JWT_VC
 from credit_commons.issuer.models import CredentialRow
-from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.runtime import Runtime
 
 __all__ = ["export_credentials"]

@@ -27,8 +27,8 @@ from urllib.parse import urlsplit
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.issuer.status_fetch import StatusListFetcher, status_list_cache
-from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.issuer.trust import Kind
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import decode_did_key

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from credit_commons.core.errors import IntegrityError
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.issuer.sd_jwt_verify import Verified
-from credit_commons.issuer.status_list import TokenStatus
 
 __all__ = [
     "SD_JWT_VC_TYP",

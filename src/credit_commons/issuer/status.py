@@ -24,15 +24,12 @@ from sqlalchemy.orm import Session
 from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
+from credit_commons.formats.bitstring_status_list import BitstringStatusList
 from credit_commons.formats.jws import sign_compact
+from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.issuer.errors import StatusTransitionInvalid
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
-from credit_commons.issuer.status_list import (
-    BitstringStatusList,
-    StatusList,
-    TokenStatus,
-)
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import KeyVersion, StoredSigner

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from credit_commons.formats.jws import parse_compact
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import verify_vc_jwt
 from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
@@ -43,7 +44,6 @@ from credit_commons.issuer.sd_jwt_vc import (
     sd_jwt_vc_facts,
 )
 from credit_commons.issuer.sd_jwt_verify import verify
-from credit_commons.issuer.status_list import TokenStatus
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.runtime import Runtime

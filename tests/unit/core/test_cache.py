@@ -176,8 +176,8 @@ def _foreign_fetchers(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
 
 
 def _foreign_lists(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
+    from credit_commons.formats.status_list import StatusList  # noqa: PLC0415
     from credit_commons.issuer.foreign import foreign_issuers  # noqa: PLC0415
-    from credit_commons.issuer.status_list import StatusList  # noqa: PLC0415
 
     return foreign_issuers(rt)._lists, lambda i, n: (
         ("https://i", f"https://l/{i}"),
