@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from credit_commons.consent.access import anonymous_actor, lender_actor
 from credit_commons.core.errors import CommonsError
 from credit_commons.formats.jws import parse_compact
+from credit_commons.formats.oauth import OAuthError
 from credit_commons.gateway import clients
 from credit_commons.gateway.access_token import (
     LEEWAY,
@@ -64,16 +65,13 @@ _MAX_JTI = 256
 _CLIENT_FAILED = "client authentication failed"
 
 
-class TokenError(CommonsError):
-    """A token request refused with an RFC 6749 §5.2 error.
+class TokenError(OAuthError):
+    """A token request refused with an RFC 6749 §5.2 error (the one OAuth error type,
+    ``formats/oauth.py``).
 
     ``reason`` and ``actor``, when set, are the ``access.denied`` event to record after the
     request's transaction (a failed client authentication or a refused scope).
     """
-
-    code = "oauth.error"
-    title = "OAuth error"
-    status = 400
 
     def __init__(
         self,
@@ -84,14 +82,8 @@ class TokenError(CommonsError):
         reason: str | None = None,
         actor: str | None = None,
     ) -> None:
-        super().__init__(description, extra={"error": error})
-        self.error = error
-        self.status = status  # type: ignore[misc]
+        super().__init__(error, description, status=status)
         self.reason, self.actor = reason, actor
-
-    def body(self) -> dict[str, str]:
-        """The JSON error body (RFC 6749 §5.2)."""
-        return {"error": self.error, "error_description": self.detail}
 
 
 @dataclass(frozen=True)

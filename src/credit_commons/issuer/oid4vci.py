@@ -35,6 +35,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import JwsAlgorithmRefused, parse_compact
+from credit_commons.formats.oauth import OAuthError
 from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer import service as catalogue_service
@@ -60,23 +61,6 @@ _OFFER_TTL = timedelta(minutes=30)
 _TOKEN_TTL = timedelta(minutes=5)
 _NONCE_TTL = timedelta(minutes=5)
 _PROOF_MAX_AGE = 300
-
-
-class OAuthError(CommonsError):
-    """An OAuth/OID4VCI error answered as ``{"error", "error_description"}`` (RFC 6749 §5.2)."""
-
-    code = "oid4vci.error"
-    title = "OID4VCI error"
-    status = 400
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description, extra={"error": error})
-        self.error = error
-        self.status = status  # type: ignore[misc]
-
-    def body(self) -> dict[str, str]:
-        """The OAuth error body."""
-        return {"error": self.error, "error_description": self.detail}
 
 
 def _h(secret: str) -> str:
