@@ -184,30 +184,17 @@ _TRANSITIONS: dict[str, tuple[frozenset[str], ConsentStatus]] = {
 # -- keys and artefacts ------------------------------------------------------------------
 
 
+_CONSENT_PLATFORM_KEY = key_service.PlatformKey(CONSENT_KEY, KeyType.ED25519, "consent")
+
+
 def consent_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The key that signs artefacts and webhooks (made on first use)."""
-    return key_service.signer_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=CONSENT_KEY,
-        key_type=KeyType.ED25519,
-        actor=rt.operator_actor("consent"),
-        objects=rt.objects,
-    )
+    return key_service.platform_signer(session, rt, _CONSENT_PLATFORM_KEY)
 
 
 def consent_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
     """Every version of the key that signs artefacts and webhooks (made on first use)."""
-    return key_service.versions_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=CONSENT_KEY,
-        key_type=KeyType.ED25519,
-        actor=rt.operator_actor("consent"),
-        objects=rt.objects,
-    )
+    return key_service.platform_key_versions(session, rt, _CONSENT_PLATFORM_KEY)
 
 
 def _ts(value: datetime) -> str:

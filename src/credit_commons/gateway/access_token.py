@@ -74,30 +74,17 @@ def issuer_url(rt: Runtime) -> str:
     return rt.settings.public_url.rstrip("/")
 
 
+_OAUTH_PLATFORM_KEY = key_service.PlatformKey(OAUTH_KEY, KeyType.ED25519, "oauth")
+
+
 def oauth_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The signer of access tokens (key ``oauth``, Ed25519, made on first use)."""
-    return key_service.signer_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=OAUTH_KEY,
-        key_type=KeyType.ED25519,
-        actor=rt.operator_actor("oauth"),
-        objects=rt.objects,
-    )
+    return key_service.platform_signer(session, rt, _OAUTH_PLATFORM_KEY)
 
 
 def oauth_jwks(session: Session, rt: Runtime) -> dict[str, Any]:
     """The JWK Set that verifies access tokens: every version of the ``oauth`` key."""
-    versions = key_service.versions_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=OAUTH_KEY,
-        key_type=KeyType.ED25519,
-        actor=rt.operator_actor("oauth"),
-        objects=rt.objects,
-    )
+    versions = key_service.platform_key_versions(session, rt, _OAUTH_PLATFORM_KEY)
     return {"keys": [v.jwk() for v in sorted(versions, key=lambda v: -v.version)]}
 
 

@@ -462,19 +462,12 @@ def is_tombstoned(session: Session, rt: Runtime, token: str) -> bool:
 
 
 ATTESTATION_KEY = "attestations"
+_ATTESTATION_PLATFORM_KEY = key_service.PlatformKey(ATTESTATION_KEY, KeyType.ED25519, "attestation")
 
 
 def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The key-store key that signs predicate attestations (Ed25519, made on first use)."""
-    return key_service.signer_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=ATTESTATION_KEY,
-        key_type=KeyType.ED25519,
-        actor=rt.operator_actor("attestation"),
-        objects=rt.objects,
-    )
+    return key_service.platform_signer(session, rt, _ATTESTATION_PLATFORM_KEY)
 
 
 def attest(

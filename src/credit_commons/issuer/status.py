@@ -91,28 +91,16 @@ class RenderedList:
 def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
     """The issuer's signing key (key store ``issuer``, made on first use with the type
     ``COMMONS_ISSUER_KEY_TYPE`` names: Ed25519 by default, P-256 for ES256)."""
-    return key_service.signer_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=ISSUER_KEY,
-        key_type=KeyType(rt.settings.issuer_key_type),
-        actor=rt.operator_actor("issuer"),
-        objects=rt.objects,
-    )
+    return key_service.platform_signer(session, rt, _issuer_key(rt))
 
 
 def issuer_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
     """Every version of the issuer key (made on first use, as by :func:`issuer_signer`)."""
-    return key_service.versions_or_create(
-        session,
-        rt.key_store,
-        rt.clock,
-        name=ISSUER_KEY,
-        key_type=KeyType(rt.settings.issuer_key_type),
-        actor=rt.operator_actor("issuer"),
-        objects=rt.objects,
-    )
+    return key_service.platform_key_versions(session, rt, _issuer_key(rt))
+
+
+def _issuer_key(rt: Runtime) -> key_service.PlatformKey:
+    return key_service.PlatformKey(ISSUER_KEY, KeyType(rt.settings.issuer_key_type), "issuer")
 
 
 def status_uri(rt: Runtime, list_id: str) -> str:

@@ -7,7 +7,9 @@ transaction; its ``object`` is the key's keyed digest (``objects``, the runtime'
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -18,15 +20,19 @@ from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import KeyStore, KeyVersion, StoredSigner
 from credit_commons.ledger.events import EventDetails, ObjectDigests, Token, record_event
 
+_T = TypeVar("_T")
+
 __all__ = [
     "KeyCreated",
     "KeyRotated",
+    "PlatformKey",
+    "PlatformKeyContext",
     "create_key",
     "list_keys",
+    "platform_key_versions",
+    "platform_signer",
     "public_jwks",
     "rotate_key",
-    "signer_or_create",
-    "versions_or_create",
 ]
 
 
@@ -71,46 +77,66 @@ def create_key(
     return info
 
 
-def versions_or_create(
-    session: Session,
-    store: KeyStore,
-    clock: Clock,
-    *,
-    name: str,
-    key_type: KeyType,
-    actor: str,
-    objects: ObjectDigests,
+@dataclass(frozen=True, slots=True)
+class PlatformKey:
+    """One of the platform's own signing keys: its key-store ``name``, the ``key_type`` it
+    is made with on first use, and the operator ``role`` recorded as having made it."""
+
+    name: str
+    key_type: KeyType
+    role: str
+
+
+class PlatformKeyContext(Protocol):
+    """What the platform-key helpers use of a running instance (``Runtime`` is one)."""
+
+    @property
+    def key_store(self) -> KeyStore:
+        """The key store holding the platform's keys."""
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the ``key.created`` event is dated by."""
+
+    @property
+    def objects(self) -> ObjectDigests:
+        """The keyed digests of event objects."""
+
+    def operator_actor(self, name: str = "local") -> str:
+        """The pseudonym of the operator role ``name``."""
+
+
+def platform_signer(session: Session, rt: PlatformKeyContext, key: PlatformKey) -> StoredSigner:
+    """The signer of the newest version of the platform key ``key``, made on first use
+    (version 1 of ``key.key_type``, recording ``key.created`` by ``key.role`` as
+    :func:`create_key` does).  Raises what the key store raises."""
+    return _on_first_use(session, rt, key, lambda: rt.key_store.signer(session, key.name))
+
+
+def platform_key_versions(
+    session: Session, rt: PlatformKeyContext, key: PlatformKey
 ) -> list[KeyVersion]:
-    """Every version of ``name``; a key used before it was made is created here (version
-    1 of ``key_type``, recording ``key.created`` like :func:`create_key`)."""
-    try:
-        return store.versions(session, name)
-    except KeyNotFound:
-        create_key(
-            session, store, clock, name=name, key_type=key_type, actor=actor, objects=objects
-        )
-        return store.versions(session, name)
+    """Every version of the platform key ``key`` (the verifying side), made on first use
+    as by :func:`platform_signer`.  Raises what the key store raises."""
+    return _on_first_use(session, rt, key, lambda: rt.key_store.versions(session, key.name))
 
 
-def signer_or_create(
-    session: Session,
-    store: KeyStore,
-    clock: Clock,
-    *,
-    name: str,
-    key_type: KeyType,
-    actor: str,
-    objects: ObjectDigests,
-) -> StoredSigner:
-    """The signer of ``name``'s newest version, creating the key first as
-    :func:`versions_or_create` does."""
+def _on_first_use(
+    session: Session, rt: PlatformKeyContext, key: PlatformKey, read: Callable[[], _T]
+) -> _T:
     try:
-        return store.signer(session, name)
+        return read()
     except KeyNotFound:
         create_key(
-            session, store, clock, name=name, key_type=key_type, actor=actor, objects=objects
+            session,
+            rt.key_store,
+            rt.clock,
+            name=key.name,
+            key_type=key.key_type,
+            actor=rt.operator_actor(key.role),
+            objects=rt.objects,
         )
-        return store.signer(session, name)
+        return read()
 
 
 def rotate_key(

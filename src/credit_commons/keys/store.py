@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
+from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
@@ -42,6 +42,7 @@ __all__ = [
 
 _NAME = re.compile(r"[a-z][a-z0-9-]{1,62}")
 _PURPOSE = "key-store/v1"
+_SIGNER_CACHE_ENTRIES = 256
 
 
 def validate_key_name(name: str) -> str:
@@ -229,8 +230,13 @@ class EmbeddedKeyStore(RowKeyStore):
 
     def __init__(self, master: MasterKeyring) -> None:
         self._master = master
-        self._cache: dict[tuple[str, int], StoredSigner] = {}
-        self._lock = threading.Lock()
+        # Opened signers by (name, version): a handful of platform keys, each gaining a
+        # version per rotation, so bounded like every other cache (core/cache.py).
+        self._cache: BoundedCache[tuple[str, int], StoredSigner] = BoundedCache(
+            max_entries=_SIGNER_CACHE_ENTRIES,
+            max_bytes=_SIGNER_CACHE_ENTRIES * 1024,
+            size=lambda key, _signer: text_size(key[0]) + 200,
+        )
 
     @staticmethod
     def _aad(name: str, version: int) -> bytes:
@@ -271,6 +277,5 @@ class EmbeddedKeyStore(RowKeyStore):
             self._master = MasterKeyring.load(self._master.path)
             raw = self._master.unwrap(row.private_blob, purpose=_PURPOSE, aad=aad)
         signer = StoredSigner(key_version(row), PrivateKey.from_raw(KeyType(row.key_type), raw))
-        with self._lock:
-            self._cache[(row.name, row.version)] = signer
+        self._cache.put((row.name, row.version), signer)
         return signer

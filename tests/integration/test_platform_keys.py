@@ -1,0 +1,59 @@
+"""The one platform-signing-key helper (keys.service.platform_signer and
+platform_key_versions): every domain's own key is made on first use, once, recorded as
+key.created by that domain's operator role, and its signer is the newest version."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.consent import service as consent_service
+from credit_commons.core.db import transaction
+from credit_commons.gateway import access_token
+from credit_commons.identity import service as identity_service
+from credit_commons.issuer import status
+from credit_commons.keys import service as key_service
+from credit_commons.keys.algorithms import KeyType
+from credit_commons.keys.store import StoredSigner
+from credit_commons.ledger.models import EventRow
+from credit_commons.runtime import Runtime
+
+SIGNERS: dict[str, tuple[Callable[[Session, Runtime], StoredSigner], str, str]] = {
+    "issuer": (status.issuer_signer, status.ISSUER_KEY, "issuer"),
+    "consent": (consent_service.consent_signer, consent_service.CONSENT_KEY, "consent"),
+    "oauth": (access_token.oauth_signer, access_token.OAUTH_KEY, "oauth"),
+    "attestation": (
+        identity_service.attestation_signer,
+        identity_service.ATTESTATION_KEY,
+        "attestation",
+    ),
+}
+
+
+@pytest.mark.parametrize("domain", sorted(SIGNERS))
+def test_each_domain_key_is_made_once_by_its_role(runtime: Runtime, domain: str) -> None:
+    signer_of, name, role = SIGNERS[domain]
+    with transaction(runtime.sessions) as session:
+        first = signer_of(session, runtime)
+    with transaction(runtime.sessions) as session:
+        again = signer_of(session, runtime)
+        versions = runtime.key_store.versions(session, name)
+        created = session.scalars(select(EventRow).where(EventRow.type == "key.created")).all()
+    assert first.kid == again.kid == versions[-1].kid
+    assert [json.loads(e.details)["key_name"] for e in created] == [name]
+    assert created[0].actor == runtime.operator_actor(role)
+    assert first.public_key == versions[-1].public_key
+
+
+def test_versions_and_signer_agree(runtime: Runtime) -> None:
+    key = key_service.PlatformKey("test-platform", KeyType.P256, "tests")
+    with transaction(runtime.sessions) as session:
+        versions = key_service.platform_key_versions(session, runtime, key)  # made here
+        signer = key_service.platform_signer(session, runtime, key)
+    assert [v.kid for v in versions] == [signer.kid]
+    assert signer.key_type is KeyType.P256
+    signer.public_key.verify(signer.alg, b"x", signer.sign(b"x"))
