@@ -65,6 +65,7 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
+from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.identity.service import Principal
@@ -72,7 +73,6 @@ from credit_commons.issuer import credentials, status, verification
 from credit_commons.issuer.build_pool import BuildPool, default_workers
 from credit_commons.issuer.catalogue import CREDIT_READINESS, commit_score
 from credit_commons.issuer.sd_jwt import present
-from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.jwk import public_key_to_jwk

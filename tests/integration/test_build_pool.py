@@ -18,6 +18,8 @@ from tests.factories import readiness_claims
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import ValidationError
+from credit_commons.formats.sd_jwt_errors import ClaimsInvalid
+from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.identity.service import Principal
@@ -27,8 +29,6 @@ from credit_commons.issuer.build_pool import BuildJob, BuildPool, PendingBuilds,
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import present
-from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid
-from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime

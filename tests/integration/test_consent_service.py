@@ -19,13 +19,13 @@ from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
 from credit_commons.formats.jws import JwsInvalid, verify_compact
+from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import delegations
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
 from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer.catalogue import CREDIT_READINESS
-from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime

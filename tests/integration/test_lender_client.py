@@ -29,8 +29,8 @@ from credit_commons.client import (
 from credit_commons.consent.models import WebhookDeliveryRow
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.formats import sd_jwt_errors
 from credit_commons.formats.jws import sign_compact
-from credit_commons.issuer import sd_jwt_errors
 from credit_commons.issuer.sd_jwt_vc import CredentialRevoked, UntrustedIssuer
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.ledger.errors import LogError

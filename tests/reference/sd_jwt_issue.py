@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.issuer.sd_jwt_format import MAX_DEPTH, RESERVED_NAMES, JsonEncoding
+from credit_commons.formats.sd_jwt_format import MAX_DEPTH, RESERVED_NAMES, JsonEncoding
 
 
 def check_claims(node: object, depth: int = 0) -> str | None:

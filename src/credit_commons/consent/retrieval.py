@@ -47,6 +47,7 @@ from credit_commons.consent.service import (
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.formats.jws import parse_compact, verify_compact
+from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity.schemas import Permission
 from credit_commons.identity.service import Principal, authorise
@@ -55,7 +56,6 @@ from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.holdings import HeldCredential
 from credit_commons.issuer.identifiers import is_own_issuer
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
-from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime

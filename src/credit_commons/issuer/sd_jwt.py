@@ -1,6 +1,6 @@
 """SD-JWT issuance and presentation (RFC 9901 §4, §4.3, §7.2); verification is in
 :mod:`credit_commons.issuer.sd_jwt_verify`, the data model in
-:mod:`credit_commons.issuer.sd_jwt_format` (its main names are re-exported here).
+:mod:`credit_commons.formats.sd_jwt_format` (its main names are re-exported here).
 
 Pure functions: no clock, no randomness of their own (the salt generator and ``iat`` are
 parameters), no I/O.  Signing goes through a :class:`~credit_commons.keys.algorithms.Signer`.
@@ -29,8 +29,8 @@ from typing import Any
 
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid, Malformed
-from credit_commons.issuer.sd_jwt_format import (
+from credit_commons.formats.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid, Malformed
+from credit_commons.formats.sd_jwt_format import (
     COMPACT_JSON,
     DEFAULT_HASH_ALG,
     ELLIPSIS,

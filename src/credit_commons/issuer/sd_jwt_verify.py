@@ -1,6 +1,6 @@
 """SD-JWT and SD-JWT+KB verification (RFC 9901 §7.1 and §7.3, §8.4).
 
-:func:`verify` raises a :mod:`~credit_commons.issuer.sd_jwt_errors` class for the first check
+:func:`verify` raises a :mod:`~credit_commons.formats.sd_jwt_errors` class for the first check
 that fails and returns only when every check passed.  The steps are numbered as in the RFC.
 
 JOSE policy (RFC 8725 §3.1), applied by the platform's one JWS module (``formats/jws.py``):
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from credit_commons.formats import sd_jwt_errors as errors
 from credit_commons.formats.jws import (
     EMBEDDED_KEY_HEADERS,
     JwsAlgorithmRefused,
@@ -26,8 +27,7 @@ from credit_commons.formats.jws import (
     check_header,
     parse_compact,
 )
-from credit_commons.issuer import sd_jwt_errors as errors
-from credit_commons.issuer.sd_jwt_format import (
+from credit_commons.formats.sd_jwt_format import (
     DEFAULT_HASH_ALG,
     ELLIPSIS,
     HASH_ALGORITHMS,
@@ -299,7 +299,7 @@ def verify(
     within ``max_kb_age`` (plus leeway) before ``now``.  ``serialization="json"`` reads the
     JWS JSON Serialization (§8); every signature of a General one must verify.
 
-    Raises :class:`~credit_commons.issuer.sd_jwt_errors.SdJwtInvalid` subclasses —
+    Raises :class:`~credit_commons.formats.sd_jwt_errors.SdJwtInvalid` subclasses —
     ``Malformed``, ``AlgorithmNotAllowed``, ``EmbeddedKeyNotAllowed``, ``SignatureInvalid``,
     ``DisclosureDuplicate``, ``DigestCollision``, ``ReservedClaim``, ``ClaimNameExists``,
     ``DisclosureMisplaced``, ``DisclosureUnreferenced``, ``Expired``, ``NotYetValid``,

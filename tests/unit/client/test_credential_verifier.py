@@ -13,9 +13,9 @@ import pytest
 from credit_commons.client import RetrievalInvalid
 from credit_commons.client.http import PlatformFetcher
 from credit_commons.client.verify import CredentialVerifier, check_disclosed
-from credit_commons.issuer import sd_jwt_errors
+from credit_commons.formats import sd_jwt_errors
+from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt import issue, present
-from credit_commons.issuer.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt_vc import UnknownIssuerKey, UntrustedIssuer
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key

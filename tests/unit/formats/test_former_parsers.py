@@ -26,6 +26,8 @@ from credit_commons.client.verify import verify_platform_jws
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats import sd_jwt_errors
+from credit_commons.formats.sd_jwt_format import b64_digest
 from credit_commons.formats.status_list import StatusList
 from credit_commons.formats.vc_jwt import VcJwtInvalid, issue_vc_jwt, verify_vc_jwt
 from credit_commons.identity.predicate_errors import AttestationInvalid
@@ -36,9 +38,7 @@ from credit_commons.identity.predicates import (
     sign_attestation,
     verify_attestation,
 )
-from credit_commons.issuer import sd_jwt_errors
 from credit_commons.issuer.sd_jwt import issue
-from credit_commons.issuer.sd_jwt_format import b64_digest
 from credit_commons.issuer.sd_jwt_verify import verify as verify_sd_jwt
 from credit_commons.issuer.status_fetch import StatusListFetcher, StatusListRejected
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey

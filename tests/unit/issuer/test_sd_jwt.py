@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import IntegrityError, ValidationError
-from credit_commons.issuer import sd_jwt_errors as errors
+from credit_commons.formats import sd_jwt_errors as errors
+from credit_commons.formats.sd_jwt_format import HASH_ALGORITHMS, MAX_DEPTH, b64_digest
 from credit_commons.issuer.sd_jwt import (
     COMPACT_JSON,
     Disclosure,
@@ -32,7 +33,6 @@ from credit_commons.issuer.sd_jwt import (
     prepare,
     present,
 )
-from credit_commons.issuer.sd_jwt_format import HASH_ALGORITHMS, MAX_DEPTH, b64_digest
 from credit_commons.issuer.sd_jwt_verify import Verified, verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.errors import KeyNotFound

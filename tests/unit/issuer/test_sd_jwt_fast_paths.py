@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 from tests.reference import sd_jwt_issue as reference
 
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.issuer import sd_jwt
-from credit_commons.issuer.sd_jwt_errors import ClaimsInvalid
-from credit_commons.issuer.sd_jwt_format import (
+from credit_commons.formats.sd_jwt_errors import ClaimsInvalid
+from credit_commons.formats.sd_jwt_format import (
     COMPACT_JSON,
     PYTHON_JSON,
     RFC_EXAMPLE_JSON,
     Disclosure,
     JsonEncoding,
 )
+from credit_commons.issuer import sd_jwt
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 
 _TEXT = st.text(

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.formats.jws import JwsInvalid, decode_json_object
-from credit_commons.issuer.sd_jwt_errors import (
+from credit_commons.formats.sd_jwt_errors import (
     ClaimsInvalid,
     DisclosureDuplicate,
     Malformed,
