@@ -20,6 +20,7 @@ from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.consent.schemas import (
     AccessRecord,
     AssistAnswer,
+    AssistGranted,
     AssistStarted,
     ConsentDecision,
     ConsentView,
@@ -456,7 +457,7 @@ def assist(
 @borrower_router.post(
     "/v1/consents/{consent_id}/assist/confirm",
     summary="The agent submits the borrower's one-time code.",
-    responses=answers(AssistAnswer | ConsentDecision, 401, 404, 409, 422),
+    responses=answers(AssistGranted | AssistAnswer, 401, 404, 409, 422),
 )
 def confirm(
     consent_id: ConsentId,

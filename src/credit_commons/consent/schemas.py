@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.ledger.schemas import PendingReceipt, Receipt
 
 __all__ = [
     "AccessRecord",
     "AssistAnswer",
+    "AssistGranted",
     "AssistStarted",
     "ConsentDecision",
     "ConsentView",
@@ -26,21 +27,26 @@ __all__ = [
 ]
 
 
-class Purpose(BaseModel):
+class _Out(BaseModel):
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+
+class Purpose(_Out):
     """A purpose code (ReBIT) and its text."""
 
     code: str
     text: str
 
 
-class Period(BaseModel):
+class Period(_Out):
     """A duration: a unit and a count of it."""
 
     unit: str
     value: int
 
 
-class ConsentView(BaseModel):
+class ConsentView(_Out):
     """A consent as its lender and its borrower see it, with its signed artefact (a JWS)
     once granted."""
 
@@ -72,14 +78,20 @@ class ConsentDecision(ConsentView):
     receipt: PendingReceipt | None = None
 
 
-class RevokedAll(BaseModel):
+class AssistGranted(ConsentView):
+    """The granted consent, once the borrower's one-time code was right."""
+
+    accepted: bool
+
+
+class RevokedAll(_Out):
     """The consents revoked, each with the receipt of its revocation."""
 
     revoked: list[str]
     receipts: dict[str, PendingReceipt]
 
 
-class AssistStarted(BaseModel):
+class AssistStarted(_Out):
     """A one-time code was made for the borrower (and sent when a channel is configured)."""
 
     consent_id: str
@@ -87,17 +99,15 @@ class AssistStarted(BaseModel):
     expires_in: int = Field(description="seconds")
 
 
-class AssistAnswer(BaseModel):
-    """The answer to a submitted code: the granted consent when it was right
-    (``accepted: true``), else its id and status only."""
+class AssistAnswer(_Out):
+    """A wrong code: the consent's id and status, unchanged (``accepted: false``)."""
 
     consent_id: str
     status: str
     accepted: bool
-    event_id: str | None = None
 
 
-class RetrievedCredential(BaseModel):
+class RetrievedCredential(_Out):
     """A credential under consent: an SD-JWT presentation disclosing the granted claims."""
 
     consent_id: str
@@ -109,7 +119,7 @@ class RetrievedCredential(BaseModel):
     access_event_id: str
 
 
-class DiscoveredBorrower(BaseModel):
+class DiscoveredBorrower(_Out):
     """An opted-in borrower's public attributes and a reference bound to the lender."""
 
     borrower_ref: str
@@ -118,7 +128,7 @@ class DiscoveredBorrower(BaseModel):
     debt_ratio_bracket: str
 
 
-class DiscoverySetting(BaseModel):
+class DiscoverySetting(_Out):
     """Whether the borrower is discoverable, and the attributes published if so."""
 
     discoverable: bool
@@ -127,7 +137,7 @@ class DiscoverySetting(BaseModel):
     debt_ratio_bracket: str | None = None
 
 
-class AccessRecord(BaseModel):
+class AccessRecord(_Out):
     """One access to the borrower's data, allowed or denied, with its receipt once a
     checkpoint covers it."""
 
@@ -144,7 +154,7 @@ class AccessRecord(BaseModel):
     receipt: Receipt | None
 
 
-class HolderKeyChanged(BaseModel):
+class HolderKeyChanged(_Out):
     """The borrower's new DID."""
 
     identity: str
@@ -152,7 +162,7 @@ class HolderKeyChanged(BaseModel):
     event_id: str
 
 
-class DenialCount(BaseModel):
+class DenialCount(_Out):
     """Refused requests in one hour, by operation, reason and actor."""
 
     hour: str

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons import __version__
 from credit_commons.consent import router as consent_router
@@ -55,6 +55,7 @@ log = logging.getLogger("credit_commons.gateway")
 class Health(BaseModel):
     """The process is serving, at this version."""
 
+    model_config = ConfigDict(extra="forbid")
     status: Literal["ok"]
     version: str
 
@@ -62,6 +63,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """The database answers and is migrated to this version's schema."""
 
+    model_config = ConfigDict(extra="forbid")
     status: Literal["ready"]
     database: str = Field(description="the SQLAlchemy dialect: sqlite or postgresql")
     schema_: str = Field(alias="schema", description="the migration revision")

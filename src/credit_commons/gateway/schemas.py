@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from credit_commons.identity.schemas import IdentifierView
 
@@ -21,7 +21,12 @@ __all__ = [
 ]
 
 
-class LenderClientView(BaseModel):
+class _Out(BaseModel):
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+
+class LenderClientView(_Out):
     """A registered lender client: its keys, purposes and webhook."""
 
     client_id: str
@@ -34,7 +39,7 @@ class LenderClientView(BaseModel):
     updated_at: str
 
 
-class AccessTokenResponse(BaseModel):
+class AccessTokenResponse(_Out):
     """A lender access token (RFC 6749 §5.1), bound to the granted scopes."""
 
     access_token: str
@@ -43,7 +48,7 @@ class AccessTokenResponse(BaseModel):
     scope: str
 
 
-class LenderSelf(BaseModel):
+class LenderSelf(_Out):
     """The calling lender's own registration, as its token presents it."""
 
     client_id: str
@@ -52,7 +57,7 @@ class LenderSelf(BaseModel):
     scope: str
 
 
-class AuthorityView(BaseModel):
+class AuthorityView(_Out):
     """An onboarding authority."""
 
     authority_id: str
@@ -71,7 +76,7 @@ class AuthorityCreated(AuthorityView):
     token_expires_at: str | None = None
 
 
-class DeskToken(BaseModel):
+class DeskToken(_Out):
     """An issuer desk's bearer token, shown once."""
 
     authority_id: str

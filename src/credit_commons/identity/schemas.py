@@ -168,7 +168,12 @@ class IdentityUpdate(_Strict):
 # -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
 
 
-class IdentifierView(BaseModel):
+class _Out(BaseModel):
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+
+class IdentifierView(_Out):
     """One of an identity's identifiers: its kind and binding, never its value."""
 
     kind: str
@@ -178,7 +183,7 @@ class IdentifierView(BaseModel):
     bound_at: str | None = None
 
 
-class IdentityCreated(BaseModel):
+class IdentityCreated(_Out):
     """A registered identity and its first access token (shown once)."""
 
     identity_token: str
@@ -188,7 +193,7 @@ class IdentityCreated(BaseModel):
     identifiers: list[IdentifierView]
 
 
-class IdentityView(BaseModel):
+class IdentityView(_Out):
     """Identity metadata: no personal data."""
 
     identity_token: str
@@ -200,7 +205,7 @@ class IdentityView(BaseModel):
     identifiers: list[IdentifierView]
 
 
-class ProfileView(BaseModel):
+class ProfileView(_Out):
     """The identity's personal fields as registered (empty when it has none)."""
 
     name: str | None = None
@@ -210,14 +215,14 @@ class ProfileView(BaseModel):
     did: str | None = None
 
 
-class ClaimAnswer(BaseModel):
+class ClaimAnswer(_Out):
     """Whether one claim holds: never the value."""
 
     claim: str
     satisfied: bool
 
 
-class AttestationView(BaseModel):
+class AttestationView(_Out):
     """A signed attestation (a JWT) of boolean results, with the results in clear."""
 
     attestation: str
@@ -225,7 +230,7 @@ class AttestationView(BaseModel):
     all_satisfied: bool
 
 
-class DelegationView(BaseModel):
+class DelegationView(_Out):
     """A delegation, with whether it is in effect now."""
 
     id: str

@@ -60,7 +60,12 @@ class BatchIssue(BaseModel):
 # -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
 
 
-class CredentialTypeView(BaseModel):
+class _Out(BaseModel):
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+
+class CredentialTypeView(_Out):
     """A credential type of the catalogue: its JSON Schema and what may be disclosed."""
 
     name: str
@@ -70,7 +75,7 @@ class CredentialTypeView(BaseModel):
     default_validity_days: int
 
 
-class IssuedCredential(BaseModel):
+class IssuedCredential(_Out):
     """An issued credential: the SD-JWT VC or VC-JWT itself, shown to the issuer once."""
 
     credential_id: str
@@ -80,13 +85,13 @@ class IssuedCredential(BaseModel):
     event_id: str
 
 
-class IssuedBatch(BaseModel):
+class IssuedBatch(_Out):
     """The credentials of a batch, in the order of its items."""
 
     items: list[IssuedCredential]
 
 
-class CredentialRecord(BaseModel):
+class CredentialRecord(_Out):
     """Registry metadata of an issued credential (never the credential)."""
 
     credential_id: str
@@ -96,14 +101,14 @@ class CredentialRecord(BaseModel):
     expires_at: str
 
 
-class StatusChanged(BaseModel):
+class StatusChanged(_Out):
     """A credential's new status."""
 
     credential_id: str
     status: str
 
 
-class SdJwtVerified(BaseModel):
+class SdJwtVerified(_Out):
     """A verified SD-JWT VC (or presentation): its type and the disclosed claims."""
 
     valid: Literal[True]
@@ -111,7 +116,7 @@ class SdJwtVerified(BaseModel):
     claims: dict[str, Any]
 
 
-class VcJwtVerified(BaseModel):
+class VcJwtVerified(_Out):
     """A verified jwt_vc_json credential: its types, holder and subject claims."""
 
     valid: Literal[True]
@@ -120,7 +125,7 @@ class VcJwtVerified(BaseModel):
     claims: dict[str, Any]
 
 
-class TrustedIssuerView(BaseModel):
+class TrustedIssuerView(_Out):
     """A trusted issuer entry."""
 
     id: str
@@ -129,14 +134,14 @@ class TrustedIssuerView(BaseModel):
     added_at: str
 
 
-class JwtVcIssuerMetadata(BaseModel):
+class JwtVcIssuerMetadata(_Out):
     """JWT VC Issuer Metadata (SD-JWT VC draft §5): the issuer and its keys."""
 
     issuer: str
     jwks: dict[str, Any]
 
 
-class DidDocument(BaseModel):
+class DidDocument(_Out):
     """A did:web DID document (did:web method spec §3.2)."""
 
     context: Annotated[list[str], Field(alias="@context")]
@@ -146,7 +151,7 @@ class DidDocument(BaseModel):
     authentication: list[str]
 
 
-class CredentialIssuerMetadata(BaseModel):
+class CredentialIssuerMetadata(_Out):
     """Credential Issuer Metadata (OID4VCI 1.0 §12.2)."""
 
     credential_issuer: str
@@ -156,7 +161,7 @@ class CredentialIssuerMetadata(BaseModel):
     credential_configurations_supported: dict[str, dict[str, Any]]
 
 
-class AuthorizationServerMetadata(BaseModel):
+class AuthorizationServerMetadata(_Out):
     """Authorization Server Metadata (RFC 8414 §2) for the pre-authorized code flow."""
 
     issuer: str
@@ -167,7 +172,7 @@ class AuthorizationServerMetadata(BaseModel):
     ]
 
 
-class OfferCreated(BaseModel):
+class OfferCreated(_Out):
     """A credential offer (OID4VCI 1.0 §4.1), by value and by reference, and its
     transaction code when one was asked for."""
 
@@ -179,7 +184,7 @@ class OfferCreated(BaseModel):
     expires_at: str
 
 
-class CredentialOffer(BaseModel):
+class CredentialOffer(_Out):
     """A credential offer object (OID4VCI 1.0 §4.1.1)."""
 
     credential_issuer: str
@@ -187,7 +192,7 @@ class CredentialOffer(BaseModel):
     grants: dict[str, Any]
 
 
-class TokenResponse(BaseModel):
+class TokenResponse(_Out):
     """An access token (RFC 6749 §5.1)."""
 
     access_token: str
@@ -195,13 +200,13 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
-class NonceResponse(BaseModel):
+class NonceResponse(_Out):
     """A fresh nonce for key proofs (OID4VCI 1.0 §7.2)."""
 
     c_nonce: str
 
 
-class CredentialResponse(BaseModel):
+class CredentialResponse(_Out):
     """The issued credentials (OID4VCI 1.0 §8.3)."""
 
     credentials: list[dict[str, str]]

@@ -66,7 +66,7 @@ class Receipt(_Out):
     event: dict[str, Any] | None = Field(None, description="only for entitled parties")
 
 
-class PendingReceipt(BaseModel):
+class PendingReceipt(_Out):
     """The receipt of an event the log has signed but not yet checkpointed: the entry, the
     event and the log's signed entry (a signed note)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.identity.schemas import IdentityView
 from credit_commons.ledger.schemas import PendingReceipt
@@ -14,7 +14,12 @@ from credit_commons.ledger.schemas import PendingReceipt
 __all__ = ["DsrConfirmed", "DsrOpened", "ErasureReceipt", "SubjectExport"]
 
 
-class DsrOpened(BaseModel):
+class _Out(BaseModel):
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+
+class DsrOpened(_Out):
     """An opened request: the message to sign with the subject's DID key to confirm it."""
 
     request_id: str
@@ -24,7 +29,7 @@ class DsrOpened(BaseModel):
     sign: str = Field(description="the exact message to sign")
 
 
-class DsrConfirmed(BaseModel):
+class DsrConfirmed(_Out):
     """A confirmed request: the one-time token that runs it (``X-DSR-Token``)."""
 
     dsr_token: str
@@ -32,7 +37,7 @@ class DsrConfirmed(BaseModel):
     kind: str
 
 
-class ErasureReceipt(BaseModel):
+class ErasureReceipt(_Out):
     """What an erasure removed, and the signed receipt of its ``subject.erased`` event."""
 
     erased: bool
@@ -49,7 +54,7 @@ class ErasureReceipt(BaseModel):
     receipt: PendingReceipt
 
 
-class SubjectExport(BaseModel):
+class SubjectExport(_Out):
     """Everything held on the subject (GDPR Art. 15 and 20; DPDP §11)."""
 
     format: str

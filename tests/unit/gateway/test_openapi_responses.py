@@ -102,3 +102,36 @@ def test_request_validation_errors_are_documented_as_problems(document: dict[str
 def test_problem_schema_is_rfc_9457(document: dict[str, Any]) -> None:
     problem = document["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "code", "detail"}
+
+
+@pytest.mark.parametrize(
+    ("operation", "media_types"),
+    [
+        ("GET /checkpoint", {"text/plain; charset=utf-8"}),
+        ("GET /v1/log/checkpoint", {"text/plain; charset=utf-8"}),
+        ("GET /tile/entries/{path}", {"application/octet-stream"}),
+        ("GET /tile/{level}/{path}", {"application/octet-stream"}),
+        ("GET /status-lists/{list_id}", {"application/statuslist+jwt", "application/vc+jwt"}),
+        ("POST /v1/identities/{token}/export", {"application/json", "application/pdf"}),
+        ("GET /v1/credential-offers/{offer_id}/qr.svg", {"image/svg+xml"}),
+    ],
+)
+def test_routes_that_answer_other_media_types_declare_them(
+    document: dict[str, Any], operation: str, media_types: set[str]
+) -> None:
+    # Found by bench/fuzz_api.py's content_type_conformance: these were documented as JSON.
+    found = dict(_operations(document))[operation]["responses"]["200"]["content"]
+    assert set(found) == media_types
+
+
+def test_a_fresh_status_list_may_be_not_modified(document: dict[str, Any]) -> None:
+    assert "304" in document["paths"]["/status-lists/{list_id}"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("operation", sorted(OAUTH_OPERATIONS))
+def test_the_oauth_endpoints_document_their_protocol_errors(
+    document: dict[str, Any], operation: str
+) -> None:
+    responses = dict(_operations(document))[operation]["responses"]
+    assert responses["400"]["content"] == {"application/json": {"schema": OAUTH_ERROR}}
+    assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith("Response")
