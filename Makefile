@@ -33,8 +33,13 @@ typecheck: $(STAMP)
 system-deps:
 	@scripts/ensure-system-deps.sh
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist); most of its time is spent waiting
+# on the `commons` processes and servers it starts, so two workers keep both cores busy.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
+
 test: system-deps lint typecheck
-	$(BIN)/python -m pytest -W error
+	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/keys.py

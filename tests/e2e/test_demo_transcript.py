@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.ports import free_port
+
 README = Path(__file__).parents[2] / "README.md"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 
@@ -20,13 +22,6 @@ def _readme_steps() -> list[str]:
     text = README.read_text()
     block = text.split("<!-- demo-steps: begin -->")[1].split("<!-- demo-steps: end -->")[0]
     return re.findall(r"^\d+\. \*\*(.+?)\*\*", block, flags=re.MULTILINE)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _commons(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +38,7 @@ def _commons(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_demo_transcript_verifies_after_the_run(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     demo = _commons(tmp_path, "demo", "--port", str(port), "--json")
     assert demo.returncode == 0, demo.stderr[-2000:]
     transcript = json.loads(demo.stdout)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.test_serve import COMMONS, commons_env, free_port
+from tests.e2e.test_serve import COMMONS, commons_env
+from tests.ports import free_port
 
 WRITERS = 96
 EACH = 3

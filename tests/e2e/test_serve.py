@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.ports import free_port
 
 from credit_commons.core.migrate import head_revision
 
 PEPPER = "c2VjcmV0LXBlcHBlci1mb3ItdGhlLWUyZS10ZXN0LW9ubHk"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def commons_env(data_dir: Path, database_url: str) -> dict[str, str]:

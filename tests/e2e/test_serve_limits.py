@@ -18,7 +18,8 @@ from typing import IO
 
 import httpx
 import pytest
-from tests.e2e.test_serve import COMMONS, commons_env, free_port
+from tests.e2e.test_serve import COMMONS, commons_env
+from tests.ports import free_port
 
 Serve = Callable[..., str]
 MiB = 1024 * 1024

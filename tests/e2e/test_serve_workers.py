@@ -14,7 +14,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import make_settings
-from tests.e2e.test_serve import COMMONS, commons_env, free_port
+from tests.e2e.test_serve import COMMONS, commons_env
+from tests.ports import free_port
 
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app

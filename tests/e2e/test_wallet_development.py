@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.e2e.test_serve import commons_env, free_port
+from tests.e2e.test_serve import commons_env
 from tests.e2e.test_wallet_e2e import COMMONS
 from tests.factories import readiness_claims
+from tests.ports import free_port
 
 PASSPHRASE = "correct horse battery staple"
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.test_serve import commons_env, free_port
+from tests.e2e.test_serve import commons_env
 from tests.factories import readiness_claims
+from tests.ports import free_port
 
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 

@@ -4,21 +4,15 @@ documented exit code, never a traceback."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
+from tests.ports import free_port
 
 from credit_commons.cli import main
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys.algorithms import PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _problem(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dict[str, str]]:
@@ -32,7 +26,7 @@ def test_settings_and_key_refusals(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     code, problem = _problem(capsys, ["lender", "token", "--url", url])
     assert (code, problem["code"]) == (4, "file.not_found")  # no lender-key.json yet
     assert main(["lender", "key", "create"]) == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.ports import free_port
 
 from credit_commons.ledger import note
 from credit_commons.ledger.checkpoint import Checkpoint
@@ -37,12 +37,6 @@ ORIGIN = "log.example/credit"
 LOG_SKEY, LOG_VKEY = note.generate_key(ORIGIN, bytes(range(32)))
 LOG = note.Ed25519Signer.from_skey(LOG_SKEY)
 WITNESS_APP = [sys.executable, "-m", "credit_commons.ledger.witness_app"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
