@@ -33,13 +33,14 @@ typecheck: $(STAMP)
 system-deps:
 	@scripts/ensure-system-deps.sh
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist); most of its time is spent waiting
-# on the `commons` processes and servers it starts, so two workers keep both cores busy.
-# `make test TEST_WORKERS=0` runs it in one process.
+# The suite runs in TEST_WORKERS processes (pytest-xdist), one per core of this project's
+# machines; with work stealing an idle worker takes half of the other's remaining tests
+# (plain `--dist load` left one worker idle for minutes at the end).  docs/testing.md says
+# what keeps a test safe to run in parallel.  `make test TEST_WORKERS=0` runs it serially.
 TEST_WORKERS ?= 2
 
 test: system-deps lint typecheck
-	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/keys.py
