@@ -198,239 +198,321 @@ def run_story(
         fetcher.close()
 
 
-def _story(  # noqa: PLR0915 - a story is a sequence of steps
+@dataclass
+class _Story:
+    """What the steps share: the platform, the transcript, and who is who so far."""
+
+    rt: Runtime
+    base: str
+    http: httpx.Client
+    t: Transcript
+    # Authorization headers by actor (admin, borrower, agent, lender).
+    auth: dict[str, dict[str, str]] = field(default_factory=dict)
+    borrower: str = ""  # the MSME's identity token
+    client_id: str = ""
+    consent_id: str = ""
+    log_key: str = ""
+
+    def bearer(self, actor: str, token: str) -> None:
+        self.auth[actor] = {"Authorization": f"Bearer {token}"}
+
+
+def _story(
     rt: Runtime, base: str, wallet_dir: Path, t: Transcript, fetcher: OutboundFetcher
 ) -> Transcript:
     with httpx.Client(base_url=base, timeout=20) as http:
-        with transaction(rt.sessions) as session:
-            admin, _ = issue_admin_token(session, rt, "issuer-desk")
-        as_admin = {"Authorization": f"Bearer {admin}"}
-        issuer = _ok(http.get("/.well-known/jwt-vc-issuer"))
-        t.step(
-            "Issuer set up",
-            issuer=issuer["issuer"],
-            keys=[k["kid"] for k in issuer["jwks"]["keys"]],
-        )
-        t.detail(
-            f"issuer {issuer['issuer']}, {len(issuer['jwks']['keys'])} signing key(s) published"
-        )
-
-        agent = _ok(
-            http.post(
-                "/v1/identities",
-                json={"roles": ["field_agent"], "profile": {"name": "Asha (field agent)"}},
-            ),
-            201,
-        )
-        msme = _ok(
-            http.post(
-                "/v1/identities", json={"roles": ["business"], "profile": {"name": "Meghna Crafts"}}
-            ),
-            201,
-        )
-        as_msme = {"Authorization": f"Bearer {msme['access_token']}"}
-        as_agent = {"Authorization": f"Bearer {agent['access_token']}"}
-        delegation = _ok(
-            http.post(
-                f"/v1/identities/{msme['identity_token']}/delegations",
-                json={
-                    "delegatee_token": agent["identity_token"],
-                    "type": "field_agent_assist",
-                    "permissions": ["assist:consent"],
-                    "expires_in_days": 30,
-                },
-                headers=as_msme,
-            ),
-            201,
-        )
-        _ok(
-            http.post(
-                f"/v1/identities/{agent['identity_token']}/delegations/{delegation['id']}/accept",
-                headers=as_agent,
-            )
-        )
-        t.step(
-            "Borrower registered with a field agent's help",
-            borrower=msme["identity_token"],
-            agent=agent["identity_token"],
-            delegation=delegation["id"],
-        )
-        t.detail("Meghna Crafts registered; Asha holds a live field_agent_assist delegation")
-
-        salt = b64url_encode(secrets.token_bytes(16))
-        claims = {
-            "enterprise": {"identity_token": msme["identity_token"]},
-            "credit_tier": "A",
-            "income_bracket": "25L-1Cr",
-            "debt_ratio_bracket": "<0.2",
-            "score_commitment": commit_score(745, salt),
-            "score_opening": {"score": 745, "salt": salt},
-            "verification_sources": ["gstn", "field_verification"],
-        }
-        offer = _ok(
-            http.post(
-                "/v1/credential-offers",
-                json={
-                    "type": "CreditReadinessCredential",
-                    "subject": msme["identity_token"],
-                    "claims": claims,
-                },
-                headers=as_admin,
-            ),
-            201,
-        )
-        wallet = Wallet.create(wallet_dir / "wallet.json", "demo passphrase")
-        local_id = accept_offer(
-            wallet, offer["offer_uri_by_reference"], tx_code=offer.get("tx_code"), fetcher=fetcher
-        )
-        held = SdJwt.parse(wallet.credential(local_id)["credential"])
-        t.step(
-            "Credential issued over OID4VCI into the wallet",
-            offer=offer["offer_id"],
-            disclosures=len(held.disclosures),
-        )
-        t.detail(
-            f"wallet holds a dc+sd-jwt with {len(held.disclosures)} selectively disclosable claims"
-        )
-
-        lender_key = PrivateKey.generate(KeyType.ED25519)
-        lender = _ok(
-            http.post(
-                "/v1/admin/lenders",
-                json={
-                    "name": "Sahyadri Cooperative Bank",
-                    "jwks": {"keys": [public_key_to_jwk(lender_key.public_key)]},
-                    "allowed_purposes": ["105", "loan.underwriting"],
-                },
-                headers=as_admin,
-            ),
-            201,
-        )
-        client_id = lender["client_id"]
-        as_lender = {"Authorization": f"Bearer {lender_token(http, base, client_id, lender_key)}"}
-        t.step("Lender registered", client_id=client_id)
-        t.detail(f"Sahyadri Cooperative Bank is {client_id}; access token by private_key_jwt")
-
-        request = _ok(
-            http.post(
-                "/v1/consents",
-                json={
-                    "template": "loan_underwriting",
-                    "borrower": msme["identity_token"],
-                    "purpose": "loan.underwriting",
-                    "mode": "VIEW",
-                    "fetch_type": "ONETIME",
-                    "data_life": {"unit": "DAY", "value": 7},
-                    "consent_expiry": (rt.clock.now() + timedelta(days=14)).isoformat(),
-                    "scopes": [
-                        {
-                            "type": "CreditReadinessCredential",
-                            "claims": ["/income_bracket", "/debt_ratio_bracket"],
-                        }
-                    ],
-                },
-                headers=as_lender,
-            ),
-            201,
-        )
-        consent_id = request["consent_id"]
-        t.step("Consent requested", consent_id=consent_id, status=request["status"])
-        t.detail(
-            f"{consent_id}: loan underwriting, view once, income and debt-ratio brackets, 14 days"
-        )
-
-        _ok(http.post(f"/v1/consents/{consent_id}/assist", headers=as_agent))
-        code = notify.read_codes(rt, msme["identity_token"])[-1]["code"]
-        granted = _ok(
-            http.post(
-                f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=as_agent
-            )
-        )
-        _expect(
-            granted["status"] == "ACTIVE" and granted["approval"] == "assisted",
-            "the consent is granted",
-        )
-        status = _ok(http.get(f"/v1/consents/{consent_id}", headers=as_lender))
-        jwks = _ok(http.get("/v1/consents/jwks"))
-        kid = parse_compact(status["artefact"], algs=ACCEPTED_ALGS).header.get("kid")
-        key = next(k for k in jwks["keys"] if k["kid"] == kid)
-        verify_compact(
-            status["artefact"], public_key_from_jwk(key), typ="consent+jwt", algs=ACCEPTED_ALGS
-        )
-        t.step(
-            "Consent approved (assisted: the borrower read the one-time code to the agent)",
-            status=status["status"],
-            artefact=status["artefact"],
-        )
-        t.detail(
-            "signed artefact verified against /v1/consents/jwks; agent recorded as facilitator"
-        )
-
-        got = _ok(
-            http.get("/v1/lender/credentials", params={"consent_id": consent_id}, headers=as_lender)
-        )
-        checked = _verify_credential(base, got["credential"])
-        _expect(checked["status"] == "valid", "the credential is valid")
-        _expect("score_opening" not in checked["claims"], "the exact score stays hidden")
-        _sequence(rt)
-        receipt = _ok(http.get(f"/v1/log/receipts/{got['access_event_id']}"))
-        log_key = _ok(http.get("/v1/log/key"))
-        verified = verify_receipt(receipt, log_key["vkey"])
-        shown = {
-            k: checked["claims"][k] for k in ("credit_tier", "income_bracket", "debt_ratio_bracket")
-        }
-        t.step(
-            "Credential retrieved and verified",
-            disclosed=got["disclosed"],
-            claims=shown,
-            status=checked["status"],
-            receipt=receipt,
-        )
-        t.detail(
-            f"saw {shown}; signature and status list checked; "
-            f"access receipt verified (leaf {verified.index})"
-        )
-
-        out_of_scope = http.get(
-            "/v1/lender/credentials",
-            params={"consent_id": consent_id, "claims": "/score_opening"},
-            headers=as_lender,
-        )
-        _expect(out_of_scope.status_code == 403, "an out-of-scope request is denied")
-        t.step(
-            "Out-of-scope request denied",
-            status=out_of_scope.status_code,
-            answer=out_of_scope.json()["detail"],
-        )
-        t.detail(
-            f"the lender asked for the exact score: {out_of_scope.status_code} "
-            f"'{out_of_scope.json()['detail']}'"
-        )
-
-        _ok(http.post(f"/v1/borrowers/consents/{consent_id}/revoke", headers=as_msme))
-        after = http.get(
-            "/v1/lender/credentials", params={"consent_id": consent_id}, headers=as_lender
-        )
-        _expect(after.status_code == 403, "retrieval after revocation is denied")
-        t.step("Consent revoked; retrieval denied", status=after.status_code)
-        t.detail(f"borrower revoked {consent_id}; the lender's next request: {after.status_code}")
-
-        _sequence(rt)
-        history = _ok(
-            http.get(f"/v1/borrowers/{msme['identity_token']}/access-history", headers=as_msme)
-        )
-        t.step("Access history", entries=history)
-        for entry in reversed(history):
-            proof = "receipt ok" if entry["receipt"] else "receipt pending"
-            who, what = entry["lender_name"], entry["operation"]
-            t.detail(
-                f"{entry['at'][:19]}  {entry['outcome']:7s}  {who}  {what}  "
-                f"{entry['reason'] or ''}  ({proof})"
-            )
-
-        report = audit_log(rt.engine, log_key["vkey"])
-        t.step("Log audited", leaves=report.size, checkpoints=report.checkpoints)
-        t.detail(
-            f"{report.size} leaves re-hashed, {report.checkpoints} signed checkpoints consistent"
-        )
+        story = _Story(rt, base, http, t)
+        _set_up_issuer(story)
+        _register_borrower(story)
+        _issue_credential(story, wallet_dir, fetcher)
+        _register_lender(story)
+        _request_consent(story)
+        _approve_consent(story)
+        _retrieve(story)
+        _deny_out_of_scope(story)
+        _revoke(story)
+        _show_history(story)
+        _audit(story)
     return t
+
+
+def _set_up_issuer(story: _Story) -> None:
+    # 1. An administrator token for the issuer desk; the issuer's keys are published.
+    with transaction(story.rt.sessions) as session:
+        admin, _ = issue_admin_token(session, story.rt, "issuer-desk")
+    story.bearer("admin", admin)
+    issuer = _ok(story.http.get("/.well-known/jwt-vc-issuer"))
+    story.t.step(
+        "Issuer set up",
+        issuer=issuer["issuer"],
+        keys=[k["kid"] for k in issuer["jwks"]["keys"]],
+    )
+    story.t.detail(
+        f"issuer {issuer['issuer']}, {len(issuer['jwks']['keys'])} signing key(s) published"
+    )
+
+
+def _register_borrower(story: _Story) -> None:
+    # 2. The borrower registers with a field agent's help (field_agent_assist).
+    http = story.http
+    agent = _ok(
+        http.post(
+            "/v1/identities",
+            json={"roles": ["field_agent"], "profile": {"name": "Asha (field agent)"}},
+        ),
+        201,
+    )
+    msme = _ok(
+        http.post(
+            "/v1/identities", json={"roles": ["business"], "profile": {"name": "Meghna Crafts"}}
+        ),
+        201,
+    )
+    story.borrower = msme["identity_token"]
+    story.bearer("borrower", msme["access_token"])
+    story.bearer("agent", agent["access_token"])
+    delegation = _ok(
+        http.post(
+            f"/v1/identities/{msme['identity_token']}/delegations",
+            json={
+                "delegatee_token": agent["identity_token"],
+                "type": "field_agent_assist",
+                "permissions": ["assist:consent"],
+                "expires_in_days": 30,
+            },
+            headers=story.auth["borrower"],
+        ),
+        201,
+    )
+    _ok(
+        http.post(
+            f"/v1/identities/{agent['identity_token']}/delegations/{delegation['id']}/accept",
+            headers=story.auth["agent"],
+        )
+    )
+    story.t.step(
+        "Borrower registered with a field agent's help",
+        borrower=msme["identity_token"],
+        agent=agent["identity_token"],
+        delegation=delegation["id"],
+    )
+    story.t.detail("Meghna Crafts registered; Asha holds a live field_agent_assist delegation")
+
+
+def _issue_credential(story: _Story, wallet_dir: Path, fetcher: OutboundFetcher) -> None:
+    # 3. A Credit Readiness Credential is offered over OID4VCI and lands in the wallet.
+    salt = b64url_encode(secrets.token_bytes(16))
+    claims = {
+        "enterprise": {"identity_token": story.borrower},
+        "credit_tier": "A",
+        "income_bracket": "25L-1Cr",
+        "debt_ratio_bracket": "<0.2",
+        "score_commitment": commit_score(745, salt),
+        "score_opening": {"score": 745, "salt": salt},
+        "verification_sources": ["gstn", "field_verification"],
+    }
+    offer = _ok(
+        story.http.post(
+            "/v1/credential-offers",
+            json={
+                "type": "CreditReadinessCredential",
+                "subject": story.borrower,
+                "claims": claims,
+            },
+            headers=story.auth["admin"],
+        ),
+        201,
+    )
+    wallet = Wallet.create(wallet_dir / "wallet.json", "demo passphrase")
+    local_id = accept_offer(
+        wallet, offer["offer_uri_by_reference"], tx_code=offer.get("tx_code"), fetcher=fetcher
+    )
+    held = SdJwt.parse(wallet.credential(local_id)["credential"])
+    story.t.step(
+        "Credential issued over OID4VCI into the wallet",
+        offer=offer["offer_id"],
+        disclosures=len(held.disclosures),
+    )
+    story.t.detail(
+        f"wallet holds a dc+sd-jwt with {len(held.disclosures)} selectively disclosable claims"
+    )
+
+
+def _register_lender(story: _Story) -> None:
+    # 4. The lender is registered and gets an access token (private_key_jwt).
+    lender_key = PrivateKey.generate(KeyType.ED25519)
+    lender = _ok(
+        story.http.post(
+            "/v1/admin/lenders",
+            json={
+                "name": "Sahyadri Cooperative Bank",
+                "jwks": {"keys": [public_key_to_jwk(lender_key.public_key)]},
+                "allowed_purposes": ["105", "loan.underwriting"],
+            },
+            headers=story.auth["admin"],
+        ),
+        201,
+    )
+    client_id = story.client_id = lender["client_id"]
+    story.bearer("lender", lender_token(story.http, story.base, client_id, lender_key))
+    story.t.step("Lender registered", client_id=client_id)
+    story.t.detail(f"Sahyadri Cooperative Bank is {client_id}; access token by private_key_jwt")
+
+
+def _request_consent(story: _Story) -> None:
+    # 5a. The lender asks for consent.
+    request = _ok(
+        story.http.post(
+            "/v1/consents",
+            json={
+                "template": "loan_underwriting",
+                "borrower": story.borrower,
+                "purpose": "loan.underwriting",
+                "mode": "VIEW",
+                "fetch_type": "ONETIME",
+                "data_life": {"unit": "DAY", "value": 7},
+                "consent_expiry": (story.rt.clock.now() + timedelta(days=14)).isoformat(),
+                "scopes": [
+                    {
+                        "type": "CreditReadinessCredential",
+                        "claims": ["/income_bracket", "/debt_ratio_bracket"],
+                    }
+                ],
+            },
+            headers=story.auth["lender"],
+        ),
+        201,
+    )
+    consent_id = story.consent_id = request["consent_id"]
+    story.t.step("Consent requested", consent_id=consent_id, status=request["status"])
+    story.t.detail(
+        f"{consent_id}: loan underwriting, view once, income and debt-ratio brackets, 14 days"
+    )
+
+
+def _approve_consent(story: _Story) -> None:
+    # 5b. The agent prepares it; the borrower reads the one-time code to the agent, who
+    # confirms it; the signed artefact is checked against the platform's consent keys.
+    http, consent_id, as_agent = story.http, story.consent_id, story.auth["agent"]
+    _ok(http.post(f"/v1/consents/{consent_id}/assist", headers=as_agent))
+    code = notify.read_codes(story.rt, story.borrower)[-1]["code"]
+    granted = _ok(
+        http.post(
+            f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=as_agent
+        )
+    )
+    _expect(
+        granted["status"] == "ACTIVE" and granted["approval"] == "assisted",
+        "the consent is granted",
+    )
+    status = _ok(http.get(f"/v1/consents/{consent_id}", headers=story.auth["lender"]))
+    jwks = _ok(http.get("/v1/consents/jwks"))
+    kid = parse_compact(status["artefact"], algs=ACCEPTED_ALGS).header.get("kid")
+    key = next(k for k in jwks["keys"] if k["kid"] == kid)
+    verify_compact(
+        status["artefact"], public_key_from_jwk(key), typ="consent+jwt", algs=ACCEPTED_ALGS
+    )
+    story.t.step(
+        "Consent approved (assisted: the borrower read the one-time code to the agent)",
+        status=status["status"],
+        artefact=status["artefact"],
+    )
+    story.t.detail(
+        "signed artefact verified against /v1/consents/jwks; agent recorded as facilitator"
+    )
+
+
+def _retrieve(story: _Story) -> None:
+    # 6. Only the disclosures in scope; the issuer signature, the status list and the log
+    # receipt of the access are verified.
+    http = story.http
+    got = _ok(
+        http.get(
+            "/v1/lender/credentials",
+            params={"consent_id": story.consent_id},
+            headers=story.auth["lender"],
+        )
+    )
+    checked = _verify_credential(story.base, got["credential"])
+    _expect(checked["status"] == "valid", "the credential is valid")
+    _expect("score_opening" not in checked["claims"], "the exact score stays hidden")
+    _sequence(story.rt)
+    receipt = _ok(http.get(f"/v1/log/receipts/{got['access_event_id']}"))
+    story.log_key = _ok(http.get("/v1/log/key"))["vkey"]
+    verified = verify_receipt(receipt, story.log_key)
+    shown = {
+        k: checked["claims"][k] for k in ("credit_tier", "income_bracket", "debt_ratio_bracket")
+    }
+    story.t.step(
+        "Credential retrieved and verified",
+        disclosed=got["disclosed"],
+        claims=shown,
+        status=checked["status"],
+        receipt=receipt,
+    )
+    story.t.detail(
+        f"saw {shown}; signature and status list checked; "
+        f"access receipt verified (leaf {verified.index})"
+    )
+
+
+def _deny_out_of_scope(story: _Story) -> None:
+    # 7a. The lender asks for more than the consent grants.
+    out_of_scope = story.http.get(
+        "/v1/lender/credentials",
+        params={"consent_id": story.consent_id, "claims": "/score_opening"},
+        headers=story.auth["lender"],
+    )
+    _expect(out_of_scope.status_code == 403, "an out-of-scope request is denied")
+    story.t.step(
+        "Out-of-scope request denied",
+        status=out_of_scope.status_code,
+        answer=out_of_scope.json()["detail"],
+    )
+    story.t.detail(
+        f"the lender asked for the exact score: {out_of_scope.status_code} "
+        f"'{out_of_scope.json()['detail']}'"
+    )
+
+
+def _revoke(story: _Story) -> None:
+    # 7b. The borrower revokes; the lender's next retrieval is denied.
+    consent_id = story.consent_id
+    _ok(
+        story.http.post(
+            f"/v1/borrowers/consents/{consent_id}/revoke", headers=story.auth["borrower"]
+        )
+    )
+    after = story.http.get(
+        "/v1/lender/credentials", params={"consent_id": consent_id}, headers=story.auth["lender"]
+    )
+    _expect(after.status_code == 403, "retrieval after revocation is denied")
+    story.t.step("Consent revoked; retrieval denied", status=after.status_code)
+    story.t.detail(f"borrower revoked {consent_id}; the lender's next request: {after.status_code}")
+
+
+def _show_history(story: _Story) -> None:
+    # 8a. The borrower's access history, each entry with its receipt.
+    _sequence(story.rt)
+    history = _ok(
+        story.http.get(
+            f"/v1/borrowers/{story.borrower}/access-history", headers=story.auth["borrower"]
+        )
+    )
+    story.t.step("Access history", entries=history)
+    for entry in reversed(history):
+        proof = "receipt ok" if entry["receipt"] else "receipt pending"
+        who, what = entry["lender_name"], entry["operation"]
+        story.t.detail(
+            f"{entry['at'][:19]}  {entry['outcome']:7s}  {who}  {what}  "
+            f"{entry['reason'] or ''}  ({proof})"
+        )
+
+
+def _audit(story: _Story) -> None:
+    # 8b. The whole log re-hashed and every checkpoint checked.
+    report = audit_log(story.rt.engine, story.log_key)
+    story.t.step("Log audited", leaves=report.size, checkpoints=report.checkpoints)
+    story.t.detail(
+        f"{report.size} leaves re-hashed, {report.checkpoints} signed checkpoints consistent"
+    )

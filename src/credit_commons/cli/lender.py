@@ -16,42 +16,35 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from credit_commons.cli_support import JsonOption, read_text_file
-from credit_commons.cli_support import emit as _emit
-from credit_commons.cli_support import runtime as _runtime
+from credit_commons.cli.support import (
+    JsonOption,
+    KeyTypeChoice,
+    emit,
+    group,
+    read_json_file,
+    read_text_file,
+)
+from credit_commons.client import Lender, LenderKey, Retrieval
+from credit_commons.client.lender import registration_request
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error, write_private
 
-if TYPE_CHECKING:
-    from credit_commons.client import Lender
+__all__ = ["app"]
 
-__all__ = ["lender_admin_app", "lender_app"]
-
-lender_app = typer.Typer(
-    help="A lender's path: key, registration, token, consent, retrieval, verification.",
-    no_args_is_help=True,
+app = group(
+    "lender", "A lender's path: key, registration, token, consent, retrieval, verification."
 )
 consent_app = typer.Typer(help="Consent requests and decisions.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Webhook notices from the platform.", no_args_is_help=True)
 key_app = typer.Typer(help="The lender's client key.", no_args_is_help=True)
-lender_app.add_typer(key_app, name="key")
-lender_app.add_typer(consent_app, name="consent")
-lender_app.add_typer(webhook_app, name="webhook")
-lender_admin_app = typer.Typer(help="Lender registrations (administrators).", no_args_is_help=True)
-
-
-class KeyTypeChoice(StrEnum):
-    """Client key types on the command line."""
-
-    ED25519 = "ed25519"
-    P256 = "p-256"
-
+app.add_typer(key_app, name="key")
+app.add_typer(consent_app, name="consent")
+app.add_typer(webhook_app, name="webhook")
 
 UrlOption = Annotated[
     str,
@@ -114,10 +107,6 @@ def _lender(
     quorum: int | None = None,
     trusted: list[str] | None = None,
 ) -> Iterator[Lender]:
-    # The client (and the verification code it uses) is imported when a command runs, so
-    # that `commons --help` and every other command start fast.
-    from credit_commons.client import Lender, LenderKey
-
     key = LenderKey.load(key_file) if key_file is not None else None
     lender = Lender(
         url,
@@ -134,24 +123,16 @@ def _lender(
         lender.close()
 
 
-def _read_json(path: Path, what: str) -> Any:
-    text = read_text_file(path, what)
-    try:
-        return json.loads(text)
-    except ValueError as e:
-        raise ValidationError(f"{what} is not JSON") from e
-
-
 def _write_or_print(out: Path | None, data: Any, as_json: bool, text: str) -> None:
     # Files a lender keeps (a retrieval holds personal data) are written 0600.
     if out is None:
-        _emit(as_json, data, text)
+        emit(as_json, data, text)
         return
     try:
         write_private(out, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
     except OSError as e:
         raise path_error(e, "write") from e
-    _emit(as_json, {"written": str(out)}, f"written to {out}")
+    emit(as_json, {"written": str(out)}, f"written to {out}")
 
 
 # -- key and registration ------------------------------------------------------------------
@@ -166,19 +147,15 @@ def key_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create the client key (mode 0600; an existing file is never overwritten)."""
-    from credit_commons.client import LenderKey
-    from credit_commons.keys.algorithms import KeyType
-
-    kt = KeyType.ED25519 if key_type is KeyTypeChoice.ED25519 else KeyType.P256
-    made = LenderKey.create(key_file, kt)
-    _emit(
+    made = LenderKey.create(key_file, key_type.key_type)
+    emit(
         as_json,
         {"key_file": str(key_file), "kid": made.kid, "public_jwk": made.public_jwk()},
         f"created {key_file} ({key_type.value}), kid {made.kid}",
     )
 
 
-@lender_app.command("registration")
+@app.command("registration")
 def registration(
     name: Annotated[str, typer.Option("--name", help="The lender's name.")],
     purpose: Annotated[
@@ -194,51 +171,14 @@ def registration(
     as_json: JsonOption = False,
 ) -> None:
     """Print the registration request an administrator approves (public key only)."""
-    from credit_commons.client import LenderKey
-    from credit_commons.client.lender import registration_request
-
     body = registration_request(LenderKey.load(key_file), name, purpose, webhook_url)
     _write_or_print(out, body, as_json, json.dumps(body, indent=2, sort_keys=True))
-
-
-@lender_admin_app.command("approve")
-def admin_approve(
-    ctx: typer.Context,
-    file: Annotated[
-        Path, typer.Argument(help="A registration request ('-' for stdin).", readable=False)
-    ],
-    as_json: JsonOption = False,
-) -> None:
-    """Register a lender from its registration request; prints its client id."""
-    from pydantic import ValidationError as PydanticError
-
-    from credit_commons.core.db import transaction
-    from credit_commons.gateway import clients
-    from credit_commons.gateway.lender_router import LenderCreate
-    from credit_commons.identity.service import Principal
-
-    try:
-        request = LenderCreate.model_validate(_read_json(file, "the registration request"))
-    except PydanticError as e:
-        fields = sorted({".".join(str(p) for p in err["loc"]) for err in e.errors()})
-        raise ValidationError(f"invalid registration request: {', '.join(fields)}") from e
-    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
-        made = clients.register_client(
-            session,
-            rt,
-            Principal("admin:cli", "admin"),
-            name=request.name,
-            jwks=request.jwks,
-            allowed_purposes=request.allowed_purposes,
-            webhook_url=request.webhook_url,
-        )
-    _emit(as_json, made, f"registered {made['name']} as {made['client_id']}")
 
 
 # -- tokens, discovery, log key ---------------------------------------------------------------
 
 
-@lender_app.command("token")
+@app.command("token")
 def token(
     url: UrlOption,
     client_id: ClientIdOption = None,
@@ -252,14 +192,14 @@ def token(
     with _lender(url, client_id, key_file) as lender:
         got = lender.token(scope)
     expires_in = int(got.expires_at - time.time())
-    _emit(
+    emit(
         as_json,
         {"access_token": got.access_token, "expires_in": expires_in, "scope": got.scope},
         got.access_token,
     )
 
 
-@lender_app.command("tiers")
+@app.command("tiers")
 def tiers(
     url: UrlOption,
     client_id: ClientIdOption = None,
@@ -272,7 +212,7 @@ def tiers(
     with _lender(url, client_id, key_file) as lender:
         found = lender.tiers(tier, limit)
     rows = [vars(entry) for entry in found]
-    _emit(
+    emit(
         as_json,
         rows,
         "\n".join(
@@ -284,13 +224,13 @@ def tiers(
     )
 
 
-@lender_app.command("log-key")
+@app.command("log-key")
 def log_key(url: UrlOption, as_json: JsonOption = False) -> None:
     """Print the log's origin and verifier key, to pin (COMMONS_LENDER_LOG_KEY) after
     checking it against what the operator publishes."""
     with _lender(url) as lender:
         found = lender.log_identity()
-    _emit(as_json, found, found["vkey"])
+    emit(as_json, found, found["vkey"])
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -340,7 +280,7 @@ def consent_request(
             credential_type=credential_type,
             mode=mode,
         )
-    _emit(as_json, _consent_json(made), f"{made.consent_id} {made.status}")
+    emit(as_json, _consent_json(made), f"{made.consent_id} {made.status}")
 
 
 @consent_app.command("wait")
@@ -358,7 +298,7 @@ def consent_wait(
     artefact is verified.  Still pending at the end: lender.consent_pending (exit 9)."""
     with _lender(url, client_id, key_file) as lender:
         decided = lender.wait_for_decision(consent_id, timeout=timeout)
-    _emit(as_json, _consent_json(decided), f"{decided.consent_id} {decided.status}")
+    emit(as_json, _consent_json(decided), f"{decided.consent_id} {decided.status}")
 
 
 @webhook_app.command("verify")
@@ -376,10 +316,10 @@ def webhook_verify(
 ) -> None:
     """Verify a webhook notice: signed by the platform, for this lender."""
     body = read_text_file(file, "the webhook body")
-    keys = _read_json(jwks, "the JWKS file") if jwks is not None else None
+    keys = read_json_file(jwks, "the JWKS file") if jwks is not None else None
     with _lender(url, client_id) as lender:
         notice = lender.verify_webhook(body, keys)
-    _emit(
+    emit(
         as_json,
         {"valid": True, **notice.as_json()},
         f"valid: {notice.consent_id} is {notice.status} (event {notice.event_id})",
@@ -389,7 +329,7 @@ def webhook_verify(
 # -- retrieval and verification --------------------------------------------------------------
 
 
-@lender_app.command("retrieve")
+@app.command("retrieve")
 def retrieve(
     url: UrlOption,
     consent_id: Annotated[str, typer.Argument(help="The consent id (cns_…).")],
@@ -419,7 +359,7 @@ def retrieve(
     )
 
 
-@lender_app.command("verify")
+@app.command("verify")
 def verify(
     url: UrlOption,
     file: Annotated[
@@ -440,10 +380,9 @@ def verify(
 ) -> None:
     """Verify a retrieval: issuer signature, Disclosures, status list, and the log receipt
     of the access against the pinned log key."""
-    from credit_commons.client import Retrieval
 
     try:
-        retrieval = Retrieval.from_json(_read_json(file, "the retrieval file"))
+        retrieval = Retrieval.from_json(read_json_file(file, "the retrieval file"))
     except (KeyError, TypeError) as e:
         raise ValidationError("the retrieval file is not a retrieval") from e
     with _lender(
@@ -454,7 +393,7 @@ def verify(
         trusted=trusted_issuer,
     ) as lender:
         verified = lender.verify(retrieval, receipt_timeout=receipt_timeout)
-    _emit(
+    emit(
         as_json,
         verified.as_json(),
         f"valid: {verified.vct} from {verified.issuer}, status {verified.status}; access "

@@ -1,9 +1,6 @@
-"""``commons wallet`` commands beyond receiving and presenting credentials: what a borrower
-does with the platform — register, consents, access history, export and erasure, key
-rotation, receipts — each signed with the holder's key (docs/wallet.md).
-
-:func:`install` adds them to the ``wallet`` group that ``cli.py`` defines.
-"""
+"""``commons wallet`` commands that talk to the platform: what a borrower does there —
+register, consents, access history, export and erasure, key rotation, receipts — each
+signed with the holder's key (docs/wallet.md).  ``cli/wallet.py`` assembles the group."""
 
 from __future__ import annotations
 
@@ -11,22 +8,34 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from credit_commons.cli_support import JsonOption
-from credit_commons.cli_support import emit as _emit
-from credit_commons.cli_support import settings as _settings
+from credit_commons.cli.support import JsonOption, emit, settings
+from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.core.files import write_private
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.core.settings import Settings
+from credit_commons.keys.algorithms import PrivateKey
+from credit_commons.keys.did_key import encode_did_key
+from credit_commons.ledger.receipts import ReceiptInvalid, verify_any_receipt, verify_receipt
+from credit_commons.wallet.platform import Platform, PlatformRefused
+from credit_commons.wallet.store import Wallet
 
-if TYPE_CHECKING:
-    from credit_commons.core.net import OutboundFetcher
-    from credit_commons.core.settings import Settings
-    from credit_commons.wallet.platform import Platform
-    from credit_commons.wallet.store import Wallet
-
-__all__ = ["WalletOption", "install", "passphrase", "wallet_fetcher"]
+__all__ = [
+    "WalletOption",
+    "consent_app",
+    "history",
+    "passphrase",
+    "privacy_app",
+    "receipts_app",
+    "register",
+    "rotate_key",
+    "wallet_fetcher",
+]
 
 WalletOption = Annotated[
     Path,
@@ -64,8 +73,6 @@ def wallet_fetcher(settings: Settings) -> OutboundFetcher:
     to public addresses; in development also a loopback host over http (a development
     platform's public URL), with nothing to set; anything else only with the
     ``COMMONS_INSECURE_*`` setting each refusal names."""
-    from credit_commons.core.net import OutboundFetcher
-
     return OutboundFetcher(
         allow_private=settings.insecure_allow_private_network,
         allow_http=settings.insecure_allow_http,
@@ -81,10 +88,6 @@ def _platform(
     identity: str | None,
 ) -> Iterator[tuple[Wallet, Platform]]:
     # The opened wallet and its platform; a URL or identity given is remembered.
-    from credit_commons.core.errors import ValidationError
-    from credit_commons.wallet.platform import Platform
-    from credit_commons.wallet.store import Wallet
-
     opened = Wallet.open(wallet, passphrase())
     if identity is not None and not identity.startswith("idt_"):
         raise ValidationError("--identity must be an identity token (idt_…)")
@@ -94,7 +97,7 @@ def _platform(
             "the wallet does not know which platform to use",
             hint="pass --url https://… once (or set COMMONS_WALLET_URL)",
         )
-    fetcher = wallet_fetcher(_settings(ctx))
+    fetcher = wallet_fetcher(settings(ctx))
     try:
         fetcher.check_url(base)
         client = Platform(
@@ -137,7 +140,7 @@ def register(
         created = client.register(name)
         opened.remember(identity=created["identity_token"])
     data = {"identity": created["identity_token"], "holder_did": opened.holder_did}
-    _emit(as_json, data, f"registered as {data['identity']} with {data['holder_did']}")
+    emit(as_json, data, f"registered as {data['identity']} with {data['holder_did']}")
 
 
 # -- consents ------------------------------------------------------------------------------
@@ -159,7 +162,7 @@ def consent_list(
     """List the consents addressed to you, newest first (a request signed by your key)."""
     with _platform(ctx, wallet, url, identity) as (_, client):
         items = client.consents(status.upper() if status else None)
-    _emit(as_json, items, _consent_rows(items))
+    emit(as_json, items, _consent_rows(items))
 
 
 @consent_app.command("approve")
@@ -173,7 +176,7 @@ def consent_approve(
     """Approve a consent by signing it with your DID key."""
     with _platform(ctx, wallet, url, None) as (_, client):
         answer = client.approve(consent_id)
-    _emit(as_json, answer, f"{answer['consent_id']} {answer['status']} (approved with your DID)")
+    emit(as_json, answer, f"{answer['consent_id']} {answer['status']} (approved with your DID)")
 
 
 def _decision(action: str, done: str) -> Any:
@@ -187,7 +190,7 @@ def _decision(action: str, done: str) -> Any:
     ) -> None:
         with _platform(ctx, wallet, url, identity) as (_, client):
             answer = client.decide(consent_id, action)
-        _emit(as_json, answer, f"{answer['consent_id']} {done}: now {answer['status']}")
+        emit(as_json, answer, f"{answer['consent_id']} {done}: now {answer['status']}")
 
     command.__doc__ = f"{action.capitalize()} a consent (a request signed by your key)."
     return command
@@ -195,22 +198,16 @@ def _decision(action: str, done: str) -> Any:
 
 def _did_of(key: Any) -> str:
     """The ``did:key`` of a holder key."""
-    from credit_commons.keys.did_key import encode_did_key
-
     return encode_did_key(key.public_key)
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).isoformat()
 
 
 def _pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
     # The log key receipts are verified against: given (out of band), pinned earlier, or
     # fetched from the platform and pinned on first use (trust on first use; docs/wallet.md).
-    from credit_commons.core.errors import IntegrityError
-
     pinned = opened.platform.get("log_key")
     if given is not None:
         if pinned is not None and pinned != given:
@@ -238,8 +235,6 @@ LogKeyOption = Annotated[
 
 def _keep(opened: Wallet, receipt: dict[str, Any], about: str, log_key: str) -> dict[str, Any]:
     # Verify before keeping: the wallet holds only receipts that verify under its log key.
-    from credit_commons.ledger.receipts import verify_any_receipt
-
     verify_any_receipt(receipt, log_key)
     opened.keep_receipt(receipt, about=about, kept_at=_now())
     return receipt
@@ -264,7 +259,7 @@ def consent_revoke(
         key = _pinned_log_key(opened, client, log_key)
         answer = client.decide(consent_id, "revoke")
         _keep(opened, answer["receipt"], f"revocation of {consent_id}", key)
-    _emit(
+    emit(
         as_json,
         answer,
         f"{answer['consent_id']} {answer['status']}; receipt kept: {answer['event_id']}",
@@ -287,7 +282,7 @@ def consent_revoke_all(
         answer = client.revoke_all(lender)
         for consent_id, receipt in answer["receipts"].items():
             _keep(opened, receipt, f"revocation of {consent_id}", key)
-    _emit(
+    emit(
         as_json,
         answer,
         f"revoked {len(answer['revoked'])} consent(s) of {lender}"
@@ -309,8 +304,6 @@ def history(
 ) -> None:
     """Who saw what, when, allowed or denied — each entry's log receipt verified here,
     against the pinned log key (an entry that does not verify fails the command)."""
-    from credit_commons.ledger.receipts import verify_receipt
-
     with _platform(ctx, wallet, url, identity) as (opened, client):
         key = _pinned_log_key(opened, client, log_key)
         entries = client.history(limit)
@@ -321,8 +314,6 @@ def history(
             continue
         verified = verify_receipt(receipt, key)
         if not verified.event_checked or verified.entry["id"] != item["event_id"]:
-            from credit_commons.ledger.receipts import ReceiptInvalid
-
             raise ReceiptInvalid(f"the receipt of {item['event_id']} is not that event's")
         item["verified"] = "included"
     lines = [
@@ -330,7 +321,7 @@ def history(
         f"{e['reason'] or '':<26} receipt {e['verified']}"
         for e in entries
     ]
-    _emit(as_json, entries, "\n".join(lines) or "no accesses")
+    emit(as_json, entries, "\n".join(lines) or "no accesses")
 
 
 # -- privacy -------------------------------------------------------------------------------
@@ -356,16 +347,14 @@ def privacy_export(
 ) -> None:
     """Everything the platform holds about you, as JSON (a data-subject request confirmed
     by your key's signature)."""
-    from credit_commons.core.files import write_private
-
     with _platform(ctx, wallet, url, identity) as (_, client):
         exported = client.data_request("export")
     if out is None:
-        _emit(as_json, exported, json.dumps(exported, indent=2, sort_keys=True))
+        emit(as_json, exported, json.dumps(exported, indent=2, sort_keys=True))
         return
     write_private(out, json.dumps(exported, indent=2, sort_keys=True).encode())
     sections = sorted(k for k in exported if isinstance(exported[k], list | dict))
-    _emit(
+    emit(
         as_json,
         {"out": str(out), "sections": sections},
         f"export written to {out} ({', '.join(sections)})",
@@ -386,8 +375,6 @@ def privacy_erase(
 ) -> None:
     """Erase yourself from the platform (confirmed by your key's signature); the wallet
     keeps the proof of erasure and forgets the identity."""
-    from credit_commons.core.errors import ValidationError
-
     if not yes:
         raise ValidationError(
             "erasure cannot be undone", hint="add --yes to erase yourself from the platform"
@@ -397,7 +384,7 @@ def privacy_erase(
         erased = client.data_request("erasure")
         _keep(opened, erased["receipt"], f"erasure of {client.token}", key)
         opened.platform.pop("identity", None)
-    _emit(
+    emit(
         as_json,
         erased,
         f"erased; receipt kept: {erased['event_id']}; unreadable in backups after "
@@ -415,8 +402,6 @@ receipts_app = typer.Typer(
 @receipts_app.command("list")
 def receipts_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption = False) -> None:
     """The receipts kept: what each proves, and whether a checkpoint covers it yet."""
-    from credit_commons.wallet.store import Wallet
-
     opened = Wallet.open(wallet, passphrase())
     rows = [
         {
@@ -428,7 +413,7 @@ def receipts_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOptio
         }
         for r in opened.receipts
     ]
-    _emit(
+    emit(
         as_json,
         rows,
         "\n".join(
@@ -453,8 +438,6 @@ def receipts_refresh(
 ) -> None:
     """Complete pending receipts with their inclusion proof and checkpoint, from the
     public log (works after an erasure too); each is verified before it is kept."""
-    from credit_commons.wallet.platform import PlatformRefused
-
     with _platform(ctx, wallet, url, None) as (opened, client):
         key = _pinned_log_key(opened, client, log_key)
         chosen = [opened.receipt(event_id)] if event_id else list(opened.receipts)
@@ -477,7 +460,7 @@ def receipts_refresh(
             }
             _keep(opened, completed, kept["about"], key)
             done.append({"event_id": kept["event_id"], "included": True})
-    _emit(
+    emit(
         as_json,
         done,
         "\n".join(
@@ -501,9 +484,6 @@ def receipts_show(
     as_json: JsonOption = False,
 ) -> None:
     """Print a kept receipt document (JSON), or write it to a file."""
-    from credit_commons.core.files import write_private
-    from credit_commons.wallet.store import Wallet
-
     opened = Wallet.open(wallet, passphrase())
     document = opened.receipt(event_id)["receipt"]
     text = json.dumps(document, indent=2, sort_keys=True)
@@ -511,7 +491,7 @@ def receipts_show(
         typer.echo(text)
         return
     write_private(out, text.encode())
-    _emit(as_json, {"out": str(out)}, f"receipt written to {out}")
+    emit(as_json, {"out": str(out)}, f"receipt written to {out}")
 
 
 # -- key rotation --------------------------------------------------------------------------
@@ -526,9 +506,6 @@ def rotate_key(
 ) -> None:
     """Replace the holder key: the platform is told in a request signed by the old key;
     credentials bound to the old key stay presentable until re-issued (docs/wallet.md)."""
-    from credit_commons.keys.algorithms import PrivateKey
-    from credit_commons.wallet.platform import PlatformRefused
-
     with _platform(ctx, wallet, url, identity) as (opened, client):
         new = opened.pending_key
         resumed = new is not None
@@ -549,18 +526,8 @@ def rotate_key(
             client.consents()
             answer = {"identity": client.token, "did": _did_of(new), "event_id": None}
         opened.finish_rotation()
-    _emit(
+    emit(
         as_json,
         {**answer, "previous_keys": len(opened.contents["keys"]) - 1},
         f"holder key replaced: {answer['did']}",
     )
-
-
-def install(wallet_app: typer.Typer) -> None:
-    """Add these commands to the ``commons wallet`` group."""
-    wallet_app.command("register")(register)
-    wallet_app.add_typer(consent_app, name="consent")
-    wallet_app.command("history")(history)
-    wallet_app.add_typer(privacy_app, name="privacy")
-    wallet_app.add_typer(receipts_app, name="receipts")
-    wallet_app.command("rotate-key")(rotate_key)

@@ -18,17 +18,19 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.orm import Session
 
-from credit_commons.cli_support import JsonOption, table
-from credit_commons.cli_support import emit as _emit
-from credit_commons.cli_support import runtime as _runtime
+from credit_commons.cli.support import JsonOption, emit, group, operator, runtime, table, unit
+from credit_commons.consent import denial_counts, history, notify, service
+from credit_commons.consent.access import Refused
 from credit_commons.consent.model import TEMPLATES, ConsentStatus
 from credit_commons.core.db import transaction
+from credit_commons.identity.service import Principal, authenticate
 from credit_commons.runtime import Runtime
 
-__all__ = ["consent_app"]
+__all__ = ["app"]
 
-consent_app = typer.Typer(help="Consents: decide, inspect, history.", no_args_is_help=True)
+app = group("consent", "Consents: decide, inspect, history.")
 
 TokenOption = Annotated[
     str,
@@ -39,18 +41,15 @@ TokenOption = Annotated[
         show_default=False,
     ),
 ]
+# The operator's commands here act under their own name (recorded as the events' actor).
 _OPERATOR_NAME = "admin:cli-operator"
 
 
-def _operator() -> Any:
-    from credit_commons.identity.service import Principal  # noqa: PLC0415 - fast CLI start
-
-    return Principal(_OPERATOR_NAME, "admin")
+def _operator() -> Principal:
+    return operator(_OPERATOR_NAME)
 
 
-def _principal(session: Any, rt: Runtime, token: str) -> Any:
-    from credit_commons.identity.service import authenticate  # noqa: PLC0415
-
+def _principal(session: Session, rt: Runtime, token: str) -> Principal:
     return authenticate(session, rt, f"Bearer {token}")
 
 
@@ -61,7 +60,7 @@ def _line(c: dict[str, Any]) -> str:
     )
 
 
-@consent_app.command("templates")
+@app.command("templates")
 def templates(as_json: JsonOption = False) -> None:
     """The consent templates and their fair-use caps."""
     data = [
@@ -83,10 +82,10 @@ def templates(as_json: JsonOption = False) -> None:
         ("max_data_life_days", "DATA LIFE DAYS"),
         ("max_fetches_per_day", "FETCHES/DAY"),
     ]
-    _emit(as_json, data, table(data, columns))
+    emit(as_json, data, table(data, columns))
 
 
-@consent_app.command("list")
+@app.command("list")
 def list_command(
     ctx: typer.Context,
     borrower: Annotated[str, typer.Argument(help="The borrower's identity token (idt_…).")],
@@ -94,27 +93,23 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """A borrower's consents, newest first (operator view)."""
-    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+    with unit(ctx, read_only=True) as (rt, session):
         data = service.list_for_borrower(
             session, rt, _operator(), borrower, status.value if status else None
         )
-    _emit(as_json, data, "\n".join(_line(c) for c in data) or "no consents")
+    emit(as_json, data, "\n".join(_line(c) for c in data) or "no consents")
 
 
-@consent_app.command("show")
+@app.command("show")
 def show(
     ctx: typer.Context,
     consent_id: Annotated[str, typer.Argument(help="cns_…")],
     as_json: JsonOption = False,
 ) -> None:
     """One consent, with its signed artefact once granted (operator view)."""
-    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+    with unit(ctx, read_only=True) as (rt, session):
         data = service.get_for_borrower(session, rt, _operator(), consent_id)
-    _emit(as_json, data, json.dumps(data, indent=2))
+    emit(as_json, data, json.dumps(data, indent=2))
 
 
 @contextmanager
@@ -122,8 +117,6 @@ def _decision_unit(rt: Runtime) -> Iterator[Any]:
     # A decision's unit of work.  A refused one (someone who may not decide for the
     # borrower) is recorded for the borrower once the unit has rolled back — as the HTTP
     # handler does — and then answered like an unknown consent.
-    from credit_commons.consent.access import Refused  # noqa: PLC0415 - fast CLI start
-
     try:
         with transaction(rt.sessions) as session:
             yield session
@@ -133,12 +126,10 @@ def _decision_unit(rt: Runtime) -> Iterator[Any]:
 
 
 def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_json: bool) -> None:
-    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, _decision_unit(rt) as session:
+    with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
         data = service.decide(session, rt, principal, consent_id, action)
-    _emit(as_json, data, f"{consent_id}: {data['status']}")
+    emit(as_json, data, f"{consent_id}: {data['status']}")
 
 
 def _decision(action: str, what: str) -> None:
@@ -149,7 +140,7 @@ def _decision(action: str, what: str) -> None:
         _decide(ctx, consent_id, token, action, as_json)
 
     command.__doc__ = f"{what} (as the borrower)."
-    consent_app.command(action)(command)
+    app.command(action)(command)
 
 
 for _action, _what in (
@@ -162,7 +153,7 @@ for _action, _what in (
     _decision(_action, _what)
 
 
-@consent_app.command("revoke-all")
+@app.command("revoke-all")
 def revoke_all(
     ctx: typer.Context,
     borrower: Annotated[str, typer.Argument(help="The borrower's identity token.")],
@@ -171,15 +162,13 @@ def revoke_all(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke every consent the borrower gave one lender."""
-    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, _decision_unit(rt) as session:
+    with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
         data = service.revoke_all(session, rt, principal, borrower, lender)
-    _emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")
+    emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")
 
 
-@consent_app.command("history")
+@app.command("history")
 def history_command(
     ctx: typer.Context,
     borrower: Annotated[str, typer.Argument(help="The borrower's identity token.")],
@@ -187,19 +176,17 @@ def history_command(
     as_json: JsonOption = False,
 ) -> None:
     """Who saw what, when, allowed or denied — each with its log receipt (operator view)."""
-    from credit_commons.consent import history  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+    with unit(ctx, read_only=True) as (rt, session):
         data = history.access_history(session, rt, _operator(), borrower, limit=limit)
     text = "\n".join(
         f"{e['at'][:19]}  {e['outcome']:7s}  {e['lender_name']}  {e['operation']}  "
         f"{e['reason'] or ''}  {'receipt' if e['receipt'] else 'receipt pending'}"
         for e in data
     )
-    _emit(as_json, data, text or "no accesses")
+    emit(as_json, data, text or "no accesses")
 
 
-@consent_app.command("denials")
+@app.command("denials")
 def denials_command(
     ctx: typer.Context,
     hours: Annotated[int, typer.Option(min=1, max=24 * 366, help="How far back.")] = 24,
@@ -207,37 +194,31 @@ def denials_command(
 ) -> None:
     """Hourly counts of refused requests that named no consent or borrower (no, forged or
     expired token, unknown consent, unknown client): counted, never logged."""
-    from credit_commons.consent import denial_counts  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, transaction(rt.read_sessions) as session:
+    with unit(ctx, read_only=True) as (rt, session):
         data = denial_counts.denial_counts(session, rt, _operator(), hours=hours)
     text = "\n".join(
         f"{e['hour'][:13]}h  {e['count']:7d}  {e['operation']}  {e['reason']}  {e['actor']}"
         for e in data
     )
-    _emit(as_json, data, text or "no refusals")
+    emit(as_json, data, text or "no refusals")
 
 
-@consent_app.command("expire")
+@app.command("expire")
 def expire(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Expire consents past their expiry now (the worker does it on every pass)."""
-    from credit_commons.consent import service  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt, transaction(rt.sessions) as session:
+    with unit(ctx) as (rt, session):
         report = service.expire_due(session, rt)
-    _emit(as_json, {"expired": report.expired}, f"expired {report.expired} consent(s)")
+    emit(as_json, {"expired": report.expired}, f"expired {report.expired} consent(s)")
 
 
-@consent_app.command("codes")
+@app.command("codes")
 def codes(
     ctx: typer.Context,
     borrower: Annotated[str | None, typer.Argument(help="Only this borrower's codes.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """One-time codes sent by the embedded notifier (pilots without an SMS gateway)."""
-    from credit_commons.consent import notify  # noqa: PLC0415 - fast CLI start
-
-    with _runtime(ctx) as rt:
+    with runtime(ctx) as rt:
         data = notify.read_codes(rt, borrower)
     text = "\n".join(f"{c['at'][:19]}  {c['to']}  {c['consent_id']}  {c['code']}" for c in data)
-    _emit(as_json, data, text or "no codes")
+    emit(as_json, data, text or "no codes")

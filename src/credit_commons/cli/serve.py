@@ -1,0 +1,107 @@
+"""``commons serve``: the HTTP API, with the log worker in the same process by default."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from credit_commons.cli.log import warn_if_diverged
+from credit_commons.cli.support import JsonOption, holder, settings
+from credit_commons.core.logging import configure_logging
+from credit_commons.core.settings import Settings
+from credit_commons.gateway import create_app
+from credit_commons.gateway.app import startup_checks
+from credit_commons.gateway.serving import serve_options, serve_workers, workers_warnings
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.runtime import Runtime
+
+__all__ = ["app", "serve"]
+
+app = holder()
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default COMMONS_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port to listen on (default COMMONS_PORT, 8000).", min=1, max=65535),
+    ] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run the log worker in this process.")
+    ] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes serving the API (PostgreSQL only; the log worker still "
+            "runs once, in this process).",
+            min=1,
+            max=64,
+        ),
+    ] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Serve the HTTP API (logs are JSON lines on stderr).
+
+    Without COMMONS_PUBLIC_URL the public URL is this server's own address; a public URL
+    that names this machine on another port is reported at start-up."""
+    import uvicorn  # deferred: ~100 ms, wanted only once a server runs  # noqa: PLC0415
+
+    base = settings(ctx)
+    config = base.listening_on(host or base.host, port or base.port)
+    configure_logging(config.log_level)
+    warnings = workers_warnings(config, workers)
+    disagreement = config.public_url_disagreement()
+    if disagreement:
+        warnings.append(f"{disagreement}; links will point there")
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    rt = Runtime.build(config)
+    try:
+        # Refusals (a changed pepper, a disagreeing COMMONS_LOG_ORIGIN) before serving, so
+        # they print as one line with their exit code instead of a failed lifespan.
+        identity = startup_checks(rt)
+        application = (
+            create_app(config, runtime=rt, run_worker=worker, freeze_heap=True)
+            if workers == 1
+            else None
+        )
+    except BaseException:
+        rt.close()
+        raise
+    origin = identity.origin if identity is not None else None
+    if identity is not None:
+        warn_if_diverged(rt)
+    _announce(config, origin, workers, as_json)
+    if application is not None:
+        uvicorn.run(application, host=config.host, port=config.port, **serve_options(config))
+        return
+    # Several workers: this process supervises them and runs the one log worker.
+    try:
+        serve_workers(config, workers, log_worker=LogWorker(rt) if worker else None)
+    finally:
+        rt.close()
+
+
+def _announce(config: Settings, origin: str | None, workers: int, as_json: bool) -> None:
+    # One line saying where the API listens, before it starts serving.
+    listening = f"http://{config.host}:{config.port}"
+    if as_json:
+        line = {
+            "serving": listening,
+            "public_url": config.public_url,
+            "log_origin": origin,
+            "workers": workers,
+        }
+        typer.echo(json.dumps(line))
+    else:
+        typer.echo(
+            f"serving on {listening}; public URL {config.public_url}"
+            + (f"; log origin {origin}" if origin else "")
+            + (f"; {workers} worker processes" if workers > 1 else "")
+        )
