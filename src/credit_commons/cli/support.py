@@ -85,7 +85,8 @@ def group(name: str, help: str, **options: Any) -> typer.Typer:
 
 LazyCommand = tuple[str, str | None, bool]
 """A command of a lazy group: its name, the module of this package that holds it (``None``:
-defined with the group), and whether it is a group itself."""
+defined with the group), and whether it is a group itself (the module's ``app``; otherwise
+the command of that name among the module's ``app`` commands)."""
 
 
 class _Commands(MutableMapping[str, Any]):
@@ -103,10 +104,8 @@ class _Commands(MutableMapping[str, Any]):
             if module is None:
                 raise KeyError(name)
             module_app = importlib.import_module(f"{__package__}.{module}").app
-            made = (
-                typer.main.get_group(module_app) if is_group else typer.main.get_command(module_app)
-            )
-            self._loaded[name] = made
+            made = typer.main.get_group(module_app)
+            self._loaded[name] = made if is_group else made.commands[name]
         return self._loaded[name]
 
     def __setitem__(self, name: str, command: Any) -> None:
