@@ -160,10 +160,10 @@ def _complete(document: dict[str, Any]) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in (Problem, OAuthErrorBody):
         schemas[model.__name__] = model.model_json_schema(ref_template=_REF)
-    # FastAPI documents request validation errors as its own HTTPValidationError JSON; this
-    # app answers them as problem+json (gateway/problems.py).
-    for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
+    # FastAPI documents request validation errors as its own HTTPValidationError JSON (with
+    # its ValidationError items); this app answers them as problem+json (problems.py).
+    if schemas.pop("HTTPValidationError", None) is not None:
+        schemas.pop("ValidationError", None)
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             responses = operation.get("responses", {})
