@@ -151,6 +151,10 @@ def test_a_failing_job_is_named_wherever_it_was_built(pool: BuildPool) -> None:
     jobs = [_job(f"p{i}") for i in range(6)]
     jobs[4] = _job("bad", _sd=["reserved"])  # a reserved claim name: prepare refuses it
     jobs[5] = _job("bad", _sd_alg="x")
+    # The whole batch goes to the worker, so that job 4 fails there: the caller's share
+    # of a batch follows how long earlier tests waited (under load it grows to half, and
+    # the worker's slice would end before job 4).
+    pool.share = 0.0
     pending = pool.submit(jobs)
     with pytest.raises(ClaimsInvalid) as info:
         pending.result()
