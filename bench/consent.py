@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import secrets
 import signal
 import sqlite3
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
 
 from credit_commons.consent import service
 from credit_commons.consent.models import ConsentRow
@@ -376,10 +377,73 @@ def _database(backend: str, tmp: Path) -> Iterator[str | None]:
         yield url
 
 
+_APPLICATION = "bench-consent"  # the server's PostgreSQL sessions, found by this name
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (Linux ``/proc``; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the uvicorn supervisor and its worker processes)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [pid]
+    if children.exists():
+        for child in children.read_text().split():
+            found += _process_tree(int(child))
+    return found
+
+
+def _backends(url: str | None) -> list[int]:
+    """PIDs of the server's PostgreSQL backends (none on SQLite)."""
+    if url is None:
+        return []
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": _APPLICATION},
+            )
+            return [int(row[0]) for row in rows]
+    finally:
+        engine.dispose()
+
+
+class _CpuSplit:
+    """CPU seconds per request of the server processes, their PostgreSQL backends and
+    ``wrk`` over one load run: what each side costs, whatever else the machine is doing."""
+
+    def __init__(self, server: int, url: str | None) -> None:
+        self._url, self._server = url, _process_tree(server)
+        self._pg = _backends(url)
+        self._start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (
+            sum(map(_cpu_seconds, self._server)),
+            sum(map(_cpu_seconds, self._pg)),
+            children.ru_utime + children.ru_stime,
+        )
+
+    def per_request_ms(self, requests: int) -> dict[str, float]:
+        self._pg = sorted(set(self._pg) | set(_backends(self._url)))
+        end = self._now()
+        spent = [1000 * (b - a) / max(requests, 1) for a, b in zip(self._start, end, strict=True)]
+        server, pg, wrk = spent
+        return {"server": round(server, 3), "postgresql": round(pg, 3), "wrk": round(wrk, 3)}
+
+
 def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str, Any]:
     """Retrieval and the /healthz floor through `commons serve --workers N` on a fresh
     database of ``backend``."""
-    with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, _database(backend, Path(tmp)) as fresh:
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
@@ -394,6 +458,8 @@ def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str
             "COMMONS_RATE_LIMITS": json.dumps({"operations.ip": "100000000/minute"}),
             "COMMONS_LOG_LEVEL": "WARNING",
         }
+        # Named, so that the CPU split finds the server's PostgreSQL sessions.
+        url = None if fresh is None else f"{fresh}%20-capplication_name%3D{_APPLICATION}"
         if url is not None:
             env["COMMONS_DATABASE_URL"] = url
         commons = [sys.executable, "-m", "credit_commons.cli"]
@@ -421,7 +487,9 @@ def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str
             # Every worker process warms up (each connection lands on one of them).
             warm, paths = paths[:400], paths[400:]
             _wrk(base, warm, auth, 2, args.concurrency, Path(tmp))
+            split = _CpuSplit(server.pid, url)
             found = _wrk(base, paths, auth, args.seconds, args.concurrency, Path(tmp))
+            found["cpu_ms_per_request"] = split.per_request_ms(found["requests"])
             floor = _wrk(base, ["/healthz"], None, args.seconds, args.concurrency, Path(tmp))
         finally:
             server.send_signal(signal.SIGTERM)
@@ -480,7 +548,16 @@ def bench_workers(args: argparse.Namespace) -> None:
             "non_2xx": found["non_2xx"],
             "valid": found["valid"],
             "healthz_requests_per_s": round(found["floor"]["rate"]),
+            "cpu_ms_per_request": found["cpu_ms_per_request"],
         }
+
+    # What the machine allows: one worker can at best keep one core busy (1 / s1 requests
+    # per second, s1 its CPU per request), N workers share every core with PostgreSQL and
+    # wrk (s2 + p2 + w2 per request): ratio <= min(N, cpus) * s1 / (s2 + p2 + w2).
+    alone, cost = one["cpu_ms_per_request"], many["cpu_ms_per_request"]
+    per_request = cost["server"] + cost["postgresql"] + cost["wrk"]
+    cores = min(args.workers, os.cpu_count() or 1)
+    ceiling = cores * alone["server"] / per_request if per_request else None
 
     emit(
         figure="consent_retrieval_workers",
@@ -496,6 +573,7 @@ def bench_workers(args: argparse.Namespace) -> None:
         one_worker=side(one),
         many_workers=side(many),
         ratio=round(ratio, 3),
+        ratio_ceiling_from_cpu=None if ceiling is None else round(ceiling, 3),
         target_ratio=1.7,
         target_p99_ms=50,
         meets_target=ratio >= 1.7
