@@ -20,6 +20,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 ROOTS = [
     SRC / "credit_commons" / "cli",
     SRC / "credit_commons" / "demo.py",
+    SRC / "credit_commons" / "jobs.py",
+    SRC / "credit_commons" / "ledger" / "steps.py",
+    SRC / "credit_commons" / "ledger" / "worker.py",
 ]
 
 DEFERRED = re.compile(r"#\s*deferred:\s*\S")

@@ -28,6 +28,7 @@ from credit_commons.cli.support import (
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode, NotFoundError, ValidationError
 from credit_commons.core.files import path_error
+from credit_commons.jobs import default_steps
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.continuity import Continuity, ContinuityGuard
@@ -219,7 +220,7 @@ def log_checkpoint(
     with runtime(ctx) as rt:
         if publish:
             continuity(rt).check()
-            worker = LogWorker(rt)
+            worker = LogWorker(rt, steps=default_steps(rt))
             while True:
                 report = worker.run_once(force_checkpoint=True)
                 if report.diverged is not None:

@@ -14,6 +14,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
 from credit_commons.gateway.app import startup_checks
 from credit_commons.gateway.serving import serve_options, serve_workers, workers_warnings
+from credit_commons.jobs import default_steps
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
@@ -83,7 +84,9 @@ def serve(
         return
     # Several workers: this process supervises them and runs the one log worker.
     try:
-        serve_workers(config, workers, log_worker=LogWorker(rt) if worker else None)
+        serve_workers(
+            config, workers, log_worker=LogWorker(rt, steps=default_steps(rt)) if worker else None
+        )
     finally:
         rt.close()
 

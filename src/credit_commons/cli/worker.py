@@ -11,6 +11,7 @@ from credit_commons.cli.support import JsonOption, emit, holder, runtime, settin
 from credit_commons.core.db import transaction
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.logging import configure_logging
+from credit_commons.jobs import default_steps
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy.pepper import check_peppers
@@ -32,7 +33,7 @@ def worker_command(
         with transaction(rt.sessions) as session:
             check_peppers(session, rt)
         log_identity(rt)  # recorded on the log's first start; a disagreeing origin refused
-        worker = LogWorker(rt)
+        worker = LogWorker(rt, steps=default_steps(rt))
         if once:
             # Refused before anything runs when the database does not continue the
             # published log (ledger/continuity.py): exit 7 naming the gap.

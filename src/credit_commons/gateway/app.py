@@ -39,6 +39,7 @@ from credit_commons.identity import router as identity_router
 from credit_commons.issuer import oid4vci_router
 from credit_commons.issuer import router as issuer_router
 from credit_commons.issuer.identifiers import record_issuer_identifier
+from credit_commons.jobs import default_steps
 from credit_commons.ledger import router as log_router
 from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import LogIdentity, log_identity
@@ -137,7 +138,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         startup_checks(runtime)
-        worker = LogWorker(runtime) if run_worker else None
+        worker = LogWorker(runtime, steps=default_steps(runtime)) if run_worker else None
         if worker is not None:
             worker.start()
         if freeze_heap:

@@ -1,12 +1,12 @@
-"""The log worker's optional steps: witness cosignatures and anchoring.
+"""The log worker's optional steps of the log itself: witness cosignatures and anchoring.
 
 Each step takes the runtime and the newest checkpoint size and returns counts for the
-worker's report.  They are built from the settings by :func:`default_steps`.
+worker's report.  They are built from the settings by :func:`log_steps`; the platform's
+whole list of periodic steps is composed in :mod:`credit_commons.jobs`.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -24,12 +24,11 @@ from credit_commons.ledger.witness_client import WitnessEndpoint, collect_cosign
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "Step",
     "anchor_step",
-    "consent_step",
     "default_probes",
-    "default_steps",
+    "log_steps",
     "parse_witnesses",
-    "retention_step",
     "witness_step",
 ]
 
@@ -123,48 +122,6 @@ def anchor_step(backends: Mapping[str, AnchorBackend]) -> Step:
     return step
 
 
-def retention_step() -> Step:
-    """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds."""
-    last = [float("-inf")]
-
-    def step(rt: Runtime, _size: int) -> dict[str, object]:
-        from credit_commons.privacy.retention import run_retention  # noqa: PLC0415 - domain edge
-
-        now = time.monotonic()
-        if now - last[0] < rt.settings.retention_interval:
-            return {}
-        last[0] = now
-        with transaction(rt.sessions) as session:
-            counts = run_retention(session, rt)
-        return {f"retention_{k}": v for k, v in counts.items()}
-
-    return step
-
-
-def consent_step(interval: float = 5.0) -> Step:
-    """Every ``interval`` seconds: expire consents past their expiry and deliver the
-    webhooks that are due (passes in between cost nothing: the sequencer's batches stay
-    fast under a backlog)."""
-    last = [float("-inf")]
-
-    def step(rt: Runtime, _size: int) -> dict[str, object]:
-        from credit_commons.consent import service, webhooks  # noqa: PLC0415 - domain edge
-
-        now = time.monotonic()
-        if now - last[0] < interval:
-            return {}
-        last[0] = now
-        with transaction(rt.sessions) as session:
-            expired = service.expire_due(session, rt).expired
-        delivered = webhooks.deliver_due(rt)
-        report: dict[str, object] = {f"webhooks_{k}": v for k, v in delivered.items() if v}
-        if expired:
-            report["consents_expired"] = expired
-        return report
-
-    return step
-
-
 def default_probes(rt: Runtime) -> list[Step]:
     """What the worker asks once, at start-up, before it sequences or signs: each
     configured witness's own size (see :func:`witness_step`)."""
@@ -173,12 +130,11 @@ def default_probes(rt: Runtime) -> list[Step]:
     return [witness_step(parse_witnesses(rt.settings.log_witnesses), probe=True)]
 
 
-def default_steps(rt: Runtime) -> list[Step]:
-    """The steps the settings ask for (witnesses, anchors), retention, consent expiry and
-    webhooks, and closing due erasure epochs; raises ``ConfigurationError``."""
-    from credit_commons.privacy.epochs import epoch_step  # noqa: PLC0415 - domain edge
-
-    steps: list[Step] = [retention_step(), consent_step(), epoch_step()]
+def log_steps(rt: Runtime) -> list[Step]:
+    """The log's own steps the settings ask for (witnesses, anchors); raises
+    ``ConfigurationError``.  The platform's other periodic work (consent expiry, webhooks,
+    retention, erasure epochs) is composed with these in :mod:`credit_commons.jobs`."""
+    steps: list[Step] = []
     if rt.settings.log_witnesses:
         steps.append(witness_step(parse_witnesses(rt.settings.log_witnesses)))
     if rt.settings.anchor_backends:

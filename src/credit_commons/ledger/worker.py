@@ -21,7 +21,7 @@ from credit_commons.ledger import service
 from credit_commons.ledger.continuity import ContinuityGuard, Gap, LogDiverged
 from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.sequencer import sequence_pending
-from credit_commons.ledger.steps import default_probes, default_steps
+from credit_commons.ledger.steps import default_probes, log_steps
 from credit_commons.runtime import Runtime
 
 __all__ = ["LogWorker", "StepReport"]
@@ -57,7 +57,7 @@ class LogWorker:
         run once, before the first pass compares the database with what was published
         (default: ask each configured witness its size)."""
         self.runtime = runtime
-        self.steps = default_steps(runtime) if steps is None else steps
+        self.steps = log_steps(runtime) if steps is None else steps
         self.probes = default_probes(runtime) if probes is None else probes
         self._probed = False
         self.guard = ContinuityGuard(runtime.settings)

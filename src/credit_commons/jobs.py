@@ -1,0 +1,68 @@
+"""The platform's periodic work, composed for the one worker that runs it.
+
+The log worker (:class:`credit_commons.ledger.worker.LogWorker`) sequences events and signs
+checkpoints; after each pass it runs a list of steps.  The log's own steps (witness
+cosignatures, anchoring) live in :mod:`credit_commons.ledger.steps`; the steps that belong
+to other domains — consent expiry and webhook delivery, privacy retention, closing due
+erasure epochs — are composed here, at the edge, so that the log (a lower layer) never
+imports the domains above it.  Whatever starts a worker (``commons serve``,
+``commons worker``, ``commons log checkpoint --publish``) passes ``steps=default_steps(rt)``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from credit_commons.consent import service as consent_service
+from credit_commons.consent import webhooks
+from credit_commons.core.db import transaction
+from credit_commons.ledger.steps import Step, log_steps
+from credit_commons.privacy.epochs import epoch_step
+from credit_commons.privacy.retention import run_retention
+from credit_commons.runtime import Runtime
+
+__all__ = ["consent_step", "default_steps", "retention_step"]
+
+
+def retention_step() -> Step:
+    """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < rt.settings.retention_interval:
+            return {}
+        last[0] = now
+        with transaction(rt.sessions) as session:
+            counts = run_retention(session, rt)
+        return {f"retention_{k}": v for k, v in counts.items()}
+
+    return step
+
+
+def consent_step(interval: float = 5.0) -> Step:
+    """Every ``interval`` seconds: expire consents past their expiry and deliver the
+    webhooks that are due (passes in between cost nothing: the sequencer's batches stay
+    fast under a backlog)."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        with transaction(rt.sessions) as session:
+            expired = consent_service.expire_due(session, rt).expired
+        delivered = webhooks.deliver_due(rt)
+        report: dict[str, object] = {f"webhooks_{k}": v for k, v in delivered.items() if v}
+        if expired:
+            report["consents_expired"] = expired
+        return report
+
+    return step
+
+
+def default_steps(rt: Runtime) -> list[Step]:
+    """Retention, consent expiry and webhooks, closing due erasure epochs, then the log's
+    steps the settings ask for (witnesses, anchors); raises ``ConfigurationError``."""
+    return [retention_step(), consent_step(), epoch_step(), *log_steps(rt)]
