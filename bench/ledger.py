@@ -44,15 +44,15 @@ import sqlalchemy as sa
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
+from credit_commons.events import LogOutboxRow, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import audit_log
 from credit_commons.ledger.continuity import ContinuityGuard
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
+from credit_commons.ledger.models import LogEntryRow, LogStateRow
 from credit_commons.ledger.sequencer import leaf_key, sequence_pending
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
 from credit_commons.runtime import Runtime

@@ -19,9 +19,9 @@ from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.pseudonym import Pseudonymizer
 from credit_commons.core.settings import Settings, Violation, refuse
+from credit_commons.events import OBJECT_KEY_LABEL, ObjectDigests
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
-from credit_commons.ledger.events import OBJECT_KEY_LABEL, ObjectDigests
 from credit_commons.ledger.tiles import TileCache
 from credit_commons.vault.kms import Kms, LocalKms
 from credit_commons.vault.service import Vault
@@ -158,7 +158,7 @@ class Runtime:
     @property
     def objects(self) -> ObjectDigests:
         """The keyed digests of event objects, their key derived once by the KMS from its
-        pepper (``ledger/events.py``).
+        pepper (``events/spine.py``).
 
         Raises what :attr:`vault` raises when the KMS cannot be opened.
         """

@@ -17,6 +17,7 @@ from web3 import EthereumTesterProvider, Web3
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
+from credit_commons.events import EventRow
 from credit_commons.gateway import create_app
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
@@ -28,7 +29,6 @@ from credit_commons.ledger.anchors.evm import (
 )
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.steps import anchor_step
 from credit_commons.ledger.worker import LogWorker

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from credit_commons.core.db import transaction
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.identity.service import issue_admin_token
@@ -24,7 +25,6 @@ from credit_commons.issuer.sd_jwt import issue, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_to_jwk
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 AUDIENCE = "https://lender.example/verifier"

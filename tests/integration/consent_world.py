@@ -18,11 +18,11 @@ from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
+from credit_commons.events import EventRow
 from credit_commons.gateway import create_app
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 BASE = "https://commons.test"

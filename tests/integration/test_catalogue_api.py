@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from credit_commons.core.db import transaction
+from credit_commons.events import EventRow
 from credit_commons.identity.service import issue_admin_token
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 

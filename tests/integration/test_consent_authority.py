@@ -25,10 +25,10 @@ from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.events import EventRow
 from credit_commons.identity.service import Principal, actor_of, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.ledger.models import EventRow
 
 STATES = ("PENDING", "ACTIVE", "PAUSED", "REJECTED", "REVOKED", "EXPIRED")
 DECISIONS = ("approve", "reject", "pause", "resume", "revoke", "revoke-all")

@@ -20,13 +20,13 @@ from tests.factories import readiness_claims
 from credit_commons.cli import main
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError, ExitCode
+from credit_commons.events import EventRow
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer import status
 from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 CHANGED = "credential.status_changed"

@@ -15,8 +15,8 @@ from tests.integration.consent_world import BASE, World
 from credit_commons.consent.holder_auth import WINDOW
 from credit_commons.core.db import transaction
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.events import EventRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey
-from credit_commons.ledger.models import EventRow
 from credit_commons.wallet.platform import Platform, PlatformRefused, holder_proof
 
 

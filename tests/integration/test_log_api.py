@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.settings import Settings
+from credit_commons.events import record_event
 from credit_commons.gateway import create_app
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
@@ -21,7 +22,6 @@ from credit_commons.ledger import service as log_service
 from credit_commons.ledger.audit import AuditFailed, audit_log
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.errors import InclusionProofInvalid, SignatureMissing
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.note import Ed25519Verifier, generate_key

@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import event
 
 from credit_commons.core.db import transaction
+from credit_commons.events import record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger.audit import AuditReport, audit_log
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime

@@ -35,13 +35,13 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
+from credit_commons.events import record_event
 from credit_commons.gateway import create_app
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger.anchors import FileAnchorBackend
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.cosignature import CosignatureSigner
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import CheckpointRow, LogEntryRow
 from credit_commons.ledger.note import parse_note

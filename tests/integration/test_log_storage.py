@@ -9,15 +9,22 @@ import sqlalchemy as sa
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_decode
+from credit_commons.events import (
+    EventRow,
+    LogOutboxRow,
+    RecordedEvent,
+    event_digest,
+    event_document,
+    record_event,
+)
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.continuity import ContinuityGuard
-from credit_commons.ledger.events import RecordedEvent, event_digest, event_document, record_event
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import EventRow, LogEntryRow, LogOutboxRow, LogTileRow
+from credit_commons.ledger.models import LogEntryRow, LogTileRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.sequencer import sequence_batch, sequence_pending
 from credit_commons.ledger.tiles import TileCache

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.events import EventRow, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import anchoring
@@ -24,9 +25,7 @@ from credit_commons.ledger.anchors import (
     FileAnchorBackend,
 )
 from credit_commons.ledger.cosignature import CosignatureSigner, verify_cosigned
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.steps import anchor_step, parse_witnesses, witness_step
 from credit_commons.ledger.witness import SqlWitnessStore, Witness, WitnessConfig

@@ -22,8 +22,8 @@ from tests.lenders import access_token, admin_headers, register
 from credit_commons.cli import main
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
+from credit_commons.events import EventRow
 from credit_commons.identity.models import IdentifierLinkRow, IdentityRow, TombstoneRow
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 PAN = "AAPFU0939F"

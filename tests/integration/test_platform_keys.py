@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from credit_commons.consent import service as consent_service
 from credit_commons.core.db import transaction
+from credit_commons.events import EventRow
 from credit_commons.gateway import access_token
 from credit_commons.identity import service as identity_service
 from credit_commons.issuer import status
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import StoredSigner
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 SIGNERS: dict[str, tuple[Callable[[Session, Runtime], StoredSigner], str, str]] = {

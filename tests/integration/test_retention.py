@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
+from credit_commons.events import EventRow
 from credit_commons.identity import delegations, service
 from credit_commons.identity.models import AccessTokenRow, DelegationRow
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
-from credit_commons.ledger.models import EventRow
 from credit_commons.privacy import dsr
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.privacy.retention import run_retention

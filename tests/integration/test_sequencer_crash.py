@@ -25,19 +25,13 @@ import sqlalchemy as sa
 
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
+from credit_commons.events import EventRow, LogOutboxRow, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.audit import audit_log
-from credit_commons.ledger.events import record_event
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import (
-    CheckpointRow,
-    EventRow,
-    LogEntryRow,
-    LogOutboxRow,
-    LogStateRow,
-)
+from credit_commons.ledger.models import CheckpointRow, LogEntryRow, LogStateRow
 from credit_commons.ledger.tiles import TileHashSource
 from credit_commons.runtime import Runtime
 

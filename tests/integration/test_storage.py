@@ -15,14 +15,13 @@ from credit_commons.core.db import make_engine, transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.migrate import current_revision, head_revision, upgrade
+from credit_commons.events import EventRow, RecordedEvent, record_event
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.errors import KeyDecryptionFailed, KeyExists, KeyNotFound
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.service import KeyRotated
 from credit_commons.keys.store import EmbeddedKeyStore
-from credit_commons.ledger.events import RecordedEvent, record_event
-from credit_commons.ledger.models import EventRow
 from credit_commons.runtime import Runtime
 
 

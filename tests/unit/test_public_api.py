@@ -41,9 +41,14 @@ EXPECTED = {
         "open_envelope", "parse_header", "seal",
     },
     "credit_commons.ledger": {
-        "AuditFailed", "Checkpoint", "Digest", "EventDetails", "ObjectDigests",
-        "PseudonymField", "ReceiptInvalid", "RecordedEvent", "Token", "VerifiedReceipt",
-        "audit_log", "record_event", "verify_checkpoint", "verify_cosigned", "verify_receipt",
+        "AuditFailed", "Checkpoint", "ReceiptInvalid", "VerifiedReceipt", "audit_log",
+        "verify_checkpoint", "verify_cosigned", "verify_receipt",
+    },
+    "credit_commons.events": {
+        "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",
+        "LogOutboxRow", "ObjectDigests", "PseudonymField", "RecordedEvent", "Token",
+        "event_digest", "event_document", "event_types", "log_entry", "log_entry_reference",
+        "record_event", "record_events", "unkeyed_object_digest",
     },
 }  # fmt: skip
 

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode, NotFoundError
-from credit_commons.ledger.events import EventDetails, RecordedEvent, Token, record_event
+from credit_commons.events import EventDetails, RecordedEvent, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [

@@ -57,6 +57,7 @@ from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
+from credit_commons.events import EventDetails, EventRow, Token, record_event
 from credit_commons.formats.jws import sign_compact
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.schemas import Permission
@@ -71,8 +72,6 @@ from credit_commons.issuer import service as catalogue_service
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import KeyVersion, StoredSigner
-from credit_commons.ledger.events import EventDetails, Token, record_event
-from credit_commons.ledger.models import EventRow
 from credit_commons.ledger.promises import pending_receipt
 from credit_commons.runtime import Runtime
 from credit_commons.vault.kms import WrappedKey

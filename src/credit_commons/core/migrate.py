@@ -21,6 +21,7 @@ __all__ = ["MODEL_MODULES", "current_revision", "head_revision", "target_metadat
 # Every domain's table module; each new domain adds its own here.
 MODEL_MODULES = (
     "credit_commons.core.facts",
+    "credit_commons.events.models",
     "credit_commons.keys.models",
     "credit_commons.ledger.models",
     "credit_commons.vault.models",

@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
+from credit_commons.events import EventDetails, record_event
 from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.keys.algorithms import PublicKey, check_alg
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
-from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.core.ids import new_id
+from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.identity.models import DelegationRow, IdentityRow
 from credit_commons.identity.schemas import DelegationCreate, DelegationType, Permission, Role
 from credit_commons.identity.service import Principal, actor_of, subject_of
-from credit_commons.ledger.events import EventDetails, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [

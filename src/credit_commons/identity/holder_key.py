@@ -11,10 +11,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import NotFoundError
+from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.schemas import Profile
-from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = ["HolderKeyChanged", "replace_did", "rotation_message"]

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
+from credit_commons.events import Digest, EventDetails, Token, record_event
 from credit_commons.identity.errors import (
     IdentifierBoundElsewhere,
     IdentifierErased,
@@ -52,7 +53,6 @@ from credit_commons.identity.service import (
     issue_token,
     subject_of,
 )
-from credit_commons.ledger.events import Digest, EventDetails, Token, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [

@@ -30,6 +30,13 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import ConflictError, NotFoundError, UnauthorizedError
+from credit_commons.events import (
+    EventDetails,
+    EventRow,
+    RecordedEvent,
+    event_document,
+    record_event,
+)
 from credit_commons.identity.identifiers import IdentifierKind, normalize
 from credit_commons.identity.models import (
     BOUND,
@@ -52,13 +59,6 @@ from credit_commons.identity.schemas import (
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import StoredSigner
-from credit_commons.ledger.events import (
-    EventDetails,
-    RecordedEvent,
-    event_document,
-    record_event,
-)
-from credit_commons.ledger.models import EventRow
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 

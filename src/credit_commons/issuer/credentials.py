@@ -33,6 +33,13 @@ from credit_commons.core.errors import (
     ValidationError,
 )
 from credit_commons.core.ids import new_id
+from credit_commons.events import (
+    EventDetails,
+    EventSpec,
+    Token,
+    record_event,
+    record_events,
+)
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import issue_vc_jwt
 from credit_commons.identity.models import IdentityRow
@@ -52,13 +59,6 @@ from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.keys.store import StoredSigner
-from credit_commons.ledger.events import (
-    EventDetails,
-    EventSpec,
-    Token,
-    record_event,
-    record_events,
-)
 from credit_commons.runtime import Runtime
 
 __all__ = [

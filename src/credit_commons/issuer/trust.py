@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
+from credit_commons.events import EventDetails, record_event
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.issuer.models import TrustedIssuerRow
 from credit_commons.keys.did_key import decode_did_key
 from credit_commons.keys.did_web import did_web_url
-from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.runtime import Runtime
 
 __all__ = [

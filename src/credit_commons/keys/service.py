@@ -2,7 +2,7 @@
 
 Each state change records its event (``key.created``, ``key.rotated``) in the caller's
 transaction; its ``object`` is the key's keyed digest (``objects``, the runtime's
-:class:`~credit_commons.ledger.events.ObjectDigests`).
+:class:`~credit_commons.events.ObjectDigests`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import Clock
+from credit_commons.events import EventDetails, ObjectDigests, Token, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.store import KeyStore, KeyVersion, StoredSigner
-from credit_commons.ledger.events import EventDetails, ObjectDigests, Token, record_event
 
 _T = TypeVar("_T")
 

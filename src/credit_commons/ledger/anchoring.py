@@ -26,6 +26,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.settings import Settings
+from credit_commons.events import Digest, EventDetails, Token, record_event
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.anchors import (
     AnchorBackend,
@@ -36,7 +37,6 @@ from credit_commons.ledger.anchors import (
     FileAnchorBackend,
     backoff_delay,
 )
-from credit_commons.ledger.events import Digest, EventDetails, Token, record_event
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import AnchorJobRow
 from credit_commons.runtime import Runtime

@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.settings import Settings
+from credit_commons.events import LogOutboxRow
 from credit_commons.ledger.anchors import AnchorError
 from credit_commons.ledger.anchors.file import last_anchored
 from credit_commons.ledger.errors import LogDiverged
@@ -41,7 +42,6 @@ from credit_commons.ledger.models import (
     AnchorJobRow,
     CheckpointRow,
     CosignatureRow,
-    LogOutboxRow,
     LogStateRow,
     WitnessProgressRow,
 )

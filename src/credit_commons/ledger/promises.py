@@ -9,9 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import NotFoundError
-from credit_commons.ledger.events import RecordedEvent, event_document
+from credit_commons.events import EventRow, LogOutboxRow, RecordedEvent, event_document
 from credit_commons.ledger.identity import establish_log_identity
-from credit_commons.ledger.models import EventRow, LogEntryRow, LogOutboxRow
+from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.note import sign_note
 from credit_commons.ledger.service import log_signer
 from credit_commons.ledger.signed_entry import FORMAT, signed_entry_text

@@ -31,11 +31,11 @@ from typing import Any
 
 from credit_commons.core.encoding import b64_decode, json_decode
 from credit_commons.core.errors import CommonsError, ValidationError
+from credit_commons.events import event_digest
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
 from credit_commons.ledger.cosignature import CosignatureVerifier, verify_cosigned
 from credit_commons.ledger.errors import InclusionProofInvalid, LogError
-from credit_commons.ledger.events import event_digest
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.signed_entry import verify_signed_entry
 

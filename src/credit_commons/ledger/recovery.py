@@ -38,18 +38,12 @@ from credit_commons.core.errors import (
     ValidationError,
 )
 from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
+from credit_commons.events import Digest, EventDetails, EventRow, LogOutboxRow, Token, record_event
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.continuity import SOURCE_FILE, ContinuityGuard, LogDiverged
 from credit_commons.ledger.errors import LogError
-from credit_commons.ledger.events import Digest, EventDetails, Token, record_event
 from credit_commons.ledger.identity import FACT_FROZEN_PREFIX, FACT_ORIGIN, LogIdentity
-from credit_commons.ledger.models import (
-    CheckpointRow,
-    EventRow,
-    LogEntryRow,
-    LogOutboxRow,
-    WitnessProgressRow,
-)
+from credit_commons.ledger.models import CheckpointRow, LogEntryRow, WitnessProgressRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.rfc6962 import Hash, root_from_source
 from credit_commons.ledger.sequencer import leaf_key, lock_state

@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.db import transaction
-from credit_commons.ledger.models import LogEntryRow, LogOutboxRow, LogStateRow
+from credit_commons.events import LogOutboxRow
+from credit_commons.ledger.models import LogEntryRow, LogStateRow
 from credit_commons.ledger.rfc6962 import Hash, root_from_source
 from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
 

@@ -18,19 +18,13 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import Clock
 from credit_commons.core.encoding import b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
+from credit_commons.events import EventRow, RecordedEvent, event_document
 from credit_commons.keys.store import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.continuity import ContinuityGuard
-from credit_commons.ledger.events import RecordedEvent, event_document
 from credit_commons.ledger.identity import LOG_KEY_NAME, LogIdentity, LogIdentityMismatch
-from credit_commons.ledger.models import (
-    CheckpointRow,
-    CosignatureRow,
-    EventRow,
-    LogEntryRow,
-    LogStateRow,
-)
+from credit_commons.ledger.models import CheckpointRow, CosignatureRow, LogEntryRow, LogStateRow
 from credit_commons.ledger.note import (
     ALG_ED25519,
     Signature,

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError
-from credit_commons.ledger.events import EventDetails, record_event
+from credit_commons.events import EventDetails, record_event
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime
 from credit_commons.vault.service import note_destroyed_below, note_kek_version

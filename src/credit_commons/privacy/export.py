@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import export as consent_export
+from credit_commons.events import record_event
 from credit_commons.identity import service as identity_service
 from credit_commons.issuer import export as issuer_export
-from credit_commons.ledger.events import record_event
 from credit_commons.privacy.pdf import EXPORT_FORMAT
 from credit_commons.runtime import Runtime
 

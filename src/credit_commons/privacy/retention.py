@@ -21,8 +21,8 @@ from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.denial_counts import prune_denial_counts
+from credit_commons.events import EventDetails, record_event
 from credit_commons.identity.models import AccessTokenRow, DelegationRow
-from credit_commons.ledger.events import EventDetails, record_event
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 

@@ -1,7 +1,7 @@
 """The log entry composed from members equals the one built from whole documents.
 
 ``record_events`` writes each event's log entry by composing the RFC 8785 forms of its
-members (``ledger.events._log_entry``); ``log_entry_reference`` encodes whole documents with
+members (``events.spine._log_entry``); ``log_entry_reference`` encodes whole documents with
 ``canonical_json``.  They must give the same bytes for every event.
 """
 
@@ -13,8 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from credit_commons.core.encoding import canonical_json
-from credit_commons.ledger import events
-from credit_commons.ledger.events import (
+from credit_commons.events import (
     EventDetails,
     RecordedEvent,
     Token,
@@ -22,6 +21,7 @@ from credit_commons.ledger.events import (
     event_document,
     log_entry,
     log_entry_reference,
+    spine,
 )
 
 
@@ -92,9 +92,9 @@ class _Either(EventDetails, event_type="test.either"):
 def test_a_batch_dumps_identical_details_once_and_tells_true_from_one() -> None:
     seen: dict[tuple[object, ...], tuple[dict[str, object], str]] = {}
     one, same, true = (
-        events._dump(_Either(value=1), seen),
-        events._dump(_Either(value=1), seen),
-        events._dump(_Either(value=True), seen),
+        spine._dump(_Either(value=1), seen),
+        spine._dump(_Either(value=1), seen),
+        spine._dump(_Either(value=True), seen),
     )
     assert one[1] == same[1] == '{"value":1}'
     assert one[0] is not same[0]  # each event gets its own dict

@@ -47,7 +47,7 @@ from credit_commons.core.encoding import b64url_encode, canonical_json, sha256_h
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
-from credit_commons.ledger.models import EventRow, LogOutboxRow
+from credit_commons.events.models import EventRow, LogOutboxRow
 
 __all__ = [
     "OBJECT_PATTERN",

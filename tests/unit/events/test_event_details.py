@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from credit_commons.core.encoding import b64url_encode, canonical_json_reference, sha256_hex
 from credit_commons.core.errors import ValidationError
-from credit_commons.ledger.events import (
+from credit_commons.events import (
     OBJECT_PATTERN,
     Digest,
     EventDetails,
