@@ -15,6 +15,7 @@ from credit_commons.core.encoding import b64_decode
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.gateway import create_app
+from credit_commons.gateway.routes.log import parse_tile_path
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
@@ -26,7 +27,6 @@ from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.note import Ed25519Verifier, generate_key
 from credit_commons.ledger.receipts import ReceiptInvalid, verify_receipt
-from credit_commons.ledger.router import parse_tile_path
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 

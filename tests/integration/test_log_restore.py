@@ -37,6 +37,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.gateway import create_app
+from credit_commons.gateway.witness_app import TLOG_SIZE
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger.anchors import FileAnchorBackend
@@ -50,7 +51,6 @@ from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import anchor_step, witness_step
 from credit_commons.ledger.tiles import TILE_WIDTH
 from credit_commons.ledger.witness import OldSizeMismatch, SqlWitnessStore, Witness, WitnessConfig
-from credit_commons.ledger.witness_app import TLOG_SIZE
 from credit_commons.ledger.witness_client import WitnessEndpoint
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime

@@ -36,7 +36,7 @@ from credit_commons.ledger.witness_client import (
 ORIGIN = "log.example/credit"
 LOG_SKEY, LOG_VKEY = note.generate_key(ORIGIN, bytes(range(32)))
 LOG = note.Ed25519Signer.from_skey(LOG_SKEY)
-WITNESS_APP = [sys.executable, "-m", "credit_commons.ledger.witness_app"]
+WITNESS_APP = [sys.executable, "-m", "credit_commons.gateway.witness_app"]
 
 
 @dataclass

@@ -18,7 +18,7 @@ from credit_commons.cli.support import (
     validated,
 )
 from credit_commons.gateway import clients
-from credit_commons.gateway.lender_router import LenderCreate
+from credit_commons.gateway.routes.lenders import LenderCreate
 
 __all__ = ["app"]
 

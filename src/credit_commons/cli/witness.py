@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from credit_commons.cli.support import JsonOption, group
-from credit_commons.ledger import witness_app as witness_program
+from credit_commons.gateway import witness_app as witness_program
 
 __all__ = ["app"]
 

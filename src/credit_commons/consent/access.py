@@ -19,11 +19,8 @@ Prometheus counter), so they never grow the log.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode, NotFoundError
@@ -39,7 +36,6 @@ __all__ = [
     "RefusedDecision",
     "anonymous_actor",
     "denial_counter",
-    "install_denial_handler",
     "lender_actor",
     "record_allowed",
     "record_denial",
@@ -156,8 +152,8 @@ class Refused(CommonsError):
     """An attempt on a borrower's data that was refused, with what to record about it
     (``access.denied``: the operation, the reason, who tried, whose data).  The record
     must outlive the request, whose transaction rolls back: :meth:`record` writes it in a
-    unit of work of its own, and the HTTP handler installed by
-    :func:`install_denial_handler` calls it once the request's unit of work is over.
+    unit of work of its own, and the gateway's HTTP handler (``gateway/denials.py``) calls
+    it once the request's unit of work is over.
 
     Subclasses choose the answer the caller gets (:class:`Denied`: 403 "not permitted";
     :class:`RefusedDecision`: the 404 an unknown consent gets), which never carries the
@@ -193,8 +189,8 @@ class Refused(CommonsError):
 
 
 class Denied(Refused):
-    """A refused data access.  The caller sees only "not permitted"; the handler installed
-    by :func:`install_denial_handler` records ``access.denied`` with the real ``reason``
+    """A refused data access.  The caller sees only "not permitted"; the gateway's handler
+    (``gateway/denials.py``) records ``access.denied`` with the real ``reason``
     once the request's own transaction has rolled back.
 
     Raise it as ``Denied(operation=..., reason=..., actor=..., subject=..., object=...)``.
@@ -239,29 +235,3 @@ class RefusedDecision(Refused, NotFoundError):
     one-time code...).  The caller gets exactly the 404 of an unknown consent (or
     borrower) — ``detail`` is that answer's — and the attempt is recorded for the
     borrower."""
-
-
-def install_denial_handler(app: FastAPI, registry: CollectorRegistry | None = None) -> None:
-    """Answer every :class:`Refused` (a :class:`Denied`, a :class:`RefusedDecision`...)
-    with its problem+json after recording it.
-
-    FastAPI leaves a dependency with ``yield`` (the request's unit of work, rolled back by
-    the error) before it calls exception handlers, so the event's own transaction never
-    waits on the request's write lock.
-    """
-
-    from credit_commons.gateway.problems import problem_response  # noqa: PLC0415 - package cycle
-
-    # Refusals that name nobody are counted in the app's metrics too (``registry``); the
-    # token endpoint, which answers in RFC 6749's shape, reaches the counter through
-    # ``app.state.denial_counter``.
-    counter = denial_counter(registry) if registry is not None else None
-    app.state.denial_counter = counter
-
-    @app.exception_handler(Refused)
-    async def _denied(request: Request, error: Refused) -> JSONResponse:
-        await run_in_threadpool(error.record, request.app.state.runtime, counter)
-        response = problem_response(error, request)
-        if isinstance(error, NotAuthenticated):
-            response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        return response

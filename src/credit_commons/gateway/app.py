@@ -13,8 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons import __version__
-from credit_commons.consent import router as consent_router
-from credit_commons.consent.access import install_denial_handler
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
@@ -22,9 +20,9 @@ from credit_commons.core.durability import check_durability
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import lender_router, onboarding_router
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.api_docs import install_api_docs
+from credit_commons.gateway.denials import install_denial_handler
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
 from credit_commons.gateway.openapi import answers, install_openapi, media
 from credit_commons.gateway.problems import install_problem_handlers
@@ -34,17 +32,20 @@ from credit_commons.gateway.ratelimit import (
     install_rate_limit_handler,
     rate_limits,
 )
+from credit_commons.gateway.routes import consent as consent_routes
+from credit_commons.gateway.routes import identity as identity_routes
+from credit_commons.gateway.routes import issuer as issuer_routes
+from credit_commons.gateway.routes import lenders as lender_routes
+from credit_commons.gateway.routes import log as log_routes
+from credit_commons.gateway.routes import oid4vci as oid4vci_routes
+from credit_commons.gateway.routes import onboarding as onboarding_routes
+from credit_commons.gateway.routes import privacy as privacy_routes
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
-from credit_commons.identity import router as identity_router
-from credit_commons.issuer import oid4vci_router
-from credit_commons.issuer import router as issuer_router
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
-from credit_commons.ledger import router as log_router
 from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.worker import LogWorker
-from credit_commons.privacy import router as privacy_router
 from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
 
@@ -223,23 +224,23 @@ def _include_routers(app: FastAPI) -> None:
     # Routes are matched in order, each one costing a few microseconds: the lenders' API
     # (consent-gated retrieval, the platform's busiest route) comes first.  Its paths
     # overlap no other router's.
-    app.include_router(consent_router.lender_router)
-    app.include_router(log_router.router)
-    app.include_router(identity_router.router)
-    app.include_router(identity_router.attestations_router)
-    app.include_router(privacy_router.router)
-    app.include_router(privacy_router.export_router)
-    app.include_router(issuer_router.router)
-    app.include_router(issuer_router.status_router)
-    app.include_router(issuer_router.credentials_router)
-    app.include_router(issuer_router.trust_router)
-    app.include_router(oid4vci_router.router)
-    oid4vci_router.install_oauth_errors(app)
-    app.include_router(log_router.tiles_router)
-    app.include_router(lender_router.router)
-    app.include_router(onboarding_router.router)
-    app.include_router(consent_router.borrower_router)
-    app.include_router(consent_router.operator_router)
+    app.include_router(consent_routes.lender_router)
+    app.include_router(log_routes.router)
+    app.include_router(identity_routes.router)
+    app.include_router(identity_routes.attestations_router)
+    app.include_router(privacy_routes.router)
+    app.include_router(privacy_routes.export_router)
+    app.include_router(issuer_routes.router)
+    app.include_router(issuer_routes.status_router)
+    app.include_router(issuer_routes.credentials_router)
+    app.include_router(issuer_routes.trust_router)
+    app.include_router(oid4vci_routes.router)
+    oid4vci_routes.install_oauth_errors(app)
+    app.include_router(log_routes.tiles_router)
+    app.include_router(lender_routes.router)
+    app.include_router(onboarding_routes.router)
+    app.include_router(consent_routes.borrower_router)
+    app.include_router(consent_routes.operator_router)
 
 
 def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:

@@ -1,21 +1,24 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers (``gateway/routes/``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
+from credit_commons.identity import service as identity_service
 from credit_commons.runtime import Runtime
 
 __all__ = [
     "NO_STORE",
+    "PrincipalDep",
     "ReadSessionDep",
     "RuntimeDep",
     "SessionDep",
+    "get_principal",
     "get_read_session",
     "get_runtime",
     "get_session",
@@ -58,3 +61,16 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 """The app's runtime."""
+
+
+def get_principal(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> identity_service.Principal:
+    """The authenticated caller; raises ``UnauthorizedError`` (401) otherwise."""
+    return identity_service.authenticate(session, runtime, authorization)
+
+
+PrincipalDep = Annotated[identity_service.Principal, Depends(get_principal)]
+"""The authenticated caller (an identity's bearer token)."""

@@ -11,7 +11,7 @@ private ``MetaData`` (table ``witness_checkpoints``, created on open) outside th
 platform's Alembic schema.  Tree sizes are stored as decimal text because a uint64 does
 not fit a signed SQL ``BIGINT``.
 
-The witness key file and the HTTP program live in :mod:`credit_commons.ledger.witness_app`.
+The witness key file and the HTTP program live in the gateway (``gateway/witness_app.py``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,14 @@ from credit_commons.core.errors import (
     ExitCode,
     ValidationError,
 )
-from credit_commons.ledger import note, witness_app
+from credit_commons.gateway import witness_app
+from credit_commons.gateway.witness_app import (
+    KEY_FILE,
+    TLOG_SIZE,
+    create_witness_app,
+    load_or_create_key,
+)
+from credit_commons.ledger import note
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.cosignature import (
     CosignatureSigner,
@@ -54,12 +61,6 @@ from credit_commons.ledger.witness import (
     UnknownLog,
     Witness,
     WitnessConfig,
-)
-from credit_commons.ledger.witness_app import (
-    KEY_FILE,
-    TLOG_SIZE,
-    create_witness_app,
-    load_or_create_key,
 )
 from credit_commons.ledger.witness_client import (
     CollectResult,
@@ -704,7 +705,7 @@ def test_client_input_checks() -> None:
 def quiet_logging(monkeypatch: pytest.MonkeyPatch) -> None:
     """main() configures process-wide logging; leave pytest's handlers alone."""
     monkeypatch.setattr(
-        "credit_commons.ledger.witness_app.configure_logging", lambda level="INFO": None
+        "credit_commons.gateway.witness_app.configure_logging", lambda level="INFO": None
     )
 
 

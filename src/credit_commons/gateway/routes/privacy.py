@@ -11,10 +11,9 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.privacy import dsr
 from credit_commons.privacy.erasure import erase_subject

@@ -15,12 +15,17 @@ from starlette.concurrency import run_in_threadpool
 from credit_commons.consent.access import record_refusal
 from credit_commons.core.db import transaction
 from credit_commons.gateway import access_token, clients, oauth
-from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import (
+    NO_STORE,
+    PrincipalDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+)
 from credit_commons.gateway.lender_deps import LenderDep
 from credit_commons.gateway.openapi import JwkSet, answers, oauth_errors
 from credit_commons.gateway.ratelimit import rate_limits, remember
 from credit_commons.gateway.schemas import AccessTokenResponse, LenderClientView, LenderSelf
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.runtime import Runtime
 
 __all__ = ["router"]

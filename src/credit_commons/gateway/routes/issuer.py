@@ -8,9 +8,8 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credit_commons.core.errors import CommonsError
-from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import credentials, service, status, trust, verification
 from credit_commons.issuer.schemas import (
     BatchIssue,

@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
-from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media, oauth_errors
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.issuer import oid4vci
 from credit_commons.issuer.schemas import (
     AuthorizationServerMetadata,

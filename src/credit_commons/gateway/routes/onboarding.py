@@ -15,13 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway import clients
-from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import (
+    NO_STORE,
+    PrincipalDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+)
 from credit_commons.gateway.lender_deps import authenticate_request
 from credit_commons.gateway.openapi import answers
 from credit_commons.gateway.schemas import AuthorityCreated, AuthorityView, BindingView, DeskToken
 from credit_commons.identity import onboarding
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IdentifierBinding
 
 __all__ = ["router"]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Header, Path, Response, status
 
 from credit_commons.core.errors import NotFoundError
-from credit_commons.gateway.deps import NO_STORE, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.identity import delegations, service
 from credit_commons.identity.predicates import PredicateRequest
@@ -33,18 +33,6 @@ __all__ = ["attestations_router", "router"]
 router = APIRouter(prefix="/v1/identities", tags=["identities"])
 
 TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
-
-
-def get_principal(
-    session: SessionDep,
-    runtime: RuntimeDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> service.Principal:
-    """The authenticated caller; raises ``UnauthorizedError`` (401) otherwise."""
-    return service.authenticate(session, runtime, authorization)
-
-
-PrincipalDep = Annotated[service.Principal, Depends(get_principal)]
 
 
 @router.post(

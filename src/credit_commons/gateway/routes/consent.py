@@ -32,7 +32,13 @@ from credit_commons.consent.schemas import (
     RevokedAll,
 )
 from credit_commons.core.db import transaction
-from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import (
+    NO_STORE,
+    PrincipalDep,
+    ReadSessionDep,
+    RuntimeDep,
+    SessionDep,
+)
 from credit_commons.gateway.lender_deps import (
     LenderPrincipal,
     authenticate_request,
@@ -41,7 +47,6 @@ from credit_commons.gateway.lender_deps import (
 )
 from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.router import PrincipalDep
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
 

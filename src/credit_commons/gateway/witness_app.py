@@ -2,7 +2,7 @@
 
 Run it as::
 
-    python -m credit_commons.ledger.witness_app --data-dir DIR --name witness.example/w1 \\
+    python -m credit_commons.gateway.witness_app --data-dir DIR --name witness.example/w1 \\
         --log-key log.example/credit+1a2b3c4d+AeAb... [--log-key ...] \\
         [--log ORIGIN VKEY] [--database-url URL] --host 127.0.0.1 --port 7380
 
@@ -189,7 +189,7 @@ def _create_key(path: Path, name: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m credit_commons.ledger.witness_app",
+        prog="python -m credit_commons.gateway.witness_app",
         description="An independent C2SP tlog-witness (add-checkpoint).",
     )
     parser.add_argument("--data-dir", required=True, type=Path, help="key and database home")
