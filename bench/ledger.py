@@ -45,6 +45,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import LogOutboxRow, record_event
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
@@ -54,7 +55,7 @@ from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow, LogStateRow
 from credit_commons.ledger.sequencer import leaf_key, sequence_pending
-from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
+from credit_commons.ledger.tiles import TileHashSource, append_leaf_hashes
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance
 

@@ -20,10 +20,11 @@ from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.pseudonym import Pseudonymizer
 from credit_commons.core.settings import Settings, Violation, refuse
 from credit_commons.events import OBJECT_KEY_LABEL, ObjectDigests
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
-from credit_commons.ledger.tiles import TileCache
 from credit_commons.vault.kms import Kms, LocalKms
+from credit_commons.vault.pkcs11 import Pkcs11Kms
 from credit_commons.vault.service import Vault
 
 __all__ = ["Runtime", "build_kms"]
@@ -32,8 +33,6 @@ __all__ = ["Runtime", "build_kms"]
 def build_kms(settings: Settings, master: MasterKeyring, *, create_missing: bool = False) -> Kms:
     """The KMS the settings name: the local key file, or a PKCS#11 token."""
     if settings.kms == "pkcs11":
-        from credit_commons.vault.pkcs11 import Pkcs11Kms  # noqa: PLC0415 - loads the PKCS#11 library
-
         if not (settings.pkcs11_lib and settings.pkcs11_token and settings.pkcs11_pin):
             raise ConfigurationError(
                 "COMMONS_KMS=pkcs11 needs the module, token and PIN",
@@ -104,6 +103,8 @@ class Runtime:
     master: MasterKeyring
     pseudonymizer: Pseudonymizer
     key_store: KeyStore
+    tile_cache: TileCache = field(default_factory=TileCache)
+    """The process-wide cache of full log tiles."""
     extras: dict[str, object] = field(default_factory=dict)
 
     @classmethod
@@ -168,14 +169,6 @@ class Runtime:
             objects = ObjectDigests(key, version=1)
             self.extras["objects"] = objects
         return objects
-
-    def extras_tile_cache(self) -> TileCache:
-        """The process-wide cache of full log tiles."""
-        cache = self.extras.get("tile_cache")
-        if not isinstance(cache, TileCache):
-            cache = TileCache()
-            self.extras["tile_cache"] = cache
-        return cache
 
     def operator_actor(self, name: str = "local") -> str:
         """The pseudonym that stands for an operator acting through the CLI."""

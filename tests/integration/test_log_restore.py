@@ -36,6 +36,7 @@ from credit_commons.core.errors import CommonsError, ExitCode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.gateway import create_app
 from credit_commons.gateway.witness_app import TLOG_SIZE
 from credit_commons.keys.algorithms import KeyType
@@ -49,7 +50,6 @@ from credit_commons.ledger.note import parse_note
 from credit_commons.ledger.recovery import HttpTiles, read_entries, tile_path
 from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import anchor_step, witness_step
-from credit_commons.ledger.tiles import TILE_WIDTH
 from credit_commons.ledger.witness import OldSizeMismatch, SqlWitnessStore, Witness, WitnessConfig
 from credit_commons.ledger.witness_client import WitnessEndpoint
 from credit_commons.ledger.worker import LogWorker

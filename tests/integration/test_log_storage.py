@@ -17,6 +17,7 @@ from credit_commons.events import (
     event_document,
     record_event,
 )
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
@@ -27,7 +28,6 @@ from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.models import LogEntryRow, LogTileRow
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.sequencer import sequence_batch, sequence_pending
-from credit_commons.ledger.tiles import TileCache
 from credit_commons.runtime import Runtime
 
 

@@ -35,12 +35,13 @@ from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.errors import KeyExists, KeyNotFound, SignatureInvalid
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.keys.models import SigningKeyRow
+from credit_commons.keys.pkcs11 import Pkcs11Token
 from credit_commons.keys.pkcs11_store import Pkcs11KeyStore, Pkcs11Signer
 from credit_commons.runtime import Runtime
 from credit_commons.vault import envelope
 from credit_commons.vault.errors import DecryptionFailed, KeyVersionRetired, KmsConfigInvalid
 from credit_commons.vault.kms import WrappedKey
-from credit_commons.vault.pkcs11 import Pkcs11Kms, Pkcs11Token
+from credit_commons.vault.pkcs11 import Pkcs11Kms
 from credit_commons.vault.service import Vault
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -57,7 +57,7 @@ def continuity(rt: Runtime) -> Continuity:
     """The database's tree beside every record of what the log published."""
     identity = log_identity(rt)
     with transaction(rt.read_sessions) as session:
-        return ContinuityGuard(rt.settings).assess(session, identity, rt.extras_tile_cache())
+        return ContinuityGuard(rt.settings).assess(session, identity, rt.tile_cache)
 
 
 def warn_if_diverged(rt: Runtime) -> None:

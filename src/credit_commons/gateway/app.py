@@ -102,9 +102,7 @@ def _log_diverged(runtime: Runtime) -> JSONResponse | None:
     docs/log.md); None when it does."""
     identity = log_identity(runtime)
     with transaction(runtime.read_sessions) as session:
-        continuity = ContinuityGuard(runtime.settings).assess(
-            session, identity, runtime.extras_tile_cache()
-        )
+        continuity = ContinuityGuard(runtime.settings).assess(session, identity, runtime.tile_cache)
     if continuity.gap is None:
         return None
     error = continuity.gap.error()

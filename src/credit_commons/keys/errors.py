@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from credit_commons.core.errors import (
+    ConfigurationError,
     ConflictError,
     IntegrityError,
     NotFoundError,
@@ -19,6 +20,8 @@ __all__ = [
     "KeyInvalid",
     "KeyNotFound",
     "KeyTypeMismatch",
+    "KmsConfigInvalid",
+    "KmsUnavailable",
     "SignatureInvalid",
 ]
 
@@ -85,3 +88,21 @@ class DidResolutionFailed(UnavailableError):
     code = "did.resolution_failed"
     title = "DID resolution failed"
     status = 502
+
+
+# The token's errors, shared by the key store on an HSM and the vault's KMS (which names
+# them among its public errors); their codes keep the ``vault.`` prefix they were born with.
+
+
+class KmsUnavailable(UnavailableError):
+    """The KMS (an HSM token, its library or a session on it) cannot be used right now."""
+
+    code = "vault.kms_unavailable"
+    title = "Key management service unavailable"
+
+
+class KmsConfigInvalid(ConfigurationError):
+    """The KMS configuration is unusable: missing keys, a bad library path, a bad version."""
+
+    code = "vault.kms_config_invalid"
+    title = "Invalid KMS configuration"

@@ -15,8 +15,9 @@ exactly the JOSE ES256 form of RFC 7518 §3.4).  Public keys are read back from 
 
 Generating a key and inserting its row are not atomic: a key whose row was never committed is
 left unreferenced on the token (harmless; it never signs).  Token access goes through the
-shared :class:`~credit_commons.vault.pkcs11.Pkcs11Token`, so errors are the vault's
-``KmsUnavailable`` and ``KmsConfigInvalid``.
+shared :class:`~credit_commons.keys.pkcs11.Pkcs11Token`, so errors are the token's
+``KmsUnavailable`` and ``KmsConfigInvalid``.  python-pkcs11 is imported where the token is
+used, so loading this module costs nothing without an HSM.
 """
 
 from __future__ import annotations
@@ -28,22 +29,21 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from pkcs11.constants import Attribute, MechanismFlag, ObjectClass
-from pkcs11.mechanisms import KeyType as P11KeyType
-from pkcs11.mechanisms import Mechanism
-from pkcs11.types import Session, SignMixin
 from sqlalchemy.orm import Session as DbSession
 
 from credit_commons.core.clock import utc
 from credit_commons.keys.algorithms import KeyType, PublicKey
-from credit_commons.keys.errors import KeyExists, KeyInvalid
+from credit_commons.keys.errors import KeyExists, KeyInvalid, KmsConfigInvalid
 from credit_commons.keys.jwk import public_key_to_jwk, thumbprint
 from credit_commons.keys.models import SigningKeyRow
+from credit_commons.keys.pkcs11 import Pkcs11Token
 from credit_commons.keys.store import KeyVersion, RowKeyStore, StoredSigner, key_version
-from credit_commons.vault.errors import KmsConfigInvalid
-from credit_commons.vault.pkcs11 import Pkcs11Token
+
+if TYPE_CHECKING:
+    from pkcs11.types import Session
 
 __all__ = ["Pkcs11KeyStore", "Pkcs11Signer"]
 
@@ -52,7 +52,6 @@ _EC_PARAMS = {
     KeyType.ED25519: bytes.fromhex("06032b6570"),
     KeyType.P256: bytes.fromhex("06082a8648ce3d030107"),
 }
-_P11_KEY_TYPE = {KeyType.ED25519: P11KeyType.EC_EDWARDS, KeyType.P256: P11KeyType.EC}
 _POINT_LEN = {KeyType.ED25519: 32, KeyType.P256: 65}
 _PREFIX = re.compile(r"[a-z][a-z0-9-]{0,31}")
 
@@ -109,6 +108,10 @@ class Pkcs11Signer(StoredSigner):
 
         Raises ``KmsUnavailable`` or ``KmsConfigInvalid`` (key gone from the token).
         """
+        from pkcs11.constants import ObjectClass  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+        from pkcs11.mechanisms import Mechanism  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+        from pkcs11.types import SignMixin  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+
         key_type = self.info.key_type
 
         def op(session: Session) -> bytes:
@@ -155,11 +158,18 @@ class Pkcs11KeyStore(RowKeyStore):
         self._token.close()
 
     def _generate(self, key_type: KeyType, label: str) -> tuple[PublicKey, bytes]:
+        from pkcs11.constants import (  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+            Attribute,
+            MechanismFlag,
+        )
+        from pkcs11.mechanisms import KeyType as P11KeyType  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+
+        p11_key_type = P11KeyType.EC_EDWARDS if key_type is KeyType.ED25519 else P11KeyType.EC
         key_id = secrets.token_bytes(16)
 
         def op(session: Session) -> bytes:
             public, _private = session.generate_keypair(
-                _P11_KEY_TYPE[key_type],
+                p11_key_type,
                 id=key_id,
                 label=label,
                 store=True,
@@ -177,6 +187,8 @@ class Pkcs11KeyStore(RowKeyStore):
         return PublicKey.from_raw(key_type, _raw_point(key_type, point)), key_id
 
     def _destroy(self, key_id: bytes) -> None:
+        from pkcs11.constants import Attribute  # noqa: PLC0415  # deferred: python-pkcs11, only with an HSM
+
         def op(session: Session) -> None:
             for obj in list(session.get_objects({Attribute.ID: key_id})):
                 obj.destroy()

@@ -34,6 +34,7 @@ from credit_commons.ledger.anchors import (
     AnchorNotFound,
     AnchorReceipt,
     AnchorRecord,
+    EvmAnchorBackend,
     FileAnchorBackend,
     backoff_delay,
 )
@@ -91,9 +92,6 @@ def build_backends(settings: Settings) -> dict[str, AnchorBackend]:
                     hint="set COMMONS_ANCHOR_EVM_RPC_URL, COMMONS_ANCHOR_EVM_CONTRACT and "
                     "COMMONS_ANCHOR_EVM_PRIVATE_KEY (deploy with `commons anchor deploy`)",
                 )
-            # Imported here: web3 and Vyper load only for deployments that anchor to a chain.
-            from credit_commons.ledger.anchors.evm import EvmAnchorBackend  # noqa: PLC0415
-
             backends[name] = EvmAnchorBackend.from_rpc_url(url, key.get_secret_value(), contract)
         else:
             raise ConfigurationError(

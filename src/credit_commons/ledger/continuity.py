@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.settings import Settings
 from credit_commons.events import LogOutboxRow
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.ledger.anchors import AnchorError
 from credit_commons.ledger.anchors.file import last_anchored
 from credit_commons.ledger.errors import LogDiverged
@@ -47,7 +48,7 @@ from credit_commons.ledger.models import (
 )
 from credit_commons.ledger.published import PublishedFile, PublishedRecord
 from credit_commons.ledger.rfc6962 import EMPTY_ROOT, Hash, root_from_source
-from credit_commons.ledger.tiles import TileCache, TileHashSource
+from credit_commons.ledger.tiles import TileHashSource
 
 __all__ = [
     "Claim",

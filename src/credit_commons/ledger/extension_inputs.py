@@ -49,7 +49,7 @@ def local_extension_inputs(
         note = log_service.checkpoint_with_cosignatures(session, row)
         proof: list[bytes] = []
         if 0 < old_size < row.size:
-            source = TileHashSource(session, rt.extras_tile_cache())
+            source = TileHashSource(session, rt.tile_cache)
             proof = list(rfc6962.consistency_proof(old_size, row.size, source))
     return vkey, note, proof
 

@@ -39,6 +39,7 @@ from credit_commons.core.errors import (
 )
 from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
 from credit_commons.events import Digest, EventDetails, EventRow, LogOutboxRow, Token, record_event
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.continuity import SOURCE_FILE, ContinuityGuard, LogDiverged
 from credit_commons.ledger.errors import LogError
@@ -47,7 +48,7 @@ from credit_commons.ledger.models import CheckpointRow, LogEntryRow, WitnessProg
 from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.rfc6962 import Hash, root_from_source
 from credit_commons.ledger.sequencer import leaf_key, lock_state
-from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource, append_leaf_hashes
+from credit_commons.ledger.tiles import TileHashSource, append_leaf_hashes
 
 __all__ = [
     "DirectoryTiles",

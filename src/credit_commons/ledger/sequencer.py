@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.db import transaction
 from credit_commons.events import LogOutboxRow
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.ledger.models import LogEntryRow, LogStateRow
 from credit_commons.ledger.rfc6962 import Hash, root_from_source
-from credit_commons.ledger.tiles import TileCache, TileHashSource, append_leaf_hashes
+from credit_commons.ledger.tiles import TileHashSource, append_leaf_hashes
 
 __all__ = ["SequenceResult", "leaf_key", "lock_state", "sequence_batch", "sequence_pending"]
 

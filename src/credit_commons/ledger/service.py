@@ -19,6 +19,7 @@ from credit_commons.core.clock import Clock
 from credit_commons.core.encoding import b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.events import EventRow, RecordedEvent, event_document
+from credit_commons.formats.tlog_tiles import TileCache
 from credit_commons.keys.store import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
@@ -34,7 +35,7 @@ from credit_commons.ledger.note import (
     sign_note,
 )
 from credit_commons.ledger.sequencer import leaf_key
-from credit_commons.ledger.tiles import TileCache, TileHashSource
+from credit_commons.ledger.tiles import TileHashSource
 
 __all__ = [
     "LOG_KEY_NAME",

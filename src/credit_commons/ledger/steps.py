@@ -89,9 +89,7 @@ def witness_step(
 
         def proof_for(old: int, new: int) -> list[Hash]:
             with transaction(rt.read_sessions) as session:
-                return list(
-                    consistency_proof(old, new, TileHashSource(session, rt.extras_tile_cache()))
-                )
+                return list(consistency_proof(old, new, TileHashSource(session, rt.tile_cache)))
 
         result = collect_cosignatures(
             note, witnesses=todo, last_known_size=progress, proof_for=proof_for, transport=transport

@@ -73,7 +73,7 @@ class LogWorker:
         recorded events wait in the outbox, and the other steps still run.
         """
         rt = self.runtime
-        cache = rt.extras_tile_cache()
+        cache = rt.tile_cache
         # Established (if need be) in its own transaction, before the others take snapshots.
         identity = log_identity(rt)
         if not self._probed:
@@ -97,7 +97,7 @@ class LogWorker:
     def _advance(self, report: StepReport, identity: LogIdentity, force_checkpoint: bool) -> None:
         rt = self.runtime
         settings = rt.settings
-        cache = rt.extras_tile_cache()
+        cache = rt.tile_cache
         # At most one checkpoint's worth of leaves per pass, so a backlog is checkpointed
         # every COMMONS_LOG_CHECKPOINT_LEAVES leaves rather than only at its end.
         result = sequence_pending(

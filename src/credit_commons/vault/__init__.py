@@ -6,12 +6,10 @@ carries its own record key wrapped under the subject key (:mod:`credit_commons.v
 format ``CCV1``).  Master-key rotation rewraps subject keys only; deleting a subject's keys
 crypto-shreds everything sealed for them.  Every failure to open is :class:`DecryptionFailed`.
 
-``Pkcs11Kms`` is imported on first use, so the vault loads without python-pkcs11.
+``Pkcs11Kms`` imports python-pkcs11 only when a token is used, so the vault loads without it.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from credit_commons.vault.envelope import (
     EnvelopeHeader,
@@ -28,9 +26,7 @@ from credit_commons.vault.errors import (
     KmsUnavailable,
 )
 from credit_commons.vault.kms import Kms, LocalKms, WrappedKey
-
-if TYPE_CHECKING:
-    from credit_commons.vault.pkcs11 import Pkcs11Kms
+from credit_commons.vault.pkcs11 import Pkcs11Kms
 
 __all__ = [
     "DecryptionFailed",
@@ -48,11 +44,3 @@ __all__ = [
     "parse_header",
     "seal",
 ]
-
-
-def __getattr__(name: str) -> object:
-    if name == "Pkcs11Kms":
-        from credit_commons.vault.pkcs11 import Pkcs11Kms  # noqa: PLC0415 - optional backend
-
-        return Pkcs11Kms
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

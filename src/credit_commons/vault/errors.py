@@ -5,11 +5,15 @@ went wrong (unknown format, truncation, a wrong key, a moved ciphertext, a flipp
 distinct error per cause would be an oracle.  :class:`KeyVersionRetired` is the one refinement:
 it is raised for a wrapped key whose master-key version an operator has retired, and it *is a*
 :class:`DecryptionFailed`, so code that catches the one opaque error still catches it.
+
+:class:`KmsUnavailable` and :class:`KmsConfigInvalid` are defined with the PKCS#11 token in
+:mod:`credit_commons.keys.errors` (the key store on an HSM raises them too) and named here.
 """
 
 from __future__ import annotations
 
-from credit_commons.core.errors import ConfigurationError, IntegrityError, UnavailableError
+from credit_commons.core.errors import IntegrityError
+from credit_commons.keys.errors import KmsConfigInvalid, KmsUnavailable
 
 __all__ = ["DecryptionFailed", "KeyVersionRetired", "KmsConfigInvalid", "KmsUnavailable"]
 
@@ -29,17 +33,3 @@ class KeyVersionRetired(DecryptionFailed):
 
     code = "vault.key_version_retired"
     title = "Master key version retired"
-
-
-class KmsUnavailable(UnavailableError):
-    """The KMS (an HSM token, its library or a session on it) cannot be used right now."""
-
-    code = "vault.kms_unavailable"
-    title = "Key management service unavailable"
-
-
-class KmsConfigInvalid(ConfigurationError):
-    """The KMS configuration is unusable: missing keys, a bad library path, a bad version."""
-
-    code = "vault.kms_config_invalid"
-    title = "Invalid KMS configuration"

@@ -10,6 +10,7 @@ confirmed by a DID signature (docs/privacy.md).  A refusal by the platform is ra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -76,8 +77,6 @@ def holder_proof(
     """The ``Holder`` proof of one request (consent/holder_auth.py): a compact JWS by
     ``key`` over the identity, the method, the path and query, the body's digest, the time
     and a fresh ``jti``."""
-    import hashlib  # noqa: PLC0415 - only here
-
     did = encode_did_key(key.public_key)
     claims = {
         "sub": token,

@@ -22,6 +22,7 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
 from credit_commons.core.files import write_private
 from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk, public_key_to_jwk
 
 __all__ = ["Wallet", "WalletLocked"]
@@ -184,8 +185,6 @@ class Wallet:
     @property
     def holder_did(self) -> str:
         """The holder key's ``did:key``."""
-        from credit_commons.keys.did_key import encode_did_key  # noqa: PLC0415
-
         return encode_did_key(self.holder_key.public_key)
 
     @property

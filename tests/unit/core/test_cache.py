@@ -17,6 +17,7 @@ from tests.conftest import make_settings
 
 from credit_commons.core.cache import ENTRY_OVERHEAD, BoundedCache
 from credit_commons.core.errors import ConfigurationError
+from credit_commons.formats.tlog_tiles import TILE_WIDTH, Tile
 from credit_commons.runtime import Runtime
 
 OPS = st.lists(
@@ -146,13 +147,12 @@ def _oauth_key_versions(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
 
 
 def _tiles(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
-    from credit_commons.ledger.tiles import _Tile  # noqa: PLC0415
-
-    cache = rt.extras_tile_cache().entries
-    return cache, lambda i, n: ((0, i), _Tile(b"h" * n, None))
+    # Only full tiles are cached: the stored upper levels carry the size.
+    return rt.tile_cache, lambda i, n: ((0, i), Tile(_FULL_TILE, b"u" * n))
 
 
 _CIPHER = AESGCM(bytes(32))
+_FULL_TILE = b"h" * (TILE_WIDTH * 32)
 
 
 def _vault_keys(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:

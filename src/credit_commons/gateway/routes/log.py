@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import NotFoundError, ValidationError
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
 from credit_commons.gateway.openapi import answers, media
 from credit_commons.ledger import service
@@ -24,7 +25,7 @@ from credit_commons.ledger.schemas import (
     LogKey,
     Receipt,
 )
-from credit_commons.ledger.tiles import TILE_WIDTH, TileHashSource
+from credit_commons.ledger.tiles import TileHashSource
 
 __all__ = ["parse_tile_path", "router", "tiles_router"]
 
@@ -91,7 +92,7 @@ def get_inclusion(
         bound = size if size is not None else service.log_state(session)[0]
         index = service.leaf_index_of(session, target, bound)
     assert index is not None
-    return service.inclusion_proof(session, index, size, runtime.extras_tile_cache())
+    return service.inclusion_proof(session, index, size, runtime.tile_cache)
 
 
 @router.get(
@@ -105,7 +106,7 @@ def get_consistency(
     from_: Annotated[int, Query(alias="from", ge=1)],
     to: Annotated[int | None, Query(ge=1)] = None,
 ) -> dict[str, Any]:
-    return service.consistency_proof(session, from_, to, runtime.extras_tile_cache())
+    return service.consistency_proof(session, from_, to, runtime.tile_cache)
 
 
 @router.get(
@@ -129,9 +130,7 @@ def get_entries(
 def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
     if not re.fullmatch(r"evt_[0-9A-Z]{26}", event_id):
         raise NotFoundError("no checkpointed log entry for that event yet")
-    return service.receipt(
-        session, event_id, include_event=False, cache=runtime.extras_tile_cache()
-    )
+    return service.receipt(session, event_id, include_event=False, cache=runtime.tile_cache)
 
 
 # -- tlog-tiles@v0.1.0 ----------------------------------------------------------------------
@@ -212,7 +211,7 @@ def tile_hashes(session: ReadSessionDep, runtime: RuntimeDep, level: int, path: 
     index, width = parse_tile_path(path)
     if not 0 <= level <= 63:
         raise NotFoundError("no such tile")
-    found = TileHashSource(session, runtime.extras_tile_cache()).tiles({(level, index)})
+    found = TileHashSource(session, runtime.tile_cache).tiles({(level, index)})
     data = found.get((level, index), b"")
     count = width or TILE_WIDTH
     if len(data) < count * 32:

@@ -9,6 +9,9 @@ by chain, transaction, block and log index::
 node and accepts only an ``Anchored`` event emitted by the configured contract, which only
 its deployer can call.  Transactions are signed locally; the node never sees the key, and no
 error message or ``repr`` contains it.
+
+web3, eth-account and Vyper (about a second to import) are imported where they are used, so
+loading this module costs nothing to a deployment that anchors to a file only.
 """
 
 from __future__ import annotations
@@ -22,15 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
-
-import vyper
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress, Hash32
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
-from web3.types import LogReceipt, TxReceipt
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.ledger.anchors.base import (
@@ -44,6 +39,12 @@ from credit_commons.ledger.anchors.base import (
     check_backend_name,
 )
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress, Hash32
+    from web3 import Web3
+    from web3.types import LogReceipt, TxReceipt
+
 __all__ = [
     "ANCHORED_TOPIC",
     "AnchorContract",
@@ -55,11 +56,11 @@ __all__ = [
 ]
 
 #: A local account, or its private key (32 bytes, or hex with or without ``0x``).
-Sender = LocalAccount | str | bytes
+Sender: TypeAlias = "LocalAccount | str | bytes"
 
 # topic0 of a non-anonymous event is the keccak-256 of its canonical signature (Solidity ABI
-# specification, "Events"; Vyper follows it).
-ANCHORED_TOPIC = bytes(Web3.keccak(text="Anchored(string,uint256,bytes32)"))
+# specification, "Events"; Vyper follows it): keccak256("Anchored(string,uint256,bytes32)").
+ANCHORED_TOPIC = bytes.fromhex("19edafebe305762166bae0fc398259e009313b544151afb8f4ace189a1127f2f")
 
 _CONTRACT_FILE = "Anchor.vy"
 _LOCATOR = re.compile(
@@ -90,6 +91,8 @@ def compile_anchor_contract() -> AnchorContract:
     source for anyone verifying a deployment.  Raises :class:`ConfigurationError` if the
     installed Vyper refuses the source (a different compiler version, for instance).
     """
+    import vyper  # noqa: PLC0415  # deferred: Vyper, only when anchoring to a chain
+
     source = resources.files(__package__).joinpath(_CONTRACT_FILE).read_text(encoding="utf-8")
     try:
         output = vyper.compile_code(
@@ -157,6 +160,9 @@ def _translated(error: type[AnchorError], what: str) -> Iterator[None]:
 
 
 def _as_account(sender: Sender) -> LocalAccount:
+    from eth_account import Account  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+    from eth_account.signers.local import LocalAccount  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
     if isinstance(sender, LocalAccount):
         return sender
     try:
@@ -168,6 +174,8 @@ def _as_account(sender: Sender) -> LocalAccount:
 
 
 def _sign_and_send(web3: Web3, account: LocalAccount, tx: Any) -> Hash32:
+    from eth_typing import Hash32  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
     signed = account.sign_transaction(tx)
     return Hash32(bytes(web3.eth.send_raw_transaction(signed.raw_transaction)))
 
@@ -181,6 +189,8 @@ def deploy_anchor_contract(
     :class:`ConfigurationError` for a malformed private key and :class:`AnchorPublishFailed`
     if the transaction cannot be sent, is not mined in time or fails.
     """
+    from web3 import Web3  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
     account = _as_account(sender)
     compiled = compile_anchor_contract()
     factory = web3.eth.contract(abi=compiled.abi, bytecode=compiled.bytecode)
@@ -220,6 +230,8 @@ class EvmAnchorBackend:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        from web3 import Web3  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
         if (
             isinstance(confirmations, bool)
             or not isinstance(confirmations, int)
@@ -258,6 +270,8 @@ class EvmAnchorBackend:
 
         Raises :class:`ConfigurationError` for a malformed key, address or count.
         """
+        from web3 import Web3  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
         provider = Web3.HTTPProvider(url, request_kwargs={"timeout": request_timeout})
         return cls(
             Web3(provider),
@@ -275,6 +289,8 @@ class EvmAnchorBackend:
     @property
     def sender_address(self) -> ChecksumAddress:
         """The address transactions are sent from (never the key)."""
+        from eth_typing import ChecksumAddress  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
         return ChecksumAddress(self._account.address)
 
     def __repr__(self) -> str:
@@ -393,6 +409,9 @@ class EvmAnchorBackend:
         return record
 
     def _fetch_receipt(self, tx_hash: bytes) -> TxReceipt:
+        from eth_typing import Hash32  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+        from web3.exceptions import TransactionNotFound  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
         with _translated(AnchorUnavailable, "fetching the transaction receipt"):
             try:
                 tx_receipt: TxReceipt | None = self._web3.eth.get_transaction_receipt(
@@ -406,6 +425,8 @@ class EvmAnchorBackend:
         return tx_receipt
 
     def _is_ours(self, log: LogReceipt) -> bool:
+        from web3 import Web3  # noqa: PLC0415  # deferred: web3, only when anchoring to a chain
+
         topics = log["topics"]
         return (
             Web3.to_checksum_address(log["address"]) == self._address

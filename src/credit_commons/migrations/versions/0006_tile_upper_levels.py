@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from credit_commons.ledger.tiles import TILE_WIDTH, upper_levels
+from credit_commons.formats.tlog_tiles import TILE_WIDTH, upper_levels
 
 revision = "0006"
 down_revision = "0005"

@@ -124,6 +124,7 @@ def test_contract_abi_and_owner(w3: Web3, address: str, owner: LocalAccount) -> 
     assert ANCHORED_TOPIC.hex() == (
         "19edafebe305762166bae0fc398259e009313b544151afb8f4ace189a1127f2f"
     )
+    assert bytes(Web3.keccak(text="Anchored(string,uint256,bytes32)")) == ANCHORED_TOPIC
     contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
     assert contract.functions.owner().call() == owner.address
 
