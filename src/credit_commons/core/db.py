@@ -8,6 +8,7 @@ a state change and its ledger event commit together or not at all.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import namedtuple
 from collections.abc import Iterator
@@ -31,11 +32,14 @@ __all__ = [
     "READ_ONLY",
     "Base",
     "DatabaseBusy",
+    "HotQuery",
+    "HotStatement",
     "busy_error",
     "dispose_engine",
     "make_engine",
     "make_sessionmaker",
     "ping",
+    "reference_paths",
     "snapshot",
     "transaction",
 ]
@@ -294,6 +298,38 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+# Every precompiled statement (HotQuery, HotStatement) in the order defined, and, inside
+# ``reference_paths()``, the set of those that ran through the reference path.
+_PRECOMPILED: list[HotQuery | HotStatement] = []
+_reference_runs: set[HotQuery | HotStatement] | None = None
+
+
+@contextmanager
+def reference_paths() -> Iterator[
+    tuple[list[HotQuery | HotStatement], set[HotQuery | HotStatement]]
+]:
+    """Run every :class:`HotQuery` and :class:`HotStatement` through SQLAlchemy's own Core
+    execution (``session.execute(statement, params)``) instead of the precompiled DBAPI
+    path, for as long as the block lasts, in every thread of the process.
+
+    The fast paths are performance code behind the same service functions; this is their
+    plain reference path.  The tests run the same flows both ways and compare what the
+    services answer and store (``tests/integration/test_hot_paths.py``).  Yields the list
+    of every precompiled statement and the set of those that ran inside the block, so a
+    test can tell which fast paths its flow covered.  For tests and for ruling the fast
+    path in or out when debugging; never nested.
+    """
+    global _reference_runs  # noqa: PLW0603 - one process-wide switch, read on every call
+    if _reference_runs is not None:
+        raise RuntimeError("reference_paths() is already active")
+    ran: set[HotQuery | HotStatement] = set()
+    _reference_runs = ran
+    try:
+        yield list(_PRECOMPILED), ran
+    finally:
+        _reference_runs = None
+
+
 class HotQuery:
     """A SELECT on a hot path, compiled by SQLAlchemy once per dialect and run on the
     session connection's DBAPI cursor, inside the session's transaction.
@@ -309,6 +345,11 @@ class HotQuery:
         self._statement, self._names = statement, names
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
         self._record = namedtuple("Record", list(statement.selected_columns.keys()))  # type: ignore[misc]
+        self.defined_in: str = sys._getframe(1).f_globals.get("__name__", "?")
+        _PRECOMPILED.append(self)
+
+    def __repr__(self) -> str:
+        return f"HotQuery({self.defined_in}: {' '.join(str(self._statement).split())[:100]})"
 
     def first(self, session: Session, **params: Any) -> Any:
         """The first row as a named tuple (columns as attributes), or ``None``."""
@@ -321,6 +362,9 @@ class HotQuery:
 
     def rows(self, session: Session, **params: Any) -> list[tuple[Any, ...]]:
         """Run with ``params`` (the names given at construction)."""
+        if _reference_runs is not None:
+            _reference_runs.add(self)
+            return [tuple(row) for row in session.execute(self._statement, params).all()]
         connection = session.connection()
         compiled = self._compiled.get(connection.dialect.name)
         if compiled is None:
@@ -360,6 +404,11 @@ class HotStatement:
     def __init__(self, statement: Any, names: tuple[str, ...]) -> None:
         self._statement, self._names = statement, names
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]] = {}
+        self.defined_in: str = sys._getframe(1).f_globals.get("__name__", "?")
+        _PRECOMPILED.append(self)
+
+    def __repr__(self) -> str:
+        return f"HotStatement({self.defined_in}: {' '.join(str(self._statement).split())[:100]})"
 
     def _compile(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, list[tuple[str, Any]]]:
         compiled = self._compiled.get(dialect.name)
@@ -400,6 +449,10 @@ class HotStatement:
             return 0
         connection = session.connection()
         sql, positions, processors = self._compile(connection.dialect)
+        if _reference_runs is not None:
+            # The same refusals (above), then SQLAlchemy's own executemany.
+            _reference_runs.add(self)
+            return int(session.execute(self._statement, rows).rowcount)  # type: ignore[attr-defined]
         if processors:
             rows = [dict(row) for row in rows]
             for row in rows:
