@@ -284,8 +284,8 @@ def _grant_many(
     """``n`` granted one-time consents, made in-process through the service layer (the
     server shares the database file): fast to prepare, identical to the HTTP path's."""
     from credit_commons.consent.model import ConsentRequest  # noqa: PLC0415
-    from credit_commons.gateway.clients import get_client  # noqa: PLC0415
     from credit_commons.identity.service import authenticate  # noqa: PLC0415
+    from credit_commons.lenders import get_client  # noqa: PLC0415
 
     rt = Runtime.build(_settings(env, base))
     ids: list[str] = []

@@ -19,13 +19,13 @@ from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import JwsInvalid, verify_compact
-from credit_commons.gateway.clients import register_client
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.identity.service import Principal
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.errors import SignatureInvalid
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.lenders import register_client
 from credit_commons.runtime import Runtime
 
 ADMIN = Principal("admin:test", "admin")

@@ -22,12 +22,12 @@ from credit_commons.cli import main
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.events import EventRow
-from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.models import DelegationRow, IdentifierLinkRow
 from credit_commons.issuer import status
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.lenders.models import LenderClientRow
 
 PAN = "AAPFU0939F"
 

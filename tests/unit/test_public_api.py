@@ -27,6 +27,12 @@ EXPECTED = {
         "public_key_to_jwk", "thumbprint",
     },
     "credit_commons.gateway": {"create_app"},
+    "credit_commons.lenders": {
+        "CLIENT_ID_PATTERN", "LenderClient", "LenderClientView", "LenderCreate",
+        "LenderRegistered", "LenderUpdate", "LenderUpdated", "client_status",
+        "consume_assertion_id", "get_client", "read_client", "register_client", "update_client",
+        "validate_jwks", "validate_purposes", "validate_webhook_url",
+    },
     "credit_commons.client": {
         "AccessToken", "ApiConflict", "ApiError", "ApiForbidden", "ApiInvalid", "ApiNotFound",
         "ApiRateLimited", "ApiUnavailable", "ArtefactInvalid", "Consent", "ConsentPending",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from credit_commons import lenders
 from credit_commons.cli.support import (
     OPERATOR,
     JsonOption,
@@ -17,8 +18,6 @@ from credit_commons.cli.support import (
     unit,
     validated,
 )
-from credit_commons.gateway import clients
-from credit_commons.gateway.routes.lenders import LenderCreate
 
 __all__ = ["app"]
 
@@ -35,9 +34,9 @@ def admin_approve(
 ) -> None:
     """Register a lender from its registration request; prints its client id."""
     data = read_json_file(file, "the registration request")
-    request = validated(LenderCreate, data, "registration request")
+    request = validated(lenders.LenderCreate, data, "registration request")
     with unit(ctx) as (rt, session):
-        made = clients.register_client(
+        made = lenders.register_client(
             session,
             rt,
             operator(OPERATOR),

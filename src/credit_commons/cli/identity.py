@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from credit_commons import lenders
 from credit_commons.cli.support import JsonOption, emit, group, operator, unit, validated
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.gateway import clients
 from credit_commons.identity import delegations, onboarding, service
 from credit_commons.identity.models import OnboardingAuthorityRow
 from credit_commons.identity.schemas import DelegationCreate, IdentifierBinding, IdentityCreate
@@ -131,7 +131,7 @@ def authority_add(
     except ValueError as e:
         raise ValidationError("--kind is bank or issuer_desk", extra={"field": "kind"}) from e
     with unit(ctx) as (rt, session):
-        if lender is not None and clients.get_client(session, lender) is None:
+        if lender is not None and lenders.get_client(session, lender) is None:
             raise NotFoundError("no such lender client")
         data = onboarding.register_authority(
             session, rt, operator(), kind=authority_kind, name=name, lender_client_id=lender

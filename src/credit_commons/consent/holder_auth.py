@@ -36,8 +36,6 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import NotAuthenticated, anonymous_actor
@@ -45,12 +43,12 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
-from credit_commons.gateway.models import ClientAssertionRow
 from credit_commons.identity import holder_key as holder_keys
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.models import IdentityRow
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.did_web import DidResolver
+from credit_commons.lenders import consume_assertion_id
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -175,18 +173,14 @@ def authenticate(
     jti = claims.get("jti")
     if not isinstance(jti, str) or not _MIN_JTI <= len(jti) <= _MAX_JTI:
         raise _refusal(rt, "holder.proof_malformed", subject)
-    session.execute(delete(ClientAssertionRow).where(ClientAssertionRow.expires_at < now))
-    try:
-        with session.begin_nested():
-            session.execute(
-                insert(ClientAssertionRow).values(
-                    jti_hash=hashlib.sha256(f"{token}\n{jti}".encode()).hexdigest(),
-                    client_id=_REPLAY_OWNER,
-                    expires_at=now + timedelta(seconds=2 * WINDOW),
-                )
-            )
-    except DbIntegrityError:
-        raise _refusal(rt, "holder.proof_replayed", subject) from None
+    if not consume_assertion_id(
+        session,
+        jti_hash=hashlib.sha256(f"{token}\n{jti}".encode()).hexdigest(),
+        client_id=_REPLAY_OWNER,
+        expires_at=now + timedelta(seconds=2 * WINDOW),
+        now=now,
+    ):
+        raise _refusal(rt, "holder.proof_replayed", subject)
     return identity_service.Principal(token, HOLDER_ROLE)
 
 

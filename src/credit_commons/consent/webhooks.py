@@ -23,6 +23,7 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import sign_compact
+from credit_commons.lenders import get_client
 from credit_commons.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -35,10 +36,6 @@ MAX_ATTEMPTS = 8
 
 
 def _webhook_url(session: Session, client_id: str) -> str | None:
-    try:
-        from credit_commons.gateway.clients import get_client  # noqa: PLC0415 - gateway edge
-    except ImportError:  # pragma: no cover - the lender registry is part of the platform
-        return None
     client = get_client(session, client_id)
     return None if client is None else client.webhook_url
 

@@ -28,7 +28,7 @@ MODEL_MODULES = (
     "credit_commons.identity.models",
     "credit_commons.privacy.models",
     "credit_commons.issuer.models",
-    "credit_commons.gateway.models",
+    "credit_commons.lenders.models",
     "credit_commons.consent.models",
 )
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from credit_commons import lenders
 from credit_commons.consent.access import (
     Denied,
     NotAuthenticated,
@@ -24,7 +25,6 @@ from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import parse_compact, sign_compact
-from credit_commons.gateway import clients
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType
 from credit_commons.keys.errors import KeyNotFound
@@ -255,7 +255,7 @@ def authenticate_lender(
     if not isinstance(scope, str) or not isinstance(payload.get("jti"), str):
         raise refuse("auth.token_invalid", actor)
     # 5. The client still exists and is active.
-    status = clients.client_status(session, client_id)
+    status = lenders.client_status(session, client_id)
     if status is None or not status[0]:
         raise refuse("auth.client_inactive", actor)
     return LenderPrincipal(

@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert
-from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
+from credit_commons import lenders
 from credit_commons.consent.access import anonymous_actor, lender_actor
 from credit_commons.core.errors import CommonsError
 from credit_commons.formats.jws import parse_compact
 from credit_commons.formats.oauth import OAuthError
-from credit_commons.gateway import clients
 from credit_commons.gateway.access_token import (
     LEEWAY,
     SCOPES,
@@ -37,7 +35,6 @@ from credit_commons.gateway.access_token import (
     mint_access_token,
     oauth_signer,
 )
-from credit_commons.gateway.models import ClientAssertionRow
 from credit_commons.keys.algorithms import ACCEPTED_ALGS
 from credit_commons.runtime import Runtime
 
@@ -129,7 +126,7 @@ def _assertion_of(form: dict[str, str]) -> str:
 
 def _verified_client(
     session: Session, rt: Runtime, form: dict[str, str], assertion: str
-) -> tuple[clients.LenderClient, dict[str, Any]]:
+) -> tuple[lenders.LenderClient, dict[str, Any]]:
     """Steps 1-3: the client that signed ``assertion``, and the assertion's claims."""
     anonymous = anonymous_actor(rt)
     # 1. A compact JWS; no keys in the header, only the platform's algorithms.
@@ -143,7 +140,7 @@ def _verified_client(
         raise _invalid_client("auth.assertion_invalid", anonymous)
     # 2. iss (RFC 7523 §3 item 1) names a registered client; client_id, if sent, agrees.
     client_id = payload.get("iss")
-    client = clients.get_client(session, client_id) if isinstance(client_id, str) else None
+    client = lenders.get_client(session, client_id) if isinstance(client_id, str) else None
     if client is None:
         raise _invalid_client("auth.client_unknown", anonymous)
     if form.get("client_id", client.client_id) != client.client_id:
@@ -230,20 +227,14 @@ def issue_token(session: Session, rt: Runtime, client: AuthenticatedClient) -> d
     (``invalid_client``, reason ``auth.assertion_replayed``) for a ``jti`` already used.
     """
     now = rt.clock.now()
-    session.execute(delete(ClientAssertionRow).where(ClientAssertionRow.expires_at < now))
-    try:
-        # The primary key refuses a second insert: atomic on both backends (PostgreSQL
-        # makes a racing insert wait for the first one's commit, then fail).
-        with session.begin_nested():
-            session.execute(
-                insert(ClientAssertionRow).values(
-                    jti_hash=_jti_hash(client.client_id, client.jti),
-                    client_id=client.client_id,
-                    expires_at=client.assertion_expires,
-                )
-            )
-    except DbIntegrityError as e:
-        raise _invalid_client("auth.assertion_replayed", lender_actor(rt, client.client_id)) from e
+    if not lenders.consume_assertion_id(
+        session,
+        jti_hash=_jti_hash(client.client_id, client.jti),
+        client_id=client.client_id,
+        expires_at=client.assertion_expires,
+        now=now,
+    ):
+        raise _invalid_client("auth.assertion_replayed", lender_actor(rt, client.client_id))
     ttl = timedelta(seconds=rt.settings.access_token_ttl)
     token = mint_access_token(
         oauth_signer(session, rt),

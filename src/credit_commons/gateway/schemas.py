@@ -1,10 +1,9 @@
-"""HTTP response shapes of the gateway's own routes: lender clients, the token endpoint
-and onboarding authorities (documentation of what the routes send; the routes return the
-services' values unchanged, see ``gateway/openapi.py``)."""
+"""HTTP response shapes of the gateway's own routes: the token endpoint, a lender's own
+registration and onboarding authorities (documentation of what the routes send; the routes
+return the services' values unchanged, see ``gateway/openapi.py``).  The lender registry's
+shapes are in ``lenders/schemas.py``."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -16,7 +15,6 @@ __all__ = [
     "AuthorityView",
     "BindingView",
     "DeskToken",
-    "LenderClientView",
     "LenderSelf",
 ]
 
@@ -24,19 +22,6 @@ __all__ = [
 class _Out(BaseModel):
     # A response shape: exactly these members (the schema says additionalProperties: false).
     model_config = ConfigDict(extra="forbid")
-
-
-class LenderClientView(_Out):
-    """A registered lender client: its keys, purposes and webhook."""
-
-    client_id: str
-    name: str
-    jwks: dict[str, Any]
-    allowed_purposes: list[str]
-    webhook_url: str | None
-    active: bool
-    created_at: str
-    updated_at: str
 
 
 class AccessTokenResponse(_Out):

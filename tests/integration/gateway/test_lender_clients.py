@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.lenders import admin_headers, events, jwks_of, register
 
+from credit_commons import lenders
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.gateway import clients
 from credit_commons.identity.service import Principal
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk, thumbprint
@@ -131,22 +131,22 @@ def test_service_functions(client: TestClient, runtime: Runtime) -> None:
     admin = Principal("admin-1", "admin")
     ed_only = {"keys": [public_key_to_jwk(ED.public_key)]}
     with transaction(runtime.sessions) as session:
-        created = clients.register_client(
+        created = lenders.register_client(
             session, runtime, admin, name="Bank", jwks=ed_only, allowed_purposes=["102", "102"]
         )
         with pytest.raises(NotFoundError):
-            clients.register_client(
+            lenders.register_client(
                 session, runtime, Principal("idt_x", "citizen"), name="B", jwks=ed_only,
                 allowed_purposes=["101"],
             )  # fmt: skip
         with pytest.raises(ValidationError):
-            clients.register_client(
+            lenders.register_client(
                 session, runtime, admin, name="B", jwks=ed_only, allowed_purposes="101"
             )
     with transaction(runtime.read_sessions) as session:
-        found = clients.get_client(session, created["client_id"])
-        assert clients.get_client(session, "lnd_" + "A" * 22) is None
-        assert clients.get_client(session, "not an id") is None
+        found = lenders.get_client(session, created["client_id"])
+        assert lenders.get_client(session, "lnd_" + "A" * 22) is None
+        assert lenders.get_client(session, "not an id") is None
     assert found is not None
     assert found.allowed_purposes == ("102",)
     assert found.webhook_url is None
@@ -161,7 +161,7 @@ def test_service_functions(client: TestClient, runtime: Runtime) -> None:
 def test_the_only_key_or_a_kid(client: TestClient, runtime: Runtime) -> None:
     client_id, _ = register(client, admin_headers(runtime), P256)
     with transaction(runtime.read_sessions) as session:
-        lender = clients.get_client(session, client_id)
+        lender = lenders.get_client(session, client_id)
     assert lender is not None
     assert lender.key(None) == P256.public_key
     assert lender.key("k1") == P256.public_key

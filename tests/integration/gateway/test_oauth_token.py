@@ -33,9 +33,9 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.gateway import oauth
-from credit_commons.gateway.models import ClientAssertionRow
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
+from credit_commons.lenders.models import ClientAssertionRow
 from credit_commons.runtime import Runtime
 
 ISSUER = "http://127.0.0.1:8000"

@@ -173,9 +173,9 @@ def test_patterns_outside_core_refuse_a_trailing_newline() -> None:
     # Each of these checked "^...$" with re.match, where "$" also matches before a final
     # newline: one value had two spellings (and a did:web host carried a newline into a URL).
     from credit_commons.core.errors import NotFoundError  # noqa: PLC0415
-    from credit_commons.gateway.clients import validate_purposes  # noqa: PLC0415
     from credit_commons.gateway.routes.log import parse_tile_path  # noqa: PLC0415
     from credit_commons.keys.did_web import DidInvalid, did_web_url  # noqa: PLC0415
+    from credit_commons.lenders import validate_purposes  # noqa: PLC0415
 
     assert parse_tile_path("000") == (0, None)
     with pytest.raises(NotFoundError):

@@ -9,12 +9,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from credit_commons import lenders
 from credit_commons.consent.access import record_refusal
 from credit_commons.core.db import transaction
-from credit_commons.gateway import access_token, clients, oauth
+from credit_commons.gateway import access_token, oauth
 from credit_commons.gateway.deps import (
     NO_STORE,
     PrincipalDep,
@@ -25,35 +25,16 @@ from credit_commons.gateway.deps import (
 from credit_commons.gateway.lender_deps import LenderDep
 from credit_commons.gateway.openapi import JwkSet, answers, oauth_errors
 from credit_commons.gateway.ratelimit import rate_limits, remember
-from credit_commons.gateway.schemas import AccessTokenResponse, LenderClientView, LenderSelf
+from credit_commons.gateway.schemas import AccessTokenResponse, LenderSelf
+from credit_commons.lenders import LenderClientView, LenderCreate, LenderUpdate
 from credit_commons.runtime import Runtime
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["lenders"])
-ClientIdPath = Annotated[str, Path(pattern=clients.CLIENT_ID_PATTERN)]
+ClientIdPath = Annotated[str, Path(pattern=lenders.CLIENT_ID_PATTERN)]
 _TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 §5.1
 _MAX_FORM = 8192
-
-
-class LenderCreate(BaseModel):
-    """A lender client to register."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    jwks: dict[str, Any]
-    allowed_purposes: Annotated[list[str], Field(min_length=1, max_length=32)]
-    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
-
-
-class LenderUpdate(BaseModel):
-    """Changes to a lender client; ``webhook_url: null`` removes the webhook."""
-
-    model_config = ConfigDict(extra="forbid")
-    jwks: dict[str, Any] | None = None
-    allowed_purposes: Annotated[list[str] | None, Field(min_length=1, max_length=32)] = None
-    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
-    active: bool | None = None
 
 
 @router.post(
@@ -65,7 +46,7 @@ class LenderUpdate(BaseModel):
 def register(
     body: LenderCreate, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return clients.register_client(
+    return lenders.register_client(
         session,
         runtime,
         principal,
@@ -82,7 +63,7 @@ def register(
     responses=answers(LenderClientView, 401, 404, 422),
 )
 def read(client_id: ClientIdPath, session: ReadSessionDep, principal: PrincipalDep) -> Any:
-    return clients.read_client(session, principal, client_id)
+    return lenders.read_client(session, principal, client_id)
 
 
 @router.patch(
@@ -97,7 +78,7 @@ def update(
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    return clients.update_client(
+    return lenders.update_client(
         session,
         runtime,
         principal,
@@ -182,7 +163,7 @@ def jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     responses=answers(LenderSelf, 401, 403),
 )
 def whoami(lender: LenderDep, session: ReadSessionDep, response: Response) -> dict[str, Any]:
-    client = clients.get_client(session, lender.client_id)
+    client = lenders.get_client(session, lender.client_id)
     response.headers.update(NO_STORE)
     return {
         "client_id": lender.client_id,

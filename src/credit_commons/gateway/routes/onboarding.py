@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_commons import lenders
 from credit_commons.core.errors import NotFoundError
-from credit_commons.gateway import clients
 from credit_commons.gateway.deps import (
     NO_STORE,
     PrincipalDep,
@@ -42,7 +42,7 @@ class AuthorityCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: onboarding.AuthorityKind
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    lender_client_id: Annotated[str, Field(pattern=clients.CLIENT_ID_PATTERN)] | None = None
+    lender_client_id: Annotated[str, Field(pattern=lenders.CLIENT_ID_PATTERN)] | None = None
 
 
 class AuthorityUpdate(BaseModel):
@@ -69,7 +69,7 @@ def designate(
     if (
         body.lender_client_id is not None
         and principal.is_admin
-        and clients.get_client(session, body.lender_client_id) is None
+        and lenders.get_client(session, body.lender_client_id) is None
     ):
         raise NotFoundError("no such lender client")
     response.headers.update(NO_STORE)

@@ -1,4 +1,5 @@
-"""Lender clients: registration by an administrator, look-up, key replacement, deactivation.
+"""The lender registry: registration by an administrator, look-up, key replacement,
+deactivation, and the client-assertion ids already used.
 
 A lender is an OAuth 2.0 client that authenticates with ``private_key_jwt`` (RFC 7523 §2.2):
 the platform stores only its public keys (a JWK Set of Ed25519 or P-256 keys), the purposes
@@ -16,20 +17,22 @@ import secrets
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.events import EventDetails, record_event
-from credit_commons.gateway.models import LenderClientRow
 from credit_commons.identity.service import Principal, actor_of
 from credit_commons.keys.algorithms import PublicKey, check_alg
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
+from credit_commons.lenders.models import ClientAssertionRow, LenderClientRow
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -38,10 +41,14 @@ __all__ = [
     "LenderRegistered",
     "LenderUpdated",
     "client_status",
+    "consume_assertion_id",
     "get_client",
     "read_client",
     "register_client",
     "update_client",
+    "validate_jwks",
+    "validate_purposes",
+    "validate_webhook_url",
 ]
 
 CLIENT_ID_PATTERN = r"^lnd_[A-Za-z0-9]{22}$"
@@ -342,3 +349,27 @@ def get_client(session: Session, client_id: str) -> LenderClient | None:
         return None
     row = session.get(LenderClientRow, client_id)
     return _client(row) if row is not None else None
+
+
+def consume_assertion_id(
+    session: Session, *, jti_hash: str, client_id: str, expires_at: datetime, now: datetime
+) -> bool:
+    """Record that the assertion ``jti_hash`` (a SHA-256 hex digest of its ``jti``, never
+    the ``jti`` itself) of ``client_id`` was used, kept until ``expires_at``; ids already
+    expired at ``now`` are purged on the way.  Returns False when it was used already: a
+    replay (RFC 7523 §3 item 7).
+
+    The primary key refuses a second insert: atomic on both backends (PostgreSQL makes a
+    racing insert wait for the first one's commit, then fail).
+    """
+    session.execute(delete(ClientAssertionRow).where(ClientAssertionRow.expires_at < now))
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(ClientAssertionRow).values(
+                    jti_hash=jti_hash, client_id=client_id, expires_at=expires_at
+                )
+            )
+    except DbIntegrityError:
+        return False
+    return True

@@ -1,4 +1,5 @@
-"""Tables of the gateway: registered lender clients and the client-assertion ids they used."""
+"""Tables of the lender registry: registered lender clients and the client-assertion ids they
+used.  Other domains reach them through :mod:`credit_commons.lenders` only."""
 
 from __future__ import annotations
 

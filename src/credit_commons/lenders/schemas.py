@@ -1,0 +1,46 @@
+"""The lender registry's request and response models (the service contract of
+``/v1/admin/lenders`` and of ``commons admin lender approve``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["LenderClientView", "LenderCreate", "LenderUpdate"]
+
+
+class LenderCreate(BaseModel):
+    """A lender client to register."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    jwks: dict[str, Any]
+    allowed_purposes: Annotated[list[str], Field(min_length=1, max_length=32)]
+    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+
+
+class LenderUpdate(BaseModel):
+    """Changes to a lender client; ``webhook_url: null`` removes the webhook."""
+
+    model_config = ConfigDict(extra="forbid")
+    jwks: dict[str, Any] | None = None
+    allowed_purposes: Annotated[list[str] | None, Field(min_length=1, max_length=32)] = None
+    webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+    active: bool | None = None
+
+
+class LenderClientView(BaseModel):
+    """A registered lender client: its keys, purposes and webhook."""
+
+    # A response shape: exactly these members (the schema says additionalProperties: false).
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str
+    name: str
+    jwks: dict[str, Any]
+    allowed_purposes: list[str]
+    webhook_url: str | None
+    active: bool
+    created_at: str
+    updated_at: str
