@@ -2,7 +2,7 @@
 
 Prints one JSON line per figure, each with a baseline measured in the same run.
 
-* ``consent_check`` — ``consent.service.check`` (one read on the ``(lender, principal)``
+* ``consent_check`` — ``consent.consent_check.check`` (one read on the ``(lender, principal)``
   index plus the pure evaluation) in-process on SQLite, p50/p99 over random pairs with
   1,000 consents stored and again with 1,000,000.  Baseline: the same indexed lookup as a
   raw ``sqlite3`` query on the same file (the floor any check pays).  Targets (issue 6):
@@ -44,7 +44,9 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, insert, text
 
-from credit_commons.consent import service
+from credit_commons.consent import check as consent_check
+from credit_commons.consent import decisions
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
@@ -132,12 +134,12 @@ def _measure(
     project: list[float] = []
     with transaction(rt.read_sessions) as session:
         for lender, principal in sample[:200]:  # warm up
-            service.check(
+            consent_check.check(
                 session, lender=lender, principal=principal, type_name=TYPE, claims=claims, now=now
             )
         for lender, principal in sample:
             t0 = time.perf_counter_ns()
-            service.check(
+            consent_check.check(
                 session, lender=lender, principal=principal, type_name=TYPE, claims=claims, now=now
             )
             project.append((time.perf_counter_ns() - t0) / 1000)
@@ -223,7 +225,7 @@ def _settings(env: dict[str, str], base: str) -> Settings:
 def _prepare(env: dict[str, str], base: str, n: int) -> tuple[str, list[str]]:
     """A borrower with a credential, a lender, and ``n`` granted one-time consents."""
     from credit_commons.demo import lender_token  # noqa: PLC0415
-    from credit_commons.identity.service import issue_admin_token  # noqa: PLC0415
+    from credit_commons.identity.auth import issue_admin_token  # noqa: PLC0415
     from credit_commons.issuer.catalogue import commit_score  # noqa: PLC0415
     from credit_commons.keys.algorithms import KeyType, PrivateKey  # noqa: PLC0415
     from credit_commons.keys.jwk import public_key_to_jwk  # noqa: PLC0415
@@ -284,7 +286,7 @@ def _grant_many(
     """``n`` granted one-time consents, made in-process through the service layer (the
     server shares the database file): fast to prepare, identical to the HTTP path's."""
     from credit_commons.consent.model import ConsentRequest  # noqa: PLC0415
-    from credit_commons.identity.service import authenticate  # noqa: PLC0415
+    from credit_commons.identity.auth import authenticate  # noqa: PLC0415
     from credit_commons.lenders import get_client  # noqa: PLC0415
 
     rt = Runtime.build(_settings(env, base))
@@ -310,8 +312,8 @@ def _grant_many(
         for lo in range(0, n, 200):
             with transaction(rt.sessions) as session:
                 for _ in range(min(200, n - lo)):
-                    made = service.request_consent(session, rt, lender, body)
-                    service.decide(session, rt, principal, made["consent_id"], "approve")
+                    made = consent_requests.request_consent(session, rt, lender, body)
+                    decisions.decide(session, rt, principal, made["consent_id"], "approve")
                     ids.append(made["consent_id"])
             progress(f"consents granted {len(ids):,} / {n:,} ({time.perf_counter() - start:.0f} s)")
     finally:

@@ -66,9 +66,10 @@ from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.formats.sd_jwt_format import SdJwt
+from credit_commons.identity import auth as identity_auth
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials, status, verification
 from credit_commons.issuer.build_pool import BuildPool, default_workers
 from credit_commons.issuer.catalogue import CREDIT_READINESS, commit_score
@@ -453,7 +454,7 @@ def main() -> int:
             n = 2 * WARM_UP + modes * -(-args.count // args.per_subject) + profiled
             subjects = make_subjects(rt, n)
             with transaction(rt.sessions) as session:
-                identity_service.issue_admin_token(session, rt, "bench-issuer")
+                identity_auth.issue_admin_token(session, rt, "bench-issuer")
             admin = Principal("admin:bench-issuer", "admin")
             # As `commons issuer issue-batch` and `commons serve` do after startup: the heap
             # alive now (the runtime, and here the bench's own subjects, which a real issuer

@@ -15,7 +15,7 @@ from credit_commons.core.db import transaction
 from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.gateway.oauth import CLIENT_ASSERTION_TYPE
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.keys.algorithms import KeyType, PrivateKey, Signer
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime

@@ -42,7 +42,7 @@ from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, sign_compact, verify_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk

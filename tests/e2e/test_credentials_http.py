@@ -20,7 +20,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.gateway import create_app
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.keys.algorithms import KeyType, PrivateKey

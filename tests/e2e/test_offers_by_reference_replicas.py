@@ -16,7 +16,7 @@ from credit_commons.core.clock import FixedClock, SystemClock
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.gateway import create_app
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.models import CredentialOfferRow
 from credit_commons.runtime import Runtime
 

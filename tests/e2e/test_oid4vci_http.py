@@ -15,7 +15,7 @@ from tests.factories import readiness_claims
 from credit_commons.core.db import transaction
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.keys.algorithms import KeyType, PrivateKey

@@ -19,7 +19,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.foreign import ForeignIssuers
 from credit_commons.issuer.sd_jwt import issue, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey

@@ -20,7 +20,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
 from credit_commons.events import EventRow
 from credit_commons.gateway import create_app
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime

@@ -21,8 +21,8 @@ from credit_commons.core.errors import ValidationError
 from credit_commons.formats.sd_jwt_errors import ClaimsInvalid
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials, verification
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, PendingBuilds, build_all

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from credit_commons.core.db import transaction
 from credit_commons.events import EventRow
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.runtime import Runtime
 
 

@@ -20,13 +20,15 @@ from typing import Any
 from sqlalchemy import func, select
 from tests.integration.consent_world import CRC, World
 
+from credit_commons.consent import decisions as consent_decisions
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent import service
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.events import EventRow
-from credit_commons.identity.service import Principal, actor_of, subject_of
+from credit_commons.identity.auth import Principal, actor_of, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 
@@ -190,9 +192,11 @@ def _consent_in(world: World, borrower: Borrower, state: str, lender: str) -> st
         "REVOKED": ["approve", "revoke"],
     }.get(state, [])
     with transaction(rt.sessions) as session:
-        consent_id = str(service.request_consent(session, rt, _Lender(lender), body)["consent_id"])
+        consent_id = str(
+            consent_requests.request_consent(session, rt, _Lender(lender), body)["consent_id"]
+        )
         for action in steps:
-            service.decide(session, rt, me, consent_id, action)
+            consent_decisions.decide(session, rt, me, consent_id, action)
     return consent_id
 
 
@@ -376,7 +380,7 @@ def test_did_signature_decides_only_approval(world: World) -> None:
         # A signature by another key is refused like an unknown id, and the attempt is
         # recorded (the caller is unidentified).
         stranger = PrivateKey.generate(KeyType.ED25519)
-        forged = b64url_encode(stranger.sign(service.approval_message(consent_id)))
+        forged = b64url_encode(stranger.sign(consent_decisions.approval_message(consent_id)))
         refused = world.http.post(
             f"/v1/consents/{consent_id}/signed-approval", json={"signature": forged}
         )
@@ -390,7 +394,9 @@ def test_did_signature_decides_only_approval(world: World) -> None:
         assert [json.loads(e.details) for e in new] == [
             {"operation": "consent.approve", "reason": "consent.signature_invalid"}
         ], state
-        signed = b64url_encode(borrower.did_key.sign(service.approval_message(consent_id)))
+        signed = b64url_encode(
+            borrower.did_key.sign(consent_decisions.approval_message(consent_id))
+        )
         done = world.http.post(
             f"/v1/consents/{consent_id}/signed-approval", json={"signature": signed}
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from credit_commons.cli import main
-from credit_commons.consent import service
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
@@ -38,7 +38,7 @@ def setup(
             body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "B"}})
             made = identity_service.create_identity(session, rt, body)
         with transaction(rt.sessions) as session:
-            consent = service.request_consent(
+            consent = consent_requests.request_consent(
                 session,
                 rt,
                 Lender(),

@@ -17,7 +17,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.demo import client_assertion
 from credit_commons.events import EventRow
-from credit_commons.identity.service import Principal, subject_of
+from credit_commons.identity.auth import Principal, subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.ledger import service as log_service

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from tests.integration.consent_world import CRC, World
 
-from credit_commons.consent.service import approval_message
+from credit_commons.consent.decisions import approval_message
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from tests.factories import readiness_claims
 
-from credit_commons.consent import notify, retrieval, service
+from credit_commons.consent import artefacts, decisions, notify, retrieval, service
+from credit_commons.consent import assisted as consent_assisted
+from credit_commons.consent import check as consent_check
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.access import Denied
 from credit_commons.consent.errors import ConsentStateInvalid
 from credit_commons.consent.model import ConsentRequest
@@ -22,12 +25,13 @@ from credit_commons.formats.jws import JwsInvalid, verify_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import delegations
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
-from credit_commons.identity.service import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.privacy.erasure import erase_subject
 from credit_commons.runtime import Runtime
 
 ADMIN = Principal("admin:test", "admin")
@@ -94,13 +98,15 @@ def _request(rt: Runtime, token: str, lender: FakeLender = LENDER, **overrides: 
     }
     body.update(overrides)
     with transaction(rt.sessions) as session:
-        made = service.request_consent(session, rt, lender, ConsentRequest.model_validate(body))
+        made = consent_requests.request_consent(
+            session, rt, lender, ConsentRequest.model_validate(body)
+        )
     return str(made["consent_id"])
 
 
 def _decide(rt: Runtime, token: str, consent_id: str, action: str) -> dict[str, Any]:
     with transaction(rt.sessions) as session:
-        return service.decide(session, rt, Principal(token, "identity"), consent_id, action)
+        return decisions.decide(session, rt, Principal(token, "identity"), consent_id, action)
 
 
 def _retrieve(
@@ -124,7 +130,7 @@ def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
     assert granted["status"] == "ACTIVE"
     # The artefact is signed by the consent key and says what was agreed.
     with transaction(runtime.sessions) as session:
-        keys = service.consent_key_versions(session, runtime)
+        keys = artefacts.consent_key_versions(session, runtime)
     payload = verify_compact(
         granted["artefact"], keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS
     )
@@ -171,7 +177,7 @@ def test_only_the_borrower_decides(runtime: Runtime) -> None:
     with pytest.raises(NotFoundError):
         _decide(runtime, stranger, consent_id, "approve")
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
-        service.get_for_lender(session, runtime, OTHER, consent_id)
+        consent_requests.get_for_lender(session, runtime, OTHER, consent_id)
 
 
 def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
@@ -180,22 +186,24 @@ def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
     consent_id = _request(runtime, token)
     agent_principal = Principal(agent, "identity")
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
-        service.assist(session, runtime, agent_principal, consent_id)  # no delegation yet
+        consent_assisted.assist(session, runtime, agent_principal, consent_id)  # no delegation yet
     _delegate_assist(runtime, token, agent)
     with transaction(runtime.sessions) as session:
-        sent = service.assist(session, runtime, agent_principal, consent_id)
+        sent = consent_assisted.assist(session, runtime, agent_principal, consent_id)
     assert sent["code_sent"] is True
     code = notify.read_codes(runtime, token)[-1]["code"]
     wrong = "000000" if code != "000000" else "111111"
     with transaction(runtime.sessions) as session:
         assert (
-            service.confirm_assisted(session, runtime, agent_principal, consent_id, wrong)[
+            consent_assisted.confirm_assisted(session, runtime, agent_principal, consent_id, wrong)[
                 "accepted"
             ]
             is False
         )
     with transaction(runtime.sessions) as session:
-        done = service.confirm_assisted(session, runtime, agent_principal, consent_id, code)
+        done = consent_assisted.confirm_assisted(
+            session, runtime, agent_principal, consent_id, code
+        )
     assert done["accepted"] is True
     assert done["status"] == "ACTIVE"
     assert done["approval"] == "assisted"
@@ -209,7 +217,7 @@ def test_revoke_all_and_expiry(runtime: Runtime) -> None:
     for consent_id in (first, second, other):
         _decide(runtime, token, consent_id, "approve")
     with transaction(runtime.sessions) as session:
-        done = service.revoke_all(
+        done = decisions.revoke_all(
             session, runtime, Principal(token, "identity"), token, LENDER.client_id
         )
     assert sorted(done["revoked"]) == sorted([first, second])
@@ -253,7 +261,7 @@ def test_no_retrieval_starting_after_revocation_commits_succeeds(runtime: Runtim
         start.wait()
         time.sleep(0.1)
         with transaction(runtime.sessions) as session:
-            service.revoke_all(
+            decisions.revoke_all(
                 session, runtime, Principal(token, "identity"), token, LENDER.client_id
             )
         committed.append(time.monotonic())
@@ -273,7 +281,7 @@ def test_no_retrieval_starting_after_revocation_commits_succeeds(runtime: Runtim
 
 def test_the_check_finds_the_granting_consent_or_the_most_telling_reason(runtime: Runtime) -> None:
     from credit_commons.consent.errors import ConsentNotFound, ConsentPaused  # noqa: PLC0415
-    from credit_commons.identity.service import subject_of  # noqa: PLC0415
+    from credit_commons.identity.auth import subject_of  # noqa: PLC0415
 
     token = _borrower(runtime)
     pseudonym = subject_of(runtime, token)
@@ -285,21 +293,21 @@ def test_the_check_finds_the_granting_consent_or_the_most_telling_reason(runtime
         "now": runtime.clock.now(),
     }
     with transaction(runtime.sessions) as session, pytest.raises(ConsentNotFound):
-        service.check(session, **kwargs)
+        consent_check.check(session, **kwargs)
     paused = _request(runtime, token)
     _decide(runtime, token, paused, "approve")
     _decide(runtime, token, paused, "pause")
     kwargs["now"] = runtime.clock.now()
     with transaction(runtime.sessions) as session, pytest.raises(ConsentPaused):
-        service.check(session, **kwargs)
+        consent_check.check(session, **kwargs)
     live = _request(runtime, token)
     _decide(runtime, token, live, "approve")
     kwargs["now"] = runtime.clock.now()
     with transaction(runtime.sessions) as session:
-        assert service.check(session, **kwargs) == live
-        assert service.check(session, **{**kwargs, "claims": frozenset()}) == live
+        assert consent_check.check(session, **kwargs) == live
+        assert consent_check.check(session, **{**kwargs, "claims": frozenset()}) == live
     with transaction(runtime.sessions) as session, pytest.raises(ConsentNotFound):
-        service.check(session, **{**kwargs, "lender": OTHER.client_id})
+        consent_check.check(session, **{**kwargs, "lender": OTHER.client_id})
 
 
 def test_erasure_deletes_the_subjects_consents(runtime: Runtime) -> None:
@@ -307,12 +315,12 @@ def test_erasure_deletes_the_subjects_consents(runtime: Runtime) -> None:
     consent_id = _request(runtime, token)
     _decide(runtime, token, consent_id, "approve")
     with transaction(runtime.sessions) as session:
-        done = identity_service.erase_identity(session, runtime, ADMIN, token)
+        done = erase_subject(session, runtime, ADMIN, token)
     assert done["consents_deleted"] == 1
     with transaction(runtime.sessions) as session:
         assert session.get(ConsentRow, consent_id) is None
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
-        service.get_for_lender(session, runtime, LENDER, consent_id)
+        consent_requests.get_for_lender(session, runtime, LENDER, consent_id)
     assert _denied_reason(runtime, consent_id) == "consent.not_found"
 
 
@@ -344,11 +352,13 @@ def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
     consent_id = _request(runtime, token)
     for _ in range(3):
         with transaction(runtime.sessions) as session:
-            assert service.assist(session, runtime, agent_principal, consent_id)["code_sent"]
+            assert consent_assisted.assist(session, runtime, agent_principal, consent_id)[
+                "code_sent"
+            ]
     with pytest.raises(ConsentStateInvalid), transaction(runtime.sessions) as session:
-        service.assist(session, runtime, agent_principal, consent_id)
+        consent_assisted.assist(session, runtime, agent_principal, consent_id)
     assert len(notify.read_codes(runtime, token)) == 3
     # Another consent has its own allowance.
     other = _request(runtime, token)
     with transaction(runtime.sessions) as session:
-        assert service.assist(session, runtime, agent_principal, other)["code_sent"]
+        assert consent_assisted.assist(session, runtime, agent_principal, other)["code_sent"]

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from tests.conftest import make_settings
 
-from credit_commons.consent import service, webhooks
+from credit_commons.consent import artefacts, decisions, webhooks
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import WebhookDeliveryRow
 from credit_commons.core.clock import FixedClock
@@ -20,8 +21,8 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import JwsInvalid, verify_compact
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.identity.service import Principal
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.errors import SignatureInvalid
 from credit_commons.keys.jwk import public_key_to_jwk
@@ -76,7 +77,7 @@ def _setup(rt: Runtime) -> tuple[Lender, str]:
         token = identity_service.create_identity(session, rt, body)["identity_token"]
     lender = Lender(client["client_id"])
     with transaction(rt.sessions) as session:
-        made = service.request_consent(
+        made = consent_requests.request_consent(
             session,
             rt,
             lender,
@@ -91,7 +92,7 @@ def _setup(rt: Runtime) -> tuple[Lender, str]:
             ),
         )
     with transaction(rt.sessions) as session:
-        service.decide(session, rt, Principal(token, "identity"), made["consent_id"], "approve")
+        decisions.decide(session, rt, Principal(token, "identity"), made["consent_id"], "approve")
     return lender, str(made["consent_id"])
 
 
@@ -107,7 +108,7 @@ def test_changes_are_delivered_signed_with_retries(rt: Runtime) -> None:
     assert [str(r.url) for r in seen] == [HOOK] * 3
     assert {r.headers["content-type"] for r in seen} == {"application/jwt"}
     with transaction(rt.sessions) as session:
-        key = service.consent_key_versions(session, rt)[0].public_key
+        key = artefacts.consent_key_versions(session, rt)[0].public_key
     statuses = sorted(
         verify_compact(r.content.decode(), key, typ=webhooks.WEBHOOK_TYP, algs=ACCEPTED_ALGS)[
             "status"

@@ -22,7 +22,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError, ExitCode
 from credit_commons.events import EventRow
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.identity.service import issue_admin_token
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer import status
 from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey

@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 from credit_commons.cli import app as cli_app
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.identity.models import IdentityRow
-from credit_commons.identity.service import issue_admin_token
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk

@@ -25,8 +25,9 @@ from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
+from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.identity.service import Principal, create_identity
+from credit_commons.identity.service import create_identity
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.privacy import epochs
 from credit_commons.privacy.erasure import erase_subject

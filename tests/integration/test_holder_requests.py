@@ -37,7 +37,7 @@ def holder(world: World) -> Iterator[tuple[Platform, str]]:
 
 
 def _denials(world: World, token: str) -> list[dict[str, Any]]:
-    from credit_commons.identity.service import subject_of  # noqa: PLC0415
+    from credit_commons.identity.auth import subject_of  # noqa: PLC0415
 
     with transaction(world.rt.sessions) as session:
         rows = session.scalars(

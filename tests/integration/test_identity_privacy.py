@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
+from credit_commons.identity.auth import issue_admin_token
 from credit_commons.identity.models import IdentifierLinkRow, IdentityRow
-from credit_commons.identity.service import issue_admin_token
 from credit_commons.runtime import Runtime
 from credit_commons.vault.errors import DecryptionFailed
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from credit_commons.consent import service
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.db import transaction
@@ -40,7 +40,7 @@ def _pending_consent(rt: Runtime, seconds: float) -> str:
                 "scopes": [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}],
             }
         )
-        return str(service.request_consent(session, rt, _Lender(), request)["consent_id"])
+        return str(consent_requests.request_consent(session, rt, _Lender(), request)["consent_id"])
 
 
 def _status(rt: Runtime, consent_id: str) -> str:

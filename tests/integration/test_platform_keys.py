@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import service as consent_service
+from credit_commons.consent import artefacts
 from credit_commons.core.db import transaction
 from credit_commons.events import EventRow
 from credit_commons.gateway import access_token
-from credit_commons.identity import service as identity_service
+from credit_commons.identity import attestations
 from credit_commons.issuer import status
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
@@ -24,11 +24,11 @@ from credit_commons.runtime import Runtime
 
 SIGNERS: dict[str, tuple[Callable[[Session, Runtime], StoredSigner], str, str]] = {
     "issuer": (status.issuer_signer, status.ISSUER_KEY, "issuer"),
-    "consent": (consent_service.consent_signer, consent_service.CONSENT_KEY, "consent"),
+    "consent": (artefacts.consent_signer, artefacts.CONSENT_KEY, "consent"),
     "oauth": (access_token.oauth_signer, access_token.OAUTH_KEY, "oauth"),
     "attestation": (
-        identity_service.attestation_signer,
-        identity_service.ATTESTATION_KEY,
+        attestations.attestation_signer,
+        attestations.ATTESTATION_KEY,
         "attestation",
     ),
 }

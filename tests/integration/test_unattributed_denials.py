@@ -22,7 +22,7 @@ from credit_commons.consent.models import AccessDenialCountRow
 from credit_commons.core.db import transaction
 from credit_commons.demo import client_assertion
 from credit_commons.events import EventRow
-from credit_commons.identity.service import subject_of
+from credit_commons.identity.auth import subject_of
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.worker import LogWorker

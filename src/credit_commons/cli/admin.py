@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from credit_commons.cli.support import JsonOption, emit, group, lazy, unit
-from credit_commons.identity import service
+from credit_commons.identity import auth as identity_auth
 
 __all__ = ["app"]
 
@@ -28,5 +28,5 @@ def admin_token(
 ) -> None:
     """Issue an administrator bearer token (shown once; valid 30 days)."""
     with unit(ctx) as (rt, session):
-        token, expires = service.issue_admin_token(session, rt, name)
+        token, expires = identity_auth.issue_admin_token(session, rt, name)
     emit(as_json, {"token": token, "expires_at": expires}, token)

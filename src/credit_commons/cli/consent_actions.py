@@ -21,11 +21,12 @@ import typer
 from sqlalchemy.orm import Session
 
 from credit_commons.cli.support import JsonOption, emit, holder, operator, runtime, unit
-from credit_commons.consent import denial_counts, history, notify, service
+from credit_commons.consent import decisions, denial_counts, history, notify, service
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.access import Refused
 from credit_commons.consent.model import ConsentStatus
 from credit_commons.core.db import transaction
-from credit_commons.identity.service import Principal, authenticate
+from credit_commons.identity.auth import Principal, authenticate
 from credit_commons.runtime import Runtime
 
 __all__ = ["app"]
@@ -69,7 +70,7 @@ def list_command(
 ) -> None:
     """A borrower's consents, newest first (operator view)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = service.list_for_borrower(
+        data = consent_requests.list_for_borrower(
             session, rt, _operator(), borrower, status.value if status else None
         )
     emit(as_json, data, "\n".join(_line(c) for c in data) or "no consents")
@@ -83,7 +84,7 @@ def show(
 ) -> None:
     """One consent, with its signed artefact once granted (operator view)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = service.get_for_borrower(session, rt, _operator(), consent_id)
+        data = consent_requests.get_for_borrower(session, rt, _operator(), consent_id)
     emit(as_json, data, json.dumps(data, indent=2))
 
 
@@ -103,7 +104,7 @@ def _decision_unit(rt: Runtime) -> Iterator[Any]:
 def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_json: bool) -> None:
     with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
-        data = service.decide(session, rt, principal, consent_id, action)
+        data = decisions.decide(session, rt, principal, consent_id, action)
     emit(as_json, data, f"{consent_id}: {data['status']}")
 
 
@@ -139,7 +140,7 @@ def revoke_all(
     """Revoke every consent the borrower gave one lender."""
     with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
-        data = service.revoke_all(session, rt, principal, borrower, lender)
+        data = decisions.revoke_all(session, rt, principal, borrower, lender)
     emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")
 
 

@@ -12,7 +12,6 @@ from credit_commons import lenders
 from credit_commons.cli.support import JsonOption, emit, group, operator, unit, validated
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.identity import delegations, onboarding, service
-from credit_commons.identity.models import OnboardingAuthorityRow
 from credit_commons.identity.schemas import DelegationCreate, IdentifierBinding, IdentityCreate
 
 __all__ = ["app"]
@@ -202,9 +201,6 @@ def identity_bind(
         "binding",
     )
     with unit(ctx) as (rt, session):
-        row = session.get(OnboardingAuthorityRow, authority_id)
-        if row is None or row.kind != onboarding.AuthorityKind.ISSUER_DESK:
-            raise NotFoundError("no such issuer desk")
-        authority = onboarding.authority_for(session, row.principal)
+        authority = onboarding.issuer_desk(session, authority_id)
         data = onboarding.bind_identifier(session, rt, authority, request)
     emit(as_json, data, f"{data['kind']} bound to {token} by {authority_id}")

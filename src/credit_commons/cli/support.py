@@ -30,7 +30,7 @@ from credit_commons.core.errors import (
 )
 from credit_commons.core.files import path_error
 from credit_commons.core.settings import Settings
-from credit_commons.identity.service import Principal
+from credit_commons.identity.auth import Principal
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.runtime import Runtime

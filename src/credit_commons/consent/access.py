@@ -19,9 +19,12 @@ Prometheus counter), so they never grow the log.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.orm import Session
 
+from credit_commons.consent import denial_counts
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode, NotFoundError
 from credit_commons.events import EventDetails, RecordedEvent, Token, record_event
@@ -31,6 +34,7 @@ __all__ = [
     "AccessAllowed",
     "AccessDenied",
     "Denied",
+    "Lender",
     "NotAuthenticated",
     "Refused",
     "RefusedDecision",
@@ -54,6 +58,16 @@ class AccessDenied(EventDetails, event_type="access.denied"):
 
     operation: Token
     reason: Token
+
+
+class Lender(Protocol):
+    """An authenticated lender client (``gateway``'s ``LenderPrincipal``)."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def purposes(self) -> frozenset[str]: ...
 
 
 def lender_actor(rt: Runtime, client_id: str) -> str:
@@ -126,8 +140,6 @@ def record_refusal(
     the database raises.
     """
     if subject is None:
-        from credit_commons.consent import denial_counts  # noqa: PLC0415 - package cycle
-
         denial_counts.count_denial(rt, operation=operation, reason=reason, actor=actor)
         if counter is not None:
             counter.labels(operation, reason).inc()

@@ -4,12 +4,13 @@ Consents are listed with their terms, status, approval (self, owner, delegate, d
 assisted), use count and the signed artefact the lender holds; the access history is
 :func:`history.access_history` — every allowed and denied access that named the subject,
 with the lender named and the log receipt — taken whole rather than its page of 200.
-Called by ``privacy/export.py``.
+:func:`export_subject` is the consent domain's part, called by ``privacy/export.py``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -19,10 +20,10 @@ from credit_commons.consent import history
 from credit_commons.consent.model import PURPOSES, was_assisted
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core.clock import utc
-from credit_commons.identity.service import Principal
+from credit_commons.identity.auth import Principal
 from credit_commons.runtime import Runtime
 
-__all__ = ["export_access_history", "export_consents"]
+__all__ = ["ConsentExport", "export_access_history", "export_consents", "export_subject"]
 
 # An export holds the whole history; this bound only keeps one request finite.
 _HISTORY_LIMIT = 1_000_000
@@ -70,3 +71,23 @@ def export_access_history(
     manage the subject's consents.
     """
     return history.access_history(session, rt, principal, token, limit=_HISTORY_LIMIT)
+
+
+@dataclass(frozen=True)
+class ConsentExport:
+    """The consent domain's part of a data-subject export."""
+
+    consents: list[dict[str, Any]]
+    access_history: list[dict[str, Any]]
+
+
+def export_subject(
+    session: Session, rt: Runtime, principal: Principal, token: str
+) -> ConsentExport:
+    """The subject's consents and whole access history (see :func:`export_consents` and
+    :func:`export_access_history`, which raises for a caller who may not manage the
+    subject's consents)."""
+    return ConsentExport(
+        consents=export_consents(session, token),
+        access_history=export_access_history(session, rt, principal, token),
+    )

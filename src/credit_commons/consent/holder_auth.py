@@ -45,7 +45,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.identity import holder_key as holder_keys
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.models import IdentityRow
+from credit_commons.identity.auth import Principal, subject_of
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.did_web import DidResolver
 from credit_commons.lenders import consume_assertion_id
@@ -88,7 +88,7 @@ def holder_did(session: Session, rt: Runtime, token: str) -> str:
 
     Raises :class:`NotFoundError` when the identity does not exist or has no DID.
     """
-    owner = identity_service.Principal(token, "identity")
+    owner = Principal(token, "identity")
     did = identity_service.get_profile(session, rt, owner, token).get("did")
     if not isinstance(did, str):
         raise NotFoundError("no such identity")
@@ -125,7 +125,7 @@ def authenticate(
     method: str,
     target: str,
     body: bytes,
-) -> identity_service.Principal:
+) -> Principal:
     """The principal a holder-signed request (``proof``, the JWS after the scheme) acts
     as, for the request ``method target`` (path and query) with ``body``.
 
@@ -143,10 +143,10 @@ def authenticate(
         or not isinstance(token, str)
         or not token.startswith("idt_")
         or len(token) > 64
-        or session.get(IdentityRow, token) is None
+        or not identity_service.identity_exists(session, token)
     ):
         raise _refusal(rt, "holder.proof_malformed", None)
-    subject = identity_service.subject_of(rt, token)
+    subject = subject_of(rt, token)
     # 2. The identity's DID key.
     try:
         key = holder_key(session, rt, token)
@@ -181,7 +181,7 @@ def authenticate(
         now=now,
     ):
         raise _refusal(rt, "holder.proof_replayed", subject)
-    return identity_service.Principal(token, HOLDER_ROLE)
+    return Principal(token, HOLDER_ROLE)
 
 
 def _int_claim(claims: dict[str, Any], name: str) -> int | None:
@@ -202,7 +202,7 @@ def _resolver(rt: Runtime) -> tuple[DidResolver, OutboundFetcher]:
 def change_key(
     session: Session,
     rt: Runtime,
-    principal: identity_service.Principal,
+    principal: Principal,
     token: str,
     *,
     did: str,

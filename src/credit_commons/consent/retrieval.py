@@ -9,7 +9,7 @@ with the reason, and the lender is told only "not permitted".
 
 Discovery lists the public categorical attributes (tier, income and debt-ratio brackets;
 seed 001) of borrowers who opted in, each behind a reference only the asking lender can
-use (``service.borrower_ref``) — never an identifier.
+use (``requests.borrower_ref``) — never an identifier.
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.consent.access import Lender
+from credit_commons.consent.artefacts import ARTEFACT_TYP, consent_key_versions
+from credit_commons.consent.check import (
+    check_consent,
+    denial,
+    locked_for_use,
+    mark_used,
+    read_consent,
+    record_use,
+)
 from credit_commons.consent.errors import (
     ConsentArtefactInvalid,
     ConsentError,
@@ -34,23 +44,15 @@ from credit_commons.consent.errors import (
 )
 from credit_commons.consent.model import scopes_map
 from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
-from credit_commons.consent.service import (
-    Lender,
-    borrower_ref,
-    check_consent,
-    denial,
-    locked_for_use,
-    mark_used,
-    read_consent,
-    record_use,
-)
+from credit_commons.consent.requests import borrower_ref
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.core.ids import is_valid_id
 from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.formats.status_list import TokenStatus
+from credit_commons.identity.auth import Principal, authorise
 from credit_commons.identity.schemas import Permission
-from credit_commons.identity.service import Principal, authorise
 from credit_commons.issuer import holdings, status
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.holdings import HeldCredential
@@ -236,8 +238,6 @@ def named_consent(artefact: str) -> str | None:
     """The consent id a presented artefact names (its unverified ``consentId``), or
     ``None`` when it names none in the platform's id shape.  Only for attributing a
     refusal: nothing else may trust it.  Raises nothing."""
-    from credit_commons.core.ids import is_valid_id  # noqa: PLC0415
-
     try:
         consent_id = parse_compact(artefact, algs=ACCEPTED_ALGS).payload.get("consentId")
     except (CommonsError, ValueError, AttributeError):
@@ -250,8 +250,6 @@ def named_consent(artefact: str) -> str | None:
 def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact: str) -> str:
     """The consent id of a presented artefact, if it is exactly the one the platform signed
     for this consent; raises ``Denied`` (``consent.artefact_invalid``) otherwise."""
-    from credit_commons.consent.service import ARTEFACT_TYP, consent_key_versions  # noqa: PLC0415
-
     consent_id, row = "unknown", None
     try:
         jws = parse_compact(artefact, algs=ACCEPTED_ALGS)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from credit_commons.consent.artefacts import consent_signer
 from credit_commons.consent.models import ConsentRow, WebhookDeliveryRow
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
@@ -42,8 +43,6 @@ def _webhook_url(session: Session, client_id: str) -> str | None:
 
 def enqueue(session: Session, rt: Runtime, row: ConsentRow, event_id: str) -> None:
     """Queue the signed notice of ``row``'s current status (if the lender has a URL)."""
-    from credit_commons.consent.service import consent_signer  # noqa: PLC0415 - cycle
-
     if _webhook_url(session, row.lender_client_id) is None:
         return
     now = rt.clock.now()

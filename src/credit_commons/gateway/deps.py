@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
-from credit_commons.identity import service as identity_service
+from credit_commons.identity import auth as identity_auth
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -67,10 +67,10 @@ def get_principal(
     session: SessionDep,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
-) -> identity_service.Principal:
+) -> identity_auth.Principal:
     """The authenticated caller; raises ``UnauthorizedError`` (401) otherwise."""
-    return identity_service.authenticate(session, runtime, authorization)
+    return identity_auth.authenticate(session, runtime, authorization)
 
 
-PrincipalDep = Annotated[identity_service.Principal, Depends(get_principal)]
+PrincipalDep = Annotated[identity_auth.Principal, Depends(get_principal)]
 """The authenticated caller (an identity's bearer token)."""

@@ -12,16 +12,16 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, Token, record_event
+from credit_commons.identity.auth import Principal, actor_of, delegation_effective, subject_of
 from credit_commons.identity.models import DelegationRow, IdentityRow
 from credit_commons.identity.schemas import DelegationCreate, DelegationType, Permission, Role
-from credit_commons.identity.service import Principal, actor_of, subject_of
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -29,8 +29,8 @@ __all__ = [
     "accept_delegation",
     "create_delegation",
     "delegatees_of",
-    "has_delegation",
     "list_delegations",
+    "prune_delegations",
     "revoke_delegation",
 ]
 
@@ -41,29 +41,6 @@ class DelegationChanged(EventDetails, event_type="delegation.changed"):
     change: Token
     type: DelegationType
     permissions: tuple[Permission, ...]
-
-
-def _is_effective(row: DelegationRow, now: datetime) -> bool:
-    return (
-        row.revoked_at is None
-        and row.delegator_accepted_at is not None
-        and row.delegatee_accepted_at is not None
-        and utc(row.expires_at) > now
-    )
-
-
-def has_delegation(
-    session: Session, delegator: str, delegatee: str, permission: Permission, now: datetime
-) -> bool:
-    """Whether ``delegatee`` may act for ``delegator`` with ``permission`` right now."""
-    rows = session.scalars(
-        select(DelegationRow).where(
-            DelegationRow.delegatee_token == delegatee, DelegationRow.delegator_token == delegator
-        )
-    )
-    return any(
-        _is_effective(r, now) and permission.value in json.loads(r.permissions) for r in rows
-    )
 
 
 def delegatees_of(session: Session, delegator: str) -> set[str]:
@@ -87,7 +64,7 @@ def _view(row: DelegationRow, now: datetime) -> dict[str, Any]:
         "accepted_by_delegator": row.delegator_accepted_at is not None,
         "accepted_by_delegatee": row.delegatee_accepted_at is not None,
         "revoked": row.revoked_at is not None,
-        "effective": _is_effective(row, now),
+        "effective": delegation_effective(row, now),
     }
 
 
@@ -199,3 +176,14 @@ def list_delegations(
     ).all()
     now = rt.clock.now()
     return [_view(r, now) for r in rows]
+
+
+def prune_delegations(session: Session, before: datetime) -> int:
+    """Delete the delegations revoked or expired before ``before`` (retention); returns how
+    many went."""
+    result = session.execute(
+        delete(DelegationRow).where(
+            or_(DelegationRow.revoked_at < before, DelegationRow.expires_at < before)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

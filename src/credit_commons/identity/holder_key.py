@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal, actor_of, subject_of
 from credit_commons.identity.models import IdentityRow
 from credit_commons.identity.schemas import Profile
 from credit_commons.runtime import Runtime
@@ -38,7 +39,7 @@ def replace_did(session: Session, rt: Runtime, token: str, did: str) -> str:
     row = session.get(IdentityRow, token)
     if row is None:
         raise NotFoundError("no such identity")
-    owner = identity_service.Principal(token, "identity")
+    owner = Principal(token, "identity")
     profile = Profile.model_validate(
         {**identity_service.get_profile(session, rt, owner, token), "did": did}
     )
@@ -54,7 +55,7 @@ def replace_did(session: Session, rt: Runtime, token: str, did: str) -> str:
     return record_event(
         session,
         HolderKeyChanged(),
-        actor=identity_service.actor_of(rt, owner),
+        actor=actor_of(rt, owner),
         at=now,
-        subject=identity_service.subject_of(rt, token),
+        subject=subject_of(rt, token),
     ).id

@@ -31,6 +31,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.events import Digest, EventDetails, Token, record_event
+from credit_commons.identity.auth import Principal, actor_of, issue_token, subject_of
 from credit_commons.identity.errors import (
     IdentifierBoundElsewhere,
     IdentifierErased,
@@ -45,13 +46,9 @@ from credit_commons.identity.models import (
 )
 from credit_commons.identity.schemas import IdentifierBinding
 from credit_commons.identity.service import (
-    Principal,
-    actor_of,
     identifier_pseudonym,
     identifier_tombstoned,
     identifier_view,
-    issue_token,
-    subject_of,
 )
 from credit_commons.runtime import Runtime
 
@@ -65,6 +62,7 @@ __all__ = [
     "bank_principal",
     "bind_identifier",
     "issue_desk_token",
+    "issuer_desk",
     "list_authorities",
     "register_authority",
     "set_authority_active",
@@ -258,6 +256,18 @@ def authority_for(session: Session, principal: str) -> OnboardingAuthority:
     if row is None or not row.active:
         raise NotAnOnboardingAuthority("the caller is not an onboarding authority")
     return OnboardingAuthority(row.id, AuthorityKind(row.kind), row.name, row.principal)
+
+
+def issuer_desk(session: Session, authority_id: str) -> OnboardingAuthority:
+    """The active issuer desk ``authority_id`` (an operator binding on its behalf).
+
+    Raises :class:`NotFoundError` when no issuer desk has that id, and
+    :class:`NotAnOnboardingAuthority` when it is inactive.
+    """
+    row = session.get(OnboardingAuthorityRow, authority_id)
+    if row is None or row.kind != AuthorityKind.ISSUER_DESK:
+        raise NotFoundError("no such issuer desk")
+    return authority_for(session, row.principal)
 
 
 def bind_identifier(

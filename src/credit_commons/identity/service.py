@@ -1,10 +1,11 @@
-"""Use cases of the identity domain: register, read, export and erase identities.
+"""Use cases of the identity domain: register, read and update identities, and the identity
+domain's own part of a data-subject export and erasure.
 
 Personal fields and attributes are sealed by the vault under the identity's own subject
 keys; identifiers are validated, normalised and stored only as pseudonyms keyed by the
-KMS-held pepper (``p1:…``).  Every read, export and erasure is authorised against the
-caller (the identity itself, the owner of an enterprise, or an administrator); anything
-else is answered as "not found", so outsiders learn nothing.
+KMS-held pepper (``p1:…``).  Every read is authorised against the caller
+(``identity/auth.py``: the identity itself, the owner of an enterprise, or an
+administrator); anything else is answered as "not found", so outsiders learn nothing.
 
 Registration never looks at what others registered or erased: the identifiers a person
 asserts are stored *unverified*, and many identities may hold the same one, so the answer
@@ -12,16 +13,20 @@ asserts are stored *unverified*, and many identities may hold the same one, so t
 identifier, and nobody can lock an owner out by registering their number first.  Only an
 onboarding authority *binds* an identifier (``identity/onboarding.py``); bound identifiers
 are unique, and only they are tombstoned at erasure.
+
+Export and erasure are composed by ``privacy/``: this module offers the identity domain's
+part of each (:func:`export_subject`, :func:`forget_subject`), for a caller ``privacy``
+has already authorised.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import string
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -29,13 +34,20 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.core.errors import ConflictError, NotFoundError, UnauthorizedError
+from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.events import (
     EventDetails,
     EventRow,
     RecordedEvent,
     event_document,
     record_event,
+)
+from credit_commons.identity.auth import (
+    Principal,
+    actor_of,
+    authorised_row,
+    issue_token,
+    subject_of,
 )
 from credit_commons.identity.identifiers import IdentifierKind, normalize
 from credit_commons.identity.models import (
@@ -47,7 +59,6 @@ from credit_commons.identity.models import (
     IdentityRow,
     TombstoneRow,
 )
-from credit_commons.identity.predicates import PredicateRequest, evaluate, sign_attestation
 from credit_commons.identity.schemas import (
     IdentityCreate,
     IdentityKind,
@@ -56,39 +67,32 @@ from credit_commons.identity.schemas import (
     Role,
     VerificationLevel,
 )
-from credit_commons.keys import service as key_service
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.store import StoredSigner
-from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "ATTRIBUTES",
+    "PROFILE",
     "IdentityCreated",
-    "Principal",
-    "SubjectErased",
-    "SubjectExported",
-    "acting_for",
-    "actor_of",
-    "attest",
-    "attestation_signer",
-    "authenticate",
-    "authorise",
+    "IdentityExport",
+    "IdentityForgotten",
     "create_identity",
-    "erase_identity",
-    "export_identity",
+    "existing_identities",
+    "export_subject",
+    "forget_subject",
     "get_identity",
+    "get_profile",
     "identifier_pseudonym",
     "identifier_tombstoned",
     "identifier_view",
+    "identity_exists",
+    "identity_tokens_after",
     "is_tombstoned",
-    "issue_admin_token",
-    "issue_token",
-    "subject_of",
+    "open_attributes",
+    "prune_access_tokens",
     "update_identity",
 ]
 
 _BASE62 = string.ascii_letters + string.digits
-_TOKEN_TTL = timedelta(days=30)
 PROFILE, ATTRIBUTES = "profile", "attributes"
 
 
@@ -107,80 +111,28 @@ class IdentityUpdated(EventDetails, event_type="identity.updated"):
     verification_level: VerificationLevel
 
 
-class AttestationIssued(EventDetails, event_type="identity.attested"):
-    """A signed predicate attestation (booleans only) was issued about the subject."""
+@dataclass(frozen=True)
+class IdentityExport:
+    """The identity domain's part of a data-subject export (``privacy/export.py``)."""
 
-    claims: int
+    subject: dict[str, Any]
+    profile: dict[str, Any]
+    attributes: dict[str, Any]
+    identifiers: list[dict[str, Any]]
+    delegations: list[dict[str, Any]]
+    events: list[dict[str, Any]]
 
 
-class SubjectExported(EventDetails, event_type="subject.exported"):
-    """A data subject's data was exported to them."""
-
-    sections: int
-
-
-class SubjectErased(EventDetails, event_type="subject.erased"):
-    """A data subject was erased: keys destroyed, links deleted, tombstones written."""
+@dataclass(frozen=True)
+class IdentityForgotten:
+    """What the identity domain's part of an erasure removed (``privacy/erasure.py``)."""
 
     subject_keys_destroyed: int
     identifiers_unlinked: int
 
 
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: an identity (``idt_…``) or an administrator."""
-
-    subject: str
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        """Whether the caller is an administrator."""
-        return self.role == "admin"
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def _new_identity_token() -> str:
     return "idt_" + "".join(secrets.choice(_BASE62) for _ in range(22))
-
-
-def issue_token(session: Session, rt: Runtime, principal: str, role: str) -> tuple[str, str]:
-    """A bearer token (``cct_…``, valid 30 days) for ``principal`` with ``role``; stored as
-    its SHA-256 only, so it is returned once (with its expiry)."""
-    token = "cct_" + secrets.token_urlsafe(32)
-    expires = rt.clock.now() + _TOKEN_TTL
-    session.add(
-        AccessTokenRow(
-            token_hash=_hash(token),
-            principal=principal,
-            role=role,
-            created_at=rt.clock.now(),
-            expires_at=expires,
-        )
-    )
-    return token, expires.isoformat()
-
-
-def issue_admin_token(session: Session, rt: Runtime, name: str) -> tuple[str, str]:
-    """A bearer token for an administrator (``commons admin token``); shown once."""
-    return issue_token(session, rt, f"admin:{name}", "admin")
-
-
-def authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:
-    """The caller behind an ``Authorization: Bearer cct_…`` header.
-
-    Raises :class:`UnauthorizedError` (without saying why) for a missing, unknown or
-    expired token.
-    """
-    if not authorization or not authorization.startswith("Bearer cct_"):
-        raise UnauthorizedError("a bearer token is required")
-    row = session.get(AccessTokenRow, _hash(authorization[len("Bearer ") :]))
-    if row is None or utc(row.expires_at) <= rt.clock.now():
-        raise UnauthorizedError("a bearer token is required")
-    return Principal(row.principal, row.role)
 
 
 def identifier_pseudonym(rt: Runtime, kind: IdentifierKind, canonical: str) -> str:
@@ -221,16 +173,51 @@ def _links(session: Session, token: str) -> list[IdentifierLinkRow]:
     )
 
 
-def subject_of(rt: Runtime, token: str) -> str:
-    """The pseudonym that stands for identity ``token`` as an event subject."""
-    return rt.pseudonymizer.pseudonym("identity", token)
+def identity_exists(session: Session, token: str) -> bool:
+    """Whether identity ``token`` is registered (and not erased).  Raises nothing."""
+    return session.get(IdentityRow, token) is not None
 
 
-def actor_of(rt: Runtime, principal: Principal | None) -> str:
-    """The pseudonym that stands for the caller as an event actor."""
-    if principal is None:
-        return rt.pseudonymizer.pseudonym("actor", "self-registration")
-    return rt.pseudonymizer.pseudonym("actor", principal.subject)
+def existing_identities(session: Session, tokens: Iterable[str]) -> set[str]:
+    """Which of ``tokens`` are registered identities (read 500 at a time)."""
+    wanted = list(tokens)
+    known: set[str] = set()
+    for lo in range(0, len(wanted), 500):
+        chunk = wanted[lo : lo + 500]
+        known.update(session.scalars(select(IdentityRow.token).where(IdentityRow.token.in_(chunk))))
+    return known
+
+
+def identity_tokens_after(session: Session, after: str, limit: int) -> list[str]:
+    """Up to ``limit`` identity tokens greater than ``after``, in order (to walk them all)."""
+    return list(
+        session.scalars(
+            select(IdentityRow.token)
+            .where(IdentityRow.token > after)
+            .order_by(IdentityRow.token)
+            .limit(limit)
+        )
+    )
+
+
+def _check_owner(session: Session, request: IdentityCreate, principal: Principal | None) -> None:
+    # An enterprise is registered by its owner (or an administrator).
+    if request.kind is not IdentityKind.ENTERPRISE:
+        return
+    if request.owner_token is None:
+        raise ConflictError("an enterprise needs its owner's identity token")
+    # Only the owner (or an administrator) registers an enterprise, so an anonymous caller
+    # gets the same 404 whether or not the owner token exists.
+    if principal is None or not (principal.is_admin or principal.subject == request.owner_token):
+        raise NotFoundError("no such owner identity")
+    if session.get(IdentityRow, request.owner_token) is None:
+        raise NotFoundError("no such owner identity")
+
+
+def _seal(session: Session, rt: Runtime, token: str, purpose: str, data: bytes) -> bytes:
+    return rt.vault.seal(
+        session, data, subject=token, purpose=purpose, record=f"identity:{token}:{purpose}"
+    )
 
 
 def create_identity(
@@ -249,17 +236,7 @@ def create_identity(
         kind: identifier_pseudonym(rt, kind, normalize(kind, value))
         for kind, value in request.identifiers.items()
     }
-    if request.kind is IdentityKind.ENTERPRISE:
-        if request.owner_token is None:
-            raise ConflictError("an enterprise needs its owner's identity token")
-        # Only the owner (or an administrator) registers an enterprise, so an anonymous
-        # caller gets the same 404 whether or not the owner token exists.
-        if principal is None or not (
-            principal.is_admin or principal.subject == request.owner_token
-        ):
-            raise NotFoundError("no such owner identity")
-        if session.get(IdentityRow, request.owner_token) is None:
-            raise NotFoundError("no such owner identity")
+    _check_owner(session, request, principal)
     token = _new_identity_token()
     now = rt.clock.now()
     row = IdentityRow(
@@ -273,19 +250,15 @@ def create_identity(
     )
     session.add(row)
     session.flush()
-    row.profile_sealed = rt.vault.seal(
-        session,
-        request.profile.model_dump_json(exclude_none=True).encode(),
-        subject=token,
-        purpose=PROFILE,
-        record=f"identity:{token}:profile",
+    row.profile_sealed = _seal(
+        session, rt, token, PROFILE, request.profile.model_dump_json(exclude_none=True).encode()
     )
-    row.attributes_sealed = rt.vault.seal(
+    row.attributes_sealed = _seal(
         session,
+        rt,
+        token,
+        ATTRIBUTES,
         request.attributes.model_dump_json(exclude_none=True).encode(),
-        subject=token,
-        purpose=ATTRIBUTES,
-        record=f"identity:{token}:attributes",
     )
     # Unverified links: no uniqueness, no tombstone check (a tombstone is consulted only
     # when an authority binds), so nothing here depends on other identities.
@@ -319,74 +292,6 @@ def create_identity(
     }
 
 
-def _authorised(
-    session: Session,
-    principal: Principal,
-    token: str,
-    permission: Permission | None = None,
-    now: datetime | None = None,
-) -> IdentityRow:
-    # Object-level authorisation on every call: the identity itself, the owner of an
-    # enterprise, an administrator, or — for ``permission`` — a live delegate.
-    row = session.get(IdentityRow, token)
-    if row is None:
-        raise NotFoundError("no such identity")
-    if (
-        principal.is_admin
-        or principal.subject == token
-        or (row.owner_token and row.owner_token == principal.subject)
-    ):
-        return row
-    if permission is not None and now is not None:
-        from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415 - cycle
-
-        if has_delegation(session, token, principal.subject, permission, now):
-            return row
-    raise NotFoundError("no such identity")  # the same answer: existence is not revealed
-
-
-def authorise(
-    session: Session,
-    principal: Principal,
-    token: str,
-    permission: Permission | None = None,
-    now: datetime | None = None,
-) -> IdentityRow:
-    """Object-level authorisation for other domains: the identity itself, the owner of an
-    enterprise, an administrator, or — for ``permission`` at ``now`` — a live delegate.
-
-    Raises :class:`NotFoundError` otherwise (existence is not revealed).
-    """
-    return _authorised(session, principal, token, permission, now)
-
-
-def acting_for(
-    session: Session, principal: Principal, token: str, permission: Permission, now: datetime
-) -> str | None:
-    """Whether ``principal`` may act *as* identity ``token`` under ``permission``, and how:
-    ``"self"`` (the identity itself), ``"owner"`` (the owner of an enterprise acts for
-    it), ``"delegate"`` (a live delegation from ``token`` carrying ``permission``) — or
-    ``None``.
-
-    Unlike :func:`authorise`, an administrator is *not* admitted: this is for decisions
-    that only the subject may take (a consent), not for operator reads.  Raises nothing.
-    """
-    if principal.is_admin:
-        return None
-    if principal.subject == token:
-        return "self"
-    row = session.get(IdentityRow, token)
-    if row is None:
-        return None
-    if row.owner_token and row.owner_token == principal.subject:
-        return "owner"
-    from credit_commons.identity.delegations import has_delegation  # noqa: PLC0415 - cycle
-
-    if has_delegation(session, token, principal.subject, permission, now):
-        return "delegate"
-    return None
-
-
 def _metadata(session: Session, row: IdentityRow) -> dict[str, Any]:
     return {
         "identity_token": row.token,
@@ -404,7 +309,7 @@ def get_identity(session: Session, rt: Runtime, principal: Principal, token: str
     identifier's kind and binding (attesting authority, evidence digest).  Raises
     :class:`NotFoundError` when the caller may not see it."""
     del rt
-    return _metadata(session, _authorised(session, principal, token))
+    return _metadata(session, authorised_row(session, principal, token))
 
 
 def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict[str, Any]:
@@ -425,8 +330,18 @@ def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict
 def get_profile(session: Session, rt: Runtime, principal: Principal, token: str) -> dict[str, Any]:
     """The identity's personal fields, opened from the vault (also for a delegate holding
     ``read:profile``)."""
-    row = _authorised(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
+    row = authorised_row(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
     return _open(session, rt, row, PROFILE)
+
+
+def open_attributes(
+    session: Session, rt: Runtime, principal: Principal, token: str, now: datetime
+) -> dict[str, Any]:
+    """The identity's sealed attributes, opened (for the identity, its owner, an
+    administrator or a delegate holding ``read:profile``); raises :class:`NotFoundError`
+    for anyone else."""
+    row = authorised_row(session, principal, token, Permission.READ_PROFILE, now)
+    return _open(session, rt, row, ATTRIBUTES)
 
 
 def update_identity(
@@ -434,7 +349,7 @@ def update_identity(
 ) -> dict[str, Any]:
     """Change roles and/or the verification level (administrators only; others get
     :class:`NotFoundError`)."""
-    row = _authorised(session, principal, token)
+    row = authorised_row(session, principal, token)
     if not principal.is_admin:
         raise NotFoundError("no such identity")
     if request.roles is not None:
@@ -461,64 +376,26 @@ def is_tombstoned(session: Session, rt: Runtime, token: str) -> bool:
     return session.get(TombstoneRow, _tombstone_key(rt, f"identity\x00{token}")) is not None
 
 
-ATTESTATION_KEY = "attestations"
-_ATTESTATION_PLATFORM_KEY = key_service.PlatformKey(ATTESTATION_KEY, KeyType.ED25519, "attestation")
+def prune_access_tokens(session: Session, before: datetime) -> int:
+    """Delete the access tokens that expired before ``before`` (retention); how many went."""
+    result = session.execute(delete(AccessTokenRow).where(AccessTokenRow.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
-def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
-    """The key-store key that signs predicate attestations (Ed25519, made on first use)."""
-    return key_service.platform_signer(session, rt, _ATTESTATION_PLATFORM_KEY)
+# -- the identity domain's part of export and erasure (composed by privacy/) ---------------
 
 
-def attest(
-    session: Session, rt: Runtime, principal: Principal, token: str, request: PredicateRequest
-) -> dict[str, Any]:
-    """Evaluate ``request``'s claims over the sealed attributes and return a signed JWT of
-    the boolean results bound to the caller's nonce and audience — never the values.
-
-    Allowed for the identity, its owner, an administrator or a delegate with
-    ``read:profile``; everyone else gets :class:`NotFoundError`.
-    """
-    now = rt.clock.now()
-    row = _authorised(session, principal, token, Permission.READ_PROFILE, now)
-    results = evaluate(request, _open(session, rt, row, ATTRIBUTES), today=now.date())
-    signer = attestation_signer(session, rt)
-    jwt = sign_attestation(
-        results,
-        subject=token,
-        request=request,
-        issuer=rt.settings.public_url,
-        signer=signer,
-        kid=signer.kid,
-        now=now,
-    )
-    record_event(
-        session,
-        AttestationIssued(claims=len(results)),
-        actor=actor_of(rt, principal),
-        at=now,
-        subject=subject_of(rt, token),
-        object=rt.objects.digest("attestation", jwt[-43:]),
-    )
-    return {
-        "attestation": jwt,
-        "results": [r.model_dump() for r in results],
-        "all_satisfied": all(r.satisfied for r in results),
-    }
-
-
-def export_identity(
-    session: Session, rt: Runtime, principal: Principal, token: str
-) -> dict[str, Any]:
+def export_subject(session: Session, rt: Runtime, token: str) -> IdentityExport:
     """The identity domain's part of a data-subject export: metadata, profile and attributes
     (opened from the vault), identifiers (kind, binding, pseudonym), delegations on either
     side, and every event about the subject.
 
-    ``privacy.export`` composes it with the other domains' parts and records
-    ``subject.exported``.  Raises :class:`NotFoundError` when the caller is not the
-    identity, the owner of an enterprise or an administrator.
+    ``privacy.export`` authorises the caller, composes it with the other domains' parts and
+    records ``subject.exported``.  Raises :class:`NotFoundError` for an unknown identity.
     """
-    row = _authorised(session, principal, token)
+    row = session.get(IdentityRow, token)
+    if row is None:
+        raise NotFoundError("no such identity")
     events = session.scalars(
         select(EventRow).where(EventRow.subject == subject_of(rt, token)).order_by(EventRow.id)
     ).all()
@@ -527,17 +404,17 @@ def export_identity(
         .where(or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token))
         .order_by(DelegationRow.created_at, DelegationRow.id)
     )
-    return {
-        "subject": _metadata(session, row),
-        "profile": _open(session, rt, row, PROFILE),
-        "attributes": _open(session, rt, row, ATTRIBUTES),
-        "identifiers": [
+    return IdentityExport(
+        subject=_metadata(session, row),
+        profile=_open(session, rt, row, PROFILE),
+        attributes=_open(session, rt, row, ATTRIBUTES),
+        identifiers=[
             {**identifier_view(link), "pseudonym": link.pseudonym}
             for link in _links(session, token)
         ],
-        "delegations": [_delegation_view(d, token) for d in delegations],
-        "events": [event_document(RecordedEvent.from_row(e)) for e in events],
-    }
+        delegations=[_delegation_view(d, token) for d in delegations],
+        events=[event_document(RecordedEvent.from_row(e)) for e in events],
+    )
 
 
 def _delegation_view(row: DelegationRow, token: str) -> dict[str, Any]:
@@ -560,16 +437,19 @@ def _delegation_view(row: DelegationRow, token: str) -> dict[str, Any]:
     }
 
 
-def erase_identity(
-    session: Session, rt: Runtime, principal: Principal, token: str
-) -> dict[str, Any]:
-    """Erase a subject: destroy their vault keys (crypto-shredding), delete their identifier
-    links, tokens and identity row, write tombstones, and record ``subject.erased``.
+def forget_subject(session: Session, rt: Runtime, token: str) -> IdentityForgotten:
+    """The identity domain's part of an erasure: destroy the subject's vault keys
+    (crypto-shredding), delete their identifier links, tokens, delegations and identity
+    row, and write tombstones.
 
-    Events already in the log stay: they hold only pseudonyms and hashes, and nothing links
-    those to the person any more.
+    ``privacy.erasure`` authorises the caller, composes it with the other domains' parts
+    and records ``subject.erased``; events already in the log stay (pseudonyms and hashes
+    only, and nothing links those to the person any more).  Raises
+    :class:`NotFoundError` for an unknown identity.
     """
-    row = _authorised(session, principal, token)
+    row = session.get(IdentityRow, token)
+    if row is None:
+        raise NotFoundError("no such identity")
     links = _links(session, token)
     destroyed = rt.vault.shred(session, token)
     now = rt.clock.now()
@@ -583,30 +463,12 @@ def erase_identity(
             tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
     session.execute(delete(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token))
     session.execute(delete(AccessTokenRow).where(AccessTokenRow.principal == token))
-    session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
     session.execute(
         delete(DelegationRow).where(
             or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token)
         )
     )
-    from credit_commons.consent.service import forget_subject  # noqa: PLC0415 - domain edge
-
-    consents = forget_subject(session, token)
     session.delete(row)
     for key in tombstones:
         session.merge(TombstoneRow(key=key, created_at=now))
-    event = record_event(
-        session,
-        SubjectErased(subject_keys_destroyed=destroyed, identifiers_unlinked=len(links)),
-        actor=actor_of(rt, principal),
-        at=now,
-        subject=subject_of(rt, token),
-        object=rt.objects.digest("identity", token),
-    )
-    return {
-        "erased": True,
-        "event_id": event.id,
-        "subject_keys_destroyed": destroyed,
-        "identifiers_unlinked": len(links),
-        "consents_deleted": consents,
-    }
+    return IdentityForgotten(subject_keys_destroyed=destroyed, identifiers_unlinked=len(links))

@@ -42,8 +42,8 @@ from credit_commons.events import (
 )
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import issue_vc_jwt
-from credit_commons.identity.models import IdentityRow
-from credit_commons.identity.service import Principal, actor_of, is_tombstoned, subject_of
+from credit_commons.identity.auth import Principal, actor_of, subject_of
+from credit_commons.identity.service import existing_identities, is_tombstoned
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds
@@ -264,10 +264,7 @@ def _check_subjects(session: Session, rt: Runtime, requests: Sequence[IssueReque
     for position, request in enumerate(requests):
         first.setdefault(request.subject_token, position)
     tokens = list(first)
-    known: set[str] = set()
-    for lo in range(0, len(tokens), 500):
-        chunk = tokens[lo : lo + 500]
-        known.update(session.scalars(select(IdentityRow.token).where(IdentityRow.token.in_(chunk))))
+    known = existing_identities(session, tokens)
     for token in tokens:
         if token not in known:
             error: CommonsError

@@ -36,7 +36,7 @@ from credit_commons.core.errors import CommonsError, NotFoundError, ValidationEr
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import JwsAlgorithmRefused, parse_compact
 from credit_commons.formats.oauth import OAuthError
-from credit_commons.identity.service import Principal
+from credit_commons.identity.auth import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.models import CredentialOfferRow, IssuerNonceRow

@@ -29,7 +29,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.events import EventDetails, record_event
-from credit_commons.identity.service import Principal, actor_of
+from credit_commons.identity.auth import Principal, actor_of
 from credit_commons.keys.algorithms import PublicKey, check_alg
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
 from credit_commons.lenders.models import ClientAssertionRow, LenderClientRow

@@ -28,7 +28,7 @@ from credit_commons.core.errors import CommonsError, ForbiddenError, NotFoundErr
 from credit_commons.core.ids import new_id
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.models import IdentityRow
+from credit_commons.identity.auth import Principal
 from credit_commons.keys.did_web import DidResolver
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
@@ -98,7 +98,7 @@ def confirm_request(
     token: str,
     request_id: str,
     *,
-    principal: identity_service.Principal | None = None,
+    principal: Principal | None = None,
     signature: str | None = None,
     resolver: DidResolver | None = None,
 ) -> dict[str, Any]:
@@ -107,16 +107,13 @@ def confirm_request(
     Raises :class:`ForbiddenError` — one answer for every failure — otherwise.
     """
     row = _pending(session, rt, token, request_id)
-    identity = session.get(IdentityRow, token)
-    if identity is None:
+    if not identity_service.identity_exists(session, token):
         raise _denied()
     if principal is None or principal.subject != token:
         if signature is None:
             raise _denied()
         try:
-            profile = identity_service.get_profile(
-                session, rt, identity_service.Principal(token, "identity"), token
-            )
+            profile = identity_service.get_profile(session, rt, Principal(token, "identity"), token)
             did = profile.get("did")
             if not isinstance(did, str):
                 raise _denied()
@@ -165,7 +162,7 @@ def fulfil_request(
     ).first()
     if claimed is None:
         raise _denied()
-    owner = identity_service.Principal(token, "identity")
+    owner = Principal(token, "identity")
     try:
         if claimed[0] == DsrKind.EXPORT:
             return export_subject(session, rt, owner, token)

@@ -6,10 +6,13 @@ In one transaction, after the caller is authorised (everyone else gets the same 
    it holds until commit, so the epoch that makes it unreadable in backups is known;
 2. the issuer forgets the identity token: credential registry entries lose it, offers are
    deleted (``issuer/erasure.py``);
-3. the identity domain shreds the subject's vault keys (every process drops its cached keys
-   at its next unit of work), deletes links, tokens, requests, delegations, consents and
-   the identity, writes tombstones and records ``subject.erased``;
-4. the code-notification file loses the lines addressed to the subject.
+3. privacy deletes the subject's data-subject requests, and consent forgets their consents
+   and discovery profile (``consent.service.forget_subject``);
+4. the identity domain shreds the subject's vault keys (every process drops its cached keys
+   at its next unit of work), deletes links, tokens, delegations and the identity, and
+   writes tombstones (``identity.service.forget_subject``);
+5. privacy records ``subject.erased``;
+6. the code-notification file loses the lines addressed to the subject.
 
 The answer is the erasure receipt: ``erased``, the ``subject.erased`` event, what was
 removed, and ``epoch`` with ``unreadable_in_backups_after`` — from when no backup, of any
@@ -21,20 +24,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import notify
+from credit_commons.consent import service as consent_service
+from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
 from credit_commons.issuer import erasure as issuer_erasure
 from credit_commons.ledger.promises import pending_receipt
 from credit_commons.privacy import epochs
+from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
-__all__ = ["erase_subject"]
+__all__ = ["SubjectErased", "erase_subject"]
+
+
+class SubjectErased(EventDetails, event_type="subject.erased"):
+    """A data subject was erased: keys destroyed, links deleted, tombstones written."""
+
+    subject_keys_destroyed: int
+    identifiers_unlinked: int
 
 
 def erase_subject(
-    session: Session, rt: Runtime, principal: identity_service.Principal, token: str
+    session: Session, rt: Runtime, principal: Principal, token: str
 ) -> dict[str, Any]:
     """Erase the subject ``token`` and return the erasure receipt.
 
@@ -42,12 +57,35 @@ def erase_subject(
     erase it (the identity itself, the owner of an enterprise, an administrator), and
     :class:`~credit_commons.core.errors.ConflictError` when epochs changed under it (retry).
     """
-    identity_service.authorise(session, principal, token)
+    authorise(session, principal, token)
     epoch = epochs.note_erasure(session, rt)
     issuer = issuer_erasure.forget_subject(session, token)
-    answer = identity_service.erase_identity(session, rt, principal, token)
+    session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
+    consents = consent_service.forget_subject(session, token)
+    forgotten = identity_service.forget_subject(session, rt, token)
+    event = record_event(
+        session,
+        SubjectErased(
+            subject_keys_destroyed=forgotten.subject_keys_destroyed,
+            identifiers_unlinked=forgotten.identifiers_unlinked,
+        ),
+        actor=actor_of(rt, principal),
+        at=rt.clock.now(),
+        subject=subject_of(rt, token),
+        object=rt.objects.digest("identity", token),
+    )
     codes = notify.forget_codes(rt, token)
     # The proof of erasure: the subject.erased event signed by the log at once; it verifies
     # offline, the subject gone (docs/wallet.md).
-    receipt = pending_receipt(session, rt, answer["event_id"])
-    return {**answer, **issuer, "codes_removed": codes, **epoch, "receipt": receipt}
+    receipt = pending_receipt(session, rt, event.id)
+    return {
+        "erased": True,
+        "event_id": event.id,
+        "subject_keys_destroyed": forgotten.subject_keys_destroyed,
+        "identifiers_unlinked": forgotten.identifiers_unlinked,
+        "consents_deleted": consents,
+        **issuer,
+        "codes_removed": codes,
+        **epoch,
+        "receipt": receipt,
+    }

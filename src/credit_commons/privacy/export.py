@@ -2,9 +2,9 @@
 subject, composed from each domain's own export function (DESIGN.md, "privacy").
 
 * ``subject``, ``profile``, ``attributes``, ``identifiers``, ``delegations``, ``events``:
-  ``identity.service.export_identity``;
+  ``identity.service.export_subject``;
 * ``credentials``: ``issuer.export.export_credentials``;
-* ``consents``, ``access_history``: ``consent.export``.
+* ``consents``, ``access_history``: ``consent.export.export_subject``.
 
 The caller is authorised once, by the identity domain (the identity itself, the owner of an
 enterprise, or an administrator; everyone else gets the same 404), and the export is recorded
@@ -18,42 +18,52 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import export as consent_export
-from credit_commons.events import record_event
+from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
 from credit_commons.issuer import export as issuer_export
 from credit_commons.privacy.pdf import EXPORT_FORMAT
 from credit_commons.runtime import Runtime
 
-__all__ = ["export_subject"]
+__all__ = ["SubjectExported", "export_subject"]
+
+
+class SubjectExported(EventDetails, event_type="subject.exported"):
+    """A data subject's data was exported to them."""
+
+    sections: int
 
 
 def export_subject(
-    session: Session, rt: Runtime, principal: identity_service.Principal, token: str
+    session: Session, rt: Runtime, principal: Principal, token: str
 ) -> dict[str, Any]:
     """Everything held on the subject ``token``, and a ``subject.exported`` event.
 
     Raises :class:`~credit_commons.core.errors.NotFoundError` when ``principal`` may not
     export it, and ``DecryptionFailed`` if a sealed value of the subject cannot be opened.
     """
-    own = identity_service.export_identity(session, rt, principal, token)
+    authorise(session, principal, token)
+    own = identity_service.export_subject(session, rt, token)
+    credentials = issuer_export.export_credentials(session, rt, token)
+    consents = consent_export.export_subject(session, rt, principal, token)
     export: dict[str, Any] = {
         "format": EXPORT_FORMAT,
-        "subject": own["subject"],
-        "profile": own["profile"],
-        "attributes": own["attributes"],
-        "identifiers": own["identifiers"],
-        "delegations": own["delegations"],
-        "credentials": issuer_export.export_credentials(session, rt, token),
-        "consents": consent_export.export_consents(session, token),
-        "access_history": consent_export.export_access_history(session, rt, principal, token),
-        "events": own["events"],
+        "subject": own.subject,
+        "profile": own.profile,
+        "attributes": own.attributes,
+        "identifiers": own.identifiers,
+        "delegations": own.delegations,
+        "credentials": credentials,
+        "consents": consents.consents,
+        "access_history": consents.access_history,
+        "events": own.events,
     }
     record_event(
         session,
-        identity_service.SubjectExported(sections=len(export) - 1),
-        actor=identity_service.actor_of(rt, principal),
+        SubjectExported(sections=len(export) - 1),
+        actor=actor_of(rt, principal),
         at=rt.clock.now(),
-        subject=identity_service.subject_of(rt, token),
+        subject=subject_of(rt, token),
         object=rt.objects.digest("identity", token),
     )
     return export

@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.db import transaction
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.models import IdentityRow
+from credit_commons.identity.auth import Principal
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime
 
 __all__ = ["restore_from"]
 
-_RESTORER = identity_service.Principal("admin:restore", "admin")
+_RESTORER = Principal("admin:restore", "admin")
 
 
 def _copy_epochs(rt: Runtime, source: sessionmaker[Session]) -> int:
@@ -67,14 +67,7 @@ def restore_from(
     erased, after = 0, ""
     while True:
         with transaction(rt.read_sessions) as session:
-            tokens = list(
-                session.scalars(
-                    select(IdentityRow.token)
-                    .where(IdentityRow.token > after)
-                    .order_by(IdentityRow.token)
-                    .limit(batch)
-                )
-            )
+            tokens = identity_service.identity_tokens_after(session, after, batch)
         if not tokens:
             break
         after = tokens[-1]

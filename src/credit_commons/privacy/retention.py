@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, or_
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.denial_counts import prune_denial_counts
 from credit_commons.events import EventDetails, record_event
-from credit_commons.identity.models import AccessTokenRow, DelegationRow
+from credit_commons.identity.delegations import prune_delegations
+from credit_commons.identity.service import prune_access_tokens
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
@@ -47,12 +48,8 @@ def run_retention(session: Session, rt: Runtime) -> dict[str, int]:
     now = rt.clock.now()
     s = rt.settings
     counts = {
-        "access_tokens": _count(
-            session.execute(
-                delete(AccessTokenRow).where(
-                    AccessTokenRow.expires_at < now - timedelta(days=s.retention_access_tokens_days)
-                )
-            )
+        "access_tokens": prune_access_tokens(
+            session, now - timedelta(days=s.retention_access_tokens_days)
         ),
         "dsr_requests": _count(
             session.execute(
@@ -61,17 +58,8 @@ def run_retention(session: Session, rt: Runtime) -> dict[str, int]:
                 )
             )
         ),
-        "delegations": _count(
-            session.execute(
-                delete(DelegationRow).where(
-                    or_(
-                        DelegationRow.revoked_at
-                        < now - timedelta(days=s.retention_delegations_days),
-                        DelegationRow.expires_at
-                        < now - timedelta(days=s.retention_delegations_days),
-                    )
-                )
-            )
+        "delegations": prune_delegations(
+            session, now - timedelta(days=s.retention_delegations_days)
         ),
         "access_denial_counts": prune_denial_counts(
             session, now - timedelta(days=s.retention_denial_counts_days)

@@ -12,7 +12,7 @@ from tests.lenders import admin_headers, events, jwks_of, register
 from credit_commons import lenders
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError, ValidationError
-from credit_commons.identity.service import Principal
+from credit_commons.identity.auth import Principal
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk, thumbprint
 from credit_commons.runtime import Runtime

@@ -14,7 +14,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import denial_counts, history, holder_auth, retrieval, service
+from credit_commons.consent import artefacts as consent_artefacts
+from credit_commons.consent import assisted as consent_assisted
+from credit_commons.consent import check as consent_check
+from credit_commons.consent import decisions, denial_counts, history, holder_auth, retrieval
+from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.access import Denied
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.consent.schemas import (
@@ -46,7 +50,7 @@ from credit_commons.gateway.lender_deps import (
     require_scope,
 )
 from credit_commons.gateway.openapi import JwkSet, answers
-from credit_commons.identity import service as identity_service
+from credit_commons.identity import auth as identity_auth
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
 
@@ -85,10 +89,10 @@ def _require_scope(
     try:
         require_scope(lender, scope, operation=operation)
     except Denied as e:
-        row = service.read_consent(session, consent_id) if consent_id else None
+        row = consent_check.read_consent(session, consent_id) if consent_id else None
         if row is None:
             raise
-        raise service.denial(
+        raise consent_check.denial(
             runtime, lender, row, consent_id=row.id, operation=operation, reason=e.reason
         ) from e
 
@@ -109,7 +113,7 @@ class _Strict(BaseModel):
 
 
 class Signature(_Strict):
-    """A DID signature (base64url) over ``service.approval_message``."""
+    """A DID signature (base64url) over ``decisions.approval_message``."""
 
     signature: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{40,200}$")]
 
@@ -150,7 +154,7 @@ class Discoverable(_Strict):
     responses=answers(JwkSet),
 )
 def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return {"keys": [v.jwk() for v in service.consent_key_versions(session, runtime)]}
+    return {"keys": [v.jwk() for v in consent_artefacts.consent_key_versions(session, runtime)]}
 
 
 @lender_router.post(
@@ -166,11 +170,11 @@ def request_consent(
         require_scope(lender, "consent:request", operation="consent.request")
     except Denied as e:
         # A request that names an existing borrower is an attempt on them: logged for them.
-        subject = service.borrower_subject(session, runtime, lender, body.borrower)
+        subject = consent_requests.borrower_subject(session, runtime, lender, body.borrower)
         if subject is None:
             raise
         raise Denied(operation=e.operation, reason=e.reason, actor=e.actor, subject=subject) from e
-    return service.request_consent(session, runtime, lender, body)
+    return consent_requests.request_consent(session, runtime, lender, body)
 
 
 @lender_router.get(
@@ -184,7 +188,7 @@ def read_consent(
     _require_scope(
         session, runtime, lender, "consent:read", operation="consent.read", consent_id=consent_id
     )
-    return service.get_for_lender(session, runtime, lender, consent_id)
+    return consent_requests.get_for_lender(session, runtime, lender, consent_id)
 
 
 @lender_router.get(
@@ -303,7 +307,7 @@ def get_borrower(
     runtime: RuntimeDep,
     body: Annotated[bytes, Depends(_raw_body)],
     authorization: Annotated[str | None, Header()] = None,
-) -> identity_service.Principal:
+) -> identity_auth.Principal:
     """The caller of a borrower route: an identity bearer token (``Bearer cct_…``), or a
     request signed by the borrower's DID key (``Holder <proof>``, consent/holder_auth.py).
 
@@ -320,10 +324,10 @@ def get_borrower(
             target=target,
             body=body,
         )
-    return identity_service.authenticate(session, runtime, authorization)
+    return identity_auth.authenticate(session, runtime, authorization)
 
 
-BorrowerDep = Annotated[identity_service.Principal, Depends(get_borrower)]
+BorrowerDep = Annotated[identity_auth.Principal, Depends(get_borrower)]
 
 
 @borrower_router.get(
@@ -341,7 +345,7 @@ def list_consents(
 ) -> list[dict[str, Any]]:
     response.headers.update(NO_STORE)
     value = status_filter.value if status_filter is not None else None
-    return service.list_for_borrower(session, runtime, principal, token, value)
+    return consent_requests.list_for_borrower(session, runtime, principal, token, value)
 
 
 @borrower_router.get(
@@ -352,7 +356,7 @@ def list_consents(
 def get_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: BorrowerDep
 ) -> dict[str, Any]:
-    return service.get_for_borrower(session, runtime, principal, consent_id)
+    return consent_requests.get_for_borrower(session, runtime, principal, consent_id)
 
 
 @borrower_router.post(
@@ -367,7 +371,7 @@ def decide(
     runtime: RuntimeDep,
     principal: BorrowerDep,
 ) -> dict[str, Any]:
-    return service.decide(session, runtime, principal, consent_id, action)
+    return decisions.decide(session, runtime, principal, consent_id, action)
 
 
 @borrower_router.post(
@@ -378,7 +382,7 @@ def decide(
 def signed_approval(
     consent_id: ConsentId, body: Signature, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return service.decide(session, runtime, None, consent_id, "approve", signature=body.signature)
+    return decisions.decide(session, runtime, None, consent_id, "approve", signature=body.signature)
 
 
 @borrower_router.post(
@@ -393,7 +397,7 @@ def revoke_all(
     runtime: RuntimeDep,
     principal: BorrowerDep,
 ) -> dict[str, Any]:
-    return service.revoke_all(session, runtime, principal, token, body.lender)
+    return decisions.revoke_all(session, runtime, principal, token, body.lender)
 
 
 @borrower_router.get(
@@ -456,7 +460,7 @@ def set_discovery(
 def assist(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return service.assist(session, runtime, principal, consent_id)
+    return consent_assisted.assist(session, runtime, principal, consent_id)
 
 
 @borrower_router.post(
@@ -471,7 +475,7 @@ def confirm(
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    return service.confirm_assisted(session, runtime, principal, consent_id, body.code)
+    return consent_assisted.confirm_assisted(session, runtime, principal, consent_id, body.code)
 
 
 # -- operators ---------------------------------------------------------------------------

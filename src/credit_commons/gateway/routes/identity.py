@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Path, Response, status
 from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import JwkSet, answers
-from credit_commons.identity import delegations, service
+from credit_commons.identity import attestations, auth, delegations, service
 from credit_commons.identity.predicates import PredicateRequest
 from credit_commons.identity.schemas import (
     IDENTITY_TOKEN_PATTERN,
@@ -50,7 +50,7 @@ def create(
 ) -> dict[str, Any]:
     # A person registers without a token; an enterprise is registered by its owner, who
     # authenticates.  The identifiers given are stored unverified either way.
-    principal = service.authenticate(session, runtime, authorization) if authorization else None
+    principal = auth.authenticate(session, runtime, authorization) if authorization else None
     response.headers.update(NO_STORE)
     return service.create_identity(session, runtime, body, principal)
 
@@ -111,7 +111,7 @@ def verify(
     response: Response,
 ) -> dict[str, Any]:
     response.headers.update(NO_STORE)
-    return service.attest(session, runtime, principal, token, body)
+    return attestations.attest(session, runtime, principal, token, body)
 
 
 attestations_router = APIRouter(prefix="/v1/attestations", tags=["identities"])
@@ -121,8 +121,10 @@ attestations_router = APIRouter(prefix="/v1/attestations", tags=["identities"])
     "/jwks", summary="Keys that sign predicate attestations.", responses=answers(JwkSet)
 )
 def attestation_keys(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
-    service.attestation_signer(session, runtime)
-    return {"keys": [v.jwk() for v in runtime.key_store.versions(session, service.ATTESTATION_KEY)]}
+    attestations.attestation_signer(session, runtime)
+    return {
+        "keys": [v.jwk() for v in runtime.key_store.versions(session, attestations.ATTESTATION_KEY)]
+    }
 
 
 DelegationPath = Annotated[str, Path(pattern=r"^dlg_[0-9A-Z]{26}$")]

@@ -25,8 +25,8 @@ from credit_commons.gateway.deps import (
 from credit_commons.gateway.lender_deps import authenticate_request
 from credit_commons.gateway.openapi import answers
 from credit_commons.gateway.schemas import AuthorityCreated, AuthorityView, BindingView, DeskToken
+from credit_commons.identity import auth as identity_auth
 from credit_commons.identity import onboarding
-from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentifierBinding
 
 __all__ = ["router"]
@@ -142,7 +142,7 @@ def bind(
     # An issuer desk presents its own bearer token; anything else must be a lender's access
     # token (refused as every lender authentication failure is: 401, access.denied).
     if authorization is not None and authorization.startswith("Bearer cct_"):
-        who = identity_service.authenticate(session, runtime, authorization).subject
+        who = identity_auth.authenticate(session, runtime, authorization).subject
     else:
         lender = authenticate_request(request, authorization, _OPERATION, session)
         who = onboarding.bank_principal(lender.client_id)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers
-from credit_commons.identity import service as identity_service
+from credit_commons.identity import auth as identity_auth
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.privacy import dsr
 from credit_commons.privacy.erasure import erase_subject
@@ -73,7 +73,7 @@ def confirm(
 ) -> dict[str, Any]:
     principal = None
     if authorization:
-        principal = identity_service.authenticate(session, runtime, authorization)
+        principal = identity_auth.authenticate(session, runtime, authorization)
     response.headers.update(NO_STORE)
     return dsr.confirm_request(
         session, runtime, token, request_id, principal=principal, signature=body.signature
