@@ -2,7 +2,7 @@
 
 Prints one JSON line per figure, each with a baseline measured in the same run.
 
-* ``consent_check`` — ``consent.consent_check.check`` (one read on the ``(lender, principal)``
+* ``consent_check`` — ``consent.check.check`` (one read on the ``(lender, principal)``
   index plus the pure evaluation) in-process on SQLite, p50/p99 over random pairs with
   1,000 consents stored and again with 1,000,000.  Baseline: the same indexed lookup as a
   raw ``sqlite3`` query on the same file (the floor any check pays).  Targets (issue 6):

@@ -8,7 +8,7 @@
    returns a token that lives ten minutes and is stored as its SHA-256 only.
 3. The token *fulfils* the request exactly once (an atomic compare-and-set), running the
    export (:mod:`credit_commons.privacy.export`) or the erasure
-   (:mod:`credit_commons.identity.service`).
+   (:mod:`credit_commons.privacy.erasure`).
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class PlatformRefused(CommonsError):
 
 
 def approval_message(consent_id: str) -> bytes:
-    """What the holder signs to approve ``consent_id`` (consent.service.approval_message)."""
+    """What the holder signs to approve ``consent_id`` (consent.decisions.approval_message)."""
     return f"credit-commons consent approve\n{consent_id}\n".encode()
 
 
