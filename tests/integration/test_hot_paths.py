@@ -20,7 +20,7 @@ from sqlalchemy import select
 from tests.factories import readiness_claims
 from tests.integration.consent_world import CRC, World
 
-from credit_commons.consent import service as consent_service
+from credit_commons.consent import check as consent_check
 from credit_commons.consent.errors import ConsentError
 from credit_commons.core.db import HotQuery, HotStatement, reference_paths, transaction
 from credit_commons.events import EventRow
@@ -90,7 +90,7 @@ def _flow(world: World) -> tuple[list[tuple[str, int, Any]], list[str]]:
         # The consent check by (lender, borrower), as a service call: no route uses it alone.
         with transaction(world.rt.sessions) as session:
             try:
-                found = consent_service.check(
+                found = consent_check.check(
                     session,
                     lender=world.lender,
                     principal=world.rt.pseudonymizer.pseudonym("identity", borrower),
