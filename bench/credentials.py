@@ -17,12 +17,12 @@ project path and the baseline run in alternating rounds and the figure is the me
 * ``bulk_issuance_one_process`` — the same without workers (``--workers 0`` prints only
   this one), in rounds alternating with the pooled ones on fresh subjects of their own.
 * ``presentation_verification`` — SD-JWT+KB presentations (one disclosure) verified per
-  second by the pure library ``sd_jwt_verify.verify`` (issuer signature, disclosures, key
+  second by the pure library ``verifier.verify_sd_jwt`` (issuer signature, disclosures, key
   binding with audience, nonce, freshness and ``sd_hash``, validity).  Two signature checks
   per presentation, so the ideal is half the raw Ed25519 verify rate measured in the same
   run; ratio = rate / (raw verify rate / 2).  Target (issue 5): ratio >= 0.5.
 * ``presentation_verification_db`` — the same presentations through
-  ``verification.verify_presentation`` (adds the issuer key lookup, the catalogue check and
+  ``verifier.verify_presentation`` (adds the issuer key lookup, the catalogue check and
   the status lookup in the database), one unit of work each, as the HTTP handler runs it.
   Same baseline and target.
 
@@ -59,6 +59,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from credit_commons import verifier
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
@@ -70,11 +71,10 @@ from credit_commons.identity import auth as identity_auth
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.issuer import credentials, status, verification
+from credit_commons.issuer import credentials, status
 from credit_commons.issuer.build_pool import BuildPool, default_workers
 from credit_commons.issuer.catalogue import CREDIT_READINESS, commit_score
 from credit_commons.issuer.sd_jwt import present
-from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
@@ -290,13 +290,13 @@ def bench_verification(rt: Runtime, issued: list[Issued], args: argparse.Namespa
     def resolve(header: Any, payload: Any) -> PublicKey:
         # What verify_presentation's resolver does: the issuer and kid must be ours.
         if payload.get("iss") != rt.settings.public_url or header.get("kid") not in keys:
-            raise verification.UnknownIssuerKey("unknown issuer key")
+            raise verifier.UnknownIssuerKey("unknown issuer key")
         return keys[str(header["kid"])]
 
     def verify_pure() -> float:
         t0 = time.perf_counter()
         for p in shown:
-            verify(
+            verifier.verify_sd_jwt(
                 p.text,
                 issuer_key_resolver=resolve,
                 require_key_binding=True,
@@ -310,9 +310,7 @@ def bench_verification(rt: Runtime, issued: list[Issued], args: argparse.Namespa
         t0 = time.perf_counter()
         for p in shown:
             with transaction(rt.sessions) as session:  # the router's unit of work
-                verification.verify_presentation(
-                    session, rt, p.text, audience=AUDIENCE, nonce=p.nonce
-                )
+                verifier.verify_presentation(session, rt, p.text, audience=AUDIENCE, nonce=p.nonce)
         return len(shown) / (time.perf_counter() - t0)
 
     # The baseline verifies one raw Ed25519 signature over an issuer JWT's signing input.
@@ -326,7 +324,7 @@ def bench_verification(rt: Runtime, issued: list[Issued], args: argparse.Namespa
 
     # Sanity (not timed): the disclosed claim comes through, the undisclosed ones do not.
     with transaction(rt.sessions) as session:
-        checked = verification.verify_presentation(
+        checked = verifier.verify_presentation(
             session, rt, shown[0].text, audience=AUDIENCE, nonce=shown[0].nonce
         )
     assert checked["claims"]["income_bracket"] == "25L-1Cr"
@@ -354,7 +352,7 @@ def bench_verification(rt: Runtime, issued: list[Issued], args: argparse.Namespa
         (
             "presentation_verification_db",
             db_rates,
-            "verification.verify_presentation in its own unit of work (as POST "
+            "verifier.verify_presentation in its own unit of work (as POST "
             "/v1/presentations/verify runs it): issuer keys, catalogue and status from SQLite",
         ),
     ):
@@ -392,7 +390,7 @@ def profile(
 
     def pure() -> None:
         for p in shown:
-            verify(
+            verifier.verify_sd_jwt(
                 p.text,
                 issuer_key_resolver=lambda h, _: keys[h["kid"]],
                 require_key_binding=True,
@@ -404,9 +402,7 @@ def profile(
     def db() -> None:
         for p in shown:
             with transaction(rt.sessions) as session:
-                verification.verify_presentation(
-                    session, rt, p.text, audience=AUDIENCE, nonce=p.nonce
-                )
+                verifier.verify_presentation(session, rt, p.text, audience=AUDIENCE, nonce=p.nonce)
 
     runs: list[tuple[str, Callable[[], object]]] = [
         (

@@ -20,12 +20,12 @@ from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.identity.auth import issue_admin_token
-from credit_commons.issuer.foreign import ForeignIssuers
 from credit_commons.issuer.sd_jwt import issue, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
+from credit_commons.verifier.foreign import ForeignIssuers
 
 AUDIENCE = "https://lender.example/verifier"
 VCT = "https://other.example/vct/farmer-membership/v1"

@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credit_commons.core.encoding import b64url_decode
-from credit_commons.identity.predicate_errors import AttestationAudienceMismatch
-from credit_commons.identity.predicates import verify_attestation
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.runtime import Runtime
+from credit_commons.verifier.predicate_errors import AttestationAudienceMismatch
+from credit_commons.verifier.predicates import verify_attestation
 
 NONCE = "n0nce-1234567890abcdef"
 AUDIENCE = "lender-client-7"

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from tests.factories import readiness_claims
 
+from credit_commons import verifier
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import ValidationError
@@ -23,7 +24,7 @@ from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import IdentityCreate
-from credit_commons.issuer import credentials, verification
+from credit_commons.issuer import credentials
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, PendingBuilds, build_all
 from credit_commons.issuer.catalogue import CREDIT_READINESS
@@ -126,7 +127,7 @@ def test_pooled_issuance_verifies_and_is_stored_like_one_process(
             iat=now,
         )
         with transaction(runtime.read_sessions) as session:
-            result = verification.verify_presentation(
+            result = verifier.verify_presentation(
                 session, runtime, shown, audience=AUDIENCE, nonce="n-" + token
             )
             row = session.scalar(

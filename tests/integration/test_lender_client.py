@@ -31,12 +31,12 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.formats import sd_jwt_errors
 from credit_commons.formats.jws import sign_compact
-from credit_commons.issuer.sd_jwt_vc import CredentialRevoked, UntrustedIssuer
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.ledger.errors import LogError
 from credit_commons.ledger.note import format_vkey, split_vkey
 from credit_commons.ledger.receipts import ReceiptInvalid
 from credit_commons.ledger.worker import LogWorker
+from credit_commons.verifier.sd_jwt_vc import CredentialRevoked, UntrustedIssuer
 
 CLAIMS = ["/income_bracket", "/debt_ratio_bracket"]
 

@@ -34,9 +34,9 @@ from credit_commons.issuer.sd_jwt import (
     issue,
     present,
 )
-from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk
+from credit_commons.verifier.sd_jwt_verify import verify
 
 CASES = Path(__file__).parents[1] / "vectors" / "credentials" / "sd-jwt" / "sd-jwt-python-testcases"
 ISSUER = PrivateKey.from_raw(KeyType.P256, bytes(31) + b"\x11")

@@ -31,7 +31,9 @@ ROOTS = [
     SRC / "credit_commons" / "wallet",
     SRC / "credit_commons" / "cli",
     SRC / "credit_commons" / "demo.py",
+    SRC / "credit_commons" / "issuer",
     SRC / "credit_commons" / "jobs.py",
+    SRC / "credit_commons" / "verifier",
 ]
 
 DEFERRED = re.compile(r"#\s*deferred:\s*\S")

@@ -56,6 +56,20 @@ EXPECTED = {
         "event_digest", "event_document", "event_types", "log_entry", "log_entry_reference",
         "record_event", "record_events", "unkeyed_object_digest",
     },
+    "credit_commons.verifier": {
+        "SD_JWT_VC_TYP", "AttestationAudienceMismatch", "AttestationExpired",
+        "AttestationInvalid", "AttestationMalformed", "AttestationNonceMismatch",
+        "AttestationNotYetValid", "AttestationSignatureInvalid", "CredentialRevoked",
+        "CredentialSuspended", "ForeignIssuers", "IssuerKeyResolver", "IssuerKind",
+        "IssuerMetadataInvalid", "IssuerTrusted", "IssuerUntrusted", "KeyBinding",
+        "StatusListCache", "StatusListFetcher", "StatusListRejected", "StatusReference",
+        "UnknownForeignKey", "UnknownIssuerKey", "UntrustedIssuer", "VcFacts", "Verified",
+        "add_trusted_issuer", "disclosed_claims", "foreign_issuers", "issuer_kind",
+        "list_trusted_issuers", "metadata_url", "raise_for_status", "remove_trusted_issuer",
+        "sd_jwt_vc_facts", "status_list_cache", "trusted_kind", "verify_attestation",
+        "verify_presentation", "verify_sd_jwt", "verify_sd_jwt_credential",
+        "verify_vc_jwt_credential",
+    },
 }  # fmt: skip
 
 

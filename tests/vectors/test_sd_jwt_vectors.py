@@ -34,9 +34,9 @@ from credit_commons.issuer.sd_jwt import (
     new_salt,
     present,
 )
-from credit_commons.issuer.sd_jwt_verify import Verified, verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.jwk import private_key_from_jwk, public_key_from_jwk, public_key_to_jwk
+from credit_commons.verifier.sd_jwt_verify import Verified, verify
 
 HERE = Path(__file__).parent / "credentials" / "sd-jwt"
 RFC_DIR = HERE / "rfc9901"

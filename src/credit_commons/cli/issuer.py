@@ -24,9 +24,10 @@ from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.issuer import batch as issuer_batch
-from credit_commons.issuer import credentials, trust
+from credit_commons.issuer import credentials
 from credit_commons.issuer import service as issuer_service
 from credit_commons.issuer.build_pool import BuildPool, default_workers
+from credit_commons.verifier import trust
 
 __all__ = ["app"]
 

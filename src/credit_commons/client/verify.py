@@ -1,11 +1,11 @@
 """What a lender verifies, with the project's own verification code (not a second copy):
 
-* a retrieved credential — ``sd_jwt_verify.verify`` (RFC 9901 §7.1: the issuer signature,
+* a retrieved credential — ``verifier.verify_sd_jwt`` (RFC 9901 §7.1: the issuer signature,
   every Disclosure's digest in ``_sd``, the times), with no Key Binding expected; then
-  ``sd_jwt_vc`` (``typ``, ``vct``, the status reference); the issuer's key from its JWT VC
-  Issuer Metadata (or DID) and its status list, signed by the same issuer, both through
-  ``issuer/foreign.py`` and ``issuer/status_fetch.py``.  The issuer must be the platform or
-  one the lender trusts;
+  ``verifier/sd_jwt_vc.py`` (``typ``, ``vct``, the status reference); the issuer's key from
+  its JWT VC Issuer Metadata (or DID) and its status list, signed by the same issuer, both
+  through ``verifier/foreign.py`` and ``verifier/status_fetch.py``.  The issuer must be the
+  platform or one the lender trusts;
 * the receipt of an access — ``ledger/receipts.verify_receipt`` (what ``commons log
   verify-receipt`` runs) against the pinned log key, and that it is this access's event;
 * a consent artefact or a webhook notice — a compact JWS (``formats/jws.py``) by one of the
@@ -30,18 +30,19 @@ from credit_commons.client.errors import (
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
-from credit_commons.issuer.foreign import ForeignIssuers
-from credit_commons.issuer.sd_jwt_vc import (
-    UntrustedIssuer,
-    disclosed_claims,
-    raise_for_status,
-    sd_jwt_vc_facts,
-)
-from credit_commons.issuer.sd_jwt_verify import verify
-from credit_commons.issuer.trust import Kind, issuer_kind
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.ledger.receipts import VerifiedReceipt, verify_receipt
+from credit_commons.verifier import (
+    ForeignIssuers,
+    IssuerKind,
+    UntrustedIssuer,
+    disclosed_claims,
+    issuer_kind,
+    raise_for_status,
+    sd_jwt_vc_facts,
+    verify_sd_jwt,
+)
 
 __all__ = [
     "ARTEFACT_TYP",
@@ -83,7 +84,7 @@ class CredentialVerifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         # The platform is an issuer URL like any https issuer, even on loopback http.
-        self._kinds: dict[str, Kind] = {platform_issuer: "https"}
+        self._kinds: dict[str, IssuerKind] = {platform_issuer: "https"}
         for issuer in trusted:
             self._kinds[issuer] = issuer_kind(issuer)
         self._issuers = ForeignIssuers(fetcher, clock=clock)
@@ -97,7 +98,7 @@ class CredentialVerifier:
         (the issuer's key), ``StatusListRejected`` and the fetcher's errors (its list),
         ``CredentialRevoked`` or ``CredentialSuspended``.
         """
-        used: list[Kind] = []
+        used: list[IssuerKind] = []
 
         def resolve(header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
             # 1. The key comes from the issuer's published metadata, for an issuer the
@@ -110,7 +111,7 @@ class CredentialVerifier:
             return self._issuers.key(iss, kind, header)
 
         # 2. RFC 9901 §7.1: the signature, the Disclosures against the digests, the times.
-        verified = verify(
+        verified = verify_sd_jwt(
             credential,
             issuer_key_resolver=resolve,
             require_key_binding=False,

@@ -58,9 +58,9 @@ from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.holdings import HeldCredential
 from credit_commons.issuer.identifiers import is_own_issuer
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
-from credit_commons.issuer.sd_jwt_verify import verify
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
+from credit_commons.verifier import verify_sd_jwt
 
 __all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_discoverable"]
 
@@ -289,7 +289,7 @@ def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:
             raise NotFoundError("not one of this platform's credentials")
         return keys[str(kid)]
 
-    return verify(
+    return verify_sd_jwt(
         text,
         issuer_key_resolver=resolve,
         require_key_binding=False,

@@ -29,6 +29,7 @@ MODEL_MODULES = (
     "credit_commons.privacy.models",
     "credit_commons.issuer.models",
     "credit_commons.lenders.models",
+    "credit_commons.verifier.models",
     "credit_commons.consent.models",
 )
 

@@ -307,7 +307,7 @@ class SdJwt:
     def parse(cls, text: str, serialization: Literal["compact", "json"] = "compact") -> SdJwt:
         """Parse an issued SD-JWT for the holder, *without* checking the signature.
 
-        Validate it with :func:`credit_commons.issuer.sd_jwt_verify.verify` (without key
+        Validate it with :func:`credit_commons.verifier.sd_jwt_verify.verify` (without key
         binding), as §7.2 step 1 asks.
         Raises :class:`Malformed` (including for an SD-JWT+KB, which a holder must reject,
         §7.2), :class:`ReservedClaim` and :class:`DisclosureDuplicate`.

@@ -20,14 +20,18 @@ what is on file (non-oracular), and ``true`` is only ever signed for an establis
 (Asking both ``state == UP`` and ``state != UP`` shows that neither is established; it never
 shows a value.)
 
-Tokens are made and parsed by the platform's one compact-JWS module (``formats/jws.py``:
-strict base64url, unique JSON member names, the alg allow-list, ``crit``), with explicit
-typing and the attestation's own header rules checked here.
+This module is the issuing side, the identity domain's: the request rules, the evaluation
+and the signed claim set (:class:`Attestation`), made by the platform's one compact-JWS
+module (``formats/jws.py``) with explicit typing.  A relying party's check of a token is
+:func:`credit_commons.verifier.predicates.verify_attestation`, which parses the same
+:class:`Attestation`.
+
+A :class:`PredicateInvalid` names the claim (by index) and the rule it broke, never the value
+given: error details end up in logs and problem+json responses.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 import operator
 import re
@@ -54,18 +58,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import canonical_json
-from credit_commons.core.errors import IntegrityError, ValidationError
-from credit_commons.formats.jws import (
-    JwsAlgorithmRefused,
-    JwsCritNotUnderstood,
-    JwsHeaderRefused,
-    JwsInvalid,
-    parse_compact,
-    sign_compact,
-)
-from credit_commons.identity import predicate_errors as errors
-from credit_commons.identity.predicate_errors import AttestationMalformed, PredicateInvalid
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey, Signer, check_alg
+from credit_commons.core.errors import ValidationError
+from credit_commons.formats.jws import sign_compact
+from credit_commons.keys.algorithms import Signer, check_alg
 
 __all__ = [
     "ATTESTATION_TYP",
@@ -74,13 +69,36 @@ __all__ = [
     "Claim",
     "ClaimResult",
     "Operator",
+    "PredicateInvalid",
     "PredicateRequest",
     "evaluate",
     "sign_attestation",
-    "verify_attestation",
 ]
 
 ATTESTATION_TYP: Final = "predicate-attestation+jwt"  # RFC 8725 §3.11 explicit typing
+
+
+class PredicateInvalid(ValidationError):
+    """A predicate request, or one of its claims, breaks the request rules.
+
+    ``index`` is the 0-based position of the offending claim (``None`` when the problem is
+    the request itself) and ``field`` the member at fault; both are also in ``extra``.
+    """
+
+    code = "identity.predicate_invalid"
+    title = "Invalid predicate request"
+
+    def __init__(self, reason: str, *, index: int | None = None, field: str | None = None) -> None:
+        where = ".".join(p for p in (f"claims[{index}]" if index is not None else "", field) if p)
+        extra: dict[str, object] = {}
+        if index is not None:
+            extra["claim_index"] = index
+        if field is not None:
+            extra["field"] = field
+        super().__init__(f"{where or 'request'}: {reason}", extra=extra)
+        self.reason = reason
+        self.index = index
+        self.field = field
 
 
 class Attribute(StrEnum):
@@ -123,7 +141,6 @@ _STATE: Final = re.compile(r"[A-Z]{2}")
 _CATEGORY: Final = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
 _ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 _VISIBLE: Final = re.compile(r"[!-~]{1,255}")
-_MAX_TOKEN_CHARS: Final = 16_384
 _MAX_NUMERIC_DATE: Final = 253_402_300_799  # 9999-12-31T23:59:59Z, the last datetime can hold
 
 ClaimValue = (
@@ -352,86 +369,3 @@ class Attestation(BaseModel):
         if self.exp <= self.iat or self.all_satisfied != all(r.satisfied for r in self.results):
             raise ValueError("exp must follow iat, and all_satisfied must agree with the results")
         return self
-
-
-_HEADER_MEMBERS: Final = frozenset({"alg", "typ", "kid"})
-_KEY_HEADERS: Final = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
-
-
-def verify_attestation(
-    token: str,
-    *,
-    public_key: PublicKey,
-    audience: str,
-    nonce: str,
-    now: datetime,
-    leeway: timedelta = timedelta(seconds=30),
-) -> Attestation:
-    """Verify a predicate attestation; return it only if every step passes.
-
-    Raises :class:`AttestationMalformed`, :class:`AttestationSignatureInvalid`,
-    :class:`AttestationExpired`, :class:`AttestationNotYetValid`,
-    :class:`AttestationAudienceMismatch` or :class:`AttestationNonceMismatch` (all
-    :class:`AttestationInvalid`), for the first step that fails.
-    """
-    # Steps 1-2 (RFC 7515 §7.1, §5.2 steps 1-5, §4): a compact JWS of strict base64url and
-    # I-JSON (unique member names), no crit, and keys never taken from the token itself
-    # (formats/jws.py); explicit typing (RFC 8725 §3.11) and only alg, typ and kid.
-    try:
-        jws = parse_compact(
-            token,
-            algs=ACCEPTED_ALGS,
-            refused_headers=_KEY_HEADERS,
-            max_chars=_MAX_TOKEN_CHARS,
-            decode_payload=False,  # read only once the signature verified (step 5)
-        )
-    except JwsAlgorithmRefused as e:
-        raise errors.AttestationSignatureInvalid("alg is not accepted for this key") from e
-    except JwsCritNotUnderstood as e:
-        raise AttestationMalformed("the header has a crit extension") from e
-    except JwsHeaderRefused as e:
-        raise AttestationMalformed("the header carries a key or key reference") from e
-    except JwsInvalid as e:
-        raise AttestationMalformed(f"not a compact JWS of JSON objects: {e}") from e
-    header = jws.header
-    if not set(header) <= _HEADER_MEMBERS or header.get("typ") != ATTESTATION_TYP:
-        raise AttestationMalformed(f"the header must be alg, typ={ATTESTATION_TYP} and kid")
-
-    # Step 3 (RFC 7515 §5.2 step 8, RFC 8725 §3.1): the alg (on the allow-list, step 1)
-    # belongs to the key's type, so key-type confusion is refused before any check.
-    try:
-        check_alg(jws.alg, public_key.key_type)
-    except IntegrityError as e:
-        raise errors.AttestationSignatureInvalid("alg is not accepted for this key") from e
-
-    # Step 4 (RFC 7515 §5.2 steps 6-8): the signature over ASCII(header "." payload).
-    try:
-        jws.verify(public_key)
-    except IntegrityError as e:
-        raise errors.AttestationSignatureInvalid() from e
-
-    # Step 5 (RFC 7519 §7.2 steps 9-10): the claim set has exactly the attestation's members,
-    # and they agree with each other.
-    try:
-        claims = Attestation.model_validate(jws.payload)
-    except JwsInvalid as e:
-        raise AttestationMalformed("the payload is not canonical base64url of JSON") from e
-    except PydanticValidationError as e:
-        raise AttestationMalformed("the claim set is not a predicate attestation") from e
-
-    # Step 6 (RFC 7519 §4.1.4, §4.1.6): the time window, with leeway for clock skew.
-    current, slack = utc(now).timestamp(), leeway.total_seconds()
-    if current >= claims.exp + slack:
-        raise errors.AttestationExpired()
-    if claims.iat > current + slack:
-        raise errors.AttestationNotYetValid()
-
-    # Step 7 (RFC 7519 §4.1.3): issued to this audience.
-    if claims.aud != audience:
-        raise errors.AttestationAudienceMismatch()
-
-    # Step 8: an answer to this request, not a replay of another.
-    if not hmac.compare_digest(claims.nonce.encode("utf-8"), nonce.encode("utf-8")):
-        raise errors.AttestationNonceMismatch()
-
-    return claims

@@ -15,7 +15,6 @@ __all__ = [
     "CredentialTypeRow",
     "IssuerNonceRow",
     "StatusListRow",
-    "TrustedIssuerRow",
 ]
 
 
@@ -106,15 +105,3 @@ class IssuerNonceRow(Base):
 
     nonce_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-class TrustedIssuerRow(Base):
-    """An issuer whose credentials verification accepts: an https issuer URL (keys from its
-    ``/.well-known/jwt-vc-issuer`` metadata), a ``did:web`` or a ``did:key``."""
-
-    __tablename__ = "trusted_issuers"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    issuer: Mapped[str] = mapped_column(String(512), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,5 +1,5 @@
 """SD-JWT issuance and presentation (RFC 9901 §4, §4.3, §7.2); verification is in
-:mod:`credit_commons.issuer.sd_jwt_verify`, the data model in
+:mod:`credit_commons.verifier.sd_jwt_verify`, the data model in
 :mod:`credit_commons.formats.sd_jwt_format` (its main names are re-exported here).
 
 Pure functions: no clock, no randomness of their own (the salt generator and ``iat`` are

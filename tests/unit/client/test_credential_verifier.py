@@ -16,10 +16,10 @@ from credit_commons.client.verify import CredentialVerifier, check_disclosed
 from credit_commons.formats import sd_jwt_errors
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt import issue, present
-from credit_commons.issuer.sd_jwt_vc import UnknownIssuerKey, UntrustedIssuer
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier.sd_jwt_vc import UnknownIssuerKey, UntrustedIssuer
 
 ISSUER_KEY = PrivateKey.from_raw(KeyType.ED25519, b"\x05" * 32)
 ISSUER = encode_did_key(ISSUER_KEY.public_key)

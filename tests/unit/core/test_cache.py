@@ -164,20 +164,20 @@ def _vault_current(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
 
 
 def _foreign_keys(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
-    from credit_commons.issuer.foreign import foreign_issuers  # noqa: PLC0415
+    from credit_commons.verifier.foreign import foreign_issuers  # noqa: PLC0415
 
     return foreign_issuers(rt)._keys, lambda i, n: (f"https://i{i}" + "x" * n, (0.0, {}))
 
 
 def _foreign_fetchers(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
-    from credit_commons.issuer.foreign import foreign_issuers  # noqa: PLC0415
+    from credit_commons.verifier.foreign import foreign_issuers  # noqa: PLC0415
 
     return foreign_issuers(rt)._status, lambda i, n: (f"https://i{i}" + "x" * n, object())
 
 
 def _foreign_lists(rt: Runtime) -> tuple[BoundedCache[Any, Any], Fill]:
     from credit_commons.formats.status_list import StatusList  # noqa: PLC0415
-    from credit_commons.issuer.foreign import foreign_issuers  # noqa: PLC0415
+    from credit_commons.verifier.foreign import foreign_issuers  # noqa: PLC0415
 
     return foreign_issuers(rt)._lists, lambda i, n: (
         ("https://i", f"https://l/{i}"),

@@ -5,7 +5,7 @@ what RFC 7515 says to refuse, each with its own error at its boundary:
   webhook check, remote status lists, and the service callers) — it ignored ``crit``, so a
   token with a critical extension nobody implements was accepted (RFC 7515 §4.1.11: "MUST be
   rejected"); these cases fail on the tree before the change;
-* ``identity/predicates.verify_attestation``, the SD-JWT issuer JWT and the Key Binding JWT —
+* ``verifier/predicates.verify_attestation``, the SD-JWT issuer JWT and the Key Binding JWT —
   they refused duplicate members, padding and ``crit`` already, and still do.
 
 A duplicate member name or a padded segment was already refused by every parser (``core``'s
@@ -30,19 +30,19 @@ from credit_commons.formats import sd_jwt_errors
 from credit_commons.formats.sd_jwt_format import b64_digest
 from credit_commons.formats.status_list import StatusList
 from credit_commons.formats.vc_jwt import VcJwtInvalid, issue_vc_jwt, verify_vc_jwt
-from credit_commons.identity.predicate_errors import AttestationInvalid
 from credit_commons.identity.predicates import (
     ATTESTATION_TYP,
     ClaimResult,
     PredicateRequest,
     sign_attestation,
-    verify_attestation,
 )
 from credit_commons.issuer.sd_jwt import issue
-from credit_commons.issuer.sd_jwt_verify import verify as verify_sd_jwt
-from credit_commons.issuer.status_fetch import StatusListFetcher, StatusListRejected
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier.predicate_errors import AttestationInvalid
+from credit_commons.verifier.predicates import verify_attestation
+from credit_commons.verifier.sd_jwt_verify import verify as verify_sd_jwt
+from credit_commons.verifier.status_fetch import StatusListFetcher, StatusListRejected
 
 KEY = PrivateKey.generate(KeyType.ED25519)
 NOW = 1_800_000_000
@@ -145,7 +145,7 @@ def test_remote_status_list_refuses(case: str) -> None:
         StatusListFetcher(fetcher, lambda _h: KEY.public_key, clock=lambda: NOW).status(uri, 1)
 
 
-# -- former parser 2: identity/predicates.verify_attestation -------------------------------
+# -- former parser 2: verifier/predicates.verify_attestation -------------------------------
 
 
 def _attestation() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -33,10 +33,10 @@ from credit_commons.issuer.sd_jwt import (
     prepare,
     present,
 )
-from credit_commons.issuer.sd_jwt_verify import Verified, verify
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk
+from credit_commons.verifier.sd_jwt_verify import Verified, verify
 
 ISSUER = PrivateKey.from_raw(KeyType.ED25519, b"\x01" * 32)
 HOLDER = PrivateKey.from_raw(KeyType.ED25519, b"\x02" * 32)

@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from credit_commons import verifier
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.issuer import credentials, service, status, trust, verification
+from credit_commons.issuer import credentials, service, status
 from credit_commons.issuer.schemas import (
     BatchIssue,
     CredentialRecord,
@@ -244,8 +245,8 @@ def verify_credential(
     body: CredentialCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     if body.format == "dc+sd-jwt":
-        return verification.verify_sd_jwt_credential(session, runtime, body.credential)
-    return verification.verify_vc_jwt_credential(session, runtime, body.credential)
+        return verifier.verify_sd_jwt_credential(session, runtime, body.credential)
+    return verifier.verify_vc_jwt_credential(session, runtime, body.credential)
 
 
 @credentials_router.post(
@@ -256,7 +257,7 @@ def verify_credential(
 def verify_presentation(
     body: PresentationCheck, session: ReadSessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return verification.verify_presentation(
+    return verifier.verify_presentation(
         session, runtime, body.presentation, audience=body.audience, nonce=body.nonce
     )
 
@@ -279,7 +280,7 @@ class TrustedIssuer(BaseModel):
 def list_trusted(
     session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[dict[str, Any]]:
-    return trust.list_trusted_issuers(session, runtime, principal)
+    return verifier.list_trusted_issuers(session, runtime, principal)
 
 
 @trust_router.post(
@@ -291,7 +292,7 @@ def list_trusted(
 def add_trusted(
     body: TrustedIssuer, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    return trust.add_trusted_issuer(session, runtime, principal, body.issuer)
+    return verifier.add_trusted_issuer(session, runtime, principal, body.issuer)
 
 
 @trust_router.delete(
@@ -305,4 +306,4 @@ def remove_trusted(
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> dict[str, Any]:
-    return trust.remove_trusted_issuer(session, runtime, principal, entry_id)
+    return verifier.remove_trusted_issuer(session, runtime, principal, entry_id)

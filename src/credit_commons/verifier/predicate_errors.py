@@ -1,15 +1,13 @@
-"""Errors of predicate requests and predicate attestations.
+"""Errors of predicate attestation verification.
 
-A :class:`PredicateInvalid` names the claim (by index) and the rule it broke, never the value
-given: error details end up in logs and problem+json responses.  Attestation errors follow
-pyjwt: one class per failed check, all under :class:`AttestationInvalid`, so a relying party
-can catch the root or tell the checks apart.  Their details name the check, never the
+They follow pyjwt: one class per failed check, all under :class:`AttestationInvalid`, so a
+relying party can catch the root or tell the checks apart.  Their details name the check, never the
 attested subject, the results or the expected values.
 """
 
 from __future__ import annotations
 
-from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.core.errors import IntegrityError
 
 __all__ = [
     "AttestationAudienceMismatch",
@@ -19,35 +17,11 @@ __all__ = [
     "AttestationNonceMismatch",
     "AttestationNotYetValid",
     "AttestationSignatureInvalid",
-    "PredicateInvalid",
 ]
 
 
-class PredicateInvalid(ValidationError):
-    """A predicate request, or one of its claims, breaks the request rules.
-
-    ``index`` is the 0-based position of the offending claim (``None`` when the problem is
-    the request itself) and ``field`` the member at fault; both are also in ``extra``.
-    """
-
-    code = "identity.predicate_invalid"
-    title = "Invalid predicate request"
-
-    def __init__(self, reason: str, *, index: int | None = None, field: str | None = None) -> None:
-        where = ".".join(p for p in (f"claims[{index}]" if index is not None else "", field) if p)
-        extra: dict[str, object] = {}
-        if index is not None:
-            extra["claim_index"] = index
-        if field is not None:
-            extra["field"] = field
-        super().__init__(f"{where or 'request'}: {reason}", extra=extra)
-        self.reason = reason
-        self.index = index
-        self.field = field
-
-
 class AttestationInvalid(IntegrityError):
-    """Root of the errors :func:`~credit_commons.identity.predicates.verify_attestation` raises."""
+    """Root of the errors :func:`~credit_commons.verifier.predicates.verify_attestation` raises."""
 
     code = "identity.attestation_invalid"
     title = "Predicate attestation invalid"

@@ -3,7 +3,7 @@
 An entry is an issuer identifier exactly as credentials carry it in ``iss``:
 
 * an ``https`` issuer URL — its keys come from its JWT VC Issuer Metadata
-  (``/.well-known/jwt-vc-issuer``, SD-JWT VC draft §5), see :mod:`~credit_commons.issuer.foreign`;
+  (``/.well-known/jwt-vc-issuer``, SD-JWT VC draft §5), see :mod:`~credit_commons.verifier.foreign`;
 * a ``did:web`` — its keys come from its DID document;
 * a ``did:key`` — the key is the identifier itself.
 
@@ -26,12 +26,13 @@ from credit_commons.core.errors import CommonsError, ConflictError, NotFoundErro
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity.auth import Principal, actor_of
-from credit_commons.issuer.models import TrustedIssuerRow
 from credit_commons.keys.did_key import decode_did_key
 from credit_commons.keys.did_web import did_web_url
 from credit_commons.runtime import Runtime
+from credit_commons.verifier.models import TrustedIssuerRow
 
 __all__ = [
+    "IssuerKind",
     "IssuerTrusted",
     "IssuerUntrusted",
     "add_trusted_issuer",
@@ -41,22 +42,23 @@ __all__ = [
     "trusted_kind",
 ]
 
-Kind = Literal["https", "did:web", "did:key"]
+#: What kind of identifier a trusted issuer has, which decides where its keys come from.
+IssuerKind = Literal["https", "did:web", "did:key"]
 
 
 class IssuerTrusted(EventDetails, event_type="issuer.trusted"):
     """An issuer was added to the trust list (the identifier is behind the object hash)."""
 
-    kind: Kind
+    kind: IssuerKind
 
 
 class IssuerUntrusted(EventDetails, event_type="issuer.untrusted"):
     """An issuer was removed from the trust list."""
 
-    kind: Kind
+    kind: IssuerKind
 
 
-def issuer_kind(issuer: str) -> Kind:
+def issuer_kind(issuer: str) -> IssuerKind:
     """What kind of issuer identifier ``issuer`` is; raises :class:`ValidationError` for
     anything but an https URL without query, fragment or credentials, a valid ``did:web``
     or a valid ``did:key``."""
@@ -169,7 +171,7 @@ def remove_trusted_issuer(
     return removed
 
 
-def trusted_kind(session: Session, issuer: str) -> Kind | None:
+def trusted_kind(session: Session, issuer: str) -> IssuerKind | None:
     """The kind of ``issuer`` when it is on the trust list, else ``None``."""
     kind = session.scalar(select(TrustedIssuerRow.kind).where(TrustedIssuerRow.issuer == issuer))
     return kind if kind in ("https", "did:web", "did:key") else None  # type: ignore[return-value]

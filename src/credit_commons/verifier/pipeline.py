@@ -8,8 +8,8 @@ and ``sd_hash``, ``exp``/``nbf``/``iat`` with leeway).  Then:
 
 1. the issuer key: for this platform (``iss`` is its public URL) by ``kid`` among its own
    keys (every version verifies); for another ``iss``, only when the issuer is on the trust
-   list (:mod:`~credit_commons.issuer.trust`, else :class:`UntrustedIssuer`), resolved
-   through its metadata or DID document (:mod:`~credit_commons.issuer.foreign`);
+   list (:mod:`~credit_commons.verifier.trust`, else :class:`UntrustedIssuer`), resolved
+   through its metadata or DID document (:mod:`~credit_commons.verifier.foreign`);
 2. ``typ`` must be ``dc+sd-jwt``; the ``vct`` of this platform's credentials must be a type
    of its catalogue, a foreign one a string (``sd_jwt_vc.py``, shared with the lender
    client);
@@ -31,10 +31,14 @@ from sqlalchemy.orm import Session
 from credit_commons.formats.jws import parse_compact
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import verify_vc_jwt
-from credit_commons.issuer import foreign, status, trust
 from credit_commons.issuer import service as catalogue_service
+from credit_commons.issuer import status
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
-from credit_commons.issuer.sd_jwt_vc import (
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
+from credit_commons.keys.errors import KeyNotFound
+from credit_commons.runtime import Runtime
+from credit_commons.verifier import foreign, trust
+from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
     CredentialSuspended,
     UnknownIssuerKey,
@@ -43,10 +47,7 @@ from credit_commons.issuer.sd_jwt_vc import (
     raise_for_status,
     sd_jwt_vc_facts,
 )
-from credit_commons.issuer.sd_jwt_verify import verify
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
-from credit_commons.keys.errors import KeyNotFound
-from credit_commons.runtime import Runtime
+from credit_commons.verifier.sd_jwt_verify import verify
 
 __all__ = [
     "CredentialRevoked",
@@ -96,7 +97,7 @@ def _verify_sd_jwt_vc(
     nonce: str | None = None,
 ) -> dict[str, Any]:
     keys: dict[str, PublicKey] = {v.kid: v.public_key for v in _issuer_versions(session, rt)}
-    foreign_kind: list[trust.Kind] = []
+    foreign_kind: list[trust.IssuerKind] = []
 
     def resolve(header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
         # Step 1: the issuer and key come from our own key store or, for a trusted

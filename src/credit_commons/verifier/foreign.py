@@ -1,6 +1,6 @@
 """Keys and status of trusted foreign issuers, fetched safely and cached.
 
-For an issuer on the trust list (:mod:`~credit_commons.issuer.trust`):
+For an issuer on the trust list (:mod:`~credit_commons.verifier.trust`):
 
 * an https issuer's keys come from its JWT VC Issuer Metadata (SD-JWT VC draft §5):
   ``https://host[:port]/.well-known/jwt-vc-issuer`` followed by the issuer's path; the
@@ -9,7 +9,7 @@ For an issuer on the trust list (:mod:`~credit_commons.issuer.trust`):
 * a ``did:web``'s keys come from its DID document (``keys.did_web.DidResolver``): ``kid``
   must be a DID URL of that DID (``did#frag`` or ``#frag``);
 * a ``did:key`` is its own key (``kid``, if any, must be a DID URL of it);
-* status lists go through :class:`~credit_commons.issuer.status_fetch.StatusListFetcher`,
+* status lists go through :class:`~credit_commons.verifier.status_fetch.StatusListFetcher`,
   their signatures checked with the same issuer's keys.
 
 Every fetch goes through the SSRF-guarded :class:`~credit_commons.core.net.OutboundFetcher`;
@@ -28,13 +28,13 @@ from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.issuer.status_fetch import StatusListFetcher, status_list_cache
-from credit_commons.issuer.trust import Kind
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import decode_did_key
 from credit_commons.keys.did_web import DidResolver, method_key
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.runtime import Runtime
+from credit_commons.verifier.status_fetch import StatusListFetcher, status_list_cache
+from credit_commons.verifier.trust import IssuerKind
 
 __all__ = ["ForeignIssuers", "IssuerMetadataInvalid", "UnknownForeignKey", "foreign_issuers"]
 
@@ -92,7 +92,7 @@ class ForeignIssuers:
 
     # -- keys -----------------------------------------------------------------------------
 
-    def key(self, issuer: str, kind: Kind, header: Mapping[str, Any]) -> PublicKey:
+    def key(self, issuer: str, kind: IssuerKind, header: Mapping[str, Any]) -> PublicKey:
         """The key of ``issuer`` that ``header`` names (``kid``).
 
         Raises :class:`UnknownForeignKey`, :class:`IssuerMetadataInvalid`, and the
@@ -118,7 +118,7 @@ class ForeignIssuers:
             raise UnknownForeignKey("the issuer does not publish this key")
         return found
 
-    def _cached(self, issuer: str, kind: Kind, kid: str | None) -> dict[str, PublicKey]:
+    def _cached(self, issuer: str, kind: IssuerKind, kid: str | None) -> dict[str, PublicKey]:
         entry = self._keys.get(issuer)
         now = self._clock()
         if entry is not None and entry[0] > now and (kid is None or kid in entry[1]):
@@ -179,7 +179,7 @@ class ForeignIssuers:
 
     # -- status ---------------------------------------------------------------------------
 
-    def status(self, issuer: str, kind: Kind, uri: str, index: int) -> TokenStatus:
+    def status(self, issuer: str, kind: IssuerKind, uri: str, index: int) -> TokenStatus:
         """The status at ``index`` of ``issuer``'s list at ``uri``, signed by that issuer.
 
         Raises what :meth:`StatusListFetcher.status` raises.

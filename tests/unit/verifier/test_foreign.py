@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from credit_commons.core.net import OutboundFetcher, UnsafeUrl
-from credit_commons.issuer.foreign import ForeignIssuers, UnknownForeignKey, metadata_url
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier.foreign import ForeignIssuers, UnknownForeignKey, metadata_url
 
 ISSUER = "https://coop.example/tenants/7"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from credit_commons.core.errors import IntegrityError
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.issuer.sd_jwt_verify import Verified
+from credit_commons.verifier.sd_jwt_verify import Verified
 
 __all__ = [
     "SD_JWT_VC_TYP",

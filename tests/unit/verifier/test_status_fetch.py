@@ -10,8 +10,8 @@ import pytest
 from credit_commons.core.net import OutboundFetcher, UnsafeUrl
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
-from credit_commons.issuer.status_fetch import StatusListFetcher, StatusListRejected
 from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.verifier.status_fetch import StatusListFetcher, StatusListRejected
 
 URI = "https://issuer.example/status-lists/sl_1"
 NOW = 1_800_000_000

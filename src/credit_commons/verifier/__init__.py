@@ -1,0 +1,117 @@
+"""The verifier: checking credentials, presentations and predicate attestations.
+
+Above the issuer (whose catalogue, identifiers and status lists it reads through the
+issuer's service modules) and below consent and the lender client, which verify through
+the names here.  The modules:
+
+* ``pipeline`` — the platform's verification, its steps numbered in the order they run
+  (parse, issuer key, trust, signature, validity, key binding, type, status, decision):
+  :func:`verify_presentation`, :func:`verify_sd_jwt_credential`,
+  :func:`verify_vc_jwt_credential`;
+* ``sd_jwt_verify`` — the RFC 9901 verifier for any key resolver (:func:`verify_sd_jwt`);
+* ``sd_jwt_vc`` — the SD-JWT VC checks after it, pure (shared with the lender client);
+* ``trust`` — the trust list of foreign issuers (table in ``models``);
+* ``foreign`` — foreign issuers' keys and status lists, fetched safely and cached;
+* ``status_fetch`` — fetching and checking another issuer's Token Status List;
+* ``predicates`` — a relying party's check of a predicate attestation.
+"""
+
+from __future__ import annotations
+
+from credit_commons.verifier.foreign import (
+    ForeignIssuers,
+    IssuerMetadataInvalid,
+    UnknownForeignKey,
+    foreign_issuers,
+    metadata_url,
+)
+from credit_commons.verifier.pipeline import (
+    verify_presentation,
+    verify_sd_jwt_credential,
+    verify_vc_jwt_credential,
+)
+from credit_commons.verifier.predicate_errors import (
+    AttestationAudienceMismatch,
+    AttestationExpired,
+    AttestationInvalid,
+    AttestationMalformed,
+    AttestationNonceMismatch,
+    AttestationNotYetValid,
+    AttestationSignatureInvalid,
+)
+from credit_commons.verifier.predicates import verify_attestation
+from credit_commons.verifier.sd_jwt_vc import (
+    SD_JWT_VC_TYP,
+    CredentialRevoked,
+    CredentialSuspended,
+    StatusReference,
+    UnknownIssuerKey,
+    UntrustedIssuer,
+    VcFacts,
+    disclosed_claims,
+    raise_for_status,
+    sd_jwt_vc_facts,
+)
+from credit_commons.verifier.sd_jwt_verify import IssuerKeyResolver, KeyBinding, Verified
+from credit_commons.verifier.sd_jwt_verify import verify as verify_sd_jwt
+from credit_commons.verifier.status_fetch import (
+    StatusListCache,
+    StatusListFetcher,
+    StatusListRejected,
+    status_list_cache,
+)
+from credit_commons.verifier.trust import (
+    IssuerKind,
+    IssuerTrusted,
+    IssuerUntrusted,
+    add_trusted_issuer,
+    issuer_kind,
+    list_trusted_issuers,
+    remove_trusted_issuer,
+    trusted_kind,
+)
+
+__all__ = [
+    "SD_JWT_VC_TYP",
+    "AttestationAudienceMismatch",
+    "AttestationExpired",
+    "AttestationInvalid",
+    "AttestationMalformed",
+    "AttestationNonceMismatch",
+    "AttestationNotYetValid",
+    "AttestationSignatureInvalid",
+    "CredentialRevoked",
+    "CredentialSuspended",
+    "ForeignIssuers",
+    "IssuerKeyResolver",
+    "IssuerKind",
+    "IssuerMetadataInvalid",
+    "IssuerTrusted",
+    "IssuerUntrusted",
+    "KeyBinding",
+    "StatusListCache",
+    "StatusListFetcher",
+    "StatusListRejected",
+    "StatusReference",
+    "UnknownForeignKey",
+    "UnknownIssuerKey",
+    "UntrustedIssuer",
+    "VcFacts",
+    "Verified",
+    "add_trusted_issuer",
+    "disclosed_claims",
+    "foreign_issuers",
+    "issuer_kind",
+    "list_trusted_issuers",
+    "metadata_url",
+    "raise_for_status",
+    "remove_trusted_issuer",
+    "sd_jwt_vc_facts",
+    "status_list_cache",
+    "trusted_kind",
+    "verify_attestation",
+    "verify_presentation",
+    "verify_sd_jwt",
+    "verify_sd_jwt_credential",
+    "verify_vc_jwt_credential",
+]
