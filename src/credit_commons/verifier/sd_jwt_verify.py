@@ -2,6 +2,9 @@
 
 :func:`verify` raises a :mod:`~credit_commons.formats.sd_jwt_errors` class for the first check
 that fails and returns only when every check passed.  The steps are numbered as in the RFC.
+It runs four stages, in order, which the platform's pipeline (``verifier/pipeline.py``) runs
+between its own steps: :func:`parse_presentation`, :func:`verify_issuer_jwt`,
+:func:`check_validity` and :func:`verify_key_binding`.
 
 JOSE policy (RFC 8725 §3.1), applied by the platform's one JWS module (``formats/jws.py``):
 the ``alg`` must be one of ``EdDSA``, ``Ed25519`` and ``ES256`` and must fit the key's type
@@ -37,6 +40,7 @@ from credit_commons.formats.sd_jwt_format import (
     SD_ALG,
     Disclosure,
     JwsSignature,
+    Parts,
     b64_digest,
     decode_b64,
     decode_object,
@@ -51,7 +55,18 @@ from credit_commons.keys.errors import (
 )
 from credit_commons.keys.jwk import public_key_from_jwk
 
-__all__ = ["IssuerKeyResolver", "KeyBinding", "Verified", "verify"]
+__all__ = [
+    "IssuerKeyResolver",
+    "IssuerSigned",
+    "KeyBinding",
+    "Verified",
+    "check_validity",
+    "nesting_guard",
+    "parse_presentation",
+    "verify",
+    "verify_issuer_jwt",
+    "verify_key_binding",
+]
 
 #: Looks up the issuer's key from the (not yet verified) JOSE header and payload, checking
 #: that the key belongs to the issuer (§7.1 step 2.3).  It raises to refuse.
@@ -213,8 +228,10 @@ def _number(payload: Mapping[str, Any], name: str, invalid: type[errors.SdJwtInv
     return value
 
 
-def _check_validity(payload: Mapping[str, Any], now: int, leeway: int) -> None:
-    # §7.1 step 6 with RFC 7519 §4.1.4-4.1.6 semantics.
+def check_validity(payload: Mapping[str, Any], now: int, leeway: int = 60) -> None:
+    """Stage 3: the processed payload's ``exp``, ``nbf`` and ``iat`` (§7.1 step 6, with RFC
+    7519 §4.1.4-4.1.6 semantics and ``leeway`` seconds).  Raises ``Expired``,
+    ``NotYetValid`` or ``Malformed`` (a claim that is not a number)."""
     exp = _number(payload, "exp", errors.Malformed)
     nbf = _number(payload, "nbf", errors.Malformed)
     iat = _number(payload, "iat", errors.Malformed)
@@ -299,6 +316,10 @@ def verify(
     within ``max_kb_age`` (plus leeway) before ``now``.  ``serialization="json"`` reads the
     JWS JSON Serialization (§8); every signature of a General one must verify.
 
+    The four stages, in order: :func:`parse_presentation`, :func:`verify_issuer_jwt`,
+    :func:`check_validity`, :func:`verify_key_binding` (the platform's verifier,
+    ``verifier/pipeline.py``, runs the same stages between its own steps).
+
     Raises :class:`~credit_commons.formats.sd_jwt_errors.SdJwtInvalid` subclasses —
     ``Malformed``, ``AlgorithmNotAllowed``, ``EmbeddedKeyNotAllowed``, ``SignatureInvalid``,
     ``DisclosureDuplicate``, ``DigestCollision``, ``ReservedClaim``, ``ClaimNameExists``,
@@ -313,45 +334,82 @@ def verify(
         raise ValueError("key binding needs the expected audience and nonce")
     if require_key_binding and forbid_key_binding:
         raise ValueError("key binding cannot be both required and forbidden")
-    try:
-        return _verify(
+    with nesting_guard():
+        parts = parse_presentation(
             presentation,
-            issuer_key_resolver,
-            require_key_binding,
-            forbid_key_binding,
+            require_key_binding=require_key_binding,
+            forbid_key_binding=forbid_key_binding,
+            serialization=serialization,
+        )
+        signed = verify_issuer_jwt(parts, issuer_key_resolver, accepted_hash_algs)
+        check_validity(signed.payload, now, leeway)
+        key_binding = verify_key_binding(
+            parts,
+            signed,
             audience=audience,
             nonce=nonce,
             now=now,
             leeway=leeway,
             max_kb_age=max_kb_age,
-            serialization=serialization,
-            accepted_hash_algs=accepted_hash_algs,
         )
-    except RecursionError as e:  # belt and braces: MAX_DEPTH should stop it first
+        return signed.verified(key_binding)
+
+
+@contextmanager
+def nesting_guard() -> Iterator[None]:
+    """Turn a :class:`RecursionError` met while verifying into ``Malformed`` (belt and
+    braces: ``MAX_DEPTH`` should stop any nesting first)."""
+    try:
+        yield
+    except RecursionError as e:
         raise errors.Malformed("the credential is nested too deeply") from e
 
 
-def _verify(
+def parse_presentation(
     presentation: str,
-    resolver: IssuerKeyResolver,
+    *,
     require_key_binding: bool,
     forbid_key_binding: bool,
-    *,
-    audience: str | None,
-    nonce: str | None,
-    now: int,
-    leeway: int,
-    max_kb_age: int,
-    serialization: Literal["compact", "json"],
-    accepted_hash_algs: frozenset[str],
-) -> Verified:
-    # §7.3 step 3 and §7.1 step 1: separate the Issuer-signed JWT, Disclosures and KB-JWT.
+    serialization: Literal["compact", "json"] = "compact",
+) -> Parts:
+    """Stage 1: separate the Issuer-signed JWT, Disclosures and KB-JWT (§7.3 step 3, §7.1
+    step 1), and apply the key-binding policy (§7.3 steps 1-2): a missing KB-JWT is
+    ``KeyBindingMissing`` when required, a present one ``KeyBindingUnexpected`` when
+    forbidden.  Raises ``Malformed`` for anything that does not split."""
     parts = split(presentation, serialization)
-    # §7.3 steps 1-2: the policy decides; a missing KB-JWT is then a rejection.
     if require_key_binding and parts.kb_jwt is None:
         raise errors.KeyBindingMissing("this verifier requires key binding")
     if forbid_key_binding and parts.kb_jwt is not None:
         raise errors.KeyBindingUnexpected("this verifier expects no Key Binding JWT")
+    return parts
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSigned:
+    """The Issuer-signed JWT once its signatures and Disclosures passed (§7.1 steps 2-5):
+    the processed payload, the JOSE header of each signature, the Disclosures and the
+    ``_sd_alg`` they are hashed with."""
+
+    payload: dict[str, Any]
+    headers: tuple[dict[str, Any], ...]
+    disclosures: tuple[Disclosure, ...]
+    hash_alg: str
+
+    def verified(self, key_binding: KeyBinding | None) -> Verified:
+        """The :class:`Verified` result, with the (verified) ``key_binding``."""
+        return Verified(self.payload, self.headers[0], self.disclosures, key_binding)
+
+
+def verify_issuer_jwt(
+    parts: Parts,
+    resolver: IssuerKeyResolver,
+    accepted_hash_algs: frozenset[str] = frozenset(HASH_ALGORITHMS),
+) -> IssuerSigned:
+    """Stage 2: the Issuer-signed JWT (§7.1 step 2: each signature, its key from
+    ``resolver``) and its Disclosures (§7.1 steps 3-5).
+
+    Raises the ``SdJwtInvalid`` subclasses of those steps and whatever ``resolver`` raises.
+    """
     # §7.1 step 2: validate the Issuer-signed JWT (each signature of a JSON serialization).
     payload = decode_object(parts.payload, errors.Malformed, "the JWT payload")
     headers = []
@@ -381,20 +439,35 @@ def _verify(
     # §7.1 step 5: every Disclosure must be referenced.
     if len(processor.used) != len(by_digest):
         raise errors.DisclosureUnreferenced("a Disclosure is not referenced by any digest")
-    # §7.1 step 6: validity claims of the processed payload.
-    _check_validity(processed, now, leeway)
-    # §7.3 step 5: the Key Binding JWT.
-    key_binding = None
-    if parts.kb_jwt is not None:
-        key_binding = _verify_key_binding(
-            parts.kb_jwt,
-            processed,
-            parts.hash_input,
-            hash_alg,
-            audience=audience,
-            nonce=nonce,
-            now=now,
-            leeway=leeway,
-            max_kb_age=max_kb_age,
-        )
-    return Verified(processed, headers[0], tuple(by_digest.values()), key_binding)
+    return IssuerSigned(processed, tuple(headers), tuple(by_digest.values()), hash_alg)
+
+
+def verify_key_binding(
+    parts: Parts,
+    signed: IssuerSigned,
+    *,
+    audience: str | None,
+    nonce: str | None,
+    now: int,
+    leeway: int = 60,
+    max_kb_age: int = 300,
+) -> KeyBinding | None:
+    """Stage 4: the Key Binding JWT, when there is one (§7.3 step 5), against the holder key
+    in the processed payload's ``cnf``; ``None`` without a KB-JWT.
+
+    Raises ``KeyBindingInvalid``, ``KbStale``, ``KbNonceMismatch``, ``KbAudienceMismatch``,
+    ``SdHashMismatch``, ``AlgorithmNotAllowed`` or ``EmbeddedKeyNotAllowed``.
+    """
+    if parts.kb_jwt is None:
+        return None
+    return _verify_key_binding(
+        parts.kb_jwt,
+        signed.payload,
+        parts.hash_input,
+        signed.hash_alg,
+        audience=audience,
+        nonce=nonce,
+        now=now,
+        leeway=leeway,
+        max_kb_age=max_kb_age,
+    )
