@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck unit lock bench clean services system-deps hsm
+.PHONY: run test lint typecheck imports unit lock bench clean services system-deps hsm
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
+# The layering (docs/architecture.md) as import-linter contracts ([tool.importlinter] in
+# pyproject.toml).
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache --no-logo
+
 # System packages for tests with real components (SoftHSM2); installed when missing.
 system-deps:
 	@scripts/ensure-system-deps.sh
@@ -39,7 +44,7 @@ system-deps:
 # what keeps a test safe to run in parallel.  `make test TEST_WORKERS=0` runs it serially.
 TEST_WORKERS ?= 2
 
-test: system-deps lint typecheck
+test: system-deps lint typecheck imports
 	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(STAMP) system-deps
