@@ -9,6 +9,7 @@ size up to the sequenced size; clients check them against a checkpoint they hold
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,6 +251,19 @@ def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
         }
         for index, entry in rows
     ]
+
+
+def entry_bundle(session: Session, start: int, count: int) -> bytes | None:
+    """The tlog-tiles entry bundle of entries ``[start, start + count)``: each entry as a
+    big-endian uint16 length and its bytes, or ``None`` unless all ``count`` are stored."""
+    rows = session.execute(
+        select(_entries.c.entry)
+        .where(_entries.c.leaf_index >= start, _entries.c.leaf_index < start + count)
+        .order_by(_entries.c.leaf_index)
+    ).all()
+    if len(rows) != count:
+        return None
+    return b"".join(struct.pack(">H", len(e)) + bytes(e) for (e,) in rows)
 
 
 def receipt(

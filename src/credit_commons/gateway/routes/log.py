@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import struct
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_decode
@@ -17,7 +15,6 @@ from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
 from credit_commons.gateway.openapi import answers, media
 from credit_commons.ledger import service
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.schemas import (
     ConsistencyProof,
     InclusionProof,
@@ -31,7 +28,6 @@ __all__ = ["parse_tile_path", "router", "tiles_router"]
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 tiles_router = APIRouter(tags=["log tiles (tlog-tiles@v0.1.0)"])
-_entries: Table = LogEntryRow.__table__  # type: ignore[assignment]
 
 _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _FRESH = {"Cache-Control": "no-cache"}
@@ -189,15 +185,10 @@ def tile_entries(session: ReadSessionDep, path: str) -> Response:
     index, width = parse_tile_path(path)
     count = width or TILE_WIDTH
     start = index * TILE_WIDTH
-    rows = session.execute(
-        select(_entries.c.entry)
-        .where(_entries.c.leaf_index >= start, _entries.c.leaf_index < start + count)
-        .order_by(_entries.c.leaf_index)
-    ).all()
-    if len(rows) != count:
+    bundle = service.entry_bundle(session, start, count)
+    if bundle is None:
         raise NotFoundError("no such entry bundle")
-    # Big-endian uint16 length-prefixed entries.
-    return _octets(b"".join(struct.pack(">H", len(e)) + bytes(e) for (e,) in rows))
+    return _octets(bundle)
 
 
 @tiles_router.get(
