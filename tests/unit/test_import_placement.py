@@ -29,6 +29,8 @@ ROOTS = [
     SRC / "credit_commons" / "consent",
     SRC / "credit_commons" / "privacy",
     SRC / "credit_commons" / "wallet",
+    SRC / "credit_commons" / "lenders",
+    SRC / "credit_commons" / "gateway",
     SRC / "credit_commons" / "cli",
     SRC / "credit_commons" / "demo.py",
     SRC / "credit_commons" / "issuer",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI, Response
@@ -133,6 +133,34 @@ def create_app(
     """
     runtime = runtime or Runtime.build(settings, clock=clock)
     rate_limits(runtime)  # a malformed COMMONS_RATE_LIMITS stops the start, not a request
+    app = FastAPI(
+        title="Credit Commons",
+        version=__version__,
+        summary="Verifiable credit-readiness credentials, borrower consent and a public log.",
+        lifespan=_lifespan(runtime, run_worker=run_worker, freeze_heap=freeze_heap),
+        openapi_url="/openapi.json",
+        docs_url=None,  # served by install_api_docs, with its assets (no CDN)
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    registry = CollectorRegistry()
+    _install_middleware(app, runtime, registry)
+    install_problem_handlers(app, registry)
+    install_denial_handler(app, registry)
+    install_rate_limit_handler(app)
+    _include_routers(app)
+    install_api_docs(app, openapi_url="/openapi.json")
+    install_openapi(app)
+    _install_operations(app, runtime, registry)
+    return app
+
+
+def _lifespan(
+    runtime: Runtime, *, run_worker: bool, freeze_heap: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's start and stop: the start-up checks, the log worker (``run_worker``) and
+    the frozen heap (``freeze_heap``) on start; the worker, the rate limits and the
+    runtime closed on stop."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -150,24 +178,11 @@ def create_app(
             close_rate_limits(runtime)
             runtime.close()
 
-    app = FastAPI(
-        title="Credit Commons",
-        version=__version__,
-        summary="Verifiable credit-readiness credentials, borrower consent and a public log.",
-        lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url=None,  # served by install_api_docs, with its assets (no CDN)
-        redoc_url=None,
-    )
-    app.state.runtime = runtime
-    registry = CollectorRegistry()
-    _install_middleware(app, runtime, registry)
-    install_problem_handlers(app, registry)
-    install_denial_handler(app, registry)
-    install_rate_limit_handler(app)
-    _include_routers(app)
-    install_api_docs(app, openapi_url="/openapi.json")
-    install_openapi(app)
+    return lifespan
+
+
+def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
+    """``/healthz``, ``/readyz`` and ``/metrics`` (the app's own ``registry``)."""
 
     @app.get(
         "/healthz",
@@ -214,8 +229,6 @@ def create_app(
     )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return app
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -17,8 +17,15 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
+
 from credit_commons.core.errors import ConfigurationError
+from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
+from credit_commons.gateway.app import create_app
+from credit_commons.gateway.size_limits import bounded_protocol_factory
 
 __all__ = ["build_worker_app", "serve_options", "serve_workers", "worker_app", "workers_warnings"]
 
@@ -29,8 +36,6 @@ def serve_options(settings: Settings) -> dict[str, Any]:
     ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
     refuses over-long headers (``COMMONS_MAX_HEADER_BYTES``/``_LINE_BYTES``), as a
     picklable factory so that spawned workers receive it too."""
-    from credit_commons.gateway.size_limits import bounded_protocol_factory  # noqa: PLC0415
-
     return {
         "log_config": None,
         "access_log": False,
@@ -75,22 +80,18 @@ def workers_warnings(settings: Settings, workers: int) -> list[str]:
     return problems
 
 
-def worker_app(settings: Settings) -> Any:
+def worker_app(settings: Settings) -> FastAPI:
     """The app of one spawned worker process (uvicorn calls this, ``factory=True``, in the
     worker): our JSON logging, then :func:`build_worker_app`."""
-    from credit_commons.core.logging import configure_logging  # noqa: PLC0415
-
     configure_logging(settings.log_level)
     return build_worker_app(settings)
 
 
-def build_worker_app(settings: Settings) -> Any:
+def build_worker_app(settings: Settings) -> FastAPI:
     """A worker process's app: its own runtime over ``settings``, no log worker (the
     supervising process runs the one log worker), the start-up heap frozen.
 
     Raises :class:`ConfigurationError` when the settings are refused."""
-    from credit_commons.gateway.app import create_app  # noqa: PLC0415
-
     return create_app(settings, run_worker=False, freeze_heap=True)
 
 
@@ -99,9 +100,6 @@ def serve_workers(settings: Settings, workers: int, *, log_worker: Any | None) -
     that dies and stops them all on SIGINT/SIGTERM), running ``log_worker`` (a
     :class:`~credit_commons.ledger.worker.LogWorker`, or None) in this process meanwhile.
     Returns when the supervisor stops."""
-    import uvicorn  # noqa: PLC0415
-    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415
-
     config = uvicorn.Config(
         partial(worker_app, settings),
         factory=True,
