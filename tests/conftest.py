@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.runtime import Runtime
 

@@ -18,7 +18,7 @@ from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.ledger import anchoring

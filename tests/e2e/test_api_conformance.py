@@ -28,7 +28,7 @@ from tests.conftest import make_settings
 from tests.lenders import access_token, admin_headers, register
 
 from credit_commons.core.migrate import upgrade
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS, classify
 from credit_commons.runtime import Runtime
 

@@ -9,7 +9,7 @@ from tests.conftest import make_settings
 
 from credit_commons.core.migrate import upgrade
 from credit_commons.demo import bound_socket, run_story, serve_in_thread
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.ledger.receipts import verify_receipt
 from credit_commons.runtime import Runtime
 

@@ -19,7 +19,7 @@ from tests.factories import readiness_claims
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.formats.sd_jwt_format import SdJwt
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.sd_jwt import present
 from credit_commons.keys.algorithms import KeyType, PrivateKey

@@ -19,7 +19,7 @@ from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.sd_jwt_format import SdJwt
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.catalogue import commit_score
 from credit_commons.issuer.sd_jwt import present

@@ -15,7 +15,7 @@ from tests.e2e.test_oid4vci_http import code_of, make_offer, redeem
 from credit_commons.core.clock import FixedClock, SystemClock
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.models import CredentialOfferRow
 from credit_commons.runtime import Runtime

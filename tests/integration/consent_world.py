@@ -19,7 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
 from credit_commons.events import EventRow
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk

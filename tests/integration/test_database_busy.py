@@ -14,7 +14,7 @@ from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
 
 from credit_commons.core.db import DatabaseBusy, busy_error, make_engine
 from credit_commons.core.migrate import upgrade
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.runtime import Runtime
 
 

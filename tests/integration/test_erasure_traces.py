@@ -25,7 +25,7 @@ from tests.integration.test_consent_authority import _delegate, _identity
 from credit_commons.consent import notify
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import canonical_json
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.models import IdentityRow
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk

@@ -14,7 +14,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_decode
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.routes.log import parse_tile_path
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated

@@ -21,7 +21,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
 from credit_commons.core.facts import PlatformFactRow
 from credit_commons.core.migrate import upgrade
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.keys import service as keys_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.ledger.identity import log_identity

@@ -37,7 +37,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.witness_app import TLOG_SIZE
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated

@@ -15,7 +15,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
 from credit_commons.core.settings import Settings
 from credit_commons.demo import bound_socket, serve_in_thread
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.ledger import note as note_format
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.identity import log_identity

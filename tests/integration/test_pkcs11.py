@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType

@@ -15,7 +15,7 @@ from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.deps import ReadSessionDep, SessionDep
 from credit_commons.runtime import Runtime
 

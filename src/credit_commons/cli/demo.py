@@ -15,7 +15,7 @@ from credit_commons.core.errors import UnavailableError
 from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.demo import bound_socket, run_story, serve_in_thread
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.ledger.identity import log_identity
 from credit_commons.runtime import Runtime
 

@@ -11,8 +11,7 @@ from credit_commons.cli.log import warn_if_diverged
 from credit_commons.cli.support import JsonOption, holder, settings
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
-from credit_commons.gateway.app import startup_checks
+from credit_commons.gateway.app import create_app, startup_checks
 from credit_commons.gateway.serving import serve_options, serve_workers, workers_warnings
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.worker import LogWorker

@@ -18,16 +18,23 @@ from functools import partial
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from uvicorn.importer import import_from_string
 from uvicorn.supervisors import Multiprocess
 
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
-from credit_commons.gateway.app import create_app
 from credit_commons.gateway.size_limits import bounded_protocol_factory
 
 __all__ = ["build_worker_app", "serve_options", "serve_workers", "worker_app", "workers_warnings"]
+
+# A spawned worker imports this module (and size_limits.py) when it unpickles its
+# configuration, before it answers the supervisor's health checks (5 s, then it is killed
+# and spawned again): so this module does not import the app.  The worker names the app
+# factory the way uvicorn names any app, "module:attribute", and uvicorn imports it once the
+# worker is up (uvicorn.importer).  The package's __init__ imports nothing for the same
+# reason.
+_APP_FACTORY = "credit_commons.gateway.app:create_app"
 
 
 def serve_options(settings: Settings) -> dict[str, Any]:
@@ -80,18 +87,19 @@ def workers_warnings(settings: Settings, workers: int) -> list[str]:
     return problems
 
 
-def worker_app(settings: Settings) -> FastAPI:
+def worker_app(settings: Settings) -> Any:
     """The app of one spawned worker process (uvicorn calls this, ``factory=True``, in the
     worker): our JSON logging, then :func:`build_worker_app`."""
     configure_logging(settings.log_level)
     return build_worker_app(settings)
 
 
-def build_worker_app(settings: Settings) -> FastAPI:
+def build_worker_app(settings: Settings) -> Any:
     """A worker process's app: its own runtime over ``settings``, no log worker (the
     supervising process runs the one log worker), the start-up heap frozen.
 
     Raises :class:`ConfigurationError` when the settings are refused."""
+    create_app = import_from_string(_APP_FACTORY)
     return create_app(settings, run_worker=False, freeze_heap=True)
 
 

@@ -31,7 +31,6 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
-from credit_commons.gateway import create_app
 from credit_commons.gateway.access_token import (
     LenderPrincipal,
     authenticate_lender,
@@ -39,6 +38,7 @@ from credit_commons.gateway.access_token import (
     oauth_signer,
     require_scope,
 )
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.lender_deps import LenderDep, lender_for
 from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.keys.store import KeyVersion, StoredSigner

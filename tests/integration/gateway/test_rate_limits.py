@@ -27,7 +27,7 @@ from tests.lenders import (
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.settings import Settings
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.ratelimit import RateLimits, RateLimitState, rate_limits
 from credit_commons.gateway.route_groups import GROUPS, OTHER, classify
 from credit_commons.runtime import Runtime

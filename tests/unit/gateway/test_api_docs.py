@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_settings
 
 from credit_commons.core.migrate import upgrade
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import classify
 
 EXPECTED_TYPES = {

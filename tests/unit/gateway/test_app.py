@@ -11,7 +11,7 @@ from tests.conftest import make_settings
 
 from credit_commons.core.errors import ConfigurationError, NotFoundError
 from credit_commons.core.migrate import upgrade
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 
 
 @pytest.fixture

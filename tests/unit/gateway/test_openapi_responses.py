@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.conftest import make_settings
 
-from credit_commons.gateway import create_app
+from credit_commons.gateway.app import create_app
 from credit_commons.gateway.openapi import ALWAYS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
