@@ -91,9 +91,14 @@ def _production_master(settings: Settings) -> MasterKeyring:
     return master
 
 
-@dataclass
+@dataclass(eq=False)
 class Runtime:
-    """The shared objects of one running instance."""
+    """The shared objects of one running instance.
+
+    Compared and hashed by identity: the layers above keep what they cache per runtime in
+    their own :class:`~credit_commons.core.attached.Attached` (the log's identity, the
+    catalogue's types, the gateway's rate limiter), since this layer cannot name their types.
+    """
 
     settings: Settings
     engine: Engine
@@ -105,7 +110,8 @@ class Runtime:
     key_store: KeyStore
     tile_cache: TileCache = field(default_factory=TileCache)
     """The process-wide cache of full log tiles."""
-    extras: dict[str, object] = field(default_factory=dict)
+    _vault: Vault | None = field(default=None, init=False, repr=False)
+    _objects: ObjectDigests | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -148,13 +154,11 @@ class Runtime:
         Raises :class:`ConfigurationError` or ``KmsUnavailable`` when the KMS cannot be
         opened.
         """
-        vault = self.extras.get("vault")
-        if not isinstance(vault, Vault):
-            vault = Vault(
+        if self._vault is None:
+            self._vault = Vault(
                 build_kms(self.settings, self.master), self.clock, ttl=self.settings.vault_cache_ttl
             )
-            self.extras["vault"] = vault
-        return vault
+        return self._vault
 
     @property
     def objects(self) -> ObjectDigests:
@@ -163,12 +167,10 @@ class Runtime:
 
         Raises what :attr:`vault` raises when the KMS cannot be opened.
         """
-        objects = self.extras.get("objects")
-        if not isinstance(objects, ObjectDigests):
+        if self._objects is None:
             key = self.vault.kms.hmac(ObjectDigests.key_message(1), label=OBJECT_KEY_LABEL)
-            objects = ObjectDigests(key, version=1)
-            self.extras["objects"] = objects
-        return objects
+            self._objects = ObjectDigests(key, version=1)
+        return self._objects
 
     def operator_actor(self, name: str = "local") -> str:
         """The pseudonym that stands for an operator acting through the CLI."""
@@ -176,8 +178,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release the database connections and the KMS session (an HSM's, if open)."""
-        vault = self.extras.get("vault")
-        close_kms = getattr(getattr(vault, "kms", None), "close", None)
+        close_kms = getattr(self._vault.kms, "close", None) if self._vault is not None else None
         if callable(close_kms):
             close_kms()
         dispose_engine(self.engine)

@@ -25,7 +25,7 @@ from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
-from credit_commons.verifier.foreign import ForeignIssuers
+from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
 
 AUDIENCE = "https://lender.example/verifier"
 VCT = "https://other.example/vct/farmer-membership/v1"
@@ -67,7 +67,7 @@ def web(runtime: Runtime) -> FakeWeb:
     fetcher = OutboundFetcher(
         transport=httpx.MockTransport(fake.handler), resolver=lambda _host: ["93.184.216.34"]
     )
-    runtime.extras["foreign_issuers"] = ForeignIssuers(fetcher)
+    FOREIGN_ISSUERS.set(runtime, ForeignIssuers(fetcher))
     return fake
 
 

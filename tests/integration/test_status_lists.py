@@ -89,7 +89,7 @@ def test_rendered_lists_keep_one_version_each_and_stay_fresh(
             flip = TokenStatus.SUSPENDED if i % 2 == 0 else TokenStatus.VALID
             status.set_status(session, runtime, ref, flip)
         assert client.get(f"/status-lists/{ref.list_id}").status_code == 200
-    assert len(runtime.extras["status_list_cache"]) == 1
+    assert len(status.render_cache(runtime)) == 1
     clock.advance(timedelta(days=2))
     payload = verify_compact(
         client.get(f"/status-lists/{ref.list_id}").text,

@@ -21,6 +21,7 @@ from credit_commons.consent.access import (
     anonymous_actor,
     lender_actor,
 )
+from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
@@ -54,8 +55,6 @@ SCOPES = frozenset({"consent:request", "consent:read", "credentials:read", "disc
 """Every scope a lender may ask for (and gets when it asks for none)."""
 
 _EMBEDDED_KEYS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
-_CACHE = "oauth_key_versions"
-_VERIFIED = "oauth_verified_tokens"
 
 
 @dataclass(frozen=True)
@@ -118,15 +117,14 @@ def mint_access_token(
 
 
 def _key_versions(rt: Runtime) -> BoundedCache[str, KeyVersion]:
-    cache = rt.extras.get(_CACHE)
-    if not isinstance(cache, BoundedCache):
-        cache = rt.extras.setdefault(
-            _CACHE,
-            BoundedCache[str, KeyVersion](
-                max_entries=256, max_bytes=256 * 1024, size=lambda kid, _v: len(kid) + 200
-            ),
-        )
-    return cache  # type: ignore[return-value]
+    return _KEY_VERSIONS(rt)
+
+
+_KEY_VERSIONS = Attached[Runtime, BoundedCache[str, KeyVersion]](
+    lambda _rt: BoundedCache(
+        max_entries=256, max_bytes=256 * 1024, size=lambda kid, _v: len(kid) + 200
+    )
+)
 
 
 def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | None:
@@ -159,18 +157,17 @@ def _verified_tokens(rt: Runtime) -> BoundedCache[str, tuple[dict[str, Any], dic
     client's status — is still checked on every request.  A lender presents one token for
     its lifetime (minutes), so a small cache saves a signature check on nearly every call.
     """
-    cache = rt.extras.get(_VERIFIED)
-    if not isinstance(cache, BoundedCache):
-        cache = rt.extras.setdefault(
-            _VERIFIED,
-            BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]](
-                max_entries=4096,
-                max_bytes=16 * 1024 * 1024,
-                # The token text, and its decoded header and payload (about as much again).
-                size=lambda token, _parts: 2 * len(token),
-            ),
-        )
-    return cache  # type: ignore[return-value]
+    return _VERIFIED_TOKENS(rt)
+
+
+_VERIFIED_TOKENS = Attached[Runtime, BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]]](
+    lambda _rt: BoundedCache(
+        max_entries=4096,
+        max_bytes=16 * 1024 * 1024,
+        # The token text, and its decoded header and payload (about as much again).
+        size=lambda token, _parts: 2 * len(token),
+    )
+)
 
 
 def _signed_parts(

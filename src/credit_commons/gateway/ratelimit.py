@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, R
 from redis import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.errors import CommonsError, ConfigurationError, UnavailableError
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
@@ -54,6 +54,7 @@ from credit_commons.gateway.route_groups import GROUP_KEY, GROUPS, classify
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "LIMITERS",
     "RateLimitMiddleware",
     "RateLimitState",
     "RateLimitUnavailable",
@@ -66,12 +67,10 @@ __all__ = [
     "remember",
 ]
 
-_EXTRAS_KEY = "rate_limits"
 _STATE_KEY = "rate_limits"
 _ADDRESS_KEY = "client_address"
 _REDIS_TIMEOUT = 2.0
 _REDIS_THREADS = 16
-_BUILD_LOCK = threading.Lock()
 # The lender groups' scopes as the lender code names them.
 _SCOPES = {"api": "lender-api", "token": "lender-token"}
 
@@ -293,26 +292,23 @@ class RateLimits:
             self._pool.disconnect()
 
 
+LIMITERS = Attached[Runtime, RateLimits](lambda rt: RateLimits.from_settings(rt.settings))
+"""Each runtime's limiter (a test installs its own with ``LIMITERS.set``)."""
+
+
 def rate_limits(rt: Runtime) -> RateLimits:
     """The runtime's limiter, built from its settings on first use.
 
     Raises :class:`ConfigurationError` when ``COMMONS_RATE_LIMITS`` is not acceptable.
     """
-    limiter = rt.extras.get(_EXTRAS_KEY)
-    if isinstance(limiter, RateLimits):
-        return limiter
-    with _BUILD_LOCK:  # two first requests must not each count in a limiter of their own
-        limiter = rt.extras.get(_EXTRAS_KEY)
-        if not isinstance(limiter, RateLimits):
-            limiter = RateLimits.from_settings(rt.settings)
-            rt.extras[_EXTRAS_KEY] = limiter
-        return limiter
+    # Made once: two first requests must not each count in a limiter of their own.
+    return LIMITERS(rt)
 
 
 def close_rate_limits(rt: Runtime) -> None:
     """Close the runtime's limiter if one was built."""
-    limiter = rt.extras.pop(_EXTRAS_KEY, None)
-    if isinstance(limiter, RateLimits):
+    limiter = LIMITERS.pop(rt)
+    if limiter is not None:
         limiter.close()
 
 

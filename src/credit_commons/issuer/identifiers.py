@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.facts import PlatformFactRow, record_fact
 from credit_commons.runtime import Runtime
 
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 FACT_PREFIX = "issuer.id."
-_CACHE = "issuer_identifiers"
 _STATUS_PATH = "/status-lists/"
 
 
@@ -46,12 +46,12 @@ def record_issuer_identifier(session: Session, rt: Runtime) -> None:
         _remember(rt, [identifier])
 
 
+# The issuer identifiers each runtime has seen recorded.
+_KNOWN = Attached[Runtime, set[str]](lambda _rt: set())
+
+
 def _known(rt: Runtime) -> set[str]:
-    known = rt.extras.get(_CACHE)
-    if not isinstance(known, set):
-        known = set()
-        rt.extras[_CACHE] = known
-    return known
+    return _KNOWN(rt)
 
 
 def _remember(rt: Runtime, identifiers: Iterable[str]) -> None:

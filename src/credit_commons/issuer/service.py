@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, Token, record_event
@@ -32,25 +33,25 @@ class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):
     disclosable: int
 
 
-_TYPES_CACHE = "credential_types"
 _TYPES_ENTRIES = 512
 _TYPES_BYTES = 16 * 1024 * 1024
 
 
 def _types_cache(rt: Runtime) -> BoundedCache[str, tuple[str, CredentialType, int]]:
-    # name -> (update time, validated type, bytes of its schema's JSON text)
-    cache = rt.extras.get(_TYPES_CACHE)
-    if not isinstance(cache, BoundedCache):
-        cache = rt.extras.setdefault(
-            _TYPES_CACHE,
-            BoundedCache[str, tuple[str, CredentialType, int]](
-                max_entries=_TYPES_ENTRIES,
-                max_bytes=_TYPES_BYTES,
-                # A parsed, validated schema holds a few times the bytes of its JSON text.
-                size=lambda name, value: len(name) + 4 * value[2],
-            ),
-        )
-    return cache  # type: ignore[return-value]
+    return _TYPES(rt)
+
+
+# name -> (update time, validated type, bytes of its schema's JSON text)
+_TYPES = Attached[Runtime, BoundedCache[str, tuple[str, CredentialType, int]]](
+    lambda _rt: BoundedCache(
+        max_entries=_TYPES_ENTRIES,
+        max_bytes=_TYPES_BYTES,
+        # A parsed, validated schema holds a few times the bytes of its JSON text.
+        size=lambda name, value: len(name) + 4 * value[2],
+    )
+)
+# True for a runtime that has seen every built-in type in the database.
+_BUILT_INS_PRESENT = Attached[Runtime, bool](lambda _rt: False)
 
 
 def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialType:
@@ -79,13 +80,13 @@ def _install_built_ins(session: Session, rt: Runtime) -> None:
     # Once this process has seen every built-in type in the database, it stops looking
     # (types are never deleted).  A call that installs one looks again next time, since its
     # transaction may still roll back.
-    if rt.extras.get("catalogue_built_ins_present") is True:
+    if _BUILT_INS_PRESENT.peek(rt):
         return
     missing = [b for b in BUILT_IN if session.get(CredentialTypeRow, b.name) is None]
     for built_in in missing:
         _store(session, rt, built_in, rt.pseudonymizer.pseudonym("operator", "catalogue"))
     if not missing:
-        rt.extras["catalogue_built_ins_present"] = True
+        _BUILT_INS_PRESENT.set(rt, True)
 
 
 def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str) -> None:

@@ -21,6 +21,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
@@ -55,7 +56,6 @@ ISSUER_KEY = "issuer"
 LIST_SIZE = 131_072
 _FILL_LIMIT = 0.8
 _TTL = 300
-_CACHE_KEY = "status_list_cache"
 # The latest rendering of each list, by list id: a new version replaces the old one, so the
 # cache never holds more than one token per list, and at most this many lists and bytes.
 _CACHE_ENTRIES = 1024
@@ -278,14 +278,13 @@ def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
 
 def render_cache(rt: Runtime) -> BoundedCache[str, RenderedList]:
     """The runtime's cache of rendered status lists, by list id (made on first use)."""
-    cache = rt.extras.get(_CACHE_KEY)
-    if not isinstance(cache, BoundedCache):
-        cache = rt.extras.setdefault(
-            _CACHE_KEY,
-            BoundedCache[str, RenderedList](
-                max_entries=_CACHE_ENTRIES,
-                max_bytes=_CACHE_BYTES,
-                size=lambda key, value: text_size(key, value.token),
-            ),
-        )
-    return cache  # type: ignore[return-value]
+    return _RENDERED(rt)
+
+
+_RENDERED = Attached[Runtime, BoundedCache[str, RenderedList]](
+    lambda _rt: BoundedCache(
+        max_entries=_CACHE_ENTRIES,
+        max_bytes=_CACHE_BYTES,
+        size=lambda key, value: text_size(key, value.token),
+    )
+)

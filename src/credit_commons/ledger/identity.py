@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
@@ -48,7 +49,6 @@ FACT_KEY_NAME = "log.key_name"
 FACT_KEY_ID = "log.key_id"
 # Origins frozen by a declared new origin (ledger/recovery.py): log.origin.frozen.1, .2, …
 FACT_FROZEN_PREFIX = "log.origin.frozen."
-_CACHE = "log_identity"
 
 
 class LogIdentityMismatch(ConfigurationError):
@@ -160,10 +160,12 @@ def log_identity(rt: Runtime) -> LogIdentity:
 
     Raises :class:`LogIdentityMismatch` (see :func:`establish_log_identity`).
     """
-    cached = rt.extras.get(_CACHE)
-    if isinstance(cached, LogIdentity):
-        return cached
+    return _IDENTITIES(rt)
+
+
+def _establish(rt: Runtime) -> LogIdentity:
     with transaction(rt.sessions) as session:
-        identity = establish_log_identity(session, rt.key_store, rt.settings, rt.clock.now())
-    rt.extras[_CACHE] = identity
-    return identity
+        return establish_log_identity(session, rt.key_store, rt.settings, rt.clock.now())
+
+
+_IDENTITIES = Attached[Runtime, LogIdentity](_establish)

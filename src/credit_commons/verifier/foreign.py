@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
@@ -36,7 +37,13 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier.status_fetch import StatusListFetcher, status_list_cache
 from credit_commons.verifier.trust import IssuerKind
 
-__all__ = ["ForeignIssuers", "IssuerMetadataInvalid", "UnknownForeignKey", "foreign_issuers"]
+__all__ = [
+    "FOREIGN_ISSUERS",
+    "ForeignIssuers",
+    "IssuerMetadataInvalid",
+    "UnknownForeignKey",
+    "foreign_issuers",
+]
 
 
 class IssuerMetadataInvalid(IntegrityError):
@@ -200,14 +207,16 @@ class ForeignIssuers:
 
 def foreign_issuers(rt: Runtime) -> ForeignIssuers:
     """The runtime's resolver of foreign issuers, made on first use with the settings' SSRF
-    guard (tests install their own in ``rt.extras["foreign_issuers"]``)."""
-    found = rt.extras.get("foreign_issuers")
-    if isinstance(found, ForeignIssuers):
-        return found
-    made = ForeignIssuers(
+    guard (tests install their own with ``FOREIGN_ISSUERS.set(rt, ...)``)."""
+    return FOREIGN_ISSUERS(rt)
+
+
+FOREIGN_ISSUERS = Attached[Runtime, ForeignIssuers](
+    lambda rt: ForeignIssuers(
         OutboundFetcher(
             allow_private=rt.settings.insecure_allow_private_network,
             allow_http=rt.settings.insecure_allow_http,
         )
     )
-    return rt.extras.setdefault("foreign_issuers", made)  # type: ignore[return-value]
+)
+"""Each runtime's resolver of foreign issuers (see :func:`foreign_issuers`)."""

@@ -28,7 +28,13 @@ from tests.lenders import (
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
-from credit_commons.gateway.ratelimit import RateLimits, RateLimitState, rate_limits
+from credit_commons.gateway.ratelimit import (
+    LIMITERS,
+    RateLimits,
+    RateLimitState,
+    close_rate_limits,
+    rate_limits,
+)
 from credit_commons.gateway.route_groups import GROUPS, OTHER, classify
 from credit_commons.runtime import Runtime
 
@@ -54,7 +60,7 @@ def install(request: pytest.FixtureRequest, runtime: Runtime, key_prefix: str) -
             redis_url=redis_url,
             key_prefix=key_prefix,
         )
-        runtime.extras["rate_limits"] = limiter
+        LIMITERS.set(runtime, limiter)
         made.append(limiter)
         return limiter
 
@@ -160,8 +166,9 @@ def test_replicas_share_counters_in_redis(redis_url: str, key_prefix: str) -> No
 
 
 def test_redis_down_fails_closed(client: TestClient, runtime: Runtime, clock: FixedClock) -> None:
-    runtime.extras["rate_limits"] = RateLimits(
-        client_limit="5/minute", ip_limit="5/minute", redis_url="redis://127.0.0.1:1/0"
+    LIMITERS.set(
+        runtime,
+        RateLimits(client_limit="5/minute", ip_limit="5/minute", redis_url="redis://127.0.0.1:1/0"),
     )
     for response in (
         token_request(client, "x.y.z"),
@@ -176,7 +183,7 @@ def test_redis_down_fails_closed(client: TestClient, runtime: Runtime, clock: Fi
 
 def test_settings_choose_the_store(runtime: Runtime) -> None:
     assert rate_limits(runtime).backend == "memory"
-    runtime.extras.pop("rate_limits").close()
+    close_rate_limits(runtime)
     runtime.settings = runtime.settings.model_copy(
         update={"redis_url": SecretStr("redis://127.0.0.1:6379/15")}
     )
