@@ -36,6 +36,7 @@ from credit_commons.core.ids import new_id
 from credit_commons.events import (
     EventDetails,
     EventSpec,
+    RecordedEvent,
     Token,
     record_event,
     record_events,
@@ -298,6 +299,12 @@ def issue_credential(
     return issue_credentials(session, rt, principal, [request])[0]
 
 
+# One credential on its way: the checked request, its id, its build job (or its VC-JWT, signed
+# already), its status-list entry and its expiry; then the same with the credential's text.
+_Made = tuple[_Checked, str, BuildJob | str, status.StatusRef, datetime]
+_Issued = tuple[_Checked, str, str, status.StatusRef, datetime]
+
+
 def issue_credentials(
     session: Session,
     rt: Runtime,
@@ -320,6 +327,27 @@ def issue_credentials(
         raise NotFoundError("no such resource")
     if not requests:
         return []
+    checked = _check_batch(session, rt, requests)
+    signer, now, made = _prepare_batch(session, rt, checked)
+    built, events = _build_and_record(
+        session, rt, principal, checked=checked, made=made, now=now, builders=builders
+    )
+    issued = _sign_batch(signer, made, built)
+    _store_batch(session, rt, issued, now)
+    return [
+        {
+            "credential_id": credential_id,
+            "format": item.request.credential_format,
+            "credential": text,
+            "expires_at": expires.isoformat(),
+            "event_id": event.id,
+        }
+        for (item, credential_id, text, _, expires), event in zip(issued, events, strict=True)
+    ]
+
+
+def _check_batch(session: Session, rt: Runtime, requests: Sequence[IssueRequest]) -> list[_Checked]:
+    # Each request against the catalogue (one lookup per type), then the subjects at once.
     checked: list[_Checked] = []
     types: dict[str, CredentialType] = {}
     for position, request in enumerate(requests):
@@ -330,9 +358,19 @@ def issue_credentials(
                 e.extra["item"] = position
             raise
     _check_subjects(session, rt, requests)
+    return checked
+
+
+def _prepare_batch(
+    session: Session, rt: Runtime, checked: list[_Checked]
+) -> tuple[StoredSigner, datetime, list[_Made]]:
+    # The status-list entries of the whole batch, the issuer key, and each credential's
+    # build job (a VC-JWT is signed here already).
     kinds = [
-        status.StatusKind.TOKEN if r.credential_format == SD_JWT_VC else status.StatusKind.BITSTRING
-        for r in requests
+        status.StatusKind.TOKEN
+        if item.request.credential_format == SD_JWT_VC
+        else status.StatusKind.BITSTRING
+        for item in checked
     ]
     refs: dict[status.StatusKind, Iterator[status.StatusRef]] = {
         kind: iter(status.allocate_many(session, rt, kind, kinds.count(kind)))
@@ -340,7 +378,7 @@ def issue_credentials(
     }
     signer = status.issuer_signer(session, rt)
     now = rt.clock.now()
-    made: list[tuple[_Checked, str, BuildJob | str, status.StatusRef, datetime]] = []
+    made: list[_Made] = []
     for position, (item, kind) in enumerate(zip(checked, kinds, strict=True)):
         ref = next(refs[kind])
         credential_id = new_id("crd")
@@ -356,10 +394,23 @@ def issue_credentials(
                 expires=expires,
             )
         except CommonsError as e:
-            if len(requests) > 1:
+            if len(checked) > 1:
                 e.extra["item"] = position
             raise
         made.append((item, credential_id, job, ref, expires))
+    return signer, now, made
+
+
+def _build_and_record(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    *,
+    checked: list[_Checked],
+    made: list[_Made],
+    now: datetime,
+    builders: BuildPool | None,
+) -> tuple[list[Built], list[RecordedEvent]]:
     # With workers, the SD-JWTs are built there while this process does what needs no
     # credential text (the subjects' vault keys, the events); without, they are built
     # first, so that a claim no SD-JWT can carry is refused before anything is written.
@@ -372,7 +423,7 @@ def issue_credentials(
     pending = builders.submit(jobs) if builders is not None else PendingBuilds(jobs, [])
     try:
         if not pending.sent:
-            built = _collect_builds(pending, sd_jwts, len(requests))
+            built = _collect_builds(pending, sd_jwts, len(made))
         rt.vault.ensure_keys(
             session, {item.request.subject_token for item in checked}, _VAULT_PURPOSE
         )
@@ -394,19 +445,27 @@ def issue_credentials(
             ],
         )
         if pending.sent:
-            built = _collect_builds(pending, sd_jwts, len(requests))
+            built = _collect_builds(pending, sd_jwts, len(made))
     finally:
         pending.cancel()
-    # Their signatures all at once (a large batch is signed on several threads).
+    return built, events
+
+
+def _sign_batch(signer: StoredSigner, made: list[_Made], built: list[Built]) -> list[_Issued]:
+    # The SD-JWTs' signatures all at once (a large batch is signed on several threads).
     signatures = signer.sign_many([signing_input for signing_input, _ in built])
     sd_jwt_texts = iter(
         compact_sd_jwt(signing_input, disclosures, signature)
         for (signing_input, disclosures), signature in zip(built, signatures, strict=True)
     )
-    issued = [
+    return [
         (item, credential_id, job if isinstance(job, str) else next(sd_jwt_texts), ref, expires)
         for item, credential_id, job, ref, expires in made
     ]
+
+
+def _store_batch(session: Session, rt: Runtime, issued: list[_Issued], now: datetime) -> None:
+    # The credentials sealed for their subjects, and their registry rows.
     sealed = rt.vault.seal_many(
         session,
         [(text.encode(), item.request.subject_token, cid) for item, cid, text, _, _ in issued],
@@ -433,16 +492,6 @@ def issue_credentials(
             )
         ],
     )
-    return [
-        {
-            "credential_id": credential_id,
-            "format": item.request.credential_format,
-            "credential": text,
-            "expires_at": expires.isoformat(),
-            "event_id": event.id,
-        }
-        for (item, credential_id, text, _, expires), event in zip(issued, events, strict=True)
-    ]
 
 
 def _collect_builds(

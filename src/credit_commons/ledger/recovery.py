@@ -41,7 +41,7 @@ from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
 from credit_commons.events import Digest, EventDetails, EventRow, LogOutboxRow, Token, record_event
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger.checkpoint import verify_checkpoint
-from credit_commons.ledger.continuity import SOURCE_FILE, ContinuityGuard, LogDiverged
+from credit_commons.ledger.continuity import SOURCE_FILE, Claim, ContinuityGuard, LogDiverged
 from credit_commons.ledger.errors import LogError
 from credit_commons.ledger.identity import FACT_FROZEN_PREFIX, FACT_ORIGIN, LogIdentity
 from credit_commons.ledger.models import CheckpointRow, LogEntryRow, WitnessProgressRow
@@ -260,68 +260,19 @@ def replay(
     """
     # 1.
     state = lock_state(session)
-    continuity = guard.assess(session, identity)
-    gap = continuity.gap
-    if gap is None:
-        raise ConflictError("the database continues what this log published: nothing to replay")
-    if gap.kind != "behind":
-        raise gap.error()
-    target = max(
-        (c for c in continuity.claims if c.root is not None), key=lambda c: c.size, default=None
-    )
-    if target is None or target.size < gap.claim.size:
-        raise ValidationError(
-            f"the newest published size {gap.claim.size} ({gap.claim.source}) has no known "
-            "root to check a replay against",
-            hint="declare a new origin instead (`commons log new-origin`)",
-        )
-    assert target.root is not None
+    target = _replay_target(session, guard, identity)
     start = state.size
     # 2.
     entries = read_entries(source, start, target.size)
     refs = _event_ids(entries)
     # 3.
-    hashes = [hashlib.sha256(b"\x00" + e).digest() for e in entries]
     ids = [ref[0] for ref in refs]
-    session.execute(
-        insert(_entries),
-        [
-            {"leaf_index": start + i, "event_id": ids[i], "entry": e, "leaf_key": leaf_key(h)}
-            for i, (e, h) in enumerate(zip(entries, hashes, strict=True))
-        ],
-    )
-    dropped = 0
-    for i in range(0, len(ids), 1000):
-        chunk = ids[i : i + 1000]
-        result = session.execute(delete(LogOutboxRow).where(LogOutboxRow.event_id.in_(chunk)))
-        dropped += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    known = 0
-    for i in range(0, len(ids), 1000):
-        chunk = ids[i : i + 1000]
-        known += int(session.scalar(select(func.count()).where(EventRow.id.in_(chunk))) or 0)
-    append_leaf_hashes(session, start, hashes)
+    dropped, known = _append_replayed(session, start, entries, ids)
     # 4.
-    root = root_from_source(target.size, TileHashSource(session))
-    if root != target.root:
-        raise LogDiverged(
-            f"the replayed leaves give root {root.b64()} at size {target.size}, not the "
-            f"published {target.root.b64()} ({target.source}): the tiles are of another log",
-            extra={"published_size": target.size},
-        )
+    root = _check_replayed_root(session, target)
     state.size, state.root = target.size, bytes(root)
     # 5.
-    checkpoint = None
-    note = target.note if target.source == SOURCE_FILE else None
-    if note is not None and session.get(CheckpointRow, target.size) is None:
-        opened = verify_checkpoint(
-            note, Ed25519Verifier.from_vkey(identity.vkey), origin=identity.origin
-        )
-        if opened.size != target.size or opened.root_hash != root:
-            raise LogDiverged("the published checkpoint does not state the published tree")
-        session.add(
-            CheckpointRow(size=target.size, root=bytes(root), note=note, created_at=clock.now())
-        )
-        checkpoint = target.size
+    checkpoint = _store_published_checkpoint(session, identity, target, root, clock)
     session.flush()
     # 6.
     guard.assess(session, identity).check()
@@ -345,6 +296,86 @@ def replay(
         first_at=min((r[2] for r in refs), default=None),
         last_at=max((r[2] for r in refs), default=None),
     )
+
+
+def _replay_target(session: Session, guard: ContinuityGuard, identity: LogIdentity) -> Claim:
+    """Step 1 of :func:`replay`: the newest published claim with a known root, which the
+    database (behind it) must reach."""
+    continuity = guard.assess(session, identity)
+    gap = continuity.gap
+    if gap is None:
+        raise ConflictError("the database continues what this log published: nothing to replay")
+    if gap.kind != "behind":
+        raise gap.error()
+    target = max(
+        (c for c in continuity.claims if c.root is not None), key=lambda c: c.size, default=None
+    )
+    if target is None or target.size < gap.claim.size:
+        raise ValidationError(
+            f"the newest published size {gap.claim.size} ({gap.claim.source}) has no known "
+            "root to check a replay against",
+            hint="declare a new origin instead (`commons log new-origin`)",
+        )
+    return target
+
+
+def _append_replayed(
+    session: Session, start: int, entries: list[bytes], ids: list[str]
+) -> tuple[int, int]:
+    """Step 3 of :func:`replay`: store ``entries`` as leaves ``start…`` with their tiles and
+    drop their events from the outbox; (outbox entries dropped, events the database holds)."""
+    hashes = [hashlib.sha256(b"\x00" + e).digest() for e in entries]
+    session.execute(
+        insert(_entries),
+        [
+            {"leaf_index": start + i, "event_id": ids[i], "entry": e, "leaf_key": leaf_key(h)}
+            for i, (e, h) in enumerate(zip(entries, hashes, strict=True))
+        ],
+    )
+    dropped = 0
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        result = session.execute(delete(LogOutboxRow).where(LogOutboxRow.event_id.in_(chunk)))
+        dropped += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    known = 0
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        known += int(session.scalar(select(func.count()).where(EventRow.id.in_(chunk))) or 0)
+    append_leaf_hashes(session, start, hashes)
+    return dropped, known
+
+
+def _check_replayed_root(session: Session, target: Claim) -> Hash:
+    """Step 4 of :func:`replay`: the database's root at the published size, which must be the
+    published root (raises :class:`LogDiverged`)."""
+    assert target.root is not None
+    root = root_from_source(target.size, TileHashSource(session))
+    if root != target.root:
+        raise LogDiverged(
+            f"the replayed leaves give root {root.b64()} at size {target.size}, not the "
+            f"published {target.root.b64()} ({target.source}): the tiles are of another log",
+            extra={"published_size": target.size},
+        )
+    return root
+
+
+def _store_published_checkpoint(
+    session: Session, identity: LogIdentity, target: Claim, root: Hash, clock: Clock
+) -> int | None:
+    """Step 5 of :func:`replay`: store the published checkpoint when its signed note is known
+    and not stored yet, after verifying it under the log's key; its size, or None."""
+    note = target.note if target.source == SOURCE_FILE else None
+    if note is None or session.get(CheckpointRow, target.size) is not None:
+        return None
+    opened = verify_checkpoint(
+        note, Ed25519Verifier.from_vkey(identity.vkey), origin=identity.origin
+    )
+    if opened.size != target.size or opened.root_hash != root:
+        raise LogDiverged("the published checkpoint does not state the published tree")
+    session.add(
+        CheckpointRow(size=target.size, root=bytes(root), note=note, created_at=clock.now())
+    )
+    return target.size
 
 
 # -- a declared new origin ---------------------------------------------------------------------
