@@ -160,7 +160,13 @@ def log_identity(rt: Runtime) -> LogIdentity:
 
     Raises :class:`LogIdentityMismatch` (see :func:`establish_log_identity`).
     """
-    return _IDENTITIES(rt)
+    # Established outside any lock: a caller holding a write transaction must not wait on
+    # one another caller holds while it waits on the database.
+    identity = _IDENTITIES.peek(rt)
+    if identity is None:
+        identity = _establish(rt)
+        _IDENTITIES.set(rt, identity)
+    return identity
 
 
 def _establish(rt: Runtime) -> LogIdentity:
