@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.identity.auth import issue_admin_token
-from credit_commons.identity.service import is_tombstoned
+from credit_commons.identity.links import is_tombstoned
 from credit_commons.runtime import Runtime
 
 

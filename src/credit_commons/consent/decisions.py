@@ -192,9 +192,8 @@ def _verify_did_signature(
     session: Session, rt: Runtime, token: str, consent_id: str, signature: str
 ) -> None:
     try:
-        profile = identity_service.get_profile(session, rt, Principal(token, "identity"), token)
-        did = profile.get("did")
-        if not isinstance(did, str):
+        did = identity_service.registered_did(session, rt, token)
+        if did is None:
             raise NotFoundError("no such consent")
         fetcher = OutboundFetcher(
             allow_private=rt.settings.insecure_allow_private_network,

@@ -88,9 +88,8 @@ def holder_did(session: Session, rt: Runtime, token: str) -> str:
 
     Raises :class:`NotFoundError` when the identity does not exist or has no DID.
     """
-    owner = Principal(token, "identity")
-    did = identity_service.get_profile(session, rt, owner, token).get("did")
-    if not isinstance(did, str):
+    did = identity_service.registered_did(session, rt, token)
+    if did is None:
         raise NotFoundError("no such identity")
     return did
 

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
@@ -43,6 +43,7 @@ __all__ = [
     "has_delegation",
     "issue_admin_token",
     "issue_token",
+    "prune_access_tokens",
     "subject_of",
 ]
 
@@ -96,6 +97,12 @@ def issue_token(session: Session, rt: Runtime, principal: str, role: str) -> tup
 def issue_admin_token(session: Session, rt: Runtime, name: str) -> tuple[str, str]:
     """A bearer token for an administrator (``commons admin token``); shown once."""
     return issue_token(session, rt, f"admin:{name}", "admin")
+
+
+def prune_access_tokens(session: Session, before: datetime) -> int:
+    """Delete the access tokens that expired before ``before`` (retention); how many went."""
+    result = session.execute(delete(AccessTokenRow).where(AccessTokenRow.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(session: Session, rt: Runtime, authorization: str | None) -> Principal:

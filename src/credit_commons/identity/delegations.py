@@ -29,6 +29,7 @@ __all__ = [
     "accept_delegation",
     "create_delegation",
     "delegatees_of",
+    "export_delegations",
     "list_delegations",
     "prune_delegations",
     "revoke_delegation",
@@ -187,3 +188,34 @@ def prune_delegations(session: Session, before: datetime) -> int:
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _export_view(row: DelegationRow, token: str) -> dict[str, Any]:
+    def when(value: datetime | None) -> str | None:
+        return utc(value).isoformat() if value is not None else None
+
+    return {
+        "id": row.id,
+        "type": row.type,
+        "role": "delegator" if row.delegator_token == token else "delegatee",
+        "delegator_token": row.delegator_token,
+        "delegatee_token": row.delegatee_token,
+        "permissions": json.loads(row.permissions),
+        "delegator_accepted_at": when(row.delegator_accepted_at),
+        "delegatee_accepted_at": when(row.delegatee_accepted_at),
+        "expires_at": utc(row.expires_at).isoformat(),
+        "revoked": row.revoked_at is not None,
+        "revoked_at": when(row.revoked_at),
+        "created_at": utc(row.created_at).isoformat(),
+    }
+
+
+def export_delegations(session: Session, token: str) -> list[dict[str, Any]]:
+    """Every delegation ``token`` is a party to, oldest first, with its whole history (for
+    a data-subject export: the caller has been authorised)."""
+    rows = session.scalars(
+        select(DelegationRow)
+        .where(or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token))
+        .order_by(DelegationRow.created_at, DelegationRow.id)
+    )
+    return [_export_view(row, token) for row in rows]

@@ -38,6 +38,11 @@ from credit_commons.identity.errors import (
     NotAnOnboardingAuthority,
 )
 from credit_commons.identity.identifiers import normalize
+from credit_commons.identity.links import (
+    identifier_pseudonym,
+    identifier_tombstoned,
+    identifier_view,
+)
 from credit_commons.identity.models import (
     BOUND,
     IdentifierLinkRow,
@@ -45,11 +50,6 @@ from credit_commons.identity.models import (
     OnboardingAuthorityRow,
 )
 from credit_commons.identity.schemas import IdentifierBinding
-from credit_commons.identity.service import (
-    identifier_pseudonym,
-    identifier_tombstoned,
-    identifier_view,
-)
 from credit_commons.runtime import Runtime
 
 __all__ = [

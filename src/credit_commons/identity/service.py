@@ -33,7 +33,6 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
-from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.events import (
     EventDetails,
@@ -49,9 +48,15 @@ from credit_commons.identity.auth import (
     issue_token,
     subject_of,
 )
-from credit_commons.identity.identifiers import IdentifierKind, normalize
+from credit_commons.identity.delegations import export_delegations
+from credit_commons.identity.identifiers import normalize
+from credit_commons.identity.links import (
+    identifier_pseudonym,
+    identifier_view,
+    links_of,
+    tombstone_keys,
+)
 from credit_commons.identity.models import (
-    BOUND,
     UNVERIFIED,
     AccessTokenRow,
     DelegationRow,
@@ -81,14 +86,10 @@ __all__ = [
     "forget_subject",
     "get_identity",
     "get_profile",
-    "identifier_pseudonym",
-    "identifier_tombstoned",
-    "identifier_view",
     "identity_exists",
     "identity_tokens_after",
-    "is_tombstoned",
     "open_attributes",
-    "prune_access_tokens",
+    "registered_did",
     "update_identity",
 ]
 
@@ -133,44 +134,6 @@ class IdentityForgotten:
 
 def _new_identity_token() -> str:
     return "idt_" + "".join(secrets.choice(_BASE62) for _ in range(22))
-
-
-def identifier_pseudonym(rt: Runtime, kind: IdentifierKind, canonical: str) -> str:
-    """The keyed pseudonym (``p1:…``) of an identifier in its canonical spelling."""
-    mac = rt.vault.kms.hmac(f"{kind.value}\x00{canonical}".encode(), label="identifier")
-    return "p1:" + b64url_encode(mac)
-
-
-def _tombstone_key(rt: Runtime, what: str) -> str:
-    return rt.vault.kms.hmac(what.encode(), label="tombstone").hex()
-
-
-def identifier_tombstoned(session: Session, rt: Runtime, pseudonym: str) -> bool:
-    """Whether the identifier behind ``pseudonym`` was bound to a subject since erased."""
-    return session.get(TombstoneRow, _tombstone_key(rt, f"link\x00{pseudonym}")) is not None
-
-
-def identifier_view(link: IdentifierLinkRow) -> dict[str, Any]:
-    """What the platform says about one of an identity's identifiers (no value, no
-    pseudonym): its kind, ``unverified`` or ``bound``, and for a bound one the attesting
-    authority, the keyed digest of its evidence reference and when it was bound."""
-    return {
-        "kind": link.kind,
-        "status": link.status,
-        "authority_id": link.authority_id,
-        "evidence_digest": link.evidence_digest,
-        "bound_at": utc(link.bound_at).isoformat() if link.bound_at is not None else None,
-    }
-
-
-def _links(session: Session, token: str) -> list[IdentifierLinkRow]:
-    return list(
-        session.scalars(
-            select(IdentifierLinkRow)
-            .where(IdentifierLinkRow.identity_token == token)
-            .order_by(IdentifierLinkRow.kind, IdentifierLinkRow.pseudonym)
-        )
-    )
 
 
 def identity_exists(session: Session, token: str) -> bool:
@@ -300,7 +263,7 @@ def _metadata(session: Session, row: IdentityRow) -> dict[str, Any]:
         "verification_level": row.verification_level,
         "owner_token": row.owner_token,
         "created_at": utc(row.created_at).isoformat(),
-        "identifiers": [identifier_view(link) for link in _links(session, row.token)],
+        "identifiers": [identifier_view(link) for link in links_of(session, row.token)],
     }
 
 
@@ -332,6 +295,16 @@ def get_profile(session: Session, rt: Runtime, principal: Principal, token: str)
     ``read:profile``)."""
     row = authorised_row(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
     return _open(session, rt, row, PROFILE)
+
+
+def registered_did(session: Session, rt: Runtime, token: str) -> str | None:
+    """The DID identity ``token`` registered in its profile (its holder key), or ``None``.
+    Raises :class:`NotFoundError` for an unknown identity."""
+    row = session.get(IdentityRow, token)
+    if row is None:
+        raise NotFoundError("no such identity")
+    did = _open(session, rt, row, PROFILE).get("did")
+    return did if isinstance(did, str) else None
 
 
 def open_attributes(
@@ -371,17 +344,6 @@ def update_identity(
     return _metadata(session, row)
 
 
-def is_tombstoned(session: Session, rt: Runtime, token: str) -> bool:
-    """Whether ``token`` belongs to an erased subject (issuance must refuse it)."""
-    return session.get(TombstoneRow, _tombstone_key(rt, f"identity\x00{token}")) is not None
-
-
-def prune_access_tokens(session: Session, before: datetime) -> int:
-    """Delete the access tokens that expired before ``before`` (retention); how many went."""
-    result = session.execute(delete(AccessTokenRow).where(AccessTokenRow.expires_at < before))
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
 # -- the identity domain's part of export and erasure (composed by privacy/) ---------------
 
 
@@ -399,42 +361,17 @@ def export_subject(session: Session, rt: Runtime, token: str) -> IdentityExport:
     events = session.scalars(
         select(EventRow).where(EventRow.subject == subject_of(rt, token)).order_by(EventRow.id)
     ).all()
-    delegations = session.scalars(
-        select(DelegationRow)
-        .where(or_(DelegationRow.delegator_token == token, DelegationRow.delegatee_token == token))
-        .order_by(DelegationRow.created_at, DelegationRow.id)
-    )
     return IdentityExport(
         subject=_metadata(session, row),
         profile=_open(session, rt, row, PROFILE),
         attributes=_open(session, rt, row, ATTRIBUTES),
         identifiers=[
             {**identifier_view(link), "pseudonym": link.pseudonym}
-            for link in _links(session, token)
+            for link in links_of(session, token)
         ],
-        delegations=[_delegation_view(d, token) for d in delegations],
+        delegations=export_delegations(session, token),
         events=[event_document(RecordedEvent.from_row(e)) for e in events],
     )
-
-
-def _delegation_view(row: DelegationRow, token: str) -> dict[str, Any]:
-    def when(value: datetime | None) -> str | None:
-        return utc(value).isoformat() if value is not None else None
-
-    return {
-        "id": row.id,
-        "type": row.type,
-        "role": "delegator" if row.delegator_token == token else "delegatee",
-        "delegator_token": row.delegator_token,
-        "delegatee_token": row.delegatee_token,
-        "permissions": json.loads(row.permissions),
-        "delegator_accepted_at": when(row.delegator_accepted_at),
-        "delegatee_accepted_at": when(row.delegatee_accepted_at),
-        "expires_at": utc(row.expires_at).isoformat(),
-        "revoked": row.revoked_at is not None,
-        "revoked_at": when(row.revoked_at),
-        "created_at": utc(row.created_at).isoformat(),
-    }
 
 
 def forget_subject(session: Session, rt: Runtime, token: str) -> IdentityForgotten:
@@ -450,17 +387,12 @@ def forget_subject(session: Session, rt: Runtime, token: str) -> IdentityForgott
     row = session.get(IdentityRow, token)
     if row is None:
         raise NotFoundError("no such identity")
-    links = _links(session, token)
+    links = links_of(session, token)
     destroyed = rt.vault.shred(session, token)
     now = rt.clock.now()
-    tombstones = {_tombstone_key(rt, f"identity\x00{token}")}
-    # Keyed hashes of the *bound* pseudonyms in the tombstone domain: they stop an
-    # authority from binding those identifiers again, without keeping the pseudonyms.  An
-    # unverified identifier leaves no tombstone: otherwise a squatter could register an
-    # owner's number and erase themselves to block the owner for good.
-    for link in links:
-        if link.status == BOUND:
-            tombstones.add(_tombstone_key(rt, f"link\x00{link.pseudonym}"))
+    # The token's tombstone and keyed hashes of the *bound* pseudonyms (identity/links.py):
+    # they stop re-issuing to the token and binding those identifiers again.
+    tombstones = tombstone_keys(rt, token, links)
     session.execute(delete(IdentifierLinkRow).where(IdentifierLinkRow.identity_token == token))
     session.execute(delete(AccessTokenRow).where(AccessTokenRow.principal == token))
     session.execute(

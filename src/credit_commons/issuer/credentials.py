@@ -44,7 +44,8 @@ from credit_commons.events import (
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import issue_vc_jwt
 from credit_commons.identity.auth import Principal, actor_of, subject_of
-from credit_commons.identity.service import existing_identities, is_tombstoned
+from credit_commons.identity.links import is_tombstoned
+from credit_commons.identity.service import existing_identities
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds

@@ -11,15 +11,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from credit_commons.issuer.models import CredentialOfferRow, CredentialRow
 
-__all__ = ["forget_subject"]
+__all__ = ["IssuerForgotten", "forget_subject"]
 
 
-def forget_subject(session: Session, token: str) -> dict[str, int]:
+@dataclass(frozen=True)
+class IssuerForgotten:
+    """What the issuer's part of an erasure changed."""
+
+    credentials_unlinked: int
+    offers_deleted: int
+
+
+def forget_subject(session: Session, token: str) -> IssuerForgotten:
     """Remove identity ``token`` from the issuer's tables in the caller's transaction;
     returns how many credentials were unlinked and offers deleted."""
     unlinked = session.execute(
@@ -28,7 +38,7 @@ def forget_subject(session: Session, token: str) -> dict[str, int]:
     offers = session.execute(
         delete(CredentialOfferRow).where(CredentialOfferRow.subject_token == token)
     )
-    return {
-        "credentials_unlinked": int(getattr(unlinked, "rowcount", 0) or 0),
-        "offers_deleted": int(getattr(offers, "rowcount", 0) or 0),
-    }
+    return IssuerForgotten(
+        credentials_unlinked=int(getattr(unlinked, "rowcount", 0) or 0),
+        offers_deleted=int(getattr(offers, "rowcount", 0) or 0),
+    )

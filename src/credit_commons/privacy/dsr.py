@@ -113,9 +113,8 @@ def confirm_request(
         if signature is None:
             raise _denied()
         try:
-            profile = identity_service.get_profile(session, rt, Principal(token, "identity"), token)
-            did = profile.get("did")
-            if not isinstance(did, str):
+            did = identity_service.registered_did(session, rt, token)
+            if did is None:
                 raise _denied()
             if resolver is None:
                 fetcher = OutboundFetcher(

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credit_commons.core.db import transaction
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.auth import Principal
+from credit_commons.identity.links import is_tombstoned
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime
@@ -72,7 +73,7 @@ def restore_from(
             break
         after = tokens[-1]
         with transaction(source) as live:
-            gone = [t for t in tokens if identity_service.is_tombstoned(live, rt, t)]
+            gone = [t for t in tokens if is_tombstoned(live, rt, t)]
         for token in gone:
             with transaction(rt.sessions) as session:
                 erase_subject(session, rt, _RESTORER, token)

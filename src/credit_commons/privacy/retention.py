@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from credit_commons.consent.denial_counts import prune_denial_counts
 from credit_commons.events import EventDetails, record_event
+from credit_commons.identity.auth import prune_access_tokens
 from credit_commons.identity.delegations import prune_delegations
-from credit_commons.identity.service import prune_access_tokens
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 
