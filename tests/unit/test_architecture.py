@@ -1,4 +1,5 @@
-"""The package's import graph has no cycle (issue 15).
+"""The package's shape (issue 15): no import cycle between modules, small modules, short
+functions.
 
 The layers and the "no other domain's tables or routers" rules are import-linter contracts
 (``[tool.importlinter]`` in pyproject.toml, run by ``make imports``); they compare packages.
@@ -9,10 +10,15 @@ which exist only for annotations."""
 
 from __future__ import annotations
 
+import ast
+import statistics
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import grimp
 import pytest
+
+import credit_commons
 
 
 def cycles(nodes: Iterable[str], successors: Callable[[str], Iterable[str]]) -> list[list[str]]:
@@ -83,3 +89,31 @@ def test_no_module_imports_itself_through_others() -> None:
     graph = grimp.build_graph("credit_commons", exclude_type_checking_imports=True)
     assert len(graph.modules) > 200  # the package was found, not an empty graph
     assert cycles(graph.modules, graph.find_modules_directly_imported_by) == []
+
+
+def _sources() -> list[tuple[str, str]]:
+    package = Path(credit_commons.__file__).parent
+    return [
+        (path.relative_to(package.parent).as_posix(), path.read_text(encoding="utf-8"))
+        for path in sorted(package.rglob("*.py"))
+    ]
+
+
+def test_modules_stay_small() -> None:
+    # Issue 15: the median module at most 250 lines, none over 600.
+    lengths = {name: len(text.splitlines()) for name, text in _sources()}
+    assert len(lengths) > 200
+    assert statistics.median(lengths.values()) <= 250
+    assert {name: n for name, n in lengths.items() if n > 600} == {}
+
+
+def test_functions_stay_short() -> None:
+    # Issue 15: no function (method, nested function) over 80 lines, the demo's story too.
+    long = [
+        f"{name}:{node.lineno} {node.name} ({(node.end_lineno or node.lineno) - node.lineno + 1})"
+        for name, text in _sources()
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > 80
+    ]
+    assert long == []
