@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -70,11 +69,8 @@ __all__ = [
     "StatusAction",
     "change_status",
     "checked_claims",
-    "did_document",
     "issue_credential",
     "issue_credentials",
-    "issuer_did",
-    "issuer_metadata",
     "list_credentials",
 ]
 
@@ -150,43 +146,6 @@ def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
         else:
             found.append(path)
     return found
-
-
-def issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
-    """The JWT VC Issuer Metadata document (``/.well-known/jwt-vc-issuer``)."""
-    keys = [v.jwk() for v in status.issuer_key_versions(session, rt)]
-    return {"issuer": rt.settings.public_url, "jwks": {"keys": keys}}
-
-
-def issuer_did(rt: Runtime) -> str:
-    """The platform's ``did:web`` (did:web method spec §3.1: host, port percent-encoded)."""
-    netloc = urlsplit(rt.settings.public_url).netloc
-    return "did:web:" + netloc.replace(":", "%3A")
-
-
-def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
-    """The ``did:web`` document: every issuer key version as a JsonWebKey2020 method."""
-    did = issuer_did(rt)
-    methods = [
-        {
-            "id": f"{did}#{v.kid}",
-            "type": "JsonWebKey2020",
-            "controller": did,
-            "publicKeyJwk": v.jwk(),
-        }
-        for v in status.issuer_key_versions(session, rt)
-    ]
-    ids = [m["id"] for m in methods]
-    return {
-        "@context": [
-            "https://www.w3.org/ns/did/v1",
-            "https://w3id.org/security/suites/jws-2020/v1",
-        ],
-        "id": did,
-        "verificationMethod": methods,
-        "assertionMethod": ids,
-        "authentication": ids,
-    }
 
 
 @dataclass(frozen=True)

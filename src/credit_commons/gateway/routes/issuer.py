@@ -11,7 +11,7 @@ from credit_commons import verifier
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.issuer import credentials, service, status
+from credit_commons.issuer import credentials, documents, service, status
 from credit_commons.issuer.schemas import (
     BatchIssue,
     CredentialRecord,
@@ -153,7 +153,7 @@ class PresentationCheck(BaseModel):
     responses=answers(DidDocument),
 )
 def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return credentials.did_document(session, runtime)
+    return documents.did_document(session, runtime)
 
 
 @credentials_router.get(
@@ -162,7 +162,7 @@ def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     responses=answers(JwtVcIssuerMetadata),
 )
 def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return credentials.issuer_metadata(session, runtime)
+    return documents.issuer_metadata(session, runtime)
 
 
 @credentials_router.post(
