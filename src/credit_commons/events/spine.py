@@ -50,6 +50,7 @@ from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
 from credit_commons.events.models import EventRow, LogOutboxRow
 
 __all__ = [
+    "OBJECT_KEY_LABEL",
     "OBJECT_PATTERN",
     "Digest",
     "EventDetails",
