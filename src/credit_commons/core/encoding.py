@@ -17,13 +17,14 @@ import binascii
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Any, TypeAlias
 
 import rfc8785
 
 from credit_commons.core.errors import ValidationError
 
 __all__ = [
+    "JsonObject",
     "b64_decode",
     "b64_encode",
     "b64url_decode",
@@ -36,6 +37,13 @@ __all__ = [
     "sha256",
     "sha256_hex",
 ]
+
+JsonObject: TypeAlias = dict[str, Any]
+"""A JSON object whose members a specification leaves open (a JWK, a JOSE header, a JWT
+claims set, a DID document, a credential's claims) or that has not been validated yet.
+
+Only for such documents: a service's own result is a named type (a pydantic model or a
+dataclass), so that its fields are checked where it is produced and where it is read."""
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
