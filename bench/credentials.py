@@ -170,7 +170,7 @@ def issue_batch(
     ]
     with transaction(rt.sessions) as session:
         results = credentials.issue_credentials(session, rt, admin, requests, builders=builders)
-    return [Issued(subject, r["credential"]) for subject, r in zip(owners, results, strict=True)]
+    return [Issued(subject, r.credential) for subject, r in zip(owners, results, strict=True)]
 
 
 def issuance_round(
@@ -327,8 +327,8 @@ def bench_verification(rt: Runtime, issued: list[Issued], args: argparse.Namespa
         checked = verifier.verify_presentation(
             session, rt, shown[0].text, audience=AUDIENCE, nonce=shown[0].nonce
         )
-    assert checked["claims"]["income_bracket"] == "25L-1Cr"
-    assert "score_opening" not in checked["claims"]
+    assert checked.claims["income_bracket"] == "25L-1Cr"
+    assert "score_opening" not in checked.claims
 
     rate(raw_verify, 500)  # warm up
     pure_rates, db_rates, raw_rates = [], [], []

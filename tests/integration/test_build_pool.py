@@ -119,7 +119,7 @@ def test_pooled_issuance_verifies_and_is_stored_like_one_process(
     now = int(runtime.clock.now().timestamp())
     for (token, holder, _), issued in zip(subjects, pooled + alone, strict=True):
         shown = present(
-            SdJwt.parse(issued["credential"]),
+            SdJwt.parse(issued.credential),
             disclose={"/income_bracket", "/score_opening"},
             holder_signer=holder,
             audience=AUDIENCE,
@@ -131,7 +131,7 @@ def test_pooled_issuance_verifies_and_is_stored_like_one_process(
                 session, runtime, shown, audience=AUDIENCE, nonce="n-" + token
             )
             row = session.scalar(
-                select(CredentialRow).where(CredentialRow.id == issued["credential_id"])
+                select(CredentialRow).where(CredentialRow.id == issued.credential_id)
             )
             assert row is not None
             opened = runtime.vault.open(
@@ -139,13 +139,13 @@ def test_pooled_issuance_verifies_and_is_stored_like_one_process(
                 bytes(row.sealed),
                 subject=token,
                 purpose="credentials",
-                record=issued["credential_id"],
+                record=issued.credential_id,
             )
-        assert result["claims"]["income_bracket"] == readiness_claims(token)["income_bracket"]
-        assert result["claims"]["enterprise"]["identity_token"] == token
-        assert "debt_ratio_bracket" not in result["claims"]  # not disclosed
-        assert opened.decode() == issued["credential"]
-        assert row.token_hash == hashlib.sha256(issued["credential"].encode()).hexdigest()
+        assert result.claims["income_bracket"] == readiness_claims(token)["income_bracket"]
+        assert result.claims["enterprise"]["identity_token"] == token
+        assert "debt_ratio_bracket" not in result.claims  # not disclosed
+        assert opened.decode() == issued.credential
+        assert row.token_hash == hashlib.sha256(issued.credential.encode()).hexdigest()
 
 
 def test_a_failing_job_is_named_wherever_it_was_built(pool: BuildPool) -> None:

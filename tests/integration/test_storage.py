@@ -91,8 +91,8 @@ def test_key_lifecycle_create_sign_rotate_verify(runtime: Runtime, key_type: Key
         jwks = key_service.public_jwks(session, runtime.key_store, "issuer")
     assert [e.type for e in events] == ["key.created", "key.rotated"]
     assert all(e.actor == actor for e in events)
-    assert [k["kid"] for k in jwks["keys"]] == [v2.kid, v1.kid]
-    assert jwks["did"].startswith("did:key:z")
+    assert [k["kid"] for k in jwks.keys] == [v2.kid, v1.kid]
+    assert jwks.did.startswith("did:key:z")
 
 
 def test_private_keys_are_encrypted_at_rest(runtime: Runtime) -> None:

@@ -40,7 +40,10 @@ app.add_typer(issuer_type_app, name="type")
 def issuer_type_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the credential types in the catalogue."""
     with unit(ctx) as (rt, session):
-        types = [t.as_json() for t in issuer_service.list_types(session, rt)]
+        types = [
+            t.view().model_dump(mode="json", by_alias=True)
+            for t in issuer_service.list_types(session, rt)
+        ]
     emit(as_json, types, "\n".join(f"{t['name']:<32} {t['vct']}" for t in types))
 
 
@@ -52,7 +55,9 @@ def issuer_type_show(
 ) -> None:
     """Show one credential type (schema and disclosable paths)."""
     with unit(ctx) as (rt, session):
-        data = issuer_service.get_type(session, rt, name).as_json()
+        data = (
+            issuer_service.get_type(session, rt, name).view().model_dump(mode="json", by_alias=True)
+        )
     emit(as_json, data, json.dumps(data, indent=2))
 
 
@@ -68,7 +73,11 @@ def issuer_type_put(
         raise ValidationError("the type definition must be a JSON object")
     with unit(ctx) as (rt, session):
         created = issuer_service.put_type(session, rt, operator(), definition)
-    emit(as_json, created.as_json(), f"stored {created.name} ({created.vct})")
+    emit(
+        as_json,
+        created.view().model_dump(mode="json", by_alias=True),
+        f"stored {created.name} ({created.vct})",
+    )
 
 
 @app.command("issue-batch")
@@ -146,7 +155,7 @@ def _status_command(action: str, what: str) -> None:
             data = credentials.change_status(
                 session, rt, operator(), credential_id, credentials.StatusAction(action)
             )
-        emit(as_json, data, f"{credential_id}: {data['status']}")
+        emit(as_json, data.model_dump(mode="json"), f"{credential_id}: {data.status}")
 
     command.__doc__ = what
     app.command(action)(command)
@@ -173,7 +182,11 @@ def issuer_trust_add(
     """Trust an issuer (recorded as issuer.trusted)."""
     with unit(ctx) as (rt, session):
         added = trust.add_trusted_issuer(session, rt, operator(), issuer)
-    emit(as_json, added, f"trusted {added['issuer']} ({added['kind']}, {added['id']})")
+    emit(
+        as_json,
+        added.model_dump(mode="json"),
+        f"trusted {added.issuer} ({added.kind}, {added.id})",
+    )
 
 
 @issuer_trust_app.command("list")
@@ -181,7 +194,11 @@ def issuer_trust_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List the trusted issuers."""
     with unit(ctx) as (rt, session):
         listed = trust.list_trusted_issuers(session, rt, operator())
-    emit(as_json, listed, "\n".join(f"{t['id']}  {t['kind']:<8} {t['issuer']}" for t in listed))
+    emit(
+        as_json,
+        [t.model_dump(mode="json") for t in listed],
+        "\n".join(f"{t.id}  {t.kind:<8} {t.issuer}" for t in listed),
+    )
 
 
 @issuer_trust_app.command("remove")
@@ -193,4 +210,4 @@ def issuer_trust_remove(
     """Stop trusting an issuer (recorded as issuer.untrusted)."""
     with unit(ctx) as (rt, session):
         removed = trust.remove_trusted_issuer(session, rt, operator(), issuer)
-    emit(as_json, removed, f"no longer trusted: {removed['issuer']}")
+    emit(as_json, removed.model_dump(mode="json"), f"no longer trusted: {removed.issuer}")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import typer
 
@@ -18,16 +19,28 @@ __all__ = ["app"]
 app = group("keys", "Signing keys and the master key.")
 
 
-def _key_row(info: KeyVersion) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "version": info.version,
-        "key_type": str(info.key_type),
-        "alg": info.key_type.jose_alg,
-        "kid": info.kid,
-        "backend": info.backend,
-        "created_at": info.created_at.isoformat(),
-    }
+@dataclass(frozen=True, slots=True)
+class _KeyRow:
+    # A key version as the commands print it (--json: its fields).
+    name: str
+    version: int
+    key_type: str
+    alg: str
+    kid: str
+    backend: str
+    created_at: str
+
+
+def _key_row(info: KeyVersion) -> _KeyRow:
+    return _KeyRow(
+        name=info.name,
+        version=info.version,
+        key_type=str(info.key_type),
+        alg=info.key_type.jose_alg,
+        kid=info.kid,
+        backend=info.backend,
+        created_at=info.created_at.isoformat(),
+    )
 
 
 @app.command("init-master")
@@ -68,7 +81,7 @@ def keys_create(
             actor=rt.operator_actor(),
             objects=rt.objects,
         )
-    emit(as_json, _key_row(info), f"created {info.name} v{info.version} ({info.key_type})")
+    emit(as_json, asdict(_key_row(info)), f"created {info.name} v{info.version} ({info.key_type})")
 
 
 @app.command("rotate")
@@ -87,7 +100,7 @@ def keys_rotate(
             actor=rt.operator_actor(),
             objects=rt.objects,
         )
-    emit(as_json, _key_row(info), f"rotated {info.name} to v{info.version}")
+    emit(as_json, asdict(_key_row(info)), f"rotated {info.name} to v{info.version}")
 
 
 @app.command("list")
@@ -99,8 +112,8 @@ def keys_list(
     """List every key version."""
     with unit(ctx) as (rt, session):
         rows = [_key_row(v) for v in service.list_keys(session, rt.key_store, name)]
-    lines = [f"{r['name']:<24} v{r['version']:<3} {r['key_type']:<8} {r['kid']}" for r in rows]
-    emit(as_json, {"keys": rows}, "\n".join(lines) if lines else "no keys")
+    lines = [f"{r.name:<24} v{r.version:<3} {r.key_type:<8} {r.kid}" for r in rows]
+    emit(as_json, {"keys": [asdict(r) for r in rows]}, "\n".join(lines) if lines else "no keys")
 
 
 @app.command("export-public")
@@ -112,4 +125,4 @@ def keys_export_public(
     """Print the public JWK Set of every version of a key, and the newest key's did:key."""
     with unit(ctx) as (rt, session):
         jwks = service.public_jwks(session, rt.key_store, name)
-    emit(as_json, jwks, json.dumps({"keys": jwks["keys"]}, indent=2) + f"\n{jwks['did']}")
+    emit(as_json, asdict(jwks), json.dumps({"keys": jwks.keys}, indent=2) + f"\n{jwks.did}")

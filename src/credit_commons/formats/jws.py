@@ -32,7 +32,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json, json_decode
+from credit_commons.core.encoding import (
+    JsonObject,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    json_decode,
+)
 from credit_commons.core.errors import CommonsError, IntegrityError
 
 __all__ = [
@@ -118,14 +124,14 @@ class CompactJws:
     """A parsed compact JWS whose shape and header passed :func:`parse_compact`; its
     signature is NOT verified until :meth:`verify` returns."""
 
-    header: dict[str, Any]
+    header: JsonObject
     payload_segment: str
     signing_input: bytes
     signature: bytes
-    _payload: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    _payload: list[JsonObject] = field(default_factory=list, repr=False, compare=False)
 
     @property
-    def payload(self) -> dict[str, Any]:
+    def payload(self) -> JsonObject:
         """The payload, an I-JSON object (decoded once, on first use when the token was
         parsed with ``decode_payload=False``).  Raises :class:`JwsMalformed`."""
         if not self._payload:
@@ -144,7 +150,7 @@ class CompactJws:
         key.verify(self.alg, self.signing_input, self.signature)
 
 
-def decode_json_object(segment: str, what: str) -> dict[str, Any]:
+def decode_json_object(segment: str, what: str) -> JsonObject:
     """A strict base64url segment of an I-JSON object (RFC 7515 §5.2 steps 2-4).
 
     Raises :class:`JwsMalformed`.
@@ -261,7 +267,7 @@ def sign_compact(header: Mapping[str, Any], payload: Mapping[str, Any], signer: 
 
 def verify_compact(
     token: str, key: SignatureVerifier, *, typ: str, algs: Collection[str]
-) -> dict[str, Any]:
+) -> JsonObject:
     """Parse ``token`` (no embedded keys, ``alg`` in ``algs``), check its ``typ`` and verify
     it under ``key``; returns the payload.
 

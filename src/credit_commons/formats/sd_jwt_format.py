@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
+from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.formats.jws import JwsInvalid, decode_json_object
 from credit_commons.formats.sd_jwt_errors import (
@@ -169,7 +169,7 @@ def decode_b64(text: object, error: type[SdJwtInvalid], what: str) -> bytes:
         raise error(f"{what} is not canonical base64url") from e
 
 
-def decode_object(segment: object, error: type[SdJwtInvalid], what: str) -> dict[str, Any]:
+def decode_object(segment: object, error: type[SdJwtInvalid], what: str) -> JsonObject:
     """A base64url JSON-object segment (JWT header or payload), decoded by the one JWS
     module's strict decoder; raises ``error``."""
     if not isinstance(segment, str):
@@ -271,7 +271,7 @@ class SdJwt:
     """
 
     payload_segment: str
-    payload: dict[str, Any]
+    payload: JsonObject
     signatures: tuple[JwsSignature, ...]
     disclosures: tuple[Disclosure, ...]
 
@@ -280,7 +280,7 @@ class SdJwt:
             raise ValueError("an SD-JWT has at least one signature")
 
     @property
-    def header(self) -> dict[str, Any]:
+    def header(self) -> JsonObject:
         """The protected header of the first signature; raises :class:`Malformed`."""
         return decode_object(self.signatures[0].protected, Malformed, "the JWT header")
 
@@ -408,7 +408,7 @@ def serialize_parts(
             raise ValueError("the compact serialization carries exactly one signature")
         return sd_jwt.jwt + "~" + "".join(d + "~" for d in encoded) + (kb or "")
     first, *rest = sd_jwt.signatures
-    header: dict[str, Any] = {**first.header, "disclosures": encoded}
+    header: JsonObject = {**first.header, "disclosures": encoded}
     if kb is not None:
         header["kb_jwt"] = kb
     if how == "flattened":

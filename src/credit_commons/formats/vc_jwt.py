@@ -9,8 +9,8 @@ the VC Data Model context, the types, ``credentialSubject`` (the claims) and a W
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import IntegrityError
 from credit_commons.formats.jws import (
     JwsHeaderRefused,
@@ -42,7 +42,7 @@ class VcJwtExpired(IntegrityError):
 def issue_vc_jwt(
     *,
     type_name: str,
-    claims: dict[str, Any],
+    claims: JsonObject,
     issuer: str,
     holder_did: str,
     credential_id: str,
@@ -84,7 +84,7 @@ def verify_vc_jwt(
     algs: Collection[str],
     now: int,
     leeway: int = 60,
-) -> dict[str, Any]:
+) -> JsonObject:
     """Verify the signature (``alg`` in ``algs``), ``typ``, shape and validity period;
     returns the payload.
 

@@ -95,7 +95,7 @@ def issue_lines(
             )
             raise
         for (number, _), result in zip(items, results, strict=True):
-            write(json.dumps({"line": number, **result}, sort_keys=True))
+            write(json.dumps({"line": number, **result.model_dump(mode="json")}, sort_keys=True))
         committed_through, issued = chunk[-1][0], issued + len(chunk)
         progress(f"# committed {issued:,} credentials (through line {committed_through})")
     return issued

@@ -25,6 +25,7 @@ from jsonschema.exceptions import SchemaError
 
 from credit_commons.core.encoding import b64url_encode, canonical_json, sha256
 from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.issuer.schemas import CredentialTypeView
 
 __all__ = [
     "CREDIT_READINESS",
@@ -145,15 +146,15 @@ class CredentialType:
                 "the claims do not match the credential type", extra={"errors": errors}
             )
 
-    def as_json(self) -> dict[str, Any]:
+    def view(self) -> CredentialTypeView:
         """The type as served by the catalogue API."""
-        return {
-            "name": self.name,
-            "vct": self.vct,
-            "schema": dict(self.schema),
-            "disclosable": list(self.disclosable),
-            "default_validity_days": self.default_validity_days,
-        }
+        return CredentialTypeView(
+            name=self.name,
+            vct=self.vct,
+            schema_=dict(self.schema),
+            disclosable=list(self.disclosable),
+            default_validity_days=self.default_validity_days,
+        )
 
 
 def commit_score(score: int, salt: str) -> str:

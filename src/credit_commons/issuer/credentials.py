@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
-from credit_commons.core.encoding import b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.errors import (
     CommonsError,
     ConflictError,
@@ -55,6 +55,12 @@ from credit_commons.issuer.catalogue import (
     verify_score_opening,
 )
 from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.schemas import (
+    CredentialRecord,
+    IssuedCredential,
+    IssueRequest,
+    StatusChanged,
+)
 from credit_commons.issuer.sd_jwt import compact_sd_jwt
 from credit_commons.keys.algorithms import PublicKey
 from credit_commons.keys.did_key import encode_did_key
@@ -133,7 +139,7 @@ _FROM = {
 }
 
 
-def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
+def _present(claims: JsonObject, paths: tuple[str, ...]) -> list[str]:
     # The type's disclosable paths that these claims actually contain (optional claims
     # may be absent).
     found = []
@@ -146,17 +152,6 @@ def _present(claims: dict[str, Any], paths: tuple[str, ...]) -> list[str]:
         else:
             found.append(path)
     return found
-
-
-@dataclass(frozen=True)
-class IssueRequest:
-    """One credential to issue: its type, subject, claims, holder key and format."""
-
-    type_name: str
-    subject_token: str
-    claims: dict[str, Any]
-    holder_jwk: dict[str, str]
-    credential_format: str = SD_JWT_VC
 
 
 @dataclass(frozen=True)
@@ -245,10 +240,10 @@ def issue_credential(
     *,
     type_name: str,
     subject_token: str,
-    claims: dict[str, Any],
+    claims: JsonObject,
     holder_jwk: dict[str, str],
     credential_format: str = SD_JWT_VC,
-) -> dict[str, Any]:
+) -> IssuedCredential:
     """Issue an SD-JWT VC, or a W3C ``jwt_vc_json`` credential (administrators/issuers
     only; others get :class:`NotFoundError`).
 
@@ -272,7 +267,7 @@ def issue_credentials(
     requests: Sequence[IssueRequest],
     *,
     builders: BuildPool | None = None,
-) -> list[dict[str, Any]]:
+) -> list[IssuedCredential]:
     """Issue several credentials in the caller's transaction, all or none.
 
     Everything done once per call is done once for the batch: the catalogue types, the
@@ -294,14 +289,15 @@ def issue_credentials(
     )
     issued = _sign_batch(signer, made, built)
     _store_batch(session, rt, issued, now)
+    # The one model construction per credential of the hot path (bench/credentials.py).
     return [
-        {
-            "credential_id": credential_id,
-            "format": item.request.credential_format,
-            "credential": text,
-            "expires_at": expires.isoformat(),
-            "event_id": event.id,
-        }
+        IssuedCredential(
+            credential_id=credential_id,
+            format=item.request.credential_format,
+            credential=text,
+            expires_at=expires.isoformat(),
+            event_id=event.id,
+        )
         for (item, credential_id, text, _, expires), event in zip(issued, events, strict=True)
     ]
 
@@ -515,7 +511,7 @@ def _build(
 
 def list_credentials(
     session: Session, rt: Runtime, principal: Principal, subject_token: str
-) -> list[dict[str, Any]]:
+) -> list[CredentialRecord]:
     """Registry metadata of a subject's credentials (administrators/issuers only)."""
     del rt
     if not principal.is_admin:
@@ -526,20 +522,20 @@ def list_credentials(
         .order_by(CredentialRow.id)
     )
     return [
-        {
-            "credential_id": r.id,
-            "type": r.type_name,
-            "format": r.format,
-            "issued_at": utc(r.issued_at).isoformat(),
-            "expires_at": utc(r.expires_at).isoformat(),
-        }
+        CredentialRecord(
+            credential_id=r.id,
+            type=r.type_name,
+            format=r.format,
+            issued_at=utc(r.issued_at).isoformat(),
+            expires_at=utc(r.expires_at).isoformat(),
+        )
         for r in rows
     ]
 
 
 def change_status(
     session: Session, rt: Runtime, principal: Principal, credential_id: str, action: StatusAction
-) -> dict[str, Any]:
+) -> StatusChanged:
     """Revoke, suspend or reinstate a credential (administrators/issuers only).
 
     Revoke applies to a valid or suspended credential, suspend to a valid one, reinstate
@@ -565,4 +561,4 @@ def change_status(
         subject=subject_of(rt, row.subject_token) if row.subject_token else None,
         object=rt.objects.digest("credential", credential_id),
     )
-    return {"credential_id": credential_id, "status": _TARGET[action].name.lower()}
+    return StatusChanged(credential_id=credential_id, status=_TARGET[action].name.lower())

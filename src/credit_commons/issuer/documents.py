@@ -3,21 +3,21 @@ platform's ``did:web`` document, both listing every issuer key version."""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from credit_commons.issuer import status
+from credit_commons.issuer.schemas import DidDocument, JwtVcIssuerMetadata
 from credit_commons.runtime import Runtime
 
 __all__ = ["did_document", "issuer_did", "issuer_metadata"]
 
 
-def issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
+def issuer_metadata(session: Session, rt: Runtime) -> JwtVcIssuerMetadata:
     """The JWT VC Issuer Metadata document (``/.well-known/jwt-vc-issuer``)."""
     keys = [v.jwk() for v in status.issuer_key_versions(session, rt)]
-    return {"issuer": rt.settings.public_url, "jwks": {"keys": keys}}
+    return JwtVcIssuerMetadata(issuer=rt.settings.public_url, jwks={"keys": keys})
 
 
 def issuer_did(rt: Runtime) -> str:
@@ -26,7 +26,7 @@ def issuer_did(rt: Runtime) -> str:
     return "did:web:" + netloc.replace(":", "%3A")
 
 
-def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
+def did_document(session: Session, rt: Runtime) -> DidDocument:
     """The ``did:web`` document: every issuer key version as a JsonWebKey2020 method."""
     did = issuer_did(rt)
     methods = [
@@ -39,13 +39,13 @@ def did_document(session: Session, rt: Runtime) -> dict[str, Any]:
         for v in status.issuer_key_versions(session, rt)
     ]
     ids = [m["id"] for m in methods]
-    return {
-        "@context": [
+    return DidDocument(
+        context=[
             "https://www.w3.org/ns/did/v1",
             "https://w3id.org/security/suites/jws-2020/v1",
         ],
-        "id": did,
-        "verificationMethod": methods,
-        "assertionMethod": ids,
-        "authentication": ids,
-    }
+        id=did,
+        verificationMethod=methods,
+        assertionMethod=ids,
+        authentication=ids,
+    )

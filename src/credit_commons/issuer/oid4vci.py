@@ -25,13 +25,13 @@ import json
 import secrets
 import string
 from datetime import timedelta
-from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import JwsAlgorithmRefused, parse_compact
@@ -40,6 +40,15 @@ from credit_commons.identity.auth import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.models import CredentialOfferRow, IssuerNonceRow
+from credit_commons.issuer.schemas import (
+    AuthorizationServerMetadata,
+    CredentialIssuerMetadata,
+    CredentialOffer,
+    CredentialResponse,
+    NonceResponse,
+    OfferCreated,
+    TokenResponse,
+)
 from credit_commons.keys.algorithms import ACCEPTED_ALGS
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
 from credit_commons.runtime import Runtime
@@ -76,11 +85,11 @@ def configuration_id(type_name: str, credential_format: str) -> str:
     return type_name if credential_format == credentials.SD_JWT_VC else f"{type_name}_jwt_vc_json"
 
 
-def credential_issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
+def credential_issuer_metadata(session: Session, rt: Runtime) -> CredentialIssuerMetadata:
     """``/.well-known/openid-credential-issuer`` (OID4VCI 1.0 §12.2)."""
     base = _issuer(rt)
     proofs = {"jwt": {"proof_signing_alg_values_supported": sorted(ACCEPTED_ALGS)}}
-    configurations: dict[str, Any] = {}
+    configurations: dict[str, JsonObject] = {}
     for t in catalogue_service.list_types(session, rt):
         configurations[t.name] = {
             "format": credentials.SD_JWT_VC,
@@ -99,24 +108,24 @@ def credential_issuer_metadata(session: Session, rt: Runtime) -> dict[str, Any]:
             "credential_signing_alg_values_supported": ["EdDSA", "ES256"],
             "proof_types_supported": proofs,
         }
-    return {
-        "credential_issuer": base,
-        "authorization_servers": [base],
-        "credential_endpoint": f"{base}/credential",
-        "nonce_endpoint": f"{base}/nonce",
-        "credential_configurations_supported": configurations,
-    }
+    return CredentialIssuerMetadata(
+        credential_issuer=base,
+        authorization_servers=[base],
+        credential_endpoint=f"{base}/credential",
+        nonce_endpoint=f"{base}/nonce",
+        credential_configurations_supported=configurations,
+    )
 
 
-def authorization_server_metadata(rt: Runtime) -> dict[str, Any]:
+def authorization_server_metadata(rt: Runtime) -> AuthorizationServerMetadata:
     """``/.well-known/oauth-authorization-server`` (RFC 8414) for the pre-authorized flow."""
     base = _issuer(rt)
-    return {
-        "issuer": base,
-        "token_endpoint": f"{base}/token",
-        "grant_types_supported": [PRE_AUTHORIZED_GRANT],
-        "pre-authorized_grant_anonymous_access_supported": True,
-    }
+    return AuthorizationServerMetadata(
+        issuer=base,
+        token_endpoint=f"{base}/token",
+        grant_types_supported=[PRE_AUTHORIZED_GRANT],
+        pre_authorized_anonymous=True,
+    )
 
 
 def create_offer(
@@ -126,10 +135,10 @@ def create_offer(
     *,
     type_name: str,
     subject_token: str,
-    claims: dict[str, Any],
+    claims: JsonObject,
     with_tx_code: bool,
     credential_format: str = credentials.SD_JWT_VC,
-) -> dict[str, Any]:
+) -> OfferCreated:
     """Create an offer (administrators/issuers); returns the offer, its URIs and — once — the
     transaction code to hand to the holder out of band.
 
@@ -166,36 +175,37 @@ def create_offer(
         created_at=now,
     )
     session.add(row)
-    grant: dict[str, Any] = {"pre-authorized_code": code}
+    grant: JsonObject = {"pre-authorized_code": code}
     if tx_code:
         grant["tx_code"] = {
             "input_mode": "numeric",
             "length": 6,
             "description": "The code the issuer gave you",
         }
-    offer = {
-        "credential_issuer": _issuer(rt),
-        "credential_configuration_ids": [configuration_id(type_name, credential_format)],
-        "grants": {PRE_AUTHORIZED_GRANT: grant},
-    }
+    offer = CredentialOffer(
+        credential_issuer=_issuer(rt),
+        credential_configuration_ids=[configuration_id(type_name, credential_format)],
+        grants={PRE_AUTHORIZED_GRANT: grant},
+    )
+    # The offer's JSON text, as it is sealed and put in the URI (json.dumps, as before).
+    offer_json = json.dumps(offer.model_dump(mode="json"), separators=(",", ":"))
     row.sealed_offer = rt.vault.seal(
         session,
-        json.dumps(offer, separators=(",", ":")).encode(),
+        offer_json.encode(),
         subject=subject_token,
         purpose="credentials",
         record=_offer_record(offer_id),
     )
     reference = f"{_issuer(rt)}/v1/credential-offers/{offer_id}"
-    return {
-        "offer_id": offer_id,
-        "credential_offer": offer,
-        "offer_uri": "openid-credential-offer://?credential_offer="
-        + quote(json.dumps(offer, separators=(",", ":"))),
-        "offer_uri_by_reference": "openid-credential-offer://?credential_offer_uri="
+    return OfferCreated(
+        offer_id=offer_id,
+        credential_offer=offer,
+        offer_uri="openid-credential-offer://?credential_offer=" + quote(offer_json),
+        offer_uri_by_reference="openid-credential-offer://?credential_offer_uri="
         + quote(reference, safe=""),
-        "tx_code": tx_code,
-        "expires_at": (now + _OFFER_TTL).isoformat(),
-    }
+        tx_code=tx_code,
+        expires_at=(now + _OFFER_TTL).isoformat(),
+    )
 
 
 def _offer_record(offer_id: str) -> str:
@@ -203,7 +213,7 @@ def _offer_record(offer_id: str) -> str:
     return f"{offer_id}/offer"
 
 
-def get_offer(session: Session, rt: Runtime, offer_id: str) -> dict[str, Any]:
+def get_offer(session: Session, rt: Runtime, offer_id: str) -> CredentialOffer:
     """The offer by reference (``credential_offer_uri``), from the database, so any replica
     serves it, until the offer expires (TTL-bound, as the in-memory copy was meant to be;
     a redeemed code in it is refused by the token endpoint, ``invalid_grant``).
@@ -221,11 +231,10 @@ def get_offer(session: Session, rt: Runtime, offer_id: str) -> dict[str, Any]:
         purpose="credentials",
         record=_offer_record(offer_id),
     )
-    offer: dict[str, Any] = json.loads(plain)
-    return offer
+    return CredentialOffer.model_validate_json(plain)
 
 
-def token(session: Session, rt: Runtime, form: dict[str, str]) -> dict[str, Any] | OAuthError:
+def token(session: Session, rt: Runtime, form: dict[str, str]) -> TokenResponse | OAuthError:
     """The token endpoint (OID4VCI 1.0 §6): consume the pre-authorized code exactly once.
 
     Raises :class:`OAuthError` (``unsupported_grant_type``, ``invalid_request``,
@@ -264,18 +273,18 @@ def token(session: Session, rt: Runtime, form: dict[str, str]) -> dict[str, Any]
             .values(status="failed", access_token_hash=None)
         )
         return OAuthError("invalid_grant", "the transaction code is wrong")
-    return {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": int(_TOKEN_TTL.total_seconds()),
-    }
+    return TokenResponse(
+        access_token=access_token,
+        token_type="Bearer",  # noqa: S106 - the RFC 6749 token type, no secret
+        expires_in=int(_TOKEN_TTL.total_seconds()),
+    )
 
 
-def new_nonce(session: Session, rt: Runtime) -> dict[str, str]:
+def new_nonce(session: Session, rt: Runtime) -> NonceResponse:
     """The nonce endpoint (OID4VCI 1.0 §7): a fresh single-use ``c_nonce``."""
     nonce = secrets.token_urlsafe(24)
     session.add(IssuerNonceRow(nonce_hash=_h(nonce), expires_at=rt.clock.now() + _NONCE_TTL))
-    return {"c_nonce": nonce}
+    return NonceResponse(c_nonce=nonce)
 
 
 def _check_proof(session: Session, rt: Runtime, proof: str) -> dict[str, str]:
@@ -319,8 +328,8 @@ def _check_proof(session: Session, rt: Runtime, proof: str) -> dict[str, str]:
 
 
 def issue_from_request(
-    session: Session, rt: Runtime, authorization: str | None, body: dict[str, Any]
-) -> dict[str, Any]:
+    session: Session, rt: Runtime, authorization: str | None, body: JsonObject
+) -> CredentialResponse:
     """The credential endpoint (OID4VCI 1.0 §8).  Raises :class:`OAuthError`."""
     if not authorization or not authorization.startswith("Bearer "):
         raise OAuthError("invalid_token", "a bearer access token is required", status=401)
@@ -378,4 +387,4 @@ def issue_from_request(
         )
     except ValidationError as e:
         raise OAuthError("invalid_credential_request", e.detail) from e
-    return {"credentials": [{"credential": issued["credential"]}]}
+    return CredentialResponse(credentials=[{"credential": issued.credential}])

@@ -1,12 +1,15 @@
-"""Pydantic input of the issuance API and the batch CLI (one shape for both)."""
+"""The issuer's contract: the input of the issuance API and the batch CLI (one shape for
+both), the service's :class:`IssueRequest`, and the models of what the issuer's services
+return and its routes answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_commons.issuer.credentials import IssueRequest
+from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "MAX_BATCH",
@@ -19,20 +22,29 @@ __all__ = [
     "CredentialTypeView",
     "DidDocument",
     "IssueItem",
+    "IssueRequest",
     "IssuedBatch",
     "IssuedCredential",
     "JwtVcIssuerMetadata",
     "NonceResponse",
     "OfferCreated",
-    "SdJwtVerified",
     "StatusChanged",
     "TokenResponse",
-    "TrustedIssuerView",
-    "VcJwtVerified",
 ]
 
 MAX_BATCH = 1_000
 """The most credentials one ``POST /v1/credentials/batch`` (and one CLI transaction) issues."""
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """One credential to issue: its type, subject, claims, holder key and format."""
+
+    type_name: str
+    subject_token: str
+    claims: JsonObject
+    holder_jwk: dict[str, str]
+    credential_format: str = "dc+sd-jwt"
 
 
 class IssueItem(BaseModel):
@@ -41,7 +53,7 @@ class IssueItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")]
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
-    claims: dict[str, Any]
+    claims: JsonObject
     holder_jwk: dict[str, str]
     format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
 
@@ -57,12 +69,13 @@ class BatchIssue(BaseModel):
     items: Annotated[list[IssueItem], Field(min_length=1, max_length=MAX_BATCH)]
 
 
-# -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
+# -- results: what the services return and the routes answer ------------------------------
 
 
 class _Out(BaseModel):
-    # A response shape: exactly these members (the schema says additionalProperties: false).
-    model_config = ConfigDict(extra="forbid")
+    # A response shape: exactly these members (the schema says additionalProperties: false),
+    # built by the services with the fields' Python names (an alias is the JSON name).
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
 
 class CredentialTypeView(_Out):
@@ -70,7 +83,7 @@ class CredentialTypeView(_Out):
 
     name: str
     vct: str
-    schema_: Annotated[dict[str, Any], Field(alias="schema")]
+    schema_: Annotated[JsonObject, Field(alias="schema")]
     disclosable: list[str]
     default_validity_days: int
 
@@ -108,37 +121,11 @@ class StatusChanged(_Out):
     status: str
 
 
-class SdJwtVerified(_Out):
-    """A verified SD-JWT VC (or presentation): its type and the disclosed claims."""
-
-    valid: Literal[True]
-    vct: str
-    claims: dict[str, Any]
-
-
-class VcJwtVerified(_Out):
-    """A verified jwt_vc_json credential: its types, holder and subject claims."""
-
-    valid: Literal[True]
-    type: list[str]
-    holder: str | None
-    claims: dict[str, Any]
-
-
-class TrustedIssuerView(_Out):
-    """A trusted issuer entry."""
-
-    id: str
-    issuer: str
-    kind: str
-    added_at: str
-
-
 class JwtVcIssuerMetadata(_Out):
     """JWT VC Issuer Metadata (SD-JWT VC draft §5): the issuer and its keys."""
 
     issuer: str
-    jwks: dict[str, Any]
+    jwks: JsonObject
 
 
 class DidDocument(_Out):
@@ -146,7 +133,7 @@ class DidDocument(_Out):
 
     context: Annotated[list[str], Field(alias="@context")]
     id: str
-    verificationMethod: list[dict[str, Any]]  # noqa: N815 - the DID Core member name
+    verificationMethod: list[JsonObject]  # noqa: N815 - the DID Core member name
     assertionMethod: list[str]  # noqa: N815
     authentication: list[str]
 
@@ -158,7 +145,7 @@ class CredentialIssuerMetadata(_Out):
     authorization_servers: list[str]
     credential_endpoint: str
     nonce_endpoint: str
-    credential_configurations_supported: dict[str, dict[str, Any]]
+    credential_configurations_supported: dict[str, JsonObject]
 
 
 class AuthorizationServerMetadata(_Out):
@@ -172,24 +159,24 @@ class AuthorizationServerMetadata(_Out):
     ]
 
 
-class OfferCreated(_Out):
-    """A credential offer (OID4VCI 1.0 §4.1), by value and by reference, and its
-    transaction code when one was asked for."""
-
-    offer_id: str
-    credential_offer: dict[str, Any]
-    offer_uri: str
-    offer_uri_by_reference: str
-    tx_code: str | None
-    expires_at: str
-
-
 class CredentialOffer(_Out):
     """A credential offer object (OID4VCI 1.0 §4.1.1)."""
 
     credential_issuer: str
     credential_configuration_ids: list[str]
-    grants: dict[str, Any]
+    grants: JsonObject
+
+
+class OfferCreated(_Out):
+    """A credential offer (OID4VCI 1.0 §4.1), by value and by reference, and its
+    transaction code when one was asked for."""
+
+    offer_id: str
+    credential_offer: CredentialOffer
+    offer_uri: str
+    offer_uri_by_reference: str
+    tx_code: str | None
+    expires_at: str
 
 
 class TokenResponse(_Out):

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from credit_commons.core.cache import BoundedCache
-from credit_commons.core.encoding import b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.formats.sd_jwt_errors import ClaimsInvalid, DisclosurePathInvalid, Malformed
 from credit_commons.formats.sd_jwt_format import (
     COMPACT_JSON,
@@ -162,7 +162,7 @@ def _check_claims(node: object, path: tuple[str | int, ...] = (), depth: int = 0
         raise ClaimsInvalid(f"{_where(path)}: {type(node).__name__} is not a JSON value")
 
 
-def _resolve(claims: dict[str, Any], path: str) -> tuple[str | int, ...]:
+def _resolve(claims: JsonObject, path: str) -> tuple[str | int, ...]:
     node: Any = claims
     resolved: list[str | int] = []
     for segment in parse_path(path):
@@ -226,7 +226,7 @@ class _Builder:
         # Only the branches that lead to a disclosable path are walked and rebuilt; every
         # other value goes into the payload as it is (shared with the claims, not copied).
         if isinstance(node, dict):
-            plain: dict[str, Any] = {}
+            plain: JsonObject = {}
             digests: list[str] = []
             for key, value in node.items():
                 entry = trie.get(key)
@@ -334,7 +334,7 @@ class Prepared:
     signing_input: bytes
     protected: str
     payload_segment: str
-    payload: dict[str, Any]
+    payload: JsonObject
     disclosures: tuple[Disclosure, ...]
     unprotected_header: Mapping[str, Any]
 
@@ -388,7 +388,7 @@ def prepare(
             raise ClaimsInvalid("holder_jwk must be a public Ed25519 or P-256 JWK") from e
     trie = _trie({_resolve(top, p) for p in disclosable})
     builder = _Builder(salt, decoys, hash_alg, encoding)
-    payload: dict[str, Any] = builder.build(top, trie)
+    payload: JsonObject = builder.build(top, trie)
     payload[SD_ALG] = hash_alg
     if holder_jwk is not None:
         payload["cnf"] = {"jwk": dict(holder_jwk)}

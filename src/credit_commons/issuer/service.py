@@ -7,13 +7,13 @@ Changing the catalogue is for administrators and records ``credential_type.chang
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.identity.auth import Principal, actor_of
@@ -136,7 +136,7 @@ def get_type_by_vct(session: Session, rt: Runtime, vct: str) -> CredentialType |
 
 
 def put_type(
-    session: Session, rt: Runtime, principal: Principal, definition: dict[str, Any]
+    session: Session, rt: Runtime, principal: Principal, definition: JsonObject
 ) -> CredentialType:
     """Add or replace a credential type (administrators; others get :class:`NotFoundError`).
 

@@ -7,10 +7,9 @@ A did:key is ``did:key:z`` + base58btc(multicodec varint || public key): multico
 
 from __future__ import annotations
 
-from typing import Any
-
 import base58
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.keys.algorithms import KeyType, PublicKey
 from credit_commons.keys.errors import DidInvalid, KeyInvalid
 from credit_commons.keys.jwk import public_key_to_jwk
@@ -57,7 +56,7 @@ def decode_did_key(did: str) -> PublicKey:
     raise DidInvalid("did:key multicodec is not Ed25519 or P-256")
 
 
-def did_key_document(did: str) -> dict[str, Any]:
+def did_key_document(did: str) -> JsonObject:
     """Resolve a ``did:key`` to its DID document (one ``JsonWebKey2020`` method).
 
     Raises :class:`DidInvalid`.

@@ -9,9 +9,9 @@ guard of :mod:`credit_commons.core.net`.
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import unquote
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.keys.algorithms import PublicKey
@@ -47,7 +47,7 @@ class DidResolver:
     def __init__(self, fetcher: OutboundFetcher | None = None) -> None:
         self._fetcher = fetcher
 
-    def resolve(self, did: str) -> dict[str, Any]:
+    def resolve(self, did: str) -> JsonObject:
         """The DID document of ``did``.
 
         Raises :class:`DidInvalid` for an unsupported or malformed DID and
@@ -60,7 +60,7 @@ class DidResolver:
             return self._resolve_web(did.split("#", 1)[0])
         raise DidInvalid("only did:key and did:web are supported")
 
-    def _resolve_web(self, did: str) -> dict[str, Any]:
+    def _resolve_web(self, did: str) -> JsonObject:
         url = did_web_url(did)
         if self._fetcher is None:
             raise DidResolutionFailed("did:web resolution is not configured")
@@ -83,7 +83,7 @@ class DidResolver:
         return method_key(self.resolve(did), did, fragment)
 
 
-def method_key(document: dict[str, Any], did: str, fragment: str) -> PublicKey:
+def method_key(document: JsonObject, did: str, fragment: str) -> PublicKey:
     """The public key of the verification method ``did#fragment`` of a resolved DID
     document (with an empty ``fragment``: its only method).
 

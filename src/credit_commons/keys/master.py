@@ -44,14 +44,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.files import write_private
 from credit_commons.keys.errors import KeyDecryptionFailed
@@ -133,7 +132,7 @@ class MasterKeyring:
         return cls._parse(path, cls._read(path))
 
     @staticmethod
-    def _read(path: Path) -> dict[str, Any]:
+    def _read(path: Path) -> JsonObject:
         try:
             mode = path.stat().st_mode
         except FileNotFoundError as e:
@@ -155,7 +154,7 @@ class MasterKeyring:
         return doc
 
     @classmethod
-    def _parse(cls, path: Path, doc: dict[str, Any]) -> MasterKeyring:
+    def _parse(cls, path: Path, doc: JsonObject) -> MasterKeyring:
         try:
             if doc.get("format") != _FORMAT:
                 raise ValueError("unknown format")
@@ -253,13 +252,13 @@ class MasterKeyring:
             doc[name] = value
             self._parse(self.path, doc)._save(doc, {})
 
-    def _save(self, doc: dict[str, Any], stamps: dict[int, dict[str, str]]) -> None:
+    def _save(self, doc: JsonObject, stamps: dict[int, dict[str, str]]) -> None:
         # The file as it was (``doc``: unknown members kept), with this ring's versions.
         previous = {int(v["version"]): v for v in doc.get("versions", [])}
-        entries: list[dict[str, Any]] = []
+        entries: list[JsonObject] = []
         for number in sorted([*self.versions, *self.retained]):
             old = previous.get(number, {})
-            entry: dict[str, Any] = {"version": number}
+            entry: JsonObject = {"version": number}
             if number in self.versions:
                 entry["key"] = b64url_encode(self.versions[number])
                 entry["created_at"] = old.get("created_at", "")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import Clock
+from credit_commons.core.encoding import JsonObject
 from credit_commons.events import EventDetails, ObjectDigests, Token, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.did_key import encode_did_key
@@ -27,6 +28,7 @@ __all__ = [
     "KeyRotated",
     "PlatformKey",
     "PlatformKeyContext",
+    "PublicKeys",
     "create_key",
     "list_keys",
     "platform_key_versions",
@@ -166,10 +168,15 @@ def list_keys(session: Session, store: KeyStore, name: str | None = None) -> lis
     return store.versions(session, name)
 
 
-def public_jwks(session: Session, store: KeyStore, name: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PublicKeys:
+    """A key's public JWKs, every version (newest first), and the newest key's did:key."""
+
+    keys: list[JsonObject]
+    did: str
+
+
+def public_jwks(session: Session, store: KeyStore, name: str) -> PublicKeys:
     """The JWK Set of every version of ``name`` (newest first) and the newest key's did:key."""
     versions = sorted(store.versions(session, name), key=lambda v: v.version, reverse=True)
-    return {
-        "keys": [v.jwk() for v in versions],
-        "did": encode_did_key(versions[0].public_key),
-    }
+    return PublicKeys(keys=[v.jwk() for v in versions], did=encode_did_key(versions[0].public_key))

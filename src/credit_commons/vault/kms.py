@@ -32,13 +32,13 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from credit_commons.core.clock import Clock, SystemClock
-from credit_commons.core.encoding import b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import write_private
 from credit_commons.keys.master import MasterKeyring
@@ -238,7 +238,7 @@ class LocalKms:
     def _state_path(self) -> Path:
         return self._state_file or self._ring.path
 
-    def _read_doc(self) -> dict[str, Any]:
+    def _read_doc(self) -> JsonObject:
         path = self._state_path
         if not path.exists():
             return {}

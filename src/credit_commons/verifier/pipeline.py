@@ -65,6 +65,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier import foreign
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
+from credit_commons.verifier.schemas import SdJwtVerified, VcJwtVerified
 from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
     CredentialSuspended,
@@ -89,7 +90,7 @@ __all__ = [
 
 def verify_presentation(
     session: Session, rt: Runtime, presentation: str, *, audience: str, nonce: str
-) -> dict[str, Any]:
+) -> SdJwtVerified:
     """Verify an SD-JWT+KB presentation and its status (steps 1-9); returns the disclosed
     claims.
 
@@ -104,7 +105,7 @@ def verify_presentation(
     )
 
 
-def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> dict[str, Any]:
+def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> SdJwtVerified:
     """Verify an issuer-signed SD-JWT VC handed over without Key Binding (a credential a
     lender retrieved under consent): the same steps as :func:`verify_presentation` except
     that a KB-JWT must be absent.
@@ -135,7 +136,7 @@ class _Check:
         return int(self.rt.clock.now().timestamp())
 
 
-def _verify_sd_jwt_vc(check: _Check, text: str) -> dict[str, Any]:
+def _verify_sd_jwt_vc(check: _Check, text: str) -> SdJwtVerified:
     check.own_keys = _own_issuer_keys(check.session, check.rt)
     with rfc9901.nesting_guard():
         parts = parse(check, text)  # step 1
@@ -249,15 +250,15 @@ def status(check: _Check, facts: VcFacts) -> None:
     )
 
 
-def decision(payload: Mapping[str, Any], vct: str) -> dict[str, Any]:
+def decision(payload: Mapping[str, Any], vct: str) -> SdJwtVerified:
     """Step 9: every check passed — the result with the claims the holder disclosed."""
-    return {"valid": True, "vct": vct, "claims": disclosed_claims(payload)}
+    return SdJwtVerified(valid=True, vct=vct, claims=disclosed_claims(payload))
 
 
 # -- VC-JWT --------------------------------------------------------------------------------
 
 
-def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[str, Any]:
+def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
     """Verify one of this issuer's ``jwt_vc_json`` credentials: signature by the issuer key
     named by ``kid``, validity period, type, and its bitstring status.
 
@@ -274,12 +275,12 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> dict[
     _vc_jwt_type(session, rt, vc)  # step 7
     _vc_jwt_status(session, rt, vc)  # step 8
     subject = {k: v for k, v in vc.get("credentialSubject", {}).items() if k != "id"}
-    return {  # step 9
-        "valid": True,
-        "type": [t for t in vc["type"] if t != "VerifiableCredential"],
-        "holder": payload.get("sub"),
-        "claims": subject,
-    }
+    return VcJwtVerified(  # step 9
+        valid=True,
+        type=[t for t in vc["type"] if t != "VerifiableCredential"],
+        holder=payload.get("sub"),
+        claims=subject,
+    )
 
 
 def _vc_jwt_issuer_key(

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import IntegrityError
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.verifier.sd_jwt_verify import Verified
@@ -115,6 +116,6 @@ def raise_for_status(current: TokenStatus) -> None:
         raise CredentialSuspended("the credential is suspended")
 
 
-def disclosed_claims(payload: Mapping[str, Any]) -> dict[str, Any]:
+def disclosed_claims(payload: Mapping[str, Any]) -> JsonObject:
     """The processed payload a verifier reports: without the holder key and the status."""
     return {k: v for k, v in payload.items() if k not in {"cnf", "status"}}

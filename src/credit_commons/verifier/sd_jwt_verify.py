@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.formats import sd_jwt_errors as errors
 from credit_commons.formats.jws import (
     EMBEDDED_KEY_HEADERS,
@@ -77,8 +78,8 @@ IssuerKeyResolver = Callable[[Mapping[str, Any], Mapping[str, Any]], PublicKey]
 class KeyBinding:
     """The verified Key Binding JWT's header and payload."""
 
-    header: dict[str, Any]
-    payload: dict[str, Any]
+    header: JsonObject
+    payload: JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,8 @@ class Verified:
     """A verified presentation: the Processed SD-JWT Payload (Disclosures applied; ``_sd``,
     ``_sd_alg`` and ``...`` removed), the issuer JWT header, the Disclosures and the KB-JWT."""
 
-    payload: dict[str, Any]
-    header: dict[str, Any]
+    payload: JsonObject
+    header: JsonObject
     disclosures: tuple[Disclosure, ...]
     key_binding: KeyBinding | None
 
@@ -139,7 +140,7 @@ def _verify_signature(
         raise invalid("the signature does not verify") from e
 
 
-def _issuer_header(signature: JwsSignature) -> dict[str, Any]:
+def _issuer_header(signature: JwsSignature) -> JsonObject:
     protected = decode_object(signature.protected, errors.Malformed, "the JWT header")
     if "alg" not in protected:
         raise errors.Malformed("alg must be in the protected header")
@@ -173,8 +174,8 @@ class _Processor:
             return self.array(node, depth)
         return node
 
-    def object(self, node: Mapping[str, Any], depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def object(self, node: Mapping[str, Any], depth: int) -> JsonObject:
+        out: JsonObject = {}
         for key, value in node.items():
             if key == ELLIPSIS or (key == SD_ALG and depth):
                 # §4.1 rule 7 and §4.1.1: "..." only in array elements, _sd_alg top-level only.
@@ -390,8 +391,8 @@ class IssuerSigned:
     the processed payload, the JOSE header of each signature, the Disclosures and the
     ``_sd_alg`` they are hashed with."""
 
-    payload: dict[str, Any]
-    headers: tuple[dict[str, Any], ...]
+    payload: JsonObject
+    headers: tuple[JsonObject, ...]
     disclosures: tuple[Disclosure, ...]
     hash_alg: str
 

@@ -14,7 +14,7 @@ the event's object hash.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -30,6 +30,7 @@ from credit_commons.keys.did_key import decode_did_key
 from credit_commons.keys.did_web import did_web_url
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.models import TrustedIssuerRow
+from credit_commons.verifier.schemas import TrustedIssuerView
 
 __all__ = [
     "IssuerKind",
@@ -96,18 +97,15 @@ def _admin(principal: Principal) -> None:
         raise NotFoundError("no such resource")
 
 
-def _as_json(row: TrustedIssuerRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "issuer": row.issuer,
-        "kind": row.kind,
-        "added_at": utc(row.added_at).isoformat(),
-    }
+def _view(row: TrustedIssuerRow) -> TrustedIssuerView:
+    return TrustedIssuerView(
+        id=row.id, issuer=row.issuer, kind=row.kind, added_at=utc(row.added_at).isoformat()
+    )
 
 
 def add_trusted_issuer(
     session: Session, rt: Runtime, principal: Principal, issuer: str
-) -> dict[str, Any]:
+) -> TrustedIssuerView:
     """Trust ``issuer`` (administrators only; others get :class:`NotFoundError`).
 
     Raises :class:`ValidationError` for a malformed identifier and :class:`ConflictError`
@@ -131,22 +129,22 @@ def add_trusted_issuer(
         at=now,
         object=rt.objects.digest("trusted_issuer", issuer),
     )
-    return _as_json(row)
+    return _view(row)
 
 
 def list_trusted_issuers(
     session: Session, rt: Runtime, principal: Principal
-) -> list[dict[str, Any]]:
+) -> list[TrustedIssuerView]:
     """Every trusted issuer, oldest first (administrators only)."""
     del rt
     _admin(principal)
     rows = session.scalars(select(TrustedIssuerRow).order_by(TrustedIssuerRow.id))
-    return [_as_json(r) for r in rows]
+    return [_view(r) for r in rows]
 
 
 def remove_trusted_issuer(
     session: Session, rt: Runtime, principal: Principal, issuer_or_id: str
-) -> dict[str, Any]:
+) -> TrustedIssuerView:
     """Stop trusting an issuer, named by its identifier or its entry id (administrators).
 
     Raises :class:`NotFoundError` when it is not trusted.
@@ -159,7 +157,7 @@ def remove_trusted_issuer(
     )
     if row is None:
         raise NotFoundError("the issuer is not trusted")
-    removed = _as_json(row)
+    removed = _view(row)
     session.execute(delete(TrustedIssuerRow).where(TrustedIssuerRow.id == row.id))
     record_event(
         session,

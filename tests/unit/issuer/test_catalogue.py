@@ -36,7 +36,7 @@ def good_claims() -> dict[str, object]:
 
 def test_credit_readiness_accepts_good_claims() -> None:
     CREDIT_READINESS.validate(good_claims())
-    assert CREDIT_READINESS.as_json()["vct"].startswith("https://")
+    assert CREDIT_READINESS.view().vct.startswith("https://")
 
 
 def test_field_level_errors_name_paths_and_rules_but_never_values() -> None:

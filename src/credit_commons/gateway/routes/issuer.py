@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credit_commons import verifier
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
@@ -21,11 +22,9 @@ from credit_commons.issuer.schemas import (
     IssuedCredential,
     IssueItem,
     JwtVcIssuerMetadata,
-    SdJwtVerified,
     StatusChanged,
-    TrustedIssuerView,
-    VcJwtVerified,
 )
+from credit_commons.verifier.schemas import SdJwtVerified, TrustedIssuerView, VcJwtVerified
 
 __all__ = ["credentials_router", "router", "status_router", "trust_router"]
 
@@ -38,14 +37,14 @@ class TypeDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(max_length=64)]
     vct: Annotated[str, Field(max_length=255)]
-    schema_: Annotated[dict[str, Any], Field(alias="schema")]
+    schema_: Annotated[JsonObject, Field(alias="schema")]
     disclosable: Annotated[list[Annotated[str, Field(max_length=300)]], Field(max_length=64)] = []
     default_validity_days: Annotated[int, Field(ge=1, le=3650)] = 365
 
 
 @router.get("", summary="Every credential type.", responses=answers(list[CredentialTypeView]))
-def list_types(session: SessionDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return [t.as_json() for t in service.list_types(session, runtime)]
+def list_types(session: SessionDep, runtime: RuntimeDep) -> list[CredentialTypeView]:
+    return [t.view() for t in service.list_types(session, runtime)]
 
 
 @router.get(
@@ -55,8 +54,8 @@ def get_type(
     name: Annotated[str, Path(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")],
     session: SessionDep,
     runtime: RuntimeDep,
-) -> dict[str, Any]:
-    return service.get_type(session, runtime, name).as_json()
+) -> CredentialTypeView:
+    return service.get_type(session, runtime, name).view()
 
 
 @router.put(
@@ -66,9 +65,9 @@ def get_type(
 )
 def put_type(
     body: TypeDefinition, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> CredentialTypeView:
     definition = body.model_dump(by_alias=True)
-    return service.put_type(session, runtime, principal, definition).as_json()
+    return service.put_type(session, runtime, principal, definition).view()
 
 
 status_router = APIRouter(tags=["status lists"])
@@ -152,7 +151,7 @@ class PresentationCheck(BaseModel):
     summary="The issuer's did:web document.",
     responses=answers(DidDocument),
 )
-def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def did_web(session: SessionDep, runtime: RuntimeDep) -> DidDocument:
     return documents.did_document(session, runtime)
 
 
@@ -161,7 +160,7 @@ def did_web(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     summary="JWT VC Issuer Metadata.",
     responses=answers(JwtVcIssuerMetadata),
 )
-def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> JwtVcIssuerMetadata:
     return documents.issuer_metadata(session, runtime)
 
 
@@ -173,7 +172,7 @@ def jwt_vc_issuer(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
 )
 def issue_credential(
     body: IssueRequest, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> IssuedCredential:
     return credentials.issue_credential(
         session,
         runtime,
@@ -194,7 +193,7 @@ def issue_credential(
 )
 def issue_credentials(
     body: BatchIssue, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> IssuedBatch:
     # One transaction (the request's): a failing item fails the batch, and its problem
     # names the item's position as ``item``.
     requests = [item.request() for item in body.items]
@@ -204,7 +203,7 @@ def issue_credentials(
         if len(requests) == 1 and principal.is_admin:  # never for a refused caller
             e.extra.setdefault("item", 0)
         raise
-    return {"items": issued}
+    return IssuedBatch(items=issued)
 
 
 @credentials_router.get(
@@ -217,7 +216,7 @@ def list_credentials(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> list[dict[str, Any]]:
+) -> list[CredentialRecord]:
     return credentials.list_credentials(session, runtime, principal, subject)
 
 
@@ -232,7 +231,7 @@ def change_status(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> StatusChanged:
     return credentials.change_status(session, runtime, principal, credential_id, action)
 
 
@@ -243,7 +242,7 @@ def change_status(
 )
 def verify_credential(
     body: CredentialCheck, session: ReadSessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> VcJwtVerified | SdJwtVerified:
     if body.format == "dc+sd-jwt":
         return verifier.verify_sd_jwt_credential(session, runtime, body.credential)
     return verifier.verify_vc_jwt_credential(session, runtime, body.credential)
@@ -256,7 +255,7 @@ def verify_credential(
 )
 def verify_presentation(
     body: PresentationCheck, session: ReadSessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> SdJwtVerified:
     return verifier.verify_presentation(
         session, runtime, body.presentation, audience=body.audience, nonce=body.nonce
     )
@@ -279,7 +278,7 @@ class TrustedIssuer(BaseModel):
 )
 def list_trusted(
     session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> list[dict[str, Any]]:
+) -> list[TrustedIssuerView]:
     return verifier.list_trusted_issuers(session, runtime, principal)
 
 
@@ -291,7 +290,7 @@ def list_trusted(
 )
 def add_trusted(
     body: TrustedIssuer, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> TrustedIssuerView:
     return verifier.add_trusted_issuer(session, runtime, principal, body.issuer)
 
 
@@ -305,5 +304,5 @@ def remove_trusted(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> TrustedIssuerView:
     return verifier.remove_trusted_issuer(session, runtime, principal, entry_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qs
 
 import segno
@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import JsonObject
 from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media, oauth_errors
 from credit_commons.issuer import oid4vci
@@ -47,7 +48,7 @@ class OfferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")]
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
-    claims: dict[str, Any]
+    claims: JsonObject
     tx_code: bool = True
     format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
 
@@ -57,7 +58,7 @@ class OfferRequest(BaseModel):
     summary="Credential Issuer Metadata.",
     responses=answers(CredentialIssuerMetadata),
 )
-def issuer_metadata(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def issuer_metadata(session: SessionDep, runtime: RuntimeDep) -> CredentialIssuerMetadata:
     return oid4vci.credential_issuer_metadata(session, runtime)
 
 
@@ -66,7 +67,7 @@ def issuer_metadata(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     summary="Authorization Server Metadata.",
     responses=answers(AuthorizationServerMetadata),
 )
-def as_metadata(runtime: RuntimeDep) -> dict[str, Any]:
+def as_metadata(runtime: RuntimeDep) -> AuthorizationServerMetadata:
     return oid4vci.authorization_server_metadata(runtime)
 
 
@@ -82,7 +83,7 @@ def create_offer(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> OfferCreated:
     created = oid4vci.create_offer(
         session,
         runtime,
@@ -104,7 +105,7 @@ def create_offer(
 )
 def get_offer(
     offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep, response: Response
-) -> dict[str, Any]:
+) -> CredentialOffer:
     response.headers.update(NO_STORE)
     return oid4vci.get_offer(session, runtime, offer_id)
 
@@ -128,7 +129,7 @@ def offer_qr(offer_id: OfferPath, session: SessionDep, runtime: RuntimeDep) -> R
     summary="Token endpoint (pre-authorized code).",
     responses={**answers(TokenResponse), **oauth_errors(400)},
 )
-async def token(request: Request) -> JSONResponse:
+async def token(request: Request, response: Response) -> TokenResponse:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise oid4vci.OAuthError("invalid_request", "the token request must be form-encoded")
     raw = await request.body()
@@ -141,18 +142,19 @@ async def token(request: Request) -> JSONResponse:
     }
     runtime: Runtime = request.app.state.runtime
 
-    def run() -> dict[str, Any] | oid4vci.OAuthError:
+    def run() -> TokenResponse | oid4vci.OAuthError:
         with transaction(runtime.sessions) as session:
             return oid4vci.token(session, runtime, fields)
 
     result = await run_in_threadpool(run)  # committed, also when it is an error
     if isinstance(result, oid4vci.OAuthError):
         raise result
-    return JSONResponse(result, headers=NO_STORE)
+    response.headers.update(NO_STORE)
+    return result
 
 
 @router.post("/nonce", summary="Nonce endpoint.", responses=answers(NonceResponse))
-def nonce(session: SessionDep, runtime: RuntimeDep, response: Response) -> dict[str, str]:
+def nonce(session: SessionDep, runtime: RuntimeDep, response: Response) -> NonceResponse:
     response.headers.update(NO_STORE)
     return oid4vci.new_nonce(session, runtime)
 
@@ -163,11 +165,11 @@ def nonce(session: SessionDep, runtime: RuntimeDep, response: Response) -> dict[
     responses={**answers(CredentialResponse, 422), **oauth_errors(400, 401)},
 )
 def credential(
-    body: dict[str, Any],
+    body: JsonObject,
     session: SessionDep,
     runtime: RuntimeDep,
     response: Response,
     authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> CredentialResponse:
     response.headers.update(NO_STORE)
     return oid4vci.issue_from_request(session, runtime, authorization, body)
