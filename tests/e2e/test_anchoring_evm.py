@@ -71,8 +71,8 @@ def test_checkpoints_are_anchored_on_chain_and_reconciled(
         worker.run_once()  # reconciles the last one
 
     jobs = anchoring.anchor_status(runtime)
-    assert {j["status"] for j in jobs} == {"VERIFIED"}
-    assert sorted((j["size"], bytes.fromhex(j["root"])) for j in jobs) == served
+    assert {j.status for j in jobs} == {"VERIFIED"}
+    assert sorted((j.size, bytes.fromhex(j.root)) for j in jobs) == served
 
     # Independently of our backend code: the chain's event log.
     contract = w3.eth.contract(address=address, abi=compile_anchor_contract().abi)

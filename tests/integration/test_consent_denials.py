@@ -120,7 +120,9 @@ def test_denial_matrix(world: World) -> None:
     LogWorker(world.rt, steps=[]).run_once(force_checkpoint=True)
     vkey = log_identity(world.rt).vkey
     with transaction(world.rt.sessions) as session:
-        receipts = [log_service.receipt(session, e, include_event=True) for e in denials]
+        receipts = [
+            log_service.receipt(session, e, include_event=True).model_dump() for e in denials
+        ]
     assert len(set(denials)) == len(denials) == 11
     for receipt in receipts:
         verified = verify_receipt(receipt, vkey)

@@ -158,7 +158,7 @@ def test_receipts_verify_offline_and_tampering_fails(
     assert "event" not in public
     assert verify_receipt(public, vkey).index == 300
     with transaction(populated.sessions) as session:
-        full = log_service.receipt(session, str(event_id), include_event=True)
+        full = log_service.receipt(session, str(event_id), include_event=True).model_dump()
     assert verify_receipt(full, vkey).event_checked
     tampered_event = json.loads(json.dumps(full))
     tampered_event["event"]["details"]["version"] = 999

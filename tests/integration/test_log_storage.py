@@ -95,7 +95,7 @@ def test_leaves_are_event_references_without_personal_data(runtime: Runtime) -> 
         page = log_service.entries(session, 0, 3)
 
         for item, event_id in zip(page, ids, strict=True):
-            entry = item["entry"]
+            entry = item.entry
             assert set(entry) == {"v", "id", "type", "at", "digest"}
             assert entry["id"] == event_id
             event = RecordedEvent.from_row(session.get(EventRow, event_id))  # type: ignore[arg-type]
@@ -130,23 +130,24 @@ def test_checkpoints_receipts_and_consistency(runtime: Runtime) -> None:
         proof = log_service.consistency_proof(session, 5)
         receipt = log_service.receipt(session, ids[2], include_event=True)
     newer = verify_checkpoint(second.row.note, verifier, origin=origin)
-    assert proof["to"] == newer.size == 12
+    assert proof.to == newer.size == 12
     rfc6962.verify_consistency(
         5,
         12,
-        [rfc6962.Hash(b64_decode(h)) for h in proof["proof"]],
+        [rfc6962.Hash(b64_decode(h)) for h in proof.proof],
         checkpoint.root_hash,
         newer.root_hash,
     )
-    assert receipt["index"] == 2
+    assert receipt.index == 2
     rfc6962.verify_inclusion(
-        rfc6962.leaf_hash(receipt["entry"].encode()),
+        rfc6962.leaf_hash(receipt.entry.encode()),
         2,
         12,
-        [rfc6962.Hash(b64_decode(h)) for h in receipt["inclusion_proof"]],
+        [rfc6962.Hash(b64_decode(h)) for h in receipt.inclusion_proof],
         newer.root_hash,
     )
-    assert json.loads(receipt["entry"])["digest"] == event_digest(receipt["event"])
+    assert receipt.event is not None
+    assert json.loads(receipt.entry)["digest"] == event_digest(receipt.event)
 
 
 def test_a_failed_batch_leaves_no_gap_and_no_duplicate(runtime: Runtime) -> None:

@@ -111,7 +111,7 @@ def test_file_anchors_publish_and_reconcile(runtime: Runtime, tmp_path: Path) ->
     assert report.extra["anchors_published"] == 1
     assert report.extra["anchors_verified"] == 1
     jobs = anchoring.anchor_status(runtime)
-    assert [(j["backend"], j["size"], j["status"]) for j in jobs] == [("file", 3, "VERIFIED")]
+    assert [(j.backend, j.size, j.status) for j in jobs] == [("file", 3, "VERIFIED")]
     with transaction(runtime.read_sessions) as session:
         types = session.scalars(select(EventRow.type)).all()
     assert "checkpoint.anchored" in types
@@ -165,7 +165,7 @@ def test_retries_back_off_then_succeed_or_go_dead(runtime: Runtime) -> None:
     assert anchoring.publish_due(runtime, backends, jitter=no_jitter)["published"] == 1
     assert anchoring.reconcile(runtime, backends)["verified"] == 1
     [job] = anchoring.anchor_status(runtime)
-    assert (job["status"], job["attempts"], job["last_error"]) == ("VERIFIED", 3, None)
+    assert (job.status, job.attempts, job.last_error) == ("VERIFIED", 3, None)
 
     grow(runtime, 1)
     LogWorker(runtime, steps=[]).run_once(force_checkpoint=True)
@@ -176,4 +176,4 @@ def test_retries_back_off_then_succeed_or_go_dead(runtime: Runtime) -> None:
         clock.advance(timedelta(hours=2))
         outcomes.append(anchoring.publish_due(runtime, hopeless, jitter=no_jitter))
     assert outcomes[-1]["dead"] == 1
-    assert anchoring.anchor_status(runtime)[0]["status"] == "DEAD"
+    assert anchoring.anchor_status(runtime)[0].status == "DEAD"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -23,11 +24,12 @@ def anchor_status_command(ctx: typer.Context, as_json: JsonOption = False) -> No
     with runtime(ctx) as rt:
         jobs = anchor_status(rt)
     lines = [
-        f"{j['backend']:<6} size {j['size']:<10} {j['status']:<10} attempts {j['attempts']}"
-        + (f" ({j['last_error']})" if j["last_error"] else "")
+        f"{j.backend:<6} size {j.size:<10} {j.status:<10} attempts {j.attempts}"
+        + (f" ({j.last_error})" if j.last_error else "")
         for j in jobs
     ]
-    emit(as_json, {"anchors": jobs}, "\n".join(lines) if lines else "no anchors yet")
+    anchors = [asdict(j) for j in jobs]
+    emit(as_json, {"anchors": anchors}, "\n".join(lines) if lines else "no anchors yet")
 
 
 @app.command("deploy")

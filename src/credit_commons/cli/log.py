@@ -10,7 +10,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -43,6 +43,7 @@ from credit_commons.ledger.recovery import (
     declare_new_origin,
     replay,
 )
+from credit_commons.ledger.schemas import ConsistencyProof, InclusionProof
 from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import default_probes
 from credit_commons.ledger.worker import LogWorker
@@ -243,8 +244,9 @@ def log_checkpoint(
     )
 
 
-def _proof_output(as_json: bool, data: dict[str, Any]) -> None:
-    emit(as_json, data, "\n".join(data["proof"]) if data["proof"] else "(empty proof)")
+def _proof_output(as_json: bool, data: InclusionProof | ConsistencyProof) -> None:
+    text = "\n".join(data.proof) if data.proof else "(empty proof)"
+    emit(as_json, data.model_dump(mode="json", by_alias=True), text)
 
 
 @app.command("prove-inclusion")
@@ -332,8 +334,8 @@ def log_entries(
         rows = log_service.entries(session, start, end)
     emit(
         as_json,
-        rows,
-        "\n".join(f"{r['index']:>8} {r['entry']['type']:<22} {r['entry']['id']}" for r in rows),
+        [r.model_dump(mode="json") for r in rows],
+        "\n".join(f"{r.index:>8} {r.entry['type']:<22} {r.entry['id']}" for r in rows),
     )
 
 
@@ -349,7 +351,9 @@ def log_receipt(
     """Print the receipt of an event as JSON (for `commons log verify-receipt`)."""
     with unit(ctx) as (_rt, session):
         body = log_service.receipt(session, event_id, include_event=not public)
-    typer.echo(json.dumps(body, indent=2, sort_keys=True))
+    # A public receipt has no ``event`` member (the only member that may be None).
+    document = body.model_dump(mode="json", exclude_none=True)
+    typer.echo(json.dumps(document, indent=2, sort_keys=True))
     del as_json  # a receipt is always JSON
 
 

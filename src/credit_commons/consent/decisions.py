@@ -184,7 +184,7 @@ def _apply(
     answer = {**public_view(row), "event_id": event_id}
     if action == "revoke":
         # The proof of withdrawal, signed by the log at once (docs/wallet.md).
-        answer["receipt"] = pending_receipt(session, rt, event_id)
+        answer["receipt"] = pending_receipt(session, rt, event_id).model_dump(mode="json")
     return answer
 
 
@@ -236,7 +236,7 @@ def revoke_all(
             session,
             rt,
             change(session, rt, r, ConsentStatus.REVOKED, who.actor, approval=who.approval),
-        )
+        ).model_dump(mode="json")
         for r in rows
     }
     return {"revoked": [r.id for r in rows], "receipts": receipts}

@@ -70,7 +70,7 @@ def access_history(
         try:
             receipt: dict[str, Any] | None = log_service.receipt(
                 session, row.id, include_event=True
-            )
+            ).model_dump(mode="json")
         except NotFoundError:
             receipt = None
         out.append(

@@ -16,14 +16,15 @@ import json
 import logging
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import func, select, update
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.settings import Settings
 from credit_commons.events import Digest, EventDetails, Token, record_event
@@ -43,6 +44,7 @@ from credit_commons.ledger.models import AnchorJobRow
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "AnchorJobView",
     "AnchorStatus",
     "CheckpointAnchored",
     "anchor_status",
@@ -266,22 +268,37 @@ def reconcile(rt: Runtime, backends: Mapping[str, AnchorBackend]) -> dict[str, i
     return counts
 
 
-def anchor_status(rt: Runtime) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class AnchorJobView:
+    """One anchor job as ``commons anchor status`` shows it (``root`` in hex; ``receipt``:
+    the backend's own receipt document, once published)."""
+
+    backend: str
+    size: int
+    root: str
+    status: str
+    attempts: int
+    last_error: str | None
+    receipt: JsonObject | None
+    updated_at: str
+
+
+def anchor_status(rt: Runtime) -> list[AnchorJobView]:
     """Every anchor job, newest first (for ``commons anchor status``)."""
     with transaction(rt.read_sessions) as session:
         jobs = session.scalars(
             select(AnchorJobRow).order_by(AnchorJobRow.id.desc()).limit(200)
         ).all()
         return [
-            {
-                "backend": j.backend,
-                "size": j.size,
-                "root": bytes(j.root).hex(),
-                "status": j.status,
-                "attempts": j.attempts,
-                "last_error": j.last_error,
-                "receipt": json.loads(j.receipt) if j.receipt else None,
-                "updated_at": utc(j.updated_at).isoformat(),
-            }
+            AnchorJobView(
+                backend=j.backend,
+                size=j.size,
+                root=bytes(j.root).hex(),
+                status=j.status,
+                attempts=j.attempts,
+                last_error=j.last_error,
+                receipt=json.loads(j.receipt) if j.receipt else None,
+                updated_at=utc(j.updated_at).isoformat(),
+            )
             for j in jobs
         ]

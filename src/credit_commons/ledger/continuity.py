@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.settings import Settings
 from credit_commons.events import LogOutboxRow
 from credit_commons.formats.tlog_tiles import TileCache
@@ -76,7 +77,7 @@ class Claim:
     root: Hash | None = None
     note: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """This claim as JSON (roots in base64, as checkpoints write them)."""
         return {
             "source": self.source,
@@ -129,7 +130,7 @@ class Gap:
             f"{database}, whose root at size {claim.size} is another"
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The gap's machine-readable members (also the problem's extra members)."""
         return {
             "kind": self.kind,
@@ -182,7 +183,7 @@ class Continuity:
         if self.gap is not None:
             raise self.gap.error()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The whole assessment as JSON (``commons log status``)."""
         return {
             "ok": self.gap is None,

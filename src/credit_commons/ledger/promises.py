@@ -3,8 +3,6 @@ event: the entry, the full event and the log's signed entry (ledger/signed_entry
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +11,7 @@ from credit_commons.events import EventRow, LogOutboxRow, RecordedEvent, event_d
 from credit_commons.ledger.identity import establish_log_identity
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.note import sign_note
+from credit_commons.ledger.schemas import PendingReceipt
 from credit_commons.ledger.service import log_signer
 from credit_commons.ledger.signed_entry import FORMAT, signed_entry_text
 from credit_commons.runtime import Runtime
@@ -20,7 +19,7 @@ from credit_commons.runtime import Runtime
 __all__ = ["pending_receipt"]
 
 
-def pending_receipt(session: Session, rt: Runtime, event_id: str) -> dict[str, Any]:
+def pending_receipt(session: Session, rt: Runtime, event_id: str) -> PendingReceipt:
     """The receipt of an event recorded in this transaction (or earlier): its entry, the
     full event and the log's signed entry — ``index``, ``inclusion_proof`` and
     ``checkpoint`` follow once a checkpoint covers it (``GET /v1/log/receipts/{id}``).
@@ -40,9 +39,9 @@ def pending_receipt(session: Session, rt: Runtime, event_id: str) -> dict[str, A
     note = sign_note(
         signed_entry_text(identity.origin, text), log_signer(session, rt.key_store, identity)
     )
-    return {
-        "format": FORMAT,
-        "entry": text,
-        "event": event_document(RecordedEvent.from_row(row)),
-        "signed_entry": note,
-    }
+    return PendingReceipt(
+        format=FORMAT,
+        entry=text,
+        event=event_document(RecordedEvent.from_row(row)),
+        signed_entry=note,
+    )

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from credit_commons.core.encoding import b64_decode
+from credit_commons.core.encoding import JsonObject, b64_decode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.files import path_error, write_private
 from credit_commons.ledger.errors import LogDiverged
@@ -74,7 +74,7 @@ class PublishedRecord:
     heads: dict[str, PublishedHead] = field(default_factory=dict)
     frozen: dict[str, FrozenLog] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The file's JSON document."""
         return {
             "format": FORMAT,

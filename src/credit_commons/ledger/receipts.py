@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from credit_commons.core.encoding import b64_decode, json_decode
+from credit_commons.core.encoding import JsonObject, b64_decode, json_decode
 from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.events import event_digest
 from credit_commons.ledger import rfc6962
@@ -61,7 +61,7 @@ class VerifiedReceipt:
 
     checkpoint: Checkpoint
     index: int
-    entry: dict[str, Any]
+    entry: JsonObject
     witnesses: tuple[str, ...]
     event_checked: bool
     entry_signed: bool = False
@@ -73,17 +73,17 @@ class PendingReceipt:
     this entry, and — when ``event_checked`` — the event is the one the entry commits to."""
 
     origin: str
-    entry: dict[str, Any]
+    entry: JsonObject
     event_checked: bool
 
 
-def _format(receipt: Any) -> dict[str, Any]:
+def _format(receipt: Any) -> JsonObject:
     if not isinstance(receipt, dict) or receipt.get("format") != "credit-commons-receipt/v1":
         raise ReceiptInvalid("not a credit-commons-receipt/v1 document")
     return receipt
 
 
-def _entry(entry_text: str) -> dict[str, Any]:
+def _entry(entry_text: str) -> JsonObject:
     # Step 2's first half: the entry is an event reference.
     try:
         entry = json_decode(entry_text)
@@ -94,7 +94,7 @@ def _entry(entry_text: str) -> dict[str, Any]:
     return entry
 
 
-def _event(receipt: dict[str, Any], entry: dict[str, Any]) -> bool:
+def _event(receipt: JsonObject, entry: JsonObject) -> bool:
     # Step 4: the event, when present, is the one the entry commits to.
     event = receipt.get("event")
     if event is None:
@@ -112,7 +112,7 @@ def _event(receipt: dict[str, Any], entry: dict[str, Any]) -> bool:
     return True
 
 
-def _signed_entry(receipt: dict[str, Any], entry_text: str, log_vkey: str) -> bool:
+def _signed_entry(receipt: JsonObject, entry_text: str, log_vkey: str) -> bool:
     # Step 5: the log's signed entry, when present, is its signature on this entry.
     note = receipt.get("signed_entry")
     if note is None:

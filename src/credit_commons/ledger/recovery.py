@@ -24,13 +24,14 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import Clock
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import (
     ConflictError,
     NotFoundError,
@@ -205,7 +206,7 @@ class ReplayReport:
     first_at: str | None = None
     last_at: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The report as JSON (``commons log replay --json``)."""
         return {
             "replayed": self.to_size - self.from_size,
@@ -391,7 +392,7 @@ class OriginDeclaration:
     database_size: int
     lost_leaves: int | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The declaration as JSON (``commons log new-origin --json``)."""
         return {
             "origin": self.origin,

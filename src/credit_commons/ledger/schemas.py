@@ -1,11 +1,12 @@
-"""HTTP response shapes of the transparency log (documentation of what the routes send;
-the routes return the service's values unchanged, see ``gateway/openapi.py``)."""
+"""The transparency log's results as the service returns them and the routes answer them
+(``gateway/routes/log.py``).  The event documents and log entries inside are JSON
+documents (``JsonObject``): their members are the event format's, kept exactly as logged."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "ConsistencyProof",
@@ -50,7 +51,7 @@ class LogEntry(_Out):
     """One log entry (the event's public leaf), its index and leaf hash."""
 
     index: int
-    entry: dict[str, Any]
+    entry: JsonObject
     leaf_hash: str
 
 
@@ -63,7 +64,7 @@ class Receipt(_Out):
     entry: str = Field(description="the leaf entry, as logged (JSON text)")
     inclusion_proof: list[str]
     checkpoint: str
-    event: dict[str, Any] | None = Field(None, description="only for entitled parties")
+    event: JsonObject | None = Field(None, description="only for entitled parties")
 
 
 class PendingReceipt(_Out):
@@ -72,5 +73,5 @@ class PendingReceipt(_Out):
 
     format: str
     entry: str
-    event: dict[str, Any]
+    event: JsonObject
     signed_entry: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from credit_commons.ledger.note import (
     parse_note,
     sign_note,
 )
+from credit_commons.ledger.schemas import ConsistencyProof, InclusionProof, LogEntry, Receipt
 from credit_commons.ledger.sequencer import leaf_key
 from credit_commons.ledger.tiles import TileHashSource
 
@@ -190,19 +190,16 @@ def _size_or_latest(session: Session, size: int | None) -> int:
 
 def inclusion_proof(
     session: Session, index: int, size: int | None = None, cache: TileCache | None = None
-) -> dict[str, Any]:
+) -> InclusionProof:
     """The inclusion proof of leaf ``index`` in the tree of ``size`` (default: the latest
     checkpoint's size)."""
     size = _size_or_latest(session, size)
     source = TileHashSource(session, cache)
     proof = rfc6962.inclusion_proof(index, size, source)
     leaf = source.subtree_roots([rfc6962.NodeId(0, index)])[0]
-    return {
-        "index": index,
-        "size": size,
-        "leaf_hash": b64_encode(leaf),
-        "proof": [h.b64() for h in proof],
-    }
+    return InclusionProof(
+        index=index, size=size, leaf_hash=b64_encode(leaf), proof=[h.b64() for h in proof]
+    )
 
 
 def leaf_index_of(session: Session, leaf_hash: bytes, size: int) -> int:
@@ -223,14 +220,14 @@ def leaf_index_of(session: Session, leaf_hash: bytes, size: int) -> int:
 
 def consistency_proof(
     session: Session, size1: int, size2: int | None = None, cache: TileCache | None = None
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     """The consistency proof from ``size1`` to ``size2`` (default: latest checkpoint)."""
     size2 = _size_or_latest(session, size2)
     proof = rfc6962.consistency_proof(size1, size2, TileHashSource(session, cache))
-    return {"from": size1, "to": size2, "proof": [h.b64() for h in proof]}
+    return ConsistencyProof(from_=size1, to=size2, proof=[h.b64() for h in proof])
 
 
-def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
+def entries(session: Session, start: int, end: int) -> list[LogEntry]:
     """Log entries ``[start, end)`` (at most 1000), each with its leaf hash."""
     if start < 0 or end <= start:
         raise ValidationError("need 0 <= start < end", extra={"field": "start"})
@@ -244,11 +241,11 @@ def entries(session: Session, start: int, end: int) -> list[dict[str, Any]]:
         .order_by(_entries.c.leaf_index)
     )
     return [
-        {
-            "index": int(index),
-            "entry": json.loads(bytes(entry)),
-            "leaf_hash": rfc6962.leaf_hash(bytes(entry)).b64(),
-        }
+        LogEntry(
+            index=int(index),
+            entry=json.loads(bytes(entry)),
+            leaf_hash=rfc6962.leaf_hash(bytes(entry)).b64(),
+        )
         for index, entry in rows
     ]
 
@@ -268,7 +265,7 @@ def entry_bundle(session: Session, start: int, count: int) -> bytes | None:
 
 def receipt(
     session: Session, event_id: str, *, include_event: bool, cache: TileCache | None = None
-) -> dict[str, Any]:
+) -> Receipt:
     """A self-contained receipt: entry, index, inclusion proof and cosigned checkpoint.
 
     ``include_event`` adds the full event document (pseudonyms and details), for parties
@@ -283,19 +280,20 @@ def receipt(
         raise NotFoundError("no checkpointed log entry for that event yet")
     index, entry = int(row[0]), bytes(row[1])
     proof = rfc6962.inclusion_proof(index, checkpoint.size, TileHashSource(session, cache))
-    body: dict[str, Any] = {
-        "format": "credit-commons-receipt/v1",
-        "index": index,
-        "entry": entry.decode("utf-8"),
-        "inclusion_proof": [h.b64() for h in proof],
-        "checkpoint": checkpoint_with_cosignatures(session, checkpoint),
-    }
+    document = None
     if include_event:
         event = session.get(EventRow, event_id)
         if event is None:
             raise NotFoundError("event not found")
-        body["event"] = event_document(RecordedEvent.from_row(event))
-    return body
+        document = event_document(RecordedEvent.from_row(event))
+    return Receipt(
+        format="credit-commons-receipt/v1",
+        index=index,
+        entry=entry.decode("utf-8"),
+        inclusion_proof=[h.b64() for h in proof],
+        checkpoint=checkpoint_with_cosignatures(session, checkpoint),
+        event=document,
+    )
 
 
 def count_entries(session: Session) -> int:

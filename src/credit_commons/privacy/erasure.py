@@ -77,7 +77,7 @@ def erase_subject(
     codes = notify.forget_codes(rt, token)
     # The proof of erasure: the subject.erased event signed by the log at once; it verifies
     # offline, the subject gone (docs/wallet.md).
-    receipt = pending_receipt(session, rt, event.id)
+    receipt = pending_receipt(session, rt, event.id).model_dump(mode="json")
     return {
         "erased": True,
         "event_id": event.id,

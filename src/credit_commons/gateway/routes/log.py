@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
@@ -59,10 +59,10 @@ def get_checkpoint(session: ReadSessionDep) -> Response:
 @router.get(
     "/key", summary="The log's origin and signed-note verifier key.", responses=answers(LogKey)
 )
-def get_key(runtime: RuntimeDep) -> dict[str, str]:
+def get_key(runtime: RuntimeDep) -> LogKey:
     # The identity recorded when the log was created, whatever the public URL is now.
     identity = log_identity(runtime)
-    return {"origin": identity.origin, "vkey": identity.vkey}
+    return LogKey(origin=identity.origin, vkey=identity.vkey)
 
 
 @router.get(
@@ -78,7 +78,7 @@ def get_inclusion(
     size: Annotated[
         int | None, Query(ge=1, description="tree size; default latest checkpoint")
     ] = None,
-) -> dict[str, Any]:
+) -> InclusionProof:
     if (index is None) == (leaf_hash is None):
         raise ValidationError("give exactly one of index and leaf_hash", extra={"field": "index"})
     if leaf_hash is not None:
@@ -101,7 +101,7 @@ def get_consistency(
     runtime: RuntimeDep,
     from_: Annotated[int, Query(alias="from", ge=1)],
     to: Annotated[int | None, Query(ge=1)] = None,
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     return service.consistency_proof(session, from_, to, runtime.tile_cache)
 
 
@@ -114,7 +114,7 @@ def get_entries(
     session: ReadSessionDep,
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1)],
-) -> list[dict[str, Any]]:
+) -> list[LogEntry]:
     return service.entries(session, start, end)
 
 
@@ -122,8 +122,9 @@ def get_entries(
     "/receipts/{event_id}",
     summary="Public receipt of an event (without the event body).",
     responses=answers(Receipt, 404),
+    response_model_exclude_none=True,  # a public receipt has no ``event`` member
 )
-def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> dict[str, Any]:
+def get_receipt(session: ReadSessionDep, runtime: RuntimeDep, event_id: str) -> Receipt:
     if not re.fullmatch(r"evt_[0-9A-Z]{26}", event_id):
         raise NotFoundError("no checkpointed log entry for that event yet")
     return service.receipt(session, event_id, include_event=False, cache=runtime.tile_cache)

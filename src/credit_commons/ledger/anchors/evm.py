@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.ledger.anchors.base import (
     AnchorError,
@@ -76,9 +77,9 @@ class AnchorContract:
     bytecode: bytes
 
     @property
-    def abi(self) -> list[dict[str, Any]]:
+    def abi(self) -> list[JsonObject]:
         """A fresh copy of the ABI, so no caller can alter the cached one."""
-        abi: list[dict[str, Any]] = json.loads(self.abi_json)
+        abi: list[JsonObject] = json.loads(self.abi_json)
         return abi
 
 
