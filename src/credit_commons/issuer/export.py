@@ -8,8 +8,6 @@ entitled to the very token a lender would receive under consent.  Called by
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +16,7 @@ from credit_commons.formats.status_list import TokenStatus
 from credit_commons.issuer import status
 from credit_commons.issuer.credentials import SD_JWT_VC
 from credit_commons.issuer.models import CredentialRow
+from credit_commons.issuer.schemas import ExportedCredential, ExportedStatusEntry
 from credit_commons.runtime import Runtime
 
 __all__ = ["export_credentials"]
@@ -31,7 +30,7 @@ _STATUS = {
 }
 
 
-def export_credentials(session: Session, rt: Runtime, token: str) -> list[dict[str, Any]]:
+def export_credentials(session: Session, rt: Runtime, token: str) -> list[ExportedCredential]:
     """The subject's credentials, oldest first, each with its text opened from the vault.
 
     The caller has authorised the request.  Raises ``DecryptionFailed`` if a stored
@@ -44,7 +43,7 @@ def export_credentials(session: Session, rt: Runtime, token: str) -> list[dict[s
         .where(CredentialRow.subject_token == token)
         .order_by(CredentialRow.issued_at, CredentialRow.id)
     )
-    out = []
+    out: list[ExportedCredential] = []
     for row in rows:
         kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
         ref = status.StatusRef(row.status_list_id, row.status_index, kind)
@@ -53,20 +52,19 @@ def export_credentials(session: Session, rt: Runtime, token: str) -> list[dict[s
             session, bytes(row.sealed), subject=token, purpose=_VAULT_PURPOSE, record=row.id
         ).decode("ascii")
         out.append(
-            {
-                "credential_id": row.id,
-                "type": row.type_name,
-                "format": row.format,
-                "status": _STATUS.get(current, f"0x{int(current):02x}"),
-                "expired": utc(row.expires_at) <= now,
-                "issued_at": utc(row.issued_at).isoformat(),
-                "expires_at": utc(row.expires_at).isoformat(),
-                "status_list": {
-                    "uri": status.status_uri(rt, row.status_list_id),
-                    "index": row.status_index,
-                },
-                "sha256": row.token_hash,
-                "credential": text,
-            }
+            ExportedCredential(
+                credential_id=row.id,
+                type=row.type_name,
+                format=row.format,
+                status=_STATUS.get(current, f"0x{int(current):02x}"),
+                expired=utc(row.expires_at) <= now,
+                issued_at=utc(row.issued_at).isoformat(),
+                expires_at=utc(row.expires_at).isoformat(),
+                status_list=ExportedStatusEntry(
+                    uri=status.status_uri(rt, row.status_list_id), index=row.status_index
+                ),
+                sha256=row.token_hash,
+                credential=text,
+            )
         )
     return out

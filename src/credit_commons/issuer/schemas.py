@@ -21,6 +21,8 @@ __all__ = [
     "CredentialResponse",
     "CredentialTypeView",
     "DidDocument",
+    "ExportedCredential",
+    "ExportedStatusEntry",
     "IssueItem",
     "IssueRequest",
     "IssuedBatch",
@@ -119,6 +121,29 @@ class StatusChanged(_Out):
 
     credential_id: str
     status: str
+
+
+class ExportedStatusEntry(_Out):
+    """Where a credential's status is published: its status list and index in it."""
+
+    uri: str
+    index: int
+
+
+class ExportedCredential(_Out):
+    """A credential in its subject's data export: the registry metadata, its current
+    status, and the credential itself, opened from the vault."""
+
+    credential_id: str
+    type: str
+    format: str
+    status: str
+    expired: bool
+    issued_at: str
+    expires_at: str
+    status_list: ExportedStatusEntry
+    sha256: str
+    credential: str
 
 
 class JwtVcIssuerMetadata(_Out):

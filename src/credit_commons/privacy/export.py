@@ -53,7 +53,7 @@ def export_subject(
         "attributes": own.attributes,
         "identifiers": own.identifiers,
         "delegations": own.delegations,
-        "credentials": credentials,
+        "credentials": [c.model_dump(mode="json") for c in credentials],
         "consents": consents.consents,
         "access_history": consents.access_history,
         "events": own.events,

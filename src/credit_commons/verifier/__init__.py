@@ -11,6 +11,8 @@ the names here.  The modules:
 * ``sd_jwt_verify`` — the RFC 9901 verifier for any key resolver (:func:`verify_sd_jwt`);
 * ``sd_jwt_vc`` — the SD-JWT VC checks after it, pure (shared with the lender client);
 * ``trust`` — the trust list of foreign issuers (table in ``models``);
+* ``schemas`` — what the services return and the routes answer (``SdJwtVerified``,
+  ``VcJwtVerified``, ``TrustedIssuerView``);
 * ``foreign`` — foreign issuers' keys and status lists, fetched safely and cached;
 * ``status_fetch`` — fetching and checking another issuer's Token Status List;
 * ``predicates`` — a relying party's check of a predicate attestation.

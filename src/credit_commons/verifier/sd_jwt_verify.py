@@ -222,9 +222,13 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
-def _number(payload: Mapping[str, Any], name: str, invalid: type[errors.SdJwtInvalid]) -> Any:
+def _number(
+    payload: Mapping[str, Any], name: str, invalid: type[errors.SdJwtInvalid]
+) -> int | float | None:
     value = payload.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid(f"{name} must be a number")
     return value
 
