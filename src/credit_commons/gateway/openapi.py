@@ -142,14 +142,20 @@ def media(
 
 
 def _only_refs(node: Any) -> Any:
-    # A route's return annotation (dict[str, Any]) yields a generic object schema, into
-    # which FastAPI merges the declared model's reference (or a union's ``anyOf``): keep
-    # the declared schema alone.
+    # A route's return annotation yields a schema into which FastAPI merges the declared
+    # model's reference (or a union's ``anyOf``): from a generic object (dict[str, Any])
+    # the merged ``anyOf``, from the same union as the declared one its options twice.
+    # Keep the declared schema alone, each option once.
     if isinstance(node, dict):
         if "$ref" in node:
             return {"$ref": node["$ref"]}
-        if "anyOf" in node and node.get("additionalProperties") is True:
-            return {"anyOf": _only_refs(node["anyOf"])}
+        if "anyOf" in node:
+            options: list[Any] = []
+            for option in _only_refs(node["anyOf"]):
+                if option not in options:
+                    options.append(option)
+            if node.get("additionalProperties") is True or len(options) < len(node["anyOf"]):
+                return {"anyOf": options}
         return {key: _only_refs(value) for key, value in node.items()}
     if isinstance(node, list):
         return [_only_refs(value) for value in node]
