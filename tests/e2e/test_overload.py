@@ -67,50 +67,67 @@ def small_server(tmp_path: Path, backend_url: str) -> Iterator[str]:
     assert b"Traceback" not in log_path.read_bytes(), log_path.read_text()
 
 
-def _burst(base: str) -> list[httpx.Response | Exception]:
-    async def writer(http: httpx.AsyncClient, n: int) -> list[httpx.Response | Exception]:
+ATTEMPTS = 40
+"""Tries per registration: a writer that honours ``Retry-After`` gets through long before
+(a refusal costs it one second); the bound only stops a test that would otherwise loop."""
+
+
+def _burst(base: str) -> list[list[httpx.Response | Exception]]:
+    """Each writer registers ``EACH`` identities one after the other, retrying a refusal
+    after its ``Retry-After``; returns every answer (or transport error) per registration."""
+
+    async def register(http: httpx.AsyncClient, name: str) -> list[httpx.Response | Exception]:
         answers: list[httpx.Response | Exception] = []
-        for i in range(EACH):
+        for _ in range(ATTEMPTS):
             try:
-                body = {"profile": {"name": f"Burst {n}-{i}"}}
-                answers.append(await http.post("/v1/identities", json=body))
-            except httpx.HTTPError as e:  # a stalled server: the client gives up
+                answer = await http.post("/v1/identities", json={"profile": {"name": name}})
+            except httpx.HTTPError as e:  # no answer within the timeout, or none at all
                 answers.append(e)
+                return answers
+            answers.append(answer)
+            if answer.status_code not in (429, 503):
+                return answers
+            await asyncio.sleep(min(int(answer.headers.get("retry-after", "1")), 5))
         return answers
 
-    async def run() -> list[httpx.Response | Exception]:
+    async def writer(http: httpx.AsyncClient, n: int) -> list[list[httpx.Response | Exception]]:
+        return [await register(http, f"Burst {n}-{i}") for i in range(EACH)]
+
+    async def run() -> list[list[httpx.Response | Exception]]:
         limits = httpx.Limits(max_connections=WRITERS, max_keepalive_connections=WRITERS)
+        # 25 s is far beyond any wait the server allows itself (admission 0.5 s, the pool
+        # and SQLite's lock 5 s, then 503): a request unanswered by then was stalled.
         async with httpx.AsyncClient(base_url=base, timeout=25, limits=limits) as http:
             done = await asyncio.gather(*(writer(http, n) for n in range(WRITERS)))
-        return [answer for answers in done for answer in answers]
+        return [registration for registrations in done for registration in registrations]
 
     return asyncio.run(run())
 
 
 @pytest.mark.slow
 def test_a_burst_of_writers_is_served_or_refused_never_stalled(small_server: str) -> None:
-    started = time.monotonic()
-    answers = _burst(small_server)
-    elapsed = time.monotonic() - started
+    # No wall-clock bound (the machine may be loaded): a stall shows as a request without an
+    # answer within the client's timeout, a 500, or a registration never done.
+    registrations = _burst(small_server)
+    answers = [answer for registration in registrations for answer in registration]
 
     failures = [a for a in answers if isinstance(a, Exception)]
     assert not failures, f"{len(failures)} requests got no answer: {failures[:3]}"
     responses = [a for a in answers if isinstance(a, httpx.Response)]
     statuses = sorted({r.status_code for r in responses})
     assert set(statuses) <= {201, 429, 503}, statuses
-    assert sum(r.status_code == 201 for r in responses) >= WRITERS, statuses
     for refused in (r for r in responses if r.status_code in (429, 503)):
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.json()["code"] in REFUSALS
         assert int(refused.headers["retry-after"]) >= 1
-    # The burst was worked through, not waited out: no request sat out a pool timeout.
-    assert elapsed < 20, f"the burst took {elapsed:.1f} s"
+    # A writer that honours Retry-After gets every registration done.
+    done = [r for r in responses if r.status_code == 201]
+    assert len(done) == WRITERS * EACH, f"{len(done)} of {WRITERS * EACH} registered"
+    assert len({r.json()["identity_token"] for r in done}) == WRITERS * EACH
 
-    # Right after the burst, a normal request is served at once.
-    t0 = time.monotonic()
+    # Right after the burst, a normal request is admitted, not refused.
     after = httpx.post(f"{small_server}/v1/identities", json={"profile": {"name": "After"}})
     assert after.status_code == 201, after.text
-    assert time.monotonic() - t0 < 2
 
     # Every refusal is counted where operators look.
     metrics = httpx.get(f"{small_server}/metrics").text

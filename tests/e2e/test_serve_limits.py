@@ -7,6 +7,7 @@ declared or chunked, get 413 problem+json.  SQLite only: no storage is involved.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import signal
 import socket
@@ -156,3 +157,37 @@ def test_the_server_refuses_over_large_bodies(serve: Serve) -> None:
         assert chunked.request.headers["transfer-encoding"] == "chunked"
         assert chunked.status_code == 413
         assert chunked.headers["content-type"] == "application/problem+json"
+
+
+def _get_on(connection: http.client.HTTPConnection) -> int:
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def test_an_idle_connection_outlives_a_clients_own_keep_alive_expiry(serve: Serve) -> None:
+    # httpx (and uvicorn's default) keep an idle connection 5 s: a server that closed its
+    # side as early could close under a request sent at 4.99 s and lose it.
+    host, port = serve().removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        assert _get_on(connection) == 200
+        sock = connection.sock
+        time.sleep(6)
+        assert _get_on(connection) == 200  # RemoteDisconnected if the server had closed
+        assert connection.sock is sock
+    finally:
+        connection.close()
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_setting(serve: Serve) -> None:
+    host, port = serve(COMMONS_HTTP_KEEP_ALIVE="1").removeprefix("http://").split(":")
+    # A 10 s read timeout: the default (20 s) would time out instead of closing.
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        assert _get_on(connection) == 200
+        assert connection.sock is not None
+        assert connection.sock.recv(1) == b""  # the server's close, not a timeout (raises)
+    finally:
+        connection.close()

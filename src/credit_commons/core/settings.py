@@ -308,6 +308,14 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="largest request line or single header line (431 beyond)",
     )
+    http_keep_alive: int = Field(
+        default=20,
+        ge=1,
+        le=300,
+        description="seconds an idle keep-alive connection stays open; longer than clients' "
+        "own idle expiry (httpx 5 s, aiohttp 15 s), so that a client never sends a request on "
+        "a connection the server is closing",
+    )
     rate_limit_strategy: Literal["moving-window", "fixed-window"] = Field(
         default="moving-window", description="how rate-limit windows are counted"
     )

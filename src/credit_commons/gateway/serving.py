@@ -42,11 +42,18 @@ def serve_options(settings: Settings) -> dict[str, Any]:
     headers (the app decides the client address itself, trusting only
     ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
     refuses over-long headers (``COMMONS_MAX_HEADER_BYTES``/``_LINE_BYTES``), as a
-    picklable factory so that spawned workers receive it too."""
+    picklable factory so that spawned workers receive it too.
+
+    Idle keep-alive connections stay open ``COMMONS_HTTP_KEEP_ALIVE`` seconds (20), not
+    uvicorn's 5: a client reusing a connection idle just under its own expiry (httpx's is
+    5 s too) could send a request as the server closes the connection, and lose it (a read
+    error, no answer: seen in the overload test).  Closing later than clients do leaves
+    the choice of when to stop reusing a connection to them, which is race-free."""
     return {
         "log_config": None,
         "access_log": False,
         "proxy_headers": False,
+        "timeout_keep_alive": settings.http_keep_alive,
         "http": bounded_protocol_factory(settings.max_header_bytes, settings.max_header_line_bytes),
     }
 
