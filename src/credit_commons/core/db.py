@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -29,6 +30,7 @@ from credit_commons.core.durability import SQLITE_SYNCHRONOUS
 from credit_commons.core.errors import ConfigurationError, UnavailableError
 
 __all__ = [
+    "PING_IDLE_AFTER",
     "READ_ONLY",
     "Base",
     "DatabaseBusy",
@@ -146,7 +148,8 @@ class DatabaseBusy(UnavailableError):
     timeout, or PostgreSQL refused a lock, a connection or a serialisation.  Nothing was
     written; the same request may succeed a moment later (``retry_after``).  ``reason``
     names which (``pool_timeout``, ``locked``, ``lock_not_available``,
-    ``too_many_connections``, ``serialization_failure``, ``deadlock``)."""
+    ``too_many_connections``, ``serialization_failure``, ``deadlock``, ``connection_lost``:
+    the server closed the connection, e.g. on a restart)."""
 
     code = "service.database_busy"
     title = "Service busy"
@@ -171,7 +174,8 @@ _POSTGRES_BUSY_STATES = {
 
 def busy_error(error: BaseException) -> DatabaseBusy | None:
     """``error`` as a :class:`DatabaseBusy` when it only says the database is busy right
-    now (a pool timeout, a lock wait that ran out, a refused connection); else ``None``.
+    now (a pool timeout, a lock wait that ran out, a refused or lost connection); else
+    ``None``.
 
     The unit of work of a request (``gateway/deps.py``) and the problem handler use this
     so that such an error reaches a client as 503 with ``Retry-After``, never as 500.
@@ -180,6 +184,8 @@ def busy_error(error: BaseException) -> DatabaseBusy | None:
         return DatabaseBusy("pool_timeout")
     if not isinstance(error, OperationalError | DBAPIError):
         return None
+    if error.connection_invalidated:  # the server closed it: a new one is taken next time
+        return DatabaseBusy("connection_lost")
     original = error.orig
     code = getattr(original, "sqlite_errorcode", None)
     if isinstance(code, int) and (code & 0xFF) in _SQLITE_BUSY_CODES:
@@ -196,14 +202,61 @@ def dispose_engine(engine: Engine) -> None:
     engine.dispose()
 
 
+PING_IDLE_AFTER = 10.0
+"""Seconds a pooled PostgreSQL connection may sit idle before its next checkout pings it."""
+
+_USED_AT = "credit_commons.used_at"
+
+
+def _ping_when_idle(engine: Engine, idle_after: float) -> None:
+    """Pessimistic disconnect handling for a pool, paid only by idle connections.
+
+    SQLAlchemy's ``pool_pre_ping`` pings the server on every checkout: one round trip and
+    one statement for PostgreSQL to run per unit of work (two of the twelve statements of a
+    consent retrieval).  A connection checked in less than ``idle_after`` seconds ago was
+    working a moment before, so this pings only one idle for longer, which is when a
+    server restart, failover or idle timeout may have cut it.  A failed ping invalidates the
+    pool (every connection from before it) and the checkout retries with a new connection,
+    as SQLAlchemy's own pre-ping does.  A connection cut within the window fails the unit
+    of work that uses it (503 ``service.database_busy``, :func:`busy_error`), and that
+    failure invalidates the pool in turn, so the next request gets fresh connections.
+    """
+    dialect = engine.dialect
+
+    def stamp(dbapi_connection: Any, record: Any, *_: Any) -> None:
+        record.info[_USED_AT] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        used = record.info.get(_USED_AT)
+        if used is not None and time.monotonic() - used < idle_after:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise InvalidatePoolError(str(error)) from error
+            raise
+
+    event.listen(engine, "connect", stamp)
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", check)
+
+
 def make_engine(
-    url: str, *, pool_size: int = 10, pool_timeout: float = 5.0, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout: float = 5.0,
+    echo: bool = False,
+    ping_idle_after: float = PING_IDLE_AFTER,
 ) -> Engine:
     """Create an engine for ``url`` (``sqlite:///…`` or ``postgresql+psycopg://…``).
 
     Both keep ``pool_size`` connections and open as many again for a moment; a unit of
     work waits at most ``pool_timeout`` seconds for one (then SQLAlchemy's ``TimeoutError``,
-    which :func:`busy_error` turns into :class:`DatabaseBusy`).  For SQLite the parent
+    which :func:`busy_error` turns into :class:`DatabaseBusy`).  A PostgreSQL connection
+    idle for ``ping_idle_after`` seconds is pinged before it is used again
+    (:func:`_ping_when_idle`).  For SQLite the parent
     directory is created, the pragmas are set on every connection, and the write-ahead log
     is checkpointed by a background thread (:mod:`credit_commons.core.sqlite_checkpoint`);
     release the engine with :func:`dispose_engine`.
@@ -247,7 +300,9 @@ def make_engine(
                 "PostgreSQL is supported through psycopg 3 only",
                 hint="write the URL as postgresql+psycopg://…",
             )
-        return create_engine(parsed, echo=echo, pool_pre_ping=True, **pool)
+        engine = create_engine(parsed, echo=echo, **pool)
+        _ping_when_idle(engine, ping_idle_after)
+        return engine
     raise ConfigurationError(
         f"unsupported database backend {backend!r}",
         hint="use SQLite (embedded) or PostgreSQL (production)",
