@@ -135,7 +135,7 @@ def make_subjects(rt: Runtime, n: int) -> list[Subject]:
                     {"roles": ["business"], "profile": {"name": f"Enterprise {i}"}}
                 )
                 made = identity_service.create_identity(session, rt, body)
-                subjects.append(Subject(made["identity_token"]))
+                subjects.append(Subject(made.identity_token))
         if (lo // 200) % 10 == 9 or len(subjects) == n:
             progress(f"identities {len(subjects):,} / {n:,} ({time.perf_counter() - start:.0f} s)")
     return subjects

@@ -77,7 +77,7 @@ def _subjects(rt: Runtime, n: int) -> list[tuple[str, PrivateKey, dict[str, str]
     with transaction(rt.sessions) as session:
         for _ in range(n):
             body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "M"}})
-            token = identity_service.create_identity(session, rt, body)["identity_token"]
+            token = identity_service.create_identity(session, rt, body).identity_token
             made.append((token, *_holder()))
     return made
 

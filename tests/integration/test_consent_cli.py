@@ -45,7 +45,7 @@ def setup(
                 ConsentRequest.model_validate(
                     {
                         "template": "loan_underwriting",
-                        "borrower": made["identity_token"],
+                        "borrower": made.identity_token,
                         "purpose": "105",
                         "consent_expiry": (rt.clock.now() + timedelta(days=3)).isoformat(),
                         "scopes": [{"type": "CreditReadinessCredential", "claims": []}],
@@ -54,7 +54,7 @@ def setup(
             )
     finally:
         rt.close()
-    return made["identity_token"], made["access_token"], consent["consent_id"]
+    return made.identity_token, made.access_token, consent["consent_id"]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -50,7 +50,7 @@ OTHER = FakeLender("lnd_" + "b" * 22)
 def _identity(rt: Runtime, roles: list[str]) -> str:
     with transaction(rt.sessions) as session:
         body = IdentityCreate.model_validate({"roles": roles, "profile": {"name": "X"}})
-        return str(identity_service.create_identity(session, rt, body)["identity_token"])
+        return str(identity_service.create_identity(session, rt, body).identity_token)
 
 
 def _borrower(rt: Runtime) -> str:
@@ -85,7 +85,7 @@ def _delegate_assist(rt: Runtime, token: str, agent: str) -> None:
                 }
             ),
         )
-        delegations.accept_delegation(session, rt, Principal(agent, "identity"), made["id"])
+        delegations.accept_delegation(session, rt, Principal(agent, "identity"), made.id)
 
 
 def _request(rt: Runtime, token: str, lender: FakeLender = LENDER, **overrides: Any) -> str:

@@ -74,8 +74,8 @@ def _setup(rt: Runtime) -> tuple[Lender, str]:
             webhook_url=HOOK,
         )
         body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "B"}})
-        token = identity_service.create_identity(session, rt, body)["identity_token"]
-    lender = Lender(client["client_id"])
+        token = identity_service.create_identity(session, rt, body).identity_token
+    lender = Lender(client.client_id)
     with transaction(rt.sessions) as session:
         made = consent_requests.request_consent(
             session,

@@ -82,7 +82,7 @@ def register(rt: Runtime, name: str = "Lakshmi") -> str:
         made = create_identity(
             session, rt, IdentityCreate.model_validate({"profile": {"name": name}}), None
         )
-    return str(made["identity_token"])
+    return str(made.identity_token)
 
 
 def erase(rt: Runtime, token: str) -> dict[str, Any]:

@@ -36,8 +36,7 @@ def _subjects(n: int) -> list[str]:
         with transaction(rt.sessions) as session:
             body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "M"}})
             return [
-                identity_service.create_identity(session, rt, body)["identity_token"]
-                for _ in range(n)
+                identity_service.create_identity(session, rt, body).identity_token for _ in range(n)
             ]
     finally:
         rt.close()

@@ -30,7 +30,7 @@ def _pending_consent(rt: Runtime, seconds: float) -> str:
     """A consent request that expires ``seconds`` from now, left pending."""
     with transaction(rt.sessions) as session:
         body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "J"}})
-        borrower = identity_service.create_identity(session, rt, body)["identity_token"]
+        borrower = identity_service.create_identity(session, rt, body).identity_token
         request = ConsentRequest.model_validate(
             {
                 "template": "loan_underwriting",

@@ -33,22 +33,22 @@ def test_retention_deletes_only_what_is_past_its_window(runtime: Runtime) -> Non
         b = service.create_identity(
             session, runtime, IdentityCreate.model_validate({"profile": {"name": "B"}})
         )
-        owner = service.Principal(a["identity_token"], "identity")
+        owner = service.Principal(a.identity_token, "identity")
         offered = delegations.create_delegation(
             session,
             runtime,
             owner,
-            a["identity_token"],
+            a.identity_token,
             DelegationCreate.model_validate(
                 {
-                    "delegatee_token": b["identity_token"],
+                    "delegatee_token": b.identity_token,
                     "type": "parent_child",
                     "permissions": ["read:profile"],
                     "expires_in_days": 10,
                 }
             ),
         )
-        dsr.open_request(session, runtime, a["identity_token"], dsr.DsrKind.EXPORT)
+        dsr.open_request(session, runtime, a.identity_token, dsr.DsrKind.EXPORT)
     with transaction(runtime.sessions) as session:
         assert run_retention(session, runtime) == {
             "access_tokens": 0,
@@ -73,7 +73,7 @@ def test_retention_deletes_only_what_is_past_its_window(runtime: Runtime) -> Non
     clock.advance(timedelta(days=366))
     with transaction(runtime.sessions) as session:
         assert run_retention(session, runtime)["delegations"] == 1
-        assert session.get(DelegationRow, offered["id"]) is None
+        assert session.get(DelegationRow, offered.id) is None
         runs = session.scalar(
             sa.select(sa.func.count()).select_from(EventRow).where(EventRow.type == "retention.run")
         )

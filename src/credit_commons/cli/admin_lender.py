@@ -45,4 +45,4 @@ def admin_approve(
             allowed_purposes=request.allowed_purposes,
             webhook_url=request.webhook_url,
         )
-    emit(as_json, made, f"registered {made['name']} as {made['client_id']}")
+    emit(as_json, made.model_dump(mode="json"), f"registered {made.name} as {made.client_id}")

@@ -59,8 +59,8 @@ def identity_create(
         created = service.create_identity(session, rt, request, operator())
     emit(
         as_json,
-        created,
-        f"created {created['identity_token']}\naccess token: {created['access_token']}",
+        created.model_dump(mode="json", exclude_none=True),
+        f"created {created.identity_token}\naccess token: {created.access_token}",
     )
 
 
@@ -72,7 +72,7 @@ def identity_show(
 ) -> None:
     """Show an identity's metadata (no personal data)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = service.get_identity(session, rt, operator(), token)
+        data = service.get_identity(session, rt, operator(), token).model_dump(mode="json")
     emit(as_json, data, json.dumps(data, indent=2))
 
 
@@ -103,8 +103,8 @@ def identity_delegate(
         "delegation",
     )
     with unit(ctx) as (rt, session):
-        data = delegations.create_delegation(session, rt, operator(), delegator, request)
-    emit(as_json, data, f"offered {data['id']}; the delegatee must accept it")
+        made = delegations.create_delegation(session, rt, operator(), delegator, request)
+    emit(as_json, made.model_dump(mode="json"), f"offered {made.id}; the delegatee must accept it")
 
 
 authority_app = typer.Typer(
@@ -135,10 +135,10 @@ def authority_add(
         data = onboarding.register_authority(
             session, rt, operator(), kind=authority_kind, name=name, lender_client_id=lender
         )
-    text = f"designated {data['authority_id']} ({data['kind']})"
-    if "token" in data:
-        text += f"\ndesk token: {data['token']}"
-    emit(as_json, data, text)
+    text = f"designated {data.authority_id} ({data.kind})"
+    if data.token is not None:
+        text += f"\ndesk token: {data.token}"
+    emit(as_json, data.model_dump(mode="json", exclude_unset=True), text)
 
 
 @authority_app.command("list")
@@ -147,11 +147,10 @@ def authority_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with unit(ctx, read_only=True) as (_rt, session):
         rows = onboarding.list_authorities(session, operator())
     text = "\n".join(
-        f"{r['authority_id']}  {r['kind']:<11}  {'active' if r['active'] else 'inactive':<8}  "
-        f"{r['name']}"
+        f"{r.authority_id}  {r.kind:<11}  {'active' if r.active else 'inactive':<8}  {r.name}"
         for r in rows
     )
-    emit(as_json, rows, text or "no onboarding authorities")
+    emit(as_json, [r.model_dump(mode="json") for r in rows], text or "no onboarding authorities")
 
 
 @authority_app.command("deactivate")
@@ -163,7 +162,7 @@ def authority_deactivate(
     """Stop an authority from binding (its earlier bindings stay, naming it)."""
     with unit(ctx) as (rt, session):
         data = onboarding.set_authority_active(session, rt, operator(), authority_id, active=False)
-    emit(as_json, data, f"deactivated {authority_id}")
+    emit(as_json, data.model_dump(mode="json"), f"deactivated {authority_id}")
 
 
 @authority_app.command("token")
@@ -175,7 +174,7 @@ def authority_token(
     """Issue a new bearer token for an issuer desk (shown once; valid 30 days)."""
     with unit(ctx) as (rt, session):
         data = onboarding.issue_desk_token(session, rt, operator(), authority_id)
-    emit(as_json, data, data["token"])
+    emit(as_json, data.model_dump(mode="json"), data.token)
 
 
 @app.command("bind")
@@ -203,4 +202,4 @@ def identity_bind(
     with unit(ctx) as (rt, session):
         authority = onboarding.issuer_desk(session, authority_id)
         data = onboarding.bind_identifier(session, rt, authority, request)
-    emit(as_json, data, f"{data['kind']} bound to {token} by {authority_id}")
+    emit(as_json, data.model_dump(mode="json"), f"{data.kind} bound to {token} by {authority_id}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -23,9 +22,11 @@ from credit_commons.consent.access import (
 )
 from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import parse_compact, sign_compact
+from credit_commons.gateway.openapi import JwkSet
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType
 from credit_commons.keys.errors import KeyNotFound
@@ -81,10 +82,10 @@ def oauth_signer(session: Session, rt: Runtime) -> StoredSigner:
     return key_service.platform_signer(session, rt, _OAUTH_PLATFORM_KEY)
 
 
-def oauth_jwks(session: Session, rt: Runtime) -> dict[str, Any]:
+def oauth_jwks(session: Session, rt: Runtime) -> JwkSet:
     """The JWK Set that verifies access tokens: every version of the ``oauth`` key."""
     versions = key_service.platform_key_versions(session, rt, _OAUTH_PLATFORM_KEY)
-    return {"keys": [v.jwk() for v in sorted(versions, key=lambda v: -v.version)]}
+    return JwkSet(keys=[v.jwk() for v in sorted(versions, key=lambda v: -v.version)])
 
 
 def mint_access_token(
@@ -146,7 +147,7 @@ def _key_version(session: Session, rt: Runtime, kid: object) -> KeyVersion | Non
     return found
 
 
-def _verified_tokens(rt: Runtime) -> BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]]:
+def _verified_tokens(rt: Runtime) -> BoundedCache[str, tuple[JsonObject, JsonObject]]:
     """The header and payload of tokens whose signature verified, most recent first.
 
     The header and payload dicts are shared by every request that presents the token:
@@ -160,7 +161,7 @@ def _verified_tokens(rt: Runtime) -> BoundedCache[str, tuple[dict[str, Any], dic
     return _VERIFIED_TOKENS(rt)
 
 
-_VERIFIED_TOKENS = Attached[Runtime, BoundedCache[str, tuple[dict[str, Any], dict[str, Any]]]](
+_VERIFIED_TOKENS = Attached[Runtime, BoundedCache[str, tuple[JsonObject, JsonObject]]](
     lambda _rt: BoundedCache(
         max_entries=4096,
         max_bytes=16 * 1024 * 1024,
@@ -172,7 +173,7 @@ _VERIFIED_TOKENS = Attached[Runtime, BoundedCache[str, tuple[dict[str, Any], dic
 
 def _signed_parts(
     session: Session, rt: Runtime, token: str
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
+) -> tuple[JsonObject, JsonObject] | None:
     # The token's header and payload if it is a compact JWS with no key of its own, an
     # algorithm of the platform's policy, and a valid signature by a version of the oauth
     # key (RFC 9068 §4 step 4); None otherwise.
@@ -196,7 +197,7 @@ def _signed_parts(
     return header, payload
 
 
-def int_claim(payload: dict[str, Any], name: str) -> int | None:
+def int_claim(payload: JsonObject, name: str) -> int | None:
     """A NumericDate claim (RFC 7519 §2) as an integer; ``None`` if absent or not one."""
     value = payload.get(name)
     return value if isinstance(value, int) and not isinstance(value, bool) else None

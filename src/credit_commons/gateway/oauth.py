@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from credit_commons import lenders
 from credit_commons.consent.access import anonymous_actor, lender_actor
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.formats.jws import parse_compact
 from credit_commons.formats.oauth import OAuthError
@@ -35,6 +35,7 @@ from credit_commons.gateway.access_token import (
     mint_access_token,
     oauth_signer,
 )
+from credit_commons.gateway.schemas import AccessTokenResponse, TokenEndpointMetadata
 from credit_commons.keys.algorithms import ACCEPTED_ALGS
 from credit_commons.runtime import Runtime
 
@@ -126,7 +127,7 @@ def _assertion_of(form: dict[str, str]) -> str:
 
 def _verified_client(
     session: Session, rt: Runtime, form: dict[str, str], assertion: str
-) -> tuple[lenders.LenderClient, dict[str, Any]]:
+) -> tuple[lenders.LenderClient, JsonObject]:
     """Steps 1-3: the client that signed ``assertion``, and the assertion's claims."""
     anonymous = anonymous_actor(rt)
     # 1. A compact JWS; no keys in the header, only the platform's algorithms.
@@ -157,7 +158,7 @@ def _verified_client(
     return client, payload
 
 
-def _check_claims(rt: Runtime, client_id: str, payload: dict[str, Any], actor: str) -> None:
+def _check_claims(rt: Runtime, client_id: str, payload: JsonObject, actor: str) -> None:
     """Steps 4-6: sub, aud, the times and jti of a verified assertion."""
     # 4. sub (item 2) is the client too; aud (item 3) is this token endpoint or the issuer.
     if payload.get("sub") != client_id:
@@ -220,7 +221,7 @@ def _jti_hash(client_id: str, jti: str) -> str:
     return hashlib.sha256(f"{client_id}\n{jti}".encode()).hexdigest()
 
 
-def issue_token(session: Session, rt: Runtime, client: AuthenticatedClient) -> dict[str, Any]:
+def issue_token(session: Session, rt: Runtime, client: AuthenticatedClient) -> AccessTokenResponse:
     """Consume the assertion's ``jti`` and return the RFC 6749 §5.1 token response.
 
     Expired ``jti`` rows are purged on the way.  Raises :class:`TokenError`
@@ -244,24 +245,24 @@ def issue_token(session: Session, rt: Runtime, client: AuthenticatedClient) -> d
         now=now,
         ttl=ttl,
     )
-    return {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": int(ttl.total_seconds()),
-        "scope": " ".join(sorted(client.scopes)),
-    }
+    return AccessTokenResponse(
+        access_token=token,
+        token_type="Bearer",  # noqa: S106 - RFC 6750 token type, not a secret
+        expires_in=int(ttl.total_seconds()),
+        scope=" ".join(sorted(client.scopes)),
+    )
 
 
-def authorization_server_metadata(rt: Runtime) -> dict[str, Any]:
+def authorization_server_metadata(rt: Runtime) -> TokenEndpointMetadata:
     """The RFC 8414 members of the lender token endpoint, for merging into the metadata
     document served at ``/.well-known/oauth-authorization-server``."""
     base = issuer_url(rt)
-    return {
-        "issuer": base,
-        "token_endpoint": token_endpoint(rt),
-        "jwks_uri": f"{base}/oauth/jwks",
-        "grant_types_supported": [CLIENT_CREDENTIALS],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": sorted(ACCEPTED_ALGS),
-        "scopes_supported": sorted(SCOPES),
-    }
+    return TokenEndpointMetadata(
+        issuer=base,
+        token_endpoint=token_endpoint(rt),
+        jwks_uri=f"{base}/oauth/jwks",
+        grant_types_supported=[CLIENT_CREDENTIALS],
+        token_endpoint_auth_methods_supported=["private_key_jwt"],
+        token_endpoint_auth_signing_alg_values_supported=sorted(ACCEPTED_ALGS),
+        scopes_supported=sorted(SCOPES),
+    )

@@ -1,22 +1,12 @@
-"""HTTP response shapes of the gateway's own routes: the token endpoint, a lender's own
-registration and onboarding authorities (documentation of what the routes send; the routes
-return the services' values unchanged, see ``gateway/openapi.py``).  The lender registry's
-shapes are in ``lenders/schemas.py``."""
+"""HTTP response shapes of the gateway's own routes: the token endpoint and its metadata, and
+a lender's own registration.  The lender registry's shapes are in ``lenders/schemas.py``,
+the onboarding authorities' in ``identity/schemas.py``."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from credit_commons.identity.schemas import IdentifierView
-
-__all__ = [
-    "AccessTokenResponse",
-    "AuthorityCreated",
-    "AuthorityView",
-    "BindingView",
-    "DeskToken",
-    "LenderSelf",
-]
+__all__ = ["AccessTokenResponse", "LenderSelf", "TokenEndpointMetadata"]
 
 
 class _Out(BaseModel):
@@ -33,6 +23,18 @@ class AccessTokenResponse(_Out):
     scope: str
 
 
+class TokenEndpointMetadata(_Out):
+    """The RFC 8414 §2 members that describe the lender token endpoint."""
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
+    scopes_supported: list[str]
+
+
 class LenderSelf(_Out):
     """The calling lender's own registration, as its token presents it."""
 
@@ -40,38 +42,3 @@ class LenderSelf(_Out):
     name: str | None
     allowed_purposes: list[str]
     scope: str
-
-
-class AuthorityView(_Out):
-    """An onboarding authority."""
-
-    authority_id: str
-    kind: str
-    name: str
-    lender_client_id: str | None
-    active: bool
-    created_at: str
-    updated_at: str
-
-
-class AuthorityCreated(AuthorityView):
-    """A designated authority; an issuer desk's bearer token is shown once."""
-
-    token: str | None = None
-    token_expires_at: str | None = None
-
-
-class DeskToken(_Out):
-    """An issuer desk's bearer token, shown once."""
-
-    authority_id: str
-    token: str
-    token_expires_at: str
-
-
-class BindingView(IdentifierView):
-    """An identifier bound to an identity, and the event that recorded it (``null`` when
-    it was bound already)."""
-
-    identity_token: str
-    event_id: str | None

@@ -7,13 +7,12 @@ to the caller's nonce and audience.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity.auth import Principal, actor_of, subject_of
 from credit_commons.identity.predicates import PredicateRequest, evaluate, sign_attestation
+from credit_commons.identity.schemas import AttestationView, ClaimAnswer
 from credit_commons.identity.service import open_attributes
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
@@ -39,7 +38,7 @@ def attestation_signer(session: Session, rt: Runtime) -> StoredSigner:
 
 def attest(
     session: Session, rt: Runtime, principal: Principal, token: str, request: PredicateRequest
-) -> dict[str, Any]:
+) -> AttestationView:
     """Evaluate ``request``'s claims over the sealed attributes and return a signed JWT of
     the boolean results bound to the caller's nonce and audience — never the values.
 
@@ -48,7 +47,7 @@ def attest(
     """
     now = rt.clock.now()
     attributes = open_attributes(session, rt, principal, token, now)
-    results = evaluate(request, attributes, today=now.date())
+    results = evaluate(request, attributes.model_dump(exclude_none=True), today=now.date())
     signer = attestation_signer(session, rt)
     jwt = sign_attestation(
         results,
@@ -67,8 +66,8 @@ def attest(
         subject=subject_of(rt, token),
         object=rt.objects.digest("attestation", jwt[-43:]),
     )
-    return {
-        "attestation": jwt,
-        "results": [r.model_dump() for r in results],
-        "all_satisfied": all(r.satisfied for r in results),
-    }
+    return AttestationView(
+        attestation=jwt,
+        results=[ClaimAnswer(claim=r.claim, satisfied=r.satisfied) for r in results],
+        all_satisfied=all(r.satisfied for r in results),
+    )

@@ -21,7 +21,13 @@ from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.identity.auth import Principal, actor_of, delegation_effective, subject_of
 from credit_commons.identity.models import DelegationRow, IdentityRow
-from credit_commons.identity.schemas import DelegationCreate, DelegationType, Permission, Role
+from credit_commons.identity.schemas import (
+    DelegationCreate,
+    DelegationType,
+    DelegationView,
+    Permission,
+    Role,
+)
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -54,19 +60,19 @@ def delegatees_of(session: Session, delegator: str) -> set[str]:
     )
 
 
-def _view(row: DelegationRow, now: datetime) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "delegator_token": row.delegator_token,
-        "delegatee_token": row.delegatee_token,
-        "permissions": json.loads(row.permissions),
-        "expires_at": utc(row.expires_at).isoformat(),
-        "accepted_by_delegator": row.delegator_accepted_at is not None,
-        "accepted_by_delegatee": row.delegatee_accepted_at is not None,
-        "revoked": row.revoked_at is not None,
-        "effective": delegation_effective(row, now),
-    }
+def _view(row: DelegationRow, now: datetime) -> DelegationView:
+    return DelegationView(
+        id=row.id,
+        type=row.type,
+        delegator_token=row.delegator_token,
+        delegatee_token=row.delegatee_token,
+        permissions=json.loads(row.permissions),
+        expires_at=utc(row.expires_at).isoformat(),
+        accepted_by_delegator=row.delegator_accepted_at is not None,
+        accepted_by_delegatee=row.delegatee_accepted_at is not None,
+        revoked=row.revoked_at is not None,
+        effective=delegation_effective(row, now),
+    )
 
 
 def _record(
@@ -88,7 +94,7 @@ def _record(
 
 def create_delegation(
     session: Session, rt: Runtime, principal: Principal, delegator: str, request: DelegationCreate
-) -> dict[str, Any]:
+) -> DelegationView:
     """Offer a delegation from ``delegator`` (the caller, or an admin acting for them).
 
     Raises :class:`NotFoundError` when the caller may not act for ``delegator`` or the
@@ -137,7 +143,7 @@ def _party_row(session: Session, principal: Principal, delegation_id: str) -> De
 
 def accept_delegation(
     session: Session, rt: Runtime, principal: Principal, delegation_id: str
-) -> dict[str, Any]:
+) -> DelegationView:
     """The delegatee accepts; raises ``NotFoundError`` for anyone else, ``ConflictError``
     for a revoked or expired delegation."""
     row = _party_row(session, principal, delegation_id)
@@ -154,7 +160,7 @@ def accept_delegation(
 
 def revoke_delegation(
     session: Session, rt: Runtime, principal: Principal, delegation_id: str
-) -> dict[str, Any]:
+) -> DelegationView:
     """Either party (or an admin) revokes; idempotent."""
     row = _party_row(session, principal, delegation_id)
     now = rt.clock.now()
@@ -166,7 +172,7 @@ def revoke_delegation(
 
 def list_delegations(
     session: Session, rt: Runtime, principal: Principal, token: str
-) -> list[dict[str, Any]]:
+) -> list[DelegationView]:
     """Delegations where ``token`` is a party (the caller must be that party or an admin)."""
     if not (principal.is_admin or principal.subject == token):
         raise NotFoundError("no such identity")

@@ -41,7 +41,12 @@ def replace_did(session: Session, rt: Runtime, token: str, did: str) -> str:
         raise NotFoundError("no such identity")
     owner = Principal(token, "identity")
     profile = Profile.model_validate(
-        {**identity_service.get_profile(session, rt, owner, token), "did": did}
+        {
+            **identity_service.get_profile(session, rt, owner, token).model_dump(
+                exclude_unset=True
+            ),
+            "did": did,
+        }
     )
     now = rt.clock.now()
     row.profile_sealed = rt.vault.seal(

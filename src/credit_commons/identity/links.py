@@ -12,7 +12,6 @@ keeping the pseudonyms themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.identity.identifiers import IdentifierKind
 from credit_commons.identity.models import BOUND, IdentifierLinkRow, TombstoneRow
+from credit_commons.identity.schemas import IdentifierView
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -64,17 +64,17 @@ def tombstone_keys(rt: Runtime, token: str, links: Iterable[IdentifierLinkRow]) 
     return keys
 
 
-def identifier_view(link: IdentifierLinkRow) -> dict[str, Any]:
+def identifier_view(link: IdentifierLinkRow) -> IdentifierView:
     """What the platform says about one of an identity's identifiers (no value, no
     pseudonym): its kind, ``unverified`` or ``bound``, and for a bound one the attesting
     authority, the keyed digest of its evidence reference and when it was bound."""
-    return {
-        "kind": link.kind,
-        "status": link.status,
-        "authority_id": link.authority_id,
-        "evidence_digest": link.evidence_digest,
-        "bound_at": utc(link.bound_at).isoformat() if link.bound_at is not None else None,
-    }
+    return IdentifierView(
+        kind=link.kind,
+        status=link.status,
+        authority_id=link.authority_id,
+        evidence_digest=link.evidence_digest,
+        bound_at=utc(link.bound_at).isoformat() if link.bound_at is not None else None,
+    )
 
 
 def links_of(session: Session, token: str) -> list[IdentifierLinkRow]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -49,7 +48,13 @@ from credit_commons.identity.models import (
     IdentityRow,
     OnboardingAuthorityRow,
 )
-from credit_commons.identity.schemas import IdentifierBinding
+from credit_commons.identity.schemas import (
+    AuthorityCreated,
+    AuthorityView,
+    BindingView,
+    DeskToken,
+    IdentifierBinding,
+)
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -117,17 +122,17 @@ def _desk_principal(authority_id: str) -> str:
     return f"authority:{authority_id}"
 
 
-def _view(row: OnboardingAuthorityRow) -> dict[str, Any]:
+def _view(row: OnboardingAuthorityRow) -> AuthorityView:
     lender = row.principal.removeprefix("lender:") if row.kind == AuthorityKind.BANK else None
-    return {
-        "authority_id": row.id,
-        "kind": row.kind,
-        "name": row.name,
-        "lender_client_id": lender,
-        "active": row.active,
-        "created_at": utc(row.created_at).isoformat(),
-        "updated_at": utc(row.updated_at).isoformat(),
-    }
+    return AuthorityView(
+        authority_id=row.id,
+        kind=row.kind,
+        name=row.name,
+        lender_client_id=lender,
+        active=row.active,
+        created_at=utc(row.created_at).isoformat(),
+        updated_at=utc(row.updated_at).isoformat(),
+    )
 
 
 def _require_admin(principal: Principal) -> None:
@@ -143,12 +148,13 @@ def register_authority(
     kind: AuthorityKind,
     name: str,
     lender_client_id: str | None = None,
-) -> dict[str, Any]:
+) -> AuthorityCreated:
     """Designate an onboarding authority (administrators only; others get
     :class:`NotFoundError`).
 
     A bank names its lender client (the caller checks that the client exists — the lender
-    registry is not this domain's); an issuer desk gets a bearer token, shown once.  Raises
+    registry is not this domain's); an issuer desk gets a bearer token, shown once (a bank's
+    answer leaves ``token`` and ``token_expires_at`` unset).  Raises
     :class:`ValidationError` for a bank without a client id or a desk with one, and
     ``ConflictError`` when the lender is an authority already.
     """
@@ -181,10 +187,11 @@ def register_authority(
     session.add(row)
     session.flush()
     _record_change(session, rt, principal, row)
-    view = _view(row)
-    if kind is AuthorityKind.ISSUER_DESK:
-        view["token"], view["token_expires_at"] = issue_token(session, rt, who, AUTHORITY_ROLE)
-    return view
+    view = _view(row).model_dump()
+    if kind is not AuthorityKind.ISSUER_DESK:
+        return AuthorityCreated(**view)
+    token, expires = issue_token(session, rt, who, AUTHORITY_ROLE)
+    return AuthorityCreated(**view, token=token, token_expires_at=expires)
 
 
 def _record_change(
@@ -208,7 +215,7 @@ def _authority_row(session: Session, authority_id: str) -> OnboardingAuthorityRo
 
 def issue_desk_token(
     session: Session, rt: Runtime, principal: Principal, authority_id: str
-) -> dict[str, Any]:
+) -> DeskToken:
     """A new bearer token for an active issuer desk (administrators only), shown once.
 
     Raises :class:`NotFoundError` for other callers, an unknown or inactive authority, or a
@@ -219,12 +226,12 @@ def issue_desk_token(
     if row.kind != AuthorityKind.ISSUER_DESK or not row.active:
         raise NotFoundError("no such onboarding authority")
     token, expires = issue_token(session, rt, row.principal, AUTHORITY_ROLE)
-    return {"authority_id": row.id, "token": token, "token_expires_at": expires}
+    return DeskToken(authority_id=row.id, token=token, token_expires_at=expires)
 
 
 def set_authority_active(
     session: Session, rt: Runtime, principal: Principal, authority_id: str, *, active: bool
-) -> dict[str, Any]:
+) -> AuthorityView:
     """Deactivate (or reactivate) an authority (administrators only).  Its bindings stay:
     they were attested when it was trusted, and each names it.  Raises
     :class:`NotFoundError`."""
@@ -237,7 +244,7 @@ def set_authority_active(
     return _view(row)
 
 
-def list_authorities(session: Session, principal: Principal) -> list[dict[str, Any]]:
+def list_authorities(session: Session, principal: Principal) -> list[AuthorityView]:
     """Every onboarding authority (administrators only; others get :class:`NotFoundError`)."""
     _require_admin(principal)
     rows = session.scalars(select(OnboardingAuthorityRow).order_by(OnboardingAuthorityRow.id))
@@ -272,7 +279,7 @@ def issuer_desk(session: Session, authority_id: str) -> OnboardingAuthority:
 
 def bind_identifier(
     session: Session, rt: Runtime, authority: OnboardingAuthority, request: IdentifierBinding
-) -> dict[str, Any]:
+) -> BindingView:
     """Bind an identifier to an identity on ``authority``'s attestation.
 
     Idempotent for the same identity (no second event).  Raises :class:`NotFoundError` for
@@ -295,7 +302,7 @@ def bind_identifier(
         )
     )
     if holder is not None and holder.identity_token == token:
-        return {"identity_token": token, **identifier_view(holder), "event_id": None}
+        return _binding(token, holder, None)
     if holder is not None:
         raise IdentifierBoundElsewhere(
             "this identifier is bound to another identity", extra={"field": request.kind.value}
@@ -336,4 +343,10 @@ def bind_identifier(
         subject=subject_of(rt, token),
         object=rt.objects.digest("identifier", pseudonym),
     )
-    return {"identity_token": token, **identifier_view(link), "event_id": event.id}
+    return _binding(token, link, event.id)
+
+
+def _binding(token: str, link: IdentifierLinkRow, event_id: str | None) -> BindingView:
+    return BindingView(
+        identity_token=token, **identifier_view(link).model_dump(), event_id=event_id
+    )

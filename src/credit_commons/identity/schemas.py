@@ -13,10 +13,14 @@ from credit_commons.identity.identifiers import IdentifierKind
 __all__ = [
     "AttestationView",
     "Attributes",
+    "AuthorityCreated",
+    "AuthorityView",
+    "BindingView",
     "ClaimAnswer",
     "DelegationCreate",
     "DelegationType",
     "DelegationView",
+    "DeskToken",
     "IdentifierBinding",
     "IdentifierView",
     "IdentityCreate",
@@ -165,7 +169,7 @@ class IdentityUpdate(_Strict):
     verification_level: VerificationLevel | None = None
 
 
-# -- responses (documentation of what the routes send; see gateway/openapi.py) ------------
+# -- responses (what the services return and the routes answer) ----------------------------
 
 
 class _Out(BaseModel):
@@ -243,3 +247,40 @@ class DelegationView(_Out):
     accepted_by_delegatee: bool
     revoked: bool
     effective: bool
+
+
+class AuthorityView(_Out):
+    """An onboarding authority."""
+
+    authority_id: str
+    kind: str
+    name: str
+    lender_client_id: str | None
+    active: bool
+    created_at: str
+    updated_at: str
+
+
+class AuthorityCreated(AuthorityView):
+    """A designated authority; an issuer desk's bearer token is shown once."""
+
+    # A bank's answer leaves both unset, and its route omits unset members.
+
+    token: str | None = None
+    token_expires_at: str | None = None
+
+
+class DeskToken(_Out):
+    """An issuer desk's bearer token, shown once."""
+
+    authority_id: str
+    token: str
+    token_expires_at: str
+
+
+class BindingView(IdentifierView):
+    """An identifier bound to an identity, and the event that recorded it (``null`` when
+    it was bound already)."""
+
+    identity_token: str
+    event_id: str | None

@@ -33,6 +33,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.events import (
     EventDetails,
@@ -65,13 +66,18 @@ from credit_commons.identity.models import (
     TombstoneRow,
 )
 from credit_commons.identity.schemas import (
+    Attributes,
+    IdentifierView,
     IdentityCreate,
     IdentityKind,
     IdentityUpdate,
+    IdentityView,
     Permission,
+    ProfileView,
     Role,
     VerificationLevel,
 )
+from credit_commons.identity.schemas import IdentityCreated as IdentityCreatedView
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -185,9 +191,10 @@ def _seal(session: Session, rt: Runtime, token: str, purpose: str, data: bytes) 
 
 def create_identity(
     session: Session, rt: Runtime, request: IdentityCreate, principal: Principal | None = None
-) -> dict[str, Any]:
+) -> IdentityCreatedView:
     """Register an identity; returns its token, an access token for it (shown once) and its
-    identifiers' kinds, all ``unverified``.
+    identifiers' kinds, all ``unverified`` (their binding members left unset: the answer
+    omits them).
 
     The identifiers are only checked for form: whether anybody else registered, bound or
     erased the same number changes nothing in the answer.  An enterprise is registered by
@@ -246,28 +253,30 @@ def create_identity(
         subject=subject_of(rt, token),
         object=rt.objects.digest("identity", token),
     )
-    return {
-        "identity_token": token,
-        "access_token": access_token,
-        "expires_at": expires,
-        "event_id": event.id,
-        "identifiers": [{"kind": kind.value, "status": UNVERIFIED} for kind in sorted(pseudonyms)],
-    }
+    return IdentityCreatedView(
+        identity_token=token,
+        access_token=access_token,
+        expires_at=expires,
+        event_id=event.id,
+        identifiers=[
+            IdentifierView(kind=kind.value, status=UNVERIFIED) for kind in sorted(pseudonyms)
+        ],
+    )
 
 
-def _metadata(session: Session, row: IdentityRow) -> dict[str, Any]:
-    return {
-        "identity_token": row.token,
-        "kind": row.kind,
-        "roles": json.loads(row.roles),
-        "verification_level": row.verification_level,
-        "owner_token": row.owner_token,
-        "created_at": utc(row.created_at).isoformat(),
-        "identifiers": [identifier_view(link) for link in links_of(session, row.token)],
-    }
+def _metadata(session: Session, row: IdentityRow) -> IdentityView:
+    return IdentityView(
+        identity_token=row.token,
+        kind=row.kind,
+        roles=json.loads(row.roles),
+        verification_level=row.verification_level,
+        owner_token=row.owner_token,
+        created_at=utc(row.created_at).isoformat(),
+        identifiers=[identifier_view(link) for link in links_of(session, row.token)],
+    )
 
 
-def get_identity(session: Session, rt: Runtime, principal: Principal, token: str) -> dict[str, Any]:
+def get_identity(session: Session, rt: Runtime, principal: Principal, token: str) -> IdentityView:
     """Identity metadata (no personal data): kind, roles, verification level, and each
     identifier's kind and binding (attesting authority, evidence digest).  Raises
     :class:`NotFoundError` when the caller may not see it."""
@@ -275,7 +284,8 @@ def get_identity(session: Session, rt: Runtime, principal: Principal, token: str
     return _metadata(session, authorised_row(session, principal, token))
 
 
-def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict[str, Any]:
+def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> JsonObject:
+    # The sealed document as it was stored (the model's members that were not None).
     sealed = row.profile_sealed if purpose == PROFILE else row.attributes_sealed
     if sealed is None:
         return {}
@@ -286,15 +296,15 @@ def _open(session: Session, rt: Runtime, row: IdentityRow, purpose: str) -> dict
         purpose=purpose,
         record=f"identity:{row.token}:{purpose}",
     )
-    opened: dict[str, Any] = json.loads(data)
+    opened: JsonObject = json.loads(data)
     return opened
 
 
-def get_profile(session: Session, rt: Runtime, principal: Principal, token: str) -> dict[str, Any]:
+def get_profile(session: Session, rt: Runtime, principal: Principal, token: str) -> ProfileView:
     """The identity's personal fields, opened from the vault (also for a delegate holding
-    ``read:profile``)."""
+    ``read:profile``); the fields it never had are left unset."""
     row = authorised_row(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
-    return _open(session, rt, row, PROFILE)
+    return ProfileView.model_validate(_open(session, rt, row, PROFILE))
 
 
 def registered_did(session: Session, rt: Runtime, token: str) -> str | None:
@@ -309,17 +319,17 @@ def registered_did(session: Session, rt: Runtime, token: str) -> str | None:
 
 def open_attributes(
     session: Session, rt: Runtime, principal: Principal, token: str, now: datetime
-) -> dict[str, Any]:
+) -> Attributes:
     """The identity's sealed attributes, opened (for the identity, its owner, an
     administrator or a delegate holding ``read:profile``); raises :class:`NotFoundError`
     for anyone else."""
     row = authorised_row(session, principal, token, Permission.READ_PROFILE, now)
-    return _open(session, rt, row, ATTRIBUTES)
+    return Attributes.model_validate(_open(session, rt, row, ATTRIBUTES))
 
 
 def update_identity(
     session: Session, rt: Runtime, principal: Principal, token: str, request: IdentityUpdate
-) -> dict[str, Any]:
+) -> IdentityView:
     """Change roles and/or the verification level (administrators only; others get
     :class:`NotFoundError`)."""
     row = authorised_row(session, principal, token)
@@ -362,11 +372,11 @@ def export_subject(session: Session, rt: Runtime, token: str) -> IdentityExport:
         select(EventRow).where(EventRow.subject == subject_of(rt, token)).order_by(EventRow.id)
     ).all()
     return IdentityExport(
-        subject=_metadata(session, row),
+        subject=_metadata(session, row).model_dump(mode="json"),
         profile=_open(session, rt, row, PROFILE),
         attributes=_open(session, rt, row, ATTRIBUTES),
         identifiers=[
-            {**identifier_view(link), "pseudonym": link.pseudonym}
+            {**identifier_view(link).model_dump(mode="json"), "pseudonym": link.pseudonym}
             for link in links_of(session, token)
         ],
         delegations=export_delegations(session, token),

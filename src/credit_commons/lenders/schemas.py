@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from credit_commons.core.encoding import JsonObject
 
 __all__ = ["LenderClientView", "LenderCreate", "LenderUpdate"]
 
@@ -15,7 +17,7 @@ class LenderCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    jwks: dict[str, Any]
+    jwks: JsonObject
     allowed_purposes: Annotated[list[str], Field(min_length=1, max_length=32)]
     webhook_url: Annotated[str | None, Field(max_length=2048)] = None
 
@@ -24,7 +26,7 @@ class LenderUpdate(BaseModel):
     """Changes to a lender client; ``webhook_url: null`` removes the webhook."""
 
     model_config = ConfigDict(extra="forbid")
-    jwks: dict[str, Any] | None = None
+    jwks: JsonObject | None = None
     allowed_purposes: Annotated[list[str] | None, Field(min_length=1, max_length=32)] = None
     webhook_url: Annotated[str | None, Field(max_length=2048)] = None
     active: bool | None = None
@@ -38,7 +40,7 @@ class LenderClientView(BaseModel):
 
     client_id: str
     name: str
-    jwks: dict[str, Any]
+    jwks: JsonObject
     allowed_purposes: list[str]
     webhook_url: str | None
     active: bool

@@ -18,7 +18,6 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -27,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity.auth import Principal, actor_of
 from credit_commons.keys.algorithms import PublicKey, check_alg
 from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
 from credit_commons.lenders.models import ClientAssertionRow, LenderClientRow
+from credit_commons.lenders.schemas import LenderClientView
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -86,7 +87,7 @@ class LenderClient:
 
     client_id: str
     name: str
-    jwks: dict[str, Any]
+    jwks: JsonObject
     allowed_purposes: tuple[str, ...]
     webhook_url: str | None
     active: bool
@@ -117,21 +118,21 @@ def _client(row: LenderClientRow) -> LenderClient:
     )
 
 
-def _view(row: LenderClientRow) -> dict[str, Any]:
+def _view(row: LenderClientRow) -> LenderClientView:
     client = _client(row)
-    return {
-        "client_id": client.client_id,
-        "name": client.name,
-        "jwks": client.jwks,
-        "allowed_purposes": list(client.allowed_purposes),
-        "webhook_url": client.webhook_url,
-        "active": client.active,
-        "created_at": utc(row.created_at).isoformat(),
-        "updated_at": utc(row.updated_at).isoformat(),
-    }
+    return LenderClientView(
+        client_id=client.client_id,
+        name=client.name,
+        jwks=client.jwks,
+        allowed_purposes=list(client.allowed_purposes),
+        webhook_url=client.webhook_url,
+        active=client.active,
+        created_at=utc(row.created_at).isoformat(),
+        updated_at=utc(row.updated_at).isoformat(),
+    )
 
 
-def validate_jwks(jwks: Any) -> dict[str, Any]:
+def validate_jwks(jwks: object) -> JsonObject:
     """The normalised JWK Set: public Ed25519/P-256 keys only, each with a unique ``kid``
     (the RFC 7638 thumbprint when none was given), ``use`` ``sig`` and a matching ``alg``.
 
@@ -222,10 +223,10 @@ def register_client(
     principal: Principal,
     *,
     name: str,
-    jwks: dict[str, Any],
+    jwks: JsonObject,
     allowed_purposes: Sequence[str],
     webhook_url: str | None = None,
-) -> dict[str, Any]:
+) -> LenderClientView:
     """Register a lender client (administrators; others get :class:`NotFoundError`) and
     record ``lender.registered``; returns the client's public view with its new id.
 
@@ -267,12 +268,12 @@ def update_client(
     principal: Principal,
     client_id: str,
     *,
-    jwks: dict[str, Any] | None = None,
+    jwks: JsonObject | None = None,
     allowed_purposes: Sequence[str] | None = None,
     webhook_url: str | None = None,
     clear_webhook: bool = False,
     active: bool | None = None,
-) -> dict[str, Any]:
+) -> LenderClientView:
     """Replace a client's keys, purposes or webhook, or (de)activate it (administrators;
     others, and unknown ids, get :class:`NotFoundError`); records ``lender.updated``.
 
@@ -314,7 +315,7 @@ def update_client(
     return _view(row)
 
 
-def read_client(session: Session, principal: Principal, client_id: str) -> dict[str, Any]:
+def read_client(session: Session, principal: Principal, client_id: str) -> LenderClientView:
     """A client's public view (administrators; others, and unknown ids, get
     :class:`NotFoundError`)."""
     row = session.get(LenderClientRow, client_id) if principal.is_admin else None

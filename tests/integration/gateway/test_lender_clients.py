@@ -144,7 +144,7 @@ def test_service_functions(client: TestClient, runtime: Runtime) -> None:
                 session, runtime, admin, name="B", jwks=ed_only, allowed_purposes="101"
             )
     with transaction(runtime.read_sessions) as session:
-        found = lenders.get_client(session, created["client_id"])
+        found = lenders.get_client(session, created.client_id)
         assert lenders.get_client(session, "lnd_" + "A" * 22) is None
         assert lenders.get_client(session, "not an id") is None
     assert found is not None

@@ -439,7 +439,7 @@ def test_jwks_and_rotation(client: TestClient, runtime: Runtime, clock: FixedClo
 
 def test_metadata_members(runtime: Runtime) -> None:
     metadata = oauth.authorization_server_metadata(runtime)
-    assert metadata["token_endpoint"] == f"{ISSUER}/oauth/token"
-    assert metadata["jwks_uri"] == f"{ISSUER}/oauth/jwks"
-    assert metadata["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata.token_endpoint == f"{ISSUER}/oauth/token"
+    assert metadata.jwks_uri == f"{ISSUER}/oauth/jwks"
+    assert metadata.token_endpoint_auth_methods_supported == ["private_key_jwt"]
+    assert metadata.grant_types_supported == ["client_credentials"]

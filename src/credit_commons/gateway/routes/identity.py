@@ -7,7 +7,7 @@ unknown token, someone else's identity — is the same 404, so nothing is reveal
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response, status
 
@@ -40,6 +40,8 @@ TokenPath = Annotated[str, Path(pattern=IDENTITY_TOKEN_PATTERN)]
     status_code=status.HTTP_201_CREATED,
     summary="Register an identity.",
     responses=answers(IdentityCreated, 401, 404, 409, 422, status=201),
+    # The new identity's identifiers are all unverified: no binding members.
+    response_model_exclude_none=True,
 )
 def create(
     body: IdentityCreate,
@@ -47,7 +49,7 @@ def create(
     runtime: RuntimeDep,
     response: Response,
     authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> IdentityCreated:
     # A person registers without a token; an enterprise is registered by its owner, who
     # authenticates.  The identifiers given are stored unverified either way.
     principal = auth.authenticate(session, runtime, authorization) if authorization else None
@@ -62,7 +64,7 @@ def create(
 )
 def read(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> IdentityView:
     return service.get_identity(session, runtime, principal, token)
 
 
@@ -77,7 +79,7 @@ def update(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> IdentityView:
     return service.update_identity(session, runtime, principal, token, body)
 
 
@@ -85,6 +87,8 @@ def update(
     "/{token}/profile",
     summary="The identity's personal fields.",
     responses=answers(ProfileView, 401, 404, 422),
+    # Only the fields the identity has (the profile never stores a null).
+    response_model_exclude_none=True,
 )
 def profile(
     token: TokenPath,
@@ -92,7 +96,7 @@ def profile(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> ProfileView:
     response.headers.update(NO_STORE)
     return service.get_profile(session, runtime, principal, token)
 
@@ -109,7 +113,7 @@ def verify(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> AttestationView:
     response.headers.update(NO_STORE)
     return attestations.attest(session, runtime, principal, token, body)
 
@@ -120,11 +124,11 @@ attestations_router = APIRouter(prefix="/v1/attestations", tags=["identities"])
 @attestations_router.get(
     "/jwks", summary="Keys that sign predicate attestations.", responses=answers(JwkSet)
 )
-def attestation_keys(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def attestation_keys(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
     attestations.attestation_signer(session, runtime)
-    return {
-        "keys": [v.jwk() for v in runtime.key_store.versions(session, attestations.ATTESTATION_KEY)]
-    }
+    return JwkSet(
+        keys=[v.jwk() for v in runtime.key_store.versions(session, attestations.ATTESTATION_KEY)]
+    )
 
 
 DelegationPath = Annotated[str, Path(pattern=r"^dlg_[0-9A-Z]{26}$")]
@@ -142,7 +146,7 @@ def delegate(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> DelegationView:
     return delegations.create_delegation(session, runtime, principal, token, body)
 
 
@@ -153,7 +157,7 @@ def delegate(
 )
 def list_delegations(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> list[dict[str, Any]]:
+) -> list[DelegationView]:
     return delegations.list_delegations(session, runtime, principal, token)
 
 
@@ -168,7 +172,7 @@ def accept(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> DelegationView:
     if principal.subject != token:
         raise NotFoundError("no such delegation")
     return delegations.accept_delegation(session, runtime, principal, delegation_id)
@@ -185,7 +189,7 @@ def revoke(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> DelegationView:
     if not (principal.is_admin or principal.subject == token):
         raise NotFoundError("no such delegation")
     return delegations.revoke_delegation(session, runtime, principal, delegation_id)

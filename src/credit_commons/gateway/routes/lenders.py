@@ -4,7 +4,7 @@ the access-token keys, and the caller's own registration."""
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Path, Request, Response
@@ -45,7 +45,7 @@ _MAX_FORM = 8192
 )
 def register(
     body: LenderCreate, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> LenderClientView:
     return lenders.register_client(
         session,
         runtime,
@@ -62,7 +62,9 @@ def register(
     summary="A lender client.",
     responses=answers(LenderClientView, 401, 404, 422),
 )
-def read(client_id: ClientIdPath, session: ReadSessionDep, principal: PrincipalDep) -> Any:
+def read(
+    client_id: ClientIdPath, session: ReadSessionDep, principal: PrincipalDep
+) -> LenderClientView:
     return lenders.read_client(session, principal, client_id)
 
 
@@ -77,7 +79,7 @@ def update(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> LenderClientView:
     return lenders.update_client(
         session,
         runtime,
@@ -121,7 +123,7 @@ async def token(request: Request) -> JSONResponse:
         with transaction(rt.read_sessions) as session:
             return oauth.authenticate_client(session, rt, form)
 
-    def issue(client: oauth.AuthenticatedClient) -> dict[str, Any]:
+    def issue(client: oauth.AuthenticatedClient) -> AccessTokenResponse:
         with transaction(rt.sessions) as session:
             return oauth.issue_token(session, rt, client)
 
@@ -145,7 +147,7 @@ async def token(request: Request) -> JSONResponse:
                 )
             )
         return JSONResponse(error.body(), status_code=error.status, headers=_TOKEN_HEADERS)
-    return JSONResponse(body, headers=_TOKEN_HEADERS)
+    return JSONResponse(body.model_dump(mode="json"), headers=_TOKEN_HEADERS)
 
 
 @router.get(
@@ -153,7 +155,7 @@ async def token(request: Request) -> JSONResponse:
     summary="The keys that verify lender access tokens.",
     responses=answers(JwkSet),
 )
-def jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
+def jwks(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
     return access_token.oauth_jwks(session, runtime)
 
 
@@ -162,12 +164,12 @@ def jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     summary="The calling lender's own registration.",
     responses=answers(LenderSelf, 401, 403),
 )
-def whoami(lender: LenderDep, session: ReadSessionDep, response: Response) -> dict[str, Any]:
+def whoami(lender: LenderDep, session: ReadSessionDep, response: Response) -> LenderSelf:
     client = lenders.get_client(session, lender.client_id)
     response.headers.update(NO_STORE)
-    return {
-        "client_id": lender.client_id,
-        "name": client.name if client else None,
-        "allowed_purposes": sorted(lender.purposes),
-        "scope": " ".join(sorted(lender.scopes)),
-    }
+    return LenderSelf(
+        client_id=lender.client_id,
+        name=client.name if client else None,
+        allowed_purposes=sorted(lender.purposes),
+        scope=" ".join(sorted(lender.scopes)),
+    )

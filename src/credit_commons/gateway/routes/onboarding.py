@@ -8,7 +8,7 @@ gateway because a bank authenticates as the lender client it is.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,10 +24,15 @@ from credit_commons.gateway.deps import (
 )
 from credit_commons.gateway.lender_deps import authenticate_request
 from credit_commons.gateway.openapi import answers
-from credit_commons.gateway.schemas import AuthorityCreated, AuthorityView, BindingView, DeskToken
 from credit_commons.identity import auth as identity_auth
 from credit_commons.identity import onboarding
-from credit_commons.identity.schemas import IdentifierBinding
+from credit_commons.identity.schemas import (
+    AuthorityCreated,
+    AuthorityView,
+    BindingView,
+    DeskToken,
+    IdentifierBinding,
+)
 
 __all__ = ["router"]
 
@@ -57,6 +62,8 @@ class AuthorityUpdate(BaseModel):
     status_code=status.HTTP_201_CREATED,
     summary="Designate an onboarding authority (a bank, or an issuer desk with its own token).",
     responses=answers(AuthorityCreated, 401, 404, 409, 422, status=201),
+    # A bank's answer has no token members (left unset); lender_client_id may be null.
+    response_model_exclude_unset=True,
 )
 def designate(
     body: AuthorityCreate,
@@ -64,7 +71,7 @@ def designate(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> AuthorityCreated:
     # Only an administrator learns whether a lender client exists.
     if (
         body.lender_client_id is not None
@@ -88,7 +95,7 @@ def designate(
     summary="Every onboarding authority.",
     responses=answers(list[AuthorityView], 401, 404),
 )
-def list_all(session: ReadSessionDep, principal: PrincipalDep) -> list[dict[str, Any]]:
+def list_all(session: ReadSessionDep, principal: PrincipalDep) -> list[AuthorityView]:
     return onboarding.list_authorities(session, principal)
 
 
@@ -103,7 +110,7 @@ def update(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> AuthorityView:
     return onboarding.set_authority_active(
         session, runtime, principal, authority_id, active=body.active
     )
@@ -121,7 +128,7 @@ def desk_token(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-) -> dict[str, Any]:
+) -> DeskToken:
     response.headers.update(NO_STORE)
     return onboarding.issue_desk_token(session, runtime, principal, authority_id)
 
@@ -138,7 +145,7 @@ def bind(
     session: SessionDep,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> BindingView:
     # An issuer desk presents its own bearer token; anything else must be a lender's access
     # token (refused as every lender authentication failure is: 401, access.denied).
     if authorization is not None and authorization.startswith("Bearer cct_"):
