@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -184,22 +184,25 @@ def _lifespan(
 def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
     """``/healthz``, ``/readyz`` and ``/metrics`` (the app's own ``registry``)."""
 
+    healthy = Health(status="ok", version=__version__)  # the same answer every time
+
     @app.get(
         "/healthz",
         tags=["operations"],
         summary="Liveness: the process is serving.",
         responses=answers(Health),
     )
-    def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def healthz() -> Health:
+        return healthy
 
     @app.get(
         "/readyz",
         tags=["operations"],
         summary="Readiness: the database answers and is migrated to this version's schema.",
         responses=answers(Readiness, 503),
+        response_model=Readiness,  # or a problem+json 503, returned as it is
     )
-    def readyz() -> Any:
+    def readyz() -> Readiness | JSONResponse:
         db.ping(runtime.engine)
         current, head = current_revision(runtime.engine), head_revision()
         if current != head:
@@ -218,7 +221,7 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
         diverged = _log_diverged(runtime)
         if diverged is not None:
             return diverged
-        return {"status": "ready", "database": runtime.engine.dialect.name, "schema": current}
+        return Readiness(status="ready", database=runtime.engine.dialect.name, schema=current)
 
     @app.get(
         "/metrics",
