@@ -55,9 +55,8 @@ def issuer_type_show(
 ) -> None:
     """Show one credential type (schema and disclosable paths)."""
     with unit(ctx) as (rt, session):
-        data = (
-            issuer_service.get_type(session, rt, name).view().model_dump(mode="json", by_alias=True)
-        )
+        view = issuer_service.get_type(session, rt, name).view()
+    data = view.model_dump(mode="json", by_alias=True)
     emit(as_json, data, json.dumps(data, indent=2))
 
 
