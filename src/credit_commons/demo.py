@@ -395,7 +395,7 @@ def _approve_consent(story: _Story) -> None:
     # confirms it; the signed artefact is checked against the platform's consent keys.
     http, consent_id, as_agent = story.http, story.consent_id, story.auth["agent"]
     _ok(http.post(f"/v1/consents/{consent_id}/assist", headers=as_agent))
-    code = notify.read_codes(story.rt, story.borrower)[-1]["code"]
+    code = notify.read_codes(story.rt, story.borrower)[-1].code
     granted = _ok(
         http.post(
             f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=as_agent

@@ -427,7 +427,7 @@ def test_assisted_flow_decides_only_pending_approval(world: World) -> None:
     consent_id = consents["PENDING"]
     sent = world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers)
     assert sent.status_code == 200, sent.text
-    code = notify.read_codes(world.rt, borrower.token)[-1]["code"]
+    code = notify.read_codes(world.rt, borrower.token)[-1].code
     # A wrong code is refused and recorded in the borrower's history (item 2).
     seen = _last_event(world)
     wrong = "000000" if code != "000000" else "111111"
@@ -471,7 +471,7 @@ def test_assisted_flow_decides_only_pending_approval(world: World) -> None:
     assert _snapshot(world, consent_id)[0]["status"] == "PENDING"
     # A new code, read out right, grants it as assisted.
     assert world.http.post(f"/v1/consents/{consent_id}/assist", headers=agent.headers).is_success
-    code = notify.read_codes(world.rt, borrower.token)[-1]["code"]
+    code = notify.read_codes(world.rt, borrower.token)[-1].code
     done = world.http.post(
         f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=agent.headers
     )

@@ -191,7 +191,7 @@ def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         sent = consent_assisted.assist(session, runtime, agent_principal, consent_id)
     assert sent["code_sent"] is True
-    code = notify.read_codes(runtime, token)[-1]["code"]
+    code = notify.read_codes(runtime, token)[-1].code
     wrong = "000000" if code != "000000" else "111111"
     with transaction(runtime.sessions) as session:
         assert (

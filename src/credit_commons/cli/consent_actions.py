@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from dataclasses import asdict
+from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
@@ -25,6 +26,7 @@ from credit_commons.consent import decisions, denial_counts, history, notify, se
 from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.access import Refused
 from credit_commons.consent.model import ConsentStatus
+from credit_commons.consent.schemas import ConsentView
 from credit_commons.core.db import transaction
 from credit_commons.identity.auth import Principal, authenticate
 from credit_commons.runtime import Runtime
@@ -54,10 +56,10 @@ def _principal(session: Session, rt: Runtime, token: str) -> Principal:
     return authenticate(session, rt, f"Bearer {token}")
 
 
-def _line(c: dict[str, Any]) -> str:
+def _line(c: ConsentView) -> str:
     return (
-        f"{c['consent_id']}  {c['status']:8s}  {c['lender']}  {c['purpose']['code']}  "
-        f"{c['fetch_type']}  until {c['consent_expiry'][:19]}"
+        f"{c.consent_id}  {c.status:8s}  {c.lender}  {c.purpose.code}  "
+        f"{c.fetch_type}  until {c.consent_expiry[:19]}"
     )
 
 
@@ -70,10 +72,11 @@ def list_command(
 ) -> None:
     """A borrower's consents, newest first (operator view)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = consent_requests.list_for_borrower(
+        views = consent_requests.list_for_borrower(
             session, rt, _operator(), borrower, status.value if status else None
         )
-    emit(as_json, data, "\n".join(_line(c) for c in data) or "no consents")
+    data = [v.model_dump(mode="json", exclude_unset=True) for v in views]
+    emit(as_json, data, "\n".join(_line(c) for c in views) or "no consents")
 
 
 @app.command("show")
@@ -84,12 +87,13 @@ def show(
 ) -> None:
     """One consent, with its signed artefact once granted (operator view)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = consent_requests.get_for_borrower(session, rt, _operator(), consent_id)
+        view = consent_requests.get_for_borrower(session, rt, _operator(), consent_id)
+    data = view.model_dump(mode="json", exclude_unset=True)
     emit(as_json, data, json.dumps(data, indent=2))
 
 
 @contextmanager
-def _decision_unit(rt: Runtime) -> Iterator[Any]:
+def _decision_unit(rt: Runtime) -> Iterator[Session]:
     # A decision's unit of work.  A refused one (someone who may not decide for the
     # borrower) is recorded for the borrower once the unit has rolled back — as the HTTP
     # handler does — and then answered like an unknown consent.
@@ -104,8 +108,9 @@ def _decision_unit(rt: Runtime) -> Iterator[Any]:
 def _decide(ctx: typer.Context, consent_id: str, token: str, action: str, as_json: bool) -> None:
     with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
-        data = decisions.decide(session, rt, principal, consent_id, action)
-    emit(as_json, data, f"{consent_id}: {data['status']}")
+        decision = decisions.decide(session, rt, principal, consent_id, action)
+    data = decision.model_dump(mode="json", exclude_unset=True)
+    emit(as_json, data, f"{consent_id}: {decision.status}")
 
 
 def _decision(action: str, what: str) -> None:
@@ -140,8 +145,8 @@ def revoke_all(
     """Revoke every consent the borrower gave one lender."""
     with runtime(ctx) as rt, _decision_unit(rt) as session:
         principal = _principal(session, rt, token)
-        data = decisions.revoke_all(session, rt, principal, borrower, lender)
-    emit(as_json, data, f"revoked {len(data['revoked'])} consent(s)")
+        revoked = decisions.revoke_all(session, rt, principal, borrower, lender)
+    emit(as_json, revoked.model_dump(mode="json"), f"revoked {len(revoked.revoked)} consent(s)")
 
 
 @app.command("history")
@@ -153,13 +158,13 @@ def history_command(
 ) -> None:
     """Who saw what, when, allowed or denied — each with its log receipt (operator view)."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = history.access_history(session, rt, _operator(), borrower, limit=limit)
+        records = history.access_history(session, rt, _operator(), borrower, limit=limit)
     text = "\n".join(
-        f"{e['at'][:19]}  {e['outcome']:7s}  {e['lender_name']}  {e['operation']}  "
-        f"{e['reason'] or ''}  {'receipt' if e['receipt'] else 'receipt pending'}"
-        for e in data
+        f"{e.at[:19]}  {e.outcome:7s}  {e.lender_name}  {e.operation}  "
+        f"{e.reason or ''}  {'receipt' if e.receipt else 'receipt pending'}"
+        for e in records
     )
-    emit(as_json, data, text or "no accesses")
+    emit(as_json, [e.model_dump(mode="json") for e in records], text or "no accesses")
 
 
 @app.command("denials")
@@ -171,12 +176,11 @@ def denials_command(
     """Hourly counts of refused requests that named no consent or borrower (no, forged or
     expired token, unknown consent, unknown client): counted, never logged."""
     with unit(ctx, read_only=True) as (rt, session):
-        data = denial_counts.denial_counts(session, rt, _operator(), hours=hours)
+        counts = denial_counts.denial_counts(session, rt, _operator(), hours=hours)
     text = "\n".join(
-        f"{e['hour'][:13]}h  {e['count']:7d}  {e['operation']}  {e['reason']}  {e['actor']}"
-        for e in data
+        f"{e.hour[:13]}h  {e.count:7d}  {e.operation}  {e.reason}  {e.actor}" for e in counts
     )
-    emit(as_json, data, text or "no refusals")
+    emit(as_json, [e.model_dump(mode="json") for e in counts], text or "no refusals")
 
 
 @app.command("expire")
@@ -195,6 +199,6 @@ def codes(
 ) -> None:
     """One-time codes sent by the embedded notifier (pilots without an SMS gateway)."""
     with runtime(ctx) as rt:
-        data = notify.read_codes(rt, borrower)
-    text = "\n".join(f"{c['at'][:19]}  {c['to']}  {c['consent_id']}  {c['code']}" for c in data)
-    emit(as_json, data, text or "no codes")
+        sent = notify.read_codes(rt, borrower)
+    text = "\n".join(f"{c.at[:19]}  {c.to}  {c.consent_id}  {c.code}" for c in sent)
+    emit(as_json, [asdict(c) for c in sent], text or "no codes")

@@ -3,6 +3,7 @@ erasure epochs, restoring a backup, retention (docs/privacy.md)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -54,12 +55,12 @@ def privacy_erase(
     if not yes:
         raise ValidationError("erasure cannot be undone; add --yes to confirm")
     with unit(ctx) as (rt, session):
-        data = erase_subject(session, rt, operator(), token)
+        receipt = erase_subject(session, rt, operator(), token)
     emit(
         as_json,
-        data,
-        f"erased {token}; event {data['event_id']}; epoch {data['epoch']}: unreadable in "
-        f"every backup once the epoch closes, due {data['unreadable_in_backups_after']}",
+        receipt.model_dump(mode="json"),
+        f"erased {token}; event {receipt.event_id}; epoch {receipt.epoch}: unreadable in "
+        f"every backup once the epoch closes, due {receipt.unreadable_in_backups_after}",
     )
 
 
@@ -78,10 +79,9 @@ def privacy_close_epoch(
             batch=batch,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    data = report.as_json()
     emit(
         as_json,
-        data,
+        asdict(report),
         f"epoch {report.epoch} {report.state}: {report.erasures} erasures, "
         f"{report.rewrapped} subject keys rewrapped to master version {report.kek_version}, "
         f"versions {report.destroyed_versions} destroyed",
@@ -121,9 +121,9 @@ def privacy_restore(
             dispose_engine(engine)
     emit(
         as_json,
-        counts,
-        f"subject keys: {counts['keys_updated']} taken from the current key material, "
-        f"{counts['keys_deleted']} deleted; {counts['erasures_applied']} erasures applied again",
+        asdict(counts),
+        f"subject keys: {counts.keys_updated} taken from the current key material, "
+        f"{counts.keys_deleted} deleted; {counts.erasures_applied} erasures applied again",
     )
 
 
@@ -138,10 +138,10 @@ def privacy_epochs(
         rows = list_epochs(session, rt, limit)
     emit(
         as_json,
-        rows,
+        [asdict(r) for r in rows],
         "\n".join(
-            f"{r['epoch']:>6} {r['state']:<8} erasures {r['erasures']:<5} opened {r['opened_at']}"
-            f" due {r['due_at']}" + (f" closed {r['closed_at']}" if r["closed_at"] else "")
+            f"{r.epoch:>6} {r.state:<8} erasures {r.erasures:<5} opened {r.opened_at}"
+            f" due {r.due_at}" + (f" closed {r.closed_at}" if r.closed_at else "")
             for r in rows
         ),
     )

@@ -34,7 +34,7 @@ def privacy_export(
 ) -> None:
     """Export everything held on a subject (JSON, and optionally PDF)."""
     with unit(ctx) as (rt, session):
-        data = export_subject(session, rt, operator(), token)
+        data = export_subject(session, rt, operator(), token).model_dump(mode="json")
         generated_at = rt.clock.now()
     text = json.dumps(data, indent=2, sort_keys=True, default=str)
     pdf_note = f"PDF written to {pdf} (mode 0600)"

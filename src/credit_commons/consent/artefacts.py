@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.model import PURPOSES, was_assisted
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import ConsentView
 from credit_commons.core.clock import utc
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys import service as key_service
@@ -28,6 +30,7 @@ from credit_commons.runtime import Runtime
 __all__ = [
     "ARTEFACT_TYP",
     "CONSENT_KEY",
+    "consent_answer",
     "consent_key_versions",
     "consent_signer",
     "public_view",
@@ -86,26 +89,37 @@ def sign_artefact(session: Session, rt: Runtime, row: ConsentRow, now: datetime)
     return sign_compact({"typ": ARTEFACT_TYP, "kid": signer.kid}, payload, signer)
 
 
-def public_view(row: ConsentRow) -> dict[str, Any]:
+_View = TypeVar("_View", bound=BaseModel)
+
+
+def public_view(row: ConsentRow) -> ConsentView:
     """A consent as its lender and its borrower see it: terms, status, approval, uses and
     (once granted) the signed artefact."""
-    return {
-        "consent_id": row.id,
-        "status": row.status,
-        "template": row.template,
-        "lender": row.lender_client_id,
-        "purpose": {"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
-        "mode": row.mode,
-        "fetch_type": row.fetch_type,
-        "frequency": {"unit": row.frequency_unit, "value": row.frequency_value},
-        "data_life": {"unit": row.data_life_unit, "value": row.data_life_value},
-        "consent_start": utc(row.starts_at).isoformat(),
-        "consent_expiry": utc(row.expires_at).isoformat(),
-        "scopes": json.loads(row.scopes),
-        "approval": row.approval,
-        "assisted": was_assisted(row.approval, row.facilitator),
-        "uses": row.uses,
-        "artefact": row.artefact,
-        "created_at": utc(row.created_at).isoformat(),
-        "updated_at": utc(row.updated_at).isoformat(),
-    }
+    return consent_answer(ConsentView, row)
+
+
+def consent_answer(model: type[_View], row: ConsentRow, **more: object) -> _View:
+    """``model`` — :class:`ConsentView` or a model that answers a consent with more members
+    (``event_id``, ``receipt``, ``accepted``) — of ``row``, with ``more``; a member not
+    given stays unset, so the routes (``response_model_exclude_unset``) leave it out."""
+    return model(
+        consent_id=row.id,
+        status=row.status,
+        template=row.template,
+        lender=row.lender_client_id,
+        purpose={"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
+        mode=row.mode,
+        fetch_type=row.fetch_type,
+        frequency={"unit": row.frequency_unit, "value": row.frequency_value},
+        data_life={"unit": row.data_life_unit, "value": row.data_life_value},
+        consent_start=utc(row.starts_at).isoformat(),
+        consent_expiry=utc(row.expires_at).isoformat(),
+        scopes=json.loads(row.scopes),
+        approval=row.approval,
+        assisted=was_assisted(row.approval, row.facilitator),
+        uses=row.uses,
+        artefact=row.artefact,
+        created_at=utc(row.created_at).isoformat(),
+        updated_at=utc(row.updated_at).isoformat(),
+        **more,
+    )

@@ -12,18 +12,18 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import notify
 from credit_commons.consent.access import AccessDenied, RefusedDecision
-from credit_commons.consent.artefacts import public_view
+from credit_commons.consent.artefacts import consent_answer
 from credit_commons.consent.decisions import operation_token
 from credit_commons.consent.errors import ConsentStateInvalid, OneTimeCodeRefused
 from credit_commons.consent.model import ConsentStatus
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import AssistAnswer, AssistGranted, AssistStarted
 from credit_commons.consent.transitions import grant
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
@@ -45,7 +45,7 @@ class ConsentAssisted(EventDetails, event_type="consent.assisted"):
     delivered: bool
 
 
-def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> dict[str, Any]:
+def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> AssistStarted:
     """A field agent with a live ``assist:consent`` delegation from the borrower prepares a
     pending consent: a one-time code goes to the borrower (``consent.notify``), who reads
     it to the agent.
@@ -88,16 +88,14 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
         subject=row.principal,
         object=rt.objects.digest("consent", row.id),
     )
-    return {
-        "consent_id": row.id,
-        "code_sent": delivered,
-        "expires_in": int(_OTP_TTL.total_seconds()),
-    }
+    return AssistStarted(
+        consent_id=row.id, code_sent=delivered, expires_in=int(_OTP_TTL.total_seconds())
+    )
 
 
 def confirm_assisted(
     session: Session, rt: Runtime, agent: Principal, consent_id: str, code: str
-) -> dict[str, Any]:
+) -> AssistGranted | AssistAnswer:
     """The agent submits the borrower's one-time code: the consent is granted
     (``approval: assisted``), the agent recorded as facilitator.
 
@@ -142,7 +140,7 @@ def confirm_assisted(
             subject=row.principal,
             object=target,
         )
-        return {"consent_id": row.id, "status": row.status, "accepted": False}
+        return AssistAnswer(consent_id=row.id, status=row.status, accepted=False)
     event_id = grant(
         session,
         rt,
@@ -151,7 +149,7 @@ def confirm_assisted(
         actor=subject_of(rt, row.principal_token),
         facilitator=actor,
     )
-    return {**public_view(row), "accepted": True, "event_id": event_id}
+    return consent_answer(AssistGranted, row, accepted=True, event_id=event_id)
 
 
 def _require_assist(

@@ -11,17 +11,17 @@ by whose authority the decision was taken (``approval``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import RefusedDecision, anonymous_actor
-from credit_commons.consent.artefacts import public_view
+from credit_commons.consent.artefacts import consent_answer
 from credit_commons.consent.errors import ConsentStateInvalid
 from credit_commons.consent.holder_auth import HOLDER_ROLE
 from credit_commons.consent.model import ConsentStatus
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import ConsentDecision, RevokedAll
 from credit_commons.consent.transitions import TRANSITIONS, change, grant
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, NotFoundError
@@ -56,7 +56,7 @@ def decide(
     action: str,
     *,
     signature: str | None = None,
-) -> dict[str, Any]:
+) -> ConsentDecision:
     """Approve, reject, pause, resume or revoke one consent, as the borrower.
 
     Who may decide (:func:`decider`): the borrower's own session, the owner of an
@@ -163,7 +163,7 @@ def _did_decider(session: Session, rt: Runtime, row: ConsentRow, signature: str)
 
 def _apply(
     session: Session, rt: Runtime, row: ConsentRow, action: str, who: Decider
-) -> dict[str, Any]:
+) -> ConsentDecision:
     # The decision itself, once ``who`` may take it.
     if action == "approve":
         if row.status != ConsentStatus.PENDING:
@@ -181,11 +181,11 @@ def _apply(
         if row.status not in allowed:
             raise ConsentStateInvalid(f"a {row.status} consent cannot be {action}d")
         event_id = change(session, rt, row, target, who.actor, approval=who.approval)
-    answer = {**public_view(row), "event_id": event_id}
     if action == "revoke":
         # The proof of withdrawal, signed by the log at once (docs/wallet.md).
-        answer["receipt"] = pending_receipt(session, rt, event_id).model_dump(mode="json")
-    return answer
+        receipt = pending_receipt(session, rt, event_id)
+        return consent_answer(ConsentDecision, row, event_id=event_id, receipt=receipt)
+    return consent_answer(ConsentDecision, row, event_id=event_id)
 
 
 def _verify_did_signature(
@@ -210,7 +210,7 @@ def _verify_did_signature(
 
 def revoke_all(
     session: Session, rt: Runtime, principal: Principal, token: str, lender_client_id: str
-) -> dict[str, Any]:
+) -> RevokedAll:
     """Revoke every active or paused consent of ``token`` given to one lender (seed 001),
     as the borrower (see :func:`decider`).
 
@@ -236,7 +236,7 @@ def revoke_all(
             session,
             rt,
             change(session, rt, r, ConsentStatus.REVOKED, who.actor, approval=who.approval),
-        ).model_dump(mode="json")
+        )
         for r in rows
     }
-    return {"revoked": [r.id for r in rows], "receipts": receipts}
+    return RevokedAll(revoked=[r.id for r in rows], receipts=receipts)

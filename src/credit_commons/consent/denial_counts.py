@@ -15,13 +15,14 @@ drops hours older than ``COMMONS_RETENTION_DENIAL_COUNTS_DAYS``.  Operators read
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.models import AccessDenialCountRow
+from credit_commons.consent.schemas import DenialCount
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
@@ -65,7 +66,7 @@ def count_denial(rt: Runtime, *, operation: str, reason: str, actor: str) -> Non
 
 def denial_counts(
     session: Session, rt: Runtime, principal: Principal, *, hours: int = 24
-) -> list[dict[str, Any]]:
+) -> list[DenialCount]:
     """The counts of the last ``hours`` hours, newest hour first (operators only).
 
     Raises :class:`NotFoundError` for anyone but an administrator (the route's existence
@@ -85,13 +86,13 @@ def denial_counts(
         )
     )
     return [
-        {
-            "hour": utc(r.bucket).isoformat(),
-            "operation": r.operation,
-            "reason": r.reason,
-            "actor": r.actor,
-            "count": r.count,
-        }
+        DenialCount(
+            hour=utc(r.bucket).isoformat(),
+            operation=r.operation,
+            reason=r.reason,
+            actor=r.actor,
+            count=r.count,
+        )
         for r in rows
     ]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 from credit_commons.consent import history
 from credit_commons.consent.model import PURPOSES, was_assisted
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import AccessRecord, ExportedConsent
 from credit_commons.core.clock import utc
 from credit_commons.identity.auth import Principal
 from credit_commons.runtime import Runtime
@@ -29,7 +29,7 @@ __all__ = ["ConsentExport", "export_access_history", "export_consents", "export_
 _HISTORY_LIMIT = 1_000_000
 
 
-def export_consents(session: Session, token: str) -> list[dict[str, Any]]:
+def export_consents(session: Session, token: str) -> list[ExportedConsent]:
     """Every consent the subject was asked for or gave, oldest first (the caller has
     authorised the request)."""
     rows = session.scalars(
@@ -38,33 +38,33 @@ def export_consents(session: Session, token: str) -> list[dict[str, Any]]:
         .order_by(ConsentRow.created_at, ConsentRow.id)
     )
     return [
-        {
-            "consent_id": row.id,
-            "status": row.status,
-            "lender": row.lender_client_id,
-            "template": row.template,
-            "purpose": {"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
-            "mode": row.mode,
-            "fetch_type": row.fetch_type,
-            "frequency": {"unit": row.frequency_unit, "value": row.frequency_value},
-            "data_life": {"unit": row.data_life_unit, "value": row.data_life_value},
-            "scopes": json.loads(row.scopes),
-            "consent_start": utc(row.starts_at).isoformat(),
-            "consent_expiry": utc(row.expires_at).isoformat(),
-            "approval": row.approval,
-            "assisted": was_assisted(row.approval, row.facilitator),
-            "uses": row.uses,
-            "artefact": row.artefact,
-            "created_at": utc(row.created_at).isoformat(),
-            "updated_at": utc(row.updated_at).isoformat(),
-        }
+        ExportedConsent(
+            consent_id=row.id,
+            status=row.status,
+            lender=row.lender_client_id,
+            template=row.template,
+            purpose={"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
+            mode=row.mode,
+            fetch_type=row.fetch_type,
+            frequency={"unit": row.frequency_unit, "value": row.frequency_value},
+            data_life={"unit": row.data_life_unit, "value": row.data_life_value},
+            scopes=json.loads(row.scopes),
+            consent_start=utc(row.starts_at).isoformat(),
+            consent_expiry=utc(row.expires_at).isoformat(),
+            approval=row.approval,
+            assisted=was_assisted(row.approval, row.facilitator),
+            uses=row.uses,
+            artefact=row.artefact,
+            created_at=utc(row.created_at).isoformat(),
+            updated_at=utc(row.updated_at).isoformat(),
+        )
         for row in rows
     ]
 
 
 def export_access_history(
     session: Session, rt: Runtime, principal: Principal, token: str
-) -> list[dict[str, Any]]:
+) -> list[AccessRecord]:
     """Every access event about the subject, newest first, lenders named, with receipts.
 
     Raises :class:`~credit_commons.core.errors.NotFoundError` when ``principal`` may not
@@ -73,12 +73,12 @@ def export_access_history(
     return history.access_history(session, rt, principal, token, limit=_HISTORY_LIMIT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ConsentExport:
     """The consent domain's part of a data-subject export."""
 
-    consents: list[dict[str, Any]]
-    access_history: list[dict[str, Any]]
+    consents: list[ExportedConsent]
+    access_history: list[AccessRecord]
 
 
 def export_subject(

@@ -12,13 +12,13 @@ covers it, or ``receipt: null`` until then.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import anonymous_actor, lender_actor
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import AccessRecord
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventRow
@@ -36,7 +36,7 @@ _TYPES = ("access.allowed", "access.denied")
 
 def access_history(
     session: Session, rt: Runtime, principal: Principal, token: str, *, limit: int = 200
-) -> list[dict[str, Any]]:
+) -> list[AccessRecord]:
     """The borrower's access events, newest first, each with its receipt when available.
 
     Each entry says who tried (``actor``, a pseudonym, and ``actor_kind``: ``lender``,
@@ -68,25 +68,23 @@ def access_history(
     for row in rows:
         details = json.loads(row.details)
         try:
-            receipt: dict[str, Any] | None = log_service.receipt(
-                session, row.id, include_event=True
-            ).model_dump(mode="json")
+            receipt = log_service.receipt(session, row.id, include_event=True)
         except NotFoundError:
             receipt = None
         out.append(
-            {
-                "event_id": row.id,
-                "at": utc(row.at).isoformat(),
-                "outcome": "allowed" if row.type == "access.allowed" else "denied",
-                "actor": row.actor,
-                "actor_kind": kinds.get(row.actor, "other"),
-                "lender": lenders.get(row.actor, "unknown"),
-                "lender_name": names.get(lenders.get(row.actor, ""), "unknown"),
-                "consent_id": objects.get(row.object or ""),
-                "operation": details.get("operation"),
-                "reason": details.get("reason"),
-                "receipt": receipt,
-            }
+            AccessRecord(
+                event_id=row.id,
+                at=utc(row.at).isoformat(),
+                outcome="allowed" if row.type == "access.allowed" else "denied",
+                actor=row.actor,
+                actor_kind=kinds.get(row.actor, "other"),
+                lender=lenders.get(row.actor, "unknown"),
+                lender_name=names.get(lenders.get(row.actor, ""), "unknown"),
+                consent_id=objects.get(row.object or ""),
+                operation=details.get("operation"),
+                reason=details.get("reason"),
+                receipt=receipt,
+            )
         )
     return out
 

@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import NotAuthenticated, anonymous_actor
-from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.consent.schemas import HolderKeyChanged
+from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
@@ -183,7 +183,7 @@ def authenticate(
     return Principal(token, HOLDER_ROLE)
 
 
-def _int_claim(claims: dict[str, Any], name: str) -> int | None:
+def _int_claim(claims: JsonObject, name: str) -> int | None:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
@@ -206,7 +206,7 @@ def change_key(
     *,
     did: str,
     signature: str,
-) -> dict[str, Any]:
+) -> HolderKeyChanged:
     """Replace the DID of identity ``token`` with ``did``, at a request signed by the
     current one (``principal`` authenticated by :func:`authenticate`), carrying the new
     key's signature (base64url) of ``identity.holder_key.rotation_message``.
@@ -233,4 +233,4 @@ def change_key(
     finally:
         fetcher.close()
     event_id = holder_keys.replace_did(session, rt, token, did)
-    return {"identity": token, "did": did, "event_id": event_id}
+    return HolderKeyChanged(identity=token, did=did, event_id=event_id)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -33,6 +33,7 @@ from credit_commons.consent.errors import (
     ScopeNotGranted,
     UseExceeded,
 )
+from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "PURPOSES",
@@ -272,6 +273,6 @@ def was_assisted(approval: str | None, facilitator: str | None) -> bool:
     return approval == "assisted" or (approval is None and facilitator is not None)
 
 
-def scopes_map(scopes: list[dict[str, Any]]) -> dict[str, frozenset[str]]:
+def scopes_map(scopes: list[JsonObject]) -> dict[str, frozenset[str]]:
     """``{type: granted claim paths}`` from the stored JSON scopes."""
     return {str(s["type"]): frozenset(str(c) for c in s.get("claims", [])) for s in scopes}

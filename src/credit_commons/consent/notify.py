@@ -19,13 +19,24 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from credit_commons.core.files import write_private
 from credit_commons.runtime import Runtime
 
-__all__ = ["codes_file", "forget_codes", "read_codes", "send_code"]
+__all__ = ["SentCode", "codes_file", "forget_codes", "read_codes", "send_code"]
+
+
+@dataclass(frozen=True, slots=True)
+class SentCode:
+    """A one-time code the embedded notifier sent: to whom (the borrower's identity
+    token), for which consent, the code, and when (ISO 8601)."""
+
+    to: str
+    consent_id: str
+    code: str
+    at: str
 
 
 def codes_file(rt: Runtime) -> Path:
@@ -87,7 +98,7 @@ def forget_codes(rt: Runtime, borrower_token: str) -> int:
     return removed
 
 
-def read_codes(rt: Runtime, borrower_token: str | None = None) -> list[dict[str, Any]]:
+def read_codes(rt: Runtime, borrower_token: str | None = None) -> list[SentCode]:
     """The codes sent so far (to one borrower, if given), oldest first."""
     path = codes_file(rt)
     if not path.exists():
@@ -96,5 +107,12 @@ def read_codes(rt: Runtime, borrower_token: str | None = None) -> list[dict[str,
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         if borrower_token is None or entry.get("to") == borrower_token:
-            out.append(entry)
+            out.append(
+                SentCode(
+                    to=entry["to"],
+                    consent_id=entry["consent_id"],
+                    code=entry["code"],
+                    at=entry["at"],
+                )
+            )
     return out

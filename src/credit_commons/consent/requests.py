@@ -9,17 +9,17 @@ borrower is named by their identity token or by a reference only the asking lend
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
 from credit_commons.consent.access import Lender, lender_actor
-from credit_commons.consent.artefacts import public_view
+from credit_commons.consent.artefacts import consent_answer, public_view
 from credit_commons.consent.errors import ConsentRequestInvalid
 from credit_commons.consent.model import ConsentRequest, ConsentStatus
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import ConsentView
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
@@ -85,7 +85,7 @@ def borrower_subject(session: Session, rt: Runtime, lender: Lender, reference: s
 
 def request_consent(
     session: Session, rt: Runtime, lender: Lender, body: ConsentRequest
-) -> dict[str, Any]:
+) -> ConsentView:
     """A lender's request: checked against the template, the catalogue and the lender's
     allowed purposes; PENDING until the borrower decides.
 
@@ -136,12 +136,10 @@ def request_consent(
         object=rt.objects.digest("consent", row.id),
     )
     webhooks.enqueue(session, rt, row, event.id)
-    return {**public_view(row), "event_id": event.id}
+    return consent_answer(ConsentView, row, event_id=event.id)
 
 
-def get_for_lender(
-    session: Session, rt: Runtime, lender: Lender, consent_id: str
-) -> dict[str, Any]:
+def get_for_lender(session: Session, rt: Runtime, lender: Lender, consent_id: str) -> ConsentView:
     """Status and (once granted) the signed artefact.  Another lender's consent is 404."""
     del rt
     row = session.get(ConsentRow, consent_id)
@@ -170,7 +168,7 @@ def _borrower_row(
 
 def list_for_borrower(
     session: Session, rt: Runtime, principal: Principal, token: str, status: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[ConsentView]:
     """The borrower's consents (newest first), optionally of one status."""
     authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
     query = select(ConsentRow).where(ConsentRow.principal_token == token)
@@ -181,6 +179,6 @@ def list_for_borrower(
 
 def get_for_borrower(
     session: Session, rt: Runtime, principal: Principal, consent_id: str
-) -> dict[str, Any]:
+) -> ConsentView:
     """One of the borrower's consents."""
     return public_view(_borrower_row(session, rt, principal, consent_id))

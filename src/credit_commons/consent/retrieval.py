@@ -45,7 +45,9 @@ from credit_commons.consent.errors import (
 from credit_commons.consent.model import scopes_map
 from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
 from credit_commons.consent.requests import borrower_ref
+from credit_commons.consent.schemas import DiscoveredBorrower, DiscoverySetting, RetrievedCredential
 from credit_commons.core.db import transaction
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import is_valid_id
 from credit_commons.formats.jws import parse_compact, verify_compact
@@ -130,7 +132,7 @@ def retrieve(
     *,
     type_name: str | None = None,
     claims: list[str] | None = None,
-) -> dict[str, Any]:
+) -> RetrievedCredential:
     """The borrower's credential with the in-scope Disclosures only, in two units of work.
 
     First a read (no write lock): the consent is checked, the credential found, opened and
@@ -154,7 +156,7 @@ def retrieve_authenticating(
     *,
     type_name: str | None = None,
     claims: list[str] | None = None,
-) -> dict[str, Any]:
+) -> RetrievedCredential:
     """:func:`retrieve` for a lender that ``authenticate`` establishes inside the read unit
     of work (the HTTP handler checks the access token and the client there, saving a
     transaction per request).  ``authenticate`` raises what it raises."""
@@ -206,7 +208,7 @@ def _read(
     return _Found(row, chosen, wanted, text)
 
 
-def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> dict[str, Any]:
+def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> RetrievedCredential:
     parsed = SdJwt.parse(found.text)
     # A granted claim the credential does not carry (an optional one) is not disclosed.
     disclosed = sorted(found.wanted & set(disclosure_paths(parsed)))
@@ -223,15 +225,16 @@ def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> dict
             rt, lender, found.row, consent_id=consent_id, operation=OPERATION, reason=e.code
         ) from e
     mine = found.row
-    return {
-        "consent_id": consent_id,
-        "type": found.chosen,
-        "credential": shared,
-        "disclosed": disclosed,
-        "mode": mine.mode,
-        "data_life": {"unit": mine.data_life_unit, "value": mine.data_life_value},
-        "access_event_id": event_id,
-    }
+    # The hot path's one model construction (data_life is validated into a Period by it).
+    return RetrievedCredential(
+        consent_id=consent_id,
+        type=found.chosen,
+        credential=shared,
+        disclosed=disclosed,
+        mode=mine.mode,
+        data_life={"unit": mine.data_life_unit, "value": mine.data_life_value},
+        access_event_id=event_id,
+    )
 
 
 def named_consent(artefact: str) -> str | None:
@@ -276,7 +279,7 @@ def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact:
     return consent_id
 
 
-def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:
+def _own_claims(session: Session, rt: Runtime, text: str) -> JsonObject:
     # The processed payload of one of our own credentials (issuer key from our key store).
     keys: dict[str, PublicKey] = {
         v.kid: v.public_key for v in status.issuer_key_versions(session, rt)
@@ -299,7 +302,7 @@ def _own_claims(session: Session, rt: Runtime, text: str) -> dict[str, Any]:
 
 def set_discoverable(
     session: Session, rt: Runtime, principal: Principal, token: str, *, enabled: bool
-) -> dict[str, Any]:
+) -> DiscoverySetting:
     """Opt in to (or out of) discovery with the attributes of the newest valid Credit
     Readiness Credential.  Raises :class:`NotFoundError` when there is none."""
     authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
@@ -307,7 +310,7 @@ def set_discoverable(
     if not enabled:
         if existing is not None:
             session.delete(existing)
-        return {"discoverable": False}
+        return DiscoverySetting(discoverable=False)
     credential = _newest_valid(session, token, CREDIT_READINESS.name, rt)
     if credential is None:
         raise NotFoundError("no valid credit readiness credential to publish")
@@ -331,7 +334,7 @@ def set_discoverable(
     else:
         for key, value in values.items():
             setattr(existing, key, value)
-    return {"discoverable": True, **values}
+    return DiscoverySetting(discoverable=True, **values)
 
 
 def discover(
@@ -341,18 +344,18 @@ def discover(
     *,
     credit_tier: str | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
+) -> list[DiscoveredBorrower]:
     """Opted-in borrowers' public attributes, each with a lender-bound reference."""
     query = select(DiscoveryProfileRow)
     if credit_tier is not None:
         query = query.where(DiscoveryProfileRow.credit_tier == credit_tier)
     rows = session.scalars(query.order_by(DiscoveryProfileRow.opted_in_at).limit(limit))
     return [
-        {
-            "borrower_ref": borrower_ref(rt, lender.client_id, r.principal_token),
-            "credit_tier": r.credit_tier,
-            "income_bracket": r.income_bracket,
-            "debt_ratio_bracket": r.debt_ratio_bracket,
-        }
+        DiscoveredBorrower(
+            borrower_ref=borrower_ref(rt, lender.client_id, r.principal_token),
+            credit_tier=r.credit_tier,
+            income_bracket=r.income_bracket,
+            debt_ratio_bracket=r.debt_ratio_bracket,
+        )
         for r in rows
     ]

@@ -1,9 +1,7 @@
-"""HTTP response shapes of consent (documentation of what the routes send; the routes
-return the services' values unchanged, see ``gateway/openapi.py``)."""
+"""HTTP response shapes of consent: what its services return and its routes answer
+(``gateway/routes/consent.py``), and the consent domain's part of a data-subject export."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +17,8 @@ __all__ = [
     "DenialCount",
     "DiscoveredBorrower",
     "DiscoverySetting",
+    "ExportedConsent",
+    "GrantedScope",
     "HolderKeyChanged",
     "Period",
     "Purpose",
@@ -46,10 +46,16 @@ class Period(_Out):
     value: int
 
 
-class ConsentView(_Out):
-    """A consent as its lender and its borrower see it, with its signed artefact (a JWS)
-    once granted."""
+class GrantedScope(_Out):
+    """A credential type and the claim paths of it the consent grants (as stored: the
+    members in this order)."""
 
+    claims: list[str]
+    type: str
+
+
+class _ConsentTerms(_Out):
+    # The members every view of a consent shares, in the order they are answered.
     consent_id: str
     status: str
     template: str
@@ -61,13 +67,20 @@ class ConsentView(_Out):
     data_life: Period
     consent_start: str
     consent_expiry: str
-    scopes: list[dict[str, Any]]
+    scopes: list[GrantedScope]
     approval: str | None
     assisted: bool
     uses: int
     artefact: str | None
     created_at: str
     updated_at: str
+
+
+class ConsentView(_ConsentTerms):
+    """A consent as its lender and its borrower see it, with its signed artefact (a JWS)
+    once granted.  ``event_id`` only in the answer to the request that recorded one (the
+    routes answer the members set, ``response_model_exclude_unset``)."""
+
     event_id: str | None = Field(None, description="the event this request recorded")
 
 
@@ -78,10 +91,11 @@ class ConsentDecision(ConsentView):
     receipt: PendingReceipt | None = None
 
 
-class AssistGranted(ConsentView):
+class AssistGranted(_ConsentTerms):
     """The granted consent, once the borrower's one-time code was right."""
 
     accepted: bool
+    event_id: str | None = Field(None, description="the event this request recorded")
 
 
 class RevokedAll(_Out):
@@ -119,6 +133,30 @@ class RetrievedCredential(_Out):
     access_event_id: str
 
 
+class ExportedConsent(_Out):
+    """A consent in the subject's data export: its terms, status, approval, uses and the
+    signed artefact the lender holds."""
+
+    consent_id: str
+    status: str
+    lender: str = Field(description="the lender's client id")
+    template: str
+    purpose: Purpose
+    mode: str
+    fetch_type: str
+    frequency: Period
+    data_life: Period
+    scopes: list[GrantedScope]
+    consent_start: str
+    consent_expiry: str
+    approval: str | None
+    assisted: bool
+    uses: int
+    artefact: str | None
+    created_at: str
+    updated_at: str
+
+
 class DiscoveredBorrower(_Out):
     """An opted-in borrower's public attributes and a reference bound to the lender."""
 
@@ -129,7 +167,8 @@ class DiscoveredBorrower(_Out):
 
 
 class DiscoverySetting(_Out):
-    """Whether the borrower is discoverable, and the attributes published if so."""
+    """Whether the borrower is discoverable, and the attributes published if so (absent
+    when not: the route answers ``response_model_exclude_none``)."""
 
     discoverable: bool
     credit_tier: str | None = None

@@ -17,7 +17,6 @@ import hashlib
 import secrets
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -33,6 +32,7 @@ from credit_commons.keys.did_web import DidResolver
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.models import DsrRequestRow
+from credit_commons.privacy.schemas import DsrConfirmed, DsrOpened, ErasureReceipt, SubjectExport
 from credit_commons.runtime import Runtime
 
 __all__ = ["DsrKind", "confirm_request", "fulfil_request", "open_request", "signing_message"]
@@ -57,7 +57,7 @@ def _denied() -> ForbiddenError:
     return ForbiddenError("the request cannot be confirmed")
 
 
-def open_request(session: Session, rt: Runtime, token: str, kind: DsrKind) -> dict[str, Any]:
+def open_request(session: Session, rt: Runtime, token: str, kind: DsrKind) -> DsrOpened:
     """Open a request; the same answer whether or not ``token`` exists."""
     now = rt.clock.now()
     row = DsrRequestRow(
@@ -71,13 +71,13 @@ def open_request(session: Session, rt: Runtime, token: str, kind: DsrKind) -> di
     )
     session.add(row)
     session.flush()
-    return {
-        "request_id": row.id,
-        "challenge": row.challenge,
-        "kind": row.kind,
-        "expires_at": utc(row.expires_at).isoformat(),
-        "sign": signing_message(row.id, row.challenge, row.kind).decode(),
-    }
+    return DsrOpened(
+        request_id=row.id,
+        challenge=row.challenge,
+        kind=row.kind,
+        expires_at=utc(row.expires_at).isoformat(),
+        sign=signing_message(row.id, row.challenge, row.kind).decode(),
+    )
 
 
 def _pending(session: Session, rt: Runtime, token: str, request_id: str) -> DsrRequestRow:
@@ -101,7 +101,7 @@ def confirm_request(
     principal: Principal | None = None,
     signature: str | None = None,
     resolver: DidResolver | None = None,
-) -> dict[str, Any]:
+) -> DsrConfirmed:
     """Confirm as the owner (``principal``) or with a DID signature (base64url).
 
     Raises :class:`ForbiddenError` — one answer for every failure — otherwise.
@@ -134,12 +134,14 @@ def confirm_request(
     row.status = "confirmed"
     row.token_hash = hashlib.sha256(dsr_token.encode()).hexdigest()
     row.expires_at = rt.clock.now() + _TOKEN_TTL
-    return {"dsr_token": dsr_token, "expires_at": utc(row.expires_at).isoformat(), "kind": row.kind}
+    return DsrConfirmed(
+        dsr_token=dsr_token, expires_at=utc(row.expires_at).isoformat(), kind=row.kind
+    )
 
 
 def fulfil_request(
     session: Session, rt: Runtime, token: str, dsr_token: str | None
-) -> dict[str, Any]:
+) -> SubjectExport | ErasureReceipt:
     """Consume a confirmed request's token exactly once and run the export or erasure.
 
     Raises :class:`ForbiddenError` for a missing, unknown, expired or already used token.

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
@@ -51,6 +51,8 @@ from credit_commons.vault.service import note_destroyed_below, note_kek_version
 __all__ = [
     "EpochClosed",
     "EpochReport",
+    "ErasureNote",
+    "ScheduledEpoch",
     "close_epoch",
     "epoch_step",
     "list_epochs",
@@ -72,7 +74,8 @@ class EpochClosed(EventDetails, event_type="privacy.epoch_closed"):
 
 @dataclass(frozen=True)
 class EpochReport:
-    """What a call of :func:`close_epoch` left: the epoch it worked on and its state."""
+    """What a call of :func:`close_epoch` left: the epoch it worked on and its state
+    (``dataclasses.asdict`` is its JSON)."""
 
     epoch: int
     state: State
@@ -84,9 +87,22 @@ class EpochReport:
     destroyed_versions: list[int]
     closed_at: str | None
 
-    def as_json(self) -> dict[str, Any]:
-        """The report as JSON."""
-        return asdict(self)
+
+@dataclass(frozen=True)
+class ScheduledEpoch(EpochReport):
+    """An epoch as :func:`list_epochs` shows it: its report and when it is due to close."""
+
+    due_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureNote:
+    """The epoch an erasure was counted in, and from when it reaches backups: when the
+    epoch opened and when it is due to close (:func:`note_erasure`)."""
+
+    epoch: int
+    epoch_opened_at: str
+    unreadable_in_backups_after: str
 
 
 def _state(row: ErasureEpochRow) -> State:
@@ -148,7 +164,7 @@ def due_at(rt: Runtime, row: ErasureEpochRow) -> datetime:
     return utc(row.opened_at) + timedelta(seconds=rt.settings.erasure_epoch)
 
 
-def note_erasure(session: Session, rt: Runtime) -> dict[str, Any]:
+def note_erasure(session: Session, rt: Runtime) -> ErasureNote:
     """Count an erasure in the open epoch, holding its row lock until the transaction ends
     (so no close begins before the erasure commits), and say from when it reaches backups:
     ``epoch``, ``epoch_opened_at`` and ``unreadable_in_backups_after`` (when the epoch is
@@ -157,19 +173,21 @@ def note_erasure(session: Session, rt: Runtime) -> dict[str, Any]:
     """
     row = _newest(session, rt)
     row.erasures += 1
-    return {
-        "epoch": row.number,
-        "epoch_opened_at": utc(row.opened_at).isoformat(),
-        "unreadable_in_backups_after": due_at(rt, row).isoformat(),
-    }
+    return ErasureNote(
+        epoch=row.number,
+        epoch_opened_at=utc(row.opened_at).isoformat(),
+        unreadable_in_backups_after=due_at(rt, row).isoformat(),
+    )
 
 
-def list_epochs(session: Session, rt: Runtime, limit: int = 20) -> list[dict[str, Any]]:
+def list_epochs(session: Session, rt: Runtime, limit: int = 20) -> list[ScheduledEpoch]:
     """The newest ``limit`` epochs, newest first, each with its state and due time."""
     rows = session.scalars(
         select(ErasureEpochRow).order_by(ErasureEpochRow.number.desc()).limit(limit)
     ).all()
-    return [{**_report(row).as_json(), "due_at": due_at(rt, row).isoformat()} for row in rows]
+    return [
+        ScheduledEpoch(**asdict(_report(row)), due_at=due_at(rt, row).isoformat()) for row in rows
+    ]
 
 
 # -- closing -----------------------------------------------------------------------------
@@ -297,7 +315,7 @@ def close_epoch(
 
 def epoch_step(
     interval: float = 60.0, budget: float = 2.0, batch: int = 1000
-) -> Callable[[Runtime, int], Any]:
+) -> Callable[[Runtime, int], dict[str, object]]:
     """The worker's step: every ``interval`` seconds close the epoch if it is due, at most
     ``budget`` seconds of rewrap (in batches of ``batch`` keys) per pass; a close in
     progress continues at every pass."""

@@ -22,8 +22,6 @@ receipt with the log's signed entry (ledger/promises.py), which verifies offline
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
@@ -36,6 +34,7 @@ from credit_commons.issuer import erasure as issuer_erasure
 from credit_commons.ledger.promises import pending_receipt
 from credit_commons.privacy import epochs
 from credit_commons.privacy.models import DsrRequestRow
+from credit_commons.privacy.schemas import ErasureReceipt
 from credit_commons.runtime import Runtime
 
 __all__ = ["SubjectErased", "erase_subject"]
@@ -50,7 +49,7 @@ class SubjectErased(EventDetails, event_type="subject.erased"):
 
 def erase_subject(
     session: Session, rt: Runtime, principal: Principal, token: str
-) -> dict[str, Any]:
+) -> ErasureReceipt:
     """Erase the subject ``token`` and return the erasure receipt.
 
     Raises :class:`~credit_commons.core.errors.NotFoundError` when ``principal`` may not
@@ -77,16 +76,18 @@ def erase_subject(
     codes = notify.forget_codes(rt, token)
     # The proof of erasure: the subject.erased event signed by the log at once; it verifies
     # offline, the subject gone (docs/wallet.md).
-    receipt = pending_receipt(session, rt, event.id).model_dump(mode="json")
-    return {
-        "erased": True,
-        "event_id": event.id,
-        "subject_keys_destroyed": forgotten.subject_keys_destroyed,
-        "identifiers_unlinked": forgotten.identifiers_unlinked,
-        "consents_deleted": consents,
-        "credentials_unlinked": issuer.credentials_unlinked,
-        "offers_deleted": issuer.offers_deleted,
-        "codes_removed": codes,
-        **epoch,
-        "receipt": receipt,
-    }
+    receipt = pending_receipt(session, rt, event.id)
+    return ErasureReceipt(
+        erased=True,
+        event_id=event.id,
+        subject_keys_destroyed=forgotten.subject_keys_destroyed,
+        identifiers_unlinked=forgotten.identifiers_unlinked,
+        consents_deleted=consents,
+        credentials_unlinked=issuer.credentials_unlinked,
+        offers_deleted=issuer.offers_deleted,
+        codes_removed=codes,
+        epoch=epoch.epoch,
+        epoch_opened_at=epoch.epoch_opened_at,
+        unreadable_in_backups_after=epoch.unreadable_in_backups_after,
+        receipt=receipt,
+    )

@@ -13,8 +13,6 @@ as ``subject.exported`` in the same transaction.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import export as consent_export
@@ -23,6 +21,7 @@ from credit_commons.identity import service as identity_service
 from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
 from credit_commons.issuer import export as issuer_export
 from credit_commons.privacy.pdf import EXPORT_FORMAT
+from credit_commons.privacy.schemas import SubjectExport
 from credit_commons.runtime import Runtime
 
 __all__ = ["SubjectExported", "export_subject"]
@@ -34,9 +33,13 @@ class SubjectExported(EventDetails, event_type="subject.exported"):
     sections: int
 
 
+# The sections of an export: every member but ``format``.
+_SECTIONS = len(SubjectExport.model_fields) - 1
+
+
 def export_subject(
     session: Session, rt: Runtime, principal: Principal, token: str
-) -> dict[str, Any]:
+) -> SubjectExport:
     """Everything held on the subject ``token``, and a ``subject.exported`` event.
 
     Raises :class:`~credit_commons.core.errors.NotFoundError` when ``principal`` may not
@@ -46,21 +49,21 @@ def export_subject(
     own = identity_service.export_subject(session, rt, token)
     credentials = issuer_export.export_credentials(session, rt, token)
     consents = consent_export.export_subject(session, rt, principal, token)
-    export: dict[str, Any] = {
-        "format": EXPORT_FORMAT,
-        "subject": own.subject,
-        "profile": own.profile,
-        "attributes": own.attributes,
-        "identifiers": own.identifiers,
-        "delegations": own.delegations,
-        "credentials": [c.model_dump(mode="json") for c in credentials],
-        "consents": consents.consents,
-        "access_history": consents.access_history,
-        "events": own.events,
-    }
+    export = SubjectExport(
+        format=EXPORT_FORMAT,
+        subject=own.subject,
+        profile=own.profile,
+        attributes=own.attributes,
+        identifiers=own.identifiers,
+        delegations=own.delegations,
+        credentials=credentials,
+        consents=consents.consents,
+        access_history=consents.access_history,
+        events=own.events,
+    )
     record_event(
         session,
-        SubjectExported(sections=len(export) - 1),
+        SubjectExported(sections=_SECTIONS),
         actor=actor_of(rt, principal),
         at=rt.clock.now(),
         subject=subject_of(rt, token),

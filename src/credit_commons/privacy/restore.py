@@ -20,7 +20,7 @@ Each step is idempotent: an interrupted run is simply run again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,9 +33,20 @@ from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime
 
-__all__ = ["restore_from"]
+__all__ = ["RestoreCounts", "restore_from"]
 
 _RESTORER = Principal("admin:restore", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreCounts:
+    """What :func:`restore_from` did: subject keys taken from the source and deleted
+    (erased since the backup), erasure epochs copied, erasures applied again."""
+
+    keys_updated: int
+    keys_deleted: int
+    epochs_copied: int
+    erasures_applied: int
 
 
 def _copy_epochs(rt: Runtime, source: sessionmaker[Session]) -> int:
@@ -56,7 +67,7 @@ def restore_from(
     *,
     batch: int = 1000,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> RestoreCounts:
     """Bring ``rt``'s (restored) database up to date from ``source``; returns counts.
 
     Raises :class:`~credit_commons.core.errors.ConflictError` when the source's key
@@ -78,9 +89,9 @@ def restore_from(
             with transaction(rt.sessions) as session:
                 erase_subject(session, rt, _RESTORER, token)
             erased += 1
-    return {
-        "keys_updated": keys["updated"],
-        "keys_deleted": keys["deleted"],
-        "epochs_copied": epochs,
-        "erasures_applied": erased,
-    }
+    return RestoreCounts(
+        keys_updated=keys["updated"],
+        keys_deleted=keys["deleted"],
+        epochs_copied=epochs,
+        erasures_applied=erased,
+    )

@@ -1,6 +1,5 @@
-"""HTTP response shapes of data-subject requests, export and erasure (documentation of what
-the routes send; the routes return the services' values unchanged, see
-``gateway/openapi.py``)."""
+"""HTTP response shapes of data-subject requests, export and erasure: what the privacy
+services return and its routes answer (``gateway/routes/privacy.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_commons.consent.schemas import AccessRecord, ExportedConsent
+from credit_commons.core.encoding import JsonObject
 from credit_commons.identity.schemas import IdentityView
+from credit_commons.issuer.schemas import ExportedCredential
 from credit_commons.ledger.schemas import PendingReceipt
 
 __all__ = ["DsrConfirmed", "DsrOpened", "ErasureReceipt", "SubjectExport"]
@@ -59,11 +61,11 @@ class SubjectExport(_Out):
 
     format: str
     subject: IdentityView
-    profile: dict[str, Any]
-    attributes: dict[str, Any]
+    profile: JsonObject = Field(description="the personal fields as registered")
+    attributes: JsonObject = Field(description="the attributes as registered")
     identifiers: list[dict[str, Any]]
     delegations: list[dict[str, Any]]
-    credentials: list[dict[str, Any]]
-    consents: list[dict[str, Any]]
-    access_history: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    credentials: list[ExportedCredential]
+    consents: list[ExportedConsent]
+    access_history: list[AccessRecord]
+    events: list[JsonObject] = Field(description="every event about the subject, in full")

@@ -7,7 +7,7 @@ goes to the log (``access.denied``) and to the borrower's access history.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
@@ -153,8 +153,8 @@ class Discoverable(_Strict):
     summary="Keys that sign artefacts and webhooks.",
     responses=answers(JwkSet),
 )
-def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return {"keys": [v.jwk() for v in consent_artefacts.consent_key_versions(session, runtime)]}
+def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
+    return JwkSet(keys=[v.jwk() for v in consent_artefacts.consent_key_versions(session, runtime)])
 
 
 @lender_router.post(
@@ -162,10 +162,11 @@ def consent_jwks(session: SessionDep, runtime: RuntimeDep) -> dict[str, Any]:
     status_code=status.HTTP_201_CREATED,
     summary="Request consent.",
     responses=answers(ConsentView, 401, 403, 404, 422, status=201),
+    response_model_exclude_unset=True,
 )
 def request_consent(
     body: ConsentRequest, session: SessionDep, runtime: RuntimeDep, lender: RequestingLender
-) -> dict[str, Any]:
+) -> ConsentView:
     try:
         require_scope(lender, "consent:request", operation="consent.request")
     except Denied as e:
@@ -181,10 +182,11 @@ def request_consent(
     "/v1/consents/{consent_id}",
     summary="A consent's status and artefact.",
     responses=answers(ConsentView, 401, 403, 404, 422),
+    response_model_exclude_unset=True,
 )
 def read_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, lender: ReadingLender
-) -> dict[str, Any]:
+) -> ConsentView:
     _require_scope(
         session, runtime, lender, "consent:read", operation="consent.read", consent_id=consent_id
     )
@@ -206,7 +208,7 @@ async def retrieve_credential(
         str | None, Query(alias="type", pattern=r"^[A-Z][A-Za-z0-9]{2,63}$")
     ] = None,
     claims: Annotated[_PATHS | None, Query()] = None,
-) -> dict[str, Any]:
+) -> RetrievedCredential:
     def authenticate(session: Session) -> LenderPrincipal:
         lender = authenticate_request(request, authorization, retrieval.OPERATION, session)
         _require_scope(
@@ -219,7 +221,7 @@ async def retrieve_credential(
         )
         return lender
 
-    def handle() -> dict[str, Any]:
+    def handle() -> RetrievedCredential:
         # Authentication, rate limits and the units of work (a read, then a short write)
         # in one worker thread: the hot path hops to the thread pool once; the token's
         # client is checked in the retrieval's read unit of work; on SQLite the writer is
@@ -234,7 +236,7 @@ async def retrieve_credential(
 
     result = await to_thread.run_sync(handle, limiter=_retrieval_limiter(request))
     # VIEW: look, do not keep.  STORE: the lender may keep it for the data life.
-    response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
+    response.headers["Cache-Control"] = "no-store" if result.mode == "VIEW" else "private"
     return result
 
 
@@ -259,7 +261,7 @@ def retrieve_by_artefact(
     runtime: RuntimeDep,
     lender: RetrievingLender,
     response: Response,
-) -> dict[str, Any]:
+) -> RetrievedCredential:
     with transaction(runtime.read_sessions) as session:
         _require_scope(
             session,
@@ -273,7 +275,7 @@ def retrieve_by_artefact(
     result = retrieval.retrieve(
         runtime, lender, consent_id, type_name=body.type, claims=body.claims
     )
-    response.headers["Cache-Control"] = "no-store" if result["mode"] == "VIEW" else "private"
+    response.headers["Cache-Control"] = "no-store" if result.mode == "VIEW" else "private"
     return result
 
 
@@ -288,7 +290,7 @@ def discovery(
     lender: DiscoveringLender,
     credit_tier: Annotated[Literal["A", "B", "C"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[dict[str, Any]]:
+) -> list[DiscoveredBorrower]:
     require_scope(lender, "discovery:read", operation="discovery.read")
     return retrieval.discover(session, runtime, lender, credit_tier=credit_tier, limit=limit)
 
@@ -334,6 +336,7 @@ BorrowerDep = Annotated[identity_auth.Principal, Depends(get_borrower)]
     "/v1/borrowers/{token}/consents",
     summary="The borrower's consents.",
     responses=answers(list[ConsentView], 401, 404, 422),
+    response_model_exclude_unset=True,
 )
 def list_consents(
     token: Token,
@@ -342,7 +345,7 @@ def list_consents(
     principal: BorrowerDep,
     response: Response,
     status_filter: Annotated[ConsentStatus | None, Query(alias="status")] = None,
-) -> list[dict[str, Any]]:
+) -> list[ConsentView]:
     response.headers.update(NO_STORE)
     value = status_filter.value if status_filter is not None else None
     return consent_requests.list_for_borrower(session, runtime, principal, token, value)
@@ -352,10 +355,11 @@ def list_consents(
     "/v1/borrowers/consents/{consent_id}",
     summary="One of the borrower's consents.",
     responses=answers(ConsentView, 401, 404, 422),
+    response_model_exclude_unset=True,
 )
 def get_consent(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: BorrowerDep
-) -> dict[str, Any]:
+) -> ConsentView:
     return consent_requests.get_for_borrower(session, runtime, principal, consent_id)
 
 
@@ -363,6 +367,7 @@ def get_consent(
     "/v1/borrowers/consents/{consent_id}/{action}",
     summary="Approve, reject, pause, resume or revoke a consent.",
     responses=answers(ConsentDecision, 401, 404, 409, 422),
+    response_model_exclude_unset=True,
 )
 def decide(
     consent_id: ConsentId,
@@ -370,7 +375,7 @@ def decide(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: BorrowerDep,
-) -> dict[str, Any]:
+) -> ConsentDecision:
     return decisions.decide(session, runtime, principal, consent_id, action)
 
 
@@ -378,10 +383,11 @@ def decide(
     "/v1/consents/{consent_id}/signed-approval",
     summary="Approve with a signature by the borrower's DID key (no session needed).",
     responses=answers(ConsentDecision, 404, 409, 422),
+    response_model_exclude_unset=True,
 )
 def signed_approval(
     consent_id: ConsentId, body: Signature, session: SessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> ConsentDecision:
     return decisions.decide(session, runtime, None, consent_id, "approve", signature=body.signature)
 
 
@@ -396,7 +402,7 @@ def revoke_all(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: BorrowerDep,
-) -> dict[str, Any]:
+) -> RevokedAll:
     return decisions.revoke_all(session, runtime, principal, token, body.lender)
 
 
@@ -412,7 +418,7 @@ def access_history(
     principal: BorrowerDep,
     response: Response,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> list[dict[str, Any]]:
+) -> list[AccessRecord]:
     response.headers.update(NO_STORE)
     return history.access_history(session, runtime, principal, token, limit=limit)
 
@@ -428,7 +434,7 @@ def change_holder_key(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: BorrowerDep,
-) -> dict[str, Any]:
+) -> HolderKeyChanged:
     return holder_auth.change_key(
         session, runtime, principal, token, did=body.did, signature=body.signature
     )
@@ -438,6 +444,7 @@ def change_holder_key(
     "/v1/borrowers/{token}/discovery",
     summary="Opt in to or out of discovery.",
     responses=answers(DiscoverySetting, 401, 404, 422),
+    response_model_exclude_none=True,
 )
 def set_discovery(
     token: Token,
@@ -445,7 +452,7 @@ def set_discovery(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: BorrowerDep,
-) -> dict[str, Any]:
+) -> DiscoverySetting:
     return retrieval.set_discoverable(session, runtime, principal, token, enabled=body.enabled)
 
 
@@ -459,7 +466,7 @@ def set_discovery(
 )
 def assist(
     consent_id: ConsentId, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> AssistStarted:
     return consent_assisted.assist(session, runtime, principal, consent_id)
 
 
@@ -474,7 +481,7 @@ def confirm(
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-) -> dict[str, Any]:
+) -> AssistGranted | AssistAnswer:
     return consent_assisted.confirm_assisted(session, runtime, principal, consent_id, body.code)
 
 
@@ -492,6 +499,6 @@ def access_denials(
     principal: PrincipalDep,
     response: Response,
     hours: Annotated[int, Query(ge=1, le=24 * 366)] = 24,
-) -> list[dict[str, Any]]:
+) -> list[DenialCount]:
     response.headers.update(NO_STORE)
     return denial_counts.denial_counts(session, runtime, principal, hours=hours)

@@ -4,10 +4,9 @@ authenticated caller, the direct export ``POST /v1/identities/{token}/export`` a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
@@ -53,7 +52,7 @@ class Confirm(BaseModel):
 )
 def open_request(
     token: TokenPath, body: OpenRequest, session: SessionDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> DsrOpened:
     return dsr.open_request(session, runtime, token, body.kind)
 
 
@@ -70,7 +69,7 @@ def confirm(
     runtime: RuntimeDep,
     response: Response,
     authorization: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> DsrConfirmed:
     principal = None
     if authorization:
         principal = identity_auth.authenticate(session, runtime, authorization)
@@ -97,7 +96,7 @@ def fulfil(
     runtime: RuntimeDep,
     response: Response,
     x_dsr_token: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> SubjectExport | ErasureReceipt:
     del request_id  # the token names the request; the path keeps the URL readable
     response.headers.update(NO_STORE)
     return dsr.fulfil_request(session, runtime, token, x_dsr_token)
@@ -124,11 +123,13 @@ def export(
     principal: PrincipalDep,
     format: Annotated[Literal["json", "pdf"], Query()] = "json",
 ) -> Response:
-    data = export_subject(session, runtime, principal, token)
+    # A Response of either media type (the PDF is rendered from the export's JSON), so the
+    # JSON is the model's own dump rather than the return annotation's serialisation.
+    data = export_subject(session, runtime, principal, token).model_dump(mode="json")
     if format == "pdf":
         pdf = render_export_pdf(data, generated_at=runtime.clock.now())
         return Response(pdf, media_type="application/pdf", headers=NO_STORE)
-    return JSONResponse(jsonable_encoder(data), headers=NO_STORE)
+    return JSONResponse(data, headers=NO_STORE)
 
 
 @export_router.delete(
@@ -138,5 +139,5 @@ def export(
 )
 def erase(
     token: TokenPath, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> ErasureReceipt:
     return erase_subject(session, runtime, principal, token)
