@@ -313,8 +313,8 @@ def _grant_many(
             with transaction(rt.sessions) as session:
                 for _ in range(min(200, n - lo)):
                     made = consent_requests.request_consent(session, rt, lender, body)
-                    decisions.decide(session, rt, principal, made["consent_id"], "approve")
-                    ids.append(made["consent_id"])
+                    decisions.decide(session, rt, principal, made.consent_id, "approve")
+                    ids.append(made.consent_id)
             progress(f"consents granted {len(ids):,} / {n:,} ({time.perf_counter() - start:.0f} s)")
     finally:
         rt.close()

@@ -192,9 +192,7 @@ def _consent_in(world: World, borrower: Borrower, state: str, lender: str) -> st
         "REVOKED": ["approve", "revoke"],
     }.get(state, [])
     with transaction(rt.sessions) as session:
-        consent_id = str(
-            consent_requests.request_consent(session, rt, _Lender(lender), body)["consent_id"]
-        )
+        consent_id = consent_requests.request_consent(session, rt, _Lender(lender), body).consent_id
         for action in steps:
             consent_decisions.decide(session, rt, me, consent_id, action)
     return consent_id

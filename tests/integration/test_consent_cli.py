@@ -54,7 +54,7 @@ def setup(
             )
     finally:
         rt.close()
-    return made.identity_token, made.access_token, consent["consent_id"]
+    return made.identity_token, made.access_token, consent.consent_id
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -229,7 +229,7 @@ def test_a_credential_that_cannot_be_shared_is_the_reason(world: World) -> None:
     # the borrower's own session token has expired meanwhile).
     with transaction(world.rt.read_sessions) as session:
         history = access_history(session, world.rt, Principal("admin:t", "admin"), lapsing)
-    assert [e["reason"] for e in history] == ["credential.expired", None]
+    assert [e.reason for e in history] == ["credential.expired", None]
 
 
 def _with_payload(artefact: str, **changes: Any) -> str:

@@ -19,6 +19,7 @@ from credit_commons.consent.access import Denied
 from credit_commons.consent.errors import ConsentStateInvalid
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.schemas import ConsentDecision, RetrievedCredential
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
 from credit_commons.formats.jws import JwsInvalid, verify_compact
@@ -101,17 +102,17 @@ def _request(rt: Runtime, token: str, lender: FakeLender = LENDER, **overrides: 
         made = consent_requests.request_consent(
             session, rt, lender, ConsentRequest.model_validate(body)
         )
-    return str(made["consent_id"])
+    return made.consent_id
 
 
-def _decide(rt: Runtime, token: str, consent_id: str, action: str) -> dict[str, Any]:
+def _decide(rt: Runtime, token: str, consent_id: str, action: str) -> ConsentDecision:
     with transaction(rt.sessions) as session:
         return decisions.decide(session, rt, Principal(token, "identity"), consent_id, action)
 
 
 def _retrieve(
     rt: Runtime, consent_id: str, lender: FakeLender = LENDER, **kw: Any
-) -> dict[str, Any]:
+) -> RetrievedCredential:
     return retrieval.retrieve(rt, lender, consent_id, **kw)
 
 
@@ -127,28 +128,28 @@ def test_request_approve_retrieve_revoke(runtime: Runtime) -> None:
     consent_id = _request(runtime, token)
     assert _denied_reason(runtime, consent_id) == "consent.not_active"  # still pending
     granted = _decide(runtime, token, consent_id, "approve")
-    assert granted["status"] == "ACTIVE"
+    assert granted.status == "ACTIVE"
     # The artefact is signed by the consent key and says what was agreed.
     with transaction(runtime.sessions) as session:
         keys = artefacts.consent_key_versions(session, runtime)
     payload = verify_compact(
-        granted["artefact"], keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS
+        granted.artefact, keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS
     )
     detail = payload["ConsentDetail"]
     assert detail["DataConsumer"]["id"] == LENDER.client_id
     assert detail["Customer"]["id"].startswith("p1:")
-    assert token not in granted["artefact"]
+    assert token not in granted.artefact
     assert detail["scopes"] == [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}]
-    head, body, signature = granted["artefact"].split(".")
+    head, body, signature = granted.artefact.split(".")
     tampered = f"{head}.{body[:-2]}{'A' if body[-2] != 'A' else 'B'}{body[-1]}.{signature}"
     with pytest.raises(JwsInvalid):
         verify_compact(tampered, keys[0].public_key, typ="consent+jwt", algs=ACCEPTED_ALGS)
 
     got = _retrieve(runtime, consent_id)
-    shared = SdJwt.parse(got["credential"])
+    shared = SdJwt.parse(got.credential)
     assert [d.name for d in shared.disclosures] == ["income_bracket"]  # only in scope
-    assert got["disclosed"] == ["/income_bracket"]
-    assert got["mode"] == "VIEW"
+    assert got.disclosed == ["/income_bracket"]
+    assert got.mode == "VIEW"
     # One-time: the second fetch is refused.
     assert _denied_reason(runtime, consent_id) == "consent.use_exceeded"
     _decide(runtime, token, consent_id, "revoke")
@@ -167,7 +168,7 @@ def test_scope_escalation_wrong_lender_pause(runtime: Runtime) -> None:
     _decide(runtime, token, consent_id, "pause")
     assert _denied_reason(runtime, consent_id) == "consent.paused"
     _decide(runtime, token, consent_id, "resume")
-    assert _retrieve(runtime, consent_id)["consent_id"] == consent_id
+    assert _retrieve(runtime, consent_id).consent_id == consent_id
 
 
 def test_only_the_borrower_decides(runtime: Runtime) -> None:
@@ -190,24 +191,24 @@ def test_assisted_consent_with_a_one_time_code(runtime: Runtime) -> None:
     _delegate_assist(runtime, token, agent)
     with transaction(runtime.sessions) as session:
         sent = consent_assisted.assist(session, runtime, agent_principal, consent_id)
-    assert sent["code_sent"] is True
+    assert sent.code_sent is True
     code = notify.read_codes(runtime, token)[-1].code
     wrong = "000000" if code != "000000" else "111111"
     with transaction(runtime.sessions) as session:
         assert (
-            consent_assisted.confirm_assisted(session, runtime, agent_principal, consent_id, wrong)[
-                "accepted"
-            ]
+            consent_assisted.confirm_assisted(
+                session, runtime, agent_principal, consent_id, wrong
+            ).accepted
             is False
         )
     with transaction(runtime.sessions) as session:
         done = consent_assisted.confirm_assisted(
             session, runtime, agent_principal, consent_id, code
         )
-    assert done["accepted"] is True
-    assert done["status"] == "ACTIVE"
-    assert done["approval"] == "assisted"
-    assert done["assisted"] is True
+    assert done.accepted is True
+    assert done.status == "ACTIVE"
+    assert done.approval == "assisted"
+    assert done.assisted is True
 
 
 def test_revoke_all_and_expiry(runtime: Runtime) -> None:
@@ -220,8 +221,8 @@ def test_revoke_all_and_expiry(runtime: Runtime) -> None:
         done = decisions.revoke_all(
             session, runtime, Principal(token, "identity"), token, LENDER.client_id
         )
-    assert sorted(done["revoked"]) == sorted([first, second])
-    assert _retrieve(runtime, other, OTHER)["consent_id"] == other
+    assert sorted(done.revoked) == sorted([first, second])
+    assert _retrieve(runtime, other, OTHER).consent_id == other
     # A request left pending past its expiry expires.
     late = _request(
         runtime, token, consent_expiry=(runtime.clock.now() + timedelta(seconds=2)).isoformat()
@@ -316,7 +317,7 @@ def test_erasure_deletes_the_subjects_consents(runtime: Runtime) -> None:
     _decide(runtime, token, consent_id, "approve")
     with transaction(runtime.sessions) as session:
         done = erase_subject(session, runtime, ADMIN, token)
-    assert done["consents_deleted"] == 1
+    assert done.consents_deleted == 1
     with transaction(runtime.sessions) as session:
         assert session.get(ConsentRow, consent_id) is None
     with pytest.raises(NotFoundError), transaction(runtime.sessions) as session:
@@ -340,8 +341,8 @@ def test_a_granted_claim_the_credential_lacks_is_simply_not_disclosed(runtime: R
     )
     _decide(runtime, token, consent_id, "approve")
     got = _retrieve(runtime, consent_id)
-    assert got["disclosed"] == ["/income_bracket"]
-    assert [d.name for d in SdJwt.parse(got["credential"]).disclosures] == ["income_bracket"]
+    assert got.disclosed == ["/income_bracket"]
+    assert [d.name for d in SdJwt.parse(got.credential).disclosures] == ["income_bracket"]
 
 
 def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
@@ -352,13 +353,11 @@ def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
     consent_id = _request(runtime, token)
     for _ in range(3):
         with transaction(runtime.sessions) as session:
-            assert consent_assisted.assist(session, runtime, agent_principal, consent_id)[
-                "code_sent"
-            ]
+            assert consent_assisted.assist(session, runtime, agent_principal, consent_id).code_sent
     with pytest.raises(ConsentStateInvalid), transaction(runtime.sessions) as session:
         consent_assisted.assist(session, runtime, agent_principal, consent_id)
     assert len(notify.read_codes(runtime, token)) == 3
     # Another consent has its own allowance.
     other = _request(runtime, token)
     with transaction(runtime.sessions) as session:
-        assert consent_assisted.assist(session, runtime, agent_principal, other)["code_sent"]
+        assert consent_assisted.assist(session, runtime, agent_principal, other).code_sent

@@ -92,8 +92,8 @@ def _setup(rt: Runtime) -> tuple[Lender, str]:
             ),
         )
     with transaction(rt.sessions) as session:
-        decisions.decide(session, rt, Principal(token, "identity"), made["consent_id"], "approve")
-    return lender, str(made["consent_id"])
+        decisions.decide(session, rt, Principal(token, "identity"), made.consent_id, "approve")
+    return lender, made.consent_id
 
 
 def test_changes_are_delivered_signed_with_retries(rt: Runtime) -> None:

@@ -32,6 +32,7 @@ from credit_commons.keys.master import MasterKeyring
 from credit_commons.privacy import epochs
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
+from credit_commons.privacy.schemas import ErasureReceipt
 from credit_commons.runtime import Runtime
 from credit_commons.vault.kms import LocalKms
 from credit_commons.vault.models import SubjectKeyRow
@@ -85,7 +86,7 @@ def register(rt: Runtime, name: str = "Lakshmi") -> str:
     return str(made.identity_token)
 
 
-def erase(rt: Runtime, token: str) -> dict[str, Any]:
+def erase(rt: Runtime, token: str) -> ErasureReceipt:
     with transaction(rt.sessions) as session:
         return erase_subject(session, rt, ADMIN, token)
 
@@ -135,7 +136,7 @@ def test_a_close_interrupted_at_any_step_is_finished_by_the_next_run(
         epochs.close_epoch(rt, batch=10)
     monkeypatch.undo()
     with transaction(rt.read_sessions) as session:
-        assert [e["state"] for e in epochs.list_epochs(session, rt)] == ["open", "closing"]
+        assert [e.state for e in epochs.list_epochs(session, rt)] == ["open", "closing"]
     assert all_open(rt, sealed)  # nothing lost in between
 
     report = epochs.close_epoch(rt, batch=10)
@@ -185,7 +186,7 @@ def test_a_killed_close_loses_nothing_and_the_next_run_completes_it(
     finally:
         process.wait()
     with transaction(runtime.read_sessions) as session:
-        states = [e["state"] for e in epochs.list_epochs(session, runtime)]
+        states = [e.state for e in epochs.list_epochs(session, runtime)]
     assert states == ["open", "closing"], "the close finished before it could be killed"
     assert key_versions(runtime) == {1, 2}  # killed in the middle of the rewrap
     assert all_open(runtime, sealed)
@@ -215,7 +216,7 @@ def test_the_worker_closes_a_due_epoch_in_slices_and_renews_an_empty_one(
     assert rt.vault.kms.versions() == [1]
     with transaction(rt.read_sessions) as session:
         (current,) = epochs.list_epochs(session, rt)
-    assert current["opened_at"] == clock.now().isoformat()
+    assert current.opened_at == clock.now().isoformat()
 
     erase(rt, register(rt))
     assert step(rt, 0) == {}  # renewed an hour ago... not due yet
@@ -234,13 +235,13 @@ def test_the_worker_closes_a_due_epoch_in_slices_and_renews_an_empty_one(
 def test_an_erasure_during_a_close_belongs_to_the_next_epoch(rt: Runtime) -> None:
     seal_many(rt, 30)
     first = erase(rt, register(rt, "First"))
-    assert first["epoch"] == 1
+    assert first.epoch == 1
     partial = epochs.close_epoch(rt, batch=5, deadline=0.0)  # stops after one batch
     assert partial.state == "closing"
     second = erase(rt, register(rt, "Second"))
-    assert second["epoch"] == 2
-    due = datetime.fromisoformat(second["unreadable_in_backups_after"])
-    assert due == datetime.fromisoformat(second["epoch_opened_at"]) + timedelta(hours=1)
+    assert second.epoch == 2
+    due = datetime.fromisoformat(second.unreadable_in_backups_after)
+    assert due == datetime.fromisoformat(second.epoch_opened_at) + timedelta(hours=1)
     report = epochs.close_epoch(rt)
     assert (report.epoch, report.state, report.erasures) == (1, "closed", 1)
     with transaction(rt.read_sessions) as session:
@@ -300,10 +301,10 @@ def test_a_key_wrapped_by_a_process_that_missed_the_rotation_is_rewrapped(
 
 def test_the_epochs_and_the_receipt_are_listed(rt: Runtime) -> None:
     receipt = erase(rt, register(rt))
-    assert receipt["erased"] is True
-    assert receipt["epoch"] == 1
+    assert receipt.erased is True
+    assert receipt.epoch == 1
     with transaction(rt.read_sessions) as session:
         (row,) = epochs.list_epochs(session, rt)
-    assert row["state"] == "open"
-    assert row["erasures"] == 1
-    assert row["due_at"] == receipt["unreadable_in_backups_after"]
+    assert row.state == "open"
+    assert row.erasures == 1
+    assert row.due_at == receipt.unreadable_in_backups_after

@@ -40,7 +40,7 @@ def _pending_consent(rt: Runtime, seconds: float) -> str:
                 "scopes": [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}],
             }
         )
-        return str(consent_requests.request_consent(session, rt, _Lender(), request)["consent_id"])
+        return consent_requests.request_consent(session, rt, _Lender(), request).consent_id
 
 
 def _status(rt: Runtime, consent_id: str) -> str:
