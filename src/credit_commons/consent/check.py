@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, cast
+from typing import Protocol, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +23,8 @@ from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "ConsentRecord",
+    "ConsentTerms",
     "check",
     "check_consent",
     "denial",
@@ -34,7 +36,54 @@ __all__ = [
 ]
 
 
-def row_view(row: Any) -> ConsentView:
+class ConsentTerms(Protocol):
+    """What the check reads of a consent: a :class:`ConsentRow`, or the record of a
+    precompiled read of its columns (datetimes as stored: SQLite's text, a driver's
+    datetime)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime | str: ...
+    @property
+    def expires_at(self) -> datetime | str: ...
+    @property
+    def fetch_type(self) -> str: ...
+    @property
+    def frequency_unit(self) -> str: ...
+    @property
+    def frequency_value(self) -> int: ...
+    @property
+    def scopes(self) -> str: ...
+    @property
+    def uses(self) -> int: ...
+    @property
+    def window(self) -> int: ...
+    @property
+    def window_uses(self) -> int: ...
+
+
+class ConsentRecord(ConsentTerms, Protocol):
+    """A whole consent as retrieval reads it (:func:`read_consent`, :func:`locked_for_use`):
+    the terms and whose it is, its mode and data life."""
+
+    @property
+    def lender_client_id(self) -> str: ...
+    @property
+    def principal(self) -> str: ...
+    @property
+    def principal_token(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def data_life_unit(self) -> str: ...
+    @property
+    def data_life_value(self) -> int: ...
+
+
+def row_view(row: ConsentTerms) -> ConsentView:
     """The pure model's view of a consent row (an ORM row or a named tuple)."""
     return ConsentView(
         status=row.status,
@@ -50,7 +99,9 @@ def row_view(row: Any) -> ConsentView:
     )
 
 
-def check_consent(row: Any, type_name: str, claims: frozenset[str], now: datetime) -> None:
+def check_consent(
+    row: ConsentTerms | None, type_name: str, claims: frozenset[str], now: datetime
+) -> None:
     """Evaluate one consent row; raises a :class:`ConsentError` (``ConsentNotFound`` for
     ``None``)."""
     if row is None:
@@ -131,18 +182,20 @@ _MARK_USED = HotStatement(
 )
 
 
-def locked_for_use(session: Session, consent_id: str) -> Any:
+def locked_for_use(session: Session, consent_id: str) -> ConsentRecord | None:
     """The consent's row (a named tuple; datetimes as stored), locked until the
     transaction ends (``FOR UPDATE``; SQLite's writer holds the whole database)."""
-    return _LOCKED.first(session, consent_id=consent_id)
+    row: ConsentRecord | None = _LOCKED.first(session, consent_id=consent_id)
+    return row
 
 
-def read_consent(session: Session, consent_id: str) -> Any:
+def read_consent(session: Session, consent_id: str) -> ConsentRecord | None:
     """The consent's row (a named tuple; datetimes as stored), not locked."""
-    return _READ.first(session, consent_id=consent_id)
+    row: ConsentRecord | None = _READ.first(session, consent_id=consent_id)
+    return row
 
 
-def mark_used(session: Session, row: Any, now: datetime) -> None:
+def mark_used(session: Session, row: ConsentTerms, now: datetime) -> None:
     """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
     window, window_uses = next_use(row_view(row), now)
     _MARK_USED.execute(
@@ -158,7 +211,7 @@ def mark_used(session: Session, row: Any, now: datetime) -> None:
 def denial(
     rt: Runtime,
     lender: Lender,
-    row: Any,
+    row: ConsentRecord | None,
     *,
     consent_id: str,
     operation: str,
@@ -177,7 +230,9 @@ def denial(
     )
 
 
-def record_use(session: Session, rt: Runtime, lender: Lender, row: Any, operation: str) -> str:
+def record_use(
+    session: Session, rt: Runtime, lender: Lender, row: ConsentRecord, operation: str
+) -> str:
     """Record ``access.allowed`` for a use of ``row``; returns the event id."""
     return record_allowed(
         session,

@@ -15,9 +15,8 @@ use (``requests.borrower_ref``) — never an identifier.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,6 +24,8 @@ from sqlalchemy.orm import Session
 from credit_commons.consent.access import Lender
 from credit_commons.consent.artefacts import ARTEFACT_TYP, consent_key_versions
 from credit_commons.consent.check import (
+    ConsentRecord,
+    ConsentTerms,
     check_consent,
     denial,
     locked_for_use,
@@ -115,7 +116,7 @@ def _newest_valid(
 
 
 def _decide_scope(
-    row: Any, type_name: str | None, claims: list[str] | None
+    row: ConsentTerms, type_name: str | None, claims: list[str] | None
 ) -> tuple[str, frozenset[str]]:
     # The type asked for (default: the consent's only scope) and the claims (default: all
     # granted ones).
@@ -170,7 +171,7 @@ def retrieve_authenticating(
 class _Found:
     # What the read unit of work found: the consent row, the type and claims decided, and
     # the opened credential.
-    row: Any
+    row: ConsentRecord
     chosen: str
     wanted: frozenset[str]
     text: str
@@ -185,7 +186,7 @@ def _read(
     type_name: str | None,
     claims: list[str] | None,
 ) -> _Found:
-    row: Any = None
+    row: ConsentRecord | None = None
     try:
         now = rt.clock.now()
         row = read_consent(session, consent_id)
@@ -217,6 +218,8 @@ def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> Retr
         with transaction(rt.sessions) as session:
             now = rt.clock.now()
             locked = locked_for_use(session, consent_id)
+            if locked is None:
+                raise ConsentNotFound()  # deleted (erased) since the read
             check_consent(locked, found.chosen, found.wanted, now)
             mark_used(session, locked, now)
             event_id = record_use(session, rt, lender, locked, OPERATION)
@@ -285,7 +288,7 @@ def _own_claims(session: Session, rt: Runtime, text: str) -> JsonObject:
         v.kid: v.public_key for v in status.issuer_key_versions(session, rt)
     }
 
-    def resolve(header: Any, payload: Any) -> PublicKey:
+    def resolve(header: Mapping[str, object], payload: Mapping[str, object]) -> PublicKey:
         kid = header.get("kid")
         # Ours under the current public URL or an earlier one (issuer/identifiers.py).
         if not is_own_issuer(session, rt, payload.get("iss")) or kid not in keys:
