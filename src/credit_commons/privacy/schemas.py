@@ -3,17 +3,22 @@ services return and its routes answer (``gateway/routes/privacy.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.consent.schemas import AccessRecord, ExportedConsent
 from credit_commons.core.encoding import JsonObject
-from credit_commons.identity.schemas import IdentityView
+from credit_commons.identity.schemas import IdentifierView, IdentityView
 from credit_commons.issuer.schemas import ExportedCredential
 from credit_commons.ledger.schemas import PendingReceipt
 
-__all__ = ["DsrConfirmed", "DsrOpened", "ErasureReceipt", "SubjectExport"]
+__all__ = [
+    "DsrConfirmed",
+    "DsrOpened",
+    "ErasureReceipt",
+    "ExportedDelegation",
+    "ExportedIdentifier",
+    "SubjectExport",
+]
 
 
 class _Out(BaseModel):
@@ -56,6 +61,31 @@ class ErasureReceipt(_Out):
     receipt: PendingReceipt
 
 
+class ExportedIdentifier(IdentifierView):
+    """One of the subject's identifiers in their export: its kind and binding, and the
+    keyed pseudonym it is held as (never its value)."""
+
+    pseudonym: str
+
+
+class ExportedDelegation(_Out):
+    """A delegation the subject is a party to, in their export: their role in it and its
+    whole history."""
+
+    id: str
+    type: str
+    role: str = Field(description="delegator or delegatee")
+    delegator_token: str
+    delegatee_token: str
+    permissions: list[str]
+    delegator_accepted_at: str | None
+    delegatee_accepted_at: str | None
+    expires_at: str
+    revoked: bool
+    revoked_at: str | None
+    created_at: str
+
+
 class SubjectExport(_Out):
     """Everything held on the subject (GDPR Art. 15 and 20; DPDP §11)."""
 
@@ -63,8 +93,8 @@ class SubjectExport(_Out):
     subject: IdentityView
     profile: JsonObject = Field(description="the personal fields as registered")
     attributes: JsonObject = Field(description="the attributes as registered")
-    identifiers: list[dict[str, Any]]
-    delegations: list[dict[str, Any]]
+    identifiers: list[ExportedIdentifier]
+    delegations: list[ExportedDelegation]
     credentials: list[ExportedCredential]
     consents: list[ExportedConsent]
     access_history: list[AccessRecord]
