@@ -35,10 +35,10 @@ import httpx
 import uvicorn
 
 from credit_commons.client.http import PlatformFetcher
-from credit_commons.client.verify import CredentialVerifier
+from credit_commons.client.verify import CredentialVerifier, VerifiedCredential
 from credit_commons.consent import notify
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, sign_compact, verify_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
@@ -72,7 +72,7 @@ class DemoFailed(AssertionError):
 class Transcript:
     """Every step, as printed, with its data (receipts included)."""
 
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[JsonObject] = field(default_factory=list)  # printed by `commons demo --json`
     say: Callable[[str], None] = print
 
     def step(self, title: str, **data: Any) -> None:
@@ -88,13 +88,29 @@ def _expect(condition: bool, what: str) -> None:
         raise DemoFailed(what)
 
 
-def _ok(response: httpx.Response, status: int = 200) -> Any:
+def _answer(response: httpx.Response, status: int) -> object:
     if response.status_code != status:
         raise DemoFailed(
             f"{response.request.method} {response.request.url.path} answered "
             f"{response.status_code}: {response.text[:300]}"
         )
-    return response.json()
+    found: object = response.json()
+    return found
+
+
+def _ok(response: httpx.Response, status: int = 200) -> JsonObject:
+    # The platform's JSON object answer, as it sent it (the story checks what it needs).
+    found = _answer(response, status)
+    if not isinstance(found, dict):
+        raise DemoFailed(f"{response.request.url.path} did not answer a JSON object")
+    return found
+
+
+def _ok_list(response: httpx.Response, status: int = 200) -> list[JsonObject]:
+    found = _answer(response, status)
+    if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+        raise DemoFailed(f"{response.request.url.path} did not answer a JSON array of objects")
+    return found
 
 
 def bound_socket(port: int = 0) -> socket.socket:
@@ -174,16 +190,15 @@ def _sequence(rt: Runtime) -> None:
     LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
 
 
-def _verify_credential(base: str, text: str) -> dict[str, Any]:
+def _verify_credential(base: str, text: str) -> VerifiedCredential:
     # The lender's own checks, from public endpoints only, with the lender client's verifier:
     # the issuer key from /.well-known/jwt-vc-issuer, the Disclosures, and the status list
     # (its signature by the same issuer checked before its bit is read).
     fetcher = PlatformFetcher(base)
     try:
-        verified = CredentialVerifier(base, fetcher).verify(text)
+        return CredentialVerifier(base, fetcher).verify(text)
     finally:
         fetcher.close()
-    return {"claims": verified.claims, "status": verified.status}
 
 
 def run_story(
@@ -327,7 +342,7 @@ def _issue_credential(story: _Story, wallet_dir: Path, fetcher: OutboundFetcher)
     local_id = accept_offer(
         wallet, offer["offer_uri_by_reference"], tx_code=offer.get("tx_code"), fetcher=fetcher
     )
-    held = SdJwt.parse(wallet.credential(local_id)["credential"])
+    held = SdJwt.parse(wallet.credential(local_id).credential)
     story.t.step(
         "Credential issued over OID4VCI into the wallet",
         offer=offer["offer_id"],
@@ -434,20 +449,18 @@ def _retrieve(story: _Story) -> None:
         )
     )
     checked = _verify_credential(story.base, got["credential"])
-    _expect(checked["status"] == "valid", "the credential is valid")
-    _expect("score_opening" not in checked["claims"], "the exact score stays hidden")
+    _expect(checked.status == "valid", "the credential is valid")
+    _expect("score_opening" not in checked.claims, "the exact score stays hidden")
     _sequence(story.rt)
     receipt = _ok(http.get(f"/v1/log/receipts/{got['access_event_id']}"))
     story.log_key = _ok(http.get("/v1/log/key"))["vkey"]
     verified = verify_receipt(receipt, story.log_key)
-    shown = {
-        k: checked["claims"][k] for k in ("credit_tier", "income_bracket", "debt_ratio_bracket")
-    }
+    shown = {k: checked.claims[k] for k in ("credit_tier", "income_bracket", "debt_ratio_bracket")}
     story.t.step(
         "Credential retrieved and verified",
         disclosed=got["disclosed"],
         claims=shown,
-        status=checked["status"],
+        status=checked.status,
         receipt=receipt,
     )
     story.t.detail(
@@ -494,7 +507,7 @@ def _revoke(story: _Story) -> None:
 def _show_history(story: _Story) -> None:
     # 8a. The borrower's access history, each entry with its receipt.
     _sequence(story.rt)
-    history = _ok(
+    history = _ok_list(
         story.http.get(
             f"/v1/borrowers/{story.borrower}/access-history", headers=story.auth["borrower"]
         )

@@ -191,16 +191,16 @@ def test_receipts_that_do_not_verify(ready: tuple[World, Lender, Retrieval]) -> 
     w, lender, retrieval = ready
     good = lender.receipt(retrieval.access_event_id)
     lender.verify(retrieval, receipt=good)
-    entry = json.loads(good["entry"])
+    document = good.model_dump(mode="json", exclude_none=True)  # the receipt as served
+    entry = json.loads(good.entry)
     forged_entry = json.dumps({**entry, "type": "access.denied"}, separators=(",", ":"))
-    flipped = [
-        good["inclusion_proof"][0][:-2] + ("A=" if good["inclusion_proof"][0][-2] != "A" else "B=")
-    ]
+    proof = good.inclusion_proof
+    flipped = [proof[0][:-2] + ("A=" if proof[0][-2] != "A" else "B=")]
     for bad, error in (
-        ({**good, "entry": forged_entry}, LogError),
-        ({**good, "inclusion_proof": flipped + good["inclusion_proof"][1:]}, LogError),
-        ({**good, "checkpoint": good["checkpoint"].replace("\n\n", "\n\nx", 1)}, LogError),
-        ({**good, "format": "other"}, ReceiptInvalid),
+        ({**document, "entry": forged_entry}, LogError),
+        ({**document, "inclusion_proof": flipped + proof[1:]}, LogError),
+        ({**document, "checkpoint": good.checkpoint.replace("\n\n", "\n\nx", 1)}, LogError),
+        ({**document, "format": "other"}, ReceiptInvalid),
     ):
         with pytest.raises(error):
             lender.verify(retrieval, receipt=bad)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,8 +29,9 @@ from credit_commons.cli.support import (
     read_json_file,
     read_text_file,
 )
-from credit_commons.client import Lender, LenderKey, Retrieval
+from credit_commons.client import Consent, Lender, LenderKey, Retrieval
 from credit_commons.client.lender import registration_request
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error, write_private
 
@@ -123,7 +124,7 @@ def _lender(
         lender.close()
 
 
-def _write_or_print(out: Path | None, data: Any, as_json: bool, text: str) -> None:
+def _write_or_print(out: Path | None, data: object, as_json: bool, text: str) -> None:
     # Files a lender keeps (a retrieval holds personal data) are written 0600.
     if out is None:
         emit(as_json, data, text)
@@ -230,13 +231,14 @@ def log_key(url: UrlOption, as_json: JsonOption = False) -> None:
     checking it against what the operator publishes."""
     with _lender(url) as lender:
         found = lender.log_identity()
-    emit(as_json, found, found["vkey"])
+    emit(as_json, found.model_dump(mode="json"), found.vkey)
 
 
 # -- consent -----------------------------------------------------------------------------------
 
 
-def _consent_json(consent: Any) -> dict[str, Any]:
+def _consent_json(consent: Consent) -> JsonObject:
+    # What `commons lender consent …` prints with --json.
     return {
         "consent_id": consent.consent_id,
         "status": consent.status,

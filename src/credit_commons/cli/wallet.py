@@ -74,8 +74,8 @@ def wallet_accept_offer(
     stored = opened.credential(local_id)
     emit(
         as_json,
-        {"id": local_id, "issuer": stored["issuer"], "configuration": stored["configuration"]},
-        f"received {stored['configuration']} from {stored['issuer']} as {local_id}",
+        {"id": local_id, "issuer": stored.issuer, "configuration": stored.configuration},
+        f"received {stored.configuration} from {stored.issuer} as {local_id}",
     )
 
 
@@ -84,8 +84,13 @@ def wallet_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption 
     """List the credentials in the wallet."""
     opened = Wallet.open(wallet, passphrase())
     rows = [
-        {k: c[k] for k in ("id", "issuer", "configuration", "received_at")}
-        for c in opened.contents["credentials"]
+        {
+            "id": c.id,
+            "issuer": c.issuer,
+            "configuration": c.configuration,
+            "received_at": c.received_at,
+        }
+        for c in opened.credentials
     ]
     emit(
         as_json,

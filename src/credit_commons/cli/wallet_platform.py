@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from credit_commons.cli.support import JsonOption, emit, settings
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.core.files import write_private
 from credit_commons.core.net import OutboundFetcher
@@ -91,7 +92,7 @@ def _platform(
     opened = Wallet.open(wallet, passphrase())
     if identity is not None and not identity.startswith("idt_"):
         raise ValidationError("--identity must be an identity token (idt_…)")
-    base = url or opened.platform.get("url")
+    base = url or opened.platform.url
     if not base:
         raise ValidationError(
             "the wallet does not know which platform to use",
@@ -101,7 +102,7 @@ def _platform(
     try:
         fetcher.check_url(base)
         client = Platform(
-            base, opened.holder_key, identity or opened.platform.get("identity"), fetcher=fetcher
+            base, opened.holder_key, identity or opened.platform.identity, fetcher=fetcher
         )
         before = json.dumps(opened.contents, sort_keys=True)
         opened.remember(url=base.rstrip("/"), identity=identity)
@@ -115,7 +116,7 @@ def _platform(
         fetcher.close()
 
 
-def _consent_rows(items: list[dict[str, Any]]) -> str:
+def _consent_rows(items: list[JsonObject]) -> str:
     lines = [
         f"{c['consent_id']}  {c['status']:<8} {c['lender']:<28} {c['purpose']['code']:<18} "
         f"until {c['consent_expiry']}"
@@ -179,7 +180,7 @@ def consent_approve(
     emit(as_json, answer, f"{answer['consent_id']} {answer['status']} (approved with your DID)")
 
 
-def _decision(action: str, done: str) -> Any:
+def _decision(action: str, done: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         consent_id: ConsentArg,
@@ -196,7 +197,7 @@ def _decision(action: str, done: str) -> Any:
     return command
 
 
-def _did_of(key: Any) -> str:
+def _did_of(key: PrivateKey) -> str:
     """The ``did:key`` of a holder key."""
     return encode_did_key(key.public_key)
 
@@ -208,7 +209,7 @@ def _now() -> str:
 def _pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
     # The log key receipts are verified against: given (out of band), pinned earlier, or
     # fetched from the platform and pinned on first use (trust on first use; docs/wallet.md).
-    pinned = opened.platform.get("log_key")
+    pinned = opened.platform.log_key
     if given is not None:
         if pinned is not None and pinned != given:
             raise IntegrityError(
@@ -218,9 +219,9 @@ def _pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
         opened.remember(log_key=given)
         return given
     if pinned is None:
-        pinned = str(client.log_key()["vkey"])
+        pinned = client.log_key().vkey
         opened.remember(log_key=pinned)
-    return str(pinned)
+    return pinned
 
 
 LogKeyOption = Annotated[
@@ -233,11 +234,10 @@ LogKeyOption = Annotated[
 ]
 
 
-def _keep(opened: Wallet, receipt: dict[str, Any], about: str, log_key: str) -> dict[str, Any]:
+def _keep(opened: Wallet, receipt: JsonObject, about: str, log_key: str) -> None:
     # Verify before keeping: the wallet holds only receipts that verify under its log key.
     verify_any_receipt(receipt, log_key)
     opened.keep_receipt(receipt, about=about, kept_at=_now())
-    return receipt
 
 
 for _action, _done in (("reject", "rejected"), ("pause", "paused"), ("resume", "resumed")):
@@ -383,7 +383,7 @@ def privacy_erase(
         key = _pinned_log_key(opened, client, log_key)
         erased = client.data_request("erasure")
         _keep(opened, erased["receipt"], f"erasure of {client.token}", key)
-        opened.platform.pop("identity", None)
+        opened.forget_identity()
     emit(
         as_json,
         erased,
@@ -405,11 +405,11 @@ def receipts_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOptio
     opened = Wallet.open(wallet, passphrase())
     rows = [
         {
-            "event_id": r["event_id"],
-            "type": r["type"],
-            "about": r["about"],
-            "kept_at": r["kept_at"],
-            "included": "checkpoint" in r["receipt"],
+            "event_id": r.event_id,
+            "type": r.type,
+            "about": r.about,
+            "kept_at": r.kept_at,
+            "included": "checkpoint" in r.receipt,
         }
         for r in opened.receipts
     ]
@@ -441,25 +441,26 @@ def receipts_refresh(
     with _platform(ctx, wallet, url, None) as (opened, client):
         key = _pinned_log_key(opened, client, log_key)
         chosen = [opened.receipt(event_id)] if event_id else list(opened.receipts)
-        done: list[dict[str, Any]] = []
+        done: list[dict[str, str | bool]] = []
         for kept in chosen:
-            receipt = kept["receipt"]
+            receipt = kept.receipt
             if "checkpoint" in receipt and event_id is None:
                 continue
             try:
-                public = client.public_receipt(kept["event_id"])
+                public = client.public_receipt(kept.event_id)
             except PlatformRefused as e:
                 if e.status != 404:
                     raise
-                done.append({"event_id": kept["event_id"], "included": False})
+                done.append({"event_id": kept.event_id, "included": False})
                 continue
             completed = {
-                **public,
+                # The public receipt's members as the platform sent them (it has no event).
+                **public.model_dump(mode="json", exclude_none=True),
                 "event": receipt["event"],
                 "signed_entry": receipt["signed_entry"],
             }
-            _keep(opened, completed, kept["about"], key)
-            done.append({"event_id": kept["event_id"], "included": True})
+            _keep(opened, completed, kept.about, key)
+            done.append({"event_id": kept.event_id, "included": True})
     emit(
         as_json,
         done,
@@ -485,7 +486,7 @@ def receipts_show(
 ) -> None:
     """Print a kept receipt document (JSON), or write it to a file."""
     opened = Wallet.open(wallet, passphrase())
-    document = opened.receipt(event_id)["receipt"]
+    document = opened.receipt(event_id).receipt
     text = json.dumps(document, indent=2, sort_keys=True)
     if out is None:
         typer.echo(text)

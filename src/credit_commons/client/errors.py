@@ -9,8 +9,7 @@ the verifying code's own errors (``credential.*``, ``log.*``), never re-wrapped.
 
 from __future__ import annotations
 
-from typing import Any
-
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import (
     CommonsError,
     ConfigurationError,
@@ -50,7 +49,7 @@ class ApiError(CommonsError):
 
     title = "Platform refused the request"
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: JsonObject) -> None:
         detail = body.get("detail") or body.get("error_description") or body.get("title")
         super().__init__(str(detail or f"HTTP {status}"))
         # The platform's own code: a problem's ``code``, or ``oauth.<error>`` (RFC 6749 §5.2).
@@ -59,7 +58,7 @@ class ApiError(CommonsError):
         self.status = status  # type: ignore[misc]
         self.body = body
 
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
+    def problem(self, instance: str | None = None) -> JsonObject:
         """The platform's answer as it came (with ``code`` and ``status`` filled in)."""
         return {"status": self.status, **self.body, "code": self.code}
 
@@ -93,7 +92,7 @@ class ApiRateLimited(ApiError):
 
     exit_code = ExitCode.UNAVAILABLE
 
-    def __init__(self, status: int, body: dict[str, Any], retry_after: int | None) -> None:
+    def __init__(self, status: int, body: JsonObject, retry_after: int | None) -> None:
         super().__init__(status, body)
         self.retry_after = retry_after
 
@@ -104,7 +103,7 @@ class ApiUnavailable(ApiError):
     exit_code = ExitCode.UNAVAILABLE
 
 
-def api_error(status: int, body: dict[str, Any], retry_after: int | None = None) -> ApiError:
+def api_error(status: int, body: JsonObject, retry_after: int | None = None) -> ApiError:
     """The :class:`ApiError` subclass for an answer with ``status`` and ``body``."""
     if status == 429:
         return ApiRateLimited(status, body, retry_after)

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from credit_commons.client.errors import ApiUnavailable, PlatformUrlInvalid, api_error
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.net import OutboundFetcher
 
 __all__ = ["PlatformFetcher", "PlatformHttp", "origin_of", "platform_url"]
@@ -100,8 +101,9 @@ class PlatformHttp:
         data: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         token: str | None = None,
-    ) -> Any:
-        """The JSON body of a 2xx answer to ``method path``.
+    ) -> object:
+        """The JSON body of a 2xx answer to ``method path`` (not yet checked: see
+        :meth:`request_object` and :meth:`request_list`).
 
         Raises the :class:`ApiError` for the answer's status, and :class:`ApiUnavailable`
         when the platform cannot be reached or answers something other than JSON.
@@ -132,6 +134,32 @@ class PlatformHttp:
             body,
             int(retry) if retry and retry.isdigit() else None,
         )
+
+    def request_object(self, method: str, path: str, **kwargs: Any) -> JsonObject:
+        """:meth:`request` for an answer that must be a JSON object (the platform's JSON,
+        unvalidated); raises :class:`ApiUnavailable` (502) for anything else."""
+        found = self.request(method, path, **kwargs)
+        if not isinstance(found, dict):
+            raise _unexpected("a JSON object")
+        return found
+
+    def request_list(self, method: str, path: str, **kwargs: Any) -> list[JsonObject]:
+        """:meth:`request` for an answer that must be a JSON array of objects; raises
+        :class:`ApiUnavailable` (502) for anything else."""
+        found = self.request(method, path, **kwargs)
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise _unexpected("a JSON array of objects")
+        return found
+
+
+def _unexpected(wanted: str) -> ApiUnavailable:
+    return ApiUnavailable(
+        502,
+        {
+            "code": "lender.platform_answer_invalid",
+            "detail": f"the platform did not answer {wanted}",
+        },
+    )
 
 
 class PlatformFetcher(OutboundFetcher):

@@ -14,13 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Self, TypeVar
 
 import httpx
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.client.assertion import client_assertion
 from credit_commons.client.errors import (
     ApiNotFound,
+    ApiUnavailable,
     ArtefactInvalid,
     ConsentPending,
     LenderNotConfigured,
@@ -46,21 +49,24 @@ from credit_commons.client.verify import (
     verify_platform_jws,
 )
 from credit_commons.consent.model import TEMPLATES
+from credit_commons.core.encoding import JsonObject
+from credit_commons.ledger.schemas import LogKey, Receipt
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender", "registration_request"]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEFAULT_CREDENTIAL_TYPE = "CreditReadinessCredential"
+_M = TypeVar("_M", bound=BaseModel)
 _REFRESH_MARGIN = 30.0
 """Seconds before expiry at which a cached access token is replaced."""
 
 
 def registration_request(
     key: LenderKey, name: str, purposes: Sequence[str], webhook_url: str | None = None
-) -> dict[str, Any]:
+) -> JsonObject:
     """The body of ``POST /v1/admin/lenders`` an administrator approves: the name, the
     public JWK of ``key``, the purposes and an optional webhook URL (no secret)."""
-    body: dict[str, Any] = {
+    body: JsonObject = {
         "name": name,
         "jwks": {"keys": [key.public_jwk()]},
         "allowed_purposes": list(purposes),
@@ -114,7 +120,7 @@ class Lender:
 
     def registration_request(
         self, name: str, purposes: Sequence[str], webhook_url: str | None = None
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """:func:`registration_request` for this lender's key.
 
         Raises :class:`LenderNotConfigured` without a key.
@@ -156,7 +162,7 @@ class Lender:
         }
         if scope is not None:
             form["scope"] = scope
-        body = self.http.request("POST", "/oauth/token", data=form)
+        body = self.http.request_object("POST", "/oauth/token", data=form)
         token = AccessToken(
             str(body["access_token"]), now + float(body["expires_in"]), str(body["scope"])
         )
@@ -175,7 +181,7 @@ class Lender:
         params = {"limit": str(limit)}
         if credit_tier is not None:
             params["credit_tier"] = credit_tier
-        found = self.http.request(
+        found = self.http.request_list(
             "GET", "/v1/lender/discovery", params=params, token=self._bearer()
         )
         return [DiscoveryEntry.from_json(entry) for entry in found]
@@ -191,8 +197,8 @@ class Lender:
         credential_type: str = DEFAULT_CREDENTIAL_TYPE,
         mode: str = "VIEW",
         fetch_type: str | None = None,
-        data_life: dict[str, Any] | None = None,
-        frequency: dict[str, Any] | None = None,
+        data_life: JsonObject | None = None,
+        frequency: JsonObject | None = None,
     ) -> Consent:
         """Ask ``borrower`` (an identity token or a ``borrower_ref``) for ``claims`` of
         ``credential_type`` for ``purpose``, under ``template``, for ``duration`` from now.
@@ -206,7 +212,7 @@ class Lender:
             only = sorted(known.fetch_types) if known is not None else ["ONETIME"]
             fetch_type = only[0] if len(only) == 1 else "ONETIME"
         expiry = datetime.fromtimestamp(self._clock(), UTC) + duration
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "template": template,
             "borrower": borrower,
             "purpose": purpose,
@@ -219,18 +225,18 @@ class Lender:
             body["data_life"] = data_life
         if frequency is not None:
             body["frequency"] = frequency
-        made = self.http.request("POST", "/v1/consents", json=body, token=self._bearer())
+        made = self.http.request_object("POST", "/v1/consents", json=body, token=self._bearer())
         return Consent.from_json(made)
 
     def consent(self, consent_id: str) -> Consent:
         """The consent's status and, once granted, its signed artefact."""
-        found = self.http.request("GET", f"/v1/consents/{consent_id}", token=self._bearer())
+        found = self.http.request_object("GET", f"/v1/consents/{consent_id}", token=self._bearer())
         return Consent.from_json(found)
 
-    def consent_jwks(self) -> dict[str, Any]:
-        """The platform's keys for consent artefacts and webhooks (``/v1/consents/jwks``)."""
-        found: dict[str, Any] = self.http.request("GET", "/v1/consents/jwks")
-        return found
+    def consent_jwks(self) -> JsonObject:
+        """The platform's keys for consent artefacts and webhooks (``/v1/consents/jwks``, a
+        JWK Set: RFC 7517 §5)."""
+        return self.http.request_object("GET", "/v1/consents/jwks")
 
     def wait_for_decision(
         self,
@@ -264,9 +270,10 @@ class Lender:
             self._sleep(min(delay, left))
             delay = min(delay * 2, max_delay)
 
-    def verify_artefact(self, consent: Consent) -> dict[str, Any]:
+    def verify_artefact(self, consent: Consent) -> JsonObject:
         """Check a granted consent's artefact: a ``consent+jwt`` by a platform consent key,
-        from this platform, for this consent and this lender.  Returns its payload.
+        from this platform, for this consent and this lender.  Returns its payload (the
+        JWT claims set).
 
         Raises :class:`ArtefactInvalid`.
         """
@@ -288,9 +295,7 @@ class Lender:
             raise ArtefactInvalid("the artefact is for another lender")
         return payload
 
-    def verify_webhook(
-        self, body: str | bytes, jwks: dict[str, Any] | None = None
-    ) -> WebhookNotice:
+    def verify_webhook(self, body: str | bytes, jwks: JsonObject | None = None) -> WebhookNotice:
         """Verify a webhook body (a ``consent-event+jwt`` POSTed as ``application/jwt``)
         with the platform's consent keys (``jwks``, or fetched): signature, ``typ``, ``iss``
         this platform, ``aud`` this lender.
@@ -336,25 +341,23 @@ class Lender:
             params["type"] = credential_type
         if claims:
             params["claims"] = ",".join(claims)
-        found = self.http.request(
+        found = self.http.request_object(
             "GET", "/v1/lender/credentials", params=params, token=self._bearer()
         )
         return Retrieval.from_json(found)
 
-    def receipt(
-        self, event_id: str, *, timeout: float = 60.0, first_delay: float = 0.5
-    ) -> dict[str, Any]:
+    def receipt(self, event_id: str, *, timeout: float = 60.0, first_delay: float = 0.5) -> Receipt:
         """The public receipt of ``event_id`` (``/v1/log/receipts/{id}``), waiting at most
         ``timeout`` seconds for a checkpoint to cover it.
 
-        Raises :class:`ReceiptPending` when none does in time.
+        Raises :class:`ReceiptPending` when none does in time, and ``ApiUnavailable`` (502)
+        for an answer that is not a receipt.
         """
         deadline = self._clock() + timeout
         delay = first_delay
         while True:
             try:
-                found: dict[str, Any] = self.http.request("GET", f"/v1/log/receipts/{event_id}")
-                return found
+                found = self.http.request_object("GET", f"/v1/log/receipts/{event_id}")
             except ApiNotFound as e:
                 left = deadline - self._clock()
                 if left <= 0:
@@ -364,18 +367,20 @@ class Lender:
                     ) from e
                 self._sleep(min(delay, left))
                 delay = min(delay * 2, 5.0)
+                continue
+            return _validated(Receipt, found, "a receipt")
 
-    def log_identity(self) -> dict[str, str]:
+    def log_identity(self) -> LogKey:
         """The log's origin and verifier key as the platform states them (``/v1/log/key``),
         to pin once: a key fetched each time would prove nothing."""
-        found: dict[str, str] = self.http.request("GET", "/v1/log/key")
-        return found
+        found = self.http.request_object("GET", "/v1/log/key")
+        return _validated(LogKey, found, "the log's key")
 
     def verify(
         self,
         retrieval: Retrieval,
         *,
-        receipt: dict[str, Any] | None = None,
+        receipt: Receipt | JsonObject | None = None,
         receipt_timeout: float = 60.0,
     ) -> VerifiedRetrieval:
         """Verify a retrieval: the credential (issuer signature by the platform or a trusted
@@ -438,3 +443,17 @@ class Lender:
                 hint="the administrator's approval names it; set COMMONS_LENDER_CLIENT_ID",
             )
         return self.client_id
+
+
+def _validated(model: type[_M], found: JsonObject, what: str) -> _M:
+    # The platform's answer as the model its route names; ApiUnavailable (502) otherwise.
+    try:
+        return model.model_validate(found)
+    except PydanticValidationError as e:
+        raise ApiUnavailable(
+            502,
+            {
+                "code": "lender.platform_answer_invalid",
+                "detail": f"the platform did not answer {what}",
+            },
+        ) from e

@@ -4,7 +4,8 @@ JSON itself is kept as ``raw`` for anything not modelled)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "AccessToken",
@@ -38,7 +39,7 @@ class DiscoveryEntry:
     debt_ratio_bracket: str
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> DiscoveryEntry:
+    def from_json(cls, data: JsonObject) -> DiscoveryEntry:
         """Build from the platform's JSON."""
         return cls(
             str(data["borrower_ref"]),
@@ -56,12 +57,12 @@ class Consent:
     status: str
     purpose: str
     consent_expiry: str
-    scopes: list[dict[str, Any]]
+    scopes: list[JsonObject]
     artefact: str | None
-    raw: dict[str, Any] = field(repr=False)
+    raw: JsonObject = field(repr=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Consent:
+    def from_json(cls, data: JsonObject) -> Consent:
         """Build from the platform's JSON."""
         return cls(
             consent_id=str(data["consent_id"]),
@@ -83,8 +84,8 @@ class WebhookNotice:
     event_id: str
     issued_at: int
 
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
+    def as_json(self) -> JsonObject:
+        """This notice as JSON (its fields)."""
         return asdict(self)
 
 
@@ -100,10 +101,10 @@ class Retrieval:
     disclosed: tuple[str, ...]
     mode: str
     access_event_id: str
-    raw: dict[str, Any] = field(repr=False)
+    raw: JsonObject = field(repr=False)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Retrieval:
+    def from_json(cls, data: JsonObject) -> Retrieval:
         """Build from the platform's JSON (or a retrieval saved by ``commons lender
         retrieve``).  Raises ``KeyError``/``TypeError`` for anything else."""
         return cls(
@@ -125,7 +126,7 @@ class VerifiedRetrieval:
     consent_id: str
     issuer: str
     vct: str
-    claims: dict[str, Any]
+    claims: JsonObject
     status: str
     access_event_id: str
     log_origin: str
@@ -133,8 +134,8 @@ class VerifiedRetrieval:
     leaf_index: int
     witnesses: tuple[str, ...]
 
-    def as_json(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
+    def as_json(self) -> JsonObject:
+        """This result as JSON (``valid`` and its fields)."""
         data = asdict(self)
         data["witnesses"] = list(self.witnesses)
         return {"valid": True, **data}

@@ -27,12 +27,14 @@ from credit_commons.client.errors import (
     RetrievalInvalid,
     WebhookInvalid,
 )
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
 from credit_commons.keys.jwk import public_key_from_jwk
 from credit_commons.ledger.receipts import VerifiedReceipt, verify_receipt
+from credit_commons.ledger.schemas import Receipt
 from credit_commons.verifier import (
     ForeignIssuers,
     IssuerKind,
@@ -66,7 +68,7 @@ class VerifiedCredential:
 
     issuer: str
     vct: str
-    claims: dict[str, Any]
+    claims: JsonObject
     status: str
 
 
@@ -143,7 +145,7 @@ def check_disclosed(claims: Mapping[str, Any], disclosed: Iterable[str]) -> None
 
 
 def verify_access_receipt(
-    receipt: Any,
+    receipt: Receipt | JsonObject,
     *,
     log_key: str,
     event_id: str,
@@ -157,6 +159,8 @@ def verify_access_receipt(
 
     Raises the receipt's errors (``log.*``) or :class:`ReceiptMismatch`.
     """
+    if isinstance(receipt, Receipt):
+        receipt = receipt.model_dump(mode="json", exclude_none=True)
     verified = verify_receipt(receipt, log_key, list(witness_keys), quorum)
     if verified.entry.get("id") != event_id or verified.entry.get("type") != event_type:
         raise ReceiptMismatch(f"the receipt is not the receipt of {event_type} {event_id}")
@@ -170,7 +174,7 @@ def verify_platform_jws(
     typ: str,
     issuer: str,
     error: type[ArtefactInvalid] | type[WebhookInvalid],
-) -> dict[str, Any]:
+) -> JsonObject:
     """The payload of ``token`` — a compact JWS of ``typ`` signed by the key of ``jwks``
     (the platform's ``/v1/consents/jwks``) its ``kid`` names, with ``iss`` = ``issuer``.
 

@@ -13,7 +13,10 @@ for operators and logs; it must never contain secrets or personal data either.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:  # core.encoding raises this module's errors
+    from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "CommonsError",
@@ -69,7 +72,7 @@ class CommonsError(Exception):
     ) -> None:
         self.detail = detail or self.title
         self.hint = hint
-        self.extra: dict[str, Any] = dict(extra or {})
+        self.extra: JsonObject = dict(extra or {})  # the problem's extension members
         super().__init__(self.detail)
 
     def diagnostics(self) -> str:
@@ -79,9 +82,11 @@ class CommonsError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        """This error as an RFC 9457 problem details object."""
-        body: dict[str, Any] = {
+    def problem(self, instance: str | None = None) -> JsonObject:
+        """This error as an RFC 9457 problem details object (its extension members are
+        each error's own, so the document is open: ``gateway.openapi.Problem`` documents
+        the fixed ones)."""
+        body: JsonObject = {
             "type": f"https://credit-commons.dev/problems/{self.code}",
             "title": self.title,
             "status": self.status,

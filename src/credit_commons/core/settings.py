@@ -407,8 +407,9 @@ class Settings(BaseSettings):
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
-    def _proxies(cls, value: Any) -> Any:
-        # A comma-separated list in the environment; a list when built in code.
+    def _proxies(cls, value: object) -> object:
+        # A comma-separated list in the environment; a list when built in code (anything
+        # else is left to the field's own validation).
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list):

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
-from credit_commons.core.encoding import b64url_encode, canonical_json, sha256_hex
+from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.core.pseudonym import PSEUDONYM_PATTERN
@@ -215,7 +215,7 @@ class RecordedEvent(BaseModel):
     actor: str
     subject: str | None
     object: str | None
-    details: dict[str, Any]
+    details: JsonObject  # the details model's JSON form, as stored
 
     @classmethod
     def from_row(cls, row: EventRow) -> RecordedEvent:
@@ -290,7 +290,7 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     rows: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     stamps: dict[datetime, str] = {}  # a batch's events usually share one time
-    dumped: dict[tuple[Any, ...], tuple[dict[str, Any], str]] = {}  # and often one details
+    dumped: dict[tuple[Any, ...], tuple[JsonObject, str]] = {}  # and often one details
     for spec in specs:
         details, details_json = _dump(spec.details, dumped)
         at = utc(spec.at)
@@ -334,8 +334,8 @@ _PLAIN = (str, int, bool, type(None))
 
 
 def _dump(
-    details: EventDetails, seen: dict[tuple[Any, ...], tuple[dict[str, Any], str]]
-) -> tuple[dict[str, Any], str]:
+    details: EventDetails, seen: dict[tuple[Any, ...], tuple[JsonObject, str]]
+) -> tuple[JsonObject, str]:
     # The JSON form of ``details`` and its canonical text.  Details whose fields are all
     # plain values (a bulk issuance's thousand identical ``credential.issued`` details) are
     # dumped once per batch; each event still gets its own dict.
@@ -356,8 +356,10 @@ def _timestamp(at: datetime) -> str:
     return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_document(event: RecordedEvent) -> dict[str, Any]:
-    """The full event as JSON: what a receipt carries and what the log entry's digest covers."""
+def event_document(event: RecordedEvent) -> JsonObject:
+    """The full event as JSON: what a receipt carries and what the log entry's digest covers
+    (a document of the event format, docs/architecture.md: its ``details`` members are
+    each event type's own)."""
     return {
         "id": event.id,
         "type": event.type,
@@ -369,7 +371,7 @@ def event_document(event: RecordedEvent) -> dict[str, Any]:
     }
 
 
-def event_digest(document: dict[str, Any]) -> str:
+def event_digest(document: JsonObject) -> str:
     """SHA-256 hex of the RFC 8785 form of an event document."""
     return sha256_hex(canonical_json(document))
 

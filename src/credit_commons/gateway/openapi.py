@@ -8,11 +8,12 @@ the statuses any request may get before it reaches a route: 413 (body too large)
 admission control or a busy database.  The OAuth token and credential endpoints answer
 their protocol errors as RFC 6749 §5.2 JSON (``oauth_errors``) instead.
 
-The models document the responses; they do not re-serialise them.  A route keeps returning
-what its service builds, through the serialiser its return annotation selects, so that the
-bytes of every response (signed artefacts, JWS and SD-JWT strings, number formats, member
-order) stay exactly what they were.  :func:`install_openapi` then replaces, in the document,
-the generic object schema that annotation yields by the declared model.
+A route annotates its return type with the model it names in ``answers`` and returns that
+model: FastAPI takes the annotation as the response model, and validates and serialises the
+answer through it (the model's fields in the order the service's dictionaries had, so the
+bytes stay what they were).  A route that still returns a dictionary is annotated with a
+generic object, whose schema :func:`install_openapi` replaces, in the document, by the
+declared model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.gateway.problems import PROBLEM_JSON
 
 __all__ = [
@@ -87,10 +89,10 @@ class JwkSet(BaseModel):
     """A JWK Set (RFC 7517 §5): the public keys, current and retired, each with its ``kid``."""
 
     model_config = ConfigDict(extra="forbid")
-    keys: list[dict[str, Any]]
+    keys: list[JsonObject]
 
 
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def problems(*statuses: int) -> dict[int | str, JsonObject]:
     """``responses=`` entries: each of ``statuses`` and every status of :data:`ALWAYS`,
     answered as problem+json."""
     schema = {"$ref": _REF.format(model="Problem")}
@@ -103,7 +105,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def oauth_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def oauth_errors(*statuses: int) -> dict[int | str, JsonObject]:
     """``responses=`` entries: each of ``statuses`` answered as an RFC 6749 §5.2 error."""
     schema = {"$ref": _REF.format(model="OAuthErrorBody")}
     return {
@@ -120,20 +122,20 @@ def answers(
     *errors: int,
     status: int = 200,
     description: str = "Success.",
-    also: dict[str, dict[str, Any]] | None = None,
-) -> dict[int | str, dict[str, Any]]:
+    also: dict[str, JsonObject] | None = None,
+) -> dict[int | str, JsonObject]:
     """``responses=`` for a JSON route: its success ``status`` with the body ``model`` (and
     the other media types ``also`` maps to their schemas), and ``errors`` (with
     :data:`ALWAYS`) as problem+json."""
-    success: dict[str, Any] = {"model": model, "description": description}
+    success: JsonObject = {"model": model, "description": description}
     if also:
         success["content"] = {name: {"schema": schema} for name, schema in also.items()}
     return {status: success, **problems(*errors)}
 
 
 def media(
-    types: dict[str, dict[str, Any]], *errors: int, status: int = 200, description: str = "Success."
-) -> dict[int | str, dict[str, Any]]:
+    types: dict[str, JsonObject], *errors: int, status: int = 200, description: str = "Success."
+) -> dict[int | str, JsonObject]:
     """``responses=`` for a route that answers other media types (``types``: each media
     type's schema), with ``errors`` (and :data:`ALWAYS`) as problem+json.  The route sets
     ``response_class=Response`` so that no JSON body is documented besides."""
@@ -162,7 +164,7 @@ def _only_refs(node: Any) -> Any:
     return node
 
 
-def _complete(document: dict[str, Any]) -> None:
+def _complete(document: JsonObject) -> None:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in (Problem, OAuthErrorBody):
         schemas[model.__name__] = model.model_json_schema(ref_template=_REF)
@@ -185,9 +187,9 @@ def install_openapi(app: FastAPI) -> None:
     """Make ``app.openapi()`` the generated document completed with the problem and OAuth
     error schemas, and with each declared response model in place of the generic object
     its route's return annotation yields."""
-    generate: Callable[[], dict[str, Any]] = app.openapi
+    generate: Callable[[], JsonObject] = app.openapi
 
-    def openapi() -> dict[str, Any]:
+    def openapi() -> JsonObject:
         if app.openapi_schema is None:
             _complete(generate())  # FastAPI's openapi() caches the document it returns
         assert app.openapi_schema is not None

@@ -14,8 +14,9 @@ its own admission limits, connection pool and caches.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import uvicorn
 from uvicorn.importer import import_from_string
@@ -26,7 +27,19 @@ from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.size_limits import bounded_protocol_factory
 
-__all__ = ["build_worker_app", "serve_options", "serve_workers", "worker_app", "workers_warnings"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from credit_commons.ledger.worker import LogWorker
+
+__all__ = [
+    "ServeOptions",
+    "build_worker_app",
+    "serve_options",
+    "serve_workers",
+    "worker_app",
+    "workers_warnings",
+]
 
 # A spawned worker imports this module (and size_limits.py) when it unpickles its
 # configuration, before it answers the supervisor's health checks (5 s, then it is killed
@@ -37,7 +50,17 @@ __all__ = ["build_worker_app", "serve_options", "serve_workers", "worker_app", "
 _APP_FACTORY = "credit_commons.gateway.app:create_app"
 
 
-def serve_options(settings: Settings) -> dict[str, Any]:
+class ServeOptions(TypedDict):
+    """Keyword arguments of ``uvicorn.run``/``uvicorn.Config`` (see :func:`serve_options`)."""
+
+    log_config: None
+    access_log: bool
+    proxy_headers: bool
+    timeout_keep_alive: int
+    http: type[asyncio.Protocol]
+
+
+def serve_options(settings: Settings) -> ServeOptions:
     """The uvicorn options of ``commons serve`` beyond host and port: our logging, no proxy
     headers (the app decides the client address itself, trusting only
     ``COMMONS_TRUSTED_PROXIES``: uvicorn's default trusts loopback) and a parser that
@@ -54,7 +77,11 @@ def serve_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": False,
         "timeout_keep_alive": settings.http_keep_alive,
-        "http": bounded_protocol_factory(settings.max_header_bytes, settings.max_header_line_bytes),
+        # A picklable factory that uvicorn calls as it would a protocol class.
+        "http": cast(
+            "type[asyncio.Protocol]",
+            bounded_protocol_factory(settings.max_header_bytes, settings.max_header_line_bytes),
+        ),
     }
 
 
@@ -94,23 +121,24 @@ def workers_warnings(settings: Settings, workers: int) -> list[str]:
     return problems
 
 
-def worker_app(settings: Settings) -> Any:
+def worker_app(settings: Settings) -> FastAPI:
     """The app of one spawned worker process (uvicorn calls this, ``factory=True``, in the
     worker): our JSON logging, then :func:`build_worker_app`."""
     configure_logging(settings.log_level)
     return build_worker_app(settings)
 
 
-def build_worker_app(settings: Settings) -> Any:
+def build_worker_app(settings: Settings) -> FastAPI:
     """A worker process's app: its own runtime over ``settings``, no log worker (the
     supervising process runs the one log worker), the start-up heap frozen.
 
     Raises :class:`ConfigurationError` when the settings are refused."""
     create_app = import_from_string(_APP_FACTORY)
-    return create_app(settings, run_worker=False, freeze_heap=True)
+    app: FastAPI = create_app(settings, run_worker=False, freeze_heap=True)
+    return app
 
 
-def serve_workers(settings: Settings, workers: int, *, log_worker: Any | None) -> None:
+def serve_workers(settings: Settings, workers: int, *, log_worker: LogWorker | None) -> None:
     """Serve with ``workers`` processes under uvicorn's supervisor (which restarts a worker
     that dies and stops them all on SIGINT/SIGTERM), running ``log_worker`` (a
     :class:`~credit_commons.ledger.worker.LogWorker`, or None) in this process meanwhile.

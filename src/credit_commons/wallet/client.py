@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from credit_commons.core.encoding import json_decode
+from credit_commons.core.encoding import JsonObject, json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.jws import sign_compact
@@ -31,8 +31,9 @@ __all__ = ["WrongTransactionCode", "accept_offer", "make_presentation", "parse_o
 GRANT = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
 
 
-def parse_offer_uri(uri: str, fetcher: OutboundFetcher) -> dict[str, Any]:
-    """The credential offer named by an ``openid-credential-offer://`` URI.
+def parse_offer_uri(uri: str, fetcher: OutboundFetcher) -> JsonObject:
+    """The credential offer (OID4VCI 1.0 §4.1.1) named by an ``openid-credential-offer://``
+    URI.
 
     Raises :class:`ValidationError` for anything else.
     """
@@ -58,7 +59,8 @@ class WrongTransactionCode(ValidationError):
     title = "Wrong transaction code"
 
 
-def _post(client: httpx.Client, fetcher: OutboundFetcher, url: str, **kwargs: Any) -> Any:
+def _post(client: httpx.Client, fetcher: OutboundFetcher, url: str, **kwargs: Any) -> JsonObject:
+    # An OAuth 2.0 / OID4VCI endpoint's JSON object answer (token, nonce, credential).
     fetcher.check_url(url)
     try:
         response = client.post(url, **kwargs)
@@ -76,6 +78,8 @@ def _post(client: httpx.Client, fetcher: OutboundFetcher, url: str, **kwargs: An
             error=str(error),
             description=str(description or ""),
         )
+    if not isinstance(body, dict):
+        raise FetchFailed(f"{url} did not answer a JSON object")
     return body
 
 
@@ -163,7 +167,7 @@ def make_presentation(
 ) -> str:
     """An SD-JWT+KB presentation of a stored credential disclosing only ``disclose``."""
     stored = wallet.credential(local_id)
-    credential = SdJwt.parse(stored["credential"])
+    credential = SdJwt.parse(stored.credential)
     # The key the credential is bound to: after a rotation, older credentials keep theirs.
     cnf = credential.payload.get("cnf")
     holder_jwk = cnf.get("jwk") if isinstance(cnf, dict) else None

@@ -19,13 +19,15 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+from pydantic import ValidationError as PydanticValidationError
 
-from credit_commons.core.encoding import b64url_encode, json_decode
+from credit_commons.core.encoding import JsonObject, b64url_encode, json_decode
 from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys.algorithms import PrivateKey
 from credit_commons.keys.did_key import encode_did_key
+from credit_commons.ledger.schemas import LogKey, Receipt
 
 __all__ = [
     "HOLDER_TYP",
@@ -141,8 +143,9 @@ class Platform:
         signed: bool = False,
         headers: Mapping[str, str] | None = None,
         raw: bool = False,
-    ) -> Any:
-        """One request; the parsed JSON answer (or the bytes with ``raw``).
+    ) -> object:
+        """One request; the parsed JSON answer (or the bytes with ``raw``), not yet
+        checked: the methods below check its shape.
 
         Raises ``UnsafeUrl`` (the guard), :class:`FetchFailed` (network, not JSON) and
         :class:`PlatformRefused` (a 4xx or 5xx answer).
@@ -174,71 +177,82 @@ class Platform:
         except CommonsError as e:
             raise FetchFailed(f"{self.url} did not answer JSON") from e
 
+    def _object(self, method: str, path: str, **kwargs: Any) -> JsonObject:
+        # One request whose answer must be a JSON object (the platform's, as it sent it).
+        found = self.request(method, path, **kwargs)
+        if not isinstance(found, dict):
+            raise FetchFailed(f"{self.url} did not answer a JSON object")
+        return found
+
+    def _objects(self, method: str, path: str, **kwargs: Any) -> list[JsonObject]:
+        # One request whose answer must be a JSON array of objects.
+        found = self.request(method, path, **kwargs)
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise FetchFailed(f"{self.url} did not answer a JSON array of objects")
+        return found
+
     # -- identity ---------------------------------------------------------------------
 
-    def register(self, name: str) -> dict[str, Any]:
-        """Register a person whose profile names the holder's DID; the answer (identity
-        token, bearer token)."""
+    def register(self, name: str) -> JsonObject:
+        """Register a person whose profile names the holder's DID; the platform's answer
+        (identity token, bearer token)."""
         did = encode_did_key(self.key.public_key)
-        created: dict[str, Any] = self.request(
-            "POST", "/v1/identities", body={"profile": {"name": name, "did": did}}
-        )
-        return created
+        return self._object("POST", "/v1/identities", body={"profile": {"name": name, "did": did}})
 
     # -- consents ---------------------------------------------------------------------
 
-    def consents(self, status: str | None = None) -> list[dict[str, Any]]:
-        """The consents addressed to the holder, newest first."""
+    def consents(self, status: str | None = None) -> list[JsonObject]:
+        """The consents addressed to the holder, newest first, as the platform sent them."""
         params = {"status": status} if status else None
-        found: list[dict[str, Any]] = self.request(
+        return self._objects(
             "GET", f"/v1/borrowers/{self._identity()}/consents", params=params, signed=True
         )
-        return found
 
-    def approve(self, consent_id: str) -> dict[str, Any]:
-        """Approve with a signature of the approval message (no identity needed)."""
+    def approve(self, consent_id: str) -> JsonObject:
+        """Approve with a signature of the approval message (no identity needed); the
+        platform's answer."""
         signature = b64url_encode(self.key.sign(approval_message(consent_id)))
-        answer: dict[str, Any] = self.request(
+        return self._object(
             "POST", f"/v1/consents/{consent_id}/signed-approval", body={"signature": signature}
         )
-        return answer
 
-    def decide(self, consent_id: str, action: str) -> dict[str, Any]:
-        """Reject, pause, resume or revoke one consent (a holder-signed request)."""
-        answer: dict[str, Any] = self.request(
-            "POST", f"/v1/borrowers/consents/{consent_id}/{action}", signed=True
-        )
-        return answer
+    def decide(self, consent_id: str, action: str) -> JsonObject:
+        """Reject, pause, resume or revoke one consent (a holder-signed request); the
+        platform's answer."""
+        return self._object("POST", f"/v1/borrowers/consents/{consent_id}/{action}", signed=True)
 
-    def revoke_all(self, lender: str) -> dict[str, Any]:
-        """Revoke every active or paused consent given to ``lender``."""
-        answer: dict[str, Any] = self.request(
+    def revoke_all(self, lender: str) -> JsonObject:
+        """Revoke every active or paused consent given to ``lender``; the platform's answer."""
+        return self._object(
             "POST",
             f"/v1/borrowers/{self._identity()}/consents/revoke-all",
             body={"lender": lender},
             signed=True,
         )
-        return answer
 
-    def history(self, limit: int = 200) -> list[dict[str, Any]]:
-        """The access history, newest first, each entry with its receipt when covered."""
-        found: list[dict[str, Any]] = self.request(
+    def history(self, limit: int = 200) -> list[JsonObject]:
+        """The access history, newest first, each entry with its receipt when covered (as
+        the platform sent it: the caller verifies the receipts)."""
+        return self._objects(
             "GET",
             f"/v1/borrowers/{self._identity()}/access-history",
             params={"limit": limit},
             signed=True,
         )
-        return found
 
-    def public_receipt(self, event_id: str) -> dict[str, Any]:
+    def public_receipt(self, event_id: str) -> Receipt:
         """The public receipt of an event (``GET /v1/log/receipts/{id}``): raises
-        :class:`PlatformRefused` (404) while no checkpoint covers it."""
-        found: dict[str, Any] = self.request("GET", f"/v1/log/receipts/{event_id}")
-        return found
+        :class:`PlatformRefused` (404) while no checkpoint covers it, and
+        :class:`FetchFailed` for an answer that is not a receipt."""
+        found = self._object("GET", f"/v1/log/receipts/{event_id}")
+        try:
+            return Receipt.model_validate(found)
+        except PydanticValidationError as e:
+            raise FetchFailed(f"{self.url} did not answer a receipt") from e
 
     # -- privacy ----------------------------------------------------------------------
 
-    def data_request(self, kind: str) -> dict[str, Any]:
+    def data_request(self, kind: str) -> JsonObject:
         """Run a data-subject request (``export`` or ``erasure``) confirmed by the holder
         key's signature of its challenge: the export, or the erasure's answer.
 
@@ -247,41 +261,43 @@ class Platform:
         """
         token = self._identity()
         base = f"/v1/identities/{token}/requests"
-        opened: dict[str, Any] = self.request("POST", base, body={"kind": kind})
+        opened = self._object("POST", base, body={"kind": kind})
         message = dsr_message(opened["request_id"], opened["challenge"], opened["kind"])
         if opened.get("sign") != message.decode() or opened["kind"] != kind:
             raise ValidationError("the platform asked to sign an unexpected message")
         signature = b64url_encode(self.key.sign(message))
-        confirmed: dict[str, Any] = self.request(
+        confirmed = self._object(
             "POST", f"{base}/{opened['request_id']}/confirm", body={"signature": signature}
         )
-        done: dict[str, Any] = self.request(
+        return self._object(
             "POST",
             f"{base}/{opened['request_id']}/fulfil",
             headers={"X-DSR-Token": confirmed["dsr_token"]},
         )
-        return done
 
     # -- keys -------------------------------------------------------------------------
 
-    def change_key(self, new_key: PrivateKey) -> dict[str, Any]:
+    def change_key(self, new_key: PrivateKey) -> JsonObject:
         """Tell the platform the holder's new DID, in a request signed by the current key
-        and carrying the new key's signature of the rotation message."""
+        and carrying the new key's signature of the rotation message; its answer."""
         token = self._identity()
         did = encode_did_key(new_key.public_key)
         message = f"credit-commons holder key\n{token}\n{did}\n".encode()
-        answer: dict[str, Any] = self.request(
+        return self._object(
             "POST",
             f"/v1/borrowers/{token}/holder-key",
             body={"did": did, "signature": b64url_encode(new_key.sign(message))},
             signed=True,
         )
-        return answer
 
-    def log_key(self) -> dict[str, Any]:
-        """The log's origin and verifier key (``GET /v1/log/key``)."""
-        found: dict[str, Any] = self.request("GET", "/v1/log/key")
-        return found
+    def log_key(self) -> LogKey:
+        """The log's origin and verifier key (``GET /v1/log/key``); raises
+        :class:`FetchFailed` for an answer that is not one."""
+        found = self._object("GET", "/v1/log/key")
+        try:
+            return LogKey.model_validate(found)
+        except PydanticValidationError as e:
+            raise FetchFailed(f"{self.url} did not answer the log's key") from e
 
 
 def _refusal(response: httpx.Response) -> CommonsError:

@@ -12,20 +12,19 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
 from credit_commons.core.files import write_private
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk, public_key_to_jwk
 
-__all__ = ["Wallet", "WalletLocked"]
+__all__ = ["KeptReceipt", "PlatformMemory", "StoredCredential", "Wallet", "WalletLocked"]
 
 _FORMAT = "commons-wallet/v1"
 _N, _R, _P = 2**15, 8, 1
@@ -38,6 +37,61 @@ class WalletLocked(IntegrityError):
     title = "Wallet cannot be opened"
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    """A credential kept in the wallet, under its local id (``c1``, ``c2``, …)."""
+
+    id: str
+    issuer: str
+    configuration: str
+    credential: str
+    received_at: str
+
+    @classmethod
+    def from_item(cls, item: JsonObject) -> StoredCredential:
+        """The credential as the wallet file keeps it."""
+        return cls(
+            id=item["id"],
+            issuer=item["issuer"],
+            configuration=item["configuration"],
+            credential=item["credential"],
+            received_at=item["received_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeptReceipt:
+    """A receipt kept in the wallet: the event it proves, what it is about, when it was
+    kept, and the receipt document itself (``credit-commons-receipt/v1``)."""
+
+    event_id: str
+    type: str | None
+    about: str
+    kept_at: str
+    receipt: JsonObject
+
+    @classmethod
+    def from_item(cls, item: JsonObject) -> KeptReceipt:
+        """The receipt as the wallet file keeps it."""
+        return cls(
+            event_id=item["event_id"],
+            type=item["type"],
+            about=item["about"],
+            kept_at=item["kept_at"],
+            receipt=item["receipt"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformMemory:
+    """What the wallet remembers of its platform (each may be unknown): its URL, the
+    holder's identity token there, and the pinned log verifier key."""
+
+    url: str | None
+    identity: str | None
+    log_key: str | None
+
+
 def _kdf(passphrase: str, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=32, n=_N, r=_R, p=_P).derive(passphrase.encode())
 
@@ -48,7 +102,7 @@ class Wallet:
 
     path: Path
     passphrase: str = field(repr=False)
-    contents: dict[str, Any] = field(repr=False)
+    contents: JsonObject = field(repr=False)  # the decrypted wallet document
 
     @classmethod
     def create(cls, path: Path, passphrase: str, key_type: KeyType = KeyType.ED25519) -> Wallet:
@@ -119,7 +173,7 @@ class Wallet:
         )
         return local_id
 
-    def key_for(self, holder_jwk: dict[str, Any] | None) -> PrivateKey:
+    def key_for(self, holder_jwk: JsonObject | None) -> PrivateKey:
         """The wallet key whose public JWK is ``holder_jwk`` (a credential's ``cnf.jwk``):
         a credential bound to a key rotated away stays presentable.  The holder key when
         none matches or none is given."""
@@ -153,12 +207,21 @@ class Wallet:
         self.contents.pop("pending_key", None)
 
     @property
-    def receipts(self) -> list[dict[str, Any]]:
-        """The receipts kept: ``{event_id, type, about, kept_at, receipt}``, oldest first."""
-        found: list[dict[str, Any]] = self.contents.setdefault("receipts", [])
+    def credentials(self) -> list[StoredCredential]:
+        """The credentials kept, in the order received."""
+        return [StoredCredential.from_item(item) for item in self.contents["credentials"]]
+
+    def _receipts(self) -> list[JsonObject]:
+        # The kept receipts as the wallet file holds them.
+        found: list[JsonObject] = self.contents.setdefault("receipts", [])
         return found
 
-    def keep_receipt(self, receipt: dict[str, Any], *, about: str, kept_at: str) -> None:
+    @property
+    def receipts(self) -> list[KeptReceipt]:
+        """The receipts kept, oldest first."""
+        return [KeptReceipt.from_item(item) for item in self._receipts()]
+
+    def keep_receipt(self, receipt: JsonObject, *, about: str, kept_at: str) -> None:
         """Keep (or replace, by event id) a receipt document."""
         event = receipt.get("event") or {}
         entry_id = str(event.get("id"))
@@ -169,16 +232,17 @@ class Wallet:
             "kept_at": kept_at,
             "receipt": receipt,
         }
-        for i, kept in enumerate(self.receipts):
+        kept_receipts = self._receipts()
+        for i, kept in enumerate(kept_receipts):
             if kept["event_id"] == entry_id:
-                self.receipts[i] = {**item, "kept_at": kept["kept_at"]}
+                kept_receipts[i] = {**item, "kept_at": kept["kept_at"]}
                 return
-        self.receipts.append(item)
+        kept_receipts.append(item)
 
-    def receipt(self, event_id: str) -> dict[str, Any]:
+    def receipt(self, event_id: str) -> KeptReceipt:
         """A kept receipt by event id; raises :class:`NotFoundError`."""
         for kept in self.receipts:
-            if kept["event_id"] == event_id:
+            if kept.event_id == event_id:
                 return kept
         raise NotFoundError(f"no receipt for {event_id} in the wallet")
 
@@ -187,12 +251,18 @@ class Wallet:
         """The holder key's ``did:key``."""
         return encode_did_key(self.holder_key.public_key)
 
-    @property
-    def platform(self) -> dict[str, Any]:
-        """What the wallet remembers of its platform: ``url``, ``identity`` and the pinned
-        ``log_key`` (each may be missing)."""
-        found: dict[str, Any] = self.contents.setdefault("platform", {})
+    def _platform(self) -> JsonObject:
+        # What the wallet file holds of its platform.
+        found: JsonObject = self.contents.setdefault("platform", {})
         return found
+
+    @property
+    def platform(self) -> PlatformMemory:
+        """What the wallet remembers of its platform."""
+        found = self._platform()
+        return PlatformMemory(
+            url=found.get("url"), identity=found.get("identity"), log_key=found.get("log_key")
+        )
 
     def remember(
         self, *, url: str | None = None, identity: str | None = None, log_key: str | None = None
@@ -200,16 +270,20 @@ class Wallet:
         """Remember the platform's URL, the holder's identity token there and the log's
         verifier key; whether anything changed (the caller saves)."""
         changed = False
+        remembered = self._platform()
         for name, value in (("url", url), ("identity", identity), ("log_key", log_key)):
-            if value is not None and self.platform.get(name) != value:
-                self.platform[name] = value
+            if value is not None and remembered.get(name) != value:
+                remembered[name] = value
                 changed = True
         return changed
 
-    def credential(self, local_id: str) -> dict[str, Any]:
+    def forget_identity(self) -> None:
+        """Forget the holder's identity token on the platform (after an erasure)."""
+        self._platform().pop("identity", None)
+
+    def credential(self, local_id: str) -> StoredCredential:
         """A stored credential by local id; raises :class:`NotFoundError`."""
         for item in self.contents["credentials"]:
             if item["id"] == local_id:
-                found: dict[str, Any] = item
-                return found
+                return StoredCredential.from_item(item)
         raise NotFoundError(f"no credential {local_id} in the wallet")
