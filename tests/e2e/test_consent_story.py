@@ -45,5 +45,5 @@ def test_the_whole_story(tmp_path: Path, backend_url: str) -> None:
     for entry in history:
         verified = verify_receipt(entry["receipt"], vkey)
         assert verified.event_checked
-        assert verified.entry["type"] == f"access.{entry['outcome']}"
+        assert verified.entry.type == f"access.{entry['outcome']}"
     assert any("denied" in line for line in lines)

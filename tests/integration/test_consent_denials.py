@@ -127,7 +127,7 @@ def test_denial_matrix(world: World) -> None:
     for receipt in receipts:
         verified = verify_receipt(receipt, vkey)
         assert verified.event_checked
-        assert verified.entry["type"] == "access.denied"
+        assert verified.entry.type == "access.denied"
 
     # And the borrower sees them, with their receipts.
     history = world.http.get(

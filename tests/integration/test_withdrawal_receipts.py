@@ -77,7 +77,7 @@ def test_a_revocation_receipt_verifies_at_once_and_once_covered(world: World) ->
     pending = verify_any_receipt(receipt, vkey)
     assert isinstance(pending, PendingReceipt)
     assert pending.event_checked
-    assert (pending.entry["id"], pending.entry["type"]) == (revoked["event_id"], "consent.revoked")
+    assert (pending.entry.id, pending.entry.type) == (revoked["event_id"], "consent.revoked")
     assert receipt["event"]["details"]["status"] == "REVOKED"
 
     _checkpoint(world)
@@ -86,7 +86,7 @@ def test_a_revocation_receipt_verifies_at_once_and_once_covered(world: World) ->
     assert isinstance(verified, VerifiedReceipt)
     assert verified.entry_signed
     assert verified.event_checked
-    assert verified.entry["id"] == revoked["event_id"]
+    assert verified.entry.id == revoked["event_id"]
 
     # Tampering with any field of either form is rejected.
     assert _assert_every_field_guarded(receipt, vkey) >= 10
@@ -113,7 +113,7 @@ def test_revoke_all_hands_a_receipt_for_each(world: World) -> None:
     for receipt in receipts.values():
         verified = verify_any_receipt(receipt, vkey)
         assert isinstance(verified, PendingReceipt)
-        assert verified.entry["type"] == "consent.revoked"
+        assert verified.entry.type == "consent.revoked"
 
 
 def test_an_erasure_receipt_verifies_offline_with_the_subject_gone(world: World) -> None:
@@ -124,7 +124,7 @@ def test_an_erasure_receipt_verifies_offline_with_the_subject_gone(world: World)
     vkey = _vkey(world)
     pending = verify_any_receipt(receipt, vkey)
     assert isinstance(pending, PendingReceipt)
-    assert pending.entry["type"] == "subject.erased"
+    assert pending.entry.type == "subject.erased"
     # The subject is gone: their token opens nothing.
     gone = world.http.get(f"/v1/identities/{world.borrower}", headers=world.as_borrower)
     assert gone.status_code in {401, 404}

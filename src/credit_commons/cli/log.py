@@ -385,15 +385,15 @@ def log_verify_receipt(
             "valid": True,
             "included": False,
             "origin": result.origin,
-            "event_id": result.entry["id"],
-            "event_type": result.entry["type"],
+            "event_id": result.entry.id,
+            "event_type": result.entry.type,
             "entry_signed": True,
             "event_checked": result.event_checked,
         }
         emit(
             as_json,
             pending,
-            f"valid, pending: {result.entry['type']} {result.entry['id']} is signed by "
+            f"valid, pending: {result.entry.type} {result.entry.id} is signed by "
             f"{result.origin}; no checkpoint covers it yet (refresh the receipt later)",
         )
         return
@@ -403,8 +403,8 @@ def log_verify_receipt(
         "origin": result.checkpoint.origin,
         "size": result.checkpoint.size,
         "index": result.index,
-        "event_id": result.entry["id"],
-        "event_type": result.entry["type"],
+        "event_id": result.entry.id,
+        "event_type": result.entry.type,
         "witnesses": list(result.witnesses),
         "entry_signed": result.entry_signed,
         "event_checked": result.event_checked,

@@ -313,7 +313,7 @@ def history(
             item["verified"] = "pending"
             continue
         verified = verify_receipt(receipt, key)
-        if not verified.event_checked or verified.entry["id"] != item["event_id"]:
+        if not verified.event_checked or verified.entry.id != item["event_id"]:
             raise ReceiptInvalid(f"the receipt of {item['event_id']} is not that event's")
         item["verified"] = "included"
     lines = [

@@ -162,7 +162,7 @@ def verify_access_receipt(
     if isinstance(receipt, Receipt):
         receipt = receipt.model_dump(mode="json", exclude_none=True)
     verified = verify_receipt(receipt, log_key, list(witness_keys), quorum)
-    if verified.entry.get("id") != event_id or verified.entry.get("type") != event_type:
+    if verified.entry.id != event_id or verified.entry.type != event_type:
         raise ReceiptMismatch(f"the receipt is not the receipt of {event_type} {event_id}")
     return verified
 

@@ -40,6 +40,7 @@ from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.signed_entry import verify_signed_entry
 
 __all__ = [
+    "EntryReference",
     "PendingReceipt",
     "ReceiptInvalid",
     "VerifiedReceipt",
@@ -55,13 +56,25 @@ class ReceiptInvalid(LogError):
     title = "Receipt invalid"
 
 
+@dataclass(frozen=True, slots=True)
+class EntryReference:
+    """A log entry: the reference ``{"v": 1, "id", "type", "at", "digest"}`` to an event,
+    ``digest`` the SHA-256 of its RFC 8785 document (docs/log.md)."""
+
+    v: int
+    id: str
+    type: str
+    at: str
+    digest: str
+
+
 @dataclass(frozen=True)
 class VerifiedReceipt:
     """What a verified receipt proves."""
 
     checkpoint: Checkpoint
     index: int
-    entry: JsonObject
+    entry: EntryReference
     witnesses: tuple[str, ...]
     event_checked: bool
     entry_signed: bool = False
@@ -73,7 +86,7 @@ class PendingReceipt:
     this entry, and — when ``event_checked`` — the event is the one the entry commits to."""
 
     origin: str
-    entry: JsonObject
+    entry: EntryReference
     event_checked: bool
 
 
@@ -83,7 +96,7 @@ def _format(receipt: Any) -> JsonObject:
     return receipt
 
 
-def _entry(entry_text: str) -> JsonObject:
+def _entry(entry_text: str) -> EntryReference:
     # Step 2's first half: the entry is an event reference.
     try:
         entry = json_decode(entry_text)
@@ -91,23 +104,24 @@ def _entry(entry_text: str) -> JsonObject:
         raise ReceiptInvalid("entry is not JSON") from e
     if not isinstance(entry, dict) or set(entry) != {"v", "id", "type", "at", "digest"}:
         raise ReceiptInvalid("entry is not an event reference")
-    return entry
+    texts = (entry["id"], entry["type"], entry["at"], entry["digest"])
+    if not all(isinstance(t, str) for t in texts) or type(entry["v"]) is not int:
+        raise ReceiptInvalid("entry is not an event reference")
+    return EntryReference(
+        v=entry["v"], id=entry["id"], type=entry["type"], at=entry["at"], digest=entry["digest"]
+    )
 
 
-def _event(receipt: JsonObject, entry: JsonObject) -> bool:
+def _event(receipt: JsonObject, entry: EntryReference) -> bool:
     # Step 4: the event, when present, is the one the entry commits to.
     event = receipt.get("event")
     if event is None:
         return False
     if not isinstance(event, dict):
         raise ReceiptInvalid("event must be an object")
-    if event_digest(event) != entry["digest"]:
+    if event_digest(event) != entry.digest:
         raise ReceiptInvalid("event does not match the entry's digest")
-    if (event.get("id"), event.get("type"), event.get("at")) != (
-        entry["id"],
-        entry["type"],
-        entry["at"],
-    ):
+    if (event.get("id"), event.get("type"), event.get("at")) != (entry.id, entry.type, entry.at):
         raise ReceiptInvalid("event id, type or time differ from the entry")
     return True
 
