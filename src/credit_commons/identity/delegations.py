@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -25,6 +24,7 @@ from credit_commons.identity.schemas import (
     DelegationCreate,
     DelegationType,
     DelegationView,
+    ExportedDelegation,
     Permission,
     Role,
 )
@@ -196,27 +196,27 @@ def prune_delegations(session: Session, before: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _export_view(row: DelegationRow, token: str) -> dict[str, Any]:
+def _export_view(row: DelegationRow, token: str) -> ExportedDelegation:
     def when(value: datetime | None) -> str | None:
         return utc(value).isoformat() if value is not None else None
 
-    return {
-        "id": row.id,
-        "type": row.type,
-        "role": "delegator" if row.delegator_token == token else "delegatee",
-        "delegator_token": row.delegator_token,
-        "delegatee_token": row.delegatee_token,
-        "permissions": json.loads(row.permissions),
-        "delegator_accepted_at": when(row.delegator_accepted_at),
-        "delegatee_accepted_at": when(row.delegatee_accepted_at),
-        "expires_at": utc(row.expires_at).isoformat(),
-        "revoked": row.revoked_at is not None,
-        "revoked_at": when(row.revoked_at),
-        "created_at": utc(row.created_at).isoformat(),
-    }
+    return ExportedDelegation(
+        id=row.id,
+        type=row.type,
+        role="delegator" if row.delegator_token == token else "delegatee",
+        delegator_token=row.delegator_token,
+        delegatee_token=row.delegatee_token,
+        permissions=json.loads(row.permissions),
+        delegator_accepted_at=when(row.delegator_accepted_at),
+        delegatee_accepted_at=when(row.delegatee_accepted_at),
+        expires_at=utc(row.expires_at).isoformat(),
+        revoked=row.revoked_at is not None,
+        revoked_at=when(row.revoked_at),
+        created_at=utc(row.created_at).isoformat(),
+    )
 
 
-def export_delegations(session: Session, token: str) -> list[dict[str, Any]]:
+def export_delegations(session: Session, token: str) -> list[ExportedDelegation]:
     """Every delegation ``token`` is a party to, oldest first, with its whole history (for
     a data-subject export: the caller has been authorised)."""
     rows = session.scalars(

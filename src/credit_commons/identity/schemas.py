@@ -21,6 +21,8 @@ __all__ = [
     "DelegationType",
     "DelegationView",
     "DeskToken",
+    "ExportedDelegation",
+    "ExportedIdentifier",
     "IdentifierBinding",
     "IdentifierView",
     "IdentityCreate",
@@ -187,6 +189,13 @@ class IdentifierView(_Out):
     bound_at: str | None = None
 
 
+class ExportedIdentifier(IdentifierView):
+    """One of the subject's identifiers in their export: its kind and binding, and the
+    keyed pseudonym it is held as (never its value)."""
+
+    pseudonym: str
+
+
 class IdentityCreated(_Out):
     """A registered identity and its first access token (shown once)."""
 
@@ -247,6 +256,24 @@ class DelegationView(_Out):
     accepted_by_delegatee: bool
     revoked: bool
     effective: bool
+
+
+class ExportedDelegation(_Out):
+    """A delegation the subject is a party to, in their export: their role in it and its
+    whole history."""
+
+    id: str
+    type: str
+    role: str = Field(description="delegator or delegatee")
+    delegator_token: str
+    delegatee_token: str
+    permissions: list[str]
+    delegator_accepted_at: str | None
+    delegatee_accepted_at: str | None
+    expires_at: str
+    revoked: bool
+    revoked_at: str | None
+    created_at: str
 
 
 class AuthorityView(_Out):

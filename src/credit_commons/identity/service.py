@@ -27,7 +27,6 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -67,6 +66,8 @@ from credit_commons.identity.models import (
 )
 from credit_commons.identity.schemas import (
     Attributes,
+    ExportedDelegation,
+    ExportedIdentifier,
     IdentifierView,
     IdentityCreate,
     IdentityKind,
@@ -118,16 +119,19 @@ class IdentityUpdated(EventDetails, event_type="identity.updated"):
     verification_level: VerificationLevel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityExport:
     """The identity domain's part of a data-subject export (``privacy/export.py``)."""
 
-    subject: dict[str, Any]
-    profile: dict[str, Any]
-    attributes: dict[str, Any]
-    identifiers: list[dict[str, Any]]
-    delegations: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    subject: IdentityView
+    profile: JsonObject
+    """The personal fields as they were sealed (the members the identity has)."""
+    attributes: JsonObject
+    """The attributes as they were sealed."""
+    identifiers: list[ExportedIdentifier]
+    delegations: list[ExportedDelegation]
+    events: list[JsonObject]
+    """Every event about the subject, each as its event document."""
 
 
 @dataclass(frozen=True)
@@ -372,11 +376,11 @@ def export_subject(session: Session, rt: Runtime, token: str) -> IdentityExport:
         select(EventRow).where(EventRow.subject == subject_of(rt, token)).order_by(EventRow.id)
     ).all()
     return IdentityExport(
-        subject=_metadata(session, row).model_dump(mode="json"),
+        subject=_metadata(session, row),
         profile=_open(session, rt, row, PROFILE),
         attributes=_open(session, rt, row, ATTRIBUTES),
         identifiers=[
-            {**identifier_view(link).model_dump(mode="json"), "pseudonym": link.pseudonym}
+            ExportedIdentifier(**identifier_view(link).model_dump(), pseudonym=link.pseudonym)
             for link in links_of(session, token)
         ],
         delegations=export_delegations(session, token),

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.consent.schemas import AccessRecord, ExportedConsent
 from credit_commons.core.encoding import JsonObject
-from credit_commons.identity.schemas import IdentifierView, IdentityView
+from credit_commons.identity.schemas import ExportedDelegation, ExportedIdentifier, IdentityView
 from credit_commons.issuer.schemas import ExportedCredential
 from credit_commons.ledger.schemas import PendingReceipt
 
@@ -15,8 +15,6 @@ __all__ = [
     "DsrConfirmed",
     "DsrOpened",
     "ErasureReceipt",
-    "ExportedDelegation",
-    "ExportedIdentifier",
     "SubjectExport",
 ]
 
@@ -59,31 +57,6 @@ class ErasureReceipt(_Out):
     epoch_opened_at: str
     unreadable_in_backups_after: str
     receipt: PendingReceipt
-
-
-class ExportedIdentifier(IdentifierView):
-    """One of the subject's identifiers in their export: its kind and binding, and the
-    keyed pseudonym it is held as (never its value)."""
-
-    pseudonym: str
-
-
-class ExportedDelegation(_Out):
-    """A delegation the subject is a party to, in their export: their role in it and its
-    whole history."""
-
-    id: str
-    type: str
-    role: str = Field(description="delegator or delegatee")
-    delegator_token: str
-    delegatee_token: str
-    permissions: list[str]
-    delegator_accepted_at: str | None
-    delegatee_accepted_at: str | None
-    expires_at: str
-    revoked: bool
-    revoked_at: str | None
-    created_at: str
 
 
 class SubjectExport(_Out):
