@@ -21,11 +21,8 @@ from credit_commons.core.pseudonym import Pseudonymizer
 from credit_commons.core.settings import Settings, Violation, refuse
 from credit_commons.events import OBJECT_KEY_LABEL, ObjectDigests
 from credit_commons.formats.tlog_tiles import TileCache
-from credit_commons.keys.master import MasterKeyring
-from credit_commons.keys.store import EmbeddedKeyStore, KeyStore
-from credit_commons.vault.kms import Kms, LocalKms
-from credit_commons.vault.pkcs11 import Pkcs11Kms
-from credit_commons.vault.service import Vault
+from credit_commons.keys import EmbeddedKeyStore, KeyStore, MasterKeyring
+from credit_commons.vault import Kms, LocalKms, Pkcs11Kms, Vault
 
 __all__ = ["Runtime", "build_kms"]
 

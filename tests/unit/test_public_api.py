@@ -18,13 +18,13 @@ EXPECTED = {
         "canonical_json", "new_id", "sha256", "sha256_hex",
     },
     "credit_commons.keys": {
-        "ACCEPTED_ALGS", "AlgorithmNotAllowed", "DidInvalid", "DidResolutionFailed",
-        "DidResolver", "EmbeddedKeyStore", "KeyDecryptionFailed", "KeyExists", "KeyInvalid",
-        "KeyNotFound", "KeyStore", "KeyType", "KeyTypeMismatch", "KeyVersion", "MasterKeyring",
-        "PrivateKey", "PublicKey", "SignatureInvalid", "Signer", "StoredSigner", "check_alg",
-        "decode_did_key", "did_key_document", "did_web_url", "encode_did_key",
-        "private_key_from_jwk", "private_key_to_jwk", "public_key_from_jwk",
-        "public_key_to_jwk", "thumbprint",
+        "ACCEPTED_ALGS", "AlgorithmNotAllowed", "DidInvalid", "DidResolutionFailed", "DidResolver",
+        "EmbeddedKeyStore", "KeyDecryptionFailed", "KeyExists", "KeyInvalid", "KeyNotFound",
+        "KeyStore", "KeyType", "KeyTypeMismatch", "KeyVersion", "KmsConfigInvalid",
+        "KmsUnavailable", "MasterKeyring", "Pkcs11Token", "PrivateKey", "PublicKey",
+        "SignatureInvalid", "Signer", "StoredSigner", "check_alg", "decode_did_key",
+        "did_key_document", "did_web_url", "encode_did_key", "method_key", "private_key_from_jwk",
+        "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk", "thumbprint"
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {
@@ -43,12 +43,14 @@ EXPECTED = {
     },
     "credit_commons.vault": {
         "DecryptionFailed", "EnvelopeHeader", "KeyVersionRetired", "Kms", "KmsConfigInvalid",
-        "KmsUnavailable", "LocalKms", "Pkcs11Kms", "SealContext", "SubjectKeyRef", "WrappedKey",
-        "open_envelope", "parse_header", "seal",
+        "KmsUnavailable", "LocalKms", "Pkcs11Kms", "SealContext", "SubjectKeyRef", "Vault",
+        "WrappedKey", "note_destroyed_below", "note_kek_version", "open_envelope", "parse_header",
+        "seal"
     },
     "credit_commons.ledger": {
-        "AuditFailed", "Checkpoint", "ReceiptInvalid", "VerifiedReceipt", "audit_log",
-        "verify_checkpoint", "verify_cosigned", "verify_receipt",
+        "AuditFailed", "Checkpoint", "LogKey", "PendingReceipt", "Receipt", "ReceiptInvalid",
+        "VerifiedReceipt", "audit_log", "pending_receipt", "verify_checkpoint", "verify_cosigned",
+        "verify_receipt"
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",
@@ -69,6 +71,22 @@ EXPECTED = {
         "sd_jwt_vc_facts", "status_list_cache", "trusted_kind", "verify_attestation",
         "verify_presentation", "verify_sd_jwt", "verify_sd_jwt_credential",
         "verify_vc_jwt_credential",
+    },
+    "credit_commons.identity": {
+        "ATTESTATION_TYP", "Attestation", "ExportedDelegation", "ExportedIdentifier",
+        "IdentityView", "Permission", "Principal", "acting_for", "actor_of", "authorise",
+        "delegatees_of", "existing_identities", "has_delegation", "is_tombstoned",
+        "prune_access_tokens", "prune_delegations", "replace_did", "rotation_message", "subject_of"
+    },
+    "credit_commons.issuer": {
+        "CREDIT_READINESS", "ExportedCredential", "HeldCredential", "ISSUER_KEY", "StatusKind",
+        "StatusRef", "disclosure_paths", "export_credentials", "forget_subject", "get_status",
+        "is_own_issuer", "issuer_key_versions", "own_status_list_id", "present",
+        "sd_jwt_credentials", "token_status"
+    },
+    "credit_commons.consent": {
+        "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",
+        "prune_denial_counts"
     },
 }  # fmt: skip
 

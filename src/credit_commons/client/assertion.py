@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 
 from credit_commons.formats.jws import sign_compact
-from credit_commons.keys.algorithms import Signer
+from credit_commons.keys import Signer
 
 __all__ = ["ASSERTION_LIFETIME", "MAX_ASSERTION_LIFETIME", "client_assertion"]
 

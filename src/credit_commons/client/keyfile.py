@@ -19,8 +19,9 @@ from typing import Any
 from credit_commons.client.errors import KeyFileExists, KeyFileInvalid, KeyFileUnprotected
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.files import create_private, path_error
-from credit_commons.keys.algorithms import KeyType, PrivateKey
-from credit_commons.keys.jwk import (
+from credit_commons.keys import (
+    KeyType,
+    PrivateKey,
     private_key_from_jwk,
     private_key_to_jwk,
     public_key_to_jwk,

@@ -48,9 +48,9 @@ from credit_commons.client.verify import (
     verify_access_receipt,
     verify_platform_jws,
 )
-from credit_commons.consent.model import TEMPLATES
+from credit_commons.consent import TEMPLATES
 from credit_commons.core.encoding import JsonObject
-from credit_commons.ledger.schemas import LogKey, Receipt
+from credit_commons.ledger import LogKey, Receipt
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender", "registration_request"]
 

@@ -31,10 +31,8 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
-from credit_commons.keys.jwk import public_key_from_jwk
-from credit_commons.ledger.receipts import VerifiedReceipt, verify_receipt
-from credit_commons.ledger.schemas import Receipt
+from credit_commons.keys import ACCEPTED_ALGS, PublicKey, public_key_from_jwk
+from credit_commons.ledger import Receipt, VerifiedReceipt, verify_receipt
 from credit_commons.verifier import (
     ForeignIssuers,
     IssuerKind,

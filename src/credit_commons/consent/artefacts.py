@@ -22,9 +22,8 @@ from credit_commons.consent.models import ConsentRow
 from credit_commons.consent.schemas import ConsentView
 from credit_commons.core.clock import utc
 from credit_commons.formats.jws import sign_compact
+from credit_commons.keys import KeyType, KeyVersion, StoredSigner
 from credit_commons.keys import service as key_service
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.runtime import Runtime
 
 __all__ = [

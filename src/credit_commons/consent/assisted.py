@@ -28,8 +28,7 @@ from credit_commons.consent.transitions import grant
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, EventRow, record_event
-from credit_commons.identity.auth import Principal, actor_of, has_delegation, subject_of
-from credit_commons.identity.schemas import Permission
+from credit_commons.identity import Permission, Principal, actor_of, has_delegation, subject_of
 from credit_commons.runtime import Runtime
 
 __all__ = ["ConsentAssisted", "assist", "confirm_assisted"]

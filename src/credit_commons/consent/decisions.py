@@ -26,11 +26,10 @@ from credit_commons.consent.transitions import TRANSITIONS, change, grant
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.identity import Permission, Principal, acting_for, actor_of, subject_of
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal, acting_for, actor_of, subject_of
-from credit_commons.identity.schemas import Permission
-from credit_commons.keys.did_web import DidResolver
-from credit_commons.ledger.promises import pending_receipt
+from credit_commons.keys import DidResolver
+from credit_commons.ledger import pending_receipt
 from credit_commons.runtime import Runtime
 
 __all__ = [

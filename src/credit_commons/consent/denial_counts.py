@@ -26,7 +26,7 @@ from credit_commons.consent.schemas import DenialCount
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
-from credit_commons.identity.auth import Principal
+from credit_commons.identity import Principal
 from credit_commons.runtime import Runtime
 
 __all__ = ["bucket_of", "count_denial", "denial_counts", "prune_denial_counts"]

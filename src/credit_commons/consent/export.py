@@ -20,7 +20,7 @@ from credit_commons.consent.model import PURPOSES, was_assisted
 from credit_commons.consent.models import ConsentRow
 from credit_commons.consent.schemas import AccessRecord, ExportedConsent
 from credit_commons.core.clock import utc
-from credit_commons.identity.auth import Principal
+from credit_commons.identity import Principal
 from credit_commons.runtime import Runtime
 
 __all__ = ["ConsentExport", "export_access_history", "export_consents", "export_subject"]

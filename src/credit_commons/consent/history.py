@@ -22,9 +22,14 @@ from credit_commons.consent.schemas import AccessRecord
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventRow
-from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
-from credit_commons.identity.delegations import delegatees_of
-from credit_commons.identity.schemas import Permission
+from credit_commons.identity import (
+    Permission,
+    Principal,
+    actor_of,
+    authorise,
+    delegatees_of,
+    subject_of,
+)
 from credit_commons.ledger import service as log_service
 from credit_commons.lenders import get_client
 from credit_commons.runtime import Runtime

@@ -43,11 +43,9 @@ from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encod
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import parse_compact, verify_compact
-from credit_commons.identity import holder_key as holder_keys
+from credit_commons.identity import Principal, replace_did, rotation_message, subject_of
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal, subject_of
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
-from credit_commons.keys.did_web import DidResolver
+from credit_commons.keys import ACCEPTED_ALGS, DidResolver, PublicKey
 from credit_commons.lenders import consume_assertion_id
 from credit_commons.runtime import Runtime
 
@@ -223,7 +221,7 @@ def change_key(
         key = resolver.resolve_key(did)
         key.verify(
             key.key_type.jose_alg,
-            holder_keys.rotation_message(token, did),
+            rotation_message(token, did),
             b64url_decode(signature),
         )
     except CommonsError as e:
@@ -232,5 +230,5 @@ def change_key(
         ) from e
     finally:
         fetcher.close()
-    event_id = holder_keys.replace_did(session, rt, token, did)
+    event_id = replace_did(session, rt, token, did)
     return HolderKeyChanged(identity=token, did=did, event_id=event_id)

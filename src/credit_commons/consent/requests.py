@@ -24,12 +24,11 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, Token, record_event
+from credit_commons.identity import Permission, Principal, authorise, subject_of
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal, authorise, subject_of
-from credit_commons.identity.schemas import Permission
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.runtime import Runtime
-from credit_commons.vault.kms import WrappedKey
+from credit_commons.vault import WrappedKey
 
 __all__ = [
     "ConsentRequested",

@@ -54,14 +54,18 @@ from credit_commons.core.ids import is_valid_id
 from credit_commons.formats.jws import parse_compact, verify_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.identity.auth import Principal, authorise
-from credit_commons.identity.schemas import Permission
-from credit_commons.issuer import holdings, status
-from credit_commons.issuer.catalogue import CREDIT_READINESS
-from credit_commons.issuer.holdings import HeldCredential
-from credit_commons.issuer.identifiers import is_own_issuer
-from credit_commons.issuer.sd_jwt import disclosure_paths, present
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
+from credit_commons.identity import Permission, Principal, authorise
+from credit_commons.issuer import (
+    CREDIT_READINESS,
+    HeldCredential,
+    disclosure_paths,
+    is_own_issuer,
+    issuer_key_versions,
+    present,
+    sd_jwt_credentials,
+    token_status,
+)
+from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import verify_sd_jwt
 
@@ -71,7 +75,7 @@ OPERATION = "credentials.read"
 
 
 def _status(session: Session, credential: HeldCredential) -> TokenStatus:
-    return holdings.token_status(session, credential.status_list_id, credential.status_index)
+    return token_status(session, credential.status_list_id, credential.status_index)
 
 
 def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime) -> HeldCredential:
@@ -79,7 +83,7 @@ def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime)
     # suspended (asked of the issuer's service).  Raises the CredentialUnavailable that
     # says why there is none.
     now = rt.clock.now()
-    rows = holdings.sd_jwt_credentials(session, token, type_name)
+    rows = sd_jwt_credentials(session, token, type_name)
     for row in rows:
         if row.expires_at <= now:
             continue
@@ -284,9 +288,7 @@ def consent_of_artefact(session: Session, rt: Runtime, lender: Lender, artefact:
 
 def _own_claims(session: Session, rt: Runtime, text: str) -> JsonObject:
     # The processed payload of one of our own credentials (issuer key from our key store).
-    keys: dict[str, PublicKey] = {
-        v.kid: v.public_key for v in status.issuer_key_versions(session, rt)
-    }
+    keys: dict[str, PublicKey] = {v.kid: v.public_key for v in issuer_key_versions(session, rt)}
 
     def resolve(header: Mapping[str, object], payload: Mapping[str, object]) -> PublicKey:
         kid = header.get("kid")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_commons.ledger.schemas import PendingReceipt, Receipt
+from credit_commons.ledger import PendingReceipt, Receipt
 
 __all__ = [
     "AccessRecord",

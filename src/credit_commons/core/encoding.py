@@ -125,7 +125,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValidationError(f"{name} is not a JSON number")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _unique_members(pairs: list[tuple[str, Any]]) -> JsonObject:
     # RFC 7493 §2.3: member names are unique (json.loads would keep the last silently).
     value = dict(pairs)
     if len(value) != len(pairs):

@@ -92,7 +92,7 @@ class _UnlessDataDirGiven(PydanticBaseSettingsSource):
         """Unused: :meth:`__call__` delegates to the wrapped source."""
         return self._inner.get_field_value(field, field_name)
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> dict[str, Any]:  # signature: pydantic-settings' source
         values = self._inner()
         if "data_dir" not in self._given:
             return values

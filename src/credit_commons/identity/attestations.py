@@ -14,9 +14,8 @@ from credit_commons.identity.auth import Principal, actor_of, subject_of
 from credit_commons.identity.predicates import PredicateRequest, evaluate, sign_attestation
 from credit_commons.identity.schemas import AttestationView, ClaimAnswer
 from credit_commons.identity.service import open_attributes
+from credit_commons.keys import KeyType, StoredSigner
 from credit_commons.keys import service as key_service
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.store import StoredSigner
 from credit_commons.runtime import Runtime
 
 __all__ = ["ATTESTATION_KEY", "AttestationIssued", "attest", "attestation_signer"]

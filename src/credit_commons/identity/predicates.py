@@ -60,7 +60,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.encoding import canonical_json
 from credit_commons.core.errors import ValidationError
 from credit_commons.formats.jws import sign_compact
-from credit_commons.keys.algorithms import Signer, check_alg
+from credit_commons.keys import Signer, check_alg
 
 __all__ = [
     "ATTESTATION_TYP",

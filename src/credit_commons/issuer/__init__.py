@@ -10,3 +10,39 @@ Verifying credentials — this issuer's and trusted others' — is the verifier'
 ``sd_jwt_errors`` and ``status_list`` only keep the import paths of the published vector
 tests (the code is in :mod:`credit_commons.formats`).
 """
+
+from __future__ import annotations
+
+from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.erasure import forget_subject
+from credit_commons.issuer.export import export_credentials
+from credit_commons.issuer.holdings import HeldCredential, sd_jwt_credentials, token_status
+from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
+from credit_commons.issuer.schemas import ExportedCredential
+from credit_commons.issuer.sd_jwt import disclosure_paths, present
+from credit_commons.issuer.status import (
+    ISSUER_KEY,
+    StatusKind,
+    StatusRef,
+    get_status,
+    issuer_key_versions,
+)
+
+__all__ = [
+    "CREDIT_READINESS",
+    "ISSUER_KEY",
+    "ExportedCredential",
+    "HeldCredential",
+    "StatusKind",
+    "StatusRef",
+    "disclosure_paths",
+    "export_credentials",
+    "forget_subject",
+    "get_status",
+    "is_own_issuer",
+    "issuer_key_versions",
+    "own_status_list_id",
+    "present",
+    "sd_jwt_credentials",
+    "token_status",
+]

@@ -19,7 +19,7 @@ import pydantic
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ValidationError
-from credit_commons.identity.auth import Principal
+from credit_commons.identity import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer.build_pool import BuildPool
 from credit_commons.issuer.schemas import MAX_BATCH, IssueItem

@@ -42,9 +42,13 @@ from credit_commons.events import (
 )
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import issue_vc_jwt
-from credit_commons.identity.auth import Principal, actor_of, subject_of
-from credit_commons.identity.links import is_tombstoned
-from credit_commons.identity.service import existing_identities
+from credit_commons.identity import (
+    Principal,
+    actor_of,
+    existing_identities,
+    is_tombstoned,
+    subject_of,
+)
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer import status
 from credit_commons.issuer.build_pool import BuildJob, BuildPool, Built, PendingBuilds
@@ -62,10 +66,7 @@ from credit_commons.issuer.schemas import (
     StatusChanged,
 )
 from credit_commons.issuer.sd_jwt import compact_sd_jwt
-from credit_commons.keys.algorithms import PublicKey
-from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.jwk import public_key_from_jwk
-from credit_commons.keys.store import StoredSigner
+from credit_commons.keys import PublicKey, StoredSigner, encode_did_key, public_key_from_jwk
 from credit_commons.runtime import Runtime
 
 __all__ = [

@@ -36,7 +36,7 @@ from credit_commons.core.errors import CommonsError, NotFoundError, ValidationEr
 from credit_commons.core.ids import new_id
 from credit_commons.formats.jws import JwsAlgorithmRefused, parse_compact
 from credit_commons.formats.oauth import OAuthError
-from credit_commons.identity.auth import Principal
+from credit_commons.identity import Principal
 from credit_commons.issuer import credentials
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.issuer.models import CredentialOfferRow, IssuerNonceRow
@@ -49,8 +49,7 @@ from credit_commons.issuer.schemas import (
     OfferCreated,
     TokenResponse,
 )
-from credit_commons.keys.algorithms import ACCEPTED_ALGS
-from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk
+from credit_commons.keys import ACCEPTED_ALGS, public_key_from_jwk, public_key_to_jwk
 from credit_commons.runtime import Runtime
 
 __all__ = [

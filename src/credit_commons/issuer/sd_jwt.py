@@ -53,9 +53,7 @@ from credit_commons.formats.sd_jwt_format import (
     new_salt,
     serialize_parts,
 )
-from credit_commons.keys.algorithms import Signer
-from credit_commons.keys.errors import KeyInvalid
-from credit_commons.keys.jwk import public_key_from_jwk
+from credit_commons.keys import KeyInvalid, Signer, public_key_from_jwk
 
 __all__ = [
     "COMPACT_JSON",

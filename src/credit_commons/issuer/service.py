@@ -16,7 +16,7 @@ from credit_commons.core.cache import BoundedCache
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, Token, record_event
-from credit_commons.identity.auth import Principal, actor_of
+from credit_commons.identity import Principal, actor_of
 from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
 from credit_commons.issuer.models import CredentialTypeRow
 from credit_commons.runtime import Runtime

@@ -31,9 +31,8 @@ from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.issuer.errors import StatusTransitionInvalid
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
+from credit_commons.keys import KeyType, KeyVersion, StoredSigner
 from credit_commons.keys import service as key_service
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.store import KeyVersion, StoredSigner
 from credit_commons.runtime import Runtime
 
 __all__ = [

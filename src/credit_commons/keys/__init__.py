@@ -9,7 +9,7 @@ from credit_commons.keys.algorithms import (
     check_alg,
 )
 from credit_commons.keys.did_key import decode_did_key, did_key_document, encode_did_key
-from credit_commons.keys.did_web import DidResolver, did_web_url
+from credit_commons.keys.did_web import DidResolver, did_web_url, method_key
 from credit_commons.keys.errors import (
     AlgorithmNotAllowed,
     DidInvalid,
@@ -19,6 +19,8 @@ from credit_commons.keys.errors import (
     KeyInvalid,
     KeyNotFound,
     KeyTypeMismatch,
+    KmsConfigInvalid,
+    KmsUnavailable,
     SignatureInvalid,
 )
 from credit_commons.keys.jwk import (
@@ -29,6 +31,7 @@ from credit_commons.keys.jwk import (
     thumbprint,
 )
 from credit_commons.keys.master import MasterKeyring
+from credit_commons.keys.pkcs11 import Pkcs11Token
 from credit_commons.keys.store import EmbeddedKeyStore, KeyStore, KeyVersion, StoredSigner
 
 __all__ = [
@@ -46,7 +49,10 @@ __all__ = [
     "KeyType",
     "KeyTypeMismatch",
     "KeyVersion",
+    "KmsConfigInvalid",
+    "KmsUnavailable",
     "MasterKeyring",
+    "Pkcs11Token",
     "PrivateKey",
     "PublicKey",
     "SignatureInvalid",
@@ -57,6 +63,7 @@ __all__ = [
     "did_key_document",
     "did_web_url",
     "encode_did_key",
+    "method_key",
     "private_key_from_jwk",
     "private_key_to_jwk",
     "public_key_from_jwk",

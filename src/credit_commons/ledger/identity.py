@@ -23,9 +23,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.facts import PlatformFactRow, get_fact, record_fact
 from credit_commons.core.settings import Settings
-from credit_commons.keys.algorithms import KeyType
-from credit_commons.keys.errors import KeyExists, KeyNotFound
-from credit_commons.keys.store import KeyStore
+from credit_commons.keys import KeyExists, KeyNotFound, KeyStore, KeyType
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.models import CheckpointRow
 from credit_commons.ledger.note import ALG_ED25519, compute_key_id, format_vkey, parse_note

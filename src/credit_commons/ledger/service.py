@@ -20,7 +20,7 @@ from credit_commons.core.encoding import b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.events import EventRow, RecordedEvent, event_document
 from credit_commons.formats.tlog_tiles import TileCache
-from credit_commons.keys.store import KeyStore, StoredSigner
+from credit_commons.keys import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.continuity import ContinuityGuard

@@ -29,9 +29,14 @@ from credit_commons.core.db import HotQuery
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.events import EventDetails, record_event
-from credit_commons.identity.auth import Principal, actor_of
-from credit_commons.keys.algorithms import PublicKey, check_alg
-from credit_commons.keys.jwk import public_key_from_jwk, public_key_to_jwk, thumbprint
+from credit_commons.identity import Principal, actor_of
+from credit_commons.keys import (
+    PublicKey,
+    check_alg,
+    public_key_from_jwk,
+    public_key_to_jwk,
+    thumbprint,
+)
 from credit_commons.lenders.models import ClientAssertionRow, LenderClientRow
 from credit_commons.lenders.schemas import LenderClientView
 from credit_commons.runtime import Runtime

@@ -26,9 +26,9 @@ from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, ForbiddenError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.identity import Principal
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal
-from credit_commons.keys.did_web import DidResolver
+from credit_commons.keys import DidResolver
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.models import DsrRequestRow

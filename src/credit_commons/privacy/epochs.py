@@ -46,7 +46,7 @@ from credit_commons.core.errors import ConflictError
 from credit_commons.events import EventDetails, record_event
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime
-from credit_commons.vault.service import note_destroyed_below, note_kek_version
+from credit_commons.vault import note_destroyed_below, note_kek_version
 
 __all__ = [
     "EpochClosed",

@@ -25,13 +25,13 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import notify
+from credit_commons.consent import forget_codes
 from credit_commons.consent import service as consent_service
 from credit_commons.events import EventDetails, record_event
+from credit_commons.identity import Principal, actor_of, authorise, subject_of
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
-from credit_commons.issuer import erasure as issuer_erasure
-from credit_commons.ledger.promises import pending_receipt
+from credit_commons.issuer import forget_subject as forget_issued
+from credit_commons.ledger import pending_receipt
 from credit_commons.privacy import epochs
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.privacy.schemas import ErasureReceipt
@@ -58,7 +58,7 @@ def erase_subject(
     """
     authorise(session, principal, token)
     epoch = epochs.note_erasure(session, rt)
-    issuer = issuer_erasure.forget_subject(session, token)
+    issuer = forget_issued(session, token)
     session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
     consents = consent_service.forget_subject(session, token)
     forgotten = identity_service.forget_subject(session, rt, token)
@@ -73,7 +73,7 @@ def erase_subject(
         subject=subject_of(rt, token),
         object=rt.objects.digest("identity", token),
     )
-    codes = notify.forget_codes(rt, token)
+    codes = forget_codes(rt, token)
     # The proof of erasure: the subject.erased event signed by the log at once; it verifies
     # offline, the subject gone (docs/wallet.md).
     receipt = pending_receipt(session, rt, event.id)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from credit_commons.consent import export as consent_export
+from credit_commons.consent import export_subject as export_consents
 from credit_commons.events import EventDetails, record_event
+from credit_commons.identity import Principal, actor_of, authorise, subject_of
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal, actor_of, authorise, subject_of
-from credit_commons.issuer import export as issuer_export
+from credit_commons.issuer import export_credentials
 from credit_commons.privacy.pdf import EXPORT_FORMAT
 from credit_commons.privacy.schemas import SubjectExport
 from credit_commons.runtime import Runtime
@@ -47,8 +47,8 @@ def export_subject(
     """
     authorise(session, principal, token)
     own = identity_service.export_subject(session, rt, token)
-    credentials = issuer_export.export_credentials(session, rt, token)
-    consents = consent_export.export_subject(session, rt, principal, token)
+    credentials = export_credentials(session, rt, token)
+    consents = export_consents(session, rt, principal, token)
     export = SubjectExport(
         format=EXPORT_FORMAT,
         subject=own.subject,

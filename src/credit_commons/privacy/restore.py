@@ -26,9 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.db import transaction
+from credit_commons.identity import Principal, is_tombstoned
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.auth import Principal
-from credit_commons.identity.links import is_tombstoned
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
 from credit_commons.runtime import Runtime

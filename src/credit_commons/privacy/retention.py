@@ -20,10 +20,9 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from credit_commons.consent.denial_counts import prune_denial_counts
+from credit_commons.consent import prune_denial_counts
 from credit_commons.events import EventDetails, record_event
-from credit_commons.identity.auth import prune_access_tokens
-from credit_commons.identity.delegations import prune_delegations
+from credit_commons.identity import prune_access_tokens, prune_delegations
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.runtime import Runtime
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_commons.consent.schemas import AccessRecord, ExportedConsent
+from credit_commons.consent import AccessRecord, ExportedConsent
 from credit_commons.core.encoding import JsonObject
-from credit_commons.identity.schemas import ExportedDelegation, ExportedIdentifier, IdentityView
-from credit_commons.issuer.schemas import ExportedCredential
-from credit_commons.ledger.schemas import PendingReceipt
+from credit_commons.identity import ExportedDelegation, ExportedIdentifier, IdentityView
+from credit_commons.issuer import ExportedCredential
+from credit_commons.ledger import PendingReceipt
 
 __all__ = [
     "DsrConfirmed",

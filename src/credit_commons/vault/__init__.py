@@ -27,6 +27,7 @@ from credit_commons.vault.errors import (
 )
 from credit_commons.vault.kms import Kms, LocalKms, WrappedKey
 from credit_commons.vault.pkcs11 import Pkcs11Kms
+from credit_commons.vault.service import Vault, note_destroyed_below, note_kek_version
 
 __all__ = [
     "DecryptionFailed",
@@ -39,7 +40,10 @@ __all__ = [
     "Pkcs11Kms",
     "SealContext",
     "SubjectKeyRef",
+    "Vault",
     "WrappedKey",
+    "note_destroyed_below",
+    "note_kek_version",
     "open_envelope",
     "parse_header",
     "seal",

@@ -13,7 +13,7 @@ it is raised for a wrapped key whose master-key version an operator has retired,
 from __future__ import annotations
 
 from credit_commons.core.errors import IntegrityError
-from credit_commons.keys.errors import KmsConfigInvalid, KmsUnavailable
+from credit_commons.keys import KmsConfigInvalid, KmsUnavailable
 
 __all__ = ["DecryptionFailed", "KeyVersionRetired", "KmsConfigInvalid", "KmsUnavailable"]
 

@@ -41,7 +41,7 @@ from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import write_private
-from credit_commons.keys.master import MasterKeyring
+from credit_commons.keys import MasterKeyring
 from credit_commons.vault.errors import DecryptionFailed, KeyVersionRetired, KmsConfigInvalid
 
 __all__ = [

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from credit_commons.core.encoding import b64url_encode
-from credit_commons.keys.pkcs11 import Pkcs11Token
+from credit_commons.keys import Pkcs11Token
 from credit_commons.vault.errors import (
     DecryptionFailed,
     KeyVersionRetired,

@@ -29,10 +29,13 @@ from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.keys.algorithms import PublicKey
-from credit_commons.keys.did_key import decode_did_key
-from credit_commons.keys.did_web import DidResolver, method_key
-from credit_commons.keys.jwk import public_key_from_jwk
+from credit_commons.keys import (
+    DidResolver,
+    PublicKey,
+    decode_did_key,
+    method_key,
+    public_key_from_jwk,
+)
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.status_fetch import StatusListFetcher, status_list_cache
 from credit_commons.verifier.trust import IssuerKind

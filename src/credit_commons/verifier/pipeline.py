@@ -56,11 +56,16 @@ from credit_commons.formats.jws import CompactJws, parse_compact
 from credit_commons.formats.sd_jwt_format import Parts
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jwt import verify_vc_jwt
+from credit_commons.issuer import (
+    ISSUER_KEY,
+    StatusKind,
+    StatusRef,
+    get_status,
+    is_own_issuer,
+    own_status_list_id,
+)
 from credit_commons.issuer import service as catalogue_service
-from credit_commons.issuer import status as issuer_status
-from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
-from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys import ACCEPTED_ALGS, KeyNotFound, PublicKey
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import foreign
 from credit_commons.verifier import sd_jwt_verify as rfc9901
@@ -243,9 +248,9 @@ def status(check: _Check, facts: VcFacts) -> None:
     if list_id is None or reference is None:
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
     raise_for_status(
-        issuer_status.get_status(
+        get_status(
             check.session,
-            issuer_status.StatusRef(list_id, reference.index, issuer_status.StatusKind.TOKEN),
+            StatusRef(list_id, reference.index, StatusKind.TOKEN),
         )
     )
 
@@ -304,9 +309,7 @@ def _vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None
     list_id = own_status_list_id(session, rt, uri)
     if list_id is None or not str(index).isdigit():
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
-    current = issuer_status.get_status(
-        session, issuer_status.StatusRef(list_id, int(index), issuer_status.StatusKind.BITSTRING)
-    )
+    current = get_status(session, StatusRef(list_id, int(index), StatusKind.BITSTRING))
     if current is TokenStatus.INVALID:
         raise CredentialRevoked("the credential was revoked")
 
@@ -314,7 +317,7 @@ def _vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None
 def _own_issuer_keys(session: Session, rt: Runtime) -> dict[str, PublicKey]:
     # Every version of this platform's issuer key, by kid (none before the first issuance).
     try:
-        versions = rt.key_store.versions(session, issuer_status.ISSUER_KEY)
+        versions = rt.key_store.versions(session, ISSUER_KEY)
     except KeyNotFound:
         return {}
     return {v.kid: v.public_key for v in versions}

@@ -25,8 +25,8 @@ from credit_commons.formats.jws import (
     JwsInvalid,
     parse_compact,
 )
-from credit_commons.identity.predicates import ATTESTATION_TYP, Attestation
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey, check_alg
+from credit_commons.identity import ATTESTATION_TYP, Attestation
+from credit_commons.keys import ACCEPTED_ALGS, PublicKey, check_alg
 from credit_commons.verifier import predicate_errors as errors
 from credit_commons.verifier.predicate_errors import AttestationMalformed
 

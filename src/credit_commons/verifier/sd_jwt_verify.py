@@ -47,14 +47,15 @@ from credit_commons.formats.sd_jwt_format import (
     decode_object,
     split,
 )
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
-from credit_commons.keys.errors import (
+from credit_commons.keys import (
+    ACCEPTED_ALGS,
     AlgorithmNotAllowed,
     KeyInvalid,
     KeyTypeMismatch,
+    PublicKey,
     SignatureInvalid,
+    public_key_from_jwk,
 )
-from credit_commons.keys.jwk import public_key_from_jwk
 
 __all__ = [
     "IssuerKeyResolver",

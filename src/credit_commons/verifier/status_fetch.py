@@ -19,7 +19,7 @@ from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import EMBEDDED_KEY_HEADERS, JwsAlgorithmRefused, parse_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, PublicKey
+from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 
 __all__ = ["StatusListCache", "StatusListFetcher", "StatusListRejected", "status_list_cache"]
 

@@ -25,9 +25,8 @@ from credit_commons.core.clock import utc
 from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, record_event
-from credit_commons.identity.auth import Principal, actor_of
-from credit_commons.keys.did_key import decode_did_key
-from credit_commons.keys.did_web import did_web_url
+from credit_commons.identity import Principal, actor_of
+from credit_commons.keys import decode_did_key, did_web_url
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.models import TrustedIssuerRow
 from credit_commons.verifier.schemas import TrustedIssuerView

@@ -22,8 +22,8 @@ from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
-from credit_commons.issuer.sd_jwt import present
-from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.issuer import present
+from credit_commons.keys import public_key_to_jwk
 from credit_commons.wallet.store import Wallet
 
 __all__ = ["WrongTransactionCode", "accept_offer", "make_presentation", "parse_offer_uri"]

@@ -25,9 +25,8 @@ from credit_commons.core.encoding import JsonObject, b64url_encode, json_decode
 from credit_commons.core.errors import CommonsError, ExitCode, ValidationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.jws import sign_compact
-from credit_commons.keys.algorithms import PrivateKey
-from credit_commons.keys.did_key import encode_did_key
-from credit_commons.ledger.schemas import LogKey, Receipt
+from credit_commons.keys import PrivateKey, encode_did_key
+from credit_commons.ledger import LogKey, Receipt
 
 __all__ = [
     "HOLDER_TYP",

@@ -20,9 +20,14 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode
 from credit_commons.core.errors import CommonsError, ConflictError, IntegrityError, NotFoundError
 from credit_commons.core.files import write_private
-from credit_commons.keys.algorithms import KeyType, PrivateKey
-from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.jwk import private_key_from_jwk, private_key_to_jwk, public_key_to_jwk
+from credit_commons.keys import (
+    KeyType,
+    PrivateKey,
+    encode_did_key,
+    private_key_from_jwk,
+    private_key_to_jwk,
+    public_key_to_jwk,
+)
 
 __all__ = ["KeptReceipt", "PlatformMemory", "StoredCredential", "Wallet", "WalletLocked"]
 

@@ -113,6 +113,7 @@ async def _form(request: Request) -> dict[str, str]:
     "/oauth/token",
     summary="Token endpoint: client credentials with private_key_jwt (RFC 6749 §4.4, RFC 7523).",
     responses={**answers(AccessTokenResponse), **oauth_errors(400, 401)},
+    response_model=AccessTokenResponse,  # its shape; answered as a JSONResponse for headers
 )
 async def token(request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime

@@ -115,6 +115,7 @@ export_router = APIRouter(prefix="/v1/identities", tags=["identities"])
         422,
         also={"application/pdf": {"type": "string", "format": "binary"}},
     ),
+    response_model=SubjectExport,  # the JSON answer's shape; both media return as they are
 )
 def export(
     token: TokenPath,
