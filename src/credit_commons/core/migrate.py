@@ -1,44 +1,20 @@
-"""Schema migrations through Alembic, driven programmatically (no alembic.ini needed)."""
+"""Schema migrations through Alembic, driven programmatically (no alembic.ini needed).
+
+The tables the migrations describe are gathered by :mod:`credit_commons.migrations.metadata`
+(an edge, allowed to import every domain's ``models``), not here: ``core`` imports no domain."""
 
 from __future__ import annotations
-
-import importlib
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from credit_commons.core.db import Base
 from credit_commons.core.errors import UnavailableError
 
-__all__ = ["MODEL_MODULES", "current_revision", "head_revision", "target_metadata", "upgrade"]
-
-
-# Every domain's table module; each new domain adds its own here.
-MODEL_MODULES = (
-    "credit_commons.core.facts",
-    "credit_commons.events.models",
-    "credit_commons.keys.models",
-    "credit_commons.ledger.models",
-    "credit_commons.vault.models",
-    "credit_commons.identity.models",
-    "credit_commons.privacy.models",
-    "credit_commons.issuer.models",
-    "credit_commons.lenders.models",
-    "credit_commons.verifier.models",
-    "credit_commons.consent.models",
-)
-
-
-def target_metadata() -> MetaData:
-    """The metadata of every table, with every domain's models imported."""
-    for module in MODEL_MODULES:
-        importlib.import_module(module)
-    return Base.metadata
+__all__ = ["current_revision", "head_revision", "upgrade"]
 
 
 def _config() -> Config:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from credit_commons.core.migrate import target_metadata
+from credit_commons.migrations.metadata import target_metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through a hand-made alembic.ini
