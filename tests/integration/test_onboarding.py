@@ -123,6 +123,16 @@ def test_binding_is_unique_and_refuses_an_erased_identifier(
     first = bind(client, auth(desk_token), a["identity_token"])
     assert first.status_code == 201, first.text
     assert first.json()["authority_id"] == authority_id
+    # The members in the order the answer has always had (docs/onboarding.md).
+    assert list(first.json()) == [
+        "identity_token",
+        "kind",
+        "status",
+        "authority_id",
+        "evidence_digest",
+        "bound_at",
+        "event_id",
+    ]
     again = bind(client, auth(desk_token), a["identity_token"])
     assert again.status_code == 201
     assert again.json()["event_id"] is None  # idempotent: nothing new happened

@@ -73,3 +73,23 @@ def test_within_the_window_no_ping_is_spent_and_a_cut_fails_one_unit_of_work(
         assert _backend_pid(engine) != cut
     finally:
         dispose_engine(engine)
+
+
+def test_a_connection_lost_at_commit_is_not_called_busy(
+    postgres_schema_url: str, admin: Engine
+) -> None:
+    # The write may have been committed: no "nothing was written, retry" answer for it.
+    engine = make_engine(postgres_schema_url, pool_size=1)
+    try:
+        connection = engine.connect()
+        transaction = connection.begin()
+        pid = int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+        _terminate(admin, pid)
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            transaction.commit()
+        assert raised.value.connection_invalidated
+        assert raised.value.statement is None
+        assert busy_error(raised.value) is None
+        connection.close()
+    finally:
+        dispose_engine(engine)

@@ -447,8 +447,10 @@ class Lender:
 
 def _validated(model: type[_M], found: JsonObject, what: str) -> _M:
     # The platform's answer as the model its route names; ApiUnavailable (502) otherwise.
+    # Members a newer platform adds are ignored, as a client should (the platform's own
+    # models forbid them, to keep its answers exact).
     try:
-        return model.model_validate(found)
+        return model.model_validate(found, extra="ignore")
     except PydanticValidationError as e:
         raise ApiUnavailable(
             502,

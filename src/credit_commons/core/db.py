@@ -184,7 +184,10 @@ def busy_error(error: BaseException) -> DatabaseBusy | None:
         return DatabaseBusy("pool_timeout")
     if not isinstance(error, OperationalError | DBAPIError):
         return None
-    if error.connection_invalidated:  # the server closed it: a new one is taken next time
+    if error.connection_invalidated and error.statement is not None:
+        # The server closed the connection under a statement, before any COMMIT: its
+        # transaction is gone with it, and a new connection is taken next time.  Lost *at*
+        # COMMIT (no statement), the write may have happened: not "busy", not retried.
         return DatabaseBusy("connection_lost")
     original = error.orig
     code = getattr(original, "sqlite_errorcode", None)

@@ -305,9 +305,15 @@ class DeskToken(_Out):
     token_expires_at: str
 
 
-class BindingView(IdentifierView):
+class BindingView(_Out):
     """An identifier bound to an identity, and the event that recorded it (``null`` when
-    it was bound already)."""
+    it was bound already): the identity's token, then the identifier's members as
+    :class:`IdentifierView` has them, in the order the answer has always had."""
 
     identity_token: str
+    kind: str
+    status: str = Field(description="unverified or bound")
+    authority_id: str | None = None
+    evidence_digest: str | None = None
+    bound_at: str | None = None
     event_id: str | None
