@@ -98,8 +98,9 @@ def public_view(row: ConsentRow) -> ConsentView:
 
 
 def consent_answer(model: type[_View], row: ConsentRow, **more: object) -> _View:
-    """``model`` — :class:`ConsentView` or a model that answers a consent with more members
-    (``event_id``, ``receipt``, ``accepted``) — of ``row``, with ``more``; a member not
+    """``model`` — :class:`ConsentView`, a model that answers a consent with more members
+    (``event_id``, ``receipt``, ``accepted``), or the export's ``ExportedConsent`` (the same
+    members in its own order) — of ``row``, with ``more``; a member not
     given stays unset, so the routes (``response_model_exclude_unset``) leave it out."""
     return model(
         consent_id=row.id,

@@ -9,17 +9,15 @@ with the lender named and the log receipt — taken whole rather than its page o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import history
-from credit_commons.consent.model import PURPOSES, was_assisted
+from credit_commons.consent.artefacts import consent_answer
 from credit_commons.consent.models import ConsentRow
 from credit_commons.consent.schemas import AccessRecord, ExportedConsent
-from credit_commons.core.clock import utc
 from credit_commons.identity import Principal
 from credit_commons.runtime import Runtime
 
@@ -37,29 +35,8 @@ def export_consents(session: Session, token: str) -> list[ExportedConsent]:
         .where(ConsentRow.principal_token == token)
         .order_by(ConsentRow.created_at, ConsentRow.id)
     )
-    return [
-        ExportedConsent(
-            consent_id=row.id,
-            status=row.status,
-            lender=row.lender_client_id,
-            template=row.template,
-            purpose={"code": row.purpose_code, "text": PURPOSES.get(row.purpose_code, "")},
-            mode=row.mode,
-            fetch_type=row.fetch_type,
-            frequency={"unit": row.frequency_unit, "value": row.frequency_value},
-            data_life={"unit": row.data_life_unit, "value": row.data_life_value},
-            scopes=json.loads(row.scopes),
-            consent_start=utc(row.starts_at).isoformat(),
-            consent_expiry=utc(row.expires_at).isoformat(),
-            approval=row.approval,
-            assisted=was_assisted(row.approval, row.facilitator),
-            uses=row.uses,
-            artefact=row.artefact,
-            created_at=utc(row.created_at).isoformat(),
-            updated_at=utc(row.updated_at).isoformat(),
-        )
-        for row in rows
-    ]
+    # The members a consent's view has, in the export's own order (the model's).
+    return [consent_answer(ExportedConsent, row) for row in rows]
 
 
 def export_access_history(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,17 +53,6 @@ class StoredCredential:
     credential: str
     received_at: str
 
-    @classmethod
-    def from_item(cls, item: JsonObject) -> StoredCredential:
-        """The credential as the wallet file keeps it."""
-        return cls(
-            id=item["id"],
-            issuer=item["issuer"],
-            configuration=item["configuration"],
-            credential=item["credential"],
-            received_at=item["received_at"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class KeptReceipt:
@@ -75,16 +65,13 @@ class KeptReceipt:
     kept_at: str
     receipt: JsonObject
 
-    @classmethod
-    def from_item(cls, item: JsonObject) -> KeptReceipt:
-        """The receipt as the wallet file keeps it."""
-        return cls(
-            event_id=item["event_id"],
-            type=item["type"],
-            about=item["about"],
-            kept_at=item["kept_at"],
-            receipt=item["receipt"],
-        )
+
+_Kept = TypeVar("_Kept", StoredCredential, KeptReceipt)
+
+
+def _from_item(kind: type[_Kept], item: JsonObject) -> _Kept:
+    # An entry as the wallet file keeps it: its members named as the dataclass's fields.
+    return kind(**{f.name: item[f.name] for f in fields(kind)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +201,7 @@ class Wallet:
     @property
     def credentials(self) -> list[StoredCredential]:
         """The credentials kept, in the order received."""
-        return [StoredCredential.from_item(item) for item in self.contents["credentials"]]
+        return [_from_item(StoredCredential, item) for item in self.contents["credentials"]]
 
     def _receipts(self) -> list[JsonObject]:
         # The kept receipts as the wallet file holds them.
@@ -224,7 +211,7 @@ class Wallet:
     @property
     def receipts(self) -> list[KeptReceipt]:
         """The receipts kept, oldest first."""
-        return [KeptReceipt.from_item(item) for item in self._receipts()]
+        return [_from_item(KeptReceipt, item) for item in self._receipts()]
 
     def keep_receipt(self, receipt: JsonObject, *, about: str, kept_at: str) -> None:
         """Keep (or replace, by event id) a receipt document."""
@@ -290,5 +277,5 @@ class Wallet:
         """A stored credential by local id; raises :class:`NotFoundError`."""
         for item in self.contents["credentials"]:
             if item["id"] == local_id:
-                return StoredCredential.from_item(item)
+                return _from_item(StoredCredential, item)
         raise NotFoundError(f"no credential {local_id} in the wallet")
