@@ -16,11 +16,12 @@ Matching is the same code for both sides:
 
 ``trusted_authorities`` (§6.1.1): ``aki``, ``etsi_tl`` and ``openid_federation`` are the
 spec's types; this platform adds ``did`` (values are issuer DIDs: a DID issuer has no X.509
-chain, federation entity or trusted list, so the spec's three types cannot name it).  A type this module cannot evaluate (``etsi_tl``, ``openid_federation``,
-and any unknown type) parses but matches no credential: the spec defines matching only for
-the types it lists, and a credential that cannot be shown to match is treated as not matching
-(the data-minimisation reading of §6.1: "Every Credential returned by the Wallet SHOULD match
-at least one of the conditions").
+chain, federation entity or trusted list, so the spec's three types cannot name it).  A type
+this module cannot evaluate (``etsi_tl``, ``openid_federation``, and any unknown type) parses
+but matches no credential: the spec defines matching only for the types it lists, and a
+credential that cannot be shown to match is treated as not matching (the data-minimisation
+reading of §6.1: "Every Credential returned by the Wallet SHOULD match at least one of the
+conditions").
 """
 
 from __future__ import annotations
