@@ -71,6 +71,15 @@ EXPECTED = {
         "sd_jwt_vc_facts", "status_list_cache", "trusted_kind", "verify_attestation",
         "verify_presentation", "verify_sd_jwt", "verify_sd_jwt_credential",
         "verify_vc_jwt_credential",
+        # Issue 16, trust and policy.
+        "AllOf", "AnyOf", "EvaluationContext", "MaxCredentialAge", "Policy", "PolicyDenied",
+        "PolicyInvalid", "Predicate", "RequireClaims", "RequireHolderBinding",
+        "RequireIssuerKind", "RequirePurpose", "RequireStatusCheck", "RequireTrustMarks",
+        "RequireType", "Rule", "VerifiedCredential", "check_version_floor", "parse_policy",
+        "policy_document", "PROFILES", "Profile", "ProfileUnknown", "apply_profile",
+        "TRUST_BUNDLE_TYP", "IssuerNotTrusted", "TrustBundle", "TrustBundleExpired",
+        "TrustBundleInvalid", "TrustBundleRollback", "TrustBundleSignatureInvalid", "TrustEntry",
+        "sign_bundle", "trusted_in", "verify_bundle",
     },
     "credit_commons.identity": {
         "ATTESTATION_TYP", "Attestation", "ExportedDelegation", "ExportedIdentifier",

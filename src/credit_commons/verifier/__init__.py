@@ -15,7 +15,12 @@ the names here.  The modules:
   ``VcJwtVerified``, ``TrustedIssuerView``);
 * ``foreign`` — foreign issuers' keys and status lists, fetched safely and cached;
 * ``status_fetch`` — fetching and checking another issuer's Token Status List;
-* ``predicates`` — a relying party's check of a predicate attestation.
+* ``predicates`` — a relying party's check of a predicate attestation;
+* ``trust_bundle`` — the signed, versioned, expiring trust bundle and its lookup
+  (:class:`TrustBundle`, :func:`verify_bundle`, :class:`IssuerNotTrusted`), pure;
+* ``policy`` — the policy engine's rules (:class:`Policy`, :class:`PolicyDenied`,
+  :func:`check_version_floor`), pure, and ``policy_json`` their JSON documents;
+* ``profiles`` — the compliance profiles that only tighten a policy.
 """
 
 from __future__ import annotations
@@ -32,6 +37,27 @@ from credit_commons.verifier.pipeline import (
     verify_sd_jwt_credential,
     verify_vc_jwt_credential,
 )
+from credit_commons.verifier.policy import (
+    AllOf,
+    AnyOf,
+    EvaluationContext,
+    MaxCredentialAge,
+    Policy,
+    PolicyDenied,
+    PolicyInvalid,
+    Predicate,
+    RequireClaims,
+    RequireHolderBinding,
+    RequireIssuerKind,
+    RequirePurpose,
+    RequireStatusCheck,
+    RequireTrustMarks,
+    RequireType,
+    Rule,
+    VerifiedCredential,
+    check_version_floor,
+)
+from credit_commons.verifier.policy_json import parse_policy, policy_document
 from credit_commons.verifier.predicate_errors import (
     AttestationAudienceMismatch,
     AttestationExpired,
@@ -42,6 +68,7 @@ from credit_commons.verifier.predicate_errors import (
     AttestationSignatureInvalid,
 )
 from credit_commons.verifier.predicates import verify_attestation
+from credit_commons.verifier.profiles import PROFILES, Profile, ProfileUnknown, apply_profile
 from credit_commons.verifier.sd_jwt_vc import (
     SD_JWT_VC_TYP,
     CredentialRevoked,
@@ -72,9 +99,26 @@ from credit_commons.verifier.trust import (
     remove_trusted_issuer,
     trusted_kind,
 )
+from credit_commons.verifier.trust_bundle import (
+    TRUST_BUNDLE_TYP,
+    IssuerNotTrusted,
+    TrustBundle,
+    TrustBundleExpired,
+    TrustBundleInvalid,
+    TrustBundleRollback,
+    TrustBundleSignatureInvalid,
+    TrustEntry,
+    sign_bundle,
+    trusted_in,
+    verify_bundle,
+)
 
 __all__ = [
+    "PROFILES",
     "SD_JWT_VC_TYP",
+    "TRUST_BUNDLE_TYP",
+    "AllOf",
+    "AnyOf",
     "AttestationAudienceMismatch",
     "AttestationExpired",
     "AttestationInvalid",
@@ -84,34 +128,65 @@ __all__ = [
     "AttestationSignatureInvalid",
     "CredentialRevoked",
     "CredentialSuspended",
+    "EvaluationContext",
     "ForeignIssuers",
     "IssuerKeyResolver",
     "IssuerKind",
     "IssuerMetadataInvalid",
+    "IssuerNotTrusted",
     "IssuerTrusted",
     "IssuerUntrusted",
     "KeyBinding",
+    "MaxCredentialAge",
+    "Policy",
+    "PolicyDenied",
+    "PolicyInvalid",
+    "Predicate",
+    "Profile",
+    "ProfileUnknown",
+    "RequireClaims",
+    "RequireHolderBinding",
+    "RequireIssuerKind",
+    "RequirePurpose",
+    "RequireStatusCheck",
+    "RequireTrustMarks",
+    "RequireType",
+    "Rule",
     "StatusListCache",
     "StatusListFetcher",
     "StatusListRejected",
     "StatusReference",
+    "TrustBundle",
+    "TrustBundleExpired",
+    "TrustBundleInvalid",
+    "TrustBundleRollback",
+    "TrustBundleSignatureInvalid",
+    "TrustEntry",
     "UnknownForeignKey",
     "UnknownIssuerKey",
     "UntrustedIssuer",
     "VcFacts",
     "Verified",
+    "VerifiedCredential",
     "add_trusted_issuer",
+    "apply_profile",
+    "check_version_floor",
     "disclosed_claims",
     "foreign_issuers",
     "issuer_kind",
     "list_trusted_issuers",
     "metadata_url",
+    "parse_policy",
+    "policy_document",
     "raise_for_status",
     "remove_trusted_issuer",
     "sd_jwt_vc_facts",
+    "sign_bundle",
     "status_list_cache",
+    "trusted_in",
     "trusted_kind",
     "verify_attestation",
+    "verify_bundle",
     "verify_presentation",
     "verify_sd_jwt",
     "verify_sd_jwt_credential",
