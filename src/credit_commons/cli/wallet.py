@@ -1,5 +1,6 @@
 """``commons wallet …``: the holder's wallet — the local commands (create, receive,
-list, present) here, and what it does with a platform (``cli/wallet_platform.py``)."""
+list, present: locally or to an OpenID4VP verifier) here, and what it does with a platform
+(``cli/wallet_platform.py``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from credit_commons.cli.wallet_platform import (
     rotate_key,
     wallet_fetcher,
 )
+from credit_commons.core.errors import ValidationError
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.wallet.client import accept_offer, make_presentation
+from credit_commons.wallet.oid4vp import PresentationPlan, ReadRequest, respond
 from credit_commons.wallet.store import Wallet
 
 __all__ = ["app"]
@@ -99,19 +102,90 @@ def wallet_list(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption 
     )
 
 
+def _is_request_url(target: str) -> bool:
+    # A local credential id is c1, c2, ...; an OpenID4VP request is a URL.
+    return ":" in target
+
+
+def _show_plan(chosen: PresentationPlan, read: ReadRequest) -> str:
+    # What the holder agrees to: who asks (and how the wallet knows), what goes to whom.
+    request = chosen.request
+    how = f"signed by {read.signed_by}" if read.signed_by else "unsigned (redirect_uri client)"
+    lines = [f"{chosen.verifier} asks ({how}); the answer goes to {request.response_uri}:"]
+    for p in chosen.presentations:
+        claims = ", ".join(p.claims) or "no selectively disclosable claim"
+        lines.append(f"  {p.credential_id} ({p.configuration}, from {p.issuer}): {claims}")
+    return "\n".join(lines)
+
+
+def _present_to_verifier(
+    ctx: typer.Context, wallet: Path, url: str, yes: bool, as_json: bool
+) -> None:
+    opened = Wallet.open(wallet, passphrase())
+    fetcher = wallet_fetcher(settings(ctx))
+    shown: list[PresentationPlan] = []
+
+    def confirm(chosen: PresentationPlan, read: ReadRequest) -> bool:
+        shown.append(chosen)
+        typer.echo(_show_plan(chosen, read), err=True)
+        return yes or typer.confirm("Present these claims?", default=False, err=True)
+
+    try:
+        outcome = respond(opened, url, confirm=confirm, fetcher=fetcher)
+    finally:
+        fetcher.close()
+    disclosed = [
+        {"query": p.query_id, "credential": p.credential_id, "claims": list(p.claims)}
+        for chosen in shown
+        for p in chosen.presentations
+    ]
+    verifier = shown[0].verifier if shown else None
+    result = {
+        "verifier": verifier,
+        "sent": outcome.sent,
+        "presented": disclosed if outcome.sent else [],
+        "redirect_uri": outcome.redirect_uri,
+    }
+    text = f"presented to {verifier}" if outcome.sent else f"declined; {verifier} was told"
+    if outcome.redirect_uri:
+        text += f"\ncontinue at {outcome.redirect_uri}"
+    emit(as_json, result, text)
+
+
 @app.command("present")
 def wallet_present(
-    credential_id: Annotated[str, typer.Argument(help="Local credential id (see list).")],
-    nonce: Annotated[str, typer.Option("--nonce", help="The verifier's nonce.")],
-    aud: Annotated[str, typer.Option("--aud", help="The verifier (audience).")],
+    ctx: typer.Context,
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="An OpenID4VP request (openid4vp://?client_id=…&request_uri=…), or a local "
+            "credential id (see list) to print a presentation of."
+        ),
+    ],
+    nonce: Annotated[
+        str | None, typer.Option("--nonce", help="Local presentation: the verifier's nonce.")
+    ] = None,
+    aud: Annotated[
+        str | None, typer.Option("--aud", help="Local presentation: the verifier (audience).")
+    ] = None,
     disclose: Annotated[
         str, typer.Option("--disclose", help="Comma-separated claim paths, e.g. income_bracket.")
     ] = "",
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Answer the request without asking (for scripts).")
+    ] = False,
     wallet: WalletOption = Path("wallet.json"),
     as_json: JsonOption = False,
 ) -> None:
-    """Print an SD-JWT+KB presentation disclosing only the chosen claims."""
+    """Answer an OpenID4VP request: show what would be disclosed to whom, ask, then send the
+    presentations to the verifier.  Given a local credential id instead, print an SD-JWT+KB
+    presentation disclosing only the chosen claims (--nonce, --aud, --disclose)."""
+    if _is_request_url(target):
+        _present_to_verifier(ctx, wallet, target, yes, as_json)
+        return
+    if nonce is None or aud is None:
+        raise ValidationError("a local presentation needs --nonce and --aud")
     opened = Wallet.open(wallet, passphrase())
     paths = {"/" + p.strip().lstrip("/") for p in disclose.split(",") if p.strip()}
-    text = make_presentation(opened, credential_id, audience=aud, nonce=nonce, disclose=paths)
+    text = make_presentation(opened, target, audience=aud, nonce=nonce, disclose=paths)
     emit(as_json, {"presentation": text}, text)

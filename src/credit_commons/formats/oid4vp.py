@@ -31,7 +31,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -87,6 +87,7 @@ __all__ = [
     "ClientIdPrefix",
     "ClientMetadata",
     "ErrorCode",
+    "Invocation",
     "ResponseDecryptionFailed",
     "ResponseInvalid",
     "VpToken",
@@ -97,8 +98,10 @@ __all__ = [
     "parse_authorization_request",
     "parse_authorization_response",
     "parse_client_id",
+    "parse_invocation",
     "parse_vp_token",
     "read_request_object",
+    "read_unsigned_request_object",
     "select_encryption_key",
     "sign_request_object",
 ]
@@ -376,6 +379,56 @@ def parse_authorization_request(params: Mapping[str, Any], *, signed: bool) -> A
     return request
 
 
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """How a wallet was invoked (§9, RFC 9101 §5): a client, and the request by value
+    (``params``), as a Request Object by value (``request``) or by reference
+    (``request_uri``, fetched with ``request_uri_method`` ``get`` or ``post``, §5.10)."""
+
+    client_id: str
+    params: Mapping[str, str]
+    request: str | None = None
+    request_uri: str | None = None
+    request_uri_method: Literal["get", "post"] = "get"
+
+
+def parse_invocation(url: str) -> Invocation:
+    """Read the authorization request URL a verifier handed the wallet (``openid4vp://?…``
+    or any URL whose query carries the request).
+
+    Raises :class:`AuthorizationRequestInvalid`: no ``client_id`` (RFC 9101 §5.2 requires it
+    with ``request`` and ``request_uri``), a parameter given twice, ``request`` together
+    with ``request_uri``, and ``invalid_request_uri_method`` for a method other than ``get``
+    or ``post`` (§5.1, case-sensitive) or one without ``request_uri``.
+    """
+    try:
+        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True, strict_parsing=True)
+    except ValueError as e:
+        raise AuthorizationRequestInvalid("the request URL's query is malformed") from e
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise AuthorizationRequestInvalid("a request parameter is given twice")
+    client_id = params.get("client_id")
+    if not client_id:
+        raise AuthorizationRequestInvalid("the request has no client_id")
+    request, request_uri = params.get("request"), params.get("request_uri")
+    method = params.get("request_uri_method")
+    if request is not None and request_uri is not None:
+        raise AuthorizationRequestInvalid("request and request_uri are exclusive")
+    if method is not None and (request_uri is None or method not in ("get", "post")):
+        raise AuthorizationRequestInvalid(
+            "request_uri_method is get or post, with a request_uri",
+            ErrorCode.INVALID_REQUEST_URI_METHOD,
+        )
+    return Invocation(
+        client_id,
+        params,
+        request,
+        request_uri,
+        "post" if method == "post" else "get",
+    )
+
+
 def sign_request_object(
     request: AuthorizationRequest,
     signer: JwsSigner,
@@ -442,16 +495,45 @@ def read_request_object(
         kid.partition("#")[0] != client.did or not kid.partition("#")[2]
     ):
         raise AuthorizationRequestInvalid("the kid is not a verification method of the client")
-    try:  # 4.
-        jws.verify(key_for_kid(kid))
+    key = key_for_kid(kid)  # 4. A key that cannot be found raises the resolver's error.
+    try:
+        jws.verify(key)
     except CommonsError as e:
-        if isinstance(e, AuthorizationRequestInvalid):
-            raise
         raise AuthorizationRequestInvalid("the request object's signature does not verify") from e
     payload = jws.payload
     if wallet_nonce is not None and payload.get("wallet_nonce") != wallet_nonce:  # 5.
         raise AuthorizationRequestInvalid("the request object does not carry our wallet_nonce")
     return parse_authorization_request(payload, signed=True)  # 6.
+
+
+def read_unsigned_request_object(token: object, *, client_id: str) -> AuthorizationRequest:
+    """Parse an unsigned Request Object (RFC 9101 §6.1 with ``alg`` ``none``, RFC 7519 §6):
+    the only kind a ``redirect_uri:`` client can pass by reference, since its requests
+    "cannot be signed" (§5.9.3).  ``typ`` must be ``oauth-authz-req+jwt`` (§5) and the
+    signature empty; the ``client_id`` must be the one the wallet was invoked with; then the
+    request's own rules apply, unsigned (a ``decentralized_identifier:`` client is refused).
+
+    Raises :class:`AuthorizationRequestInvalid`.
+    """
+    if not isinstance(token, str) or len(token) > _MAX_REQUEST_OBJECT_CHARS:
+        raise AuthorizationRequestInvalid("the request object is not acceptable")
+    parts = token.split(".")
+    if len(parts) != 3 or parts[2]:
+        raise AuthorizationRequestInvalid("an unsigned request object has an empty signature")
+    try:
+        header = decode_json_object(parts[0], "header")
+        payload = decode_json_object(parts[1], "payload")
+    except JwsInvalid as e:
+        raise AuthorizationRequestInvalid("the request object is malformed") from e
+    if header.get("alg") != "none" or header.get("typ") != REQUEST_OBJECT_TYP:
+        raise AuthorizationRequestInvalid(
+            f"an unsigned request object has alg none and typ {REQUEST_OBJECT_TYP}"
+        )
+    if set(header) - {"alg", "typ"}:
+        raise AuthorizationRequestInvalid("the unsigned request object's header says too much")
+    if payload.get("client_id") != client_id:
+        raise AuthorizationRequestInvalid("the request object's client_id is not the client's")
+    return parse_authorization_request(payload, signed=False)
 
 
 def select_encryption_key(metadata: ClientMetadata) -> JsonObject:

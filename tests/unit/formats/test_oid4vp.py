@@ -24,8 +24,10 @@ from credit_commons.formats.oid4vp import (
     parse_authorization_request,
     parse_authorization_response,
     parse_client_id,
+    parse_invocation,
     parse_vp_token,
     read_request_object,
+    read_unsigned_request_object,
     sign_request_object,
 )
 from credit_commons.keys.algorithms import KeyType, PrivateKey
@@ -389,3 +391,70 @@ def test_decryption_failures_are_opaque() -> None:
 def test_encryption_round_trips_any_payload(payload: dict[str, str]) -> None:
     private, public = new_response_encryption_key("k")
     assert decrypt_response(encrypt_response(payload, public, "A256GCM"), private) == payload
+
+
+# --- Invocation and unsigned Request Objects ---------------------------------------------
+
+
+def test_parse_invocation() -> None:
+    by_ref = parse_invocation(
+        "openid4vp://?client_id=decentralized_identifier%3Adid%3Aweb%3Av.example"
+        "&request_uri=https%3A%2F%2Fv.example%2Fr%2F1&request_uri_method=post"
+    )
+    assert by_ref.client_id == "decentralized_identifier:did:web:v.example"
+    assert (by_ref.request_uri, by_ref.request_uri_method) == ("https://v.example/r/1", "post")
+    assert parse_invocation("openid4vp://?client_id=c&request_uri=u").request_uri_method == "get"
+    assert parse_invocation("openid4vp://?client_id=c&request=t").request == "t"
+    assert parse_invocation("https://wallet.example/x?client_id=c&nonce=n").params["nonce"] == "n"
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("openid4vp://?request_uri=u", "invalid_request"),
+        ("openid4vp://?client_id=", "invalid_request"),
+        ("openid4vp://?client_id=c&client_id=d", "invalid_request"),
+        ("openid4vp://?client_id=c&request=t&request_uri=u", "invalid_request"),
+        (
+            "openid4vp://?client_id=c&request_uri=u&request_uri_method=GET",
+            "invalid_request_uri_method",
+        ),
+        ("openid4vp://?client_id=c&request_uri_method=post", "invalid_request_uri_method"),
+        ("openid4vp://?client_id=c&broken", "invalid_request"),
+    ],
+)
+def test_parse_invocation_refusals(url: str, error: str) -> None:
+    with pytest.raises(AuthorizationRequestInvalid) as e:
+        parse_invocation(url)
+    assert e.value.error == error
+
+
+def _unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
+    head = b64url_encode(json.dumps(header).encode())
+    return f"{head}.{b64url_encode(json.dumps(payload).encode())}."
+
+
+def test_unsigned_request_objects() -> None:
+    client_id = f"redirect_uri:{RESPONSE_URI}"
+    payload = parse_authorization_request(_redirect_params(), signed=False).to_payload()
+    header = {"alg": "none", "typ": REQUEST_OBJECT_TYP}
+    request = read_unsigned_request_object(_unsigned(header, payload), client_id=client_id)
+    assert request.client_id == client_id
+    refusals = [
+        (_unsigned({"alg": "none"}, payload), client_id, "typ"),
+        (_unsigned({**header, "alg": "EdDSA"}, payload), client_id, "alg none"),
+        (_unsigned({**header, "kid": "k"}, payload), client_id, "says too much"),
+        (_unsigned(header, payload) + "c2ln", client_id, "empty signature"),
+        (_unsigned(header, payload), "redirect_uri:https://other.example/cb", "client_id"),
+        (
+            _unsigned(header, {**_params(), "dcql_query": DCQL}),
+            f"decentralized_identifier:{DID}",
+            "must sign",
+        ),
+        ("a.b", client_id, "empty signature"),
+        (12, client_id, "not acceptable"),
+    ]
+    for token, client, reason in refusals:
+        with pytest.raises(AuthorizationRequestInvalid) as e:
+            read_unsigned_request_object(token, client_id=client)
+        assert reason in e.value.detail, (reason, e.value.detail)
