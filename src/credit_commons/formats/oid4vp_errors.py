@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from credit_commons.core.errors import IntegrityError
+from credit_commons.core.errors import ExitCode, IntegrityError
 from credit_commons.formats.oauth import OAuthError
 
 __all__ = [
@@ -37,6 +37,7 @@ class AuthorizationRequestInvalid(OAuthError):
 
     code = "oid4vp.request_invalid"
     title = "Invalid OpenID4VP request"
+    exit_code = ExitCode.VALIDATION
 
     def __init__(self, description: str, error: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:
         super().__init__(str(error), description)
@@ -47,6 +48,7 @@ class ResponseInvalid(OAuthError):
 
     code = "oid4vp.response_invalid"
     title = "Invalid OpenID4VP response"
+    exit_code = ExitCode.VALIDATION
 
     def __init__(self, description: str) -> None:
         super().__init__(str(ErrorCode.INVALID_REQUEST), description)
