@@ -284,6 +284,14 @@ class AuthorizationRequest(BaseModel):
             raise AuthorizationRequestInvalid(
                 "with the redirect_uri prefix, response_uri must be the client identifier"
             )
+        if request.state is None and any(
+            not c.require_cryptographic_holder_binding for c in request.dcql_query.credentials
+        ):
+            # §5.3: without a holder-binding proof the nonce does not come back, so the
+            # Verifier "MUST include a state parameter" to bind the response to the request.
+            raise AuthorizationRequestInvalid(
+                "a request for a presentation without holder binding needs a state"
+            )
         if request.response_mode == "direct_post.jwt":
             metadata = request.client_metadata
             if metadata is None or not metadata.keys:

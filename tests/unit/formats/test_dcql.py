@@ -412,3 +412,66 @@ def test_parsed_query_is_frozen() -> None:
     raw["credentials"][0]["claims"][0]["path"][0] = "b"
     assert parsed.credentials[0].claims is not None
     assert parsed.credentials[0].claims[0].path == ("a",)
+
+
+# --- The wallet's plan answers the verifier's check -------------------------------------
+
+_values = st.sampled_from([1, "1", True, "a"])
+_claims_queries = st.lists(
+    st.fixed_dictionaries(
+        {"path": st.sampled_from([["x"], ["y"], ["z", None], ["z", 0]])},
+        optional={"values": st.lists(_values, min_size=1, max_size=2)},
+    ),
+    min_size=1,
+    max_size=2,
+)
+_credential_queries = st.lists(
+    st.fixed_dictionaries(
+        {
+            "format": st.just("dc+sd-jwt"),
+            "meta": st.fixed_dictionaries(
+                {"vct_values": st.lists(st.sampled_from(["A", "B"]), min_size=1, max_size=2)}
+            ),
+        },
+        optional={"claims": _claims_queries, "multiple": st.booleans()},
+    ),
+    min_size=1,
+    max_size=3,
+)
+_held_sets = st.lists(
+    st.builds(
+        lambda i, vct, claims: HeldFacts(
+            ref=f"c{i}", format="dc+sd-jwt", issuer="i", claims=claims, vct=vct
+        ),
+        st.integers(0, 99),
+        st.sampled_from(["A", "B"]),
+        st.fixed_dictionaries(
+            {},
+            optional={"x": _values, "y": _values, "z": st.lists(_values, max_size=2)},
+        ),
+    ),
+    max_size=4,
+)
+
+
+@given(_credential_queries, _held_sets, st.booleans())
+def test_a_planned_answer_passes_the_check(
+    credentials: list[dict[str, Any]], held: list[HeldFacts], with_sets: bool
+) -> None:
+    raw: dict[str, Any] = {"credentials": [{**c, "id": f"q{i}"} for i, c in enumerate(credentials)]}
+    if with_sets:
+        ids = [c["id"] for c in raw["credentials"]]
+        raw["credential_sets"] = [
+            {"options": [[i] for i in ids]},
+            {"options": [ids], "required": False},
+        ]
+    query = parse_dcql(raw)
+    try:
+        selection = select(query, held)
+    except DcqlUnsatisfiable:
+        # Nothing can be presented, and presenting nothing does not answer the query.
+        with pytest.raises(DcqlPresentationMismatch):
+            check_presented(query, {})
+        return
+    plan = selection.plan()
+    check_presented(query, {q: [m.held for m in ms] for q, ms in plan.items()})

@@ -157,6 +157,18 @@ def test_request_from_query_parameters_and_back() -> None:
             "invalid_request",
         ),
         (_params(client_id="x509_hash:abc"), "not supported", "invalid_request"),
+        (
+            _params(
+                state=None,
+                dcql_query={
+                    "credentials": [
+                        {**DCQL["credentials"][0], "require_cryptographic_holder_binding": False}
+                    ]
+                },
+            ),
+            "needs a state",
+            "invalid_request",
+        ),
     ],
 )
 def test_request_rules(params: dict[str, Any], reason: str, error: str) -> None:
