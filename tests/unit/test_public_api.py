@@ -80,6 +80,10 @@ EXPECTED = {
         "TRUST_BUNDLE_TYP", "IssuerNotTrusted", "TrustBundle", "TrustBundleExpired",
         "TrustBundleInvalid", "TrustBundleRollback", "TrustBundleSignatureInvalid", "TrustEntry",
         "sign_bundle", "trusted_in", "verify_bundle",
+        # Issue 16, the verifier service.
+        "PRESENTER_DENIAL", "PresentationRequest",
+        "PresentedCredential", "Reason", "RequestCreated", "AcceptedResponse",
+        "TransactionStatus", "VerificationDenied", "VerifierDecision",
     },
     "credit_commons.identity": {
         "ATTESTATION_TYP", "Attestation", "ExportedDelegation", "ExportedIdentifier",
@@ -91,7 +95,7 @@ EXPECTED = {
         "CREDIT_READINESS", "ExportedCredential", "HeldCredential", "ISSUER_KEY", "StatusKind",
         "StatusRef", "disclosure_paths", "export_credentials", "forget_subject", "get_status",
         "is_own_issuer", "issuer_key_versions", "own_status_list_id", "present",
-        "sd_jwt_credentials", "token_status"
+        "sd_jwt_credentials", "token_status", "issuer_did", "issuer_signer", "subject_erased",
     },
     "credit_commons.consent": {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",

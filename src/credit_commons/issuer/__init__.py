@@ -14,7 +14,8 @@ tests (the code is in :mod:`credit_commons.formats`).
 from __future__ import annotations
 
 from credit_commons.issuer.catalogue import CREDIT_READINESS
-from credit_commons.issuer.erasure import forget_subject
+from credit_commons.issuer.documents import issuer_did
+from credit_commons.issuer.erasure import forget_subject, subject_erased
 from credit_commons.issuer.export import export_credentials
 from credit_commons.issuer.holdings import HeldCredential, sd_jwt_credentials, token_status
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
@@ -26,6 +27,7 @@ from credit_commons.issuer.status import (
     StatusRef,
     get_status,
     issuer_key_versions,
+    issuer_signer,
 )
 
 __all__ = [
@@ -40,9 +42,12 @@ __all__ = [
     "forget_subject",
     "get_status",
     "is_own_issuer",
+    "issuer_did",
     "issuer_key_versions",
+    "issuer_signer",
     "own_status_list_id",
     "present",
     "sd_jwt_credentials",
+    "subject_erased",
     "token_status",
 ]

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.issuer.models import CredentialOfferRow, CredentialRow
 
-__all__ = ["IssuerForgotten", "forget_subject"]
+__all__ = ["IssuerForgotten", "forget_subject", "subject_erased"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,17 @@ def forget_subject(session: Session, token: str) -> IssuerForgotten:
         credentials_unlinked=int(getattr(unlinked, "rowcount", 0) or 0),
         offers_deleted=int(getattr(offers, "rowcount", 0) or 0),
     )
+
+
+def subject_erased(session: Session, list_id: str, index: int) -> bool:
+    """Whether the credential at entry ``index`` of this issuer's status list ``list_id``
+    was issued to a subject who has since been erased (its registry entry lost the identity
+    token, which only :func:`forget_subject` removes): the verifier's privacy tombstone
+    (seed 002 §5 step 4).  ``False`` for an entry no credential holds.  Raises nothing
+    but database errors."""
+    found = session.execute(
+        select(CredentialRow.subject_token).where(
+            CredentialRow.status_list_id == list_id, CredentialRow.status_index == index
+        )
+    ).first()
+    return found is not None and found[0] is None

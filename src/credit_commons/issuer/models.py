@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
@@ -71,6 +71,9 @@ class CredentialRow(Base):
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    # The verifier's privacy tombstone finds a credential by its status entry (issuer.erasure).
+    __table_args__ = (Index("ix_credentials_status", "status_list_id", "status_index"),)
 
 
 class CredentialOfferRow(Base):

@@ -5,9 +5,10 @@ issuer's service modules) and below consent and the lender client, which verify 
 the names here.  The modules:
 
 * ``pipeline`` — the platform's verification, its steps numbered in the order they run
-  (parse, issuer key, trust, signature, validity, key binding, type, status, decision):
+  (seed 002 §5's ten: challenge, holder binding, issuer signature, privacy tombstone, DID
+  key binding, issuer trust, predicates, zero-knowledge predicates, status, policy floor):
   :func:`verify_presentation`, :func:`verify_sd_jwt_credential`,
-  :func:`verify_vc_jwt_credential`;
+  :func:`verify_vc_jwt_credential`, and ``decide`` for OpenID4VP responses;
 * ``sd_jwt_verify`` — the RFC 9901 verifier for any key resolver (:func:`verify_sd_jwt`);
 * ``sd_jwt_vc`` — the SD-JWT VC checks after it, pure (shared with the lender client);
 * ``trust`` — the trust list of foreign issuers (table in ``models``);
@@ -20,7 +21,12 @@ the names here.  The modules:
   (:class:`TrustBundle`, :func:`verify_bundle`, :class:`IssuerNotTrusted`), pure;
 * ``policy`` — the policy engine's rules (:class:`Policy`, :class:`PolicyDenied`,
   :func:`check_version_floor`), pure, and ``policy_json`` their JSON documents;
-* ``profiles`` — the compliance profiles that only tighten a policy.
+* ``profiles`` — the compliance profiles that only tighten a policy;
+* ``reasons`` — the precise reasons of the pipeline's denials and the uniform
+  ``not_allowed`` the presenter sees;
+* ``transactions`` and ``service`` — OpenID4VP transactions: requests, the response
+  endpoint's decisions, the verifier's status and decision (table in ``models``);
+* ``did_binding`` — step 5, the holder DID's authorization of the ``cnf`` key.
 """
 
 from __future__ import annotations
@@ -69,6 +75,15 @@ from credit_commons.verifier.predicate_errors import (
 )
 from credit_commons.verifier.predicates import verify_attestation
 from credit_commons.verifier.profiles import PROFILES, Profile, ProfileUnknown, apply_profile
+from credit_commons.verifier.reasons import PRESENTER_DENIAL, Reason, VerificationDenied
+from credit_commons.verifier.schemas import (
+    AcceptedResponse,
+    PresentationRequest,
+    PresentedCredential,
+    RequestCreated,
+    TransactionStatus,
+    VerifierDecision,
+)
 from credit_commons.verifier.sd_jwt_vc import (
     SD_JWT_VC_TYP,
     CredentialRevoked,
@@ -114,9 +129,11 @@ from credit_commons.verifier.trust_bundle import (
 )
 
 __all__ = [
+    "PRESENTER_DENIAL",
     "PROFILES",
     "SD_JWT_VC_TYP",
     "TRUST_BUNDLE_TYP",
+    "AcceptedResponse",
     "AllOf",
     "AnyOf",
     "AttestationAudienceMismatch",
@@ -142,8 +159,12 @@ __all__ = [
     "PolicyDenied",
     "PolicyInvalid",
     "Predicate",
+    "PresentationRequest",
+    "PresentedCredential",
     "Profile",
     "ProfileUnknown",
+    "Reason",
+    "RequestCreated",
     "RequireClaims",
     "RequireHolderBinding",
     "RequireIssuerKind",
@@ -156,6 +177,7 @@ __all__ = [
     "StatusListFetcher",
     "StatusListRejected",
     "StatusReference",
+    "TransactionStatus",
     "TrustBundle",
     "TrustBundleExpired",
     "TrustBundleInvalid",
@@ -166,8 +188,10 @@ __all__ = [
     "UnknownIssuerKey",
     "UntrustedIssuer",
     "VcFacts",
+    "VerificationDenied",
     "Verified",
     "VerifiedCredential",
+    "VerifierDecision",
     "add_trusted_issuer",
     "apply_profile",
     "check_version_floor",

@@ -1,57 +1,58 @@
-"""The verification pipeline: every check a credential or presentation passes here, numbered
-in the order it runs, each step a function of this module.
+"""The verification pipeline (seed 002 §5): every check a credential or presentation passes
+here, numbered, each step a function of this module.
 
-SD-JWT VCs — a presentation with Key Binding (issue 5, item 4: :func:`verify_presentation`)
-or an issuer-signed credential handed over without it (issue 14, item 2:
-:func:`verify_sd_jwt_credential`), issued by this platform or by a trusted issuer:
+An OpenID4VP response (:func:`decide`, for the transactions of ``verifier/service.py``) goes
+through all ten steps; every presentation in its ``vp_token`` through steps 2-9:
 
-1. :func:`parse` — split the serialization; a KB-JWT must be present for a presentation and
-   absent for a credential (RFC 9901 §7.3 steps 1-3, §7.1 step 1);
-2. :func:`issuer_key` — for this platform (``iss`` is its public URL, or an earlier one) the
-   key named by ``kid`` among its own keys (every version verifies), never a key from the
-   token itself;
-3. :func:`trust` — any other ``iss`` only when it is on the trust list
-   (:mod:`~credit_commons.verifier.trust`, else :class:`UntrustedIssuer`), its key resolved
-   through its metadata or DID document (:mod:`~credit_commons.verifier.foreign`);
-4. :func:`signature` — the issuer signature with the algorithm allow-list and every
-   Disclosure rule (§7.1 steps 2-5); it asks steps 2-3 for the key of each signature once
-   that signature's header has passed;
-5. :func:`validity` — ``exp``/``nbf``/``iat`` with leeway (§7.1 step 6);
-6. :func:`key_binding` — the KB-JWT: holder key, audience, nonce, freshness, ``sd_hash``
-   (§7.3 step 5);
-7. :func:`credential_type` — ``typ`` must be ``dc+sd-jwt``; the ``vct`` of this platform's
-   credentials must be a type of its catalogue, a foreign one a string (``sd_jwt_vc.py``,
-   shared with the lender client);
-8. :func:`status` — this platform's lists straight from the database; a trusted issuer's
-   list fetched (SSRF guard, signature by that issuer, cache) when the credential names one.
-   A revoked or suspended credential raises :class:`CredentialRevoked` /
-   :class:`CredentialSuspended`;
-9. :func:`decision` — every check passed: the result (``valid``, the type and the disclosed
-   claims, without ``cnf`` and ``status``).
+1. :func:`challenge` — the transaction exists and the response is for it (``state``), its
+   request hash is unchanged, its nonce unexpired and unused — then consumed atomically
+   (``transactions.consume_challenge``);
+2. :func:`holder_binding` — the KB-JWT: present (checked as the presentation is split), then
+   signed by the ``cnf`` holder key for this transaction's ``nonce`` and ``aud`` = the client
+   identifier, recent, with the ``sd_hash`` of what was presented (RFC 9901 §7.3 step 5);
+3. :func:`issuer_signature` — the issuer signature and Disclosures (RFC 9901 §7.1), the key
+   from this platform's key store or, for an issuer on the trust list, its metadata or DID
+   document (never from the token), the validity period, and the SD-JWT VC type;
+4. :func:`privacy_tombstone` — a credential of this platform whose subject was erased;
+5. :func:`did_key_binding` — when the holder is a DID, the ``cnf`` key must be one its
+   current DID document authorizes (``verifier/did_binding.py``);
+6. :func:`issuer_trust` — the issuer is trusted for this credential type and the marks the
+   policy requires;
+7. :func:`predicates` — the policy's claim predicates;
+8. :func:`zk_predicates` — zero-knowledge predicates: none is supported yet, so a request
+   that needs one is denied ``zk_unsupported``;
+9. :func:`status` — this platform's lists from the database, a trusted issuer's fetched;
+10. :func:`policy_floor` — the request's policy version is not below the policy's floor.
 
-Steps 4-6 are the stages of the RFC 9901 verifier (:mod:`~credit_commons.verifier.sd_jwt_verify`),
-which :func:`~credit_commons.verifier.sd_jwt_verify.verify` runs in the same order for callers
-with their own key resolver.
+Step 3 runs before step 2's signature check: the KB-JWT is verified with the holder key the
+issuer signed, so a key read from an unverified payload never decides anything.  DCQL
+satisfaction (:func:`dcql`) runs after steps 2-9, over the verified presentations, before
+step 10.  Every failure raises; :func:`decide` returns only when everything passed, and
+its caller turns whatever was raised into a reason (``verifier/reasons.py``), failing closed.
 
-VC-JWTs (``jwt_vc_json``, this platform's only: :func:`verify_vc_jwt_credential`) take the
-same steps where they apply: 1 parse (the compact JWS, unverified), 2 issuer key, 4-5 the
-signature and validity period (``formats/vc_jwt.py``), 7 type, 8 the bitstring status,
-9 decision.
+Without a transaction the same step functions check a presentation whose audience and nonce
+the caller gives (:func:`verify_presentation`, ``/v1/presentations/verify``: steps 2, 3, 9)
+and an issuer-signed SD-JWT VC handed over without key binding (:func:`verify_sd_jwt_credential`,
+a lender's consent-gated retrieval through ``/v1/credentials/verify``: steps 3 and 9).  They
+keep their own errors (``credential.*``), which their callers map to problem+json.
+
+VC-JWTs (``jwt_vc_json``, this platform's only: :func:`verify_vc_jwt_credential`) take
+step 3 (the compact JWS, its issuer key, signature, validity and type) and step 9 (the
+bitstring status).
 
 Predicate attestations have their own numbered steps
 (:func:`~credit_commons.verifier.predicates.verify_attestation`).
-
-Verification raises; a return means every check passed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.jws import CompactJws, parse_compact
 from credit_commons.formats.sd_jwt_format import Parts
 from credit_commons.formats.status_list import TokenStatus
@@ -63,13 +64,15 @@ from credit_commons.issuer import (
     get_status,
     is_own_issuer,
     own_status_list_id,
+    subject_erased,
 )
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.keys import ACCEPTED_ALGS, KeyNotFound, PublicKey
 from credit_commons.runtime import Runtime
-from credit_commons.verifier import foreign
+from credit_commons.verifier import did_binding, foreign
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
+from credit_commons.verifier.reasons import Reason, VerificationDenied
 from credit_commons.verifier.schemas import SdJwtVerified, VcJwtVerified
 from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
@@ -81,23 +84,71 @@ from credit_commons.verifier.sd_jwt_vc import (
     raise_for_status,
     sd_jwt_vc_facts,
 )
+from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
 
 __all__ = [
+    "Challenge",
     "CredentialRevoked",
     "CredentialSuspended",
+    "Decided",
+    "Presented",
+    "Requirements",
     "UnknownIssuerKey",
     "UntrustedIssuer",
+    "decide",
     "verify_presentation",
     "verify_sd_jwt_credential",
     "verify_vc_jwt_credential",
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """One presentation that passed steps 2-9: the DCQL credential query it answers, its
+    issuer and type, and the claims its holder disclosed (without ``cnf`` and ``status``)."""
+
+    query_id: str
+    issuer: str
+    vct: str
+    claims: JsonObject
+
+
+#: Step 6 beyond the trust list: is ``issuer`` trusted for this credential type and the
+#: policy's marks?  Raises to refuse (H2's trust bundle, ``verifier/trust_bundle.py``).
+TrustRule = Callable[[str, str], None]
+#: Step 7: the policy's predicates over one presentation; raises to refuse.
+ClaimRule = Callable[[Presented], None]
+#: DCQL satisfaction over every verified presentation; raises to refuse.
+DcqlRule = Callable[[Sequence[Presented]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What a transaction requires beyond the checks every presentation passes: the DCQL
+    query's satisfaction, the policy's trust rule, predicates and zero-knowledge predicates,
+    and its version with a reader of the policy's current floor (step 10)."""
+
+    dcql: DcqlRule
+    trust: TrustRule | None = None
+    predicates: ClaimRule | None = None
+    zk_predicates: tuple[str, ...] = ()
+    policy_version: int | None = None
+    policy_floor: Callable[[], int | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A response every step accepted: the transaction and its verified presentations."""
+
+    transaction_id: str
+    presented: tuple[Presented, ...]
+
+
 def verify_presentation(
     session: Session, rt: Runtime, presentation: str, *, audience: str, nonce: str
 ) -> SdJwtVerified:
-    """Verify an SD-JWT+KB presentation and its status (steps 1-9); returns the disclosed
-    claims.
+    """Verify an SD-JWT+KB presentation for a caller-given ``audience`` and ``nonce``
+    (steps 2, 3 and 9); returns the disclosed claims.
 
     Raises the SD-JWT errors (``credential.*``; ``credential.key_binding_missing`` without a
     KB-JWT), :class:`UnknownIssuerKey`, :class:`UntrustedIssuer`,
@@ -105,20 +156,64 @@ def verify_presentation(
     fetcher's ``UnsafeUrl``/``FetchFailed``, :class:`CredentialRevoked` or
     :class:`CredentialSuspended`.
     """
-    return _verify_sd_jwt_vc(
-        _Check(session, rt, key_binding=True, audience=audience, nonce=nonce), presentation
-    )
+    check = _Check(session, rt, key_binding=True, audience=audience, nonce=nonce)
+    verified, facts = _verified(check, presentation)
+    status(check, facts)  # step 9
+    return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
 
 
 def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> SdJwtVerified:
     """Verify an issuer-signed SD-JWT VC handed over without Key Binding (a credential a
-    lender retrieved under consent): the same steps as :func:`verify_presentation` except
-    that a KB-JWT must be absent.
+    lender retrieved under consent): steps 3 and 9, and a KB-JWT must be absent.
 
     Raises what :func:`verify_presentation` raises, with ``credential.key_binding_unexpected``
     (``KeyBindingUnexpected``) for an SD-JWT that carries a KB-JWT.
     """
-    return _verify_sd_jwt_vc(_Check(session, rt, key_binding=False), credential)
+    check = _Check(session, rt, key_binding=False)
+    verified, facts = _verified(check, credential)
+    status(check, facts)  # step 9
+    return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
+
+
+def decide(
+    session: Session,
+    rt: Runtime,
+    challenge_: Challenge,
+    vp_token: Mapping[str, Sequence[str]],
+    requirements: Requirements,
+) -> Decided:
+    """Run the ten steps over an OpenID4VP response: ``vp_token`` maps each DCQL credential
+    query id to its presentations (OpenID4VP 1.0 §8.1).  Returns only when every step
+    passed; the challenge stays consumed whatever later steps decide.
+
+    Raises :class:`VerificationDenied` with the step's reason, or the error of a step
+    (``reasons.reason_of`` names its reason; anything unknown is a dependency failure).
+    """
+    consumed = challenge(session, rt, challenge_)  # step 1
+    check = _Check(session, rt, key_binding=True, audience=consumed.client_id, nonce=consumed.nonce)
+    # Steps 2-10 in a savepoint: a statement that fails in them (a database error) is
+    # rolled back alone, and the consumption of step 1 stays, whatever they decide.
+    with session.begin_nested():
+        presented = [
+            _presentation(check, query_id, text, requirements)
+            for query_id, texts in vp_token.items()
+            for text in texts
+        ]
+        dcql(requirements, presented)  # after steps 2-9, over every presentation
+        policy_floor(requirements)  # step 10
+    return Decided(consumed.transaction_id, tuple(presented))
+
+
+def _presentation(check: _Check, query_id: str, text: str, req: Requirements) -> Presented:
+    verified, facts = _verified(check, text)  # steps 3 and 2
+    privacy_tombstone(check, facts)  # step 4
+    did_key_binding(check, verified)  # step 5
+    issuer_trust(check, facts, req)  # step 6
+    shown = Presented(query_id, facts.issuer, facts.vct, disclosed_claims(verified.payload))
+    predicates(req, shown)  # step 7
+    zk_predicates(req)  # step 8
+    status(check, facts)  # step 9
+    return shown
 
 
 @dataclass
@@ -130,7 +225,7 @@ class _Check:
     key_binding: bool
     audience: str | None = None
     nonce: str | None = None
-    #: This platform's issuer keys by ``kid`` (step 2).
+    #: This platform's issuer keys by ``kid`` (step 3).
     own_keys: dict[str, PublicKey] = field(default_factory=dict)
     #: The trust-list kind of a foreign issuer, once step 3 has accepted it.
     foreign_kind: trust_list.IssuerKind | None = None
@@ -141,82 +236,86 @@ class _Check:
         return int(self.rt.clock.now().timestamp())
 
 
-def _verify_sd_jwt_vc(check: _Check, text: str) -> SdJwtVerified:
+def _verified(check: _Check, text: str) -> tuple[rfc9901.Verified, VcFacts]:
+    # Step 3 (with step 2's presence check as the serialization is split), then step 2.
     check.own_keys = _own_issuer_keys(check.session, check.rt)
     with rfc9901.nesting_guard():
-        parts = parse(check, text)  # step 1
-        signed = signature(check, parts)  # step 4, with steps 2-3 for each key
-        validity(check, signed)  # step 5
-        bound = key_binding(check, parts, signed)  # step 6
-    facts = credential_type(check, signed.verified(bound))  # step 7
-    status(check, facts)  # step 8
-    return decision(signed.payload, facts.vct)  # step 9
+        parts = parse(check, text)
+        signed = issuer_signature(check, parts)
+        bound = holder_binding(check, parts, signed)
+    verified = signed.verified(bound)
+    return verified, credential_type(check, verified)
 
 
 # -- the steps, in order -------------------------------------------------------------------
 
 
+def challenge(session: Session, rt: Runtime, challenge_: Challenge) -> Consumed:
+    """Step 1: the transaction's challenge, consumed once (``transactions.consume_challenge``).
+
+    Raises :class:`VerificationDenied` (``challenge_not_found``, ``aud_mismatch``,
+    ``request_hash_mismatch``, ``challenge_consumed``, ``challenge_expired``).
+    """
+    return consume_challenge(session, challenge_, rt.clock.now())
+
+
 def parse(check: _Check, text: str) -> Parts:
-    """Step 1: the SD-JWT's parts, with a KB-JWT exactly when key binding is expected."""
+    """Splitting the serialization: a KB-JWT must be present for a presentation (step 2:
+    ``KeyBindingMissing``) and absent for a credential (RFC 9901 §7.3 steps 1-3, §7.1 step 1)."""
     return rfc9901.parse_presentation(
         text, require_key_binding=check.key_binding, forbid_key_binding=not check.key_binding
     )
 
 
-def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
-    """Step 2: the issuer's key — from this platform's key store when ``iss`` is this
-    platform (under its current public URL or an earlier one: ``issuer/identifiers.py``),
-    otherwise from :func:`trust` — never from the token itself.
+def holder_binding(
+    check: _Check, parts: Parts, signed: rfc9901.IssuerSigned
+) -> rfc9901.KeyBinding | None:
+    """Step 2: the KB-JWT for this audience and nonce, by the holder key the issuer signed
+    (``None`` for a credential without one, which :func:`parse` required).
 
-    Raises :class:`UnknownIssuerKey` for a ``kid`` this platform does not hold.
+    Raises ``KeyBindingInvalid``, ``KbStale``, ``KbNonceMismatch``, ``KbAudienceMismatch``
+    or ``SdHashMismatch``.
+    """
+    return rfc9901.verify_key_binding(
+        parts, signed, audience=check.audience, nonce=check.nonce, now=check.now
+    )
+
+
+def issuer_signature(check: _Check, parts: Parts) -> rfc9901.IssuerSigned:
+    """Step 3: the issuer signature (its key from :func:`issuer_key`), the Disclosures and
+    the validity period (``exp``/``nbf``/``iat`` with leeway, RFC 9901 §7.1 step 6)."""
+    signed = rfc9901.verify_issuer_jwt(
+        parts, lambda header, payload: issuer_key(check, header, payload)
+    )
+    rfc9901.check_validity(signed.payload, check.now)
+    return signed
+
+
+def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
+    """Step 3's key: from this platform's key store when ``iss`` is this platform (under its
+    current public URL or an earlier one: ``issuer/identifiers.py``); for another issuer on
+    the trust list, from its published metadata or DID document — never from the token.
+
+    Raises :class:`UnknownIssuerKey` for a ``kid`` this platform does not hold,
+    :class:`UntrustedIssuer` for an issuer not on the trust list, and
+    ``UnknownForeignKey``/``IssuerMetadataInvalid`` or the fetcher's errors.
     """
     iss = payload.get("iss")
     if is_own_issuer(check.session, check.rt, iss):
         if header.get("kid") not in check.own_keys:
             raise UnknownIssuerKey("the credential's issuer key is not known here")
         return check.own_keys[str(header["kid"])]
-    return trust(check, iss, header)
-
-
-def trust(check: _Check, iss: object, header: Mapping[str, Any]) -> PublicKey:
-    """Step 3: a foreign issuer must be on the trust list; its key comes from its published
-    metadata or DID document.
-
-    Raises :class:`UntrustedIssuer`, and ``UnknownForeignKey``/``IssuerMetadataInvalid`` or
-    the fetcher's errors from the resolution.
-    """
     kind = trust_list.trusted_kind(check.session, iss) if isinstance(iss, str) else None
     if kind is None or not isinstance(iss, str):
+        # The keys of an untrusted issuer are never fetched (no request on its behalf).
         raise UntrustedIssuer("the credential's issuer is not trusted here")
     check.foreign_kind = kind
     return foreign.foreign_issuers(check.rt).key(iss, kind, header)
 
 
-def signature(check: _Check, parts: Parts) -> rfc9901.IssuerSigned:
-    """Step 4: the issuer signature (its key from steps 2-3) and the Disclosures."""
-    return rfc9901.verify_issuer_jwt(
-        parts, lambda header, payload: issuer_key(check, header, payload)
-    )
-
-
-def validity(check: _Check, signed: rfc9901.IssuerSigned) -> None:
-    """Step 5: ``exp``, ``nbf`` and ``iat`` against the verifier's clock, with leeway."""
-    rfc9901.check_validity(signed.payload, check.now)
-
-
-def key_binding(
-    check: _Check, parts: Parts, signed: rfc9901.IssuerSigned
-) -> rfc9901.KeyBinding | None:
-    """Step 6: the KB-JWT for this audience and nonce (``None`` for a credential without
-    one, which step 1 required)."""
-    return rfc9901.verify_key_binding(
-        parts, signed, audience=check.audience, nonce=check.nonce, now=check.now
-    )
-
-
 def credential_type(check: _Check, verified: rfc9901.Verified) -> VcFacts:
-    """Step 7: an SD-JWT VC (``typ``, ``vct``, the status reference's shape); for this
-    platform's credentials a ``vct`` of its catalogue.
+    """Step 3's type: an SD-JWT VC (``typ``, ``vct``, the status reference's shape); for
+    this platform's credentials a ``vct`` of its catalogue.
 
     Raises :class:`UnknownIssuerKey` ("unknown credential type" and the like).
     """
@@ -227,8 +326,68 @@ def credential_type(check: _Check, verified: rfc9901.Verified) -> VcFacts:
     return facts
 
 
+def privacy_tombstone(check: _Check, facts: VcFacts) -> None:
+    """Step 4: a credential of this platform whose subject was erased is refused.  The
+    registry entry found by the credential's status entry has lost its identity token
+    (``issuer.subject_erased``); a foreign issuer's subjects are not known here.
+
+    Raises :class:`VerificationDenied` (``privacy_erased``).
+    """
+    if check.foreign_kind is not None or facts.status is None:
+        return
+    list_id = own_status_list_id(check.session, check.rt, facts.status.uri)
+    if list_id is not None and subject_erased(check.session, list_id, facts.status.index):
+        raise VerificationDenied(Reason.PRIVACY_ERASED)
+
+
+def did_key_binding(check: _Check, verified: rfc9901.Verified) -> None:
+    """Step 5: when the holder is a DID (``sub`` or ``cnf.kid``), the ``cnf`` key must be
+    authorized by its current DID document (``did_binding.authorized``).
+
+    Raises :class:`VerificationDenied` (``did_key_not_authorized``), or the resolver's
+    ``DidInvalid``/``DidResolutionFailed``.
+    """
+    did = did_binding.holder_did(verified.payload)
+    if did is None:
+        return
+    document = did_binding.holder_dids(check.rt).resolve(did)
+    cnf = verified.payload.get("cnf")
+    did_binding.authorized(document, did, cnf.get("jwk") if isinstance(cnf, dict) else None)
+
+
+def issuer_trust(check: _Check, facts: VcFacts, req: Requirements) -> None:
+    """Step 6: the issuer is this platform, or on the trust list (step 3 resolved its key
+    only then); and the policy's trust rule accepts it for this type and its marks.
+
+    Raises :class:`UntrustedIssuer`, or what the rule raises.
+    """
+    ours = check.foreign_kind is None
+    if not ours and trust_list.trusted_kind(check.session, facts.issuer) is None:
+        raise UntrustedIssuer("the credential's issuer is not trusted here")
+    if req.trust is not None:
+        req.trust(facts.issuer, facts.vct)
+
+
+def predicates(req: Requirements, shown: Presented) -> None:
+    """Step 7: the policy's predicates over the disclosed claims (``eq``, ``neq``, ``gte``,
+    ``lte``, ``in``, ``exists``; ISO timestamps compare as times).  Raises what the rule
+    raises (``predicate_failed``)."""
+    if req.predicates is not None:
+        req.predicates(shown)
+
+
+def zk_predicates(req: Requirements) -> None:
+    """Step 8: zero-knowledge predicates.  No proof system is wired in yet (the ZK issue
+    fills this slot), so a request that needs one is denied.
+
+    Raises :class:`VerificationDenied` (``zk_unsupported``).
+    """
+    if req.zk_predicates:
+        raise VerificationDenied(Reason.ZK_UNSUPPORTED)
+
+
 def status(check: _Check, facts: VcFacts) -> None:
-    """Step 8: the credential's status.  This platform's credentials must name one of its
+    """Step 9: the credential's status.  This platform's credentials must name one of its
     own lists; a trusted issuer's are checked when they name a list.
 
     Raises :class:`CredentialRevoked`, :class:`CredentialSuspended`, and
@@ -255,32 +414,47 @@ def status(check: _Check, facts: VcFacts) -> None:
     )
 
 
-def decision(payload: Mapping[str, Any], vct: str) -> SdJwtVerified:
-    """Step 9: every check passed — the result with the claims the holder disclosed."""
-    return SdJwtVerified(valid=True, vct=vct, claims=disclosed_claims(payload))
+def dcql(req: Requirements, presented: Sequence[Presented]) -> None:
+    """DCQL satisfaction (OpenID4VP 1.0 §6.4.2): the verified presentations answer the
+    request's credential queries and credential sets.  Raises what the rule raises
+    (``dcql_unsatisfied``)."""
+    req.dcql(presented)
+
+
+def policy_floor(req: Requirements) -> None:
+    """Step 10: a request made under a policy version below the policy's current floor is
+    denied — a verifier cannot be held to a policy it has since tightened.
+
+    Raises :class:`VerificationDenied` (``policy_version_downgrade``).
+    """
+    if req.policy_version is None or req.policy_floor is None:
+        return
+    floor = req.policy_floor()
+    if floor is not None and req.policy_version < floor:
+        raise VerificationDenied(Reason.POLICY_VERSION_DOWNGRADE)
 
 
 # -- VC-JWT --------------------------------------------------------------------------------
 
 
 def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
-    """Verify one of this issuer's ``jwt_vc_json`` credentials: signature by the issuer key
-    named by ``kid``, validity period, type, and its bitstring status.
+    """Verify one of this issuer's ``jwt_vc_json`` credentials: step 3 (signature by the
+    issuer key named by ``kid``, validity period, type) and step 9 (its bitstring status).
 
     Raises ``VcJwtInvalid``/``VcJwtExpired``, :class:`UnknownIssuerKey` or
     :class:`CredentialRevoked`.
     """
     keys = _own_issuer_keys(session, rt)
-    # Step 1: the kid and iss only pick the key; verify_vc_jwt refuses embedded keys.
+    # Step 3: the kid and iss only pick the key (verify_vc_jwt refuses embedded keys), then
+    # the signature, the validity period and the type.
     unverified = parse_compact(token, algs=ACCEPTED_ALGS, refused_headers=())
-    key = _vc_jwt_issuer_key(session, rt, keys, unverified)  # step 2
-    # Steps 4-5: the signature and the validity period.
+    key = _vc_jwt_issuer_key(session, rt, keys, unverified)
     payload = verify_vc_jwt(token, key, algs=ACCEPTED_ALGS, now=int(rt.clock.now().timestamp()))
     vc = payload["vc"]
-    _vc_jwt_type(session, rt, vc)  # step 7
-    _vc_jwt_status(session, rt, vc)  # step 8
+    _vc_jwt_type(session, rt, vc)
+    _vc_jwt_status(session, rt, vc)  # step 9
     subject = {k: v for k, v in vc.get("credentialSubject", {}).items() if k != "id"}
-    return VcJwtVerified(  # step 9
+    return VcJwtVerified(
         valid=True,
         type=[t for t in vc["type"] if t != "VerifiableCredential"],
         holder=payload.get("sub"),

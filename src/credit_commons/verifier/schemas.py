@@ -1,15 +1,26 @@
-"""The verifier's contract: what its services return and the verification routes answer
-(a verified credential or presentation, a trust-list entry)."""
+"""The verifier's contract: what its services take and return and the verification routes
+answer (a verified credential or presentation, a trust-list entry, an OpenID4VP transaction:
+its request, status and decision, and what the wallet is answered)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.core.encoding import JsonObject
 
-__all__ = ["SdJwtVerified", "TrustedIssuerView", "VcJwtVerified"]
+__all__ = [
+    "AcceptedResponse",
+    "PresentationRequest",
+    "PresentedCredential",
+    "RequestCreated",
+    "SdJwtVerified",
+    "TransactionStatus",
+    "TrustedIssuerView",
+    "VcJwtVerified",
+    "VerifierDecision",
+]
 
 
 class _Out(BaseModel):
@@ -41,3 +52,82 @@ class TrustedIssuerView(_Out):
     issuer: str
     kind: str
     added_at: str
+
+
+# -- OpenID4VP transactions ----------------------------------------------------------------
+
+
+class PresentationRequest(BaseModel):
+    """What a verifier asks for (``POST /v1/verifier/requests``): a DCQL query, the policy it
+    is judged under (its current version is pinned), the client identifier prefix — the
+    platform's ``did:web`` with a signed request object by reference, or the response URI
+    with an unsigned request by value — the response mode, where the wallet is sent with
+    the response code once the response was accepted, and the zero-knowledge predicates it
+    needs (none can be verified yet: such a request is denied ``zk_unsupported``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dcql_query: JsonObject
+    policy_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    client_id_prefix: Literal["decentralized_identifier", "redirect_uri"] = (
+        "decentralized_identifier"
+    )
+    response_mode: Literal["direct_post", "direct_post.jwt"] = "direct_post"
+    redirect_uri: Annotated[str, Field(min_length=8, max_length=1024)] | None = None
+    zk_predicates: Annotated[
+        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]], Field(max_length=16)
+    ] = []
+
+
+class RequestCreated(_Out):
+    """A transaction made: its id, the client identifier, and how to hand the request to a
+    wallet — ``request_uri`` (signed request object, ``decentralized_identifier:``) or the
+    request's parameters by value (``redirect_uri:``), both also as ``wallet_url``."""
+
+    id: str
+    client_id: str
+    response_mode: str
+    request_uri: str | None
+    request: dict[str, str] | None
+    wallet_url: str
+    expires_at: str
+
+
+class TransactionStatus(_Out):
+    """Where a transaction is: ``pending`` (no response yet), ``decided`` or ``expired``;
+    for a decided one the decision and, for a denial, its precise reason (the verifier's
+    own record: the presenter only ever saw ``not_allowed``)."""
+
+    id: str
+    client_id: str
+    state: Literal["pending", "decided", "expired"]
+    decision: Literal["allow", "deny"] | None
+    reason: str | None
+    expires_at: str
+    decided_at: str | None
+
+
+class PresentedCredential(_Out):
+    """One credential of an accepted response: the DCQL credential query it answered, its
+    issuer and type, and the claims its holder disclosed."""
+
+    query_id: str
+    issuer: str
+    vct: str
+    claims: JsonObject
+
+
+class VerifierDecision(_Out):
+    """An accepted response's decision with the disclosed claims, handed to the verifier
+    once, against the response code."""
+
+    id: str
+    decision: Literal["allow"]
+    decided_at: str
+    credentials: list[PresentedCredential]
+
+
+class AcceptedResponse(_Out):
+    """The Response Endpoint's answer to the wallet (OpenID4VP 1.0 §8.2): where to send the
+    user agent, with the response code, when the verifier gave one."""
+
+    redirect_uri: str | None = None

@@ -16,8 +16,14 @@ from credit_commons.gateway.openapi import ALWAYS
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 OAUTH_ERROR = {"$ref": "#/components/schemas/OAuthErrorBody"}
-# RFC 6749 §5.2 (and OID4VCI §7.3.1, §8.3.1): these answer their protocol errors as JSON.
-OAUTH_OPERATIONS = {"POST /oauth/token", "POST /token", "POST /credential"}
+# RFC 6749 §5.2 (and OID4VCI §7.3.1, §8.3.1, OpenID4VP §8.2, §8.5): these answer their
+# protocol errors as JSON.
+OAUTH_OPERATIONS = {
+    "POST /oauth/token",
+    "POST /token",
+    "POST /credential",
+    "POST /v1/verifier/responses/{transaction_id}",
+}
 
 
 @pytest.fixture(scope="module")

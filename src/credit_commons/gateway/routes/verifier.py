@@ -1,0 +1,188 @@
+"""HTTP endpoints of the OpenID4VP verifier (docs/verifier.md): a verifier (a lender client)
+makes a request and reads its status and decision; a wallet fetches the signed request
+object and posts its response.
+
+The response endpoint answers the wallet only ``200`` with the redirect (OpenID4VP 1.0 §8.2)
+or ``400 {"error": "not_allowed"}`` — the same body for every denial, whatever step refused
+and whatever failed inside the platform (seed 002 §5: non-oracular, fail closed) — and
+``400 {"error": "invalid_request"}`` for a body that is not a form at all (§8.5, RFC 6749
+§5.2: the request itself is malformed, before anything is known of a credential).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import ValidationError
+from credit_commons.formats.oid4vp import MAX_RESPONSE_CHARS
+from credit_commons.gateway.deps import NO_STORE, ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.lender_deps import LenderDep
+from credit_commons.gateway.openapi import answers, media, oauth_errors
+from credit_commons.runtime import Runtime
+from credit_commons.verifier import (
+    PRESENTER_DENIAL,
+    AcceptedResponse,
+    PresentationRequest,
+    RequestCreated,
+    TransactionStatus,
+    VerifierDecision,
+)
+from credit_commons.verifier import service as verifier_service
+
+__all__ = ["router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["verifier"])
+TransactionPath = Annotated[str, Path(pattern=r"^vpt_[A-Za-z0-9]{1,36}$")]
+_JAR = "application/oauth-authz-req+jwt"
+_MAX_FORM = MAX_RESPONSE_CHARS + 4096
+
+
+class ResponseCode(BaseModel):
+    """The response code the wallet was redirected with."""
+
+    model_config = ConfigDict(extra="forbid")
+    response_code: Annotated[str, Field(min_length=16, max_length=128)]
+
+
+@router.post(
+    "/v1/verifier/requests",
+    status_code=201,
+    summary="Make an OpenID4VP presentation request (verifiers).",
+    responses=answers(RequestCreated, 401, 403, 422, status=201),
+)
+def create_request(
+    body: PresentationRequest,
+    lender: LenderDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> RequestCreated:
+    response.headers.update(NO_STORE)
+    return verifier_service.create_request(session, runtime, lender.client_id, body)
+
+
+@router.get(
+    "/v1/verifier/requests/{transaction_id}",
+    summary="The status of a presentation request, with its decision and reason (verifiers).",
+    responses=answers(TransactionStatus, 401, 403, 404, 422),
+)
+def request_status(
+    transaction_id: TransactionPath,
+    lender: LenderDep,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+) -> TransactionStatus:
+    return verifier_service.status(session, runtime, lender.client_id, transaction_id)
+
+
+@router.post(
+    "/v1/verifier/requests/{transaction_id}/decision",
+    summary="The accepted decision with the disclosed claims, once, for the response code.",
+    responses=answers(VerifierDecision, 401, 403, 404, 422),
+)
+def request_decision(
+    transaction_id: TransactionPath,
+    body: ResponseCode,
+    lender: LenderDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    response: Response,
+) -> VerifierDecision:
+    response.headers.update(NO_STORE)
+    return verifier_service.decision(
+        session, runtime, lender.client_id, transaction_id, body.response_code
+    )
+
+
+_REQUEST_OBJECT = media({_JAR: {"type": "string"}}, 404, 422)
+
+
+@router.get(
+    "/v1/verifier/requests/{transaction_id}/request.jwt",
+    summary="The signed request object (request_uri, OpenID4VP 1.0 §5.10).",
+    response_class=Response,
+    responses=_REQUEST_OBJECT,
+)
+def get_request_object(
+    transaction_id: TransactionPath, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    token = verifier_service.request_object(session, runtime, transaction_id)
+    return Response(token, media_type=_JAR, headers=NO_STORE)
+
+
+@router.post(
+    "/v1/verifier/requests/{transaction_id}/request.jwt",
+    summary="The signed request object, for request_uri_method=post (OpenID4VP 1.0 §5.10).",
+    response_class=Response,
+    responses=_REQUEST_OBJECT,
+)
+async def post_request_object(transaction_id: TransactionPath, request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    form = await _form(request)
+    if form is None:
+        raise ValidationError("the body must be form-encoded, each parameter once")
+    wallet_nonce = form.get("wallet_nonce")
+
+    def sign() -> str:
+        with transaction(rt.sessions) as session:
+            return verifier_service.request_object(
+                session, rt, transaction_id, wallet_nonce=wallet_nonce
+            )
+
+    token = await run_in_threadpool(sign)
+    return Response(token, media_type=_JAR, headers=NO_STORE)
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    # A form-encoded body, each parameter once, or None.
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return None
+    raw = await request.body()
+    if len(raw) > _MAX_FORM:
+        return None
+    try:
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if any(len(values) != 1 for values in parsed.values()):
+        return None
+    return {name: values[0] for name, values in parsed.items()}
+
+
+@router.post(
+    "/v1/verifier/responses/{transaction_id}",
+    summary="The response endpoint (response_uri, OpenID4VP 1.0 §8.2): vp_token and state, "
+    "or the encrypted response.",
+    response_model=AcceptedResponse,
+    # Every denial is 400 {"error": "not_allowed"}; a body that is no form 400
+    # {"error": "invalid_request"}: an OAuth-style error body (RFC 6749 §5.2), as §8.5 uses.
+    responses={**answers(AcceptedResponse), **oauth_errors(400)},
+)
+async def post_response(transaction_id: str, request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    form = await _form(request)
+    if form is None:
+        return JSONResponse({"error": "invalid_request"}, status_code=400, headers=NO_STORE)
+
+    def decide() -> verifier_service.Verdict:
+        try:
+            with transaction(rt.sessions) as session:
+                return verifier_service.accept_response(session, rt, transaction_id, form)
+        except Exception as e:
+            # Fail closed: not even recording the decision may answer anything but a denial.
+            log.warning("verification.unrecorded error=%s", type(e).__name__)
+            return verifier_service.Verdict(False, None)
+
+    verdict = await run_in_threadpool(decide)
+    if not verdict.allowed or verdict.answer is None:
+        return JSONResponse({"error": PRESENTER_DENIAL}, status_code=400, headers=NO_STORE)
+    return JSONResponse(verdict.answer.model_dump(mode="json", exclude_none=True), headers=NO_STORE)

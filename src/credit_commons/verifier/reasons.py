@@ -1,0 +1,128 @@
+"""The precise reasons of the verifier's denials, and the one uniform denial the presenter sees.
+
+Seed 002 §5: toward the presenter every denial is the same ``{"error": "not_allowed"}``
+(:data:`PRESENTER_DENIAL`), whatever failed — a wallet, or whoever holds its presentation,
+learns nothing about which check it failed, so it cannot probe the verifier step by step.
+The verifier's own decision record and the ``verification.decided`` event carry the
+:class:`Reason`.
+
+:func:`reason_of` translates what a pipeline step raised into its reason.  Anything it does
+not know — a database error, a fetch that failed, an unexpected exception in a step — is
+:attr:`Reason.DEPENDENCY_FAILURE`: the pipeline fails closed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from credit_commons.core.errors import IntegrityError
+from credit_commons.formats import sd_jwt_errors as sd
+from credit_commons.keys import DidInvalid, DidResolutionFailed, KeyInvalid
+from credit_commons.verifier.foreign import UnknownForeignKey
+from credit_commons.verifier.sd_jwt_vc import (
+    CredentialRevoked,
+    CredentialSuspended,
+    UnknownIssuerKey,
+    UntrustedIssuer,
+)
+
+__all__ = ["PRESENTER_DENIAL", "Reason", "VerificationDenied", "reason_of"]
+
+PRESENTER_DENIAL: Final = "not_allowed"
+"""The ``error`` of every denial the presenter sees (seed 002 §5, non-oracular)."""
+
+
+class Reason(StrEnum):
+    """Why the pipeline denied, by step (seed 002 §5).  Stable: decision records, events and
+    docs/verifier.md name these values."""
+
+    # Step 0, before the pipeline: the response itself.
+    RESPONSE_INVALID = "response_invalid"
+    DCQL_UNSATISFIED = "dcql_unsatisfied"
+    # Step 1: the challenge.
+    CHALLENGE_NOT_FOUND = "challenge_not_found"
+    CHALLENGE_CONSUMED = "challenge_consumed"
+    CHALLENGE_EXPIRED = "challenge_expired"
+    REQUEST_HASH_MISMATCH = "request_hash_mismatch"
+    # Step 2: the KB-JWT holder binding.
+    KB_JWT_MISSING = "kb_jwt_missing"
+    BINDING_INVALID = "binding_invalid"
+    KB_STALE = "kb_stale"
+    AUD_MISMATCH = "aud_mismatch"
+    NONCE_MISMATCH = "nonce_mismatch"
+    SD_HASH_MISMATCH = "sd_hash_mismatch"
+    # Step 3: the issuer signature (and the credential's own validity period).
+    SIGNATURE_INVALID = "signature_invalid"
+    CREDENTIAL_INVALID = "credential_invalid"
+    CREDENTIAL_EXPIRED = "credential_expired"
+    ISSUER_UNKNOWN = "issuer_unknown"
+    # Step 4: the privacy tombstone.
+    PRIVACY_ERASED = "privacy_erased"
+    # Step 5: the DID key binding.
+    DID_KEY_NOT_AUTHORIZED = "did_key_not_authorized"
+    # Step 6: issuer trust.
+    ISSUER_NOT_TRUSTED = "issuer_not_trusted"
+    # Step 7: predicates.
+    PREDICATE_FAILED = "predicate_failed"
+    # Step 8: zero-knowledge predicates.
+    ZK_UNSUPPORTED = "zk_unsupported"
+    # Step 9: status.
+    REVOKED = "revoked"
+    SUSPENDED = "suspended"
+    # Step 10: the policy version floor.
+    POLICY_VERSION_DOWNGRADE = "policy_version_downgrade"
+    # Any step: fail closed.
+    DEPENDENCY_FAILURE = "dependency_failure"
+
+
+class VerificationDenied(IntegrityError):
+    """A pipeline step denied, for :attr:`reason`.  The detail is for the verifier's record
+    and logs only; the presenter sees :data:`PRESENTER_DENIAL`."""
+
+    code = "verification.denied"
+    title = "Not allowed"
+
+    def __init__(self, reason: Reason, detail: str | None = None) -> None:
+        super().__init__(detail or reason.value)
+        self.reason = reason
+
+
+# The errors the existing checks raise (RFC 9901 verifier, SD-JWT VC checks, DID
+# resolution), most specific first: each class is looked up along the exception's MRO.
+_BY_CLASS: Final[dict[type[BaseException], Reason]] = {
+    sd.KeyBindingMissing: Reason.KB_JWT_MISSING,
+    sd.KbNonceMismatch: Reason.NONCE_MISMATCH,
+    sd.KbAudienceMismatch: Reason.AUD_MISMATCH,
+    sd.SdHashMismatch: Reason.SD_HASH_MISMATCH,
+    sd.KbStale: Reason.KB_STALE,
+    sd.KeyBindingInvalid: Reason.BINDING_INVALID,
+    sd.KeyBindingUnexpected: Reason.CREDENTIAL_INVALID,
+    sd.SignatureInvalid: Reason.SIGNATURE_INVALID,
+    sd.AlgorithmNotAllowed: Reason.SIGNATURE_INVALID,
+    sd.Expired: Reason.CREDENTIAL_EXPIRED,
+    sd.NotYetValid: Reason.CREDENTIAL_EXPIRED,
+    sd.SdJwtInvalid: Reason.CREDENTIAL_INVALID,
+    UntrustedIssuer: Reason.ISSUER_NOT_TRUSTED,
+    UnknownIssuerKey: Reason.ISSUER_UNKNOWN,
+    UnknownForeignKey: Reason.ISSUER_UNKNOWN,
+    CredentialRevoked: Reason.REVOKED,
+    CredentialSuspended: Reason.SUSPENDED,
+    # A holder DID that does not resolve, or names no usable key, authorizes no key.
+    DidInvalid: Reason.DID_KEY_NOT_AUTHORIZED,
+    KeyInvalid: Reason.DID_KEY_NOT_AUTHORIZED,
+    # ... but a did:web that cannot be fetched is a dependency that failed.
+    DidResolutionFailed: Reason.DEPENDENCY_FAILURE,
+}
+
+
+def reason_of(error: BaseException) -> Reason:
+    """The reason a step's ``error`` stands for; :attr:`Reason.DEPENDENCY_FAILURE` for any
+    error that is not a known refusal (database, network, a bug).  Raises nothing."""
+    if isinstance(error, VerificationDenied):
+        return error.reason
+    for cls in type(error).__mro__:
+        found = _BY_CLASS.get(cls)
+        if found is not None:
+            return found
+    return Reason.DEPENDENCY_FAILURE

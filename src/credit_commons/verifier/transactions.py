@@ -1,0 +1,134 @@
+"""The OpenID4VP transaction table's operations: a request's row, its canonical hash, the
+one-time consumption of its challenge (pipeline step 1) and the decision record.
+
+A transaction is an authorization request a verifier made (OpenID4VP 1.0 §5): it holds the
+one-time ``nonce`` the wallet binds its presentations to, the ``state`` the response names,
+the SHA-256 of the canonical request, and — once the response came — the decision with its
+precise reason.  The use cases that build on it are in ``verifier/service.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.encoding import canonical_json, json_decode
+from credit_commons.verifier.models import VpTransactionRow
+from credit_commons.verifier.reasons import Reason, VerificationDenied
+
+__all__ = [
+    "ALLOW",
+    "DENY",
+    "Challenge",
+    "Consumed",
+    "consume_challenge",
+    "hash_secret",
+    "request_hash",
+]
+
+ALLOW: Final = "allow"
+DENY: Final = "deny"
+
+
+def hash_secret(secret: str) -> str:
+    """The SHA-256 (hex) a one-time secret (a response code) is stored as."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def request_hash(row: VpTransactionRow) -> str:
+    """The SHA-256 (hex) of the transaction's canonical request: everything the wallet was
+    asked under, as the canonical JSON of its members (``core.encoding.canonical_json``).
+
+    Step 1 recomputes it from the row at the response: a row whose query, client, nonce,
+    policy, response mode, encryption key or redirect was changed after the request went
+    out no longer matches the request the wallet answered."""
+    body = {
+        "client_id": row.client_id,
+        "client_id_prefix": row.client_id_prefix,
+        "dcql_query": json_decode(row.dcql),
+        "enc_public": row.enc_public,
+        "expires_at": int(utc(row.expires_at).timestamp()),
+        "id": row.id,
+        "nonce": row.nonce,
+        "policy_id": row.policy_id,
+        "policy_version": row.policy_version,
+        "redirect_uri": row.redirect_uri,
+        "response_mode": row.response_mode,
+        "state": row.state,
+        "zk_predicates": json_decode(row.zk_predicates),
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """What step 1 checks a response against: the transaction whose response endpoint it
+    was posted to, and the ``state`` it carries."""
+
+    transaction_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """A challenge step 1 accepted and consumed: the audience (client identifier) and
+    nonce the presentations must be bound to."""
+
+    transaction_id: str
+    client_id: str
+    nonce: str
+
+
+def consume_challenge(session: Session, challenge: Challenge, now: datetime) -> Consumed:
+    """Pipeline step 1: the transaction exists, the response is for it (its ``state``), the
+    request is unchanged (its hash), and its nonce is unexpired and unused — then consumed,
+    by a conditional UPDATE (``… WHERE consumed_at IS NULL AND expires_at > now``) so two
+    concurrent responses can never both pass.
+
+    A challenge that fails here is not consumed (seed 002 §5); once consumed, whatever
+    later steps decide, it cannot be used again.
+
+    Raises :class:`VerificationDenied` with ``challenge_not_found``, ``aud_mismatch``
+    (the state of another transaction), ``request_hash_mismatch``, ``challenge_consumed`` or
+    ``challenge_expired``.
+    """
+    row = session.get(VpTransactionRow, challenge.transaction_id)
+    if row is None:
+        raise VerificationDenied(Reason.CHALLENGE_NOT_FOUND)
+    if not hmac.compare_digest(row.state.encode(), challenge.state.encode()):
+        other = session.scalar(
+            select(VpTransactionRow.id).where(VpTransactionRow.state == challenge.state)
+        )
+        # A state of another transaction, posted to this one's response endpoint: the
+        # response was made for another audience.
+        raise VerificationDenied(
+            Reason.AUD_MISMATCH if other is not None else Reason.CHALLENGE_NOT_FOUND
+        )
+    if not hmac.compare_digest(row.request_hash, request_hash(row)):
+        raise VerificationDenied(Reason.REQUEST_HASH_MISMATCH)
+    if row.consumed_at is not None:
+        raise VerificationDenied(Reason.CHALLENGE_CONSUMED)
+    if utc(row.expires_at) <= now:
+        raise VerificationDenied(Reason.CHALLENGE_EXPIRED)
+    done = session.execute(
+        update(VpTransactionRow)
+        .where(
+            VpTransactionRow.id == row.id,
+            VpTransactionRow.consumed_at.is_(None),
+            VpTransactionRow.expires_at > now,
+        )
+        .values(consumed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(done, "rowcount", 0) != 1:
+        # Another response consumed it between the read and the update.
+        raise VerificationDenied(Reason.CHALLENGE_CONSUMED)
+    session.refresh(row)
+    return Consumed(row.id, row.client_id, row.nonce)

@@ -1,0 +1,373 @@
+"""The denial matrix (issue 16; seed 002 §5): one case per pipeline step, plus DCQL
+satisfaction, a malformed response and a dependency failure, on SQLite and PostgreSQL.
+
+Each case posts an OpenID4VP response to the response endpoint over HTTP and checks that
+it is denied, that the wire carries only ``{"error": "not_allowed"}`` — the same body, the
+same status and no other member for every case — and that the precise reason is in the
+verifier's decision record (``GET /v1/verifier/requests/{id}``) and the
+``verification.decided`` event (or, for a response to no transaction at all, in the log).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+from tests.integration.verifier_world import Holder, VpWorld, crc_query, vp
+
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.jws import sign_compact
+from credit_commons.formats.sd_jwt_format import SdJwt
+from credit_commons.issuer.sd_jwt import issue, present
+from credit_commons.keys import encode_did_key
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
+from credit_commons.verifier.models import VpTransactionRow
+
+__all__ = ["vp"]
+
+DENIED = {"error": "not_allowed"}
+FOREIGN_VCT = "https://other.example/vct/membership/v1"
+
+
+def _denied(answered: httpx.Response) -> None:
+    assert answered.status_code == 400, answered.text
+    assert answered.json() == DENIED
+    assert answered.headers["content-type"] == "application/json"
+
+
+def _reason(vp: VpWorld, created: dict[str, Any], reason: str) -> None:
+    status = vp.status(created["id"])
+    assert (status["state"], status["decision"], status["reason"]) == ("decided", "deny", reason)
+    last = vp.events()[-1]
+    assert (last["decision"], last["reason"]) == ("deny", reason)
+
+
+def _round(
+    vp: VpWorld,
+    holder: Holder,
+    *,
+    request: dict[str, Any] | None = None,
+    tamper: Callable[[str], str] = lambda text: text,
+    **presented: Any,
+) -> tuple[dict[str, Any], httpx.Response]:
+    created = vp.request(**(request or {}))
+    wallet = vp.wallet_request(created)
+    shown = tamper(vp.presentation(holder, wallet, **presented))
+    return created, vp.respond(created, wallet, {"crc": [shown]})
+
+
+def _foreign(issuer_key: PrivateKey, holder: PrivateKey, sub: str | None = None) -> str:
+    # An SD-JWT VC of another issuer whose identifier is the did:key of ``issuer_key``.
+    did = encode_did_key(issuer_key.public_key)
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": did, "iat": now, "exp": now + 3600, "vct": FOREIGN_VCT}
+    claims["member"] = "yes"
+    if sub is not None:
+        claims["sub"] = sub
+    return issue(
+        claims,
+        disclosable=["/member"],
+        signer=issuer_key,
+        header={"typ": "dc+sd-jwt"},
+        holder_jwk=public_key_to_jwk(holder.public_key),
+    ).serialize()
+
+
+def _foreign_round(
+    vp: VpWorld, credential: str, holder: PrivateKey
+) -> tuple[dict[str, Any], httpx.Response]:
+    query = {
+        "credentials": [
+            {
+                "id": "crc",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [FOREIGN_VCT]},
+                "claims": [{"path": ["member"]}],
+            }
+        ]
+    }
+    created = vp.request(dcql_query=query)
+    wallet = vp.wallet_request(created)
+    shown = present(
+        SdJwt.parse(credential),
+        disclose={"/member"},
+        holder_signer=holder,
+        audience=wallet.client_id,
+        nonce=wallet.nonce,
+        iat=vp.now(),
+    )
+    return created, vp.respond(created, wallet, {"crc": [shown]})
+
+
+def _trust(vp: VpWorld, issuer: str) -> None:
+    added = vp.http.post("/v1/admin/trusted-issuers", json={"issuer": issuer}, headers=vp.admin)
+    assert added.status_code == 201, added.text
+
+
+# -- step 1: the challenge ----------------------------------------------------------------
+
+
+def test_1_a_response_to_no_transaction(vp: VpWorld, caplog: pytest.LogCaptureFixture) -> None:
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    shown = vp.presentation(holder, wallet)
+    form = {"vp_token": f'{{"crc": ["{shown}"]}}', "state": wallet.state or ""}
+    with caplog.at_level(logging.INFO, logger="credit_commons.verifier.service"):
+        answered = vp.http.post("/v1/verifier/responses/vpt_unknown0000000000", data=form)
+    _denied(answered)
+    assert "reason=challenge_not_found" in caplog.text
+    assert vp.events() == []  # anyone may post here: no event for no transaction
+    assert vp.status(created["id"])["state"] == "pending"
+
+
+def test_1_a_replayed_response(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    token = {"crc": [vp.presentation(holder, wallet)]}
+    assert vp.respond(created, wallet, token).status_code == 200
+    _denied(vp.respond(created, wallet, token))
+    assert vp.status(created["id"])["decision"] == "allow"  # the record stays
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [
+        ("allow", None),
+        ("deny", "challenge_consumed"),
+    ]
+
+
+def test_1_an_expired_request(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    shown = vp.presentation(holder, wallet)
+    vp.clock.advance(timedelta(minutes=11))
+    _denied(vp.respond(created, wallet, {"crc": [shown]}))
+    _reason(vp, created, "challenge_expired")
+
+
+def test_1_the_state_of_another_transaction(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created, other = vp.request(), vp.request()
+    wallet = vp.wallet_request(created)
+    other_state = vp.wallet_request(other).state
+    answered = vp.respond(
+        created, wallet, {"crc": [vp.presentation(holder, wallet)]}, state=other_state
+    )
+    _denied(answered)
+    _reason(vp, created, "aud_mismatch")
+
+
+def test_1_a_request_changed_after_it_went_out(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    with transaction(vp.rt.sessions) as session:
+        session.execute(
+            update(VpTransactionRow)
+            .where(VpTransactionRow.id == created["id"])
+            .values(dcql='{"credentials": []}')
+        )
+    _denied(vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]}))
+    _reason(vp, created, "request_hash_mismatch")
+
+
+# -- step 2: the holder binding -----------------------------------------------------------
+
+
+def test_2_no_key_binding_jwt(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    bare = present(SdJwt.parse(holder.credential), disclose={"/income_bracket"})
+    _denied(vp.respond(created, wallet, {"crc": [bare]}))
+    _reason(vp, created, "kb_jwt_missing")
+
+
+def test_2_another_nonce(vp: VpWorld) -> None:
+    created, answered = _round(vp, vp.holder(), nonce="another-nonce-0123456789")
+    _denied(answered)
+    _reason(vp, created, "nonce_mismatch")
+
+
+def test_2_another_audience(vp: VpWorld) -> None:
+    created, answered = _round(vp, vp.holder(), audience="redirect_uri:https://evil.example/r")
+    _denied(answered)
+    _reason(vp, created, "aud_mismatch")
+
+
+def test_2_a_disclosure_the_key_binding_does_not_cover(vp: VpWorld) -> None:
+    def drop_one(text: str) -> str:
+        parts = text.split("~")  # issuer JWT, two Disclosures, KB-JWT
+        return "~".join([parts[0], parts[1], parts[-1]])
+
+    created, answered = _round(
+        vp, vp.holder(), disclose=("/income_bracket", "/debt_ratio_bracket"), tamper=drop_one
+    )
+    _denied(answered)
+    _reason(vp, created, "sd_hash_mismatch")
+
+
+def test_2_a_key_binding_by_another_key(vp: VpWorld) -> None:
+    def resign(text: str) -> str:
+        head, kb = text.rsplit("~", 1)
+        payload = json.loads(b64url_decode(kb.split(".")[1]))
+        other = PrivateKey.generate(KeyType.ED25519)
+        return f"{head}~{sign_compact({'typ': 'kb+jwt'}, payload, other)}"
+
+    created, answered = _round(vp, vp.holder(), tamper=resign)
+    _denied(answered)
+    _reason(vp, created, "binding_invalid")
+
+
+# -- step 3: the issuer signature ---------------------------------------------------------
+
+
+def test_3_a_forged_issuer_signature(vp: VpWorld) -> None:
+    def flip(text: str) -> str:
+        jwt, rest = text.split("~", 1)
+        head, payload, signature = jwt.split(".")
+        forged = ("A" if signature[5] != "A" else "B").join([signature[:5], signature[6:]])
+        return f"{head}.{payload}.{forged}~{rest}"
+
+    created, answered = _round(vp, vp.holder(), tamper=flip)
+    _denied(answered)
+    _reason(vp, created, "signature_invalid")
+
+
+# -- step 4: the privacy tombstone --------------------------------------------------------
+
+
+def test_4_the_subject_was_erased(vp: VpWorld) -> None:
+    holder = vp.holder()
+    erased = vp.http.delete(f"/v1/identities/{holder.token}", headers=vp.admin)
+    assert erased.status_code == 200, erased.text
+    created, answered = _round(vp, holder)
+    _denied(answered)
+    _reason(vp, created, "privacy_erased")
+
+
+# -- step 5: the DID key binding ----------------------------------------------------------
+
+
+def test_5_a_holder_did_that_does_not_authorize_the_key(vp: VpWorld) -> None:
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    _trust(vp, encode_did_key(issuer.public_key))
+    someone_else = encode_did_key(PrivateKey.generate(KeyType.ED25519).public_key)
+    created, answered = _foreign_round(vp, _foreign(issuer, holder, sub=someone_else), holder)
+    _denied(answered)
+    _reason(vp, created, "did_key_not_authorized")
+
+
+def test_5_a_holder_did_that_authorizes_the_key_is_accepted(vp: VpWorld) -> None:
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    _trust(vp, encode_did_key(issuer.public_key))
+    own_did = encode_did_key(holder.public_key)
+    created, answered = _foreign_round(vp, _foreign(issuer, holder, sub=own_did), holder)
+    assert answered.status_code == 200, answered.text
+    assert vp.status(created["id"])["decision"] == "allow"
+
+
+# -- step 6: issuer trust -----------------------------------------------------------------
+
+
+def test_6_an_untrusted_issuer(vp: VpWorld) -> None:
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    created, answered = _foreign_round(vp, _foreign(issuer, holder), holder)
+    _denied(answered)
+    _reason(vp, created, "issuer_not_trusted")
+
+
+# -- step 8: zero-knowledge predicates ----------------------------------------------------
+
+
+def test_8_a_request_that_needs_a_zero_knowledge_predicate(vp: VpWorld) -> None:
+    created, answered = _round(vp, vp.holder(), request={"zk_predicates": ["score_gte_650"]})
+    _denied(answered)
+    _reason(vp, created, "zk_unsupported")
+
+
+# -- step 9: status -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("action", "reason"), [("revoke", "revoked"), ("suspend", "suspended")])
+def test_9_a_revoked_or_suspended_credential(vp: VpWorld, action: str, reason: str) -> None:
+    holder = vp.holder()
+    changed = vp.http.post(f"/v1/credentials/{holder.credential_id}/{action}", headers=vp.admin)
+    assert changed.status_code == 200, changed.text
+    created, answered = _round(vp, holder)
+    _denied(answered)
+    _reason(vp, created, reason)
+
+
+# -- DCQL, the response itself, and a dependency ------------------------------------------
+
+
+def test_dcql_a_claim_that_was_not_disclosed(vp: VpWorld) -> None:
+    created, answered = _round(
+        vp, vp.holder(), request={"dcql_query": crc_query("income_bracket", "debt_ratio_bracket")}
+    )
+    _denied(answered)
+    _reason(vp, created, "dcql_unsatisfied")
+
+
+def test_a_response_that_is_not_one(vp: VpWorld) -> None:
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    _denied(vp.respond(created, wallet, None, form={"vp_token": "[1, 2]", "state": "x"}))
+    _reason(vp, created, "response_invalid")
+
+
+def test_a_clear_response_where_encryption_was_asked_for(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request(response_mode="direct_post.jwt")
+    wallet = vp.wallet_request(created)
+    clear = {"vp_token": f'{{"crc": ["{vp.presentation(holder, wallet)}"]}}', "state": "s"}
+    _denied(vp.respond(created, wallet, None, form=clear))
+    _reason(vp, created, "response_invalid")
+
+
+def test_a_dependency_that_fails_is_a_denial(vp: VpWorld) -> None:
+    # A trusted https issuer whose metadata cannot be fetched: the key is unknowable.
+    failing = OutboundFetcher(
+        transport=httpx.MockTransport(lambda _request: httpx.Response(503)),
+        resolver=lambda _host: ["93.184.216.34"],
+    )
+    FOREIGN_ISSUERS.set(vp.rt, ForeignIssuers(failing))
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    _trust(vp, "https://issuer.other.example")
+    now = int(time.time())
+    credential = issue(
+        {"iss": "https://issuer.other.example", "iat": now, "vct": FOREIGN_VCT, "member": "y"},
+        disclosable=["/member"],
+        signer=issuer,
+        header={"typ": "dc+sd-jwt", "kid": "k1"},
+        holder_jwk=public_key_to_jwk(holder.public_key),
+    ).serialize()
+    created, answered = _foreign_round(vp, credential, holder)
+    _denied(answered)
+    _reason(vp, created, "dependency_failure")
+
+
+def test_every_denial_looks_the_same_on_the_wire(vp: VpWorld) -> None:
+    # Three denials of different steps: byte-identical bodies and the same headers.
+    holder = vp.holder()
+    bodies = set()
+    for presented in ({"nonce": "another-nonce-0123456789"}, {"audience": "x:y"}, {}):
+        request = {"zk_predicates": ["zk"]} if not presented else {}
+        _, answered = _round(vp, holder, request=request, **presented)
+        bodies.add((answered.status_code, answered.content, answered.headers.get("cache-control")))
+    assert len(bodies) == 1
+    ((status, content, _),) = bodies
+    assert status == 400
+    assert content == b'{"error":"not_allowed"}'
