@@ -172,10 +172,6 @@ def _read_object(
         if wallet_nonce is not None and request.wallet_nonce != wallet_nonce:
             raise AuthorizationRequestInvalid("the request object does not carry our wallet_nonce")
         return ReadRequest(request, None)
-    if client.prefix is not ClientIdPrefix.DECENTRALIZED_IDENTIFIER:
-        # §5.9.2: a pre-registered client "needs to be known to the Wallet in advance";
-        # this wallet knows none.
-        raise AuthorizationRequestInvalid("this wallet knows no pre-registered verifier")
     signed_by: list[str] = []
 
     def key_for_kid(kid: str) -> Any:
@@ -198,6 +194,13 @@ def read_request(
     cannot be found.
     """
     invocation = parse_invocation(url)
+    # Who asks decides how the request must come; a client this wallet cannot authenticate
+    # is refused before anything is fetched from it.
+    prefix = parse_client_id(invocation.client_id).prefix
+    if prefix is ClientIdPrefix.PRE_REGISTERED:
+        # §5.9.2: a pre-registered client "needs to be known to the Wallet in advance";
+        # this wallet knows none.
+        raise AuthorizationRequestInvalid("this wallet knows no pre-registered verifier")
     if invocation.request_uri is not None:
         nonce = secrets.token_urlsafe(16) if invocation.request_uri_method == "post" else None
         token = _fetch_request_object(http, fetcher, invocation, nonce or "")
