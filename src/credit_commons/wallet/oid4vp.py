@@ -380,13 +380,21 @@ def send_error(
 ) -> Outcome:
     """Tell the verifier the wallet will not answer (§8.5: ``access_denied`` when the holder
     declines or holds nothing that matches), in the request's response mode; an error the
-    wallet cannot encrypt goes unencrypted (§8.3.1 allows it)."""
+    wallet cannot encrypt goes unencrypted (§8.3.1 allows it).
+
+    A verifier that answers the error with an error of its own (this platform's answers
+    every response that is not an allowed presentation with ``not_allowed``) has still
+    been told: that is not the holder's failure, and gives no ``redirect_uri``.  Raises
+    ``FetchFailed``/``UnsafeUrl`` when the verifier cannot be reached."""
     members = {"error": str(error), "error_description": description}
     try:
         form = _form(request, members)
     except AuthorizationRequestInvalid:
         form = {**members, **({"state": request.state} if request.state else {})}
-    return _post(http, fetcher, request, form)
+    try:
+        return _post(http, fetcher, request, form)
+    except VerifierRefused:
+        return Outcome(None, sent=False)
 
 
 def respond(

@@ -175,3 +175,19 @@ def test_unauthenticatable_clients_refused_before_any_fetch(tmp_path: Path, clie
     with pytest.raises(AuthorizationRequestInvalid):
         run(wallet_with_credential(tmp_path), verifier, url)
     assert verifier.wallet_nonces == []  # the request_uri was never fetched
+
+
+def test_a_verifier_refusing_the_decline_is_still_told(tmp_path: Path) -> None:
+    verifier = FakeVerifier(CLIENTS["decentralized_identifier"])
+    original = verifier.handle
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/response":
+            original(request)  # recorded...
+            return httpx.Response(400, json={"error": "not_allowed"})  # ...and refused
+        return original(request)
+
+    verifier.handle = refuse  # type: ignore[method-assign]
+    outcome, _ = run(wallet_with_credential(tmp_path), verifier, verifier.url("get"), answer=False)
+    assert (outcome.sent, outcome.redirect_uri) == (False, None)
+    assert verifier.errors[0]["error"] == "access_denied"
