@@ -25,13 +25,16 @@ from tests.unit.wallet.oid4vp_fakes import (
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.formats.dcql import DcqlUnsatisfiable
+from credit_commons.formats.jws import sign_compact, verify_compact
 from credit_commons.formats.oid4vp import (
     AuthorizationRequestInvalid,
     parse_authorization_request,
     sign_request_object,
 )
+from credit_commons.keys import PrivateKey, encode_did_key
 from credit_commons.keys.errors import DidResolutionFailed
-from credit_commons.wallet.oid4vp import VerifierRefused
+from credit_commons.wallet.oid4vp import VerifierRefused, build_vp_token, plan
+from credit_commons.wallet.store import Wallet
 
 
 @pytest.mark.parametrize("mode", ["direct_post", "direct_post.jwt"])
@@ -191,3 +194,43 @@ def test_a_verifier_refusing_the_decline_is_still_told(tmp_path: Path) -> None:
     outcome, _ = run(wallet_with_credential(tmp_path), verifier, verifier.url("get"), answer=False)
     assert (outcome.sent, outcome.redirect_uri) == (False, None)
     assert verifier.errors[0]["error"] == "access_denied"
+
+
+def test_a_vc_jwt_is_presented_in_a_vp_jwt(tmp_path: Path) -> None:
+    # §B.1.3.1.5: a VP-JWT signed by the holder, nonce and aud = the client identifier.
+    wallet = Wallet.create(tmp_path / "wallet.json", "pass")
+    holder_did = encode_did_key(wallet.holder_key.public_key)
+    vc = {
+        "iss": "did:web:issuer.example",
+        "sub": holder_did,
+        "vc": {"type": ["VerifiableCredential", "IDCredential"], "credentialSubject": {"a": 1}},
+    }
+    credential = sign_compact({"typ": "JWT"}, vc, PrivateKey.generate())
+    wallet.add_credential(
+        credential, issuer="did:web:issuer.example", configuration="id", received_at="t"
+    )
+    dcql = {
+        "credentials": [
+            {
+                "id": "idc",
+                "format": "jwt_vc_json",
+                "meta": {"type_values": [["IDCredential"]]},
+                "claims": [{"path": ["credentialSubject", "a"], "values": [1]}],
+            }
+        ]
+    }
+    request = parse_authorization_request(
+        FakeVerifier(CLIENTS["redirect_uri"], dcql=dcql).params, signed=False
+    )
+    chosen = plan(wallet, request)
+    token = build_vp_token(wallet, chosen, iat=1234)
+    (vp_jwt,) = token.presentations["idc"]
+    assert isinstance(vp_jwt, str)
+    payload = verify_compact(vp_jwt, wallet.holder_key.public_key, typ="JWT", algs=["EdDSA"])
+    assert (payload["aud"], payload["nonce"], payload["iat"]) == (
+        request.client_id,
+        request.nonce,
+        1234,
+    )
+    assert payload["iss"] == holder_did
+    assert payload["vp"]["verifiableCredential"] == [credential]
