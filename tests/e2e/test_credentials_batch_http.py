@@ -54,11 +54,11 @@ def _counts(runtime: Runtime) -> tuple[int, int]:
 
 def test_batch_issues_every_item_in_order(client: TestClient, runtime: Runtime) -> None:
     as_admin, subjects = _setup(client, runtime, 3)
-    items = [_item(s) for s in subjects] + [_item(subjects[0], format="jwt_vc_json")]
+    items = [_item(s) for s in subjects] + [_item(subjects[0], format="vc+jwt")]
     response = client.post("/v1/credentials/batch", json={"items": items}, headers=as_admin)
     assert response.status_code == 201, response.text
     issued = response.json()["items"]
-    assert [i["format"] for i in issued] == ["dc+sd-jwt"] * 3 + ["jwt_vc_json"]
+    assert [i["format"] for i in issued] == ["dc+sd-jwt"] * 3 + ["vc+jwt"]
     assert len({i["credential_id"] for i in issued}) == 4
     for item, result in zip(items[:3], issued[:3], strict=True):
         payload = SdJwt.parse(result["credential"]).payload

@@ -204,6 +204,8 @@ def test_es256_issuer_key_resolvable_through_did_web(tmp_path: Path, backend_url
 
 
 def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) -> None:
+    # Issue 16: W3C credentials are VCDM 2.0 secured as vc+jwt (VC-JOSE-COSE), so that their
+    # BitstringStatusListEntry is used as W3C Bitstring Status List v1.0 requires.
     with transaction(runtime.sessions) as session:
         admin, _ = issue_admin_token(session, runtime, "issuer-desk")
     as_admin = {"Authorization": f"Bearer {admin}"}
@@ -212,7 +214,7 @@ def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) ->
     body = {
         "type": "CreditReadinessCredential",
         "subject": msme["identity_token"],
-        "format": "jwt_vc_json",
+        "format": "vc+jwt",
         "claims": readiness_claims(
             msme["identity_token"],
             600,
@@ -225,14 +227,32 @@ def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) ->
     }
     issued = client.post("/v1/credentials", json=body, headers=as_admin)
     assert issued.status_code == 201, issued.text
+    assert issued.json()["format"] == "vc+jwt"
     token = issued.json()["credential"]
+    header = json.loads(b64url_decode(token.split(".")[0]))
     payload = json.loads(b64url_decode(token.split(".")[1]))
-    assert payload["vc"]["credentialStatus"]["type"] == "BitstringStatusListEntry"
-    assert payload["sub"].startswith("did:key:z")
+    assert (header["typ"], header["cty"]) == ("vc+jwt", "vc")
+    assert "vc" not in payload  # the payload is the credential (VC-JOSE-COSE §3.1.3)
+    assert payload["@context"][0] == "https://www.w3.org/ns/credentials/v2"
+    assert payload["issuer"] == payload["iss"]
+    entry = payload["credentialStatus"]
+    assert entry["type"] == "BitstringStatusListEntry"
+    assert entry["statusPurpose"] == "revocation"
+    assert isinstance(entry["statusListIndex"], str)
+    assert payload["credentialSubject"]["id"].startswith("did:key:z")
+    # The list the entry names is a BitstringStatusListCredential secured the same way.
+    published = client.get(entry["statusListCredential"].removeprefix("http://testserver"))
+    assert published.headers["content-type"].startswith("application/vc+jwt")
+    list_credential = json.loads(b64url_decode(published.text.split(".")[1]))
+    assert "BitstringStatusListCredential" in list_credential["type"]
+    assert list_credential["id"] == entry["statusListCredential"]
+    assert list_credential["credentialSubject"]["statusPurpose"] == "revocation"
 
     verified = client.post("/v1/credentials/verify", json={"credential": token})
     assert verified.status_code == 200, verified.text
     assert verified.json()["claims"]["credit_tier"] == "B"
+    assert verified.json()["format"] == "vc+jwt"
+    assert verified.json()["holder"] == payload["credentialSubject"]["id"]
     # A changed signature is refused for what it is (checked while the credential is valid).
     tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     refused = client.post("/v1/credentials/verify", json={"credential": tampered})
@@ -248,6 +268,9 @@ def test_w3c_vc_jwt_issue_verify_revoke(client: TestClient, runtime: Runtime) ->
     )
     revoked = client.post("/v1/credentials/verify", json={"credential": token})
     assert revoked.json()["code"] == "credential.revoked"
+    # VCDM 1.1 JWTs are no longer issued: their status entry would break the W3C spec.
+    old = client.post("/v1/credentials", json={**body, "format": "jwt_vc_json"}, headers=as_admin)
+    assert old.status_code == 422, old.text
 
 
 def test_a_score_opening_must_open_the_commitment(client: TestClient, runtime: Runtime) -> None:

@@ -164,20 +164,22 @@ def test_pre_authorized_code_flow(client: TestClient, runtime: Runtime) -> None:
     assert revoked.json()["code"] == "credential.revoked"
 
 
-def test_jwt_vc_json_through_oid4vci(client: TestClient, runtime: Runtime) -> None:
+def test_vc_jwt_through_oid4vci(client: TestClient, runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         admin, _ = issue_admin_token(session, runtime, "issuer-desk")
     msme = client.post("/v1/identities", json={"profile": {"name": "VC JWT Via OID4VCI"}}).json()
     metadata = client.get("/.well-known/openid-credential-issuer").json()
     configuration = metadata["credential_configurations_supported"][
-        "CreditReadinessCredential_jwt_vc_json"
+        "CreditReadinessCredential_vc_jwt"
     ]
-    assert configuration["format"] == "jwt_vc_json"
-    offer = make_offer(
-        client, admin, msme["identity_token"], format="jwt_vc_json", tx_code=False
-    ).json()
-    assert offer["credential_offer"]["credential_configuration_ids"] == [
+    assert configuration["format"] == "vc+jwt"
+    assert (
         "CreditReadinessCredential_jwt_vc_json"
+        not in metadata["credential_configurations_supported"]
+    )
+    offer = make_offer(client, admin, msme["identity_token"], format="vc+jwt", tx_code=False).json()
+    assert offer["credential_offer"]["credential_configuration_ids"] == [
+        "CreditReadinessCredential_vc_jwt"
     ]
     access = redeem(client, code_of(offer)).json()["access_token"]
     holder = PrivateKey.generate(KeyType.ED25519)
@@ -190,13 +192,11 @@ def test_jwt_vc_json_through_oid4vci(client: TestClient, runtime: Runtime) -> No
     wrong = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})
     assert wrong.json()["error"] == "unknown_credential_configuration"
     # The access token was spent by the refused request: the issuer offers again.
-    offer = make_offer(
-        client, admin, msme["identity_token"], format="jwt_vc_json", tx_code=False
-    ).json()
+    offer = make_offer(client, admin, msme["identity_token"], format="vc+jwt", tx_code=False).json()
     access = redeem(client, code_of(offer)).json()["access_token"]
     nonce = client.post("/nonce").json()["c_nonce"]
     request = {
-        "credential_configuration_id": "CreditReadinessCredential_jwt_vc_json",
+        "credential_configuration_id": "CreditReadinessCredential_vc_jwt",
         "proofs": {"jwt": [proof(holder, metadata["credential_issuer"], nonce, now)]},
     }
     issued = client.post("/credential", json=request, headers={"Authorization": f"Bearer {access}"})

@@ -115,7 +115,7 @@ def test_a_suspended_credential_can_be_revoked(
 def test_a_revoked_bitstring_credential_stays_revoked(
     client: TestClient, runtime: Runtime, admin: dict[str, str]
 ) -> None:
-    credential_id = _issue(client, admin, "jwt_vc_json")
+    credential_id = _issue(client, admin, "vc+jwt")
     _refused(client, admin, credential_id, "reinstate")
     assert client.post(f"/v1/credentials/{credential_id}/revoke", headers=admin).status_code == 200
     revoked = _state(runtime, credential_id)

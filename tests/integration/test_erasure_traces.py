@@ -99,7 +99,7 @@ def test_after_erasure_nothing_holds_the_token_or_a_digest_of_it(world: World) -
             "subject": token,
             "claims": readiness_claims(token),
             "holder_jwk": public_key_to_jwk(holder.public_key),
-            "format": "jwt_vc_json",
+            "format": "vc+jwt",
         },
         headers=world.admin,
     )

@@ -52,8 +52,8 @@ def _issue(world: World, fmt: str = "dc+sd-jwt") -> str:
 def _subject_with_everything(world: World) -> None:
     http = world.http
     # A W3C revocation bitstring cannot express suspension: the SD-JWT is the suspended one.
-    revoked, suspended = _issue(world, "jwt_vc_json"), _issue(world)
-    _issue(world, "jwt_vc_json")
+    revoked, suspended = _issue(world, "vc+jwt"), _issue(world)
+    _issue(world, "vc+jwt")
     for credential_id, action in ((revoked, "revoke"), (suspended, "suspend")):
         done = http.post(f"/v1/credentials/{credential_id}/{action}", headers=world.admin)
         assert done.status_code == 200, done.text

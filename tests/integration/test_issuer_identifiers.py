@@ -41,7 +41,7 @@ def test_credentials_issued_before_a_new_public_url_still_verify(
         msme = client.post("/v1/identities", json={"profile": {"name": "Old URL Traders"}})
         token = msme.json()["identity_token"]
         issued = {}
-        for fmt in ("dc+sd-jwt", "jwt_vc_json"):
+        for fmt in ("dc+sd-jwt", "vc+jwt"):
             body = {
                 "type": "CreditReadinessCredential",
                 "subject": token,
@@ -56,7 +56,7 @@ def test_credentials_issued_before_a_new_public_url_still_verify(
     later = make_settings(tmp_path, database_url=backend_url, public_url=LATER)
     with TestClient(create_app(later)) as client:
         runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        vc_jwt = issued["jwt_vc_json"]["credential"]
+        vc_jwt = issued["vc+jwt"]["credential"]
         verified = client.post("/v1/credentials/verify", json={"credential": vc_jwt})
         assert verified.status_code == 200, verified.text
 

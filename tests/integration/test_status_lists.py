@@ -66,7 +66,7 @@ def test_bitstring_status_list_is_msb_first_and_revocation_only(
     response = client.get(f"/status-lists/{ref.list_id}")
     assert response.headers["content-type"] == "application/vc+jwt"
     payload = verify_compact(response.text, key, typ="vc+jwt", algs=ACCEPTED_ALGS)
-    encoded = payload["vc"]["credentialSubject"]["encodedList"]
+    encoded = payload["credentialSubject"]["encodedList"]
     bitstring = BitstringStatusList.decode(encoded)
     assert bitstring.get(ref.index) == 1
     # The W3C list is MSB-first: the same byte read LSB-first would name another index.

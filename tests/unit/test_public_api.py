@@ -96,6 +96,7 @@ EXPECTED = {
         "StatusRef", "disclosure_paths", "export_credentials", "forget_subject", "get_status",
         "is_own_issuer", "issuer_key_versions", "own_status_list_id", "present",
         "sd_jwt_credentials", "token_status", "issuer_did", "issuer_signer", "subject_erased",
+        "RenderedList", "render_status_list", "status_uri",
     },
     "credit_commons.consent": {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",

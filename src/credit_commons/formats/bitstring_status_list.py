@@ -1,5 +1,9 @@
 """W3C Bitstring Status List v1.0: ``statusSize``-bit entries, most significant bit first,
-GZIP-compressed and carried as ``encodedList`` = multibase ``u`` + unpadded base64url.
+GZIP-compressed and carried as ``encodedList`` = multibase ``u`` + unpadded base64url; the
+``BitstringStatusListEntry`` a credential carries (§2.1) and the
+``BitstringStatusListCredential`` that publishes a list (§2.2), a VCDM 2.0 credential — the
+specification builds on the Data Model v2.0, so a VCDM 1.1 credential has no place for its
+entries — secured here as a ``vc+jwt`` (``vc_jose.py``), and the Validate Algorithm (§3.2).
 
 The IETF Token Status List, the errors and the decoding rules both share (strict container,
 bounded decompression) are in ``status_list.py``, whose docstring sets the two side by side.
@@ -8,9 +12,15 @@ bounded decompression) are in ``status_list.py``, whose docstring sets the two s
 from __future__ import annotations
 
 import gzip
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
 
-from credit_commons.core.encoding import b64url_encode
-from credit_commons.core.errors import ConfigurationError
+from credit_commons.core.encoding import JsonObject, b64url_encode
+from credit_commons.core.errors import CommonsError, ConfigurationError, IntegrityError
+from credit_commons.formats.jws import SignatureVerifier
 from credit_commons.formats.status_list import (
     _MULTIBASE_BASE64URL,
     _WBITS_GZIP,
@@ -25,8 +35,25 @@ from credit_commons.formats.status_list import (
     _check_value,
     _inflate,
 )
+from credit_commons.formats.vc_jose import VCDM2_CONTEXT, datetime_stamp, verify_vc_jose
+from credit_commons.formats.vc_jwt import VcJwtExpired
 
-__all__ = ["BitstringStatusList"]
+__all__ = [
+    "ENTRY_TYPE",
+    "LIST_CREDENTIAL_TYPE",
+    "LIST_TYPE",
+    "BitstringStatusEntry",
+    "BitstringStatusList",
+    "StatusVerificationError",
+    "status_entries",
+    "status_list_credential",
+    "verify_status_list_credential",
+]
+
+ENTRY_TYPE: Final = "BitstringStatusListEntry"
+LIST_CREDENTIAL_TYPE: Final = "BitstringStatusListCredential"
+LIST_TYPE: Final = "BitstringStatusList"
+_DECIMAL = re.compile(r"^(0|[1-9][0-9]*)$", re.ASCII)
 
 
 # -- W3C Bitstring Status List v1.0 ----------------------------------------------------------
@@ -204,3 +231,158 @@ class BitstringStatusList:
 
     def __repr__(self) -> str:
         return f"BitstringStatusList(status_size={self._status_size}, size={self.size})"
+
+
+# -- the entry in a credential and the status list credential (§2.1, §2.2, §3.2) ------------
+
+
+class StatusVerificationError(IntegrityError):
+    """A status list credential that does not verify for the entry that names it: its
+    proof, type, ``id`` or purpose (W3C §3.2 step 4-5, ``STATUS_VERIFICATION_ERROR``)."""
+
+    code = "status_list.verification_failed"
+    title = "Status list credential not acceptable"
+
+
+@dataclass(frozen=True, slots=True)
+class BitstringStatusEntry:
+    """A ``BitstringStatusListEntry`` (W3C §2.1) that passed :meth:`from_json`: where the
+    credential's status is (``statusListCredential``, ``statusListIndex``) and what it
+    means (``statusPurpose``).  Only single-bit entries (``statusSize`` 1, the default)
+    are supported."""
+
+    list_uri: str
+    index: int
+    purpose: str
+
+    @classmethod
+    def from_json(cls, value: object) -> BitstringStatusEntry:
+        """Parse one ``credentialStatus`` entry.
+
+        ``type`` must be ``BitstringStatusListEntry``; ``statusPurpose`` a non-empty
+        string; ``statusListIndex`` the decimal *string* of a non-negative integer (§2.1,
+        no sign, no leading zero); ``statusListCredential`` a URL; ``id``, when present, a
+        URL other than the list's (§2.1: it "MUST NOT be the URL for the status list");
+        ``statusSize``, when present, 1.  Raises :class:`StatusListInvalid`.
+        """
+        if not isinstance(value, Mapping) or value.get("type") != ENTRY_TYPE:
+            raise StatusListInvalid(f"a credential status entry must be a {ENTRY_TYPE}")
+        purpose, index = value.get("statusPurpose"), value.get("statusListIndex")
+        uri = value.get("statusListCredential")
+        if not isinstance(purpose, str) or not purpose:
+            raise StatusListInvalid("statusPurpose must be a non-empty string")
+        if not isinstance(index, str) or not _DECIMAL.match(index):
+            raise StatusListInvalid("statusListIndex must be the string of an integer")
+        if not isinstance(uri, str) or ":" not in uri:
+            raise StatusListInvalid("statusListCredential must be a URL")
+        if "id" in value and (not isinstance(value["id"], str) or value["id"] == uri):
+            raise StatusListInvalid("the entry's id must be a URL other than the list's")
+        if value.get("statusSize", 1) != 1 or isinstance(value.get("statusSize"), bool):
+            raise StatusListInvalid("only statusSize 1 is supported")
+        return cls(uri, int(index), purpose)
+
+    def to_json(self) -> dict[str, str]:
+        """The entry as issued: its ``id`` is the list URL with the index as fragment."""
+        return {
+            "id": f"{self.list_uri}#{self.index}",
+            "type": ENTRY_TYPE,
+            "statusPurpose": self.purpose,
+            "statusListIndex": str(self.index),
+            "statusListCredential": self.list_uri,
+        }
+
+
+def status_entries(credential: Mapping[str, Any]) -> list[BitstringStatusEntry]:
+    """The ``credentialStatus`` of a credential (one entry or a list of them; none when
+    absent).  Every entry must be a Bitstring Status List entry: a status this verifier
+    cannot check is refused, not skipped.  Raises :class:`StatusListInvalid`."""
+    status = credential.get("credentialStatus")
+    if status is None:
+        return []
+    listed = status if isinstance(status, list) else [status]
+    if not listed:
+        raise StatusListInvalid("credentialStatus must not be an empty list")
+    return [BitstringStatusEntry.from_json(entry) for entry in listed]
+
+
+def status_list_credential(
+    *,
+    list_uri: str,
+    issuer: str,
+    purpose: str,
+    status_list: BitstringStatusList,
+    valid_from: datetime,
+    valid_until: datetime,
+    ttl_ms: int,
+) -> JsonObject:
+    """A ``BitstringStatusListCredential`` (W3C §2.2) for the list published at
+    ``list_uri``: its ``id`` is that URL, its subject the ``BitstringStatusList`` with the
+    purpose, ``encodedList`` and ``ttl`` (milliseconds); secure it with
+    ``vc_jose.secure_credential``."""
+    return {
+        "@context": [VCDM2_CONTEXT],
+        "id": list_uri,
+        "type": ["VerifiableCredential", LIST_CREDENTIAL_TYPE],
+        "issuer": issuer,
+        "validFrom": datetime_stamp(valid_from),
+        "validUntil": datetime_stamp(valid_until),
+        "credentialSubject": {
+            "id": f"{list_uri}#list",
+            "type": LIST_TYPE,
+            "statusPurpose": purpose,
+            "encodedList": status_list.encode(),
+            "ttl": ttl_ms,
+        },
+    }
+
+
+def verify_status_list_credential(
+    token: str,
+    key: SignatureVerifier,
+    entry: BitstringStatusEntry,
+    *,
+    algs: Collection[str],
+    now: int,
+    min_entries: int = BITSTRING_MIN_ENTRIES,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+) -> int:
+    """The status of ``entry`` in the status list credential ``token`` (a ``vc+jwt``),
+    following W3C §3.2 (Validate Algorithm); returns the entry's bit (1: the purpose
+    applies, for ``revocation`` the credential is revoked).
+
+    4. the credential verifies under ``key`` (``vc_jose.verify_vc_jose``: signature,
+       VCDM 2.0 shape, validity period), is a ``BitstringStatusListCredential`` whose
+       ``id`` is the entry's ``statusListCredential`` (a list answers only for its own
+       URL) and whose subject is a ``BitstringStatusList``;
+    5. the entry's ``statusPurpose`` is one of the list's;
+    6-9. ``encodedList`` expands (§3.4) to at least ``min_entries`` entries;
+    10. the index lies inside the list.
+
+    Raises :class:`StatusVerificationError` (steps 4-5; the credential's own error is its
+    cause), ``VcJwtExpired`` for a list outside its validity period, :class:`StatusListInvalid`
+    or :class:`StatusListTooShort` (steps 6-9) and :class:`StatusIndexOutOfRange` (step 10).
+    """
+    try:
+        secured = verify_vc_jose(token, key, algs=algs, now=now)
+    except VcJwtExpired:
+        raise
+    except CommonsError as e:
+        raise StatusVerificationError("the status list credential does not verify") from e
+    subject = secured.subject
+    if LIST_CREDENTIAL_TYPE not in secured.types or subject.get("type") != LIST_TYPE:
+        raise StatusVerificationError(f"not a {LIST_CREDENTIAL_TYPE}")
+    if secured.credential.get("id") != entry.list_uri:
+        raise StatusVerificationError("the status list credential is for another URL")
+    purposes = subject.get("statusPurpose")
+    listed = purposes if isinstance(purposes, list) else [purposes]
+    if entry.purpose not in listed:
+        raise StatusVerificationError("the status list is for another purpose")
+    encoded = subject.get("encodedList")
+    if not isinstance(encoded, str):
+        raise StatusListInvalid("encodedList must be a string")
+    bitstring = BitstringStatusList.decode(
+        encoded,
+        min_entries=min_entries,
+        max_decompressed_bytes=max_decompressed_bytes,
+    )
+    return bitstring.get(entry.index)

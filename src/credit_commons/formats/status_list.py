@@ -34,6 +34,7 @@ from typing import Final
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import ConfigurationError, ValidationError
+from credit_commons.formats import cbor
 
 __all__ = [
     "BITSTRING_MIN_ENTRIES",
@@ -372,12 +373,15 @@ class StatusList:
         Keys are written in the order of the draft's examples (``bits``, ``lst``,
         ``aggregation_uri``) so the examples reproduce byte for byte.
         """
-        members = [_cbor_text("bits") + _cbor_head(0, self._bits)]
-        compressed = self.compress()
-        members.append(_cbor_text("lst") + _cbor_head(2, len(compressed)) + compressed)
+        return cbor.dumps(self.to_cbor_value())
+
+    def to_cbor_value(self) -> dict[str, int | bytes | str]:
+        """The ``StatusList`` map as a value to embed in a CBOR structure (a CWT's
+        ``status_list`` claim, TSL §5.2)."""
+        out: dict[str, int | bytes | str] = {"bits": self._bits, "lst": self.compress()}
         if self.aggregation_uri is not None:
-            members.append(_cbor_text("aggregation_uri") + _cbor_text(self.aggregation_uri))
-        return _cbor_head(5, len(members)) + b"".join(members)
+            out["aggregation_uri"] = self.aggregation_uri
+        return out
 
     @classmethod
     def from_cbor(
@@ -388,19 +392,37 @@ class StatusList:
     ) -> StatusList:
         """Decode a CBOR ``StatusList`` map (TSL §4.3).
 
-        Only the subset the structure needs is accepted: one definite-length map with text
-        keys ``bits`` (unsigned int), ``lst`` (byte string) and optionally
-        ``aggregation_uri`` (text), in preferred (shortest) serialisation, without duplicate
-        keys or trailing bytes.  Raises :class:`StatusListInvalid` otherwise and
+        The bytes must be one CBOR item in preferred (shortest, definite-length)
+        serialisation without duplicate keys or trailing bytes (``formats/cbor.py``), and
+        the item what :meth:`from_cbor_value` accepts.  Raises :class:`StatusListInvalid`
+        otherwise and :class:`StatusListTooLarge` for a list beyond
+        ``max_decompressed_bytes``.
+        """
+        try:
+            value = cbor.loads_strict(data, "the CBOR status list")
+        except cbor.CborInvalid as e:
+            raise StatusListInvalid(e.detail) from e
+        return cls.from_cbor_value(value, max_decompressed_bytes=max_decompressed_bytes)
+
+    @classmethod
+    def from_cbor_value(
+        cls,
+        value: object,
+        *,
+        max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    ) -> StatusList:
+        """A decoded CBOR ``StatusList`` map (TSL §4.3): text keys ``bits`` (an unsigned
+        integer), ``lst`` (a byte string) and optionally ``aggregation_uri`` (a text
+        string), nothing else.  Raises :class:`StatusListInvalid` otherwise and
         :class:`StatusListTooLarge` for a list beyond ``max_decompressed_bytes``.
         """
-        if not isinstance(data, bytes | bytearray):
-            raise StatusListInvalid("CBOR status list must be bytes")
-        members = _CborReader(bytes(data)).read_status_list_map()
-        bits = members.get("bits")
-        compressed = members.get("lst")
-        uri = members.get("aggregation_uri")
-        if not isinstance(bits, int) or not isinstance(compressed, bytes):
+        if not isinstance(value, dict) or not set(value) <= _JSON_MEMBERS:
+            raise StatusListInvalid(
+                "CBOR status list must be a map of bits, lst and aggregation_uri"
+            )
+        bits, compressed = value.get("bits"), value.get("lst")
+        uri = value.get("aggregation_uri")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not isinstance(compressed, bytes):
             raise StatusListInvalid("CBOR status list needs uint bits and bstr lst")
         if uri is not None and not isinstance(uri, str):
             raise StatusListInvalid("aggregation_uri must be a text string")
@@ -421,85 +443,3 @@ class StatusList:
 
     def __repr__(self) -> str:
         return f"StatusList(bits={self._bits}, size={self.size})"
-
-
-# -- a CBOR subset for TSL §4.3 (RFC 8949) ---------------------------------------------------
-
-
-def _cbor_head(major: int, argument: int) -> bytes:
-    """An RFC 8949 §3 initial byte plus argument, in preferred (shortest) form."""
-    if argument < 24:
-        return bytes([major << 5 | argument])
-    for additional, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if argument < 1 << (8 * width):
-            return bytes([major << 5 | additional]) + argument.to_bytes(width, "big")
-    raise StatusListInvalid("CBOR argument too large")
-
-
-def _cbor_text(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    return _cbor_head(3, len(raw)) + raw
-
-
-class _CborReader:
-    """A strict reader for exactly the CBOR that TSL §4.3 defines, nothing more."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def _take(self, n: int) -> bytes:
-        end = self._pos + n
-        if end > len(self._data):
-            raise StatusListInvalid("CBOR status list is truncated")
-        chunk = self._data[self._pos : end]
-        self._pos = end
-        return chunk
-
-    def _head(self) -> tuple[int, int]:
-        initial = self._take(1)[0]
-        major, additional = initial >> 5, initial & 0x1F
-        if additional < 24:
-            return major, additional
-        if additional > 27:
-            # 28-30 are reserved, 31 is an indefinite length: neither belongs here.
-            raise StatusListInvalid("CBOR status list uses an unsupported length encoding")
-        width = 1 << (additional - 24)
-        argument = int.from_bytes(self._take(width), "big")
-        # RFC 8949 §4.2.1: the argument must use the shortest form.
-        smallest = 24 if width == 1 else 1 << (4 * width)
-        if argument < smallest:
-            raise StatusListInvalid("CBOR status list is not in preferred serialisation")
-        return major, argument
-
-    def _text(self) -> str:
-        major, length = self._head()
-        if major != 3:
-            raise StatusListInvalid("CBOR status list keys and URIs must be text strings")
-        try:
-            return self._take(length).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise StatusListInvalid("CBOR text string is not UTF-8") from e
-
-    def read_status_list_map(self) -> dict[str, int | bytes | str]:
-        major, count = self._head()
-        if major != 5 or not 2 <= count <= 3:
-            raise StatusListInvalid("CBOR status list must be a map of two or three entries")
-        members: dict[str, int | bytes | str] = {}
-        for _ in range(count):
-            key = self._text()
-            if key in members or key not in _JSON_MEMBERS:
-                raise StatusListInvalid("CBOR status list has a duplicate or unknown key")
-            if key == "aggregation_uri":
-                members[key] = self._text()
-                continue
-            value_major, argument = self._head()
-            if key == "bits" and value_major == 0:
-                members[key] = argument
-            elif key == "lst" and value_major == 2:
-                members[key] = self._take(argument)
-            else:
-                raise StatusListInvalid(f"CBOR status list member {key} has the wrong type")
-        if self._pos != len(self._data):
-            raise StatusListInvalid("CBOR status list has trailing bytes")
-        return members

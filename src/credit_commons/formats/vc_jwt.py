@@ -1,9 +1,16 @@
-"""W3C Verifiable Credentials as JWTs (``jwt_vc_json``, OID4VCI 1.0 Appendix A.1.1).
+"""W3C Verifiable Credentials Data Model 1.1 as JWTs (``jwt_vc_json``, OID4VCI 1.0
+Appendix A.1.1, whose ``VC_DATA`` is the Data Model 1.1).
 
 The credential is a JWS (``typ: JWT``) whose payload carries the registered claims (``iss``,
 ``sub`` = the holder's did:key, ``iat``/``nbf``, ``exp``, ``jti``) and a ``vc`` object with
-the VC Data Model context, the types, ``credentialSubject`` (the claims) and a W3C
-``BitstringStatusListEntry`` (revocation, MSB-first lists).  Pure: time is a parameter.
+the VC Data Model 1.1 context first (VCDM 1.1 §4.1), the types and ``credentialSubject``.
+
+This platform no longer issues these: the ``BitstringStatusListEntry`` its 1.1 credentials
+carried is defined by W3C Bitstring Status List v1.0 for Data Model 2.0 credentials only,
+so W3C credentials are now VCDM 2.0 ``vc+jwt`` (``vc_jose.py``).  :func:`verify_vc_jwt`
+stays, so that the 1.1 credentials already issued keep verifying; :func:`issue_vc_jwt`
+stays for the tests that make such old credentials.  A 2.0 context in a 1.1 credential is
+refused, as ``vc_jose.py`` refuses the 1.1 context.  Pure: time is a parameter.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from credit_commons.formats.jws import (
 __all__ = ["VcJwtExpired", "VcJwtInvalid", "issue_vc_jwt", "verify_vc_jwt"]
 
 _CONTEXT = "https://www.w3.org/2018/credentials/v1"
+_CONTEXT_V2 = "https://www.w3.org/ns/credentials/v2"  # vc_jose.VCDM2_CONTEXT, refused here
 
 
 class VcJwtInvalid(IntegrityError):
@@ -53,7 +61,8 @@ def issue_vc_jwt(
     signer: JwsSigner,
     kid: str,
 ) -> str:
-    """Sign a ``jwt_vc_json`` credential."""
+    """Sign a VCDM 1.1 ``jwt_vc_json`` credential (no longer issued by the platform: the
+    tests use it to make the credentials issued before VCDM 2.0)."""
     payload = {
         "iss": issuer,
         "sub": holder_did,
@@ -101,12 +110,17 @@ def verify_vc_jwt(
     jws.verify(key)
     payload = jws.payload
     vc = payload.get("vc")
+    context = vc.get("@context") if isinstance(vc, dict) else None
+    # VCDM 1.1 §4.1: the first context is the 1.1 one; a 2.0 context makes it no 1.1 credential.
     if (
         not isinstance(vc, dict)
-        or _CONTEXT not in vc.get("@context", [])
+        or not isinstance(context, list)
+        or not context
+        or context[0] != _CONTEXT
+        or _CONTEXT_V2 in context
         or "VerifiableCredential" not in vc.get("type", [])
     ):
-        raise VcJwtInvalid("the payload has no W3C vc object")
+        raise VcJwtInvalid("the payload has no W3C VCDM 1.1 vc object")
     exp, nbf = payload.get("exp"), payload.get("nbf", payload.get("iat"))
     if not isinstance(exp, int) or exp + leeway < now:
         raise VcJwtExpired("the credential has expired")

@@ -23,18 +23,22 @@ from credit_commons.issuer.schemas import ExportedCredential
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
 from credit_commons.issuer.status import (
     ISSUER_KEY,
+    RenderedList,
     StatusKind,
     StatusRef,
     get_status,
     issuer_key_versions,
     issuer_signer,
+    status_uri,
 )
+from credit_commons.issuer.status import render as render_status_list
 
 __all__ = [
     "CREDIT_READINESS",
     "ISSUER_KEY",
     "ExportedCredential",
     "HeldCredential",
+    "RenderedList",
     "StatusKind",
     "StatusRef",
     "disclosure_paths",
@@ -47,7 +51,9 @@ __all__ = [
     "issuer_signer",
     "own_status_list_id",
     "present",
+    "render_status_list",
     "sd_jwt_credentials",
+    "status_uri",
     "subject_erased",
     "token_status",
 ]

@@ -1,11 +1,22 @@
-"""Issuing SD-JWT VCs and managing their status (issue 5, items 2 and 3).
+"""Issuing SD-JWT VCs and W3C credentials and managing their status (issue 5, items 2
+and 3; issue 16, W3C VCDM 2.0).
 
 ``issue_credential`` validates the claims against the catalogue type (field-level
 errors), refuses an erased (tombstoned) or unknown subject, allocates a random status
 index, signs a ``dc+sd-jwt`` with the issuer key (``iss``, ``iat``, ``exp``, ``vct``,
-``cnf`` holder key, ``status``; the type's disclosable paths selectively disclosable),
-keeps only the token's SHA-256 and metadata in the registry, seals the credential in the
-vault under the subject's ``credentials`` key, and records ``credential.issued``.
+``cnf`` holder key, ``status``; the type's disclosable paths selectively disclosable) or a
+W3C VCDM 2.0 credential as a ``vc+jwt`` (VC-JOSE-COSE; its ``credentialStatus`` a
+``BitstringStatusListEntry``), keeps only the token's SHA-256 and metadata in the registry,
+seals the credential in the vault under the subject's ``credentials`` key, and records
+``credential.issued``.
+
+Formats: ``dc+sd-jwt`` (OID4VCI 1.0 Appendix A.3) and ``vc+jwt``.  OID4VCI 1.0 defines no
+format profile for VCDM 2.0 secured with JOSE (its ``jwt_vc_json``, Appendix A.1.1, is the
+Data Model 1.1 ``vc`` claim), and recommends that a new profile use the credential's media
+type as its identifier: ``application/vc+jwt`` gives ``vc+jwt``.  ``jwt_vc_json`` (VCDM
+1.1) is no longer issued — Bitstring Status List v1.0 defines its entries for 2.0
+credentials only — but the rows of those already issued keep their format, and their
+status still changes.
 """
 
 from __future__ import annotations
@@ -40,8 +51,9 @@ from credit_commons.events import (
     record_event,
     record_events,
 )
+from credit_commons.formats.bitstring_status_list import BitstringStatusEntry
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.formats.vc_jwt import issue_vc_jwt
+from credit_commons.formats.vc_jose import VCDM2_CONTEXT, datetime_stamp, secure_credential
 from credit_commons.identity import (
     Principal,
     actor_of,
@@ -70,6 +82,7 @@ from credit_commons.keys import PublicKey, StoredSigner, encode_did_key, public_
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "VC_JWT",
     "CredentialChanged",
     "CredentialIssued",
     "IssueRequest",
@@ -98,8 +111,9 @@ _INSERT_CREDENTIALS = HotStatement(
         "expires_at",
     ),
 )
-JWT_VC_JSON = "jwt_vc_json"
-FORMATS = (SD_JWT_VC, JWT_VC_JSON)
+VC_JWT = "vc+jwt"  # W3C VCDM 2.0 secured as application/vc+jwt (VC-JOSE-COSE §3.1.1)
+JWT_VC_JSON = "jwt_vc_json"  # W3C VCDM 1.1: the format of rows issued before VCDM 2.0
+FORMATS = (SD_JWT_VC, VC_JWT)  # what is issued
 _VAULT_PURPOSE = "credentials"  # the subject key an issued credential is sealed under
 
 
@@ -200,6 +214,12 @@ def _check(
 ) -> _Checked:
     # Everything about one request that needs no other request: format, type, claims
     # (schema, score opening), holder key.  ``types`` holds the types already looked up.
+    if request.credential_format == JWT_VC_JSON:
+        raise ValidationError(
+            "jwt_vc_json (VCDM 1.1) is no longer issued: W3C credentials are vc+jwt",
+            hint="ask for format vc+jwt (VCDM 2.0 with a Bitstring Status List entry)",
+            extra={"field": "format"},
+        )
     if request.credential_format not in FORMATS:
         raise ValidationError("unknown credential format", extra={"field": "format"})
     credential_type = types.get(request.type_name)
@@ -245,8 +265,8 @@ def issue_credential(
     holder_jwk: dict[str, str],
     credential_format: str = SD_JWT_VC,
 ) -> IssuedCredential:
-    """Issue an SD-JWT VC, or a W3C ``jwt_vc_json`` credential (administrators/issuers
-    only; others get :class:`NotFoundError`).
+    """Issue an SD-JWT VC, or a W3C VCDM 2.0 credential as a ``vc+jwt`` (administrators/
+    issuers only; others get :class:`NotFoundError`).
 
     Raises ``ClaimsInvalid`` (field-level), ``KeyInvalid`` for a bad holder key,
     :class:`ConflictError` for an erased subject, :class:`NotFoundError` for an unknown one.
@@ -478,13 +498,13 @@ def _build(
     # VC-JWT signed already.
     request, credential_type = item.request, item.credential_type
     uri = status.status_uri(rt, ref.list_id)
-    iat, exp = int(now.timestamp()), int(expires.timestamp())
+    iat = int(now.timestamp())
     if request.credential_format == SD_JWT_VC:
         payload = {
             **request.claims,
             "iss": rt.settings.public_url,
             "iat": iat,
-            "exp": exp,
+            "exp": int(expires.timestamp()),
             "vct": credential_type.vct,
             "status": {"status_list": {"idx": ref.index, "uri": uri}},
         }
@@ -495,19 +515,19 @@ def _build(
             {"typ": SD_JWT_VC, "kid": signer.kid},
             request.holder_jwk,
         )
-    return issue_vc_jwt(
-        type_name=credential_type.name,
-        claims=request.claims,
-        issuer=rt.settings.public_url,
-        holder_did=encode_did_key(item.holder_key),
-        credential_id=f"urn:credit-commons:{credential_id}",
-        status_uri=uri,
-        status_index=ref.index,
-        iat=iat,
-        exp=exp,
-        signer=signer,
-        kid=signer.kid,
-    )
+    # W3C VCDM 2.0 (§4.3 context, §4.5 types, §4.9 validity) with a Bitstring Status List
+    # entry (W3C §2.1), secured as a vc+jwt; the holder is the subject's did:key.
+    credential = {
+        "@context": [VCDM2_CONTEXT],
+        "id": f"urn:credit-commons:{credential_id}",
+        "type": ["VerifiableCredential", credential_type.name],
+        "issuer": rt.settings.public_url,
+        "validFrom": datetime_stamp(now),
+        "validUntil": datetime_stamp(expires),
+        "credentialSubject": {"id": encode_did_key(item.holder_key), **request.claims},
+        "credentialStatus": BitstringStatusEntry(uri, ref.index, "revocation").to_json(),
+    }
+    return secure_credential(credential, signer, kid=signer.kid, iat=iat)
 
 
 def list_credentials(

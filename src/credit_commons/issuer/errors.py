@@ -9,7 +9,9 @@ is malformed is the ``MALFORMED_VALUE_ERROR`` of the Algorithms section.
 
 from __future__ import annotations
 
-from credit_commons.core.errors import ConflictError
+from typing import ClassVar
+
+from credit_commons.core.errors import CommonsError, ConflictError, ExitCode
 from credit_commons.formats.status_list import (
     StatusIndexOutOfRange,
     StatusListError,
@@ -20,6 +22,7 @@ from credit_commons.formats.status_list import (
 )
 
 __all__ = [
+    "StatusFormatUnavailable",
     "StatusIndexOutOfRange",
     "StatusListError",
     "StatusListFull",
@@ -47,3 +50,13 @@ class StatusTransitionInvalid(ConflictError):
 
     code = "credential.status_transition_invalid"
     title = "Status change not allowed"
+
+
+class StatusFormatUnavailable(CommonsError):
+    """A status list asked for in a form it has no rendering in (HTTP 406: the CWT form
+    of a W3C Bitstring Status List)."""
+
+    code = "status_list.not_acceptable"
+    title = "Status list form not available"
+    status: ClassVar[int] = 406
+    exit_code: ClassVar[int] = ExitCode.VALIDATION

@@ -80,8 +80,11 @@ def _issuer(rt: Runtime) -> str:
 
 
 def configuration_id(type_name: str, credential_format: str) -> str:
-    """The OID4VCI credential configuration id of a type in a format."""
-    return type_name if credential_format == credentials.SD_JWT_VC else f"{type_name}_jwt_vc_json"
+    """The OID4VCI credential configuration id of a type in a format (``Type`` for the
+    SD-JWT VC, ``Type_vc_jwt`` for the VCDM 2.0 ``vc+jwt``)."""
+    if credential_format == credentials.SD_JWT_VC:
+        return type_name
+    return f"{type_name}_{credential_format.replace('+', '_')}"
 
 
 def credential_issuer_metadata(session: Session, rt: Runtime) -> CredentialIssuerMetadata:
@@ -98,10 +101,12 @@ def credential_issuer_metadata(session: Session, rt: Runtime) -> CredentialIssue
             "credential_signing_alg_values_supported": ["EdDSA", "ES256"],
             "proof_types_supported": proofs,
         }
-        # OID4VCI 1.0 Appendix A.1.1: W3C VC as a JWT, holder bound through did:key.
-        configurations[configuration_id(t.name, credentials.JWT_VC_JSON)] = {
-            "format": credentials.JWT_VC_JSON,
-            "scope": f"{t.name}_jwt",
+        # W3C VCDM 2.0 as a vc+jwt, holder bound through did:key.  OID4VCI 1.0 has no
+        # profile for it (Appendix A.1.1 jwt_vc_json is VCDM 1.1); this one takes the media
+        # type as identifier (Appendix A's recommendation) and A.1.1's credential_definition.
+        configurations[configuration_id(t.name, credentials.VC_JWT)] = {
+            "format": credentials.VC_JWT,
+            "scope": f"{t.name}_vc_jwt",
             "credential_definition": {"type": ["VerifiableCredential", t.name]},
             "cryptographic_binding_methods_supported": ["did:key"],
             "credential_signing_alg_values_supported": ["EdDSA", "ES256"],

@@ -57,7 +57,8 @@ class IssueItem(BaseModel):
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
     claims: JsonObject
     holder_jwk: dict[str, str]
-    format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
+    # vc+jwt: W3C VCDM 2.0 (issuer/credentials.py says why not jwt_vc_json any more).
+    format: Literal["dc+sd-jwt", "vc+jwt"] = "dc+sd-jwt"
 
     def request(self) -> IssueRequest:
         """The service's request for this item."""

@@ -3,9 +3,12 @@
 Two kinds (DESIGN.md — they are *not* the same bit order):
 
 * ``token``: IETF Token Status List, 2 bits per credential (VALID, INVALID, SUSPENDED),
-  LSB-first, zlib; served as a ``statuslist+jwt`` (used by SD-JWT VCs);
+  LSB-first, zlib; served as a ``statuslist+jwt``, or as a ``statuslist+cwt`` (COSE_Sign1,
+  draft-ietf-oauth-status-list §5.2) to a client that asks for it (used by SD-JWT VCs);
 * ``bitstring``: W3C Bitstring Status List, 1 bit (revocation), MSB-first, gzip; served as a
-  VC-JWT ``BitstringStatusListCredential`` (used by ``jwt_vc_json`` credentials).
+  VCDM 2.0 ``BitstringStatusListCredential`` secured as a ``vc+jwt`` (VC-JOSE-COSE: the
+  payload is the credential) — used by ``vc+jwt`` credentials and by the ``jwt_vc_json``
+  ones issued before them.
 
 Indexes are drawn uniformly at random among the free ones (so an index says nothing about
 issuance order) from lists filled to at most 80 %; a new list of 131,072 entries is opened
@@ -16,6 +19,7 @@ by the issuer key and cached per version.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -25,10 +29,15 @@ from credit_commons.core.attached import Attached
 from credit_commons.core.cache import BoundedCache, text_size
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
-from credit_commons.formats.bitstring_status_list import BitstringStatusList
+from credit_commons.formats.bitstring_status_list import (
+    BitstringStatusList,
+    status_list_credential,
+)
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
-from credit_commons.issuer.errors import StatusTransitionInvalid
+from credit_commons.formats.status_list_cwt import CWT_MEDIA_TYPE, issue_status_list_cwt
+from credit_commons.formats.vc_jose import secure_credential
+from credit_commons.issuer.errors import StatusFormatUnavailable, StatusTransitionInvalid
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
 from credit_commons.keys import KeyType, KeyVersion, StoredSigner
@@ -36,6 +45,7 @@ from credit_commons.keys import service as key_service
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "CWT_MEDIA_TYPE",
     "ISSUER_KEY",
     "LIST_SIZE",
     "RenderedList",
@@ -79,9 +89,10 @@ class StatusRef:
 
 @dataclass(frozen=True)
 class RenderedList:
-    """A signed status list and how to serve it."""
+    """A signed status list and how to serve it: a compact JWS (``str``) or a CWT
+    (``bytes``)."""
 
-    token: str
+    token: str | bytes
     media_type: str
     version: int
     issued_at: int
@@ -221,57 +232,70 @@ def get_status(session: Session, ref: StatusRef) -> TokenStatus:
     return TokenStatus(StatusList(row.bits, bytes(row.data)).get(ref.index))
 
 
-def render(session: Session, rt: Runtime, list_id: str) -> RenderedList:
+def render(session: Session, rt: Runtime, list_id: str, *, cwt: bool = False) -> RenderedList:
     """The signed list, rendered again when its version changed or the last rendering is
     older than its ``ttl`` (so the ``exp`` a relying party sees is never near), cached in
-    between.  Raises :class:`NotFoundError`."""
+    between.  With ``cwt``, a Token Status List in CWT form.
+
+    Raises :class:`NotFoundError`, and :class:`StatusFormatUnavailable` for the CWT form of
+    a bitstring list (a W3C list is a credential, which has no CWT form here).
+    """
     row = session.get(StatusListRow, list_id)
     if row is None:
         raise NotFoundError("no such status list")
+    if cwt and row.kind != StatusKind.TOKEN:
+        raise StatusFormatUnavailable("a W3C Bitstring Status List is served as vc+jwt only")
     cache = render_cache(rt)
+    key = f"{row.id} cwt" if cwt else row.id
     now = int(rt.clock.now().timestamp())
-    cached = cache.get(row.id)
+    cached = cache.get(key)
     if cached is not None and cached.version == row.version and now - cached.issued_at < _TTL:
         return cached
     signer = issuer_signer(session, rt)
     uri = status_uri(rt, row.id)
+    rendered: RenderedList
     if row.kind == StatusKind.TOKEN:
-        token = sign_compact(
-            {"typ": "statuslist+jwt", "kid": signer.kid},
-            {
-                "sub": uri,
-                "iat": now,
-                "exp": now + 86_400,
-                "ttl": _TTL,
-                "status_list": StatusList(row.bits, bytes(row.data)).to_json(),
-            },
-            signer,
-        )
-        rendered = RenderedList(token, "application/statuslist+jwt", row.version, now)
-    else:
-        token = sign_compact(
-            {"typ": "vc+jwt", "kid": signer.kid},
-            {
-                "iss": rt.settings.public_url,
-                "iat": now,
-                "exp": now + 86_400,
-                "jti": uri,
-                "vc": {
-                    "@context": ["https://www.w3.org/ns/credentials/v2"],
-                    "type": ["VerifiableCredential", "BitstringStatusListCredential"],
-                    "id": uri,
-                    "credentialSubject": {
-                        "id": f"{uri}#list",
-                        "type": "BitstringStatusList",
-                        "statusPurpose": "revocation",
-                        "encodedList": BitstringStatusList(bytes(row.data)).encode(),
-                    },
+        entries = StatusList(row.bits, bytes(row.data))
+        if cwt:
+            body = issue_status_list_cwt(
+                uri=uri,
+                status_list=entries,
+                iat=now,
+                exp=now + 86_400,
+                ttl=_TTL,
+                signer=signer,
+                kid=signer.kid,
+            )
+            rendered = RenderedList(body, CWT_MEDIA_TYPE, row.version, now)
+        else:
+            token = sign_compact(
+                {"typ": "statuslist+jwt", "kid": signer.kid},
+                {
+                    "sub": uri,
+                    "iat": now,
+                    "exp": now + 86_400,
+                    "ttl": _TTL,
+                    "status_list": entries.to_json(),
                 },
-            },
-            signer,
+                signer,
+            )
+            rendered = RenderedList(token, "application/statuslist+jwt", row.version, now)
+    else:
+        # W3C Bitstring Status List §2.2, secured as VC-JOSE-COSE §3.1.1: the payload is
+        # the credential; its validity period replaces the JWT's exp, its ttl is in ms.
+        moment = rt.clock.now()
+        credential = status_list_credential(
+            list_uri=uri,
+            issuer=rt.settings.public_url,
+            purpose="revocation",
+            status_list=BitstringStatusList(bytes(row.data)),
+            valid_from=moment,
+            valid_until=moment + timedelta(days=1),
+            ttl_ms=_TTL * 1000,
         )
+        token = secure_credential(credential, signer, kid=signer.kid, iat=now)
         rendered = RenderedList(token, "application/vc+jwt", row.version, now)
-    cache.put(row.id, rendered)
+    cache.put(key, rendered)
     return rendered
 
 

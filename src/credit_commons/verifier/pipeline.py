@@ -36,9 +36,11 @@ and an issuer-signed SD-JWT VC handed over without key binding (:func:`verify_sd
 a lender's consent-gated retrieval through ``/v1/credentials/verify``: steps 3 and 9).  They
 keep their own errors (``credential.*``), which their callers map to problem+json.
 
-VC-JWTs (``jwt_vc_json``, this platform's only: :func:`verify_vc_jwt_credential`) take
-step 3 (the compact JWS, its issuer key, signature, validity and type) and step 9 (the
-bitstring status).
+VC-JWTs (this platform's only: :func:`verify_vc_jwt_credential`) take step 3 (the compact
+JWS, its issuer key, signature, validity and type) and step 9 (the bitstring status) — a
+VCDM 1.1 ``jwt_vc_json`` here; a VCDM 2.0 ``vc+jwt`` is handed after parsing to
+:func:`~credit_commons.verifier.vcdm2.verify_vc_jose_credential`, whose step 9 checks the
+entry against the published Bitstring Status List credential (W3C §3.2).
 
 Predicate attestations have their own numbered steps
 (:func:`~credit_commons.verifier.predicates.verify_attestation`).
@@ -56,6 +58,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.jws import CompactJws, parse_compact
 from credit_commons.formats.sd_jwt_format import Parts
 from credit_commons.formats.status_list import TokenStatus
+from credit_commons.formats.vc_jose import is_vc_jose
 from credit_commons.formats.vc_jwt import verify_vc_jwt
 from credit_commons.issuer import (
     ISSUER_KEY,
@@ -85,6 +88,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     sd_jwt_vc_facts,
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
+from credit_commons.verifier.vcdm2 import verify_vc_jose_credential
 
 __all__ = [
     "Challenge",
@@ -438,8 +442,10 @@ def policy_floor(req: Requirements) -> None:
 
 
 def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
-    """Verify one of this issuer's ``jwt_vc_json`` credentials: step 3 (signature by the
-    issuer key named by ``kid``, validity period, type) and step 9 (its bitstring status).
+    """Verify one of this issuer's W3C credentials: a VCDM 1.1 ``jwt_vc_json`` — step 3
+    (signature by the issuer key named by ``kid``, validity period, type) and step 9 (its
+    bitstring status) — or a VCDM 2.0 ``vc+jwt`` (``verifier/vcdm2.py``, which raises its
+    own errors besides).
 
     Raises ``VcJwtInvalid``/``VcJwtExpired``, :class:`UnknownIssuerKey` or
     :class:`CredentialRevoked`.
@@ -448,6 +454,8 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwt
     # Step 3: the kid and iss only pick the key (verify_vc_jwt refuses embedded keys), then
     # the signature, the validity period and the type.
     unverified = parse_compact(token, algs=ACCEPTED_ALGS, refused_headers=())
+    if is_vc_jose(unverified.header):  # W3C VCDM 2.0: its steps are in verifier/vcdm2.py
+        return verify_vc_jose_credential(session, rt, token)
     key = _vc_jwt_issuer_key(session, rt, keys, unverified)
     payload = verify_vc_jwt(token, key, algs=ACCEPTED_ALGS, now=int(rt.clock.now().timestamp()))
     vc = payload["vc"]

@@ -37,12 +37,14 @@ class SdJwtVerified(_Out):
 
 
 class VcJwtVerified(_Out):
-    """A verified jwt_vc_json credential: its types, holder and subject claims."""
+    """A verified W3C credential: its types, holder and subject claims, and which it was —
+    a VCDM 1.1 JWT (``jwt_vc_json``) or a VCDM 2.0 ``vc+jwt``."""
 
     valid: Literal[True]
     type: list[str]
     holder: str | None
     claims: JsonObject
+    format: Literal["jwt_vc_json", "vc+jwt"] = "jwt_vc_json"
 
 
 class TrustedIssuerView(_Out):

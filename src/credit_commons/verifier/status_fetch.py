@@ -1,10 +1,12 @@
 """Fetching status lists for verification: SSRF-guarded, signature-checked, cached.
 
-``StatusListFetcher.status(uri, index)`` fetches the ``statuslist+jwt`` at ``uri``
-through :class:`~credit_commons.core.net.OutboundFetcher` (https only, no private
-addresses, no redirects, a size cap), verifies its signature with the key the injected
-resolver returns for the token's header, checks that its ``sub`` is ``uri`` (a list
-cannot be served for another one) and that it has not expired, and caches the decoded
+``StatusListFetcher.status(uri, index)`` fetches the Status List Token at ``uri`` through
+:class:`~credit_commons.core.net.OutboundFetcher` (https only, no private addresses, no
+redirects, a size cap) — a ``statuslist+jwt``, or a ``statuslist+cwt`` (COSE_Sign1,
+draft-ietf-oauth-status-list §5.2) when the issuer answers with that media type — verifies
+its signature with the key the injected resolver returns for the token's header (for a CWT,
+its ``kid`` as text and its ``alg`` as the JOSE name), checks that its ``sub`` is ``uri`` (a
+list cannot be served for another one) and that it has not expired, and caches the decoded
 list until the earlier of its ``ttl`` and ``exp`` (at most ``max_ttl``).
 """
 
@@ -17,8 +19,10 @@ from typing import Any
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.errors import CommonsError, IntegrityError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.cose_sign1 import KID, CoseSign1
 from credit_commons.formats.jws import EMBEDDED_KEY_HEADERS, JwsAlgorithmRefused, parse_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
+from credit_commons.formats.status_list_cwt import CWT_MEDIA_TYPE, verify_status_list_cwt
 from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 
 __all__ = ["StatusListCache", "StatusListFetcher", "StatusListRejected", "status_list_cache"]
@@ -72,7 +76,25 @@ class StatusListFetcher:
         self._namespace = namespace
 
     def _load(self, uri: str) -> StatusList:
-        body, _headers = self._fetcher.get_bytes(uri, accept="application/statuslist+jwt")
+        body, headers = self._fetcher.get_bytes(
+            uri, accept=f"application/statuslist+jwt, {CWT_MEDIA_TYPE};q=0.9"
+        )
+        now = self._clock()
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == CWT_MEDIA_TYPE:
+            decoded, exp, ttl = self._from_cwt(uri, body, now)
+        else:
+            decoded, exp, ttl = self._from_jwt(uri, body, now)
+        lifetime = min(self._max_ttl, float(ttl) if ttl is not None and ttl > 0 else self._max_ttl)
+        if exp is not None:
+            lifetime = min(lifetime, exp - now)
+        self._cache.put((self._namespace, uri), (now + lifetime, decoded))
+        return decoded
+
+    def _from_jwt(
+        self, uri: str, body: bytes, now: float
+    ) -> tuple[StatusList, int | None, int | None]:
+        # The list, its exp and its ttl, from a statuslist+jwt (TSL §5.1, §8.3).
         try:
             jws = parse_compact(body.decode("ascii"), algs=ACCEPTED_ALGS, refused_headers=())
         except JwsAlgorithmRefused as e:
@@ -90,7 +112,6 @@ class StatusListFetcher:
             raise StatusListRejected("the status list signature does not verify") from e
         if payload.get("sub") != uri:
             raise StatusListRejected("the status list was issued for another URI")
-        now = self._clock()
         exp = payload.get("exp")
         if isinstance(exp, int) and exp <= now:
             raise StatusListRejected("the status list has expired")
@@ -99,13 +120,29 @@ class StatusListFetcher:
         except CommonsError as e:
             raise StatusListRejected("the status list is malformed") from e
         ttl = payload.get("ttl")
-        lifetime = min(
-            self._max_ttl, float(ttl) if isinstance(ttl, int) and ttl > 0 else self._max_ttl
-        )
-        if isinstance(exp, int):
-            lifetime = min(lifetime, exp - now)
-        self._cache.put((self._namespace, uri), (now + lifetime, decoded))
-        return decoded
+        return decoded, exp if isinstance(exp, int) else None, ttl if isinstance(ttl, int) else None
+
+    def _from_cwt(
+        self, uri: str, body: bytes, now: float
+    ) -> tuple[StatusList, int | None, int | None]:
+        # The list, its exp and its ttl, from a statuslist+cwt (TSL §5.2, §8.3); the key is
+        # resolved as for a JWT, from the kid (UTF-8 text) and the JOSE name of the alg.
+        def key(token: CoseSign1) -> PublicKey:
+            kid = token.header(KID)
+            header: dict[str, Any] = {"alg": token.alg}
+            if kid is not None:
+                if not isinstance(kid, bytes):
+                    raise StatusListRejected("the status list kid must be a byte string")
+                header["kid"] = kid.decode("utf-8", errors="strict")
+            return self._resolve(header)
+
+        try:
+            token = verify_status_list_cwt(body, key, uri=uri, now=now)
+        except StatusListRejected:
+            raise
+        except (UnicodeDecodeError, CommonsError) as e:
+            raise StatusListRejected(f"the status list is not acceptable: {e}") from e
+        return token.status_list, token.exp, token.ttl
 
     def status(self, uri: str, index: int) -> TokenStatus:
         """The status at ``index`` of the list at ``uri`` (from the cache while fresh).

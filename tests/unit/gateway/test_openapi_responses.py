@@ -117,7 +117,10 @@ def test_problem_schema_is_rfc_9457(document: dict[str, Any]) -> None:
         ("GET /v1/log/checkpoint", {"text/plain; charset=utf-8"}),
         ("GET /tile/entries/{path}", {"application/octet-stream"}),
         ("GET /tile/{level}/{path}", {"application/octet-stream"}),
-        ("GET /status-lists/{list_id}", {"application/statuslist+jwt", "application/vc+jwt"}),
+        (
+            "GET /status-lists/{list_id}",
+            {"application/statuslist+jwt", "application/statuslist+cwt", "application/vc+jwt"},
+        ),
         ("POST /v1/identities/{token}/export", {"application/json", "application/pdf"}),
         ("GET /v1/credential-offers/{offer_id}/qr.svg", {"image/svg+xml"}),
     ],

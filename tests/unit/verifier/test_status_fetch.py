@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from credit_commons.core.net import OutboundFetcher, UnsafeUrl
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
-from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.formats.status_list_cwt import CWT_MEDIA_TYPE, issue_status_list_cwt
+from credit_commons.keys.algorithms import KeyType, PrivateKey, PublicKey
 from credit_commons.verifier.status_fetch import StatusListFetcher, StatusListRejected
 
 URI = "https://issuer.example/status-lists/sl_1"
@@ -91,3 +93,79 @@ def test_ssrf_guard_applies() -> None:
     with pytest.raises(UnsafeUrl):
         lists.status("http://issuer.example/status-lists/sl_1", 7)
     assert calls == []
+
+
+# -- the CWT form (draft-ietf-oauth-status-list §5.2) ------------------------------------------
+
+
+def cwt(
+    *,
+    sub: str = URI,
+    exp: int = NOW + 600,
+    signer: PrivateKey = ISSUER,
+    kid: str = "k1",
+) -> bytes:
+    status_list = StatusList.new(64, bits=2)
+    status_list.set(7, TokenStatus.INVALID)
+    status_list.set(9, TokenStatus.SUSPENDED)
+    return issue_status_list_cwt(
+        uri=sub, status_list=status_list, iat=NOW, exp=exp, ttl=300, signer=signer, kid=kid
+    )
+
+
+def cwt_fetcher(
+    body: Callable[[], bytes], accepts: list[str], media_type: str = CWT_MEDIA_TYPE
+) -> OutboundFetcher:
+    def handler(request: httpx.Request) -> httpx.Response:
+        accepts.append(request.headers["accept"])
+        return httpx.Response(200, content=body(), headers={"Content-Type": media_type})
+
+    return OutboundFetcher(
+        transport=httpx.MockTransport(handler), resolver=lambda _h: ["93.184.216.34"]
+    )
+
+
+def test_a_cwt_list_is_read_with_the_key_its_kid_names() -> None:
+    accepts: list[str] = []
+    headers: list[dict[str, object]] = []
+
+    def resolve(header: Mapping[str, Any]) -> PublicKey:
+        headers.append(dict(header))
+        return ISSUER.public_key
+
+    lists = StatusListFetcher(cwt_fetcher(cwt, accepts), resolve, clock=lambda: float(NOW))
+    assert lists.status(URI, 7) is TokenStatus.INVALID
+    assert lists.status(URI, 9) is TokenStatus.SUSPENDED
+    assert lists.status(URI, 8) is TokenStatus.VALID
+    assert CWT_MEDIA_TYPE in accepts[0]  # the verifier says it reads the CWT form
+    assert len(accepts) == 1  # cached as a JWT list is
+    assert headers == [{"alg": "EdDSA", "kid": "k1"}]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda: cwt(sub="https://issuer.example/status-lists/other"),
+        lambda: cwt(exp=NOW - 1),
+        lambda: cwt(signer=PrivateKey.generate(KeyType.ED25519)),
+        lambda: cwt()[:-1],
+        lambda: cwt() + b"\x00",
+        lambda: token().encode(),  # a JWT sent as a CWT
+    ],
+)
+def test_unacceptable_cwt_lists_are_rejected(bad: Callable[[], bytes]) -> None:
+    lists = StatusListFetcher(
+        cwt_fetcher(bad, []), lambda _h: ISSUER.public_key, clock=lambda: float(NOW)
+    )
+    with pytest.raises(StatusListRejected):
+        lists.status(URI, 7)
+
+
+def test_a_cwt_sent_as_a_jwt_is_rejected() -> None:
+    lists = StatusListFetcher(
+        cwt_fetcher(cwt, [], media_type="application/statuslist+jwt"),
+        lambda _h: ISSUER.public_key,
+        clock=lambda: float(NOW),
+    )
+    with pytest.raises(StatusListRejected):
+        lists.status(URI, 7)

@@ -73,6 +73,27 @@ def put_type(
 status_router = APIRouter(tags=["status lists"])
 
 
+def _accepts_cwt(accept: str | None) -> bool:
+    """Whether ``Accept`` prefers the CWT form of a Token Status List: it names
+    ``application/statuslist+cwt`` with a weight above zero and at least that of anything
+    else it names (RFC 9110 §12.5.1; the type named exactly wins a tie with a wildcard)."""
+    weights: dict[str, float] = {}
+    for item in (accept or "").split(","):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if media_type:
+            weights[media_type.lower()] = max(weight, weights.get(media_type.lower(), 0.0))
+    cwt = weights.pop(status.CWT_MEDIA_TYPE, 0.0)
+    return cwt > 0 and cwt >= max(weights.values(), default=0.0)
+
+
 @status_router.get(
     "/status-lists/{list_id}",
     summary="A signed status list.",
@@ -84,12 +105,19 @@ status_router = APIRouter(tags=["status lists"])
                     "type": "string",
                     "description": "IETF Token Status List, a JWT",
                 },
+                "application/statuslist+cwt": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "IETF Token Status List, a CWT (COSE_Sign1), when the "
+                    "Accept header prefers it",
+                },
                 "application/vc+jwt": {
                     "type": "string",
-                    "description": "W3C Bitstring Status List credential, a VC-JWT",
+                    "description": "W3C BitstringStatusListCredential (VCDM 2.0), a vc+jwt",
                 },
             },
             404,
+            406,
             422,
         ),
         304: {"description": "Not modified (If-None-Match named the current ETag)."},
@@ -100,10 +128,12 @@ def status_list(
     session: SessionDep,
     runtime: RuntimeDep,
     if_none_match: Annotated[str | None, Header()] = None,
+    accept: Annotated[str | None, Header()] = None,
 ) -> Response:
-    rendered = status.render(session, runtime, list_id)
-    etag = f'"{list_id}-{rendered.version}"'
-    headers = {"Cache-Control": "public, max-age=300", "ETag": etag}
+    cwt = _accepts_cwt(accept)
+    rendered = status.render(session, runtime, list_id, cwt=cwt)
+    etag = f'"{list_id}-{rendered.version}{"-cwt" if cwt else ""}"'
+    headers = {"Cache-Control": "public, max-age=300", "ETag": etag, "Vary": "Accept"}
     if if_none_match == etag:
         return Response(status_code=304, headers=headers)
     return Response(rendered.token, media_type=rendered.media_type, headers=headers)
@@ -116,14 +146,15 @@ IssueRequest = IssueItem  # the single-issue body is one batch item
 
 
 class CredentialCheck(BaseModel):
-    """A credential to verify: ``jwt_vc_json`` (the default), or an issuer-signed SD-JWT VC
-    when the caller says that is what it expects (``"format": "dc+sd-jwt"`` with
-    ``"key_binding": "none"``; presentations with key binding go to
-    ``/v1/presentations/verify``)."""
+    """A credential to verify: a W3C credential (``jwt_vc_json``, the default, or
+    ``vc+jwt``: the W3C verifier tells a VCDM 1.1 JWT from a VCDM 2.0 ``vc+jwt`` by its
+    ``typ`` and answers which it was), or an issuer-signed SD-JWT VC when the caller says
+    that is what it expects (``"format": "dc+sd-jwt"`` with ``"key_binding": "none"``;
+    presentations with key binding go to ``/v1/presentations/verify``)."""
 
     model_config = ConfigDict(extra="forbid")
     credential: Annotated[str, Field(max_length=65536)]
-    format: Literal["jwt_vc_json", "dc+sd-jwt"] = "jwt_vc_json"
+    format: Literal["jwt_vc_json", "vc+jwt", "dc+sd-jwt"] = "jwt_vc_json"
     key_binding: Literal["none"] | None = None
 
     @model_validator(mode="after")
@@ -132,7 +163,7 @@ class CredentialCheck(BaseModel):
         # so that nobody mistakes this route for presentation verification.
         if self.format == "dc+sd-jwt" and self.key_binding != "none":
             raise ValueError('a dc+sd-jwt credential needs "key_binding": "none"')
-        if self.format == "jwt_vc_json" and self.key_binding is not None:
+        if self.format != "dc+sd-jwt" and self.key_binding is not None:
             raise ValueError("key_binding applies to dc+sd-jwt credentials only")
         return self
 
@@ -237,7 +268,8 @@ def change_status(
 
 @credentials_router.post(
     "/v1/credentials/verify",
-    summary="Verify a jwt_vc_json credential, or an SD-JWT VC without key binding.",
+    summary="Verify a W3C credential (VCDM 1.1 JWT or 2.0 vc+jwt), or an SD-JWT VC without "
+    "key binding.",
     responses=answers(VcJwtVerified | SdJwtVerified, 400, 422, 502),
 )
 def verify_credential(

@@ -50,7 +50,7 @@ class OfferRequest(BaseModel):
     subject: Annotated[str, Field(pattern=r"^idt_[a-zA-Z0-9]{12,32}$")]
     claims: JsonObject
     tx_code: bool = True
-    format: Literal["dc+sd-jwt", "jwt_vc_json"] = "dc+sd-jwt"
+    format: Literal["dc+sd-jwt", "vc+jwt"] = "dc+sd-jwt"
 
 
 @router.get(
