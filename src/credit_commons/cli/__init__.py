@@ -51,6 +51,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ("privacy", "privacy", True),
     ("admin", "admin", True),
     ("issuer", "issuer", True),
+    ("verify", "verify", True),
     ("wallet", "wallet", True),
     ("consent", "consent", True),
     ("lender", "lender", True),

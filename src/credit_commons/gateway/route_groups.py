@@ -63,7 +63,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("verification", "120/minute", "120/minute", "/v1/credentials/verify, presentations"),
     RouteGroup("verifier", "600/minute", "600/minute", "/v1/verifier/* (OpenID4VP)"),
     RouteGroup("issuance", "600/minute", "600/minute", "/v1/credentials*, /v1/credential-types*"),
-    RouteGroup("admin", "300/minute", "300/minute", "/v1/admin/*"),
+    RouteGroup("admin", "300/minute", "300/minute", "/v1/admin/*, /v1/verifier/policies*"),
     RouteGroup("oid4vci-offers", "60/minute", "60/minute", "/v1/credential-offers*"),
     RouteGroup("oid4vci-token", "60/minute", None, "POST /token"),
     RouteGroup("oid4vci-credential", "60/minute", "30/minute", "POST /credential, POST /nonce"),
@@ -110,6 +110,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/credential|/nonce", "oid4vci-credential"),
         ("", r"/v1/credentials(?:/.*)?|/v1/credential-types(?:/.*)?", "issuance"),
         ("", r"/v1/admin/.*", "admin"),
+        ("", r"/v1/verifier/policies(?:/.*)?", "admin"),
         ("", r"/healthz|/readyz|/metrics", "operations"),
         ("", r"/openapi\.json|/docs(?:/oauth2-redirect|/assets/[^/]+)?", "docs"),
     )

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["TrustedIssuerRow", "VpTransactionRow"]
+__all__ = [
+    "PolicyFloorRow",
+    "PolicyVersionRow",
+    "TrustBundleVersionRow",
+    "TrustPinRow",
+    "TrustedIssuerRow",
+    "VpTransactionRow",
+]
 
 
 class TrustedIssuerRow(Base):
     """An issuer whose credentials verification accepts: an https issuer URL (keys from its
-    ``/.well-known/jwt-vc-issuer`` metadata), a ``did:web`` or a ``did:key``."""
+    ``/.well-known/jwt-vc-issuer`` metadata), a ``did:web``, a ``did:key``, or an X.509 trust
+    anchor (``kind`` ``x509``, ``issuer`` its ``x509:sha256:…`` id, ``anchor`` its DER).
+    ``marks`` and ``types`` are JSON arrays (``["*"]``: any type).  The signed trust bundle
+    is made from these rows."""
 
     __tablename__ = "trusted_issuers"
 
@@ -22,6 +32,9 @@ class TrustedIssuerRow(Base):
     issuer: Mapped[str] = mapped_column(String(512), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    marks: Mapped[str] = mapped_column(Text, default="[]")
+    types: Mapped[str] = mapped_column(Text, default='["*"]')
+    anchor: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class VpTransactionRow(Base):
@@ -61,3 +74,58 @@ class VpTransactionRow(Base):
     response_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     claims: Mapped[str | None] = mapped_column(Text)
     claims_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrustBundleVersionRow(Base):
+    """One version of the platform's trust bundle: the entries (canonical JSON, as the
+    bundle's ``issuers`` member) as they stood after the change that made it."""
+
+    __tablename__ = "trust_bundle_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    issuers: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrustPinRow(Base):
+    """Another platform's trust bundle this verifier trusts: where it is fetched, the key
+    pinned for it (a public JWK), and the last bundle accepted (its version is the floor
+    below which a fetched bundle is a rollback)."""
+
+    __tablename__ = "trust_pins"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512), unique=True)
+    key_jwk: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PolicyVersionRow(Base):
+    """One version of a verifier's policy: the verifier (``owner``: a lender's client id or
+    ``platform``), the policy id and version, its JSON document and compliance profile."""
+
+    __tablename__ = "verifier_policies"
+    __table_args__ = (UniqueConstraint("owner", "policy_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    policy_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    profile: Mapped[str] = mapped_column(String(32))
+    document: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PolicyFloorRow(Base):
+    """The version floor of a verifier's policy: requests made under an older version are
+    denied (``policy_version_downgrade``)."""
+
+    __tablename__ = "verifier_policy_floors"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    floor: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

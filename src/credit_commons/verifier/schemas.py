@@ -12,11 +12,15 @@ from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "AcceptedResponse",
+    "PolicyView",
     "PresentationRequest",
     "PresentedCredential",
     "RequestCreated",
     "SdJwtVerified",
     "TransactionStatus",
+    "TrustBundleView",
+    "TrustPinRefresh",
+    "TrustPinView",
     "TrustedIssuerView",
     "VcJwtVerified",
     "VerifierDecision",
@@ -48,12 +52,15 @@ class VcJwtVerified(_Out):
 
 
 class TrustedIssuerView(_Out):
-    """A trusted issuer entry."""
+    """A trusted issuer entry: its trust marks and the credential types it may issue
+    (``["*"]``: any)."""
 
     id: str
     issuer: str
     kind: str
     added_at: str
+    marks: list[str] = []
+    types: list[str] = ["*"]
 
 
 # -- OpenID4VP transactions ----------------------------------------------------------------
@@ -133,3 +140,55 @@ class AcceptedResponse(_Out):
     user agent, with the response code, when the verifier gave one."""
 
     redirect_uri: str | None = None
+
+
+class TrustPinView(_Out):
+    """Another platform's trust bundle pinned by key: its URL, the pinned public JWK, and
+    the bundle kept (version, issuer, number of entries, expiry, when fetched)."""
+
+    id: str
+    url: str
+    key: JsonObject
+    version: int
+    iss: str | None
+    issuers: int
+    expires_at: str | None
+    fetched_at: str | None
+    pinned_at: str
+
+
+class TrustPinRefresh(_Out):
+    """The outcome of fetching a pinned bundle again: accepted (its version), or refused
+    with the reason (``signature_invalid``, ``expired``, ``rollback``, ``invalid``,
+    ``fetch_failed``) and the kept version."""
+
+    id: str
+    url: str
+    accepted: bool
+    version: int
+    reason: str | None
+
+
+class TrustBundleView(_Out):
+    """The platform's trust bundle as administrators see it: the newest version, its
+    entries, and the key verifiers pin (public JWK and did:key)."""
+
+    version: int
+    iss: str
+    issuers: list[JsonObject]
+    key: JsonObject
+    did: str
+
+
+class PolicyView(_Out):
+    """A verifier's policy version: the document as written, the effective policy after
+    its compliance profile, and the policy's current version floor."""
+
+    owner: str
+    policy_id: str
+    version: int
+    profile: str
+    document: JsonObject
+    effective: JsonObject
+    floor: int
+    created_at: str

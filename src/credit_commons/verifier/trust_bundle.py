@@ -25,7 +25,6 @@ reason otherwise.  X.509 chains are verified by ``cryptography.x509.verification
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as x509v
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.core.encoding import JsonObject, b64_decode, b64_encode
@@ -50,10 +49,11 @@ from credit_commons.formats.jws import (
 )
 from credit_commons.keys import ACCEPTED_ALGS
 from credit_commons.verifier.sd_jwt_vc import UntrustedIssuer
-from credit_commons.verifier.trust import issuer_kind
+from credit_commons.verifier.trust import ANY_TYPE, EntryKind, issuer_kind, x509_entry_id
 
 __all__ = [
     "ANY_TYPE",
+    "TRUST_BUNDLE_MEDIA_TYPE",
     "TRUST_BUNDLE_TYP",
     "IssuerNotTrusted",
     "TrustBundle",
@@ -65,6 +65,7 @@ __all__ = [
     "TrustKind",
     "UntrustedReason",
     "bundle_from_payload",
+    "entries_from_json",
     "sign_bundle",
     "trusted_in",
     "verify_bundle",
@@ -72,10 +73,10 @@ __all__ = [
 ]
 
 TRUST_BUNDLE_TYP: Final = "trust-bundle+jwt"
-#: The ``types`` member that lets an entry issue any credential type.
-ANY_TYPE: Final = "*"
+#: The media type a bundle is served as: the one its ``typ`` names (RFC 7515 §4.1.9).
+TRUST_BUNDLE_MEDIA_TYPE: Final = f"application/{TRUST_BUNDLE_TYP}"
 #: How an entry's issuer is identified, which decides where its keys come from.
-TrustKind = Literal["https", "did:web", "did:key", "x509"]
+TrustKind = EntryKind
 #: Why an issuer is not trusted (the verifier's record; never shown to the presenter).
 UntrustedReason = Literal[
     "not_listed", "type_not_allowed", "mark_missing", "chain_invalid", "bundle_expired"
@@ -86,7 +87,6 @@ _MAX_ENTRIES: Final = 10_000
 _MAX_CHAIN: Final = 8
 _IAT_LEEWAY: Final = timedelta(minutes=5)
 _MARK = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_X509_ID = re.compile(r"x509:sha256:[0-9a-f]{64}")
 
 
 class TrustBundleInvalid(IntegrityError):
@@ -124,11 +124,6 @@ class IssuerNotTrusted(UntrustedIssuer):
     def __init__(self, reason: UntrustedReason, detail: str | None = None) -> None:
         self.reason: UntrustedReason = reason
         super().__init__(detail or reason, extra={"reason": reason})
-
-
-def x509_entry_id(anchor_der: bytes) -> str:
-    """The entry id of an X.509 trust anchor: ``x509:sha256:`` and its DER's SHA-256."""
-    return f"x509:sha256:{hashlib.sha256(anchor_der).hexdigest()}"
 
 
 def _load_der(der: bytes, what: str) -> x509.Certificate:
@@ -396,6 +391,21 @@ class _BundleDoc(BaseModel):
 def _entry(doc: _EntryDoc) -> TrustEntry:
     anchor = b64_decode(doc.x5c_anchor) if doc.x5c_anchor is not None else None
     return TrustEntry(doc.id, doc.kind, frozenset(doc.marks), frozenset(doc.types), anchor)
+
+
+_ENTRIES: TypeAdapter[list[_EntryDoc]] = TypeAdapter(
+    Annotated[list[_EntryDoc], Field(max_length=_MAX_ENTRIES)]
+)
+
+
+def entries_from_json(issuers: Any) -> tuple[TrustEntry, ...]:
+    """The entries of a bundle's ``issuers`` member.  Raises :class:`TrustBundleInvalid`."""
+    try:
+        return tuple(_entry(e) for e in _ENTRIES.validate_python(issuers))
+    except PydanticValidationError as e:
+        raise TrustBundleInvalid("the bundle's issuers are not trust entries") from e
+    except CommonsError as e:
+        raise TrustBundleInvalid(f"a bundle entry is not valid: {e.detail}") from e
 
 
 def bundle_from_payload(payload: Any) -> TrustBundle:
