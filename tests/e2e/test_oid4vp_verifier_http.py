@@ -7,15 +7,25 @@ trusted issuer's key are accepted, under an untrusted one refused with the unifo
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from jwcrypto.jwk import JWK
+from sd_jwt.common import SDObj
+from sd_jwt.holder import SDJWTHolder
+from sd_jwt.issuer import SDJWTIssuer
 from tests.integration.verifier_world import VpWorld, vp
+
+from credit_commons.keys import encode_did_key
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import private_key_to_jwk
 
 __all__ = ["vp"]
 
 PREFIXES = ["decentralized_identifier", "redirect_uri"]
 MODES = ["direct_post", "direct_post.jwt"]
+THEIR_VCT = "https://coop.example/vct/membership/v1"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -42,3 +52,74 @@ def test_a_platform_credential_is_accepted(vp: VpWorld, prefix: str, mode: str) 
     assert "debt_ratio_bracket" not in credential["claims"]
     # Once only, and only with the code.
     assert vp.decision(created["id"], code).status_code == 404
+
+
+def _their_credential(issuer: PrivateKey, holder: PrivateKey) -> str:
+    # Minted by the independent sd-jwt package (sd-jwt-python on jwcrypto), not by us.
+    claims = {
+        "iss": encode_did_key(issuer.public_key),
+        "iat": int(time.time()),
+        "vct": THEIR_VCT,
+        SDObj("member"): "yes",
+        SDObj("district"): "Nashik",
+    }
+    minted = SDJWTIssuer(
+        claims,
+        JWK(**private_key_to_jwk(issuer)),
+        JWK(**private_key_to_jwk(holder)),
+        sign_alg="ES256",
+        extra_header_parameters={"typ": "dc+sd-jwt"},
+    )
+    return str(minted.sd_jwt_issuance)
+
+
+def _their_presentation(credential: str, holder: PrivateKey, nonce: str, aud: str) -> str:
+    wallet = SDJWTHolder(credential)
+    wallet.create_presentation(
+        {"member": True}, nonce, aud, JWK(**private_key_to_jwk(holder)), "ES256"
+    )
+    return str(wallet.sd_jwt_presentation)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("prefix", PREFIXES)
+def test_an_independently_minted_credential(
+    vp: VpWorld, prefix: str, mode: str, trusted: bool
+) -> None:
+    issuer, holder = PrivateKey.generate(KeyType.P256), PrivateKey.generate(KeyType.P256)
+    if trusted:
+        added = vp.http.post(
+            "/v1/admin/trusted-issuers",
+            json={"issuer": encode_did_key(issuer.public_key)},
+            headers=vp.admin,
+        )
+        assert added.status_code == 201, added.text
+    query = {
+        "credentials": [
+            {
+                "id": "membership",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [THEIR_VCT]},
+                "claims": [{"path": ["member"]}],
+            }
+        ]
+    }
+    created = vp.request(client_id_prefix=prefix, response_mode=mode, dcql_query=query)
+    request = vp.wallet_request(created)
+    shown = _their_presentation(
+        _their_credential(issuer, holder), holder, request.nonce, request.client_id
+    )
+    answered = vp.respond(created, request, {"membership": [shown]})
+    status = vp.status(created["id"])
+    if not trusted:
+        assert answered.status_code == 400
+        assert answered.json() == {"error": "not_allowed"}
+        assert (status["decision"], status["reason"]) == ("deny", "issuer_not_trusted")
+        return
+    assert answered.status_code == 200, answered.text
+    code = parse_qs(urlsplit(answered.json()["redirect_uri"]).query)["response_code"][0]
+    (credential,) = vp.decision(created["id"], code).json()["credentials"]
+    assert credential["claims"]["member"] == "yes"
+    assert "district" not in credential["claims"]
+    assert credential["issuer"] == encode_did_key(issuer.public_key)

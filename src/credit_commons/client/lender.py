@@ -51,6 +51,7 @@ from credit_commons.client.verify import (
 from credit_commons.consent import TEMPLATES
 from credit_commons.core.encoding import JsonObject
 from credit_commons.ledger import LogKey, Receipt
+from credit_commons.verifier import RequestCreated, TransactionStatus, VerifierDecision
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender", "registration_request"]
 
@@ -375,6 +376,53 @@ class Lender:
         to pin once: a key fetched each time would prove nothing."""
         found = self.http.request_object("GET", "/v1/log/key")
         return _validated(LogKey, found, "the log's key")
+
+    def presentation_request(
+        self,
+        dcql_query: JsonObject,
+        *,
+        policy_id: str | None = None,
+        client_id_prefix: str = "decentralized_identifier",
+        response_mode: str = "direct_post",
+        redirect_uri: str | None = None,
+    ) -> RequestCreated:
+        """Ask a wallet for credentials (``POST /v1/verifier/requests``, OpenID4VP 1.0): the
+        transaction, with the ``request_uri`` or by-value request and the ``wallet_url``
+        to hand the wallet (docs/verifier.md).  Raises the platform's ``ApiInvalid`` for a
+        DCQL query, policy or redirect it does not accept."""
+        body: JsonObject = {
+            "dcql_query": dcql_query,
+            "client_id_prefix": client_id_prefix,
+            "response_mode": response_mode,
+        }
+        if policy_id is not None:
+            body["policy_id"] = policy_id
+        if redirect_uri is not None:
+            body["redirect_uri"] = redirect_uri
+        made = self.http.request_object(
+            "POST", "/v1/verifier/requests", json=body, token=self._bearer()
+        )
+        return _validated(RequestCreated, made, "the presentation request")
+
+    def presentation_status(self, transaction_id: str) -> TransactionStatus:
+        """A presentation request's status, with the decision and, for a denial, its
+        precise reason (``GET /v1/verifier/requests/{id}``)."""
+        found = self.http.request_object(
+            "GET", f"/v1/verifier/requests/{transaction_id}", token=self._bearer()
+        )
+        return _validated(TransactionStatus, found, "the presentation request's status")
+
+    def presentation_decision(self, transaction_id: str, response_code: str) -> VerifierDecision:
+        """The accepted decision with the disclosed claims, once, for the response code the
+        wallet was redirected with.  Raises ``ApiNotFound`` otherwise (read, denied, or
+        another code: one answer)."""
+        found = self.http.request_object(
+            "POST",
+            f"/v1/verifier/requests/{transaction_id}/decision",
+            json={"response_code": response_code},
+            token=self._bearer(),
+        )
+        return _validated(VerifierDecision, found, "the decision")
 
     def verify(
         self,
