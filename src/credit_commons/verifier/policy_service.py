@@ -292,11 +292,16 @@ def set_policy_floor(
         raise ConflictError(f"the floor only rises, from {current} up to the latest {latest}")
     now = rt.clock.now()
     row = session.get(PolicyFloorRow, (owner, policy_id))
-    if row is None:
-        session.add(PolicyFloorRow(owner=owner, policy_id=policy_id, floor=floor, updated_at=now))
-    else:
-        row.floor, row.updated_at = floor, now
-    session.flush()
+    try:
+        with session.begin_nested():
+            if row is None:
+                session.add(
+                    PolicyFloorRow(owner=owner, policy_id=policy_id, floor=floor, updated_at=now)
+                )
+            else:
+                row.floor, row.updated_at = floor, now
+    except DbIntegrityError as e:
+        raise ConflictError("the floor changed concurrently; try again") from e
     record_event(
         session,
         PolicyFloorSet(floor=floor, previous=current),

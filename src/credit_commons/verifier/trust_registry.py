@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.attached import Attached
-from credit_commons.core.errors import NotFoundError
+from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.identity import Principal
 from credit_commons.keys import KeyType, PublicKey, StoredSigner
 from credit_commons.keys import service as key_service
@@ -127,7 +127,10 @@ def published_bundle(session: Session, rt: Runtime) -> SignedBundle:
     ):
         return signed
     if version == 0:
-        version = write_bundle_version(session, rt, rt.operator_actor("verifier"))
+        try:
+            version = write_bundle_version(session, rt, rt.operator_actor("verifier"))
+        except ConflictError:  # another request published version 1 at the same moment
+            version = _newest(session)
     bundle = _bundle(session, rt, version, now)
     signer = bundle_signer(session, rt)
     fresh = SignedBundle(
