@@ -53,6 +53,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/credentials.py
 	$(BIN)/python bench/consent.py
+	$(BIN)/python bench/verifier.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps
