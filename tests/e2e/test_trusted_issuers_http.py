@@ -19,6 +19,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
+from credit_commons.formats.status_list_cwt import CWT_MEDIA_TYPE, issue_status_list_cwt
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.sd_jwt import issue, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey
@@ -35,7 +36,7 @@ class FakeWeb:
     """The other issuers' web sites: URL -> (body, content type)."""
 
     def __init__(self) -> None:
-        self.pages: dict[str, tuple[str, str]] = {}
+        self.pages: dict[str, tuple[str | bytes, str]] = {}
         self.calls: list[str] = []
 
     def json(self, url: str, value: Any) -> None:
@@ -53,12 +54,32 @@ class FakeWeb:
         )
         self.pages[url] = (token, "application/statuslist+jwt")
 
+    def status_list_cwt(
+        self, url: str, signer: PrivateKey, kid: str, revoked: int, *, sub: str | None = None
+    ) -> None:
+        """The list as a Status List Token in CWT form (draft-ietf-oauth-status-list §5.2)."""
+        lst = StatusList.new(64, bits=2)
+        lst.set(revoked, TokenStatus.INVALID)
+        now = int(time.time())
+        token = issue_status_list_cwt(
+            uri=sub or url,
+            status_list=lst,
+            iat=now,
+            exp=now + 600,
+            ttl=300,
+            signer=signer,
+            kid=kid,
+        )
+        self.pages[url] = (token, CWT_MEDIA_TYPE)
+
     def handler(self, request: httpx.Request) -> httpx.Response:
         self.calls.append(str(request.url))
         page = self.pages.get(str(request.url))
         if page is None:
             return httpx.Response(404)
-        return httpx.Response(200, text=page[0], headers={"Content-Type": page[1]})
+        body, media_type = page
+        content = body if isinstance(body, bytes) else body.encode()
+        return httpx.Response(200, content=content, headers={"Content-Type": media_type})
 
 
 @pytest.fixture
@@ -186,6 +207,40 @@ def test_https_issuer_trust_metadata_and_status(
     with transaction(runtime.sessions) as session:
         types = list(session.scalars(select(EventRow.type).where(EventRow.type.like("issuer.%"))))
     assert sorted(types) == ["issuer.trusted", "issuer.untrusted"]
+
+
+def test_a_foreign_status_list_in_cwt_form(
+    client: TestClient, runtime: Runtime, web: FakeWeb
+) -> None:
+    # Issue 16: the verifier reads another issuer's Token Status List in CWT form (COSE_Sign1,
+    # ES256 here), signed by that issuer's published key, for the URI it was fetched from.
+    as_admin = _admin(runtime)
+    issuer = "https://cbor.example"
+    key = PrivateKey.generate(KeyType.P256)
+    web.json(
+        "https://cbor.example/.well-known/jwt-vc-issuer",
+        {"issuer": issuer, "jwks": {"keys": [public_key_to_jwk(key.public_key, kid="c1")]}},
+    )
+    added = client.post("/v1/admin/trusted-issuers", json={"issuer": issuer}, headers=as_admin)
+    assert added.status_code == 201, added.text
+    uri = "https://cbor.example/status/1"
+    web.status_list_cwt(uri, key, "c1", revoked=5)
+    assert (
+        _verify(client, _presentation(issuer, key, "c1", {"idx": 3, "uri": uri})).status_code == 200
+    )
+    revoked = _presentation(issuer, key, "c1", {"idx": 5, "uri": uri})
+    assert _code(_verify(client, revoked)) == "credential.revoked"
+    # A CWT made for another list, and one signed by a key the issuer does not publish.
+    other = "https://cbor.example/status/2"
+    web.status_list_cwt(other, key, "c1", revoked=5, sub=uri)
+    assert _code(_verify(client, _presentation(issuer, key, "c1", {"idx": 3, "uri": other}))) == (
+        "credential.status_list_invalid"
+    )
+    forged = "https://cbor.example/status/3"
+    web.status_list_cwt(forged, PrivateKey.generate(KeyType.P256), "c1", revoked=5)
+    assert _code(_verify(client, _presentation(issuer, key, "c1", {"idx": 3, "uri": forged}))) == (
+        "credential.status_list_invalid"
+    )
 
 
 @pytest.mark.parametrize(
