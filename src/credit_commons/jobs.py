@@ -4,9 +4,10 @@ The log worker (:class:`credit_commons.ledger.worker.LogWorker`) sequences event
 checkpoints; after each pass it runs a list of steps.  The log's own steps (witness
 cosignatures, anchoring) live in :mod:`credit_commons.ledger.steps`; the steps that belong
 to other domains — consent expiry and webhook delivery, privacy retention, closing due
-erasure epochs — are composed here, at the edge, so that the log (a lower layer) never
-imports the domains above it.  Whatever starts a worker (``commons serve``,
-``commons worker``, ``commons log checkpoint --publish``) passes ``steps=default_steps(rt)``.
+erasure epochs, refreshing other platforms' pinned trust bundles — are composed here, at
+the edge, so that the log (a lower layer) never imports the domains above it.  Whatever
+starts a worker (``commons serve``, ``commons worker``, ``commons log checkpoint
+--publish``) passes ``steps=default_steps(rt)``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import time
 from credit_commons.consent import service as consent_service
 from credit_commons.consent import webhooks
 from credit_commons.core.db import transaction
+from credit_commons.identity import Principal
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
 from credit_commons.runtime import Runtime
+from credit_commons.verifier import trust_pins
 
-__all__ = ["consent_step", "default_steps", "retention_step"]
+__all__ = ["consent_step", "default_steps", "retention_step", "trust_pins_step"]
 
 
 def retention_step() -> Step:
@@ -62,7 +65,32 @@ def consent_step(interval: float = 5.0) -> Step:
     return step
 
 
+def trust_pins_step(interval: float = 3600.0) -> Step:
+    """Every ``interval`` seconds, fetch every pinned trust bundle of another platform again
+    (docs/verifier.md): hourly keeps a kept bundle fresh well within its day of validity."""
+    last = [float("-inf")]
+    worker = Principal("worker", "admin")
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        with transaction(rt.sessions) as session:
+            outcomes = trust_pins.refresh_pins(session, rt, worker)
+        report: dict[str, object] = {}
+        accepted = sum(o.accepted for o in outcomes)
+        if accepted:
+            report["trust_pins_refreshed"] = accepted
+        if len(outcomes) > accepted:
+            report["trust_pins_refused"] = len(outcomes) - accepted
+        return report
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
-    """Retention, consent expiry and webhooks, closing due erasure epochs, then the log's
-    steps the settings ask for (witnesses, anchors); raises ``ConfigurationError``."""
-    return [retention_step(), consent_step(), epoch_step(), *log_steps(rt)]
+    """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
+    pinned trust bundles, then the log's steps the settings ask for (witnesses, anchors);
+    raises ``ConfigurationError``."""
+    return [retention_step(), consent_step(), epoch_step(), trust_pins_step(), *log_steps(rt)]

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from tests.unit.verifier.x509_support import chain
 
+from credit_commons import jobs
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
@@ -252,6 +253,12 @@ def test_pinning_another_platforms_bundle(rt: Runtime, other: OtherPlatform) -> 
         assert (outcome.accepted, outcome.version) == (True, 7)
         assert trust_pins.list_pins(session, rt, ADMIN)[0].version == 7
 
+    # The worker's step refreshes the pins too.
+    other.publish(8, exp=timedelta(hours=2))
+    assert jobs.trust_pins_step(interval=0.0)(rt, 0) == {"trust_pins_refreshed": 1}
+    other.status = 404
+    assert jobs.trust_pins_step(interval=0.0)(rt, 0) == {"trust_pins_refused": 1}
+
     # When the kept bundle expires, its issuers are not trusted (bundle_expired).
     _advance(rt, timedelta(hours=3))
     with transaction(rt.sessions) as session:
@@ -263,8 +270,8 @@ def test_pinning_another_platforms_bundle(rt: Runtime, other: OtherPlatform) -> 
             trust_registry.trusted(session, rt, "did:web:far.example", VCT)
         assert info.value.reason == "not_listed"
     assert _events(rt, "trust.p") == [
-        "trust.pin_refreshed", "trust.pin_refused", "trust.pin_refused", "trust.pin_refused",
-        "trust.pinned",
+        "trust.pin_refreshed", "trust.pin_refreshed", "trust.pin_refused", "trust.pin_refused",
+        "trust.pin_refused", "trust.pin_refused", "trust.pinned",
     ]  # fmt: skip
     assert _events(rt, "trust.unp") == ["trust.unpinned"]
 
