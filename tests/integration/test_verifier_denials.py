@@ -33,6 +33,8 @@ from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
 from credit_commons.verifier.models import VpTransactionRow
+from credit_commons.verifier.trust_bundle import TrustBundle, TrustEntry, sign_bundle
+from credit_commons.verifier.trust_pins import TRUST_FETCHER
 
 __all__ = ["vp"]
 
@@ -85,7 +87,7 @@ def _foreign(issuer_key: PrivateKey, holder: PrivateKey, sub: str | None = None)
 
 
 def _foreign_round(
-    vp: VpWorld, credential: str, holder: PrivateKey
+    vp: VpWorld, credential: str, holder: PrivateKey, **request: Any
 ) -> tuple[dict[str, Any], httpx.Response]:
     query = {
         "credentials": [
@@ -97,7 +99,7 @@ def _foreign_round(
             }
         ]
     }
-    created = vp.request(dcql_query=query)
+    created = vp.request(dcql_query=query, **request)
     wallet = vp.wallet_request(created)
     shown = present(
         SdJwt.parse(credential),
@@ -288,6 +290,99 @@ def test_6_an_untrusted_issuer(vp: VpWorld) -> None:
     _reason(vp, created, "issuer_not_trusted")
 
 
+# -- step 7: the policy's rules ------------------------------------------------------------
+
+
+def _policy(vp: VpWorld, rule: dict[str, Any], *, version: int = 1, **body: Any) -> None:
+    document = {"id": "crc-check", "version": version, "rule": rule}
+    made = vp.http.post(
+        "/v1/verifier/policies",
+        json={"owner": vp.lender, "document": document, **body},
+        headers=vp.admin,
+    )
+    assert made.status_code == 201, made.text
+
+
+TIER_B = {"rule": "predicate", "path": ["credit_tier"], "op": "eq", "value": "B"}
+TIER_A = {"rule": "predicate", "path": ["credit_tier"], "op": "eq", "value": "A"}
+
+
+def test_7_a_predicate_the_claims_fail(vp: VpWorld) -> None:
+    _policy(vp, TIER_A)
+    created, answered = _round(vp, vp.holder(), request={"policy_id": "crc-check"})
+    _denied(answered)
+    _reason(vp, created, "predicate_failed")
+
+
+def test_7_a_predicate_the_claims_meet_is_accepted(vp: VpWorld) -> None:
+    _policy(vp, {"rule": "all_of", "rules": [TIER_B, {"rule": "require_holder_binding"}]})
+    created, answered = _round(vp, vp.holder(), request={"policy_id": "crc-check"})
+    assert answered.status_code == 200, answered.text
+    assert vp.status(created["id"])["decision"] == "allow"
+
+
+def test_7_a_profile_that_asks_for_a_purpose(vp: VpWorld) -> None:
+    _policy(vp, TIER_B, profile="india-dpdp")
+    created, answered = _round(vp, vp.holder(), request={"policy_id": "crc-check"})
+    _denied(answered)
+    _reason(vp, created, "purpose_missing")
+    created, answered = _round(
+        vp, vp.holder(), request={"policy_id": "crc-check", "purpose": "loan.underwriting"}
+    )
+    assert answered.status_code == 200, answered.text
+
+
+def test_7_a_trust_mark_the_issuer_lacks(vp: VpWorld) -> None:
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    added = vp.http.post(
+        "/v1/admin/trust-bundle/entries",
+        json={"issuer": encode_did_key(issuer.public_key), "marks": ["shg-federation"]},
+        headers=vp.admin,
+    )
+    assert added.status_code == 201, added.text
+    _policy(vp, {"rule": "require_trust_marks", "marks": ["bank"]})
+    created, answered = _foreign_round(vp, _foreign(issuer, holder), holder, policy_id="crc-check")
+    _denied(answered)
+    _reason(vp, created, "trust_mark_missing")
+
+
+def test_6_an_issuer_trusted_by_a_pinned_bundle_of_another_platform(vp: VpWorld) -> None:
+    # Federated trust: the issuer is on no list of this platform, only in the signed bundle
+    # of another platform that this one pinned by key; its marks reach the policy.
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    did = encode_did_key(issuer.public_key)
+    other = PrivateKey.generate(KeyType.ED25519)
+    now = int(time.time())
+    bundle = TrustBundle(
+        iss="https://other-platform.example",
+        version=1,
+        iat=now,
+        exp=now + 3600,
+        entries=(TrustEntry(id=did, kind="did:key", marks=frozenset({"bank"})),),
+    )
+    url = "https://other-platform.example/.well-known/trust-bundle"
+    token = sign_bundle(bundle, other, "k1")
+    served = OutboundFetcher(
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(
+                200, text=token, headers={"Content-Type": "application/trust-bundle+jwt"}
+            )
+        ),
+        resolver=lambda _host: ["93.184.216.34"],
+    )
+    TRUST_FETCHER.set(vp.rt, served)
+    pinned = vp.http.post(
+        "/v1/admin/trust-pins",
+        json={"url": url, "key": encode_did_key(other.public_key)},
+        headers=vp.admin,
+    )
+    assert pinned.status_code == 201, pinned.text
+    _policy(vp, {"rule": "require_trust_marks", "marks": ["bank"]})
+    created, answered = _foreign_round(vp, _foreign(issuer, holder), holder, policy_id="crc-check")
+    assert answered.status_code == 200, answered.text
+    assert vp.status(created["id"])["decision"] == "allow"
+
+
 # -- step 8: zero-knowledge predicates ----------------------------------------------------
 
 
@@ -308,6 +403,34 @@ def test_9_a_revoked_or_suspended_credential(vp: VpWorld, action: str, reason: s
     created, answered = _round(vp, holder)
     _denied(answered)
     _reason(vp, created, reason)
+
+
+# -- step 10: the policy version floor ----------------------------------------------------
+
+
+def test_10_a_request_made_under_a_version_below_the_floor(vp: VpWorld) -> None:
+    _policy(vp, TIER_B)
+    created = vp.request(policy_id="crc-check")  # pins version 1
+    wallet = vp.wallet_request(created)
+    shown = vp.presentation(vp.holder(), wallet)
+    base = f"/v1/verifier/policies/{vp.lender}/crc-check"
+    document = {"id": "crc-check", "version": 2, "rule": TIER_B}
+    added = vp.http.post(f"{base}/versions", json={"document": document}, headers=vp.admin)
+    assert added.status_code in (200, 201), added.text
+    raised = vp.http.put(f"{base}/floor", json={"floor": 2}, headers=vp.admin)
+    assert raised.status_code == 200, raised.text
+    _denied(vp.respond(created, wallet, {"crc": [shown]}))
+    _reason(vp, created, "policy_version_downgrade")
+
+
+def test_an_unknown_policy_is_refused_when_the_request_is_made(vp: VpWorld) -> None:
+    made = vp.http.post(
+        "/v1/verifier/requests",
+        json={"dcql_query": crc_query(), "policy_id": "no-such-policy"},
+        headers=vp.token(),
+    )
+    assert made.status_code == 422
+    assert made.headers["content-type"] == "application/problem+json"
 
 
 # -- DCQL, the response itself, and a dependency ------------------------------------------

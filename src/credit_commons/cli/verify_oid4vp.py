@@ -57,6 +57,9 @@ def request(
     policy: Annotated[
         str | None, typer.Option("--policy", help="The policy to judge the response under.")
     ] = None,
+    purpose: Annotated[
+        str | None, typer.Option("--purpose", help="The purpose the request declares.")
+    ] = None,
     prefix: Annotated[
         Prefix,
         typer.Option(
@@ -82,6 +85,7 @@ def request(
         made = verifier.presentation_request(
             query,
             policy_id=policy,
+            purpose=purpose,
             client_id_prefix=prefix.value,
             response_mode=mode.value,
             redirect_uri=redirect_uri,

@@ -382,6 +382,7 @@ class Lender:
         dcql_query: JsonObject,
         *,
         policy_id: str | None = None,
+        purpose: str | None = None,
         client_id_prefix: str = "decentralized_identifier",
         response_mode: str = "direct_post",
         redirect_uri: str | None = None,
@@ -397,6 +398,8 @@ class Lender:
         }
         if policy_id is not None:
             body["policy_id"] = policy_id
+        if purpose is not None:
+            body["purpose"] = purpose
         if redirect_uri is not None:
             body["redirect_uri"] = redirect_uri
         made = self.http.request_object(

@@ -16,9 +16,10 @@ through all ten steps; every presentation in its ``vp_token`` through steps 2-9:
 4. :func:`privacy_tombstone` — a credential of this platform whose subject was erased;
 5. :func:`did_key_binding` — when the holder is a DID, the ``cnf`` key must be one its
    current DID document authorizes (``verifier/did_binding.py``);
-6. :func:`issuer_trust` — the issuer is trusted for this credential type and the marks the
-   policy requires;
-7. :func:`predicates` — the policy's claim predicates;
+6. :func:`issuer_trust` — the issuer is trusted for this credential type (the platform's
+   trust list, or a pinned bundle of another platform), with its trust marks;
+7. :func:`predicates` — the policy's rules (``verifier/policy.py``): types, claims,
+   predicates, trust marks, status, holder binding, age, purpose;
 8. :func:`zk_predicates` — zero-knowledge predicates: none is supported yet, so a request
    that needs one is denied ``zk_unsupported``;
 9. :func:`status` — this platform's lists from the database, a trusted issuer's fetched;
@@ -72,7 +73,7 @@ from credit_commons.issuer import (
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.keys import ACCEPTED_ALGS, KeyNotFound, PublicKey
 from credit_commons.runtime import Runtime
-from credit_commons.verifier import did_binding, foreign
+from credit_commons.verifier import did_binding, foreign, trust_registry
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
 from credit_commons.verifier.reasons import Reason, VerificationDenied
@@ -88,6 +89,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     sd_jwt_vc_facts,
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
+from credit_commons.verifier.trust_bundle import IssuerNotTrusted
 from credit_commons.verifier.vcdm2 import verify_vc_jose_credential
 
 __all__ = [
@@ -108,18 +110,26 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Presented:
-    """One presentation that passed steps 2-9: the DCQL credential query it answers, its
-    issuer and type, and the claims its holder disclosed (without ``cnf`` and ``status``)."""
+    """One presentation as steps 2-9 established it: the DCQL credential query it answers,
+    its issuer and type, the claims its holder disclosed (without ``cnf`` and ``status``),
+    how its issuer is trusted (``platform``, ``https``, ``did:web``, ``did:key``) with its
+    trust marks, its ``iat``, whether its status is checked (step 9) and its holder bound
+    (step 2) — what the policy's rules evaluate at step 7."""
 
     query_id: str
     issuer: str
     vct: str
     claims: JsonObject
+    issuer_kind: str = "platform"
+    marks: frozenset[str] = frozenset()
+    issued_at: int | None = None
+    status_checked: bool = False
+    holder_bound: bool = True
 
 
-#: Step 6 beyond the trust list: is ``issuer`` trusted for this credential type and the
-#: policy's marks?  Raises to refuse (H2's trust bundle, ``verifier/trust_bundle.py``).
-TrustRule = Callable[[str, str], None]
+#: Step 6 beyond the trust list: the marks of the entry under which a foreign ``issuer``
+#: may issue this credential type (``trust_registry.trusted``); raises to refuse.
+TrustRule = Callable[[str, str], frozenset[str]]
 #: Step 7: the policy's predicates over one presentation; raises to refuse.
 ClaimRule = Callable[[Presented], None]
 #: DCQL satisfaction over every verified presentation; raises to refuse.
@@ -184,11 +194,13 @@ def decide(
     rt: Runtime,
     challenge_: Challenge,
     vp_token: Mapping[str, Sequence[str]],
-    requirements: Requirements,
+    requirements_of: Callable[[], Requirements],
 ) -> Decided:
     """Run the ten steps over an OpenID4VP response: ``vp_token`` maps each DCQL credential
-    query id to its presentations (OpenID4VP 1.0 §8.1).  Returns only when every step
-    passed; the challenge stays consumed whatever later steps decide.
+    query id to its presentations (OpenID4VP 1.0 §8.1); ``requirements_of`` reads the
+    transaction's requirements (its policy) once step 1 has accepted the transaction.
+    Returns only when every step passed; the challenge stays consumed whatever later steps
+    decide.
 
     Raises :class:`VerificationDenied` with the step's reason, or the error of a step
     (``reasons.reason_of`` names its reason; anything unknown is a dependency failure).
@@ -198,6 +210,7 @@ def decide(
     # Steps 2-10 in a savepoint: a statement that fails in them (a database error) is
     # rolled back alone, and the consumption of step 1 stays, whatever they decide.
     with session.begin_nested():
+        requirements = requirements_of()
         presented = [
             _presentation(check, query_id, text, requirements)
             for query_id, texts in vp_token.items()
@@ -212,8 +225,21 @@ def _presentation(check: _Check, query_id: str, text: str, req: Requirements) ->
     verified, facts = _verified(check, text)  # steps 3 and 2
     privacy_tombstone(check, facts)  # step 4
     did_key_binding(check, verified)  # step 5
-    issuer_trust(check, facts, req)  # step 6
-    shown = Presented(query_id, facts.issuer, facts.vct, disclosed_claims(verified.payload))
+    kind, marks = issuer_trust(check, facts, req)  # step 6
+    iat = verified.payload.get("iat")
+    shown = Presented(
+        query_id,
+        facts.issuer,
+        facts.vct,
+        disclosed_claims(verified.payload),
+        issuer_kind=kind,
+        marks=marks,
+        issued_at=iat if isinstance(iat, int) and not isinstance(iat, bool) else None,
+        # Step 9 checks this platform's credentials always, a foreign one when it names
+        # a list; a KB-JWT was required at step 2.
+        status_checked=check.foreign_kind is None or facts.status is not None,
+        holder_bound=verified.key_binding is not None,
+    )
     predicates(req, shown)  # step 7
     zk_predicates(req)  # step 8
     status(check, facts)  # step 9
@@ -309,12 +335,32 @@ def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, A
         if header.get("kid") not in check.own_keys:
             raise UnknownIssuerKey("the credential's issuer key is not known here")
         return check.own_keys[str(header["kid"])]
-    kind = trust_list.trusted_kind(check.session, iss) if isinstance(iss, str) else None
+    kind = _trusted_kind(check, iss, payload)
     if kind is None or not isinstance(iss, str):
         # The keys of an untrusted issuer are never fetched (no request on its behalf).
         raise UntrustedIssuer("the credential's issuer is not trusted here")
     check.foreign_kind = kind
     return foreign.foreign_issuers(check.rt).key(iss, kind, header)
+
+
+def _trusted_kind(
+    check: _Check, iss: object, payload: Mapping[str, Any]
+) -> trust_list.IssuerKind | None:
+    # The platform's trust list; else a pinned bundle of another platform (federated
+    # trust), for this credential's (not yet verified) type — step 6 asks again once it is.
+    if not isinstance(iss, str):
+        return None
+    kind = trust_list.trusted_kind(check.session, iss)
+    if kind is not None:
+        return kind
+    vct = payload.get("vct")
+    try:
+        entry = trust_registry.trusted(check.session, check.rt, iss, vct or "")
+    except IssuerNotTrusted:
+        return None
+    # An X.509 entry needs the chain in the header, which this verifier never takes keys
+    # from (RFC 9901 §7.1 step 2.3 with an allow-list of key sources).
+    return entry.kind if entry.kind in ("https", "did:web", "did:key") else None
 
 
 def credential_type(check: _Check, verified: rfc9901.Verified) -> VcFacts:
@@ -359,17 +405,19 @@ def did_key_binding(check: _Check, verified: rfc9901.Verified) -> None:
     did_binding.authorized(document, did, cnf.get("jwk") if isinstance(cnf, dict) else None)
 
 
-def issuer_trust(check: _Check, facts: VcFacts, req: Requirements) -> None:
-    """Step 6: the issuer is this platform, or on the trust list (step 3 resolved its key
-    only then); and the policy's trust rule accepts it for this type and its marks.
+def issuer_trust(check: _Check, facts: VcFacts, req: Requirements) -> tuple[str, frozenset[str]]:
+    """Step 6: the issuer is this platform, or trusted — step 3 resolved its key only then —
+    for this credential type, by the trust rule (``trust_registry.trusted``: the platform's
+    trust list and the pinned bundles of other platforms).  Returns how it is trusted
+    (``platform`` or its kind) and its trust marks, which step 7's policy may require.
 
-    Raises :class:`UntrustedIssuer`, or what the rule raises.
+    Raises :class:`UntrustedIssuer` (``IssuerNotTrusted`` from the rule).
     """
-    ours = check.foreign_kind is None
-    if not ours and trust_list.trusted_kind(check.session, facts.issuer) is None:
-        raise UntrustedIssuer("the credential's issuer is not trusted here")
-    if req.trust is not None:
-        req.trust(facts.issuer, facts.vct)
+    if check.foreign_kind is None:
+        return "platform", frozenset()
+    if req.trust is None:
+        return check.foreign_kind, frozenset()
+    return check.foreign_kind, req.trust(facts.issuer, facts.vct)
 
 
 def predicates(req: Requirements, shown: Presented) -> None:

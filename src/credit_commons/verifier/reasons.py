@@ -20,6 +20,7 @@ from credit_commons.core.errors import IntegrityError
 from credit_commons.formats import sd_jwt_errors as sd
 from credit_commons.keys import DidInvalid, DidResolutionFailed, KeyInvalid
 from credit_commons.verifier.foreign import UnknownForeignKey
+from credit_commons.verifier.policy import PolicyDenied
 from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
     CredentialSuspended,
@@ -63,8 +64,19 @@ class Reason(StrEnum):
     DID_KEY_NOT_AUTHORIZED = "did_key_not_authorized"
     # Step 6: issuer trust.
     ISSUER_NOT_TRUSTED = "issuer_not_trusted"
-    # Step 7: predicates.
+    # Step 7: the policy's rules (their reasons, verifier/policy.py).
     PREDICATE_FAILED = "predicate_failed"
+    TYPE_NOT_ACCEPTED = "type_not_accepted"
+    CLAIM_MISSING = "claim_missing"
+    NO_ALTERNATIVE = "no_alternative"
+    TRUST_MARK_MISSING = "trust_mark_missing"
+    STATUS_UNCHECKED = "status_unchecked"
+    HOLDER_UNBOUND = "holder_unbound"
+    CREDENTIAL_AGE_UNKNOWN = "credential_age_unknown"
+    CREDENTIAL_TOO_OLD = "credential_too_old"
+    PURPOSE_MISSING = "purpose_missing"
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    ISSUER_KIND_NOT_ACCEPTED = "issuer_kind_not_accepted"
     # Step 8: zero-knowledge predicates.
     ZK_UNSUPPORTED = "zk_unsupported"
     # Step 9: status.
@@ -121,6 +133,11 @@ def reason_of(error: BaseException) -> Reason:
     error that is not a known refusal (database, network, a bug).  Raises nothing."""
     if isinstance(error, VerificationDenied):
         return error.reason
+    if isinstance(error, PolicyDenied):
+        # The rule's own reason; one this module does not know yet is still the policy's
+        # refusal of the claims, never an allow.
+        known = {r.value for r in Reason}
+        return Reason(error.reason) if error.reason in known else Reason.PREDICATE_FAILED
     for cls in type(error).__mro__:
         found = _BY_CLASS.get(cls)
         if found is not None:

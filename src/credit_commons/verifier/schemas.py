@@ -68,7 +68,8 @@ class TrustedIssuerView(_Out):
 
 class PresentationRequest(BaseModel):
     """What a verifier asks for (``POST /v1/verifier/requests``): a DCQL query, the policy it
-    is judged under (its current version is pinned), the client identifier prefix — the
+    is judged under (the verifier's own, else the platform's of that id; its current version
+    is pinned) and the purpose it declares, the client identifier prefix — the
     platform's ``did:web`` with a signed request object by reference, or the response URI
     with an unsigned request by value — the response mode, where the wallet is sent with
     the response code once the response was accepted, and the zero-knowledge predicates it
@@ -76,7 +77,8 @@ class PresentationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     dcql_query: JsonObject
-    policy_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    policy_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+    purpose: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] | None = None
     client_id_prefix: Literal["decentralized_identifier", "redirect_uri"] = (
         "decentralized_identifier"
     )

@@ -29,7 +29,7 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -52,9 +52,10 @@ from credit_commons.formats.dcql import (
 from credit_commons.issuer import issuer_did, issuer_signer
 from credit_commons.runtime import Runtime
 from credit_commons.vault import WrappedKey
-from credit_commons.verifier import pipeline
+from credit_commons.verifier import pipeline, policy_service, trust_registry
 from credit_commons.verifier import transactions as txn
 from credit_commons.verifier.models import VpTransactionRow
+from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
 from credit_commons.verifier.schemas import (
     AcceptedResponse,
@@ -181,8 +182,7 @@ def create_request(
         query = parse_dcql(spec.dcql_query)
     except DcqlInvalid as e:
         raise ValidationError(f"dcql_query: {e.detail}") from e
-    if spec.policy_id is not None:
-        raise ValidationError("no such policy")
+    policy = _policy(session, owner, spec.policy_id)
     _check_redirect(spec.redirect_uri)
     now = rt.clock.now()
     transaction_id = new_id("vpt")
@@ -206,8 +206,10 @@ def create_request(
         state=secrets.token_urlsafe(32),
         request_hash="",
         dcql=json.dumps(query.to_json(), sort_keys=True),
-        policy_id=None,
-        policy_version=None,
+        policy_owner=policy[0] if policy else None,
+        policy_id=spec.policy_id if policy else None,
+        policy_version=policy[1] if policy else None,
+        purpose=spec.purpose,
         zk_predicates=json.dumps(sorted(set(spec.zk_predicates))),
         response_mode=spec.response_mode,
         redirect_uri=spec.redirect_uri,
@@ -221,6 +223,20 @@ def create_request(
     session.add(row)
     session.flush()
     return _created(rt, row, request)
+
+
+def _policy(session: Session, owner: str, policy_id: str | None) -> tuple[str, int] | None:
+    # The verifier's own policy of that id, else the platform's: its owner and its latest
+    # version, which the request pins.
+    if policy_id is None:
+        return None
+    for policy_owner in (owner, policy_service.PLATFORM_VERIFIER):
+        try:
+            loaded = policy_service.load_policy(session, policy_owner, policy_id)
+        except policy_service.PolicyNotFound:
+            continue
+        return policy_owner, loaded.policy.version
+    raise ValidationError("no such policy")
 
 
 def _wallet_url(params: Mapping[str, str]) -> str:
@@ -285,7 +301,37 @@ def request_object(
 # -- the wallet answers --------------------------------------------------------------------
 
 
-def _requirements(row: VpTransactionRow) -> pipeline.Requirements:
+def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipeline.Requirements:
+    def trust(issuer: str, vct: str) -> frozenset[str]:
+        # Step 6: the platform's trust list and every pinned bundle of another platform.
+        return trust_registry.trusted(session, rt, issuer, vct).marks
+
+    loaded = None
+    if row.policy_owner is not None and row.policy_id is not None:
+        # The version the request pinned, with its profile, and the policy's floor now.
+        loaded = policy_service.load_policy(
+            session, row.policy_owner, row.policy_id, row.policy_version
+        )
+    context = EvaluationContext(now=rt.clock.now(), purpose=row.purpose)
+
+    def predicates(shown: pipeline.Presented) -> None:
+        if loaded is None:
+            return
+        issued = shown.issued_at
+        loaded.policy.check(
+            VerifiedCredential(
+                types=frozenset({shown.vct}),
+                issuer=shown.issuer,
+                issuer_kind=shown.issuer_kind,
+                issued_at=datetime.fromtimestamp(issued, UTC) if issued is not None else None,
+                claims=shown.claims,
+                status_checked=shown.status_checked,
+                holder_bound=shown.holder_bound,
+                marks=shown.marks,
+            ),
+            context,
+        )
+
     def dcql(presented: Sequence[pipeline.Presented]) -> None:
         # Read when the rule runs, after step 1 has checked the request hash over it.
         query: DcqlQuery = parse_dcql(json_decode(row.dcql))
@@ -305,7 +351,14 @@ def _requirements(row: VpTransactionRow) -> pipeline.Requirements:
         except DcqlPresentationMismatch as e:
             raise VerificationDenied(Reason.DCQL_UNSATISFIED, e.detail) from e
 
-    return pipeline.Requirements(dcql=dcql, zk_predicates=tuple(json_decode(row.zk_predicates)))
+    return pipeline.Requirements(
+        dcql=dcql,
+        trust=trust,
+        predicates=predicates,
+        zk_predicates=tuple(json_decode(row.zk_predicates)),
+        policy_version=row.policy_version if loaded is not None else None,
+        policy_floor=(lambda: loaded.floor) if loaded is not None else None,
+    )
 
 
 def _presentations(response: oid4vp.AuthorizationResponse) -> dict[str, list[str]]:
@@ -372,7 +425,9 @@ def _decide(
     presentations = _presentations(response)
     if row is None:  # step 1 refused it already; this keeps the type checker informed
         raise VerificationDenied(Reason.CHALLENGE_NOT_FOUND)
-    return pipeline.decide(session, rt, challenge, presentations, _requirements(row))
+    return pipeline.decide(
+        session, rt, challenge, presentations, lambda: _requirements(session, rt, row)
+    )
 
 
 def _record(

@@ -49,7 +49,7 @@ def request_hash(row: VpTransactionRow) -> str:
     Step 1 recomputes it from the row at the response: a row whose query, client, nonce,
     policy, response mode, encryption key or redirect was changed after the request went
     out no longer matches the request the wallet answered."""
-    body = {
+    body: dict[str, object] = {
         "client_id": row.client_id,
         "client_id_prefix": row.client_id_prefix,
         "dcql_query": json_decode(row.dcql),
@@ -64,6 +64,12 @@ def request_hash(row: VpTransactionRow) -> str:
         "state": row.state,
         "zk_predicates": json_decode(row.zk_predicates),
     }
+    # Members added since the first transactions: hashed only when set, so the hash of a
+    # request made before them stays what it was.
+    if row.policy_owner is not None:
+        body["policy_owner"] = row.policy_owner
+    if row.purpose is not None:
+        body["purpose"] = row.purpose
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
