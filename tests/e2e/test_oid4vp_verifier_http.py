@@ -15,11 +15,13 @@ from jwcrypto.jwk import JWK
 from sd_jwt.common import SDObj
 from sd_jwt.holder import SDJWTHolder
 from sd_jwt.issuer import SDJWTIssuer
-from tests.integration.verifier_world import VpWorld, vp
+from tests.integration.verifier_world import BASE, VpWorld, vp
 
+from credit_commons.demo import lender_token
+from credit_commons.formats import oid4vp
 from credit_commons.keys import encode_did_key
 from credit_commons.keys.algorithms import KeyType, PrivateKey
-from credit_commons.keys.jwk import private_key_to_jwk
+from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk
 
 __all__ = ["vp"]
 
@@ -123,3 +125,48 @@ def test_an_independently_minted_credential(
     assert credential["claims"]["member"] == "yes"
     assert "district" not in credential["claims"]
     assert credential["issuer"] == encode_did_key(issuer.public_key)
+
+
+def test_the_request_object_by_post_carries_the_wallet_nonce(vp: VpWorld) -> None:
+    # OpenID4VP 1.0 §5.10: request_uri_method=post, the wallet's nonce in the signed object.
+    created = vp.request()
+    path = created["request_uri"].removeprefix(BASE)
+    fetched = vp.http.post(path, data={"wallet_nonce": "wn-0123456789abcdef"})
+    assert fetched.status_code == 200, fetched.text
+    request = oid4vp.read_request_object(
+        fetched.text, vp.did_key, client_id=created["client_id"], wallet_nonce="wn-0123456789abcdef"
+    )
+    assert request.wallet_nonce == "wn-0123456789abcdef"
+    with pytest.raises(oid4vp.AuthorizationRequestInvalid):
+        oid4vp.read_request_object(
+            fetched.text, vp.did_key, client_id=created["client_id"], wallet_nonce="another"
+        )
+    # Not a form: refused as a bad request; a redirect_uri: request has no request object.
+    assert vp.http.post(path, content=b"{}").status_code == 422
+    by_value = vp.request(client_id_prefix="redirect_uri")
+    assert by_value["request_uri"] is None
+    assert vp.http.get(f"/v1/verifier/requests/{by_value['id']}/request.jwt").status_code == 404
+
+
+def test_another_verifier_sees_nothing_of_a_request(vp: VpWorld) -> None:
+    created = vp.request()
+    other_key = PrivateKey.generate(KeyType.ED25519)
+    made = vp.http.post(
+        "/v1/admin/lenders",
+        json={
+            "name": "Other Bank",
+            "jwks": {"keys": [public_key_to_jwk(other_key.public_key)]},
+            "allowed_purposes": ["loan.underwriting"],
+        },
+        headers=vp.admin,
+    )
+    other = lender_token(vp.http, BASE, made.json()["client_id"], other_key, now=vp.now())
+    headers = {"Authorization": f"Bearer {other}"}
+    assert vp.http.get(f"/v1/verifier/requests/{created['id']}", headers=headers).status_code == 404
+    decision = vp.http.post(
+        f"/v1/verifier/requests/{created['id']}/decision",
+        json={"response_code": "x" * 43},
+        headers=headers,
+    )
+    assert decision.status_code == 404
+    assert vp.http.get(f"/v1/verifier/requests/{created['id']}").status_code == 401

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from tests.integration.verifier_world import Holder, VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
@@ -451,6 +451,19 @@ def test_a_response_that_is_not_one(vp: VpWorld) -> None:
     _reason(vp, created, "response_invalid")
 
 
+def test_a_wallet_error_response_ends_the_request(vp: VpWorld) -> None:
+    # OpenID4VP 1.0 §8.5: the wallet refused (the user declined, say).  The request is
+    # consumed: a presentation sent after it is refused too.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    declined = {"error": "access_denied", "state": wallet.state or ""}
+    _denied(vp.respond(created, wallet, None, form=declined))
+    _reason(vp, created, "wallet_error")
+    _denied(vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]}))
+    assert vp.events()[-1]["reason"] == "challenge_consumed"
+
+
 def test_a_clear_response_where_encryption_was_asked_for(vp: VpWorld) -> None:
     holder = vp.holder()
     created = vp.request(response_mode="direct_post.jwt")
@@ -480,6 +493,26 @@ def test_a_dependency_that_fails_is_a_denial(vp: VpWorld) -> None:
     created, answered = _foreign_round(vp, credential, holder)
     _denied(answered)
     _reason(vp, created, "dependency_failure")
+
+
+def test_a_database_error_inside_the_pipeline_is_a_recorded_denial(vp: VpWorld) -> None:
+    # Step 4 reads the credential registry; with the table gone its statement fails.  The
+    # savepoint of steps 2-10 rolls back that statement alone: the challenge stays
+    # consumed, the denial is recorded, and the wallet gets the uniform answer (no 500).
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    shown = vp.presentation(holder, wallet)
+    with transaction(vp.rt.sessions) as session:
+        session.execute(text("ALTER TABLE credentials RENAME TO credentials_away"))
+    try:
+        _denied(vp.respond(created, wallet, {"crc": [shown]}))
+    finally:
+        with transaction(vp.rt.sessions) as session:
+            session.execute(text("ALTER TABLE credentials_away RENAME TO credentials"))
+    _reason(vp, created, "dependency_failure")
+    _denied(vp.respond(created, wallet, {"crc": [shown]}))
+    assert vp.events()[-1]["reason"] == "challenge_consumed"
 
 
 def test_every_denial_looks_the_same_on_the_wire(vp: VpWorld) -> None:

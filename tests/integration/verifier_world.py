@@ -144,7 +144,8 @@ class VpWorld:
 
     # -- the wallet ----------------------------------------------------------------------
 
-    def _did_key(self, kid: str) -> PublicKey:
+    def did_key(self, kid: str) -> PublicKey:
+        """The key a kid of the platform's did:web names, from its DID document."""
         document = self.http.get("/.well-known/did.json").json()
         did, _, fragment = kid.partition("#")
         return method_key(document, did, fragment)
@@ -159,7 +160,7 @@ class VpWorld:
         assert fetched.status_code == 200, fetched.text
         assert fetched.headers["content-type"].startswith("application/oauth-authz-req+jwt")
         return oid4vp.read_request_object(
-            fetched.text, self._did_key, client_id=created["client_id"]
+            fetched.text, self.did_key, client_id=created["client_id"]
         )
 
     def presentation(

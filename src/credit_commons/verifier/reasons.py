@@ -38,8 +38,9 @@ class Reason(StrEnum):
     """Why the pipeline denied, by step (seed 002 §5).  Stable: decision records, events and
     docs/verifier.md name these values."""
 
-    # Step 0, before the pipeline: the response itself.
+    # Before the pipeline: the response itself.
     RESPONSE_INVALID = "response_invalid"
+    WALLET_ERROR = "wallet_error"
     DCQL_UNSATISFIED = "dcql_unsatisfied"
     # Step 1: the challenge.
     CHALLENGE_NOT_FOUND = "challenge_not_found"

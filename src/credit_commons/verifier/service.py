@@ -364,7 +364,7 @@ def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipel
 def _presentations(response: oid4vp.AuthorizationResponse) -> dict[str, list[str]]:
     if response.vp_token is None:
         # The wallet answered with an error (§8.5): nothing to verify, the request is over.
-        raise VerificationDenied(Reason.RESPONSE_INVALID, "the wallet answered with an error")
+        raise VerificationDenied(Reason.WALLET_ERROR, "the wallet answered with an error")
     out: dict[str, list[str]] = {}
     for query_id, items in response.vp_token.presentations.items():
         if not all(isinstance(p, str) for p in items):
