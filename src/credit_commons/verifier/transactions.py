@@ -17,6 +17,7 @@ from typing import Final
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import canonical_json, json_decode
@@ -136,5 +137,7 @@ def consume_challenge(session: Session, challenge: Challenge, now: datetime) -> 
     if getattr(done, "rowcount", 0) != 1:
         # Another response consumed it between the read and the update.
         raise VerificationDenied(Reason.CHALLENGE_CONSUMED)
-    session.refresh(row)
+    # The row in the session learns what the UPDATE wrote, without a read back (and
+    # without being marked changed: nothing else is written for it).
+    set_committed_value(row, "consumed_at", now)
     return Consumed(row.id, row.client_id, row.nonce)
