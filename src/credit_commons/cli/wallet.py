@@ -112,6 +112,8 @@ def _show_plan(chosen: PresentationPlan, read: ReadRequest) -> str:
     request = chosen.request
     how = f"signed by {read.signed_by}" if read.signed_by else "unsigned (redirect_uri client)"
     lines = [f"{chosen.verifier} asks ({how}); the answer goes to {request.response_uri}:"]
+    if not chosen.presentations:
+        lines.append("  nothing in this wallet answers the request")
     for p in chosen.presentations:
         claims = ", ".join(p.claims) or "no selectively disclosable claim"
         lines.append(f"  {p.credential_id} ({p.configuration}, from {p.issuer}): {claims}")
@@ -128,7 +130,10 @@ def _present_to_verifier(
     def confirm(chosen: PresentationPlan, read: ReadRequest) -> bool:
         shown.append(chosen)
         typer.echo(_show_plan(chosen, read), err=True)
-        return yes or typer.confirm("Present these claims?", default=False, err=True)
+        # With nothing to present the question is whether to tell the verifier (which then
+        # hears the same decline as when the holder says no to presenting).
+        question = "Present these claims?" if chosen.presentations else "Tell it you decline?"
+        return yes or typer.confirm(question, default=False, err=True)
 
     try:
         outcome = respond(opened, url, confirm=confirm, fetcher=fetcher)

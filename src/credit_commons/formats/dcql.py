@@ -423,10 +423,12 @@ def _credential_matches(query: CredentialQuery, held: HeldFacts) -> bool:
 class CredentialMatch:
     """A credential that matches a Credential Query, with the claim paths to disclose: the
     first option of ``claim_sets`` it satisfies (§6.4.1), all ``claims`` without
-    ``claim_sets``, none without ``claims``."""
+    ``claim_sets``, none without ``claims``.  ``claims`` are those Claims Queries, with
+    their ``values``: a wallet discloses only the elements whose value matches (§6.3)."""
 
     held: HeldFacts
     paths: tuple[ClaimPath, ...]
+    claims: tuple[ClaimsQuery, ...] = ()
 
 
 def match_credential(query: CredentialQuery, held: HeldFacts) -> CredentialMatch | None:
@@ -435,7 +437,7 @@ def match_credential(query: CredentialQuery, held: HeldFacts) -> CredentialMatch
         return None
     for option in query.claim_options():
         if all(_claim_present(held.claims, claim) for claim in option):
-            return CredentialMatch(held, tuple(claim.path for claim in option))
+            return CredentialMatch(held, tuple(claim.path for claim in option), option)
     # §6.4.1: "If the Wallet cannot deliver all claims ... it MUST NOT return the respective
     # Credential."
     return None

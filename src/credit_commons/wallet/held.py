@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, ValidationError
-from credit_commons.formats.dcql import ClaimPath, HeldFacts
+from credit_commons.formats.dcql import ClaimPath, ClaimsQuery, HeldFacts
 from credit_commons.formats.jws import decode_json_object
 from credit_commons.formats.sd_jwt_format import ELLIPSIS, SD, SD_ALG, Disclosure, SdJwt
 from credit_commons.issuer import disclosure_paths
@@ -25,9 +25,11 @@ from credit_commons.wallet.store import StoredCredential
 __all__ = [
     "SD_JWT_VC",
     "VC_JWT",
+    "HolderBinding",
     "UnreadableCredential",
     "disclosure_pointers",
     "held_facts",
+    "holder_binding",
     "pointer_text",
 ]
 
@@ -117,29 +119,40 @@ def _sd_jwt_facts(stored: StoredCredential, sd_jwt: SdJwt) -> HeldFacts:
     )
 
 
-def _vc_jwt_facts(stored: StoredCredential) -> HeldFacts:
+def _vc_jwt(stored: StoredCredential) -> tuple[JsonObject, JsonObject]:
+    # A VC-JWT's payload and its credential: VCDM 1.1 as a JWT keeps the credential in
+    # "vc"; VCDM 2.0 (vc+jwt) is the payload.
     parts = stored.credential.split(".")
     if len(parts) != 3:
         raise UnreadableCredential(f"{stored.id} is neither an SD-JWT nor a JWT")
     payload = decode_json_object(parts[1], "payload")
-    # VCDM 1.1 as a JWT keeps the credential in "vc"; VCDM 2.0 (vc+jwt) is the payload.
     inner = payload.get("vc")
-    vc: JsonObject = inner if isinstance(inner, dict) else payload
+    return payload, inner if isinstance(inner, dict) else payload
+
+
+def _subject_did(payload: JsonObject, vc: JsonObject) -> str | None:
+    # The DID the credential is about, whose key proves holder binding: ``sub``, else the
+    # credentialSubject's ``id`` (VCDM 1.1 §6.3.1 maps one onto the other).
+    subject = vc.get("credentialSubject")
+    holder = payload.get("sub") or (subject.get("id") if isinstance(subject, dict) else None)
+    return holder if isinstance(holder, str) and holder.startswith("did:") else None
+
+
+def _vc_jwt_facts(stored: StoredCredential) -> HeldFacts:
+    payload, vc = _vc_jwt(stored)
     types = vc.get("type")
     if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
         raise UnreadableCredential(f"{stored.id} is a JWT but not a verifiable credential")
     issuer = payload.get("iss") or vc.get("issuer")
     if isinstance(issuer, dict):
         issuer = issuer.get("id")
-    subject = vc.get("credentialSubject")
-    holder = payload.get("sub") or (subject.get("id") if isinstance(subject, dict) else None)
     return HeldFacts(
         ref=stored.id,
         format=VC_JWT,
         issuer=issuer if isinstance(issuer, str) else stored.issuer,
         claims=vc,
         types=tuple(types),
-        holder_binding=isinstance(holder, str) and holder.startswith("did:"),
+        holder_binding=_subject_did(payload, vc) is not None,
     )
 
 
@@ -155,16 +168,50 @@ def held_facts(stored: StoredCredential) -> HeldFacts:
         raise UnreadableCredential(f"{stored.id} cannot be read") from e
 
 
-def disclosure_pointers(sd_jwt: SdJwt, paths: Sequence[ClaimPath]) -> set[str]:
-    """The disclosure paths that disclose exactly the claims ``paths`` select (§7.1), each
+def _value_matches(value: object, expected: Sequence[object]) -> bool:
+    # §6.3: "the type and value of the claim both match exactly" (True is not 1).
+    return any(type(value) is type(v) and value == v for v in expected)
+
+
+@dataclass(frozen=True, slots=True)
+class HolderBinding:
+    """What binds a credential to a holder key: an SD-JWT VC's ``cnf.jwk`` (RFC 7800
+    §3.2), or the DID a VC-JWT is about (its ``sub``, else ``credentialSubject.id``)."""
+
+    jwk: JsonObject | None = None
+    did: str | None = None
+
+
+def holder_binding(stored: StoredCredential) -> HolderBinding | None:
+    """How ``stored`` is bound to its holder, or None for a credential without Cryptographic
+    Holder Binding (an SD-JWT VC without ``cnf.jwk``, a VC-JWT about no DID).  Raises
+    :class:`UnreadableCredential`."""
+    try:
+        if "~" in stored.credential:
+            cnf = SdJwt.parse(stored.credential).payload.get("cnf")
+            jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
+            return HolderBinding(jwk=jwk) if isinstance(jwk, dict) else None
+        did = _subject_did(*_vc_jwt(stored))
+    except UnreadableCredential:
+        raise
+    except (CommonsError, ValueError) as e:
+        raise UnreadableCredential(f"{stored.id} cannot be read") from e
+    return HolderBinding(did=did) if did is not None else None
+
+
+def disclosure_pointers(sd_jwt: SdJwt, claims: Sequence[ClaimsQuery]) -> set[str]:
+    """The disclosure paths that disclose exactly the claims ``claims`` select (§7.1), each
     with everything below it (a claims path pointer selects a claim "with its sub-claims";
-    ``issuer.present`` brings the Disclosures on the way to each).  A path that selects
-    nothing contributes nothing."""
+    ``issuer.present`` brings the Disclosures on the way to each).  A claim with ``values``
+    selects only the elements whose value matches one of them (§6.3: "the Wallet SHOULD
+    return the claim only if the type and value of the claim both match exactly"), so a
+    ``null`` path component does not disclose the array's other elements.  A path that
+    selects nothing contributes nothing."""
     disclosures = _Disclosures.of(sd_jwt)
     pointers: set[str] = set()
-    for path in paths:
+    for claim in claims:
         selected: list[tuple[Any, str]] = [(sd_jwt.payload, "")]
-        for component in path:
+        for component in claim.path:
             step: list[tuple[Any, str]] = []
             for node, prefix in selected:
                 if isinstance(component, str) and isinstance(node, dict):
@@ -185,6 +232,8 @@ def disclosure_pointers(sd_jwt: SdJwt, paths: Sequence[ClaimPath]) -> set[str]:
                         i, value = visible[component]
                         step.append((value, prefix + _escape(i)))
             selected = step
+        if claim.values is not None:
+            selected = [(v, prefix) for v, prefix in selected if _value_matches(v, claim.values)]
         pointers.update(prefix for _, prefix in selected if prefix)
     below = [p for p in disclosure_paths(sd_jwt) if any(p.startswith(q + "/") for q in pointers)]
     return pointers | set(below)

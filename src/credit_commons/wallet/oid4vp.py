@@ -10,12 +10,21 @@
    (``formats.dcql.select``): which credential answers which query, disclosing which claims;
    what the holder is shown before agreeing;
 3. :func:`build_vp_token` — the presentations: an SD-JWT VC with only the selected
-   Disclosures and a Key Binding JWT (``nonce``, ``aud`` = the client identifier with its
-   prefix, ``iat``, ``sd_hash``; §B.3.6), a VC-JWT inside a VP-JWT signed by the holder key
-   (``nonce``, ``aud``; §B.1.3.1.5);
+   Disclosures (an array element under a ``null`` path only when its value matches the
+   query's ``values``, §6.3) and a Key Binding JWT signed by the key of its ``cnf``
+   (``nonce``, ``aud`` = the client identifier with its prefix, ``iat``, ``sd_hash``;
+   §B.3.6); a VC-JWT inside a VP-JWT signed by the key whose ``did:key`` is its subject
+   (``nonce``, ``aud``; §B.1.3.1.5).  A credential the wallet cannot bind — no ``cnf`` or
+   subject DID, or a key the wallet does not hold — answers only a query that does not
+   require holder binding, and goes without KB-JWT or VP (Appendix B.1, B.3);
 4. :func:`send_response` / :func:`send_error` — ``direct_post``, or ``direct_post.jwt``
    encrypted to the verifier's key from ``client_metadata.jwks`` (§8.2, §8.3); the verifier's
-   answer may carry a ``redirect_uri`` to follow (§8.2).
+   answer (read up to a bound) may carry a ``redirect_uri`` to follow (§8.2).
+
+:func:`respond` asks the holder in every case before anything is sent: a holder who
+declines and a wallet holding nothing that matches send the verifier the same
+``access_denied`` with no description (§15.4.1: the verifier must not tell non-consent from
+a value mismatch, and no response without End-User interaction).
 
 Every URL is checked by the fetcher's guard before it is fetched or posted to.
 """
@@ -26,7 +35,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import httpx
@@ -55,9 +64,15 @@ from credit_commons.formats.oid4vp import (
 )
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer import present
-from credit_commons.keys import ACCEPTED_ALGS, DidResolver, encode_did_key
-from credit_commons.wallet.held import VC_JWT, disclosure_pointers, held_facts, pointer_text
-from credit_commons.wallet.store import Wallet
+from credit_commons.keys import ACCEPTED_ALGS, DidResolver, PrivateKey, encode_did_key
+from credit_commons.wallet.held import (
+    VC_JWT,
+    disclosure_pointers,
+    held_facts,
+    holder_binding,
+    pointer_text,
+)
+from credit_commons.wallet.store import StoredCredential, Wallet
 
 __all__ = [
     "Outcome",
@@ -226,24 +241,50 @@ class PlannedPresentation:
 
 @dataclass(frozen=True, slots=True)
 class PresentationPlan:
-    """What answering a request would disclose, and to whom."""
+    """What answering a request would disclose, and to whom (no presentations: the wallet
+    holds nothing that answers it)."""
 
     request: AuthorizationRequest
     verifier: str
     presentations: tuple[PlannedPresentation, ...]
 
 
+def _binding_key(wallet: Wallet, stored: StoredCredential) -> PrivateKey | None:
+    # The wallet key that proves the credential's holder binding: the key of its cnf.jwk,
+    # or the key whose did:key is its subject -- current or rotated away.  None when the
+    # credential has no binding or the wallet does not hold that key.
+    binding = holder_binding(stored)
+    if binding is None:
+        return None
+    if binding.jwk is not None:
+        return wallet.key_matching(binding.jwk)
+    return wallet.key_for_did(binding.did) if binding.did is not None else None
+
+
+def _facts(wallet: Wallet, stored: StoredCredential) -> HeldFacts:
+    # A credential bound to a key this wallet does not hold cannot be presented with a
+    # holder-binding proof: DCQL sees it as unbound (it answers only queries that do not
+    # require_cryptographic_holder_binding, §6.1).
+    facts = held_facts(stored)
+    if facts.holder_binding and _binding_key(wallet, stored) is None:
+        return replace(facts, holder_binding=False)
+    return facts
+
+
 def plan(wallet: Wallet, request: AuthorizationRequest) -> PresentationPlan:
     """Match the request's DCQL query against the wallet's credentials (§6.4): the first
     satisfiable option of each credential set, the first matching credential of each query
-    (all of them for ``multiple``).
+    (all of them for ``multiple``).  A credential counts as holder-bound only when the
+    wallet holds the key it is bound to.
 
     Raises ``DcqlUnsatisfiable`` when the wallet cannot answer, and
     ``UnreadableCredential`` for a credential it cannot read.
     """
     stored = {c.id: c for c in wallet.credentials}
-    held: list[HeldFacts] = [held_facts(c) for c in stored.values()]
+    held: list[HeldFacts] = [_facts(wallet, c) for c in stored.values()]
     chosen = select(request.dcql_query, held).plan()
+    if not chosen:  # only optional credential sets, none of which can be met
+        raise DcqlUnsatisfiable("no held credential answers any credential set")
     presentations = tuple(
         PlannedPresentation(
             query_id=query_id,
@@ -259,10 +300,9 @@ def plan(wallet: Wallet, request: AuthorizationRequest) -> PresentationPlan:
     return PresentationPlan(request, request.client_id, presentations)
 
 
-def _vp_jwt(wallet: Wallet, credential: str, request: AuthorizationRequest, iat: int) -> str:
+def _vp_jwt(key: PrivateKey, credential: str, request: AuthorizationRequest, iat: int) -> str:
     # §B.1.3.1.5: a VP-JWT with nonce and aud = the client identifier, signed by the key the
-    # credential is bound to (its subject DID is the holder's did:key).
-    key = wallet.holder_key
+    # credential is bound to (its subject DID is that key's did:key).
     holder = encode_did_key(key.public_key)
     payload = {
         "iss": holder,
@@ -282,25 +322,43 @@ def _vp_jwt(wallet: Wallet, credential: str, request: AuthorizationRequest, iat:
 
 def build_vp_token(wallet: Wallet, chosen: PresentationPlan, *, iat: int) -> VpToken:
     """The presentations of a plan, keyed by Credential Query id (§8.1): step 3 of the
-    module.  Raises what ``issuer.present`` raises for a credential it cannot present."""
+    module.
+
+    Holder binding (Appendix B): a VC-JWT goes in a VP-JWT signed by the key of its subject
+    when its query requires holder binding, and alone otherwise (B.1: "Otherwise, a
+    Verifiable Credential without Holder Binding MUST be returned"); an SD-JWT VC carries a
+    KB-JWT signed by the key of its ``cnf`` when the wallet holds that key, and none
+    otherwise (B.3: allowed only when the query does not require holder binding, which
+    :func:`plan` ensures).  Raises ``ValueError`` when a presentation needs a key the
+    wallet does not hold (a plan not made by :func:`plan`), and what ``issuer.present``
+    raises for a credential it cannot present."""
     request = chosen.request
     token: dict[str, list[str]] = {}
     for planned in chosen.presentations:
         stored = wallet.credential(planned.credential_id)
+        query = request.dcql_query.credential(planned.query_id)
+        key = _binding_key(wallet, stored)
+        if query.require_cryptographic_holder_binding and key is None:
+            raise ValueError(f"{stored.id} is bound to no key of this wallet")
         if planned.match.held.format == VC_JWT:
-            text = _vp_jwt(wallet, stored.credential, request, iat)
+            if query.require_cryptographic_holder_binding and key is not None:
+                text = _vp_jwt(key, stored.credential, request, iat)
+            else:
+                text = stored.credential
         else:
             sd_jwt = SdJwt.parse(stored.credential)
-            cnf = sd_jwt.payload.get("cnf")
-            jwk = cnf.get("jwk") if isinstance(cnf, dict) else None
-            text = present(
-                sd_jwt,
-                disclose=disclosure_pointers(sd_jwt, planned.match.paths),
-                holder_signer=wallet.key_for(jwk if isinstance(jwk, dict) else None),
-                audience=request.client_id,  # §B.3.6: the client identifier, prefix included
-                nonce=request.nonce,
-                iat=iat,
-            )
+            disclose = disclosure_pointers(sd_jwt, planned.match.claims)
+            if key is None:
+                text = present(sd_jwt, disclose=disclose)
+            else:
+                text = present(
+                    sd_jwt,
+                    disclose=disclose,
+                    holder_signer=key,
+                    audience=request.client_id,  # §B.3.6: the client identifier, prefix included
+                    nonce=request.nonce,
+                    iat=iat,
+                )
         token.setdefault(planned.query_id, []).append(text)
     return VpToken({k: tuple(v) for k, v in token.items()})
 
@@ -322,11 +380,16 @@ def _post(
     url = request.response_uri
     fetcher.check_url(url)
     try:
-        response = http.post(url, data=form, headers={"Accept": "application/json"})
+        sent = http.build_request("POST", url, data=form, headers={"Accept": "application/json"})
+        response = http.send(sent, stream=True)
+        try:
+            content = _bounded(response)  # never more than _MAX_BODY of the answer
+        finally:
+            response.close()
     except httpx.HTTPError as e:
         raise FetchFailed("the verifier's response_uri could not be reached") from e
     try:
-        body = json_decode(response.content) if response.content else {}
+        body = json_decode(content) if content else {}
     except CommonsError:
         body = None
     if response.status_code != 200:
@@ -373,7 +436,7 @@ def send_response(
 def send_error(
     request: AuthorizationRequest,
     error: ErrorCode,
-    description: str,
+    description: str | None = None,
     *,
     http: httpx.Client,
     fetcher: OutboundFetcher,
@@ -386,7 +449,9 @@ def send_error(
     every response that is not an allowed presentation with ``not_allowed``) has still
     been told: that is not the holder's failure, and gives no ``redirect_uri``.  Raises
     ``FetchFailed``/``UnsafeUrl`` when the verifier cannot be reached."""
-    members = {"error": str(error), "error_description": description}
+    members = {"error": str(error)}
+    if description is not None:
+        members["error_description"] = description
     try:
         form = _form(request, members)
     except AuthorizationRequestInvalid:
@@ -408,9 +473,15 @@ def respond(
 ) -> Outcome:
     """The whole presentation: read the request, plan the answer, ask ``confirm`` (which
     shows the plan to the holder), build and send the presentations — or, when the holder
-    declines or the wallet cannot answer, tell the verifier ``access_denied``.
+    declines, tell the verifier ``access_denied``.
 
-    Raises what the steps raise; ``DcqlUnsatisfiable`` after telling the verifier.
+    The holder is asked even when the wallet holds nothing that answers: ``confirm`` then
+    gets a plan without presentations, and True means "tell the verifier" (False sends
+    nothing).  A decline and an unanswerable request send the same ``access_denied``
+    without description, and only after the holder answered (§15.4.1).
+
+    Raises what the steps raise; ``DcqlUnsatisfiable`` when nothing answers the request
+    (after telling the verifier, if the holder agreed).
     """
     with httpx.Client(
         transport=transport, timeout=10, follow_redirects=False, trust_env=False
@@ -420,18 +491,11 @@ def respond(
         try:
             chosen = plan(wallet, request)
         except DcqlUnsatisfiable:
-            send_error(
-                request,
-                ErrorCode.ACCESS_DENIED,
-                "no matching credential",
-                http=http,
-                fetcher=fetcher,
-            )
+            if confirm(PresentationPlan(request, request.client_id, ()), read):
+                send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
             raise
         if not confirm(chosen, read):
-            declined = send_error(
-                request, ErrorCode.ACCESS_DENIED, "the holder declined", http=http, fetcher=fetcher
-            )
+            declined = send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
             return Outcome(declined.redirect_uri, sent=False)
         vp_token = build_vp_token(wallet, chosen, iat=now())
         return send_response(request, vp_token, http=http, fetcher=fetcher)

@@ -165,18 +165,34 @@ class Wallet:
         )
         return local_id
 
+    def _keys(self) -> list[PrivateKey]:
+        # Every holder key kept, the current one first.
+        return [private_key_from_jwk(jwk) for jwk in self.contents["keys"]]
+
+    def key_matching(self, holder_jwk: JsonObject) -> PrivateKey | None:
+        """The wallet key whose public JWK is ``holder_jwk`` (a credential's ``cnf.jwk``),
+        current or rotated away, or None when the wallet holds none."""
+        wanted = {k: holder_jwk.get(k) for k in ("kty", "crv", "x", "y")}
+        for key in self._keys():
+            public = public_key_to_jwk(key.public_key)
+            if {k: public.get(k) for k in ("kty", "crv", "x", "y")} == wanted:
+                return key
+        return None
+
+    def key_for_did(self, did: str) -> PrivateKey | None:
+        """The wallet key whose ``did:key`` is ``did`` (a credential's subject), current or
+        rotated away, or None when the wallet holds none."""
+        for key in self._keys():
+            if encode_did_key(key.public_key) == did:
+                return key
+        return None
+
     def key_for(self, holder_jwk: JsonObject | None) -> PrivateKey:
         """The wallet key whose public JWK is ``holder_jwk`` (a credential's ``cnf.jwk``):
         a credential bound to a key rotated away stays presentable.  The holder key when
         none matches or none is given."""
-        if holder_jwk is not None:
-            wanted = {k: holder_jwk.get(k) for k in ("kty", "crv", "x", "y")}
-            for jwk in self.contents["keys"]:
-                key = private_key_from_jwk(jwk)
-                public = public_key_to_jwk(key.public_key)
-                if {k: public.get(k) for k in ("kty", "crv", "x", "y")} == wanted:
-                    return key
-        return self.holder_key
+        found = self.key_matching(holder_jwk) if holder_jwk is not None else None
+        return found or self.holder_key
 
     @property
     def pending_key(self) -> PrivateKey | None:

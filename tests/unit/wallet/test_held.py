@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from credit_commons.formats.dcql import parse_dcql, select
+from credit_commons.formats.dcql import ClaimsQuery, parse_dcql, select
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt import issue, present
@@ -92,7 +92,7 @@ def test_pointers_disclose_exactly_the_selected_claims(
     path: list[Any], expected: dict[str, Any]
 ) -> None:
     sd_jwt = _sd_jwt()
-    text = present(sd_jwt, disclose=disclosure_pointers(sd_jwt, [tuple(path)]))
+    text = present(sd_jwt, disclose=disclosure_pointers(sd_jwt, [ClaimsQuery(path=tuple(path))]))
     shown = {k: v for k, v in _verified(text).items() if k not in ("iss", "vct")}
     # Non-disclosable claims (the plain array elements, "degrees"[0]) are always shown.
     always = {"nationalities": ["DE"], "degrees": [{"type": "BSc", "year": 2001}]}
@@ -102,6 +102,40 @@ def test_pointers_disclose_exactly_the_selected_claims(
             assert shown_value == value
             shown.pop(name)
     assert shown == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "values", "expected"),
+    [
+        # Only the matching element of the array is disclosed, not IN (nationalities[0]).
+        (["nationalities", None], ["FR"], ["DE", "FR"]),
+        (["nationalities", None], ["IN"], ["IN", "DE"]),
+        # None matches among the disclosable ones: only the always-shown DE.
+        (["nationalities", None], ["XX"], ["DE"]),
+        # A string is not a number of the same digits (§6.3: type and value).
+        (["nationalities", None], [1], ["DE"]),
+    ],
+)
+def test_values_filter_the_elements_a_null_path_discloses(
+    path: list[Any], values: list[Any], expected: list[str]
+) -> None:
+    # OpenID4VP 1.0 §6.3: "the Wallet SHOULD return the claim only if the type and value of
+    # the claim both match exactly" -- an element that does not match stays undisclosed.
+    sd_jwt = _sd_jwt(decoys=2)
+    claim = ClaimsQuery(path=tuple(path), values=tuple(values))
+    text = present(sd_jwt, disclose=disclosure_pointers(sd_jwt, [claim]))
+    assert _verified(text)["nationalities"] == expected
+
+
+def test_values_filter_the_objects_under_a_null_path() -> None:
+    sd_jwt = _sd_jwt()
+    msc = ClaimsQuery(path=("degrees", None, "type"), values=("MSc",))
+    shown = _verified(present(sd_jwt, disclose=disclosure_pointers(sd_jwt, [msc])))
+    assert shown["degrees"] == [{"type": "BSc", "year": 2001}, {"type": "MSc"}]
+    # BSc is the non-disclosable degrees[0]: asking for it discloses nothing of degrees[1].
+    bsc = ClaimsQuery(path=("degrees", None, "type"), values=("BSc",))
+    shown = _verified(present(sd_jwt, disclose=disclosure_pointers(sd_jwt, [bsc])))
+    assert shown["degrees"] == [{"type": "BSc", "year": 2001}]
 
 
 def test_select_then_disclose_round_trip() -> None:
@@ -120,7 +154,7 @@ def test_select_then_disclose_round_trip() -> None:
         }
     )
     match = select(query, [held_facts(_stored(sd_jwt.serialize()))]).plan()["q"][0]
-    text = present(sd_jwt, disclose=disclosure_pointers(sd_jwt, match.paths))
+    text = present(sd_jwt, disclose=disclosure_pointers(sd_jwt, match.claims))
     payload = _verified(text)
     # city is not selectively disclosable: it comes with the address (§6.4 allows it).
     assert payload["address"] == {"street": "MG Road 1", "city": "Pune"}

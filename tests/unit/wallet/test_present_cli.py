@@ -146,3 +146,23 @@ def test_local_presentation_still_needs_nonce_and_aud(
     )
     assert ok.exit_code == 0, ok.output
     assert ok.stdout.count("~") == 2  # <jwt>~<given_name>~<kb-jwt>
+
+
+@pytest.mark.parametrize(("answer", "told"), [("n\n", False), ("y\n", True)])
+def test_nothing_to_present_asks_before_the_verifier_is_told(
+    tmp_path: Path,
+    verifier: FakeVerifier,
+    commons: Callable[..., Ran],
+    answer: str,
+    told: bool,
+) -> None:
+    # §15.4.1: no response without the holder's interaction, even when nothing matches (here
+    # a value: the held given_name is Asha); the decline told is the one a "no" sends.
+    (query,) = verifier.params["dcql_query"]["credentials"]
+    mismatch = {**query, "claims": [{"path": ["given_name"], "values": ["Ravi"]}]}
+    verifier.params = {**verifier.params, "dcql_query": {"credentials": [mismatch]}}
+    result = commons(tmp_path, verifier.url("get"), answer=answer)
+    assert result.exit_code == 3, result.output
+    assert "nothing in this wallet answers the request" in result.stderr
+    assert "Tell it you decline?" in result.stderr
+    assert verifier.errors == ([{"error": "access_denied", "description": None}] if told else [])

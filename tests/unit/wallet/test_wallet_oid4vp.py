@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -24,6 +25,7 @@ from tests.unit.wallet.oid4vp_fakes import (
 )
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.dcql import DcqlUnsatisfiable
 from credit_commons.formats.jws import sign_compact, verify_compact
 from credit_commons.formats.oid4vp import (
@@ -33,7 +35,7 @@ from credit_commons.formats.oid4vp import (
 )
 from credit_commons.keys import PrivateKey, encode_did_key
 from credit_commons.keys.errors import DidResolutionFailed
-from credit_commons.wallet.oid4vp import VerifierRefused, build_vp_token, plan
+from credit_commons.wallet.oid4vp import VerifierRefused, build_vp_token, plan, respond
 from credit_commons.wallet.store import Wallet
 
 
@@ -77,15 +79,83 @@ def test_declining_tells_the_verifier(tmp_path: Path) -> None:
     outcome, _ = run(wallet_with_credential(tmp_path), verifier, verifier.url("get"), answer=False)
     assert not outcome.sent
     assert verifier.received == []
-    assert verifier.errors == [{"error": "access_denied", "description": "the holder declined"}]
+    assert verifier.errors == [{"error": "access_denied", "description": None}]
 
 
-def test_unsatisfiable_tells_the_verifier_and_raises(tmp_path: Path) -> None:
+# A query the wallet's credential meets except for one value: given_name is Asha.
+_MISMATCH = {
+    "credentials": [
+        {**DCQL["credentials"][0], "claims": [{"path": ["given_name"], "values": ["Ravi"]}]}
+    ]
+}
+
+
+@pytest.mark.parametrize("mode", ["direct_post", "direct_post.jwt"])
+def test_a_value_mismatch_looks_like_a_decline(tmp_path: Path, mode: str) -> None:
+    # §15.4.1: the verifier "cannot distinguish between the case where an End-User did not
+    # consent to releasing the Credential and the case where the claim value did not match",
+    # and "all requests, even if no response can be sent ... due to a values mismatch,
+    # require some form of End-User interaction before a response is sent".
+    declined = FakeVerifier(CLIENTS["decentralized_identifier"], mode)
+    run(wallet_with_credential(tmp_path / "a"), declined, declined.url("get"), answer=False)
+    mismatched = FakeVerifier(CLIENTS["decentralized_identifier"], mode, dcql=_MISMATCH)
+    with pytest.raises(DcqlUnsatisfiable):
+        run(wallet_with_credential(tmp_path / "b"), mismatched, mismatched.url("get"))
+    assert mismatched.errors == declined.errors == [{"error": "access_denied", "description": None}]
+
+
+def test_nothing_is_sent_before_the_holder_is_asked(tmp_path: Path) -> None:
+    verifier = FakeVerifier(CLIENTS["decentralized_identifier"], dcql=_MISMATCH)
+    asked: list[Any] = []
+
+    def confirm(chosen: Any, read: Any) -> bool:
+        asked.append(chosen)
+        assert verifier.errors == []  # not told yet
+        return False  # the holder does not want the verifier told anything
+
+    transport = httpx.MockTransport(verifier.handle)
+    fetcher = OutboundFetcher(transport=transport, resolver=lambda _host: ["93.184.216.34"])
+    with pytest.raises(DcqlUnsatisfiable):
+        respond(
+            wallet_with_credential(tmp_path),
+            verifier.url("get"),
+            confirm=confirm,
+            fetcher=fetcher,
+            transport=transport,
+        )
+    fetcher.close()
+    # The holder was shown the request with nothing to present, and nothing was sent.
+    ((chosen,),) = [asked]
+    assert chosen.presentations == ()
+    assert chosen.verifier == verifier.client_id
+    assert verifier.errors == []
+
+
+def test_unsatisfiable_tells_the_verifier_when_the_holder_agrees(tmp_path: Path) -> None:
     dcql = {"credentials": [{**DCQL["credentials"][0], "meta": {"vct_values": ["urn:other"]}}]}
     verifier = FakeVerifier(CLIENTS["decentralized_identifier"], dcql=dcql)
     with pytest.raises(DcqlUnsatisfiable):
         run(wallet_with_credential(tmp_path), verifier, verifier.url("get"))
-    assert verifier.errors[0]["error"] == "access_denied"
+    assert verifier.errors == [{"error": "access_denied", "description": None}]
+
+
+def test_the_verifiers_answer_is_read_up_to_a_bound(tmp_path: Path) -> None:
+    # A verifier cannot make the wallet read an unbounded answer: past 256 KiB the wallet
+    # stops reading and reports the failure (a valid JSON object, had it been read whole).
+    verifier = FakeVerifier(CLIENTS["decentralized_identifier"])
+    original = verifier.handle
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/response":
+            original(request)
+            padding = "x" * (256 * 1024)
+            return httpx.Response(200, json={"redirect_uri": f"{BASE}/done", "pad": padding})
+        return original(request)
+
+    verifier.handle = huge  # type: ignore[method-assign]
+    with pytest.raises(FetchFailed, match="too large"):
+        run(wallet_with_credential(tmp_path), verifier, verifier.url("get"))
+    assert len(verifier.received) == 1  # sent, and the answer refused
 
 
 def _flip_signature(token: str) -> str:
