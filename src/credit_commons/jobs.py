@@ -76,8 +76,7 @@ def trust_pins_step(interval: float = 3600.0) -> Step:
         if now - last[0] < interval:
             return {}
         last[0] = now
-        with transaction(rt.sessions) as session:
-            outcomes = trust_pins.refresh_pins(session, rt, worker)
+        outcomes = trust_pins.refresh_pins(rt, worker)  # its own units of work
         report: dict[str, object] = {}
         accepted = sum(o.accepted for o in outcomes)
         if accepted:

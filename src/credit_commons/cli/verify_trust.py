@@ -16,6 +16,7 @@ from credit_commons.cli.support import (
     operator,
     read_json_file,
     read_text_file,
+    runtime,
     unit,
 )
 from credit_commons.verifier import policy_service, trust, trust_pins, trust_registry
@@ -141,8 +142,8 @@ def trust_pins_list(ctx: typer.Context, as_json: JsonOption = False) -> None:
 @trust_app.command("refresh")
 def trust_refresh(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Fetch every pinned bundle again; a refused one keeps the last accepted."""
-    with unit(ctx) as (rt, session):
-        outcomes = trust_pins.refresh_pins(session, rt, operator())
+    with runtime(ctx) as rt:  # the refresh opens its own units of work around the fetches
+        outcomes = trust_pins.refresh_pins(rt, operator())
     emit(
         as_json,
         [o.model_dump(mode="json") for o in outcomes],

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
 from typing import Any, TypeAlias
 
@@ -125,6 +126,15 @@ def _refuse_constant(name: str) -> Any:
     raise ValidationError(f"{name} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    # RFC 7493 §2.2: a number beyond IEEE 754 double range (1e400) is not I-JSON; Python's
+    # float() would read it as infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValidationError("a JSON number out of the IEEE 754 double range")
+    return value
+
+
 def _unique_members(pairs: list[tuple[str, Any]]) -> JsonObject:
     # RFC 7493 §2.3: member names are unique (json.loads would keep the last silently).
     value = dict(pairs)
@@ -199,7 +209,12 @@ def json_decode(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
             raise TypeError("JSON text must be str or bytes")
         if json_nesting_exceeds(text, max_depth):
             raise ValidationError("JSON nested too deeply")
-        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+        value = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_members,
+        )
     except (ValueError, RecursionError, TypeError) as e:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors.
         raise ValidationError("malformed JSON") from e

@@ -15,10 +15,12 @@ from credit_commons.runtime import Runtime
 __all__ = [
     "NO_STORE",
     "PrincipalDep",
+    "ReadPrincipalDep",
     "ReadSessionDep",
     "RuntimeDep",
     "SessionDep",
     "get_principal",
+    "get_read_principal",
     "get_read_session",
     "get_runtime",
     "get_session",
@@ -74,3 +76,18 @@ def get_principal(
 
 PrincipalDep = Annotated[identity_auth.Principal, Depends(get_principal)]
 """The authenticated caller (an identity's bearer token)."""
+
+
+def get_read_principal(
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> identity_auth.Principal:
+    """The authenticated caller, read in a read-only unit of work: for a handler that opens
+    its own units of work (one that fetches over the network and must hold no write
+    transaction meanwhile); raises ``UnauthorizedError`` (401) otherwise."""
+    return identity_auth.authenticate(session, runtime, authorization)
+
+
+ReadPrincipalDep = Annotated[identity_auth.Principal, Depends(get_read_principal)]
+"""The authenticated caller, without holding a read-write unit of work."""

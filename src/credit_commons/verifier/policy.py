@@ -272,7 +272,9 @@ def _comparable(claim: object, wanted: Scalar) -> tuple[Any, Any] | None:
     with numbers, instants with instants (when ``wanted`` is a date or timestamp), strings
     with strings, booleans with booleans."""
     if _number(wanted):
-        if _number(claim) and math.isfinite(float(claim)):  # type: ignore[arg-type]
+        # An int of any size compares exactly with an int or a float; only a float can be
+        # non-finite (float() of a huge int would raise OverflowError instead).
+        if _number(claim) and not (isinstance(claim, float) and not math.isfinite(claim)):
             return claim, wanted
         return None
     if isinstance(wanted, bool):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
@@ -291,15 +291,29 @@ def set_policy_floor(
     if not current <= floor <= latest:
         raise ConflictError(f"the floor only rises, from {current} up to the latest {latest}")
     now = rt.clock.now()
-    row = session.get(PolicyFloorRow, (owner, policy_id))
+    # The floor only rises, also against a concurrent change made after ``current`` was
+    # read: the write is conditional on the stored floor (a compare-and-set), and a first
+    # floor is an insert that the primary key lets only one writer make.
     try:
         with session.begin_nested():
-            if row is None:
+            if session.get(PolicyFloorRow, (owner, policy_id)) is None:
                 session.add(
                     PolicyFloorRow(owner=owner, policy_id=policy_id, floor=floor, updated_at=now)
                 )
+                session.flush()
             else:
-                row.floor, row.updated_at = floor, now
+                raised = session.execute(
+                    update(PolicyFloorRow)
+                    .where(
+                        PolicyFloorRow.owner == owner,
+                        PolicyFloorRow.policy_id == policy_id,
+                        PolicyFloorRow.floor <= floor,
+                    )
+                    .values(floor=floor, updated_at=now)
+                    .execution_options(synchronize_session="fetch")
+                )
+                if raised.rowcount != 1:  # type: ignore[attr-defined]
+                    raise ConflictError("the floor rose concurrently above the one asked")
     except DbIntegrityError as e:
         raise ConflictError("the floor changed concurrently; try again") from e
     record_event(

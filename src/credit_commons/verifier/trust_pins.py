@@ -5,10 +5,12 @@ and the key that signs it (a public JWK or a ``did:key``, obtained out of band:
 ``commons verify trust key`` on the other platform).  The bundle is fetched through the
 SSRF-guarded :class:`~credit_commons.core.net.OutboundFetcher` and accepted only if
 :func:`~credit_commons.verifier.trust_bundle.verify_bundle` passes under the pinned key:
-``typ``, signature, not expired, and a version not lower than the last one accepted from
-that URL (kept in the pin's row, so a rollback is refused across restarts).  The accepted
+``typ``, signature, not expired, a version not lower than the last one accepted from
+that URL (kept in the pin's row, so a rollback is refused across restarts), and — on every
+refresh — the issuer (``iss``) the bundle named when it was pinned.  The accepted
 bundle is kept (the cache) until :func:`refresh_pins` fetches a newer one; a bundle that
-fails is refused and the last accepted one stays, until it expires.
+fails is refused and the last accepted one stays, until it expires.  A refresh fetches
+outside any transaction and keeps a bundle only if no newer one was kept meanwhile.
 
 Every change records an event: ``trust.pinned``, ``trust.unpinned``, ``trust.pin_refreshed``
 (a newer version accepted) and ``trust.pin_refused`` (with the reason).
@@ -18,14 +20,17 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
 from credit_commons.core.attached import Attached
 from credit_commons.core.clock import utc
+from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
 from credit_commons.core.net import OutboundFetcher
@@ -55,15 +60,20 @@ from credit_commons.verifier.trust_bundle import (
 
 __all__ = [
     "TRUST_FETCHER",
+    "FetchedPin",
     "PinRefusal",
+    "PinTarget",
     "TrustPinRefreshed",
     "TrustPinRefused",
     "TrustPinned",
     "TrustUnpinned",
+    "fetch_pin",
     "list_pins",
     "pin_bundle",
     "pin_key",
+    "pin_targets",
     "pinned_bundles",
+    "record_refreshes",
     "refresh_pins",
     "unpin_bundle",
 ]
@@ -174,6 +184,7 @@ def pin_bundle(
         raise ConflictError("this bundle is already pinned")
     now = rt.clock.now()
     token = _fetch(rt, url)
+    # The issuer the bundle names now is the one every refresh must name (fetch_pin).
     bundle = verify_bundle(token, public, now=now)
     row = TrustPinRow(
         id=new_id("pin"),
@@ -241,43 +252,139 @@ def _refusal(error: CommonsError) -> PinRefusal:
     return "fetch_failed"
 
 
-def refresh_pins(session: Session, rt: Runtime, principal: Principal) -> list[TrustPinRefresh]:
-    """Fetch every pinned bundle again (administrators; a scheduled ``commons verify trust
-    refresh``): a verified bundle of the same or a newer version replaces the kept one;
-    one that fails is refused (``trust.pin_refused``) and the kept one stays."""
+@dataclass(frozen=True, slots=True)
+class PinTarget:
+    """What a refresh needs of a pin, read before anything is fetched: where its bundle is,
+    the pinned key, the version accepted last and the issuer the bundle named then."""
+
+    id: str
+    url: str
+    key_jwk: str
+    version: int
+    iss: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPin:
+    """A pin's bundle fetched again: the verified token and its version, or the refusal."""
+
+    target: PinTarget
+    token: str | None
+    version: int
+    refusal: PinRefusal | None
+
+
+def pin_targets(session: Session, rt: Runtime, principal: Principal) -> list[PinTarget]:
+    """Every pin as a refresh needs it, oldest first (administrators)."""
+    del rt
+    _admin(principal)
+    targets = []
+    for row in session.scalars(select(TrustPinRow).order_by(TrustPinRow.id)):
+        kept = _stored(row)
+        targets.append(
+            PinTarget(row.id, row.url, row.key_jwk, row.version, kept.iss if kept else None)
+        )
+    return targets
+
+
+def fetch_pin(rt: Runtime, target: PinTarget) -> FetchedPin:
+    """Fetch a pin's bundle and verify it (no database: a refresh makes its fetches outside
+    any transaction) — under the pinned key, not below the accepted version, and naming the
+    issuer the pinned bundle named: the key pins a platform, not whatever it signs."""
+    try:
+        token = _fetch(rt, target.url)
+        bundle = verify_bundle(
+            token,
+            pin_key(target.key_jwk),
+            now=rt.clock.now(),
+            last_version=target.version,
+            iss=target.iss,
+        )
+    except CommonsError as e:
+        return FetchedPin(target, None, target.version, _refusal(e))
+    return FetchedPin(target, token, bundle.version, None)
+
+
+def record_refreshes(
+    session: Session, rt: Runtime, principal: Principal, fetched: Sequence[FetchedPin]
+) -> list[TrustPinRefresh]:
+    """Keep what :func:`fetch_pin` accepted and record each outcome (administrators).
+
+    The version only rises, also against a refresh that ran at the same time: a bundle is
+    kept only where the stored version is not above its own (a compare-and-set), otherwise
+    it is refused as a rollback and the newer one stays.  A pin removed meanwhile is skipped.
+    """
     _admin(principal)
     actor = actor_of(rt, principal)
-    rows = list(session.scalars(select(TrustPinRow).order_by(TrustPinRow.id)))
-    outcomes = [_refresh(session, rt, row, actor) for row in rows]
+    now = rt.clock.now()
+    outcomes = []
+    for item in fetched:
+        target = rt.objects.digest("trust_pin", item.target.url)
+        refusal = item.refusal
+        if refusal is None:
+            kept = session.execute(
+                update(TrustPinRow)
+                .where(TrustPinRow.id == item.target.id, TrustPinRow.version <= item.version)
+                .values(version=item.version, token=item.token, fetched_at=now)
+                .execution_options(synchronize_session="fetch")
+            )
+            if kept.rowcount != 1:  # type: ignore[attr-defined]
+                stored = session.scalar(
+                    select(TrustPinRow.version).where(TrustPinRow.id == item.target.id)
+                )
+                if stored is None:
+                    continue  # unpinned meanwhile
+                refusal = "rollback"
+        if refusal is not None:
+            record_event(
+                session, TrustPinRefused(reason=refusal), actor=actor, at=now, object=target
+            )
+            outcomes.append(
+                TrustPinRefresh(
+                    id=item.target.id,
+                    url=item.target.url,
+                    accepted=False,
+                    version=item.target.version,
+                    reason=refusal,
+                )
+            )
+            continue
+        if item.version != item.target.version:
+            record_event(
+                session,
+                TrustPinRefreshed(version=item.version, previous=item.target.version),
+                actor=actor,
+                at=now,
+                object=target,
+            )
+        outcomes.append(
+            TrustPinRefresh(
+                id=item.target.id,
+                url=item.target.url,
+                accepted=True,
+                version=item.version,
+                reason=None,
+            )
+        )
     session.flush()
     return outcomes
 
 
-def _refresh(session: Session, rt: Runtime, row: TrustPinRow, actor: str) -> TrustPinRefresh:
-    now = rt.clock.now()
-    target = rt.objects.digest("trust_pin", row.url)
-    try:
-        token = _fetch(rt, row.url)
-        bundle = verify_bundle(token, pin_key(row.key_jwk), now=now, last_version=row.version)
-    except CommonsError as e:
-        reason = _refusal(e)
-        record_event(session, TrustPinRefused(reason=reason), actor=actor, at=now, object=target)
-        return TrustPinRefresh(
-            id=row.id, url=row.url, accepted=False, version=row.version, reason=reason
-        )
-    previous = row.version
-    row.version, row.token, row.fetched_at = bundle.version, token, now
-    if bundle.version != previous:
-        record_event(
-            session,
-            TrustPinRefreshed(version=bundle.version, previous=previous),
-            actor=actor,
-            at=now,
-            object=target,
-        )
-    return TrustPinRefresh(
-        id=row.id, url=row.url, accepted=True, version=bundle.version, reason=None
-    )
+def refresh_pins(rt: Runtime, principal: Principal) -> list[TrustPinRefresh]:
+    """Fetch every pinned bundle again (administrators; ``commons verify trust refresh``,
+    the worker hourly): a verified bundle of the same or a newer version replaces the kept
+    one; one that fails is refused (``trust.pin_refused``) and the kept one stays.
+
+    Its own units of work, because fetching takes network time that no transaction may
+    span (on SQLite a write transaction holds the database's one write lock): the pins are
+    read in a read-only one, fetched outside any, and the outcomes written in a short one.
+    The caller must hold no write transaction.
+    """
+    with transaction(rt.read_sessions) as session:
+        targets = pin_targets(session, rt, principal)
+    fetched = [fetch_pin(rt, target) for target in targets]
+    with transaction(rt.sessions) as session:
+        return record_refreshes(session, rt, principal, fetched)
 
 
 class _Parsed:

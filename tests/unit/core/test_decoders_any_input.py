@@ -81,7 +81,18 @@ def test_json_decode_takes_any_input(value: str | bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["[" * 100_000, "[1", '{"a": NaN}', '{"a": Infinity}', '{"a": 1, "a": 2}', "", "{}x"]
+    "bad",
+    [
+        "[" * 100_000,
+        "[1",
+        '{"a": NaN}',
+        '{"a": Infinity}',
+        '{"a": 1e400}',  # beyond IEEE 754 double range (RFC 7493 §2.2): not inf
+        "[-1.5e309]",
+        '{"a": 1, "a": 2}',
+        "",
+        "{}x",
+    ],
 )
 def test_json_decode_refuses(bad: str) -> None:
     with pytest.raises(ValidationError):

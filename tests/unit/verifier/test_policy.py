@@ -323,3 +323,14 @@ def test_policy_value_checks() -> None:
         Policy("ok", 0, RequireStatusCheck())
     with pytest.raises(ValueError, match="aware"):
         credential(issued_at=datetime(2026, 1, 1))
+
+
+def test_a_huge_integer_claim_is_compared_not_overflowed() -> None:
+    # float(10**400) raises OverflowError: the claim must compare as the integer it is.
+    huge = credential(claims={"income": 10**400, "ratio": float("inf")})
+    Predicate(("income",), "gte", 42_000).check(huge, CTX)
+    Predicate(("income",), "gte", 1.5).check(huge, CTX)
+    assert denied(Predicate(("income",), "lte", 42_000), huge) == "predicate_failed"
+    assert denied(Predicate(("income",), "eq", 42_000.0), huge) == "predicate_failed"
+    # A non-finite float claim is no number to compare.
+    assert denied(Predicate(("ratio",), "gte", 0), huge) == "predicate_failed"

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from credit_commons.core.encoding import JsonObject
-from credit_commons.gateway.deps import PrincipalDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import PrincipalDep, ReadPrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
 from credit_commons.verifier import policy_service, trust, trust_pins, trust_registry
 from credit_commons.verifier.schemas import (
@@ -149,10 +149,9 @@ def pin(
     summary="Fetch every pinned bundle again (administrators).",
     responses=answers(list[TrustPinRefresh], 401, 404),
 )
-def refresh_pins(
-    session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> list[TrustPinRefresh]:
-    return trust_pins.refresh_pins(session, runtime, principal)
+def refresh_pins(runtime: RuntimeDep, principal: ReadPrincipalDep) -> list[TrustPinRefresh]:
+    # No read-write unit of work around the fetches: the refresh opens its own.
+    return trust_pins.refresh_pins(runtime, principal)
 
 
 @trust_admin_router.delete(
