@@ -89,10 +89,17 @@ def _flip(offset: int) -> bytes:
     return bytes(data)
 
 
-def test_the_example_untagged_and_inside_the_cwt_tag_still_verifies() -> None:
-    assert verify(_rebuild(_parts(), tag=None)).uri == URI
+def test_the_example_untagged_or_inside_the_cwt_tag_parses_but_is_not_a_status_list() -> None:
+    # TSL §5.2: "MUST NOT be tagged with the CWT tag" and "MUST either be the tagged
+    # COSE_Sign1_Tagged (18) or COSE_Mac0_Tagged (17)"; a COSE_Sign1 elsewhere may be either.
+    untagged = _rebuild(_parts(), tag=None)
     wrapped = cbor2.dumps(cbor2.CBORTag(61, cbor2.CBORTag(18, _parts())))
-    assert verify(wrapped).uri == URI
+    for data in (untagged, wrapped):
+        assert parse_sign1(data).payload == parse_sign1(EXAMPLE).payload
+    with pytest.raises(StatusListCwtInvalid, match="tag 18"):
+        verify(untagged)
+    with pytest.raises(StatusListCwtInvalid, match="CWT tag 61"):
+        verify(wrapped)
 
 
 SIGNATURE_BROKEN: dict[str, Callable[[], bytes]] = {
@@ -124,6 +131,9 @@ STRUCTURE_BROKEN: dict[str, Callable[[], bytes]] = {
     "non-preferred array length": lambda: b"\xd2\x98\x04" + EXAMPLE[2:],
     "indefinite array": lambda: b"\xd2\x9f" + EXAMPLE[2:] + b"\xff",
     "tag 17 (COSE_Mac0)": lambda: b"\xd1" + EXAMPLE[1:],
+    "untagged": lambda: _rebuild(_parts(), tag=None),
+    "inside the CWT tag 61": lambda: cbor2.dumps(cbor2.CBORTag(61, cbor2.CBORTag(18, _parts()))),
+    "tag 61 alone": lambda: _rebuild(_parts(), tag=61),
     "three elements": lambda: _rebuild(_parts()[:3]),
     "detached payload": lambda: _rebuild([*_parts()[:2], None, _parts()[3]]),
     "protected not a map": lambda: _rebuild([cbor2.dumps([1]), *_parts()[1:]]),

@@ -3,12 +3,18 @@
 Used for IETF Token Status Lists in CWT form (``status_list_cwt.py``).  The rules, in the
 order :func:`parse_sign1` applies them:
 
-1. exactly one CBOR item in preferred serialisation (``cbor.loads_strict``), a
+1. exactly one CBOR item in preferred serialisation (``cbor.loads_strict``: the array
+   and the unprotected header are the transport, which nothing signs), a
    ``COSE_Sign1_Tagged`` (tag 18, optionally inside the CWT tag 61 of RFC 8392 §6) or an
-   untagged ``COSE_Sign1`` where the media type says what it is (RFC 9052 §2);
+   untagged ``COSE_Sign1`` where the media type says what it is (RFC 9052 §2); with
+   ``require_tag18`` only the ``COSE_Sign1_Tagged`` itself (what a Token Status List
+   requires, draft-ietf-oauth-status-list §5.2);
 2. an array of four: the protected header as a byte string holding a map, the unprotected
    header map, the payload as a byte string (a detached payload is refused) and the
-   signature as a byte string (§4.2);
+   signature as a byte string (§4.2).  The protected header is read with
+   ``cbor.loads_unique``: any valid CBOR without a repeated label (RFC 9052 §9 restricts
+   the encoding of the ``Sig_structure``, which is built here, not of the header, whose
+   bytes the signature covers as they are);
 3. no header label in both buckets (§3: "MUST NOT" appear twice), ``alg`` (label 1) in the
    protected bucket (it is integrity-protected, §3.1) and on the caller's allow-list of COSE
    algorithms (RFC 9053: -7 ES256, -8 EdDSA; and -9 ESP256 and -19 Ed25519, the fully
@@ -33,7 +39,7 @@ from typing import Any, Final
 import cbor2
 
 from credit_commons.core.errors import CommonsError, IntegrityError
-from credit_commons.formats.cbor import dumps, loads_strict
+from credit_commons.formats.cbor import dumps, loads_strict, loads_unique
 from credit_commons.formats.jws import JwsSigner, SignatureVerifier
 
 __all__ = [
@@ -56,6 +62,7 @@ TYP: Final = 16
 _KEY_BEARING: Final = frozenset({33, 35})  # x5chain, x5u (RFC 9360)
 
 _COSE_SIGN1_TAG: Final = 18  # RFC 9052 §2
+_COSE_MAC0_TAG: Final = 17  # RFC 9052 §2
 _CWT_TAG: Final = 61  # RFC 8392 §6
 
 #: COSE algorithm → the JOSE ``alg`` whose signature it is (RFC 9053 §2.1-2.2 and the fully
@@ -125,8 +132,11 @@ def parse_sign1(
     *,
     algs: Collection[int] = tuple(COSE_TO_JOSE),
     max_bytes: int | None = None,
+    require_tag18: bool = False,
 ) -> CoseSign1:
-    """Parse a COSE_Sign1 strictly (the module's steps 1-3) without verifying it.
+    """Parse a COSE_Sign1 strictly (the module's steps 1-3) without verifying it; with
+    ``require_tag18`` only a ``COSE_Sign1_Tagged`` (tag 18, not inside the CWT tag 61) is
+    accepted.
 
     Raises :class:`CoseInvalid`.
     """
@@ -137,6 +147,12 @@ def parse_sign1(
         item = loads_strict(data, "the COSE_Sign1")
     except CommonsError as e:
         raise CoseInvalid(e.detail) from e
+    if require_tag18 and not (isinstance(item, cbor2.CBORTag) and item.tag == _COSE_SIGN1_TAG):
+        if isinstance(item, cbor2.CBORTag) and item.tag == _CWT_TAG:
+            raise CoseInvalid("the CWT tag 61 is not accepted here, only COSE_Sign1_Tagged")
+        if isinstance(item, cbor2.CBORTag) and item.tag == _COSE_MAC0_TAG:
+            raise CoseInvalid("a COSE_Mac0 is not accepted: only signatures are verified here")
+        raise CoseInvalid("a COSE_Sign1_Tagged (tag 18) is required")
     if isinstance(item, cbor2.CBORTag) and item.tag == _CWT_TAG:
         item = item.value
         if not isinstance(item, cbor2.CBORTag) or item.tag != _COSE_SIGN1_TAG:
@@ -158,7 +174,7 @@ def parse_sign1(
     if not isinstance(signature, bytes) or not signature:
         raise CoseInvalid("the signature must be a non-empty byte string")
     try:
-        protected = loads_strict(body, "the protected header")
+        protected = loads_unique(body, "the protected header")
     except CommonsError as e:
         raise CoseInvalid(e.detail) from e
     if not isinstance(protected, dict):

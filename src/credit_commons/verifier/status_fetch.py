@@ -5,9 +5,11 @@
 redirects, a size cap) — a ``statuslist+jwt``, or a ``statuslist+cwt`` (COSE_Sign1,
 draft-ietf-oauth-status-list §5.2) when the issuer answers with that media type — verifies
 its signature with the key the injected resolver returns for the token's header (for a CWT,
-its ``kid`` as text and its ``alg`` as the JOSE name), checks that its ``sub`` is ``uri`` (a
-list cannot be served for another one) and that it has not expired, and caches the decoded
-list until the earlier of its ``ttl`` and ``exp`` (at most ``max_ttl``).
+its ``kid`` as text and its ``alg`` as the JOSE name), checks its claims in either form with
+``formats.status_list_token.check_claims`` (its ``sub`` is ``uri``, so a list cannot be
+served for another one; ``iat`` present, §5.1 and §5.2 make it REQUIRED; not expired, not
+before its ``nbf``), and caches the decoded list until the earlier of its ``ttl`` and
+``exp`` (at most ``max_ttl``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from credit_commons.formats.cose_sign1 import KID, CoseSign1
 from credit_commons.formats.jws import EMBEDDED_KEY_HEADERS, JwsAlgorithmRefused, parse_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
 from credit_commons.formats.status_list_cwt import CWT_MEDIA_TYPE, verify_status_list_cwt
+from credit_commons.formats.status_list_token import check_claims
 from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 
 __all__ = ["StatusListCache", "StatusListFetcher", "StatusListRejected", "status_list_cache"]
@@ -85,15 +88,17 @@ class StatusListFetcher:
             decoded, exp, ttl = self._from_cwt(uri, body, now)
         else:
             decoded, exp, ttl = self._from_jwt(uri, body, now)
-        lifetime = min(self._max_ttl, float(ttl) if ttl is not None and ttl > 0 else self._max_ttl)
-        if exp is not None:
-            lifetime = min(lifetime, exp - now)
+        # Compared before any arithmetic: an exact integer too large for a float (a far
+        # exp or ttl) must not overflow here.
+        lifetime = self._max_ttl if ttl is None or ttl >= self._max_ttl else float(ttl)
+        if exp is not None and exp < now + lifetime:
+            lifetime = exp - now
         self._cache.put((self._namespace, uri), (now + lifetime, decoded))
         return decoded
 
     def _from_jwt(
         self, uri: str, body: bytes, now: float
-    ) -> tuple[StatusList, int | None, int | None]:
+    ) -> tuple[StatusList, float | None, float | None]:
         # The list, its exp and its ttl, from a statuslist+jwt (TSL §5.1, §8.3).
         try:
             jws = parse_compact(body.decode("ascii"), algs=ACCEPTED_ALGS, refused_headers=())
@@ -110,21 +115,28 @@ class StatusListFetcher:
             jws.verify(self._resolve(header))
         except CommonsError as e:
             raise StatusListRejected("the status list signature does not verify") from e
-        if payload.get("sub") != uri:
-            raise StatusListRejected("the status list was issued for another URI")
-        exp = payload.get("exp")
-        if isinstance(exp, int) and exp <= now:
-            raise StatusListRejected("the status list has expired")
+        try:
+            times = check_claims(
+                sub=payload.get("sub"),
+                iat=payload.get("iat"),
+                exp=payload.get("exp"),
+                nbf=payload.get("nbf"),
+                ttl=payload.get("ttl"),
+                uri=uri,
+                now=now,
+                ttl_integer=False,
+            )
+        except CommonsError as e:
+            raise StatusListRejected(e.detail) from e
         try:
             decoded = StatusList.from_json(payload.get("status_list"))
         except CommonsError as e:
             raise StatusListRejected("the status list is malformed") from e
-        ttl = payload.get("ttl")
-        return decoded, exp if isinstance(exp, int) else None, ttl if isinstance(ttl, int) else None
+        return decoded, times.exp, times.ttl
 
     def _from_cwt(
         self, uri: str, body: bytes, now: float
-    ) -> tuple[StatusList, int | None, int | None]:
+    ) -> tuple[StatusList, float | None, float | None]:
         # The list, its exp and its ttl, from a statuslist+cwt (TSL §5.2, §8.3); the key is
         # resolved as for a JWT, from the kid (UTF-8 text) and the JOSE name of the alg.
         def key(token: CoseSign1) -> PublicKey:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import cbor2
 import httpx
 import pytest
 
+from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.net import OutboundFetcher, UnsafeUrl
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.status_list import StatusList, TokenStatus
@@ -168,4 +171,85 @@ def test_a_cwt_sent_as_a_jwt_is_rejected() -> None:
         clock=lambda: float(NOW),
     )
     with pytest.raises(StatusListRejected):
+        lists.status(URI, 7)
+
+
+# -- the JWT form's registered claims (TSL §5.1, RFC 7519 §4.1) --------------------------------
+
+
+def claims_token(**changes: Any) -> str:
+    # A statuslist+jwt whose claims are changed (a value) or removed (None) by name.
+    status_list = StatusList.new(64, bits=2)
+    status_list.set(7, TokenStatus.INVALID)
+    claims: dict[str, Any] = {
+        "sub": URI,
+        "iat": NOW - 60,
+        "exp": NOW + 600,
+        "ttl": 300,
+        "status_list": status_list.to_json(),
+    }
+    for name, value in changes.items():
+        if value is None:
+            claims.pop(name)
+        else:
+            claims[name] = value
+    return sign_compact({"typ": "statuslist+jwt", "kid": "k1"}, claims, ISSUER)
+
+
+def jwt_lists(body: str, now: list[float] | None = None) -> StatusListFetcher:
+    clock = now or [float(NOW)]
+    return StatusListFetcher(
+        fetcher_for(lambda: body, []), lambda _h: ISSUER.public_key, clock=lambda: clock[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"iat": None}, "no iat"),  # §5.1: iat REQUIRED
+        ({"iat": "1800000000"}, "NumericDate"),
+        ({"nbf": NOW + 3600}, "not valid yet"),  # RFC 7519 §4.1.5
+        ({"exp": NOW - 0.5}, "expired"),  # a NumericDate need not be an integer
+        ({"exp": "2100-01-01"}, "NumericDate"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": "300"}, "ttl"),
+    ],
+    ids=["no iat", "iat text", "nbf ahead", "float exp passed", "exp text", "ttl 0", "ttl text"],
+)
+def test_jwt_lists_with_unacceptable_claims_are_rejected(
+    changes: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(StatusListRejected, match=reason):
+        jwt_lists(claims_token(**changes)).status(URI, 7)
+
+
+def test_jwt_lists_with_float_and_far_claims_are_read_and_cached_by_them() -> None:
+    # A float ttl (§5.1: "a positive number"), nbf within the leeway, and an exp far beyond
+    # what a float holds (written by hand: the platform's own signer refuses such numbers):
+    # read, and cached for the ttl without overflowing.
+    now = [float(NOW)]
+    claims = json.loads(b64url_decode(claims_token(ttl=30.5, nbf=NOW + 30).split(".")[1]))
+    payload = json.dumps(claims).replace(str(NOW + 600), "1" + "0" * 400).encode()
+    signing_input = b64url_encode(b'{"alg":"EdDSA","kid":"k1","typ":"statuslist+jwt"}')
+    signing_input += "." + b64url_encode(payload)
+    body = signing_input + "." + b64url_encode(ISSUER.sign(signing_input.encode()))
+    calls: list[str] = []
+    lists = StatusListFetcher(
+        fetcher_for(lambda: body, calls), lambda _h: ISSUER.public_key, clock=lambda: now[0]
+    )
+    assert lists.status(URI, 7) is TokenStatus.INVALID
+    now[0] += 30
+    assert lists.status(URI, 7) is TokenStatus.INVALID
+    assert len(calls) == 1
+    now[0] += 1
+    lists.status(URI, 7)
+    assert len(calls) == 2  # the ttl of 30.5 s passed
+
+
+def test_an_untagged_cwt_list_is_rejected() -> None:
+    untagged = cbor2.dumps(cbor2.loads(cwt()).value)
+    lists = StatusListFetcher(
+        cwt_fetcher(lambda: untagged, []), lambda _h: ISSUER.public_key, clock=lambda: float(NOW)
+    )
+    with pytest.raises(StatusListRejected, match="tag 18"):
         lists.status(URI, 7)
