@@ -55,6 +55,12 @@ def _reason(vp: VpWorld, created: dict[str, Any], reason: str) -> None:
     assert (last["decision"], last["reason"]) == ("deny", reason)
 
 
+def _not_decided(vp: VpWorld, created: dict[str, Any], state: str = "pending") -> None:
+    # Step 1 refused the response: the transaction is left as it was (nothing consumed).
+    status = vp.status(created["id"])
+    assert (status["state"], status["decision"], status["reason"]) == (state, None, None)
+
+
 def _round(
     vp: VpWorld,
     holder: Holder,
@@ -126,7 +132,7 @@ def test_1_a_response_to_no_transaction(vp: VpWorld, caplog: pytest.LogCaptureFi
     wallet = vp.wallet_request(created)
     shown = vp.presentation(holder, wallet)
     form = {"vp_token": f'{{"crc": ["{shown}"]}}', "state": wallet.state or ""}
-    with caplog.at_level(logging.INFO, logger="credit_commons.verifier.service"):
+    with caplog.at_level(logging.INFO, logger="credit_commons.verifier.responses"):
         answered = vp.http.post("/v1/verifier/responses/vpt_unknown0000000000", data=form)
     _denied(answered)
     assert "reason=challenge_not_found" in caplog.text
@@ -155,19 +161,60 @@ def test_1_an_expired_request(vp: VpWorld) -> None:
     shown = vp.presentation(holder, wallet)
     vp.clock.advance(timedelta(minutes=11))
     _denied(vp.respond(created, wallet, {"crc": [shown]}))
-    _reason(vp, created, "challenge_expired")
+    _not_decided(vp, created, "expired")
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [("deny", "challenge_expired")]
 
 
-def test_1_the_state_of_another_transaction(vp: VpWorld) -> None:
+def test_1_the_state_of_another_transaction(
+    vp: VpWorld, caplog: pytest.LogCaptureFixture
+) -> None:
     holder = vp.holder()
     created, other = vp.request(), vp.request()
     wallet = vp.wallet_request(created)
     other_state = vp.wallet_request(other).state
-    answered = vp.respond(
-        created, wallet, {"crc": [vp.presentation(holder, wallet)]}, state=other_state
-    )
+    shown = vp.presentation(holder, wallet)
+    with caplog.at_level(logging.INFO, logger="credit_commons.verifier.responses"):
+        answered = vp.respond(created, wallet, {"crc": [shown]}, state=other_state)
     _denied(answered)
-    _reason(vp, created, "aud_mismatch")
+    assert "reason=aud_mismatch recorded=no" in caplog.text
+    _not_decided(vp, created)
+    _not_decided(vp, other)
+    assert vp.events() == []  # the poster did not know this transaction's state
+    # The wallet's own response is still taken.
+    assert vp.respond(created, wallet, {"crc": [shown]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        {"state": "x"},
+        {"vp_token": "[1, 2]", "state": "x"},
+        {"error": "access_denied", "state": "x"},
+        {"response": "not.a.jwe"},
+        {"vp_token": '{"crc": ["a~b"]}'},
+    ],
+)
+def test_1_junk_posted_to_the_response_endpoint_decides_nothing(
+    vp: VpWorld, junk: dict[str, str]
+) -> None:
+    # OpenID4VP 1.0 §14.3.2: the response URI is public.  A post without the transaction's
+    # state neither decides nor consumes it, and costs no event; the wallet's answer after
+    # it is accepted.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    _denied(vp.respond(created, wallet, None, form=junk))
+    _not_decided(vp, created)
+    assert vp.events() == []
+    answered = vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]})
+    assert answered.status_code == 200, answered.text
+    assert vp.status(created["id"])["decision"] == "allow"
+
+
+def test_1_a_malformed_transaction_id_is_refused_before_anything(vp: VpWorld) -> None:
+    answered = vp.http.post("/v1/verifier/responses/vpt_x%0Aforged=1", data={"state": "s"})
+    assert answered.status_code == 422
+    assert answered.headers["content-type"] == "application/problem+json"
 
 
 def test_1_a_request_changed_after_it_went_out(vp: VpWorld) -> None:
@@ -181,7 +228,10 @@ def test_1_a_request_changed_after_it_went_out(vp: VpWorld) -> None:
             .values(dcql='{"credentials": []}')
         )
     _denied(vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]}))
-    _reason(vp, created, "request_hash_mismatch")
+    _not_decided(vp, created)
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [
+        ("deny", "request_hash_mismatch")
+    ]
 
 
 # -- step 2: the holder binding -----------------------------------------------------------
@@ -444,24 +494,34 @@ def test_dcql_a_claim_that_was_not_disclosed(vp: VpWorld) -> None:
     _reason(vp, created, "dcql_unsatisfied")
 
 
-def test_a_response_that_is_not_one(vp: VpWorld) -> None:
+def test_a_response_that_is_not_one(vp: VpWorld, caplog: pytest.LogCaptureFixture) -> None:
+    # Unparseable, so its state is unknown: logged, and the transaction stays open.
     created = vp.request()
     wallet = vp.wallet_request(created)
-    _denied(vp.respond(created, wallet, None, form={"vp_token": "[1, 2]", "state": "x"}))
-    _reason(vp, created, "response_invalid")
+    with caplog.at_level(logging.INFO, logger="credit_commons.verifier.responses"):
+        bad = {"vp_token": "[1, 2]", "state": wallet.state or ""}
+        _denied(vp.respond(created, wallet, None, form=bad))
+    assert "reason=response_invalid recorded=no" in caplog.text
+    _not_decided(vp, created)
 
 
-def test_a_wallet_error_response_ends_the_request(vp: VpWorld) -> None:
-    # OpenID4VP 1.0 §8.5: the wallet refused (the user declined, say).  The request is
-    # consumed: a presentation sent after it is refused too.
+@pytest.mark.parametrize("redirect", ["https://lender.example/done", None])
+def test_a_wallet_error_response_ends_the_request(vp: VpWorld, redirect: str | None) -> None:
+    # OpenID4VP 1.0 §8.5: the wallet refused (the user declined, say).  §8.2: a processed
+    # error response is answered 200 with a JSON object.  The request is consumed and
+    # recorded wallet_error: a presentation sent after it is refused.
     holder = vp.holder()
-    created = vp.request()
+    created = vp.request(redirect_uri=redirect)
     wallet = vp.wallet_request(created)
     declined = {"error": "access_denied", "state": wallet.state or ""}
-    _denied(vp.respond(created, wallet, None, form=declined))
+    answered = vp.respond(created, wallet, None, form=declined)
+    assert answered.status_code == 200, answered.text
+    assert answered.headers["content-type"] == "application/json"
+    assert answered.json() == {}
     _reason(vp, created, "wallet_error")
     _denied(vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]}))
     assert vp.events()[-1]["reason"] == "challenge_consumed"
+    assert vp.status(created["id"])["reason"] == "wallet_error"
 
 
 def test_a_clear_response_where_encryption_was_asked_for(vp: VpWorld) -> None:
@@ -470,7 +530,7 @@ def test_a_clear_response_where_encryption_was_asked_for(vp: VpWorld) -> None:
     wallet = vp.wallet_request(created)
     clear = {"vp_token": f'{{"crc": ["{vp.presentation(holder, wallet)}"]}}', "state": "s"}
     _denied(vp.respond(created, wallet, None, form=clear))
-    _reason(vp, created, "response_invalid")
+    _not_decided(vp, created)
 
 
 def test_a_dependency_that_fails_is_a_denial(vp: VpWorld) -> None:

@@ -219,6 +219,9 @@ class ClientMetadata(BaseModel):
         Annotated[tuple[StrictStr, ...], Field(min_length=1)] | None
     ) = None
     vp_formats_supported: JsonObject | None = None
+    #: RFC 7591 §2: the verifier's name for the holder to see (§5.1 takes client metadata
+    #: parameters here); shown as the verifier's claim, not verified by the wallet.
+    client_name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
 
     @model_validator(mode="after")
     def _keys(self) -> ClientMetadata:
@@ -406,8 +409,9 @@ def parse_invocation(url: str) -> Invocation:
 
     Raises :class:`AuthorizationRequestInvalid`: no ``client_id`` (RFC 9101 §5.2 requires it
     with ``request`` and ``request_uri``), a parameter given twice, ``request`` together
-    with ``request_uri``, and ``invalid_request_uri_method`` for a method other than ``get``
-    or ``post`` (§5.1, case-sensitive) or one without ``request_uri``.
+    with ``request_uri``, ``request_uri_method`` without ``request_uri`` (``invalid_request``),
+    and ``invalid_request_uri_method`` for a method other than ``get`` or ``post`` (§5.1,
+    case-sensitive).
     """
     try:
         pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True, strict_parsing=True)
@@ -423,10 +427,13 @@ def parse_invocation(url: str) -> Invocation:
     method = params.get("request_uri_method")
     if request is not None and request_uri is not None:
         raise AuthorizationRequestInvalid("request and request_uri are exclusive")
-    if method is not None and (request_uri is None or method not in ("get", "post")):
+    if method is not None and request_uri is None:
+        # §5.1: request_uri_method "MUST NOT be present if a request_uri parameter is not
+        # present" — a malformed request, not a method this wallet cannot use.
+        raise AuthorizationRequestInvalid("request_uri_method without a request_uri")
+    if method is not None and method not in ("get", "post"):
         raise AuthorizationRequestInvalid(
-            "request_uri_method is get or post, with a request_uri",
-            ErrorCode.INVALID_REQUEST_URI_METHOD,
+            "request_uri_method is get or post", ErrorCode.INVALID_REQUEST_URI_METHOD
         )
     return Invocation(
         client_id,

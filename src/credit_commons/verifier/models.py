@@ -45,7 +45,10 @@ class VpTransactionRow(Base):
     again at the response.  ``enc_key`` is the ephemeral private key of a ``direct_post.jwt``
     transaction, wrapped by the vault's KMS (never stored or logged in clear);
     ``response_code_hash`` the SHA-256 of the one-time response code; ``claims`` the
-    disclosed claims, wrapped, until the verifier has read them once.
+    disclosed claims, wrapped, until the verifier has read them once (only when the response
+    went back with a response code, that is with a ``redirect_uri``).  ``client_name`` is the
+    lender's name the request carries; ``discarded`` the presentations the pipeline
+    discarded (JSON: query id and reason of each).
     """
 
     __tablename__ = "vp_transactions"
@@ -76,6 +79,8 @@ class VpTransactionRow(Base):
     response_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     claims: Mapped[str | None] = mapped_column(Text)
     claims_read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    client_name: Mapped[str | None] = mapped_column(String(200))
+    discarded: Mapped[str | None] = mapped_column(Text)
 
 
 class TrustBundleVersionRow(Base):

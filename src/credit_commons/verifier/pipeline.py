@@ -1,8 +1,9 @@
 """The verification pipeline (seed 002 §5): every check a credential or presentation passes
 here, numbered, each step a function of this module.
 
-An OpenID4VP response (:func:`decide`, for the transactions of ``verifier/service.py``) goes
-through all ten steps; every presentation in its ``vp_token`` through steps 2-9:
+An OpenID4VP response (for the transactions of ``verifier/service.py``) goes through all ten
+steps — step 1 (:func:`challenge`), then :func:`decide` — and every presentation in its
+``vp_token`` through steps 2-9, where one that fails is discarded (OpenID4VP 1.0 §8.6):
 
 1. :func:`challenge` — the transaction exists and the response is for it (``state``), its
    request hash is unchanged, its nonce unexpired and unused — then consumed atomically
@@ -26,9 +27,10 @@ through all ten steps; every presentation in its ``vp_token`` through steps 2-9:
 10. :func:`policy_floor` — the request's policy version is not below the policy's floor.
 
 Step 3 runs before step 2's signature check: the KB-JWT is verified with the holder key the
-issuer signed, so a key read from an unverified payload never decides anything.  DCQL
-satisfaction (:func:`dcql`) runs after steps 2-9, over the verified presentations, before
-step 10.  Every failure raises; :func:`decide` returns only when everything passed, and
+issuer signed, so a key read from an unverified payload never decides anything.  The
+response's shape (:func:`shape`: query ids and counts) is checked before step 2; DCQL
+satisfaction (:func:`dcql`) runs after steps 2-9, over the presentations not discarded,
+before step 10.  Every failure raises; :func:`decide` returns only when everything passed, and
 its caller turns whatever was raised into a reason (``verifier/reasons.py``), failing closed.
 
 Without a transaction the same step functions check a presentation whose audience and nonce
@@ -37,11 +39,8 @@ and an issuer-signed SD-JWT VC handed over without key binding (:func:`verify_sd
 a lender's consent-gated retrieval through ``/v1/credentials/verify``: steps 3 and 9).  They
 keep their own errors (``credential.*``), which their callers map to problem+json.
 
-VC-JWTs (this platform's only: :func:`verify_vc_jwt_credential`) take step 3 (the compact
-JWS, its issuer key, signature, validity and type) and step 9 (the bitstring status) — a
-VCDM 1.1 ``jwt_vc_json`` here; a VCDM 2.0 ``vc+jwt`` is handed after parsing to
-:func:`~credit_commons.verifier.vcdm2.verify_vc_jose_credential`, whose step 9 checks the
-entry against the published Bitstring Status List credential (W3C §3.2).
+VC-JWTs checked alone (this platform's only: :func:`verify_vc_jwt_credential`, in
+``verifier/w3c.py``) take step 3 and step 9.
 
 Predicate attestations have their own numbered steps
 (:func:`~credit_commons.verifier.predicates.verify_attestation`).
@@ -51,18 +50,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import JsonObject
-from credit_commons.formats.jws import CompactJws, parse_compact
+from credit_commons.formats.dcql import DcqlQuery
 from credit_commons.formats.sd_jwt_format import Parts
-from credit_commons.formats.status_list import TokenStatus
-from credit_commons.formats.vc_jose import is_vc_jose
-from credit_commons.formats.vc_jwt import verify_vc_jwt
 from credit_commons.issuer import (
-    ISSUER_KEY,
     StatusKind,
     StatusRef,
     get_status,
@@ -71,13 +66,13 @@ from credit_commons.issuer import (
     subject_erased,
 )
 from credit_commons.issuer import service as catalogue_service
-from credit_commons.keys import ACCEPTED_ALGS, KeyNotFound, PublicKey
+from credit_commons.keys import PublicKey
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import did_binding, foreign, trust_registry
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
-from credit_commons.verifier.reasons import Reason, VerificationDenied
-from credit_commons.verifier.schemas import SdJwtVerified, VcJwtVerified
+from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
+from credit_commons.verifier.schemas import SdJwtVerified
 from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
     CredentialSuspended,
@@ -90,18 +85,22 @@ from credit_commons.verifier.sd_jwt_vc import (
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted
-from credit_commons.verifier.vcdm2 import verify_vc_jose_credential
+from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
 
 __all__ = [
     "Challenge",
     "CredentialRevoked",
     "CredentialSuspended",
     "Decided",
+    "Discarded",
     "Presented",
     "Requirements",
+    "ResponseDenied",
     "UnknownIssuerKey",
     "UntrustedIssuer",
+    "challenge",
     "decide",
+    "shape",
     "verify_presentation",
     "verify_sd_jwt_credential",
     "verify_vc_jwt_credential",
@@ -125,6 +124,8 @@ class Presented:
     issued_at: int | None = None
     status_checked: bool = False
     holder_bound: bool = True
+    format: str = "dc+sd-jwt"
+    types: tuple[str, ...] = ()
 
 
 #: Step 6 beyond the trust list: the marks of the entry under which a foreign ``issuer``
@@ -139,10 +140,12 @@ DcqlRule = Callable[[Sequence[Presented]], None]
 @dataclass(frozen=True, slots=True)
 class Requirements:
     """What a transaction requires beyond the checks every presentation passes: the DCQL
-    query's satisfaction, the policy's trust rule, predicates and zero-knowledge predicates,
+    query (its ids, counts and formats shape the response, :func:`shape`) and its
+    satisfaction, the policy's trust rule, predicates and zero-knowledge predicates,
     and its version with a reader of the policy's current floor (step 10)."""
 
     dcql: DcqlRule
+    query: DcqlQuery | None = None
     trust: TrustRule | None = None
     predicates: ClaimRule | None = None
     zk_predicates: tuple[str, ...] = ()
@@ -151,11 +154,22 @@ class Requirements:
 
 
 @dataclass(frozen=True, slots=True)
+class Discarded:
+    """A presentation the pipeline discarded (OpenID4VP 1.0 §8.6): the query it answered
+    and the reason it failed."""
+
+    query_id: str
+    reason: Reason
+
+
+@dataclass(frozen=True, slots=True)
 class Decided:
-    """A response every step accepted: the transaction and its verified presentations."""
+    """A response the pipeline accepted: the transaction, its verified presentations, and
+    those it discarded on the way (the query was satisfied without them)."""
 
     transaction_id: str
     presented: tuple[Presented, ...]
+    discarded: tuple[Discarded, ...] = ()
 
 
 def verify_presentation(
@@ -192,33 +206,119 @@ def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> 
 def decide(
     session: Session,
     rt: Runtime,
-    challenge_: Challenge,
-    vp_token: Mapping[str, Sequence[str]],
+    consumed: Consumed,
+    vp_token: Mapping[str, Sequence[object]],
     requirements_of: Callable[[], Requirements],
 ) -> Decided:
-    """Run the ten steps over an OpenID4VP response: ``vp_token`` maps each DCQL credential
-    query id to its presentations (OpenID4VP 1.0 §8.1); ``requirements_of`` reads the
-    transaction's requirements (its policy) once step 1 has accepted the transaction.
-    Returns only when every step passed; the challenge stays consumed whatever later steps
-    decide.
+    """Run steps 2-10 over an OpenID4VP response whose challenge step 1
+    (:func:`challenge`) consumed: ``vp_token`` maps each DCQL credential query id to its
+    presentations (OpenID4VP 1.0 §8.1); ``requirements_of`` reads the transaction's
+    requirements (its query and policy).
+
+    OpenID4VP 1.0 §8.6: first the cheap checks of the response's shape (:func:`shape`: its
+    keys are the query's ids, no more presentations than each query allows) — before any
+    signature is checked or anything fetched; then each presentation through steps 2-9,
+    where one that fails is discarded with its reason ("the effected Presentation MUST be
+    discarded"), except for a nonce or audience that is not this request's, which rejects
+    the whole response (it was made for another request); then DCQL satisfaction over what
+    is left, and step 10.  When what is left does not satisfy the query, the denial carries
+    the reason of the first presentation discarded (the precise reason the response failed)
+    or, when none was, ``dcql_unsatisfied``.
 
     Raises :class:`VerificationDenied` with the step's reason, or the error of a step
     (``reasons.reason_of`` names its reason; anything unknown is a dependency failure).
     """
-    consumed = challenge(session, rt, challenge_)  # step 1
     check = _Check(session, rt, key_binding=True, audience=consumed.client_id, nonce=consumed.nonce)
     # Steps 2-10 in a savepoint: a statement that fails in them (a database error) is
     # rolled back alone, and the consumption of step 1 stays, whatever they decide.
     with session.begin_nested():
         requirements = requirements_of()
-        presented = [
-            _presentation(check, query_id, text, requirements)
-            for query_id, texts in vp_token.items()
-            for text in texts
-        ]
-        dcql(requirements, presented)  # after steps 2-9, over every presentation
-        policy_floor(requirements)  # step 10
-    return Decided(consumed.transaction_id, tuple(presented))
+        shown = shape(requirements, vp_token)
+        presented: list[Presented] = []
+        discarded: list[Discarded] = []
+        for query_id, text in shown:
+            if isinstance(text, Discarded):
+                discarded.append(text)
+                continue
+            try:
+                # Each presentation in its own savepoint: a database error in one is
+                # rolled back alone, and the others are still checked.
+                with session.begin_nested():
+                    presented.append(_presentation(check, query_id, text, requirements))
+            except Exception as e:  # §8.6: discard it, keeping why
+                reason = reason_of(e)
+                if reason in _RESPONSE_WIDE:
+                    raise
+                discarded.append(Discarded(query_id, reason))
+        try:
+            dcql(requirements, presented)  # after steps 2-9, over what was not discarded
+            policy_floor(requirements)  # step 10
+        except VerificationDenied as e:
+            reason = (
+                discarded[0].reason
+                if discarded and e.reason is Reason.DCQL_UNSATISFIED
+                else e.reason
+            )
+            raise ResponseDenied(reason, e.detail, tuple(discarded)) from e
+    return Decided(consumed.transaction_id, tuple(presented), tuple(discarded))
+
+
+class ResponseDenied(VerificationDenied):
+    """A response denied after its presentations went through steps 2-9, with those that
+    were discarded on the way (their reasons go to the decision record)."""
+
+    def __init__(
+        self, reason: Reason, detail: str | None, discarded: tuple[Discarded, ...]
+    ) -> None:
+        super().__init__(reason, detail)
+        self.discarded = discarded
+
+
+#: Failures of one presentation that reject the whole response (§8.6: the nonce and the
+#: audience bind the response to this request; one made for another is no answer to it).
+_RESPONSE_WIDE: Final = frozenset({Reason.NONCE_MISMATCH, Reason.AUD_MISMATCH})
+#: The most presentations a query with ``multiple`` may bring in one response.
+MAX_PER_QUERY: Final = 16
+
+
+def shape(
+    req: Requirements, vp_token: Mapping[str, Sequence[object]]
+) -> list[tuple[str, str | Discarded]]:
+    """The response's shape, before any signature or fetch (§8.1, §8.6): every key is a
+    Credential Query id, with one presentation unless the query allows ``multiple`` (then
+    at most :data:`MAX_PER_QUERY`).  Returns the presentations in order, each the text to
+    verify or, when it cannot be one of its query's format (a JSON object, say), the
+    :class:`Discarded` it already is.
+
+    Raises :class:`VerificationDenied` (``dcql_unsatisfied``) for a response whose keys or
+    counts do not fit the query: the whole response is refused.
+    """
+    out: list[tuple[str, str | Discarded]] = []
+    for query_id, items in vp_token.items():
+        try:
+            query = req.query.credential(query_id) if req.query is not None else None
+        except KeyError:
+            raise VerificationDenied(
+                Reason.DCQL_UNSATISFIED, "a vp_token key is not a Credential Query id"
+            ) from None
+        limit = MAX_PER_QUERY if query is None or query.multiple else 1
+        if not items or len(items) > limit:
+            raise VerificationDenied(Reason.DCQL_UNSATISFIED, "too many presentations")
+        format_ = query.format if query is not None else "dc+sd-jwt"
+        for item in items:
+            if isinstance(item, str) and _fits(format_, item):
+                out.append((query_id, item))
+            else:
+                out.append((query_id, Discarded(query_id, Reason.CREDENTIAL_INVALID)))
+    return out
+
+
+def _fits(format_: str, text: str) -> bool:
+    # The serialization of the format, at a glance: SD-JWT's "~"-separated parts (RFC 9901
+    # §4), or a compact JWS (three base64url parts) for a VP-JWT.
+    if format_ == "dc+sd-jwt":
+        return "~" in text and text.count(".") >= 2
+    return text.count(".") == 2 and "~" not in text
 
 
 def _presentation(check: _Check, query_id: str, text: str, req: Requirements) -> Presented:
@@ -268,7 +368,7 @@ class _Check:
 
 def _verified(check: _Check, text: str) -> tuple[rfc9901.Verified, VcFacts]:
     # Step 3 (with step 2's presence check as the serialization is split), then step 2.
-    check.own_keys = _own_issuer_keys(check.session, check.rt)
+    check.own_keys = own_issuer_keys(check.session, check.rt)
     with rfc9901.nesting_guard():
         parts = parse(check, text)
         signed = issuer_signature(check, parts)
@@ -484,70 +584,3 @@ def policy_floor(req: Requirements) -> None:
     floor = req.policy_floor()
     if floor is not None and req.policy_version < floor:
         raise VerificationDenied(Reason.POLICY_VERSION_DOWNGRADE)
-
-
-# -- VC-JWT --------------------------------------------------------------------------------
-
-
-def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
-    """Verify one of this issuer's W3C credentials: a VCDM 1.1 ``jwt_vc_json`` — step 3
-    (signature by the issuer key named by ``kid``, validity period, type) and step 9 (its
-    bitstring status) — or a VCDM 2.0 ``vc+jwt`` (``verifier/vcdm2.py``, which raises its
-    own errors besides).
-
-    Raises ``VcJwtInvalid``/``VcJwtExpired``, :class:`UnknownIssuerKey` or
-    :class:`CredentialRevoked`.
-    """
-    keys = _own_issuer_keys(session, rt)
-    # Step 3: the kid and iss only pick the key (verify_vc_jwt refuses embedded keys), then
-    # the signature, the validity period and the type.
-    unverified = parse_compact(token, algs=ACCEPTED_ALGS, refused_headers=())
-    if is_vc_jose(unverified.header):  # W3C VCDM 2.0: its steps are in verifier/vcdm2.py
-        return verify_vc_jose_credential(session, rt, token)
-    key = _vc_jwt_issuer_key(session, rt, keys, unverified)
-    payload = verify_vc_jwt(token, key, algs=ACCEPTED_ALGS, now=int(rt.clock.now().timestamp()))
-    vc = payload["vc"]
-    _vc_jwt_type(session, rt, vc)
-    _vc_jwt_status(session, rt, vc)  # step 9
-    subject = {k: v for k, v in vc.get("credentialSubject", {}).items() if k != "id"}
-    return VcJwtVerified(
-        valid=True,
-        type=[t for t in vc["type"] if t != "VerifiableCredential"],
-        holder=payload.get("sub"),
-        claims=subject,
-    )
-
-
-def _vc_jwt_issuer_key(
-    session: Session, rt: Runtime, keys: Mapping[str, PublicKey], unverified: CompactJws
-) -> PublicKey:
-    key = keys.get(str(unverified.header.get("kid")))
-    if key is None or not is_own_issuer(session, rt, unverified.payload.get("iss")):
-        raise UnknownIssuerKey("the credential's issuer key is not known here")
-    return key
-
-
-def _vc_jwt_type(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
-    types = {t.name for t in catalogue_service.list_types(session, rt)}
-    if not types & set(vc.get("type", [])):
-        raise UnknownIssuerKey("unknown credential type")
-
-
-def _vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
-    entry = vc.get("credentialStatus", {})
-    uri, index = entry.get("statusListCredential"), entry.get("statusListIndex")
-    list_id = own_status_list_id(session, rt, uri)
-    if list_id is None or not str(index).isdigit():
-        raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
-    current = get_status(session, StatusRef(list_id, int(index), StatusKind.BITSTRING))
-    if current is TokenStatus.INVALID:
-        raise CredentialRevoked("the credential was revoked")
-
-
-def _own_issuer_keys(session: Session, rt: Runtime) -> dict[str, PublicKey]:
-    # Every version of this platform's issuer key, by kid (none before the first issuance).
-    try:
-        versions = rt.key_store.versions(session, ISSUER_KEY)
-    except KeyNotFound:
-        return {}
-    return {v.kid: v.public_key for v in versions}

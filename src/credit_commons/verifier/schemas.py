@@ -12,6 +12,7 @@ from credit_commons.core.encoding import JsonObject
 
 __all__ = [
     "AcceptedResponse",
+    "DiscardedPresentation",
     "PolicyView",
     "PresentationRequest",
     "PresentedCredential",
@@ -115,16 +116,29 @@ class TransactionStatus(_Out):
     reason: str | None
     expires_at: str
     decided_at: str | None
+    discarded: list[DiscardedPresentation] = []
 
 
 class PresentedCredential(_Out):
     """One credential of an accepted response: the DCQL credential query it answered, its
-    issuer and type, and the claims its holder disclosed."""
+    issuer and type (``vct``: an SD-JWT VC's type, or a W3C credential's most specific
+    ``type``), its format with, for a W3C credential, all its ``types``, and the claims its
+    holder disclosed (a W3C credential's ``credentialSubject`` without ``id``)."""
 
     query_id: str
     issuer: str
     vct: str
     claims: JsonObject
+    format: str = "dc+sd-jwt"
+    types: list[str] = []
+
+
+class DiscardedPresentation(_Out):
+    """A presentation the pipeline discarded (OpenID4VP 1.0 §8.6): the query it answered
+    and why it failed (a reason of docs/verifier.md)."""
+
+    query_id: str
+    reason: str
 
 
 class VerifierDecision(_Out):

@@ -8,13 +8,9 @@ pipeline decides, and the verifier reads the decision with the response code.
 * :func:`request_object` — the signed request object (JAR, ``typ: oauth-authz-req+jwt``)
   of a ``decentralized_identifier:`` transaction, signed by the platform's ``did:web`` key;
   a ``redirect_uri:`` request goes by value (its requests cannot be signed, §5.9.3);
-* :func:`accept_response` — the response endpoint: the form (``vp_token`` and ``state``, or
-  the encrypted ``response``), the ten-step pipeline (``verifier/pipeline.py``), the
-  decision stored with its precise reason and recorded as ``verification.decided``.  The
-  wallet gets the redirect with a one-time response code when it was accepted and the
-  uniform :data:`~credit_commons.verifier.reasons.PRESENTER_DENIAL` otherwise — never the
-  reason, and never an error of the platform: whatever fails is a denial
-  (``dependency_failure``);
+* :func:`accept_response` — the response endpoint (``verifier/responses.py``): the form
+  (``vp_token`` and ``state``, or the encrypted ``response``), the ten-step pipeline, the
+  decision stored with its precise reason and recorded as ``verification.decided``;
 * :func:`status` and :func:`decision` — the verifier's view: the status with the decision
   and reason, and once, against the response code, the disclosed claims.
 
@@ -27,38 +23,40 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Final, Literal
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
-from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
+from credit_commons.core.encoding import JsonObject, json_decode
 from credit_commons.core.errors import CommonsError, NotFoundError, ValidationError
 from credit_commons.core.ids import new_id
-from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.formats import oid4vp
 from credit_commons.formats.dcql import (
     DcqlInvalid,
-    DcqlPresentationMismatch,
-    DcqlQuery,
-    HeldFacts,
-    check_presented,
     parse_dcql,
 )
 from credit_commons.issuer import issuer_did, issuer_signer
+from credit_commons.lenders import get_client
 from credit_commons.runtime import Runtime
-from credit_commons.vault import WrappedKey
-from credit_commons.verifier import pipeline, policy_service, trust_registry
+from credit_commons.verifier import policy_service
 from credit_commons.verifier import transactions as txn
 from credit_commons.verifier.models import VpTransactionRow
-from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
-from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
+from credit_commons.verifier.query_support import check_supported, vp_formats_supported
+from credit_commons.verifier.responses import (
+    CLAIMS_AAD,
+    ENC_AAD,
+    Verdict,
+    VerificationDecided,
+    accept_response,
+    unwrap,
+    wrap,
+)
 from credit_commons.verifier.schemas import (
-    AcceptedResponse,
+    DiscardedPresentation,
     PresentationRequest,
     PresentedCredential,
     RequestCreated,
@@ -76,34 +74,14 @@ __all__ = [
     "request_object",
     "response_uri",
     "status",
+    "vp_formats_supported",
 ]
 
 log = logging.getLogger(__name__)
 
 #: How long a wallet has to answer a request.
 REQUEST_TTL: Final = timedelta(minutes=10)
-_ENC_AAD: Final = b"vp-enc\x00"
-_CLAIMS_AAD: Final = b"vp-claims\x00"
 _WALLET_SCHEME: Final = "openid4vp://"
-
-
-class VerificationDecided(EventDetails, event_type="verification.decided"):
-    """The pipeline decided an OpenID4VP response: ``allow``, or ``deny`` with the precise
-    reason (the presenter saw only ``not_allowed``).  The transaction is behind the event's
-    object digest; no claim, nonce or key is in it."""
-
-    decision: Literal["allow", "deny"]
-    reason: Token | None
-    response_mode: Token
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the response endpoint answers the wallet: ``allowed`` with the redirect (and
-    response code) when the verifier gave one, or the uniform denial."""
-
-    allowed: bool
-    answer: AcceptedResponse | None
 
 
 def response_uri(rt: Runtime, transaction_id: str) -> str:
@@ -117,17 +95,6 @@ def _request_uri(rt: Runtime, transaction_id: str) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return utc(value).isoformat() if value is not None else None
-
-
-def _wrap(rt: Runtime, data: bytes, aad: bytes) -> str:
-    wrapped = rt.vault.kms.wrap(data, aad=aad)
-    return b64url_encode(wrapped.version.to_bytes(4, "big") + wrapped.blob)
-
-
-def _unwrap(rt: Runtime, text: str, aad: bytes) -> bytes:
-    raw = b64url_decode(text)
-    wrapped = WrappedKey(rt.vault.kms.kek_id, int.from_bytes(raw[:4], "big"), raw[4:])
-    return rt.vault.kms.unwrap(wrapped, aad=aad)
 
 
 def _check_redirect(uri: str | None) -> None:
@@ -151,11 +118,16 @@ def _authorization_request(rt: Runtime, row: VpTransactionRow) -> oid4vp.Authori
         "state": row.state,
         "dcql_query": json_decode(row.dcql),
     }
+    # §5.1: the formats this verifier accepts (REQUIRED unless known otherwise; §5.9.3
+    # puts all of a redirect_uri client's metadata here), and who asks: every lender shares
+    # the platform's client identifier, so client_name (RFC 7591 §2) names the lender.
+    metadata: JsonObject = {"vp_formats_supported": vp_formats_supported()}
+    if row.client_name is not None:
+        metadata["client_name"] = row.client_name
     if row.enc_public is not None:
-        params["client_metadata"] = {
-            "jwks": {"keys": [json_decode(row.enc_public)]},
-            "encrypted_response_enc_values_supported": list(oid4vp.ENCRYPTION_ENCS),
-        }
+        metadata["jwks"] = {"keys": [json_decode(row.enc_public)]}
+        metadata["encrypted_response_enc_values_supported"] = list(oid4vp.ENCRYPTION_ENCS)
+    params["client_metadata"] = metadata
     return oid4vp.AuthorizationRequest.model_validate(params)
 
 
@@ -175,13 +147,17 @@ def create_request(
     """Make a transaction for verifier ``owner`` (a lender client id) and return how to hand
     it to a wallet.
 
-    Raises :class:`ValidationError` for a DCQL query this platform cannot ask
-    (``formats/dcql.py``), an unknown policy, or a ``redirect_uri`` that is not an https URL.
+    Raises :class:`ValidationError` for a DCQL query that breaks OpenID4VP 1.0 §6
+    (``formats/dcql.py``) or asks what this verifier can never accept
+    (:func:`_check_supported`), an unknown policy, or a ``redirect_uri`` that is not an
+    https URL.
     """
     try:
         query = parse_dcql(spec.dcql_query)
     except DcqlInvalid as e:
         raise ValidationError(f"dcql_query: {e.detail}") from e
+    check_supported(spec.dcql_query, query)
+    lender = get_client(session, owner)
     policy = _policy(session, owner, spec.policy_id)
     _check_redirect(spec.redirect_uri)
     now = rt.clock.now()
@@ -195,7 +171,7 @@ def create_request(
         private, public = oid4vp.new_response_encryption_key(f"{transaction_id}-enc")
         enc_public = json.dumps(public, sort_keys=True)
         # The private key is wrapped at once and never leaves this function in clear.
-        enc_key = _wrap(rt, json.dumps(private).encode(), _ENC_AAD + transaction_id.encode())
+        enc_key = wrap(rt, json.dumps(private).encode(), ENC_AAD + transaction_id.encode())
         del private
     row = VpTransactionRow(
         id=transaction_id,
@@ -213,6 +189,7 @@ def create_request(
         zk_predicates=json.dumps(sorted(set(spec.zk_predicates))),
         response_mode=spec.response_mode,
         redirect_uri=spec.redirect_uri,
+        client_name=lender.name if lender is not None else None,
         enc_public=enc_public,
         enc_key=enc_key,
         created_at=now,
@@ -298,202 +275,6 @@ def request_object(
     return oid4vp.sign_request_object(request, signer, f"{issuer_did(rt)}#{signer.kid}")
 
 
-# -- the wallet answers --------------------------------------------------------------------
-
-
-def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipeline.Requirements:
-    def trust(issuer: str, vct: str) -> frozenset[str]:
-        # Step 6: the platform's trust list and every pinned bundle of another platform.
-        return trust_registry.trusted(session, rt, issuer, vct).marks
-
-    loaded = None
-    if row.policy_owner is not None and row.policy_id is not None:
-        # The version the request pinned, with its profile, and the policy's floor now.
-        loaded = policy_service.load_policy(
-            session, row.policy_owner, row.policy_id, row.policy_version
-        )
-    context = EvaluationContext(now=rt.clock.now(), purpose=row.purpose)
-
-    def predicates(shown: pipeline.Presented) -> None:
-        if loaded is None:
-            return
-        issued = shown.issued_at
-        loaded.policy.check(
-            VerifiedCredential(
-                types=frozenset({shown.vct}),
-                issuer=shown.issuer,
-                issuer_kind=shown.issuer_kind,
-                issued_at=datetime.fromtimestamp(issued, UTC) if issued is not None else None,
-                claims=shown.claims,
-                status_checked=shown.status_checked,
-                holder_bound=shown.holder_bound,
-                marks=shown.marks,
-            ),
-            context,
-        )
-
-    def dcql(presented: Sequence[pipeline.Presented]) -> None:
-        # Read when the rule runs, after step 1 has checked the request hash over it.
-        query: DcqlQuery = parse_dcql(json_decode(row.dcql))
-        facts: dict[str, list[HeldFacts]] = {}
-        for shown in presented:
-            facts.setdefault(shown.query_id, []).append(
-                HeldFacts(
-                    ref=shown.query_id,
-                    format="dc+sd-jwt",
-                    issuer=shown.issuer,
-                    claims=shown.claims,
-                    vct=shown.vct,
-                )
-            )
-        try:
-            check_presented(query, facts)
-        except DcqlPresentationMismatch as e:
-            raise VerificationDenied(Reason.DCQL_UNSATISFIED, e.detail) from e
-
-    return pipeline.Requirements(
-        dcql=dcql,
-        trust=trust,
-        predicates=predicates,
-        zk_predicates=tuple(json_decode(row.zk_predicates)),
-        policy_version=row.policy_version if loaded is not None else None,
-        policy_floor=(lambda: loaded.floor) if loaded is not None else None,
-    )
-
-
-def _presentations(response: oid4vp.AuthorizationResponse) -> dict[str, list[str]]:
-    if response.vp_token is None:
-        # The wallet answered with an error (§8.5): nothing to verify, the request is over.
-        raise VerificationDenied(Reason.WALLET_ERROR, "the wallet answered with an error")
-    out: dict[str, list[str]] = {}
-    for query_id, items in response.vp_token.presentations.items():
-        if not all(isinstance(p, str) for p in items):
-            raise VerificationDenied(Reason.RESPONSE_INVALID, "only dc+sd-jwt is accepted")
-        out[query_id] = [str(p) for p in items]
-    return out
-
-
-def accept_response(
-    session: Session, rt: Runtime, transaction_id: str, form: Mapping[str, str]
-) -> Verdict:
-    """The response endpoint: decide what the wallet posted for ``transaction_id`` and
-    store the decision.  Never raises for anything the wallet sent or anything that fails
-    on the way: every failure is a denial with its reason (``dependency_failure`` for an
-    error of the platform), recorded when the database still takes it.
-
-    Raises only the error of recording a decision (the caller answers the wallet with the
-    uniform denial then too).
-    """
-    now = rt.clock.now()
-    row = session.get(VpTransactionRow, transaction_id)
-    decided: pipeline.Decided | None = None
-    try:
-        decided = _decide(session, rt, row, transaction_id, form)
-        reason: Reason | None = None
-    except Exception as e:  # fail closed: every failure is a denial
-        reason = reason_of(e)
-        if reason is Reason.DEPENDENCY_FAILURE:
-            log.warning(
-                "verification.dependency_failure transaction=%s error=%s",
-                transaction_id,
-                type(e).__name__,
-            )
-    return _record(session, rt, row, decided, reason=reason, now=now)
-
-
-def _decide(
-    session: Session,
-    rt: Runtime,
-    row: VpTransactionRow | None,
-    transaction_id: str,
-    form: Mapping[str, str],
-) -> pipeline.Decided:
-    key = None
-    if row is not None and row.enc_key is not None:
-        key = json.loads(_unwrap(rt, row.enc_key, _ENC_AAD + row.id.encode()))
-    try:
-        response = oid4vp.parse_authorization_response(form, decryption_key=key)
-    except (oid4vp.ResponseInvalid, oid4vp.ResponseDecryptionFailed) as e:
-        raise VerificationDenied(Reason.RESPONSE_INVALID, e.detail) from e
-    finally:
-        del key
-    challenge = txn.Challenge(transaction_id, response.state or "")
-    if row is None or response.vp_token is None:
-        # Step 1 still runs, so an unknown transaction is challenge_not_found and a
-        # wallet's error response consumes the request it answers.
-        pipeline.challenge(session, rt, challenge)
-    presentations = _presentations(response)
-    if row is None:  # step 1 refused it already; this keeps the type checker informed
-        raise VerificationDenied(Reason.CHALLENGE_NOT_FOUND)
-    return pipeline.decide(
-        session, rt, challenge, presentations, lambda: _requirements(session, rt, row)
-    )
-
-
-def _record(
-    session: Session,
-    rt: Runtime,
-    row: VpTransactionRow | None,
-    decided: pipeline.Decided | None,
-    *,
-    reason: Reason | None,
-    now: datetime,
-) -> Verdict:
-    allowed = decided is not None and reason is None
-    log.info(
-        "verification.decided transaction=%s decision=%s reason=%s",
-        row.id if row is not None else "unknown",
-        "allow" if allowed else "deny",
-        reason.value if reason is not None else "-",
-    )
-    # A response to no transaction is only logged (anyone may post one: it must cost the
-    # platform no event).  One to a transaction already decided leaves its record alone
-    # but is an event of its own (a replay, say).
-    if row is None:
-        return Verdict(False, None)
-    if row.decided_at is not None:
-        _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
-        return Verdict(False, None)
-    row.decided_at = now
-    row.decision = txn.ALLOW if allowed else txn.DENY
-    row.reason = reason.value if reason is not None else None
-    answer = None
-    if allowed and decided is not None:
-        code = secrets.token_urlsafe(32)
-        row.response_code_hash = txn.hash_secret(code)
-        claims = [
-            PresentedCredential(
-                query_id=p.query_id, issuer=p.issuer, vct=p.vct, claims=p.claims
-            ).model_dump(mode="json")
-            for p in decided.presented
-        ]
-        row.claims = _wrap(rt, json.dumps(claims).encode(), _CLAIMS_AAD + row.id.encode())
-        redirect = None
-        if row.redirect_uri is not None:
-            joiner = "&" if urlsplit(row.redirect_uri).query else "?"
-            redirect = f"{row.redirect_uri}{joiner}{urlencode({'response_code': code})}"
-        answer = AcceptedResponse(redirect_uri=redirect)
-    _event(session, rt, row, reason, now)
-    session.flush()
-    return Verdict(allowed, answer)
-
-
-def _event(
-    session: Session, rt: Runtime, row: VpTransactionRow, reason: Reason | None, now: datetime
-) -> None:
-    record_event(
-        session,
-        VerificationDecided(
-            decision="allow" if reason is None else "deny",
-            reason=reason.value if reason is not None else None,
-            response_mode=row.response_mode,
-        ),
-        actor=rt.pseudonymizer.pseudonym("lender", row.owner),
-        at=now,
-        object=rt.objects.digest("vp_transaction", row.id),
-    )
-
-
 # -- the verifier reads the outcome --------------------------------------------------------
 
 
@@ -516,6 +297,9 @@ def status(session: Session, rt: Runtime, owner: str, transaction_id: str) -> Tr
         reason=row.reason,
         expires_at=utc(row.expires_at).isoformat(),
         decided_at=_iso(row.decided_at),
+        discarded=[
+            DiscardedPresentation.model_validate(d) for d in json_decode(row.discarded or "[]")
+        ],
     )
 
 
@@ -536,7 +320,7 @@ def decision(
         or not hmac.compare_digest(row.response_code_hash, txn.hash_secret(response_code))
     ):
         raise NotFoundError("no such decision")
-    claims = json.loads(_unwrap(rt, row.claims, _CLAIMS_AAD + row.id.encode()))
+    claims = json.loads(unwrap(rt, row.claims, CLAIMS_AAD + row.id.encode()))
     row.claims = None
     row.claims_read_at = rt.clock.now()
     session.flush()

@@ -71,6 +71,8 @@ def request_hash(row: VpTransactionRow) -> str:
         body["policy_owner"] = row.policy_owner
     if row.purpose is not None:
         body["purpose"] = row.purpose
+    if row.client_name is not None:
+        body["client_name"] = row.client_name
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 

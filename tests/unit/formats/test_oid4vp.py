@@ -431,7 +431,7 @@ def test_parse_invocation() -> None:
             "openid4vp://?client_id=c&request_uri=u&request_uri_method=GET",
             "invalid_request_uri_method",
         ),
-        ("openid4vp://?client_id=c&request_uri_method=post", "invalid_request_uri_method"),
+        ("openid4vp://?client_id=c&request_uri_method=post", "invalid_request"),
         ("openid4vp://?client_id=c&broken", "invalid_request"),
     ],
 )

@@ -2,16 +2,19 @@
 makes a request and reads its status and decision; a wallet fetches the signed request
 object and posts its response.
 
-The response endpoint answers the wallet only ``200`` with the redirect (OpenID4VP 1.0 §8.2)
-or ``400 {"error": "not_allowed"}`` — the same body for every denial, whatever step refused
-and whatever failed inside the platform (seed 002 §5: non-oracular, fail closed) — and
-``400 {"error": "invalid_request"}`` for a body that is not a form at all (§8.5, RFC 6749
-§5.2: the request itself is malformed, before anything is known of a credential).
+The response endpoint answers the wallet ``200`` with a JSON object (OpenID4VP 1.0 §8.2) for
+an accepted presentation — with the redirect and its response code when the verifier gave a
+``redirect_uri`` — and for a wallet's error response it processed (§8.5: the request is
+over); ``400 {"error": "not_allowed"}`` for every denial — the same body whatever step
+refused and whatever failed inside the platform (seed 002 §5: non-oracular, fail closed) —
+and ``400 {"error": "invalid_request"}`` for a body that is not a form at all (§8.5, RFC
+6749 §5.2: the request itself is malformed, before anything is known of a credential).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["verifier"])
 TransactionPath = Annotated[str, Path(pattern=r"^vpt_[A-Za-z0-9]{1,36}$")]
 _JAR = "application/oauth-authz-req+jwt"
+# §5.10.1: the wallet_nonce goes into the signed request object; a bounded, printable one.
+_WALLET_NONCE = re.compile(r"[\x21-\x7e]{1,256}")
 _MAX_FORM = MAX_RESPONSE_CHARS + 4096
 
 
@@ -131,6 +136,8 @@ async def post_request_object(transaction_id: TransactionPath, request: Request)
     if form is None:
         raise ValidationError("the body must be form-encoded, each parameter once")
     wallet_nonce = form.get("wallet_nonce")
+    if wallet_nonce is not None and not _WALLET_NONCE.fullmatch(wallet_nonce):
+        raise ValidationError("wallet_nonce must be 1 to 256 printable ASCII characters")
 
     def sign() -> str:
         with transaction(rt.sessions) as session:
@@ -165,9 +172,9 @@ async def _form(request: Request) -> dict[str, str] | None:
     response_model=AcceptedResponse,
     # Every denial is 400 {"error": "not_allowed"}; a body that is no form 400
     # {"error": "invalid_request"}: an OAuth-style error body (RFC 6749 §5.2), as §8.5 uses.
-    responses={**answers(AcceptedResponse), **oauth_errors(400)},
+    responses={**answers(AcceptedResponse, 422), **oauth_errors(400)},
 )
-async def post_response(transaction_id: str, request: Request) -> JSONResponse:
+async def post_response(transaction_id: TransactionPath, request: Request) -> JSONResponse:
     rt: Runtime = request.app.state.runtime
     form = await _form(request)
     if form is None:
@@ -183,6 +190,6 @@ async def post_response(transaction_id: str, request: Request) -> JSONResponse:
             return verifier_service.Verdict(False, None)
 
     verdict = await run_in_threadpool(decide)
-    if not verdict.allowed or verdict.answer is None:
+    if verdict.answer is None:
         return JSONResponse({"error": PRESENTER_DENIAL}, status_code=400, headers=NO_STORE)
     return JSONResponse(verdict.answer.model_dump(mode="json", exclude_none=True), headers=NO_STORE)

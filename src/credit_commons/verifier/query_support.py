@@ -1,0 +1,88 @@
+"""What this verifier can be asked (docs/verifier.md, "What a request may ask"), pure: the
+Credential Formats it verifies, the ``vp_formats_supported`` its requests announce
+(OpenID4VP 1.0 §5.1, §11.1, Appendix B), and the refusal, when a request is made, of a DCQL
+query that no response could ever satisfy here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from credit_commons.core.encoding import JsonObject
+from credit_commons.core.errors import ValidationError
+from credit_commons.formats.dcql import DcqlQuery
+from credit_commons.keys import ACCEPTED_ALGS
+
+__all__ = ["ACCEPTED_FORMATS", "SD_JWT_FORMAT", "check_supported", "vp_formats_supported"]
+
+#: The Credential Format Identifiers a presentation may have here (docs/verifier.md).
+SD_JWT_FORMAT: Final = "dc+sd-jwt"
+ACCEPTED_FORMATS: Final = frozenset({SD_JWT_FORMAT})
+#: The DCQL members this verifier reads (formats/dcql.py); any other is refused, rather
+#: than dropped from the request without the verifier knowing.
+_QUERY_MEMBERS: Final = frozenset({"credentials", "credential_sets"})
+_CREDENTIAL_MEMBERS: Final = frozenset(
+    {
+        "id",
+        "format",
+        "multiple",
+        "meta",
+        "trusted_authorities",
+        "require_cryptographic_holder_binding",
+        "claims",
+        "claim_sets",
+    }
+)
+_META_MEMBERS: Final = frozenset({"vct_values", "type_values", "doctype_value"})
+_CLAIM_MEMBERS: Final = frozenset({"id", "path", "values"})
+_SET_MEMBERS: Final = frozenset({"options", "required"})
+
+
+def _unmodelled(obj: object, allowed: frozenset[str], where: str) -> None:
+    if isinstance(obj, dict):
+        unknown = sorted(set(obj) - allowed)
+        if unknown:
+            raise ValidationError(
+                f"dcql_query: {where} has members this verifier does not read: {unknown}"
+            )
+
+
+def check_supported(raw: JsonObject, query: DcqlQuery) -> None:
+    """Refuse, when the request is made, a query no response could ever satisfy here: a
+    format this verifier does not verify (``ldp_vc``, ``mso_mdoc``), a presentation without
+    cryptographic holder binding (every presentation here is bound: a KB-JWT or a VP-JWT),
+    a trusted authority this verifier cannot evaluate (only ``did``: no X.509 chain, trusted
+    list or federation is evaluated here), and a member it does not read."""
+    _unmodelled(raw, _QUERY_MEMBERS, "the query")
+    for i, item in enumerate(raw.get("credentials") or ()):
+        _unmodelled(item, _CREDENTIAL_MEMBERS, f"credentials[{i}]")
+        if isinstance(item, dict):
+            _unmodelled(item.get("meta"), _META_MEMBERS, f"credentials[{i}].meta")
+            for j, claim in enumerate(item.get("claims") or ()):
+                _unmodelled(claim, _CLAIM_MEMBERS, f"credentials[{i}].claims[{j}]")
+    for i, item in enumerate(raw.get("credential_sets") or ()):
+        _unmodelled(item, _SET_MEMBERS, f"credential_sets[{i}]")
+    for credential in query.credentials:
+        where = f"dcql_query: credential {credential.id!r}"
+        if credential.format not in ACCEPTED_FORMATS:
+            raise ValidationError(
+                f"{where}: format {credential.format} is not accepted here "
+                f"(accepted: {sorted(ACCEPTED_FORMATS)})"
+            )
+        if not credential.require_cryptographic_holder_binding:
+            raise ValidationError(f"{where}: this verifier accepts holder-bound presentations only")
+        for authority in credential.trusted_authorities or ():
+            if authority.type != "did":
+                raise ValidationError(
+                    f"{where}: trusted_authorities of type {authority.type} cannot be "
+                    "evaluated here (only did)"
+                )
+
+
+def vp_formats_supported() -> JsonObject:
+    """The ``vp_formats_supported`` of this verifier's requests (OpenID4VP 1.0 §11.1,
+    Appendix B): per accepted Credential Format Identifier, the algorithms accepted."""
+    algs = sorted(ACCEPTED_ALGS)
+    return {
+        SD_JWT_FORMAT: {"sd-jwt_alg_values": algs, "kb-jwt_alg_values": algs},
+    }

@@ -1,0 +1,354 @@
+"""The response endpoint of the verifier's OpenID4VP transactions (OpenID4VP 1.0 §8.2,
+§8.6; docs/verifier.md): what a wallet posts, through the pipeline (``verifier/pipeline.py``),
+to a decision stored with its precise reason and recorded as ``verification.decided``.
+
+Only a response that passes step 1 — its ``state`` is the transaction's, the request is
+unchanged, unexpired and unused — decides the transaction and consumes it: the response
+URI is public (§14.3.2), and a post by anyone else must neither decide nor burn it.  The
+wallet gets ``200`` with the redirect and a one-time response code for an accepted
+presentation (the code, and the claims kept for the verifier, only when the verifier gave
+a ``redirect_uri``), ``200 {}`` for its own error response once processed (§8.2), and
+the uniform :data:`~credit_commons.verifier.reasons.PRESENTER_DENIAL` otherwise — never
+the reason, and never an error of the platform: whatever fails is a denial
+(``dependency_failure``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+from urllib.parse import urlencode, urlsplit
+
+from sqlalchemy.orm import Session
+
+from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
+from credit_commons.events import EventDetails, Token, record_event
+from credit_commons.formats import oid4vp
+from credit_commons.formats.dcql import (
+    DcqlPresentationMismatch,
+    DcqlQuery,
+    HeldFacts,
+    check_presented,
+    parse_dcql,
+)
+from credit_commons.runtime import Runtime
+from credit_commons.vault import WrappedKey
+from credit_commons.verifier import pipeline, policy_service, trust_registry
+from credit_commons.verifier import transactions as txn
+from credit_commons.verifier.models import VpTransactionRow
+from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
+from credit_commons.verifier.query_support import SD_JWT_FORMAT
+from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
+from credit_commons.verifier.schemas import AcceptedResponse, PresentedCredential
+
+__all__ = [
+    "CLAIMS_AAD",
+    "ENC_AAD",
+    "Verdict",
+    "VerificationDecided",
+    "accept_response",
+    "unwrap",
+    "wrap",
+]
+
+log = logging.getLogger(__name__)
+
+ENC_AAD: Final = b"vp-enc\x00"
+CLAIMS_AAD: Final = b"vp-claims\x00"
+_TRANSACTION_ID: Final = re.compile(r"vpt_[A-Za-z0-9]{1,36}")
+
+
+class VerificationDecided(EventDetails, event_type="verification.decided"):
+    """The pipeline decided an OpenID4VP response: ``allow``, or ``deny`` with the precise
+    reason (the presenter saw only ``not_allowed``).  The transaction is behind the event's
+    object digest; no claim, nonce or key is in it."""
+
+    decision: Literal["allow", "deny"]
+    reason: Token | None
+    response_mode: Token
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the response endpoint answers the wallet: ``answer`` with ``200`` (OpenID4VP 1.0
+    §8.2) — an allowed presentation, with the redirect and response code when the verifier
+    gave a ``redirect_uri``, or a wallet's error response that was processed — or, when
+    ``answer`` is None, the uniform denial.  ``allowed`` is whether it was allowed."""
+
+    allowed: bool
+    answer: AcceptedResponse | None
+
+
+def wrap(rt: Runtime, data: bytes, aad: bytes) -> str:
+    """``data`` wrapped by the vault's KMS under ``aad`` (a stored secret of a transaction:
+    its response-encryption key, its claims), as text."""
+    wrapped = rt.vault.kms.wrap(data, aad=aad)
+    return b64url_encode(wrapped.version.to_bytes(4, "big") + wrapped.blob)
+
+
+def unwrap(rt: Runtime, text: str, aad: bytes) -> bytes:
+    """What :func:`wrap` wrapped; raises the KMS's error for anything else."""
+    raw = b64url_decode(text)
+    wrapped = WrappedKey(rt.vault.kms.kek_id, int.from_bytes(raw[:4], "big"), raw[4:])
+    return rt.vault.kms.unwrap(wrapped, aad=aad)
+
+
+# -- the wallet answers --------------------------------------------------------------------
+
+
+def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipeline.Requirements:
+    def trust(issuer: str, vct: str) -> frozenset[str]:
+        # Step 6: the platform's trust list and every pinned bundle of another platform.
+        return trust_registry.trusted(session, rt, issuer, vct).marks
+
+    loaded = None
+    if row.policy_owner is not None and row.policy_id is not None:
+        # The version the request pinned, with its profile, and the policy's floor now.
+        loaded = policy_service.load_policy(
+            session, row.policy_owner, row.policy_id, row.policy_version
+        )
+    context = EvaluationContext(now=rt.clock.now(), purpose=row.purpose)
+
+    def predicates(shown: pipeline.Presented) -> None:
+        if loaded is None:
+            return
+        issued = shown.issued_at
+        loaded.policy.check(
+            VerifiedCredential(
+                types=frozenset({shown.vct, *shown.types}),
+                issuer=shown.issuer,
+                issuer_kind=shown.issuer_kind,
+                issued_at=datetime.fromtimestamp(issued, UTC) if issued is not None else None,
+                claims=shown.claims,
+                status_checked=shown.status_checked,
+                holder_bound=shown.holder_bound,
+                marks=shown.marks,
+            ),
+            context,
+        )
+
+    # Read after step 1 has checked the request hash over it.
+    query: DcqlQuery = parse_dcql(json_decode(row.dcql))
+
+    def dcql(presented: Sequence[pipeline.Presented]) -> None:
+        facts: dict[str, list[HeldFacts]] = {}
+        for shown in presented:
+            facts.setdefault(shown.query_id, []).append(
+                HeldFacts(
+                    ref=shown.query_id,
+                    format=shown.format,
+                    issuer=shown.issuer,
+                    claims=shown.claims,
+                    vct=shown.vct if shown.format == SD_JWT_FORMAT else None,
+                    types=shown.types,
+                    holder_binding=shown.holder_bound,
+                )
+            )
+        try:
+            check_presented(query, facts)
+        except DcqlPresentationMismatch as e:
+            raise VerificationDenied(Reason.DCQL_UNSATISFIED, e.detail) from e
+
+    return pipeline.Requirements(
+        dcql=dcql,
+        query=query,
+        trust=trust,
+        predicates=predicates,
+        zk_predicates=tuple(json_decode(row.zk_predicates)),
+        policy_version=row.policy_version if loaded is not None else None,
+        policy_floor=(lambda: loaded.floor) if loaded is not None else None,
+    )
+
+
+def _loggable(transaction_id: str) -> str:
+    # The id comes from the URL: logged only when it has the shape of one (no log injection).
+    return transaction_id if _TRANSACTION_ID.fullmatch(transaction_id) else "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What became of one response: whether step 1 consumed the challenge (only then is
+    the transaction decided), whether the poster knew the transaction's ``state`` (only
+    then is a refusal an event), and the decision."""
+
+    consumed: bool
+    state_known: bool
+    reason: Reason | None
+    decided: pipeline.Decided | None = None
+    discarded: tuple[pipeline.Discarded, ...] = ()
+    wallet_error: bool = False
+
+
+# Step 1's refusals that come after the state matched: the poster knows the transaction.
+_STATE_KNOWN: Final = frozenset(
+    {Reason.CHALLENGE_CONSUMED, Reason.CHALLENGE_EXPIRED, Reason.REQUEST_HASH_MISMATCH}
+)
+
+
+def accept_response(
+    session: Session, rt: Runtime, transaction_id: str, form: Mapping[str, str]
+) -> Verdict:
+    """The response endpoint: decide what the wallet posted for ``transaction_id`` and
+    store the decision.  Never raises for anything the wallet sent or anything that fails
+    on the way: every failure is a denial with its reason (``dependency_failure`` for an
+    error of the platform).
+
+    Only a response that passes step 1 (its ``state``, the request unchanged, unexpired and
+    unused) decides the transaction and consumes it (OpenID4VP 1.0 §14.3.2: the response
+    URI is public, so anyone may post to it).  Anything else leaves the transaction as it
+    was: it is logged, and recorded as an event only when the poster knew the state.
+
+    Raises only the error of recording a decision (the caller answers the wallet with the
+    uniform denial then too).
+    """
+    now = rt.clock.now()
+    row = session.get(VpTransactionRow, transaction_id)
+    outcome = _decide(session, rt, row, transaction_id, form)
+    if outcome.reason is Reason.DEPENDENCY_FAILURE:
+        log.warning("verification.dependency_failure transaction=%s", _loggable(transaction_id))
+    return _record(session, rt, row, transaction_id, outcome, now=now)
+
+
+def _decide(
+    session: Session,
+    rt: Runtime,
+    row: VpTransactionRow | None,
+    transaction_id: str,
+    form: Mapping[str, str],
+) -> _Outcome:
+    try:
+        response = _parse(rt, row, form)
+    except Exception as e:  # fail closed
+        return _Outcome(False, False, reason_of(e))
+    try:  # step 1
+        consumed = pipeline.challenge(
+            session, rt, txn.Challenge(transaction_id, response.state or "")
+        )
+    except Exception as e:
+        reason = reason_of(e)
+        return _Outcome(False, reason in _STATE_KNOWN, reason)
+    if response.vp_token is None:
+        # The wallet answered with an error (§8.5): nothing to verify, the request is over.
+        return _Outcome(True, True, Reason.WALLET_ERROR, wallet_error=True)
+    if row is None:  # step 1 found it; this keeps the type checker informed
+        return _Outcome(True, True, Reason.CHALLENGE_NOT_FOUND)
+    try:
+        decided = pipeline.decide(
+            session,
+            rt,
+            consumed,
+            response.vp_token.presentations,
+            lambda: _requirements(session, rt, row),
+        )
+    except pipeline.ResponseDenied as e:  # keeps the presentations it discarded
+        return _Outcome(True, True, e.reason, discarded=e.discarded)
+    except Exception as e:  # fail closed: every failure is a denial
+        return _Outcome(True, True, reason_of(e))
+    return _Outcome(True, True, None, decided, decided.discarded)
+
+
+def _parse(
+    rt: Runtime, row: VpTransactionRow | None, form: Mapping[str, str]
+) -> oid4vp.AuthorizationResponse:
+    key = None
+    if row is not None and row.enc_key is not None:
+        key = json.loads(unwrap(rt, row.enc_key, ENC_AAD + row.id.encode()))
+    try:
+        return oid4vp.parse_authorization_response(form, decryption_key=key)
+    except (oid4vp.ResponseInvalid, oid4vp.ResponseDecryptionFailed) as e:
+        raise VerificationDenied(Reason.RESPONSE_INVALID, e.detail) from e
+    finally:
+        del key
+
+
+def _record(
+    session: Session,
+    rt: Runtime,
+    row: VpTransactionRow | None,
+    transaction_id: str,
+    outcome: _Outcome,
+    *,
+    now: datetime,
+) -> Verdict:
+    reason = outcome.reason
+    allowed = outcome.decided is not None and reason is None
+    log.info(
+        "verification.decided transaction=%s decision=%s reason=%s recorded=%s",
+        _loggable(transaction_id),
+        "allow" if allowed else "deny",
+        reason.value if reason is not None else "-",
+        "yes" if outcome.consumed else "no",
+    )
+    if row is None:
+        # A response to no transaction is only logged (anyone may post one: it must cost
+        # the platform no event).
+        return Verdict(False, None)
+    if not outcome.consumed:
+        # The transaction stays as it was.  A poster who knew its state (a replay, a late
+        # or altered answer of the wallet's) is an event; anyone else only a log line.
+        if outcome.state_known:
+            _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
+        return Verdict(False, None)
+    row.decided_at = now
+    row.decision = txn.ALLOW if allowed else txn.DENY
+    row.reason = reason.value if reason is not None else None
+    decided = outcome.decided
+    if outcome.discarded:
+        row.discarded = json.dumps(
+            [{"query_id": d.query_id, "reason": d.reason.value} for d in outcome.discarded]
+        )
+    answer = None
+    if allowed and decided is not None:
+        answer = AcceptedResponse(redirect_uri=_hand_over(rt, row, decided))
+    elif outcome.wallet_error:
+        # §8.2: a processed Authorization Error Response is answered 200 with a JSON object.
+        answer = AcceptedResponse()
+    _event(session, rt, row, reason, now)
+    session.flush()
+    return Verdict(allowed, answer)
+
+
+def _hand_over(rt: Runtime, row: VpTransactionRow, decided: pipeline.Decided) -> str | None:
+    # The claims are kept, wrapped, for the verifier to read once with the response code —
+    # only when the wallet gets the code, in the redirect: without a redirect_uri nobody
+    # could ever ask for them, and they are not stored at all.
+    if row.redirect_uri is None:
+        return None
+    code = secrets.token_urlsafe(32)
+    row.response_code_hash = txn.hash_secret(code)
+    claims = [
+        PresentedCredential(
+            query_id=p.query_id,
+            issuer=p.issuer,
+            vct=p.vct,
+            format=p.format,
+            types=list(p.types),
+            claims=p.claims,
+        ).model_dump(mode="json")
+        for p in decided.presented
+    ]
+    row.claims = wrap(rt, json.dumps(claims).encode(), CLAIMS_AAD + row.id.encode())
+    joiner = "&" if urlsplit(row.redirect_uri).query else "?"
+    return f"{row.redirect_uri}{joiner}{urlencode({'response_code': code})}"
+
+
+def _event(
+    session: Session, rt: Runtime, row: VpTransactionRow, reason: Reason | None, now: datetime
+) -> None:
+    record_event(
+        session,
+        VerificationDecided(
+            decision="allow" if reason is None else "deny",
+            reason=reason.value if reason is not None else None,
+            response_mode=row.response_mode,
+        ),
+        actor=rt.pseudonymizer.pseudonym("lender", row.owner),
+        at=now,
+        object=rt.objects.digest("vp_transaction", row.id),
+    )

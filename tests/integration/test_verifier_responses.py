@@ -1,0 +1,228 @@
+"""The response endpoint and the request as OpenID4VP 1.0 shapes them, on SQLite and
+PostgreSQL: §8.6 (a failing presentation is discarded, not the whole response; the shape is
+checked before any signature), §8.2 without a ``redirect_uri`` (no response code, nothing
+kept), §5.1 (``client_metadata`` with ``vp_formats_supported`` and the lender's name), the
+queries refused when the request is made, and a bounded ``wallet_nonce``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from tests.integration.verifier_world import VpWorld, crc_query, vp
+
+from credit_commons.core.db import transaction
+from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.verifier.models import VpTransactionRow
+
+__all__ = ["vp"]
+
+DENIED = {"error": "not_allowed"}
+
+
+def _forged(text: str) -> str:
+    jwt, rest = text.split("~", 1)
+    head, payload, signature = jwt.split(".")
+    forged = ("A" if signature[5] != "A" else "B").join([signature[:5], signature[6:]])
+    return f"{head}.{payload}.{forged}~{rest}"
+
+
+def _query(**member: Any) -> dict[str, Any]:
+    query = crc_query()
+    query["credentials"][0].update(member)
+    return query
+
+
+def _row(vp: VpWorld, transaction_id: str) -> VpTransactionRow:
+    with transaction(vp.rt.sessions) as session:
+        row = session.scalar(select(VpTransactionRow).where(VpTransactionRow.id == transaction_id))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+# -- §8.6: discard the presentation, not the response --------------------------------------
+
+
+def test_a_failing_presentation_is_discarded_and_the_rest_decides(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request(dcql_query=_query(multiple=True))
+    wallet = vp.wallet_request(created)
+    good = vp.presentation(holder, wallet)
+    answered = vp.respond(created, wallet, {"crc": [_forged(good), good]})
+    assert answered.status_code == 200, answered.text
+    status = vp.status(created["id"])
+    assert (status["decision"], status["reason"]) == ("allow", None)
+    assert status["discarded"] == [{"query_id": "crc", "reason": "signature_invalid"}]
+    code = answered.json()["redirect_uri"].split("response_code=")[1]
+    credentials = vp.decision(created["id"], code).json()["credentials"]
+    assert ["income_bracket" in c["claims"] for c in credentials] == [True]
+
+
+def test_an_alternative_answers_when_the_other_is_discarded(vp: VpWorld) -> None:
+    holder = vp.holder()
+    query = {
+        "credentials": [
+            {**crc_query()["credentials"][0], "id": "first"},
+            {**crc_query()["credentials"][0], "id": "second"},
+        ],
+        "credential_sets": [{"options": [["first"], ["second"]]}],
+    }
+    created = vp.request(dcql_query=query)
+    wallet = vp.wallet_request(created)
+    good = vp.presentation(holder, wallet)
+    answered = vp.respond(created, wallet, {"first": [_forged(good)], "second": [good]})
+    assert answered.status_code == 200, answered.text
+    status = vp.status(created["id"])
+    assert status["decision"] == "allow"
+    assert status["discarded"] == [{"query_id": "first", "reason": "signature_invalid"}]
+
+
+def test_when_nothing_is_left_the_denial_keeps_each_reason(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request(dcql_query=_query(multiple=True))
+    wallet = vp.wallet_request(created)
+    good = vp.presentation(holder, wallet)
+    answered = vp.respond(created, wallet, {"crc": [_forged(good), "not-a-presentation"]})
+    assert answered.json() == DENIED
+    status = vp.status(created["id"])
+    assert (status["decision"], status["reason"]) == ("deny", "signature_invalid")
+    assert status["discarded"] == [
+        {"query_id": "crc", "reason": "signature_invalid"},
+        {"query_id": "crc", "reason": "credential_invalid"},
+    ]
+
+
+def test_a_presentation_for_another_nonce_rejects_the_whole_response(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request(dcql_query=_query(multiple=True))
+    wallet = vp.wallet_request(created)
+    good = vp.presentation(holder, wallet)
+    replayed = vp.presentation(holder, wallet, nonce="another-nonce-0123456789")
+    answered = vp.respond(created, wallet, {"crc": [good, replayed]})
+    assert answered.json() == DENIED
+    status = vp.status(created["id"])
+    assert (status["decision"], status["reason"]) == ("deny", "nonce_mismatch")
+
+
+def test_the_shape_is_refused_before_any_signature_is_checked(vp: VpWorld) -> None:
+    # Two presentations where one is allowed, and a key the query does not have: refused as
+    # dcql_unsatisfied, with nothing discarded — no presentation was verified (the forged
+    # one would have been signature_invalid).
+    holder = vp.holder()
+    for token in ({"crc": 2}, {"crc": 1, "other": 1}):
+        created = vp.request()
+        wallet = vp.wallet_request(created)
+        forged = _forged(vp.presentation(holder, wallet))
+        vp_token = {key: [forged] * count for key, count in token.items()}
+        assert vp.respond(created, wallet, vp_token).json() == DENIED
+        status = vp.status(created["id"])
+        assert (status["reason"], status["discarded"]) == ("dcql_unsatisfied", [])
+
+
+# -- §8.2 without a redirect_uri -----------------------------------------------------------
+
+
+def test_without_a_redirect_uri_nothing_is_kept_for_a_response_code(vp: VpWorld) -> None:
+    holder = vp.holder()
+    created = vp.request(redirect_uri=None)
+    wallet = vp.wallet_request(created)
+    answered = vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]})
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == {}
+    assert vp.status(created["id"])["decision"] == "allow"
+    row = _row(vp, created["id"])
+    assert (row.claims, row.response_code_hash) == (None, None)
+
+
+# -- §5.1: the request's client metadata ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "mode"),
+    [("decentralized_identifier", "direct_post"), ("redirect_uri", "direct_post.jwt")],
+)
+def test_the_request_names_the_formats_and_the_lender(vp: VpWorld, prefix: str, mode: str) -> None:
+    created = vp.request(client_id_prefix=prefix, response_mode=mode)
+    wallet = vp.wallet_request(created)
+    metadata = wallet.client_metadata
+    assert metadata is not None
+    assert metadata.client_name == "Verifier Bank"
+    formats = metadata.vp_formats_supported
+    assert formats is not None
+    assert set(formats["dc+sd-jwt"]) == {"sd-jwt_alg_values", "kb-jwt_alg_values"}
+    assert "ES256" in formats["dc+sd-jwt"]["kb-jwt_alg_values"]
+    assert (metadata.jwks is not None) == (mode == "direct_post.jwt")
+
+
+# -- what a request may ask ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        (
+            {
+                "credentials": [
+                    {
+                        "id": "m",
+                        "format": "mso_mdoc",
+                        "meta": {"doctype_value": "org.iso.18013.5.1.mDL"},
+                    }
+                ]
+            },
+            "mso_mdoc",
+        ),
+        (
+            {"credentials": [{"id": "l", "format": "ldp_vc", "meta": {"type_values": [["X"]]}}]},
+            "ldp_vc",
+        ),
+        (_query(require_cryptographic_holder_binding=False), "holder-bound"),
+        (_query(trusted_authorities=[{"type": "aki", "values": ["s9tIpP"]}]), "aki"),
+        (
+            _query(trusted_authorities=[{"type": "etsi_tl", "values": ["https://t.example"]}]),
+            "etsi_tl",
+        ),
+        (_query(unknown_member=1), "unknown_member"),
+        ({**crc_query(), "extra": True}, "extra"),
+    ],
+)
+def test_a_query_no_response_could_satisfy_is_refused(
+    vp: VpWorld, query: dict[str, Any], words: str
+) -> None:
+    made = vp.http.post("/v1/verifier/requests", json={"dcql_query": query}, headers=vp.token())
+    assert made.status_code == 422, made.text
+    assert made.headers["content-type"] == "application/problem+json"
+    assert words in made.json()["detail"]
+
+
+def test_a_did_trusted_authority_is_asked(vp: VpWorld) -> None:
+    query = _query(trusted_authorities=[{"type": "did", "values": ["did:web:commons.test"]}])
+    made = vp.http.post("/v1/verifier/requests", json={"dcql_query": query}, headers=vp.token())
+    assert made.status_code == 201, made.text
+
+
+# -- §5.10.1: the wallet_nonce -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nonce", ["n" * 257, "a b", "line\nbreak"])
+def test_a_wallet_nonce_out_of_bounds_is_refused(vp: VpWorld, nonce: str) -> None:
+    created = vp.request()
+    path = created["request_uri"].removeprefix("https://commons.test")
+    posted = vp.http.post(path, data={"wallet_nonce": nonce})
+    assert posted.status_code == 422, posted.text
+    accepted = vp.http.post(path, data={"wallet_nonce": "n" * 256})
+    assert accepted.status_code == 200, accepted.text
+
+
+def test_the_vct_of_the_credential_answered(vp: VpWorld) -> None:
+    # The decision names the format and type of what was presented.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    answered = vp.respond(created, wallet, {"crc": [vp.presentation(holder, wallet)]})
+    code = answered.json()["redirect_uri"].split("response_code=")[1]
+    (credential,) = vp.decision(created["id"], code).json()["credentials"]
+    assert (credential["format"], credential["vct"]) == ("dc+sd-jwt", CREDIT_READINESS.vct)
+    assert "income_bracket" in credential["claims"]
