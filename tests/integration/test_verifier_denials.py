@@ -165,9 +165,7 @@ def test_1_an_expired_request(vp: VpWorld) -> None:
     assert [(e["decision"], e["reason"]) for e in vp.events()] == [("deny", "challenge_expired")]
 
 
-def test_1_the_state_of_another_transaction(
-    vp: VpWorld, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_1_the_state_of_another_transaction(vp: VpWorld, caplog: pytest.LogCaptureFixture) -> None:
     holder = vp.holder()
     created, other = vp.request(), vp.request()
     wallet = vp.wallet_request(created)
