@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from credit_commons.cli.log import warn_if_diverged
 from credit_commons.cli.support import JsonOption, holder, settings
+from credit_commons.core.errors import ValidationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app, startup_checks
-from credit_commons.gateway.serving import serve_options, serve_workers, workers_warnings
+from credit_commons.gateway.serving import (
+    TlsFiles,
+    serve_options,
+    serve_workers,
+    tls_options,
+    workers_warnings,
+)
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
@@ -20,6 +28,28 @@ from credit_commons.runtime import Runtime
 __all__ = ["app", "serve"]
 
 app = holder()
+
+_CertFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Serve HTTPS with this certificate (PEM, the chain after it); with --ssl-keyfile.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+_KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(help="The private key (PEM) of --ssl-certfile.", exists=True, dir_okay=False),
+]
+
+
+def _tls_files(certfile: Path | None, keyfile: Path | None) -> TlsFiles | None:
+    # The certificate and its key, given together, or plain HTTP.
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ValidationError("--ssl-certfile and --ssl-keyfile go together")
+    return TlsFiles(certfile, keyfile)
 
 
 @app.command()
@@ -44,16 +74,20 @@ def serve(
             max=64,
         ),
     ] = 1,
+    ssl_certfile: _CertFileOption = None,
+    ssl_keyfile: _KeyFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Serve the HTTP API (logs are JSON lines on stderr).
 
-    Without COMMONS_PUBLIC_URL the public URL is this server's own address; a public URL
-    that names this machine on another port is reported at start-up."""
+    Without COMMONS_PUBLIC_URL the public URL is this server's own address (https with
+    --ssl-certfile); a public URL that names this machine on another port is reported at
+    start-up."""
     import uvicorn  # deferred: ~100 ms, wanted only once a server runs  # noqa: PLC0415
 
+    tls = _tls_files(ssl_certfile, ssl_keyfile)
     base = settings(ctx)
-    config = base.listening_on(host or base.host, port or base.port)
+    config = base.listening_on(host or base.host, port or base.port, tls=tls is not None)
     configure_logging(config.log_level)
     warnings = workers_warnings(config, workers)
     disagreement = config.public_url_disagreement()
@@ -77,22 +111,33 @@ def serve(
     origin = identity.origin if identity is not None else None
     if identity is not None:
         warn_if_diverged(rt)
-    _announce(config, origin, workers, as_json)
+    _announce(config, origin, workers, as_json, tls=tls is not None)
     if application is not None:
-        uvicorn.run(application, host=config.host, port=config.port, **serve_options(config))
+        uvicorn.run(
+            application,
+            host=config.host,
+            port=config.port,
+            **serve_options(config),
+            **tls_options(tls),
+        )
         return
     # Several workers: this process supervises them and runs the one log worker.
     try:
         serve_workers(
-            config, workers, log_worker=LogWorker(rt, steps=default_steps(rt)) if worker else None
+            config,
+            workers,
+            log_worker=LogWorker(rt, steps=default_steps(rt)) if worker else None,
+            tls=tls,
         )
     finally:
         rt.close()
 
 
-def _announce(config: Settings, origin: str | None, workers: int, as_json: bool) -> None:
+def _announce(
+    config: Settings, origin: str | None, workers: int, as_json: bool, *, tls: bool
+) -> None:
     # One line saying where the API listens, before it starts serving.
-    listening = f"http://{config.host}:{config.port}"
+    listening = f"{'https' if tls else 'http'}://{config.host}:{config.port}"
     if as_json:
         line = {
             "serving": listening,

@@ -70,14 +70,16 @@ def passphrase(confirm: bool = False) -> str:
 
 
 def wallet_fetcher(settings: Settings) -> OutboundFetcher:
-    """The SSRF-guarded fetcher the wallet reaches platforms and issuers through: https
-    to public addresses; in development also a loopback host over http (a development
-    platform's public URL), with nothing to set; anything else only with the
-    ``COMMONS_INSECURE_*`` setting each refusal names."""
+    """The SSRF-guarded fetcher the wallet reaches platforms, issuers and verifiers
+    through: https to public addresses; in development also a loopback host over http (a
+    development platform's public URL), with nothing to set; anything else only with the
+    ``COMMONS_INSECURE_*`` setting each refusal names.  Certificates are verified against
+    the public roots and ``COMMONS_WALLET_CA_FILE``'s CAs."""
     return OutboundFetcher(
         allow_private=settings.insecure_allow_private_network,
         allow_http=settings.insecure_allow_http,
         allow_loopback=not settings.is_production,
+        ca_file=settings.wallet_ca_file,
     )
 
 

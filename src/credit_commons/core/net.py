@@ -13,6 +13,11 @@ status list, a credential offer) goes through :class:`OutboundFetcher`, which
 3. never follows redirects (a redirect could lead past step 2), and
 4. caps the response size and the time spent.
 
+TLS certificates are always verified, against the public roots (``certifi``) and, when the
+fetcher is given a ``ca_file``, the CA certificates in it too (a private or test CA); the
+environment (``SSL_CERT_FILE``, proxies) is never read.  :meth:`OutboundFetcher.http_client`
+hands the same rules to a caller that builds its own requests.
+
 The HTTP transport and the name resolver are injected, so tests use ``httpx.MockTransport``
 and a fake resolver instead of the network.  Known limit: the address is checked before the
 connection is made, so a host whose DNS answer changes in between (DNS rebinding) is not
@@ -23,14 +28,16 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from credit_commons.core.encoding import json_decode
-from credit_commons.core.errors import UnavailableError, ValidationError
+from credit_commons.core.errors import ConfigurationError, UnavailableError, ValidationError
 
 __all__ = ["FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
 
@@ -75,8 +82,27 @@ def _loopback(address: str) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+def _tls_trust(ca_file: Path | None) -> ssl.SSLContext | bool:
+    # The public roots (httpx's default, True), plus the CA certificates of ca_file.
+    # Verification stays on either way: there is no setting that turns it off.
+    if ca_file is None:
+        return True
+    context = httpx.create_ssl_context(trust_env=False)
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigurationError(
+            f"the CA certificates in {ca_file} cannot be read",
+            hint="a PEM file of one or more CA certificates",
+        ) from e
+    return context
+
+
 class OutboundFetcher:
-    """Fetches small JSON or text resources from untrusted URLs safely."""
+    """Fetches small JSON or text resources from untrusted URLs safely.
+
+    Raises :class:`ConfigurationError` when ``ca_file`` (extra CA certificates, PEM) cannot
+    be read."""
 
     def __init__(
         self,
@@ -88,9 +114,15 @@ class OutboundFetcher:
         allow_loopback: bool = False,
         timeout: float = 5.0,
         max_bytes: int = 512 * 1024,
+        ca_file: Path | None = None,
     ) -> None:
+        self._verify = _tls_trust(ca_file)
         self._client = httpx.Client(
-            transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=self._verify,
         )
         self._resolver = resolver
         self._allow_private = allow_private
@@ -101,6 +133,21 @@ class OutboundFetcher:
     def close(self) -> None:
         """Release the underlying connections."""
         self._client.close()
+
+    def http_client(
+        self, *, transport: httpx.BaseTransport | None = None, timeout: float = 10.0
+    ) -> httpx.Client:
+        """An HTTP client for requests the caller builds itself (forms, streamed answers),
+        with this fetcher's rules for what it does not check per request: no redirects
+        followed, the environment ignored, certificates verified against the same CAs.
+        The caller checks each URL with :meth:`check_url` first, and closes the client."""
+        return httpx.Client(
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=self._verify,
+        )
 
     def check_url(self, url: str) -> None:
         """Apply the guard's rules to ``url``; raises :class:`UnsafeUrl` (for any text that

@@ -327,6 +327,11 @@ class Settings(BaseSettings):
     insecure_allow_http: bool = Field(
         default=False, description="let outbound fetches use plain http; development only"
     )
+    wallet_ca_file: Path | None = Field(
+        default=None,
+        description="a PEM file of CA certificates the wallet's https connections trust "
+        "besides the public roots (a private or test CA); certificates are always verified",
+    )
 
     _public_url_derived: bool = PrivateAttr(default=False)
 
@@ -451,12 +456,13 @@ class Settings(BaseSettings):
         """Whether the public URL was derived from ``host`` and ``port`` (none was set)."""
         return self._public_url_derived
 
-    def listening_on(self, host: str, port: int) -> Settings:
-        """These settings for a server listening on ``host``:``port``; a derived public URL
-        follows the address."""
+    def listening_on(self, host: str, port: int, *, tls: bool = False) -> Settings:
+        """These settings for a server listening on ``host``:``port`` (over TLS with
+        ``tls``); a derived public URL follows the address, ``https`` with TLS."""
         update: dict[str, Any] = {"host": host, "port": port}
         if self._public_url_derived:
-            update["public_url"] = url_for_address(host, port)
+            url = url_for_address(host, port)
+            update["public_url"] = "https" + url.removeprefix("http") if tls else url
         return self.model_copy(update=update)
 
     def public_url_disagreement(self) -> str | None:

@@ -15,7 +15,9 @@ its own admission limits, connection pool and caches.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict, cast
 
 import uvicorn
@@ -34,9 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ServeOptions",
+    "TlsFiles",
+    "TlsOptions",
     "build_worker_app",
     "serve_options",
     "serve_workers",
+    "tls_options",
     "worker_app",
     "workers_warnings",
 ]
@@ -83,6 +88,30 @@ def serve_options(settings: Settings) -> ServeOptions:
             bounded_protocol_factory(settings.max_header_bytes, settings.max_header_line_bytes),
         ),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The certificate (PEM, its chain after it) and private key ``commons serve`` serves
+    HTTPS with (``--ssl-certfile``, ``--ssl-keyfile``)."""
+
+    certfile: Path
+    keyfile: Path
+
+
+class TlsOptions(TypedDict, total=False):
+    """uvicorn's TLS keyword arguments (see :func:`tls_options`)."""
+
+    ssl_certfile: str
+    ssl_keyfile: str
+
+
+def tls_options(tls: TlsFiles | None) -> TlsOptions:
+    """uvicorn's keyword arguments for serving HTTPS with ``tls`` (none for plain HTTP).
+    uvicorn builds the server's context with its defaults (TLS 1.2 and later)."""
+    if tls is None:
+        return {}
+    return {"ssl_certfile": str(tls.certfile), "ssl_keyfile": str(tls.keyfile)}
 
 
 def workers_warnings(settings: Settings, workers: int) -> list[str]:
@@ -138,11 +167,17 @@ def build_worker_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve_workers(settings: Settings, workers: int, *, log_worker: LogWorker | None) -> None:
+def serve_workers(
+    settings: Settings,
+    workers: int,
+    *,
+    log_worker: LogWorker | None,
+    tls: TlsFiles | None = None,
+) -> None:
     """Serve with ``workers`` processes under uvicorn's supervisor (which restarts a worker
     that dies and stops them all on SIGINT/SIGTERM), running ``log_worker`` (a
-    :class:`~credit_commons.ledger.worker.LogWorker`, or None) in this process meanwhile.
-    Returns when the supervisor stops."""
+    :class:`~credit_commons.ledger.worker.LogWorker`, or None) in this process meanwhile;
+    HTTPS with ``tls``.  Returns when the supervisor stops."""
     config = uvicorn.Config(
         partial(worker_app, settings),
         factory=True,
@@ -150,6 +185,7 @@ def serve_workers(settings: Settings, workers: int, *, log_worker: LogWorker | N
         port=settings.port,
         workers=workers,
         **serve_options(settings),
+        **tls_options(tls),
     )
     sock = config.bind_socket()
     if log_worker is not None:

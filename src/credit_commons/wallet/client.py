@@ -119,9 +119,7 @@ def accept_offer(
         f"{str(servers[0]).rstrip('/')}/.well-known/oauth-authorization-server"
     )
     configuration = offer["credential_configuration_ids"][0]
-    with httpx.Client(
-        transport=transport, timeout=10, follow_redirects=False, trust_env=False
-    ) as client:
+    with fetcher.http_client(transport=transport, timeout=10) as client:
         form = {"grant_type": GRANT, "pre-authorized_code": grant["pre-authorized_code"]}
         if tx_code:
             form["tx_code"] = tx_code

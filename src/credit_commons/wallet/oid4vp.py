@@ -483,9 +483,7 @@ def respond(
     Raises what the steps raise; ``DcqlUnsatisfiable`` when nothing answers the request
     (after telling the verifier, if the holder agreed).
     """
-    with httpx.Client(
-        transport=transport, timeout=10, follow_redirects=False, trust_env=False
-    ) as http:
+    with fetcher.http_client(transport=transport, timeout=10) as http:
         read = read_request(url, http=http, fetcher=fetcher, resolver=DidResolver(fetcher))
         request = read.request
         try:

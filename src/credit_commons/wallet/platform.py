@@ -109,7 +109,7 @@ class Platform:
         self.key, self.token = key, token
         self._fetcher, self._now = fetcher, now
         self._owned = http is None
-        self._client = http or httpx.Client(timeout=15, follow_redirects=False, trust_env=False)
+        self._client = http or fetcher.http_client(timeout=15)
 
     def close(self) -> None:
         """Release the connections."""

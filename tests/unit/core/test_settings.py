@@ -206,6 +206,15 @@ def test_an_explicit_public_url_is_kept_and_a_stale_one_is_named() -> None:
     assert Settings().listening_on("127.0.0.1", 8201).public_url_disagreement() is None
 
 
+def test_a_derived_public_url_is_https_when_serving_tls() -> None:
+    # `commons serve --ssl-certfile … --ssl-keyfile …` without COMMONS_PUBLIC_URL.
+    served = Settings().listening_on("127.0.0.1", 8443, tls=True)
+    assert served.public_url == "https://127.0.0.1:8443"
+    assert served.public_url_disagreement() is None
+    given = Settings(public_url="https://commons.example").listening_on("0.0.0.0", 8443, tls=True)
+    assert given.public_url == "https://commons.example"
+
+
 def test_the_initial_log_origin_comes_from_the_public_url_or_the_setting() -> None:
     assert Settings(port=8201).initial_log_origin == "127.0.0.1:8201/log"
     assert Settings(public_url="https://Commons.Example").initial_log_origin == (

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
+from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher, UnsafeUrl
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
@@ -221,3 +223,16 @@ def test_loopback_allowance_admits_loopback_over_http_and_https(url: str) -> Non
     with pytest.raises(UnsafeUrl):
         strict.check_url(url)
     strict.close()
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "not-pem"])
+def test_extra_ca_certificates_that_cannot_be_read_are_a_configuration_error(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    # COMMONS_WALLET_CA_FILE adds CAs; one that cannot be read is refused, never ignored
+    # (which would silently fall back to the public roots only).
+    ca_file = tmp_path / "ca.pem"
+    if content is not None:
+        ca_file.write_bytes(content)
+    with pytest.raises(ConfigurationError, match=r"ca\.pem"):
+        OutboundFetcher(ca_file=ca_file)
