@@ -445,10 +445,10 @@ def send_error(
     declines or holds nothing that matches), in the request's response mode; an error the
     wallet cannot encrypt goes unencrypted (§8.3.1 allows it).
 
-    A verifier that answers the error with an error of its own (this platform's answers
-    every response that is not an allowed presentation with ``not_allowed``) has still
-    been told: that is not the holder's failure, and gives no ``redirect_uri``.  Raises
-    ``FetchFailed``/``UnsafeUrl`` when the verifier cannot be reached."""
+    §8.2: a verifier that processed the error response answers 200 with a JSON object
+    (maybe a ``redirect_uri``); any other answer means it was not told, and raises
+    :class:`VerifierRefused`.  Raises ``FetchFailed``/``UnsafeUrl`` when the verifier
+    cannot be reached."""
     members = {"error": str(error)}
     if description is not None:
         members["error_description"] = description
@@ -456,10 +456,7 @@ def send_error(
         form = _form(request, members)
     except AuthorizationRequestInvalid:
         form = {**members, **({"state": request.state} if request.state else {})}
-    try:
-        return _post(http, fetcher, request, form)
-    except VerifierRefused:
-        return Outcome(None, sent=False)
+    return _post(http, fetcher, request, form)
 
 
 def respond(
@@ -493,7 +490,7 @@ def respond(
                 send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
             raise
         if not confirm(chosen, read):
-            declined = send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
-            return Outcome(declined.redirect_uri, sent=False)
+            told = send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
+            return Outcome(told.redirect_uri, sent=False)
         vp_token = build_vp_token(wallet, chosen, iat=now())
         return send_response(request, vp_token, http=http, fetcher=fetcher)

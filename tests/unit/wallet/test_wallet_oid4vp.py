@@ -250,20 +250,38 @@ def test_unauthenticatable_clients_refused_before_any_fetch(tmp_path: Path, clie
     assert verifier.wallet_nonces == []  # the request_uri was never fetched
 
 
-def test_a_verifier_refusing_the_decline_is_still_told(tmp_path: Path) -> None:
+@pytest.mark.parametrize("status", [400, 404, 429])
+def test_a_verifier_refusing_the_decline_is_a_failure(tmp_path: Path, status: int) -> None:
+    # §8.2: a Response URI that processed an Authorization Error Response "MUST respond with
+    # an HTTP status code of 200"; anything else says the verifier was not told, and the
+    # holder hears so (VerifierRefused, exit 9) instead of "declined; it was told".
     verifier = FakeVerifier(CLIENTS["decentralized_identifier"])
     original = verifier.handle
 
     def refuse(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/response":
-            original(request)  # recorded...
-            return httpx.Response(400, json={"error": "not_allowed"})  # ...and refused
+            return httpx.Response(status, json={"error": "invalid_request"})
         return original(request)
 
     verifier.handle = refuse  # type: ignore[method-assign]
-    outcome, _ = run(wallet_with_credential(tmp_path), verifier, verifier.url("get"), answer=False)
-    assert (outcome.sent, outcome.redirect_uri) == (False, None)
-    assert verifier.errors[0]["error"] == "access_denied"
+    with pytest.raises(VerifierRefused, match="invalid_request"):
+        run(wallet_with_credential(tmp_path), verifier, verifier.url("get"), answer=False)
+
+
+def test_a_decline_answered_200_with_a_redirect_is_followed(tmp_path: Path) -> None:
+    verifier = FakeVerifier(CLIENTS["redirect_uri"])
+    original = verifier.response
+
+    def processed(form: dict[str, str]) -> httpx.Response:
+        original(form)
+        return httpx.Response(200, json={"redirect_uri": f"{BASE}/declined"})
+
+    verifier.response = processed  # type: ignore[method-assign]
+    outcome, _ = run(
+        wallet_with_credential(tmp_path), verifier, verifier.url("by_value"), answer=False
+    )
+    assert (outcome.sent, outcome.redirect_uri) == (False, f"{BASE}/declined")
+    assert verifier.errors == [{"error": "access_denied", "description": None}]
 
 
 def test_a_vc_jwt_is_presented_in_a_vp_jwt(tmp_path: Path) -> None:
