@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.conftest import make_settings
+from tests.e2e.test_credential_verify_sd_jwt import Issued
 from tests.unit.verifier.x509_support import chain
 
 from credit_commons.core.db import transaction
@@ -26,6 +27,7 @@ from credit_commons.identity.auth import issue_admin_token
 from credit_commons.keys import decode_did_key
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import trust_pins, trust_registry
+from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
 from credit_commons.verifier.trust_bundle import (
     IssuerNotTrusted,
     TrustBundleSignatureInvalid,
@@ -270,3 +272,58 @@ def test_policies_over_http(client: TestClient, runtime: Runtime) -> None:
     ]
     missing = client.get("/v1/verifier/policies/platform/nope", headers=as_admin)
     assert (missing.status_code, missing.json()["code"]) == (404, "verifier.policy_not_found")
+
+
+class Network:
+    """Every GET from the platform under test to https://a.example, handed to A's app."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "a.example":
+            return httpx.Response(404)
+        target = request.url.raw_path.decode("ascii")
+        answer = self.client.get(target, headers={"Accept": request.headers.get("Accept", "*/*")})
+        return httpx.Response(answer.status_code, content=answer.content, headers=answer.headers)
+
+
+def test_a_verifier_pinning_this_platforms_bundle_accepts_its_own_credentials(
+    client: TestClient, runtime: Runtime, platform_a: tuple[TestClient, Runtime]
+) -> None:
+    # Platform A issues a credential of its own; its bundle names A itself, though A's
+    # trust list is empty (the issue: a lender runs its own verifier against this bundle).
+    a_client, a_runtime = platform_a
+    issued = Issued(a_client, a_runtime)
+    a_key = a_client.get("/v1/admin/trust-bundle", headers=issued.as_admin).json()
+    assert [(e["id"], e["kind"], e["types"]) for e in a_key["issuers"]] == [(A_URL, "https", ["*"])]
+    network = Network(a_client)
+    fetcher = OutboundFetcher(
+        transport=httpx.MockTransport(network.handler), resolver=lambda _h: ["93.184.216.34"]
+    )
+    trust_pins.TRUST_FETCHER.set(runtime, fetcher)
+    FOREIGN_ISSUERS.set(runtime, ForeignIssuers(fetcher))
+    as_admin = _admin(runtime)
+    check = {"credential": issued.text, "format": "dc+sd-jwt", "key_binding": "none"}
+
+    # Before the pin, A is nobody here.
+    refused = client.post("/v1/credentials/verify", json=check)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "credential.issuer_untrusted"
+
+    pinned = client.post(
+        "/v1/admin/trust-pins", json={"url": BUNDLE_URL, "key": a_key["did"]}, headers=as_admin
+    )
+    assert pinned.status_code == 201, pinned.text
+    # Pinned: A's credential verifies here (A's keys from its JWT VC Issuer Metadata, its
+    # status from its list, both fetched from A).
+    verified = client.post("/v1/credentials/verify", json=check)
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["claims"]["credit_tier"] == "B"
+    # Revoked at A: refused here.
+    revoked = a_client.post(f"/v1/credentials/{issued.id}/revoke", headers=issued.as_admin)
+    assert revoked.status_code == 200, revoked.text
+    FOREIGN_ISSUERS.set(runtime, ForeignIssuers(fetcher))  # no cached list
+    refused = client.post("/v1/credentials/verify", json=check)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["code"] == "credential.revoked"

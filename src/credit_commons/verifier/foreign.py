@@ -14,7 +14,8 @@ For an issuer on the trust list (:mod:`~credit_commons.verifier.trust`):
 
 Every fetch goes through the SSRF-guarded :class:`~credit_commons.core.net.OutboundFetcher`;
 resolved keys are cached per issuer for ``ttl`` seconds (status lists by their own ``ttl``,
-at most ``ttl``).  Nothing here touches the database: the caller decides trust.
+at most ``ttl``); a ``kid`` the cached keys lack is looked up again at most once per
+``refetch_after`` seconds per issuer.  Nothing here touches the database: the caller decides trust.
 """
 
 from __future__ import annotations
@@ -81,11 +82,13 @@ class ForeignIssuers:
         fetcher: OutboundFetcher,
         *,
         ttl: float = 300.0,
+        refetch_after: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._fetcher = fetcher
         self._dids = DidResolver(fetcher)
         self._ttl = ttl
+        self._refetch_after = min(refetch_after, ttl)
         self._clock = clock
         # issuer -> (expiry, its keys by kid), and issuer -> its status lists.  Issuers come
         # from the credentials presented, so both are bounded (a key is about 200 bytes).
@@ -131,9 +134,16 @@ class ForeignIssuers:
     def _cached(self, issuer: str, kind: IssuerKind, kid: str | None) -> dict[str, PublicKey]:
         entry = self._keys.get(issuer)
         now = self._clock()
-        if entry is not None and entry[0] > now and (kid is None or kid in entry[1]):
-            return entry[1]
-        # Missing, stale, or a kid not seen yet (the issuer may have rotated): fetch again.
+        if entry is not None and entry[0] > now:
+            if kid is None or kid in entry[1]:
+                return entry[1]
+            # A kid not seen yet: the issuer may have rotated, so fetch again — but at most
+            # once per ``refetch_after`` per issuer, or every presentation naming a made-up
+            # kid would make this verifier fetch from the (trusted) issuer once more.
+            fetched_at = entry[0] - self._ttl
+            if now - fetched_at < self._refetch_after:
+                return entry[1]
+        # Missing, stale, or a kid not seen for a while: fetch again.
         keys = self._metadata_keys(issuer) if kind == "https" else self._did_web_keys(issuer)
         self._keys.put(issuer, (now + self._ttl, keys))
         return keys

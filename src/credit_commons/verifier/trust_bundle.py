@@ -18,9 +18,12 @@ credential types (``vct`` or VC ``type``) it may issue, ``*`` for any.
 :func:`verify_bundle` checks, in order: 1 the JWS shape and ``alg`` allow-list, 2 ``typ``,
 3 the signature under the pinned key, 4 the payload's shape, 5 the issuer when expected,
 6 the validity window (``iat``/``exp``), 7 the version against the last accepted one
-(rollback refused).  :meth:`TrustBundle.trusted` answers the verifier's question "may this
-issuer issue this type, with these marks?" and raises :class:`IssuerNotTrusted` with its
-reason otherwise.  X.509 chains are verified by ``cryptography.x509.verification`` only.
+(rollback refused).  :meth:`TrustBundle.lookup` answers the verifier's question "may this
+issuer issue this type, with these marks?" — with, for an ``x5c`` chain, the end-entity
+key that must verify the credential — and raises :class:`IssuerNotTrusted` with its
+reason otherwise.  X.509 chains are verified by ``cryptography.x509.verification`` only,
+under the Web PKI profile (P-256 keys; Ed25519 is not in that profile) with one change:
+an extended key usage, where present, must allow more than TLS.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from credit_commons.formats.jws import (
     parse_compact,
     sign_compact,
 )
-from credit_commons.keys import ACCEPTED_ALGS
+from credit_commons.keys import ACCEPTED_ALGS, KeyInvalid, PublicKey
 from credit_commons.verifier.sd_jwt_vc import UntrustedIssuer
 from credit_commons.verifier.trust import ANY_TYPE, EntryKind, issuer_kind, x509_entry_id
 
@@ -63,9 +66,11 @@ __all__ = [
     "TrustBundleSignatureInvalid",
     "TrustEntry",
     "TrustKind",
+    "Trusted",
     "UntrustedReason",
     "bundle_from_payload",
     "entries_from_json",
+    "lookup_in",
     "sign_bundle",
     "trusted_in",
     "verify_bundle",
@@ -261,35 +266,65 @@ class TrustBundle:
         *,
         now: datetime,
     ) -> TrustEntry:
-        """The entry under which ``issuer_id`` may issue ``credential_type`` with every one
-        of ``required_marks``: the issuer's own entry, or — when the credential carries an
-        ``x5c`` chain (leaf first, standard base64 DER, RFC 7515 §4.1.6) — the X.509 anchor
-        entry the chain verifies up to, its end-entity certificate naming ``issuer_id``.
+        """The entry of :meth:`lookup`.  Raises :class:`IssuerNotTrusted`."""
+        return self.lookup(issuer_id, credential_type, required_marks, x5c, now=now).entry
+
+    def lookup(
+        self,
+        issuer_id: str,
+        credential_type: str | Collection[str],
+        required_marks: Collection[str] = (),
+        x5c: Sequence[str] | None = None,
+        *,
+        now: datetime,
+    ) -> Trusted:
+        """How ``issuer_id`` may issue ``credential_type`` with every one of
+        ``required_marks``: under the issuer's own entry, or — when the credential carries
+        an ``x5c`` chain (leaf first, standard base64 DER, RFC 7515 §4.1.6) — under the
+        X.509 anchor entry the chain verifies up to, its end-entity certificate naming
+        ``issuer_id``, with that certificate's key (the only key that may then verify the
+        credential: SD-JWT VC draft, "X.509 Certificates" issuer signature mechanism).
 
         Raises :class:`IssuerNotTrusted` (``bundle_expired``, ``not_listed``,
         ``chain_invalid``, ``type_not_allowed`` or ``mark_missing``).
         """
         if now >= self.expires_at:
             raise IssuerNotTrusted("bundle_expired", "the trust bundle has expired")
-        entry = self.entry(issuer_id)
-        if entry is None or entry.kind == "x509":
+        if x5c is not None:
+            # A chain is trusted through an anchor only: the issuer's own entry names the
+            # keys of its metadata or DID document, not the chain's.
             anchors = [e for e in self.entries if e.kind == "x509"]
-            if x5c is None or not anchors:
+            if not anchors:
+                raise IssuerNotTrusted("not_listed", "the trust bundle lists no X.509 anchor")
+            found = _chain_entry(issuer_id, x5c, anchors, now)
+        else:
+            entry = self.entry(issuer_id)
+            if entry is None or entry.kind == "x509":
                 raise IssuerNotTrusted("not_listed", "the issuer is not in the trust bundle")
-            entry = _chain_entry(issuer_id, x5c, anchors, now)
-        if not entry.allows(credential_type):
+            found = Trusted(entry)
+        if not found.entry.allows(credential_type):
             raise IssuerNotTrusted("type_not_allowed", "the issuer may not issue this type")
-        missing = sorted(set(required_marks) - entry.marks)
+        missing = sorted(set(required_marks) - found.entry.marks)
         if missing:
             raise IssuerNotTrusted("mark_missing", f"the issuer lacks trust marks {missing}")
-        return entry
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Trusted:
+    """How an issuer is trusted: the entry, and — trusted through an ``x5c`` chain — the
+    end-entity certificate's public key, which must verify the credential."""
+
+    entry: TrustEntry
+    key: PublicKey | None = None
 
 
 def _chain_entry(
     issuer_id: str, x5c: Sequence[str], anchors: Sequence[TrustEntry], now: datetime
-) -> TrustEntry:
+) -> Trusted:
     """The anchor entry ``x5c`` verifies up to (cryptography's RFC 5280 path validation),
-    its end-entity certificate naming the issuer; raises :class:`IssuerNotTrusted`."""
+    its end-entity certificate naming the issuer, with that certificate's key; raises
+    :class:`IssuerNotTrusted`."""
     if not x5c or len(x5c) > _MAX_CHAIN or not all(isinstance(c, str) for c in x5c):
         raise IssuerNotTrusted("chain_invalid", "x5c is 1 to 8 base64 certificates")
     try:
@@ -298,12 +333,17 @@ def _chain_entry(
         raise IssuerNotTrusted("chain_invalid", "an x5c member is not a certificate") from e
     by_id = {e.id: e for e in anchors}
     store = x509v.Store([_load_der(e.anchor or b"", "the anchor") for e in anchors])
-    # Issuer certificates are not TLS certificates: the end entity's extended key usage, when
-    # present, is the issuer's business (ISO 18013-5 document signers carry their own), so
-    # the end-entity policy permits it; the CA policy is the Web PKI's.
-    ca_policy = x509v.ExtensionPolicy.webpki_defaults_ca()
+    # Issuer certificates are not TLS certificates.  The Web PKI profile's client verifier
+    # would demand clientAuth of every extended key usage, refusing the document-signing
+    # ones issuer CAs and end entities carry (ISO 18013-5's mdlDS); and allowing any EKU
+    # would accept a TLS server certificate as an issuer's, so that anchoring a public TLS
+    # root would let anyone holding a TLS certificate sign as https://their-domain.  So
+    # on every certificate of the chain an EKU, when present, must allow more than TLS.
+    ca_policy = x509v.ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, x509v.Criticality.AGNOSTIC, _not_tls_only
+    )
     ee_policy = x509v.ExtensionPolicy.webpki_defaults_ee().may_be_present(
-        x509.ExtendedKeyUsage, x509v.Criticality.AGNOSTIC, None
+        x509.ExtendedKeyUsage, x509v.Criticality.AGNOSTIC, _not_tls_only
     )
     verifier = (
         x509v.PolicyBuilder()
@@ -322,7 +362,25 @@ def _chain_entry(
         raise IssuerNotTrusted("chain_invalid", "the chain ends at no listed anchor")
     if not _names_issuer(verified.subjects or [], issuer_id):
         raise IssuerNotTrusted("chain_invalid", "the certificate does not name the issuer")
-    return entry
+    try:
+        key = PublicKey.from_cryptography(verified.chain[0].public_key())
+    except KeyInvalid as e:
+        raise IssuerNotTrusted("chain_invalid", "the certificate's key is not P-256") from e
+    return Trusted(entry, key)
+
+
+_TLS_ONLY: Final = frozenset(
+    {x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH}
+)
+
+
+def _not_tls_only(
+    _policy: x509v.Policy, _certificate: x509.Certificate, usage: x509.ExtendedKeyUsage | None
+) -> None:
+    """An extension validator: refuse a certificate whose extended key usages are all TLS
+    ones (RFC 5280 §4.2.1.12: the key may then be used only for TLS)."""
+    if usage is not None and set(usage) <= _TLS_ONLY:
+        raise ValueError("a TLS-only certificate is no credential issuer's")
 
 
 def _names_issuer(subjects: Sequence[x509.GeneralName], issuer_id: str) -> bool:
@@ -347,7 +405,20 @@ def trusted_in(
     *,
     now: datetime,
 ) -> TrustEntry:
-    """:meth:`TrustBundle.trusted` over several bundles (the platform's own, then pinned
+    """The entry of :func:`lookup_in`.  Raises :class:`IssuerNotTrusted`."""
+    return lookup_in(bundles, issuer_id, credential_type, required_marks, x5c, now=now).entry
+
+
+def lookup_in(
+    bundles: Sequence[TrustBundle],
+    issuer_id: str,
+    credential_type: str | Collection[str],
+    required_marks: Collection[str] = (),
+    x5c: Sequence[str] | None = None,
+    *,
+    now: datetime,
+) -> Trusted:
+    """:meth:`TrustBundle.lookup` over several bundles (the platform's own, then pinned
     ones): the first that trusts the issuer answers.  When none does, the reason raised is
     the most telling: one from a bundle that lists the issuer (``type_not_allowed``,
     ``mark_missing``, ``chain_invalid``) before ``bundle_expired`` before ``not_listed``.
@@ -358,7 +429,7 @@ def trusted_in(
     worst: IssuerNotTrusted | None = None
     for bundle in bundles:
         try:
-            return bundle.trusted(issuer_id, credential_type, required_marks, x5c, now=now)
+            return bundle.lookup(issuer_id, credential_type, required_marks, x5c, now=now)
         except IssuerNotTrusted as e:
             if worst is None or rank.get(e.reason, 2) < rank.get(worst.reason, 2):
                 worst = e

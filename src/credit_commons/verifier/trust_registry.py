@@ -5,6 +5,9 @@ writes each version's entries as it changes.  :func:`published_bundle` signs the
 version with the platform's ``trust-bundle`` key (Ed25519, made on first use) for
 ``GET /.well-known/trust-bundle``: ``iat`` now and ``exp`` a day later, re-signed once half
 of that has passed (the same version, so a verifier that pinned it sees no rollback).
+Besides the trust list's entries a bundle names the platform itself (an https issuer of any
+type, when its public URL is https), so a verifier pinning it accepts this platform's own
+credentials.
 :func:`trusted` answers step 6 of the pipeline over the platform's own list and every
 pinned bundle of another platform (:mod:`~credit_commons.verifier.trust_pins`).
 """
@@ -22,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.attached import Attached
-from credit_commons.core.errors import ConflictError, NotFoundError
+from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
 from credit_commons.identity import Principal
 from credit_commons.keys import KeyType, PublicKey, StoredSigner
 from credit_commons.keys import service as key_service
@@ -32,10 +35,11 @@ from credit_commons.verifier.schemas import TrustBundleView
 from credit_commons.verifier.trust import entry_documents, write_bundle_version
 from credit_commons.verifier.trust_bundle import (
     TrustBundle,
+    Trusted,
     TrustEntry,
     entries_from_json,
+    lookup_in,
     sign_bundle,
-    trusted_in,
 )
 from credit_commons.verifier.trust_pins import pinned_bundles
 
@@ -47,6 +51,7 @@ __all__ = [
     "bundle_key",
     "bundle_signer",
     "bundle_view",
+    "lookup",
     "own_bundle",
     "published_bundle",
     "trusted",
@@ -161,8 +166,24 @@ def _bundle(session: Session, rt: Runtime, version: int, now: datetime) -> Trust
         max(version, 1),
         iat,
         iat + int(BUNDLE_VALIDITY.total_seconds()),
-        entries,
+        (*entries, *_platform_entry(rt, entries)),
     )
+
+
+def _platform_entry(rt: Runtime, listed: Sequence[TrustEntry]) -> tuple[TrustEntry, ...]:
+    """The platform itself as an https issuer of any type (its keys in its JWT VC Issuer
+    Metadata), so that a verifier pinning this bundle — a lender running its own verifier
+    against it — accepts this platform's credentials through it.  Only when its public URL
+    is an https issuer identifier (a development platform on http is no issuer elsewhere),
+    and not twice when an administrator listed it.  The same in every version: the
+    platform's own catalogue, not the trust list, decides what it issues."""
+    issuer = rt.settings.public_url
+    if any(e.id == issuer for e in listed):
+        return ()
+    try:
+        return (TrustEntry(issuer, "https"),)
+    except ValidationError:
+        return ()
 
 
 def bundle_view(session: Session, rt: Runtime, principal: Principal) -> TrustBundleView:
@@ -203,5 +224,25 @@ def trusted(
 
     Raises :class:`~credit_commons.verifier.trust_bundle.IssuerNotTrusted` with its reason.
     """
+    return lookup(
+        session, rt, issuer_id, credential_type, required_marks=required_marks, x5c=x5c
+    ).entry
+
+
+def lookup(
+    session: Session,
+    rt: Runtime,
+    issuer_id: str,
+    credential_type: str | Collection[str],
+    *,
+    required_marks: Collection[str] = (),
+    x5c: Sequence[str] | None = None,
+) -> Trusted:
+    """:func:`trusted`, with — for an issuer trusted through an ``x5c`` chain up to an
+    X.509 anchor — the end-entity certificate's key, the one key that may verify the
+    credential (step 3).
+
+    Raises :class:`~credit_commons.verifier.trust_bundle.IssuerNotTrusted` with its reason.
+    """
     bundles = [own_bundle(session, rt), *pinned_bundles(session, rt)]
-    return trusted_in(bundles, issuer_id, credential_type, required_marks, x5c, now=rt.clock.now())
+    return lookup_in(bundles, issuer_id, credential_type, required_marks, x5c, now=rt.clock.now())

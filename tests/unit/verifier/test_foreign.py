@@ -45,16 +45,28 @@ def test_keys_are_cached_for_the_ttl_and_refetched_for_an_unseen_kid() -> None:
     fetcher = OutboundFetcher(
         transport=httpx.MockTransport(handler), resolver=lambda _: ["8.8.8.8"]
     )
-    foreign = ForeignIssuers(fetcher, ttl=60, clock=clock)
+    foreign = ForeignIssuers(fetcher, ttl=60, refetch_after=10, clock=clock)
     assert foreign.key(ISSUER, "https", {"kid": "k0"}) == keys[0].public_key
     assert foreign.key(ISSUER, "https", {"kid": "k0"}) == keys[0].public_key
     assert len(calls) == 1
     keys.append(PrivateKey.generate(KeyType.ED25519))  # the issuer rotates
+    # Right after a fetch an unseen kid is refused from the cache: made-up kids in a stream
+    # of presentations cannot make this verifier fetch from the issuer each time.
+    for _ in range(5):
+        with pytest.raises(UnknownForeignKey):
+            foreign.key(ISSUER, "https", {"kid": "k1"})
+    assert len(calls) == 1
+    clock.now += 10
     assert foreign.key(ISSUER, "https", {"kid": "k1"}) == keys[1].public_key
     assert len(calls) == 2
     with pytest.raises(UnknownForeignKey):
         foreign.key(ISSUER, "https", {"kid": "k7"})
+    assert len(calls) == 2  # just fetched: not again
+    clock.now += 10
+    with pytest.raises(UnknownForeignKey):
+        foreign.key(ISSUER, "https", {"kid": "k7"})
     assert len(calls) == 3  # an unknown kid is looked up once more, then refused
+    assert foreign.key(ISSUER, "https", {"kid": "k0"}) == keys[0].public_key
     clock.now += 61
     foreign.key(ISSUER, "https", {"kid": "k0"})
     assert len(calls) == 4

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from tests.unit.verifier.x509_support import certificate, chain
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
 from credit_commons.core.errors import ValidationError
 from credit_commons.formats.jws import sign_compact
-from credit_commons.keys import KeyType, PrivateKey, encode_did_key
+from credit_commons.keys import KeyType, PrivateKey, PublicKey, encode_did_key
 from credit_commons.verifier.trust_bundle import (
     TRUST_BUNDLE_TYP,
     IssuerNotTrusted,
@@ -24,6 +25,7 @@ from credit_commons.verifier.trust_bundle import (
     TrustBundleRollback,
     TrustBundleSignatureInvalid,
     TrustEntry,
+    lookup_in,
     sign_bundle,
     trusted_in,
     verify_bundle,
@@ -244,6 +246,64 @@ def test_x509_refusals() -> None:
     # No x509 entry in the bundle at all.
     plain = bundle(entries=(TrustEntry(DID_KEY, "did:key"),))
     assert reason("https://bank.example", VCT, (), x5c, b=plain) == "not_listed"
+
+
+#: ISO 18013-5's document signer extended key usage (an issuer's, not a TLS one).
+DOCUMENT_SIGNER = x509.ObjectIdentifier("1.0.18013.5.1.2")
+
+
+def test_a_chain_yields_its_end_entity_key() -> None:
+    x5c = [LEAF.x5c, INTERMEDIATE.x5c]
+    found = bundle().lookup("https://bank.example", VCT, {"bank"}, x5c, now=NOW)
+    assert found.entry.id == x509_entry_id(ROOT.der)
+    assert found.key == PublicKey.from_cryptography(LEAF.certificate.public_key())
+    assert found.key != PublicKey.from_cryptography(INTERMEDIATE.certificate.public_key())
+    # Without a chain the issuer's own entry answers, and no key comes with it.
+    assert bundle().lookup(DID_KEY, VCT, now=NOW).key is None
+    assert lookup_in([bundle()], "https://bank.example", VCT, (), x5c, now=NOW).key == found.key
+
+
+def test_a_chain_is_trusted_only_through_an_anchor() -> None:
+    # https://issuer.example has its own entry (keys from its metadata): a chain naming it
+    # is trusted only if it verifies up to an anchor, never through that entry.
+    _root, other_intermediate, other_leaf = chain("issuer.example")
+    foreign = [other_leaf.x5c, other_intermediate.x5c]
+    assert reason("https://issuer.example", VCT, (), foreign) == "chain_invalid"
+
+
+def test_extended_key_usages() -> None:
+    tls = [ExtendedKeyUsageOID.SERVER_AUTH]
+    san = [x509.DNSName("bank.example")]
+
+    def leaf(under: Any, eku: Any) -> str:
+        return certificate("bank.example", issuer=under, ca=False, san=san, eku=eku).x5c
+
+    # A TLS server (or client) certificate is not an issuer's, even under a listed anchor.
+    assert reason("https://bank.example", VCT, (), [leaf(INTERMEDIATE, tls), INTERMEDIATE.x5c]) == (
+        "chain_invalid"
+    )
+    both = [*tls, ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert reason(
+        "https://bank.example", VCT, (), [leaf(INTERMEDIATE, both), INTERMEDIATE.x5c]
+    ) == ("chain_invalid")
+    # A TLS-only intermediate cannot issue an issuer's certificate either.
+    tls_ca = certificate("TLS Intermediate", issuer=ROOT, ca=True, eku=tls)
+    assert reason("https://bank.example", VCT, (), [leaf(tls_ca, None), tls_ca.x5c]) == (
+        "chain_invalid"
+    )
+    # Document-signing usages, on the end entity and on the intermediate, are accepted
+    # (the client verifier's clientAuth rule would refuse the intermediate's).
+    ds = [DOCUMENT_SIGNER]
+    bundle().trusted(
+        "https://bank.example", VCT, (), [leaf(INTERMEDIATE, ds), INTERMEDIATE.x5c], now=NOW
+    )
+    ds_ca = certificate("DS Intermediate", issuer=ROOT, ca=True, eku=ds)
+    bundle().trusted("https://bank.example", VCT, (), [leaf(ds_ca, ds), ds_ca.x5c], now=NOW)
+    # A usage beside the TLS ones is more than TLS.
+    mixed = [*tls, DOCUMENT_SIGNER]
+    bundle().trusted(
+        "https://bank.example", VCT, (), [leaf(INTERMEDIATE, mixed), INTERMEDIATE.x5c], now=NOW
+    )
 
 
 def test_trusted_in_several_bundles() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
@@ -22,7 +22,7 @@ class Issued:
     """A certificate and its private key."""
 
     certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
     @property
     def der(self) -> bytes:
@@ -45,9 +45,16 @@ def certificate(
     san: list[x509.GeneralName] | None = None,
     days: int = 3650,
     start: datetime = START,
+    eku: list[x509.ObjectIdentifier] | None = None,
+    ed25519_key: bool = False,
 ) -> Issued:
-    """A P-256 certificate for ``cn``, self-signed when ``issuer`` is ``None``."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    """A P-256 (or Ed25519) certificate for ``cn``, self-signed when ``issuer`` is
+    ``None``, with extended key usages ``eku`` when given."""
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey = (
+        ed25519.Ed25519PrivateKey.generate()
+        if ed25519_key
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     public = key.public_key()
     builder = (
         x509.CertificateBuilder()
@@ -98,7 +105,11 @@ def certificate(
         )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    signed = builder.sign(issuer.key if issuer else key, hashes.SHA256())
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    signer = issuer.key if issuer else key
+    digest = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    signed = builder.sign(signer, digest)
     return Issued(signed, key)
 
 
