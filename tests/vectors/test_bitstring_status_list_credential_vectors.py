@@ -173,9 +173,17 @@ def test_a_list_with_several_purposes_answers_each() -> None:
     "bad",
     [
         {"statusListIndex": 94567},  # §2.1: a string, not a number
-        {"statusListIndex": "094567"},
         {"statusListIndex": "-1"},
+        {"statusListIndex": "+7"},
         {"statusListIndex": "9.5"},
+        {"statusListIndex": "1e3"},
+        {"statusListIndex": "0x1F"},
+        {"statusListIndex": " 7"},
+        {"statusListIndex": "7\n"},
+        {"statusListIndex": "\u0667"},  # ARABIC-INDIC DIGIT SEVEN: base 10, but not ASCII
+        {"statusListIndex": ""},
+        {"statusListIndex": "1" + "0" * 100},  # past any list (and int()'s own limit below)
+        {"statusListIndex": "9" * 5000},
         {"type": "StatusList2021Entry"},
         {"statusPurpose": ""},
         {"statusListCredential": "status/3"},
@@ -187,6 +195,25 @@ def test_a_list_with_several_purposes_answers_each() -> None:
 def test_malformed_entries_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(StatusListInvalid):
         BitstringStatusEntry.from_json({**REVOCATION_94567, **bad})
+
+
+@pytest.mark.parametrize(
+    ("written", "index"),
+    [("007", 7), ("0", 0), ("000", 0), ("094567", 94567), ("0" * 200 + "1" + "0" * 99, 10**99)],
+)
+def test_an_index_is_read_in_base_10_leading_zeros_included(written: str, index: int) -> None:
+    # §2.1: "an arbitrary size integer greater than or equal to 0, expressed as a string in
+    # base 10"; "007" expresses 7 in base 10, and nothing in §2.1 forbids leading zeros.
+    entry = BitstringStatusEntry.from_json({**REVOCATION_94567, "statusListIndex": written})
+    assert entry.index == index
+
+
+def test_an_index_with_leading_zeros_reads_the_same_status() -> None:
+    revoked = BitstringStatusList.decode(LIST_CREDENTIAL["credentialSubject"]["encodedList"])
+    revoked.set(94567, 1)
+    changed = json.loads(json.dumps(LIST_CREDENTIAL))
+    changed["credentialSubject"]["encodedList"] = revoked.encode()
+    assert check(secured(changed), {**REVOCATION_94567, "statusListIndex": "0094567"}) == 1
 
 
 def test_a_status_this_verifier_cannot_check_is_refused_not_skipped() -> None:

@@ -11,7 +11,11 @@ status list, a credential offer) goes through :class:`OutboundFetcher`, which
    is a loopback address, over ``http`` or ``https``; each refusal names the setting that
    would allow it,
 3. never follows redirects (a redirect could lead past step 2), and
-4. caps the response size and the time spent.
+4. caps the response size and the time spent.  The cap is on the decoded body, and it holds
+   while decoding: a ``gzip`` or ``deflate`` body (the only content codings asked for) is
+   inflated here, never more than the cap at a time (``zlib``'s ``max_length``), rather
+   than by httpx, which inflates each network chunk whole (one 64 KiB chunk of a gzip bomb
+   is 64 MiB).  A POST's answer body is never read.
 
 TLS certificates are always verified, against the public roots (``certifi``) and, when the
 fetcher is given a ``ca_file``, the CA certificates in it too (a private or test CA); the
@@ -29,7 +33,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +44,7 @@ import httpx
 from credit_commons.core.encoding import json_decode
 from credit_commons.core.errors import ConfigurationError, UnavailableError, ValidationError
 
-__all__ = ["FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
+__all__ = ["ACCEPT_ENCODING", "FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
 
 Resolver = Callable[[str], Sequence[str]]
 
@@ -74,6 +79,44 @@ def system_resolver(host: str) -> list[str]:
 
 _HTTP_HINT = "COMMONS_INSECURE_ALLOW_HTTP=true allows http (development only)"
 _PRIVATE_HINT = "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK=true allows it (development only)"
+
+
+# RFC 9110 §8.4.1: the content codings asked for (Accept-Encoding) and read here; zlib's
+# wbits 32 + 15 reads a zlib ("deflate", RFC 1950) or gzip (RFC 1952) stream by its header.
+ACCEPT_ENCODING = "gzip, deflate"
+_DECODED = frozenset({"gzip", "x-gzip", "deflate"})
+_ZLIB_OR_GZIP = 32 + zlib.MAX_WBITS
+
+
+def _decoded(raw: Iterator[bytes], coding: str, limit: int) -> Iterator[bytes]:
+    # The body's bytes in content coding ``coding``, decoded, at most ``limit + 1`` of them
+    # in memory at once (one more than the cap, so the caller sees it was passed).
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        yield from raw
+        return
+    if coding not in _DECODED:
+        raise FetchFailed(f"remote used a content coding not asked for: {coding[:40]}")
+    inflate = zlib.decompressobj(_ZLIB_OR_GZIP)
+    produced = 0
+    try:
+        for chunk in raw:
+            data = chunk
+            while data:
+                out = inflate.decompress(data, limit + 1 - produced)
+                produced += len(out)
+                yield out
+                if produced > limit:
+                    return
+                if inflate.eof:
+                    if inflate.unused_data or any(more for more in raw):
+                        raise FetchFailed("remote sent data after the compressed body")
+                    return
+                data = inflate.unconsumed_tail
+    except zlib.error as e:
+        raise FetchFailed("remote sent a malformed compressed body") from e
+    if not inflate.eof:
+        raise FetchFailed("remote sent a truncated compressed body")
 
 
 def _loopback(address: str) -> bool:
@@ -195,13 +238,21 @@ class OutboundFetcher:
         network error).
         """
         self.check_url(url)
+        headers = {"Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
         try:
-            with self._client.stream("GET", url, headers={"Accept": accept}) as response:
+            with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
                     raise FetchFailed(f"remote answered HTTP {response.status_code}")
+                if response.is_stream_consumed:
+                    # Only a response built in memory (a test's transport) arrives already
+                    # read, and so already decoded; what the network sends is a stream.
+                    raw, coding = iter([response.content]), ""
+                else:
+                    raw = self._capped(response.iter_raw(), "remote resource is too large")
+                    coding = response.headers.get("content-encoding", "")
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in response.iter_bytes():
+                for chunk in _decoded(raw, coding, self._max_bytes):
                     size += len(chunk)
                     if size > self._max_bytes:
                         raise FetchFailed("remote resource is too large")
@@ -210,16 +261,29 @@ class OutboundFetcher:
         except httpx.HTTPError as e:
             raise FetchFailed("remote resource could not be fetched") from e
 
+    def _capped(self, raw: Iterator[bytes], message: str) -> Iterator[bytes]:
+        # The body as received, refused past the cap (a compressed body is no larger than
+        # the cap either).
+        size = 0
+        for chunk in raw:
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise FetchFailed(message)
+            yield chunk
+
     def post(self, url: str, body: bytes, *, content_type: str) -> int:
         """POST ``body`` to ``url`` after the guard's checks; the HTTP status (redirects are
         not followed).  Raises :class:`UnsafeUrl` or :class:`FetchFailed` (network error).
         """
         self.check_url(url)
+        headers = {"Content-Type": content_type, "Accept-Encoding": "identity"}
         try:
-            response = self._client.post(url, content=body, headers={"Content-Type": content_type})
+            # Streamed and closed unread: only the status is wanted, so the answer's body,
+            # of whatever size or coding, is never read.
+            with self._client.stream("POST", url, content=body, headers=headers) as response:
+                return response.status_code
         except httpx.HTTPError as e:
             raise FetchFailed("remote endpoint could not be reached") from e
-        return response.status_code
 
     def get_json(self, url: str) -> Any:
         """GET ``url`` and parse it as JSON; raises like :meth:`get_bytes`."""

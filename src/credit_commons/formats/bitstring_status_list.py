@@ -53,7 +53,14 @@ __all__ = [
 ENTRY_TYPE: Final = "BitstringStatusListEntry"
 LIST_CREDENTIAL_TYPE: Final = "BitstringStatusListCredential"
 LIST_TYPE: Final = "BitstringStatusList"
-_DECIMAL = re.compile(r"^(0|[1-9][0-9]*)$", re.ASCII)
+# W3C §2.1: statusListIndex "MUST be an arbitrary size integer greater than or equal to 0,
+# expressed as a string in base 10": ASCII digits, leading zeros included ("007" is 7 in base
+# 10; nothing in §2.1 forbids them), no sign, space or fraction.
+_DECIMAL = re.compile(r"[0-9]+", re.ASCII)
+# Significant digits beyond which no list can hold the index (a list is at most the
+# decompression cap; 10**100 entries is far past it), refused before int() (whose own limit,
+# 4,300 digits, raises ValueError) so that a long string costs nothing.
+_INDEX_DIGITS_MAX = 100
 
 
 # -- W3C Bitstring Status List v1.0 ----------------------------------------------------------
@@ -260,8 +267,9 @@ class BitstringStatusEntry:
         """Parse one ``credentialStatus`` entry.
 
         ``type`` must be ``BitstringStatusListEntry``; ``statusPurpose`` a non-empty
-        string; ``statusListIndex`` the decimal *string* of a non-negative integer (§2.1,
-        no sign, no leading zero); ``statusListCredential`` a URL; ``id``, when present, a
+        string; ``statusListIndex`` the decimal *string* of a non-negative integer (§2.1:
+        ASCII digits, no sign; leading zeros are allowed, "007" is 7), of at most 100
+        significant digits; ``statusListCredential`` a URL; ``id``, when present, a
         URL other than the list's (§2.1: it "MUST NOT be the URL for the status list");
         ``statusSize``, when present, 1.  Raises :class:`StatusListInvalid`.
         """
@@ -271,15 +279,18 @@ class BitstringStatusEntry:
         uri = value.get("statusListCredential")
         if not isinstance(purpose, str) or not purpose:
             raise StatusListInvalid("statusPurpose must be a non-empty string")
-        if not isinstance(index, str) or not _DECIMAL.match(index):
-            raise StatusListInvalid("statusListIndex must be the string of an integer")
+        if not isinstance(index, str) or not _DECIMAL.fullmatch(index):
+            raise StatusListInvalid("statusListIndex must be the base-10 string of an integer")
+        digits = index.lstrip("0") or "0"
+        if len(digits) > _INDEX_DIGITS_MAX:
+            raise StatusListInvalid("statusListIndex is larger than any status list")
         if not isinstance(uri, str) or ":" not in uri:
             raise StatusListInvalid("statusListCredential must be a URL")
         if "id" in value and (not isinstance(value["id"], str) or value["id"] == uri):
             raise StatusListInvalid("the entry's id must be a URL other than the list's")
         if value.get("statusSize", 1) != 1 or isinstance(value.get("statusSize"), bool):
             raise StatusListInvalid("only statusSize 1 is supported")
-        return cls(uri, int(index), purpose)
+        return cls(uri, int(digits), purpose)
 
     def to_json(self) -> dict[str, str]:
         """The entry as issued: its ``id`` is the list URL with the index as fragment."""
