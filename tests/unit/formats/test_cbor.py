@@ -3,6 +3,7 @@ per value (loads_strict)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import cbor2
@@ -123,3 +124,21 @@ def test_what_cbor2_writes_is_read_back_by_both(value: Any) -> None:
     data = cbor2.dumps(value)
     assert loads_unique(data) == value
     assert loads_strict(data) == value
+
+
+def _mutated(data: bytes, position: int, byte: int) -> bytes:
+    if not data:
+        return bytes([byte])
+    at = position % len(data)
+    return data[:at] + bytes([byte]) + data[at + 1 :]
+
+
+@given(
+    st.binary(max_size=64)
+    | st.builds(_mutated, _VALUES.map(cbor2.dumps), st.integers(0, 63), st.integers(0, 255))
+)
+def test_any_bytes_are_a_value_or_cbor_invalid(data: bytes) -> None:
+    # Whatever an outsider sends: a value or CborInvalid, never another exception.
+    for read in (loads_unique, loads_strict):
+        with contextlib.suppress(CborInvalid):
+            read(data)
