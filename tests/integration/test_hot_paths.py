@@ -3,7 +3,8 @@ plain reference path, on SQLite and PostgreSQL (issue 15: performance code sits 
 same service functions, each with the reference path tested against it).
 
 One flow -- a new borrower, a credential, consents approved, paused, resumed, revoked and
-refused, retrievals allowed and denied, the credential revoked -- runs over HTTP on the same
+refused, retrievals allowed and denied, the credential presented to the platform's OpenID4VP
+verifier and its decision read, the credential revoked -- runs over HTTP on the same
 platform: once to warm it up, once on the fast paths, once inside ``reference_paths()``,
 where every precompiled statement runs through SQLAlchemy's own ``session.execute``.  What
 the services answer and the events they record must be the same, and the flow must reach
@@ -11,9 +12,11 @@ every precompiled statement the package defines."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -24,6 +27,9 @@ from credit_commons.consent import check as consent_check
 from credit_commons.consent.errors import ConsentError
 from credit_commons.core.db import HotQuery, HotStatement, reference_paths, transaction
 from credit_commons.events import EventRow
+from credit_commons.formats import oid4vp
+from credit_commons.formats.sd_jwt_format import SdJwt
+from credit_commons.issuer import CREDIT_READINESS, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 
@@ -119,6 +125,7 @@ def _flow(world: World) -> tuple[list[tuple[str, int, Any]], list[str]]:
     check("check paused", live)
     decide(live, "resume")
     fetch("fetch resumed", live)
+    present_to_verifier(world, issued.json()["credential"], holder, steps)
     revoked = http.post(f"/v1/credentials/{credential_id}/revoke", headers=world.admin)
     steps.append(("revoke credential", *_answer(revoked)))
     fetch("fetch revoked credential", live)
@@ -129,6 +136,57 @@ def _flow(world: World) -> tuple[list[tuple[str, int, Any]], list[str]]:
             row.type for row in session.scalars(select(EventRow)) if row.id not in before
         )
     return steps, events
+
+
+def present_to_verifier(
+    world: World, credential: str, holder: PrivateKey, steps: list[tuple[str, int, Any]]
+) -> None:
+    """The lender asks the platform's verifier for the income bracket, the borrower's wallet
+    answers (the pipeline's reads: the status entry with its tombstone), the lender reads
+    the decision."""
+    http = world.http
+    query = {
+        "credentials": [
+            {
+                "id": "crc",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [CREDIT_READINESS.vct]},
+                "claims": [{"path": ["income_bracket"]}],
+            }
+        ]
+    }
+    made = http.post(
+        "/v1/verifier/requests",
+        json={
+            "dcql_query": query,
+            "client_id_prefix": "redirect_uri",
+            "response_mode": "direct_post",
+            "redirect_uri": "https://lender.example/done",
+        },
+        headers=world.token(),
+    )
+    steps.append(("verifier request", *_answer(made)))
+    request = oid4vp.parse_authorization_request(made.json()["request"], signed=False)
+    shown = present(
+        SdJwt.parse(credential),
+        disclose={"/income_bracket"},
+        holder_signer=holder,
+        audience=request.client_id,
+        nonce=request.nonce,
+        iat=world.now(),
+    )
+    answered = http.post(
+        urlsplit(request.response_uri).path,
+        data={"vp_token": json.dumps({"crc": [shown]}), "state": str(request.state)},
+    )
+    steps.append(("verifier response", *_answer(answered)))
+    code = parse_qs(urlsplit(answered.json()["redirect_uri"]).query)["response_code"][0]
+    read = http.post(
+        f"/v1/verifier/requests/{made.json()['id']}/decision",
+        json={"response_code": code},
+        headers=world.token(),
+    )
+    steps.append(("verifier decision", *_answer(read)))
 
 
 def test_the_fast_paths_answer_what_the_reference_path_answers(world: World) -> None:
@@ -142,10 +200,12 @@ def test_the_fast_paths_answer_what_the_reference_path_answers(world: World) -> 
     # The flow is not a trivial one: it was allowed, refused and recorded.
     statuses = {label: status for label, status, _ in fast_steps}
     assert statuses["fetch"] == 200
+    assert (statuses["verifier response"], statuses["verifier decision"]) == (200, 200)
     assert statuses["fetch paused"] == 403
     assert (statuses["check"], statuses["check paused"]) == (200, 403)
     assert "access.allowed" in fast_events
     assert "access.denied" in fast_events
+    assert "verification.decided" in fast_events
     # ...and it reached every precompiled statement in the package (none is untested).
     package = [p for p in defined if p.defined_in.startswith("credit_commons.")]
     assert len(package) >= 10

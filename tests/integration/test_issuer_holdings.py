@@ -9,7 +9,7 @@ import random
 
 from credit_commons.core.db import transaction
 from credit_commons.formats.status_list import TokenStatus
-from credit_commons.issuer import holdings, status
+from credit_commons.issuer import holdings, status, subject_erased
 from credit_commons.runtime import Runtime
 
 
@@ -48,3 +48,26 @@ def test_what_is_not_an_issuer_token_list_entry_is_invalid(runtime: Runtime) -> 
 def test_no_credentials_is_an_empty_list(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         assert holdings.sd_jwt_credentials(session, "idt_none", "CreditReadiness") == []
+
+
+def test_the_verifier_entry_read_agrees_with_the_reference_reads(runtime: Runtime) -> None:
+    # issuer.entry_state (one statement) against get_status and subject_erased.
+    rng = random.Random(16)
+    with transaction(runtime.sessions) as session:
+        refs = status.allocate_many(session, runtime, status.StatusKind.TOKEN, 60)
+        for ref in refs:
+            change = rng.choice([None, TokenStatus.INVALID, TokenStatus.SUSPENDED])
+            if change is not None:
+                status.set_status(session, runtime, ref, change)
+        bitstring = status.allocate(session, runtime, status.StatusKind.BITSTRING)
+    with transaction(runtime.sessions) as session:
+        for ref in refs:
+            state = holdings.entry_state(session, ref.list_id, ref.index)
+            assert state is not None
+            assert state.status is status.get_status(session, ref), ref
+            assert state.erased is subject_erased(session, ref.list_id, ref.index) is False
+        assert holdings.entry_state(session, "sl_unknown", 0) is None
+        assert holdings.entry_state(session, bitstring.list_id, bitstring.index) is None
+        for index in (status.LIST_SIZE, -1):  # outside the list
+            outside = holdings.entry_state(session, refs[0].list_id, index)
+            assert outside == holdings.EntryState(TokenStatus.INVALID, erased=False)

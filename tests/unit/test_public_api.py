@@ -97,6 +97,8 @@ EXPECTED = {
         "is_own_issuer", "issuer_key_versions", "own_status_list_id", "present",
         "sd_jwt_credentials", "token_status", "issuer_did", "issuer_signer", "subject_erased",
         "RenderedList", "render_status_list", "status_uri",
+        # Issue 16, the verifier's hot path.
+        "EntryState", "entry_state", "issuer_public_key",
     },
     "credit_commons.consent": {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",

@@ -238,9 +238,11 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
 
 def _include_routers(app: FastAPI) -> None:
     # Routes are matched in order, each one costing a few microseconds: the lenders' API
-    # (consent-gated retrieval, the platform's busiest route) comes first.  Its paths
-    # overlap no other router's.
+    # (consent-gated retrieval, the platform's busiest route) comes first, then the
+    # OpenID4VP verifier (a wallet's response, the decision).  Their paths overlap no other
+    # router's.
     app.include_router(consent_routes.lender_router)
+    app.include_router(verifier_routes.router)
     app.include_router(log_routes.router)
     app.include_router(identity_routes.router)
     app.include_router(identity_routes.attestations_router)
@@ -254,7 +256,6 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(verifier_policy_routes.trust_admin_router)
     app.include_router(verifier_policy_routes.policies_router)
     app.include_router(oid4vci_routes.router)
-    app.include_router(verifier_routes.router)
     oid4vci_routes.install_oauth_errors(app)
     app.include_router(log_routes.tiles_router)
     app.include_router(lender_routes.router)

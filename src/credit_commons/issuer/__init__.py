@@ -17,7 +17,13 @@ from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.issuer.documents import issuer_did
 from credit_commons.issuer.erasure import forget_subject, subject_erased
 from credit_commons.issuer.export import export_credentials
-from credit_commons.issuer.holdings import HeldCredential, sd_jwt_credentials, token_status
+from credit_commons.issuer.holdings import (
+    EntryState,
+    HeldCredential,
+    entry_state,
+    sd_jwt_credentials,
+    token_status,
+)
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
 from credit_commons.issuer.schemas import ExportedCredential
 from credit_commons.issuer.sd_jwt import disclosure_paths, present
@@ -28,6 +34,7 @@ from credit_commons.issuer.status import (
     StatusRef,
     get_status,
     issuer_key_versions,
+    issuer_public_key,
     issuer_signer,
     status_uri,
 )
@@ -36,18 +43,21 @@ from credit_commons.issuer.status import render as render_status_list
 __all__ = [
     "CREDIT_READINESS",
     "ISSUER_KEY",
+    "EntryState",
     "ExportedCredential",
     "HeldCredential",
     "RenderedList",
     "StatusKind",
     "StatusRef",
     "disclosure_paths",
+    "entry_state",
     "export_credentials",
     "forget_subject",
     "get_status",
     "is_own_issuer",
     "issuer_did",
     "issuer_key_versions",
+    "issuer_public_key",
     "issuer_signer",
     "own_status_list_id",
     "present",

@@ -1,11 +1,15 @@
 """What the issuer holds for a holder, read on consent's retrieval path: the holder's
-SD-JWT credentials of a type, newest first, and the current Token Status List entry of one.
+SD-JWT credentials of a type, newest first, and the current Token Status List entry of one;
+and for the verifier's pipeline, an entry's status with whether its subject was erased.
 
 The issuer's service for other domains (consent asks here instead of reading the issuer's
 tables).  Both reads are precompiled statements (``HotQuery``) because gated retrieval is a
 measured hot path (``bench/consent.py``): :func:`token_status` reads the one byte of the list
 that holds the entry (``formats.status_list.entry_byte``) instead of the 32 KiB list, and is
 tested against :func:`credit_commons.issuer.status.get_status`, the reference path.
+:func:`entry_state` is the same read with the tombstone of the credential at the entry
+(``issuer.erasure.subject_erased``) in the same statement, for steps 4 and 9 of the
+verifier's pipeline (``bench/verifier.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from credit_commons.core.db import HotQuery, stored_datetime
 from credit_commons.formats.status_list import TokenStatus, entry_byte, entry_in_byte
 from credit_commons.issuer.models import CredentialRow, StatusListRow
 
-__all__ = ["HeldCredential", "sd_jwt_credentials", "token_status"]
+__all__ = ["EntryState", "HeldCredential", "entry_state", "sd_jwt_credentials", "token_status"]
 
 #: The width of the issuer's Token Status List entries (VALID, INVALID, SUSPENDED; see
 #: ``issuer/status.py``).  A list of another width is never one of ours to share from.
@@ -34,6 +38,23 @@ _STATUS_BYTE = HotQuery(
     ("list_id", "position"),
 )
 _CREDENTIALS = CredentialRow.__table__.c
+# The byte of the entry and, from the credential registry, whether the credential issued at
+# the entry lost its identity token (NULL when no credential holds the entry).
+_ENTRY = HotQuery(
+    select(
+        _LISTS.bits,
+        func.substr(_LISTS.data, bindparam("position"), 1).label("entry_byte"),
+        select(_CREDENTIALS.subject_token.is_(None))
+        .where(
+            _CREDENTIALS.status_list_id == _LISTS.id,
+            _CREDENTIALS.status_index == bindparam("index"),
+        )
+        .limit(1)
+        .scalar_subquery()
+        .label("erased"),
+    ).where(_LISTS.id == bindparam("list_id"), _LISTS.kind == "token"),
+    ("list_id", "position", "index"),
+)
 _NEWEST = HotQuery(
     select(
         _CREDENTIALS.id,
@@ -94,3 +115,29 @@ def token_status(session: Session, list_id: str, index: int) -> TokenStatus:
     if not rows or rows[0][0] != _TOKEN_BITS or len(rows[0][1]) != 1:
         return TokenStatus.INVALID
     return TokenStatus(entry_in_byte(bytes(rows[0][1])[0], index, _TOKEN_BITS))
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
+    """An entry of the issuer's Token Status Lists as the verifier reads it: its status and
+    whether the credential issued at it belongs to a subject since erased."""
+
+    status: TokenStatus
+    erased: bool
+
+
+def entry_state(session: Session, list_id: str, index: int) -> EntryState | None:
+    """Entry ``index`` of the issuer's Token Status List ``list_id`` in one statement: what
+    :func:`token_status` reads (``INVALID`` for an index outside the list), and whether the
+    credential at the entry lost its identity token (:func:`~credit_commons.issuer.erasure.
+    subject_erased`; no credential at the entry is not erased).  ``None`` when the issuer has
+    no token list ``list_id``.  Raises nothing of its own.
+    """
+    position = entry_byte(index, _TOKEN_BITS) + 1 if index >= 0 else 0
+    rows = _ENTRY.rows(session, list_id=list_id, position=position, index=index)
+    if not rows:
+        return None
+    bits, byte, erased = rows[0]
+    if bits != _TOKEN_BITS or index < 0 or len(byte) != 1:
+        return EntryState(TokenStatus.INVALID, bool(erased))
+    return EntryState(TokenStatus(entry_in_byte(bytes(byte)[0], index, _TOKEN_BITS)), bool(erased))

@@ -7,6 +7,7 @@ Changing the catalogue is for administrators and records ``credential_type.chang
 from __future__ import annotations
 
 import json
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +22,15 @@ from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
 from credit_commons.issuer.models import CredentialTypeRow
 from credit_commons.runtime import Runtime
 
-__all__ = ["CredentialTypeChanged", "get_type", "get_type_by_vct", "list_types", "put_type"]
+__all__ = [
+    "VCT_TTL",
+    "CredentialTypeChanged",
+    "get_type",
+    "get_type_by_vct",
+    "in_catalogue",
+    "list_types",
+    "put_type",
+]
 
 BUILT_IN = (CREDIT_READINESS,)
 
@@ -52,6 +61,18 @@ _TYPES = Attached[Runtime, BoundedCache[str, tuple[str, CredentialType, int]]](
 )
 # True for a runtime that has seen every built-in type in the database.
 _BUILT_INS_PRESENT = Attached[Runtime, bool](lambda _rt: False)
+
+#: Seconds a ``vct`` found in the catalogue is taken as still there (:func:`in_catalogue`).
+VCT_TTL: Final = 60.0
+# The vcts this runtime found in the catalogue (a verifier asks for each presentation).
+_VCTS = Attached[Runtime, BoundedCache[str, bool]](
+    lambda _rt: BoundedCache(
+        max_entries=_TYPES_ENTRIES,
+        max_bytes=_TYPES_ENTRIES * 1024,
+        size=lambda vct, _found: len(vct) + 64,
+        ttl=VCT_TTL,
+    )
+)
 
 
 def _from_row(row: CredentialTypeRow, rt: Runtime | None = None) -> CredentialType:
@@ -95,6 +116,8 @@ def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str
     if row is None:
         row = CredentialTypeRow(name=definition.name, created_at=now)
         session.add(row)
+    if row.vct != definition.vct:
+        _VCTS(rt).clear()  # the old vct may leave the catalogue (in_catalogue)
     row.vct = definition.vct
     row.schema = json.dumps(dict(definition.schema), sort_keys=True)
     row.disclosable = json.dumps(list(definition.disclosable))
@@ -133,6 +156,25 @@ def get_type_by_vct(session: Session, rt: Runtime, vct: str) -> CredentialType |
     _install_built_ins(session, rt)
     row = session.scalars(select(CredentialTypeRow).where(CredentialTypeRow.vct == vct)).first()
     return None if row is None else _from_row(row, rt)
+
+
+def in_catalogue(session: Session, rt: Runtime, vct: str) -> bool:
+    """Whether a type of the catalogue has this ``vct`` (what the verifier asks of each of
+    this platform's credentials it is shown).
+
+    A ``vct`` found is remembered for :data:`VCT_TTL` seconds, so a busy verifier does not
+    read the catalogue for every presentation.  Types are never deleted; the only way one
+    leaves is an administrator giving its type another ``vct`` (:func:`put_type`), which
+    this process sees at once and another process within :data:`VCT_TTL`.  A ``vct`` not
+    found is asked again every time.  Raises nothing but database errors.
+    """
+    known = _VCTS(rt)
+    if known.get(vct):
+        return True
+    found = get_type_by_vct(session, rt, vct) is not None
+    if found:
+        known.put(vct, True)
+    return found
 
 
 def put_type(

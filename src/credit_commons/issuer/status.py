@@ -40,7 +40,7 @@ from credit_commons.formats.vc_jose import secure_credential
 from credit_commons.issuer.errors import StatusFormatUnavailable, StatusTransitionInvalid
 from credit_commons.issuer.models import StatusListRow
 from credit_commons.issuer.status_index import allocate_random_indexes
-from credit_commons.keys import KeyType, KeyVersion, StoredSigner
+from credit_commons.keys import KeyNotFound, KeyType, KeyVersion, PublicKey, StoredSigner
 from credit_commons.keys import service as key_service
 from credit_commons.runtime import Runtime
 
@@ -54,6 +54,7 @@ __all__ = [
     "allocate",
     "allocate_many",
     "get_status",
+    "issuer_public_key",
     "issuer_signer",
     "render",
     "render_cache",
@@ -107,6 +108,38 @@ def issuer_signer(session: Session, rt: Runtime) -> StoredSigner:
 def issuer_key_versions(session: Session, rt: Runtime) -> list[KeyVersion]:
     """Every version of the issuer key (made on first use, as by :func:`issuer_signer`)."""
     return key_service.platform_key_versions(session, rt, _issuer_key(rt))
+
+
+# The issuer key's versions by kid, as verifiers look them up: a kid is the RFC 7638
+# thumbprint of its public key and versions are never deleted, so an entry never goes stale.
+_PUBLIC_KEYS = Attached[Runtime, BoundedCache[str, PublicKey]](
+    lambda _rt: BoundedCache(
+        max_entries=256, max_bytes=256 * 1024, size=lambda kid, _key: text_size(kid) + 200
+    )
+)
+
+
+def issuer_public_key(session: Session, rt: Runtime, kid: object) -> PublicKey | None:
+    """The public key of the issuer key's version ``kid`` (a JOSE header's ``kid``), or
+    ``None`` when the issuer key has no such version (or does not exist yet).
+
+    The versions are read from the key store once and remembered by kid; a kid not found
+    is read again each time, so a rotation by another process is seen at once.  Raises
+    nothing but database errors.
+    """
+    if not isinstance(kid, str):
+        return None
+    cache = _PUBLIC_KEYS(rt)
+    key = cache.get(kid)
+    if key is not None:
+        return key
+    try:
+        versions = rt.key_store.versions(session, ISSUER_KEY)
+    except KeyNotFound:
+        return None
+    for version in versions:
+        cache.put(version.kid, version.public_key)
+    return next((v.public_key for v in versions if v.kid == kid), None)
 
 
 def _issuer_key(rt: Runtime) -> key_service.PlatformKey:

@@ -55,15 +55,15 @@ from typing import Any, Final
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import JsonObject
+from credit_commons.core.errors import NotFoundError
 from credit_commons.formats.dcql import DcqlQuery
 from credit_commons.formats.sd_jwt_format import Parts
 from credit_commons.issuer import (
-    StatusKind,
-    StatusRef,
-    get_status,
+    EntryState,
+    entry_state,
     is_own_issuer,
+    issuer_public_key,
     own_status_list_id,
-    subject_erased,
 )
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.keys import PublicKey
@@ -85,7 +85,7 @@ from credit_commons.verifier.sd_jwt_vc import (
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted
-from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
+from credit_commons.verifier.w3c import verify_vc_jwt_credential
 
 __all__ = [
     "Challenge",
@@ -355,8 +355,9 @@ class _Check:
     key_binding: bool
     audience: str | None = None
     nonce: str | None = None
-    #: This platform's issuer keys by ``kid`` (step 3).
-    own_keys: dict[str, PublicKey] = field(default_factory=dict)
+    #: The entries of this platform's status lists read so far, by (list, index): steps 4
+    #: and 9 read one entry in one statement (``None``: no such list).
+    entries: dict[tuple[str, int], EntryState | None] = field(default_factory=dict)
     #: The trust-list kind of a foreign issuer, once step 3 has accepted it.
     foreign_kind: trust_list.IssuerKind | None = None
 
@@ -368,7 +369,6 @@ class _Check:
 
 def _verified(check: _Check, text: str) -> tuple[rfc9901.Verified, VcFacts]:
     # Step 3 (with step 2's presence check as the serialization is split), then step 2.
-    check.own_keys = own_issuer_keys(check.session, check.rt)
     with rfc9901.nesting_guard():
         parts = parse(check, text)
         signed = issuer_signature(check, parts)
@@ -432,9 +432,10 @@ def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, A
     """
     iss = payload.get("iss")
     if is_own_issuer(check.session, check.rt, iss):
-        if header.get("kid") not in check.own_keys:
+        key = issuer_public_key(check.session, check.rt, header.get("kid"))
+        if key is None:
             raise UnknownIssuerKey("the credential's issuer key is not known here")
-        return check.own_keys[str(header["kid"])]
+        return key
     kind = _trusted_kind(check, iss, payload)
     if kind is None or not isinstance(iss, str):
         # The keys of an untrusted issuer are never fetched (no request on its behalf).
@@ -471,7 +472,7 @@ def credential_type(check: _Check, verified: rfc9901.Verified) -> VcFacts:
     """
     facts = sd_jwt_vc_facts(verified)
     ours = check.foreign_kind is None
-    if ours and catalogue_service.get_type_by_vct(check.session, check.rt, facts.vct) is None:
+    if ours and not catalogue_service.in_catalogue(check.session, check.rt, facts.vct):
         raise UnknownIssuerKey("unknown credential type")
     return facts
 
@@ -486,8 +487,19 @@ def privacy_tombstone(check: _Check, facts: VcFacts) -> None:
     if check.foreign_kind is not None or facts.status is None:
         return
     list_id = own_status_list_id(check.session, check.rt, facts.status.uri)
-    if list_id is not None and subject_erased(check.session, list_id, facts.status.index):
+    if list_id is None:
+        return
+    entry = _entry(check, list_id, facts.status.index)
+    if entry is not None and entry.erased:
         raise VerificationDenied(Reason.PRIVACY_ERASED)
+
+
+def _entry(check: _Check, list_id: str, index: int) -> EntryState | None:
+    # The entry's status and tombstone in one read, for steps 4 and 9 (issuer.entry_state).
+    key = (list_id, index)
+    if key not in check.entries:
+        check.entries[key] = entry_state(check.session, list_id, index)
+    return check.entries[key]
 
 
 def did_key_binding(check: _Check, verified: rfc9901.Verified) -> None:
@@ -558,12 +570,10 @@ def status(check: _Check, facts: VcFacts) -> None:
     list_id = own_status_list_id(check.session, check.rt, reference.uri) if reference else None
     if list_id is None or reference is None:
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
-    raise_for_status(
-        get_status(
-            check.session,
-            StatusRef(list_id, reference.index, StatusKind.TOKEN),
-        )
-    )
+    entry = _entry(check, list_id, reference.index)
+    if entry is None:
+        raise NotFoundError("no such status list")
+    raise_for_status(entry.status)
 
 
 def dcql(req: Requirements, presented: Sequence[Presented]) -> None:

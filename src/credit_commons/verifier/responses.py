@@ -310,7 +310,7 @@ def _record(
         # §8.2: a processed Authorization Error Response is answered 200 with a JSON object.
         answer = AcceptedResponse()
     _event(session, rt, row, reason, now)
-    session.flush()
+    txn.write_decision(session, row)
     return Verdict(allowed, answer)
 
 
