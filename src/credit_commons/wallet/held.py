@@ -10,6 +10,7 @@ that ``issuer.present`` takes, so exactly the selected claims are disclosed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -27,6 +28,7 @@ __all__ = [
     "VC_JWT",
     "HolderBinding",
     "UnreadableCredential",
+    "claim_text",
     "disclosure_pointers",
     "held_facts",
     "holder_binding",
@@ -60,6 +62,15 @@ def pointer_text(path: ClaimPath) -> str:
         else:
             text += f".{part}" if text else part
     return text
+
+
+def claim_text(claim: ClaimsQuery) -> str:
+    """A Claims Query for people: its path, and the values it asks for (only those are
+    disclosed, §6.3): ``nationalities[*] = "FR"``, ``age_over_18 = true``."""
+    text = pointer_text(claim.path)
+    if claim.values is None:
+        return text
+    return f"{text} = {' or '.join(json.dumps(v) for v in claim.values)}"
 
 
 @dataclass(frozen=True, slots=True)

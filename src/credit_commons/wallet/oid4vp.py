@@ -67,10 +67,10 @@ from credit_commons.issuer import present
 from credit_commons.keys import ACCEPTED_ALGS, DidResolver, PrivateKey, encode_did_key
 from credit_commons.wallet.held import (
     VC_JWT,
+    claim_text,
     disclosure_pointers,
     held_facts,
     holder_binding,
-    pointer_text,
 )
 from credit_commons.wallet.store import StoredCredential, Wallet
 
@@ -291,7 +291,7 @@ def plan(wallet: Wallet, request: AuthorizationRequest) -> PresentationPlan:
             credential_id=match.held.ref,
             configuration=stored[match.held.ref].configuration,
             issuer=match.held.issuer,
-            claims=tuple(pointer_text(p) for p in match.paths),
+            claims=tuple(claim_text(c) for c in match.claims),
             match=match,
         )
         for query_id, matches in chosen.items()

@@ -17,6 +17,7 @@ from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.verifier.sd_jwt_verify import verify
 from credit_commons.wallet.held import (
     UnreadableCredential,
+    claim_text,
     disclosure_pointers,
     held_facts,
     pointer_text,
@@ -195,3 +196,14 @@ def test_pointer_text() -> None:
     assert pointer_text(("address", "street")) == "address.street"
     assert pointer_text(("degrees", None, "type")) == "degrees[*].type"
     assert pointer_text(("nationalities", 1)) == "nationalities[1]"
+
+
+def test_claim_text_names_the_values_asked_for() -> None:
+    # What the holder is shown: under a null path only the matching elements go (§6.3).
+    assert claim_text(ClaimsQuery(path=("nationalities", None), values=("FR",))) == (
+        'nationalities[*] = "FR"'
+    )
+    assert claim_text(ClaimsQuery(path=("age_over_18",), values=(True, 1))) == (
+        "age_over_18 = true or 1"
+    )
+    assert claim_text(ClaimsQuery(path=("address", "street"))) == "address.street"

@@ -311,6 +311,7 @@ def test_a_vc_jwt_is_presented_in_a_vp_jwt(tmp_path: Path) -> None:
         FakeVerifier(CLIENTS["redirect_uri"], dcql=dcql).params, signed=False
     )
     chosen = plan(wallet, request)
+    assert chosen.presentations[0].claims == ("credentialSubject.a = 1",)  # what is shown
     token = build_vp_token(wallet, chosen, iat=1234)
     (vp_jwt,) = token.presentations["idc"]
     assert isinstance(vp_jwt, str)
