@@ -210,6 +210,7 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "onboarding": ("POST", "/v1/onboarding/bindings"),
     "consent": ("GET", "/v1/borrowers/idt_aaaaaaaaaaaaaaaaaaaaaa/consents"),
     "verification": ("POST", "/v1/presentations/verify"),
+    "verifier": ("POST", "/v1/verifier/requests"),
     "issuance": ("POST", "/v1/credentials"),
     "admin": ("GET", "/v1/admin/trusted-issuers"),
     "oid4vci-offers": ("GET", "/v1/credential-offers/off_x"),

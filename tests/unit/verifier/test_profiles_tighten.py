@@ -122,7 +122,7 @@ def accepts(policy: Policy, credential: VerifiedCredential, context: EvaluationC
     return True
 
 
-def check_tightens(transform: Callable[[Policy], Policy], examples: int = 1500) -> None:
+def check_tightens(transform: Callable[[Policy], Policy], examples: int = 500) -> None:
     """The property: whatever ``transform(policy)`` accepts, ``policy`` accepts.  Raises
     (hypothesis's falsifying example) when some generated case breaks it."""
 
