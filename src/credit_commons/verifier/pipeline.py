@@ -58,6 +58,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import NotFoundError
 from credit_commons.formats.dcql import DcqlQuery
 from credit_commons.formats.sd_jwt_format import Parts
+from credit_commons.formats.vp_jwt import parse_vp_jwt
 from credit_commons.issuer import (
     EntryState,
     entry_state,
@@ -66,11 +67,13 @@ from credit_commons.issuer import (
     own_status_list_id,
 )
 from credit_commons.issuer import service as catalogue_service
-from credit_commons.keys import PublicKey
+from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import did_binding, foreign, trust_registry
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
+from credit_commons.verifier import w3c_presentation as w3c
+from credit_commons.verifier.query_support import W3C_JWT_FORMAT, Discarded, shape
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
 from credit_commons.verifier.schemas import SdJwtVerified
 from credit_commons.verifier.sd_jwt_vc import (
@@ -85,7 +88,7 @@ from credit_commons.verifier.sd_jwt_vc import (
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted
-from credit_commons.verifier.w3c import verify_vc_jwt_credential
+from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
 
 __all__ = [
     "Challenge",
@@ -126,6 +129,9 @@ class Presented:
     holder_bound: bool = True
     format: str = "dc+sd-jwt"
     types: tuple[str, ...] = ()
+    #: What DCQL claims paths point into, when not ``claims`` (a W3C credential's ``vc``
+    #: object or VCDM 2.0 payload, OpenID4VP 1.0 B.1).
+    query_claims: JsonObject | None = None
 
 
 #: Step 6 beyond the trust list: the marks of the entry under which a foreign ``issuer``
@@ -151,15 +157,6 @@ class Requirements:
     zk_predicates: tuple[str, ...] = ()
     policy_version: int | None = None
     policy_floor: Callable[[], int | None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Discarded:
-    """A presentation the pipeline discarded (OpenID4VP 1.0 §8.6): the query it answered
-    and the reason it failed."""
-
-    query_id: str
-    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,10 +230,10 @@ def decide(
     # rolled back alone, and the consumption of step 1 stays, whatever they decide.
     with session.begin_nested():
         requirements = requirements_of()
-        shown = shape(requirements, vp_token)
+        shown = shape(requirements.query, vp_token)
         presented: list[Presented] = []
         discarded: list[Discarded] = []
-        for query_id, text in shown:
+        for query_id, format_, text in shown:
             if isinstance(text, Discarded):
                 discarded.append(text)
                 continue
@@ -244,7 +241,8 @@ def decide(
                 # Each presentation in its own savepoint: a database error in one is
                 # rolled back alone, and the others are still checked.
                 with session.begin_nested():
-                    presented.append(_presentation(check, query_id, text, requirements))
+                    run = _w3c_presentation if format_ == W3C_JWT_FORMAT else _presentation
+                    presented.append(run(check, query_id, text, requirements))
             except Exception as e:  # §8.6: discard it, keeping why
                 reason = reason_of(e)
                 if reason in _RESPONSE_WIDE:
@@ -277,48 +275,6 @@ class ResponseDenied(VerificationDenied):
 #: Failures of one presentation that reject the whole response (§8.6: the nonce and the
 #: audience bind the response to this request; one made for another is no answer to it).
 _RESPONSE_WIDE: Final = frozenset({Reason.NONCE_MISMATCH, Reason.AUD_MISMATCH})
-#: The most presentations a query with ``multiple`` may bring in one response.
-MAX_PER_QUERY: Final = 16
-
-
-def shape(
-    req: Requirements, vp_token: Mapping[str, Sequence[object]]
-) -> list[tuple[str, str | Discarded]]:
-    """The response's shape, before any signature or fetch (§8.1, §8.6): every key is a
-    Credential Query id, with one presentation unless the query allows ``multiple`` (then
-    at most :data:`MAX_PER_QUERY`).  Returns the presentations in order, each the text to
-    verify or, when it cannot be one of its query's format (a JSON object, say), the
-    :class:`Discarded` it already is.
-
-    Raises :class:`VerificationDenied` (``dcql_unsatisfied``) for a response whose keys or
-    counts do not fit the query: the whole response is refused.
-    """
-    out: list[tuple[str, str | Discarded]] = []
-    for query_id, items in vp_token.items():
-        try:
-            query = req.query.credential(query_id) if req.query is not None else None
-        except KeyError:
-            raise VerificationDenied(
-                Reason.DCQL_UNSATISFIED, "a vp_token key is not a Credential Query id"
-            ) from None
-        limit = MAX_PER_QUERY if query is None or query.multiple else 1
-        if not items or len(items) > limit:
-            raise VerificationDenied(Reason.DCQL_UNSATISFIED, "too many presentations")
-        format_ = query.format if query is not None else "dc+sd-jwt"
-        for item in items:
-            if isinstance(item, str) and _fits(format_, item):
-                out.append((query_id, item))
-            else:
-                out.append((query_id, Discarded(query_id, Reason.CREDENTIAL_INVALID)))
-    return out
-
-
-def _fits(format_: str, text: str) -> bool:
-    # The serialization of the format, at a glance: SD-JWT's "~"-separated parts (RFC 9901
-    # §4), or a compact JWS (three base64url parts) for a VP-JWT.
-    if format_ == "dc+sd-jwt":
-        return "~" in text and text.count(".") >= 2
-    return text.count(".") == 2 and "~" not in text
 
 
 def _presentation(check: _Check, query_id: str, text: str, req: Requirements) -> Presented:
@@ -343,6 +299,46 @@ def _presentation(check: _Check, query_id: str, text: str, req: Requirements) ->
     predicates(req, shown)  # step 7
     zk_predicates(req)  # step 8
     status(check, facts)  # step 9
+    return shown
+
+
+def _w3c_presentation(check: _Check, query_id: str, text: str, req: Requirements) -> Presented:
+    # A W3C credential in a VP-JWT (verifier/w3c_presentation.py has steps 2-5 and 9).
+    own_keys = own_issuer_keys(check.session, check.rt)  # every version, by kid
+    vp = parse_vp_jwt(text, algs=ACCEPTED_ALGS)
+    credential = w3c.issuer_signature(  # step 3
+        check.session,
+        check.rt,
+        vp.credential,
+        own_keys=own_keys,
+        trusted_kind=lambda iss, type_: _trusted_kind(check, iss, type_),
+        now=check.now,
+    )
+    w3c.holder_binding(  # steps 2 and 5
+        check.rt, vp, credential, audience=check.audience, nonce=check.nonce, now=check.now
+    )
+    w3c.privacy_tombstone(check.session, check.rt, credential)  # step 4
+    kind, marks = "platform", frozenset[str]()
+    if credential.foreign_kind is not None:  # step 6
+        kind = credential.foreign_kind
+        if req.trust is not None:
+            marks = req.trust(credential.issuer, credential.main_type)
+    shown = Presented(
+        query_id,
+        credential.issuer,
+        credential.main_type,
+        credential.claims,
+        issuer_kind=kind,
+        marks=marks,
+        issued_at=credential.issued_at,
+        status_checked=credential.foreign_kind is None,  # step 9 refuses a foreign entry
+        format=W3C_JWT_FORMAT,
+        types=credential.types,
+        query_claims=credential.document,
+    )
+    predicates(req, shown)  # step 7
+    zk_predicates(req)  # step 8
+    w3c.status(check.session, check.rt, credential, own_keys=own_keys, now=check.now)
     return shown
 
 
@@ -436,7 +432,8 @@ def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, A
         if key is None:
             raise UnknownIssuerKey("the credential's issuer key is not known here")
         return key
-    kind = _trusted_kind(check, iss, payload)
+    vct = payload.get("vct")
+    kind = _trusted_kind(check, iss, vct if isinstance(vct, str) else "")
     if kind is None or not isinstance(iss, str):
         # The keys of an untrusted issuer are never fetched (no request on its behalf).
         raise UntrustedIssuer("the credential's issuer is not trusted here")
@@ -444,9 +441,7 @@ def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, A
     return foreign.foreign_issuers(check.rt).key(iss, kind, header)
 
 
-def _trusted_kind(
-    check: _Check, iss: object, payload: Mapping[str, Any]
-) -> trust_list.IssuerKind | None:
+def _trusted_kind(check: _Check, iss: object, type_: str) -> trust_list.IssuerKind | None:
     # The platform's trust list; else a pinned bundle of another platform (federated
     # trust), for this credential's (not yet verified) type — step 6 asks again once it is.
     if not isinstance(iss, str):
@@ -454,9 +449,8 @@ def _trusted_kind(
     kind = trust_list.trusted_kind(check.session, iss)
     if kind is not None:
         return kind
-    vct = payload.get("vct")
     try:
-        entry = trust_registry.trusted(check.session, check.rt, iss, vct or "")
+        entry = trust_registry.trusted(check.session, check.rt, iss, type_)
     except IssuerNotTrusted:
         return None
     # An X.509 entry needs the chain in the header, which this verifier never takes keys

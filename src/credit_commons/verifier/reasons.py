@@ -18,7 +18,18 @@ from typing import Final
 
 from credit_commons.core.errors import IntegrityError
 from credit_commons.formats import sd_jwt_errors as sd
-from credit_commons.keys import DidInvalid, DidResolutionFailed, KeyInvalid
+from credit_commons.formats import vp_jwt
+from credit_commons.formats.jws import JwsInvalid
+from credit_commons.formats.vc_jose import VcJoseInvalid
+from credit_commons.formats.vc_jwt import VcJwtExpired, VcJwtInvalid
+from credit_commons.keys import (
+    AlgorithmNotAllowed,
+    DidInvalid,
+    DidResolutionFailed,
+    KeyInvalid,
+    KeyTypeMismatch,
+    SignatureInvalid,
+)
 from credit_commons.verifier.foreign import UnknownForeignKey
 from credit_commons.verifier.policy import PolicyDenied
 from credit_commons.verifier.sd_jwt_vc import (
@@ -116,6 +127,20 @@ _BY_CLASS: Final[dict[type[BaseException], Reason]] = {
     sd.Expired: Reason.CREDENTIAL_EXPIRED,
     sd.NotYetValid: Reason.CREDENTIAL_EXPIRED,
     sd.SdJwtInvalid: Reason.CREDENTIAL_INVALID,
+    # A W3C credential in a VP-JWT (OpenID4VP 1.0 B.1): the holder's presentation (step 2),
+    # then the credential inside (step 3).
+    vp_jwt.VpNonceMismatch: Reason.NONCE_MISMATCH,
+    vp_jwt.VpAudienceMismatch: Reason.AUD_MISMATCH,
+    vp_jwt.VpStale: Reason.KB_STALE,
+    vp_jwt.VpSignatureInvalid: Reason.BINDING_INVALID,
+    vp_jwt.VpJwtInvalid: Reason.CREDENTIAL_INVALID,
+    SignatureInvalid: Reason.SIGNATURE_INVALID,
+    AlgorithmNotAllowed: Reason.SIGNATURE_INVALID,
+    KeyTypeMismatch: Reason.SIGNATURE_INVALID,
+    VcJwtExpired: Reason.CREDENTIAL_EXPIRED,
+    VcJwtInvalid: Reason.CREDENTIAL_INVALID,
+    VcJoseInvalid: Reason.CREDENTIAL_INVALID,
+    JwsInvalid: Reason.CREDENTIAL_INVALID,
     UntrustedIssuer: Reason.ISSUER_NOT_TRUSTED,
     UnknownIssuerKey: Reason.ISSUER_UNKNOWN,
     UnknownForeignKey: Reason.ISSUER_UNKNOWN,

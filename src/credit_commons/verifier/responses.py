@@ -144,7 +144,7 @@ def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipel
                     ref=shown.query_id,
                     format=shown.format,
                     issuer=shown.issuer,
-                    claims=shown.claims,
+                    claims=shown.query_claims if shown.query_claims is not None else shown.claims,
                     vct=shown.vct if shown.format == SD_JWT_FORMAT else None,
                     types=shown.types,
                     holder_binding=shown.holder_bound,

@@ -23,6 +23,9 @@ Verification raises; a return means every check passed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from credit_commons.formats.bitstring_status_list import (
@@ -49,7 +52,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     UnknownIssuerKey,
 )
 
-__all__ = ["verify_vc_jose_credential"]
+__all__ = ["check_own_status", "verify_vc_jose_credential"]
 
 
 def verify_vc_jose_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
@@ -72,12 +75,28 @@ def verify_vc_jose_credential(session: Session, rt: Runtime, token: str) -> VcJw
     types = {t.name for t in catalogue_service.list_types(session, rt)}
     if not types & set(secured.types):
         raise UnknownIssuerKey("unknown credential type")
-    entries = status_entries(secured.credential)  # step 9
+    check_own_status(session, rt, keys, secured.credential, now)  # step 9
+    return _decision(secured)
+
+
+def check_own_status(
+    session: Session,
+    rt: Runtime,
+    keys: dict[str, PublicKey],
+    credential: Mapping[str, Any],
+    now: int,
+) -> None:
+    """Step 9 for a VCDM 2.0 credential of this issuer: a revocation entry is required, and
+    every entry is checked against the list as published (W3C Bitstring Status List §3.2).
+
+    Raises :class:`UnknownIssuerKey`, ``StatusListInvalid``, ``StatusVerificationError``,
+    :class:`CredentialRevoked` or :class:`CredentialSuspended`.
+    """
+    entries = status_entries(credential)
     if not any(entry.purpose == "revocation" for entry in entries):
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
     for entry in entries:
         _check_status(session, rt, keys, entry, now)
-    return _decision(secured)
 
 
 def _check_status(

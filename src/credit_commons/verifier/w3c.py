@@ -31,7 +31,7 @@ from credit_commons.verifier.schemas import VcJwtVerified
 from credit_commons.verifier.sd_jwt_vc import CredentialRevoked, UnknownIssuerKey
 from credit_commons.verifier.vcdm2 import verify_vc_jose_credential
 
-__all__ = ["own_issuer_keys", "verify_vc_jwt_credential"]
+__all__ = ["own_issuer_keys", "vc_jwt_status", "verify_vc_jwt_credential"]
 
 
 def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwtVerified:
@@ -53,7 +53,7 @@ def verify_vc_jwt_credential(session: Session, rt: Runtime, token: str) -> VcJwt
     payload = verify_vc_jwt(token, key, algs=ACCEPTED_ALGS, now=int(rt.clock.now().timestamp()))
     vc = payload["vc"]
     _vc_jwt_type(session, rt, vc)
-    _vc_jwt_status(session, rt, vc)  # step 9
+    vc_jwt_status(session, rt, vc)  # step 9
     subject = {k: v for k, v in vc.get("credentialSubject", {}).items() if k != "id"}
     return VcJwtVerified(
         valid=True,
@@ -78,7 +78,9 @@ def _vc_jwt_type(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
         raise UnknownIssuerKey("unknown credential type")
 
 
-def _vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
+def vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
+    """Step 9 for a VCDM 1.1 credential of this issuer: its bitstring entry, read from the
+    database.  Raises :class:`UnknownIssuerKey` or :class:`CredentialRevoked`."""
     entry = vc.get("credentialStatus", {})
     uri, index = entry.get("statusListCredential"), entry.get("statusListIndex")
     list_id = own_status_list_id(session, rt, uri)
