@@ -6,6 +6,10 @@ it is denied, that the wire carries only ``{"error": "not_allowed"}`` — the sa
 same status and no other member for every case — and that the precise reason is in the
 verifier's decision record (``GET /v1/verifier/requests/{id}``) and the
 ``verification.decided`` event (or, for a response to no transaction at all, in the log).
+Step 1's refusals leave the transaction undecided (a post that does not know its state is
+only logged).  The W3C cases (a VP-JWT's holder signature, nonce and audience, an untrusted
+issuer, a revoked credential) are in ``test_verifier_w3c.py``; the discarding of one
+presentation (OpenID4VP 1.0 §8.6) in ``test_verifier_responses.py``.
 """
 
 from __future__ import annotations

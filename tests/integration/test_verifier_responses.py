@@ -194,6 +194,7 @@ def test_a_query_no_response_could_satisfy_is_refused(
     made = vp.http.post("/v1/verifier/requests", json={"dcql_query": query}, headers=vp.token())
     assert made.status_code == 422, made.text
     assert made.headers["content-type"] == "application/problem+json"
+    assert made.json()["code"] == "request.invalid"
     assert words in made.json()["detail"]
 
 
