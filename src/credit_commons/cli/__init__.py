@@ -25,7 +25,7 @@ import typer._click.exceptions as click_exceptions
 from pydantic_settings import SettingsError
 
 from credit_commons import __version__
-from credit_commons.cli.support import (
+from credit_commons.cli.base import (
     Interrupted,
     JsonOption,
     LazyCommand,
@@ -38,7 +38,7 @@ from credit_commons.cli.support import (
 from credit_commons.core.errors import CommonsError, ConfigurationError, ExitCode
 from credit_commons.core.settings import Settings
 
-__all__ = ["COMMANDS", "app", "main", "run"]
+__all__ = ["COMMANDS", "SUMMARIES", "app", "main", "run"]
 
 COMMANDS: tuple[LazyCommand, ...] = (
     # In the order `commons --help` lists them: (name, module in this package, is a group).
@@ -65,9 +65,33 @@ COMMANDS: tuple[LazyCommand, ...] = (
 """Every command of the root: each module's ``app`` is the group itself, or holds the one
 command."""
 
+SUMMARIES = {
+    "serve": "Serve the HTTP API (logs are JSON lines on stderr).",
+    "demo": "Run the whole story end to end on the embedded defaults (SQLite, local key file):"
+    " issuer, field agent, borrower, wallet, lender, consent, retrieval, revocation, audit.",
+    "worker": "Run the log worker: sequence events, checkpoint, cosign, anchor.",
+    "vault": "The vault: master keys, rotation, rewrap.",
+    "identity": "Identities (operator access).",
+    "privacy": "Data-subject requests: export and erasure.",
+    "admin": "Administrator access.",
+    "issuer": "The issuer: credential catalogue, batch issuance, trusted issuers.",
+    "verify": "The verifier: OpenID4VP requests and decisions, trust bundle, policies.",
+    "wallet": "The holder's wallet.",
+    "consent": "Consents: decide, inspect, history.",
+    "lender": "A lender's path: key, registration, token, consent, retrieval, verification.",
+    "log": "The transparency log.",
+    "witness": "An independent log witness (tlog-witness).",
+    "anchor": "Anchoring checkpoints to external ledgers.",
+    "db": "Database schema.",
+    "keys": "Signing keys and the master key.",
+    "did": "Decentralised identifiers.",
+}
+"""The first paragraph of each command's help, for ``commons --help`` to list every command
+without importing its module (each the command's own: ``tests/unit/cli/test_startup.py``)."""
+
 app = typer.Typer(
     name="commons",
-    cls=lazy(COMMANDS),
+    cls=lazy(COMMANDS, SUMMARIES),
     help="Credit Commons: credentials, consent and a public transparency log.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
