@@ -328,3 +328,50 @@ def test_malformed_identifiers_are_refused(client: TestClient, runtime: Runtime,
         "/v1/admin/trusted-issuers", json={"issuer": bad}, headers=_admin(runtime)
     )
     assert response.status_code == 422
+
+
+def test_the_checks_without_a_transaction_run_step_6(
+    client: TestClient, runtime: Runtime, web: FakeWeb
+) -> None:
+    # Review 2 item 2: an issuer trusted for some types only is refused for the others by
+    # /v1/presentations/verify and /v1/credentials/verify (the lender's consent-gated
+    # retrieval) too — not only by the OpenID4VP pipeline.
+    del web  # a did:key issuer: nothing is fetched
+    as_admin = _admin(runtime)
+    key = PrivateKey.generate(KeyType.ED25519)
+    issuer = encode_did_key(key.public_key)
+    other_type = "https://other.example/vct/land-record/v1"
+    added = client.post(
+        "/v1/admin/trust-bundle/entries",
+        json={"issuer": issuer, "types": [other_type]},
+        headers=as_admin,
+    )
+    assert added.status_code == 201, added.text
+    holder = PrivateKey.generate(KeyType.ED25519)
+    now = int(time.time())
+    claims = {"iss": issuer, "iat": now, "exp": now + 3600, "vct": VCT, "district": "Nashik"}
+    credential = issue(
+        claims,
+        disclosable=["/district"],
+        signer=key,
+        header={"typ": "dc+sd-jwt"},
+        holder_jwk=public_key_to_jwk(holder.public_key),
+    ).serialize()
+    check = {"credential": credential, "format": "dc+sd-jwt", "key_binding": "none"}
+    presented = _presentation(issuer, key, None, None)
+
+    assert _code(_verify(client, presented)) == "credential.issuer_untrusted"
+    assert _code(client.post("/v1/credentials/verify", json=check)) == (
+        "credential.issuer_untrusted"
+    )
+    # Trusted for this type as well: both pass.
+    removed = client.delete(f"/v1/admin/trusted-issuers/{added.json()['id']}", headers=as_admin)
+    assert removed.status_code == 200, removed.text
+    again = client.post(
+        "/v1/admin/trust-bundle/entries",
+        json={"issuer": issuer, "types": [other_type, VCT]},
+        headers=as_admin,
+    )
+    assert again.status_code == 201, again.text
+    assert _verify(client, presented).status_code == 200
+    assert client.post("/v1/credentials/verify", json=check).status_code == 200

@@ -36,10 +36,11 @@ from credit_commons.keys import (
     decode_did_key,
     method_key,
     public_key_from_jwk,
+    thumbprint,
 )
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.status_fetch import StatusListFetcher, status_list_cache
-from credit_commons.verifier.trust import IssuerKind
+from credit_commons.verifier.trust import EntryKind, IssuerKind
 
 __all__ = [
     "FOREIGN_ISSUERS",
@@ -199,16 +200,42 @@ class ForeignIssuers:
 
     # -- status ---------------------------------------------------------------------------
 
-    def status(self, issuer: str, kind: IssuerKind, uri: str, index: int) -> TokenStatus:
-        """The status at ``index`` of ``issuer``'s list at ``uri``, signed by that issuer.
+    def status(
+        self,
+        issuer: str,
+        kind: EntryKind,
+        uri: str,
+        index: int,
+        *,
+        certified_key: PublicKey | None = None,
+    ) -> TokenStatus:
+        """The status at ``index`` of ``issuer``'s list at ``uri``, signed by that issuer —
+        for an issuer trusted through an X.509 anchor (``kind`` ``x509``), by
+        ``certified_key``, the key of the end-entity certificate its credential's chain
+        verified (the list's own header names no key this verifier would take).
 
-        Raises what :meth:`StatusListFetcher.status` raises.
+        Raises what :meth:`StatusListFetcher.status` raises, and :class:`UnknownForeignKey`
+        for an ``x509`` issuer without ``certified_key``.
         """
+        if kind == "x509":
+            if certified_key is None:
+                raise UnknownForeignKey("no certified key for this issuer's status list")
+            # Lists cached under the issuer and the key: one verified under another
+            # certificate's key is not this credential's issuer's.
+            return StatusListFetcher(
+                self._fetcher,
+                lambda _header: certified_key,
+                max_ttl=self._ttl,
+                clock=self._clock,
+                cache=self._lists,
+                namespace=f"{issuer}#{thumbprint(certified_key)}",
+            ).status(uri, index)
         fetcher = self._status.get(issuer)
         if fetcher is None:
+            resolved: IssuerKind = kind
             fetcher = StatusListFetcher(
                 self._fetcher,
-                lambda header: self.key(issuer, kind, header),
+                lambda header: self.key(issuer, resolved, header),
                 max_ttl=self._ttl,
                 clock=self._clock,
                 cache=self._lists,

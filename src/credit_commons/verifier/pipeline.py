@@ -13,7 +13,9 @@ steps — step 1 (:func:`challenge`), then :func:`decide` — and every presenta
    identifier, recent, with the ``sd_hash`` of what was presented (RFC 9901 §7.3 step 5);
 3. :func:`issuer_signature` — the issuer signature and Disclosures (RFC 9901 §7.1), the key
    from this platform's key store or, for an issuer on the trust list, its metadata or DID
-   document (never from the token), the validity period, and the SD-JWT VC type;
+   document — or, for a credential carrying an ``x5c`` chain, the end-entity certificate's
+   key once the chain verified up to an X.509 anchor of the trust list and names ``iss`` —
+   never otherwise from the token; the validity period, and the SD-JWT VC type;
 4. :func:`privacy_tombstone` — a credential of this platform whose subject was erased;
 5. :func:`did_key_binding` — when the holder is a DID, the ``cnf`` key must be one its
    current DID document authorizes (``verifier/did_binding.py``);
@@ -34,9 +36,11 @@ before step 10.  Every failure raises; :func:`decide` returns only when everythi
 its caller turns whatever was raised into a reason (``verifier/reasons.py``), failing closed.
 
 Without a transaction the same step functions check a presentation whose audience and nonce
-the caller gives (:func:`verify_presentation`, ``/v1/presentations/verify``: steps 2, 3, 9)
-and an issuer-signed SD-JWT VC handed over without key binding (:func:`verify_sd_jwt_credential`,
-a lender's consent-gated retrieval through ``/v1/credentials/verify``: steps 3 and 9).  They
+the caller gives (:func:`verify_presentation`, ``/v1/presentations/verify``: steps 2, 3, 6,
+9) and an issuer-signed SD-JWT VC handed over without key binding
+(:func:`verify_sd_jwt_credential`, a lender's consent-gated retrieval through
+``/v1/credentials/verify``: steps 3, 6 and 9) — step 6 with the trust registry's rule, so an
+issuer trusted for some types only is refused for the others.  They
 keep their own errors (``credential.*``), which their callers map to problem+json.
 
 VC-JWTs checked alone (this platform's only: :func:`verify_vc_jwt_credential`, in
@@ -69,7 +73,7 @@ from credit_commons.issuer import (
 from credit_commons.issuer import service as catalogue_service
 from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
-from credit_commons.verifier import did_binding, foreign, trust_registry
+from credit_commons.verifier import did_binding, foreign, issuer_keys, trust_registry
 from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
 from credit_commons.verifier import w3c_presentation as w3c
@@ -87,7 +91,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     sd_jwt_vc_facts,
 )
 from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
-from credit_commons.verifier.trust_bundle import IssuerNotTrusted
+from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
 from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
 
 __all__ = [
@@ -114,7 +118,7 @@ __all__ = [
 class Presented:
     """One presentation as steps 2-9 established it: the DCQL credential query it answers,
     its issuer and type, the claims its holder disclosed (without ``cnf`` and ``status``),
-    how its issuer is trusted (``platform``, ``https``, ``did:web``, ``did:key``) with its
+    how its issuer is trusted (``platform``, ``https``, ``did:web``, ``did:key``, ``x509``) with its
     trust marks, its ``iat``, whether its status is checked (step 9) and its holder bound
     (step 2) — what the policy's rules evaluate at step 7."""
 
@@ -173,7 +177,7 @@ def verify_presentation(
     session: Session, rt: Runtime, presentation: str, *, audience: str, nonce: str
 ) -> SdJwtVerified:
     """Verify an SD-JWT+KB presentation for a caller-given ``audience`` and ``nonce``
-    (steps 2, 3 and 9); returns the disclosed claims.
+    (steps 2, 3, 6 and 9); returns the disclosed claims.
 
     Raises the SD-JWT errors (``credential.*``; ``credential.key_binding_missing`` without a
     KB-JWT), :class:`UnknownIssuerKey`, :class:`UntrustedIssuer`,
@@ -183,19 +187,21 @@ def verify_presentation(
     """
     check = _Check(session, rt, key_binding=True, audience=audience, nonce=nonce)
     verified, facts = _verified(check, presentation)
+    issuer_trust(check, facts, None)  # step 6
     status(check, facts)  # step 9
     return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
 
 
 def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> SdJwtVerified:
     """Verify an issuer-signed SD-JWT VC handed over without Key Binding (a credential a
-    lender retrieved under consent): steps 3 and 9, and a KB-JWT must be absent.
+    lender retrieved under consent): steps 3, 6 and 9, and a KB-JWT must be absent.
 
     Raises what :func:`verify_presentation` raises, with ``credential.key_binding_unexpected``
     (``KeyBindingUnexpected``) for an SD-JWT that carries a KB-JWT.
     """
     check = _Check(session, rt, key_binding=False)
     verified, facts = _verified(check, credential)
+    issuer_trust(check, facts, None)  # step 6
     status(check, facts)  # step 9
     return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
 
@@ -311,7 +317,9 @@ def _w3c_presentation(check: _Check, query_id: str, text: str, req: Requirements
         check.rt,
         vp.credential,
         own_keys=own_keys,
-        trusted_kind=lambda iss, type_: _trusted_kind(check, iss, type_),
+        trusted_kind=lambda iss, type_: issuer_keys.trusted_kind(
+            check.session, check.rt, iss, type_
+        ),
         now=check.now,
     )
     w3c.holder_binding(  # steps 2 and 5
@@ -355,7 +363,10 @@ class _Check:
     #: and 9 read one entry in one statement (``None``: no such list).
     entries: dict[tuple[str, int], EntryState | None] = field(default_factory=dict)
     #: The trust-list kind of a foreign issuer, once step 3 has accepted it.
-    foreign_kind: trust_list.IssuerKind | None = None
+    foreign_kind: trust_list.EntryKind | None = None
+    #: For an issuer certified by its ``x5c`` chain: the anchor's entry and the leaf's key.
+    anchor: TrustEntry | None = None
+    certified_key: PublicKey | None = None
 
     @property
     def now(self) -> int:
@@ -411,7 +422,9 @@ def issuer_signature(check: _Check, parts: Parts) -> rfc9901.IssuerSigned:
     """Step 3: the issuer signature (its key from :func:`issuer_key`), the Disclosures and
     the validity period (``exp``/``nbf``/``iat`` with leeway, RFC 9901 §7.1 step 6)."""
     signed = rfc9901.verify_issuer_jwt(
-        parts, lambda header, payload: issuer_key(check, header, payload)
+        parts,
+        lambda header, payload: issuer_key(check, header, payload),
+        key_headers=frozenset({"x5c"}),  # vouched for by issuer_key, through an anchor only
     )
     rfc9901.check_validity(signed.payload, check.now)
     return signed
@@ -420,42 +433,23 @@ def issuer_signature(check: _Check, parts: Parts) -> rfc9901.IssuerSigned:
 def issuer_key(check: _Check, header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
     """Step 3's key: from this platform's key store when ``iss`` is this platform (under its
     current public URL or an earlier one: ``issuer/identifiers.py``); for another issuer on
-    the trust list, from its published metadata or DID document — never from the token.
+    the trust list, from its published metadata or DID document — never from the token;
+    for a credential carrying an ``x5c`` chain, from the chain's end-entity certificate
+    only (``verifier/issuer_keys.py``).
 
     Raises :class:`UnknownIssuerKey` for a ``kid`` this platform does not hold,
-    :class:`UntrustedIssuer` for an issuer not on the trust list, and
+    :class:`UntrustedIssuer` for an issuer not trusted (``IssuerNotTrusted`` ``chain_*``), and
     ``UnknownForeignKey``/``IssuerMetadataInvalid`` or the fetcher's errors.
     """
-    iss = payload.get("iss")
-    if is_own_issuer(check.session, check.rt, iss):
+    if "x5c" not in header and is_own_issuer(check.session, check.rt, payload.get("iss")):
         key = issuer_public_key(check.session, check.rt, header.get("kid"))
         if key is None:
             raise UnknownIssuerKey("the credential's issuer key is not known here")
         return key
-    vct = payload.get("vct")
-    kind = _trusted_kind(check, iss, vct if isinstance(vct, str) else "")
-    if kind is None or not isinstance(iss, str):
-        # The keys of an untrusted issuer are never fetched (no request on its behalf).
-        raise UntrustedIssuer("the credential's issuer is not trusted here")
-    check.foreign_kind = kind
-    return foreign.foreign_issuers(check.rt).key(iss, kind, header)
-
-
-def _trusted_kind(check: _Check, iss: object, type_: str) -> trust_list.IssuerKind | None:
-    # The platform's trust list; else a pinned bundle of another platform (federated
-    # trust), for this credential's (not yet verified) type — step 6 asks again once it is.
-    if not isinstance(iss, str):
-        return None
-    kind = trust_list.trusted_kind(check.session, iss)
-    if kind is not None:
-        return kind
-    try:
-        entry = trust_registry.trusted(check.session, check.rt, iss, type_)
-    except IssuerNotTrusted:
-        return None
-    # An X.509 entry needs the chain in the header, which this verifier never takes keys
-    # from (RFC 9901 §7.1 step 2.3 with an allow-list of key sources).
-    return entry.kind if entry.kind in ("https", "did:web", "did:key") else None
+    found = issuer_keys.foreign_key(check.session, check.rt, header, payload)
+    check.foreign_kind, check.anchor = found.kind, found.anchor
+    check.certified_key = found.key if found.anchor is not None else None
+    return found.key
 
 
 def credential_type(check: _Check, verified: rfc9901.Verified) -> VcFacts:
@@ -511,19 +505,27 @@ def did_key_binding(check: _Check, verified: rfc9901.Verified) -> None:
     did_binding.authorized(document, did, cnf.get("jwk") if isinstance(cnf, dict) else None)
 
 
-def issuer_trust(check: _Check, facts: VcFacts, req: Requirements) -> tuple[str, frozenset[str]]:
+def issuer_trust(
+    check: _Check, facts: VcFacts, req: Requirements | None
+) -> tuple[str, frozenset[str]]:
     """Step 6: the issuer is this platform, or trusted — step 3 resolved its key only then —
-    for this credential type, by the trust rule (``trust_registry.trusted``: the platform's
-    trust list and the pinned bundles of other platforms).  Returns how it is trusted
-    (``platform`` or its kind) and its trust marks, which step 7's policy may require.
+    for this credential type, by the transaction's trust rule or else (no transaction)
+    ``trust_registry.trusted``: the platform's trust list and other platforms' pinned
+    bundles; an issuer certified by its ``x5c`` chain, under that anchor's entry.  Returns
+    how it is trusted (``platform``, its kind, ``x509``) and its marks, for step 7.
 
-    Raises :class:`UntrustedIssuer` (``IssuerNotTrusted`` from the rule).
+    Raises :class:`UntrustedIssuer` (``IssuerNotTrusted``: ``type_not_allowed``, ...).
     """
     if check.foreign_kind is None:
         return "platform", frozenset()
-    if req.trust is None:
-        return check.foreign_kind, frozenset()
-    return check.foreign_kind, req.trust(facts.issuer, facts.vct)
+    if check.anchor is not None:
+        if not check.anchor.allows(facts.vct):
+            raise IssuerNotTrusted("type_not_allowed", "the anchor's issuers may not issue this")
+        return "x509", check.anchor.marks
+    if req is not None and req.trust is not None:
+        return check.foreign_kind, req.trust(facts.issuer, facts.vct)
+    entry = trust_registry.trusted(check.session, check.rt, facts.issuer, facts.vct)
+    return check.foreign_kind, entry.marks
 
 
 def predicates(req: Requirements, shown: Presented) -> None:
@@ -556,7 +558,11 @@ def status(check: _Check, facts: VcFacts) -> None:
         if facts.status is not None:
             raise_for_status(
                 foreign.foreign_issuers(check.rt).status(
-                    facts.issuer, check.foreign_kind, facts.status.uri, facts.status.index
+                    facts.issuer,
+                    check.foreign_kind,
+                    facts.status.uri,
+                    facts.status.index,
+                    certified_key=check.certified_key,
                 )
             )
         return

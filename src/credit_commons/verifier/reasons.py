@@ -38,6 +38,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     UnknownIssuerKey,
     UntrustedIssuer,
 )
+from credit_commons.verifier.trust_bundle import IssuerNotTrusted
 
 __all__ = ["PRESENTER_DENIAL", "Reason", "VerificationDenied", "reason_of"]
 
@@ -70,6 +71,10 @@ class Reason(StrEnum):
     CREDENTIAL_INVALID = "credential_invalid"
     CREDENTIAL_EXPIRED = "credential_expired"
     ISSUER_UNKNOWN = "issuer_unknown"
+    # ... for an issuer trusted through an X.509 anchor, its x5c chain.
+    ISSUER_CHAIN_INVALID = "issuer_chain_invalid"
+    ISSUER_CERTIFICATE_EXPIRED = "issuer_certificate_expired"
+    ISSUER_CHAIN_NAME_MISMATCH = "issuer_chain_name_mismatch"
     # Step 4: the privacy tombstone.
     PRIVACY_ERASED = "privacy_erased"
     # Step 5: the DID key binding.
@@ -154,6 +159,14 @@ _BY_CLASS: Final[dict[type[BaseException], Reason]] = {
 }
 
 
+# An x5c chain's refusals (step 3), by IssuerNotTrusted's own reason.
+_CHAIN: Final[dict[str, Reason]] = {
+    "chain_invalid": Reason.ISSUER_CHAIN_INVALID,
+    "chain_expired": Reason.ISSUER_CERTIFICATE_EXPIRED,
+    "chain_name_mismatch": Reason.ISSUER_CHAIN_NAME_MISMATCH,
+}
+
+
 def reason_of(error: BaseException) -> Reason:
     """The reason a step's ``error`` stands for; :attr:`Reason.DEPENDENCY_FAILURE` for any
     error that is not a known refusal (database, network, a bug).  Raises nothing."""
@@ -164,6 +177,8 @@ def reason_of(error: BaseException) -> Reason:
         # refusal of the claims, never an allow.
         known = {r.value for r in Reason}
         return Reason(error.reason) if error.reason in known else Reason.PREDICATE_FAILED
+    if isinstance(error, IssuerNotTrusted) and error.reason in _CHAIN:
+        return _CHAIN[error.reason]
     for cls in type(error).__mro__:
         found = _BY_CLASS.get(cls)
         if found is not None:

@@ -10,7 +10,9 @@ JOSE policy (RFC 8725 §3.1), applied by the platform's one JWS module (``format
 the ``alg`` must be one of ``EdDSA``, ``Ed25519`` and ``ES256`` and must fit the key's type
 (checked by :meth:`PublicKey.verify`); ``none`` and HMAC are refused before any key is looked
 up.  The issuer key comes from the caller's resolver only: a header carrying ``jwk``, ``jku``,
-``x5u`` or ``x5c`` is refused, and so is any ``crit`` (no extension is understood).
+``x5u`` or ``x5c`` is refused, and so is any ``crit`` (no extension is understood) — except
+``x5c`` when the caller's resolver verifies the chain itself (:func:`verify_issuer_jwt`'s
+``key_headers``: the platform's pipeline, for issuers trusted through an X.509 anchor).
 """
 
 from __future__ import annotations
@@ -107,11 +109,17 @@ def _jose_errors(invalid: type[errors.SdJwtInvalid]) -> Iterator[None]:
         raise invalid(str(e)) from e
 
 
-def _check_jose_header(header: Mapping[str, Any], invalid: type[errors.SdJwtInvalid]) -> str:
+def _check_jose_header(
+    header: Mapping[str, Any],
+    invalid: type[errors.SdJwtInvalid],
+    key_headers: frozenset[str] = frozenset(),
+) -> str:
     if not isinstance(header.get("alg"), str):
         raise invalid("the JOSE header has no alg")
     with _jose_errors(invalid):
-        return check_header(header, algs=ACCEPTED_ALGS, refused_headers=EMBEDDED_KEY_HEADERS)
+        return check_header(
+            header, algs=ACCEPTED_ALGS, refused_headers=EMBEDDED_KEY_HEADERS - key_headers
+        )
 
 
 def _check_signature(
@@ -410,18 +418,31 @@ def verify_issuer_jwt(
     parts: Parts,
     resolver: IssuerKeyResolver,
     accepted_hash_algs: frozenset[str] = frozenset(HASH_ALGORITHMS),
+    *,
+    key_headers: frozenset[str] = frozenset(),
 ) -> IssuerSigned:
     """Stage 2: the Issuer-signed JWT (§7.1 step 2: each signature, its key from
     ``resolver``) and its Disclosures (§7.1 steps 3-5).
 
-    Raises the ``SdJwtInvalid`` subclasses of those steps and whatever ``resolver`` raises.
+    ``key_headers`` may name ``x5c``: a header carrying it is then not refused, because the
+    caller's ``resolver`` takes the key from that chain only after verifying it up to a
+    trust anchor and checking that it names the issuer (SD-JWT VC draft, "X.509
+    Certificates" issuer signature mechanism); the chain must be in the protected header.
+    ``jwk``, ``jku`` and ``x5u`` are always refused.
+
+    Raises the ``SdJwtInvalid`` subclasses of those steps and whatever ``resolver`` raises;
+    :class:`ValueError` for ``key_headers`` other than ``x5c``.
     """
+    if not key_headers <= {"x5c"}:
+        raise ValueError("only x5c can be vouched for by a resolver")
     # §7.1 step 2: validate the Issuer-signed JWT (each signature of a JSON serialization).
     payload = decode_object(parts.payload, errors.Malformed, "the JWT payload")
     headers = []
     for signature in parts.signatures:
         header = _issuer_header(signature)
-        alg = _check_jose_header(header, errors.Malformed)  # step 2.1
+        if key_headers & set(signature.header):  # the signature must cover the chain
+            raise errors.Malformed("x5c must be in the protected header")
+        alg = _check_jose_header(header, errors.Malformed, key_headers)  # step 2.1
         key = resolver(header, payload)  # step 2.3: the resolver vouches for the issuer
         signing_input = f"{signature.protected}.{parts.payload}"
         _check_signature(key, alg, signing_input, signature.signature, errors.SignatureInvalid)

@@ -84,7 +84,13 @@ TRUST_BUNDLE_MEDIA_TYPE: Final = f"application/{TRUST_BUNDLE_TYP}"
 TrustKind = EntryKind
 #: Why an issuer is not trusted (the verifier's record; never shown to the presenter).
 UntrustedReason = Literal[
-    "not_listed", "type_not_allowed", "mark_missing", "chain_invalid", "bundle_expired"
+    "not_listed",
+    "type_not_allowed",
+    "mark_missing",
+    "chain_invalid",
+    "chain_expired",
+    "chain_name_mismatch",
+    "bundle_expired",
 ]
 
 _MAX_TOKEN_CHARS: Final = 4 * 1024 * 1024
@@ -124,7 +130,8 @@ class TrustBundleRollback(TrustBundleInvalid):
 
 class IssuerNotTrusted(UntrustedIssuer):
     """The issuer may not issue this credential here; ``reason`` says why (``not_listed``,
-    ``type_not_allowed``, ``mark_missing``, ``chain_invalid``, ``bundle_expired``)."""
+    ``type_not_allowed``, ``mark_missing``, ``chain_invalid``, ``chain_expired``,
+    ``chain_name_mismatch``, ``bundle_expired``)."""
 
     def __init__(self, reason: UntrustedReason, detail: str | None = None) -> None:
         self.reason: UntrustedReason = reason
@@ -286,7 +293,8 @@ class TrustBundle:
         credential: SD-JWT VC draft, "X.509 Certificates" issuer signature mechanism).
 
         Raises :class:`IssuerNotTrusted` (``bundle_expired``, ``not_listed``,
-        ``chain_invalid``, ``type_not_allowed`` or ``mark_missing``).
+        ``chain_invalid``, ``chain_expired``, ``chain_name_mismatch``, ``type_not_allowed``
+        or ``mark_missing``).
         """
         if now >= self.expires_at:
             raise IssuerNotTrusted("bundle_expired", "the trust bundle has expired")
@@ -331,6 +339,17 @@ def _chain_entry(
         chain = [_load_der(b64_decode(c), "an x5c member") for c in x5c]
     except CommonsError as e:
         raise IssuerNotTrusted("chain_invalid", "an x5c member is not a certificate") from e
+    # The end entity, before its path: outside its validity period, or naming another
+    # issuer, it is refused for that reason (RFC 5280 §4.1.2.5; SD-JWT VC's SAN rule).
+    leaf = chain[0]
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise IssuerNotTrusted("chain_expired", "the issuer's certificate is not valid now")
+    try:
+        names = list(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        names = []
+    if not _names_issuer(names, issuer_id):
+        raise IssuerNotTrusted("chain_name_mismatch", "the certificate does not name the issuer")
     by_id = {e.id: e for e in anchors}
     store = x509v.Store([_load_der(e.anchor or b"", "the anchor") for e in anchors])
     # Issuer certificates are not TLS certificates.  The Web PKI profile's client verifier
@@ -360,8 +379,6 @@ def _chain_entry(
     entry = by_id.get(x509_entry_id(verified.chain[-1].public_bytes(Encoding.DER)))
     if entry is None:  # the store holds only these anchors
         raise IssuerNotTrusted("chain_invalid", "the chain ends at no listed anchor")
-    if not _names_issuer(verified.subjects or [], issuer_id):
-        raise IssuerNotTrusted("chain_invalid", "the certificate does not name the issuer")
     try:
         key = PublicKey.from_cryptography(verified.chain[0].public_key())
     except KeyInvalid as e:
@@ -421,17 +438,18 @@ def lookup_in(
     """:meth:`TrustBundle.lookup` over several bundles (the platform's own, then pinned
     ones): the first that trusts the issuer answers.  When none does, the reason raised is
     the most telling: one from a bundle that lists the issuer (``type_not_allowed``,
-    ``mark_missing``, ``chain_invalid``) before ``bundle_expired`` before ``not_listed``.
+    ``mark_missing``, or a chain's ``chain_invalid``, ``chain_expired``,
+    ``chain_name_mismatch``) before ``bundle_expired`` before ``not_listed``.
 
     Raises :class:`IssuerNotTrusted`.
     """
-    rank = {"type_not_allowed": 0, "mark_missing": 0, "chain_invalid": 0, "bundle_expired": 1}
+    rank = {"not_listed": 3, "bundle_expired": 2}
     worst: IssuerNotTrusted | None = None
     for bundle in bundles:
         try:
             return bundle.lookup(issuer_id, credential_type, required_marks, x5c, now=now)
         except IssuerNotTrusted as e:
-            if worst is None or rank.get(e.reason, 2) < rank.get(worst.reason, 2):
+            if worst is None or rank.get(e.reason, 0) < rank.get(worst.reason, 0):
                 worst = e
     raise worst or IssuerNotTrusted("not_listed", "no trust bundle lists the issuer")
 

@@ -25,6 +25,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     UnknownIssuerKey,
     UntrustedIssuer,
 )
+from credit_commons.verifier.trust_bundle import IssuerNotTrusted
 
 
 def _accept(_: object) -> None:
@@ -58,6 +59,10 @@ def _reason(call: Any, *args: Any) -> Reason:
         (sd.Expired("x"), Reason.CREDENTIAL_EXPIRED),
         (sd.Malformed("x"), Reason.CREDENTIAL_INVALID),
         (UntrustedIssuer("x"), Reason.ISSUER_NOT_TRUSTED),
+        (IssuerNotTrusted("type_not_allowed"), Reason.ISSUER_NOT_TRUSTED),
+        (IssuerNotTrusted("chain_invalid"), Reason.ISSUER_CHAIN_INVALID),
+        (IssuerNotTrusted("chain_expired"), Reason.ISSUER_CERTIFICATE_EXPIRED),
+        (IssuerNotTrusted("chain_name_mismatch"), Reason.ISSUER_CHAIN_NAME_MISMATCH),
         (UnknownIssuerKey("x"), Reason.ISSUER_UNKNOWN),
         (CredentialRevoked("x"), Reason.REVOKED),
         (CredentialSuspended("x"), Reason.SUSPENDED),

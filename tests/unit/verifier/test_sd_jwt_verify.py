@@ -31,7 +31,7 @@ from tests.unit.sd_jwt_support import (
 from credit_commons.core.encoding import b64url_encode
 from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.formats import sd_jwt_errors as errors
-from credit_commons.formats.sd_jwt_format import MAX_DEPTH, b64_digest
+from credit_commons.formats.sd_jwt_format import MAX_DEPTH, b64_digest, split
 from credit_commons.issuer.sd_jwt import (
     SdJwt,
     issue,
@@ -39,7 +39,7 @@ from credit_commons.issuer.sd_jwt import (
 from credit_commons.keys.algorithms import PrivateKey, PublicKey
 from credit_commons.keys.errors import KeyNotFound
 from credit_commons.keys.jwk import private_key_to_jwk, public_key_to_jwk
-from credit_commons.verifier.sd_jwt_verify import verify
+from credit_commons.verifier.sd_jwt_verify import verify, verify_issuer_jwt
 
 # -- verification: one rule at a time ------------------------------------------------------
 
@@ -450,3 +450,36 @@ def test_error_codes_are_stable() -> None:
     assert errors.SdJwtInvalid.status == 400
     for name in errors.__all__:
         assert getattr(errors, name).__doc__
+
+
+def test_x5c_only_where_the_resolver_vouches_for_it() -> None:
+    # The platform's pipeline takes an x5c chain's key itself (after verifying the chain
+    # to an anchor): verify_issuer_jwt then lets x5c through, and nothing else.
+    seen: list[Mapping[str, Any]] = []
+
+    def chain_resolver(header: Mapping[str, Any], payload: Mapping[str, Any]) -> PublicKey:
+        seen.append(header)
+        return ISSUER.public_key
+
+    chained = split(crafted_sd_jwt({"a": 1}, header={"x5c": ["bGVhZg=="]}), "compact")
+    signed = verify_issuer_jwt(chained, chain_resolver, key_headers=frozenset({"x5c"}))
+    assert signed.payload == {"a": 1}
+    assert seen[0]["x5c"] == ["bGVhZg=="]
+    with pytest.raises(errors.EmbeddedKeyNotAllowed):  # not without key_headers
+        verify_issuer_jwt(chained, chain_resolver)
+    jwk = split(crafted_sd_jwt({"a": 1}, header={"jwk": {"kty": "OKP"}}), "compact")
+    with pytest.raises(errors.EmbeddedKeyNotAllowed):  # jwk, jku, x5u: never
+        verify_issuer_jwt(jwk, chain_resolver, key_headers=frozenset({"x5c"}))
+    with pytest.raises(ValueError, match="only x5c"):
+        verify_issuer_jwt(chained, chain_resolver, key_headers=frozenset({"jwk"}))
+    # In a JWS JSON Serialization the chain must be protected by the signature.
+    unprotected = issue(
+        {"a": 1},
+        disclosable=[],
+        signer=ISSUER,
+        unprotected_header={"x5c": ["bGVhZg=="]},
+    ).serialize("json")
+    with pytest.raises(errors.Malformed, match="protected"):
+        verify_issuer_jwt(
+            split(unprotected, "json"), chain_resolver, key_headers=frozenset({"x5c"})
+        )

@@ -37,6 +37,7 @@ T = int(NOW.timestamp())
 VCT = "https://coop.example/vct/membership/v1"
 DID_KEY = encode_did_key(PrivateKey.generate().public_key)
 ROOT, INTERMEDIATE, LEAF = chain("bank.example")
+DAY = timedelta(days=1)
 
 
 ENTRIES = (
@@ -225,19 +226,31 @@ def test_x509_refusals() -> None:
     )
     # The intermediate missing, the chain out of order, garbage, too long, empty.
     assert reason("https://bank.example", VCT, (), [LEAF.x5c]) == "chain_invalid"
-    assert reason("https://bank.example", VCT, (), [INTERMEDIATE.x5c, LEAF.x5c]) == "chain_invalid"
+    # Out of order, the first certificate (the end entity, RFC 7515 §4.1.6) names no issuer.
+    assert reason("https://bank.example", VCT, (), [INTERMEDIATE.x5c, LEAF.x5c]) == (
+        "chain_name_mismatch"
+    )
     assert reason("https://bank.example", VCT, (), ["bm90IGEgY2VydA=="]) == "chain_invalid"
     assert reason("https://bank.example", VCT, (), ["%%%"]) == "chain_invalid"
     assert reason("https://bank.example", VCT, (), [LEAF.x5c] * 9) == "chain_invalid"
     assert reason("https://bank.example", VCT, (), []) == "chain_invalid"
     # The leaf names another host than the issuer claims to be.
-    assert reason("https://evil.example", VCT, (), x5c) == "chain_invalid"
+    assert reason("https://evil.example", VCT, (), x5c) == "chain_name_mismatch"
     # A leaf signed by the intermediate's key but expired at "now".
     old = certificate("bank.example", issuer=INTERMEDIATE, ca=False,
                       san=[x509.DNSName("bank.example")], days=30)  # fmt: skip
-    assert reason("https://bank.example", VCT, (), [old.x5c, INTERMEDIATE.x5c]) == "chain_invalid"
-    # A leaf that is itself the anchor (a CA certificate presented as the issuer's).
-    assert reason("https://bank.example", VCT, (), [ROOT.x5c]) == "chain_invalid"
+    assert reason("https://bank.example", VCT, (), [old.x5c, INTERMEDIATE.x5c]) == "chain_expired"
+    # ... or not valid yet.
+    san = [x509.DNSName("bank.example")]
+    early = certificate("bank.example", issuer=INTERMEDIATE, ca=False, san=san, start=NOW + DAY)
+    assert reason("https://bank.example", VCT, (), [early.x5c, INTERMEDIATE.x5c]) == (
+        "chain_expired"
+    )
+    # A leaf that is itself the anchor (a CA certificate presented as the issuer's) names
+    # no issuer; one that does is still no end entity.
+    assert reason("https://bank.example", VCT, (), [ROOT.x5c]) == "chain_name_mismatch"
+    named_ca = certificate("CA", issuer=ROOT, ca=True, san=[x509.DNSName("bank.example")])
+    assert reason("https://bank.example", VCT, (), [named_ca.x5c]) == "chain_invalid"
     # The anchor's type and mark limits apply to the chain's issuer too.
     assert reason("https://bank.example", "Other", (), x5c) == "type_not_allowed"
     assert reason("https://bank.example", VCT, {"state-dpi"}, x5c) == "mark_missing"
