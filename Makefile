@@ -54,6 +54,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/credentials.py
 	$(BIN)/python bench/consent.py
 	$(BIN)/python bench/verifier.py
+	$(BIN)/python bench/cli_startup.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps

@@ -157,6 +157,7 @@ BENCHES = [
         "--skip",
         "http",
     ],
+    ["cli_startup.py", "--runs", "1"],
 ]
 
 
