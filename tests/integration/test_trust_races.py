@@ -5,6 +5,7 @@ after a concurrent refresh accepted a newer one (review 2, item 6)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -126,9 +127,7 @@ def other(rt: Runtime) -> OtherPlatform:
 
 def _pin(rt: Runtime, other: OtherPlatform, version: int) -> None:
     other.publish(version)
-    with transaction(rt.sessions) as session:
-        key = json.dumps(public_key_to_jwk(other.key.public_key))
-        trust_pins.pin_bundle(session, rt, ADMIN, URL, key)
+    trust_pins.pin_bundle(rt, ADMIN, URL, json.dumps(public_key_to_jwk(other.key.public_key)))
 
 
 def _kept(rt: Runtime) -> tuple[int, str | None]:
@@ -173,3 +172,33 @@ def test_a_refreshed_bundle_must_name_the_pinned_issuer(rt: Runtime, other: Othe
     with transaction(rt.sessions) as session:
         events = session.scalars(select(EventRow.type).where(EventRow.type.like("trust.pin%")))
         assert sorted(events) == ["trust.pin_refreshed", "trust.pin_refused", "trust.pinned"]
+
+
+def test_pins_are_fetched_outside_any_write_transaction(rt: Runtime, other: OtherPlatform) -> None:
+    # While another platform's bundle is fetched, a writer must be able to commit: on
+    # SQLite a write transaction held across the fetch would hold the database's one write
+    # lock for as long as the other platform takes to answer.
+    in_time: list[bool] = []
+
+    def write() -> None:
+        with transaction(rt.sessions) as session:
+            document = {**POLICY, "id": f"meanwhile-{len(in_time)}"}
+            policy_service.create_policy(session, rt, ADMIN, owner="platform", document=document)
+
+    def slow_platform(request: httpx.Request) -> httpx.Response:
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(timeout=5)
+        in_time.append(not writer.is_alive())
+        return other.handler(request)
+
+    fetcher = OutboundFetcher(
+        transport=httpx.MockTransport(slow_platform), resolver=lambda _h: ["93.184.216.34"]
+    )
+    trust_pins.TRUST_FETCHER.set(rt, fetcher)
+    _pin(rt, other, 3)
+    other.publish(4)
+    assert [o.version for o in trust_pins.refresh_pins(rt, ADMIN)] == [4]
+    assert in_time == [True, True]
+    with transaction(rt.sessions) as session:
+        assert len(policy_service.list_policies(session, rt, ADMIN)) == 2

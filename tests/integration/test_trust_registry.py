@@ -216,18 +216,16 @@ def other(rt: Runtime) -> OtherPlatform:
 def test_pinning_another_platforms_bundle(rt: Runtime, other: OtherPlatform) -> None:
     other.publish(5)
     jwk = public_key_to_jwk(other.key.public_key)
-    with transaction(rt.sessions) as session:
-        # The wrong key: refused, nothing kept.
-        with pytest.raises(TrustBundleSignatureInvalid):
-            trust_pins.pin_bundle(
-                session, rt, ADMIN, OTHER_URL, encode_did_key(PrivateKey.generate().public_key)
-            )
-        with pytest.raises(ValidationError):
-            trust_pins.pin_bundle(session, rt, ADMIN, OTHER_URL, '{"kty": "OKP"}')
-    with transaction(rt.sessions) as session:
-        pinned = trust_pins.pin_bundle(session, rt, ADMIN, OTHER_URL, json.dumps(jwk))
-        with pytest.raises(ConflictError):
-            trust_pins.pin_bundle(session, rt, ADMIN, OTHER_URL, json.dumps(jwk))
+    # The wrong key: refused, nothing kept.
+    with pytest.raises(TrustBundleSignatureInvalid):
+        trust_pins.pin_bundle(
+            rt, ADMIN, OTHER_URL, encode_did_key(PrivateKey.generate().public_key)
+        )
+    with pytest.raises(ValidationError):
+        trust_pins.pin_bundle(rt, ADMIN, OTHER_URL, '{"kty": "OKP"}')
+    pinned = trust_pins.pin_bundle(rt, ADMIN, OTHER_URL, json.dumps(jwk))
+    with pytest.raises(ConflictError):
+        trust_pins.pin_bundle(rt, ADMIN, OTHER_URL, json.dumps(jwk))
     assert (pinned.version, pinned.issuers, pinned.iss) == (5, 1, "https://other.example")
     with transaction(rt.sessions) as session:
         entry = trust_registry.trusted(

@@ -118,8 +118,8 @@ def trust_pin(
     as_json: JsonOption = False,
 ) -> None:
     """Trust another platform's bundle, pinned by its key (fetched and verified now)."""
-    with unit(ctx) as (rt, session):
-        pinned = trust_pins.pin_bundle(session, rt, operator(), url, key)
+    with runtime(ctx) as rt:  # the pin opens its own units of work around the fetch
+        pinned = trust_pins.pin_bundle(rt, operator(), url, key)
     emit(
         as_json,
         pinned.model_dump(mode="json"),

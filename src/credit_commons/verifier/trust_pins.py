@@ -168,11 +168,14 @@ def _view(row: TrustPinRow) -> TrustPinView:
     )
 
 
-def pin_bundle(
-    session: Session, rt: Runtime, principal: Principal, url: str, key: str
-) -> TrustPinView:
+def pin_bundle(rt: Runtime, principal: Principal, url: str, key: str) -> TrustPinView:
     """Pin the bundle at ``url`` under ``key`` (administrators): fetched and verified now,
-    refused if it does not verify.
+    refused if it does not verify.  The issuer the bundle names now is the one every
+    refresh must name (:func:`fetch_pin`).
+
+    Its own units of work, as :func:`refresh_pins`: the fetch is made outside any
+    transaction, the pin written in a short one after it.  The caller must hold no write
+    transaction.
 
     Raises :class:`ValidationError`, :class:`ConflictError` (already pinned), the
     fetcher's ``UnsafeUrl``/``FetchFailed`` and :class:`TrustBundleInvalid` (or a subclass).
@@ -180,34 +183,35 @@ def pin_bundle(
     _admin(principal)
     _check_url(url)
     public = pin_key(key)
-    if session.scalar(select(TrustPinRow.id).where(TrustPinRow.url == url)):
-        raise ConflictError("this bundle is already pinned")
-    now = rt.clock.now()
+    with transaction(rt.read_sessions) as session:
+        if session.scalar(select(TrustPinRow.id).where(TrustPinRow.url == url)):
+            raise ConflictError("this bundle is already pinned")
     token = _fetch(rt, url)
-    # The issuer the bundle names now is the one every refresh must name (fetch_pin).
+    now = rt.clock.now()
     bundle = verify_bundle(token, public, now=now)
-    row = TrustPinRow(
-        id=new_id("pin"),
-        url=url,
-        key_jwk=json.dumps(public_key_to_jwk(public), sort_keys=True),
-        version=bundle.version,
-        token=token,
-        fetched_at=now,
-        pinned_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except DbIntegrityError as e:
-        raise ConflictError("this bundle is already pinned") from e
-    record_event(
-        session,
-        TrustPinned(version=bundle.version),
-        actor=actor_of(rt, principal),
-        at=now,
-        object=rt.objects.digest("trust_pin", url),
-    )
-    return _view(row)
+    with transaction(rt.sessions) as session:
+        row = TrustPinRow(
+            id=new_id("pin"),
+            url=url,
+            key_jwk=json.dumps(public_key_to_jwk(public), sort_keys=True),
+            version=bundle.version,
+            token=token,
+            fetched_at=now,
+            pinned_at=now,
+        )
+        try:  # pinned meanwhile: the url is unique
+            with session.begin_nested():
+                session.add(row)
+        except DbIntegrityError as e:
+            raise ConflictError("this bundle is already pinned") from e
+        record_event(
+            session,
+            TrustPinned(version=bundle.version),
+            actor=actor_of(rt, principal),
+            at=now,
+            object=rt.objects.digest("trust_pin", url),
+        )
+        return _view(row)
 
 
 def list_pins(session: Session, rt: Runtime, principal: Principal) -> list[TrustPinView]:

@@ -138,10 +138,9 @@ def list_pins(
     summary="Pin another platform's bundle by key; fetched and verified now (administrators).",
     responses=answers(TrustPinView, 400, 401, 404, 409, 422, 503, status=201),
 )
-def pin(
-    body: PinBody, session: SessionDep, runtime: RuntimeDep, principal: PrincipalDep
-) -> TrustPinView:
-    return trust_pins.pin_bundle(session, runtime, principal, body.url, body.key)
+def pin(body: PinBody, runtime: RuntimeDep, principal: ReadPrincipalDep) -> TrustPinView:
+    # No read-write unit of work around the fetch: the pin opens its own.
+    return trust_pins.pin_bundle(runtime, principal, body.url, body.key)
 
 
 @trust_admin_router.post(
