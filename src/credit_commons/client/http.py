@@ -132,7 +132,7 @@ class PlatformHttp:
         raise api_error(
             response.status_code if not response.is_success else 502,
             body,
-            int(retry) if retry and retry.isdigit() else None,
+            int(retry) if retry and retry.isascii() and retry.isdigit() else None,
         )
 
     def request_object(self, method: str, path: str, **kwargs: Any) -> JsonObject:

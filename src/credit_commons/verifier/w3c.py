@@ -84,7 +84,7 @@ def vc_jwt_status(session: Session, rt: Runtime, vc: Mapping[str, Any]) -> None:
     entry = vc.get("credentialStatus", {})
     uri, index = entry.get("statusListCredential"), entry.get("statusListIndex")
     list_id = own_status_list_id(session, rt, uri)
-    if list_id is None or not str(index).isdigit():
+    if list_id is None or not (str(index).isascii() and str(index).isdigit()):
         raise UnknownIssuerKey("the credential's status list is not one of this issuer's")
     current = get_status(session, StatusRef(list_id, int(index), StatusKind.BITSTRING))
     if current is TokenStatus.INVALID:

@@ -214,7 +214,7 @@ def _own_entry(session: Session, rt: Runtime, credential: W3cCredential) -> tupl
         return None
     list_id = own_status_list_id(session, rt, entry_1.get("statusListCredential"))
     index = entry_1.get("statusListIndex")
-    if list_id is None or not str(index).isdigit():
+    if list_id is None or not (str(index).isascii() and str(index).isdigit()):
         return None
     return list_id, int(str(index))
 

@@ -88,6 +88,12 @@ def test_rate_limits_and_oauth_errors() -> None:
     with pytest.raises(ApiRateLimited) as limited:
         _answering(429, {"code": "request.rate_limited"}, {"Retry-After": "7"}).request("GET", "/")
     assert limited.value.retry_after == 7
+    # A Retry-After of digits int() refuses ("²" is a digit to str.isdigit) is no number.
+    with pytest.raises(ApiRateLimited) as odd:
+        _answering(
+            429, {"code": "request.rate_limited"}, {"Retry-After": "²".encode("latin-1")}
+        ).request("GET", "/")
+    assert odd.value.retry_after is None
     oauth = {"error": "invalid_client", "error_description": "client authentication failed"}
     with pytest.raises(ApiForbidden) as refused:
         _answering(401, oauth).request("POST", "/oauth/token")
