@@ -9,7 +9,10 @@ verifier's decision record (``GET /v1/verifier/requests/{id}``) and the
 Step 1's refusals leave the transaction undecided (a post that does not know its state is
 only logged).  The W3C cases (a VP-JWT's holder signature, nonce and audience, an untrusted
 issuer, a revoked credential) are in ``test_verifier_w3c.py``; the discarding of one
-presentation (OpenID4VP 1.0 §8.6) in ``test_verifier_responses.py``.
+presentation (OpenID4VP 1.0 §8.6) in ``test_verifier_responses.py``; step 3's refusals of an
+issuer's ``x5c`` chain (another anchor, a leaf naming another issuer, another signing key,
+an expired or TLS-only leaf) and step 6's for an anchor's types in
+``tests/e2e/test_x509_issuers_http.py``.
 """
 
 from __future__ import annotations
