@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shlex
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, select
-from tests.e2e.test_wallet_e2e import COMMONS, platform  # noqa: F401 - the fixture
+from tests.commons_inprocess import commons
+from tests.e2e.test_wallet_e2e import platform  # noqa: F401 - the fixture
 from tests.factories import readiness_claims
 
 from credit_commons.client import LenderKey
@@ -61,10 +61,9 @@ def documented_commands() -> list[list[str]]:
 
 
 def run(env: dict[str, str], cwd: Path, args: list[str], code: int = 0) -> Any:
-    """Run `commons ARGS --json` in ``cwd``; its JSON output (or, failing, its problem)."""
-    result = subprocess.run(
-        [*COMMONS, *args, "--json"], env=env, cwd=cwd, capture_output=True, text=True, check=False
-    )
+    """Run `commons ARGS --json` in ``cwd``; its JSON output (or, failing, its problem).
+    In this process (tests/commons_inprocess.py): the server is the real process."""
+    result = commons([*args, "--json"], env, cwd=cwd)
     assert result.returncode == code, (args, result.stdout, result.stderr)
     return json.loads(result.stdout if code == 0 else result.stderr)
 

@@ -1,4 +1,4 @@
-"""A borrower's whole life with the wallet, as real processes against `commons serve`, on
+"""A borrower's whole life with the wallet, its commands against a real `commons serve`, on
 SQLite and PostgreSQL: register, receive a credential, decide consents (approve, pause,
 resume, revoke, revoke-all), the access history with every receipt verified locally, key
 rotation (a credential bound to the old key still presents), export, erasure — and the
@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.commons_inprocess import commons
 from tests.e2e.test_wallet_consent_e2e import lender, request_consent, wallet_env
-from tests.e2e.test_wallet_e2e import COMMONS, cli, platform  # noqa: F401 - fixture
+from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - fixture
 from tests.factories import readiness_claims
 
 
 def offline(*args: str) -> dict[str, Any]:
-    """A command run with no COMMONS_* settings at all: nothing but the arguments."""
-    result = subprocess.run(
-        [*COMMONS, *args, "--json"], capture_output=True, text=True, check=False, env={}
-    )
+    """A command run with no COMMONS_* settings at all: nothing but the arguments (an
+    empty environment)."""
+    result = commons([*args, "--json"], {})
     assert result.returncode == 0, result.stderr
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
@@ -125,10 +124,7 @@ def test_a_borrowers_life_with_the_wallet(
         assert document["profile"]["did"] == rotated["did"]
         assert exported.stat().st_mode & 0o777 == 0o600
 
-        refusal = subprocess.run(
-            [*COMMONS, "wallet", "privacy", "erase"], env=wenv, capture_output=True, text=True,
-            check=False,
-        )  # fmt: skip
+        refusal = commons(["wallet", "privacy", "erase"], wenv)
         assert refusal.returncode == 3, refusal.stderr
         # Named explicitly, the identity is still forgotten once erased.
         erased: Any = cli(wenv, "wallet", "privacy", "erase", "--yes", "--identity", borrower)
@@ -140,10 +136,7 @@ def test_a_borrowers_life_with_the_wallet(
         cli(wenv, "wallet", "receipts", "show", erased["event_id"], "--out", str(proof))
         verified = offline("log", "verify-receipt", str(proof), "--log-key", vkey)
         assert (verified["event_type"], verified["included"]) == ("subject.erased", True)
-        gone = subprocess.run(
-            [*COMMONS, "wallet", "consent", "list"], env=wenv, capture_output=True, text=True,
-            check=False,
-        )  # fmt: skip
+        gone = commons(["wallet", "consent", "list"], wenv)
         assert gone.returncode == 3, gone.stderr  # the wallet forgot the identity
     finally:
         http.close()

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.commons_inprocess import commons
 from tests.e2e.test_wallet_consent_e2e import lender
-from tests.e2e.test_wallet_e2e import COMMONS, cli, platform  # noqa: F401 - fixture
+from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - fixture
 from tests.factories import readiness_claims
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "wallet.md"
@@ -114,14 +115,9 @@ class Borrower:
 
     def run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         assert argv[0] == "commons"
-        return subprocess.run(
-            [*COMMONS, *argv[1:]],
-            env=self.shell,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        # In this process, in the shell's environment and directory (a program start is a
+        # second of imports; tests/commons_inprocess.py).
+        return commons(argv[1:], self.shell, cwd=self.workdir)
 
     def execute(self, line: str, expected: int) -> str:
         if line.startswith("export "):

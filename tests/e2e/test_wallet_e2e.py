@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.commons_inprocess import commons
 from tests.e2e.test_serve import commons_env
 from tests.factories import readiness_claims
 from tests.ports import free_port
@@ -28,7 +29,8 @@ def platform(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, 
     base = f"http://127.0.0.1:{port}"
     env = commons_env(tmp_path / "var", backend_url)
     env["COMMONS_PUBLIC_URL"] = base
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    migrated = commons(["db", "upgrade"], env)
+    assert migrated.returncode == 0, migrated.stderr
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [*COMMONS, "serve", "--port", str(port), "--no-worker"],
@@ -55,9 +57,10 @@ def platform(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, 
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, object] | list[object]:
-    result = subprocess.run(
-        [*COMMONS, *args, "--json"], env=env, capture_output=True, text=True, check=False
-    )
+    """``commons … --json`` in ``env``, which must succeed; its JSON answer.  Run in this
+    process (tests/commons_inprocess.py: a program start is a second of imports); the
+    server is a real process."""
+    result = commons([*args, "--json"], env)
     assert result.returncode == 0, result.stderr
     parsed: dict[str, object] | list[object] = json.loads(result.stdout)
     return parsed
