@@ -94,6 +94,19 @@ TrustedOption = Annotated[
         help="Another issuer whose credentials to accept (repeat).",
     ),
 ]
+BundleKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-bundle-key",
+        envvar="COMMONS_LENDER_TRUST_BUNDLE_KEY",
+        help="The platform's trust bundle key (did:key or JWK, `commons verify trust key`): "
+        "judge issuers by its bundle.",
+    ),
+]
+MarkOption = Annotated[
+    list[str] | None,
+    typer.Option("--require-mark", help="A trust mark the bundle must give the issuer (repeat)."),
+]
 DEFAULT_KEY_FILE = Path("lender-key.json")
 
 
@@ -107,6 +120,8 @@ def _lender(
     witness_keys: list[str] | None = None,
     quorum: int | None = None,
     trusted: list[str] | None = None,
+    bundle_key: str | None = None,
+    marks: list[str] | None = None,
 ) -> Iterator[Lender]:
     key = LenderKey.load(key_file) if key_file is not None else None
     lender = Lender(
@@ -117,6 +132,8 @@ def _lender(
         witness_keys=witness_keys or [],
         quorum=quorum,
         trusted_issuers=trusted or [],
+        bundle_key=bundle_key,
+        required_marks=marks or [],
     )
     try:
         yield lender
@@ -378,10 +395,13 @@ def verify(
     witness_key: WitnessOption = None,
     quorum: QuorumOption = None,
     trusted_issuer: TrustedOption = None,
+    trust_bundle_key: BundleKeyOption = None,
+    require_mark: MarkOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify a retrieval: issuer signature, Disclosures, status list, and the log receipt
-    of the access against the pinned log key."""
+    """Verify a retrieval: issuer signature, Disclosures, status list, the issuer against
+    the platform's trust bundle (with --trust-bundle-key), and the log receipt of the
+    access against the pinned log key."""
 
     try:
         retrieval = Retrieval.from_json(read_json_file(file, "the retrieval file"))
@@ -393,6 +413,8 @@ def verify(
         witness_keys=witness_key,
         quorum=quorum,
         trusted=trusted_issuer,
+        bundle_key=trust_bundle_key,
+        marks=require_mark,
     ) as lender:
         verified = lender.verify(retrieval, receipt_timeout=receipt_timeout)
     emit(

@@ -32,6 +32,7 @@ from credit_commons.client.models import (
     VerifiedRetrieval,
     WebhookNotice,
 )
+from credit_commons.client.trust_bundle import BundleVersions
 
 __all__ = [
     "AccessToken",
@@ -43,6 +44,7 @@ __all__ = [
     "ApiRateLimited",
     "ApiUnavailable",
     "ArtefactInvalid",
+    "BundleVersions",
     "Consent",
     "ConsentPending",
     "DiscoveryEntry",

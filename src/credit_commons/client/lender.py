@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from credit_commons.client import trust_bundle
 from credit_commons.client.assertion import client_assertion
 from credit_commons.client.errors import (
     ApiNotFound,
@@ -40,6 +41,7 @@ from credit_commons.client.models import (
     VerifiedRetrieval,
     WebhookNotice,
 )
+from credit_commons.client.trust_bundle import PROCESS_VERSIONS, BundleVersions
 from credit_commons.client.verify import (
     ARTEFACT_TYP,
     WEBHOOK_TYP,
@@ -51,7 +53,12 @@ from credit_commons.client.verify import (
 from credit_commons.consent import TEMPLATES
 from credit_commons.core.encoding import JsonObject
 from credit_commons.ledger import LogKey, Receipt
-from credit_commons.verifier import RequestCreated, TransactionStatus, VerifierDecision
+from credit_commons.verifier import (
+    RequestCreated,
+    TransactionStatus,
+    TrustBundle,
+    VerifierDecision,
+)
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "DEFAULT_CREDENTIAL_TYPE", "Lender", "registration_request"]
 
@@ -81,7 +88,14 @@ class Lender:
     """A lender client of the platform at ``base_url`` (its ``COMMONS_PUBLIC_URL``).
 
     ``client_id`` and ``key`` are needed from the token on; ``log_key`` (the log's verifier
-    key, pinned out of band or with ``commons lender log-key``) for verifying receipts.
+    key, pinned out of band or with ``commons lender log-key``) for verifying receipts;
+    ``bundle_key`` (the ``did:key`` or public JWK ``commons verify trust key`` prints on the
+    platform) to verify retrieved credentials against the platform's trust bundle, with
+    ``required_marks`` (see :class:`~credit_commons.client.verify.CredentialVerifier` for
+    how it combines with ``trusted_issuers``); ``bundle_versions`` remembers the highest
+    bundle version accepted (rollback refused), per process by default.
+
+    Raises ``ValidationError`` for a ``bundle_key`` that is not a key.
     """
 
     def __init__(
@@ -94,6 +108,9 @@ class Lender:
         witness_keys: Sequence[str] = (),
         quorum: int | None = None,
         trusted_issuers: Sequence[str] = (),
+        bundle_key: str | None = None,
+        required_marks: Sequence[str] = (),
+        bundle_versions: BundleVersions = PROCESS_VERSIONS,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -103,6 +120,11 @@ class Lender:
         self.client_id, self.key = client_id, key
         self.log_key, self.witness_keys, self.quorum = log_key, tuple(witness_keys), quorum
         self._trusted = tuple(trusted_issuers)
+        # The pinned key of the platform's trust bundle, parsed now: a bad pin is a
+        # configuration error before any request.
+        self._bundle_key = trust_bundle.bundle_key(bundle_key) if bundle_key else None
+        self._marks = tuple(required_marks)
+        self._versions = bundle_versions
         self._transport = transport
         self._clock, self._sleep = clock, sleep
         self._token: AccessToken | None = None
@@ -435,10 +457,13 @@ class Lender:
         receipt_timeout: float = 60.0,
     ) -> VerifiedRetrieval:
         """Verify a retrieval: the credential (issuer signature by the platform or a trusted
-        issuer, Disclosures, type, status list), that the disclosed claims are in it, and
-        the receipt of the access (``receipt``, or fetched) against the pinned log key.
+        issuer, Disclosures, type, status list; with a pinned bundle key, the platform's
+        trust bundle fetched and verified first, and the issuer judged by it), that the
+        disclosed claims are in it, and the receipt of the access (``receipt``, or fetched)
+        against the pinned log key.
 
-        Raises :class:`LenderNotConfigured` without a log key, the credential's and the
+        Raises :class:`LenderNotConfigured` without a log key, the trust bundle's errors
+        (``TrustBundleInvalid`` and its kinds), the credential's and the
         receipt's verification errors, ``RetrievalInvalid``, ``ReceiptMismatch`` and
         :class:`ReceiptPending`.
         """
@@ -450,7 +475,12 @@ class Lender:
         fetcher = PlatformFetcher(self.base_url, transport=self._transport)
         try:
             verifier = CredentialVerifier(
-                self.base_url, fetcher, trusted=self._trusted, clock=self._clock
+                self.base_url,
+                fetcher,
+                trusted=self._trusted,
+                bundle=self._trust_bundle(fetcher),
+                required_marks=self._marks,
+                clock=self._clock,
             )
             credential = verifier.verify(retrieval.credential)
         finally:
@@ -476,6 +506,15 @@ class Lender:
             log_size=proved.checkpoint.size,
             leaf_index=proved.index,
             witnesses=proved.witnesses,
+        )
+
+    def _trust_bundle(self, fetcher: PlatformFetcher) -> TrustBundle | None:
+        # Fetched for each verification: the bundle is re-signed daily and may change.
+        if self._bundle_key is None:
+            return None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return trust_bundle.fetch_bundle(
+            fetcher, self.base_url, self._bundle_key, now=now, versions=self._versions
         )
 
     # -- settings ---------------------------------------------------------------------------

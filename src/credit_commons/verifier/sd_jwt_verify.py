@@ -319,6 +319,7 @@ def verify(
     max_kb_age: int = 300,
     serialization: Literal["compact", "json"] = "compact",
     accepted_hash_algs: frozenset[str] = frozenset(HASH_ALGORITHMS),
+    key_headers: frozenset[str] = frozenset(),
 ) -> Verified:
     """Verify an SD-JWT or SD-JWT+KB (RFC 9901 §7.1, §7.3) and return the processed payload.
 
@@ -340,7 +341,8 @@ def verify(
     ``DisclosureMisplaced``, ``DisclosureUnreferenced``, ``Expired``, ``NotYetValid``,
     ``KeyBindingMissing``, ``KeyBindingUnexpected``, ``KeyBindingInvalid``, ``KbStale``,
     ``KbNonceMismatch``, ``KbAudienceMismatch``, ``SdHashMismatch`` — and whatever
-    ``issuer_key_resolver`` raises.
+    ``issuer_key_resolver`` raises.  ``key_headers`` is :func:`verify_issuer_jwt`'s (``x5c``,
+    for a resolver that takes the key from a chain it verified up to an anchor).
     Raises :class:`ValueError` when key binding is required without ``audience`` and
     ``nonce``, or both required and forbidden.
     """
@@ -355,7 +357,9 @@ def verify(
             forbid_key_binding=forbid_key_binding,
             serialization=serialization,
         )
-        signed = verify_issuer_jwt(parts, issuer_key_resolver, accepted_hash_algs)
+        signed = verify_issuer_jwt(
+            parts, issuer_key_resolver, accepted_hash_algs, key_headers=key_headers
+        )
         check_validity(signed.payload, now, leeway)
         key_binding = verify_key_binding(
             parts,
