@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.integration.consent_world import BASE, World, world  # noqa: F401 - fixture
 from tests.integration.test_lender_client import InProcess, ready  # noqa: F401 - fixture
+from tests.ports import free_port
 
+from credit_commons.cli import main
 from credit_commons.client import BundleVersions, Lender, Retrieval
 from credit_commons.keys import encode_did_key
 from credit_commons.keys.algorithms import PrivateKey
@@ -148,3 +151,26 @@ def test_a_rolled_back_bundle_is_refused(
     transport.replay = old
     with pytest.raises(TrustBundleRollback):
         lender.verify(retrieval)
+
+
+def test_the_command_refuses_a_bundle_key_that_is_not_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `commons lender verify --trust-bundle-key`: the pin is parsed before any request.
+    monkeypatch.chdir(tmp_path)
+    saved = {
+        "consent_id": "cns_x",
+        "type": "CreditReadinessCredential",
+        "credential": "e30.e30.sig~",
+        "disclosed": [],
+        "mode": "one_time",
+        "access_event_id": "evt_x",
+    }
+    (tmp_path / "retrieval.json").write_text(json.dumps(saved))
+    url = f"http://127.0.0.1:{free_port()}"
+    for key in ("did:key:zNotAKey", '{"kty": "OKP"}', "neither"):
+        argv = ["lender", "verify", "retrieval.json", "--url", url, "--log-key", "k"]
+        code = main([*argv, "--trust-bundle-key", key, "--json"])
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        assert (code, json.loads(captured.err)["code"]) == (8, "lender.bundle_key_invalid")

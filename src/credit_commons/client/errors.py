@@ -29,6 +29,7 @@ __all__ = [
     "ApiRateLimited",
     "ApiUnavailable",
     "ArtefactInvalid",
+    "BundleKeyInvalid",
     "ConsentPending",
     "KeyFileExists",
     "KeyFileInvalid",
@@ -123,6 +124,13 @@ class PlatformUrlInvalid(ConfigurationError):
 
     code = "lender.url_invalid"
     title = "Platform URL not acceptable"
+
+
+class BundleKeyInvalid(ConfigurationError):
+    """The pinned trust bundle key is neither a ``did:key`` nor a public JWK."""
+
+    code = "lender.bundle_key_invalid"
+    title = "Trust bundle key not acceptable"
 
 
 class LenderNotConfigured(ConfigurationError):

@@ -95,7 +95,7 @@ class Lender:
     how it combines with ``trusted_issuers``); ``bundle_versions`` remembers the highest
     bundle version accepted (rollback refused), per process by default.
 
-    Raises ``ValidationError`` for a ``bundle_key`` that is not a key.
+    Raises :class:`BundleKeyInvalid` for a ``bundle_key`` that is not a key.
     """
 
     def __init__(

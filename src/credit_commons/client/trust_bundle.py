@@ -17,8 +17,9 @@ import json
 import threading
 from datetime import datetime
 
+from credit_commons.client.errors import BundleKeyInvalid
 from credit_commons.client.http import PlatformFetcher
-from credit_commons.core.errors import CommonsError, ValidationError
+from credit_commons.core.errors import CommonsError
 from credit_commons.keys import PublicKey, decode_did_key, public_key_from_jwk
 from credit_commons.keys import thumbprint as key_thumbprint
 from credit_commons.verifier import (
@@ -36,18 +37,17 @@ _ACCEPT = f"application/{TRUST_BUNDLE_TYP}, application/jwt;q=0.5"
 
 def bundle_key(text: str) -> PublicKey:
     """The key a lender pins for the bundle: a ``did:key``, or a public JWK as JSON (its
-    ``kid`` ignored).  Raises :class:`ValidationError` for anything else."""
+    ``kid`` ignored).  Raises :class:`BundleKeyInvalid` for anything else."""
+    hint = "give the did:key or JWK that `commons verify trust key` prints on the platform"
     try:
         if text.startswith("did:key:"):
             return decode_did_key(text)
         jwk = json.loads(text)
-        if not isinstance(jwk, dict):
-            raise ValidationError("the trust bundle key is a did:key or a public JWK")
-        return public_key_from_jwk({k: v for k, v in jwk.items() if k != "kid"})
-    except ValidationError:
-        raise
+        if isinstance(jwk, dict):
+            return public_key_from_jwk({k: v for k, v in jwk.items() if k != "kid"})
     except (ValueError, CommonsError) as e:
-        raise ValidationError("the trust bundle key is a did:key or a public JWK") from e
+        raise BundleKeyInvalid("the trust bundle key is not a key", hint=hint) from e
+    raise BundleKeyInvalid("the trust bundle key is a did:key or a public JWK", hint=hint)
 
 
 class BundleVersions:
