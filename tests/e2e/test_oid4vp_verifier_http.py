@@ -170,3 +170,52 @@ def test_another_verifier_sees_nothing_of_a_request(vp: VpWorld) -> None:
     )
     assert decision.status_code == 404
     assert vp.http.get(f"/v1/verifier/requests/{created['id']}").status_code == 401
+
+
+@pytest.mark.parametrize("answered_by", ["named", "other"])
+def test_a_did_trusted_authority_over_http(vp: VpWorld, answered_by: str) -> None:
+    # DCQL trusted_authorities of type did (this platform's extension, §6.1.1): the query
+    # names issuer X.  Both X and Y are on the trust list; Y's credential satisfies every
+    # other part of the query but not the authority, so it is refused (dcql_unsatisfied),
+    # X's accepted.
+    named, other = PrivateKey.generate(KeyType.P256), PrivateKey.generate(KeyType.P256)
+    holder = PrivateKey.generate(KeyType.P256)
+    for issuer in (named, other):
+        added = vp.http.post(
+            "/v1/admin/trusted-issuers",
+            json={"issuer": encode_did_key(issuer.public_key)},
+            headers=vp.admin,
+        )
+        assert added.status_code == 201, added.text
+    query = {
+        "credentials": [
+            {
+                "id": "membership",
+                "format": "dc+sd-jwt",
+                "meta": {"vct_values": [THEIR_VCT]},
+                "trusted_authorities": [
+                    {"type": "did", "values": [encode_did_key(named.public_key)]}
+                ],
+                "claims": [{"path": ["member"]}],
+            }
+        ]
+    }
+    created = vp.request(dcql_query=query)
+    request = vp.wallet_request(created)
+    issuer = named if answered_by == "named" else other
+    shown = _their_presentation(
+        _their_credential(issuer, holder), holder, request.nonce, request.client_id
+    )
+    answered = vp.respond(created, request, {"membership": [shown]})
+    status = vp.status(created["id"])
+    if answered_by == "other":
+        assert answered.status_code == 400
+        assert answered.json() == {"error": "not_allowed"}
+        assert (status["decision"], status["reason"]) == ("deny", "dcql_unsatisfied")
+        assert vp.events()[-1]["reason"] == "dcql_unsatisfied"
+        return
+    assert answered.status_code == 200, answered.text
+    assert (status["decision"], status["reason"]) == ("allow", None)
+    code = parse_qs(urlsplit(answered.json()["redirect_uri"]).query)["response_code"][0]
+    (credential,) = vp.decision(created["id"], code).json()["credentials"]
+    assert credential["issuer"] == encode_did_key(named.public_key)

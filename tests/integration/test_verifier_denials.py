@@ -30,14 +30,15 @@ from sqlalchemy import text, update
 from tests.integration.verifier_world import Holder, VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.encoding import JsonObject, b64url_decode
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.sd_jwt import issue, present
-from credit_commons.keys import encode_did_key
+from credit_commons.keys import DidResolutionFailed, DidResolver, encode_did_key
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier.did_binding import HOLDER_DIDS
 from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
 from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.verifier.trust_bundle import TrustBundle, TrustEntry, sign_bundle
@@ -333,6 +334,69 @@ def test_5_a_holder_did_that_authorizes_the_key_is_accepted(vp: VpWorld) -> None
     created, answered = _foreign_round(vp, _foreign(issuer, holder, sub=own_did), holder)
     assert answered.status_code == 200, answered.text
     assert vp.status(created["id"])["decision"] == "allow"
+
+
+class _DidWebHost(DidResolver):
+    """The holder DID resolver with ``did:web`` documents served from here (no network):
+    ``did:key`` is resolved by the real resolver; a ``did:web`` this host does not serve, or
+    any while it is down, fails as an unreachable one does (``DidResolutionFailed``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.documents: dict[str, JsonObject] = {}
+        self.down = False
+
+    def resolve(self, did: str) -> JsonObject:
+        if not did.startswith("did:web:"):
+            return super().resolve(did)
+        if self.down or did not in self.documents:
+            raise DidResolutionFailed("did:web document could not be fetched: 503")
+        return self.documents[did]
+
+    def publish(self, did: str, key: PrivateKey) -> None:
+        method = f"{did}#key-1"
+        self.documents[did] = {
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "verificationMethod": [
+                {
+                    "id": method,
+                    "type": "JsonWebKey",
+                    "controller": did,
+                    "publicKeyJwk": public_key_to_jwk(key.public_key),
+                }
+            ],
+            "authentication": [method],
+        }
+
+
+def test_5_a_did_web_holder_through_the_resolver(vp: VpWorld) -> None:
+    # The holder is did:web: its document is resolved at step 5.  Accepted while the
+    # document lists the cnf key; after the key is rotated in the document the same holder
+    # key is refused (did_key_not_authorized); a resolver that fails is a dependency_failure.
+    issuer, holder = PrivateKey.generate(KeyType.ED25519), PrivateKey.generate(KeyType.ED25519)
+    _trust(vp, encode_did_key(issuer.public_key))
+    did = "did:web:holder.example:people:asha"
+    host = _DidWebHost()
+    host.publish(did, holder)
+    HOLDER_DIDS.set(vp.rt, host)
+    credential = _foreign(issuer, holder, sub=did)
+
+    created, answered = _foreign_round(vp, credential, holder)
+    assert answered.status_code == 200, answered.text
+    assert vp.status(created["id"])["decision"] == "allow"
+    assert vp.events()[-1]["decision"] == "allow"
+
+    host.publish(did, PrivateKey.generate(KeyType.ED25519))  # the key rotated
+    created, answered = _foreign_round(vp, credential, holder)
+    _denied(answered)
+    _reason(vp, created, "did_key_not_authorized")
+
+    host.publish(did, holder)
+    host.down = True
+    created, answered = _foreign_round(vp, credential, holder)
+    _denied(answered)
+    _reason(vp, created, "dependency_failure")
 
 
 # -- step 6: issuer trust -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import ValidationError
@@ -23,18 +24,35 @@ from credit_commons.formats.dcql import (
     parse_dcql,
     select,
 )
+from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.oid4vp import (
     REQUEST_OBJECT_TYP,
     AuthorizationRequestInvalid,
     ClientIdPrefix,
     ClientMetadata,
     ResponseDecryptionFailed,
+    ResponseInvalid,
     decrypt_response,
+    encrypt_response,
+    new_response_encryption_key,
     parse_authorization_request,
     parse_authorization_response,
     parse_client_id,
     parse_vp_token,
+    select_encryption_key,
 )
+from credit_commons.formats.vc_jwt import VcJwtExpired, VcJwtInvalid, verify_vc_jwt
+from credit_commons.formats.vp_jwt import (
+    VpAudienceMismatch,
+    VpJwtInvalid,
+    VpNonceMismatch,
+    VpSignatureInvalid,
+    VpStale,
+    parse_vp_jwt,
+    verify_vp_jwt,
+)
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.errors import SignatureInvalid
 
 ROOT = Path(__file__).parent / "credentials" / "openid4vp-1.0-examples"
 ALL_FILES = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*.json"))
@@ -427,3 +445,177 @@ def test_encrypted_response_example_tampered() -> None:
         decrypt_response(example["response"], wrong_d)
     with pytest.raises(ResponseDecryptionFailed):
         decrypt_response(example["response"], key, enc_values=["A256GCM"])
+
+
+# --- Tampered siblings of the remaining examples -----------------------------------------
+# The examples are payloads (their signatures elided); each is signed here with a fresh key
+# so that the code which reads it can be run on it, then mutated.
+
+ES256 = ["ES256"]
+
+
+def _mutated(raw: Any, mutate: Any) -> Any:
+    sibling = copy.deepcopy(raw)
+    mutate(sibling)
+    return sibling
+
+
+def _vp_jwt(payload: dict[str, Any], key: PrivateKey, **header: Any) -> str:
+    return sign_compact(
+        {"typ": "JWT", "kid": f"{payload.get('iss')}#key-1", **header}, payload, key
+    )
+
+
+def test_vp_jwt_example_and_its_tampered_siblings() -> None:
+    # response/jwt_vc.json is the payload of a VP-JWT (Appendix B.1.3.1.5): formats/vp_jwt.
+    example = _load("response/jwt_vc.json")
+    holder = PrivateKey.generate(KeyType.P256)
+    aud, nonce, now = example["aud"], example["nonce"], example["iat"]
+    vp = parse_vp_jwt(_vp_jwt(example, holder), algs=ES256)
+    assert (vp.holder, vp.credential) == (example["iss"], "eyJhb...ssw5c")
+    verify_vp_jwt(vp, holder.public_key, audience=aud, nonce=nonce, now=now)
+    shape = [
+        lambda p: p["vp"]["@context"].__setitem__(0, "https://www.w3.org/ns/credentials/v2"),
+        lambda p: p["vp"].__setitem__("type", ["VerifiableCredential"]),
+        lambda p: p["vp"]["verifiableCredential"].append("eyJhb...other"),
+        lambda p: p["vp"].__setitem__("verifiableCredential", [{"id": "x"}]),
+        lambda p: p["vp"].__setitem__("holder", "did:example:someone-else"),
+        lambda p: p.__setitem__("iss", "https://holder.example"),
+        lambda p: p.pop("vp"),
+    ]
+    for mutate in shape:
+        with pytest.raises(VpJwtInvalid):
+            parse_vp_jwt(_vp_jwt(_mutated(example, mutate), holder), algs=ES256)
+    with pytest.raises(VpJwtInvalid, match="kid"):
+        parse_vp_jwt(_vp_jwt(example, holder, kid="did:example:other#key-1"), algs=ES256)
+    with pytest.raises(VpJwtInvalid, match="typ"):
+        parse_vp_jwt(_vp_jwt(example, holder, typ="vc+jwt"), algs=ES256)
+    binding = [
+        ({"nonce": "another-nonce"}, VpNonceMismatch),
+        ({"aud": "x509_san_dns:evil.example.org"}, VpAudienceMismatch),
+        ({"iat": now + 3600}, VpStale),
+        ({"exp": now - 3600}, VpStale),
+        ({"iat": "1541493724"}, VpJwtInvalid),
+    ]
+    for changed, error in binding:
+        sibling = parse_vp_jwt(_vp_jwt({**example, **changed}, holder), algs=ES256)
+        with pytest.raises(error):
+            verify_vp_jwt(sibling, holder.public_key, audience=aud, nonce=nonce, now=now)
+    stranger = PrivateKey.generate(KeyType.P256)
+    with pytest.raises(VpSignatureInvalid):
+        verify_vp_jwt(vp, stranger.public_key, audience=aud, nonce=nonce, now=now)
+
+
+def test_jwt_vc_credential_example_and_its_tampered_siblings() -> None:
+    # credentials/jwt_vc.json is the payload of a VCDM 1.1 jwt_vc_json: formats/vc_jwt.
+    example = _load("credentials/jwt_vc.json")
+    issuer = PrivateKey.generate(KeyType.P256)
+    now = example["nbf"]
+
+    def signed(payload: dict[str, Any], typ: str = "JWT") -> str:
+        return sign_compact({"typ": typ, "kid": "k1"}, payload, issuer)
+
+    # As published it has no exp; this platform relies on no credential without one.
+    with pytest.raises(VcJwtExpired):
+        verify_vc_jwt(signed(example), issuer.public_key, algs=ES256, now=now)
+    expiring = {**example, "exp": now + 86400}
+    assert verify_vc_jwt(signed(expiring), issuer.public_key, algs=ES256, now=now) == expiring
+    invalid = [
+        lambda p: p["vc"]["@context"].__setitem__(0, "https://example.org/context"),
+        lambda p: p["vc"]["@context"].append("https://www.w3.org/ns/credentials/v2"),
+        lambda p: p["vc"].__setitem__("type", ["IDCredential"]),
+        lambda p: p.__setitem__("vc", "not an object"),
+        lambda p: p.pop("vc"),
+    ]
+    for mutate in invalid:
+        with pytest.raises(VcJwtInvalid):
+            verify_vc_jwt(
+                signed(_mutated(expiring, mutate)), issuer.public_key, algs=ES256, now=now
+            )
+    with pytest.raises(VcJwtInvalid):
+        verify_vc_jwt(signed(expiring, typ="vc+jwt"), issuer.public_key, algs=ES256, now=now)
+    for changed in ({"exp": now - 3600}, {"nbf": now + 3600}):
+        with pytest.raises(VcJwtExpired):
+            verify_vc_jwt(signed({**expiring, **changed}), issuer.public_key, algs=ES256, now=now)
+    stranger = PrivateKey.generate(KeyType.P256)
+    with pytest.raises(SignatureInvalid):
+        verify_vc_jwt(signed(expiring), stranger.public_key, algs=ES256, now=now)
+
+
+def test_error_example_tampered_siblings() -> None:
+    # digital_credentials_api/error_invalid_request.json: an error response (§8.5), read by
+    # formats/oid4vp_response.parse_authorization_response.
+    example = _load("digital_credentials_api/error_invalid_request.json")
+    assert parse_authorization_response({**example, "state": "s1"}).state == "s1"
+    siblings = [
+        {"error": 400},
+        {"error": ["invalid_request"]},
+        {**example, "error_description": {"text": "bad"}},
+        {**example, "state": 7},
+        {**example, "vp_token": '{"q": ["eyJ..."]}'},
+        {k: v for k, v in example.items() if k != "error"},
+    ]
+    for sibling in siblings:
+        with pytest.raises(ResponseInvalid):
+            parse_authorization_response(sibling)
+    # Sent in clear where an encrypted response was asked for, an error is still taken
+    # (§8.3.1); a JWE with nothing to decrypt it with is not.
+    private, _public = new_response_encryption_key("k1")
+    assert parse_authorization_response(example, decryption_key=private).error == "invalid_request"
+    with pytest.raises(ResponseInvalid):
+        parse_authorization_response({"response": "a.b.c.d.e"})
+
+
+CLIENT_METADATA = [f for f in ALL_FILES if f.startswith("client_metadata/")]
+
+
+@pytest.mark.parametrize("name", CLIENT_METADATA)
+def test_client_metadata_example_tampered_siblings(name: str) -> None:
+    # Each example with the jwks and enc values a direct_post.jwt request adds (§5.1, §8.3):
+    # ClientMetadata (formats/oid4vp) reads it, select_encryption_key and encrypt_response
+    # (the wallet's side, formats/oid4vp_response) use it.
+    _private, public = new_response_encryption_key("enc-1")
+    full = {
+        **_load(name),
+        "jwks": {"keys": [public]},
+        "encrypted_response_enc_values_supported": ["A128GCM"],
+    }
+    metadata = ClientMetadata.model_validate(full)
+    key = select_encryption_key(metadata)
+    assert encrypt_response({"vp_token": {}}, key, metadata.enc_values[0]).count(".") == 4
+
+    def keyed(**changed: Any) -> dict[str, Any]:
+        jwk = {k: v for k, v in {**public, **changed}.items() if v is not None}
+        return {**full, "jwks": {"keys": [jwk]}}
+
+    refused_by_the_model = [
+        (keyed(kid=None), "unique kid"),  # §5.1: every JWK has a kid
+        ({**full, "jwks": {"keys": [public, {**public, "x": public["y"]}]}}, "unique kid"),
+        ({**full, "jwks": {"keys": []}}, "non-empty keys"),
+        ({**full, "jwks": [public]}, "jwks"),
+        ({**full, "vp_formats_supported": list(full["vp_formats_supported"])}, "vp_formats"),
+        ({**full, "vp_formats_supported": "dc+sd-jwt"}, "vp_formats"),
+        ({**full, "encrypted_response_enc_values_supported": []}, "enc_values"),
+        ({**full, "encrypted_response_enc_values_supported": [128]}, "enc_values"),
+    ]
+    for sibling, words in refused_by_the_model:
+        with pytest.raises(PydanticValidationError, match=words):
+            ClientMetadata.model_validate(sibling)
+    no_key_to_encrypt_to = [
+        keyed(kty="OKP"),
+        keyed(crv="P-384"),
+        keyed(alg="RSA-OAEP-256"),
+        keyed(use="sig"),
+        keyed(d=_private["d"]),  # a private key is no verifier's published key
+    ]
+    for sibling in no_key_to_encrypt_to:
+        parsed = ClientMetadata.model_validate(sibling)
+        with pytest.raises(AuthorizationRequestInvalid):
+            select_encryption_key(parsed)
+    unknown_enc = ClientMetadata.model_validate(
+        {**full, "encrypted_response_enc_values_supported": ["A512GCM"]}
+    )
+    with pytest.raises(AuthorizationRequestInvalid, match="enc"):
+        encrypt_response({"vp_token": {}}, key, unknown_enc.enc_values[0])
+    with pytest.raises(AuthorizationRequestInvalid):  # wrong kty given to it directly
+        encrypt_response({"vp_token": {}}, {**key, "kty": "OKP"}, "A128GCM")
