@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.commons_inprocess import commons
 
 from credit_commons.core.errors import ExitCode
 
@@ -65,16 +66,13 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     (root / "binary").write_bytes(b"\xff\xfe\x00garbage")
     (root / "empty.jsonl").write_text("")
     env = environment(root)
+    # The state the cases need, made in this process (tests/commons_inprocess.py): the cases
+    # themselves are the real program.
     for command in (["db", "upgrade"], ["wallet", "init", "--wallet", str(root / "wallet.json")]):
-        subprocess.run([COMMONS, *command], env=env, check=True, capture_output=True, timeout=300)
-    created = subprocess.run(
-        [COMMONS, "identity", "create", "--name", "Asha", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        made = commons(command, env)
+        assert made.returncode == 0, made.stderr
+    created = commons(["identity", "create", "--name", "Asha", "--json"], env)
+    assert created.returncode == 0, created.stderr
     (root / "token").write_text(json.loads(created.stdout)["identity_token"])
     yield Place(root)
     (root / "locked-dir").chmod(0o700)

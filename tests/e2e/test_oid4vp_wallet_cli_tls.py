@@ -35,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.commons_inprocess import commons
 from tests.conftest import GENEROUS_RATE_LIMITS, POSTGRES_URL, SKIP_POSTGRES
 from tests.e2e.test_serve import commons_env
 from tests.factories import readiness_claims
@@ -189,7 +190,8 @@ def platform(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = commons_env(directory / "var", database)
     env["COMMONS_PUBLIC_URL"] = base
     env["COMMONS_RATE_LIMITS"] = json.dumps(GENEROUS_RATE_LIMITS)
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    migrated = commons(["db", "upgrade"], env)  # in this process: tests/commons_inprocess.py
+    assert migrated.returncode == 0, migrated.stderr
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

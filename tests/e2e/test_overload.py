@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.commons_inprocess import commons
 from tests.e2e.test_serve import COMMONS, commons_env
 from tests.ports import free_port
 
@@ -41,7 +42,8 @@ def small_server(tmp_path: Path, backend_url: str) -> Iterator[str]:
         # it before it reached the database (the limits are tested in gateway/).
         COMMONS_RATE_LIMITS=json.dumps({"registration.ip": "1000000/minute"}),
     )
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    migrated = commons(["db", "upgrade"], env)  # in this process: tests/commons_inprocess.py
+    assert migrated.returncode == 0, migrated.stderr
     port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.commons_inprocess import commons
 from tests.ports import free_port
 
 from credit_commons.core.migrate import head_revision
@@ -34,7 +35,8 @@ def commons_env(data_dir: Path, database_url: str) -> dict[str, str]:
 @pytest.fixture
 def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
     env = commons_env(tmp_path / "var", backend_url)
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    migrated = commons(["db", "upgrade"], env)  # in this process: tests/commons_inprocess.py
+    assert migrated.returncode == 0, migrated.stderr
     port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
@@ -120,7 +122,8 @@ def test_serve_says_which_setting_disagrees_with_its_address(
 ) -> None:
     env = commons_env(tmp_path / "var", backend_url)
     env["COMMONS_PUBLIC_URL"] = "http://127.0.0.1:8000"
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    migrated = commons(["db", "upgrade"], env)  # in this process: tests/commons_inprocess.py
+    assert migrated.returncode == 0, migrated.stderr
     port = free_port()
     process = subprocess.Popen(
         [*COMMONS, "serve", "--port", str(port), "--json"],

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.commons_inprocess import commons
 from tests.e2e.test_serve import commons_env
 from tests.e2e.test_wallet_e2e import COMMONS
 from tests.factories import readiness_claims
@@ -29,7 +30,7 @@ PASSPHRASE = "correct horse battery staple"
 def development(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     """`commons serve --port N` with the defaults (no public URL, no insecure flag)."""
     env = commons_env(tmp_path / "var", backend_url)
-    subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
+    assert commons(["db", "upgrade"], env).returncode == 0
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
@@ -69,7 +70,9 @@ def borrower_shell(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COMMONS, *args], env=env, capture_output=True, text=True, check=False)
+    # The shell's command, in this process with exactly that environment
+    # (tests/commons_inprocess.py); the server is a real process.
+    return commons(args, env)
 
 
 def offer(base: str, env: dict[str, str]) -> dict[str, Any]:
