@@ -6,19 +6,23 @@ queries refused when the request is made, and a bounded ``wallet_nonce``."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from tests.integration.verifier_world import VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
 from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.verifier import service as verifier_service
+from credit_commons.verifier import transactions as txn
 from credit_commons.verifier.models import VpTransactionRow
 
 __all__ = ["vp"]
 
 DENIED = {"error": "not_allowed"}
+_COLUMNS = [c.key for c in cast(Table, VpTransactionRow.__table__).columns]
 
 
 def _forged(text: str) -> str:
@@ -227,3 +231,56 @@ def test_the_vct_of_the_credential_answered(vp: VpWorld) -> None:
     (credential,) = vp.decision(created["id"], code).json()["credentials"]
     assert (credential["format"], credential["vct"]) == ("dc+sd-jwt", CREDIT_READINESS.vct)
     assert "income_bracket" in credential["claims"]
+
+
+def test_the_decision_is_written_once_and_leaves_the_session_clean(vp: VpWorld) -> None:
+    # The response's transaction is read by a precompiled SELECT and its decision written
+    # by one UPDATE: the row in the session is never marked changed (the commit flushes
+    # nothing), step 1 and the decision see the same row, and what is stored is the decision.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    form = {
+        "vp_token": json.dumps({"crc": [vp.presentation(holder, wallet)]}),
+        "state": str(wallet.state),
+    }
+    with transaction(vp.rt.sessions) as session:
+        verdict = verifier_service.accept_response(session, vp.rt, created["id"], form)
+        assert verdict.allowed
+        assert not session.dirty
+        assert not session.new
+        row = session.get(VpTransactionRow, created["id"])
+        assert row is not None
+        assert (row.decision, row.reason) == ("allow", None)
+        assert row.consumed_at is not None
+        assert row.response_code_hash is not None
+    stored = _row(vp, created["id"])
+    assert (stored.decision, stored.reason, stored.discarded) == ("allow", None, None)
+    assert stored.decided_at is not None
+    assert stored.claims is not None
+    assert stored.response_code_hash == row.response_code_hash
+    # A second answer with the same challenge is refused, and changes nothing.
+    with transaction(vp.rt.sessions) as session:
+        again = verifier_service.accept_response(session, vp.rt, created["id"], form)
+        assert not again.allowed
+    assert _row(vp, created["id"]).response_code_hash == stored.response_code_hash
+
+
+def test_a_transaction_made_in_the_same_unit_of_work_is_found(vp: VpWorld) -> None:
+    # load_transaction flushes what the session holds before its precompiled read, and
+    # returns the session's own row when it has one.
+    made = _row(vp, vp.request()["id"])
+    with transaction(vp.rt.sessions) as session:
+        row = VpTransactionRow(**{c: getattr(made, c) for c in _COLUMNS})
+        row.id, row.nonce, row.state = "vpt_same_session_0001", "n" * 32, "s" * 32
+        row.response_code_hash = None
+        session.add(row)
+        assert txn.load_transaction(session, row.id) is row
+        assert txn.load_transaction(session, "vpt_nothing_here") is None
+    with transaction(vp.rt.sessions) as session:
+        loaded = txn.load_transaction(session, "vpt_same_session_0001")
+        assert loaded is not None
+        assert loaded is session.get(VpTransactionRow, loaded.id)
+        assert (loaded.nonce, loaded.state) == ("n" * 32, "s" * 32)
+        assert loaded.expires_at is not None
+        assert not session.dirty

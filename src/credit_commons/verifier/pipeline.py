@@ -53,6 +53,7 @@ Predicate attestations have their own numbered steps
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -78,7 +79,7 @@ from credit_commons.verifier import sd_jwt_verify as rfc9901
 from credit_commons.verifier import trust as trust_list
 from credit_commons.verifier import w3c_presentation as w3c
 from credit_commons.verifier.query_support import W3C_JWT_FORMAT, Discarded, shape
-from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
+from credit_commons.verifier.reasons import Reason, VerificationDenied, of_database, reason_of
 from credit_commons.verifier.schemas import SdJwtVerified
 from credit_commons.verifier.sd_jwt_vc import (
     CredentialRevoked,
@@ -239,14 +240,15 @@ def decide(
         shown = shape(requirements.query, vp_token)
         presented: list[Presented] = []
         discarded: list[Discarded] = []
+        # Several presentations: each in a savepoint (a database error rolled back alone);
+        # one: a database error denies the response, rolling back the savepoint above.
+        several = sum(not isinstance(text, Discarded) for _, _, text in shown) > 1
         for query_id, format_, text in shown:
             if isinstance(text, Discarded):
                 discarded.append(text)
                 continue
             try:
-                # Each presentation in its own savepoint: a database error in one is
-                # rolled back alone, and the others are still checked.
-                with session.begin_nested():
+                with session.begin_nested() if several else nullcontext():
                     run = _w3c_presentation if format_ == W3C_JWT_FORMAT else _presentation
                     presented.append(run(check, query_id, text, requirements))
             except Exception as e:  # §8.6: discard it, keeping why
@@ -254,6 +256,8 @@ def decide(
                 if reason in _RESPONSE_WIDE:
                     raise
                 discarded.append(Discarded(query_id, reason))
+                if not several and (reason is Reason.DEPENDENCY_FAILURE or of_database(e)):
+                    raise ResponseDenied(reason, None, tuple(discarded)) from e
         try:
             dcql(requirements, presented)  # after steps 2-9, over what was not discarded
             policy_floor(requirements)  # step 10

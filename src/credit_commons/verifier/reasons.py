@@ -16,6 +16,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from credit_commons.core.errors import IntegrityError
 from credit_commons.formats import sd_jwt_errors as sd
 from credit_commons.formats import vp_jwt
@@ -40,7 +42,7 @@ from credit_commons.verifier.sd_jwt_vc import (
 )
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted
 
-__all__ = ["PRESENTER_DENIAL", "Reason", "VerificationDenied", "reason_of"]
+__all__ = ["PRESENTER_DENIAL", "Reason", "VerificationDenied", "of_database", "reason_of"]
 
 PRESENTER_DENIAL: Final = "not_allowed"
 """The ``error`` of every denial the presenter sees (seed 002 §5, non-oracular)."""
@@ -184,3 +186,11 @@ def reason_of(error: BaseException) -> Reason:
         if found is not None:
             return found
     return Reason.DEPENDENCY_FAILURE
+
+
+def of_database(error: BaseException | None, depth: int = 8) -> bool:
+    """Whether ``error`` is a database error or was raised while handling one (its cause or
+    context, ``depth`` links deep; a longer chain counts as one: fail closed)."""
+    if error is None or isinstance(error, SQLAlchemyError) or depth == 0:
+        return error is not None
+    return of_database(error.__cause__ or error.__context__, depth - 1)

@@ -208,7 +208,7 @@ def accept_response(
     uniform denial then too).
     """
     now = rt.clock.now()
-    row = session.get(VpTransactionRow, transaction_id)
+    row = txn.load_transaction(session, transaction_id)
     outcome = _decide(session, rt, row, transaction_id, form)
     if outcome.reason is Reason.DEPENDENCY_FAILURE:
         log.warning("verification.dependency_failure transaction=%s", _loggable(transaction_id))
@@ -295,33 +295,49 @@ def _record(
         if outcome.state_known:
             _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
         return Verdict(False, None)
-    row.decided_at = now
-    row.decision = txn.ALLOW if allowed else txn.DENY
-    row.reason = reason.value if reason is not None else None
+    # The decision's values go to the row only through write_decision (they are written
+    # by its UPDATE; the row, never marked changed, costs the commit no ORM flush).
     decided = outcome.decided
+    dropped = row.discarded
     if outcome.discarded:
-        row.discarded = json.dumps(
+        dropped = json.dumps(
             [{"query_id": d.query_id, "reason": d.reason.value} for d in outcome.discarded]
         )
-    answer = None
+    answer, code_hash, sealed = None, row.response_code_hash, row.claims
     if allowed and decided is not None:
-        answer = AcceptedResponse(redirect_uri=_hand_over(rt, row, decided))
+        redirect, code_hash, sealed = _hand_over(rt, row, decided, code_hash, sealed)
+        answer = AcceptedResponse(redirect_uri=redirect)
     elif outcome.wallet_error:
         # §8.2: a processed Authorization Error Response is answered 200 with a JSON object.
         answer = AcceptedResponse()
     _event(session, rt, row, reason, now)
-    txn.write_decision(session, row)
+    txn.write_decision(
+        session,
+        row,
+        decided_at=now,
+        decision=txn.ALLOW if allowed else txn.DENY,
+        reason=reason.value if reason is not None else None,
+        discarded=dropped,
+        response_code_hash=code_hash,
+        claims=sealed,
+    )
     return Verdict(allowed, answer)
 
 
-def _hand_over(rt: Runtime, row: VpTransactionRow, decided: pipeline.Decided) -> str | None:
+def _hand_over(
+    rt: Runtime,
+    row: VpTransactionRow,
+    decided: pipeline.Decided,
+    code_hash: str | None,
+    sealed: str | None,
+) -> tuple[str | None, str | None, str | None]:
     # The claims are kept, wrapped, for the verifier to read once with the response code —
     # only when the wallet gets the code, in the redirect: without a redirect_uri nobody
-    # could ever ask for them, and they are not stored at all.
+    # could ever ask for them, and they are not stored at all.  Returns the redirect, the
+    # code's hash and the wrapped claims (``code_hash`` and ``sealed`` without a redirect).
     if row.redirect_uri is None:
-        return None
+        return None, code_hash, sealed
     code = secrets.token_urlsafe(32)
-    row.response_code_hash = txn.hash_secret(code)
     claims = [
         PresentedCredential(
             query_id=p.query_id,
@@ -333,9 +349,10 @@ def _hand_over(rt: Runtime, row: VpTransactionRow, decided: pipeline.Decided) ->
         ).model_dump(mode="json")
         for p in decided.presented
     ]
-    row.claims = wrap(rt, json.dumps(claims).encode(), CLAIMS_AAD + row.id.encode())
+    sealed = wrap(rt, json.dumps(claims).encode(), CLAIMS_AAD + row.id.encode())
     joiner = "&" if urlsplit(row.redirect_uri).query else "?"
-    return f"{row.redirect_uri}{joiner}{urlencode({'response_code': code})}"
+    redirect = f"{row.redirect_uri}{joiner}{urlencode({'response_code': code})}"
+    return redirect, txn.hash_secret(code), sealed
 
 
 def _event(

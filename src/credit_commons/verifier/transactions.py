@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, cast
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import DateTime, Table, bindparam, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from credit_commons.core.clock import utc
-from credit_commons.core.db import HotStatement
+from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
 from credit_commons.core.encoding import canonical_json, json_decode
 from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.verifier.reasons import Reason, VerificationDenied
@@ -32,6 +33,7 @@ __all__ = [
     "Consumed",
     "consume_challenge",
     "hash_secret",
+    "load_transaction",
     "request_hash",
     "write_decision",
 ]
@@ -99,6 +101,37 @@ class Consumed:
 
 _TABLE = cast(Table, VpTransactionRow.__table__)
 _COLUMNS = _TABLE.c
+# The response endpoint's read of its transaction, precompiled (one indexed read of every
+# column; the ORM's load of the same row costs several times the read itself).
+_LOAD = HotQuery(
+    select(*_TABLE.c).where(_COLUMNS.id == bindparam("transaction_id")), ("transaction_id",)
+)
+_DATETIMES: Final = frozenset(c.key for c in _TABLE.c if isinstance(c.type, DateTime))
+
+
+def load_transaction(session: Session, transaction_id: str) -> VpTransactionRow | None:
+    """The transaction ``transaction_id`` as a row of the session (``None``: no such
+    transaction), as ``session.get`` would give it: the one already in the session, or one
+    read by a precompiled SELECT and attached to the session unchanged (clean: the session
+    flushes nothing for it), so that step 1's ``session.get`` and the decision's
+    ``write_decision`` see the same object."""
+    session.flush()  # a transaction added to this session and not yet written
+    known = session.identity_map.get(identity_key(VpTransactionRow, transaction_id))
+    if known is not None:
+        return known
+    found = _LOAD.first(session, transaction_id=transaction_id)
+    if found is None:
+        return None
+    values = {
+        name: stored_datetime(value) if name in _DATETIMES and value is not None else value
+        for name, value in found._asdict().items()
+    }
+    row = VpTransactionRow(**values)
+    make_transient_to_detached(row)  # as if loaded: no attribute is a change
+    session.add(row)
+    return row
+
+
 # Step 1's consumption, precompiled: the response endpoint is a measured hot path
 # (bench/verifier.py), and the statement is the same every time.
 _CONSUME = HotStatement(
@@ -170,22 +203,33 @@ _DECIDE = HotStatement(
 _DECISION: Final = ("decided_at", "decision", "reason", "discarded", "response_code_hash", "claims")
 
 
-def write_decision(session: Session, row: VpTransactionRow) -> None:
-    """Write the decision ``row`` holds (``decided_at``, ``decision``, ``reason``,
+def write_decision(
+    session: Session,
+    row: VpTransactionRow,
+    *,
+    decided_at: datetime,
+    decision: str,
+    reason: str | None,
+    discarded: str | None,
+    response_code_hash: str | None,
+    claims: str | None,
+) -> None:
+    """Write the decision of ``row`` (``decided_at``, ``decision``, ``reason``,
     ``discarded``, ``response_code_hash``, ``claims``) in one UPDATE, and let the row in the
-    session know they are written (the session flushes nothing more for them).
+    session know them without marking it changed (the session flushes nothing for it).
 
     Raises the database's errors (a response code hash already used: an integrity error).
     """
     _DECIDE.execute(
         session,
         transaction_id=row.id,
-        at=row.decided_at,
-        verdict=row.decision,
-        why=row.reason,
-        dropped=row.discarded,
-        code_hash=row.response_code_hash,
-        sealed=row.claims,
+        at=decided_at,
+        verdict=decision,
+        why=reason,
+        dropped=discarded,
+        code_hash=response_code_hash,
+        sealed=claims,
     )
-    for name in _DECISION:
-        set_committed_value(row, name, getattr(row, name))
+    written = (decided_at, decision, reason, discarded, response_code_hash, claims)
+    for name, value in zip(_DECISION, written, strict=True):
+        set_committed_value(row, name, value)
