@@ -35,8 +35,9 @@ EXPECTED = {
     },
     "credit_commons.client": {
         "AccessToken", "ApiConflict", "ApiError", "ApiForbidden", "ApiInvalid", "ApiNotFound",
-        "ApiRateLimited", "ApiUnavailable", "ArtefactInvalid", "Consent", "ConsentPending",
-        "DiscoveryEntry", "KeyFileExists", "KeyFileInvalid", "KeyFileUnprotected", "Lender",
+        "ApiRateLimited", "ApiUnavailable", "ArtefactInvalid", "BundleKeyInvalid",
+        "BundleVersions", "Consent", "ConsentPending", "DiscoveryEntry", "KeyFileExists",
+        "KeyFileInvalid", "KeyFileUnprotected", "Lender",
         "LenderKey", "LenderNotConfigured", "PlatformUrlInvalid", "ReceiptMismatch",
         "ReceiptPending", "Retrieval", "RetrievalInvalid", "VerifiedRetrieval", "WebhookInvalid",
         "WebhookNotice",
