@@ -54,6 +54,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance, postgres_schema
+from procstat import cpu_seconds, process_tree
 
 TYPE = "CreditReadinessCredential"
 SCOPES = json.dumps([{"claims": ["/income_bracket"], "type": TYPE}])
@@ -382,25 +383,6 @@ def _database(backend: str, tmp: Path) -> Iterator[str | None]:
 _APPLICATION = "bench-consent"  # the server's PostgreSQL sessions, found by this name
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process so far (Linux ``/proc``; 0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the uvicorn supervisor and its worker processes)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    found = [pid]
-    if children.exists():
-        for child in children.read_text().split():
-            found += _process_tree(int(child))
-    return found
-
-
 def _backends(url: str | None) -> list[int]:
     """PIDs of the server's PostgreSQL backends (none on SQLite)."""
     if url is None:
@@ -422,15 +404,15 @@ class _CpuSplit:
     ``wrk`` over one load run: what each side costs, whatever else the machine is doing."""
 
     def __init__(self, server: int, url: str | None) -> None:
-        self._url, self._server = url, _process_tree(server)
+        self._url, self._server = url, process_tree(server)
         self._pg = _backends(url)
         self._start = self._now()
 
     def _now(self) -> tuple[float, float, float]:
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         return (
-            sum(map(_cpu_seconds, self._server)),
-            sum(map(_cpu_seconds, self._pg)),
+            sum(map(cpu_seconds, self._server)),
+            sum(map(cpu_seconds, self._pg)),
             children.ru_utime + children.ru_stime,
         )
 

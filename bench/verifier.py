@@ -93,6 +93,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier import PresentationRequest
 from credit_commons.verifier import service as verifier_service
 from own_state import forget_configured_instance, postgres_schema
+from procstat import cpu_seconds, process_tree
 
 OWNER = "lnd_bench_verifier"  # the verifier (a lender client id) in the library figure
 LIBRARY_BASE = "https://commons.bench"
@@ -601,25 +602,6 @@ def _drive(
     return elapsed, latencies, results
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process so far (Linux ``/proc``; 0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the uvicorn supervisor and its worker process)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    found = [pid]
-    if children.exists():
-        for child in children.read_text().split():
-            found += _process_tree(int(child))
-    return found
-
-
 @dataclass(frozen=True)
 class Load:
     """One phase under load: its wall-clock seconds, each call's latency (s), and the CPU
@@ -649,13 +631,13 @@ def _measured(
     call: Callable[[httpx.Client, Any], Any],
     threads: int,
 ) -> tuple[Load, list[Any]]:
-    tree = _process_tree(server)
-    server_before, client_before = sum(map(_cpu_seconds, tree)), time.process_time()
+    tree = process_tree(server)
+    server_before, client_before = sum(map(cpu_seconds, tree)), time.process_time()
     seconds, latencies, results = _drive(base, items, call, threads)
     load = Load(
         seconds,
         latencies,
-        sum(map(_cpu_seconds, tree)) - server_before,
+        sum(map(cpu_seconds, tree)) - server_before,
         time.process_time() - client_before,
     )
     return load, results
