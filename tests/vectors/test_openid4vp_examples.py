@@ -515,10 +515,14 @@ def test_jwt_vc_credential_example_and_its_tampered_siblings() -> None:
     def signed(payload: dict[str, Any], typ: str = "JWT") -> str:
         return sign_compact({"typ": typ, "kid": "k1"}, payload, issuer)
 
-    # As published it has no exp; this platform relies on no credential without one.
-    with pytest.raises(VcJwtExpired):
-        verify_vc_jwt(signed(example), issuer.public_key, algs=ES256, now=now)
+    # As published it has no exp: VCDM 1.1 lets a credential leave out expirationDate.
+    assert verify_vc_jwt(signed(example), issuer.public_key, algs=ES256, now=now + 10**8) == (
+        example
+    )
     expiring = {**example, "exp": now + 86400}
+    for odd in ("2030-01-01", True, [now + 86400]):
+        with pytest.raises(VcJwtInvalid):
+            verify_vc_jwt(signed({**example, "exp": odd}), issuer.public_key, algs=ES256, now=now)
     assert verify_vc_jwt(signed(expiring), issuer.public_key, algs=ES256, now=now) == expiring
     invalid = [
         lambda p: p["vc"]["@context"].__setitem__(0, "https://example.org/context"),

@@ -122,7 +122,11 @@ def verify_vc_jwt(
     ):
         raise VcJwtInvalid("the payload has no W3C VCDM 1.1 vc object")
     exp, nbf = payload.get("exp"), payload.get("nbf", payload.get("iat"))
-    if not isinstance(exp, int) or exp + leeway < now:
+    # VCDM 1.1 §6.3.1: exp stands for expirationDate, which a credential may leave out (and
+    # RFC 7519 §4.1.4 makes optional); when present it is a NumericDate.
+    if exp is not None and (isinstance(exp, bool) or not isinstance(exp, int | float)):
+        raise VcJwtInvalid("exp is not a NumericDate")
+    if exp is not None and exp + leeway < now:
         raise VcJwtExpired("the credential has expired")
     if isinstance(nbf, int) and nbf - leeway > now:
         raise VcJwtExpired("the credential is not valid yet")
