@@ -26,6 +26,8 @@ from credit_commons.formats.oid4vp_errors import (
     ResponseInvalid,
 )
 
+_ERROR_CODE: Final = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
+
 __all__ = [
     "ENCRYPTION_ALG",
     "ENCRYPTION_ENCS",
@@ -116,6 +118,10 @@ def _response_from(params: Mapping[str, Any]) -> AuthorizationResponse:
         description = params.get("error_description")
         if not isinstance(error, str) or not (description is None or isinstance(description, str)):
             raise ResponseInvalid("error and error_description must be strings")
+        # RFC 6749 §4.1.2.1 / Appendix A.7: error = 1*NQSCHAR, printable ASCII except the
+        # quote and the backslash.
+        if not _ERROR_CODE.fullmatch(error):
+            raise ResponseInvalid("error must be one or more printable ASCII characters")
         if "vp_token" in params:
             raise ResponseInvalid("a response carries either a vp_token or an error")
         return AuthorizationResponse(None, state, error, description)

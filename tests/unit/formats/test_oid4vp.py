@@ -323,7 +323,14 @@ def test_direct_post_response() -> None:
         {"error": "access_denied", "error_description": "no", "state": "s"}
     )
     assert (error.error, error.vp_token) == (ErrorCode.ACCESS_DENIED, None)
-    for bad in [{}, {"state": "s"}, {"error": "x", "vp_token": '{"pid": ["x"]}'}]:
+    for bad in [
+        {},
+        {"state": "s"},
+        {"error": "x", "vp_token": '{"pid": ["x"]}'},
+        {"error": "", "state": "s"},  # RFC 6749: error = 1*NQSCHAR
+        {"error": 'access"denied', "state": "s"},
+        {"error": "refusé", "state": "s"},
+    ]:
         with pytest.raises(ResponseInvalid):
             parse_authorization_response(bad)
 
