@@ -24,7 +24,8 @@ EXPECTED = {
         "KmsUnavailable", "MasterKeyring", "Pkcs11Token", "PrivateKey", "PublicKey",
         "SignatureInvalid", "Signer", "StoredSigner", "check_alg", "decode_did_key",
         "did_key_document", "did_web_url", "encode_did_key", "method_key", "private_key_from_jwk",
-        "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk", "thumbprint"
+        "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk", "thumbprint",
+        "verification_method_key",
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {

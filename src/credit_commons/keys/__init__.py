@@ -9,7 +9,12 @@ from credit_commons.keys.algorithms import (
     check_alg,
 )
 from credit_commons.keys.did_key import decode_did_key, did_key_document, encode_did_key
-from credit_commons.keys.did_web import DidResolver, did_web_url, method_key
+from credit_commons.keys.did_web import (
+    DidResolver,
+    did_web_url,
+    method_key,
+    verification_method_key,
+)
 from credit_commons.keys.errors import (
     AlgorithmNotAllowed,
     DidInvalid,
@@ -69,4 +74,5 @@ __all__ = [
     "public_key_from_jwk",
     "public_key_to_jwk",
     "thumbprint",
+    "verification_method_key",
 ]

@@ -9,6 +9,8 @@ guard of :mod:`credit_commons.core.net`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from credit_commons.core.encoding import JsonObject
@@ -100,7 +102,15 @@ def method_key(document: JsonObject, did: str, fragment: str) -> PublicKey:
     ]
     if len(candidates) != 1:
         raise DidResolutionFailed("DID URL does not name exactly one verification method")
-    method = candidates[0]
+    return verification_method_key(candidates[0], did)
+
+
+def verification_method_key(method: Mapping[str, Any], did: str) -> PublicKey:
+    """The public key of one verification method of ``did``'s document (``publicKeyJwk``,
+    or ``publicKeyMultibase`` as a Multikey).
+
+    Raises :class:`DidResolutionFailed` (another controller) or :class:`KeyInvalid`.
+    """
     if method.get("controller") not in (None, did):
         raise DidResolutionFailed("verification method has another controller")
     jwk = method.get("publicKeyJwk")

@@ -21,11 +21,12 @@ from credit_commons.core.attached import Attached
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.keys import (
+    DidResolutionFailed,
     DidResolver,
     KeyInvalid,
-    decode_did_key,
     public_key_from_jwk,
     thumbprint,
+    verification_method_key,
 )
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.reasons import Reason, VerificationDenied
@@ -47,18 +48,10 @@ def holder_did(payload: Mapping[str, Any]) -> str | None:
 
 
 def _method_thumbprint(method: Mapping[str, Any], did: str) -> str | None:
-    if method.get("controller") not in (None, did):
-        return None
     try:
-        jwk = method.get("publicKeyJwk")
-        if isinstance(jwk, dict):
-            return thumbprint(public_key_from_jwk(jwk))
-        multibase = method.get("publicKeyMultibase")
-        if isinstance(multibase, str):  # Multikey: the multicodec encoding of did:key
-            return thumbprint(decode_did_key("did:key:" + multibase))
-    except KeyInvalid:
+        return thumbprint(verification_method_key(method, did))
+    except (KeyInvalid, DidResolutionFailed):
         return None
-    return None
 
 
 def authorized(document: JsonObject, did: str, cnf_jwk: object) -> None:
