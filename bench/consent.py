@@ -28,7 +28,6 @@ import os
 import random
 import resource
 import secrets
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -54,7 +53,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance, postgres_schema
-from procstat import cpu_seconds, process_tree
+from served import commons_server, cpu_seconds, process_tree
 
 TYPE = "CreditReadinessCredential"
 SCOPES = json.dumps([{"claims": ["/income_bracket"], "type": TYPE}])
@@ -446,38 +445,17 @@ def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str
         url = None if fresh is None else f"{fresh}%20-capplication_name%3D{_APPLICATION}"
         if url is not None:
             env["COMMONS_DATABASE_URL"] = url
-        commons = [sys.executable, "-m", "credit_commons.cli"]
-        subprocess.run([*commons, "db", "upgrade"], env=env, check=True, capture_output=True)
-        server = subprocess.Popen(
-            [*commons, "serve", "--port", str(port), "--no-worker", "--workers", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.1)
+        with commons_server(env, port, workers=workers) as server:
             token, ids = _prepare(env, base, args.requests + 400)
             auth = f"Bearer {token}"
             paths = [f"/v1/lender/credentials?consent_id={c}" for c in ids]
             # Every worker process warms up (each connection lands on one of them).
             warm, paths = paths[:400], paths[400:]
             _wrk(base, warm, auth, 2, args.concurrency, Path(tmp))
-            split = _CpuSplit(server.pid, url)
+            split = _CpuSplit(server, url)
             found = _wrk(base, paths, auth, args.seconds, args.concurrency, Path(tmp))
             found["cpu_ms_per_request"] = split.per_request_ms(found["requests"])
             floor = _wrk(base, ["/healthz"], None, args.seconds, args.concurrency, Path(tmp))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
     # Each consent is one-time: requests beyond the prepared consents would be refused, so
     # a run that used them all up says so (non_2xx) instead of counting refusals as work.
     found["valid"] = found["requests"] <= len(paths)

@@ -52,10 +52,8 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -93,7 +91,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier import PresentationRequest
 from credit_commons.verifier import service as verifier_service
 from own_state import forget_configured_instance, postgres_schema
-from procstat import cpu_seconds, process_tree
+from served import commons_server, cpu_seconds, process_tree
 
 OWNER = "lnd_bench_verifier"  # the verifier (a lender client id) in the library figure
 LIBRARY_BASE = "https://commons.bench"
@@ -464,29 +462,8 @@ def serving(
     }
     if url is not None:
         env["COMMONS_DATABASE_URL"] = url
-    commons = [sys.executable, "-m", "credit_commons.cli"]
-    subprocess.run([*commons, "db", "upgrade"], env=env, check=True, capture_output=True)
-    server = subprocess.Popen(
-        [*commons, "serve", "--port", str(port), "--no-worker", "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start")
-            time.sleep(0.1)
-        yield base, env, server.pid
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+    with commons_server(env, port, workers=1) as pid:
+        yield base, env, pid
 
 
 def _admin_token(env: dict[str, str], base: str) -> str:
