@@ -81,7 +81,7 @@ EXPECTED = {
         "policy_document", "PROFILES", "Profile", "ProfileUnknown", "apply_profile",
         "TRUST_BUNDLE_TYP", "IssuerNotTrusted", "TrustBundle", "TrustBundleExpired",
         "TrustBundleInvalid", "TrustBundleRollback", "TrustBundleSignatureInvalid", "TrustEntry",
-        "sign_bundle", "trusted_in", "verify_bundle",
+        "sign_bundle", "verify_bundle",
         # Issue 16, the verifier service.
         "PRESENTER_DENIAL", "PresentationRequest",
         "PresentedCredential", "Reason", "RequestCreated", "AcceptedResponse",

@@ -124,7 +124,6 @@ from credit_commons.verifier.trust_bundle import (
     TrustBundleSignatureInvalid,
     TrustEntry,
     sign_bundle,
-    trusted_in,
     verify_bundle,
 )
 
@@ -207,7 +206,6 @@ __all__ = [
     "sd_jwt_vc_facts",
     "sign_bundle",
     "status_list_cache",
-    "trusted_in",
     "trusted_kind",
     "verify_attestation",
     "verify_bundle",

@@ -72,7 +72,6 @@ __all__ = [
     "entries_from_json",
     "lookup_in",
     "sign_bundle",
-    "trusted_in",
     "verify_bundle",
     "x509_entry_id",
 ]
@@ -411,19 +410,6 @@ def _names_issuer(subjects: Sequence[x509.GeneralName], issuer_id: str) -> bool:
         if host and isinstance(name, x509.DNSName) and name.value.lower() == host.lower():
             return True
     return False
-
-
-def trusted_in(
-    bundles: Sequence[TrustBundle],
-    issuer_id: str,
-    credential_type: str | Collection[str],
-    required_marks: Collection[str] = (),
-    x5c: Sequence[str] | None = None,
-    *,
-    now: datetime,
-) -> TrustEntry:
-    """The entry of :func:`lookup_in`.  Raises :class:`IssuerNotTrusted`."""
-    return lookup_in(bundles, issuer_id, credential_type, required_marks, x5c, now=now).entry
 
 
 def lookup_in(

@@ -220,7 +220,7 @@ def trusted(
 ) -> TrustEntry:
     """Step 6 of the pipeline: the entry under which ``issuer_id`` may issue
     ``credential_type`` with ``required_marks`` — in the platform's own list, then in each
-    pinned bundle of another platform (see :func:`trusted_in`).
+    pinned bundle of another platform (see :func:`~credit_commons.verifier.trust_bundle.lookup_in`).
 
     Raises :class:`~credit_commons.verifier.trust_bundle.IssuerNotTrusted` with its reason.
     """

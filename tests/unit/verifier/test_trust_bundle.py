@@ -27,7 +27,6 @@ from credit_commons.verifier.trust_bundle import (
     TrustEntry,
     lookup_in,
     sign_bundle,
-    trusted_in,
     verify_bundle,
     x509_entry_id,
 )
@@ -319,25 +318,24 @@ def test_extended_key_usages() -> None:
     )
 
 
-def test_trusted_in_several_bundles() -> None:
+def test_lookup_in_several_bundles() -> None:
     own = bundle()
     pinned = TrustBundle(
         "https://other.example", 9, T, T + 60, (TrustEntry("did:web:far.example", "did:web"),)
     )
-    assert (
-        trusted_in([own, pinned], "did:web:far.example", VCT, now=NOW).id == "did:web:far.example"
-    )
-    assert trusted_in([own, pinned], DID_KEY, VCT, now=NOW).id == DID_KEY
+    far = lookup_in([own, pinned], "did:web:far.example", VCT, now=NOW)
+    assert far.entry.id == "did:web:far.example"
+    assert lookup_in([own, pinned], DID_KEY, VCT, now=NOW).entry.id == DID_KEY
     later = NOW + timedelta(seconds=120)
     with pytest.raises(IssuerNotTrusted) as info:
-        trusted_in([own, pinned], "did:web:far.example", VCT, now=later)
+        lookup_in([own, pinned], "did:web:far.example", VCT, now=later)
     assert info.value.reason == "bundle_expired"
     with pytest.raises(IssuerNotTrusted) as info:
-        trusted_in([pinned, own], "did:web:coop.example", "Other", now=NOW)
+        lookup_in([pinned, own], "did:web:coop.example", "Other", now=NOW)
     assert info.value.reason == "type_not_allowed"
     with pytest.raises(IssuerNotTrusted) as info:
-        trusted_in([own, pinned], "did:web:nobody.example", VCT, now=NOW)
+        lookup_in([own, pinned], "did:web:nobody.example", VCT, now=NOW)
     assert info.value.reason == "not_listed"
     with pytest.raises(IssuerNotTrusted) as info:
-        trusted_in([], DID_KEY, VCT, now=NOW)
+        lookup_in([], DID_KEY, VCT, now=NOW)
     assert info.value.reason == "not_listed"
