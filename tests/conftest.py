@@ -8,6 +8,7 @@ and tests never collide.  When PostgreSQL is unreachable the tests fail — unle
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -39,9 +40,11 @@ def _clean_commons_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-@pytest.fixture
-def postgres_schema_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped on leaving; skips the
+    test when ``COMMONS_TEST_SKIP_POSTGRES=1`` and fails it when PostgreSQL is down (for
+    fixtures of any scope: the browser tests' live server keeps one for a whole session)."""
     if SKIP_POSTGRES:
         pytest.skip("COMMONS_TEST_SKIP_POSTGRES=1")
     schema = f"t_{secrets.token_hex(6)}"
@@ -62,6 +65,13 @@ def postgres_schema_url() -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    with fresh_postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -111,3 +121,20 @@ def client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
     fixture, which runs before this one)."""
     with TestClient(create_app(settings, runtime=runtime)) as test_client:
         yield test_client
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The minor and moderate accessibility findings of the browser tests (a serious or
+    critical one fails its test): each test's ``axe`` user property, after the run."""
+    found = [
+        (report.nodeid, text)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, text in getattr(report, "user_properties", ())
+        if name == "axe"
+    ]
+    if found:
+        terminalreporter.section("axe-core: minor and moderate findings")
+        for nodeid, text in found:
+            terminalreporter.write_line(f"{nodeid}\n{text}")

@@ -1,0 +1,222 @@
+"""Browser tests of the web console: a live server, Debian's Chromium driven by Playwright
+(sync API), axe-core checks and the screenshots kept in ``docs/console/``.
+
+Fixtures (docs/testing.md, "Browser tests"):
+
+- ``live_server`` / ``live_server_postgres``: ``commons serve`` on SQLite / on a fresh
+  PostgreSQL schema, started once per pytest-xdist worker (session scope) and stopped at
+  the end; :class:`tests.browser.live.LiveServer` has the helpers that create test data.
+- ``server``: the live server the ``page`` fixture opens; ``live_server`` unless a module
+  overrides it (``server = pytest.fixture(lambda live_server_postgres: live_server_postgres)``
+  is spelled out in tests/browser/test_infrastructure.py).
+- ``browser``: one headless Chromium per worker, on a fresh user-data directory.
+- ``page``: a fresh browser context (no cookies, no storage) and page per test, at a phone's
+  viewport (360x800), ``base_url`` the server's, every request to anything but that
+  server aborted — and the test failed for it.  ``network`` lists what the
+  page requested.  On failure, a screenshot and a Playwright trace are kept (their paths
+  and the server's last lines are printed in the failure report).
+- ``check_accessibility(page)``, ``screenshot(page, name)``; ``use_desktop(page)`` and
+  ``use_phone(page)`` (plain functions in tests/browser/support.py) switch the viewport.
+
+Playwright's sync API runs its own event loop in a greenlet of this thread; no test here
+runs an asyncio loop, so it needs no special treatment under pytest-xdist or ``-W error``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from tests.browser.live import LiveServer, live_server_on
+from tests.browser.support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    FAILING_IMPACTS,
+    PHONE,
+    TIMEOUT_MS,
+    Network,
+    axe_violations,
+    describe_violations,
+    require_chromium,
+    use_desktop,
+    use_phone,
+)
+from tests.conftest import fresh_postgres_schema
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SCREENSHOT_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``commons serve`` on a SQLite database in a temporary directory, for the session."""
+    directory = tmp_path_factory.mktemp("live-sqlite")
+    with live_server_on(directory, f"sqlite:///{directory / 'commons.db'}") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def live_server_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """``commons serve`` on a fresh PostgreSQL schema (dropped at the end), for the session.
+    A test that uses it is marked ``@pytest.mark.postgres``."""
+    directory = tmp_path_factory.mktemp("live-postgres")
+    with fresh_postgres_schema() as url, live_server_on(directory, url) as server:
+        yield server
+
+
+@pytest.fixture
+def server(live_server: LiveServer) -> LiveServer:
+    """The server ``page`` opens: SQLite's, unless a module overrides this fixture."""
+    return live_server
+
+
+@pytest.fixture(scope="session")
+def _playwright() -> Iterator[Playwright]:
+    with sync_playwright() as playwright:
+        expect.set_options(timeout=TIMEOUT_MS)
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Headless Debian Chromium on a fresh user-data directory, for the session.  Fails
+    (never skips) when /usr/bin/chromium is missing."""
+    chromium = require_chromium(CHROMIUM)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    persistent = _playwright.chromium.launch_persistent_context(
+        profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        launched = persistent.browser
+        assert launched is not None
+        yield launched
+    finally:
+        persistent.close()
+
+
+@dataclass
+class _Session:
+    # What a failure report needs from a test's browser session.
+    page: Page
+    server: LiveServer
+    directory: Path
+    tracing: bool = True
+
+
+_SESSION = pytest.StashKey[_Session]()
+
+
+@pytest.fixture
+def network(server: LiveServer) -> Network:
+    """The guard of this test's ``page``: what it requested, and what was aborted."""
+    return Network(server.base)
+
+
+@pytest.fixture
+def page(
+    browser: Browser,
+    server: LiveServer,
+    network: Network,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> Iterator[Page]:
+    """A new page in a fresh context (no cookies, no storage) at 360x800, ``base_url`` the
+    server's; fails the test when the page tried to reach anything else."""
+    context = browser.new_context(
+        viewport=PHONE,  # type: ignore[arg-type]
+        base_url=server.base,
+        service_workers="block",
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    context.set_default_navigation_timeout(TIMEOUT_MS)
+    context.route("**/*", network.guard)
+    context.tracing.start(screenshots=True, snapshots=True)
+    opened = context.new_page()
+    session = _Session(opened, server, tmp_path)
+    request.node.stash[_SESSION] = session
+    try:
+        yield opened
+    finally:
+        if session.tracing:
+            context.tracing.stop()
+        context.close()
+    if network.blocked:
+        pytest.fail(
+            "the page tried to leave the live server (requests aborted):\n  "
+            + "\n  ".join(network.blocked),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """On a failed test with a page: keep a screenshot and the trace, and say where, with
+    the server's last lines, in the report."""
+    report = yield
+    session = item.stash.get(_SESSION, None)
+    if session is not None and report.when == "call" and report.failed and session.tracing:
+        shot = session.directory / "failure.png"
+        trace = session.directory / "trace.zip"
+        session.page.screenshot(path=shot, full_page=True)
+        session.page.context.tracing.stop(path=trace)
+        session.tracing = False
+        report.sections.append(
+            (
+                "browser",
+                f"page at failure: {session.page.url}\nscreenshot: {shot}\n"
+                f"trace: {trace} (python -m playwright show-trace {trace})\n"
+                f"server log, last lines:\n{session.server.log_tail()}",
+            )
+        )
+    return report
+
+
+@pytest.fixture
+def check_accessibility(request: pytest.FixtureRequest) -> Callable[[Page], None]:
+    """``check_accessibility(page)``: run axe-core on the page as it is; fail listing every
+    serious or critical violation (rule, help, target nodes); the minor and moderate ones
+    are reported (the test's ``axe`` user property, listed in the run's summary)."""
+
+    def check(page: Page) -> None:
+        violations = axe_violations(page)
+        failing = [v for v in violations if v.get("impact") in FAILING_IMPACTS]
+        reported = [v for v in violations if v.get("impact") not in FAILING_IMPACTS]
+        if reported:
+            request.node.user_properties.append(("axe", describe_violations(page.url, reported)))
+        if failing:
+            pytest.fail(
+                f"axe-core: {len(failing)} serious or critical violation(s)\n"
+                + describe_violations(page.url, failing),
+                pytrace=False,
+            )
+
+    return check
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Page, str], None]:
+    """``screenshot(page, name)``: the full page at 360 px and at 1280 px wide, written to
+    ``docs/console/<name>-360.png`` and ``<name>-1280.png``; the page is left at the phone
+    viewport.  ``name`` is lower-case words joined by hyphens, unique across the suite."""
+
+    def take(page: Page, name: str) -> None:
+        if not SCREENSHOT_NAME.fullmatch(name):
+            pytest.fail(f"screenshot name {name!r} is not lower-case words joined by hyphens")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for width, resize in ((360, use_phone), (1280, use_desktop)):
+            resize(page)
+            target = SCREENSHOTS / f"{name}-{width}.png"
+            partial = target.with_name(f".{name}-{width}.{os.getpid()}.png")
+            page.screenshot(
+                path=partial, full_page=True, animations="disabled", caret="hide", scale="css"
+            )
+            partial.replace(target)  # a reader never sees half a file
+        use_phone(page)
+
+    return take
