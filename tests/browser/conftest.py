@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from tests.browser.live import LiveServer, live_server_on
 from tests.browser.support import (
     CHROMIUM,
@@ -161,20 +162,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     session = item.stash.get(_SESSION, None)
     if session is not None and report.when == "call" and report.failed and session.tracing:
-        shot = session.directory / "failure.png"
-        trace = session.directory / "trace.zip"
-        session.page.screenshot(path=shot, full_page=True)
-        session.page.context.tracing.stop(path=trace)
-        session.tracing = False
-        report.sections.append(
-            (
-                "browser",
-                f"page at failure: {session.page.url}\nscreenshot: {shot}\n"
-                f"trace: {trace} (python -m playwright show-trace {trace})\n"
-                f"server log, last lines:\n{session.server.log_tail()}",
-            )
-        )
+        report.sections.append(("browser", _keep_artefacts(session)))
     return report
+
+
+def _keep_artefacts(session: _Session) -> str:
+    # The failure screenshot and the trace, in the test's tmp_path; a browser that crashed
+    # or closed leaves only the server's lines (the report says what could not be kept).
+    shot, trace = session.directory / "failure.png", session.directory / "trace.zip"
+    session.tracing = False
+    lines = [f"page at failure: {session.page.url}"]
+    try:
+        session.page.screenshot(path=shot, full_page=True)
+        lines.append(f"screenshot: {shot}")
+        session.page.context.tracing.stop(path=trace)
+        lines.append(f"trace: {trace} (.venv/bin/python -m playwright show-trace {trace})")
+    except PlaywrightError as e:
+        lines.append(f"no screenshot or trace: {e.message}")
+    lines.append(f"server log, last lines:\n{session.server.log_tail()}")
+    return "\n".join(lines)
 
 
 @pytest.fixture
