@@ -625,9 +625,9 @@ def test_a_dependency_that_fails_is_a_denial(vp: VpWorld) -> None:
 
 
 def test_a_database_error_inside_the_pipeline_is_a_recorded_denial(vp: VpWorld) -> None:
-    # Step 4 reads the credential registry; with the table gone its statement fails.  The
-    # savepoint of steps 2-10 rolls back that statement alone: the challenge stays
-    # consumed, the denial is recorded, and the wallet gets the uniform answer (no 500).
+    # Step 4 reads the credential registry; with the table gone its statement fails in the
+    # read unit of work.  The decision is still written: the challenge is consumed, the
+    # denial is recorded, and the wallet gets the uniform answer (no 500).
     holder = vp.holder()
     created = vp.request()
     wallet = vp.wallet_request(created)

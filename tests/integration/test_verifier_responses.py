@@ -7,6 +7,7 @@ queries refused when the request is made, and a bounded ``wallet_nonce``."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, cast
 
 import pytest
@@ -15,6 +16,7 @@ from tests.integration.verifier_world import VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
 from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.verifier import responses
 from credit_commons.verifier import service as verifier_service
 from credit_commons.verifier import transactions as txn
 from credit_commons.verifier.models import VpTransactionRow
@@ -233,54 +235,123 @@ def test_the_vct_of_the_credential_answered(vp: VpWorld) -> None:
     assert "income_bracket" in credential["claims"]
 
 
-def test_the_decision_is_written_once_and_leaves_the_session_clean(vp: VpWorld) -> None:
-    # The response's transaction is read by a precompiled SELECT and its decision written
-    # by one UPDATE: the row in the session is never marked changed (the commit flushes
-    # nothing), step 1 and the decision see the same row, and what is stored is the decision.
-    holder = vp.holder()
-    created = vp.request()
-    wallet = vp.wallet_request(created)
-    form = {
+def _form(vp: VpWorld, holder: Any, wallet: Any) -> dict[str, str]:
+    return {
         "vp_token": json.dumps({"crc": [vp.presentation(holder, wallet)]}),
         "state": str(wallet.state),
     }
-    with transaction(vp.rt.sessions) as session:
-        verdict = verifier_service.accept_response(session, vp.rt, created["id"], form)
-        assert verdict.allowed
-        assert not session.dirty
-        assert not session.new
-        row = session.get(VpTransactionRow, created["id"])
-        assert row is not None
-        assert (row.decision, row.reason) == ("allow", None)
-        assert row.consumed_at is not None
-        assert row.response_code_hash is not None
+
+
+def test_the_decision_is_written_once_and_consumes_the_challenge(vp: VpWorld) -> None:
+    # accept_response reads and verifies in a read unit of work, then writes the decision,
+    # which consumes the challenge, and its event in one short write: what is stored is the
+    # decision, and a second answer with the same challenge changes nothing.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    form = _form(vp, holder, wallet)
+    verdict = verifier_service.accept_response(vp.rt, created["id"], form)
+    assert verdict.allowed
     stored = _row(vp, created["id"])
     assert (stored.decision, stored.reason, stored.discarded) == ("allow", None, None)
+    assert stored.consumed_at is not None
     assert stored.decided_at is not None
     assert stored.claims is not None
-    assert stored.response_code_hash == row.response_code_hash
-    # A second answer with the same challenge is refused, and changes nothing.
-    with transaction(vp.rt.sessions) as session:
-        again = verifier_service.accept_response(session, vp.rt, created["id"], form)
-        assert not again.allowed
-    assert _row(vp, created["id"]).response_code_hash == stored.response_code_hash
+    assert stored.response_code_hash is not None
+    again = verifier_service.accept_response(vp.rt, created["id"], form)
+    assert not again.allowed
+    after = _row(vp, created["id"])
+    assert (after.response_code_hash, after.claims) == (stored.response_code_hash, stored.claims)
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [
+        ("allow", None),
+        ("deny", "challenge_consumed"),
+    ]
 
 
-def test_a_transaction_made_in_the_same_unit_of_work_is_found(vp: VpWorld) -> None:
-    # load_transaction flushes what the session holds before its precompiled read, and
-    # returns the session's own row when it has one.
+def test_a_transaction_is_read_as_a_value(vp: VpWorld) -> None:
+    # load_transaction reads the columns the response endpoint needs by one precompiled
+    # SELECT: times as aware UTC datetimes, None for no such transaction.
     made = _row(vp, vp.request()["id"])
-    with transaction(vp.rt.sessions) as session:
-        row = VpTransactionRow(**{c: getattr(made, c) for c in _COLUMNS})
-        row.id, row.nonce, row.state = "vpt_same_session_0001", "n" * 32, "s" * 32
-        row.response_code_hash = None
-        session.add(row)
-        assert txn.load_transaction(session, row.id) is row
+    with transaction(vp.rt.read_sessions) as session:
+        loaded = txn.load_transaction(session, made.id)
         assert txn.load_transaction(session, "vpt_nothing_here") is None
-    with transaction(vp.rt.sessions) as session:
-        loaded = txn.load_transaction(session, "vpt_same_session_0001")
-        assert loaded is not None
-        assert loaded is session.get(VpTransactionRow, loaded.id)
-        assert (loaded.nonce, loaded.state) == ("n" * 32, "s" * 32)
-        assert loaded.expires_at is not None
-        assert not session.dirty
+    assert loaded is not None
+    assert (loaded.nonce, loaded.state, loaded.request_hash) == (
+        made.nonce,
+        made.state,
+        made.request_hash,
+    )
+    assert loaded.expires_at.utcoffset() is not None
+    assert loaded.consumed_at is None
+    assert txn.request_hash(loaded) == made.request_hash
+
+
+# -- the one-time challenge under concurrency -----------------------------------------------
+
+
+def test_a_challenge_consumed_after_the_checks_ran_decides_nothing(
+    vp: VpWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Step 1's checks and steps 2-10 run in a read unit of work; the decision consumes the
+    # challenge afterwards.  A second response that passes the same checks and is decided
+    # first, in between, wins: the first then decides nothing (challenge_consumed, as a
+    # replay), and the stored decision, response code and claims are the second's.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    first, second = _form(vp, holder, wallet), _form(vp, holder, wallet)
+    real_decide = responses._decide
+    raced: list[verifier_service.Verdict] = []
+    calls = []
+
+    def decide_then_race(*args: Any, **kwargs: Any) -> Any:
+        outcome = real_decide(*args, **kwargs)
+        calls.append(outcome)
+        if len(calls) == 1:  # the first response passed every check; the second overtakes it
+            raced.append(verifier_service.accept_response(vp.rt, created["id"], second))
+        return outcome
+
+    monkeypatch.setattr(responses, "_decide", decide_then_race)
+    late = verifier_service.accept_response(vp.rt, created["id"], first)
+    (won,) = raced
+    assert calls[0].checked is not None  # the late one had passed step 1 and steps 2-10
+    assert calls[0].reason is None
+    assert won.allowed
+    assert won.answer is not None
+    assert not late.allowed
+    assert late.answer is None
+    stored = _row(vp, created["id"])
+    assert (stored.decision, stored.reason) == ("allow", None)
+    code = str(won.answer.redirect_uri).split("response_code=")[1]
+    assert stored.response_code_hash == txn.hash_secret(code)
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [
+        ("allow", None),
+        ("deny", "challenge_consumed"),
+    ]
+
+
+def test_concurrent_responses_to_one_challenge_decide_once(vp: VpWorld) -> None:
+    # Four threads post valid responses to one transaction at the same moment: exactly one
+    # is allowed, the others are refused as replays, and one decision is stored.
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    forms = [_form(vp, holder, wallet) for _ in range(4)]
+    start = threading.Barrier(len(forms))
+    verdicts: list[verifier_service.Verdict] = []
+
+    def respond(form: dict[str, str]) -> None:
+        start.wait()
+        verdicts.append(verifier_service.accept_response(vp.rt, created["id"], form))
+
+    threads = [threading.Thread(target=respond, args=(form,)) for form in forms]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(v.allowed for v in verdicts) == [False, False, False, True]
+    assert _row(vp, created["id"]).decision == "allow"
+    events = [(e["decision"], e["reason"]) for e in vp.events()]
+    assert sorted(events, key=str) == sorted(
+        [("allow", None)] + [("deny", "challenge_consumed")] * 3, key=str
+    )

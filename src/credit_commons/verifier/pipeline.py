@@ -6,8 +6,9 @@ steps — step 1 (:func:`challenge`), then :func:`decide` — and every presenta
 ``vp_token`` through steps 2-9, where one that fails is discarded (OpenID4VP 1.0 §8.6):
 
 1. :func:`challenge` — the transaction exists and the response is for it (``state``), its
-   request hash is unchanged, its nonce unexpired and unused — then consumed atomically
-   (``transactions.consume_challenge``);
+   request hash is unchanged, its nonce unexpired and unused; the decision consumes it, by
+   one conditional UPDATE that repeats those conditions (``transactions.record_decision``),
+   so of two concurrent responses exactly one decides;
 2. :func:`holder_binding` — the KB-JWT: present (checked as the presentation is split), then
    signed by the ``cnf`` holder key for this transaction's ``nonce`` and ``aud`` = the client
    identifier, recent, with the ``sd_hash`` of what was presented (RFC 9901 §7.3 step 5);
@@ -35,6 +36,11 @@ satisfaction (:func:`dcql`) runs after steps 2-9, over the presentations not dis
 before step 10.  Every failure raises; :func:`decide` returns only when everything passed, and
 its caller turns whatever was raised into a reason (``verifier/reasons.py``), failing closed.
 
+Steps 1-10 only read: the response endpoint (``verifier/responses.py``) runs them in a read
+unit of work, and only then writes the decision, its consumption of the challenge and its
+event in a short write transaction — so one response's signatures, reads and fetches never
+hold the write lock another response's decision waits for.
+
 Without a transaction the same step functions check a presentation whose audience and nonce
 the caller gives (:func:`verify_presentation`, ``/v1/presentations/verify``: steps 2, 3, 6,
 9) and an issuer-signed SD-JWT VC handed over without key binding
@@ -53,8 +59,8 @@ Predicate attestations have their own numbered steps
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy.orm import Session
@@ -91,7 +97,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     raise_for_status,
     sd_jwt_vc_facts,
 )
-from credit_commons.verifier.transactions import Challenge, Consumed, consume_challenge
+from credit_commons.verifier.transactions import Challenge, Checked, Transaction, check_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
 from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
 
@@ -210,14 +216,15 @@ def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> 
 def decide(
     session: Session,
     rt: Runtime,
-    consumed: Consumed,
+    checked: Checked,
     vp_token: Mapping[str, Sequence[object]],
     requirements_of: Callable[[], Requirements],
 ) -> Decided:
     """Run steps 2-10 over an OpenID4VP response whose challenge step 1
-    (:func:`challenge`) consumed: ``vp_token`` maps each DCQL credential query id to its
+    (:func:`challenge`) accepted: ``vp_token`` maps each DCQL credential query id to its
     presentations (OpenID4VP 1.0 §8.1); ``requirements_of`` reads the transaction's
-    requirements (its query and policy).
+    requirements (its query and policy).  Only reads: ``session`` is a read unit of work
+    (a database error in a step fails that step; nothing is written to roll back).
 
     OpenID4VP 1.0 §8.6: first the cheap checks of the response's shape (:func:`shape`: its
     keys are the query's ids, no more presentations than each query allows) — before any
@@ -232,43 +239,37 @@ def decide(
     Raises :class:`VerificationDenied` with the step's reason, or the error of a step
     (``reasons.reason_of`` names its reason; anything unknown is a dependency failure).
     """
-    check = _Check(session, rt, key_binding=True, audience=consumed.client_id, nonce=consumed.nonce)
-    # Steps 2-10 in a savepoint: a statement that fails in them (a database error) is
-    # rolled back alone, and the consumption of step 1 stays, whatever they decide.
-    with session.begin_nested():
-        requirements = requirements_of()
-        shown = shape(requirements.query, vp_token)
-        presented: list[Presented] = []
-        discarded: list[Discarded] = []
-        # Several presentations: each in a savepoint (a database error rolled back alone);
-        # one: a database error denies the response, rolling back the savepoint above.
-        several = sum(not isinstance(text, Discarded) for _, _, text in shown) > 1
-        for query_id, format_, text in shown:
-            if isinstance(text, Discarded):
-                discarded.append(text)
-                continue
-            try:
-                with session.begin_nested() if several else nullcontext():
-                    run = _w3c_presentation if format_ == W3C_JWT_FORMAT else _presentation
-                    presented.append(run(check, query_id, text, requirements))
-            except Exception as e:  # §8.6: discard it, keeping why
-                reason = reason_of(e)
-                if reason in _RESPONSE_WIDE:
-                    raise
-                discarded.append(Discarded(query_id, reason))
-                if not several and (reason is Reason.DEPENDENCY_FAILURE or of_database(e)):
-                    raise ResponseDenied(reason, None, tuple(discarded)) from e
+    check = _Check(session, rt, key_binding=True, audience=checked.client_id, nonce=checked.nonce)
+    requirements = requirements_of()
+    shown = shape(requirements.query, vp_token)
+    presented: list[Presented] = []
+    discarded: list[Discarded] = []
+    # One presentation: a dependency or database failure in it denies the response (with
+    # its reason); of several, each failure only discards its own presentation.
+    several = sum(not isinstance(text, Discarded) for _, _, text in shown) > 1
+    for query_id, format_, text in shown:
+        if isinstance(text, Discarded):
+            discarded.append(text)
+            continue
         try:
-            dcql(requirements, presented)  # after steps 2-9, over what was not discarded
-            policy_floor(requirements)  # step 10
-        except VerificationDenied as e:
-            reason = (
-                discarded[0].reason
-                if discarded and e.reason is Reason.DCQL_UNSATISFIED
-                else e.reason
-            )
-            raise ResponseDenied(reason, e.detail, tuple(discarded)) from e
-    return Decided(consumed.transaction_id, tuple(presented), tuple(discarded))
+            run = _w3c_presentation if format_ == W3C_JWT_FORMAT else _presentation
+            presented.append(run(check, query_id, text, requirements))
+        except Exception as e:  # §8.6: discard it, keeping why
+            reason = reason_of(e)
+            if reason in _RESPONSE_WIDE:
+                raise
+            discarded.append(Discarded(query_id, reason))
+            if not several and (reason is Reason.DEPENDENCY_FAILURE or of_database(e)):
+                raise ResponseDenied(reason, None, tuple(discarded)) from e
+    try:
+        dcql(requirements, presented)  # after steps 2-9, over what was not discarded
+        policy_floor(requirements)  # step 10
+    except VerificationDenied as e:
+        reason = (
+            discarded[0].reason if discarded and e.reason is Reason.DCQL_UNSATISFIED else e.reason
+        )
+        raise ResponseDenied(reason, e.detail, tuple(discarded)) from e
+    return Decided(checked.transaction_id, tuple(presented), tuple(discarded))
 
 
 class ResponseDenied(VerificationDenied):
@@ -391,13 +392,17 @@ def _verified(check: _Check, text: str) -> tuple[rfc9901.Verified, VcFacts]:
 # -- the steps, in order -------------------------------------------------------------------
 
 
-def challenge(session: Session, rt: Runtime, challenge_: Challenge) -> Consumed:
-    """Step 1: the transaction's challenge, consumed once (``transactions.consume_challenge``).
+def challenge(
+    session: Session, row: Transaction | None, challenge_: Challenge, now: datetime
+) -> Checked:
+    """Step 1: the transaction's challenge, unused and unexpired at ``now``
+    (``transactions.check_challenge``); the decision consumes it, once
+    (``transactions.record_decision``).
 
     Raises :class:`VerificationDenied` (``challenge_not_found``, ``aud_mismatch``,
     ``request_hash_mismatch``, ``challenge_consumed``, ``challenge_expired``).
     """
-    return consume_challenge(session, challenge_, rt.clock.now())
+    return check_challenge(session, row, challenge_, now)
 
 
 def parse(check: _Check, text: str) -> Parts:

@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session
 
+from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.formats import oid4vp
@@ -41,7 +42,6 @@ from credit_commons.runtime import Runtime
 from credit_commons.vault import WrappedKey
 from credit_commons.verifier import pipeline, policy_service, trust_registry
 from credit_commons.verifier import transactions as txn
-from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
 from credit_commons.verifier.query_support import SD_JWT_FORMAT
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
@@ -102,7 +102,7 @@ def unwrap(rt: Runtime, text: str, aad: bytes) -> bytes:
 # -- the wallet answers --------------------------------------------------------------------
 
 
-def _requirements(session: Session, rt: Runtime, row: VpTransactionRow) -> pipeline.Requirements:
+def _requirements(session: Session, rt: Runtime, row: txn.Transaction) -> pipeline.Requirements:
     def trust(issuer: str, vct: str) -> frozenset[str]:
         # Step 6: the platform's trust list and every pinned bundle of another platform.
         return trust_registry.trusted(session, rt, issuer, vct).marks
@@ -173,11 +173,11 @@ def _loggable(transaction_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What became of one response: whether step 1 consumed the challenge (only then is
-    the transaction decided), whether the poster knew the transaction's ``state`` (only
-    then is a refusal an event), and the decision."""
+    """What became of one response: the challenge step 1 accepted (only then may the
+    response decide the transaction, consuming it), whether the poster knew the
+    transaction's ``state`` (only then is a refusal an event), and the decision."""
 
-    consumed: bool
+    checked: txn.Checked | None
     state_known: bool
     reason: Reason | None
     decided: pipeline.Decided | None = None
@@ -191,70 +191,83 @@ _STATE_KNOWN: Final = frozenset(
 )
 
 
-def accept_response(
-    session: Session, rt: Runtime, transaction_id: str, form: Mapping[str, str]
-) -> Verdict:
+def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -> Verdict:
     """The response endpoint: decide what the wallet posted for ``transaction_id`` and
-    store the decision.  Never raises for anything the wallet sent or anything that fails
-    on the way: every failure is a denial with its reason (``dependency_failure`` for an
-    error of the platform).
+    store the decision, in two units of work of its own.  Never raises for anything the
+    wallet sent or anything that fails on the way: every failure is a denial with its
+    reason (``dependency_failure`` for an error of the platform).
+
+    First a read unit of work: the transaction, the form, step 1's checks and steps 2-10
+    (signatures, the status and registry reads, trust, policy, DCQL; nothing written).  Then
+    a short write: the decision, which consumes the challenge in the same conditional
+    UPDATE (``transactions.record_decision``), and its ``verification.decided`` event,
+    committed before the verdict is returned.  A response whose challenge a concurrent one
+    consumed in between decides nothing: it is refused ``challenge_consumed``, as a replay.
 
     Only a response that passes step 1 (its ``state``, the request unchanged, unexpired and
     unused) decides the transaction and consumes it (OpenID4VP 1.0 §14.3.2: the response
     URI is public, so anyone may post to it).  Anything else leaves the transaction as it
     was: it is logged, and recorded as an event only when the poster knew the state.
 
-    Raises only the error of recording a decision (the caller answers the wallet with the
-    uniform denial then too).
+    Raises only the errors of the database units of work (reading the transaction,
+    recording the decision); the caller answers the wallet with the uniform denial then too.
     """
     now = rt.clock.now()
-    row = txn.load_transaction(session, transaction_id)
-    outcome = _decide(session, rt, row, transaction_id, form)
+    with transaction(rt.read_sessions) as session:
+        row = txn.load_transaction(session, transaction_id)
+        outcome = _decide(session, rt, row, form, transaction_id=transaction_id, now=now)
     if outcome.reason is Reason.DEPENDENCY_FAILURE:
         log.warning("verification.dependency_failure transaction=%s", _loggable(transaction_id))
-    return _record(session, rt, row, transaction_id, outcome, now=now)
+    if row is None or (outcome.checked is None and not outcome.state_known):
+        # Nothing to write: a response to no transaction, or by someone who did not know
+        # its state (anyone may post one: it must cost the platform no event).
+        _log(transaction_id, outcome, recorded=False)
+        return Verdict(False, None)
+    with transaction(rt.sessions) as session:
+        return _record(session, rt, row, transaction_id, outcome, now=now)
 
 
 def _decide(
     session: Session,
     rt: Runtime,
-    row: VpTransactionRow | None,
-    transaction_id: str,
+    row: txn.Transaction | None,
     form: Mapping[str, str],
+    *,
+    transaction_id: str,
+    now: datetime,
 ) -> _Outcome:
     try:
         response = _parse(rt, row, form)
     except Exception as e:  # fail closed
-        return _Outcome(False, False, reason_of(e))
+        return _Outcome(None, False, reason_of(e))
     try:  # step 1
-        consumed = pipeline.challenge(
-            session, rt, txn.Challenge(transaction_id, response.state or "")
-        )
+        posted = txn.Challenge(transaction_id, response.state or "")
+        checked = pipeline.challenge(session, row, posted, now)
     except Exception as e:
         reason = reason_of(e)
-        return _Outcome(False, reason in _STATE_KNOWN, reason)
+        return _Outcome(None, reason in _STATE_KNOWN, reason)
     if response.vp_token is None:
         # The wallet answered with an error (§8.5): nothing to verify, the request is over.
-        return _Outcome(True, True, Reason.WALLET_ERROR, wallet_error=True)
+        return _Outcome(checked, True, Reason.WALLET_ERROR, wallet_error=True)
     if row is None:  # step 1 found it; this keeps the type checker informed
-        return _Outcome(True, True, Reason.CHALLENGE_NOT_FOUND)
+        return _Outcome(None, False, Reason.CHALLENGE_NOT_FOUND)
     try:
         decided = pipeline.decide(
             session,
             rt,
-            consumed,
+            checked,
             response.vp_token.presentations,
             lambda: _requirements(session, rt, row),
         )
     except pipeline.ResponseDenied as e:  # keeps the presentations it discarded
-        return _Outcome(True, True, e.reason, discarded=e.discarded)
+        return _Outcome(checked, True, e.reason, discarded=e.discarded)
     except Exception as e:  # fail closed: every failure is a denial
-        return _Outcome(True, True, reason_of(e))
-    return _Outcome(True, True, None, decided, decided.discarded)
+        return _Outcome(checked, True, reason_of(e))
+    return _Outcome(checked, True, None, decided, decided.discarded)
 
 
 def _parse(
-    rt: Runtime, row: VpTransactionRow | None, form: Mapping[str, str]
+    rt: Runtime, row: txn.Transaction | None, form: Mapping[str, str]
 ) -> oid4vp.AuthorizationResponse:
     key = None
     if row is not None and row.enc_key is not None:
@@ -267,76 +280,78 @@ def _parse(
         del key
 
 
+def _log(transaction_id: str, outcome: _Outcome, *, recorded: bool) -> None:
+    reason = outcome.reason
+    log.info(
+        "verification.decided transaction=%s decision=%s reason=%s recorded=%s",
+        _loggable(transaction_id),
+        "allow" if outcome.decided is not None and reason is None else "deny",
+        reason.value if reason is not None else "-",
+        "yes" if recorded else "no",
+    )
+
+
 def _record(
     session: Session,
     rt: Runtime,
-    row: VpTransactionRow | None,
+    row: txn.Transaction,
     transaction_id: str,
     outcome: _Outcome,
     *,
     now: datetime,
 ) -> Verdict:
-    reason = outcome.reason
-    allowed = outcome.decided is not None and reason is None
-    log.info(
-        "verification.decided transaction=%s decision=%s reason=%s recorded=%s",
-        _loggable(transaction_id),
-        "allow" if allowed else "deny",
-        reason.value if reason is not None else "-",
-        "yes" if outcome.consumed else "no",
-    )
-    if row is None:
-        # A response to no transaction is only logged (anyone may post one: it must cost
-        # the platform no event).
+    checked, reason = outcome.checked, outcome.reason
+    if checked is None:
+        # The transaction stays as it was; the poster knew its state (a replay, a late or
+        # altered answer of the wallet's): an event.
+        _log(transaction_id, outcome, recorded=False)
+        _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
         return Verdict(False, None)
-    if not outcome.consumed:
-        # The transaction stays as it was.  A poster who knew its state (a replay, a late
-        # or altered answer of the wallet's) is an event; anyone else only a log line.
-        if outcome.state_known:
-            _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
-        return Verdict(False, None)
-    # The decision's values go to the row only through write_decision (they are written
-    # by its UPDATE; the row, never marked changed, costs the commit no ORM flush).
     decided = outcome.decided
-    dropped = row.discarded
+    allowed = decided is not None and reason is None
+    dropped = None
     if outcome.discarded:
         dropped = json.dumps(
             [{"query_id": d.query_id, "reason": d.reason.value} for d in outcome.discarded]
         )
-    answer, code_hash, sealed = None, row.response_code_hash, row.claims
+    answer, code_hash, sealed = None, None, None
     if allowed and decided is not None:
-        redirect, code_hash, sealed = _hand_over(rt, row, decided, code_hash, sealed)
+        redirect, code_hash, sealed = _hand_over(rt, row, decided)
         answer = AcceptedResponse(redirect_uri=redirect)
     elif outcome.wallet_error:
         # §8.2: a processed Authorization Error Response is answered 200 with a JSON object.
         answer = AcceptedResponse()
-    _event(session, rt, row, reason, now)
-    txn.write_decision(
+    consumed = txn.record_decision(
         session,
-        row,
-        decided_at=now,
+        checked,
+        now=now,
         decision=txn.ALLOW if allowed else txn.DENY,
         reason=reason.value if reason is not None else None,
         discarded=dropped,
         response_code_hash=code_hash,
         claims=sealed,
     )
+    if not consumed:
+        # A concurrent response consumed the challenge after this one's step 1: this one
+        # decides nothing and is refused as a replay would be.
+        replay = _Outcome(None, True, Reason.CHALLENGE_CONSUMED)
+        _log(transaction_id, replay, recorded=False)
+        _event(session, rt, row, Reason.CHALLENGE_CONSUMED, now)
+        return Verdict(False, None)
+    _log(transaction_id, outcome, recorded=True)
+    _event(session, rt, row, reason, now)
     return Verdict(allowed, answer)
 
 
 def _hand_over(
-    rt: Runtime,
-    row: VpTransactionRow,
-    decided: pipeline.Decided,
-    code_hash: str | None,
-    sealed: str | None,
+    rt: Runtime, row: txn.Transaction, decided: pipeline.Decided
 ) -> tuple[str | None, str | None, str | None]:
     # The claims are kept, wrapped, for the verifier to read once with the response code —
     # only when the wallet gets the code, in the redirect: without a redirect_uri nobody
     # could ever ask for them, and they are not stored at all.  Returns the redirect, the
-    # code's hash and the wrapped claims (``code_hash`` and ``sealed`` without a redirect).
+    # code's hash and the wrapped claims (all None without a redirect).
     if row.redirect_uri is None:
-        return None, code_hash, sealed
+        return None, None, None
     code = secrets.token_urlsafe(32)
     claims = [
         PresentedCredential(
@@ -356,7 +371,7 @@ def _hand_over(
 
 
 def _event(
-    session: Session, rt: Runtime, row: VpTransactionRow, reason: Reason | None, now: datetime
+    session: Session, rt: Runtime, row: txn.Transaction, reason: Reason | None, now: datetime
 ) -> None:
     record_event(
         session,

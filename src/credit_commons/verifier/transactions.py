@@ -1,24 +1,30 @@
-"""The OpenID4VP transaction table's operations: a request's row, its canonical hash, the
-one-time consumption of its challenge (pipeline step 1) and the decision record.
+"""The OpenID4VP transaction table's operations: a request's row, its canonical hash, step 1
+of the pipeline (the one-time challenge) and the decision record that consumes it.
 
 A transaction is an authorization request a verifier made (OpenID4VP 1.0 §5): it holds the
 one-time ``nonce`` the wallet binds its presentations to, the ``state`` the response names,
 the SHA-256 of the canonical request, and — once the response came — the decision with its
 precise reason.  The use cases that build on it are in ``verifier/service.py``.
+
+The response endpoint reads its transaction (:func:`load_transaction`) and checks step 1
+(:func:`check_challenge`) in a read unit of work, together with steps 2-10; the decision
+is then written by one conditional UPDATE (:func:`record_decision`) that consumes the
+challenge in the same statement — ``… WHERE consumed_at IS NULL AND expires_at > now`` —
+so of two concurrent responses to one transaction exactly one is decided, and the write
+transaction holds its lock (SQLite's one writer, PostgreSQL's row lock) only for that
+statement and the decision's event.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Final, cast
+from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import DateTime, Table, bindparam, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
+from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
@@ -30,12 +36,13 @@ __all__ = [
     "ALLOW",
     "DENY",
     "Challenge",
-    "Consumed",
-    "consume_challenge",
+    "Checked",
+    "Transaction",
+    "check_challenge",
     "hash_secret",
     "load_transaction",
+    "record_decision",
     "request_hash",
-    "write_decision",
 ]
 
 ALLOW: Final = "allow"
@@ -47,7 +54,45 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def request_hash(row: VpTransactionRow) -> str:
+class Requested(Protocol):
+    """What :func:`request_hash` reads of a transaction: a :class:`VpTransactionRow` being
+    made, or the :class:`Transaction` the response endpoint read."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def client_id_prefix(self) -> str: ...
+    @property
+    def nonce(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def dcql(self) -> str: ...
+    @property
+    def enc_public(self) -> str | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def policy_owner(self) -> str | None: ...
+    @property
+    def policy_id(self) -> str | None: ...
+    @property
+    def policy_version(self) -> int | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def redirect_uri(self) -> str | None: ...
+    @property
+    def response_mode(self) -> str: ...
+    @property
+    def zk_predicates(self) -> str: ...
+    @property
+    def client_name(self) -> str | None: ...
+
+
+def request_hash(row: Requested) -> str:
     """The SHA-256 (hex) of the transaction's canonical request: everything the wallet was
     asked under, as the canonical JSON of its members (``core.encoding.canonical_json``).
 
@@ -81,6 +126,35 @@ def request_hash(row: VpTransactionRow) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Transaction:
+    """A transaction as the response endpoint reads it (:func:`load_transaction`): what
+    its request asked (hashed by :func:`request_hash`), its expiry, and whether a response
+    has consumed it.  A value, not a row of any session: the endpoint reads it in one unit
+    of work and decides in another."""
+
+    id: str
+    owner: str
+    client_id: str
+    client_id_prefix: str
+    nonce: str
+    state: str
+    request_hash: str
+    dcql: str
+    policy_owner: str | None
+    policy_id: str | None
+    policy_version: int | None
+    purpose: str | None
+    zk_predicates: str
+    response_mode: str
+    redirect_uri: str | None
+    client_name: str | None
+    enc_public: str | None
+    enc_key: str | None
+    expires_at: datetime
+    consumed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Challenge:
     """What step 1 checks a response against: the transaction whose response endpoint it
     was posted to, and the ``state`` it carries."""
@@ -90,82 +164,61 @@ class Challenge:
 
 
 @dataclass(frozen=True, slots=True)
-class Consumed:
-    """A challenge step 1 accepted and consumed: the audience (client identifier) and
-    nonce the presentations must be bound to."""
+class Checked:
+    """A challenge step 1 accepted: the audience (client identifier) and nonce the
+    presentations must be bound to, and the request hash it verified (the decision
+    consumes the challenge only while the row still has it)."""
 
     transaction_id: str
     client_id: str
     nonce: str
+    request_hash: str
 
 
 _TABLE = cast(Table, VpTransactionRow.__table__)
 _COLUMNS = _TABLE.c
-# The response endpoint's read of its transaction, precompiled (one indexed read of every
-# column; the ORM's load of the same row costs several times the read itself).
+_FIELDS: Final = tuple(f.name for f in fields(Transaction))
+# The response endpoint's read of its transaction, precompiled (one indexed read of the
+# columns it needs; the ORM's load of the same row costs several times the read itself).
 _LOAD = HotQuery(
-    select(*_TABLE.c).where(_COLUMNS.id == bindparam("transaction_id")), ("transaction_id",)
+    select(*(_COLUMNS[name] for name in _FIELDS)).where(_COLUMNS.id == bindparam("transaction_id")),
+    ("transaction_id",),
 )
-_DATETIMES: Final = frozenset(c.key for c in _TABLE.c if isinstance(c.type, DateTime))
+_DATETIMES: Final = frozenset(name for name in _FIELDS if isinstance(_COLUMNS[name].type, DateTime))
 
 
-def load_transaction(session: Session, transaction_id: str) -> VpTransactionRow | None:
-    """The transaction ``transaction_id`` as a row of the session (``None``: no such
-    transaction), as ``session.get`` would give it: the one already in the session, or one
-    read by a precompiled SELECT and attached to the session unchanged (clean: the session
-    flushes nothing for it), so that step 1's ``session.get`` and the decision's
-    ``write_decision`` see the same object."""
-    session.flush()  # a transaction added to this session and not yet written
-    known = session.identity_map.get(identity_key(VpTransactionRow, transaction_id))
-    if known is not None:
-        return known
-    found = _LOAD.first(session, transaction_id=transaction_id)
-    if found is None:
+def load_transaction(session: Session, transaction_id: str) -> Transaction | None:
+    """The transaction ``transaction_id`` (``None``: no such transaction), by one
+    precompiled SELECT."""
+    found = _LOAD.rows(session, transaction_id=transaction_id)
+    if not found:
         return None
-    values = {
+    values: dict[str, Any] = {
         name: stored_datetime(value) if name in _DATETIMES and value is not None else value
-        for name, value in found._asdict().items()
+        for name, value in zip(_FIELDS, found[0], strict=True)
     }
-    row = VpTransactionRow(**values)
-    make_transient_to_detached(row)  # as if loaded: no attribute is a change
-    session.add(row)
-    return row
+    return Transaction(**values)
 
 
-# Step 1's consumption, precompiled: the response endpoint is a measured hot path
-# (bench/verifier.py), and the statement is the same every time.
-_CONSUME = HotStatement(
-    update(_TABLE)
-    .where(
-        _COLUMNS.id == bindparam("transaction_id"),
-        _COLUMNS.consumed_at.is_(None),
-        _COLUMNS.expires_at > bindparam("now"),
-    )
-    .values(consumed_at=bindparam("consumed")),
-    ("transaction_id", "now", "consumed"),
-)
-
-
-def consume_challenge(session: Session, challenge: Challenge, now: datetime) -> Consumed:
+def check_challenge(
+    session: Session, row: Transaction | None, challenge: Challenge, now: datetime
+) -> Checked:
     """Pipeline step 1: the transaction exists, the response is for it (its ``state``), the
-    request is unchanged (its hash), and its nonce is unexpired and unused — then consumed,
-    by a conditional UPDATE (``… WHERE consumed_at IS NULL AND expires_at > now``) so two
-    concurrent responses can never both pass.
+    request is unchanged (its hash), and its nonce is unexpired and unused at ``now``.
 
-    A challenge that fails here is not consumed (seed 002 §5); once consumed, whatever
-    later steps decide, it cannot be used again.
+    Nothing is written: the challenge is consumed by the decision (:func:`record_decision`),
+    whose UPDATE repeats the conditions that can change meanwhile (unused, unexpired, the
+    same request hash), so a challenge refused here is never consumed and a challenge
+    consumed by a concurrent response meanwhile decides nothing.
 
     Raises :class:`VerificationDenied` with ``challenge_not_found``, ``aud_mismatch``
     (the state of another transaction), ``request_hash_mismatch``, ``challenge_consumed`` or
     ``challenge_expired``.
     """
-    row = session.get(VpTransactionRow, challenge.transaction_id)
     if row is None:
         raise VerificationDenied(Reason.CHALLENGE_NOT_FOUND)
     if not hmac.compare_digest(row.state.encode(), challenge.state.encode()):
-        other = session.scalar(
-            select(VpTransactionRow.id).where(VpTransactionRow.state == challenge.state)
-        )
+        other = session.scalar(select(_COLUMNS.id).where(_COLUMNS.state == challenge.state))
         # A state of another transaction, posted to this one's response endpoint: the
         # response was made for another audience.
         raise VerificationDenied(
@@ -175,22 +228,24 @@ def consume_challenge(session: Session, challenge: Challenge, now: datetime) -> 
         raise VerificationDenied(Reason.REQUEST_HASH_MISMATCH)
     if row.consumed_at is not None:
         raise VerificationDenied(Reason.CHALLENGE_CONSUMED)
-    if utc(row.expires_at) <= now:
+    if row.expires_at <= now:
         raise VerificationDenied(Reason.CHALLENGE_EXPIRED)
-    if _CONSUME.execute(session, transaction_id=row.id, now=now, consumed=now) != 1:
-        # Another response consumed it between the read and the update.
-        raise VerificationDenied(Reason.CHALLENGE_CONSUMED)
-    # The row in the session learns what the UPDATE wrote, without a read back (and
-    # without being marked changed: nothing else is written for it).
-    set_committed_value(row, "consumed_at", now)
-    return Consumed(row.id, row.client_id, row.nonce)
+    return Checked(row.id, row.client_id, row.nonce, row.request_hash)
 
 
-# The decision, precompiled like step 1's consumption.
+# The decision, and with it the challenge's consumption: one precompiled UPDATE whose
+# conditions are step 1's that can change after the read (a concurrent response consumed
+# the challenge, or the row was altered).
 _DECIDE = HotStatement(
     update(_TABLE)
-    .where(_COLUMNS.id == bindparam("transaction_id"))
+    .where(
+        _COLUMNS.id == bindparam("transaction_id"),
+        _COLUMNS.consumed_at.is_(None),
+        _COLUMNS.expires_at > bindparam("now"),
+        _COLUMNS.request_hash == bindparam("checked_hash"),
+    )
     .values(
+        consumed_at=bindparam("consumed"),
         decided_at=bindparam("at"),
         decision=bindparam("verdict"),
         reason=bindparam("why"),
@@ -198,38 +253,52 @@ _DECIDE = HotStatement(
         response_code_hash=bindparam("code_hash"),
         claims=bindparam("sealed"),
     ),
-    ("transaction_id", "at", "verdict", "why", "dropped", "code_hash", "sealed"),
+    (
+        "transaction_id",
+        "now",
+        "checked_hash",
+        "consumed",
+        "at",
+        "verdict",
+        "why",
+        "dropped",
+        "code_hash",
+        "sealed",
+    ),
 )
-_DECISION: Final = ("decided_at", "decision", "reason", "discarded", "response_code_hash", "claims")
 
 
-def write_decision(
+def record_decision(
     session: Session,
-    row: VpTransactionRow,
+    checked: Checked,
     *,
-    decided_at: datetime,
+    now: datetime,
     decision: str,
     reason: str | None,
     discarded: str | None,
     response_code_hash: str | None,
     claims: str | None,
-) -> None:
-    """Write the decision of ``row`` (``decided_at``, ``decision``, ``reason``,
-    ``discarded``, ``response_code_hash``, ``claims``) in one UPDATE, and let the row in the
-    session know them without marking it changed (the session flushes nothing for it).
+) -> bool:
+    """Consume the challenge step 1 ``checked`` at ``now`` and write the decision
+    (``decision``, ``reason``, ``discarded``, ``response_code_hash``, ``claims``) in one
+    conditional UPDATE: only while the challenge is unused, unexpired at ``now`` and the
+    request hash is still the one checked.  Returns whether it was written — ``False``: a
+    concurrent response consumed the challenge first (or the row changed), and this
+    response decides nothing.
 
     Raises the database's errors (a response code hash already used: an integrity error).
     """
-    _DECIDE.execute(
+    written = _DECIDE.execute(
         session,
-        transaction_id=row.id,
-        at=decided_at,
+        transaction_id=checked.transaction_id,
+        now=now,
+        checked_hash=checked.request_hash,
+        consumed=now,
+        at=now,
         verdict=decision,
         why=reason,
         dropped=discarded,
         code_hash=response_code_hash,
         sealed=claims,
     )
-    written = (decided_at, decision, reason, discarded, response_code_hash, claims)
-    for name, value in zip(_DECISION, written, strict=True):
-        set_committed_value(row, name, value)
+    return written == 1

@@ -181,9 +181,8 @@ async def post_response(transaction_id: TransactionPath, request: Request) -> JS
         return JSONResponse({"error": "invalid_request"}, status_code=400, headers=NO_STORE)
 
     def decide() -> verifier_service.Verdict:
-        try:
-            with transaction(rt.sessions) as session:
-                return verifier_service.accept_response(session, rt, transaction_id, form)
+        try:  # its own units of work: a read, then a short write (verifier/responses.py)
+            return verifier_service.accept_response(rt, transaction_id, form)
         except Exception as e:
             # Fail closed: not even recording the decision may answer anything but a denial.
             log.warning("verification.unrecorded error=%s", type(e).__name__)
