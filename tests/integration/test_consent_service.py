@@ -361,3 +361,69 @@ def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:
     other = _request(runtime, token)
     with transaction(runtime.sessions) as session:
         assert consent_assisted.assist(session, runtime, agent_principal, other).code_sent
+
+
+def test_concurrent_retrievals_count_each_allowed_use_once(runtime: Runtime) -> None:
+    # A one-time consent and a periodic one allowing two fetches a window, each fetched by
+    # six threads at once: exactly one and exactly two are allowed (the use is counted by
+    # a conditional UPDATE), the others are refused as uses exceeded, and the counters agree.
+    token = _borrower(runtime)
+    once = _request(runtime, token)
+    twice = _request(
+        runtime,
+        token,
+        template="loan_monitoring",
+        purpose="104",
+        fetch_type="PERIODIC",
+        frequency={"unit": "MONTH", "value": 2},
+    )
+    for consent_id in (once, twice):
+        _decide(runtime, token, consent_id, "approve")
+    outcomes: dict[str, list[str]] = {once: [], twice: []}
+    start = threading.Barrier(12)
+
+    def fetch(consent_id: str) -> None:
+        start.wait()
+        try:
+            _retrieve(runtime, consent_id)
+            outcome = "allowed"
+        except Denied as e:
+            outcome = e.reason
+        outcomes[consent_id].append(outcome)
+
+    threads = [threading.Thread(target=fetch, args=(c,)) for c in (once, twice) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes[once]) == ["allowed"] + ["consent.use_exceeded"] * 5
+    assert sorted(outcomes[twice]) == ["allowed"] * 2 + ["consent.use_exceeded"] * 4
+    with transaction(runtime.read_sessions) as session:
+        counted = {c: session.get(ConsentRow, c) for c in (once, twice)}
+        assert [(r.uses, r.window_uses) for r in counted.values() if r] == [(1, 1), (2, 2)]
+
+
+def test_a_revocation_committed_after_the_read_refuses_the_use(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The consent is checked in the read unit of work, then revoked before the use is
+    # counted: the conditional UPDATE sees the revocation, the retrieval is refused with
+    # the current row's reason, and nothing is counted.
+    token = _borrower(runtime)
+    consent_id = _request(runtime, token)
+    _decide(runtime, token, consent_id, "approve")
+    real_read = retrieval._read
+
+    def read_then_revoke(*args: Any, **kwargs: Any) -> Any:
+        found = real_read(*args, **kwargs)
+        _decide(runtime, token, consent_id, "revoke")
+        return found
+
+    monkeypatch.setattr(retrieval, "_read", read_then_revoke)
+    with pytest.raises(Denied) as refused:
+        _retrieve(runtime, consent_id)
+    assert refused.value.reason == "consent.revoked"
+    with transaction(runtime.read_sessions) as session:
+        row = session.get(ConsentRow, consent_id)
+        assert row is not None
+        assert (row.status, row.uses) == ("REVOKED", 0)

@@ -125,6 +125,15 @@ def _flow(world: World) -> tuple[list[tuple[str, int, Any]], list[str]]:
     check("check paused", live)
     decide(live, "resume")
     fetch("fetch resumed", live)
+    monitoring = consent(
+        template="loan_monitoring",
+        purpose="104",
+        fetch_type="PERIODIC",
+        frequency={"unit": "DAY", "value": 1},
+    )
+    decide(monitoring, "approve")
+    fetch("fetch periodic", monitoring)
+    fetch("fetch periodic again in its window", monitoring)
     present_to_verifier(world, issued.json()["credential"], holder, steps)
     revoked = http.post(f"/v1/credentials/{credential_id}/revoke", headers=world.admin)
     steps.append(("revoke credential", *_answer(revoked)))
@@ -202,6 +211,10 @@ def test_the_fast_paths_answer_what_the_reference_path_answers(world: World) -> 
     assert statuses["fetch"] == 200
     assert (statuses["verifier response"], statuses["verifier decision"]) == (200, 200)
     assert statuses["fetch paused"] == 403
+    assert (statuses["fetch periodic"], statuses["fetch periodic again in its window"]) == (
+        200,
+        403,
+    )
     assert (statuses["check"], statuses["check paused"]) == (200, 403)
     assert "access.allowed" in fast_events
     assert "access.denied" in fast_events

@@ -1,9 +1,12 @@
 """The consent check, and the use of a consent for a retrieval.
 
 The check (:func:`check`, :func:`check_consent`) is one indexed read and a pure evaluation
-(``model.evaluate``).  Retrieval locks the consent row (:func:`locked_for_use`, ``FOR
-UPDATE``), so a revocation that commits first is always seen, and counts the use in the
-same transaction (:func:`mark_used`); the reads and the count are precompiled statements.
+(``model.evaluate``).  Retrieval counts its use with one conditional UPDATE
+(:func:`use_consent`): the row is changed only while it is still active and under its use
+limit — the conditions a revocation, a pause or another use can change — so a revocation
+that commits first is always seen, and no lock is held across Python work (on PostgreSQL
+the UPDATE waits for a concurrent writer of the row and re-checks its conditions on the
+committed row).  The reads and the count are precompiled statements.
 """
 
 from __future__ import annotations
@@ -12,14 +15,30 @@ import json
 from datetime import datetime
 from typing import Protocol, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    Table,
+    bindparam,
+    case,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import Denied, Lender, lender_actor, record_allowed
 from credit_commons.consent.errors import ConsentError, ConsentNotFound
-from credit_commons.consent.model import ConsentView, evaluate, next_use, scopes_map
+from credit_commons.consent.model import (
+    ConsentStatus,
+    ConsentView,
+    evaluate,
+    scopes_map,
+    use_window,
+)
 from credit_commons.consent.models import ConsentRow
-from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
+from credit_commons.core.db import DatabaseBusy, HotQuery, HotStatement, stored_datetime
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -28,11 +47,10 @@ __all__ = [
     "check",
     "check_consent",
     "denial",
-    "locked_for_use",
-    "mark_used",
     "read_consent",
     "record_use",
     "row_view",
+    "use_consent",
 ]
 
 
@@ -163,30 +181,42 @@ def check(
 
 
 _TABLE = cast("Table", ConsentRow.__table__)
-_LOCKED = HotQuery(
-    select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")).with_for_update(),
-    ("consent_id",),
-)
 _READ = HotQuery(select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")), ("consent_id",))
-# The row is not in the session (it was read as a tuple): a precompiled Core update.
-_MARK_USED = HotStatement(
+_COLUMNS = _TABLE.c
+# One fetch counted, if the consent still allows it: the conditions are what can change
+# after the consent was read (its status, its counters); its times, scopes, fetch type and
+# frequency never change once it is requested, and are checked in Python beforehand.
+_ACTIVE = literal_column(f"'{ConsentStatus.ACTIVE.value}'", String)
+_ZERO, _ONE = literal_column("0", Integer), literal_column("1", Integer)
+_USE_ONETIME = HotStatement(
     update(_TABLE)
-    .where(_TABLE.c.id == bindparam("consent_id"))
-    .values(
-        uses=bindparam("uses"),
-        window=bindparam("window"),
-        window_uses=bindparam("window_uses"),
-        updated_at=bindparam("updated_at"),
-    ),
-    ("consent_id", "uses", "window", "window_uses", "updated_at"),
+    .where(_COLUMNS.id == bindparam("consent_id"), _COLUMNS.status == _ACTIVE, _COLUMNS.uses < _ONE)
+    .values(uses=_COLUMNS.uses + _ONE, window=_ZERO, window_uses=_ONE, updated_at=bindparam("at")),
+    ("consent_id", "at"),
 )
-
-
-def locked_for_use(session: Session, consent_id: str) -> ConsentRecord | None:
-    """The consent's row (a named tuple; datetimes as stored), locked until the
-    transaction ends (``FOR UPDATE``; SQLite's writer holds the whole database)."""
-    row: ConsentRecord | None = _LOCKED.first(session, consent_id=consent_id)
-    return row
+_USE_PERIODIC = HotStatement(
+    update(_TABLE)
+    .where(
+        _COLUMNS.id == bindparam("consent_id"),
+        _COLUMNS.status == _ACTIVE,
+        or_(
+            _COLUMNS.window != bindparam("current"),
+            _COLUMNS.window_uses < _COLUMNS.frequency_value,
+        ),
+    )
+    .values(
+        uses=_COLUMNS.uses + _ONE,
+        window=bindparam("now_window"),
+        window_uses=case(
+            (_COLUMNS.window == bindparam("same_window"), _COLUMNS.window_uses + _ONE),
+            else_=_ONE,
+        ),
+        updated_at=bindparam("at"),
+    ),
+    ("consent_id", "current", "now_window", "same_window", "at"),
+)
+#: Conditional UPDATEs tried before a use is refused as a change made meanwhile.
+_ATTEMPTS = 3
 
 
 def read_consent(session: Session, consent_id: str) -> ConsentRecord | None:
@@ -195,17 +225,56 @@ def read_consent(session: Session, consent_id: str) -> ConsentRecord | None:
     return row
 
 
-def mark_used(session: Session, row: ConsentTerms, now: datetime) -> None:
-    """Count one fetch of ``row`` (after a successful check, in the same transaction)."""
-    window, window_uses = next_use(row_view(row), now)
-    _MARK_USED.execute(
+def use_consent(
+    session: Session, row: ConsentTerms, type_name: str, claims: frozenset[str], now: datetime
+) -> None:
+    """Count one fetch of ``claims`` of a ``type_name`` credential under consent ``row``
+    (read earlier in another unit of work) at ``now``, if the consent as it is now permits
+    it — what :func:`check_consent` of the current row would say, followed by the count
+    (``model.next_use``) — by one conditional UPDATE, in the caller's transaction.
+
+    The consent's times, scopes, fetch type and frequency never change once requested:
+    they are checked on ``row``.  Its status and use counters can: the UPDATE changes the
+    row only while it is ``ACTIVE`` and under its use limit (for a periodic consent, a new
+    window or one with uses left), so a revocation, pause or use committed first is seen,
+    and two concurrent uses of the last fetch cannot both count.  When it changes nothing,
+    the current row is read and checked for the precise refusal.
+
+    Raises the :class:`ConsentError` of the current row (``ConsentNotFound`` when it is
+    gone), or :class:`DatabaseBusy` when the row kept changing between the UPDATE and the
+    read.
+    """
+    view = row_view(row)
+    for _ in range(_ATTEMPTS):
+        if _terms_allow(view, type_name, claims, now) and _count_use(session, row, view, now):
+            return
+        current = read_consent(session, row.id)
+        check_consent(current, type_name, claims, now)  # raises the refusal
+        # Allowed now: the row changed after the UPDATE (a pause lifted, a use undone).
+        view = row_view(cast(ConsentTerms, current))
+    raise DatabaseBusy("serialization_failure")
+
+
+def _terms_allow(view: ConsentView, type_name: str, claims: frozenset[str], now: datetime) -> bool:
+    # The checks of model.evaluate over what never changes: the validity window and scope.
+    granted = view.scopes.get(type_name)
+    return view.starts_at <= now < view.expires_at and granted is not None and claims <= granted
+
+
+def _count_use(session: Session, row: ConsentTerms, view: ConsentView, now: datetime) -> bool:
+    # model.next_use as one conditional UPDATE; whether it counted.
+    if view.fetch_type == "ONETIME":
+        return _USE_ONETIME.execute(session, consent_id=row.id, at=now) == 1
+    window = use_window(view, now)
+    counted = _USE_PERIODIC.execute(
         session,
         consent_id=row.id,
-        uses=row.uses + 1,
-        window=window,
-        window_uses=window_uses,
-        updated_at=now,
+        current=window,
+        now_window=window,
+        same_window=window,
+        at=now,
     )
+    return counted == 1
 
 
 def denial(

@@ -48,6 +48,7 @@ __all__ = [
     "evaluate",
     "next_use",
     "scopes_map",
+    "use_window",
     "was_assisted",
 ]
 
@@ -258,12 +259,17 @@ def next_use(view: ConsentView, now: datetime) -> tuple[int, int]:
         if view.uses >= 1:
             raise UseExceeded()
         return 0, 1
-    length = UNIT_SECONDS[view.frequency_unit]
-    window = int((now - view.starts_at).total_seconds() // length)
+    window = use_window(view, now)
     used = view.window_uses if window == view.window else 0
     if used >= view.frequency_value:
         raise UseExceeded()
     return window, used + 1
+
+
+def use_window(view: ConsentView, now: datetime) -> int:
+    """The frequency window ``now`` falls in: windows of one ``frequency_unit`` each,
+    counted from the consent's start (0 is the first)."""
+    return int((now - view.starts_at).total_seconds() // UNIT_SECONDS[view.frequency_unit])
 
 
 def was_assisted(approval: str | None, facilitator: str | None) -> bool:

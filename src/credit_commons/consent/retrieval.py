@@ -1,11 +1,12 @@
 """Consent-gated retrieval of a borrower's credential, and discovery of opted-in borrowers.
 
-``retrieve`` locks the consent (so a revocation that committed first is seen), checks it,
-opens the borrower's newest valid credential of the scoped type from the vault, and hands
-the lender the SD-JWT with *only* the in-scope Disclosures (no other claim can be
-recomputed from it: undisclosed claims stay digests).  The use is counted and
-``access.allowed`` recorded in the same transaction; a refusal becomes ``access.denied``
-with the reason, and the lender is told only "not permitted".
+``retrieve`` checks the consent, opens the borrower's newest valid credential of the
+scoped type from the vault, and hands the lender the SD-JWT with *only* the in-scope
+Disclosures (no other claim can be recomputed from it: undisclosed claims stay digests).
+The use is counted — only while the consent still allows it, so a revocation that
+committed first is seen — and ``access.allowed`` recorded in the same transaction; a
+refusal becomes ``access.denied`` with the reason, and the lender is told only "not
+permitted".
 
 Discovery lists the public categorical attributes (tier, income and debt-ratio brackets;
 seed 001) of borrowers who opted in, each behind a reference only the asking lender can
@@ -28,10 +29,9 @@ from credit_commons.consent.check import (
     ConsentTerms,
     check_consent,
     denial,
-    locked_for_use,
-    mark_used,
     read_consent,
     record_use,
+    use_consent,
 )
 from credit_commons.consent.errors import (
     ConsentArtefactInvalid,
@@ -141,10 +141,11 @@ def retrieve(
     """The borrower's credential with the in-scope Disclosures only, in two units of work.
 
     First a read (no write lock): the consent is checked, the credential found, opened and
-    cut down to the granted Disclosures.  Then a short write: the consent row is locked and
-    checked *again* — so a revocation, pause or use that committed in between is seen, and
-    no retrieval that starts after a revocation's commit succeeds — the use is counted and
-    ``access.allowed`` recorded.  On SQLite only the second holds the database's writer.
+    cut down to the granted Disclosures.  Then a short write: the use is counted by one
+    conditional UPDATE that changes the consent only while it still allows the use
+    (``check.use_consent``) — so a revocation, pause or use that committed in between is
+    seen, and no retrieval that starts after a revocation's commit succeeds — and
+    ``access.allowed`` is recorded.  On SQLite only the second holds the database's writer.
 
     ``type_name`` defaults to the consent's only scope; ``claims`` to every granted claim.
     Raises ``consent.access.Denied`` (recorded as ``access.denied``) for every refusal.
@@ -220,13 +221,10 @@ def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> Retr
     shared = present(parsed, disclose=disclosed)
     try:
         with transaction(rt.sessions) as session:
-            now = rt.clock.now()
-            locked = locked_for_use(session, consent_id)
-            if locked is None:
-                raise ConsentNotFound()  # deleted (erased) since the read
-            check_consent(locked, found.chosen, found.wanted, now)
-            mark_used(session, locked, now)
-            event_id = record_use(session, rt, lender, locked, OPERATION)
+            # The use counted only if the consent as it is now allows it (one conditional
+            # UPDATE: a revocation, pause or use committed since the read is seen).
+            use_consent(session, found.row, found.chosen, found.wanted, rt.clock.now())
+            event_id = record_use(session, rt, lender, found.row, OPERATION)
     except ConsentError as e:
         raise denial(
             rt, lender, found.row, consent_id=consent_id, operation=OPERATION, reason=e.code
