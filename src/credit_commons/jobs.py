@@ -23,12 +23,14 @@ from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import trust_pins
+from credit_commons.web import prune_sessions
 
 __all__ = ["consent_step", "default_steps", "retention_step", "trust_pins_step"]
 
 
 def retention_step() -> Step:
-    """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds."""
+    """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds, and
+    delete the console's sessions that have expired (docs/console.md)."""
     last = [float("-inf")]
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
@@ -38,6 +40,7 @@ def retention_step() -> Step:
         last[0] = now
         with transaction(rt.sessions) as session:
             counts = run_retention(session, rt)
+            counts["web_sessions"] = prune_sessions(session, rt.clock.now())
         return {f"retention_{k}": v for k, v in counts.items()}
 
     return step

@@ -106,6 +106,11 @@ EXPECTED = {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",
         "prune_denial_counts"
     },
+    "credit_commons.web": {
+        "N_", "ROLES", "Area", "SignInMethod", "SignInRequired", "WebSession", "WrongRole",
+        "add_flash", "end_all_sessions", "end_session", "language", "page_router",
+        "prune_sessions", "render", "require", "requires", "safe_next", "start_session",
+    },
 }  # fmt: skip
 
 

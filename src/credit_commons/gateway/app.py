@@ -50,6 +50,8 @@ from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
+from credit_commons.web.headers import HtmlHeadersMiddleware
+from credit_commons.web.routes import install_console
 
 __all__ = ["create_app", "startup_checks"]
 
@@ -151,6 +153,7 @@ def create_app(
     install_denial_handler(app, registry)
     install_rate_limit_handler(app)
     _include_routers(app)
+    install_console(app)  # after the API's routes and handlers: it wraps the handlers
     install_api_docs(app, openapi_url="/openapi.json")
     install_openapi(app)
     _install_operations(app, runtime, registry)
@@ -275,3 +278,5 @@ def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegis
     app.add_middleware(RateLimitMiddleware, runtime=runtime)
     app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
+    # Outermost: the console's security headers on every HTML answer, whoever made it.
+    app.add_middleware(HtmlHeadersMiddleware)

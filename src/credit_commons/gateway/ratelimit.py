@@ -50,8 +50,9 @@ from credit_commons.core.errors import CommonsError, ConfigurationError, Unavail
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
 from credit_commons.gateway.problems import problem_response, send_problem
-from credit_commons.gateway.route_groups import GROUP_KEY, GROUPS, classify
+from credit_commons.gateway.route_groups import GROUP_KEY, GROUPS, WEB_GROUPS, classify
 from credit_commons.runtime import Runtime
+from credit_commons.web.errors import send_error_page
 
 __all__ = [
     "LIMITERS",
@@ -400,7 +401,10 @@ class RateLimitMiddleware:
                 counted += await self._count(limiter, group, "client", key, "credential")
         except RateLimited as refused:
             refused.counted = counted + refused.counted
-            await send_problem(scope, send, refused, refused.headers())
+            if group in WEB_GROUPS:  # a console page: the HTML page, same status and fields
+                await send_error_page(scope, send, refused.status, refused.headers())
+            else:
+                await send_problem(scope, send, refused, refused.headers())
             return
         except CommonsError as error:  # the store is down, or the limits are misconfigured
             await send_problem(scope, send, error, [])

@@ -19,6 +19,7 @@ __all__ = [
     "GROUP_KEY",
     "OTHER",
     "READ",
+    "WEB_GROUPS",
     "WRITE",
     "RouteGroup",
     "classify",
@@ -73,13 +74,24 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
     RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
+    # The web console (docs/console.md): its pages, its sign-in (stricter: each attempt
+    # checks a credential or sends a code), its static assets.
+    RouteGroup("web-signin", "10/minute;60/hour", None, "POST /signin, POST /signin/*"),
+    RouteGroup("web", "300/minute", None, "/, /lang/*, /signin*, /signout*, the areas' pages"),
+    RouteGroup("web-static", "600/minute", None, "/static/*", READ),
     RouteGroup(OTHER, "120/minute", None, "any other path (404)", READ),
 )
+
+WEB_GROUPS = frozenset({"web-signin", "web", "web-static"})
+"""The console's groups: a refusal of theirs is an HTML page, not problem+json."""
 
 CLASS_OF_GROUP: dict[str, str] = {group.name: group.route_class for group in GROUPS}
 """Each group's route class."""
 
 _ANY = None
+# The console's pages: the home page, the language switch, sign-in and sign-out, and each
+# area's pages (docs/console.md).  Another area needs its name here.
+_WEB_PAGES = r"/|/(?:lang|signin|signout|borrower|agent|lender|issuer|audit)(?:/.*)?"
 # First match wins; the lender API, the busiest, comes first.  "[^/]+" is one segment.
 _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
     (frozenset(methods.split()) if methods else _ANY, re.compile(pattern), group)
@@ -113,6 +125,9 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/v1/admin/.*", "admin"),
         ("", r"/healthz|/readyz|/metrics", "operations"),
         ("", r"/openapi\.json|/docs(?:/oauth2-redirect|/assets/[^/]+)?", "docs"),
+        ("POST", r"/signin(?:/.*)?", "web-signin"),
+        ("GET HEAD", r"/static/[^/]+", "web-static"),
+        ("", _WEB_PAGES, "web"),
     )
 )
 

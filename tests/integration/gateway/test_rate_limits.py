@@ -13,6 +13,7 @@ import http_sfv
 import httpx
 import pytest
 import redis
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from tests.lenders import (
@@ -35,8 +36,9 @@ from credit_commons.gateway.ratelimit import (
     close_rate_limits,
     rate_limits,
 )
-from credit_commons.gateway.route_groups import GROUPS, OTHER, classify
+from credit_commons.gateway.route_groups import GROUPS, OTHER, WEB_GROUPS, classify
 from credit_commons.runtime import Runtime
+from credit_commons.web.routes import AREAS
 
 Install = Callable[..., RateLimits]
 
@@ -69,10 +71,15 @@ def install(request: pytest.FixtureRequest, runtime: Runtime, key_prefix: str) -
         limiter.close()
 
 
-def assert_limited(response: httpx.Response, limit: int) -> None:
+def assert_limited(response: httpx.Response, limit: int, *, html: bool = False) -> None:
     assert response.status_code == 429, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["code"] == "request.rate_limited"
+    if html:  # a console page: the HTML error page, with the same fields
+        assert response.headers["content-type"].startswith("text/html")
+        assert "Too many requests" in response.text
+        assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["code"] == "request.rate_limited"
     assert 1 <= int(response.headers["retry-after"]) <= 60
     assert response.headers["x-ratelimit-limit"] == str(limit)
     assert response.headers["x-ratelimit-remaining"] == "0"
@@ -222,6 +229,9 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "well-known": ("GET", "/.well-known/openid-credential-issuer"),
     "operations": ("GET", "/healthz"),
     "docs": ("GET", "/openapi.json"),
+    "web-signin": ("POST", "/signin"),
+    "web": ("GET", "/"),
+    "web-static": ("GET", "/static/console.css"),
     "other": ("GET", "/no/such/path"),
 }
 
@@ -235,6 +245,20 @@ def test_every_operation_belongs_to_a_named_group(client: TestClient) -> None:
         concrete = path.replace("{", "").replace("}", "")
         for method in operations:
             assert classify(method.upper(), concrete) != OTHER, (method, path)
+
+
+def test_every_console_route_belongs_to_a_console_group() -> None:
+    # The console's routes are not in the OpenAPI document: read them from its areas.
+    routes = [r for area in AREAS for r in area.router.routes if isinstance(r, APIRoute)]
+    assert {r.path for r in routes} >= {"/", "/signin", "/signout", "/signout/everywhere"}
+    for route in routes:
+        concrete = route.path.replace("{", "").replace("}", "")
+        for method in route.methods:
+            assert classify(method, concrete) in WEB_GROUPS, (method, route.path)
+    assert classify("GET", "/static/console.css") == "web-static"
+    assert classify("POST", "/signin/code") == "web-signin"
+    assert classify("GET", "/signin/code") == "web"
+    assert classify("GET", "/v1/lender/client") == "lender-api"
 
 
 def parse_fields(response: httpx.Response) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -275,10 +299,11 @@ def test_every_group_hits_its_limit(client: TestClient, install: Install, group:
         assert policies[name] == {"q": 2, "w": 60}
         assert state[name]["r"] == remaining
     refused = client.request(method, path)
-    assert_limited(refused, 2)
+    assert_limited(refused, 2, html=group in WEB_GROUPS)
     policies, state = parse_fields(refused)
     assert state[f"{group}.ip.60s"]["r"] == 0
-    assert refused.json()["violated-policies"] == [f"{group}.ip.60s"]
+    if group not in WEB_GROUPS:
+        assert refused.json()["violated-policies"] == [f"{group}.ip.60s"]
     # Another group keeps its own budget.
     other = "operations" if group != "operations" else "log"
     assert client.request(*GROUP_REQUESTS[other]).status_code != 429

@@ -1,0 +1,70 @@
+"""The security headers of every console page, added by :class:`HtmlHeadersMiddleware`.
+
+- ``Content-Security-Policy``: nothing but the platform's own scripts, styles, images and
+  fonts; no inline script or style; forms post only here; no framing; no ``<base>``.
+- ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
+- ``Cache-Control: no-store`` unless the response set its own: pages are personal (a
+  signed-in visitor's data, a CSRF token), so no browser or proxy cache may keep them.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["CSP", "SECURITY_HEADERS", "HtmlHeadersMiddleware", "is_console_request"]
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+"""The headers every HTML page carries (``Cache-Control`` besides, when it has none)."""
+_PACKAGE = "credit_commons.web"
+_RAW = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS)
+
+
+def is_console_request(scope: Scope) -> bool:
+    """Whether the request of ``scope`` is the console's: it was routed to a console
+    route, or — routed nowhere (an unknown path) — it is not under ``/v1/`` and its
+    ``Accept`` asks for HTML, as a browser's does."""
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        return str(getattr(endpoint, "__module__", "")).startswith(_PACKAGE)
+    path = str(scope.get("path", ""))
+    if path.startswith("/v1/"):
+        return False
+    accept = dict(scope.get("headers") or []).get(b"accept", b"")
+    return b"text/html" in accept
+
+
+class HtmlHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` (and ``Cache-Control: no-store`` when absent) to every
+    HTML response to a console request (:func:`is_console_request`), whichever handler or
+    error produced it.  Other HTML — the API's Swagger UI page, whose inline script this
+    policy would block — is left as it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html") and is_console_request(scope):
+                    headers += [h for h in _RAW if h[0] not in names]
+                    if b"cache-control" not in names:
+                        headers.append((b"cache-control", b"no-store"))
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,37 @@
+"""Tables of the web console: its server-side sessions.
+
+A session row is found by the SHA-256 of the random id in the visitor's cookie; the id
+itself is never stored, so a copy of the table signs nobody in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from credit_commons.core.db import Base
+
+__all__ = ["WebSessionRow"]
+
+
+class WebSessionRow(Base):
+    """A signed-in console session: who (``role``, ``subject``, ``display_name``), when
+    (created, last seen, absolute expiry) and the CSRF secret of its forms."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_web_sessions_subject", "subject"),
+        Index("ix_web_sessions_expires_at", "expires_at"),
+    )

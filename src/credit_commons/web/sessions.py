@@ -1,0 +1,200 @@
+"""Server-side sessions of the console.
+
+The cookie (``session``, with the flags of :mod:`~credit_commons.web.cookies`) holds a
+random id of 256 bits; the ``web_sessions`` table holds only its SHA-256, with the role
+(:data:`ROLES`), the subject, a display name, the CSRF secret and three times.  A session
+ends at the first of:
+
+- :data:`IDLE` (30 minutes) without a request (``last_seen_at``, refreshed at most once a
+  minute so that reading pages does not write on every request);
+- :data:`ABSOLUTE` (12 hours) after sign-in (``expires_at``), however active;
+- sign-out (:func:`end_session`) or "sign out everywhere" (:func:`end_all_sessions`).
+
+A subject keeps at most :data:`MAX_PER_SUBJECT` sessions: signing in once more ends the
+oldest.  Rows exist only for successful sign-ins, so no outsider can fill the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Request, Response
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.db import transaction
+from credit_commons.core.errors import ValidationError
+from credit_commons.runtime import Runtime
+from credit_commons.web.cookies import delete_cookie, read_cookie, set_cookie
+from credit_commons.web.models import WebSessionRow
+
+__all__ = [
+    "ABSOLUTE",
+    "COOKIE",
+    "IDLE",
+    "MAX_PER_SUBJECT",
+    "ROLES",
+    "WebSession",
+    "create_session",
+    "current_session",
+    "delete_all_sessions",
+    "delete_session",
+    "lookup_session",
+    "prune_sessions",
+]
+
+COOKIE = "session"
+ROLES = ("borrower", "agent", "lender", "issuer")
+"""The roles a console session can have."""
+IDLE = timedelta(minutes=30)
+"""A session ends this long after its last request."""
+ABSOLUTE = timedelta(hours=12)
+"""A session ends this long after sign-in, however active."""
+MAX_PER_SUBJECT = 20
+_TOUCH_EVERY = timedelta(minutes=1)
+_STATE_KEY = "web_session"
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A signed-in visitor: their ``role`` (one of :data:`ROLES`), ``subject`` (an
+    identity's ``idt_…``, ``admin:<name>``, a lender client id…), the ``display_name``
+    the header shows, the session's ``csrf_secret`` and when it ``expires_at``."""
+
+    role: str
+    subject: str
+    display_name: str
+    csrf_secret: str
+    created_at: datetime
+    expires_at: datetime
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _view(row: WebSessionRow) -> WebSession:
+    return WebSession(
+        row.role,
+        row.subject,
+        row.display_name,
+        row.csrf_secret,
+        utc(row.created_at),
+        utc(row.expires_at),
+    )
+
+
+def create_session(
+    session: Session, rt: Runtime, *, role: str, subject: str, display_name: str
+) -> tuple[str, WebSession]:
+    """Write a new session for ``subject`` as ``role``; its id (for the cookie, shown
+    nowhere else) and its view.  Ends the subject's oldest sessions beyond
+    :data:`MAX_PER_SUBJECT`.  Raises :class:`ValidationError` for an unknown role or an
+    empty or over-long subject or display name."""
+    if role not in ROLES:
+        raise ValidationError(f"a console role is one of {', '.join(ROLES)}")
+    if not 0 < len(subject) <= 200 or not 0 < len(display_name) <= 200:
+        raise ValidationError("a session needs a subject and a display name of 1-200 characters")
+    now = rt.clock.now()
+    session_id = secrets.token_urlsafe(32)
+    row = WebSessionRow(
+        id_hash=_digest(session_id),
+        role=role,
+        subject=subject,
+        display_name=display_name,
+        csrf_secret=secrets.token_urlsafe(32),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + ABSOLUTE,
+    )
+    kept = session.scalars(
+        select(WebSessionRow.id_hash)
+        .where(WebSessionRow.subject == subject)
+        .order_by(WebSessionRow.created_at.desc())
+        .limit(MAX_PER_SUBJECT - 1)
+    ).all()
+    session.execute(
+        delete(WebSessionRow).where(
+            WebSessionRow.subject == subject, WebSessionRow.id_hash.not_in(kept)
+        )
+    )
+    session.add(row)
+    session.flush()
+    return session_id, _view(row)
+
+
+def lookup_session(session: Session, rt: Runtime, session_id: str) -> WebSession | None:
+    """The live session whose id is ``session_id``, its last-seen time refreshed; None
+    (and the row deleted) when it is unknown, idle too long or past its absolute expiry."""
+    if not 16 <= len(session_id) <= 128:
+        return None
+    row = session.get(WebSessionRow, _digest(session_id))
+    if row is None:
+        return None
+    now = rt.clock.now()
+    if utc(row.expires_at) <= now or utc(row.last_seen_at) + IDLE <= now:
+        session.delete(row)
+        return None
+    if now - utc(row.last_seen_at) >= _TOUCH_EVERY:
+        row.last_seen_at = now
+    return _view(row)
+
+
+def delete_session(session: Session, session_id: str) -> None:
+    """End the session whose id is ``session_id`` (nothing when there is none)."""
+    session.execute(delete(WebSessionRow).where(WebSessionRow.id_hash == _digest(session_id)))
+
+
+def delete_all_sessions(session: Session, subject: str) -> int:
+    """End every session of ``subject``; how many there were."""
+    result = session.execute(delete(WebSessionRow).where(WebSessionRow.subject == subject))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def prune_sessions(session: Session, now: datetime) -> int:
+    """Delete the sessions past their absolute expiry or idle too long at ``now``; how
+    many went (retention: run by the platform's periodic work)."""
+    result = session.execute(
+        delete(WebSessionRow).where(
+            (WebSessionRow.expires_at <= now) | (WebSessionRow.last_seen_at <= now - IDLE)
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def current_session(request: Request) -> WebSession | None:
+    """The signed-in session of ``request`` (read once per request, in a unit of work of
+    its own), or None.  Does database I/O: call it from a plain ``def`` handler."""
+    cached = getattr(request.state, _STATE_KEY, _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
+    found: WebSession | None = None
+    session_id = read_cookie(request, COOKIE)
+    if session_id:
+        runtime: Runtime = request.app.state.runtime
+        with transaction(runtime.sessions) as session:
+            found = lookup_session(session, runtime, session_id)
+    setattr(request.state, _STATE_KEY, found)
+    return found
+
+
+def remember_session(request: Request, view: WebSession | None) -> None:
+    """Make ``view`` the request's session for the rest of this request (after a sign-in
+    or sign-out, so the page rendered next shows it)."""
+    setattr(request.state, _STATE_KEY, view)
+
+
+def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+    """Put the session id in its cookie (a browser-session cookie: it also ends when the
+    browser closes)."""
+    set_cookie(request, response, COOKIE, session_id, max_age=None)
+
+
+def clear_session_cookie(request: Request, response: Response) -> None:
+    """Expire the session cookie on ``response``."""
+    delete_cookie(request, response, COOKIE)
