@@ -29,7 +29,7 @@ def switch_language(request: Request, code: str, next: str = "/") -> Response:
     path); an unknown code changes nothing."""
     response = RedirectResponse(safe_next(next), status_code=303)
     if i18n.language_of(code) is not None:
-        # Not a secret and not HttpOnly-worthy, but kept as strict as the others.
+        # Only a language code; Lax so that a link from elsewhere arrives in it.
         response.set_cookie(
             i18n.COOKIE,
             code,
