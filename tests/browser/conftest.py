@@ -132,6 +132,7 @@ def page(
     context = browser.new_context(
         viewport=PHONE,  # type: ignore[arg-type]
         base_url=server.base,
+        locale="en-US",  # Accept-Language, whatever the machine's own
         service_workers="block",
     )
     context.set_default_timeout(TIMEOUT_MS)
