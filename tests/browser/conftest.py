@@ -7,13 +7,12 @@ Fixtures (docs/testing.md, "Browser tests"):
   PostgreSQL schema, started once per pytest-xdist worker (session scope) and stopped at
   the end; :class:`tests.browser.live.LiveServer` has the helpers that create test data.
 - ``server``: the live server the ``page`` fixture opens; ``live_server`` unless a module
-  overrides it (``server = pytest.fixture(lambda live_server_postgres: live_server_postgres)``
-  is spelled out in tests/browser/test_infrastructure.py).
+  overrides the fixture, as tests/browser/test_infrastructure_postgres.py does.
 - ``browser``: one headless Chromium per worker, on a fresh user-data directory.
 - ``page``: a fresh browser context (no cookies, no storage) and page per test, at a phone's
-  viewport (360x800), ``base_url`` the server's, every request to anything but that
-  server aborted — and the test failed for it.  ``network`` lists what the
-  page requested.  On failure, a screenshot and a Playwright trace are kept (their paths
+  viewport (360x800), asking for ``en-US``, ``base_url`` the server's, every request to
+  anything but that server aborted — and the test failed for it.  ``network`` lists what
+  the page requested.  On failure, a screenshot and a Playwright trace are kept (their paths
   and the server's last lines are printed in the failure report).
 - ``check_accessibility(page)``, ``screenshot(page, name)``; ``use_desktop(page)`` and
   ``use_phone(page)`` (plain functions in tests/browser/support.py) switch the viewport.
