@@ -2,9 +2,16 @@
 
 An agent holding a live ``assist:consent`` delegation from the borrower asks for a one-time
 code, which goes to the borrower (``consent/notify.py``); the borrower reads it to the agent,
-who submits it, and the consent is granted with ``approval: assisted`` and the agent
-recorded as facilitator.  At most three codes an hour per consent, five tries per code;
-every refused try is recorded in the borrower's access history.
+who submits it (:func:`confirm_assisted`) — or the borrower types it on their own phone
+(:func:`confirm_assisted_by_borrower`) — and the consent is granted with ``approval:
+assisted`` and the agent recorded as facilitator.  At most three codes an hour per consent,
+five tries per code; every refused try is recorded in the borrower's access history.
+
+The facilitator is recorded twice: by pseudonym (``facilitator``, what the artefact and the
+log carry) and, for the borrower, by name — the agent's identity and the name they
+registered, sealed under the agent's own data key (erasing the agent makes it unreadable).
+:func:`assisting_agent` and :func:`assisting_agents` give the borrower that name, so every
+assisted act can show who helped.
 """
 
 from __future__ import annotations
@@ -19,23 +26,45 @@ from sqlalchemy.orm import Session
 from credit_commons.consent import notify
 from credit_commons.consent.access import AccessDenied, RefusedDecision
 from credit_commons.consent.artefacts import consent_answer
-from credit_commons.consent.decisions import operation_token
+from credit_commons.consent.decisions import decider, operation_token
 from credit_commons.consent.errors import ConsentStateInvalid, OneTimeCodeRefused
-from credit_commons.consent.model import ConsentStatus
+from credit_commons.consent.model import ConsentStatus, was_assisted
 from credit_commons.consent.models import ConsentRow
-from credit_commons.consent.schemas import AssistAnswer, AssistGranted, AssistStarted
+from credit_commons.consent.schemas import (
+    AssistAnswer,
+    AssistGranted,
+    AssistingAgent,
+    AssistStarted,
+)
 from credit_commons.consent.transitions import grant
 from credit_commons.core.clock import utc
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, EventRow, record_event
-from credit_commons.identity import Permission, Principal, actor_of, has_delegation, subject_of
+from credit_commons.identity import (
+    Permission,
+    Principal,
+    actor_of,
+    authorise,
+    has_delegation,
+    subject_of,
+)
+from credit_commons.identity import service as identity_service
 from credit_commons.runtime import Runtime
+from credit_commons.vault import DecryptionFailed
 
-__all__ = ["ConsentAssisted", "assist", "confirm_assisted"]
+__all__ = [
+    "ConsentAssisted",
+    "assist",
+    "assisting_agent",
+    "assisting_agents",
+    "confirm_assisted",
+    "confirm_assisted_by_borrower",
+]
 
 _OTP_TTL = timedelta(minutes=10)
 _OTP_ATTEMPTS = 5
 _CODES_PER_HOUR = 3
+_NAME_PURPOSE = "consent-facilitator"
 
 
 class ConsentAssisted(EventDetails, event_type="consent.assisted"):
@@ -78,6 +107,7 @@ def assist(session: Session, rt: Runtime, agent: Principal, consent_id: str) -> 
     row.otp_expires_at = rt.clock.now() + _OTP_TTL
     row.otp_attempts = 0
     row.facilitator = actor_of(rt, agent)
+    _record_agent(session, rt, row, agent)
     delivered = notify.send_code(rt, row.principal_token, row.id, code)
     record_event(
         session,
@@ -96,7 +126,8 @@ def confirm_assisted(
     session: Session, rt: Runtime, agent: Principal, consent_id: str, code: str
 ) -> AssistGranted | AssistAnswer:
     """The agent submits the borrower's one-time code: the consent is granted
-    (``approval: assisted``), the agent recorded as facilitator.
+    (``approval: assisted``), the agent recorded as facilitator (by pseudonym, and by name
+    for the borrower).
 
     A wrong code is answered ``accepted: false`` and recorded in the borrower's access
     history (``consent.otp_invalid``, in this transaction); five wrong codes void the
@@ -111,7 +142,54 @@ def confirm_assisted(
     _require_assist(session, rt, agent, row, operation)
     if row.status != ConsentStatus.PENDING:
         raise NotFoundError("no such consent")
-    actor, target = actor_of(rt, agent), rt.objects.digest("consent", row.id)
+    actor = actor_of(rt, agent)
+    if not _check_code(session, rt, row, code, actor=actor, operation=operation):
+        return AssistAnswer(consent_id=row.id, status=row.status, accepted=False)
+    _record_agent(session, rt, row, agent)
+    return _grant(session, rt, row, facilitator=actor)
+
+
+def confirm_assisted_by_borrower(
+    session: Session, rt: Runtime, borrower: Principal, consent_id: str, code: str
+) -> AssistGranted | AssistAnswer:
+    """The borrower types, on their own phone, the one-time code an agent had sent them:
+    the consent is granted exactly as :func:`confirm_assisted` grants it (``approval:
+    assisted``, the agent who sent the code as facilitator).  ``borrower`` is whoever may
+    decide for the borrower (``consent.decisions.decider``: the borrower, the owner of an
+    enterprise, a delegate holding ``manage:consents``).
+
+    The same answers and records as :func:`confirm_assisted`: ``accepted: false`` for a
+    wrong code, ``OneTimeCodeRefused`` when no code is live (none was sent) or the tries
+    are used up, ``NotFoundError`` / ``RefusedDecision`` (404) for an unknown consent, one
+    that is not pending, or a caller who may not decide.
+    """
+    operation = operation_token("assist_confirm")
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise NotFoundError("no such consent")
+    who = decider(
+        session,
+        rt,
+        borrower,
+        row.principal_token,
+        operation,
+        object=rt.objects.digest("consent", row.id),
+    )
+    if row.status != ConsentStatus.PENDING:
+        raise NotFoundError("no such consent")
+    if not _check_code(session, rt, row, code, actor=who.actor, operation=operation):
+        return AssistAnswer(consent_id=row.id, status=row.status, accepted=False)
+    # A live code was sent by an agent, who is the facilitator (assist set both).
+    return _grant(session, rt, row, facilitator=row.facilitator or who.actor)
+
+
+def _check_code(
+    session: Session, rt: Runtime, row: ConsentRow, code: str, *, actor: str, operation: str
+) -> bool:
+    # Whether ``code`` is the live one (the caller's grant then spends it); a wrong code
+    # counts a try and records it; no live code, or no tries left, raise
+    # OneTimeCodeRefused (recorded).
+    target = rt.objects.digest("consent", row.id)
 
     def refused(detail: str, reason: str) -> OneTimeCodeRefused:
         return OneTimeCodeRefused(
@@ -139,16 +217,104 @@ def confirm_assisted(
             subject=row.principal,
             object=target,
         )
-        return AssistAnswer(consent_id=row.id, status=row.status, accepted=False)
+        return False
+    return True
+
+
+def _grant(session: Session, rt: Runtime, row: ConsentRow, *, facilitator: str) -> AssistGranted:
     event_id = grant(
         session,
         rt,
         row,
         approval="assisted",
         actor=subject_of(rt, row.principal_token),
-        facilitator=actor,
+        facilitator=facilitator,
     )
     return consent_answer(AssistGranted, row, accepted=True, event_id=event_id)
+
+
+def _record_agent(session: Session, rt: Runtime, row: ConsentRow, agent: Principal) -> None:
+    # The agent by name for the borrower: their identity, and the name they registered
+    # sealed under their own data key (so their erasure shreds it).  Kept when the same
+    # agent acts again.
+    if row.facilitator_token == agent.subject and row.facilitator_name_sealed is not None:
+        return
+    name = identity_service.display_name(session, rt, agent.subject)
+    row.facilitator_token = agent.subject
+    row.facilitator_name_sealed = (
+        None
+        if name is None
+        else rt.vault.seal(
+            session,
+            name.encode(),
+            subject=agent.subject,
+            purpose=_NAME_PURPOSE,
+            record=_name_record(row.id),
+        )
+    )
+
+
+def _name_record(consent_id: str) -> str:
+    return f"consent:{consent_id}:facilitator"
+
+
+def _agent_of(session: Session, rt: Runtime, row: ConsentRow) -> AssistingAgent | None:
+    if row.facilitator_token is None or not was_assisted(row.approval, row.facilitator):
+        return None
+    name = None
+    if row.facilitator_name_sealed is not None:
+        try:
+            name = rt.vault.open(
+                session,
+                row.facilitator_name_sealed,
+                subject=row.facilitator_token,
+                purpose=_NAME_PURPOSE,
+                record=_name_record(row.id),
+            ).decode()
+        except DecryptionFailed:
+            name = None  # the agent's data was erased
+    return AssistingAgent(consent_id=row.id, name=name, granted=row.approval == "assisted")
+
+
+def assisting_agent(
+    session: Session, rt: Runtime, principal: Principal, consent_id: str
+) -> AssistingAgent | None:
+    """The field agent who helped with one of the borrower's consents (preparing it, or
+    confirming it with the borrower's code), by name; ``None`` when no agent did.
+    ``principal`` is whoever may read the borrower's consents (as
+    ``consent.requests.get_for_borrower``).  Raises :class:`NotFoundError` otherwise, and
+    for an unknown consent."""
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise NotFoundError("no such consent")
+    try:
+        authorise(
+            session, principal, row.principal_token, Permission.MANAGE_CONSENTS, rt.clock.now()
+        )
+    except NotFoundError:
+        raise NotFoundError("no such consent") from None
+    return _agent_of(session, rt, row)
+
+
+def assisting_agents(
+    session: Session, rt: Runtime, principal: Principal, token: str, consent_ids: list[str]
+) -> dict[str, AssistingAgent]:
+    """:func:`assisting_agent` for a page of borrower ``token``'s consents: the consents of
+    ``consent_ids`` (at most 200) an agent helped with, by id — one indexed read.  Ids that
+    are not the borrower's, or that no agent helped with, are left out.  Raises
+    :class:`NotFoundError` when ``principal`` may not read the borrower's consents."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    if not consent_ids:
+        return {}
+    rows = session.scalars(
+        select(ConsentRow).where(
+            ConsentRow.id.in_(consent_ids[:200]),
+            ConsentRow.principal_token == token,
+            ConsentRow.facilitator_token.is_not(None),
+        )
+    )
+    found = (_agent_of(session, rt, row) for row in rows)
+    return {agent.consent_id: agent for agent in found if agent is not None}
 
 
 def _require_assist(

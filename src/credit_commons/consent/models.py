@@ -19,6 +19,9 @@ class ConsentRow(Base):
     ``principal_token`` the opaque identity reference other tables use too.  ``scopes`` is
     JSON ``[{"type": ..., "claims": [...]}]``.  ``uses`` counts fetches; ``window`` and
     ``window_uses`` count them in the current frequency window (periodic consents).
+    ``facilitator_token`` and ``facilitator_name_sealed`` name the field agent of an
+    assisted consent (their identity, and their name sealed under their own data key:
+    ``consent/assisted.py``); both are empty otherwise.
     """
 
     __tablename__ = "consents"
@@ -47,6 +50,8 @@ class ConsentRow(Base):
     artefact: Mapped[str | None] = mapped_column(Text)
     approval: Mapped[str | None] = mapped_column(String(16))
     facilitator: Mapped[str | None] = mapped_column(String(64))
+    facilitator_token: Mapped[str | None] = mapped_column(String(40))
+    facilitator_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     otp_hash: Mapped[str | None] = mapped_column(String(64))
     otp_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     otp_attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -12,6 +12,7 @@ __all__ = [
     "AssistAnswer",
     "AssistGranted",
     "AssistStarted",
+    "AssistingAgent",
     "ConsentDecision",
     "ConsentView",
     "DenialCount",
@@ -119,6 +120,16 @@ class AssistAnswer(_Out):
     consent_id: str
     status: str
     accepted: bool
+
+
+class AssistingAgent(_Out):
+    """The field agent who helped the borrower with a consent, by the name they registered
+    (``name`` is ``None`` once the agent's data was erased), and whether their help ended in
+    the consent being granted (``approval: assisted``)."""
+
+    consent_id: str
+    name: str | None
+    granted: bool
 
 
 class RetrievedCredential(_Out):

@@ -121,13 +121,16 @@ def grant(
     facilitator: str | None,
 ) -> str:
     """Grant a pending consent: ACTIVE, its artefact signed, ``consent.granted`` and the
-    webhook; returns the event id.  Raises ``ConsentStateInvalid`` past the request's
-    expiry."""
+    webhook; returns the event id.  An approval that is not ``assisted`` forgets the field
+    agent who may have prepared the request (``consent/assisted.py``): they did not take
+    part in it.  Raises ``ConsentStateInvalid`` past the request's expiry."""
     now = rt.clock.now()
     if now >= utc(row.expires_at):
         raise ConsentStateInvalid("the consent request has expired")
     row.status = ConsentStatus.ACTIVE
     row.approval, row.facilitator = approval, facilitator
+    if approval != "assisted":
+        row.facilitator_token = row.facilitator_name_sealed = None
     row.otp_hash = row.otp_expires_at = None
     row.updated_at = now
     row.artefact = sign_artefact(session, rt, row, now)

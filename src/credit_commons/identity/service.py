@@ -80,6 +80,7 @@ from credit_commons.identity.schemas import (
 )
 from credit_commons.identity.schemas import IdentityCreated as IdentityCreatedView
 from credit_commons.runtime import Runtime
+from credit_commons.vault import DecryptionFailed
 
 __all__ = [
     "ATTRIBUTES",
@@ -88,6 +89,7 @@ __all__ = [
     "IdentityExport",
     "IdentityForgotten",
     "create_identity",
+    "display_name",
     "existing_identities",
     "export_subject",
     "forget_subject",
@@ -309,6 +311,21 @@ def get_profile(session: Session, rt: Runtime, principal: Principal, token: str)
     ``read:profile``); the fields it never had are left unset."""
     row = authorised_row(session, principal, token, Permission.READ_PROFILE, rt.clock.now())
     return ProfileView.model_validate(_open(session, rt, row, PROFILE))
+
+
+def display_name(session: Session, rt: Runtime, token: str) -> str | None:
+    """The name identity ``token`` registered in its profile, opened from the vault, or
+    ``None`` (an unknown identity, or one without a readable profile).  For a service that
+    names the identity to someone it acted for (the field agent of an assisted consent);
+    no authorisation of its own: never answer it to a caller who asked for ``token``."""
+    row = session.get(IdentityRow, token)
+    if row is None:
+        return None
+    try:
+        name = _open(session, rt, row, PROFILE).get("name")
+    except DecryptionFailed:
+        return None
+    return name if isinstance(name, str) and name else None
 
 
 def registered_did(session: Session, rt: Runtime, token: str) -> str | None:
