@@ -110,8 +110,9 @@ class _SqliteWriters:
     SQLite lets one transaction write; the others wait in its busy handler, which sleeps in
     steps of up to 100 ms and so turns a queue of short writes into seconds of latency.
     Threads of one process therefore take this lock before ``BEGIN IMMEDIATE`` and give it
-    back at commit or rollback: waiting writers are handed the database at once.  Other
-    processes (a separate worker) still meet SQLite's own lock and busy timeout.
+    back once the driver's COMMIT or ROLLBACK has returned (:meth:`release_after`): waiting
+    writers are handed the database at once.  Other processes (a separate worker) still
+    meet SQLite's own lock and busy timeout.
     """
 
     def __init__(self) -> None:
@@ -138,8 +139,40 @@ class _SqliteWriters:
             raise
 
     def end(self, connection: Any) -> None:
-        if connection.info.pop(_WRITER, False):
+        """Give the lock back if ``connection`` (a SQLAlchemy or pooled connection: their
+        ``info`` is the pooled connection's) holds it."""
+        try:
+            info = connection.info
+        except (AttributeError, NotImplementedError):  # a raw or ad-hoc driver connection
+            return
+        if info.pop(_WRITER, False):
             self._lock.release()
+
+    def release_after(self, dialect: Any) -> None:
+        """Give the lock back after ``dialect``'s COMMIT and ROLLBACK, not before.
+
+        SQLAlchemy's ``commit`` and ``rollback`` events fire *before* the driver call, and
+        a COMMIT syncs the write-ahead log (``synchronous=FULL``): a writer woken there
+        would meet SQLite's lock and sleep in its busy handler (1, 2, 5, 10 ms…) until long
+        after the sync ended.  So the engine's dialect — its own instance, made for this
+        engine by ``create_engine`` — calls the driver and then :meth:`end`.  The pool's
+        reset of a returned connection goes through ``do_rollback`` too.
+        """
+        commit, rollback = dialect.do_commit, dialect.do_rollback
+
+        def do_commit(connection: Any) -> None:
+            try:
+                commit(connection)
+            finally:
+                self.end(connection)
+
+        def do_rollback(connection: Any) -> None:
+            try:
+                rollback(connection)
+            finally:
+                self.end(connection)
+
+        dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
 
 
 class DatabaseBusy(UnavailableError):
@@ -290,8 +323,7 @@ def make_engine(
         writers = _SqliteWriters()
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", writers.begin)
-        event.listen(engine, "commit", writers.end)
-        event.listen(engine, "rollback", writers.end)
+        writers.release_after(engine.dialect)
         if parsed.database and not parsed.database.startswith((":memory:", "file:")):
             # After the pragmas (the checkpointer's listener runs second); a file: URI is
             # left to SQLite's own checkpoints.
