@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons.consent import notify
 from credit_commons.consent.access import AccessDenied, RefusedDecision
-from credit_commons.consent.artefacts import consent_answer
+from credit_commons.consent.artefacts import consent_answer, public_view
 from credit_commons.consent.decisions import decider, operation_token
 from credit_commons.consent.errors import ConsentStateInvalid, OneTimeCodeRefused
 from credit_commons.consent.model import ConsentStatus, was_assisted
@@ -35,6 +35,7 @@ from credit_commons.consent.schemas import (
     AssistGranted,
     AssistingAgent,
     AssistStarted,
+    ConsentView,
 )
 from credit_commons.consent.transitions import grant
 from credit_commons.core.clock import utc
@@ -59,6 +60,8 @@ __all__ = [
     "assisting_agents",
     "confirm_assisted",
     "confirm_assisted_by_borrower",
+    "consent_for_agent",
+    "pending_for_agent",
 ]
 
 _OTP_TTL = timedelta(minutes=10)
@@ -315,6 +318,66 @@ def assisting_agents(
     )
     found = (_agent_of(session, rt, row) for row in rows)
     return {agent.consent_id: agent for agent in found if agent is not None}
+
+
+def pending_for_agent(
+    session: Session,
+    rt: Runtime,
+    agent: Principal,
+    token: str,
+    *,
+    before: str | None = None,
+    limit: int = 20,
+) -> list[ConsentView]:
+    """Borrower ``token``'s consent requests a field agent may prepare (:func:`assist`):
+    the pending ones, not past their expiry, newest first — ``limit`` of them, after the
+    consent id ``before`` (the last of the previous page); one indexed read.
+
+    Only an agent holding a live ``assist:consent`` delegation from the borrower may see
+    them.  Raises :class:`NotFoundError` for an unknown borrower, and ``RefusedDecision``
+    (the same 404, recorded for the borrower: operation ``consent.assist_find``) for
+    anyone without the delegation.
+    """
+    if not identity_service.identity_exists(session, token):
+        raise NotFoundError("no such borrower")
+    now = rt.clock.now()
+    if agent.is_admin or not has_delegation(
+        session, token, agent.subject, Permission.ASSIST_CONSENT, now
+    ):
+        raise RefusedDecision(
+            "no such borrower",
+            operation=operation_token("assist_find"),
+            reason="consent.not_authorised",
+            actor=actor_of(rt, agent),
+            subject=subject_of(rt, token),
+        )
+    query = select(ConsentRow).where(
+        ConsentRow.principal_token == token,
+        ConsentRow.status == ConsentStatus.PENDING,
+        ConsentRow.expires_at > now,
+    )
+    if before is not None:
+        query = query.where(ConsentRow.id < before)
+    rows = session.scalars(query.order_by(ConsentRow.id.desc()).limit(max(1, min(limit, 100))))
+    return [public_view(row) for row in rows]
+
+
+def consent_for_agent(
+    session: Session, rt: Runtime, agent: Principal, consent_id: str
+) -> ConsentView:
+    """One consent as the field agent sees it while helping: a pending request of a
+    borrower who gave them a live ``assist:consent`` delegation, or one this agent
+    confirmed (``approval: assisted``, the agent its facilitator).  Raises
+    :class:`NotFoundError` for an unknown consent or any other state, and
+    ``RefusedDecision`` (the same 404, recorded) without the delegation."""
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise NotFoundError("no such consent")
+    _require_assist(session, rt, agent, row, operation_token("assist_read"))
+    confirmed_by_agent = row.approval == "assisted" and row.facilitator_token == agent.subject
+    if row.status != ConsentStatus.PENDING and not confirmed_by_agent:
+        raise NotFoundError("no such consent")
+    return public_view(row)
 
 
 def _require_assist(

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from credit_commons.web import home, signin
+from credit_commons.web import agent, home, signin
 from credit_commons.web.errors import install_error_pages
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
@@ -24,6 +24,7 @@ __all__ = ["AREAS", "StaticAssets", "install_console"]
 AREAS: tuple[Area, ...] = (
     home.AREA,
     signin.AREA,
+    agent.AREA,
     # One line per part of the console: borrower.AREA, agent.AREA, lender.AREA, ...
 )
 """Every part of the console, in routing order."""

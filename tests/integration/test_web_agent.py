@@ -1,0 +1,306 @@
+"""The field agent's pages (web/agent.py) through the HTTP app, on SQLite and PostgreSQL:
+find the borrower, prepare the consent, send the code, confirm it (on the agent's screen or
+the borrower's own phone), the agent's name shown to the borrower; refusals worded alike
+and recorded as the API records them; CSRF, roles and sign-in."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from tests.integration.test_web_console import HTML, LOOPBACK, assert_secure_html, csrf_of
+from tests.lenders import denials
+
+from credit_commons.consent import notify
+from credit_commons.consent import requests as consent_requests
+from credit_commons.consent.model import ConsentRequest
+from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
+from credit_commons.gateway.app import create_app
+from credit_commons.identity import delegations
+from credit_commons.identity import service as identity_service
+from credit_commons.identity.auth import Principal
+from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
+from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.runtime import Runtime
+
+NOT_FOUND = "We found no borrower with this token who has asked you to help them."
+MISSING = "There is no such borrower or request, or the borrower has not given you permission"
+
+
+@dataclass(frozen=True)
+class Person:
+    token: str
+    access: str
+
+
+class _Lender:
+    client_id = "lnd_" + "a" * 22
+    purposes = frozenset({"105"})
+
+
+def _person(rt: Runtime, name: str, roles: list[str]) -> Person:
+    with transaction(rt.sessions) as session:
+        body = IdentityCreate.model_validate({"roles": roles, "profile": {"name": name}})
+        made = identity_service.create_identity(session, rt, body)
+    return Person(made.identity_token, made.access_token)
+
+
+def _delegate(rt: Runtime, borrower: Person, agent: Person) -> None:
+    with transaction(rt.sessions) as session:
+        made = delegations.create_delegation(
+            session,
+            rt,
+            Principal(borrower.token, "identity"),
+            borrower.token,
+            DelegationCreate.model_validate(
+                {
+                    "delegatee_token": agent.token,
+                    "type": "field_agent_assist",
+                    "permissions": ["assist:consent"],
+                }
+            ),
+        )
+        delegations.accept_delegation(session, rt, Principal(agent.token, "identity"), made.id)
+
+
+def _request(rt: Runtime, borrower: Person) -> str:
+    body = {
+        "template": "loan_underwriting",
+        "borrower": borrower.token,
+        "purpose": "105",
+        "consent_expiry": (rt.clock.now() + timedelta(days=7)).isoformat(),
+        "scopes": [{"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]}],
+    }
+    with transaction(rt.sessions) as session:
+        made = consent_requests.request_consent(
+            session, rt, _Lender(), ConsentRequest.model_validate(body)
+        )
+    return made.consent_id
+
+
+@pytest.fixture
+def app_client(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, runtime=runtime)
+    with TestClient(app, base_url=LOOPBACK, raise_server_exceptions=False) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Story:
+    borrower: Person
+    agent: Person
+    consent_id: str
+
+
+@pytest.fixture
+def story(runtime: Runtime) -> Story:
+    borrower = _person(runtime, "Ravi Traders", ["business"])
+    agent = _person(runtime, "Meena Kumari", ["field_agent"])
+    _delegate(runtime, borrower, agent)
+    return Story(borrower, agent, _request(runtime, borrower))
+
+
+def _sign_in(client: TestClient, person: Person, role: str) -> None:
+    page = client.get("/signin", headers=HTML)
+    done = client.post(
+        "/signin",
+        data={"csrf_token": csrf_of(page), "token": person.access, "role": role, "next": "/"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+
+
+def _post(client: TestClient, path: str, form: dict[str, str] | None = None) -> httpx.Response:
+    token = csrf_of(client.get("/agent" if path.startswith("/agent") else path, headers=HTML))
+    return client.post(
+        path, data={"csrf_token": token, **(form or {})}, headers=HTML, follow_redirects=False
+    )
+
+
+def text_of(response: httpx.Response) -> str:
+    """The page's text with its character references resolved."""
+    return html.unescape(response.text).replace("'", "’")
+
+
+def _codes(rt: Runtime, borrower: Person) -> list[str]:
+    return [c.code for c in notify.read_codes(rt, borrower.token)]
+
+
+def _wrong(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+def test_not_signed_in_and_wrong_role(app_client: TestClient, story: Story) -> None:
+    away = app_client.get("/agent", headers=HTML, follow_redirects=False)
+    assert away.status_code == 303
+    assert away.headers["location"] == "/signin?next=/agent"
+    mine = app_client.get(f"/borrower/assisted/{story.consent_id}", headers=HTML)
+    assert mine.url.path == "/signin"
+    _sign_in(app_client, story.borrower, "borrower")
+    assert app_client.get("/agent", headers=HTML).status_code == 403
+    _sign_in(app_client, story.agent, "agent")
+    assert app_client.get(f"/borrower/assisted/{story.consent_id}", headers=HTML).status_code == 403
+
+
+def test_the_agent_finds_prepares_and_confirms(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    home = app_client.get("/agent", headers=HTML)
+    assert home.status_code == 200
+    assert_secure_html(home)
+    assert f'href="/agent/borrowers/{story.borrower.token}"' in home.text
+    assert len(home.content) <= 100_000
+
+    found = _post(app_client, "/agent/find", {"token": story.borrower.token})
+    assert found.status_code == 303
+    assert found.headers["location"] == f"/agent/borrowers/{story.borrower.token}"
+    requests_page = app_client.get(found.headers["location"], headers=HTML)
+    assert f'href="/agent/consents/{story.consent_id}"' in requests_page.text
+    assert "Your income range" in requests_page.text
+    assert "A one-time look at your accounts" in requests_page.text
+    assert "Only once" in requests_page.text
+
+    prepare = app_client.get(f"/agent/consents/{story.consent_id}", headers=HTML)
+    assert prepare.status_code == 200
+    assert "with your name: Meena Kumari" in prepare.text
+
+    # A form without the CSRF token changes nothing.
+    forged = app_client.post(
+        f"/agent/consents/{story.consent_id}/send", headers=HTML, follow_redirects=False
+    )
+    assert forged.status_code == 403
+    assert _codes(runtime, story.borrower) == []
+
+    sent = _post(app_client, f"/agent/consents/{story.consent_id}/send")
+    assert sent.status_code == 303
+    assert sent.headers["location"] == f"/agent/consents/{story.consent_id}/confirm"
+    confirm_page = app_client.get(sent.headers["location"], headers=HTML)
+    assert "A code was sent to the borrower’s phone" in text_of(confirm_page)
+    code = _codes(runtime, story.borrower)[-1]
+
+    path = f"/agent/consents/{story.consent_id}/confirm"
+    malformed = _post(app_client, path, {"code": "12ab"})
+    assert malformed.status_code == 422
+    assert "Enter the 6 digits of the code." in malformed.text
+    assert 'aria-invalid="true"' in malformed.text
+    assert 'href="#field-code"' in malformed.text
+
+    wrong = _post(app_client, path, {"code": _wrong(code)})
+    assert wrong.status_code == 422
+    assert "This code is not right." in wrong.text
+    assert [d["reason"] for d in denials(runtime)] == ["consent.otp_invalid"]
+
+    right = _post(app_client, path, {"code": f"{code[:3]} {code[3:]}"})
+    assert right.status_code == 303
+    assert right.headers["location"] == f"/agent/consents/{story.consent_id}/done"
+    done = app_client.get(right.headers["location"], headers=HTML)
+    assert done.status_code == 200
+    assert "The consent is given" in done.text
+    assert "you, Meena Kumari, helped them" in done.text
+    # A granted consent is no longer one to prepare: the prepare page sends to "done".
+    again = app_client.get(f"/agent/consents/{story.consent_id}", follow_redirects=False)
+    assert again.status_code == 303
+
+    # The borrower sees the agent's name with the consent.
+    app_client.cookies.clear()
+    _sign_in(app_client, story.borrower, "borrower")
+    mine = app_client.get(f"/borrower/assisted/{story.consent_id}", headers=HTML)
+    assert mine.status_code == 200
+    assert "with the help of field agent Meena Kumari" in mine.text
+
+
+def test_find_refuses_alike_and_records_the_attempt(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    stranger = _person(runtime, "Someone Else", ["business"])
+    _request(runtime, stranger)
+    _sign_in(app_client, story.agent, "agent")
+    empty = _post(app_client, "/agent/find", {"token": ""})
+    assert empty.status_code == 422
+    assert "Enter the borrower’s identity token." in text_of(empty)
+    malformed = _post(app_client, "/agent/find", {"token": "not-a-token"})
+    assert malformed.status_code == 422
+    assert "It starts with idt_." in malformed.text
+
+    unknown = _post(app_client, "/agent/find", {"token": "idt_" + "Z" * 20})
+    not_mine = _post(app_client, "/agent/find", {"token": stranger.token})
+    assert unknown.status_code == not_mine.status_code == 404
+    assert NOT_FOUND in unknown.text
+    assert NOT_FOUND in not_mine.text
+    # Only the borrower who exists has an attempt in their history.
+    assert [(d["operation"], d["reason"]) for d in denials(runtime)] == [
+        ("consent.assist_find", "consent.not_authorised")
+    ]
+    page = app_client.get(f"/agent/borrowers/{stranger.token}", headers=HTML)
+    assert page.status_code == 404
+    assert MISSING in page.text
+
+
+def test_a_consent_of_a_borrower_who_did_not_delegate_is_not_found(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    other_agent = _person(runtime, "Other Agent", ["field_agent"])
+    _sign_in(app_client, other_agent, "agent")
+    page = app_client.get(f"/agent/consents/{story.consent_id}", headers=HTML)
+    unknown = app_client.get("/agent/consents/cns_" + "0" * 26, headers=HTML)
+    assert page.status_code == unknown.status_code == 404
+    assert MISSING in page.text
+    assert MISSING in unknown.text
+    sent = _post(app_client, f"/agent/consents/{story.consent_id}/send")
+    assert sent.status_code == 404
+    assert _codes(runtime, story.borrower) == []
+    assert {(d["operation"], d["reason"]) for d in denials(runtime)} == {
+        ("consent.assist_read", "consent.not_authorised"),
+        ("consent.assist", "consent.not_authorised"),
+    }
+
+
+def test_no_live_code_is_said_in_plain_words(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    answer = _post(app_client, f"/agent/consents/{story.consent_id}/confirm", {"code": "123456"})
+    assert answer.status_code == 422
+    assert "No code works now" in answer.text
+    assert [d["reason"] for d in denials(runtime)] == ["consent.otp_expired"]
+
+
+def test_the_borrower_confirms_on_their_own_phone(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    assert _post(app_client, f"/agent/consents/{story.consent_id}/send").status_code == 303
+    code = _codes(runtime, story.borrower)[-1]
+    app_client.cookies.clear()
+    _sign_in(app_client, story.borrower, "borrower")
+    path = f"/borrower/assisted/{story.consent_id}"
+    page = app_client.get(path, headers=HTML)
+    assert page.status_code == 200
+    assert_secure_html(page)
+    assert "Field agent Meena Kumari is helping you with this request." in page.text
+    token = csrf_of(page)
+    wrong = app_client.post(
+        path, data={"csrf_token": token, "code": _wrong(code)}, headers=HTML, follow_redirects=False
+    )
+    assert wrong.status_code == 422
+    assert "Check the code in the message on your phone." in wrong.text
+    right = app_client.post(
+        path, data={"csrf_token": token, "code": code}, headers=HTML, follow_redirects=False
+    )
+    assert right.status_code == 303
+    shown = app_client.get(path, headers=HTML)
+    assert "with the help of field agent Meena Kumari" in shown.text
+    assert re.search(r"The consent is given", shown.text)
+    other = _person(runtime, "Someone Else", ["business"])
+    app_client.cookies.clear()
+    _sign_in(app_client, other, "borrower")
+    assert app_client.get(path, headers=HTML).status_code == 404
