@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from credit_commons.web import agent, home, signin
+from credit_commons.web import agent, audit, home, signin
 from credit_commons.web.errors import install_error_pages
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
@@ -25,6 +25,7 @@ AREAS: tuple[Area, ...] = (
     home.AREA,
     signin.AREA,
     agent.AREA,
+    audit.AREA,
     # One line per part of the console: borrower.AREA, agent.AREA, lender.AREA, ...
 )
 """Every part of the console, in routing order."""
