@@ -169,12 +169,12 @@ def test_a_genuine_receipt_passes_every_check(runtime: Runtime, browser: TestCli
     assert page.status_code == 200, text_of(page)
     words = text_of(page)
     assert "The receipt is valid" in words
-    assert words.count("Passed") == 4
+    assert words.count("Check passed") == 4
     assert "and the event matches the entry" in words
     assert "Today's checkpoint (size 7) extends the receipt's (size 4)." in words
     by_id = text_of(browser.get("/audit/receipt", params={"event": ids[2]}))
     assert "The receipt is valid" in by_id
-    assert by_id.count("Passed") == 4
+    assert by_id.count("Check passed") == 4
 
 
 def _proof_at(runtime: Runtime, index: int, size: int) -> list[str]:
@@ -226,7 +226,7 @@ def test_one_changed_character_fails_the_receipt(
     words = text_of(page)
     assert "The receipt is not valid" in words
     assert expected in words
-    assert "Failed" in words
+    assert "Check failed" in words
 
 
 def test_the_entry_changed_with_its_event_fails_against_today(
@@ -472,7 +472,7 @@ def test_witness_cosignatures_are_checked(
         client.headers.update(HTML)
         words = text_of(client.get("/audit"))
         assert "witness.example/w1" in words
-        assert "Verified" in words
+        assert "Signature verified" in words
         assert "15 Nov 2023, 3:43:20 AM" in words  # the time the witness stated (1,700,000,000)
         assert "have not cosigned it: witness.example/w2" in words
         # A receipt's checkpoint with an unknown witness's line, and a forged known one.
@@ -502,7 +502,7 @@ def test_witness_cosignatures_are_checked(
         )
         document["checkpoint"] = forged.format()
         page = text_of(paste(client, "receipt", json.dumps(document)))
-        assert "Does not verify" in page
+        assert "Signature does not verify" in page
 
 
 def _first_event(runtime: Runtime) -> str:
