@@ -29,6 +29,7 @@ from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.runtime import Runtime
+from credit_commons.web.agent import PAGE_SIZE
 
 NOT_FOUND = "We found no borrower with this token who has asked you to help them."
 MISSING = "There is no such borrower or request, or the borrower has not given you permission"
@@ -304,3 +305,46 @@ def test_the_borrower_confirms_on_their_own_phone(
     app_client.cookies.clear()
     _sign_in(app_client, other, "borrower")
     assert app_client.get(path, headers=HTML).status_code == 404
+
+
+def test_three_codes_an_hour_then_a_plain_refusal(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    for _ in range(3):
+        assert _post(app_client, f"/agent/consents/{story.consent_id}/send").status_code == 303
+    fourth = _post(app_client, f"/agent/consents/{story.consent_id}/send")
+    assert fourth.status_code == 303
+    assert fourth.headers["location"] == f"/agent/consents/{story.consent_id}"
+    page = app_client.get(fourth.headers["location"], headers=HTML)
+    assert "Three codes were sent for this request in the last hour." in page.text
+    assert len(_codes(runtime, story.borrower)) == 3
+
+
+def test_the_requests_are_paged_newest_first(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    later = [_request(runtime, story.borrower) for _ in range(PAGE_SIZE)]
+    everything = sorted([story.consent_id, *later], reverse=True)
+    _sign_in(app_client, story.agent, "agent")
+    first = app_client.get(f"/agent/borrowers/{story.borrower.token}", headers=HTML)
+    shown = re.findall(r'href="/agent/consents/(cns_[0-9A-Z]{26})"', first.text)
+    assert shown == everything[:PAGE_SIZE]
+    older = re.search(r'href="(/agent/borrowers/[^"?]+\?before=cns_[0-9A-Z]{26})"', first.text)
+    assert older is not None
+    second = app_client.get(older.group(1), headers=HTML)
+    assert (
+        re.findall(r'href="/agent/consents/(cns_[0-9A-Z]{26})"', second.text)
+        == everything[PAGE_SIZE:]
+    )
+    assert "?before=" not in second.text
+    assert len(first.content) <= 100_000
+
+
+def test_the_pages_in_hindi(app_client: TestClient, story: Story) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    app_client.get("/lang/hi?next=/agent")
+    page = app_client.get(f"/agent/consents/{story.consent_id}", headers=HTML)
+    assert '<html lang="hi" dir="ltr">' in page.text
+    assert "सहमति तैयार करें" in page.text
+    assert "Meena Kumari" in page.text
