@@ -85,10 +85,13 @@ __all__ = [
     "VC_JWT",
     "CredentialChanged",
     "CredentialIssued",
+    "CredentialState",
     "IssueRequest",
     "StatusAction",
     "change_status",
     "checked_claims",
+    "credential_state",
+    "credential_states",
     "issue_credential",
     "issue_credentials",
     "list_credentials",
@@ -583,3 +586,70 @@ def change_status(
         object=rt.objects.digest("credential", credential_id),
     )
     return StatusChanged(credential_id=credential_id, status=_TARGET[action].name.lower())
+
+
+@dataclass(frozen=True)
+class CredentialState:
+    """An issued credential as the issuer desk sees it: the registry metadata and the
+    current status of its entry (``valid``, ``invalid`` — revoked — or ``suspended``, the
+    names :class:`StatusChanged` uses), never the credential itself."""
+
+    credential_id: str
+    type: str
+    format: str
+    subject_token: str | None
+    status: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+def _state(session: Session, row: CredentialRow) -> CredentialState:
+    kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
+    ref = status.StatusRef(row.status_list_id, row.status_index, kind)
+    current = status.get_status(session, ref)
+    return CredentialState(
+        credential_id=row.id,
+        type=row.type_name,
+        format=row.format,
+        subject_token=row.subject_token,
+        status=TokenStatus(current).name.lower(),
+        issued_at=utc(row.issued_at),
+        expires_at=utc(row.expires_at),
+    )
+
+
+def credential_state(
+    session: Session, rt: Runtime, principal: Principal, credential_id: str
+) -> CredentialState:
+    """One credential's metadata and current status (administrators/issuers only; others,
+    and an unknown id, get :class:`NotFoundError`).  Reads only; records nothing, as
+    :func:`list_credentials`."""
+    del rt
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    row = session.get(CredentialRow, credential_id)
+    if row is None:
+        raise NotFoundError("no such credential")
+    return _state(session, row)
+
+
+def credential_states(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    subject_token: str,
+    *,
+    after: str | None = None,
+    limit: int = 20,
+) -> list[CredentialState]:
+    """A page of a subject's credentials with their current status, by id (issuance
+    order), the first ``limit`` after id ``after`` (administrators/issuers only; others get
+    :class:`NotFoundError`).  One query on the subject's index; reads only."""
+    del rt
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    query = select(CredentialRow).where(CredentialRow.subject_token == subject_token)
+    if after is not None:
+        query = query.where(CredentialRow.id > after)
+    rows = session.scalars(query.order_by(CredentialRow.id).limit(max(1, min(limit, 100))))
+    return [_state(session, row) for row in rows]
