@@ -259,8 +259,12 @@ def _fields(schema: Mapping[str, Any], path: tuple[str, ...], depth: int) -> tup
     undefined = required - set(properties)
     if undefined:
         raise FormUnavailable("a required claim without a definition", pointer)
+    # The required claims first, in the order the schema lists them (a stored schema's
+    # properties may have been sorted by name), then the others.
+    order = [n for n in schema.get("required", []) if n in properties]
+    order += [n for n in properties if n not in order]
     out = []
-    for name, sub in properties.items():
+    for name, sub in ((n, properties[n]) for n in order):
         if not _NAME.fullmatch(name):
             raise FormUnavailable("a claim name other than letters, digits and _", pointer)
         out.append(_field((*path, name), sub, required=name in required, depth=depth))
@@ -407,4 +411,10 @@ def field_errors(
             found = _RULE.search(text)
             item = _owner(fields, pointer)
             put(item, _plain(item, found.group(1) if found else ""))
+    # A claim the platform computes is missing only because what it is computed from was
+    # refused (a score that is not a whole number): that error says what to fix.
+    computed = {item.name for item in walk(fields) if item.computed}
+    if set(out) - computed:
+        required = _plain(None, "required")
+        out = {k: v for k, v in out.items() if k not in computed or v != required}
     return out
