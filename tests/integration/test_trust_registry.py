@@ -352,3 +352,42 @@ def test_policies_versions_and_floors(rt: Runtime) -> None:
         "verifier.policy_floor_set", "verifier.policy_versioned", "verifier.policy_versioned",
         "verifier.policy_versioned",
     ]  # fmt: skip
+
+
+def test_a_pinned_policy_version_is_parsed_once_and_its_floor_read_every_time(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with transaction(rt.sessions) as session:
+        policy_service.create_policy(
+            session, rt, ADMIN, owner="platform", document=POLICY, profile="india-dpdp"
+        )
+        policy_service.add_policy_version(
+            session, rt, ADMIN, owner="platform", policy_id="income",
+            document={**POLICY, "version": 2},
+        )  # fmt: skip
+    parsed: list[str] = []
+    real_parse = policy_service.parse_policy
+
+    def counted(document: str) -> Any:
+        parsed.append(document)
+        return real_parse(document)
+
+    monkeypatch.setattr(policy_service, "parse_policy", counted)
+    with transaction(rt.read_sessions) as session:
+        first = policy_service.pinned_policy(session, rt, "platform", "income", 1)
+        again = policy_service.pinned_policy(session, rt, "platform", "income", 1)
+        other = policy_service.pinned_policy(session, rt, "platform", "income", 2)
+    assert len(parsed) == 2  # versions 1 and 2, each once
+    assert again.policy is first.policy
+    assert (first.policy.version, other.policy.version, first.floor) == (1, 2, 1)
+    assert first.profile == "india-dpdp"
+    with transaction(rt.sessions) as session:
+        policy_service.set_policy_floor(
+            session, rt, ADMIN, owner="platform", policy_id="income", floor=2
+        )
+    parsed.clear()  # the administrator's view parses what it shows
+    with transaction(rt.read_sessions) as session:
+        assert policy_service.pinned_policy(session, rt, "platform", "income", 1).floor == 2
+        with pytest.raises(policy_service.PolicyNotFound):
+            policy_service.pinned_policy(session, rt, "platform", "income", 9)
+    assert parsed == []

@@ -6,13 +6,15 @@ the compliance profile it runs under; versions only grow, and a floor — which 
 rises — names the oldest version a request may still be made under (seed 002 §5 step 10).
 Administrators manage them (``/v1/verifier/policies``, ``commons verify policy``); each
 change records ``verifier.policy_versioned`` or ``verifier.policy_floor_set``.  The
-pipeline reads them with :func:`load_policy` and :func:`check_policy_version`.
+pipeline reads them with :func:`load_policy` (:func:`pinned_policy` for a transaction's
+pinned version, parsed once per runtime) and :func:`check_policy_version`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -20,6 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import JsonObject, canonical_json
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
@@ -47,6 +50,7 @@ __all__ = [
     "get_policy",
     "list_policies",
     "load_policy",
+    "pinned_policy",
     "set_policy_floor",
 ]
 
@@ -334,6 +338,39 @@ def load_policy(
     row = _row(session, owner, policy_id, version)
     policy = apply_profile(parse_policy(row.document), row.profile)
     return LoadedPolicy(policy, row.profile, _floor(session, owner, policy_id))
+
+
+class _Pinned:
+    """This runtime's policy versions already parsed, with their profile applied."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.versions: dict[tuple[str, str, int], tuple[Policy, str]] = {}
+
+
+_PINNED = Attached[Runtime, _Pinned](lambda rt: _Pinned())
+_PINNED_MAX = 256
+
+
+def pinned_policy(
+    session: Session, rt: Runtime, owner: str, policy_id: str, version: int
+) -> LoadedPolicy:
+    """:func:`load_policy` for the version a transaction pinned: the version's parsed
+    policy with its profile applied is kept per runtime — a stored version never changes
+    (versions are only added: :func:`add_policy_version` refuses an existing one) — and
+    the floor, which does, is read every time.  Raises :class:`PolicyNotFound`."""
+    pinned = _PINNED(rt)
+    key = (owner, policy_id, version)
+    known = pinned.versions.get(key)
+    if known is None:
+        row = _row(session, owner, policy_id, version)
+        known = (apply_profile(parse_policy(row.document), row.profile), row.profile)
+        with pinned.lock:
+            if len(pinned.versions) >= _PINNED_MAX:
+                pinned.versions.clear()
+            pinned.versions[key] = known
+    policy, profile = known
+    return LoadedPolicy(policy, profile, _floor(session, owner, policy_id))
 
 
 def check_policy_version(session: Session, owner: str, policy_id: str, version: int) -> None:

@@ -110,9 +110,12 @@ def _requirements(session: Session, rt: Runtime, row: txn.Transaction) -> pipeli
     loaded = None
     if row.policy_owner is not None and row.policy_id is not None:
         # The version the request pinned, with its profile, and the policy's floor now.
-        loaded = policy_service.load_policy(
-            session, row.policy_owner, row.policy_id, row.policy_version
-        )
+        if row.policy_version is not None:  # parsed once per runtime (a version never changes)
+            loaded = policy_service.pinned_policy(
+                session, rt, row.policy_owner, row.policy_id, row.policy_version
+            )
+        else:
+            loaded = policy_service.load_policy(session, row.policy_owner, row.policy_id)
     context = EvaluationContext(now=rt.clock.now(), purpose=row.purpose)
 
     def predicates(shown: pipeline.Presented) -> None:
