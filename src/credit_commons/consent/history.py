@@ -40,9 +40,16 @@ _TYPES = ("access.allowed", "access.denied")
 
 
 def access_history(
-    session: Session, rt: Runtime, principal: Principal, token: str, *, limit: int = 200
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    token: str,
+    *,
+    limit: int = 200,
+    before: str | None = None,
 ) -> list[AccessRecord]:
-    """The borrower's access events, newest first, each with its receipt when available.
+    """The borrower's access events, newest first (those older than event ``before`` when
+    given: a page, for the console), each with its receipt when available.
 
     Each entry says who tried (``actor``, a pseudonym, and ``actor_kind``: ``lender``,
     ``borrower``, ``owner``, ``delegate`` — any identity the borrower ever delegated to,
@@ -63,12 +70,12 @@ def access_history(
     lenders[anonymous_actor(rt)] = "unknown"
     # Keyed digests, and the unkeyed ones of events recorded before digests were keyed.
     objects = {o: c.id for c in consents for o in rt.objects.candidates("consent", c.id)}
-    rows = session.scalars(
-        select(EventRow)
-        .where(EventRow.subject == subject_of(rt, token), EventRow.type.in_(_TYPES))
-        .order_by(EventRow.id.desc())
-        .limit(limit)
+    query = select(EventRow).where(
+        EventRow.subject == subject_of(rt, token), EventRow.type.in_(_TYPES)
     )
+    if before is not None:
+        query = query.where(EventRow.id < before)
+    rows = session.scalars(query.order_by(EventRow.id.desc()).limit(limit))
     out = []
     for row in rows:
         details = json.loads(row.details)

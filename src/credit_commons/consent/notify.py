@@ -1,4 +1,5 @@
-"""Delivering one-time codes to borrowers (assisted consent).
+"""Delivering one-time codes to borrowers: for an assisted consent, and for signing in to
+the web console (``purpose``).
 
 A deployment sends codes by SMS through its gateway; the embedded default — with no SMS
 gateway — appends them to ``<data_dir>/notifications/codes.jsonl`` (mode 0600), which
@@ -25,18 +26,34 @@ from pathlib import Path
 from credit_commons.core.files import write_private
 from credit_commons.runtime import Runtime
 
-__all__ = ["SentCode", "codes_file", "forget_codes", "read_codes", "send_code"]
+__all__ = [
+    "CONSENT",
+    "SIGN_IN",
+    "SentCode",
+    "codes_file",
+    "forget_codes",
+    "read_codes",
+    "send_code",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class SentCode:
     """A one-time code the embedded notifier sent: to whom (the borrower's identity
-    token), for which consent, the code, and when (ISO 8601)."""
+    token), for which consent (empty for another purpose), the code, when (ISO 8601) and
+    what for (``purpose``: :data:`CONSENT`, or :data:`SIGN_IN` for the console's sign-in)."""
 
     to: str
     consent_id: str
     code: str
     at: str
+    purpose: str = "consent"
+
+
+CONSENT = "consent"
+"""The purpose of a code that confirms an assisted consent."""
+SIGN_IN = "signin"
+"""The purpose of a code that signs a borrower in to the web console."""
 
 
 def codes_file(rt: Runtime) -> Path:
@@ -44,20 +61,25 @@ def codes_file(rt: Runtime) -> Path:
     return Path(rt.settings.data_dir) / "notifications" / "codes.jsonl"
 
 
-def send_code(rt: Runtime, borrower_token: str, consent_id: str, code: str) -> bool:
-    """Send ``code`` to the borrower; whether it was delivered."""
+def send_code(
+    rt: Runtime, borrower_token: str, consent_id: str, code: str, *, purpose: str = CONSENT
+) -> bool:
+    """Send ``code`` to the borrower; whether it was delivered.  ``purpose`` says what the
+    code is for (:data:`CONSENT`: confirming ``consent_id``; :data:`SIGN_IN`: signing in
+    to the console, ``consent_id`` empty), so the message can say it."""
     if rt.settings.env.value == "production":
         return False
     path = codes_file(rt)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    line = json.dumps(
-        {
-            "to": borrower_token,
-            "consent_id": consent_id,
-            "code": code,
-            "at": rt.clock.now().isoformat(),
-        }
-    )
+    entry = {
+        "to": borrower_token,
+        "consent_id": consent_id,
+        "code": code,
+        "at": rt.clock.now().isoformat(),
+    }
+    if purpose != CONSENT:
+        entry["purpose"] = purpose
+    line = json.dumps(entry)
     with _locked(path):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -113,6 +135,7 @@ def read_codes(rt: Runtime, borrower_token: str | None = None) -> list[SentCode]
                     consent_id=entry["consent_id"],
                     code=entry["code"],
                     at=entry["at"],
+                    purpose=entry.get("purpose", CONSENT),
                 )
             )
     return out

@@ -166,14 +166,27 @@ def _borrower_row(
 
 
 def list_for_borrower(
-    session: Session, rt: Runtime, principal: Principal, token: str, status: str | None = None
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    token: str,
+    status: str | None = None,
+    *,
+    limit: int | None = None,
+    before: str | None = None,
 ) -> list[ConsentView]:
-    """The borrower's consents (newest first), optionally of one status."""
+    """The borrower's consents (newest first), optionally of one status; at most ``limit``
+    of them, those older than consent ``before`` when given (a page, for the console)."""
     authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
     query = select(ConsentRow).where(ConsentRow.principal_token == token)
     if status is not None:
         query = query.where(ConsentRow.status == status)
-    return [public_view(r) for r in session.scalars(query.order_by(ConsentRow.id.desc()))]
+    if before is not None:
+        query = query.where(ConsentRow.id < before)
+    query = query.order_by(ConsentRow.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [public_view(r) for r in session.scalars(query)]
 
 
 def get_for_borrower(
