@@ -162,14 +162,39 @@ def test_a_consent_nobody_assisted_has_no_agent(runtime: Runtime) -> None:
         assert assisted.assisting_agents(session, runtime, me, token, [consent_id]) == {}
 
 
-def test_the_agents_erasure_makes_their_name_unreadable(runtime: Runtime) -> None:
+def test_the_agents_erasure_forgets_them_in_the_consents_they_helped_with(
+    runtime: Runtime,
+) -> None:
     token, agent, consent_id = _setup(runtime)
+    with transaction(runtime.sessions) as session:
+        assisted.confirm_assisted(
+            session, runtime, Principal(agent, "identity"), consent_id, _code(runtime, token)
+        )
     with transaction(runtime.sessions) as session:
         erase_subject(session, runtime, ADMIN, agent)
     with transaction(runtime.read_sessions) as session:
+        row = session.get(ConsentRow, consent_id)
+        assert row is not None
+        assert row.facilitator_token is None
+        assert row.facilitator_name_sealed is None
+        found = assisted.assisting_agent(session, runtime, Principal(token, "identity"), consent_id)
+    # The consent still says an agent helped; their name is gone with them.
+    assert found is not None
+    assert (found.name, found.granted) == (None, True)
+
+
+def test_a_consent_assisted_before_names_were_recorded_has_a_nameless_agent(
+    runtime: Runtime,
+) -> None:
+    token, _agent, consent_id = _setup(runtime)
+    with transaction(runtime.sessions) as session:
+        row = session.get(ConsentRow, consent_id)
+        assert row is not None
+        row.facilitator_token = row.facilitator_name_sealed = None
+    with transaction(runtime.read_sessions) as session:
         found = assisted.assisting_agent(session, runtime, Principal(token, "identity"), consent_id)
     assert found is not None
-    assert found.name is None
+    assert (found.name, found.granted) == (None, False)
 
 
 def test_the_borrower_confirms_on_their_own_phone(runtime: Runtime) -> None:

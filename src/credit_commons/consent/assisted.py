@@ -262,10 +262,13 @@ def _name_record(consent_id: str) -> str:
 
 
 def _agent_of(session: Session, rt: Runtime, row: ConsentRow) -> AssistingAgent | None:
-    if row.facilitator_token is None or not was_assisted(row.approval, row.facilitator):
+    # Whether an agent helped is the consent's own record (``was_assisted``); their name is
+    # shown when it was recorded and is still readable (not for consents assisted before
+    # names were recorded, nor once the agent was erased).
+    if not was_assisted(row.approval, row.facilitator):
         return None
     name = None
-    if row.facilitator_name_sealed is not None:
+    if row.facilitator_token is not None and row.facilitator_name_sealed is not None:
         try:
             name = rt.vault.open(
                 session,
@@ -275,7 +278,7 @@ def _agent_of(session: Session, rt: Runtime, row: ConsentRow) -> AssistingAgent 
                 record=_name_record(row.id),
             ).decode()
         except DecryptionFailed:
-            name = None  # the agent's data was erased
+            name = None  # the agent's keys were shredded
     return AssistingAgent(consent_id=row.id, name=name, granted=row.approval == "assisted")
 
 
@@ -311,9 +314,7 @@ def assisting_agents(
         return {}
     rows = session.scalars(
         select(ConsentRow).where(
-            ConsentRow.id.in_(consent_ids[:200]),
-            ConsentRow.principal_token == token,
-            ConsentRow.facilitator_token.is_not(None),
+            ConsentRow.id.in_(consent_ids[:200]), ConsentRow.principal_token == token
         )
     )
     found = (_agent_of(session, rt, row) for row in rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
@@ -29,6 +29,12 @@ class ConsentRow(Base):
         Index("ix_consents_lender_principal", "lender_client_id", "principal"),
         Index("ix_consents_principal_status", "principal_token", "status"),
         Index("ix_consents_status_expiry", "status", "expires_at"),
+        Index(
+            "ix_consents_facilitator_token",
+            "facilitator_token",
+            sqlite_where=text("facilitator_token IS NOT NULL"),
+            postgresql_where=text("facilitator_token IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

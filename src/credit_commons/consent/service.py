@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.model import ConsentStatus
@@ -26,9 +26,16 @@ __all__ = ["ExpiryReport", "expire_due", "forget_subject"]
 
 def forget_subject(session: Session, token: str) -> int:
     """The consent domain's part of an erasure: delete the subject's consents and discovery
-    profile (their events stay in the log: pseudonyms and digests only).  Returns how many
-    consents were deleted."""
+    profile (their events stay in the log: pseudonyms and digests only), and — the subject
+    being a field agent — forget them in the consents they helped with (their identity and
+    sealed name; the consent still says an agent helped).  Returns how many consents were
+    deleted."""
     deleted = session.execute(delete(ConsentRow).where(ConsentRow.principal_token == token))
+    session.execute(
+        update(ConsentRow)
+        .where(ConsentRow.facilitator_token == token)
+        .values(facilitator_token=None, facilitator_name_sealed=None)
+    )
     session.execute(delete(DiscoveryProfileRow).where(DiscoveryProfileRow.principal_token == token))
     return int(getattr(deleted, "rowcount", 0) or 0)
 
