@@ -295,3 +295,31 @@ def test_refusals(browser: TestClient, runtime: Runtime, borrower: tuple[str, st
     )
     assert refused.status_code == 403
     assert events_of(runtime, "credential.issued") == []
+
+
+def test_a_type_the_form_cannot_show_is_named_not_half_shown(
+    officer: TestClient, runtime: Runtime, borrower: tuple[str, str]
+) -> None:
+    subject, _ = borrower
+    definition = {
+        "name": "TradeLicence",
+        "vct": "urn:example:trade-licence",
+        "schema": {
+            "type": "object",
+            "required": ["number"],
+            "properties": {
+                "number": {"type": "string"},
+                "status": {"oneOf": [{"const": "active"}, {"const": "lapsed"}]},
+            },
+        },
+    }
+    admin = {"Authorization": f"Bearer {admin_token(runtime)}"}
+    assert officer.put("/v1/credential-types", json=definition, headers=admin).status_code == 200
+    page = officer.get("/issuer/issue?type=TradeLicence", headers=HTML)
+    assert page.status_code == 200
+    assert "the keyword oneOf at /status" in page.text
+    assert 'name="claims.number"' not in page.text  # no form that leaves the rule out
+    form = {"type": "TradeLicence", "subject": subject, "claims.number": "TL-1"}
+    refused = post(officer, "/issuer/issue", form, "/issuer/issue?type=TradeLicence")
+    assert refused.status_code == 422
+    assert events_of(runtime, "credential.issued") == []
