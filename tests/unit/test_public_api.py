@@ -29,7 +29,10 @@ EXPECTED = {
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {
-        "CLIENT_ID_PATTERN", "LenderClient", "LenderClientView", "LenderCreate",
+        "CLIENT_ID_PATTERN", "CONSOLE_TOKEN_PREFIX", "ConsoleGrant", "ConsoleTokenView",
+        "IssuedConsoleToken", "console_grant", "console_sign_in", "issue_console_token",
+        "list_console_tokens", "revoke_console_token",
+        "LenderClient", "LenderClientView", "LenderCreate",
         "LenderRegistered", "LenderUpdate", "LenderUpdated", "client_status",
         "consume_assertion_id", "get_client", "read_client", "register_client", "update_client",
         "validate_jwks", "validate_purposes", "validate_webhook_url",

@@ -1,4 +1,5 @@
-"""``commons admin lender …``: approving a lender's registration request (docs/lenders.md)."""
+"""``commons admin lender …``: approving a lender's registration request, and the console
+tokens a lender's staff sign in to the web console with (docs/lenders.md)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,68 @@ def admin_approve(
             webhook_url=request.webhook_url,
         )
     emit(as_json, made.model_dump(mode="json"), f"registered {made.name} as {made.client_id}")
+
+
+@app.command("console-token")
+def admin_console_token(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(help="The lender's client id (lnd_...).")],
+    label: Annotated[
+        str, typer.Option("--label", help="Whose token it is (a person or desk at the lender).")
+    ],
+    days: Annotated[int, typer.Option("--days", help="Days it is valid (1-365).")] = 30,
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a console token for a lender's staff (shown once); refused for a suspended
+    lender."""
+    with unit(ctx) as (rt, session):
+        made = lenders.issue_console_token(
+            session, rt, operator(OPERATOR), client_id, label=label, days=days
+        )
+    data = {
+        "token_id": made.token_id,
+        "token": made.token,
+        "client_id": made.client_id,
+        "expires_at": made.expires_at.isoformat(),
+    }
+    emit(as_json, data, made.token)
+
+
+@app.command("console-tokens")
+def admin_console_tokens(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(help="The lender's client id (lnd_...).")],
+    as_json: JsonOption = False,
+) -> None:
+    """List a lender's console tokens (never their secrets), newest first."""
+    with unit(ctx, read_only=True) as (_rt, session):
+        found = lenders.list_console_tokens(session, operator(OPERATOR), client_id)
+    rows = [
+        {
+            "token_id": t.token_id,
+            "label": t.label,
+            "created_at": t.created_at.isoformat(),
+            "expires_at": t.expires_at.isoformat(),
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+        }
+        for t in found
+    ]
+    text = "\n".join(
+        f"{r['token_id']}  {r['label']}  expires {r['expires_at']}"
+        + (f"  revoked {r['revoked_at']}" if r["revoked_at"] else "")
+        for r in rows
+    )
+    emit(as_json, rows, text or "no console tokens")
+
+
+@app.command("revoke-console-token")
+def admin_revoke_console_token(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="The token's id (lct_...).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a console token: its sessions end at their next page."""
+    with unit(ctx) as (rt, session):
+        view = lenders.revoke_console_token(session, rt, operator(OPERATOR), token_id)
+    revoked = view.revoked_at.isoformat() if view.revoked_at else None
+    emit(as_json, {"token_id": view.token_id, "revoked_at": revoked}, f"revoked {view.token_id}")

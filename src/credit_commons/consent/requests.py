@@ -37,6 +37,7 @@ __all__ = [
     "get_for_borrower",
     "get_for_lender",
     "list_for_borrower",
+    "list_for_lender",
     "request_consent",
 ]
 
@@ -145,6 +146,20 @@ def get_for_lender(session: Session, rt: Runtime, lender: Lender, consent_id: st
     if row is None or row.lender_client_id != lender.client_id:
         raise NotFoundError("no such consent")
     return public_view(row)
+
+
+def list_for_lender(
+    session: Session, rt: Runtime, lender: Lender, *, before: str | None = None, limit: int = 20
+) -> list[ConsentView]:
+    """The lender's consent requests, newest first, ``limit`` (1-200) of them older than
+    consent ``before`` (keyset pagination: one range read of the ``(lender, id)`` index
+    whatever the number of consents)."""
+    del rt
+    query = select(ConsentRow).where(ConsentRow.lender_client_id == lender.client_id)
+    if before is not None:
+        query = query.where(ConsentRow.id < before)
+    query = query.order_by(ConsentRow.id.desc()).limit(max(1, min(limit, 200)))
+    return [public_view(r) for r in session.scalars(query)]
 
 
 # -- borrower side -----------------------------------------------------------------------

@@ -1,13 +1,25 @@
 """Lenders: the registry of lender clients (OAuth 2.0 clients with ``private_key_jwt``, RFC
 7523), their public keys, purposes and webhooks, and the client-assertion ids they used.
 
-Other domains and the edges use these names; the tables (``lenders/models.py``) are this
+Lender console tokens (``console``) sign a lender's staff in to the web console.  Other
+domains and the edges use these names; the tables (``lenders/models.py``) are this
 package's own.  The OAuth token endpoint and the access tokens are the gateway's
 (``gateway/oauth.py``, ``gateway/access_token.py``).
 """
 
 from __future__ import annotations
 
+from credit_commons.lenders.console import (
+    CONSOLE_TOKEN_PREFIX,
+    ConsoleGrant,
+    ConsoleTokenView,
+    IssuedConsoleToken,
+    console_grant,
+    console_sign_in,
+    issue_console_token,
+    list_console_tokens,
+    revoke_console_token,
+)
 from credit_commons.lenders.schemas import LenderClientView, LenderCreate, LenderUpdate
 from credit_commons.lenders.service import (
     CLIENT_ID_PATTERN,
@@ -27,6 +39,10 @@ from credit_commons.lenders.service import (
 
 __all__ = [
     "CLIENT_ID_PATTERN",
+    "CONSOLE_TOKEN_PREFIX",
+    "ConsoleGrant",
+    "ConsoleTokenView",
+    "IssuedConsoleToken",
     "LenderClient",
     "LenderClientView",
     "LenderCreate",
@@ -34,10 +50,15 @@ __all__ = [
     "LenderUpdate",
     "LenderUpdated",
     "client_status",
+    "console_grant",
+    "console_sign_in",
     "consume_assertion_id",
     "get_client",
+    "issue_console_token",
+    "list_console_tokens",
     "read_client",
     "register_client",
+    "revoke_console_token",
     "update_client",
     "validate_jwks",
     "validate_purposes",

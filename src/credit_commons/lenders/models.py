@@ -1,5 +1,6 @@
-"""Tables of the lender registry: registered lender clients and the client-assertion ids they
-used.  Other domains reach them through :mod:`credit_commons.lenders` only."""
+"""Tables of the lender registry: registered lender clients, the client-assertion ids they
+used and the console tokens their staff sign in to the web console with.  Other domains
+reach them through :mod:`credit_commons.lenders` only."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["ClientAssertionRow", "LenderClientRow"]
+__all__ = ["ClientAssertionRow", "ConsoleTokenRow", "LenderClientRow"]
 
 
 class LenderClientRow(Base):
@@ -46,3 +47,20 @@ class ClientAssertionRow(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_client_assertions_expires_at", "expires_at"),)
+
+
+class ConsoleTokenRow(Base):
+    """A lender console token (``lenders/console.py``): bound to one client, stored as the
+    SHA-256 of its secret only, expiring, revocable (``revoked_at``)."""
+
+    __tablename__ = "lender_console_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (Index("ix_lender_console_tokens_client", "client_id"),)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from credit_commons.web import agent, audit, borrower, home, issuer, signin
+from credit_commons.web import agent, audit, borrower, home, issuer, lender, signin
 from credit_commons.web.errors import install_error_pages
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
@@ -28,6 +28,7 @@ AREAS: tuple[Area, ...] = (
     audit.AREA,
     issuer.AREA,
     borrower.AREA,
+    lender.AREA,
     # One line per part of the console: borrower.AREA, agent.AREA, lender.AREA, ...
 )
 """Every part of the console, in routing order."""
