@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from tests.integration.test_web_console import HTML, LOOPBACK, assert_secure_html, csrf_of
 from tests.lenders import denials
 
-from credit_commons.consent import notify
+from credit_commons.consent import decisions, notify
 from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.core.db import transaction
@@ -348,3 +348,26 @@ def test_the_pages_in_hindi(app_client: TestClient, story: Story) -> None:
     assert '<html lang="hi" dir="ltr">' in page.text
     assert "सहमति तैयार करें" in page.text
     assert "Meena Kumari" in page.text
+
+
+def test_once_the_borrower_revokes_it_the_agent_sees_nothing(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    _sign_in(app_client, story.agent, "agent")
+    assert _post(app_client, f"/agent/consents/{story.consent_id}/send").status_code == 303
+    code = _codes(runtime, story.borrower)[-1]
+    confirm = _post(app_client, f"/agent/consents/{story.consent_id}/confirm", {"code": code})
+    assert confirm.status_code == 303
+    done = f"/agent/consents/{story.consent_id}/done"
+    assert app_client.get(done, headers=HTML).status_code == 200
+    with transaction(runtime.sessions) as session:
+        decisions.decide(
+            session,
+            runtime,
+            Principal(story.borrower.token, "identity"),
+            story.consent_id,
+            "revoke",
+        )
+    gone = app_client.get(done, headers=HTML)
+    assert gone.status_code == 404
+    assert MISSING in gone.text

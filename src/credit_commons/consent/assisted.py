@@ -368,14 +368,19 @@ def consent_for_agent(
 ) -> ConsentView:
     """One consent as the field agent sees it while helping: a pending request of a
     borrower who gave them a live ``assist:consent`` delegation, or one this agent
-    confirmed (``approval: assisted``, the agent its facilitator).  Raises
+    confirmed (``approval: assisted``, the agent its facilitator) while it is active — once
+    paused, revoked or expired it is the borrower's business alone.  Raises
     :class:`NotFoundError` for an unknown consent or any other state, and
     ``RefusedDecision`` (the same 404, recorded) without the delegation."""
     row = session.get(ConsentRow, consent_id)
     if row is None:
         raise NotFoundError("no such consent")
     _require_assist(session, rt, agent, row, operation_token("assist_read"))
-    confirmed_by_agent = row.approval == "assisted" and row.facilitator_token == agent.subject
+    confirmed_by_agent = (
+        row.status == ConsentStatus.ACTIVE
+        and row.approval == "assisted"
+        and row.facilitator_token == agent.subject
+    )
     if row.status != ConsentStatus.PENDING and not confirmed_by_agent:
         raise NotFoundError("no such consent")
     return public_view(row)
