@@ -7,11 +7,13 @@ discovery; CSRF, wrong role and not signed in."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from datetime import timedelta
 
 import httpx
 import pytest
+from tests.commons_inprocess import commons
 from tests.integration.consent_world import CRC, World
 from tests.lenders import counted, events
 
@@ -355,3 +357,28 @@ def test_discovery_shows_opted_in_borrowers(signed_in: World) -> None:
     )
     choose = signed_in.http.get(link.group(1).replace("&amp;", "&"), headers=HTML)
     assert "template=loan_underwriting&amp;borrower=bref_" in choose.text
+
+
+def test_the_administrators_commands(world: World) -> None:
+    settings = world.rt.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
+    env.update(
+        COMMONS_DATA_DIR=str(settings.data_dir),
+        COMMONS_DATABASE_URL=str(settings.database_url),
+        COMMONS_ENV="test",
+    )
+    made = commons(
+        ["admin", "lender", "console-token", world.lender, "--label", "Desk 2", "--json"], env
+    )
+    assert made.returncode == 0, made.stderr
+    issued = json.loads(made.stdout)
+    assert issued["token"].startswith("ccl_")
+    assert sign_in(world, issued["token"]).status_code == 303
+    listed = commons(["admin", "lender", "console-tokens", world.lender, "--json"], env)
+    assert [t["token_id"] for t in json.loads(listed.stdout)] == [issued["token_id"]]
+    assert issued["token"] not in listed.stdout  # never shown again
+    revoked = commons(["admin", "lender", "revoke-console-token", issued["token_id"]], env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert world.http.get("/lender", headers=HTML, follow_redirects=False).status_code == 303
+    refused = commons(["admin", "lender", "console-token", "lnd_" + "x" * 22, "--label", "x"], env)
+    assert refused.returncode != 0
