@@ -10,6 +10,7 @@ import re
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from tests.integration.consent_world import World
 from tests.lenders import counted, denials, events
 
@@ -17,6 +18,7 @@ from credit_commons.consent import notify
 from credit_commons.core.db import transaction
 from credit_commons.identity import subject_of
 from credit_commons.identity.auth import issue_token
+from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.web.borrower_code import ATTEMPTS, CODES_PER_HOUR
 
@@ -285,11 +287,31 @@ def test_an_assisted_consent_shows_the_agents_name(world: World, browser: TestCl
     assert accepted.status_code == 200, accepted.text
     consent_id = world.consent(approve=False)
     assert world.http.post(f"/v1/consents/{consent_id}/assist", headers=as_agent).status_code == 200
+    sign_in(browser, borrower_token(world))
+    waiting = browser.get("/borrower/requests").text
+    assert "Type the code Ravi Kumar sent you" in waiting
+    assert f'href="/borrower/assisted/{consent_id}"' in waiting
     code = notify.read_codes(world.rt, world.borrower)[-1].code
     confirmed = world.http.post(
         f"/v1/consents/{consent_id}/assist/confirm", json={"code": code}, headers=as_agent
     )
     assert confirmed.json()["accepted"] is True
-    sign_in(browser, borrower_token(world))
     for page in ("/borrower/consents", f"/borrower/consents/{consent_id}"):
         assert "Prepared with Ravi Kumar at" in browser.get(page).text
+
+
+def test_a_receipt_that_does_not_verify_is_shown_failed(world: World, browser: TestClient) -> None:
+    consent_id = world.consent()
+    assert world.fetch(consent_id).status_code == 200
+    assert world.fetch(consent_id).status_code == 403
+    LogWorker(world.rt, steps=[]).run_once(force_checkpoint=True)
+    allowed = events(world.rt, "access.allowed")[-1]
+    # The stored log entry of the access altered after the checkpoint: its receipt's leaf
+    # no longer leads to the signed root.
+    with transaction(world.rt.sessions) as session:
+        row = session.scalars(select(LogEntryRow).where(LogEntryRow.event_id == allowed.id)).one()
+        row.entry = bytes(row.entry).replace(b'"v":1', b'"v":2')
+    sign_in(browser, borrower_token(world))
+    page = browser.get("/borrower/history")
+    assert page.text.count("The check failed") == 1, page.text
+    assert page.text.count("Verified in the public log") == 1  # the refusal still verifies
