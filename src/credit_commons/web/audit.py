@@ -28,7 +28,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse
 
 from credit_commons.runtime import Runtime
-from credit_commons.web import audit_checks
+from credit_commons.web import audit_checks, audit_receipts
 from credit_commons.web.audit_checks import Check
 from credit_commons.web.i18n import N_, format_number
 from credit_commons.web.render import language, render
@@ -87,7 +87,7 @@ def entry(request: Request, index: str | None = None) -> HTMLResponse:
     size: int | None = None
     text = (index or "").strip()
     if index is not None:
-        if not text.isdigit() or not text.isascii() or int(text) > _MAX_INDEX:
+        if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= _MAX_INDEX):
             errors["index"] = (N_("Write the position as a whole number: 0, 1, 2…"), {})
         else:
             looked_up = audit_checks.look_up_entry(_runtime(request), int(text))
@@ -135,11 +135,16 @@ def _receipt_problem(document: Any) -> tuple[str, Mapping[str, object]] | None:
 def _parse_receipt(text: str) -> tuple[dict[str, Any] | None, tuple[str, Mapping[str, object]]]:
     try:
         document = json.loads(text)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")  # no lone surrogate
     except json.JSONDecodeError as e:
         return None, (
             N_("This is not a receipt: it is not valid JSON (line %(line)s, column %(column)s)."),
             {"line": e.lineno, "column": e.colno},
         )
+    except (ValueError, RecursionError):
+        # Nesting deeper than Python recurses, a number of thousands of digits, text
+        # that is no Unicode: JSON nobody's receipt is.
+        return None, (N_("This is not a receipt: it is not valid JSON."), {})
     problem = _receipt_problem(document)
     if problem is not None:
         return None, problem
@@ -168,13 +173,13 @@ def _receipt_page(
                 {},
             )
         else:
-            document = audit_checks.public_receipt(_runtime(request), event_id)
+            document = audit_receipts.public_receipt(_runtime(request), event_id)
             if document is None:
                 errors["event"] = (
                     N_("No checkpoint covers this event yet, or there is no such event."),
                     {},
                 )
-    result = audit_checks.check_receipt(_runtime(request), document) if document else None
+    result = audit_receipts.check_receipt(_runtime(request), document) if document else None
     context = {
         "section": "receipt",
         "receipt_text": pasted[: MAX_PASTE + 1],

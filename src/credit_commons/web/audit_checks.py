@@ -1,6 +1,6 @@
 """What the public log explorer (``/audit``) shows, computed with the ledger's own functions:
-the latest checkpoint and its witnesses, one entry, a receipt's checks and whether a kept
-checkpoint is extended by today's.
+the latest checkpoint and its witnesses, one entry, and whether a kept checkpoint is
+extended by today's (a receipt's checks are :mod:`credit_commons.web.audit_receipts`).
 
 Every proof is checked by the ledger (``ledger.receipts.verify_any_receipt``,
 ``ledger.checkpoint.verify_checkpoint``, ``ledger.extension.verify_extension``,
@@ -9,17 +9,15 @@ ledger's service builds — the functions ``/v1/log/…`` and ``commons log veri
 nothing here hashes a tree.  Each result is a list of :class:`Check` whose texts are
 ``N_``-marked msgids, translated where they are shown (``web/templates/audit/``).
 
-The witness keys the platform knows are ``COMMONS_LOG_WITNESSES``'; a cosignature by any
+The witness keys the platform knows are ``COMMONS_LOG_WITNESSES``; a cosignature by any
 other key is shown but not checked (nobody here can say whose key it is).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -46,12 +44,6 @@ from credit_commons.ledger.extension import (
 from credit_commons.ledger.extension_inputs import local_extension_inputs
 from credit_commons.ledger.identity import LogIdentity, log_identity
 from credit_commons.ledger.note import Ed25519Verifier, parse_note, verify_note
-from credit_commons.ledger.receipts import (
-    PendingReceipt,
-    ReceiptInvalid,
-    verify_any_receipt,
-)
-from credit_commons.ledger.signed_entry import SignedEntryInvalid
 from credit_commons.ledger.steps import parse_witnesses
 from credit_commons.runtime import Runtime
 from credit_commons.web.i18n import N_
@@ -65,14 +57,13 @@ __all__ = [
     "EntryView",
     "ExtensionResult",
     "LatestView",
-    "ReceiptResult",
     "WitnessLine",
     "check_extension",
-    "check_receipt",
+    "known_witnesses",
     "latest_checkpoint",
     "log_origin",
     "look_up_entry",
-    "public_receipt",
+    "proof_hashes",
     "witness_lines",
 ]
 
@@ -132,18 +123,6 @@ class EntryView:
 
 
 @dataclass(frozen=True)
-class ReceiptResult:
-    """A receipt's checks, what it says (``entry``: id, type, at, digest; ``index``), the
-    witnesses of its checkpoint and the verdict: ``valid``, ``pending`` or ``invalid``."""
-
-    checks: tuple[Check, ...]
-    entry: Mapping[str, str]
-    index: int | None
-    witnesses: tuple[WitnessLine, ...]
-    verdict: str
-
-
-@dataclass(frozen=True)
 class ExtensionResult:
     """Whether today's checkpoint extends a kept one: ``outcome`` is ``consistent``,
     ``inconsistent``, ``other-log``, ``bad-signature``, ``malformed`` or ``no-checkpoint``;
@@ -161,7 +140,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _known_witnesses(runtime: Runtime) -> dict[tuple[str, int], CosignatureVerifier]:
+def known_witnesses(runtime: Runtime) -> dict[tuple[str, int], CosignatureVerifier]:
     endpoints = parse_witnesses(list(runtime.settings.log_witnesses))
     return {(e.verifier.name, e.verifier.key_id): e.verifier for e in endpoints}
 
@@ -220,7 +199,7 @@ def latest_checkpoint(runtime: Runtime) -> LatestView | None:
         checkpoint, signed = verify_checkpoint(note, verifier), True
     except CommonsError:
         checkpoint, signed = parse_checkpoint_note(note), False
-    lines, silent = witness_lines(note, identity, _known_witnesses(runtime))
+    lines, silent = witness_lines(note, identity, known_witnesses(runtime))
     return LatestView(
         origin=checkpoint.origin,
         size=checkpoint.size,
@@ -237,7 +216,7 @@ def latest_checkpoint(runtime: Runtime) -> LatestView | None:
 # -- one entry ------------------------------------------------------------------------------
 
 
-def _hashes(encoded: Sequence[str]) -> list[rfc6962.Hash]:
+def proof_hashes(encoded: Sequence[str]) -> list[rfc6962.Hash]:
     return [rfc6962.Hash(b64_decode(h)) for h in encoded]
 
 
@@ -254,7 +233,7 @@ def _inclusion_in_latest(
     proof = log_service.inclusion_proof(session, index, checkpoint.size, runtime.tile_cache)
     try:
         rfc6962.verify_inclusion(
-            leaf, index, checkpoint.size, _hashes(proof.proof), checkpoint.root_hash
+            leaf, index, checkpoint.size, proof_hashes(proof.proof), checkpoint.root_hash
         )
     except InclusionProofInvalid:
         return Check(
@@ -292,229 +271,6 @@ def look_up_entry(runtime: Runtime, index: int) -> EntryView | int:
         leaf_hash=found.leaf_hash,
         check=check,
     )
-
-
-# -- a receipt ------------------------------------------------------------------------------
-
-_SIGNATURE = N_("Signed by this log")
-_PROOF = N_("The receipt's own proof")
-_TODAY = N_("In today's log")
-_HISTORY = N_("Same history as today")
-_SKIPPED = N_("Not checked: an earlier check failed.")
-
-
-def _signature_check(document: Mapping[str, Any], identity: LogIdentity) -> Check:
-    if "checkpoint" not in document and "signed_entry" in document:
-        return Check(
-            _SIGNATURE,
-            NOT_CHECKED,
-            N_("This receipt has no checkpoint yet; its signed entry is checked below."),
-        )
-    try:
-        verify_checkpoint(str(document["checkpoint"]), Ed25519Verifier.from_vkey(identity.vkey))
-    except (NoteInvalid, CheckpointInvalid):
-        return Check(
-            _SIGNATURE, FAILED, N_("The checkpoint in the receipt is not a signed checkpoint.")
-        )
-    except NoteSignatureInvalid:
-        return Check(
-            _SIGNATURE,
-            FAILED,
-            N_("The log's signature does not match: the checkpoint in the receipt was changed."),
-        )
-    except SignatureMissing:
-        return Check(
-            _SIGNATURE, FAILED, N_("The checkpoint in the receipt is not signed by this log.")
-        )
-    return Check(_SIGNATURE, PASSED, N_("The checkpoint in the receipt is signed by this log."))
-
-
-def _proof_check(document: Mapping[str, Any], identity: LogIdentity) -> Check:
-    try:
-        verified = verify_any_receipt(dict(document), identity.vkey)
-    except InclusionProofInvalid:
-        return Check(
-            _PROOF,
-            FAILED,
-            N_(
-                "The proof does not lead from the entry to the checkpoint: the entry, "
-                "its position or the proof was changed."
-            ),
-        )
-    except SignedEntryInvalid:
-        return Check(
-            _PROOF,
-            FAILED,
-            N_("The log's signature on the entry does not match: the entry was changed."),
-        )
-    except ReceiptInvalid:
-        return Check(
-            _PROOF,
-            FAILED,
-            N_("The entry or the event in the receipt is malformed or does not match."),
-        )
-    except CommonsError:
-        return Check(_PROOF, FAILED, N_("The receipt's proof is malformed."))
-    if isinstance(verified, PendingReceipt):
-        return Check(
-            _PROOF,
-            WAITING,
-            N_(
-                "The log signed this entry before a checkpoint covered it; the check "
-                "below finds it in today's log."
-            ),
-        )
-    if verified.event_checked:
-        return Check(
-            _PROOF,
-            PASSED,
-            N_(
-                "The proof leads from the entry to the checkpoint, and the event matches the entry."
-            ),
-        )
-    return Check(_PROOF, PASSED, N_("The proof leads from the entry to the checkpoint."))
-
-
-def _today_check(
-    session: Session,
-    runtime: Runtime,
-    identity: LogIdentity,
-    document: Mapping[str, Any],
-    event_id: str,
-) -> Check:
-    # Today's log holds the same entry at the same position: the service's receipt of the
-    # event (its index and proof at the latest checkpoint), checked against the signed root.
-    try:
-        today = log_service.receipt(
-            session, event_id, include_event=False, cache=runtime.tile_cache
-        )
-    except NotFoundError:
-        return Check(
-            _TODAY, WAITING, N_("Today's log has no checkpointed entry for this event yet.")
-        )
-    index = document.get("index")
-    if index is not None and index != today.index:
-        return Check(
-            _TODAY,
-            FAILED,
-            N_("Today's log holds this event at position %(index)s, not where the receipt says."),
-            {"index": today.index},
-        )
-    checkpoint = verify_checkpoint(today.checkpoint, Ed25519Verifier.from_vkey(identity.vkey))
-    leaf = rfc6962.leaf_hash(str(document["entry"]).encode("utf-8"))
-    try:
-        rfc6962.verify_inclusion(
-            leaf, today.index, checkpoint.size, _hashes(today.inclusion_proof), checkpoint.root_hash
-        )
-    except InclusionProofInvalid:
-        return Check(
-            _TODAY,
-            FAILED,
-            N_("Today's log does not hold this entry as the receipt writes it."),
-        )
-    return Check(
-        _TODAY,
-        PASSED,
-        N_("Proved: the log's latest checkpoint (size %(size)s) holds this entry."),
-        {"size": checkpoint.size},
-    )
-
-
-def _history_check(
-    session: Session, runtime: Runtime, identity: LogIdentity, old_note: str
-) -> Check:
-    # The receipt's checkpoint and today's are one history (``verify_extension``).
-    row = log_service.latest_checkpoint(session)
-    if row is None:
-        return Check(_HISTORY, WAITING, N_("The log has no checkpoint yet."))
-    new_note = log_service.checkpoint_with_cosignatures(session, row)
-    old = parse_checkpoint_note(old_note)
-    proof: list[bytes] = []
-    if 0 < old.size < row.size:
-        found = log_service.consistency_proof(session, old.size, row.size, runtime.tile_cache)
-        proof = [b64_decode(h) for h in found.proof]
-    try:
-        verify_extension(old_note, new_note, proof, identity.vkey)
-    except (LogForked, CheckpointOriginMismatch):
-        return Check(
-            _HISTORY,
-            FAILED,
-            N_("Today's checkpoint does not extend the receipt's: the log's history changed."),
-        )
-    return Check(
-        _HISTORY,
-        PASSED,
-        N_("Today's checkpoint (size %(new)s) extends the receipt's (size %(old)s)."),
-        {"new": row.size, "old": old.size},
-    )
-
-
-def _entry_fields(document: Mapping[str, Any]) -> dict[str, str]:
-    try:
-        entry = json.loads(str(document.get("entry", "")))
-    except ValueError:
-        return {}
-    if not isinstance(entry, dict):
-        return {}
-    return {k: str(entry[k]) for k in ("id", "type", "at", "digest") if k in entry}
-
-
-def check_receipt(runtime: Runtime, document: Mapping[str, Any]) -> ReceiptResult:
-    """Every check of ``document`` (a receipt object with a string ``entry``, and a string
-    ``checkpoint`` or ``signed_entry``; the caller checked its shape), in order: the log's
-    signature, the receipt's own proof (the whole receipt, ``verify_any_receipt``), the
-    entry in today's log, and today's checkpoint extending the receipt's.  A check after a
-    failed one is not run."""
-    identity = log_identity(runtime)
-    fields = _entry_fields(document)
-    checks = [_signature_check(document, identity)]
-    failed = checks[0].status == FAILED
-    checks.append(
-        Check(_PROOF, NOT_CHECKED, _SKIPPED) if failed else _proof_check(document, identity)
-    )
-    failed = failed or checks[1].status == FAILED
-    complete = "checkpoint" in document
-    with transaction(runtime.read_sessions) as session:
-        if failed or "id" not in fields:
-            checks.append(Check(_TODAY, NOT_CHECKED, _SKIPPED))
-        else:
-            checks.append(_today_check(session, runtime, identity, document, fields["id"]))
-            failed = checks[2].status == FAILED
-        if complete:
-            checks.append(
-                Check(_HISTORY, NOT_CHECKED, _SKIPPED)
-                if failed
-                else _history_check(session, runtime, identity, str(document["checkpoint"]))
-            )
-    witnesses: tuple[WitnessLine, ...] = ()
-    if complete and checks[0].status == PASSED:
-        witnesses, _ = witness_lines(
-            str(document["checkpoint"]), identity, _known_witnesses(runtime)
-        )
-    statuses = {c.status for c in checks}
-    verdict = "invalid" if FAILED in statuses else "pending" if WAITING in statuses else "valid"
-    index = document.get("index")
-    return ReceiptResult(
-        checks=tuple(checks),
-        entry=fields,
-        index=index if isinstance(index, int) and not isinstance(index, bool) else None,
-        witnesses=witnesses,
-        verdict=verdict,
-    )
-
-
-def public_receipt(runtime: Runtime, event_id: str) -> dict[str, Any] | None:
-    """The public receipt of ``event_id`` (as ``GET /v1/log/receipts/{id}`` gives it), or
-    None while no checkpoint covers the event."""
-    with transaction(runtime.read_sessions) as session:
-        try:
-            found = log_service.receipt(
-                session, event_id, include_event=False, cache=runtime.tile_cache
-            )
-        except NotFoundError:
-            return None
-    document: dict[str, Any] = found.model_dump(mode="json", exclude_none=True)
-    return document
 
 
 # -- a kept checkpoint ----------------------------------------------------------------------

@@ -138,7 +138,7 @@ def test_entry_lookup(runtime: Runtime, browser: TestClient) -> None:
     assert "The next checkpoint will include this entry." in waiting
 
 
-@pytest.mark.parametrize("index", ["-1", "abc", "1.5", "٣", str(2**64), " "])
+@pytest.mark.parametrize("index", ["-1", "abc", "1.5", "٣", str(2**64), " ", "9" * 5000])
 def test_entry_lookup_refuses_what_is_not_a_position(
     runtime: Runtime, browser: TestClient, index: str
 ) -> None:
@@ -266,6 +266,9 @@ def test_the_entry_changed_with_its_event_fails_against_today(
             '"inclusion_proof" must be a list of hashes',
         ),
         ('{"format": "credit-commons-receipt/v1", "entry": "{}", "checkpoint": 5}', "as text"),
+        ("[" * 5000, "This is not a receipt: it is not valid JSON."),
+        ('{"index": ' + "9" * 5000 + "}", "This is not a receipt: it is not valid JSON."),
+        ('{"format": "credit-commons-receipt/v1", "entry": "\\ud800"}', "not valid JSON."),
     ],
 )
 def test_a_malformed_receipt_is_a_field_error(
