@@ -24,6 +24,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.gateway.app import create_app
+from credit_commons.gateway.route_groups import classify
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import pending_receipt
@@ -512,3 +513,17 @@ def _first_event(runtime: Runtime) -> str:
     with transaction(runtime.read_sessions) as session:
         (entry,) = log_service.entries(session, 0, 1)
     return str(entry.entry["id"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/audit"),
+        ("GET", "/audit/entry"),
+        ("GET", "/audit/receipt"),
+        ("POST", "/audit/receipt"),
+        ("POST", "/audit/checkpoint"),
+    ],
+)
+def test_every_explorer_page_is_in_the_web_rate_limit_group(method: str, path: str) -> None:
+    assert classify(method, path) == "web"
