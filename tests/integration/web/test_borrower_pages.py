@@ -21,6 +21,7 @@ from credit_commons.identity.auth import issue_token
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.web.borrower_code import ATTEMPTS, CODES_PER_HOUR
+from credit_commons.web.borrower_consents import PAGE_SIZE
 
 LOOPBACK = "http://127.0.0.1:8000"
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -315,3 +316,17 @@ def test_a_receipt_that_does_not_verify_is_shown_failed(world: World, browser: T
     page = browser.get("/borrower/history")
     assert page.text.count("The check failed") == 1, page.text
     assert page.text.count("Verified in the public log") == 1  # the refusal still verifies
+
+
+def test_consents_come_a_page_at_a_time(world: World, browser: TestClient) -> None:
+    made = [world.consent(approve=False) for _ in range(PAGE_SIZE + 2)]
+    sign_in(browser, borrower_token(world))
+    first = browser.get("/borrower/requests").text
+    shown = [c for c in made if f"/borrower/consents/{c}/approve" in first]
+    assert shown == made[-PAGE_SIZE:]  # the newest first page
+    older = re.search(r'href="(/borrower/requests\?before=cns_[0-9A-Z]{26})"', first)
+    assert older is not None
+    second = browser.get(older.group(1)).text
+    assert [c for c in made if f"/borrower/consents/{c}/approve" in second] == made[:2]
+    assert "?before=" not in second
+    assert browser.get("/borrower/requests?before=nonsense").status_code == 422
