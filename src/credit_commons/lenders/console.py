@@ -213,18 +213,15 @@ def _grant(session: Session, rt: Runtime, row: ConsoleTokenRow | None) -> Consol
     # active.  None otherwise, whatever the reason.
     if row is None or row.revoked_at is not None or utc(row.expires_at) <= rt.clock.now():
         return None
-    client = session.get(LenderClientRow, row.client_id)
+    client = get_client(session, row.client_id)
     if client is None or not client.active:
-        return None
-    parsed = get_client(session, client.client_id)
-    if parsed is None:
         return None
     return ConsoleGrant(
         token_id=row.id,
         label=row.label,
         client_id=client.client_id,
         name=client.name,
-        purposes=frozenset(parsed.allowed_purposes),
+        purposes=frozenset(client.allowed_purposes),
     )
 
 
