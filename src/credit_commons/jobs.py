@@ -24,13 +24,15 @@ from credit_commons.privacy.retention import run_retention
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import trust_pins
 from credit_commons.web import prune_sessions
+from credit_commons.web.borrower_code import prune_signin_codes
 
 __all__ = ["consent_step", "default_steps", "retention_step", "trust_pins_step"]
 
 
 def retention_step() -> Step:
     """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds, and
-    delete the console's sessions that have expired (docs/console.md)."""
+    delete the console's sessions that have expired and its sign-in codes older than an
+    hour (docs/console.md)."""
     last = [float("-inf")]
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
@@ -41,6 +43,7 @@ def retention_step() -> Step:
         with transaction(rt.sessions) as session:
             counts = run_retention(session, rt)
             counts["web_sessions"] = prune_sessions(session, rt.clock.now())
+            counts["web_signin_codes"] = prune_signin_codes(session, rt.clock.now())
         return {f"retention_{k}": v for k, v in counts.items()}
 
     return step

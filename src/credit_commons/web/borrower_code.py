@@ -26,13 +26,14 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from credit_commons.consent import notify
 from credit_commons.consent.access import anonymous_actor, record_refusal
@@ -56,6 +57,8 @@ __all__ = [
     "COOKIE",
     "METHOD",
     "OPERATION",
+    "forget_signin_codes",
+    "prune_signin_codes",
     "router",
 ]
 
@@ -105,6 +108,19 @@ def _refuse(request: Request, outcome: _Outcome) -> None:
     )
 
 
+def prune_signin_codes(session: Session, now: datetime) -> int:
+    """Delete the codes sent more than an hour before ``now`` (past their use and their
+    hourly count); how many went (retention: the worker's periodic step)."""
+    result = session.execute(delete(SignInCodeRow).where(SignInCodeRow.created_at < now - _KEPT))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def forget_signin_codes(session: Session, token: str) -> int:
+    """Delete every code sent to identity ``token`` (at its erasure); how many went."""
+    result = session.execute(delete(SignInCodeRow).where(SignInCodeRow.subject == token))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 @router.get("/signin/code")
 def ask_page(request: Request, next: str = "/borrower") -> HTMLResponse:
     """Step 1: the borrower's identity token."""
@@ -116,7 +132,7 @@ def _issue(rt: Runtime, token: str, challenge: str) -> tuple[_Outcome, str | Non
     # returned with it; otherwise the refusal, and nothing written.
     now = rt.clock.now()
     with transaction(rt.sessions) as session:
-        session.execute(delete(SignInCodeRow).where(SignInCodeRow.created_at < now - _KEPT))
+        prune_signin_codes(session, now)
         if not identity_service.identity_exists(session, token):
             return _Outcome(None, "auth.token_invalid"), None
         sent = session.scalar(

@@ -36,6 +36,7 @@ from credit_commons.privacy.export import export_subject
 from credit_commons.privacy.pdf import render_export_pdf
 from credit_commons.runtime import Runtime
 from credit_commons.web import N_, add_flash, end_all_sessions, page_router, render
+from credit_commons.web.borrower_code import forget_signin_codes
 from credit_commons.web.borrower_consents import Me, borrower_principal
 from credit_commons.web.borrower_words import (
     CREDENTIAL_STATUSES,
@@ -221,6 +222,7 @@ def erase(request: Request, me: Me, confirm: Annotated[str, Form(max_length=40)]
     rt: Runtime = request.app.state.runtime
     with transaction(rt.sessions) as session:
         receipt = erase_subject(session, rt, borrower_principal(me), me.subject)
+        forget_signin_codes(session, me.subject)
     document = json.dumps(receipt.model_dump(mode="json"), indent=2, ensure_ascii=False)
     # Signed out everywhere first, so the receipt's page is rendered signed out.
     signed_out = Response()

@@ -6,6 +6,7 @@ credentials, export, discovery and erasure — and CSRF, wrong role, not signed 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -18,10 +19,12 @@ from credit_commons.consent import notify
 from credit_commons.core.db import transaction
 from credit_commons.identity import subject_of
 from credit_commons.identity.auth import issue_token
+from credit_commons.jobs import retention_step
 from credit_commons.ledger.models import LogEntryRow
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.web.borrower_code import ATTEMPTS, CODES_PER_HOUR
 from credit_commons.web.borrower_consents import PAGE_SIZE
+from credit_commons.web.borrower_models import SignInCodeRow
 
 LOOPBACK = "http://127.0.0.1:8000"
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -330,3 +333,26 @@ def test_consents_come_a_page_at_a_time(world: World, browser: TestClient) -> No
     assert [c for c in made if f"/borrower/consents/{c}/approve" in second] == made[:2]
     assert "?before=" not in second
     assert browser.get("/borrower/requests?before=nonsense").status_code == 422
+
+
+def _codes_kept(world: World) -> int:
+    with transaction(world.rt.read_sessions) as session:
+        return len(session.scalars(select(SignInCodeRow)).all())
+
+
+def test_sign_in_codes_are_kept_an_hour_and_forgotten_at_erasure(
+    world: World, browser: TestClient
+) -> None:
+    post(browser, "/signin/code", "/signin/code", identity=world.borrower)
+    assert _codes_kept(world) == 1
+    world.clock.advance(timedelta(minutes=59))
+    assert retention_step()(world.rt, 0)["retention_web_signin_codes"] == 0
+    world.clock.advance(timedelta(minutes=2))
+    assert retention_step()(world.rt, 0)["retention_web_signin_codes"] == 1
+    assert _codes_kept(world) == 0
+    # Erasing from the console forgets the codes sent to the borrower at once.
+    post(browser, "/signin/code", "/signin/code", identity=world.borrower)
+    sign_in(browser, borrower_token(world))
+    second = post(browser, "/borrower/erase", "/borrower/erase", confirm="ERASE")
+    browser.post("/borrower/erase/final", data={"csrf_token": csrf_of(second), "confirm": "ERASE"})
+    assert _codes_kept(world) == 0
