@@ -1,0 +1,460 @@
+"""Console figures (issue 17): the server time and the size of every page of the web console
+with 1,000,000 consents in the database.
+
+Prints one JSON line per figure.
+
+* ``web_page`` — one per page: every ``GET`` route of the console that exists when the
+  bench runs, found in the app's routes (:func:`console_pages`: the routes whose handler
+  lives in ``credit_commons.web``), requested ``--requests`` times (after ``--warmup``)
+  one after another through a real ``commons serve`` (one worker, loopback), signed in as
+  the role its area is for (``/borrower``: the borrower with ``--borrower-consents``
+  consents; ``/lender``: the lender with about a fifth of all consents; ``/agent``: a field
+  agent the borrower delegated to; ``/issuer``: an administrator; anything else: nobody
+  signed in).  Server time is the response's ``Server-Timing: app;dur=`` (the console's
+  outermost middleware, ``web/headers.py``): p50/p95/p99.  Bytes transferred: the
+  response's status line, headers and body as sent (the server does not compress), and the
+  first visit's weight — the page and every ``/static/`` asset it links.  Targets: p95 ≤
+  50 ms, first visit ≤ 100 KB.  Path parameters are filled from the seeded people
+  (:func:`parameter`): a page whose parameter the bench cannot supply, or that does not
+  answer 200 (a redirect, for a handler that does not return a page), **fails the run**:
+  the bench never skips a page.
+* ``web_baseline`` — the console's stylesheet under ``/static/`` (the whole middleware
+  stack, no database, no template), the same number of times in the same run: the floor of
+  any page's server time.
+
+Usage: python bench/web.py [--consents 1000000] [--borrower-consents 300] [--requests 200]
+       [--warmup 10] [--backend sqlite|postgresql] [--no-cache] [--pages REGEX] [--seed-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
+
+from credit_commons.core.db import transaction
+from credit_commons.runtime import Runtime
+from credit_commons.web.headers import SERVER_TIMING, server_timing
+from own_state import forget_configured_instance
+from served import commons_server
+from web_seed import World, platform_env, progress, seeded, settings_of
+
+__all__ = ["Page", "console_pages", "parameter"]
+
+TARGET_P95_MS = 50.0
+TARGET_BYTES = 100 * 1024
+AREAS = {"/borrower": "borrower", "/agent": "agent", "/lender": "lender", "/issuer": "issuer"}
+"""Where each signed-in role's pages live (docs/console.md, "Areas"); every other console
+page is public."""
+_ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- the pages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """A console ``GET`` route: its path template, the role it is for (None: public), its
+    path parameters, its required query parameters, and whether its handler returns a
+    page (else it may redirect: the language switch)."""
+
+    path: str
+    role: str | None
+    path_params: tuple[str, ...]
+    required_query: tuple[str, ...]
+    returns_page: bool
+
+
+def role_of(path: str) -> str | None:
+    """The role whose area ``path`` is in (None: a public page)."""
+    for prefix, role in AREAS.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return role
+    return None
+
+
+def _returns_page(endpoint: Callable[..., Any]) -> bool:
+    annotation = inspect.signature(endpoint, eval_str=True).return_annotation
+    return isinstance(annotation, type) and issubclass(annotation, HTMLResponse)
+
+
+def _params(dependant: Dependant) -> tuple[list[Any], list[Any]]:
+    # The path and query parameters of a route and of every dependency it has.
+    path, query = list(dependant.path_params), list(dependant.query_params)
+    for sub in dependant.dependencies:
+        more_path, more_query = _params(sub)
+        path += more_path
+        query += more_query
+    return path, query
+
+
+def _routes(routes: list[Any]) -> Iterator[tuple[str, Any]]:
+    # (full path, route) of every route, those of included routers too (FastAPI keeps an
+    # included router as one entry whose routes it resolves with their prefixes).
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is None:
+            yield getattr(route, "path", ""), route
+            continue
+        for context in contexts():
+            yield context.path, context.original_route
+
+
+def console_pages(app: FastAPI) -> list[Page]:
+    """Every ``GET`` route of the console in ``app``: the routes whose handler is in the
+    ``credit_commons.web`` package, in routing order."""
+    pages = []
+    for path, route in _routes(list(app.routes)):
+        if not isinstance(route, APIRoute) or "GET" not in route.methods:
+            continue
+        if not str(getattr(route.endpoint, "__module__", "")).startswith("credit_commons.web"):
+            continue
+        path_params, query_params = _params(route.dependant)
+        pages.append(
+            Page(
+                path=path,
+                role=role_of(route.path),
+                path_params=tuple(dict.fromkeys(p.name for p in path_params)),
+                required_query=tuple(q.name for q in query_params if q.field_info.is_required()),
+                returns_page=_returns_page(route.endpoint),
+            )
+        )
+    return pages
+
+
+class Unmeasurable(Exception):
+    """A page the bench cannot request: it fails the run, naming the page and why."""
+
+
+def _first(found: dict[str, list[str]], status: str, what: str) -> str:
+    ids = found.get(status) or []
+    if not ids:
+        raise Unmeasurable(f"the seed has no {status} {what}")
+    return ids[0]
+
+
+def parameter(page: Page, name: str, world: World) -> str:
+    """The value of path parameter ``name`` of ``page`` for the seeded ``world``: each
+    role's own things (the borrower's active consent, the lender's, the borrower's
+    credential…).  Raises :class:`Unmeasurable` for a parameter the bench does not know."""
+    role = page.role
+    if page.path.startswith("/lang/") and name == "code":
+        return "en"  # the cookie it sets keeps the next pages in English
+    if name == "consent_id" and role == "borrower":
+        return _first(world.borrower_consents, "ACTIVE", "consent of the borrower")
+    if name == "consent_id" and role == "lender":
+        return _first(world.lender_consents, "ACTIVE", "consent of the lender")
+    if name == "event_id" and role == "lender":
+        if not world.lender_access_events:
+            raise Unmeasurable("the seed has no access event of the lender")
+        return world.lender_access_events[0]
+    if name == "credential_id" and role == "issuer":
+        return world.credentials[0]
+    if name == "token" and role == "agent":
+        return world.borrower
+    raise Unmeasurable(f"no value for the path parameter {name!r} of {page.path} ({role})")
+
+
+def url_of(page: Page, world: World) -> str:
+    """The URL the bench requests for ``page``.  Raises :class:`Unmeasurable`."""
+    if page.required_query:
+        raise Unmeasurable(f"{page.path} needs query parameters {list(page.required_query)}")
+    path = page.path
+    for name in page.path_params:
+        path = path.replace("{" + name + "}", parameter(page, name, world))
+    return path
+
+
+# -- signing in --------------------------------------------------------------------------
+
+
+def _sign_in_with_platform_token(http: httpx.Client, token: str, role: str) -> None:
+    form = http.get("/signin")
+    found = _CSRF.search(form.text)
+    if form.status_code != 200 or found is None:
+        raise Unmeasurable(f"/signin answered {form.status_code} without a CSRF token")
+    done = http.post(
+        "/signin", data={"token": token, "role": role, "next": "/", "csrf_token": found.group(1)}
+    )
+    if done.status_code != 303:
+        raise Unmeasurable(f"signing in as {role} answered {done.status_code}")
+
+
+def _sign_in_lender(http: httpx.Client, rt: Runtime, world: World) -> None:
+    try:
+        from credit_commons.lenders import console  # type: ignore[attr-defined]  # noqa: PLC0415
+    except ImportError as e:
+        raise Unmeasurable(f"the lender pages exist but no lender console sign-in: {e}") from e
+    from credit_commons.identity import Principal  # noqa: PLC0415
+
+    admin = Principal(subject="admin:bench", role="admin")
+    with transaction(rt.sessions) as session:
+        issued = console.issue_console_token(session, rt, admin, world.lender, label="bench")
+    form = http.get("/signin/lender")
+    found = _CSRF.search(form.text)
+    if form.status_code != 200 or found is None:
+        raise Unmeasurable(f"/signin/lender answered {form.status_code} without a CSRF token")
+    done = http.post(
+        "/signin/lender",
+        data={"token": issued.token, "next": "/lender", "csrf_token": found.group(1)},
+    )
+    if done.status_code != 303:
+        raise Unmeasurable(f"signing in as the lender answered {done.status_code}")
+
+
+def sign_in(http: httpx.Client, rt: Runtime, role: str | None, world: World) -> None:
+    """Sign ``http``'s cookie jar in as ``role`` (nothing for a public page), with a token
+    issued now in-process: an identity's for the borrower and the agent, an administrator's
+    for the issuer desk, a lender console token for the lender."""
+    from credit_commons.identity.auth import issue_admin_token, issue_token  # noqa: PLC0415
+
+    if role is None:
+        return
+    if role == "lender":
+        _sign_in_lender(http, rt, world)
+        return
+    with transaction(rt.sessions) as session:
+        if role == "issuer":
+            token, _ = issue_admin_token(session, rt, "bench")
+        elif role in ("borrower", "agent"):
+            who = world.borrower if role == "borrower" else world.agent
+            token, _ = issue_token(session, rt, who, "identity")
+        else:
+            raise Unmeasurable(f"no way to sign in as {role!r}")
+    _sign_in_with_platform_token(http, token, role)
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+def _wire_bytes(response: httpx.Response) -> int:
+    """The response as sent over HTTP/1.1: status line, headers, blank line, body."""
+    head = len(f"HTTP/1.1 {response.status_code} {response.reason_phrase}\r\n")
+    head += sum(len(k) + len(v) + 4 for k, v in response.headers.raw) + 2
+    return head + response.num_bytes_downloaded
+
+
+def measure(
+    http: httpx.Client, url: str, page: Page | None, requests: int, warmup: int
+) -> dict[str, Any]:
+    """``requests`` GETs of ``url`` one after another (after ``warmup`` unrecorded): server
+    times in ms, the last response's bytes and its linked assets.  Raises
+    :class:`Unmeasurable` for an answer that is not the page."""
+    times: list[float] = []
+    response: httpx.Response | None = None
+    for i in range(warmup + requests):
+        response = http.get(url)
+        _check(response, url, page)
+        value = server_timing(response.headers.get(SERVER_TIMING, ""))
+        if value is None:
+            raise Unmeasurable(f"{url}: no Server-Timing header")
+        if i >= warmup:
+            times.append(value)
+    assert response is not None
+    assets = sorted(set(_ASSET.findall(response.text))) if _is_html(response) else []
+    asset_bytes = sum(_wire_bytes(http.get(a)) for a in assets)
+    return {
+        "requests": requests,
+        "p50_ms": round(statistics.median(times), 3),
+        "p95_ms": round(percentile(times, 0.95), 3),
+        "p99_ms": round(percentile(times, 0.99), 3),
+        "max_ms": round(max(times), 3),
+        "status": response.status_code,
+        "bytes": _wire_bytes(response),
+        "body_bytes": response.num_bytes_downloaded,
+        "content_encoding": response.headers.get("content-encoding", "identity"),
+        "assets": assets,
+        "first_visit_bytes": _wire_bytes(response) + asset_bytes,
+    }
+
+
+def _is_html(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/html")
+
+
+def _check(response: httpx.Response, url: str, page: Page | None) -> None:
+    if response.status_code == 200:
+        return
+    location = response.headers.get("location", "")
+    redirect = response.status_code in (302, 303, 307)
+    if (
+        page is not None
+        and not page.returns_page
+        and redirect
+        and not location.startswith("/signin")
+    ):
+        return  # a handler that redirects by design (the language switch)
+    raise Unmeasurable(f"{url} answered {response.status_code} {location}".rstrip())
+
+
+@contextmanager
+def _client(base: str) -> Iterator[httpx.Client]:
+    headers = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+        yield http
+
+
+def _free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Seed (or reuse the cached seed), serve, measure every page; the exit status is 1 when
+    a page could not be measured."""
+    load = os.getloadavg()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        seeded(
+            args.consents,
+            args.borrower_consents,
+            backend=args.backend,
+            cache=not args.no_cache,
+            scratch=Path(tmp),
+        ) as seed,
+    ):
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        rt = Runtime.build(settings_of(seed.values, base))
+        try:
+            from credit_commons.gateway.app import create_app  # noqa: PLC0415
+
+            pages = console_pages(create_app(rt.settings, runtime=rt))
+            chosen = [p for p in pages if re.search(args.pages, p.path)]
+            progress(f"{len(pages)} console pages found, {len(chosen)} measured")
+            urls = {p: url_of(p, seed.world) for p in chosen}  # fails before serving
+            with commons_server(platform_env(seed.values, base), port, workers=1):
+                failed = _measure_all(args, rt, base, seed.world, urls, load)
+        finally:
+            rt.close()
+    return 1 if failed else 0
+
+
+def _measure_all(
+    args: argparse.Namespace,
+    rt: Runtime,
+    base: str,
+    world: World,
+    urls: dict[Page, str],
+    load: tuple[float, float, float],
+) -> bool:
+    common = {
+        "backend": args.backend,
+        "consents": args.consents,
+        "borrower_consents": args.borrower_consents,
+        "server": "commons serve (uvicorn, one worker, loopback)",
+        "load_average_at_start": [round(x, 2) for x in load],
+        "cpus": os.cpu_count(),
+    }
+    with _client(base) as http:
+        home = http.get("/")
+        css = next(
+            (a for a in _ASSET.findall(home.text) if a.endswith(".css") or ".css?" in a), None
+        )
+        if css is None:
+            raise Unmeasurable("the home page links no stylesheet under /static/")
+        floor = measure(http, css, None, args.requests, args.warmup)
+    emit(
+        figure="web_baseline",
+        path=css,
+        what="the console's stylesheet (no database, no template)",
+        **floor,
+        **common,
+    )
+    failed = False
+    by_role: dict[str | None, list[Page]] = {}
+    for page in urls:
+        by_role.setdefault(page.role, []).append(page)
+    for role, pages in by_role.items():
+        with _client(base) as http:
+            sign_in(http, rt, role, world)
+            for page in pages:
+                started = time.perf_counter()
+                try:
+                    found = measure(http, urls[page], page, args.requests, args.warmup)
+                except Unmeasurable as e:
+                    failed = True
+                    emit(
+                        figure="web_page",
+                        page=page.path,
+                        role=role or "public",
+                        error=str(e),
+                        meets_target=False,
+                        **common,
+                    )
+                    continue
+                meets = (
+                    found["p95_ms"] <= TARGET_P95_MS and found["first_visit_bytes"] <= TARGET_BYTES
+                )
+                emit(
+                    figure="web_page",
+                    page=page.path,
+                    url=urls[page],
+                    role=role or "public",
+                    **found,
+                    target_p95_ms=TARGET_P95_MS,
+                    target_bytes=TARGET_BYTES,
+                    meets_target=meets,
+                    baseline="the console's stylesheet, same server and run",
+                    baseline_p95_ms=floor["p95_ms"],
+                    wall_s=round(time.perf_counter() - started, 1),
+                    **common,
+                )
+    return failed
+
+
+def main() -> int:
+    forget_configured_instance()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--consents", type=int, default=1_000_000)
+    parser.add_argument("--borrower-consents", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=200, help="per page, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--no-cache", action="store_true", help="seed afresh in a temporary directory"
+    )
+    parser.add_argument("--pages", default="", help="measure only the pages whose path matches")
+    parser.add_argument(
+        "--seed-only", action="store_true", help="build the cached seed, measure nothing"
+    )
+    args = parser.parse_args()
+    try:
+        return run(args)
+    except Unmeasurable as e:
+        print(f"bench/web.py: a page cannot be measured: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
