@@ -22,8 +22,9 @@ Prints one JSON line per figure.
   stack, no database, no template), the same number of times in the same run: the floor of
   any page's server time.
 
-Usage: python bench/web.py [--consents 1000000] [--borrower-consents 300] [--requests 200]
-       [--warmup 10] [--backend sqlite|postgresql] [--no-cache] [--pages REGEX] [--seed-only]
+Usage: python bench/web.py [--consents 1000000] [--borrower-consents 300] [--lenders 50]
+       [--requests 200] [--warmup 10] [--backend sqlite|postgresql] [--no-cache]
+       [--pages REGEX] [--seed-only]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,16 @@ from credit_commons.runtime import Runtime
 from credit_commons.web.headers import SERVER_TIMING, server_timing
 from own_state import forget_configured_instance
 from served import commons_server
-from web_seed import World, platform_env, progress, seeded, settings_of
+from web_seed import (
+    LENDERS,
+    TYPE,
+    World,
+    platform_env,
+    progress,
+    readiness_claims,
+    seeded,
+    settings_of,
+)
 
 __all__ = ["Page", "console_pages", "parameter"]
 
@@ -154,22 +165,102 @@ def _first(found: dict[str, list[str]], status: str, what: str) -> str:
     return ids[0]
 
 
-def parameter(page: Page, name: str, world: World) -> str:
+@dataclass(frozen=True)
+class Fresh:
+    """What the bench makes at each run, beside the seed, through the services: things that
+    expire (an OID4VCI offer, a one-time code), and the log's size."""
+
+    offer: str
+    preparing: str
+    """A request of the measured lender that the agent is preparing with the borrower (a
+    code sent)."""
+    assisted: str
+    """A consent the agent confirmed with the borrower's code."""
+    log_size: int
+
+
+def _assisted(rt: Runtime, world: World, *, confirm: bool) -> str:
+    # A request of the measured lender to the borrower, prepared by the agent (a code sent
+    # through the notification channel) and, with ``confirm``, confirmed with that code.
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from credit_commons.consent import assisted  # noqa: PLC0415
+    from credit_commons.consent import requests as consent_requests  # noqa: PLC0415
+    from credit_commons.consent.model import ConsentRequest  # noqa: PLC0415
+    from credit_commons.consent.notify import read_codes  # noqa: PLC0415
+    from credit_commons.identity import Principal  # noqa: PLC0415
+
+    lender = SimpleNamespace(client_id=world.lender, purposes=frozenset({"105"}))
+    body = ConsentRequest.model_validate(
+        {
+            "template": "loan_underwriting",
+            "borrower": world.borrower,
+            "purpose": "105",
+            "consent_expiry": (rt.clock.now() + timedelta(days=14)).isoformat(),
+            "scopes": [{"type": TYPE, "claims": ["/income_bracket", "/debt_ratio_bracket"]}],
+        }
+    )
+    agent = Principal(subject=world.agent, role="identity")
+    with transaction(rt.sessions) as session:
+        consent_id = consent_requests.request_consent(session, rt, lender, body).consent_id
+    with transaction(rt.sessions) as session:
+        assisted.assist(session, rt, agent, consent_id)
+    if confirm:
+        sent = [c for c in read_codes(rt, world.borrower) if c.consent_id == consent_id]
+        with transaction(rt.sessions) as session:
+            assisted.confirm_assisted(session, rt, agent, consent_id, sent[-1].code)
+    return consent_id
+
+
+def fresh_things(rt: Runtime, world: World) -> Fresh:
+    """An OID4VCI offer of a CreditReadinessCredential to the borrower (as the issuer desk
+    makes it), two assisted requests (one being prepared, one confirmed: as the agent's
+    pages make them) and the size of the log's latest checkpoint.  Each run adds them to
+    the seed."""
+    from credit_commons.identity import Principal  # noqa: PLC0415
+    from credit_commons.issuer import oid4vci  # noqa: PLC0415
+    from credit_commons.ledger import service as log_service  # noqa: PLC0415
+
+    preparing = _assisted(rt, world, confirm=False)
+    assisted = _assisted(rt, world, confirm=True)
+    admin = Principal(subject="admin:bench", role="admin")
+    with transaction(rt.sessions) as session:
+        offer = oid4vci.create_offer(
+            session,
+            rt,
+            admin,
+            type_name=TYPE,
+            subject_token=world.borrower,
+            claims=readiness_claims(world.borrower),
+            with_tx_code=True,
+        )
+    with transaction(rt.read_sessions) as session:
+        row = log_service.latest_checkpoint(session)
+    return Fresh(
+        offer=offer.offer_id,
+        preparing=preparing,
+        assisted=assisted,
+        log_size=0 if row is None else int(row.size),
+    )
+
+
+def parameter(page: Page, name: str, world: World, fresh: Fresh) -> str:
     """The value of path parameter ``name`` of ``page`` for the seeded ``world``: each
     role's own things (the borrower's active consent, the lender's, the borrower's
     credential…).  Raises :class:`Unmeasurable` for a parameter the bench does not know."""
     role = page.role
+    if name == "offer_id" and role == "issuer":
+        return fresh.offer
     if page.path.startswith("/lang/") and name == "code":
         return "en"  # the cookie it sets keeps the next pages in English
     if name == "consent_id" and page.path.startswith("/borrower/assisted/"):
-        # What a field agent prepares with the borrower: a request not yet decided.
-        return _first(world.borrower_consents, "PENDING", "consent of the borrower")
+        return fresh.preparing  # what a field agent prepares with the borrower
     if name == "consent_id" and role == "borrower":
         return _first(world.borrower_consents, "ACTIVE", "consent of the borrower")
     if name == "consent_id" and role == "agent":
-        # Preparing and confirming are for a pending request, the last step for a decided one.
-        status = "ACTIVE" if page.path.endswith("/done") else "PENDING"
-        return _first(world.borrower_consents, status, "consent of the borrower")
+        # Preparing and confirming are for a pending request, the last step for the consent
+        # the agent confirmed.
+        return fresh.assisted if page.path.endswith("/done") else fresh.preparing
     if name == "consent_id" and role == "lender":
         return _first(world.lender_consents, "ACTIVE", "consent of the lender")
     if name == "event_id" and role == "lender":
@@ -183,35 +274,41 @@ def parameter(page: Page, name: str, world: World) -> str:
     raise Unmeasurable(f"no value for the path parameter {name!r} of {page.path} ({role})")
 
 
-LOOKUPS = ("index", "event")
-"""Optional query parameters that make a page look something up (the public log explorer's
-entry by position, a receipt by event id): such a page is measured bare and with them."""
+LOOKUPS = ("index", "event", "q", "type")
+"""Optional query parameters that make a page look something up or build something (the
+log explorer's entry by position and receipt by event id, the issuer desk's search by
+borrower and form of a credential type): such a page is measured bare and with them."""
 
 
-def lookup(page: Page, name: str, world: World, log_size: int) -> str:
-    """The value of lookup parameter ``name`` (:data:`LOOKUPS`): the middle of the log, or
-    an access event of the measured borrower.  Raises :class:`Unmeasurable`."""
+def lookup(page: Page, name: str, world: World, fresh: Fresh) -> str:
+    """The value of lookup parameter ``name`` (:data:`LOOKUPS`): the middle of the log, an
+    access event of the measured borrower, the borrower's identity token, the credential
+    type.  Raises :class:`Unmeasurable`."""
     if name == "index":
-        if log_size == 0:
+        if fresh.log_size == 0:
             raise Unmeasurable("the seed's log is empty")
-        return str(log_size // 2)
+        return str(fresh.log_size // 2)
     if name == "event" and world.lender_access_events:
         return world.lender_access_events[0]
+    if name == "q":
+        return world.borrower
+    if name == "type":
+        return TYPE
     raise Unmeasurable(f"no value for the query parameter {name!r} of {page.path}")
 
 
-def urls_of(page: Page, world: World, log_size: int) -> list[str]:
+def urls_of(page: Page, world: World, fresh: Fresh) -> list[str]:
     """The URLs the bench requests for ``page``: the page, and the page with each lookup
     parameter it takes.  Raises :class:`Unmeasurable`."""
     if page.required_query:
         raise Unmeasurable(f"{page.path} needs query parameters {list(page.required_query)}")
     path = page.path
     for name in page.path_params:
-        path = path.replace("{" + name + "}", parameter(page, name, world))
+        path = path.replace("{" + name + "}", parameter(page, name, world, fresh))
     found = [path]
     for name in page.optional_query:
         if name in LOOKUPS:
-            found.append(f"{path}?{name}={lookup(page, name, world, log_size)}")
+            found.append(f"{path}?{name}={lookup(page, name, world, fresh)}")
     return found
 
 
@@ -357,6 +454,7 @@ def run(args: argparse.Namespace) -> int:
         seeded(
             args.consents,
             args.borrower_consents,
+            lenders=args.lenders,
             backend=args.backend,
             cache=not args.no_cache,
             scratch=Path(tmp),
@@ -371,21 +469,13 @@ def run(args: argparse.Namespace) -> int:
             pages = console_pages(create_app(rt.settings, runtime=rt))
             chosen = [p for p in pages if re.search(args.pages, p.path)]
             progress(f"{len(pages)} console pages found, {len(chosen)} measured")
-            size = _log_size(rt)
-            urls = {p: urls_of(p, seed.world, size) for p in chosen}  # fails before serving
+            fresh = fresh_things(rt, seed.world)
+            urls = {p: urls_of(p, seed.world, fresh) for p in chosen}  # fails before serving
             with commons_server(platform_env(seed.values, base), port, workers=1):
                 failed = _measure_all(args, rt, base, seed.world, urls, load)
         finally:
             rt.close()
     return 1 if failed else 0
-
-
-def _log_size(rt: Runtime) -> int:
-    from credit_commons.ledger import service as log_service  # noqa: PLC0415
-
-    with transaction(rt.read_sessions) as session:
-        row = log_service.latest_checkpoint(session)
-    return 0 if row is None else int(row.size)
 
 
 def _measure_all(
@@ -492,6 +582,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--consents", type=int, default=1_000_000)
     parser.add_argument("--borrower-consents", type=int, default=300)
+    parser.add_argument("--lenders", type=int, default=LENDERS)
     parser.add_argument("--requests", type=int, default=200, help="per page, after the warm-up")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")

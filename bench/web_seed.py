@@ -69,13 +69,24 @@ from credit_commons.identity.auth import issue_admin_token, subject_of
 from credit_commons.runtime import Runtime
 from served import commons_server
 
-__all__ = ["CACHE", "SEED_VERSION", "Seed", "World", "platform_env", "seeded"]
+__all__ = [
+    "CACHE",
+    "LENDERS",
+    "SEED_VERSION",
+    "TYPE",
+    "Seed",
+    "World",
+    "platform_env",
+    "readiness_claims",
+    "seeded",
+]
 
 SEED_VERSION = 1
 """Raise when what a seed holds changes: cached seeds of another version are not used."""
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench"
 TYPE = "CreditReadinessCredential"
 LENDERS = 50
+"""Lenders registered by default (``--lenders``)."""
 BORROWER_LENDERS = 10
 STATUS_MIX = (
     (ConsentStatus.ACTIVE, 30),
@@ -167,6 +178,22 @@ def _free_port() -> int:
 # -- the people, through the API ---------------------------------------------------------
 
 
+def readiness_claims(borrower: str) -> dict[str, Any]:
+    """The claims of a CreditReadinessCredential for identity ``borrower``."""
+    from credit_commons.issuer.catalogue import commit_score  # noqa: PLC0415
+
+    salt = secrets.token_urlsafe(16)
+    return {
+        "enterprise": {"identity_token": borrower},
+        "credit_tier": "B",
+        "income_bracket": "5L-25L",
+        "debt_ratio_bracket": "0.2-0.4",
+        "score_commitment": commit_score(700, salt),
+        "score_opening": {"score": 700, "salt": salt},
+        "verification_sources": ["gstn"],
+    }
+
+
 def _ok(response: httpx.Response) -> dict[str, Any]:
     if response.status_code not in (200, 201):
         request = response.request
@@ -215,20 +242,10 @@ class _People:
         return client_id, {"Authorization": f"Bearer {token}"}
 
     def credential(self, borrower: str) -> str:
-        from credit_commons.issuer.catalogue import commit_score  # noqa: PLC0415
         from credit_commons.keys.algorithms import KeyType, PrivateKey  # noqa: PLC0415
         from credit_commons.keys.jwk import public_key_to_jwk  # noqa: PLC0415
 
-        salt = secrets.token_urlsafe(16)
-        claims = {
-            "enterprise": {"identity_token": borrower},
-            "credit_tier": "B",
-            "income_bracket": "5L-25L",
-            "debt_ratio_bracket": "0.2-0.4",
-            "score_commitment": commit_score(700, salt),
-            "score_opening": {"score": 700, "salt": salt},
-            "verification_sources": ["gstn"],
-        }
+        claims = readiness_claims(borrower)
         holder = PrivateKey.generate(KeyType.ED25519)
         made = _ok(
             self.http.post(
@@ -286,24 +303,34 @@ class _People:
         )
 
 
-def _people(rt: Runtime, base: str, borrower_consents: int) -> World:
+def _people(rt: Runtime, base: str, borrower_consents: int, lenders_wanted: int) -> World:
     """The measured people and the borrower's consents, through the API (see the module)."""
     start = time.perf_counter()
     with httpx.Client(base_url=base, timeout=60) as http:
         make = _People(rt, http, base)
-        lenders = [make.lender(i) for i in range(LENDERS)]
-        progress(f"{LENDERS} lenders registered ({time.perf_counter() - start:.0f} s)")
+        lenders = [make.lender(i) for i in range(lenders_wanted)]
+        progress(f"{lenders_wanted} lenders registered ({time.perf_counter() - start:.0f} s)")
         borrower, as_borrower = make.identity("Bench Borrower", ["business"])
         agent, as_agent = make.identity("Bench Agent", ["field_agent"])
         make.delegate(borrower, as_borrower, agent, as_agent)
         credentials = [make.credential(borrower) for _ in range(3)]
         by_status: dict[str, list[str]] = {}
         of_lender: dict[str, list[str]] = {}
+        # Every status early (a small seed has each), then the mix (no EXPIRED: through the
+        # API a consent expires only with time).
         mix = [s for s, w in STATUS_MIX if s != ConsentStatus.EXPIRED for _ in range(w)]
+        random.Random(20261206).shuffle(mix)
+        first = [ConsentStatus.ACTIVE] * 4 + [
+            ConsentStatus.PENDING,
+            ConsentStatus.PENDING,
+            ConsentStatus.REJECTED,
+            ConsentStatus.PAUSED,
+            ConsentStatus.REVOKED,
+        ]
         for i in range(borrower_consents):
-            index = i % BORROWER_LENDERS
+            index = i % min(BORROWER_LENDERS, lenders_wanted)
             _, as_lender = lenders[index]
-            status = ConsentStatus.ACTIVE if i < 4 else mix[i % len(mix)]
+            status = first[i] if i < len(first) else mix[i % len(mix)]
             consent_id = make.request(as_lender, borrower, days=7 + i % 23)
             if status == ConsentStatus.REJECTED:
                 make.decide(as_borrower, consent_id, "reject")
@@ -534,14 +561,14 @@ def _sequence(env: dict[str, str]) -> None:
     progress(f"log sequenced and checkpoint signed ({time.perf_counter() - start:.0f} s)")
 
 
-def _build(values: dict[str, str], consents: int, borrower_consents: int) -> World:
+def _build(values: dict[str, str], consents: int, borrower_consents: int, lenders: int) -> World:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = platform_env(values, base)
     rt = Runtime.build(settings_of(values, base))
     try:
         with commons_server(env, port, workers=1):
-            world = _people(rt, base, borrower_consents)
+            world = _people(rt, base, borrower_consents, lenders)
         _crowd(rt, world.lenders, consents - borrower_consents, random.Random(20261206))
     finally:
         rt.close()
@@ -560,8 +587,9 @@ def _values(directory: Path, database_url: str | None) -> dict[str, str]:
     }
 
 
-def _key(consents: int, borrower_consents: int) -> str:
-    return f"web-{head_revision()}-v{SEED_VERSION}-{consents}-{borrower_consents}"
+def _key(consents: int, borrower_consents: int, lenders: int) -> str:
+    suffix = "" if lenders == LENDERS else f"-{lenders}"
+    return f"web-{head_revision()}-v{SEED_VERSION}-{consents}-{borrower_consents}{suffix}"
 
 
 @contextmanager
@@ -569,6 +597,7 @@ def seeded(
     consents: int,
     borrower_consents: int,
     *,
+    lenders: int = LENDERS,
     backend: str = "sqlite",
     cache: bool = True,
     scratch: Path,
@@ -577,17 +606,17 @@ def seeded(
     borrower's): the cached SQLite seed when there is one (and ``cache``), else built now —
     under :data:`CACHE` when ``cache``, else under ``scratch``; on PostgreSQL always in a
     fresh schema (dropped afterwards) with its data directory under ``scratch``."""
-    if borrower_consents > consents:
-        raise SystemExit("--borrower-consents cannot exceed --consents")
+    if borrower_consents > consents or lenders < 1:
+        raise SystemExit("--borrower-consents cannot exceed --consents; --lenders is at least 1")
     if backend == "postgresql":
         from own_state import postgres_schema  # noqa: PLC0415
 
         with postgres_schema() as url:
             values = _values(scratch, url)
-            world = _build(values, consents, borrower_consents)
+            world = _build(values, consents, borrower_consents, lenders)
             yield Seed(values, consents, world)
         return
-    directory = CACHE / _key(consents, borrower_consents) if cache else scratch / "seed"
+    directory = CACHE / _key(consents, borrower_consents, lenders) if cache else scratch / "seed"
     manifest = directory / "manifest.json"
     if cache and manifest.exists():
         found = json.loads(manifest.read_text())
@@ -599,7 +628,7 @@ def seeded(
     directory.mkdir(parents=True)
     values = _values(directory, None)
     started = time.perf_counter()
-    world = _build(values, consents, borrower_consents)
+    world = _build(values, consents, borrower_consents, lenders)
     seed = Seed(values, consents, world)
     manifest.write_text(json.dumps(asdict(seed), indent=1))
     progress(f"seeded {consents:,} consents in {time.perf_counter() - started:.0f} s: {directory}")
