@@ -55,6 +55,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/consent.py
 	$(BIN)/python bench/verifier.py
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/web.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps
