@@ -274,10 +274,11 @@ def parameter(page: Page, name: str, world: World, fresh: Fresh) -> str:
     raise Unmeasurable(f"no value for the path parameter {name!r} of {page.path} ({role})")
 
 
-LOOKUPS = ("index", "event", "q", "type")
+LOOKUPS = ("index", "event", "q", "type", "template", "tier")
 """Optional query parameters that make a page look something up or build something (the
 log explorer's entry by position and receipt by event id, the issuer desk's search by
-borrower and form of a credential type): such a page is measured bare and with them."""
+borrower and form of a credential type, the lender's request from a template and discovery
+by tier): such a page is measured bare and with them."""
 
 
 def lookup(page: Page, name: str, world: World, fresh: Fresh) -> str:
@@ -294,6 +295,10 @@ def lookup(page: Page, name: str, world: World, fresh: Fresh) -> str:
         return world.borrower
     if name == "type":
         return TYPE
+    if name == "template":
+        return "loan_underwriting"
+    if name == "tier":
+        return "B"
     raise Unmeasurable(f"no value for the query parameter {name!r} of {page.path}")
 
 
@@ -328,15 +333,12 @@ def _sign_in_with_platform_token(http: httpx.Client, token: str, role: str) -> N
 
 
 def _sign_in_lender(http: httpx.Client, rt: Runtime, world: World) -> None:
-    try:
-        from credit_commons.lenders import console  # type: ignore[attr-defined]  # noqa: PLC0415
-    except ImportError as e:
-        raise Unmeasurable(f"the lender pages exist but no lender console sign-in: {e}") from e
     from credit_commons.identity import Principal  # noqa: PLC0415
+    from credit_commons.lenders import issue_console_token  # noqa: PLC0415
 
     admin = Principal(subject="admin:bench", role="admin")
     with transaction(rt.sessions) as session:
-        issued = console.issue_console_token(session, rt, admin, world.lender, label="bench")
+        issued = issue_console_token(session, rt, admin, world.lender, label="bench")
     form = http.get("/signin/lender")
     found = _CSRF.search(form.text)
     if form.status_code != 200 or found is None:

@@ -546,6 +546,39 @@ def _consent(
     return row, events
 
 
+def _discovery(values: dict[str, str]) -> None:
+    """One borrower in five opted in to discovery (``set_discoverable``'s row: the public
+    attributes of their credential, tiers A/B/C), unless the seed already has profiles
+    (seeds cached before this step get them on their next use)."""
+    from sqlalchemy import func  # noqa: PLC0415
+
+    from credit_commons.consent.models import DiscoveryProfileRow  # noqa: PLC0415
+
+    rt = Runtime.build(settings_of(values))
+    rng = random.Random(20261207)
+    try:
+        with transaction(rt.sessions) as session:
+            if session.scalar(select(func.count()).select_from(DiscoveryProfileRow)):
+                return
+            tokens = sorted(set(session.scalars(select(ConsentRow.principal_token))))
+            now = datetime.now(UTC)
+            rows = [
+                {
+                    "principal_token": token,
+                    "credit_tier": rng.choice("ABC"),
+                    "income_bracket": rng.choice(["<5L", "5L-25L", "25L-1Cr"]),
+                    "debt_ratio_bracket": rng.choice(["0-0.2", "0.2-0.4", "0.4-0.6"]),
+                    "opted_in_at": now - timedelta(seconds=rng.randrange(365 * 86_400)),
+                }
+                for token in tokens
+                if rng.random() < 0.2
+            ]
+            session.execute(insert(DiscoveryProfileRow), rows)
+        progress(f"{len(rows):,} borrowers opted in to discovery")
+    finally:
+        rt.close()
+
+
 # -- the seed ----------------------------------------------------------------------------
 
 
@@ -573,6 +606,7 @@ def _build(values: dict[str, str], consents: int, borrower_consents: int, lender
     finally:
         rt.close()
     _sequence(env)
+    _discovery(values)
     return world
 
 
@@ -621,6 +655,7 @@ def seeded(
     if cache and manifest.exists():
         found = json.loads(manifest.read_text())
         progress(f"using the cached seed {directory}")
+        _discovery(found["values"])
         yield Seed(found["values"], found["consents"], World(**found["world"]))
         return
     if directory.exists():
