@@ -36,22 +36,17 @@ satisfaction (:func:`dcql`) runs after steps 2-9, over the presentations not dis
 before step 10.  Every failure raises; :func:`decide` returns only when everything passed, and
 its caller turns whatever was raised into a reason (``verifier/reasons.py``), failing closed.
 
-Steps 1-10 only read: the response endpoint (``verifier/responses.py``) runs them in a read
-unit of work, and only then writes the decision, its consumption of the challenge and its
-event in a short write transaction — so one response's signatures, reads and fetches never
-hold the write lock another response's decision waits for.
+Steps 1-10 only read (``verifier/responses.py`` runs them in a read unit of work, then writes
+the decision, the challenge's consumption and the event in a short write transaction).
 
 Without a transaction the same step functions check a presentation whose audience and nonce
 the caller gives (:func:`verify_presentation`, ``/v1/presentations/verify``: steps 2, 3, 6,
 9) and an issuer-signed SD-JWT VC handed over without key binding
 (:func:`verify_sd_jwt_credential`, a lender's consent-gated retrieval through
 ``/v1/credentials/verify``: steps 3, 6 and 9) — step 6 with the trust registry's rule, so an
-issuer trusted for some types only is refused for the others.  They
-keep their own errors (``credential.*``), which their callers map to problem+json.
-
-VC-JWTs checked alone (this platform's only: :func:`verify_vc_jwt_credential`, in
-``verifier/w3c.py``) take step 3 and step 9.
-
+issuer trusted for some types only is refused for the others.  They keep their own errors
+(``credential.*``), which their callers map to problem+json.  VC-JWTs checked alone (this
+platform's only: :func:`verify_vc_jwt_credential`, in ``verifier/w3c.py``) take steps 3 and 9.
 Predicate attestations have their own numbered steps
 (:func:`~credit_commons.verifier.predicates.verify_attestation`).
 """
