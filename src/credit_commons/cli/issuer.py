@@ -24,7 +24,7 @@ from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.issuer import batch as issuer_batch
-from credit_commons.issuer import credentials
+from credit_commons.issuer import registry
 from credit_commons.issuer import service as issuer_service
 from credit_commons.issuer.build_pool import BuildPool, default_workers
 from credit_commons.verifier import trust
@@ -151,8 +151,8 @@ def _status_command(action: str, what: str) -> None:
         as_json: JsonOption = False,
     ) -> None:
         with unit(ctx) as (rt, session):
-            data = credentials.change_status(
-                session, rt, operator(), credential_id, credentials.StatusAction(action)
+            data = registry.change_status(
+                session, rt, operator(), credential_id, registry.StatusAction(action)
             )
         emit(as_json, data.model_dump(mode="json"), f"{credential_id}: {data.status}")
 

@@ -1,5 +1,4 @@
-"""Issuing SD-JWT VCs and W3C credentials and managing their status (issue 5, items 2
-and 3; issue 16, W3C VCDM 2.0).
+"""Issuing SD-JWT VCs and W3C credentials (issue 5, item 2; issue 16, W3C VCDM 2.0).
 
 ``issue_credential`` validates the claims against the catalogue type (field-level
 errors), refuses an erased (tombstoned) or unknown subject, allocates a random status
@@ -16,7 +15,8 @@ Data Model 1.1 ``vc`` claim), and recommends that a new profile use the credenti
 type as its identifier: ``application/vc+jwt`` gives ``vc+jwt``.  ``jwt_vc_json`` (VCDM
 1.1) is no longer issued — Bitstring Status List v1.0 defines its entries for 2.0
 credentials only — but the rows of those already issued keep their format, and their
-status still changes.
+status still changes (:mod:`~credit_commons.issuer.registry`, which reads the registry and
+changes a credential's status).
 """
 
 from __future__ import annotations
@@ -26,13 +26,11 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from credit_commons.core.clock import utc
 from credit_commons.core.db import HotStatement
 from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.errors import (
@@ -48,11 +46,9 @@ from credit_commons.events import (
     EventSpec,
     RecordedEvent,
     Token,
-    record_event,
     record_events,
 )
 from credit_commons.formats.bitstring_status_list import BitstringStatusEntry
-from credit_commons.formats.status_list import TokenStatus
 from credit_commons.formats.vc_jose import VCDM2_CONTEXT, datetime_stamp, secure_credential
 from credit_commons.identity import (
     Principal,
@@ -72,10 +68,8 @@ from credit_commons.issuer.catalogue import (
 )
 from credit_commons.issuer.models import CredentialRow
 from credit_commons.issuer.schemas import (
-    CredentialRecord,
     IssuedCredential,
     IssueRequest,
-    StatusChanged,
 )
 from credit_commons.issuer.sd_jwt import compact_sd_jwt
 from credit_commons.keys import PublicKey, StoredSigner, encode_did_key, public_key_from_jwk
@@ -83,18 +77,11 @@ from credit_commons.runtime import Runtime
 
 __all__ = [
     "VC_JWT",
-    "CredentialChanged",
     "CredentialIssued",
-    "CredentialState",
     "IssueRequest",
-    "StatusAction",
-    "change_status",
     "checked_claims",
-    "credential_state",
-    "credential_states",
     "issue_credential",
     "issue_credentials",
-    "list_credentials",
 ]
 
 SD_JWT_VC = "dc+sd-jwt"
@@ -125,36 +112,6 @@ class CredentialIssued(EventDetails, event_type="credential.issued"):
 
     type_name: Token
     format: Token
-
-
-class CredentialChanged(EventDetails, event_type="credential.status_changed"):
-    """A credential was revoked, suspended or reinstated."""
-
-    action: Token
-
-
-class StatusAction(StrEnum):
-    """What an issuer can do to an issued credential."""
-
-    REVOKE = "revoke"
-    SUSPEND = "suspend"
-    REINSTATE = "reinstate"
-
-
-_TARGET = {
-    StatusAction.REVOKE: TokenStatus.INVALID,
-    StatusAction.SUSPEND: TokenStatus.SUSPENDED,
-    StatusAction.REINSTATE: TokenStatus.VALID,
-}
-# The statuses each action applies to.  Revocation is final (TSL "Status Types": 0x01
-# INVALID is a revocation, 0x02 SUSPENDED "is reversible"; W3C Bitstring Status List: the
-# revocation purpose cannot be undone), so nothing leads out of INVALID; only a suspended
-# credential is reinstated, and only a valid one suspended.
-_FROM = {
-    StatusAction.REVOKE: frozenset({TokenStatus.VALID, TokenStatus.SUSPENDED}),
-    StatusAction.SUSPEND: frozenset({TokenStatus.VALID}),
-    StatusAction.REINSTATE: frozenset({TokenStatus.SUSPENDED}),
-}
 
 
 def _present(claims: JsonObject, paths: tuple[str, ...]) -> list[str]:
@@ -531,125 +488,3 @@ def _build(
         "credentialStatus": BitstringStatusEntry(uri, ref.index, "revocation").to_json(),
     }
     return secure_credential(credential, signer, kid=signer.kid, iat=iat)
-
-
-def list_credentials(
-    session: Session, rt: Runtime, principal: Principal, subject_token: str
-) -> list[CredentialRecord]:
-    """Registry metadata of a subject's credentials (administrators/issuers only)."""
-    del rt
-    if not principal.is_admin:
-        raise NotFoundError("no such resource")
-    rows = session.scalars(
-        select(CredentialRow)
-        .where(CredentialRow.subject_token == subject_token)
-        .order_by(CredentialRow.id)
-    )
-    return [
-        CredentialRecord(
-            credential_id=r.id,
-            type=r.type_name,
-            format=r.format,
-            issued_at=utc(r.issued_at).isoformat(),
-            expires_at=utc(r.expires_at).isoformat(),
-        )
-        for r in rows
-    ]
-
-
-def change_status(
-    session: Session, rt: Runtime, principal: Principal, credential_id: str, action: StatusAction
-) -> StatusChanged:
-    """Revoke, suspend or reinstate a credential (administrators/issuers only).
-
-    Revoke applies to a valid or suspended credential, suspend to a valid one, reinstate
-    to a suspended one; a refused change writes nothing.  Raises :class:`NotFoundError`,
-    ``StatusTransitionInvalid`` (409: from revoked, or not in a state the action applies
-    to) and :class:`ValidationError` (suspending a credential whose bitstring list can
-    only express revocation).
-    """
-    if not principal.is_admin:
-        raise NotFoundError("no such resource")
-    row = session.get(CredentialRow, credential_id)
-    if row is None:
-        raise NotFoundError("no such credential")
-    kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
-    ref = status.StatusRef(row.status_list_id, row.status_index, kind)
-    status.set_status(session, rt, ref, _TARGET[action], allowed_from=_FROM[action])
-    record_event(
-        session,
-        CredentialChanged(action=action.value),
-        actor=actor_of(rt, principal),
-        at=rt.clock.now(),
-        # An erased subject's credentials keep no identity token (privacy/erasure.py).
-        subject=subject_of(rt, row.subject_token) if row.subject_token else None,
-        object=rt.objects.digest("credential", credential_id),
-    )
-    return StatusChanged(credential_id=credential_id, status=_TARGET[action].name.lower())
-
-
-@dataclass(frozen=True)
-class CredentialState:
-    """An issued credential as the issuer desk sees it: the registry metadata and the
-    current status of its entry (``valid``, ``invalid`` — revoked — or ``suspended``, the
-    names :class:`StatusChanged` uses), never the credential itself."""
-
-    credential_id: str
-    type: str
-    format: str
-    subject_token: str | None
-    status: str
-    issued_at: datetime
-    expires_at: datetime
-
-
-def _state(session: Session, row: CredentialRow) -> CredentialState:
-    kind = status.StatusKind.TOKEN if row.format == SD_JWT_VC else status.StatusKind.BITSTRING
-    ref = status.StatusRef(row.status_list_id, row.status_index, kind)
-    current = status.get_status(session, ref)
-    return CredentialState(
-        credential_id=row.id,
-        type=row.type_name,
-        format=row.format,
-        subject_token=row.subject_token,
-        status=TokenStatus(current).name.lower(),
-        issued_at=utc(row.issued_at),
-        expires_at=utc(row.expires_at),
-    )
-
-
-def credential_state(
-    session: Session, rt: Runtime, principal: Principal, credential_id: str
-) -> CredentialState:
-    """One credential's metadata and current status (administrators/issuers only; others,
-    and an unknown id, get :class:`NotFoundError`).  Reads only; records nothing, as
-    :func:`list_credentials`."""
-    del rt
-    if not principal.is_admin:
-        raise NotFoundError("no such resource")
-    row = session.get(CredentialRow, credential_id)
-    if row is None:
-        raise NotFoundError("no such credential")
-    return _state(session, row)
-
-
-def credential_states(
-    session: Session,
-    rt: Runtime,
-    principal: Principal,
-    subject_token: str,
-    *,
-    after: str | None = None,
-    limit: int = 20,
-) -> list[CredentialState]:
-    """A page of a subject's credentials with their current status, by id (issuance
-    order), the first ``limit`` after id ``after`` (administrators/issuers only; others get
-    :class:`NotFoundError`).  One query on the subject's index; reads only."""
-    del rt
-    if not principal.is_admin:
-        raise NotFoundError("no such resource")
-    query = select(CredentialRow).where(CredentialRow.subject_token == subject_token)
-    if after is not None:
-        query = query.where(CredentialRow.id > after)
-    rows = session.scalars(query.order_by(CredentialRow.id).limit(max(1, min(limit, 100))))
-    return [_state(session, row) for row in rows]

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
-from credit_commons.issuer import credentials
+from credit_commons.issuer import credentials, registry
 from credit_commons.issuer.catalogue import ClaimsInvalid
 from credit_commons.issuer.errors import StatusTransitionInvalid
 from credit_commons.keys import KeyInvalid, public_key_from_jwk
@@ -218,14 +218,14 @@ def find(request: Request, me: Me, q: str = "", after: str = "") -> Response:
     query = q.strip()
     if CREDENTIAL.fullmatch(query):
         return RedirectResponse(f"/issuer/credentials/{query}", status_code=303)
-    found: list[credentials.CredentialState] | None = None
+    found: list[registry.CredentialState] | None = None
     error = None
     more = False
     if SUBJECT.fullmatch(query):
         runtime = runtime_of(request)
         start = after if CREDENTIAL.fullmatch(after) else None
         with transaction(runtime.read_sessions) as session:
-            found = credentials.credential_states(
+            found = registry.credential_states(
                 session, runtime, principal_of(me), query, after=start, limit=_PAGE + 1
             )
         more, found = len(found) > _PAGE, found[:_PAGE]
@@ -239,14 +239,12 @@ def find(request: Request, me: Me, q: str = "", after: str = "") -> Response:
     )
 
 
-def _credential(
-    request: Request, me: WebSession, credential_id: str
-) -> credentials.CredentialState:
+def _credential(request: Request, me: WebSession, credential_id: str) -> registry.CredentialState:
     if not CREDENTIAL.fullmatch(credential_id):
         raise NotFoundError("no such credential")
     runtime = runtime_of(request)
     with transaction(runtime.read_sessions) as session:
-        return credentials.credential_state(session, runtime, principal_of(me), credential_id)
+        return registry.credential_state(session, runtime, principal_of(me), credential_id)
 
 
 @router.get("/credentials/{credential_id}")
@@ -273,12 +271,12 @@ def change_status(request: Request, me: Me, credential_id: str, action: str) -> 
     response = RedirectResponse(f"/issuer/credentials/{credential_id}", status_code=303)
     try:
         with transaction(runtime.sessions) as session:
-            credentials.change_status(
+            registry.change_status(
                 session,
                 runtime,
                 principal_of(me),
                 credential_id,
-                credentials.StatusAction(action),
+                registry.StatusAction(action),
             )
     except (StatusTransitionInvalid, ValidationError) as e:
         if isinstance(e, NotFoundError):

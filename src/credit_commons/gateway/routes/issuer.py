@@ -12,7 +12,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.issuer import credentials, documents, service, status
+from credit_commons.issuer import credentials, documents, registry, service, status
 from credit_commons.issuer.schemas import (
     BatchIssue,
     CredentialRecord,
@@ -248,7 +248,7 @@ def list_credentials(
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> list[CredentialRecord]:
-    return credentials.list_credentials(session, runtime, principal, subject)
+    return registry.list_credentials(session, runtime, principal, subject)
 
 
 @credentials_router.post(
@@ -258,12 +258,12 @@ def list_credentials(
 )
 def change_status(
     credential_id: Annotated[str, Path(pattern=r"^crd_[0-9A-Z]{26}$")],
-    action: credentials.StatusAction,
+    action: registry.StatusAction,
     session: SessionDep,
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> StatusChanged:
-    return credentials.change_status(session, runtime, principal, credential_id, action)
+    return registry.change_status(session, runtime, principal, credential_id, action)
 
 
 @credentials_router.post(
