@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.runtime import Runtime
 from credit_commons.web import audit_checks, audit_receipts
 from credit_commons.web.audit_checks import Check
@@ -132,30 +133,37 @@ def _receipt_problem(document: Any) -> tuple[str, Mapping[str, object]] | None:
     return None
 
 
-def _parse_receipt(text: str) -> tuple[dict[str, Any] | None, tuple[str, Mapping[str, object]]]:
+_NOT_JSON_AT = N_("This is not a receipt: it is not valid JSON (line %(line)s, column %(column)s).")
+
+
+class _Parsed(NamedTuple):
+    # A pasted receipt: the parsed document, whose shape is checked (its proofs are
+    # check_receipt's), or None and the problem in plain words (msgid, placeholders).
+    document: JsonObject | None
+    problem: tuple[str, Mapping[str, object]]
+
+
+def _parse_receipt(text: str) -> _Parsed:
     try:
         document = json.loads(text)
         json.dumps(document, ensure_ascii=False).encode("utf-8")  # no lone surrogate
     except json.JSONDecodeError as e:
-        return None, (
-            N_("This is not a receipt: it is not valid JSON (line %(line)s, column %(column)s)."),
-            {"line": e.lineno, "column": e.colno},
-        )
+        return _Parsed(None, (_NOT_JSON_AT, {"line": e.lineno, "column": e.colno}))
     except (ValueError, RecursionError):
         # Nesting deeper than Python recurses, a number of thousands of digits, text
         # that is no Unicode: JSON nobody's receipt is.
-        return None, (N_("This is not a receipt: it is not valid JSON."), {})
+        return _Parsed(None, (N_("This is not a receipt: it is not valid JSON."), {}))
     problem = _receipt_problem(document)
     if problem is not None:
-        return None, problem
-    return document, ("", {})
+        return _Parsed(None, problem)
+    return _Parsed(document, ("", {}))
 
 
 def _receipt_page(
     request: Request, pasted: str, event_id: str, errors: Errors | None = None
 ) -> HTMLResponse:
     errors = dict(errors or {})
-    document: dict[str, Any] | None = None
+    document: JsonObject | None = None
     if pasted:
         if len(pasted) > MAX_PASTE:
             errors["receipt"] = (

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64_decode
+from credit_commons.core.encoding import JsonObject, b64_decode
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
@@ -278,9 +278,10 @@ def check_receipt(runtime: Runtime, document: Mapping[str, Any]) -> ReceiptResul
     )
 
 
-def public_receipt(runtime: Runtime, event_id: str) -> dict[str, Any] | None:
-    """The public receipt of ``event_id`` (as ``GET /v1/log/receipts/{id}`` gives it), or
-    None while no checkpoint covers the event."""
+def public_receipt(runtime: Runtime, event_id: str) -> JsonObject | None:
+    """The public receipt of ``event_id`` as the JSON document ``GET /v1/log/receipts/{id}``
+    gives (the same document a pasted receipt is checked as), or None while no checkpoint
+    covers the event."""
     with transaction(runtime.read_sessions) as session:
         try:
             found = log_service.receipt(
@@ -288,5 +289,5 @@ def public_receipt(runtime: Runtime, event_id: str) -> dict[str, Any] | None:
             )
         except NotFoundError:
             return None
-    document: dict[str, Any] = found.model_dump(mode="json", exclude_none=True)
+    document: JsonObject = found.model_dump(mode="json", exclude_none=True)
     return document

@@ -21,8 +21,9 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ValidationError
 from credit_commons.web.i18n import N_
 
@@ -31,6 +32,7 @@ __all__ = [
     "Field",
     "FormUnavailable",
     "Message",
+    "Submitted",
     "claims_of",
     "field_errors",
     "form_of",
@@ -171,11 +173,18 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def _enum_options(values: Any, pointer: str) -> tuple[tuple[tuple[str, str], ...], dict[str, Any]]:
+EnumValue = str | int | float | bool
+"""A value an enum the form shows may hold: a JSON scalar other than null."""
+
+
+def _enum_options(
+    values: Any, pointer: str
+) -> tuple[tuple[tuple[str, str], ...], dict[str, EnumValue]]:
+    # The choices (value as sent, label) and, for each value as sent, the claim value.
     if not isinstance(values, list) or not values:
         raise FormUnavailable("an empty or malformed enum", pointer)
     options: list[tuple[str, str]] = []
-    mapping: dict[str, Any] = {}
+    mapping: dict[str, EnumValue] = {}
     for value in values:
         if isinstance(value, dict | list) or value is None:
             raise FormUnavailable("an enum of objects, lists or null", pointer)
@@ -301,16 +310,23 @@ def _scalar(item: Field, raw: str) -> Any:
     return raw
 
 
-def claims_of(
-    fields: Sequence[Field], form: Mapping[str, Sequence[str]]
-) -> tuple[dict[str, Any], dict[str, list[str]]]:
+class Submitted(NamedTuple):
+    """A submitted form read back: the ``claims`` it gives (a credential's claims, checked
+    by the type's schema in the service call, not here) and the ``values`` to fill the form
+    with again (field name to its values)."""
+
+    claims: JsonObject
+    values: dict[str, list[str]]
+
+
+def claims_of(fields: Sequence[Field], form: Mapping[str, Sequence[str]]) -> Submitted:
     """The claims a submitted ``form`` (each field name to its submitted values) gives, and
     what to fill the form with again (field name to values).  An empty field is an absent
     claim; an optional group left wholly empty is absent too."""
     kept: dict[str, list[str]] = {}
 
-    def collect(items: Sequence[Field]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def collect(items: Sequence[Field]) -> JsonObject:
+        out: JsonObject = {}
         for item in items:
             key = item.path[-1]
             if item.kind == "group":
@@ -329,7 +345,7 @@ def claims_of(
                 out[key] = _scalar(item, given[0])
         return out
 
-    return collect(fields), kept
+    return Submitted(collect(fields), kept)
 
 
 _RULE = re.compile(r"breaks the (\w+) rule")
