@@ -23,7 +23,6 @@ runs an asyncio loop, so it needs no special treatment under pytest-xdist or ``-
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,8 +43,7 @@ from tests.browser.support import (
     axe_violations,
     describe_violations,
     require_chromium,
-    use_desktop,
-    use_phone,
+    screenshots,
 )
 from tests.conftest import fresh_postgres_schema
 
@@ -214,15 +212,6 @@ def screenshot() -> Callable[[Page, str], None]:
     def take(page: Page, name: str) -> None:
         if not SCREENSHOT_NAME.fullmatch(name):
             pytest.fail(f"screenshot name {name!r} is not lower-case words joined by hyphens")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        for width, resize in ((360, use_phone), (1280, use_desktop)):
-            resize(page)
-            target = SCREENSHOTS / f"{name}-{width}.png"
-            partial = target.with_name(f".{name}-{width}.{os.getpid()}.png")
-            page.screenshot(
-                path=partial, full_page=True, animations="disabled", caret="hide", scale="css"
-            )
-            partial.replace(target)  # a reader never sees half a file
-        use_phone(page)
+        screenshots(page, SCREENSHOTS, name)
 
     return take

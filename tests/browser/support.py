@@ -24,6 +24,7 @@ __all__ = [
     "axe_violations",
     "describe_violations",
     "require_chromium",
+    "screenshots",
     "use_desktop",
     "use_phone",
 ]
@@ -70,6 +71,25 @@ def use_phone(page: Page) -> None:
 def use_desktop(page: Page) -> None:
     """Resize ``page`` to a desktop's viewport (1280x800)."""
     page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+
+
+def screenshots(page: Page, directory: Path, name: str) -> list[Path]:
+    """The full ``page`` at 360 px and at 1280 px wide, written to ``<directory>/<name>-360.png``
+    and ``<name>-1280.png`` (each written whole, then renamed: a reader never sees half a
+    file); the page is left at the phone viewport."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for width, resize in ((360, use_phone), (1280, use_desktop)):
+        resize(page)
+        target = directory / f"{name}-{width}.png"
+        partial = target.with_name(f".{name}-{width}.{os.getpid()}.png")
+        page.screenshot(
+            path=partial, full_page=True, animations="disabled", caret="hide", scale="css"
+        )
+        partial.replace(target)
+        written.append(target)
+    use_phone(page)
+    return written
 
 
 @dataclass

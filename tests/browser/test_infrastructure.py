@@ -1,8 +1,10 @@
 """The browser test infrastructure end to end: the live server, Chromium, the network guard,
-axe-core and the screenshots, on the API documentation page the platform serves."""
+axe-core and the screenshots (into the test's own directory: docs/console/ holds the
+console's pages only), on the API documentation page the platform serves."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -10,20 +12,36 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from tests.browser.live import LiveServer
-from tests.browser.support import FAILING_IMPACTS, Network, axe_violations, require_chromium
+from tests.browser.support import (
+    FAILING_IMPACTS,
+    Network,
+    axe_violations,
+    require_chromium,
+    screenshots,
+)
 
-API_DOCS_VIOLATIONS = {"color-contrast", "html-has-lang", "nested-interactive"}
-"""axe-core's serious findings on /docs today: the page FastAPI's Swagger UI helper writes
-has no ``<html lang>``, and Swagger UI's own markup nests controls and has low-contrast
-text.  /docs is the API's reference for developers, not the console (whose pages must have
-none: ``check_accessibility``); this set changing is a finding to look at, either way."""
+API_DOCS_VIOLATIONS = {"color-contrast", "nested-interactive"}
+"""axe-core's serious findings on /docs today: Swagger UI's own markup nests controls and
+has low-contrast text (its page's missing ``<html lang>`` is added by gateway/api_docs.py).
+/docs is the API's reference for developers, not the console (whose pages must have none:
+``check_accessibility``); this set changing is a finding to look at, either way."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_width(path: Path) -> int:
+    # The width in the IHDR chunk, the first after the signature (PNG §11.2.2).
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    assert data[12:16] == b"IHDR", path
+    width: int = struct.unpack(">I", data[16:20])[0]
+    return width
 
 
 def test_api_docs_at_phone_width_stays_on_loopback(
     page: Page,
     server: LiveServer,
     network: Network,
-    screenshot: Callable[[Page, str], None],
+    tmp_path: Path,
 ) -> None:
     page.goto("/docs")
     expect(page).to_have_title("Credit Commons - API")
@@ -32,7 +50,11 @@ def test_api_docs_at_phone_width_stays_on_loopback(
     assert page.viewport_size == {"width": 360, "height": 800}
     serious = {v["id"] for v in axe_violations(page) if v["impact"] in FAILING_IMPACTS}
     assert serious == API_DOCS_VIOLATIONS
-    screenshot(page, "api-docs")
+    assert page.evaluate("document.documentElement.lang") == "en"
+    written = screenshots(page, tmp_path, "api-docs")
+    assert written == [tmp_path / "api-docs-360.png", tmp_path / "api-docs-1280.png"]
+    assert [_png_width(path) for path in written] == [360, 1280]
+    assert page.viewport_size == {"width": 360, "height": 800}  # back at the phone's
     assert network.blocked == []
     hosts = {urlsplit(url).netloc for url in network.requested}
     assert hosts == {urlsplit(server.base).netloc}, network.requested

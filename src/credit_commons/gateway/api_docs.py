@@ -6,7 +6,8 @@ reaches only this platform, the page stays blank.  Here the page is FastAPI's ow
 (``get_swagger_ui_html``, its documented self-hosting recipe) pointing at copies of
 Swagger UI's distribution files served under ``/docs/assets/`` from the ``fastapi-offline``
 package (MIT; it ships ``swagger-ui-dist`` 5's bundle, stylesheet and a favicon, refreshed
-at each release), with the online validator turned off.  Nothing is downloaded at run time.
+at each release), with the online validator turned off, and ``lang="en"`` on its root
+element.  Nothing is downloaded at run time; the page is written once, when the app is built.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ ASSETS_URL = "/docs/assets"
 _REDIRECT_URL = "/docs/oauth2-redirect"
 
 
+def _with_language(html: bytes) -> bytes:
+    # FastAPI's page names no language (axe-core's html-has-lang): Swagger UI's words are
+    # English, so its root element says so, for screen readers and translation tools
+    # (tests/unit/gateway/test_api_docs.py fails if a FastAPI release writes it otherwise).
+    return html.replace(b"<html>", b'<html lang="en">', 1)
+
+
 def install_api_docs(app: FastAPI, *, openapi_url: str) -> None:
     """Serve the Swagger UI page at :data:`DOCS_URL` (with its OAuth2 redirect page) and
     its assets at :data:`ASSETS_URL`.  The app must be built with ``docs_url=None``."""
@@ -32,18 +40,21 @@ def install_api_docs(app: FastAPI, *, openapi_url: str) -> None:
     app.mount(ASSETS_URL, StaticFiles(directory=str(assets)), name="docs-assets")
     title = f"{app.title} - API"
 
+    page = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=title,
+        swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
+        oauth2_redirect_url=_REDIRECT_URL,
+        # Swagger UI would otherwise load a badge from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    html = _with_language(bytes(page.body))
+
     @app.get(DOCS_URL, include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=title,
-            swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS_URL}/favicon.png",
-            oauth2_redirect_url=_REDIRECT_URL,
-            # Swagger UI would otherwise load a badge from validator.swagger.io.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        return HTMLResponse(html)
 
     @app.get(_REDIRECT_URL, include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:

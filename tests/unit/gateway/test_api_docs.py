@@ -44,6 +44,7 @@ def test_the_docs_page_loads_nothing_from_elsewhere(client: TestClient) -> None:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
+    assert '<html lang="en">' in html  # axe-core's html-has-lang
     # No absolute URL at all (a CDN, the online validator), and no protocol-relative one.
     assert "://" not in html
     assert '"validatorUrl": null' in html
