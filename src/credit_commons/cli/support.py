@@ -43,6 +43,7 @@ from credit_commons.identity.auth import Principal
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.runtime import Runtime
+from credit_commons.web.erasure import install_erasure
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -122,11 +123,13 @@ def settings(ctx: typer.Context) -> Settings:
 def runtime(ctx: typer.Context) -> Iterator[Runtime]:
     """A runtime for one command, closed afterwards.
 
-    On a migrated database the public URL joins the issuer identifiers first, so what this
-    command issues stays verifiable after a later change of public URL
-    (``issuer/identifiers.py``).
+    Every erasure on it also forgets the console's sessions and sign-in codes of the
+    subject (``web/erasure.py``).  On a migrated database the public URL joins the issuer
+    identifiers first, so what this command issues stays verifiable after a later change
+    of public URL (``issuer/identifiers.py``).
     """
     built = Runtime.build(settings(ctx))
+    install_erasure(built)  # an erasure from the CLI also ends the console's sessions
     try:
         try:
             with transaction(built.sessions) as session:

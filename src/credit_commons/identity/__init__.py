@@ -11,7 +11,9 @@ from credit_commons.identity.auth import (
     authorise,
     has_delegation,
     prune_access_tokens,
+    signed_in_still,
     subject_of,
+    token_digest,
 )
 from credit_commons.identity.delegations import delegatees_of, prune_delegations
 from credit_commons.identity.holder_key import replace_did, rotation_message
@@ -44,5 +46,7 @@ __all__ = [
     "prune_delegations",
     "replace_did",
     "rotation_message",
+    "signed_in_still",
     "subject_of",
+    "token_digest",
 ]

@@ -44,7 +44,9 @@ __all__ = [
     "issue_admin_token",
     "issue_token",
     "prune_access_tokens",
+    "signed_in_still",
     "subject_of",
+    "token_digest",
 ]
 
 _TOKEN_TTL = timedelta(days=30)
@@ -75,6 +77,34 @@ class AuthorisedIdentity:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 a bearer token is stored as: what a console session keeps to check the
+    token again later (never the token itself)."""
+    return _hash(token)
+
+
+def signed_in_still(session: Session, rt: Runtime, subject: str, digest: str | None) -> bool:
+    """Whether a sign-in of ``subject`` still stands, at one lookup by primary key.
+
+    With ``digest`` (the :func:`token_digest` of the bearer token it was made with) the
+    token's row must still exist for ``subject``, unexpired — and, for an identity, the
+    identity too.  Without one (a sign-in by one-time code) ``subject`` must be an identity
+    that still exists.  An erased identity's tokens and row are gone, a pruned or expired
+    token is refused: the console ends the session (``web/sessions.py``)."""
+    if digest is not None:
+        query = select(AccessTokenRow.expires_at).where(
+            AccessTokenRow.token_hash == digest, AccessTokenRow.principal == subject
+        )
+        if subject.startswith("idt_"):
+            query = query.join(IdentityRow, IdentityRow.token == AccessTokenRow.principal)
+        expires = session.scalar(query)
+        return expires is not None and utc(expires) > rt.clock.now()
+    if subject.startswith("idt_"):
+        found = session.scalar(select(IdentityRow.token).where(IdentityRow.token == subject))
+        return found is not None
+    return False
 
 
 def issue_token(session: Session, rt: Runtime, principal: str, role: str) -> tuple[str, str]:

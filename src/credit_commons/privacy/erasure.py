@@ -14,6 +14,11 @@ In one transaction, after the caller is authorised (everyone else gets the same 
 5. privacy records ``subject.erased``;
 6. the code-notification file loses the lines addressed to the subject.
 
+A layer above privacy that keeps something of a subject (the web console: its sessions and
+sign-in codes) adds its own share with :func:`add_erasure_share` when it is set up on a
+runtime; every erasure on that runtime runs the shares in the same transaction, after the
+identity is forgotten (privacy imports nothing of those layers).
+
 The answer is the erasure receipt: ``erased``, the ``subject.erased`` event, what was
 removed, and ``epoch`` with ``unreadable_in_backups_after`` — from when no backup, of any
 age, opens anything of the subject (docs/privacy.md) — and ``receipt``, the event's log
@@ -22,11 +27,14 @@ receipt with the log's signed entry (ledger/promises.py), which verifies offline
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import forget_codes
 from credit_commons.consent import service as consent_service
+from credit_commons.core.attached import Attached
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import Principal, actor_of, authorise, subject_of
 from credit_commons.identity import service as identity_service
@@ -37,7 +45,19 @@ from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.privacy.schemas import ErasureReceipt
 from credit_commons.runtime import Runtime
 
-__all__ = ["SubjectErased", "erase_subject"]
+__all__ = ["ErasureShare", "SubjectErased", "add_erasure_share", "erase_subject"]
+
+ErasureShare = Callable[[Session, str], int]
+"""A layer's share of an erasure: delete what it keeps of the subject ``token`` in the
+erasure's unit of work; how many rows went."""
+
+_shares: Attached[Runtime, dict[str, ErasureShare]] = Attached(lambda _rt: {})
+
+
+def add_erasure_share(rt: Runtime, name: str, forget: ErasureShare) -> None:
+    """Have every erasure on ``rt`` also run ``forget`` (once per ``name``: adding it again
+    replaces it, so setting a layer up twice is harmless)."""
+    _shares(rt)[name] = forget
 
 
 class SubjectErased(EventDetails, event_type="subject.erased"):
@@ -62,6 +82,8 @@ def erase_subject(
     session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
     consents = consent_service.forget_subject(session, token)
     forgotten = identity_service.forget_subject(session, rt, token)
+    for forget in tuple(_shares(rt).values()):
+        forget(session, token)
     event = record_event(
         session,
         SubjectErased(

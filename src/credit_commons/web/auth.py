@@ -119,11 +119,19 @@ def requires(*roles: str) -> Callable[[Request], WebSession]:
 
 
 def start_session(
-    request: Request, response: Response, *, role: str, subject: str, display_name: str
+    request: Request,
+    response: Response,
+    *,
+    role: str,
+    subject: str,
+    display_name: str,
+    token_hash: str | None = None,
 ) -> WebSession:
     """Sign the visitor in as ``subject`` with ``role``: a new session (the one this
     request carried, if any, is ended first: rotation), its id set in the cookie of
-    ``response``.  The caller has authenticated the visitor.  Raises
+    ``response``.  The caller has authenticated the visitor — with the platform token
+    whose SHA-256 is ``token_hash``, when that is how: each request then checks the token
+    still stands.  Raises
     :class:`~credit_commons.core.errors.ValidationError` for an unknown role or an empty
     subject or display name."""
     runtime: Runtime = request.app.state.runtime
@@ -132,7 +140,12 @@ def start_session(
         if earlier:
             delete_session(session, earlier)
         session_id, view = create_session(
-            session, runtime, role=role, subject=subject, display_name=display_name
+            session,
+            runtime,
+            role=role,
+            subject=subject,
+            display_name=display_name,
+            token_hash=token_hash,
         )
     set_session_cookie(request, response, session_id)
     remember_session(request, view)

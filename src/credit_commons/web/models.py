@@ -1,7 +1,9 @@
 """Tables of the web console: its server-side sessions.
 
 A session row is found by the SHA-256 of the random id in the visitor's cookie; the id
-itself is never stored, so a copy of the table signs nobody in.
+itself is never stored, so a copy of the table signs nobody in.  A session made with a
+platform token keeps the token's SHA-256 (``token_hash``, never the token), so that each
+request checks the token is still valid (``web/sessions.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ __all__ = ["WebSessionRow"]
 
 class WebSessionRow(Base):
     """A signed-in console session: who (``role``, ``subject``, ``display_name``), when
-    (created, last seen, absolute expiry) and the CSRF secret of its forms."""
+    (created, last seen, absolute expiry), the CSRF secret of its forms and, when it was
+    made with a platform token, that token's SHA-256."""
 
     __tablename__ = "web_sessions"
 
@@ -30,6 +33,7 @@ class WebSessionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (
         Index("ix_web_sessions_subject", "subject"),

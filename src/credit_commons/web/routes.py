@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from credit_commons.web import agent, audit, borrower, home, issuer, lender, signin
+from credit_commons.web.erasure import install_erasure
 from credit_commons.web.errors import install_error_pages
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
@@ -47,10 +48,10 @@ class StaticAssets(StaticFiles):
 
 
 def install_console(app: FastAPI) -> None:
-    """Add the console to ``app``: every area's routes, its sign-in methods, ``/static/``
-    and HTML error pages for console requests (call it after the API's exception
-    handlers).  Reads every message catalogue now, so a broken one stops the start: raises
-    what Babel raises."""
+    """Add the console to ``app``: every area's routes, its sign-in methods, ``/static/``,
+    HTML error pages for console requests (call it after the API's exception handlers)
+    and the console's share of an erasure on the app's runtime.  Reads every message
+    catalogue now, so a broken one stops the start: raises what Babel raises."""
     load()
     for area in AREAS:
         app.include_router(area.router)
@@ -58,3 +59,4 @@ def install_console(app: FastAPI) -> None:
     directory = resources.files("credit_commons.web") / "static"
     app.mount("/static", StaticAssets(directory=str(directory)), name="static")
     install_error_pages(app)
+    install_erasure(app.state.runtime)

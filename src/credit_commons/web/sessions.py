@@ -8,7 +8,11 @@ ends at the first of:
 - :data:`IDLE` (30 minutes) without a request (``last_seen_at``, refreshed at most once a
   minute so that reading pages does not write on every request);
 - :data:`ABSOLUTE` (12 hours) after sign-in (``expires_at``), however active;
-- sign-out (:func:`end_session`) or "sign out everywhere" (:func:`end_all_sessions`).
+- sign-out (:func:`end_session`) or "sign out everywhere" (:func:`end_all_sessions`);
+- the sign-in no longer standing, checked at each request (:func:`current_session`): the
+  platform token it was made with (its SHA-256 is kept with the session, never the token)
+  removed or expired, or the identity erased (``identity.signed_in_still``).  A lender's
+  session is checked against its console token by ``web/lender.py`` instead.
 
 A subject keeps at most :data:`MAX_PER_SUBJECT` sessions: signing in once more ends the
 oldest.  Rows exist only for successful sign-ins, so no outsider can fill the table.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from fastapi import Request, Response
@@ -28,6 +32,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
+from credit_commons.identity import signed_in_still
 from credit_commons.runtime import Runtime
 from credit_commons.web.cookies import delete_cookie, read_cookie, set_cookie
 from credit_commons.web.models import WebSessionRow
@@ -45,6 +50,7 @@ __all__ = [
     "delete_session",
     "lookup_session",
     "prune_sessions",
+    "standing",
 ]
 
 COOKIE = "session"
@@ -64,7 +70,8 @@ _UNSET = object()
 class WebSession:
     """A signed-in visitor: their ``role`` (one of :data:`ROLES`), ``subject`` (an
     identity's ``idt_…``, ``admin:<name>``, a lender client id…), the ``display_name``
-    the header shows, the session's ``csrf_secret`` and when it ``expires_at``."""
+    the header shows, the session's ``csrf_secret``, when it ``expires_at`` and the SHA-256
+    of the platform token it was made with (``token_hash``; None for another method)."""
 
     role: str
     subject: str
@@ -72,6 +79,7 @@ class WebSession:
     csrf_secret: str
     created_at: datetime
     expires_at: datetime
+    token_hash: str | None = field(default=None, repr=False)
 
 
 def _digest(session_id: str) -> str:
@@ -86,14 +94,22 @@ def _view(row: WebSessionRow) -> WebSession:
         row.csrf_secret,
         utc(row.created_at),
         utc(row.expires_at),
+        row.token_hash,
     )
 
 
 def create_session(
-    session: Session, rt: Runtime, *, role: str, subject: str, display_name: str
+    session: Session,
+    rt: Runtime,
+    *,
+    role: str,
+    subject: str,
+    display_name: str,
+    token_hash: str | None = None,
 ) -> tuple[str, WebSession]:
-    """Write a new session for ``subject`` as ``role``; its id (for the cookie, shown
-    nowhere else) and its view.  Ends the subject's oldest sessions beyond
+    """Write a new session for ``subject`` as ``role`` (made with the platform token whose
+    SHA-256 is ``token_hash``, if any); its id (for the cookie, shown nowhere else) and its
+    view.  Ends the subject's oldest sessions beyond
     :data:`MAX_PER_SUBJECT`.  Raises :class:`ValidationError` for an unknown role or an
     empty or over-long subject or display name."""
     if role not in ROLES:
@@ -111,6 +127,7 @@ def create_session(
         created_at=now,
         last_seen_at=now,
         expires_at=now + ABSOLUTE,
+        token_hash=token_hash,
     )
     kept = session.scalars(
         select(WebSessionRow.id_hash)
@@ -169,7 +186,8 @@ def prune_sessions(session: Session, now: datetime) -> int:
 
 def current_session(request: Request) -> WebSession | None:
     """The signed-in session of ``request`` (read once per request, in a unit of work of
-    its own), or None.  Does database I/O: call it from a plain ``def`` handler."""
+    its own), or None — also, the session then deleted, when its sign-in no longer stands
+    (:func:`standing`).  Does database I/O: call it from a plain ``def`` handler."""
     cached = getattr(request.state, _STATE_KEY, _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
@@ -179,8 +197,20 @@ def current_session(request: Request) -> WebSession | None:
         runtime: Runtime = request.app.state.runtime
         with transaction(runtime.sessions) as session:
             found = lookup_session(session, runtime, session_id)
+            if found is not None and not standing(session, runtime, found):
+                delete_session(session, session_id)
+                found = None
     setattr(request.state, _STATE_KEY, found)
     return found
+
+
+def standing(session: Session, rt: Runtime, view: WebSession) -> bool:
+    """Whether the sign-in of ``view`` still stands: its platform token still valid, its
+    identity not erased (one lookup by primary key).  A lender's session is checked by its
+    pages against its console token (``web/lender.py``), so it stands here."""
+    if view.role == "lender":
+        return True
+    return signed_in_still(session, rt, view.subject, view.token_hash)
 
 
 def remember_session(request: Request, view: WebSession | None) -> None:

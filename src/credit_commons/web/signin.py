@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from credit_commons.consent.access import anonymous_actor, record_refusal
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import UnauthorizedError
-from credit_commons.identity import Principal, subject_of
+from credit_commons.identity import Principal, subject_of, token_digest
 from credit_commons.identity import auth as identity_auth
 from credit_commons.runtime import Runtime
 from credit_commons.web.auth import end_all_sessions, end_session, require, safe_next, start_session
@@ -101,7 +101,8 @@ def sign_in(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     """Sign in with a platform token as ``role``; back to ``next`` (a local path)."""
-    principal = _authenticate(request, token.strip(), role)
+    token = token.strip()
+    principal = _authenticate(request, token, role)
     if principal is None:
         return _page(request, safe_next(next), refused=True)
     response = RedirectResponse(safe_next(next), status_code=303)
@@ -111,6 +112,7 @@ def sign_in(
         role=role,
         subject=principal.subject,
         display_name=_display_name(principal),
+        token_hash=token_digest(token),
     )
     add_flash(request, response, N_("You are signed in."), "success")
     return response
