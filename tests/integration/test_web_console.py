@@ -282,6 +282,34 @@ def test_an_administrator_signs_in_to_the_issuer_desk(
     assert browser.get("/borrower/probe", headers=HTML).status_code == 403  # wrong role
 
 
+def test_a_borrower_or_agent_is_called_by_their_registered_name(
+    runtime: Runtime, settings: Settings, identity_token: tuple[str, str]
+) -> None:
+    subject, token = identity_token
+    for role in ("borrower", "agent"):
+        with _client(runtime, settings, LOOPBACK) as client:
+            assert sign_in(client, token, role=role).status_code == 303
+            assert "Signed in as Asha" in client.get("/", headers=HTML).text
+    assert [(r.role, r.subject, r.display_name) for r in session_rows(runtime)] == [
+        ("borrower", subject, "Asha"),
+        ("agent", subject, "Asha"),
+    ]
+
+
+def test_an_identity_without_a_readable_name_is_called_by_its_token(
+    browser: TestClient,
+    runtime: Runtime,
+    identity_token: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # display_name answers None for a profile the vault can no longer open.
+    subject, token = identity_token
+    monkeypatch.setattr(identity_service, "display_name", lambda *_args: None)
+    assert sign_in(browser, token).status_code == 303
+    assert [r.display_name for r in session_rows(runtime)] == [subject[:12] + "…"]
+    assert f"Signed in as {subject[:12]}…" in browser.get("/", headers=HTML).text
+
+
 def test_a_page_that_needs_a_session_sends_to_sign_in(browser: TestClient) -> None:
     sent = browser.get("/borrower/probe?tab=2", follow_redirects=False)
     assert sent.status_code == 303

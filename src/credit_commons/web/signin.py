@@ -27,6 +27,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import UnauthorizedError
 from credit_commons.identity import Principal, subject_of, token_digest
 from credit_commons.identity import auth as identity_auth
+from credit_commons.identity import service as identity_service
 from credit_commons.runtime import Runtime
 from credit_commons.web.auth import end_all_sessions, end_session, require, safe_next, start_session
 from credit_commons.web.flash import add_flash
@@ -41,6 +42,7 @@ OPERATION = "web.signin"
 TOKEN_ROLES: dict[str, str] = {"borrower": "identity", "agent": "identity", "issuer": "admin"}
 """The console roles the bearer-token method signs in as, and the platform role the
 token must have for each."""
+_MAX_NAME = 120  # a session's display name is at most 200 characters (web/sessions.py)
 
 
 def _page(request: Request, next_path: str, *, refused: bool = False) -> HTMLResponse:
@@ -87,9 +89,17 @@ def _authenticate(request: Request, token: str, role: str) -> Principal | None:
     return None
 
 
-def _display_name(principal: Principal) -> str:
+def _display_name(runtime: Runtime, principal: Principal) -> str:
+    # What the console's header calls the signed-in visitor: an administrator's name, an
+    # identity's registered name, else the start of its token.  ``display_name`` has no
+    # authorisation of its own; here the identity that just proved its token is naming
+    # itself, so nobody learns another's name.
     if principal.subject.startswith("admin:"):
         return principal.subject.removeprefix("admin:")
+    with transaction(runtime.read_sessions) as session:
+        name = identity_service.display_name(session, runtime, principal.subject)
+    if name is not None and name.strip():
+        return name.strip()[:_MAX_NAME]
     return principal.subject[:12] + "…"
 
 
@@ -111,7 +121,7 @@ def sign_in(
         response,
         role=role,
         subject=principal.subject,
-        display_name=_display_name(principal),
+        display_name=_display_name(request.app.state.runtime, principal),
         token_hash=token_digest(token),
     )
     add_flash(request, response, N_("You are signed in."), "success")
