@@ -136,6 +136,24 @@ def test_the_server_refuses_over_long_headers(serve: Serve) -> None:
     assert json.loads(body)["code"] == "request.headers_too_large"
 
 
+def test_the_server_refuses_a_console_page_s_over_long_headers_with_its_page(
+    serve: Serve,
+) -> None:
+    # The parser's own refusal (before the app) on a console page is the console's page.
+    base = serve()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        response = client.get("/signin", headers={"Accept-Language": "hi", "X-Long": "a" * 9000})
+        assert response.status_code == 431
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+        assert '<html lang="hi"' in response.text
+    flood = b"GET /borrower/consents HTTP/1.1\r\nHost: x\r\nX-Flood: " + b"a" * (4 * MiB)
+    status, head, body = status_and_body(raw_request(base, flood))
+    assert status == 431
+    assert b"content-type: text/html; charset=utf-8" in head
+    assert body.startswith(b"<!doctype html>")
+    assert b'<html lang="en"' in body
+
+
 def test_the_server_refuses_over_large_bodies(serve: Serve) -> None:
     base = serve()
     with httpx.Client(base_url=base, timeout=10) as client:

@@ -21,10 +21,12 @@ runs or any connection is taken, by the limiter of its route class (``route_grou
 A request beyond a class's capacity waits in that class's queue, in order, on the event
 loop (no thread, no connection), for at most ``COMMONS_ADMISSION_WAIT`` seconds; when the
 queue is full (``COMMONS_ADMISSION_QUEUE``) or the wait runs out it is answered 503
-``service.overloaded`` with ``Retry-After``.  The process's thread pool is sized above the
-sum of the capacities (:meth:`Admission.reserve_threads`), and every request that runs
-code in it has been admitted, so an admitted request never waits for a thread: a request
-that holds a connection always gets the thread it needs to finish and give it back.
+``service.overloaded`` with ``Retry-After`` (a console page: the console's HTML page of
+503, rendered at start-up, with the same ``Retry-After``).  The process's thread pool is
+sized above the sum of the capacities (:meth:`Admission.reserve_threads`), and every
+request that runs code in it has been admitted, so an admitted request never waits for a
+thread: a request that holds a connection always gets the thread it needs to finish and
+give it back.
 """
 
 from __future__ import annotations
@@ -41,7 +43,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from credit_commons.core.errors import UnavailableError
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.problems import send_problem
-from credit_commons.gateway.route_groups import CLASS_OF_GROUP, GROUP_KEY, READ, WRITE, classify
+from credit_commons.gateway.route_groups import (
+    CLASS_OF_GROUP,
+    GROUP_KEY,
+    READ,
+    WRITE,
+    classify,
+    is_console_page,
+)
+from credit_commons.web.errors import send_prerendered_page
 
 __all__ = [
     "THREAD_HEADROOM",
@@ -230,7 +240,11 @@ class AdmissionMiddleware:
             await limiter.acquire()
         except Overloaded as refused:
             self.admission.metrics.shed.labels(refused.route_class, refused.reason).inc()
-            await send_problem(scope, send, refused, [("Retry-After", str(refused.retry_after))])
+            retry = [("Retry-After", str(refused.retry_after))]
+            if is_console_page(scope.get("path", "")):  # its HTML page, rendered at start-up
+                await send_prerendered_page(scope, send, refused.status, retry)
+            else:
+                await send_problem(scope, send, refused, retry)
             return
         try:
             await self.app(scope, receive, send)

@@ -23,6 +23,7 @@ __all__ = [
     "WRITE",
     "RouteGroup",
     "classify",
+    "is_console_page",
 ]
 
 WRITE = "write"
@@ -138,3 +139,9 @@ def classify(method: str, path: str) -> str:
         if (methods is None or method in methods) and pattern.fullmatch(path):
             return group
     return OTHER
+
+
+def is_console_page(path: str) -> bool:
+    """Whether ``path`` is one of the console's pages (group ``web``: the home page, the
+    language switch, sign-in and sign-out, each area's pages), whatever the method."""
+    return classify("GET", path) == "web"

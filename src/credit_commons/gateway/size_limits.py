@@ -13,6 +13,11 @@ Two layers, one set of numbers (``COMMONS_MAX_HEADER_BYTES``, ``COMMONS_MAX_HEAD
   them as they are parsed and answers 431 before the header section has grown past the
   limit, even if the app never sees the request.
 
+A console page (:func:`~credit_commons.gateway.route_groups.is_console_page`) is refused
+with the console's HTML page of the same status instead, rendered at start-up
+(:func:`~credit_commons.web.errors.prerendered_page`); a browser shows it, where it would
+show problem+json as raw text.
+
 Some routes take more than the default body: :data:`LARGER_BODIES` names them (bulk
 issuance: up to 1,000 credentials, ``COMMONS_MAX_BATCH_BODY_BYTES``).
 """
@@ -31,6 +36,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.problems import PROBLEM_JSON
+from credit_commons.gateway.route_groups import is_console_page
+from credit_commons.web.errors import prerendered_page, send_prerendered_page
 
 __all__ = [
     "LARGER_BODIES",
@@ -110,14 +117,13 @@ class SizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope.get("path")
         if self._headers_too_large(scope):
-            await _send(send, HeadersTooLarge("the request header section is too large"), path)
+            await _send(scope, send, HeadersTooLarge("the request header section is too large"))
             return
         limit = body_limit(self.settings, scope.get("method", ""), scope.get("path", ""))
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send(send, RequestTooLarge(f"the body is larger than {limit} bytes"), path)
+            await _send(scope, send, RequestTooLarge(f"the body is larger than {limit} bytes"))
             return
         received = 0
         exceeded = False
@@ -146,7 +152,7 @@ class SizeLimitMiddleware:
         with contextlib.suppress(_BodyTooLarge):
             await self.app(scope, counted_receive, guarded_send)
         if exceeded and not started:
-            await _send(send, RequestTooLarge(f"the body is larger than {limit} bytes"), path)
+            await _send(scope, send, RequestTooLarge(f"the body is larger than {limit} bytes"))
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -158,8 +164,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send(send: Send, error: CommonsError, instance: str | None) -> None:
-    body, headers = _problem(error, instance)
+async def _send(scope: Scope, send: Send, error: CommonsError) -> None:
+    path = scope.get("path")
+    if path is not None and is_console_page(path):
+        await send_prerendered_page(scope, send, error.status, [("Connection", "close")])
+        return
+    body, headers = _problem(error, path)
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -198,6 +208,8 @@ def bounded_httptools_protocol(max_header_bytes: int, max_line_bytes: int) -> ty
         _header_bytes = 0
         _url_bytes = 0
         _too_large = False
+        _path = b""  # the target's first bytes, to tell a console page
+        _accept_language: str | None = None
 
         def data_received(self, data: bytes) -> None:
             if self._too_large:
@@ -219,10 +231,13 @@ def bounded_httptools_protocol(max_header_bytes: int, max_line_bytes: int) -> ty
         def on_message_begin(self) -> None:
             self._in_headers = True
             self._header_bytes = self._url_bytes = 0
+            self._path, self._accept_language = b"", None
             super().on_message_begin()
 
         def on_url(self, url: bytes) -> None:
             self._url_bytes += len(url)  # the target may arrive in pieces
+            if len(self._path) < _PATH_KEPT:
+                self._path = (self._path + url)[:_PATH_KEPT]
             if self._url_bytes > max_line_bytes:
                 self._too_large = True
                 raise _HeaderOverflow
@@ -232,6 +247,8 @@ def bounded_httptools_protocol(max_header_bytes: int, max_line_bytes: int) -> ty
             if len(name) + len(value) + 4 > max_line_bytes:
                 self._too_large = True
                 raise _HeaderOverflow
+            if name.lower() == b"accept-language":
+                self._accept_language = value.decode("latin-1")
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
@@ -246,14 +263,27 @@ def bounded_httptools_protocol(max_header_bytes: int, max_line_bytes: int) -> ty
 
         def _refuse(self) -> None:
             self._too_large = True
-            error = HeadersTooLarge("the request header section is too large")
-            body, headers = _problem(error, None)
-            head = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-            self.transport.write(head + b"\r\n" + body)
+            self.transport.write(_refusal(self._path, self._accept_language))
             self.transport.close()
 
     return BoundedHttpToolsProtocol
+
+
+def _refusal(target: bytes, accept_language: str | None) -> bytes:
+    # The parser's 431, whole: the console's page for a console page, else problem+json.
+    error = HeadersTooLarge("the request header section is too large")
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    if is_console_page(path):
+        body, headers = prerendered_page(None, accept_language, error.status)
+        headers.append((b"connection", b"close"))
+    else:
+        body, headers = _problem(error, None)
+    head = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return head + b"\r\n" + body
+
+
+_PATH_KEPT = 256  # enough for a page's first segment; the rest does not change its group
 
 
 class _HeaderOverflow(Exception):

@@ -16,7 +16,7 @@ from starlette.types import Scope
 
 from credit_commons.web import agent, audit, borrower, home, issuer, lender, signin
 from credit_commons.web.erasure import install_erasure
-from credit_commons.web.errors import install_error_pages
+from credit_commons.web.errors import install_error_pages, prerender_pages
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
 
@@ -51,7 +51,8 @@ def install_console(app: FastAPI) -> None:
     """Add the console to ``app``: every area's routes, its sign-in methods, ``/static/``,
     HTML error pages for console requests (call it after the API's exception handlers)
     and the console's share of an erasure on the app's runtime.  Reads every message
-    catalogue now, so a broken one stops the start: raises what Babel raises."""
+    catalogue and renders the refusal pages of the size limits and admission now, so a
+    broken one stops the start: raises what Babel or Jinja raises."""
     load()
     for area in AREAS:
         app.include_router(area.router)
@@ -60,3 +61,4 @@ def install_console(app: FastAPI) -> None:
     app.mount("/static", StaticAssets(directory=str(directory)), name="static")
     install_error_pages(app)
     install_erasure(app.state.runtime)
+    prerender_pages()
