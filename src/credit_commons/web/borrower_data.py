@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from credit_commons.consent import retrieval
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64url_decode
+from credit_commons.core.encoding import JsonObject, b64url_decode
 from credit_commons.core.errors import NotFoundError
 from credit_commons.identity import authorise
 from credit_commons.issuer import ExportedCredential, export_credentials
@@ -75,13 +75,13 @@ class Credential:
     facts: tuple[Fact, ...]
 
 
-def _claims(text: str) -> dict[str, Any]:
+def _claims(text: str) -> JsonObject:
     # The claims of one of the borrower's own stored credentials, to show them to the
     # borrower: the JWT payload and, for an SD-JWT, every disclosure's name and value.
     try:
         parts = text.split("~")
         payload = json.loads(b64url_decode(parts[0].split(".")[1]))
-        claims: dict[str, Any] = dict(payload.get("vc", {}).get("credentialSubject", payload))
+        claims: JsonObject = dict(payload.get("vc", {}).get("credentialSubject", payload))
         for disclosure in parts[1:]:
             if disclosure:
                 item = json.loads(b64url_decode(disclosure))
