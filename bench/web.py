@@ -462,6 +462,8 @@ def run(args: argparse.Namespace) -> int:
             scratch=Path(tmp),
         ) as seed,
     ):
+        if args.seed_only:
+            return 0
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         rt = Runtime.build(settings_of(seed.values, base))

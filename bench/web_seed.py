@@ -585,12 +585,15 @@ def _discovery(values: dict[str, str]) -> None:
 def _sequence(env: dict[str, str]) -> None:
     """Every event into the transparency log and a signed checkpoint, by the CLI."""
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [*_COMMONS, "log", "checkpoint", "--publish", "--json"],
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise SystemExit(f"seeding: commons log checkpoint --publish failed:\n{done.stderr}")
     progress(f"log sequenced and checkpoint signed ({time.perf_counter() - start:.0f} s)")
 
 
