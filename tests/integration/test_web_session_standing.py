@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from tests.integration.test_web_console import HTML, LOOPBACK, csrf_of, session_rows, sign_in
 
 from credit_commons.cli import support
+from credit_commons.core.clock import FixedClock, utc
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
@@ -142,3 +143,45 @@ def test_a_removed_administrator_token_ends_the_issuer_session(
     assert session_rows(runtime) == []
     page = browser.get("/signin", headers=HTML)
     assert csrf_of(page)
+
+
+class _CountingWrites:
+    """The runtime's writer sessionmaker, counting the units of work opened on it."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.opened = inner, 0
+
+    def __call__(self) -> object:
+        self.opened += 1
+        return self.inner()  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_page_view_takes_no_write_lock(runtime: Runtime, browser: TestClient) -> None:
+    """A fresh session is read in a read-only unit of work; it writes only to refresh its
+    last-seen time (once a minute) or to end; a stranger's random cookie writes nothing."""
+    clock = FixedClock(runtime.clock.now())
+    runtime.clock = clock
+    subject, token = _identity(runtime)
+    sign_in(browser, token)
+    stranger = TestClient(browser.app, base_url=LOOPBACK)
+    stranger.cookies.set("session", "x" * 43)
+    writes = _CountingWrites(runtime.sessions)
+    runtime.sessions = writes  # type: ignore[assignment]
+    try:
+        for _ in range(3):
+            assert browser.get("/borrower/standing").text == subject
+        assert writes.opened == 0
+        clock.advance(timedelta(minutes=1))
+        assert browser.get("/borrower/standing").text == subject
+        assert writes.opened == 1  # last_seen_at refreshed
+        assert browser.get("/borrower/standing").text == subject
+        assert writes.opened == 1
+        assert stranger.get("/borrower/standing", follow_redirects=False).status_code == 303
+        assert writes.opened == 1
+    finally:
+        runtime.sessions = writes.inner  # type: ignore[assignment]
+    [row] = session_rows(runtime)
+    assert utc(row.last_seen_at) == clock.now()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from fastapi import Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
@@ -185,23 +185,53 @@ def prune_sessions(session: Session, now: datetime) -> int:
 
 
 def current_session(request: Request) -> WebSession | None:
-    """The signed-in session of ``request`` (read once per request, in a unit of work of
-    its own), or None — also, the session then deleted, when its sign-in no longer stands
-    (:func:`standing`).  Does database I/O: call it from a plain ``def`` handler."""
+    """The signed-in session of ``request`` (read once per request), or None — also, the
+    session then deleted, when it has expired or its sign-in no longer stands
+    (:func:`standing`).  Does database I/O: call it from a plain ``def`` handler.
+
+    The session is read in a read-only unit of work, which takes no write lock: a page view
+    writes only to refresh ``last_seen_at`` (at most once a minute per session) or to
+    delete an ended session, and a cookie naming no session writes nothing."""
     cached = getattr(request.state, _STATE_KEY, _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
     found: WebSession | None = None
     session_id = read_cookie(request, COOKIE)
-    if session_id:
+    if session_id and 16 <= len(session_id) <= 128:
         runtime: Runtime = request.app.state.runtime
-        with transaction(runtime.sessions) as session:
-            found = lookup_session(session, runtime, session_id)
-            if found is not None and not standing(session, runtime, found):
+        with transaction(runtime.read_sessions) as session:
+            found, ended, touch_at = _read(session, runtime, _digest(session_id))
+        if ended:
+            with transaction(runtime.sessions) as session:
                 delete_session(session, session_id)
-                found = None
+        elif touch_at is not None:
+            with transaction(runtime.sessions) as session:
+                session.execute(
+                    update(WebSessionRow)
+                    .where(WebSessionRow.id_hash == _digest(session_id))
+                    .values(last_seen_at=touch_at)
+                )
     setattr(request.state, _STATE_KEY, found)
     return found
+
+
+def _read(
+    session: Session, rt: Runtime, id_hash: str
+) -> tuple[WebSession | None, bool, datetime | None]:
+    """The live session whose id's digest is ``id_hash``; whether its row is to be deleted
+    (expired, or its sign-in no longer stands); the time to set as its last-seen time, if
+    it is due for a refresh."""
+    row = session.get(WebSessionRow, id_hash)
+    if row is None:
+        return None, False, None
+    now = rt.clock.now()
+    last_seen = utc(row.last_seen_at)
+    if utc(row.expires_at) <= now or last_seen + IDLE <= now:
+        return None, True, None
+    view = _view(row)
+    if not standing(session, rt, view):
+        return None, True, None
+    return view, False, (now if now - last_seen >= _TOUCH_EVERY else None)
 
 
 def standing(session: Session, rt: Runtime, view: WebSession) -> bool:
