@@ -31,6 +31,7 @@ from credit_commons.privacy.erasure import erase_subject
 from credit_commons.runtime import Runtime
 from credit_commons.web import WebSession, page_router, requires
 from credit_commons.web.borrower_models import SignInCodeRow
+from credit_commons.web.models import WebSessionRow
 
 probe = page_router()
 OPERATOR = Principal("admin:ops", "admin")
@@ -38,6 +39,15 @@ OPERATOR = Principal("admin:ops", "admin")
 
 @probe.get("/borrower/standing")
 def _borrower(me: Annotated[WebSession, Depends(requires("borrower", "agent"))]) -> str:
+    return me.subject
+
+
+POSTED: list[str] = []
+
+
+@probe.post("/borrower/standing")
+def _post(me: Annotated[WebSession, Depends(requires("borrower"))]) -> str:
+    POSTED.append(me.subject)
     return me.subject
 
 
@@ -185,3 +195,31 @@ def test_a_page_view_takes_no_write_lock(runtime: Runtime, browser: TestClient) 
         runtime.sessions = writes.inner  # type: ignore[assignment]
     [row] = session_rows(runtime)
     assert utc(row.last_seen_at) == clock.now()
+
+
+def test_a_form_sent_after_the_session_ended_goes_to_sign_in(
+    runtime: Runtime, browser: TestClient
+) -> None:
+    """Not the 403 of a wrong CSRF token: the sign-in page, back to the page the form was
+    on, with a flash saying why — and nothing done."""
+    _, token = _identity(runtime)
+    sign_in(browser, token)
+    csrf = csrf_of(browser.get("/signin", headers=HTML))
+    with transaction(runtime.sessions) as session:
+        session.execute(delete(WebSessionRow))  # ended (expired, or signed out elsewhere)
+    for data, back in (
+        ({"csrf_token": csrf}, "/borrower/standing"),
+        ({"next": "/borrower?tab=2"}, "/borrower%3Ftab%3D2"),
+        ({"next": "https://evil.example/"}, "/"),
+    ):
+        browser.cookies.set("session", browser.cookies.get("session") or "x" * 43)
+        sent = browser.post("/borrower/standing", data=data, headers=HTML, follow_redirects=False)
+        assert sent.status_code == 303
+        assert sent.headers["location"] == f"/signin?next={back}"
+        assert 'session=""' in sent.headers["set-cookie"]  # the stale cookie expired
+    assert POSTED == []
+    page = browser.get("/signin", headers=HTML)
+    assert "Your session has ended. Please sign in again." in page.text
+    # With no session cookie at all, a form without the token is still refused.
+    browser.cookies.clear()
+    assert browser.post("/borrower/standing", headers=HTML).status_code == 403

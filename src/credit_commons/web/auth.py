@@ -52,15 +52,18 @@ log = logging.getLogger("credit_commons.web")
 
 
 class SignInRequired(CommonsError):
-    """The page needs a signed-in visitor: answered 303 to ``/signin?next=…``."""
+    """The page needs a signed-in visitor: answered 303 to ``/signin?next=…``.  With
+    ``ended``, the visitor's session had ended (a form sent with an expired or unknown
+    session cookie): the answer also expires that cookie and says so in a flash."""
 
     code = "web.sign_in_required"
     title = "Sign in"
     status = 303
 
-    def __init__(self, next_path: str) -> None:
+    def __init__(self, next_path: str, *, ended: bool = False) -> None:
         super().__init__("sign in to see this page")
         self.next_path = safe_next(next_path)
+        self.ended = ended
 
     def location(self) -> str:
         """Where the visitor is sent: the sign-in page, coming back here afterwards."""

@@ -28,11 +28,15 @@ from starlette.types import Scope, Send
 
 from credit_commons.web import i18n
 from credit_commons.web.auth import SignInRequired
+from credit_commons.web.flash import add_flash
 from credit_commons.web.headers import SECURITY_HEADERS, is_console_request
+from credit_commons.web.i18n import N_
 from credit_commons.web.render import environment
+from credit_commons.web.sessions import clear_session_cookie
 
 __all__ = [
     "PRERENDERED",
+    "SESSION_ENDED",
     "error_page",
     "install_error_pages",
     "is_console_request",
@@ -41,6 +45,9 @@ __all__ = [
     "send_error_page",
     "send_prerendered_page",
 ]
+
+SESSION_ENDED = N_("Your session has ended. Please sign in again.")
+"""The flash of a visitor sent to sign in because their session had ended."""
 
 _KEPT_HEADERS = ("retry-after", "allow")
 Handler = Callable[[Request, Any], Any]
@@ -173,5 +180,9 @@ def install_error_pages(app: FastAPI) -> None:
         app.exception_handlers[key] = _wrap(original)
 
     @app.exception_handler(SignInRequired)
-    async def _sign_in(_request: Request, error: SignInRequired) -> Response:
-        return RedirectResponse(error.location(), status_code=303)
+    async def _sign_in(request: Request, error: SignInRequired) -> Response:
+        response = RedirectResponse(error.location(), status_code=303)
+        if error.ended:
+            clear_session_cookie(request, response)
+            add_flash(request, response, SESSION_ENDED, "info")
+        return response

@@ -3,7 +3,11 @@
 :func:`page_router` returns a FastAPI ``APIRouter`` whose routes are left out of the OpenAPI
 document, answer HTML by default, and refuse any unsafe request (POST, PUT, PATCH, DELETE)
 whose form does not carry this visitor's CSRF token (:mod:`~credit_commons.web.csrf`) —
-before the handler runs, so a page module cannot forget the check.
+before the handler runs, so a page module cannot forget the check.  A form sent with a
+session cookie whose session has ended (expired, signed out elsewhere, unknown) is not
+refused but answered, before the CSRF comparison and doing nothing else, by the sign-in
+page (303 to ``/signin?next=…``: the form's ``next`` field, else its own path) with a flash
+saying the session ended — except the sign-in and sign-out forms themselves.
 
 An :class:`Area` is what a page module hands to the console (``web/routes.py``): its router,
 and the sign-in methods it adds to ``/signin``, if any.
@@ -20,12 +24,15 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.web import csrf
+from credit_commons.web.auth import SignInRequired
 from credit_commons.web.cookies import read_cookie
-from credit_commons.web.sessions import current_session
+from credit_commons.web.sessions import COOKIE, current_session
 
 __all__ = ["SAFE_METHODS", "Area", "SignInMethod", "check_csrf", "page_router"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WITHOUT_SESSION = ("/signin", "/signout")
+"""Forms sent without a live session as a matter of course (by path prefix)."""
 
 
 @dataclass(frozen=True)
@@ -51,24 +58,31 @@ class Area:
     sign_in: Sequence[SignInMethod] = field(default=())
 
 
-def _expected(request: Request) -> str | None:
+def _expected(request: Request) -> tuple[str | None, bool]:
+    """The CSRF token this visitor's form must carry, and whether the request came with
+    the cookie of a session that has ended."""
     session = current_session(request)
     if session is not None:
-        return session.csrf_secret
+        return session.csrf_secret, False
+    ended = bool(read_cookie(request, COOKIE))
     if not read_cookie(request, csrf.COOKIE):
-        return None  # no cookie, no anonymous token to match
-    return csrf.anonymous_token(request)
+        return None, ended  # no cookie, no anonymous token to match
+    return csrf.anonymous_token(request), ended
 
 
 async def check_csrf(request: Request) -> None:
     """The guard of every unsafe request to a page router: the form's ``csrf_token``
-    must be this visitor's.  Raises :class:`~credit_commons.web.csrf.CsrfRefused`."""
+    must be this visitor's.  Raises :class:`~credit_commons.web.csrf.CsrfRefused`, or
+    :class:`~credit_commons.web.auth.SignInRequired` (``ended``) when the request's
+    session cookie names a session that has ended."""
     if request.method in SAFE_METHODS:
         return
     form = await request.form()  # parsed once: the handler's Form() fields reuse it
-    submitted = form.get(csrf.FIELD)
-    expected = await run_in_threadpool(_expected, request)
-    csrf.check_token(submitted, expected)
+    expected, ended = await run_in_threadpool(_expected, request)
+    if ended and not request.url.path.startswith(_WITHOUT_SESSION):
+        back = form.get("next")
+        raise SignInRequired(back if isinstance(back, str) else request.url.path, ended=True)
+    csrf.check_token(form.get(csrf.FIELD), expected)
 
 
 def page_router(**kwargs: Any) -> APIRouter:
