@@ -279,4 +279,4 @@ def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegis
     app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     # Outermost: the console's security headers on every HTML answer, whoever made it.
-    app.add_middleware(HtmlHeadersMiddleware)
+    app.add_middleware(HtmlHeadersMiddleware, production=runtime.settings.is_production)

@@ -5,6 +5,9 @@
 - ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``.
 - ``Cache-Control: no-store`` unless the response set its own: pages are personal (a
   signed-in visitor's data, a CSRF token), so no browser or proxy cache may keep them.
+- ``Strict-Transport-Security: max-age=31536000`` on every response to a console request
+  made over HTTPS, and on every one in production (:data:`HSTS`): a browser that has seen
+  the console once never asks it over plain HTTP again, where its cookies could be taken.
 
 Every response to a console request — pages, error pages, static assets — also carries
 ``Server-Timing: app;dur=<ms>`` (W3C Server Timing): the time from this middleware (the
@@ -21,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "CSP",
+    "HSTS",
     "SECURITY_HEADERS",
     "SERVER_TIMING",
     "HtmlHeadersMiddleware",
@@ -38,10 +42,13 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Referrer-Policy", "no-referrer"),
 )
 """The headers every HTML page carries (``Cache-Control`` besides, when it has none)."""
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
+"""Sent on console responses over HTTPS, or in production (one year)."""
 SERVER_TIMING = "server-timing"
 """The header that carries a console response's server time (``app;dur=<ms>``)."""
 _PACKAGE = "credit_commons.web"
 _RAW = tuple((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS)
+_HSTS = (HSTS[0].lower().encode("latin-1"), HSTS[1].encode("latin-1"))
 
 
 def is_console_request(scope: Scope) -> bool:
@@ -78,12 +85,14 @@ def server_timing(value: str) -> float | None:
 class HtmlHeadersMiddleware:
     """Adds :data:`SECURITY_HEADERS` (and ``Cache-Control: no-store`` when absent) to every
     HTML response to a console request (:func:`is_console_request`), whichever handler or
-    error produced it, and ``Server-Timing`` to every response to a console request.
-    Other HTML — the API's Swagger UI page, whose inline script this policy would block —
-    is left as it is, and the API's responses carry no timing."""
+    error produced it; ``Server-Timing`` — and :data:`HSTS` when the request is HTTPS or
+    ``production`` is set — to every response to a console request.  Other HTML — the
+    API's Swagger UI page, whose inline script this policy would block — is left as it is,
+    and the API's responses carry neither timing nor HSTS."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, production: bool = False) -> None:
         self.app = app
+        self.production = production
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -103,6 +112,9 @@ class HtmlHeadersMiddleware:
                         headers.append((b"cache-control", b"no-store"))
                 if SERVER_TIMING.encode() not in names:
                     headers.append((SERVER_TIMING.encode(), b"app;dur=%.3f" % elapsed))
+                https = scope.get("scheme") == "https"
+                if (https or self.production) and _HSTS[0] not in names:
+                    headers.append(_HSTS)
                 message["headers"] = headers
             await send(message)
 

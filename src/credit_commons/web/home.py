@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from credit_commons.web import i18n
 from credit_commons.web.auth import safe_next
+from credit_commons.web.cookies import relaxed
 from credit_commons.web.render import render
 from credit_commons.web.routing import Area, page_router
 
@@ -35,7 +36,7 @@ def switch_language(request: Request, code: str, next: str = "/") -> Response:
             code,
             max_age=_YEAR,
             path="/",
-            secure=request.url.scheme == "https",
+            secure=not relaxed(request),  # as the session cookie's
             httponly=True,
             samesite="lax",
         )
