@@ -289,7 +289,7 @@ def test_a_borrower_or_agent_is_called_by_their_registered_name(
     for role in ("borrower", "agent"):
         with _client(runtime, settings, LOOPBACK) as client:
             assert sign_in(client, token, role=role).status_code == 303
-            assert "Signed in as Asha" in client.get("/", headers=HTML).text
+            assert "Signed in as <bdi>Asha</bdi>" in client.get("/", headers=HTML).text
     assert [(r.role, r.subject, r.display_name) for r in session_rows(runtime)] == [
         ("borrower", subject, "Asha"),
         ("agent", subject, "Asha"),
@@ -307,7 +307,7 @@ def test_an_identity_without_a_readable_name_is_called_by_its_token(
     monkeypatch.setattr(identity_service, "display_name", lambda *_args: None)
     assert sign_in(browser, token).status_code == 303
     assert [r.display_name for r in session_rows(runtime)] == [subject[:12] + "…"]
-    assert f"Signed in as {subject[:12]}…" in browser.get("/", headers=HTML).text
+    assert f"Signed in as <bdi>{subject[:12]}…</bdi>" in browser.get("/", headers=HTML).text
 
 
 def test_a_page_that_needs_a_session_sends_to_sign_in(browser: TestClient) -> None:

@@ -1,15 +1,27 @@
 """HTTPS on the console, on SQLite and PostgreSQL: ``Strict-Transport-Security`` on every
 console response over HTTPS (and in production), none over plain HTTP on the developer's
-loopback; the ``lang`` cookie is ``Secure`` whenever the session cookie is."""
+loopback; the ``lang`` cookie is ``Secure`` whenever the session cookie is; identifiers
+isolated left to right on right-to-left pages."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
-from tests.integration.test_web_console import HTML, LOOPBACK, PUBLIC, _client
+from tests.integration.test_web_console import (
+    HTML,
+    LOOPBACK,
+    PUBLIC,
+    _client,
+    sign_in,
+)
 
+from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
+from credit_commons.identity import service as identity_service
+from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.runtime import Runtime
 from credit_commons.web.headers import HtmlHeadersMiddleware
 
@@ -45,3 +57,21 @@ def test_production_sends_hsts_even_behind_a_plain_http_hop() -> None:
         client = TestClient(app, base_url="http://commons.example")  # no lifespan
         answer = client.get("/", headers=HTML)
         assert answer.headers.get("strict-transport-security") == expected
+
+
+def test_identifiers_read_left_to_right_on_urdu_pages(runtime: Runtime, settings: Settings) -> None:
+    with transaction(runtime.sessions) as session:
+        body = IdentityCreate.model_validate(
+            {"roles": ["business"], "profile": {"name": "Asha Devi"}}
+        )
+        made = identity_service.create_identity(session, runtime, body)
+    token = made.access_token
+    with _client(runtime, settings, LOOPBACK) as client:
+        sign_in(client, token)
+        client.cookies.set("lang", "ur")
+        page = client.get("/", headers=HTML)
+        assert '<html lang="ur" dir="rtl">' in page.text
+        assert "<bdi>Asha Devi</bdi>" in page.text  # a name in its own direction
+        css = re.search(r'href="(/static/console\.css\?v=[0-9a-f]+)"', page.text)
+        assert css is not None
+        assert "code, bdi { unicode-bidi: isolate; }" in client.get(css.group(1)).text
