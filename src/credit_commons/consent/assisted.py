@@ -352,10 +352,14 @@ def pending_for_agent(
             actor=actor_of(rt, agent),
             subject=subject_of(rt, token),
         )
+    # The expiry is compared through coalesce(x, x), the same value, so that no index on it
+    # is a candidate: without statistics SQLite otherwise read (status, expires_at) -- every
+    # pending consent of every borrower, then sorted (1.7 s at 1,000,000 consents) -- where
+    # (principal_token, status, id) reads this borrower's newest rows in order.
     query = select(ConsentRow).where(
         ConsentRow.principal_token == token,
         ConsentRow.status == ConsentStatus.PENDING,
-        ConsentRow.expires_at > now,
+        func.coalesce(ConsentRow.expires_at, ConsentRow.expires_at) > now,
     )
     if before is not None:
         query = query.where(ConsentRow.id < before)

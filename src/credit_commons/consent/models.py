@@ -28,7 +28,8 @@ class ConsentRow(Base):
     __table_args__ = (
         Index("ix_consents_lender_principal", "lender_client_id", "principal"),
         Index("ix_consents_lender_id", "lender_client_id", "id"),
-        Index("ix_consents_principal_status", "principal_token", "status"),
+        Index("ix_consents_principal_id", "principal_token", "id"),
+        Index("ix_consents_principal_status_id", "principal_token", "status", "id"),
         Index("ix_consents_status_expiry", "status", "expires_at"),
         Index(
             "ix_consents_facilitator_token",
