@@ -143,7 +143,27 @@ class _Parsed(NamedTuple):
     problem: tuple[str, Mapping[str, object]]
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_MAX_DEPTH = 16
+"""A receipt nests three levels; deeper JSON is refused before parsing, so the answer does
+not depend on how deep the process lets the parser recurse (its recursion limit)."""
+
+
+def _too_deep(text: str) -> bool:
+    depth = 0
+    for char in _STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def _parse_receipt(text: str) -> _Parsed:
+    if _too_deep(text):
+        return _Parsed(None, (N_("This is not a receipt: it is not valid JSON."), {}))
     try:
         document = json.loads(text)
         json.dumps(document, ensure_ascii=False).encode("utf-8")  # no lone surrogate
