@@ -74,16 +74,20 @@ def server(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is started, this thread has a
+# running event loop, so any later test in the same worker process that calls asyncio.run()
+# fails ("cannot be called from a running event loop").  pytest ends module fixtures when the
+# worker moves on to another module's test, so the loop never outlives the browser tests.
+@pytest.fixture(scope="module")
 def _playwright() -> Iterator[Playwright]:
     with sync_playwright() as playwright:
         expect.set_options(timeout=TIMEOUT_MS)
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    """Headless Debian Chromium on a fresh user-data directory, for the session.  Fails
+    """Headless Debian Chromium on a fresh user-data directory, for the module.  Fails
     (never skips) when /usr/bin/chromium is missing."""
     chromium = require_chromium(CHROMIUM)
     profile = tmp_path_factory.mktemp("chromium-profile")
