@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -24,6 +25,12 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.runtime import Runtime
+
+# Property tests are bounded by their example counts, never by wall time: Hypothesis's default
+# 200 ms deadline per example failed a test on a loaded machine (docs/testing.md: counts, not
+# clocks).
+hypothesis.settings.register_profile("commons", deadline=None)
+hypothesis.settings.load_profile("commons")
 
 POSTGRES_URL = os.environ.get(
     "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
