@@ -94,7 +94,8 @@ EXPECTED = {
         "ATTESTATION_TYP", "Attestation", "ExportedDelegation", "ExportedIdentifier",
         "IdentityView", "Permission", "Principal", "acting_for", "actor_of", "authorise",
         "delegatees_of", "existing_identities", "has_delegation", "is_tombstoned",
-        "prune_access_tokens", "prune_delegations", "replace_did", "rotation_message", "subject_of"
+        "prune_access_tokens", "prune_delegations", "replace_did", "rotation_message",
+        "signed_in_still", "subject_of", "token_digest",
     },
     "credit_commons.issuer": {
         "CREDIT_READINESS", "ExportedCredential", "HeldCredential", "ISSUER_KEY", "StatusKind",
