@@ -194,6 +194,7 @@ _USE_ONETIME = HotStatement(
     .values(uses=_COLUMNS.uses + _ONE, window=_ZERO, window_uses=_ONE, updated_at=bindparam("at")),
     ("consent_id", "at"),
 )
+# ``current`` is the window the use falls in: compared with the row's, and written.
 _USE_PERIODIC = HotStatement(
     update(_TABLE)
     .where(
@@ -206,14 +207,14 @@ _USE_PERIODIC = HotStatement(
     )
     .values(
         uses=_COLUMNS.uses + _ONE,
-        window=bindparam("now_window"),
+        window=bindparam("current"),
         window_uses=case(
-            (_COLUMNS.window == bindparam("same_window"), _COLUMNS.window_uses + _ONE),
+            (_COLUMNS.window == bindparam("current"), _COLUMNS.window_uses + _ONE),
             else_=_ONE,
         ),
         updated_at=bindparam("at"),
     ),
-    ("consent_id", "current", "now_window", "same_window", "at"),
+    ("consent_id", "current", "at"),
 )
 #: Conditional UPDATEs tried before a use is refused as a change made meanwhile.
 _ATTEMPTS = 3
@@ -265,14 +266,8 @@ def _count_use(session: Session, row: ConsentTerms, view: ConsentView, now: date
     # model.next_use as one conditional UPDATE; whether it counted.
     if view.fetch_type == "ONETIME":
         return _USE_ONETIME.execute(session, consent_id=row.id, at=now) == 1
-    window = use_window(view, now)
     counted = _USE_PERIODIC.execute(
-        session,
-        consent_id=row.id,
-        current=window,
-        now_window=window,
-        same_window=window,
-        at=now,
+        session, consent_id=row.id, current=use_window(view, now), at=now
     )
     return counted == 1
 

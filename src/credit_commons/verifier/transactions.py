@@ -235,7 +235,8 @@ def check_challenge(
 
 # The decision, and with it the challenge's consumption: one precompiled UPDATE whose
 # conditions are step 1's that can change after the read (a concurrent response consumed
-# the challenge, or the row was altered).
+# the challenge, or the row was altered).  ``now`` is the consumption's, the decision's and
+# the expiry check's instant.
 _DECIDE = HotStatement(
     update(_TABLE)
     .where(
@@ -245,8 +246,8 @@ _DECIDE = HotStatement(
         _COLUMNS.request_hash == bindparam("checked_hash"),
     )
     .values(
-        consumed_at=bindparam("consumed"),
-        decided_at=bindparam("at"),
+        consumed_at=bindparam("now"),
+        decided_at=bindparam("now"),
         decision=bindparam("verdict"),
         reason=bindparam("why"),
         discarded=bindparam("dropped"),
@@ -257,8 +258,6 @@ _DECIDE = HotStatement(
         "transaction_id",
         "now",
         "checked_hash",
-        "consumed",
-        "at",
         "verdict",
         "why",
         "dropped",
@@ -293,8 +292,6 @@ def record_decision(
         transaction_id=checked.transaction_id,
         now=now,
         checked_hash=checked.request_hash,
-        consumed=now,
-        at=now,
         verdict=decision,
         why=reason,
         dropped=discarded,
