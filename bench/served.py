@@ -1,10 +1,12 @@
-"""A ``commons serve`` for a benchmark, and the CPU time of its processes read from Linux
-``/proc`` (shared by the benchmarks that drive a server and report its CPU per request)."""
+"""A ``commons serve`` for a benchmark (on a free loopback port), and the CPU time of its
+processes read from Linux ``/proc`` (shared by the benchmarks that drive a server and report
+its CPU per request)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["commons_server", "cpu_seconds", "process_tree"]
+__all__ = ["commons_server", "cpu_seconds", "free_port", "process_tree"]
 
 _COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 
@@ -47,6 +49,13 @@ def commons_server(env: Mapping[str, str], port: int, workers: int) -> Iterator[
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def free_port() -> int:
+    """A loopback TCP port free now (for the server a benchmark starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -54,7 +54,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -94,7 +93,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier import PresentationRequest
 from credit_commons.verifier import service as verifier_service
 from own_state import forget_configured_instance, postgres_schema
-from served import commons_server, cpu_seconds, process_tree
+from served import commons_server, cpu_seconds, free_port, process_tree
 
 OWNER = "lnd_bench_verifier"  # the verifier (a lender client id) in the library figure
 LIBRARY_BASE = "https://commons.bench"
@@ -458,19 +457,13 @@ def bench_library(args: argparse.Namespace) -> None:
 # -- over HTTP -----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(
     tmp: Path, url: str | None, issuer_key: str
 ) -> Iterator[tuple[str, dict[str, str], int]]:
     """``commons serve`` (one worker, no log worker) on a fresh platform (SQLite, or the
     PostgreSQL schema ``url``); yields its base URL, environment and process id."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")},

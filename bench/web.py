@@ -53,7 +53,7 @@ from credit_commons.core.db import transaction
 from credit_commons.runtime import Runtime
 from credit_commons.web.headers import SERVER_TIMING, server_timing
 from own_state import forget_configured_instance
-from served import commons_server
+from served import commons_server, free_port
 from web_seed import (
     LENDERS,
     TYPE,
@@ -439,14 +439,6 @@ def _client(base: str) -> Iterator[httpx.Client]:
         yield http
 
 
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(args: argparse.Namespace) -> int:
     """Seed (or reuse the cached seed), serve, measure every page; the exit status is 1 when
     a page could not be measured."""
@@ -464,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         if args.seed_only:
             return 0
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         rt = Runtime.build(settings_of(seed.values, base))
         try:

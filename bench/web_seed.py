@@ -67,7 +67,7 @@ from credit_commons.events import EventRow, EventSpec, record_events
 from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.identity.auth import issue_admin_token, subject_of
 from credit_commons.runtime import Runtime
-from served import commons_server
+from served import commons_server, free_port
 
 __all__ = [
     "CACHE",
@@ -165,14 +165,6 @@ def settings_of(values: dict[str, str], base: str = "http://127.0.0.1:8000") -> 
         pseudonym_pepper=values["COMMONS_PSEUDONYM_PEPPER"],
         public_url=base,
     )
-
-
-def _free_port() -> int:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the people, through the API ---------------------------------------------------------
@@ -598,7 +590,7 @@ def _sequence(env: dict[str, str]) -> None:
 
 
 def _build(values: dict[str, str], consents: int, borrower_consents: int, lenders: int) -> World:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = platform_env(values, base)
     rt = Runtime.build(settings_of(values, base))
