@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -49,7 +50,17 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
+from credit_commons.consent import requests as consent_requests
+from credit_commons.consent.assisted import assist, confirm_assisted
+from credit_commons.consent.model import ConsentRequest
+from credit_commons.consent.notify import read_codes
 from credit_commons.core.db import transaction
+from credit_commons.gateway.app import create_app
+from credit_commons.identity import Principal
+from credit_commons.identity.auth import issue_admin_token, issue_token
+from credit_commons.issuer import oid4vci
+from credit_commons.ledger import service as log_service
+from credit_commons.lenders import issue_console_token
 from credit_commons.runtime import Runtime
 from credit_commons.web.headers import SERVER_TIMING, server_timing
 from own_state import forget_configured_instance
@@ -182,14 +193,6 @@ class Fresh:
 def _assisted(rt: Runtime, world: World, *, confirm: bool) -> str:
     # A request of the measured lender to the borrower, prepared by the agent (a code sent
     # through the notification channel) and, with ``confirm``, confirmed with that code.
-    from types import SimpleNamespace  # noqa: PLC0415
-
-    from credit_commons.consent import assisted  # noqa: PLC0415
-    from credit_commons.consent import requests as consent_requests  # noqa: PLC0415
-    from credit_commons.consent.model import ConsentRequest  # noqa: PLC0415
-    from credit_commons.consent.notify import read_codes  # noqa: PLC0415
-    from credit_commons.identity import Principal  # noqa: PLC0415
-
     lender = SimpleNamespace(client_id=world.lender, purposes=frozenset({"105"}))
     body = ConsentRequest.model_validate(
         {
@@ -204,11 +207,11 @@ def _assisted(rt: Runtime, world: World, *, confirm: bool) -> str:
     with transaction(rt.sessions) as session:
         consent_id = consent_requests.request_consent(session, rt, lender, body).consent_id
     with transaction(rt.sessions) as session:
-        assisted.assist(session, rt, agent, consent_id)
+        assist(session, rt, agent, consent_id)
     if confirm:
         sent = [c for c in read_codes(rt, world.borrower) if c.consent_id == consent_id]
         with transaction(rt.sessions) as session:
-            assisted.confirm_assisted(session, rt, agent, consent_id, sent[-1].code)
+            confirm_assisted(session, rt, agent, consent_id, sent[-1].code)
     return consent_id
 
 
@@ -217,10 +220,6 @@ def fresh_things(rt: Runtime, world: World) -> Fresh:
     makes it), two assisted requests (one being prepared, one confirmed: as the agent's
     pages make them) and the size of the log's latest checkpoint.  Each run adds them to
     the seed."""
-    from credit_commons.identity import Principal  # noqa: PLC0415
-    from credit_commons.issuer import oid4vci  # noqa: PLC0415
-    from credit_commons.ledger import service as log_service  # noqa: PLC0415
-
     preparing = _assisted(rt, world, confirm=False)
     assisted = _assisted(rt, world, confirm=True)
     admin = Principal(subject="admin:bench", role="admin")
@@ -333,9 +332,6 @@ def _sign_in_with_platform_token(http: httpx.Client, token: str, role: str) -> N
 
 
 def _sign_in_lender(http: httpx.Client, rt: Runtime, world: World) -> None:
-    from credit_commons.identity import Principal  # noqa: PLC0415
-    from credit_commons.lenders import issue_console_token  # noqa: PLC0415
-
     admin = Principal(subject="admin:bench", role="admin")
     with transaction(rt.sessions) as session:
         issued = issue_console_token(session, rt, admin, world.lender, label="bench")
@@ -355,8 +351,6 @@ def sign_in(http: httpx.Client, rt: Runtime, role: str | None, world: World) -> 
     """Sign ``http``'s cookie jar in as ``role`` (nothing for a public page), with a token
     issued now in-process: an identity's for the borrower and the agent, an administrator's
     for the issuer desk, a lender console token for the lender."""
-    from credit_commons.identity.auth import issue_admin_token, issue_token  # noqa: PLC0415
-
     if role is None:
         return
     if role == "lender":
@@ -460,8 +454,6 @@ def run(args: argparse.Namespace) -> int:
         base = f"http://127.0.0.1:{port}"
         rt = Runtime.build(settings_of(seed.values, base))
         try:
-            from credit_commons.gateway.app import create_app  # noqa: PLC0415
-
             pages = console_pages(create_app(rt.settings, runtime=rt))
             chosen = [p for p in pages if re.search(args.pages, p.path)]
             progress(f"{len(pages)} console pages found, {len(chosen)} measured")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import secrets
 import shutil
@@ -45,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from credit_commons.consent.access import AccessAllowed, AccessDenied, lender_actor
 from credit_commons.consent.artefacts import sign_artefact
 from credit_commons.consent.model import ConsentStatus
-from credit_commons.consent.models import ConsentRow
+from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
 from credit_commons.consent.requests import ConsentRequested
 from credit_commons.consent.transitions import (
     ConsentExpiredEvent,
@@ -63,10 +64,15 @@ from credit_commons.core.db import HotStatement, transaction
 from credit_commons.core.ids import new_id
 from credit_commons.core.migrate import head_revision
 from credit_commons.core.settings import Settings
+from credit_commons.demo import lender_token
 from credit_commons.events import EventRow, EventSpec, record_events
 from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.identity.auth import issue_admin_token, subject_of
+from credit_commons.issuer.catalogue import commit_score
+from credit_commons.keys.algorithms import KeyType, PrivateKey
+from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
+from own_state import postgres_schema
 from served import commons_server, free_port
 
 __all__ = [
@@ -145,8 +151,6 @@ class Seed:
 def platform_env(values: dict[str, str], base: str) -> dict[str, str]:
     """The environment of a ``commons`` process on the seed whose settings are ``values``,
     serving at ``base``."""
-    import os  # noqa: PLC0415
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     env.update(values)
     env.update(
@@ -172,8 +176,6 @@ def settings_of(values: dict[str, str], base: str = "http://127.0.0.1:8000") -> 
 
 def readiness_claims(borrower: str) -> dict[str, Any]:
     """The claims of a CreditReadinessCredential for identity ``borrower``."""
-    from credit_commons.issuer.catalogue import commit_score  # noqa: PLC0415
-
     salt = secrets.token_urlsafe(16)
     return {
         "enterprise": {"identity_token": borrower},
@@ -213,10 +215,6 @@ class _People:
         return str(made["identity_token"]), {"Authorization": f"Bearer {made['access_token']}"}
 
     def lender(self, index: int) -> tuple[str, dict[str, str]]:
-        from credit_commons.demo import lender_token  # noqa: PLC0415
-        from credit_commons.keys.algorithms import KeyType, PrivateKey  # noqa: PLC0415
-        from credit_commons.keys.jwk import public_key_to_jwk  # noqa: PLC0415
-
         key = PrivateKey.generate(KeyType.ED25519)
         made = _ok(
             self.http.post(
@@ -234,9 +232,6 @@ class _People:
         return client_id, {"Authorization": f"Bearer {token}"}
 
     def credential(self, borrower: str) -> str:
-        from credit_commons.keys.algorithms import KeyType, PrivateKey  # noqa: PLC0415
-        from credit_commons.keys.jwk import public_key_to_jwk  # noqa: PLC0415
-
         claims = readiness_claims(borrower)
         holder = PrivateKey.generate(KeyType.ED25519)
         made = _ok(
@@ -542,10 +537,6 @@ def _discovery(values: dict[str, str]) -> None:
     """One borrower in five opted in to discovery (``set_discoverable``'s row: the public
     attributes of their credential, tiers A/B/C), unless the seed already has profiles
     (seeds cached before this step get them on their next use)."""
-    from sqlalchemy import func  # noqa: PLC0415
-
-    from credit_commons.consent.models import DiscoveryProfileRow  # noqa: PLC0415
-
     rt = Runtime.build(settings_of(values))
     rng = random.Random(20261207)
     try:
@@ -638,8 +629,6 @@ def seeded(
     if borrower_consents > consents or lenders < 1:
         raise SystemExit("--borrower-consents cannot exceed --consents; --lenders is at least 1")
     if backend == "postgresql":
-        from own_state import postgres_schema  # noqa: PLC0415
-
         with postgres_schema() as url:
             values = _values(scratch, url)
             world = _build(values, consents, borrower_consents, lenders)
