@@ -27,7 +27,7 @@ from typing import Annotated, Any, NamedTuple
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse
 
-from credit_commons.core.encoding import JsonObject
+from credit_commons.core.encoding import JsonObject, json_nesting_exceeds
 from credit_commons.runtime import Runtime
 from credit_commons.web import audit_checks, audit_receipts
 from credit_commons.web.audit_checks import Check
@@ -143,26 +143,13 @@ class _Parsed(NamedTuple):
     problem: tuple[str, Mapping[str, object]]
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _MAX_DEPTH = 16
 """A receipt nests three levels; deeper JSON is refused before parsing, so the answer does
 not depend on how deep the process lets the parser recurse (its recursion limit)."""
 
 
-def _too_deep(text: str) -> bool:
-    depth = 0
-    for char in _STRING.sub("", text):
-        if char in "[{":
-            depth += 1
-            if depth > _MAX_DEPTH:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
-
-
 def _parse_receipt(text: str) -> _Parsed:
-    if _too_deep(text):
+    if json_nesting_exceeds(text, _MAX_DEPTH):
         return _Parsed(None, (N_("This is not a receipt: it is not valid JSON."), {}))
     try:
         document = json.loads(text)

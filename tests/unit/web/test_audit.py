@@ -61,6 +61,19 @@ def test_a_receipt_of_the_wrong_shape_is_said_in_plain_words(text: str, expected
     assert expected in message
 
 
+def test_brackets_inside_a_string_do_not_count_as_nesting() -> None:
+    # The depth check is core.encoding's (json_nesting_exceeds), which skips strings even
+    # when one is left open: the visitor is told where the JSON breaks, not "too deep".
+    text = '{"entry": "' + "[" * 40
+    document, (message, values) = _parse_receipt(text)
+    assert document is None
+    assert message.endswith("(line %(line)s, column %(column)s).")
+    assert values == {"line": 1, "column": 11}
+    # Forty brackets in a closed string are not nesting either: the shape is checked next.
+    document, (message, _values) = _parse_receipt(_receipt(entry="[" * 40))
+    assert document is not None, message
+
+
 def test_receipts_of_the_right_shape_go_to_the_checks() -> None:
     document, _ = _parse_receipt(_receipt())
     assert document is not None
