@@ -29,6 +29,7 @@ from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
     RateLimitMiddleware,
     close_rate_limits,
+    count_act,
     install_rate_limit_handler,
     rate_limits,
 )
@@ -153,7 +154,7 @@ def create_app(
     install_denial_handler(app, registry)
     install_rate_limit_handler(app)
     _include_routers(app)
-    install_console(app)  # after the API's routes and handlers: it wraps the handlers
+    install_console(app, count_act)  # after the API's routes and handlers: it wraps the handlers
     install_api_docs(app, openapi_url="/openapi.json")
     install_openapi(app)
     _install_operations(app, runtime, registry)

@@ -50,7 +50,13 @@ from credit_commons.core.errors import CommonsError, ConfigurationError, Unavail
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
 from credit_commons.gateway.problems import problem_response, send_problem
-from credit_commons.gateway.route_groups import GROUP_KEY, GROUPS, WEB_GROUPS, classify
+from credit_commons.gateway.route_groups import (
+    GROUP_KEY,
+    GROUPS,
+    WEB_GROUPS,
+    classify,
+    is_console_page,
+)
 from credit_commons.runtime import Runtime
 from credit_commons.web.errors import send_error_page
 
@@ -63,6 +69,7 @@ __all__ = [
     "RateLimits",
     "client_address",
     "close_rate_limits",
+    "count_act",
     "install_rate_limit_handler",
     "rate_limits",
     "remember",
@@ -329,6 +336,23 @@ def remember(request: Request, state: RateLimitState) -> None:
     counted.append(state)
 
 
+def count_act(request: Request, group: str, who: str) -> None:
+    """Count one console act of ``who`` against ``group``'s per-credential limit
+    (web/limits.py): a lender's client id in ``lender-api`` with the key the API counts it
+    by (:meth:`RateLimits.hit_client`, one budget for both), an identity token elsewhere by
+    its digest (the token itself is never a key).  The states join the response's fields.
+
+    Raises :class:`RateLimited` or :class:`RateLimitUnavailable`.
+    """
+    limiter = rate_limits(request.app.state.runtime)
+    if group == _SCOPES["api"]:
+        remember(request, limiter.hit_client("api", who))
+        return
+    key = "identity:" + hashlib.sha256(who.encode()).hexdigest()[:32]
+    for state in limiter.hit(group, "client", key, label="identity"):
+        remember(request, state)
+
+
 def install_rate_limit_handler(app: FastAPI) -> None:
     """Answer :class:`RateLimited` raised inside a route (the per-client counts) as 429
     problem+json with its headers and the limits counted before."""
@@ -401,7 +425,9 @@ class RateLimitMiddleware:
                 counted += await self._count(limiter, group, "client", key, "credential")
         except RateLimited as refused:
             refused.counted = counted + refused.counted
-            if group in WEB_GROUPS:  # a console page: the HTML page, same status and fields
+            # A console page (its own groups, or an act it counts in the API's group): the
+            # HTML page, with the same status and fields.
+            if group in WEB_GROUPS or is_console_page(scope.get("path", "")):
                 await send_error_page(scope, send, refused.status, refused.headers())
             else:
                 await send_problem(scope, send, refused, refused.headers())

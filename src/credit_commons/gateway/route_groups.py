@@ -77,14 +77,19 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
     # The web console (docs/console.md): its pages, its sign-in (stricter: each attempt
     # checks a credential or sends a code), its static assets.
-    RouteGroup("web-signin", "10/minute;60/hour", None, "POST /signin, POST /signin/*"),
+    # Per identity too ("client"): the identity a one-time code is asked for or tried
+    # against, counted by the page (web/limits.py), so spreading the guesses of one
+    # identity's code over many addresses does not multiply them.
+    RouteGroup("web-signin", "10/minute;60/hour", "5/minute;20/hour", "POST /signin, /signin/*"),
     RouteGroup("web", "300/minute", None, "/, /lang/*, /signin*, /signout*, the areas' pages"),
     RouteGroup("web-static", "600/minute", None, "/static/*", READ),
     RouteGroup(OTHER, "120/minute", None, "any other path (404)", READ),
 )
 
 WEB_GROUPS = frozenset({"web-signin", "web", "web-static"})
-"""The console's groups: a refusal of theirs is an HTML page, not problem+json."""
+"""The console's own groups.  A console page whose act the API limits more strictly counts
+in the API's group instead (export, erasure, assisted consent, lender retrieval): a refusal
+of any console page is an HTML page, not problem+json (:func:`is_console_page`)."""
 
 CLASS_OF_GROUP: dict[str, str] = {group.name: group.route_class for group in GROUPS}
 """Each group's route class."""
@@ -126,6 +131,12 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/v1/admin/.*", "admin"),
         ("", r"/healthz|/readyz|/metrics", "operations"),
         ("", r"/openapi\.json|/docs(?:/oauth2-redirect|/assets/[^/]+)?", "docs"),
+        # The console's acts that the API limits more strictly count in the API's groups,
+        # sharing its budget per address: a caller gains nothing by using both.
+        ("POST", r"/borrower/data/export\.(?:json|pdf)", "export"),
+        ("POST", r"/borrower/erase(?:/final)?", "erase"),
+        ("POST", r"/agent/consents/[^/]+/(?:send|confirm)|/borrower/assisted/[^/]+", "consent"),
+        ("POST", r"/lender/consents/[^/]+/retrieve", "lender-api"),
         ("POST", r"/signin(?:/.*)?", "web-signin"),
         ("GET HEAD", r"/static/[^/]+", "web-static"),
         ("", _WEB_PAGES, "web"),

@@ -45,6 +45,7 @@ from credit_commons.web.agent_terms import terms_of
 from credit_commons.web.auth import requires
 from credit_commons.web.flash import add_flash
 from credit_commons.web.i18n import N_
+from credit_commons.web.limits import count_act
 from credit_commons.web.render import render
 from credit_commons.web.routing import Area, page_router
 from credit_commons.web.sessions import WebSession
@@ -280,6 +281,7 @@ def send_code(request: Request, me: Agent, consent_id: str) -> Response:
     """Prepare the consent: a one-time code goes to the borrower (``assist``)."""
     if not _CONSENT.fullmatch(consent_id):
         return _missing(request)
+    count_act(request, "consent", me.subject)
     rt, agent = _runtime(request), _principal(me)
     try:
         started = _write(request, lambda s: assisted.assist(s, rt, agent, consent_id))
@@ -336,6 +338,7 @@ def confirm(
         )
     if not _CONSENT.fullmatch(consent_id):
         return _missing(request)
+    count_act(request, "consent", me.subject)
     rt, agent = _runtime(request), _principal(me)
     try:
         answer = _write(
@@ -415,6 +418,7 @@ def borrower_confirm(
     code = code.strip().replace(" ", "")
     if not _CODE.fullmatch(code) or not _CONSENT.fullmatch(consent_id):
         return _borrower_page(request, me, consent_id, {"code": _CODE_FORMAT})
+    count_act(request, "consent", me.subject)
     rt, borrower = _runtime(request), _principal(me)
     try:
         answer = _write(

@@ -16,7 +16,9 @@ Every refusal says only "Sign-in failed" and is recorded as ``web/signin.py`` re
 (``consent.access.record_refusal``, operation ``web.signin``): an ``access.denied`` event in
 the borrower's history when it concerns an existing identity (a wrong, expired or used-up
 code; a code asked for beyond the hourly limit), a count otherwise.  Both POSTs are under
-``/signin/``, so they count in the ``web-signin`` rate limit per address (docs/limits.md).
+``/signin/``, so they count in the ``web-signin`` rate limit per address (docs/limits.md),
+and again per identity (web/limits.py): the one named at step 1, the one the challenge's
+code was sent to at step 2, so guesses spread over many addresses are counted together.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from credit_commons.web.borrower_models import SignInCodeRow
 from credit_commons.web.cookies import delete_cookie, read_cookie, set_cookie
 from credit_commons.web.flash import add_flash
 from credit_commons.web.i18n import N_
+from credit_commons.web.limits import count_act
 from credit_commons.web.render import render
 from credit_commons.web.routing import SignInMethod, page_router
 
@@ -174,6 +177,8 @@ def send(
             {"next": next_path, "errors": errors, "identity": token},
             status=422,
         )
+    # Per identity named, whether it exists or not (the same answer either way).
+    count_act(request, "web-signin", token)
     challenge = secrets.token_urlsafe(32)
     outcome, code = _issue(rt, token, challenge)
     if code is not None:
@@ -193,6 +198,15 @@ def enter_page(request: Request, next: str = "/borrower") -> HTMLResponse:
         "borrower/signin_code_enter.html",
         {"next": safe_next(next), "refused": False},
     )
+
+
+def _subject_of(rt: Runtime, challenge: str | None) -> str | None:
+    # The identity a challenge's code was sent to (None for no such challenge).
+    if not challenge or len(challenge) > 128:
+        return None
+    with transaction(rt.read_sessions) as session:
+        row = session.get(SignInCodeRow, _digest(challenge))
+        return row.subject if row is not None else None
 
 
 def _check(rt: Runtime, challenge: str | None, code: str) -> _Outcome:
@@ -227,7 +241,11 @@ def enter(
     """Sign in with the code; back to ``next`` (a local path)."""
     rt: Runtime = request.app.state.runtime
     next_path = safe_next(next)
-    outcome = _check(rt, read_cookie(request, COOKIE), code.strip())
+    challenge = read_cookie(request, COOKIE)
+    subject = _subject_of(rt, challenge)
+    if subject is not None:  # each try counts against the identity the code was sent to
+        count_act(request, "web-signin", subject)
+    outcome = _check(rt, challenge, code.strip())
     if outcome.refusal is not None or outcome.token is None:
         _refuse(request, outcome)
         return render(

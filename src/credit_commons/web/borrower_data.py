@@ -44,6 +44,7 @@ from credit_commons.web.borrower_words import (
     fact,
     word,
 )
+from credit_commons.web.limits import count_act
 
 __all__ = ["CONFIRM_WORDS", "Credential", "Fact", "router"]
 
@@ -144,6 +145,7 @@ def data_page(request: Request, me: Me) -> HTMLResponse:
 @router.post("/data/export.json")
 def export_json(request: Request, me: Me) -> Response:
     """Everything held on the borrower, as the API's export answers it (a download)."""
+    count_act(request, "export", me.subject)
     rt: Runtime = request.app.state.runtime
     with transaction(rt.sessions) as session:
         data = export_subject(session, rt, borrower_principal(me), me.subject)
@@ -156,6 +158,7 @@ def export_json(request: Request, me: Me) -> Response:
 @router.post("/data/export.pdf")
 def export_pdf(request: Request, me: Me) -> Response:
     """Everything held on the borrower, as a PDF (a download)."""
+    count_act(request, "export", me.subject)
     rt: Runtime = request.app.state.runtime
     with transaction(rt.sessions) as session:
         data = export_subject(session, rt, borrower_principal(me), me.subject)
@@ -219,6 +222,7 @@ def erase(request: Request, me: Me, confirm: Annotated[str, Form(max_length=40)]
     signed out everywhere, and the erasure receipt shown."""
     if confirm.strip() not in CONFIRM_WORDS:
         return RedirectResponse("/borrower/erase", status_code=303)
+    count_act(request, "erase", me.subject)
     rt: Runtime = request.app.state.runtime
     with transaction(rt.sessions) as session:
         receipt = erase_subject(session, rt, borrower_principal(me), me.subject)

@@ -58,6 +58,7 @@ from credit_commons.web.lender_forms import (
     max_days,
     read_form,
 )
+from credit_commons.web.limits import count_act
 from credit_commons.web.render import render
 from credit_commons.web.routing import Area, SignInMethod, page_router
 from credit_commons.web.sessions import delete_all_sessions, remember_session
@@ -217,6 +218,7 @@ def retrieve(
 ) -> HTMLResponse:
     """Retrieve the consented facts (the API's consent-gated retrieval), and show them with
     their checks; a refusal is recorded and shown as "not permitted", whatever it was."""
+    count_act(request, "lender-api", me.client_id)
     rt = _runtime(request)
     try:
         result = retrieval.retrieve(rt, me, consent_id)

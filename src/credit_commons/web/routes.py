@@ -17,6 +17,7 @@ from starlette.types import Scope
 from credit_commons.web import agent, audit, borrower, home, issuer, lender, signin
 from credit_commons.web.erasure import install_erasure
 from credit_commons.web.errors import install_error_pages, prerender_pages
+from credit_commons.web.limits import Counter, install_counter
 from credit_commons.web.render import load
 from credit_commons.web.routing import Area
 
@@ -47,13 +48,15 @@ class StaticAssets(StaticFiles):
         return response
 
 
-def install_console(app: FastAPI) -> None:
+def install_console(app: FastAPI, count_act: Counter) -> None:
     """Add the console to ``app``: every area's routes, its sign-in methods, ``/static/``,
+    the ``count_act`` its pages count their acts with (web/limits.py),
     HTML error pages for console requests (call it after the API's exception handlers)
     and the console's share of an erasure on the app's runtime.  Reads every message
     catalogue and renders the refusal pages of the size limits and admission now, so a
     broken one stops the start: raises what Babel or Jinja raises."""
     load()
+    install_counter(app, count_act)
     for area in AREAS:
         app.include_router(area.router)
     app.state.web_sign_in_methods = tuple(m for area in AREAS for m in area.sign_in)
