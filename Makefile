@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ZK_NODE := src/credit_commons/zk/node
+ZK_STAMP := $(ZK_NODE)/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -16,9 +18,16 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 .PHONY: venv
-venv: $(STAMP)
+venv: $(STAMP) $(ZK_STAMP)
 
-run: $(STAMP)
+# The zk layer's Node packages (snarkjs, circom2, circomlib, @noble/curves), pinned by the
+# committed package-lock.json and installed beside it (ZK_NODE).
+$(ZK_STAMP): $(ZK_NODE)/package.json $(ZK_NODE)/package-lock.json
+	@command -v node >/dev/null || { echo "Node.js 20+ is needed for zero-knowledge proofs (docs/zk.md)"; exit 1; }
+	npm ci --prefix $(ZK_NODE) --no-audit --no-fund --loglevel=error
+	@touch $(ZK_STAMP)
+
+run: $(STAMP) $(ZK_STAMP)
 	$(BIN)/commons db upgrade
 	$(BIN)/commons serve --host $(HOST) --port $(PORT)
 
@@ -44,10 +53,10 @@ system-deps:
 # what keeps a test safe to run in parallel.  `make test TEST_WORKERS=0` runs it serially.
 TEST_WORKERS ?= 2
 
-test: system-deps lint typecheck imports
+test: system-deps lint typecheck imports $(ZK_STAMP)
 	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/keys.py
 	$(BIN)/python bench/vault.py
 	$(BIN)/python bench/ledger.py

@@ -115,6 +115,13 @@ EXPECTED = {
         "add_flash", "end_all_sessions", "end_session", "language", "page_router",
         "prune_sessions", "render", "require", "requires", "safe_next", "start_session",
     },
+    "credit_commons.zk": {
+        "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",
+        "NodeUnavailable", "NodeWorker", "PoseidonInstance", "ProofInvalid", "ProofMalformed",
+        "ProvingFailed", "ZkError", "commit", "decode_element", "default_worker",
+        "encode_element", "hash2", "new_salt", "permute", "require_element", "require_salt",
+        "require_value",
+    },
 }  # fmt: skip
 
 

@@ -1,0 +1,111 @@
+"""A warm Node.js process that runs the zk layer's JavaScript: one JSON request per line.
+
+The cryptography it runs is @noble/curves' (Poseidon over BLS12-381) and snarkjs's (Groth16
+witnesses and proofs); this module only starts the process, writes requests and reads answers.
+Keeping one process warm saves Node's start-up (~0.5 s with snarkjs loaded) on every call.
+
+The Node packages are pinned in ``node/package.json`` and ``node/package-lock.json`` beside this
+module and installed there by ``npm ci`` (the Makefile does it for ``make test`` and
+``make run``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from credit_commons.core.encoding import JsonObject
+from credit_commons.zk.errors import NodeUnavailable
+
+__all__ = ["NODE_DIR", "NodeWorker"]
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+"""The folder of the zk layer's Node project (package.json, worker.mjs, node_modules)."""
+
+_INSTALL_HINT = f"install Node.js 20+ and run `npm ci --prefix {NODE_DIR}` (or `make venv`)"
+
+
+class NodeWorker:
+    """One ``node worker.mjs`` process, started on first use; thread-safe, one call at a time.
+
+    Use it as a context manager, or call :meth:`close`.  ``node`` is the Node.js executable
+    (found on ``PATH`` when not given); ``node_dir`` the folder holding ``worker.mjs`` and
+    its installed ``node_modules``.
+    """
+
+    def __init__(self, *, node: str | None = None, node_dir: Path = NODE_DIR) -> None:
+        self._node = node
+        self._dir = node_dir
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> NodeWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen[str]:
+        node = self._node or shutil.which("node")
+        if node is None:
+            raise NodeUnavailable("Node.js is not installed", hint=_INSTALL_HINT)
+        for package in ("snarkjs", "@noble/curves"):
+            if not (self._dir / "node_modules" / package / "package.json").is_file():
+                raise NodeUnavailable(
+                    f"the Node package {package} is not installed", hint=_INSTALL_HINT
+                )
+        try:
+            return subprocess.Popen(  # noqa: S603 - a fixed argument list, no shell
+                [node, str(self._dir / "worker.mjs")],
+                cwd=self._dir,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+            )
+        except OSError as error:
+            raise NodeUnavailable("Node.js could not be started", hint=_INSTALL_HINT) from error
+
+    def call(self, request: JsonObject) -> JsonObject:
+        """Send one request and return the worker's answer (``ok`` true).
+
+        Raises :class:`NodeUnavailable` when Node or the packages are missing or the process
+        died; an answer with ``ok`` false is returned as is, for the caller to translate.
+        """
+        line = json.dumps(request, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = self._start()
+            process = self._process
+            assert process.stdin is not None
+            assert process.stdout is not None
+            try:
+                process.stdin.write(line)
+                process.stdin.flush()
+                answer = process.stdout.readline()
+            except OSError as error:
+                raise NodeUnavailable("the zk Node process failed", hint=_INSTALL_HINT) from error
+            if not answer:
+                raise NodeUnavailable("the zk Node process exited", hint=_INSTALL_HINT)
+        reply: JsonObject = json.loads(answer)
+        return reply
+
+    def close(self) -> None:
+        """Stop the process (idempotent)."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
