@@ -54,13 +54,23 @@ def browser(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+def _identity(runtime: Runtime, roles: list[str]) -> tuple[str, str]:
+    with transaction(runtime.sessions) as session:
+        body = IdentityCreate.model_validate({"roles": roles, "profile": {"name": "Asha"}})
+        made = identity_service.create_identity(session, runtime, body)
+    return made.identity_token, made.access_token
+
+
 @pytest.fixture
 def identity_token(runtime: Runtime) -> tuple[str, str]:
     """A new identity's ``idt_…`` and its access token ``cct_…``."""
-    with transaction(runtime.sessions) as session:
-        body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "Asha"}})
-        made = identity_service.create_identity(session, runtime, body)
-    return made.identity_token, made.access_token
+    return _identity(runtime, ["business"])
+
+
+@pytest.fixture
+def agent_token(runtime: Runtime) -> tuple[str, str]:
+    """A new identity holding the field-agent role: ``idt_…`` and ``cct_…``."""
+    return _identity(runtime, ["business", "field_agent"])
 
 
 def csrf_of(response: httpx.Response) -> str:
@@ -269,6 +279,34 @@ def test_a_refused_sign_in_says_nothing_about_why_and_is_recorded(
     ]
 
 
+def test_only_a_field_agent_signs_in_as_an_agent(
+    browser: TestClient,
+    runtime: Runtime,
+    identity_token: tuple[str, str],
+    agent_token: tuple[str, str],
+) -> None:
+    subject, token = identity_token  # roles: business only
+    refused = sign_in(browser, token, role="agent")
+    unknown = sign_in(browser, "cct_" + "x" * 40, role="agent")
+    for answer in (refused, unknown):
+        assert answer.status_code == 401
+        assert "Sign-in failed. Check what you entered and try again." in answer.text
+    # The same page as a token that names nobody: nothing tells the identity exists.
+    strip = lambda r: _CSRF.sub("", r.text)  # noqa: E731
+    assert strip(refused) == strip(unknown)
+    assert session_rows(runtime) == []
+    recorded = list(events(runtime, "access.denied"))
+    assert [
+        (e.subject, d["operation"], d["reason"])
+        for e, d in zip(recorded, denials(runtime), strict=True)
+    ] == [(subject_of(runtime, subject), "web.signin", "auth.role_mismatch")]
+    # The same identity still signs in as a borrower; a field agent signs in as an agent.
+    assert sign_in(browser, token, role="borrower").status_code == 303
+    agent, agent_cct = agent_token
+    assert sign_in(browser, agent_cct, role="agent").status_code == 303
+    assert [(r.role, r.subject) for r in session_rows(runtime)][-1] == ("agent", agent)
+
+
 def test_an_administrator_signs_in_to_the_issuer_desk(
     browser: TestClient, runtime: Runtime
 ) -> None:
@@ -283,9 +321,9 @@ def test_an_administrator_signs_in_to_the_issuer_desk(
 
 
 def test_a_borrower_or_agent_is_called_by_their_registered_name(
-    runtime: Runtime, settings: Settings, identity_token: tuple[str, str]
+    runtime: Runtime, settings: Settings, agent_token: tuple[str, str]
 ) -> None:
-    subject, token = identity_token
+    subject, token = agent_token
     for role in ("borrower", "agent"):
         with _client(runtime, settings, LOOPBACK) as client:
             assert sign_in(client, token, role=role).status_code == 303

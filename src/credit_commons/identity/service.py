@@ -95,6 +95,7 @@ __all__ = [
     "forget_subject",
     "get_identity",
     "get_profile",
+    "has_role",
     "identity_exists",
     "identity_tokens_after",
     "open_attributes",
@@ -151,6 +152,13 @@ def _new_identity_token() -> str:
 def identity_exists(session: Session, token: str) -> bool:
     """Whether identity ``token`` is registered (and not erased).  Raises nothing."""
     return session.get(IdentityRow, token) is not None
+
+
+def has_role(session: Session, token: str, role: Role) -> bool:
+    """Whether identity ``token`` is registered (and not erased) and holds ``role``.
+    Raises nothing."""
+    row = session.get(IdentityRow, token)
+    return row is not None and role.value in json.loads(row.roles)
 
 
 def existing_identities(session: Session, tokens: Iterable[str]) -> set[str]:

@@ -2,9 +2,10 @@
 ``/signout/everywhere``.
 
 The bearer-token method signs in whoever holds a platform token (``cct_…``): an identity's
-token as a borrower or a field agent (the visitor chooses), an administrator's as the issuer
-desk.  Other methods (a borrower's one-time code, a lender's key) belong to their page
-modules: each owns its page under ``/signin/<method>``, calls
+token as a borrower, or as a field agent when the identity holds the ``field_agent`` role
+(the visitor chooses), an administrator's as the issuer desk.  A token without the role
+asked for is refused as a wrong token is.  Other methods (a borrower's one-time code, a
+lender's key) belong to their page modules: each owns its page under ``/signin/<method>``, calls
 :func:`~credit_commons.web.auth.start_session` once it has authenticated the visitor, and
 lists itself here through its :class:`~credit_commons.web.routing.Area`.
 
@@ -28,6 +29,7 @@ from credit_commons.core.errors import UnauthorizedError
 from credit_commons.identity import Principal, subject_of, token_digest
 from credit_commons.identity import auth as identity_auth
 from credit_commons.identity import service as identity_service
+from credit_commons.identity.schemas import Role
 from credit_commons.runtime import Runtime
 from credit_commons.web.auth import end_all_sessions, end_session, require, safe_next, start_session
 from credit_commons.web.flash import add_flash
@@ -42,6 +44,8 @@ OPERATION = "web.signin"
 TOKEN_ROLES: dict[str, str] = {"borrower": "identity", "agent": "identity", "issuer": "admin"}
 """The console roles the bearer-token method signs in as, and the platform role the
 token must have for each."""
+IDENTITY_ROLES: dict[str, Role] = {"agent": Role.FIELD_AGENT}
+"""The console roles an identity must also hold a role of its own for (identity/)."""
 _MAX_NAME = 120  # a session's display name is at most 200 characters (web/sessions.py)
 
 
@@ -70,9 +74,14 @@ def _authenticate(request: Request, token: str, role: str) -> Principal | None:
         try:
             with transaction(runtime.read_sessions) as session:
                 principal = identity_auth.authenticate(session, runtime, f"Bearer {token}")
+                needed = IDENTITY_ROLES.get(role)
+                holds = needed is None or (
+                    principal.subject.startswith("idt_")
+                    and identity_service.has_role(session, principal.subject, needed)
+                )
         except UnauthorizedError:
-            principal = None
-        if principal is not None and principal.role == TOKEN_ROLES[role]:
+            principal, holds = None, False
+        if principal is not None and principal.role == TOKEN_ROLES[role] and holds:
             return principal
         if principal is not None:
             reason = "auth.role_mismatch"

@@ -75,7 +75,12 @@ def test_not_signed_in_goes_to_sign_in(browser: TestClient) -> None:
 
 
 def test_another_role_is_refused(world: World, browser: TestClient) -> None:
-    sign_in(browser, borrower_token(world), role="agent")
+    # A field agent (the role the agent sign-in needs) is not the borrower.
+    made = world.http.post(
+        "/v1/identities", json={"roles": ["field_agent"], "profile": {"name": "A"}}
+    )
+    assert made.status_code == 201, made.text
+    sign_in(browser, made.json()["access_token"], role="agent")
     assert browser.get("/borrower/consents").status_code == 403
 
 
