@@ -28,13 +28,12 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings, migrate
 from tests.factories import readiness_claims
 from tests.lenders import admin_headers, jwks_of
 from tests.ports import free_port
 
 from credit_commons.consent.notify import SentCode, read_codes
-from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
@@ -239,7 +238,7 @@ def live_server_on(directory: Path, database_url: str) -> Iterator[LiveServer]:
     runtime = Runtime.build(settings)
     log = directory / "server.log"
     try:
-        upgrade(runtime.engine)
+        migrate(runtime.engine)
         with log.open("wb") as out, httpx.Client(base_url=base, timeout=30) as http:
             process = subprocess.Popen(
                 [*_COMMONS, "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -24,10 +24,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.lenders import access_token, admin_headers, register
 
-from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS, classify
 from credit_commons.runtime import Runtime
@@ -55,7 +54,7 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, str, str]]:
         rate_limit_client="1000000/minute",
     )
     runtime = Runtime.build(configured)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     with TestClient(create_app(configured, runtime=runtime)) as client:
         admin = admin_headers(runtime)["Authorization"]
         client_id, key = register(client, {"Authorization": admin})

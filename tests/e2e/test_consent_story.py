@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
-from credit_commons.core.migrate import upgrade
 from credit_commons.demo import bound_socket, run_story, serve_in_thread
 from credit_commons.gateway.app import create_app
 from credit_commons.ledger.receipts import verify_receipt
@@ -19,7 +18,7 @@ def test_the_whole_story(tmp_path: Path, backend_url: str) -> None:
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = make_settings(tmp_path, database_url=backend_url, public_url=base)
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     lines: list[str] = []
     with serve_in_thread(create_app(settings, runtime=rt), sock) as url:
         transcript = run_story(rt, url, tmp_path, say=lines.append)

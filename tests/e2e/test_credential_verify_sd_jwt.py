@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
@@ -156,7 +155,7 @@ def limited(tmp_path: Path, backend_url: str) -> Iterator[tuple[TestClient, Runt
         rate_limits={"verification.ip": "3/minute", "issuance.ip": "100/minute"},
     )
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         with TestClient(create_app(settings, runtime=rt)) as http:
             yield http, rt

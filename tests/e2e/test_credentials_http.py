@@ -11,12 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.gateway.app import create_app
@@ -155,7 +154,7 @@ def test_es256_issuer_key_resolvable_through_did_web(tmp_path: Path, backend_url
         public_url="https://issuer.example",
     )
     runtime = Runtime.build(settings)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         with TestClient(create_app(settings, runtime=runtime)) as client:
             document = client.get("/.well-known/did.json").json()

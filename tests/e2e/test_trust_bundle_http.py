@@ -14,12 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.e2e.test_credential_verify_sd_jwt import Issued
 from tests.unit.verifier.x509_support import chain
 
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.events import EventRow
 from credit_commons.gateway.app import create_app
@@ -54,7 +53,7 @@ def platform_a(tmp_path: Path) -> Iterator[tuple[TestClient, Runtime]]:
         public_url=A_URL,
     )
     runtime = Runtime.build(settings)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         with TestClient(create_app(settings, runtime=runtime)) as client:
             yield client, runtime

@@ -11,12 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings, migrate
 from tests.factories import readiness_claims
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
 from credit_commons.events import EventRow
 from credit_commons.gateway.app import create_app
@@ -131,6 +130,6 @@ def world(tmp_path: Path, backend_url: str) -> Iterator[World]:
         tmp_path, database_url=backend_url, public_url=BASE, rate_limits=GENEROUS_RATE_LIMITS
     )
     rt = Runtime.build(settings, clock=clock)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     with TestClient(create_app(settings, runtime=rt), base_url=BASE) as http:
         yield World(rt, http, clock)

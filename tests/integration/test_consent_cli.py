@@ -7,13 +7,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import migrate
 
 from credit_commons.cli import main
 from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
@@ -32,7 +32,7 @@ def setup(
     monkeypatch.setenv("COMMONS_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("COMMONS_DATABASE_URL", backend_url)
     rt = Runtime.build(Settings())
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         with transaction(rt.sessions) as session:
             body = IdentityCreate.model_validate({"roles": ["business"], "profile": {"name": "B"}})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
 from credit_commons.consent import artefacts, decisions, webhooks
 from credit_commons.consent import requests as consent_requests
@@ -17,7 +17,6 @@ from credit_commons.consent.model import ConsentRequest
 from credit_commons.consent.models import WebhookDeliveryRow
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.jws import JwsInvalid, verify_compact
 from credit_commons.identity import service as identity_service
@@ -43,7 +42,7 @@ class Lender:
 def rt(tmp_path: Path, backend_url: str) -> Iterator[Runtime]:
     clock = FixedClock(datetime.now(UTC))
     runtime = Runtime.build(make_settings(tmp_path, database_url=backend_url), clock=clock)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         yield runtime
     finally:

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings, migrate
 
 from credit_commons.core.db import DatabaseBusy, busy_error, make_engine
-from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app
 from credit_commons.runtime import Runtime
 
@@ -27,7 +26,7 @@ def test_a_request_that_finds_no_free_connection_is_503(tmp_path: Path, backend_
         rate_limits=GENEROUS_RATE_LIMITS,
     )
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         with TestClient(create_app(settings, runtime=rt)) as client:
             # Every connection the pool may open (1 + 1 in overflow) is taken elsewhere.

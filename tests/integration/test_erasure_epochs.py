@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.conftest import migrate
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
 from credit_commons.identity.auth import Principal
@@ -49,7 +49,7 @@ def clock() -> FixedClock:
 @pytest.fixture
 def rt(settings: Settings, clock: FixedClock) -> Iterator[Runtime]:
     runtime = Runtime.build(settings.model_copy(update={"erasure_epoch": 3600.0}), clock=clock)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         yield runtime
     finally:

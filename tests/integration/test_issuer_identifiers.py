@@ -8,11 +8,10 @@ import secrets
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.factories import readiness_claims
 
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
@@ -32,7 +31,7 @@ def test_credentials_issued_before_a_new_public_url_still_verify(
 ) -> None:
     settings = make_settings(tmp_path, database_url=backend_url, public_url=FIRST)
     first = Runtime.build(settings)
-    upgrade(first.engine)
+    migrate(first.engine)
     holder = PrivateKey.generate(KeyType.ED25519)
     with TestClient(create_app(settings, runtime=first)) as client:
         with transaction(first.sessions) as session:

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
 from credit_commons.cli import main
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
 from credit_commons.core.facts import PlatformFactRow
-from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app
 from credit_commons.keys import service as keys_service
 from credit_commons.keys.algorithms import KeyType
@@ -166,7 +165,7 @@ def test_a_log_created_before_its_identity_was_recorded_keeps_its_origin(
 ) -> None:
     settings = make_settings(tmp_path, database_url=backend_url, public_url=FIRST)
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         with transaction(rt.sessions) as session:
             keys_service.create_key(

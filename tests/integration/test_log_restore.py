@@ -26,14 +26,13 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 from tests.integration.test_erasure_backups import backup
 from tests.integration.test_erasure_backups import restored as restored_once
 
 from credit_commons.cli import main
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError, ExitCode
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
@@ -82,7 +81,7 @@ def settings(tmp_path: Path, backend_url: str) -> Settings:
 @pytest.fixture
 def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = Runtime.build(settings)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     try:
         yield rt
     finally:

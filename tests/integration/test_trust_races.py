@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from tests.conftest import migrate
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
@@ -40,7 +40,7 @@ POLICY: dict[str, Any] = {
 @pytest.fixture
 def rt(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime.build(settings, clock=FixedClock(NOW))
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         yield runtime
     finally:

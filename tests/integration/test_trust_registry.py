@@ -13,13 +13,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
+from tests.conftest import migrate
 from tests.unit.verifier.x509_support import chain
 
 from credit_commons import jobs
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ConflictError, NotFoundError, ValidationError
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
@@ -48,7 +48,7 @@ OTHER_URL = "https://other.example/.well-known/trust-bundle"
 @pytest.fixture
 def rt(settings: Settings) -> Iterator[Runtime]:
     runtime = Runtime.build(settings, clock=FixedClock(NOW))
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         yield runtime
     finally:

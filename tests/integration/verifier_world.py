@@ -14,12 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
+from tests.conftest import GENEROUS_RATE_LIMITS, make_settings, migrate
 from tests.factories import readiness_claims
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.migrate import upgrade
 from credit_commons.demo import lender_token
 from credit_commons.events import EventRow
 from credit_commons.formats import oid4vp
@@ -211,7 +210,7 @@ def vp(tmp_path: Path, backend_url: str) -> Iterator[VpWorld]:
         tmp_path, database_url=backend_url, public_url=BASE, rate_limits=GENEROUS_RATE_LIMITS
     )
     rt = Runtime.build(settings, clock=clock)
-    upgrade(rt.engine)
+    migrate(rt.engine)
     with TestClient(create_app(settings, runtime=rt), base_url=BASE) as http:
         yield VpWorld(rt, http, clock)
     rt.close()

@@ -16,11 +16,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
-from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.gateway.app import create_app
@@ -441,7 +440,7 @@ def witnessed(tmp_path: Path, backend_url: str) -> Iterator[tuple[Runtime, Setti
         ],
     )
     runtime = Runtime.build(settings)
-    upgrade(runtime.engine)
+    migrate(runtime.engine)
     try:
         yield runtime, settings, signer
     finally:

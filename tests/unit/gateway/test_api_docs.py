@@ -10,9 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
-from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import classify
 
@@ -27,7 +26,7 @@ EXPECTED_TYPES = {
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(make_settings(tmp_path))
-    upgrade(app.state.runtime.engine)
+    migrate(app.state.runtime.engine)
     with TestClient(app) as test_client:
         yield test_client
 

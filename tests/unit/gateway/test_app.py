@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
+from tests.conftest import make_settings, migrate
 
 from credit_commons.core.errors import ConfigurationError, NotFoundError
-from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.app import create_app
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     app = create_app(make_settings(tmp_path))
-    upgrade(app.state.runtime.engine)
+    migrate(app.state.runtime.engine)
 
     @app.get("/boom/{kind}")
     def boom(kind: str) -> None:
