@@ -3,11 +3,13 @@
 
 Fixtures (docs/testing.md, "Browser tests"):
 
-- ``live_server`` / ``live_server_postgres``: ``commons serve`` on SQLite / on a fresh
-  PostgreSQL schema, started once per pytest-xdist worker (session scope) and stopped at
-  the end; :class:`tests.browser.live.LiveServer` has the helpers that create test data.
-- ``server``: the live server the ``page`` fixture opens; ``live_server`` unless a module
-  overrides the fixture, as tests/browser/test_infrastructure_postgres.py does.
+- ``live_server``: ``commons serve`` on SQLite, started once per pytest-xdist worker
+  (session scope) and stopped at the end; :class:`tests.browser.live.LiveServer` has the
+  helpers that create test data.  Each flow runs once, on SQLite: what the console stores
+  is tested on SQLite and PostgreSQL through the HTTP app (tests/integration/web,
+  tests/integration/test_web_*.py), and ``commons serve`` on PostgreSQL by tests/e2e.
+- ``server``: the live server the ``page`` fixture opens (``live_server``; a module may
+  override the fixture).
 - ``browser``: one headless Chromium per worker, on a fresh user-data directory.
 - ``page``: a fresh browser context (no cookies, no storage) and page per test, at a phone's
   viewport (360x800), asking for ``en-US``, ``base_url`` the server's, every request to
@@ -45,7 +47,6 @@ from tests.browser.support import (
     require_chromium,
     screenshots,
 )
-from tests.conftest import fresh_postgres_schema
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 SCREENSHOT_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -59,18 +60,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         yield server
 
 
-@pytest.fixture(scope="session")
-def live_server_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """``commons serve`` on a fresh PostgreSQL schema (dropped at the end), for the session.
-    A test that uses it is marked ``@pytest.mark.postgres``."""
-    directory = tmp_path_factory.mktemp("live-postgres")
-    with fresh_postgres_schema() as url, live_server_on(directory, url) as server:
-        yield server
-
-
 @pytest.fixture
 def server(live_server: LiveServer) -> LiveServer:
-    """The server ``page`` opens: SQLite's, unless a module overrides this fixture."""
+    """The server ``page`` opens."""
     return live_server
 
 

@@ -4,7 +4,8 @@ lender's request (made through the lender API) approved, the lender's retrieval 
 "who saw what" and verified in the public log by the server, the consent withdrawn in one
 click, the lender's next try seen refused — then the credentials, the export (JSON and
 PDF) and the erasure confirmed twice.  axe-core on every page and its screenshots in
-docs/console/.  tests/browser/test_borrower_postgres.py runs the same story on PostgreSQL.
+docs/console/.  The pages' storage on PostgreSQL is tested through the HTTP app
+(tests/integration/web/test_borrower_pages.py, on both databases), not by this story again.
 """
 
 from __future__ import annotations

@@ -97,13 +97,7 @@ def test_check_accessibility_fails_on_serious_and_reports_moderate_violations(
     assert "[critical] button-name" in str(failed.value)
 
 
-@pytest.mark.parametrize(
-    "which", ["live_server", pytest.param("live_server_postgres", marks=pytest.mark.postgres)]
-)
-def test_helpers_make_the_data_a_story_starts_from(
-    which: str, request: pytest.FixtureRequest
-) -> None:
-    server: LiveServer = request.getfixturevalue(which)
+def test_helpers_make_the_data_a_story_starts_from(server: LiveServer) -> None:
     borrower = server.register_identity("Meghna Crafts")
     agent = server.register_identity("Asha", roles=["field_agent"])
     assert borrower.identity_token != agent.identity_token
