@@ -43,6 +43,7 @@ from credit_commons.gateway.routes import onboarding as onboarding_routes
 from credit_commons.gateway.routes import privacy as privacy_routes
 from credit_commons.gateway.routes import verifier as verifier_routes
 from credit_commons.gateway.routes import verifier_policy as verifier_policy_routes
+from credit_commons.gateway.routes import zk as zk_routes
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
@@ -259,6 +260,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(verifier_policy_routes.well_known_router)
     app.include_router(verifier_policy_routes.trust_admin_router)
     app.include_router(verifier_policy_routes.policies_router)
+    app.include_router(zk_routes.router)
     app.include_router(oid4vci_routes.router)
     oid4vci_routes.install_oauth_errors(app)
     app.include_router(log_routes.tiles_router)

@@ -22,7 +22,8 @@ import credit_commons.privacy.models
 import credit_commons.vault.models
 import credit_commons.verifier.models
 import credit_commons.web.borrower_models
-import credit_commons.web.models  # noqa: F401 - each import registers its tables
+import credit_commons.web.models
+import credit_commons.zk.registry_models  # noqa: F401 - each import registers its tables
 from credit_commons.core.db import Base
 
 __all__ = ["target_metadata"]

@@ -10,6 +10,9 @@ API note (for the statement registry, issuance, wallet and verifier built on top
 - ``NodeWorker``: the warm Node process that runs @noble/curves and snarkjs; the functions
   above take ``worker=`` and default to one process-wide worker.
 
+The statement registry (``registry``, ``statement``): signed statements with their
+artefacts' hashes, loaded for the wallet and the verifier (docs/zk.md).
+
 The cryptography is done by libraries: @noble/curves (Poseidon and its Grain-LFSR constants),
 snarkjs (Groth16 proving), py-arkworks-bls12381 (pairings for verification).  docs/zk.md says
 what is proved, the parameters and the trust assumptions.
@@ -36,6 +39,23 @@ from credit_commons.zk.errors import (
 from credit_commons.zk.field import FIELD_MODULUS, decode_element, encode_element, require_element
 from credit_commons.zk.node import NODE_DIR, NodeWorker
 from credit_commons.zk.poseidon import POSEIDON, PoseidonInstance, default_worker, hash2, permute
+from credit_commons.zk.registry import (
+    LoadedStatement,
+    get_statement,
+    list_statements,
+    load_statement,
+    register_statement,
+    statements_for_vct,
+)
+from credit_commons.zk.statement import (
+    ArtefactMismatch,
+    SetupNotAllowed,
+    Statement,
+    StatementInvalid,
+    StatementNotFound,
+    StatementSignatureInvalid,
+    parse_statement,
+)
 
 __all__ = [
     "FIELD_MODULUS",
@@ -43,22 +63,35 @@ __all__ = [
     "POSEIDON",
     "SALT_BITS",
     "VALUE_BITS",
+    "ArtefactMismatch",
     "FieldElementInvalid",
+    "LoadedStatement",
     "NodeUnavailable",
     "NodeWorker",
     "PoseidonInstance",
     "ProofInvalid",
     "ProofMalformed",
     "ProvingFailed",
+    "SetupNotAllowed",
+    "Statement",
+    "StatementInvalid",
+    "StatementNotFound",
+    "StatementSignatureInvalid",
     "ZkError",
     "commit",
     "decode_element",
     "default_worker",
     "encode_element",
+    "get_statement",
     "hash2",
+    "list_statements",
+    "load_statement",
     "new_salt",
+    "parse_statement",
     "permute",
+    "register_statement",
     "require_element",
     "require_salt",
     "require_value",
+    "statements_for_vct",
 ]

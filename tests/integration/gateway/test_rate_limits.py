@@ -232,6 +232,7 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "log": ("GET", "/v1/log/checkpoint"),
     "tiles": ("GET", "/checkpoint"),
     "status-lists": ("GET", "/status-lists/sl_x"),
+    "zk-statements": ("GET", "/v1/zk/statements"),
     "well-known": ("GET", "/.well-known/openid-credential-issuer"),
     "operations": ("GET", "/healthz"),
     "docs": ("GET", "/openapi.json"),

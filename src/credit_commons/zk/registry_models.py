@@ -1,0 +1,28 @@
+"""Tables of the ZK statement registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from credit_commons.core.db import Base
+
+__all__ = ["ZkStatementRow"]
+
+
+class ZkStatementRow(Base):
+    """A registered ZK statement: its id and newest version, its setup provenance, the
+    SHA-256 of its JSON document (RFC 8785) and the registry's signed token
+    (``zk-statement+jwt``, which holds the document).  A new version replaces the row;
+    every change is a ``zk.statement_registered`` event."""
+
+    __tablename__ = "zk_statements"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    provenance: Mapped[str] = mapped_column(String(32))
+    document_sha256: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
