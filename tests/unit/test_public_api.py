@@ -121,6 +121,10 @@ EXPECTED = {
         "ProvingFailed", "ZkError", "commit", "decode_element", "default_worker",
         "encode_element", "hash2", "new_salt", "permute", "require_element", "require_salt",
         "require_value",
+        # The statement registry (zk2).
+        "ArtefactMismatch", "LoadedStatement", "SetupNotAllowed", "Statement", "StatementInvalid",
+        "StatementNotFound", "StatementSignatureInvalid", "get_statement", "list_statements",
+        "load_statement", "parse_statement", "register_statement", "statements_for_vct",
     },
 }  # fmt: skip
 
