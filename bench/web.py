@@ -268,8 +268,10 @@ def parameter(page: Page, name: str, world: World, fresh: Fresh) -> str:
         return world.lender_access_events[0]
     if name == "credential_id" and role == "issuer":
         return world.credentials[0]
-    if name == "token" and role == "agent":
-        return world.borrower
+    if name == "ref" and role == "agent":
+        if not world.agent_delegation:
+            raise Unmeasurable("the seed has no delegation to the agent (seed it again)")
+        return world.agent_delegation
     raise Unmeasurable(f"no value for the path parameter {name!r} of {page.path} ({role})")
 
 

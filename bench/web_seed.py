@@ -137,6 +137,9 @@ class World:
     """The measured lender's ``access.allowed`` event ids with the borrower (receipts)."""
     credentials: list[str]
     """The borrower's credential ids."""
+    agent_delegation: str = ""
+    """The id of the borrower's delegation to the agent (the console names the borrower by
+    it); empty in a manifest seeded before it was kept."""
 
 
 @dataclass(frozen=True)
@@ -270,7 +273,7 @@ class _People:
 
     def delegate(
         self, borrower: str, as_borrower: dict[str, str], agent: str, as_agent: dict[str, str]
-    ) -> None:
+    ) -> str:
         delegation = _ok(
             self.http.post(
                 f"/v1/identities/{borrower}/delegations",
@@ -288,6 +291,7 @@ class _People:
                 f"/v1/identities/{agent}/delegations/{delegation['id']}/accept", headers=as_agent
             )
         )
+        return str(delegation["id"])
 
 
 def _people(rt: Runtime, base: str, borrower_consents: int, lenders_wanted: int) -> World:
@@ -299,7 +303,7 @@ def _people(rt: Runtime, base: str, borrower_consents: int, lenders_wanted: int)
         progress(f"{lenders_wanted} lenders registered ({time.perf_counter() - start:.0f} s)")
         borrower, as_borrower = make.identity("Bench Borrower", ["business"])
         agent, as_agent = make.identity("Bench Agent", ["field_agent"])
-        make.delegate(borrower, as_borrower, agent, as_agent)
+        agent_delegation = make.delegate(borrower, as_borrower, agent, as_agent)
         credentials = [make.credential(borrower) for _ in range(3)]
         by_status: dict[str, list[str]] = {}
         of_lender: dict[str, list[str]] = {}
@@ -359,6 +363,7 @@ def _people(rt: Runtime, base: str, borrower_consents: int, lenders_wanted: int)
         lender_consents=of_lender,
         lender_access_events=access,
         credentials=credentials,
+        agent_delegation=agent_delegation,
     )
 
 

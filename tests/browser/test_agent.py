@@ -26,6 +26,7 @@ class Story:
     agent: Identity
     lender_name: str
     consent_id: str
+    delegation: str
 
 
 def _story(server: LiveServer) -> Story:
@@ -34,10 +35,10 @@ def _story(server: LiveServer) -> Story:
     borrower = server.register_identity(f"Ravi Traders {suffix}")
     agent = server.register_identity(AGENT_NAME, roles=["field_agent"])
     server.issue_credential(borrower)
-    server.delegate_to_agent(borrower, agent)
+    delegation = server.delegate_to_agent(borrower, agent)
     lender_name = f"Sahyadri Cooperative Bank {suffix}"
     lender = server.register_lender(lender_name)
-    return Story(borrower, agent, lender_name, server.request_consent(lender, borrower))
+    return Story(borrower, agent, lender_name, server.request_consent(lender, borrower), delegation)
 
 
 def _sign_in(page: Page, who: Identity, role: str, next_path: str) -> None:
@@ -89,7 +90,7 @@ def test_the_agent_helps_a_borrower_give_consent(
         screenshot(page, f"agent-{name}-{code}")
 
     # 1. Find the borrower: the list of borrowers who delegated, and the token form.
-    mine = page.locator(f'main a[href="/agent/borrowers/{story.borrower.identity_token}"]')
+    mine = page.locator(f'main a[href="/agent/borrowers/{story.delegation}"]')
     expect(mine).to_be_visible()
     seen("find")
     token_field = page.locator('input[name="token"]')
@@ -100,7 +101,7 @@ def test_the_agent_helps_a_borrower_give_consent(
     seen("find-error")
     token_field.fill(story.borrower.identity_token)
     page.locator('form[action="/agent/find"] button[type="submit"]').click()
-    expect(page).to_have_url(f"{server.base}/agent/borrowers/{story.borrower.identity_token}")
+    expect(page).to_have_url(f"{server.base}/agent/borrowers/{story.delegation}")
     expect(page.locator("main")).to_contain_text(story.lender_name)
     seen("requests")
 

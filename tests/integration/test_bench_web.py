@@ -29,6 +29,7 @@ WORLD = World(
     lender_consents={"ACTIVE": ["cns_LENDER"]},
     lender_access_events=["evt_ACCESS"],
     credentials=["crd_ONE"],
+    agent_delegation="dlg_ONE",
 )
 FRESH = web.Fresh(offer="off_ONE", preparing="cns_PREP", assisted="cns_DONE", log_size=10)
 

@@ -53,7 +53,7 @@ def _person(rt: Runtime, name: str, roles: list[str]) -> Person:
     return Person(made.identity_token, made.access_token)
 
 
-def _delegate(rt: Runtime, borrower: Person, agent: Person) -> None:
+def _delegate(rt: Runtime, borrower: Person, agent: Person) -> str:
     with transaction(rt.sessions) as session:
         made = delegations.create_delegation(
             session,
@@ -69,6 +69,7 @@ def _delegate(rt: Runtime, borrower: Person, agent: Person) -> None:
             ),
         )
         delegations.accept_delegation(session, rt, Principal(agent.token, "identity"), made.id)
+    return made.id
 
 
 def _request(rt: Runtime, borrower: Person) -> str:
@@ -98,14 +99,15 @@ class Story:
     borrower: Person
     agent: Person
     consent_id: str
+    delegation: str
 
 
 @pytest.fixture
 def story(runtime: Runtime) -> Story:
     borrower = _person(runtime, "Ravi Traders", ["business"])
     agent = _person(runtime, "Meena Kumari", ["field_agent"])
-    _delegate(runtime, borrower, agent)
-    return Story(borrower, agent, _request(runtime, borrower))
+    delegation = _delegate(runtime, borrower, agent)
+    return Story(borrower, agent, _request(runtime, borrower), delegation)
 
 
 def _sign_in(client: TestClient, person: Person, role: str) -> None:
@@ -158,12 +160,13 @@ def test_the_agent_finds_prepares_and_confirms(
     home = app_client.get("/agent", headers=HTML)
     assert home.status_code == 200
     assert_secure_html(home)
-    assert f'href="/agent/borrowers/{story.borrower.token}"' in home.text
+    # The borrower is named by the delegation's id: no identity token in a URL.
+    assert f'href="/agent/borrowers/{story.delegation}"' in home.text
     assert len(home.content) <= 100_000
 
     found = _post(app_client, "/agent/find", {"token": story.borrower.token})
     assert found.status_code == 303
-    assert found.headers["location"] == f"/agent/borrowers/{story.borrower.token}"
+    assert found.headers["location"] == f"/agent/borrowers/{story.delegation}"
     requests_page = app_client.get(found.headers["location"], headers=HTML)
     assert f'href="/agent/consents/{story.consent_id}"' in requests_page.text
     assert "Your income range" in requests_page.text
@@ -244,6 +247,26 @@ def test_find_refuses_alike_and_records_the_attempt(
     page = app_client.get(f"/agent/borrowers/{stranger.token}", headers=HTML)
     assert page.status_code == 404
     assert MISSING in page.text
+
+
+def test_another_agents_delegation_names_no_borrower(
+    app_client: TestClient, runtime: Runtime, story: Story
+) -> None:
+    # The delegation's id in the URL is only this agent's way to a borrower: another agent
+    # gets the page of a borrower who does not exist, and an identity token is no way in.
+    other_agent = _person(runtime, "Other Agent", ["field_agent"])
+    _sign_in(app_client, other_agent, "agent")
+    for path in (story.delegation, story.borrower.token, "dlg_" + "0" * 26):
+        page = app_client.get(f"/agent/borrowers/{path}", headers=HTML)
+        assert page.status_code == 404, path
+        assert MISSING in page.text
+        if path != story.borrower.token:  # (the language links repeat the path asked for)
+            assert story.borrower.token not in page.text
+    _sign_in(app_client, story.agent, "agent")
+    assert (
+        app_client.get(f"/agent/borrowers/{story.borrower.token}", headers=HTML).status_code == 404
+    )
+    assert app_client.get(f"/agent/borrowers/{story.delegation}", headers=HTML).status_code == 200
 
 
 def test_a_consent_of_a_borrower_who_did_not_delegate_is_not_found(
@@ -327,7 +350,7 @@ def test_the_requests_are_paged_newest_first(
     later = [_request(runtime, story.borrower) for _ in range(PAGE_SIZE)]
     everything = sorted([story.consent_id, *later], reverse=True)
     _sign_in(app_client, story.agent, "agent")
-    first = app_client.get(f"/agent/borrowers/{story.borrower.token}", headers=HTML)
+    first = app_client.get(f"/agent/borrowers/{story.delegation}", headers=HTML)
     shown = re.findall(r'href="/agent/consents/(cns_[0-9A-Z]{26})"', first.text)
     assert shown == everything[:PAGE_SIZE]
     older = re.search(r'href="(/agent/borrowers/[^"?]+\?before=cns_[0-9A-Z]{26})"', first.text)

@@ -33,6 +33,8 @@ from credit_commons.runtime import Runtime
 __all__ = [
     "DelegationChanged",
     "accept_delegation",
+    "assist_delegation",
+    "assist_delegation_id",
     "create_delegation",
     "delegatees_of",
     "export_delegations",
@@ -183,6 +185,36 @@ def list_delegations(
     ).all()
     now = rt.clock.now()
     return [_view(r, now) for r in rows]
+
+
+def _assists(row: DelegationRow, now: datetime) -> bool:
+    return delegation_effective(row, now) and Permission.ASSIST_CONSENT.value in json.loads(
+        row.permissions
+    )
+
+
+def assist_delegation(
+    session: Session, agent: str, delegation_id: str, now: datetime
+) -> str | None:
+    """The borrower (delegator) of ``delegation_id`` when it is an ``assist:consent``
+    delegation to ``agent`` in effect at ``now``; None otherwise (no such delegation, another
+    agent's, not in effect).  Lets the console name a borrower by the delegation's id instead
+    of their identity token.  Raises nothing."""
+    row = session.get(DelegationRow, delegation_id)
+    if row is None or row.delegatee_token != agent or not _assists(row, now):
+        return None
+    return row.delegator_token
+
+
+def assist_delegation_id(session: Session, delegator: str, agent: str, now: datetime) -> str | None:
+    """The id of an ``assist:consent`` delegation from ``delegator`` to ``agent`` in effect
+    at ``now`` (the first by id), or None.  Raises nothing."""
+    rows = session.scalars(
+        select(DelegationRow)
+        .where(DelegationRow.delegatee_token == agent, DelegationRow.delegator_token == delegator)
+        .order_by(DelegationRow.id)
+    )
+    return next((r.id for r in rows if _assists(r, now)), None)
 
 
 def prune_delegations(session: Session, before: datetime) -> int:

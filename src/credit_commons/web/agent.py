@@ -38,7 +38,11 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
 from credit_commons.identity import Permission, Principal
 from credit_commons.identity import service as identity_service
-from credit_commons.identity.delegations import list_delegations
+from credit_commons.identity.delegations import (
+    assist_delegation,
+    assist_delegation_id,
+    list_delegations,
+)
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
 from credit_commons.web.agent_terms import terms_of
@@ -58,6 +62,7 @@ Borrower = Annotated[WebSession, Depends(requires("borrower"))]
 PAGE_SIZE = 20
 _TOKEN = re.compile(IDENTITY_TOKEN_PATTERN)
 _CONSENT = re.compile(r"^cns_[0-9A-Z]{26}$")
+_DELEGATION = re.compile(r"^dlg_[0-9A-Z]{26}$")
 _CODE = re.compile(r"^[0-9]{6}$")
 _T = TypeVar("_T")
 
@@ -137,14 +142,15 @@ def _my_borrowers(request: Request, me: WebSession, page: int) -> tuple[list[Any
     rt, agent = _runtime(request), _principal(me)
 
     def work(session: Session) -> tuple[list[Any], bool]:
-        mine = [
-            d.delegator_token
-            for d in list_delegations(session, rt, agent, me.subject)
-            if d.delegatee_token == me.subject
-            and d.effective
-            and Permission.ASSIST_CONSENT.value in d.permissions
-        ]
-        tokens = sorted(set(mine))
+        mine: dict[str, str] = {}  # borrower -> the first delegation's id (by id)
+        for d in list_delegations(session, rt, agent, me.subject):
+            if (
+                d.delegatee_token == me.subject
+                and d.effective
+                and Permission.ASSIST_CONSENT.value in d.permissions
+            ):
+                mine.setdefault(d.delegator_token, d.id)
+        tokens = sorted(mine)
         shown = tokens[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
         found = []
         for token in shown:
@@ -152,7 +158,7 @@ def _my_borrowers(request: Request, me: WebSession, page: int) -> tuple[list[Any
                 name = identity_service.get_profile(session, rt, agent, token).name
             except NotFoundError:
                 name = None  # the delegation does not let the agent read the profile
-            found.append({"token": token, "name": name})
+            found.append({"ref": mine[token], "token": token, "name": name})
         return found, len(tokens) > page * PAGE_SIZE
 
     return _read(request, work)
@@ -204,36 +210,49 @@ def find_borrower(
             error=N_("This is not an identity token. It starts with idt_."),
         )
     rt, agent = _runtime(request), _principal(me)
+
+    def work(session: Session) -> str | None:
+        assisted.pending_for_agent(session, rt, agent, token, limit=1)
+        return assist_delegation_id(session, token, me.subject, rt.clock.now())
+
     try:
-        _read(request, lambda s: assisted.pending_for_agent(s, rt, agent, token, limit=1))
+        ref = _read(request, work)
     except NotFoundError:
         return _index(request, me, token=token, error=_NOT_FOUND)
-    return RedirectResponse(f"/agent/borrowers/{token}", status_code=303)
+    if ref is None:  # pending_for_agent found the delegation: it ended in between
+        return _index(request, me, token=token, error=_NOT_FOUND)
+    # The borrower is named by the delegation's id: an identity token is never in a URL.
+    return RedirectResponse(f"/agent/borrowers/{ref}", status_code=303)
 
 
-@router.get("/agent/borrowers/{token}")
+@router.get("/agent/borrowers/{ref}")
 def borrower_requests(
-    request: Request, me: Agent, token: str, before: str | None = None
+    request: Request, me: Agent, ref: str, before: str | None = None
 ) -> HTMLResponse:
-    """The borrower's pending requests this agent may help with, newest first."""
-    if not _TOKEN.fullmatch(token) or (before is not None and not _CONSENT.fullmatch(before)):
+    """The pending requests, newest first, of the borrower who gave this agent the
+    delegation ``ref`` (its id: the borrower's identity token stays out of the URL)."""
+    if not _DELEGATION.fullmatch(ref) or (before is not None and not _CONSENT.fullmatch(before)):
         return _missing(request)
     rt, agent = _runtime(request), _principal(me)
 
-    def work(session: Session) -> list[Any]:
+    def work(session: Session) -> tuple[str, list[Any]]:
+        token = assist_delegation(session, me.subject, ref, rt.clock.now())
+        if token is None:
+            raise NotFoundError("no such delegation")
         pending = assisted.pending_for_agent(
             session, rt, agent, token, before=before, limit=PAGE_SIZE + 1
         )
-        return [terms_of(session, c) for c in pending]
+        return token, [terms_of(session, c) for c in pending]
 
     try:
-        found = _read(request, work)
+        token, found = _read(request, work)
     except NotFoundError:
         return _missing(request)
     return render(
         request,
         "agent/borrower.html",
         {
+            "ref": ref,
             "token": token,
             "requests": found[:PAGE_SIZE],
             "next_before": found[PAGE_SIZE - 1].consent_id if len(found) > PAGE_SIZE else None,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -212,9 +212,23 @@ async def issue(request: Request, me: Me) -> Response:
 
 
 @router.get("/credentials")
-def find(request: Request, me: Me, q: str = "", after: str = "") -> Response:
+def find_form(request: Request, me: Me) -> Response:
+    """The form to find credentials (sent by POST: a borrower's identity token is never in
+    a URL, where logs, histories and ``Referer`` keep it)."""
+    del me
+    context = {"q": "", "found": None, "error": None, "more": False}
+    return render(request, "issuer/find.html", context)
+
+
+@router.post("/credentials")
+def find(
+    request: Request,
+    me: Me,
+    q: Annotated[str, Form(max_length=200)] = "",
+    after: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
     """Find credentials: by credential id (straight to it) or by the borrower's identity
-    token (their credentials, a page at a time)."""
+    token (their credentials, a page at a time; the next page is another POST)."""
     query = q.strip()
     if CREDENTIAL.fullmatch(query):
         return RedirectResponse(f"/issuer/credentials/{query}", status_code=303)
