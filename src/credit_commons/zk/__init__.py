@@ -7,6 +7,20 @@ API note (for the statement registry, issuance, wallet and verifier built on top
 - ``encode_element`` / ``decode_element``: a field element in JSON is its canonical decimal
   string (no sign, no leading zero, below ``FIELD_MODULUS``); decoding refuses anything else.
 - ``hash2`` / ``permute`` / ``POSEIDON``: the Poseidon instance ``poseidonperm_x5_255_3``.
+- ``request_binding(nonce=, audience=, request_hash=)``: the public ``binding`` every proof
+  carries (SHA-256 of the JCS of the three strings, mod r); the verifier recomputes it.
+- ``merkle_root(ids)`` / ``merkle_path(ids, id)``: the Poseidon tree (depth 8) of a
+  verifier's group ids, for ``member_of_group``.
+- ``prove(statement, inputs) -> GeneratedProof`` (snarkjs in the worker; ``ProvingFailed``
+  when the statement is false) with the committed dev artefacts in ``ARTEFACTS_DIR``
+  (``manifest.json`` holds their SHA-256); ``STATEMENTS`` names the four circuits and their
+  public inputs are, in order: score_at_least [commitment, threshold, binding];
+  income_bracket_at_most [commitment, limit, binding]; age_at_least [commitment,
+  verifier_day, min_age_days, max_drift, binding]; member_of_group [commitment, root,
+  binding].  Private inputs: ``value``, ``salt`` (and ``path_elements``, ``path_indices``).
+- ``VerificationKey.parse`` / ``Groth16Proof.parse`` / ``verify_groth16(key, proof,
+  public_signals)``: strict parsing and the pairing check (arkworks); raises
+  ``ProofMalformed`` or ``ProofInvalid``, returns ``None`` when the proof verifies.
 - ``NodeWorker``: the warm Node process that runs @noble/curves and snarkjs; the functions
   above take ``worker=`` and default to one process-wide worker.
 
@@ -20,6 +34,7 @@ what is proved, the parameters and the trust assumptions.
 
 from __future__ import annotations
 
+from credit_commons.zk.binding import request_binding
 from credit_commons.zk.commitment import (
     SALT_BITS,
     VALUE_BITS,
@@ -37,8 +52,12 @@ from credit_commons.zk.errors import (
     ZkError,
 )
 from credit_commons.zk.field import FIELD_MODULUS, decode_element, encode_element, require_element
+from credit_commons.zk.groth16 import Groth16Proof, VerificationKey
+from credit_commons.zk.groth16 import verify as verify_groth16
+from credit_commons.zk.merkle import GROUP_TREE_DEPTH, MerklePath, merkle_path, merkle_root
 from credit_commons.zk.node import NODE_DIR, NodeWorker
 from credit_commons.zk.poseidon import POSEIDON, PoseidonInstance, default_worker, hash2, permute
+from credit_commons.zk.prover import ARTEFACTS_DIR, STATEMENTS, GeneratedProof, prove
 from credit_commons.zk.registry import (
     LoadedStatement,
     get_statement,
@@ -58,14 +77,20 @@ from credit_commons.zk.statement import (
 )
 
 __all__ = [
+    "ARTEFACTS_DIR",
     "FIELD_MODULUS",
+    "GROUP_TREE_DEPTH",
     "NODE_DIR",
     "POSEIDON",
     "SALT_BITS",
+    "STATEMENTS",
     "VALUE_BITS",
     "ArtefactMismatch",
     "FieldElementInvalid",
+    "GeneratedProof",
+    "Groth16Proof",
     "LoadedStatement",
+    "MerklePath",
     "NodeUnavailable",
     "NodeWorker",
     "PoseidonInstance",
@@ -77,6 +102,7 @@ __all__ = [
     "StatementInvalid",
     "StatementNotFound",
     "StatementSignatureInvalid",
+    "VerificationKey",
     "ZkError",
     "commit",
     "decode_element",
@@ -86,12 +112,17 @@ __all__ = [
     "hash2",
     "list_statements",
     "load_statement",
+    "merkle_path",
+    "merkle_root",
     "new_salt",
     "parse_statement",
     "permute",
+    "prove",
     "register_statement",
+    "request_binding",
     "require_element",
     "require_salt",
     "require_value",
     "statements_for_vct",
+    "verify_groth16",
 ]

@@ -1,7 +1,8 @@
 // The warm Node process behind credit_commons.zk: one JSON request per stdin line, one JSON
 // answer per stdout line, in order.  Requests: {"op": "permute", "state": [dec, dec, dec]},
 // {"op": "hash2", "inputs": [dec, dec]}, {"op": "prove", "wasm": path, "zkey": path,
-// "input": {...}}.  Answers: {"ok": true, ...} or {"ok": false, "error": "..."}.
+// "input": {...}}, {"op": "verify", "vkey": {...}, "publicSignals": [...], "proof": {...}}.
+// Answers: {"ok": true, ...} or {"ok": false, "error": "..."}.
 // The cryptography is @noble/curves' (Poseidon) and snarkjs's (Groth16 witness and proof).
 import { createInterface } from 'node:readline';
 import { permute, hash2, Fr } from './poseidon.mjs';
@@ -30,6 +31,10 @@ async function answer(request) {
       return { out: String(hash2(element(request.inputs[0]), element(request.inputs[1]))) };
     case 'prove':
       return await prove(request);
+    case 'verify':
+      // snarkjs's own verifier, for cross-checks and the benchmark's baseline.
+      if (snarkjs === null) snarkjs = await import('snarkjs');
+      return { valid: await snarkjs.groth16.verify(request.vkey, request.publicSignals, request.proof) };
     default:
       throw new Error('unknown op');
   }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Development trusted setup for the zk circuits (docs/zk.md, "Regenerating the artefacts").
+#
+# Compiles each circuit in src/credit_commons/zk/circuits with circom 2 (the WASM compiler,
+# --prime bls12381), runs a powers-of-tau with ONE contributor (this machine's random entropy)
+# and a Groth16 setup with one more contribution, all by snarkjs, and writes the artefacts the
+# prover and verifier use (witness wasm, proving key, verification key) to
+# src/credit_commons/zk/artefacts/<statement>/ with their SHA-256 in artefacts/manifest.json.
+#
+# Provenance "dev": whoever ran this could keep the toxic waste and forge proofs.  Production
+# needs a ceremony (docs/zk.md); the statement registry refuses "dev" there.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ZK="$ROOT/src/credit_commons/zk"
+NODE_DIR="$ZK/node"
+BIN="$NODE_DIR/node_modules/.bin"
+OUT="$ZK/artefacts"
+POWER=12  # 2^12 = 4096 constraints: member_of_group has 3,283
+STATEMENTS=(score_at_least income_bracket_at_most age_at_least member_of_group)
+
+[ -x "$BIN/snarkjs" ] || npm ci --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error
+node "$NODE_DIR/gen-constants.mjs" --check
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+entropy() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+"$BIN/snarkjs" powersoftau new bls12381 "$POWER" "$WORK/pot_0.ptau"
+"$BIN/snarkjs" powersoftau contribute "$WORK/pot_0.ptau" "$WORK/pot_1.ptau" --name="dev" -e="$(entropy)"
+"$BIN/snarkjs" powersoftau prepare phase2 "$WORK/pot_1.ptau" "$WORK/pot_final.ptau"
+
+mkdir -p "$OUT"
+for name in "${STATEMENTS[@]}"; do
+  # circom2 (WASI) reads files relative to the working directory.
+  (cd "$ZK" && "$BIN/circom2" "circuits/$name.circom" --r1cs --wasm --prime bls12381 -o "$WORK")
+  "$BIN/snarkjs" groth16 setup "$WORK/$name.r1cs" "$WORK/pot_final.ptau" "$WORK/${name}_0.zkey"
+  "$BIN/snarkjs" zkey contribute "$WORK/${name}_0.zkey" "$WORK/$name.zkey" --name="dev" -e="$(entropy)"
+  mkdir -p "$OUT/$name"
+  cp "$WORK/${name}_js/$name.wasm" "$OUT/$name/circuit.wasm"
+  cp "$WORK/$name.zkey" "$OUT/$name/circuit.zkey"
+  "$BIN/snarkjs" zkey export verificationkey "$WORK/$name.zkey" "$OUT/$name/verification_key.json"
+done
+
+python3 - "$OUT" "${STATEMENTS[@]}" <<'PY'
+import hashlib, json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+manifest = {"provenance": "dev", "curve": "bls12381", "protocol": "groth16", "statements": {}}
+for name in sys.argv[2:]:
+    files = {}
+    for file in ("circuit.wasm", "circuit.zkey", "verification_key.json"):
+        data = (out / name / file).read_bytes()
+        files[file] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    manifest["statements"][name] = files
+(out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+PY
+echo "artefacts written to $OUT (provenance: dev)"
