@@ -21,6 +21,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
@@ -51,9 +52,10 @@ def _inputs(statement: str, worker: NodeWorker) -> dict[str, Any]:
         return {"commitment": commit(180_000, salt, worker=worker), "limit": 300_000,
                 "binding": BINDING, "value": 180_000, "salt": salt}  # fmt: skip
     if statement == "age_at_least":
-        # Born on day 18,000 (days since 1970-01-01); the verifier's day 40,400; sixty years.
-        return {"commitment": commit(18_000, salt, worker=worker), "verifier_day": 40_400,
-                "min_age_days": 21_915, "max_drift": 1, "binding": BINDING, "value": 18_000,
+        # Day numbers are date.toordinal(); born 1960-05-01, the verifier's day 2026-12-06.
+        born, today = date(1960, 5, 1).toordinal(), date(2026, 12, 6).toordinal()
+        return {"commitment": commit(born, salt, worker=worker), "verifier_day": today,
+                "min_age_days": 21_915, "max_drift": 1, "binding": BINDING, "value": born,
                 "salt": salt}  # fmt: skip
     groups = list(range(1000, 1200))
     path = merkle_path(groups, 1111, worker=worker)

@@ -6,8 +6,8 @@ salt.  The issuer signs ``C`` in the credential; the holder keeps ``value`` and 
 proves statements about ``value`` against ``C`` without showing either.
 
 - ``value``: a non-negative integer below ``2**VALUE_BITS`` (64 bits: scores, amounts in the
-  smallest currency unit, day numbers).  The circuits range-check it to the same width, which
-  their comparators need.
+  smallest currency unit, day numbers as ``date.toordinal()``).  The circuits range-check it
+  to the same width, which their comparators need.
 - ``salt``: ``SALT_BITS`` (248) random bits known only to the holder, so that ``C`` of a
   low-entropy value (a score, a birth date) cannot be found by trying values.
 - ``C`` travels in JSON as a canonical decimal string (:mod:`credit_commons.zk.field`).

@@ -18,4 +18,6 @@ def test_manifest_lists_every_artefact_with_its_sha256() -> None:
         for name, entry in files.items():
             data = (ARTEFACTS_DIR / statement / name).read_bytes()
             assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-            assert len(data) == entry["size"] < 2_000_000
+            assert (
+                len(data) == entry["size"] < 2_500_000
+            )  # member_of_group's key is the largest: 2.2 MB

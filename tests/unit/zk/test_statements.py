@@ -8,6 +8,7 @@ threshold and another binding are refused, and snarkjs's own verifier agrees on 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -206,8 +207,11 @@ def test_age_at_least_with_a_bounded_drift(worker: NodeWorker) -> None:
             worker=worker,
         )  # fmt: skip
 
-    today, sixty = 20_400, 21_915  # 21,915 days: 60 years of 365.25 days
-    born = today - sixty
+    # Day numbers are proleptic Gregorian ordinals (date.toordinal(): 0001-01-01 is day 1), so
+    # birth dates before 1970 stay positive.
+    today = date(2026, 12, 6).toordinal()
+    born = date(1966, 12, 6).toordinal()
+    sixty = today - born  # exactly sixty years today
     _check("age_at_least", attempt(born, today, sixty, 0))  # exactly sixty today
     _check("age_at_least", attempt(born + 1, today, sixty, 1))  # one day short, drift 1
     with pytest.raises(ProvingFailed):

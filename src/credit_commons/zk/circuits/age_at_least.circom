@@ -1,5 +1,6 @@
-// age_at_least: the committed birth day (days since 1970-01-01) is at least min_age_days before
-// the verifier's day, allowing max_drift days: birth_day + min_age_days <= verifier_day + max_drift.
+// age_at_least: the committed birth day (a proleptic Gregorian ordinal, Python's
+// date.toordinal()) is at least min_age_days before the verifier's day, allowing max_drift
+// days: birth_day + min_age_days <= verifier_day + max_drift.
 // Public: commitment, verifier_day, min_age_days, max_drift, binding.  All values < 2^64, so the
 // sums (< 2^65) compare exactly with 66-bit comparators.
 pragma circom 2.1.0;
