@@ -90,8 +90,7 @@ def _bench_statement(statement: str, worker: NodeWorker, proofs: int, verifies: 
     made = []
     proving = _time(lambda: made.append(prove(statement, inputs, worker=worker)), proofs)
     proof = made[-1]
-    folder = ARTEFACTS_DIR / statement
-    vkey_text = (folder / "verification_key.json").read_text()
+    vkey_text = (ARTEFACTS_DIR / f"{statement}.vkey.json").read_text()
     vkey_doc = json.loads(vkey_text)
     key = VerificationKey.parse(vkey_doc)
     public = list(proof.public_signals)
@@ -120,8 +119,9 @@ def _bench_statement(statement: str, worker: NodeWorker, proofs: int, verifies: 
     _emit(figure="zk_sizes", engine=engine, statement=statement,
           proof_json_bytes=len(json.dumps(proof.proof, separators=(",", ":"))),
           proof_compressed_bytes=compressed, vkey_json_bytes=len(vkey_text),
-          public_inputs=len(public), zkey_bytes=(folder / "circuit.zkey").stat().st_size,
-          wasm_bytes=(folder / "circuit.wasm").stat().st_size)  # fmt: skip
+          public_inputs=len(public),
+          zkey_bytes=(ARTEFACTS_DIR / f"{statement}.zkey").stat().st_size,
+          wasm_bytes=(ARTEFACTS_DIR / f"{statement}.wasm").stat().st_size)  # fmt: skip
 
 
 def bench_groth16(proofs: int, verifies: int) -> None:

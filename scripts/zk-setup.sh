@@ -5,7 +5,8 @@
 # --prime bls12381), runs a powers-of-tau with ONE contributor (this machine's random entropy)
 # and a Groth16 setup with one more contribution, all by snarkjs, and writes the artefacts the
 # prover and verifier use (witness wasm, proving key, verification key) to
-# src/credit_commons/zk/artefacts/<statement>/ with their SHA-256 in artefacts/manifest.json.
+# src/credit_commons/zk/artefacts/ (<statement>.wasm, <statement>.zkey, <statement>.vkey.json:
+# plain file names, as the statement registry names them) with their SHA-256 in manifest.json.
 #
 # Provenance "dev": whoever ran this could keep the toxic waste and forge proofs.  Production
 # needs a ceremony (docs/zk.md); the statement registry refuses "dev" there.
@@ -36,10 +37,9 @@ for name in "${STATEMENTS[@]}"; do
   (cd "$ZK" && "$BIN/circom2" "circuits/$name.circom" --r1cs --wasm --prime bls12381 -o "$WORK")
   "$BIN/snarkjs" groth16 setup "$WORK/$name.r1cs" "$WORK/pot_final.ptau" "$WORK/${name}_0.zkey"
   "$BIN/snarkjs" zkey contribute "$WORK/${name}_0.zkey" "$WORK/$name.zkey" --name="dev" -e="$(entropy)"
-  mkdir -p "$OUT/$name"
-  cp "$WORK/${name}_js/$name.wasm" "$OUT/$name/circuit.wasm"
-  cp "$WORK/$name.zkey" "$OUT/$name/circuit.zkey"
-  "$BIN/snarkjs" zkey export verificationkey "$WORK/$name.zkey" "$OUT/$name/verification_key.json"
+  cp "$WORK/${name}_js/$name.wasm" "$OUT/$name.wasm"
+  cp "$WORK/$name.zkey" "$OUT/$name.zkey"
+  "$BIN/snarkjs" zkey export verificationkey "$WORK/$name.zkey" "$OUT/$name.vkey.json"
 done
 
 python3 - "$OUT" "${STATEMENTS[@]}" <<'PY'
@@ -49,9 +49,9 @@ out = Path(sys.argv[1])
 manifest = {"provenance": "dev", "curve": "bls12381", "protocol": "groth16", "statements": {}}
 for name in sys.argv[2:]:
     files = {}
-    for file in ("circuit.wasm", "circuit.zkey", "verification_key.json"):
-        data = (out / name / file).read_bytes()
-        files[file] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    for role, file in (("wasm", f"{name}.wasm"), ("zkey", f"{name}.zkey"), ("vkey", f"{name}.vkey.json")):
+        data = (out / file).read_bytes()
+        files[role] = {"file": file, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     manifest["statements"][name] = files
 (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 PY

@@ -125,7 +125,7 @@ EXPECTED = {
         "ArtefactMismatch", "LoadedStatement", "SetupNotAllowed", "Statement", "StatementInvalid",
         "StatementNotFound", "StatementSignatureInvalid", "get_statement", "list_statements",
         "load_statement", "parse_statement", "register_statement", "statements_for_vct",
-        "require_value", "ARTEFACTS_DIR", "GROUP_TREE_DEPTH", "STATEMENTS", "GeneratedProof",
+        "ARTEFACTS_DIR", "GROUP_TREE_DEPTH", "STATEMENTS", "GeneratedProof",
         "Groth16Proof", "MerklePath", "VerificationKey", "merkle_path", "merkle_root", "prove",
         "request_binding", "verify_groth16",
     },

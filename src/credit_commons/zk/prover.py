@@ -21,8 +21,9 @@ from credit_commons.zk.poseidon import default_worker
 __all__ = ["ARTEFACTS_DIR", "STATEMENTS", "GeneratedProof", "prove"]
 
 ARTEFACTS_DIR = Path(__file__).resolve().parent / "artefacts"
-"""The committed dev artefacts: ``<statement>/circuit.wasm``, ``circuit.zkey``,
-``verification_key.json`` and ``manifest.json`` (scripts/zk-setup.sh)."""
+"""The committed dev artefacts, plain file names in one folder: ``<statement>.wasm``,
+``<statement>.zkey``, ``<statement>.vkey.json`` and ``manifest.json`` with their SHA-256
+(scripts/zk-setup.sh).  The statement registry pins and re-hashes them before use."""
 
 STATEMENTS = ("score_at_least", "income_bracket_at_most", "age_at_least", "member_of_group")
 """The statements with circuits, in the order docs/zk.md describes them."""
@@ -61,11 +62,10 @@ def prove(
     """
     if statement not in STATEMENTS:
         raise ZkError(f"no circuit for the statement {statement!r}")
-    folder = artefacts_dir / statement
     request: JsonObject = {
         "op": "prove",
-        "wasm": str(folder / "circuit.wasm"),
-        "zkey": str(folder / "circuit.zkey"),
+        "wasm": str(artefacts_dir / f"{statement}.wasm"),
+        "zkey": str(artefacts_dir / f"{statement}.zkey"),
         "input": {name: _input_value(value) for name, value in inputs.items()},
     }
     reply = (worker or default_worker()).call(request)

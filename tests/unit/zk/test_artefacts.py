@@ -14,9 +14,11 @@ def test_manifest_lists_every_artefact_with_its_sha256() -> None:
     assert (manifest["curve"], manifest["protocol"]) == ("bls12381", "groth16")
     assert sorted(manifest["statements"]) == sorted(STATEMENTS)
     for statement, files in manifest["statements"].items():
-        assert sorted(files) == ["circuit.wasm", "circuit.zkey", "verification_key.json"]
-        for name, entry in files.items():
-            data = (ARTEFACTS_DIR / statement / name).read_bytes()
+        assert sorted(files) == ["vkey", "wasm", "zkey"]
+        for role, entry in files.items():
+            suffix = {"wasm": ".wasm", "zkey": ".zkey", "vkey": ".vkey.json"}[role]
+            assert entry["file"] == statement + suffix
+            data = (ARTEFACTS_DIR / entry["file"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == entry["sha256"]
             assert (
                 len(data) == entry["size"] < 2_500_000

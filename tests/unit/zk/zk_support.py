@@ -16,9 +16,7 @@ BINDING = 4242
 
 
 def vkey_json(statement: str) -> JsonObject:
-    document: JsonObject = json.loads(
-        (ARTEFACTS_DIR / statement / "verification_key.json").read_text()
-    )
+    document: JsonObject = json.loads((ARTEFACTS_DIR / f"{statement}.vkey.json").read_text())
     return document
 
 
@@ -34,7 +32,7 @@ def snarkjs_verifies(statement: str, proof: GeneratedProof, tmp_path: Path) -> b
             str(NODE_DIR / "node_modules" / "snarkjs" / "build" / "cli.cjs"),
             "groth16",
             "verify",
-            str(ARTEFACTS_DIR / statement / "verification_key.json"),
+            str(ARTEFACTS_DIR / f"{statement}.vkey.json"),
             str(tmp_path / "public.json"),
             str(tmp_path / "proof.json"),
         ],
