@@ -40,7 +40,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from redis import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,6 +50,7 @@ from credit_commons.core.errors import CommonsError, ConfigurationError, Unavail
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.client_address import ClientAddressResolver, rate_limit_key
 from credit_commons.gateway.problems import problem_response, send_problem
+from credit_commons.gateway.ratelimit_memory import ProcessMemoryStorage
 from credit_commons.gateway.route_groups import (
     GROUP_KEY,
     GROUPS,
@@ -162,7 +163,8 @@ class RateLimits:
     ``limits`` maps ``"<group>.<ip|client>"`` to a limit in the ``limits`` notation
     (``"10/minute;100/hour"``), overriding the groups' defaults; ``ip_limit`` and
     ``client_limit`` are the lender groups' (``COMMONS_RATE_LIMIT_IP``/``_CLIENT``).
-    ``now`` only computes the seconds until a window resets; ``limits`` keeps its own time.
+    ``now`` is the time of the in-memory windows and of the seconds until a window resets
+    (Redis keeps its own).
 
     Raises :class:`ConfigurationError` for an unknown group or a malformed limit.
     """
@@ -208,7 +210,9 @@ class RateLimits:
                 wrap_exceptions=True,
             )
         else:
-            storage = MemoryStorage(wrap_exceptions=True)
+            # Not limits' MemoryStorage, which starts a timer thread per request (see
+            # ratelimit_memory.py); windows in memory follow ``now``.
+            storage = ProcessMemoryStorage(now=now, wrap_exceptions=True)
         self.backend = "redis" if redis_url else "memory"
         self._limiter: RateLimiter = (
             FixedWindowRateLimiter(storage)
