@@ -65,6 +65,7 @@ bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/verifier.py
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/zk.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps
