@@ -14,6 +14,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect
 from tests.integration.test_web_console import HTML, LOOPBACK, assert_secure_html, csrf_of
 from tests.lenders import denials
 
@@ -29,6 +30,7 @@ from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.runtime import Runtime
+from credit_commons.web import agent as agent_pages
 from credit_commons.web.agent import PAGE_SIZE
 
 NOT_FOUND = "We found no borrower with this token who has asked you to help them."
@@ -394,3 +396,77 @@ def test_once_the_borrower_revokes_it_the_agent_sees_nothing(
     gone = app_client.get(done, headers=HTML)
     assert gone.status_code == 404
     assert MISSING in gone.text
+
+
+# -- the agent's borrowers, a page at a time (keyset by delegation id) --------------------
+
+
+def test_the_agents_borrowers_are_paged_by_delegation_id(
+    app_client: TestClient, runtime: Runtime, story: Story, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent_pages, "PAGE_SIZE", 3)
+    more = [_person(runtime, f"Borrower {i}", ["business"]) for i in range(7)]
+    ids = sorted([story.delegation, *(_delegate(runtime, b, story.agent) for b in more)])
+    # Not on the agent's list: a revoked delegation, and another agent's.
+    gone = _person(runtime, "Gone", ["business"])
+    revoked = _delegate(runtime, gone, story.agent)
+    with transaction(runtime.sessions) as session:
+        delegations.revoke_delegation(session, runtime, Principal(gone.token, "identity"), revoked)
+    _delegate(runtime, gone, _person(runtime, "Other Agent", ["field_agent"]))
+    _sign_in(app_client, story.agent, "agent")
+    link = re.compile(r'href="(/agent\?(?:after|before)=dlg_[0-9A-Z]{26})">([^<]+)<')
+    listed = re.compile(r'href="/agent/borrowers/(dlg_[0-9A-Z]{26})"')
+    pages: list[list[str]] = []
+    path: str | None = "/agent"
+    while path is not None:
+        page = app_client.get(path, headers=HTML)
+        assert page.status_code == 200
+        pages.append(listed.findall(page.text))
+        path = next((u for u, text in link.findall(page.text) if "Next" in text), None)
+    assert pages == [ids[0:3], ids[3:6], ids[6:8]]
+    # And back, from the last page.
+    back = [u for u, text in link.findall(page.text) if "Previous" in text]
+    assert back == [f"/agent?before={ids[6]}"]
+    previous = app_client.get(back[0], headers=HTML)
+    assert listed.findall(previous.text) == ids[3:6]
+    assert f'href="/agent?before={ids[3]}"' in previous.text
+    assert f'href="/agent?after={ids[5]}"' in previous.text
+    assert app_client.get("/agent?after=nonsense", headers=HTML).status_code == 404
+
+
+def test_a_page_of_delegations_is_one_keyset_read(runtime: Runtime, story: Story) -> None:
+    more = [_person(runtime, f"Borrower {i}", ["business"]) for i in range(4)]
+    ids = sorted([story.delegation, *(_delegate(runtime, b, story.agent) for b in more)])
+    now = runtime.clock.now()
+    with transaction(runtime.read_sessions) as session:
+        first = delegations.assist_delegations_page(session, story.agent.token, now, limit=2)
+        after = delegations.assist_delegations_page(
+            session, story.agent.token, now, after=ids[1], limit=2
+        )
+        before = delegations.assist_delegations_page(
+            session, story.agent.token, now, before=ids[4], limit=2
+        )
+        later = delegations.assist_delegations_page(
+            session, story.agent.token, now + timedelta(days=400), limit=2
+        )
+    assert [d.id for d in first] == ids[0:2]
+    assert [d.id for d in after] == ids[2:4]
+    assert [d.id for d in before] == ids[2:4]
+    assert later == []  # expired
+    assert {d.delegator_token for d in first} <= {story.borrower.token, *(b.token for b in more)}
+    # The read goes by (delegatee_token, id), in order, and stops at its limit.
+    if runtime.engine.dialect.name == "sqlite":
+        plan = sql_plan(
+            runtime, "SELECT id FROM delegations WHERE delegatee_token = 'x' ORDER BY id LIMIT 21"
+        )
+        assert "ix_delegations_delegatee_id" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+    assert "ix_delegations_delegatee_id" in {
+        i["name"] for i in inspect(runtime.engine).get_indexes("delegations")
+    }
+
+
+def sql_plan(runtime: Runtime, statement: str) -> str:
+    with runtime.engine.connect() as connection:
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement).all()
+    return " | ".join(str(row[-1]) for row in rows)

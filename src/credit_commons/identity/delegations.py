@@ -9,6 +9,7 @@ revoke it at any time.  ``field_agent_assist`` needs a delegatee holding the
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
@@ -31,10 +32,12 @@ from credit_commons.identity.schemas import (
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "AssistDelegation",
     "DelegationChanged",
     "accept_delegation",
     "assist_delegation",
     "assist_delegation_id",
+    "assist_delegations_page",
     "create_delegation",
     "delegatees_of",
     "export_delegations",
@@ -215,6 +218,46 @@ def assist_delegation_id(session: Session, delegator: str, agent: str, now: date
         .order_by(DelegationRow.id)
     )
     return next((r.id for r in rows if _assists(r, now)), None)
+
+
+@dataclass(frozen=True)
+class AssistDelegation:
+    """A live ``assist:consent`` delegation to an agent: its id and the borrower's token."""
+
+    id: str
+    delegator_token: str
+
+
+def assist_delegations_page(
+    session: Session,
+    agent: str,
+    now: datetime,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int,
+) -> list[AssistDelegation]:
+    """Up to ``limit`` of the ``assist:consent`` delegations to ``agent`` in effect at
+    ``now``, in id order: those after the id ``after``, or the last ones before the id
+    ``before`` (the page before), or the first.  One keyset read on ``(delegatee_token, id)``
+    that stops at its limit.  Raises nothing."""
+    # delegation_effective and the permission, as SQL: the page is the rows the limit reads.
+    query = select(DelegationRow.id, DelegationRow.delegator_token).where(
+        DelegationRow.delegatee_token == agent,
+        DelegationRow.revoked_at.is_(None),
+        DelegationRow.delegator_accepted_at.is_not(None),
+        DelegationRow.delegatee_accepted_at.is_not(None),
+        DelegationRow.expires_at > now,
+        DelegationRow.permissions.contains(json.dumps(Permission.ASSIST_CONSENT.value)),
+    )
+    if before is not None:
+        query = query.where(DelegationRow.id < before).order_by(DelegationRow.id.desc())
+    else:
+        if after is not None:
+            query = query.where(DelegationRow.id > after)
+        query = query.order_by(DelegationRow.id)
+    rows = [AssistDelegation(i, t) for i, t in session.execute(query.limit(limit))]
+    return rows[::-1] if before is not None else rows
 
 
 def prune_delegations(session: Session, before: datetime) -> int:

@@ -149,5 +149,7 @@ class DelegationRow(Base):
 
     __table_args__ = (
         Index("ix_delegations_delegatee", "delegatee_token", "delegator_token"),
+        # The agent's borrowers a page at a time, keyset by id (migration 0035).
+        Index("ix_delegations_delegatee_id", "delegatee_token", "id"),
         Index("ix_delegations_delegator", "delegator_token"),
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Form, Request
@@ -36,12 +37,12 @@ from credit_commons.consent.errors import ConsentStateInvalid, OneTimeCodeRefuse
 from credit_commons.consent.requests import get_for_borrower
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import NotFoundError
-from credit_commons.identity import Permission, Principal
+from credit_commons.identity import Principal
 from credit_commons.identity import service as identity_service
 from credit_commons.identity.delegations import (
     assist_delegation,
     assist_delegation_id,
-    list_delegations,
+    assist_delegations_page,
 )
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
@@ -135,46 +136,64 @@ def _missing(request: Request) -> HTMLResponse:
 # -- 1. find the borrower ----------------------------------------------------------------
 
 
-def _my_borrowers(request: Request, me: WebSession, page: int) -> tuple[list[Any], bool]:
-    """This page of the borrowers who gave the agent a live ``assist:consent`` delegation
-    (token, and name when the delegation lets the agent read the profile); whether there
-    are more."""
+@dataclass(frozen=True)
+class _Borrowers:
+    # One page of the borrowers who delegated to the agent, and the cursors of its
+    # neighbours (None where there is none).
+    shown: list[dict[str, Any]]
+    previous: str | None
+    next: str | None
+
+
+def _my_borrowers(
+    request: Request, me: WebSession, after: str | None, before: str | None
+) -> _Borrowers:
+    """A page of the borrowers who gave the agent a live ``assist:consent`` delegation, by
+    delegation id (a keyset read: never every delegation of the agent): the delegation's
+    id, the borrower's token, and the name when the delegation lets the agent read the
+    profile."""
     rt, agent = _runtime(request), _principal(me)
 
-    def work(session: Session) -> tuple[list[Any], bool]:
-        mine: dict[str, str] = {}  # borrower -> the first delegation's id (by id)
-        for d in list_delegations(session, rt, agent, me.subject):
-            if (
-                d.delegatee_token == me.subject
-                and d.effective
-                and Permission.ASSIST_CONSENT.value in d.permissions
-            ):
-                mine.setdefault(d.delegator_token, d.id)
-        tokens = sorted(mine)
-        shown = tokens[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    def work(session: Session) -> _Borrowers:
+        page = assist_delegations_page(
+            session, me.subject, rt.clock.now(), after=after, before=before, limit=PAGE_SIZE + 1
+        )
+        # One row more than the page says whether there is a page beyond it, in the
+        # direction read; the other direction has one whenever a cursor was given.
+        beyond = len(page) > PAGE_SIZE
+        page = page[-PAGE_SIZE:] if before is not None else page[:PAGE_SIZE]
         found = []
-        for token in shown:
+        for d in page:
             try:
-                name = identity_service.get_profile(session, rt, agent, token).name
+                name = identity_service.get_profile(session, rt, agent, d.delegator_token).name
             except NotFoundError:
                 name = None  # the delegation does not let the agent read the profile
-            found.append({"ref": mine[token], "token": token, "name": name})
-        return found, len(tokens) > page * PAGE_SIZE
+            found.append({"ref": d.id, "token": d.delegator_token, "name": name})
+        first, last = (page[0].id, page[-1].id) if page else (None, None)
+        if before is not None:
+            return _Borrowers(found, first if beyond else None, last)
+        return _Borrowers(found, first if after is not None else None, last if beyond else None)
 
     return _read(request, work)
 
 
 def _index(
-    request: Request, me: WebSession, *, page: int = 1, token: str = "", error: str = ""
+    request: Request,
+    me: WebSession,
+    *,
+    after: str | None = None,
+    before: str | None = None,
+    token: str = "",
+    error: str = "",
 ) -> HTMLResponse:
-    borrowers, more = _my_borrowers(request, me, page)
+    borrowers = _my_borrowers(request, me, after, before)
     return render(
         request,
         "agent/index.html",
         {
-            "borrowers": borrowers,
-            "page": page,
-            "more": more,
+            "borrowers": borrowers.shown,
+            "previous": borrowers.previous,
+            "next": borrowers.next,
             "token": token,
             "errors": {"token": error} if error else {},
         },
@@ -189,9 +208,15 @@ _NOT_FOUND = N_(
 
 
 @router.get("/agent")
-def agent_home(request: Request, me: Agent, page: int = 1) -> HTMLResponse:
-    """Find a borrower: the token form, and the borrowers who delegated to this agent."""
-    return _index(request, me, page=max(1, min(page, 10_000)))
+def agent_home(
+    request: Request, me: Agent, after: str | None = None, before: str | None = None
+) -> HTMLResponse:
+    """Find a borrower: the token form, and a page of the borrowers who delegated to this
+    agent (``after``/``before``: the delegation id the page starts after or ends before)."""
+    cursor = _DELEGATION.fullmatch
+    if (after is not None and not cursor(after)) or (before is not None and not cursor(before)):
+        return _missing(request)
+    return _index(request, me, after=after, before=None if after is not None else before)
 
 
 @router.post("/agent/find")
