@@ -15,7 +15,7 @@ from jwcrypto.jwk import JWK
 from sd_jwt.common import SDObj
 from sd_jwt.holder import SDJWTHolder
 from sd_jwt.issuer import SDJWTIssuer
-from tests.integration.verifier_world import BASE, VpWorld, vp
+from tests.integration.verifier_world import BASE, VpWorld, crc_query, vp
 
 from credit_commons.demo import lender_token
 from credit_commons.formats import oid4vp
@@ -219,3 +219,35 @@ def test_a_did_trusted_authority_over_http(vp: VpWorld, answered_by: str) -> Non
     code = parse_qs(urlsplit(answered.json()["redirect_uri"]).query)["response_code"][0]
     (credential,) = vp.decision(created["id"], code).json()["credentials"]
     assert credential["issuer"] == encode_did_key(named.public_key)
+
+
+def test_the_verifier_routes_authenticate_the_lender_first(vp: VpWorld) -> None:
+    # The request and decision routes authenticate in their one worker thread: no token,
+    # a forged one, or one of a suspended client is 401, nothing is made or read, and the
+    # denial names the route's operation as every lender route's does.
+    created = vp.request()
+    body = {"dcql_query": crc_query(), "redirect_uri": "https://lender.example/done"}
+    token = vp.token()["Authorization"].split()[1]
+    forged = {"Authorization": f"Bearer {token[:-2]}{'B' if token[-2] == 'A' else 'A'}{token[-1]}"}
+    for headers in ({}, forged):
+        assert vp.http.post("/v1/verifier/requests", json=body, headers=headers).status_code == 401
+        decided = vp.http.post(
+            f"/v1/verifier/requests/{created['id']}/decision",
+            json={"response_code": "x" * 43},
+            headers=headers,
+        )
+        assert decided.status_code == 401
+    # Refusals that name nobody are counted by operation and reason (gateway/denials.py).
+    metrics = vp.http.get("/metrics").text
+    for operation in ("lender.create-request", "lender.request-decision"):
+        for reason in ("auth.token_missing", "auth.token_invalid"):
+            line = (
+                "commons_access_denials_unattributed_total"
+                f'{{operation="{operation}",reason="{reason}"}} 1.0'
+            )
+            assert line in metrics, line
+    # With a valid token the same calls pass authentication (the decision is not there).
+    made = vp.http.post("/v1/verifier/requests", json=body, headers=vp.token())
+    assert made.status_code == 201, made.text
+    assert made.headers["cache-control"] == "no-store"
+    assert "lender-api.client" in made.headers["ratelimit-policy"]  # the client was counted

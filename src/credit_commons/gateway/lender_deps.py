@@ -31,13 +31,15 @@ __all__ = [
     "get_lender",
     "lender_for",
     "require_scope",
+    "route_operation",
 ]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.:-]+")
 
 
-def _operation_of(request: Request) -> str:
-    # An event Token: the route's endpoint name with '_' as '-' ("lender.get-client").
+def route_operation(request: Request) -> str:
+    """The operation :func:`get_lender` names in its denials: ``lender.`` and the route's
+    endpoint name with ``_`` as ``-`` (``lender.get-client``), an event Token."""
     route = request.scope.get("route")
     name = getattr(route, "name", None) or "unknown"
     return "lender." + _UNSAFE.sub("-", name)[:100]
@@ -72,7 +74,7 @@ def get_lender(
     Raises ``NotAuthenticated`` (401, recorded as ``access.denied``), ``RateLimited`` (429)
     or ``RateLimitUnavailable`` (503).
     """
-    return authenticate_request(request, authorization, _operation_of(request))
+    return authenticate_request(request, authorization, route_operation(request))
 
 
 def lender_for(operation: str) -> Callable[..., LenderPrincipal]:
