@@ -1,7 +1,7 @@
 // The warm Node process behind credit_commons.zk: one JSON request per stdin line, one JSON
 // answer per stdout line, in order.  Requests: {"op": "permute", "state": [dec, dec, dec]},
 // {"op": "hash2", "inputs": [dec, dec]}, {"op": "prove", "wasm": path, "zkey": path,
-// "input": {...}}, {"op": "verify", "vkey": {...}, "publicSignals": [...], "proof": {...}}.
+// "input": {...}}, {"op": "witness", "wasm": path, "input": {...}}, {"op": "verify", "vkey": {...}, "publicSignals": [...], "proof": {...}}.
 // Answers: {"ok": true, ...} or {"ok": false, "error": "..."}.
 // The cryptography is @noble/curves' (Poseidon) and snarkjs's (Groth16 witness and proof).
 import { createInterface } from 'node:readline';
@@ -31,6 +31,13 @@ async function answer(request) {
       return { out: String(hash2(element(request.inputs[0]), element(request.inputs[1]))) };
     case 'prove':
       return await prove(request);
+    case 'witness': {
+      // The circuit's full witness (wire 0 is the constant 1), for tests of a circuit's values.
+      if (snarkjs === null) snarkjs = await import('snarkjs');
+      const wtns = { type: 'mem' };
+      await snarkjs.wtns.calculate(request.input, request.wasm, wtns);
+      return { witness: (await snarkjs.wtns.exportJson(wtns)).map(String) };
+    }
     case 'verify':
       // snarkjs's own verifier, for cross-checks and the benchmark's baseline.
       if (snarkjs === null) snarkjs = await import('snarkjs');
