@@ -11,7 +11,9 @@ module and installed there by ``npm ci`` (the Makefile does it for ``make test``
 
 from __future__ import annotations
 
+import contextlib
 import json
+import select
 import shutil
 import subprocess
 import threading
@@ -33,12 +35,16 @@ class NodeWorker:
 
     Use it as a context manager, or call :meth:`close`.  ``node`` is the Node.js executable
     (found on ``PATH`` when not given); ``node_dir`` the folder holding ``worker.mjs`` and
-    its installed ``node_modules``.
+    its installed ``node_modules``; ``timeout`` the seconds one call may take before the
+    process is killed (a proof takes about a second).
     """
 
-    def __init__(self, *, node: str | None = None, node_dir: Path = NODE_DIR) -> None:
+    def __init__(
+        self, *, node: str | None = None, node_dir: Path = NODE_DIR, timeout: float = 120.0
+    ) -> None:
         self._node = node
         self._dir = node_dir
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
 
@@ -86,6 +92,15 @@ class NodeWorker:
             try:
                 process.stdin.write(line)
                 process.stdin.flush()
+                # One answer line per request, read whole: nothing is left buffered between
+                # calls, so waiting on the pipe's descriptor is waiting for the answer.
+                ready, _, _ = select.select([process.stdout], [], [], self._timeout)
+                if not ready:
+                    self._process = None
+                    _stop(process, kill=True)
+                    raise NodeUnavailable(
+                        f"the zk Node process did not answer within {self._timeout:g} s"
+                    )
                 answer = process.stdout.readline()
             except OSError as error:
                 raise NodeUnavailable("the zk Node process failed", hint=_INSTALL_HINT) from error
@@ -98,14 +113,21 @@ class NodeWorker:
         """Stop the process (idempotent)."""
         with self._lock:
             process, self._process = self._process, None
-        if process is None:
-            return
-        assert process.stdin is not None
+        if process is not None:
+            _stop(process, kill=False)
+
+
+def _stop(process: subprocess.Popen[str], *, kill: bool) -> None:
+    """End the process (closing its stdin ends the worker's loop) and close its pipes."""
+    assert process.stdin is not None
+    assert process.stdout is not None
+    if kill:
+        process.kill()
+    with contextlib.suppress(OSError):  # the pipe of a killed process may already be broken
         process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stdout.close()

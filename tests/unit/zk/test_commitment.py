@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credit_commons.zk import (
+    ARTEFACTS_DIR,
     FIELD_MODULUS,
     SALT_BITS,
     VALUE_BITS,
@@ -97,4 +98,18 @@ def test_a_worker_survives_a_refused_request_and_restarts_after_close() -> None:
         assert worker.call({"op": "nonsense"})["ok"] is False
         assert commit(5, 6, worker=worker) == commit(5, 6)
         worker.close()
+        assert commit(5, 6, worker=worker) == commit(5, 6)
+
+
+def test_a_worker_that_does_not_answer_in_time_is_stopped_and_replaced() -> None:
+    # A proof takes far longer than a millisecond: the call gives up and stops the process;
+    # the next call starts a fresh one.
+    request = {"op": "prove", "wasm": str(ARTEFACTS_DIR / "member_of_group.wasm"),
+               "zkey": str(ARTEFACTS_DIR / "member_of_group.zkey"), "input": {}}  # fmt: skip
+    with NodeWorker(timeout=0.001) as worker:
+        with pytest.raises(NodeUnavailable, match="did not answer"):
+            worker.call(request)
+        with pytest.raises(NodeUnavailable, match="did not answer"):
+            worker.call(request)
+    with NodeWorker() as worker:
         assert commit(5, 6, worker=worker) == commit(5, 6)
