@@ -6,17 +6,18 @@ server with segno (``/issuer/offers/{id}/qr.svg``: an image of this site, as the
 ``img-src 'self'`` wants), and the transaction code the officer reads to the borrower.
 
 The transaction code exists in clear only in ``create_offer``'s answer (the platform keeps
-its hash).  To show it after the POST → 303 → GET, it rides in a cookie that lives two
-minutes, MAC'd under the platform's pepper with the offer id and the officer's session
-secret (no other page, browser or session can make it display anything), and is deleted by
-the page that shows it: it is shown once, as the API shows it once.
+its hash).  To show it after the POST → 303 → GET, it is kept on the server with the
+officer's session row for two minutes (``web/sessions.keep_offer_code``, written in the
+offer's own unit of work) and cleared by the page that shows it (``take_offer_code``): it
+is shown once, to that session only, as the API shows it once, and never travels in a
+cookie.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from urllib.parse import quote
 
 import segno
@@ -30,7 +31,7 @@ from credit_commons.core.errors import NotFoundError
 from credit_commons.issuer import oid4vci
 from credit_commons.issuer.catalogue import ClaimsInvalid
 from credit_commons.issuer.schemas import CredentialOffer
-from credit_commons.web.cookies import delete_cookie, read_cookie, set_cookie
+from credit_commons.web.cookies import read_cookie
 from credit_commons.web.flash import add_flash
 from credit_commons.web.i18n import N_
 from credit_commons.web.issuer_form import Message, claims_of, field_errors
@@ -48,14 +49,13 @@ from credit_commons.web.issuer_support import (
 )
 from credit_commons.web.render import render
 from credit_commons.web.routing import page_router
-from credit_commons.web.sessions import WebSession
+from credit_commons.web.sessions import COOKIE as SESSION_COOKIE
+from credit_commons.web.sessions import WebSession, keep_offer_code, take_offer_code
 
 __all__ = ["offer_uri", "router"]
 
 router = page_router(prefix="/offers")
-_COOKIE = "issuer-offer"
-_DOMAIN = "web.issuer.offer"
-_TX_CODE = re.compile(r"[0-9]{4,8}")
+_TX_CODE_KEPT = timedelta(minutes=2)
 
 
 def offer_uri(offer_id: str, offer: CredentialOffer) -> str:
@@ -63,11 +63,6 @@ def offer_uri(offer_id: str, offer: CredentialOffer) -> str:
     (``offer_uri_by_reference``): the wallet fetches the offer from this platform."""
     reference = f"{offer.credential_issuer}/v1/credential-offers/{offer_id}"
     return "openid-credential-offer://?credential_offer_uri=" + quote(reference, safe="")
-
-
-def _mac(request: Request, me: WebSession, offer_id: str, tx_code: str) -> str:
-    payload = f"{offer_id}.{tx_code}.{me.csrf_secret}"
-    return runtime_of(request).pseudonymizer.pseudonym(_DOMAIN, payload)
 
 
 def _offer_page(
@@ -122,6 +117,7 @@ def _create(request: Request, me: WebSession, submitted: FormData) -> Response:
     if errors:
         return _offer_page(request, names, form, values=shown, errors=errors, status=422)
     runtime = runtime_of(request)
+    session_id = read_cookie(request, SESSION_COOKIE) or ""
     try:
         with transaction(runtime.sessions) as session:
             created = oid4vci.create_offer(
@@ -134,14 +130,13 @@ def _create(request: Request, me: WebSession, submitted: FormData) -> Response:
                 with_tx_code=with_tx_code,
                 credential_format=credential_format,
             )
+            if created.tx_code:
+                until = runtime.clock.now() + _TX_CODE_KEPT
+                keep_offer_code(session, session_id, created.offer_id, created.tx_code, until)
     except ClaimsInvalid as e:
         errors = field_errors(form.fields, e.extra.get("errors", []))
         return _offer_page(request, names, form, values=shown, errors=errors, status=422)
     response = RedirectResponse(f"/issuer/offers/{created.offer_id}", status_code=303)
-    if created.tx_code:
-        value = f"{created.offer_id}.{created.tx_code}"
-        mac = _mac(request, me, created.offer_id, created.tx_code)
-        set_cookie(request, response, _COOKIE, f"{value}.{mac}", max_age=120)
     add_flash(request, response, N_("Offer made."), "success")
     return response
 
@@ -161,24 +156,25 @@ def _offer(request: Request, offer_id: str) -> CredentialOffer:
         return oid4vci.get_offer(session, runtime, offer_id)
 
 
-def _tx_code(request: Request, me: WebSession, offer_id: str) -> str | None:
-    # The transaction code of this offer if this browser was just given it, else None.
-    raw = read_cookie(request, _COOKIE) or ""
-    parts = raw.split(".")
-    if len(parts) != 3 or parts[0] != offer_id or not _TX_CODE.fullmatch(parts[1]):
+def _tx_code(request: Request, offer_id: str) -> str | None:
+    # The transaction code of this offer if this session was just given it (taken: the
+    # next visit has none), else None.
+    session_id = read_cookie(request, SESSION_COOKIE)
+    if not session_id:
         return None
-    if parts[2] != _mac(request, me, offer_id, parts[1]):
-        return None
-    return parts[1]
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        return take_offer_code(session, session_id, offer_id, runtime.clock.now())
 
 
 @router.get("/{offer_id}")
 def offer(request: Request, me: Me, offer_id: str) -> HTMLResponse:
     """The offer: its QR code and URI, and its transaction code the first time."""
     found = _offer(request, offer_id)
-    tx_code = _tx_code(request, me, offer_id)
+    del me
+    tx_code = _tx_code(request, offer_id)
     grant = found.grants.get(oid4vci.PRE_AUTHORIZED_GRANT, {})
-    response = render(
+    return render(
         request,
         "issuer/offer.html",
         {
@@ -189,9 +185,6 @@ def offer(request: Request, me: Me, offer_id: str) -> HTMLResponse:
             "tx_code": tx_code,
         },
     )
-    if tx_code is not None:
-        delete_cookie(request, response, _COOKIE)
-    return response
 
 
 @router.get("/{offer_id}/qr.svg")

@@ -34,6 +34,11 @@ class WebSessionRow(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     token_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The issuer desk's transaction code of the offer just made, until its page shows it
+    # once (web/issuer_offers.py; migration 0036): on the server, never in a cookie.
+    offer_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    offer_tx_code: Mapped[str | None] = mapped_column(String(16), default=None)
+    offer_tx_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     __table_args__ = (
         Index("ix_web_sessions_subject", "subject"),

@@ -48,9 +48,11 @@ __all__ = [
     "current_session",
     "delete_all_sessions",
     "delete_session",
+    "keep_offer_code",
     "lookup_session",
     "prune_sessions",
     "standing",
+    "take_offer_code",
 ]
 
 COOKIE = "session"
@@ -173,13 +175,46 @@ def delete_all_sessions(session: Session, subject: str) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def keep_offer_code(
+    session: Session, session_id: str, offer_id: str, tx_code: str, until: datetime
+) -> None:
+    """Keep the transaction code of offer ``offer_id`` with the session of ``session_id``
+    until ``until`` (the issuer desk shows it once: :func:`take_offer_code`), replacing
+    any code kept before."""
+    session.execute(
+        update(WebSessionRow)
+        .where(WebSessionRow.id_hash == _digest(session_id))
+        .values(offer_id=offer_id, offer_tx_code=tx_code, offer_tx_until=until)
+    )
+
+
+def take_offer_code(session: Session, session_id: str, offer_id: str, now: datetime) -> str | None:
+    """The transaction code kept with the session of ``session_id`` for offer ``offer_id``
+    if it is still kept at ``now``; a code taken, or past its time, is cleared."""
+    row = session.get(WebSessionRow, _digest(session_id))
+    if row is None or row.offer_id is None:
+        return None
+    live = row.offer_tx_until is not None and utc(row.offer_tx_until) > now
+    if row.offer_id != offer_id and live:
+        return None  # another offer's code, still to be shown on its own page
+    code = row.offer_tx_code if live else None
+    row.offer_id = row.offer_tx_code = row.offer_tx_until = None
+    return code
+
+
 def prune_sessions(session: Session, now: datetime) -> int:
-    """Delete the sessions past their absolute expiry or idle too long at ``now``; how
-    many went (retention: run by the platform's periodic work)."""
+    """Delete the sessions past their absolute expiry or idle too long at ``now``, and
+    clear the transaction codes kept past their time; how many sessions went (retention:
+    run by the platform's periodic work)."""
     result = session.execute(
         delete(WebSessionRow).where(
             (WebSessionRow.expires_at <= now) | (WebSessionRow.last_seen_at <= now - IDLE)
         )
+    )
+    session.execute(
+        update(WebSessionRow)
+        .where(WebSessionRow.offer_tx_until <= now)
+        .values(offer_id=None, offer_tx_code=None, offer_tx_until=None)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from tests.lenders import events
 
+from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.settings import Settings
 from credit_commons.events.models import EventRow
@@ -26,6 +29,8 @@ from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.runtime import Runtime
+from credit_commons.web.models import WebSessionRow
+from credit_commons.web.sessions import prune_sessions
 
 LOOPBACK = "http://127.0.0.1:8000"
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -326,3 +331,60 @@ def test_a_type_the_form_cannot_show_is_named_not_half_shown(
     refused = post(officer, "/issuer/issue", form, "/issuer/issue?type=TradeLicence")
     assert refused.status_code == 422
     assert events_of(runtime, "credential.issued") == []
+
+
+def test_the_transaction_code_stays_on_the_server(
+    officer: TestClient, runtime: Runtime, borrower: tuple[str, str], settings: Settings
+) -> None:
+    subject, _ = borrower
+    form = claims_form(subject, tx_code="yes")
+    answer = post(officer, "/issuer/offers", form, f"/issuer/offers/new?type={TYPE}")
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    cookies_set = answer.headers.get_list("set-cookie")
+    assert not any(c.startswith("issuer-offer") for c in cookies_set), cookies_set
+    # The same officer in another browser (another session) is not shown the code.
+    with TestClient(officer.app, base_url=LOOPBACK, raise_server_exceptions=False) as other:
+        with transaction(runtime.sessions) as session:
+            token, _ = issue_admin_token(session, runtime, "desk-2")
+        sign_in(other, token, "issuer")
+        assert 'id="tx-code"' not in other.get(location, headers=HTML).text
+    page = officer.get(location, headers=HTML)
+    code = re.search(r'<p class="tx-code" id="tx-code">([0-9]{6})</p>', page.text)
+    assert code is not None
+    # No cookie ever carried it, and the page's own answer sets none.
+    for header in (*cookies_set, *page.headers.get_list("set-cookie")):
+        assert code.group(1) not in header
+    assert all(code.group(1) not in v for v in officer.cookies.values())
+    assert 'id="tx-code"' not in officer.get(location, headers=HTML).text
+
+
+def test_an_unseen_transaction_code_is_not_shown_later(
+    officer: TestClient,
+    runtime: Runtime,
+    borrower: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subject, _ = borrower
+    form = claims_form(subject, tx_code="yes")
+    answer = post(officer, "/issuer/offers", form, f"/issuer/offers/new?type={TYPE}")
+    later = FixedClock(runtime.clock.now() + timedelta(minutes=3))
+    monkeypatch.setattr(runtime, "clock", later)
+    assert 'id="tx-code"' not in officer.get(answer.headers["location"], headers=HTML).text
+
+
+def test_retention_clears_an_unseen_transaction_code(
+    officer: TestClient, runtime: Runtime, borrower: tuple[str, str]
+) -> None:
+    subject, _ = borrower
+    form = claims_form(subject, tx_code="yes")
+    post(officer, "/issuer/offers", form, f"/issuer/offers/new?type={TYPE}")
+
+    def kept() -> list[str | None]:
+        with transaction(runtime.read_sessions) as session:
+            return [r.offer_tx_code for r in session.scalars(select(WebSessionRow))]
+
+    assert [c for c in kept() if c is not None] != []
+    with transaction(runtime.sessions) as session:
+        prune_sessions(session, runtime.clock.now() + timedelta(minutes=3))
+    assert [c for c in kept() if c is not None] == []
