@@ -9,7 +9,7 @@ ZK_STAMP := $(ZK_NODE)/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck imports unit lock bench clean services system-deps hsm
+.PHONY: run test lint typecheck imports unit lock bench clean services system-deps hsm screenshots
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ TEST_WORKERS ?= 2
 
 test: system-deps lint typecheck imports $(ZK_STAMP)
 	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
+
+# The console's screenshots in docs/console/ (the browser tests, capturing as they go).
+screenshots: $(STAMP) $(ZK_STAMP) system-deps
+	COMMONS_SCREENSHOTS=1 $(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal tests/browser
 
 bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/keys.py
