@@ -505,10 +505,17 @@ def test_6_an_issuer_trusted_by_a_pinned_bundle_of_another_platform(vp: VpWorld)
 # -- step 8: zero-knowledge predicates ----------------------------------------------------
 
 
-def test_8_a_request_that_needs_a_zero_knowledge_predicate(vp: VpWorld) -> None:
-    created, answered = _round(vp, vp.holder(), request={"zk_predicates": ["score_gte_650"]})
-    _denied(answered)
-    _reason(vp, created, "zk_unsupported")
+def test_8_a_predicate_of_no_registered_statement_is_refused_when_asked(vp: VpWorld) -> None:
+    # Step 8's refusals of a response are in test_zk_verifier.py; a request naming a
+    # statement the registry does not hold is not made at all.
+    predicate = {"id": "p", "statement": "score_gte_650", "credential_query_id": "crc"}
+    made = vp.http.post(
+        "/v1/verifier/requests",
+        json={"dcql_query": crc_query(), "zk_predicates": [predicate]},
+        headers=vp.token(),
+    )
+    assert made.status_code == 422, made.text
+    assert "score_gte_650" in made.json()["detail"]
 
 
 # -- step 9: status -----------------------------------------------------------------------
@@ -649,7 +656,9 @@ def test_every_denial_looks_the_same_on_the_wire(vp: VpWorld) -> None:
     holder = vp.holder()
     bodies = set()
     for presented in ({"nonce": "another-nonce-0123456789"}, {"audience": "x:y"}, {}):
-        request = {"zk_predicates": ["zk"]} if not presented else {}
+        # The third: a query the presentation does not satisfy (dcql_unsatisfied).
+        query = crc_query("income_bracket", "debt_ratio_bracket")
+        request = {"dcql_query": query} if not presented else {}
         _, answered = _round(vp, holder, request=request, **presented)
         bodies.add((answered.status_code, answered.content, answered.headers.get("cache-control")))
     assert len(bodies) == 1

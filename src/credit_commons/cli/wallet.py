@@ -4,6 +4,8 @@ list, present: locally or to an OpenID4VP verifier) here, and what it does with 
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +28,7 @@ from credit_commons.keys.did_key import encode_did_key
 from credit_commons.wallet.client import accept_offer, make_presentation
 from credit_commons.wallet.oid4vp import PresentationPlan, ReadRequest, respond
 from credit_commons.wallet.store import Wallet
+from credit_commons.wallet.zk_proofs import fetch_statement, prove
 
 __all__ = ["app"]
 
@@ -117,6 +120,9 @@ def _show_plan(chosen: PresentationPlan, read: ReadRequest) -> str:
     for p in chosen.presentations:
         claims = ", ".join(p.claims) or "no selectively disclosable claim"
         lines.append(f"  {p.credential_id} ({p.configuration}, from {p.issuer}): {claims}")
+    for z in request.zk_predicates or ():
+        params = ", ".join(f"{k}={v}" for k, v in z.params.items())
+        lines.append(f"  and a proof of {z.statement} ({params}) about {z.credential_query_id}")
     return "\n".join(lines)
 
 
@@ -194,3 +200,60 @@ def wallet_present(
     paths = {"/" + p.strip().lstrip("/") for p in disclose.split(",") if p.strip()}
     text = make_presentation(opened, target, audience=aud, nonce=nonce, disclose=paths)
     emit(as_json, {"presentation": text}, text)
+
+
+def _param(text: str) -> tuple[str, int | tuple[str, ...]]:
+    # name=650 (an integer), or name=a,b,c (a set of strings).
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise ValidationError("a --param is name=value (an integer, or a,b,c for a set)")
+    if value.isdigit():
+        return name, int(value)
+    return name, tuple(v for v in value.split(",") if v)
+
+
+@app.command("prove")
+def wallet_prove(
+    ctx: typer.Context,
+    credential: Annotated[str, typer.Argument(help="The local credential id (see list).")],
+    statement: Annotated[str, typer.Argument(help="The statement id, e.g. score_at_least.")],
+    registry: Annotated[
+        str, typer.Option("--registry", help="The platform's URL (its statement registry).")
+    ],
+    nonce: Annotated[str, typer.Option("--nonce", help="The verifier's nonce.")],
+    audience: Annotated[str, typer.Option("--audience", help="The verifier (its client id).")],
+    request_hash: Annotated[
+        str, typer.Option("--request-hash", help="The request's hash (64 hex digits).")
+    ],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A parameter, name=value (repeat), e.g. threshold=650."),
+    ] = None,
+    wallet: WalletOption = Path("wallet.json"),
+    as_json: JsonOption = False,
+) -> None:
+    """Prove a statement about a claim of a held credential without disclosing it (its
+    commitment is in the credential): print the proof JSON, bound to the verifier's nonce,
+    audience and request hash (docs/zk.md)."""
+    if len(request_hash) != 64 or any(c not in "0123456789abcdef" for c in request_hash):
+        raise ValidationError("--request-hash is 64 lower-case hex digits")
+    params = dict(_param(p) for p in param or [])
+    opened = Wallet.open(wallet, passphrase())
+    fetcher = wallet_fetcher(settings(ctx))
+    try:
+        with fetcher.http_client(timeout=10) as http:
+            found = fetch_statement(
+                http, fetcher, registry.rstrip("/") + "/v1/zk/statements", statement
+            )
+    finally:
+        fetcher.close()
+    proved = prove(
+        opened.credential(credential),
+        found,
+        params,
+        nonce=nonce,
+        audience=audience,
+        request_hash=request_hash,
+        today=datetime.now(UTC).date(),
+    )
+    emit(as_json, proved, json.dumps(proved))

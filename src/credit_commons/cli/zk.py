@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from credit_commons.cli.support import JsonOption, emit, group, read_json_file, table, unit
+from credit_commons.core.errors import ValidationError
 from credit_commons.zk import registry
 
 __all__ = ["app"]
@@ -60,12 +61,29 @@ def statements_show(
 @statements_app.command("register")
 def statements_register(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A statement's JSON document (-: standard input).")],
+    file: Annotated[
+        Path | None, typer.Argument(help="A statement's JSON document (-: standard input).")
+    ] = None,
+    dev: Annotated[
+        bool,
+        typer.Option("--dev", help="Register the engine's statements from its manifest (dev)."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Register a statement, or a newer version of one (signed by the registry key; its
-    artefacts' hashes checked against the engine's files)."""
-    document = read_json_file(file, "the statement")
+    artefacts' hashes checked against the engine's files); --dev registers the engine's
+    four statements, whose setup is dev (refused in production)."""
+    if (file is None) != dev:
+        raise ValidationError("give a statement file or --dev")
+    document = read_json_file(file, "the statement") if file is not None else None
     with unit(ctx) as (rt, session):
-        view = registry.register_statement(session, rt, document, actor=rt.operator_actor("zk"))
-    emit(as_json, view.model_dump(mode="json"), f"registered {view.id} version {view.version}")
+        actor = rt.operator_actor("zk")
+        if document is None:
+            views = registry.register_dev_statements(session, rt, actor=actor)
+        else:
+            views = [registry.register_statement(session, rt, document, actor=actor)]
+    emit(
+        as_json,
+        [v.model_dump(mode="json") for v in views],
+        "\n".join(f"registered {v.id} version {v.version}" for v in views) or "nothing new",
+    )

@@ -91,6 +91,7 @@ __all__ = [
     "ResponseDecryptionFailed",
     "ResponseInvalid",
     "VpToken",
+    "ZkPredicateRequest",
     "check_response_url",
     "decrypt_response",
     "encrypt_response",
@@ -247,6 +248,28 @@ class ClientMetadata(BaseModel):
         return self.encrypted_response_enc_values_supported or ("A128GCM",)
 
 
+class ZkPredicateRequest(BaseModel):
+    """A zero-knowledge predicate a request asks for (this platform's extension of §5.1,
+    docs/zk.md "Asking for a predicate in OpenID4VP"): its ``id`` (the key of its proof in
+    the response's ``zk_proofs``), the registry ``statement``, the DCQL
+    ``credential_query_id`` whose credential holds the commitment, and the statement's
+    ``params`` (an integer, or a list of strings for a set)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    statement: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")]
+    credential_query_id: Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    params: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")],
+        Annotated[int, Field(strict=True, ge=0, lt=2**64)]
+        | Annotated[
+            tuple[Annotated[StrictStr, Field(min_length=1, max_length=128)], ...],
+            Field(min_length=1, max_length=256),
+        ],
+    ] = {}
+
+
 class AuthorizationRequest(BaseModel):
     """An OpenID4VP Authorization Request this platform can answer (§5).
 
@@ -266,6 +289,10 @@ class AuthorizationRequest(BaseModel):
     dcql_query: DcqlQuery
     client_metadata: ClientMetadata | None = None
     wallet_nonce: StrictStr | None = None
+    #: The zero-knowledge predicates asked for, and the request hash their proofs bind to
+    #: (this platform's extension; docs/zk.md).
+    zk_predicates: Annotated[tuple[ZkPredicateRequest, ...], Field(max_length=16)] | None = None
+    zk_request_hash: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -295,6 +322,17 @@ class AuthorizationRequest(BaseModel):
             raise AuthorizationRequestInvalid(
                 "a request for a presentation without holder binding needs a state"
             )
+        if (request.zk_predicates is None) != (request.zk_request_hash is None):
+            raise AuthorizationRequestInvalid("zk_predicates come with their zk_request_hash")
+        if request.zk_predicates is not None:
+            ids = [p.id for p in request.zk_predicates]
+            queries = {c.id for c in request.dcql_query.credentials}
+            if len(set(ids)) != len(ids) or any(
+                p.credential_query_id not in queries for p in request.zk_predicates
+            ):
+                raise AuthorizationRequestInvalid(
+                    "each zk predicate has its own id and names a credential query"
+                )
         if request.response_mode == "direct_post.jwt":
             metadata = request.client_metadata
             if metadata is None or not metadata.keys:
@@ -326,6 +364,9 @@ class AuthorizationRequest(BaseModel):
             )
         if self.wallet_nonce is not None:
             payload["wallet_nonce"] = self.wallet_nonce
+        if self.zk_predicates is not None and self.zk_request_hash is not None:
+            payload["zk_predicates"] = [p.model_dump(mode="json") for p in self.zk_predicates]
+            payload["zk_request_hash"] = self.zk_request_hash
         return payload
 
     def to_query(self) -> dict[str, str]:
@@ -362,7 +403,7 @@ def _check_parameters(params: Mapping[str, Any]) -> None:
 def _decoded(params: Mapping[str, Any]) -> JsonObject:
     # In a URL, object parameters are JSON-serialized strings (§5.1).
     out = dict(params)
-    for name in ("dcql_query", "client_metadata"):
+    for name in ("dcql_query", "client_metadata", "zk_predicates"):
         value = out.get(name)
         if isinstance(value, str):
             try:

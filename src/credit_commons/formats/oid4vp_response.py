@@ -103,6 +103,10 @@ class AuthorizationResponse:
     state: str | None
     error: str | None = None
     error_description: str | None = None
+    #: The zero-knowledge proofs answering the request's ``zk_predicates``, by predicate id
+    #: (this platform's extension; docs/zk.md), as the wallet sent them (checked by the
+    #: verifier's step 8).
+    zk_proofs: JsonObject | None = None
 
     def __post_init__(self) -> None:
         if (self.vp_token is None) == (self.error is None):
@@ -127,7 +131,26 @@ def _response_from(params: Mapping[str, Any]) -> AuthorizationResponse:
         return AuthorizationResponse(None, state, error, description)
     if "vp_token" not in params:
         raise ResponseInvalid("the response has no vp_token")
-    return AuthorizationResponse(parse_vp_token(params["vp_token"]), state)
+    proofs = _zk_proofs(params.get("zk_proofs"))
+    return AuthorizationResponse(parse_vp_token(params["vp_token"]), state, zk_proofs=proofs)
+
+
+def _zk_proofs(value: object) -> JsonObject | None:
+    # The ZK proofs by predicate id: a JSON object (a JSON string in a form post).
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_RESPONSE_CHARS:
+            raise ResponseInvalid("zk_proofs is too long")
+        try:
+            value = json_decode(value)
+        except CommonsError as e:
+            raise ResponseInvalid("zk_proofs is not JSON") from e
+    if not isinstance(value, dict) or not value or len(value) > 16:
+        raise ResponseInvalid("zk_proofs must be a JSON object of 1 to 16 proofs")
+    if not all(isinstance(k, str) and _QUERY_ID.fullmatch(k) for k in value):
+        raise ResponseInvalid("a zk_proofs key is not a predicate id")
+    return value
 
 
 def parse_authorization_response(

@@ -31,6 +31,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from credit_commons import zk
 from credit_commons.core.db import HotStatement
 from credit_commons.core.encoding import JsonObject, b64url_encode
 from credit_commons.core.errors import (
@@ -170,10 +171,15 @@ def checked_claims(credential_type: CredentialType, claims: Mapping[str, Any]) -
 
 
 def _check(
-    session: Session, rt: Runtime, request: IssueRequest, types: dict[str, CredentialType]
+    session: Session,
+    rt: Runtime,
+    request: IssueRequest,
+    types: dict[str, CredentialType],
+    statements: dict[str, list[zk.Statement]],
 ) -> _Checked:
     # Everything about one request that needs no other request: format, type, claims
-    # (schema, score opening), holder key.  ``types`` holds the types already looked up.
+    # (schema, score opening, ZK commitments), holder key.  ``types`` and ``statements``
+    # hold the types and the registry's statements (by vct) already looked up.
     if request.credential_format == JWT_VC_JSON:
         raise ValidationError(
             "jwt_vc_json (VCDM 1.1) is no longer issued: W3C credentials are vc+jwt",
@@ -187,6 +193,15 @@ def _check(
         credential_type = catalogue_service.get_type(session, rt, request.type_name)
         types[request.type_name] = credential_type
     claims = checked_claims(credential_type, request.claims)
+    if request.credential_format == SD_JWT_VC:
+        # Issue 18 §3: a commitment to each claim a registered statement reads, its salt
+        # in a Disclosure only the holder gets (zk/registry_claims.py).  Not for a vc+jwt:
+        # without selective disclosure its salt would go to every verifier.
+        vct = credential_type.vct
+        if vct not in statements:
+            statements[vct] = zk.statements_for_vct(session, rt, vct)
+        if statements[vct]:
+            claims = zk.commit_claims(statements[vct], claims)
     if claims is not request.claims:
         request = replace(request, claims=dict(claims))
     holder_key = public_key_from_jwk(request.holder_jwk)  # Ed25519/P-256, or KeyInvalid
@@ -287,9 +302,10 @@ def _check_batch(session: Session, rt: Runtime, requests: Sequence[IssueRequest]
     # Each request against the catalogue (one lookup per type), then the subjects at once.
     checked: list[_Checked] = []
     types: dict[str, CredentialType] = {}
+    statements: dict[str, list[zk.Statement]] = {}
     for position, request in enumerate(requests):
         try:
-            checked.append(_check(session, rt, request, types))
+            checked.append(_check(session, rt, request, types, statements))
         except CommonsError as e:
             if len(requests) > 1:
                 e.extra["item"] = position
@@ -470,7 +486,9 @@ def _build(
         }
         return (
             payload,
-            _present(request.claims, credential_type.disclosable),
+            _present(
+                request.claims, credential_type.disclosable + zk.opening_paths(request.claims)
+            ),
             signer.alg,
             {"typ": SD_JWT_VC, "kid": signer.kid},
             request.holder_jwk,

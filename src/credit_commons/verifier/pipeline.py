@@ -24,8 +24,10 @@ steps — step 1 (:func:`challenge`), then :func:`decide` — and every presenta
    trust list, or a pinned bundle of another platform), with its trust marks;
 7. :func:`predicates` — the policy's rules (``verifier/policy.py``): types, claims,
    predicates, trust marks, status, holder binding, age, purpose;
-8. :func:`zk_predicates` — zero-knowledge predicates: none is supported yet, so a request
-   that needs one is denied ``zk_unsupported``;
+8. :func:`zk_predicates` — zero-knowledge predicates (``verifier/zk_step.py``): for each
+   predicate on this presentation's query, the registry statement, the proof's bindings to
+   this request, its parameters against the request's (the verifier's policy), the
+   commitment the issuer signed in this credential, then the proof; a proof is one-time;
 9. :func:`status` — this platform's lists from the database, a trusted issuer's fetched;
 10. :func:`policy_floor` — the request's policy version is not below the policy's floor.
 
@@ -54,7 +56,7 @@ Predicate attestations have their own numbered steps
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -95,6 +97,7 @@ from credit_commons.verifier.sd_jwt_vc import (
 from credit_commons.verifier.transactions import Challenge, Checked, Transaction, check_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
 from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
+from credit_commons.verifier.zk_step import ZkCheck, check_answered, check_predicates
 
 __all__ = [
     "Challenge",
@@ -138,6 +141,8 @@ class Presented:
     #: What DCQL claims paths point into, when not ``claims`` (a W3C credential's ``vc``
     #: object or VCDM 2.0 payload, OpenID4VP 1.0 B.1).
     query_claims: JsonObject | None = None
+    #: The SHA-256 of each zero-knowledge proof step 8 accepted on it (one-time).
+    zk_proofs: tuple[str, ...] = ()
 
 
 #: Step 6 beyond the trust list: the marks of the entry under which a foreign ``issuer``
@@ -153,14 +158,15 @@ DcqlRule = Callable[[Sequence[Presented]], None]
 class Requirements:
     """What a transaction requires beyond the checks every presentation passes: the DCQL
     query (its ids, counts and formats shape the response, :func:`shape`) and its
-    satisfaction, the policy's trust rule, predicates and zero-knowledge predicates,
-    and its version with a reader of the policy's current floor (step 10)."""
+    satisfaction, the policy's trust rule, predicates and zero-knowledge predicates
+    (with the proofs the response carries), and its version with a reader of the
+    policy's current floor (step 10)."""
 
     dcql: DcqlRule
     query: DcqlQuery | None = None
     trust: TrustRule | None = None
     predicates: ClaimRule | None = None
-    zk_predicates: tuple[str, ...] = ()
+    zk: ZkCheck | None = None
     policy_version: int | None = None
     policy_floor: Callable[[], int | None] | None = None
 
@@ -258,6 +264,8 @@ def decide(
                 raise ResponseDenied(reason, None, tuple(discarded)) from e
     try:
         dcql(requirements, presented)  # after steps 2-9, over what was not discarded
+        if requirements.zk is not None:  # step 8 ran on every predicate's presentation
+            check_answered(requirements.zk, [p.query_id for p in presented])
         policy_floor(requirements)  # step 10
     except VerificationDenied as e:
         reason = (
@@ -303,7 +311,7 @@ def _presentation(check: _Check, query_id: str, text: str, req: Requirements) ->
         holder_bound=verified.key_binding is not None,
     )
     predicates(req, shown)  # step 7
-    zk_predicates(req)  # step 8
+    shown = zk_predicates(req, shown)  # step 8
     status(check, facts)  # step 9
     return shown
 
@@ -345,7 +353,7 @@ def _w3c_presentation(check: _Check, query_id: str, text: str, req: Requirements
         query_claims=credential.document,
     )
     predicates(req, shown)  # step 7
-    zk_predicates(req)  # step 8
+    shown = zk_predicates(req, shown)  # step 8
     w3c.status(check.session, check.rt, credential, own_keys=own_keys, now=check.now)
     return shown
 
@@ -540,14 +548,19 @@ def predicates(req: Requirements, shown: Presented) -> None:
         req.predicates(shown)
 
 
-def zk_predicates(req: Requirements) -> None:
-    """Step 8: zero-knowledge predicates.  No proof system is wired in yet (the ZK issue
-    fills this slot), so a request that needs one is denied.
+def zk_predicates(req: Requirements, shown: Presented) -> Presented:
+    """Step 8: the zero-knowledge predicates on this presentation's query
+    (``verifier/zk_step.py``); returns it with the digests of the proofs accepted.
 
-    Raises :class:`VerificationDenied` (``zk_unsupported``).
+    Raises :class:`VerificationDenied` (``zk_statement_unknown``, ``zk_setup_not_allowed``,
+    ``zk_artefact_mismatch``, ``zk_proof_missing``, ``zk_proof_malformed``,
+    ``zk_proof_replayed``, ``zk_binding_mismatch``, ``zk_param_mismatch``, ``zk_day_drift``,
+    ``zk_commitment_mismatch``, ``zk_proof_invalid``).
     """
-    if req.zk_predicates:
-        raise VerificationDenied(Reason.ZK_UNSUPPORTED)
+    if req.zk is None or not req.zk.predicates:
+        return shown
+    accepted = check_predicates(req.zk, shown.query_id, shown.vct, shown.claims)
+    return replace(shown, zk_proofs=accepted) if accepted else shown
 
 
 def status(check: _Check, facts: VcFacts) -> None:

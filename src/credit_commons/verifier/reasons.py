@@ -96,8 +96,19 @@ class Reason(StrEnum):
     PURPOSE_MISSING = "purpose_missing"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
     ISSUER_KIND_NOT_ACCEPTED = "issuer_kind_not_accepted"
-    # Step 8: zero-knowledge predicates.
+    # Step 8: zero-knowledge predicates (verifier/zk_step.py).
     ZK_UNSUPPORTED = "zk_unsupported"
+    ZK_STATEMENT_UNKNOWN = "zk_statement_unknown"
+    ZK_SETUP_NOT_ALLOWED = "zk_setup_not_allowed"
+    ZK_ARTEFACT_MISMATCH = "zk_artefact_mismatch"
+    ZK_PROOF_MISSING = "zk_proof_missing"
+    ZK_PROOF_MALFORMED = "zk_proof_malformed"
+    ZK_PROOF_REPLAYED = "zk_proof_replayed"
+    ZK_BINDING_MISMATCH = "zk_binding_mismatch"
+    ZK_PARAM_MISMATCH = "zk_param_mismatch"
+    ZK_DAY_DRIFT = "zk_day_drift"
+    ZK_COMMITMENT_MISMATCH = "zk_commitment_mismatch"
+    ZK_PROOF_INVALID = "zk_proof_invalid"
     # Step 9: status.
     REVOKED = "revoked"
     SUSPENDED = "suspended"

@@ -27,8 +27,9 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session
 
+from credit_commons import zk
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64url_decode, b64url_encode, json_decode
+from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.formats import oid4vp
 from credit_commons.formats.dcql import (
@@ -46,6 +47,7 @@ from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
 from credit_commons.verifier.query_support import SD_JWT_FORMAT
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
 from credit_commons.verifier.schemas import AcceptedResponse, PresentedCredential
+from credit_commons.verifier.zk_step import ZkCheck, parse_predicates
 
 __all__ = [
     "CLAIMS_AAD",
@@ -102,7 +104,9 @@ def unwrap(rt: Runtime, text: str, aad: bytes) -> bytes:
 # -- the wallet answers --------------------------------------------------------------------
 
 
-def _requirements(session: Session, rt: Runtime, row: txn.Transaction) -> pipeline.Requirements:
+def _requirements(
+    session: Session, rt: Runtime, row: txn.Transaction, proofs: JsonObject | None
+) -> pipeline.Requirements:
     def trust(issuer: str, vct: str) -> frozenset[str]:
         # Step 6: the platform's trust list and every pinned bundle of another platform.
         return trust_registry.trusted(session, rt, issuer, vct).marks
@@ -163,9 +167,29 @@ def _requirements(session: Session, rt: Runtime, row: txn.Transaction) -> pipeli
         query=query,
         trust=trust,
         predicates=predicates,
-        zk_predicates=tuple(json_decode(row.zk_predicates)),
+        zk=_zk_check(session, rt, row, proofs),
         policy_version=row.policy_version if loaded is not None else None,
         policy_floor=(lambda: loaded.floor) if loaded is not None else None,
+    )
+
+
+def _zk_check(
+    session: Session, rt: Runtime, row: txn.Transaction, proofs: JsonObject | None
+) -> ZkCheck | None:
+    # Step 8's inputs: the predicates the request asked (read after step 1 checked the
+    # request hash over them), the proofs the response carries, the binding's members.
+    predicates = parse_predicates(json_decode(row.zk_predicates))
+    if not predicates:
+        return None
+    return ZkCheck(
+        predicates=predicates,
+        proofs=proofs or {},
+        nonce=row.nonce,
+        audience=row.client_id,
+        request_hash=row.request_hash,
+        today=zk.day_number(rt.clock.now().date()),
+        load=lambda statement_id: zk.load_statement(session, rt, statement_id),
+        used=lambda digest: zk.proof_used(session, digest),
     )
 
 
@@ -260,7 +284,7 @@ def _decide(
             rt,
             checked,
             response.vp_token.presentations,
-            lambda: _requirements(session, rt, row),
+            lambda: _requirements(session, rt, row, response.zk_proofs),
         )
     except pipeline.ResponseDenied as e:  # keeps the presentations it discarded
         return _Outcome(checked, True, e.reason, discarded=e.discarded)
@@ -319,6 +343,8 @@ def _record(
         )
     answer, code_hash, sealed = None, None, None
     if allowed and decided is not None:
+        # Step 8's proofs are one-time: marked used with the decision.
+        zk.record_proof_uses(session, rt, [d for p in decided.presented for d in p.zk_proofs])
         redirect, code_hash, sealed = _hand_over(rt, row, decided)
         answer = AcceptedResponse(redirect_uri=redirect)
     elif outcome.wallet_error:

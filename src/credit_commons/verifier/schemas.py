@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.core.encoding import JsonObject
+from credit_commons.formats.oid4vp import ZkPredicateRequest
 
 __all__ = [
     "AcceptedResponse",
@@ -85,9 +86,7 @@ class PresentationRequest(BaseModel):
     )
     response_mode: Literal["direct_post", "direct_post.jwt"] = "direct_post"
     redirect_uri: Annotated[str, Field(min_length=8, max_length=1024)] | None = None
-    zk_predicates: Annotated[
-        list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]], Field(max_length=16)
-    ] = []
+    zk_predicates: Annotated[list[ZkPredicateRequest], Field(max_length=16)] = []
 
 
 class RequestCreated(_Out):

@@ -63,6 +63,7 @@ from credit_commons.verifier.schemas import (
     TransactionStatus,
     VerifierDecision,
 )
+from credit_commons.verifier.zk_requests import check_predicates
 
 __all__ = [
     "REQUEST_TTL",
@@ -118,6 +119,12 @@ def _authorization_request(rt: Runtime, row: VpTransactionRow) -> oid4vp.Authori
         "state": row.state,
         "dcql_query": json_decode(row.dcql),
     }
+    predicates = json_decode(row.zk_predicates)
+    if predicates:
+        # This platform's extension (docs/zk.md): the predicates, and the request hash the
+        # proofs bind to (computed over everything else the wallet is asked, predicates too).
+        params["zk_predicates"] = predicates
+        params["zk_request_hash"] = row.request_hash
     # §5.1: the formats this verifier accepts (REQUIRED unless known otherwise; §5.9.3
     # puts all of a redirect_uri client's metadata here), and who asks: every lender shares
     # the platform's client identifier, so client_name (RFC 7591 §2) names the lender.
@@ -157,6 +164,9 @@ def create_request(
     except DcqlInvalid as e:
         raise ValidationError(f"dcql_query: {e.detail}") from e
     check_supported(spec.dcql_query, query)
+    predicates = check_predicates(
+        session, rt, spec.zk_predicates, {c.id for c in query.credentials}
+    )
     lender = get_client(session, owner)
     policy = _policy(session, owner, spec.policy_id)
     _check_redirect(spec.redirect_uri)
@@ -186,7 +196,7 @@ def create_request(
         policy_id=spec.policy_id if policy else None,
         policy_version=policy[1] if policy else None,
         purpose=spec.purpose,
-        zk_predicates=json.dumps(sorted(set(spec.zk_predicates))),
+        zk_predicates=json.dumps(predicates, sort_keys=True),
         response_mode=spec.response_mode,
         redirect_uri=spec.redirect_uri,
         client_name=lender.name if lender is not None else None,

@@ -36,6 +36,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
@@ -73,6 +74,7 @@ from credit_commons.wallet.held import (
     holder_binding,
 )
 from credit_commons.wallet.store import StoredCredential, Wallet
+from credit_commons.wallet.zk_proofs import PredicateUnprovable, answer_predicates
 
 __all__ = [
     "Outcome",
@@ -426,11 +428,16 @@ def send_response(
     *,
     http: httpx.Client,
     fetcher: OutboundFetcher,
+    zk_proofs: JsonObject | None = None,
 ) -> Outcome:
-    """Post the ``vp_token`` to the response URI (step 4).  Raises
+    """Post the ``vp_token`` to the response URI (step 4), with the ``zk_proofs`` answering
+    the request's zero-knowledge predicates when it asked for some (docs/zk.md).  Raises
     :class:`VerifierRefused`, ``FetchFailed``/``UnsafeUrl``, and
     :class:`AuthorizationRequestInvalid` when the response cannot be encrypted as asked."""
-    return _post(http, fetcher, request, _form(request, {"vp_token": vp_token.to_json()}))
+    members: JsonObject = {"vp_token": vp_token.to_json()}
+    if zk_proofs is not None:
+        members["zk_proofs"] = zk_proofs
+    return _post(http, fetcher, request, _form(request, members))
 
 
 def send_error(
@@ -478,7 +485,9 @@ def respond(
     without description, and only after the holder answered (§15.4.1).
 
     Raises what the steps raise; ``DcqlUnsatisfiable`` when nothing answers the request
-    (after telling the verifier, if the holder agreed).
+    (after telling the verifier, if the holder agreed); ``PredicateUnprovable`` when a
+    zero-knowledge predicate asked cannot be proved (after telling the verifier
+    ``access_denied``).
     """
     with fetcher.http_client(transport=transport, timeout=10) as http:
         read = read_request(url, http=http, fetcher=fetcher, resolver=DidResolver(fetcher))
@@ -493,4 +502,20 @@ def respond(
             told = send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
             return Outcome(told.redirect_uri, sent=False)
         vp_token = build_vp_token(wallet, chosen, iat=now())
-        return send_response(request, vp_token, http=http, fetcher=fetcher)
+        # Issue 18: the predicates asked for, proved from the credentials presented (their
+        # commitments are disclosed; the values are not).
+        try:
+            zk_proofs = answer_predicates(
+                wallet,
+                request,
+                {p.query_id: p.credential_id for p in chosen.presentations},
+                http=http,
+                fetcher=fetcher,
+                today=datetime.fromtimestamp(now(), UTC).date(),
+            )
+        except PredicateUnprovable:
+            # A predicate the holder's claim does not satisfy: the verifier hears the same
+            # access_denied as for a decline (§15.4.1), and nothing of why.
+            send_error(request, ErrorCode.ACCESS_DENIED, http=http, fetcher=fetcher)
+            raise
+        return send_response(request, vp_token, http=http, fetcher=fetcher, zk_proofs=zk_proofs)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -32,7 +33,8 @@ from credit_commons.events import Digest, EventDetails, Token, record_event
 from credit_commons.keys import KeyType
 from credit_commons.keys import service as key_service
 from credit_commons.runtime import Runtime
-from credit_commons.zk.registry_models import ZkStatementRow
+from credit_commons.zk.registry_dev import dev_statements
+from credit_commons.zk.registry_models import ZkProofUseRow, ZkStatementRow
 from credit_commons.zk.registry_schemas import StatementView
 from credit_commons.zk.statement import (
     ArtefactMismatch,
@@ -51,17 +53,22 @@ __all__ = [
     "ZK_REGISTRY_KEY",
     "LoadedStatement",
     "StatementRegistered",
+    "artefact_files",
     "get_statement",
     "list_statements",
     "load_statement",
+    "proof_used",
+    "record_proof_uses",
+    "register_dev_statements",
     "register_statement",
     "statements_for_vct",
 ]
 
 ZK_REGISTRY_KEY: Final = "zk-registry"
 _PLATFORM_KEY: Final = key_service.PlatformKey(ZK_REGISTRY_KEY, KeyType.ED25519, "zk")
-#: The directory of the engine's artefacts (circuits' WASM, proving and verification keys).
-ARTEFACTS: Final = Path(__file__).parent / "artefacts"
+#: The directory of the engine's artefacts (circuits' WASM, proving and verification keys),
+#: read at each load (a test points it elsewhere).
+ARTEFACTS = Path(__file__).parent / "artefacts"
 
 
 class StatementRegistered(EventDetails, event_type="zk.statement_registered"):
@@ -118,6 +125,15 @@ def _artefacts(statement: Statement, directory: Path) -> tuple[dict[str, Path], 
     return paths, contents
 
 
+def artefact_files(statement: Statement, directory: Path) -> dict[str, Path]:
+    """The paths of ``statement``'s artefacts in ``directory`` (by role), each re-hashed
+    against the statement (a wallet's local copies, before it proves).
+
+    Raises :class:`ArtefactMismatch`.
+    """
+    return _artefacts(statement, directory)[0]
+
+
 def _view(row: ZkStatementRow, statement: Statement) -> StatementView:
     return StatementView(
         id=row.id,
@@ -136,7 +152,7 @@ def register_statement(
     document: object,
     *,
     actor: str,
-    artefacts: Path = ARTEFACTS,
+    artefacts: Path | None = None,
 ) -> StatementView:
     """Register ``document`` (a statement's JSON), or a newer version of one, signed by the
     registry key, with its event; ``actor`` is the operator's pseudonym.
@@ -147,7 +163,7 @@ def register_statement(
     """
     statement = parse_statement(document)
     _refuse_dev(rt, statement)
-    _artefacts(statement, artefacts)
+    _artefacts(statement, artefacts or ARTEFACTS)
     row = session.get(ZkStatementRow, statement.id)
     if row is not None and row.version >= statement.version:
         raise ConflictError(
@@ -187,6 +203,32 @@ def register_statement(
     return _view(row, statement)
 
 
+def register_dev_statements(
+    session: Session, rt: Runtime, *, actor: str, artefacts: Path | None = None
+) -> list[StatementView]:
+    """Register the engine's statements from its manifest (``zk/registry_dev.py``; setup
+    ``dev``): each one not registered yet, or registered with another document (the
+    artefacts were made again) as its next version.  Returns those registered now.
+
+    Raises what :func:`register_statement` raises (:class:`SetupNotAllowed` in production).
+    """
+    directory = artefacts or ARTEFACTS
+    registered = []
+    for made in dev_statements(directory):
+        row = session.get(ZkStatementRow, made["id"])
+        version = 1
+        if row is not None:
+            current = {**made, "version": row.version}
+            if row.document_sha256 == _document_sha256(parse_statement(current)):
+                continue  # registered already, as it is
+            version = row.version + 1
+        document = {**made, "version": version}
+        registered.append(
+            register_statement(session, rt, document, actor=actor, artefacts=directory)
+        )
+    return registered
+
+
 def list_statements(session: Session, rt: Runtime) -> list[StatementView]:
     """Every registered statement (newest version of each), by id, each token's signature
     verified.  Raises :class:`StatementSignatureInvalid`."""
@@ -224,7 +266,7 @@ def get_statement(
 
 
 def load_statement(
-    session: Session, rt: Runtime, statement_id: str, *, artefacts: Path = ARTEFACTS
+    session: Session, rt: Runtime, statement_id: str, *, artefacts: Path | None = None
 ) -> LoadedStatement:
     """The statement ``statement_id`` ready to prove or verify with: its signature verified,
     its setup allowed here, every artefact re-hashed against the registry's SHA-256.
@@ -234,7 +276,7 @@ def load_statement(
     """
     _, statement = get_statement(session, rt, statement_id)
     _refuse_dev(rt, statement)
-    paths, contents = _artefacts(statement, artefacts)
+    paths, contents = _artefacts(statement, artefacts or ARTEFACTS)
     return LoadedStatement(statement, paths, contents)
 
 
@@ -247,3 +289,20 @@ def statements_for_vct(session: Session, rt: Runtime, vct: str) -> list[Statemen
     rows = session.scalars(select(ZkStatementRow).order_by(ZkStatementRow.id))
     found = [_verified(session, rt, row) for row in rows]
     return [s for s in found if s.credential.vct == vct]
+
+
+def proof_used(session: Session, digest: str) -> bool:
+    """Whether a proof of SHA-256 ``digest`` was accepted before (step 8's replay check)."""
+    return session.get(ZkProofUseRow, digest) is not None
+
+
+def record_proof_uses(session: Session, rt: Runtime, digests: Sequence[str]) -> None:
+    """Mark the proofs of ``digests`` used, in the decision's transaction (a digest used
+    twice makes the transaction fail: a replay that raced the first use decides nothing).
+
+    Raises the database's integrity error for a digest already used.
+    """
+    now = rt.clock.now()
+    for digest in dict.fromkeys(digests):
+        session.add(ZkProofUseRow(proof_sha256=digest, used_at=now))
+    session.flush()

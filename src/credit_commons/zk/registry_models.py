@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["ZkStatementRow"]
+__all__ = ["ZkProofUseRow", "ZkStatementRow"]
 
 
 class ZkStatementRow(Base):
@@ -26,3 +26,13 @@ class ZkStatementRow(Base):
     document_sha256: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(Text)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ZkProofUseRow(Base):
+    """A proof a verifier accepted: the SHA-256 of its canonical JSON, one-time (a proof
+    presented again is refused ``zk_proof_replayed``), and when."""
+
+    __tablename__ = "zk_proof_uses"
+
+    proof_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

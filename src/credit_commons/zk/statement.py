@@ -83,17 +83,18 @@ STATEMENT_TYP: Final = "zk-statement+jwt"
 #: the verification key.
 ARTEFACT_ROLES: Final = ("wasm", "zkey", "vkey")
 #: Where a verifier takes the value a public input must equal.
-INPUT_SOURCES: Final = ("commitment", "binding", "param", "verifier_day", "set_root")
+INPUT_SOURCES: Final = ("commitment", "binding", "param", "verifier_day", "set_root", "constant")
 #: How a claim's value becomes the non-negative integer that is committed: an integer as
-#: it is, the position of a string in the claim's ``enum``, an ISO date as days since
-#: 1970-01-01, any string through the engine's field encoding.
-ENCODINGS: Final = ("integer", "enum_index", "date_days", "string_field")
+#: it is, the position of a string in the claim's ``enum``, an ISO date as its proleptic
+#: Gregorian ordinal, a string identifier as the first 64 bits of its SHA-256
+#: (``zk/registry_claims.py``).
+ENCODINGS: Final = ("integer", "enum_index", "date_days", "string_id")
 PROVENANCES: Final = ("dev", "ceremony_attested")
 BINDINGS: Final = ("nonce", "audience", "request_hash")
 
 _ID = r"^[a-z][a-z0-9_]{2,63}$"
 _NAME = r"^[a-z][a-z0-9_]{0,31}$"
-_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?")
 _MAX_TOKEN_CHARS: Final = 64 * 1024
 
 
@@ -137,7 +138,8 @@ class _Doc(BaseModel):
 
 
 class Artefact(_Doc):
-    """One artefact file (a name in the engine's artefact directory) and its SHA-256."""
+    """One artefact file (a path in the engine's artefact directory: a name, or a folder and
+    a name) and its SHA-256."""
 
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -145,19 +147,20 @@ class Artefact(_Doc):
     @model_validator(mode="after")
     def _plain_name(self) -> Artefact:
         if not _FILE.fullmatch(self.file) or ".." in self.file:
-            raise ValueError("an artefact is a plain file name")
+            raise ValueError("an artefact is a file name, in at most one folder")
         return self
 
 
 class PublicInput(_Doc):
     """One public signal of the circuit, in order, and where the verifier takes its value;
     ``param`` names the request parameter of a ``param`` or ``set_root`` input;
-    ``max_drift_days`` bounds a ``verifier_day``."""
+    ``max_drift_days`` bounds a ``verifier_day``; ``value`` is a ``constant``'s."""
 
     name: str = Field(pattern=_NAME)
-    source: Literal["commitment", "binding", "param", "verifier_day", "set_root"]
+    source: Literal["commitment", "binding", "param", "verifier_day", "set_root", "constant"]
     param: str | None = Field(default=None, pattern=_NAME)
     max_drift_days: int | None = Field(default=None, ge=0, le=7)
+    value: int | None = Field(default=None, ge=0, lt=2**64)
 
     @model_validator(mode="after")
     def _complete(self) -> PublicInput:
@@ -165,6 +168,8 @@ class PublicInput(_Doc):
             raise ValueError("a param or set_root input names its parameter, others none")
         if (self.source == "verifier_day") != (self.max_drift_days is not None):
             raise ValueError("a verifier_day input, and only it, bounds its drift")
+        if (self.source == "constant") != (self.value is not None):
+            raise ValueError("a constant input, and only it, has a value")
         return self
 
 
@@ -174,7 +179,7 @@ class Param(_Doc):
 
     min: int = 0
     max: int = Field(default=2**32 - 1, ge=0)
-    set_of: Literal["string_field"] | None = None
+    set_of: Literal["string_id"] | None = None
     max_items: int = Field(default=256, ge=1, le=256)
 
 
@@ -185,7 +190,7 @@ class CredentialBinding(_Doc):
 
     vct: str = Field(min_length=8, max_length=255)
     claim: str = Field(pattern=r"^(/[A-Za-z0-9_]{1,64}){1,4}$")
-    encoding: Literal["integer", "enum_index", "date_days", "string_field"]
+    encoding: Literal["integer", "enum_index", "date_days", "string_id"]
     commitment: str = Field(pattern=_NAME)
     enum: tuple[str, ...] | None = None
 

@@ -104,10 +104,8 @@ def test_7_predicates_run_the_policy_rule() -> None:
     )
 
 
-def test_8_a_zero_knowledge_predicate_is_unsupported() -> None:
-    pipeline.zk_predicates(_requirements())
-    needed = _requirements(zk_predicates=("score_gte_650",))
-    assert _reason(pipeline.zk_predicates, needed) is Reason.ZK_UNSUPPORTED
+def test_8_without_predicates_nothing_is_asked() -> None:
+    assert pipeline.zk_predicates(_requirements(), SHOWN) is SHOWN
 
 
 @pytest.mark.parametrize(
