@@ -71,8 +71,8 @@ def statements_register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a statement, or a newer version of one (signed by the registry key; its
-    artefacts' hashes checked against the engine's files); --dev registers the engine's
-    four statements, whose setup is dev (refused in production)."""
+    artefacts' hashes checked against the engine's files), or the engine's four statements,
+    whose setup is dev (refused in production)."""
     if (file is None) != dev:
         raise ValidationError("give a statement file or --dev")
     document = read_json_file(file, "the statement") if file is not None else None

@@ -24,10 +24,8 @@ steps — step 1 (:func:`challenge`), then :func:`decide` — and every presenta
    trust list, or a pinned bundle of another platform), with its trust marks;
 7. :func:`predicates` — the policy's rules (``verifier/policy.py``): types, claims,
    predicates, trust marks, status, holder binding, age, purpose;
-8. :func:`zk_predicates` — zero-knowledge predicates (``verifier/zk_step.py``): for each
-   predicate on this presentation's query, the registry statement, the proof's bindings to
-   this request, its parameters against the request's (the verifier's policy), the
-   commitment the issuer signed in this credential, then the proof; a proof is one-time;
+8. :func:`zk_predicates` — zero-knowledge predicates: statement, bindings, parameters,
+   commitment linkage, then the proof, one-time (``verifier/zk_step.py``);
 9. :func:`status` — this platform's lists from the database, a trusted issuer's fetched;
 10. :func:`policy_floor` — the request's policy version is not below the policy's floor.
 
@@ -97,7 +95,7 @@ from credit_commons.verifier.sd_jwt_vc import (
 from credit_commons.verifier.transactions import Challenge, Checked, Transaction, check_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
 from credit_commons.verifier.w3c import own_issuer_keys, verify_vc_jwt_credential
-from credit_commons.verifier.zk_step import ZkCheck, check_answered, check_predicates
+from credit_commons.verifier.zk_step import ZkCheck, check_predicates
 
 __all__ = [
     "Challenge",
@@ -141,8 +139,7 @@ class Presented:
     #: What DCQL claims paths point into, when not ``claims`` (a W3C credential's ``vc``
     #: object or VCDM 2.0 payload, OpenID4VP 1.0 B.1).
     query_claims: JsonObject | None = None
-    #: The SHA-256 of each zero-knowledge proof step 8 accepted on it (one-time).
-    zk_proofs: tuple[str, ...] = ()
+    zk_proofs: tuple[str, ...] = ()  # the SHA-256 of each proof step 8 accepted (one-time)
 
 
 #: Step 6 beyond the trust list: the marks of the entry under which a foreign ``issuer``
@@ -158,9 +155,8 @@ DcqlRule = Callable[[Sequence[Presented]], None]
 class Requirements:
     """What a transaction requires beyond the checks every presentation passes: the DCQL
     query (its ids, counts and formats shape the response, :func:`shape`) and its
-    satisfaction, the policy's trust rule, predicates and zero-knowledge predicates
-    (with the proofs the response carries), and its version with a reader of the
-    policy's current floor (step 10)."""
+    satisfaction, the policy's trust rule, predicates and zero-knowledge predicates (with
+    the response's proofs), and its version with a reader of the policy's floor (step 10)."""
 
     dcql: DcqlRule
     query: DcqlQuery | None = None
@@ -264,8 +260,6 @@ def decide(
                 raise ResponseDenied(reason, None, tuple(discarded)) from e
     try:
         dcql(requirements, presented)  # after steps 2-9, over what was not discarded
-        if requirements.zk is not None:  # step 8 ran on every predicate's presentation
-            check_answered(requirements.zk, [p.query_id for p in presented])
         policy_floor(requirements)  # step 10
     except VerificationDenied as e:
         reason = (
@@ -549,17 +543,10 @@ def predicates(req: Requirements, shown: Presented) -> None:
 
 
 def zk_predicates(req: Requirements, shown: Presented) -> Presented:
-    """Step 8: the zero-knowledge predicates on this presentation's query
-    (``verifier/zk_step.py``); returns it with the digests of the proofs accepted.
-
-    Raises :class:`VerificationDenied` (``zk_statement_unknown``, ``zk_setup_not_allowed``,
-    ``zk_artefact_mismatch``, ``zk_proof_missing``, ``zk_proof_malformed``,
-    ``zk_proof_replayed``, ``zk_binding_mismatch``, ``zk_param_mismatch``, ``zk_day_drift``,
-    ``zk_commitment_mismatch``, ``zk_proof_invalid``).
-    """
-    if req.zk is None or not req.zk.predicates:
-        return shown
-    accepted = check_predicates(req.zk, shown.query_id, shown.vct, shown.claims)
+    """Step 8 (``verifier/zk_step.py``): ``shown`` with the digests of the proofs accepted
+    on its query.  Raises :class:`VerificationDenied` with a ``zk_*`` reason."""
+    zk = req.zk
+    accepted = check_predicates(zk, shown.query_id, shown.vct, shown.claims) if zk else ()
     return replace(shown, zk_proofs=accepted) if accepted else shown
 
 

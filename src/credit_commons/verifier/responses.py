@@ -47,7 +47,7 @@ from credit_commons.verifier.policy import EvaluationContext, VerifiedCredential
 from credit_commons.verifier.query_support import SD_JWT_FORMAT
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
 from credit_commons.verifier.schemas import AcceptedResponse, PresentedCredential
-from credit_commons.verifier.zk_step import ZkCheck, parse_predicates
+from credit_commons.verifier.zk_step import ZkCheck, check_answered, parse_predicates
 
 __all__ = [
     "CLAIMS_AAD",
@@ -140,8 +140,9 @@ def _requirements(
             context,
         )
 
-    # Read after step 1 has checked the request hash over it.
+    # Read after step 1 has checked the request hash over them.
     query: DcqlQuery = parse_dcql(json_decode(row.dcql))
+    zk = _zk_check(session, rt, row, proofs)
 
     def dcql(presented: Sequence[pipeline.Presented]) -> None:
         facts: dict[str, list[HeldFacts]] = {}
@@ -161,13 +162,15 @@ def _requirements(
             check_presented(query, facts)
         except DcqlPresentationMismatch as e:
             raise VerificationDenied(Reason.DCQL_UNSATISFIED, e.detail) from e
+        if zk is not None:  # step 8 checked every predicate, on a presentation not discarded
+            check_answered(zk, list(facts))
 
     return pipeline.Requirements(
         dcql=dcql,
         query=query,
         trust=trust,
         predicates=predicates,
-        zk=_zk_check(session, rt, row, proofs),
+        zk=zk,
         policy_version=row.policy_version if loaded is not None else None,
         policy_floor=(lambda: loaded.floor) if loaded is not None else None,
     )
