@@ -1,8 +1,8 @@
 """The proofs verifiers accepted (issue 18 §5), by the SHA-256 of their canonical JSON: a proof
 is one-time, so one presented again is refused ``zk_proof_replayed``.
 
-Revision ID: 0036
-Revises: 0035
+Revision ID: 0037
+Revises: 0036
 Create Date: 2026-12-06
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0036"
-down_revision = "0035"
+revision = "0037"
+down_revision = "0036"
 branch_labels = None
 depends_on = None
 
