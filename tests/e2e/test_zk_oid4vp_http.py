@@ -22,8 +22,11 @@ from tests.factories import readiness_claims
 from tests.integration.verifier_world import BASE, CRC, VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
+from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.dcql import DcqlUnsatisfiable
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.wallet.client import make_presentation
 from credit_commons.wallet.oid4vp import Outcome, PresentationPlan, ReadRequest, respond
 from credit_commons.wallet.store import Wallet
 from credit_commons.wallet.zk_proofs import PredicateUnprovable
@@ -146,3 +149,22 @@ def test_a_borrower_below_the_threshold_cannot_produce_an_accepted_proof(
     # The verifier heard the same access_denied as for a decline; no presentation went.
     status = vp.status(str(created["id"]))
     assert (status["decision"], status["reason"]) == ("deny", "wallet_error")
+
+
+def test_a_verifier_asking_for_a_commitments_salt_gets_no_answer(
+    vp: VpWorld, tmp_path: Path
+) -> None:
+    # The salt opens the commitment: with it a verifier tries the few hundred scores.
+    wallet = _wallet(vp, tmp_path / "wallet.json", score=712)
+    created = vp.request(dcql_query=crc_query("zk_openings"))
+    with pytest.raises(DcqlUnsatisfiable):
+        _respond(vp, wallet, str(created["wallet_url"]))
+
+
+def test_the_wallet_refuses_to_present_a_salt(vp: VpWorld, tmp_path: Path) -> None:
+    wallet = _wallet(vp, tmp_path / "wallet.json", score=712)
+    (stored,) = wallet.credentials
+    with pytest.raises(ValidationError, match="never disclosed"):
+        make_presentation(
+            wallet, stored.id, audience="x", nonce="n" * 16, disclose={"/zk_openings/score"}
+        )

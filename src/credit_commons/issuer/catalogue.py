@@ -23,6 +23,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from credit_commons import zk
 from credit_commons.core.encoding import b64url_encode, canonical_json, sha256
 from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.issuer.schemas import CredentialTypeView
@@ -39,6 +40,7 @@ __all__ = [
 
 _NAME = re.compile(r"[A-Z][A-Za-z0-9]{2,63}")
 _PATH = re.compile(r"(/[A-Za-z0-9_]{1,64}){1,4}")
+_RESERVED = frozenset({zk.COMMITMENTS_CLAIM, zk.OPENINGS_CLAIM})
 
 
 class ClaimsInvalid(ValidationError):
@@ -106,6 +108,14 @@ class CredentialType:
             raise TypeInvalid("vct must be an https: or urn: URI of at most 255 characters")
         if not all(_PATH.fullmatch(p) for p in self.disclosable):
             raise TypeInvalid("disclosable paths look like /claim or /claim/subclaim")
+        # The platform's own claims (issue 18 §3): commitments are always shown, and an
+        # opening (a commitment's salt) is never disclosed — it would give away the value.
+        # A type that listed them would let a consent grant a lender the salt.
+        if any(p.split("/")[1] in _RESERVED for p in self.disclosable):
+            raise TypeInvalid(
+                f"{zk.COMMITMENTS_CLAIM} and {zk.OPENINGS_CLAIM} are the platform's own"
+                " claims and cannot be made disclosable"
+            )
         if not 1 <= self.default_validity_days <= 3650:
             raise TypeInvalid("default validity is 1-3650 days")
         try:

@@ -24,6 +24,7 @@ from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer import present
 from credit_commons.keys import public_key_to_jwk
+from credit_commons.wallet.held import is_opening
 from credit_commons.wallet.store import Wallet
 
 __all__ = ["WrongTransactionCode", "accept_offer", "make_presentation", "parse_offer_uri"]
@@ -163,7 +164,16 @@ def accept_offer(
 def make_presentation(
     wallet: Wallet, local_id: str, *, audience: str, nonce: str, disclose: set[str]
 ) -> str:
-    """An SD-JWT+KB presentation of a stored credential disclosing only ``disclose``."""
+    """An SD-JWT+KB presentation of a stored credential disclosing only ``disclose``.
+
+    Raises :class:`ValidationError` when ``disclose`` names a commitment's opening (its
+    salt would give away the value it hides: ``held.is_opening``)."""
+    if any(is_opening(p) for p in disclose):
+        raise ValidationError(
+            "a commitment's salt is never disclosed: it would reveal the committed value;"
+            " prove a predicate instead (commons wallet prove)",
+            extra={"field": "disclose"},
+        )
     stored = wallet.credential(local_id)
     credential = SdJwt.parse(stored.credential)
     # The key the credential is bound to: after a rotation, older credentials keep theirs.

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from credit_commons import zk
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.formats.dcql import ClaimPath, ClaimsQuery, HeldFacts
@@ -32,6 +33,7 @@ __all__ = [
     "disclosure_pointers",
     "held_facts",
     "holder_binding",
+    "is_opening",
     "pointer_text",
 ]
 
@@ -248,3 +250,13 @@ def disclosure_pointers(sd_jwt: SdJwt, claims: Sequence[ClaimsQuery]) -> set[str
         pointers.update(prefix for _, prefix in selected if prefix)
     below = [p for p in disclosure_paths(sd_jwt) if any(p.startswith(q + "/") for q in pointers)]
     return pointers | set(below)
+
+
+def is_opening(pointer: str) -> bool:
+    """Whether a disclosure path (``/zk_openings/score``) reveals a commitment's salt.
+
+    The wallet never discloses one (issue 18 §3): with the salt and the commitment anyone
+    finds a score or an income bracket by trying its few hundred possible values, so a
+    presentation that shows an opening shows the value it was meant to hide.  A holder
+    proves a predicate instead (``wallet/zk_proofs.py``)."""
+    return pointer == f"/{zk.OPENINGS_CLAIM}" or pointer.startswith(f"/{zk.OPENINGS_CLAIM}/")

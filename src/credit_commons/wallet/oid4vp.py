@@ -41,6 +41,7 @@ from typing import Any, Final
 
 import httpx
 
+from credit_commons import zk
 from credit_commons.core.encoding import JsonObject, json_decode
 from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
@@ -72,6 +73,7 @@ from credit_commons.wallet.held import (
     disclosure_pointers,
     held_facts,
     holder_binding,
+    is_opening,
 )
 from credit_commons.wallet.store import StoredCredential, Wallet
 from credit_commons.wallet.zk_proofs import PredicateUnprovable, answer_predicates
@@ -267,7 +269,12 @@ def _facts(wallet: Wallet, stored: StoredCredential) -> HeldFacts:
     # A credential bound to a key this wallet does not hold cannot be presented with a
     # holder-binding proof: DCQL sees it as unbound (it answers only queries that do not
     # require_cryptographic_holder_binding, §6.1).
+    # A commitment's opening is never disclosed (held.is_opening): DCQL does not see it,
+    # so a query that names it cannot be answered.
     facts = held_facts(stored)
+    if zk.OPENINGS_CLAIM in facts.claims:
+        claims = {k: v for k, v in facts.claims.items() if k != zk.OPENINGS_CLAIM}
+        facts = replace(facts, claims=claims)
     if facts.holder_binding and _binding_key(wallet, stored) is None:
         return replace(facts, holder_binding=False)
     return facts
@@ -349,7 +356,9 @@ def build_vp_token(wallet: Wallet, chosen: PresentationPlan, *, iat: int) -> VpT
                 text = stored.credential
         else:
             sd_jwt = SdJwt.parse(stored.credential)
-            disclose = disclosure_pointers(sd_jwt, planned.match.claims)
+            disclose = {
+                p for p in disclosure_pointers(sd_jwt, planned.match.claims) if not is_opening(p)
+            }
             if key is None:
                 text = present(sd_jwt, disclose=disclose)
             else:

@@ -70,6 +70,8 @@ from credit_commons.zk.registry import (
     statements_for_vct,
 )
 from credit_commons.zk.registry_claims import (
+    COMMITMENTS_CLAIM,
+    OPENINGS_CLAIM,
     ClaimNotProvable,
     claim_value,
     commit_claims,
@@ -91,9 +93,11 @@ from credit_commons.zk.statement import (
 
 __all__ = [
     "ARTEFACTS_DIR",
+    "COMMITMENTS_CLAIM",
     "FIELD_MODULUS",
     "GROUP_TREE_DEPTH",
     "NODE_DIR",
+    "OPENINGS_CLAIM",
     "POSEIDON",
     "SALT_BITS",
     "STATEMENTS",

@@ -82,6 +82,9 @@ def test_score_commitment_opens_only_with_the_right_score_and_salt() -> None:
         {"name": "lowercase"},
         {"vct": "http://insecure.example/vct"},
         {"disclosable": ("no-slash",)},
+        {"disclosable": ("/a", "/zk_openings")},  # a salt opens its commitment
+        {"disclosable": ("/zk_openings/score",)},
+        {"disclosable": ("/zk_commitments",)},  # the platform's own, always shown
         {"schema": {"type": "array"}},
         {"schema": {"type": "object", "properties": {"x": {"type": "not-a-type"}}}},
         {"default_validity_days": 0},
