@@ -138,7 +138,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/borrower/data/export\.(?:json|pdf)", "export"),
         ("POST", r"/borrower/erase(?:/final)?", "erase"),
         ("POST", r"/agent/consents/[^/]+/(?:send|confirm)|/borrower/assisted/[^/]+", "consent"),
-        ("POST", r"/lender/consents/[^/]+/retrieve", "lender-api"),
+        ("POST", r"/lender/consents/[^/]+/retrieve|/lender/proofs", "lender-api"),
         ("POST", r"/signin(?:/.*)?", "web-signin"),
         ("GET HEAD", r"/static/[^/]+", "web-static"),
         ("", _WEB_PAGES, "web"),

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from credit_commons.web import agent, audit, borrower, home, issuer, lender, signin
+from credit_commons.web import agent, audit, borrower, home, issuer, lender, lender_proofs, signin
 from credit_commons.web.erasure import install_erasure
 from credit_commons.web.errors import install_error_pages, prerender_pages
 from credit_commons.web.limits import Counter, install_counter
@@ -31,6 +31,7 @@ AREAS: tuple[Area, ...] = (
     issuer.AREA,
     borrower.AREA,
     lender.AREA,
+    lender_proofs.AREA,
     # One line per part of the console: borrower.AREA, agent.AREA, lender.AREA, ...
 )
 """Every part of the console, in routing order."""
