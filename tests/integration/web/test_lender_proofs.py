@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from tests.conftest import GENEROUS_RATE_LIMITS
 from tests.e2e.test_zk_oid4vp_http import _respond, _wallet
 from tests.integration.verifier_world import VpWorld, vp
@@ -21,6 +22,7 @@ from credit_commons import lenders
 from credit_commons.core.db import transaction
 from credit_commons.gateway.ratelimit import LIMITERS, RateLimits
 from credit_commons.gateway.route_groups import classify
+from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.wallet.zk_proofs import PredicateUnprovable
 from credit_commons.zk import registry
 
@@ -98,6 +100,12 @@ def test_the_lender_page_asks_for_score_at_least_650_and_shows_only_the_decision
     # The API's record of the same transaction agrees.
     status = vp.status(path.rsplit("/", 1)[1])
     assert (status["decision"], status["reason"]) == ("allow", None)
+    # No redirect_uri, so no response code: the disclosed claims were never kept.
+    with transaction(vp.rt.sessions) as session:
+        row = session.get(VpTransactionRow, path.rsplit("/", 1)[1])
+        assert row is not None
+        assert row.redirect_uri is None
+        assert row.claims is None
 
 
 def test_below_the_threshold_no_proof_is_accepted(vp: VpWorld, tmp_path: Path) -> None:
@@ -121,16 +129,18 @@ def test_a_bad_threshold_is_a_form_error(vp: VpWorld, threshold: str) -> None:
     assert "Give a whole number the statement allows." in answer.text
 
 
-def test_the_form_needs_its_csrf_token_and_a_signed_in_lender(vp: VpWorld) -> None:
-    answer = vp.http.post(
-        "/lender/proofs", data={"threshold": "650"}, headers=HTML, follow_redirects=False
-    )
-    assert answer.status_code in (303, 403)
+def test_the_form_needs_a_signed_in_lender_and_its_csrf_token(vp: VpWorld) -> None:
+    # Not signed in: to the sign-in page.  Signed in, no CSRF token: refused.  No request made.
+    page = vp.http.get("/lender/proofs/new", headers=HTML, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"] == "/signin?next=/lender/proofs/new"
     _sign_in(vp)
     answer = vp.http.post(
         "/lender/proofs", data={"threshold": "650"}, headers=HTML, follow_redirects=False
     )
     assert answer.status_code == 403
+    with transaction(vp.rt.sessions) as session:
+        assert session.scalars(select(VpTransactionRow.id)).all() == []
 
 
 def test_another_lenders_request_is_not_found(vp: VpWorld) -> None:
