@@ -62,7 +62,10 @@ from credit_commons.issuer import oid4vci
 from credit_commons.ledger import service as log_service
 from credit_commons.lenders import issue_console_token
 from credit_commons.runtime import Runtime
+from credit_commons.verifier import service as verifier_service
 from credit_commons.web.headers import SERVER_TIMING, server_timing
+from credit_commons.web.lender_proofs import proof_request
+from credit_commons.zk import register_dev_statements
 from own_state import forget_configured_instance
 from served import commons_server, free_port
 from web_seed import (
@@ -188,6 +191,9 @@ class Fresh:
     assisted: str
     """A consent the agent confirmed with the borrower's code."""
     log_size: int
+    proof: str = ""
+    """A pending OpenID4VP request of the measured lender for a proof that the score is at
+    least 650, as the lender's proof page makes it."""
 
 
 def _assisted(rt: Runtime, world: World, *, confirm: bool) -> str:
@@ -217,7 +223,8 @@ def _assisted(rt: Runtime, world: World, *, confirm: bool) -> str:
 
 def fresh_things(rt: Runtime, world: World) -> Fresh:
     """An OID4VCI offer of a CreditReadinessCredential to the borrower (as the issuer desk
-    makes it), two assisted requests (one being prepared, one confirmed: as the agent's
+    makes it), the lender's request for a score proof (as its proof page makes it), two
+    assisted requests (one being prepared, one confirmed: as the agent's
     pages make them) and the size of the log's latest checkpoint.  Each run adds them to
     the seed."""
     preparing = _assisted(rt, world, confirm=False)
@@ -233,6 +240,10 @@ def fresh_things(rt: Runtime, world: World) -> Fresh:
             claims=readiness_claims(world.borrower),
             with_tx_code=True,
         )
+    with transaction(rt.sessions) as session:
+        # The dev statements outside production (registered once; a no-op after).
+        register_dev_statements(session, rt, actor=rt.operator_actor("bench"))
+        proof = verifier_service.create_request(session, rt, world.lender, proof_request(650))
     with transaction(rt.read_sessions) as session:
         row = log_service.latest_checkpoint(session)
     return Fresh(
@@ -240,6 +251,7 @@ def fresh_things(rt: Runtime, world: World) -> Fresh:
         preparing=preparing,
         assisted=assisted,
         log_size=0 if row is None else int(row.size),
+        proof=proof.id,
     )
 
 
@@ -272,6 +284,10 @@ def parameter(page: Page, name: str, world: World, fresh: Fresh) -> str:
         if not world.agent_delegation:
             raise Unmeasurable("the seed has no delegation to the agent (seed it again)")
         return world.agent_delegation
+    if name == "transaction_id" and role == "lender":
+        if not fresh.proof:
+            raise Unmeasurable("no proof request of the lender was made")
+        return fresh.proof
     raise Unmeasurable(f"no value for the path parameter {name!r} of {page.path} ({role})")
 
 

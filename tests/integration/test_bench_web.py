@@ -31,7 +31,9 @@ WORLD = World(
     credentials=["crd_ONE"],
     agent_delegation="dlg_ONE",
 )
-FRESH = web.Fresh(offer="off_ONE", preparing="cns_PREP", assisted="cns_DONE", log_size=10)
+FRESH = web.Fresh(
+    offer="off_ONE", preparing="cns_PREP", assisted="cns_DONE", log_size=10, proof="vpt_ONE"
+)
 
 
 def test_every_console_page_is_found_and_can_be_requested(
