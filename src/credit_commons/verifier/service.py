@@ -230,6 +230,13 @@ def _wallet_url(params: Mapping[str, str]) -> str:
     return _WALLET_SCHEME + "?" + urlencode(params)
 
 
+def wallet_url_by_reference(rt: Runtime, client_id: str, transaction_id: str) -> str:
+    """The ``openid4vp://`` URL that hands a wallet a signed request by reference (§5.7:
+    ``client_id`` and ``request_uri``), as :func:`create_request` gives it for a
+    ``decentralized_identifier:`` client.  Raises nothing."""
+    return _wallet_url({"client_id": client_id, "request_uri": _request_uri(rt, transaction_id)})
+
+
 def _created(
     rt: Runtime, row: VpTransactionRow, request: oid4vp.AuthorizationRequest
 ) -> RequestCreated:
@@ -252,9 +259,7 @@ def _created(
         response_mode=row.response_mode,
         request_uri=uri,
         request=None,
-        wallet_url=_WALLET_SCHEME
-        + "?"
-        + urlencode({"client_id": row.client_id, "request_uri": uri}),
+        wallet_url=wallet_url_by_reference(rt, row.client_id, row.id),
         expires_at=utc(row.expires_at).isoformat(),
     )
 

@@ -15,12 +15,10 @@ cookie.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from urllib.parse import quote
 
-import segno
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +45,7 @@ from credit_commons.web.issuer_support import (
     principal_of,
     runtime_of,
 )
+from credit_commons.web.qr import qr_svg
 from credit_commons.web.render import render
 from credit_commons.web.routing import page_router
 from credit_commons.web.sessions import COOKIE as SESSION_COOKIE
@@ -192,16 +191,4 @@ def offer_qr(request: Request, me: Me, offer_id: str) -> Response:
     """The offer's URI as a QR code (SVG), drawn here."""
     del me
     found = _offer(request, offer_id)
-    buffer = io.BytesIO()
-    segno.make(offer_uri(offer_id, found), error="m").save(
-        buffer, kind="svg", scale=5, border=4, dark="#000", light="#fff", xmldecl=False
-    )
-    return Response(
-        buffer.getvalue(),
-        media_type="image/svg+xml",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'",
-        },
-    )
+    return qr_svg(offer_uri(offer_id, found), scale=5)

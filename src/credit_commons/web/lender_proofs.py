@@ -17,12 +17,9 @@ least θ (docs/zk.md, "Asking for a predicate in OpenID4VP"), and read the decis
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated
-from urllib.parse import urlencode
 
-import segno
 from fastapi import Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -37,6 +34,7 @@ from credit_commons.web.flash import add_flash
 from credit_commons.web.i18n import N_
 from credit_commons.web.lender import ConsoleLender, Me
 from credit_commons.web.limits import count_act
+from credit_commons.web.qr import qr_svg
 from credit_commons.web.render import render
 from credit_commons.web.routing import Area, page_router
 
@@ -123,13 +121,8 @@ def _asked(
         (str(p["statement"]), int(p["params"].get("threshold", 0)))
         for p in json.loads(row.zk_predicates)
     ]
-    # The request by reference, as create_request's wallet_url gives it.
-    base = rt.settings.public_url.rstrip("/")
-    request_uri = f"{base}/v1/verifier/requests/{transaction_id}/request.jwt"
-    wallet_url = "openid4vp://?" + urlencode(
-        {"client_id": row.client_id, "request_uri": request_uri}
-    )
-    return status, asked, wallet_url
+    # The request by reference (the form's requests are signed), as create_request gave it.
+    return status, asked, verifier_service.wallet_url_by_reference(rt, row.client_id, row.id)
 
 
 @router.get("/{transaction_id}")
@@ -148,19 +141,7 @@ def proof_qr(
 ) -> Response:
     """The wallet's URL as a QR code (SVG), drawn here."""
     _, _, wallet_url = _asked(request, me, transaction_id)
-    buffer = io.BytesIO()
-    segno.make(wallet_url, error="m").save(
-        buffer, kind="svg", scale=4, border=4, dark="#000", light="#fff", xmldecl=False
-    )
-    return Response(
-        buffer.getvalue(),
-        media_type="image/svg+xml",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Security-Policy": "default-src 'none'",
-        },
-    )
+    return qr_svg(wallet_url, scale=4)
 
 
 AREA = Area(router)
