@@ -73,7 +73,6 @@ from credit_commons.wallet.held import (
     disclosure_pointers,
     held_facts,
     holder_binding,
-    is_opening,
 )
 from credit_commons.wallet.store import StoredCredential, Wallet
 from credit_commons.wallet.zk_proofs import PredicateUnprovable, answer_predicates
@@ -356,9 +355,7 @@ def build_vp_token(wallet: Wallet, chosen: PresentationPlan, *, iat: int) -> VpT
                 text = stored.credential
         else:
             sd_jwt = SdJwt.parse(stored.credential)
-            disclose = {
-                p for p in disclosure_pointers(sd_jwt, planned.match.claims) if not is_opening(p)
-            }
+            disclose = disclosure_pointers(sd_jwt, planned.match.claims)
             if key is None:
                 text = present(sd_jwt, disclose=disclose)
             else:
