@@ -67,17 +67,24 @@ class VpToken:
         return {k: list(v) for k, v in self.presentations.items()}
 
 
+def _decoded(value: object, name: str) -> object:
+    # A response member as decoded JSON: a form post carries it as a JSON string (§8.1),
+    # bounded before it is parsed.
+    if not isinstance(value, str):
+        return value
+    if len(value) > MAX_RESPONSE_CHARS:
+        raise ResponseInvalid(f"{name} is too long")
+    try:
+        return json_decode(value)
+    except CommonsError as e:
+        raise ResponseInvalid(f"{name} is not JSON") from e
+
+
 def parse_vp_token(value: object) -> VpToken:
     """A ``vp_token``, as decoded JSON or the JSON string of a form post (§8.1): a non-empty
     object of DCQL ids to non-empty arrays of strings or objects.  Raises
     :class:`ResponseInvalid`."""
-    if isinstance(value, str):
-        if len(value) > MAX_RESPONSE_CHARS:
-            raise ResponseInvalid("vp_token is too long")
-        try:
-            value = json_decode(value)
-        except CommonsError as e:
-            raise ResponseInvalid("vp_token is not JSON") from e
+    value = _decoded(value, "vp_token")
     if not isinstance(value, dict) or not value:
         raise ResponseInvalid("vp_token must be a non-empty JSON object")
     presentations: dict[str, tuple[Presentation, ...]] = {}
@@ -139,13 +146,7 @@ def _zk_proofs(value: object) -> JsonObject | None:
     # The ZK proofs by predicate id: a JSON object (a JSON string in a form post).
     if value is None:
         return None
-    if isinstance(value, str):
-        if len(value) > MAX_RESPONSE_CHARS:
-            raise ResponseInvalid("zk_proofs is too long")
-        try:
-            value = json_decode(value)
-        except CommonsError as e:
-            raise ResponseInvalid("zk_proofs is not JSON") from e
+    value = _decoded(value, "zk_proofs")
     if not isinstance(value, dict) or not value or len(value) > 16:
         raise ResponseInvalid("zk_proofs must be a JSON object of 1 to 16 proofs")
     if not all(isinstance(k, str) and _QUERY_ID.fullmatch(k) for k in value):
