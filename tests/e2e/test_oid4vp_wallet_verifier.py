@@ -35,8 +35,9 @@ PREFIXES = ["decentralized_identifier", "redirect_uri"]
 MODES = ["direct_post", "direct_post.jwt"]
 
 
-def _wallet(vp: VpWorld, path: Path) -> Wallet:
-    """A wallet holding a Credit Readiness Credential of the platform, bound to its key."""
+def _wallet(vp: VpWorld, path: Path, score: int = 702) -> Wallet:
+    """A wallet holding a Credit Readiness Credential of the platform (with ``score``),
+    bound to its key."""
     wallet = Wallet.create(path, "pass")
     made = vp.http.post("/v1/identities", json={"roles": ["business"], "profile": {"name": "M"}})
     assert made.status_code == 201, made.text
@@ -46,7 +47,7 @@ def _wallet(vp: VpWorld, path: Path) -> Wallet:
         json={
             "type": CRC,
             "subject": token,
-            "claims": readiness_claims(token),
+            "claims": readiness_claims(token, score),
             "holder_jwk": public_key_to_jwk(wallet.holder_key.public_key),
         },
         headers=vp.admin,

@@ -11,21 +11,18 @@ The wallet reaches the platform through the test client's transport, as in
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from tests.e2e.test_oid4vp_wallet_verifier import _App
-from tests.factories import readiness_claims
-from tests.integration.verifier_world import BASE, CRC, VpWorld, crc_query, vp
+from tests.e2e.test_oid4vp_wallet_verifier import _App, _wallet
+from tests.integration.verifier_world import VpWorld, crc_query, vp
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.dcql import DcqlUnsatisfiable
-from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.wallet.client import make_presentation
 from credit_commons.wallet.oid4vp import Outcome, PresentationPlan, ReadRequest, respond
 from credit_commons.wallet.store import Wallet
@@ -35,30 +32,6 @@ from credit_commons.zk import registry
 __all__ = ["vp"]
 
 THETA = 650
-
-
-def _wallet(vp: VpWorld, path: Path, score: int) -> Wallet:
-    wallet = Wallet.create(path, "pass")
-    made = vp.http.post("/v1/identities", json={"roles": ["business"], "profile": {"name": "M"}})
-    token = made.json()["identity_token"]
-    issued = vp.http.post(
-        "/v1/credentials",
-        json={
-            "type": CRC,
-            "subject": token,
-            "claims": readiness_claims(token, score),
-            "holder_jwk": public_key_to_jwk(wallet.holder_key.public_key),
-        },
-        headers=vp.admin,
-    )
-    assert issued.status_code == 201, issued.text
-    wallet.add_credential(
-        issued.json()["credential"],
-        issuer=BASE,
-        configuration=CRC,
-        received_at=datetime.now(UTC).isoformat(),
-    )
-    return wallet
 
 
 def _leaves(node: Any) -> list[Any]:
