@@ -115,6 +115,13 @@ EXPECTED = {
         "add_flash", "end_all_sessions", "end_session", "language", "page_router",
         "prune_sessions", "render", "require", "requires", "safe_next", "start_session",
     },
+    "credit_commons.reputation": {
+        # The rule set (issue 19, R2).
+        "MICRO", "RULES_TYP", "RuleSet", "RuleSetInvalid", "RuleSetNotFound",
+        "RuleSetSignatureInvalid", "RuleSetTimeLocked", "SignedRuleSet", "Tier",
+        "check_time_lock", "domain_matches", "parse_rule_set", "rule_set_hash", "select_active",
+        "sign_rule_set", "verify_rule_set",
+    },
     "credit_commons.zk": {
         "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",
         "NodeUnavailable", "NodeWorker", "PoseidonInstance", "ProofInvalid", "ProofMalformed",
