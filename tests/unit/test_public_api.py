@@ -140,6 +140,13 @@ EXPECTED = {
         "Groth16Proof", "MerklePath", "VerificationKey", "merkle_path", "merkle_root", "prove",
         "request_binding", "verify_groth16",
     },
+    "credit_commons.reputation": {
+        "CTX_PATTERN", "MAX_EVENT_BYTES", "BudgetExhausted", "ContextNotAllowed", "EventAccepted",
+        "EventInvalid", "EventOutsideWindow", "EventReplayed", "EventSignatureInvalid",
+        "EventTooLarge", "MemberCredentialRefused", "MemberRegistered", "ReputationError",
+        "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
+        "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
+    },
 }  # fmt: skip
 
 

@@ -1,0 +1,277 @@
+"""Reputation use cases for events and members, in the caller's unit of work.
+
+:func:`submit_event` judges a vouch or report in the order that costs least first and
+reveals least: shape and size, signature, context and epoch window (``events``), then the
+sender's membership (locked, so budgets hold under concurrency), replay and budget; an
+accepted event is stored with its blob and recorded on the spine as ``reputation.event`` in
+the same transaction, and the log's pending receipt is returned.
+
+:func:`register_member` records a credential a DID holds, once the gateway's verifier has
+checked the presentation and its key binding to the DID (the verifier is the issuer's
+sibling's business, composed above this layer): KYC when the rule set lists its type and
+issuer, an attestation otherwise.
+
+The rule set is passed in (the active one, ``rules``); nothing here reads the clock but
+through ``rt.clock``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import sqlalchemy.exc
+from sqlalchemy.orm import Session
+
+from credit_commons.core.encoding import sha256_hex
+from credit_commons.core.ids import new_id
+from credit_commons.events import Digest, EventDetails, Token, record_event
+from credit_commons.ledger import pending_receipt
+from credit_commons.reputation import store
+from credit_commons.reputation.errors import (
+    BudgetExhausted,
+    ContextNotAllowed,
+    EventInvalid,
+    EventReplayed,
+    SenderLocked,
+    UnknownBlob,
+)
+from credit_commons.reputation.events import (
+    ReputationEvent,
+    check_window,
+    ed25519_did,
+    parse_cid,
+    parse_event,
+)
+from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
+from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "DID_PSEUDONYM_DOMAIN",
+    "EventRecorded",
+    "EventRules",
+    "MemberRecorded",
+    "blob",
+    "is_member",
+    "register_member",
+    "submit_event",
+]
+
+DID_PSEUDONYM_DOMAIN = "did"
+"""The pseudonym domain of DIDs on the spine (a DID is a pseudonymous key already, but the
+spine keeps only keyed pseudonyms)."""
+
+
+class _Budgets(Protocol):
+    @property
+    def vouches_per_epoch(self) -> int: ...
+    @property
+    def reports_per_epoch(self) -> int: ...
+
+
+class _EpochWindow(Protocol):
+    @property
+    def max_event_age_seconds(self) -> int: ...
+    @property
+    def max_future_skew_seconds(self) -> int: ...
+
+
+class _Kyc(Protocol):
+    @property
+    def credential_types(self) -> Sequence[str]: ...
+    @property
+    def trusted_issuers(self) -> Sequence[str]: ...
+
+
+class EventRules(Protocol):
+    """What events and memberships are judged by: the fields of the active rule set
+    (``rules.RuleSet``) this module reads."""
+
+    @property
+    def contexts(self) -> Sequence[str]: ...
+    @property
+    def budgets(self) -> _Budgets: ...
+    @property
+    def epoch(self) -> _EpochWindow: ...
+    @property
+    def kyc(self) -> _Kyc: ...
+
+
+class EventRecorded(EventDetails, event_type="reputation.event"):
+    """A vouch or report was accepted: its CID (the blob is public), kind, context and
+    epoch.  Sender and recipient are the event's actor and subject pseudonyms."""
+
+    cid: Token
+    kind: Literal["vouch", "report"]
+    ctx: Token
+    epoch: Token
+
+
+class MemberRecorded(EventDetails, event_type="reputation.member"):
+    """A DID registered a credential: KYC or an attestation, the SHA-256 of the issuer-signed
+    JWT and of its status reference (the DID is the event's subject pseudonym)."""
+
+    kyc: bool
+    credential_sha256: Digest
+    status_ref_sha256: Digest | None
+
+
+def _pseudonym(rt: Runtime, did: str) -> str:
+    return rt.pseudonymizer.pseudonym(DID_PSEUDONYM_DOMAIN, did)
+
+
+def submit_event(
+    session: Session, rt: Runtime, data: bytes | str | Mapping[str, Any], rules: EventRules
+) -> EventAccepted:
+    """Judge and, if accepted, record one vouch or report (see the module).
+
+    Raises :class:`~credit_commons.reputation.errors.EventTooLarge`, ``EventInvalid``,
+    ``EventSignatureInvalid``, ``ContextNotAllowed``, ``EventOutsideWindow``,
+    :class:`SenderLocked`, :class:`EventReplayed` or :class:`BudgetExhausted`.
+    """
+    now = rt.clock.now()
+    # 1-2. Shape, size and signature (pure).
+    event = parse_event(data)
+    event.verify()
+    # 3. The rule set's contexts and epoch window.
+    if event.ctx not in rules.contexts:
+        raise ContextNotAllowed("the active rule set does not allow this context")
+    check_window(
+        event,
+        now=now,
+        max_age_seconds=rules.epoch.max_event_age_seconds,
+        max_skew_seconds=rules.epoch.max_future_skew_seconds,
+    )
+    # 4. The sender is a KYC member (its rows locked for steps 5-6).
+    if not store.kyc_memberships(store.lock_memberships(session, event.sender), now):
+        raise SenderLocked("the sender has no active KYC membership")
+    # 5. Replay: (from, nonce) is unique forever.
+    if store.nonce_used(session, event.sender, event.nonce):
+        raise EventReplayed("an event with this nonce was accepted before")
+    # 6. Budget (non-rollover: counted per epoch).
+    limit = (
+        rules.budgets.vouches_per_epoch
+        if event.type == "vouch"
+        else rules.budgets.reports_per_epoch
+    )
+    if store.budget_used(session, event.sender, event.ctx, event.epoch, event.type) >= limit:
+        raise BudgetExhausted(f"the {event.type} budget of this context and epoch is used up")
+    return _record(session, rt, event, now)
+
+
+def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime) -> EventAccepted:
+    body = event.blob()
+    cid = event.cid
+    recorded = record_event(
+        session,
+        EventRecorded(cid=cid, kind=event.type, ctx=event.ctx, epoch=event.epoch),
+        actor=_pseudonym(rt, event.sender),
+        subject=_pseudonym(rt, event.to),
+        object=rt.objects.digest("reputation_event", cid),
+        at=now,
+    )
+    row = ReputationEventRow(
+        cid=cid,
+        type=event.type,
+        sender=event.sender,
+        recipient=event.to,
+        ctx=event.ctx,
+        epoch=event.epoch,
+        nonce=event.nonce,
+        issued_at=event.issued_at,
+        accepted_at=now,
+        event_id=recorded.id,
+    )
+    try:
+        with session.begin_nested():
+            store.add_event(session, row, body)
+    except sqlalchemy.exc.IntegrityError as e:  # a concurrent twin won the unique index
+        raise EventReplayed("an event with this nonce was accepted before") from e
+    receipt = pending_receipt(session, rt, recorded.id)
+    return EventAccepted(cid=cid, leaf_index=None, event_id=recorded.id, receipt=receipt)
+
+
+def blob(session: Session, cid: str) -> bytes:
+    """The exact bytes ``cid`` addresses.  Raises :class:`UnknownBlob` for an unknown CID and
+    for anything that is not one (the same answer: no oracle)."""
+    try:
+        parse_cid(cid)
+    except EventInvalid as e:
+        raise UnknownBlob("no such blob") from e
+    body = store.blob(session, cid)
+    if body is None:
+        raise UnknownBlob("no such blob")
+    return body
+
+
+def is_member(session: Session, rt: Runtime, did: str) -> bool:
+    """Whether ``did`` has an active KYC membership now."""
+    rows = store.lock_memberships(session, did)
+    return bool(store.kyc_memberships(rows, rt.clock.now()))
+
+
+def register_member(
+    session: Session,
+    rt: Runtime,
+    *,
+    did: str,
+    vct: str,
+    issuer: str,
+    credential_sha256: str,
+    status_ref: str | None,
+    rules: EventRules,
+) -> MemberRegistered:
+    """Record that ``did`` holds a credential the gateway verified, key-bound to it: KYC if
+    the rule set lists ``vct`` and ``issuer``, else an attestation.  Registering the same
+    credential again returns the first registration (idempotent).
+
+    Raises :class:`EventInvalid` for a DID that is not an Ed25519 did:key or a digest that is
+    not SHA-256 hex.
+    """
+    ed25519_did(did)
+    if len(credential_sha256) != 64 or set(credential_sha256) - set("0123456789abcdef"):
+        raise EventInvalid("credential_sha256 must be SHA-256 hex")
+    existing = store.member_row(session, did, credential_sha256)
+    if existing is not None:
+        return _member_view(existing)
+    now = rt.clock.now()
+    kyc = vct in rules.kyc.credential_types and issuer in rules.kyc.trusted_issuers
+    status_digest = None if status_ref is None else sha256_hex(status_ref.encode("utf-8"))
+    recorded = record_event(
+        session,
+        MemberRecorded(
+            kyc=kyc, credential_sha256=credential_sha256, status_ref_sha256=status_digest
+        ),
+        actor=_pseudonym(rt, did),
+        subject=_pseudonym(rt, did),
+        object=rt.objects.digest("reputation_member", f"{did} {credential_sha256}"),
+        at=now,
+    )
+    row = ReputationMemberRow(
+        id=new_id("mbr"),
+        did=did,
+        kyc=kyc,
+        issuer=issuer,
+        vct=vct,
+        credential_sha256=credential_sha256,
+        status_ref=status_ref,
+        since=now.date(),
+        registered_at=now,
+        revoked_at=None,
+        event_id=recorded.id,
+    )
+    store.add_member(session, row)
+    return _member_view(row)
+
+
+def _member_view(row: ReputationMemberRow) -> MemberRegistered:
+    return MemberRegistered(
+        did=row.did,
+        kyc=row.kyc,
+        vct=row.vct,
+        credential_sha256=row.credential_sha256,
+        since=row.since,
+        event_id=row.event_id,
+    )
