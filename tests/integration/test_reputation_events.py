@@ -4,14 +4,16 @@ window, and the spine event written in the same transaction with a pending recei
 
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from credit_commons import reputation
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import canonical_json
@@ -25,9 +27,11 @@ from credit_commons.reputation import (
     EventOutsideWindow,
     EventReplayed,
     EventSignatureInvalid,
+    RuleSet,
     SenderLocked,
     UnknownBlob,
     new_nonce,
+    parse_rule_set,
     sign_event,
 )
 from credit_commons.reputation import service as reputation_service
@@ -38,35 +42,15 @@ KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
 ISSUER = "https://issuer.example"
 
 
-@dataclass(frozen=True)
-class _Budgets:
-    vouches_per_epoch: int = 5
-    reports_per_epoch: int = 3
+def _rules(**epoch: int) -> RuleSet:
+    """The contract's example rule set, with this test's KYC type and issuer."""
+    document = json.loads((Path(reputation.__file__).parent / "dev_rules.json").read_text())
+    document["kyc"] = {"credentialTypes": [KYC_VCT], "trustedIssuers": [ISSUER]}
+    document["epoch"].update(epoch)
+    return parse_rule_set(document)
 
 
-@dataclass(frozen=True)
-class _Epoch:
-    max_event_age_seconds: int = 86400
-    max_future_skew_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class _Kyc:
-    credential_types: tuple[str, ...] = (KYC_VCT,)
-    trusted_issuers: tuple[str, ...] = (ISSUER,)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The fields of a rule set the event service reads (the contract's example values)."""
-
-    contexts: tuple[str, ...] = ("general", "commerce", "shg:savings")
-    budgets: _Budgets = _Budgets()
-    epoch: _Epoch = _Epoch()
-    kyc: _Kyc = _Kyc()
-
-
-RULES = Rules()
+RULES = _rules()
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +100,7 @@ def _signed(sender: int, to: int, **kw: Any) -> dict[str, Any]:
     return sign_event(_key(sender), **values).document()
 
 
-def _submit(rt: Runtime, doc: dict[str, Any], rules: Any = RULES) -> EventAccepted:
+def _submit(rt: Runtime, doc: dict[str, Any], rules: RuleSet = RULES) -> EventAccepted:
     with transaction(rt.sessions) as session:
         return reputation_service.submit_event(session, rt, doc, rules)
 
@@ -249,7 +233,7 @@ def test_epoch_window_uses_the_rule_set(runtime: Runtime) -> None:
     with pytest.raises(EventOutsideWindow):
         _submit(runtime, _signed(1, 2, issued_at=AT + timedelta(seconds=301)))
     _submit(runtime, _signed(1, 2, issued_at=AT + timedelta(seconds=300)))
-    strict = Rules(epoch=_Epoch(max_event_age_seconds=30))
+    strict = _rules(maxEventAgeSeconds=30)
     with pytest.raises(EventOutsideWindow):
         _submit(runtime, _signed(1, 3, issued_at=AT - timedelta(seconds=31)), strict)
     _submit(runtime, _signed(1, 3, issued_at=AT - timedelta(seconds=30)), strict)

@@ -121,6 +121,12 @@ EXPECTED = {
         "RuleSetSignatureInvalid", "RuleSetTimeLocked", "SignedRuleSet", "Tier",
         "check_time_lock", "domain_matches", "parse_rule_set", "rule_set_hash", "select_active",
         "sign_rule_set", "verify_rule_set",
+        # Events and members (issue 19, R1).
+        "CTX_PATTERN", "MAX_EVENT_BYTES", "BudgetExhausted", "ContextNotAllowed", "EventAccepted",
+        "EventInvalid", "EventOutsideWindow", "EventReplayed", "EventSignatureInvalid",
+        "EventTooLarge", "MemberCredentialRefused", "MemberRegistered", "ReputationError",
+        "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
+        "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
     },
     "credit_commons.zk": {
         "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",
@@ -139,13 +145,6 @@ EXPECTED = {
         "GROUP_TREE_DEPTH", "STATEMENTS", "GeneratedProof",
         "Groth16Proof", "MerklePath", "VerificationKey", "merkle_path", "merkle_root", "prove",
         "request_binding", "verify_groth16",
-    },
-    "credit_commons.reputation": {
-        "CTX_PATTERN", "MAX_EVENT_BYTES", "BudgetExhausted", "ContextNotAllowed", "EventAccepted",
-        "EventInvalid", "EventOutsideWindow", "EventReplayed", "EventSignatureInvalid",
-        "EventTooLarge", "MemberCredentialRefused", "MemberRegistered", "ReputationError",
-        "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
-        "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
     },
 }  # fmt: skip
 

@@ -17,9 +17,9 @@ through ``rt.clock``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import sqlalchemy.exc
 from sqlalchemy.orm import Session
@@ -45,13 +45,13 @@ from credit_commons.reputation.events import (
     parse_event,
 )
 from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
+from credit_commons.reputation.rules import RuleSet
 from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
 from credit_commons.runtime import Runtime
 
 __all__ = [
     "DID_PSEUDONYM_DOMAIN",
     "EventRecorded",
-    "EventRules",
     "MemberRecorded",
     "blob",
     "is_member",
@@ -62,41 +62,6 @@ __all__ = [
 DID_PSEUDONYM_DOMAIN = "did"
 """The pseudonym domain of DIDs on the spine (a DID is a pseudonymous key already, but the
 spine keeps only keyed pseudonyms)."""
-
-
-class _Budgets(Protocol):
-    @property
-    def vouches_per_epoch(self) -> int: ...
-    @property
-    def reports_per_epoch(self) -> int: ...
-
-
-class _EpochWindow(Protocol):
-    @property
-    def max_event_age_seconds(self) -> int: ...
-    @property
-    def max_future_skew_seconds(self) -> int: ...
-
-
-class _Kyc(Protocol):
-    @property
-    def credential_types(self) -> Sequence[str]: ...
-    @property
-    def trusted_issuers(self) -> Sequence[str]: ...
-
-
-class EventRules(Protocol):
-    """What events and memberships are judged by: the fields of the active rule set
-    (``rules.RuleSet``) this module reads."""
-
-    @property
-    def contexts(self) -> Sequence[str]: ...
-    @property
-    def budgets(self) -> _Budgets: ...
-    @property
-    def epoch(self) -> _EpochWindow: ...
-    @property
-    def kyc(self) -> _Kyc: ...
 
 
 class EventRecorded(EventDetails, event_type="reputation.event"):
@@ -123,7 +88,7 @@ def _pseudonym(rt: Runtime, did: str) -> str:
 
 
 def submit_event(
-    session: Session, rt: Runtime, data: bytes | str | Mapping[str, Any], rules: EventRules
+    session: Session, rt: Runtime, data: bytes | str | Mapping[str, Any], rules: RuleSet
 ) -> EventAccepted:
     """Judge and, if accepted, record one vouch or report (see the module).
 
@@ -221,7 +186,7 @@ def register_member(
     issuer: str,
     credential_sha256: str,
     status_ref: str | None,
-    rules: EventRules,
+    rules: RuleSet,
 ) -> MemberRegistered:
     """Record that ``did`` holds a credential the gateway verified, key-bound to it: KYC if
     the rule set lists ``vct`` and ``issuer``, else an attestation.  Registering the same
