@@ -53,6 +53,14 @@ from credit_commons.reputation.rules import (
     verify_rule_set,
 )
 from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
+from credit_commons.reputation.scorer import (
+    RuleSetRef,
+    ScoreRecord,
+    ScoringError,
+    ScoringEvent,
+    ScoringMember,
+    score_reference,
+)
 
 __all__ = [
     "CTX_PATTERN",
@@ -74,9 +82,14 @@ __all__ = [
     "RuleSet",
     "RuleSetInvalid",
     "RuleSetNotFound",
+    "RuleSetRef",
     "RuleSetSignatureInvalid",
     "RuleSetTimeLocked",
     "RulesUnavailable",
+    "ScoreRecord",
+    "ScoringError",
+    "ScoringEvent",
+    "ScoringMember",
     "SenderLocked",
     "SignedRuleSet",
     "Tier",
@@ -91,6 +104,7 @@ __all__ = [
     "parse_event",
     "parse_rule_set",
     "rule_set_hash",
+    "score_reference",
     "select_active",
     "sign_event",
     "sign_rule_set",

@@ -27,6 +27,8 @@ from functools import lru_cache
 from typing import Literal
 
 from credit_commons.core.encoding import JsonObject, canonical_json
+from credit_commons.core.errors import ValidationError
+from credit_commons.reputation.errors import ReputationError
 from credit_commons.reputation.rules import MICRO, RuleSet
 
 __all__ = [
@@ -51,11 +53,14 @@ _EXACT_ROOT_LIMIT = 4096
 _DECIMAL = Context(prec=100, rounding=ROUND_FLOOR)
 
 
-class ScoringError(ValueError):
+class ScoringError(ValidationError, ReputationError):
     """Inputs the scorer cannot score: an event of an unknown type or issued after the
     scoring date, a negative count, a sender the incremental path does not know, numbers
     too large for the int64 path of an incremental update.  (The rule set itself was
     checked by :func:`~credit_commons.reputation.rules.parse_rule_set`.)"""
+
+    code = "reputation.scoring_invalid"
+    title = "Inputs the scorer cannot score"
 
 
 @dataclass(frozen=True, slots=True)
