@@ -1,7 +1,8 @@
 """A warm Node.js process that runs the zk layer's JavaScript: one JSON request per line.
 
-The cryptography it runs is @noble/curves' (Poseidon over BLS12-381) and snarkjs's (Groth16
-witnesses and proofs); this module only starts the process, writes requests and reads answers.
+The cryptography it runs is @noble/curves' (Poseidon over BLS12-381), circom_runtime's (a
+circuit's witness) and snarkjs's (Groth16 proofs); this module only starts the process, writes
+requests and reads answers.
 Keeping one process warm saves Node's start-up (~0.5 s with snarkjs loaded) on every call.
 
 The Node packages are pinned in ``node/package.json`` and ``node/package-lock.json`` beside this
@@ -58,7 +59,7 @@ class NodeWorker:
         node = self._node or shutil.which("node")
         if node is None:
             raise NodeUnavailable("Node.js is not installed", hint=_INSTALL_HINT)
-        for package in ("snarkjs", "@noble/curves"):
+        for package in ("snarkjs", "circom_runtime", "@noble/curves"):
             if not (self._dir / "node_modules" / package / "package.json").is_file():
                 raise NodeUnavailable(
                     f"the Node package {package} is not installed", hint=_INSTALL_HINT

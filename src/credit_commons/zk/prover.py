@@ -1,10 +1,13 @@
-"""Proving a statement: snarkjs ``groth16.fullProve`` in the zk Node worker.
+"""Proving a statement: the circuit's witness, then snarkjs ``groth16.prove``, in the zk Node
+worker.
 
-The cryptography is snarkjs's (witness generation by the circuit's circom-compiled WASM, then
-the Groth16 prover over BLS12-381); this module checks the statement name, hands the inputs
-and the artefacts' paths to the warm worker (:mod:`credit_commons.zk.node`, ~0.3 s a proof
-instead of ~1 s of CLI start-up) and translates failures.  An input that does not satisfy the
-circuit (a score below θ) fails witness generation: :class:`ProvingFailed`.
+The cryptography is circom_runtime's (the witness, by the circuit's circom-compiled WASM, as
+snarkjs's ``fullProve`` computes it) and snarkjs's (the Groth16 prover over BLS12-381); this
+module checks the statement name, hands the inputs and the artefacts' paths to the warm worker
+(:mod:`credit_commons.zk.node`, ~0.3 s a proof instead of ~1 s of CLI start-up; it keeps each
+circuit's compiled WASM and proving key in memory until a file changes) and translates
+failures.  An input that does not satisfy the circuit (a score below θ) fails witness
+generation: :class:`ProvingFailed`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Proving a registry statement: its inputs, named and ordered by the statement, handed to the
-engine's prover (``zk/prover.py``: snarkjs ``groth16.fullProve`` in a warm Node process).
+engine's prover (``zk/prover.py``: snarkjs ``groth16.prove`` in a warm Node process).
 
 The circuit's public signals are the statement's ``public_inputs`` (same names, same
 order); its private inputs are the committed ``value`` and its ``salt`` (and, for a

@@ -7,6 +7,7 @@ threshold and another binding are refused, and snarkjs's own verifier agrees on 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,7 @@ from credit_commons.zk.binding import request_binding
 from credit_commons.zk.errors import ProofInvalid, ProofMalformed
 from credit_commons.zk.groth16 import Groth16Proof, VerificationKey, verify
 from credit_commons.zk.merkle import merkle_path, merkle_root
-from credit_commons.zk.prover import GeneratedProof, prove
+from credit_commons.zk.prover import ARTEFACTS_DIR, GeneratedProof, prove
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,40 @@ def test_score_at_the_boundary_and_above_is_accepted(worker: NodeWorker, tmp_pat
 def test_score_below_the_threshold_cannot_be_proved(worker: NodeWorker) -> None:
     with pytest.raises(ProvingFailed):
         _score(worker, 649, 650)
+
+
+def test_the_worker_reuses_a_circuit_until_a_file_changes_or_a_witness_fails(
+    worker: NodeWorker, tmp_path: Path
+) -> None:
+    # The worker keeps each circuit's compiled witness calculator and proving key between
+    # proofs; it must read a file again once it changed, and drop a calculator whose run failed.
+    folder = tmp_path / "artefacts"
+    folder.mkdir()
+    for suffix in (".wasm", ".zkey"):
+        shutil.copyfile(
+            ARTEFACTS_DIR / f"score_at_least{suffix}", folder / f"score_at_least{suffix}"
+        )
+
+    def attempt(score: int) -> GeneratedProof:
+        return prove(
+            "score_at_least",
+            {"commitment": commit(score, SALT, worker=worker), "threshold": 650,
+             "binding": BINDING, "value": score, "salt": SALT},
+            worker=worker,
+            artefacts_dir=folder,
+        )  # fmt: skip
+
+    _check("score_at_least", attempt(700))
+    with pytest.raises(ProvingFailed):
+        attempt(649)
+    _check("score_at_least", attempt(650))  # after a failed witness
+    _check("score_at_least", attempt(651))  # the kept circuit, a second time
+    # Another circuit's key written over the file: a worker that kept the old key would prove.
+    shutil.copyfile(ARTEFACTS_DIR / "age_at_least.zkey", folder / "score_at_least.zkey")
+    with pytest.raises(ProvingFailed):
+        attempt(700)
+    shutil.copyfile(ARTEFACTS_DIR / "score_at_least.zkey", folder / "score_at_least.zkey")
+    _check("score_at_least", attempt(700))
 
 
 def test_a_commitment_that_is_not_the_opening_cannot_be_proved(worker: NodeWorker) -> None:

@@ -3,8 +3,11 @@
 // {"op": "hash2", "inputs": [dec, dec]}, {"op": "prove", "wasm": path, "zkey": path,
 // "input": {...}}, {"op": "witness", "wasm": path, "input": {...}}, {"op": "verify", "vkey": {...}, "publicSignals": [...], "proof": {...}}.
 // Answers: {"ok": true, ...} or {"ok": false, "error": "..."}.
-// The cryptography is @noble/curves' (Poseidon) and snarkjs's (Groth16 witness and proof).
+// The cryptography is @noble/curves' (Poseidon), circom_runtime's (the circuit's witness, by
+// its circom-compiled WASM) and snarkjs's (the Groth16 proof).
+import { readFileSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { WitnessCalculatorBuilder } from 'circom_runtime';
 import { permute, hash2, Fr } from './poseidon.mjs';
 
 function element(text) {
@@ -15,9 +18,45 @@ function element(text) {
 }
 
 let snarkjs = null;
+
+// Each circuit's compiled witness calculator and proving-key bytes, kept between proofs:
+// snarkjs's fullProve reads both files and compiles the WASM again on every call.  An entry is
+// keyed by the two paths and dropped when either file's device, inode, size or mtime differ
+// (the stat is taken before the read, so a file replaced in between is read again next time),
+// and after a failed witness, so a calculator is only reused after a clean run.
+const circuits = new Map();
+
+function stamp(path) {
+  const s = statSync(path, { bigint: true });
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+}
+
+async function circuit(wasmPath, zkeyPath) {
+  if (typeof wasmPath !== 'string' || typeof zkeyPath !== 'string') throw new Error('wasm and zkey are paths');
+  const key = JSON.stringify([wasmPath, zkeyPath]);
+  const version = `${stamp(wasmPath)}|${stamp(zkeyPath)}`;
+  const known = circuits.get(key);
+  if (known !== undefined && known.version === version) return { key, ...known };
+  circuits.delete(key);
+  // Plain Uint8Array copies: fastfile's memory files expect slice() to copy, as a Buffer's does not.
+  const calculator = await WitnessCalculatorBuilder(new Uint8Array(readFileSync(wasmPath)));
+  const entry = { version, calculator, zkey: new Uint8Array(readFileSync(zkeyPath)) };
+  circuits.set(key, entry);
+  return { key, ...entry };
+}
+
 async function prove(request) {
   if (snarkjs === null) snarkjs = await import('snarkjs');
-  const { proof, publicSignals } = await snarkjs.groth16.fullProve(request.input, request.wasm, request.zkey);
+  const { key, calculator, zkey } = await circuit(request.wasm, request.zkey);
+  let witness;
+  try {
+    // As snarkjs's wtns.calculate: circom_runtime's witness, in the .wtns binary format.
+    witness = await calculator.calculateWTNSBin(request.input);
+  } catch (error) {
+    circuits.delete(key);
+    throw error;
+  }
+  const { proof, publicSignals } = await snarkjs.groth16.prove({ type: 'mem', data: zkey }, { type: 'mem', data: witness });
   return { proof, publicSignals };
 }
 
