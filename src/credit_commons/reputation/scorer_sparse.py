@@ -71,7 +71,10 @@ class SparseScores:
         rules = ScoringRules.of(rule_set)
         self.rules, self.as_of, self.ctx = rules, as_of, ctx
         self.dids: list[str] = list(cols.dids)
-        self.cids: list[str] = list(cols.cids)
+        # The columns' CIDs are read only for the records asked for (a sequence may make
+        # them on demand); the CIDs of events added later follow them.
+        self._base_cids = cols.cids
+        self._new_cids: list[str] = []
         self._index: dict[str, int] | None = None
         n = len(self.dids)
         self.k, self.a, self.t = (
@@ -87,6 +90,7 @@ class SparseScores:
         self._extra_pairs: dict[tuple[int, int], tuple[int, int]] = {}
         self._delta: sp.csr_array | None = None
         self._delta_out: sp.csr_array | None = None
+        self._dids_index()  # built here, so that an incremental update does not pay for it
         self._compute_all()
 
     # -- building ---------------------------------------------------------------------
@@ -279,7 +283,7 @@ class SparseScores:
             days = int(self._report_days[p])
             if days >= rules.report_window_days or int(self.k[j]) != 1:
                 continue
-            cid = self.cids[int(self._report_cid[p])]
+            cid = self._cid(int(self._report_cid[p]))
             seen = picked.get(j)
             if seen is None or (days, cid) < seen:
                 picked[j] = (days, cid)
@@ -287,12 +291,16 @@ class SparseScores:
             return []
         return [cid for _, cid in picked.values()]
 
+    def _cid(self, i: int) -> str:
+        base = len(self._base_cids)
+        return self._base_cids[i] if i < base else self._new_cids[i - base]
+
     def record(self, did: str) -> ScoreRecord:
         """The score record of ``did`` (raises KeyError if it has none)."""
         i = self.index(did)
         start, end = int(self._event_ptr[i]), int(self._event_ptr[i + 1])
-        cids = [self.cids[int(c)] for c in self._vouch_cid[start:end]]
-        cids += [self.cids[c] for c in self._extra_vouches.get(i, [])]
+        cids = [self._cid(int(c)) for c in self._vouch_cid[start:end]]
+        cids += [self._cid(c) for c in self._extra_vouches.get(i, [])]
         cids += self._report_cids(i)
         diversity = int(self.diversity[i])
         score = int(self.scores[i])
@@ -350,8 +358,8 @@ class SparseScores:
                 raise ScoringError("the sender of a new event must already be scored")
             i = self._node(e.subject)
             touched.add(i)
-            self.cids.append(e.cid)
-            cid = len(self.cids) - 1
+            self._new_cids.append(e.cid)
+            cid = len(self._base_cids) + len(self._new_cids) - 1
             if e.type == "report":
                 reports.append((j, i, days, cid))
                 continue
@@ -374,7 +382,7 @@ class SparseScores:
         frontier = rows
         self.history[0][frontier] = self._round0()[frontier]
         for m in range(1, rules.iterations + 1):
-            frontier = np.union1d(frontier, self._out_neighbours(frontier))
+            frontier = self._with_out_neighbours(frontier)
             v, s = self._combine(self._weighted(self.history[m - 1], frontier), frontier)
             self.history[m][frontier] = s
             self.v[frontier] = v
@@ -445,14 +453,15 @@ class SparseScores:
                 self.qsum[i]
             )
 
-    def _out_neighbours(self, nodes: I64) -> I64:
-        """The subjects the given vouchers vouched for (Q's and D's columns → rows)."""
-        if len(nodes) == 0:
-            return nodes
-        found = [self._out[nodes].indices]
-        if self._delta_out is not None:
-            found.append(self._delta_out[nodes].indices)
-        return np.unique(np.concatenate(found)).astype(np.int64)
+    def _with_out_neighbours(self, nodes: I64) -> I64:
+        """``nodes`` and the subjects they vouched for (Q's and D's columns → rows), sorted.
+        A mask rather than a set union: linear in the nodes and the edges touched."""
+        mask = np.zeros(len(self.dids), dtype=np.bool_)
+        mask[nodes] = True
+        for out in (self._out, self._delta_out):
+            if out is not None and len(nodes):
+                mask[out[nodes].indices] = True
+        return np.flatnonzero(mask).astype(np.int64)
 
 
 def score_sparse(cols: ScoringColumns, rule_set: RuleSet, *, as_of: date, ctx: str) -> SparseScores:
