@@ -43,6 +43,7 @@ __all__ = [
     "micro_string",
     "power_micro",
     "score_reference",
+    "scored_events",
     "tier_of",
 ]
 

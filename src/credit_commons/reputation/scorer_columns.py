@@ -41,7 +41,8 @@ class ScoringColumns:
 
     ``dids[i]`` names node ``i``; ``k``, ``a`` (capped attestations) and ``t`` (tenure in
     micro) are per node.  Vouches and reports are parallel arrays: sender index, subject
-    index, age in whole days, index into ``cids``.
+    index, age in whole days, index into ``cids``.  ``excluded`` names the DIDs whose
+    events an incremental update must ignore as the full recompute did.
     """
 
     dids: Sequence[str]
@@ -57,6 +58,7 @@ class ScoringColumns:
     report_days: I32
     report_cid: I64
     cids: Sequence[str]
+    excluded: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         n = len(self.dids)
@@ -111,6 +113,7 @@ def columns_from_events(
         report_days=column([(as_of - e.issued_on).days for e in reports], np.int32),
         report_cid=np.arange(len(vouches), len(cids), dtype=np.int64),
         cids=cids,
+        excluded=gone,
     )
 
 

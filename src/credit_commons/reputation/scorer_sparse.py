@@ -38,6 +38,7 @@ from credit_commons.reputation.scorer import (
     ScoringRules,
     decay_weight,
     power_micro,
+    scored_events,
     tier_of,
 )
 from credit_commons.reputation.scorer_columns import (
@@ -70,6 +71,7 @@ class SparseScores:
     def __init__(self, cols: ScoringColumns, rule_set: RuleSet, *, as_of: date, ctx: str) -> None:
         rules = ScoringRules.of(rule_set)
         self.rules, self.as_of, self.ctx = rules, as_of, ctx
+        self.excluded = cols.excluded
         self.dids: list[str] = list(cols.dids)
         # The columns' CIDs are read only for the records asked for (a sequence may make
         # them on demand); the CIDs of events added later follow them.
@@ -333,29 +335,27 @@ class SparseScores:
         out-neighbourhood up to ``rules.iterations`` hops.
 
         Only those nodes are recomputed, round by round (a node more than m hops away from
-        every touched subject has the same Sᵐ as before).  The new events' senders must
-        already be nodes (an accepted event's sender is a member, and members are nodes);
-        subjects may be new.  Membership changes (a new member, a revocation) need a full
-        recompute.  Raises :class:`ScoringError` for an event of another context, from a
-        later date, or from a sender that is not a node.
+        every touched subject has the same Sᵐ as before).  Events the full recompute would
+        ignore are ignored here too: another context, a later date, a self-vouch, an
+        excluded DID on either side.  The new events' senders must already be nodes (an
+        accepted event's sender is a member, and members are nodes); subjects may be new.
+        Membership changes (a new member, a revocation) need a full recompute.  Raises
+        :class:`ScoringError`, before changing anything, for a sender that is not a node or
+        when the state was computed with Python integers.
         """
         rules = self.rules
         if self.scores.dtype == object:
             raise ScoringError("incremental updates need the int64 path; recompute in full")
+        index = self._dids_index()
+        kept = scored_events(events, self.excluded, self.ctx, self.as_of)
+        if any(e.sender not in index for e in kept):
+            raise ScoringError("the sender of a new event must already be scored")
         new_pairs: dict[tuple[int, int], tuple[int, int]] = {}
         touched: set[int] = set()
         reports: list[tuple[int, int, int, int]] = []
-        for e in events:
-            if e.ctx != self.ctx:
-                raise ScoringError(f"event of context {e.ctx!r} in a {self.ctx!r} recompute")
+        for e in kept:
             days = (self.as_of - e.issued_on).days
-            if days < 0:
-                raise ScoringError("event issued after the scoring date")
-            if e.sender == e.subject:
-                continue
-            j = self._dids_index().get(e.sender, -1)
-            if j < 0:
-                raise ScoringError("the sender of a new event must already be scored")
+            j = index[e.sender]
             i = self._node(e.subject)
             touched.add(i)
             self._new_cids.append(e.cid)

@@ -33,6 +33,7 @@ from credit_commons.reputation.scorer import (
     micro_string,
     power_micro,
     score_reference,
+    scored_events,
     tier_of,
 )
 from credit_commons.reputation.scorer_sparse import columns_from_events, score_sparse
@@ -60,14 +61,17 @@ def test_sparse_equals_reference(seed: int, reports: int) -> None:
 @given(seed=st.integers(0, 2**32), parts=st.integers(1, 4))
 def test_incremental_equals_full(seed: int, parts: int) -> None:
     events, members = random_world(seed, reports=40)
+    excluded = [did("n5")] if seed % 2 else []
     rng = random.Random(seed)
     rng.shuffle(events)
     cut = rng.randrange(0, len(events))
     base, new = events[:cut], events[cut:]
-    known = {m.did for m in members} | {e.sender for e in base} | {e.subject for e in base}
-    new = [e for e in new if e.sender in known]
+    # The senders the state knows: members and the DIDs of the base events it scored.
+    scored = scored_events(base, frozenset(excluded), CTX, AS_OF)
+    known = {m.did for m in members} | {e.sender for e in scored} | {e.subject for e in scored}
+    new = [e for e in new if e.sender in known | set(excluded)]
     state = score_sparse(
-        columns_from_events(base, members, [], RULES, as_of=AS_OF, ctx=CTX),
+        columns_from_events(base, members, excluded, RULES, as_of=AS_OF, ctx=CTX),
         RULES,
         as_of=AS_OF,
         ctx=CTX,
@@ -76,7 +80,7 @@ def test_incremental_equals_full(seed: int, parts: int) -> None:
     changed: set[str] = set()
     for k in range(parts):
         changed.update(state.add_events(new[k::parts]))
-    full = reference_records(base + new, members, RULES)
+    full = reference_records(base + new, members, RULES, excluded)
     after = _bytes(state.records())
     assert after == _bytes(full)
     # Only the k-hop neighbourhood was recomputed: every other record is unchanged.
@@ -231,19 +235,29 @@ def test_revoked_membership_counts_nothing() -> None:
 
 
 def test_incremental_refuses_what_it_cannot_fold_in() -> None:
-    members = [member("A"), member("B", days=365)]
+    members = [member("A"), member("B", days=365), member("X")]
     state = score_sparse(
-        columns_from_events([], members, [], RULES, as_of=AS_OF, ctx=CTX),
+        columns_from_events([], members, [did("X")], RULES, as_of=AS_OF, ctx=CTX),
         RULES,
         as_of=AS_OF,
         ctx=CTX,
     )
+    before = state.records()
     with pytest.raises(ScoringError):
-        state.add_events([event("vouch", did("B"), did("A"), -1)])
-    with pytest.raises(ScoringError):
-        state.add_events([event("vouch", did("B"), did("A"), 0, ctx="general")])
-    with pytest.raises(ScoringError):
-        state.add_events([event("vouch", did("stranger"), did("A"), 0)])
+        state.add_events(
+            [event("vouch", did("B"), did("A"), 0), event("vouch", did("stranger"), did("A"), 0)]
+        )
+    assert state.records() == before  # refused before anything changed
+    # What the full recompute ignores, the incremental update ignores too.
+    ignored = [
+        event("vouch", did("B"), did("A"), -1),
+        event("vouch", did("B"), did("A"), 0, ctx="general"),
+        event("vouch", did("B"), did("B"), 0),
+        event("vouch", did("B"), did("X"), 0),
+        event("vouch", did("X"), did("A"), 0),
+    ]
+    assert state.add_events(ignored) == []
+    assert state.records() == before
     assert state.add_events([event("vouch", did("B"), did("new"), 0)]) == [did("new")]
 
 
