@@ -6,7 +6,8 @@ drawn at random, 10 % with a non-KYC membership or none), ``--edges`` vouches in
 sent only by KYC members over ``--epochs`` months, never more than the contract's budget of
 ``vouchesPerEpoch`` (5) per sender and epoch, about 10 % of them repeats of a voucher's
 previous subject (so the per-counterparty cap and decay exponent have work), ages spread over
-the epochs (the decay table has one entry per distinct day), and ``--edges``/100 reports.
+the epochs (the decay table has one entry per distinct day), and ``--edges``/100 reports, one per
+KYC sender (within ``reportsPerEpoch``).
 
 Figures:
 
@@ -135,13 +136,16 @@ def generate(
     t = (np.minimum(tenure, cap) * 1_000_000 // cap).astype(np.int64)
     senders_pool = np.flatnonzero(kyc)
     senders = np.sort(senders_pool[rng.integers(0, len(senders_pool), edges)]).astype(np.int32)
-    # Each sender's r-th vouch goes to epoch r // budget: at most `budget` per epoch.
+    # Each sender's r-th vouch goes to its block r // budget, each block to a distinct epoch
+    # (shifted by a per-sender offset so that epochs fill evenly): at most `budget` vouches
+    # per sender and epoch.
     first = np.r_[True, senders[1:] != senders[:-1]]
     starts = np.flatnonzero(first)
     rank = np.arange(edges) - np.repeat(starts, np.diff(np.r_[starts, edges]))
-    epoch = rank // budget
-    keep = epoch < epochs
-    senders, rank, epoch = senders[keep], rank[keep], epoch[keep]
+    keep = rank // budget < epochs
+    senders, rank = senders[keep], rank[keep]
+    offset = rng.integers(0, epochs, n)
+    epoch = (rank // budget + offset[senders]) % epochs
     m = len(senders)
     subjects = rng.integers(0, n, m).astype(np.int32)
     repeat = (rng.random(m) < 0.1) & (rank > 0)
@@ -154,7 +158,10 @@ def generate(
         np.int32
     )
     r = max(1, edges // 100)
-    report_from = senders_pool[rng.integers(0, len(senders_pool), r)].astype(np.int32)
+    # One report per sender (without replacement): within reportsPerEpoch by construction.
+    report_from = rng.choice(senders_pool, size=min(r, len(senders_pool)), replace=False)
+    report_from = report_from.astype(np.int32)
+    r = len(report_from)
     report_to = rng.integers(0, n, r).astype(np.int32)
     report_to[report_to == report_from] = (report_to[report_to == report_from] + 1) % n
     report_days = rng.integers(0, 120, r).astype(np.int32)
@@ -275,6 +282,10 @@ def main() -> None:
         vouches=len(cols.vouch_from),
         reports=len(cols.report_from),
         distinct_days=len(np.unique(cols.vouch_days)),
+        max_vouches_per_sender_epoch=int(
+            np.bincount(cols.vouch_from.astype(np.int64) * args.epochs + epoch).max()
+        ),
+        max_reports_per_sender=int(np.bincount(cols.report_from).max()),
         seconds=round(time.perf_counter() - started, 2),
         rss_mib=rss_mib(),
     )
