@@ -34,3 +34,31 @@ def readiness_claims(
         opened = score if opening_score is None else opening_score
         claims["score_opening"] = {"score": opened, "salt": salt}
     return {**claims, **overrides}
+
+
+def kyc_claims(
+    identity_token: str, birth_date: str = "1958-03-14", **overrides: object
+) -> dict[str, object]:
+    """KycCredential claims for ``identity_token``: document-verified, born ``birth_date``;
+    ``overrides`` replace top-level claims."""
+    claims: dict[str, object] = {
+        "person": {"identity_token": identity_token},
+        "verification_level": "document_verified",
+        "birth_date": birth_date,
+        "verified_on": "2026-11-02",
+    }
+    return {**claims, **overrides}
+
+
+def shg_claims(
+    identity_token: str, shg_id: str = "shg-42", **overrides: object
+) -> dict[str, object]:
+    """ShgMembershipCredential claims for ``identity_token``: a member of ``shg_id`` since
+    2021; ``overrides`` replace top-level claims."""
+    claims: dict[str, object] = {
+        "person": {"identity_token": identity_token},
+        "shg_id": shg_id,
+        "role": "member",
+        "since": "2021-06-01",
+    }
+    return {**claims, **overrides}

@@ -15,7 +15,11 @@ from credit_commons.runtime import Runtime
 
 def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtime: Runtime) -> None:
     types = client.get("/v1/credential-types").json()
-    assert [t["name"] for t in types] == ["CreditReadinessCredential"]
+    assert [t["name"] for t in types] == [
+        "CreditReadinessCredential",
+        "KycCredential",
+        "ShgMembershipCredential",
+    ]
     crc = client.get("/v1/credential-types/CreditReadinessCredential").json()
     assert "/score_opening" in crc["disclosable"]
     assert client.get("/v1/credential-types/NoSuchType").status_code == 404
@@ -43,6 +47,8 @@ def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtim
     assert {t["name"] for t in client.get("/v1/credential-types").json()} == {
         "CreditReadinessCredential",
         "FarmerLandRecord",
+        "KycCredential",
+        "ShgMembershipCredential",
     }
     bad = client.put(
         "/v1/credential-types", json={**definition, "schema": {"type": "array"}}, headers=as_admin

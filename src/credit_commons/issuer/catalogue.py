@@ -7,6 +7,12 @@ the claim paths a holder may disclose selectively (JSON-pointer style,
 (seed 000) ships built in: the enterprise, a credit tier, income and debt-ratio brackets,
 the verification sources, and a salted hash *commitment* to the exact score (seed 001) —
 the score and its salt are a selectively disclosable claim that opens the commitment.
+``KycCredential`` (the person's verification level and birth date: the claim ``age_at_least``
+proves about; issue 19's proof of personhood) and ``ShgMembershipCredential`` (a self-help
+group id, the member's role and since when: the claim ``member_of_group`` proves about) ship
+built in too; their ``vct`` are the registry's statements' (``zk/registry_dev.py``).  Their
+personal identifiers are pseudonyms only, and the proved claims are selectively disclosable,
+so that a presentation carrying a proof shows the issuer's commitment, not the value.
 
 Claim validation reports every failing field by path and by the schema rule it broke,
 never by the submitted value.
@@ -15,8 +21,9 @@ never by the submitted value.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import jsonschema_rs
@@ -30,6 +37,8 @@ from credit_commons.issuer.schemas import CredentialTypeView
 
 __all__ = [
     "CREDIT_READINESS",
+    "KYC",
+    "SHG_MEMBERSHIP",
     "ClaimsInvalid",
     "CredentialType",
     "TypeInvalid",
@@ -100,6 +109,7 @@ class CredentialType:
     default_validity_days: int = 365
     _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
     _fast: jsonschema_rs.Draft202012Validator = field(init=False, repr=False, compare=False)
+    _days: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -128,22 +138,27 @@ class CredentialType:
             raise TypeInvalid("the schema must describe a JSON object")
         object.__setattr__(self, "_validator", Draft202012Validator(dict(self.schema)))
         object.__setattr__(self, "_fast", fast)
+        object.__setattr__(self, "_days", tuple(_day_paths(self.schema, ())))
 
     def validate(self, claims: Mapping[str, Any]) -> None:
         """Check ``claims``; raises :class:`ClaimsInvalid` listing every failing field.
 
+        A claim whose schema says ``format: date`` must be a day that exists, written
+        ``YYYY-MM-DD`` (JSON Schema 2020-12 makes ``format`` an annotation only; the
+        platform asserts this one format, which the ZK commitments of birth dates rely on).
         ``jsonschema-rs`` decides (about 60 times faster than ``jsonschema``, and what makes
         bulk issuance fast); ``jsonschema`` then describes the failures, field by field.
         A differential test holds the two to the same verdicts.
         """
         claims = dict(claims)
+        days = [_not_a_day(path) for path in self._days if not _is_day(claims, path)]
         try:
-            if self._fast.is_valid(claims):
+            if self._fast.is_valid(claims) and not days:
                 return
         except ValueError as e:  # a value JSON cannot hold (a set, bytes, NaN...)
             raise ClaimsInvalid("the claims are not JSON values") from e
         errors = sorted(
-            (_describe(e) for e in self._validator.iter_errors(claims)),
+            [*(_describe(e) for e in self._validator.iter_errors(claims)), *days],
             key=lambda item: item["field"],
         )
         if not errors:  # the two libraries disagree: refuse, and say so
@@ -165,6 +180,43 @@ class CredentialType:
             disclosable=list(self.disclosable),
             default_validity_days=self.default_validity_days,
         )
+
+
+def _day_paths(schema: Mapping[str, Any], path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    # The claims (through nested objects' properties) whose schema says ``format: date``.
+    if schema.get("format") == "date":
+        yield path
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping):
+        for name, sub in properties.items():
+            if isinstance(sub, Mapping):
+                yield from _day_paths(sub, (*path, str(name)))
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _is_day(claims: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    # True when the claim at ``path`` is absent or not a string (the schema's own rules
+    # speak for those) or is a day that exists, written YYYY-MM-DD.
+    node: Any = claims
+    for name in path:
+        if not isinstance(node, Mapping) or name not in node:
+            return True
+        node = node[name]
+    if not isinstance(node, str):
+        return True
+    if not _ISO_DAY.fullmatch(node):
+        return False
+    try:
+        date.fromisoformat(node)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_a_day(path: tuple[str, ...]) -> dict[str, str]:
+    return {"field": "/" + "/".join(path), "message": "breaks the format rule (date)"}
 
 
 def commit_score(score: int, salt: str) -> str:
@@ -219,10 +271,13 @@ def complete_score_commitment(
 
 
 _PSEUDONYM = r"^p[1-9][0-9]*:[A-Za-z0-9_-]{43}$"
+_IDENTITY_TOKEN = r"^idt_[a-zA-Z0-9]{12,32}$"  # noqa: S105 - a pattern, not a secret
+# A calendar day as RFC 3339's full-date (CredentialType.validate asserts ``format: date``).
+_DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
 CREDIT_READINESS = CredentialType(
     name="CreditReadinessCredential",
-    vct="https://credit-commons.dev/vct/credit-readiness/v1",
+    vct=zk.CREDIT_READINESS_VCT,
     schema={
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -241,7 +296,7 @@ CREDIT_READINESS = CredentialType(
                 "additionalProperties": False,
                 "required": ["identity_token"],
                 "properties": {
-                    "identity_token": {"type": "string", "pattern": "^idt_[a-zA-Z0-9]{12,32}$"},
+                    "identity_token": {"type": "string", "pattern": _IDENTITY_TOKEN},
                     "gstin_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
                     "udyam_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
                 },
@@ -288,3 +343,76 @@ CREDIT_READINESS = CredentialType(
 )
 """Seed 000's Credit Readiness Credential: tier public; brackets, sources, score opening
 disclosable."""
+
+
+KYC = CredentialType(
+    name="KycCredential",
+    vct=zk.KYC_VCT,
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["person", "verification_level", "birth_date", "verified_on"],
+        "properties": {
+            "person": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["identity_token"],
+                "properties": {
+                    "identity_token": {"type": "string", "pattern": _IDENTITY_TOKEN},
+                    "aadhaar_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
+                    "pan_pseudonym": {"type": "string", "pattern": _PSEUDONYM},
+                },
+            },
+            # identity/schemas.py's VerificationLevel, "none" left out: no KYC says nothing.
+            "verification_level": {
+                "enum": ["phone_verified", "document_verified", "in_person_verified"]
+            },
+            "birth_date": _DAY,
+            "verified_on": _DAY,
+        },
+    },
+    disclosable=(
+        "/birth_date",
+        "/person/aadhaar_pseudonym",
+        "/person/pan_pseudonym",
+    ),
+    default_validity_days=730,
+)
+"""A person's KYC (issue 18's ``age_at_least``, issue 19's proof of personhood): the level
+and the day of the check public; the birth date (committed at issuance) and the identity
+documents' pseudonyms disclosable."""
+
+SHG_MEMBERSHIP = CredentialType(
+    name="ShgMembershipCredential",
+    vct=zk.SHG_VCT,
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["person", "shg_id", "role", "since"],
+        "properties": {
+            "person": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["identity_token"],
+                "properties": {
+                    "identity_token": {"type": "string", "pattern": _IDENTITY_TOKEN},
+                },
+            },
+            # The group's own code (an NRLM SHG code, say): a group's, not a person's.
+            "shg_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 128,
+                "pattern": "^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
+            },
+            "role": {"enum": ["member", "president", "secretary", "treasurer"]},
+            "since": _DAY,
+        },
+    },
+    disclosable=("/shg_id", "/role", "/since"),
+    default_validity_days=365,
+)
+"""Membership of a self-help group (issue 18's ``member_of_group``): the group id (committed
+at issuance), the member's role and since when, each disclosable."""

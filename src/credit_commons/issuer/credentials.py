@@ -201,7 +201,16 @@ def _check(
         if vct not in statements:
             statements[vct] = zk.statements_for_vct(session, rt, vct)
         if statements[vct]:
-            claims = zk.commit_claims(statements[vct], claims)
+            try:
+                claims = zk.commit_claims(statements[vct], claims)
+            except zk.ClaimNotProvable as e:
+                # A value the schema let through that has no committed form (a day that
+                # does not exist, 2026-02-30): refused as the schema's errors are, by field.
+                field = str(e.extra.get("field", "/"))
+                raise ClaimsInvalid(
+                    "the claims do not match the credential type",
+                    extra={"errors": [{"field": field, "message": "breaks the format rule"}]},
+                ) from e
     if claims is not request.claims:
         request = replace(request, claims=dict(claims))
     holder_key = public_key_from_jwk(request.holder_jwk)  # Ed25519/P-256, or KeyInvalid

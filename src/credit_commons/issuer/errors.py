@@ -31,7 +31,16 @@ __all__ = [
     "StatusListTooShort",
     "StatusTransitionInvalid",
     "StatusValueInvalid",
+    "VctTaken",
 ]
+
+
+class VctTaken(ConflictError):
+    """A credential type whose ``vct`` another type of the catalogue has (a ``vct`` names
+    one type)."""
+
+    code = "credential_type.vct_taken"
+    title = "Another credential type has this vct"
 
 
 class StatusListFull(ConflictError):

@@ -1,6 +1,7 @@
 """Use cases of the issuer domain: the credential catalogue.
 
-Types live in the database; ``CreditReadinessCredential`` is installed on first use.
+Types live in the database; the built-in types (``CreditReadinessCredential``,
+``KycCredential``, ``ShgMembershipCredential``) are installed on first use.
 Changing the catalogue is for administrators and records ``credential_type.changed``.
 """
 
@@ -18,7 +19,8 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.identity import Principal, actor_of
-from credit_commons.issuer.catalogue import CREDIT_READINESS, CredentialType
+from credit_commons.issuer.catalogue import CREDIT_READINESS, KYC, SHG_MEMBERSHIP, CredentialType
+from credit_commons.issuer.errors import VctTaken
 from credit_commons.issuer.models import CredentialTypeRow
 from credit_commons.runtime import Runtime
 
@@ -32,7 +34,7 @@ __all__ = [
     "put_type",
 ]
 
-BUILT_IN = (CREDIT_READINESS,)
+BUILT_IN = (CREDIT_READINESS, KYC, SHG_MEMBERSHIP)
 
 
 class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):
@@ -103,15 +105,31 @@ def _install_built_ins(session: Session, rt: Runtime) -> None:
     # transaction may still roll back.
     if _BUILT_INS_PRESENT.peek(rt):
         return
-    missing = [b for b in BUILT_IN if session.get(CredentialTypeRow, b.name) is None]
+    # A built-in whose vct a type of another name already has (an administrator defined
+    # one before the platform built it in) is not installed: that type stays the vct's.
+    missing = [
+        b
+        for b in BUILT_IN
+        if session.get(CredentialTypeRow, b.name) is None and _holder_of_vct(session, b.vct) is None
+    ]
     for built_in in missing:
         _store(session, rt, built_in, rt.pseudonymizer.pseudonym("operator", "catalogue"))
     if not missing:
         _BUILT_INS_PRESENT.set(rt, True)
 
 
+def _holder_of_vct(session: Session, vct: str) -> str | None:
+    # The name of the type that has ``vct`` (a vct names one type: a unique column).
+    return session.scalars(
+        select(CredentialTypeRow.name).where(CredentialTypeRow.vct == vct)
+    ).first()
+
+
 def _store(session: Session, rt: Runtime, definition: CredentialType, actor: str) -> None:
     now = rt.clock.now()
+    holder = _holder_of_vct(session, definition.vct)
+    if holder is not None and holder != definition.name:
+        raise VctTaken(f"the credential type {holder} has this vct", extra={"field": "vct"})
     row = session.get(CredentialTypeRow, definition.name)
     if row is None:
         row = CredentialTypeRow(name=definition.name, created_at=now)
@@ -182,7 +200,8 @@ def put_type(
 ) -> CredentialType:
     """Add or replace a credential type (administrators; others get :class:`NotFoundError`).
 
-    Raises ``TypeInvalid`` for a definition the catalogue cannot accept.
+    Raises ``TypeInvalid`` for a definition the catalogue cannot accept and
+    :class:`VctTaken` (a conflict) for a ``vct`` another type has.
     """
     if not principal.is_admin:
         raise NotFoundError("no such resource")

@@ -35,7 +35,11 @@ _FACTS = {
     ),
     "/verification_sources": N_("Who checked your facts"),
 }
-_CREDENTIALS = {"CreditReadinessCredential": N_("Credit readiness certificate")}
+_CREDENTIALS = {
+    "CreditReadinessCredential": N_("Credit readiness certificate"),
+    "KycCredential": N_("Identity check certificate (KYC)"),
+    "ShgMembershipCredential": N_("Self-help group membership certificate"),
+}
 _TIMES = {
     "HOUR": (N_("Once an hour at most"), N_("At most %(count)s times an hour")),
     "DAY": (N_("Once a day at most"), N_("At most %(count)s times a day")),

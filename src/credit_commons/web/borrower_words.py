@@ -67,11 +67,23 @@ FACTS: Mapping[str, str] = {
     "/score_commitment": N_("A sealed copy of your credit score"),
     "/score_opening": N_("Your exact credit score"),
     "/verification_sources": N_("Where your details were checked"),
+    "/person": N_("You"),
+    "/person/identity_token": N_("Your account number on this platform"),
+    "/person/aadhaar_pseudonym": N_("Your Aadhaar (as a code)"),
+    "/person/pan_pseudonym": N_("Your PAN (as a code)"),
+    "/verification_level": N_("How your identity was checked"),
+    "/birth_date": N_("Your date of birth"),
+    "/verified_on": N_("When your identity was checked"),
+    "/shg_id": N_("Your self-help group"),
+    "/role": N_("Your role in the group"),
+    "/since": N_("Since when you are a member"),
 }
 """Claim paths of the catalogue's credentials in plain words."""
 
 CREDENTIAL_TYPES: Mapping[str, str] = {
     "CreditReadinessCredential": N_("Credit readiness"),
+    "KycCredential": N_("Identity check (KYC)"),
+    "ShgMembershipCredential": N_("Self-help group membership"),
 }
 """Credential type names in plain words."""
 

@@ -59,8 +59,9 @@ _KNOWN: dict[str, frozenset[str]] = {
     "array": frozenset({"type", "items", "minItems", "maxItems", "uniqueItems"}),
 }
 
-# Plain labels of the built-in CreditReadinessCredential's claims and codes (translated
-# where shown); any other type's fields are labelled by their schema title or name.
+# Plain labels of the built-in types' claims and codes (CreditReadinessCredential,
+# KycCredential, ShgMembershipCredential; translated where shown); any other type's fields
+# are labelled by their schema title or name.
 LABELS: dict[str, str] = {
     "enterprise": N_("Enterprise"),
     "identity_token": N_("Identity token"),
@@ -74,6 +75,15 @@ LABELS: dict[str, str] = {
     "score": N_("Score"),
     "salt": N_("Salt"),
     "verification_sources": N_("How the facts were checked"),
+    "person": N_("Person"),
+    "aadhaar_pseudonym": N_("Aadhaar pseudonym"),
+    "pan_pseudonym": N_("PAN pseudonym"),
+    "verification_level": N_("How the person was verified"),
+    "birth_date": N_("Date of birth"),
+    "verified_on": N_("Date of the check"),
+    "shg_id": N_("Self-help group id"),
+    "role": N_("Role in the group"),
+    "since": N_("Member since"),
 }
 OPTION_LABELS: dict[str, str] = {
     "<1L": N_("Less than ₹1 lakh"),
@@ -91,6 +101,13 @@ OPTION_LABELS: dict[str, str] = {
     "itr": N_("Income tax return"),
     "field_verification": N_("Visit by a field officer"),
     "aa_fetch": N_("Account Aggregator"),
+    "phone_verified": N_("Phone number checked"),
+    "document_verified": N_("Identity documents checked"),
+    "in_person_verified": N_("Checked in person"),
+    "member": N_("Member"),
+    "president": N_("President"),
+    "secretary": N_("Secretary"),
+    "treasurer": N_("Treasurer"),
 }
 # Claims the platform fills in when they are left empty (issuer/catalogue.py,
 # complete_score_commitment): shown as optional, with a hint saying so.

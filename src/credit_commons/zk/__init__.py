@@ -25,7 +25,9 @@ API note (for the statement registry, issuance, wallet and verifier built on top
   above take ``worker=`` and default to one process-wide worker.
 
 The statement registry (``registry``, ``statement``): signed statements with their
-artefacts' hashes, loaded for the wallet and the verifier (docs/zk.md).
+artefacts' hashes, loaded for the wallet and the verifier (docs/zk.md).  ``KYC_VCT``,
+``SHG_VCT`` and ``CREDIT_READINESS_VCT`` are the credential types the engine's statements
+read (the catalogue's built-in types take their ``vct`` from them).
 
 The cryptography is done by libraries: @noble/curves (Poseidon and its Grain-LFSR constants),
 snarkjs (Groth16 proving), py-arkworks-bls12381 (pairings for verification).  docs/zk.md says
@@ -80,6 +82,7 @@ from credit_commons.zk.registry_claims import (
     opening_paths,
     string_id,
 )
+from credit_commons.zk.registry_dev import CREDIT_READINESS_VCT, KYC_VCT, SHG_VCT
 from credit_commons.zk.registry_prove import prove_statement, set_root
 from credit_commons.zk.statement import (
     ArtefactMismatch,
@@ -94,12 +97,15 @@ from credit_commons.zk.statement import (
 __all__ = [
     "ARTEFACTS_DIR",
     "COMMITMENTS_CLAIM",
+    "CREDIT_READINESS_VCT",
     "FIELD_MODULUS",
     "GROUP_TREE_DEPTH",
+    "KYC_VCT",
     "NODE_DIR",
     "OPENINGS_CLAIM",
     "POSEIDON",
     "SALT_BITS",
+    "SHG_VCT",
     "STATEMENTS",
     "VALUE_BITS",
     "ArtefactMismatch",

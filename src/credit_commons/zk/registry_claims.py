@@ -76,7 +76,8 @@ def _pointer(claims: Mapping[str, Any], pointer: str) -> Any:
 
 def claim_value(statement: Statement, claims: Mapping[str, Any]) -> int | None:
     """The integer committed for ``statement``'s claim in ``claims`` (``None`` when the claim
-    is absent).  Raises :class:`ClaimNotProvable` for a value its encoding cannot take."""
+    is absent).  Raises :class:`ClaimNotProvable` (``extra["field"]``: the claim's pointer)
+    for a value its encoding cannot take."""
     binding = statement.credential
     value = _pointer(claims, binding.claim)
     if value is None:
@@ -97,7 +98,7 @@ def claim_value(statement: Statement, claims: Mapping[str, Any]) -> int | None:
             return days
     elif isinstance(value, str) and 1 <= len(value) <= 128:  # string_id
         return string_id(value)
-    raise ClaimNotProvable(f"the claim {where} cannot be committed")
+    raise ClaimNotProvable(f"the claim {where} cannot be committed", extra={"field": binding.claim})
 
 
 def commit_claims(

@@ -10,15 +10,17 @@ setup is a local one-contributor powers of tau, hence ``dev``: production refuse
   300-900) ≥ ``threshold``;
 - ``income_bracket_at_most``: its income bracket's position (``<1L`` = 0 … ``>1Cr`` = 4)
   ≤ ``limit``;
-- ``age_at_least``: a birth date (``/birth_date`` of an age credential, as its day number,
-  ``date.toordinal()``) at least ``min_age_days`` before the verifier's day — the proof's
-  ``verifier_day`` within one day of the verifier's own, the circuit's ``max_drift`` fixed
-  at 0 — so a holder passes at most one day before the date;
-- ``member_of_group``: an SHG id (``/shg_id`` of a membership credential) in the set of ids
-  the verifier names (``groups``: the root of their Poseidon Merkle tree, ``zk/merkle.py``).
+- ``age_at_least``: a birth date (``/birth_date`` of the catalogue's ``KycCredential``, as
+  its day number, ``date.toordinal()``) at least ``min_age_days`` before the verifier's
+  day — the proof's ``verifier_day`` within one day of the verifier's own, the circuit's
+  ``max_drift`` fixed at 0 — so a holder passes at most one day before the date;
+- ``member_of_group``: an SHG id (``/shg_id`` of the catalogue's ``ShgMembershipCredential``)
+  in the set of ids the verifier names (``groups``: the root of their Poseidon Merkle tree,
+  ``zk/merkle.py``).
 
-The age and membership credential types are not built into the catalogue: an administrator
-defines them (``PUT /v1/credential-types/{name}``) with these ``vct`` and claims.
+The ``vct`` of each statement's credential type is defined here, and the catalogue's
+built-in types (``issuer/catalogue.py``) take theirs from these constants, so the two cannot
+drift apart.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from typing import Any, Final
 from credit_commons.core.encoding import JsonObject
 from credit_commons.zk.statement import ArtefactMismatch
 
-__all__ = ["AGE_VCT", "CREDIT_READINESS_VCT", "SHG_VCT", "dev_statements"]
+__all__ = ["CREDIT_READINESS_VCT", "KYC_VCT", "SHG_VCT", "dev_statements"]
 
 CREDIT_READINESS_VCT: Final = "https://credit-commons.dev/vct/credit-readiness/v1"
-AGE_VCT: Final = "https://credit-commons.dev/vct/age/v1"
+KYC_VCT: Final = "https://credit-commons.dev/vct/kyc/v1"
 SHG_VCT: Final = "https://credit-commons.dev/vct/shg-membership/v1"
 INCOME_BRACKETS: Final = ("<1L", "1L-5L", "5L-25L", "25L-1Cr", ">1Cr")
 
@@ -83,7 +85,7 @@ _SHAPES: Final[dict[str, dict[str, Any]]] = {
         ],
         "params": {"min_age_days": {"min": 0, "max": 54_750}},
         "credential": {
-            "vct": AGE_VCT,
+            "vct": KYC_VCT,
             "claim": "/birth_date",
             "encoding": "date_days",
             "commitment": "birth_date",

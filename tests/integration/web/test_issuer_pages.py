@@ -388,3 +388,72 @@ def test_retention_clears_an_unseen_transaction_code(
     with transaction(runtime.sessions) as session:
         prune_sessions(session, runtime.clock.now() + timedelta(minutes=3))
     assert [c for c in kept() if c is not None] == []
+
+
+@pytest.mark.parametrize(
+    ("type_name", "fields", "bad", "labels"),
+    [
+        (
+            "KycCredential",
+            {
+                "claims.verification_level": "document_verified",
+                "claims.birth_date": "1958-03-14",
+                "claims.verified_on": "2026-11-02",
+            },
+            # A day that matches the pattern but does not exist: refused when committed.
+            {"claims.birth_date": "1958-02-30"},
+            ("Date of birth", "Identity documents checked", "जन्म तिथि"),
+        ),
+        (
+            "ShgMembershipCredential",
+            {
+                "claims.shg_id": "shg-42",
+                "claims.role": "treasurer",
+                "claims.since": "2021-06-01",
+            },
+            {"claims.shg_id": "no spaces allowed"},
+            ("Self-help group id", "Treasurer", "स्वयं सहायता समूह की पहचान संख्या"),
+        ),
+    ],
+)
+def test_the_desk_issues_the_kyc_and_shg_types_from_their_forms(
+    officer: TestClient,
+    runtime: Runtime,
+    borrower: tuple[str, str],
+    type_name: str,
+    fields: dict[str, str],
+    bad: dict[str, str],
+    labels: tuple[str, str, str],
+) -> None:
+    subject, _ = borrower
+    page = officer.get(f"/issuer/issue?type={type_name}", headers=HTML)
+    assert page.status_code == 200, page.text
+    english, option, hindi = labels
+    assert english in page.text
+    assert option in page.text
+    assert 'name="claims.person.identity_token"' in page.text
+    assert page.text.count('type="date"') >= 1
+    officer.cookies.set("lang", "hi")
+    try:
+        translated = officer.get(f"/issuer/issue?type={type_name}", headers=HTML)
+    finally:
+        officer.cookies.delete("lang")
+    assert hindi in translated.text
+    form = {
+        "type": type_name,
+        "subject": subject,
+        "format": "dc+sd-jwt",
+        "holder_jwk": holder_jwk(),
+        "claims.person.identity_token": subject,
+        **fields,
+    }
+    wrong = post(officer, "/issuer/issue", {**form, **bad}, f"/issuer/issue?type={type_name}")
+    assert wrong.status_code == 422, wrong.text
+    (name,) = bad
+    assert f'id="error-{name}"' in wrong.text
+    assert "This is not in the expected form. Check it and try again." in wrong.text
+    assert events_of(runtime, "credential.issued") == []
+    done = post(officer, "/issuer/issue", form, f"/issuer/issue?type={type_name}")
+    assert done.status_code == 303, done.text
+    assert re.fullmatch(r"/issuer/credentials/crd_[0-9A-Z]{26}", done.headers["location"])
+    assert len(events_of(runtime, "credential.issued")) == 1

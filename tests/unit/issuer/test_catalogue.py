@@ -8,10 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from credit_commons import zk
 from credit_commons.core.encoding import b64url_encode, canonical_json_reference, sha256
 from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.issuer.catalogue import (
     CREDIT_READINESS,
+    KYC,
+    SHG_MEMBERSHIP,
     ClaimsInvalid,
     CredentialType,
     TypeInvalid,
@@ -117,3 +120,52 @@ def test_the_direct_commitment_text_is_rfc8785(score: int, salt: str) -> None:
         return
     expected = b64url_encode(sha256(canonical_json_reference({"salt": salt, "score": score})))
     assert commit_score(score, salt) == expected
+
+
+def kyc_claims(birth_date: object = "1958-03-14") -> dict[str, object]:
+    return {
+        "person": {"identity_token": "idt_abcdefghijklmnop", "pan_pseudonym": "p1:" + "A" * 43},
+        "verification_level": "in_person_verified",
+        "birth_date": birth_date,
+        "verified_on": "2026-11-02",
+    }
+
+
+def test_the_kyc_and_shg_types_are_the_statements_types() -> None:
+    assert (KYC.vct, SHG_MEMBERSHIP.vct) == (zk.KYC_VCT, zk.SHG_VCT)
+    assert CREDIT_READINESS.vct == zk.CREDIT_READINESS_VCT
+    # The proved claims are Disclosures, so a presentation can leave them out.
+    assert "/birth_date" in KYC.disclosable
+    assert "/shg_id" in SHG_MEMBERSHIP.disclosable
+    KYC.validate(kyc_claims())
+    SHG_MEMBERSHIP.validate(
+        {
+            "person": {"identity_token": "idt_abcdefghijklmnop"},
+            "shg_id": "MH-PUNE-0042",
+            "role": "secretary",
+            "since": "2019-01-31",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "birth_date", ["1958-02-30", "1958-13-01", "19580314", "1958-3-14", "2023-02-29", 19580314]
+)
+def test_a_date_claim_must_be_a_day_that_exists(birth_date: object) -> None:
+    with pytest.raises(ClaimsInvalid) as info:
+        KYC.validate(kyc_claims(birth_date))
+    fields = [e["field"] for e in info.value.extra["errors"]]
+    assert set(fields) == {"/birth_date"}
+    assert str(birth_date) not in str(info.value.extra)
+
+
+def test_a_leap_day_is_a_day() -> None:
+    KYC.validate(kyc_claims("2024-02-29"))
+
+
+def test_a_raw_identifier_is_no_claim_of_the_kyc_type() -> None:
+    claims = kyc_claims()
+    claims["person"] = {"identity_token": "idt_abcdefghijklmnop", "aadhaar": "123412341234"}
+    with pytest.raises(ClaimsInvalid) as info:
+        KYC.validate(claims)
+    assert [e["field"] for e in info.value.extra["errors"]] == ["/person"]
