@@ -129,7 +129,15 @@ class SparseScores:
         self._rows = rows
         self.qsum = segment_sums(q, indptr)
         top2 = row_top2(q, rows.astype(np.int64), indptr, n)
-        self.collusion = top2 * MICRO > rules.top2_threshold * self.qsum
+        if len(q) and int(self.qsum.max()) * MICRO >= SAFE:
+            # Σq ≤ 10^6 · (vouches received): only millions of vouches on one subject get
+            # here; the same comparison in Python integers.
+            self.collusion = top2.astype(object) * MICRO > rules.top2_threshold * self.qsum.astype(
+                object
+            )
+            self.collusion = self.collusion.astype(np.bool_)
+        else:
+            self.collusion = top2 * MICRO > rules.top2_threshold * self.qsum
         self.diversity = np.diff(indptr).astype(np.int64)
         # Vouchers → subjects, for the out-neighbourhoods of an incremental update.
         self._out = sp.csr_array(self.q.T)
@@ -161,7 +169,7 @@ class SparseScores:
         self.r = self._reports_for(np.arange(n, dtype=np.int64), n)
 
     def _reports_for(self, subjects: I64, n: int) -> I64:
-        """R for ``subjects`` (an array of node indices); R of other nodes is left alone."""
+        """R per node, computed for ``subjects`` (an array of node indices; other entries 0)."""
         rules = self.rules
         r = np.zeros(n, dtype=np.int64)
         wanted = np.zeros(n, dtype=np.bool_)

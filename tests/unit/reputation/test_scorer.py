@@ -24,6 +24,7 @@ from tests.unit.reputation.scorer_support import (
     sparse_records,
 )
 
+from credit_commons.reputation import scorer_sparse
 from credit_commons.reputation.scorer import (
     ScoringError,
     ScoringEvent,
@@ -291,3 +292,14 @@ def test_unknown_event_type_refused() -> None:
 def test_reference_signature() -> None:
     records = score_reference([], [member("A")], [], RULES, as_of=AS_OF, ctx=CTX)
     assert records[did("A")].as_json()["ruleSet"] == RULES.ref()
+
+
+def test_int64_guards_fall_back_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the int64 guard lowered, q_j and the collusion test take their Python-integer
+    branches (which only millions of vouches on one subject reach for real) and still
+    equal the reference."""
+    monkeypatch.setattr(scorer_sparse, "SAFE", 10**6)
+    events, members = random_world(11, reports=30)
+    assert _bytes(sparse_records(events, members, RULES)) == _bytes(
+        reference_records(events, members, RULES)
+    )
