@@ -131,6 +131,10 @@ EXPECTED = {
         # stay out of every import of the package).
         "RuleSetRef", "ScoreRecord", "ScoringError", "ScoringEvent", "ScoringMember",
         "score_reference",
+        # The rule-set registry (issue 19, R2).
+        "DEFAULT_RULE_SET_ID", "DevRuleSetNotAllowed", "RuleSetVersionConflict", "RuleSetView",
+        "RulesChanged", "StoredRuleSet", "active_rule_set", "get_rule_set", "list_rule_sets",
+        "register_dev_rule_set", "register_rule_set",
     },
     "credit_commons.zk": {
         "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",

@@ -52,6 +52,18 @@ from credit_commons.reputation.rules import (
     sign_rule_set,
     verify_rule_set,
 )
+from credit_commons.reputation.rules_errors import DevRuleSetNotAllowed, RuleSetVersionConflict
+from credit_commons.reputation.rules_schemas import RuleSetView
+from credit_commons.reputation.rules_service import (
+    DEFAULT_RULE_SET_ID,
+    RulesChanged,
+    StoredRuleSet,
+    active_rule_set,
+    get_rule_set,
+    list_rule_sets,
+    register_dev_rule_set,
+    register_rule_set,
+)
 from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
 from credit_commons.reputation.scorer import (
     RuleSetRef,
@@ -64,11 +76,13 @@ from credit_commons.reputation.scorer import (
 
 __all__ = [
     "CTX_PATTERN",
+    "DEFAULT_RULE_SET_ID",
     "MAX_EVENT_BYTES",
     "MICRO",
     "RULES_TYP",
     "BudgetExhausted",
     "ContextNotAllowed",
+    "DevRuleSetNotAllowed",
     "EventAccepted",
     "EventInvalid",
     "EventOutsideWindow",
@@ -85,6 +99,9 @@ __all__ = [
     "RuleSetRef",
     "RuleSetSignatureInvalid",
     "RuleSetTimeLocked",
+    "RuleSetVersionConflict",
+    "RuleSetView",
+    "RulesChanged",
     "RulesUnavailable",
     "ScoreRecord",
     "ScoringError",
@@ -92,17 +109,23 @@ __all__ = [
     "ScoringMember",
     "SenderLocked",
     "SignedRuleSet",
+    "StoredRuleSet",
     "Tier",
     "UnknownBlob",
+    "active_rule_set",
     "blob_cid",
     "check_time_lock",
     "check_window",
     "domain_matches",
     "ed25519_did",
+    "get_rule_set",
+    "list_rule_sets",
     "new_nonce",
     "parse_cid",
     "parse_event",
     "parse_rule_set",
+    "register_dev_rule_set",
+    "register_rule_set",
     "rule_set_hash",
     "score_reference",
     "select_active",

@@ -118,6 +118,7 @@ _MAX_TEXT: Final = 512
 _MAX_LIST: Final = 64
 _MIN_DOMAIN_PREFIX: Final = 3
 _MAX_ITERATIONS: Final = 5
+_RESERVED_IDS: Final = frozenset({"active", "jwks"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,8 +439,9 @@ def parse_rule_set(document: Any) -> RuleSet:
     """
     doc = _object(document, "", _TOP_KEYS)
     rule_id = doc["id"]
-    if not isinstance(rule_id, str) or not _ID(rule_id):
-        raise RuleSetInvalid("/id", "must match [a-z][a-z0-9_-]{2,63}")
+    # The registry's URLs name these (GET /v1/rules/active, GET /v1/rules/jwks).
+    if not isinstance(rule_id, str) or not _ID(rule_id) or rule_id in _RESERVED_IDS:
+        raise RuleSetInvalid("/id", "must match [a-z][a-z0-9_-]{2,63}, not active or jwks")
     time_lock = doc["timeLockDays"]
     if type(time_lock) is int and time_lock < 1:
         raise RuleSetTimeLockInvalid("/timeLockDays", "must be at least 1 day")

@@ -3,9 +3,10 @@ its stable code, so a client (and a test) can tell which guard a rule set broke.
 
 from __future__ import annotations
 
-from credit_commons.core.errors import IntegrityError, NotFoundError, ValidationError
+from credit_commons.core.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
 
 __all__ = [
+    "DevRuleSetNotAllowed",
     "RuleSetDiversityUnknownTier",
     "RuleSetDomainTooBroad",
     "RuleSetInvalid",
@@ -17,6 +18,7 @@ __all__ = [
     "RuleSetTiersNotIncreasing",
     "RuleSetTimeLockInvalid",
     "RuleSetTimeLocked",
+    "RuleSetVersionConflict",
 ]
 
 
@@ -101,3 +103,18 @@ class RuleSetNotFound(NotFoundError):
 
     code = "reputation.rules_unknown"
     title = "No such rule set"
+
+
+class RuleSetVersionConflict(ConflictError):
+    """A rule set whose version is not above every version registered under its id."""
+
+    code = "reputation.rules_version_conflict"
+    title = "Rule set version not above the registered one"
+
+
+class DevRuleSetNotAllowed(IntegrityError):
+    """A development registration (time lock not enforced) in production, or a rule set
+    registered that way read in production."""
+
+    code = "reputation.rules_dev_not_allowed"
+    title = "Development rule set not allowed here"

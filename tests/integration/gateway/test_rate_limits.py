@@ -233,6 +233,7 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "tiles": ("GET", "/checkpoint"),
     "status-lists": ("GET", "/status-lists/sl_x"),
     "zk-statements": ("GET", "/v1/zk/statements"),
+    "rules": ("GET", "/v1/rules/active"),
     "well-known": ("GET", "/.well-known/openid-credential-issuer"),
     "operations": ("GET", "/healthz"),
     "docs": ("GET", "/openapi.json"),

@@ -289,6 +289,8 @@ def test_iterations_at_the_bounds_are_accepted(iterations: int) -> None:
         ("kyc/trustedIssuers", [""]),
         ("id", "ab"),
         ("id", "Shg-rules"),
+        ("id", "active"),
+        ("id", "jwks"),
         ("validFrom", "2026-12-14T00:00:00+00:00"),
         ("validFrom", "2026-02-30T00:00:00Z"),
         ("validFrom", "2026-12-14T00:00:00.5Z"),
