@@ -262,6 +262,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(verifier_policy_routes.trust_admin_router)
     app.include_router(verifier_policy_routes.policies_router)
     app.include_router(zk_routes.router)
+    app.include_router(zk_routes.admin_router)
     app.include_router(rules_routes.router)
     app.include_router(oid4vci_routes.router)
     oid4vci_routes.install_oauth_errors(app)

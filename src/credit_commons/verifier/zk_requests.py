@@ -13,7 +13,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.formats.oid4vp import ZkPredicateRequest
 from credit_commons.runtime import Runtime
-from credit_commons.zk import load_statement
+from credit_commons.zk import SetupNotAllowed, load_statement
 
 __all__ = ["check_predicates"]
 
@@ -25,8 +25,9 @@ def check_predicates(
     its statement (``queries``: the DCQL credential query ids).
 
     Raises :class:`ValidationError` naming the predicate: a duplicate id, an unknown query,
-    a statement the registry cannot load here (unknown, ``dev`` in production, an artefact
-    that does not hash as registered), or parameters that are not the statement's.
+    a statement the registry cannot load here (unknown, an artefact that does not hash as
+    registered), or parameters that are not the statement's; ``SetupNotAllowed`` naming it
+    for a ``dev`` statement in production.
     """
     stored: list[JsonObject] = []
     for predicate in sorted(asked, key=lambda p: p.id):
@@ -37,6 +38,8 @@ def check_predicates(
             raise ValidationError(f"{where}: credential_query_id is not a query of dcql_query")
         try:
             statement = load_statement(session, rt, predicate.statement).statement
+        except SetupNotAllowed as e:  # its own code: the operator must register a ceremony's
+            raise SetupNotAllowed(f"{where}: statement {predicate.statement}: {e.detail}") from e
         except CommonsError as e:
             raise ValidationError(f"{where}: statement {predicate.statement}: {e.detail}") from e
         if set(predicate.params) != set(statement.params):

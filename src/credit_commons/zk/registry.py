@@ -28,8 +28,9 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import JsonObject, canonical_json
-from credit_commons.core.errors import ConflictError
+from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.events import Digest, EventDetails, Token, record_event
+from credit_commons.identity import Principal, actor_of
 from credit_commons.keys import KeyType
 from credit_commons.keys import service as key_service
 from credit_commons.runtime import Runtime
@@ -61,6 +62,7 @@ __all__ = [
     "record_proof_uses",
     "register_dev_statements",
     "register_statement",
+    "register_statement_as",
     "statements_for_vct",
 ]
 
@@ -201,6 +203,20 @@ def register_statement(
         object=rt.objects.digest("zk_statement", statement.id),
     )
     return _view(row, statement)
+
+
+def register_statement_as(
+    session: Session, rt: Runtime, principal: Principal, document: object
+) -> StatementView:
+    """:func:`register_statement` for an administrator over HTTP (``POST
+    /v1/admin/zk/statements``; others get :class:`NotFoundError`), the event's actor the
+    administrator's pseudonym.
+
+    Raises what :func:`register_statement` raises (:class:`SetupNotAllowed` in production).
+    """
+    if not principal.is_admin:
+        raise NotFoundError("no such resource")
+    return register_statement(session, rt, document, actor=actor_of(rt, principal))
 
 
 def register_dev_statements(
