@@ -29,6 +29,7 @@ from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
 from credit_commons.zk import (
     ARTEFACTS_DIR,
+    GROUP_TREE_DEPTH,
     STATEMENTS,
     Groth16Proof,
     NodeWorker,
@@ -58,10 +59,10 @@ def _inputs(statement: str, worker: NodeWorker) -> dict[str, Any]:
         return {"commitment": commit(born, salt, worker=worker), "verifier_day": today,
                 "min_age_days": 21_915, "max_drift": 1, "binding": BINDING, "value": born,
                 "salt": salt}  # fmt: skip
-    groups = list(range(1000, 1200))
-    path = merkle_path(groups, 1111, worker=worker)
-    return {"commitment": commit(1111, salt, worker=worker),
-            "root": merkle_root(groups, worker=worker), "binding": BINDING, "value": 1111,
+    groups = list(range(1000, 1000 + 2**GROUP_TREE_DEPTH))  # a full tree
+    path = merkle_path(groups, 1011, worker=worker)
+    return {"commitment": commit(1011, salt, worker=worker),
+            "root": merkle_root(groups, worker=worker), "binding": BINDING, "value": 1011,
             "salt": salt, "path_elements": list(path.elements),
             "path_indices": list(path.indices)}  # fmt: skip
 

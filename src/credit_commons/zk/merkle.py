@@ -1,6 +1,6 @@
 """The Poseidon Merkle tree of a verifier's set of group ids (statement ``member_of_group``).
 
-Fixed depth ``GROUP_TREE_DEPTH`` (8: up to 256 ids); leaf ``i`` is the ``i``-th id of the set
+Fixed depth ``GROUP_TREE_DEPTH`` (6: up to 64 ids); leaf ``i`` is the ``i``-th id of the set
 in ascending order, empty leaves are 0 (so ids are non-zero); a node is
 ``Poseidon(left, right)`` (:func:`credit_commons.zk.poseidon.hash2`, @noble/curves in the zk
 Node worker).  The circuit recomputes the root from a leaf and its path.
@@ -17,8 +17,9 @@ from credit_commons.zk.poseidon import hash2
 
 __all__ = ["GROUP_TREE_DEPTH", "MerklePath", "group_tree_levels", "merkle_path", "merkle_root"]
 
-GROUP_TREE_DEPTH = 8
-"""The depth of every group tree: 2**8 = 256 leaves."""
+GROUP_TREE_DEPTH = 6
+"""The depth of every group tree: 2**6 = 64 leaves (the circuit's; a deeper tree put the proof
+over a second: docs/zk.md, "Measured")."""
 
 
 @dataclass(frozen=True, slots=True)

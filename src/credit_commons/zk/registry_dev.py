@@ -98,7 +98,7 @@ _SHAPES: Final[dict[str, dict[str, Any]]] = {
             {"name": "root", "source": "set_root", "param": "groups"},
             _BINDING,
         ],
-        "params": {"groups": {"set_of": "string_id", "max_items": 256}},
+        "params": {"groups": {"set_of": "string_id", "max_items": 64}},
         "credential": {
             "vct": SHG_VCT,
             "claim": "/shg_id",

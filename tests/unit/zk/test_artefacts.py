@@ -20,6 +20,5 @@ def test_manifest_lists_every_artefact_with_its_sha256() -> None:
             assert entry["file"] == statement + suffix
             data = (ARTEFACTS_DIR / entry["file"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == entry["sha256"]
-            assert (
-                len(data) == entry["size"] < 2_500_000
-            )  # member_of_group's key is the largest: 2.2 MB
+            # member_of_group's key is the largest: 3.1 MB (--O2 makes its constraints denser).
+            assert len(data) == entry["size"] < 3_500_000

@@ -21,7 +21,7 @@ from credit_commons.zk import FIELD_MODULUS, NodeWorker, ProvingFailed, commit
 from credit_commons.zk.binding import request_binding
 from credit_commons.zk.errors import ProofInvalid, ProofMalformed
 from credit_commons.zk.groth16 import Groth16Proof, VerificationKey, verify
-from credit_commons.zk.merkle import merkle_path, merkle_root
+from credit_commons.zk.merkle import GROUP_TREE_DEPTH, merkle_path, merkle_root
 from credit_commons.zk.prover import ARTEFACTS_DIR, GeneratedProof, prove
 
 
@@ -281,3 +281,18 @@ def test_member_of_group(worker: NodeWorker, tmp_path: Path) -> None:
     # 334 is not in the set: no path through the verifier's root proves it.
     with pytest.raises(ProvingFailed):
         attempt(334, root, path.elements)
+
+
+def test_member_of_group_in_a_full_tree(worker: NodeWorker) -> None:
+    # 2**GROUP_TREE_DEPTH ids fill the circuit's tree; the largest is its last leaf.
+    groups = list(range(1, 2**GROUP_TREE_DEPTH + 1))
+    path = merkle_path(groups, groups[-1], worker=worker)
+    assert path.indices == (1,) * GROUP_TREE_DEPTH
+    proof = prove(
+        "member_of_group",
+        {"commitment": commit(groups[-1], SALT, worker=worker),
+         "root": merkle_root(groups, worker=worker), "binding": BINDING, "value": groups[-1],
+         "salt": SALT, "path_elements": list(path.elements), "path_indices": list(path.indices)},
+        worker=worker,
+    )  # fmt: skip
+    _check("member_of_group", proof)

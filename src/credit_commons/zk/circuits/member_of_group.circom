@@ -1,5 +1,5 @@
 // member_of_group: the committed group id (non-zero) is a leaf of the verifier's Poseidon Merkle
-// tree of depth 8 (256 leaves; empty leaves are 0; node = Poseidon(left, right)).
+// tree of depth 6 (64 leaves; empty leaves are 0; node = Poseidon(left, right)).
 // Public: commitment, root, binding.  Private: the id, the salt, the path.
 pragma circom 2.1.0;
 
@@ -43,4 +43,4 @@ template MemberOfGroup(DEPTH) {
     bound.binding <== binding;
 }
 
-component main {public [commitment, root, binding]} = MemberOfGroup(8);
+component main {public [commitment, root, binding]} = MemberOfGroup(6);
