@@ -21,12 +21,19 @@ from credit_commons.identity import Principal
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
+from credit_commons.reputation import RuleSetNotFound, scores_service
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import trust_pins
 from credit_commons.web import prune_sessions
 from credit_commons.web.borrower_code import prune_signin_codes
 
-__all__ = ["consent_step", "default_steps", "retention_step", "trust_pins_step"]
+__all__ = [
+    "consent_step",
+    "default_steps",
+    "retention_step",
+    "scores_step",
+    "trust_pins_step",
+]
 
 
 def retention_step() -> Step:
@@ -94,8 +101,42 @@ def trust_pins_step(interval: float = 3600.0) -> Step:
     return step
 
 
+def scores_step() -> Step:
+    """Score each new signed checkpoint (docs/reputation.md, "Score bundles"): in full on a
+    new day or changed memberships, else incrementally from the state this worker kept.
+    Nothing happens before a rule set is in effect.
+
+    The DIDs to leave out (tombstoned or restricted) are privacy's to say; privacy keeps no
+    DID-level restriction yet (DIDs are pseudonymous keys the platform does not link to an
+    identity), so the set passed is empty until it does."""
+    state = scores_service.ScoringState()
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        try:
+            done = scores_service.score_checkpoint(rt, state, frozenset())
+        except RuleSetNotFound:
+            return {}
+        if done is None:
+            return {}
+        return {
+            "scores_checkpoint": done.size,
+            "scores_records": done.records,
+            "scores_full": done.full,
+            "scores_queued": done.queued,
+        }
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
     """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
-    pinned trust bundles, then the log's steps the settings ask for (witnesses, anchors);
-    raises ``ConfigurationError``."""
-    return [retention_step(), consent_step(), epoch_step(), trust_pins_step(), *log_steps(rt)]
+    pinned trust bundles, scoring new checkpoints, then the log's steps the settings ask
+    for (witnesses, anchors); raises ``ConfigurationError``."""
+    return [
+        retention_step(),
+        consent_step(),
+        epoch_step(),
+        trust_pins_step(),
+        scores_step(),
+        *log_steps(rt),
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Table, func, select
@@ -47,6 +48,7 @@ __all__ = [
     "entries",
     "inclusion_proof",
     "latest_checkpoint",
+    "leaf_indices",
     "log_signer",
     "log_state",
     "publish_checkpoint",
@@ -216,6 +218,22 @@ def leaf_index_of(session: Session, leaf_hash: bytes, size: int) -> int:
         if rfc6962.leaf_hash(bytes(entry)) == leaf_hash:
             return int(index)
     raise NotFoundError("no leaf with that hash in the tree")
+
+
+def leaf_indices(session: Session, event_ids: Collection[str]) -> dict[str, tuple[int, str]]:
+    """The leaf index and entry text of each sequenced spine event among ``event_ids`` (an
+    event still in the outbox has none yet), read in chunks of 500."""
+    found: dict[str, tuple[int, str]] = {}
+    ids = sorted(set(event_ids))
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(_entries.c.event_id, _entries.c.leaf_index, _entries.c.entry).where(
+                _entries.c.event_id.in_(ids[start : start + 500])
+            )
+        )
+        for event_id, index, entry in rows:
+            found[str(event_id)] = (int(index), bytes(entry).decode("utf-8"))
+    return found
 
 
 def consistency_proof(

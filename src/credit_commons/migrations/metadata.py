@@ -21,6 +21,7 @@ import credit_commons.lenders.models
 import credit_commons.privacy.models
 import credit_commons.reputation.models
 import credit_commons.reputation.rules_store
+import credit_commons.reputation.scores_store
 import credit_commons.vault.models
 import credit_commons.verifier.models
 import credit_commons.web.borrower_models

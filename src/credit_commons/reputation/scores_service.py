@@ -1,0 +1,279 @@
+"""Scores on signed checkpoints (issue 19 "Scoring", docs/reputation.md "Score bundles").
+
+:func:`score_checkpoint` scores the latest signed checkpoint: the accepted events and the
+memberships whose spine events are leaves below its size, under the rule set in effect at
+its time, as of its UTC day, in every context the rule set allows.  On the same day, rule
+set, memberships and excluded DIDs as the pass before, only the DIDs the new events touch
+and their k-hop dependants are recomputed (the kept sparse state's incremental update);
+otherwise every context is recomputed in full.  The records, the capability-queue rows of
+the subjects whose tier reached ``minTierForCredential`` and, last, the cursor are written
+in one transaction: a crash mid-way loses nothing and scores that checkpoint again.
+
+The excluded DIDs (tombstoned or restricted) are privacy's business, a layer above: the
+caller (the jobs step) passes them in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import canonical_json, sha256_hex
+from credit_commons.core.ids import new_id
+from credit_commons.ledger import service as ledger_service
+from credit_commons.reputation import scorer_sparse
+from credit_commons.reputation import scores_store as store
+from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
+from credit_commons.reputation.rules import RuleSet
+from credit_commons.reputation.rules_service import active_rule_set
+from credit_commons.reputation.scorer import ScoreRecord, ScoringError, ScoringEvent, ScoringMember
+from credit_commons.runtime import Runtime
+
+__all__ = [
+    "ScoringPass",
+    "ScoringState",
+    "capability_reason",
+    "score_checkpoint",
+    "scoring_events",
+    "scoring_members",
+]
+
+log = logging.getLogger("credit_commons.reputation.scores")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringPass:
+    """What one scoring pass did: the checkpoint size and day scored, whether it was a full
+    recompute, how many records it wrote and how many capability rows it queued."""
+
+    size: int
+    as_of: date
+    full: bool
+    records: int
+    queued: int
+    seconds: float
+
+
+@dataclass
+class ScoringState:
+    """The sparse recomputes a worker keeps between passes, for incremental updates: valid
+    for one checkpoint size, day, rule set, membership digest and excluded set."""
+
+    key: tuple[date, str, str, frozenset[str]] | None = None
+    size: int = 0
+    sparse: dict[str, scorer_sparse.SparseScores] = field(default_factory=dict)
+
+
+def scoring_events(rows: Iterable[ReputationEventRow]) -> list[ScoringEvent]:
+    """The scorer's view of accepted event rows."""
+    return [
+        ScoringEvent(
+            type="vouch" if r.type == "vouch" else "report",
+            sender=r.sender,
+            subject=r.recipient,
+            ctx=r.ctx,
+            issued_at=utc(r.issued_at),
+            cid=r.cid,
+        )
+        for r in rows
+    ]
+
+
+def _day(at: datetime | None) -> date | None:
+    return None if at is None else utc(at).date()
+
+
+def scoring_members(rows: Iterable[ReputationMemberRow]) -> list[ScoringMember]:
+    """One :class:`ScoringMember` per DID from its membership rows: member since its first
+    KYC registration (its first registration if none is KYC), KYC while a KYC row is not
+    revoked (revoked on the latest revocation once all are), and its attestations (non-KYC
+    rows not revoked)."""
+    by_did: dict[str, list[ReputationMemberRow]] = {}
+    for r in rows:
+        by_did.setdefault(r.did, []).append(r)
+    out = []
+    for did, mine in sorted(by_did.items()):
+        kyc = [r for r in mine if r.kyc]
+        since = min(r.since for r in (kyc or mine))
+        revoked: date | None = None
+        if kyc and all(r.revoked_at is not None for r in kyc):
+            revoked = max(d for r in kyc if (d := _day(r.revoked_at)) is not None)
+        attestations = sum(1 for r in mine if not r.kyc and r.revoked_at is None)
+        out.append(
+            ScoringMember(
+                did=did, since=since, kyc=bool(kyc), revoked_on=revoked, attestations=attestations
+            )
+        )
+    return out
+
+
+def _members_digest(rows: Sequence[ReputationMemberRow]) -> str:
+    listed = [
+        [
+            r.id,
+            r.did,
+            r.kyc,
+            r.since.isoformat(),
+            None if r.revoked_at is None else utc(r.revoked_at).isoformat(),
+        ]
+        for r in rows
+    ]
+    return sha256_hex(canonical_json(sorted(listed)))
+
+
+def capability_reason(rule_set_id: str, did: str, ctx: str, tier: str) -> str:
+    """SHA-256 (hex) of JCS{ruleSet, did, ctx, tier}: what makes a capability row unique."""
+    return sha256_hex(
+        canonical_json({"ruleSet": rule_set_id, "did": did, "ctx": ctx, "tier": tier})
+    )
+
+
+def _qualifies(rule_set: RuleSet) -> set[str]:
+    names = [t.name for t in rule_set.aura.tiers]
+    return set(names[names.index(rule_set.aura.min_tier_for_credential) :])
+
+
+def score_checkpoint(
+    rt: Runtime, state: ScoringState, excluded: frozenset[str] = frozenset()
+) -> ScoringPass | None:
+    """Score the latest signed checkpoint unless the cursor covers it (see the module);
+    ``None`` when there was nothing to do.  Raises what ``active_rule_set`` raises (no rule
+    set in effect yet: ``RuleSetNotFound``)."""
+    started = time.monotonic()
+    with transaction(rt.sessions) as session:
+        checkpoint = ledger_service.latest_checkpoint(session)
+        cursor = store.cursor(session)
+        if checkpoint is None or (cursor is not None and cursor.checkpoint_size >= checkpoint.size):
+            return None
+        size, root, at = checkpoint.size, bytes(checkpoint.root), utc(checkpoint.created_at)
+        as_of = at.date()
+        rule_set = active_rule_set(session, rt, at).rule_set
+        event_rows = store.events_of(session, rule_set.contexts)
+        member_rows = store.members(session)
+        leaves = ledger_service.leaf_indices(
+            session, [e.event_id for e in event_rows] + [m.event_id for m in member_rows]
+        )
+        below = {eid: leaf[0] for eid, leaf in leaves.items() if leaf[0] < size}
+        event_rows = [e for e in event_rows if e.event_id in below]
+        member_rows = [m for m in member_rows if m.event_id in below]
+        members = scoring_members(member_rows)
+        key = (as_of, rule_set.hash, _members_digest(member_rows), excluded)
+        rows: list[store.ScoreRow] = []
+
+        def row_of(record: ScoreRecord) -> store.ScoreRow:
+            jcs = record.to_jcs()
+            return store.ScoreRow(
+                did=record.did,
+                ctx=record.ctx,
+                as_of=as_of,
+                checkpoint_size=size,
+                checkpoint_root=root,
+                rule_set_id=rule_set.id,
+                rule_set_version=rule_set.version,
+                rule_set_hash=rule_set.hash,
+                record=jcs,
+                record_hash=sha256_hex(jcs),
+                tier=record.tier,
+                bundle=None,
+            )
+
+        full = True
+        if state.key == key and cursor is not None and cursor.checkpoint_size == state.size:
+            fresh = scoring_events(e for e in event_rows if below[e.event_id] >= state.size)
+            try:
+                for ctx in rule_set.contexts:
+                    sparse = state.sparse[ctx]
+                    changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
+                    rows.extend(row_of(sparse.record(did)) for did in changed)
+                full = False
+            except ScoringError as e:
+                log.info("incremental scoring refused (%s); recomputing in full", e.code)
+                rows = []
+        state.key, state.sparse = None, state.sparse if not full else {}
+        if full:
+            events = scoring_events(event_rows)
+            for ctx in rule_set.contexts:
+                ctx_rows = _full(state, (events, members, excluded), rule_set, as_of, ctx)
+                rows.extend(row_of(r) for r in ctx_rows)
+                store.replace_scores(session, ctx, rows[len(rows) - len(ctx_rows) :])
+        else:
+            store.upsert_scores(session, rows)
+        queued = _enqueue(session, rt, rule_set, rows)
+        store.set_cursor(
+            session,
+            size=size,
+            as_of=as_of,
+            rule_set_hash=rule_set.hash,
+            members_digest=key[2],
+            at=rt.clock.now(),
+        )
+    # Committed: the kept state now describes this checkpoint.
+    state.key, state.size = key, size
+    done = ScoringPass(size, as_of, full, len(rows), queued, time.monotonic() - started)
+    log.info(
+        "scoring pass: checkpoint %d, %s, %d records, %d queued, %.2fs",
+        size,
+        "full" if full else "incremental",
+        done.records,
+        queued,
+        done.seconds,
+    )
+    return done
+
+
+def _full(
+    state: ScoringState,
+    inputs: tuple[list[ScoringEvent], list[ScoringMember], frozenset[str]],
+    rule_set: RuleSet,
+    as_of: date,
+    ctx: str,
+) -> list[ScoreRecord]:
+    started = time.monotonic()
+    events, members, excluded = inputs
+    cols = scorer_sparse.columns_from_events(
+        events, members, excluded, rule_set, as_of=as_of, ctx=ctx
+    )
+    sparse = scorer_sparse.score_sparse(cols, rule_set, as_of=as_of, ctx=ctx)
+    state.sparse[ctx] = sparse
+    records = list(sparse.records().values())
+    log.info(
+        "scored %s: %d DIDs as of %s in %.2fs",
+        ctx,
+        len(records),
+        as_of,
+        time.monotonic() - started,
+    )
+    return records
+
+
+def _enqueue(
+    session: Session, rt: Runtime, rule_set: RuleSet, rows: Sequence[store.ScoreRow]
+) -> int:
+    qualifying = _qualifies(rule_set)
+    now = rt.clock.now()
+    queued = 0
+    for row in rows:
+        if row.tier is None or row.tier not in qualifying:
+            continue
+        queued += store.enqueue_capability(
+            session,
+            store.CapabilityQueueRow(
+                id=new_id("cap"),
+                rule_set_id=rule_set.id,
+                subject_did=row.did,
+                ctx=row.ctx,
+                tier=row.tier,
+                reason_hash=capability_reason(rule_set.id, row.did, row.ctx, row.tier),
+                created_at=now,
+                issued_at=None,
+                credential_ref=None,
+            ),
+        )
+    return queued

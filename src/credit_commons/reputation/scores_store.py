@@ -1,0 +1,187 @@
+"""The tables of computed scores and their queries (``reputation/scores_service.py`` is the
+only writer): the cached score record per (DID, context), the scoring cursor, and the
+capability queue (migration 0040)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    delete,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from credit_commons.core.db import Base
+from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
+
+__all__ = [
+    "CapabilityQueueRow",
+    "ScoreCursorRow",
+    "ScoreRow",
+    "cursor",
+    "enqueue_capability",
+    "events_of",
+    "members",
+    "queue_rows",
+    "replace_scores",
+    "score_row",
+    "set_bundle",
+    "set_cursor",
+    "upsert_scores",
+]
+
+
+class ScoreRow(Base):
+    """The score record of ``did`` in ``ctx`` as of a signed checkpoint: its JCS bytes and
+    SHA-256, the checkpoint's size and root, the rule set it was scored under, and the
+    bundle (``GET /v1/scores``), assembled on first fetch and kept until the record
+    changes."""
+
+    __tablename__ = "reputation_scores"
+
+    did: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ctx: Mapped[str] = mapped_column(String(98), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date)
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger)
+    checkpoint_root: Mapped[bytes] = mapped_column(LargeBinary)
+    rule_set_id: Mapped[str] = mapped_column(String(64))
+    rule_set_version: Mapped[int] = mapped_column(Integer)
+    rule_set_hash: Mapped[str] = mapped_column(String(64))
+    record: Mapped[bytes] = mapped_column(LargeBinary)
+    record_hash: Mapped[str] = mapped_column(String(64))
+    tier: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class ScoreCursorRow(Base):
+    """The one scoring cursor (``id`` 1): the checkpoint size scored last, its UTC day, the
+    rule set's hash and the digest of the memberships scored.  Moved last, in the same
+    transaction as the records, so a crash mid-way loses nothing."""
+
+    __tablename__ = "reputation_score_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    checkpoint_size: Mapped[int] = mapped_column(BigInteger)
+    as_of: Mapped[date] = mapped_column(Date)
+    rule_set_hash: Mapped[str] = mapped_column(String(64))
+    members_digest: Mapped[str] = mapped_column(String(64))
+    scored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CapabilityQueueRow(Base):
+    """A capability credential due to a subject whose tier reached the rule set's
+    ``minTierForCredential``: one row per (rule set, subject, reason), the reason hash being
+    SHA-256(JCS{ruleSet, did, ctx, tier}); the issuer side fills ``issued_at`` and
+    ``credential_ref``."""
+
+    __tablename__ = "reputation_capability_queue"
+    __table_args__ = (UniqueConstraint("rule_set_id", "subject_did", "reason_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rule_set_id: Mapped[str] = mapped_column(String(64))
+    subject_did: Mapped[str] = mapped_column(String(128))
+    ctx: Mapped[str] = mapped_column(String(98))
+    tier: Mapped[str] = mapped_column(String(64))
+    reason_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    credential_ref: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+_queue: Table = CapabilityQueueRow.__table__  # type: ignore[assignment]
+
+
+def cursor(session: Session) -> ScoreCursorRow | None:
+    """The scoring cursor, if anything was scored."""
+    return session.get(ScoreCursorRow, 1)
+
+
+def set_cursor(
+    session: Session,
+    *,
+    size: int,
+    as_of: date,
+    rule_set_hash: str,
+    members_digest: str,
+    at: datetime,
+) -> None:
+    """Move the cursor (flushed)."""
+    row = session.get(ScoreCursorRow, 1)
+    if row is None:
+        row = ScoreCursorRow(id=1)
+        session.add(row)
+    row.checkpoint_size, row.as_of = size, as_of
+    row.rule_set_hash, row.members_digest, row.scored_at = rule_set_hash, members_digest, at
+    session.flush()
+
+
+def events_of(session: Session, ctxs: Sequence[str]) -> list[ReputationEventRow]:
+    """Every accepted event in ``ctxs``."""
+    query = select(ReputationEventRow).where(ReputationEventRow.ctx.in_(list(ctxs)))
+    return list(session.scalars(query))
+
+
+def members(session: Session) -> list[ReputationMemberRow]:
+    """Every membership row, by id."""
+    return list(session.scalars(select(ReputationMemberRow).order_by(ReputationMemberRow.id)))
+
+
+def replace_scores(session: Session, ctx: str, rows: Iterable[ScoreRow]) -> None:
+    """Replace every score of ``ctx`` with ``rows`` (a full recompute; flushed)."""
+    session.execute(delete(ScoreRow).where(ScoreRow.ctx == ctx))
+    session.add_all(rows)
+    session.flush()
+
+
+def upsert_scores(session: Session, rows: Iterable[ScoreRow]) -> None:
+    """Insert or replace the scores of ``rows``' (DID, context) (flushed)."""
+    for row in rows:
+        session.merge(row)
+    session.flush()
+
+
+def score_row(session: Session, did: str, ctx: str) -> ScoreRow | None:
+    """The cached score of ``did`` in ``ctx`` (one primary-key read)."""
+    return session.get(ScoreRow, (did, ctx))
+
+
+def set_bundle(session: Session, did: str, ctx: str, record_hash: str, bundle: bytes) -> None:
+    """Keep an assembled bundle with its record, unless the record changed meanwhile."""
+    row = session.get(ScoreRow, (did, ctx))
+    if row is not None and row.record_hash == record_hash and row.bundle is None:
+        row.bundle = bundle
+        session.flush()
+
+
+def enqueue_capability(session: Session, row: CapabilityQueueRow) -> bool:
+    """Insert ``row`` unless one with its (rule set, subject, reason) exists; whether it
+    was inserted."""
+    values = {c.name: getattr(row, c.key) for c in CapabilityQueueRow.__table__.columns}
+    table = _queue
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    statement = insert.values(**values).on_conflict_do_nothing(
+        index_elements=["rule_set_id", "subject_did", "reason_hash"]
+    )
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+def queue_rows(session: Session) -> list[CapabilityQueueRow]:
+    """The capability queue, oldest first."""
+    query = select(CapabilityQueueRow).order_by(
+        CapabilityQueueRow.created_at, CapabilityQueueRow.id
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,188 @@
+"""Scores on signed checkpoints on SQLite and PostgreSQL: events → checkpoint → scoring
+pass → cached records equal a full reference recompute of the same inputs; an incremental
+pass equals a full one; events not yet under a checkpoint are not scored; a new day scores
+in full; the capability queue is filled once per subject and reason."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from credit_commons.core.clock import FixedClock
+from credit_commons.core.db import transaction
+from credit_commons.keys import KeyType, PrivateKey, encode_did_key
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.reputation import (
+    RuleSet,
+    new_nonce,
+    rules_service,
+    score_reference,
+    scores_store,
+    sign_event,
+)
+from credit_commons.reputation import service as reputation_service
+from credit_commons.reputation.models import ReputationEventRow
+from credit_commons.reputation.scores_service import (
+    ScoringState,
+    capability_reason,
+    score_checkpoint,
+    scoring_events,
+    scoring_members,
+)
+from credit_commons.reputation.scores_store import CapabilityQueueRow, ScoreRow
+from credit_commons.runtime import Runtime
+
+AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    rt = replace(runtime, clock=FixedClock(AT))
+    with transaction(rt.sessions) as session:
+        rules_service.register_dev_rule_set(session, rt, actor=rt.operator_actor("reputation"))
+    return rt
+
+
+def _rules(rt: Runtime) -> RuleSet:
+    with transaction(rt.sessions) as session:
+        return rules_service.active_rule_set(session, rt, rt.clock.now()).rule_set
+
+
+def _key(n: int) -> PrivateKey:
+    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
+
+
+def _did(n: int) -> str:
+    return encode_did_key(_key(n).public_key)
+
+
+def _member(rt: Runtime, n: int, *, kyc: bool = True, credential: int = 0) -> None:
+    with transaction(rt.sessions) as session:
+        reputation_service.register_member(
+            session,
+            rt,
+            did=_did(n),
+            vct=KYC_VCT if kyc else "https://example.org/vct/attestation",
+            issuer=rt.settings.public_url,
+            credential_sha256=f"{n:02x}{credential:02x}" * 16,
+            status_ref=None,
+            rules=_rules(rt),
+        )
+
+
+_NONCES = iter(range(1, 1 << 30))
+
+
+def _event(rt: Runtime, sender: int, to: int, ctx: str = "shg:savings", **kw: Any) -> str:
+    values: dict[str, Any] = {
+        "type": "vouch",
+        "to": _did(to),
+        "ctx": ctx,
+        "epoch": rt.clock.now().strftime("%Y-%m"),
+        "nonce": new_nonce(next(_NONCES).to_bytes(12, "big")),
+        "issued_at": rt.clock.now() - timedelta(minutes=1),
+    }
+    values.update(kw)
+    doc = sign_event(_key(sender), **values).document()
+    with transaction(rt.sessions) as session:
+        return reputation_service.submit_event(session, rt, doc, _rules(rt)).cid
+
+
+def _checkpoint(rt: Runtime) -> None:
+    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+
+
+def _cached(rt: Runtime) -> dict[tuple[str, str], bytes]:
+    with transaction(rt.sessions) as session:
+        return {(r.did, r.ctx): r.record for r in session.scalars(select(ScoreRow))}
+
+
+def _reference(
+    rt: Runtime, as_of: date, cids: set[str] | None = None
+) -> dict[tuple[str, str], bytes]:
+    """A full reference recompute from the stored inputs (``cids``: only those events)."""
+    rules = _rules(rt)
+    with transaction(rt.sessions) as session:
+        rows = list(session.scalars(select(ReputationEventRow)))
+        members = scoring_members(scores_store.members(session))
+    events = [e for e in scoring_events(rows) if cids is None or e.cid in cids]
+    out = {}
+    for ctx in rules.contexts:
+        for did, record in score_reference(
+            events, members, (), rules, as_of=as_of, ctx=ctx
+        ).items():
+            out[(did, ctx)] = record.to_jcs()
+    return out
+
+
+def _queue(rt: Runtime) -> set[tuple[str, str, str, str]]:
+    with transaction(rt.sessions) as session:
+        return {
+            (r.subject_did, r.ctx, r.tier, r.reason_hash)
+            for r in session.scalars(select(CapabilityQueueRow))
+        }
+
+
+def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> None:
+    for n in range(1, 7):
+        _member(rt, n)
+    _member(rt, 1, kyc=False, credential=1)  # an attestation
+    first = {_event(rt, i, j) for i in range(1, 5) for j in range(1, 5) if i != j}
+    first.add(_event(rt, 5, 1, ctx="general"))
+    state = ScoringState()
+    assert score_checkpoint(rt, state) is None  # no checkpoint yet
+    _checkpoint(rt)
+    unsequenced = _event(rt, 5, 2)  # accepted after the checkpoint: not scored yet
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert done.full
+    assert done.as_of == AT.date()
+    assert _cached(rt) == _reference(rt, AT.date(), first)
+    assert score_checkpoint(rt, state) is None  # the cursor covers the checkpoint
+
+    # New events under a new checkpoint, same day: incremental, equal to a full recompute.
+    second = {unsequenced, _event(rt, 6, 4), _event(rt, 5, 3), _event(rt, 6, 2, type="report")}
+    _checkpoint(rt)
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert not done.full
+    assert done.records > 0
+    assert _cached(rt) == _reference(rt, AT.date(), first | second)
+
+    # A fresh worker (no kept state) recomputes in full, to the same bytes.
+    _event(rt, 6, 1)
+    _checkpoint(rt)
+    done = score_checkpoint(rt, ScoringState())
+    assert done is not None
+    assert done.full
+    assert _cached(rt) == _reference(rt, AT.date())
+
+    # The capability queue: one row per qualifying subject and reason, idempotent.
+    rules = _rules(rt)
+    names = [t.name for t in rules.aura.tiers]
+    qualifying = set(names[names.index(rules.aura.min_tier_for_credential) :])
+    with transaction(rt.sessions) as session:
+        cached = {(r.did, r.ctx, r.tier) for r in session.scalars(select(ScoreRow))}
+    expected = {
+        (did, ctx, tier, capability_reason(rules.id, did, ctx, tier))
+        for did, ctx, tier in cached
+        if tier in qualifying
+    }
+    assert expected
+    assert _queue(rt) == expected
+
+    # The next day: a full recompute as of that day; the queue keeps its rows.
+    later = replace(rt, clock=FixedClock(AT + timedelta(days=1)))
+    _event(later, 2, 1)
+    _checkpoint(later)
+    done = score_checkpoint(later, state)
+    assert done is not None
+    assert done.full
+    assert done.as_of == date(2026, 12, 8)
+    assert _cached(later) == _reference(later, date(2026, 12, 8))
+    assert expected <= _queue(later)
