@@ -58,7 +58,7 @@ test: system-deps lint typecheck imports $(ZK_STAMP)
 
 # The console's screenshots in docs/console/ (the browser tests, capturing as they go).
 screenshots: $(STAMP) $(ZK_STAMP) system-deps
-	COMMONS_SCREENSHOTS=1 $(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal tests/browser
+	COMMONS_TEST_SCREENSHOTS=1 $(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal tests/browser
 
 bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/keys.py

@@ -203,7 +203,7 @@ def check_accessibility(request: pytest.FixtureRequest) -> Callable[[Page], None
 @pytest.fixture
 def screenshot() -> Callable[[Page, str], None]:
     """``screenshot(page, name)``: the full page at 360 px and at 1280 px wide, written to
-    ``docs/console/<name>-360.png`` and ``<name>-1280.png`` when ``COMMONS_SCREENSHOTS=1``
+    ``docs/console/<name>-360.png`` and ``<name>-1280.png`` when ``COMMONS_TEST_SCREENSHOTS=1``
     (``make screenshots``); the page is left at the phone viewport.  ``name`` is lower-case
     words joined by hyphens, unique across the suite.
 
@@ -215,7 +215,7 @@ def screenshot() -> Callable[[Page, str], None]:
     def take(page: Page, name: str) -> None:
         if not SCREENSHOT_NAME.fullmatch(name):
             pytest.fail(f"screenshot name {name!r} is not lower-case words joined by hyphens")
-        if os.environ.get("COMMONS_SCREENSHOTS") == "1":
+        if os.environ.get("COMMONS_TEST_SCREENSHOTS") == "1":
             screenshots(page, SCREENSHOTS, name)
 
     return take
