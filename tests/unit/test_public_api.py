@@ -124,7 +124,8 @@ EXPECTED = {
         # Events and members (issue 19, R1).
         "CTX_PATTERN", "MAX_EVENT_BYTES", "BudgetExhausted", "ContextNotAllowed", "EventAccepted",
         "EventInvalid", "EventOutsideWindow", "EventReplayed", "EventSignatureInvalid",
-        "EventTooLarge", "MemberCredentialRefused", "MemberRegistered", "ReputationError",
+        "EventTooLarge", "EventType", "MemberCredentialRefused", "MemberRegistered",
+        "ReputationError",
         "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
         "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
         # The scorer (issue 19, R3); the sparse recompute is imported by module (numpy/scipy

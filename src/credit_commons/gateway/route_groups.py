@@ -74,6 +74,11 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("status-lists", "600/minute", None, "/status-lists/*", READ),
     RouteGroup("zk-statements", "600/minute", None, "/v1/zk/statements*", READ),
     RouteGroup("rules", "600/minute", None, "GET /v1/rules/active, GET /v1/rules/{id}", READ),
+    # Reputation events are signed by their sender's did:key, gated by membership and the
+    # per-epoch budgets; a membership runs the verifier's pipeline, so it is limited harder.
+    RouteGroup("reputation-events", "300/minute", None, "POST /v1/events"),
+    RouteGroup("reputation-members", "30/minute;300/hour", None, "POST /v1/reputation/members"),
+    RouteGroup("blobs", "1200/minute", None, "GET /v1/blobs/{cid}", READ),
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
     RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
@@ -116,6 +121,9 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("GET HEAD", r"/v1/zk/statements(?:/[^/]+)?", "zk-statements"),
         ("", r"/\.well-known/.*|/oauth/jwks|/v1/(?:attestations|rules)/jwks", "well-known"),
         ("GET HEAD", r"/v1/rules/[^/]+", "rules"),
+        ("POST", r"/v1/events", "reputation-events"),
+        ("POST", r"/v1/reputation/members", "reputation-members"),
+        ("GET HEAD", r"/v1/blobs/[^/]+", "blobs"),
         ("", r"/v1/borrowers/.*", "consent"),
         ("POST", r"/v1/identities", "registration"),
         ("DELETE", r"/v1/identities/[^/]+", "erase"),

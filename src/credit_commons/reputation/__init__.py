@@ -25,6 +25,7 @@ from credit_commons.reputation.errors import (
 from credit_commons.reputation.events import (
     CTX_PATTERN,
     MAX_EVENT_BYTES,
+    EventType,
     ReputationEvent,
     blob_cid,
     check_window,
@@ -89,6 +90,7 @@ __all__ = [
     "EventReplayed",
     "EventSignatureInvalid",
     "EventTooLarge",
+    "EventType",
     "MemberCredentialRefused",
     "MemberRegistered",
     "ReputationError",

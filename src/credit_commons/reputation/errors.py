@@ -104,12 +104,12 @@ class MemberCredentialRefused(ForbiddenError, ReputationError):
     title = "Membership credential refused"
 
 
-class RulesUnavailable(ReputationError):
-    """No rule set is active yet: events and memberships cannot be judged."""
+class RulesUnavailable(ConflictError, ReputationError):
+    """No rule set is in effect yet: events and memberships cannot be judged until an
+    operator registers one (a state of the platform, not a failure: 409)."""
 
     code = "reputation.rules_unavailable"
     title = "No active rule set"
-    status = 503
 
 
 class UnknownBlob(NotFoundError, ReputationError):

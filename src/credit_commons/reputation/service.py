@@ -173,8 +173,7 @@ def blob(session: Session, cid: str) -> bytes:
 
 def is_member(session: Session, rt: Runtime, did: str) -> bool:
     """Whether ``did`` has an active KYC membership now."""
-    rows = store.lock_memberships(session, did)
-    return bool(store.kyc_memberships(rows, rt.clock.now()))
+    return bool(store.kyc_memberships(store.memberships(session, did), rt.clock.now()))
 
 
 def register_member(

@@ -23,6 +23,7 @@ __all__ = [
     "kyc_memberships",
     "lock_memberships",
     "member_row",
+    "memberships",
     "nonce_used",
 ]
 
@@ -36,6 +37,16 @@ def lock_memberships(session: Session, did: str) -> list[ReputationMemberRow]:
         .where(ReputationMemberRow.did == did)
         .order_by(ReputationMemberRow.id)
         .with_for_update()
+    )
+    return list(session.scalars(query))
+
+
+def memberships(session: Session, did: str) -> list[ReputationMemberRow]:
+    """Every membership row of ``did`` (unlocked: for reads)."""
+    query = (
+        select(ReputationMemberRow)
+        .where(ReputationMemberRow.did == did)
+        .order_by(ReputationMemberRow.id)
     )
     return list(session.scalars(query))
 
