@@ -23,6 +23,7 @@ from credit_commons.cli.wallet_platform import (
     rotate_key,
     wallet_fetcher,
 )
+from credit_commons.cli.wallet_reputation import join, report, vouch
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.wallet.client import accept_offer, make_presentation
@@ -39,6 +40,9 @@ app.command("history")(history)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(receipts_app, name="receipts")
 app.command("rotate-key")(rotate_key)
+app.command("vouch")(vouch)
+app.command("report")(report)
+app.command("join")(join)
 
 
 @app.command("init")

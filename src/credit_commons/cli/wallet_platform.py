@@ -27,10 +27,15 @@ from credit_commons.wallet.platform import Platform, PlatformRefused
 from credit_commons.wallet.store import Wallet
 
 __all__ = [
+    "LogKeyOption",
+    "UrlOption",
     "WalletOption",
     "consent_app",
     "history",
+    "keep_receipt",
     "passphrase",
+    "pinned_log_key",
+    "platform_session",
     "privacy_app",
     "receipts_app",
     "register",
@@ -84,13 +89,14 @@ def wallet_fetcher(settings: Settings) -> OutboundFetcher:
 
 
 @contextmanager
-def _platform(
+def platform_session(
     ctx: typer.Context,
     wallet: Path,
     url: str | None,
     identity: str | None,
 ) -> Iterator[tuple[Wallet, Platform]]:
-    # The opened wallet and its platform; a URL or identity given is remembered.
+    """The opened wallet and a client of its platform; a URL or identity given is
+    remembered, and what a command that succeeded changed in the wallet is saved."""
     opened = Wallet.open(wallet, passphrase())
     if identity is not None and not identity.startswith("idt_"):
         raise ValidationError("--identity must be an identity token (idt_…)")
@@ -139,7 +145,7 @@ def register(
 ) -> None:
     """Register yourself on the platform with the holder key's DID in your profile (the
     wallet remembers the identity token)."""
-    with _platform(ctx, wallet, url, None) as (opened, client):
+    with platform_session(ctx, wallet, url, None) as (opened, client):
         created = client.register(name)
         opened.remember(identity=created["identity_token"])
     data = {"identity": created["identity_token"], "holder_did": opened.holder_did}
@@ -163,7 +169,7 @@ def consent_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the consents addressed to you, newest first (a request signed by your key)."""
-    with _platform(ctx, wallet, url, identity) as (_, client):
+    with platform_session(ctx, wallet, url, identity) as (_, client):
         items = client.consents(status.upper() if status else None)
     emit(as_json, items, _consent_rows(items))
 
@@ -177,7 +183,7 @@ def consent_approve(
     as_json: JsonOption = False,
 ) -> None:
     """Approve a consent by signing it with your DID key."""
-    with _platform(ctx, wallet, url, None) as (_, client):
+    with platform_session(ctx, wallet, url, None) as (_, client):
         answer = client.approve(consent_id)
     emit(as_json, answer, f"{answer['consent_id']} {answer['status']} (approved with your DID)")
 
@@ -191,7 +197,7 @@ def _decision(action: str, done: str) -> Callable[..., None]:
         identity: IdentityOption = None,
         as_json: JsonOption = False,
     ) -> None:
-        with _platform(ctx, wallet, url, identity) as (_, client):
+        with platform_session(ctx, wallet, url, identity) as (_, client):
             answer = client.decide(consent_id, action)
         emit(as_json, answer, f"{answer['consent_id']} {done}: now {answer['status']}")
 
@@ -208,9 +214,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
-    # The log key receipts are verified against: given (out of band), pinned earlier, or
-    # fetched from the platform and pinned on first use (trust on first use; docs/wallet.md).
+def pinned_log_key(opened: Wallet, client: Platform, given: str | None) -> str:
+    """The log key receipts are verified against: given (out of band), pinned earlier, or
+    fetched from the platform and pinned on first use (trust on first use; docs/wallet.md).
+    Raises ``IntegrityError`` for a given key other than the one pinned."""
     pinned = opened.platform.log_key
     if given is not None:
         if pinned is not None and pinned != given:
@@ -236,8 +243,9 @@ LogKeyOption = Annotated[
 ]
 
 
-def _keep(opened: Wallet, receipt: JsonObject, about: str, log_key: str) -> None:
-    # Verify before keeping: the wallet holds only receipts that verify under its log key.
+def keep_receipt(opened: Wallet, receipt: JsonObject, about: str, log_key: str) -> None:
+    """Keep a receipt in the wallet once it verifies under ``log_key`` (the wallet holds only
+    receipts that do).  Raises ``ReceiptInvalid``."""
     verify_any_receipt(receipt, log_key)
     opened.keep_receipt(receipt, about=about, kept_at=_now())
 
@@ -257,10 +265,10 @@ def consent_revoke(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a consent; the wallet keeps the proof of withdrawal (see `receipts`)."""
-    with _platform(ctx, wallet, url, identity) as (opened, client):
-        key = _pinned_log_key(opened, client, log_key)
+    with platform_session(ctx, wallet, url, identity) as (opened, client):
+        key = pinned_log_key(opened, client, log_key)
         answer = client.decide(consent_id, "revoke")
-        _keep(opened, answer["receipt"], f"revocation of {consent_id}", key)
+        keep_receipt(opened, answer["receipt"], f"revocation of {consent_id}", key)
     emit(
         as_json,
         answer,
@@ -279,11 +287,11 @@ def consent_revoke_all(
     as_json: JsonOption = False,
 ) -> None:
     """Revoke every consent you gave one lender; the wallet keeps a receipt for each."""
-    with _platform(ctx, wallet, url, identity) as (opened, client):
-        key = _pinned_log_key(opened, client, log_key)
+    with platform_session(ctx, wallet, url, identity) as (opened, client):
+        key = pinned_log_key(opened, client, log_key)
         answer = client.revoke_all(lender)
         for consent_id, receipt in answer["receipts"].items():
-            _keep(opened, receipt, f"revocation of {consent_id}", key)
+            keep_receipt(opened, receipt, f"revocation of {consent_id}", key)
     emit(
         as_json,
         answer,
@@ -306,8 +314,8 @@ def history(
 ) -> None:
     """Who saw what, when, allowed or denied — each entry's log receipt verified here,
     against the pinned log key (an entry that does not verify fails the command)."""
-    with _platform(ctx, wallet, url, identity) as (opened, client):
-        key = _pinned_log_key(opened, client, log_key)
+    with platform_session(ctx, wallet, url, identity) as (opened, client):
+        key = pinned_log_key(opened, client, log_key)
         entries = client.history(limit)
     for item in entries:
         receipt = item.get("receipt")
@@ -349,7 +357,7 @@ def privacy_export(
 ) -> None:
     """Everything the platform holds about you, as JSON (a data-subject request confirmed
     by your key's signature)."""
-    with _platform(ctx, wallet, url, identity) as (_, client):
+    with platform_session(ctx, wallet, url, identity) as (_, client):
         exported = client.data_request("export")
     if out is None:
         emit(as_json, exported, json.dumps(exported, indent=2, sort_keys=True))
@@ -381,10 +389,10 @@ def privacy_erase(
         raise ValidationError(
             "erasure cannot be undone", hint="add --yes to erase yourself from the platform"
         )
-    with _platform(ctx, wallet, url, identity) as (opened, client):
-        key = _pinned_log_key(opened, client, log_key)
+    with platform_session(ctx, wallet, url, identity) as (opened, client):
+        key = pinned_log_key(opened, client, log_key)
         erased = client.data_request("erasure")
-        _keep(opened, erased["receipt"], f"erasure of {client.token}", key)
+        keep_receipt(opened, erased["receipt"], f"erasure of {client.token}", key)
         opened.forget_identity()
     emit(
         as_json,
@@ -440,8 +448,8 @@ def receipts_refresh(
 ) -> None:
     """Complete pending receipts with their inclusion proof and checkpoint, from the
     public log (works after an erasure too); each is verified before it is kept."""
-    with _platform(ctx, wallet, url, None) as (opened, client):
-        key = _pinned_log_key(opened, client, log_key)
+    with platform_session(ctx, wallet, url, None) as (opened, client):
+        key = pinned_log_key(opened, client, log_key)
         chosen = [opened.receipt(event_id)] if event_id else list(opened.receipts)
         done: list[dict[str, str | bool]] = []
         for kept in chosen:
@@ -461,7 +469,7 @@ def receipts_refresh(
                 "event": receipt["event"],
                 "signed_entry": receipt["signed_entry"],
             }
-            _keep(opened, completed, kept.about, key)
+            keep_receipt(opened, completed, kept.about, key)
             done.append({"event_id": kept.event_id, "included": True})
     emit(
         as_json,
@@ -509,7 +517,7 @@ def rotate_key(
 ) -> None:
     """Replace the holder key: the platform is told in a request signed by the old key;
     credentials bound to the old key stay presentable until re-issued (docs/wallet.md)."""
-    with _platform(ctx, wallet, url, identity) as (opened, client):
+    with platform_session(ctx, wallet, url, identity) as (opened, client):
         new = opened.pending_key
         resumed = new is not None
         if new is None:

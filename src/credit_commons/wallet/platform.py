@@ -289,6 +289,19 @@ class Platform:
             signed=True,
         )
 
+    # -- reputation -------------------------------------------------------------------
+
+    def submit_event(self, event: JsonObject) -> JsonObject:
+        """Submit a signed vouch or report (``POST /v1/events``); the platform's answer (its
+        CID and the log's pending receipt)."""
+        return self._object("POST", "/v1/events", body=event)
+
+    def join(self, did: str, presentation: str) -> JsonObject:
+        """Register ``did``'s membership with a presentation of a credential bound to its
+        key (``POST /v1/reputation/members``); the platform's answer."""
+        body = {"did": did, "presentation": presentation}
+        return self._object("POST", "/v1/reputation/members", body=body)
+
     def log_key(self) -> LogKey:
         """The log's origin and verifier key (``GET /v1/log/key``); raises
         :class:`FetchFailed` for an answer that is not one."""
