@@ -16,6 +16,7 @@ from credit_commons.runtime import Runtime
 def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtime: Runtime) -> None:
     types = client.get("/v1/credential-types").json()
     assert [t["name"] for t in types] == [
+        "CommunityTierCredential",
         "CreditReadinessCredential",
         "KycCredential",
         "ShgMembershipCredential",
@@ -45,6 +46,7 @@ def test_catalogue_lists_builtin_and_admins_add_types(client: TestClient, runtim
     created = client.put("/v1/credential-types", json=definition, headers=as_admin)
     assert created.status_code == 200, created.text
     assert {t["name"] for t in client.get("/v1/credential-types").json()} == {
+        "CommunityTierCredential",
         "CreditReadinessCredential",
         "FarmerLandRecord",
         "KycCredential",

@@ -105,6 +105,8 @@ EXPECTED = {
         "RenderedList", "render_status_list", "status_uri",
         # Issue 16, the verifier's hot path.
         "EntryState", "entry_state", "issuer_public_key",
+        # Issue 19, the capability credential.
+        "COMMUNITY_TIER", "COMMUNITY_TIER_VCT",
     },
     "credit_commons.consent": {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",

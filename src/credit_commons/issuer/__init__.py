@@ -14,7 +14,7 @@ tests (the code is in :mod:`credit_commons.formats`).
 
 from __future__ import annotations
 
-from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.catalogue import COMMUNITY_TIER, COMMUNITY_TIER_VCT, CREDIT_READINESS
 from credit_commons.issuer.documents import issuer_did
 from credit_commons.issuer.erasure import forget_subject, subject_erased
 from credit_commons.issuer.export import export_credentials
@@ -42,6 +42,8 @@ from credit_commons.issuer.status import (
 from credit_commons.issuer.status import render as render_status_list
 
 __all__ = [
+    "COMMUNITY_TIER",
+    "COMMUNITY_TIER_VCT",
     "CREDIT_READINESS",
     "ISSUER_KEY",
     "EntryState",

@@ -13,6 +13,10 @@ group id, the member's role and since when: the claim ``member_of_group`` proves
 built in too; their ``vct`` are the registry's statements' (``zk/registry_dev.py``).  Their
 personal identifiers are pseudonyms only, and the proved claims are selectively disclosable,
 so that a presentation carrying a proof shows the issuer's commitment, not the value.
+``CommunityTierCredential`` (issue 19's capability credential: the Aura tier a member reached
+in a reputation context under a named rule set, and a commitment to the exact community score
+whose opening is selectively disclosable, as the Credit Readiness Credential's score) ships
+built in; the Credit Readiness Credential may carry that tier as a disclosable claim.
 
 Claim validation reports every failing field by path and by the schema rule it broke,
 never by the submitted value.
@@ -36,6 +40,8 @@ from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.issuer.schemas import CredentialTypeView
 
 __all__ = [
+    "COMMUNITY_TIER",
+    "COMMUNITY_TIER_VCT",
     "CREDIT_READINESS",
     "KYC",
     "SHG_MEMBERSHIP",
@@ -275,6 +281,35 @@ _IDENTITY_TOKEN = r"^idt_[a-zA-Z0-9]{12,32}$"  # noqa: S105 - a pattern, not a s
 # A calendar day as RFC 3339's full-date (CredentialType.validate asserts ``format: date``).
 _DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
+COMMUNITY_TIER_VCT = "https://credit-commons.dev/vct/community-tier/v1"
+"""The dev rule set's ``aura.outputCredentialType`` (``reputation/dev_rules.json``)."""
+
+_TIER_NAME = "^[a-z][a-z0-9_-]{0,31}$"  # reputation/rules.py's tier names
+_CTX = "^[a-z][a-z0-9_-]{0,31}(:[a-z0-9_-]{1,32}){0,2}$"  # reputation's CTX_PATTERN
+_RULE_SET = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "version", "hash"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z][a-z0-9_-]{2,63}$"},
+        "version": {"type": "integer", "minimum": 1},
+        "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    },
+}
+# A tier as the Credit Readiness Credential carries it: which tier, in which context, under
+# which rule set, as of which day.
+_COMMUNITY_TIER_CLAIM = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["tier", "ctx", "rule_set", "as_of"],
+    "properties": {
+        "tier": {"type": "string", "pattern": _TIER_NAME},
+        "ctx": {"type": "string", "pattern": _CTX},
+        "rule_set": _RULE_SET,
+        "as_of": _DAY,
+    },
+}
+
 CREDIT_READINESS = CredentialType(
     name="CreditReadinessCredential",
     vct=zk.CREDIT_READINESS_VCT,
@@ -329,6 +364,9 @@ CREDIT_READINESS = CredentialType(
                     ]
                 },
             },
+            # Issue 19: the community tier the holder's did:key reached (optional; filled at
+            # issuance when the subject has one), disclosable as a whole — never the score.
+            "community_tier": _COMMUNITY_TIER_CLAIM,
         },
     },
     disclosable=(
@@ -338,6 +376,7 @@ CREDIT_READINESS = CredentialType(
         "/enterprise/gstin_pseudonym",
         "/enterprise/udyam_pseudonym",
         "/verification_sources",
+        "/community_tier",
     ),
     default_validity_days=180,
 )
@@ -416,3 +455,39 @@ SHG_MEMBERSHIP = CredentialType(
 )
 """Membership of a self-help group (issue 18's ``member_of_group``): the group id (committed
 at issuance), the member's role and since when, each disclosable."""
+
+COMMUNITY_TIER = CredentialType(
+    name="CommunityTierCredential",
+    vct=COMMUNITY_TIER_VCT,
+    schema={
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["tier", "ctx", "rule_set", "as_of", "score_commitment"],
+        "properties": {
+            "tier": {"type": "string", "pattern": _TIER_NAME},
+            "ctx": {"type": "string", "pattern": _CTX},
+            "rule_set": _RULE_SET,
+            "as_of": _DAY,
+            # The exact score in micro-units (reputation's score × 10^6, never negative in a
+            # credential), committed as the Credit Readiness Credential's score is (seed 001);
+            # the opening is disclosable, and a statement reading /score_opening/score gets its
+            # Poseidon commitment at issuance (issue 18 §3).
+            "score_commitment": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+            "score_opening": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["score", "salt"],
+                "properties": {
+                    "score": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                    "salt": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,64}$"},
+                },
+            },
+        },
+    },
+    disclosable=("/score_opening",),
+    default_validity_days=90,
+)
+"""Issue 19's capability credential (the rule set's ``aura.outputCredentialType``): the tier,
+context, rule set and day public to whoever the holder presents it to; the exact community
+score committed, its opening disclosable."""

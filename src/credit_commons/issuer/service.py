@@ -1,7 +1,8 @@
 """Use cases of the issuer domain: the credential catalogue.
 
 Types live in the database; the built-in types (``CreditReadinessCredential``,
-``KycCredential``, ``ShgMembershipCredential``) are installed on first use.
+``KycCredential``, ``ShgMembershipCredential``, ``CommunityTierCredential``) are installed on
+first use.
 Changing the catalogue is for administrators and records ``credential_type.changed``.
 """
 
@@ -19,7 +20,13 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventDetails, Token, record_event
 from credit_commons.identity import Principal, actor_of
-from credit_commons.issuer.catalogue import CREDIT_READINESS, KYC, SHG_MEMBERSHIP, CredentialType
+from credit_commons.issuer.catalogue import (
+    COMMUNITY_TIER,
+    CREDIT_READINESS,
+    KYC,
+    SHG_MEMBERSHIP,
+    CredentialType,
+)
 from credit_commons.issuer.errors import VctTaken
 from credit_commons.issuer.models import CredentialTypeRow
 from credit_commons.runtime import Runtime
@@ -34,7 +41,7 @@ __all__ = [
     "put_type",
 ]
 
-BUILT_IN = (CREDIT_READINESS, KYC, SHG_MEMBERSHIP)
+BUILT_IN = (CREDIT_READINESS, KYC, SHG_MEMBERSHIP, COMMUNITY_TIER)
 
 
 class CredentialTypeChanged(EventDetails, event_type="credential_type.changed"):

@@ -34,11 +34,13 @@ _FACTS = {
         "That your business is registered with Udyam (not the number)"
     ),
     "/verification_sources": N_("Who checked your facts"),
+    "/community_tier": N_("Your standing in your community (the tier, not the score)"),
 }
 _CREDENTIALS = {
     "CreditReadinessCredential": N_("Credit readiness certificate"),
     "KycCredential": N_("Identity check certificate (KYC)"),
     "ShgMembershipCredential": N_("Self-help group membership certificate"),
+    "CommunityTierCredential": N_("Community standing certificate"),
 }
 _TIMES = {
     "HOUR": (N_("Once an hour at most"), N_("At most %(count)s times an hour")),

@@ -77,6 +77,7 @@ FACTS: Mapping[str, str] = {
     "/shg_id": N_("Your self-help group"),
     "/role": N_("Your role in the group"),
     "/since": N_("Since when you are a member"),
+    "/community_tier": N_("Your standing in your community"),
 }
 """Claim paths of the catalogue's credentials in plain words."""
 
@@ -84,6 +85,7 @@ CREDENTIAL_TYPES: Mapping[str, str] = {
     "CreditReadinessCredential": N_("Credit readiness"),
     "KycCredential": N_("Identity check (KYC)"),
     "ShgMembershipCredential": N_("Self-help group membership"),
+    "CommunityTierCredential": N_("Community standing"),
 }
 """Credential type names in plain words."""
 

@@ -60,8 +60,8 @@ _KNOWN: dict[str, frozenset[str]] = {
 }
 
 # Plain labels of the built-in types' claims and codes (CreditReadinessCredential,
-# KycCredential, ShgMembershipCredential; translated where shown); any other type's fields
-# are labelled by their schema title or name.
+# KycCredential, ShgMembershipCredential, CommunityTierCredential; translated where shown);
+# any other type's fields are labelled by their schema title or name.
 LABELS: dict[str, str] = {
     "enterprise": N_("Enterprise"),
     "identity_token": N_("Identity token"),
@@ -84,6 +84,14 @@ LABELS: dict[str, str] = {
     "shg_id": N_("Self-help group id"),
     "role": N_("Role in the group"),
     "since": N_("Member since"),
+    "community_tier": N_("Community tier"),
+    "tier": N_("Tier"),
+    "ctx": N_("Reputation context"),
+    "rule_set": N_("Rule set"),
+    "id": N_("Identifier"),
+    "version": N_("Version"),
+    "hash": N_("Hash"),
+    "as_of": N_("As of"),
 }
 OPTION_LABELS: dict[str, str] = {
     "<1L": N_("Less than ₹1 lakh"),
@@ -336,6 +344,11 @@ class Submitted(NamedTuple):
     values: dict[str, list[str]]
 
 
+def _entered(claims: JsonObject) -> bool:
+    # Whether ``claims`` hold a value anywhere (not only empty objects).
+    return any(not isinstance(v, dict) or _entered(v) for v in claims.values())
+
+
 def claims_of(fields: Sequence[Field], form: Mapping[str, Sequence[str]]) -> Submitted:
     """The claims a submitted ``form`` (each field name to its submitted values) gives, and
     what to fill the form with again (field name to values).  An empty field is an absent
@@ -348,7 +361,9 @@ def claims_of(fields: Sequence[Field], form: Mapping[str, Sequence[str]]) -> Sub
             key = item.path[-1]
             if item.kind == "group":
                 inner = collect(item.children)
-                if inner or item.required:
+                # A group counts as given when a value was entered somewhere inside it (the
+                # empty required groups of an optional group left empty do not make it so).
+                if _entered(inner) or item.required:
                     out[key] = inner
                 continue
             given = [str(v).strip() for v in form.get(item.name, [])][:64]

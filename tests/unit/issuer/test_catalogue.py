@@ -12,6 +12,7 @@ from credit_commons import zk
 from credit_commons.core.encoding import b64url_encode, canonical_json_reference, sha256
 from credit_commons.core.errors import IntegrityError, ValidationError
 from credit_commons.issuer.catalogue import (
+    COMMUNITY_TIER,
     CREDIT_READINESS,
     KYC,
     SHG_MEMBERSHIP,
@@ -19,6 +20,7 @@ from credit_commons.issuer.catalogue import (
     CredentialType,
     TypeInvalid,
     commit_score,
+    complete_score_commitment,
     verify_score_opening,
 )
 
@@ -169,3 +171,75 @@ def test_a_raw_identifier_is_no_claim_of_the_kyc_type() -> None:
     with pytest.raises(ClaimsInvalid) as info:
         KYC.validate(claims)
     assert [e["field"] for e in info.value.extra["errors"]] == ["/person"]
+
+
+RULE_SET = {"id": "shg-rules", "version": 1, "hash": "a4" * 32}
+
+
+def tier_claims(**changes: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "tier": "silver",
+        "ctx": "shg:savings",
+        "rule_set": dict(RULE_SET),
+        "as_of": "2026-12-20",
+        "score_commitment": commit_score(31_250_000, SALT),
+        "score_opening": {"score": 31_250_000, "salt": SALT},
+    }
+    claims.update(changes)
+    return claims
+
+
+def test_the_community_tier_type_is_the_dev_rule_sets_output_type() -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from credit_commons.reputation import parse_rule_set  # noqa: PLC0415
+    from credit_commons.reputation.rules_service import dev_rule_set_document  # noqa: PLC0415
+
+    document = dev_rule_set_document(
+        valid_from=datetime(2026, 12, 14, tzinfo=UTC), trusted_issuer="https://issuer.example"
+    )
+    rules = parse_rule_set(document)
+    assert rules.aura.output_credential_type == COMMUNITY_TIER.vct
+    assert [t.name for t in rules.aura.tiers] == ["bronze", "silver", "gold"]
+    for tier in rules.aura.tiers:
+        COMMUNITY_TIER.validate(tier_claims(tier=tier.name))
+    for ctx in rules.contexts:
+        COMMUNITY_TIER.validate(tier_claims(ctx=ctx))
+
+
+def test_the_community_score_is_committed_and_only_its_opening_is_disclosable() -> None:
+    assert COMMUNITY_TIER.disclosable == ("/score_opening",)
+    claims = tier_claims()
+    del claims["score_commitment"]
+    completed = complete_score_commitment(COMMUNITY_TIER, claims, salt=lambda: SALT)
+    assert completed["score_commitment"] == commit_score(31_250_000, SALT)
+    COMMUNITY_TIER.validate(completed)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tier": "Silver"}, "/tier"),
+        ({"ctx": "shg:"}, "/ctx"),
+        ({"rule_set": {**RULE_SET, "hash": "A4" * 32}}, "/rule_set/hash"),
+        ({"rule_set": {**RULE_SET, "version": 0}}, "/rule_set/version"),
+        ({"as_of": "2026-02-30"}, "/as_of"),
+        ({"score_opening": {"score": -1, "salt": SALT}}, "/score_opening/score"),
+        ({"score": 31_250_000}, "/"),
+    ],
+)
+def test_the_community_tier_type_refuses_bad_claims(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ClaimsInvalid) as info:
+        COMMUNITY_TIER.validate(tier_claims(**change))
+    assert {e["field"] for e in info.value.extra["errors"]} == {field}
+
+
+def test_the_credit_readiness_credential_may_carry_a_disclosable_community_tier() -> None:
+    assert "/community_tier" in CREDIT_READINESS.disclosable
+    tier = {"tier": "silver", "ctx": "shg:savings", "rule_set": RULE_SET, "as_of": "2026-12-20"}
+    CREDIT_READINESS.validate({**good_claims(), "community_tier": tier})
+    CREDIT_READINESS.validate(good_claims())  # optional
+    # The tier and where it holds, never the score behind it.
+    with pytest.raises(ClaimsInvalid) as info:
+        CREDIT_READINESS.validate({**good_claims(), "community_tier": {**tier, "score": "31"}})
+    assert [e["field"] for e in info.value.extra["errors"]] == ["/community_tier"]

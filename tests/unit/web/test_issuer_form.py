@@ -244,7 +244,7 @@ def test_an_error_no_field_owns_is_the_forms() -> None:
 def test_required_claims_come_first_in_the_schemas_order() -> None:
     names = [item.path[0] for item in form_of(CREDIT_READINESS.schema)]
     assert names[:6] == list(CREDIT_READINESS.schema["required"])
-    assert names[6:] == ["score_opening"]
+    assert names[6:] == ["score_opening", "community_tier"]
 
 
 def test_a_computed_claim_is_asked_for_only_when_nothing_else_explains_it() -> None:
@@ -262,3 +262,20 @@ def test_a_computed_claim_is_asked_for_only_when_nothing_else_explains_it() -> N
     errors = field_errors(fields, _errors(CREDIT_READINESS, claims))
     # No score and no commitment: the commitment is what is missing.
     assert set(errors) == {"claims.score_commitment"}
+
+
+def test_an_optional_group_with_required_groups_inside_is_absent_when_left_empty() -> None:
+    # The Credit Readiness Credential's optional community tier holds a required rule set.
+    fields = form_of(CREDIT_READINESS.schema)
+    base = {
+        "claims.enterprise.identity_token": ["idt_abcdefghijklmnop"],
+        "claims.credit_tier": ["B"],
+    }
+    claims, _ = claims_of(fields, base)
+    assert "community_tier" not in claims
+    assert claims["enterprise"] == {"identity_token": "idt_abcdefghijklmnop"}
+    partial, _ = claims_of(fields, {**base, "claims.community_tier.tier": ["silver"]})
+    assert partial["community_tier"] == {"tier": "silver", "rule_set": {}}
+    # A required group stays, empty, so that the service names what is missing in it.
+    empty, _ = claims_of(fields, {})
+    assert empty["enterprise"] == {}
