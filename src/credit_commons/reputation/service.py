@@ -39,12 +39,13 @@ from credit_commons.reputation.errors import (
 )
 from credit_commons.reputation.events import (
     ReputationEvent,
+    blob_cid,
     check_window,
     ed25519_did,
     parse_cid,
     parse_event,
 )
-from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
+from credit_commons.reputation.models import ReputationMemberRow
 from credit_commons.reputation.rules import RuleSet
 from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
 from credit_commons.runtime import Runtime
@@ -112,23 +113,25 @@ def submit_event(
     # 4. The sender is a KYC member (its rows locked for steps 5-6).
     if not store.kyc_memberships(store.lock_memberships(session, event.sender), now):
         raise SenderLocked("the sender has no active KYC membership")
-    # 5. Replay: (from, nonce) is unique forever.
-    if store.nonce_used(session, event.sender, event.nonce):
+    # 5-6. Replay: (from, nonce) is unique forever; budget, non-rollover: counted per epoch.
+    replayed, used = store.replay_and_budget(
+        session, event.sender, nonce=event.nonce, ctx=event.ctx, epoch=event.epoch, kind=event.type
+    )
+    if replayed:
         raise EventReplayed("an event with this nonce was accepted before")
-    # 6. Budget (non-rollover: counted per epoch).
     limit = (
         rules.budgets.vouches_per_epoch
         if event.type == "vouch"
         else rules.budgets.reports_per_epoch
     )
-    if store.budget_used(session, event.sender, event.ctx, event.epoch, event.type) >= limit:
+    if used >= limit:
         raise BudgetExhausted(f"the {event.type} budget of this context and epoch is used up")
     return _record(session, rt, event, now)
 
 
 def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime) -> EventAccepted:
     body = event.blob()
-    cid = event.cid
+    cid = blob_cid(body)
     recorded = record_event(
         session,
         EventRecorded(cid=cid, kind=event.type, ctx=event.ctx, epoch=event.epoch),
@@ -137,22 +140,23 @@ def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime
         object=rt.objects.digest("reputation_event", cid),
         at=now,
     )
-    row = ReputationEventRow(
-        cid=cid,
-        type=event.type,
-        sender=event.sender,
-        recipient=event.to,
-        ctx=event.ctx,
-        epoch=event.epoch,
-        nonce=event.nonce,
-        issued_at=event.issued_at,
-        accepted_at=now,
-        event_id=recorded.id,
-    )
+    row = {
+        "cid": cid,
+        "type": event.type,
+        "sender": event.sender,
+        "recipient": event.to,
+        "ctx": event.ctx,
+        "epoch": event.epoch,
+        "nonce": event.nonce,
+        "issued_at": event.issued_at,
+        "accepted_at": now,
+        "event_id": recorded.id,
+    }
     try:
-        with session.begin_nested():
-            store.add_event(session, row, body)
-    except sqlalchemy.exc.IntegrityError as e:  # a concurrent twin won the unique index
+        store.add_event(session, row, body)
+    except sqlalchemy.exc.IntegrityError as e:
+        # A twin accepted since step 5 (the sender's rows are locked, so only through
+        # another path): the unit of work rolls back whole, the spine event with it.
         raise EventReplayed("an event with this nonce was accepted before") from e
     receipt = pending_receipt(session, rt, recorded.id)
     return EventAccepted(cid=cid, leaf_index=None, event_id=recorded.id, receipt=receipt)

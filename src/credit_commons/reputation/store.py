@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from credit_commons.reputation.models import (
@@ -18,13 +18,12 @@ __all__ = [
     "add_event",
     "add_member",
     "blob",
-    "budget_used",
     "event_by_cid",
     "kyc_memberships",
     "lock_memberships",
     "member_row",
     "memberships",
-    "nonce_used",
+    "replay_and_budget",
 ]
 
 
@@ -62,23 +61,20 @@ def _after(revoked_at: datetime, at: datetime) -> bool:
     return revoked_at > at
 
 
-def nonce_used(session: Session, sender: str, nonce: str) -> bool:
-    """Whether an event of ``sender`` with ``nonce`` was accepted."""
-    query = select(ReputationEventRow.cid).where(
-        ReputationEventRow.sender == sender, ReputationEventRow.nonce == nonce
+def replay_and_budget(
+    session: Session, sender: str, *, nonce: str, ctx: str, epoch: str, kind: str
+) -> tuple[bool, int]:
+    """In one query: whether an event of ``sender`` with ``nonce`` was accepted, and how
+    many events of ``kind`` ``sender`` had accepted in ``ctx`` and ``epoch``."""
+    e = ReputationEventRow
+    used = select(e.cid).where(e.sender == sender, e.nonce == nonce).exists()
+    counted = (
+        select(func.count())
+        .where(e.sender == sender, e.ctx == ctx, e.epoch == epoch, e.type == kind)
+        .scalar_subquery()
     )
-    return session.scalar(query) is not None
-
-
-def budget_used(session: Session, sender: str, ctx: str, epoch: str, kind: str) -> int:
-    """How many events of ``kind`` ``sender`` had accepted in ``ctx`` and ``epoch``."""
-    query = select(func.count()).where(
-        ReputationEventRow.sender == sender,
-        ReputationEventRow.ctx == ctx,
-        ReputationEventRow.epoch == epoch,
-        ReputationEventRow.type == kind,
-    )
-    return int(session.scalar(query) or 0)
+    row = session.execute(select(used, counted)).one()
+    return bool(row[0]), int(row[1] or 0)
 
 
 def event_by_cid(session: Session, cid: str) -> ReputationEventRow | None:
@@ -86,11 +82,12 @@ def event_by_cid(session: Session, cid: str) -> ReputationEventRow | None:
     return session.get(ReputationEventRow, cid)
 
 
-def add_event(session: Session, row: ReputationEventRow, body: bytes) -> None:
-    """Add an accepted event and its blob (flushed, so a duplicate fails here)."""
-    session.add(row)
-    session.add(ReputationBlobRow(cid=row.cid, body=body))
-    session.flush()
+def add_event(session: Session, values: dict[str, object], body: bytes) -> None:
+    """Insert an accepted event (``values``: its row's columns) and its blob; a duplicate
+    fails here (Core inserts: the rows are plain values, the ORM's unit of work would only
+    cost time on the submission path)."""
+    session.execute(insert(ReputationEventRow), [values])
+    session.execute(insert(ReputationBlobRow), [{"cid": values["cid"], "body": body}])
 
 
 def blob(session: Session, cid: str) -> bytes | None:
