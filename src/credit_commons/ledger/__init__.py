@@ -8,6 +8,7 @@ sequences them.  Auditors verify receipts offline with :func:`verify_receipt`.
 from credit_commons.ledger.audit import AuditFailed, audit_log
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
 from credit_commons.ledger.cosignature import verify_cosigned
+from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.promises import pending_receipt
 from credit_commons.ledger.receipts import ReceiptInvalid, VerifiedReceipt, verify_receipt
 from credit_commons.ledger.schemas import LogKey, PendingReceipt, Receipt
@@ -15,6 +16,7 @@ from credit_commons.ledger.schemas import LogKey, PendingReceipt, Receipt
 __all__ = [
     "AuditFailed",
     "Checkpoint",
+    "Ed25519Verifier",
     "LogKey",
     "PendingReceipt",
     "Receipt",

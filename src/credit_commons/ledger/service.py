@@ -43,6 +43,7 @@ __all__ = [
     "LOG_KEY_NAME",
     "MAX_ENTRIES_PER_PAGE",
     "LogNoteSigner",
+    "checkpoint_of_size",
     "checkpoint_with_cosignatures",
     "consistency_proof",
     "entries",
@@ -109,6 +110,11 @@ def latest_checkpoint(session: Session) -> CheckpointRow | None:
     return session.scalars(
         select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)
     ).first()
+
+
+def checkpoint_of_size(session: Session, size: int) -> CheckpointRow | None:
+    """The signed checkpoint of tree size ``size``, if the log signed one."""
+    return session.get(CheckpointRow, size)
 
 
 @dataclass(frozen=True)

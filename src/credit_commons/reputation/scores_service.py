@@ -15,6 +15,7 @@ caller (the jobs step) passes them in.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -25,24 +26,32 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import canonical_json, sha256_hex
+from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
+from credit_commons.core.errors import NotFoundError
 from credit_commons.core.ids import new_id
+from credit_commons.events import EventRow, RecordedEvent, event_document
 from credit_commons.ledger import service as ledger_service
 from credit_commons.reputation import scorer_sparse
 from credit_commons.reputation import scores_store as store
+from credit_commons.reputation import store as events_store
+from credit_commons.reputation.errors import ReputationError
 from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
 from credit_commons.reputation.rules import RuleSet
-from credit_commons.reputation.rules_service import active_rule_set
+from credit_commons.reputation.rules_service import active_rule_set, get_rule_set, rule_set_keys
 from credit_commons.reputation.scorer import ScoreRecord, ScoringError, ScoringEvent, ScoringMember
+from credit_commons.reputation.scores_bundle import BUNDLE_FORMAT, FACTORS, public_record
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "ScoreNotFound",
     "ScoringPass",
     "ScoringState",
     "capability_reason",
+    "score_bundle",
     "score_checkpoint",
     "scoring_events",
     "scoring_members",
+    "store_blob",
 ]
 
 log = logging.getLogger("credit_commons.reputation.scores")
@@ -277,3 +286,158 @@ def _enqueue(
             ),
         )
     return queued
+
+
+# --- bundles -----------------------------------------------------------------------------
+
+
+class ScoreNotFound(NotFoundError, ReputationError):
+    """No score for that DID and context (an unknown DID, context or a malformed one: the
+    same answer, no oracle)."""
+
+    code = "reputation.score_not_found"
+    title = "Not found"
+
+
+def _salts(rt: Runtime, record_hash: str) -> dict[str, str]:
+    """Each factor's salt: HMAC of the record hash and the factor under the platform's
+    pepper, so a salt is stable for a record and new for the next."""
+    return {
+        f: b64url_encode(rt.vault.kms.hmac(f"{record_hash}\x00{f}".encode(), label="score-salt"))
+        for f in FACTORS
+    }
+
+
+def _neighbourhood(
+    events: Sequence[ReputationEventRow], did: str, rule_set: RuleSet, as_of: date, ctx: str
+) -> list[ReputationEventRow]:
+    """The events a record of ``did`` depends on: the vouches received by every DID fewer
+    than ``iterations`` vouch-hops upstream of it, and the reports received by every DID up
+    to ``iterations`` hops (round 0 needs R)."""
+    used = [
+        e
+        for e in events
+        if e.ctx == ctx and utc(e.issued_at).date() <= as_of and e.sender != e.recipient
+    ]
+    received: dict[str, list[ReputationEventRow]] = {}
+    for e in used:
+        received.setdefault(e.recipient, []).append(e)
+    picked: dict[str, ReputationEventRow] = {}
+    frontier, seen = {did}, {did}
+    for depth in range(rule_set.iterations + 1):
+        upstream: set[str] = set()
+        for node in frontier:
+            for e in received.get(node, []):
+                if e.type == "report" or depth < rule_set.iterations:
+                    picked[e.cid] = e
+                if e.type == "vouch" and e.sender not in seen:
+                    upstream.add(e.sender)
+        seen |= upstream
+        frontier = upstream
+    return sorted(picked.values(), key=lambda e: e.cid)
+
+
+def _proved(
+    session: Session, item: JsonObject, event_id: str, leaves: dict[str, tuple[int, str]], size: int
+) -> JsonObject:
+    index, entry = leaves[event_id]
+    proof = ledger_service.inclusion_proof(session, index, size)
+    row = session.get(EventRow, event_id)
+    if row is None:  # pragma: no cover - a sequenced event always has its row
+        raise ScoreNotFound("no such score")
+    document = event_document(RecordedEvent.from_row(row))
+    return {
+        **item,
+        "leafIndex": index,
+        "entry": entry,
+        "inclusionProof": proof.proof,
+        "event": document,
+    }
+
+
+def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: str) -> bytes:
+    stored = get_rule_set(session, rt, row.rule_set_id, row.rule_set_version)
+    rule_set = stored.rule_set
+    checkpoint = ledger_service.checkpoint_of_size(session, row.checkpoint_size)
+    if checkpoint is None:  # pragma: no cover - checkpoints are never deleted
+        raise ScoreNotFound("no such score")
+    size = row.checkpoint_size
+    event_rows = store.events_of(session, [row.ctx])
+    leaves = ledger_service.leaf_indices(session, [e.event_id for e in event_rows])
+    event_rows = [e for e in event_rows if e.event_id in leaves and leaves[e.event_id][0] < size]
+    used = _neighbourhood(event_rows, row.did, rule_set, row.as_of, row.ctx)
+    dids = {row.did} | {e.sender for e in used} | {e.recipient for e in used}
+    member_rows = [m for m in store.members(session) if m.did in dids]
+    leaves.update(ledger_service.leaf_indices(session, [m.event_id for m in member_rows]))
+    member_rows = [m for m in member_rows if m.event_id in leaves and leaves[m.event_id][0] < size]
+    events = [
+        _proved(
+            session,
+            {"cid": e.cid, "blob": b64url_encode(store_blob(session, e.cid))},
+            e.event_id,
+            leaves,
+            size,
+        )
+        for e in used
+    ]
+    members = [
+        _proved(
+            session,
+            {
+                "did": m.did,
+                "kyc": m.kyc,
+                "since": m.since.isoformat(),
+                "revokedOn": None if m.revoked_at is None else utc(m.revoked_at).date().isoformat(),
+                "credentialSha256": m.credential_sha256,
+            },
+            m.event_id,
+            leaves,
+            size,
+        )
+        for m in member_rows
+    ]
+    record = json.loads(row.record)
+    bundle = {
+        "format": BUNDLE_FORMAT,
+        "record": public_record(record, _salts(rt, row.record_hash)),
+        "recordHash": row.record_hash,
+        "asOf": row.as_of.isoformat(),
+        "ruleSet": {"token": stored.view.token, "hash": rule_set.hash},
+        "rulesJwks": {"keys": [v.jwk() for v in rule_set_keys(session, rt)]},
+        "checkpoint": ledger_service.checkpoint_with_cosignatures(session, checkpoint),
+        "logKey": log_vkey,
+        "events": events,
+        "members": members,
+    }
+    return canonical_json(bundle)
+
+
+def store_blob(session: Session, cid: str) -> bytes:
+    """The blob of an accepted event (stored with it)."""
+    body = events_store.blob(session, cid)
+    if body is None:  # pragma: no cover - stored in the same transaction as the event
+        raise ScoreNotFound("no such score")
+    return body
+
+
+def score_bundle(
+    session: Session, rt: Runtime, *, did: str, ctx: str, log_vkey: str, subject: bool
+) -> bytes:
+    """The score bundle of ``did`` in ``ctx`` (see :mod:`scores_bundle`): assembled once per
+    record and kept with it, so a later fetch is one primary-key read.  ``subject`` (the
+    caller proved to be the DID) adds the factor values and their salts.  ``session`` must
+    be able to write (the first fetch keeps the bundle).  Returns the bundle's RFC 8785
+    bytes.  Raises :class:`ScoreNotFound`."""
+    row = store.score_row(session, did, ctx)
+    if row is None:
+        raise ScoreNotFound("no such score")
+    body = row.bundle
+    if body is None:
+        body = _build_bundle(session, rt, row, log_vkey)
+        store.set_bundle(session, did, ctx, row.record_hash, body)
+    if not subject:
+        return body
+    bundle: JsonObject = json.loads(body)
+    bundle["record"] = json.loads(row.record)
+    bundle["factorSalts"] = _salts(rt, row.record_hash)
+    return canonical_json(bundle)

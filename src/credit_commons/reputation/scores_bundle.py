@@ -1,0 +1,337 @@
+"""Score bundles (docs/reputation.md, "Score bundles"): what ``GET /v1/scores`` serves and
+what ``commons score verify`` checks offline, with no database and no network.
+
+A bundle (``credit-commons-score-bundle/v1``) carries the score record — its factors as
+commitments SHA-256(JCS{factor, value, salt}), or, for the subject, the values and salts —
+the SHA-256 of the record's JCS bytes, the rule set's signed token and hash, the signed
+checkpoint note the score was computed at, and every input the record depends on: each
+vouch and report of the subject's ``iterations``-hop neighbourhood (its CID, the blob's
+bytes, the spine event that recorded it, the log entry, leaf index and inclusion proof) and
+each membership of a DID those events name (the same proof of its ``reputation.member``
+spine event).
+
+:func:`verify_bundle` checks, in order, and raises :class:`BundleInvalid` naming the first
+check that failed: 1 the checkpoint's signature; 2 the rule set's signature, hash and id /
+version / hash the record names; 3 per event, the blob's CID, its signature, the spine event
+naming that CID and its inclusion proof; 4 per membership, its spine event, what it states
+and its inclusion proof; 5 the commitments (or values) against a recompute by the
+reference scorer from the bundle's inputs alone; 6 the recomputed record's JCS hash equals
+the bundle's and its visible fields are the bundle's, byte for byte.
+
+What cannot be checked offline: that a membership's DID is the one its spine event is
+about (the spine keeps keyed pseudonyms of DIDs), and that no input was left out — an input
+left out changes the recomputed record, so step 6 refuses it as long as the record hash is
+the platform's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from credit_commons.core.encoding import (
+    JsonObject,
+    b64url_decode,
+    canonical_json,
+    sha256_hex,
+)
+from credit_commons.core.errors import CommonsError, IntegrityError
+from credit_commons.formats.jws import JwsInvalid, parse_compact
+from credit_commons.keys import public_key_from_jwk
+from credit_commons.ledger import Ed25519Verifier, verify_checkpoint, verify_receipt
+from credit_commons.reputation.errors import ReputationError
+from credit_commons.reputation.events import blob_cid, ed25519_did, parse_event
+from credit_commons.reputation.rules import (
+    RuleSet,
+    rule_set_kid,
+    verify_rule_set,
+)
+from credit_commons.reputation.scorer import ScoringEvent, ScoringMember, score_reference
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "FACTORS",
+    "PROOF_MAX_AGE_SECONDS",
+    "BundleInvalid",
+    "SubjectProofInvalid",
+    "VerifiedBundle",
+    "commitment",
+    "public_record",
+    "verify_bundle",
+    "verify_subject_proof",
+]
+
+BUNDLE_FORMAT = "credit-commons-score-bundle/v1"
+RECEIPT_FORMAT = "credit-commons-receipt/v1"
+FACTORS = ("K", "A", "V", "R", "T")
+PROOF_MAX_AGE_SECONDS = 60
+PROOF_TYP = "score-request+jwt"
+
+
+class BundleInvalid(IntegrityError, ReputationError):
+    """A score bundle that does not verify; ``check`` names the first check that failed."""
+
+    code = "reputation.bundle_invalid"
+    title = "Score bundle invalid"
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(f"{check}: {message}", extra={"check": check})
+        self.check = check
+
+
+class SubjectProofInvalid(IntegrityError, ReputationError):
+    """A request that claims to come from the subject but whose proof does not verify."""
+
+    code = "reputation.subject_proof_invalid"
+    title = "Subject proof invalid"
+    status = 401
+
+
+def commitment(factor: str, value: str, salt: str) -> str:
+    """SHA-256 (hex) of JCS{factor, value, salt}: a factor's value hidden in a record."""
+    return sha256_hex(canonical_json({"factor": factor, "value": value, "salt": salt}))
+
+
+def public_record(record: Mapping[str, Any], salts: Mapping[str, str]) -> JsonObject:
+    """The record with each factor's value replaced by its commitment."""
+    factors = record["factors"]
+    hidden = {f: commitment(f, str(factors[f]), salts[f]) for f in FACTORS}
+    return {**record, "factors": hidden}
+
+
+def verify_subject_proof(token: str, *, did: str, ctx: str, audience: str, now: datetime) -> None:
+    """Check that a score request comes from ``did``: a compact JWS (``typ``
+    ``score-request+jwt``, EdDSA) signed by the DID's key, its payload naming ``sub`` =
+    ``did``, ``ctx``, ``aud`` = this platform and an ``iat`` at most 60 seconds old (and not
+    in the future).  Raises :class:`SubjectProofInvalid`."""
+    try:
+        key = ed25519_did(did)
+        jws = parse_compact(token, algs=("EdDSA", "Ed25519"), max_chars=4096)
+        if jws.header.get("typ") != PROOF_TYP:
+            raise SubjectProofInvalid(f"the proof's typ is not {PROOF_TYP}")
+        jws.verify(key)
+        payload = jws.payload
+    except SubjectProofInvalid:
+        raise
+    except (CommonsError, JwsInvalid) as e:
+        raise SubjectProofInvalid("the subject proof does not verify") from e
+    iat = payload.get("iat")
+    if not isinstance(iat, int) or isinstance(iat, bool):
+        raise SubjectProofInvalid("the subject proof has no iat")
+    age = int(now.timestamp()) - iat
+    if not 0 <= age <= PROOF_MAX_AGE_SECONDS:
+        raise SubjectProofInvalid("the subject proof is not fresh")
+    if payload.get("aud") != audience or payload.get("sub") != did or payload.get("ctx") != ctx:
+        raise SubjectProofInvalid("the subject proof is for another platform, DID or context")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedBundle:
+    """What a verified bundle proves: the record (values when the bundle had them), its
+    hash, the checkpoint size, the rule set, and how many events and memberships it used."""
+
+    record: JsonObject
+    record_hash: str
+    checkpoint_size: int
+    rule_set: RuleSet
+    events: int
+    members: int
+    values_checked: bool
+
+
+def _fail(check: str, message: str) -> BundleInvalid:
+    return BundleInvalid(check, message)
+
+
+def _receipt(check: str, note: str, item: Mapping[str, Any], log_vkey: str) -> JsonObject:
+    receipt = {
+        "format": RECEIPT_FORMAT,
+        "checkpoint": note,
+        "index": item.get("leafIndex"),
+        "entry": item.get("entry"),
+        "inclusion_proof": item.get("inclusionProof"),
+        "event": item.get("event"),
+    }
+    try:
+        verified = verify_receipt(receipt, log_vkey)
+    except CommonsError as e:
+        raise _fail(check, f"the inclusion proof does not verify ({e.code})") from e
+    if not verified.event_checked:
+        raise _fail(check, "the spine event is missing")
+    event = receipt["event"]
+    assert isinstance(event, dict)
+    return event
+
+
+def _rule_set(bundle: Mapping[str, Any], jwks: Mapping[str, Any]) -> RuleSet:
+    block = bundle.get("ruleSet")
+    if not isinstance(block, dict) or not isinstance(block.get("token"), str):
+        raise _fail("rule_set", "the bundle has no rule-set token")
+    token = block["token"]
+    try:
+        kid = rule_set_kid(token)
+        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid]
+        if not keys:
+            raise _fail("rule_set", "no key of the rule-set JWKS has the token's kid")
+        rule_set = verify_rule_set(token, public_key_from_jwk(keys[0])).rule_set
+    except BundleInvalid:
+        raise
+    except CommonsError as e:
+        raise _fail("rule_set", f"the rule set's signature does not verify ({e.code})") from e
+    if block.get("hash") != rule_set.hash or sha256_hex(rule_set.canonical) != rule_set.hash:
+        raise _fail("rule_set", "the rule set's hash is not the hash of its JCS bytes")
+    return rule_set
+
+
+def _events(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringEvent]:
+    out = []
+    for n, item in enumerate(items):
+        check = f"event[{n}]"
+        if not isinstance(item, dict):
+            raise _fail(check, "not an object")
+        cid, blob_b64 = item.get("cid"), item.get("blob")
+        if not isinstance(cid, str) or not isinstance(blob_b64, str):
+            raise _fail(check, "needs cid and blob")
+        try:
+            blob = b64url_decode(blob_b64)
+        except CommonsError as e:
+            raise _fail(check, "the blob is not base64url") from e
+        if blob_cid(blob) != cid:
+            raise _fail(check, "the blob's CID is not the CID given")
+        try:
+            event = parse_event(blob)
+            event.verify()
+        except CommonsError as e:
+            raise _fail(check, f"the event's signature does not verify ({e.code})") from e
+        spine = _receipt(check, note, item, log_vkey)
+        details = spine.get("details")
+        if (
+            spine.get("type") != "reputation.event"
+            or not isinstance(details, dict)
+            or (details.get("cid") != cid)
+        ):
+            raise _fail(check, "the spine event does not record this CID")
+        out.append(
+            ScoringEvent(
+                type=event.type,
+                sender=event.sender,
+                subject=event.to,
+                ctx=event.ctx,
+                issued_at=event.issued_at,
+                cid=cid,
+            )
+        )
+    return out
+
+
+def _date(value: Any, check: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as e:
+        raise _fail(check, "a date is malformed") from e
+
+
+def _members(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringMember]:
+    rows: dict[str, list[tuple[bool, date, date | None]]] = {}
+    for n, item in enumerate(items):
+        check = f"member[{n}]"
+        if not isinstance(item, dict) or not isinstance(item.get("did"), str):
+            raise _fail(check, "needs a did")
+        spine = _receipt(check, note, item, log_vkey)
+        details = spine.get("details")
+        kyc = item.get("kyc")
+        since = _date(item.get("since"), check)
+        if (
+            spine.get("type") != "reputation.member"
+            or not isinstance(details, dict)
+            or details.get("kyc") is not kyc
+            or details.get("credential_sha256") != item.get("credentialSha256")
+            or since is None
+            or str(spine.get("at", ""))[:10] != since.isoformat()
+        ):
+            raise _fail(check, "the spine event does not state this membership")
+        rows.setdefault(item["did"], []).append(
+            (bool(kyc), since, _date(item.get("revokedOn"), check))
+        )
+    members = []
+    for did, mine in sorted(rows.items()):
+        kyc_rows = [r for r in mine if r[0]]
+        since = min(r[1] for r in (kyc_rows or mine))
+        revoked = None
+        if kyc_rows and all(r[2] is not None for r in kyc_rows):
+            revoked = max(r[2] for r in kyc_rows if r[2] is not None)
+        attestations = sum(1 for r in mine if not r[0] and r[2] is None)
+        members.append(ScoringMember(did, since, bool(kyc_rows), revoked, attestations))
+    return members
+
+
+def verify_bundle(
+    bundle: Any, *, log_vkey: str | None = None, rules_jwks: Mapping[str, Any] | None = None
+) -> VerifiedBundle:
+    """Verify ``bundle`` (parsed JSON) offline (see the module).  ``log_vkey`` and
+    ``rules_jwks`` are the keys to trust; without them, the bundle's own ``logKey`` and
+    ``rulesJwks`` are used (which proves consistency, not origin).  Raises
+    :class:`BundleInvalid`."""
+    if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
+        raise _fail("format", f"not a {BUNDLE_FORMAT} document")
+    record, record_hash = bundle.get("record"), bundle.get("recordHash")
+    note = bundle.get("checkpoint")
+    if (
+        not isinstance(record, dict)
+        or not isinstance(record_hash, str)
+        or not isinstance(note, str)
+    ):
+        raise _fail("format", "needs record, recordHash and checkpoint")
+    vkey = log_vkey or bundle.get("logKey")
+    jwks = rules_jwks if rules_jwks is not None else bundle.get("rulesJwks")
+    if not isinstance(vkey, str) or not isinstance(jwks, dict):
+        raise _fail("format", "no log key or rule-set JWKS to verify with")
+    # 1. The checkpoint.
+    try:
+        checkpoint = verify_checkpoint(note, Ed25519Verifier.from_vkey(vkey))
+    except CommonsError as e:
+        raise _fail("checkpoint", f"the checkpoint's signature does not verify ({e.code})") from e
+    # 2. The rule set.
+    rule_set = _rule_set(bundle, jwks)
+    if record.get("ruleSet") != {
+        "id": rule_set.id,
+        "version": rule_set.version,
+        "hash": rule_set.hash,
+    }:
+        raise _fail("rule_set", "the record names another rule set")
+    # 3-4. The inputs.
+    events = _events(note, bundle.get("events") or [], vkey)
+    members = _members(note, bundle.get("members") or [], vkey)
+    # 5-6. The recompute.
+    try:
+        did, ctx = str(record["did"]), str(record["ctx"])
+        as_of = date.fromisoformat(str(record["asOf"]))
+        recomputed = score_reference(events, members, (), rule_set, as_of=as_of, ctx=ctx).get(did)
+    except (KeyError, ValueError, CommonsError) as e:
+        raise _fail("recompute", "the record's did, ctx or asOf is malformed") from e
+    if recomputed is None:
+        raise _fail("recompute", "the inputs give this DID no score")
+    full = recomputed.as_json()
+    if sha256_hex(recomputed.to_jcs()) != record_hash:
+        raise _fail("recompute", "the recomputed record's hash is not the bundle's")
+    values_checked = isinstance(bundle.get("factorSalts"), dict)
+    if values_checked and record.get("factors") != full["factors"]:
+        raise _fail("recompute", "the factor values differ from the recompute")
+    visible = {k: v for k, v in full.items() if k != "factors"}
+    if canonical_json({k: v for k, v in record.items() if k != "factors"}) != canonical_json(
+        visible
+    ):
+        raise _fail("recompute", "a visible field differs from the recompute")
+    return VerifiedBundle(
+        record=full if values_checked else record,
+        record_hash=record_hash,
+        checkpoint_size=checkpoint.size,
+        rule_set=rule_set,
+        events=len(events),
+        members=len(members),
+        values_checked=values_checked,
+    )

@@ -1,0 +1,236 @@
+"""Score bundles over HTTP on SQLite and PostgreSQL: ``GET /v1/scores`` for the subject
+(values and salts) and for anyone else (commitments), 404 without an oracle, a refused
+subject proof before any lookup; ``commons score verify`` accepts an honest bundle and
+refuses its tampered siblings, naming the first failing check."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from credit_commons.cli import main
+from credit_commons.core.clock import FixedClock
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.settings import Settings
+from credit_commons.formats.jws import sign_compact
+from credit_commons.keys import KeyType, PrivateKey, encode_did_key
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.reputation import RuleSet, new_nonce, rules_service, sign_event
+from credit_commons.reputation import service as reputation_service
+from credit_commons.reputation.scores_bundle import (
+    BundleInvalid,
+    commitment,
+    verify_bundle,
+)
+from credit_commons.reputation.scores_service import ScoringState, score_checkpoint
+from credit_commons.runtime import Runtime
+
+AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
+CTX = "shg:savings"
+
+
+@pytest.fixture(autouse=True)
+def clock(runtime: Runtime) -> FixedClock:
+    fixed = FixedClock(AT)
+    runtime.clock = fixed
+    with transaction(runtime.sessions) as session:
+        rules_service.register_dev_rule_set(
+            session, runtime, actor=runtime.operator_actor("reputation")
+        )
+    return fixed
+
+
+def _rules(rt: Runtime) -> RuleSet:
+    with transaction(rt.sessions) as session:
+        return rules_service.active_rule_set(session, rt, rt.clock.now()).rule_set
+
+
+def _key(n: int) -> PrivateKey:
+    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
+
+
+def _did(n: int) -> str:
+    return encode_did_key(_key(n).public_key)
+
+
+_NONCES = iter(range(1, 1 << 30))
+
+
+def _world(rt: Runtime) -> None:
+    """Six members; 1-4 vouch for each other, 5 and 6 report 4, 5 vouches for 1; scored."""
+    rules = _rules(rt)
+    with transaction(rt.sessions) as session:
+        for n in range(1, 7):
+            reputation_service.register_member(
+                session,
+                rt,
+                did=_did(n),
+                vct=KYC_VCT,
+                issuer=rt.settings.public_url,
+                credential_sha256=f"{n:02x}" * 32,
+                status_ref=None,
+                rules=rules,
+            )
+    pairs = [(i, j, "vouch") for i in range(1, 5) for j in range(1, 5) if i != j]
+    pairs += [(5, 4, "report"), (6, 4, "report"), (5, 1, "vouch")]
+    for sender, to, kind in pairs:
+        doc = sign_event(
+            _key(sender),
+            type=kind,
+            to=_did(to),
+            ctx=CTX,
+            epoch="2026-12",
+            nonce=new_nonce(next(_NONCES).to_bytes(12, "big")),
+            issued_at=AT - timedelta(minutes=1),
+        ).document()
+        with transaction(rt.sessions) as session:
+            reputation_service.submit_event(session, rt, doc, rules)
+    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+    assert score_checkpoint(rt, ScoringState()) is not None
+
+
+def _proof(rt: Runtime, n: int, *, ctx: str = CTX, age: int = 0, aud: str | None = None) -> str:
+    payload = {
+        "aud": aud or rt.settings.public_url,
+        "iat": int(AT.timestamp()) - age,
+        "sub": _did(n),
+        "ctx": ctx,
+    }
+    return sign_compact({"typ": "score-request+jwt"}, payload, _key(n))
+
+
+def _get(client: TestClient, n: int, **headers: str) -> Any:
+    return client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}, headers=headers)
+
+
+def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestClient) -> None:
+    _world(runtime)
+    public = _get(client, 4)
+    assert public.status_code == 200
+    bundle = public.json()
+    assert bundle["format"] == "credit-commons-score-bundle/v1"
+    factors = bundle["record"]["factors"]
+    assert all(len(v) == 64 and "." not in v for v in factors.values())
+    assert _get(client, 4).content == public.content  # the kept bundle, byte for byte
+
+    mine = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
+    assert mine.status_code == 200
+    own = mine.json()
+    assert own["record"]["factors"]["K"] == "1.000000"
+    assert own["record"]["factors"]["R"] != "0.000000"  # two KYC reporters: the quorum
+    for name, value in own["record"]["factors"].items():
+        assert commitment(name, value, own["factorSalts"][name]) == factors[name]
+    assert verify_bundle(own).values_checked
+    assert not verify_bundle(bundle).values_checked
+
+    # Another DID's key, a stale proof, another platform: 401, before any lookup.
+    for proof in (
+        _proof(runtime, 5),
+        _proof(runtime, 4, age=61),
+        _proof(runtime, 4, aud="https://elsewhere.example"),
+        _proof(runtime, 4, ctx="general"),
+    ):
+        refused = _get(client, 4, **{"Subject-Proof": proof})
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "reputation.subject_proof_invalid"
+    unknown_did = client.get(
+        "/v1/scores",
+        params={"did": _did(9), "ctx": CTX},
+        headers={"Subject-Proof": _proof(runtime, 9)},
+    )
+    unknown_ctx = client.get("/v1/scores", params={"did": _did(4), "ctx": "commerce:x"})
+    assert unknown_did.status_code == unknown_ctx.status_code == 404
+    assert unknown_did.headers["content-type"] == "application/problem+json"
+    assert unknown_did.json()["code"] == unknown_ctx.json()["code"] == "reputation.score_not_found"
+    assert client.get("/v1/scores", params={"did": "x", "ctx": CTX}).status_code == 422
+
+
+def _tampered(bundle: dict[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:
+    cases: dict[str, tuple[dict[str, Any], str]] = {}
+    b = copy.deepcopy(bundle)
+    blob = bytearray(b64url_decode(b["events"][0]["blob"]))
+    blob[-3] ^= 1
+    b["events"][0]["blob"] = b64url_encode(bytes(blob))
+    cases["a changed event byte"] = (b, "event[0]")
+    b = copy.deepcopy(bundle)
+    used = set(b["record"]["events"])
+    b["events"] = [e for e in b["events"] if e["cid"] != sorted(used)[0]]
+    cases["a dropped event"] = (b, "recompute")
+    b = copy.deepcopy(bundle)
+    b["ruleSet"]["hash"] = "0" * 64
+    cases["a wrong rule hash"] = (b, "rule_set")
+    b = copy.deepcopy(bundle)
+    lines = b["checkpoint"].split("\n")
+    lines[1] = str(int(lines[1]) + 1)
+    b["checkpoint"] = "\n".join(lines)
+    cases["a forged checkpoint"] = (b, "checkpoint")
+    b = copy.deepcopy(bundle)
+    b["record"]["score"] = "99.000000"
+    cases["an altered score"] = (b, "recompute")
+    b = copy.deepcopy(bundle)
+    b["record"]["factors"]["V"] = "9.000000"
+    cases["an altered factor value"] = (b, "recompute")
+    return cases
+
+
+def test_offline_verify_accepts_honest_and_refuses_tampered(
+    runtime: Runtime, client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _world(runtime)
+    bundle = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    log_key = client.get("/v1/log/key").json()["vkey"]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(client.get("/v1/rules/jwks").json()))
+    honest = tmp_path / "bundle.json"
+    honest.write_text(json.dumps(bundle))
+    pinned = ["--log-key", log_key, "--rules-jwks", str(jwks)]
+    capsys.readouterr()
+    assert main(["score", "verify", str(honest), *pinned, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["valid"]
+    assert out["keysPinned"]
+    assert out["valuesChecked"]
+    assert out["events"] == len(bundle["events"]) > 0
+    for name, (document, check) in _tampered(bundle).items():
+        with pytest.raises(BundleInvalid) as refused:
+            verify_bundle(document, log_vkey=log_key)
+        assert refused.value.check == check, name
+        path = tmp_path / "tampered.json"
+        path.write_text(json.dumps(document))
+        assert main(["score", "verify", str(path), *pinned]) != 0, name
+        assert f"{check}:" in capsys.readouterr().err, name
+    # A checkpoint signed by another key verifies only against that key: a pinned log key
+    # refuses a bundle whose own key is not the platform's.
+    other = copy.deepcopy(bundle)
+    other["logKey"] = "other+00000000+AQ" + "A" * 42
+    with pytest.raises(BundleInvalid) as refused:
+        verify_bundle(other)
+    assert refused.value.check == "checkpoint"
+    assert verify_bundle(other, log_vkey=log_key).record_hash == bundle["recordHash"]
+
+
+def test_show_prints_the_cached_record(
+    runtime: Runtime,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _world(runtime)
+    monkeypatch.setenv("COMMONS_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("COMMONS_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("COMMONS_ENV", settings.env.value)
+    capsys.readouterr()
+    code = main(["score", "show", _did(4), CTX, "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["record"]["did"] == _did(4)
+    assert main(["score", "show", _did(9), CTX]) != 0
+    assert "reputation.score_not_found" in capsys.readouterr().err
