@@ -5,29 +5,40 @@ checkpoints; after each pass it runs a list of steps.  The log's own steps (witn
 cosignatures, anchoring) live in :mod:`credit_commons.ledger.steps`; the steps that belong
 to other domains — consent expiry and webhook delivery, privacy retention, closing due
 erasure epochs, refreshing other platforms' pinned trust bundles — are composed here, at
-the edge, so that the log (a lower layer) never imports the domains above it.  Whatever
+the edge, so that the log (a lower layer) never imports the domains above it.  Issuing
+issue 19's capability credentials needs the issuer and reputation together (siblings that
+may not import each other), so that step is composed here too.  Whatever
 starts a worker (``commons serve``, ``commons worker``, ``commons log checkpoint
 --publish``) passes ``steps=default_steps(rt)``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+
+from sqlalchemy.orm import Session
 
 from credit_commons.consent import service as consent_service
 from credit_commons.consent import webhooks
 from credit_commons.core.db import transaction
+from credit_commons.core.errors import CommonsError
 from credit_commons.identity import Principal
+from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at_entry
+from credit_commons.issuer.credentials import SD_JWT_VC, issue_credentials
+from credit_commons.issuer.schemas import IssueRequest
+from credit_commons.keys import decode_did_key, public_key_to_jwk
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
-from credit_commons.reputation import RuleSetNotFound, scores_service
+from credit_commons.reputation import RuleSetNotFound, capability, scores_service
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import trust_pins
 from credit_commons.web import prune_sessions
 from credit_commons.web.borrower_code import prune_signin_codes
 
 __all__ = [
+    "capability_step",
     "consent_step",
     "default_steps",
     "retention_step",
@@ -128,9 +139,106 @@ def scores_step() -> Step:
     return step
 
 
+log = logging.getLogger("credit_commons.jobs")
+
+
+class _NotIssued(Exception):
+    """Roll the row's transaction back (its claim included): it stays queued."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _subject_token(session: Session, rt: Runtime, did: str) -> str | None:
+    # Whom this platform issued the DID's KYC credential to: the credential at the status
+    # entry the membership registered (``uri#idx``), when the list is one of ours.
+    for reference in capability.kyc_status_refs(session, did):
+        uri, _, index = reference.rpartition("#")
+        list_id = own_status_list_id(session, rt, uri)
+        if list_id is not None and index.isdigit():
+            token = subject_at_entry(session, list_id, int(index))
+            if token is not None:
+                return token
+    return None
+
+
+def _issue_capability(session: Session, rt: Runtime, pending: capability.PendingCapability) -> str:
+    # One queued row in the caller's transaction: claim it (only one transaction can), issue
+    # the credential bound to the subject's did:key, keep its id on the row.  Raises
+    # _NotIssued (the caller rolls back) or what issuance raises.
+    if not pending.current or pending.as_of is None:
+        raise _NotIssued("stale")
+    if not capability.claim_capability(session, pending.id, rt.clock.now()):
+        raise _NotIssued("taken")
+    subject = _subject_token(session, rt, pending.did)
+    if subject is None:
+        raise _NotIssued("unaddressed")
+    claims: dict[str, object] = {
+        "tier": pending.tier,
+        "ctx": pending.ctx,
+        "rule_set": {
+            "id": pending.rule_set_id,
+            "version": pending.rule_set_version,
+            "hash": pending.rule_set_hash,
+        },
+        "as_of": pending.as_of.isoformat(),
+        # The issuer adds the salt and the commitment (catalogue.complete_score_commitment).
+        "score_opening": {"score": pending.score_micro},
+    }
+    request = IssueRequest(
+        COMMUNITY_TIER.name,
+        subject,
+        claims,
+        public_key_to_jwk(decode_did_key(pending.did)),  # cnf: the subject's did:key
+        SD_JWT_VC,
+    )
+    (issued,) = issue_credentials(session, rt, _ISSUER, [request])
+    capability.record_capability_credential(session, pending.id, issued.credential_id)
+    return issued.credential_id
+
+
+_ISSUER = Principal("worker", "admin")
+
+
+def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
+    """Every ``interval`` seconds, issue the queued capability credentials (issue 19,
+    docs/reputation.md "Capability credentials"): up to ``batch`` rows, each in its own
+    transaction — claimed, issued as a ``CommunityTierCredential`` SD-JWT VC bound to the
+    subject's did:key and sealed for its subject like every issued credential, and marked
+    with the credential's id, all or nothing.  A row whose subject's record no longer holds
+    the queued tier (``stale``), whose KYC credential this platform did not issue
+    (``unaddressed``) or whose issuance is refused stays queued and is counted."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        with rt.sessions() as session:
+            pending = capability.pending_capabilities(session, limit=batch)
+        counts: dict[str, int] = {}
+        for item in pending:
+            try:
+                with transaction(rt.sessions) as session:
+                    _issue_capability(session, rt, item)
+                outcome = "issued"
+            except _NotIssued as e:
+                outcome = e.reason
+            except CommonsError as e:
+                log.warning("capability %s not issued: %s", item.id, e.code)
+                outcome = "refused"
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return {f"capabilities_{k}": v for k, v in counts.items() if k != "taken"}
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
     """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
-    pinned trust bundles, scoring new checkpoints, then the log's steps the settings ask
+    pinned trust bundles, scoring new checkpoints, issuing the capability credentials they
+    queued, then the log's steps the settings ask
     for (witnesses, anchors); raises ``ConfigurationError``."""
     return [
         retention_step(),
@@ -138,5 +246,6 @@ def default_steps(rt: Runtime) -> list[Step]:
         epoch_step(),
         trust_pins_step(),
         scores_step(),
+        capability_step(),
         *log_steps(rt),
     ]

@@ -23,6 +23,7 @@ from credit_commons.issuer.holdings import (
     HeldCredential,
     entry_state,
     sd_jwt_credentials,
+    subject_at_entry,
     token_status,
 )
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
@@ -67,6 +68,7 @@ __all__ = [
     "render_status_list",
     "sd_jwt_credentials",
     "status_uri",
+    "subject_at_entry",
     "subject_erased",
     "token_status",
 ]

@@ -24,7 +24,14 @@ from credit_commons.core.db import HotQuery, stored_datetime
 from credit_commons.formats.status_list import TokenStatus, entry_byte, entry_in_byte
 from credit_commons.issuer.models import CredentialRow, StatusListRow
 
-__all__ = ["EntryState", "HeldCredential", "entry_state", "sd_jwt_credentials", "token_status"]
+__all__ = [
+    "EntryState",
+    "HeldCredential",
+    "entry_state",
+    "sd_jwt_credentials",
+    "subject_at_entry",
+    "token_status",
+]
 
 #: The width of the issuer's Token Status List entries (VALID, INVALID, SUSPENDED; see
 #: ``issuer/status.py``).  A list of another width is never one of ours to share from.
@@ -141,3 +148,17 @@ def entry_state(session: Session, list_id: str, index: int) -> EntryState | None
     if bits != _TOKEN_BITS or index < 0 or len(byte) != 1:
         return EntryState(TokenStatus.INVALID, bool(erased))
     return EntryState(TokenStatus(entry_in_byte(bytes(byte)[0], index, _TOKEN_BITS)), bool(erased))
+
+
+def subject_at_entry(session: Session, list_id: str, index: int) -> str | None:
+    """The identity token of the subject of the credential issued at entry ``index`` of the
+    issuer's status list ``list_id`` — how issue 19's capability step finds whom a
+    reputation member's KYC credential (registered by its status reference) was issued to.
+    ``None`` when no credential holds the entry or its subject was erased.  Raises nothing
+    of its own."""
+    query = (
+        select(CredentialRow.subject_token)
+        .where(CredentialRow.status_list_id == list_id, CredentialRow.status_index == index)
+        .limit(1)
+    )
+    return session.scalars(query).first()

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal, Self
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.orm import Session
 
 from credit_commons import verifier
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.issuer import credentials, documents, registry, service, status
+from credit_commons.identity import Principal
+from credit_commons.issuer import (
+    CREDIT_READINESS,
+    credentials,
+    documents,
+    registry,
+    service,
+    status,
+)
 from credit_commons.issuer.schemas import (
     BatchIssue,
     CredentialRecord,
@@ -24,6 +34,8 @@ from credit_commons.issuer.schemas import (
     JwtVcIssuerMetadata,
     StatusChanged,
 )
+from credit_commons.keys import KeyType, encode_did_key, public_key_from_jwk
+from credit_commons.reputation import capability
 from credit_commons.verifier.schemas import SdJwtVerified, TrustedIssuerView, VcJwtVerified
 
 __all__ = ["credentials_router", "router", "status_router", "trust_router"]
@@ -210,10 +222,34 @@ def issue_credential(
         principal,
         type_name=body.type,
         subject_token=body.subject,
-        claims=body.claims,
+        claims=_with_community_tier(session, principal, body.request()).claims,
         holder_jwk=body.holder_jwk,
         credential_format=body.format,
     )
+
+
+def _with_community_tier(
+    session: Session, principal: Principal, request: credentials.IssueRequest
+) -> credentials.IssueRequest:
+    # Issue 19: a Credit Readiness Credential issued to a holder key whose did:key holds a
+    # capability credential carries that community tier (a disclosable claim), unless the
+    # issuer sent one.  Only for a caller allowed to issue (the others are refused anyway).
+    if (
+        not principal.is_admin
+        or request.type_name != CREDIT_READINESS.name
+        or "community_tier" in request.claims
+    ):
+        return request
+    try:
+        key = public_key_from_jwk(request.holder_jwk)
+    except CommonsError:
+        return request  # issuance refuses the key, with its own problem
+    if key.key_type is not KeyType.ED25519:
+        return request
+    tier = capability.community_tier(session, encode_did_key(key))
+    if tier is None:
+        return request
+    return replace(request, claims={**request.claims, "community_tier": tier.claim()})
 
 
 @credentials_router.post(
@@ -227,7 +263,7 @@ def issue_credentials(
 ) -> IssuedBatch:
     # One transaction (the request's): a failing item fails the batch, and its problem
     # names the item's position as ``item``.
-    requests = [item.request() for item in body.items]
+    requests = [_with_community_tier(session, principal, item.request()) for item in body.items]
     try:
         issued = credentials.issue_credentials(session, runtime, principal, requests)
     except CommonsError as e:

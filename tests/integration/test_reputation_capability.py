@@ -1,0 +1,234 @@
+"""Capability credentials on SQLite and PostgreSQL (issue 19): members whose KYC credentials
+this platform issued vouch, a checkpoint is scored, the jobs step issues the queued
+CommunityTierCredential — bound to the subject's did:key, sealed for the subject who holds
+the KYC credential, its score committed and only its opening disclosable — exactly once;
+a row whose subject cannot be addressed stays queued; a Credit Readiness Credential issued
+to the same holder key carries the tier as a Disclosure, and to another key none."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+from tests.factories import kyc_claims, readiness_claims
+
+from credit_commons.core.db import transaction
+from credit_commons.formats.sd_jwt_format import SdJwt
+from credit_commons.identity.auth import issue_admin_token
+from credit_commons.issuer.catalogue import verify_score_opening
+from credit_commons.issuer.models import CredentialRow
+from credit_commons.jobs import capability_step
+from credit_commons.keys import KeyType, PrivateKey, encode_did_key, public_key_to_jwk
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.reputation import RuleSet, capability, new_nonce, rules_service, sign_event
+from credit_commons.reputation import service as reputation_service
+from credit_commons.reputation.models import ReputationMemberRow
+from credit_commons.reputation.scores_service import ScoringState, score_checkpoint
+from credit_commons.reputation.scores_store import CapabilityQueueRow, ScoreRow
+from credit_commons.runtime import Runtime
+from credit_commons.wallet.held import held_facts
+from credit_commons.wallet.store import StoredCredential
+from credit_commons.zk import KYC_VCT
+
+
+@dataclass
+class Member:
+    key: PrivateKey
+    subject: str
+
+    @property
+    def did(self) -> str:
+        return encode_did_key(self.key.public_key)
+
+    @property
+    def jwk(self) -> dict[str, str]:
+        return public_key_to_jwk(self.key.public_key)
+
+
+class Story:
+    def __init__(self, rt: Runtime, http: TestClient) -> None:
+        self.rt, self.http = rt, http
+        with transaction(rt.sessions) as session:
+            admin, _ = issue_admin_token(session, rt, "desk")
+            rules_service.register_dev_rule_set(session, rt, actor=rt.operator_actor("reputation"))
+        self.admin = {"Authorization": f"Bearer {admin}"}
+        self.nonce = 0
+
+    def rules(self) -> RuleSet:
+        with transaction(self.rt.sessions) as session:
+            return rules_service.active_rule_set(session, self.rt, self.rt.clock.now()).rule_set
+
+    def issue(self, type_name: str, subject: str, claims: dict[str, Any], jwk: Any) -> str:
+        issued = self.http.post(
+            "/v1/credentials",
+            json={"type": type_name, "subject": subject, "claims": claims, "holder_jwk": jwk},
+            headers=self.admin,
+        )
+        assert issued.status_code == 201, issued.text
+        return str(issued.json()["credential"])
+
+    def member(self, n: int) -> Member:
+        made = self.http.post(
+            "/v1/identities", json={"roles": ["business"], "profile": {"name": f"M{n}"}}
+        )
+        assert made.status_code == 201, made.text
+        member = Member(PrivateKey.generate(KeyType.ED25519), made.json()["identity_token"])
+        kyc = self.issue("KycCredential", member.subject, kyc_claims(member.subject), member.jwk)
+        status = SdJwt.parse(kyc).payload["status"]["status_list"]
+        with transaction(self.rt.sessions) as session:
+            reputation_service.register_member(
+                session,
+                self.rt,
+                did=member.did,
+                vct=KYC_VCT,
+                issuer=self.rt.settings.public_url,
+                credential_sha256=f"{n:064x}",
+                status_ref=f"{status['uri']}#{status['idx']}",
+                rules=self.rules(),
+            )
+        return member
+
+    def vouch(self, sender: Member, to: Member) -> None:
+        self.nonce += 1
+        now = self.rt.clock.now()
+        event = sign_event(
+            sender.key,
+            type="vouch",
+            to=to.did,
+            ctx="shg:savings",
+            epoch=now.strftime("%Y-%m"),
+            nonce=new_nonce(self.nonce.to_bytes(12, "big")),
+            issued_at=now - timedelta(minutes=1),
+        )
+        with transaction(self.rt.sessions) as session:
+            reputation_service.submit_event(session, self.rt, event.document(), self.rules())
+
+    def score(self) -> None:
+        LogWorker(self.rt, steps=[]).run_once(force_checkpoint=True)
+        assert score_checkpoint(self.rt, ScoringState()) is not None
+
+    def queue(self) -> list[CapabilityQueueRow]:
+        with transaction(self.rt.sessions) as session:
+            rows = list(session.scalars(select(CapabilityQueueRow)))
+            session.expunge_all()
+            return rows
+
+
+@pytest.fixture
+def story(runtime: Runtime, client: TestClient) -> Story:
+    return Story(runtime, client)
+
+
+def _claims(text: str) -> dict[str, Any]:
+    return dict(held_facts(StoredCredential("c1", "https://x", "x", text, "now")).claims)
+
+
+def test_a_member_reaching_silver_receives_a_community_tier_credential_once(story: Story) -> None:
+    rt = story.rt
+    members = [story.member(n) for n in range(6)]
+    subject, others = members[0], members[1:]
+    for voucher in others:  # five distinct KYC members vouch for the subject
+        story.vouch(voucher, subject)
+    story.vouch(subject, others[0])
+    story.score()
+    (queued,) = story.queue()
+    assert (queued.subject_did, queued.ctx, queued.tier) == (subject.did, "shg:savings", "silver")
+    assert queued.issued_at is None
+
+    step = capability_step(interval=0)
+    # A subject whose KYC credential is not one this platform issued cannot be addressed:
+    # the row stays queued (its claim rolled back with the transaction).
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(ReputationMemberRow)
+            .where(ReputationMemberRow.did == subject.did)
+            .values(status_ref="https://elsewhere.example/statuslists/1#3")
+        )
+    assert step(rt, 0) == {"capabilities_unaddressed": 1}
+    assert story.queue()[0].issued_at is None
+    kyc = kyc_claims(subject.subject)
+    kyc_text = story.issue("KycCredential", subject.subject, kyc, subject.jwk)
+    status = SdJwt.parse(kyc_text).payload["status"]["status_list"]
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(ReputationMemberRow)
+            .where(ReputationMemberRow.did == subject.did)
+            .values(status_ref=f"{status['uri']}#{status['idx']}")
+        )
+
+    assert step(rt, 0) == {"capabilities_issued": 1}
+    assert step(rt, 0) == {}  # issued once: nothing is pending any more
+    (issued,) = story.queue()
+    assert issued.issued_at is not None
+    assert issued.credential_ref is not None
+    with transaction(rt.sessions) as session:
+        # A second claim of the same row loses: the conditional update finds it issued.
+        assert not capability.claim_capability(session, issued.id, rt.clock.now())
+        credential = session.get(CredentialRow, issued.credential_ref)
+        assert credential is not None
+        assert (credential.type_name, credential.subject_token) == (
+            "CommunityTierCredential",
+            subject.subject,
+        )
+        text = rt.vault.open(
+            session,
+            bytes(credential.sealed),
+            subject=subject.subject,
+            purpose="credentials",
+            record=credential.id,
+        ).decode()
+        record = session.get(ScoreRow, (subject.did, "shg:savings"))
+        assert record is not None
+    sd_jwt = SdJwt.parse(text)
+    assert sd_jwt.payload["vct"] == story.rules().aura.output_credential_type
+    assert sd_jwt.payload["cnf"]["jwk"] == subject.jwk  # bound to the subject's did:key
+    assert sd_jwt.payload["tier"] == "silver"
+    assert sd_jwt.payload["ctx"] == "shg:savings"
+    assert sd_jwt.payload["rule_set"] == {
+        "id": record.rule_set_id,
+        "version": record.rule_set_version,
+        "hash": record.rule_set_hash,
+    }
+    assert sd_jwt.payload["as_of"] == record.as_of.isoformat()
+    # The score is committed in the signed payload; its value only in a Disclosure.
+    assert "score_opening" not in sd_jwt.payload
+    full = _claims(text)
+    score = verify_score_opening(sd_jwt.payload["score_commitment"], full["score_opening"])
+    # The served record's score, in micro-units.
+    assert json.loads(bytes(record.record))["score"] == f"{score // 10**6}.{score % 10**6:06d}"
+    assert score >= 25_000_000  # silver's minScore
+
+
+def test_a_credit_readiness_credential_carries_the_holders_community_tier(story: Story) -> None:
+    members = [story.member(n) for n in range(6)]
+    subject, others = members[0], members[1:]
+    for voucher in others:
+        story.vouch(voucher, subject)
+    story.score()
+    assert capability_step(interval=0)(story.rt, 0) == {"capabilities_issued": 1}
+
+    text = story.issue(
+        "CreditReadinessCredential",
+        subject.subject,
+        readiness_claims(subject.subject, 712),
+        subject.jwk,
+    )
+    # A Disclosure (consent decides who sees it), never in the signed payload in clear.
+    assert "community_tier" not in SdJwt.parse(text).payload
+    tier = _claims(text)["community_tier"]
+    assert (tier["tier"], tier["ctx"]) == ("silver", "shg:savings")
+    assert set(tier) == {"tier", "ctx", "rule_set", "as_of"}  # no score, no factor
+
+    # Another holder key (a member without a capability credential): no tier.
+    other = story.issue(
+        "CreditReadinessCredential",
+        others[0].subject,
+        readiness_claims(others[0].subject, 712),
+        others[0].jwk,
+    )
+    assert "community_tier" not in _claims(other)
