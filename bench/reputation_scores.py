@@ -7,7 +7,8 @@ with the scoring step (sequence, checkpoint, score: jobs.scores_step), fetches e
 once (the first fetch assembles and keeps it), then measures ``--fetches`` sequential
 ``GET /v1/scores?did=&ctx=`` of kept bundles from one client.  Prints one JSON line.
 
-Usage: python bench/reputation_scores.py [--members 60] [--fetches 1000] [--backend sqlite|postgresql]
+Usage: python bench/reputation_scores.py [--members 60] [--fetches 1000]
+       [--backend sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import httpx
 
 from credit_commons.core.settings import Settings
 from credit_commons.jobs import scores_step
-from credit_commons.ledger.worker import LogWorker
 from credit_commons.keys import encode_did_key
+from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import new_nonce, sign_event
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance
