@@ -175,6 +175,9 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     }
     assert expected
     assert _queue(rt) == expected
+    with transaction(rt.sessions) as session:
+        assert len(list(session.scalars(select(CapabilityQueueRow)))) == len(expected)
+    assert done.queued == 0  # this full pass found every row queued already
 
     # The next day: a full recompute as of that day; the queue keeps its rows.
     later = replace(rt, clock=FixedClock(AT + timedelta(days=1)))

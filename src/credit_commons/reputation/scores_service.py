@@ -267,25 +267,22 @@ def _enqueue(
 ) -> int:
     qualifying = _qualifies(rule_set)
     now = rt.clock.now()
-    queued = 0
-    for row in rows:
-        if row.tier is None or row.tier not in qualifying:
-            continue
-        queued += store.enqueue_capability(
-            session,
-            store.CapabilityQueueRow(
-                id=new_id("cap"),
-                rule_set_id=rule_set.id,
-                subject_did=row.did,
-                ctx=row.ctx,
-                tier=row.tier,
-                reason_hash=capability_reason(rule_set.id, row.did, row.ctx, row.tier),
-                created_at=now,
-                issued_at=None,
-                credential_ref=None,
-            ),
+    due = [
+        store.CapabilityQueueRow(
+            id=new_id("cap"),
+            rule_set_id=rule_set.id,
+            subject_did=row.did,
+            ctx=row.ctx,
+            tier=row.tier,
+            reason_hash=capability_reason(rule_set.id, row.did, row.ctx, row.tier),
+            created_at=now,
+            issued_at=None,
+            credential_ref=None,
         )
-    return queued
+        for row in rows
+        if row.tier is not None and row.tier in qualifying
+    ]
+    return store.enqueue_capabilities(session, due)
 
 
 # --- bundles -----------------------------------------------------------------------------

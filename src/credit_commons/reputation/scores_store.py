@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     delete,
+    insert,
     select,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,7 +32,7 @@ __all__ = [
     "ScoreCursorRow",
     "ScoreRow",
     "cursor",
-    "enqueue_capability",
+    "enqueue_capabilities",
     "events_of",
     "members",
     "queue_rows",
@@ -101,6 +102,7 @@ class CapabilityQueueRow(Base):
 
 
 _queue: Table = CapabilityQueueRow.__table__  # type: ignore[assignment]
+_scores: Table = ScoreRow.__table__  # type: ignore[assignment]
 
 
 def cursor(session: Session) -> ScoreCursorRow | None:
@@ -138,11 +140,21 @@ def members(session: Session) -> list[ReputationMemberRow]:
     return list(session.scalars(select(ReputationMemberRow).order_by(ReputationMemberRow.id)))
 
 
-def replace_scores(session: Session, ctx: str, rows: Iterable[ScoreRow]) -> None:
-    """Replace every score of ``ctx`` with ``rows`` (a full recompute; flushed)."""
-    session.execute(delete(ScoreRow).where(ScoreRow.ctx == ctx))
-    session.add_all(rows)
+_CHUNK = 1000
+
+
+def _values(row: Base, table: Table) -> dict[str, object]:
+    return {c.name: getattr(row, c.key) for c in table.columns}
+
+
+def replace_scores(session: Session, ctx: str, rows: Sequence[ScoreRow]) -> None:
+    """Replace every score of ``ctx`` with ``rows`` (a full recompute): one delete, then
+    multi-row inserts of ``_CHUNK`` rows (no ORM objects kept in the session)."""
     session.flush()
+    session.execute(delete(ScoreRow).where(ScoreRow.ctx == ctx))
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        session.execute(insert(_scores), [_values(r, _scores) for r in chunk])
 
 
 def upsert_scores(session: Session, rows: Iterable[ScoreRow]) -> None:
@@ -165,18 +177,22 @@ def set_bundle(session: Session, did: str, ctx: str, record_hash: str, bundle: b
         session.flush()
 
 
-def enqueue_capability(session: Session, row: CapabilityQueueRow) -> bool:
-    """Insert ``row`` unless one with its (rule set, subject, reason) exists; whether it
-    was inserted."""
-    values = {c.name: getattr(row, c.key) for c in CapabilityQueueRow.__table__.columns}
-    table = _queue
+def enqueue_capabilities(session: Session, rows: Sequence[CapabilityQueueRow]) -> int:
+    """Insert each of ``rows`` unless one with its (rule set, subject, reason) exists
+    (``ON CONFLICT DO NOTHING``, ``_CHUNK`` rows a statement); how many were inserted."""
     dialect = session.get_bind().dialect.name
-    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    statement = insert.values(**values).on_conflict_do_nothing(
-        index_elements=["rule_set_id", "subject_did", "reason_hash"]
-    )
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    upsert = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        values = [_values(r, _queue) for r in rows[start : start + _CHUNK]]
+        statement = (
+            upsert(_queue)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["rule_set_id", "subject_did", "reason_hash"])
+            .returning(_queue.c.id)
+        )
+        inserted += len(session.execute(statement).all())
+    return inserted
 
 
 def queue_rows(session: Session) -> list[CapabilityQueueRow]:
