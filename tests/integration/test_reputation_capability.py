@@ -199,6 +199,35 @@ def test_a_member_reaching_silver_receives_a_community_tier_credential_once(stor
     assert "score_opening" not in sd_jwt.payload
     full = _claims(text)
     score = verify_score_opening(sd_jwt.payload["score_commitment"], full["score_opening"])
+    # The holder picks it up with its subject proof; another key's proof is refused.
+    url = "/v1/reputation/capabilities"
+    query = {"did": subject.did, "ctx": "shg:savings"}
+    iat = int(rt.clock.now().timestamp())
+    audience = rt.settings.public_url
+
+    def proof(key: PrivateKey, did: str = subject.did) -> dict[str, str]:
+        token = capability.sign_subject_proof(
+            key, did=did, ctx="shg:savings", audience=audience, iat=iat
+        )
+        return {"Subject-Proof": token}
+
+    picked = story.http.get(url, params=query, headers=proof(subject.key))
+    assert picked.status_code == 200, picked.text
+    assert picked.json() == {
+        "credentials": [{"tier": "silver", "ctx": "shg:savings", "credential": text}]
+    }
+    assert story.http.get(url, params=query).status_code == 422
+    refused = story.http.get(url, params=query, headers=proof(others[0].key))
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "reputation.subject_proof_invalid"
+    # A member without a credential gets an empty list, only with its own proof.
+    empty = story.http.get(
+        url,
+        params={**query, "did": others[0].did},
+        headers=proof(others[0].key, others[0].did),
+    )
+    assert empty.json() == {"credentials": []}
+
     # The served record's score, in micro-units.
     assert json.loads(bytes(record.record))["score"] == f"{score // 10**6}.{score % 10**6:06d}"
     assert score >= 25_000_000  # silver's minScore

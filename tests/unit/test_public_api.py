@@ -106,7 +106,7 @@ EXPECTED = {
         # Issue 16, the verifier's hot path.
         "EntryState", "entry_state", "issuer_public_key",
         # Issue 19, the capability credential.
-        "COMMUNITY_TIER", "COMMUNITY_TIER_VCT", "subject_at_entry",
+        "COMMUNITY_TIER", "COMMUNITY_TIER_VCT", "subject_at_entry", "issued_text",
     },
     "credit_commons.consent": {
         "AccessRecord", "ExportedConsent", "TEMPLATES", "export_subject", "forget_codes",

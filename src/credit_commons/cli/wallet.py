@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from credit_commons.cli.support import JsonOption, KeyTypeChoice, emit, group, settings
+from credit_commons.cli.wallet_capability import capabilities
 from credit_commons.cli.wallet_platform import (
     WalletOption,
     consent_app,
@@ -43,6 +44,7 @@ app.command("rotate-key")(rotate_key)
 app.command("vouch")(vouch)
 app.command("report")(report)
 app.command("join")(join)
+app.command("capabilities")(capabilities)
 
 
 @app.command("init")

@@ -41,6 +41,7 @@ from credit_commons.gateway.routes import log as log_routes
 from credit_commons.gateway.routes import oid4vci as oid4vci_routes
 from credit_commons.gateway.routes import onboarding as onboarding_routes
 from credit_commons.gateway.routes import privacy as privacy_routes
+from credit_commons.gateway.routes import reputation_capabilities as capability_routes
 from credit_commons.gateway.routes import reputation_events as reputation_event_routes
 from credit_commons.gateway.routes import reputation_rules as rules_routes
 from credit_commons.gateway.routes import reputation_scores as scores_routes
@@ -268,6 +269,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(rules_routes.router)
     app.include_router(reputation_event_routes.router)
     app.include_router(scores_routes.router)
+    app.include_router(capability_routes.router)
     app.include_router(oid4vci_routes.router)
     oid4vci_routes.install_oauth_errors(app)
     app.include_router(log_routes.tiles_router)

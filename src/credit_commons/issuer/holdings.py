@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session
 from credit_commons.core.db import HotQuery, stored_datetime
 from credit_commons.formats.status_list import TokenStatus, entry_byte, entry_in_byte
 from credit_commons.issuer.models import CredentialRow, StatusListRow
+from credit_commons.runtime import Runtime
 
 __all__ = [
     "EntryState",
     "HeldCredential",
     "entry_state",
+    "issued_text",
     "sd_jwt_credentials",
     "subject_at_entry",
     "token_status",
@@ -148,6 +150,18 @@ def entry_state(session: Session, list_id: str, index: int) -> EntryState | None
     if bits != _TOKEN_BITS or index < 0 or len(byte) != 1:
         return EntryState(TokenStatus.INVALID, bool(erased))
     return EntryState(TokenStatus(entry_in_byte(bytes(byte)[0], index, _TOKEN_BITS)), bool(erased))
+
+
+def issued_text(session: Session, rt: Runtime, credential_id: str) -> str | None:
+    """The text of the credential ``credential_id`` issued (opened from the vault, where it
+    is sealed for its subject), or ``None`` when there is none or its subject was erased.
+    Raises what the vault raises for an envelope that does not open."""
+    row = session.get(CredentialRow, credential_id)
+    if row is None or row.subject_token is None:
+        return None
+    return rt.vault.open(
+        session, bytes(row.sealed), subject=row.subject_token, purpose="credentials", record=row.id
+    ).decode()
 
 
 def subject_at_entry(session: Session, list_id: str, index: int) -> str | None:

@@ -14,6 +14,8 @@ caller's transaction:
 - :func:`record_capability_credential`: the credential's reference on the claimed row;
 - :func:`kyc_status_refs`: the status references of the subject's active KYC memberships
   (how the step finds whom the platform issued the KYC credential to);
+- :func:`issued_capabilities`: the credentials issued to a DID in a context (the holder's
+  pickup, ``GET /v1/reputation/capabilities``);
 - :func:`community_tier`: the tier a DID holds a capability credential for (the newest
   issued), for the Credit Readiness Credential's ``community_tier`` claim.
 """
@@ -27,6 +29,8 @@ from datetime import date, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from credit_commons.formats.jws import sign_compact
+from credit_commons.keys import PrivateKey
 from credit_commons.reputation.models import ReputationMemberRow
 from credit_commons.reputation.scores_store import CapabilityQueueRow, ScoreRow
 
@@ -35,10 +39,24 @@ __all__ = [
     "PendingCapability",
     "claim_capability",
     "community_tier",
+    "issued_capabilities",
     "kyc_status_refs",
     "pending_capabilities",
     "record_capability_credential",
+    "sign_subject_proof",
 ]
+
+#: The ``typ`` of the subject's request proof (the score bundle's, ``scores_bundle``).
+_PROOF_TYP = "score-request+jwt"
+
+
+def sign_subject_proof(key: PrivateKey, *, did: str, ctx: str, audience: str, iat: int) -> str:
+    """The holder's proof that a request for ``did``'s score or capability credentials in
+    ``ctx`` comes from the DID (``Subject-Proof``): a ``score-request+jwt`` JWS signed by
+    ``key``, the platform ``audience``, issued at ``iat`` (seconds)."""
+    return sign_compact(
+        {"typ": _PROOF_TYP}, {"sub": did, "ctx": ctx, "aud": audience, "iat": iat}, key
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +155,21 @@ def record_capability_credential(session: Session, capability_id: str, reference
         .where(CapabilityQueueRow.id == capability_id)
         .values(credential_ref=reference)
     )
+
+
+def issued_capabilities(session: Session, did: str, ctx: str) -> list[tuple[str, str]]:
+    """The (tier, credential reference) of every capability credential issued to ``did`` in
+    ``ctx``, oldest first."""
+    query = (
+        select(CapabilityQueueRow.tier, CapabilityQueueRow.credential_ref)
+        .where(
+            CapabilityQueueRow.subject_did == did,
+            CapabilityQueueRow.ctx == ctx,
+            CapabilityQueueRow.credential_ref.is_not(None),
+        )
+        .order_by(CapabilityQueueRow.issued_at, CapabilityQueueRow.id)
+    )
+    return [(tier, ref) for tier, ref in session.execute(query).all() if ref is not None]
 
 
 def kyc_status_refs(session: Session, did: str) -> list[str]:
