@@ -154,6 +154,23 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     assert done.records > 0
     assert _cached(rt) == _reference(rt, AT.date(), first | second)
 
+    # A membership among the new leaves (the same day): a full recompute.
+    _member(rt, 7)
+    _event(rt, 7, 3)
+    _checkpoint(rt)
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert done.full
+    assert _cached(rt) == _reference(rt, AT.date())
+
+    # Only events since: incremental again.
+    _event(rt, 7, 2)
+    _checkpoint(rt)
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert not done.full
+    assert _cached(rt) == _reference(rt, AT.date())
+
     # A fresh worker (no kept state) recomputes in full, to the same bytes.
     _event(rt, 6, 1)
     _checkpoint(rt)

@@ -47,6 +47,7 @@ __all__ = [
     "checkpoint_with_cosignatures",
     "consistency_proof",
     "entries",
+    "event_ids_between",
     "inclusion_proof",
     "latest_checkpoint",
     "leaf_indices",
@@ -240,6 +241,16 @@ def leaf_indices(session: Session, event_ids: Collection[str]) -> dict[str, tupl
         for event_id, index, entry in rows:
             found[str(event_id)] = (int(index), bytes(entry).decode("utf-8"))
     return found
+
+
+def event_ids_between(session: Session, start: int, end: int) -> dict[str, int]:
+    """The spine event id of each leaf in ``[start, end)``, with its leaf index."""
+    rows = session.execute(
+        select(_entries.c.event_id, _entries.c.leaf_index).where(
+            _entries.c.leaf_index >= start, _entries.c.leaf_index < end
+        )
+    )
+    return {str(event_id): int(index) for event_id, index in rows}
 
 
 def consistency_proof(

@@ -164,16 +164,8 @@ def score_checkpoint(
         size, root, at = checkpoint.size, bytes(checkpoint.root), utc(checkpoint.created_at)
         as_of = at.date()
         rule_set = active_rule_set(session, rt, at).rule_set
-        event_rows = store.events_of(session, rule_set.contexts)
-        member_rows = store.members(session)
-        leaves = ledger_service.leaf_indices(
-            session, [e.event_id for e in event_rows] + [m.event_id for m in member_rows]
-        )
-        below = {eid: leaf[0] for eid, leaf in leaves.items() if leaf[0] < size}
-        event_rows = [e for e in event_rows if e.event_id in below]
-        member_rows = [m for m in member_rows if m.event_id in below]
-        members = scoring_members(member_rows)
-        key = (as_of, rule_set.hash, _members_digest(member_rows), excluded)
+        all_members = store.members(session)
+        key = (as_of, rule_set.hash, _members_digest(all_members), excluded)
         rows: list[store.ScoreRow] = []
 
         def row_of(record: ScoreRecord) -> store.ScoreRow:
@@ -195,19 +187,30 @@ def score_checkpoint(
 
         full = True
         if state.key == key and cursor is not None and cursor.checkpoint_size == state.size:
-            fresh = scoring_events(e for e in event_rows if below[e.event_id] >= state.size)
-            try:
-                for ctx in rule_set.contexts:
-                    sparse = state.sparse[ctx]
-                    changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
-                    rows.extend(row_of(sparse.record(did)) for did in changed)
-                full = False
-            except ScoringError as e:
-                log.info("incremental scoring refused (%s); recomputing in full", e.code)
-                rows = []
+            # Only the leaves since the last pass are read; a membership among them (or a
+            # revocation: the digest) needs a full recompute.
+            new_leaves = ledger_service.event_ids_between(session, state.size, size)
+            if not {m.event_id for m in all_members} & new_leaves.keys():
+                fresh_rows = store.events_by_spine_ids(session, list(new_leaves))
+                fresh = scoring_events(e for e in fresh_rows if e.ctx in rule_set.contexts)
+                try:
+                    for ctx in rule_set.contexts:
+                        sparse = state.sparse[ctx]
+                        changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
+                        rows.extend(row_of(sparse.record(did)) for did in changed)
+                    full = False
+                except ScoringError as e:
+                    log.info("incremental scoring refused (%s); recomputing in full", e.code)
+                    rows = []
         state.key, state.sparse = None, state.sparse if not full else {}
         if full:
-            events = scoring_events(event_rows)
+            event_rows = store.events_of(session, rule_set.contexts)
+            leaves = ledger_service.leaf_indices(
+                session, [e.event_id for e in event_rows] + [m.event_id for m in all_members]
+            )
+            below = {eid for eid, leaf in leaves.items() if leaf[0] < size}
+            events = scoring_events(e for e in event_rows if e.event_id in below)
+            members = scoring_members(m for m in all_members if m.event_id in below)
             for ctx in rule_set.contexts:
                 ctx_rows = _full(state, (events, members, excluded), rule_set, as_of, ctx)
                 rows.extend(row_of(r) for r in ctx_rows)

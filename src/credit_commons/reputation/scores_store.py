@@ -33,6 +33,7 @@ __all__ = [
     "ScoreRow",
     "cursor",
     "enqueue_capabilities",
+    "events_by_spine_ids",
     "events_of",
     "members",
     "queue_rows",
@@ -101,6 +102,7 @@ class CapabilityQueueRow(Base):
     credential_ref: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
+_CHUNK = 1000
 _queue: Table = CapabilityQueueRow.__table__  # type: ignore[assignment]
 _scores: Table = ScoreRow.__table__  # type: ignore[assignment]
 
@@ -135,12 +137,22 @@ def events_of(session: Session, ctxs: Sequence[str]) -> list[ReputationEventRow]
     return list(session.scalars(query))
 
 
+def events_by_spine_ids(session: Session, event_ids: Sequence[str]) -> list[ReputationEventRow]:
+    """The accepted events recorded by those spine events (read in chunks)."""
+    out: list[ReputationEventRow] = []
+    for start in range(0, len(event_ids), _CHUNK):
+        chunk = list(event_ids[start : start + _CHUNK])
+        out.extend(
+            session.scalars(
+                select(ReputationEventRow).where(ReputationEventRow.event_id.in_(chunk))
+            )
+        )
+    return out
+
+
 def members(session: Session) -> list[ReputationMemberRow]:
     """Every membership row, by id."""
     return list(session.scalars(select(ReputationMemberRow).order_by(ReputationMemberRow.id)))
-
-
-_CHUNK = 1000
 
 
 def _values(row: Base, table: Table) -> dict[str, object]:
