@@ -234,3 +234,21 @@ def test_show_prints_the_cached_record(
     assert json.loads(out.out)["record"]["did"] == _did(4)
     assert main(["score", "show", _did(9), CTX]) != 0
     assert "reputation.score_not_found" in capsys.readouterr().err
+
+
+def test_malformed_bundles_are_refused_by_name(runtime: Runtime, client: TestClient) -> None:
+    _world(runtime)
+    bundle = _get(client, 4).json()
+    for document, check in (
+        ([], "format"),
+        ({**bundle, "format": "credit-commons-receipt/v1"}, "format"),
+        ({**bundle, "events": {"cid": "x"}}, "format"),
+        ({**bundle, "members": None}, "format"),
+        ({**bundle, "events": [7]}, "event[0]"),
+        ({**bundle, "members": [{"did": 7}]}, "member[0]"),
+        ({**bundle, "ruleSet": {"token": "not.a.jws", "hash": "0" * 64}}, "rule_set"),
+        ({**bundle, "record": {**bundle["record"], "asOf": "yesterday"}}, "recompute"),
+    ):
+        with pytest.raises(BundleInvalid) as refused:
+            verify_bundle(document)
+        assert refused.value.check == check, document if isinstance(document, list) else check

@@ -304,8 +304,11 @@ def verify_bundle(
     }:
         raise _fail("rule_set", "the record names another rule set")
     # 3-4. The inputs.
-    events = _events(note, bundle.get("events") or [], vkey)
-    members = _members(note, bundle.get("members") or [], vkey)
+    event_items, member_items = bundle.get("events"), bundle.get("members")
+    if not isinstance(event_items, list) or not isinstance(member_items, list):
+        raise _fail("format", "events and members must be lists")
+    events = _events(note, event_items, vkey)
+    members = _members(note, member_items, vkey)
     # 5-6. The recompute.
     try:
         did, ctx = str(record["did"]), str(record["ctx"])
