@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
@@ -23,8 +24,9 @@ from credit_commons.consent import service as consent_service
 from credit_commons.consent import webhooks
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity import Principal
-from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at_entry
+from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at_entry, token_status
 from credit_commons.issuer.credentials import SD_JWT_VC, issue_credentials
 from credit_commons.issuer.schemas import IssueRequest
 from credit_commons.keys import decode_did_key, public_key_to_jwk
@@ -32,8 +34,9 @@ from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
 from credit_commons.reputation import RuleSetNotFound, capability, scores_service
+from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
-from credit_commons.verifier import trust_pins
+from credit_commons.verifier import foreign_issuers, trust_pins, trusted_kind
 from credit_commons.web import prune_sessions
 from credit_commons.web.borrower_code import prune_signin_codes
 
@@ -41,6 +44,7 @@ __all__ = [
     "capability_step",
     "consent_step",
     "default_steps",
+    "membership_status_step",
     "retention_step",
     "scores_step",
     "trust_pins_step",
@@ -235,16 +239,84 @@ def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
     return step
 
 
+def _membership_status(
+    session: Session, rt: Runtime, member: reputation_service.MembershipStatusRef
+) -> TokenStatus | None:
+    # The status of the membership's credential at its reference (``uri#idx``): this
+    # platform's own list read directly, a trusted foreign issuer's list fetched (and cached)
+    # through the verifier; None when neither can say (an issuer no longer trusted, or one
+    # trusted through an X.509 anchor, whose list needs the credential's certificate).
+    uri, _, index = member.status_ref.rpartition("#")
+    if not uri or not index.isdigit():
+        return None
+    list_id = own_status_list_id(session, rt, uri)
+    if list_id is not None:
+        return token_status(session, list_id, int(index))
+    kind = trusted_kind(session, member.issuer)
+    if kind is None:
+        return None
+    return foreign_issuers(rt).status(member.issuer, kind, uri, int(index))
+
+
+_ENDED: dict[TokenStatus, Literal["revoked", "suspended"]] = {
+    TokenStatus.INVALID: "revoked",
+    TokenStatus.SUSPENDED: "suspended",
+}
+
+
+def membership_status_step(interval: float = 300.0) -> Step:
+    """Every ``interval`` seconds, check the credential of each membership not revoked at
+    its status reference (docs/reputation.md "Members"); one found revoked or suspended is
+    ended through ``reputation.service.revoke_membership`` (``revoked_at`` and a
+    ``reputation.member_revoked`` spine event in one transaction), so the DID stops vouching
+    (``reputation.sender_locked``) and loses K at the next scoring.  A status that cannot
+    be read (a foreign list unavailable, an issuer no longer trusted) leaves the membership
+    as it is and is counted; the next pass tries again."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        with rt.sessions() as session:
+            members = reputation_service.membership_status_refs(session)
+        counts: dict[str, int] = {}
+        for member in members:
+            try:
+                with rt.sessions() as session:
+                    current = _membership_status(session, rt, member)
+            except CommonsError as e:
+                log.warning("membership %s status not read: %s", member.id, e.code)
+                current = None
+            ended = _ENDED.get(current) if current is not None else None
+            if current is None:
+                outcome = "unchecked"
+            elif ended is None:
+                continue
+            else:
+                with transaction(rt.sessions) as session:
+                    done = reputation_service.revoke_membership(session, rt, member.id, ended)
+                if not done:
+                    continue
+                outcome = ended
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return {f"memberships_{k}": v for k, v in counts.items()}
+
+    return step
+
+
 def default_steps(rt: Runtime) -> list[Step]:
     """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
-    pinned trust bundles, scoring new checkpoints, issuing the capability credentials they
-    queued, then the log's steps the settings ask
-    for (witnesses, anchors); raises ``ConfigurationError``."""
+    pinned trust bundles, ending memberships whose credential was revoked, scoring new
+    checkpoints, issuing the capability credentials they queued, then the log's steps the
+    settings ask for (witnesses, anchors); raises ``ConfigurationError``."""
     return [
         retention_step(),
         consent_step(),
         epoch_step(),
         trust_pins_step(),
+        membership_status_step(),
         scores_step(),
         capability_step(),
         *log_steps(rt),

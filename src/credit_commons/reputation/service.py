@@ -18,6 +18,7 @@ through ``rt.clock``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -54,9 +55,13 @@ __all__ = [
     "DID_PSEUDONYM_DOMAIN",
     "EventRecorded",
     "MemberRecorded",
+    "MemberRevoked",
+    "MembershipStatusRef",
     "blob",
     "is_member",
+    "membership_status_refs",
     "register_member",
+    "revoke_membership",
     "submit_event",
 ]
 
@@ -82,6 +87,28 @@ class MemberRecorded(EventDetails, event_type="reputation.member"):
     kyc: bool
     credential_sha256: Digest
     status_ref_sha256: Digest | None
+
+
+class MemberRevoked(EventDetails, event_type="reputation.member_revoked"):
+    """A membership ended: its credential (the SHA-256 of the issuer-signed JWT) was found
+    revoked or suspended at its status reference.  The DID is the event's subject
+    pseudonym; the membership's ``reputation.member`` event is named by its id."""
+
+    credential_sha256: Digest
+    member_event_id: Token
+    status: Literal["revoked", "suspended"]
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipStatusRef:
+    """A membership not revoked that names a status reference (``uri#idx``): what a
+    status check reads, and the issuer that signed the credential."""
+
+    id: str
+    did: str
+    kyc: bool
+    issuer: str
+    status_ref: str
 
 
 def _pseudonym(rt: Runtime, did: str) -> str:
@@ -232,6 +259,43 @@ def register_member(
     )
     store.add_member(session, row)
     return _member_view(row)
+
+
+def membership_status_refs(session: Session) -> list[MembershipStatusRef]:
+    """Every membership not revoked that names a status reference, in id order."""
+    return [
+        MembershipStatusRef(r.id, r.did, r.kyc, r.issuer, r.status_ref)
+        for r in store.unrevoked_memberships(session)
+        if r.status_ref is not None
+    ]
+
+
+def revoke_membership(
+    session: Session, rt: Runtime, member_id: str, status: Literal["revoked", "suspended"]
+) -> bool:
+    """End membership ``member_id`` now because its credential is ``status`` at its status
+    reference: ``revoked_at`` and a ``reputation.member_revoked`` spine event in the
+    caller's transaction, so the scorer's input stays derivable from logged events.  The
+    row is locked first; a membership revoked already (or unknown) is left as it is and
+    ``False`` returned (idempotent), else ``True``.
+    """
+    row = store.lock_member(session, member_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    now = rt.clock.now()
+    record_event(
+        session,
+        MemberRevoked(
+            credential_sha256=row.credential_sha256, member_event_id=row.event_id, status=status
+        ),
+        actor=_pseudonym(rt, row.did),
+        subject=_pseudonym(rt, row.did),
+        object=rt.objects.digest("reputation_member", f"{row.did} {row.credential_sha256}"),
+        at=now,
+    )
+    row.revoked_at = now
+    session.flush()
+    return True
 
 
 def _member_view(row: ReputationMemberRow) -> MemberRegistered:

@@ -20,10 +20,12 @@ __all__ = [
     "blob",
     "event_by_cid",
     "kyc_memberships",
+    "lock_member",
     "lock_memberships",
     "member_row",
     "memberships",
     "replay_and_budget",
+    "unrevoked_memberships",
 ]
 
 
@@ -109,3 +111,25 @@ def add_member(session: Session, row: ReputationMemberRow) -> None:
     """Add a membership row (flushed)."""
     session.add(row)
     session.flush()
+
+
+def unrevoked_memberships(session: Session) -> list[ReputationMemberRow]:
+    """Every membership row not revoked, in id order."""
+    query = (
+        select(ReputationMemberRow)
+        .where(ReputationMemberRow.revoked_at.is_(None))
+        .order_by(ReputationMemberRow.id)
+    )
+    return list(session.scalars(query))
+
+
+def lock_member(session: Session, member_id: str) -> ReputationMemberRow | None:
+    """The membership row ``member_id``, locked until the transaction ends (PostgreSQL
+    ``FOR UPDATE``), read afresh from the database."""
+    query = (
+        select(ReputationMemberRow)
+        .where(ReputationMemberRow.id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalar(query)
