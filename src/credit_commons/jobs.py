@@ -50,6 +50,8 @@ __all__ = [
     "trust_pins_step",
 ]
 
+log = logging.getLogger("credit_commons.jobs")
+
 
 def retention_step() -> Step:
     """Run the privacy retention policy every ``COMMONS_RETENTION_INTERVAL`` seconds, and
@@ -131,6 +133,11 @@ def scores_step() -> Step:
             done = scores_service.score_checkpoint(rt, state, frozenset())
         except RuleSetNotFound:
             return {}
+        except CommonsError as e:
+            # Never in the way of the steps after it (witnesses, anchors): reported, logged,
+            # and tried again on the next pass (nothing was written: one transaction).
+            log.error("scoring failed", extra={"fields": {"code": e.code}})
+            return {"scores_failed": e.code}
         if done is None:
             return {}
         return {
@@ -141,9 +148,6 @@ def scores_step() -> Step:
         }
 
     return step
-
-
-log = logging.getLogger("credit_commons.jobs")
 
 
 class _NotIssued(Exception):

@@ -14,13 +14,16 @@ from sqlalchemy import select
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
+from credit_commons.jobs import scores_step
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import (
     RuleSet,
+    ScoringError,
     new_nonce,
     rules_service,
     score_reference,
+    scores_service,
     scores_store,
     sign_event,
 )
@@ -206,3 +209,18 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     assert done.as_of == date(2026, 12, 8)
     assert _cached(later) == _reference(later, date(2026, 12, 8))
     assert expected <= _queue(later)
+
+
+def test_a_failing_pass_is_reported_and_does_not_stop_the_steps_after_it(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_: object) -> None:
+        raise ScoringError("the state cannot be scored")
+
+    monkeypatch.setattr(scores_service, "score_checkpoint", refuse)
+    ran: list[int] = []
+    report = LogWorker(
+        rt, steps=[scores_step(), lambda _rt, size: ran.append(size) or {}]
+    ).run_once(force_checkpoint=True)
+    assert report.extra == {"scores_failed": "reputation.scoring_invalid"}
+    assert ran == [report.checkpoint]
