@@ -169,39 +169,14 @@ def score_checkpoint(
         rows: list[store.ScoreRow] = []
 
         def row_of(record: ScoreRecord) -> store.ScoreRow:
-            jcs = record.to_jcs()
-            return store.ScoreRow(
-                did=record.did,
-                ctx=record.ctx,
-                as_of=as_of,
-                checkpoint_size=size,
-                checkpoint_root=root,
-                rule_set_id=rule_set.id,
-                rule_set_version=rule_set.version,
-                rule_set_hash=rule_set.hash,
-                record=jcs,
-                record_hash=sha256_hex(jcs),
-                tier=record.tier,
-                bundle=None,
-            )
+            return _row(record, as_of, size, root, rule_set)
 
         full = True
         if state.key == key and cursor is not None and cursor.checkpoint_size == state.size:
-            # Only the leaves since the last pass are read; a membership among them (or a
-            # revocation: the digest) needs a full recompute.
-            new_leaves = ledger_service.event_ids_between(session, state.size, size)
-            if not {m.event_id for m in all_members} & new_leaves.keys():
-                fresh_rows = store.events_by_spine_ids(session, list(new_leaves))
-                fresh = scoring_events(e for e in fresh_rows if e.ctx in rule_set.contexts)
-                try:
-                    for ctx in rule_set.contexts:
-                        sparse = state.sparse[ctx]
-                        changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
-                        rows.extend(row_of(sparse.record(did)) for did in changed)
-                    full = False
-                except ScoringError as e:
-                    log.info("incremental scoring refused (%s); recomputing in full", e.code)
-                    rows = []
+            incremental = _incremental(session, state, rule_set, all_members, size)
+            if incremental is not None:
+                rows.extend(row_of(record) for record in incremental)
+                full = False
         state.key, state.sparse = None, state.sparse if not full else {}
         if full:
             event_rows = store.events_of(session, rule_set.contexts)
@@ -238,6 +213,53 @@ def score_checkpoint(
         done.seconds,
     )
     return done
+
+
+def _row(
+    record: ScoreRecord, as_of: date, size: int, root: bytes, rule_set: RuleSet
+) -> store.ScoreRow:
+    jcs = record.to_jcs()
+    return store.ScoreRow(
+        did=record.did,
+        ctx=record.ctx,
+        as_of=as_of,
+        checkpoint_size=size,
+        checkpoint_root=root,
+        rule_set_id=rule_set.id,
+        rule_set_version=rule_set.version,
+        rule_set_hash=rule_set.hash,
+        record=jcs,
+        record_hash=sha256_hex(jcs),
+        tier=record.tier,
+        bundle=None,
+    )
+
+
+def _incremental(
+    session: Session,
+    state: ScoringState,
+    rule_set: RuleSet,
+    all_members: Sequence[ReputationMemberRow],
+    size: int,
+) -> list[ScoreRecord] | None:
+    """The records the leaves since the last pass change, or ``None`` when a full recompute
+    is needed: a membership among them (or a revocation: the members digest), or an
+    incremental update the sparse scorer refuses."""
+    new_leaves = ledger_service.event_ids_between(session, state.size, size)
+    if {m.event_id for m in all_members} & new_leaves.keys():
+        return None
+    fresh_rows = store.events_by_spine_ids(session, list(new_leaves))
+    fresh = scoring_events(e for e in fresh_rows if e.ctx in rule_set.contexts)
+    records: list[ScoreRecord] = []
+    try:
+        for ctx in rule_set.contexts:
+            sparse = state.sparse[ctx]
+            changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
+            records.extend(sparse.record(did) for did in changed)
+    except ScoringError as e:
+        log.info("incremental scoring refused (%s); recomputing in full", e.code)
+        return None
+    return records
 
 
 def _full(
