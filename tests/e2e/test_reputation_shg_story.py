@@ -1,0 +1,172 @@
+"""Issue 19's SHG story against a real `commons serve` on SQLite and PostgreSQL, through the
+HTTP API and the wallet CLI: six members receive KycCredentials over OID4VCI and join, five
+vouch for one within their budget, a checkpoint lands and is scored, the member reaches
+silver and receives the CommunityTierCredential in her wallet; her score bundle verifies
+offline (`commons score verify`: the reference recompute matches the served record's hash);
+a Credit Readiness Credential issued to her key carries the tier, and a lender with her
+consent to `/community_tier` sees the tier and nothing of the score."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.e2e.test_wallet_consent_e2e import lender
+from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - the fixture
+from tests.factories import kyc_claims, readiness_claims
+
+from credit_commons import reputation
+from credit_commons.formats.sd_jwt_format import SdJwt
+from credit_commons.issuer.catalogue import verify_score_opening
+from credit_commons.keys import decode_did_key, public_key_to_jwk
+from credit_commons.wallet.held import held_facts
+from credit_commons.wallet.store import StoredCredential
+
+KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
+CTX = "shg:savings"
+
+
+def _claims(text: str) -> dict[str, Any]:
+    return dict(held_facts(StoredCredential("c", "https://x", "x", text, "now")).claims)
+
+
+def _member(
+    env: dict[str, str], tmp_path: Path, http: httpx.Client, admin: dict[str, str], name: str
+) -> tuple[dict[str, str], str, str]:
+    """A member's wallet: created, registered as a person on the platform (her DID in her
+    profile), holding a KycCredential received over OID4VCI, joined; (env, DID, identity)."""
+    wallet = {
+        **env,
+        "COMMONS_WALLET_PASSPHRASE": "correct horse battery staple",
+        "COMMONS_WALLET_FILE": str(tmp_path / f"{name}.json"),
+    }
+    did = str(cli(wallet, "wallet", "init")["holder_did"])  # type: ignore[call-overload]
+    registered: Any = cli(wallet, "wallet", "register", "--url", http.base_url, "--name", name)
+    person = str(registered["identity"])
+    offer = http.post(
+        "/v1/credential-offers",
+        json={"type": "KycCredential", "subject": person, "claims": kyc_claims(person)},
+        headers=admin,
+    )
+    assert offer.status_code == 201, offer.text
+    body = offer.json()
+    cli(
+        wallet,
+        "wallet",
+        "accept-offer",
+        body["offer_uri_by_reference"],
+        "--tx-code",
+        body["tx_code"],
+    )
+    joined: Any = cli(wallet, "wallet", "join", "c1")
+    assert (joined["did"], joined["kyc"]) == (did, True)
+    return wallet, did, person
+
+
+def test_the_shg_story(
+    platform: tuple[str, dict[str, str]],  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    base, env = platform
+    rules = json.loads((Path(reputation.__file__).parent / "dev_rules.json").read_text())
+    rules["validFrom"] = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rules["kyc"] = {"credentialTypes": [KYC_VCT], "trustedIssuers": [base]}
+    (tmp_path / "rules.json").write_text(json.dumps(rules))
+    cli(env, "rules", "register", str(tmp_path / "rules.json"), "--dev")
+    token = cli(env, "admin", "token", "shg-desk")["token"]  # type: ignore[call-overload]
+    admin = {"Authorization": f"Bearer {token}"}
+
+    with httpx.Client(base_url=base, timeout=10) as http:
+        asha, asha_did, asha_person = _member(env, tmp_path, http, admin, "Asha")
+        others = [_member(env, tmp_path, http, admin, f"M{n}") for n in range(5)]
+        for wallet, _, _ in others:  # one vouch each: within every budget
+            cli(wallet, "wallet", "vouch", asha_did, "--ctx", CTX)
+
+        # A checkpoint lands; the worker's pass scores it and issues the queued credential.
+        cli(env, "log", "checkpoint", "--publish")
+        received: Any = cli(asha, "wallet", "capabilities", "--ctx", CTX)
+        assert [r["tier"] for r in received["received"]] == ["silver"]
+        again: Any = cli(asha, "wallet", "capabilities", "--ctx", CTX)
+        assert again["received"] == []  # kept once
+        held: Any = cli(asha, "wallet", "list")
+        assert received["received"][0]["id"] in [c["id"] for c in held]
+
+        # The served bundle recomputes offline to the same record.
+        served = http.get("/v1/scores", params={"did": asha_did, "ctx": CTX})
+        assert served.status_code == 200, served.text
+        bundle = served.json()
+        (tmp_path / "bundle.json").write_bytes(served.content)
+        verified: Any = cli(env, "score", "verify", str(tmp_path / "bundle.json"))
+        assert verified["valid"] is True
+        assert verified["recordHash"] == bundle["recordHash"]
+        assert (verified["tier"], verified["did"]) == ("silver", asha_did)
+
+        # The capability credential certifies that record: tier, rule set, day, and the
+        # committed score whose opening (a Disclosure the wallet keeps) is the record's.
+        wallet_doc = _wallet_credentials(asha)
+        text = wallet_doc[-1]
+        sd_jwt = SdJwt.parse(text)
+        assert sd_jwt.payload["cnf"]["jwk"] == public_key_to_jwk(decode_did_key(asha_did))
+        assert (sd_jwt.payload["tier"], sd_jwt.payload["ctx"]) == ("silver", CTX)
+        assert sd_jwt.payload["rule_set"]["hash"] == bundle["record"]["ruleSet"]["hash"]
+        assert sd_jwt.payload["as_of"] == bundle["asOf"]
+        score = verify_score_opening(
+            sd_jwt.payload["score_commitment"], _claims(text)["score_opening"]
+        )
+        assert f"{score // 10**6}.{score % 10**6:06d}" == verified["score"]
+
+        # A Credit Readiness Credential issued to her key carries the tier.
+        issued = http.post(
+            "/v1/credentials",
+            json={
+                "type": "CreditReadinessCredential",
+                "subject": asha_person,
+                "claims": readiness_claims(asha_person, 702),
+                "holder_jwk": public_key_to_jwk(decode_did_key(asha_did)),
+            },
+            headers=admin,
+        )
+        assert issued.status_code == 201, issued.text
+
+        # A lender asks for the tier only; she approves from her wallet; the lender sees it.
+        bank, _ = lender(base, env)
+        try:
+            asked = bank.post(
+                "/v1/consents",
+                json={
+                    "template": "loan_underwriting",
+                    "borrower": asha_person,
+                    "purpose": "105",
+                    "consent_expiry": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+                    "scopes": [
+                        {"type": "CreditReadinessCredential", "claims": ["/community_tier"]}
+                    ],
+                },
+            )
+            assert asked.status_code == 201, asked.text
+            consent_id = asked.json()["consent_id"]
+            approved: Any = cli(asha, "wallet", "consent", "approve", consent_id)
+            assert approved["status"] == "ACTIVE"
+            got = bank.get("/v1/lender/credentials", params={"consent_id": consent_id})
+            assert got.status_code == 200, got.text
+        finally:
+            bank.close()
+    seen = got.json()
+    assert seen["disclosed"] == ["/community_tier"]
+    shown = _claims(seen["credential"])
+    assert shown["community_tier"]["tier"] == "silver"
+    assert shown["community_tier"]["ctx"] == CTX
+    assert "score_opening" not in shown  # neither the CRC's score nor any reputation score
+    assert verified["score"] not in json.dumps(shown)
+    assert set(shown["community_tier"]) == {"tier", "ctx", "rule_set", "as_of"}
+
+
+def _wallet_credentials(wallet: dict[str, str]) -> list[str]:
+    # The credentials' texts as the wallet keeps them (opened with the wallet's passphrase).
+    from credit_commons.wallet.store import Wallet  # noqa: PLC0415
+
+    opened = Wallet.open(Path(wallet["COMMONS_WALLET_FILE"]), wallet["COMMONS_WALLET_PASSPHRASE"])
+    return [c.credential for c in opened.credentials]
