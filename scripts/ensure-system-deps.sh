@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite uses with real components, when missing:
 # SoftHSM2 (a real PKCS#11 token for the vault and HSM-held signing keys) and poppler-utils
-# (pdftoppm, to rasterise the data-export PDF in tests), wrk (HTTP load for `make bench`),
+# (pdftoppm, to rasterise the data-export PDF in tests), nats-server (NATS JetStream, which
+# the federation tests start on a free port of their own), wrk (HTTP load for `make bench`),
 # Debian's chromium (the web console's browser tests, driven by Playwright) and the Noto fonts
 # it renders Devanagari (Hindi) and Nastaliq/Naskh (Urdu) pages with.
 # Called by `make test` and `.ci/run`; a no-op when everything is present.
@@ -10,6 +11,7 @@ set -euo pipefail
 missing=()
 command -v softhsm2-util >/dev/null || missing+=(softhsm2)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)  # tests/integration/federation start their own
 command -v wrk >/dev/null || missing+=(wrk)  # the HTTP load of bench/consent.py
 command -v chromium >/dev/null || missing+=(chromium)  # tests/browser
 [ -e /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || missing+=(fonts-noto-core)

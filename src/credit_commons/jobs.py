@@ -24,6 +24,7 @@ from credit_commons.consent import service as consent_service
 from credit_commons.consent import webhooks
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.federation import Publisher
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity import Principal
 from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at_entry, token_status
@@ -44,6 +45,7 @@ __all__ = [
     "capability_step",
     "consent_step",
     "default_steps",
+    "federation_step",
     "membership_status_step",
     "retention_step",
     "scores_step",
@@ -310,11 +312,28 @@ def membership_status_step(interval: float = 300.0) -> Step:
     return step
 
 
+def federation_step(rt: Runtime) -> list[Step]:
+    """Publishing the spine's events and the log's checkpoints to NATS JetStream
+    (docs/federation.md) when ``COMMONS_NATS_URL`` is set; no step otherwise (the embedded
+    default needs no NATS).  The publisher connects on its first pass and backs off while
+    NATS is unreachable."""
+    url = rt.settings.nats_url
+    if url is None:
+        return []
+    publisher = Publisher(rt, url.get_secret_value(), batch=rt.settings.federation_batch)
+
+    def step(_rt: Runtime, _size: int) -> dict[str, object]:
+        return dict(publisher.run_pass())
+
+    return [step]
+
+
 def default_steps(rt: Runtime) -> list[Step]:
     """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
     pinned trust bundles, ending memberships whose credential was revoked, scoring new
     checkpoints, issuing the capability credentials they queued, then the log's steps the
-    settings ask for (witnesses, anchors); raises ``ConfigurationError``."""
+    settings ask for (witnesses, anchors), then publishing to NATS when it is configured;
+    raises ``ConfigurationError``."""
     return [
         retention_step(),
         consent_step(),
@@ -324,4 +343,5 @@ def default_steps(rt: Runtime) -> list[Step]:
         scores_step(),
         capability_step(),
         *log_steps(rt),
+        *federation_step(rt),
     ]

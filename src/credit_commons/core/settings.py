@@ -224,6 +224,17 @@ class Settings(BaseSettings):
     anchor_evm_private_key: SecretStr | None = Field(
         default=None, description="hex private key of the anchoring account"
     )
+    nats_url: SecretStr | None = Field(
+        default=None,
+        description="NATS server with JetStream (nats://host:4222) the worker publishes the "
+        "federation subjects to (docs/federation.md); off when unset",
+    )
+    federation_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="messages the federation publisher sends per batch",
+    )
     issuer_key_type: Literal["Ed25519", "P-256"] = Field(
         default="Ed25519",
         description="the issuer signing key type: Ed25519 (EdDSA) or P-256 (ES256, as HAIP asks)",

@@ -25,7 +25,12 @@ from credit_commons.keys import KeyStore, StoredSigner
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.continuity import ContinuityGuard
-from credit_commons.ledger.identity import LOG_KEY_NAME, LogIdentity, LogIdentityMismatch
+from credit_commons.ledger.identity import (
+    LOG_KEY_NAME,
+    LogIdentity,
+    LogIdentityMismatch,
+    log_identity,
+)
 from credit_commons.ledger.models import CheckpointRow, CosignatureRow, LogEntryRow, LogStateRow
 from credit_commons.ledger.note import (
     ALG_ED25519,
@@ -45,16 +50,19 @@ __all__ = [
     "LogNoteSigner",
     "checkpoint_of_size",
     "checkpoint_with_cosignatures",
+    "checkpoints_after",
     "consistency_proof",
     "entries",
     "event_ids_between",
     "inclusion_proof",
     "latest_checkpoint",
     "leaf_indices",
+    "log_identity",
     "log_signer",
     "log_state",
     "publish_checkpoint",
     "receipt",
+    "sequenced_after",
 ]
 
 MAX_ENTRIES_PER_PAGE = 1000
@@ -283,6 +291,31 @@ def entries(session: Session, start: int, end: int) -> list[LogEntry]:
         )
         for index, entry in rows
     ]
+
+
+def sequenced_after(session: Session, start: int, limit: int) -> list[tuple[int, str, bytes]]:
+    """Up to ``limit`` sequenced entries from leaf ``start`` on, in leaf order: each as
+    ``(leaf_index, event_id, entry)`` (the federation feed reads the spine's events in the
+    order the log fixed)."""
+    rows = session.execute(
+        select(_entries.c.leaf_index, _entries.c.event_id, _entries.c.entry)
+        .where(_entries.c.leaf_index >= start)
+        .order_by(_entries.c.leaf_index)
+        .limit(limit)
+    )
+    return [(int(index), str(event_id), bytes(entry)) for index, event_id, entry in rows]
+
+
+def checkpoints_after(session: Session, size: int, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` signed checkpoints larger than ``size``, smallest first: each as
+    ``(size, note)`` with the witness cosignatures stored so far."""
+    rows = session.scalars(
+        select(CheckpointRow)
+        .where(CheckpointRow.size > size)
+        .order_by(CheckpointRow.size)
+        .limit(limit)
+    ).all()
+    return [(int(row.size), checkpoint_with_cosignatures(session, row)) for row in rows]
 
 
 def entry_bundle(session: Session, start: int, count: int) -> bytes | None:

@@ -13,6 +13,7 @@ from sqlalchemy import MetaData
 import credit_commons.consent.models
 import credit_commons.core.facts
 import credit_commons.events.models
+import credit_commons.federation.models
 import credit_commons.identity.models
 import credit_commons.issuer.models
 import credit_commons.keys.models

@@ -1,0 +1,329 @@
+"""The outbox publisher: the spine's events, in the order the log sequenced them, and the
+log's checkpoints, published to NATS JetStream (docs/federation.md).
+
+It reads the same rows the log sequences (the spine's outbox, numbered into log entries by
+the sequencer), builds each event's signed messages (:mod:`.subjects`) and publishes a
+bounded batch with ``Nats-Msg-Id`` = the event's id; only when JetStream has acknowledged
+every message of the batch does it commit its cursor (``federation_cursors``).  So a crash
+between the acknowledgements and the commit republishes the batch, and JetStream drops the
+copies (per-stream deduplication within the streams' duplicate window).  Past that window
+too, a restarted publisher reads each stream's last message once and skips what the stream
+already holds (messages carry their leaf index; a stream receives them in leaf order):
+nothing is duplicated, and nothing is lost, since the cursor never passes an unacknowledged
+message.
+
+It runs on its own asyncio loop in a thread of its own, so the worker thread (or any other)
+calls :meth:`Publisher.run_pass` synchronously.  When NATS is unreachable a pass returns at
+once until a back-off (0.5 s doubling to 30 s) has passed, and the state change is logged
+once, naming the server without its credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import nats
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.db import transaction
+from credit_commons.events import EventRow, RecordedEvent, event_document
+from credit_commons.federation.models import FederationCursorRow
+from credit_commons.federation.subjects import (
+    MAX_MESSAGE_BYTES,
+    STREAMS,
+    Message,
+    StreamSpec,
+    checkpoint_message,
+    event_messages,
+    payload_position,
+)
+from credit_commons.formats.jws import JwsInvalid, parse_compact
+from credit_commons.keys import StoredSigner
+from credit_commons.ledger import service as ledger
+from credit_commons.runtime import Runtime
+
+__all__ = ["CHECKPOINTS", "SPINE", "Publisher", "PublisherState", "read_cursor"]
+
+log = logging.getLogger("credit_commons.federation")
+
+SPINE = "spine"
+"""The cursor of the spine's events: the next leaf index to publish."""
+CHECKPOINTS = "checkpoints"
+"""The cursor of the log's checkpoints: the last size published."""
+
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 30.0
+_MAX_BATCHES = 20  # per pass, so the worker's other steps keep their turn under a backlog
+
+
+class PublisherState(StrEnum):
+    """Whether the last attempt reached NATS."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+def redacted_server(url: str) -> str:
+    """``scheme://host:port`` of a NATS URL: never its user, password or token."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}:{parts.port or 4222}"
+
+
+def read_cursor(session: Session, name: str) -> int:
+    """The committed position of cursor ``name`` (0 before the first commit)."""
+    row = session.get(FederationCursorRow, name)
+    return 0 if row is None else int(row.position)
+
+
+def _commit_cursor(session: Session, name: str, position: int, now: datetime) -> None:
+    # Called only after JetStream acknowledged every message up to ``position``.
+    row = session.get(FederationCursorRow, name, with_for_update=True)
+    if row is None:
+        session.add(FederationCursorRow(name=name, position=position, updated_at=now))
+    elif position > row.position:
+        row.position, row.updated_at = position, now
+
+
+@dataclass
+class _Connection:
+    nc: Client
+    js: JetStreamContext
+    tails: dict[str, int] = field(default_factory=dict)  # stream -> last position it holds
+
+
+class Publisher:
+    """Publishes the spine's events and the log's checkpoints to the JetStream at ``url``.
+
+    ``batch`` messages' worth of events per batch (``COMMONS_FEDERATION_BATCH``), at most
+    20 batches per pass; ``timeout`` seconds for a connection and for a batch's
+    acknowledgements.
+    """
+
+    def __init__(self, rt: Runtime, url: str, *, batch: int = 500, timeout: float = 5.0) -> None:
+        self.rt, self._url, self.batch, self.timeout = rt, url, batch, timeout
+        self.server = redacted_server(url)
+        self.state = PublisherState.UNKNOWN
+        self._conn: _Connection | None = None
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="federation-publisher", daemon=True
+        )
+        self._thread.start()
+
+    def __repr__(self) -> str:  # never the URL: it may carry credentials
+        return f"Publisher(server={self.server!r}, state={self.state.value})"
+
+    # -- the synchronous face ------------------------------------------------------------
+
+    def run_pass(self) -> dict[str, int]:
+        """Publish what is pending (bounded) unless backing off; what was published."""
+        if time.monotonic() < self._next_attempt:
+            return {}
+        future = asyncio.run_coroutine_threadsafe(self._pass(), self._loop)
+        return future.result()
+
+    def close(self) -> None:
+        """Close the connection and stop the loop's thread."""
+        if self._loop.is_closed():
+            return
+        asyncio.run_coroutine_threadsafe(self._drop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    # -- on the loop ---------------------------------------------------------------------
+
+    async def _publish_pending(self) -> tuple[int, int, int]:
+        conn = await self._connect()
+        events = messages = 0
+        for _ in range(_MAX_BATCHES):
+            done, sent = await self._spine_batch(conn)
+            events, messages = events + done, messages + sent
+            if done < self.batch:
+                break
+        return events, messages, await self._checkpoint_batch(conn)
+
+    async def _pass(self) -> dict[str, int]:
+        try:
+            # Every wait below is bounded by ``timeout``; this bounds the pass as a whole.
+            bound = self.timeout * (_MAX_BATCHES + 4)
+            events, messages, checkpoints = await asyncio.wait_for(self._publish_pending(), bound)
+        except (NatsError, OSError, TimeoutError) as exc:
+            await self._drop()
+            self._went(PublisherState.DOWN, exc)
+            self._failures += 1
+            delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (self._failures - 1))
+            self._next_attempt = time.monotonic() + delay
+            return {}
+        self._went(PublisherState.UP, None)
+        self._failures, self._next_attempt = 0, 0.0
+        report = {"federation_events": events, "federation_messages": messages}
+        report["federation_checkpoints"] = checkpoints
+        return {k: v for k, v in report.items() if v}
+
+    def _went(self, state: PublisherState, exc: BaseException | None) -> None:
+        if state is self.state:
+            return
+        previous, self.state = self.state, state
+        if state is PublisherState.DOWN:
+            # The class name only: a NATS error's text may echo the URL it was given.
+            log.warning(
+                "federation: NATS at %s unavailable (%s); retrying with back-off",
+                self.server,
+                type(exc).__name__,
+            )
+        elif previous is PublisherState.DOWN:
+            log.warning("federation: NATS at %s reachable again", self.server)
+        else:
+            log.info("federation: publishing to NATS at %s", self.server)
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.nc.close(), self.timeout)
+
+    async def _connect(self) -> _Connection:
+        if self._conn is not None and self._conn.nc.is_connected:
+            return self._conn
+        await self._drop()
+
+        async def quiet(_exc: Exception) -> None:  # errors surface in _pass, logged once
+            return None
+
+        nc = await nats.connect(
+            servers=[self._url],
+            connect_timeout=self.timeout,
+            # One attempt (nats-py retries the first connection forever with 0): this
+            # publisher reconnects on its own schedule, with its back-off.
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.05,
+            error_cb=quiet,
+        )
+        try:
+            js = nc.jetstream(timeout=self.timeout)
+            conn = _Connection(nc, js)
+            for spec in STREAMS:
+                conn.tails[spec.name] = await _ensure_stream(js, spec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        self._conn = conn
+        return conn
+
+    async def _publish(self, conn: _Connection, messages: list[Message]) -> int:
+        """Publish and wait for every acknowledgement; the number actually sent."""
+        futures = []
+        for message in messages:
+            if message.position <= conn.tails.get(message.stream, -1):
+                continue  # the stream holds it already (see the module)
+            headers = {"Nats-Msg-Id": message.msg_id}
+            futures.append(
+                await conn.js.publish_async(
+                    message.subject, message.body, stream=message.stream, headers=headers
+                )
+            )
+        if futures:
+            await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
+        for message in messages:
+            conn.tails[message.stream] = max(conn.tails.get(message.stream, -1), message.position)
+        return len(futures)
+
+    async def _spine_batch(self, conn: _Connection) -> tuple[int, int]:
+        rt = self.rt
+        with transaction(rt.read_sessions) as session:
+            start = read_cursor(session, SPINE)
+            rows = ledger.sequenced_after(session, start, self.batch)
+            if not rows:
+                return 0, 0
+            ids = [event_id for _, event_id, _ in rows]
+            events = {
+                row.id: event_document(RecordedEvent.from_row(row))
+                for row in session.scalars(select(EventRow).where(EventRow.id.in_(ids)))
+            }
+            origin, signer = self._signing(session)
+        messages: list[Message] = []
+        for index, event_id, entry in rows:
+            document = events.get(event_id)
+            if document is not None:  # an event the log dropped in a recovery has no row
+                messages.extend(event_messages(index, entry, document, origin, signer))
+        sent = await self._publish(conn, messages)
+        with transaction(rt.sessions) as session:
+            _commit_cursor(session, SPINE, rows[-1][0] + 1, rt.clock.now())
+        return len(rows), sent
+
+    async def _checkpoint_batch(self, conn: _Connection) -> int:
+        rt = self.rt
+        with transaction(rt.read_sessions) as session:
+            after = read_cursor(session, CHECKPOINTS)
+            rows = ledger.checkpoints_after(session, after, self.batch)
+            if not rows:
+                return 0
+            origin, signer = self._signing(session)
+        await self._publish(conn, [checkpoint_message(s, n, origin, signer) for s, n in rows])
+        with transaction(rt.sessions) as session:
+            _commit_cursor(session, CHECKPOINTS, rows[-1][0], rt.clock.now())
+        return len(rows)
+
+    def _signing(self, session: Session) -> tuple[str, StoredSigner]:
+        identity = ledger.log_identity(self.rt)
+        return identity.origin, self.rt.key_store.signer(session, identity.key_name)
+
+
+async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> int:
+    """Create or update ``spec``'s stream; the position of the last message it holds."""
+    config = StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        duplicate_window=spec.duplicate_window,
+        num_replicas=1,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:  # exists with another configuration: bring it to this one
+        await js.update_stream(config)
+    info = await js.stream_info(spec.name)
+    last = info.state.last_seq
+    if not last:
+        return -1
+    try:
+        raw = await js.get_msg(spec.name, last)
+    except NotFoundError:
+        return -1
+    return _position(raw.data or b"")
+
+
+def _position(body: bytes) -> int:
+    try:
+        jws = parse_compact(body.decode("ascii"), algs=("EdDSA", "Ed25519"))
+        position = payload_position(jws.payload)
+    except (JwsInvalid, UnicodeDecodeError):
+        position = None
+    if position is None:
+        log.warning("federation: a stream's last message is not this platform's; publishing all")
+        return -1
+    return position
