@@ -70,6 +70,7 @@ bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/zk.py
+	$(BIN)/python bench/federation_publish.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps
