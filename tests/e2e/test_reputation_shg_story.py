@@ -21,7 +21,8 @@ from tests.factories import kyc_claims, readiness_claims
 from credit_commons import reputation
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.catalogue import verify_score_opening
-from credit_commons.keys import decode_did_key, public_key_to_jwk
+from credit_commons.keys import PrivateKey, decode_did_key, public_key_to_jwk
+from credit_commons.reputation.capability import sign_subject_proof
 from credit_commons.wallet.held import held_facts
 from credit_commons.wallet.store import StoredCredential
 
@@ -94,8 +95,18 @@ def test_the_shg_story(
         held: Any = cli(asha, "wallet", "list")
         assert received["received"][0]["id"] in [c["id"] for c in held]
 
-        # The served bundle recomputes offline to the same record.
-        served = http.get("/v1/scores", params={"did": asha_did, "ctx": CTX})
+        # The served bundle recomputes offline to the same record; its score and tier are
+        # shown to her alone (her Subject-Proof), hidden from anyone else who knows her DID.
+        public = http.get("/v1/scores", params={"did": asha_did, "ctx": CTX})
+        assert public.status_code == 200, public.text
+        assert public.json()["record"]["tier"] != "silver"
+        proof = sign_subject_proof(
+            _holder_key(asha), did=asha_did, ctx=CTX, audience=str(http.base_url).rstrip("/"),
+            iat=int(datetime.now(UTC).timestamp()),
+        )  # fmt: skip
+        served = http.get(
+            "/v1/scores", params={"did": asha_did, "ctx": CTX}, headers={"Subject-Proof": proof}
+        )
         assert served.status_code == 200, served.text
         bundle = served.json()
         (tmp_path / "bundle.json").write_bytes(served.content)
@@ -162,6 +173,13 @@ def test_the_shg_story(
     assert "score_opening" not in shown  # neither the CRC's score nor any reputation score
     assert verified["score"] not in json.dumps(shown)
     assert set(shown["community_tier"]) == {"tier", "ctx", "rule_set", "as_of"}
+
+
+def _holder_key(wallet: dict[str, str]) -> PrivateKey:
+    from credit_commons.wallet.store import Wallet  # noqa: PLC0415
+
+    opened = Wallet.open(Path(wallet["COMMONS_WALLET_FILE"]), wallet["COMMONS_WALLET_PASSPHRASE"])
+    return opened.holder_key
 
 
 def _wallet_credentials(wallet: dict[str, str]) -> list[str]:

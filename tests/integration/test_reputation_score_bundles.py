@@ -128,6 +128,15 @@ def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestCl
     assert own["record"]["factors"]["R"] != "0.000000"  # two KYC reporters: the quorum
     for name, value in own["record"]["factors"].items():
         assert commitment(name, value, own["factorSalts"][name]) == factors[name]
+    # Score, tier and diversity are hidden too: knowing the DID (a credential's cnf) must not
+    # give away more than the holder consented to show.
+    assert own["record"]["tier"] is not None
+    for name in ("score", "tier", "diversity"):
+        hidden = bundle["record"][name]
+        assert isinstance(hidden, str), name
+        assert len(hidden) == 64, name
+        assert commitment(name, own["record"][name], own["factorSalts"][name]) == hidden
+    assert own["record"]["score"] not in public.text
     assert verify_bundle(own).values_checked
     assert not verify_bundle(bundle).values_checked
 

@@ -92,13 +92,15 @@ def score_verify(
     verified = verify_bundle(document, log_vkey=log_key, rules_jwks=jwks)
     pinned = log_key is not None and rules_jwks is not None
     record = verified.record
+    # A public bundle carries the score and tier as commitments: only the subject's opens them.
+    shown = verified.values_checked
     data = {
         "valid": True,
         "did": record["did"],
         "ctx": record["ctx"],
         "asOf": record["asOf"],
-        "score": record["score"],
-        "tier": record["tier"],
+        "score": record["score"] if shown else None,
+        "tier": record["tier"] if shown else None,
         "recordHash": verified.record_hash,
         "checkpointSize": verified.checkpoint_size,
         "ruleSet": record["ruleSet"],
@@ -108,8 +110,9 @@ def score_verify(
         "keysPinned": pinned,
     }
     text = (
-        f"valid: {record['did']} in {record['ctx']} as of {record['asOf']}: score "
-        f"{record['score']}, tier {record['tier']} (recomputed from {verified.events} events "
+        f"valid: {record['did']} in {record['ctx']} as of {record['asOf']}: "
+        + (f"score {record['score']}, tier {record['tier']}" if shown else "score and tier hidden")
+        + f" (recomputed from {verified.events} events "
         f"and {verified.members} memberships at checkpoint {verified.checkpoint_size})"
         + ("" if pinned else "; keys taken from the bundle itself, not pinned")
     )

@@ -53,7 +53,9 @@ from credit_commons.reputation.scorer import ScoringEvent, ScoringMember, score_
 __all__ = [
     "BUNDLE_FORMAT",
     "FACTORS",
+    "HIDDEN",
     "PROOF_MAX_AGE_SECONDS",
+    "SALTED",
     "BundleInvalid",
     "SubjectProofInvalid",
     "VerifiedBundle",
@@ -66,6 +68,10 @@ __all__ = [
 BUNDLE_FORMAT = "credit-commons-score-bundle/v1"
 RECEIPT_FORMAT = "credit-commons-receipt/v1"
 FACTORS = ("K", "A", "V", "R", "T")
+# The record's fields hidden from everyone but the subject, besides the factors: what a
+# consent to a credential's tier alone must not give away to whoever knows the DID.
+HIDDEN = ("score", "tier", "diversity")
+SALTED = FACTORS + HIDDEN
 PROOF_MAX_AGE_SECONDS = 60
 PROOF_TYP = "score-request+jwt"
 
@@ -89,16 +95,22 @@ class SubjectProofInvalid(IntegrityError, ReputationError):
     status = 401
 
 
-def commitment(factor: str, value: str, salt: str) -> str:
-    """SHA-256 (hex) of JCS{factor, value, salt}: a factor's value hidden in a record."""
+def commitment(factor: str, value: Any, salt: str) -> str:
+    """SHA-256 (hex) of JCS{factor, value, salt}: a value hidden in a record (a factor's
+    decimal string, the score's, the tier's name or null, the diversity count)."""
     return sha256_hex(canonical_json({"factor": factor, "value": value, "salt": salt}))
 
 
 def public_record(record: Mapping[str, Any], salts: Mapping[str, str]) -> JsonObject:
-    """The record with each factor's value replaced by its commitment."""
+    """The record as anyone but the subject sees it: each factor's value, the score, the
+    tier and the diversity replaced by their commitments."""
     factors = record["factors"]
-    hidden = {f: commitment(f, str(factors[f]), salts[f]) for f in FACTORS}
-    return {**record, "factors": hidden}
+    hidden: JsonObject = {f: commitment(f, str(factors[f]), salts[f]) for f in FACTORS}
+    return {
+        **record,
+        "factors": hidden,
+        **{name: commitment(name, record[name], salts[name]) for name in HIDDEN},
+    }
 
 
 def verify_subject_proof(token: str, *, did: str, ctx: str, audience: str, now: datetime) -> None:
@@ -321,11 +333,13 @@ def verify_bundle(
     full = recomputed.as_json()
     if sha256_hex(recomputed.to_jcs()) != record_hash:
         raise _fail("recompute", "the recomputed record's hash is not the bundle's")
-    values_checked = isinstance(bundle.get("factorSalts"), dict)
-    if values_checked and record.get("factors") != full["factors"]:
-        raise _fail("recompute", "the factor values differ from the recompute")
-    visible = {k: v for k, v in full.items() if k != "factors"}
-    if canonical_json({k: v for k, v in record.items() if k != "factors"}) != canonical_json(
+    salts = bundle.get("factorSalts")
+    values_checked = isinstance(salts, dict)
+    if values_checked and canonical_json(record) != canonical_json(full):
+        raise _fail("recompute", "a value differs from the recompute")
+    masked = ("factors", *HIDDEN)
+    visible = {k: v for k, v in full.items() if k not in masked}
+    if canonical_json({k: v for k, v in record.items() if k not in masked}) != canonical_json(
         visible
     ):
         raise _fail("recompute", "a visible field differs from the recompute")

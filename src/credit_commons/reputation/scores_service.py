@@ -39,7 +39,7 @@ from credit_commons.reputation.models import ReputationEventRow, ReputationMembe
 from credit_commons.reputation.rules import RuleSet
 from credit_commons.reputation.rules_service import active_rule_set, get_rule_set, rule_set_keys
 from credit_commons.reputation.scorer import ScoreRecord, ScoringError, ScoringEvent, ScoringMember
-from credit_commons.reputation.scores_bundle import BUNDLE_FORMAT, FACTORS, public_record
+from credit_commons.reputation.scores_bundle import BUNDLE_FORMAT, SALTED, public_record
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -322,11 +322,12 @@ class ScoreNotFound(NotFoundError, ReputationError):
 
 
 def _salts(rt: Runtime, record_hash: str) -> dict[str, str]:
-    """Each factor's salt: HMAC of the record hash and the factor under the platform's
-    pepper, so a salt is stable for a record and new for the next."""
+    """Each hidden value's salt (the factors, score, tier, diversity): HMAC of the record
+    hash and the name under the platform's pepper, so a salt is stable for a record and new
+    for the next."""
     return {
         f: b64url_encode(rt.vault.kms.hmac(f"{record_hash}\x00{f}".encode(), label="score-salt"))
-        for f in FACTORS
+        for f in SALTED
     }
 
 
