@@ -19,6 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import canonical_json
 from credit_commons.events import EventRow
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
+from credit_commons.ledger import pending_receipt
 from credit_commons.reputation import (
     BudgetExhausted,
     ContextNotAllowed,
@@ -138,6 +139,9 @@ def test_accepted_event_is_stored_with_its_spine_event_and_receipt(runtime: Runt
         body = reputation_service.blob(session, accepted.cid)
     assert body == canonical_json(doc)
     assert _count(runtime, "reputation.event") == 1
+    # The receipt built from the event in hand is the one read back from the spine.
+    with transaction(runtime.sessions) as session:
+        assert pending_receipt(session, runtime, accepted.event_id) == accepted.receipt
     assert _count(runtime, "reputation.member") == 1
 
 

@@ -132,16 +132,35 @@ def test_versions_only_go_up_and_the_active_one_is_in_effect(rt: Runtime) -> Non
     assert len(_events(rt)) == 2
 
 
-@pytest.mark.parametrize(
-    "tamper",
-    [
-        lambda row: setattr(row, "token", row.token[:-4] + "AAAA"),
-        lambda row: setattr(row, "version", 7),
-        lambda row: setattr(row, "hash", "0" * 64),
-        lambda row: setattr(row, "document", row.document.replace(b'"10"', b'"99"')),
-        lambda row: setattr(row, "valid_from", row.valid_from - timedelta(days=1)),
-    ],
-)
+_TAMPERS = [
+    lambda row: setattr(row, "token", row.token[:-4] + "AAAA"),
+    lambda row: setattr(row, "version", 7),
+    lambda row: setattr(row, "hash", "0" * 64),
+    lambda row: setattr(row, "document", row.document.replace(b'"10"', b'"99"')),
+    lambda row: setattr(row, "valid_from", row.valid_from - timedelta(days=1)),
+]
+
+
+@pytest.mark.parametrize("tamper", _TAMPERS)
+def test_a_row_tampered_after_a_verified_read_is_refused(rt: Runtime, tamper: Any) -> None:
+    # The verified rule set is kept per runtime by the row's exact columns: a changed row is
+    # verified afresh, not served from what was verified before.
+    _register(rt, document(valid_from=NOW), dev=True)
+    for _ in range(2):  # verified, then kept
+        with transaction(rt.sessions) as session:
+            assert rules_service.active_rule_set(session, rt, NOW).view.version == 1
+    with transaction(rt.sessions) as session:
+        row = session.get(RuleSetRow, ("shg-rules", 1))
+        assert row is not None
+        tamper(row)
+    with transaction(rt.sessions) as session, pytest.raises(RuleSetSignatureInvalid):
+        rules_service.list_rule_sets(session, rt)
+    if tamper is not _TAMPERS[1]:  # (version 7 is no longer version 1 of the id)
+        with transaction(rt.sessions) as session, pytest.raises(RuleSetSignatureInvalid):
+            rules_service.active_rule_set(session, rt, NOW)
+
+
+@pytest.mark.parametrize("tamper", _TAMPERS)
 def test_a_tampered_row_is_refused(rt: Runtime, tamper: Any) -> None:
     _register(rt, document())
     with transaction(rt.sessions) as session:

@@ -55,7 +55,7 @@ EXPECTED = {
     "credit_commons.ledger": {
         "AuditFailed", "Checkpoint", "LogKey", "PendingReceipt", "Receipt", "ReceiptInvalid",
         "VerifiedReceipt", "audit_log", "pending_receipt", "verify_checkpoint", "verify_cosigned",
-        "verify_receipt", "Ed25519Verifier",
+        "verify_receipt", "Ed25519Verifier", "pending_receipt_of",
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",

@@ -9,7 +9,7 @@ from credit_commons.ledger.audit import AuditFailed, audit_log
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
 from credit_commons.ledger.cosignature import verify_cosigned
 from credit_commons.ledger.note import Ed25519Verifier
-from credit_commons.ledger.promises import pending_receipt
+from credit_commons.ledger.promises import pending_receipt, pending_receipt_of
 from credit_commons.ledger.receipts import ReceiptInvalid, VerifiedReceipt, verify_receipt
 from credit_commons.ledger.schemas import LogKey, PendingReceipt, Receipt
 
@@ -24,6 +24,7 @@ __all__ = [
     "VerifiedReceipt",
     "audit_log",
     "pending_receipt",
+    "pending_receipt_of",
     "verify_checkpoint",
     "verify_cosigned",
     "verify_receipt",

@@ -167,6 +167,12 @@ def log_identity(rt: Runtime) -> LogIdentity:
     return identity
 
 
+def known_log_identity(rt: Runtime) -> LogIdentity | None:
+    """The log identity this runtime established already (:func:`log_identity`), without
+    touching the database; ``None`` before it did."""
+    return _IDENTITIES.peek(rt)
+
+
 def _establish(rt: Runtime) -> LogIdentity:
     with transaction(rt.sessions) as session:
         return establish_log_identity(session, rt.key_store, rt.settings, rt.clock.now())

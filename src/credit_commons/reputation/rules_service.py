@@ -26,6 +26,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
+from credit_commons.core.attached import Attached
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import JsonObject
 from credit_commons.events import Digest, EventDetails, Token, record_event
@@ -162,7 +163,36 @@ def register_rule_set(
     return _view(row, rule_set)
 
 
+_VerifiedKey = tuple[str, int, str, bytes, str, datetime, bool]
+_VERIFIED_MAX: Final = 64
+
+
 def _verified(session: Session, rt: Runtime, row: RuleSetRow) -> StoredRuleSet:
+    # A row this runtime verified before, byte for byte (every column the check reads: the
+    # token, the document, the hash, id, version, validFrom, dev), is the same rule set; any
+    # change to the row is another key, verified afresh.  Dev in production is refused
+    # every time.
+    key: _VerifiedKey = (
+        row.id, row.version, row.token, bytes(row.document), row.hash, utc(row.valid_from),
+        row.dev,
+    )  # fmt: skip
+    cache = _VERIFIED(rt)
+    hit = cache.get(key)
+    if hit is not None:
+        _refuse_dev(rt, row.dev)
+        return hit
+    verified = _verify_row(session, rt, row)
+    if len(cache) >= _VERIFIED_MAX:
+        cache.clear()
+    cache[key] = verified
+    return verified
+
+
+#: Per runtime: the rule-set rows whose signature verified (see :func:`_verified`).
+_VERIFIED = Attached[Runtime, dict[_VerifiedKey, StoredRuleSet]](lambda _rt: {})
+
+
+def _verify_row(session: Session, rt: Runtime, row: RuleSetRow) -> StoredRuleSet:
     # 1 the key the token names is a version of the registry key, 2 the signature, 3 the
     # row says what was signed (id, version, bytes, hash, validFrom), 4 dev in production.
     kid = rule_set_kid(row.token)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.encoding import sha256_hex
 from credit_commons.core.ids import new_id
 from credit_commons.events import Digest, EventDetails, Token, record_event
-from credit_commons.ledger import pending_receipt
+from credit_commons.ledger import pending_receipt_of
 from credit_commons.reputation import store
 from credit_commons.reputation.errors import (
     BudgetExhausted,
@@ -185,7 +185,7 @@ def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime
         # A twin accepted since step 5 (the sender's rows are locked, so only through
         # another path): the unit of work rolls back whole, the spine event with it.
         raise EventReplayed("an event with this nonce was accepted before") from e
-    receipt = pending_receipt(session, rt, recorded.id)
+    receipt = pending_receipt_of(session, rt, recorded)
     return EventAccepted(cid=cid, leaf_index=None, event_id=recorded.id, receipt=receipt)
 
 

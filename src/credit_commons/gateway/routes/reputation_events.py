@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from credit_commons import verifier
+from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject, sha256_hex
 from credit_commons.core.errors import (
     CommonsError,
@@ -89,10 +91,16 @@ def _rules(session: Any, runtime: Runtime) -> RuleSet:
         }
     },
 )
-def submit_event(
-    body: Annotated[bytes, Depends(_raw_body)], session: SessionDep, runtime: RuntimeDep
+async def submit_event(
+    body: Annotated[bytes, Depends(_raw_body)], runtime: RuntimeDep
 ) -> EventAccepted:
-    return reputation_service.submit_event(session, runtime, body, _rules(session, runtime))
+    def submit() -> EventAccepted:
+        # One hop to the thread pool (as the verifier's decision route): the unit of work,
+        # committed before the answer, and the judgement in it.
+        with transaction(runtime.sessions) as session:
+            return reputation_service.submit_event(session, runtime, body, _rules(session, runtime))
+
+    return await run_in_threadpool(submit)
 
 
 @router.get(
