@@ -26,7 +26,7 @@ POWER=11  # 2^11 = 2048 rows: member_of_group (depth-6 tree, --O2) has 2,006 con
 # substituted away: 2,006 constraints instead of 2,623, so its FFT domain is 2^11, not 2^12);
 # the others keep the default --O1 their committed keys were made with.
 declare -A SIMPLIFY=([member_of_group]=--O2)
-STATEMENTS=(score_at_least income_bracket_at_most age_at_least member_of_group)
+STATEMENTS=(score_at_least income_bracket_at_most age_at_least member_of_group community_score_at_least)
 SELECTED=("${STATEMENTS[@]}")
 if [ "$#" -gt 0 ]; then
   for name in "$@"; do

@@ -62,3 +62,16 @@ def shg_claims(
         "since": "2021-06-01",
     }
     return {**claims, **overrides}
+
+
+def community_tier_claims(score: int = 31_250_000, **overrides: object) -> dict[str, object]:
+    """CommunityTierCredential claims: silver in shg:savings under the dev rule set's id,
+    ``score`` in micro-units (the issuer adds the salt and the commitment)."""
+    claims: dict[str, object] = {
+        "tier": "silver",
+        "ctx": "shg:savings",
+        "rule_set": {"id": "shg-rules", "version": 1, "hash": "a4" * 32},
+        "as_of": "2026-12-07",
+        "score_opening": {"score": score},
+    }
+    return {**claims, **overrides}

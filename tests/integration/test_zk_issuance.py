@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import GENEROUS_RATE_LIMITS, make_settings
-from tests.factories import kyc_claims, readiness_claims, shg_claims
+from tests.factories import community_tier_claims, kyc_claims, readiness_claims, shg_claims
 
 from credit_commons.core.db import transaction
 from credit_commons.core.migrate import upgrade
@@ -162,6 +162,8 @@ def _prove(world: World, text: str, statement_id: str, params: dict[str, Any]) -
         ("age_at_least", {"min_age_days": 90 * 365}, False),
         ("member_of_group", {"groups": ("shg-17", "shg-42", "shg-99")}, True),
         ("member_of_group", {"groups": ("shg-1", "shg-2")}, False),
+        ("community_score_at_least", {"threshold": 25_000_000}, True),  # 31.25 ≥ silver's 25
+        ("community_score_at_least", {"threshold": 31_250_001}, False),
     ],
 )
 def test_the_other_statements_prove_and_verify(
@@ -172,6 +174,9 @@ def test_the_other_statements_prove_and_verify(
         text = world.issue("CreditReadinessCredential", readiness_claims(subject))
     elif statement_id == "age_at_least":
         text = world.issue("KycCredential", kyc_claims(subject, "1958-03-14"))
+    elif statement_id == "community_score_at_least":
+        text = world.issue("CommunityTierCredential", community_tier_claims(31_250_000))
+        assert "score_opening" not in SdJwt.parse(text).payload  # a Disclosure
     else:
         text = world.issue("ShgMembershipCredential", shg_claims(subject, "shg-42"))
     predicate = ZkPredicate("p", statement_id, "q", params)
@@ -186,6 +191,7 @@ def test_the_other_statements_prove_and_verify(
         "income_bracket_at_most": {"limit": 1},
         "age_at_least": {"min_age_days": 70 * 365},
         "member_of_group": {"groups": ("shg-42", "shg-43")},
+        "community_score_at_least": {"threshold": 30_000_000},
     }[statement_id]
     with pytest.raises(VerificationDenied) as denied:
         _verify(world, text, ZkPredicate("p", statement_id, "q", stricter), proof)

@@ -246,11 +246,17 @@ def test_cli_registers_lists_and_shows(
     assert json.loads(capsys.readouterr()[0]) == []
     assert main(["zk", "statements", "show", "score_at_least"]) != 0
     assert "zk.statement_unknown" in capsys.readouterr()[1]
-    # The engine's four statements, from its manifest; a second run registers nothing.
+    # The engine's statements, from its manifest; a second run registers nothing.
     assert main(["zk", "statements", "register", "--dev", "--json"]) == 0
     registered = json.loads(capsys.readouterr()[0])
     assert sorted(v["id"] for v in registered) == sorted(
-        ["age_at_least", "income_bracket_at_most", "member_of_group", "score_at_least"]
+        [
+            "age_at_least",
+            "community_score_at_least",
+            "income_bracket_at_most",
+            "member_of_group",
+            "score_at_least",
+        ]
     )
     assert {v["setup_provenance"] for v in registered} == {"dev"}
     assert main(["zk", "statements", "register", "--dev", "--json"]) == 0

@@ -156,7 +156,7 @@ EXPECTED = {
         "GROUP_TREE_DEPTH", "STATEMENTS", "GeneratedProof",
         "Groth16Proof", "MerklePath", "VerificationKey", "merkle_path", "merkle_root", "prove",
         "request_binding", "verify_groth16",
-        "CREDIT_READINESS_VCT", "KYC_VCT", "SHG_VCT",
+        "CREDIT_READINESS_VCT", "KYC_VCT", "SHG_VCT", "COMMUNITY_TIER_VCT",
     },
 }  # fmt: skip
 

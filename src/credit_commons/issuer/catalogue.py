@@ -281,8 +281,9 @@ _IDENTITY_TOKEN = r"^idt_[a-zA-Z0-9]{12,32}$"  # noqa: S105 - a pattern, not a s
 # A calendar day as RFC 3339's full-date (CredentialType.validate asserts ``format: date``).
 _DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 
-COMMUNITY_TIER_VCT = "https://credit-commons.dev/vct/community-tier/v1"
-"""The dev rule set's ``aura.outputCredentialType`` (``reputation/dev_rules.json``)."""
+COMMUNITY_TIER_VCT = zk.COMMUNITY_TIER_VCT
+"""The dev rule set's ``aura.outputCredentialType`` (``reputation/dev_rules.json``), the
+``community_score_at_least`` statement's type."""
 
 _TIER_NAME = "^[a-z][a-z0-9_-]{0,31}$"  # reputation/rules.py's tier names
 _CTX = "^[a-z][a-z0-9_-]{0,31}(:[a-z0-9_-]{1,32}){0,2}$"  # reputation's CTX_PATTERN

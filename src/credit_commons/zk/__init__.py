@@ -82,7 +82,12 @@ from credit_commons.zk.registry_claims import (
     opening_paths,
     string_id,
 )
-from credit_commons.zk.registry_dev import CREDIT_READINESS_VCT, KYC_VCT, SHG_VCT
+from credit_commons.zk.registry_dev import (
+    COMMUNITY_TIER_VCT,
+    CREDIT_READINESS_VCT,
+    KYC_VCT,
+    SHG_VCT,
+)
 from credit_commons.zk.registry_prove import prove_statement, set_root
 from credit_commons.zk.statement import (
     ArtefactMismatch,
@@ -97,6 +102,7 @@ from credit_commons.zk.statement import (
 __all__ = [
     "ARTEFACTS_DIR",
     "COMMITMENTS_CLAIM",
+    "COMMUNITY_TIER_VCT",
     "CREDIT_READINESS_VCT",
     "FIELD_MODULUS",
     "GROUP_TREE_DEPTH",

@@ -28,7 +28,13 @@ ARTEFACTS_DIR = Path(__file__).resolve().parent / "artefacts"
 ``<statement>.zkey``, ``<statement>.vkey.json`` and ``manifest.json`` with their SHA-256
 (scripts/zk-setup.sh).  The statement registry pins and re-hashes them before use."""
 
-STATEMENTS = ("score_at_least", "income_bracket_at_most", "age_at_least", "member_of_group")
+STATEMENTS = (
+    "score_at_least",
+    "income_bracket_at_most",
+    "age_at_least",
+    "member_of_group",
+    "community_score_at_least",
+)
 """The statements with circuits, in the order docs/zk.md describes them."""
 
 

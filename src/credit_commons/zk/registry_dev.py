@@ -1,4 +1,4 @@
-"""The engine's four statements as registry documents, from its artefact manifest (``dev``).
+"""The engine's statements as registry documents, from its artefact manifest (``dev``).
 
 ``artefacts/manifest.json`` (``scripts/zk-setup.sh``) gives each circuit's files by role
 (``wasm``, ``zkey``, ``vkey``) and their SHA-256; the documents here say what each circuit's
@@ -16,7 +16,10 @@ setup is a local one-contributor powers of tau, hence ``dev``: production refuse
   ``max_drift`` fixed at 0 — so a holder passes at most one day before the date;
 - ``member_of_group``: an SHG id (``/shg_id`` of the catalogue's ``ShgMembershipCredential``)
   in the set of ids the verifier names (``groups``: the root of their Poseidon Merkle tree,
-  ``zk/merkle.py``).
+  ``zk/merkle.py``);
+- ``community_score_at_least``: issue 19's community score (``/score_opening/score`` of the
+  catalogue's ``CommunityTierCredential``, in micro-units: 25 is ``25000000``) ≥
+  ``threshold`` — the same comparison as ``score_at_least``, its own circuit and keys.
 
 The ``vct`` of each statement's credential type is defined here, and the catalogue's
 built-in types (``issuer/catalogue.py``) take theirs from these constants, so the two cannot
@@ -32,11 +35,15 @@ from typing import Any, Final
 from credit_commons.core.encoding import JsonObject
 from credit_commons.zk.statement import ArtefactMismatch
 
-__all__ = ["CREDIT_READINESS_VCT", "KYC_VCT", "SHG_VCT", "dev_statements"]
+__all__ = ["COMMUNITY_TIER_VCT", "CREDIT_READINESS_VCT", "KYC_VCT", "SHG_VCT", "dev_statements"]
 
 CREDIT_READINESS_VCT: Final = "https://credit-commons.dev/vct/credit-readiness/v1"
 KYC_VCT: Final = "https://credit-commons.dev/vct/kyc/v1"
 SHG_VCT: Final = "https://credit-commons.dev/vct/shg-membership/v1"
+COMMUNITY_TIER_VCT: Final = "https://credit-commons.dev/vct/community-tier/v1"
+#: The largest community score a proof can name, in micro-units (10^9 units; the circuit's
+#: comparison is over 64 bits).
+COMMUNITY_SCORE_MAX: Final = 10**15
 INCOME_BRACKETS: Final = ("<1L", "1L-5L", "5L-25L", "25L-1Cr", ">1Cr")
 
 _COMMITMENT: Final = {"name": "commitment", "source": "commitment"}
@@ -104,6 +111,21 @@ _SHAPES: Final[dict[str, dict[str, Any]]] = {
             "claim": "/shg_id",
             "encoding": "string_id",
             "commitment": "shg_id",
+        },
+    },
+    "community_score_at_least": {
+        "title": "the committed community score (micro-units) is at least threshold",
+        "public_inputs": [
+            _COMMITMENT,
+            {"name": "threshold", "source": "param", "param": "threshold"},
+            _BINDING,
+        ],
+        "params": {"threshold": {"min": 0, "max": COMMUNITY_SCORE_MAX}},
+        "credential": {
+            "vct": COMMUNITY_TIER_VCT,
+            "claim": "/score_opening/score",
+            "encoding": "integer",
+            "commitment": "score",
         },
     },
 }
