@@ -110,7 +110,11 @@ def test_the_shg_story(
         assert served.status_code == 200, served.text
         bundle = served.json()
         (tmp_path / "bundle.json").write_bytes(served.content)
-        verified: Any = cli(env, "score", "verify", str(tmp_path / "bundle.json"))
+        (tmp_path / "scores-jwks.json").write_bytes(http.get("/v1/scores/jwks").content)
+        verified: Any = cli(
+            env, "score", "verify", str(tmp_path / "bundle.json"),
+            "--scores-jwks", str(tmp_path / "scores-jwks.json"),
+        )  # fmt: skip
         assert verified["valid"] is True
         assert verified["recordHash"] == bundle["recordHash"]
         assert (verified["tier"], verified["did"]) == ("silver", asha_did)

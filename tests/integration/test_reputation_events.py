@@ -4,6 +4,7 @@ window, and the spine event written in the same transaction with a pending recei
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -125,6 +126,9 @@ def test_accepted_event_is_stored_with_its_spine_event_and_receipt(runtime: Runt
         "kind": "vouch",
         "ctx": "shg:savings",
         "epoch": "2026-12",
+        # The DIDs' plain SHA-256: an offline verifier binds them to this event.
+        "from_sha256": hashlib.sha256(_did(1).encode()).hexdigest(),
+        "to_sha256": hashlib.sha256(_did(2).encode()).hexdigest(),
     }
     # No DID in the spine: actor and subject are keyed pseudonyms, the object a keyed digest.
     text = str(accepted.receipt.model_dump())

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,25 @@ from fastapi.testclient import TestClient
 from credit_commons.cli import main
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import b64url_decode, b64url_encode
+from credit_commons.core.encoding import b64url_decode, b64url_encode, sha256_hex
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
-from credit_commons.reputation import RuleSet, new_nonce, rules_service, sign_event
+from credit_commons.reputation import RuleSet, new_nonce, rules_service, scores_store, sign_event
 from credit_commons.reputation import service as reputation_service
+from credit_commons.reputation.scorer import score_reference
 from credit_commons.reputation.scores_bundle import (
     BundleInvalid,
     commitment,
     verify_bundle,
 )
-from credit_commons.reputation.scores_service import ScoringState, score_checkpoint
+from credit_commons.reputation.scores_service import (
+    ScoringState,
+    score_checkpoint,
+    scoring_events,
+    scoring_members,
+)
 from credit_commons.runtime import Runtime
 
 AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
@@ -137,8 +144,8 @@ def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestCl
         assert len(hidden) == 64, name
         assert commitment(name, own["record"][name], own["factorSalts"][name]) == hidden
     assert own["record"]["score"] not in public.text
-    assert verify_bundle(own).values_checked
-    assert not verify_bundle(bundle).values_checked
+    assert verify_bundle(own, trust_bundle_keys=True).values_checked
+    assert not verify_bundle(bundle, trust_bundle_keys=True).values_checked
 
     # Another DID's key, a stale proof, another platform: 401, before any lookup.
     for proof in (
@@ -172,7 +179,7 @@ def _tampered(bundle: dict[str, Any]) -> dict[str, tuple[dict[str, Any], str]]:
     b = copy.deepcopy(bundle)
     used = set(b["record"]["events"])
     b["events"] = [e for e in b["events"] if e["cid"] != sorted(used)[0]]
-    cases["a dropped event"] = (b, "recompute")
+    cases["a dropped event"] = (b, "statement")
     b = copy.deepcopy(bundle)
     b["ruleSet"]["hash"] = "0" * 64
     cases["a wrong rule hash"] = (b, "rule_set")
@@ -198,9 +205,12 @@ def test_offline_verify_accepts_honest_and_refuses_tampered(
     log_key = client.get("/v1/log/key").json()["vkey"]
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(client.get("/v1/rules/jwks").json()))
+    scores_jwks = client.get("/v1/scores/jwks").json()
+    statement_jwks = tmp_path / "scores-jwks.json"
+    statement_jwks.write_text(json.dumps(scores_jwks))
     honest = tmp_path / "bundle.json"
     honest.write_text(json.dumps(bundle))
-    pinned = ["--log-key", log_key, "--rules-jwks", str(jwks)]
+    pinned = ["--log-key", log_key, "--rules-jwks", str(jwks), "--scores-jwks", str(statement_jwks)]
     capsys.readouterr()
     assert main(["score", "verify", str(honest), *pinned, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -210,7 +220,7 @@ def test_offline_verify_accepts_honest_and_refuses_tampered(
     assert out["events"] == len(bundle["events"]) > 0
     for name, (document, check) in _tampered(bundle).items():
         with pytest.raises(BundleInvalid) as refused:
-            verify_bundle(document, log_vkey=log_key)
+            verify_bundle(document, log_vkey=log_key, scores_jwks=scores_jwks)
         assert refused.value.check == check, name
         path = tmp_path / "tampered.json"
         path.write_text(json.dumps(document))
@@ -221,9 +231,18 @@ def test_offline_verify_accepts_honest_and_refuses_tampered(
     other = copy.deepcopy(bundle)
     other["logKey"] = "other+00000000+AQ" + "A" * 42
     with pytest.raises(BundleInvalid) as refused:
-        verify_bundle(other)
+        verify_bundle(other, trust_bundle_keys=True)
     assert refused.value.check == "checkpoint"
-    assert verify_bundle(other, log_vkey=log_key).record_hash == bundle["recordHash"]
+    verified = verify_bundle(other, log_vkey=log_key, scores_jwks=scores_jwks)
+    assert verified.record_hash == bundle["recordHash"]
+    # No score-statement key pinned and no explicit trust in the bundle's own: refused.
+    with pytest.raises(BundleInvalid) as refused:
+        verify_bundle(bundle, log_vkey=log_key)
+    assert refused.value.check == "statement"
+    assert main(["score", "verify", str(honest), "--log-key", log_key]) != 0
+    assert "statement:" in capsys.readouterr().err
+    assert main(["score", "verify", str(honest), "--trust-bundle-keys", "--json"]) == 0
+    assert not json.loads(capsys.readouterr().out)["keysPinned"]
 
 
 def test_show_prints_the_cached_record(
@@ -256,8 +275,57 @@ def test_malformed_bundles_are_refused_by_name(runtime: Runtime, client: TestCli
         ({**bundle, "events": [7]}, "event[0]"),
         ({**bundle, "members": [{"did": 7}]}, "member[0]"),
         ({**bundle, "ruleSet": {"token": "not.a.jws", "hash": "0" * 64}}, "rule_set"),
-        ({**bundle, "record": {**bundle["record"], "asOf": "yesterday"}}, "recompute"),
+        ({**bundle, "record": {**bundle["record"], "asOf": "yesterday"}}, "statement"),
     ):
         with pytest.raises(BundleInvalid) as refused:
-            verify_bundle(document)
+            verify_bundle(document, trust_bundle_keys=True)
         assert refused.value.check == check, document if isinstance(document, list) else check
+
+
+def _forged(rt: Runtime, bundle: dict[str, Any], drop: str) -> dict[str, Any]:
+    """The subject's bundle without the event ``drop``, its record and hash recomputed by
+    the reference scorer from what is left: consistent, but not what the platform scored."""
+    rules = _rules(rt)
+    with transaction(rt.sessions) as session:
+        events = scoring_events(e for e in scores_store.events_of(session, [CTX]) if e.cid != drop)
+        members = scoring_members(scores_store.members(session))
+    did, as_of = bundle["record"]["did"], date.fromisoformat(bundle["asOf"])
+    record = score_reference(events, members, (), rules, as_of=as_of, ctx=CTX)[did]
+    forged = copy.deepcopy(bundle)
+    forged["events"] = [e for e in forged["events"] if e["cid"] != drop]
+    forged["record"] = record.as_json()
+    forged["recordHash"] = sha256_hex(record.to_jcs())
+    return forged
+
+
+def test_statement_refuses_a_dropped_report_and_a_borrowed_membership(
+    runtime: Runtime, client: TestClient
+) -> None:
+    _world(runtime)
+    own = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    keys = client.get("/v1/scores/jwks").json()
+    assert verify_bundle(own, scores_jwks=keys).values_checked
+    # Drop one of the two reports (the quorum): R falls to 0 and the score rises; the record
+    # and its hash are recomputed, so only the platform's statement can tell.
+    reports = [
+        e["cid"] for e in own["events"] if json.loads(b64url_decode(e["blob"]))["type"] == "report"
+    ]
+    assert len(reports) == 2
+    forged = _forged(runtime, own, reports[0])
+    assert Decimal(forged["record"]["score"]) > Decimal(own["record"]["score"])
+    with pytest.raises(BundleInvalid) as refused:
+        verify_bundle(forged, scores_jwks=keys)
+    assert refused.value.check == "statement"
+    # Another DID's KYC membership attached to DID 9: its spine event names another DID.
+    borrowed = copy.deepcopy(own)
+    n = next(i for i, m in enumerate(borrowed["members"]) if m["did"] == _did(5))
+    borrowed["members"][n]["did"] = _did(9)
+    with pytest.raises(BundleInvalid) as refused:
+        verify_bundle(borrowed, scores_jwks=keys)
+    assert refused.value.check == f"member[{n}]"
+    # An event's spine event must name its DIDs' hashes too.
+    tampered = copy.deepcopy(own)
+    tampered["events"][0]["event"]["details"]["to_sha256"] = "0" * 64
+    with pytest.raises(BundleInvalid) as refused:
+        verify_bundle(tampered, scores_jwks=keys)
+    assert refused.value.check == "event[0]"

@@ -80,17 +80,43 @@ def score_verify(
             readable=False,
         ),
     ] = None,
+    scores_jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--scores-jwks",
+            help="The platform's score-statement JWK Set file (GET /v1/scores/jwks).",
+            readable=False,
+        ),
+    ] = None,
+    trust_bundle_keys: Annotated[
+        bool,
+        typer.Option(
+            "--trust-bundle-keys",
+            help="Use the bundle's own keys for what is not pinned (proves the bundle "
+            "consistent, not that it comes from the platform, nor that no input was dropped).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Verify a score bundle offline: the checkpoint's signature, each inclusion proof,
-    each event's signature and CID, the rule set's signature and hash, then a recompute
-    by the reference scorer from the bundle's inputs alone against the record's hash and
-    visible fields.  Without --log-key and --rules-jwks the bundle's own keys are used:
-    that proves the bundle consistent, not that it comes from the platform you trust."""
+    each event's signature and CID, the rule set's signature and hash, the platform's
+    score statement (the record's hash and exactly its inputs), then a recompute by the
+    reference scorer from the bundle's inputs alone against the record's hash and visible
+    fields.  The statement needs the platform's score-statement keys; without them the
+    bundle is refused unless told to trust the bundle's own keys (consistency, not origin)."""
     document = read_json_file(file, "the bundle file")
     jwks = None if rules_jwks is None else read_json_file(rules_jwks, "the rule-set JWKS file")
-    verified = verify_bundle(document, log_vkey=log_key, rules_jwks=jwks)
-    pinned = log_key is not None and rules_jwks is not None
+    statement_jwks = (
+        None if scores_jwks is None else read_json_file(scores_jwks, "the score-statement JWKS")
+    )
+    verified = verify_bundle(
+        document,
+        log_vkey=log_key,
+        rules_jwks=jwks,
+        scores_jwks=statement_jwks,
+        trust_bundle_keys=trust_bundle_keys,
+    )
+    pinned = log_key is not None and rules_jwks is not None and scores_jwks is not None
     record = verified.record
     # A public bundle carries the score and tier as commitments: only the subject's opens them.
     shown = verified.values_checked

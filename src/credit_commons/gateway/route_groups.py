@@ -120,7 +120,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/v1/log(?:/.*)?", "log"),
         ("", r"/status-lists/.*", "status-lists"),
         ("GET HEAD", r"/v1/zk/statements(?:/[^/]+)?", "zk-statements"),
-        ("", r"/\.well-known/.*|/oauth/jwks|/v1/(?:attestations|rules)/jwks", "well-known"),
+        ("", r"/\.well-known/.*|/oauth/jwks|/v1/(?:attestations|rules|scores)/jwks", "well-known"),
         ("GET HEAD", r"/v1/rules/[^/]+", "rules"),
         ("POST", r"/v1/events", "reputation-events"),
         ("POST", r"/v1/reputation/members", "reputation-members"),

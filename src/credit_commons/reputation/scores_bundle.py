@@ -1,27 +1,26 @@
 """Score bundles (docs/reputation.md, "Score bundles"): what ``GET /v1/scores`` serves and
 what ``commons score verify`` checks offline, with no database and no network.
 
-A bundle (``credit-commons-score-bundle/v1``) carries the score record — its factors as
-commitments SHA-256(JCS{factor, value, salt}), or, for the subject, the values and salts —
-the SHA-256 of the record's JCS bytes, the rule set's signed token and hash, the signed
-checkpoint note the score was computed at, and every input the record depends on: each
-vouch and report of the subject's ``iterations``-hop neighbourhood (its CID, the blob's
-bytes, the spine event that recorded it, the log entry, leaf index and inclusion proof) and
-each membership of a DID those events name (the same proof of its ``reputation.member``
-spine event).
+A bundle (``credit-commons-score-bundle/v1``) carries the score record — its factors,
+score, tier and diversity as commitments SHA-256(JCS{factor, value, salt}), or, for the
+subject, the values and salts — the SHA-256 of the record's JCS bytes, the platform's signed
+score statement, the rule set's signed token and hash, the signed checkpoint note the score
+was computed at, and every input the record depends on: each vouch and report of the
+subject's ``iterations``-hop neighbourhood (its CID, the blob's bytes, the spine event that
+recorded it, the log entry, leaf index and inclusion proof) and each membership of a DID
+those events name (the same proof of its ``reputation.member`` spine event).
 
 :func:`verify_bundle` checks, in order, and raises :class:`BundleInvalid` naming the first
 check that failed: 1 the checkpoint's signature; 2 the rule set's signature, hash and id /
 version / hash the record names; 3 per event, the blob's CID, its signature, the spine event
-naming that CID and its inclusion proof; 4 per membership, its spine event, what it states
-and its inclusion proof; 5 the commitments (or values) against a recompute by the
-reference scorer from the bundle's inputs alone; 6 the recomputed record's JCS hash equals
-the bundle's and its visible fields are the bundle's, byte for byte.
-
-What cannot be checked offline: that a membership's DID is the one its spine event is
-about (the spine keeps keyed pseudonyms of DIDs), and that no input was left out — an input
-left out changes the recomputed record, so step 6 refuses it as long as the record hash is
-the platform's.
+naming that CID and the SHA-256 of its two DIDs, and its inclusion proof; 4 per membership,
+its spine event, what it states (the SHA-256 of its DID among it) and its inclusion proof;
+5 the platform's score statement (``reputation-score+jwt``, under a pinned key): the record's
+DID, context, day, rule set and hash, the checkpoint's size and root, and exactly the
+bundle's inputs — what makes a dropped input detectable, since an inclusion proof cannot
+prove absence; 6 a recompute by the reference scorer from the bundle's inputs alone (the
+values, for the subject's bundle); 7 the recomputed record's JCS hash equals the bundle's and
+its visible fields are the bundle's, byte for byte.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from typing import Any
 from credit_commons.core.encoding import (
     JsonObject,
     b64url_decode,
+    b64url_encode,
     canonical_json,
     sha256_hex,
 )
@@ -56,11 +56,14 @@ __all__ = [
     "HIDDEN",
     "PROOF_MAX_AGE_SECONDS",
     "SALTED",
+    "STATEMENT_TYP",
     "BundleInvalid",
     "SubjectProofInvalid",
     "VerifiedBundle",
     "commitment",
+    "did_sha256",
     "public_record",
+    "score_statement",
     "verify_bundle",
     "verify_subject_proof",
 ]
@@ -74,6 +77,39 @@ HIDDEN = ("score", "tier", "diversity")
 SALTED = FACTORS + HIDDEN
 PROOF_MAX_AGE_SECONDS = 60
 PROOF_TYP = "score-request+jwt"
+STATEMENT_TYP = "reputation-score+jwt"
+STATEMENT_MAX_CHARS = 1 << 20
+
+
+def did_sha256(did: str) -> str:
+    """The plain SHA-256 (hex) of a DID string, as the ``reputation.event`` and
+    ``reputation.member`` spine events state it (a DID is a pseudonymous key, no PII)."""
+    return sha256_hex(did.encode("utf-8"))
+
+
+def score_statement(
+    record: Mapping[str, Any],
+    *,
+    record_hash: str,
+    checkpoint_size: int,
+    checkpoint_root: bytes,
+    event_cids: Sequence[str],
+    member_event_ids: Sequence[str],
+) -> JsonObject:
+    """What the platform signs about a record (the statement's payload besides ``iss`` and
+    ``iat``): whose, where, when, at which checkpoint, under which rule set, its hash, and
+    the complete list of inputs it used — the events' CIDs and the memberships' spine event
+    ids, sorted.  An inclusion proof shows an input is in the log; only this signature says
+    no other input counts."""
+    return {
+        "did": record.get("did"),
+        "ctx": record.get("ctx"),
+        "asOf": record.get("asOf"),
+        "checkpoint": {"size": checkpoint_size, "root": b64url_encode(checkpoint_root)},
+        "ruleSet": record.get("ruleSet"),
+        "recordHash": record_hash,
+        "inputs": {"events": sorted(event_cids), "members": sorted(member_event_ids)},
+    }
 
 
 class BundleInvalid(IntegrityError, ReputationError):
@@ -225,6 +261,10 @@ def _events(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringEvent
             or (details.get("cid") != cid)
         ):
             raise _fail(check, "the spine event does not record this CID")
+        if details.get("from_sha256") != did_sha256(event.sender) or details.get(
+            "to_sha256"
+        ) != did_sha256(event.to):
+            raise _fail(check, "the spine event is not about this event's DIDs")
         out.append(
             ScoringEvent(
                 type=event.type,
@@ -247,7 +287,7 @@ def _date(value: Any, check: str) -> date | None:
         raise _fail(check, "a date is malformed") from e
 
 
-def _members(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringMember]:
+def _members(note: str, items: Sequence[Any], log_vkey: str, ids: list[str]) -> list[ScoringMember]:
     rows: dict[str, list[tuple[bool, date, date | None]]] = {}
     for n, item in enumerate(items):
         check = f"member[{n}]"
@@ -266,6 +306,9 @@ def _members(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringMemb
             or str(spine.get("at", ""))[:10] != since.isoformat()
         ):
             raise _fail(check, "the spine event does not state this membership")
+        if details.get("did_sha256") != did_sha256(item["did"]):
+            raise _fail(check, "the spine event is another DID's membership")
+        ids.append(str(spine.get("id")))
         rows.setdefault(item["did"], []).append(
             (bool(kyc), since, _date(item.get("revokedOn"), check))
         )
@@ -281,13 +324,73 @@ def _members(note: str, items: Sequence[Any], log_vkey: str) -> list[ScoringMemb
     return members
 
 
+def _statement(
+    bundle: Mapping[str, Any], jwks: Mapping[str, Any] | None, expected: JsonObject
+) -> None:
+    token = bundle.get("statement")
+    if jwks is None:
+        raise _fail("statement", "no score-statement key to verify with")
+    if not isinstance(token, str):
+        raise _fail("statement", "the bundle has no score statement")
+    try:
+        jws = parse_compact(token, algs=("EdDSA", "Ed25519"), max_chars=STATEMENT_MAX_CHARS)
+        kid = jws.header.get("kid")
+        keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid]
+        if jws.header.get("typ") != STATEMENT_TYP or not keys:
+            raise _fail("statement", "the statement's typ or key is not the expected one")
+        jws.verify(public_key_from_jwk(keys[0]))
+        payload = jws.payload
+    except BundleInvalid:
+        raise
+    except (CommonsError, JwsInvalid) as e:
+        raise _fail("statement", "the statement's signature does not verify") from e
+    stated = {k: payload.get(k) for k in expected}
+    if canonical_json(stated) != canonical_json(expected):
+        raise _fail("statement", "the platform signed another record, checkpoint or set of inputs")
+
+
+def _recompute(
+    record: Mapping[str, Any],
+    record_hash: str,
+    inputs: tuple[list[ScoringEvent], list[ScoringMember]],
+    rule_set: RuleSet,
+) -> JsonObject:
+    """The record the reference scorer computes from the inputs alone, checked against the
+    bundle's hash and visible fields."""
+    try:
+        did, ctx = str(record["did"]), str(record["ctx"])
+        as_of = date.fromisoformat(str(record["asOf"]))
+        recomputed = score_reference(*inputs, (), rule_set, as_of=as_of, ctx=ctx).get(did)
+    except (KeyError, ValueError, CommonsError) as e:
+        raise _fail("recompute", "the record's did, ctx or asOf is malformed") from e
+    if recomputed is None:
+        raise _fail("recompute", "the inputs give this DID no score")
+    if sha256_hex(recomputed.to_jcs()) != record_hash:
+        raise _fail("recompute", "the recomputed record's hash is not the bundle's")
+    full = recomputed.as_json()
+    masked = ("factors", *HIDDEN)
+    visible = {k: v for k, v in full.items() if k not in masked}
+    if canonical_json({k: v for k, v in record.items() if k not in masked}) != canonical_json(
+        visible
+    ):
+        raise _fail("recompute", "a visible field differs from the recompute")
+    return full
+
+
 def verify_bundle(
-    bundle: Any, *, log_vkey: str | None = None, rules_jwks: Mapping[str, Any] | None = None
+    bundle: Any,
+    *,
+    log_vkey: str | None = None,
+    rules_jwks: Mapping[str, Any] | None = None,
+    scores_jwks: Mapping[str, Any] | None = None,
+    trust_bundle_keys: bool = False,
 ) -> VerifiedBundle:
-    """Verify ``bundle`` (parsed JSON) offline (see the module).  ``log_vkey`` and
-    ``rules_jwks`` are the keys to trust; without them, the bundle's own ``logKey`` and
-    ``rulesJwks`` are used (which proves consistency, not origin).  Raises
-    :class:`BundleInvalid`."""
+    """Verify ``bundle`` (parsed JSON) offline (see the module).  ``log_vkey``,
+    ``rules_jwks`` and ``scores_jwks`` are the keys to trust; without the first two the
+    bundle's own ``logKey`` and ``rulesJwks`` are used.  The score statement — the only
+    proof that no input was left out — needs ``scores_jwks`` unless ``trust_bundle_keys``
+    says to take the bundle's own ``scoresJwks`` (which proves consistency, not origin).
+    Raises :class:`BundleInvalid`."""
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise _fail("format", f"not a {BUNDLE_FORMAT} document")
     record, record_hash = bundle.get("record"), bundle.get("recordHash")
@@ -302,6 +405,9 @@ def verify_bundle(
     jwks = rules_jwks if rules_jwks is not None else bundle.get("rulesJwks")
     if not isinstance(vkey, str) or not isinstance(jwks, dict):
         raise _fail("format", "no log key or rule-set JWKS to verify with")
+    if scores_jwks is None and trust_bundle_keys:
+        own = bundle.get("scoresJwks")
+        scores_jwks = own if isinstance(own, dict) else None
     # 1. The checkpoint.
     try:
         checkpoint = verify_checkpoint(note, Ed25519Verifier.from_vkey(vkey))
@@ -320,29 +426,26 @@ def verify_bundle(
     if not isinstance(event_items, list) or not isinstance(member_items, list):
         raise _fail("format", "events and members must be lists")
     events = _events(note, event_items, vkey)
-    members = _members(note, member_items, vkey)
-    # 5-6. The recompute.
-    try:
-        did, ctx = str(record["did"]), str(record["ctx"])
-        as_of = date.fromisoformat(str(record["asOf"]))
-        recomputed = score_reference(events, members, (), rule_set, as_of=as_of, ctx=ctx).get(did)
-    except (KeyError, ValueError, CommonsError) as e:
-        raise _fail("recompute", "the record's did, ctx or asOf is malformed") from e
-    if recomputed is None:
-        raise _fail("recompute", "the inputs give this DID no score")
-    full = recomputed.as_json()
-    if sha256_hex(recomputed.to_jcs()) != record_hash:
-        raise _fail("recompute", "the recomputed record's hash is not the bundle's")
-    salts = bundle.get("factorSalts")
-    values_checked = isinstance(salts, dict)
+    member_ids: list[str] = []
+    members = _members(note, member_items, vkey, member_ids)
+    # 5. The platform's statement: this record, at this checkpoint, from exactly these inputs.
+    _statement(
+        bundle,
+        scores_jwks,
+        score_statement(
+            record,
+            record_hash=record_hash,
+            checkpoint_size=checkpoint.size,
+            checkpoint_root=bytes(checkpoint.root_hash),
+            event_cids=[e.cid for e in events],
+            member_event_ids=member_ids,
+        ),
+    )
+    # 6-7. The recompute.
+    full = _recompute(record, record_hash, (events, members), rule_set)
+    values_checked = isinstance(bundle.get("factorSalts"), dict)
     if values_checked and canonical_json(record) != canonical_json(full):
         raise _fail("recompute", "a value differs from the recompute")
-    masked = ("factors", *HIDDEN)
-    visible = {k: v for k, v in full.items() if k not in masked}
-    if canonical_json({k: v for k, v in record.items() if k not in masked}) != canonical_json(
-        visible
-    ):
-        raise _fail("recompute", "a visible field differs from the recompute")
     return VerifiedBundle(
         record=full if values_checked else record,
         record_hash=record_hash,

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Final
 
 from sqlalchemy.orm import Session
 
@@ -30,6 +31,9 @@ from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_js
 from credit_commons.core.errors import NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventRow, RecordedEvent, event_document
+from credit_commons.formats.jws import sign_compact
+from credit_commons.keys import KeyType, KeyVersion
+from credit_commons.keys import service as key_service
 from credit_commons.ledger import service as ledger_service
 from credit_commons.reputation import scorer_sparse
 from credit_commons.reputation import scores_store as store
@@ -39,22 +43,38 @@ from credit_commons.reputation.models import ReputationEventRow, ReputationMembe
 from credit_commons.reputation.rules import RuleSet
 from credit_commons.reputation.rules_service import active_rule_set, get_rule_set, rule_set_keys
 from credit_commons.reputation.scorer import ScoreRecord, ScoringError, ScoringEvent, ScoringMember
-from credit_commons.reputation.scores_bundle import BUNDLE_FORMAT, SALTED, public_record
+from credit_commons.reputation.scores_bundle import (
+    BUNDLE_FORMAT,
+    SALTED,
+    STATEMENT_TYP,
+    public_record,
+    score_statement,
+)
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "SCORES_KEY",
     "ScoreNotFound",
     "ScoringPass",
     "ScoringState",
     "capability_reason",
     "score_bundle",
     "score_checkpoint",
+    "score_statement_keys",
     "scoring_events",
     "scoring_members",
     "store_blob",
 ]
 
 log = logging.getLogger("credit_commons.reputation.scores")
+
+SCORES_KEY: Final = "reputation-scores"
+_SCORES_KEY: Final = key_service.PlatformKey(SCORES_KEY, KeyType.ED25519, "reputation")
+
+
+def score_statement_keys(session: Session, rt: Runtime) -> list[KeyVersion]:
+    """Every version of the key that signs score statements (made on first use)."""
+    return key_service.platform_key_versions(session, rt, _SCORES_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +398,17 @@ def _proved(
     }
 
 
+def _sign_statement(session: Session, rt: Runtime, statement: JsonObject) -> str:
+    """The platform's score statement: a compact JWS (``reputation-score+jwt``) by the
+    ``reputation-scores`` key over ``statement``, ``iss`` and ``iat``."""
+    signer = key_service.platform_signer(session, rt, _SCORES_KEY)
+    return sign_compact(
+        {"typ": STATEMENT_TYP, "kid": signer.kid},
+        {"iss": rt.settings.public_url, "iat": int(rt.clock.now().timestamp()), **statement},
+        signer,
+    )
+
+
 def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: str) -> bytes:
     stored = get_rule_set(session, rt, row.rule_set_id, row.rule_set_version)
     rule_set = stored.rule_set
@@ -420,10 +451,20 @@ def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: 
         for m in member_rows
     ]
     record = json.loads(row.record)
+    statement = score_statement(
+        record,
+        record_hash=row.record_hash,
+        checkpoint_size=size,
+        checkpoint_root=bytes(row.checkpoint_root),
+        event_cids=[e.cid for e in used],
+        member_event_ids=[m.event_id for m in member_rows],
+    )
     bundle = {
         "format": BUNDLE_FORMAT,
         "record": public_record(record, _salts(rt, row.record_hash)),
         "recordHash": row.record_hash,
+        "statement": _sign_statement(session, rt, statement),
+        "scoresJwks": {"keys": [v.jwk() for v in score_statement_keys(session, rt)]},
         "asOf": row.as_of.isoformat(),
         "ruleSet": {"token": stored.view.token, "hash": rule_set.hash},
         "rulesJwks": {"keys": [v.jwk() for v in rule_set_keys(session, rt)]},

@@ -49,6 +49,7 @@ from credit_commons.reputation.events import (
 from credit_commons.reputation.models import ReputationMemberRow
 from credit_commons.reputation.rules import RuleSet
 from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
+from credit_commons.reputation.scores_bundle import did_sha256
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "MemberRevoked",
     "MembershipStatusRef",
     "blob",
+    "did_sha256",
     "is_member",
     "membership_status_refs",
     "register_member",
@@ -72,21 +74,27 @@ spine keeps only keyed pseudonyms)."""
 
 class EventRecorded(EventDetails, event_type="reputation.event"):
     """A vouch or report was accepted: its CID (the blob is public), kind, context and
-    epoch.  Sender and recipient are the event's actor and subject pseudonyms."""
+    epoch.  Sender and recipient are the event's actor and subject pseudonyms; their DIDs'
+    plain SHA-256 (``from_sha256``, ``to_sha256``) let an offline verifier bind the DIDs to
+    this event (DIDs are pseudonymous keys, no PII; the blob names them anyway)."""
 
     cid: Token
     kind: Literal["vouch", "report"]
     ctx: Token
     epoch: Token
+    from_sha256: Digest
+    to_sha256: Digest
 
 
 class MemberRecorded(EventDetails, event_type="reputation.member"):
     """A DID registered a credential: KYC or an attestation, the SHA-256 of the issuer-signed
-    JWT and of its status reference (the DID is the event's subject pseudonym)."""
+    JWT and of its status reference (the DID is the event's subject pseudonym; its plain
+    SHA-256, ``did_sha256``, lets an offline verifier check whose membership this is)."""
 
     kyc: bool
     credential_sha256: Digest
     status_ref_sha256: Digest | None
+    did_sha256: Digest
 
 
 class MemberRevoked(EventDetails, event_type="reputation.member_revoked"):
@@ -161,7 +169,14 @@ def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime
     cid = blob_cid(body)
     recorded = record_event(
         session,
-        EventRecorded(cid=cid, kind=event.type, ctx=event.ctx, epoch=event.epoch),
+        EventRecorded(
+            cid=cid,
+            kind=event.type,
+            ctx=event.ctx,
+            epoch=event.epoch,
+            from_sha256=did_sha256(event.sender),
+            to_sha256=did_sha256(event.to),
+        ),
         actor=_pseudonym(rt, event.sender),
         subject=_pseudonym(rt, event.to),
         object=rt.objects.digest("reputation_event", cid),
@@ -237,7 +252,10 @@ def register_member(
     recorded = record_event(
         session,
         MemberRecorded(
-            kyc=kyc, credential_sha256=credential_sha256, status_ref_sha256=status_digest
+            kyc=kyc,
+            credential_sha256=credential_sha256,
+            status_ref_sha256=status_digest,
+            did_sha256=did_sha256(did),
         ),
         actor=_pseudonym(rt, did),
         subject=_pseudonym(rt, did),

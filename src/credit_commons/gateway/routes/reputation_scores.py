@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.gateway.deps import RuntimeDep, SessionDep
-from credit_commons.gateway.openapi import answers
+from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.ledger.identity import log_identity
 from credit_commons.reputation import CTX_PATTERN, scores_service
 from credit_commons.reputation.scores_bundle import verify_subject_proof
@@ -45,6 +45,17 @@ class ScoreBundle(BaseModel):
     )
     members: list[dict[str, Any]]
     factor_salts: dict[str, str] | None = Field(None, alias="factorSalts")
+    statement: str = Field(
+        description="The platform's score statement (compact JWS, typ reputation-score+jwt): "
+        "the record's hash, the checkpoint, the rule set and exactly the inputs used"
+    )
+    scores_jwks: dict[str, Any] = Field(alias="scoresJwks")
+
+
+@router.get("/jwks", summary="Keys that sign score statements.", responses=answers(JwkSet))
+def score_statement_keys(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
+    # A write session: the key is made on first use, as every platform key is.
+    return JwkSet(keys=[v.jwk() for v in scores_service.score_statement_keys(session, runtime)])
 
 
 @router.get(
