@@ -2,7 +2,8 @@
 HTTP API and the wallet CLI: six members receive KycCredentials over OID4VCI and join, five
 vouch for one within their budget, a checkpoint lands and is scored, the member reaches
 silver and receives the CommunityTierCredential in her wallet; her score bundle verifies
-offline (`commons score verify`: the reference recompute matches the served record's hash);
+offline (`commons score verify`: the reference recompute matches the served record's hash)
+and she proves score ≥ 25 in zero knowledge (`community_score_at_least`) to a verifier;
 a Credit Readiness Credential issued to her key carries the tier, and a lender with her
 consent to `/community_tier` sees the tier and nothing of the score."""
 
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 from tests.e2e.test_wallet_consent_e2e import lender
 from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - the fixture
+from tests.e2e.test_zk_kyc_shg_cli import _answer, _ask, _decision, _prove
 from tests.factories import kyc_claims, readiness_claims
 
 from credit_commons import reputation
@@ -77,6 +79,7 @@ def test_the_shg_story(
     rules["kyc"] = {"credentialTypes": [KYC_VCT], "trustedIssuers": [base]}
     (tmp_path / "rules.json").write_text(json.dumps(rules))
     cli(env, "rules", "register", str(tmp_path / "rules.json"), "--dev")
+    cli(env, "zk", "statements", "register", "--dev")  # community_score_at_least among them
     token = cli(env, "admin", "token", "shg-desk")["token"]  # type: ignore[call-overload]
     admin = {"Authorization": f"Bearer {token}"}
 
@@ -133,6 +136,24 @@ def test_the_shg_story(
         )
         assert f"{score // 10**6}.{score % 10**6:06d}" == verified["score"]
 
+        # Score ≥ 25 (silver's minimum) in zero knowledge: the verifier accepts and sees no
+        # score; ≥ her score + 1 has no proof.
+        local = str(received["received"][0]["id"])
+        bank, _ = lender(base, env)
+        as_bank = {"Authorization": bank.headers["Authorization"]}
+        statement = "community_score_at_least"
+        asked = _ask(http, as_bank, sd_jwt.payload["vct"], statement, {"threshold": 25_000_000})
+        proved = _prove(asha, base, local, statement, asked, "threshold=25000000")
+        assert proved.returncode == 0, proved.stderr
+        assert str(score) not in proved.stdout
+        _answer(http, asha, local, asked, json.loads(proved.stdout))
+        assert _decision(http, as_bank, asked) == ("allow", None)
+        above = f"threshold={score + 1}"
+        higher = _ask(http, as_bank, sd_jwt.payload["vct"], statement, {"threshold": score + 1})
+        unprovable = _prove(asha, base, local, statement, higher, above)
+        assert unprovable.returncode != 0
+        assert "wallet.predicate_unprovable" in unprovable.stderr
+
         # A Credit Readiness Credential issued to her key carries the tier.
         issued = http.post(
             "/v1/credentials",
@@ -147,7 +168,6 @@ def test_the_shg_story(
         assert issued.status_code == 201, issued.text
 
         # A lender asks for the tier only; she approves from her wallet; the lender sees it.
-        bank, _ = lender(base, env)
         try:
             asked = bank.post(
                 "/v1/consents",
