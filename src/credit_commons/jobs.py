@@ -246,19 +246,21 @@ def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
 
 
 def _membership_status(
-    session: Session, rt: Runtime, member: reputation_service.MembershipStatusRef
+    rt: Runtime, member: reputation_service.MembershipStatusRef
 ) -> TokenStatus | None:
     # The status of the membership's credential at its reference (``uri#idx``): this
     # platform's own list read directly, a trusted foreign issuer's list fetched (and cached)
-    # through the verifier; None when neither can say (an issuer no longer trusted, or one
-    # trusted through an X.509 anchor, whose list needs the credential's certificate).
+    # through the verifier, with no unit of work held over the fetch; None when neither can
+    # say (an issuer no longer trusted, or one trusted through an X.509 anchor, whose list
+    # needs the credential's certificate).
     uri, _, index = member.status_ref.rpartition("#")
     if not uri or not index.isdigit():
         return None
-    list_id = own_status_list_id(session, rt, uri)
-    if list_id is not None:
-        return token_status(session, list_id, int(index))
-    kind = trusted_kind(session, member.issuer)
+    with rt.sessions() as session:
+        list_id = own_status_list_id(session, rt, uri)
+        if list_id is not None:
+            return token_status(session, list_id, int(index))
+        kind = trusted_kind(session, member.issuer)
     if kind is None:
         return None
     return foreign_issuers(rt).status(member.issuer, kind, uri, int(index))
@@ -290,8 +292,7 @@ def membership_status_step(interval: float = 300.0) -> Step:
         counts: dict[str, int] = {}
         for member in members:
             try:
-                with rt.sessions() as session:
-                    current = _membership_status(session, rt, member)
+                current = _membership_status(rt, member)
             except CommonsError as e:
                 log.warning("membership %s status not read: %s", member.id, e.code)
                 current = None

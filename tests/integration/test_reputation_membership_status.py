@@ -11,12 +11,14 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.factories import kyc_claims
 
 from credit_commons.core.db import transaction
+from credit_commons.core.net import OutboundFetcher
 from credit_commons.events import EventRow
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity.auth import issue_admin_token
@@ -27,6 +29,7 @@ from credit_commons.reputation import service as reputation_service
 from credit_commons.reputation.models import ReputationMemberRow
 from credit_commons.reputation.scores_service import scoring_members
 from credit_commons.runtime import Runtime
+from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
 from credit_commons.zk import KYC_VCT
 
 
@@ -54,7 +57,7 @@ class World:
         with transaction(self.rt.sessions) as session:
             return rules_service.active_rule_set(session, self.rt, self.rt.clock.now()).rule_set
 
-    def member(self, n: int, *, status_ref: str | None = None) -> Member:
+    def member(self, n: int, *, status_ref: str | None = None, issuer: str | None = None) -> Member:
         made = self.http.post(
             "/v1/identities", json={"roles": ["business"], "profile": {"name": f"M{n}"}}
         )
@@ -80,7 +83,7 @@ class World:
                 self.rt,
                 did=member.did,
                 vct=KYC_VCT,
-                issuer=self.rt.settings.public_url,
+                issuer=issuer or self.rt.settings.public_url,
                 credential_sha256=member.credential_sha256,
                 status_ref=status_ref or f"{status['uri']}#{status['idx']}",
                 rules=self.rules(),
@@ -191,6 +194,36 @@ def test_an_unreadable_status_reference_is_counted_and_left_alone(world: World) 
     assert membership_status_step(interval=0)(world.rt, 0) == {"memberships_unchecked": 2}
     assert world.row(alice).revoked_at is None
     assert world.row(bob).revoked_at is None
+    assert world.spine("reputation.member_revoked") == []
+
+
+def test_a_trusted_foreign_list_that_cannot_be_fetched_is_counted_and_left_alone(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The issuer is trusted, so its list is fetched through the verifier; the fetch fails
+    # (503): the membership stays, the next pass tries again.
+    fetched: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        fetched.append(str(request.url))
+        return httpx.Response(503)
+
+    failing = OutboundFetcher(
+        transport=httpx.MockTransport(answer), resolver=lambda _host: ["93.184.216.34"]
+    )
+    FOREIGN_ISSUERS.set(world.rt, ForeignIssuers(failing))
+    issuer = "https://issuer.other.example"
+    added = world.http.post(
+        "/v1/admin/trusted-issuers", json={"issuer": issuer}, headers=world.admin
+    )
+    assert added.status_code == 201, added.text
+    alice = world.member(1, status_ref=f"{issuer}/status/1#5", issuer=issuer)
+    step = membership_status_step(interval=0)
+    assert step(world.rt, 0) == {"memberships_unchecked": 1}
+    assert fetched
+    assert fetched[0].startswith(f"{issuer}/status/1")
+    assert "status not read" in caplog.text
+    assert world.row(alice).revoked_at is None
     assert world.spine("reputation.member_revoked") == []
 
 
