@@ -132,6 +132,18 @@ def test_versions_only_go_up_and_the_active_one_is_in_effect(rt: Runtime) -> Non
     assert len(_events(rt)) == 2
 
 
+def test_a_new_version_cannot_shorten_the_notice_in_effect(rt: Runtime) -> None:
+    # Version 1 (7 days of notice) is in effect from day 7; on day 8 a version 2 that asks for
+    # one day of notice still waits out version 1's seven (one second short is refused).
+    _register(rt, document(1, NOW + timedelta(days=7)))
+    day8 = replace(rt, clock=FixedClock(NOW + timedelta(days=8)))
+    short = document(2, NOW + timedelta(days=15) - timedelta(seconds=1), timeLockDays=1)
+    with pytest.raises(RuleSetTimeLocked, match="7 days of notice"):
+        _register(day8, short)
+    assert _register(day8, document(2, NOW + timedelta(days=15), timeLockDays=1)).version == 2
+    assert len(_events(rt)) == 2
+
+
 _TAMPERS = [
     lambda row: setattr(row, "token", row.token[:-4] + "AAAA"),
     lambda row: setattr(row, "version", 7),

@@ -503,13 +503,17 @@ def rule_set_hash(rule_set: RuleSet) -> str:
     return sha256_hex(rule_set.canonical)
 
 
-def check_time_lock(rule_set: RuleSet, published_at: datetime) -> None:
+def check_time_lock(rule_set: RuleSet, published_at: datetime, promised_days: int = 0) -> None:
     """Refuse a rule set that would take effect before its time lock: ``validFrom`` must be
-    at least ``timeLockDays`` after ``published_at``.  Raises :class:`RuleSetTimeLocked`."""
-    earliest = published_at + timedelta(days=rule_set.time_lock_days)
+    at least ``timeLockDays`` after ``published_at`` — or ``promised_days`` after it, when
+    that is longer: the notice the rule set in effect promises (a new version cannot shorten
+    the notice of its own coming into force).  Raises :class:`RuleSetTimeLocked`."""
+    days = max(rule_set.time_lock_days, promised_days)
+    earliest = published_at + timedelta(days=days)
     if rule_set.valid_from < earliest:
         raise RuleSetTimeLocked(
-            f"validFrom must be at or after {earliest.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+            f"validFrom must be at or after {earliest.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+            f" ({days} days of notice)",
             extra={"field": "/validFrom"},
         )
 

@@ -124,7 +124,11 @@ def register_rule_set(
     _refuse_dev(rt, dev)
     now = rt.clock.now()
     if not dev:
-        check_time_lock(rule_set, now)
+        in_effect = rules_store.active_row(session, rule_set.id, now)
+        promised = 0
+        if in_effect is not None:
+            promised = parse_rule_set(json.loads(in_effect.document)).time_lock_days
+        check_time_lock(rule_set, now, promised)
     latest = rules_store.latest_version(session, rule_set.id)
     if latest is not None and latest >= rule_set.version:
         raise RuleSetVersionConflict(
