@@ -171,6 +171,24 @@ def test_sender_locked_until_kyc_member(runtime: Runtime) -> None:
     _submit(runtime, doc)  # the same event, once unlocked
 
 
+def test_the_rule_set_in_effect_decides_which_memberships_unlock(runtime: Runtime) -> None:
+    # Registered under RULES: one KYC membership (kyc/v1 of ISSUER) and one attestation.
+    other = "https://credit-commons.dev/vct/other/v1"
+    _member(runtime, 1)
+    _member(runtime, 3, vct=other, credential=1)
+    later = json.loads(RULES.canonical)
+    # A later rule set trusts only another issuer, and takes the attestation's type as KYC.
+    later["kyc"] = {"credentialTypes": [other], "trustedIssuers": [ISSUER]}
+    later["version"] = RULES.version + 1
+    dropped = parse_rule_set(later)
+    with pytest.raises(SenderLocked):
+        _submit(runtime, _signed(1, 2), dropped)
+    _submit(runtime, _signed(3, 2), dropped)
+    with pytest.raises(SenderLocked):
+        _submit(runtime, _signed(3, 2), RULES)
+    _submit(runtime, _signed(1, 2), RULES)
+
+
 def test_budget_exactly_n_then_refused_then_next_epoch(runtime: Runtime, clock: FixedClock) -> None:
     _member(runtime, 1)
     for to in range(2, 7):  # five vouches

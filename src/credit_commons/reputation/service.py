@@ -146,7 +146,8 @@ def submit_event(
         max_skew_seconds=rules.epoch.max_future_skew_seconds,
     )
     # 4. The sender is a KYC member (its rows locked for steps 5-6).
-    if not store.kyc_memberships(store.lock_memberships(session, event.sender), now):
+    kyc = (frozenset(rules.kyc.credential_types), frozenset(rules.kyc.trusted_issuers))
+    if not store.kyc_memberships(store.lock_memberships(session, event.sender), now, kyc):
         raise SenderLocked("the sender has no active KYC membership")
     # 5-6. Replay: (from, nonce) is unique forever; budget, non-rollover: counted per epoch.
     replayed, used = store.replay_and_budget(

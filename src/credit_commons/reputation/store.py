@@ -52,9 +52,21 @@ def memberships(session: Session, did: str) -> list[ReputationMemberRow]:
     return list(session.scalars(query))
 
 
-def kyc_memberships(rows: list[ReputationMemberRow], at: datetime) -> list[ReputationMemberRow]:
-    """The KYC rows among ``rows`` that are not revoked at ``at``."""
-    return [r for r in rows if r.kyc and (r.revoked_at is None or _after(r.revoked_at, at))]
+def kyc_memberships(
+    rows: list[ReputationMemberRow],
+    at: datetime,
+    kyc: tuple[frozenset[str], frozenset[str]] | None = None,
+) -> list[ReputationMemberRow]:
+    """The KYC rows among ``rows`` that are not revoked at ``at``.  With ``kyc`` (the rule
+    set in effect's credential types and trusted issuers) a row is KYC by that rule set, not
+    by the one it registered under: a type or issuer a later rule set drops no longer
+    unlocks, and one it adds does."""
+    if kyc is None:
+        chosen = [r for r in rows if r.kyc]
+    else:
+        types, issuers = kyc
+        chosen = [r for r in rows if r.vct in types and r.issuer in issuers]
+    return [r for r in chosen if r.revoked_at is None or _after(r.revoked_at, at)]
 
 
 def _after(revoked_at: datetime, at: datetime) -> bool:
