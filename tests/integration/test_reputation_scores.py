@@ -195,6 +195,9 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     }
     assert expected
     assert _queue(rt) == expected
+    # aura.domain is shg:*: general is scored but reaches no tier and queues nothing.
+    assert {tier for _, ctx, tier in cached if ctx == "general"} == {None}
+    assert {ctx for _, ctx, _, _ in _queue(rt)} == {"shg:savings"}
     with transaction(rt.sessions) as session:
         assert len(list(session.scalars(select(CapabilityQueueRow)))) == len(expected)
     assert done.queued == 0  # this full pass found every row queued already

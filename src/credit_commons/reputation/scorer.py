@@ -29,7 +29,7 @@ from typing import Literal
 from credit_commons.core.encoding import JsonObject, canonical_json
 from credit_commons.core.errors import ValidationError
 from credit_commons.reputation.errors import ReputationError
-from credit_commons.reputation.rules import MICRO, RuleSet
+from credit_commons.reputation.rules import MICRO, RuleSet, domain_matches
 
 __all__ = [
     "RuleSetRef",
@@ -114,6 +114,7 @@ class ScoringRules:
     top2_threshold: int
     collusion_multiplier: int
     tiers: tuple[TierRule, ...]
+    domain: str
 
     @classmethod
     def of(cls, rule_set: RuleSet) -> ScoringRules:
@@ -140,7 +141,15 @@ class ScoringRules:
             tiers=tuple(
                 TierRule(t.name, t.min_score, aura.diversity_minimum(t.name)) for t in aura.tiers
             ),
+            domain=aura.domain,
         )
+
+    def tier(self, ctx: str, score: int, diversity: int) -> str | None:
+        """The tier of a score in ``ctx``: :func:`tier_of` inside the rule set's Aura domain,
+        ``None`` outside it (a context outside the domain is scored but reaches no tier)."""
+        if not domain_matches(self.domain, ctx):
+            return None
+        return tier_of(score, diversity, self.tiers)
 
 
 def micro_string(value: int) -> str:
@@ -500,7 +509,7 @@ def score_reference(
             r=inputs[i].r,
             t=fixed[i][2],
             score=scores[i],
-            tier=tier_of(scores[i], len(inputs[i].q), rules.tiers),
+            tier=rules.tier(ctx, scores[i], len(inputs[i].q)),
             diversity=len(inputs[i].q),
             collusion_applied=inputs[i].collusion,
             events=inputs[i].cids,

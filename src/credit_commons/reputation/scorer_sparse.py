@@ -39,7 +39,6 @@ from credit_commons.reputation.scorer import (
     decay_weight,
     power_micro,
     scored_events,
-    tier_of,
 )
 from credit_commons.reputation.scorer_columns import (
     SAFE,
@@ -325,7 +324,7 @@ class SparseScores:
             r=int(self.r[i]),
             t=int(self.t[i]),
             score=score,
-            tier=tier_of(score, diversity, self.rules.tiers),
+            tier=self.rules.tier(self.ctx, score, diversity),
             diversity=diversity,
             collusion_applied=bool(self.collusion[i]),
             events=tuple(sorted(cids)),

@@ -212,6 +212,24 @@ def test_tier_and_clamp() -> None:
     assert tier_of(59_999_999, 9, tiers) == "silver"
 
 
+def test_tiers_only_inside_the_aura_domain() -> None:
+    # aura.domain is shg:*: general is scored (the same score as under shg:savings) but
+    # reaches no tier, in the reference and in the sparse recompute alike.
+    members = [member("A", days=365), member("B", days=365), member("C", days=365)]
+    vouches = [("B", "A"), ("C", "A"), ("A", "B"), ("C", "B")]
+    by_ctx = {}
+    for ctx in (CTX, "general"):
+        events = [event("vouch", did(x), did(y), 0, ctx=ctx) for x, y in vouches]
+        reference = score_reference(events, members, (), RULES, as_of=AS_OF, ctx=ctx)
+        cols = columns_from_events(events, members, (), RULES, as_of=AS_OF, ctx=ctx)
+        sparse = score_sparse(cols, RULES, as_of=AS_OF, ctx=ctx).records()
+        assert _bytes(sparse) == _bytes(reference)
+        by_ctx[ctx] = reference[did("A")]
+    assert by_ctx[CTX].tier is not None
+    assert by_ctx["general"].tier is None
+    assert by_ctx["general"].score == by_ctx[CTX].score
+
+
 def test_excluded_and_future_events_ignored() -> None:
     members = [member("A"), member("B", days=365), member("X", days=365)]
     events = [
