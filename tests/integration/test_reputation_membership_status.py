@@ -165,7 +165,7 @@ def test_a_revoked_kyc_credential_ends_the_membership_and_locks_the_sender(world
     assert event.subject is not None
     assert event.subject.startswith("p1:")
     # The scorer's input: K is gone from the day of the revocation.
-    (scored,) = [m for m in scoring_members([row]) if m.did == alice.did]
+    (scored,) = [m for m in scoring_members([row], world.rules()) if m.did == alice.did]
     assert scored.revoked_on == row.revoked_at.date()
 
     # Idempotent: reruns (and the default steps' own instance) change nothing.

@@ -288,7 +288,7 @@ def _forged(rt: Runtime, bundle: dict[str, Any], drop: str) -> dict[str, Any]:
     rules = _rules(rt)
     with transaction(rt.sessions) as session:
         events = scoring_events(e for e in scores_store.events_of(session, [CTX]) if e.cid != drop)
-        members = scoring_members(scores_store.members(session))
+        members = scoring_members(scores_store.members(session), rules)
     did, as_of = bundle["record"]["did"], date.fromisoformat(bundle["asOf"])
     record = score_reference(events, members, (), rules, as_of=as_of, ctx=CTX)[did]
     forged = copy.deepcopy(bundle)

@@ -5,6 +5,7 @@ in full; the capability queue is filled once per subject and reason."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -64,14 +65,22 @@ def _did(n: int) -> str:
     return encode_did_key(_key(n).public_key)
 
 
-def _member(rt: Runtime, n: int, *, kyc: bool = True, credential: int = 0) -> None:
+def _member(
+    rt: Runtime,
+    n: int,
+    *,
+    kyc: bool = True,
+    credential: int = 0,
+    vct: str = "https://example.org/vct/attestation",
+    issuer: str | None = None,
+) -> None:
     with transaction(rt.sessions) as session:
         reputation_service.register_member(
             session,
             rt,
             did=_did(n),
-            vct=KYC_VCT if kyc else "https://example.org/vct/attestation",
-            issuer=rt.settings.public_url,
+            vct=KYC_VCT if kyc else vct,
+            issuer=issuer or rt.settings.public_url,
             credential_sha256=f"{n:02x}{credential:02x}" * 16,
             status_ref=None,
             rules=_rules(rt),
@@ -112,7 +121,7 @@ def _reference(
     rules = _rules(rt)
     with transaction(rt.sessions) as session:
         rows = list(session.scalars(select(ReputationEventRow)))
-        members = scoring_members(scores_store.members(session))
+        members = scoring_members(scores_store.members(session), rules)
     events = [e for e in scoring_events(rows) if cids is None or e.cid in cids]
     out = {}
     for ctx in rules.contexts:
@@ -227,3 +236,23 @@ def test_a_failing_pass_is_reported_and_does_not_stop_the_steps_after_it(
     ).run_once(force_checkpoint=True)
     assert report.extra == {"scores_failed": "reputation.scoring_invalid"}
     assert ran == [report.checkpoint]
+
+
+def test_attestations_count_distinct_issuer_and_type_not_the_platforms_own(rt: Runtime) -> None:
+    rules = _rules(rt)
+    _member(rt, 1)
+    _member(rt, 1, kyc=False, credential=1)
+    _member(rt, 1, kyc=False, credential=2)  # the same issuer and type again: not another
+    _member(rt, 1, kyc=False, credential=3, issuer="https://other.example")  # another issuer
+    # The platform's own capability credential registered back: must not feed the score.
+    _member(rt, 1, kyc=False, credential=4, vct=rules.aura.output_credential_type)
+    _checkpoint(rt)
+    assert score_checkpoint(rt, ScoringState()) is not None
+    with transaction(rt.sessions) as session:
+        row = session.get(ScoreRow, (_did(1), "shg:savings"))
+        assert row is not None
+        record = json.loads(bytes(row.record))
+        (member,) = scoring_members(scores_store.members(session), rules)
+    assert member.attestations == 2
+    assert record["factors"]["A"] == "2.000000"
+    assert _cached(rt) == _reference(rt, AT.date())

@@ -25,7 +25,7 @@ its visible fields are the bundle's, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -60,6 +60,7 @@ __all__ = [
     "BundleInvalid",
     "SubjectProofInvalid",
     "VerifiedBundle",
+    "attestation_count",
     "commitment",
     "did_sha256",
     "public_record",
@@ -79,6 +80,13 @@ PROOF_MAX_AGE_SECONDS = 60
 PROOF_TYP = "score-request+jwt"
 STATEMENT_TYP = "reputation-score+jwt"
 STATEMENT_MAX_CHARS = 1 << 20
+
+
+def attestation_count(credentials: Iterable[tuple[str, str]], rule_set: RuleSet) -> int:
+    """A DID's attestations (A, before the cap): the distinct (issuer, vct) of its active
+    non-KYC memberships, the rule set's own output credential type excluded."""
+    output = rule_set.aura.output_credential_type
+    return len({(issuer, vct) for issuer, vct in credentials if vct != output})
 
 
 def did_sha256(did: str) -> str:
@@ -287,8 +295,10 @@ def _date(value: Any, check: str) -> date | None:
         raise _fail(check, "a date is malformed") from e
 
 
-def _members(note: str, items: Sequence[Any], log_vkey: str, ids: list[str]) -> list[ScoringMember]:
-    rows: dict[str, list[tuple[bool, date, date | None]]] = {}
+def _members(
+    note: str, items: Sequence[Any], log_vkey: str, ids: list[str], rule_set: RuleSet
+) -> list[ScoringMember]:
+    rows: dict[str, list[tuple[bool, date, date | None, tuple[str, str]]]] = {}
     for n, item in enumerate(items):
         check = f"member[{n}]"
         if not isinstance(item, dict) or not isinstance(item.get("did"), str):
@@ -309,8 +319,9 @@ def _members(note: str, items: Sequence[Any], log_vkey: str, ids: list[str]) -> 
         if details.get("did_sha256") != did_sha256(item["did"]):
             raise _fail(check, "the spine event is another DID's membership")
         ids.append(str(spine.get("id")))
+        credential = (str(item.get("issuer")), str(item.get("vct")))
         rows.setdefault(item["did"], []).append(
-            (bool(kyc), since, _date(item.get("revokedOn"), check))
+            (bool(kyc), since, _date(item.get("revokedOn"), check), credential)
         )
     members = []
     for did, mine in sorted(rows.items()):
@@ -319,7 +330,9 @@ def _members(note: str, items: Sequence[Any], log_vkey: str, ids: list[str]) -> 
         revoked = None
         if kyc_rows and all(r[2] is not None for r in kyc_rows):
             revoked = max(r[2] for r in kyc_rows if r[2] is not None)
-        attestations = sum(1 for r in mine if not r[0] and r[2] is None)
+        attestations = attestation_count(
+            (r[3] for r in mine if not r[0] and r[2] is None), rule_set
+        )
         members.append(ScoringMember(did, since, bool(kyc_rows), revoked, attestations))
     return members
 
@@ -427,7 +440,7 @@ def verify_bundle(
         raise _fail("format", "events and members must be lists")
     events = _events(note, event_items, vkey)
     member_ids: list[str] = []
-    members = _members(note, member_items, vkey, member_ids)
+    members = _members(note, member_items, vkey, member_ids, rule_set)
     # 5. The platform's statement: this record, at this checkpoint, from exactly these inputs.
     _statement(
         bundle,

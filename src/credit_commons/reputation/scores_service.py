@@ -47,6 +47,7 @@ from credit_commons.reputation.scores_bundle import (
     BUNDLE_FORMAT,
     SALTED,
     STATEMENT_TYP,
+    attestation_count,
     public_record,
     score_statement,
 )
@@ -119,11 +120,13 @@ def _day(at: datetime | None) -> date | None:
     return None if at is None else utc(at).date()
 
 
-def scoring_members(rows: Iterable[ReputationMemberRow]) -> list[ScoringMember]:
+def scoring_members(rows: Iterable[ReputationMemberRow], rule_set: RuleSet) -> list[ScoringMember]:
     """One :class:`ScoringMember` per DID from its membership rows: member since its first
     KYC registration (its first registration if none is KYC), KYC while a KYC row is not
-    revoked (revoked on the latest revocation once all are), and its attestations (non-KYC
-    rows not revoked)."""
+    revoked (revoked on the latest revocation once all are), and its attestations: the
+    distinct (issuer, vct) of its non-KYC rows not revoked, the rule set's own output
+    credential (``aura.outputCredentialType``, the platform's capability credential) not
+    counted — a score must not feed on itself."""
     by_did: dict[str, list[ReputationMemberRow]] = {}
     for r in rows:
         by_did.setdefault(r.did, []).append(r)
@@ -134,7 +137,9 @@ def scoring_members(rows: Iterable[ReputationMemberRow]) -> list[ScoringMember]:
         revoked: date | None = None
         if kyc and all(r.revoked_at is not None for r in kyc):
             revoked = max(d for r in kyc if (d := _day(r.revoked_at)) is not None)
-        attestations = sum(1 for r in mine if not r.kyc and r.revoked_at is None)
+        attestations = attestation_count(
+            ((r.issuer, r.vct) for r in mine if not r.kyc and r.revoked_at is None), rule_set
+        )
         out.append(
             ScoringMember(
                 did=did, since=since, kyc=bool(kyc), revoked_on=revoked, attestations=attestations
@@ -205,7 +210,7 @@ def score_checkpoint(
             )
             below = {eid for eid, leaf in leaves.items() if leaf[0] < size}
             events = scoring_events(e for e in event_rows if e.event_id in below)
-            members = scoring_members(m for m in all_members if m.event_id in below)
+            members = scoring_members((m for m in all_members if m.event_id in below), rule_set)
             for ctx in rule_set.contexts:
                 ctx_rows = _full(state, (events, members, excluded), rule_set, as_of, ctx)
                 rows.extend(row_of(r) for r in ctx_rows)
@@ -443,6 +448,8 @@ def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: 
                 "since": m.since.isoformat(),
                 "revokedOn": None if m.revoked_at is None else utc(m.revoked_at).date().isoformat(),
                 "credentialSha256": m.credential_sha256,
+                "issuer": m.issuer,
+                "vct": m.vct,
             },
             m.event_id,
             leaves,
