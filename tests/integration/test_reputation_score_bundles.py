@@ -329,3 +329,24 @@ def test_statement_refuses_a_dropped_report_and_a_borrowed_membership(
     with pytest.raises(BundleInvalid) as refused:
         verify_bundle(tampered, scores_jwks=keys)
     assert refused.value.check == "event[0]"
+
+
+def test_subject_proof_audience_ignores_a_trailing_slash(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A public URL configured with a trailing "/": a wallet names the platform without it,
+    # as presentations to POST /v1/reputation/members do; both routes of the group agree.
+    _world(runtime)
+    base = runtime.settings.public_url.rstrip("/")
+    proof = _proof(runtime, 4, aud=base)
+    slashed = runtime.settings.model_copy(update={"public_url": base + "/"})
+    monkeypatch.setattr(runtime, "settings", slashed)
+    assert _get(client, 4, **{"Subject-Proof": proof}).status_code == 200
+    capabilities = client.get(
+        "/v1/reputation/capabilities",
+        params={"did": _did(4), "ctx": CTX},
+        headers={"Subject-Proof": proof},
+    )
+    assert capabilities.status_code == 200, capabilities.text
+    wrong = _proof(runtime, 4, aud="https://elsewhere.example")
+    assert _get(client, 4, **{"Subject-Proof": wrong}).status_code == 401

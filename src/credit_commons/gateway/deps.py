@@ -24,10 +24,17 @@ __all__ = [
     "get_read_session",
     "get_runtime",
     "get_session",
+    "platform_audience",
 ]
 
 NO_STORE = {"Cache-Control": "no-store"}
 """Response headers for anything personal or secret (tokens, profiles, exports)."""
+
+
+def platform_audience(runtime: Runtime) -> str:
+    """This platform's audience in proofs addressed to it (a presentation's or a subject
+    proof's ``aud``): its public URL without a trailing ``/``, as wallets name it."""
+    return runtime.settings.public_url.rstrip("/")
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
-from credit_commons.gateway.deps import RuntimeDep, SessionDep
+from credit_commons.gateway.deps import RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import answers
 from credit_commons.issuer import issued_text
 from credit_commons.reputation import CTX_PATTERN, capability
@@ -56,7 +56,7 @@ def get_capabilities(
         subject_proof,
         did=did,
         ctx=ctx,
-        audience=runtime.settings.public_url,
+        audience=platform_audience(runtime),
         now=runtime.clock.now(),
     )
     found: list[IssuedCapability] = []

@@ -29,7 +29,7 @@ from credit_commons.core.errors import (
 )
 from credit_commons.formats.jws import decode_json_object
 from credit_commons.formats.sd_jwt_format import split
-from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep
+from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import answers, media
 from credit_commons.keys import PublicKey, public_key_from_jwk
 from credit_commons.reputation import (
@@ -173,7 +173,7 @@ def register_member(
             session,
             runtime,
             body.presentation,
-            audience=runtime.settings.public_url.rstrip("/"),
+            audience=platform_audience(runtime),
             nonce=body.did,
         )
         jwt, payload = _issuer_signed(body.presentation)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_commons.gateway.deps import RuntimeDep, SessionDep
+from credit_commons.gateway.deps import RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import JwkSet, answers
 from credit_commons.ledger.identity import log_identity
 from credit_commons.reputation import CTX_PATTERN, scores_service
@@ -81,7 +81,7 @@ def get_score(
             subject_proof,
             did=did,
             ctx=ctx,
-            audience=runtime.settings.public_url,
+            audience=platform_audience(runtime),
             now=runtime.clock.now(),
         )
     # A write session: the first fetch of a record keeps its assembled bundle.
