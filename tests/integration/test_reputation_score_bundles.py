@@ -23,7 +23,14 @@ from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
-from credit_commons.reputation import RuleSet, new_nonce, rules_service, scores_store, sign_event
+from credit_commons.reputation import (
+    RuleSet,
+    new_nonce,
+    rules_service,
+    scores_service,
+    scores_store,
+    sign_event,
+)
 from credit_commons.reputation import service as reputation_service
 from credit_commons.reputation.scorer import score_reference
 from credit_commons.reputation.scores_bundle import (
@@ -350,3 +357,25 @@ def test_subject_proof_audience_ignores_a_trailing_slash(
     assert capabilities.status_code == 200, capabilities.text
     wrong = _proof(runtime, 4, aud="https://elsewhere.example")
     assert _get(client, 4, **{"Subject-Proof": wrong}).status_code == 401
+
+
+def test_bundle_reads_the_neighbourhood_only_and_is_capped(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _world(runtime)
+
+    # Assembling a bundle never reads a whole context (nor every membership): the
+    # neighbourhood hop by hop through the recipient index, the memberships of its DIDs.
+    def whole(*_: object) -> None:
+        raise AssertionError("read a whole context or every membership")
+
+    monkeypatch.setattr(scores_store, "events_of", whole)
+    monkeypatch.setattr(scores_store, "members", whole)
+    own = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
+    assert own.status_code == 200, own.text
+    assert verify_bundle(own.json(), trust_bundle_keys=True).events == len(own.json()["events"])
+    # Above the cap of inputs: a stable refusal instead of a bundle.
+    monkeypatch.setattr(scores_service, "MAX_BUNDLE_INPUTS", 3)
+    refused = _get(client, 1)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "reputation.bundle_too_large"

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
-from credit_commons.core.errors import NotFoundError
+from credit_commons.core.errors import ConflictError, NotFoundError
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventRow, RecordedEvent, event_document
 from credit_commons.formats.jws import sign_compact
@@ -54,7 +54,9 @@ from credit_commons.reputation.scores_bundle import (
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "MAX_BUNDLE_INPUTS",
     "SCORES_KEY",
+    "BundleTooLarge",
     "ScoreNotFound",
     "ScoringPass",
     "ScoringState",
@@ -356,33 +358,48 @@ def _salts(rt: Runtime, record_hash: str) -> dict[str, str]:
     }
 
 
+MAX_BUNDLE_INPUTS: Final = 5_000
+"""A bundle's inputs (events and memberships) at most: a subject whose neighbourhood is
+larger gets ``reputation.bundle_too_large`` instead of a bundle."""
+
+
+class BundleTooLarge(ConflictError, ReputationError):
+    """The subject's neighbourhood has more inputs than a bundle carries."""
+
+    code = "reputation.bundle_too_large"
+    title = "Score bundle too large"
+
+
 def _neighbourhood(
-    events: Sequence[ReputationEventRow], did: str, rule_set: RuleSet, as_of: date, ctx: str
-) -> list[ReputationEventRow]:
-    """The events a record of ``did`` depends on: the vouches received by every DID fewer
-    than ``iterations`` vouch-hops upstream of it, and the reports received by every DID up
-    to ``iterations`` hops (round 0 needs R)."""
-    used = [
-        e
-        for e in events
-        if e.ctx == ctx and utc(e.issued_at).date() <= as_of and e.sender != e.recipient
-    ]
-    received: dict[str, list[ReputationEventRow]] = {}
-    for e in used:
-        received.setdefault(e.recipient, []).append(e)
+    session: Session, row: store.ScoreRow, rule_set: RuleSet
+) -> tuple[list[ReputationEventRow], dict[str, tuple[int, str]]]:
+    """The events a record of ``row.did`` depends on, and their leaves: the vouches
+    received by every DID fewer than ``iterations`` vouch-hops upstream of it, and the
+    reports received by every DID up to ``iterations`` hops (round 0 needs R) — sequenced
+    below the record's checkpoint, issued on or before its day.  Read hop by hop through
+    the recipient index, never the whole context.  Raises :class:`BundleTooLarge`."""
     picked: dict[str, ReputationEventRow] = {}
-    frontier, seen = {did}, {did}
+    leaves: dict[str, tuple[int, str]] = {}
+    frontier, seen = {row.did}, {row.did}
     for depth in range(rule_set.iterations + 1):
+        rows = store.events_received(session, sorted(frontier), row.ctx)
+        found = ledger_service.leaf_indices(session, [e.event_id for e in rows])
         upstream: set[str] = set()
-        for node in frontier:
-            for e in received.get(node, []):
-                if e.type == "report" or depth < rule_set.iterations:
-                    picked[e.cid] = e
-                if e.type == "vouch" and e.sender not in seen:
-                    upstream.add(e.sender)
+        for e in rows:
+            leaf = found.get(e.event_id)
+            if leaf is None or leaf[0] >= row.checkpoint_size or e.sender == e.recipient:
+                continue
+            if utc(e.issued_at).date() > row.as_of:
+                continue
+            if e.type == "report" or depth < rule_set.iterations:
+                picked[e.cid], leaves[e.event_id] = e, leaf
+            if e.type == "vouch" and e.sender not in seen:
+                upstream.add(e.sender)
+        if len(picked) > MAX_BUNDLE_INPUTS:
+            raise BundleTooLarge(f"more than {MAX_BUNDLE_INPUTS} inputs")
         seen |= upstream
         frontier = upstream
-    return sorted(picked.values(), key=lambda e: e.cid)
+    return sorted(picked.values(), key=lambda e: e.cid), leaves
 
 
 def _proved(
@@ -421,14 +438,13 @@ def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: 
     if checkpoint is None:  # pragma: no cover - checkpoints are never deleted
         raise ScoreNotFound("no such score")
     size = row.checkpoint_size
-    event_rows = store.events_of(session, [row.ctx])
-    leaves = ledger_service.leaf_indices(session, [e.event_id for e in event_rows])
-    event_rows = [e for e in event_rows if e.event_id in leaves and leaves[e.event_id][0] < size]
-    used = _neighbourhood(event_rows, row.did, rule_set, row.as_of, row.ctx)
+    used, leaves = _neighbourhood(session, row, rule_set)
     dids = {row.did} | {e.sender for e in used} | {e.recipient for e in used}
-    member_rows = [m for m in store.members(session) if m.did in dids]
+    member_rows = store.members_of(session, sorted(dids))
     leaves.update(ledger_service.leaf_indices(session, [m.event_id for m in member_rows]))
     member_rows = [m for m in member_rows if m.event_id in leaves and leaves[m.event_id][0] < size]
+    if len(used) + len(member_rows) > MAX_BUNDLE_INPUTS:
+        raise BundleTooLarge(f"more than {MAX_BUNDLE_INPUTS} inputs")
     events = [
         _proved(
             session,

@@ -35,7 +35,9 @@ __all__ = [
     "enqueue_capabilities",
     "events_by_spine_ids",
     "events_of",
+    "events_received",
     "members",
+    "members_of",
     "queue_rows",
     "replace_scores",
     "score_row",
@@ -135,6 +137,32 @@ def events_of(session: Session, ctxs: Sequence[str]) -> list[ReputationEventRow]
     """Every accepted event in ``ctxs``."""
     query = select(ReputationEventRow).where(ReputationEventRow.ctx.in_(list(ctxs)))
     return list(session.scalars(query))
+
+
+def events_received(
+    session: Session, recipients: Sequence[str], ctx: str
+) -> list[ReputationEventRow]:
+    """The accepted events of ``ctx`` received by ``recipients`` (the recipient index, read
+    in chunks)."""
+    out: list[ReputationEventRow] = []
+    for start in range(0, len(recipients), _CHUNK):
+        chunk = list(recipients[start : start + _CHUNK])
+        query = select(ReputationEventRow).where(
+            ReputationEventRow.recipient.in_(chunk), ReputationEventRow.ctx == ctx
+        )
+        out.extend(session.scalars(query))
+    return out
+
+
+def members_of(session: Session, dids: Sequence[str]) -> list[ReputationMemberRow]:
+    """The membership rows of ``dids`` (the DID index, read in chunks), by id."""
+    out: list[ReputationMemberRow] = []
+    for start in range(0, len(dids), _CHUNK):
+        chunk = list(dids[start : start + _CHUNK])
+        out.extend(
+            session.scalars(select(ReputationMemberRow).where(ReputationMemberRow.did.in_(chunk)))
+        )
+    return sorted(out, key=lambda m: m.id)
 
 
 def events_by_spine_ids(session: Session, event_ids: Sequence[str]) -> list[ReputationEventRow]:

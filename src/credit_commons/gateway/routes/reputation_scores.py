@@ -63,7 +63,7 @@ def score_statement_keys(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
     summary="A DID's score bundle in a context: the record, the signed rule set and "
     "checkpoint, and every input with its inclusion proof (offline-verifiable).",
     response_model=ScoreBundle,
-    responses=answers(ScoreBundle, 401, 404, 422),
+    responses=answers(ScoreBundle, 401, 404, 409, 422),
 )
 def get_score(
     session: SessionDep,
