@@ -267,6 +267,10 @@ def test_show_prints_the_cached_record(
     out = capsys.readouterr()
     assert code == 0, out.err
     assert json.loads(out.out)["record"]["did"] == _did(4)
+    assert main(["score", "show", _did(4), CTX, "--bundle"]) == 0
+    public = json.loads(capsys.readouterr().out)
+    assert "factorSalts" not in public
+    assert len(public["record"]["score"]) == 64  # a commitment, as GET /v1/scores serves it
     assert main(["score", "show", _did(9), CTX]) != 0
     assert "reputation.score_not_found" in capsys.readouterr().err
 

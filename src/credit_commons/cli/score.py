@@ -41,11 +41,10 @@ def score_show(
             did=did,
             ctx=context,
             log_vkey=log_identity(rt).vkey,
-            subject=True,
+            subject=not bundle,
         )
     document = json.loads(body)
-    if bundle:
-        document.pop("factorSalts", None)
+    if bundle:  # as a caller who is not the subject sees it: values as commitments
         typer.echo(json.dumps(document, indent=2, sort_keys=True))
         return
     record = document["record"]
