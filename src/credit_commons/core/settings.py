@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -32,7 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from credit_commons.core.errors import ConfigurationError
+from credit_commons.core.settings_checks import Violation, refuse, url_for_address
 
 __all__ = [
     "STATE_LOCATIONS",
@@ -48,30 +47,6 @@ __all__ = [
 STATE_LOCATIONS = frozenset(
     {"database_url", "master_key_file", "anchor_file", "log_published_file"}
 )
-
-
-def url_for_address(host: str, port: int) -> str:
-    """The ``http`` URL of a listening address; a wildcard address becomes loopback.
-
-    A wildcard (``0.0.0.0``, ``::``) is where a server listens, not an address a client can
-    use; loopback is the one address certain to reach it from the same machine.
-    """
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return f"http://{host}:{port}"
-    if address.is_unspecified:
-        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
-    text = f"[{address}]" if address.version == 6 else str(address)
-    return f"http://{text}:{port}"
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One setting production refuses, and what to set instead."""
-
-    problem: str
-    hint: str
 
 
 class _UnlessDataDirGiven(PydanticBaseSettingsSource):
@@ -584,22 +559,3 @@ class Settings(BaseSettings):
         with its hint (and ``violations`` in its problem details).
         """
         refuse(self.production_violations())
-
-
-def refuse(violations: list[Violation]) -> None:
-    """Raise one :class:`ConfigurationError` naming every violation, if there is any."""
-    if not violations:
-        return
-    if len(violations) == 1:
-        only = violations[0]
-        raise ConfigurationError(
-            only.problem,
-            hint=only.hint,
-            extra={"violations": [{"problem": only.problem, "hint": only.hint}]},
-        )
-    raise ConfigurationError(
-        f"production refuses {len(violations)} settings: "
-        + "; ".join(f"({n}) {v.problem}" for n, v in enumerate(violations, 1)),
-        hint="; ".join(f"({n}) {v.hint}" for n, v in enumerate(violations, 1)),
-        extra={"violations": [{"problem": v.problem, "hint": v.hint} for v in violations]},
-    )
