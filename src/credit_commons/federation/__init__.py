@@ -11,6 +11,14 @@ own table (the publisher's cursor) and its own subjects in an edge file; putting
 (:func:`credit_commons.jobs.default_steps`) when ``COMMONS_NATS_URL`` is set.
 """
 
+from credit_commons.federation.feed import (
+    FeedBatch,
+    Topic,
+    TopicInvalid,
+    parse_topic,
+    read_messages,
+)
+from credit_commons.federation.feed import log_size as feed_log_size
 from credit_commons.federation.publisher import Publisher, PublisherState
 from credit_commons.federation.subjects import (
     MESSAGE_TYP,
@@ -26,12 +34,18 @@ from credit_commons.federation.subjects import (
 __all__ = [
     "MESSAGE_TYP",
     "STREAMS",
+    "FeedBatch",
     "Message",
     "Publisher",
     "PublisherState",
     "StreamSpec",
+    "Topic",
+    "TopicInvalid",
     "bus_subject",
     "checkpoint_message",
     "event_messages",
+    "feed_log_size",
+    "parse_topic",
+    "read_messages",
     "subject_token",
 ]

@@ -36,11 +36,10 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
-from credit_commons.events import EventRow, RecordedEvent, event_document
+from credit_commons.federation.feed import spine_batch
 from credit_commons.federation.models import FederationCursorRow
 from credit_commons.federation.subjects import (
     MAX_MESSAGE_BYTES,
@@ -48,7 +47,6 @@ from credit_commons.federation.subjects import (
     Message,
     StreamSpec,
     checkpoint_message,
-    event_messages,
     payload_position,
 )
 from credit_commons.formats.jws import JwsInvalid, parse_compact
@@ -253,24 +251,13 @@ class Publisher:
         rt = self.rt
         with transaction(rt.read_sessions) as session:
             start = read_cursor(session, SPINE)
-            rows = ledger.sequenced_after(session, start, self.batch)
-            if not rows:
-                return 0, 0
-            ids = [event_id for _, event_id, _ in rows]
-            events = {
-                row.id: event_document(RecordedEvent.from_row(row))
-                for row in session.scalars(select(EventRow).where(EventRow.id.in_(ids)))
-            }
-            origin, signer = self._signing(session)
-        messages: list[Message] = []
-        for index, event_id, entry in rows:
-            document = events.get(event_id)
-            if document is not None:  # an event the log dropped in a recovery has no row
-                messages.extend(event_messages(index, entry, document, origin, signer))
+            messages, leaves, next_index = spine_batch(session, rt, start, self.batch)
+        if not leaves:
+            return 0, 0
         sent = await self._publish(conn, messages)
         with transaction(rt.sessions) as session:
-            _commit_cursor(session, SPINE, rows[-1][0] + 1, rt.clock.now())
-        return len(rows), sent
+            _commit_cursor(session, SPINE, next_index, rt.clock.now())
+        return leaves, sent
 
     async def _checkpoint_batch(self, conn: _Connection) -> int:
         rt = self.rt

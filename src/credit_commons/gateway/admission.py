@@ -47,6 +47,7 @@ from credit_commons.gateway.route_groups import (
     CLASS_OF_GROUP,
     GROUP_KEY,
     READ,
+    STREAM,
     WRITE,
     classify,
     is_console_page,
@@ -174,6 +175,7 @@ class Admission:
     """The limiters of one app, one per route class, with their metrics."""
 
     def __init__(self, settings: Settings, dialect: str, registry: CollectorRegistry) -> None:
+        self.streams = settings.subscribe_streams
         self.limiters = {
             name: ClassLimiter(name, capacity, settings.admission_queue, settings.admission_wait)
             for name, capacity in capacities(settings, dialect).items()
@@ -204,8 +206,9 @@ class Admission:
 
     @property
     def total(self) -> int:
-        """The requests all classes admit at once."""
-        return sum(limiter.capacity for limiter in self.limiters.values())
+        """The requests all classes admit at once, and the open streams (each polls on a
+        worker thread)."""
+        return sum(limiter.capacity for limiter in self.limiters.values()) + self.streams
 
     def reserve_threads(self) -> None:
         """Size the event loop's default thread pool (AnyIO's, which FastAPI runs sync
@@ -235,7 +238,11 @@ class AdmissionMiddleware:
         group = scope.get("state", {}).get(GROUP_KEY) or classify(
             scope.get("method", ""), scope.get("path", "")
         )
-        limiter = self.admission.limiters[CLASS_OF_GROUP[group]]
+        route_class = CLASS_OF_GROUP[group]
+        if route_class == STREAM:  # admitted by its stream slots, not held as a turn
+            await self.app(scope, receive, send)
+            return
+        limiter = self.admission.limiters[route_class]
         try:
             await limiter.acquire()
         except Overloaded as refused:

@@ -45,9 +45,11 @@ from credit_commons.gateway.routes import reputation_capabilities as capability_
 from credit_commons.gateway.routes import reputation_events as reputation_event_routes
 from credit_commons.gateway.routes import reputation_rules as rules_routes
 from credit_commons.gateway.routes import reputation_scores as scores_routes
+from credit_commons.gateway.routes import subscribe as subscribe_routes
 from credit_commons.gateway.routes import verifier as verifier_routes
 from credit_commons.gateway.routes import verifier_policy as verifier_policy_routes
 from credit_commons.gateway.routes import zk as zk_routes
+from credit_commons.gateway.routes.subscribe import StreamSlots, end_streams_on_signals
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
@@ -148,12 +150,18 @@ def create_app(
         version=__version__,
         summary="Verifiable credit-readiness credentials, borrower consent and a public log.",
         lifespan=_lifespan(runtime, run_worker=run_worker, freeze_heap=freeze_heap),
+        # (the lifespan also ends the event streams on SIGTERM/SIGINT: end_streams_on_signals)
         openapi_url="/openapi.json",
         docs_url=None,  # served by install_api_docs, with its assets (no CDN)
         redoc_url=None,
     )
     app.state.runtime = runtime
     registry = CollectorRegistry()
+    app.state.stream_slots = StreamSlots(
+        runtime.settings.subscribe_streams,
+        runtime.settings.subscribe_streams_per_credential,
+        registry,
+    )
     _install_middleware(app, runtime, registry)
     install_problem_handlers(app, registry)
     install_denial_handler(app, registry)
@@ -176,6 +184,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         startup_checks(runtime)
+        end_streams_on_signals(_app.state.stream_slots)
         worker = LogWorker(runtime, steps=default_steps(runtime)) if run_worker else None
         if worker is not None:
             worker.start()
@@ -277,6 +286,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(onboarding_routes.router)
     app.include_router(consent_routes.borrower_router)
     app.include_router(consent_routes.operator_router)
+    app.include_router(subscribe_routes.router)
 
 
 def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:

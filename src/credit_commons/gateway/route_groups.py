@@ -19,6 +19,7 @@ __all__ = [
     "GROUP_KEY",
     "OTHER",
     "READ",
+    "STREAM",
     "WEB_GROUPS",
     "WRITE",
     "RouteGroup",
@@ -30,6 +31,10 @@ WRITE = "write"
 """The route class of groups whose routes may write (admission.py)."""
 READ = "read"
 """The route class of groups whose routes only read, or touch no database."""
+STREAM = "stream"
+"""The route class of long-lived streams (``GET /v1/subscribe``): not admitted by a
+limiter (a stream would hold its turn for hours) but by its own stream slots, which bound
+them per credential and per process (``gateway/routes/subscribe.py``)."""
 GROUP_KEY = "route_group"
 """Where the request's group is kept in its ASGI scope's ``state`` once decided."""
 
@@ -78,6 +83,9 @@ GROUPS: tuple[RouteGroup, ...] = (
     # per-epoch budgets; a membership runs the verifier's pipeline, so it is limited harder.
     RouteGroup("reputation-events", "300/minute", None, "POST /v1/events"),
     RouteGroup("reputation-members", "30/minute;300/hour", None, "POST /v1/reputation/members"),
+    # Server-sent events for the platform's own services (administrators): each request
+    # opens a stream, so few per minute; the open streams are bounded apart (STREAM).
+    RouteGroup("subscribe", "30/minute", "30/minute", "GET /v1/subscribe", STREAM),
     RouteGroup("blobs", "1200/minute", None, "GET /v1/blobs/{cid}", READ),
     RouteGroup("scores", "300/minute", None, "GET /v1/scores, GET /v1/reputation/capabilities"),
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
@@ -124,6 +132,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("GET HEAD", r"/v1/rules/[^/]+", "rules"),
         ("POST", r"/v1/events", "reputation-events"),
         ("POST", r"/v1/reputation/members", "reputation-members"),
+        ("GET", r"/v1/subscribe", "subscribe"),
         ("GET HEAD", r"/v1/blobs/[^/]+", "blobs"),
         ("GET HEAD", r"/v1/scores", "scores"),
         ("GET HEAD", r"/v1/reputation/capabilities", "scores"),

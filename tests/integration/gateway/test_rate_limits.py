@@ -236,6 +236,7 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "rules": ("GET", "/v1/rules/active"),
     "reputation-events": ("POST", "/v1/events"),
     "reputation-members": ("POST", "/v1/reputation/members"),
+    "subscribe": ("GET", "/v1/subscribe?topic=consent.*"),
     "blobs": ("GET", "/v1/blobs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
     "scores": ("GET", "/v1/scores?did=did:key:z6Mk&ctx=general"),
     "well-known": ("GET", "/.well-known/openid-credential-issuer"),

@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import make_settings
 
 from credit_commons.gateway.admission import ClassLimiter, Overloaded, capacities
-from credit_commons.gateway.route_groups import CLASS_OF_GROUP, GROUPS, READ, WRITE
+from credit_commons.gateway.route_groups import CLASS_OF_GROUP, GROUPS, READ, STREAM, WRITE
 
 
 def test_capacity_then_queue_then_refusal() -> None:
@@ -98,4 +98,6 @@ def test_capacities_follow_the_database(tmp_path: Path) -> None:
 
 def test_every_route_group_has_a_class() -> None:
     assert set(CLASS_OF_GROUP) == {group.name for group in GROUPS}
-    assert set(CLASS_OF_GROUP.values()) == {WRITE, READ}
+    assert set(CLASS_OF_GROUP.values()) == {WRITE, READ, STREAM}
+    # Only the event streams go unadmitted (their own slots bound them).
+    assert [g for g, c in CLASS_OF_GROUP.items() if c == STREAM] == ["subscribe"]
