@@ -67,6 +67,8 @@ def record_reputation(rt: Runtime, count: int, *, start: int = 0) -> None:
                 kind="vouch" if i % 3 else "report",
                 ctx="agri" if i % 2 else "shg.lucknow",
                 epoch="2026-W49",
+                from_sha256=hashlib.sha256(b"did:key:sender").hexdigest(),
+                to_sha256=hashlib.sha256(f"did:key:{i}".encode()).hexdigest(),
             ),
             actor=sender,
             subject=rt.pseudonymizer.pseudonym("did", f"did:key:{i}"),
