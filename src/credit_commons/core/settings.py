@@ -210,37 +210,14 @@ class Settings(BaseSettings):
         le=10_000,
         description="messages the federation publisher sends per batch",
     )
-    subscribe_streams: int = Field(
-        default=32,
-        ge=1,
-        le=10_000,
-        description="GET /v1/subscribe streams a process serves at once (503 beyond)",
-    )
-    subscribe_streams_per_credential: int = Field(
-        default=4,
-        ge=1,
-        le=1_000,
-        description="GET /v1/subscribe streams one bearer token may hold open (429 beyond)",
-    )
-    subscribe_buffer: int = Field(
-        default=256,
-        ge=2,
-        le=100_000,
-        description="messages buffered per subscriber; a subscriber whose buffer stays full "
-        "COMMONS_SUBSCRIBE_STALL seconds is dropped",
-    )
-    subscribe_batch: int = Field(
-        default=256, ge=1, le=10_000, description="log leaves a stream reads per poll at most"
-    )
-    subscribe_poll: float = Field(
-        default=0.5, gt=0, le=60, description="seconds between a caught-up stream's polls"
-    )
-    subscribe_stall: float = Field(
-        default=5.0,
-        gt=0,
-        le=600,
-        description="seconds a subscriber's buffer may stay full before it is dropped",
-    )
+    # GET /v1/subscribe (docs/federation.md): open streams per process (503 beyond) and per
+    # bearer token (429 beyond); messages buffered per subscriber, dropped when its buffer
+    # stays full subscribe_stall seconds; seconds between a caught-up stream's polls.
+    subscribe_streams: int = Field(default=32, ge=1, le=10_000)
+    subscribe_streams_per_credential: int = Field(default=4, ge=1, le=1_000)
+    subscribe_buffer: int = Field(default=256, ge=2, le=100_000)
+    subscribe_stall: float = Field(default=5.0, gt=0, le=600)
+    subscribe_poll: float = Field(default=0.5, gt=0, le=60)
     issuer_key_type: Literal["Ed25519", "P-256"] = Field(
         default="Ed25519",
         description="the issuer signing key type: Ed25519 (EdDSA) or P-256 (ES256, as HAIP asks)",

@@ -8,7 +8,7 @@ by its SHA-256 as the rate limiter does (429) — are decided before any databas
 one read by primary key authenticates the token, which must be an administrator's (403).
 
 A stream holds no database connection between polls: every ``COMMONS_SUBSCRIBE_POLL``
-seconds it reads the messages of up to ``COMMONS_SUBSCRIBE_BATCH`` leaves after its cursor
+seconds it reads the messages of up to 256 leaves after its cursor
 in a short read-only unit of work, on a worker thread, and queues them for the client in a
 buffer of ``COMMONS_SUBSCRIBE_BUFFER`` messages.  A client that does not read fast enough
 fills its buffer: it is then dropped (a final ``: dropped`` comment, then the connection is
@@ -71,6 +71,7 @@ FAREWELL = 5.0
 
 _EVENT_STREAM = "text/event-stream"
 _MAX_TOPICS = 8
+_BATCH = 256  # log leaves a stream reads per poll at most
 
 
 class TooManyStreams(CommonsError):
@@ -200,7 +201,7 @@ class _Stream:
         # At most one message per leaf and topic prefix, and at most two per leaf.
         self.per_leaf = min(2, len({t.prefix for t in topics}))
         settings = rt.settings
-        self.poll, self.batch = settings.subscribe_poll, settings.subscribe_batch
+        self.poll, self.batch = settings.subscribe_poll, min(settings.subscribe_buffer, _BATCH)
         self.send_queue, self.receive_queue = anyio.create_memory_object_stream[bytes](
             settings.subscribe_buffer
         )
