@@ -50,6 +50,11 @@ def _inputs(statement: str, worker: NodeWorker) -> dict[str, Any]:
     if statement == "score_at_least":
         return {"commitment": commit(712, salt, worker=worker), "threshold": 650,
                 "binding": BINDING, "value": 712, "salt": salt}  # fmt: skip
+    if statement == "community_score_at_least":
+        # Micro-units: a community score of 41.9 against a threshold of 25.
+        return {"commitment": commit(41_900_000, salt, worker=worker),
+                "threshold": 25_000_000, "binding": BINDING, "value": 41_900_000,
+                "salt": salt}  # fmt: skip
     if statement == "income_bracket_at_most":
         return {"commitment": commit(180_000, salt, worker=worker), "limit": 300_000,
                 "binding": BINDING, "value": 180_000, "salt": salt}  # fmt: skip
@@ -59,6 +64,8 @@ def _inputs(statement: str, worker: NodeWorker) -> dict[str, Any]:
         return {"commitment": commit(born, salt, worker=worker), "verifier_day": today,
                 "min_age_days": 21_915, "max_drift": 1, "binding": BINDING, "value": born,
                 "salt": salt}  # fmt: skip
+    if statement != "member_of_group":
+        raise SystemExit(f"bench/zk.py has no inputs for the statement {statement!r}")
     groups = list(range(1000, 1000 + 2**GROUP_TREE_DEPTH))  # a full tree
     path = merkle_path(groups, 1011, worker=worker)
     return {"commitment": commit(1011, salt, worker=worker),
