@@ -218,8 +218,11 @@ def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
     subject's did:key and sealed for its subject like every issued credential, and marked
     with the credential's id, all or nothing.  A row whose subject's record no longer holds
     the queued tier (``stale``), whose KYC credential this platform did not issue
-    (``unaddressed``) or whose issuance is refused stays queued and is counted."""
+    (``unaddressed``) or whose issuance is refused stays queued and is counted.  Passes go
+    round the queue (a cursor after the last row tried, back to the start after a short
+    page), so rows that stay queued never starve newer ones."""
     last = [float("-inf")]
+    cursor: list[str | None] = [None]
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
         now = time.monotonic()
@@ -227,7 +230,10 @@ def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
             return {}
         last[0] = now
         with rt.sessions() as session:
-            pending = capability.pending_capabilities(session, limit=batch)
+            pending = capability.pending_capabilities(session, limit=batch, after=cursor[0])
+            if not pending and cursor[0] is not None:  # the end of the queue: round again
+                pending = capability.pending_capabilities(session, limit=batch)
+        cursor[0] = pending[-1].id if len(pending) == batch else None
         counts: dict[str, int] = {}
         for item in pending:
             try:

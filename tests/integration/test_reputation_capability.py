@@ -261,3 +261,38 @@ def test_a_credit_readiness_credential_carries_the_holders_community_tier(story:
         others[0].jwk,
     )
     assert "community_tier" not in _claims(other)
+
+
+def test_rows_that_stay_queued_do_not_starve_newer_ones(story: Story) -> None:
+    # Review finding: the step took the oldest `batch` pending rows, so rows that stay
+    # queued (stale, unaddressed, refused) at the front could hold the page for ever.
+    members = [story.member(n) for n in range(6)]
+    subject, others = members[0], members[1:]
+    for voucher in others:
+        story.vouch(voucher, subject)
+    story.score()
+    (queued,) = story.queue()
+    with transaction(story.rt.sessions) as session:
+        for n in range(2):  # two older rows whose subjects hold no record: stale for ever
+            session.add(
+                CapabilityQueueRow(
+                    id=f"cap_0000000000000000000000000{n}",
+                    rule_set_id=queued.rule_set_id,
+                    subject_did=others[n].did,
+                    ctx="shg:savings",
+                    tier="gold",
+                    reason_hash=f"{n}" * 64,
+                    created_at=queued.created_at,
+                )
+            )
+    step = capability_step(interval=0, batch=1)
+    assert step(story.rt, 0) == {"capabilities_stale": 1}
+    assert step(story.rt, 0) == {"capabilities_stale": 1}
+    assert step(story.rt, 0) == {"capabilities_issued": 1}  # its turn comes
+    assert step(story.rt, 0) == {"capabilities_stale": 1}  # and round again
+    issued = {row.id: row.issued_at for row in story.queue()}
+    assert issued[queued.id] is not None
+    assert [i for i, at in issued.items() if at is None] == [
+        "cap_00000000000000000000000000",
+        "cap_00000000000000000000000001",
+    ]

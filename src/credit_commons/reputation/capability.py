@@ -104,9 +104,13 @@ def _micro(text: str) -> int:
     return sign * (int(whole) * 1_000_000 + int(frac))
 
 
-def pending_capabilities(session: Session, *, limit: int = 100) -> list[PendingCapability]:
-    """Up to ``limit`` rows not issued yet, oldest first, each with the subject's current
-    score record in its context."""
+def pending_capabilities(
+    session: Session, *, limit: int = 100, after: str | None = None
+) -> list[PendingCapability]:
+    """Up to ``limit`` rows not issued yet, oldest first (ids are time-ordered), each with the
+    subject's current score record in its context; with ``after``, only rows whose id sorts
+    after it — the caller's round-robin cursor, so rows that stay queued (stale, unaddressed,
+    refused) cannot hold the page against newer ones."""
     query = (
         select(CapabilityQueueRow, ScoreRow)
         .outerjoin(
@@ -115,9 +119,11 @@ def pending_capabilities(session: Session, *, limit: int = 100) -> list[PendingC
             & (ScoreRow.ctx == CapabilityQueueRow.ctx),
         )
         .where(CapabilityQueueRow.issued_at.is_(None))
-        .order_by(CapabilityQueueRow.created_at, CapabilityQueueRow.id)
+        .order_by(CapabilityQueueRow.id)
         .limit(limit)
     )
+    if after is not None:
+        query = query.where(CapabilityQueueRow.id > after)
     out: list[PendingCapability] = []
     for queued, score in session.execute(query).all():
         ids = (queued.id, queued.subject_did, queued.ctx, queued.tier, queued.rule_set_id)
