@@ -383,3 +383,35 @@ def test_bundle_reads_the_neighbourhood_only_and_is_capped(
     refused = _get(client, 1)
     assert refused.status_code == 409
     assert refused.json()["code"] == "reputation.bundle_too_large"
+
+
+def test_a_kyc_type_a_later_rule_set_drops_scores_k_zero_and_verifies(
+    runtime: Runtime, client: TestClient, clock: FixedClock
+) -> None:
+    _world(runtime)
+    before = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    assert before["record"]["factors"]["K"] == "1.000000"
+    # Version 2 no longer lists the type the memberships were registered with as KYC.
+    document = json.loads(_rules(runtime).canonical)
+    document["version"] = before["record"]["ruleSet"]["version"] + 1
+    document["validFrom"] = (AT + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    document["kyc"]["credentialTypes"] = ["https://credit-commons.dev/vct/other/v1"]
+    with transaction(runtime.sessions) as session:
+        rules_service.register_rule_set(
+            session, runtime, document, actor=runtime.operator_actor("reputation"), dev=True
+        )
+    clock.advance(timedelta(minutes=2))
+    LogWorker(runtime, steps=[]).run_once(force_checkpoint=True)
+    scored = score_checkpoint(runtime, ScoringState())
+    assert scored is not None
+    assert scored.full
+    after = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4, age=-120)})
+    assert after.status_code == 200, after.text
+    bundle = after.json()
+    assert bundle["record"]["ruleSet"]["version"] == document["version"]
+    assert bundle["record"]["factors"]["K"] == "0.000000"
+    # No KYC reporter any more: the report quorum is not met either.
+    assert bundle["record"]["factors"]["R"] == "0.000000"
+    verified = verify_bundle(bundle, trust_bundle_keys=True)
+    assert verified.values_checked
+    assert verified.record_hash == bundle["recordHash"]

@@ -82,6 +82,13 @@ STATEMENT_TYP = "reputation-score+jwt"
 STATEMENT_MAX_CHARS = 1 << 20
 
 
+def is_kyc(issuer: str, vct: str, rule_set: RuleSet) -> bool:
+    """Whether a membership of that credential type from that issuer is KYC by ``rule_set``
+    (its ``kyc.credentialTypes`` and ``kyc.trustedIssuers``), whatever rule set it was
+    registered under: a type or issuer a later rule set drops no longer counts as KYC."""
+    return vct in rule_set.kyc.credential_types and issuer in rule_set.kyc.trusted_issuers
+
+
 def attestation_count(credentials: Iterable[tuple[str, str]], rule_set: RuleSet) -> int:
     """A DID's attestations (A, before the cap): the distinct (issuer, vct) of its active
     non-KYC memberships, the rule set's own output credential type excluded."""
@@ -321,7 +328,7 @@ def _members(
         ids.append(str(spine.get("id")))
         credential = (str(item.get("issuer")), str(item.get("vct")))
         rows.setdefault(item["did"], []).append(
-            (bool(kyc), since, _date(item.get("revokedOn"), check), credential)
+            (is_kyc(*credential, rule_set), since, _date(item.get("revokedOn"), check), credential)
         )
     members = []
     for did, mine in sorted(rows.items()):

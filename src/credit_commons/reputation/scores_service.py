@@ -48,6 +48,7 @@ from credit_commons.reputation.scores_bundle import (
     SALTED,
     STATEMENT_TYP,
     attestation_count,
+    is_kyc,
     public_record,
     score_statement,
 )
@@ -128,19 +129,27 @@ def scoring_members(rows: Iterable[ReputationMemberRow], rule_set: RuleSet) -> l
     revoked (revoked on the latest revocation once all are), and its attestations: the
     distinct (issuer, vct) of its non-KYC rows not revoked, the rule set's own output
     credential (``aura.outputCredentialType``, the platform's capability credential) not
-    counted — a score must not feed on itself."""
+    counted — a score must not feed on itself.  A row is KYC by ``rule_set``'s credential
+    types and trusted issuers, not by the flag stored when it registered (a type or issuer
+    a later rule set drops no longer counts), as the event route and the offline verify do.
+    """
     by_did: dict[str, list[ReputationMemberRow]] = {}
     for r in rows:
         by_did.setdefault(r.did, []).append(r)
     out = []
     for did, mine in sorted(by_did.items()):
-        kyc = [r for r in mine if r.kyc]
+        kyc = [r for r in mine if is_kyc(r.issuer, r.vct, rule_set)]
         since = min(r.since for r in (kyc or mine))
         revoked: date | None = None
         if kyc and all(r.revoked_at is not None for r in kyc):
             revoked = max(d for r in kyc if (d := _day(r.revoked_at)) is not None)
         attestations = attestation_count(
-            ((r.issuer, r.vct) for r in mine if not r.kyc and r.revoked_at is None), rule_set
+            (
+                (r.issuer, r.vct)
+                for r in mine
+                if not is_kyc(r.issuer, r.vct, rule_set) and r.revoked_at is None
+            ),
+            rule_set,
         )
         out.append(
             ScoringMember(
