@@ -31,6 +31,7 @@ from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at
 from credit_commons.issuer.credentials import SD_JWT_VC, issue_credentials
 from credit_commons.issuer.schemas import IssueRequest
 from credit_commons.keys import decode_did_key, public_key_to_jwk
+from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
 from credit_commons.privacy.retention import run_retention
@@ -42,6 +43,7 @@ from credit_commons.web import prune_sessions
 from credit_commons.web.borrower_code import prune_signin_codes
 
 __all__ = [
+    "bundles_step",
     "capability_step",
     "consent_step",
     "default_steps",
@@ -211,6 +213,24 @@ def _issue_capability(session: Session, rt: Runtime, pending: capability.Pending
 _ISSUER = Principal("worker", "admin")
 
 
+def bundles_step(batch: int = scores_service.BUNDLES_PER_PASS) -> Step:
+    """Assemble the score bundles fetches requested (docs/reputation.md "Score bundles"):
+    up to ``batch`` a pass, oldest request first, each in its own transaction, so
+    ``GET /v1/scores`` never builds one on the request path (it answers 202 meanwhile)."""
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        try:
+            counts = scores_service.build_requested_bundles(
+                rt, log_vkey=log_identity(rt).vkey, limit=batch
+            )
+        except CommonsError as e:
+            log.error("bundles failed", extra={"fields": {"code": e.code}})
+            return {"bundles_failed": e.code}
+        return {f"bundles_{k}": v for k, v in counts.items() if v}
+
+    return step
+
+
 def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
     """Every ``interval`` seconds, issue the queued capability credentials (issue 19,
     docs/reputation.md "Capability credentials"): up to ``batch`` rows, each in its own
@@ -348,6 +368,7 @@ def default_steps(rt: Runtime) -> list[Step]:
         trust_pins_step(),
         membership_status_step(),
         scores_step(),
+        bundles_step(),
         capability_step(),
         *log_steps(rt),
         *federation_step(rt),

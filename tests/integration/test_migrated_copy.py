@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.engine import Engine
 from tests.conftest import fresh_postgres_schema, migrate
 
@@ -109,5 +111,32 @@ def test_a_database_with_tables_goes_through_upgrade(backend_url: str) -> None:
         migrate(engine)
         assert current_revision(engine) == head_revision()
         assert len(sa.inspect(engine).get_table_names()) > 30
+    finally:
+        dispose_engine(engine)
+
+
+def test_the_bundle_queue_migration_goes_up_and_down(backend_url: str) -> None:
+    # 0041 sits between 0040 and 0042: its columns come and go with it, and head follows.
+    def columns(engine: Engine) -> set[str]:
+        return {c["name"] for c in sa.inspect(engine).get_columns("reputation_scores")}
+
+    engine = make_engine(backend_url)
+    try:
+        assert upgrade(engine, "0040") == "0040"
+        assert "bundle_requested_at" not in columns(engine)
+        assert upgrade(engine, "0041") == "0041"
+        assert {"bundle_requested_at", "bundle_refused"} <= columns(engine)
+        indexes = sa.inspect(engine).get_indexes("reputation_scores")
+        assert ["bundle_requested_at"] in [i["column_names"] for i in indexes]
+        config = Config()
+        config.set_main_option("script_location", "credit_commons:migrations")
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0040")
+        assert current_revision(engine) == "0040"
+        assert "bundle_requested_at" not in columns(engine)
+        assert upgrade(engine) == head_revision()
+        assert "federation_cursors" in sa.inspect(engine).get_table_names()
+        assert {"bundle_requested_at", "bundle_refused"} <= columns(engine)
     finally:
         dispose_engine(engine)

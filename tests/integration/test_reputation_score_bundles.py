@@ -21,6 +21,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode, sha256_hex
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
+from credit_commons.jobs import bundles_step
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import (
@@ -122,7 +123,58 @@ def _proof(rt: Runtime, n: int, *, ctx: str = CTX, age: int = 0, aud: str | None
 
 
 def _get(client: TestClient, n: int, **headers: str) -> Any:
-    return client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}, headers=headers)
+    """Fetch ``n``'s bundle as a client does: on 202 (being prepared) run the jobs step that
+    builds requested bundles, then fetch again — a bounded number of times."""
+    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    for _ in range(3):
+        answer = client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}, headers=headers)
+        if answer.status_code != 202:
+            return answer
+        assert int(answer.headers["retry-after"]) > 0
+        assert answer.json()["status"] == "pending"
+        bundles_step()(rt, 0)
+    raise AssertionError("the bundle was not prepared")
+
+
+def test_the_first_fetch_answers_202_and_a_jobs_step_builds_the_bundle(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
+) -> None:
+    _world(runtime)
+    params = {"did": _did(4), "ctx": CTX}
+    built: list[object] = []
+    real = scores_service._build_bundle
+
+    def counted(*args: Any) -> bytes:
+        built.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(scores_service, "_build_bundle", counted)
+    first = client.get("/v1/scores", params=params)
+    assert first.status_code == 202
+    assert first.headers["retry-after"] == "2"
+    assert first.json()["status"] == "pending"
+    assert built == []  # never on the request path
+    assert client.get("/v1/scores", params=params).status_code == 202  # one request kept
+    with transaction(runtime.sessions) as session:
+        assert scores_store.requested_bundles(session, 10) == [
+            (_did(4), CTX, scores_store.score_row(session, _did(4), CTX).record_hash)  # type: ignore[union-attr]
+        ]
+    assert bundles_step(batch=1)(runtime, 0) == {"bundles_built": 1}
+    assert len(built) == 1
+    served = client.get("/v1/scores", params=params)
+    assert served.status_code == 200
+    assert verify_bundle(served.json(), trust_bundle_keys=True).events > 0
+    assert bundles_step()(runtime, 0) == {}  # nothing left requested
+    # A bounded pass: two requests, one built a pass, oldest first.
+    for n in (2, 1):
+        assert client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}).status_code == 202
+        clock.advance(timedelta(seconds=1))
+    assert bundles_step(batch=1)(runtime, 0) == {"bundles_built": 1}
+    assert client.get("/v1/scores", params={"did": _did(2), "ctx": CTX}).status_code == 200
+    assert client.get("/v1/scores", params={"did": _did(1), "ctx": CTX}).status_code == 202
+    # Unknown DID or context: still 404 without building or requesting anything.
+    assert client.get("/v1/scores", params={"did": _did(9), "ctx": CTX}).status_code == 404
+    assert len(built) == 2
 
 
 def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestClient) -> None:

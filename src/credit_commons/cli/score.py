@@ -40,9 +40,11 @@ def score_show(
             rt,
             did=did,
             ctx=context,
-            log_vkey=log_identity(rt).vkey,
             subject=not bundle,
+            build_with=log_identity(rt).vkey,
         )
+    if body is None:  # pragma: no cover - build_with assembles a missing bundle
+        raise RuntimeError("no bundle")
     document = json.loads(body)
     if bundle:  # as a caller who is not the subject sees it: values as commitments
         typer.echo(json.dumps(document, indent=2, sort_keys=True))

@@ -55,12 +55,14 @@ from credit_commons.reputation.scores_bundle import (
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "BUNDLES_PER_PASS",
     "MAX_BUNDLE_INPUTS",
     "SCORES_KEY",
     "BundleTooLarge",
     "ScoreNotFound",
     "ScoringPass",
     "ScoringState",
+    "build_requested_bundles",
     "capability_reason",
     "score_bundle",
     "score_checkpoint",
@@ -517,19 +519,33 @@ def store_blob(session: Session, cid: str) -> bytes:
 
 
 def score_bundle(
-    session: Session, rt: Runtime, *, did: str, ctx: str, log_vkey: str, subject: bool
-) -> bytes:
-    """The score bundle of ``did`` in ``ctx`` (see :mod:`scores_bundle`): assembled once per
-    record and kept with it, so a later fetch is one primary-key read.  ``subject`` (the
-    caller proved to be the DID) adds the factor values and their salts.  ``session`` must
-    be able to write (the first fetch keeps the bundle).  Returns the bundle's RFC 8785
-    bytes.  Raises :class:`ScoreNotFound`."""
+    session: Session,
+    rt: Runtime,
+    *,
+    did: str,
+    ctx: str,
+    subject: bool,
+    build_with: str | None = None,
+) -> bytes | None:
+    """The score bundle of ``did`` in ``ctx`` (see :mod:`scores_bundle`), never assembled
+    here: a fetch is one primary-key read.  ``None`` while the record has no bundle yet —
+    the fetch marks it requested (``session`` must be able to write) and
+    :func:`build_requested_bundles` assembles it off the request path.  ``subject`` (the
+    caller proved to be the DID) adds the factor values and their salts.  ``build_with``
+    (the log's verifier key; the operator's CLI, never a route) assembles a missing bundle
+    in place instead.  Returns the bundle's RFC 8785 bytes.  Raises :class:`ScoreNotFound`
+    and :class:`BundleTooLarge`."""
     row = store.score_row(session, did, ctx)
     if row is None:
         raise ScoreNotFound("no such score")
     body = row.bundle
     if body is None:
-        body = _build_bundle(session, rt, row, log_vkey)
+        if row.bundle_refused is not None:
+            raise BundleTooLarge(f"more than {MAX_BUNDLE_INPUTS} inputs")
+        if build_with is None:
+            store.request_bundle(session, row, rt.clock.now())
+            return None
+        body = _build_bundle(session, rt, row, build_with)
         store.set_bundle(session, did, ctx, row.record_hash, body)
     if not subject:
         return body
@@ -537,3 +553,34 @@ def score_bundle(
     bundle["record"] = json.loads(row.record)
     bundle["factorSalts"] = _salts(rt, row.record_hash)
     return canonical_json(bundle)
+
+
+BUNDLES_PER_PASS: Final = 50
+"""Requested bundles one :func:`build_requested_bundles` pass assembles at most."""
+
+
+def build_requested_bundles(
+    rt: Runtime, *, log_vkey: str, limit: int = BUNDLES_PER_PASS
+) -> dict[str, int]:
+    """Assemble up to ``limit`` requested bundles, oldest request first, each in its own
+    transaction, and keep each with its record; a record too large for a bundle keeps the
+    refusal instead (``reputation.bundle_too_large`` on fetch).  A record rescored
+    meanwhile is left alone (its next fetch requests it again).  Returns the counts
+    (``built``, ``refused``)."""
+    with rt.sessions() as session:
+        requested = store.requested_bundles(session, limit)
+    counts = {"built": 0, "refused": 0}
+    for did, ctx, record_hash in requested:
+        with transaction(rt.sessions) as session:
+            row = store.score_row(session, did, ctx)
+            if row is None or row.record_hash != record_hash or row.bundle is not None:
+                continue
+            try:
+                body = _build_bundle(session, rt, row, log_vkey)
+            except BundleTooLarge as e:
+                store.refuse_bundle(session, did, ctx, record_hash, e.code)
+                counts["refused"] += 1
+                continue
+            store.set_bundle(session, did, ctx, record_hash, body)
+            counts["built"] += 1
+    return counts

@@ -39,7 +39,10 @@ __all__ = [
     "members",
     "members_of",
     "queue_rows",
+    "refuse_bundle",
     "replace_scores",
+    "request_bundle",
+    "requested_bundles",
     "score_row",
     "set_bundle",
     "set_cursor",
@@ -50,8 +53,8 @@ __all__ = [
 class ScoreRow(Base):
     """The score record of ``did`` in ``ctx`` as of a signed checkpoint: its JCS bytes and
     SHA-256, the checkpoint's size and root, the rule set it was scored under, and the
-    bundle (``GET /v1/scores``), assembled on first fetch and kept until the record
-    changes."""
+    bundle (``GET /v1/scores``): requested by the first fetch (``bundle_requested_at``),
+    assembled off the request path by a jobs step and kept until the record changes."""
 
     __tablename__ = "reputation_scores"
 
@@ -67,6 +70,10 @@ class ScoreRow(Base):
     record_hash: Mapped[str] = mapped_column(String(64))
     tier: Mapped[str | None] = mapped_column(String(64), nullable=True)
     bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    bundle_requested_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
+    bundle_refused: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ScoreCursorRow(Base):
@@ -210,11 +217,43 @@ def score_row(session: Session, did: str, ctx: str) -> ScoreRow | None:
 
 
 def set_bundle(session: Session, did: str, ctx: str, record_hash: str, bundle: bytes) -> None:
-    """Keep an assembled bundle with its record, unless the record changed meanwhile."""
+    """Keep an assembled bundle with its record (its request done), unless the record
+    changed meanwhile."""
     row = session.get(ScoreRow, (did, ctx))
     if row is not None and row.record_hash == record_hash and row.bundle is None:
         row.bundle = bundle
+        row.bundle_requested_at = None
         session.flush()
+
+
+def refuse_bundle(session: Session, did: str, ctx: str, record_hash: str, code: str) -> None:
+    """Record that the bundle of this record cannot be built (``code``; its request done),
+    unless the record changed meanwhile."""
+    row = session.get(ScoreRow, (did, ctx))
+    if row is not None and row.record_hash == record_hash and row.bundle is None:
+        row.bundle_refused = code
+        row.bundle_requested_at = None
+        session.flush()
+
+
+def request_bundle(session: Session, row: ScoreRow, at: datetime) -> None:
+    """Mark ``row``'s bundle requested at ``at`` (kept if already requested)."""
+    if row.bundle is None and row.bundle_refused is None and row.bundle_requested_at is None:
+        row.bundle_requested_at = at
+        session.flush()
+
+
+def requested_bundles(session: Session, limit: int) -> list[tuple[str, str, str]]:
+    """Up to ``limit`` (did, ctx, record hash) whose bundle was requested, oldest request
+    first (through the ``bundle_requested_at`` index)."""
+    s = ScoreRow
+    query = (
+        select(s.did, s.ctx, s.record_hash)
+        .where(s.bundle_requested_at.is_not(None))
+        .order_by(s.bundle_requested_at, s.did, s.ctx)
+        .limit(limit)
+    )
+    return [(r[0], r[1], r[2]) for r in session.execute(query)]
 
 
 def enqueue_capabilities(session: Session, rows: Sequence[CapabilityQueueRow]) -> int:

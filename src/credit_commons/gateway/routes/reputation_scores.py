@@ -2,8 +2,9 @@
 (``?did=&ctx=``) serves a DID's score bundle in a context — the record with its factors as
 commitments, or, to the subject (a ``Subject-Proof`` header: a ``score-request+jwt``
 signed by the DID's key, at most 60 seconds old, for this platform), with their values and
-salts.  Composed here: the log's verifier key comes from the ledger, the proof check and
-the bundle from reputation."""
+salts.  A record with no bundle yet answers 202 Accepted with ``Retry-After`` (the bundle
+is assembled off the request path, by the jobs step ``bundles_step``).  Composed here: the
+proof check and the bundle from reputation."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_commons.core.encoding import canonical_json
 from credit_commons.gateway.deps import RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import JwkSet, answers
-from credit_commons.ledger.identity import log_identity
 from credit_commons.reputation import CTX_PATTERN, scores_service
 from credit_commons.reputation.scores_bundle import verify_subject_proof
 
@@ -52,6 +53,20 @@ class ScoreBundle(BaseModel):
     scores_jwks: dict[str, Any] = Field(alias="scoresJwks")
 
 
+BUNDLE_RETRY_AFTER = 2
+"""Seconds a client waits before fetching again a bundle being prepared."""
+
+
+class BundlePending(BaseModel):
+    """The answer (202 Accepted, with ``Retry-After``) while a record's bundle is being
+    prepared off the request path."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    status: str = Field(description='"pending"')
+    detail: str
+    retry_after: int = Field(alias="retryAfter", description="Seconds to wait, as Retry-After")
+
+
 @router.get("/jwks", summary="Keys that sign score statements.", responses=answers(JwkSet))
 def score_statement_keys(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
     # A write session: the key is made on first use, as every platform key is.
@@ -63,7 +78,13 @@ def score_statement_keys(session: SessionDep, runtime: RuntimeDep) -> JwkSet:
     summary="A DID's score bundle in a context: the record, the signed rule set and "
     "checkpoint, and every input with its inclusion proof (offline-verifiable).",
     response_model=ScoreBundle,
-    responses=answers(ScoreBundle, 401, 404, 409, 422),
+    responses={
+        **answers(ScoreBundle, 401, 404, 409, 422),
+        202: {
+            "model": BundlePending,
+            "description": "The bundle is being prepared: fetch again after Retry-After seconds.",
+        },
+    },
 )
 def get_score(
     session: SessionDep,
@@ -84,14 +105,22 @@ def get_score(
             audience=platform_audience(runtime),
             now=runtime.clock.now(),
         )
-    # A write session: the first fetch of a record keeps its assembled bundle.
+    # A write session: the first fetch of a record requests its bundle, which a jobs step
+    # assembles off the request path.
     body = scores_service.score_bundle(
-        session,
-        runtime,
-        did=did,
-        ctx=ctx,
-        log_vkey=log_identity(runtime).vkey,
-        subject=subject_proof is not None,
+        session, runtime, did=did, ctx=ctx, subject=subject_proof is not None
     )
+    if body is None:
+        pending = BundlePending(
+            status="pending",
+            detail="The score bundle is being prepared; retry after the given seconds.",
+            retry_after=BUNDLE_RETRY_AFTER,
+        )
+        return Response(
+            canonical_json(pending.model_dump(by_alias=True)),
+            status_code=202,
+            media_type="application/json",
+            headers={"Retry-After": str(BUNDLE_RETRY_AFTER), "Cache-Control": "no-store"},
+        )
     # The kept bytes as they are: no model round trip on the cached path.
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})

@@ -1,9 +1,9 @@
 """Federation (issue 20, item 1): the cursor of each NATS JetStream publisher — the next
 leaf index of the spine's events, the last checkpoint size — committed after JetStream
-acknowledged the messages up to it.  (0041 was reserved for issue 19 and not used.)
+acknowledged the messages up to it.
 
 Revision ID: 0042
-Revises: 0040
+Revises: 0041
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0042"
-down_revision = "0040"
+down_revision = "0041"
 branch_labels = None
 depends_on = None
 
