@@ -565,7 +565,7 @@ def build_requested_bundles(
     """Assemble up to ``limit`` requested bundles, oldest request first, each in its own
     transaction, and keep each with its record; a record too large for a bundle keeps the
     refusal instead (``reputation.bundle_too_large`` on fetch).  A record rescored
-    meanwhile is left alone (its next fetch requests it again).  Returns the counts
+    between the read and its build is left for the next pass (still requested).  Returns the counts
     (``built``, ``refused``)."""
     with rt.sessions() as session:
         requested = store.requested_bundles(session, limit)

@@ -196,8 +196,16 @@ def _values(row: Base, table: Table) -> dict[str, object]:
 
 def replace_scores(session: Session, ctx: str, rows: Sequence[ScoreRow]) -> None:
     """Replace every score of ``ctx`` with ``rows`` (a full recompute): one delete, then
-    multi-row inserts of ``_CHUNK`` rows (no ORM objects kept in the session)."""
+    multi-row inserts of ``_CHUNK`` rows (no ORM objects kept in the session).  A bundle
+    requested and not built yet stays requested for the new record of its DID."""
     session.flush()
+    s = ScoreRow
+    query = select(s.did, s.bundle_requested_at).where(
+        s.bundle_requested_at.is_not(None), s.ctx == ctx
+    )
+    requested = dict(session.execute(query))
+    for r in rows:
+        r.bundle_requested_at = requested.get(r.did)
     session.execute(delete(ScoreRow).where(ScoreRow.ctx == ctx))
     for start in range(0, len(rows), _CHUNK):
         chunk = rows[start : start + _CHUNK]
@@ -205,8 +213,14 @@ def replace_scores(session: Session, ctx: str, rows: Sequence[ScoreRow]) -> None
 
 
 def upsert_scores(session: Session, rows: Iterable[ScoreRow]) -> None:
-    """Insert or replace the scores of ``rows``' (DID, context) (flushed)."""
+    """Insert or replace the scores of ``rows``' (DID, context) (flushed).  A bundle
+    requested and not built yet stays requested for the new record."""
     for row in rows:
+        row.bundle_requested_at = session.scalar(
+            select(ScoreRow.bundle_requested_at).where(
+                ScoreRow.did == row.did, ScoreRow.ctx == row.ctx
+            )
+        )
         session.merge(row)
     session.flush()
 
