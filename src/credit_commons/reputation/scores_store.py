@@ -203,7 +203,7 @@ def replace_scores(session: Session, ctx: str, rows: Sequence[ScoreRow]) -> None
     query = select(s.did, s.bundle_requested_at).where(
         s.bundle_requested_at.is_not(None), s.ctx == ctx
     )
-    requested = dict(session.execute(query))
+    requested = {row.did: row.bundle_requested_at for row in session.execute(query)}
     for r in rows:
         r.bundle_requested_at = requested.get(r.did)
     session.execute(delete(ScoreRow).where(ScoreRow.ctx == ctx))
