@@ -53,7 +53,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance, postgres_schema
-from served import commons_server, cpu_seconds, process_tree
+from served import commons_server, cpu_seconds, percentile, process_tree
 
 TYPE = "CreditReadinessCredential"
 SCOPES = json.dumps([{"claims": ["/income_bracket"], "type": TYPE}])
@@ -66,11 +66,6 @@ def emit(**fields: object) -> None:
 
 def progress(message: str) -> None:
     print(f"# {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -- the consent check -------------------------------------------------------------------

@@ -58,6 +58,7 @@ from credit_commons.ledger.sequencer import leaf_key, sequence_pending
 from credit_commons.ledger.tiles import TileHashSource, append_leaf_hashes
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance
+from served import percentile
 
 PG_URL = os.environ.get(
     "COMMONS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -189,11 +190,6 @@ def build_log(rt: Runtime, leaves: int, *, with_entries: bool) -> None:
         )
         guard = ContinuityGuard(rt.settings)
         log_service.publish_checkpoint(session, rt.key_store, rt.clock, identity, guard=guard)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def bench_proofs(backend: str, rt: Runtime, leaves: int, samples: int = 2000) -> None:

@@ -52,6 +52,7 @@ from typing import Any
 import httpx
 
 from own_state import forget_configured_instance, postgres_schema
+from served import percentile
 
 TARGET_RATIO, TARGET_P99_S = 0.8, 1.0
 
@@ -62,11 +63,6 @@ def emit(**fields: object) -> None:
 
 def progress(message: str) -> None:
     print(f"# {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 # -- the load ----------------------------------------------------------------------------

@@ -34,16 +34,11 @@ from credit_commons.reputation import new_nonce, register_rule_set, sign_event
 from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance, postgres_schema
-from served import commons_server, free_port
+from served import commons_server, free_port, percentile
 
 KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
 CONTEXTS = ("general", "commerce", "shg:savings")
 PER_CONTEXT = 5  # the example rule set's vouchesPerEpoch
-
-
-def _percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def _prepare(settings: Settings, base: str, senders: int) -> list[PrivateKey]:
@@ -142,12 +137,12 @@ def main() -> None:
                 "backend": args.backend,
                 "samples": len(submit),
                 "p50": round(statistics.median(submit), 2),
-                "p95": round(_percentile(submit, 0.95), 2),
+                "p95": round(percentile(submit, 0.95), 2),
                 "baseline": "GET /healthz, same server and client",
                 "baseline_p50": round(statistics.median(floor), 2),
-                "baseline_p95": round(_percentile(floor, 0.95), 2),
+                "baseline_p95": round(percentile(floor, 0.95), 2),
                 "target_p95": 20,
-                "meets_target": _percentile(submit, 0.95) <= 20,
+                "meets_target": percentile(submit, 0.95) <= 20,
             }
         ),
         flush=True,

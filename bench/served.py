@@ -1,6 +1,6 @@
 """A ``commons serve`` for a benchmark (on a free loopback port), and the CPU time of its
 processes read from Linux ``/proc`` (shared by the benchmarks that drive a server and report
-its CPU per request)."""
+its CPU per request), and the one percentile every benchmark reports its latencies with."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,6 +49,16 @@ def commons_server(env: Mapping[str, str], port: int, workers: int) -> Iterator[
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 < q < 1) of ``values``: the sample at rank
+    ``floor(q * n)`` of the sorted values, the largest for small samples.  Raises
+    ``ValueError`` on no samples: a benchmark with nothing measured has no figure."""
+    if not values:
+        raise ValueError("percentile of no samples")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def free_port() -> int:

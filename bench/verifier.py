@@ -93,7 +93,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.verifier import PresentationRequest
 from credit_commons.verifier import service as verifier_service
 from own_state import forget_configured_instance, postgres_schema
-from served import commons_server, cpu_seconds, free_port, process_tree
+from served import commons_server, cpu_seconds, free_port, percentile, process_tree
 
 OWNER = "lnd_bench_verifier"  # the verifier (a lender client id) in the library figure
 LIBRARY_BASE = "https://commons.bench"
@@ -108,11 +108,6 @@ def emit(**fields: object) -> None:
 
 def progress(message: str) -> None:
     print(f"# {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def dcql_query() -> dict[str, Any]:

@@ -67,7 +67,7 @@ from credit_commons.web.headers import SERVER_TIMING, server_timing
 from credit_commons.web.lender_proofs import proof_request
 from credit_commons.zk import register_dev_statements
 from own_state import forget_configured_instance
-from served import commons_server, free_port
+from served import commons_server, free_port, percentile
 from web_seed import (
     LENDERS,
     TYPE,
@@ -92,11 +92,6 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -- the pages ---------------------------------------------------------------------------
