@@ -56,6 +56,15 @@ EXPECTED = {
         "AuditFailed", "Checkpoint", "LogKey", "PendingReceipt", "Receipt", "ReceiptInvalid",
         "VerifiedReceipt", "audit_log", "pending_receipt", "verify_checkpoint", "verify_cosigned",
         "verify_receipt", "Ed25519Verifier", "pending_receipt_of",
+        # The RFC 6962 tree and proofs, for the full node's mirror (issue 20 item 2).
+        "EMPTY_ROOT", "Hash", "NodeId", "TreeRangeInvalid", "ConsistencyProof",
+        "InclusionProof", "consistency_proof", "inclusion_proof", "leaf_hash", "node_hash",
+        "root_from_source", "verify_consistency", "verify_inclusion",
+    },
+    "credit_commons.node": {
+        "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
+        "PinMismatch", "Pins", "Platform", "TreeSource", "parse_bundle", "tile_path",
+        "verify_message", "verify_presentation",
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",

@@ -21,6 +21,7 @@ from credit_commons.federation.feed import (
 from credit_commons.federation.feed import log_size as feed_log_size
 from credit_commons.federation.publisher import Publisher, PublisherState
 from credit_commons.federation.subjects import (
+    MAX_MESSAGE_BYTES,
     MESSAGE_TYP,
     STREAMS,
     Message,
@@ -28,10 +29,13 @@ from credit_commons.federation.subjects import (
     bus_subject,
     checkpoint_message,
     event_messages,
+    event_subjects,
+    stream_of,
     subject_token,
 )
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
     "MESSAGE_TYP",
     "STREAMS",
     "FeedBatch",
@@ -44,8 +48,10 @@ __all__ = [
     "bus_subject",
     "checkpoint_message",
     "event_messages",
+    "event_subjects",
     "feed_log_size",
     "parse_topic",
     "read_messages",
+    "stream_of",
     "subject_token",
 ]

@@ -41,6 +41,7 @@ __all__ = [
     "bus_subject",
     "checkpoint_message",
     "event_messages",
+    "event_subjects",
     "payload_position",
     "stream_of",
     "subject_token",
@@ -139,7 +140,9 @@ class Message:
     body: bytes
 
 
-def _subjects(document: JsonObject, origin: str) -> list[str]:
+def event_subjects(document: JsonObject, origin: str) -> list[str]:
+    """The subjects a spine event is published on (none, one or two), so a follower checks
+    a message's ``sub`` against its event."""
     event_type = str(document["type"])
     details = document["details"]
     if not isinstance(details, dict):
@@ -163,7 +166,7 @@ def event_messages(
     """The messages of the spine event at leaf ``index``: none, one or two (a revocation is
     on ``revocations.<issuer>`` and on the bus).  The message id is the event's id in every
     stream (JetStream deduplicates per stream)."""
-    subjects = _subjects(document, origin)
+    subjects = event_subjects(document, origin)
     if not subjects:
         return []
     event_id = str(document["id"])

@@ -19,6 +19,7 @@ import credit_commons.issuer.models
 import credit_commons.keys.models
 import credit_commons.ledger.models
 import credit_commons.lenders.models
+import credit_commons.node.models
 import credit_commons.privacy.models
 import credit_commons.reputation.models
 import credit_commons.reputation.rules_store

@@ -1,0 +1,38 @@
+"""The full node (issue 20, item 2; docs/federation.md, "Full node"): follows a platform's
+NATS JetStream streams, verifies every message before storing it, mirrors the log's tree,
+checkpoints, blobs and status lists, and verifies presentations with the mirrored lists.
+
+Where it sits: above ``verifier`` (its verifier is the verifier domain's SD-JWT and status
+list checks over mirrored lists), ``reputation`` (blob CIDs), ``federation`` (subjects,
+streams, the message format) and ``ledger`` (signed notes, checkpoints, the RFC 6962 tree
+and proofs it reuses instead of hashing on its own); beside the other consumers of the
+verifier (``client``, ``wallet``, ``web``), which it neither needs nor serves.  Below the
+edges: the ``gateway`` serves its HTTP API (``gateway/node_app.py``) and the ``cli`` runs
+it (``commons node serve``).  It is not part of ``federation``, which sits below identity
+and must not depend on the verifier; nor of ``jobs``, since it has tables of its own
+(``node_*``, migration 0044), read only here.
+"""
+
+from credit_commons.node.follower import Follower
+from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_message
+from credit_commons.node.mirror import Mirror
+from credit_commons.node.platform import Platform, parse_bundle, tile_path
+from credit_commons.node.store import DropHook, PinMismatch, TreeSource
+from credit_commons.node.verify import NodeVerified, verify_presentation
+
+__all__ = [
+    "DROP_REASONS",
+    "DropHook",
+    "Dropped",
+    "Follower",
+    "Mirror",
+    "NodeVerified",
+    "PinMismatch",
+    "Pins",
+    "Platform",
+    "TreeSource",
+    "parse_bundle",
+    "tile_path",
+    "verify_message",
+    "verify_presentation",
+]

@@ -1,0 +1,184 @@
+"""Following the platform's streams: a durable JetStream pull consumer per stream.
+
+Each consumer is named ``<node id>-<stream>`` (the node id is made on first start and kept
+with the pins), delivers every message from the stream's start, and needs an explicit
+acknowledgement.  A message is acknowledged only after :meth:`Mirror.accept` stored it,
+found it already stored, or dropped (and counted) it; on a transient failure it and the
+rest of its batch are not acknowledged (``nak`` with a delay), so JetStream delivers them
+again in order.  Continuity: the node keeps the last stream sequence it processed per
+stream (counter ``seq.<stream>``): a sequence at or below it is a redelivery (acknowledged,
+nothing stored twice); one past the next is a gap, and the node waits for the missing
+message (``nak``; counter ``gaps``).  So a node killed at any point, or a NATS server
+restarted, loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+import nats
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from credit_commons.core.db import transaction
+from credit_commons.federation import STREAMS
+from credit_commons.node import store
+from credit_commons.node.mirror import Mirror
+
+__all__ = ["Follower"]
+
+log = logging.getLogger("credit_commons.node")
+
+_RETRY = 1.0  # seconds before a message that failed transiently comes again
+_BACKOFF_MAX = 10.0
+
+
+class Follower:
+    """Consumes every federation stream of the NATS server at ``peer`` into ``mirror``."""
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        peer: str,
+        node_id: str,
+        *,
+        batch: int = 256,
+        idle: float = 0.2,
+        timeout: float = 5.0,
+    ) -> None:
+        self.mirror, self.peer, self.node_id = mirror, peer, node_id
+        self.batch, self.idle, self.timeout = batch, idle, timeout
+        self.processed: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- in a thread of its own ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow on a thread of its own until :meth:`stop`."""
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self.run()), name="node-follower", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop at the next message boundary and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout * 3)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await self._follow()
+                failures = 0
+            except (NatsError, OSError, TimeoutError) as exc:
+                failures += 1
+                delay = min(_BACKOFF_MAX, 0.25 * 2 ** min(failures, 6))
+                log.warning(
+                    "node: NATS unavailable (%s); retrying in %.1f s", type(exc).__name__, delay
+                )
+                await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        end = asyncio.get_running_loop().time() + seconds
+        while not self._stop.is_set() and asyncio.get_running_loop().time() < end:
+            await asyncio.sleep(min(0.05, seconds))
+
+    async def _follow(self) -> None:
+        async def quiet(_exc: Exception) -> None:
+            return None
+
+        nc = await nats.connect(
+            servers=[self.peer],
+            connect_timeout=self.timeout,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            error_cb=quiet,
+        )
+        try:
+            js = nc.jetstream(timeout=self.timeout)
+            subs: dict[str, Any] = {}
+            while not self._stop.is_set():
+                if not nc.is_connected:
+                    raise ConnectionError("NATS connection lost")
+                moved = 0
+                for spec in STREAMS:
+                    sub = subs.get(spec.name) or await self._bind(js, spec.name)
+                    if sub is None:
+                        continue
+                    subs[spec.name] = sub
+                    moved += await self._drain(sub, spec.name)
+                if not moved:
+                    await self._sleep(self.idle)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(nc.close(), self.timeout)
+
+    async def _bind(self, js: JetStreamContext, stream: str) -> Any:
+        name = f"{self.node_id}-{stream}"
+        config = ConsumerConfig(
+            durable_name=name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_ack_pending=4 * self.batch,
+        )
+        try:
+            await js.add_consumer(stream, config)
+        except NotFoundError:
+            return None  # the platform has not created its streams yet
+        return await js.pull_subscribe_bind(durable=name, stream=stream)
+
+    async def _drain(self, sub: Any, stream: str) -> int:
+        try:
+            messages = await sub.fetch(self.batch, timeout=self.idle)
+        except NatsTimeout:
+            return 0
+        done = 0
+        for position, message in enumerate(messages):
+            if self._stop.is_set():
+                break
+            try:
+                outcome = await asyncio.to_thread(self._process, stream, message)
+            except Exception as exc:
+                log.warning("node: a %s message will be retried (%s)", stream, type(exc).__name__)
+                for later in messages[position:]:
+                    with contextlib.suppress(Exception):
+                        await later.nak(delay=_RETRY)
+                return done
+            if outcome == "gap":
+                for later in messages[position:]:
+                    with contextlib.suppress(Exception):
+                        await later.nak(delay=_RETRY / 4)
+                return done
+            await message.ack_sync(timeout=self.timeout)
+            done += 1
+        return done
+
+    def _process(self, stream: str, message: Any) -> str:
+        sequence = int(message.metadata.sequence.stream)
+        counter = f"seq.{stream}"
+        with transaction(self.mirror.sessions) as session:
+            last = store.counter(session, counter)
+        if sequence <= last:
+            return "duplicate"
+        if last and sequence > last + 1:
+            with transaction(self.mirror.sessions) as session:
+                store.count(session, "gaps")
+            return "gap"
+        outcome = self.mirror.accept(message.data or b"", message.subject, stream)
+        with transaction(self.mirror.sessions) as session:
+            store.count(session, counter, sequence - last)
+        self.processed[stream] = self.processed.get(stream, 0) + 1
+        return outcome

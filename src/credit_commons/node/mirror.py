@@ -1,0 +1,262 @@
+"""The mirror: what the node does with each message once it verified (docs/federation.md,
+"Full node").
+
+* first use: the followed platform's log origin and key are pinned (``node_pins``); a later
+  start that finds another key, origin or platform refuses to run (:class:`PinMismatch`);
+* ``checkpoints.*``: the log's leaves up to the checkpoint's size are fetched as tlog-tiles
+  entry bundles and appended to the mirrored tree in the same unit of work that checks the
+  tree's root against the signed checkpoint's.  The mirrored tree only ever grows, so an
+  equal root is consistency with every checkpoint mirrored before; a different root (or an
+  earlier size whose root is not the mirror's) is a fork: the checkpoint is refused and
+  kept in ``node_forks``, the leaves are not stored;
+* ``events.*``: the blob the event names by CID is fetched and stored only when the CID is
+  the bytes' (else the message is dropped, reason ``blob``); once the leaf at the event's
+  index is mirrored, the entry must be that leaf;
+* ``revocations.*``: every status list the node mirrors is fetched again, its signature
+  checked with the issuer's keys and its ``sub`` with its URL, and replaced;
+* ``rules.*`` and the bus: stored as verified messages.
+
+A transient failure (the platform unreachable, the database busy) raises: the caller does
+not acknowledge the message, and JetStream delivers it again.  A message already stored is
+a duplicate and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from credit_commons.core.clock import Clock
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import JsonObject, canonical_json
+from credit_commons.core.errors import CommonsError
+from credit_commons.core.net import FetchFailed, OutboundFetcher
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
+from credit_commons.keys import PublicKey, public_key_from_jwk
+from credit_commons.ledger import leaf_hash
+from credit_commons.node import store
+from credit_commons.node.messages import Dropped, Pins, Verified, verify_message
+from credit_commons.node.platform import Platform
+from credit_commons.reputation import blob_cid
+from credit_commons.verifier import StatusListFetcher, StatusListRejected
+
+__all__ = ["Mirror", "StoredStatusLists"]
+
+log = logging.getLogger("credit_commons.node")
+
+_EVENTS, _REVOCATIONS = "COMMONS_EVENTS", "COMMONS_REVOCATIONS"
+
+
+class StoredStatusLists(OutboundFetcher):
+    """An :class:`OutboundFetcher` that answers from tokens at hand, never the network, so
+    the verifier's :class:`StatusListFetcher` checks a mirrored list exactly as a fetched
+    one (signature, ``sub``, ``iat``, expiry)."""
+
+    def __init__(self, tokens: Mapping[str, tuple[bytes, str]]) -> None:  # no client
+        self._tokens = dict(tokens)
+
+    def close(self) -> None:
+        return None
+
+    def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:
+        del accept
+        found = self._tokens.get(url)
+        if found is None:
+            raise FetchFailed("the node mirrors no such status list")
+        return found[0], httpx.Headers({"content-type": found[1]})
+
+
+def issuer_key_resolver(jwks: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], PublicKey]:
+    """A key resolver over a JWKS: the key whose ``kid`` the header names."""
+    keys = {str(k.get("kid")): k for k in jwks.get("keys", []) if isinstance(k, dict)}
+
+    def resolve(header: Mapping[str, Any]) -> PublicKey:
+        jwk = keys.get(str(header.get("kid")))
+        if jwk is None:
+            raise StatusListRejected("the status list's key is not one of the issuer's")
+        return public_key_from_jwk(jwk)
+
+    return resolve
+
+
+class Mirror:
+    """Verifies and stores messages from one followed platform; ``on_drop`` is called with
+    (stream, reason) after each dropped message is counted (the quotas' hook)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        platform: Platform,
+        clock: Clock,
+        *,
+        on_drop: store.DropHook | None = None,
+    ) -> None:
+        self.sessions, self.platform, self.clock = sessions, platform, clock
+        self.on_drop = on_drop
+        self._pins: Pins | None = None
+
+    @property
+    def pins(self) -> Pins:
+        if self._pins is None:
+            raise RuntimeError("call start() first")
+        return self._pins
+
+    def start(self) -> Pins:
+        """Pin the platform, its log's origin and key, and its issuer on first use (or
+        check them against the pins); refresh the issuer's keys."""
+        origin, vkey = self.platform.log_key()
+        Pins(origin, vkey).note_verifier  # noqa: B018 - a malformed vkey raises here
+        metadata = self.platform.issuer_metadata()
+        issuer, jwks = metadata.get("issuer"), metadata.get("jwks")
+        if not isinstance(issuer, str) or not isinstance(jwks, dict):
+            raise StatusListRejected("the platform's issuer metadata lacks issuer or jwks")
+        with transaction(self.sessions) as session:
+            now = self.clock.now()
+            store.pin(session, "platform", self.platform.base, now)
+            store.pin(session, "origin", origin, now)
+            store.pin(session, "log_vkey", vkey, now)
+            store.pin(session, "issuer", issuer, now)
+            store.set_value(session, "issuer_jwks", canonical_json(jwks).decode(), now)
+        self._pins = Pins(origin, vkey)
+        return self._pins
+
+    # -- messages --------------------------------------------------------------------------
+
+    def accept(self, body: bytes, subject: str, stream: str) -> str:
+        """Verify and store one message: ``"stored"``, ``"duplicate"`` or ``"dropped"``.
+        Raises on a transient failure (the message is to be delivered again)."""
+        try:
+            verified = verify_message(body, subject, stream, self.pins)
+            with transaction(self.sessions) as session:
+                if store.has_message(session, stream, verified.position):
+                    return "duplicate"
+            if verified.kind == "checkpoint":
+                return self._checkpoint(verified)
+            return self._event(verified)
+        except Dropped as dropped:
+            with transaction(self.sessions) as session:
+                store.count(session, f"dropped.{dropped.reason}")
+            log.warning(
+                "node: dropped a message",
+                extra={"fields": {"stream": stream, "reason": dropped.reason}},
+            )
+            if self.on_drop is not None:
+                self.on_drop(stream, dropped.reason)
+            return "dropped"
+
+    def _store(self, session: Session, verified: Verified, now: datetime) -> str:
+        stored = store.add_message(
+            session,
+            verified.stream,
+            verified.position,
+            subject=verified.subject,
+            body=verified.body,
+            now=now,
+        )
+        return "stored" if stored else "duplicate"
+
+    def _event(self, verified: Verified) -> str:
+        event, entry = verified.event or {}, verified.entry or b""
+        details = event.get("details")
+        body: bytes | None = None
+        cid = details.get("cid") if isinstance(details, dict) else None
+        if verified.stream == _EVENTS and isinstance(cid, str):
+            body = self.platform.blob(cid)
+            if blob_cid(body) != cid:
+                raise Dropped("blob", "the platform's bytes are not the event's CID")
+        tokens = self._fetch_status_lists() if verified.stream == _REVOCATIONS else {}
+        with transaction(self.sessions) as session:
+            now = self.clock.now()
+            if verified.position < store.tree_size(session):
+                mirrored = store.TreeSource(session).leaf(verified.position)
+                if mirrored != bytes(leaf_hash(entry)):
+                    raise Dropped("digest", "the entry is not the mirrored leaf")
+            if body is not None and isinstance(cid, str):
+                store.add_blob(session, cid, body, now)
+            for list_id, (uri, token, media_type) in tokens.items():
+                store.put_status_list(
+                    session, list_id, uri, token=token, media_type=media_type, now=now
+                )
+            return self._store(session, verified, now)
+
+    def _checkpoint(self, verified: Verified) -> str:
+        checkpoint, note = verified.checkpoint, verified.note or ""
+        assert checkpoint is not None
+        size = checkpoint.size
+        with transaction(self.sessions) as session:
+            start = store.tree_size(session)
+        fetched = self._leaves(start, size)
+        try:
+            with transaction(self.sessions) as session:
+                now = self.clock.now()
+                if store.tree_size(session) != start:
+                    raise store.ConflictError("the mirror moved; deliver again")
+                if fetched:
+                    store.append_leaves(session, start, fetched)
+                if store.tree_root(session, size) != checkpoint.root_hash:
+                    raise Dropped("fork", f"the root of size {size} is not the mirror's")
+                store.add_checkpoint(session, size, bytes(checkpoint.root_hash), note, now)
+                return self._store(session, verified, now)
+        except Dropped as fork:
+            with transaction(self.sessions) as session:
+                store.record_fork(session, size, note, fork.detail[:64], self.clock.now())
+            log.error("node: refused a checkpoint of size %d: a fork (%s)", size, fork.detail)
+            raise
+
+    def _leaves(self, start: int, size: int) -> list[bytes]:
+        # The leaf hashes [start, size) from the platform's entry bundles.
+        hashes: list[bytes] = []
+        index = start
+        while index < size:
+            tile = index // TILE_WIDTH
+            count = min(TILE_WIDTH, size - tile * TILE_WIDTH)
+            entries = self.platform.entries(tile, count)
+            for entry in entries[index - tile * TILE_WIDTH :]:
+                hashes.append(bytes(leaf_hash(entry)))
+            index = tile * TILE_WIDTH + count
+        return hashes
+
+    # -- status lists ----------------------------------------------------------------------
+
+    def issuer(self) -> tuple[str, JsonObject]:
+        """The followed issuer and its keys (JWKS) as last fetched."""
+        with transaction(self.sessions) as session:
+            pinned = store.pins(session)
+        return pinned["issuer"], json.loads(pinned["issuer_jwks"])
+
+    def _fetch_status_lists(self) -> dict[str, tuple[str, str, str]]:
+        with transaction(self.sessions) as session:
+            known = store.status_lists(session)
+        return {list_id: self.fetch_status_list(list_id, uri) for list_id, uri in known}
+
+    def fetch_status_list(self, list_id: str, uri: str) -> tuple[str, str, str]:
+        """Fetch list ``list_id`` from the platform and check it as a verifier would (its
+        signature by the issuer's keys, ``sub`` = ``uri``, not expired): (uri, token, type).
+        Raises :class:`StatusListRejected`."""
+        body, media_type = self.platform.status_list(list_id)
+        _, jwks = self.issuer()
+        check = StatusListFetcher(
+            StoredStatusLists({uri: (body, media_type)}), issuer_key_resolver(jwks)
+        )
+        try:
+            check.status(uri, 0)
+        except StatusListRejected:
+            raise
+        except CommonsError as e:
+            raise StatusListRejected(f"the status list is not acceptable: {e.detail}") from e
+        return uri, body.decode("ascii"), media_type
+
+    def mirror_status_list(self, list_id: str, uri: str) -> None:
+        """Fetch, check and store list ``list_id`` now (the first time the node's verifier
+        meets it)."""
+        _, token, media_type = self.fetch_status_list(list_id, uri)
+        with transaction(self.sessions) as session:
+            store.put_status_list(
+                session, list_id, uri, token=token, media_type=media_type, now=self.clock.now()
+            )

@@ -1,0 +1,123 @@
+"""The followed platform over HTTP: its log key, entry bundles, blobs, status lists and
+issuer metadata.  Through :class:`~credit_commons.core.net.OutboundFetcher` (no redirects,
+a size cap, a timeout); loopback, private addresses and plain http are allowed because the
+operator names this one URL (``--follow``), not a credential presented to the node."""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from credit_commons.core.encoding import JsonObject
+from credit_commons.core.errors import ValidationError
+from credit_commons.core.net import OutboundFetcher
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
+
+__all__ = ["Platform", "parse_bundle", "tile_path"]
+
+_STATUS_ACCEPT = "application/statuslist+jwt, application/vc+jwt;q=0.5"
+
+
+def tile_path(index: int, width: int | None = None) -> str:
+    """The tlog-tiles path of tile ``index`` (``x001/x234/067``), ``.p/W`` when partial."""
+    digits = str(index)
+    digits = "0" * (-len(digits) % 3) + digits
+    parts = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    path = "/".join([*(f"x{p}" for p in parts[:-1]), parts[-1]])
+    return path if width is None else f"{path}.p/{width}"
+
+
+def parse_bundle(data: bytes, count: int) -> list[bytes]:
+    """The entries of an entry bundle (each a big-endian uint16 length and its bytes);
+    raises :class:`ValidationError` unless it holds exactly ``count``."""
+    entries, offset = [], 0
+    while offset < len(data):
+        if offset + 2 > len(data):
+            raise ValidationError("a truncated entry bundle")
+        (length,) = struct.unpack_from(">H", data, offset)
+        end = offset + 2 + length
+        if end > len(data):
+            raise ValidationError("a truncated entry bundle")
+        entries.append(data[offset + 2 : end])
+        offset = end
+    if len(entries) != count:
+        raise ValidationError(f"an entry bundle of {len(entries)} entries, not {count}")
+    return entries
+
+
+class Platform:
+    """One followed platform at ``base`` (``http[s]://host:port``)."""
+
+    def __init__(
+        self,
+        base: str,
+        *,
+        timeout: float = 5.0,
+        max_bytes: int = 2 * 1024 * 1024,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("--follow must be an http(s) URL", extra={"field": "follow"})
+        self.base = base.rstrip("/")
+        self._fetcher = OutboundFetcher(
+            transport=transport,
+            allow_http=parts.scheme == "http",
+            allow_loopback=True,
+            allow_private=True,
+            timeout=timeout,
+            max_bytes=max_bytes,
+        )
+
+    def close(self) -> None:
+        self._fetcher.close()
+
+    def _json(self, path: str) -> Any:
+        body, _ = self._fetcher.get_bytes(self.base + path, accept="application/json")
+        try:
+            return json.loads(body)
+        except ValueError as e:
+            raise ValidationError(f"{path} did not answer JSON") from e
+
+    def log_key(self) -> tuple[str, str]:
+        """The log's (origin, vkey) as the platform publishes them."""
+        found = self._json("/v1/log/key")
+        if not isinstance(found, dict):
+            raise ValidationError("/v1/log/key is not an object")
+        origin, vkey = found.get("origin"), found.get("vkey")
+        if not isinstance(origin, str) or not isinstance(vkey, str):
+            raise ValidationError("/v1/log/key lacks origin or vkey")
+        return origin, vkey
+
+    def issuer_metadata(self) -> JsonObject:
+        """The platform's JWT VC Issuer Metadata (``issuer`` and ``jwks``)."""
+        found = self._json("/.well-known/jwt-vc-issuer")
+        if not isinstance(found, dict):
+            raise ValidationError("the issuer metadata is not an object")
+        return found
+
+    def entries(self, tile: int, count: int) -> list[bytes]:
+        """The entries of tile ``tile``: all 256, or the first ``count`` of a partial one."""
+        width = None if count == TILE_WIDTH else count
+        body, _ = self._fetcher.get_bytes(
+            f"{self.base}/tile/entries/{tile_path(tile, width)}",
+            accept="application/octet-stream",
+        )
+        return parse_bundle(body, count)
+
+    def blob(self, cid: str) -> bytes:
+        """The bytes the platform serves under ``cid`` (the caller checks the CID)."""
+        body, _ = self._fetcher.get_bytes(f"{self.base}/v1/blobs/{quote(cid, safe='')}")
+        return body
+
+    def status_list(self, list_id: str) -> tuple[bytes, str]:
+        """A status list token and its media type."""
+        body, headers = self._fetcher.get_bytes(
+            f"{self.base}/status-lists/{quote(list_id, safe='')}", accept=_STATUS_ACCEPT
+        )
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        return body, media_type

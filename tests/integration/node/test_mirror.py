@@ -1,0 +1,243 @@
+"""The full node's mirror on SQLite and PostgreSQL (issue 20 item 2): the platform's own
+signed messages, fed to a :class:`Mirror` that fetches leaves and blobs from the platform's
+HTTP API, are verified and stored once; the mirrored tree's root is each checkpoint's and its
+proofs are the platform's; bad messages are dropped and counted; a fork is refused and
+recorded; a changed log key is refused at start."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import canonical_json
+from credit_commons.events import EventSpec, record_events
+from credit_commons.federation import Message, checkpoint_message
+from credit_commons.federation.feed import spine_batch
+from credit_commons.formats.jws import sign_compact
+from credit_commons.gateway.node_app import create_node_app
+from credit_commons.ledger import Checkpoint, Hash
+from credit_commons.ledger import service as ledger_service
+from credit_commons.ledger.identity import log_identity
+from credit_commons.ledger.note import generate_key, sign_note
+from credit_commons.ledger.worker import LogWorker
+from credit_commons.node import Mirror, PinMismatch, Platform
+from credit_commons.node import store as node_store
+from credit_commons.reputation import blob_cid
+from credit_commons.reputation.service import EventRecorded
+from credit_commons.runtime import Runtime
+
+EVENTS = 300  # more than one 256-entry tile: a full bundle and a partial one
+
+
+def _blob(i: int) -> bytes:
+    return canonical_json({"n": i, "what": "a test blob"})
+
+
+class _Forward(httpx.BaseTransport):
+    """Requests to the platform's test client, answered from memory."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.raw_path.decode()
+        answer = self.client.get(path, headers={"Accept": request.headers.get("accept", "*/*")})
+        headers = {"content-type": answer.headers.get("content-type", "")}
+        return httpx.Response(answer.status_code, headers=headers, content=answer.content)
+
+
+class _Platform(Platform):
+    """The real platform over its test client, with blobs from this test (the reputation
+    events here are recorded directly, so the platform holds no blob for them)."""
+
+    def __init__(self, client: TestClient, blobs: dict[str, bytes]) -> None:
+        super().__init__("http://127.0.0.1", transport=_Forward(client))
+        self.blobs, self.blob_calls = blobs, 0
+        self.vkey: str | None = None
+
+    def blob(self, cid: str) -> bytes:
+        self.blob_calls += 1
+        return self.blobs[cid]
+
+    def log_key(self) -> tuple[str, str]:
+        origin, vkey = super().log_key()
+        return origin, self.vkey or vkey
+
+
+def _record(rt: Runtime, count: int) -> dict[str, bytes]:
+    blobs = {blob_cid(_blob(i)): _blob(i) for i in range(count)}
+    sender = rt.pseudonymizer.pseudonym("did", "did:key:sender")
+    specs = [
+        EventSpec(
+            EventRecorded(
+                cid=cid,
+                kind="vouch",
+                ctx="agri" if i % 2 else "shg.lucknow",
+                epoch="2026-W49",
+                from_sha256=hashlib.sha256(b"did:key:sender").hexdigest(),
+                to_sha256=hashlib.sha256(f"did:key:{i}".encode()).hexdigest(),
+            ),
+            actor=sender,
+            subject=rt.pseudonymizer.pseudonym("did", f"did:key:{i}"),
+            at=rt.clock.now(),
+        )
+        for i, cid in enumerate(blobs)
+    ]
+    with transaction(rt.sessions) as session:
+        record_events(session, specs)
+    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+    return blobs
+
+
+def _messages(rt: Runtime) -> list[Message]:
+    with transaction(rt.read_sessions) as session:
+        events, _, _ = spine_batch(session, rt, 0, 10_000)
+        identity = log_identity(rt)
+        signer = rt.key_store.signer(session, identity.key_name)
+        checkpoints = [
+            checkpoint_message(size, note, identity.origin, signer)
+            for size, note in ledger_service.checkpoints_after(session, 0, 100)
+        ]
+    return [*events, *checkpoints]
+
+
+def _mirror(rt: Runtime, platform: Platform, drops: list[tuple[str, str]]) -> Mirror:
+    mirror = Mirror(rt.sessions, platform, rt.clock, on_drop=lambda s, r: drops.append((s, r)))
+    mirror.start()
+    return mirror
+
+
+def _counters(rt: Runtime) -> dict[str, int]:
+    with transaction(rt.read_sessions) as session:
+        return node_store.counters(session)
+
+
+def test_mirrors_and_serves_what_the_platform_proves(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    blobs = _record(rt, EVENTS)
+    platform = _Platform(client, blobs)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, platform, drops)
+    messages = _messages(rt)
+    assert [m.stream for m in messages].count("COMMONS_CHECKPOINTS") >= 1
+
+    outcomes = [mirror.accept(m.body, m.subject, m.stream) for m in messages]
+    assert outcomes == ["stored"] * len(messages)
+    # Delivered again (a crash before the acknowledgements): nothing stored twice.
+    again = [mirror.accept(m.body, m.subject, m.stream) for m in messages]
+    assert again == ["duplicate"] * len(messages)
+    assert drops == []
+    counters = _counters(rt)
+    assert counters["accepted.COMMONS_EVENTS"] == EVENTS
+    assert platform.blob_calls == EVENTS
+
+    node = TestClient(create_node_app(mirror))
+    latest = client.get("/v1/log/checkpoint").text
+    size = int(latest.split("\n")[1])
+    assert counters["tree.size"] == size
+    assert node.get("/v1/checkpoints/latest").text == latest
+    assert node.get(f"/v1/checkpoints/{size}").text == latest
+    assert node.get("/v1/checkpoints/1").status_code == 404
+    for index in (0, 1, 255, 256, size - 1):
+        mine = node.get("/v1/log/proof/inclusion", params={"index": index}).json()
+        theirs = client.get("/v1/log/proof/inclusion", params={"index": index}).json()
+        assert mine == theirs
+    mine = node.get("/v1/log/proof/consistency", params={"from": 7, "to": size}).json()
+    assert mine == client.get("/v1/log/proof/consistency", params={"from": 7}).json()
+    cid, body = next(iter(blobs.items()))
+    served = node.get(f"/v1/blobs/{cid}")
+    assert served.status_code == 200
+    assert served.content == body
+    assert node.get("/v1/blobs/bafynothing").status_code == 404
+    state = node.get("/v1/node").json()
+    assert state["tree_size"] == size
+    assert state["forks"] == 0
+
+
+def _sign(rt: Runtime, payload: dict[str, Any]) -> bytes:
+    with transaction(rt.read_sessions) as session:
+        signer = rt.key_store.signer(session, log_identity(rt).key_name)
+    return sign_compact({"typ": "commons-federation+jws"}, payload, signer).encode()
+
+
+def test_drops_and_counts_bad_messages(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    blobs = _record(rt, 3)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    good = next(m for m in _messages(rt) if m.stream == "COMMONS_EVENTS")
+    header, payload_b64, signature = good.body.decode().split(".")
+    payload = json.loads(
+        __import__("base64").urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
+    )
+    forged_sig = f"{header}.{payload_b64}.{signature[:-4]}AAAA".encode()
+    other_event = {**payload["event"], "actor": "p1:someone-else"}
+    cases = {
+        "oversize": (b"x" * (64 * 1024 + 1), good.subject),
+        "signature": (forged_sig, good.subject),
+        "schema": (_sign(rt, {**payload, "extra": 1}), good.subject),
+        "issuer": (_sign(rt, {**payload, "iss": "elsewhere.example/log"}), good.subject),
+        "subject": (good.body, "events.other"),
+        "digest": (_sign(rt, {**payload, "event": other_event}), good.subject),
+    }
+    for reason, (body, subject) in cases.items():
+        assert mirror.accept(body, subject, "COMMONS_EVENTS") == "dropped", reason
+    # A blob whose bytes are not its CID.
+    cid = payload["event"]["details"]["cid"]
+    blobs[cid] = b"tampered"
+    assert mirror.accept(good.body, good.subject, good.stream) == "dropped"
+    counters = _counters(rt)
+    for reason in [*cases, "blob"]:
+        assert counters[f"dropped.{reason}"] == 1, reason
+    assert [r for _, r in drops] == [*cases, "blob"]
+    assert "accepted.COMMONS_EVENTS" not in counters
+    blobs[cid] = (
+        _blob(0)
+        if blob_cid(_blob(0)) == cid
+        else next(_blob(i) for i in range(3) if blob_cid(_blob(i)) == cid)
+    )
+    assert mirror.accept(good.body, good.subject, good.stream) == "stored"
+
+
+def _signed_checkpoint(rt: Runtime, session: Session, size: int, root: bytes) -> str:
+    identity = log_identity(rt)
+    signer = ledger_service.log_signer(session, rt.key_store, identity)
+    return sign_note(Checkpoint(identity.origin, size, Hash(root)).format(), signer)
+
+
+def test_a_fork_is_refused_and_recorded(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    blobs = _record(rt, 5)
+    mirror = _mirror(rt, _Platform(client, blobs), [])
+    for m in _messages(rt):
+        assert mirror.accept(m.body, m.subject, m.stream) == "stored"
+    with transaction(rt.read_sessions) as session:
+        size = node_store.tree_size(session)
+        identity = log_identity(rt)
+        forged = _signed_checkpoint(rt, session, size - 1, b"\x07" * 32)
+        signer = rt.key_store.signer(session, identity.key_name)
+        message = checkpoint_message(size - 1, forged, identity.origin, signer)
+    assert mirror.accept(message.body, message.subject, message.stream) == "dropped"
+    with transaction(rt.read_sessions) as session:
+        forks = node_store.forks(session)
+        assert [(f.size, f.note) for f in forks] == [(size - 1, forged)]
+        assert node_store.checkpoint(session, size - 1) is None
+        assert node_store.tree_size(session) == size
+    assert _counters(rt)["dropped.fork"] == 1
+
+
+def test_another_log_key_is_refused_at_start(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    platform = _Platform(client, {})
+    _mirror(rt, platform, [])
+    _mirror(rt, platform, [])  # the same key again: fine
+    platform.vkey = generate_key(log_identity(rt).origin)[1]  # same origin, another key
+    with pytest.raises(PinMismatch):
+        Mirror(rt.sessions, platform, rt.clock).start()
