@@ -9,7 +9,7 @@ ZK_STAMP := $(ZK_NODE)/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck imports unit lock bench clean services system-deps hsm screenshots
+.PHONY: run test lint typecheck imports unit lock bench clean services system-deps hsm screenshots routes
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ TEST_WORKERS ?= 2
 
 test: system-deps lint typecheck imports $(ZK_STAMP)
 	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
+
+# The route registry (docs/operations.md): rebuilt from the app with its pinned SHA-256 after
+# adding, removing or re-declaring a route; a test fails while the committed one is stale.
+routes: $(STAMP)
+	$(BIN)/commons routes build
 
 # The console's screenshots in docs/console/ (the browser tests, capturing as they go).
 screenshots: $(STAMP) $(ZK_STAMP) system-deps

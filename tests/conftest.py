@@ -20,6 +20,7 @@ from typing import Any
 import hypothesis
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
@@ -28,6 +29,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS
+from credit_commons.gateway.surface import declare_test_routes, live_routes, surface_state
 from credit_commons.runtime import Runtime
 
 # Property tests are bounded by their example counts, never by wall time: Hypothesis's default
@@ -220,6 +222,14 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
         yield rt
     finally:
         rt.close()
+
+
+def declare_probes(app: FastAPI) -> FastAPI:
+    """``app``, serving the probe routes a test added to it beside the route registry (only
+    outside production: ``surface.declare_test_routes``)."""
+    registered = {route.key for route in surface_state(app).registry.routes}
+    declare_test_routes(app, app.state.runtime.settings, live_routes(app) - registered)
+    return app
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tests.conftest import declare_probes
 
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
@@ -49,6 +50,7 @@ def test_the_commit_comes_before_the_response(runtime: Runtime, settings: Settin
         order.append("handler")
         return {"ok": True}
 
+    declare_probes(app)
     app.add_middleware(_ResponseOrder, order=order)
 
     def committed(_connection: Any) -> None:

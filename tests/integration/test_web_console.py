@@ -14,6 +14,7 @@ import pytest
 from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.conftest import declare_probes
 from tests.lenders import counted, denials, events
 
 from credit_commons.core.db import transaction
@@ -44,6 +45,7 @@ def _probe(me: Annotated[WebSession, Depends(requires("borrower"))]) -> str:
 def _client(runtime: Runtime, settings: Settings, base_url: str) -> TestClient:
     app = create_app(settings, runtime=runtime)
     app.include_router(probe)
+    declare_probes(app)
     return TestClient(app, base_url=base_url, raise_server_exceptions=False)
 
 

@@ -15,6 +15,7 @@ import typer
 from fastapi import Depends
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select, update
+from tests.conftest import declare_probes
 from tests.integration.test_web_console import HTML, LOOPBACK, csrf_of, session_rows, sign_in
 
 from credit_commons.cli import support
@@ -60,6 +61,7 @@ def _issuer(me: Annotated[WebSession, Depends(requires("issuer"))]) -> str:
 def browser(runtime: Runtime, settings: Settings) -> Iterator[TestClient]:
     app = create_app(settings, runtime=runtime)
     app.include_router(probe)
+    declare_probes(app)
     with TestClient(app, base_url=LOOPBACK, raise_server_exceptions=False) as client:
         yield client
 

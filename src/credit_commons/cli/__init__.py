@@ -63,6 +63,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ("node", "node", True),
     ("anchor", "anchor", True),
     ("db", "db", True),
+    ("routes", "routes", True),
     ("keys", "keys", True),
     ("did", "did", True),
 )
@@ -91,6 +92,7 @@ SUMMARIES = {
     "node": "A full node: follows a platform over NATS JetStream and mirrors it.",
     "anchor": "Anchoring checkpoints to external ledgers.",
     "db": "Database schema.",
+    "routes": "The route registry: every route, its authentication and rate limit.",
     "keys": "Signing keys and the master key.",
     "did": "Decentralised identifiers.",
 }

@@ -268,6 +268,22 @@ class Settings(BaseSettings):
         default="1200/minute",
         description="requests per IP address to the lender API and token endpoint",
     )
+    surface_registry_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the SHA-256 of the route registry this deployment audited; the server "
+        "refuses to start with another (docs/operations.md); default: the release's own pin",
+    )
+    migration_database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the schema owner's role, for `commons db upgrade` "
+        "and `commons db grant-service-role`; default COMMONS_DATABASE_URL",
+    )
+    strict_db_role: bool = Field(
+        default=False,
+        description="check at start-up that the database role cannot change the schema or "
+        "delete log rows (docs/operations.md); production always checks",
+    )
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
         description="limits per route group and kind, overriding the defaults, as JSON: "

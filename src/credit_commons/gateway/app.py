@@ -46,11 +46,15 @@ from credit_commons.gateway.routes import reputation_events as reputation_event_
 from credit_commons.gateway.routes import reputation_rules as rules_routes
 from credit_commons.gateway.routes import reputation_scores as scores_routes
 from credit_commons.gateway.routes import subscribe as subscribe_routes
+from credit_commons.gateway.routes import surface as surface_routes
 from credit_commons.gateway.routes import verifier as verifier_routes
 from credit_commons.gateway.routes import verifier_policy as verifier_policy_routes
 from credit_commons.gateway.routes import zk as zk_routes
 from credit_commons.gateway.routes.subscribe import StreamSlots, end_streams_on_signals
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
+from credit_commons.gateway.surface import check as check_surface
+from credit_commons.gateway.surface import install_surface, surface_state
+from credit_commons.gateway.surface_signing import sign_registry
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.continuity import ContinuityGuard
@@ -61,7 +65,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.web.headers import HtmlHeadersMiddleware
 from credit_commons.web.routes import install_console
 
-__all__ = ["create_app", "startup_checks"]
+__all__ = ["assemble_app", "create_app", "startup_checks"]
 
 log = logging.getLogger("credit_commons.gateway")
 
@@ -81,6 +85,7 @@ class Readiness(BaseModel):
     status: Literal["ready"]
     database: str = Field(description="the SQLAlchemy dialect: sqlite or postgresql")
     schema_: str = Field(alias="schema", description="the migration revision")
+    routes: str = Field(description="SHA-256 of the route registry served (GET /v1/routes)")
 
 
 def startup_checks(runtime: Runtime) -> LogIdentity | None:
@@ -141,8 +146,28 @@ def create_app(
     (:func:`~credit_commons.core.heap.freeze_startup_heap`; ``commons serve`` does this).
 
     Raises :class:`~credit_commons.core.errors.ConfigurationError` when the settings are
-    refused (see :meth:`Settings.check_production`, and ``COMMONS_RATE_LIMITS``).
+    refused (see :meth:`Settings.check_production`, and ``COMMONS_RATE_LIMITS``), or when
+    the route registry is not the pinned one or not the app's routes (``surface.py``).
     """
+    app = assemble_app(
+        settings, runtime=runtime, clock=clock, run_worker=run_worker, freeze_heap=freeze_heap
+    )
+    install_surface(app, app.state.runtime.settings)  # last: every route is in place
+    return app
+
+
+def assemble_app(
+    settings: Settings,
+    *,
+    runtime: Runtime | None = None,
+    clock: Clock | None = None,
+    run_worker: bool = False,
+    freeze_heap: bool = False,
+) -> FastAPI:
+    """The app :func:`create_app` builds, before its routes are checked against the route
+    registry: what ``commons routes build`` reads the routes from.  Nothing serves it (its
+    start-up would fail: it has no registry state).  Raises as :func:`create_app` does but
+    for the registry."""
     runtime = runtime or Runtime.build(settings, clock=clock)
     rate_limits(runtime)  # a malformed COMMONS_RATE_LIMITS stops the start, not a request
     app = FastAPI(
@@ -183,7 +208,14 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        startup_checks(runtime)
+        identity = startup_checks(runtime)
+        # The route table again (a route may have been added since create_app), then the
+        # deployment's signature over the registry, verified before it is served.
+        surface = surface_state(_app)
+        check_surface(_app, runtime.settings, surface.registry)
+        if identity is not None:
+            with transaction(runtime.sessions) as session:
+                surface.signed = sign_registry(session, runtime, surface.registry)
         end_streams_on_signals(_app.state.stream_slots)
         worker = LogWorker(runtime, steps=default_steps(runtime)) if run_worker else None
         if worker is not None:
@@ -241,7 +273,12 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
         diverged = _log_diverged(runtime)
         if diverged is not None:
             return diverged
-        return Readiness(status="ready", database=runtime.engine.dialect.name, schema=current)
+        return Readiness(
+            status="ready",
+            database=runtime.engine.dialect.name,
+            schema=current,
+            routes=surface_state(app).registry.sha256,
+        )
 
     @app.get(
         "/metrics",
@@ -287,6 +324,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(consent_routes.borrower_router)
     app.include_router(consent_routes.operator_router)
     app.include_router(subscribe_routes.router)
+    app.include_router(surface_routes.router)
 
 
 def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:

@@ -88,7 +88,7 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("subscribe", "30/minute", "30/minute", "GET /v1/subscribe", STREAM),
     RouteGroup("blobs", "1200/minute", None, "GET /v1/blobs/{cid}", READ),
     RouteGroup("scores", "300/minute", None, "GET /v1/scores, GET /v1/reputation/capabilities"),
-    RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets", READ),
+    RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets, /v1/routes", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
     RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
     # The web console (docs/console.md): its pages, its sign-in (stricter: each attempt
@@ -129,6 +129,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/status-lists/.*", "status-lists"),
         ("GET HEAD", r"/v1/zk/statements(?:/[^/]+)?", "zk-statements"),
         ("", r"/\.well-known/.*|/oauth/jwks|/v1/(?:attestations|rules|scores)/jwks", "well-known"),
+        ("GET HEAD", r"/v1/routes(?:/jwks)?", "well-known"),
         ("GET HEAD", r"/v1/rules/[^/]+", "rules"),
         ("POST", r"/v1/events", "reputation-events"),
         ("POST", r"/v1/reputation/members", "reputation-members"),

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import pytest
 from fastapi import Depends
 from fastapi.testclient import TestClient
+from tests.conftest import declare_probes
 from tests.lenders import (
     access_token,
     admin_headers,
@@ -269,6 +270,7 @@ def test_scope_missing_is_a_recorded_403(
     ) -> dict[str, str]:
         return {"ok": lender.client_id}
 
+    declare_probes(app)
     with TestClient(app) as test_client:
         client_id, key = register(test_client, admin_headers(runtime))
         response = token_request(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings, migrate
+from tests.conftest import declare_probes, make_settings, migrate
 
 from credit_commons.core.errors import ConfigurationError, NotFoundError
 from credit_commons.gateway.app import create_app
@@ -24,6 +24,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
             raise NotFoundError("no such credential")
         raise RuntimeError("secret internals: pepper=abc")
 
+    declare_probes(app)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
