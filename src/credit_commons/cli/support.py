@@ -120,15 +120,19 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 @contextmanager
-def runtime(ctx: typer.Context) -> Iterator[Runtime]:
-    """A runtime for one command, closed afterwards.
+def runtime(ctx: typer.Context, *, owner: bool = False) -> Iterator[Runtime]:
+    """A runtime for one command, closed afterwards (``owner``: connected as the schema's
+    owner, ``COMMONS_MIGRATION_DATABASE_URL``, when that is set).
 
     Every erasure on it also forgets the console's sessions and sign-in codes of the
     subject (``web/erasure.py``).  On a migrated database the public URL joins the issuer
     identifiers first, so what this command issues stays verifiable after a later change
     of public URL (``issuer/identifiers.py``).
     """
-    built = Runtime.build(settings(ctx))
+    chosen = settings(ctx)
+    if owner and chosen.migration_database_url:
+        chosen = chosen.model_copy(update={"database_url": chosen.migration_database_url})
+    built = Runtime.build(chosen)
     install_erasure(built)  # an erasure from the CLI also ends the console's sessions
     try:
         try:

@@ -16,6 +16,7 @@ from credit_commons import __version__
 from credit_commons.core import db
 from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
+from credit_commons.core.db_role import check_db_role
 from credit_commons.core.durability import check_durability
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
@@ -97,14 +98,19 @@ def startup_checks(runtime: Runtime) -> LogIdentity | None:
 
     First the database's durability settings (core/durability.py): production refuses
     one that can lose acknowledged commits (PostgreSQL ``synchronous_commit=off`` or
-    ``fsync=off``), development warns.
+    ``fsync=off``), development warns.  Then, in production (or with
+    ``COMMONS_STRICT_DB_ROLE``), the database role (core/db_role.py): one that may change
+    the schema or delete log rows is refused.
 
-    Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper or
-    a database that can lose acknowledged commits, in production) or
+    Raises :class:`~credit_commons.core.errors.ConfigurationError` (a changed pepper, a
+    database that can lose acknowledged commits or a role that is not the strict one, in
+    production) or
     ``LogIdentityMismatch`` (``COMMONS_LOG_ORIGIN`` disagrees with the recorded origin).
     """
     for violation in check_durability(runtime.engine, production=runtime.settings.is_production):
         log.warning("%s; %s", violation.problem, violation.hint)
+    if runtime.settings.is_production or runtime.settings.strict_db_role:
+        check_db_role(runtime.engine)
     if current_revision(runtime.engine) != head_revision():
         return None  # `commons db upgrade` first; /readyz says so meanwhile
     with transaction(runtime.sessions) as session:
