@@ -147,6 +147,8 @@ EXPECTED = {
         "DEFAULT_RULE_SET_ID", "DevRuleSetNotAllowed", "RuleSetVersionConflict", "RuleSetView",
         "RulesChanged", "StoredRuleSet", "active_rule_set", "get_rule_set", "list_rule_sets",
         "register_dev_rule_set", "register_rule_set",
+        # The full node verifies a mirrored rule set's token (issue 20 item 2).
+        "rule_set_kid",
     },
     "credit_commons.zk": {
         "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",

@@ -60,6 +60,16 @@ class PresentationCheck(BaseModel):
     nonce: Annotated[str, Field(min_length=8, max_length=128)]
 
 
+class MirroredRuleSet(BaseModel):
+    """A mirrored rule set version: its hash and the registry's signed token, which a
+    client verifies under the platform's ``reputation-rules`` key."""
+
+    id: str
+    version: int
+    hash: str
+    token: str
+
+
 class NodeVerdict(BaseModel):
     """What the node's verifier accepted."""
 
@@ -158,6 +168,13 @@ def _mirror_routes(app: FastAPI, mirror: Mirror) -> None:
         row = read(lambda s: _status(s, list_id))
         return Response(row[0], media_type=row[1], headers={"Cache-Control": "no-cache"})
 
+    @app.get("/v1/rules/{rule_set_id}", summary="A mirrored rule set version, signed.")
+    def rules(
+        rule_set_id: Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{2,63}$")],
+        version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    ) -> MirroredRuleSet:
+        return read(lambda s: _rule_set(s, rule_set_id, version))
+
     @app.get("/v1/checkpoints/latest", summary="The latest mirrored checkpoint (signed note).")
     def latest() -> Response:
         note = read(lambda s: _note(s, None))
@@ -217,6 +234,13 @@ def _status(session: Session, list_id: str) -> tuple[str, str]:
     if row is None:
         raise NotFoundError("the node mirrors no such status list")
     return row.token, row.media_type
+
+
+def _rule_set(session: Session, rule_set_id: str, version: int | None) -> MirroredRuleSet:
+    row = node_store.rule_set(session, rule_set_id, version)
+    if row is None:
+        raise NotFoundError("the node mirrors no such rule set version")
+    return MirroredRuleSet(id=row.rule_set, version=row.version, hash=row.hash, token=row.token)
 
 
 def _note(session: Session, size: int | None) -> str:

@@ -37,6 +37,7 @@ DROP_REASONS = (
     "checkpoint",
     "fork",
     "blob",
+    "rules",
 )
 """Why a message is dropped; each is a counter ``dropped.<reason>``."""
 

@@ -14,7 +14,10 @@
   index is mirrored, the entry must be that leaf;
 * ``revocations.*``: every status list the node mirrors is fetched again, its signature
   checked with the issuer's keys and its ``sub`` with its URL, and replaced;
-* ``rules.*`` and the bus: stored as verified messages.
+* ``rules.*``: the rule set version the message names is fetched with its registry token,
+  verified under the platform's registry keys (``GET /v1/rules/jwks``) and its hash checked
+  against the message's before it is stored (else dropped, reason ``rules``);
+* the bus (``identity.*``, ``consent.*``, ``credential.*``): stored as verified messages.
 
 A transient failure (the platform unreachable, the database busy) raises: the caller does
 not acknowledge the message, and JetStream delivers it again.  A message already stored is
@@ -43,14 +46,14 @@ from credit_commons.ledger import leaf_hash
 from credit_commons.node import store
 from credit_commons.node.messages import Dropped, Pins, Verified, verify_message
 from credit_commons.node.platform import Platform
-from credit_commons.reputation import blob_cid
+from credit_commons.reputation import blob_cid, rule_set_hash, rule_set_kid, verify_rule_set
 from credit_commons.verifier import StatusListFetcher, StatusListRejected
 
 __all__ = ["Mirror", "StoredStatusLists"]
 
 log = logging.getLogger("credit_commons.node")
 
-_EVENTS, _REVOCATIONS = "COMMONS_EVENTS", "COMMONS_REVOCATIONS"
+_EVENTS, _REVOCATIONS, _RULES = "COMMONS_EVENTS", "COMMONS_REVOCATIONS", "COMMONS_RULES"
 
 
 class StoredStatusLists(OutboundFetcher):
@@ -171,6 +174,7 @@ class Mirror:
             if blob_cid(body) != cid:
                 raise Dropped("blob", "the platform's bytes are not the event's CID")
         tokens = self._fetch_status_lists() if verified.stream == _REVOCATIONS else {}
+        rules = self._rule_set(details) if verified.stream == _RULES else None
         with transaction(self.sessions) as session:
             now = self.clock.now()
             if verified.position < store.tree_size(session):
@@ -179,6 +183,10 @@ class Mirror:
                     raise Dropped("digest", "the entry is not the mirrored leaf")
             if body is not None and isinstance(cid, str):
                 store.add_blob(session, cid, body, now)
+            if rules is not None:
+                store.add_rule_set(
+                    session, rules[0], rules[1], digest=rules[2], token=rules[3], now=now
+                )
             for list_id, (uri, token, media_type) in tokens.items():
                 store.put_status_list(
                     session, list_id, uri, token=token, media_type=media_type, now=now
@@ -221,6 +229,37 @@ class Mirror:
                 hashes.append(bytes(leaf_hash(entry)))
             index = tile * TILE_WIDTH + count
         return hashes
+
+    def _rule_set(self, details: object) -> tuple[str, int, str, str]:
+        # The rule set a rules.* message names: fetched, its token verified, its hash the
+        # message's (rule_set, version, hash, token).
+        if not isinstance(details, dict):
+            raise Dropped("schema", "a rules message without details")
+        rule_set_id, version, digest = (
+            details.get("rule_set"),
+            details.get("version"),
+            details.get("hash"),
+        )
+        if (
+            not isinstance(rule_set_id, str)
+            or not isinstance(version, int)
+            or not isinstance(digest, str)
+        ):
+            raise Dropped("schema", "a rules message names no rule set version")
+        view = self.platform.rule_set(rule_set_id, version)
+        token = view.get("token")
+        if not isinstance(token, str):
+            raise Dropped("rules", "the platform's rule set has no token")
+        keys = self.platform.rule_set_keys()
+        try:
+            key = issuer_key_resolver(keys)({"kid": rule_set_kid(token)})
+            signed = verify_rule_set(token, key)
+        except CommonsError as e:
+            raise Dropped("rules", f"the rule set does not verify: {e.detail}") from e
+        found = signed.rule_set
+        if (found.id, found.version, rule_set_hash(found)) != (rule_set_id, version, digest):
+            raise Dropped("rules", "the signed rule set is not the one the message names")
+        return rule_set_id, version, digest, token
 
     # -- status lists ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "NodeForkRow",
     "NodeMessageRow",
     "NodePinRow",
+    "NodeRuleSetRow",
     "NodeStatusListRow",
     "NodeTreeRow",
 ]
@@ -109,3 +110,15 @@ class NodeCounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class NodeRuleSetRow(Base):
+    """A mirrored rule set version: the registry's signed token, verified, and its hash."""
+
+    __tablename__ = "node_rule_sets"
+
+    rule_set: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    token: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

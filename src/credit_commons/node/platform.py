@@ -121,3 +121,17 @@ class Platform:
         )
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         return body, media_type
+
+    def rule_set(self, rule_set_id: str, version: int) -> JsonObject:
+        """A rule set version as the platform serves it (with its signed ``token``)."""
+        found = self._json(f"/v1/rules/{quote(rule_set_id, safe='')}?version={version}")
+        if not isinstance(found, dict):
+            raise ValidationError("the rule set is not an object")
+        return found
+
+    def rule_set_keys(self) -> JsonObject:
+        """The platform's rule-set registry keys (a JWK Set)."""
+        found = self._json("/v1/rules/jwks")
+        if not isinstance(found, dict):
+            raise ValidationError("the registry keys are not an object")
+        return found

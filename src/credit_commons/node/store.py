@@ -31,6 +31,7 @@ from credit_commons.node.models import (
     NodeForkRow,
     NodeMessageRow,
     NodePinRow,
+    NodeRuleSetRow,
     NodeStatusListRow,
     NodeTreeRow,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "add_blob",
     "add_checkpoint",
     "add_message",
+    "add_rule_set",
     "append_leaves",
     "blob",
     "checkpoint",
@@ -58,6 +60,7 @@ __all__ = [
     "pins",
     "put_status_list",
     "record_fork",
+    "rule_set",
     "set_value",
     "status_list",
     "status_lists",
@@ -344,3 +347,26 @@ def consistency(session: Session, size1: int, size2: int | None) -> ConsistencyP
         raise ValidationError("from must not exceed to", extra={"field": "from"})
     proof = consistency_proof(size1, size2, TreeSource(session))
     return ConsistencyProof(from_=size1, to=size2, proof=[h.b64() for h in proof])
+
+
+# -- rule sets -----------------------------------------------------------------------------
+
+
+def add_rule_set(
+    session: Session, rule_set_id: str, version: int, *, digest: str, token: str, now: datetime
+) -> None:
+    """Store a rule set version the caller verified (idempotent)."""
+    if session.get(NodeRuleSetRow, (rule_set_id, version)) is None:
+        session.add(
+            NodeRuleSetRow(
+                rule_set=rule_set_id, version=version, hash=digest, token=token, received_at=now
+            )
+        )
+
+
+def rule_set(session: Session, rule_set_id: str, version: int | None) -> NodeRuleSetRow | None:
+    """A mirrored rule set version (the newest when ``version`` is ``None``)."""
+    query = select(NodeRuleSetRow).where(NodeRuleSetRow.rule_set == rule_set_id)
+    if version is not None:
+        query = query.where(NodeRuleSetRow.version == version)
+    return session.scalars(query.order_by(NodeRuleSetRow.version.desc()).limit(1)).first()

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -25,11 +26,12 @@ from credit_commons.gateway.node_app import create_node_app
 from credit_commons.ledger import Checkpoint, Hash
 from credit_commons.ledger import service as ledger_service
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.note import generate_key, sign_note
+from credit_commons.ledger.note import Ed25519Signer, generate_key, sign_note
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.node import Mirror, PinMismatch, Platform
 from credit_commons.node import store as node_store
-from credit_commons.reputation import blob_cid
+from credit_commons.node.models import NodeMessageRow
+from credit_commons.reputation import blob_cid, register_dev_rule_set
 from credit_commons.reputation.service import EventRecorded
 from credit_commons.runtime import Runtime
 
@@ -241,3 +243,58 @@ def test_another_log_key_is_refused_at_start(runtime: Runtime, client: TestClien
     platform.vkey = generate_key(log_identity(rt).origin)[1]  # same origin, another key
     with pytest.raises(PinMismatch):
         Mirror(rt.sessions, platform, rt.clock).start()
+
+
+def test_rule_sets_are_mirrored_verified(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    with transaction(rt.sessions) as session:
+        view = register_dev_rule_set(session, rt, actor=rt.operator_actor())
+    assert view is not None
+    blobs = _record(rt, 2)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    rules = next(m for m in _messages(rt) if m.stream == "COMMONS_RULES")
+    node = TestClient(create_node_app(mirror))
+    assert node.get(f"/v1/rules/{view.id}").status_code == 404
+    assert mirror.accept(rules.body, rules.subject, rules.stream) == "stored"
+    mirrored = node.get(f"/v1/rules/{view.id}", params={"version": view.version}).json()
+    assert mirrored == {
+        "id": view.id,
+        "version": view.version,
+        "hash": view.hash,
+        "token": view.token,
+    }
+
+    # A message naming another hash than the registry signed is dropped.
+    _, payload_b64, _ = rules.body.decode().split(".")
+    payload = json.loads(
+        __import__("base64").urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
+    )
+    event = payload["event"]
+    event["details"]["hash"] = "0" * 64
+    entry = json.loads(payload["entry"])
+    entry["digest"] = hashlib.sha256(canonical_json(event)).hexdigest()
+    forged = _sign(rt, {**payload, "event": event, "entry": canonical_json(entry).decode()})
+    with transaction(rt.sessions) as session:  # as if it were new
+        session.execute(sa.delete(NodeMessageRow).where(NodeMessageRow.stream == "COMMONS_RULES"))
+    assert mirror.accept(forged, rules.subject, rules.stream) == "dropped"
+    assert drops == [("COMMONS_RULES", "rules")]
+
+
+def test_a_checkpoint_under_another_key_is_dropped(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    blobs = _record(rt, 2)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    good = next(m for m in _messages(rt) if m.stream == "COMMONS_CHECKPOINTS")
+    skey, _ = generate_key(log_identity(rt).origin)
+    other = Ed25519Signer.from_skey(skey)
+    with transaction(rt.read_sessions) as session:
+        size = ledger_service.log_state(session)[0]
+        root = ledger_service.log_state(session)[1]
+    note = sign_note(Checkpoint(log_identity(rt).origin, size, root).format(), other)
+    payload = {"v": 1, "iss": log_identity(rt).origin, "sub": good.subject}
+    forged = _sign(rt, {**payload, "kind": "checkpoint", "size": size, "note": note})
+    assert mirror.accept(forged, good.subject, good.stream) == "dropped"
+    assert drops == [("COMMONS_CHECKPOINTS", "checkpoint")]
+    assert mirror.accept(good.body, good.subject, good.stream) == "stored"
