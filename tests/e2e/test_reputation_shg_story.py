@@ -18,9 +18,9 @@ import httpx
 from tests.e2e.test_wallet_consent_e2e import lender
 from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - the fixture
 from tests.e2e.test_zk_kyc_shg_cli import _answer, _ask, _decision, _prove
-from tests.factories import kyc_claims, readiness_claims
+from tests.factories import readiness_claims
+from tests.reputation_story import CTX, member_with_tier
 
-from credit_commons import reputation
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer.catalogue import verify_score_opening
 from credit_commons.keys import PrivateKey, decode_did_key, public_key_to_jwk
@@ -28,45 +28,9 @@ from credit_commons.reputation.capability import sign_subject_proof
 from credit_commons.wallet.held import held_facts
 from credit_commons.wallet.store import StoredCredential
 
-KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
-CTX = "shg:savings"
-
 
 def _claims(text: str) -> dict[str, Any]:
     return dict(held_facts(StoredCredential("c", "https://x", "x", text, "now")).claims)
-
-
-def _member(
-    env: dict[str, str], tmp_path: Path, http: httpx.Client, admin: dict[str, str], name: str
-) -> tuple[dict[str, str], str, str]:
-    """A member's wallet: created, registered as a person on the platform (her DID in her
-    profile), holding a KycCredential received over OID4VCI, joined; (env, DID, identity)."""
-    wallet = {
-        **env,
-        "COMMONS_WALLET_PASSPHRASE": "correct horse battery staple",
-        "COMMONS_WALLET_FILE": str(tmp_path / f"{name}.json"),
-    }
-    did = str(cli(wallet, "wallet", "init")["holder_did"])  # type: ignore[call-overload]
-    registered: Any = cli(wallet, "wallet", "register", "--url", http.base_url, "--name", name)
-    person = str(registered["identity"])
-    offer = http.post(
-        "/v1/credential-offers",
-        json={"type": "KycCredential", "subject": person, "claims": kyc_claims(person)},
-        headers=admin,
-    )
-    assert offer.status_code == 201, offer.text
-    body = offer.json()
-    cli(
-        wallet,
-        "wallet",
-        "accept-offer",
-        body["offer_uri_by_reference"],
-        "--tx-code",
-        body["tx_code"],
-    )
-    joined: Any = cli(wallet, "wallet", "join", "c1")
-    assert (joined["did"], joined["kyc"]) == (did, True)
-    return wallet, did, person
 
 
 def test_the_shg_story(
@@ -74,29 +38,15 @@ def test_the_shg_story(
     tmp_path: Path,
 ) -> None:
     base, env = platform
-    rules = json.loads((Path(reputation.__file__).parent / "dev_rules.json").read_text())
-    rules["validFrom"] = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rules["kyc"] = {"credentialTypes": [KYC_VCT], "trustedIssuers": [base]}
-    (tmp_path / "rules.json").write_text(json.dumps(rules))
-    cli(env, "rules", "register", str(tmp_path / "rules.json"), "--dev")
-    cli(env, "zk", "statements", "register", "--dev")  # community_score_at_least among them
-    token = cli(env, "admin", "token", "shg-desk")["token"]  # type: ignore[call-overload]
-    admin = {"Authorization": f"Bearer {token}"}
-
     with httpx.Client(base_url=base, timeout=10) as http:
-        asha, asha_did, asha_person = _member(env, tmp_path, http, admin, "Asha")
-        others = [_member(env, tmp_path, http, admin, f"M{n}") for n in range(5)]
-        for wallet, _, _ in others:  # one vouch each: within every budget
-            cli(wallet, "wallet", "vouch", asha_did, "--ctx", CTX)
-
-        # A checkpoint lands; the worker's pass scores it and issues the queued credential.
-        cli(env, "log", "checkpoint", "--publish")
-        received: Any = cli(asha, "wallet", "capabilities", "--ctx", CTX)
-        assert [r["tier"] for r in received["received"]] == ["silver"]
+        holder = member_with_tier(base, env, tmp_path, http)
+        asha, asha_did, asha_person = holder.wallet, holder.did, holder.person
+        admin = holder.admin
+        assert holder.tiers == ["silver"]
         again: Any = cli(asha, "wallet", "capabilities", "--ctx", CTX)
         assert again["received"] == []  # kept once
         held: Any = cli(asha, "wallet", "list")
-        assert received["received"][0]["id"] in [c["id"] for c in held]
+        assert holder.local_id in [c["id"] for c in held]
 
         # The served bundle recomputes offline to the same record; its score and tier are
         # shown to her alone (her Subject-Proof), hidden from anyone else who knows her DID.
@@ -145,7 +95,7 @@ def test_the_shg_story(
 
         # Score ≥ 25 (silver's minimum) in zero knowledge: the verifier accepts and sees no
         # score; ≥ her score + 1 has no proof.
-        local = str(received["received"][0]["id"])
+        local = holder.local_id
         bank, _ = lender(base, env)
         as_bank = {"Authorization": bank.headers["Authorization"]}
         statement = "community_score_at_least"

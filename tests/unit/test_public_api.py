@@ -85,6 +85,8 @@ EXPECTED = {
         "sd_jwt_vc_facts", "status_list_cache", "trusted_kind", "verify_attestation",
         "verify_presentation", "verify_sd_jwt", "verify_sd_jwt_credential",
         "verify_vc_jwt_credential",
+        # Seed 004's threshold proof, the relying party's check (issue 19).
+        "ANY_AUDIENCE", "THRESHOLD_STATEMENT", "threshold_request_hash", "verify_threshold_proof",
         # Issue 16, trust and policy.
         "AllOf", "AnyOf", "EvaluationContext", "MaxCredentialAge", "Policy", "PolicyDenied",
         "PolicyInvalid", "Predicate", "RequireClaims", "RequireHolderBinding",
@@ -149,6 +151,8 @@ EXPECTED = {
         "register_dev_rule_set", "register_rule_set",
         # The full node verifies a mirrored rule set's token (issue 20 item 2).
         "rule_set_kid",
+        # What the holder's wallet signs and compares (issue 19, threshold proof).
+        "micro_string", "sign_subject_proof",
     },
     "credit_commons.zk": {
         "FIELD_MODULUS", "NODE_DIR", "POSEIDON", "SALT_BITS", "VALUE_BITS", "FieldElementInvalid",

@@ -25,6 +25,7 @@ from credit_commons.cli.wallet_platform import (
     wallet_fetcher,
 )
 from credit_commons.cli.wallet_reputation import join, report, vouch
+from credit_commons.cli.wallet_serve import serve
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.wallet.client import accept_offer, make_presentation
@@ -45,6 +46,7 @@ app.command("vouch")(vouch)
 app.command("report")(report)
 app.command("join")(join)
 app.command("capabilities")(capabilities)
+app.command("serve")(serve)
 
 
 @app.command("init")

@@ -8,6 +8,7 @@ membership credential) is composed in the gateway, the CLI or jobs.
 
 from __future__ import annotations
 
+from credit_commons.reputation.capability import sign_subject_proof
 from credit_commons.reputation.errors import (
     BudgetExhausted,
     ContextNotAllowed,
@@ -73,6 +74,7 @@ from credit_commons.reputation.scorer import (
     ScoringError,
     ScoringEvent,
     ScoringMember,
+    micro_string,
     score_reference,
 )
 
@@ -123,6 +125,7 @@ __all__ = [
     "ed25519_did",
     "get_rule_set",
     "list_rule_sets",
+    "micro_string",
     "new_nonce",
     "parse_cid",
     "parse_event",
@@ -135,5 +138,6 @@ __all__ = [
     "select_active",
     "sign_event",
     "sign_rule_set",
+    "sign_subject_proof",
     "verify_rule_set",
 ]

@@ -104,6 +104,12 @@ from credit_commons.verifier.status_fetch import (
     StatusListRejected,
     status_list_cache,
 )
+from credit_commons.verifier.threshold_proof import (
+    ANY_AUDIENCE,
+    THRESHOLD_STATEMENT,
+    threshold_request_hash,
+    verify_threshold_proof,
+)
 from credit_commons.verifier.trust import (
     IssuerKind,
     IssuerTrusted,
@@ -128,9 +134,11 @@ from credit_commons.verifier.trust_bundle import (
 )
 
 __all__ = [
+    "ANY_AUDIENCE",
     "PRESENTER_DENIAL",
     "PROFILES",
     "SD_JWT_VC_TYP",
+    "THRESHOLD_STATEMENT",
     "TRUST_BUNDLE_TYP",
     "AcceptedResponse",
     "AllOf",
@@ -206,11 +214,13 @@ __all__ = [
     "sd_jwt_vc_facts",
     "sign_bundle",
     "status_list_cache",
+    "threshold_request_hash",
     "trusted_kind",
     "verify_attestation",
     "verify_bundle",
     "verify_presentation",
     "verify_sd_jwt",
     "verify_sd_jwt_credential",
+    "verify_threshold_proof",
     "verify_vc_jwt_credential",
 ]

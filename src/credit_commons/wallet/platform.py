@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -27,11 +28,13 @@ from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.jws import sign_compact
 from credit_commons.keys import PrivateKey, encode_did_key
 from credit_commons.ledger import LogKey, Receipt
+from credit_commons.reputation import sign_subject_proof
 
 __all__ = [
     "HOLDER_TYP",
     "Platform",
     "PlatformRefused",
+    "ScoreAnswer",
     "approval_message",
     "dsr_message",
     "holder_proof",
@@ -46,6 +49,15 @@ _EXIT_BY_STATUS = {
     409: ExitCode.CONFLICT,
     422: ExitCode.VALIDATION,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAnswer:
+    """The platform's answer for a score bundle: the bundle's bytes, or (while it is being
+    built) how many seconds to wait before asking again."""
+
+    bundle: bytes | None
+    retry_after: int | None
 
 
 class PlatformRefused(CommonsError):
@@ -295,6 +307,37 @@ class Platform:
         """Submit a signed vouch or report (``POST /v1/events``); the platform's answer (its
         CID and the log's pending receipt)."""
         return self._object("POST", "/v1/events", body=event)
+
+    def score_bundle(self, ctx: str, *, key: PrivateKey | None = None) -> ScoreAnswer:
+        """The score bundle of ``key``'s DID (the holder key by default) in ``ctx`` as the
+        subject sees it (``GET /v1/scores`` with a ``Subject-Proof``: the record's values
+        and salts included): its bytes, or the seconds to wait while the platform builds it
+        (202).
+
+        Raises ``UnsafeUrl``, :class:`FetchFailed` and :class:`PlatformRefused`.
+        """
+        signer = key or self.key
+        did = encode_did_key(signer.public_key)
+        proof = sign_subject_proof(
+            signer, did=did, ctx=ctx, audience=self.url, iat=int(self._now())
+        )
+        url = f"{self.url}/v1/scores?{urlencode({'did': did, 'ctx': ctx})}"
+        self._fetcher.check_url(url)
+        try:
+            response = self._client.get(url, headers={"Subject-Proof": proof})
+        except httpx.HTTPError as e:
+            raise FetchFailed(f"{self.url} could not be reached") from e
+        if response.status_code >= 400:
+            raise _refusal(response)
+        if response.status_code == 202:
+            try:
+                wait = max(1, min(int(response.headers.get("Retry-After", "2")), 60))
+            except ValueError:
+                wait = 2
+            return ScoreAnswer(None, wait)
+        if response.status_code != 200:
+            raise FetchFailed(f"{self.url} answered {response.status_code} for a score")
+        return ScoreAnswer(response.content, None)
 
     def join(self, did: str, presentation: str) -> JsonObject:
         """Register ``did``'s membership with a presentation of a credential bound to its

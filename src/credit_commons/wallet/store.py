@@ -95,6 +95,8 @@ class Wallet:
     path: Path
     passphrase: str = field(repr=False)
     contents: JsonObject = field(repr=False)  # the decrypted wallet document
+    # The scrypt salt and the key derived from it, once known (opened or saved).
+    _sealing: tuple[bytes, bytes] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def create(cls, path: Path, passphrase: str, key_type: KeyType = KeyType.ED25519) -> Wallet:
@@ -109,17 +111,30 @@ class Wallet:
     @classmethod
     def open(cls, path: Path, passphrase: str) -> Wallet:
         """Open a wallet file; raises :class:`NotFoundError` or :class:`WalletLocked`."""
+        wallet = cls(path, passphrase, {})
+        wallet.reload()
+        return wallet
+
+    def reload(self) -> None:
+        """Read the wallet file again (another process may have changed it), reusing the
+        derived key while the file's salt is the one it was derived for.
+
+        Raises :class:`NotFoundError` or :class:`WalletLocked`.
+        """
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
-            raise NotFoundError(f"no wallet at {path}", hint="run `commons wallet init`") from e
+            raise NotFoundError(
+                f"no wallet at {self.path}", hint="run `commons wallet init`"
+            ) from e
         except ValueError as e:
             raise WalletLocked() from e
         try:
             if document.get("format") != _FORMAT:
                 raise ValueError("format")
-            kdf = document["kdf"]
-            key = _kdf(passphrase, b64url_decode(kdf["salt"]))
+            salt = b64url_decode(document["kdf"]["salt"])
+            cached = self._sealing
+            key = cached[1] if cached and cached[0] == salt else _kdf(self.passphrase, salt)
             plaintext = AESGCM(key).decrypt(
                 b64url_decode(document["nonce"]),
                 b64url_decode(document["ciphertext"]),
@@ -128,12 +143,21 @@ class Wallet:
             contents = json.loads(plaintext)
         except (KeyError, TypeError, ValueError, InvalidTag, CommonsError) as e:
             raise WalletLocked() from e
-        return cls(path, passphrase, contents)
+        self.contents, self._sealing = contents, (salt, key)
 
     def save(self) -> None:
-        """Encrypt and write the wallet atomically with mode 0600."""
-        salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
-        ciphertext = AESGCM(_kdf(self.passphrase, salt)).encrypt(
+        """Encrypt and write the wallet atomically with mode 0600.
+
+        The key derived when the wallet was opened (or first saved) is reused with a fresh
+        96-bit nonce: a save costs no scrypt run, and a random nonce per message keeps
+        AES-GCM safe far beyond any wallet's number of saves (NIST SP 800-38D §8.3).
+        """
+        if self._sealing is None:
+            salt = secrets.token_bytes(16)
+            self._sealing = (salt, _kdf(self.passphrase, salt))
+        salt, key = self._sealing
+        nonce = secrets.token_bytes(12)
+        ciphertext = AESGCM(key).encrypt(
             nonce, json.dumps(self.contents).encode(), _FORMAT.encode()
         )
         document = {
