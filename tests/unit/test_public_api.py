@@ -36,6 +36,8 @@ EXPECTED = {
         "LenderRegistered", "LenderUpdate", "LenderUpdated", "client_status",
         "consume_assertion_id", "get_client", "read_client", "register_client", "update_client",
         "validate_jwks", "validate_purposes", "validate_webhook_url",
+        "THUMBPRINT_PATTERN", "ClientStatus", "LenderCertificateChanged",
+        "certificate_thumbprint", "validate_thumbprint",
     },
     "credit_commons.client": {
         "AccessToken", "ApiConflict", "ApiError", "ApiForbidden", "ApiInvalid", "ApiNotFound",

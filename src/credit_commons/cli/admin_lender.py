@@ -16,9 +16,11 @@ from credit_commons.cli.support import (
     group,
     operator,
     read_json_file,
+    read_text_file,
     unit,
     validated,
 )
+from credit_commons.core.errors import ValidationError
 
 __all__ = ["app"]
 
@@ -45,8 +47,58 @@ def admin_approve(
             jwks=request.jwks,
             allowed_purposes=request.allowed_purposes,
             webhook_url=request.webhook_url,
+            tls_client_certificate=request.tls_client_certificate,
+            tls_client_thumbprint=request.tls_client_thumbprint,
         )
     emit(as_json, made.model_dump(mode="json"), f"registered {made.name} as {made.client_id}")
+
+
+@app.command("certificate")
+def admin_certificate(
+    ctx: typer.Context,
+    client_id: Annotated[str, typer.Argument(help="The lender's client id (lnd_...).")],
+    cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert",
+            help="The lender's TLS client certificate (PEM; '-' for stdin).",
+            readable=False,
+        ),
+    ] = None,
+    thumbprint: Annotated[
+        str | None,
+        typer.Option("--thumbprint", help="Or its x5t#S256 (base64url SHA-256 of the DER)."),
+    ] = None,
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove the binding: tokens without mTLS again.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Bind a lender's tokens to its TLS client certificate (RFC 8705), or remove the
+    binding; takes effect at once (tokens bound to another certificate stop working)."""
+    if sum((cert is not None, thumbprint is not None, remove)) != 1:
+        raise ValidationError(
+            "give one of --cert, --thumbprint or --remove", extra={"field": "certificate"}
+        )
+    pem = read_text_file(cert, "the certificate") if cert is not None else None
+    with unit(ctx) as (rt, session):
+        view = lenders.update_client(
+            session,
+            rt,
+            operator(OPERATOR),
+            client_id,
+            tls_client_certificate=pem,
+            tls_client_thumbprint=thumbprint,
+            clear_certificate=remove,
+        )
+    bound = view.tls_client_thumbprint
+    emit(
+        as_json,
+        {"client_id": view.client_id, "tls_client_thumbprint": bound},
+        f"{view.client_id}: tokens bound to x5t#S256 {bound}"
+        if bound
+        else f"{view.client_id}: tokens not bound to a certificate",
+    )
 
 
 @app.command("console-token")

@@ -298,6 +298,14 @@ class Settings(BaseSettings):
         default="x-forwarded-for",
         description="the header the trusted proxies write: X-Forwarded-For or RFC 7239 Forwarded",
     )
+    client_cert_header: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="the header in which a trusted TLS proxy forwards the verified client "
+        "certificate (URL-encoded PEM, nginx's $ssl_client_escaped_cert), e.g. x-client-cert; "
+        "unset: no mutual TLS, certificate-bound lenders get no tokens (docs/lenders.md)",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest request body (413 beyond)"
     )

@@ -8,6 +8,7 @@ bearer token (RFC 6750) and :func:`authenticate_lender` checks it.  Any failure 
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,7 @@ from credit_commons.runtime import Runtime
 
 __all__ = [
     "ACCESS_TOKEN_TYP",
+    "CNF_THUMBPRINT",
     "LEEWAY",
     "OAUTH_KEY",
     "SCOPES",
@@ -56,6 +58,9 @@ SCOPES = frozenset({"consent:request", "consent:read", "credentials:read", "disc
 """Every scope a lender may ask for (and gets when it asks for none)."""
 
 _EMBEDDED_KEYS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"})
+CNF_THUMBPRINT = "x5t#S256"
+"""The confirmation method of a certificate-bound token (RFC 8705 §3.1): ``cnf`` holds the
+base64url SHA-256 of the DER client certificate under this name."""
 
 
 @dataclass(frozen=True)
@@ -97,24 +102,26 @@ def mint_access_token(
     now: datetime,
     ttl: timedelta,
     jti: str | None = None,
+    certificate_thumbprint: str | None = None,
 ) -> str:
-    """An RFC 9068 access token for ``client_id`` (``typ`` ``at+jwt``; §2.2 claims)."""
+    """An RFC 9068 access token for ``client_id`` (``typ`` ``at+jwt``; §2.2 claims), bound
+    to a TLS client certificate when ``certificate_thumbprint`` (its ``x5t#S256``) is given:
+    ``cnf: {"x5t#S256": …}`` (RFC 8705 §3.1)."""
     iat = int(now.timestamp())
-    return sign_compact(
-        {"typ": ACCESS_TOKEN_TYP, "kid": signer.kid},
-        {
-            "iss": issuer,
-            "aud": issuer,
-            "sub": client_id,
-            "client_id": client_id,
-            "iat": iat,
-            "nbf": iat,
-            "exp": iat + int(ttl.total_seconds()),
-            "jti": jti or new_id("at"),
-            "scope": " ".join(sorted(scopes)),
-        },
-        signer,
-    )
+    claims: JsonObject = {
+        "iss": issuer,
+        "aud": issuer,
+        "sub": client_id,
+        "client_id": client_id,
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat + int(ttl.total_seconds()),
+        "jti": jti or new_id("at"),
+        "scope": " ".join(sorted(scopes)),
+    }
+    if certificate_thumbprint is not None:
+        claims["cnf"] = {CNF_THUMBPRINT: certificate_thumbprint}
+    return sign_compact({"typ": ACCESS_TOKEN_TYP, "kid": signer.kid}, claims, signer)
 
 
 def _key_versions(rt: Runtime) -> BoundedCache[str, KeyVersion]:
@@ -207,15 +214,45 @@ def _audience_ok(aud: object, expected: str) -> bool:
     return aud == expected or (isinstance(aud, list) and expected in aud)
 
 
+_NOT_BOUND = object()
+
+
+def _bound_thumbprint(payload: JsonObject) -> object:
+    # The token's x5t#S256 confirmation (RFC 8705 §3.1), _NOT_BOUND without a cnf claim,
+    # None for a cnf that is not one (refused by the caller).
+    if "cnf" not in payload:
+        return _NOT_BOUND
+    cnf = payload["cnf"]
+    value = cnf.get(CNF_THUMBPRINT) if isinstance(cnf, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
 def authenticate_lender(
-    session: Session, rt: Runtime, authorization: str | None, *, operation: str
+    session: Session,
+    rt: Runtime,
+    authorization: str | None,
+    *,
+    operation: str,
+    certificate: str | None = None,
 ) -> LenderPrincipal:
-    """The lender behind ``Authorization: Bearer <access token>`` (RFC 9068 §4).
+    """The lender behind ``Authorization: Bearer <access token>`` (RFC 9068 §4), over a
+    connection whose TLS client certificate has the thumbprint ``certificate`` (``None``:
+    none was presented).
+
+    A certificate-bound token (``cnf.x5t#S256``, RFC 8705 §3) is accepted only with the
+    same certificate; a client registered with a certificate only with a token bound to
+    that one.
 
     Returns only if every check passed.  Raises
     :class:`~credit_commons.consent.access.NotAuthenticated` with ``reason``
-    ``auth.token_missing``, ``auth.token_invalid``, ``auth.token_expired`` or
-    ``auth.client_inactive``; the actor is the lender when the token's signature verified.
+    ``auth.token_missing``, ``auth.token_invalid``, ``auth.token_expired``,
+    ``auth.client_inactive``, ``auth.token_unbound`` (a client with a certificate, a token
+    not bound to it), ``auth.certificate_missing`` or ``auth.certificate_mismatch``; the
+    actor is the lender when the token's signature verified.
     """
     anonymous = anonymous_actor(rt)
 
@@ -252,14 +289,28 @@ def authenticate_lender(
     scope = payload.get("scope")
     if not isinstance(scope, str) or not isinstance(payload.get("jti"), str):
         raise refuse("auth.token_invalid", actor)
+    bound = _bound_thumbprint(payload)
+    if bound is None:
+        raise refuse("auth.token_invalid", actor)
     # 5. The client still exists and is active.
     status = lenders.client_status(session, client_id)
-    if status is None or not status[0]:
+    if status is None or not status.active:
         raise refuse("auth.client_inactive", actor)
+    # 6. Certificate binding (RFC 8705 §3): a client registered with a certificate uses
+    #    tokens bound to it only (one bound to an earlier certificate, or none, is refused);
+    #    a bound token only over a connection with the same certificate.
+    registered = status.certificate_thumbprint
+    if registered is not None and not (isinstance(bound, str) and _same(bound, registered)):
+        raise refuse("auth.token_unbound", actor)
+    if isinstance(bound, str):
+        if certificate is None:
+            raise refuse("auth.certificate_missing", actor)
+        if not _same(bound, certificate):
+            raise refuse("auth.certificate_mismatch", actor)
     return LenderPrincipal(
         client_id=client_id,
         scopes=frozenset(scope.split()) & SCOPES,
-        purposes=frozenset(status[1]),
+        purposes=frozenset(status.purposes),
         actor=actor,
     )
 

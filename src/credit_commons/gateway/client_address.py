@@ -76,6 +76,14 @@ class ClientAddressResolver:
     def _is_trusted(self, address: Address) -> bool:
         return any(address in network for network in self._trusted)
 
+    def is_trusted_peer(self, peer: str | None) -> bool:
+        """Whether the connection's peer is one of the trusted proxies (never, with none
+        configured, or for a peer that is no address)."""
+        if not self._trusted or not peer:
+            return False
+        address = _parse(peer)
+        return address is not None and self._is_trusted(address)
+
     def resolve(self, peer: str | None, headers: Iterable[tuple[bytes, bytes]]) -> str:
         """The client's address: the peer's, unless the peer is a trusted proxy; then the
         right-most hop of the forwarding header that is not a trusted proxy.

@@ -15,12 +15,14 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
 
+from credit_commons.consent.access import NotAuthenticated, anonymous_actor
 from credit_commons.core.db import transaction
 from credit_commons.gateway.access_token import (
     LenderPrincipal,
     authenticate_lender,
     require_scope,
 )
+from credit_commons.gateway.client_cert import CertificateRefused, presented_thumbprint
 from credit_commons.gateway.ratelimit import rate_limits, remember
 from credit_commons.runtime import Runtime
 
@@ -57,11 +59,21 @@ def authenticate_request(
     # (RateLimitMiddleware), so a flood of bad tokens is cut off before each one costs a
     # signature check and an access.denied event; this counts the verified client, since
     # a lender can hold several tokens.
+    try:
+        certificate = presented_thumbprint(request)
+    except CertificateRefused as e:
+        raise NotAuthenticated(
+            operation=operation, reason=e.reason, actor=anonymous_actor(rt)
+        ) from None
     if session is None:
         with transaction(rt.read_sessions) as own:
-            principal = authenticate_lender(own, rt, authorization, operation=operation)
+            principal = authenticate_lender(
+                own, rt, authorization, operation=operation, certificate=certificate
+            )
     else:
-        principal = authenticate_lender(session, rt, authorization, operation=operation)
+        principal = authenticate_lender(
+            session, rt, authorization, operation=operation, certificate=certificate
+        )
     remember(request, limiter.hit_client("api", principal.client_id))
     return principal
 

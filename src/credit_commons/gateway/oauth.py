@@ -8,6 +8,10 @@ Two steps, so that a request's database write lock is held only for the write:
 2. :func:`issue_token` (read-write) consumes the assertion's ``jti`` — a unique hash, so a
    replay fails even when two copies race — and signs the access token (``access_token.py``).
 
+A request over mutual TLS (the client certificate forwarded by a trusted proxy,
+``client_cert.py``) gets a token bound to that certificate, ``cnf.x5t#S256`` (RFC 8705 §3);
+a client registered with a certificate gets a token only over mutual TLS with that one.
+
 Every failure is a :class:`TokenError`, answered as RFC 6749 §5.2 JSON.  A failed client
 authentication also names the denial to record (``access.denied``, operation
 ``oauth.token``) once the request's own transaction is over.
@@ -16,6 +20,7 @@ authentication also names the denial to record (``access.denied``, operation
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +52,7 @@ __all__ = [
     "TokenError",
     "authenticate_client",
     "authorization_server_metadata",
+    "certificate_refused",
     "issue_token",
     "token_endpoint",
 ]
@@ -92,6 +98,8 @@ class AuthenticatedClient:
     scopes: frozenset[str]
     jti: str
     assertion_expires: datetime
+    certificate_thumbprint: str | None = None
+    """The ``x5t#S256`` of the TLS client certificate the token is to be bound to."""
 
 
 def token_endpoint(rt: Runtime) -> str:
@@ -102,6 +110,13 @@ def token_endpoint(rt: Runtime) -> str:
 def _invalid_client(reason: str, actor: str) -> TokenError:
     # RFC 6749 §5.2: invalid_client, 401; the description never says which check failed.
     return TokenError("invalid_client", _CLIENT_FAILED, status=401, reason=reason, actor=actor)
+
+
+def certificate_refused(reason: str, rt: Runtime) -> TokenError:
+    """The answer to a token request whose forwarded client certificate cannot be believed
+    (``client_cert.CertificateRefused``): ``invalid_client``, like any failed client
+    authentication, recorded as anonymous."""
+    return _invalid_client(reason, anonymous_actor(rt))
 
 
 def _requested_scopes(form: dict[str, str]) -> frozenset[str]:
@@ -184,12 +199,17 @@ def _check_claims(rt: Runtime, client_id: str, payload: JsonObject, actor: str) 
         raise _invalid_client("auth.assertion_jti_missing", actor)
 
 
-def authenticate_client(session: Session, rt: Runtime, form: dict[str, str]) -> AuthenticatedClient:
-    """Check a client credentials token request and its client assertion (RFC 7523 §3).
+def authenticate_client(
+    session: Session, rt: Runtime, form: dict[str, str], *, certificate: str | None = None
+) -> AuthenticatedClient:
+    """Check a client credentials token request and its client assertion (RFC 7523 §3),
+    made over a connection whose TLS client certificate has the thumbprint ``certificate``
+    (``None``: none was presented); the token is to be bound to it (RFC 8705 §3).
 
     Returns only if every check passed.  Raises :class:`TokenError`:
     ``unsupported_grant_type``, ``invalid_request``, ``invalid_client`` (401, with the
-    denial reason) or ``invalid_scope``.
+    denial reason; ``auth.certificate_missing`` or ``auth.certificate_mismatch`` for a
+    client registered with a certificate, asking without it) or ``invalid_scope``.
     """
     client, payload = _verified_client(session, rt, form, _assertion_of(form))
     # From here on the client really signed this: denials name it.
@@ -197,6 +217,13 @@ def authenticate_client(session: Session, rt: Runtime, form: dict[str, str]) -> 
     if not client.active:
         raise _invalid_client("auth.client_inactive", actor)
     _check_claims(rt, client.client_id, payload, actor)
+    # RFC 8705 §3: a client registered with a certificate gets tokens bound to it only.
+    registered = client.certificate_thumbprint
+    if registered is not None:
+        if certificate is None:
+            raise _invalid_client("auth.certificate_missing", actor)
+        if not hmac.compare_digest(certificate.encode(), registered.encode()):
+            raise _invalid_client("auth.certificate_mismatch", actor)
     # RFC 6749 §3.3: a scope beyond what lenders may have is refused, not trimmed.
     scopes = _requested_scopes(form)
     if not scopes <= SCOPES:
@@ -213,6 +240,7 @@ def authenticate_client(session: Session, rt: Runtime, form: dict[str, str]) -> 
         scopes=scopes,
         jti=str(payload["jti"]),
         assertion_expires=datetime.fromtimestamp(exp + LEEWAY, UTC),
+        certificate_thumbprint=certificate,
     )
 
 
@@ -244,6 +272,7 @@ def issue_token(session: Session, rt: Runtime, client: AuthenticatedClient) -> A
         scopes=client.scopes,
         now=now,
         ttl=ttl,
+        certificate_thumbprint=client.certificate_thumbprint,
     )
     return AccessTokenResponse(
         access_token=token,

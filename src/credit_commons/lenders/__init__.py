@@ -9,6 +9,11 @@ package's own.  The OAuth token endpoint and the access tokens are the gateway's
 
 from __future__ import annotations
 
+from credit_commons.lenders.certificates import (
+    THUMBPRINT_PATTERN,
+    certificate_thumbprint,
+    validate_thumbprint,
+)
 from credit_commons.lenders.console import (
     CONSOLE_TOKEN_PREFIX,
     ConsoleGrant,
@@ -23,6 +28,8 @@ from credit_commons.lenders.console import (
 from credit_commons.lenders.schemas import LenderClientView, LenderCreate, LenderUpdate
 from credit_commons.lenders.service import (
     CLIENT_ID_PATTERN,
+    ClientStatus,
+    LenderCertificateChanged,
     LenderClient,
     LenderRegistered,
     LenderUpdated,
@@ -40,15 +47,19 @@ from credit_commons.lenders.service import (
 __all__ = [
     "CLIENT_ID_PATTERN",
     "CONSOLE_TOKEN_PREFIX",
+    "THUMBPRINT_PATTERN",
+    "ClientStatus",
     "ConsoleGrant",
     "ConsoleTokenView",
     "IssuedConsoleToken",
+    "LenderCertificateChanged",
     "LenderClient",
     "LenderClientView",
     "LenderCreate",
     "LenderRegistered",
     "LenderUpdate",
     "LenderUpdated",
+    "certificate_thumbprint",
     "client_status",
     "console_grant",
     "console_sign_in",
@@ -62,5 +73,6 @@ __all__ = [
     "update_client",
     "validate_jwks",
     "validate_purposes",
+    "validate_thumbprint",
     "validate_webhook_url",
 ]

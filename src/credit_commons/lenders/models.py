@@ -18,7 +18,8 @@ class LenderClientRow(Base):
     """A lender registered as an OAuth 2.0 client (``private_key_jwt``, RFC 7523).
 
     ``jwks`` holds public keys only (a JSON JWK Set); ``allowed_purposes`` a JSON list of
-    purpose codes the lender may ask consent for.
+    purpose codes the lender may ask consent for; ``certificate_thumbprint`` the RFC 8705
+    ``x5t#S256`` of the TLS client certificate its tokens are bound to, if it registered one.
     """
 
     __tablename__ = "lender_clients"
@@ -31,6 +32,7 @@ class LenderClientRow(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    certificate_thumbprint: Mapped[str | None] = mapped_column(String(43), nullable=True)
 
 
 class ClientAssertionRow(Base):

@@ -20,15 +20,22 @@ class LenderCreate(BaseModel):
     jwks: JsonObject
     allowed_purposes: Annotated[list[str], Field(min_length=1, max_length=32)]
     webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+    tls_client_certificate: Annotated[str | None, Field(max_length=16 * 1024)] = None
+    """A PEM X.509 certificate the lender's tokens are to be bound to (RFC 8705 §3)."""
+    tls_client_thumbprint: Annotated[str | None, Field(max_length=43)] = None
+    """Or the certificate's ``x5t#S256`` (base64url SHA-256 of its DER encoding)."""
 
 
 class LenderUpdate(BaseModel):
-    """Changes to a lender client; ``webhook_url: null`` removes the webhook."""
+    """Changes to a lender client; ``webhook_url: null`` removes the webhook,
+    ``tls_client_thumbprint: null`` the certificate binding."""
 
     model_config = ConfigDict(extra="forbid")
     jwks: JsonObject | None = None
     allowed_purposes: Annotated[list[str] | None, Field(min_length=1, max_length=32)] = None
     webhook_url: Annotated[str | None, Field(max_length=2048)] = None
+    tls_client_certificate: Annotated[str | None, Field(max_length=16 * 1024)] = None
+    tls_client_thumbprint: Annotated[str | None, Field(max_length=43)] = None
     active: bool | None = None
 
 
@@ -43,6 +50,8 @@ class LenderClientView(BaseModel):
     jwks: JsonObject
     allowed_purposes: list[str]
     webhook_url: str | None
+    tls_client_thumbprint: str | None
+    """The ``x5t#S256`` of the certificate its tokens are bound to; ``null``: not bound."""
     active: bool
     created_at: str
     updated_at: str

@@ -18,6 +18,7 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, delete, insert, select
@@ -37,12 +38,15 @@ from credit_commons.keys import (
     public_key_to_jwk,
     thumbprint,
 )
+from credit_commons.lenders.certificates import certificate_thumbprint, validate_thumbprint
 from credit_commons.lenders.models import ClientAssertionRow, LenderClientRow
 from credit_commons.lenders.schemas import LenderClientView
 from credit_commons.runtime import Runtime
 
 __all__ = [
     "CLIENT_ID_PATTERN",
+    "ClientStatus",
+    "LenderCertificateChanged",
     "LenderClient",
     "LenderRegistered",
     "LenderUpdated",
@@ -86,6 +90,13 @@ class LenderUpdated(EventDetails, event_type="lender.updated"):
     active: bool
 
 
+class LenderCertificateChanged(EventDetails, event_type="lender.certificate_changed"):
+    """A lender's tokens were bound to a TLS client certificate (``bound``), to another
+    one, or no longer (RFC 8705 §3; the thumbprint itself is not recorded)."""
+
+    bound: bool
+
+
 @dataclass(frozen=True)
 class LenderClient:
     """A registered lender client, as the rest of the platform sees it."""
@@ -96,6 +107,8 @@ class LenderClient:
     allowed_purposes: tuple[str, ...]
     webhook_url: str | None
     active: bool
+    certificate_thumbprint: str | None = None
+    """The ``x5t#S256`` its tokens must be bound to (RFC 8705 §3), if any."""
 
     def key(self, kid: object) -> PublicKey | None:
         """The public key the client signs with under ``kid`` (``None``: its only key, when
@@ -120,6 +133,7 @@ def _client(row: LenderClientRow) -> LenderClient:
         allowed_purposes=tuple(json.loads(row.allowed_purposes)),
         webhook_url=row.webhook_url,
         active=row.active,
+        certificate_thumbprint=row.certificate_thumbprint,
     )
 
 
@@ -131,6 +145,7 @@ def _view(row: LenderClientRow) -> LenderClientView:
         jwks=client.jwks,
         allowed_purposes=list(client.allowed_purposes),
         webhook_url=client.webhook_url,
+        tls_client_thumbprint=client.certificate_thumbprint,
         active=client.active,
         created_at=utc(row.created_at).isoformat(),
         updated_at=utc(row.updated_at).isoformat(),
@@ -216,6 +231,36 @@ def validate_webhook_url(url: str | None, *, allow_private: bool = False) -> str
     return url
 
 
+def certificate_binding(
+    certificate: str | None, thumbprint: str | None, *, now: datetime
+) -> str | None:
+    """The ``x5t#S256`` a lender's tokens are to be bound to: taken from ``certificate``
+    (PEM, valid at ``now``) or ``thumbprint`` as given; ``None`` when neither is.  Raises
+    :class:`ValidationError` for a bad one, or both at once."""
+    if certificate is not None and thumbprint is not None:
+        raise ValidationError(
+            "give tls_client_certificate or tls_client_thumbprint, not both",
+            extra={"field": "tls_client_certificate"},
+        )
+    if certificate is not None:
+        return certificate_thumbprint(certificate, field="tls_client_certificate", now=now)
+    if thumbprint is not None:
+        return validate_thumbprint(thumbprint, field="tls_client_thumbprint")
+    return None
+
+
+def _record_binding(
+    session: Session, rt: Runtime, principal: Principal, row: LenderClientRow
+) -> None:
+    record_event(
+        session,
+        LenderCertificateChanged(bound=row.certificate_thumbprint is not None),
+        actor=actor_of(rt, principal),
+        at=row.updated_at,
+        object=rt.objects.digest("lender_client", row.client_id),
+    )
+
+
 def _validate_name(name: str) -> str:
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
         raise ValidationError("name must be 1-200 characters", extra={"field": "name"})
@@ -231,11 +276,17 @@ def register_client(
     jwks: JsonObject,
     allowed_purposes: Sequence[str],
     webhook_url: str | None = None,
+    tls_client_certificate: str | None = None,
+    tls_client_thumbprint: str | None = None,
 ) -> LenderClientView:
     """Register a lender client (administrators; others get :class:`NotFoundError`) and
     record ``lender.registered``; returns the client's public view with its new id.
 
-    Raises :class:`ValidationError` for a bad name, JWK Set, purpose or webhook URL.
+    With a TLS client certificate (PEM) or its thumbprint, the lender's tokens are bound
+    to that certificate (RFC 8705 §3) and ``lender.certificate_changed`` is recorded too.
+
+    Raises :class:`ValidationError` for a bad name, JWK Set, purpose, webhook URL or
+    certificate.
     """
     if not principal.is_admin:
         raise NotFoundError("no such resource")
@@ -251,6 +302,9 @@ def register_client(
         active=True,
         created_at=now,
         updated_at=now,
+        certificate_thumbprint=certificate_binding(
+            tls_client_certificate, tls_client_thumbprint, now=now
+        ),
     )
     session.add(row)
     record_event(
@@ -264,6 +318,8 @@ def register_client(
         at=now,
         object=rt.objects.digest("lender_client", row.client_id),
     )
+    if row.certificate_thumbprint is not None:
+        _record_binding(session, rt, principal, row)
     return _view(row)
 
 
@@ -278,11 +334,17 @@ def update_client(
     webhook_url: str | None = None,
     clear_webhook: bool = False,
     active: bool | None = None,
+    tls_client_certificate: str | None = None,
+    tls_client_thumbprint: str | None = None,
+    clear_certificate: bool = False,
 ) -> LenderClientView:
     """Replace a client's keys, purposes or webhook, or (de)activate it (administrators;
     others, and unknown ids, get :class:`NotFoundError`); records ``lender.updated``.
 
     A deactivated client can no longer get tokens, and its unexpired tokens stop working.
+    A new certificate (or thumbprint) binds the client's tokens to it at once — tokens bound
+    to the previous one stop working — and ``clear_certificate`` removes the binding; either
+    records ``lender.certificate_changed``.
     Raises :class:`ValidationError` like :func:`register_client`.
     """
     if not principal.is_admin:
@@ -305,6 +367,17 @@ def update_client(
     if active is not None:
         row.active = active
     row.updated_at = rt.clock.now()
+    binding = certificate_binding(tls_client_certificate, tls_client_thumbprint, now=row.updated_at)
+    if clear_certificate and binding is not None:
+        raise ValidationError(
+            "tls_client_thumbprint: null removes the binding; give no certificate with it",
+            extra={"field": "tls_client_thumbprint"},
+        )
+    certificate_changed = (binding is not None or clear_certificate) and (
+        binding != row.certificate_thumbprint
+    )
+    if certificate_changed:
+        row.certificate_thumbprint = binding
     record_event(
         session,
         LenderUpdated(
@@ -317,6 +390,8 @@ def update_client(
         at=row.updated_at,
         object=rt.objects.digest("lender_client", row.client_id),
     )
+    if certificate_changed:
+        _record_binding(session, rt, principal, row)
     return _view(row)
 
 
@@ -329,24 +404,35 @@ def read_client(session: Session, principal: Principal, client_id: str) -> Lende
     return _view(row)
 
 
+class ClientStatus(NamedTuple):
+    """What every lender request checks: whether the client is active, its allowed
+    purposes, and the thumbprint its tokens must be bound to (``None``: not bound)."""
+
+    active: bool
+    purposes: tuple[str, ...]
+    certificate_thumbprint: str | None
+
+
 _STATUS = HotQuery(
-    select(LenderClientRow.__table__.c.active, LenderClientRow.__table__.c.allowed_purposes).where(
-        LenderClientRow.__table__.c.client_id == bindparam("client_id")
-    ),
+    select(
+        LenderClientRow.__table__.c.active,
+        LenderClientRow.__table__.c.allowed_purposes,
+        LenderClientRow.__table__.c.certificate_thumbprint,
+    ).where(LenderClientRow.__table__.c.client_id == bindparam("client_id")),
     ("client_id",),
 )
 
 
-def client_status(session: Session, client_id: str) -> tuple[bool, tuple[str, ...]] | None:
-    """Whether the client is active and its allowed purposes (``None`` if unknown): what
-    every lender request checks, read without the ORM."""
+def client_status(session: Session, client_id: str) -> ClientStatus | None:
+    """Whether the client is active, its allowed purposes and its certificate binding
+    (``None`` if unknown): what every lender request checks, read without the ORM."""
     if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
         return None
     rows = _STATUS.rows(session, client_id=client_id)
     if not rows:
         return None
-    active, purposes = rows[0]
-    return bool(active), tuple(json.loads(purposes))
+    active, purposes, thumbprint = rows[0]
+    return ClientStatus(bool(active), tuple(json.loads(purposes)), thumbprint)
 
 
 def get_client(session: Session, client_id: str) -> LenderClient | None:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from credit_commons import lenders
 from credit_commons.consent.access import record_refusal
 from credit_commons.core.db import transaction
-from credit_commons.gateway import access_token, oauth
+from credit_commons.gateway import access_token, client_cert, oauth
 from credit_commons.gateway.deps import (
     NO_STORE,
     PrincipalDep,
@@ -54,6 +54,8 @@ def register(
         jwks=body.jwks,
         allowed_purposes=body.allowed_purposes,
         webhook_url=body.webhook_url,
+        tls_client_certificate=body.tls_client_certificate,
+        tls_client_thumbprint=body.tls_client_thumbprint,
     )
 
 
@@ -70,7 +72,7 @@ def read(
 
 @router.patch(
     "/v1/admin/lenders/{client_id}",
-    summary="Replace a lender's keys, or (de)activate it.",
+    summary="Replace a lender's keys or certificate binding, or (de)activate it.",
     responses=answers(LenderClientView, 401, 404, 422),
 )
 def update(
@@ -90,6 +92,10 @@ def update(
         webhook_url=body.webhook_url,
         clear_webhook="webhook_url" in body.model_fields_set and body.webhook_url is None,
         active=body.active,
+        tls_client_certificate=body.tls_client_certificate,
+        tls_client_thumbprint=body.tls_client_thumbprint,
+        clear_certificate="tls_client_thumbprint" in body.model_fields_set
+        and body.tls_client_thumbprint is None,
     )
 
 
@@ -121,8 +127,12 @@ async def token(request: Request) -> JSONResponse:
     limiter = rate_limits(rt)
 
     def authenticate(form: dict[str, str]) -> oauth.AuthenticatedClient:
+        try:
+            certificate = client_cert.presented_thumbprint(request)
+        except client_cert.CertificateRefused as e:
+            raise oauth.certificate_refused(e.reason, rt) from None
         with transaction(rt.read_sessions) as session:
-            return oauth.authenticate_client(session, rt, form)
+            return oauth.authenticate_client(session, rt, form, certificate=certificate)
 
     def issue(client: oauth.AuthenticatedClient) -> AccessTokenResponse:
         with transaction(rt.sessions) as session:
