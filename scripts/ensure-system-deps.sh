@@ -4,7 +4,8 @@
 # (pdftoppm, to rasterise the data-export PDF in tests), nats-server (NATS JetStream, which
 # the federation tests start on a free port of their own), wrk (HTTP load for `make bench`),
 # Debian's chromium (the web console's browser tests, driven by Playwright) and the Noto fonts
-# it renders Devanagari (Hindi) and Nastaliq/Naskh (Urdu) pages with.
+# it renders Devanagari (Hindi) and Nastaliq/Naskh (Urdu) pages with, and Debian's nginx (TLS
+# and mutual TLS in front of `commons serve`, deploy/nginx, which the e2e tests start).
 # Called by `make test` and `.ci/run`; a no-op when everything is present.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)  # tests/integration/federation start their own
 command -v wrk >/dev/null || missing+=(wrk)  # the HTTP load of bench/consent.py
 command -v chromium >/dev/null || missing+=(chromium)  # tests/browser
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)  # tests/e2e/test_lender_mtls_nginx.py
 [ -e /usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf ] || missing+=(fonts-noto-core)
 
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi

@@ -13,6 +13,7 @@ names.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,11 +79,14 @@ class PlatformHttp:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 20.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = platform_url(base_url)
         self._client = httpx.Client(
             base_url=self.base_url,
             transport=transport,
+            # A caller's TLS context: its CA and, for mutual TLS, its client certificate.
+            verify=tls if tls is not None else True,
             timeout=timeout,
             follow_redirects=False,
             trust_env=False,

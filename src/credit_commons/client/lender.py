@@ -11,6 +11,7 @@ Time and sleeping are parameters (``clock``, ``sleep``), so waits are testable b
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -93,7 +94,10 @@ class Lender:
     platform) to verify retrieved credentials against the platform's trust bundle, with
     ``required_marks`` (see :class:`~credit_commons.client.verify.CredentialVerifier` for
     how it combines with ``trusted_issuers``); ``bundle_versions`` remembers the highest
-    bundle version accepted (rollback refused), per process by default.
+    bundle version accepted (rollback refused), per process by default.  ``tls`` is the
+    TLS context to reach the platform with: its CA and, for certificate-bound tokens (RFC
+    8705), the lender's client certificate (``ssl.create_default_context(cafile=…)`` then
+    ``load_cert_chain(cert, key)``; docs/lenders.md).
 
     Raises :class:`BundleKeyInvalid` for a ``bundle_key`` that is not a key.
     """
@@ -114,8 +118,9 @@ class Lender:
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        self.http = PlatformHttp(base_url, transport=transport)
+        self.http = PlatformHttp(base_url, transport=transport, tls=tls)
         self.base_url = self.http.base_url
         self.client_id, self.key = client_id, key
         self.log_key, self.witness_keys, self.quorum = log_key, tuple(witness_keys), quorum
