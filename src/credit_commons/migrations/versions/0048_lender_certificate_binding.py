@@ -3,7 +3,7 @@
 with one gets only certificate-bound access tokens, and only over mutual TLS.
 
 Revision ID: 0048
-Revises: 0042
+Revises: 0044
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0048"
-down_revision = "0042"
+down_revision = "0044"
 branch_labels = None
 depends_on = None
 
