@@ -3,7 +3,7 @@
 with one gets only certificate-bound access tokens, and only over mutual TLS.
 
 Revision ID: 0048
-Revises: 0044
+Revises: 0045
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0048"
-down_revision = "0044"
+down_revision = "0045"
 branch_labels = None
 depends_on = None
 
