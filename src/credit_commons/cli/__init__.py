@@ -64,6 +64,8 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ("anchor", "anchor", True),
     ("db", "db", True),
     ("routes", "routes", True),
+    ("backup", "backup", False),
+    ("restore", "restore", False),
     ("keys", "keys", True),
     ("did", "did", True),
 )
@@ -93,6 +95,10 @@ SUMMARIES = {
     "anchor": "Anchoring checkpoints to external ledgers.",
     "db": "Database schema.",
     "routes": "The route registry: every route, its authentication and rate limit.",
+    "backup": "Back up the instance: the database (one snapshot), key metadata, the log's tiles"
+    " and checkpoint, a manifest of hashes; secrets are left out and named (never overwrites).",
+    "restore": "Restore a backup into an empty instance, held in backup-restore mode (reads"
+    " served, writes refused) until an operator confirms; or confirm it; or show the mode.",
     "keys": "Signing keys and the master key.",
     "did": "Decentralised identifiers.",
 }

@@ -43,13 +43,14 @@ from credit_commons.ledger.recovery import (
     declare_new_origin,
     replay,
 )
+from credit_commons.ledger.restore_mode import restore_hold
 from credit_commons.ledger.schemas import ConsistencyProof, InclusionProof
 from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import default_probes
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
-__all__ = ["app", "continuity", "warn_if_diverged"]
+__all__ = ["app", "continuity", "refuse_if_held", "warn_if_diverged"]
 
 app = group("log", "The transparency log.")
 
@@ -59,6 +60,15 @@ def continuity(rt: Runtime) -> Continuity:
     identity = log_identity(rt)
     with transaction(rt.read_sessions) as session:
         return ContinuityGuard(rt.settings).assess(session, identity, rt.tile_cache)
+
+
+def refuse_if_held(rt: Runtime) -> None:
+    """Refuse to sequence or sign while the database is held in backup-restore mode
+    (``service.restore_mode``, exit 9; ledger/restore_mode.py)."""
+    with transaction(rt.read_sessions) as session:
+        held = restore_hold(session)
+    if held is not None:
+        raise held.error()
 
 
 def warn_if_diverged(rt: Runtime) -> None:
@@ -201,6 +211,7 @@ def log_sequence(ctx: typer.Context, as_json: JsonOption = False) -> None:
         for probe in default_probes(rt):
             probe(rt, 0)
         continuity(rt).check()
+        refuse_if_held(rt)
         result = sequence_pending(rt.sessions, limit=rt.settings.log_batch_size)
     emit(
         as_json,
@@ -221,6 +232,7 @@ def log_checkpoint(
     with runtime(ctx) as rt:
         if publish:
             continuity(rt).check()
+            refuse_if_held(rt)
             worker = LogWorker(rt, steps=default_steps(rt))
             while True:
                 report = worker.run_once(force_checkpoint=True)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from credit_commons.cli.log import continuity, warn_if_diverged
+from credit_commons.cli.log import continuity, refuse_if_held, warn_if_diverged
 from credit_commons.cli.support import JsonOption, emit, holder, runtime, settings
 from credit_commons.core.db import transaction
 from credit_commons.core.heap import freeze_startup_heap
@@ -38,6 +38,7 @@ def worker_command(
             # Refused before anything runs when the database does not continue the
             # published log (ledger/continuity.py): exit 7 naming the gap.
             continuity(rt).check()
+            refuse_if_held(rt)
         else:
             warn_if_diverged(rt)
             freeze_startup_heap()

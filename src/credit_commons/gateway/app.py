@@ -34,6 +34,7 @@ from credit_commons.gateway.ratelimit import (
     install_rate_limit_handler,
     rate_limits,
 )
+from credit_commons.gateway.restore_guard import RestoreModeMiddleware
 from credit_commons.gateway.routes import consent as consent_routes
 from credit_commons.gateway.routes import identity as identity_routes
 from credit_commons.gateway.routes import issuer as issuer_routes
@@ -60,6 +61,7 @@ from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import LogIdentity, log_identity
+from credit_commons.ledger.restore_mode import RestoreModeCache
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy.pepper import check_peppers
 from credit_commons.runtime import Runtime
@@ -87,6 +89,14 @@ class Readiness(BaseModel):
     database: str = Field(description="the SQLAlchemy dialect: sqlite or postgresql")
     schema_: str = Field(alias="schema", description="the migration revision")
     routes: str = Field(description="SHA-256 of the route registry served (GET /v1/routes)")
+    mode: Literal["normal", "backup_restore"] = Field(
+        default="normal",
+        description="backup_restore: restored from a backup and not yet confirmed by an "
+        "operator; reads are served, writes refused with 503 service.restore_mode",
+    )
+    backup_id: str | None = Field(
+        default=None, description="in backup_restore mode: the backup restored"
+    )
 
 
 def startup_checks(runtime: Runtime) -> LogIdentity | None:
@@ -187,6 +197,7 @@ def assemble_app(
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.restore_mode = RestoreModeCache()
     registry = CollectorRegistry()
     app.state.stream_slots = StreamSlots(
         runtime.settings.subscribe_streams,
@@ -279,11 +290,15 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
         diverged = _log_diverged(runtime)
         if diverged is not None:
             return diverged
+        with transaction(runtime.read_sessions) as session:
+            hold = app.state.restore_mode.read(session)
         return Readiness(
             status="ready",
             database=runtime.engine.dialect.name,
             schema=current,
             routes=surface_state(app).registry.sha256,
+            mode="normal" if hold is None else "backup_restore",
+            backup_id=None if hold is None else hold.backup_id,
         )
 
     @app.get(
@@ -338,6 +353,8 @@ def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegis
     # size limits (431, 413) before the limiter reads a header; rate limits (429) and then
     # admission (503 when the route class is at capacity and its queue full) before
     # routing, so before any database connection is taken.
+    # Innermost of all: backup-restore mode refuses writes (503) once they are admitted.
+    app.add_middleware(RestoreModeMiddleware, runtime=runtime, cache=app.state.restore_mode)
     admission = Admission(runtime.settings, runtime.engine.dialect.name, registry)
     app.state.admission = admission
     app.add_middleware(AdmissionMiddleware, admission=admission)

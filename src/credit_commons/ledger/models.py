@@ -26,6 +26,7 @@ __all__ = [
     "LogEntryRow",
     "LogStateRow",
     "LogTileRow",
+    "RestoreModeRow",
     "WitnessProgressRow",
 ]
 
@@ -130,3 +131,20 @@ class AnchorJobRow(Base):
         UniqueConstraint("backend", "size", name="uq_anchor_jobs_backend_size"),
         Index("ix_anchor_jobs_status_next", "status", "next_attempt_at"),
     )
+
+
+class RestoreModeRow(Base):
+    """The backup-restore mode of an instance restored by ``commons restore`` (one row, id 1):
+    while ``confirmed_at`` is empty the instance serves reads and refuses writes, and the log
+    neither sequences nor signs (ledger/restore_mode.py)."""
+
+    __tablename__ = "restore_mode"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    backup_id: Mapped[str] = mapped_column(String(64))
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    log_size: Mapped[int] = mapped_column(BigInteger)
+    log_root: Mapped[str] = mapped_column(String(64))
+    restored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confirmed_event: Mapped[str | None] = mapped_column(String(40))

@@ -20,6 +20,7 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.ledger import service
 from credit_commons.ledger.continuity import ContinuityGuard, Gap, LogDiverged
 from credit_commons.ledger.identity import LogIdentity, log_identity
+from credit_commons.ledger.restore_mode import RestoreHold, restore_hold
 from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import default_probes, log_steps
 from credit_commons.runtime import Runtime
@@ -40,6 +41,7 @@ class StepReport:
     checkpoint: int | None = None
     backlog: bool = False
     diverged: Gap | None = None
+    held: RestoreHold | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -70,7 +72,9 @@ class LogWorker:
 
         Neither happens while the database's tree does not continue what the log published
         (a restored backup, ledger/continuity.py): the report's ``diverged`` names the gap,
-        recorded events wait in the outbox, and the other steps still run.
+        recorded events wait in the outbox, and the other steps still run.  Nor while the
+        database is held in backup-restore mode (ledger/restore_mode.py; the report's
+        ``held``), so the checkpoint served stays the backup's until the operator confirms.
         """
         rt = self.runtime
         cache = rt.tile_cache
@@ -82,8 +86,9 @@ class LogWorker:
                 probe(rt, 0)
         with transaction(rt.read_sessions) as session:
             continuity = self.guard.assess(session, identity, cache)
-        report = StepReport(size=continuity.database_size)
-        if continuity.gap is None:
+            held = restore_hold(session)
+        report = StepReport(size=continuity.database_size, held=held)
+        if continuity.gap is None and held is None:
             self._advance(report, identity, force_checkpoint)
         else:
             report.diverged = continuity.gap
@@ -129,6 +134,7 @@ class LogWorker:
         changes, with the gap's fields, not at every pass.
         """
         reported: tuple[object, ...] | None = None
+        held_reported: str | None = None
         while not self._stop.is_set():
             backlog = False
             try:
@@ -143,6 +149,13 @@ class LogWorker:
                         extra={"fields": {"code": LogDiverged.code, **gap.to_json()}},
                     )
                 reported = seen
+                held = None if report.held is None else report.held.backup_id
+                if held is not None and held != held_reported:
+                    log.warning(
+                        "backup-restore mode: not sequencing or signing until confirmed",
+                        extra={"fields": {"backup_id": held}},
+                    )
+                held_reported = held
                 if report.sequenced:
                     log.info(
                         "log advanced",
