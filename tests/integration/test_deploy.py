@@ -26,11 +26,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 import yaml
 from tests.conftest import fresh_postgres_schema
 from tests.integration.federation.nats_server import NatsServer
@@ -137,19 +139,29 @@ def _compose() -> dict[str, Any]:
 
 def test_the_compose_file_has_the_production_shape() -> None:
     services = _compose()["services"]
-    assert {"postgres", "redis", "nats", "nginx", "migrate", "api", "worker"} <= set(services)
+    assert {"postgres", "redis", "nats", "nginx", "migrate", "grant", "api", "worker"} <= set(
+        services
+    )
     assert services["api"]["deploy"]["replicas"] == 2
     assert services["worker"]["deploy"]["replicas"] == 1
-    for name in ("migrate", "api", "worker"):
+    for name in ("migrate", "grant", "api", "worker"):
         service = services[name]
         assert service["read_only"] is True
         assert service["user"] == "10001:10001"
         assert "/tmp" in service["tmpfs"]
         assert service["environment"]["COMMONS_ENV"] == "production"
         assert set(service["environment"]) <= _settings_names(), "every variable is a setting"
-    assert services["api"]["depends_on"]["migrate"]["condition"] == (
+    for name in ("api", "worker"):
+        assert services[name]["depends_on"]["grant"]["condition"] == (
+            "service_completed_successfully"
+        )
+        # The service role, never the schema owner (checked at every production start).
+        assert "COMMONS_MIGRATION_DATABASE_URL" not in services[name]["environment"]
+        assert "//commons_app:" in services[name]["environment"]["COMMONS_DATABASE_URL"]
+    assert services["grant"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
+    assert services["grant"]["command"] == ["db", "grant-service-role", "commons_app"]
     template = services["nginx"]["volumes"][0].split(":")[0]
     assert template == "./nginx/commons-mtls.conf.template"  # the mTLS proxy's own config
     assert services["nginx"]["environment"]["COMMONS_UPSTREAM"] == "api:8000"
@@ -166,22 +178,26 @@ def _substituted(value: str, known: dict[str, str]) -> str:
 
 
 def _local_env(
-    service: dict[str, Any], tmp_path: Path, database_url: str, nats_url: str
+    service: dict[str, Any], tmp_path: Path, urls: dict[str, str], nats_url: str
 ) -> dict[str, str]:
-    """The service's environment, with the compose host names pointed at local servers."""
+    """The service's environment, with the compose host names pointed at local servers and
+    its database URLs at the test's owner and service roles."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     known = {
         "COMMONS_DB_PASSWORD": "unused",
+        "COMMONS_APP_DB_PASSWORD": "unused",
         "COMMONS_PSEUDONYM_PEPPER": secrets.token_urlsafe(32),
         "COMMONS_PUBLIC_URL": "https://commons.example.org",
         "COMMONS_PROXY_CIDR": "127.0.0.1/32",
     }
     for name, value in service["environment"].items():
         env[name] = _substituted(str(value), known)
+    if "COMMONS_MIGRATION_DATABASE_URL" in env:
+        env["COMMONS_MIGRATION_DATABASE_URL"] = urls["owner"]
     env.update(
         COMMONS_DATA_DIR=str(tmp_path / "data"),
         COMMONS_MASTER_KEY_FILE=str(tmp_path / "secrets" / "master.key"),
-        COMMONS_DATABASE_URL=database_url,
+        COMMONS_DATABASE_URL=urls["service"],
         COMMONS_REDIS_URL=REDIS_URL,
         COMMONS_NATS_URL=nats_url,
     )
@@ -214,14 +230,34 @@ def nats_url(tmp_path: Path) -> Iterator[str]:
             server.process.wait()
 
 
+@contextmanager
+def service_role(owner_url: str) -> Iterator[tuple[str, str]]:
+    """The compose file's service role (``commons_app``, made by its postgres init script)
+    as a fresh login role on the test's server; yields its name and its URL on the same
+    schema."""
+    role = f"commons_app_{secrets.token_hex(4)}"
+    owner = sa.create_engine(owner_url)
+    with owner.begin() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    user = sa.engine.make_url(owner_url).username
+    try:
+        yield role, owner_url.replace(f"//{user}@", f"//{role}@", 1)
+    finally:
+        with owner.begin() as connection:
+            connection.exec_driver_sql(f"DROP OWNED BY {role}")
+            connection.exec_driver_sql(f"DROP ROLE {role}")
+        owner.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: str) -> None:
     services = _compose()["services"]
     (tmp_path / "secrets").mkdir(mode=0o700)
     (tmp_path / "data").mkdir(mode=0o700)
-    with fresh_postgres_schema() as database_url:
-        env = _local_env(services["migrate"], tmp_path, database_url, nats_url)
+    with fresh_postgres_schema() as owner_url, service_role(owner_url) as (role, service_url):
+        urls = {"owner": owner_url, "service": service_url}
+        env = _local_env(services["migrate"], tmp_path, urls, nats_url)
         pepper = env["COMMONS_PSEUDONYM_PEPPER"]
         subprocess.run(
             [*COMMONS, "keys", "init-master", "--production"],
@@ -229,17 +265,24 @@ def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: s
             check=True,
             capture_output=True,
         )
-        migrated = subprocess.run(
-            [*COMMONS, *services["migrate"]["command"]], env=env, capture_output=True, check=False
-        )
-        assert migrated.returncode == 0, migrated.stderr
+        for one_shot in ("migrate", "grant"):
+            env = _local_env(services[one_shot], tmp_path, urls, nats_url)
+            env["COMMONS_PSEUDONYM_PEPPER"] = pepper
+            command = [role if a == "commons_app" else a for a in services[one_shot]["command"]]
+            ran = subprocess.run(
+                [*COMMONS, *command],
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+            assert ran.returncode == 0, ran.stderr
         processes: list[subprocess.Popen[bytes]] = []
         logs = tmp_path / "logs"
         logs.mkdir()
         try:
             ports = []
             for replica in range(services["api"]["deploy"]["replicas"]):
-                env = _local_env(services["api"], tmp_path, database_url, nats_url)
+                env = _local_env(services["api"], tmp_path, urls, nats_url)
                 env["COMMONS_PSEUDONYM_PEPPER"] = pepper
                 port = free_port()
                 command = [str(a) for a in services["api"]["command"]]
@@ -250,7 +293,7 @@ def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: s
                         subprocess.Popen([*COMMONS, *command], env=env, stdout=log, stderr=log)
                     )
                 ports.append(port)
-            env = _local_env(services["worker"], tmp_path, database_url, nats_url)
+            env = _local_env(services["worker"], tmp_path, urls, nats_url)
             env["COMMONS_PSEUDONYM_PEPPER"] = pepper
             with (logs / "worker.log").open("wb") as log:
                 worker = subprocess.Popen(
@@ -352,9 +395,17 @@ def test_the_chart_renders_kubernetes_objects_of_the_production_shape() -> None:
         "commons-worker": 1,
     }
     jobs = _by_kind(documents, "Job")
-    assert [j["spec"]["template"]["spec"]["containers"][0]["args"] for j in jobs.values()] == [
-        ["db", "upgrade"]
+    (job,) = jobs.values()
+    pod = job["spec"]["template"]["spec"]
+    assert [c["args"] for c in pod["initContainers"] + pod["containers"]] == [
+        ["db", "upgrade"],
+        ["db", "grant-service-role", "commons_app"],
     ]
+    for container in pod["initContainers"] + pod["containers"]:  # as the schema owner
+        assert "COMMONS_MIGRATION_DATABASE_URL" in {v["name"] for v in container["env"]}
+    for deployment in deployments.values():  # the service role only
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "COMMONS_MIGRATION_DATABASE_URL" not in {v["name"] for v in container["env"]}
     for workload in [*deployments.values(), *jobs.values()]:
         _check_pod(workload, config["metadata"]["name"])
     api = deployments["commons-api"]["spec"]["template"]
@@ -389,7 +440,7 @@ def _check_pod(workload: dict[str, Any], config_map: str) -> None:
     assert pod["securityContext"]["runAsUser"] > 0
     assert pod["automountServiceAccountToken"] is False
     volumes = {v["name"]: v for v in pod["volumes"]}
-    for container in pod["containers"]:
+    for container in pod.get("initContainers", []) + pod["containers"]:
         assert container["image"]
         assert ":" in container["image"]
         context = container["securityContext"]

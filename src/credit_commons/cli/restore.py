@@ -63,7 +63,9 @@ def restore_command(
         _confirm(ctx, as_json)
         return
     assert backup is not None
-    with runtime(ctx) as rt, progress_bar(as_json) as progress:
+    # Loading creates and fills the schema: as its owner (COMMONS_MIGRATION_DATABASE_URL),
+    # as `commons db upgrade` does.
+    with runtime(ctx, owner=True) as rt, progress_bar(as_json) as progress:
         tasks: dict[str, object] = {}
 
         def step(stage: str, done: int, total: int | None) -> None:
@@ -86,7 +88,8 @@ def restore_command(
         f"{report.checkpoints_audited} checkpoints; subject keys {report.keys_updated} kept, "
         f"{report.keys_deleted} deleted; {report.erasures_applied} erasures applied again; "
         f"published-checkpoint file: {report.published_file}.\n"
-        "backup-restore mode: reads served, writes refused; check, then "
+        "backup-restore mode: reads served, writes refused; grant the service role its "
+        "privileges (`commons db grant-service-role`), check, then "
         "`commons restore --confirm --yes`",
     )
 
