@@ -17,6 +17,7 @@ from tests.commons_inprocess import commons
 from tests.ports import free_port
 
 from credit_commons.core.migrate import head_revision
+from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
 
 PEPPER = "c2VjcmV0LXBlcHBlci1mb3ItdGhlLWUyZS10ZXN0LW9ubHk"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
@@ -73,6 +74,8 @@ def test_serves_health_readiness_metrics_and_problems(server: tuple[str, Path]) 
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready"
         assert ready["schema"] == head_revision()
+        assert ready["routes"] == SURFACE_REGISTRY_SHA256
+        assert client.get("/v1/routes").json()["sha256"] == SURFACE_REGISTRY_SHA256
         assert "commons_http_requests_total" in client.get("/metrics").text
         spec = client.get("/openapi.json").json()
         assert spec["info"]["title"] == "Credit Commons"
@@ -102,6 +105,21 @@ def test_production_refuses_to_serve_with_sqlite(tmp_path: Path) -> None:
     )
     assert result.returncode == 8
     assert "COMMONS_DATABASE_URL" in result.stderr
+
+
+def test_serve_refuses_a_registry_other_than_the_audited_one(tmp_path: Path) -> None:
+    env = commons_env(tmp_path / "var", f"sqlite:///{tmp_path}/x.db")
+    env["COMMONS_SURFACE_REGISTRY_SHA256"] = "0" * 64
+    result = subprocess.run(
+        [*COMMONS, "serve", "--port", str(free_port())],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 8
+    assert "COMMONS_SURFACE_REGISTRY_SHA256" in result.stderr
 
 
 def test_serve_on_another_port_presents_a_matching_public_url(

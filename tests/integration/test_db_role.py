@@ -94,6 +94,12 @@ def test_a_granted_service_role_is_strict_and_serves(
         engine.dispose()
     assert main(["db", "check-role", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"strict": True, "violations": []}
+    monkeypatch.setenv("COMMONS_STRICT_DB_ROLE", "true")
+    assert main(["worker", "--once"]) == 0  # the worker runs the same check
+    monkeypatch.setenv("COMMONS_DATABASE_URL", roles.owner_url)
+    assert main(["worker", "--once"]) == ExitCode.CONFIGURATION
+    assert "not the strict one" in capsys.readouterr().err
+    monkeypatch.delenv("COMMONS_STRICT_DB_ROLE")
 
     # The service starts as that role with the check on, writes (an identity and its
     # event) through the API, and its log worker sequences and signs a checkpoint.

@@ -9,6 +9,7 @@ import typer
 from credit_commons.cli.log import continuity, refuse_if_held, warn_if_diverged
 from credit_commons.cli.support import JsonOption, emit, holder, runtime, settings
 from credit_commons.core.db import transaction
+from credit_commons.core.db_role import check_db_role
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.logging import configure_logging
 from credit_commons.jobs import default_steps
@@ -30,6 +31,8 @@ def worker_command(
     """Run the log worker: sequence events, checkpoint, cosign, anchor."""
     configure_logging(settings(ctx).log_level)
     with runtime(ctx) as rt:
+        if rt.settings.is_production or rt.settings.strict_db_role:
+            check_db_role(rt.engine)  # as the server's start-up does (docs/operations.md)
         with transaction(rt.sessions) as session:
             check_peppers(session, rt)
         log_identity(rt)  # recorded on the log's first start; a disagreeing origin refused
