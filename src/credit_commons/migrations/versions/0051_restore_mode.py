@@ -4,7 +4,7 @@ operator confirmed it.  A row without ``confirmed_at`` holds the instance in res
 serves reads and refuses writes (docs/operations.md, "Backup and restore").
 
 Revision ID: 0051
-Revises: 0045
+Revises: 0048
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0051"
-down_revision = "0045"
+down_revision = "0048"
 branch_labels = None
 depends_on = None
 
