@@ -11,7 +11,9 @@ presentation and a history line written to the wallet file.  The baseline proves
 predicate ``--proofs`` times in this process (the engine's warm Node worker), without HTTP,
 platform fetch, presentation or history.  The relying party's check
 (``verifier.verify_threshold_proof``) of the answers is timed too.  Prints one JSON line per
-figure, with the load average at the start and at the end.
+figure, with the load average at the start and at the end; the ``part_*`` figures time
+alone, in this process, the steps the server adds to the proof (the platform's bundle
+fetched as its subject, the presentation, the wallet file read and written).
 
 Usage: python bench/wallet_serve.py [--proofs 50] [--warmup 3] [--backend sqlite|postgresql]
 """
@@ -45,6 +47,8 @@ from credit_commons import zk
 from credit_commons.core.net import OutboundFetcher
 from credit_commons.keys import PublicKey, public_key_from_jwk
 from credit_commons.verifier import threshold_request_hash, verify_threshold_proof
+from credit_commons.wallet.client import make_presentation
+from credit_commons.wallet.platform import Platform
 from credit_commons.wallet.store import Wallet
 from credit_commons.wallet.zk_proofs import fetch_statement, prove
 from credit_commons.zk.registry import artefact_files
@@ -198,6 +202,27 @@ def _measure(
         if i >= args.warmup:
             direct.append((time.perf_counter() - started) * 1000)
 
+    # Where the server's time goes besides the proof: the parts it adds, each timed alone.
+    fetcher = OutboundFetcher(allow_private=True, allow_http=True, allow_loopback=True)
+    fetched: list[float] = []
+    presented: list[float] = []
+    saved: list[float] = []
+    with Platform(base, opened.holder_key, None, fetcher=fetcher) as platform:
+        for i in range(args.proofs):
+            started = time.perf_counter()
+            json.loads(platform.score_bundle(CTX).bundle or b"null")
+            fetched.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            make_presentation(
+                opened, stored.id, audience=AUDIENCE, nonce=f"p-{i:08d}", disclose=set()
+            )
+            presented.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            opened.reload()
+            opened.save()
+            saved.append((time.perf_counter() - started) * 1000)
+    fetcher.close()
+
     # The relying party's check of each answer.
     by_kid = {k["kid"]: public_key_from_jwk(k) for k in keys}
 
@@ -223,6 +248,9 @@ def _measure(
         ),
         baseline,
         _figure("verify_threshold_proof", checked),
+        _figure("part_platform_bundle_fetch_as_subject", fetched),
+        _figure("part_presentation", presented),
+        _figure("part_wallet_reload_and_save", saved),
     ]
 
 

@@ -218,10 +218,7 @@ def test_threshold_proof_over_the_wallet_server(
         assert refused_codes == [401, 401, 403, 403]
 
     # The wallet's history names every proof asked: to whom, when, and what came of it.
-    opened = Wallet.open(
-        Path(holder.wallet["COMMONS_WALLET_FILE"]), holder.wallet["COMMONS_WALLET_PASSPHRASE"]
-    )
-    proofs = opened.contents["proofs"]
+    proofs: Any = cli(holder.wallet, "wallet", "proofs")
     outcomes = [(p["ctx"], p["threshold"], p["outcome"]) for p in proofs]
     assert outcomes[-3:] == [
         (CTX, SILVER, "proved"),

@@ -25,7 +25,7 @@ from credit_commons.cli.wallet_platform import (
     wallet_fetcher,
 )
 from credit_commons.cli.wallet_reputation import join, report, vouch
-from credit_commons.cli.wallet_serve import serve
+from credit_commons.cli.wallet_serve import proofs, serve
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.did_key import encode_did_key
 from credit_commons.wallet.client import accept_offer, make_presentation
@@ -47,6 +47,7 @@ app.command("report")(report)
 app.command("join")(join)
 app.command("capabilities")(capabilities)
 app.command("serve")(serve)
+app.command("proofs")(proofs)
 
 
 @app.command("init")

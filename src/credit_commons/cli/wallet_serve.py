@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from credit_commons.cli.support import settings
+from credit_commons.cli.support import JsonOption, emit, settings, table
 from credit_commons.cli.wallet_platform import UrlOption, WalletOption, passphrase, wallet_fetcher
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import write_private
@@ -25,7 +25,7 @@ from credit_commons.wallet.server import WalletServerConfig, create_wallet_app, 
 from credit_commons.wallet.store import Wallet
 from credit_commons.wallet.threshold import ThresholdProver
 
-__all__ = ["serve"]
+__all__ = ["proofs", "serve"]
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -108,3 +108,15 @@ def serve(
     finally:
         path.unlink(missing_ok=True)
         fetcher.close()
+
+
+def proofs(wallet: WalletOption = Path("wallet.json"), as_json: JsonOption = False) -> None:
+    """List the threshold proofs asked of `commons wallet serve`: when, what, to whom, and
+    what came of it (oldest first)."""
+    history = Wallet.open(wallet, passphrase()).proof_history
+    text = table(
+        history,
+        [("at", "AT"), ("ctx", "CTX"), ("threshold", "THRESHOLD"), ("audience", "AUDIENCE"),
+         ("outcome", "OUTCOME")],
+    )  # fmt: skip
+    emit(as_json, history, text if history else "no proofs asked")

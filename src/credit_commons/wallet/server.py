@@ -46,6 +46,7 @@ from credit_commons.core.errors import (
     CommonsError,
     ConfigurationError,
     ForbiddenError,
+    NotFoundError,
     UnauthorizedError,
     UnavailableError,
     ValidationError,
@@ -112,6 +113,28 @@ class RateLimited(UnavailableError):
     code = "request.rate_limited"
     title = "Too many requests"
     status = 429
+
+
+class UnsupportedMediaType(ValidationError):
+    """A body that is not ``application/json``."""
+
+    code = "request.unsupported_media_type"
+    title = "Unsupported media type"
+    status = 415
+
+
+class NoSuchRoute(NotFoundError):
+    """A path the server does not serve."""
+
+    code = "request.not_found"
+
+
+class MethodNotAllowed(ValidationError):
+    """A method the path does not take."""
+
+    code = "request.method_not_allowed"
+    title = "Method not allowed"
+    status = 405
 
 
 class HostNotAllowed(ForbiddenError):
@@ -201,7 +224,9 @@ class _Guard:
             raise HostNotAllowed("this origin may not use the wallet")
         wait = self._window.hit()
         if wait is not None:
-            limited = RateLimited(f"more than {self.config.rate} requests a minute")
+            limited = RateLimited(
+                f"more than {self.config.rate} requests in {self.config.window:g} seconds"
+            )
             limited.retry_after = wait
             raise limited
         scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
@@ -256,9 +281,7 @@ class _Guard:
 async def _json_body(request: Request) -> object:
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/json":
-        unsupported = ValidationError("the body is application/json")
-        unsupported.status = 415  # type: ignore[misc]
-        raise unsupported
+        raise UnsupportedMediaType("the body is application/json")
     try:
         return json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as e:
@@ -291,10 +314,13 @@ def create_wallet_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        error = CommonsError(exc.detail)
-        error.status = exc.status_code  # type: ignore[misc]
-        error.code = "request.not_found" if exc.status_code == 404 else "request.bad"  # type: ignore[misc]
-        error.title = "Not found" if exc.status_code == 404 else "Bad request"  # type: ignore[misc]
+        error: CommonsError = (
+            NoSuchRoute("no such route")
+            if exc.status_code == 404
+            else MethodNotAllowed("this route does not take that method")
+            if exc.status_code == 405
+            else ValidationError(str(exc.detail))
+        )
         return _problem(error, request.url.path)
 
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -279,6 +279,18 @@ class Wallet:
         raise NotFoundError(f"no receipt for {event_id} in the wallet")
 
     @property
+    def proof_history(self) -> list[JsonObject]:
+        """The threshold proofs asked of the wallet's local server, oldest first (each: when,
+        the statement, context, threshold, audience, nonce, credential and outcome)."""
+        return list(self.contents.get("proofs", []))
+
+    def record_proof(self, entry: JsonObject, *, keep: int) -> None:
+        """Add ``entry`` to the proof history, keeping the newest ``keep`` (the caller saves)."""
+        history: list[JsonObject] = self.contents.setdefault("proofs", [])
+        history.append(entry)
+        del history[:-keep]
+
+    @property
     def holder_did(self) -> str:
         """The holder key's ``did:key``."""
         return encode_did_key(self.holder_key.public_key)

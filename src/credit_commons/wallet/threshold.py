@@ -334,8 +334,7 @@ class ThresholdProver:
 
     def _remember(self, request: ThresholdRequest, held: _Held | None, outcome: str) -> None:
         # 5. The proof history, kept in the wallet file (newest last, bounded).
-        history: list[JsonObject] = self.wallet.contents.setdefault("proofs", [])
-        history.append(
+        self.wallet.record_proof(
             {
                 "at": datetime.fromtimestamp(self._now(), UTC).isoformat(),
                 "statement": THRESHOLD_STATEMENT,
@@ -345,7 +344,7 @@ class ThresholdProver:
                 "nonce": request.nonce,
                 "credential": held.stored.id if held is not None else None,
                 "outcome": outcome,
-            }
+            },
+            keep=_HISTORY_MAX,
         )
-        del history[:-_HISTORY_MAX]
         self.wallet.save()

@@ -183,7 +183,7 @@ def test_a_streamed_body_over_the_limit_is_refused() -> None:
 def test_the_body_is_json() -> None:
     client = _client()
     text = client.post("/v1/threshold-proof", content=b"ctx=1", headers=AUTH)
-    assert text.status_code == 415
+    assert (text.status_code, text.json()["code"]) == (415, "request.unsupported_media_type")
     broken = client.post(
         "/v1/threshold-proof",
         content=b"{",
@@ -215,8 +215,9 @@ def test_unknown_routes_and_methods_are_problems() -> None:
         404,
         "application/problem+json",
     )
+    assert missing.json()["code"] == "request.not_found"
     wrong = client.get("/v1/threshold-proof", headers=AUTH)
-    assert wrong.status_code == 405
+    assert (wrong.status_code, wrong.json()["code"]) == (405, "request.method_not_allowed")
     assert wrong.headers["content-type"] == "application/problem+json"
 
 

@@ -1,6 +1,7 @@
-"""wallet/store.py: the key derived once per process is reused for saves and reloads (the
-local server saves its proof history per request), a file another process re-keyed still
-opens, and a wrong passphrase or a tampered file stays one error."""
+"""wallet/store.py and `commons wallet proofs`: the key derived once per process is reused
+for saves and reloads (the local server saves its proof history per request), a file another
+process re-keyed still opens, a wrong passphrase or a tampered file stays one error, and the
+proof history is bounded and listed."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.commons_inprocess import commons
 
 from credit_commons.wallet.store import Wallet, WalletLocked
 
@@ -48,3 +50,22 @@ def test_wrong_passphrase_and_tampering_are_one_error(tmp_path: Path) -> None:
     path.write_text(json.dumps(document))
     with pytest.raises(WalletLocked):
         wallet.reload()  # the cached key does not open a tampered file either
+
+
+def test_the_proof_history_is_bounded_and_listed(tmp_path: Path) -> None:
+    path = tmp_path / "wallet.json"
+    wallet = Wallet.create(path, PASSPHRASE)
+    env = {"COMMONS_WALLET_FILE": str(path), "COMMONS_WALLET_PASSPHRASE": PASSPHRASE}
+    empty = commons(["wallet", "proofs"], env)
+    assert (empty.returncode, empty.stdout.strip()) == (0, "no proofs asked")
+    for n in range(5):
+        entry = {"at": f"2026-12-07T00:00:0{n}+00:00", "ctx": "shg:savings", "threshold": n,
+                 "audience": "https://bank.example", "outcome": "proved"}  # fmt: skip
+        wallet.record_proof(entry, keep=3)
+    wallet.save()
+    listed = commons(["wallet", "proofs", "--json"], env)
+    assert listed.returncode == 0, listed.stderr
+    assert [p["threshold"] for p in json.loads(listed.stdout)] == [2, 3, 4]
+    text = commons(["wallet", "proofs"], env).stdout
+    assert "THRESHOLD" in text
+    assert "https://bank.example" in text
