@@ -164,6 +164,9 @@ def test_the_compose_file_has_the_production_shape() -> None:
     assert services["grant"]["command"] == ["db", "grant-service-role", "commons_app"]
     template = services["nginx"]["volumes"][0].split(":")[0]
     assert template == "./nginx/commons-mtls.conf.template"  # the mTLS proxy's own config
+    wanted = set(re.findall(r"\$\{(COMMONS_[A-Z_]+)\}", (DEPLOY / template).read_text()))
+    assert wanted, "the template names what it is rendered with"
+    assert wanted <= set(services["nginx"]["environment"]), "every variable is given"
     assert services["nginx"]["environment"]["COMMONS_UPSTREAM"] == "api:8000"
 
 
