@@ -292,3 +292,36 @@ def test_a_lender_without_a_certificate_works_through_nginx_as_before(
         me = plain_lender.http.request_object("GET", "/v1/lender/client", token=token)
         assert me["client_id"] == client_id
     assert call(deployment, token, deployment.other).status_code == 200
+
+
+def test_commons_lender_token_over_mutual_tls(deployment: Deployment, tmp_path: Path) -> None:
+    key_file = tmp_path / "lender-key.json"
+    key = LenderKey.create(key_file)
+    body = registration_request(key, "Sahyadri Cooperative Bank", ["loan.underwriting"])
+    body["tls_client_certificate"] = deployment.lender.pem
+    client_id = approve(deployment, body, tmp_path)
+    certs = deployment.certs
+    env = {
+        **{k: v for k, v in deployment.env.items() if not k.startswith("COMMONS_")},
+        "COMMONS_LENDER_URL": deployment.base,
+        "COMMONS_LENDER_CLIENT_ID": client_id,
+        "COMMONS_LENDER_KEY_FILE": str(key_file),
+        "COMMONS_LENDER_CA_FILE": str(certs / "ca.crt"),
+    }
+    # Without the client certificate: refused (401 is exit 6).
+    refused = commons(["lender", "token", "--json"], env)
+    assert refused.returncode == 6, refused.stderr
+    assert json.loads(refused.stderr)["status"] == 401
+    # With it: a token bound to it.
+    env["COMMONS_LENDER_TLS_CERT"] = str(certs / "lender.crt")
+    env["COMMONS_LENDER_TLS_KEY"] = str(certs / "lender.key")
+    issued = commons(["lender", "token", "--json"], env)
+    assert issued.returncode == 0, issued.stderr
+    token = json.loads(issued.stdout)["access_token"]
+    assert cnf_of(token) == {"x5t#S256": deployment.lender.thumbprint}
+    assert call(deployment, token, deployment.lender).status_code == 200
+    # A key file others may read is refused before any request.
+    (certs / "lender.key").chmod(0o644)
+    unprotected = commons(["lender", "token", "--json"], env)
+    assert unprotected.returncode == 8, unprotected.stderr
+    assert json.loads(unprotected.stderr)["code"] == "lender.key_unprotected"

@@ -5,13 +5,17 @@ Settings come from options or ``COMMONS_LENDER_*`` variables: the platform's URL
 (``COMMONS_LENDER_URL``, its public URL), the client id the administrator's approval names
 (``COMMONS_LENDER_CLIENT_ID``), the key file (``COMMONS_LENDER_KEY_FILE``), and for
 verification the pinned log key (``COMMONS_LENDER_LOG_KEY``), witness keys and trusted
-issuers.  ``commons admin lender approve`` is the administrator's side: it registers a
-printed registration request on the platform's database.
+issuers; for mutual TLS the client certificate and key (``COMMONS_LENDER_TLS_CERT``,
+``COMMONS_LENDER_TLS_KEY``) and the platform's CA (``COMMONS_LENDER_CA_FILE``).
+``commons admin lender approve`` is the administrator's side: it registers a printed
+registration request on the platform's database.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +34,7 @@ from credit_commons.cli.support import (
     read_text_file,
 )
 from credit_commons.client import Consent, Lender, LenderKey, Retrieval
+from credit_commons.client.http import client_tls
 from credit_commons.client.lender import registration_request
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ValidationError
@@ -108,6 +113,18 @@ MarkOption = Annotated[
     typer.Option("--require-mark", help="A trust mark the bundle must give the issuer (repeat)."),
 ]
 DEFAULT_KEY_FILE = Path("lender-key.json")
+_TLS_VARIABLES = ("COMMONS_LENDER_TLS_CERT", "COMMONS_LENDER_TLS_KEY", "COMMONS_LENDER_CA_FILE")
+
+
+def _tls() -> ssl.SSLContext | None:
+    # Mutual TLS (certificate-bound tokens) from the environment: the client certificate and
+    # its key (0600), and a CA file for the platform's certificate; None: the defaults.
+    cert, key, ca = (os.environ.get(name) or None for name in _TLS_VARIABLES)
+    if cert is None and key is None and ca is None:
+        return None
+    return client_tls(
+        Path(cert) if cert else None, Path(key) if key else None, Path(ca) if ca else None
+    )
 
 
 @contextmanager
@@ -126,6 +143,7 @@ def _lender(
     key = LenderKey.load(key_file) if key_file is not None else None
     lender = Lender(
         url,
+        tls=_tls(),
         client_id=client_id,
         key=key,
         log_key=log_key,

@@ -13,18 +13,28 @@ names.
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from credit_commons.client.errors import ApiUnavailable, PlatformUrlInvalid, api_error
+from credit_commons.client.errors import (
+    ApiUnavailable,
+    KeyFileInvalid,
+    KeyFileUnprotected,
+    PlatformUrlInvalid,
+    api_error,
+)
 from credit_commons.core.encoding import JsonObject
+from credit_commons.core.files import path_error
 from credit_commons.core.net import OutboundFetcher
 
-__all__ = ["PlatformFetcher", "PlatformHttp", "origin_of", "platform_url"]
+__all__ = ["PlatformFetcher", "PlatformHttp", "client_tls", "origin_of", "platform_url"]
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -181,3 +191,30 @@ class PlatformFetcher(OutboundFetcher):
             same = False
         if not same:
             super().check_url(url)
+
+
+def client_tls(
+    cert: Path | None = None, key: Path | None = None, ca: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS context for reaching the platform: the system's CAs (or only ``ca``, a PEM
+    file) and, with ``cert`` and ``key`` (PEM files), the lender's client certificate for
+    mutual TLS (certificate-bound tokens, RFC 8705; docs/lenders.md).
+
+    Raises :class:`KeyFileUnprotected` for a ``key`` others may read (``chmod 600``),
+    :class:`KeyFileInvalid` for a certificate and key that do not load or do not match (or
+    one given without the other), and a ``file.*`` error for a file that cannot be read.
+    """
+    if (cert is None) != (key is None):
+        raise KeyFileInvalid("a client certificate needs its key, and a key its certificate")
+    try:
+        context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+        if cert is None or key is None:
+            return context
+        if stat.S_IMODE(os.stat(key).st_mode) & 0o077:
+            raise KeyFileUnprotected(f"{key} may be read by other users", hint=f"chmod 600 {key}")
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        raise KeyFileInvalid("the client certificate or its key cannot be loaded") from e
+    except OSError as e:
+        raise path_error(e, "read") from e
+    return context
