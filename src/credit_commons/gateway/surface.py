@@ -298,11 +298,14 @@ def _entries(app: FastAPI, exclude: set[tuple[str, str]]) -> list[SurfaceRoute]:
 
 
 class _Matcher:
-    """Which registry entries a request path matches, by the path's first segment."""
+    """Which registry entries a request path matches.  Entries are kept by the literal
+    segments their template starts with (up to two: ``/v1/lender/...`` under
+    ``("v1", "lender")``), so a request tries only the few templates that can match it."""
+
+    _DEPTH = 2
 
     def __init__(self, keys: Iterable[tuple[str, str]]) -> None:
-        self._by_segment: dict[str, list[tuple[Pattern[str], str]]] = {}
-        self._any_segment: list[tuple[Pattern[str], str]] = []
+        self._buckets: dict[tuple[str, ...], list[tuple[Pattern[str], str]]] = {}
         self._keys: set[tuple[str, str]] = set()
         for method, path in keys:
             self.add(method, path)
@@ -312,20 +315,21 @@ class _Matcher:
         if (method, path) in self._keys:
             return
         self._keys.add((method, path))
-        regex = compile_path(path)[0]
-        first = path[1:].split("/", 1)[0]
-        if "{" in first:
-            self._any_segment.append((regex, method))
-        else:
-            self._by_segment.setdefault(first, []).append((regex, method))
+        literal: list[str] = []
+        for segment in path[1:].split("/")[: self._DEPTH]:
+            if "{" in segment:
+                break
+            literal.append(segment)
+        self._buckets.setdefault(tuple(literal), []).append((compile_path(path)[0], method))
 
     def methods(self, path: str) -> set[str]:
         """The methods of the entries whose template matches ``path``."""
-        first = path[1:].split("/", 1)[0]
+        segments = path[1:].split("/", self._DEPTH)[: self._DEPTH]
         found: set[str] = set()
-        for regex, method in (*self._by_segment.get(first, ()), *self._any_segment):
-            if regex.match(path):
-                found.add(method)
+        for depth in range(len(segments), -1, -1):
+            for regex, method in self._buckets.get(tuple(segments[:depth]), ()):
+                if regex.match(path):
+                    found.add(method)
         return found
 
 
