@@ -52,7 +52,7 @@ def small_server(tmp_path: Path, backend_url: str) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

@@ -42,7 +42,7 @@ def platform(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, 
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

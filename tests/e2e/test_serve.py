@@ -49,7 +49,7 @@ def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:

@@ -48,7 +48,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
         )
         processes.append(process)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             try:
                 # Not /readyz: the tests count the operations group's requests.

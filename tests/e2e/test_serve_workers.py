@@ -71,7 +71,7 @@ def test_serve_with_two_workers(tmp_path: Path, backend_url: str) -> None:
             assert made.status_code == 201, made.text
             event = made.json()["event_id"]
             # The one log worker (in the supervisor) sequences and checkpoints the event.
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while httpx.get(f"{base}/v1/log/receipts/{event}").status_code != 200:
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.2)

@@ -42,7 +42,7 @@ def development(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[st
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:

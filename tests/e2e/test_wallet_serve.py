@@ -58,7 +58,7 @@ def wallet_server(holder: TierHolder, base: str, tmp_path: Path) -> Iterator[tup
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while True:
             if token_file.exists():
                 try:
