@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from typing import Literal, cast
 
 from sqlalchemy.orm import Session
 
+from credit_commons.consent import monitor, webhooks
 from credit_commons.consent import service as consent_service
-from credit_commons.consent import webhooks
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import Publisher
@@ -49,6 +49,7 @@ __all__ = [
     "default_steps",
     "federation_step",
     "membership_status_step",
+    "monitor_step",
     "retention_step",
     "scores_step",
     "trust_pins_step",
@@ -94,6 +95,35 @@ def consent_step(interval: float = 5.0) -> Step:
         report: dict[str, object] = {f"webhooks_{k}": v for k, v in delivered.items() if v}
         if expired:
             report["consents_expired"] = expired
+        return report
+
+    return step
+
+
+def monitor_step(interval: float = 5.0, batch: int = 2000, passes: int = 10) -> Step:
+    """Every ``interval`` seconds, the access monitor (docs/operations.md "Monitoring and
+    alerts"): up to ``passes`` passes of ``batch`` sequenced leaves each (a backlog is read
+    ``passes x batch`` leaves at a time), raising the anomalous-access alerts they call for;
+    once an hour, the counts no rule looks back to any more are deleted."""
+    last = [float("-inf"), float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        report: dict[str, object] = {}
+        for _ in range(passes):
+            done = monitor.monitor_pass(rt, limit=batch)
+            for kind, n in done.alerts.items():
+                key = f"alerts_{kind}"
+                report[key] = cast(int, report.get(key, 0)) + n
+            if done.leaves < batch:
+                break
+        if now - last[1] >= 3600.0:
+            last[1] = now
+            with transaction(rt.sessions) as session:
+                monitor.prune_counts(session, rt)
         return report
 
     return step
@@ -356,14 +386,15 @@ def federation_step(rt: Runtime) -> list[Step]:
 
 
 def default_steps(rt: Runtime) -> list[Step]:
-    """Retention, consent expiry and webhooks, closing due erasure epochs, refreshing
-    pinned trust bundles, ending memberships whose credential was revoked, scoring new
-    checkpoints, issuing the capability credentials they queued, then the log's steps the
-    settings ask for (witnesses, anchors), then publishing to NATS when it is configured;
-    raises ``ConfigurationError``."""
+    """Retention, consent expiry and webhooks, the access monitor, closing due erasure
+    epochs, refreshing pinned trust bundles, ending memberships whose credential was
+    revoked, scoring new checkpoints, issuing the capability credentials they queued, then
+    the log's steps the settings ask for (witnesses, anchors), then publishing to NATS when
+    it is configured; raises ``ConfigurationError``."""
     return [
         retention_step(),
         consent_step(),
+        monitor_step(),
         epoch_step(),
         trust_pins_step(),
         membership_status_step(),

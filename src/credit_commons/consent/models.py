@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import BigInteger, DateTime, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["AccessDenialCountRow", "ConsentRow", "DiscoveryProfileRow", "WebhookDeliveryRow"]
+__all__ = [
+    "AccessAlertRow",
+    "AccessCountRow",
+    "AccessDenialCountRow",
+    "AccessMonitorRow",
+    "ConsentRow",
+    "DiscoveryProfileRow",
+    "EventTotalRow",
+    "WebhookDeliveryRow",
+]
 
 
 class ConsentRow(Base):
@@ -118,3 +127,56 @@ class AccessDenialCountRow(Base):
     reason: Mapped[str] = mapped_column(String(128), primary_key=True)
     actor: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
+
+
+class AccessMonitorRow(Base):
+    """Where the access monitor (``consent/monitor.py``) has read the log up to: the next
+    leaf index, committed with what it counted and raised from the leaves before it."""
+
+    __tablename__ = "access_monitor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AccessCountRow(Base):
+    """The monitor's counts per window: ``kind`` ``denials`` (``key`` a borrower's
+    pseudonym, ``bucket`` the start of a denial window) or ``retrievals`` (``key`` a
+    lender's pseudonym, ``bucket`` the hour).  Rows older than the baseline are pruned."""
+
+    __tablename__ = "access_counts"
+    __table_args__ = (Index("ix_access_counts_bucket", "bucket"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class AccessAlertRow(Base):
+    """One raised anomalous-access alert; the key (kind, subject, window) is what makes it
+    raised once."""
+
+    __tablename__ = "access_alerts"
+
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40))
+    count: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EventTotalRow(Base):
+    """How many events of each (type, operation, reason) the monitor has read: the
+    counters ``/metrics`` reports (``operation`` and ``reason`` are the access events'
+    machine tokens, or an alert's kind, else empty), so a scrape reads a few rows."""
+
+    __tablename__ = "event_totals"
+
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(128), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -7,6 +7,10 @@ when.  The worker POSTs it (``Content-Type: application/jwt``) to the lender's w
 through the SSRF guard; a 2xx answer delivers it, anything else is retried with
 exponential backoff and jitter (10 s doubling, at most an hour) and given up (``DEAD``)
 after eight attempts.  Lenders without a webhook URL get nothing queued.
+
+The operator's anomalous-access alerts (``consent/monitor.py``) go the same way: a JWS of
+``typ: access-alert+jwt`` under the same key, queued for :data:`OPERATOR` and POSTed to
+``COMMONS_ALERT_WEBHOOK_URL`` (nothing is queued while it is unset).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import random
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from credit_commons.consent.artefacts import consent_signer
 from credit_commons.consent.models import ConsentRow, WebhookDeliveryRow
@@ -30,20 +34,75 @@ from credit_commons.runtime import Runtime
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["MAX_ATTEMPTS", "WEBHOOK_TYP", "deliver_due", "enqueue"]
+__all__ = [
+    "ALERT_TYP",
+    "MAX_ATTEMPTS",
+    "OPERATOR",
+    "WEBHOOK_TYP",
+    "deliver_due",
+    "enqueue",
+    "enqueue_alert",
+    "pending_deliveries",
+]
 
 WEBHOOK_TYP = "consent-event+jwt"
+ALERT_TYP = "access-alert+jwt"
 MAX_ATTEMPTS = 8
+OPERATOR = "operator"
+"""The addressee of alert deliveries (never a lender client id: those start ``lnd_``)."""
 
 
-def _webhook_url(session: Session, client_id: str) -> str | None:
+def _webhook_url(session: Session, rt: Runtime, client_id: str) -> str | None:
+    if client_id == OPERATOR:
+        return rt.settings.alert_webhook_url
     client = get_client(session, client_id)
     return None if client is None else client.webhook_url
 
 
+def _queue(session: Session, rt: Runtime, client_id: str, token: str) -> None:
+    now = rt.clock.now()
+    session.add(
+        WebhookDeliveryRow(
+            id=new_id("whd"),
+            lender_client_id=client_id,
+            body=token.encode("ascii"),
+            state="PENDING",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def enqueue_alert(session: Session, rt: Runtime, alert: dict[str, object]) -> bool:
+    """Queue the signed notice of a raised alert (``alert``: its machine fields, the
+    ``alert.raised`` event's id among them) for the operator, in the caller's transaction;
+    whether one was queued (not while ``COMMONS_ALERT_WEBHOOK_URL`` is unset)."""
+    if rt.settings.alert_webhook_url is None:
+        return False
+    signer = consent_signer(session, rt)
+    claims = {
+        "iss": rt.settings.public_url,
+        "aud": OPERATOR,
+        "iat": int(rt.clock.now().timestamp()),
+        "jti": new_id("whk"),
+        **alert,
+    }
+    token = sign_compact({"typ": ALERT_TYP, "kid": signer.kid}, claims, signer)
+    _queue(session, rt, OPERATOR, token)
+    return True
+
+
+def pending_deliveries(session: Session, cap: int) -> int:
+    """How many deliveries wait (PENDING), counted up to ``cap`` (a bounded read for
+    ``/metrics``)."""
+    waiting = select(WebhookDeliveryRow.id).where(WebhookDeliveryRow.state == "PENDING").limit(cap)
+    return int(session.scalar(select(func.count()).select_from(waiting.subquery())) or 0)
+
+
 def enqueue(session: Session, rt: Runtime, row: ConsentRow, event_id: str) -> None:
     """Queue the signed notice of ``row``'s current status (if the lender has a URL)."""
-    if _webhook_url(session, row.lender_client_id) is None:
+    if _webhook_url(session, rt, row.lender_client_id) is None:
         return
     now = rt.clock.now()
     signer = consent_signer(session, rt)
@@ -60,17 +119,7 @@ def enqueue(session: Session, rt: Runtime, row: ConsentRow, event_id: str) -> No
         },
         signer,
     )
-    session.add(
-        WebhookDeliveryRow(
-            id=new_id("whd"),
-            lender_client_id=row.lender_client_id,
-            body=token.encode("ascii"),
-            state="PENDING",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
+    _queue(session, rt, row.lender_client_id, token)
 
 
 def deliver_due(
@@ -80,7 +129,7 @@ def deliver_due(
     counts = {"delivered": 0, "retry": 0, "dead": 0}
     with transaction(rt.sessions) as session:
         due = [
-            (d.id, bytes(d.body), _webhook_url(session, d.lender_client_id))
+            (d.id, bytes(d.body), _webhook_url(session, rt, d.lender_client_id))
             for d in session.scalars(
                 select(WebhookDeliveryRow)
                 .where(

@@ -31,6 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from credit_commons.core.alert_settings import AlertSettings
 from credit_commons.core.settings_checks import Violation, refuse, url_for_address
 
 __all__ = [
@@ -350,6 +351,11 @@ class Settings(BaseSettings):
         description="a PEM file of CA certificates the wallet's https connections trust "
         "besides the public roots (a private or test CA); certificates are always verified",
     )
+
+    # Anomalous-access alerts (docs/operations.md "Monitoring and alerts"): the thresholds as
+    # one JSON object, and where alert webhooks go (none queued when unset).
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    alert_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
     _public_url_derived: bool = PrivateAttr(default=False)
 
