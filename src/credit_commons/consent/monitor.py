@@ -3,7 +3,8 @@
 
 A worker step (``jobs.monitor_step``) reads the spine's events in the order the log
 sequenced them, from a cursor of its own (``access_monitor``), and in one transaction per
-pass: counts every event by (type, operation, reason) into ``event_totals``; counts denials
+pass: counts every event by (type, operation, reason) into ``event_totals`` (an alert
+when it is raised, with its kind as the operation); counts denials
 per borrower and window and retrievals per lender and hour into ``access_counts``; applies
 the rules of :mod:`consent.anomalies`; and for each rule broken records the alert
 (``access_alerts``, keyed by kind, subject and window), an ``alert.raised`` event and a
@@ -149,7 +150,7 @@ def _read(state: _Pass, row: EventRow) -> None:
     if row.type in ("access.allowed", "access.denied"):
         operation, reason = str(details.get("operation", "")), str(details.get("reason", ""))
     elif row.type == AlertRaised.event_type:
-        operation = str(details.get("kind", ""))
+        return  # counted when it was raised
     state.totals[(row.type, operation, reason)] += 1
     if row.type == "access.denied" and row.subject is not None:
         _denied(state, row)
@@ -266,6 +267,7 @@ def _raise(
     webhooks.enqueue_alert(
         session, rt, {**details.model_dump(mode="json"), "subject": subject, "event_id": event.id}
     )
+    state.totals[(AlertRaised.event_type, kind, "")] += 1
     state.report.alerts[kind] = state.report.alerts.get(kind, 0) + 1
 
 

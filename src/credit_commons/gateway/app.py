@@ -9,7 +9,7 @@ from typing import Literal
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons import __version__
@@ -25,6 +25,7 @@ from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.api_docs import install_api_docs
 from credit_commons.gateway.denials import install_denial_handler
 from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
+from credit_commons.gateway.monitoring import install_domain_metrics, rate_limit_counter
 from credit_commons.gateway.openapi import answers, install_openapi, media
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.gateway.ratelimit import (
@@ -204,10 +205,12 @@ def assemble_app(
         runtime.settings.subscribe_streams_per_credential,
         registry,
     )
-    _install_middleware(app, runtime, registry)
+    refusals = rate_limit_counter(registry)
+    _install_middleware(app, runtime, registry, refusals)
     install_problem_handlers(app, registry)
     install_denial_handler(app, registry)
-    install_rate_limit_handler(app)
+    install_rate_limit_handler(app, refusals)
+    install_domain_metrics(registry, runtime)
     _include_routers(app)
     install_console(app, count_act)  # after the API's routes and handlers: it wraps the handlers
     install_api_docs(app, openapi_url="/openapi.json")
@@ -348,7 +351,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(surface_routes.router)
 
 
-def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegistry) -> None:
+def _install_middleware(
+    app: FastAPI, runtime: Runtime, registry: CollectorRegistry, refusals: Counter
+) -> None:
     # Added innermost first, so they run in the opposite order: request ids and metrics;
     # size limits (431, 413) before the limiter reads a header; rate limits (429) and then
     # admission (503 when the route class is at capacity and its queue full) before
@@ -358,7 +363,7 @@ def _install_middleware(app: FastAPI, runtime: Runtime, registry: CollectorRegis
     admission = Admission(runtime.settings, runtime.engine.dialect.name, registry)
     app.state.admission = admission
     app.add_middleware(AdmissionMiddleware, admission=admission)
-    app.add_middleware(RateLimitMiddleware, runtime=runtime)
+    app.add_middleware(RateLimitMiddleware, runtime=runtime, refusals=refusals)
     app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
     app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
     # Outermost: the console's security headers on every HTML answer, whoever made it.

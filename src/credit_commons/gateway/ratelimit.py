@@ -42,6 +42,7 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
+from prometheus_client import Counter
 from redis import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -357,12 +358,22 @@ def count_act(request: Request, group: str, who: str) -> None:
         remember(request, state)
 
 
-def install_rate_limit_handler(app: FastAPI) -> None:
+def count_refusal(counter: Counter | None, refused: RateLimited) -> None:
+    """Count a 429 in ``counter`` (``commons_rate_limited_total``) by the refused policy's
+    route group and counted key (its name is ``<group>.<key>.<window>s``)."""
+    if counter is not None:
+        group, key, _window = refused.state.policy.rsplit(".", 2)
+        counter.labels(group, key).inc()
+
+
+def install_rate_limit_handler(app: FastAPI, refusals: Counter | None = None) -> None:
     """Answer :class:`RateLimited` raised inside a route (the per-client counts) as 429
-    problem+json with its headers and the limits counted before."""
+    problem+json with its headers and the limits counted before (counted in
+    ``refusals``)."""
 
     @app.exception_handler(RateLimited)
     async def _limited(request: Request, error: RateLimited) -> JSONResponse:
+        count_refusal(refusals, error)
         error.counted = [*request.scope.get("state", {}).get(_STATE_KEY, []), *error.counted]
         # The middleware must not add the fields a second time.
         request.scope.setdefault("state", {})[_STATE_KEY] = []
@@ -382,9 +393,10 @@ class RateLimitMiddleware:
     refuses it (429, or 503 when the store is down) or adds the limit fields to its
     response.  Pure ASGI: it runs before routing and never touches the database."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, refusals: Counter | None = None) -> None:
         self.app = app
         self.runtime = runtime
+        self.refusals = refusals
         settings = runtime.settings
         self.resolver = ClientAddressResolver(settings.trusted_proxies, settings.forwarded_header)
         self._thread_limiter: CapacityLimiter | None = None
@@ -428,6 +440,7 @@ class RateLimitMiddleware:
                 key = _credential_key(authorization)
                 counted += await self._count(limiter, group, "client", key, "credential")
         except RateLimited as refused:
+            count_refusal(self.refusals, refused)
             refused.counted = counted + refused.counted
             # A console page (its own groups, or an act it counts in the API's group): the
             # HTML page, with the same status and fields.

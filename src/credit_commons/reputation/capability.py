@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.formats.jws import sign_compact
@@ -42,6 +42,7 @@ __all__ = [
     "issued_capabilities",
     "kyc_status_refs",
     "pending_capabilities",
+    "pending_count",
     "record_capability_credential",
     "sign_subject_proof",
 ]
@@ -228,3 +229,10 @@ def community_tier(session: Session, did: str) -> CommunityTier | None:
         },
         as_of=score.as_of,
     )
+
+
+def pending_count(session: Session, cap: int) -> int:
+    """Queued capability credentials not issued yet, counted up to ``cap`` (a bounded read
+    for ``/metrics``)."""
+    waiting = select(CapabilityQueueRow.id).where(CapabilityQueueRow.issued_at.is_(None)).limit(cap)
+    return int(session.scalar(select(func.count()).select_from(waiting.subquery())) or 0)
