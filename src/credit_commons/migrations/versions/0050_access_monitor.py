@@ -6,7 +6,7 @@ The cursor starts at the log's current size: an existing deployment's history is
 replayed into alerts on upgrade (the totals count from the upgrade on).
 
 Revision ID: 0050
-Revises: 0048
+Revises: 0051
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0050"
-down_revision = "0048"
+down_revision = "0051"
 branch_labels = None
 depends_on = None
 
