@@ -133,6 +133,7 @@ def monitor_pass(rt: Runtime, *, limit: int = 2000) -> MonitorReport:
         ids = [event_id for _, event_id, _ in leaves]
         rows = {r.id: r for r in session.scalars(select(EventRow).where(EventRow.id.in_(ids)))}
         state = _Pass(session, rt)
+        _prefetch_purposes(state, list(rows.values()))
         for event_id in ids:
             row = rows.get(event_id)
             if row is not None:  # an event the log dropped in a recovery has no row
@@ -208,23 +209,29 @@ def _history(state: _Pass, actor: str, hour: datetime) -> Baseline:
 
 def _purpose(state: _Pass, row: EventRow) -> str | None:
     # The consent's purpose, from its ``consent.requested`` event (same borrower, same
-    # object digest); None when the access was not under a consent.
+    # object digest; looked up for the whole batch by _prefetch_purposes); None when the
+    # access was not under a consent.
     if row.object is None or row.subject is None:
         return None
-    if row.object not in state.purposes:
-        details = state.session.scalar(
-            select(EventRow.details)
-            .where(
-                EventRow.subject == row.subject,
+    return state.purposes.get(row.object)
+
+
+def _prefetch_purposes(state: _Pass, rows: list[EventRow]) -> None:
+    # One query for the batch's retrievals (by their borrowers, through the events'
+    # subject index), instead of one per consent.
+    subjects = sorted(
+        {r.subject for r in rows if r.type == "access.allowed" and r.subject and r.object}
+    )
+    for start in range(0, len(subjects), 500):
+        found = state.session.execute(
+            select(EventRow.object, EventRow.details).where(
+                EventRow.subject.in_(subjects[start : start + 500]),
                 EventRow.type == "consent.requested",
-                EventRow.object == row.object,
             )
-            .limit(1)
         )
-        state.purposes[row.object] = (
-            str(json.loads(details).get("purpose")) if details is not None else None
-        )
-    return state.purposes[row.object]
+        for obj, details in found:
+            if obj is not None:
+                state.purposes[obj] = str(json.loads(details).get("purpose"))
 
 
 def _raise(
