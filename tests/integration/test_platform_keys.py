@@ -17,6 +17,7 @@ from credit_commons.events import EventRow
 from credit_commons.gateway import access_token
 from credit_commons.identity import attestations
 from credit_commons.issuer import status
+from credit_commons.keys import KeyNotFound
 from credit_commons.keys import service as key_service
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.store import StoredSigner
@@ -57,3 +58,32 @@ def test_versions_and_signer_agree(runtime: Runtime) -> None:
     assert [v.kid for v in versions] == [signer.kid]
     assert signer.key_type is KeyType.P256
     signer.public_key.verify(signer.alg, b"x", signer.sign(b"x"))
+
+
+def test_a_key_another_process_made_since_the_read_is_used_not_refused(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `serve` workers answering their first requests at once both find no key; the
+    one whose insert loses (KeyExists) uses the other's version 1 instead of answering 409."""
+    key = key_service.PlatformKey("test-race", KeyType.ED25519, "tests")
+    with transaction(runtime.sessions) as session:
+        made = key_service.platform_signer(session, runtime, key)  # "the other process"
+    store = runtime.key_store
+    real = store.signer
+    missed: list[str] = []
+
+    def signer_not_yet_seen(session: Session, name: str) -> StoredSigner:
+        if not missed:  # this process's first read ran before the other's commit
+            missed.append(name)
+            raise KeyNotFound(f"no key named {name!r}")
+        return real(session, name)
+
+    monkeypatch.setattr(store, "signer", signer_not_yet_seen)
+    with transaction(runtime.sessions) as session:
+        found = key_service.platform_signer(session, runtime, key)
+        versions = runtime.key_store.versions(session, key.name)
+        created = session.scalars(select(EventRow).where(EventRow.type == "key.created")).all()
+    assert missed == [key.name]
+    assert found.kid == made.kid == versions[0].kid
+    assert len(versions) == 1
+    assert [json.loads(e.details)["key_name"] for e in created] == [key.name]

@@ -7,6 +7,7 @@ transaction; its ``object`` is the key's keyed digest (``objects``, the runtime'
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -18,7 +19,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.events import EventDetails, ObjectDigests, Token, record_event
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.errors import KeyExists, KeyNotFound
 from credit_commons.keys.store import KeyStore, KeyVersion, StoredSigner
 
 _T = TypeVar("_T")
@@ -129,15 +130,18 @@ def _on_first_use(
     try:
         return read()
     except KeyNotFound:
-        create_key(
-            session,
-            rt.key_store,
-            rt.clock,
-            name=key.name,
-            key_type=key.key_type,
-            actor=rt.operator_actor(key.role),
-            objects=rt.objects,
-        )
+        # KeyExists: another process (a second `serve` worker) made it since the read;
+        # its version 1 is the key (the unique (name, version) row decides which one).
+        with contextlib.suppress(KeyExists):
+            create_key(
+                session,
+                rt.key_store,
+                rt.clock,
+                name=key.name,
+                key_type=key.key_type,
+                actor=rt.operator_actor(key.role),
+                objects=rt.objects,
+            )
         return read()
 
 
