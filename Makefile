@@ -76,6 +76,7 @@ bench: $(STAMP) $(ZK_STAMP) system-deps
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/zk.py
 	$(BIN)/python bench/federation_publish.py
+	$(BIN)/python bench/monitor.py
 
 # A development SoftHSM2 token under var/softhsm; eval "$$(make -s hsm)" exports its settings.
 hsm: system-deps
