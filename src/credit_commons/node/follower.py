@@ -108,22 +108,32 @@ class Follower:
         )
         try:
             js = nc.jetstream(timeout=self.timeout)
-            subs: dict[str, Any] = {}
-            while not self._stop.is_set():
-                if not nc.is_connected:
-                    raise ConnectionError("NATS connection lost")
-                moved = 0
-                for spec in STREAMS:
-                    sub = subs.get(spec.name) or await self._bind(js, spec.name)
-                    if sub is None:
-                        continue
-                    subs[spec.name] = sub
-                    moved += await self._drain(sub, spec.name)
-                if not moved:
-                    await self._sleep(self.idle)
+            # One task per stream: a quiet stream never delays a busy one.  The first to
+            # fail ends the others, and its error reaches run()'s back-off.
+            tasks = [asyncio.create_task(self._stream(nc, js, spec.name)) for spec in STREAMS]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            failures = [t.exception() for t in done if not t.cancelled()]
+            for failure in failures:  # every one retrieved; the first raised
+                if failure is not None:
+                    raise failure
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(nc.close(), self.timeout)
+
+    async def _stream(self, nc: Any, js: JetStreamContext, stream: str) -> None:
+        sub = None
+        while not self._stop.is_set():
+            if not nc.is_connected:
+                raise ConnectionError("NATS connection lost")
+            if sub is None:
+                sub = await self._bind(js, stream)
+                if sub is None:
+                    await self._sleep(self.idle)
+                    continue
+            await self._drain(sub, stream)
 
     async def _bind(self, js: JetStreamContext, stream: str) -> Any:
         name = f"{self.node_id}-{stream}"
@@ -143,7 +153,7 @@ class Follower:
     async def _drain(self, sub: Any, stream: str) -> int:
         try:
             messages = await sub.fetch(self.batch, timeout=self.idle)
-        except NatsTimeout:
+        except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
             return 0
         done = 0
         for position, message in enumerate(messages):
