@@ -155,40 +155,39 @@ class Follower:
             messages = await sub.fetch(self.batch, timeout=self.idle)
         except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
             return 0
-        done = 0
-        for position, message in enumerate(messages):
-            if self._stop.is_set():
-                break
-            try:
-                outcome = await asyncio.to_thread(self._process, stream, message)
-            except Exception as exc:
-                log.warning("node: a %s message will be retried (%s)", stream, type(exc).__name__)
-                for later in messages[position:]:
-                    with contextlib.suppress(Exception):
-                        await later.nak(delay=_RETRY)
-                return done
-            if outcome == "gap":
-                for later in messages[position:]:
-                    with contextlib.suppress(Exception):
-                        await later.nak(delay=_RETRY / 4)
-                return done
-            await message.ack_sync(timeout=self.timeout)
-            done += 1
-        return done
+        try:
+            handled = await asyncio.to_thread(self._process, stream, messages)
+        except Exception as exc:
+            log.warning("node: a %s batch will be retried (%s)", stream, type(exc).__name__)
+            handled = 0
+        for message in messages[:handled]:
+            # Stored (or counted) before this: a lost acknowledgement only redelivers a
+            # message the sequence cursor then skips.
+            await message.ack()
+        for message in messages[handled:]:
+            with contextlib.suppress(Exception):
+                await message.nak(delay=_RETRY if handled == 0 else _RETRY / 4)
+        return handled
 
-    def _process(self, stream: str, message: Any) -> str:
-        sequence = int(message.metadata.sequence.stream)
+    def _process(self, stream: str, messages: list[Any]) -> int:
+        """Store what follows the stream's cursor, in one unit of work with the cursor; the
+        number of messages handled from the first (the rest wait behind a gap)."""
         counter = f"seq.{stream}"
         with transaction(self.mirror.sessions) as session:
             last = store.counter(session, counter)
-        if sequence <= last:
-            return "duplicate"
-        if last and sequence > last + 1:
-            with transaction(self.mirror.sessions) as session:
-                store.count(session, "gaps")
-            return "gap"
-        outcome = self.mirror.accept(message.data or b"", message.subject, stream)
-        with transaction(self.mirror.sessions) as session:
-            store.count(session, counter, sequence - last)
-        self.processed[stream] = self.processed.get(stream, 0) + 1
-        return outcome
+        items: list[tuple[bytes, str]] = []
+        handled, top = 0, last
+        for message in messages:
+            sequence = int(message.metadata.sequence.stream)
+            if top and sequence > top + 1:
+                with transaction(self.mirror.sessions) as session:
+                    store.count(session, "gaps")
+                break
+            if sequence > top:  # else a redelivery, already stored
+                items.append((message.data or b"", message.subject))
+                top = sequence
+            handled += 1
+        if items:
+            self.mirror.accept_batch(stream, items, cursor=(counter, top))
+            self.processed[stream] = self.processed.get(stream, 0) + len(items)
+        return handled

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,16 @@ __all__ = ["Mirror", "StoredStatusLists"]
 log = logging.getLogger("credit_commons.node")
 
 _EVENTS, _REVOCATIONS, _RULES = "COMMONS_EVENTS", "COMMONS_REVOCATIONS", "COMMONS_RULES"
+_CHECKPOINTS = "COMMONS_CHECKPOINTS"
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A verified message with what it needs fetched: its blob, its rule set."""
+
+    verified: Verified
+    blob: tuple[str, bytes] | None
+    rules: tuple[str, int, str, str] | None
 
 
 class StoredStatusLists(OutboundFetcher):
@@ -134,23 +145,123 @@ class Mirror:
     def accept(self, body: bytes, subject: str, stream: str) -> str:
         """Verify and store one message: ``"stored"``, ``"duplicate"`` or ``"dropped"``.
         Raises on a transient failure (the message is to be delivered again)."""
+        return self.accept_batch(stream, [(body, subject)])[0]
+
+    def accept_batch(
+        self,
+        stream: str,
+        items: Sequence[tuple[bytes, str]],
+        *,
+        cursor: tuple[str, int] | None = None,
+    ) -> list[str]:
+        """Verify and store messages of ``stream`` (body, subject), in order, in one unit of
+        work (checkpoints one by one): each ``"stored"``, ``"duplicate"`` or ``"dropped"``.
+        ``cursor`` (a counter's name and value) is written in the same unit of work.
+        Raises on a transient failure: nothing of the batch is stored."""
+        if stream == _CHECKPOINTS:
+            outcomes = []
+            for body, subject in items:
+                outcomes.append(self._one_checkpoint(body, subject, stream))
+            if cursor is not None:
+                with transaction(self.sessions) as session:
+                    store.set_counter(session, cursor[0], cursor[1])
+            return outcomes
+        checked = [self._verify(body, subject, stream) for body, subject in items]
+        positions = [v.position for v in checked if isinstance(v, Verified)]
+        with transaction(self.sessions) as session:
+            held = store.held_positions(session, stream, positions)
+        prepared = [
+            v if isinstance(v, Dropped) or v.position in held else self._prepare(v) for v in checked
+        ]
+        revocation = any(isinstance(p, _Prepared) for p in prepared) and stream == _REVOCATIONS
+        tokens = self._fetch_status_lists() if revocation else {}
+        outcomes, drops = [], []
+        with transaction(self.sessions) as session:
+            now, size = self.clock.now(), store.tree_size(session)
+            for item in prepared:
+                if isinstance(item, Dropped):
+                    drops.append(item.reason)
+                    outcomes.append("dropped")
+                    continue
+                if isinstance(item, Verified):  # held already
+                    outcomes.append("duplicate")
+                    continue
+                verified = item.verified
+                if store.has_message(session, stream, verified.position):
+                    outcomes.append("duplicate")
+                    continue
+                if verified.position < size and store.TreeSource(session).leaf(
+                    verified.position
+                ) != bytes(leaf_hash(verified.entry or b"")):
+                    drops.append("digest")  # the entry is not the mirrored leaf
+                    outcomes.append("dropped")
+                    continue
+                if item.blob is not None:
+                    store.add_blob(session, item.blob[0], item.blob[1], now)
+                if item.rules is not None:
+                    rule_set_id, version, digest, token = item.rules
+                    store.add_rule_set(
+                        session, rule_set_id, version, digest=digest, token=token, now=now
+                    )
+                outcomes.append(self._store(session, verified, now))
+            for list_id, (uri, token, media_type) in tokens.items():
+                store.put_status_list(
+                    session, list_id, uri, token=token, media_type=media_type, now=now
+                )
+            for reason in drops:
+                store.count(session, f"dropped.{reason}")
+            if cursor is not None:
+                store.set_counter(session, cursor[0], cursor[1])
+        for reason in drops:
+            self._dropped(stream, reason)
+        return outcomes
+
+    def _dropped(self, stream: str, reason: str) -> None:
+        log.warning(
+            "node: dropped a message", extra={"fields": {"stream": stream, "reason": reason}}
+        )
+        if self.on_drop is not None:
+            self.on_drop(stream, reason)
+
+    def _verify(self, body: bytes, subject: str, stream: str) -> Verified | Dropped:
         try:
             verified = verify_message(body, subject, stream, self.pins)
+        except Dropped as dropped:
+            return dropped
+        if verified.kind == "checkpoint":
+            return Dropped("subject", "a checkpoint outside the checkpoints stream")
+        return verified
+
+    def _prepare(self, verified: Verified) -> _Prepared | Dropped:
+        # Fetches outside the unit of work: a Dropped is counted, a transient failure raises.
+        stream = verified.stream
+        try:
+            details = (verified.event or {}).get("details")
+            blob: tuple[str, bytes] | None = None
+            cid = details.get("cid") if isinstance(details, dict) else None
+            if stream == _EVENTS and isinstance(cid, str):
+                data = self.platform.blob(cid)
+                if blob_cid(data) != cid:
+                    raise Dropped("blob", "the platform's bytes are not the event's CID")
+                blob = (cid, data)
+            rules = self._rule_set(details) if stream == _RULES else None
+        except Dropped as dropped:
+            return dropped
+        return _Prepared(verified, blob, rules)
+
+    def _one_checkpoint(self, body: bytes, subject: str, stream: str) -> str:
+        try:
+            verified = verify_message(body, subject, stream, self.pins)
+            if verified.kind != "checkpoint":
+                raise Dropped("subject", "an event in the checkpoints stream")
             with transaction(self.sessions) as session:
                 if store.has_message(session, stream, verified.position):
                     return "duplicate"
-            if verified.kind == "checkpoint":
-                return self._checkpoint(verified)
-            return self._event(verified)
+            return self._checkpoint(verified)
         except Dropped as dropped:
             with transaction(self.sessions) as session:
                 store.count(session, f"dropped.{dropped.reason}")
-            log.warning(
-                "node: dropped a message",
-                extra={"fields": {"stream": stream, "reason": dropped.reason}},
-            )
-            if self.on_drop is not None:
-                self.on_drop(stream, dropped.reason)
+            self._dropped(stream, dropped.reason)
             return "dropped"
 
     def _store(self, session: Session, verified: Verified, now: datetime) -> str:
@@ -163,35 +274,6 @@ class Mirror:
             now=now,
         )
         return "stored" if stored else "duplicate"
-
-    def _event(self, verified: Verified) -> str:
-        event, entry = verified.event or {}, verified.entry or b""
-        details = event.get("details")
-        body: bytes | None = None
-        cid = details.get("cid") if isinstance(details, dict) else None
-        if verified.stream == _EVENTS and isinstance(cid, str):
-            body = self.platform.blob(cid)
-            if blob_cid(body) != cid:
-                raise Dropped("blob", "the platform's bytes are not the event's CID")
-        tokens = self._fetch_status_lists() if verified.stream == _REVOCATIONS else {}
-        rules = self._rule_set(details) if verified.stream == _RULES else None
-        with transaction(self.sessions) as session:
-            now = self.clock.now()
-            if verified.position < store.tree_size(session):
-                mirrored = store.TreeSource(session).leaf(verified.position)
-                if mirrored != bytes(leaf_hash(entry)):
-                    raise Dropped("digest", "the entry is not the mirrored leaf")
-            if body is not None and isinstance(cid, str):
-                store.add_blob(session, cid, body, now)
-            if rules is not None:
-                store.add_rule_set(
-                    session, rules[0], rules[1], digest=rules[2], token=rules[3], now=now
-                )
-            for list_id, (uri, token, media_type) in tokens.items():
-                store.put_status_list(
-                    session, list_id, uri, token=token, media_type=media_type, now=now
-                )
-            return self._store(session, verified, now)
 
     def _checkpoint(self, verified: Verified) -> str:
         checkpoint, note = verified.checkpoint, verified.note or ""

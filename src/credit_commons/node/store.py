@@ -54,6 +54,7 @@ __all__ = [
     "counters",
     "forks",
     "has_message",
+    "held_positions",
     "inclusion",
     "latest_checkpoint",
     "pin",
@@ -61,6 +62,7 @@ __all__ = [
     "put_status_list",
     "record_fork",
     "rule_set",
+    "set_counter",
     "set_value",
     "status_list",
     "status_lists",
@@ -126,6 +128,16 @@ def counters(session: Session) -> dict[str, int]:
     return {row.name: int(row.value) for row in session.scalars(select(NodeCounterRow))}
 
 
+def set_counter(session: Session, name: str, value: int) -> None:
+    """Set counter ``name`` to ``value`` (a position, such as a stream sequence)."""
+    row = session.get(NodeCounterRow, name, with_for_update=True)
+    if row is None:
+        session.add(NodeCounterRow(name=name, value=value))
+        session.flush()
+    else:
+        row.value = value
+
+
 def counter(session: Session, name: str) -> int:
     value = session.scalar(select(NodeCounterRow.value).where(NodeCounterRow.name == name))
     return 0 if value is None else int(value)
@@ -134,6 +146,18 @@ def counter(session: Session, name: str) -> int:
 def has_message(session: Session, stream: str, position: int) -> bool:
     """Whether the message at ``position`` of ``stream`` is stored."""
     return session.get(NodeMessageRow, (stream, position)) is not None
+
+
+def held_positions(session: Session, stream: str, positions: Sequence[int]) -> set[int]:
+    """Which of ``positions`` of ``stream`` are stored."""
+    if not positions:
+        return set()
+    rows = session.scalars(
+        select(NodeMessageRow.position).where(
+            NodeMessageRow.stream == stream, NodeMessageRow.position.in_(list(positions))
+        )
+    )
+    return {int(p) for p in rows}
 
 
 def last_position(session: Session, stream: str) -> int:
