@@ -178,18 +178,18 @@ class Mirror:
         outcomes, drops = [], []
         with transaction(self.sessions) as session:
             now, size = self.clock.now(), store.tree_size(session)
+            fresh = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
+            held = store.held_positions(session, stream, fresh)  # a racing writer's
+            rows = []
             for item in prepared:
                 if isinstance(item, Dropped):
                     drops.append(item.reason)
                     outcomes.append("dropped")
                     continue
-                if isinstance(item, Verified):  # held already
+                if isinstance(item, Verified) or item.verified.position in held:
                     outcomes.append("duplicate")
                     continue
                 verified = item.verified
-                if store.has_message(session, stream, verified.position):
-                    outcomes.append("duplicate")
-                    continue
                 if verified.position < size and store.TreeSource(session).leaf(
                     verified.position
                 ) != bytes(leaf_hash(verified.entry or b"")):
@@ -203,7 +203,10 @@ class Mirror:
                     store.add_rule_set(
                         session, rule_set_id, version, digest=digest, token=token, now=now
                     )
-                outcomes.append(self._store(session, verified, now))
+                held.add(verified.position)
+                rows.append((verified.position, verified.subject, verified.body))
+                outcomes.append("stored")
+            store.add_messages(session, stream, rows, now)
             for list_id, (uri, token, media_type) in tokens.items():
                 store.put_status_list(
                     session, list_id, uri, token=token, media_type=media_type, now=now

@@ -44,6 +44,7 @@ __all__ = [
     "add_blob",
     "add_checkpoint",
     "add_message",
+    "add_messages",
     "add_rule_set",
     "append_leaves",
     "blob",
@@ -166,6 +167,18 @@ def last_position(session: Session, stream: str) -> int:
         select(func.max(NodeMessageRow.position)).where(NodeMessageRow.stream == stream)
     )
     return -1 if value is None else int(value)
+
+
+def add_messages(
+    session: Session, stream: str, rows: Sequence[tuple[int, str, str]], now: datetime
+) -> None:
+    """Store verified messages (position, subject, body) the caller found not held."""
+    session.add_all(
+        NodeMessageRow(stream=stream, position=p, subject=sub, body=b, received_at=now)
+        for p, sub, b in rows
+    )
+    if rows:
+        count(session, f"accepted.{stream}", len(rows))
 
 
 def add_message(
@@ -296,8 +309,11 @@ def forks(session: Session) -> list[NodeForkRow]:
 
 def add_blob(session: Session, cid: str, body: bytes, now: datetime) -> None:
     """Store a blob whose CID the caller checked (idempotent)."""
-    if session.get(NodeBlobRow, cid) is None:
+    if cid not in session.info.setdefault("node_blobs", set()) and (
+        session.get(NodeBlobRow, cid) is None
+    ):
         session.add(NodeBlobRow(cid=cid, body=body, received_at=now))
+    session.info["node_blobs"].add(cid)
 
 
 def blob(session: Session, cid: str) -> bytes | None:
