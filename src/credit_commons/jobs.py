@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, cast
+from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy.orm import Session
 
@@ -27,10 +28,10 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.federation import Publisher
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity import Principal
-from credit_commons.issuer import COMMUNITY_TIER, own_status_list_id, subject_at_entry, token_status
+from credit_commons.issuer import COMMUNITY_TIER, entry_state, own_status_list_id, subject_at_entry
 from credit_commons.issuer.credentials import SD_JWT_VC, issue_credentials
 from credit_commons.issuer.schemas import IssueRequest
-from credit_commons.keys import decode_did_key, public_key_to_jwk
+from credit_commons.keys import PublicKey, decode_did_key, public_key_to_jwk
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
@@ -38,7 +39,13 @@ from credit_commons.privacy.retention import run_retention
 from credit_commons.reputation import RuleSetNotFound, capability, scores_service
 from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
-from credit_commons.verifier import foreign_issuers, trust_pins, trusted_kind
+from credit_commons.verifier import (
+    EntryKind,
+    certified_key,
+    foreign_issuers,
+    trust_pins,
+    trusted_kind,
+)
 from credit_commons.web import prune_sessions
 from credit_commons.web.borrower_code import prune_signin_codes
 
@@ -155,16 +162,14 @@ def trust_pins_step(interval: float = 3600.0) -> Step:
 def scores_step() -> Step:
     """Score each new signed checkpoint (docs/reputation.md, "Score bundles"): in full on a
     new day or changed memberships, else incrementally from the state this worker kept.
-    Nothing happens before a rule set is in effect.
-
-    The DIDs to leave out (tombstoned or restricted) are privacy's to say; privacy keeps no
-    DID-level restriction yet (DIDs are pseudonymous keys the platform does not link to an
-    identity), so the set passed is empty until it does."""
+    Nothing happens before a rule set is in effect.  The DIDs left out (tombstoned, or
+    their identity erased) are reputation's own ``reputation_exclusions``, read by the
+    scoring pass."""
     state = scores_service.ScoringState()
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
         try:
-            done = scores_service.score_checkpoint(rt, state, frozenset())
+            done = scores_service.score_checkpoint(rt, state)
         except RuleSetNotFound:
             return {}
         except CommonsError as e:
@@ -301,41 +306,81 @@ def capability_step(interval: float = 5.0, batch: int = 100) -> Step:
     return step
 
 
+@dataclass(frozen=True, slots=True)
+class _MemberStatus:
+    """A membership credential's status as read now, and whether this platform issued it
+    to a subject since erased (the DID then belongs to an erased identity)."""
+
+    status: TokenStatus
+    erased: bool = False
+
+
 def _membership_status(
     rt: Runtime, member: reputation_service.MembershipStatusRef
-) -> TokenStatus | None:
+) -> _MemberStatus | None:
     # The status of the membership's credential at its reference (``uri#idx``): this
-    # platform's own list read directly, a trusted foreign issuer's list fetched (and cached)
-    # through the verifier, with no unit of work held over the fetch; None when neither can
-    # say (an issuer no longer trusted, or one trusted through an X.509 anchor, whose list
-    # needs the credential's certificate).
+    # platform's own list read directly (with whether its subject was erased), a trusted
+    # foreign issuer's list fetched (and cached) through the verifier, with no unit of work
+    # held over the fetch — for an issuer an X.509 anchor certifies, verified under the
+    # end-entity key of the credential's x5c chain, which is verified afresh; None when
+    # neither can say (an issuer no longer trusted by its identifier, no chain kept).
+    # Raises what the verifier raises (a chain no anchor certifies any more, a list that
+    # does not verify or cannot be fetched).
     uri, _, index = member.status_ref.rpartition("#")
     if not uri or not index.isdigit():
         return None
+    key: PublicKey | None = None
+    kind: EntryKind | None
     with rt.sessions() as session:
         list_id = own_status_list_id(session, rt, uri)
         if list_id is not None:
-            return token_status(session, list_id, int(index))
-        kind = trusted_kind(session, member.issuer)
+            entry = entry_state(session, list_id, int(index))
+            if entry is None:
+                return _MemberStatus(TokenStatus.INVALID)
+            return _MemberStatus(entry.status, entry.erased)
+        if member.x5c is not None:
+            kind, key = "x509", certified_key(session, rt, member.issuer, member.vct, member.x5c)
+        else:
+            kind = trusted_kind(session, member.issuer)
     if kind is None:
         return None
-    return foreign_issuers(rt).status(member.issuer, kind, uri, int(index))
+    found = foreign_issuers(rt).status(member.issuer, kind, uri, int(index), certified_key=key)
+    return _MemberStatus(found)
 
 
-_ENDED: dict[TokenStatus, Literal["revoked", "suspended"]] = {
-    TokenStatus.INVALID: "revoked",
-    TokenStatus.SUSPENDED: "suspended",
-}
+def _apply_status(
+    rt: Runtime, member: reputation_service.MembershipStatusRef, found: _MemberStatus
+) -> str | None:
+    # What the status read means for the membership, in one transaction; the outcome
+    # counted, or None when nothing changed.
+    with transaction(rt.sessions) as session:
+        if found.erased:
+            reputation_service.exclude_did(session, rt, member.did, "erased")
+            return "excluded"
+        if found.status is TokenStatus.INVALID:
+            done = reputation_service.revoke_membership(session, rt, member.id, "revoked")
+            return "revoked" if done else None
+        if found.status is TokenStatus.SUSPENDED:
+            done = reputation_service.revoke_membership(session, rt, member.id, "suspended")
+            return "suspended" if done else None
+        if member.suspended:
+            done = reputation_service.reinstate_membership(session, rt, member.id)
+            return "reinstated" if done else None
+    return None
 
 
 def membership_status_step(interval: float = 300.0) -> Step:
     """Every ``interval`` seconds, check the credential of each membership not revoked at
-    its status reference (docs/reputation.md "Members"); one found revoked or suspended is
-    ended through ``reputation.service.revoke_membership`` (``revoked_at`` and a
-    ``reputation.member_revoked`` spine event in one transaction), so the DID stops vouching
-    (``reputation.sender_locked``) and loses K at the next scoring.  A status that cannot
-    be read (a foreign list unavailable, an issuer no longer trusted) leaves the membership
-    as it is and is counted; the next pass tries again."""
+    its status reference (docs/reputation.md "Members"): one found revoked is ended for good
+    and one found suspended is paused (``reputation.service.revoke_membership``:
+    ``revoked_at`` or ``suspended_at`` and a ``reputation.member_revoked`` spine event in
+    one transaction), so the DID stops vouching (``reputation.sender_locked``) and loses K
+    at the next scoring; a paused one found valid again is reinstated
+    (``reinstate_membership``).  A credential this platform issued to a subject since
+    erased excludes the DID from scoring (``reputation.service.exclude_did``, reason
+    ``erased``).  A status that cannot be read (a foreign list unavailable, an issuer no
+    longer trusted) leaves the membership as it is and is counted; the next pass tries
+    again."""
     last = [float("-inf")]
 
     def step(rt: Runtime, _size: int) -> dict[str, object]:
@@ -346,24 +391,20 @@ def membership_status_step(interval: float = 300.0) -> Step:
         with rt.sessions() as session:
             members = reputation_service.membership_status_refs(session)
         counts: dict[str, int] = {}
+        excluded: set[str] = set()
         for member in members:
+            if member.did in excluded:
+                continue
             try:
-                current = _membership_status(rt, member)
+                found = _membership_status(rt, member)
             except CommonsError as e:
                 log.warning("membership %s status not read: %s", member.id, e.code)
-                current = None
-            ended = _ENDED.get(current) if current is not None else None
-            if current is None:
-                outcome = "unchecked"
-            elif ended is None:
-                continue
-            else:
-                with transaction(rt.sessions) as session:
-                    done = reputation_service.revoke_membership(session, rt, member.id, ended)
-                if not done:
-                    continue
-                outcome = ended
-            counts[outcome] = counts.get(outcome, 0) + 1
+                found = None
+            outcome = "unchecked" if found is None else _apply_status(rt, member, found)
+            if outcome == "excluded":
+                excluded.add(member.did)
+            if outcome is not None:
+                counts[outcome] = counts.get(outcome, 0) + 1
         return {f"memberships_{k}": v for k, v in counts.items()}
 
     return step

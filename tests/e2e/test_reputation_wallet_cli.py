@@ -1,6 +1,8 @@
-"""`commons wallet join / vouch / report` against a real `commons serve` on SQLite and
-PostgreSQL: a member joins with a KYC credential received over OID4VCI, vouches and reports;
-each receipt is kept in the wallet and the blob served by its CID is the signed event."""
+"""`commons wallet join / vouch / report / leave` against a real `commons serve` on SQLite
+and PostgreSQL: a member joins with a KYC credential received over OID4VCI, vouches and
+reports; each receipt is kept in the wallet and the blob served by its CID is the signed
+event.  Then the member leaves scoring (a tombstone signed by the holder key): a second
+leave answers the same exclusion, and its next vouch is refused."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from tests.commons_inprocess import commons
 from tests.e2e.test_wallet_e2e import cli, platform  # noqa: F401 - the fixture
 from tests.factories import kyc_claims
 
@@ -81,3 +84,14 @@ def test_join_vouch_report_with_the_wallet(
     kept = cli(alice, "wallet", "receipts", "list")
     types = sorted(r["type"] for r in kept)  # type: ignore[union-attr, index]
     assert types == ["reputation.event", "reputation.event"]
+
+    refused = commons(["wallet", "leave", "--json"], alice)  # no --yes: nothing sent
+    assert refused.returncode != 0
+    left = cli(alice, "wallet", "leave", "--yes")
+    assert left["did"] == joined["did"]  # type: ignore[call-overload]
+    assert left["reason"] == "tombstone"  # type: ignore[call-overload]
+    again = cli(alice, "wallet", "leave", "--yes")
+    assert again["event_id"] == left["event_id"]  # type: ignore[call-overload]
+    after = commons(["wallet", "vouch", str(bob_did), "--ctx", "shg:savings", "--json"], alice)
+    assert after.returncode != 0
+    assert "reputation.sender_locked" in after.stderr

@@ -1,9 +1,11 @@
 """Membership revocation on SQLite and PostgreSQL (issue 19): a member whose KYC credential
-this platform issued vouches; the credential is revoked (or suspended) at the issuer; the
-jobs step reads the status through the membership's status reference and ends the
-membership — ``revoked_at`` and a ``reputation.member_revoked`` spine event (no DID in it)
-in one transaction — so the next vouch is ``reputation.sender_locked``; reruns change
-nothing; a valid credential and an unreadable reference leave the membership as it is."""
+this platform issued vouches; the credential is revoked at the issuer; the jobs step reads
+the status through the membership's status reference and ends the membership —
+``revoked_at`` and a ``reputation.member_revoked`` spine event (no DID in it) in one
+transaction — so the next vouch is ``reputation.sender_locked``; reruns change nothing; a
+valid credential and an unreadable reference leave the membership as it is.  A suspension
+pauses the membership and a reinstatement resumes it; a credential whose subject was erased
+excludes the DID from scoring."""
 
 from __future__ import annotations
 
@@ -22,11 +24,20 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.events import EventRow
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity.auth import issue_admin_token
+from credit_commons.issuer.models import CredentialRow
 from credit_commons.jobs import default_steps, membership_status_step
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key, public_key_to_jwk
-from credit_commons.reputation import RuleSet, SenderLocked, new_nonce, rules_service, sign_event
+from credit_commons.reputation import (
+    RecipientExcluded,
+    RuleSet,
+    SenderLocked,
+    new_nonce,
+    rules_service,
+    sign_event,
+)
 from credit_commons.reputation import service as reputation_service
-from credit_commons.reputation.models import ReputationMemberRow
+from credit_commons.reputation.models import ReputationExclusionRow, ReputationMemberRow
+from credit_commons.reputation.scores_bundle import did_sha256
 from credit_commons.reputation.scores_service import scoring_members
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.foreign import FOREIGN_ISSUERS, ForeignIssuers
@@ -178,13 +189,84 @@ def test_a_revoked_kyc_credential_ends_the_membership_and_locks_the_sender(world
     assert len(world.spine("reputation.member_revoked")) == 1
 
 
-def test_a_suspended_credential_ends_the_membership_too(world: World) -> None:
-    alice = world.member(1)
+def test_a_suspension_pauses_the_membership_and_a_reinstatement_resumes_it(
+    world: World,
+) -> None:
+    alice, bob = world.member(1), world.member(2)
+    step = membership_status_step(interval=0)
     world.set_status(alice, "suspend")
-    assert membership_status_step(interval=0)(world.rt, 0) == {"memberships_suspended": 1}
-    assert world.row(alice).revoked_at is not None
+    assert step(world.rt, 0) == {"memberships_suspended": 1}
+    paused = world.row(alice)
+    assert paused.revoked_at is None
+    assert paused.suspended_at is not None
+    assert not world.is_member(alice)
+    with pytest.raises(SenderLocked):
+        world.vouch(alice, bob)
+    # The scorer sees the membership end on the suspension's day while it lasts.
+    (scored,) = [m for m in scoring_members([paused], world.rules()) if m.did == alice.did]
+    assert scored.revoked_on == paused.suspended_at.date()
+    assert not scored.active(paused.suspended_at.date())
     (event,) = world.spine("reputation.member_revoked")
     assert json.loads(event.details)["status"] == "suspended"
+    assert step(world.rt, 0) == {}  # still suspended: nothing more
+
+    world.set_status(alice, "reinstate")
+    assert step(world.rt, 0) == {"memberships_reinstated": 1}
+    resumed = world.row(alice)
+    assert resumed.suspended_at is None
+    assert resumed.revoked_at is None
+    assert resumed.since == paused.since  # the same membership: tenure counts on
+    assert world.is_member(alice)
+    world.vouch(alice, bob)  # vouching is unlocked again
+    (scored,) = [m for m in scoring_members([resumed], world.rules()) if m.did == alice.did]
+    assert scored.revoked_on is None
+    (reinstated,) = world.spine("reputation.member_reinstated")
+    assert json.loads(reinstated.details) == {
+        "credential_sha256": alice.credential_sha256,
+        "member_event_id": resumed.event_id,
+    }
+    assert alice.did not in reinstated.details
+    assert step(world.rt, 0) == {}  # idempotent
+    with transaction(world.rt.sessions) as session:
+        assert not reputation_service.reinstate_membership(session, world.rt, resumed.id)
+    assert len(world.spine("reputation.member_reinstated")) == 1
+
+    # Suspended again, then revoked: the revocation ends it for good.
+    world.set_status(alice, "suspend")
+    assert step(world.rt, 0) == {"memberships_suspended": 1}
+    world.set_status(alice, "revoke")
+    assert step(world.rt, 0) == {"memberships_revoked": 1}
+    ended = world.row(alice)
+    assert ended.revoked_at is not None
+    with transaction(world.rt.sessions) as session:
+        assert not reputation_service.reinstate_membership(session, world.rt, ended.id)
+    assert step(world.rt, 0) == {}  # revoked memberships are not read again
+    assert not world.is_member(alice)
+
+
+def test_a_credential_whose_subject_was_erased_excludes_the_did(world: World) -> None:
+    alice, bob = world.member(1), world.member(2)
+    world.vouch(bob, alice)
+    with transaction(world.rt.sessions) as session:
+        token = session.scalar(
+            select(CredentialRow.subject_token).where(CredentialRow.id == alice.credential_id)
+        )
+    assert token is not None
+    erased = world.http.delete(f"/v1/identities/{token}", headers=world.admin)
+    assert erased.status_code == 200, erased.text
+    step = membership_status_step(interval=0)
+    assert step(world.rt, 0) == {"memberships_excluded": 1}
+    with transaction(world.rt.sessions) as session:
+        row = session.get(ReputationExclusionRow, alice.did)
+        assert row is not None
+        assert row.reason == "erased"
+    (event,) = world.spine("reputation.excluded")
+    assert json.loads(event.details) == {"reason": "erased", "did_sha256": did_sha256(alice.did)}
+    assert step(world.rt, 0) == {}  # an excluded DID's memberships are not read again
+    with pytest.raises(RecipientExcluded):
+        world.vouch(bob, alice)
+    with pytest.raises(SenderLocked):
+        world.vouch(alice, bob)
 
 
 def test_an_unreadable_status_reference_is_counted_and_left_alone(world: World) -> None:

@@ -166,13 +166,37 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     assert done.records > 0
     assert _cached(rt) == _reference(rt, AT.date(), first | second)
 
-    # A membership among the new leaves (the same day): a full recompute.
+    # A membership among the new leaves (the same day), with the new member's first vouch:
+    # incremental too (the member, then its event), equal to a full recompute.
     _member(rt, 7)
     _event(rt, 7, 3)
     _checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
-    assert done.full
+    assert not done.full
+    assert _cached(rt) == _reference(rt, AT.date())
+
+    # A revocation and a suspension: incremental, only the members and their dependants
+    # rewritten; then a reinstatement restores the records.
+    unchanged_before = _cached(rt)
+    with transaction(rt.sessions) as session:
+        rows = {r.did: r for r in scores_store.members(session) if r.kyc}
+        assert reputation_service.revoke_membership(session, rt, rows[_did(6)].id, "revoked")
+        assert reputation_service.revoke_membership(session, rt, rows[_did(5)].id, "suspended")
+    _event(rt, 1, 2)
+    _checkpoint(rt)
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert not done.full
+    assert _cached(rt) == _reference(rt, AT.date())
+    assert _cached(rt)[(_did(6), "shg:savings")] != unchanged_before[(_did(6), "shg:savings")]
+    with transaction(rt.sessions) as session:
+        assert reputation_service.reinstate_membership(session, rt, rows[_did(5)].id)
+    _event(rt, 2, 1)
+    _checkpoint(rt)
+    done = score_checkpoint(rt, state)
+    assert done is not None
+    assert not done.full
     assert _cached(rt) == _reference(rt, AT.date())
 
     # Only events since: incremental again.
@@ -184,7 +208,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     assert _cached(rt) == _reference(rt, AT.date())
 
     # A fresh worker (no kept state) recomputes in full, to the same bytes.
-    _event(rt, 6, 1)
+    _event(rt, 7, 1)
     _checkpoint(rt)
     done = score_checkpoint(rt, ScoringState())
     assert done is not None

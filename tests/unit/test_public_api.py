@@ -87,6 +87,9 @@ EXPECTED = {
         "sd_jwt_vc_facts", "status_list_cache", "trusted_kind", "verify_attestation",
         "verify_presentation", "verify_sd_jwt", "verify_sd_jwt_credential",
         "verify_vc_jwt_credential",
+        # An X.509-certified issuer's status list, read by the membership status step
+        # (issue 19): the chain's end-entity key, and the kinds of trust.
+        "EntryKind", "certified_key",
         # Seed 004's threshold proof, the relying party's check (issue 19).
         "ANY_AUDIENCE", "THRESHOLD_STATEMENT", "threshold_request_hash", "verify_threshold_proof",
         # Issue 16, trust and policy.
@@ -142,6 +145,8 @@ EXPECTED = {
         "EventTooLarge", "EventType", "MemberCredentialRefused", "MemberRegistered",
         "ReputationError",
         "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
+        # Excluded DIDs (issue 19: tombstoned subjects skipped).
+        "MemberExcluded", "RecipientExcluded",
         "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
         # The scorer (issue 19, R3); the sparse recompute is imported by module (numpy/scipy
         # stay out of every import of the package).

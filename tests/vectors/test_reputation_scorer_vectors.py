@@ -1,6 +1,6 @@
 """The scorer's hand-computed vectors (tests/vectors/reputation/README.md has the arithmetic):
 the reference and the sparse scorer each give exactly the expected factors, score and tier,
-and the same record bytes."""
+and the same record bytes; an excluded DID (``excluded``) has no record."""
 
 from __future__ import annotations
 
@@ -59,10 +59,14 @@ def _observed(record: ScoreRecord) -> dict[str, Any]:
 def test_vector(vector: dict[str, Any]) -> None:
     rules = scoring_rules(**vector["rules"])
     events, members = _inputs(vector)
-    reference = reference_records(events, members, rules)
-    sparse = sparse_records(events, members, rules)
+    excluded = [did(name) for name in vector.get("excluded", [])]
+    reference = reference_records(events, members, rules, excluded)
+    sparse = sparse_records(events, members, rules, excluded)
     for name, expected in vector["expect"].items():
         assert _observed(reference[did(name)]) == expected, name
+    for gone in excluded:
+        assert gone not in reference
+        assert gone not in sparse
     assert {d: r.to_jcs() for d, r in reference.items()} == {
         d: r.to_jcs() for d, r in sparse.items()
     }
@@ -88,3 +92,15 @@ def test_boundary_siblings_differ() -> None:
             assert by_name[name]["expect"][subject] == base["expect"][subject]
         else:
             assert by_name[name]["expect"][subject] != base["expect"][subject]
+
+
+def test_exclusion_vectors_change_the_others_scores() -> None:
+    """X1 and X2 are S3's graph with one voucher excluded: every subject left changes."""
+    by_name = {v["name"]: v for v in VECTORS}
+    chain = by_name["S3-chain-three-rounds"]["expect"]
+    for name in ("X1-exclude-the-root-voucher", "X2-exclude-the-middle-voucher"):
+        for subject, expected in by_name[name]["expect"].items():
+            if subject == "C":
+                assert expected == chain["C"]  # C receives nothing either way
+            else:
+                assert expected != chain[subject], (name, subject)

@@ -24,7 +24,7 @@ from credit_commons.cli.wallet_platform import (
     rotate_key,
     wallet_fetcher,
 )
-from credit_commons.cli.wallet_reputation import join, report, vouch
+from credit_commons.cli.wallet_reputation import join, leave, report, vouch
 from credit_commons.cli.wallet_serve import proofs, serve
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys.did_key import encode_did_key
@@ -45,6 +45,7 @@ app.command("rotate-key")(rotate_key)
 app.command("vouch")(vouch)
 app.command("report")(report)
 app.command("join")(join)
+app.command("leave")(leave)
 app.command("capabilities")(capabilities)
 app.command("serve")(serve)
 app.command("proofs")(proofs)

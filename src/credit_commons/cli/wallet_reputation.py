@@ -1,14 +1,18 @@
-"""``commons wallet vouch | report | join``: the holder's reputation events (docs/reputation.md).
+"""``commons wallet vouch | report | join | leave``: the holder's reputation events
+(docs/reputation.md).
 
 ``join`` registers the holder's DID as a member with a credential it holds (a KYC credential
 unlocks vouching): the presentation's Key Binding JWT names the platform (``aud``) and the
 DID (``nonce``).  ``vouch`` and ``report`` sign an event with the holder key (Ed25519), submit
 it, and keep the log's receipt in the wallet once it verifies under the pinned log key.
+``leave`` asks the platform to leave the holder's DID out of scoring for good (a tombstone
+signed by the holder key; it cannot be undone).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -27,9 +31,10 @@ from credit_commons.cli.wallet_platform import (
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys import KeyType, encode_did_key
 from credit_commons.reputation import EventType, new_nonce, sign_event
+from credit_commons.reputation.capability import sign_tombstone
 from credit_commons.wallet.client import make_presentation
 
-__all__ = ["join", "report", "vouch"]
+__all__ = ["join", "leave", "report", "vouch"]
 
 ToArg = Annotated[str, typer.Argument(help="The member you vouch for or report (a did:key).")]
 CtxOption = Annotated[
@@ -125,3 +130,26 @@ def join(
         answer = client.join(did, presentation)
     kind = "KYC member" if answer.get("kyc") else "attestation"
     emit(as_json, answer, f"{did} registered ({kind}, {answer.get('vct')})")
+
+
+def leave(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm: the DID is left out of scoring for good.")
+    ] = False,
+    wallet: WalletOption = Path("wallet.json"),
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Leave reputation scoring for good: your DID gets no score, your vouches and reports
+    stop counting, and it cannot register, vouch or be vouched for again."""
+    if not yes:
+        raise ValidationError("leaving cannot be undone: pass --yes to confirm")
+    with platform_session(ctx, wallet, url, None) as (opened, client):
+        key = opened.holder_key
+        if key.key_type is not KeyType.ED25519:
+            raise ValidationError("reputation tombstones are signed with an Ed25519 holder key")
+        did = encode_did_key(key.public_key)
+        proof = sign_tombstone(key, did=did, audience=client.url, iat=int(time.time()))
+        answer = client.leave(did, proof)
+    emit(as_json, answer, f"{did} left scoring ({answer.get('event_id')})")

@@ -82,7 +82,12 @@ GROUPS: tuple[RouteGroup, ...] = (
     # Reputation events are signed by their sender's did:key, gated by membership and the
     # per-epoch budgets; a membership runs the verifier's pipeline, so it is limited harder.
     RouteGroup("reputation-events", "300/minute", None, "POST /v1/events"),
-    RouteGroup("reputation-members", "30/minute;300/hour", None, "POST /v1/reputation/members"),
+    RouteGroup(
+        "reputation-members",
+        "30/minute;300/hour",
+        None,
+        "POST /v1/reputation/members, POST /v1/reputation/members/tombstone",
+    ),
     # Server-sent events for the platform's own services (administrators): each request
     # opens a stream, so few per minute; the open streams are bounded apart (STREAM).
     RouteGroup("subscribe", "30/minute", "30/minute", "GET /v1/subscribe", STREAM),
@@ -132,7 +137,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("GET HEAD", r"/v1/routes(?:/jwks)?", "well-known"),
         ("GET HEAD", r"/v1/rules/[^/]+", "rules"),
         ("POST", r"/v1/events", "reputation-events"),
-        ("POST", r"/v1/reputation/members", "reputation-members"),
+        ("POST", r"/v1/reputation/members(?:/tombstone)?", "reputation-members"),
         ("GET", r"/v1/subscribe", "subscribe"),
         ("GET HEAD", r"/v1/blobs/[^/]+", "blobs"),
         ("GET HEAD", r"/v1/scores", "scores"),

@@ -106,6 +106,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         # Reputation.
         ("POST", r"/v1/events", "signed-body", ()),
         ("POST", r"/v1/reputation/members", "signed-body", ()),
+        ("POST", r"/v1/reputation/members/tombstone", "signed-body", ()),
         ("GET", r"/v1/reputation/capabilities", "subject-proof", ()),
         # Public documents, keys, the log and its tiles, operations, the API's own docs.
         (

@@ -1,4 +1,4 @@
 """The SHA-256 of the committed route registry (``surface_registry.json``), over its
 RFC 8785 canonical JSON: written by ``commons routes build`` with it, checked at start-up."""
 
-SURFACE_REGISTRY_SHA256 = "ab8b13dae1a86e7736912b80f172c378e49350a79c663d491df57dcdf77e2fb8"
+SURFACE_REGISTRY_SHA256 = "ad43b27e2ba525207cab5b2ce5d8fc1cae3a30fc3730dc57132bea2d477306ad"

@@ -14,6 +14,13 @@ In one transaction, after the caller is authorised (everyone else gets the same 
 5. privacy records ``subject.erased``;
 6. the code-notification file loses the lines addressed to the subject.
 
+Before the identity's keys are shredded, the DID its profile registered (its holder key) is
+read, and reputation excludes that DID from scoring for good if it ever took part
+(``reputation.service.exclude_if_known``: a ``reputation.excluded`` spine event, reason
+``erased``).  Reputation is a layer below and never asks privacy; a DID whose KYC credential
+this platform issued to the subject is excluded by the membership status step, which sees the
+credential's subject erased (docs/reputation.md "Excluded DIDs").
+
 A layer above privacy that keeps something of a subject (the web console: its sessions and
 sign-in codes) adds its own share with :func:`add_erasure_share` when it is set up on a
 runtime; every erasure on that runtime runs the shares in the same transaction, after the
@@ -43,6 +50,7 @@ from credit_commons.ledger import pending_receipt
 from credit_commons.privacy import epochs
 from credit_commons.privacy.models import DsrRequestRow
 from credit_commons.privacy.schemas import ErasureReceipt
+from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
 
 __all__ = ["ErasureShare", "SubjectErased", "add_erasure_share", "erase_subject"]
@@ -78,6 +86,9 @@ def erase_subject(
     """
     authorise(session, principal, token)
     epoch = epochs.note_erasure(session, rt)
+    did = identity_service.registered_did(session, rt, token)
+    if did is not None:
+        reputation_service.exclude_if_known(session, rt, did, "erased")
     issuer = forget_issued(session, token)
     session.execute(delete(DsrRequestRow).where(DsrRequestRow.identity_token == token))
     consents = consent_service.forget_subject(session, token)

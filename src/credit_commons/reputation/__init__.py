@@ -18,6 +18,7 @@ from credit_commons.reputation.errors import (
     EventSignatureInvalid,
     EventTooLarge,
     MemberCredentialRefused,
+    RecipientExcluded,
     ReputationError,
     RulesUnavailable,
     SenderLocked,
@@ -67,7 +68,7 @@ from credit_commons.reputation.rules_service import (
     register_dev_rule_set,
     register_rule_set,
 )
-from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
+from credit_commons.reputation.schemas import EventAccepted, MemberExcluded, MemberRegistered
 from credit_commons.reputation.scorer import (
     RuleSetRef,
     ScoreRecord,
@@ -95,7 +96,9 @@ __all__ = [
     "EventTooLarge",
     "EventType",
     "MemberCredentialRefused",
+    "MemberExcluded",
     "MemberRegistered",
+    "RecipientExcluded",
     "ReputationError",
     "ReputationEvent",
     "RuleSet",

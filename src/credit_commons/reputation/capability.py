@@ -45,6 +45,7 @@ __all__ = [
     "pending_count",
     "record_capability_credential",
     "sign_subject_proof",
+    "sign_tombstone",
 ]
 
 #: The ``typ`` of the subject's request proof (the score bundle's, ``scores_bundle``).
@@ -57,6 +58,15 @@ def sign_subject_proof(key: PrivateKey, *, did: str, ctx: str, audience: str, ia
     ``key``, the platform ``audience``, issued at ``iat`` (seconds)."""
     return sign_compact(
         {"typ": _PROOF_TYP}, {"sub": did, "ctx": ctx, "aud": audience, "iat": iat}, key
+    )
+
+
+def sign_tombstone(key: PrivateKey, *, did: str, audience: str, iat: int) -> str:
+    """The holder's request that ``did`` be left out of scoring for good (``POST
+    /v1/reputation/members/tombstone``): a ``reputation-tombstone+jwt`` JWS signed by
+    ``key``, the platform ``audience``, issued at ``iat`` (seconds)."""
+    return sign_compact(
+        {"typ": "reputation-tombstone+jwt"}, {"sub": did, "aud": audience, "iat": iat}, key
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "EventSignatureInvalid",
     "EventTooLarge",
     "MemberCredentialRefused",
+    "RecipientExcluded",
     "ReputationError",
     "RulesUnavailable",
     "SenderLocked",
@@ -94,6 +95,14 @@ class SenderLocked(ForbiddenError, ReputationError):
 
     code = "reputation.sender_locked"
     title = "Sender locked until KYC membership"
+
+
+class RecipientExcluded(ConflictError, ReputationError):
+    """The event's subject is an excluded DID (its own tombstone, or its identity erased):
+    nothing about it is scored any more, so no vouch or report is taken for it."""
+
+    code = "reputation.recipient_excluded"
+    title = "Recipient excluded"
 
 
 class MemberCredentialRefused(ForbiddenError, ReputationError):

@@ -1,4 +1,5 @@
-"""Tables of the reputation domain's events and members (migration 0038)."""
+"""Tables of the reputation domain's events and members (migration 0038) and the DIDs the
+scorer leaves out (migration 0043)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
 
-__all__ = ["ReputationBlobRow", "ReputationEventRow", "ReputationMemberRow"]
+__all__ = [
+    "ReputationBlobRow",
+    "ReputationEventRow",
+    "ReputationExclusionRow",
+    "ReputationMemberRow",
+]
 
 
 class ReputationEventRow(Base):
@@ -56,7 +63,9 @@ class ReputationBlobRow(Base):
 
 class ReputationMemberRow(Base):
     """One credential a DID registered with: KYC (of a type and issuer the rule set lists)
-    or an attestation.  A DID is a member while it has a KYC row not revoked."""
+    or an attestation.  A DID is a member while it has a KYC row neither revoked nor
+    suspended; ``suspended_at`` is cleared when the credential is reinstated (a pause), a
+    revocation is final."""
 
     __tablename__ = "reputation_members"
     __table_args__ = (UniqueConstraint("did", "credential_sha256"),)
@@ -72,3 +81,20 @@ class ReputationMemberRow(Base):
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     event_id: Mapped[str] = mapped_column(String(32))  # the spine's reputation.member
+    suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The x5c chain (JSON) of a credential whose issuer an X.509 anchor certifies: the key
+    # its status list is verified under comes from the chain's end-entity certificate.
+    x5c: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ReputationExclusionRow(Base):
+    """A DID the scorer leaves out for good (docs/reputation.md "Excluded DIDs"): its own
+    signed tombstone (``reason`` ``tombstone``) or the erasure of the identity it belongs
+    to (``erased``); ``event_id`` is the ``reputation.excluded`` spine event."""
+
+    __tablename__ = "reputation_exclusions"
+
+    did: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    excluded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_id: Mapped[str] = mapped_column(String(32))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.ledger import PendingReceipt
 
-__all__ = ["EventAccepted", "MemberRegistered"]
+__all__ = ["EventAccepted", "MemberExcluded", "MemberRegistered"]
 
 
 class _Out(BaseModel):
@@ -36,4 +37,15 @@ class MemberRegistered(_Out):
     vct: str
     credential_sha256: str = Field(description="SHA-256 hex of the issuer-signed JWT")
     since: date
+    event_id: str
+
+
+class MemberExcluded(_Out):
+    """A DID left out of scoring for good: its own signed tombstone (``tombstone``) or the
+    erasure of the identity it belongs to (``erased``); since when, and the
+    ``reputation.excluded`` spine event that records it."""
+
+    did: str
+    reason: Literal["tombstone", "erased"]
+    excluded_at: datetime
     event_id: str

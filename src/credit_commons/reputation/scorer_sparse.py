@@ -17,7 +17,9 @@ round falls back to Python integers (:func:`_fits_int64` decides before computin
 
 :class:`SparseScores` keeps what a recompute built, so that new events of the same day are
 folded in by recomputing only the k-hop out-neighbourhood of the subjects they touch
-(:meth:`SparseScores.add_events`); a full recompute gives the same records.
+(:meth:`SparseScores.add_events`), and so are changed memberships (a new member, a
+revocation, a suspension or reinstatement: :meth:`SparseScores.update_members`); a full
+recompute gives the same records.
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ from credit_commons.reputation.scorer import (
     ScoreRecord,
     ScoringError,
     ScoringEvent,
+    ScoringMember,
     ScoringRules,
+    attestation_count,
     decay_weight,
+    kyc_flag,
     power_micro,
     scored_events,
+    tenure_micro,
 )
 from credit_commons.reputation.scorer_columns import (
     SAFE,
@@ -346,7 +352,8 @@ class SparseScores:
         ignore are ignored here too: another context, a later date, a self-vouch, an
         excluded DID on either side.  The new events' senders must already be nodes (an
         accepted event's sender is a member, and members are nodes); subjects may be new.
-        Membership changes (a new member, a revocation) need a full recompute.  Raises
+        Membership changes are :meth:`update_members`' (first: a new member becomes a
+        node, so its events can follow).  Raises
         :class:`ScoringError`, before changing anything, for a sender that is not a node or
         when the state was computed with Python integers.
         """
@@ -386,9 +393,53 @@ class SparseScores:
         self.r[rows] = self._reports_for(rows, len(self.dids))[rows]
         if not fits_int64(rules, self.qsum, self.r, self.a):
             raise ScoringError("new events push the rule set past int64; recompute in full")
+        return self._propagate(rows)
+
+    def update_members(self, members: Iterable[ScoringMember]) -> list[str]:
+        """Fold in memberships that changed since the recompute (each member's whole current
+        view: a new member, a revocation, a suspension or a reinstatement, more or fewer
+        attestations) and return the DIDs whose records may have changed: the members whose
+        K, A or T changed (or that are new nodes), the subjects they reported (a report
+        counts only from a KYC member, so R follows K), and their out-neighbourhood up to
+        ``rules.iterations`` hops — recomputed round by round as :meth:`add_events` does.
+        A member unchanged is ignored, so is an excluded DID.  Raises :class:`ScoringError`,
+        before changing anything, when the state was computed with Python integers.
+        """
+        if self.scores.dtype == object:
+            raise ScoringError("incremental updates need the int64 path; recompute in full")
+        rules, as_of = self.rules, self.as_of
+        index = self._dids_index()
+        changed: set[int] = set()
+        for m in members:
+            if m.did in self.excluded:
+                continue
+            new = m.did not in index
+            i = self._node(m.did)
+            values = (
+                kyc_flag(m, as_of),
+                attestation_count(m, as_of, rules),
+                tenure_micro(m, as_of, rules),
+            )
+            if new or values != (int(self.k[i]), int(self.a[i]), int(self.t[i])):
+                self.k[i], self.a[i], self.t[i] = values
+                changed.add(i)
+        if not changed:
+            return []
+        rows = np.array(sorted(changed), dtype=np.int64)
+        reported = self._report_to[np.isin(self._report_from, rows)].astype(np.int64)
+        rows = np.union1d(rows, reported).astype(np.int64)
+        self.r[rows] = self._reports_for(rows, len(self.dids))[rows]
+        if not fits_int64(rules, self.qsum, self.r, self.a):
+            raise ScoringError("new memberships push the rule set past int64; recompute in full")
+        return self._propagate(rows)
+
+    def _propagate(self, rows: I64) -> list[str]:
+        """Recompute round 0 of ``rows`` and each later round of their out-neighbourhood one
+        hop further (a node more than m hops from every row has the same Sᵐ as before);
+        the DIDs recomputed."""
         frontier = rows
         self.history[0][frontier] = self._round0()[frontier]
-        for m in range(1, rules.iterations + 1):
+        for m in range(1, self.rules.iterations + 1):
             frontier = self._with_out_neighbours(frontier)
             v, s = self._combine(self._weighted(self.history[m - 1], frontier), frontier)
             self.history[m][frontier] = s

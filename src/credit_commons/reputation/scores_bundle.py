@@ -57,6 +57,7 @@ __all__ = [
     "PROOF_MAX_AGE_SECONDS",
     "SALTED",
     "STATEMENT_TYP",
+    "TOMBSTONE_TYP",
     "BundleInvalid",
     "SubjectProofInvalid",
     "VerifiedBundle",
@@ -66,6 +67,7 @@ __all__ = [
     "public_record",
     "score_statement",
     "verify_bundle",
+    "verify_did_proof",
     "verify_subject_proof",
 ]
 
@@ -78,6 +80,7 @@ HIDDEN = ("score", "tier", "diversity")
 SALTED = FACTORS + HIDDEN
 PROOF_MAX_AGE_SECONDS = 60
 PROOF_TYP = "score-request+jwt"
+TOMBSTONE_TYP = "reputation-tombstone+jwt"
 STATEMENT_TYP = "reputation-score+jwt"
 STATEMENT_MAX_CHARS = 1 << 20
 
@@ -169,11 +172,27 @@ def verify_subject_proof(token: str, *, did: str, ctx: str, audience: str, now: 
     ``score-request+jwt``, EdDSA) signed by the DID's key, its payload naming ``sub`` =
     ``did``, ``ctx``, ``aud`` = this platform and an ``iat`` at most 60 seconds old (and not
     in the future).  Raises :class:`SubjectProofInvalid`."""
+    verify_did_proof(token, typ=PROOF_TYP, did=did, audience=audience, now=now, claims={"ctx": ctx})
+
+
+def verify_did_proof(
+    token: str,
+    *,
+    typ: str,
+    did: str,
+    audience: str,
+    now: datetime,
+    claims: Mapping[str, Any] | None = None,
+) -> None:
+    """Check that a request of kind ``typ`` comes from ``did``: a compact JWS of that
+    ``typ`` (EdDSA) signed by the DID's key, its payload naming ``sub`` = ``did``, ``aud`` =
+    ``audience``, each of ``claims`` with its value and an ``iat`` at most 60 seconds old
+    (and not in the future).  Raises :class:`SubjectProofInvalid`."""
     try:
         key = ed25519_did(did)
         jws = parse_compact(token, algs=("EdDSA", "Ed25519"), max_chars=4096)
-        if jws.header.get("typ") != PROOF_TYP:
-            raise SubjectProofInvalid(f"the proof's typ is not {PROOF_TYP}")
+        if jws.header.get("typ") != typ:
+            raise SubjectProofInvalid(f"the proof's typ is not {typ}")
         jws.verify(key)
         payload = jws.payload
     except SubjectProofInvalid:
@@ -186,7 +205,8 @@ def verify_subject_proof(token: str, *, did: str, ctx: str, audience: str, now: 
     age = int(now.timestamp()) - iat
     if not 0 <= age <= PROOF_MAX_AGE_SECONDS:
         raise SubjectProofInvalid("the subject proof is not fresh")
-    if payload.get("aud") != audience or payload.get("sub") != did or payload.get("ctx") != ctx:
+    wanted = {"aud": audience, "sub": did, **(claims or {})}
+    if any(payload.get(k) != v for k, v in wanted.items()):
         raise SubjectProofInvalid("the subject proof is for another platform, DID or context")
 
 
@@ -327,8 +347,11 @@ def _members(
             raise _fail(check, "the spine event is another DID's membership")
         ids.append(str(spine.get("id")))
         credential = (str(item.get("issuer")), str(item.get("vct")))
+        # A membership stops counting on the earlier of its revocation and its suspension.
+        ends = [_date(item.get(k), check) for k in ("revokedOn", "suspendedOn")]
+        ended = min((d for d in ends if d is not None), default=None)
         rows.setdefault(item["did"], []).append(
-            (is_kyc(*credential, rule_set), since, _date(item.get("revokedOn"), check), credential)
+            (is_kyc(*credential, rule_set), since, ended, credential)
         )
     members = []
     for did, mine in sorted(rows.items()):

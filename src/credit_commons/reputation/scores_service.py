@@ -3,14 +3,18 @@
 :func:`score_checkpoint` scores the latest signed checkpoint: the accepted events and the
 memberships whose spine events are leaves below its size, under the rule set in effect at
 its time, as of its UTC day, in every context the rule set allows.  On the same day, rule
-set, memberships and excluded DIDs as the pass before, only the DIDs the new events touch
-and their k-hop dependants are recomputed (the kept sparse state's incremental update);
-otherwise every context is recomputed in full.  The records, the capability-queue rows of
-the subjects whose tier reached ``minTierForCredential`` and, last, the cursor are written
-in one transaction: a crash mid-way loses nothing and scores that checkpoint again.
+set and excluded DIDs as the pass before, only the DIDs the new events and the changed
+memberships touch and their k-hop dependants are recomputed (the kept sparse state's
+incremental update); otherwise every context is recomputed in full.  The records, the
+capability-queue rows of the subjects whose tier reached ``minTierForCredential`` and,
+last, the cursor are written in one transaction: a crash mid-way loses nothing and scores
+that checkpoint again.
 
-The excluded DIDs (tombstoned or restricted) are privacy's business, a layer above: the
-caller (the jobs step) passes them in.
+The excluded DIDs (a DID's own tombstone, or the erasure of the identity it belongs to:
+``reputation_exclusions``, written by ``service.exclude_did``) are read like memberships:
+those whose ``reputation.excluded`` spine event is a leaf below the checkpoint.  They get no
+record and their events count for nobody; a bundle's neighbourhood leaves their events out
+too, so the offline recompute from the bundle's inputs gives the same record.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Final
 
 from sqlalchemy.orm import Session
@@ -47,10 +51,16 @@ from credit_commons.reputation.scores_bundle import (
     BUNDLE_FORMAT,
     SALTED,
     STATEMENT_TYP,
-    attestation_count,
-    is_kyc,
     public_record,
     score_statement,
+)
+from credit_commons.reputation.scores_inputs import (
+    day_of,
+    excluded_below,
+    iso_day,
+    members_digest,
+    scoring_events,
+    scoring_members,
 )
 from credit_commons.runtime import Runtime
 
@@ -64,6 +74,7 @@ __all__ = [
     "ScoringState",
     "build_requested_bundles",
     "capability_reason",
+    "excluded_below",
     "score_bundle",
     "score_checkpoint",
     "score_statement_keys",
@@ -99,80 +110,15 @@ class ScoringPass:
 @dataclass
 class ScoringState:
     """The sparse recomputes a worker keeps between passes, for incremental updates: valid
-    for one checkpoint size, day, rule set, membership digest and excluded set."""
+    for one checkpoint size, day, rule set and excluded set; with the memberships they
+    scored (each DID's view, and the spine event ids of the membership rows below the
+    checkpoint), so that the next pass folds in only the memberships that changed."""
 
-    key: tuple[date, str, str, frozenset[str]] | None = None
+    key: tuple[date, str, frozenset[str]] | None = None
     size: int = 0
     sparse: dict[str, scorer_sparse.SparseScores] = field(default_factory=dict)
-
-
-def scoring_events(rows: Iterable[ReputationEventRow]) -> list[ScoringEvent]:
-    """The scorer's view of accepted event rows."""
-    return [
-        ScoringEvent(
-            type="vouch" if r.type == "vouch" else "report",
-            sender=r.sender,
-            subject=r.recipient,
-            ctx=r.ctx,
-            issued_at=utc(r.issued_at),
-            cid=r.cid,
-        )
-        for r in rows
-    ]
-
-
-def _day(at: datetime | None) -> date | None:
-    return None if at is None else utc(at).date()
-
-
-def scoring_members(rows: Iterable[ReputationMemberRow], rule_set: RuleSet) -> list[ScoringMember]:
-    """One :class:`ScoringMember` per DID from its membership rows: member since its first
-    KYC registration (its first registration if none is KYC), KYC while a KYC row is not
-    revoked (revoked on the latest revocation once all are), and its attestations: the
-    distinct (issuer, vct) of its non-KYC rows not revoked, the rule set's own output
-    credential (``aura.outputCredentialType``, the platform's capability credential) not
-    counted — a score must not feed on itself.  A row is KYC by ``rule_set``'s credential
-    types and trusted issuers, not by the flag stored when it registered (a type or issuer
-    a later rule set drops no longer counts), as the event route and the offline verify do.
-    """
-    by_did: dict[str, list[ReputationMemberRow]] = {}
-    for r in rows:
-        by_did.setdefault(r.did, []).append(r)
-    out = []
-    for did, mine in sorted(by_did.items()):
-        kyc = [r for r in mine if is_kyc(r.issuer, r.vct, rule_set)]
-        since = min(r.since for r in (kyc or mine))
-        revoked: date | None = None
-        if kyc and all(r.revoked_at is not None for r in kyc):
-            revoked = max(d for r in kyc if (d := _day(r.revoked_at)) is not None)
-        attestations = attestation_count(
-            (
-                (r.issuer, r.vct)
-                for r in mine
-                if not is_kyc(r.issuer, r.vct, rule_set) and r.revoked_at is None
-            ),
-            rule_set,
-        )
-        out.append(
-            ScoringMember(
-                did=did, since=since, kyc=bool(kyc), revoked_on=revoked, attestations=attestations
-            )
-        )
-    return out
-
-
-def _members_digest(rows: Sequence[ReputationMemberRow]) -> str:
-    listed = [
-        [
-            r.id,
-            r.did,
-            r.kyc,
-            r.since.isoformat(),
-            None if r.revoked_at is None else utc(r.revoked_at).isoformat(),
-        ]
-        for r in rows
-    ]
-    return sha256_hex(canonical_json(sorted(listed)))
+    members: dict[str, ScoringMember] = field(default_factory=dict)
+    member_events: frozenset[str] = frozenset()
 
 
 def capability_reason(rule_set_id: str, did: str, ctx: str, tier: str) -> str:
@@ -187,9 +133,7 @@ def _qualifies(rule_set: RuleSet) -> set[str]:
     return set(names[names.index(rule_set.aura.min_tier_for_credential) :])
 
 
-def score_checkpoint(
-    rt: Runtime, state: ScoringState, excluded: frozenset[str] = frozenset()
-) -> ScoringPass | None:
+def score_checkpoint(rt: Runtime, state: ScoringState) -> ScoringPass | None:
     """Score the latest signed checkpoint unless the cursor covers it (see the module);
     ``None`` when there was nothing to do.  Raises what ``active_rule_set`` raises (no rule
     set in effect yet: ``RuleSetNotFound``)."""
@@ -203,8 +147,10 @@ def score_checkpoint(
         as_of = at.date()
         rule_set = active_rule_set(session, rt, at).rule_set
         all_members = store.members(session)
-        key = (as_of, rule_set.hash, _members_digest(all_members), excluded)
+        excluded = excluded_below(session, size)
+        key = (as_of, rule_set.hash, excluded)
         rows: list[store.ScoreRow] = []
+        scored: tuple[list[ScoringMember], frozenset[str]] | None = None
 
         def row_of(record: ScoreRecord) -> store.ScoreRow:
             return _row(record, as_of, size, root, rule_set)
@@ -213,7 +159,8 @@ def score_checkpoint(
         if state.key == key and cursor is not None and cursor.checkpoint_size == state.size:
             incremental = _incremental(session, state, rule_set, all_members, size)
             if incremental is not None:
-                rows.extend(row_of(record) for record in incremental)
+                records, scored = incremental
+                rows.extend(row_of(record) for record in records)
                 full = False
         state.key, state.sparse = None, state.sparse if not full else {}
         if full:
@@ -223,7 +170,11 @@ def score_checkpoint(
             )
             below = {eid for eid, leaf in leaves.items() if leaf[0] < size}
             events = scoring_events(e for e in event_rows if e.event_id in below)
-            members = scoring_members((m for m in all_members if m.event_id in below), rule_set)
+            member_events = frozenset(m.event_id for m in all_members if m.event_id in below)
+            members = scoring_members(
+                (m for m in all_members if m.event_id in member_events), rule_set
+            )
+            scored = (members, member_events)
             for ctx in rule_set.contexts:
                 ctx_rows = _full(state, (events, members, excluded), rule_set, as_of, ctx)
                 rows.extend(row_of(r) for r in ctx_rows)
@@ -236,11 +187,14 @@ def score_checkpoint(
             size=size,
             as_of=as_of,
             rule_set_hash=rule_set.hash,
-            members_digest=key[2],
+            members_digest=members_digest(all_members),
             at=rt.clock.now(),
         )
     # Committed: the kept state now describes this checkpoint.
     state.key, state.size = key, size
+    if scored is not None:
+        state.members = {m.did: m for m in scored[0]}
+        state.member_events = scored[1]
     done = ScoringPass(size, as_of, full, len(rows), queued, time.monotonic() - started)
     log.info(
         "scoring pass: checkpoint %d, %s, %d records, %d queued, %.2fs",
@@ -279,25 +233,33 @@ def _incremental(
     rule_set: RuleSet,
     all_members: Sequence[ReputationMemberRow],
     size: int,
-) -> list[ScoreRecord] | None:
-    """The records the leaves since the last pass change, or ``None`` when a full recompute
-    is needed: a membership among them (or a revocation: the members digest), or an
-    incremental update the sparse scorer refuses."""
+) -> tuple[list[ScoreRecord], tuple[list[ScoringMember], frozenset[str]]] | None:
+    """The records the leaves since the last pass and the changed memberships change, with
+    the memberships now scored; ``None`` when a full recompute is needed (an incremental
+    update the sparse scorer refuses).  Membership rows below the checkpoint are those the
+    last pass scored and the others whose spine event is now a leaf below it; a DID's view
+    that differs from the one kept (a new member, a revocation, a suspension or
+    reinstatement, an attestation more) is folded in with ``update_members`` before the
+    new events (a new member's first events need it as a node)."""
     new_leaves = ledger_service.event_ids_between(session, state.size, size)
-    if {m.event_id for m in all_members} & new_leaves.keys():
-        return None
+    unknown = [m.event_id for m in all_members if m.event_id not in state.member_events]
+    found = ledger_service.leaf_indices(session, unknown) if unknown else {}
+    member_events = state.member_events | {e for e, leaf in found.items() if leaf[0] < size}
+    members = scoring_members((m for m in all_members if m.event_id in member_events), rule_set)
+    moved = [m for m in members if state.members.get(m.did) != m]
     fresh_rows = store.events_by_spine_ids(session, list(new_leaves))
     fresh = scoring_events(e for e in fresh_rows if e.ctx in rule_set.contexts)
     records: list[ScoreRecord] = []
     try:
         for ctx in rule_set.contexts:
             sparse = state.sparse[ctx]
-            changed = sparse.add_events(e for e in fresh if e.ctx == ctx)
+            changed = dict.fromkeys(sparse.update_members(moved))
+            changed.update(dict.fromkeys(sparse.add_events(e for e in fresh if e.ctx == ctx)))
             records.extend(sparse.record(did) for did in changed)
     except ScoringError as e:
         log.info("incremental scoring refused (%s); recomputing in full", e.code)
         return None
-    return records
+    return records, (members, frozenset(member_events))
 
 
 def _full(
@@ -387,10 +349,12 @@ def _neighbourhood(
     """The events a record of ``row.did`` depends on, and their leaves: the vouches
     received by every DID fewer than ``iterations`` vouch-hops upstream of it, and the
     reports received by every DID up to ``iterations`` hops (round 0 needs R) — sequenced
-    below the record's checkpoint, issued on or before its day.  Read hop by hop through
+    below the record's checkpoint, issued on or before its day, between DIDs not excluded
+    at that checkpoint.  Read hop by hop through
     the recipient index, never the whole context.  Raises :class:`BundleTooLarge`."""
     picked: dict[str, ReputationEventRow] = {}
     leaves: dict[str, tuple[int, str]] = {}
+    excluded = excluded_below(session, row.checkpoint_size)
     frontier, seen = {row.did}, {row.did}
     for depth in range(rule_set.iterations + 1):
         rows = store.events_received(session, sorted(frontier), row.ctx)
@@ -399,6 +363,8 @@ def _neighbourhood(
         for e in rows:
             leaf = found.get(e.event_id)
             if leaf is None or leaf[0] >= row.checkpoint_size or e.sender == e.recipient:
+                continue
+            if e.sender in excluded or e.recipient in excluded:
                 continue
             if utc(e.issued_at).date() > row.as_of:
                 continue
@@ -473,7 +439,8 @@ def _build_bundle(session: Session, rt: Runtime, row: store.ScoreRow, log_vkey: 
                 "did": m.did,
                 "kyc": m.kyc,
                 "since": m.since.isoformat(),
-                "revokedOn": None if m.revoked_at is None else utc(m.revoked_at).date().isoformat(),
+                "revokedOn": iso_day(day_of(m.revoked_at)),
+                "suspendedOn": iso_day(day_of(m.suspended_at)),
                 "credentialSha256": m.credential_sha256,
                 "issuer": m.issuer,
                 "vct": m.vct,

@@ -11,12 +11,26 @@ checked the presentation and its key binding to the DID (the verifier is the iss
 sibling's business, composed above this layer): KYC when the rule set lists its type and
 issuer, an attestation otherwise.
 
+**Excluded DIDs** (issue 19 "tombstoned or restricted subjects skipped"): a DID is left out
+of scoring for good when its key signs a tombstone (:func:`leave`, ``POST
+/v1/reputation/members/tombstone``) or when the identity it belongs to is erased.  Privacy
+sits above reputation in the layers, so reputation never asks privacy: the erasure path
+(``privacy.erasure.erase_subject``, for the DID in the erased identity's profile) and the
+membership status step (``jobs``, for a DID whose KYC credential this platform issued to a
+subject since erased) call :func:`exclude_did`, which keeps a ``reputation_exclusions`` row
+and records a ``reputation.excluded`` spine event in the caller's transaction.  The scorer
+reads the exclusions whose spine event is a log leaf below the checkpoint it scores, as it
+reads memberships, so a score stays derivable from logged facts.  An excluded DID sends
+nothing (``reputation.sender_locked``), receives nothing (``reputation.recipient_excluded``)
+and registers nothing (``reputation.member_refused``).
+
 The rule set is passed in (the active one, ``rules``); nothing here reads the clock but
 through ``rt.clock``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +49,8 @@ from credit_commons.reputation.errors import (
     ContextNotAllowed,
     EventInvalid,
     EventReplayed,
+    MemberCredentialRefused,
+    RecipientExcluded,
     SenderLocked,
     UnknownBlob,
 )
@@ -46,23 +62,29 @@ from credit_commons.reputation.events import (
     parse_cid,
     parse_event,
 )
-from credit_commons.reputation.models import ReputationMemberRow
+from credit_commons.reputation.models import ReputationExclusionRow, ReputationMemberRow
 from credit_commons.reputation.rules import RuleSet
-from credit_commons.reputation.schemas import EventAccepted, MemberRegistered
-from credit_commons.reputation.scores_bundle import did_sha256
+from credit_commons.reputation.schemas import EventAccepted, MemberExcluded, MemberRegistered
+from credit_commons.reputation.scores_bundle import TOMBSTONE_TYP, did_sha256, verify_did_proof
 from credit_commons.runtime import Runtime
 
 __all__ = [
     "DID_PSEUDONYM_DOMAIN",
     "EventRecorded",
+    "ExclusionRecorded",
     "MemberRecorded",
+    "MemberReinstated",
     "MemberRevoked",
     "MembershipStatusRef",
     "blob",
     "did_sha256",
+    "exclude_did",
+    "exclude_if_known",
     "is_member",
+    "leave",
     "membership_status_refs",
     "register_member",
+    "reinstate_membership",
     "revoke_membership",
     "submit_event",
 ]
@@ -98,25 +120,50 @@ class MemberRecorded(EventDetails, event_type="reputation.member"):
 
 
 class MemberRevoked(EventDetails, event_type="reputation.member_revoked"):
-    """A membership ended: its credential (the SHA-256 of the issuer-signed JWT) was found
-    revoked or suspended at its status reference.  The DID is the event's subject
-    pseudonym; the membership's ``reputation.member`` event is named by its id."""
+    """A membership ended (``revoked``, final) or paused (``suspended``, until a
+    ``reputation.member_reinstated``): its credential (the SHA-256 of the issuer-signed JWT)
+    was found so at its status reference.  The DID is the event's subject pseudonym; the
+    membership's ``reputation.member`` event is named by its id."""
 
     credential_sha256: Digest
     member_event_id: Token
     status: Literal["revoked", "suspended"]
 
 
+class MemberReinstated(EventDetails, event_type="reputation.member_reinstated"):
+    """A suspended membership resumed: its credential (the SHA-256 of the issuer-signed JWT)
+    is valid again at its status reference.  The DID is the event's subject pseudonym; the
+    membership's ``reputation.member`` event is named by its id."""
+
+    credential_sha256: Digest
+    member_event_id: Token
+
+
+class ExclusionRecorded(EventDetails, event_type="reputation.excluded"):
+    """A DID is left out of scoring for good: its own signed tombstone (``tombstone``) or
+    the erasure of the identity it belongs to (``erased``).  The DID is the event's subject
+    pseudonym; ``did_sha256`` (the DID string's plain SHA-256) lets whoever knows the DID
+    check the event (the DID is a pseudonymous key, no PII)."""
+
+    reason: Literal["tombstone", "erased"]
+    did_sha256: Digest
+
+
 @dataclass(frozen=True, slots=True)
 class MembershipStatusRef:
     """A membership not revoked that names a status reference (``uri#idx``): what a
-    status check reads, and the issuer that signed the credential."""
+    status check reads, the issuer that signed the credential and its type, whether the
+    membership is suspended now, and the credential's ``x5c`` chain when an X.509 anchor
+    certified its issuer."""
 
     id: str
     did: str
     kyc: bool
     issuer: str
     status_ref: str
+    suspended: bool = False
+    vct: str = ""
+    x5c: tuple[str, ...] | None = None
 
 
 def _pseudonym(rt: Runtime, did: str) -> str:
@@ -150,9 +197,19 @@ def submit_event(
     if not store.kyc_memberships(store.lock_memberships(session, event.sender), now, kyc):
         raise SenderLocked("the sender has no active KYC membership")
     # 5-6. Replay: (from, nonce) is unique forever; budget, non-rollover: counted per epoch.
-    replayed, used = store.replay_and_budget(
-        session, event.sender, nonce=event.nonce, ctx=event.ctx, epoch=event.epoch, kind=event.type
+    replayed, used, gone = store.replay_and_budget(
+        session,
+        event.sender,
+        nonce=event.nonce,
+        ctx=event.ctx,
+        epoch=event.epoch,
+        kind=event.type,
+        recipient=event.to,
     )
+    if event.sender in gone:
+        raise SenderLocked("the sender has no active KYC membership")
+    if event.to in gone:
+        raise RecipientExcluded("the recipient is excluded from scoring")
     if replayed:
         raise EventReplayed("an event with this nonce was accepted before")
     limit = (
@@ -233,17 +290,23 @@ def register_member(
     credential_sha256: str,
     status_ref: str | None,
     rules: RuleSet,
+    x5c: str | None = None,
 ) -> MemberRegistered:
     """Record that ``did`` holds a credential the gateway verified, key-bound to it: KYC if
     the rule set lists ``vct`` and ``issuer``, else an attestation.  Registering the same
-    credential again returns the first registration (idempotent).
+    credential again returns the first registration (idempotent).  ``x5c`` is the
+    credential's ``x5c`` chain (JSON) when an X.509 anchor certified its issuer: the
+    status step verifies the issuer's status list under its end-entity key.
 
     Raises :class:`EventInvalid` for a DID that is not an Ed25519 did:key or a digest that is
-    not SHA-256 hex.
+    not SHA-256 hex, and :class:`MemberCredentialRefused` for an excluded DID (the same
+    answer as any refused credential).
     """
     ed25519_did(did)
     if len(credential_sha256) != 64 or set(credential_sha256) - set("0123456789abcdef"):
         raise EventInvalid("credential_sha256 must be SHA-256 hex")
+    if store.exclusion(session, did) is not None:
+        raise MemberCredentialRefused("the credential was not accepted")
     existing = store.member_row(session, did, credential_sha256)
     if existing is not None:
         return _member_view(existing)
@@ -275,6 +338,7 @@ def register_member(
         registered_at=now,
         revoked_at=None,
         event_id=recorded.id,
+        x5c=x5c,
     )
     store.add_member(session, row)
     return _member_view(row)
@@ -283,23 +347,48 @@ def register_member(
 def membership_status_refs(session: Session) -> list[MembershipStatusRef]:
     """Every membership not revoked that names a status reference, in id order."""
     return [
-        MembershipStatusRef(r.id, r.did, r.kyc, r.issuer, r.status_ref)
+        MembershipStatusRef(
+            r.id,
+            r.did,
+            r.kyc,
+            r.issuer,
+            r.status_ref,
+            suspended=r.suspended_at is not None,
+            vct=r.vct,
+            x5c=_chain(r.x5c),
+        )
         for r in store.unrevoked_memberships(session)
         if r.status_ref is not None
     ]
 
 
+def _chain(x5c: str | None) -> tuple[str, ...] | None:
+    if x5c is None:
+        return None
+    try:
+        chain = json.loads(x5c)
+    except ValueError:
+        return None
+    if not isinstance(chain, list) or not all(isinstance(c, str) for c in chain):
+        return None
+    return tuple(chain)
+
+
 def revoke_membership(
     session: Session, rt: Runtime, member_id: str, status: Literal["revoked", "suspended"]
 ) -> bool:
-    """End membership ``member_id`` now because its credential is ``status`` at its status
-    reference: ``revoked_at`` and a ``reputation.member_revoked`` spine event in the
-    caller's transaction, so the scorer's input stays derivable from logged events.  The
-    row is locked first; a membership revoked already (or unknown) is left as it is and
-    ``False`` returned (idempotent), else ``True``.
+    """End or pause membership ``member_id`` now because its credential is ``status`` at
+    its status reference: ``revoked_at`` (final) or ``suspended_at`` (a pause that
+    :func:`reinstate_membership` ends) and a ``reputation.member_revoked`` spine event
+    naming the status, in the caller's transaction, so the scorer's input stays derivable
+    from logged events.  The row is locked first; a membership revoked already, suspended
+    already (for a suspension) or unknown is left as it is and ``False`` returned
+    (idempotent), else ``True``.
     """
     row = store.lock_member(session, member_id)
     if row is None or row.revoked_at is not None:
+        return False
+    if status == "suspended" and row.suspended_at is not None:
         return False
     now = rt.clock.now()
     record_event(
@@ -312,9 +401,96 @@ def revoke_membership(
         object=rt.objects.digest("reputation_member", f"{row.did} {row.credential_sha256}"),
         at=now,
     )
-    row.revoked_at = now
+    if status == "revoked":
+        row.revoked_at = now
+    else:
+        row.suspended_at = now
     session.flush()
     return True
+
+
+def reinstate_membership(session: Session, rt: Runtime, member_id: str) -> bool:
+    """Resume suspended membership ``member_id``: its credential is valid again at its
+    status reference.  ``suspended_at`` is cleared and a ``reputation.member_reinstated``
+    spine event recorded in the caller's transaction; the membership counts again from the
+    next scoring pass, with its first ``since`` (tenure counts the pause).  The row is locked
+    first; a membership not suspended, revoked or unknown is left as it is and ``False``
+    returned (idempotent), else ``True``."""
+    row = store.lock_member(session, member_id)
+    if row is None or row.revoked_at is not None or row.suspended_at is None:
+        return False
+    record_event(
+        session,
+        MemberReinstated(credential_sha256=row.credential_sha256, member_event_id=row.event_id),
+        actor=_pseudonym(rt, row.did),
+        subject=_pseudonym(rt, row.did),
+        object=rt.objects.digest("reputation_member", f"{row.did} {row.credential_sha256}"),
+        at=rt.clock.now(),
+    )
+    row.suspended_at = None
+    session.flush()
+    return True
+
+
+def exclude_did(
+    session: Session, rt: Runtime, did: str, reason: Literal["tombstone", "erased"]
+) -> MemberExcluded:
+    """Leave ``did`` out of scoring for good (see the module): a ``reputation_exclusions``
+    row and a ``reputation.excluded`` spine event in the caller's transaction.  A DID
+    excluded already keeps its first exclusion, which is returned (idempotent).  The next
+    scoring pass recomputes in full without it: it has no score record, and its vouches and
+    reports count for nobody.  Raises :class:`EventInvalid` for a DID that is not an
+    Ed25519 did:key."""
+    ed25519_did(did)
+    existing = store.exclusion(session, did)
+    if existing is not None:
+        return _exclusion_view(existing)
+    now = rt.clock.now()
+    recorded = record_event(
+        session,
+        ExclusionRecorded(reason=reason, did_sha256=did_sha256(did)),
+        actor=_pseudonym(rt, did),
+        subject=_pseudonym(rt, did),
+        object=rt.objects.digest("reputation_exclusion", did),
+        at=now,
+    )
+    row = ReputationExclusionRow(did=did, reason=reason, excluded_at=now, event_id=recorded.id)
+    store.add_exclusion(session, row)
+    return _exclusion_view(row)
+
+
+def exclude_if_known(
+    session: Session, rt: Runtime, did: str, reason: Literal["tombstone", "erased"]
+) -> bool:
+    """:func:`exclude_did` for a DID reputation has seen (a membership, or an event sent or
+    received) and that is an Ed25519 did:key; ``False`` (nothing recorded) for any other,
+    so an erasure records nothing about a DID that never took part."""
+    try:
+        ed25519_did(did)
+    except EventInvalid:
+        return False
+    if not store.is_known(session, did):
+        return False
+    exclude_did(session, rt, did, reason)
+    return True
+
+
+def leave(session: Session, rt: Runtime, did: str, proof: str, audience: str) -> MemberExcluded:
+    """A DID's own tombstone: ``proof`` is a ``reputation-tombstone+jwt`` signed by the
+    DID's key (``sub`` the DID, ``aud`` this platform, ``iat`` at most 60 seconds old);
+    then :func:`exclude_did` with reason ``tombstone``.  Final: the DID cannot register,
+    vouch or be vouched for again.  Raises ``SubjectProofInvalid``."""
+    verify_did_proof(proof, typ=TOMBSTONE_TYP, did=did, audience=audience, now=rt.clock.now())
+    return exclude_did(session, rt, did, "tombstone")
+
+
+def _exclusion_view(row: ReputationExclusionRow) -> MemberExcluded:
+    return MemberExcluded(
+        did=row.did,
+        reason="erased" if row.reason == "erased" else "tombstone",
+        excluded_at=row.excluded_at,
+        event_id=row.event_id,
+    )
 
 
 def _member_view(row: ReputationMemberRow) -> MemberRegistered:

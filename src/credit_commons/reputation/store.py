@@ -11,14 +11,19 @@ from sqlalchemy.orm import Session
 from credit_commons.reputation.models import (
     ReputationBlobRow,
     ReputationEventRow,
+    ReputationExclusionRow,
     ReputationMemberRow,
 )
 
 __all__ = [
     "add_event",
+    "add_exclusion",
     "add_member",
     "blob",
     "event_by_cid",
+    "exclusion",
+    "exclusions",
+    "is_known",
     "kyc_memberships",
     "lock_member",
     "lock_memberships",
@@ -66,29 +71,46 @@ def kyc_memberships(
     else:
         types, issuers = kyc
         chosen = [r for r in rows if r.vct in types and r.issuer in issuers]
-    return [r for r in chosen if r.revoked_at is None or _after(r.revoked_at, at)]
+    return [
+        r
+        for r in chosen
+        if (r.revoked_at is None or _after(r.revoked_at, at))
+        and (r.suspended_at is None or _after(r.suspended_at, at))
+    ]
 
 
-def _after(revoked_at: datetime, at: datetime) -> bool:
-    if revoked_at.tzinfo is None:  # SQLite returns naive UTC
-        return revoked_at > at.replace(tzinfo=None)
-    return revoked_at > at
+def _after(ended_at: datetime, at: datetime) -> bool:
+    if ended_at.tzinfo is None:  # SQLite returns naive UTC
+        return ended_at > at.replace(tzinfo=None)
+    return ended_at > at
 
 
 def replay_and_budget(
-    session: Session, sender: str, *, nonce: str, ctx: str, epoch: str, kind: str
-) -> tuple[bool, int]:
-    """In one query: whether an event of ``sender`` with ``nonce`` was accepted, and how
-    many events of ``kind`` ``sender`` had accepted in ``ctx`` and ``epoch``."""
+    session: Session,
+    sender: str,
+    *,
+    nonce: str,
+    ctx: str,
+    epoch: str,
+    kind: str,
+    recipient: str = "",
+) -> tuple[bool, int, frozenset[str]]:
+    """In one query: whether an event of ``sender`` with ``nonce`` was accepted, how many
+    events of ``kind`` ``sender`` had accepted in ``ctx`` and ``epoch``, and which of
+    ``sender`` and ``recipient`` are excluded (``reputation_exclusions``)."""
     e = ReputationEventRow
+    x = ReputationExclusionRow
     used = select(e.cid).where(e.sender == sender, e.nonce == nonce).exists()
     counted = (
         select(func.count())
         .where(e.sender == sender, e.ctx == ctx, e.epoch == epoch, e.type == kind)
         .scalar_subquery()
     )
-    row = session.execute(select(used, counted)).one()
-    return bool(row[0]), int(row[1] or 0)
+    sender_gone = select(x.did).where(x.did == sender).exists()
+    recipient_gone = select(x.did).where(x.did == recipient).exists()
+    row = session.execute(select(used, counted, sender_gone, recipient_gone)).one()
+    gone = frozenset(d for d, flag in ((sender, row[2]), (recipient, row[3])) if flag)
+    return bool(row[0]), int(row[1] or 0), gone
 
 
 def event_by_cid(session: Session, cid: str) -> ReputationEventRow | None:
@@ -125,11 +147,44 @@ def add_member(session: Session, row: ReputationMemberRow) -> None:
     session.flush()
 
 
+def exclusion(session: Session, did: str) -> ReputationExclusionRow | None:
+    """The exclusion of ``did``, if it is excluded."""
+    return session.get(ReputationExclusionRow, did)
+
+
+def exclusions(session: Session) -> list[ReputationExclusionRow]:
+    """Every excluded DID's row, in DID order."""
+    return list(
+        session.scalars(select(ReputationExclusionRow).order_by(ReputationExclusionRow.did))
+    )
+
+
+def add_exclusion(session: Session, row: ReputationExclusionRow) -> None:
+    """Add an exclusion row (flushed)."""
+    session.add(row)
+    session.flush()
+
+
+def is_known(session: Session, did: str) -> bool:
+    """Whether ``did`` registered a membership or sent or received an accepted event."""
+    m, e = ReputationMemberRow, ReputationEventRow
+    query = select(
+        select(m.id).where(m.did == did).exists(),
+        select(e.cid).where(e.sender == did).exists(),
+        select(e.cid).where(e.recipient == did).exists(),
+    )
+    return any(session.execute(query).one())
+
+
 def unrevoked_memberships(session: Session) -> list[ReputationMemberRow]:
-    """Every membership row not revoked, in id order."""
+    """Every membership row not revoked (suspended ones included: a reinstatement is read
+    at the same status reference) of a DID not excluded, in id order."""
+    gone = select(ReputationExclusionRow.did).where(
+        ReputationExclusionRow.did == ReputationMemberRow.did
+    )
     query = (
         select(ReputationMemberRow)
-        .where(ReputationMemberRow.revoked_at.is_(None))
+        .where(ReputationMemberRow.revoked_at.is_(None), ~gone.exists())
         .order_by(ReputationMemberRow.id)
     )
     return list(session.scalars(query))

@@ -38,6 +38,7 @@ from credit_commons.verifier.foreign import (
     foreign_issuers,
     metadata_url,
 )
+from credit_commons.verifier.issuer_keys import certified_key
 from credit_commons.verifier.pipeline import (
     verify_presentation,
     verify_sd_jwt_credential,
@@ -111,6 +112,7 @@ from credit_commons.verifier.threshold_proof import (
     verify_threshold_proof,
 )
 from credit_commons.verifier.trust import (
+    EntryKind,
     IssuerKind,
     IssuerTrusted,
     IssuerUntrusted,
@@ -152,6 +154,7 @@ __all__ = [
     "AttestationSignatureInvalid",
     "CredentialRevoked",
     "CredentialSuspended",
+    "EntryKind",
     "EvaluationContext",
     "ForeignIssuers",
     "IssuerKeyResolver",
@@ -201,6 +204,7 @@ __all__ = [
     "VerifierDecision",
     "add_trusted_issuer",
     "apply_profile",
+    "certified_key",
     "check_version_floor",
     "disclosed_claims",
     "foreign_issuers",

@@ -16,7 +16,7 @@ The keys of an issuer trusted by neither are never fetched (no request on its be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from credit_commons.verifier import trust as trust_list
 from credit_commons.verifier.sd_jwt_vc import UntrustedIssuer
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
 
-__all__ = ["ForeignKey", "foreign_key", "trusted_kind"]
+__all__ = ["ForeignKey", "certified_key", "foreign_key", "trusted_kind"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,19 @@ def foreign_key(
     if kind is None or not isinstance(iss, str):
         raise UntrustedIssuer("the credential's issuer is not trusted here")
     return ForeignKey(kind, foreign.foreign_issuers(rt).key(iss, kind, header))
+
+
+def certified_key(
+    session: Session, rt: Runtime, iss: str, vct: str, x5c: Sequence[str]
+) -> PublicKey:
+    """The end-entity key of an ``x5c`` chain (leaf first) that verifies now up to an X.509
+    anchor of the trust list (or of a pinned bundle) for ``iss`` and ``vct``: the key an
+    X.509-certified issuer's status list must be signed by
+    (:meth:`~credit_commons.verifier.foreign.ForeignIssuers.status`).  The chain is checked
+    afresh on every call, so an anchor removed or a certificate expired since the
+    credential was first verified is refused.  Raises :class:`UntrustedIssuer` (its
+    ``IssuerNotTrusted`` reasons)."""
+    return _certified(session, rt, iss, list(x5c), {"vct": vct}).key
 
 
 def _certified(

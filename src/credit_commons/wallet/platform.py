@@ -345,6 +345,13 @@ class Platform:
         body = {"did": did, "presentation": presentation}
         return self._object("POST", "/v1/reputation/members", body=body)
 
+    def leave(self, did: str, proof: str) -> JsonObject:
+        """Ask the platform to leave ``did`` out of scoring for good, with the tombstone
+        ``proof`` signed by its key (``POST /v1/reputation/members/tombstone``); the
+        platform's answer."""
+        body = {"did": did, "proof": proof}
+        return self._object("POST", "/v1/reputation/members/tombstone", body=body)
+
     def log_key(self) -> LogKey:
         """The log's origin and verifier key (``GET /v1/log/key``); raises
         :class:`FetchFailed` for an answer that is not one."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -42,6 +43,7 @@ from credit_commons.reputation.scorer_sparse import columns_from_events, score_s
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = scoring_rules()
 NO_PENALTY = scoring_rules(aura__collusion__multiplier="1")
+WIDE = scoring_rules(adjudication__reportWindowDays=1000)
 
 
 def _bytes(records: dict[str, object]) -> dict[str, bytes]:
@@ -86,6 +88,121 @@ def test_incremental_equals_full(seed: int, parts: int) -> None:
     assert after == _bytes(full)
     # Only the k-hop neighbourhood was recomputed: every other record is unchanged.
     assert {d for d in after if before.get(d) != after[d]} <= changed
+
+
+def _changed_members(
+    rng: random.Random, members: list[ScoringMember], newcomers: list[str]
+) -> list[ScoringMember]:
+    """The community's memberships after some changes: revoked or suspended (ended today or
+    earlier), reinstated (a suspension lifted), more or fewer attestations, a KYC flag
+    gained, and new members (some of them DIDs events already name)."""
+    out = []
+    for m in members:
+        roll = rng.random()
+        changed = m
+        if roll < 0.15:
+            changed = replace(m, revoked_on=AS_OF - timedelta(days=rng.randrange(0, 3)))
+        elif roll < 0.25 and m.revoked_on is not None:
+            changed = replace(m, revoked_on=None)  # reinstated
+        elif roll < 0.35:
+            changed = replace(m, attestations=rng.randrange(0, 8))
+        elif roll < 0.4:
+            changed = replace(m, kyc=not m.kyc)
+        out.append(changed)
+    for name in newcomers:
+        out.append(
+            ScoringMember(
+                did=did(name),
+                since=AS_OF - timedelta(days=rng.randrange(0, 400)),
+                kyc=rng.random() < 0.7,
+                attestations=rng.randrange(0, 3),
+            )
+        )
+    return out
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32), parts=st.integers(1, 3))
+def test_incremental_equals_full_with_membership_changes(seed: int, parts: int) -> None:
+    """Full recompute = incremental with membership changes included: memberships change
+    (``update_members``) between batches of new events (``add_events``), and the state's
+    records equal a full reference recompute of the final inputs, byte for byte; only the
+    DIDs reported changed differ from before.  Reports count over the whole two years
+    (a wide window), so that a reporter's changed KYC flag often moves a subject's R."""
+    events, members = random_world(seed, reports=60)
+    excluded = [did("n4")] if seed % 2 else []
+    rng = random.Random(seed ^ 0x5EED)
+    rng.shuffle(events)
+    cut = rng.randrange(0, len(events))
+    base, new = events[:cut], events[cut:]
+    # Newcomers: a DID no event names and, when there is one, a DID only events name.
+    member_dids = {m.did for m in members}
+    named = sorted({e.subject for e in base} - member_dids)
+    newcomers = ["fresh1", *[n for n in (f"n{i}" for i in range(30)) if did(n) in named][:2]]
+    state = score_sparse(
+        columns_from_events(base, members, excluded, WIDE, as_of=AS_OF, ctx=CTX),
+        WIDE,
+        as_of=AS_OF,
+        ctx=CTX,
+    )
+    before = _bytes(state.records())
+    current = list(members)
+    changed: set[str] = set()
+    applied: list[ScoringEvent] = []
+    for k in range(parts):
+        current = _changed_members(rng, current, newcomers if k == 0 else [])
+        changed.update(state.update_members(current))
+        known = set(state.dids)
+        batch = [e for e in new[k::parts] if e.sender in known or e.sender in excluded]
+        changed.update(state.add_events(batch))
+        applied += batch
+    full = reference_records(base + applied, current, WIDE, excluded)
+    after = _bytes(state.records())
+    assert after == _bytes(full)
+    assert {d for d in after if before.get(d) != after[d]} <= changed
+    assert state.update_members(current) == []  # nothing changed since: nothing recomputed
+
+
+def test_update_members_recomputes_the_member_and_its_dependants() -> None:
+    """B vouches for A; revoking B's KYC lowers B and, through the vouch, A; C (unrelated)
+    is not recomputed.  Reinstating restores both records byte for byte."""
+    members = [member("A", days=365), member("B", days=365), member("C", days=365)]
+    events = [event("vouch", did("B"), did("A"), 0)]
+    state = score_sparse(
+        columns_from_events(events, members, [], RULES, as_of=AS_OF, ctx=CTX),
+        RULES,
+        as_of=AS_OF,
+        ctx=CTX,
+    )
+    before = _bytes(state.records())
+    revoked = replace(members[1], revoked_on=AS_OF)
+    assert sorted(state.update_members([revoked])) == sorted([did("A"), did("B")])
+    assert _bytes(state.records()) == _bytes(
+        reference_records(events, [members[0], revoked, members[2]], RULES)
+    )
+    assert _bytes(state.records())[did("A")] != before[did("A")]
+    assert state.update_members([members[1]]) != []
+    assert _bytes(state.records()) == before
+
+
+def test_a_reporters_lost_kyc_moves_the_reported_subjects_r() -> None:
+    """B and C (KYC) report A: the quorum of 2 is met and R counts.  B's revocation drops
+    the quorum: A's R is 0 again although A is no out-neighbour of B."""
+    members = [member("A", days=365), member("B", days=365), member("C", days=365)]
+    events = [event("report", did("B"), did("A"), 0), event("report", did("C"), did("A"), 0)]
+    state = score_sparse(
+        columns_from_events(events, members, [], RULES, as_of=AS_OF, ctx=CTX),
+        RULES,
+        as_of=AS_OF,
+        ctx=CTX,
+    )
+    assert state.record(did("A")).r > 0
+    revoked = replace(members[1], revoked_on=AS_OF)
+    assert did("A") in state.update_members([revoked])
+    assert state.record(did("A")).r == 0
+    assert _bytes(state.records()) == _bytes(
+        reference_records(events, [members[0], revoked, members[2]], RULES)
+    )
 
 
 @SETTINGS

@@ -1,16 +1,19 @@
 """HTTP API of reputation events and members (docs/reputation.md): ``POST /v1/events``,
-``GET /v1/blobs/{cid}`` and ``POST /v1/reputation/members``.
+``GET /v1/blobs/{cid}``, ``POST /v1/reputation/members`` and
+``POST /v1/reputation/members/tombstone``.
 
 Events are signed by their sender's did:key; no bearer token is involved (the signature, the
 membership and the per-epoch budget are the gate; the route group's rate limit per address
 bounds the rest).  A membership is composed here, above both domains: the verifier checks
 the presented SD-JWT VC (issuer signature, trust, status, key binding for this platform and
 the DID), this module checks that its ``cnf`` key is the DID's own key, and the reputation
-service records it.
+service records it.  A tombstone is the DID's own request, signed by its key (a
+``reputation-tombstone+jwt``), to be left out of scoring for good.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -35,6 +38,7 @@ from credit_commons.keys import PublicKey, public_key_from_jwk
 from credit_commons.reputation import (
     EventAccepted,
     MemberCredentialRefused,
+    MemberExcluded,
     MemberRegistered,
     RuleSet,
     RulesUnavailable,
@@ -126,13 +130,19 @@ class MemberRequest(BaseModel):
     presentation: str = Field(max_length=60_000)
 
 
-def _issuer_signed(presentation: str) -> tuple[str, JsonObject]:
-    # The Issuer-signed JWT of a presentation the verifier accepted, and its payload.
+def _issuer_signed(presentation: str) -> tuple[str, JsonObject, str | None]:
+    # The Issuer-signed JWT of a presentation the verifier accepted, its payload, and its
+    # protected header's x5c chain as JSON when it has one (the verifier then certified the
+    # issuer through an X.509 anchor: the status step verifies the issuer's list under it).
     parts = split(presentation, "compact")
     first = parts.signatures[0]
+    header = decode_json_object(first.protected, "header")
+    x5c = header.get("x5c")
+    chain = x5c if isinstance(x5c, list) and all(isinstance(c, str) for c in x5c) else None
     return (
         f"{first.protected}.{parts.payload}.{first.signature}",
         decode_json_object(parts.payload, "payload"),
+        None if chain is None else json.dumps(chain),
     )
 
 
@@ -176,7 +186,7 @@ def register_member(
             audience=platform_audience(runtime),
             nonce=body.did,
         )
-        jwt, payload = _issuer_signed(body.presentation)
+        jwt, payload, x5c = _issuer_signed(body.presentation)
     except (IntegrityError, ValidationError, ForbiddenError, NotFoundError) as e:
         # Non-oracular toward the presenter; the verifier's reason stays in its errors.
         raise MemberCredentialRefused("the credential was not accepted") from e
@@ -196,4 +206,29 @@ def register_member(
         credential_sha256=sha256_hex(jwt.encode("ascii")),
         status_ref=_status_ref(payload),
         rules=rules,
+        x5c=x5c,
+    )
+
+
+class TombstoneRequest(BaseModel):
+    """A DID's request to be left out of scoring for good: the did:key and a compact JWS
+    (``typ`` ``reputation-tombstone+jwt``, EdDSA) signed by its key, ``sub`` the DID,
+    ``aud`` this platform's public URL, ``iat`` at most 60 seconds old."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    did: str = Field(max_length=128)
+    proof: str = Field(max_length=4096)
+
+
+@router.post(
+    "/v1/reputation/members/tombstone",
+    status_code=201,
+    summary="Leave scoring for good: a tombstone signed by the DID's key.",
+    responses=answers(MemberExcluded, 401, 422, status=201),
+)
+def tombstone(body: TombstoneRequest, session: SessionDep, runtime: RuntimeDep) -> MemberExcluded:
+    ed25519_did(body.did, "did")
+    return reputation_service.leave(
+        session, runtime, body.did, body.proof, platform_audience(runtime)
     )
