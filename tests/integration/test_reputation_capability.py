@@ -3,7 +3,8 @@ this platform issued vouch, a checkpoint is scored, the jobs step issues the que
 CommunityTierCredential — bound to the subject's did:key, sealed for the subject who holds
 the KYC credential, its score committed and only its opening disclosable — exactly once;
 a row whose subject cannot be addressed stays queued; a Credit Readiness Credential issued
-to the same holder key carries the tier as a Disclosure, and to another key none."""
+to the same holder key carries the tier as a Disclosure, and to another key none — issued
+directly or through an OID4VCI offer (the tier added at redemption, when the key is known)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import select, update
 from tests.factories import kyc_claims, readiness_claims
 
 from credit_commons.core.db import transaction
+from credit_commons.formats.jws import sign_compact
 from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.issuer.catalogue import verify_score_opening
@@ -260,6 +262,67 @@ def test_a_credit_readiness_credential_carries_the_holders_community_tier(story:
         readiness_claims(others[0].subject, 712),
         others[0].jwk,
     )
+    assert "community_tier" not in _claims(other)
+
+
+def _redeemed(story: Story, subject: str, holder: PrivateKey) -> str:
+    """A Credit Readiness Credential offered to ``subject`` (OID4VCI pre-authorized code)
+    and redeemed with ``holder``'s proof: the holder key is known only here."""
+    offered = story.http.post(
+        "/v1/credential-offers",
+        json={
+            "type": "CreditReadinessCredential",
+            "subject": subject,
+            "claims": readiness_claims(subject, 712),
+            "tx_code": False,
+        },
+        headers=story.admin,
+    )
+    assert offered.status_code == 201, offered.text
+    grant = "urn:ietf:params:oauth:grant-type:pre-authorized_code"
+    code = offered.json()["credential_offer"]["grants"][grant]["pre-authorized_code"]
+    tokens = story.http.post(
+        "/token",
+        data={"grant_type": grant, "pre-authorized_code": code},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert tokens.status_code == 200, tokens.text
+    issuer = story.http.get("/.well-known/openid-credential-issuer").json()["credential_issuer"]
+    c_nonce = story.http.post("/nonce").json()["c_nonce"]
+    proof = sign_compact(
+        {"typ": "openid4vci-proof+jwt", "jwk": public_key_to_jwk(holder.public_key)},
+        {"aud": issuer, "iat": int(story.rt.clock.now().timestamp()), "nonce": c_nonce},
+        holder,
+    )
+    answer = story.http.post(
+        "/credential",
+        json={
+            "credential_configuration_id": "CreditReadinessCredential",
+            "proofs": {"jwt": [proof]},
+        },
+        headers={"Authorization": f"Bearer {tokens.json()['access_token']}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["credentials"][0]["credential"])
+
+
+def test_an_offered_credit_readiness_credential_gets_the_tier_at_redemption(
+    story: Story,
+) -> None:
+    members = [story.member(n) for n in range(6)]
+    subject, others = members[0], members[1:]
+    for voucher in others:
+        story.vouch(voucher, subject)
+    story.score()
+    assert capability_step(interval=0)(story.rt, 0) == {"capabilities_issued": 1}
+
+    text = _redeemed(story, subject.subject, subject.key)
+    assert "community_tier" not in SdJwt.parse(text).payload  # a Disclosure, as issued
+    tier = _claims(text)["community_tier"]
+    assert (tier["tier"], tier["ctx"]) == ("silver", "shg:savings")
+    assert set(tier) == {"tier", "ctx", "rule_set", "as_of"}
+    # Redeemed with another key (one without a capability credential): no tier.
+    other = _redeemed(story, subject.subject, PrivateKey.generate(KeyType.ED25519))
     assert "community_tier" not in _claims(other)
 
 

@@ -24,6 +24,7 @@ import hashlib
 import json
 import secrets
 import string
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -54,6 +55,7 @@ from credit_commons.runtime import Runtime
 
 __all__ = [
     "PRE_AUTHORIZED_GRANT",
+    "ClaimsCompletion",
     "OAuthError",
     "authorization_server_metadata",
     "create_offer",
@@ -331,10 +333,21 @@ def _check_proof(session: Session, rt: Runtime, proof: str) -> dict[str, str]:
     return public_key_to_jwk(key)
 
 
+ClaimsCompletion = Callable[[Session, str, JsonObject, JsonObject], JsonObject]
+"""What a layer above adds to an offer's claims at redemption, once the holder key is known:
+``(session, type name, claims, holder JWK) -> claims`` (the gateway's community tier)."""
+
+
 def issue_from_request(
-    session: Session, rt: Runtime, authorization: str | None, body: JsonObject
+    session: Session,
+    rt: Runtime,
+    authorization: str | None,
+    body: JsonObject,
+    complete: ClaimsCompletion | None = None,
 ) -> CredentialResponse:
-    """The credential endpoint (OID4VCI 1.0 §8).  Raises :class:`OAuthError`."""
+    """The credential endpoint (OID4VCI 1.0 §8).  ``complete`` may add claims that depend
+    on the holder key (known only now) to the offered ones before issuance.  Raises
+    :class:`OAuthError`."""
     if not authorization or not authorization.startswith("Bearer "):
         raise OAuthError("invalid_token", "a bearer access token is required", status=401)
     if set(body) - {"credential_configuration_id", "proofs"}:
@@ -378,6 +391,8 @@ def issue_from_request(
             session, bytes(sealed), subject=subject, purpose="credentials", record=offer_id
         )
     )
+    if complete is not None:
+        claims = complete(session, type_name, claims, holder_jwk)
     try:
         issued = credentials.issue_credential(
             session,

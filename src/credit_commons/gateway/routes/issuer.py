@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from credit_commons import verifier
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
+from credit_commons.gateway.community_tier import with_community_tier
 from credit_commons.gateway.deps import PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media
 from credit_commons.identity import Principal
 from credit_commons.issuer import (
-    CREDIT_READINESS,
     credentials,
     documents,
     registry,
@@ -34,8 +34,6 @@ from credit_commons.issuer.schemas import (
     JwtVcIssuerMetadata,
     StatusChanged,
 )
-from credit_commons.keys import KeyType, encode_did_key, public_key_from_jwk
-from credit_commons.reputation import capability
 from credit_commons.verifier.schemas import SdJwtVerified, TrustedIssuerView, VcJwtVerified
 
 __all__ = ["credentials_router", "router", "status_router", "trust_router"]
@@ -234,22 +232,12 @@ def _with_community_tier(
     # Issue 19: a Credit Readiness Credential issued to a holder key whose did:key holds a
     # capability credential carries that community tier (a disclosable claim), unless the
     # issuer sent one.  Only for a caller allowed to issue (the others are refused anyway).
-    if (
-        not principal.is_admin
-        or request.type_name != CREDIT_READINESS.name
-        or "community_tier" in request.claims
-    ):
+    if not principal.is_admin:
         return request
-    try:
-        key = public_key_from_jwk(request.holder_jwk)
-    except CommonsError:
-        return request  # issuance refuses the key, with its own problem
-    if key.key_type is not KeyType.ED25519:
-        return request
-    tier = capability.community_tier(session, encode_did_key(key))
-    if tier is None:
-        return request
-    return replace(request, claims={**request.claims, "community_tier": tier.claim()})
+    claims = with_community_tier(
+        session, request.type_name, request.claims, dict(request.holder_jwk)
+    )
+    return request if claims is request.claims else replace(request, claims=claims)
 
 
 @credentials_router.post(

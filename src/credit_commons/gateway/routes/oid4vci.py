@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject
+from credit_commons.gateway.community_tier import with_community_tier
 from credit_commons.gateway.deps import NO_STORE, PrincipalDep, RuntimeDep, SessionDep
 from credit_commons.gateway.openapi import answers, media, oauth_errors
 from credit_commons.issuer import oid4vci
@@ -172,4 +173,8 @@ def credential(
     authorization: Annotated[str | None, Header()] = None,
 ) -> CredentialResponse:
     response.headers.update(NO_STORE)
-    return oid4vci.issue_from_request(session, runtime, authorization, body)
+    # Issue 19: a Credit Readiness Credential gets its holder's community tier here, where
+    # the holder key becomes known.
+    return oid4vci.issue_from_request(
+        session, runtime, authorization, body, complete=with_community_tier
+    )
