@@ -296,23 +296,35 @@ def authenticate_lender(
     status = lenders.client_status(session, client_id)
     if status is None or not status.active:
         raise refuse("auth.client_inactive", actor)
-    # 6. Certificate binding (RFC 8705 §3): a client registered with a certificate uses
-    #    tokens bound to it only (one bound to an earlier certificate, or none, is refused);
-    #    a bound token only over a connection with the same certificate.
-    registered = status.certificate_thumbprint
-    if registered is not None and not (isinstance(bound, str) and _same(bound, registered)):
-        raise refuse("auth.token_unbound", actor)
-    if isinstance(bound, str):
-        if certificate is None:
-            raise refuse("auth.certificate_missing", actor)
-        if not _same(bound, certificate):
-            raise refuse("auth.certificate_mismatch", actor)
+    # 6. Certificate binding (RFC 8705 §3).
+    binding = _binding_refusal(bound, status.certificate_thumbprint, certificate)
+    if binding is not None:
+        raise refuse(binding, actor)
     return LenderPrincipal(
         client_id=client_id,
         scopes=frozenset(scope.split()) & SCOPES,
         purposes=frozenset(status.purposes),
         actor=actor,
     )
+
+
+def _binding_refusal(bound: object, registered: str | None, certificate: str | None) -> str | None:
+    """Why a token bound to ``bound`` (its ``cnf.x5t#S256``, or ``_NOT_BOUND``) may
+    not be used by a client registered with ``registered`` over a connection presenting
+    ``certificate``; ``None`` when it may (RFC 8705 §3).
+
+    A client registered with a certificate uses tokens bound to it only (one bound to an
+    earlier certificate, or none, is refused); a bound token is accepted only over a
+    connection with the same certificate.
+    """
+    if registered is not None and not (isinstance(bound, str) and _same(bound, registered)):
+        return "auth.token_unbound"
+    if isinstance(bound, str):
+        if certificate is None:
+            return "auth.certificate_missing"
+        if not _same(bound, certificate):
+            return "auth.certificate_mismatch"
+    return None
 
 
 def require_scope(principal: LenderPrincipal, scope: str, *, operation: str) -> None:
