@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import cast
 
 from sqlalchemy.orm import Session
@@ -31,7 +32,12 @@ from credit_commons.identity import Principal
 from credit_commons.issuer import COMMUNITY_TIER, entry_state, own_status_list_id, subject_at_entry
 from credit_commons.issuer.credentials import SD_JWT_VC, issue_credentials
 from credit_commons.issuer.schemas import IssueRequest
-from credit_commons.keys import PublicKey, decode_did_key, public_key_to_jwk
+from credit_commons.keys import (
+    PublicKey,
+    decode_did_key,
+    public_key_to_jwk,
+    rotate_due_service_keys,
+)
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.steps import Step, log_steps
 from credit_commons.privacy.epochs import epoch_step
@@ -59,6 +65,7 @@ __all__ = [
     "monitor_step",
     "retention_step",
     "scores_step",
+    "service_keys_step",
     "trust_pins_step",
 ]
 
@@ -81,6 +88,27 @@ def retention_step() -> Step:
             counts["web_sessions"] = prune_sessions(session, rt.clock.now())
             counts["web_signin_codes"] = prune_signin_codes(session, rt.clock.now())
         return {f"retention_{k}": v for k, v in counts.items()}
+
+    return step
+
+
+def service_keys_step(interval: float = 60.0) -> Step:
+    """Every ``interval`` seconds: rotate each service key whose signing version is
+    ``COMMONS_SERVICE_KEY_ROTATION_DAYS`` old (keys/service_tokens.py); the version it
+    replaces keeps verifying for ``COMMONS_SERVICE_KEY_OVERLAP`` seconds."""
+    last = [float("-inf")]
+
+    def step(rt: Runtime, _size: int) -> dict[str, object]:
+        now = time.monotonic()
+        if now - last[0] < interval:
+            return {}
+        last[0] = now
+        period = timedelta(days=rt.settings.service_key_rotation_days)
+        with transaction(rt.sessions) as session:
+            rotated = rotate_due_service_keys(session, rt, period)
+        for info in rotated:
+            log.info("service key rotated", extra={"key": info.name, "version": info.version})
+        return {"service_keys_rotated": len(rotated)} if rotated else {}
 
     return step
 
@@ -427,13 +455,15 @@ def federation_step(rt: Runtime) -> list[Step]:
 
 
 def default_steps(rt: Runtime) -> list[Step]:
-    """Retention, consent expiry and webhooks, the access monitor, closing due erasure
-    epochs, refreshing pinned trust bundles, ending memberships whose credential was
-    revoked, scoring new checkpoints, issuing the capability credentials they queued, then
-    the log's steps the settings ask for (witnesses, anchors), then publishing to NATS when
-    it is configured; raises ``ConfigurationError``."""
+    """Retention, rotating the service keys that are due, consent expiry and webhooks, the
+    access monitor, closing due erasure epochs, refreshing pinned trust bundles, ending
+    memberships whose credential was revoked, scoring new checkpoints, issuing the
+    capability credentials they queued, then the log's steps the settings ask for
+    (witnesses, anchors), then publishing to NATS when it is configured; raises
+    ``ConfigurationError``."""
     return [
         retention_step(),
+        service_keys_step(),
         consent_step(),
         monitor_step(),
         epoch_step(),

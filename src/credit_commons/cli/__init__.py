@@ -67,6 +67,7 @@ COMMANDS: tuple[LazyCommand, ...] = (
     ("backup", "backup", False),
     ("restore", "restore", False),
     ("keys", "keys", True),
+    ("service-token", "service_token", True),
     ("did", "did", True),
 )
 """Every command of the root: each module's ``app`` is the group itself, or holds the one
@@ -100,6 +101,7 @@ SUMMARIES = {
     "restore": "Restore a backup into an empty instance, held in backup-restore mode (reads"
     " served, writes refused) until an operator confirms; or confirm it; or show the mode.",
     "keys": "Signing keys and the master key.",
+    "service-token": "Service-to-service tokens: issue one, rotate the service keys, list them.",
     "did": "Decentralised identifiers.",
 }
 """The first paragraph of each command's help, for ``commons --help`` to list every command

@@ -269,6 +269,25 @@ class Settings(BaseSettings):
         default="1200/minute",
         description="requests per IP address to the lender API and token endpoint",
     )
+    service_token_ttl: int = Field(
+        default=300,
+        ge=10,
+        le=300,
+        description="seconds a service-to-service token lives (at most 5 minutes)",
+    )
+    service_key_overlap: int = Field(
+        default=600,
+        ge=10,
+        le=7 * 86400,
+        description="seconds a service key keeps verifying after its successor starts "
+        "signing; at least the token lifetime (docs/operations.md, service auth)",
+    )
+    service_key_rotation_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=365,
+        description="days between scheduled rotations of each service key (the worker)",
+    )
     surface_registry_sha256: str | None = Field(
         default=None,
         pattern=r"^[0-9a-f]{64}$",
@@ -387,6 +406,16 @@ class Settings(BaseSettings):
         if not self.public_url:
             object.__setattr__(self, "public_url", url_for_address(self.host, self.port))
             self._public_url_derived = True
+        return self
+
+    @model_validator(mode="after")
+    def _overlap_covers_tokens(self) -> Self:
+        # A token signed just before a rotation must expire before the key that signed it
+        # stops verifying, or a call in flight fails.
+        if self.service_key_overlap < self.service_token_ttl:
+            raise ValueError(
+                "COMMONS_SERVICE_KEY_OVERLAP must be at least COMMONS_SERVICE_TOKEN_TTL"
+            )
         return self
 
     @field_validator("public_url")

@@ -38,6 +38,7 @@ from credit_commons.gateway.ratelimit import (
 from credit_commons.gateway.restore_guard import RestoreModeMiddleware
 from credit_commons.gateway.routes import consent as consent_routes
 from credit_commons.gateway.routes import identity as identity_routes
+from credit_commons.gateway.routes import internal as internal_routes
 from credit_commons.gateway.routes import issuer as issuer_routes
 from credit_commons.gateway.routes import lenders as lender_routes
 from credit_commons.gateway.routes import log as log_routes
@@ -349,6 +350,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(consent_routes.operator_router)
     app.include_router(subscribe_routes.router)
     app.include_router(surface_routes.router)
+    app.include_router(internal_routes.router)
 
 
 def _install_middleware(

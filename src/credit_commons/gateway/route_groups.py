@@ -95,6 +95,8 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("scores", "300/minute", None, "GET /v1/scores, GET /v1/reputation/capabilities"),
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets, /v1/routes", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
+    # The platform's own services (service tokens): a few processes on the internal network.
+    RouteGroup("internal", "3000/minute", "1200/minute", "/v1/internal/*", READ),
     RouteGroup("docs", "60/minute", None, "/openapi.json, /docs, /docs/assets/*", READ),
     # The web console (docs/console.md): its pages, its sign-in (stricter: each attempt
     # checks a credential or sends a code), its static assets.
@@ -130,6 +132,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("GET HEAD", r"/v1/consents/[^/]+", "lender-api"),
         ("POST", r"/oauth/token", "lender-token"),
         ("", r"/tile/.*|/checkpoint", "tiles"),
+        ("", r"/v1/internal/.*", "internal"),
         ("", r"/v1/log(?:/.*)?", "log"),
         ("", r"/status-lists/.*", "status-lists"),
         ("GET HEAD", r"/v1/zk/statements(?:/[^/]+)?", "zk-statements"),

@@ -26,7 +26,9 @@ Kinds (docs/operations.md, "The route registry"):
   holder's presentation;
 - ``subject-proof``: a proof signed by the DID the answer is about (``Subject-Proof``);
 - ``transaction``: an OpenID4VP transaction's own state and nonce (a wallet's response);
-- ``console-session``: the web console's signed session cookie.
+- ``console-session``: the web console's signed session cookie;
+- ``service``: a platform service's short-lived token (``service+jwt``, keys/service_tokens.py)
+  granting the ``scopes`` the route requires.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ AUTH_KINDS = frozenset(
         "subject-proof",
         "transaction",
         "console-session",
+        "service",
     }
 )
 """Every kind of caller authentication a route may declare."""
@@ -90,6 +93,9 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         ("POST", r"/v1/identities/\{token\}/requests/\{request_id\}/fulfil", "admin", ()),
         ("", r"/v1/identities/.*", "identity", ()),
         ("POST", r"/v1/onboarding/bindings", "lender-or-identity", ()),
+        # The platform's own services (service tokens and their scopes).
+        ("GET", r"/v1/internal/log/state", "service", ("log:state",)),
+        ("GET", r"/v1/internal/service-keys", "service", ("keys:read",)),
         # Administration.
         ("", r"/v1/admin/.*", "admin", ()),
         ("GET", r"/v1/subscribe", "admin", ()),

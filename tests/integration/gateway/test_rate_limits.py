@@ -241,6 +241,7 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "scores": ("GET", "/v1/scores?did=did:key:z6Mk&ctx=general"),
     "well-known": ("GET", "/.well-known/openid-credential-issuer"),
     "operations": ("GET", "/healthz"),
+    "internal": ("GET", "/v1/internal/log/state"),
     "docs": ("GET", "/openapi.json"),
     "web-signin": ("POST", "/signin"),
     "web": ("GET", "/"),

@@ -1,0 +1,163 @@
+"""Internal routes (``/v1/internal/…``) for the platform's own services: each takes a
+short-lived service token (``Authorization: Bearer <service+jwt>``, keys/service_tokens.py)
+granting the scope the route declares (``surface_auth.py``, kind ``service``).  Every call
+is logged (``service.access``: the service, the route, the token's ``jti`` and key, never the
+token); docs/operations.md, "Service-to-service auth"."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from credit_commons.core.encoding import b64_encode
+from credit_commons.core.errors import UnauthorizedError
+from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, platform_audience
+from credit_commons.gateway.openapi import answers
+from credit_commons.keys import (
+    SERVICES,
+    KeyNotFound,
+    KeyVersion,
+    ServiceCaller,
+    accepted_keys,
+    service_key_name,
+    verify_service_token,
+)
+from credit_commons.ledger import service as ledger_service
+
+__all__ = ["LogState", "ServiceKey", "ServiceKeys", "require_service", "router"]
+
+router = APIRouter(prefix="/v1/internal", tags=["internal"])
+access = logging.getLogger("credit_commons.service_access")
+
+
+def require_service(*scopes: str) -> Callable[..., ServiceCaller]:
+    """A dependency: the service the request's token proves, granted every one of
+    ``scopes``; 401 (``auth.service_token_invalid``) or 403 (``auth.service_scope_missing``)
+    otherwise."""
+
+    def dependency(
+        request: Request,
+        session: ReadSessionDep,
+        runtime: RuntimeDep,
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> ServiceCaller:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise UnauthorizedError("a service token is required (Authorization: Bearer)")
+        overlap = runtime.settings.service_key_overlap
+        caller = verify_service_token(
+            token.strip(),
+            lambda service: accepted_keys(session, runtime, service, overlap),
+            audience=platform_audience(runtime),
+            now=runtime.clock.now(),
+            required=scopes,
+        )
+        access.info(
+            "service.access",
+            extra={
+                "service": caller.service,
+                "route": f"{request.method} {request.url.path}",
+                "jti": caller.jti,
+                "kid": caller.kid,
+            },
+        )
+        return caller
+
+    return dependency
+
+
+class LogState(BaseModel):
+    """The log's size and root, and its newest checkpoint's size and time."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(description="entries sequenced")
+    root: str = Field(description="base64 RFC 6962 root hash over the sequenced entries")
+    checkpoint_size: int | None = Field(description="the newest checkpoint's size, if any")
+    checkpoint_at: datetime | None = Field(description="when it was signed")
+
+
+@router.get(
+    "/log/state",
+    summary="The log's size and newest checkpoint (scope log:state).",
+    responses=answers(LogState, 401, 403),
+)
+def log_state(
+    session: ReadSessionDep,
+    _caller: Annotated[ServiceCaller, Depends(require_service("log:state"))],
+) -> LogState:
+    size, root = ledger_service.log_state(session)
+    row = ledger_service.latest_checkpoint(session)
+    return LogState(
+        size=size,
+        root=b64_encode(root),
+        checkpoint_size=None if row is None else row.size,
+        checkpoint_at=None if row is None else row.created_at,
+    )
+
+
+class ServiceKey(BaseModel):
+    """One version of a service's key and whether it signs, verifies or is retired."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    version: int
+    kid: str
+    created_at: datetime
+    state: str = Field(description="signing, verifying (until retires_at) or retired")
+    retires_at: datetime | None = Field(description="when a verifying version retires")
+
+
+class ServiceKeys(BaseModel):
+    """Every version of every service key."""
+
+    model_config = ConfigDict(extra="forbid")
+    keys: list[ServiceKey]
+
+
+def _states(
+    service: str, versions: Sequence[KeyVersion], accepted: Sequence[KeyVersion], overlap: int
+) -> list[ServiceKey]:
+    ordered = sorted(versions, key=lambda v: v.version)
+    live = {v.kid for v in accepted}
+    out = []
+    for v, successor in zip(ordered, [*ordered[1:], None], strict=True):
+        retires = None if successor is None else successor.created_at + timedelta(seconds=overlap)
+        state = "signing" if successor is None else "verifying" if v.kid in live else "retired"
+        out.append(
+            ServiceKey(
+                service=service,
+                version=v.version,
+                kid=v.kid,
+                created_at=v.created_at,
+                state=state,
+                retires_at=retires,
+            )
+        )
+    return out
+
+
+@router.get(
+    "/service-keys",
+    summary="The service keys' versions and states (scope keys:read).",
+    responses=answers(ServiceKeys, 401, 403),
+)
+def service_keys(
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    _caller: Annotated[ServiceCaller, Depends(require_service("keys:read"))],
+) -> ServiceKeys:
+    overlap = runtime.settings.service_key_overlap
+    found: list[ServiceKey] = []
+    for service in sorted(SERVICES):
+        try:
+            versions = runtime.key_store.versions(session, service_key_name(service))
+        except KeyNotFound:
+            continue
+        accepted = accepted_keys(session, runtime, service, overlap)
+        found += _states(service, versions, accepted, overlap)
+    return ServiceKeys(keys=found)
