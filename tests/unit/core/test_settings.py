@@ -229,3 +229,13 @@ def test_the_initial_log_origin_comes_from_the_public_url_or_the_setting() -> No
 def test_a_public_url_clients_cannot_use_is_refused_everywhere(url: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         Settings(public_url=url)
+
+
+def test_the_service_key_overlap_covers_a_token_lifetime() -> None:
+    # A shorter overlap would retire a key while tokens it signed are still valid: a
+    # rotation would fail calls in flight (docs/operations.md, service-to-service auth).
+    with pytest.raises(pydantic.ValidationError, match="COMMONS_SERVICE_KEY_OVERLAP"):
+        Settings(service_token_ttl=300, service_key_overlap=299)
+    with pytest.raises(pydantic.ValidationError):
+        Settings(service_token_ttl=301)  # at most five minutes
+    assert Settings(service_token_ttl=60, service_key_overlap=60).service_key_overlap == 60
