@@ -185,6 +185,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="witnesses to ask for cosignatures, each 'VKEY@URL' (tlog-witness)",
     )
+    committee_notice: float = Field(
+        default=7 * 24 * 3600.0,
+        ge=0,
+        description="seconds a change of checkpoint committee waits before it takes effect",
+    )
     anchor_backends: list[str] = Field(
         default_factory=lambda: ["file"], description="where checkpoints are anchored: file, evm"
     )

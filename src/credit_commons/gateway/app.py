@@ -36,6 +36,7 @@ from credit_commons.gateway.ratelimit import (
     rate_limits,
 )
 from credit_commons.gateway.restore_guard import RestoreModeMiddleware
+from credit_commons.gateway.routes import committee as committee_routes
 from credit_commons.gateway.routes import consent as consent_routes
 from credit_commons.gateway.routes import identity as identity_routes
 from credit_commons.gateway.routes import internal as internal_routes
@@ -324,6 +325,7 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(consent_routes.lender_router)
     app.include_router(verifier_routes.router)
     app.include_router(log_routes.router)
+    app.include_router(committee_routes.router)
     app.include_router(identity_routes.router)
     app.include_router(identity_routes.attestations_router)
     app.include_router(privacy_routes.router)

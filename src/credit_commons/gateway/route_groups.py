@@ -76,6 +76,10 @@ GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("oid4vci-credential", "60/minute", "30/minute", "POST /credential, POST /nonce"),
     RouteGroup("log", "600/minute", None, "/v1/log/*", READ),
     RouteGroup("tiles", "1200/minute", None, "/tile/*, /checkpoint", READ),
+    # The checkpoint committee: members poll their task and post partial signatures, which
+    # authenticate themselves (a BLS pairing check each, so partials are limited harder).
+    RouteGroup("committee-tasks", "600/minute", None, "GET /v1/tasks/current, /v1/committee", READ),
+    RouteGroup("committee-partials", "120/minute", None, "POST /v1/partials"),
     RouteGroup("status-lists", "600/minute", None, "/status-lists/*", READ),
     RouteGroup("zk-statements", "600/minute", None, "/v1/zk/statements*", READ),
     RouteGroup("rules", "600/minute", None, "GET /v1/rules/active, GET /v1/rules/{id}", READ),
@@ -134,6 +138,8 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("", r"/tile/.*|/checkpoint", "tiles"),
         ("", r"/v1/internal/.*", "internal"),
         ("", r"/v1/log(?:/.*)?", "log"),
+        ("GET HEAD", r"/v1/tasks/current|/v1/committee", "committee-tasks"),
+        ("POST", r"/v1/partials", "committee-partials"),
         ("", r"/status-lists/.*", "status-lists"),
         ("GET HEAD", r"/v1/zk/statements(?:/[^/]+)?", "zk-statements"),
         ("", r"/\.well-known/.*|/oauth/jwks|/v1/(?:attestations|rules|scores)/jwks", "well-known"),

@@ -11,16 +11,27 @@ signatures, or asking for an impossible committee shape, is a caller mistake and
 
 from __future__ import annotations
 
-from credit_commons.core.errors import IntegrityError, ValidationError
+from credit_commons.core.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    ValidationError,
+)
 from credit_commons.ledger.errors import NoteSignatureInvalid, SignatureMissing, VerifierKeyInvalid
 
 __all__ = [
+    "CommitteeCheckpointUnknown",
+    "CommitteeEquivocation",
+    "CommitteeExists",
     "CommitteeKeyInvalid",
+    "CommitteeNotConfigured",
+    "CommitteeNotCurrent",
     "CommitteeNotEnoughShares",
     "CommitteeParametersInvalid",
     "CommitteeShareInvalid",
     "CommitteeSignatureInvalid",
     "CommitteeSignatureMissing",
+    "CommitteeTaskRefused",
 ]
 
 
@@ -64,3 +75,47 @@ class CommitteeParametersInvalid(ValidationError):
 
     code = "committee.parameters_invalid"
     title = "Committee parameters invalid"
+
+
+class CommitteeNotConfigured(NotFoundError):
+    """No checkpoint committee is in effect on this log."""
+
+    code = "committee.not_configured"
+    title = "No checkpoint committee"
+
+
+class CommitteeNotCurrent(ConflictError):
+    """A partial signature for a committee (group key) that is not the one in effect."""
+
+    code = "committee.not_current"
+    title = "Not the committee in effect"
+
+
+class CommitteeExists(ConflictError):
+    """A committee with this group key was registered already."""
+
+    code = "committee.exists"
+    title = "Committee already registered"
+
+
+class CommitteeCheckpointUnknown(NotFoundError):
+    """A partial signature for a tree size the log signed no checkpoint of."""
+
+    code = "committee.checkpoint_unknown"
+    title = "No checkpoint of that size"
+
+
+class CommitteeEquivocation(ConflictError):
+    """A member's valid partial signature over another root than the log's at that size:
+    refused, and reported on the log as a ``committee.equivocation`` event."""
+
+    code = "committee.equivocation"
+    title = "Partial signature over another root"
+
+
+class CommitteeTaskRefused(IntegrityError):
+    """A member refuses a signing task: the root cannot be reproduced from its own copy of
+    the log, or does not extend the last root it signed."""
+
+    code = "committee.task_refused"
+    title = "Signing task refused"

@@ -22,6 +22,12 @@ from credit_commons.core.db import Base
 __all__ = [
     "AnchorJobRow",
     "CheckpointRow",
+    "CommitteeConfigRow",
+    "CommitteeEquivocationRow",
+    "CommitteeMemberStateRow",
+    "CommitteePartialRow",
+    "CommitteeShareRow",
+    "CommitteeSignatureRow",
     "CosignatureRow",
     "LogEntryRow",
     "LogStateRow",
@@ -148,3 +154,92 @@ class RestoreModeRow(Base):
     restored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     confirmed_event: Mapped[str | None] = mapped_column(String(40))
+
+
+class CommitteeConfigRow(Base):
+    """A registered checkpoint committee (docs/log.md "Checkpoint committee"): its name,
+    threshold, group key and member keys (``members`` × 48 bytes, member ``i`` at offset
+    ``48·(i-1)``).  The committee in effect is the newest version whose ``effective_at``
+    has passed: a change waits out the notice period (time lock)."""
+
+    __tablename__ = "committee_configs"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(128))
+    threshold: Mapped[int] = mapped_column(Integer)
+    members: Mapped[int] = mapped_column(Integer)
+    group_key: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    member_keys: Mapped[bytes] = mapped_column(LargeBinary)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteePartialRow(Base):
+    """A member's verified partial signature over the log's checkpoint of ``size``."""
+
+    __tablename__ = "committee_partials"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteeEquivocationRow(Base):
+    """A member's valid partial signature over another root than the log's at ``size``:
+    refused, and reported once as a ``committee.equivocation`` event (``event_id``)."""
+
+    __tablename__ = "committee_equivocations"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    event_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteeSignatureRow(Base):
+    """The committee's group signature line over the checkpoint of ``size``."""
+
+    __tablename__ = "committee_signatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer)
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteeShareRow(Base):
+    """A member node's secret key share, wrapped under the master key (purpose
+    ``committee-share``, bound to the group key and index), with the committee's public
+    description.  ``group`` is the group key in hex."""
+
+    __tablename__ = "committee_shares"
+
+    group: Mapped[str] = mapped_column(String(96), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    member: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)
+    member_keys: Mapped[bytes] = mapped_column(LargeBinary)
+    wrapped: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteeMemberStateRow(Base):
+    """A member node's own copy of the log it cosigns: the leaves it holds (``size`` and the
+    Merkle frontier, the roots of the complete subtrees left to right, concatenated) and
+    the last tree head it signed.  Recorded before a partial signature leaves the node."""
+
+    __tablename__ = "committee_member_state"
+
+    group: Mapped[str] = mapped_column(String(96), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_size: Mapped[int | None] = mapped_column(BigInteger)
+    signed_root: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -31,7 +31,13 @@ from credit_commons.ledger.identity import (
     LogIdentityMismatch,
     log_identity,
 )
-from credit_commons.ledger.models import CheckpointRow, CosignatureRow, LogEntryRow, LogStateRow
+from credit_commons.ledger.models import (
+    CheckpointRow,
+    CommitteeSignatureRow,
+    CosignatureRow,
+    LogEntryRow,
+    LogStateRow,
+)
 from credit_commons.ledger.note import (
     ALG_ED25519,
     Signature,
@@ -181,12 +187,20 @@ def publish_checkpoint(
 
 
 def checkpoint_with_cosignatures(session: Session, row: CheckpointRow) -> str:
-    """The checkpoint note with every stored witness cosignature line appended."""
-    lines = session.scalars(
-        select(CosignatureRow.line)
-        .where(CosignatureRow.size == row.size)
-        .order_by(CosignatureRow.witness)
-    ).all()
+    """The checkpoint note with every stored witness cosignature line appended, then the
+    checkpoint committee's group signature line if it has one (docs/log.md)."""
+    lines = list(
+        session.scalars(
+            select(CosignatureRow.line)
+            .where(CosignatureRow.size == row.size)
+            .order_by(CosignatureRow.witness)
+        ).all()
+    )
+    committee_line = session.scalar(
+        select(CommitteeSignatureRow.line).where(CommitteeSignatureRow.size == row.size)
+    )
+    if committee_line is not None:
+        lines.append(committee_line)
     if not lines:
         return row.note
     note = parse_note(row.note)

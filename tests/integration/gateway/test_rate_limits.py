@@ -231,6 +231,8 @@ GROUP_REQUESTS: dict[str, tuple[str, str]] = {
     "oid4vci-credential": ("POST", "/credential"),
     "log": ("GET", "/v1/log/checkpoint"),
     "tiles": ("GET", "/checkpoint"),
+    "committee-tasks": ("GET", "/v1/tasks/current"),
+    "committee-partials": ("POST", "/v1/partials"),
     "status-lists": ("GET", "/status-lists/sl_x"),
     "zk-statements": ("GET", "/v1/zk/statements"),
     "rules": ("GET", "/v1/rules/active"),
