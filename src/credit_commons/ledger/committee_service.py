@@ -279,36 +279,28 @@ def submit_partial(
 ) -> PartialOutcome:
     """Check, store and, at the threshold, combine one member's partial signature.
 
-    1. The committee in effect must be ``group_key``'s (raises
-       :class:`CommitteeNotConfigured`, :class:`CommitteeNotCurrent`).
+    1. The committee in effect must be ``group_key``'s (:class:`CommitteeNotConfigured`,
+       :class:`CommitteeNotCurrent`).
     2. The partial must verify under member ``member``'s key over this log's checkpoint
-       text for ``size`` and ``root`` (raises :class:`CommitteeKeyInvalid` for no such
-       member, :class:`CommitteeShareInvalid` otherwise): the partial authenticates its
-       sender.
-    3. The log must have signed a checkpoint of ``size`` (raises
-       :class:`CommitteeCheckpointUnknown`).
-    4. Another root than the log's is an equivocation: recorded once per member and size
-       (row and ``committee.equivocation`` event) and returned as refused — the caller
-       commits, then raises ``outcome.equivocation``.  A member reported at that size
-       stays refused, and a partial it gave for the logged root no longer counts.
-    5. Store the partial; with ``t`` stored, combine them, add the line to the checkpoint
-       note (verified under the group key) and store it.
+       text for ``size`` and ``root`` (:class:`CommitteeKeyInvalid`,
+       :class:`CommitteeShareInvalid`): the partial authenticates its sender.
+    3. The log must have signed a checkpoint of ``size`` (:class:`CommitteeCheckpointUnknown`).
+    4. Another root than the log's is an equivocation, reported once per member and size;
+       returned as refused (the caller commits, then raises ``outcome.equivocation``).
+    5. Store it; with ``t`` stored, combine them and store the committee's line.
     """
-    # 1.
-    current = current_committee(session, now)
-    if current is None:
-        raise CommitteeNotConfigured("no checkpoint committee is in effect on this log")
-    if group_key != current.group.group_key:
-        raise CommitteeNotCurrent(
-            "that committee is not the one in effect", extra={"version": current.version}
-        )
+    # 1. and 2.
+    current = _verified_partial(
+        session,
+        rt,
+        group_key,
+        member=member,
+        size=size,
+        root=root,
+        signature=signature,
+        now=now,
+    )
     group = current.group
-    # 2.
-    key = group.member(member)
-    identity = log_identity(rt)
-    partial = committee.PartialSignature(member, signature)
-    text = Checkpoint(origin=identity.origin, size=size, root_hash=Hash(root)).format()
-    committee.verify_partial(partial, text.encode("utf-8"), key)
     # 3.
     checkpoint = log_service.checkpoint_of_size(session, size)
     if checkpoint is None:
@@ -354,6 +346,31 @@ def submit_partial(
         _combine(session, current, checkpoint.note, size, now)
         cosigned = True
     return PartialOutcome(True, count, group.threshold, cosigned)
+
+
+def _verified_partial(
+    session: Session,
+    rt: Runtime,
+    group_key: bytes,
+    *,
+    member: int,
+    size: int,
+    root: bytes,
+    signature: bytes,
+    now: datetime,
+) -> RegisteredCommittee:
+    # submit_partial steps 1 and 2: the committee in effect, and the partial under its key.
+    current = current_committee(session, now)
+    if current is None:
+        raise CommitteeNotConfigured("no checkpoint committee is in effect on this log")
+    if group_key != current.group.group_key:
+        raise CommitteeNotCurrent(
+            "that committee is not the one in effect", extra={"version": current.version}
+        )
+    key = current.group.member(member)
+    text = Checkpoint(origin=log_identity(rt).origin, size=size, root_hash=Hash(root)).format()
+    committee.verify_partial(committee.PartialSignature(member, signature), text.encode(), key)
+    return current
 
 
 def _report_equivocation(
