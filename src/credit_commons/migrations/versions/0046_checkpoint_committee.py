@@ -3,7 +3,7 @@ members' partial signatures and equivocations, the group signature lines; and, o
 node, its wrapped key share and its own copy of the log (frontier, last signed head).
 
 Revision ID: 0046
-Revises: 0050
+Revises: 0043
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0046"
-down_revision = "0050"
+down_revision = "0043"
 branch_labels = None
 depends_on = None
 
