@@ -7,9 +7,15 @@ in order, before a route sees it (:class:`_Guard`, a pure ASGI middleware):
 1. the ``Host`` header names a loopback host (127.0.0.1, localhost, [::1]) — a web page
    that rebinds its own DNS name to 127.0.0.1 sends its own name and is refused (403);
 2. a browser's ``Origin`` header is refused unless the holder allowed that origin (403);
-3. the rate limit: at most ``rate`` requests in any ``window`` seconds (429, Retry-After);
-4. the bearer token drawn at start (``Authorization: Bearer …``), compared in constant
+3. the bearer token drawn at start (``Authorization: Bearer …``), compared in constant
    time (401) — other users and processes of the device cannot use the unlocked wallet;
+4. the rate limit: at most ``rate`` requests in any ``window`` seconds (429, Retry-After),
+   counted in two buckets: one for requests with the token, one for requests without it
+   (or with a wrong one). Tokenless requests — which any local process, or any web page
+   through ``<img src=http://127.0.0.1:PORT/…>`` without an Origin, can send — fill only
+   their own bucket, so they can never lock the holder out; past it they are answered 429
+   instead of 401. (The token is 256 random bits: the guess bucket bounds noise, not a
+   search.)
 5. a body of at most ``max_body`` bytes (413).
 
 Errors are problem+json (RFC 9457); each request is logged (method, path, status,
@@ -214,6 +220,7 @@ class _Guard:
         self.app, self.config = app, config
         self._token = config.token.encode()
         self._window = _Window(config.rate, config.window, now)
+        self._guesses = _Window(config.rate, config.window, now)
 
     def _check(self, scope: Scope) -> None:
         host = _header(scope, b"host")
@@ -222,17 +229,20 @@ class _Guard:
         origin = _header(scope, b"origin")
         if origin is not None and origin not in self.config.allowed_origins:
             raise HostNotAllowed("this origin may not use the wallet")
-        wait = self._window.hit()
+        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+        authenticated = scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self._token
+        )
+        # Each kind of request is counted in its own bucket: a flood without the token
+        # never throttles the holder's requests.
+        wait = (self._window if authenticated else self._guesses).hit()
         if wait is not None:
             limited = RateLimited(
                 f"more than {self.config.rate} requests in {self.config.window:g} seconds"
             )
             limited.retry_after = wait
             raise limited
-        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), self._token
-        ):
+        if not authenticated:
             raise UnauthorizedError("the wallet server's bearer token is required")
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.config.max_body):

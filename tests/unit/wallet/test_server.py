@@ -157,6 +157,25 @@ def test_the_rate_limit_counts_a_window() -> None:
     assert client.get("/v1/scores?did=d&ctx=shg", headers=AUTH).status_code == 200
 
 
+def test_tokenless_requests_cannot_lock_the_holder_out() -> None:
+    # Any local process or web page (<img src=http://127.0.0.1:PORT/…>, no Origin) can send
+    # tokenless requests: they fill their own bucket, never the holder's.
+    client = _client(rate=3, window=60.0)
+    guesses = [client.get("/v1/scores", headers={}).status_code for _ in range(20)]
+    assert guesses == [401, 401, 401] + [429] * 17
+    wrong = {"Authorization": "Bearer " + "x" * 43}
+    assert client.get("/v1/scores", headers=wrong).status_code == 429
+    codes = [client.get("/v1/scores?did=d&ctx=shg", headers=AUTH).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    # And the holder's own requests do not use up the guessing bucket either.
+    clock = Clock()
+    fresh = _client(clock=clock, rate=3, window=60.0)
+    assert [fresh.get("/v1/scores?did=d&ctx=shg", headers=AUTH).status_code for _ in range(3)] == [
+        200
+    ] * 3
+    assert [fresh.get("/v1/scores", headers={}).status_code for _ in range(4)] == [401] * 3 + [429]
+
+
 def test_a_body_over_the_limit_is_refused() -> None:
     prover = FakeProver()
     big = {**ASKED, "audience": "a" * 2000}
