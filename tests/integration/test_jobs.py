@@ -16,6 +16,8 @@ from credit_commons.identity import service as identity_service
 from credit_commons.identity.schemas import IdentityCreate
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.jobs import default_steps
+from credit_commons.ledger.restore_mode import confirm_restore, enter_restore_mode
+from credit_commons.ledger.steps import Step
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
@@ -60,4 +62,45 @@ def test_the_edges_worker_expires_consents_and_the_logs_worker_alone_does_not(
     assert _status(runtime, consent_id) == "PENDING"
     composed = LogWorker(runtime, steps=default_steps(runtime)).run_once(force_checkpoint=True)
     assert composed.extra.get("consents_expired") == 1
+    assert _status(runtime, consent_id) == "EXPIRED"
+
+
+def test_a_worker_held_in_backup_restore_mode_runs_no_step_and_no_probe(
+    runtime: Runtime,
+) -> None:
+    """While held (after `commons restore`, before `--confirm`) no step writes or sends:
+    consents are not expired, no probe asks a witness; after the confirmation they run."""
+    consent_id = _pending_consent(runtime, 1.0)
+    with transaction(runtime.sessions) as session:
+        enter_restore_mode(
+            session,
+            backup_id="bk_test",
+            manifest_sha256="0" * 64,
+            log_size=0,
+            log_root="",
+            now=runtime.clock.now(),
+        )
+    time.sleep(1.1)  # past its expiry (the consent's own clock is the runtime's)
+    calls: list[str] = []
+
+    def spy(name: str) -> Step:
+        def step(_rt: Runtime, _size: int) -> dict[str, object]:
+            calls.append(name)
+            return {}
+
+        return step
+
+    worker = LogWorker(runtime, steps=[*default_steps(runtime), spy("step")], probes=[spy("probe")])
+    held = worker.run_once(force_checkpoint=True)
+    assert held.held is not None
+    assert held.held.backup_id == "bk_test"
+    assert calls == []
+    assert held.extra == {}
+    assert _status(runtime, consent_id) == "PENDING"
+    with transaction(runtime.sessions) as session:
+        confirm_restore(session, actor=runtime.operator_actor(), now=runtime.clock.now())
+    released = worker.run_once(force_checkpoint=True)
+    assert released.held is None
+    assert calls == ["probe", "step"]
+    assert released.extra.get("consents_expired") == 1
     assert _status(runtime, consent_id) == "EXPIRED"

@@ -74,13 +74,19 @@ class LogWorker:
         (a restored backup, ledger/continuity.py): the report's ``diverged`` names the gap,
         recorded events wait in the outbox, and the other steps still run.  Nor while the
         database is held in backup-restore mode (ledger/restore_mode.py; the report's
-        ``held``), so the checkpoint served stays the backup's until the operator confirms.
+        ``held``), so the checkpoint served stays the backup's until the operator confirms;
+        while held, neither the probes nor the other steps run either (each writes or sends).
         """
         rt = self.runtime
         cache = rt.tile_cache
         # Established (if need be) in its own transaction, before the others take snapshots.
         identity = log_identity(rt)
-        if not self._probed:
+        with transaction(rt.read_sessions) as session:
+            held = restore_hold(session)
+        # Held: no probe and no step runs (each writes or sends: retention deletes, consent
+        # expiry, webhooks from the restored outbox, credentials, witnesses, anchors); the
+        # probes wait for the first pass after the confirmation.
+        if held is None and not self._probed:
             self._probed = True
             for probe in self.probes:
                 probe(rt, 0)
@@ -95,8 +101,9 @@ class LogWorker:
             with transaction(rt.read_sessions) as session:
                 latest = service.latest_checkpoint(session)
             report.checkpoint = latest.size if latest is not None else None
-        for step in self.steps:
-            report.extra.update(step(rt, report.checkpoint or 0))
+        if held is None:
+            for step in self.steps:
+                report.extra.update(step(rt, report.checkpoint or 0))
         return report
 
     def _advance(self, report: StepReport, identity: LogIdentity, force_checkpoint: bool) -> None:
@@ -152,7 +159,7 @@ class LogWorker:
                 held = None if report.held is None else report.held.backup_id
                 if held is not None and held != held_reported:
                     log.warning(
-                        "backup-restore mode: not sequencing or signing until confirmed",
+                        "backup-restore mode: no sequencing, signing or steps until confirmed",
                         extra={"fields": {"backup_id": held}},
                     )
                 held_reported = held
