@@ -168,7 +168,7 @@ def test_the_owner_role_is_refused_at_a_production_start(
             startup_checks(runtime)
         detail = refused.value.detail
         assert "is not the strict one" in detail
-        assert "owns the schema" in detail or "is a superuser" in detail
+        assert "the schema's owner" in detail or "is a superuser" in detail
         assert "grant-service-role" in (refused.value.hint or "")
     finally:
         runtime.close()
@@ -245,3 +245,59 @@ def test_sqlite_posture_is_the_files_permissions(tmp_path: Path) -> None:
     finally:
         directory.chmod(0o700)
         engine.dispose()
+
+
+def _service_problems(roles: Roles) -> list[str]:
+    engine = sa.create_engine(roles.service_url)
+    try:
+        return [v.problem for v in role_violations(engine)]
+    finally:
+        engine.dispose()
+
+
+def test_a_noinherit_member_of_the_owner_role_is_refused(
+    roles: Roles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """NOINHERIT hides the owner's privileges from the privilege functions, but the member
+    may still SET ROLE to the owner: membership, not usage, is what counts."""
+    _grant(roles, tmp_path, monkeypatch, capsys)
+    assert _service_problems(roles) == []
+    owner_name = sa.engine.make_url(roles.owner_url).username
+    owner = sa.create_engine(roles.owner_url)
+    try:
+        with owner.begin() as connection:
+            connection.exec_driver_sql(f"ALTER ROLE {roles.service} NOINHERIT")
+            connection.exec_driver_sql(f"GRANT {owner_name} TO {roles.service}")
+    finally:
+        owner.dispose()
+    engine = sa.create_engine(roles.service_url)
+    try:
+        with engine.begin() as connection:  # what the check guards against: it can
+            connection.exec_driver_sql(f"SET ROLE {owner_name}")
+            connection.exec_driver_sql("RESET ROLE")
+    finally:
+        engine.dispose()
+    problems = _service_problems(roles)
+    assert f"the database role {roles.service} may become the schema's owner" in problems
+    assert any("may become the owner of the table events" in p for p in problems)
+
+
+@pytest.mark.parametrize("attribute", ["CREATEROLE", "BYPASSRLS", "REPLICATION"])
+def test_a_role_with_createrole_bypassrls_or_replication_is_refused(
+    roles: Roles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    attribute: str,
+) -> None:
+    _grant(roles, tmp_path, monkeypatch, capsys)
+    owner = sa.create_engine(roles.owner_url)
+    try:
+        with owner.begin() as connection:
+            connection.exec_driver_sql(f"ALTER ROLE {roles.service} {attribute}")
+    finally:
+        owner.dispose()
+    assert _service_problems(roles) == [f"the database role {roles.service} has {attribute}"]

@@ -51,6 +51,10 @@ delete."""
 _MIGRATIONS = "alembic_version"
 _ROLE = re.compile(r"^[a-z_][a-z0-9_$]{0,62}$")
 _HINT = "run `commons db grant-service-role ROLE` as the schema owner (docs/operations.md)"
+_OWNER = (
+    "connect as a role that is not the owner's nor a member of it (REVOKE owner FROM role), "
+    "then run `commons db grant-service-role ROLE` as the owner (docs/operations.md)"
+)
 
 
 def _quoted(connection: Connection, name: str) -> str:
@@ -91,27 +95,39 @@ def grant_statements(connection: Connection, role: str) -> list[str]:
 
 def _postgres_violations(connection: Connection) -> list[Violation]:
     found: list[Violation] = []
-    role, superuser = connection.execute(
-        text("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+    role, superuser, *attributes = connection.execute(
+        text(
+            "SELECT current_user, rolsuper, rolcreaterole, rolbypassrls, rolreplication"
+            " FROM pg_roles WHERE rolname = current_user"
+        )
     ).one()
     if superuser:
         found.append(Violation(f"the database role {role} is a superuser", _HINT))
+    # CREATEROLE can grant itself the owner's role (PostgreSQL 15); BYPASSRLS and
+    # REPLICATION read past what the grants allow.
+    for name, held in zip(("CREATEROLE", "BYPASSRLS", "REPLICATION"), attributes, strict=True):
+        if held:
+            found.append(
+                Violation(f"the database role {role} has {name}", f"ALTER ROLE {role} NO{name}")
+            )
+    # 'MEMBER', not 'USAGE': a NOINHERIT member of the owner's role has none of its
+    # privileges until it runs SET ROLE, which it may.
     schema_owned, schema_create, database_create = connection.execute(
         text(
-            "SELECT pg_has_role(current_user, nspowner, 'USAGE'),"
+            "SELECT pg_has_role(current_user, nspowner, 'MEMBER'),"
             " has_schema_privilege(current_schema(), 'CREATE'),"
             " has_database_privilege(current_database(), 'CREATE')"
             " FROM pg_namespace WHERE nspname = current_schema()"
         )
     ).one()
     if schema_owned:
-        found.append(Violation(f"the database role {role} owns the schema", _HINT))
+        found.append(Violation(f"the database role {role} may become the schema's owner", _OWNER))
     if schema_create or database_create:
         where = "schema" if schema_create else "database"
         found.append(Violation(f"the database role {role} may CREATE in the {where}", _HINT))
     rows = connection.execute(
         text(
-            "SELECT tablename, pg_has_role(current_user, tableowner, 'USAGE'),"
+            "SELECT tablename, pg_has_role(current_user, tableowner, 'MEMBER'),"
             " has_table_privilege(quote_ident(schemaname) || '.' || quote_ident(tablename),"
             "   'SELECT'),"
             " has_table_privilege(quote_ident(schemaname) || '.' || quote_ident(tablename),"
@@ -138,7 +154,11 @@ def _postgres_violations(connection: Connection) -> list[Violation]:
             forbidden = ["TRUNCATE"]
         excess = [name for name in forbidden if held[name]]
         if owned:
-            found.append(Violation(f"the database role {role} owns the table {table}", _HINT))
+            found.append(
+                Violation(
+                    f"the database role {role} may become the owner of the table {table}", _OWNER
+                )
+            )
         elif excess:
             found.append(
                 Violation(f"the database role {role} may {'/'.join(excess)} {table}", _HINT)
