@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from multiformats import CID, multihash
 
 from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
@@ -305,3 +306,11 @@ def test_epoch_window_at_the_turn_of_the_year() -> None:
 def test_cid_of_any_blob_matches_the_independent_computation(data: bytes) -> None:
     assert blob_cid(data) == _independent_cid(data)
     assert parse_cid(blob_cid(data)) == blob_cid(data)
+
+
+@given(st.binary(min_size=0, max_size=2_000))
+def test_cid_of_any_blob_is_multiformats_cid(data: bytes) -> None:
+    # blob_cid builds the CID's bytes itself (for speed); the multiformats library agrees.
+    expected = CID("base32", 1, "raw", multihash.digest(data, "sha2-256"))
+    assert blob_cid(data) == str(expected)
+    assert CID.decode(blob_cid(data)) == expected
