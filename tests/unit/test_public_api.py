@@ -65,7 +65,7 @@ EXPECTED = {
     },
     "credit_commons.node": {
         "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
-        "PinMismatch", "Pins", "Platform", "TreeSource", "parse_bundle", "tile_path",
+        "PinMismatch", "Pins", "Platform", "Quotas", "TreeSource", "parse_bundle", "tile_path",
         "verify_message", "verify_presentation",
     },
     "credit_commons.events": {

@@ -13,13 +13,13 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from credit_commons.cli.support import JsonOption, group
+from credit_commons.cli.support import JsonOption, group, settings
 from credit_commons.core.clock import SystemClock
 from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker, transaction
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.node_app import create_node_app
-from credit_commons.node import Follower, Mirror, Platform
+from credit_commons.node import Follower, Mirror, Platform, Quotas
 from credit_commons.node import store as node_store
 
 __all__ = ["app"]
@@ -29,6 +29,7 @@ app = group("node", "A full node: follows a platform over NATS JetStream and mir
 
 @app.command("serve")
 def node_serve(
+    ctx: typer.Context,
     peer: Annotated[str, typer.Option("--peer", help="NATS server, e.g. nats://127.0.0.1:4222.")],
     follow: Annotated[str, typer.Option("--follow", help="The followed platform's URL.")],
     data: Annotated[
@@ -39,7 +40,7 @@ def node_serve(
     as_json: JsonOption = False,
 ) -> None:
     """Follow a platform and serve its mirror (its database: COMMONS_DATABASE_URL, else
-    SQLite in --data)."""
+    SQLite in --data), within the ingest quotas COMMONS_NODE_QUOTAS (docs/federation.md)."""
     del as_json  # the node prints one JSON line when it is ready
     configure_logging(os.environ.get("COMMONS_LOG_LEVEL", "INFO"))
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def node_serve(
             # The durable consumers' name prefix: made once, kept with the pins.
             node_id = node_store.pins(session).get("node_id") or f"node-{secrets.token_hex(6)}"
             node_store.pin(session, "node_id", node_id, clock.now())
-        follower = Follower(mirror, peer, node_id)
+        quotas = Quotas.from_settings(settings(ctx))
+        follower = Follower(mirror, peer, node_id, quotas=quotas)
         follower.start()
         ready = {"node": node_id, "origin": pins.origin, "log_vkey": pins.log_vkey, "port": port}
         print(json.dumps(ready), flush=True)

@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from credit_commons.core.alert_settings import AlertSettings
+from credit_commons.core.node_quota_settings import NodeQuotaSettings
 from credit_commons.core.settings_checks import Violation, refuse, url_for_address
 
 __all__ = [
@@ -216,6 +217,7 @@ class Settings(BaseSettings):
         le=10_000,
         description="messages the federation publisher sends per batch",
     )
+    node_quotas: NodeQuotaSettings = Field(default_factory=NodeQuotaSettings)  # node/quotas.py
     # GET /v1/subscribe (docs/federation.md): open streams per process (503 beyond) and per
     # bearer token (429 beyond); messages buffered per subscriber, dropped when its buffer
     # stays full subscribe_stall seconds; seconds between a caught-up stream's polls.

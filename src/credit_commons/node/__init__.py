@@ -17,6 +17,7 @@ from credit_commons.node.follower import Follower
 from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_message
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
+from credit_commons.node.quotas import Quotas
 from credit_commons.node.store import DropHook, PinMismatch, TreeSource
 from credit_commons.node.verify import NodeVerified, verify_presentation
 
@@ -30,6 +31,7 @@ __all__ = [
     "PinMismatch",
     "Pins",
     "Platform",
+    "Quotas",
     "TreeSource",
     "parse_bundle",
     "tile_path",

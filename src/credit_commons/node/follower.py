@@ -31,6 +31,7 @@ from credit_commons.core.db import transaction
 from credit_commons.federation import STREAMS
 from credit_commons.node import store
 from credit_commons.node.mirror import Mirror
+from credit_commons.node.quotas import Quotas
 
 __all__ = ["Follower"]
 
@@ -41,7 +42,8 @@ _BACKOFF_MAX = 10.0
 
 
 class Follower:
-    """Consumes every federation stream of the NATS server at ``peer`` into ``mirror``."""
+    """Consumes every federation stream of the NATS server at ``peer`` into ``mirror``,
+    within ``quotas`` when given (:mod:`credit_commons.node.quotas`)."""
 
     def __init__(
         self,
@@ -52,8 +54,10 @@ class Follower:
         batch: int = 256,
         idle: float = 0.2,
         timeout: float = 5.0,
+        quotas: Quotas | None = None,
     ) -> None:
         self.mirror, self.peer, self.node_id = mirror, peer, node_id
+        self.quotas = quotas
         self.batch, self.idle, self.timeout = batch, idle, timeout
         self.processed: dict[str, int] = {}
         self._stop = threading.Event()
@@ -155,8 +159,11 @@ class Follower:
             messages = await sub.fetch(self.batch, timeout=self.idle)
         except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
             return 0
+        admitted = len(messages)
+        if self.quotas is not None:
+            admitted = self.quotas.admit(stream, [len(m.data or b"") for m in messages])
         try:
-            handled = await asyncio.to_thread(self._process, stream, messages)
+            handled = await asyncio.to_thread(self._process, stream, messages[:admitted])
         except Exception as exc:
             log.warning("node: a %s batch will be retried (%s)", stream, type(exc).__name__)
             handled = 0
@@ -164,10 +171,35 @@ class Follower:
             # Stored (or counted) before this: a lost acknowledgement only redelivers a
             # message the sequence cursor then skips.
             await message.ack()
+        if admitted < len(messages) and self.quotas is not None:
+            await self._throttle(stream, messages[handled:])
+            return handled
+        if self.quotas is not None:
+            self.quotas.clear(stream)
         for message in messages[handled:]:
             with contextlib.suppress(Exception):
                 await message.nak(delay=_RETRY if handled == 0 else _RETRY / 4)
         return handled
+
+    async def _throttle(self, stream: str, held: list[Any]) -> None:
+        # Over quota: what was not admitted comes again after this stream's back-off, and
+        # only this stream's consumer waits it out.
+        assert self.quotas is not None
+        delay = self.quotas.backoff(stream)
+        for message in held:
+            with contextlib.suppress(Exception):
+                await message.nak(delay=delay)
+
+        def count() -> None:
+            with transaction(self.mirror.sessions) as session:
+                store.count(session, f"throttled.{stream}", len(held))
+
+        await asyncio.to_thread(count)
+        log.warning(
+            "node: over quota; backing off",
+            extra={"fields": {"stream": stream, "held": len(held), "seconds": delay}},
+        )
+        await self._sleep(delay)
 
     def _process(self, stream: str, messages: list[Any]) -> int:
         """Store what follows the stream's cursor, in one unit of work with the cursor; the
