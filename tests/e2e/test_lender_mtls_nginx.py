@@ -294,6 +294,19 @@ def test_a_lender_without_a_certificate_works_through_nginx_as_before(
     assert call(deployment, token, deployment.other).status_code == 200
 
 
+def test_the_metrics_are_not_served_through_nginx(deployment: Deployment) -> None:
+    # Prometheus scrapes the upstream; through the public edge /metrics is refused.
+    with httpx.Client(verify=deployment.context(None), timeout=10) as http:
+        for path in ("/metrics", "/metrics?x=1"):
+            refused = http.get(f"{deployment.base}{path}")
+            assert refused.status_code == 404, path
+            assert "commons_" not in refused.text
+        assert http.get(f"{deployment.base}/healthz").status_code == 200
+    direct = httpx.get(f"{deployment.upstream}/metrics", timeout=10)
+    assert direct.status_code == 200
+    assert "commons_" in direct.text
+
+
 def test_commons_lender_token_over_mutual_tls(deployment: Deployment, tmp_path: Path) -> None:
     key_file = tmp_path / "lender-key.json"
     key = LenderKey.create(key_file)
