@@ -33,6 +33,7 @@ from credit_commons.core.net import OutboundFetcher
 from credit_commons.formats.sd_jwt_errors import SdJwtInvalid
 from credit_commons.keys import PublicKey, public_key_from_jwk
 from credit_commons.verifier import VerificationDenied, verify_threshold_proof
+from credit_commons.verifier.status_fetch import StatusListFetcher
 from credit_commons.wallet.store import Wallet
 from credit_commons.wallet.zk_proofs import fetch_statement
 from credit_commons.zk.registry import artefact_files
@@ -104,6 +105,19 @@ def _issuer_keys(http: httpx.Client) -> Any:
     return resolve
 
 
+@contextmanager
+def _status_lists(base: str) -> Iterator[StatusListFetcher]:
+    # The relying party's status check: the platform's lists fetched (loopback, plain HTTP in
+    # this test) and their signatures checked under the issuer's keys.
+    keys = httpx.get(f"{base}/.well-known/jwt-vc-issuer", timeout=10).json()["jwks"]["keys"]
+    by_kid = {k["kid"]: public_key_from_jwk(k) for k in keys}
+    fetcher = OutboundFetcher(allow_private=True, allow_http=True, allow_loopback=True)
+    try:
+        yield StatusListFetcher(fetcher, lambda header: by_kid[header["kid"]])
+    finally:
+        fetcher.close()
+
+
 def _answer_after_pending(
     local: httpx.Client, env: dict[str, str], body: dict[str, Any]
 ) -> httpx.Response:
@@ -131,7 +145,7 @@ def test_threshold_proof_over_the_wallet_server(
     nonce, audience = "n-0123456789abcdef", "https://bank.example"
     asked = {"ctx": CTX, "threshold": SILVER, "nonce": nonce, "audience": audience}
 
-    with wallet_server(holder, base, tmp_path) as (url, token):
+    with wallet_server(holder, base, tmp_path) as (url, token), _status_lists(base) as lists:
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, timeout=30, headers=auth) as local:
             answered = _answer_after_pending(local, env, asked)
@@ -145,7 +159,8 @@ def test_threshold_proof_over_the_wallet_server(
             now, today = int(time.time()), zk.day_number(datetime.now(UTC).date())
             kwargs: dict[str, Any] = {
                 "ctx": CTX, "threshold": SILVER, "nonce": nonce, "audience": audience,
-                "statement": statement, "issuer_key_resolver": resolve, "now": now,
+                "statement": statement, "issuer_key_resolver": resolve, "status": lists.status,
+                "now": now,
                 "today": today,
             }  # fmt: skip
             claims = verify_threshold_proof(answer, **kwargs)
