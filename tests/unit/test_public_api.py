@@ -26,6 +26,11 @@ EXPECTED = {
         "did_key_document", "did_web_url", "encode_did_key", "method_key", "private_key_from_jwk",
         "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk", "thumbprint",
         "verification_method_key",
+        # Service-to-service tokens (issue 21 item 2).
+        "MAX_TTL", "SERVICES", "SERVICE_SCOPES", "SERVICE_TYP", "ServiceCaller",
+        "ServiceScopeMissing", "ServiceTokenInvalid", "ServiceTokenSource", "accepted_keys",
+        "issue_service_token", "rotate_due_service_keys", "rotate_service_key",
+        "service_key_name", "verify_service_token",
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {
