@@ -18,6 +18,7 @@ Neither docker's daemon nor helm is available on this project's machines, so:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -474,3 +475,16 @@ def test_helm_lints_and_renders_the_chart_as_this_test_does() -> None:
     assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == sorted(
         (d["kind"], d["metadata"]["name"]) for d in render_chart()
     )
+
+
+def test_forwarded_headers_are_believed_from_the_proxy_alone() -> None:
+    # Any address in COMMONS_TRUSTED_PROXIES can forge a client address and a lender's
+    # certificate: compose trusts nginx's one fixed address, the chart no one by default.
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    trusted = compose["x-commons"]["environment"]["COMMONS_TRUSTED_PROXIES"]
+    nginx_address = compose["services"]["nginx"]["networks"]["default"]["ipv4_address"]
+    assert trusted == "${COMMONS_PROXY_CIDR:-" + nginx_address + "/32}"
+    (subnet,) = compose["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet["subnet"])
+    (config,) = _by_kind(render_chart(), "ConfigMap").values()
+    assert config["data"]["COMMONS_TRUSTED_PROXIES"] == ""
