@@ -13,12 +13,15 @@ subject's data opens nowhere, the other subject's still does.  After ``commons r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -44,7 +47,10 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway.app import create_app
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.identity.models import IdentityRow
+from credit_commons.issuer.models import CredentialOfferRow
 from credit_commons.runtime import Runtime
+from credit_commons.web.borrower_models import SignInCodeRow
+from credit_commons.web.models import WebSessionRow
 
 
 def commons(settings: Settings, *args: str, code: int = 0) -> Any:
@@ -213,3 +219,79 @@ def test_a_backup_whose_part_changed_is_refused(
             assert sa.inspect(engine).get_table_names() == []  # nothing was written
         finally:
             engine.dispose()
+
+
+def test_a_backup_holds_no_live_secret(
+    runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    """Sessions' CSRF secrets and offer transaction codes, sign-in codes and the (reversible)
+    hashes of offers' transaction codes appear nowhere in the backup's bytes; the manifest
+    names each; the backup still restores, without them."""
+    now = runtime.clock.now()
+    later = now + timedelta(hours=1)
+    csrf, tx_code, code_hash = secrets.token_hex(32), secrets.token_hex(8), secrets.token_hex(32)
+    tx_code_hash = hashlib.sha256(secrets.token_hex(3).encode()).hexdigest()
+    with transaction(runtime.sessions) as session:
+        session.add(
+            WebSessionRow(
+                id_hash=secrets.token_hex(32),
+                role="admin",
+                subject="ops",
+                display_name="Ops",
+                csrf_secret=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=later,
+                offer_id="off_x",
+                offer_tx_code=tx_code,
+                offer_tx_until=later,
+            )
+        )
+        session.add(
+            SignInCodeRow(
+                id_hash=secrets.token_hex(32),
+                subject="idt_x",
+                code_hash=code_hash,
+                attempts=0,
+                created_at=now,
+                expires_at=later,
+            )
+        )
+        session.add(
+            CredentialOfferRow(
+                id="off_secret",
+                code_hash=secrets.token_hex(32),
+                tx_code_hash=tx_code_hash,
+                type_name="credit_readiness",
+                subject_token="idt_x",
+                sealed_claims=b"sealed",
+                status="OFFERED",
+                expires_at=later,
+                created_at=now,
+            )
+        )
+    out = tmp_path / "b"
+    manifest = commons(settings, "backup", str(out))
+    data = b"".join(p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file())
+    for secret in (csrf, tx_code, code_hash, tx_code_hash):
+        assert secret.encode() not in data
+    assert b"off_secret" in data  # the offer itself is kept
+    excluded = {s["secret"] for s in manifest["secrets_excluded"]}
+    assert {
+        "table web_sessions",
+        "table web_signin_codes",
+        "column credential_offers.tx_code_hash",
+    } <= excluded
+    assert manifest["database"]["rows"]["web_sessions"] == 0
+    with new_host(settings, tmp_path) as target:
+        commons(target, "restore", str(out), "--yes")
+        restored = Runtime.build(target)
+        try:
+            with transaction(restored.read_sessions) as session:
+                assert session.scalars(sa.select(WebSessionRow)).all() == []
+                assert session.scalars(sa.select(SignInCodeRow)).all() == []
+                offer = session.get(CredentialOfferRow, "off_secret")
+                assert offer is not None
+                assert offer.tx_code_hash == ""  # no code matches: the offer is refused
+        finally:
+            restored.close()

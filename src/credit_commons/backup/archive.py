@@ -89,7 +89,9 @@ def sqlite_path(engine: Engine) -> Path:
 
 def secrets_excluded(settings: Settings) -> list[JsonObject]:
     """Every secret a backup leaves out, and where the operator keeps it: the master key
-    (file or HSM) and every ``COMMONS_*`` setting that holds a secret."""
+    (file or HSM) and every ``COMMONS_*`` setting that holds a secret; then the database's
+    own live secrets, rows left out (:data:`EXCLUDED_TABLES`) or values blanked
+    (:data:`BLANKED_COLUMNS`)."""
     master = (
         f"the HSM token {settings.pkcs11_token!r} (COMMONS_KMS=pkcs11)"
         if settings.kms == "pkcs11"
@@ -112,6 +114,39 @@ def secrets_excluded(settings: Settings) -> list[JsonObject]:
                     "where": "the environment or secret store of every process",
                 }
             )
+    return out + _data_secrets()
+
+
+EXCLUDED_TABLES: dict[str, str] = {
+    "web_sessions": "the console's signed-in sessions: each one's CSRF secret and the issuer "
+    "desk's offer transaction code awaiting display, in plain text (sessions are not "
+    "restored: everyone signs in again)",
+    "web_signin_codes": "borrowers' one-time sign-in codes (keyed hashes, valid minutes; not "
+    "restored: a borrower asks for a new code)",
+}
+"""Tables whose rows hold live secrets: a backup keeps their columns, never their rows."""
+
+BLANKED_COLUMNS: dict[tuple[str, str], tuple[str, str]] = {
+    ("credential_offers", "tx_code_hash"): (
+        "",
+        "each credential offer's transaction code, as the SHA-256 of 6 digits (a million "
+        "tries reverse it): blanked to '', which no code matches, so a restored offer that "
+        "needed one is refused (offers are short-lived: make a new one)",
+    ),
+}
+"""Columns holding short-lived secrets: ``(table, column)`` to the value a backup puts in
+place of a non-null one, and what it held."""
+
+
+def _data_secrets() -> list[JsonObject]:
+    out: list[JsonObject] = [
+        {"secret": f"table {name}", "holds": holds, "where": "rows left out of the backup"}
+        for name, holds in sorted(EXCLUDED_TABLES.items())
+    ]
+    out.extend(
+        {"secret": f"column {table}.{column}", "holds": holds, "where": "blanked in the backup"}
+        for (table, column), (_blank, holds) in sorted(BLANKED_COLUMNS.items())
+    )
     return out
 
 
@@ -215,6 +250,30 @@ def _sqlite_copy(engine: Engine, dest: Path, progress: Progress) -> None:
             target.close()
     finally:
         raw.close()
+    _scrub_sqlite(dest)
+
+
+def _scrub_sqlite(path: Path) -> None:
+    """Delete the excluded tables' rows and blank the secret columns in the copy, then
+    ``VACUUM`` it, so no freed page still holds them."""
+    copy = sa.create_engine(f"sqlite:///{path}", poolclass=sa.NullPool)
+    try:
+        with copy.begin() as connection:
+            present = set(sa.inspect(connection).get_table_names())
+            for name in sorted(present & set(EXCLUDED_TABLES)):
+                connection.execute(sa.table(name).delete())
+            for (name, column), (blank, _holds) in sorted(BLANKED_COLUMNS.items()):
+                if name in present:
+                    field: sa.ColumnClause[Any] = sa.column(column)
+                    connection.execute(
+                        sa.update(sa.table(name, field))
+                        .where(field.is_not(None))
+                        .values({column: blank})
+                    )
+        with copy.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM")
+    finally:
+        copy.dispose()
 
 
 def _export_tables(
@@ -229,12 +288,24 @@ def _export_tables(
     tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
     for number, table in enumerate(tables, 1):
         columns = [c.name for c in table.columns]
+        blanks = {
+            columns.index(column): blank
+            for (name, column), (blank, _holds) in BLANKED_COLUMNS.items()
+            if name == table.name and column in columns
+        }
         rows = 0
         with parts.open(f"database/{table.name}.jsonl") as handle:
             handle.write(_json_line({"table": table.name, "columns": columns}))
+            if table.name in EXCLUDED_TABLES:  # its columns, never its rows
+                counts[table.name] = 0
+                progress("tables", number, len(tables))
+                continue
             result = connection.execution_options(yield_per=2000).execute(sa.select(table))
             for row in result:
-                handle.write(_json_line([encode_value(v) for v in row]))
+                values = [
+                    blanks[i] if i in blanks and v is not None else v for i, v in enumerate(row)
+                ]
+                handle.write(_json_line([encode_value(v) for v in values]))
                 rows += 1
         counts[table.name] = rows
         progress("tables", number, len(tables))
