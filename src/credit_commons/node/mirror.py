@@ -43,7 +43,7 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.keys import PublicKey, public_key_from_jwk
-from credit_commons.ledger import leaf_hash
+from credit_commons.ledger import NodeId, leaf_hash
 from credit_commons.node import store
 from credit_commons.node.messages import Dropped, Pins, Verified, verify_message
 from credit_commons.node.platform import Platform
@@ -180,7 +180,19 @@ class Mirror:
             now, size = self.clock.now(), store.tree_size(session)
             fresh = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
             held = store.held_positions(session, stream, fresh)  # a racing writer's
-            rows = []
+            rows, blobs = [], []
+            mirrored = [
+                p.verified.position
+                for p in prepared
+                if isinstance(p, _Prepared) and p.verified.position < size
+            ]
+            leaves = dict(
+                zip(
+                    mirrored,
+                    store.TreeSource(session).subtree_roots([NodeId(0, i) for i in mirrored]),
+                    strict=True,
+                )
+            )
             for item in prepared:
                 if isinstance(item, Dropped):
                     drops.append(item.reason)
@@ -190,14 +202,14 @@ class Mirror:
                     outcomes.append("duplicate")
                     continue
                 verified = item.verified
-                if verified.position < size and store.TreeSource(session).leaf(
-                    verified.position
-                ) != bytes(leaf_hash(verified.entry or b"")):
+                if verified.position < size and leaves[verified.position] != bytes(
+                    leaf_hash(verified.entry or b"")
+                ):
                     drops.append("digest")  # the entry is not the mirrored leaf
                     outcomes.append("dropped")
                     continue
                 if item.blob is not None:
-                    store.add_blob(session, item.blob[0], item.blob[1], now)
+                    blobs.append(item.blob)
                 if item.rules is not None:
                     rule_set_id, version, digest, token = item.rules
                     store.add_rule_set(
@@ -206,6 +218,7 @@ class Mirror:
                 held.add(verified.position)
                 rows.append((verified.position, verified.subject, verified.body))
                 outcomes.append("stored")
+            store.add_blobs(session, blobs, now)
             store.add_messages(session, stream, rows, now)
             for list_id, (uri, token, media_type) in tokens.items():
                 store.put_status_list(

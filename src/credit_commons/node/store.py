@@ -42,6 +42,7 @@ __all__ = [
     "PinMismatch",
     "TreeSource",
     "add_blob",
+    "add_blobs",
     "add_checkpoint",
     "add_message",
     "add_messages",
@@ -314,6 +315,21 @@ def add_blob(session: Session, cid: str, body: bytes, now: datetime) -> None:
     ):
         session.add(NodeBlobRow(cid=cid, body=body, received_at=now))
     session.info["node_blobs"].add(cid)
+
+
+def add_blobs(session: Session, blobs: Sequence[tuple[str, bytes]], now: datetime) -> None:
+    """Store blobs whose CIDs the caller checked (idempotent): one read of those held,
+    per 500."""
+    seen: set[str] = session.info.setdefault("node_blobs", set())
+    fresh = {cid: body for cid, body in blobs if cid not in seen}
+    names = list(fresh)
+    for first in range(0, len(names), 500):
+        chunk = names[first : first + 500]
+        held = session.scalars(select(NodeBlobRow.cid).where(NodeBlobRow.cid.in_(chunk)))
+        for cid in held:
+            fresh.pop(cid, None)
+    session.add_all(NodeBlobRow(cid=cid, body=body, received_at=now) for cid, body in fresh.items())
+    seen.update(cid for cid, _ in blobs)
 
 
 def blob(session: Session, cid: str) -> bytes | None:
