@@ -1,10 +1,10 @@
 """Figures of issue 20 for the full node (item 2), on loopback: a platform's runtime (its
 own database), a real ``nats-server -js`` and full nodes in this process, each following it
-through its own durable consumers into its own SQLite mirror, verifying every message
-before storing it (JWS under the pinned log key, schema, digest, blob CID, checkpoints
-against the mirrored tree).  The platform's HTTP API (entry bundles, log key) is served by
-``commons serve``'s app over a TestClient; blobs come from the bench (the events are
-recorded directly, as in bench/federation_publish.py).
+through its own durable consumers (within the default quotas) into its own SQLite
+mirror, verifying every message before storing it (JWS under the pinned log key, schema,
+digest, blob CID, checkpoints against the mirrored tree).  The platform's HTTP API (entry
+bundles, log key) is served by ``commons serve``'s app over a TestClient; blobs come from
+the bench (the events are recorded directly, as in bench/federation_publish.py).
 
 * ``catch_up``: ``--events`` reputation events sequenced and published before a fresh
   node starts; seconds until its mirror holds every event and the last checkpoint, and the
@@ -38,7 +38,7 @@ from credit_commons.federation import Publisher
 from credit_commons.gateway.app import create_app
 from credit_commons.ledger import service as ledger_service
 from credit_commons.ledger.worker import LogWorker
-from credit_commons.node import Follower, Mirror, Platform
+from credit_commons.node import Follower, Mirror, Platform, Quotas
 from credit_commons.node import store as node_store
 from credit_commons.reputation import blob_cid
 from credit_commons.reputation.service import EventRecorded
@@ -106,7 +106,9 @@ class _Node:
         platform = _Platform("http://127.0.0.1", transport=_Forward(client))
         self.mirror = Mirror(self.sessions, platform, SystemClock())
         self.mirror.start()
-        self.follower = Follower(self.mirror, url, f"bench-{name}", batch=256, idle=0.05)
+        self.follower = Follower(
+            self.mirror, url, f"bench-{name}", batch=256, idle=0.05, quotas=Quotas()
+        )
 
     def state(self) -> tuple[int, int]:
         with transaction(self.sessions) as session:

@@ -22,16 +22,16 @@ class NodeQuotaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stream_messages: float = Field(
-        default=2_000.0, gt=0, description="messages a second one stream of a peer may bring"
+        default=20_000.0, gt=0, description="messages a second one stream of a peer may bring"
     )
     stream_bytes: float = Field(
-        default=8_000_000.0, gt=0, description="bytes a second one stream of a peer may bring"
+        default=32_000_000.0, gt=0, description="bytes a second one stream of a peer may bring"
     )
     peer_messages: float = Field(
-        default=5_000.0, gt=0, description="messages a second a followed peer may bring"
+        default=50_000.0, gt=0, description="messages a second a followed peer may bring"
     )
     peer_bytes: float = Field(
-        default=20_000_000.0, gt=0, description="bytes a second a followed peer may bring"
+        default=64_000_000.0, gt=0, description="bytes a second a followed peer may bring"
     )
     burst: float = Field(
         default=2.0, gt=0, le=60, description="seconds of its rate a quota's bucket holds"

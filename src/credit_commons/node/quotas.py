@@ -55,10 +55,10 @@ class _Pair:
 class Quotas:
     """The node's ingest quotas (``COMMONS_NODE_QUOTAS``; defaults in ``NodeQuotaSettings``)."""
 
-    stream_messages: float = 2_000.0
-    stream_bytes: float = 8_000_000.0
-    peer_messages: float = 5_000.0
-    peer_bytes: float = 20_000_000.0
+    stream_messages: float = 20_000.0
+    stream_bytes: float = 32_000_000.0
+    peer_messages: float = 50_000.0
+    peer_bytes: float = 64_000_000.0
     burst: float = 2.0
     backoff_base: float = 0.25
     backoff_max: float = 10.0

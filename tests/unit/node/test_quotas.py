@@ -85,14 +85,14 @@ def test_quotas_from_settings_defaults() -> None:
         env="test", node_quotas=NodeQuotaSettings(stream_messages=7.0, backoff_max=4.0)
     )
     quotas = Quotas.from_settings(settings)
-    assert (quotas.stream_messages, quotas.peer_messages) == (7.0, 5_000.0)
+    assert (quotas.stream_messages, quotas.peer_messages) == (7.0, 50_000.0)
     assert (quotas.burst, quotas.backoff_base, quotas.backoff_max) == (2.0, 0.25, 4.0)
 
 
 def test_quotas_come_from_one_json_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COMMONS_NODE_QUOTAS", '{"peer_bytes": 1000, "backoff_base": 0.5}')
     quotas = Quotas.from_settings(Settings(env="test"))
-    assert (quotas.peer_bytes, quotas.backoff_base, quotas.stream_bytes) == (1000.0, 0.5, 8e6)
+    assert (quotas.peer_bytes, quotas.backoff_base, quotas.stream_bytes) == (1000.0, 0.5, 32e6)
     monkeypatch.setenv("COMMONS_NODE_QUOTAS", '{"backoff_base": 20, "backoff_max": 10}')
     with pytest.raises(ValueError, match="backoff_base"):
         Settings(env="test")
