@@ -67,6 +67,16 @@ class _Prepared:
     rules: tuple[str, int, str, str] | None
 
 
+def _mirrored_leaves(
+    session: Session, prepared: Sequence[_Prepared | Verified | Dropped], size: int
+) -> dict[int, bytes]:
+    """The mirrored leaf hashes at the positions of a batch's fresh messages, in one read."""
+    wanted = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
+    mirrored = [position for position in wanted if position < size]
+    found = store.TreeSource(session).subtree_roots([NodeId(0, i) for i in mirrored])
+    return dict(zip(mirrored, found, strict=True))
+
+
 class StoredStatusLists(OutboundFetcher):
     """An :class:`OutboundFetcher` that answers from tokens at hand, never the network, so
     the verifier's :class:`StatusListFetcher` checks a mirrored list exactly as a fetched
@@ -181,18 +191,7 @@ class Mirror:
             fresh = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
             held = store.held_positions(session, stream, fresh)  # a racing writer's
             rows, blobs = [], []
-            mirrored = [
-                p.verified.position
-                for p in prepared
-                if isinstance(p, _Prepared) and p.verified.position < size
-            ]
-            leaves = dict(
-                zip(
-                    mirrored,
-                    store.TreeSource(session).subtree_roots([NodeId(0, i) for i in mirrored]),
-                    strict=True,
-                )
-            )
+            leaves = _mirrored_leaves(session, prepared, size)
             for item in prepared:
                 if isinstance(item, Dropped):
                     drops.append(item.reason)
