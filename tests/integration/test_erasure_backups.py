@@ -255,6 +255,7 @@ def test_a_backup_restored_after_the_epoch_closes_opens_nothing_of_the_erased(
             "keys_deleted": 3,  # the erased subject's three keys
             "epochs_copied": 2,
             "erasures_applied": 1,  # the erased subject's identity, links, tokens
+            "exclusions_copied": 0,  # it never took part in reputation
         }
         assert opens(old, erased_values) == [False, False, False]
         assert opens(old, kept_values) == [True, True, True]

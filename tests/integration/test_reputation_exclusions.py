@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.integration.test_erasure_backups import backup, restored
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
+from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.identity.auth import issue_admin_token
 from credit_commons.jobs import bundles_step
 from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
+from credit_commons.privacy.restore import restore_from
 from credit_commons.reputation import (
     MemberCredentialRefused,
     RuleSet,
@@ -252,3 +256,35 @@ def test_an_erasure_excludes_the_did_its_profile_names(
         assert session.get(ReputationExclusionRow, _did(8)) is None  # nothing about 8
     (event,) = _spine(rt, "reputation.excluded")
     assert json.loads(event.details)["reason"] == "erased"
+
+
+def test_a_restored_backup_keeps_the_exclusion_of_an_erasure_made_after_it(
+    runtime: Runtime, settings: Settings, client: TestClient, tmp_path: Path
+) -> None:
+    # The backup predates the erasure: restoring it deletes the subject's keys (its source
+    # no longer has them) before erasing it again, so the erasure cannot read the DID from
+    # the profile; the exclusion comes from the source instead.
+    rt = runtime
+    with transaction(rt.sessions) as session:
+        admin, _ = issue_admin_token(session, rt, "desk")
+    made = client.post(
+        "/v1/identities",
+        json={"roles": ["business"], "profile": {"name": "Asha", "did": _did(7)}},
+    )
+    assert made.status_code == 201, made.text
+    _register(rt, 7)
+    saved = backup(rt, settings, tmp_path / "backup")
+    token = made.json()["identity_token"]
+    headers = {"Authorization": f"Bearer {admin}"}
+    assert client.delete(f"/v1/identities/{token}", headers=headers).status_code == 200
+    with restored(saved, settings) as old:
+        with transaction(old.read_sessions) as session:
+            assert session.get(ReputationExclusionRow, _did(7)) is None  # not yet
+        counts = restore_from(old, rt.sessions)
+        assert counts.erasures_applied == 1
+        assert counts.exclusions_copied == 1
+        with transaction(old.read_sessions) as session:
+            row = session.get(ReputationExclusionRow, _did(7))
+            assert row is not None
+            assert row.reason == "erased"
+        assert restore_from(old, rt.sessions).exclusions_copied == 0  # idempotent

@@ -337,11 +337,16 @@ def display_name(session: Session, rt: Runtime, token: str) -> str | None:
 
 
 def registered_did(session: Session, rt: Runtime, token: str) -> str | None:
-    """The DID identity ``token`` registered in its profile (its holder key), or ``None``.
-    Raises :class:`NotFoundError` for an unknown identity."""
+    """The DID identity ``token`` registered in its profile (its holder key), or ``None``
+    — also when the identity's keys are gone already, so its profile cannot be read (a
+    restored backup whose subject was erased after it: ``commons privacy restore`` deleted
+    the keys before erasing it again).  Raises :class:`NotFoundError` for an unknown
+    identity."""
     row = session.get(IdentityRow, token)
     if row is None:
         raise NotFoundError("no such identity")
+    if row.profile_sealed is not None and not rt.vault.has_keys(session, row.token):
+        return None
     did = _open(session, rt, row, PROFILE).get("did")
     return did if isinstance(did, str) else None
 

@@ -11,7 +11,9 @@ that source:
    does not — the subject was erased since the backup (``Vault.restore_keys``);
 2. copies the source's erasure epochs, so the epoch history (and the next number) go on;
 3. erases again every identity the source has a tombstone for — an erasure made after the
-   backup — through the same :func:`~credit_commons.privacy.erasure.erase_subject`.
+   backup — through the same :func:`~credit_commons.privacy.erasure.erase_subject`;
+4. excludes from reputation every DID the source excluded (a DID's own tombstone, or the
+   erasure of its identity — which step 3 cannot read again, the subject's keys being gone).
 
 So every subject that still exists opens, and nothing of an erased one does or comes back.
 Each step is idempotent: an interrupted run is simply run again.
@@ -30,6 +32,7 @@ from credit_commons.identity import Principal, is_tombstoned
 from credit_commons.identity import service as identity_service
 from credit_commons.privacy.erasure import erase_subject
 from credit_commons.privacy.models import ErasureEpochRow
+from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
 
 __all__ = ["RestoreCounts", "restore_from"]
@@ -46,6 +49,7 @@ class RestoreCounts:
     keys_deleted: int
     epochs_copied: int
     erasures_applied: int
+    exclusions_copied: int = 0
 
 
 def _copy_epochs(rt: Runtime, source: sessionmaker[Session]) -> int:
@@ -93,4 +97,20 @@ def restore_from(
         keys_deleted=keys["deleted"],
         epochs_copied=epochs,
         erasures_applied=erased,
+        exclusions_copied=_copy_exclusions(rt, source),
     )
+
+
+def _copy_exclusions(rt: Runtime, source: sessionmaker[Session]) -> int:
+    # Each exclusion the restored copy lacks is recorded again (its own spine event), with
+    # the source's reason; one the copy has already is left as it is (idempotent).
+    with transaction(source) as live:
+        excluded = reputation_service.exclusions(live)
+    copied = 0
+    with transaction(rt.sessions) as session:
+        present = {did for did, _ in reputation_service.exclusions(session)}
+        for did, reason in excluded:
+            if did not in present:
+                reputation_service.exclude_did(session, rt, did, reason)
+                copied += 1
+    return copied

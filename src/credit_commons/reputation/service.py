@@ -459,6 +459,14 @@ def exclude_did(
     return _exclusion_view(row)
 
 
+def exclusions(session: Session) -> list[tuple[str, Literal["tombstone", "erased"]]]:
+    """Every excluded DID with the reason it was excluded for, in DID order."""
+    return [
+        (row.did, "erased" if row.reason == "erased" else "tombstone")
+        for row in store.exclusions(session)
+    ]
+
+
 def exclude_if_known(
     session: Session, rt: Runtime, did: str, reason: Literal["tombstone", "erased"]
 ) -> bool:

@@ -399,6 +399,14 @@ class Vault:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def has_keys(self, session: Session, subject: str) -> bool:
+        """Whether any key of ``subject`` is stored: ``False`` once it was shredded (or the
+        restore of an older backup deleted the keys its source no longer had)."""
+        found = session.scalar(
+            select(SubjectKeyRow.key_id).where(SubjectKeyRow.subject == subject).limit(1)
+        )
+        return found is not None
+
     def shred(self, session: Session, subject: str) -> int:
         """Delete every key of ``subject`` (crypto-shredding) and bump the erasure generation,
         so every process drops its cached keys at its next unit of work; returns how many."""
