@@ -33,7 +33,12 @@ from pydantic_settings import (
 
 from credit_commons.core.alert_settings import AlertSettings
 from credit_commons.core.node_quota_settings import NodeQuotaSettings
-from credit_commons.core.settings_checks import Violation, refuse, url_for_address
+from credit_commons.core.settings_checks import (
+    Violation,
+    production_violations,
+    refuse,
+    url_for_address,
+)
 
 __all__ = [
     "STATE_LOCATIONS",
@@ -579,52 +584,7 @@ class Settings(BaseSettings):
         Checks what the settings alone can tell; the master key's origin is checked when the
         key file is loaded (``Runtime.build`` adds it to the same list).
         """
-        if not self.is_production:
-            return []
-        found: list[Violation] = []
-        if self.resolved_database_url.startswith("sqlite"):
-            found.append(
-                Violation(
-                    "production refuses SQLite",
-                    "set COMMONS_DATABASE_URL to a PostgreSQL URL, "
-                    "e.g. postgresql+psycopg://commons@db:5432/commons",
-                )
-            )
-        if self.pseudonym_pepper is None:
-            found.append(
-                Violation(
-                    "production needs a pseudonymisation pepper",
-                    "set COMMONS_PSEUDONYM_PEPPER to 32+ random bytes, base64url "
-                    '(python -c "import secrets; print(secrets.token_urlsafe(32))")',
-                )
-            )
-        flags = self.insecure_flags()
-        if flags:
-            found.append(
-                Violation(
-                    f"production refuses insecure flags: {', '.join(flags)}",
-                    "unset " + " and ".join(flags),
-                )
-            )
-        if self.kms == "pkcs11" and not (self.pkcs11_lib and self.pkcs11_token and self.pkcs11_pin):
-            found.append(
-                Violation(
-                    "COMMONS_KMS=pkcs11 needs the module, token and PIN",
-                    "set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
-                )
-            )
-        # Parsed, not prefix-matched: "HTTP://x" and "ftp://x" are not https, and the scheme
-        # is case-insensitive (RFC 3986 §3.1).
-        parts = urlsplit(self.public_url)
-        if parts.scheme.lower() != "https" or not parts.hostname:
-            found.append(
-                Violation(
-                    "production needs an https public URL"
-                    + (" (none is set)" if self._public_url_derived else ""),
-                    "set COMMONS_PUBLIC_URL to the https:// address clients use",
-                )
-            )
-        return found
+        return production_violations(self)
 
     def check_production(self) -> None:
         """Refuse unsafe settings in production, naming every one at once.
