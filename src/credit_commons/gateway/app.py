@@ -208,8 +208,8 @@ def assemble_app(
         registry,
     )
     refusals = rate_limit_counter(registry)
+    install_problem_handlers(app, registry)  # first: the middleware counts busy answers too
     _install_middleware(app, runtime, registry, refusals)
-    install_problem_handlers(app, registry)
     install_denial_handler(app, registry)
     install_rate_limit_handler(app, refusals)
     install_domain_metrics(registry, runtime)
@@ -363,7 +363,12 @@ def _install_middleware(
     # admission (503 when the route class is at capacity and its queue full) before
     # routing, so before any database connection is taken.
     # Innermost of all: backup-restore mode refuses writes (503) once they are admitted.
-    app.add_middleware(RestoreModeMiddleware, runtime=runtime, cache=app.state.restore_mode)
+    app.add_middleware(
+        RestoreModeMiddleware,
+        runtime=runtime,
+        cache=app.state.restore_mode,
+        busy_total=app.state.db_busy_total,
+    )
     admission = Admission(runtime.settings, runtime.engine.dialect.name, registry)
     app.state.admission = admission
     app.add_middleware(AdmissionMiddleware, admission=admission)

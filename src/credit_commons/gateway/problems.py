@@ -79,6 +79,8 @@ def install_problem_handlers(app: FastAPI, registry: CollectorRegistry | None = 
         ["reason"],
         registry=registry,
     )
+    # Also for the pure ASGI middlewares that meet a busy database before the router.
+    app.state.db_busy_total = busy_total
 
     @app.exception_handler(CommonsError)
     async def _commons(request: Request, error: CommonsError) -> JSONResponse:
