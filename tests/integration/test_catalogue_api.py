@@ -69,6 +69,4 @@ def test_keys_made_on_first_use_are_logged_once(client: TestClient, runtime: Run
     assert [m["publicKeyJwk"]["kid"] for m in did["verificationMethod"]] == [first[0]["kid"]]
     with transaction(runtime.read_sessions) as session:
         created = session.scalars(select(EventRow).where(EventRow.type == "key.created")).all()
-        names = [json.loads(e.details)["key_name"] for e in created]
-        # Besides the start-up's own key (it signs the route registry: docs/operations.md).
-        assert sorted(names) == ["issuer", "surface-registry"]
+        assert [json.loads(e.details)["key_name"] for e in created] == ["issuer"]

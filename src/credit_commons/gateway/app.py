@@ -59,7 +59,6 @@ from credit_commons.gateway.routes.subscribe import StreamSlots, end_streams_on_
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
 from credit_commons.gateway.surface import check as check_surface
 from credit_commons.gateway.surface import install_surface, surface_state
-from credit_commons.gateway.surface_signing import sign_registry
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.continuity import ContinuityGuard
@@ -230,14 +229,12 @@ def _lifespan(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        identity = startup_checks(runtime)
-        # The route table again (a route may have been added since create_app), then the
-        # deployment's signature over the registry, verified before it is served.
-        surface = surface_state(_app)
-        check_surface(_app, runtime.settings, surface.registry)
-        if identity is not None:
-            with transaction(runtime.sessions) as session:
-                surface.signed = sign_registry(session, runtime, surface.registry)
+        startup_checks(runtime)
+        # The route table again (a route may have been added since create_app).  The
+        # deployment's signature over the registry is made on the first GET /v1/routes: a
+        # start writes nothing (its key would be the log's first entry, and a restored
+        # instance held read-only would write at every start).
+        check_surface(_app, runtime.settings, surface_state(_app).registry)
         end_streams_on_signals(_app.state.stream_slots)
         worker = LogWorker(runtime, steps=default_steps(runtime)) if run_worker else None
         if worker is not None:

@@ -33,7 +33,7 @@ class SignedRegistry(BaseModel):
 )
 def signed_registry(request: Request, session: SessionDep, runtime: RuntimeDep) -> SignedRegistry:
     state = surface_state(request.app)
-    if state.signed is None:  # signed at start-up unless the schema was not migrated then
+    if state.signed is None:  # signed on first use, then kept for the process's life
         state.signed = sign_registry(session, runtime, state.registry)
     return SignedRegistry(sha256=state.registry.sha256, jws=state.signed)
 
