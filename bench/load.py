@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import json
 import os
 import secrets
@@ -52,7 +51,6 @@ import shutil
 import signal
 import ssl
 import statistics
-import string
 import subprocess
 import sys
 import tempfile
@@ -67,10 +65,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_encode
@@ -84,8 +78,12 @@ from credit_commons.runtime import Runtime
 from own_state import forget_configured_instance, postgres_schema
 from served import free_port, percentile, process_tree
 
+# The run's certificates and nginx configuration live with the tests (one copy of each).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.mtls import issue, make_ca, nginx_config
+
 TYPE = "CreditReadinessCredential"
-TEMPLATE = Path(__file__).parents[1] / "deploy" / "nginx" / "commons-mtls.conf.template"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 TARGET_GROWTH_PCT = 10.0
 TOKEN_REFRESH_S = 200.0
@@ -111,92 +109,6 @@ def progress(message: str) -> None:
 
 
 # -- certificates and nginx --------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_certificates(directory: Path) -> None:
-    """``ca.crt`` and ``server.crt``/``server.key`` (127.0.0.1, localhost), P-256, a day."""
-    now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("Load bench CA"))
-        .issuer_name(_name("Load bench CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(_name("localhost"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    (directory / "server.crt").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_file = directory / "server.key"
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def nginx_config(work: Path, listen: int, upstream: str, certs: Path) -> Path:
-    """The shipped template, rendered as envsubst would, in a main config of this run's own."""
-    server = string.Template(TEMPLATE.read_text()).safe_substitute(
-        COMMONS_UPSTREAM=upstream,
-        COMMONS_TLS_LISTEN=f"127.0.0.1:{listen}",
-        COMMONS_SERVER_NAME="localhost",
-        COMMONS_TLS_CERT=str(certs / "server.crt"),
-        COMMONS_TLS_KEY=str(certs / "server.key"),
-        COMMONS_CLIENT_CA=str(certs / "ca.crt"),
-    )
-    if "${" in server:
-        raise SystemExit("the nginx template names a variable this bench does not set")
-    (work / "commons.conf").write_text(server)
-    main = work / "nginx.conf"
-    main.write_text(
-        f"""worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/body;
-    client_body_buffer_size 1m;
-    proxy_temp_path {work}/proxy;
-    proxy_max_temp_file_size 0;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    include {work}/commons.conf;
-}}
-"""
-    )
-    return main
 
 
 # -- the processes -----------------------------------------------------------------------
@@ -253,7 +165,9 @@ def deployment(tmp: Path, database_url: str, workers: int) -> Iterator[Deploymen
     certs, work = tmp / "certs", tmp / "nginx"
     certs.mkdir()
     work.mkdir()
-    make_certificates(certs)
+    ca = make_ca("Load bench CA")
+    ca.write(certs, "ca")
+    issue(ca, "localhost", server=True).write(certs, "server")
     api_port, tls_port = free_port(), free_port()
     base = f"https://127.0.0.1:{tls_port}"
     raised = "100000000/minute"
@@ -273,7 +187,14 @@ def deployment(tmp: Path, database_url: str, workers: int) -> Iterator[Deploymen
         "COMMONS_LOG_LEVEL": "WARNING",
     }
     subprocess.run([*COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
-    config = nginx_config(work, tls_port, f"127.0.0.1:{api_port}", certs)
+    config = nginx_config(
+        work,
+        listen=tls_port,
+        upstream=f"127.0.0.1:{api_port}",
+        certs=certs,
+        worker_connections=1024,
+        access_log=False,
+    )
     serve = [*COMMONS, "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(api_port)]
     with ExitStack() as stack:
         server = stack.enter_context(

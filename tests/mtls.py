@@ -1,11 +1,13 @@
 """Certificates for the mutual-TLS tests, made afresh per test run with the ``cryptography``
 library: a self-signed CA, lender (client) certificates and a server certificate for
-127.0.0.1 and ``localhost``, P-256 keys throughout."""
+127.0.0.1 and ``localhost``, P-256 keys throughout — and the shipped nginx configuration
+rendered for one run (:func:`nginx_config`; the e2e test and ``bench/load.py`` share it)."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import string
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,3 +123,53 @@ def issue(ca: Issued, common_name: str, *, server: bool = False) -> Issued:
             critical=False,
         )
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+TEMPLATE = Path(__file__).parents[1] / "deploy" / "nginx" / "commons-mtls.conf.template"
+"""The nginx configuration the project ships (issue 21), rendered by :func:`nginx_config`."""
+
+
+def nginx_config(
+    work: Path,
+    *,
+    listen: int,
+    upstream: str,
+    certs: Path,
+    worker_connections: int = 64,
+    access_log: bool = True,
+) -> Path:
+    """The shipped template, rendered as envsubst would, inside a minimal main config of
+    this run's own (pid, logs and temporary files under ``work``); ``certs`` holds
+    ``server.crt``/``server.key`` and the lenders' ``ca.crt``.  Raises :class:`ValueError`
+    when the template names a variable this does not set."""
+    server = string.Template(TEMPLATE.read_text()).safe_substitute(
+        COMMONS_UPSTREAM=upstream,
+        COMMONS_TLS_LISTEN=f"127.0.0.1:{listen}",
+        COMMONS_SERVER_NAME="localhost",
+        COMMONS_TLS_CERT=str(certs / "server.crt"),
+        COMMONS_TLS_KEY=str(certs / "server.key"),
+        COMMONS_CLIENT_CA=str(certs / "ca.crt"),
+    )
+    if "${" in server:
+        raise ValueError("the nginx template names a variable nginx_config does not set")
+    (work / "commons.conf").write_text(server)
+    main = work / "nginx.conf"
+    main.write_text(
+        f"""worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log {"info" if access_log else "warn"};
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log {f"{work}/access.log" if access_log else "off"};
+    client_body_temp_path {work}/body;
+    client_body_buffer_size 1m;
+    proxy_temp_path {work}/proxy;
+    proxy_max_temp_file_size 0;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    include {work}/commons.conf;
+}}
+"""
+    )
+    return main

@@ -17,7 +17,6 @@ import json
 import shutil
 import signal
 import ssl
-import string
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ import httpx
 import pytest
 from tests.commons_inprocess import commons
 from tests.e2e.test_serve import COMMONS, commons_env
-from tests.mtls import Issued, issue, make_ca
+from tests.mtls import Issued, issue, make_ca, nginx_config
 from tests.ports import free_port
 
 from credit_commons.client import ApiError, Lender, LenderKey
@@ -37,7 +36,6 @@ from credit_commons.client.lender import registration_request
 from credit_commons.formats.jws import parse_compact
 from credit_commons.keys.algorithms import ACCEPTED_ALGS
 
-TEMPLATE = Path(__file__).parents[2] / "deploy" / "nginx" / "commons-mtls.conf.template"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HEADER = "X-Client-Cert"
 
@@ -75,41 +73,6 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path, **client: Any) 
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"{url} did not come up:\n{log.read_text()}")
         time.sleep(0.1)
-
-
-def nginx_config(work: Path, *, listen: int, upstream: str, certs: Path) -> Path:
-    """The shipped template, rendered as envsubst would, inside a minimal main config of
-    this run's own (pid, logs and temporary files under ``work``)."""
-    server = string.Template(TEMPLATE.read_text()).safe_substitute(
-        COMMONS_UPSTREAM=upstream,
-        COMMONS_TLS_LISTEN=f"127.0.0.1:{listen}",
-        COMMONS_SERVER_NAME="localhost",
-        COMMONS_TLS_CERT=str(certs / "server.crt"),
-        COMMONS_TLS_KEY=str(certs / "server.key"),
-        COMMONS_CLIENT_CA=str(certs / "ca.crt"),
-    )
-    assert "${" not in server
-    (work / "commons.conf").write_text(server)
-    main = work / "nginx.conf"
-    main.write_text(
-        f"""worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/body;
-    client_body_buffer_size 1m;
-    proxy_temp_path {work}/proxy;
-    proxy_max_temp_file_size 0;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    include {work}/commons.conf;
-}}
-"""
-    )
-    return main
 
 
 @pytest.fixture
