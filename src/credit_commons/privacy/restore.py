@@ -49,7 +49,7 @@ class RestoreCounts:
     keys_deleted: int
     epochs_copied: int
     erasures_applied: int
-    exclusions_copied: int = 0
+    exclusions_copied: int
 
 
 def _copy_epochs(rt: Runtime, source: sessionmaker[Session]) -> int:
