@@ -13,13 +13,21 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from tests.integration.reputation_world import (
+    AT,
+    KYC_VCT,
+    member_did,
+    member_key,
+    register_member,
+    signed_event,
+    submit,
+)
 
 from credit_commons import reputation
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import canonical_json
 from credit_commons.events import EventRow
-from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger import pending_receipt
 from credit_commons.reputation import (
     BudgetExhausted,
@@ -32,15 +40,12 @@ from credit_commons.reputation import (
     RuleSet,
     SenderLocked,
     UnknownBlob,
-    new_nonce,
     parse_rule_set,
     sign_event,
 )
 from credit_commons.reputation import service as reputation_service
 from credit_commons.runtime import Runtime
 
-AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
-KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
 ISSUER = "https://issuer.example"
 
 
@@ -62,49 +67,22 @@ def clock(runtime: Runtime) -> FixedClock:
     return fixed
 
 
-def _key(n: int) -> PrivateKey:
-    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
-
-
-def _did(n: int) -> str:
-    return encode_did_key(_key(n).public_key)
-
-
 def _member(
     rt: Runtime, n: int, *, vct: str = KYC_VCT, issuer: str = ISSUER, credential: int = 0
 ) -> None:
-    with transaction(rt.sessions) as session:
-        reputation_service.register_member(
-            session,
-            rt,
-            did=_did(n),
-            vct=vct,
-            issuer=issuer,
-            credential_sha256=f"{n:02x}{credential:02x}" * 16,
-            status_ref=f"https://issuer.example/status-lists/1#{n}",
-            rules=RULES,
-        )
-
-
-_NONCES = iter(range(1, 1 << 30))
-
-
-def _signed(sender: int, to: int, **kw: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "type": "vouch",
-        "to": _did(to),
-        "ctx": "shg:savings",
-        "epoch": "2026-12",
-        "nonce": new_nonce(next(_NONCES).to_bytes(12, "big")),
-        "issued_at": AT - timedelta(minutes=1),
-    }
-    values.update(kw)
-    return sign_event(_key(sender), **values).document()
+    register_member(
+        rt,
+        n,
+        rules=RULES,
+        vct=vct,
+        issuer=issuer,
+        credential_sha256=f"{n:02x}{credential:02x}" * 16,
+        status_ref=f"https://issuer.example/status-lists/1#{n}",
+    )
 
 
 def _submit(rt: Runtime, doc: dict[str, Any], rules: RuleSet = RULES) -> EventAccepted:
-    with transaction(rt.sessions) as session:
-        return reputation_service.submit_event(session, rt, doc, rules)
+    return submit(rt, doc, rules)
 
 
 def _count(rt: Runtime, kind: str) -> int:
@@ -114,7 +92,7 @@ def _count(rt: Runtime, kind: str) -> int:
 
 def test_accepted_event_is_stored_with_its_spine_event_and_receipt(runtime: Runtime) -> None:
     _member(runtime, 1)
-    doc = _signed(1, 2)
+    doc = signed_event(1, 2)
     accepted = _submit(runtime, doc)
     assert accepted.cid.startswith("bafkrei")
     assert accepted.leaf_index is None
@@ -127,13 +105,13 @@ def test_accepted_event_is_stored_with_its_spine_event_and_receipt(runtime: Runt
         "ctx": "shg:savings",
         "epoch": "2026-12",
         # The DIDs' plain SHA-256: an offline verifier binds them to this event.
-        "from_sha256": hashlib.sha256(_did(1).encode()).hexdigest(),
-        "to_sha256": hashlib.sha256(_did(2).encode()).hexdigest(),
+        "from_sha256": hashlib.sha256(member_did(1).encode()).hexdigest(),
+        "to_sha256": hashlib.sha256(member_did(2).encode()).hexdigest(),
     }
     # No DID in the spine: actor and subject are keyed pseudonyms, the object a keyed digest.
     text = str(accepted.receipt.model_dump())
-    assert _did(1) not in text
-    assert _did(2) not in text
+    assert member_did(1) not in text
+    assert member_did(2) not in text
     assert accepted.receipt.event["actor"].startswith("p1:")
     assert accepted.receipt.event["subject"].startswith("p1:")
     assert accepted.receipt.event["object"] == runtime.objects.digest(
@@ -152,14 +130,14 @@ def test_accepted_event_is_stored_with_its_spine_event_and_receipt(runtime: Runt
 def test_a_refused_event_writes_nothing(runtime: Runtime) -> None:
     _member(runtime, 1)
     with pytest.raises(ContextNotAllowed):
-        _submit(runtime, _signed(1, 2, ctx="unknown"))
+        _submit(runtime, signed_event(1, 2, ctx="unknown"))
     with pytest.raises(EventSignatureInvalid):
-        _submit(runtime, {**_signed(1, 2), "ctx": "general"})
+        _submit(runtime, {**signed_event(1, 2), "ctx": "general"})
     assert _count(runtime, "reputation.event") == 0
 
 
 def test_sender_locked_until_kyc_member(runtime: Runtime) -> None:
-    doc = _signed(1, 2)
+    doc = signed_event(1, 2)
     with pytest.raises(SenderLocked):
         _submit(runtime, doc)
     # An attestation (not a KYC type, or not a trusted issuer) does not unlock.
@@ -182,35 +160,35 @@ def test_the_rule_set_in_effect_decides_which_memberships_unlock(runtime: Runtim
     later["version"] = RULES.version + 1
     dropped = parse_rule_set(later)
     with pytest.raises(SenderLocked):
-        _submit(runtime, _signed(1, 2), dropped)
-    _submit(runtime, _signed(3, 2), dropped)
+        _submit(runtime, signed_event(1, 2), dropped)
+    _submit(runtime, signed_event(3, 2), dropped)
     with pytest.raises(SenderLocked):
-        _submit(runtime, _signed(3, 2), RULES)
-    _submit(runtime, _signed(1, 2), RULES)
+        _submit(runtime, signed_event(3, 2), RULES)
+    _submit(runtime, signed_event(1, 2), RULES)
 
 
 def test_budget_exactly_n_then_refused_then_next_epoch(runtime: Runtime, clock: FixedClock) -> None:
     _member(runtime, 1)
     for to in range(2, 7):  # five vouches
-        _submit(runtime, _signed(1, to))
+        _submit(runtime, signed_event(1, to))
     with pytest.raises(BudgetExhausted):
-        _submit(runtime, _signed(1, 7))
+        _submit(runtime, signed_event(1, 7))
     # Other contexts and reports have their own budgets.
-    _submit(runtime, _signed(1, 7, ctx="general"))
+    _submit(runtime, signed_event(1, 7, ctx="general"))
     for to in range(2, 5):
-        _submit(runtime, _signed(1, to, type="report"))
+        _submit(runtime, signed_event(1, to, type="report"))
     with pytest.raises(BudgetExhausted):
-        _submit(runtime, _signed(1, 5, type="report"))
+        _submit(runtime, signed_event(1, 5, type="report"))
     # A new epoch starts from zero (non-rollover).
     clock.advance(timedelta(days=25))
     january = datetime(2027, 1, 1, 0, 0, 1, tzinfo=UTC)
-    _submit(runtime, _signed(1, 7, epoch="2027-01", issued_at=january))
+    _submit(runtime, signed_event(1, 7, epoch="2027-01", issued_at=january))
     assert _count(runtime, "reputation.event") == 5 + 1 + 3 + 1
 
 
 def test_budget_holds_under_concurrent_submissions(runtime: Runtime) -> None:
     _member(runtime, 1)
-    docs = [_signed(1, to) for to in range(2, 12)]  # ten vouches for a budget of five
+    docs = [signed_event(1, to) for to in range(2, 12)]  # ten vouches for a budget of five
     outcomes: list[str] = []
 
     def submit(doc: dict[str, Any]) -> None:
@@ -230,15 +208,15 @@ def test_budget_holds_under_concurrent_submissions(runtime: Runtime) -> None:
 
 def test_replay_is_refused_forever(runtime: Runtime, clock: FixedClock) -> None:
     _member(runtime, 1)
-    doc = _signed(1, 2)
+    doc = signed_event(1, 2)
     _submit(runtime, doc)
     with pytest.raises(EventReplayed):
         _submit(runtime, doc)
     # The same nonce in a detached signature (another CID) is the same replay.
     again = sign_event(
-        _key(1),
+        member_key(1),
         type="vouch",
-        to=_did(2),
+        to=member_did(2),
         ctx="shg:savings",
         epoch="2026-12",
         nonce=doc["nonce"],
@@ -251,26 +229,26 @@ def test_replay_is_refused_forever(runtime: Runtime, clock: FixedClock) -> None:
     clock.advance(timedelta(days=60))
     later = datetime(2027, 2, 5, 10, 0, tzinfo=UTC)
     with pytest.raises(EventReplayed):
-        _submit(runtime, _signed(1, 3, epoch="2027-02", issued_at=later, nonce=doc["nonce"]))
+        _submit(runtime, signed_event(1, 3, epoch="2027-02", issued_at=later, nonce=doc["nonce"]))
 
 
 def test_epoch_window_uses_the_rule_set(runtime: Runtime) -> None:
     _member(runtime, 1)
     with pytest.raises(EventOutsideWindow):
-        _submit(runtime, _signed(1, 2, issued_at=AT + timedelta(seconds=301)))
-    _submit(runtime, _signed(1, 2, issued_at=AT + timedelta(seconds=300)))
+        _submit(runtime, signed_event(1, 2, issued_at=AT + timedelta(seconds=301)))
+    _submit(runtime, signed_event(1, 2, issued_at=AT + timedelta(seconds=300)))
     strict = _rules(maxEventAgeSeconds=30)
     with pytest.raises(EventOutsideWindow):
-        _submit(runtime, _signed(1, 3, issued_at=AT - timedelta(seconds=31)), strict)
-    _submit(runtime, _signed(1, 3, issued_at=AT - timedelta(seconds=30)), strict)
+        _submit(runtime, signed_event(1, 3, issued_at=AT - timedelta(seconds=31)), strict)
+    _submit(runtime, signed_event(1, 3, issued_at=AT - timedelta(seconds=30)), strict)
 
 
 def test_unknown_keys_size_and_self_vouch_are_refused(runtime: Runtime) -> None:
     _member(runtime, 1)
     with pytest.raises(EventInvalid):
-        _submit(runtime, {**_signed(1, 2), "weight": 3})
+        _submit(runtime, {**signed_event(1, 2), "weight": 3})
     with pytest.raises(EventInvalid):
-        _submit(runtime, {**_signed(1, 2), "to": _did(1)})
+        _submit(runtime, {**signed_event(1, 2), "to": member_did(1)})
     assert _count(runtime, "reputation.event") == 0
 
 
@@ -279,8 +257,8 @@ def test_membership_is_idempotent_per_credential(runtime: Runtime) -> None:
     _member(runtime, 1)
     assert _count(runtime, "reputation.member") == 1
     with transaction(runtime.sessions) as session:
-        assert reputation_service.is_member(session, runtime, _did(1))
-        assert not reputation_service.is_member(session, runtime, _did(2))
+        assert reputation_service.is_member(session, runtime, member_did(1))
+        assert not reputation_service.is_member(session, runtime, member_did(2))
 
 
 def test_unknown_blob_and_non_cid_answer_the_same(runtime: Runtime) -> None:

@@ -9,13 +9,25 @@ without its events."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.integration.reputation_world import (
+    AT,
+    CTX,
+    KYC_VCT,
+    active_rules,
+    checkpoint,
+    fetch_bundle,
+    member_did,
+    member_key,
+    reference_records,
+    register_dev_rules,
+    register_member,
+    signed_event,
+)
 from tests.integration.test_erasure_backups import backup, restored
 
 from credit_commons.core.clock import FixedClock
@@ -24,90 +36,32 @@ from credit_commons.core.settings import Settings
 from credit_commons.events import EventRow
 from credit_commons.formats.jws import sign_compact
 from credit_commons.identity.auth import issue_admin_token
-from credit_commons.jobs import bundles_step
-from credit_commons.keys import KeyType, PrivateKey, encode_did_key
-from credit_commons.ledger.worker import LogWorker
 from credit_commons.privacy.restore import restore_from
 from credit_commons.reputation import (
     MemberCredentialRefused,
-    RuleSet,
-    new_nonce,
-    rules_service,
-    scores_store,
-    sign_event,
 )
 from credit_commons.reputation import service as reputation_service
 from credit_commons.reputation.capability import sign_tombstone
-from credit_commons.reputation.models import ReputationEventRow, ReputationExclusionRow
-from credit_commons.reputation.scorer import score_reference
+from credit_commons.reputation.models import ReputationExclusionRow
 from credit_commons.reputation.scores_bundle import did_sha256, verify_bundle
 from credit_commons.reputation.scores_service import (
     ScoringState,
     score_checkpoint,
-    scoring_events,
-    scoring_members,
 )
 from credit_commons.reputation.scores_store import ScoreRow
 from credit_commons.runtime import Runtime
-
-AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
-KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
-CTX = "shg:savings"
-_NONCES = iter(range(1, 1 << 30))
 
 
 @pytest.fixture(autouse=True)
 def clock(runtime: Runtime) -> FixedClock:
     fixed = FixedClock(AT)
     runtime.clock = fixed
-    with transaction(runtime.sessions) as session:
-        rules_service.register_dev_rule_set(
-            session, runtime, actor=runtime.operator_actor("reputation")
-        )
+    register_dev_rules(runtime)
     return fixed
 
 
-def _rules(rt: Runtime) -> RuleSet:
-    with transaction(rt.sessions) as session:
-        return rules_service.active_rule_set(session, rt, rt.clock.now()).rule_set
-
-
-def _key(n: int) -> PrivateKey:
-    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
-
-
-def _did(n: int) -> str:
-    return encode_did_key(_key(n).public_key)
-
-
-def _register(rt: Runtime, n: int) -> None:
-    with transaction(rt.sessions) as session:
-        reputation_service.register_member(
-            session,
-            rt,
-            did=_did(n),
-            vct=KYC_VCT,
-            issuer=rt.settings.public_url,
-            credential_sha256=f"{n:02x}" * 32,
-            status_ref=None,
-            rules=_rules(rt),
-        )
-
-
-def _event(sender: int, to: int) -> dict[str, Any]:
-    return sign_event(
-        _key(sender),
-        type="vouch",
-        to=_did(to),
-        ctx=CTX,
-        epoch="2026-12",
-        nonce=new_nonce(next(_NONCES).to_bytes(12, "big")),
-        issued_at=AT - timedelta(minutes=1),
-    ).document()
-
-
 def _score(rt: Runtime, state: ScoringState) -> None:
-    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+    checkpoint(rt)
     assert score_checkpoint(rt, state) is not None
 
 
@@ -118,12 +72,8 @@ def _records(rt: Runtime) -> dict[str, bytes]:
 
 
 def _reference(rt: Runtime, excluded: set[str]) -> dict[str, bytes]:
-    rules = _rules(rt)
-    with transaction(rt.sessions) as session:
-        events = scoring_events(session.scalars(select(ReputationEventRow)))
-        members = scoring_members(scores_store.members(session), rules)
-    records = score_reference(events, members, excluded, rules, as_of=AT.date(), ctx=CTX)
-    return {did: r.to_jcs() for did, r in records.items()}
+    records = reference_records(rt, AT.date(), [CTX], excluded=excluded)
+    return {did: record for (did, _), record in records.items()}
 
 
 def _spine(rt: Runtime, kind: str) -> list[EventRow]:
@@ -133,43 +83,36 @@ def _spine(rt: Runtime, kind: str) -> list[EventRow]:
         return rows
 
 
-def _bundle(client: TestClient, rt: Runtime, n: int) -> Any:
-    for _ in range(3):
-        answer = client.get("/v1/scores", params={"did": _did(n), "ctx": CTX})
-        if answer.status_code != 202:
-            return answer
-        bundles_step()(rt, 0)
-    raise AssertionError("the bundle was not prepared")
-
-
 def test_a_tombstone_excludes_the_did_from_scoring(runtime: Runtime, client: TestClient) -> None:
     rt = runtime
     for n in range(1, 5):
-        _register(rt, n)
+        register_member(rt, n)
     # A chain 3 → 2 → 1 and 4 → 1, 1 → 3: 3's score feeds 2's, 2's feeds 1's.
     for sender, to in ((3, 2), (2, 1), (4, 1), (1, 3)):
-        assert client.post("/v1/events", json=_event(sender, to)).status_code == 201
+        assert client.post("/v1/events", json=signed_event(sender, to)).status_code == 201
     state = ScoringState()
     _score(rt, state)
     before = _records(rt)
     assert before == _reference(rt, set())
-    assert _did(3) in before
+    assert member_did(3) in before
 
     audience = rt.settings.public_url.rstrip("/")
     iat = int(AT.timestamp())
     refused = [
-        sign_tombstone(_key(4), did=_did(3), audience=audience, iat=iat),  # another key
-        sign_tombstone(_key(3), did=_did(3), audience="https://elsewhere.example", iat=iat),
-        sign_tombstone(_key(3), did=_did(3), audience=audience, iat=iat - 61),  # stale
+        sign_tombstone(member_key(4), did=member_did(3), audience=audience, iat=iat),  # another key
+        sign_tombstone(
+            member_key(3), did=member_did(3), audience="https://elsewhere.example", iat=iat
+        ),
+        sign_tombstone(member_key(3), did=member_did(3), audience=audience, iat=iat - 61),  # stale
         sign_compact(  # a score request's proof is not a tombstone
             {"typ": "score-request+jwt"},
-            {"sub": _did(3), "aud": audience, "iat": iat, "ctx": CTX},
-            _key(3),
+            {"sub": member_did(3), "aud": audience, "iat": iat, "ctx": CTX},
+            member_key(3),
         ),
     ]
     for proof in refused:
         answer = client.post(
-            "/v1/reputation/members/tombstone", json={"did": _did(3), "proof": proof}
+            "/v1/reputation/members/tombstone", json={"did": member_did(3), "proof": proof}
         )
         assert answer.status_code == 401, answer.text
         assert answer.json()["code"] == "reputation.subject_proof_invalid"
@@ -177,54 +120,61 @@ def test_a_tombstone_excludes_the_did_from_scoring(runtime: Runtime, client: Tes
     bad = client.post("/v1/reputation/members/tombstone", json={"did": "did:key:nope", "proof": ""})
     assert bad.status_code == 422
 
-    proof = sign_tombstone(_key(3), did=_did(3), audience=audience, iat=iat)
-    left = client.post("/v1/reputation/members/tombstone", json={"did": _did(3), "proof": proof})
+    proof = sign_tombstone(member_key(3), did=member_did(3), audience=audience, iat=iat)
+    left = client.post(
+        "/v1/reputation/members/tombstone", json={"did": member_did(3), "proof": proof}
+    )
     assert left.status_code == 201, left.text
-    assert left.json()["did"] == _did(3)
+    assert left.json()["did"] == member_did(3)
     assert left.json()["reason"] == "tombstone"
-    again = client.post("/v1/reputation/members/tombstone", json={"did": _did(3), "proof": proof})
+    again = client.post(
+        "/v1/reputation/members/tombstone", json={"did": member_did(3), "proof": proof}
+    )
     assert again.status_code == 201
     assert again.json()["event_id"] == left.json()["event_id"]  # idempotent
     (event,) = _spine(rt, "reputation.excluded")
-    assert json.loads(event.details) == {"reason": "tombstone", "did_sha256": did_sha256(_did(3))}
-    assert _did(3) not in event.details
+    assert json.loads(event.details) == {
+        "reason": "tombstone",
+        "did_sha256": did_sha256(member_did(3)),
+    }
+    assert member_did(3) not in event.details
 
     # Nothing more from it or to it; it cannot register again.
-    sent = client.post("/v1/events", json=_event(3, 4))
+    sent = client.post("/v1/events", json=signed_event(3, 4))
     assert sent.status_code == 403
     assert sent.json()["code"] == "reputation.sender_locked"
-    received = client.post("/v1/events", json=_event(4, 3))
+    received = client.post("/v1/events", json=signed_event(4, 3))
     assert received.status_code == 409
     assert received.json()["code"] == "reputation.recipient_excluded"
     with pytest.raises(MemberCredentialRefused), transaction(rt.sessions) as session:
         reputation_service.register_member(
             session,
             rt,
-            did=_did(3),
+            did=member_did(3),
             vct=KYC_VCT,
             issuer=rt.settings.public_url,
             credential_sha256="ab" * 32,
             status_ref=None,
-            rules=_rules(rt),
+            rules=active_rules(rt),
         )
 
     # The next checkpoint: recomputed in full without 3.
     _score(rt, state)
     after = _records(rt)
-    assert _did(3) not in after
-    assert after == _reference(rt, {_did(3)})
-    assert after[_did(2)] != before[_did(2)]  # 3's vouch no longer counts
-    assert after[_did(1)] != before[_did(1)]  # nor, through 2, for 1
-    assert after[_did(4)] == before[_did(4)]  # 4 received nothing
+    assert member_did(3) not in after
+    assert after == _reference(rt, {member_did(3)})
+    assert after[member_did(2)] != before[member_did(2)]  # 3's vouch no longer counts
+    assert after[member_did(1)] != before[member_did(1)]  # nor, through 2, for 1
+    assert after[member_did(4)] == before[member_did(4)]  # 4 received nothing
 
     # 1's bundle leaves 3's events out and verifies offline; 3 has no score.
-    served = _bundle(client, rt, 1)
+    served = fetch_bundle(client, 1)
     assert served.status_code == 200, served.text
     bundle = served.json()
     verified = verify_bundle(bundle, trust_bundle_keys=True)
-    assert verified.record["did"] == _did(1)
-    assert _did(3) not in json.dumps([m["did"] for m in bundle["members"]])
-    gone = client.get("/v1/scores", params={"did": _did(3), "ctx": CTX})
+    assert verified.record["did"] == member_did(1)
+    assert member_did(3) not in json.dumps([m["did"] for m in bundle["members"]])
+    gone = client.get("/v1/scores", params={"did": member_did(3), "ctx": CTX})
     assert gone.status_code == 404
 
 
@@ -236,24 +186,24 @@ def test_an_erasure_excludes_the_did_its_profile_names(
         admin, _ = issue_admin_token(session, rt, "desk")
     made = client.post(
         "/v1/identities",
-        json={"roles": ["business"], "profile": {"name": "Asha", "did": _did(7)}},
+        json={"roles": ["business"], "profile": {"name": "Asha", "did": member_did(7)}},
     )
     assert made.status_code == 201, made.text
     other = client.post(
         "/v1/identities",
-        json={"roles": ["business"], "profile": {"name": "Bela", "did": _did(8)}},
+        json={"roles": ["business"], "profile": {"name": "Bela", "did": member_did(8)}},
     )
     assert other.status_code == 201, other.text
-    _register(rt, 7)  # 7 took part; 8 never did
+    register_member(rt, 7)  # 7 took part; 8 never did
     headers = {"Authorization": f"Bearer {admin}"}
     for made_ in (made, other):
         token = made_.json()["identity_token"]
         assert client.delete(f"/v1/identities/{token}", headers=headers).status_code == 200
     with transaction(rt.sessions) as session:
-        row = session.get(ReputationExclusionRow, _did(7))
+        row = session.get(ReputationExclusionRow, member_did(7))
         assert row is not None
         assert row.reason == "erased"
-        assert session.get(ReputationExclusionRow, _did(8)) is None  # nothing about 8
+        assert session.get(ReputationExclusionRow, member_did(8)) is None  # nothing about 8
     (event,) = _spine(rt, "reputation.excluded")
     assert json.loads(event.details)["reason"] == "erased"
 
@@ -269,22 +219,22 @@ def test_a_restored_backup_keeps_the_exclusion_of_an_erasure_made_after_it(
         admin, _ = issue_admin_token(session, rt, "desk")
     made = client.post(
         "/v1/identities",
-        json={"roles": ["business"], "profile": {"name": "Asha", "did": _did(7)}},
+        json={"roles": ["business"], "profile": {"name": "Asha", "did": member_did(7)}},
     )
     assert made.status_code == 201, made.text
-    _register(rt, 7)
+    register_member(rt, 7)
     saved = backup(rt, settings, tmp_path / "backup")
     token = made.json()["identity_token"]
     headers = {"Authorization": f"Bearer {admin}"}
     assert client.delete(f"/v1/identities/{token}", headers=headers).status_code == 200
     with restored(saved, settings) as old:
         with transaction(old.read_sessions) as session:
-            assert session.get(ReputationExclusionRow, _did(7)) is None  # not yet
+            assert session.get(ReputationExclusionRow, member_did(7)) is None  # not yet
         counts = restore_from(old, rt.sessions)
         assert counts.erasures_applied == 1
         assert counts.exclusions_copied == 1
         with transaction(old.read_sessions) as session:
-            row = session.get(ReputationExclusionRow, _did(7))
+            row = session.get(ReputationExclusionRow, member_did(7))
             assert row is not None
             assert row.reason == "erased"
         assert restore_from(old, rt.sessions).exclusions_copied == 0  # idempotent

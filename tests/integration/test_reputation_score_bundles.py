@@ -7,13 +7,26 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.integration.reputation_world import (
+    AT,
+    CTX,
+    active_rules,
+    checkpoint,
+    fetch_bundle,
+    member_did,
+    member_key,
+    register_dev_rules,
+    register_member,
+    signed_event,
+    submit,
+)
 
 from credit_commons.cli import main
 from credit_commons.core.clock import FixedClock
@@ -22,17 +35,12 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode, sha256_he
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
 from credit_commons.jobs import bundles_step
-from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import (
-    RuleSet,
-    new_nonce,
     rules_service,
     scores_service,
     scores_store,
-    sign_event,
 )
-from credit_commons.reputation import service as reputation_service
 from credit_commons.reputation.scorer import score_reference
 from credit_commons.reputation.scores_bundle import (
     BundleInvalid,
@@ -47,68 +55,25 @@ from credit_commons.reputation.scores_service import (
 )
 from credit_commons.runtime import Runtime
 
-AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
-KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
-CTX = "shg:savings"
-
 
 @pytest.fixture(autouse=True)
 def clock(runtime: Runtime) -> FixedClock:
     fixed = FixedClock(AT)
     runtime.clock = fixed
-    with transaction(runtime.sessions) as session:
-        rules_service.register_dev_rule_set(
-            session, runtime, actor=runtime.operator_actor("reputation")
-        )
+    register_dev_rules(runtime)
     return fixed
-
-
-def _rules(rt: Runtime) -> RuleSet:
-    with transaction(rt.sessions) as session:
-        return rules_service.active_rule_set(session, rt, rt.clock.now()).rule_set
-
-
-def _key(n: int) -> PrivateKey:
-    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
-
-
-def _did(n: int) -> str:
-    return encode_did_key(_key(n).public_key)
-
-
-_NONCES = iter(range(1, 1 << 30))
 
 
 def _world(rt: Runtime) -> None:
     """Six members; 1-4 vouch for each other, 5 and 6 report 4, 5 vouches for 1; scored."""
-    rules = _rules(rt)
-    with transaction(rt.sessions) as session:
-        for n in range(1, 7):
-            reputation_service.register_member(
-                session,
-                rt,
-                did=_did(n),
-                vct=KYC_VCT,
-                issuer=rt.settings.public_url,
-                credential_sha256=f"{n:02x}" * 32,
-                status_ref=None,
-                rules=rules,
-            )
+    rules = active_rules(rt)
+    for n in range(1, 7):
+        register_member(rt, n, rules=rules)
     pairs = [(i, j, "vouch") for i in range(1, 5) for j in range(1, 5) if i != j]
     pairs += [(5, 4, "report"), (6, 4, "report"), (5, 1, "vouch")]
     for sender, to, kind in pairs:
-        doc = sign_event(
-            _key(sender),
-            type=kind,
-            to=_did(to),
-            ctx=CTX,
-            epoch="2026-12",
-            nonce=new_nonce(next(_NONCES).to_bytes(12, "big")),
-            issued_at=AT - timedelta(minutes=1),
-        ).document()
-        with transaction(rt.sessions) as session:
-            reputation_service.submit_event(session, rt, doc, rules)
-    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+        submit(rt, signed_event(sender, to, type=kind), rules)
+    checkpoint(rt)
     assert score_checkpoint(rt, ScoringState()) is not None
 
 
@@ -116,31 +81,17 @@ def _proof(rt: Runtime, n: int, *, ctx: str = CTX, age: int = 0, aud: str | None
     payload = {
         "aud": aud or rt.settings.public_url,
         "iat": int(AT.timestamp()) - age,
-        "sub": _did(n),
+        "sub": member_did(n),
         "ctx": ctx,
     }
-    return sign_compact({"typ": "score-request+jwt"}, payload, _key(n))
-
-
-def _get(client: TestClient, n: int, **headers: str) -> Any:
-    """Fetch ``n``'s bundle as a client does: on 202 (being prepared) run the jobs step that
-    builds requested bundles, then fetch again — a bounded number of times."""
-    rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    for _ in range(3):
-        answer = client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}, headers=headers)
-        if answer.status_code != 202:
-            return answer
-        assert int(answer.headers["retry-after"]) > 0
-        assert answer.json()["status"] == "pending"
-        bundles_step()(rt, 0)
-    raise AssertionError("the bundle was not prepared")
+    return sign_compact({"typ": "score-request+jwt"}, payload, member_key(n))
 
 
 def test_the_first_fetch_answers_202_and_a_jobs_step_builds_the_bundle(
     runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch, clock: FixedClock
 ) -> None:
     _world(runtime)
-    params = {"did": _did(4), "ctx": CTX}
+    params = {"did": member_did(4), "ctx": CTX}
     built: list[object] = []
     real = scores_service._build_bundle
 
@@ -157,7 +108,7 @@ def test_the_first_fetch_answers_202_and_a_jobs_step_builds_the_bundle(
     assert client.get("/v1/scores", params=params).status_code == 202  # one request kept
     with transaction(runtime.sessions) as session:
         assert scores_store.requested_bundles(session, 10) == [
-            (_did(4), CTX, scores_store.score_row(session, _did(4), CTX).record_hash)  # type: ignore[union-attr]
+            (member_did(4), CTX, scores_store.score_row(session, member_did(4), CTX).record_hash)  # type: ignore[union-attr]
         ]
     assert bundles_step(batch=1)(runtime, 0) == {"bundles_built": 1}
     assert len(built) == 1
@@ -167,27 +118,29 @@ def test_the_first_fetch_answers_202_and_a_jobs_step_builds_the_bundle(
     assert bundles_step()(runtime, 0) == {}  # nothing left requested
     # A bounded pass: two requests, one built a pass, oldest first.
     for n in (2, 1):
-        assert client.get("/v1/scores", params={"did": _did(n), "ctx": CTX}).status_code == 202
+        assert (
+            client.get("/v1/scores", params={"did": member_did(n), "ctx": CTX}).status_code == 202
+        )
         clock.advance(timedelta(seconds=1))
     assert bundles_step(batch=1)(runtime, 0) == {"bundles_built": 1}
-    assert client.get("/v1/scores", params={"did": _did(2), "ctx": CTX}).status_code == 200
-    assert client.get("/v1/scores", params={"did": _did(1), "ctx": CTX}).status_code == 202
+    assert client.get("/v1/scores", params={"did": member_did(2), "ctx": CTX}).status_code == 200
+    assert client.get("/v1/scores", params={"did": member_did(1), "ctx": CTX}).status_code == 202
     # Unknown DID or context: still 404 without building or requesting anything.
-    assert client.get("/v1/scores", params={"did": _did(9), "ctx": CTX}).status_code == 404
+    assert client.get("/v1/scores", params={"did": member_did(9), "ctx": CTX}).status_code == 404
     assert len(built) == 2
 
 
 def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestClient) -> None:
     _world(runtime)
-    public = _get(client, 4)
+    public = fetch_bundle(client, 4)
     assert public.status_code == 200
     bundle = public.json()
     assert bundle["format"] == "credit-commons-score-bundle/v1"
     factors = bundle["record"]["factors"]
     assert all(len(v) == 64 and "." not in v for v in factors.values())
-    assert _get(client, 4).content == public.content  # the kept bundle, byte for byte
+    assert fetch_bundle(client, 4).content == public.content  # the kept bundle, byte for byte
 
-    mine = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
+    mine = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
     assert mine.status_code == 200
     own = mine.json()
     assert own["record"]["factors"]["K"] == "1.000000"
@@ -213,15 +166,15 @@ def test_subject_and_public_views_and_no_oracle(runtime: Runtime, client: TestCl
         _proof(runtime, 4, aud="https://elsewhere.example"),
         _proof(runtime, 4, ctx="general"),
     ):
-        refused = _get(client, 4, **{"Subject-Proof": proof})
+        refused = fetch_bundle(client, 4, **{"Subject-Proof": proof})
         assert refused.status_code == 401
         assert refused.json()["code"] == "reputation.subject_proof_invalid"
     unknown_did = client.get(
         "/v1/scores",
-        params={"did": _did(9), "ctx": CTX},
+        params={"did": member_did(9), "ctx": CTX},
         headers={"Subject-Proof": _proof(runtime, 9)},
     )
-    unknown_ctx = client.get("/v1/scores", params={"did": _did(4), "ctx": "commerce:x"})
+    unknown_ctx = client.get("/v1/scores", params={"did": member_did(4), "ctx": "commerce:x"})
     assert unknown_did.status_code == unknown_ctx.status_code == 404
     assert unknown_did.headers["content-type"] == "application/problem+json"
     assert unknown_did.json()["code"] == unknown_ctx.json()["code"] == "reputation.score_not_found"
@@ -260,7 +213,7 @@ def test_offline_verify_accepts_honest_and_refuses_tampered(
     runtime: Runtime, client: TestClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _world(runtime)
-    bundle = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    bundle = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
     log_key = client.get("/v1/log/key").json()["vkey"]
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(client.get("/v1/rules/jwks").json()))
@@ -315,21 +268,21 @@ def test_show_prints_the_cached_record(
     monkeypatch.setenv("COMMONS_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("COMMONS_ENV", settings.env.value)
     capsys.readouterr()
-    code = main(["score", "show", _did(4), CTX, "--json"])
+    code = main(["score", "show", member_did(4), CTX, "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert json.loads(out.out)["record"]["did"] == _did(4)
-    assert main(["score", "show", _did(4), CTX, "--bundle"]) == 0
+    assert json.loads(out.out)["record"]["did"] == member_did(4)
+    assert main(["score", "show", member_did(4), CTX, "--bundle"]) == 0
     public = json.loads(capsys.readouterr().out)
     assert "factorSalts" not in public
     assert len(public["record"]["score"]) == 64  # a commitment, as GET /v1/scores serves it
-    assert main(["score", "show", _did(9), CTX]) != 0
+    assert main(["score", "show", member_did(9), CTX]) != 0
     assert "reputation.score_not_found" in capsys.readouterr().err
 
 
 def test_malformed_bundles_are_refused_by_name(runtime: Runtime, client: TestClient) -> None:
     _world(runtime)
-    bundle = _get(client, 4).json()
+    bundle = fetch_bundle(client, 4).json()
     for document, check in (
         ([], "format"),
         ({**bundle, "format": "credit-commons-receipt/v1"}, "format"),
@@ -348,7 +301,7 @@ def test_malformed_bundles_are_refused_by_name(runtime: Runtime, client: TestCli
 def _forged(rt: Runtime, bundle: dict[str, Any], drop: str) -> dict[str, Any]:
     """The subject's bundle without the event ``drop``, its record and hash recomputed by
     the reference scorer from what is left: consistent, but not what the platform scored."""
-    rules = _rules(rt)
+    rules = active_rules(rt)
     with transaction(rt.sessions) as session:
         events = scoring_events(e for e in scores_store.events_of(session, [CTX]) if e.cid != drop)
         members = scoring_members(scores_store.members(session), rules)
@@ -365,7 +318,7 @@ def test_statement_refuses_a_dropped_report_and_a_borrowed_membership(
     runtime: Runtime, client: TestClient
 ) -> None:
     _world(runtime)
-    own = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    own = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
     keys = client.get("/v1/scores/jwks").json()
     assert verify_bundle(own, scores_jwks=keys).values_checked
     # Drop one of the two reports (the quorum): R falls to 0 and the score rises; the record
@@ -381,8 +334,8 @@ def test_statement_refuses_a_dropped_report_and_a_borrowed_membership(
     assert refused.value.check == "statement"
     # Another DID's KYC membership attached to DID 9: its spine event names another DID.
     borrowed = copy.deepcopy(own)
-    n = next(i for i, m in enumerate(borrowed["members"]) if m["did"] == _did(5))
-    borrowed["members"][n]["did"] = _did(9)
+    n = next(i for i, m in enumerate(borrowed["members"]) if m["did"] == member_did(5))
+    borrowed["members"][n]["did"] = member_did(9)
     with pytest.raises(BundleInvalid) as refused:
         verify_bundle(borrowed, scores_jwks=keys)
     assert refused.value.check == f"member[{n}]"
@@ -404,15 +357,15 @@ def test_subject_proof_audience_ignores_a_trailing_slash(
     proof = _proof(runtime, 4, aud=base)
     slashed = runtime.settings.model_copy(update={"public_url": base + "/"})
     monkeypatch.setattr(runtime, "settings", slashed)
-    assert _get(client, 4, **{"Subject-Proof": proof}).status_code == 200
+    assert fetch_bundle(client, 4, **{"Subject-Proof": proof}).status_code == 200
     capabilities = client.get(
         "/v1/reputation/capabilities",
-        params={"did": _did(4), "ctx": CTX},
+        params={"did": member_did(4), "ctx": CTX},
         headers={"Subject-Proof": proof},
     )
     assert capabilities.status_code == 200, capabilities.text
     wrong = _proof(runtime, 4, aud="https://elsewhere.example")
-    assert _get(client, 4, **{"Subject-Proof": wrong}).status_code == 401
+    assert fetch_bundle(client, 4, **{"Subject-Proof": wrong}).status_code == 401
 
 
 def test_bundle_reads_the_neighbourhood_only_and_is_capped(
@@ -427,12 +380,12 @@ def test_bundle_reads_the_neighbourhood_only_and_is_capped(
 
     monkeypatch.setattr(scores_store, "events_of", whole)
     monkeypatch.setattr(scores_store, "members", whole)
-    own = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
+    own = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4)})
     assert own.status_code == 200, own.text
     assert verify_bundle(own.json(), trust_bundle_keys=True).events == len(own.json()["events"])
     # Above the cap of inputs: a stable refusal instead of a bundle.
     monkeypatch.setattr(scores_service, "MAX_BUNDLE_INPUTS", 3)
-    refused = _get(client, 1)
+    refused = fetch_bundle(client, 1)
     assert refused.status_code == 409
     assert refused.json()["code"] == "reputation.bundle_too_large"
 
@@ -441,10 +394,10 @@ def test_a_kyc_type_a_later_rule_set_drops_scores_k_zero_and_verifies(
     runtime: Runtime, client: TestClient, clock: FixedClock
 ) -> None:
     _world(runtime)
-    before = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
+    before = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4)}).json()
     assert before["record"]["factors"]["K"] == "1.000000"
     # Version 2 no longer lists the type the memberships were registered with as KYC.
-    document = json.loads(_rules(runtime).canonical)
+    document = json.loads(active_rules(runtime).canonical)
     document["version"] = before["record"]["ruleSet"]["version"] + 1
     document["validFrom"] = (AT + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     document["kyc"]["credentialTypes"] = ["https://credit-commons.dev/vct/other/v1"]
@@ -457,7 +410,7 @@ def test_a_kyc_type_a_later_rule_set_drops_scores_k_zero_and_verifies(
     scored = score_checkpoint(runtime, ScoringState())
     assert scored is not None
     assert scored.full
-    after = _get(client, 4, **{"Subject-Proof": _proof(runtime, 4, age=-120)})
+    after = fetch_bundle(client, 4, **{"Subject-Proof": _proof(runtime, 4, age=-120)})
     assert after.status_code == 200, after.text
     bundle = after.json()
     assert bundle["record"]["ruleSet"]["version"] == document["version"]

@@ -7,62 +7,49 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.integration.reputation_world import (
+    AT,
+    KYC_VCT,
+    active_rules,
+    checkpoint,
+    member_did,
+    reference_records,
+    register_dev_rules,
+    register_member,
+    signed_event,
+    submit,
+)
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
 from credit_commons.jobs import scores_step
-from credit_commons.keys import KeyType, PrivateKey, encode_did_key
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import (
-    RuleSet,
     ScoringError,
-    new_nonce,
-    rules_service,
-    score_reference,
     scores_service,
     scores_store,
-    sign_event,
 )
 from credit_commons.reputation import service as reputation_service
-from credit_commons.reputation.models import ReputationEventRow
 from credit_commons.reputation.scores_service import (
     ScoringState,
     capability_reason,
     score_checkpoint,
-    scoring_events,
     scoring_members,
 )
 from credit_commons.reputation.scores_store import CapabilityQueueRow, ScoreRow
 from credit_commons.runtime import Runtime
 
-AT = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
-KYC_VCT = "https://credit-commons.dev/vct/kyc/v1"
-
 
 @pytest.fixture
 def rt(runtime: Runtime) -> Runtime:
     rt = replace(runtime, clock=FixedClock(AT))
-    with transaction(rt.sessions) as session:
-        rules_service.register_dev_rule_set(session, rt, actor=rt.operator_actor("reputation"))
+    register_dev_rules(rt)
     return rt
-
-
-def _rules(rt: Runtime) -> RuleSet:
-    with transaction(rt.sessions) as session:
-        return rules_service.active_rule_set(session, rt, rt.clock.now()).rule_set
-
-
-def _key(n: int) -> PrivateKey:
-    return PrivateKey.from_raw(KeyType.ED25519, bytes([n]) * 32)
-
-
-def _did(n: int) -> str:
-    return encode_did_key(_key(n).public_key)
 
 
 def _member(
@@ -74,39 +61,17 @@ def _member(
     vct: str = "https://example.org/vct/attestation",
     issuer: str | None = None,
 ) -> None:
-    with transaction(rt.sessions) as session:
-        reputation_service.register_member(
-            session,
-            rt,
-            did=_did(n),
-            vct=KYC_VCT if kyc else vct,
-            issuer=issuer or rt.settings.public_url,
-            credential_sha256=f"{n:02x}{credential:02x}" * 16,
-            status_ref=None,
-            rules=_rules(rt),
-        )
-
-
-_NONCES = iter(range(1, 1 << 30))
+    register_member(
+        rt,
+        n,
+        vct=KYC_VCT if kyc else vct,
+        issuer=issuer,
+        credential_sha256=f"{n:02x}{credential:02x}" * 16,
+    )
 
 
 def _event(rt: Runtime, sender: int, to: int, ctx: str = "shg:savings", **kw: Any) -> str:
-    values: dict[str, Any] = {
-        "type": "vouch",
-        "to": _did(to),
-        "ctx": ctx,
-        "epoch": rt.clock.now().strftime("%Y-%m"),
-        "nonce": new_nonce(next(_NONCES).to_bytes(12, "big")),
-        "issued_at": rt.clock.now() - timedelta(minutes=1),
-    }
-    values.update(kw)
-    doc = sign_event(_key(sender), **values).document()
-    with transaction(rt.sessions) as session:
-        return reputation_service.submit_event(session, rt, doc, _rules(rt)).cid
-
-
-def _checkpoint(rt: Runtime) -> None:
-    LogWorker(rt, steps=[]).run_once(force_checkpoint=True)
+    return submit(rt, signed_event(sender, to, at=rt.clock.now(), ctx=ctx, **kw)).cid
 
 
 def _cached(rt: Runtime) -> dict[tuple[str, str], bytes]:
@@ -118,18 +83,7 @@ def _reference(
     rt: Runtime, as_of: date, cids: set[str] | None = None
 ) -> dict[tuple[str, str], bytes]:
     """A full reference recompute from the stored inputs (``cids``: only those events)."""
-    rules = _rules(rt)
-    with transaction(rt.sessions) as session:
-        rows = list(session.scalars(select(ReputationEventRow)))
-        members = scoring_members(scores_store.members(session), rules)
-    events = [e for e in scoring_events(rows) if cids is None or e.cid in cids]
-    out = {}
-    for ctx in rules.contexts:
-        for did, record in score_reference(
-            events, members, (), rules, as_of=as_of, ctx=ctx
-        ).items():
-            out[(did, ctx)] = record.to_jcs()
-    return out
+    return reference_records(rt, as_of, active_rules(rt).contexts, cids=cids)
 
 
 def _queue(rt: Runtime) -> set[tuple[str, str, str, str]]:
@@ -148,7 +102,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     first.add(_event(rt, 5, 1, ctx="general"))
     state = ScoringState()
     assert score_checkpoint(rt, state) is None  # no checkpoint yet
-    _checkpoint(rt)
+    checkpoint(rt)
     unsequenced = _event(rt, 5, 2)  # accepted after the checkpoint: not scored yet
     done = score_checkpoint(rt, state)
     assert done is not None
@@ -159,7 +113,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
 
     # New events under a new checkpoint, same day: incremental, equal to a full recompute.
     second = {unsequenced, _event(rt, 6, 4), _event(rt, 5, 3), _event(rt, 6, 2, type="report")}
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
     assert not done.full
@@ -170,7 +124,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     # incremental too (the member, then its event), equal to a full recompute.
     _member(rt, 7)
     _event(rt, 7, 3)
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
     assert not done.full
@@ -181,19 +135,24 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     unchanged_before = _cached(rt)
     with transaction(rt.sessions) as session:
         rows = {r.did: r for r in scores_store.members(session) if r.kyc}
-        assert reputation_service.revoke_membership(session, rt, rows[_did(6)].id, "revoked")
-        assert reputation_service.revoke_membership(session, rt, rows[_did(5)].id, "suspended")
+        assert reputation_service.revoke_membership(session, rt, rows[member_did(6)].id, "revoked")
+        assert reputation_service.revoke_membership(
+            session, rt, rows[member_did(5)].id, "suspended"
+        )
     _event(rt, 1, 2)
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
     assert not done.full
     assert _cached(rt) == _reference(rt, AT.date())
-    assert _cached(rt)[(_did(6), "shg:savings")] != unchanged_before[(_did(6), "shg:savings")]
+    assert (
+        _cached(rt)[(member_did(6), "shg:savings")]
+        != unchanged_before[(member_did(6), "shg:savings")]
+    )
     with transaction(rt.sessions) as session:
-        assert reputation_service.reinstate_membership(session, rt, rows[_did(5)].id)
+        assert reputation_service.reinstate_membership(session, rt, rows[member_did(5)].id)
     _event(rt, 2, 1)
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
     assert not done.full
@@ -201,7 +160,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
 
     # Only events since: incremental again.
     _event(rt, 7, 2)
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, state)
     assert done is not None
     assert not done.full
@@ -209,14 +168,14 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
 
     # A fresh worker (no kept state) recomputes in full, to the same bytes.
     _event(rt, 7, 1)
-    _checkpoint(rt)
+    checkpoint(rt)
     done = score_checkpoint(rt, ScoringState())
     assert done is not None
     assert done.full
     assert _cached(rt) == _reference(rt, AT.date())
 
     # The capability queue: one row per qualifying subject and reason, idempotent.
-    rules = _rules(rt)
+    rules = active_rules(rt)
     names = [t.name for t in rules.aura.tiers]
     qualifying = set(names[names.index(rules.aura.min_tier_for_credential) :])
     with transaction(rt.sessions) as session:
@@ -238,7 +197,7 @@ def test_scores_follow_checkpoints_incrementally_and_in_full(rt: Runtime) -> Non
     # The next day: a full recompute as of that day; the queue keeps its rows.
     later = replace(rt, clock=FixedClock(AT + timedelta(days=1)))
     _event(later, 2, 1)
-    _checkpoint(later)
+    checkpoint(later)
     done = score_checkpoint(later, state)
     assert done is not None
     assert done.full
@@ -263,17 +222,17 @@ def test_a_failing_pass_is_reported_and_does_not_stop_the_steps_after_it(
 
 
 def test_attestations_count_distinct_issuer_and_type_not_the_platforms_own(rt: Runtime) -> None:
-    rules = _rules(rt)
+    rules = active_rules(rt)
     _member(rt, 1)
     _member(rt, 1, kyc=False, credential=1)
     _member(rt, 1, kyc=False, credential=2)  # the same issuer and type again: not another
     _member(rt, 1, kyc=False, credential=3, issuer="https://other.example")  # another issuer
     # The platform's own capability credential registered back: must not feed the score.
     _member(rt, 1, kyc=False, credential=4, vct=rules.aura.output_credential_type)
-    _checkpoint(rt)
+    checkpoint(rt)
     assert score_checkpoint(rt, ScoringState()) is not None
     with transaction(rt.sessions) as session:
-        row = session.get(ScoreRow, (_did(1), "shg:savings"))
+        row = session.get(ScoreRow, (member_did(1), "shg:savings"))
         assert row is not None
         record = json.loads(bytes(row.record))
         (member,) = scoring_members(scores_store.members(session), rules)
