@@ -61,10 +61,15 @@ def node_serve(
         quotas = Quotas.from_settings(settings(ctx))
         follower = Follower(mirror, peer, node_id, quotas=quotas)
         follower.start()
+        pending = follower.pending  # updated in place by the follower's thread
         ready = {"node": node_id, "origin": pins.origin, "log_vkey": pins.log_vkey, "port": port}
         print(json.dumps(ready), flush=True)
         uvicorn.run(
-            create_node_app(mirror), host=host, port=port, log_config=None, access_log=False
+            create_node_app(mirror, lag=lambda: dict(pending)),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
         )
     finally:
         if follower is not None:

@@ -4,7 +4,8 @@ Read-only mirrors at the platform's own paths, so a verifier can point at the no
 ``GET /v1/blobs/{cid}``, ``GET /status-lists/{list_id}``, ``GET /v1/checkpoints/latest``,
 ``GET /v1/checkpoints/{size}`` (the epoch is the tree size), ``GET /v1/log/proof/inclusion``
 and ``/v1/log/proof/consistency`` from the mirrored tree; ``GET /v1/node`` (pins, sizes,
-counters); ``POST /v1/presentations/verify`` (the node's verifier, with mirrored status
+counters); ``GET /metrics`` (Prometheus text, ``gateway/node_metrics.py``);
+``POST /v1/presentations/verify`` (the node's verifier, with mirrored status
 lists); ``GET /healthz``.  Every route is rate-limited per client address (a moving
 window, 429 problem+json with ``Retry-After``) and every request is logged on
 ``credit_commons.node.access`` (method, path, status, address; never a body).
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, TypeVar
 
 from fastapi import FastAPI, Path, Query, Request, Response
 from limits import RateLimitItemPerMinute
 from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -27,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.gateway.node_metrics import NodeMetrics
 from credit_commons.gateway.problems import install_problem_handlers, problem_response
 from credit_commons.gateway.ratelimit_memory import ProcessMemoryStorage
 from credit_commons.ledger import ConsistencyProof, InclusionProof
@@ -80,12 +83,20 @@ class NodeVerdict(BaseModel):
     status_checked: bool
 
 
-def create_node_app(mirror: Mirror, *, per_minute: int = 600) -> FastAPI:
-    """The node's app over ``mirror`` (its sessions are the node's database)."""
+def create_node_app(
+    mirror: Mirror,
+    *,
+    per_minute: int = 600,
+    lag: Callable[[], Mapping[str, int]] | None = None,
+    metrics_ttl: float = 10.0,
+) -> FastAPI:
+    """The node's app over ``mirror`` (its sessions are the node's database); ``lag``
+    gives the follower's pending messages per stream for ``/metrics``."""
     app = FastAPI(title="Credit Commons full node", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     _limit_and_log(app, per_minute)
     _mirror_routes(app, mirror)
+    _metrics_route(app, NodeMetrics(mirror, lag=lag, ttl=metrics_ttl))
     _proof_routes(app, mirror)
     _verify_route(app, mirror)
     return app
@@ -184,6 +195,15 @@ def _mirror_routes(app: FastAPI, mirror: Mirror) -> None:
     def by_size(size: Annotated[int, Path(ge=0)]) -> Response:
         note = read(lambda s: _note(s, size))
         return Response(note, media_type=_NOTE, headers=_IMMUTABLE)
+
+
+def _metrics_route(app: FastAPI, collector: NodeMetrics) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    @app.get("/metrics", summary="Prometheus metrics of the node.", response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _proof_routes(app: FastAPI, mirror: Mirror) -> None:

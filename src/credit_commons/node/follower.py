@@ -60,6 +60,8 @@ class Follower:
         self.quotas = quotas
         self.batch, self.idle, self.timeout = batch, idle, timeout
         self.processed: dict[str, int] = {}
+        # Per stream, the messages JetStream held for this consumer at the last fetch.
+        self.pending: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -159,6 +161,8 @@ class Follower:
             messages = await sub.fetch(self.batch, timeout=self.idle)
         except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
             return 0
+        if messages:
+            self.pending[stream] = int(messages[-1].metadata.num_pending)
         admitted = len(messages)
         if self.quotas is not None:
             admitted = self.quotas.admit(stream, [len(m.data or b"") for m in messages])
