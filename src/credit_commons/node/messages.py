@@ -8,12 +8,19 @@ the members of an event or a checkpoint message), ``iss`` the followed log's ori
 ``digest`` is ``sha256(JCS(event))``, its ``id`` and ``type`` are the event's, and ``sub``
 is one the platform publishes that event on; for a checkpoint, the note verifies under the
 pinned key for the same origin and names the payload's size.
+
+An event whose leaf the node already mirrors under a checkpoint it verified can be
+checked against that leaf instead of by its own signature (:func:`verify_covered`):
+every check above but the Ed25519 one, then ``leaf_hash(entry)`` must be the mirrored
+leaf at ``index``.  docs/federation.md ("Verifying a batch against its checkpoint") gives
+the argument that this proves what the signature would.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,11 +28,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from credit_commons.core.encoding import JsonObject, canonical_json, sha256_hex
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import MAX_MESSAGE_BYTES, MESSAGE_TYP, event_subjects, stream_of
-from credit_commons.formats.jws import verify_compact
+from credit_commons.formats.jws import CompactJws, parse_compact
 from credit_commons.keys import KeyType, PublicKey
-from credit_commons.ledger import Checkpoint, Ed25519Verifier, verify_checkpoint
+from credit_commons.ledger import Checkpoint, Ed25519Verifier, leaf_hash, verify_checkpoint
 
-__all__ = ["DROP_REASONS", "Dropped", "Pins", "Verified", "verify_message"]
+__all__ = [
+    "DROP_REASONS",
+    "Dropped",
+    "Pins",
+    "Received",
+    "Verified",
+    "receive",
+    "verify_covered",
+    "verify_message",
+    "verify_signed",
+]
 
 DROP_REASONS = (
     "oversize",
@@ -57,11 +74,12 @@ class Pins:
     origin: str
     log_vkey: str
 
-    @property
+    # Parsed once per Pins, not once per message (a catch-up checks a million).
+    @cached_property
     def note_verifier(self) -> Ed25519Verifier:
         return Ed25519Verifier.from_vkey(self.log_vkey)
 
-    @property
+    @cached_property
     def jws_key(self) -> PublicKey:
         return PublicKey.from_raw(KeyType.ED25519, self.note_verifier.public_key)
 
@@ -105,15 +123,85 @@ class Verified:
     note: str | None = None
 
 
-def verify_message(body: bytes, subject: str, stream: str, pins: Pins) -> Verified:
-    """Check a message received on ``subject`` from ``stream``; raises :class:`Dropped`."""
+@dataclass(frozen=True)
+class Received:
+    """A message whose form is checked (at most 64 KiB, a compact JWS with an EdDSA
+    ``alg``); neither its signature nor its content is checked yet."""
+
+    stream: str
+    subject: str
+    text: str
+    jws: CompactJws
+
+    @property
+    def index(self) -> int | None:
+        """The leaf index an event message names (``None`` for anything else); unchecked
+        until one of the ``verify_*`` functions returns."""
+        try:
+            payload = self.jws.payload
+        except CommonsError:
+            return None
+        index = payload.get("index")
+        if payload.get("kind") != "event" or type(index) is not int or index < 0:
+            return None
+        return index
+
+
+def receive(body: bytes, subject: str, stream: str) -> Received:
+    """Check a message's size and form; raises :class:`Dropped` (``oversize``, or
+    ``signature`` for what is no compact JWS)."""
+    # 1. The size: at most the streams' own bound.
     if len(body) > MAX_MESSAGE_BYTES:
         raise Dropped("oversize", f"{len(body)} bytes")
+    # 2. A compact JWS, EdDSA, the payload an I-JSON object (RFC 7515 §5.2 steps 1-8).
     try:
         text = body.decode("ascii")
-        payload = verify_compact(text, pins.jws_key, typ=MESSAGE_TYP, algs=("EdDSA",))
+        jws = parse_compact(text, algs=("EdDSA",))
+        jws.payload  # noqa: B018 - a malformed payload raises here
     except (UnicodeDecodeError, CommonsError) as e:
         raise Dropped("signature", "not a JWS by the pinned log key") from e
+    return Received(stream, subject, text, jws)
+
+
+def verify_message(body: bytes, subject: str, stream: str, pins: Pins) -> Verified:
+    """Check a message received on ``subject`` from ``stream``; raises :class:`Dropped`."""
+    return verify_signed(receive(body, subject, stream), pins)
+
+
+def verify_signed(received: Received, pins: Pins) -> Verified:
+    """Check a received message by its own signature, then its content; raises
+    :class:`Dropped`."""
+    # 3. The signature under the pinned log key, and the type the log gives its messages.
+    try:
+        if received.jws.header.get("typ") != MESSAGE_TYP:
+            raise Dropped("signature", "not a federation message")
+        received.jws.verify(pins.jws_key)
+    except CommonsError as e:
+        raise Dropped("signature", "not a JWS by the pinned log key") from e
+    return _content(received, pins)
+
+
+def verify_covered(received: Received, pins: Pins, leaf: bytes) -> Verified:
+    """Check a received event message whose index is a leaf the node mirrors, ``leaf``
+    being that mirrored leaf hash (the mirrored tree's root matched a checkpoint verified
+    under ``pins``): the message's type and content, then ``leaf_hash(entry) == leaf``.
+    Its signature is not what this relies on; raises :class:`Dropped`."""
+    # 3. The type the log gives its messages (the signature: step 9).
+    if received.jws.header.get("typ") != MESSAGE_TYP:
+        raise Dropped("signature", "not a federation message")
+    verified = _content(received, pins)
+    # 9. The entry is the leaf a log-signed checkpoint's tree holds at that index
+    # (RFC 6962 §2.1: the leaf hash is SHA-256(0x00 || entry)).
+    if verified.kind != "event" or verified.entry is None:
+        raise Dropped("subject", "a checkpoint outside the checkpoints stream")
+    if bytes(leaf_hash(verified.entry)) != leaf:
+        raise Dropped("digest", "the entry is not the mirrored leaf")
+    return verified
+
+
+def _content(received: Received, pins: Pins) -> Verified:
+    # 4. The payload's schema: exactly an event's or a checkpoint's members.
+    payload, stream, subject = received.jws.payload, received.stream, received.subject
     try:
         parsed: _EventPayload | _CheckpointPayload = (
             _CheckpointPayload.model_validate(payload)
@@ -122,13 +210,15 @@ def verify_message(body: bytes, subject: str, stream: str, pins: Pins) -> Verifi
         )
     except ValidationError as e:
         raise Dropped("schema", f"{e.error_count()} schema errors") from e
+    # 5. The followed log's origin, 6. the subject it came on, of this stream.
     if parsed.iss != pins.origin:
         raise Dropped("issuer", "iss is not the followed log")
     if parsed.sub != subject or _stream(subject) != stream:
         raise Dropped("subject", "sub is not the subject it came on")
+    # 7-8. An event's digest and subjects, or a checkpoint's note.
     if isinstance(parsed, _CheckpointPayload):
-        return _checkpoint(parsed, stream, text, pins)
-    return _event(parsed, stream, text, pins)
+        return _checkpoint(parsed, stream, received.text, pins)
+    return _event(parsed, stream, received.text, pins)
 
 
 def _stream(subject: str) -> str | None:

@@ -43,9 +43,18 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.keys import PublicKey, public_key_from_jwk
-from credit_commons.ledger import NodeId, leaf_hash
+from credit_commons.ledger import TreeRangeInvalid, leaf_hash
 from credit_commons.node import store
-from credit_commons.node.messages import Dropped, Pins, Verified, verify_message
+from credit_commons.node.messages import (
+    Dropped,
+    Pins,
+    Received,
+    Verified,
+    receive,
+    verify_covered,
+    verify_message,
+    verify_signed,
+)
 from credit_commons.node.platform import Platform
 from credit_commons.reputation import blob_cid, rule_set_hash, rule_set_kid, verify_rule_set
 from credit_commons.verifier import StatusListFetcher, StatusListRejected
@@ -73,8 +82,10 @@ def _mirrored_leaves(
     """The mirrored leaf hashes at the positions of a batch's fresh messages, in one read."""
     wanted = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
     mirrored = [position for position in wanted if position < size]
-    found = store.TreeSource(session).subtree_roots([NodeId(0, i) for i in mirrored])
-    return dict(zip(mirrored, found, strict=True))
+    found = store.TreeSource(session).leaves(mirrored)
+    if len(found) != len(set(mirrored)):
+        raise TreeRangeInvalid("a leaf below the mirrored size is not mirrored")
+    return found
 
 
 class StoredStatusLists(OutboundFetcher):
@@ -176,10 +187,7 @@ class Mirror:
                 with transaction(self.sessions) as session:
                     store.set_counter(session, cursor[0], cursor[1])
             return outcomes
-        checked = [self._verify(body, subject, stream) for body, subject in items]
-        positions = [v.position for v in checked if isinstance(v, Verified)]
-        with transaction(self.sessions) as session:
-            held = store.held_positions(session, stream, positions)
+        checked, held, paths = self._check(stream, items)
         prepared = [
             v if isinstance(v, Dropped) or v.position in held else self._prepare(v) for v in checked
         ]
@@ -225,6 +233,9 @@ class Mirror:
                 )
             for reason in drops:
                 store.count(session, f"dropped.{reason}")
+            for path, number in paths.items():
+                if number:
+                    store.count(session, f"verified.{path}", number)
             if cursor is not None:
                 store.set_counter(session, cursor[0], cursor[1])
         for reason in drops:
@@ -238,9 +249,43 @@ class Mirror:
         if self.on_drop is not None:
             self.on_drop(stream, reason)
 
-    def _verify(self, body: bytes, subject: str, stream: str) -> Verified | Dropped:
+    def _check(
+        self, stream: str, items: Sequence[tuple[bytes, str]]
+    ) -> tuple[list[Verified | Dropped], set[int], dict[str, int]]:
+        # Every message checked, in order; the positions of the stream already held; how
+        # many were checked by a mirrored leaf and how many by their own signatures.
+        received = [self._receive(body, subject, stream) for body, subject in items]
+        indexes = [r.index for r in received if isinstance(r, Received) and r.index is not None]
+        with transaction(self.sessions) as session:
+            # Leaves a verified checkpoint covers prove their messages (verify_covered);
+            # the others are checked by their signatures.
+            size = store.tree_size(session)
+            covered = store.TreeSource(session).leaves([i for i in indexes if i < size])
+            held = store.held_positions(session, stream, indexes)
+        checked = [
+            r
+            if isinstance(r, Dropped)
+            else self._verify(r, None if r.index is None else covered.get(r.index))
+            for r in received
+        ]
+        by_checkpoint = sum(1 for r in received if isinstance(r, Received) and r.index in covered)
+        by_signature = sum(1 for r in received if isinstance(r, Received)) - by_checkpoint
+        return checked, held, {"checkpoint": by_checkpoint, "signature": by_signature}
+
+    @staticmethod
+    def _receive(body: bytes, subject: str, stream: str) -> Received | Dropped:
         try:
-            verified = verify_message(body, subject, stream, self.pins)
+            return receive(body, subject, stream)
+        except Dropped as dropped:
+            return dropped
+
+    def _verify(self, received: Received, leaf: bytes | None) -> Verified | Dropped:
+        try:
+            verified = (
+                verify_signed(received, self.pins)
+                if leaf is None
+                else verify_covered(received, self.pins, leaf)
+            )
         except Dropped as dropped:
             return dropped
         if verified.kind == "checkpoint":

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Table, and_, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_encode
@@ -77,6 +78,11 @@ DropHook = Callable[[str, str], None]
 per-peer and per-subject quotas (issue 20, item 4) plug in."""
 
 _TREE_SIZE = "tree.size"
+
+# Core inserts, one executemany a batch: no unit-of-work object per row.
+_MESSAGES = cast(Table, NodeMessageRow.__table__)
+_TREE = cast(Table, NodeTreeRow.__table__)
+_BLOBS = cast(Table, NodeBlobRow.__table__)
 
 
 class PinMismatch(ConflictError):
@@ -173,12 +179,16 @@ def last_position(session: Session, stream: str) -> int:
 def add_messages(
     session: Session, stream: str, rows: Sequence[tuple[int, str, str]], now: datetime
 ) -> None:
-    """Store verified messages (position, subject, body) the caller found not held."""
-    session.add_all(
-        NodeMessageRow(stream=stream, position=p, subject=sub, body=b, received_at=now)
-        for p, sub, b in rows
-    )
+    """Store verified messages (position, subject, body) the caller found not held: one
+    executemany, not a unit-of-work object per message."""
     if rows:
+        session.execute(
+            insert(_MESSAGES),
+            [
+                {"stream": stream, "position": p, "subject": sub, "body": b, "received_at": now}
+                for p, sub, b in rows
+            ],
+        )
         count(session, f"accepted.{stream}", len(rows))
 
 
@@ -216,6 +226,21 @@ class TreeSource:
         (found,) = self.subtree_roots([NodeId(0, index)])
         return found
 
+    def leaves(self, indexes: Sequence[int], /) -> dict[int, bytes]:
+        """The mirrored leaf hashes at ``indexes`` (those mirrored; the others are absent),
+        read as one range of the leaf level rather than a condition per leaf."""
+        if not indexes:
+            return {}
+        wanted = set(indexes)
+        rows = self._session.execute(
+            select(NodeTreeRow.idx, NodeTreeRow.hash).where(
+                NodeTreeRow.level == 0,
+                NodeTreeRow.idx >= min(wanted),
+                NodeTreeRow.idx <= max(wanted),
+            )
+        )
+        return {int(i): bytes(h) for i, h in rows if int(i) in wanted}
+
     def subtree_roots(self, nodes: Sequence[NodeId], /) -> list[bytes]:
         if not nodes:
             return []
@@ -250,17 +275,20 @@ def append_leaves(session: Session, start: int, leaf_hashes: Sequence[bytes]) ->
     if edge:
         for node, h in zip(edge, TreeSource(session).subtree_roots(edge), strict=True):
             known[(node.level, node.index)] = h
-    new: list[NodeTreeRow] = []
+    new: list[dict[str, object]] = []
     for offset, leaf in enumerate(leaf_hashes):
         index, level, current = size + offset, 0, bytes(leaf)
         known[(0, index)] = current
-        new.append(NodeTreeRow(level=0, idx=index, hash=current))
+        new.append({"level": 0, "idx": index, "hash": current})
         while index & 1:
             current = bytes(node_hash(known[(level, index - 1)], current))
             index, level = index >> 1, level + 1
             known[(level, index)] = current
-            new.append(NodeTreeRow(level=level, idx=index, hash=current))
-    session.add_all(new)
+            new.append({"level": level, "idx": index, "hash": current})
+    # One executemany per call: a catch-up appends about two rows per leaf, a million
+    # leaves at a time, which the unit of work would build an object for each.
+    if new:
+        session.execute(insert(_TREE), new)
     count(session, _TREE_SIZE, len(leaf_hashes))
     session.flush()
     return size + len(leaf_hashes)
@@ -328,7 +356,11 @@ def add_blobs(session: Session, blobs: Sequence[tuple[str, bytes]], now: datetim
         held = session.scalars(select(NodeBlobRow.cid).where(NodeBlobRow.cid.in_(chunk)))
         for cid in held:
             fresh.pop(cid, None)
-    session.add_all(NodeBlobRow(cid=cid, body=body, received_at=now) for cid, body in fresh.items())
+    if fresh:
+        session.execute(
+            insert(_BLOBS),
+            [{"cid": cid, "body": body, "received_at": now} for cid, body in fresh.items()],
+        )
     seen.update(cid for cid, _ in blobs)
 
 

@@ -6,6 +6,7 @@ recorded; a changed log key is refused at start."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -298,3 +300,97 @@ def test_a_checkpoint_under_another_key_is_dropped(runtime: Runtime, client: Tes
     assert mirror.accept(forged, good.subject, good.stream) == "dropped"
     assert drops == [("COMMONS_CHECKPOINTS", "checkpoint")]
     assert mirror.accept(good.body, good.subject, good.stream) == "stored"
+
+
+class _OtherKey:
+    """A JWS signer with an Ed25519 key that is not the log's."""
+
+    alg = "EdDSA"
+
+    def __init__(self) -> None:
+        self._key = Ed25519PrivateKey.generate()
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+
+def _payload(message: Message) -> dict[str, Any]:
+    _, payload_b64, _ = message.body.decode().split(".")
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
+    )
+    return decoded
+
+
+def test_a_batch_under_a_checkpoint_is_checked_against_its_leaves(
+    runtime: Runtime, client: TestClient
+) -> None:
+    # Once a verified checkpoint covers an event's leaf, the message is proven by that leaf
+    # instead of its own signature: content forged under another key, even with a digest
+    # that matches the forged event, is refused and counted in the middle of a batch whose
+    # other messages are stored.
+    rt = runtime
+    blobs = _record(rt, 6)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    messages = _messages(rt)
+    for m in messages:
+        if m.stream == "COMMONS_CHECKPOINTS":
+            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    assert len(events) == 6
+
+    forged = _payload(events[1])
+    event = {**forged["event"], "actor": "p1:someone-else"}
+    entry = json.loads(forged["entry"])
+    entry["digest"] = hashlib.sha256(canonical_json(event)).hexdigest()
+    forged.update(event=event, entry=canonical_json(entry).decode())
+    other_key = sign_compact({"typ": "commons-federation+jws"}, forged, _OtherKey()).encode()
+    by_log_key = _sign(rt, forged)  # the log never logged this entry: not its leaf either
+    moved = _sign(rt, {**_payload(events[2]), "index": _payload(events[3])["index"]})
+    wrong_subject = events[4].body, "events.other"
+    items = [
+        (events[0].body, events[0].subject),
+        (other_key, events[1].subject),
+        (by_log_key, events[1].subject),
+        (moved, events[2].subject),
+        wrong_subject,
+        (events[5].body, events[5].subject),
+    ]
+    outcomes = mirror.accept_batch("COMMONS_EVENTS", items)
+    assert outcomes == ["stored", "dropped", "dropped", "dropped", "dropped", "stored"]
+    assert [r for _, r in drops] == ["digest", "digest", "digest", "subject"]
+    counters = _counters(rt)
+    assert counters["verified.checkpoint"] == 6
+    assert "verified.signature" not in counters
+    assert counters["dropped.digest"] == 3
+    assert counters["accepted.COMMONS_EVENTS"] == 2
+    with transaction(rt.read_sessions) as session:
+        stored = session.scalars(
+            sa.select(NodeMessageRow.body).where(NodeMessageRow.stream == "COMMONS_EVENTS")
+        ).all()
+    assert sorted(stored) == sorted([events[0].body.decode(), events[5].body.decode()])
+
+    # The genuine messages come again and are stored; what was stored is not stored twice.
+    again = mirror.accept_batch("COMMONS_EVENTS", [(m.body, m.subject) for m in events])
+    assert again == ["duplicate", "stored", "stored", "stored", "stored", "duplicate"]
+
+
+def test_an_event_before_its_checkpoint_is_checked_by_its_signature(
+    runtime: Runtime, client: TestClient
+) -> None:
+    # No checkpoint mirrored yet: the same forged content under another key is refused for
+    # its signature, and the log's own messages are stored after their signatures verify.
+    rt = runtime
+    blobs = _record(rt, 2)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    events = [m for m in _messages(rt) if m.stream == "COMMONS_EVENTS"]
+    forged = _payload(events[0])
+    other_key = sign_compact({"typ": "commons-federation+jws"}, forged, _OtherKey()).encode()
+    items = [(other_key, events[0].subject), *((m.body, m.subject) for m in events)]
+    assert mirror.accept_batch("COMMONS_EVENTS", items) == ["dropped", "stored", "stored"]
+    assert drops == [("COMMONS_EVENTS", "signature")]
+    counters = _counters(rt)
+    assert counters["verified.signature"] == 3
+    assert "verified.checkpoint" not in counters
