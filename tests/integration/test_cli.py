@@ -12,6 +12,7 @@ import pytest
 from credit_commons.cli import main
 from credit_commons.core.errors import ExitCode
 from credit_commons.core.migrate import head_revision
+from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
 
@@ -101,6 +102,7 @@ def test_production_refuses_a_development_master_key(
     monkeypatch.setenv("COMMONS_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/x")
     monkeypatch.setenv("COMMONS_PSEUDONYM_PEPPER", "A" * 43)
     monkeypatch.setenv("COMMONS_PUBLIC_URL", "https://commons.example")
+    monkeypatch.setenv("COMMONS_SURFACE_REGISTRY_SHA256", SURFACE_REGISTRY_SHA256)
     code, _, err = run(capsys, "db", "upgrade")
     assert code == ExitCode.CONFIGURATION
     assert "init-master --production" in err
@@ -139,6 +141,7 @@ def test_production_names_every_refusal_at_once(
         "COMMONS_DATABASE_URL",
         "COMMONS_PSEUDONYM_PEPPER",
         "COMMONS_PUBLIC_URL",
+        "COMMONS_SURFACE_REGISTRY_SHA256",
         "master key file",
         "init-master",
     ):
@@ -146,4 +149,4 @@ def test_production_names_every_refusal_at_once(
     code, _, err = run(capsys, "db", "upgrade", "--json")
     problem = json.loads(err)
     assert problem["code"] == "config.invalid"
-    assert len(problem["violations"]) == 4
+    assert len(problem["violations"]) == 5

@@ -40,6 +40,7 @@ from tests.integration.federation.nats_server import NatsServer
 from tests.ports import free_port
 
 from credit_commons.core.settings import Settings
+from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -64,7 +65,7 @@ def _final_stage(text: str) -> list[str]:
     return lines[starts[-1] :]
 
 
-def test_the_dockerfile_runs_as_a_user_with_a_health_check_and_state_in_a_volume() -> None:
+def test_the_dockerfile_runs_as_a_user_with_a_readiness_check_and_state_in_a_volume() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     final = _final_stage(text)
     users = [line.split()[1] for line in final if line.startswith("USER ")]
@@ -72,8 +73,9 @@ def test_the_dockerfile_runs_as_a_user_with_a_health_check_and_state_in_a_volume
     uid = users[-1].split(":")[0]
     assert uid.isdigit()
     assert int(uid) > 0
-    assert any(line.startswith("HEALTHCHECK") for line in final)
-    assert "/healthz" in text.split("HEALTHCHECK", 1)[1].split("\n\n", 1)[0]
+    (check,) = [i for i, line in enumerate(final) if line.startswith("HEALTHCHECK")]
+    assert final[check + 1].startswith("CMD curl -fsS ")
+    assert '/readyz"' in final[check + 1]  # ready: migrated, the log not diverged
     assert 'VOLUME ["/var/lib/commons"]' in final
     assert any("COMMONS_DATA_DIR=/var/lib/commons" in line for line in final)
     copied = [line for line in text.splitlines() if line.startswith("COPY")]
@@ -169,14 +171,37 @@ def test_the_compose_file_has_the_production_shape() -> None:
     assert wanted, "the template names what it is rendered with"
     assert wanted <= set(services["nginx"]["environment"]), "every variable is given"
     assert services["nginx"]["environment"]["COMMONS_UPSTREAM"] == "api:8000"
+    # Readiness, not liveness: nginx starts once the replicas are migrated and ready.
+    assert services["api"]["healthcheck"]["test"] == [
+        "CMD",
+        "curl",
+        "-fsS",
+        "http://127.0.0.1:8000/readyz",
+    ]
+    assert services["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_the_deployment_files_pin_the_releases_route_registry() -> None:
+    # Production requires COMMONS_SURFACE_REGISTRY_SHA256 (seed 002 §15: a pin held outside
+    # the package); compose and the chart carry the release's, which `make routes` keeps.
+    environment = _compose()["x-commons"]["environment"]
+    pin = environment["COMMONS_SURFACE_REGISTRY_SHA256"]
+    assert pin == "${COMMONS_SURFACE_REGISTRY_SHA256:-" + SURFACE_REGISTRY_SHA256 + "}"
+    for name, service in _compose()["services"].items():
+        if service.get("environment", {}).get("COMMONS_ENV") == "production":
+            assert "COMMONS_SURFACE_REGISTRY_SHA256" in service["environment"], name
+    (config,) = _by_kind(render_chart(), "ConfigMap").values()
+    assert config["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
 
 
 def _substituted(value: str, known: dict[str, str]) -> str:
     """A compose value with ``${NAME…}`` replaced from ``known`` (every one must be)."""
 
     def one(match: re.Match[str]) -> str:
-        name = re.split(r"[:?-]", match.group(1), maxsplit=1)[0]
-        return known[name]
+        name, _, default = match.group(1).partition(":-")
+        if default and name not in known:
+            return default
+        return known[re.split(r"[:?-]", name, maxsplit=1)[0]]
 
     return re.sub(r"\$\{([^}]+)\}", one, value)
 
@@ -313,6 +338,9 @@ def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: s
                 assert ready.status_code == 200, ready.text
                 assert ready.json()["database"] == "postgresql"
                 assert ready.json()["mode"] == "normal"
+                # Issue 21 item 3: each replica names the registry it serves — the pin.
+                assert ready.json()["routes"] == SURFACE_REGISTRY_SHA256
+                assert env["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
             # The worker is the log's single writer: it runs, and records the log's first
             # checkpoint (the API replicas run none: --no-worker).
             deadline = time.monotonic() + 120

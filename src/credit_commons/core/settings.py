@@ -304,7 +304,8 @@ class Settings(BaseSettings):
         default=None,
         pattern=r"^[0-9a-f]{64}$",
         description="the SHA-256 of the route registry this deployment audited; the server "
-        "refuses to start with another (docs/operations.md); default: the release's own pin",
+        "refuses to start with another (docs/operations.md); default: the release's own pin "
+        "(production requires it)",
     )
     migration_database_url: str | None = Field(
         default=None,

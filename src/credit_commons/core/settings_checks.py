@@ -104,6 +104,17 @@ def production_violations(settings: Settings) -> list[Violation]:
                 "set COMMONS_PKCS11_LIB, COMMONS_PKCS11_TOKEN and COMMONS_PKCS11_PIN",
             )
         )
+    if settings.surface_registry_sha256 is None:
+        # Seed 002 §15: the route registry fails closed against a pin held outside the
+        # package (the package's own pin ships beside the file it pins).
+        found.append(
+            Violation(
+                "production needs the hash of the route registry you audited",
+                "set COMMONS_SURFACE_REGISTRY_SHA256 to it: `commons routes build --check` "
+                "in the release's checkout prints it, and deploy/compose.yaml and the Helm "
+                "chart's values carry the release's",
+            )
+        )
     # Parsed, not prefix-matched: "HTTP://x" and "ftp://x" are not https, and the scheme
     # is case-insensitive (RFC 3986 §3.1).
     parts = urlsplit(settings.public_url)

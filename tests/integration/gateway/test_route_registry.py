@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from credit_commons.cli import main
+from credit_commons.cli import routes as routes_cli
 from credit_commons.core.encoding import b64url_decode, b64url_encode
 from credit_commons.core.errors import ExitCode
 from credit_commons.gateway import surface
@@ -89,3 +90,34 @@ def test_routes_build_check_fails_on_a_stale_registry(
     assert main(["routes", "build", "--check"]) == ExitCode.CONFIGURATION
     assert "the committed route registry is not the app's" in capsys.readouterr().err
     assert path.read_text(encoding="utf-8") == stale.text()  # --check writes nothing
+
+
+def test_routes_build_keeps_the_deployment_files_pin(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # deploy/compose.yaml and the chart's values carry the release's pin (production
+    # requires COMMONS_SURFACE_REGISTRY_SHA256): --check names a stale one, build rewrites it.
+    assert routes_cli._DEPLOY_PINS, "the checkout's deployment files are known"
+    pins = []
+    for path, pattern in routes_cli._DEPLOY_PINS:
+        assert path.exists(), path
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        pins.append((copy, pattern))
+    monkeypatch.setattr(routes_cli, "_DEPLOY_PINS", tuple(pins))
+    assert main(["routes", "build", "--check"]) == 0
+    capsys.readouterr()
+    compose = pins[0][0]
+    released = compose.read_text(encoding="utf-8")
+    assert released.count(SURFACE_REGISTRY_SHA256) == 1
+    compose.write_text(released.replace(SURFACE_REGISTRY_SHA256, "0" * 64), encoding="utf-8")
+    assert main(["routes", "build", "--check"]) == ExitCode.CONFIGURATION
+    err = capsys.readouterr().err
+    assert "pin is stale" in err
+    assert str(compose) in err
+    assert main(["routes", "build", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert compose.read_text(encoding="utf-8") == released
+    compose.write_text(released.replace(f":-{SURFACE_REGISTRY_SHA256}", ""), encoding="utf-8")
+    assert main(["routes", "build", "--check"]) == ExitCode.CONFIGURATION
+    assert "does not carry one route registry pin" in capsys.readouterr().err

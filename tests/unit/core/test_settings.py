@@ -18,6 +18,7 @@ def production(**overrides: object) -> Settings:
         "database_url": PG,
         "pseudonym_pepper": PEPPER,
         "public_url": "https://commons.example",
+        "surface_registry_sha256": "ab" * 32,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -66,6 +67,7 @@ def test_good_production_settings_pass() -> None:
         ({"insecure_allow_http": True}, "COMMONS_INSECURE_ALLOW_HTTP"),
         ({"insecure_allow_private_network": True}, "COMMONS_INSECURE_ALLOW_PRIVATE_NETWORK"),
         ({"public_url": "http://commons.example"}, "COMMONS_PUBLIC_URL"),
+        ({"surface_registry_sha256": None}, "COMMONS_SURFACE_REGISTRY_SHA256"),
     ],
 )
 def test_production_refusals_say_what_to_set(overrides: dict[str, object], must_name: str) -> None:
@@ -76,6 +78,10 @@ def test_production_refusals_say_what_to_set(overrides: dict[str, object], must_
 
 def test_development_allows_what_production_refuses() -> None:
     Settings(insecure_allow_http=True).check_production()
+    # `make run` and the tests: the release's own pin is enough outside production.
+    for env in ("development", "test"):
+        settings = production(env=env, surface_registry_sha256=None)
+        assert settings.production_violations() == []
 
 
 # -- issue 12 item 13: an explicit data directory locates all state ---------------------------
