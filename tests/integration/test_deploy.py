@@ -1,24 +1,26 @@
 """The deployment artefacts of issue 21 item 6: deploy/Dockerfile, deploy/compose.yaml and the
 Helm chart deploy/helm/commons.
 
-Neither docker's daemon nor helm is available on this project's machines, so:
+No docker daemon answers on this project's machines, so:
 
 * the Dockerfile is checked for what the issue asks (non-root user, a health check on
-  ``/healthz``, state only in a volume, nothing secret copied in), and built and run only
+  ``/readyz``, state only in a volume, nothing secret copied in), and built and run only
   where a docker daemon answers;
 * the compose file is exercised by starting the same processes directly (the issue's
   fallback): its ``migrate``, ``api`` (as many as its replicas) and ``worker`` commands, with
   its production environment, against the local PostgreSQL, Redis and a NATS server — each
-  API replica must answer ``/healthz`` and ``/readyz``, and the worker must keep running;
-* the chart's templates use only plain value references, which this test renders with the
-  chart's values and checks against the Kubernetes API shapes (required fields, selectors
-  that match their pods, probes on real ports, the security context, secret references);
-  with ``helm`` on the PATH, ``helm lint`` and ``helm template`` run too.
+  API replica must answer ``/healthz`` and ``/readyz`` (naming the pinned route registry),
+  and the worker must keep running;
+* the chart is rendered and linted by Helm's own Go SDK (``helm_python``, no helm binary),
+  its objects validated against the Kubernetes API's JSON schemas (``kubernetes_validate``),
+  and checked for the production shape and for what its NetworkPolicies admit.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -28,10 +30,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import kubernetes_validate
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -48,8 +52,6 @@ CHART = DEPLOY / "helm" / "commons"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 REDIS_URL = os.environ.get("COMMONS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DNS_1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_ACTION = re.compile(r"\{\{\s*(.*?)\s*\}\}")
-_PLAIN_REFERENCE = re.compile(r"\.(Values(\.[A-Za-z][A-Za-z0-9]*)+|Release\.Name)")
 
 
 def _settings_names() -> set[str]:
@@ -190,7 +192,7 @@ def test_the_deployment_files_pin_the_releases_route_registry() -> None:
     for name, service in _compose()["services"].items():
         if service.get("environment", {}).get("COMMONS_ENV") == "production":
             assert "COMMONS_SURFACE_REGISTRY_SHA256" in service["environment"], name
-    (config,) = _by_kind(render_chart(), "ConfigMap").values()
+    config = _by_kind(render_chart(), "ConfigMap")["commons-config"]
     assert config["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
 
 
@@ -364,31 +366,72 @@ def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: s
 
 
 # -- Helm chart --------------------------------------------------------------------------------
+#
+# Rendered and linted by Helm's own Go SDK (helm-python-sdk binds libhelm, Helm v4), every
+# object validated against the Kubernetes API's JSON schemas (kubernetes-validate, strict: an
+# unknown field is an error), then checked for the production shape and for what its
+# NetworkPolicies admit.  What no cluster here can show — that the images start with these
+# security contexts, that a CNI enforces the policies — is not checked.
+
+NAMESPACE = "commons"
+KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
 
 
-def _value(values: dict[str, Any], path: str) -> Any:
-    node: Any = values
-    for part in path.split(".")[2:]:
-        node = node[part]
-    return node
+_HELM = """
+import json, sys
+import helm_python
+request = json.load(sys.stdin)
+try:
+    if request["op"] == "lint":
+        answer = helm_python.lint(request["chart"], strict=True, namespace=request["namespace"],
+                                  kube_version=request["kube_version"])
+    else:
+        with helm_python.Chart.load(request["chart"]) as chart:
+            answer = chart.render(request["values"], name=request["release"],
+                                  namespace=request["namespace"])
+except helm_python.HelmError as e:
+    answer = {"error": str(e)}
+json.dump(answer, sys.stdout)
+"""
 
 
-def render_chart(release: str = "commons") -> list[dict[str, Any]]:
-    """The chart's manifests with its default values.  Every template action must be a plain
-    reference (``.Values.a.b`` or ``.Release.Name``): anything else is refused, so what is
-    rendered here is what helm renders."""
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-    documents: list[dict[str, Any]] = []
-    for template in sorted((CHART / "templates").glob("*.yaml")):
-        text = template.read_text()
+class HelmFailed(Exception):
+    """Helm refused the chart (a template's ``fail``, a template that does not render)."""
 
-        def replace(match: re.Match[str], name: str = template.name) -> str:
-            action = match.group(1)
-            assert _PLAIN_REFERENCE.fullmatch(action), f"{name}: {{{{ {action} }}}}"
-            return release if action == ".Release.Name" else str(_value(values, action))
 
-        rendered = _ACTION.sub(replace, text)
-        documents.extend(d for d in yaml.safe_load_all(rendered) if d)
+@functools.cache
+def _helm(op: str, values: str = "null", release: str = "commons", kube_version: str = "") -> str:
+    """Helm's SDK in a process of its own (its Go runtime stays out of the test process),
+    answering JSON; cached, so each caller parses a fresh copy."""
+    request = {
+        "op": op,
+        "chart": str(CHART),
+        "values": json.loads(values),
+        "release": release,
+        "namespace": NAMESPACE,
+        "kube_version": kube_version,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _HELM],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def render_chart(values: dict[str, Any] | None = None, release: str = "commons") -> list[Any]:
+    """The chart's manifests as ``helm template`` renders them (default values, merged with
+    ``values``).  Raises :class:`HelmFailed` when helm refuses."""
+    manifests = json.loads(_helm("render", json.dumps(values, sort_keys=True), release))
+    if set(manifests) == {"error"}:
+        raise HelmFailed(manifests["error"])
+    documents: list[Any] = []
+    for name in sorted(manifests):
+        documents.extend(d for d in yaml.safe_load_all(manifests[name]) if d)
     return documents
 
 
@@ -396,123 +439,348 @@ def _by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, 
     return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
 
 
-def test_the_chart_renders_kubernetes_objects_of_the_production_shape() -> None:
+def test_helm_lints_the_chart_without_a_warning() -> None:
+    for version in KUBERNETES_VERSIONS:
+        report = json.loads(_helm("lint", kube_version=version))
+        assert report["errors"] == []
+        assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_every_object_is_valid_against_the_kubernetes_api_schemas() -> None:
+    documents = render_chart()
+    assert len(documents) >= 15
+    for version in KUBERNETES_VERSIONS:
+        for document in documents:
+            kubernetes_validate.validate(document, version, strict=True)
+    broken = next(d for d in render_chart() if d["kind"] == "Deployment")
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def _pods(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every workload's pod template, by the workload's component label."""
+    workloads = [d for d in documents if d["kind"] in {"Deployment", "StatefulSet", "Job"}]
+    return {w["metadata"]["labels"]["app.kubernetes.io/component"]: w for w in workloads}
+
+
+def test_the_chart_renders_the_production_shape() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "commons"
-    assert chart["version"]
     documents = render_chart()
-    known_api = {
-        ("v1", "ConfigMap"),
-        ("v1", "Service"),
-        ("v1", "PersistentVolumeClaim"),
-        ("apps/v1", "Deployment"),
-        ("batch/v1", "Job"),
-    }
     for document in documents:
-        assert (document["apiVersion"], document["kind"]) in known_api, document["kind"]
         name = document["metadata"]["name"]
         assert DNS_1123.fullmatch(name), name
         assert len(name) <= 63, name
-    configs = _by_kind(documents, "ConfigMap")
-    assert len(configs) == 1
-    (config,) = configs.values()
+    config = _by_kind(documents, "ConfigMap")["commons-config"]
     assert all(isinstance(v, str) for v in config["data"].values()), "ConfigMap data are strings"
     assert set(config["data"]) <= _settings_names()
     assert config["data"]["COMMONS_ENV"] == "production"
+    assert config["data"]["COMMONS_NATS_URL"] == "nats://commons-nats:4222"
 
-    deployments = _by_kind(documents, "Deployment")
-    assert {n: d["spec"]["replicas"] for n, d in deployments.items()} == {
-        "commons-api": 2,
-        "commons-worker": 1,
-    }
-    jobs = _by_kind(documents, "Job")
-    (job,) = jobs.values()
-    pod = job["spec"]["template"]["spec"]
-    assert [c["args"] for c in pod["initContainers"] + pod["containers"]] == [
+    workloads = _pods(documents)
+    assert set(workloads) == {"api", "worker", "migrate", "postgres", "redis", "nats"}
+    replicas = {c: w["spec"].get("replicas") for c, w in workloads.items() if c != "migrate"}
+    assert replicas == {"api": 2, "worker": 1, "postgres": 1, "redis": 1, "nats": 1}
+    migrate = workloads["migrate"]["spec"]["template"]["spec"]
+    assert [c["args"] for c in migrate["initContainers"] + migrate["containers"]] == [
         ["db", "upgrade"],
         ["db", "grant-service-role", "commons_app"],
     ]
-    for container in pod["initContainers"] + pod["containers"]:  # as the schema owner
+    for container in migrate["initContainers"] + migrate["containers"]:  # the schema owner
         assert "COMMONS_MIGRATION_DATABASE_URL" in {v["name"] for v in container["env"]}
-    for deployment in deployments.values():  # the service role only
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
-            assert "COMMONS_MIGRATION_DATABASE_URL" not in {v["name"] for v in container["env"]}
-    for workload in [*deployments.values(), *jobs.values()]:
-        _check_pod(workload, config["metadata"]["name"])
-    api = deployments["commons-api"]["spec"]["template"]
-    container = api["spec"]["containers"][0]
-    assert container["args"] == ["serve", "--no-worker"]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert "http" in ports
-    (service,) = _by_kind(documents, "Service").values()
+    for component in ("api", "worker"):  # the service role only
+        for container in workloads[component]["spec"]["template"]["spec"]["containers"]:
+            assert "COMMONS_MIGRATION_DATABASE_URL" not in {
+                v["name"] for v in container.get("env", [])
+            }
+    for component, workload in workloads.items():
+        _check_pod(workload, platform=component in {"api", "worker", "migrate"})
+
+    api = workloads["api"]["spec"]["template"]
+    containers = {c["name"]: c for c in api["spec"]["containers"]}
+    assert set(containers) == {"api", "nginx"}
+    assert containers["api"]["args"] == ["serve", "--no-worker"]
+    assert "ports" not in containers["api"], "the platform listens on the pod's loopback"
+    probes = {
+        k: containers["api"][k]["exec"]["command"] for k in ("livenessProbe", "readinessProbe")
+    }
+    assert probes["livenessProbe"][-1] == "http://127.0.0.1:8000/healthz"
+    assert probes["readinessProbe"][-1] == "http://127.0.0.1:8000/readyz"
+    nginx_ports = {p["name"]: p["containerPort"] for p in containers["nginx"]["ports"]}
+    assert nginx_ports == {"https": 8443, "metrics": 9090}
+    assert api["metadata"]["annotations"]["prometheus.io/port"] == "9090"
+    service = _by_kind(documents, "Service")["commons-api"]
     assert service["spec"]["selector"] == api["metadata"]["labels"]
-    assert service["spec"]["ports"][0]["targetPort"] in ports
-    worker = deployments["commons-worker"]["spec"]["template"]["spec"]["containers"][0]
-    assert worker["args"] == ["worker"]
+    assert service["spec"]["ports"] == [
+        {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}
+    ]
+    for name, workload in workloads.items():  # each Service selects its component's pods
+        if name in {"postgres", "redis", "nats"}:
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            assert _by_kind(documents, "Service")[f"commons-{name}"]["spec"]["selector"] == labels
     (claim,) = _by_kind(documents, "PersistentVolumeClaim").values()
-    for deployment in deployments.values():
-        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    for component in ("api", "worker"):
+        volumes = workloads[component]["spec"]["template"]["spec"]["volumes"]
         claims = [
             v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v
         ]
         assert claims == [claim["metadata"]["name"]]  # the data directory, shared
 
 
-def _check_pod(workload: dict[str, Any], config_map: str) -> None:
+def test_the_chart_ships_the_repositorys_own_nginx_and_postgres_files() -> None:
+    # One nginx configuration (the one the mTLS e2e test runs) and one init script, linked
+    # into the chart rather than copied.
+    configs = _by_kind(render_chart(), "ConfigMap")
+    nginx = configs["commons-nginx"]["data"]
+    for name in ("commons-mtls.conf.template", "commons-metrics.conf.template"):
+        assert nginx[name] == (DEPLOY / "nginx" / name).read_text()
+    init = configs["commons-postgres-init"]["data"]["10-service-role.sh"]
+    assert init == (DEPLOY / "postgres" / "10-service-role.sh").read_text()
+    api = _pods(render_chart())["api"]["spec"]["template"]["spec"]
+    (nginx_container,) = [c for c in api["containers"] if c["name"] == "nginx"]
+    given = {v["name"] for v in nginx_container["env"]}
+    for name in ("commons-mtls.conf.template", "commons-metrics.conf.template"):
+        wanted = set(re.findall(r"\$\{(COMMONS_[A-Z_]+)\}", nginx[name]))
+        assert wanted, name
+        assert wanted <= given, f"{name} needs {wanted - given}"
+    env = {v["name"]: v.get("value") for v in nginx_container["env"]}
+    assert env["COMMONS_UPSTREAM"] == "127.0.0.1:8000"
+
+
+def _check_pod(workload: dict[str, Any], *, platform: bool) -> None:
     spec = workload["spec"]
     template = spec["template"]
-    if workload["kind"] == "Deployment":
-        selector = spec["selector"]["matchLabels"]
-        assert selector.items() <= template["metadata"]["labels"].items()
+    if workload["kind"] != "Job":
+        assert spec["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
     pod = template["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] > 0
     assert pod["automountServiceAccountToken"] is False
-    volumes = {v["name"]: v for v in pod["volumes"]}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for template_claim in spec.get("volumeClaimTemplates", []):
+        volumes[template_claim["metadata"]["name"]] = template_claim
     for container in pod.get("initContainers", []) + pod["containers"]:
-        assert container["image"]
         assert ":" in container["image"]
         context = container["securityContext"]
         assert context["readOnlyRootFilesystem"] is True
         assert context["runAsNonRoot"] is True
+        assert context.get("runAsUser", pod["securityContext"]["runAsUser"]) > 0
         assert context["allowPrivilegeEscalation"] is False
         assert context["capabilities"]["drop"] == ["ALL"]
-        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
-        assert set(mounts.values()) <= set(volumes)
-        assert {"/var/lib/commons", "/tmp", "/run/secrets/commons"} <= set(mounts)
-        assert volumes[mounts["/run/secrets/commons"]]["secret"]["defaultMode"] == 0o400
-        assert container["envFrom"] == [{"configMapRef": {"name": config_map}}]
-        for variable in container["env"]:
-            assert variable["name"] in _settings_names()
-            reference = variable["valueFrom"]["secretKeyRef"]  # secrets only by reference
-            assert reference["name"]
-            assert reference["key"]
         assert container["resources"]["limits"]["memory"]
+        mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+        assert set(mounts.values()) <= set(volumes)
+        for variable in container.get("env", []):
+            if "valueFrom" in variable:  # secrets only by reference
+                reference = variable["valueFrom"]["secretKeyRef"]
+                assert reference["name"]
+                assert reference["key"]
+        if workload["kind"] != "Job":
+            assert "readinessProbe" in container or "livenessProbe" in container, container["name"]
+        if platform and container["name"] != "nginx":
+            assert {"/var/lib/commons", "/tmp", "/run/secrets/commons"} <= set(mounts)
+            assert volumes[mounts["/run/secrets/commons"]]["secret"]["defaultMode"] == 0o400
+            assert container["envFrom"] == [{"configMapRef": {"name": "commons-config"}}]
+            for variable in container["env"]:
+                assert variable["name"] in _settings_names()
+                assert "secretKeyRef" in variable["valueFrom"]
 
 
-@pytest.mark.skipif(shutil.which("helm") is None, reason="helm is not installed on this machine")
-def test_helm_lints_and_renders_the_chart_as_this_test_does() -> None:
-    subprocess.run(["helm", "lint", str(CHART)], check=True, capture_output=True)
-    rendered = subprocess.run(
-        ["helm", "template", "commons", str(CHART)], check=True, capture_output=True, text=True
-    ).stdout
-    documents = [d for d in yaml.safe_load_all(rendered) if d]
-    assert sorted((d["kind"], d["metadata"]["name"]) for d in documents) == sorted(
-        (d["kind"], d["metadata"]["name"]) for d in render_chart()
+# What the NetworkPolicies admit, computed as Kubernetes defines it: a pod selected by any
+# policy with Ingress admits a connection only when one of those policies has a rule whose
+# ports include the target port (none listed: every port) and whose peers include the source
+# (none listed: every source).  ipBlock peers are counted as admitting every source (what a
+# CNI does with pod addresses in a CIDR varies).
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        value = labels.get(key)
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Peer:
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    more_namespace_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def namespace_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": self.namespace, **self.more_namespace_labels}
+
+
+def _peer_matches(peer_rule: dict[str, Any], peer: _Peer) -> bool:
+    if "ipBlock" in peer_rule:
+        return True
+    if "namespaceSelector" in peer_rule:
+        if not _selects(peer_rule["namespaceSelector"], peer.namespace_labels):
+            return False
+    elif peer.namespace != NAMESPACE:
+        return False  # a podSelector alone: the policy's own namespace
+    return _selects(peer_rule.get("podSelector", {}), peer.labels)
+
+
+def _container_ports(workload: dict[str, Any]) -> dict[str, int]:
+    pod = workload["spec"]["template"]["spec"]
+    return {p["name"]: p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
+
+
+def admits(
+    policies: list[dict[str, Any]], workload: dict[str, Any], port: int, peer: _Peer
+) -> bool:
+    labels = workload["spec"]["template"]["metadata"]["labels"]
+    named = _container_ports(workload)
+    selecting = [
+        p
+        for p in policies
+        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+        and _selects(p["spec"]["podSelector"], labels)
+    ]
+    if not selecting:
+        return True  # not isolated: everything gets in
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            ports = [named.get(p["port"], p["port"]) for p in rule.get("ports", [])]
+            if ports and port not in ports:
+                continue
+            if not rule.get("from") or any(_peer_matches(r, peer) for r in rule["from"]):
+                return True
+    return False
+
+
+def _component(name: str) -> _Peer:
+    return _Peer(
+        name,
+        NAMESPACE,
+        {
+            "app.kubernetes.io/name": "commons",
+            "app.kubernetes.io/instance": "commons",
+            "app.kubernetes.io/component": name,
+        },
     )
+
+
+PROMETHEUS = _Peer("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
+STRANGERS = (
+    _Peer("a pod in another namespace", "elsewhere", {}),
+    _Peer("a pod beside the release", NAMESPACE, {"app": "other"}),
+    _Peer("another pod of the monitoring namespace", "monitoring", {"app": "grafana"}),
+    _Peer(
+        "a prometheus of another namespace", "elsewhere", {"app.kubernetes.io/name": "prometheus"}
+    ),
+    _Peer(
+        "another release's api",
+        NAMESPACE,
+        {**_component("api").labels, "app.kubernetes.io/instance": "other"},
+    ),
+)
+
+
+def check_network_policies(documents: list[dict[str, Any]]) -> None:
+    """Who reaches what: the clients nginx's TLS port only; Prometheus nginx's metrics port
+    only; the platform's processes (and the migrate Job, PostgreSQL) the backing services;
+    nobody the platform's own port or the worker.  Raises AssertionError naming the breach."""
+    policies = list(_by_kind(documents, "NetworkPolicy").values())
+    workloads = _pods(documents)
+    chart_peers = [_component(c) for c in workloads]
+    everyone = [*chart_peers, PROMETHEUS, *STRANGERS]
+    wanted: dict[tuple[str, int], set[str]] = {
+        ("api", 8443): {p.name for p in everyone},
+        ("api", 9090): {"prometheus"},
+        ("api", 8000): set(),
+        ("postgres", 5432): {"api", "worker", "migrate"},
+        ("redis", 6379): {"api", "worker"},
+        ("nats", 4222): {"api", "worker"},
+        ("nats", 8222): set(),  # its monitoring port: the kubelet's probes only
+        ("worker", 8000): set(),
+        ("migrate", 8000): set(),
+    }
+    for (target, port), allowed in wanted.items():
+        got = {p.name for p in everyone if admits(policies, workloads[target], port, p)}
+        assert got == allowed, f"{target}:{port} admits {sorted(got)}, not {sorted(allowed)}"
+    for component, workload in workloads.items():  # nothing unlisted gets in anywhere
+        for port in {*_container_ports(workload).values(), 1, 8080}:
+            if (component, port) not in wanted:
+                assert not any(admits(policies, workload, port, p) for p in STRANGERS), (
+                    f"{component}:{port} admits a stranger"
+                )
+
+
+def test_the_network_policies_admit_only_what_the_production_shape_needs() -> None:
+    check_network_policies(render_chart())
+
+
+@pytest.mark.parametrize(
+    "breach",
+    ["postgres open to all", "api policy dropped", "metrics from any namespace", "no deny"],
+)
+def test_a_chart_whose_policies_let_more_in_fails_the_check(breach: str) -> None:
+    documents = render_chart()
+    policies = _by_kind(documents, "NetworkPolicy")
+    if breach == "postgres open to all":
+        policies["commons-postgres"]["spec"]["ingress"] = [{}]
+    elif breach == "api policy dropped":
+        documents.remove(policies["commons-api"])
+    elif breach == "metrics from any namespace":
+        rule = policies["commons-api"]["spec"]["ingress"][1]["from"][0]
+        rule["namespaceSelector"] = {}
+    else:
+        documents.remove(policies["commons-default-deny"])
+    with pytest.raises(AssertionError, match="admits"):
+        check_network_policies(documents)
+
+
+def test_the_monitoring_selector_is_required_and_values_driven() -> None:
+    moved = render_chart(
+        {
+            "networkPolicy": {
+                "monitoring": {
+                    # helm merges maps into the defaults: null removes a default label
+                    "namespaceLabels": {
+                        "kubernetes.io/metadata.name": None,
+                        "team": "observability",
+                    },
+                    "podLabels": {"app.kubernetes.io/name": None, "app": "vmagent"},
+                }
+            }
+        }
+    )
+    policies = list(_by_kind(moved, "NetworkPolicy").values())
+    api = _pods(moved)["api"]
+    vmagent = _Peer("vmagent", "obs", {"app": "vmagent"}, {"team": "observability"})
+    assert admits(policies, api, 9090, vmagent)
+    assert not admits(policies, api, 9090, _Peer("vmagent", "obs", {"app": "vmagent"}))
+    assert not admits(policies, api, 9090, PROMETHEUS)
+    with pytest.raises(HelmFailed, match="namespaceLabels and podLabels"):
+        render_chart({"networkPolicy": {"monitoring": {"namespaceLabels": None}}})
+    assert _by_kind(render_chart({"networkPolicy": {"enabled": False}}), "NetworkPolicy") == {}
 
 
 def test_forwarded_headers_are_believed_from_the_proxy_alone() -> None:
     # Any address in COMMONS_TRUSTED_PROXIES can forge a client address and a lender's
-    # certificate: compose trusts nginx's one fixed address, the chart no one by default.
+    # certificate: compose trusts nginx's one fixed address; the chart the nginx in each API
+    # pod, on loopback, where the platform alone listens.
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     trusted = compose["x-commons"]["environment"]["COMMONS_TRUSTED_PROXIES"]
     nginx_address = compose["services"]["nginx"]["networks"]["default"]["ipv4_address"]
     assert trusted == "${COMMONS_PROXY_CIDR:-" + nginx_address + "/32}"
     (subnet,) = compose["networks"]["default"]["ipam"]["config"]
     assert ipaddress.ip_address(nginx_address) in ipaddress.ip_network(subnet["subnet"])
-    (config,) = _by_kind(render_chart(), "ConfigMap").values()
-    assert config["data"]["COMMONS_TRUSTED_PROXIES"] == ""
+    config = _by_kind(render_chart(), "ConfigMap")["commons-config"]
+    assert config["data"]["COMMONS_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    assert config["data"]["COMMONS_HOST"] == "127.0.0.1"
