@@ -1,37 +1,58 @@
 """Figures of issue 20 for the full node (item 2), on loopback: a platform's runtime (its
 own database), a real ``nats-server -js`` and full nodes in this process, each following it
 through its own durable consumers (within the default quotas) into its own SQLite
-mirror, verifying every message before storing it (JWS under the pinned log key, schema,
-digest, blob CID, checkpoints against the mirrored tree).  The platform's HTTP API (entry
-bundles, log key) is served by ``commons serve``'s app over a TestClient; blobs come from
-the bench (the events are recorded directly, as in bench/federation_publish.py).
+mirror, verifying every message before storing it (an event by its JWS under the pinned log
+key, or by its leaf once a verified checkpoint covers it; schema, digest, blob CID;
+checkpoints against the mirrored tree).  The platform's HTTP API (entry bundles, log key)
+is served by ``commons serve``'s app over a TestClient; blobs come from the bench (the
+events are recorded directly, as in bench/federation_publish.py).
 
-* ``catch_up``: ``--events`` reputation events sequenced and published before a fresh
-  node starts; seconds until its mirror holds every event and the last checkpoint, and the
-  rate (events/s into the mirror, with verification);
+One JSON line per figure:
+
+* ``raw_consume`` (the baseline): the same bodies pulled from the platform's
+  ``COMMONS_EVENTS`` stream by a durable pull consumer with the node's batch size,
+  acknowledged one by one as the node does — no verification, no storage;
+* ``raw_publish`` (the baseline): the same bodies published to a stream of the platform's
+  kind (file storage), every acknowledgement awaited per 500 as the publisher does;
+* ``catch_up``: ``--events`` reputation events sequenced (a checkpoint per 5,000) and
+  published before a fresh node starts; seconds until its mirror holds every event and the
+  last checkpoint, the rate (events/s into the mirror, with verification), how many were
+  checked by their signatures and how many by their checkpoint's leaves, and the ratio to
+  the raw consume;
 * ``propagation``: with two nodes following, ``--rounds`` single events, each recorded,
   sequenced and published (acknowledged by JetStream); the time from the acknowledgement to
   the event stored in both mirrors, p50/p95/max.
 
-Prints one JSON line.  Usage: python bench/federation.py [--events 5000] [--rounds 50]
+Each line carries the one-minute load average when it was measured.  The prepared platform
+(its database, keys and JetStream store) is cached under ``var/bench/`` keyed by the schema's
+head and ``--events`` and copied for each run (``--no-cache``: prepare afresh).
+
+Usage: python bench/federation.py [--events 5000] [--rounds 50] [--batch 1024] [--no-cache]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
+import os
+import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import nats
 from fastapi.testclient import TestClient
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from credit_commons.core.clock import SystemClock
 from credit_commons.core.db import make_engine, make_sessionmaker, transaction
 from credit_commons.core.encoding import canonical_json
-from credit_commons.core.migrate import upgrade
+from credit_commons.core.migrate import head_revision, upgrade
 from credit_commons.core.settings import Settings
 from credit_commons.events import EventSpec, record_events
 from credit_commons.federation import Publisher
@@ -48,6 +69,9 @@ from own_state import forget_configured_instance
 from served import percentile
 
 BLOBS: dict[str, bytes] = {}
+CACHE = Path(__file__).resolve().parents[1] / "var" / "bench"
+PREPARED_VERSION = 1
+"""Raise when what a prepared platform holds changes: other versions are not used."""
 
 
 class _Forward(httpx.BaseTransport):
@@ -65,14 +89,19 @@ class _Platform(Platform):
         return BLOBS[cid]
 
 
+def _blob(i: int) -> str:
+    blob = canonical_json({"bench": i})
+    cid = blob_cid(blob)
+    BLOBS[cid] = blob
+    return cid
+
+
 def _record(rt: Runtime, start: int, count: int) -> None:
     sender = rt.pseudonymizer.pseudonym("did", "did:key:bench-sender")
     for first in range(start, start + count, 5_000):
         specs = []
         for i in range(first, min(start + count, first + 5_000)):
-            blob = canonical_json({"bench": i})
-            cid = blob_cid(blob)
-            BLOBS[cid] = blob
+            cid = _blob(i)
             specs.append(
                 EventSpec(
                     EventRecorded(
@@ -99,7 +128,7 @@ def _publish(publisher: Publisher) -> None:
 
 
 class _Node:
-    def __init__(self, root: Path, name: str, client: TestClient, url: str) -> None:
+    def __init__(self, root: Path, name: str, client: TestClient, url: str, batch: int) -> None:
         self.engine = make_engine(f"sqlite:///{root / f'{name}.db'}")
         upgrade(self.engine)
         self.sessions = make_sessionmaker(self.engine)
@@ -107,7 +136,7 @@ class _Node:
         self.mirror = Mirror(self.sessions, platform, SystemClock())
         self.mirror.start()
         self.follower = Follower(
-            self.mirror, url, f"bench-{name}", batch=256, idle=0.05, quotas=Quotas()
+            self.mirror, url, f"bench-{name}", batch=batch, idle=0.05, quotas=Quotas()
         )
 
     def state(self) -> tuple[int, int]:
@@ -116,6 +145,10 @@ class _Node:
             latest = node_store.latest_checkpoint(session)
         return events, 0 if latest is None else int(latest.size)
 
+    def counters(self) -> dict[str, int]:
+        with transaction(self.sessions) as session:
+            return node_store.counters(session)
+
 
 def _log_size(rt: Runtime) -> int:
     with transaction(rt.read_sessions) as session:
@@ -123,59 +156,207 @@ def _log_size(rt: Runtime) -> int:
         return 0 if latest is None else int(latest.size)
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _emit(figure: str, **values: Any) -> None:
+    print(json.dumps({"bench": "federation_node", "figure": figure, **values}), flush=True)
+
+
+async def _raw(url: str, count: int, batch: int) -> dict[str, float]:
+    """The baselines: pull ``count`` bodies from COMMONS_EVENTS as the node does (ack each),
+    then publish the same bodies to a stream of the same kind (acks awaited per 500)."""
+    nc = await nats.connect(servers=[url])
+    try:
+        js = nc.jetstream(timeout=60.0)
+        config = ConsumerConfig(
+            durable_name="bench-raw",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=30.0,
+            max_ack_pending=4 * batch,
+        )
+        await js.add_consumer("COMMONS_EVENTS", config)
+        sub = await js.pull_subscribe_bind(durable="bench-raw", stream="COMMONS_EVENTS")
+        bodies: list[tuple[str, bytes]] = []
+        started = time.perf_counter()
+        while len(bodies) < count:
+            for message in await sub.fetch(batch, timeout=5.0):
+                bodies.append((message.subject, message.data))
+                await message.ack()
+        consumed = time.perf_counter() - started
+        await js.delete_consumer("COMMONS_EVENTS", "bench-raw")
+        await js.add_stream(
+            StreamConfig(name="BENCH_RAW", subjects=["benchraw.>"], storage=StorageType.FILE)
+        )
+        started = time.perf_counter()
+        for first in range(0, len(bodies), 500):
+            futures = [
+                await js.publish_async(f"benchraw.{subject}", body, stream="BENCH_RAW")
+                for subject, body in bodies[first : first + 500]
+            ]
+            await asyncio.gather(*futures)
+        published = time.perf_counter() - started
+        await js.delete_stream("BENCH_RAW")
+        return {"consume_s": consumed, "publish_s": published}
+    finally:
+        await nc.close()
+
+
+def _prepare(root: Path, events: int, url: str) -> None:
+    """Record, sequence and publish ``events`` events into the platform under ``root``."""
+    settings = Settings(
+        data_dir=root / "var", env="test", database_url=f"sqlite:///{root / 'platform.db'}"
+    )
+    rt = Runtime.build(settings)
+    upgrade(rt.engine)
+    publisher = Publisher(rt, url, batch=500)
+    try:
+        started = time.perf_counter()
+        _record(rt, 0, events)
+        recorded = time.perf_counter()
+        _publish(publisher)
+        print(
+            f"prepared {events:,} events: recorded and sequenced in {recorded - started:.0f} s,"
+            f" published in {time.perf_counter() - recorded:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    finally:
+        publisher.close()
+        rt.close()
+
+
+def _prepared(root: Path | None, events: int, cache: bool) -> None:
+    """The prepared platform under ``root``: copied from the cache (made first when absent),
+    or prepared in place with ``cache`` off."""
+    key = f"federation-{head_revision()}-v{PREPARED_VERSION}-{events}"
+    cached = CACHE / key
+    if not cache or not (cached / "complete").exists():
+        target = cached if cache or root is None else root
+        if cache and cached.exists():
+            shutil.rmtree(cached)  # an unfinished one
+        target.mkdir(parents=True, exist_ok=True)
+        with nats_server(target / "jetstream") as url:
+            _prepare(target, events, url)
+        if not cache:
+            return
+        (cached / "complete").write_text("")
+    if root is None:
+        return
+    for name in ("platform.db", "var", "jetstream"):
+        source, copy = cached / name, root / name
+        if source.is_dir():
+            shutil.copytree(source, copy)
+        elif source.exists():
+            shutil.copy2(source, copy)
+    for suffix in ("-wal", "-shm"):
+        if (cached / f"platform.db{suffix}").exists():
+            shutil.copy2(cached / f"platform.db{suffix}", root / f"platform.db{suffix}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=1024, help="the follower's fetch size")
+    parser.add_argument("--no-cache", action="store_true", help="prepare in a temporary dir")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="fill the cache, measure nothing"
+    )
     args = parser.parse_args()
     forget_configured_instance()
-    result: dict[str, object] = {"bench": "federation_node", "events": args.events}
-    with tempfile.TemporaryDirectory() as tmp:
+    if args.prepare_only:
+        _prepared(None, args.events, cache=True)
+        return
+    for i in range(args.events):
+        _blob(i)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE if not args.no_cache else None) as tmp:
         root = Path(tmp)
+        _prepared(root, args.events, not args.no_cache)
         with nats_server(root / "jetstream") as url:
-            database = f"sqlite:///{root / 'platform.db'}"
-            settings = Settings(data_dir=root / "var", env="test", database_url=database)
+            settings = Settings(
+                data_dir=root / "var", env="test", database_url=f"sqlite:///{root / 'platform.db'}"
+            )
             rt = Runtime.build(settings)
             upgrade(rt.engine)
             client = TestClient(create_app(settings, runtime=rt))
             publisher = Publisher(rt, url, batch=500)
             try:
-                _record(rt, 0, args.events)
-                _publish(publisher)
                 size = _log_size(rt)
-                first = _Node(root, "b", client, url)
+                load = _load()
+                raw = asyncio.run(_raw(url, args.events, args.batch))
+                consume_rate = round(args.events / raw["consume_s"])
+                _emit(
+                    "raw_consume",
+                    events=args.events,
+                    batch=args.batch,
+                    seconds=round(raw["consume_s"], 2),
+                    events_per_s=consume_rate,
+                    load_1m=load,
+                )
+                _emit(
+                    "raw_publish",
+                    events=args.events,
+                    seconds=round(raw["publish_s"], 2),
+                    events_per_s=round(args.events / raw["publish_s"]),
+                    load_1m=load,
+                )
+
+                load = _load()
+                first = _Node(root, "b", client, url, args.batch)
                 started = time.perf_counter()
                 first.follower.start()
                 while first.state() != (args.events, size):
-                    time.sleep(0.01)
+                    time.sleep(0.05)
                 elapsed = time.perf_counter() - started
-                result["catch_up_seconds"] = round(elapsed, 2)
-                result["catch_up_events_per_s"] = round(args.events / elapsed)
-                result["catch_up_1m_extrapolated_s"] = round(1_000_000 / (args.events / elapsed))
+                counters = first.counters()
+                rate = round(args.events / elapsed)
+                _emit(
+                    "catch_up",
+                    events=args.events,
+                    batch=args.batch,
+                    seconds=round(elapsed, 2),
+                    events_per_s=rate,
+                    verified_by_checkpoint=counters.get("verified.checkpoint", 0),
+                    verified_by_signature=counters.get("verified.signature", 0),
+                    dropped=sum(v for k, v in counters.items() if k.startswith("dropped.")),
+                    baseline_raw_consume_events_per_s=consume_rate,
+                    ratio_to_baseline=round(rate / consume_rate, 3),
+                    load_1m=load,
+                    load_1m_after=_load(),
+                )
 
-                second = _Node(root, "c", client, url)
-                second.follower.start()
-                while second.state() != (args.events, size):
-                    time.sleep(0.01)
-                samples = []
-                for n in range(args.rounds):
-                    _record(rt, args.events + n, 1)
-                    _publish(publisher)
-                    acked = time.perf_counter()
-                    want = args.events + n + 1
-                    while min(first.state()[0], second.state()[0]) < want:
-                        time.sleep(0.001)
-                    samples.append((time.perf_counter() - acked) * 1000)
-                result["propagation_rounds"] = args.rounds
-                result["propagation_ms_p50"] = round(percentile(samples, 0.5), 1)
-                result["propagation_ms_p95"] = round(percentile(samples, 0.95), 1)
-                result["propagation_ms_max"] = round(max(samples), 1)
+                if args.rounds:
+                    load = _load()
+                    second = _Node(root, "c", client, url, args.batch)
+                    second.follower.start()
+                    while second.state() != (args.events, size):
+                        time.sleep(0.05)
+                    samples = []
+                    for n in range(args.rounds):
+                        _record(rt, args.events + n, 1)
+                        _publish(publisher)
+                        acked = time.perf_counter()
+                        want = args.events + n + 1
+                        while min(first.state()[0], second.state()[0]) < want:
+                            time.sleep(0.001)
+                        samples.append((time.perf_counter() - acked) * 1000)
+                    _emit(
+                        "propagation",
+                        rounds=args.rounds,
+                        ms_p50=round(percentile(samples, 0.5), 1),
+                        ms_p95=round(percentile(samples, 0.95), 1),
+                        ms_max=round(max(samples), 1),
+                        load_1m=load,
+                    )
+                    second.follower.stop()
                 first.follower.stop()
-                second.follower.stop()
             finally:
                 publisher.close()
                 rt.close()
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

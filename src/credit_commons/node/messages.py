@@ -133,7 +133,7 @@ class Received:
     text: str
     jws: CompactJws
 
-    @property
+    @cached_property
     def index(self) -> int | None:
         """The leaf index an event message names (``None`` for anything else); unchecked
         until one of the ``verify_*`` functions returns."""
