@@ -18,7 +18,6 @@ No docker daemon answers on this project's machines, so:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import os
@@ -40,6 +39,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from tests.conftest import fresh_postgres_schema
+from tests.helm_chart import CHART, NAMESPACE, HelmFailed, helm, render_chart
 from tests.integration.federation.nats_server import NatsServer
 from tests.ports import free_port
 
@@ -48,7 +48,6 @@ from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-CHART = DEPLOY / "helm" / "commons"
 COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 REDIS_URL = os.environ.get("COMMONS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 DNS_1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -373,66 +372,7 @@ def test_the_compose_services_run_as_local_processes(tmp_path: Path, nats_url: s
 # NetworkPolicies admit.  What no cluster here can show — that the images start with these
 # security contexts, that a CNI enforces the policies — is not checked.
 
-NAMESPACE = "commons"
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-
-
-_HELM = """
-import json, sys
-import helm_python
-request = json.load(sys.stdin)
-try:
-    if request["op"] == "lint":
-        answer = helm_python.lint(request["chart"], strict=True, namespace=request["namespace"],
-                                  kube_version=request["kube_version"])
-    else:
-        with helm_python.Chart.load(request["chart"]) as chart:
-            answer = chart.render(request["values"], name=request["release"],
-                                  namespace=request["namespace"])
-except helm_python.HelmError as e:
-    answer = {"error": str(e)}
-json.dump(answer, sys.stdout)
-"""
-
-
-class HelmFailed(Exception):
-    """Helm refused the chart (a template's ``fail``, a template that does not render)."""
-
-
-@functools.cache
-def _helm(op: str, values: str = "null", release: str = "commons", kube_version: str = "") -> str:
-    """Helm's SDK in a process of its own (its Go runtime stays out of the test process),
-    answering JSON; cached, so each caller parses a fresh copy."""
-    request = {
-        "op": op,
-        "chart": str(CHART),
-        "values": json.loads(values),
-        "release": release,
-        "namespace": NAMESPACE,
-        "kube_version": kube_version,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", _HELM],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def render_chart(values: dict[str, Any] | None = None, release: str = "commons") -> list[Any]:
-    """The chart's manifests as ``helm template`` renders them (default values, merged with
-    ``values``).  Raises :class:`HelmFailed` when helm refuses."""
-    manifests = json.loads(_helm("render", json.dumps(values, sort_keys=True), release))
-    if set(manifests) == {"error"}:
-        raise HelmFailed(manifests["error"])
-    documents: list[Any] = []
-    for name in sorted(manifests):
-        documents.extend(d for d in yaml.safe_load_all(manifests[name]) if d)
-    return documents
 
 
 def _by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -441,7 +381,7 @@ def _by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, 
 
 def test_helm_lints_the_chart_without_a_warning() -> None:
     for version in KUBERNETES_VERSIONS:
-        report = json.loads(_helm("lint", kube_version=version))
+        report = json.loads(helm("lint", kube_version=version))
         assert report["errors"] == []
         assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
