@@ -191,8 +191,29 @@ def test_the_deployment_files_pin_the_releases_route_registry() -> None:
     for name, service in _compose()["services"].items():
         if service.get("environment", {}).get("COMMONS_ENV") == "production":
             assert "COMMONS_SURFACE_REGISTRY_SHA256" in service["environment"], name
+    example = _env_example()
+    assert example["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
     config = _by_kind(render_chart(), "ConfigMap")["commons-config"]
     assert config["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
+
+
+def _env_example() -> dict[str, str]:
+    lines = (DEPLOY / "env.example").read_text().splitlines()
+    pairs = [line.partition("=") for line in lines if line and not line.startswith("#")]
+    return {name: value for name, _, value in pairs}
+
+
+def test_the_env_example_names_every_variable_compose_is_started_with() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    named = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    example = _env_example()
+    assert required <= set(example), "each variable compose requires is in the example"
+    commented = set(
+        re.findall(r"^# (COMMONS_[A-Z0-9_]+)=", (DEPLOY / "env.example").read_text(), re.M)
+    )
+    assert named <= set(example) | commented, "each one compose reads is named"
+    assert "deploy/.env" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 def _substituted(value: str, known: dict[str, str]) -> str:

@@ -32,6 +32,7 @@ SURFACE_REGISTRY_SHA256 = "{digest}"
 _DEPLOY = Path(surface.__file__).resolve().parents[3] / "deploy"
 _DEPLOY_PINS = (
     (_DEPLOY / "compose.yaml", re.compile(r"(COMMONS_SURFACE_REGISTRY_SHA256:-)[0-9a-f]{64}")),
+    (_DEPLOY / "env.example", re.compile(r"(?m)^(COMMONS_SURFACE_REGISTRY_SHA256=)[0-9a-f]{64}")),
     (
         _DEPLOY / "helm" / "commons" / "values.yaml",
         re.compile(r'(surfaceRegistrySha256: ")[0-9a-f]{64}'),
