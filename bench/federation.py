@@ -27,7 +27,8 @@ Each line carries the one-minute load average when it was measured.  The prepare
 (its database, keys and JetStream store) is cached under ``var/bench/`` keyed by the schema's
 head and ``--events`` and copied for each run (``--no-cache``: prepare afresh).
 
-Usage: python bench/federation.py [--events 5000] [--rounds 50] [--batch 1024] [--no-cache]
+Usage: python bench/federation.py [--events 5000] [--rounds 50] [--batch 256]
+       [--baseline-events N] [--no-cache] [--prepare-only]
 """
 
 from __future__ import annotations
@@ -260,8 +261,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=1024, help="the follower's fetch size")
+    parser.add_argument("--batch", type=int, default=256, help="the follower's fetch size")
     parser.add_argument("--no-cache", action="store_true", help="prepare in a temporary dir")
+    parser.add_argument(
+        "--baseline-events", type=int, help="how many of the bodies the baselines move (all)"
+    )
     parser.add_argument(
         "--prepare-only", action="store_true", help="fill the cache, measure nothing"
     )
@@ -287,11 +291,12 @@ def main() -> None:
             try:
                 size = _log_size(rt)
                 load = _load()
-                raw = asyncio.run(_raw(url, args.events, args.batch))
-                consume_rate = round(args.events / raw["consume_s"])
+                moved = min(args.baseline_events or args.events, args.events)
+                raw = asyncio.run(_raw(url, moved, args.batch))
+                consume_rate = round(moved / raw["consume_s"])
                 _emit(
                     "raw_consume",
-                    events=args.events,
+                    events=moved,
                     batch=args.batch,
                     seconds=round(raw["consume_s"], 2),
                     events_per_s=consume_rate,
@@ -299,9 +304,9 @@ def main() -> None:
                 )
                 _emit(
                     "raw_publish",
-                    events=args.events,
+                    events=moved,
                     seconds=round(raw["publish_s"], 2),
-                    events_per_s=round(args.events / raw["publish_s"]),
+                    events_per_s=round(moved / raw["publish_s"]),
                     load_1m=load,
                 )
 
@@ -309,7 +314,16 @@ def main() -> None:
                 first = _Node(root, "b", client, url, args.batch)
                 started = time.perf_counter()
                 first.follower.start()
-                while first.state() != (args.events, size):
+                report = 100_000
+                while (state := first.state()) != (args.events, size):
+                    if state[0] >= report:  # progress, for a run cut short
+                        print(
+                            f"{state[0]:,} events after {time.perf_counter() - started:.0f} s,"
+                            f" load {_load()}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        report += 100_000
                     time.sleep(0.05)
                 elapsed = time.perf_counter() - started
                 counters = first.counters()

@@ -44,9 +44,10 @@ _BACKOFF_MAX = 10.0
 class Follower:
     """Consumes every federation stream of the NATS server at ``peer`` into ``mirror``,
     within ``quotas`` when given (:mod:`credit_commons.node.quotas`).  ``batch`` messages
-    are fetched, verified and stored at a time (one unit of work, one commit): 1,024 by
-    default, where a catch-up's commits and reads stop being a large share of its time
-    (docs/federation.md, "Figures"); an existing consumer's ``max_ack_pending`` follows it."""
+    are fetched, verified and stored at a time (one unit of work, one commit); 1,024
+    measured no better for a catch-up than 256 and worse for propagation under load
+    (docs/federation.md, "Figures").  An existing consumer's ``max_ack_pending`` follows
+    ``batch``."""
 
     def __init__(
         self,
@@ -54,7 +55,7 @@ class Follower:
         peer: str,
         node_id: str,
         *,
-        batch: int = 1024,
+        batch: int = 256,
         idle: float = 0.2,
         timeout: float = 5.0,
         quotas: Quotas | None = None,
