@@ -444,6 +444,10 @@ def test_the_chart_renders_the_production_shape() -> None:
     assert set(workloads) == {"api", "worker", "migrate", "postgres", "redis", "nats"}
     replicas = {c: w["spec"].get("replicas") for c, w in workloads.items() if c != "migrate"}
     assert replicas == {"api": 2, "worker": 1, "postgres": 1, "redis": 1, "nats": 1}
+    # The chart's PostgreSQL exists only once the release's objects do: migrate after install,
+    # and before the new pods of an upgrade.
+    hook = workloads["migrate"]["metadata"]["annotations"]["helm.sh/hook"]
+    assert set(hook.split(",")) == {"post-install", "pre-upgrade"}
     migrate = workloads["migrate"]["spec"]["template"]["spec"]
     assert [c["args"] for c in migrate["initContainers"] + migrate["containers"]] == [
         ["db", "upgrade"],
