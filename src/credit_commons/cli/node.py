@@ -19,7 +19,7 @@ from credit_commons.core.db import dispose_engine, make_engine, make_sessionmake
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.node_app import create_node_app
-from credit_commons.node import Follower, Mirror, Platform, Quotas
+from credit_commons.node import Follower, Mirror, NodeScorer, Platform, Quotas
 from credit_commons.node import store as node_store
 
 __all__ = ["app"]
@@ -48,6 +48,7 @@ def node_serve(
     engine = make_engine(url)
     platform = Platform(follow)
     follower: Follower | None = None
+    scorer: NodeScorer | None = None
     try:
         upgrade(engine)
         sessions = make_sessionmaker(engine)
@@ -62,16 +63,20 @@ def node_serve(
         follower = Follower(mirror, peer, node_id, quotas=quotas)
         follower.start()
         pending = follower.pending  # updated in place by the follower's thread
+        scorer = NodeScorer(mirror)
+        scorer.start()
         ready = {"node": node_id, "origin": pins.origin, "log_vkey": pins.log_vkey, "port": port}
         print(json.dumps(ready), flush=True)
         uvicorn.run(
-            create_node_app(mirror, lag=lambda: dict(pending)),
+            create_node_app(mirror, lag=lambda: dict(pending), scorer=scorer),
             host=host,
             port=port,
             log_config=None,
             access_log=False,
         )
     finally:
+        if scorer is not None:
+            scorer.stop()
         if follower is not None:
             follower.stop()
         platform.close()

@@ -16,6 +16,9 @@ Subjects:
   suspend, reinstate; the issuer is the platform, named by its log origin);
 - ``rules.<id>`` — reputation rule sets registered;
 - ``checkpoints.<origin>`` — the log's signed checkpoints (C2SP signed notes);
+- ``members.{recorded,revoked,reinstated,excluded}`` — reputation memberships recorded,
+  revoked or suspended, reinstated, and DIDs excluded from scoring: what a follower needs
+  beside ``events.*`` to score as the platform does;
 - ``identity.{created,verified,updated,erased}``, ``consent.{requested,granted,paused,
   resumed,revoked,expired}``, ``credential.{issued,revoked,suspended,reinstated}`` — the event
   bus.
@@ -68,6 +71,7 @@ STREAMS: tuple[StreamSpec, ...] = (
     StreamSpec("COMMONS_REVOCATIONS", ("revocations.>",)),
     StreamSpec("COMMONS_RULES", ("rules.>",)),
     StreamSpec("COMMONS_CHECKPOINTS", ("checkpoints.>",)),
+    StreamSpec("COMMONS_MEMBERS", ("members.>",)),
     StreamSpec("COMMONS_BUS", ("identity.>", "consent.>", "credential.>")),
 )
 """Every stream, created idempotently when the publisher connects (limits retention: the
@@ -78,6 +82,7 @@ _PREFIX_STREAM = {
     "revocations": "COMMONS_REVOCATIONS",
     "rules": "COMMONS_RULES",
     "checkpoints": "COMMONS_CHECKPOINTS",
+    "members": "COMMONS_MEMBERS",
     "identity": "COMMONS_BUS",
     "consent": "COMMONS_BUS",
     "credential": "COMMONS_BUS",
@@ -97,6 +102,12 @@ _BUS = {
     "consent.revoked": "consent.revoked",
     "consent.expired": "consent.expired",
     "credential.issued": "credential.issued",
+}
+_MEMBERS = {
+    "reputation.member": "members.recorded",
+    "reputation.member_revoked": "members.revoked",
+    "reputation.member_reinstated": "members.reinstated",
+    "reputation.excluded": "members.excluded",
 }
 _STATUS = {"revoke": "revoked", "suspend": "suspended", "reinstate": "reinstated"}
 _SAFE = re.compile(r"[A-Za-z0-9_-]+")
@@ -150,6 +161,8 @@ def event_subjects(document: JsonObject, origin: str) -> list[str]:
     subjects = []
     if event_type == "reputation.event":
         subjects.append(f"events.{subject_token(str(details['ctx']))}")
+    elif event_type in _MEMBERS:
+        subjects.append(_MEMBERS[event_type])
     elif event_type == "rules.changed":
         subjects.append(f"rules.{subject_token(str(details['rule_set']))}")
     elif event_type == "credential.status_changed" and details.get("action") in _STATUS:

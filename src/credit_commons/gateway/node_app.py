@@ -4,7 +4,8 @@ Read-only mirrors at the platform's own paths, so a verifier can point at the no
 ``GET /v1/blobs/{cid}``, ``GET /status-lists/{list_id}``, ``GET /v1/checkpoints/latest``,
 ``GET /v1/checkpoints/{size}`` (the epoch is the tree size), ``GET /v1/log/proof/inclusion``
 and ``/v1/log/proof/consistency`` from the mirrored tree; ``GET /v1/node`` (pins, sizes,
-counters); ``GET /metrics`` (Prometheus text, ``gateway/node_metrics.py``);
+counters, scoring); ``GET /v1/scores?did=&ctx=`` (a record the node scored itself,
+``node/scoring.py``); ``GET /metrics`` (Prometheus text, ``gateway/node_metrics.py``);
 ``POST /v1/presentations/verify`` (the node's verifier, with mirrored status
 lists); ``GET /healthz``.  Every route is rate-limited per client address (a moving
 window, 429 problem+json with ``Retry-After``) and every request is logged on
@@ -33,8 +34,9 @@ from credit_commons.gateway.node_metrics import NodeMetrics
 from credit_commons.gateway.problems import install_problem_handlers, problem_response
 from credit_commons.gateway.ratelimit_memory import ProcessMemoryStorage
 from credit_commons.ledger import ConsistencyProof, InclusionProof
-from credit_commons.node import Mirror, verify_presentation
+from credit_commons.node import Mirror, NodeScorer, verify_presentation
 from credit_commons.node import store as node_store
+from credit_commons.reputation import CTX_PATTERN
 
 __all__ = ["NodeRateLimited", "create_node_app"]
 
@@ -89,13 +91,17 @@ def create_node_app(
     per_minute: int = 600,
     lag: Callable[[], Mapping[str, int]] | None = None,
     metrics_ttl: float = 10.0,
+    scorer: NodeScorer | None = None,
 ) -> FastAPI:
     """The node's app over ``mirror`` (its sessions are the node's database); ``lag``
-    gives the follower's pending messages per stream for ``/metrics``."""
+    gives the follower's pending messages per stream for ``/metrics``; ``scorer`` serves
+    ``GET /v1/scores`` and the scoring state in ``GET /v1/node``."""
     app = FastAPI(title="Credit Commons full node", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     _limit_and_log(app, per_minute)
-    _mirror_routes(app, mirror)
+    _mirror_routes(app, mirror, scorer)
+    if scorer is not None:
+        _score_route(app, scorer)
     _metrics_route(app, NodeMetrics(mirror, lag=lag, ttl=metrics_ttl))
     _proof_routes(app, mirror)
     _verify_route(app, mirror)
@@ -142,7 +148,7 @@ def _reader(mirror: Mirror) -> Callable[[Callable[[Session], _T]], _T]:
     return read
 
 
-def _mirror_routes(app: FastAPI, mirror: Mirror) -> None:
+def _mirror_routes(app: FastAPI, mirror: Mirror, scorer: NodeScorer | None) -> None:
     read = _reader(mirror)
 
     @app.get("/healthz")
@@ -162,6 +168,7 @@ def _mirror_routes(app: FastAPI, mirror: Mirror) -> None:
                 "checkpoint": None if latest is None else int(latest.size),
                 "counters": dict(node_store.counters(session)),
                 "forks": len(node_store.forks(session)),
+                "scores": None if scorer is None else scorer.state(),
             }
 
         return read(state)
@@ -195,6 +202,20 @@ def _mirror_routes(app: FastAPI, mirror: Mirror) -> None:
     def by_size(size: Annotated[int, Path(ge=0)]) -> Response:
         note = read(lambda s: _note(s, size))
         return Response(note, media_type=_NOTE, headers=_IMMUTABLE)
+
+
+def _score_route(app: FastAPI, scorer: NodeScorer) -> None:
+    @app.get(
+        "/v1/scores",
+        summary="A DID's score record in a context as this node computed it from its mirror.",
+    )
+    def score(
+        did: Annotated[
+            str, Query(min_length=9, max_length=128, pattern=r"^did:key:z[1-9A-HJ-NP-Za-km-z]+$")
+        ],
+        ctx: Annotated[str, Query(max_length=98, pattern=CTX_PATTERN)],
+    ) -> JsonObject:
+        return scorer.view(did, ctx)
 
 
 def _metrics_route(app: FastAPI, collector: NodeMetrics) -> None:

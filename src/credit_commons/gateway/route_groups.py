@@ -95,7 +95,13 @@ GROUPS: tuple[RouteGroup, ...] = (
     # Server-sent events for the platform's own services (administrators): each request
     # opens a stream, so few per minute; the open streams are bounded apart (STREAM).
     RouteGroup("subscribe", "30/minute", "30/minute", "GET /v1/subscribe", STREAM),
-    RouteGroup("blobs", "1200/minute", None, "GET /v1/blobs/{cid}", READ),
+    RouteGroup(
+        "blobs",
+        "1200/minute",
+        None,
+        "GET /v1/blobs/{cid}, GET /v1/reputation/members/{event_id}",
+        READ,
+    ),
     RouteGroup("scores", "300/minute", None, "GET /v1/scores, GET /v1/reputation/capabilities"),
     RouteGroup("well-known", "600/minute", None, "/.well-known/*, the JWK Sets, /v1/routes", READ),
     RouteGroup("operations", "600/minute", None, "/healthz, /readyz, /metrics", READ),
@@ -149,6 +155,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/v1/reputation/members(?:/tombstone)?", "reputation-members"),
         ("GET", r"/v1/subscribe", "subscribe"),
         ("GET HEAD", r"/v1/blobs/[^/]+", "blobs"),
+        ("GET HEAD", r"/v1/reputation/members/[^/]+", "blobs"),
         ("GET HEAD", r"/v1/scores", "scores"),
         ("GET HEAD", r"/v1/reputation/capabilities", "scores"),
         ("", r"/v1/borrowers/.*", "consent"),

@@ -114,6 +114,8 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         ("POST", r"/v1/reputation/members", "signed-body", ()),
         ("POST", r"/v1/reputation/members/tombstone", "signed-body", ()),
         ("GET", r"/v1/reputation/capabilities", "subject-proof", ()),
+        # A membership's public document, as a score bundle states it (a full node scores).
+        ("GET HEAD", r"/v1/reputation/members/[^/]+", "none", ()),
         # The checkpoint committee: a partial signature verifies under its member's key.
         ("POST", r"/v1/partials", "signed-body", ()),
         ("GET", r"/v1/tasks/current|/v1/committee", "none", ()),

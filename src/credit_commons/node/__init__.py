@@ -18,6 +18,7 @@ from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_mes
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
 from credit_commons.node.quotas import Quotas
+from credit_commons.node.scoring import NodeScoreNotFound, NodeScorer, NodeScores, ScoringRefused
 from credit_commons.node.store import DropHook, PinMismatch, TreeSource
 from credit_commons.node.verify import NodeVerified, verify_presentation
 
@@ -27,11 +28,15 @@ __all__ = [
     "Dropped",
     "Follower",
     "Mirror",
+    "NodeScoreNotFound",
+    "NodeScorer",
+    "NodeScores",
     "NodeVerified",
     "PinMismatch",
     "Pins",
     "Platform",
     "Quotas",
+    "ScoringRefused",
     "TreeSource",
     "parse_bundle",
     "tile_path",

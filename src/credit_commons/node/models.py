@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from credit_commons.core.db import Base
@@ -14,6 +14,7 @@ __all__ = [
     "NodeCheckpointRow",
     "NodeCounterRow",
     "NodeForkRow",
+    "NodeMemberRow",
     "NodeMessageRow",
     "NodePinRow",
     "NodeRuleSetRow",
@@ -121,4 +122,21 @@ class NodeRuleSetRow(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     hash: Mapped[str] = mapped_column(String(64))
     token: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NodeMemberRow(Base):
+    """A membership the node mirrors for scoring (migration 0054): the platform's member
+    document of a ``reputation.member`` spine event it stored, checked against that event
+    (the DID's SHA-256, KYC flag, credential SHA-256, and the day it was recorded)."""
+
+    __tablename__ = "node_members"
+
+    event_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    did: Mapped[str] = mapped_column(String(128))
+    kyc: Mapped[bool] = mapped_column(Boolean)
+    issuer: Mapped[str] = mapped_column(String(512))
+    vct: Mapped[str] = mapped_column(String(512))
+    credential_sha256: Mapped[str] = mapped_column(String(64))
+    since: Mapped[date] = mapped_column(Date)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

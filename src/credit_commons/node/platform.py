@@ -135,3 +135,11 @@ class Platform:
         if not isinstance(found, dict):
             raise ValidationError("the registry keys are not an object")
         return found
+
+    def member(self, event_id: str) -> JsonObject:
+        """The member document of a ``reputation.member`` spine event (the caller checks
+        it against the event)."""
+        found = self._json(f"/v1/reputation/members/{quote(event_id, safe='')}")
+        if not isinstance(found, dict):
+            raise ValidationError("the member document is not an object")
+        return found

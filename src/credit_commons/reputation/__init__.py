@@ -23,6 +23,7 @@ from credit_commons.reputation.errors import (
     RulesUnavailable,
     SenderLocked,
     UnknownBlob,
+    UnknownMember,
 )
 from credit_commons.reputation.events import (
     CTX_PATTERN,
@@ -78,10 +79,17 @@ from credit_commons.reputation.scorer import (
     micro_string,
     score_reference,
 )
+from credit_commons.reputation.scores_bundle import HIDDEN, did_sha256
+from credit_commons.reputation.scores_inputs import (
+    Membership,
+    members_of_memberships,
+    score_contexts,
+)
 
 __all__ = [
     "CTX_PATTERN",
     "DEFAULT_RULE_SET_ID",
+    "HIDDEN",
     "MAX_EVENT_BYTES",
     "MICRO",
     "RULES_TYP",
@@ -98,6 +106,7 @@ __all__ = [
     "MemberCredentialRefused",
     "MemberExcluded",
     "MemberRegistered",
+    "Membership",
     "RecipientExcluded",
     "ReputationError",
     "ReputationEvent",
@@ -120,14 +129,17 @@ __all__ = [
     "StoredRuleSet",
     "Tier",
     "UnknownBlob",
+    "UnknownMember",
     "active_rule_set",
     "blob_cid",
     "check_time_lock",
     "check_window",
+    "did_sha256",
     "domain_matches",
     "ed25519_did",
     "get_rule_set",
     "list_rule_sets",
+    "members_of_memberships",
     "micro_string",
     "new_nonce",
     "parse_cid",
@@ -137,6 +149,7 @@ __all__ = [
     "register_rule_set",
     "rule_set_hash",
     "rule_set_kid",
+    "score_contexts",
     "score_reference",
     "select_active",
     "sign_event",

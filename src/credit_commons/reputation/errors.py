@@ -126,3 +126,10 @@ class UnknownBlob(NotFoundError, ReputationError):
 
     code = "reputation.blob_not_found"
     title = "Not found"
+
+
+class UnknownMember(NotFoundError, ReputationError):
+    """No membership recorded by that spine event (or the id is not one: the same answer)."""
+
+    code = "reputation.member_not_found"
+    title = "Not found"

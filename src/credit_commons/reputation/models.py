@@ -80,7 +80,8 @@ class ReputationMemberRow(Base):
     since: Mapped[date] = mapped_column(Date)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    event_id: Mapped[str] = mapped_column(String(32))  # the spine's reputation.member
+    # The spine's reputation.member; indexed for GET /v1/reputation/members/{event_id}.
+    event_id: Mapped[str] = mapped_column(String(32), index=True)
     suspended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The x5c chain (JSON) of a credential whose issuer an X.509 anchor certifies: the key
     # its status list is verified under comes from the chain's end-entity certificate.

@@ -39,8 +39,8 @@ from typing import Any, Literal
 import sqlalchemy.exc
 from sqlalchemy.orm import Session
 
-from credit_commons.core.encoding import sha256_hex
-from credit_commons.core.ids import new_id
+from credit_commons.core.encoding import JsonObject, sha256_hex
+from credit_commons.core.ids import is_valid_id, new_id
 from credit_commons.events import Digest, EventDetails, Token, record_event
 from credit_commons.ledger import pending_receipt_of
 from credit_commons.reputation import store
@@ -53,6 +53,7 @@ from credit_commons.reputation.errors import (
     RecipientExcluded,
     SenderLocked,
     UnknownBlob,
+    UnknownMember,
 )
 from credit_commons.reputation.events import (
     ReputationEvent,
@@ -82,6 +83,7 @@ __all__ = [
     "exclude_if_known",
     "is_member",
     "leave",
+    "member_document",
     "membership_status_refs",
     "register_member",
     "reinstate_membership",
@@ -260,6 +262,26 @@ def _record(session: Session, rt: Runtime, event: ReputationEvent, now: datetime
         raise EventReplayed("an event with this nonce was accepted before") from e
     receipt = pending_receipt_of(session, rt, recorded)
     return EventAccepted(cid=cid, leaf_index=None, event_id=recorded.id, receipt=receipt)
+
+
+def member_document(session: Session, event_id: str) -> JsonObject:
+    """The membership its ``reputation.member`` spine event recorded, as a follower needs it
+    to score (docs/federation.md, "Scoring on a node"): the DID, KYC flag, credential
+    SHA-256 and day — each checkable against the spine event — and the credential's issuer
+    and type (as a score bundle states them).  Nothing else (no status reference, no
+    revocation: those are spine events of their own).  Raises :class:`UnknownMember`."""
+    row = store.member_by_event(session, event_id) if is_valid_id(event_id) else None
+    if row is None:
+        raise UnknownMember("no such membership")
+    return {
+        "event": row.event_id,
+        "did": row.did,
+        "kyc": row.kyc,
+        "since": row.since.isoformat(),
+        "credentialSha256": row.credential_sha256,
+        "issuer": row.issuer,
+        "vct": row.vct,
+    }
 
 
 def blob(session: Session, cid: str) -> bytes:

@@ -132,6 +132,12 @@ def blob(session: Session, cid: str) -> bytes | None:
     return None if body is None else bytes(body)
 
 
+def member_by_event(session: Session, event_id: str) -> ReputationMemberRow | None:
+    """The row its ``reputation.member`` spine event recorded, if any."""
+    query = select(ReputationMemberRow).where(ReputationMemberRow.event_id == event_id)
+    return session.scalar(query)
+
+
 def member_row(session: Session, did: str, credential_sha256: str) -> ReputationMemberRow | None:
     """The row of ``did`` registered with that credential, if any."""
     query = select(ReputationMemberRow).where(

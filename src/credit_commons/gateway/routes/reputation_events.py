@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons import verifier
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import JsonObject, sha256_hex
+from credit_commons.core.encoding import JsonObject, canonical_json, sha256_hex
 from credit_commons.core.errors import (
     CommonsError,
     ForbiddenError,
@@ -118,6 +118,35 @@ def get_blob(cid: str, session: ReadSessionDep) -> Response:
     # Content-addressed: the bytes under a CID never change.
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "ETag": f'"{cid}"'}
     return Response(body, media_type="application/json", headers=headers)
+
+
+class MemberDocument(BaseModel):
+    """A membership as its ``reputation.member`` spine event recorded it, for a follower
+    that scores (docs/federation.md, "Scoring on a node"): ``did`` (its SHA-256 is the
+    event's ``did_sha256``), ``kyc``, ``since`` (the event's day) and ``credentialSha256``
+    as the event states them; ``issuer`` and ``vct`` as a score bundle states them."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    event: str
+    did: str
+    kyc: bool
+    since: str
+    credential_sha256: str = Field(alias="credentialSha256")
+    issuer: str
+    vct: str
+
+
+@router.get(
+    "/v1/reputation/members/{event_id}",
+    summary="A membership by the spine event that recorded it (what a full node scores).",
+    response_model=MemberDocument,
+    responses=answers(MemberDocument, 404),
+)
+def get_member(event_id: Annotated[str, Path(max_length=64)], session: ReadSessionDep) -> Response:
+    document = reputation_service.member_document(session, event_id)
+    # A membership's document never changes (its revocation is an event of its own).
+    headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+    return Response(canonical_json(document), media_type="application/json", headers=headers)
 
 
 class MemberRequest(BaseModel):

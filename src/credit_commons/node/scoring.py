@@ -1,0 +1,482 @@
+"""Scoring on a full node (issue 20; docs/federation.md, "Scoring on a node"): the node
+scores the followed platform's reputation events itself, with the same pure reputation
+core the platform runs (``reputation.scorer_sparse`` over the scorer's inputs, and
+``reputation.scores_inputs.members_of_memberships`` for memberships), over what it mirrored:
+
+* the **checkpoint**: the newest mirrored one (its root checked against the mirrored tree
+  when it was stored); as of the UTC day the node stored it;
+* the **events**: each ``events.*`` message below the checkpoint's size whose entry is the
+  mirrored leaf at its index, its blob (the signed vouch or report, by CID) re-checked: the
+  CID, the sender's signature, and the SHA-256 of both DIDs the spine event states;
+* the **memberships**: each ``members.recorded`` message below the checkpoint, with the
+  platform's member document (``GET /v1/reputation/members/{event_id}``) mirrored once and
+  checked against the spine event (the DID's SHA-256, the KYC flag, the credential's
+  SHA-256, the day); revocations, suspensions and reinstatements from the
+  ``members.revoked`` / ``members.reinstated`` messages below the checkpoint; the DIDs
+  excluded by ``members.excluded`` messages;
+* the **rule set**: the version of the default rule set in effect at the checkpoint's
+  time among those the node mirrored, every mirrored version's registry token verified
+  again under the registry's keys and its hash the mirrored one — a rule set the node
+  cannot verify, or none in effect, and the node refuses to score (:class:`ScoringRefused`).
+
+The records (RFC 8785 bytes, hashed as the platform hashes them) are kept in memory for
+the latest scored checkpoint and recomputed at each start from the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from credit_commons.core.clock import utc
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import (
+    JsonObject,
+    b64url_decode,
+    canonical_json,
+    sha256_hex,
+)
+from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError
+from credit_commons.ledger import NodeId, leaf_hash
+from credit_commons.node import store
+from credit_commons.node.mirror import Mirror, issuer_key_resolver
+from credit_commons.node.models import NodeMemberRow, NodeMessageRow, NodeRuleSetRow
+from credit_commons.reputation import (
+    DEFAULT_RULE_SET_ID,
+    HIDDEN,
+    Membership,
+    RuleSet,
+    ScoringEvent,
+    blob_cid,
+    did_sha256,
+    members_of_memberships,
+    parse_event,
+    rule_set_hash,
+    rule_set_kid,
+    score_contexts,
+    select_active,
+    verify_rule_set,
+)
+
+__all__ = [
+    "NODE_SCORE_FORMAT",
+    "NodeScoreNotFound",
+    "NodeScorer",
+    "NodeScores",
+    "ScoringRefused",
+]
+
+log = logging.getLogger("credit_commons.node")
+
+NODE_SCORE_FORMAT: Final = "credit-commons-node-score/v1"
+_EVENTS, _MEMBERS = "COMMONS_EVENTS", "COMMONS_MEMBERS"
+_RULES_JWKS = "rules_jwks"
+
+
+class ScoringRefused(ConflictError):
+    """The node does not score: no verified rule set in effect, a mirrored rule set that
+    does not verify, or an input that is not what the mirror holds; ``reason`` says which."""
+
+    code = "node.scoring_refused"
+    title = "The node refuses to score"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail, extra={"reason": reason})
+        self.reason = reason
+
+
+class NodeScoreNotFound(NotFoundError):
+    """No score for that DID and context on this node (yet)."""
+
+    code = "node.score_not_found"
+    title = "Not found"
+
+
+@dataclass(frozen=True)
+class NodeScores:
+    """The records of one scored checkpoint: ``(did, ctx)`` → the record's RFC 8785 bytes."""
+
+    size: int
+    root: bytes
+    as_of: date
+    rule_set: RuleSet
+    records: Mapping[tuple[str, str], bytes]
+    events: int
+    members: int
+
+    def view(self, did: str, ctx: str) -> JsonObject:
+        """The node's answer for one record: its hash and its fields but the factors,
+        score, tier and diversity (which the platform, too, shows only to the subject)."""
+        found = self.records.get((did, ctx))
+        if found is None:
+            raise NodeScoreNotFound("no such score")
+        record = json.loads(found)
+        hidden = {"factors", *HIDDEN}
+        return {
+            "format": NODE_SCORE_FORMAT,
+            "record": {k: v for k, v in record.items() if k not in hidden},
+            "recordHash": sha256_hex(found),
+            "asOf": self.as_of.isoformat(),
+            "checkpoint": {"size": self.size, "root": self.root.hex()},
+            "ruleSet": {
+                "id": self.rule_set.id,
+                "version": self.rule_set.version,
+                "hash": self.rule_set.hash,
+            },
+        }
+
+
+def _payload(body: str) -> JsonObject:
+    # A stored message was verified before it was stored: its payload is read, not checked.
+    payload: JsonObject = json.loads(b64url_decode(body.split(".")[1]))
+    return payload
+
+
+@dataclass(frozen=True)
+class _Input:
+    position: int
+    subject: str
+    event: JsonObject
+    entry: bytes
+
+
+class NodeScorer:
+    """Scores the mirror of one followed platform (see the module)."""
+
+    def __init__(self, mirror: Mirror, *, interval: float = 1.0) -> None:
+        self.mirror, self.interval = mirror, interval
+        self._scores: NodeScores | None = None
+        self.refused: ScoringRefused | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- what it serves --------------------------------------------------------------------
+
+    def scores(self) -> NodeScores | None:
+        """The latest scored checkpoint's records, if any."""
+        with self._lock:
+            return self._scores
+
+    def view(self, did: str, ctx: str) -> JsonObject:
+        """One record as :meth:`NodeScores.view` serves it.  Raises
+        :class:`ScoringRefused` (the last pass refused and nothing was scored before) and
+        :class:`NodeScoreNotFound`."""
+        scores = self.scores()
+        if scores is None:
+            if self.refused is not None:
+                raise self.refused
+            raise NodeScoreNotFound("the node has scored no checkpoint yet")
+        return scores.view(did, ctx)
+
+    def state(self) -> JsonObject:
+        """What ``GET /v1/node`` says of scoring."""
+        scores = self.scores()
+        return {
+            "checkpoint": None if scores is None else scores.size,
+            "as_of": None if scores is None else scores.as_of.isoformat(),
+            "rule_set": None
+            if scores is None
+            else {"id": scores.rule_set.id, "version": scores.rule_set.version},
+            "records": 0 if scores is None else len(scores.records),
+            "refused": None if self.refused is None else self.refused.reason,
+        }
+
+    # -- in a thread of its own ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Score each new mirrored checkpoint, on a thread of its own, until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, name="node-scorer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.mirror_members()
+                self.score()
+            except ScoringRefused:
+                pass  # logged once by score(); the next checkpoint or rule set may do
+            except Exception as exc:  # a transient failure: the platform, the database
+                log.warning("node: scoring will be retried (%s)", type(exc).__name__)
+            self._stop.wait(self.interval)
+
+    # -- memberships -----------------------------------------------------------------------
+
+    def mirror_members(self) -> int:
+        """Fetch, check and store the member document of each mirrored
+        ``members.recorded`` message the node does not hold yet; how many it stored.
+        A document that does not match its spine event is not stored (counted
+        ``scoring.member_mismatch``).  Raises on a transient failure."""
+        with transaction(self.mirror.sessions) as session:
+            held = set(session.scalars(select(NodeMemberRow.event_id)))
+            wanted = [
+                m for m in self._inputs(session, _MEMBERS, None) if m.subject == "members.recorded"
+            ]
+        stored = 0
+        for item in wanted:
+            event_id = str(item.event.get("id"))
+            if event_id in held:
+                continue
+            document = self.mirror.platform.member(event_id)
+            row = _member_row(item.event, document, self.mirror.clock.now())
+            with transaction(self.mirror.sessions) as session:
+                if row is None:
+                    store.count(session, "scoring.member_mismatch")
+                    log.warning("node: a member document does not match its spine event")
+                    continue
+                if session.get(NodeMemberRow, event_id) is None:
+                    session.add(row)
+                    stored += 1
+        return stored
+
+    # -- scoring ---------------------------------------------------------------------------
+
+    def score(self) -> NodeScores | None:
+        """Score the newest mirrored checkpoint unless it is scored already; ``None`` before
+        the first checkpoint.  Raises :class:`ScoringRefused`."""
+        try:
+            scored = self._score()
+        except ScoringRefused as refused:
+            if self.refused is None or self.refused.reason != refused.reason:
+                log.warning(
+                    "node: refuses to score",
+                    extra={"fields": {"reason": refused.reason, "detail": refused.detail}},
+                )
+            self.refused = refused
+            raise
+        self.refused = None
+        return scored
+
+    def _score(self) -> NodeScores | None:
+        with transaction(self.mirror.sessions) as session:
+            latest = store.latest_checkpoint(session)
+            if latest is None:
+                return None
+            size = int(latest.size)
+            current = self.scores()
+            if current is not None and current.size == size:
+                return current
+            at = utc(latest.received_at)
+            rule_set = self._rule_set(session, at)
+            events = self._inputs(session, _EVENTS, size)
+            members = self._inputs(session, _MEMBERS, size)
+            self._check_leaves(session, [*events, *members])
+            blobs = {
+                cid: store.blob(session, cid)
+                for cid in (str(e.event["details"]["cid"]) for e in events)
+            }
+            documents = {
+                row.event_id: row
+                for row in session.scalars(select(NodeMemberRow))
+                if row.event_id in {str(m.event["id"]) for m in members}
+            }
+        as_of = at.date()
+        scoring_events = [_scoring_event(e, blobs) for e in events]
+        memberships, excluded_sha = _memberships(members, documents)
+        dids = {m.did for m in memberships}
+        for e in scoring_events:
+            dids.update((e.sender, e.subject))
+        excluded = frozenset(d for d in dids if did_sha256(d) in excluded_sha)
+        scoring_members = members_of_memberships(memberships, rule_set)
+        scored = score_contexts(scoring_events, scoring_members, excluded, rule_set, as_of=as_of)
+        records = {key: record.to_jcs() for key, record in scored.items()}
+        scores = NodeScores(
+            size=size,
+            root=bytes(latest.root_hash),
+            as_of=as_of,
+            rule_set=rule_set,
+            records=records,
+            events=len(scoring_events),
+            members=len(scoring_members),
+        )
+        with self._lock:
+            self._scores = scores
+        log.info(
+            "node: scored checkpoint %d as of %s: %d records", size, as_of.isoformat(), len(records)
+        )
+        return scores
+
+    def _inputs(self, session: Session, stream: str, size: int | None) -> list[_Input]:
+        query = select(NodeMessageRow).where(NodeMessageRow.stream == stream)
+        if size is not None:
+            query = query.where(NodeMessageRow.position < size)
+        out = []
+        for row in session.scalars(query.order_by(NodeMessageRow.position)):
+            payload = _payload(row.body)
+            event, entry = payload.get("event"), payload.get("entry")
+            if not isinstance(event, dict) or not isinstance(entry, str):
+                raise ScoringRefused("input", "a mirrored message is not an event message")
+            out.append(_Input(int(row.position), row.subject, event, entry.encode("utf-8")))
+        return out
+
+    @staticmethod
+    def _check_leaves(session: Session, inputs: Sequence[_Input]) -> None:
+        # Each input's entry is the mirrored leaf at its index: what the checkpoint covers.
+        if not inputs:
+            return
+        found = store.TreeSource(session).subtree_roots([NodeId(0, i.position) for i in inputs])
+        for item, leaf in zip(inputs, found, strict=True):
+            if bytes(leaf) != bytes(leaf_hash(item.entry)):
+                raise ScoringRefused("input", f"the entry at {item.position} is not the leaf")
+
+    def _rule_set(self, session: Session, at: datetime) -> RuleSet:
+        rows = list(
+            session.scalars(
+                select(NodeRuleSetRow).where(NodeRuleSetRow.rule_set == DEFAULT_RULE_SET_ID)
+            )
+        )
+        if not rows:
+            raise ScoringRefused("no_rule_set", "the node has mirrored no rule set")
+        jwks = self._registry_keys(session, [row.token for row in rows])
+        verified = []
+        for row in rows:
+            try:
+                key = issuer_key_resolver(jwks)({"kid": rule_set_kid(row.token)})
+                found = verify_rule_set(row.token, key).rule_set
+            except CommonsError as e:
+                raise ScoringRefused(
+                    "rule_set_unverified",
+                    f"rule set {row.rule_set} v{row.version} does not verify ({e.code})",
+                ) from e
+            if (found.id, found.version, rule_set_hash(found)) != (
+                row.rule_set,
+                row.version,
+                row.hash,
+            ):
+                raise ScoringRefused(
+                    "rule_set_unverified",
+                    f"rule set {row.rule_set} v{row.version} is not the one mirrored",
+                )
+            verified.append(found)
+        try:
+            return select_active(verified, at)
+        except CommonsError as e:
+            raise ScoringRefused("no_rule_set", "no mirrored rule set is in effect") from e
+
+    def _registry_keys(self, session: Session, tokens: Sequence[str]) -> Mapping[str, Any]:
+        # The registry's keys, fetched from the platform once and kept; again when a
+        # token names a key not among them (a rotation).
+        kept = store.pins(session).get(_RULES_JWKS)
+        jwks: Mapping[str, Any] = json.loads(kept) if kept else {"keys": []}
+        kids = {str(k.get("kid")) for k in jwks.get("keys", []) if isinstance(k, dict)}
+        try:
+            needed = {rule_set_kid(t) for t in tokens}
+        except CommonsError as e:
+            raise ScoringRefused("rule_set_unverified", "a mirrored token is malformed") from e
+        if needed <= kids:
+            return jwks
+        fetched = self.mirror.platform.rule_set_keys()
+        now = self.mirror.clock.now()
+        store.set_value(session, _RULES_JWKS, canonical_json(fetched).decode(), now)
+        return fetched
+
+
+def _member_row(event: JsonObject, document: JsonObject, now: datetime) -> NodeMemberRow | None:
+    """The mirrored row of a member document, or ``None`` when it is not what its spine
+    event states."""
+    details = event.get("details")
+    if not isinstance(details, dict):
+        return None
+    did, kyc, since = document.get("did"), document.get("kyc"), document.get("since")
+    credential = document.get("credentialSha256")
+    issuer, vct = document.get("issuer"), document.get("vct")
+    if not all(isinstance(v, str) for v in (did, since, credential, issuer, vct)):
+        return None
+    did, since, credential = str(did), str(since), str(credential)
+    issuer, vct = str(issuer), str(vct)
+    if (
+        document.get("event") != event.get("id")
+        or details.get("did_sha256") != did_sha256(did)
+        or details.get("kyc") is not kyc
+        or details.get("credential_sha256") != credential
+        or str(event.get("at", ""))[:10] != since
+    ):
+        return None
+    try:
+        day = date.fromisoformat(since)
+    except ValueError:
+        return None
+    return NodeMemberRow(
+        event_id=str(event["id"]),
+        did=did,
+        kyc=bool(kyc),
+        issuer=issuer,
+        vct=vct,
+        credential_sha256=credential,
+        since=day,
+        received_at=now,
+    )
+
+
+def _scoring_event(item: _Input, blobs: Mapping[str, bytes | None]) -> ScoringEvent:
+    details = item.event.get("details")
+    assert isinstance(details, dict)
+    cid = str(details.get("cid"))
+    blob = blobs.get(cid)
+    if blob is None or blob_cid(blob) != cid:
+        raise ScoringRefused("input", "a mirrored event's blob is missing or not its CID")
+    try:
+        event = parse_event(blob)
+        event.verify()
+    except CommonsError as e:
+        raise ScoringRefused("input", f"a mirrored event does not verify ({e.code})") from e
+    if details.get("from_sha256") != did_sha256(event.sender) or details.get(
+        "to_sha256"
+    ) != did_sha256(event.to):
+        raise ScoringRefused("input", "a spine event is not about its blob's DIDs")
+    return ScoringEvent(
+        type=event.type,
+        sender=event.sender,
+        subject=event.to,
+        ctx=event.ctx,
+        issued_at=event.issued_at,
+        cid=cid,
+    )
+
+
+def _memberships(
+    members: Sequence[_Input], documents: Mapping[str, NodeMemberRow]
+) -> tuple[list[Membership], set[str]]:
+    """The memberships recorded below the checkpoint with their ends as the revocations,
+    suspensions and reinstatements below it leave them, and the excluded DIDs' SHA-256."""
+    rows: dict[str, NodeMemberRow] = {}
+    revoked: dict[str, date] = {}
+    suspended: dict[str, date] = {}
+    excluded: set[str] = set()
+    for item in members:  # in log order
+        details = item.event.get("details")
+        assert isinstance(details, dict)
+        day = date.fromisoformat(str(item.event.get("at", ""))[:10])
+        if item.subject == "members.recorded":
+            row = documents.get(str(item.event.get("id")))
+            if row is None:
+                raise ScoringRefused("members_pending", "a membership's document is not mirrored")
+            rows[row.event_id] = row
+        elif item.subject == "members.revoked":
+            target = str(details.get("member_event_id"))
+            if details.get("status") == "revoked":
+                revoked.setdefault(target, day)
+            else:
+                suspended[target] = day
+        elif item.subject == "members.reinstated":
+            suspended.pop(str(details.get("member_event_id")), None)
+        elif item.subject == "members.excluded":
+            excluded.add(str(details.get("did_sha256")))
+    out = []
+    for event_id, row in rows.items():
+        ends = [d for d in (revoked.get(event_id), suspended.get(event_id)) if d is not None]
+        out.append(Membership(row.did, row.issuer, row.vct, row.since, min(ends, default=None)))
+    return out, excluded
