@@ -22,6 +22,7 @@ from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import rfc6962
 from credit_commons.ledger import service as log_service
+from credit_commons.ledger import verify_receipt as log_service_verify
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.continuity import ContinuityGuard
 from credit_commons.ledger.identity import log_identity
@@ -171,3 +172,46 @@ def test_a_failed_batch_leaves_no_gap_and_no_duplicate(runtime: Runtime) -> None
         ]
     assert indexes == list(range(10))
     assert result.root == rfc6962.InMemoryTree(all_leaf_hashes(runtime)).root()
+
+
+def test_receipts_of_many_events_are_each_events_own_against_one_checkpoint(
+    runtime: Runtime,
+) -> None:
+    # 300 leaves: the proofs read full and partial tiles of two levels.  Events sequenced
+    # after the checkpoint have no receipt yet.
+    identity = log_identity(runtime)
+    ids = record(runtime, 300)
+    sequence_pending(runtime.sessions)
+    with transaction(runtime.sessions) as session:
+        signed = log_service.publish_checkpoint(
+            session,
+            runtime.key_store,
+            runtime.clock,
+            identity,
+            guard=ContinuityGuard(runtime.settings),
+        )
+    later = record(runtime, 3)
+    sequence_pending(runtime.sessions)
+    wanted = [ids[0], ids[1], ids[255], ids[256], ids[299], ids[137], *later, "evt_unknown"]
+    cache = TileCache()
+    with transaction(runtime.sessions) as session:
+        found = log_service.receipts(session, wanted, include_event=True, cache=cache)
+        public = log_service.receipts(session, wanted[:3], include_event=False)
+        one_by_one = {
+            e: log_service.inclusion_proof(session, found[e].index, 300).proof for e in found
+        }
+        single = log_service.receipt(session, ids[256], include_event=True)
+    assert set(found) == {ids[0], ids[1], ids[255], ids[256], ids[299], ids[137]}
+    assert found[ids[256]] == single
+    for event_id, receipt in found.items():
+        assert receipt.index == ids.index(event_id)
+        assert receipt.inclusion_proof == one_by_one[event_id]
+        assert receipt.checkpoint == signed.row.note
+        verified = log_service_verify(receipt.model_dump(mode="json"), identity.vkey)
+        assert verified.entry.id == event_id
+        assert verified.event_checked
+    assert len(public) == 3
+    assert all(r.event is None for r in public.values())
+    with transaction(runtime.sessions) as session:
+        assert log_service.receipts(session, later, include_event=True) == {}
+        assert log_service.receipts(session, [], include_event=True) == {}

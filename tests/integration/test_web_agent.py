@@ -14,11 +14,11 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from tests.integration.test_web_console import HTML, LOOPBACK, assert_secure_html, csrf_of
 from tests.lenders import denials
 
-from credit_commons.consent import decisions, notify
+from credit_commons.consent import assisted, decisions, notify
 from credit_commons.consent import requests as consent_requests
 from credit_commons.consent.model import ConsentRequest
 from credit_commons.core.db import transaction
@@ -470,3 +470,70 @@ def sql_plan(runtime: Runtime, statement: str) -> str:
     with runtime.engine.connect() as connection:
         rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement).all()
     return " | ".join(str(row[-1]) for row in rows)
+
+
+def _consent_columns(runtime: Runtime) -> list[str]:
+    return [c["name"] for c in inspect(runtime.engine).get_columns("consents")]
+
+
+def _copies(runtime: Runtime, template: str, count: int, *, token: str | None) -> None:
+    # ``count`` copies of consent ``template``, pending, each with its own id (newer than
+    # any real one) and, without ``token``, each of another borrower.
+    columns = _consent_columns(runtime)
+    values = []
+    for column in columns:
+        if column == "id":
+            values.append(f"'cns_Z{template[-8:]}' || substr('0000000000000000000' || n, -19)")
+        elif column == "principal_token" and token is None:
+            values.append("'idt_other' || n")
+        else:
+            values.append(column)
+    with runtime.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) "
+            f"INSERT INTO consents ({', '.join(columns)}) "
+            f"SELECT {', '.join(values)} FROM consents, seq WHERE consents.id = ?",
+            (count, template),
+        )
+
+
+def test_the_agents_pending_list_is_read_on_the_borrowers_index(
+    runtime: Runtime, story: Story
+) -> None:
+    # Thousands of pending requests of other borrowers and a few of this one: the read goes
+    # by (principal_token, status, id), newest first, and stops at its limit -- with no
+    # statistics (SQLite's state until something runs ANALYZE) and with them.  Reading
+    # (status, expires_at) instead read every pending request of everyone and sorted them
+    # (1.7 s at 1,000,000 consents, bench/web.py).
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("the plan is SQLite's (PostgreSQL's: docs/benchmarks.md, bench/web.py)")
+    _copies(runtime, story.consent_id, 3000, token=None)
+    mine = [_request(runtime, story.borrower) for _ in range(3)]
+    agent = Principal(story.agent.token, "identity")
+    statements: list[tuple[str, object]] = []
+
+    def seen(
+        _conn: object, _cursor: object, statement: str, parameters: object, *_: object
+    ) -> None:
+        if "FROM consents" in statement and "ORDER BY consents.id DESC" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(runtime.engine, "before_cursor_execute", seen)
+    try:
+        with transaction(runtime.read_sessions) as session:
+            found = assisted.pending_for_agent(
+                session, runtime, agent, story.borrower.token, limit=2
+            )
+    finally:
+        event.remove(runtime.engine, "before_cursor_execute", seen)
+    assert [c.consent_id for c in found] == sorted([story.consent_id, *mine], reverse=True)[:2]
+    ((statement, parameters),) = statements
+    for analysed in (False, True):
+        if analysed:
+            with runtime.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE")
+        with runtime.engine.connect() as connection:
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+        plan = " | ".join(str(row[-1]) for row in rows)
+        assert "USING INDEX ix_consents_principal_status_id" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan

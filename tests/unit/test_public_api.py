@@ -38,7 +38,7 @@ EXPECTED = {
         "IssuedConsoleToken", "console_grant", "console_sign_in", "issue_console_token",
         "list_console_tokens", "revoke_console_token",
         "LenderClient", "LenderClientView", "LenderCreate",
-        "LenderRegistered", "LenderUpdate", "LenderUpdated", "client_status",
+        "LenderRegistered", "LenderUpdate", "LenderUpdated", "client_names", "client_status",
         "consume_assertion_id", "get_client", "read_client", "register_client", "update_client",
         "validate_jwks", "validate_purposes", "validate_webhook_url",
         "THUMBPRINT_PATTERN", "ClientStatus", "LenderCertificateChanged",

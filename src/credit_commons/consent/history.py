@@ -20,7 +20,6 @@ from credit_commons.consent.access import anonymous_actor, lender_actor
 from credit_commons.consent.models import ConsentRow
 from credit_commons.consent.schemas import AccessRecord
 from credit_commons.core.clock import utc
-from credit_commons.core.errors import NotFoundError
 from credit_commons.events import EventRow
 from credit_commons.identity import (
     Permission,
@@ -31,7 +30,7 @@ from credit_commons.identity import (
     subject_of,
 )
 from credit_commons.ledger import service as log_service
-from credit_commons.lenders import get_client
+from credit_commons.lenders import client_names
 from credit_commons.runtime import Runtime
 
 __all__ = ["access_history"]
@@ -59,30 +58,32 @@ def access_history(
     the borrower's data.
     """
     identity = authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
-    consents = session.scalars(select(ConsentRow).where(ConsentRow.principal_token == token)).all()
+    consents = session.execute(
+        select(ConsentRow.id, ConsentRow.lender_client_id).where(
+            ConsentRow.principal_token == token
+        )
+    ).all()
     lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
-    names = {}
-    for client_id in set(lenders.values()):
-        client = get_client(session, client_id)
-        names[client_id] = client.name if client is not None else client_id
+    found = client_names(session, set(lenders.values()))
+    names = {client_id: found.get(client_id, client_id) for client_id in set(lenders.values())}
     kinds = _actor_kinds(session, rt, token, identity.owner_token)
     kinds.update(dict.fromkeys(lenders, "lender"))
     lenders[anonymous_actor(rt)] = "unknown"
-    # Keyed digests, and the unkeyed ones of events recorded before digests were keyed.
-    objects = {o: c.id for c in consents for o in rt.objects.candidates("consent", c.id)}
     query = select(EventRow).where(
         EventRow.subject == subject_of(rt, token), EventRow.type.in_(_TYPES)
     )
     if before is not None:
         query = query.where(EventRow.id < before)
-    rows = session.scalars(query.order_by(EventRow.id.desc()).limit(limit))
+    rows = session.scalars(query.order_by(EventRow.id.desc()).limit(limit)).all()
+    objects = _consent_objects(rt, [c.id for c in consents], {r.object for r in rows if r.object})
+    # Every receipt against the one latest checkpoint, read together (ledger.receipts).
+    receipts = log_service.receipts(
+        session, [row.id for row in rows], include_event=True, cache=rt.tile_cache
+    )
     out = []
     for row in rows:
         details = json.loads(row.details)
-        try:
-            receipt = log_service.receipt(session, row.id, include_event=True)
-        except NotFoundError:
-            receipt = None
+        receipt = receipts.get(row.id)
         out.append(
             AccessRecord(
                 event_id=row.id,
@@ -99,6 +100,20 @@ def access_history(
             )
         )
     return out
+
+
+def _consent_objects(rt: Runtime, consent_ids: list[str], wanted: set[str]) -> dict[str, str]:
+    # The consent id of each event ``object`` in ``wanted`` that is one of the borrower's
+    # consents: their keyed digests, and the unkeyed ones of events recorded before digests
+    # were keyed -- newest consents first, stopping once every wanted object is named.
+    found: dict[str, str] = {}
+    for consent_id in sorted(consent_ids, reverse=True):
+        if len(found) == len(wanted):
+            break
+        for candidate in rt.objects.candidates("consent", consent_id):
+            if candidate in wanted:
+                found[candidate] = consent_id
+    return found
 
 
 def _actor_kinds(session: Session, rt: Runtime, token: str, owner: str | None) -> dict[str, str]:

@@ -99,9 +99,13 @@ class DiscoveryProfileRow(Base):
     """A borrower who opted in to discovery: only public categorical attributes."""
 
     __tablename__ = "discovery_profiles"
+    __table_args__ = (
+        Index("ix_discovery_profiles_tier_opted_in", "credit_tier", "opted_in_at"),
+        Index("ix_discovery_profiles_opted_in", "opted_in_at"),
+    )
 
     principal_token: Mapped[str] = mapped_column(String(40), primary_key=True)
-    credit_tier: Mapped[str] = mapped_column(String(4), index=True)
+    credit_tier: Mapped[str] = mapped_column(String(4))
     income_bracket: Mapped[str] = mapped_column(String(16))
     debt_ratio_bracket: Mapped[str] = mapped_column(String(16))
     opted_in_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

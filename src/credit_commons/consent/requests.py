@@ -9,6 +9,7 @@ borrower is named by their identity token or by a reference only the asking lend
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ __all__ = [
     "borrower_subject",
     "get_for_borrower",
     "get_for_lender",
+    "lenders_holding",
     "list_for_borrower",
     "list_for_lender",
     "request_consent",
@@ -202,6 +204,29 @@ def list_for_borrower(
     if limit is not None:
         query = query.limit(limit)
     return [public_view(r) for r in session.scalars(query)]
+
+
+def lenders_holding(
+    session: Session,
+    rt: Runtime,
+    principal: Principal,
+    token: str,
+    statuses: Collection[str],
+    *,
+    limit: int,
+) -> list[str]:
+    """The client ids of the lenders holding a consent of borrower ``token`` in one of
+    ``statuses`` (at most ``limit`` of them, in client-id order): one read of the
+    borrower's ``(principal_token, status, …)`` index entries, no consent parsed."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    query = (
+        select(ConsentRow.lender_client_id)
+        .where(ConsentRow.principal_token == token, ConsentRow.status.in_(list(statuses)))
+        .distinct()
+        .order_by(ConsentRow.lender_client_id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
 
 
 def get_for_borrower(

@@ -17,7 +17,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import Clock
-from credit_commons.core.encoding import b64_encode
+from credit_commons.core.encoding import JsonObject, b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.events import EventRow, RecordedEvent, event_document
 from credit_commons.formats.tlog_tiles import TileCache
@@ -68,6 +68,7 @@ __all__ = [
     "log_state",
     "publish_checkpoint",
     "receipt",
+    "receipts",
     "sequenced_after",
 ]
 
@@ -354,28 +355,59 @@ def receipt(
     entitled to it; the public receipt proves inclusion of the entry alone.  Raises
     ``NotFoundError`` while the event is not yet covered by a checkpoint.
     """
-    row = session.execute(
-        select(_entries.c.leaf_index, _entries.c.entry).where(_entries.c.event_id == event_id)
-    ).first()
-    checkpoint = latest_checkpoint(session)
-    if row is None or checkpoint is None or row[0] >= checkpoint.size:
+    found = receipts(session, [event_id], include_event=include_event, cache=cache)
+    if event_id not in found:
         raise NotFoundError("no checkpointed log entry for that event yet")
-    index, entry = int(row[0]), bytes(row[1])
-    proof = rfc6962.inclusion_proof(index, checkpoint.size, TileHashSource(session, cache))
-    document = None
+    return found[event_id]
+
+
+def receipts(
+    session: Session,
+    event_ids: Collection[str],
+    *,
+    include_event: bool,
+    cache: TileCache | None = None,
+) -> dict[str, Receipt]:
+    """The receipt (as :func:`receipt` makes it) of each event among ``event_ids`` that the
+    latest checkpoint covers, all against that one checkpoint: one read of the checkpoint
+    and its cosignatures, one of the entries, one of the tiles every proof needs (and one
+    of the events, with ``include_event``).  Events not yet covered are absent."""
+    checkpoint = latest_checkpoint(session)
+    if checkpoint is None or not event_ids:
+        return {}
+    size = int(checkpoint.size)
+    covered = {
+        event_id: (index, entry)
+        for event_id, (index, entry) in leaf_indices(session, event_ids).items()
+        if index < size
+    }
+    if not covered:
+        return {}
+    plans = {e: rfc6962.inclusion_plan(index, size) for e, (index, _) in covered.items()}
+    nodes = list(dict.fromkeys(node for plan in plans.values() for node in plan.nodes))
+    hashes = dict(zip(nodes, TileHashSource(session, cache).subtree_roots(nodes), strict=True))
+    documents: dict[str, JsonObject] = {}
     if include_event:
-        event = session.get(EventRow, event_id)
-        if event is None:
+        events = session.scalars(select(EventRow).where(EventRow.id.in_(list(covered))))
+        documents = {row.id: event_document(RecordedEvent.from_row(row)) for row in events}
+        missing = set(covered) - set(documents)
+        if missing:
             raise NotFoundError("event not found")
-        document = event_document(RecordedEvent.from_row(event))
-    return Receipt(
-        format="credit-commons-receipt/v1",
-        index=index,
-        entry=entry.decode("utf-8"),
-        inclusion_proof=[h.b64() for h in proof],
-        checkpoint=checkpoint_with_cosignatures(session, checkpoint),
-        event=document,
-    )
+    note = checkpoint_with_cosignatures(session, checkpoint)
+    return {
+        event_id: Receipt(
+            format="credit-commons-receipt/v1",
+            index=index,
+            entry=entry,
+            inclusion_proof=[
+                h.b64()
+                for h in plans[event_id].assemble([hashes[n] for n in plans[event_id].nodes])
+            ],
+            checkpoint=note,
+            event=documents.get(event_id),
+        )
+        for event_id, (index, entry) in covered.items()
+    }
 
 
 def count_entries(session: Session) -> int:

@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -50,6 +50,7 @@ __all__ = [
     "LenderClient",
     "LenderRegistered",
     "LenderUpdated",
+    "client_names",
     "client_status",
     "consume_assertion_id",
     "get_client",
@@ -441,6 +442,21 @@ def get_client(session: Session, client_id: str) -> LenderClient | None:
         return None
     row = session.get(LenderClientRow, client_id)
     return _client(row) if row is not None else None
+
+
+def client_names(session: Session, client_ids: Iterable[str]) -> dict[str, str]:
+    """The registered name of each lender client among ``client_ids`` that exists (active
+    or not), in one read; unknown or malformed ids are absent."""
+    wanted = sorted({c for c in client_ids if isinstance(c, str) and _CLIENT_ID.fullmatch(c)})
+    names: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(LenderClientRow.client_id, LenderClientRow.name).where(
+                LenderClientRow.client_id.in_(wanted[start : start + 500])
+            )
+        )
+        names.update((str(client_id), str(name)) for client_id, name in rows)
+    return names
 
 
 def consume_assertion_id(

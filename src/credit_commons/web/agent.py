@@ -46,7 +46,7 @@ from credit_commons.identity.delegations import (
 )
 from credit_commons.identity.schemas import IDENTITY_TOKEN_PATTERN
 from credit_commons.runtime import Runtime
-from credit_commons.web.agent_terms import terms_of
+from credit_commons.web.agent_terms import terms_of, terms_of_all
 from credit_commons.web.auth import requires
 from credit_commons.web.flash import add_flash
 from credit_commons.web.i18n import N_
@@ -267,7 +267,7 @@ def borrower_requests(
         pending = assisted.pending_for_agent(
             session, rt, agent, token, before=before, limit=PAGE_SIZE + 1
         )
-        return token, [terms_of(session, c) for c in pending]
+        return token, terms_of_all(session, pending)
 
     try:
         token, found = _read(request, work)

@@ -5,16 +5,17 @@ values, translated where the template shows them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.schemas import ConsentView
-from credit_commons.lenders import get_client
+from credit_commons.lenders import client_names
 from credit_commons.web.i18n import N_
 
-__all__ = ["Phrase", "Terms", "terms_of"]
+__all__ = ["Phrase", "Terms", "terms_of", "terms_of_all"]
 
 _PURPOSES = {
     "101": N_("Managing your savings and investments"),
@@ -86,7 +87,16 @@ def _counted(choices: tuple[str, str], count: int) -> Phrase:
 
 def terms_of(session: Session, consent: ConsentView) -> Terms:
     """The plain-words terms of ``consent``; the lender by the name it registered."""
-    client = get_client(session, consent.lender)
+    return terms_of_all(session, [consent])[0]
+
+
+def terms_of_all(session: Session, consents: Sequence[ConsentView]) -> list[Terms]:
+    """The plain-words terms of each of ``consents``, their lenders' names read at once."""
+    names = client_names(session, {c.lender for c in consents})
+    return [_terms(c, names.get(c.lender, c.lender)) for c in consents]
+
+
+def _terms(consent: ConsentView, lender: str) -> Terms:
     purpose = _PURPOSES.get(consent.purpose.code)
     facts = [
         (
@@ -114,7 +124,7 @@ def terms_of(session: Session, consent: ConsentView) -> Terms:
         )
     return Terms(
         consent_id=consent.consent_id,
-        lender=client.name if client is not None else consent.lender,
+        lender=lender,
         purpose=Phrase(purpose) if purpose else Phrase(text=consent.purpose.text),
         facts=facts,
         until=datetime.fromisoformat(consent.consent_expiry),

@@ -32,7 +32,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.identity import Principal
-from credit_commons.lenders import get_client
+from credit_commons.lenders import client_names
 from credit_commons.runtime import Runtime
 from credit_commons.web import N_, WebSession, add_flash, page_router, render, requires, safe_next
 from credit_commons.web.borrower_words import ACTIONS, PURPOSES, STATUSES, UNITS, fact, word
@@ -50,7 +50,8 @@ router = page_router(prefix="/borrower")
 Me = Annotated[WebSession, Depends(requires("borrower"))]
 PAGE_SIZE = 20
 """Consents per page."""
-_LENDERS_SCANNED = 200
+_LENDERS_SHOWN = 200
+"""At most this many lenders offered "withdraw everything" at once."""
 ConsentId = Annotated[str, Path(pattern=r"^cns_[0-9A-Z]{26}$")]
 Before = Annotated[str | None, Query(pattern=r"^cns_[0-9A-Z]{26}$")]
 Action = Literal["approve", "reject", "pause", "resume", "revoke"]
@@ -159,11 +160,9 @@ def _card(
 def lender_names(session: Session, client_ids: Iterable[str]) -> dict[str, str]:
     """The registered names of the lenders ``client_ids`` (a client id stands for a lender
     that is no longer registered)."""
-    names = {}
-    for client_id in set(client_ids):
-        client = get_client(session, client_id)
-        names[client_id] = client.name if client is not None else client_id
-    return names
+    wanted = set(client_ids)
+    found = client_names(session, wanted)
+    return {client_id: found.get(client_id, client_id) for client_id in wanted}
 
 
 def cards(
@@ -209,12 +208,14 @@ def requests_page(request: Request, me: Me, before: Before = None) -> HTMLRespon
 
 def _lenders_to_withdraw(session: Session, rt: Runtime, me: WebSession) -> list[tuple[str, str]]:
     # The lenders holding an active or paused consent of the borrower: (client id, name).
-    held: set[str] = set()
-    for status in (ConsentStatus.ACTIVE, ConsentStatus.PAUSED):
-        views = consent_requests.list_for_borrower(
-            session, rt, borrower_principal(me), me.subject, status, limit=_LENDERS_SCANNED
-        )
-        held.update(v.lender for v in views)
+    held = consent_requests.lenders_holding(
+        session,
+        rt,
+        borrower_principal(me),
+        me.subject,
+        (ConsentStatus.ACTIVE, ConsentStatus.PAUSED),
+        limit=_LENDERS_SHOWN,
+    )
     names = lender_names(session, held)
     return sorted(names.items(), key=lambda item: (item[1].casefold(), item[0]))
 

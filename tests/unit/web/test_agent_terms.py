@@ -17,8 +17,8 @@ from credit_commons.web.render import environment
 class _NoLenders:
     """A session that knows no lender (the terms then name the lender by its id)."""
 
-    def get(self, *_args: object) -> None:
-        return None
+    def execute(self, *_args: object) -> list[tuple[str, str]]:
+        return []
 
 
 def _consent(**changes: Any) -> ConsentView:
