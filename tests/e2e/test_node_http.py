@@ -4,7 +4,8 @@ platform (``commons serve`` publishing to it, on SQLite and PostgreSQL) and two
 and then revoked on the platform is refused by both nodes' verifiers while the platform is
 stopped (they learnt the revocation from ``revocations.*``, not from the issuer); a node
 SIGKILLed and restarted catches up with nothing lost or doubled; the NATS server SIGKILLed
-and restarted mid-stream loses nothing it acknowledged.  Every wait ends on a count of
+and restarted mid-stream loses nothing it acknowledged; each node's scorer runs and, the
+platform having no rule set, refuses to score.  Every wait ends on a count of
 polls; the timeouts only guard against a hang."""
 
 from __future__ import annotations
@@ -232,6 +233,16 @@ def test_nodes_follow_revocations_restarts_and_a_nats_restart(
             assert not [k for k in state["counters"] if k.startswith("dropped.")]
             assert state["forks"] == 0
             assert state["tree_size"] == state["checkpoint"]
+        # Each node's scorer runs; the platform registered no rule set, so it refuses.
+        for node in nodes:
+            _until(
+                "the node's scorer ran",
+                lambda n=node: _state(n)["scores"]["refused"] == "no_rule_set",
+            )
+            did = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"
+            score = httpx.get(f"{node.base}/v1/scores", params={"did": did, "ctx": "c1"})
+            assert score.status_code == 409, score.text
+            assert score.json()["code"] == "node.scoring_refused"
     finally:
         for proc in (*nodes, platform):
             if proc.process is not None:
