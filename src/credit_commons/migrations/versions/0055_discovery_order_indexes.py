@@ -9,7 +9,7 @@ opted-in borrowers at 1,000,000 consents).  With these the first rows are read i
 the query stops at its limit.
 
 Revision ID: 0055
-Revises: 0046
+Revises: 0054
 Create Date: 2026-12-07
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0055"
-down_revision = "0046"
+down_revision = "0054"
 branch_labels = None
 depends_on = None
 
