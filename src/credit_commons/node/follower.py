@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 import nats
@@ -38,6 +39,7 @@ __all__ = ["Follower"]
 log = logging.getLogger("credit_commons.node")
 
 _RETRY = 1.0  # seconds before a message that failed transiently comes again
+_CHECKPOINTS = "COMMONS_CHECKPOINTS"
 _BACKOFF_MAX = 10.0
 
 
@@ -47,7 +49,8 @@ class Follower:
     are fetched, verified and stored at a time (one unit of work, one commit); 1,024
     measured no better for a catch-up than 256 and worse for propagation under load
     (docs/federation.md, "Figures").  An existing consumer's ``max_ack_pending`` follows
-    ``batch``."""
+    ``batch``.  While checkpoints are due the other streams wait for them, at most
+    ``checkpoint_wait`` seconds without the checkpoints consumer storing one."""
 
     def __init__(
         self,
@@ -59,9 +62,13 @@ class Follower:
         idle: float = 0.2,
         timeout: float = 5.0,
         quotas: Quotas | None = None,
+        checkpoint_wait: float = 5.0,
     ) -> None:
         self.mirror, self.peer, self.node_id = mirror, peer, node_id
-        self.quotas = quotas
+        self.quotas, self.checkpoint_wait = quotas, checkpoint_wait
+        # Whether checkpoints are still to be mirrored (unknown: yes), and when the last
+        # checkpoint batch was stored (see _waits_for_checkpoints).
+        self._checkpoints_due, self._checkpoint_progress = True, time.monotonic()
         self.batch, self.idle, self.timeout = batch, idle, timeout
         self.processed: dict[str, int] = {}
         # Per stream, the messages JetStream held for this consumer at the last fetch.
@@ -116,6 +123,7 @@ class Follower:
             max_reconnect_attempts=1,
             error_cb=quiet,
         )
+        self._checkpoints_due, self._checkpoint_progress = True, time.monotonic()
         try:
             js = nc.jetstream(timeout=self.timeout)
             # One task per stream: a quiet stream never delays a busy one.  The first to
@@ -143,7 +151,22 @@ class Follower:
                 if sub is None:
                     await self._sleep(self.idle)
                     continue
+            if stream != _CHECKPOINTS and self._waits_for_checkpoints():
+                await self._sleep(min(self.idle, 0.05))
+                continue
             await self._drain(sub, stream)
+
+    def _waits_for_checkpoints(self) -> bool:
+        # Catching up, the checkpoints stream is far shorter than the others and its
+        # checkpoints cover their events: an event whose leaf is mirrored is checked by that
+        # leaf, not by an Ed25519 signature at about 150 times the cost (docs/federation.md,
+        # "Verifying a batch against its checkpoint").  So the other streams wait while
+        # checkpoints are due, for as long as the checkpoints consumer makes progress; then
+        # they go on, checking by signature what no mirrored checkpoint covers.  Following
+        # live, no checkpoint is due and nothing waits.
+        if not self._checkpoints_due:
+            return False
+        return time.monotonic() - self._checkpoint_progress < self.checkpoint_wait
 
     async def _bind(self, js: JetStreamContext, stream: str) -> Any:
         name = f"{self.node_id}-{stream}"
@@ -164,6 +187,8 @@ class Follower:
         try:
             messages = await sub.fetch(self.batch, timeout=self.idle)
         except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
+            if stream == _CHECKPOINTS:
+                self._checkpoints_due = False
             return 0
         if messages:
             self.pending[stream] = int(messages[-1].metadata.num_pending)
@@ -175,6 +200,11 @@ class Follower:
         except Exception as exc:
             log.warning("node: a %s batch will be retried (%s)", stream, type(exc).__name__)
             handled = 0
+        if stream == _CHECKPOINTS and handled:
+            self._checkpoint_progress = time.monotonic()
+            self._checkpoints_due = handled < len(messages) or bool(
+                messages[-1].metadata.num_pending
+            )
         for message in messages[:handled]:
             # Stored (or counted) before this: a lost acknowledgement only redelivers a
             # message the sequence cursor then skips.
