@@ -16,6 +16,7 @@ hash.  docs/operations.md explains who signs what.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from credit_commons.core.encoding import JsonObject, canonical_json, sha256_hex
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.settings import Settings
 from credit_commons.gateway.route_groups import CLASS_OF_GROUP, classify
-from credit_commons.gateway.surface_auth import AUTH_KINDS, auth_of
+from credit_commons.gateway.surface_auth import AUTH_KINDS, RouteAuth, auth_of
 from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
 
 __all__ = [
@@ -290,11 +291,22 @@ def _entries(app: FastAPI, exclude: set[tuple[str, str]]) -> list[SurfaceRoute]:
     # authentication no rule declares is left out (``build`` names them).
     entries: list[SurfaceRoute] = []
     for method, path in sorted(live_routes(app) - exclude, key=lambda key: (key[1], key[0])):
-        auth = auth_of(method, path)
-        if auth is not None:
-            group = classify(method, _sample(path))
+        declared = _declared(method, path)
+        if declared is not None:
+            auth, group = declared
             entries.append(SurfaceRoute(path, method, *auth, group, CLASS_OF_GROUP[group]))
     return entries
+
+
+@functools.cache
+def _declared(method: str, template: str) -> tuple[RouteAuth, str] | None:
+    # A route's declared authentication and rate-limit group, or None when undeclared.  Both
+    # come from fixed rule tables, and the templates are the code's own routes (a finite set),
+    # so each is worked out once per process, not at every app build and start.
+    auth = auth_of(method, template)
+    if auth is None:
+        return None
+    return auth, classify(method, _sample(template))
 
 
 class _Matcher:
