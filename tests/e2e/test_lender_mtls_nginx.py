@@ -257,6 +257,15 @@ def test_a_lender_without_a_certificate_works_through_nginx_as_before(
     assert call(deployment, token, deployment.other).status_code == 200
 
 
+def test_the_metadata_through_nginx_advertises_bound_tokens(deployment: Deployment) -> None:
+    # RFC 8705 §3.3, at the one address that serves both TLS and mutual TLS (§5's aliases
+    # are not needed, so not sent).
+    with httpx.Client(verify=deployment.context(None), timeout=10) as http:
+        body = http.get(f"{deployment.base}/.well-known/oauth-authorization-server").json()
+    assert body["tls_client_certificate_bound_access_tokens"] is True
+    assert "mtls_endpoint_aliases" not in body
+
+
 def test_the_metrics_are_not_served_through_nginx(deployment: Deployment) -> None:
     # Prometheus scrapes the upstream; through the public edge /metrics is refused.
     with httpx.Client(verify=deployment.context(None), timeout=10) as http:

@@ -31,6 +31,10 @@ EXPECTED = {
         "ServiceScopeMissing", "ServiceTokenInvalid", "ServiceTokenSource", "accepted_keys",
         "issue_service_token", "rotate_due_service_keys", "rotate_service_key",
         "service_key_name", "verify_service_token",
+        # Services outside the platform: registered keys, rotated from the service's side.
+        "KEY_PROOF_TYP", "ServiceIdentity", "ServiceKeyRefused", "ServiceKeyRegistered",
+        "check_instance_name", "register_service_key", "registered_instances",
+        "registered_keys", "rotate_registered_key",
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {
@@ -71,7 +75,7 @@ EXPECTED = {
     "credit_commons.node": {
         "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
         "PinMismatch", "Pins", "Platform", "Quotas", "TreeSource", "parse_bundle", "tile_path",
-        "verify_message", "verify_presentation",
+        "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key",
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",

@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
+import json
+from datetime import timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from credit_commons.cli.support import JsonOption, emit, group, unit
+from credit_commons.cli.support import JsonOption, emit, group, read_text_file, unit
+from credit_commons.core.errors import ValidationError
 from credit_commons.keys import (
     SERVICES,
     KeyNotFound,
+    KeyVersion,
     accepted_keys,
     issue_service_token,
+    public_key_from_jwk,
+    register_service_key,
+    registered_instances,
+    registered_keys,
     rotate_service_key,
     service_key_name,
 )
@@ -20,7 +29,9 @@ from credit_commons.keys import (
 __all__ = ["app"]
 
 app = group(
-    "service-token", "Service-to-service tokens: issue one, rotate the service keys, list them."
+    "service-token",
+    "Service-to-service tokens: issue one, rotate the service keys, register a remote "
+    "service's key, list them.",
 )
 
 _SERVICE_HELP = f"The calling service: {', '.join(sorted(SERVICES))}."
@@ -79,9 +90,79 @@ def service_token_rotate(
     )
 
 
+@app.command("register")
+def service_token_register(
+    ctx: typer.Context,
+    service: Annotated[str, typer.Option("--service", help=_SERVICE_HELP)],
+    name: Annotated[
+        str, typer.Option("--name", help="The instance, e.g. the full node's id (node-…).")
+    ],
+    public_key: Annotated[
+        str,
+        typer.Option(
+            "--public-key",
+            help="Its public JWK (Ed25519 or P-256), as JSON or @FILE (- for standard input).",
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Register the public key of a service instance outside this platform's processes (a
+    full node): its tokens (sub = NAME) verify under it.  A second registration of the same
+    instance is a rotation by the operator: the new key signs, the old one verifies for
+    COMMONS_SERVICE_KEY_OVERLAP seconds.  The service rotates its own key afterwards."""
+    text = (
+        read_text_file(Path(public_key[1:]), "the public key file")
+        if public_key.startswith("@")
+        else public_key
+    )
+    try:
+        jwk = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValidationError("--public-key is not a JSON JWK") from e
+    if not isinstance(jwk, dict) or "d" in jwk:
+        raise ValidationError("--public-key takes a public JWK (no private member d)")
+    key = public_key_from_jwk({k: v for k, v in jwk.items() if k not in ("kid", "alg", "use")})
+    with unit(ctx) as (rt, session):
+        info = register_service_key(
+            session,
+            rt,
+            service=service,
+            name=name,
+            public_key=key,
+            actor=rt.operator_actor("operator"),
+        )
+    emit(
+        as_json,
+        {"service": service, "name": name, "version": info.version, "kid": info.kid},
+        f"{service} {name}: version {info.version} ({info.kid})",
+    )
+
+
+def _rows(
+    service: str, name: str, versions: list[KeyVersion], live: set[str], overlap: int
+) -> list[dict[str, object]]:
+    ordered = sorted(versions, key=lambda v: v.version)
+    rows: list[dict[str, object]] = []
+    for v, successor in zip(ordered, [*ordered[1:], None], strict=True):
+        state = "signing" if successor is None else "verifying" if v.kid in live else "retired"
+        retires = None if successor is None else successor.created_at + timedelta(seconds=overlap)
+        rows.append(
+            {
+                "service": service,
+                "name": name,
+                "version": v.version,
+                "kid": v.kid,
+                "state": state,
+                "retires_at": None if retires is None else retires.isoformat(),
+            }
+        )
+    return rows
+
+
 @app.command("keys")
 def service_token_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Each service key version and whether it signs, verifies or is retired."""
+    """Each service key version (the platform's own and registered instances') and whether
+    it signs, verifies or is retired."""
     rows = []
     with unit(ctx) as (rt, session):
         overlap = rt.settings.service_key_overlap
@@ -91,21 +172,18 @@ def service_token_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
             except KeyNotFound:
                 continue
             live = {v.kid for v in accepted_keys(session, rt, service, overlap)}
-            newest = max(v.version for v in versions)
-            for v in versions:
-                state = (
-                    "signing"
-                    if v.version == newest
-                    else "verifying"
-                    if v.kid in live
-                    else "retired"
-                )
-                rows.append(
-                    {"service": service, "version": v.version, "kid": v.kid, "state": state}
-                )
+            rows += _rows(service, service, versions, live, overlap)
+        for service, name in registered_instances(session):
+            live = {v.kid for v in accepted_keys(session, rt, service, overlap, name)}
+            rows += _rows(service, name, registered_keys(session, service, name), live, overlap)
     emit(
         as_json,
         {"keys": rows},
-        "\n".join(f"{r['service']} v{r['version']} {r['state']} {r['kid']}" for r in rows)
+        "\n".join(
+            f"{r['service']}"
+            + ("" if r["name"] == r["service"] else f" {r['name']}")
+            + f" v{r['version']} {r['state']} {r['kid']}"
+            for r in rows
+        )
         or "no service keys yet",
     )

@@ -34,7 +34,7 @@ import ipaddress
 import socket
 import ssl
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -231,14 +231,17 @@ class OutboundFetcher:
             if blocked or (mapped is not None and not mapped.is_global):
                 raise UnsafeUrl("URL resolves to a non-public address", hint=_PRIVATE_HINT)
 
-    def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:
-        """GET ``url`` after the guard's checks; the body and the response headers.
+    def get_bytes(
+        self, url: str, *, accept: str = "*/*", headers: Mapping[str, str] | None = None
+    ) -> tuple[bytes, httpx.Headers]:
+        """GET ``url`` after the guard's checks (with ``headers`` besides ours, e.g. a
+        credential); the body and the response headers.
 
         Raises :class:`UnsafeUrl` or :class:`FetchFailed` (non-200, redirect, too large,
         network error).
         """
         self.check_url(url)
-        headers = {"Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
+        headers = {**(headers or {}), "Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
         try:
             with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code != 200:
@@ -271,12 +274,24 @@ class OutboundFetcher:
                 raise FetchFailed(message)
             yield chunk
 
-    def post(self, url: str, body: bytes, *, content_type: str) -> int:
-        """POST ``body`` to ``url`` after the guard's checks; the HTTP status (redirects are
-        not followed).  Raises :class:`UnsafeUrl` or :class:`FetchFailed` (network error).
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> int:
+        """POST ``body`` to ``url`` after the guard's checks (with ``headers`` besides ours);
+        the HTTP status (redirects are not followed).  Raises :class:`UnsafeUrl` or
+        :class:`FetchFailed` (network error).
         """
         self.check_url(url)
-        headers = {"Content-Type": content_type, "Accept-Encoding": "identity"}
+        headers = {
+            **(headers or {}),
+            "Content-Type": content_type,
+            "Accept-Encoding": "identity",
+        }
         try:
             # Streamed and closed unread: only the status is wanted, so the answer's body,
             # of whatever size or coding, is never read.

@@ -4,11 +4,11 @@ Read-only mirrors at the platform's own paths, so a verifier can point at the no
 ``GET /v1/blobs/{cid}``, ``GET /status-lists/{list_id}``, ``GET /v1/checkpoints/latest``,
 ``GET /v1/checkpoints/{size}`` (the epoch is the tree size), ``GET /v1/log/proof/inclusion``
 and ``/v1/log/proof/consistency`` from the mirrored tree; ``GET /v1/node`` (pins, sizes,
-counters, scoring); ``GET /v1/scores?did=&ctx=`` (a record the node scored itself,
-``node/scoring.py``); ``GET /metrics`` (Prometheus text, ``gateway/node_metrics.py``);
-``POST /v1/presentations/verify`` (the node's verifier, with mirrored status
-lists); ``GET /healthz``.  Every route is rate-limited per client address (a moving
-window, 429 problem+json with ``Retry-After``) and every request is logged on
+counters, scoring, the lag behind the platform); ``GET /v1/scores?did=&ctx=`` (a record
+the node scored itself, ``node/scoring.py``); ``GET /metrics`` (Prometheus text,
+``gateway/node_metrics.py``); ``POST /v1/presentations/verify`` (the node's verifier, with
+mirrored status lists); ``GET /healthz``.  Every route is rate-limited per client address
+(a moving window, 429 problem+json with ``Retry-After``) and every request is logged on
 ``credit_commons.node.access`` (method, path, status, address; never a body).
 """
 
@@ -34,7 +34,7 @@ from credit_commons.gateway.node_metrics import NodeMetrics
 from credit_commons.gateway.problems import install_problem_handlers, problem_response
 from credit_commons.gateway.ratelimit_memory import ProcessMemoryStorage
 from credit_commons.ledger import ConsistencyProof, InclusionProof
-from credit_commons.node import Mirror, NodeScorer, verify_presentation
+from credit_commons.node import Mirror, NodeScorer, PlatformLag, verify_presentation
 from credit_commons.node import store as node_store
 from credit_commons.reputation import CTX_PATTERN
 
@@ -92,14 +92,16 @@ def create_node_app(
     lag: Callable[[], Mapping[str, int]] | None = None,
     metrics_ttl: float = 10.0,
     scorer: NodeScorer | None = None,
+    platform_lag: PlatformLag | None = None,
 ) -> FastAPI:
     """The node's app over ``mirror`` (its sessions are the node's database); ``lag``
     gives the follower's pending messages per stream for ``/metrics``; ``scorer`` serves
-    ``GET /v1/scores`` and the scoring state in ``GET /v1/node``."""
+    ``GET /v1/scores`` and the scoring state in ``GET /v1/node``; ``platform_lag`` the
+    node's readings of the platform's log state, shown in ``GET /v1/node``."""
     app = FastAPI(title="Credit Commons full node", docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     _limit_and_log(app, per_minute)
-    _mirror_routes(app, mirror, scorer)
+    _mirror_routes(app, mirror, scorer, platform_lag)
     if scorer is not None:
         _score_route(app, scorer)
     _metrics_route(app, NodeMetrics(mirror, lag=lag, ttl=metrics_ttl))
@@ -148,7 +150,9 @@ def _reader(mirror: Mirror) -> Callable[[Callable[[Session], _T]], _T]:
     return read
 
 
-def _mirror_routes(app: FastAPI, mirror: Mirror, scorer: NodeScorer | None) -> None:
+def _mirror_routes(
+    app: FastAPI, mirror: Mirror, scorer: NodeScorer | None, platform_lag: PlatformLag | None
+) -> None:
     read = _reader(mirror)
 
     @app.get("/healthz")
@@ -169,6 +173,7 @@ def _mirror_routes(app: FastAPI, mirror: Mirror, scorer: NodeScorer | None) -> N
                 "counters": dict(node_store.counters(session)),
                 "forks": len(node_store.forks(session)),
                 "scores": None if scorer is None else scorer.state(),
+                "platform_lag": None if platform_lag is None else platform_lag.state(),
             }
 
         return read(state)

@@ -294,4 +294,5 @@ def authorization_server_metadata(rt: Runtime) -> TokenEndpointMetadata:
         token_endpoint_auth_methods_supported=["private_key_jwt"],
         token_endpoint_auth_signing_alg_values_supported=sorted(ACCEPTED_ALGS),
         scopes_supported=sorted(SCOPES),
+        tls_client_certificate_bound_access_tokens=rt.settings.client_cert_header is not None,
     )

@@ -33,6 +33,7 @@ class TokenEndpointMetadata(_Out):
     token_endpoint_auth_methods_supported: list[str]
     token_endpoint_auth_signing_alg_values_supported: list[str]
     scopes_supported: list[str]
+    tls_client_certificate_bound_access_tokens: bool
 
 
 class LenderSelf(_Out):

@@ -96,6 +96,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         # The platform's own services (service tokens and their scopes).
         ("GET", r"/v1/internal/log/state", "service", ("log:state",)),
         ("GET", r"/v1/internal/service-keys", "service", ("keys:read",)),
+        ("POST", r"/v1/internal/service-keys/rotate", "service", ("keys:rotate",)),
         # Administration.
         ("", r"/v1/admin/.*", "admin", ()),
         ("GET", r"/v1/subscribe", "admin", ()),

@@ -131,6 +131,9 @@ def authorization_server_metadata(rt: Runtime) -> AuthorizationServerMetadata:
         token_endpoint=f"{base}/token",
         grant_types_supported=[PRE_AUTHORIZED_GRANT],
         pre_authorized_anonymous=True,
+        # RFC 8705 §3.3.  No mtls_endpoint_aliases (§5): the token endpoint is one address,
+        # mutual TLS optional at it (deploy/nginx/commons-mtls.conf.template).
+        tls_client_certificate_bound_access_tokens=rt.settings.client_cert_header is not None,
     )
 
 

@@ -183,6 +183,14 @@ class AuthorizationServerMetadata(_Out):
     pre_authorized_anonymous: Annotated[
         bool, Field(alias="pre-authorized_grant_anonymous_access_supported")
     ]
+    tls_client_certificate_bound_access_tokens: Annotated[
+        bool,
+        Field(
+            description="RFC 8705 §3.3: true when mutual TLS is configured "
+            "(COMMONS_CLIENT_CERT_HEADER) and certificate-bound lenders' access tokens carry "
+            "cnf.x5t#S256"
+        ),
+    ]
 
 
 class CredentialOffer(_Out):

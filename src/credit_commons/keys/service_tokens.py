@@ -12,46 +12,92 @@ Rotation with an overlap window: :func:`rotate_service_key` adds a version, whic
 then on; the version it replaced keeps verifying for ``overlap`` seconds after its successor
 was made, then is retired (refused).  With ``overlap`` at least the token lifetime, every token
 signed before a rotation expires before its key retires, so a rotation fails no call.
+
+A service instance outside the platform's processes (a full node, a witness) holds its own
+key (:class:`ServiceIdentity`, a file of its own) and the platform only its public key,
+registered by the operator (:func:`register_service_key`, version 1) and rotated by the
+service itself (:func:`rotate_registered_key`: a token signed by its signing version, and a
+proof signed by the successor).  Its tokens name the instance in ``sub`` (``iss`` the
+service), so a token signed by one node's key cannot speak for another.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Final
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject
-from credit_commons.core.errors import CommonsError, ForbiddenError, UnauthorizedError
-from credit_commons.formats.jws import JwsInvalid, parse_compact, sign_compact
+from credit_commons.core.errors import (
+    CommonsError,
+    ConflictError,
+    ForbiddenError,
+    UnauthorizedError,
+    ValidationError,
+)
+from credit_commons.core.files import create_private, path_error, write_private
+from credit_commons.events import EventDetails, Token, record_event
+from credit_commons.formats.jws import (
+    EMBEDDED_KEY_HEADERS,
+    JwsInvalid,
+    parse_compact,
+    sign_compact,
+)
 from credit_commons.keys import service as key_service
-from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType
-from credit_commons.keys.errors import KeyNotFound
+from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey, PublicKey
+from credit_commons.keys.errors import KeyInvalid, KeyNotFound
+from credit_commons.keys.jwk import (
+    private_key_from_jwk,
+    private_key_to_jwk,
+    public_key_from_jwk,
+    public_key_to_jwk,
+    thumbprint,
+)
+from credit_commons.keys.models import RegisteredServiceKeyRow
 from credit_commons.keys.store import KeyVersion
 
 __all__ = [
+    "KEY_PROOF_TYP",
     "MAX_TTL",
     "SERVICES",
     "SERVICE_SCOPES",
     "SERVICE_TYP",
     "ServiceCaller",
+    "ServiceIdentity",
+    "ServiceKeyRefused",
+    "ServiceKeyRegistered",
     "ServiceScopeMissing",
     "ServiceTokenInvalid",
     "ServiceTokenSource",
     "accepted_keys",
+    "check_instance_name",
     "issue_service_token",
+    "register_service_key",
+    "registered_instances",
+    "registered_keys",
     "rotate_due_service_keys",
+    "rotate_registered_key",
     "rotate_service_key",
     "service_key_name",
     "verify_service_token",
 ]
 
 SERVICE_TYP: Final = "service+jwt"
+KEY_PROOF_TYP: Final = "service-key+jwt"
+"""The ``typ`` of the proof that a rotating service holds its next key."""
+_INSTANCE: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_TTL: Final = 300
 """The longest a service token may live (seconds)."""
 _MAX_CHARS: Final = 4096
@@ -60,13 +106,15 @@ _CLOCK_SKEW: Final = 30  # seconds an ``iat`` may lie in the verifier's future
 SERVICE_SCOPES: Final[Mapping[str, str]] = {
     "log:state": "read the log's size and newest checkpoint (GET /v1/internal/log/state)",
     "keys:read": "read the service keys' versions and state (GET /v1/internal/service-keys)",
+    "keys:rotate": "register the caller's own next key version "
+    "(POST /v1/internal/service-keys/rotate)",
 }
 """Every internal scope and what it grants."""
 
 SERVICES: Final[Mapping[str, frozenset[str]]] = {
     "worker": frozenset({"log:state", "keys:read"}),
-    "node": frozenset({"log:state"}),
-    "witness": frozenset({"log:state"}),
+    "node": frozenset({"log:state", "keys:rotate"}),
+    "witness": frozenset({"log:state", "keys:rotate"}),
     "console": frozenset({"log:state", "keys:read"}),
 }
 """Each service id and the scopes it may ever be granted: a token asking for more is
@@ -85,15 +133,55 @@ class ServiceScopeMissing(ForbiddenError):
     code = "auth.service_scope_missing"
 
 
+class ServiceKeyRefused(ConflictError):
+    """A service key that cannot be registered: already registered, a rotation not signed
+    by the signing version, or a proof that does not hold."""
+
+    code = "auth.service_key_refused"
+
+
+class ServiceKeyRegistered(EventDetails, event_type="service_key.registered"):
+    """A service instance's public key got a version (the operator registered it, or the
+    service rotated it); older versions verify for the overlap window."""
+
+    service: Token
+    name: Token
+    version: int
+    kid: Token
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceCaller:
-    """A verified service: its id, the scopes its token grants, the token's ``jti`` and the
+    """A verified service: its id, the instance (``name``: the service id itself for a key
+    in the platform's key store), the scopes its token grants, the token's ``jti`` and the
     key version that signed it."""
 
     service: str
+    name: str
     scopes: frozenset[str]
     jti: str
     kid: str
+
+    @property
+    def registered(self) -> bool:
+        """Whether the caller signs with a registered key of its own (outside the
+        platform's processes)."""
+        return self.name != self.service
+
+
+def check_instance_name(service: str, name: str) -> None:
+    """Raise ``ValidationError`` unless ``name`` may name an instance of ``service``
+    (lower-case letters, digits, ``.``, ``_``, ``-``; not a service id)."""
+    if service not in SERVICES:
+        raise ValidationError(
+            f"no service {service!r}; services: {', '.join(sorted(SERVICES))}",
+            extra={"field": "service"},
+        )
+    if not _INSTANCE.fullmatch(name) or name in SERVICES:
+        raise ValidationError(
+            "an instance name is 1-64 of a-z 0-9 . _ - and not a service id",
+            extra={"field": "name"},
+        )
 
 
 def service_key_name(service: str) -> str:
@@ -147,42 +235,203 @@ def issue_service_token(
     return sign_compact({"typ": SERVICE_TYP, "kid": signer.kid}, payload, signer)
 
 
-def accepted_keys(
-    session: Session, ctx: key_service.PlatformKeyContext, service: str, overlap: int
-) -> list[KeyVersion]:
-    """The versions of ``service``'s key that verify now: the newest, and each older one
-    whose successor was made less than ``overlap`` seconds ago.  Empty when the service
-    has no key yet.  Raises ``KeyNotFound`` for an unknown service."""
-    try:
-        versions = sorted(
-            ctx.key_store.versions(session, service_key_name(service)), key=lambda v: v.version
-        )
-    except KeyNotFound:
-        if service not in SERVICES:
-            raise
+def _live(versions: Sequence[KeyVersion], now: datetime, overlap: int) -> list[KeyVersion]:
+    ordered = sorted(versions, key=lambda v: v.version)
+    if not ordered:
         return []
-    now = ctx.clock.now()
     window = timedelta(seconds=overlap)
     return [
         v
-        for v, successor in zip(versions, [*versions[1:], None], strict=True)
+        for v, successor in zip(ordered, [*ordered[1:], None], strict=True)
         if successor is None or now < successor.created_at + window
     ]
 
 
+def accepted_keys(
+    session: Session,
+    ctx: key_service.PlatformKeyContext,
+    service: str,
+    overlap: int,
+    name: str | None = None,
+) -> list[KeyVersion]:
+    """The versions of ``service``'s key (or of its registered instance ``name``'s) that
+    verify now: the newest, and each older one whose successor was made less than
+    ``overlap`` seconds ago.  Empty when there is no key yet.  Raises ``KeyNotFound`` for an
+    unknown service."""
+    if name is not None and name != service:
+        service_key_name(service)
+        return _live(registered_keys(session, service, name), ctx.clock.now(), overlap)
+    try:
+        versions = ctx.key_store.versions(session, service_key_name(service))
+    except KeyNotFound:
+        if service not in SERVICES:
+            raise
+        return []
+    return _live(versions, ctx.clock.now(), overlap)
+
+
+def _registered_version(row: RegisteredServiceKeyRow) -> KeyVersion:
+    public_key = public_key_from_jwk(json.loads(row.public_jwk))
+    return KeyVersion(
+        name=f"{row.service}/{row.name}",
+        version=row.version,
+        key_type=public_key.key_type,
+        kid=row.kid,
+        public_key=public_key,
+        backend="registered",
+        created_at=row.created_at.replace(tzinfo=UTC)
+        if row.created_at.tzinfo is None
+        else row.created_at,
+    )
+
+
+def registered_keys(session: Session, service: str, name: str) -> list[KeyVersion]:
+    """Every registered version of the instance ``name`` of ``service``, oldest first."""
+    rows = session.scalars(
+        select(RegisteredServiceKeyRow)
+        .where(RegisteredServiceKeyRow.service == service, RegisteredServiceKeyRow.name == name)
+        .order_by(RegisteredServiceKeyRow.version)
+    )
+    return [_registered_version(row) for row in rows]
+
+
+def registered_instances(session: Session) -> list[tuple[str, str]]:
+    """Every registered ``(service, name)``, sorted."""
+    found = session.execute(
+        select(RegisteredServiceKeyRow.service, RegisteredServiceKeyRow.name).distinct()
+    )
+    return sorted((service, name) for service, name in found)
+
+
+def register_service_key(
+    session: Session,
+    ctx: key_service.PlatformKeyContext,
+    *,
+    service: str,
+    name: str,
+    public_key: PublicKey,
+    actor: str,
+) -> KeyVersion:
+    """Register ``public_key`` as the next version (1 for a new instance) of the instance
+    ``name`` of ``service``; it signs from now, and the version it follows verifies for the
+    overlap window.  Records ``service_key.registered``.
+
+    Raises ``ValidationError`` for an unknown service or a bad name, and
+    :class:`ServiceKeyRefused` for a key registered before (to anyone).
+    """
+    check_instance_name(service, name)
+    kid = thumbprint(public_key)
+    if session.scalar(select(RegisteredServiceKeyRow).where(RegisteredServiceKeyRow.kid == kid)):
+        raise ServiceKeyRefused("that public key is registered already; make a new one")
+    versions = registered_keys(session, service, name)
+    now = ctx.clock.now()
+    row = RegisteredServiceKeyRow(
+        service=service,
+        name=name,
+        version=1 + max((v.version for v in versions), default=0),
+        kid=kid,
+        public_jwk=json.dumps(public_key_to_jwk(public_key), sort_keys=True),
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    record_event(
+        session,
+        ServiceKeyRegistered(service=service, name=name, version=row.version, kid=kid),
+        actor=actor,
+        at=now,
+        object=ctx.objects.digest("service_key", kid),
+    )
+    return _registered_version(row)
+
+
+def _proof_claims(proof: str) -> tuple[PublicKey, JsonObject]:
+    try:
+        # The proof carries the key it proves in its jwk header (as a DPoP or OpenID4VCI
+        # proof does); a key by reference (jku, x5u) or certificate chain is refused.
+        jws = parse_compact(
+            proof,
+            algs=ACCEPTED_ALGS,
+            refused_headers=EMBEDDED_KEY_HEADERS - {"jwk"},
+            max_chars=_MAX_CHARS,
+        )
+        if jws.header.get("typ") != KEY_PROOF_TYP:
+            raise ServiceKeyRefused(f"the proof's typ is not {KEY_PROOF_TYP}")
+        public_key = public_key_from_jwk(jws.header.get("jwk"))
+        jws.verify(public_key)
+        return public_key, jws.payload
+    except (CommonsError, JwsInvalid, KeyInvalid) as e:
+        if isinstance(e, ServiceKeyRefused):
+            raise
+        raise ServiceKeyRefused("the proof is not a JWS signed by the key in its jwk") from e
+
+
+def rotate_registered_key(
+    session: Session,
+    ctx: key_service.PlatformKeyContext,
+    caller: ServiceCaller,
+    proof: str,
+    *,
+    audience: str,
+) -> KeyVersion:
+    """The service instance ``caller`` (its token verified) registers its next key: ``proof``
+    is a compact JWS (``typ: service-key+jwt``) signed by that key, which its ``jwk`` header
+    carries, with ``iss``/``sub`` the caller's service and instance, ``aud`` this platform
+    and a lifetime of at most :data:`MAX_TTL`.  Only the signing version may rotate (a key in
+    its overlap window or a retired one may not pick a successor).  Sending again the key
+    that rotation just registered, signed by the version it replaced, answers that version
+    (a retried call).  Raises :class:`ServiceKeyRefused`."""
+    if not caller.registered:
+        raise ServiceKeyRefused(
+            "the platform's own service keys rotate in its key store (commons service-token "
+            "rotate), not through this route"
+        )
+    public_key, claims = _proof_claims(proof)
+    if (claims.get("iss"), claims.get("sub"), claims.get("aud")) != (
+        caller.service,
+        caller.name,
+        audience,
+    ):
+        raise ServiceKeyRefused("the proof is not this service's for this platform")
+    iat, exp = claims.get("iat"), claims.get("exp")
+    moment = int(ctx.clock.now().timestamp())
+    if not (isinstance(iat, int) and isinstance(exp, int)) or not (
+        iat - _CLOCK_SKEW <= moment < exp and exp - iat <= MAX_TTL
+    ):
+        raise ServiceKeyRefused("the proof has expired or its lifetime is not acceptable")
+    versions = registered_keys(session, caller.service, caller.name)
+    newest = versions[-1]
+    kid = thumbprint(public_key)
+    if kid == newest.kid and len(versions) > 1 and caller.kid == versions[-2].kid:
+        return newest
+    if caller.kid != newest.kid:
+        raise ServiceKeyRefused("only the signing version of a key may register its successor")
+    return register_service_key(
+        session,
+        ctx,
+        service=caller.service,
+        name=caller.name,
+        public_key=public_key,
+        actor=ctx.operator_actor(f"service:{caller.service}/{caller.name}"),
+    )
+
+
 def verify_service_token(
     token: str,
-    keys_of: Callable[[str], Sequence[KeyVersion]],
+    keys_of: Callable[[str, str], Sequence[KeyVersion]],
     *,
     audience: str,
     now: datetime,
     required: Sequence[str],
+    max_ttl: int = MAX_TTL,
 ) -> ServiceCaller:
     """The caller ``token`` proves, once: 1 a compact JWS with an accepted ``alg``,
     ``typ: service+jwt``; 2 ``iss`` a known service whose accepted key (``keys_of(iss)``, see
     :func:`accepted_keys`) ``kid`` names; 3 the signature verifies; 4 ``aud`` is
-    ``audience``, ``sub`` is ``iss``; 5 ``iat <= now + skew < ...``, ``now < exp`` and
-    ``exp - iat <= MAX_TTL``; 6 every scope is one the service may hold; 7 every
+    ``audience``, ``sub`` is ``iss`` (a key in the platform's store) or an instance of it
+    (``keys_of(iss, sub)``: its registered keys); 5 ``iat <= now + skew < ...``, ``now < exp`` and
+    ``exp - iat <= max_ttl`` (the platform's token lifetime: no token outlives the overlap
+    window, which is at least that); 6 every scope is one the service may hold; 7 every
     ``required`` scope is granted.
 
     Raises :class:`ServiceTokenInvalid` (1-6) or :class:`ServiceScopeMissing` (7).
@@ -197,23 +446,25 @@ def verify_service_token(
         claims = jws.payload
     except (CommonsError, JwsInvalid) as e:
         raise ServiceTokenInvalid("the service token's payload is malformed") from e
-    service = claims.get("iss")
+    service, name = claims.get("iss"), claims.get("sub")
     if not isinstance(service, str) or service not in SERVICES:
         raise ServiceTokenInvalid("the token names no known service")
-    key = next((k for k in keys_of(service) if k.kid == jws.header.get("kid")), None)
+    if not isinstance(name, str) or (name != service and not _INSTANCE.fullmatch(name)):
+        raise ServiceTokenInvalid("the token's sub names no instance of its service")
+    key = next((k for k in keys_of(service, name) if k.kid == jws.header.get("kid")), None)
     if key is None:
         raise ServiceTokenInvalid("the token's key is unknown or retired")
     try:
         jws.verify(key.public_key)
     except (CommonsError, JwsInvalid) as e:
         raise ServiceTokenInvalid("the service token's signature does not verify") from e
-    if claims.get("aud") != audience or claims.get("sub") != service:
+    if claims.get("aud") != audience:
         raise ServiceTokenInvalid("the service token is not for this platform")
     iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
     if not (isinstance(iat, int) and isinstance(exp, int) and isinstance(jti, str) and jti):
         raise ServiceTokenInvalid("the service token lacks iat, exp or jti")
     moment = int(now.timestamp())
-    if exp - iat > MAX_TTL or iat > moment + _CLOCK_SKEW:
+    if exp - iat > min(max_ttl, MAX_TTL) or iat > moment + _CLOCK_SKEW:
         raise ServiceTokenInvalid("the service token's lifetime is not acceptable")
     if moment >= exp:
         raise ServiceTokenInvalid("the service token has expired")
@@ -224,7 +475,7 @@ def verify_service_token(
     missing = sorted(set(required) - granted)
     if missing:
         raise ServiceScopeMissing(f"the service token lacks scope {', '.join(missing)}")
-    return ServiceCaller(service=service, scopes=granted, jti=jti, kid=key.kid)
+    return ServiceCaller(service=service, name=name, scopes=granted, jti=jti, kid=key.kid)
 
 
 def rotate_service_key(
@@ -312,3 +563,206 @@ class ServiceTokenSource:
     def authorization(self) -> dict[str, str]:
         """The ``Authorization`` header carrying :meth:`token`."""
         return {"Authorization": f"Bearer {self.token()}"}
+
+
+def _load_key(entry: Any, what: str) -> tuple[PrivateKey, datetime]:
+    try:
+        key = private_key_from_jwk(entry["jwk"])
+        created = datetime.fromisoformat(entry["created_at"])
+    except (KeyError, TypeError, ValueError, CommonsError) as e:
+        raise ValidationError(f"the service key file's {what} key is malformed") from e
+    return key, created
+
+
+class ServiceIdentity:
+    """A service instance's own signing key, outside the platform (a full node, a witness):
+    kept in ``path`` (mode 0600, JSON: the service, the instance name, the key that signs and,
+    during a rotation, its successor), never sent anywhere but its public half.
+
+    Tokens are signed and reused as :class:`ServiceTokenSource`'s are.  When a token is
+    renewed the file is read again if it changed, so a rotation another process made
+    (``commons node service-key rotate``) is picked up; a token in hand stays good for the
+    overlap window.  Thread-safe within a process."""
+
+    def __init__(self, path: Path, *, clock: Clock | None = None, margin: int = 60) -> None:
+        self.path = path
+        self._clock = clock or SystemClock()
+        self.margin = margin
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[str, tuple[str, ...], int], tuple[str, float]] = {}
+        self._stamp: tuple[int, int] | None = None
+        self.service, self.name = "", ""
+        self._key: PrivateKey | None = None
+        self.created_at = datetime.min.replace(tzinfo=UTC)
+        self._pending: tuple[PrivateKey, datetime] | None = None
+        self._read()
+
+    @classmethod
+    def create(
+        cls, path: Path, *, service: str, name: str, clock: Clock | None = None
+    ) -> ServiceIdentity:
+        """A new identity for the instance ``name`` of ``service`` in the new file ``path``
+        (raises ``CommonsError`` if it exists)."""
+        check_instance_name(service, name)
+        now = (clock or SystemClock()).now()
+        document = {
+            "service": service,
+            "name": name,
+            "key": {
+                "jwk": private_key_to_jwk(PrivateKey.generate()),
+                "created_at": now.isoformat(),
+            },
+            "pending": None,
+        }
+        try:
+            create_private(path, json.dumps(document, indent=2).encode())
+        except OSError as e:
+            raise path_error(e, "write") from e
+        return cls(path, clock=clock)
+
+    @classmethod
+    def open_or_create(
+        cls, path: Path, *, service: str, name: str, clock: Clock | None = None
+    ) -> ServiceIdentity:
+        """The identity in ``path``, made on first use; raises ``ValidationError`` if the file
+        holds another instance."""
+        if not path.exists():
+            return cls.create(path, service=service, name=name, clock=clock)
+        found = cls(path, clock=clock)
+        if (found.service, found.name) != (service, name):
+            raise ValidationError(
+                f"{path} holds the key of {found.service} {found.name}, not {service} {name}"
+            )
+        return found
+
+    def _read(self) -> None:
+        try:
+            stat = self.path.stat()
+            document = json.loads(self.path.read_bytes())
+        except OSError as e:
+            raise path_error(e, "read") from e
+        except ValueError as e:
+            raise ValidationError("the service key file is not JSON") from e
+        if not isinstance(document, dict):
+            raise ValidationError("the service key file is not a JSON object")
+        service, name = document.get("service"), document.get("name")
+        if not isinstance(service, str) or not isinstance(name, str):
+            raise ValidationError("the service key file names no service and instance")
+        check_instance_name(service, name)
+        self._key, self.created_at = _load_key(document.get("key"), "signing")
+        pending = document.get("pending")
+        self._pending = None if pending is None else _load_key(pending, "pending")
+        self.service, self.name = service, name
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+        self._tokens.clear()
+
+    def _write(self) -> None:
+        assert self._key is not None
+        document = {
+            "service": self.service,
+            "name": self.name,
+            "key": {
+                "jwk": private_key_to_jwk(self._key),
+                "created_at": self.created_at.isoformat(),
+            },
+            "pending": None
+            if self._pending is None
+            else {
+                "jwk": private_key_to_jwk(self._pending[0]),
+                "created_at": self._pending[1].isoformat(),
+            },
+        }
+        try:
+            write_private(self.path, json.dumps(document, indent=2).encode())
+            stat = self.path.stat()
+        except OSError as e:
+            raise path_error(e, "write") from e
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+
+    def _refresh(self) -> None:
+        try:
+            stat = os.stat(self.path)
+        except OSError as e:
+            raise path_error(e, "read") from e
+        if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+            self._read()
+
+    @property
+    def kid(self) -> str:
+        """The signing key's id (its RFC 7638 thumbprint, as the platform names it)."""
+        assert self._key is not None
+        return thumbprint(self._key.public_key)
+
+    @property
+    def public_key(self) -> PublicKey:
+        """The signing key's public half."""
+        assert self._key is not None
+        return self._key.public_key
+
+    def public_jwk(self) -> dict[str, str]:
+        """The signing key's public JWK, to register with the platform."""
+        assert self._key is not None
+        return public_key_to_jwk(self._key.public_key, kid=self.kid)
+
+    def token(self, *, audience: str, scopes: Sequence[str], ttl: int) -> str:
+        """A token for ``scopes`` at ``audience`` with more than ``margin`` seconds left
+        (signed now, or one signed earlier by the same key)."""
+        if not 1 < ttl <= MAX_TTL:
+            raise ValueError(f"a service token lives 2..{MAX_TTL} seconds")
+        margin = min(self.margin, ttl // 2)
+        wanted = tuple(sorted(set(scopes)))
+        with self._lock:
+            now = self._clock.now().timestamp()
+            cached = self._tokens.get((audience, wanted, ttl))
+            if cached is not None and now < cached[1]:
+                return cached[0]
+            self._refresh()
+            assert self._key is not None
+            moment = int(now)
+            payload: JsonObject = {
+                "iss": self.service,
+                "sub": self.name,
+                "aud": audience,
+                "scope": " ".join(wanted),
+                "iat": moment,
+                "exp": moment + ttl,
+                "jti": secrets.token_urlsafe(16),
+            }
+            token = sign_compact({"typ": SERVICE_TYP, "kid": self.kid}, payload, self._key)
+            self._tokens[(audience, wanted, ttl)] = (token, now + ttl - margin)
+            return token
+
+    def rotation_proof(self, *, audience: str) -> str:
+        """The proof for :func:`rotate_registered_key`: a successor key is made and kept in
+        the file (the same one again if an earlier rotation did not finish), then the proof
+        is signed by it.  Call :meth:`commit_rotation` once the platform has registered it."""
+        with self._lock:
+            self._refresh()
+            if self._pending is None:
+                self._pending = (PrivateKey.generate(), self._clock.now())
+                self._write()
+            key = self._pending[0]
+            moment = int(self._clock.now().timestamp())
+            payload: JsonObject = {
+                "iss": self.service,
+                "sub": self.name,
+                "aud": audience,
+                "iat": moment,
+                "exp": moment + 120,
+                "jti": secrets.token_urlsafe(16),
+            }
+            header = {"typ": KEY_PROOF_TYP, "jwk": public_key_to_jwk(key.public_key)}
+            return sign_compact(header, payload, key)
+
+    def commit_rotation(self) -> str:
+        """The successor becomes the signing key (the old private key is forgotten); its
+        kid.  Raises ``ValidationError`` when no rotation is under way."""
+        with self._lock:
+            self._refresh()
+            if self._pending is None:
+                raise ValidationError("no key rotation is under way")
+            self._key, self.created_at = self._pending
+            self._pending = None
+            self._write()
+            self._tokens.clear()
+            return thumbprint(self._key.public_key)

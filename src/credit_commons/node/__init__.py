@@ -14,6 +14,7 @@ and must not depend on the verifier; nor of ``jobs``, since it has tables of its
 """
 
 from credit_commons.node.follower import Follower
+from credit_commons.node.lag import PlatformLag, rotate_node_key
 from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_message
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
@@ -35,10 +36,12 @@ __all__ = [
     "PinMismatch",
     "Pins",
     "Platform",
+    "PlatformLag",
     "Quotas",
     "ScoringRefused",
     "TreeSource",
     "parse_bundle",
+    "rotate_node_key",
     "tile_path",
     "verify_message",
     "verify_presentation",

@@ -99,8 +99,10 @@ class StoredStatusLists(OutboundFetcher):
     def close(self) -> None:
         return None
 
-    def get_bytes(self, url: str, *, accept: str = "*/*") -> tuple[bytes, httpx.Headers]:
-        del accept
+    def get_bytes(
+        self, url: str, *, accept: str = "*/*", headers: Mapping[str, str] | None = None
+    ) -> tuple[bytes, httpx.Headers]:
+        del accept, headers
         found = self._tokens.get(url)
         if found is None:
             raise FetchFailed("the node mirrors no such status list")

@@ -1,5 +1,7 @@
 """The followed platform over HTTP: its log key, entry bundles, blobs, status lists and
-issuer metadata.  Through :class:`~credit_commons.core.net.OutboundFetcher` (no redirects,
+issuer metadata, and — with the node's service token — its internal log state (how far the
+node lags behind) and the rotation of the node's own service key.  Through
+:class:`~credit_commons.core.net.OutboundFetcher` (no redirects,
 a size cap, a timeout); loopback, private addresses and plain http are allowed because the
 operator names this one URL (``--follow``), not a credential presented to the node."""
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -143,3 +146,39 @@ class Platform:
         if not isinstance(found, dict):
             raise ValidationError("the member document is not an object")
         return found
+
+    def audience(self) -> str:
+        """The platform's own name for itself, which the node's service tokens must carry
+        as ``aud``: the ``issuer`` of its authorization server metadata (RFC 8414)."""
+        found = self._json("/.well-known/oauth-authorization-server")
+        issuer = found.get("issuer") if isinstance(found, dict) else None
+        if not isinstance(issuer, str) or not issuer:
+            raise ValidationError("the platform's metadata names no issuer")
+        return issuer.rstrip("/")
+
+    def log_state(self, token: Callable[[], str]) -> JsonObject:
+        """``GET /v1/internal/log/state`` with a service token (scope ``log:state``) from
+        ``token()``: the platform's log size, root and newest checkpoint.  Raises
+        ``FetchFailed`` (``remote answered HTTP 401`` when the token is refused)."""
+        body, _ = self._fetcher.get_bytes(
+            f"{self.base}/v1/internal/log/state",
+            accept="application/json",
+            headers={"Authorization": f"Bearer {token()}"},
+        )
+        try:
+            found = json.loads(body)
+        except ValueError as e:
+            raise ValidationError("the log state is not JSON") from e
+        if not isinstance(found, dict) or not isinstance(found.get("size"), int):
+            raise ValidationError("the log state names no size")
+        return found
+
+    def rotate_service_key(self, token: str, proof: str) -> int:
+        """``POST /v1/internal/service-keys/rotate`` (scope ``keys:rotate``): register the
+        node's next key, ``proof`` signed by it; the HTTP status (200: registered)."""
+        return self._fetcher.post(
+            f"{self.base}/v1/internal/service-keys/rotate",
+            json.dumps({"proof": proof}).encode(),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}"},
+        )

@@ -27,6 +27,7 @@ from credit_commons.consent.access import anonymous_actor, lender_actor
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import parse_compact
+from credit_commons.gateway import oauth
 from credit_commons.gateway.app import create_app
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.runtime import Runtime
@@ -306,3 +307,19 @@ def test_commons_admin_lender_certificate(
     assert main(["admin", "lender", "certificate", client_id, "--thumbprint", "x"]) == 3
     view = proxy.get(f"/v1/admin/lenders/{client_id}", headers=admin_headers(runtime)).json()
     assert view["tls_client_thumbprint"] is None
+
+
+@pytest.mark.parametrize("mtls", [True, False])
+def test_the_metadata_says_whether_tokens_are_certificate_bound(
+    connect: Connect, runtime: Runtime, mtls: bool
+) -> None:
+    """RFC 8705 §3.3: ``tls_client_certificate_bound_access_tokens`` is true exactly when
+    mutual TLS is configured; §5's ``mtls_endpoint_aliases`` is absent either way (the
+    token endpoint is one address, mutual TLS optional at it)."""
+    metadata = connect(mtls=mtls).get("/.well-known/oauth-authorization-server")
+    assert metadata.status_code == 200
+    body = metadata.json()
+    assert body["tls_client_certificate_bound_access_tokens"] is mtls
+    assert "mtls_endpoint_aliases" not in body
+    members = oauth.authorization_server_metadata(runtime)
+    assert members.tls_client_certificate_bound_access_tokens is mtls

@@ -13,7 +13,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_encode
 from credit_commons.core.errors import UnauthorizedError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, platform_audience
@@ -24,12 +26,23 @@ from credit_commons.keys import (
     KeyVersion,
     ServiceCaller,
     accepted_keys,
+    registered_instances,
+    registered_keys,
+    rotate_registered_key,
     service_key_name,
     verify_service_token,
 )
 from credit_commons.ledger import service as ledger_service
 
-__all__ = ["LogState", "ServiceKey", "ServiceKeys", "require_service", "router"]
+__all__ = [
+    "KeyRotation",
+    "LogState",
+    "RotatedKey",
+    "ServiceKey",
+    "ServiceKeys",
+    "require_service",
+    "router",
+]
 
 router = APIRouter(prefix="/v1/internal", tags=["internal"])
 access = logging.getLogger("credit_commons.service_access")
@@ -52,18 +65,24 @@ def require_service(*scopes: str) -> Callable[..., ServiceCaller]:
         overlap = runtime.settings.service_key_overlap
         caller = verify_service_token(
             token.strip(),
-            lambda service: accepted_keys(session, runtime, service, overlap),
+            lambda service, name: accepted_keys(session, runtime, service, overlap, name),
             audience=platform_audience(runtime),
             now=runtime.clock.now(),
             required=scopes,
+            max_ttl=runtime.settings.service_token_ttl,
         )
+        # The token's jti names the call (never the token itself): tokens are reused
+        # within their lifetime, so one jti may appear on many calls.
         access.info(
             "service.access",
             extra={
-                "service": caller.service,
-                "route": f"{request.method} {request.url.path}",
-                "jti": caller.jti,
-                "kid": caller.kid,
+                "fields": {
+                    "service": caller.service,
+                    "instance": caller.name,
+                    "route": f"{request.method} {request.url.path}",
+                    "jti": caller.jti,
+                    "kid": caller.kid,
+                }
             },
         )
         return caller
@@ -105,6 +124,10 @@ class ServiceKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     service: str
+    name: str = Field(
+        description="the instance: the service id for a key in the platform's key store, "
+        "else a registered instance (a full node's id)"
+    )
     version: int
     kid: str
     created_at: datetime
@@ -120,7 +143,11 @@ class ServiceKeys(BaseModel):
 
 
 def _states(
-    service: str, versions: Sequence[KeyVersion], accepted: Sequence[KeyVersion], overlap: int
+    service: str,
+    name: str,
+    versions: Sequence[KeyVersion],
+    accepted: Sequence[KeyVersion],
+    overlap: int,
 ) -> list[ServiceKey]:
     ordered = sorted(versions, key=lambda v: v.version)
     live = {v.kid for v in accepted}
@@ -131,6 +158,7 @@ def _states(
         out.append(
             ServiceKey(
                 service=service,
+                name=name,
                 version=v.version,
                 kid=v.kid,
                 created_at=v.created_at,
@@ -159,5 +187,57 @@ def service_keys(
         except KeyNotFound:
             continue
         accepted = accepted_keys(session, runtime, service, overlap)
-        found += _states(service, versions, accepted, overlap)
+        found += _states(service, service, versions, accepted, overlap)
+    for service, name in registered_instances(session):
+        versions = registered_keys(session, service, name)
+        accepted = accepted_keys(session, runtime, service, overlap, name)
+        found += _states(service, name, versions, accepted, overlap)
     return ServiceKeys(keys=found)
+
+
+class KeyRotation(BaseModel):
+    """A registered service instance's next key: ``proof`` is a compact JWS (``typ:
+    service-key+jwt``) signed by that key, carrying it in its ``jwk`` header, with ``iss``
+    and ``sub`` the caller's service and instance, ``aud`` this platform, ``iat``, ``exp``."""
+
+    model_config = ConfigDict(extra="forbid")
+    proof: str = Field(min_length=16, max_length=4096)
+
+
+class RotatedKey(BaseModel):
+    """The version registered: it signs from now; the one before verifies until
+    ``previous_retires_at``."""
+
+    model_config = ConfigDict(extra="forbid")
+    service: str
+    name: str
+    version: int
+    kid: str
+    previous_retires_at: datetime | None
+
+
+@router.post(
+    "/service-keys/rotate",
+    summary="A registered service instance registers its next key (scope keys:rotate).",
+    responses=answers(RotatedKey, 401, 403, 409, 422),
+)
+async def rotate_own_key(
+    body: KeyRotation,
+    runtime: RuntimeDep,
+    caller: Annotated[ServiceCaller, Depends(require_service("keys:rotate"))],
+) -> RotatedKey:
+    audience = platform_audience(runtime)
+
+    def rotate() -> KeyVersion:
+        with transaction(runtime.sessions) as session:
+            return rotate_registered_key(session, runtime, caller, body.proof, audience=audience)
+
+    registered = await run_in_threadpool(rotate)
+    overlap = timedelta(seconds=runtime.settings.service_key_overlap)
+    return RotatedKey(
+        service=caller.service,
+        name=caller.name,
+        version=registered.version,
+        kid=registered.kid,
+        previous_retires_at=None if registered.version == 1 else registered.created_at + overlap,
+    )
