@@ -57,7 +57,7 @@ def test_serve_with_two_workers(tmp_path: Path, backend_url: str) -> None:
             stderr=log,
         )
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while len(_spawned_workers(process.pid)) < 2 or not _ready(base):
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"server did not start:\n{log_path.read_text()}")

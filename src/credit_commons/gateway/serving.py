@@ -18,7 +18,7 @@ import asyncio
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TYPE_CHECKING, Final, TypedDict, cast
 
 import uvicorn
 from uvicorn.importer import import_from_string
@@ -167,6 +167,15 @@ def build_worker_app(settings: Settings) -> FastAPI:
     return app
 
 
+WORKER_HEALTHCHECK_TIMEOUT: Final = 60
+"""Seconds the supervisor waits for a worker's answer to its liveness ping before it kills
+the worker as hung.  Uvicorn's default, 5 s, is shorter than a spawned worker takes to
+import the platform on a busy 2-core machine (the ping is answered by a
+thread the worker starts only once its imports are done): the supervisor then killed each
+worker while it was still starting, and its replacement likewise, and no worker ever served.
+A worker that really hangs is still replaced, a minute later."""
+
+
 def serve_workers(
     settings: Settings,
     workers: int,
@@ -184,6 +193,7 @@ def serve_workers(
         host=settings.host,
         port=settings.port,
         workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
         **serve_options(settings),
         **tls_options(tls),
     )
