@@ -76,6 +76,8 @@ EXPECTED = {
         "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
         "PinMismatch", "Pins", "Platform", "Quotas", "TreeSource", "parse_bundle", "tile_path",
         "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key",
+        # Scoring the mirrored reputation events (issue 20).
+        "NodeScoreNotFound", "NodeScorer", "NodeScores", "ScoringRefused",
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",
@@ -156,6 +158,9 @@ EXPECTED = {
         "ReputationEvent", "RulesUnavailable", "SenderLocked", "UnknownBlob", "blob_cid",
         # Excluded DIDs (issue 19: tombstoned subjects skipped).
         "MemberExcluded", "RecipientExcluded",
+        # Memberships as full nodes score them (issue 20).
+        "HIDDEN", "Membership", "UnknownMember", "did_sha256", "members_of_memberships",
+        "score_contexts",
         "check_window", "ed25519_did", "new_nonce", "parse_cid", "parse_event", "sign_event",
         # The scorer (issue 19, R3); the sparse recompute is imported by module (numpy/scipy
         # stay out of every import of the package).

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from credit_commons.core.encoding import JsonObject, canonical_json, sha256_hex
+from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import MAX_MESSAGE_BYTES, MESSAGE_TYP, event_subjects, stream_of
 from credit_commons.formats.jws import CompactJws, parse_compact
@@ -85,6 +85,8 @@ class Pins:
 
 
 _Token = Annotated[str, Field(min_length=1, max_length=255)]
+_COVERED_HEADER = b64url_encode(canonical_json({"alg": "EdDSA", "typ": MESSAGE_TYP}))
+"""The protected header of every message the log signs (``sign_compact``, Ed25519)."""
 
 
 class _EventPayload(BaseModel):
@@ -184,18 +186,30 @@ def verify_signed(received: Received, pins: Pins) -> Verified:
 def verify_covered(received: Received, pins: Pins, leaf: bytes) -> Verified:
     """Check a received event message whose index is a leaf the node mirrors, ``leaf``
     being that mirrored leaf hash (the mirrored tree's root matched a checkpoint verified
-    under ``pins``): the message's type and content, then ``leaf_hash(entry) == leaf``.
-    Its signature is not what this relies on; raises :class:`Dropped`."""
-    # 3. The type the log gives its messages (the signature: step 9).
-    if received.jws.header.get("typ") != MESSAGE_TYP:
+    under ``pins``): first that the message is in the form the log signs and that its entry
+    is that leaf — the authentication, before anything else of the content is read — then
+    its content.  Its signature is not what this relies on; raises :class:`Dropped`."""
+    # 3. The protected header and the payload exactly as the log writes them (sign_compact:
+    # RFC 8785 JSON of {"alg", "typ"} and of the payload), so that what is stored differs
+    # from the log's own message in the signature segment alone.
+    header_b64, payload_b64, _ = received.text.split(".")
+    if header_b64 != _COVERED_HEADER:
         raise Dropped("signature", "not a federation message")
-    verified = _content(received, pins)
-    # 9. The entry is the leaf a log-signed checkpoint's tree holds at that index
+    # 4. The entry is the leaf a log-signed checkpoint's tree holds at that index
     # (RFC 6962 §2.1: the leaf hash is SHA-256(0x00 || entry)).
+    entry = received.jws.payload.get("entry")
+    if not isinstance(entry, str) or bytes(leaf_hash(entry.encode("utf-8"))) != leaf:
+        raise Dropped("digest", "the entry is not the mirrored leaf")
+    try:
+        canonical = b64url_encode(canonical_json(received.jws.payload))
+    except CommonsError as e:
+        raise Dropped("schema", "the payload has no canonical JSON form") from e
+    if payload_b64 != canonical:
+        raise Dropped("schema", "the payload is not in the log's canonical form")
+    # 5-9. The schema, origin, subject, the event's digest in the entry.
+    verified = _content(received, pins)
     if verified.kind != "event" or verified.entry is None:
         raise Dropped("subject", "a checkpoint outside the checkpoints stream")
-    if bytes(leaf_hash(verified.entry)) != leaf:
-        raise Dropped("digest", "the entry is not the mirrored leaf")
     return verified
 
 
@@ -235,9 +249,11 @@ def _event(payload: _EventPayload, stream: str, text: str, pins: Pins) -> Verifi
     except ValueError as e:
         raise Dropped("schema", "the entry is not JSON") from e
     event = payload.event
-    if not isinstance(reference, dict) or reference.get("digest") != sha256_hex(
-        canonical_json(event)
-    ):
+    try:
+        digest = sha256_hex(canonical_json(event))
+    except CommonsError as e:
+        raise Dropped("schema", "the event has no canonical JSON form") from e
+    if not isinstance(reference, dict) or reference.get("digest") != digest:
         raise Dropped("digest", "sha256(JCS(event)) is not the entry's digest")
     if reference.get("id") != event.get("id") or reference.get("type") != event.get("type"):
         raise Dropped("digest", "the entry names another event")

@@ -270,8 +270,14 @@ class Mirror:
             else self._verify(r, None if r.index is None else covered.get(r.index))
             for r in received
         ]
-        by_checkpoint = sum(1 for r in received if isinstance(r, Received) and r.index in covered)
-        by_signature = sum(1 for r in received if isinstance(r, Received)) - by_checkpoint
+        # Counted when the check passed: a dropped message is counted by its reason.
+        passed = [
+            r.index in covered
+            for r, c in zip(received, checked, strict=True)
+            if isinstance(r, Received) and isinstance(c, Verified)
+        ]
+        by_checkpoint = sum(passed)
+        by_signature = len(passed) - by_checkpoint
         return checked, held, {"checkpoint": by_checkpoint, "signature": by_signature}
 
     @staticmethod

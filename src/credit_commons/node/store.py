@@ -215,6 +215,10 @@ def tree_size(session: Session) -> int:
     return counter(session, _TREE_SIZE)
 
 
+_IN_CHUNK = 500
+"""The most leaf indexes one sparse lookup names."""
+
+
 class TreeSource:
     """A ledger ``HashSource`` over the mirrored tree: each complete subtree is a row."""
 
@@ -227,19 +231,32 @@ class TreeSource:
         return found
 
     def leaves(self, indexes: Sequence[int], /) -> dict[int, bytes]:
-        """The mirrored leaf hashes at ``indexes`` (those mirrored; the others are absent),
-        read as one range of the leaf level rather than a condition per leaf."""
-        if not indexes:
-            return {}
+        """The mirrored leaf hashes at ``indexes`` (those mirrored; the others are absent):
+        one range of the leaf level when the indexes are dense (a batch of consecutive
+        events), else ``IN`` lists of at most :data:`_IN_CHUNK` — the indexes come from
+        messages not yet verified, so one claiming index 0 beside a genuine high one must
+        not make a batch read the whole leaf level."""
         wanted = set(indexes)
-        rows = self._session.execute(
-            select(NodeTreeRow.idx, NodeTreeRow.hash).where(
-                NodeTreeRow.level == 0,
-                NodeTreeRow.idx >= min(wanted),
-                NodeTreeRow.idx <= max(wanted),
+        if not wanted:
+            return {}
+        low, high = min(wanted), max(wanted)
+        level = NodeTreeRow.level == 0
+        if high - low < 4 * len(wanted):
+            rows = self._session.execute(
+                select(NodeTreeRow.idx, NodeTreeRow.hash).where(
+                    level, NodeTreeRow.idx >= low, NodeTreeRow.idx <= high
+                )
             )
-        )
-        return {int(i): bytes(h) for i, h in rows if int(i) in wanted}
+            return {int(i): bytes(h) for i, h in rows if int(i) in wanted}
+        ordered = sorted(wanted)
+        found: dict[int, bytes] = {}
+        for start in range(0, len(ordered), _IN_CHUNK):
+            chunk = ordered[start : start + _IN_CHUNK]
+            rows = self._session.execute(
+                select(NodeTreeRow.idx, NodeTreeRow.hash).where(level, NodeTreeRow.idx.in_(chunk))
+            )
+            found.update((int(i), bytes(h)) for i, h in rows)
+        return found
 
     def subtree_roots(self, nodes: Sequence[NodeId], /) -> list[bytes]:
         if not nodes:
