@@ -60,6 +60,16 @@ class ChartNginx:
     certs: Path
     lender: Issued
     seen: list[tuple[str, dict[str, str]]]
+    # The header the chart's platform believes a client certificate from (its ConfigMap).
+    header: str
+
+    @property
+    def forged(self) -> dict[str, str]:
+        """What a client writes to pass for a lender: a certificate in that header."""
+        return {
+            self.header: "-----BEGIN%20CERTIFICATE-----forged",
+            "X-Forwarded-For": "203.0.113.9",
+        }
 
     def client(self, cert: bool = False) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
@@ -68,21 +78,20 @@ class ChartNginx:
         return httpx.Client(base_url=self.tls, verify=context, timeout=10)
 
 
-def _nginx_container() -> tuple[dict[str, str], dict[str, str]]:
-    """The chart's nginx templates and its nginx container's environment."""
+def _nginx_container() -> tuple[dict[str, str], dict[str, str], str]:
+    """The chart's nginx templates, its nginx container's environment and the header the
+    platform's ConfigMap names for the client certificate."""
     documents = render_chart()
-    (templates,) = [
-        d["data"]
-        for d in documents
-        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "commons-nginx"
-    ]
+    configs = {d["metadata"]["name"]: d["data"] for d in documents if d["kind"] == "ConfigMap"}
+    templates = configs["commons-nginx"]
+    header = configs["commons-config"]["COMMONS_CLIENT_CERT_HEADER"]
     (api,) = [
         d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "commons-api"
     ]
     (container,) = [
         c for c in api["spec"]["template"]["spec"]["containers"] if c["name"] == "nginx"
     ]
-    return templates, {v["name"]: v["value"] for v in container["env"]}
+    return templates, {v["name"]: v["value"] for v in container["env"]}, header.lower()
 
 
 @pytest.fixture
@@ -102,7 +111,7 @@ def chart_nginx(tmp_path: Path) -> Iterator[ChartNginx]:
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
 
-    templates, env = _nginx_container()
+    templates, env, header = _nginx_container()
     tls_port, metrics_port = free_port(), free_port()
     local = {
         "COMMONS_UPSTREAM": f"127.0.0.1:{upstream.server_address[1]}",
@@ -163,7 +172,7 @@ http {{
                 pytest.fail(f"nginx did not come up:\n{(work / 'error.log').read_text()}")
             time.sleep(0.1)
         seen.clear()
-        yield ChartNginx(f"https://127.0.0.1:{tls_port}", metrics, certs, lender, seen)
+        yield ChartNginx(f"https://127.0.0.1:{tls_port}", metrics, certs, lender, seen, header)
     finally:
         proxy.send_signal(signal.SIGTERM)
         try:
@@ -175,21 +184,18 @@ http {{
         upstream.server_close()
 
 
-FORGED = {"X-Client-Cert": "-----BEGIN%20CERTIFICATE-----forged", "X-Forwarded-For": "203.0.113.9"}
-
-
 def test_the_tls_port_forwards_the_api_with_the_verified_certificate_only(
     chart_nginx: ChartNginx,
 ) -> None:
     with chart_nginx.client() as client:
-        assert client.get("/v1/identities/x", headers=FORGED).status_code == 200
+        assert client.get("/v1/identities/x", headers=chart_nginx.forged).status_code == 200
     with chart_nginx.client(cert=True) as client:
         assert client.get("/v1/consents").status_code == 200
     (path, headers), (_, bound) = chart_nginx.seen
     assert path == "/v1/identities/x"
-    assert "x-client-cert" not in headers, "a header the client wrote is never passed on"
+    assert chart_nginx.header not in headers, "a header the client wrote is never passed on"
     assert headers["x-forwarded-for"] == "127.0.0.1", "set at the edge, not appended"
-    assert bound["x-client-cert"] == chart_nginx.lender.forwarded
+    assert bound[chart_nginx.header] == chart_nginx.lender.forwarded
 
 
 def test_metrics_are_served_on_the_metrics_port_alone(chart_nginx: ChartNginx) -> None:
@@ -198,12 +204,12 @@ def test_metrics_are_served_on_the_metrics_port_alone(chart_nginx: ChartNginx) -
         assert client.get("/metrics?format=text").status_code == 404
     assert chart_nginx.seen == [], "the TLS port never forwards /metrics"
 
-    scraped = httpx.get(f"{chart_nginx.metrics}/metrics", headers=FORGED, timeout=10)
+    scraped = httpx.get(f"{chart_nginx.metrics}/metrics", headers=chart_nginx.forged, timeout=10)
     assert scraped.status_code == 200
     assert scraped.text.startswith("# HELP")
     ((path, headers),) = chart_nginx.seen
     assert path == "/metrics"
-    assert "x-client-cert" not in headers, "the platform believes it from loopback: dropped"
+    assert chart_nginx.header not in headers, "the platform believes it from loopback: dropped"
     assert headers["x-forwarded-for"] == "127.0.0.1"
 
     for other in ("/readyz", "/healthz", "/v1/routes", "/v1/consents", "/metrics/x", "/"):

@@ -749,3 +749,37 @@ def test_forwarded_headers_are_believed_from_the_proxy_alone() -> None:
     config = _by_kind(render_chart(), "ConfigMap")["commons-config"]
     assert config["data"]["COMMONS_TRUSTED_PROXIES"] == "127.0.0.1/32"
     assert config["data"]["COMMONS_HOST"] == "127.0.0.1"
+
+
+def _proxied_headers(template: str) -> list[set[str]]:
+    """The headers nginx sets (lower-cased) in each location of ``template`` that forwards to
+    the platform."""
+    blocks = re.findall(r"\blocation\b[^{]*\{([^{}]*)\}", template)
+    return [
+        {name.lower() for name in re.findall(r"^\s*proxy_set_header\s+(\S+)", block, re.M)}
+        for block in blocks
+        if "proxy_pass" in block
+    ]
+
+
+def test_the_platform_believes_the_certificate_header_nginx_sets() -> None:
+    # The platform believes COMMONS_CLIENT_CERT_HEADER from the proxy; nginx replaces the
+    # header it sets, and passes any other a client wrote untouched.  So the header the
+    # platform reads must be one nginx sets on every request it forwards, or a client could
+    # send a lender's certificate of its own through nginx.
+    configs = _by_kind(render_chart(), "ConfigMap")
+    header = configs["commons-config"]["data"]["COMMONS_CLIENT_CERT_HEADER"]
+    templates = configs["commons-nginx"]["data"]
+    for name in ("commons-mtls.conf.template", "commons-metrics.conf.template"):
+        forwarding = _proxied_headers(templates[name])
+        assert forwarding, f"{name} forwards to the platform"
+        for headers in forwarding:
+            assert header.lower() in headers, f"{name} leaves {header} as the client sent it"
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    mounted = compose["services"]["nginx"]["volumes"][0].split(":")[0]
+    compose_header = compose["x-commons"]["environment"]["COMMONS_CLIENT_CERT_HEADER"]
+    for headers in _proxied_headers((DEPLOY / mounted).read_text()):
+        assert compose_header.lower() in headers
+    # And the chart offers no way to name another.
+    with pytest.raises(HelmFailed, match="clientCertHeader"):
+        render_chart({"config": {"clientCertHeader": "x-other-cert"}})
