@@ -56,9 +56,9 @@ TEST_WORKERS ?= 2
 test: system-deps lint typecheck imports $(ZK_STAMP)
 	$(BIN)/python -m pytest -W error -n $(TEST_WORKERS) --dist worksteal
 
-# The route registry (docs/operations.md): rebuilt from the app with its pinned SHA-256 (also
-# written into deploy/'s compose file, env example and chart values) after adding, removing or
-# re-declaring a route; a test fails while the committed one is stale.
+# The route registry (docs/operations.md): rebuilt from the app with its pinned SHA-256 after
+# adding, removing or re-declaring a route; a test fails while the committed one is stale.
+# deploy/ carries no hash: operators set COMMONS_SURFACE_REGISTRY_SHA256 to the one they audit.
 routes: $(STAMP)
 	$(BIN)/commons routes build
 

@@ -13,8 +13,13 @@ from typing import Any
 
 import yaml
 
+from credit_commons.gateway.surface_pin import SURFACE_REGISTRY_SHA256
+
 CHART = Path(__file__).resolve().parents[1] / "deploy" / "helm" / "commons"
 NAMESPACE = "commons"
+# What an operator must give (the chart has no default): the hash of the route registry they
+# audited, here the release's own.
+OPERATOR_VALUES: dict[str, Any] = {"config": {"surfaceRegistrySha256": SURFACE_REGISTRY_SHA256}}
 
 _HELM = """
 import json, sys
@@ -22,7 +27,8 @@ import helm_python
 request = json.load(sys.stdin)
 try:
     if request["op"] == "lint":
-        answer = helm_python.lint(request["chart"], strict=True, namespace=request["namespace"],
+        answer = helm_python.lint(request["chart"], request["values"], strict=True,
+                                  namespace=request["namespace"],
                                   kube_version=request["kube_version"])
     else:
         with helm_python.Chart.load(request["chart"]) as chart:
@@ -62,10 +68,27 @@ def helm(op: str, values: str = "null", release: str = "commons", kube_version: 
     return done.stdout
 
 
-def render_chart(values: dict[str, Any] | None = None, release: str = "commons") -> list[Any]:
+def operator_values(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`OPERATOR_VALUES` with ``values`` merged over them (maps merged, as helm does)."""
+
+    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in over.items():
+            both = isinstance(value, dict) and isinstance(base.get(key), dict)
+            out[key] = merged(base[key], value) if both else value
+        return out
+
+    return merged(OPERATOR_VALUES, values or {})
+
+
+def render_chart(
+    values: dict[str, Any] | None = None, release: str = "commons", *, operator: bool = True
+) -> list[Any]:
     """The chart's manifests as ``helm template`` renders them (default values, merged with
-    ``values``).  Raises :class:`HelmFailed` when helm refuses."""
-    manifests = json.loads(helm("render", json.dumps(values, sort_keys=True), release))
+    the operator's required ones unless ``operator`` is false, then with ``values``).
+    Raises :class:`HelmFailed` when helm refuses."""
+    given = operator_values(values) if operator else values
+    manifests = json.loads(helm("render", json.dumps(given, sort_keys=True), release))
     if set(manifests) == {"error"}:
         raise HelmFailed(manifests["error"])
     documents: list[Any] = []

@@ -18,6 +18,7 @@ No docker daemon answers on this project's machines, so:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -39,7 +40,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from tests.conftest import fresh_postgres_schema
-from tests.helm_chart import CHART, NAMESPACE, HelmFailed, helm, render_chart
+from tests.helm_chart import CHART, NAMESPACE, OPERATOR_VALUES, HelmFailed, helm, render_chart
 from tests.integration.federation.nats_server import NatsServer
 from tests.ports import free_port
 
@@ -182,19 +183,35 @@ def test_the_compose_file_has_the_production_shape() -> None:
     assert services["nginx"]["depends_on"]["api"]["condition"] == "service_healthy"
 
 
-def test_the_deployment_files_pin_the_releases_route_registry() -> None:
+def test_the_operator_must_pin_the_route_registry() -> None:
     # Production requires COMMONS_SURFACE_REGISTRY_SHA256 (seed 002 §15: a pin held outside
-    # the package); compose and the chart carry the release's, which `make routes` keeps.
+    # the package, the hash of the registry the operator audited).  A default in the
+    # deployment files would be the package's own pin again, so none carries one: compose
+    # refuses to start without it, the chart to render, and the example leaves it empty.
     environment = _compose()["x-commons"]["environment"]
     pin = environment["COMMONS_SURFACE_REGISTRY_SHA256"]
-    assert pin == "${COMMONS_SURFACE_REGISTRY_SHA256:-" + SURFACE_REGISTRY_SHA256 + "}"
+    assert re.fullmatch(
+        r"\$\{COMMONS_SURFACE_REGISTRY_SHA256:\?[^}]*commons routes show[^}]*\}", pin
+    )
     for name, service in _compose()["services"].items():
         if service.get("environment", {}).get("COMMONS_ENV") == "production":
-            assert "COMMONS_SURFACE_REGISTRY_SHA256" in service["environment"], name
-    example = _env_example()
-    assert example["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
+            assert service["environment"]["COMMONS_SURFACE_REGISTRY_SHA256"] == pin, name
+    assert _env_example()["COMMONS_SURFACE_REGISTRY_SHA256"] == ""
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"(?<![0-9a-fA-F])[0-9a-f]{64}(?![0-9a-fA-F])", text), path
+    with pytest.raises(HelmFailed, match="surfaceRegistrySha256: set the SHA-256"):
+        render_chart(operator=False)
+    for malformed in ("0" * 63, SURFACE_REGISTRY_SHA256.upper(), SURFACE_REGISTRY_SHA256 + "0"):
+        with pytest.raises(HelmFailed, match="64 lower-case hex digits"):
+            render_chart({"config": {"surfaceRegistrySha256": malformed}})
     config = _by_kind(render_chart(), "ConfigMap")["commons-config"]
-    assert config["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == SURFACE_REGISTRY_SHA256
+    given = OPERATOR_VALUES["config"]["surfaceRegistrySha256"]
+    assert config["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == given
+    other = "ab" * 32  # the operator's pin is the one the pods get, whatever it is
+    config = _by_kind(render_chart({"config": {"surfaceRegistrySha256": other}}), "ConfigMap")
+    assert config["commons-config"]["data"]["COMMONS_SURFACE_REGISTRY_SHA256"] == other
 
 
 def _env_example() -> dict[str, str]:
@@ -228,6 +245,18 @@ def _substituted(value: str, known: dict[str, str]) -> str:
     return re.sub(r"\$\{([^}]+)\}", one, value)
 
 
+@functools.cache
+def _audited_registry_hash() -> str:
+    """What an operator sets COMMONS_SURFACE_REGISTRY_SHA256 to: the hash `commons routes
+    show` ends with, after reviewing the routes it lists."""
+    shown = subprocess.run(
+        [*COMMONS, "routes", "show"], capture_output=True, text=True, check=True, timeout=300
+    )
+    last = shown.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"sha256 [0-9a-f]{64}", last), last
+    return last.split()[1]
+
+
 def _local_env(
     service: dict[str, Any], tmp_path: Path, urls: dict[str, str], nats_url: str
 ) -> dict[str, str]:
@@ -240,6 +269,7 @@ def _local_env(
         "COMMONS_PSEUDONYM_PEPPER": secrets.token_urlsafe(32),
         "COMMONS_PUBLIC_URL": "https://commons.example.org",
         "COMMONS_PROXY_CIDR": "127.0.0.1/32",
+        "COMMONS_SURFACE_REGISTRY_SHA256": _audited_registry_hash(),
     }
     for name, value in service["environment"].items():
         env[name] = _substituted(str(value), known)
@@ -402,7 +432,7 @@ def _by_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, dict[str, 
 
 def test_helm_lints_the_chart_without_a_warning() -> None:
     for version in KUBERNETES_VERSIONS:
-        report = json.loads(helm("lint", kube_version=version))
+        report = json.loads(helm("lint", json.dumps(OPERATOR_VALUES), kube_version=version))
         assert report["errors"] == []
         assert [m for m in report["messages"] if m["severity"] >= 2] == []
 

@@ -110,9 +110,8 @@ def production_violations(settings: Settings) -> list[Violation]:
         found.append(
             Violation(
                 "production needs the hash of the route registry you audited",
-                "set COMMONS_SURFACE_REGISTRY_SHA256 to it: `commons routes build --check` "
-                "in the release's checkout prints it, and deploy/compose.yaml and the Helm "
-                "chart's values carry the release's",
+                "review the release's routes (`commons routes show`: its last line is the "
+                "hash) and set COMMONS_SURFACE_REGISTRY_SHA256 to that hash",
             )
         )
     # Parsed, not prefix-matched: "HTTP://x" and "ftp://x" are not https, and the scheme
