@@ -24,7 +24,8 @@ _COMMONS = [sys.executable, "-m", "credit_commons.cli"]
 @contextmanager
 def commons_server(env: Mapping[str, str], port: int, workers: int) -> Iterator[int]:
     """Migrate the platform ``env`` names, run ``commons serve`` on ``port`` with ``workers``
-    worker processes and no log worker until ``/readyz`` answers 200 (at most 60 s), yield
+    worker processes and no log worker until ``/readyz`` answers 200 (at most 120 s: a start
+    on a loaded machine, as in the suite beside other processes), yield
     its process id, and stop it with SIGTERM.  Raises :class:`SystemExit` when it does not
     start."""
     subprocess.run([*_COMMONS, "db", "upgrade"], env=env, check=True, capture_output=True)
@@ -35,7 +36,7 @@ def commons_server(env: Mapping[str, str], port: int, workers: int) -> Iterator[
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
