@@ -42,8 +42,9 @@ from credit_commons.runtime import Runtime
 __all__ = ["Identity", "Lender", "LiveServer", "live_server_on"]
 
 _COMMONS = [sys.executable, "-m", "credit_commons.cli"]
-START_SECONDS = 60
-"""How long the server may take to answer /readyz (only a hung process reaches it)."""
+START_SECONDS = 120
+"""How long the server may take to answer /readyz (only a hung process reaches it; 60 s
+was outlasted by a healthy start at a load average of 20)."""
 STOP_SECONDS = 30
 
 
