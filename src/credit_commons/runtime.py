@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker
+from credit_commons.core.db_tracing import trace_engine
 from credit_commons.core.encoding import b64url_decode
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.pseudonym import Pseudonymizer
@@ -133,6 +134,8 @@ class Runtime:
             pool_size=settings.db_pool_size,
             pool_timeout=settings.db_pool_timeout,
         )
+        if settings.tracing.enabled:
+            trace_engine(engine)  # spans once the process starts tracing (core/tracing.py)
         return cls(
             settings=settings,
             engine=engine,

@@ -135,11 +135,15 @@ def _root(ctx: typer.Context) -> None:
             f"invalid settings: {name}: not valid JSON", hint='e.g. ["file"]'
         ) from e
     except pydantic.ValidationError as e:
-        problems = "; ".join(
-            f"COMMONS_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in e.errors()
-        )
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in e.errors())
         raise ConfigurationError(f"invalid settings: {problems}") from e
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    # The environment variable a settings error is about: COMMONS_*, or one of the
+    # standard OTEL_* ones (core/tracing_settings.py).
+    name = "_".join(str(p) for p in loc).upper()
+    return name if name.startswith("OTEL_") else f"COMMONS_{name}"
 
 
 @app.command()

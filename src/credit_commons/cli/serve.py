@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from credit_commons import __version__
 from credit_commons.cli.log import warn_if_diverged
 from credit_commons.cli.support import JsonOption, holder, settings
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
+from credit_commons.core.tracing import start_tracing
 from credit_commons.gateway.app import create_app, startup_checks
 from credit_commons.gateway.serving import (
     TlsFiles,
@@ -89,6 +91,7 @@ def serve(
     base = settings(ctx)
     config = base.listening_on(host or base.host, port or base.port, tls=tls is not None)
     configure_logging(config.log_level)
+    start_tracing(config.tracing, version=__version__)  # a no-op unless OTEL_* configure it
     warnings = workers_warnings(config, workers)
     disagreement = config.public_url_disagreement()
     if disagreement:

@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from credit_commons import __version__
 from credit_commons.cli.log import continuity, refuse_if_held, warn_if_diverged
 from credit_commons.cli.support import JsonOption, emit, holder, runtime, settings
 from credit_commons.core.db import transaction
 from credit_commons.core.db_role import check_db_role
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.logging import configure_logging
+from credit_commons.core.tracing import start_tracing
 from credit_commons.jobs import default_steps
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.worker import LogWorker
@@ -30,6 +32,7 @@ def worker_command(
 ) -> None:
     """Run the log worker: sequence events, checkpoint, cosign, anchor."""
     configure_logging(settings(ctx).log_level)
+    start_tracing(settings(ctx).tracing, version=__version__)  # when OTEL_* configure it
     with runtime(ctx) as rt:
         if rt.settings.is_production or rt.settings.strict_db_role:
             check_db_role(rt.engine)  # as the server's start-up does (docs/operations.md)

@@ -2,7 +2,9 @@
 
 Every record is one JSON object per line: time, level, logger, message, the current request
 id (from a context variable set by the HTTP middleware) and any structured ``fields`` passed
-as ``logger.info("msg", extra={"fields": {...}})``.  Field names that look like secrets
+as ``logger.info("msg", extra={"fields": {...}})``.  Inside a traced span (core/tracing.py)
+the record also carries its ``trace_id`` and ``span_id``, so a log line and its trace
+find each other.  Field names that look like secrets
 (``password``, ``token``, ``secret``, ``key``, ``pepper``, ``authorization``, ``cookie``)
 have their values replaced before the record is written, wherever they are nested.
 """
@@ -16,6 +18,8 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from credit_commons.core.tracing import current_ids
 
 __all__ = ["JsonFormatter", "configure_logging", "redact", "request_id_var"]
 
@@ -59,6 +63,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        ids = current_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(redact(fields))

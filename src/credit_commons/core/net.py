@@ -35,18 +35,38 @@ import socket
 import ssl
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from opentelemetry.trace import Span, SpanKind
 
 from credit_commons.core.encoding import json_decode
 from credit_commons.core.errors import ConfigurationError, UnavailableError, ValidationError
+from credit_commons.core.tracing import span, tracer
 
 __all__ = ["ACCEPT_ENCODING", "FetchFailed", "OutboundFetcher", "UnsafeUrl", "system_resolver"]
 
 Resolver = Callable[[str], Sequence[str]]
+_tracer = tracer("credit_commons.net")
+
+
+def _outbound_span(method: str, url: str) -> AbstractContextManager[Span]:
+    # A client span naming the host called, never the path or query (a webhook's path
+    # may carry a token), as OpenTelemetry's HTTP client spans ("{method}").
+    parts = urlsplit(url)
+    return span(
+        _tracer,
+        method,
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": method,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or (443 if parts.scheme == "https" else 80),
+        },
+    )
 
 
 class UnsafeUrl(ValidationError):
@@ -242,8 +262,13 @@ class OutboundFetcher:
         """
         self.check_url(url)
         headers = {**(headers or {}), "Accept": accept, "Accept-Encoding": ACCEPT_ENCODING}
+        with _outbound_span("GET", url) as current:
+            return self._get(url, headers, current)
+
+    def _get(self, url: str, headers: dict[str, str], current: Span) -> tuple[bytes, httpx.Headers]:
         try:
             with self._client.stream("GET", url, headers=headers) as response:
+                current.set_attribute("http.response.status_code", response.status_code)
                 if response.status_code != 200:
                     raise FetchFailed(f"remote answered HTTP {response.status_code}")
                 if response.is_stream_consumed:
@@ -292,13 +317,15 @@ class OutboundFetcher:
             "Content-Type": content_type,
             "Accept-Encoding": "identity",
         }
-        try:
-            # Streamed and closed unread: only the status is wanted, so the answer's body,
-            # of whatever size or coding, is never read.
-            with self._client.stream("POST", url, content=body, headers=headers) as response:
-                return response.status_code
-        except httpx.HTTPError as e:
-            raise FetchFailed("remote endpoint could not be reached") from e
+        with _outbound_span("POST", url) as current:
+            try:
+                # Streamed and closed unread: only the status is wanted, so the answer's
+                # body, of whatever size or coding, is never read.
+                with self._client.stream("POST", url, content=body, headers=headers) as answer:
+                    current.set_attribute("http.response.status_code", answer.status_code)
+                    return answer.status_code
+            except httpx.HTTPError as e:
+                raise FetchFailed("remote endpoint could not be reached") from e
 
     def get_json(self, url: str) -> Any:
         """GET ``url`` and parse it as JSON; raises like :meth:`get_bytes`."""

@@ -39,6 +39,7 @@ from credit_commons.core.settings_checks import (
     refuse,
     url_for_address,
 )
+from credit_commons.core.tracing_settings import TracingSettings
 
 __all__ = [
     "STATE_LOCATIONS",
@@ -388,6 +389,8 @@ class Settings(BaseSettings):
     # one JSON object, and where alert webhooks go (none queued when unset).
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     alert_webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    # OpenTelemetry traces, from the standard OTEL_* variables (core/tracing_settings.py).
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     _public_url_derived: bool = PrivateAttr(default=False)
 

@@ -36,9 +36,11 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+from opentelemetry.trace import SpanKind
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
+from credit_commons.core.tracing import span, tracer
 from credit_commons.federation.feed import spine_batch
 from credit_commons.federation.models import FederationCursorRow
 from credit_commons.federation.subjects import (
@@ -57,6 +59,7 @@ from credit_commons.runtime import Runtime
 __all__ = ["CHECKPOINTS", "SPINE", "Publisher", "PublisherState", "read_cursor"]
 
 log = logging.getLogger("credit_commons.federation")
+_tracer = tracer("credit_commons.federation")
 
 SPINE = "spine"
 """The cursor of the spine's events: the next leaf index to publish."""
@@ -230,7 +233,25 @@ class Publisher:
         return conn
 
     async def _publish(self, conn: _Connection, messages: list[Message]) -> int:
-        """Publish and wait for every acknowledgement; the number actually sent."""
+        """Publish and wait for every acknowledgement; the number actually sent.  When
+        tracing is on, one producer span per batch, naming the streams (a fixed set,
+        federation/subjects.py) and the count; never a subject's tail or a body."""
+        streams = sorted({message.stream for message in messages})
+        with span(
+            _tracer,
+            f"publish {','.join(streams)}",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": ",".join(streams),
+            },
+        ) as current:
+            sent = await self._publish_batch(conn, messages)
+            current.set_attribute("messaging.batch.message_count", sent)
+            return sent
+
+    async def _publish_batch(self, conn: _Connection, messages: list[Message]) -> int:
         futures = []
         for message in messages:
             if message.position <= conn.tails.get(message.stream, -1):

@@ -24,7 +24,11 @@ from credit_commons.core.settings import Settings
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.api_docs import install_api_docs
 from credit_commons.gateway.denials import install_denial_handler
-from credit_commons.gateway.middleware import RequestContextMiddleware, make_metrics
+from credit_commons.gateway.middleware import (
+    FASTAPI_TELEMETRY_OFF,
+    RequestContextMiddleware,
+    make_metrics,
+)
 from credit_commons.gateway.monitoring import install_domain_metrics, rate_limit_counter
 from credit_commons.gateway.openapi import answers, install_openapi, media
 from credit_commons.gateway.problems import install_problem_handlers
@@ -197,6 +201,7 @@ def assemble_app(
         openapi_url="/openapi.json",
         docs_url=None,  # served by install_api_docs, with its assets (no CDN)
         redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,  # our middleware's spans instead (middleware.py)
     )
     app.state.runtime = runtime
     app.state.restore_mode = RestoreModeCache()
@@ -371,6 +376,10 @@ def _install_middleware(
     app.add_middleware(AdmissionMiddleware, admission=admission)
     app.add_middleware(RateLimitMiddleware, runtime=runtime, refusals=refusals)
     app.add_middleware(SizeLimitMiddleware, settings=runtime.settings)
-    app.add_middleware(RequestContextMiddleware, metrics=make_metrics(registry))
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=make_metrics(registry),
+        traced=runtime.settings.tracing.enabled,
+    )
     # Outermost: the console's security headers on every HTML answer, whoever made it.
     app.add_middleware(HtmlHeadersMiddleware, production=runtime.settings.is_production)

@@ -1,4 +1,5 @@
-"""Request ids, access logs and Prometheus metrics for every request (pure ASGI middleware)."""
+"""Request ids, access logs, Prometheus metrics and (when tracing is on) a server span for
+every request (pure ASGI middleware)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import random
 import re
 import time
 
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_commons.core.ids import IdGenerator
 from credit_commons.core.logging import request_id_var
+from credit_commons.core.tracing import fail, tracer
 
-__all__ = ["RequestContextMiddleware", "make_metrics"]
+__all__ = ["FASTAPI_TELEMETRY_OFF", "RequestContextMiddleware", "make_metrics"]
 
 log = logging.getLogger("credit_commons.access")
 # Request ids correlate log lines; nothing relies on them being unguessable, so their random
@@ -21,6 +26,23 @@ log = logging.getLogger("credit_commons.access")
 # system call per request.
 _request_ids = IdGenerator(randbits=random.getrandbits)
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_tracer = tracer("credit_commons.gateway")
+
+FASTAPI_TELEMETRY_OFF: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+"""FastAPI's own OpenTelemetry instrumentation, off in every app of the platform.  Once a
+process installs a tracer provider it would record each request's raw path (``url.path``:
+a borrower's token in ``/v1/borrowers/{token}/…``) and, as logs, exception messages and
+stack traces; with ``FASTAPI_OTEL_AUTO_CONFIGURE=true`` it would install exporters of its
+own.  :class:`RequestContextMiddleware` makes the server spans instead."""
+# W3C Trace Context only: an incoming ``traceparent`` continues the caller's trace.
+# Baggage is not read (it is free text a caller chose).
+_propagator = TraceContextTextMapPropagator()
 
 
 class Metrics:
@@ -53,19 +75,55 @@ class RequestContextMiddleware:
     A well-formed incoming ``X-Request-ID`` is kept so traces join up across proxies;
     anything else is replaced.  The log line has method, route template, status and
     duration — never the query string, headers or body, which may carry secrets.
+
+    With ``traced`` (tracing configured, core/tracing.py) each request is also a server
+    span, named ``{method} {route template}`` (the method alone when no route matched) and
+    carrying those, the status and the request id: never the raw path (it may hold a
+    borrower's token), the query, a header or the client's address.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, traced: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.traced = traced
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _INCOMING_ID.fullmatch(incoming) else _request_ids.new("req")
         token = request_id_var.set(request_id)
+        try:
+            if not self.traced:
+                await self._serve(scope, receive, send, request_id, None)
+                return
+            carrier = {
+                name: headers[key].decode("latin-1")
+                for name, key in (("traceparent", b"traceparent"), ("tracestate", b"tracestate"))
+                if key in headers
+            }
+            method = scope.get("method", "")
+            with _tracer.start_as_current_span(
+                method,
+                context=_propagator.extract(carrier),
+                kind=SpanKind.SERVER,
+                attributes={
+                    "http.request.method": method,
+                    "url.scheme": scope.get("scheme", "http"),
+                    "commons.request_id": request_id,
+                },
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as current:
+                await self._serve(scope, receive, send, request_id, current)
+        finally:
+            request_id_var.reset(token)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, request_id: str, current: Span | None
+    ) -> None:
         start = time.perf_counter()
         status = 500
 
@@ -80,12 +138,19 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException as e:
+            if current is not None:
+                fail(current, e)
+            raise
         finally:
             elapsed = time.perf_counter() - start
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            template = getattr(scope.get("route"), "path", None)
+            route = template or "unmatched"
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
+            if current is not None:
+                _finish(current, method, template, status)
             log.info(
                 "request",
                 extra={
@@ -97,4 +162,13 @@ class RequestContextMiddleware:
                     }
                 },
             )
-            request_id_var.reset(token)
+
+
+def _finish(current: Span, method: str, template: str | None, status: int) -> None:
+    # The semantic conventions' HTTP server span: "{method} {http.route}", ERROR for 5xx.
+    if template is not None:
+        current.update_name(f"{method} {template}")
+        current.set_attribute("http.route", template)
+    current.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        current.set_status(Status(StatusCode.ERROR))

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError
+from credit_commons.gateway.middleware import FASTAPI_TELEMETRY_OFF
 from credit_commons.gateway.node_metrics import NodeMetrics
 from credit_commons.gateway.problems import install_problem_handlers, problem_response
 from credit_commons.gateway.ratelimit_memory import ProcessMemoryStorage
@@ -98,7 +99,12 @@ def create_node_app(
     gives the follower's pending messages per stream for ``/metrics``; ``scorer`` serves
     ``GET /v1/scores`` and the scoring state in ``GET /v1/node``; ``platform_lag`` the
     node's readings of the platform's log state, shown in ``GET /v1/node``."""
-    app = FastAPI(title="Credit Commons full node", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Credit Commons full node",
+        docs_url=None,
+        redoc_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     install_problem_handlers(app)
     _limit_and_log(app, per_minute)
     _mirror_routes(app, mirror, scorer, platform_lag)

@@ -41,6 +41,7 @@ from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.errors import CommonsError, ConfigurationError
 from credit_commons.core.files import path_error
 from credit_commons.core.logging import configure_logging
+from credit_commons.gateway.middleware import FASTAPI_TELEMETRY_OFF
 from credit_commons.gateway.problems import install_problem_handlers
 from credit_commons.ledger import note as note_format
 from credit_commons.ledger.cosignature import CosignatureSigner
@@ -86,7 +87,13 @@ def create_witness_app(
     ``text/x.tlog.size``.  A body over ``max_body_bytes`` is refused with 413.
     """
     witness = Witness(config, store)
-    app = FastAPI(title="Credit Commons witness", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Credit Commons witness",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     install_problem_handlers(app)
 
     @app.exception_handler(OldSizeMismatch)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.core.tracing import span, tracer
 from credit_commons.ledger import service
 from credit_commons.ledger.continuity import ContinuityGuard, Gap, LogDiverged
 from credit_commons.ledger.identity import LogIdentity, log_identity
@@ -25,9 +26,10 @@ from credit_commons.ledger.sequencer import sequence_pending
 from credit_commons.ledger.steps import default_probes, log_steps
 from credit_commons.runtime import Runtime
 
-__all__ = ["LogWorker", "StepReport"]
+__all__ = ["LogWorker", "StepReport", "step_name"]
 
 log = logging.getLogger("credit_commons.ledger.worker")
+_tracer = tracer("credit_commons.worker")
 
 Step = Callable[[Runtime, int], dict[str, object]]
 
@@ -43,6 +45,13 @@ class StepReport:
     diverged: Gap | None = None
     held: RestoreHold | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def step_name(step: Step) -> str:
+    """A step's name for traces: the function that made it (``consent_step`` for the
+    closure ``consent_step.<locals>.step``), else its own."""
+    qualname = getattr(step, "__qualname__", None) or type(step).__name__
+    return qualname.split(".<locals>", 1)[0].rsplit(".", 1)[-1]
 
 
 class LogWorker:
@@ -68,6 +77,13 @@ class LogWorker:
         self._thread: threading.Thread | None = None
 
     def run_once(self, *, force_checkpoint: bool = False) -> StepReport:
+        """One pass (see :meth:`_pass`), a trace of its own when tracing is on: a
+        ``worker pass`` span over ``worker sequence`` and one ``worker <step>`` span per
+        step."""
+        with span(_tracer, "worker pass"):
+            return self._pass(force_checkpoint=force_checkpoint)
+
+    def _pass(self, *, force_checkpoint: bool) -> StepReport:
         """Sequence what is pending and publish a checkpoint when it is due.
 
         Neither happens while the database's tree does not continue what the log published
@@ -95,7 +111,8 @@ class LogWorker:
             held = restore_hold(session)
         report = StepReport(size=continuity.database_size, held=held)
         if continuity.gap is None and held is None:
-            self._advance(report, identity, force_checkpoint)
+            with span(_tracer, "worker sequence"):
+                self._advance(report, identity, force_checkpoint)
         else:
             report.diverged = continuity.gap
             with transaction(rt.read_sessions) as session:
@@ -103,7 +120,9 @@ class LogWorker:
             report.checkpoint = latest.size if latest is not None else None
         if held is None:
             for step in self.steps:
-                report.extra.update(step(rt, report.checkpoint or 0))
+                name = step_name(step)
+                with span(_tracer, f"worker {name}", attributes={"commons.step": name}):
+                    report.extra.update(step(rt, report.checkpoint or 0))
         return report
 
     def _advance(self, report: StepReport, identity: LogIdentity, force_checkpoint: bool) -> None:
