@@ -139,18 +139,13 @@ def test_spans_reach_a_real_collector_without_secrets(start_server: object) -> N
         server = start_server(  # type: ignore[operator]
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
             OTEL_SERVICE_NAME="commons-under-test",
-            OTEL_BSP_SCHEDULE_DELAY="200",
+            # Batches only when full (512 spans) or as the server stops: what the requests
+            # below made arrives at the stop, which must export what is queued (uvicorn ends
+            # on SIGTERM without running exit handlers).
+            OTEL_BSP_SCHEDULE_DELAY="600000",
         )
         ids = _drive(server.base)
-        wanted = {
-            "GET /readyz",
-            "GET /v1/borrowers/{token}/consents",
-            "POST /v1/consents",
-            "GET /healthz",
-            "worker consent_step",
-        }
-        spans = receiver.wait_for(lambda got: wanted <= {s.name for s in got})
-        server.stop()  # the provider flushes what is queued at exit
+        server.stop()
         spans = receiver.snapshot()
         _check_spans(spans, ids, server.log_path)
         _check_no_secrets(receiver)

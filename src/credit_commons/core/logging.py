@@ -15,15 +15,26 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from credit_commons.core.tracing import current_ids
-
-__all__ = ["JsonFormatter", "configure_logging", "redact", "request_id_var"]
+__all__ = ["JsonFormatter", "attach_trace_ids", "configure_logging", "redact", "request_id_var"]
 
 request_id_var: ContextVar[str | None] = ContextVar("commons_request_id", default=None)
+
+# What gives the current trace and span ids, attached by core/tracing.py once a process
+# starts tracing.  Attached rather than imported: this module stays free of OpenTelemetry,
+# which a uvicorn worker process would otherwise import before it answers its
+# supervisor's first health check (gateway/serving.py).
+_trace_ids: list[Callable[[], tuple[str, str] | None]] = []
+
+
+def attach_trace_ids(source: Callable[[], tuple[str, str] | None]) -> None:
+    """Have every log line carry ``trace_id`` and ``span_id`` from ``source``."""
+    _trace_ids[:] = [source]
+
 
 _SECRET_NAME = re.compile(
     r"(pass(word)?|secret|token|pepper|authori[sz]ation|cookie|private|(^|_)key$|"
@@ -63,7 +74,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        ids = current_ids()
+        ids = _trace_ids[0]() if _trace_ids else None
         if ids is not None:
             entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)

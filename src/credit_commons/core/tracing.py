@@ -27,12 +27,22 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from credit_commons.core.logging import attach_trace_ids
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
     from credit_commons.core.tracing_settings import TracingSettings
 
-__all__ = ["Tracing", "current_ids", "fail", "span", "start_tracing", "tracer"]
+__all__ = [
+    "Tracing",
+    "current_ids",
+    "fail",
+    "flush_tracing",
+    "span",
+    "start_tracing",
+    "tracer",
+]
 
 
 class Tracing(Protocol):
@@ -74,7 +84,23 @@ def start_tracing(config: TracingSettings, *, version: str) -> Tracing | None:
         provider = _build_provider(config, version=version)
         trace.set_tracer_provider(provider)
         _installed.append(provider)
-        return provider
+    # OpenTelemetry's context runtime loads (importing a module) on its first use: make it
+    # now rather than in a log formatter, under the logging lock.
+    current_ids()
+    attach_trace_ids(current_ids)
+    return provider
+
+
+def flush_tracing(timeout_millis: int = 10_000) -> None:
+    """Export what this process's provider has queued (nothing when none is installed).
+
+    Called as a server or worker stops: uvicorn ends a process stopped by SIGTERM by
+    raising the signal again once it has shut down, so exit handlers (where the SDK would
+    flush) never run."""
+    with _lock:
+        installed = list(_installed)
+    for provider in installed:
+        provider.force_flush(timeout_millis)
 
 
 def _build_provider(config: TracingSettings, *, version: str) -> SdkTracerProvider:
@@ -128,7 +154,11 @@ def _build_provider(config: TracingSettings, *, version: str) -> SdkTracerProvid
 
 def current_ids() -> tuple[str, str] | None:
     """The current span's trace id and span id (lower-case hex, as W3C Trace Context
-    writes them), or None outside a recorded span."""
+    writes them), or None outside a recorded span — and always None in a process that has
+    not started tracing, which then never touches OpenTelemetry's context at all (every
+    log line asks: untraced, it costs one list check)."""
+    if not _installed:
+        return None
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None

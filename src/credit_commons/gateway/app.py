@@ -21,6 +21,7 @@ from credit_commons.core.durability import check_durability
 from credit_commons.core.heap import freeze_startup_heap
 from credit_commons.core.migrate import current_revision, head_revision
 from credit_commons.core.settings import Settings
+from credit_commons.core.tracing import flush_tracing, start_tracing
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
 from credit_commons.gateway.api_docs import install_api_docs
 from credit_commons.gateway.denials import install_denial_handler
@@ -230,10 +231,13 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The app's start and stop: the start-up checks, the log worker (``run_worker``) and
     the frozen heap (``freeze_heap``) on start; the worker, the rate limits and the
-    runtime closed on stop."""
+    runtime closed on stop, then the spans still queued exported (when tracing)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Tracing, when configured (a no-op if the CLI started it already, core/tracing.py):
+        # here so that each of `commons serve --workers N`'s processes starts its own.
+        start_tracing(runtime.settings.tracing, version=__version__)
         startup_checks(runtime)
         # The route table again (a route may have been added since create_app).  The
         # deployment's signature over the registry is made on the first GET /v1/routes: a
@@ -253,6 +257,7 @@ def _lifespan(
                 worker.stop()
             close_rate_limits(runtime)
             runtime.close()
+            flush_tracing()  # the last spans, the worker's included (core/tracing.py)
 
     return lifespan
 

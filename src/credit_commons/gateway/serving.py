@@ -24,11 +24,9 @@ import uvicorn
 from uvicorn.importer import import_from_string
 from uvicorn.supervisors import Multiprocess
 
-from credit_commons import __version__
 from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
-from credit_commons.core.tracing import start_tracing
 from credit_commons.gateway.size_limits import bounded_protocol_factory
 
 if TYPE_CHECKING:
@@ -154,10 +152,9 @@ def workers_warnings(settings: Settings, workers: int) -> list[str]:
 
 def worker_app(settings: Settings) -> FastAPI:
     """The app of one spawned worker process (uvicorn calls this, ``factory=True``, in the
-    worker): our JSON logging and, when configured, tracing, then
-    :func:`build_worker_app`."""
+    worker): our JSON logging, then :func:`build_worker_app` (whose start-up starts
+    tracing when configured: this module imports no OpenTelemetry, see above)."""
     configure_logging(settings.log_level)
-    start_tracing(settings.tracing, version=__version__)
     return build_worker_app(settings)
 
 

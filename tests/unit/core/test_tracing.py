@@ -15,6 +15,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from tests.commons_inprocess import commons
 
+from credit_commons.core import logging as commons_logging
+from credit_commons.core import tracing
 from credit_commons.core.logging import JsonFormatter
 from credit_commons.core.settings import Settings
 from credit_commons.core.tracing import current_ids, span
@@ -115,10 +117,15 @@ def _line(formatter: JsonFormatter) -> dict[str, object]:
     return parsed
 
 
-def test_log_lines_carry_the_current_trace() -> None:
-    # A provider of this test's own (the process's global one stays the no-op proxy).
+def test_log_lines_carry_the_current_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider of this test's own (the process's global one stays the no-op proxy),
+    # taken as the one started.
     provider = TracerProvider()
     formatter = JsonFormatter()
+    with span(provider.get_tracer("test"), "before"):
+        assert current_ids() is None  # no tracing started: never looked up
+    monkeypatch.setattr(tracing, "_installed", [provider])
+    monkeypatch.setattr(commons_logging, "_trace_ids", [current_ids])  # as start_tracing does
     assert current_ids() is None
     assert "trace_id" not in _line(formatter)
     with span(provider.get_tracer("test"), "outer") as current:
