@@ -75,7 +75,7 @@ EXPECTED = {
     "credit_commons.node": {
         "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
         "PinMismatch", "Pins", "Platform", "Quotas", "TreeSource", "parse_bundle", "tile_path",
-        "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key",
+        "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key", "service_token",
         # Scoring the mirrored reputation events (issue 20).
         "NodeScoreNotFound", "NodeScorer", "NodeScores", "ScoringRefused",
     },

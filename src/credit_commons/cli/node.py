@@ -31,6 +31,7 @@ from credit_commons.node import (
     PlatformLag,
     Quotas,
     rotate_node_key,
+    service_token,
 )
 from credit_commons.node import store as node_store
 
@@ -166,7 +167,12 @@ def node_serve(
         follower = Follower(mirror, peer, node_id, quotas=quotas)
         follower.start()
         pending = follower.pending  # updated in place by the follower's thread
-        scorer = NodeScorer(mirror)
+        scorer = NodeScorer(
+            mirror,
+            member_token=service_token(
+                platform, identity, "members:read", ttl=config.service_token_ttl
+            ),
+        )
         scorer.start()
 
         def mirrored() -> int:

@@ -115,8 +115,8 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         ("POST", r"/v1/reputation/members", "signed-body", ()),
         ("POST", r"/v1/reputation/members/tombstone", "signed-body", ()),
         ("GET", r"/v1/reputation/capabilities", "subject-proof", ()),
-        # A membership's public document, as a score bundle states it (a full node scores).
-        ("GET HEAD", r"/v1/reputation/members/[^/]+", "none", ()),
+        # A membership's document (its plain DID): registered full nodes only, which score.
+        ("GET HEAD", r"/v1/reputation/members/[^/]+", "service", ("members:read",)),
         # The checkpoint committee: a partial signature verifies under its member's key.
         ("POST", r"/v1/partials", "signed-body", ()),
         ("GET", r"/v1/tasks/current|/v1/committee", "none", ()),

@@ -108,12 +108,14 @@ SERVICE_SCOPES: Final[Mapping[str, str]] = {
     "keys:read": "read the service keys' versions and state (GET /v1/internal/service-keys)",
     "keys:rotate": "register the caller's own next key version "
     "(POST /v1/internal/service-keys/rotate)",
+    "members:read": "read a membership's document, with its plain DID "
+    "(GET /v1/reputation/members/{event_id}; a full node scores with it)",
 }
 """Every internal scope and what it grants."""
 
 SERVICES: Final[Mapping[str, frozenset[str]]] = {
     "worker": frozenset({"log:state", "keys:read"}),
-    "node": frozenset({"log:state", "keys:rotate"}),
+    "node": frozenset({"log:state", "keys:rotate", "members:read"}),
     "witness": frozenset({"log:state", "keys:rotate"}),
     "console": frozenset({"log:state", "keys:read"}),
 }

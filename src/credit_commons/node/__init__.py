@@ -14,7 +14,7 @@ and must not depend on the verifier; nor of ``jobs``, since it has tables of its
 """
 
 from credit_commons.node.follower import Follower
-from credit_commons.node.lag import PlatformLag, rotate_node_key
+from credit_commons.node.lag import PlatformLag, rotate_node_key, service_token
 from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_message
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
@@ -42,6 +42,7 @@ __all__ = [
     "TreeSource",
     "parse_bundle",
     "rotate_node_key",
+    "service_token",
     "tile_path",
     "verify_message",
     "verify_presentation",

@@ -17,9 +17,24 @@ from credit_commons.core.errors import CommonsError, ConflictError
 from credit_commons.keys import ServiceIdentity
 from credit_commons.node.platform import Platform
 
-__all__ = ["PlatformLag", "rotate_node_key"]
+__all__ = ["PlatformLag", "rotate_node_key", "service_token"]
 
 log = logging.getLogger("credit_commons.node.lag")
+
+
+def service_token(
+    platform: Platform, identity: ServiceIdentity, scope: str, *, ttl: int
+) -> Callable[[], str]:
+    """A source of the node's service tokens for ``scope`` at the followed platform (its
+    audience asked once, on first use; each token reused until near its expiry)."""
+    audience: list[str] = []
+
+    def token() -> str:
+        if not audience:
+            audience.append(platform.audience())
+        return identity.token(audience=audience[0], scopes=[scope], ttl=ttl)
+
+    return token
 
 
 def rotate_node_key(platform: Platform, identity: ServiceIdentity, *, ttl: int) -> str:

@@ -1,6 +1,7 @@
 """The followed platform over HTTP: its log key, entry bundles, blobs, status lists and
-issuer metadata, and — with the node's service token — its internal log state (how far the
-node lags behind) and the rotation of the node's own service key.  Through
+issuer metadata, and — with the node's service token — the member documents it scores, its
+internal log state (how far the node lags behind) and the rotation of the node's own service
+key.  Through
 :class:`~credit_commons.core.net.OutboundFetcher` (no redirects,
 a size cap, a timeout); loopback, private addresses and plain http are allowed because the
 operator names this one URL (``--follow``), not a credential presented to the node."""
@@ -139,10 +140,20 @@ class Platform:
             raise ValidationError("the registry keys are not an object")
         return found
 
-    def member(self, event_id: str) -> JsonObject:
+    def member(self, event_id: str, token: Callable[[], str]) -> JsonObject:
         """The member document of a ``reputation.member`` spine event (the caller checks
-        it against the event)."""
-        found = self._json(f"/v1/reputation/members/{quote(event_id, safe='')}")
+        it against the event), with a service token (scope ``members:read``) from
+        ``token()``.  Raises ``FetchFailed`` (``remote answered HTTP 404`` once the DID is
+        excluded, 401 when the token is refused)."""
+        body, _ = self._fetcher.get_bytes(
+            f"{self.base}/v1/reputation/members/{quote(event_id, safe='')}",
+            accept="application/json",
+            headers={"Authorization": f"Bearer {token()}"},
+        )
+        try:
+            found = json.loads(body)
+        except ValueError as e:
+            raise ValidationError("the member document is not JSON") from e
         if not isinstance(found, dict):
             raise ValidationError("the member document is not an object")
         return found

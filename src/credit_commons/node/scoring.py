@@ -9,18 +9,37 @@ core the platform runs (``reputation.scorer_sparse`` over the scorer's inputs, a
   mirrored leaf at its index, its blob (the signed vouch or report, by CID) re-checked: the
   CID, the sender's signature, and the SHA-256 of both DIDs the spine event states;
 * the **memberships**: each ``members.recorded`` message below the checkpoint, with the
-  platform's member document (``GET /v1/reputation/members/{event_id}``) mirrored once and
-  checked against the spine event (the DID's SHA-256, the KYC flag, the credential's
-  SHA-256, the day); revocations, suspensions and reinstatements from the
-  ``members.revoked`` / ``members.reinstated`` messages below the checkpoint; the DIDs
-  excluded by ``members.excluded`` messages;
+  platform's member document (``GET /v1/reputation/members/{event_id}``, with the node's
+  service token, scope ``members:read``) mirrored once and checked against the spine event
+  (the DID's SHA-256, the KYC flag, the credential's SHA-256, the day); revocations,
+  suspensions and reinstatements from the ``members.revoked`` / ``members.reinstated``
+  messages below the checkpoint; the DIDs excluded by ``members.excluded`` messages.  The
+  membership of a DID excluded anywhere in the mirror is neither fetched nor kept (the
+  platform no longer serves it; a document mirrored before is deleted), and one excluded
+  below the checkpoint needs none (the scorer leaves an excluded DID's membership out).  A
+  document that cannot be fetched or does not match is tried again with back-off; scoring
+  refuses meanwhile, naming the event;
 * the **rule set**: the version of the default rule set in effect at the checkpoint's
   time among those the node mirrored, every mirrored version's registry token verified
   again under the registry's keys and its hash the mirrored one — a rule set the node
   cannot verify, or none in effect, and the node refuses to score (:class:`ScoringRefused`).
 
+**Complete inputs only.**  The checkpoints stream is mirrored apart from (and during a
+catch-up, before) the events and members streams, so the node holds the newest checkpoint
+before the messages below it.  The node therefore knows which leaves below the checkpoint
+are reputation spine events: it reads each leaf's entry once from the platform's entry
+bundles (``{"v", "id", "type", "at", "digest"}``: the type is public), checks it is the
+mirrored leaf, and notes the ``reputation.event`` leaves (the events stream) and the
+``reputation.member*`` / ``reputation.excluded`` leaves (the members stream).  While any of
+those below the checkpoint is not mirrored, it refuses (``inputs_pending``, with the counts
+and the first missing leaf) rather than serve a partial score as the checkpoint's.  The
+notes are kept in memory: a restart reads the entries again (as many requests as the
+mirror made to build its tree).
+
 The records (RFC 8785 bytes, hashed as the platform hashes them) are kept in memory for
-the latest scored checkpoint and recomputed at each start from the mirror.
+the latest scored checkpoint, with the key of what they were scored from (the checkpoint,
+the day, the mirrored rule-set versions, the input messages and member documents), and
+recomputed at each start from the mirror.
 """
 
 from __future__ import annotations
@@ -28,9 +47,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import select
@@ -45,6 +64,7 @@ from credit_commons.core.encoding import (
     sha256_hex,
 )
 from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError
+from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger import NodeId, leaf_hash
 from credit_commons.node import store
 from credit_commons.node.mirror import Mirror, issuer_key_resolver
@@ -79,6 +99,15 @@ log = logging.getLogger("credit_commons.node")
 NODE_SCORE_FORMAT: Final = "credit-commons-node-score/v1"
 _EVENTS, _MEMBERS = "COMMONS_EVENTS", "COMMONS_MEMBERS"
 _RULES_JWKS = "rules_jwks"
+_STREAM_OF_TYPE: Final[Mapping[str, str]] = {
+    # The spine event types the platform publishes on the streams the node scores
+    # (federation/subjects.py: events.<ctx>, members.*).
+    "reputation.event": _EVENTS,
+    "reputation.member": _MEMBERS,
+    "reputation.member_revoked": _MEMBERS,
+    "reputation.member_reinstated": _MEMBERS,
+    "reputation.excluded": _MEMBERS,
+}
 
 
 class ScoringRefused(ConflictError):
@@ -151,9 +180,27 @@ class _Input:
 class NodeScorer:
     """Scores the mirror of one followed platform (see the module)."""
 
-    def __init__(self, mirror: Mirror, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        *,
+        member_token: Callable[[], str],
+        interval: float = 1.0,
+        backoff: tuple[float, float] = (5.0, 600.0),
+    ) -> None:
+        """``member_token()``: a service token of the node's own key with scope
+        ``members:read`` for the followed platform; ``backoff``: the first and the longest
+        wait (seconds) before a member document that failed is asked for again."""
         self.mirror, self.interval = mirror, interval
+        self._member_token = member_token
+        self._backoff = backoff
+        # event id -> (failures in a row, when to try again, why it failed)
+        self._failed: dict[str, tuple[int, datetime, str]] = {}
         self._scores: NodeScores | None = None
+        self._key: tuple[object, ...] | None = None
+        # The leaves below ``_expected_below`` whose messages scoring needs, by stream.
+        self._expected: dict[str, set[int]] = {_EVENTS: set(), _MEMBERS: set()}
+        self._expected_below = 0
         self.refused: ScoringRefused | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -206,6 +253,9 @@ class NodeScorer:
         while not self._stop.is_set():
             try:
                 self.mirror_members()
+            except Exception as exc:  # the database: scoring says what is missing
+                log.warning("node: member documents will be retried (%s)", type(exc).__name__)
+            try:
                 self.score()
             except ScoringRefused:
                 pass  # logged once by score(); the next checkpoint or rule set may do
@@ -217,30 +267,64 @@ class NodeScorer:
 
     def mirror_members(self) -> int:
         """Fetch, check and store the member document of each mirrored
-        ``members.recorded`` message the node does not hold yet; how many it stored.
-        A document that does not match its spine event is not stored (counted
-        ``scoring.member_mismatch``).  Raises on a transient failure."""
+        ``members.recorded`` message the node does not hold yet, but of an excluded DID
+        (whose mirrored documents it deletes); how many it stored.  A document that cannot
+        be fetched or does not match its spine event is not stored (counted
+        ``scoring.member_failed`` / ``scoring.member_mismatch``) and is asked for again
+        after a back-off that doubles with each failure (:meth:`member_failures`)."""
         with transaction(self.mirror.sessions) as session:
+            inputs = self._inputs(session, _MEMBERS, None)
+            excluded = _excluded_sha(inputs)
+            for kept in list(session.scalars(select(NodeMemberRow))):
+                if did_sha256(kept.did) in excluded:
+                    session.delete(kept)
             held = set(session.scalars(select(NodeMemberRow.event_id)))
-            wanted = [
-                m for m in self._inputs(session, _MEMBERS, None) if m.subject == "members.recorded"
-            ]
+        wanted = [
+            m for m in inputs if m.subject == "members.recorded" and _did_sha(m) not in excluded
+        ]
         stored = 0
         for item in wanted:
             event_id = str(item.event.get("id"))
             if event_id in held:
                 continue
-            document = self.mirror.platform.member(event_id)
+            failed = self._failed.get(event_id)
+            if failed is not None and self.mirror.clock.now() < failed[1]:
+                continue
+            try:
+                document = self.mirror.platform.member(event_id, self._member_token)
+            except CommonsError as e:
+                self._failure(event_id, e.code, e.detail)
+                continue
             row = _member_row(item.event, document, self.mirror.clock.now())
+            if row is None:
+                self._failure(event_id, "scoring.member_mismatch", "not its spine event")
+                continue
             with transaction(self.mirror.sessions) as session:
-                if row is None:
-                    store.count(session, "scoring.member_mismatch")
-                    log.warning("node: a member document does not match its spine event")
-                    continue
                 if session.get(NodeMemberRow, event_id) is None:
                     session.add(row)
                     stored += 1
+            self._failed.pop(event_id, None)
         return stored
+
+    def member_failures(self) -> dict[str, str]:
+        """The member documents that failed and are waiting to be asked for again:
+        event id → why (a problem code and its detail)."""
+        return {event_id: why for event_id, (_, _, why) in self._failed.items()}
+
+    def _failure(self, event_id: str, code: str, detail: str) -> None:
+        count = self._failed[event_id][0] + 1 if event_id in self._failed else 1
+        first, longest = self._backoff
+        wait = min(longest, first * 2 ** min(count - 1, 30))
+        again = self.mirror.clock.now() + timedelta(seconds=wait)
+        self._failed[event_id] = (count, again, f"{code}: {detail}"[:200])
+        with transaction(self.mirror.sessions) as session:
+            mismatch = code == "scoring.member_mismatch"
+            store.count(session, code if mismatch else "scoring.member_failed")
+        if count == 1:  # once per document's failure streak
+            log.warning(
+                "node: a member document failed; asked for again with back-off",
+                extra={"fields": {"event": event_id, "code": code}},
+            )
 
     # -- scoring ---------------------------------------------------------------------------
 
@@ -260,16 +344,88 @@ class NodeScorer:
         self.refused = None
         return scored
 
+    def _expect(self, size: int) -> None:
+        """Note which leaves in ``[_expected_below, size)`` are reputation spine events,
+        from the platform's entry bundles, each entry checked against the mirrored leaf."""
+        index = self._expected_below
+        found: dict[str, set[int]] = {_EVENTS: set(), _MEMBERS: set()}
+        while index < size:
+            tile = index // TILE_WIDTH
+            count = min(TILE_WIDTH, size - tile * TILE_WIDTH)
+            entries = self.mirror.platform.entries(tile, count)
+            batch = {tile * TILE_WIDTH + i: e for i, e in enumerate(entries)}
+            batch = {i: e for i, e in batch.items() if i >= index}
+            with transaction(self.mirror.sessions) as session:
+                leaves = store.TreeSource(session).leaves(list(batch))
+            for i, entry in batch.items():
+                if leaves.get(i) != bytes(leaf_hash(entry)):
+                    raise ScoringRefused("input", f"the platform's entry {i} is not the leaf")
+                stream = _entry_stream(entry)
+                if stream is not None:
+                    found[stream].add(i)
+            index = tile * TILE_WIDTH + count
+        for stream, positions in found.items():
+            self._expected[stream].update(positions)
+        self._expected_below = max(self._expected_below, size)
+
+    def _pending(self, session: Session, size: int) -> dict[str, list[int]]:
+        # The leaves below ``size`` whose message scoring needs and the mirror lacks.
+        out = {}
+        for stream in (_EVENTS, _MEMBERS):
+            held = set(
+                session.scalars(
+                    select(NodeMessageRow.position).where(
+                        NodeMessageRow.stream == stream, NodeMessageRow.position < size
+                    )
+                )
+            )
+            out[stream] = sorted(p for p in self._expected[stream] if p < size and p not in held)
+        return out
+
+    def _key_of(self, session: Session, size: int, at: datetime) -> tuple[object, ...]:
+        # What a score is computed from, read without parsing a message.
+        def positions(stream: str) -> tuple[int, ...]:
+            query = select(NodeMessageRow.position).where(
+                NodeMessageRow.stream == stream, NodeMessageRow.position < size
+            )
+            return tuple(session.scalars(query.order_by(NodeMessageRow.position)))
+
+        rules = tuple(
+            (str(r), int(v), str(h))
+            for r, v, h in session.execute(
+                select(NodeRuleSetRow.rule_set, NodeRuleSetRow.version, NodeRuleSetRow.hash)
+                .where(NodeRuleSetRow.rule_set == DEFAULT_RULE_SET_ID)
+                .order_by(NodeRuleSetRow.version)
+            )
+        )
+        documents = tuple(
+            session.scalars(select(NodeMemberRow.event_id).order_by(NodeMemberRow.event_id))
+        )
+        return (size, at.date(), rules, positions(_EVENTS), positions(_MEMBERS), documents)
+
     def _score(self) -> NodeScores | None:
         with transaction(self.mirror.sessions) as session:
             latest = store.latest_checkpoint(session)
             if latest is None:
                 return None
-            size = int(latest.size)
+            size, root = int(latest.size), bytes(latest.root_hash)
+            received = utc(latest.received_at)
+        self._expect(size)
+        with transaction(self.mirror.sessions) as session:
+            pending = self._pending(session, size)
+            if pending[_EVENTS] or pending[_MEMBERS]:
+                first = min(pending[_EVENTS] + pending[_MEMBERS])
+                raise ScoringRefused(
+                    "inputs_pending",
+                    f"{len(pending[_EVENTS])} reputation event(s) and "
+                    f"{len(pending[_MEMBERS])} membership message(s) below checkpoint {size} "
+                    f"are not mirrored yet (the first: leaf {first})",
+                )
+            at = received
+            key = self._key_of(session, size, at)
             current = self.scores()
-            if current is not None and current.size == size:
+            if current is not None and key == self._key:
                 return current
-            at = utc(latest.received_at)
             rule_set = self._rule_set(session, at)
             events = self._inputs(session, _EVENTS, size)
             members = self._inputs(session, _MEMBERS, size)
@@ -285,7 +441,7 @@ class NodeScorer:
             }
         as_of = at.date()
         scoring_events = [_scoring_event(e, blobs) for e in events]
-        memberships, excluded_sha = _memberships(members, documents)
+        memberships, excluded_sha = _memberships(members, documents, self.member_failures())
         dids = {m.did for m in memberships}
         for e in scoring_events:
             dids.update((e.sender, e.subject))
@@ -295,7 +451,7 @@ class NodeScorer:
         records = {key: record.to_jcs() for key, record in scored.items()}
         scores = NodeScores(
             size=size,
-            root=bytes(latest.root_hash),
+            root=root,
             as_of=as_of,
             rule_set=rule_set,
             records=records,
@@ -303,7 +459,7 @@ class NodeScorer:
             members=len(scoring_members),
         )
         with self._lock:
-            self._scores = scores
+            self._scores, self._key = scores, key
         log.info(
             "node: scored checkpoint %d as of %s: %d records", size, as_of.isoformat(), len(records)
         )
@@ -384,6 +540,17 @@ class NodeScorer:
         return fetched
 
 
+def _entry_stream(entry: bytes) -> str | None:
+    """The stream whose message a log entry's spine event is published in, if the node
+    scores it."""
+    try:
+        reference = json.loads(entry)
+    except ValueError:
+        return None
+    kind = reference.get("type") if isinstance(reference, dict) else None
+    return _STREAM_OF_TYPE.get(kind) if isinstance(kind, str) else None
+
+
 def _member_row(event: JsonObject, document: JsonObject, now: datetime) -> NodeMemberRow | None:
     """The mirrored row of a member document, or ``None`` when it is not what its spine
     event states."""
@@ -447,23 +614,47 @@ def _scoring_event(item: _Input, blobs: Mapping[str, bytes | None]) -> ScoringEv
     )
 
 
+def _did_sha(item: _Input) -> str:
+    details = item.event.get("details")
+    return str(details.get("did_sha256")) if isinstance(details, dict) else ""
+
+
+def _excluded_sha(members: Sequence[_Input]) -> set[str]:
+    """The SHA-256 of the DIDs the ``members.excluded`` messages among ``members`` name."""
+    return {_did_sha(m) for m in members if m.subject == "members.excluded"}
+
+
 def _memberships(
-    members: Sequence[_Input], documents: Mapping[str, NodeMemberRow]
+    members: Sequence[_Input],
+    documents: Mapping[str, NodeMemberRow],
+    failures: Mapping[str, str],
 ) -> tuple[list[Membership], set[str]]:
     """The memberships recorded below the checkpoint with their ends as the revocations,
-    suspensions and reinstatements below it leave them, and the excluded DIDs' SHA-256."""
+    suspensions and reinstatements below it leave them, and the excluded DIDs' SHA-256.
+    Raises :class:`ScoringRefused` (``members_pending``) for a membership of a DID not
+    excluded below the checkpoint whose document is not mirrored, naming its event (and
+    why its last fetch failed, from ``failures``)."""
     rows: dict[str, NodeMemberRow] = {}
     revoked: dict[str, date] = {}
     suspended: dict[str, date] = {}
+    gone = _excluded_sha(members)
     excluded: set[str] = set()
     for item in members:  # in log order
         details = item.event.get("details")
         assert isinstance(details, dict)
         day = date.fromisoformat(str(item.event.get("at", ""))[:10])
         if item.subject == "members.recorded":
-            row = documents.get(str(item.event.get("id")))
+            if _did_sha(item) in gone:
+                continue  # an excluded DID's membership: the scorer leaves it out
+            event_id = str(item.event.get("id"))
+            row = documents.get(event_id)
             if row is None:
-                raise ScoringRefused("members_pending", "a membership's document is not mirrored")
+                why = failures.get(event_id)
+                raise ScoringRefused(
+                    "members_pending",
+                    f"the member document of {event_id} is not mirrored"
+                    + ("" if why is None else f" ({why})"),
+                )
             rows[row.event_id] = row
         elif item.subject == "members.revoked":
             target = str(details.get("member_event_id"))

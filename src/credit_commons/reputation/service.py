@@ -269,9 +269,11 @@ def member_document(session: Session, event_id: str) -> JsonObject:
     to score (docs/federation.md, "Scoring on a node"): the DID, KYC flag, credential
     SHA-256 and day — each checkable against the spine event — and the credential's issuer
     and type (as a score bundle states them).  Nothing else (no status reference, no
-    revocation: those are spine events of their own).  Raises :class:`UnknownMember`."""
+    revocation: those are spine events of their own).  Raises :class:`UnknownMember`, also
+    once the DID is excluded (its tombstone, its identity erased): the same answer as for
+    an event that records no membership."""
     row = store.member_by_event(session, event_id) if is_valid_id(event_id) else None
-    if row is None:
+    if row is None or store.exclusion(session, row.did) is not None:
         raise UnknownMember("no such membership")
     return {
         "event": row.event_id,

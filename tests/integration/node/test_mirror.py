@@ -52,7 +52,10 @@ class _Forward(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.raw_path.decode()
-        answer = self.client.get(path, headers={"Accept": request.headers.get("accept", "*/*")})
+        headers = {"Accept": request.headers.get("accept", "*/*")}
+        if "authorization" in request.headers:  # the node's service token
+            headers["Authorization"] = request.headers["authorization"]
+        answer = self.client.get(path, headers=headers)
         headers = {"content-type": answer.headers.get("content-type", "")}
         return httpx.Response(answer.status_code, headers=headers, content=answer.content)
 

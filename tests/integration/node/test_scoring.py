@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,19 @@ from credit_commons.core.db import dispose_engine, make_engine, make_sessionmake
 from credit_commons.core.encoding import b64url_decode, b64url_encode, sha256_hex
 from credit_commons.core.migrate import upgrade
 from credit_commons.federation import Publisher
+from credit_commons.gateway.deps import platform_audience
 from credit_commons.gateway.node_app import create_node_app
-from credit_commons.node import Follower, Mirror, NodeScorer, Platform, ScoringRefused
+from credit_commons.keys import ServiceIdentity, register_service_key
+from credit_commons.node import (
+    Follower,
+    Mirror,
+    NodeScorer,
+    Platform,
+    ScoringRefused,
+    service_token,
+)
 from credit_commons.node import store as node_store
-from credit_commons.node.models import NodeRuleSetRow
+from credit_commons.node.models import NodeMemberRow, NodeMessageRow, NodeRuleSetRow
 from credit_commons.reputation import service as reputation_service
 from credit_commons.reputation.models import ReputationMemberRow
 from credit_commons.reputation.scores_bundle import verify_bundle
@@ -111,6 +121,21 @@ def _world(rt: Runtime) -> int:
     return len(pairs)
 
 
+def _node_identity(rt: Runtime, clock: FixedClock, path: Path, name: str) -> ServiceIdentity:
+    """A full node's own service key, registered on the platform by its operator."""
+    identity = ServiceIdentity.create(path, service="node", name=name, clock=clock)
+    with transaction(rt.sessions) as session:
+        register_service_key(
+            session,
+            rt,
+            service="node",
+            name=name,
+            public_key=identity.public_key,
+            actor=rt.operator_actor("operator"),
+        )
+    return identity
+
+
 def _node_db(tmp_path: Path, name: str) -> tuple[sa.Engine, sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{tmp_path / name}.db")
     upgrade(engine)
@@ -135,7 +160,11 @@ def _platform_records(rt: Runtime) -> dict[tuple[str, str], bytes]:
 
 
 def test_two_nodes_score_the_platforms_events_identically(
-    runtime: Runtime, client: TestClient, nats_server: NatsServer, tmp_path: Path
+    runtime: Runtime,
+    client: TestClient,
+    nats_server: NatsServer,
+    tmp_path: Path,
+    clock: FixedClock,
 ) -> None:
     rt = runtime
     events = _world(rt)
@@ -143,13 +172,33 @@ def test_two_nodes_score_the_platforms_events_identically(
     platform_records = _platform_records(rt)
     assert len(platform_records) >= 8
 
-    # The platform's member documents: by spine event id, nothing more than a bundle says.
+    # The platform's member documents: by spine event id, nothing more than a bundle says,
+    # to registered full nodes only (a service token with scope members:read), never cached.
+    identities = {
+        name: _node_identity(rt, clock, tmp_path / f"key-{name}.json", f"node-{name}")
+        for name in ("a", "c")
+    }
+    audience = platform_audience(rt)
+    bearer = identities["a"].token(audience=audience, scopes=["members:read"], ttl=60)
+    auth = {"Authorization": f"Bearer {bearer}"}
     with transaction(rt.read_sessions) as session:
         member = session.get(ReputationMemberRow, _member_id(rt, 7))
+        excluded_member = session.get(ReputationMemberRow, _member_id(rt, 8))
         assert member is not None
+        assert excluded_member is not None
         event_id = member.event_id
-    document = client.get(f"/v1/reputation/members/{event_id}")
+    anonymous = client.get(f"/v1/reputation/members/{event_id}")
+    assert anonymous.status_code == 401, anonymous.text
+    assert member_did(7) not in anonymous.text
+    other_scope = identities["a"].token(audience=audience, scopes=["log:state"], ttl=60)
+    refused = client.get(
+        f"/v1/reputation/members/{event_id}", headers={"Authorization": f"Bearer {other_scope}"}
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "auth.service_scope_missing"
+    document = client.get(f"/v1/reputation/members/{event_id}", headers=auth)
     assert document.status_code == 200, document.text
+    assert document.headers["cache-control"] == "private, no-store"
     assert document.json() == {
         "event": event_id,
         "did": member_did(7),
@@ -159,8 +208,9 @@ def test_two_nodes_score_the_platforms_events_identically(
         "issuer": rt.settings.public_url,
         "vct": KYC_VCT,
     }
-    for unknown in ("evt_00000000000000000000000000", "nothing", "a" * 64):
-        missing = client.get(f"/v1/reputation/members/{unknown}")
+    # An excluded DID's membership (its tombstone): not served any more, as if unknown.
+    for unknown in (excluded_member.event_id, "evt_00000000000000000000000000", "a" * 64):
+        missing = client.get(f"/v1/reputation/members/{unknown}", headers=auth)
         assert missing.status_code == 404, unknown
         assert missing.json()["code"] == "reputation.member_not_found"
 
@@ -189,9 +239,15 @@ def test_two_nodes_score_the_platforms_events_identically(
             follower.stop()
 
         scored = []
-        for _, _, mirror, _ in nodes:
-            scorer = NodeScorer(mirror)
-            assert scorer.mirror_members() == 9  # one document per registration
+        for (_, sessions, mirror, _), name in zip(nodes, ("a", "c"), strict=True):
+            tokens = service_token(mirror.platform, identities[name], "members:read", ttl=60)
+            scorer = NodeScorer(mirror, member_token=tokens)
+            # One document per registration, but the excluded DID's: neither asked for
+            # (the platform would answer 404) nor needed.
+            assert scorer.mirror_members() == 8
+            assert scorer.member_failures() == {}
+            with transaction(sessions) as session:
+                assert member_did(8) not in {r.did for r in session.scalars(select(NodeMemberRow))}
             assert scorer.mirror_members() == 0  # mirrored once
             result = scorer.score()
             assert result is not None
@@ -200,7 +256,52 @@ def test_two_nodes_score_the_platforms_events_identically(
             scored.append((scorer, result))
         (scorer_a, a), (scorer_c, c) = scored
         assert dict(a.records) == dict(c.records) == platform_records
-        assert (a.events, a.members) == (events, 8)
+        # The excluded DID's membership is left out (as the platform's scorer leaves it).
+        assert (a.events, a.members) == (events, 7)
+
+        # A node that has the checkpoint (and the rule set) but not yet the events and
+        # memberships below it refuses, naming what it lacks; caught up, it scores the same.
+        with transaction(nodes[0][1]) as session:
+            held = [
+                (row.stream, row.subject, row.body.encode("ascii"))
+                for row in session.scalars(
+                    select(NodeMessageRow).order_by(NodeMessageRow.stream, NodeMessageRow.position)
+                )
+            ]
+        order = ["COMMONS_CHECKPOINTS", "COMMONS_RULES"]
+        engine_b, sessions_b = _node_db(tmp_path, "node-b")
+        mirror_b = Mirror(
+            sessions_b, Platform("http://127.0.0.1", transport=_Forward(client)), rt.clock
+        )
+        nodes.append((engine_b, sessions_b, mirror_b, Follower(mirror_b, nats_server.url, "b")))
+        mirror_b.start()
+        for stream, subject, body in held:
+            if stream in order:
+                assert mirror_b.accept(body, subject, stream) == "stored"
+        late = NodeScorer(
+            mirror_b,
+            member_token=service_token(mirror_b.platform, identities["a"], "members:read", ttl=60),
+        )
+        assert late.mirror_members() == 0
+        with pytest.raises(ScoringRefused) as refused:
+            late.score()
+        assert refused.value.reason == "inputs_pending"
+        assert f"{events} reputation event(s) and {members} membership" in refused.value.detail
+        assert late.scores() is None
+        for stream, subject, body in held:
+            if stream == "COMMONS_MEMBERS":
+                assert mirror_b.accept(body, subject, stream) == "stored"
+        assert late.mirror_members() == 8
+        with pytest.raises(ScoringRefused) as refused:
+            late.score()  # the events are still missing
+        assert refused.value.detail.startswith(f"{events} reputation event(s) and 0 membership")
+        for stream, subject, body in held:
+            if stream == "COMMONS_EVENTS":
+                assert mirror_b.accept(body, subject, stream) == "stored"
+        caught_up = late.score()
+        assert caught_up is not None
+        assert dict(caught_up.records) == platform_records
+        assert late.score() is caught_up  # the same inputs: the cached records
 
         # Each node serves the hash that the platform's bundle proves offline.
         node_a = TestClient(create_node_app(nodes[0][2], scorer=scorer_a))
@@ -224,8 +325,50 @@ def test_two_nodes_score_the_platforms_events_identically(
         assert excluded.status_code == 404
         assert node_a.get("/v1/node").json()["scores"]["records"] == len(platform_records)
 
-        # A tampered rule set on C: refused, and said so.
+        # A node whose token the platform refuses: every document fails, is asked for again
+        # only after its back-off, and the refusal names the missing membership's event.
         _, sessions_c, mirror_c, _ = nodes[1]
+        with transaction(sessions_c) as session:
+            session.execute(sa.delete(NodeMemberRow))
+        asked: list[int] = []
+
+        def junk() -> str:
+            asked.append(1)
+            return "not-a-token"
+
+        source = {"token": junk}
+
+        def current() -> str:  # the node's token source, renewed below
+            return source["token"]()
+
+        failing = NodeScorer(mirror_c, member_token=current)
+        assert failing.mirror_members() == 0
+        failures = failing.member_failures()
+        assert len(failures) == 8
+        assert len(asked) == 8
+        assert all("HTTP 401" in why for why in failures.values())
+        assert failing.mirror_members() == 0
+        assert len(asked) == 8
+        with pytest.raises(ScoringRefused) as refused:
+            failing.score()
+        assert refused.value.reason == "members_pending"
+        assert any(event_id in refused.value.detail for event_id in failures)
+        clock.advance(timedelta(seconds=6))  # the first back-off is over
+        assert failing.mirror_members() == 0
+        assert len(asked) == 16
+        with transaction(sessions_c) as session:
+            counters = node_store.counters(session)
+        assert counters["scoring.member_failed"] == 16
+        # The platform accepts the token again: the documents are mirrored, scoring resumes.
+        source["token"] = service_token(mirror_c.platform, identities["c"], "members:read", ttl=60)
+        clock.advance(timedelta(seconds=11))
+        assert failing.mirror_members() == 8
+        assert failing.member_failures() == {}
+        again = failing.score()
+        assert again is not None
+        assert dict(again.records) == platform_records
+
+        # A tampered rule set on C: refused, and said so.
         with transaction(sessions_c) as session:
             row = session.scalars(select(NodeRuleSetRow)).one()
             header, payload, signature = row.token.split(".")
@@ -233,7 +376,7 @@ def test_two_nodes_score_the_platforms_events_identically(
             document["ruleSet"]["iterations"] += 1  # a signed number changed
             forged = b64url_encode(json.dumps(document).encode())
             row.token = f"{header}.{forged}.{signature}"
-        tampered = NodeScorer(mirror_c)
+        tampered = NodeScorer(mirror_c, member_token=lambda: "unused")
         with pytest.raises(ScoringRefused) as refused:
             tampered.score()
         assert refused.value.reason == "rule_set_unverified"
@@ -248,7 +391,7 @@ def test_two_nodes_score_the_platforms_events_identically(
         # No rule set mirrored at all: refused too.
         with transaction(sessions_c) as session:
             session.execute(sa.delete(NodeRuleSetRow))
-        unknown = NodeScorer(mirror_c)
+        unknown = NodeScorer(mirror_c, member_token=lambda: "unused")
         with pytest.raises(ScoringRefused) as refused:
             unknown.score()
         assert refused.value.reason == "no_rule_set"

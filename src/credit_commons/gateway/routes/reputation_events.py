@@ -34,7 +34,8 @@ from credit_commons.formats.jws import decode_json_object
 from credit_commons.formats.sd_jwt_format import split
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.keys import PublicKey, public_key_from_jwk
+from credit_commons.gateway.routes.internal import require_service
+from credit_commons.keys import PublicKey, ServiceCaller, public_key_from_jwk
 from credit_commons.reputation import (
     EventAccepted,
     MemberCredentialRefused,
@@ -138,14 +139,19 @@ class MemberDocument(BaseModel):
 
 @router.get(
     "/v1/reputation/members/{event_id}",
-    summary="A membership by the spine event that recorded it (what a full node scores).",
+    summary="A membership by the spine event that recorded it, for a registered full node "
+    "(scope members:read); 404 once its DID is excluded.",
     response_model=MemberDocument,
-    responses=answers(MemberDocument, 404),
+    responses=answers(MemberDocument, 401, 403, 404),
 )
-def get_member(event_id: Annotated[str, Path(max_length=64)], session: ReadSessionDep) -> Response:
+def get_member(
+    event_id: Annotated[str, Path(max_length=64)],
+    session: ReadSessionDep,
+    _caller: Annotated[ServiceCaller, Depends(require_service("members:read"))],
+) -> Response:
     document = reputation_service.member_document(session, event_id)
-    # A membership's document never changes (its revocation is an event of its own).
-    headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+    # A plain DID, for one caller, until the DID is excluded: never stored by a cache.
+    headers = {"Cache-Control": "private, no-store"}
     return Response(canonical_json(document), media_type="application/json", headers=headers)
 
 
