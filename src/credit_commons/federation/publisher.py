@@ -288,7 +288,8 @@ class Publisher:
             if not rows:
                 return 0
             origin, signer = self._signing(session)
-        await self._publish(conn, [checkpoint_message(s, n, origin, signer) for s, n in rows])
+        messages = [checkpoint_message(s, n, origin, signer, at) for s, n, at in rows]
+        await self._publish(conn, messages)
         with transaction(rt.sessions) as session:
             _commit_cursor(session, CHECKPOINTS, rows[-1][0], rt.clock.now())
         return len(rows)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.jws import JwsSigner, sign_compact
@@ -43,6 +44,7 @@ __all__ = [
     "StreamSpec",
     "bus_subject",
     "checkpoint_message",
+    "checkpoint_time",
     "event_messages",
     "event_subjects",
     "payload_position",
@@ -199,9 +201,13 @@ def event_messages(
     return messages
 
 
-def checkpoint_message(size: int, note: str, origin: str, signer: JwsSigner) -> Message:
+def checkpoint_message(
+    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime
+) -> Message:
     """The message of the log's signed checkpoint of ``size`` (its note as stored, with the
-    witness cosignatures gathered so far); its id is ``checkpoint:<size>``."""
+    witness cosignatures gathered so far, and ``at``: when the platform made it, UTC, to
+    the microsecond — the time the platform scores the checkpoint as of, which a full node
+    scores as of too); its id is ``checkpoint:<size>``."""
     subject = f"checkpoints.{subject_token(origin)}"
     payload: JsonObject = {
         "v": 1,
@@ -210,9 +216,17 @@ def checkpoint_message(size: int, note: str, origin: str, signer: JwsSigner) -> 
         "kind": "checkpoint",
         "size": size,
         "note": note,
+        "at": checkpoint_time(created_at),
     }
     body = sign_compact({"typ": MESSAGE_TYP}, payload, signer).encode("ascii")
     return Message(subject, stream_of(subject), f"checkpoint:{size}", size, body)
+
+
+def checkpoint_time(at: datetime) -> str:
+    """A checkpoint message's ``at``: ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC)."""
+    if at.tzinfo is None:
+        raise ValueError("a checkpoint's time must be timezone-aware")
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def payload_position(payload: JsonObject) -> int | None:

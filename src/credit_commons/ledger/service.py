@@ -12,11 +12,12 @@ import json
 import struct
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from credit_commons.core.clock import Clock
+from credit_commons.core.clock import Clock, utc
 from credit_commons.core.encoding import JsonObject, b64_encode
 from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.events import EventRow, RecordedEvent, event_document
@@ -321,16 +322,19 @@ def sequenced_after(session: Session, start: int, limit: int) -> list[tuple[int,
     return [(int(index), str(event_id), bytes(entry)) for index, event_id, entry in rows]
 
 
-def checkpoints_after(session: Session, size: int, limit: int) -> list[tuple[int, str]]:
+def checkpoints_after(session: Session, size: int, limit: int) -> list[tuple[int, str, datetime]]:
     """Up to ``limit`` signed checkpoints larger than ``size``, smallest first: each as
-    ``(size, note)`` with the witness cosignatures stored so far."""
+    ``(size, note, created_at)``, the note with the witness cosignatures stored so far."""
     rows = session.scalars(
         select(CheckpointRow)
         .where(CheckpointRow.size > size)
         .order_by(CheckpointRow.size)
         .limit(limit)
     ).all()
-    return [(int(row.size), checkpoint_with_cosignatures(session, row)) for row in rows]
+    return [
+        (int(row.size), checkpoint_with_cosignatures(session, row), utc(row.created_at))
+        for row in rows
+    ]
 
 
 def entry_bundle(session: Session, start: int, count: int) -> bytes | None:

@@ -19,7 +19,9 @@ the argument that this proves what the signature would.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -38,6 +40,7 @@ __all__ = [
     "Pins",
     "Received",
     "Verified",
+    "checkpoint_at",
     "receive",
     "verify_covered",
     "verify_message",
@@ -85,6 +88,7 @@ class Pins:
 
 
 _Token = Annotated[str, Field(min_length=1, max_length=255)]
+_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 _COVERED_HEADER = b64url_encode(canonical_json({"alg": "EdDSA", "typ": MESSAGE_TYP}))
 """The protected header of every message the log signs (``sign_compact``, Ed25519)."""
 
@@ -108,6 +112,9 @@ class _CheckpointPayload(BaseModel):
     kind: Literal["checkpoint"]
     size: Annotated[int, Field(ge=0)]
     note: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)]
+    # When the platform made the checkpoint (UTC, ``…Z``): what a node scores it as of.
+    # Absent from a message published before the platform sent it.
+    at: Annotated[str, Field(max_length=32)] | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +273,17 @@ def _event(payload: _EventPayload, stream: str, text: str, pins: Pins) -> Verifi
     return Verified(stream, payload.sub, "event", payload.index, text, event=event, entry=entry)
 
 
+def checkpoint_at(value: str) -> datetime | None:
+    """A checkpoint message's ``at`` as a UTC time, or ``None`` unless it is one
+    (``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``)."""
+    if not _AT.fullmatch(value):
+        return None
+    try:
+        return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def _checkpoint(payload: _CheckpointPayload, stream: str, text: str, pins: Pins) -> Verified:
     try:
         checkpoint = verify_checkpoint(payload.note, pins.note_verifier, origin=pins.origin)
@@ -273,6 +291,8 @@ def _checkpoint(payload: _CheckpointPayload, stream: str, text: str, pins: Pins)
         raise Dropped("checkpoint", e.detail) from e
     if checkpoint.size != payload.size:
         raise Dropped("checkpoint", "the note's size is not the message's")
+    if payload.at is not None and checkpoint_at(payload.at) is None:
+        raise Dropped("schema", "at is not a UTC time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)")
     return Verified(
         stream,
         payload.sub,

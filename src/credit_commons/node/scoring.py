@@ -4,7 +4,8 @@ core the platform runs (``reputation.scorer_sparse`` over the scorer's inputs, a
 ``reputation.scores_inputs.members_of_memberships`` for memberships), over what it mirrored:
 
 * the **checkpoint**: the newest mirrored one (its root checked against the mirrored tree
-  when it was stored); as of the UTC day the node stored it;
+  when it was stored); as of the time its log-signed message says the platform made it
+  (``at``), as the platform scores it — the UTC day, and the rule set in effect then;
 * the **events**: each ``events.*`` message below the checkpoint's size whose entry is the
   mirrored leaf at its index, its blob (the signed vouch or report, by CID) re-checked: the
   CID, the sender's signature, and the SHA-256 of both DIDs the spine event states;
@@ -55,7 +56,6 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import (
     JsonObject,
@@ -67,6 +67,7 @@ from credit_commons.core.errors import CommonsError, ConflictError, NotFoundErro
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger import NodeId, leaf_hash
 from credit_commons.node import store
+from credit_commons.node.messages import checkpoint_at
 from credit_commons.node.mirror import Mirror, issuer_key_resolver
 from credit_commons.node.models import NodeMemberRow, NodeMessageRow, NodeRuleSetRow
 from credit_commons.reputation import (
@@ -98,6 +99,7 @@ log = logging.getLogger("credit_commons.node")
 
 NODE_SCORE_FORMAT: Final = "credit-commons-node-score/v1"
 _EVENTS, _MEMBERS = "COMMONS_EVENTS", "COMMONS_MEMBERS"
+_CHECKPOINTS = "COMMONS_CHECKPOINTS"
 _RULES_JWKS = "rules_jwks"
 _STREAM_OF_TYPE: Final[Mapping[str, str]] = {
     # The spine event types the platform publishes on the streams the node scores
@@ -409,7 +411,14 @@ class NodeScorer:
             if latest is None:
                 return None
             size, root = int(latest.size), bytes(latest.root_hash)
-            received = utc(latest.received_at)
+            message = session.get(NodeMessageRow, (_CHECKPOINTS, size))
+            said = None if message is None else _payload(message.body).get("at")
+            made = checkpoint_at(said) if isinstance(said, str) else None
+        if made is None:
+            raise ScoringRefused(
+                "checkpoint_time_unknown",
+                f"the message of checkpoint {size} does not say when the platform made it",
+            )
         self._expect(size)
         with transaction(self.mirror.sessions) as session:
             pending = self._pending(session, size)
@@ -421,7 +430,7 @@ class NodeScorer:
                     f"{len(pending[_MEMBERS])} membership message(s) below checkpoint {size} "
                     f"are not mirrored yet (the first: leaf {first})",
                 )
-            at = received
+            at = made
             key = self._key_of(session, size, at)
             current = self.scores()
             if current is not None and key == self._key:

@@ -33,11 +33,13 @@ from credit_commons.events import EventSpec, record_events
 from credit_commons.federation import Publisher, PublisherState, subject_token
 from credit_commons.federation.models import FederationCursorRow
 from credit_commons.federation.publisher import SPINE, read_cursor
+from credit_commons.federation.subjects import checkpoint_time
 from credit_commons.issuer.registry import CredentialChanged
 from credit_commons.jobs import default_steps, federation_step
 from credit_commons.ledger import service as ledger_service
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.worker import LogWorker
+from credit_commons.node.messages import checkpoint_at
 from credit_commons.reputation.rules_service import RulesChanged
 from credit_commons.reputation.service import EventRecorded
 from credit_commons.runtime import Runtime
@@ -135,7 +137,8 @@ def test_publishes_every_event_signed_on_its_subjects(
     assert size == 152
     assert report.checkpoint == size
     with transaction(rt.read_sessions) as session:
-        checkpoints = [s for s, _ in ledger_service.checkpoints_after(session, 0, 100)]
+        made = {s: at for s, _, at in ledger_service.checkpoints_after(session, 0, 100)}
+        checkpoints = list(made)
     assert checkpoints[-1] == size
 
     publisher = Publisher(rt, nats_server.url, batch=40)
@@ -172,6 +175,9 @@ def test_publishes_every_event_signed_on_its_subjects(
             assert message["msg_id"] == f"checkpoint:{payload['size']}"
             assert payload["size"] in checkpoints
             assert str(payload["note"]).startswith(origin + "\n")
+            # When the platform made it, to the microsecond (what a node scores as of).
+            assert payload["at"] == checkpoint_time(made[int(payload["size"])])
+            assert checkpoint_at(str(payload["at"])) == made[int(payload["size"])]
             continue
         entry, event = json.loads(str(payload["entry"])), payload["event"]
         assert isinstance(event, dict)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import canonical_json
+from credit_commons.core.encoding import b64url_decode, canonical_json
 from credit_commons.events import EventSpec, record_events
 from credit_commons.federation import Message, checkpoint_message
 from credit_commons.federation.feed import spine_batch
@@ -32,6 +32,7 @@ from credit_commons.ledger.note import Ed25519Signer, generate_key, sign_note
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.node import Mirror, PinMismatch, Platform
 from credit_commons.node import store as node_store
+from credit_commons.node.messages import checkpoint_at
 from credit_commons.node.models import NodeMessageRow
 from credit_commons.reputation import blob_cid, register_dev_rule_set
 from credit_commons.reputation.service import EventRecorded
@@ -109,8 +110,8 @@ def _messages(rt: Runtime) -> list[Message]:
         identity = log_identity(rt)
         signer = rt.key_store.signer(session, identity.key_name)
         checkpoints = [
-            checkpoint_message(size, note, identity.origin, signer)
-            for size, note in ledger_service.checkpoints_after(session, 0, 100)
+            checkpoint_message(size, note, identity.origin, signer, at)
+            for size, note, at in ledger_service.checkpoints_after(session, 0, 100)
         ]
     return [*events, *checkpoints]
 
@@ -230,7 +231,7 @@ def test_a_fork_is_refused_and_recorded(runtime: Runtime, client: TestClient) ->
         identity = log_identity(rt)
         forged = _signed_checkpoint(rt, session, size - 1, b"\x07" * 32)
         signer = rt.key_store.signer(session, identity.key_name)
-        message = checkpoint_message(size - 1, forged, identity.origin, signer)
+        message = checkpoint_message(size - 1, forged, identity.origin, signer, rt.clock.now())
     assert mirror.accept(message.body, message.subject, message.stream) == "dropped"
     with transaction(rt.read_sessions) as session:
         forks = node_store.forks(session)
@@ -323,6 +324,25 @@ def _payload(message: Message) -> dict[str, Any]:
         base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
     )
     return decoded
+
+
+def test_a_checkpoint_message_must_say_its_time_in_utc(
+    runtime: Runtime, client: TestClient
+) -> None:
+    """A checkpoint message's ``at`` (when the platform made it: what a node scores as of)
+    is a UTC time or the message is dropped (schema); one without it (an older publisher)
+    is stored, and a node refuses to score it (tests/integration/node/test_scoring.py)."""
+    rt = runtime
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, _record(rt, 2)), drops)
+    good = next(m for m in _messages(rt) if m.stream == "COMMONS_CHECKPOINTS")
+    payload = json.loads(b64url_decode(good.body.decode("ascii").split(".")[1]))
+    assert checkpoint_at(payload["at"]) is not None
+    for bad in ("yesterday", "2026-12-07T09:00:00+01:00", "2026-13-40T09:00:00Z", 17):
+        forged = _sign(rt, {**payload, "at": bad})
+        assert mirror.accept(forged, good.subject, good.stream) == "dropped", bad
+    assert drops == [("COMMONS_CHECKPOINTS", "schema")] * 4
+    assert mirror.accept(good.body, good.subject, good.stream) == "stored"
 
 
 def test_a_batch_under_a_checkpoint_is_checked_against_its_leaves(

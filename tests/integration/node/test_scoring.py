@@ -260,7 +260,8 @@ def test_two_nodes_score_the_platforms_events_identically(
         assert (a.events, a.members) == (events, 7)
 
         # A node that has the checkpoint (and the rule set) but not yet the events and
-        # memberships below it refuses, naming what it lacks; caught up, it scores the same.
+        # memberships below it refuses, naming what it lacks; caught up, it scores the same
+        # — a day later by its own clock, as of the day the platform made the checkpoint.
         with transaction(nodes[0][1]) as session:
             held = [
                 (row.stream, row.subject, row.body.encode("ascii"))
@@ -271,7 +272,9 @@ def test_two_nodes_score_the_platforms_events_identically(
         order = ["COMMONS_CHECKPOINTS", "COMMONS_RULES"]
         engine_b, sessions_b = _node_db(tmp_path, "node-b")
         mirror_b = Mirror(
-            sessions_b, Platform("http://127.0.0.1", transport=_Forward(client)), rt.clock
+            sessions_b,
+            Platform("http://127.0.0.1", transport=_Forward(client)),
+            FixedClock(AT + timedelta(days=1)),
         )
         nodes.append((engine_b, sessions_b, mirror_b, Follower(mirror_b, nats_server.url, "b")))
         mirror_b.start()
@@ -300,6 +303,7 @@ def test_two_nodes_score_the_platforms_events_identically(
                 assert mirror_b.accept(body, subject, stream) == "stored"
         caught_up = late.score()
         assert caught_up is not None
+        assert caught_up.as_of == AT.date()
         assert dict(caught_up.records) == platform_records
         assert late.score() is caught_up  # the same inputs: the cached records
 
