@@ -198,6 +198,8 @@ class NodeScorer:
         self._backoff = backoff
         # event id -> (failures in a row, when to try again, why it failed)
         self._failed: dict[str, tuple[int, datetime, str]] = {}
+        # The memberships of DIDs excluded in the mirror: never fetched (see the module).
+        self._gone: set[str] = set()
         self._scores: NodeScores | None = None
         self._key: tuple[object, ...] | None = None
         # The leaves below ``_expected_below`` whose messages scoring needs, by stream.
@@ -281,9 +283,9 @@ class NodeScorer:
                 if did_sha256(kept.did) in excluded:
                     session.delete(kept)
             held = set(session.scalars(select(NodeMemberRow.event_id)))
-        wanted = [
-            m for m in inputs if m.subject == "members.recorded" and _did_sha(m) not in excluded
-        ]
+        recorded = [m for m in inputs if m.subject == "members.recorded"]
+        self._gone = {str(m.event.get("id")) for m in recorded if _did_sha(m) in excluded}
+        wanted = [m for m in recorded if _did_sha(m) not in excluded]
         stored = 0
         for item in wanted:
             event_id = str(item.event.get("id"))
@@ -450,7 +452,10 @@ class NodeScorer:
             }
         as_of = at.date()
         scoring_events = [_scoring_event(e, blobs) for e in events]
-        memberships, excluded_sha = _memberships(members, documents, self.member_failures())
+        excluded_later = "its DID is excluded after this checkpoint; the next is scored"
+        why = dict.fromkeys(self._gone, excluded_later)
+        why.update(self.member_failures())
+        memberships, excluded_sha = _memberships(members, documents, why)
         dids = {m.did for m in memberships}
         for e in scoring_events:
             dids.update((e.sender, e.subject))
