@@ -30,7 +30,7 @@ from credit_commons.ledger import service as ledger_service
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.note import Ed25519Signer, generate_key, sign_note
 from credit_commons.ledger.worker import LogWorker
-from credit_commons.node import Mirror, PinMismatch, Platform
+from credit_commons.node import Mirror, NodeScorer, PinMismatch, Platform, ScoringRefused
 from credit_commons.node import store as node_store
 from credit_commons.node.messages import checkpoint_at
 from credit_commons.node.models import NodeMessageRow
@@ -343,6 +343,24 @@ def test_a_checkpoint_message_must_say_its_time_in_utc(
         assert mirror.accept(forged, good.subject, good.stream) == "dropped", bad
     assert drops == [("COMMONS_CHECKPOINTS", "schema")] * 4
     assert mirror.accept(good.body, good.subject, good.stream) == "stored"
+
+
+def test_a_checkpoint_without_its_time_is_stored_but_not_scored(
+    runtime: Runtime, client: TestClient
+) -> None:
+    """A checkpoint message from a platform before ``at`` is mirrored, but a node cannot
+    say which day to score it as of: it refuses (``checkpoint_time_unknown``)."""
+    rt = runtime
+    mirror = _mirror(rt, _Platform(client, _record(rt, 2)), [])
+    good = next(m for m in _messages(rt) if m.stream == "COMMONS_CHECKPOINTS")
+    payload = json.loads(b64url_decode(good.body.decode("ascii").split(".")[1]))
+    del payload["at"]
+    assert mirror.accept(_sign(rt, payload), good.subject, good.stream) == "stored"
+    scorer = NodeScorer(mirror, member_token=lambda: "unused")
+    with pytest.raises(ScoringRefused) as refused:
+        scorer.score()
+    assert refused.value.reason == "checkpoint_time_unknown"
+    assert scorer.scores() is None
 
 
 def test_a_batch_under_a_checkpoint_is_checked_against_its_leaves(
