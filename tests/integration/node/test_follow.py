@@ -51,11 +51,16 @@ def _stored(rt: Runtime) -> tuple[int, int]:
 
 
 def _wait_for(rt: Runtime, events: int, size: int) -> None:
-    for _ in range(MAX_POLLS):
-        if _stored(rt) == (events, size):
-            return
+    """Poll until the node holds ``events`` events and a tree of ``size``; fail once
+    ``MAX_POLLS`` polls in a row saw no progress (a node still catching up on a loaded
+    machine is waited for; one that stopped is not)."""
+    seen, still = _stored(rt), 0
+    while seen != (events, size):
+        if still >= MAX_POLLS:
+            raise AssertionError(f"the node has {seen}, not {(events, size)}, and stopped")
         time.sleep(0.05)
-    raise AssertionError(f"the node has {_stored(rt)}, not {(events, size)}")
+        now = _stored(rt)
+        seen, still = now, (still + 1 if now == seen else 0)
 
 
 def _log_size(client: TestClient) -> int:
