@@ -9,6 +9,7 @@ and tests never collide.  When PostgreSQL is unreachable the tests fail — unle
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import sqlite3
@@ -51,6 +52,19 @@ def _clean_commons_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("COMMONS_") and not name.startswith("COMMONS_TEST_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging() -> Iterator[None]:
+    """A command run in-process (`serve`, `worker`, `node serve`, `committee member serve`,
+    …) points the root logger at the test's captured stderr, which is closed once the test
+    ends: every later record in that process would fail to write (a "Logging error" on the
+    next test's stderr). Each test leaves the root logger as it found it."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @contextlib.contextmanager

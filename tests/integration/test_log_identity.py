@@ -8,8 +8,6 @@ checkpoint signed before the change still passes ``commons log audit``; a
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,16 +27,6 @@ from credit_commons.runtime import Runtime
 
 FIRST = "http://127.0.0.1:8201"
 LATER = "https://commons.example"
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    """`serve` and `worker` point the root logger at this test's (captured) stderr."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -55,16 +54,6 @@ from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
 N, M = 250, 530  # the backup's size, and the published size: across two tile boundaries
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    """`commons worker` points the root logger at this test's (captured) stderr."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def problem(err: str) -> Any:

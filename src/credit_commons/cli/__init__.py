@@ -103,7 +103,10 @@ SUMMARIES = {
     "restore": "Restore a backup into an empty instance, held in backup-restore mode (reads"
     " served, writes refused) until an operator confirms; or confirm it; or show the mode.",
     "keys": "Signing keys and the master key.",
-    "service-token": "Service-to-service tokens: issue one, rotate the service keys, list them.",
+    "service-token": (
+        "Service-to-service tokens: issue one, rotate the service keys, register a remote "
+        "service's key, list them."
+    ),
     "did": "Decentralised identifiers.",
 }
 """The first paragraph of each command's help, for ``commons --help`` to list every command

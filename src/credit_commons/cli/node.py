@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from credit_commons.cli.support import JsonOption, emit, group, settings
 from credit_commons.core.clock import Clock, SystemClock
 from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker, transaction
+from credit_commons.core.encoding import JsonObject
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.node_app import create_node_app
@@ -27,6 +28,7 @@ from credit_commons.node import (
     Follower,
     Mirror,
     NodeScorer,
+    Pins,
     Platform,
     PlatformLag,
     Quotas,
@@ -122,6 +124,17 @@ def node_key_rotate(
     emit(as_json, {"name": identity.name, "kid": kid}, f"node {identity.name}: key {kid}")
 
 
+def _ready(node_id: str, pins: Pins, port: int, identity: ServiceIdentity) -> JsonObject:
+    """The JSON line the node prints when it is ready."""
+    return {
+        "node": node_id,
+        "origin": pins.origin,
+        "log_vkey": pins.log_vkey,
+        "port": port,
+        "service_key": identity.public_jwk(),
+    }
+
+
 @app.command("serve")
 def node_serve(
     ctx: typer.Context,
@@ -163,39 +176,21 @@ def node_serve(
         node_id = _node_id(sessions, clock)
         identity = _identity(data, node_id)
         config = settings(ctx)
-        quotas = Quotas.from_settings(config)
-        follower = Follower(mirror, peer, node_id, quotas=quotas)
+        follower = Follower(mirror, peer, node_id, quotas=Quotas.from_settings(config))
         follower.start()
         pending = follower.pending  # updated in place by the follower's thread
-        scorer = NodeScorer(
-            mirror,
-            member_token=service_token(
-                platform, identity, "members:read", ttl=config.service_token_ttl
-            ),
-        )
+        token = service_token(platform, identity, "members:read", ttl=config.service_token_ttl)
+        scorer = NodeScorer(mirror, member_token=token)
         scorer.start()
 
         def mirrored() -> int:
             with transaction(sessions) as session:
                 return node_store.tree_size(session)
 
-        lag = PlatformLag(
-            platform,
-            identity,
-            mirrored,
-            clock,
-            ttl=config.service_token_ttl,
-            interval=lag_interval,
-        )
+        ttl = config.service_token_ttl
+        lag = PlatformLag(platform, identity, mirrored, clock, ttl=ttl, interval=lag_interval)
         lag.start()
-        ready = {
-            "node": node_id,
-            "origin": pins.origin,
-            "log_vkey": pins.log_vkey,
-            "port": port,
-            "service_key": identity.public_jwk(),
-        }
-        print(json.dumps(ready), flush=True)
+        print(json.dumps(_ready(node_id, pins, port, identity)), flush=True)
         uvicorn.run(
             create_node_app(mirror, lag=lambda: dict(pending), scorer=scorer, platform_lag=lag),
             host=host,
@@ -204,11 +199,8 @@ def node_serve(
             access_log=False,
         )
     finally:
-        if lag is not None:
-            lag.stop()
-        if scorer is not None:
-            scorer.stop()
-        if follower is not None:
-            follower.stop()
+        for running in (lag, scorer, follower):
+            if running is not None:
+                running.stop()
         platform.close()
         dispose_engine(engine)

@@ -37,6 +37,7 @@ from credit_commons.keys.jwk import (
 )
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.pkcs11 import Pkcs11Token
+from credit_commons.keys.service_identity import ServiceIdentity
 from credit_commons.keys.service_tokens import (
     KEY_PROOF_TYP,
     MAX_TTL,
@@ -44,7 +45,6 @@ from credit_commons.keys.service_tokens import (
     SERVICE_TYP,
     SERVICES,
     ServiceCaller,
-    ServiceIdentity,
     ServiceKeyRefused,
     ServiceKeyRegistered,
     ServiceScopeMissing,

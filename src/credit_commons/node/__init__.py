@@ -19,7 +19,8 @@ from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_mes
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
 from credit_commons.node.quotas import Quotas
-from credit_commons.node.scoring import NodeScoreNotFound, NodeScorer, NodeScores, ScoringRefused
+from credit_commons.node.scoring import NodeScoreNotFound, NodeScorer, NodeScores
+from credit_commons.node.scoring_inputs import ScoringRefused
 from credit_commons.node.store import DropHook, PinMismatch, TreeSource
 from credit_commons.node.verify import NodeVerified, verify_presentation
 

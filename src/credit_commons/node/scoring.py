@@ -59,27 +59,35 @@ from sqlalchemy.orm import Session
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import (
     JsonObject,
-    b64url_decode,
     canonical_json,
     sha256_hex,
 )
-from credit_commons.core.errors import CommonsError, ConflictError, NotFoundError
+from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger import NodeId, leaf_hash
 from credit_commons.node import store
 from credit_commons.node.messages import checkpoint_at
 from credit_commons.node.mirror import Mirror, issuer_key_resolver
 from credit_commons.node.models import NodeMemberRow, NodeMessageRow, NodeRuleSetRow
+from credit_commons.node.scoring_inputs import (
+    EVENTS_STREAM,
+    MEMBERS_STREAM,
+    ScoringInput,
+    ScoringRefused,
+    did_sha,
+    entry_stream,
+    excluded_dids,
+    member_row,
+    memberships_of,
+    scoring_event,
+    stored_payload,
+)
 from credit_commons.reputation import (
     DEFAULT_RULE_SET_ID,
     HIDDEN,
-    Membership,
     RuleSet,
-    ScoringEvent,
-    blob_cid,
     did_sha256,
     members_of_memberships,
-    parse_event,
     rule_set_hash,
     rule_set_kid,
     score_contexts,
@@ -98,30 +106,9 @@ __all__ = [
 log = logging.getLogger("credit_commons.node")
 
 NODE_SCORE_FORMAT: Final = "credit-commons-node-score/v1"
-_EVENTS, _MEMBERS = "COMMONS_EVENTS", "COMMONS_MEMBERS"
+_EVENTS, _MEMBERS = EVENTS_STREAM, MEMBERS_STREAM
 _CHECKPOINTS = "COMMONS_CHECKPOINTS"
 _RULES_JWKS = "rules_jwks"
-_STREAM_OF_TYPE: Final[Mapping[str, str]] = {
-    # The spine event types the platform publishes on the streams the node scores
-    # (federation/subjects.py: events.<ctx>, members.*).
-    "reputation.event": _EVENTS,
-    "reputation.member": _MEMBERS,
-    "reputation.member_revoked": _MEMBERS,
-    "reputation.member_reinstated": _MEMBERS,
-    "reputation.excluded": _MEMBERS,
-}
-
-
-class ScoringRefused(ConflictError):
-    """The node does not score: no verified rule set in effect, a mirrored rule set that
-    does not verify, or an input that is not what the mirror holds; ``reason`` says which."""
-
-    code = "node.scoring_refused"
-    title = "The node refuses to score"
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail, extra={"reason": reason})
-        self.reason = reason
 
 
 class NodeScoreNotFound(NotFoundError):
@@ -163,20 +150,6 @@ class NodeScores:
                 "hash": self.rule_set.hash,
             },
         }
-
-
-def _payload(body: str) -> JsonObject:
-    # A stored message was verified before it was stored: its payload is read, not checked.
-    payload: JsonObject = json.loads(b64url_decode(body.split(".")[1]))
-    return payload
-
-
-@dataclass(frozen=True)
-class _Input:
-    position: int
-    subject: str
-    event: JsonObject
-    entry: bytes
 
 
 class NodeScorer:
@@ -278,14 +251,14 @@ class NodeScorer:
         after a back-off that doubles with each failure (:meth:`member_failures`)."""
         with transaction(self.mirror.sessions) as session:
             inputs = self._inputs(session, _MEMBERS, None)
-            excluded = _excluded_sha(inputs)
+            excluded = excluded_dids(inputs)
             for kept in list(session.scalars(select(NodeMemberRow))):
                 if did_sha256(kept.did) in excluded:
                     session.delete(kept)
             held = set(session.scalars(select(NodeMemberRow.event_id)))
         recorded = [m for m in inputs if m.subject == "members.recorded"]
-        self._gone = {str(m.event.get("id")) for m in recorded if _did_sha(m) in excluded}
-        wanted = [m for m in recorded if _did_sha(m) not in excluded]
+        self._gone = {str(m.event.get("id")) for m in recorded if did_sha(m) in excluded}
+        wanted = [m for m in recorded if did_sha(m) not in excluded]
         stored = 0
         for item in wanted:
             event_id = str(item.event.get("id"))
@@ -299,7 +272,7 @@ class NodeScorer:
             except CommonsError as e:
                 self._failure(event_id, e.code, e.detail)
                 continue
-            row = _member_row(item.event, document, self.mirror.clock.now())
+            row = member_row(item.event, document, self.mirror.clock.now())
             if row is None:
                 self._failure(event_id, "scoring.member_mismatch", "not its spine event")
                 continue
@@ -364,7 +337,7 @@ class NodeScorer:
             for i, entry in batch.items():
                 if leaves.get(i) != bytes(leaf_hash(entry)):
                     raise ScoringRefused("input", f"the platform's entry {i} is not the leaf")
-                stream = _entry_stream(entry)
+                stream = entry_stream(entry)
                 if stream is not None:
                     found[stream].add(i)
             index = tile * TILE_WIDTH + count
@@ -414,7 +387,7 @@ class NodeScorer:
                 return None
             size, root = int(latest.size), bytes(latest.root_hash)
             message = session.get(NodeMessageRow, (_CHECKPOINTS, size))
-            said = None if message is None else _payload(message.body).get("at")
+            said = None if message is None else stored_payload(message.body).get("at")
             made = checkpoint_at(said) if isinstance(said, str) else None
         if made is None:
             raise ScoringRefused(
@@ -451,11 +424,11 @@ class NodeScorer:
                 if row.event_id in {str(m.event["id"]) for m in members}
             }
         as_of = at.date()
-        scoring_events = [_scoring_event(e, blobs) for e in events]
+        scoring_events = [scoring_event(e, blobs) for e in events]
         excluded_later = "its DID is excluded after this checkpoint; the next is scored"
         why = dict.fromkeys(self._gone, excluded_later)
         why.update(self.member_failures())
-        memberships, excluded_sha = _memberships(members, documents, why)
+        memberships, excluded_sha = memberships_of(members, documents, why)
         dids = {m.did for m in memberships}
         for e in scoring_events:
             dids.update((e.sender, e.subject))
@@ -479,21 +452,21 @@ class NodeScorer:
         )
         return scores
 
-    def _inputs(self, session: Session, stream: str, size: int | None) -> list[_Input]:
+    def _inputs(self, session: Session, stream: str, size: int | None) -> list[ScoringInput]:
         query = select(NodeMessageRow).where(NodeMessageRow.stream == stream)
         if size is not None:
             query = query.where(NodeMessageRow.position < size)
         out = []
         for row in session.scalars(query.order_by(NodeMessageRow.position)):
-            payload = _payload(row.body)
+            payload = stored_payload(row.body)
             event, entry = payload.get("event"), payload.get("entry")
             if not isinstance(event, dict) or not isinstance(entry, str):
                 raise ScoringRefused("input", "a mirrored message is not an event message")
-            out.append(_Input(int(row.position), row.subject, event, entry.encode("utf-8")))
+            out.append(ScoringInput(int(row.position), row.subject, event, entry.encode("utf-8")))
         return out
 
     @staticmethod
-    def _check_leaves(session: Session, inputs: Sequence[_Input]) -> None:
+    def _check_leaves(session: Session, inputs: Sequence[ScoringInput]) -> None:
         # Each input's entry is the mirrored leaf at its index: what the checkpoint covers.
         if not inputs:
             return
@@ -552,136 +525,3 @@ class NodeScorer:
         now = self.mirror.clock.now()
         store.set_value(session, _RULES_JWKS, canonical_json(fetched).decode(), now)
         return fetched
-
-
-def _entry_stream(entry: bytes) -> str | None:
-    """The stream whose message a log entry's spine event is published in, if the node
-    scores it."""
-    try:
-        reference = json.loads(entry)
-    except ValueError:
-        return None
-    kind = reference.get("type") if isinstance(reference, dict) else None
-    return _STREAM_OF_TYPE.get(kind) if isinstance(kind, str) else None
-
-
-def _member_row(event: JsonObject, document: JsonObject, now: datetime) -> NodeMemberRow | None:
-    """The mirrored row of a member document, or ``None`` when it is not what its spine
-    event states."""
-    details = event.get("details")
-    if not isinstance(details, dict):
-        return None
-    did, kyc, since = document.get("did"), document.get("kyc"), document.get("since")
-    credential = document.get("credentialSha256")
-    issuer, vct = document.get("issuer"), document.get("vct")
-    if not all(isinstance(v, str) for v in (did, since, credential, issuer, vct)):
-        return None
-    did, since, credential = str(did), str(since), str(credential)
-    issuer, vct = str(issuer), str(vct)
-    if (
-        document.get("event") != event.get("id")
-        or details.get("did_sha256") != did_sha256(did)
-        or details.get("kyc") is not kyc
-        or details.get("credential_sha256") != credential
-        or str(event.get("at", ""))[:10] != since
-    ):
-        return None
-    try:
-        day = date.fromisoformat(since)
-    except ValueError:
-        return None
-    return NodeMemberRow(
-        event_id=str(event["id"]),
-        did=did,
-        kyc=bool(kyc),
-        issuer=issuer,
-        vct=vct,
-        credential_sha256=credential,
-        since=day,
-        received_at=now,
-    )
-
-
-def _scoring_event(item: _Input, blobs: Mapping[str, bytes | None]) -> ScoringEvent:
-    details = item.event.get("details")
-    assert isinstance(details, dict)
-    cid = str(details.get("cid"))
-    blob = blobs.get(cid)
-    if blob is None or blob_cid(blob) != cid:
-        raise ScoringRefused("input", "a mirrored event's blob is missing or not its CID")
-    try:
-        event = parse_event(blob)
-        event.verify()
-    except CommonsError as e:
-        raise ScoringRefused("input", f"a mirrored event does not verify ({e.code})") from e
-    if details.get("from_sha256") != did_sha256(event.sender) or details.get(
-        "to_sha256"
-    ) != did_sha256(event.to):
-        raise ScoringRefused("input", "a spine event is not about its blob's DIDs")
-    return ScoringEvent(
-        type=event.type,
-        sender=event.sender,
-        subject=event.to,
-        ctx=event.ctx,
-        issued_at=event.issued_at,
-        cid=cid,
-    )
-
-
-def _did_sha(item: _Input) -> str:
-    details = item.event.get("details")
-    return str(details.get("did_sha256")) if isinstance(details, dict) else ""
-
-
-def _excluded_sha(members: Sequence[_Input]) -> set[str]:
-    """The SHA-256 of the DIDs the ``members.excluded`` messages among ``members`` name."""
-    return {_did_sha(m) for m in members if m.subject == "members.excluded"}
-
-
-def _memberships(
-    members: Sequence[_Input],
-    documents: Mapping[str, NodeMemberRow],
-    failures: Mapping[str, str],
-) -> tuple[list[Membership], set[str]]:
-    """The memberships recorded below the checkpoint with their ends as the revocations,
-    suspensions and reinstatements below it leave them, and the excluded DIDs' SHA-256.
-    Raises :class:`ScoringRefused` (``members_pending``) for a membership of a DID not
-    excluded below the checkpoint whose document is not mirrored, naming its event (and
-    why its last fetch failed, from ``failures``)."""
-    rows: dict[str, NodeMemberRow] = {}
-    revoked: dict[str, date] = {}
-    suspended: dict[str, date] = {}
-    gone = _excluded_sha(members)
-    excluded: set[str] = set()
-    for item in members:  # in log order
-        details = item.event.get("details")
-        assert isinstance(details, dict)
-        day = date.fromisoformat(str(item.event.get("at", ""))[:10])
-        if item.subject == "members.recorded":
-            if _did_sha(item) in gone:
-                continue  # an excluded DID's membership: the scorer leaves it out
-            event_id = str(item.event.get("id"))
-            row = documents.get(event_id)
-            if row is None:
-                why = failures.get(event_id)
-                raise ScoringRefused(
-                    "members_pending",
-                    f"the member document of {event_id} is not mirrored"
-                    + ("" if why is None else f" ({why})"),
-                )
-            rows[row.event_id] = row
-        elif item.subject == "members.revoked":
-            target = str(details.get("member_event_id"))
-            if details.get("status") == "revoked":
-                revoked.setdefault(target, day)
-            else:
-                suspended[target] = day
-        elif item.subject == "members.reinstated":
-            suspended.pop(str(details.get("member_event_id")), None)
-        elif item.subject == "members.excluded":
-            excluded.add(str(details.get("did_sha256")))
-    out = []
-    for event_id, row in rows.items():
-        ends = [d for d in (revoked.get(event_id), suspended.get(event_id)) if d is not None]
-        out.append(Membership(row.did, row.issuer, row.vct, row.since, min(ends, default=None)))
-    return out, excluded
