@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,13 +34,17 @@ def commons_env(data_dir: Path, database_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
-    env = commons_env(tmp_path / "var", backend_url)
-    migrated = commons(["db", "upgrade"], env)  # in this process: tests/commons_inprocess.py
+@contextmanager
+def serving(
+    env: dict[str, str], port: int, log_path: Path, *, stop_wait: float = 15
+) -> Iterator[str]:
+    """``commons db upgrade`` (in this process: tests/commons_inprocess.py), then ``commons
+    serve`` with ``env`` on 127.0.0.1:``port``, its output in ``log_path``, until ``/healthz``
+    answers 200 (at most 120 s, for a start on a loaded machine; the test fails with the log
+    otherwise); yields its base URL, and stops it with SIGTERM (waiting ``stop_wait`` s)."""
+    migrated = commons(["db", "upgrade"], env)
     assert migrated.returncode == 0, migrated.stderr
-    port = free_port()
-    log_path = tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [*COMMONS, "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -47,7 +52,6 @@ def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -59,10 +63,18 @@ def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"server did not start:\n{log_path.read_text()}")
                 time.sleep(0.1)
-            yield base, log_path
+            yield base
         finally:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=15)
+            process.wait(timeout=stop_wait)
+
+
+@pytest.fixture
+def server(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, Path]]:
+    log_path = tmp_path / "server.log"
+    env = commons_env(tmp_path / "var", backend_url)
+    with serving(env, free_port(), log_path) as base:
+        yield base, log_path
 
 
 def test_serves_health_readiness_metrics_and_problems(server: tuple[str, Path]) -> None:

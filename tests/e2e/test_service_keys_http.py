@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.commons_inprocess import commons
-from tests.e2e.test_serve import COMMONS, commons_env
+from tests.e2e.test_serve import commons_env, serving
 from tests.ports import free_port
 
 from credit_commons.core.clock import SystemClock
@@ -54,31 +52,8 @@ def platform(tmp_path: Path, backend_url: str) -> Iterator[tuple[str, dict[str, 
         ),
         "COMMONS_ADMISSION_WAIT": "30",
     }
-    migrated = commons(["db", "upgrade"], env)
-    assert migrated.returncode == 0, migrated.stderr
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*COMMONS, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield base, env
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+    with serving(env, port, tmp_path / "server.log", stop_wait=30):
+        yield base, env
 
 
 def _register(env: dict[str, str], identity: ServiceIdentity) -> dict[str, Any]:
