@@ -48,9 +48,14 @@ VECTORS = Path(__file__).parent / "vectors"
 
 @pytest.fixture(autouse=True)
 def _clean_commons_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests build their settings explicitly; nothing leaks in from the developer's shell."""
+    """Tests build their settings explicitly; nothing leaks in from the developer's shell:
+    no ``COMMONS_*`` and no ``OTEL_*`` (the settings read those too, core/tracing_settings.py:
+    an endpoint there would have every app a test starts export spans to it, and a value the
+    platform refuses, e.g. ``OTEL_TRACES_EXPORTER=console``, would fail every settings read)."""
     for name in list(os.environ):
-        if name.startswith("COMMONS_") and not name.startswith("COMMONS_TEST_"):
+        if name.startswith("OTEL_") or (
+            name.startswith("COMMONS_") and not name.startswith("COMMONS_TEST_")
+        ):
             monkeypatch.delenv(name)
 
 
