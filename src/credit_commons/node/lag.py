@@ -66,16 +66,11 @@ class PlatformLag:
     ) -> None:
         self.platform, self.identity, self.clock = platform, identity, clock
         self._tree_size, self.ttl, self.interval = tree_size, ttl, interval
-        self._audience: str | None = None
+        self._token = service_token(platform, identity, "log:state", ttl=ttl)
         self._lock = threading.Lock()
         self._state: JsonObject = {"checked_at": None}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def _token(self) -> str:
-        if self._audience is None:
-            self._audience = self.platform.audience()
-        return self.identity.token(audience=self._audience, scopes=["log:state"], ttl=self.ttl)
 
     def check(self) -> JsonObject:
         """Read the platform's log state now; the state :meth:`state` then answers."""
