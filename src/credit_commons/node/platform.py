@@ -80,8 +80,12 @@ class Platform:
     def close(self) -> None:
         self._fetcher.close()
 
-    def _json(self, path: str) -> Any:
-        body, _ = self._fetcher.get_bytes(self.base + path, accept="application/json")
+    def _json(self, path: str, token: Callable[[], str] | None = None) -> Any:
+        """The JSON at ``path``, with a service token from ``token()`` when given."""
+        headers = None if token is None else {"Authorization": f"Bearer {token()}"}
+        body, _ = self._fetcher.get_bytes(
+            self.base + path, accept="application/json", headers=headers
+        )
         try:
             return json.loads(body)
         except ValueError as e:
@@ -145,15 +149,7 @@ class Platform:
         it against the event), with a service token (scope ``members:read``) from
         ``token()``.  Raises ``FetchFailed`` (``remote answered HTTP 404`` once the DID is
         excluded, 401 when the token is refused)."""
-        body, _ = self._fetcher.get_bytes(
-            f"{self.base}/v1/reputation/members/{quote(event_id, safe='')}",
-            accept="application/json",
-            headers={"Authorization": f"Bearer {token()}"},
-        )
-        try:
-            found = json.loads(body)
-        except ValueError as e:
-            raise ValidationError("the member document is not JSON") from e
+        found = self._json(f"/v1/reputation/members/{quote(event_id, safe='')}", token)
         if not isinstance(found, dict):
             raise ValidationError("the member document is not an object")
         return found
@@ -171,15 +167,7 @@ class Platform:
         """``GET /v1/internal/log/state`` with a service token (scope ``log:state``) from
         ``token()``: the platform's log size, root and newest checkpoint.  Raises
         ``FetchFailed`` (``remote answered HTTP 401`` when the token is refused)."""
-        body, _ = self._fetcher.get_bytes(
-            f"{self.base}/v1/internal/log/state",
-            accept="application/json",
-            headers={"Authorization": f"Bearer {token()}"},
-        )
-        try:
-            found = json.loads(body)
-        except ValueError as e:
-            raise ValidationError("the log state is not JSON") from e
+        found = self._json("/v1/internal/log/state", token)
         if not isinstance(found, dict) or not isinstance(found.get("size"), int):
             raise ValidationError("the log state names no size")
         return found
