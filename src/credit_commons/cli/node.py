@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -160,47 +160,40 @@ def node_serve(
     token (--data/service-key.json; register it: commons node service-key show)."""
     del as_json  # the node prints one JSON line when it is ready
     configure_logging(os.environ.get("COMMONS_LOG_LEVEL", "INFO"))
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    url = os.environ.get("COMMONS_DATABASE_URL") or f"sqlite:///{data.resolve() / 'node.db'}"
-    engine = make_engine(url)
-    platform = Platform(follow)
     follower: Follower | None = None
     scorer: NodeScorer | None = None
     lag: PlatformLag | None = None
-    try:
-        upgrade(engine)
-        sessions = make_sessionmaker(engine)
-        clock = SystemClock()
-        mirror = Mirror(sessions, platform, clock)
-        pins = mirror.start()
-        node_id = _node_id(sessions, clock)
-        identity = _identity(data, node_id)
-        config = settings(ctx)
-        follower = Follower(mirror, peer, node_id, quotas=Quotas.from_settings(config))
-        follower.start()
-        pending = follower.pending  # updated in place by the follower's thread
-        token = service_token(platform, identity, "members:read", ttl=config.service_token_ttl)
-        scorer = NodeScorer(mirror, member_token=token)
-        scorer.start()
+    with closing(Platform(follow)) as platform, _database(data) as sessions:
+        try:
+            clock = SystemClock()
+            mirror = Mirror(sessions, platform, clock)
+            pins = mirror.start()
+            node_id = _node_id(sessions, clock)
+            identity = _identity(data, node_id)
+            config = settings(ctx)
+            follower = Follower(mirror, peer, node_id, quotas=Quotas.from_settings(config))
+            follower.start()
+            pending = follower.pending  # updated in place by the follower's thread
+            token = service_token(platform, identity, "members:read", ttl=config.service_token_ttl)
+            scorer = NodeScorer(mirror, member_token=token)
+            scorer.start()
 
-        def mirrored() -> int:
-            with transaction(sessions) as session:
-                return node_store.tree_size(session)
+            def mirrored() -> int:
+                with transaction(sessions) as session:
+                    return node_store.tree_size(session)
 
-        ttl = config.service_token_ttl
-        lag = PlatformLag(platform, identity, mirrored, clock, ttl=ttl, interval=lag_interval)
-        lag.start()
-        print(json.dumps(_ready(node_id, pins, port, identity)), flush=True)
-        uvicorn.run(
-            create_node_app(mirror, lag=lambda: dict(pending), scorer=scorer, platform_lag=lag),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-        )
-    finally:
-        for running in (lag, scorer, follower):
-            if running is not None:
-                running.stop()
-        platform.close()
-        dispose_engine(engine)
+            ttl = config.service_token_ttl
+            lag = PlatformLag(platform, identity, mirrored, clock, ttl=ttl, interval=lag_interval)
+            lag.start()
+            print(json.dumps(_ready(node_id, pins, port, identity)), flush=True)
+            uvicorn.run(
+                create_node_app(mirror, lag=lambda: dict(pending), scorer=scorer, platform_lag=lag),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+            )
+        finally:
+            for running in (lag, scorer, follower):
+                if running is not None:
+                    running.stop()
