@@ -418,10 +418,11 @@ class NodeScorer:
                 cid: store.blob(session, cid)
                 for cid in (str(e.event["details"]["cid"]) for e in events)
             }
+            recorded = {str(m.event["id"]) for m in members}
             documents = {
                 row.event_id: row
                 for row in session.scalars(select(NodeMemberRow))
-                if row.event_id in {str(m.event["id"]) for m in members}
+                if row.event_id in recorded
             }
         as_of = at.date()
         scoring_events = [scoring_event(e, blobs) for e in events]
