@@ -35,6 +35,8 @@ EXPECTED = {
         "KEY_PROOF_TYP", "ServiceIdentity", "ServiceKeyRefused", "ServiceKeyRegistered",
         "check_instance_name", "register_service_key", "registered_instances",
         "registered_keys", "rotate_registered_key",
+        # Their versions and states, as the CLI and GET /v1/internal/service-keys list them.
+        "ServiceKeyState", "service_key_states",
     },
     "credit_commons.gateway": set(),
     "credit_commons.lenders": {

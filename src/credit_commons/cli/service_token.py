@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -14,16 +13,11 @@ from credit_commons.cli.support import JsonOption, emit, group, read_text_file, 
 from credit_commons.core.errors import ValidationError
 from credit_commons.keys import (
     SERVICES,
-    KeyNotFound,
-    KeyVersion,
-    accepted_keys,
     issue_service_token,
     public_key_from_jwk,
     register_service_key,
-    registered_instances,
-    registered_keys,
     rotate_service_key,
-    service_key_name,
+    service_key_states,
 )
 
 __all__ = ["app"]
@@ -138,44 +132,23 @@ def service_token_register(
     )
 
 
-def _rows(
-    service: str, name: str, versions: list[KeyVersion], live: set[str], overlap: int
-) -> list[dict[str, object]]:
-    ordered = sorted(versions, key=lambda v: v.version)
-    rows: list[dict[str, object]] = []
-    for v, successor in zip(ordered, [*ordered[1:], None], strict=True):
-        state = "signing" if successor is None else "verifying" if v.kid in live else "retired"
-        retires = None if successor is None else successor.created_at + timedelta(seconds=overlap)
-        rows.append(
-            {
-                "service": service,
-                "name": name,
-                "version": v.version,
-                "kid": v.kid,
-                "state": state,
-                "retires_at": None if retires is None else retires.isoformat(),
-            }
-        )
-    return rows
-
-
 @app.command("keys")
 def service_token_keys(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Each service key version (the platform's own and registered instances') and whether
     it signs, verifies or is retired."""
-    rows = []
     with unit(ctx) as (rt, session):
-        overlap = rt.settings.service_key_overlap
-        for service in sorted(SERVICES):
-            try:
-                versions = rt.key_store.versions(session, service_key_name(service))
-            except KeyNotFound:
-                continue
-            live = {v.kid for v in accepted_keys(session, rt, service, overlap)}
-            rows += _rows(service, service, versions, live, overlap)
-        for service, name in registered_instances(session):
-            live = {v.kid for v in accepted_keys(session, rt, service, overlap, name)}
-            rows += _rows(service, name, registered_keys(session, service, name), live, overlap)
+        states = service_key_states(session, rt, rt.settings.service_key_overlap)
+    rows = [
+        {
+            "service": k.service,
+            "name": k.name,
+            "version": k.version,
+            "kid": k.kid,
+            "state": k.state,
+            "retires_at": None if k.retires_at is None else k.retires_at.isoformat(),
+        }
+        for k in states
+    ]
     emit(
         as_json,
         {"keys": rows},

@@ -38,6 +38,7 @@ from credit_commons.keys.jwk import (
 from credit_commons.keys.master import MasterKeyring
 from credit_commons.keys.pkcs11 import Pkcs11Token
 from credit_commons.keys.service_identity import ServiceIdentity
+from credit_commons.keys.service_key_states import ServiceKeyState, service_key_states
 from credit_commons.keys.service_tokens import (
     KEY_PROOF_TYP,
     MAX_TTL,
@@ -94,6 +95,7 @@ __all__ = [
     "ServiceIdentity",
     "ServiceKeyRefused",
     "ServiceKeyRegistered",
+    "ServiceKeyState",
     "ServiceScopeMissing",
     "ServiceTokenInvalid",
     "ServiceTokenSource",
@@ -120,6 +122,7 @@ __all__ = [
     "rotate_registered_key",
     "rotate_service_key",
     "service_key_name",
+    "service_key_states",
     "thumbprint",
     "verification_method_key",
     "verify_service_token",

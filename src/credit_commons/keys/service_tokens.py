@@ -77,6 +77,7 @@ __all__ = [
     "accepted_keys",
     "check_instance_name",
     "issue_service_token",
+    "live_versions",
     "register_service_key",
     "registered_instances",
     "registered_keys",
@@ -230,7 +231,9 @@ def issue_service_token(
     return sign_compact({"typ": SERVICE_TYP, "kid": signer.kid}, payload, signer)
 
 
-def _live(versions: Sequence[KeyVersion], now: datetime, overlap: int) -> list[KeyVersion]:
+def live_versions(versions: Sequence[KeyVersion], now: datetime, overlap: int) -> list[KeyVersion]:
+    """Of ``versions`` (one key's), those that verify at ``now``: the newest, and each older
+    one whose successor was made less than ``overlap`` seconds before."""
     ordered = sorted(versions, key=lambda v: v.version)
     if not ordered:
         return []
@@ -255,14 +258,14 @@ def accepted_keys(
     unknown service."""
     if name is not None and name != service:
         service_key_name(service)
-        return _live(registered_keys(session, service, name), ctx.clock.now(), overlap)
+        return live_versions(registered_keys(session, service, name), ctx.clock.now(), overlap)
     try:
         versions = ctx.key_store.versions(session, service_key_name(service))
     except KeyNotFound:
         if service not in SERVICES:
             raise
         return []
-    return _live(versions, ctx.clock.now(), overlap)
+    return live_versions(versions, ctx.clock.now(), overlap)
 
 
 def _registered_version(row: RegisteredServiceKeyRow) -> KeyVersion:

@@ -7,7 +7,7 @@ token); docs/operations.md, "Service-to-service auth"."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -21,15 +21,11 @@ from credit_commons.core.errors import UnauthorizedError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, platform_audience
 from credit_commons.gateway.openapi import answers
 from credit_commons.keys import (
-    SERVICES,
-    KeyNotFound,
     KeyVersion,
     ServiceCaller,
     accepted_keys,
-    registered_instances,
-    registered_keys,
     rotate_registered_key,
-    service_key_name,
+    service_key_states,
     verify_service_token,
 )
 from credit_commons.ledger import service as ledger_service
@@ -142,33 +138,6 @@ class ServiceKeys(BaseModel):
     keys: list[ServiceKey]
 
 
-def _states(
-    service: str,
-    name: str,
-    versions: Sequence[KeyVersion],
-    accepted: Sequence[KeyVersion],
-    overlap: int,
-) -> list[ServiceKey]:
-    ordered = sorted(versions, key=lambda v: v.version)
-    live = {v.kid for v in accepted}
-    out = []
-    for v, successor in zip(ordered, [*ordered[1:], None], strict=True):
-        retires = None if successor is None else successor.created_at + timedelta(seconds=overlap)
-        state = "signing" if successor is None else "verifying" if v.kid in live else "retired"
-        out.append(
-            ServiceKey(
-                service=service,
-                name=name,
-                version=v.version,
-                kid=v.kid,
-                created_at=v.created_at,
-                state=state,
-                retires_at=retires,
-            )
-        )
-    return out
-
-
 @router.get(
     "/service-keys",
     summary="The service keys' versions and states (scope keys:read).",
@@ -179,20 +148,8 @@ def service_keys(
     runtime: RuntimeDep,
     _caller: Annotated[ServiceCaller, Depends(require_service("keys:read"))],
 ) -> ServiceKeys:
-    overlap = runtime.settings.service_key_overlap
-    found: list[ServiceKey] = []
-    for service in sorted(SERVICES):
-        try:
-            versions = runtime.key_store.versions(session, service_key_name(service))
-        except KeyNotFound:
-            continue
-        accepted = accepted_keys(session, runtime, service, overlap)
-        found += _states(service, service, versions, accepted, overlap)
-    for service, name in registered_instances(session):
-        versions = registered_keys(session, service, name)
-        accepted = accepted_keys(session, runtime, service, overlap, name)
-        found += _states(service, name, versions, accepted, overlap)
-    return ServiceKeys(keys=found)
+    states = service_key_states(session, runtime, runtime.settings.service_key_overlap)
+    return ServiceKeys(keys=[ServiceKey.model_validate(k, from_attributes=True) for k in states])
 
 
 class KeyRotation(BaseModel):
