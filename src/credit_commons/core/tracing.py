@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -179,11 +180,14 @@ def span(
     *,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, AttributeValue] | None = None,
+    context: Context | None = None,
 ) -> Iterator[Span]:
-    """A span of ``source`` current for the block; an exception leaving the block marks it
-    failed with :func:`fail` and goes on."""
+    """A span of ``source`` current for the block (a child of ``context``'s span when given,
+    e.g. a caller's extracted ``traceparent``, else of the current one); an exception
+    leaving the block marks it failed with :func:`fail` and goes on."""
     with source.start_as_current_span(
         name,
+        context=context,
         kind=kind,
         attributes=attributes,
         record_exception=False,

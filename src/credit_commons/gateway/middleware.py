@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_commons.core.ids import IdGenerator
 from credit_commons.core.logging import request_id_var
-from credit_commons.core.tracing import fail, tracer
+from credit_commons.core.tracing import span, tracer
 
 __all__ = ["FASTAPI_TELEMETRY_OFF", "RequestContextMiddleware", "make_metrics"]
 
@@ -105,17 +105,16 @@ class RequestContextMiddleware:
                 if key in headers
             }
             method = scope.get("method", "")
-            with _tracer.start_as_current_span(
+            with span(
+                _tracer,
                 method,
-                context=_propagator.extract(carrier),
                 kind=SpanKind.SERVER,
                 attributes={
                     "http.request.method": method,
                     "url.scheme": scope.get("scheme", "http"),
                     "commons.request_id": request_id,
                 },
-                record_exception=False,
-                set_status_on_exception=False,
+                context=_propagator.extract(carrier),
             ) as current:
                 await self._serve(scope, receive, send, request_id, current)
         finally:
@@ -138,10 +137,6 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except BaseException as e:
-            if current is not None:
-                fail(current, e)
-            raise
         finally:
             elapsed = time.perf_counter() - start
             template = getattr(scope.get("route"), "path", None)
