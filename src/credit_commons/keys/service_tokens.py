@@ -29,12 +29,13 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import (
@@ -277,9 +278,7 @@ def _registered_version(row: RegisteredServiceKeyRow) -> KeyVersion:
         kid=row.kid,
         public_key=public_key,
         backend="registered",
-        created_at=row.created_at.replace(tzinfo=UTC)
-        if row.created_at.tzinfo is None
-        else row.created_at,
+        created_at=utc(row.created_at),
     )
 
 
