@@ -64,8 +64,7 @@ def access_history(
         )
     ).all()
     lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
-    found = client_names(session, set(lenders.values()))
-    names = {client_id: found.get(client_id, client_id) for client_id in set(lenders.values())}
+    names = client_names(session, lenders.values())
     kinds = _actor_kinds(session, rt, token, identity.owner_token)
     kinds.update(dict.fromkeys(lenders, "lender"))
     lenders[anonymous_actor(rt)] = "unknown"

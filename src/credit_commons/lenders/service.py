@@ -445,10 +445,11 @@ def get_client(session: Session, client_id: str) -> LenderClient | None:
 
 
 def client_names(session: Session, client_ids: Iterable[str]) -> dict[str, str]:
-    """The registered name of each lender client among ``client_ids`` that exists (active
-    or not), in one read; unknown or malformed ids are absent."""
-    wanted = sorted({c for c in client_ids if isinstance(c, str) and _CLIENT_ID.fullmatch(c)})
-    names: dict[str, str] = {}
+    """The name each of ``client_ids`` is shown by, read at once: the registered name of a
+    lender client that exists (active or not), the client id itself for one that is no
+    longer registered (or a malformed id)."""
+    names = {c: c for c in client_ids}
+    wanted = sorted(c for c in names if isinstance(c, str) and _CLIENT_ID.fullmatch(c))
     for start in range(0, len(wanted), 500):
         rows = session.execute(
             select(LenderClientRow.client_id, LenderClientRow.name).where(

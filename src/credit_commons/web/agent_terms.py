@@ -93,7 +93,7 @@ def terms_of(session: Session, consent: ConsentView) -> Terms:
 def terms_of_all(session: Session, consents: Sequence[ConsentView]) -> list[Terms]:
     """The plain-words terms of each of ``consents``, their lenders' names read at once."""
     names = client_names(session, {c.lender for c in consents})
-    return [_terms(c, names.get(c.lender, c.lender)) for c in consents]
+    return [_terms(c, names[c.lender]) for c in consents]
 
 
 def _terms(consent: ConsentView, lender: str) -> Terms:

@@ -14,7 +14,7 @@ with the console's 404 page.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -157,20 +157,12 @@ def _card(
     )
 
 
-def lender_names(session: Session, client_ids: Iterable[str]) -> dict[str, str]:
-    """The registered names of the lenders ``client_ids`` (a client id stands for a lender
-    that is no longer registered)."""
-    wanted = set(client_ids)
-    found = client_names(session, wanted)
-    return {client_id: found.get(client_id, client_id) for client_id in wanted}
-
-
 def cards(
     session: Session, rt: Runtime, me: WebSession, views: Sequence[ConsentView]
 ) -> list[ConsentCard]:
     """``views`` as :class:`ConsentCard`: their lenders named, and the field agent who
     helped with each, by name (``consent.assisted.assisting_agents``)."""
-    names = lender_names(session, (v.lender for v in views))
+    names = client_names(session, (v.lender for v in views))
     agents: Mapping[str, AssistingAgent] = assisted.assisting_agents(
         session, rt, borrower_principal(me), me.subject, [v.consent_id for v in views]
     )
@@ -216,7 +208,7 @@ def _lenders_to_withdraw(session: Session, rt: Runtime, me: WebSession) -> list[
         (ConsentStatus.ACTIVE, ConsentStatus.PAUSED),
         limit=_LENDERS_SHOWN,
     )
-    names = lender_names(session, held)
+    names = client_names(session, held)
     return sorted(names.items(), key=lambda item: (item[1].casefold(), item[0]))
 
 

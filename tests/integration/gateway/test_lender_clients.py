@@ -147,6 +147,10 @@ def test_service_functions(client: TestClient, runtime: Runtime) -> None:
         found = lenders.get_client(session, created.client_id)
         assert lenders.get_client(session, "lnd_" + "A" * 22) is None
         assert lenders.get_client(session, "not an id") is None
+        # Shown by name: the registered one, else the id itself (no longer registered, or
+        # not an id at all).
+        shown = lenders.client_names(session, [created.client_id, "lnd_" + "A" * 22, "x y"])
+    assert shown == {created.client_id: "Bank", "lnd_" + "A" * 22: "lnd_" + "A" * 22, "x y": "x y"}
     assert found is not None
     assert found.allowed_purposes == ("102",)
     assert found.webhook_url is None
