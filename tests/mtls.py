@@ -1,7 +1,8 @@
 """Certificates for the mutual-TLS tests, made afresh per test run with the ``cryptography``
 library: a self-signed CA, lender (client) certificates and a server certificate for
 127.0.0.1 and ``localhost``, P-256 keys throughout — and the shipped nginx configuration
-rendered for one run (:func:`nginx_config`; the e2e test and ``bench/load.py`` share it)."""
+rendered for one run (:func:`nginx_config`; the e2e test and ``bench/load.py`` share it),
+inside a main configuration of the run's own (:func:`nginx_main`, also the chart's e2e test's)."""
 
 from __future__ import annotations
 
@@ -153,6 +154,17 @@ def nginx_config(
     if "${" in server:
         raise ValueError("the nginx template names a variable nginx_config does not set")
     (work / "commons.conf").write_text(server)
+    return nginx_main(
+        work, "commons.conf", worker_connections=worker_connections, access_log=access_log
+    )
+
+
+def nginx_main(
+    work: Path, include: str, *, worker_connections: int = 64, access_log: bool = True
+) -> Path:
+    """A minimal main nginx configuration of this run's own, ``work/nginx.conf``: one worker,
+    pid, logs and temporary files under ``work``, and the server configuration(s) ``include``
+    names (a file or a glob, relative to ``work``)."""
     main = work / "nginx.conf"
     main.write_text(
         f"""worker_processes 1;
@@ -168,7 +180,7 @@ http {{
     fastcgi_temp_path {work}/fastcgi;
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
-    include {work}/commons.conf;
+    include {work}/{include};
 }}
 """
     )

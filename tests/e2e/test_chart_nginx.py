@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.helm_chart import render_chart
-from tests.mtls import Issued, issue, make_ca
+from tests.mtls import Issued, issue, make_ca, nginx_main
 from tests.ports import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -130,23 +130,7 @@ def chart_nginx(tmp_path: Path) -> Iterator[ChartNginx]:
         rendered = string.Template(template).safe_substitute(env)
         assert "${COMMONS_" not in rendered, name
         (work / "conf.d" / name.removesuffix(".template")).write_text(rendered)
-    config = work / "nginx.conf"
-    config.write_text(
-        f"""worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    include {work}/conf.d/*.conf;
-}}
-"""
-    )
+    config = nginx_main(work, "conf.d/*.conf")
     checked = subprocess.run(
         [NGINX, "-t", "-c", str(config), "-e", str(work / "error.log")],
         capture_output=True,
