@@ -35,7 +35,6 @@ from credit_commons.core.encoding import b64url_decode, b64url_encode, sha256_he
 from credit_commons.core.settings import Settings
 from credit_commons.formats.jws import sign_compact
 from credit_commons.jobs import bundles_step
-from credit_commons.ledger.worker import LogWorker
 from credit_commons.reputation import (
     rules_service,
     scores_service,
@@ -406,7 +405,7 @@ def test_a_kyc_type_a_later_rule_set_drops_scores_k_zero_and_verifies(
             session, runtime, document, actor=runtime.operator_actor("reputation"), dev=True
         )
     clock.advance(timedelta(minutes=2))
-    LogWorker(runtime, steps=[]).run_once(force_checkpoint=True)
+    checkpoint(runtime)
     scored = score_checkpoint(runtime, ScoringState())
     assert scored is not None
     assert scored.full
