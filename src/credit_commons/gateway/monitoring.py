@@ -17,7 +17,6 @@ are fixed sets in the code; witnesses and anchor backends are the configured one
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from credit_commons.consent import monitor, webhooks
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.gateway.cached_read import CachedRead
 from credit_commons.ledger.health import LogHealth, log_health
 from credit_commons.ledger.steps import parse_witnesses
 from credit_commons.reputation import capability
@@ -55,16 +55,14 @@ class DomainMetrics(Collector):
     """A Prometheus collector of the domain figures, read at most every ``ttl`` seconds."""
 
     def __init__(self, runtime: Runtime, ttl: float = 10.0) -> None:
-        self.rt, self.ttl = runtime, ttl
+        self.rt = runtime
         settings = runtime.settings
         try:
             self.witnesses = [w.name for w in parse_witnesses(settings.log_witnesses)]
         except CommonsError:  # the worker refuses them; here they are only labels
             self.witnesses = []
         self.backends = list(settings.anchor_backends)
-        self._lock = threading.Lock()
-        self._snapshot: _Snapshot | None = None
-        self._read_at = float("-inf")
+        self._cache = CachedRead(self._read, ttl)
 
     def _read(self) -> _Snapshot:
         snap = _Snapshot(taken_at=time.time())
@@ -87,11 +85,7 @@ class DomainMetrics(Collector):
 
     def snapshot(self) -> _Snapshot:
         """The figures, read again when the last read is older than ``ttl``."""
-        with self._lock:
-            now = time.monotonic()
-            if self._snapshot is None or now - self._read_at >= self.ttl:
-                self._snapshot, self._read_at = self._read(), now
-            return self._snapshot
+        return self._cache.get()
 
     def collect(self) -> Iterator[Metric]:  # signature: prometheus_client's Collector
         """Every domain metric (docs/operations.md lists them)."""

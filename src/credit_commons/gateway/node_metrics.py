@@ -11,8 +11,6 @@ the node's fixed drop reasons.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -24,6 +22,7 @@ from credit_commons.core.clock import utc
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import STREAMS
+from credit_commons.gateway.cached_read import CachedRead
 from credit_commons.node import DROP_REASONS, Mirror
 from credit_commons.node import store as node_store
 
@@ -54,10 +53,8 @@ class NodeMetrics(Collector):
         lag: Callable[[], Mapping[str, int]] | None = None,
         ttl: float = 10.0,
     ) -> None:
-        self.mirror, self.lag, self.ttl = mirror, lag, ttl
-        self._lock = threading.Lock()
-        self._snapshot: _Snapshot | None = None
-        self._read_at = float("-inf")
+        self.mirror, self.lag = mirror, lag
+        self._cache = CachedRead(self._read, ttl)
 
     def _read(self) -> _Snapshot:
         snap = _Snapshot()
@@ -78,11 +75,7 @@ class NodeMetrics(Collector):
 
     def snapshot(self) -> _Snapshot:
         """The figures, read again when the last read is older than ``ttl``."""
-        with self._lock:
-            now = time.monotonic()
-            if self._snapshot is None or now - self._read_at >= self.ttl:
-                self._snapshot, self._read_at = self._read(), now
-            return self._snapshot
+        return self._cache.get()
 
     def collect(self) -> Iterator[Metric]:  # signature: prometheus_client's Collector
         """Every node metric (docs/federation.md lists them)."""
