@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis
 import pytest
@@ -32,6 +32,9 @@ from credit_commons.gateway.app import create_app
 from credit_commons.gateway.route_groups import GROUPS
 from credit_commons.gateway.surface import declare_test_routes, live_routes, surface_state
 from credit_commons.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tests.integration.federation.nats_server import NatsServer
 
 # Property tests are bounded by their example counts, never by wall time: Hypothesis's default
 # 200 ms deadline per example failed a test on a loaded machine (docs/testing.md: counts, not
@@ -70,6 +73,21 @@ def _keep_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A real ``nats-server -js`` on a free loopback port with its store under the test's
+    directory (tests/integration/federation/nats_server.py), killed once the test ends."""
+    from tests.integration.federation.nats_server import NatsServer  # noqa: PLC0415
+
+    server = NatsServer(tmp_path / "jetstream")
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.kill()
 
 
 @contextlib.contextmanager

@@ -16,7 +16,6 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,17 +69,6 @@ class Proc:
         self.process.send_signal(sig)
         self.process.wait(timeout=30)
         self.process = None
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.kill()
 
 
 def _until(what: str, check: Any) -> Any:

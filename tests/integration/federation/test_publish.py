@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,17 +44,6 @@ from credit_commons.reputation.service import EventRecorded
 from credit_commons.runtime import Runtime
 
 MAX_PASSES = 400
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.kill()
 
 
 def record_reputation(rt: Runtime, count: int, *, start: int = 0) -> None:

@@ -8,10 +8,7 @@ Bounded by counts of polls, never by wall time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.federation.nats_server import NatsServer
@@ -25,17 +22,6 @@ from credit_commons.node import DROP_REASONS, Follower, Mirror
 from credit_commons.runtime import Runtime
 
 MAX_POLLS = 2400  # x 50 ms: the follower backs off up to 10 s between attempts
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.kill()
 
 
 def _wait_for(rt: Runtime, events: int, size: int) -> None:

@@ -7,10 +7,7 @@ polls, never by wall time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from tests.integration.federation.nats_server import NatsServer
 from tests.integration.node.test_mirror import _counters, _Platform, _record
@@ -22,17 +19,6 @@ from credit_commons.node import store as node_store
 from credit_commons.runtime import Runtime
 
 MAX_POLLS = 600  # x 50 ms
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.kill()
 
 
 def _publish(publisher: Publisher) -> None:

@@ -9,14 +9,12 @@ import time
 
 from fastapi.testclient import TestClient
 from tests.integration.federation.nats_server import NatsServer
-from tests.integration.node.test_follow import _log_size, _publish, _stored, _wait_for, nats_server
+from tests.integration.node.test_follow import _log_size, _publish, _stored, _wait_for
 from tests.integration.node.test_mirror import _counters, _Platform, _record
 
 from credit_commons.federation import Publisher
 from credit_commons.node import Follower, Mirror, Quotas
 from credit_commons.runtime import Runtime
-
-__all__ = ["nats_server"]  # the fixture, imported
 
 MAX_POLLS = 600  # x 50 ms
 BURST = 40  # events admitted while the clock stands still

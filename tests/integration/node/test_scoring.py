@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,17 +72,6 @@ def clock(runtime: Runtime) -> FixedClock:
     runtime.clock = fixed
     register_dev_rules(runtime)
     return fixed
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "jetstream")
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.process is not None:
-            server.kill()
 
 
 def _member_id(rt: Runtime, n: int) -> str:
