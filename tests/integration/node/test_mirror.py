@@ -363,6 +363,23 @@ def test_a_checkpoint_without_its_time_is_stored_but_not_scored(
     assert scorer.scores() is None
 
 
+def _covered(
+    rt: Runtime, client: TestClient, count: int
+) -> tuple[Mirror, list[tuple[str, str]], list[Message]]:
+    """A mirror that has stored the checkpoints covering ``count`` recorded events (not the
+    events), the drops it reports, and the events' messages in order."""
+    blobs = _record(rt, count)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    messages = _messages(rt)
+    for m in messages:
+        if m.stream == "COMMONS_CHECKPOINTS":
+            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    assert len(events) == count
+    return mirror, drops, events
+
+
 def test_a_batch_under_a_checkpoint_is_checked_against_its_leaves(
     runtime: Runtime, client: TestClient
 ) -> None:
@@ -371,15 +388,7 @@ def test_a_batch_under_a_checkpoint_is_checked_against_its_leaves(
     # that matches the forged event, is refused and counted in the middle of a batch whose
     # other messages are stored.
     rt = runtime
-    blobs = _record(rt, 6)
-    drops: list[tuple[str, str]] = []
-    mirror = _mirror(rt, _Platform(client, blobs), drops)
-    messages = _messages(rt)
-    for m in messages:
-        if m.stream == "COMMONS_CHECKPOINTS":
-            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
-    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
-    assert len(events) == 6
+    mirror, drops, events = _covered(rt, client, 6)
 
     forged = _payload(events[1])
     event = {**forged["event"], "actor": "p1:someone-else"}
@@ -453,14 +462,7 @@ def test_a_covered_message_is_authenticated_by_its_leaf_before_its_content_is_re
     # stored and the stream goes on; the log's own content re-encoded (another number
     # form, another header) is refused, so what is stored is the log's bytes.
     rt = runtime
-    blobs = _record(rt, 3)
-    drops: list[tuple[str, str]] = []
-    mirror = _mirror(rt, _Platform(client, blobs), drops)
-    messages = _messages(rt)
-    for m in messages:
-        if m.stream == "COMMONS_CHECKPOINTS":
-            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
-    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    mirror, drops, events = _covered(rt, client, 3)
     header = {"alg": "EdDSA", "typ": "commons-federation+jws"}
     genuine = _payload(events[0])
     huge = {**genuine, "event": {**genuine["event"], "n": 12345678901234567890123}}
@@ -487,11 +489,7 @@ def test_sparse_leaf_lookups_read_the_leaves_named(runtime: Runtime, client: Tes
     # A batch naming leaf 0 beside a high index is read by the indexes named (not the range
     # between them), with the same answer as dense lookups.
     rt = runtime
-    blobs = _record(rt, 12)
-    mirror = _mirror(rt, _Platform(client, blobs), [])
-    for m in _messages(rt):
-        if m.stream == "COMMONS_CHECKPOINTS":
-            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
+    _covered(rt, client, 12)  # the mirror stores the leaves under the checkpoints
     with transaction(rt.read_sessions) as session:
         size = node_store.tree_size(session)
         source = node_store.TreeSource(session)
