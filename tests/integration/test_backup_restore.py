@@ -143,6 +143,10 @@ def test_backup_wipe_restore_audit_and_restore_mode(
         assert status["backup_id"] == manifest["backup_id"]
         held = commons(target, "worker", "--once", code=ExitCode.UNAVAILABLE)
         assert held["code"] == "service.restore_mode"
+        # The operator's CLI refuses writes too (tests/integration/test_restore_cli.py).
+        create = ("identity", "create", "--name", "Asha Rao")
+        refused = commons(target, *create, code=ExitCode.UNAVAILABLE)
+        assert refused["code"] == "service.restore_mode"
 
         restored = Runtime.build(target)
         try:

@@ -35,6 +35,7 @@ from credit_commons.cli.base import (
     one_line,
     translate_error,
 )
+from credit_commons.cli.while_held import ALLOWED_WHILE_HELD, command_name
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error
@@ -42,6 +43,7 @@ from credit_commons.core.settings import Settings
 from credit_commons.identity.auth import Principal
 from credit_commons.issuer.identifiers import record_issuer_identifier
 from credit_commons.keys.algorithms import KeyType
+from credit_commons.ledger.restore_mode import RestoreHold, restore_hold
 from credit_commons.runtime import Runtime
 from credit_commons.web.erasure import install_erasure
 
@@ -125,9 +127,14 @@ def runtime(ctx: typer.Context, *, owner: bool = False) -> Iterator[Runtime]:
     owner, ``COMMONS_MIGRATION_DATABASE_URL``, when that is set).
 
     Every erasure on it also forgets the console's sessions and sign-in codes of the
-    subject (``web/erasure.py``).  On a migrated database the public URL joins the issuer
-    identifiers first, so what this command issues stays verifiable after a later change
-    of public URL (``issuer/identifiers.py``).
+    subject (``web/erasure.py``).  While the database is held in backup-restore mode only
+    the commands of :data:`~credit_commons.cli.while_held.ALLOWED_WHILE_HELD` run, and
+    nothing is written for them here; otherwise, on a migrated database, the public URL
+    joins the issuer identifiers first, so what this command issues stays verifiable after
+    a later change of public URL (``issuer/identifiers.py``).
+
+    Raises :class:`~credit_commons.ledger.restore_mode.RestoreMode` (exit 9, the API's
+    ``service.restore_mode``) for any other command while held.
     """
     chosen = settings(ctx)
     if owner and chosen.migration_database_url:
@@ -135,16 +142,36 @@ def runtime(ctx: typer.Context, *, owner: bool = False) -> Iterator[Runtime]:
     built = Runtime.build(chosen)
     install_erasure(built)  # an erasure from the CLI also ends the console's sessions
     try:
-        try:
-            with transaction(built.sessions) as session:
-                record_issuer_identifier(session, built)
-        except SQLAlchemyError as e:
-            if not no_schema(e):
-                raise
-            # Not migrated yet (`commons db upgrade` builds its runtime first): nothing to do.
+        hold = _hold(built)
+        if hold is not None:
+            if command_name(ctx) not in ALLOWED_WHILE_HELD:
+                raise hold.error()
+        else:
+            _record_issuer_identifier(built)
         yield built
     finally:
         built.close()
+
+
+def _hold(rt: Runtime) -> RestoreHold | None:
+    # Read once, in a transaction of its own that writes nothing.
+    try:
+        with transaction(rt.read_sessions) as session:
+            return restore_hold(session)
+    except SQLAlchemyError as e:
+        if not no_schema(e):
+            raise
+        return None  # not migrated yet (`commons restore` into an empty database)
+
+
+def _record_issuer_identifier(rt: Runtime) -> None:
+    try:
+        with transaction(rt.sessions) as session:
+            record_issuer_identifier(session, rt)
+    except SQLAlchemyError as e:
+        if not no_schema(e):
+            raise
+        # Not migrated yet (`commons db upgrade` builds its runtime first): nothing to do.
 
 
 @contextmanager
