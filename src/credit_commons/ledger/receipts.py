@@ -22,11 +22,19 @@ A receipt handed out before a checkpoint covered its event has no ``index``,
 ``inclusion_proof`` or ``checkpoint`` yet, only the entry, the event and the signed entry:
 :func:`verify_any_receipt` verifies it (steps 2, 4 and 5) as a :class:`PendingReceipt`, and
 any complete receipt with :func:`verify_receipt`.  ``commons log verify-receipt`` uses it.
+
+Step 1 without witnesses — the log's signature on the checkpoint note — is remembered for
+the last :data:`CHECKPOINTS_REMEMBERED` (note text, log key) pairs verified in this process:
+a pure function of exactly those two strings, so a note that differs by one byte, or
+another key, is verified afresh, and a note that failed is never remembered.  The receipts
+of one page (the borrower's history: twenty against the one latest checkpoint) then check
+that signature once, not twenty times.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from credit_commons.core.encoding import JsonObject, b64_decode, json_decode
@@ -40,6 +48,7 @@ from credit_commons.ledger.note import Ed25519Verifier
 from credit_commons.ledger.signed_entry import verify_signed_entry
 
 __all__ = [
+    "CHECKPOINTS_REMEMBERED",
     "EntryReference",
     "PendingReceipt",
     "ReceiptInvalid",
@@ -47,6 +56,10 @@ __all__ = [
     "verify_any_receipt",
     "verify_receipt",
 ]
+
+
+CHECKPOINTS_REMEMBERED = 64
+"""How many verified (checkpoint note, log key) pairs step 1 remembers (see the module)."""
 
 
 class ReceiptInvalid(LogError):
@@ -137,6 +150,13 @@ def _signed_entry(receipt: JsonObject, entry_text: str, log_vkey: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=CHECKPOINTS_REMEMBERED)
+def _log_checkpoint(note_text: str, log_vkey: str) -> Checkpoint:
+    # Step 1 without witnesses, remembered per (note, key) -- only when it passed: a raise
+    # is not cached.  The Checkpoint is frozen, so callers cannot alter what is shared.
+    return verify_checkpoint(note_text, Ed25519Verifier.from_vkey(log_vkey))
+
+
 def verify_any_receipt(
     receipt: Any, log_vkey: str, witness_vkeys: list[str] | None = None, k: int | None = None
 ) -> VerifiedReceipt | PendingReceipt:
@@ -181,15 +201,15 @@ def verify_receipt(
         raise ReceiptInvalid("receipt index must be an integer")
 
     # Step 1: the checkpoint.
-    log_verifier = Ed25519Verifier.from_vkey(log_vkey)
-    witnesses = [CosignatureVerifier.from_vkey(v) for v in witness_vkeys or []]
     cosigners: tuple[str, ...] = ()
-    if witnesses:
+    if witness_vkeys:
+        log_verifier = Ed25519Verifier.from_vkey(log_vkey)
+        witnesses = [CosignatureVerifier.from_vkey(v) for v in witness_vkeys]
         cosigned = verify_cosigned(note_text, log_verifier, witnesses, k or len(witnesses))
         checkpoint = cosigned.checkpoint
         cosigners = tuple(c.name for c in cosigned.cosigners)
     else:
-        checkpoint = verify_checkpoint(note_text, log_verifier)
+        checkpoint = _log_checkpoint(note_text, log_vkey)
 
     # Step 2: the entry.
     entry = _entry(entry_text)
