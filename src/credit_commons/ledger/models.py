@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointRow",
     "CommitteeConfigRow",
     "CommitteeEquivocationRow",
+    "CommitteeMemberNodeRow",
     "CommitteeMemberStateRow",
     "CommitteePartialRow",
     "CommitteeShareRow",
@@ -172,6 +173,19 @@ class CommitteeConfigRow(Base):
     member_keys: Mapped[bytes] = mapped_column(LargeBinary)
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     effective_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CommitteeMemberNodeRow(Base):
+    """The full node a committee version's member index is bound to (migration 0053): its
+    partials are accepted only with that node's service token (scope ``partials:write``)
+    besides the BLS check, so a share cannot sign from anywhere else."""
+
+    __tablename__ = "committee_member_nodes"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    node: Mapped[str] = mapped_column(String(64))
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class CommitteePartialRow(Base):

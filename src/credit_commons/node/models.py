@@ -1,4 +1,4 @@
-"""Tables of the full node (migration 0044): what it pinned, mirrored and refused."""
+"""Tables of the full node (migration 0044 and later): what it pinned, mirrored and refused."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ __all__ = [
     "NodeMessageRow",
     "NodePinRow",
     "NodeRuleSetRow",
+    "NodeSpineLeafRow",
     "NodeStatusListRow",
     "NodeTreeRow",
 ]
@@ -140,3 +141,15 @@ class NodeMemberRow(Base):
     credential_sha256: Mapped[str] = mapped_column(String(64))
     since: Mapped[date] = mapped_column(Date)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NodeSpineLeafRow(Base):
+    """A mirrored leaf whose entry is a spine event the node scores (migration 0053): its
+    position and the stream its message comes on (``COMMONS_EVENTS`` or
+    ``COMMONS_MEMBERS``), noted once from the platform's entry bundles, each entry checked
+    against the mirrored leaf, so a restart reads no entry again (node/scoring_notes.py)."""
+
+    __tablename__ = "node_spine_leaves"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    stream: Mapped[str] = mapped_column(String(32))

@@ -29,13 +29,11 @@ core the platform runs (``reputation.scorer_sparse`` over the scorer's inputs, a
 catch-up, before) the events and members streams, so the node holds the newest checkpoint
 before the messages below it.  The node therefore knows which leaves below the checkpoint
 are reputation spine events: it reads each leaf's entry once from the platform's entry
-bundles (``{"v", "id", "type", "at", "digest"}``: the type is public), checks it is the
-mirrored leaf, and notes the ``reputation.event`` leaves (the events stream) and the
-``reputation.member*`` / ``reputation.excluded`` leaves (the members stream).  While any of
-those below the checkpoint is not mirrored, it refuses (``inputs_pending``, with the counts
-and the first missing leaf) rather than serve a partial score as the checkpoint's.  The
-notes are kept in memory: a restart reads the entries again (as many requests as the
-mirror made to build its tree).
+bundles and keeps the notes (node/scoring_notes.py; a restart reads no entry again).  While
+any of those below the checkpoint is not mirrored, it refuses (``inputs_pending``, with the
+counts and the first missing leaf) rather than serve a partial score as the checkpoint's,
+and :meth:`NodeScorer.state` names the missing leaves (``commons node repair`` fetches
+them).
 
 The records (RFC 8785 bytes, hashed as the platform hashes them) are kept in memory for
 the latest scored checkpoint, with the key of what they were scored from (the checkpoint,
@@ -63,7 +61,6 @@ from credit_commons.core.encoding import (
     sha256_hex,
 )
 from credit_commons.core.errors import CommonsError, NotFoundError
-from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.ledger import NodeId, leaf_hash
 from credit_commons.node import store
 from credit_commons.node.messages import checkpoint_at
@@ -75,12 +72,17 @@ from credit_commons.node.scoring_inputs import (
     ScoringInput,
     ScoringRefused,
     did_sha,
-    entry_stream,
     excluded_dids,
     member_row,
     memberships_of,
     scoring_event,
     stored_payload,
+)
+from credit_commons.node.scoring_notes import (
+    NONE_MISSING,
+    MissingInputs,
+    missing_inputs,
+    note_spine_leaves,
 )
 from credit_commons.reputation import (
     DEFAULT_RULE_SET_ID,
@@ -175,9 +177,8 @@ class NodeScorer:
         self._gone: set[str] = set()
         self._scores: NodeScores | None = None
         self._key: tuple[object, ...] | None = None
-        # The leaves below ``_expected_below`` whose messages scoring needs, by stream.
-        self._expected: dict[str, set[int]] = {_EVENTS: set(), _MEMBERS: set()}
-        self._expected_below = 0
+        # The noted leaves below the newest checkpoint the mirror lacked at the last pass.
+        self.missing: MissingInputs = NONE_MISSING
         self.refused: ScoringRefused | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -212,6 +213,9 @@ class NodeScorer:
             else {"id": scores.rule_set.id, "version": scores.rule_set.version},
             "records": 0 if scores is None else len(scores.records),
             "refused": None if self.refused is None else self.refused.reason,
+            # The leaves whose messages the newest checkpoint's scoring waits for (a message
+            # the mirror dropped or the stream lost: ``commons node repair`` fetches them).
+            "missing": self.missing.to_json(),
         }
 
     # -- in a thread of its own ------------------------------------------------------------
@@ -321,44 +325,6 @@ class NodeScorer:
         self.refused = None
         return scored
 
-    def _expect(self, size: int) -> None:
-        """Note which leaves in ``[_expected_below, size)`` are reputation spine events,
-        from the platform's entry bundles, each entry checked against the mirrored leaf."""
-        index = self._expected_below
-        found: dict[str, set[int]] = {_EVENTS: set(), _MEMBERS: set()}
-        while index < size:
-            tile = index // TILE_WIDTH
-            count = min(TILE_WIDTH, size - tile * TILE_WIDTH)
-            entries = self.mirror.platform.entries(tile, count)
-            batch = {tile * TILE_WIDTH + i: e for i, e in enumerate(entries)}
-            batch = {i: e for i, e in batch.items() if i >= index}
-            with transaction(self.mirror.sessions) as session:
-                leaves = store.TreeSource(session).leaves(list(batch))
-            for i, entry in batch.items():
-                if leaves.get(i) != bytes(leaf_hash(entry)):
-                    raise ScoringRefused("input", f"the platform's entry {i} is not the leaf")
-                stream = entry_stream(entry)
-                if stream is not None:
-                    found[stream].add(i)
-            index = tile * TILE_WIDTH + count
-        for stream, positions in found.items():
-            self._expected[stream].update(positions)
-        self._expected_below = max(self._expected_below, size)
-
-    def _pending(self, session: Session, size: int) -> dict[str, list[int]]:
-        # The leaves below ``size`` whose message scoring needs and the mirror lacks.
-        out = {}
-        for stream in (_EVENTS, _MEMBERS):
-            held = set(
-                session.scalars(
-                    select(NodeMessageRow.position).where(
-                        NodeMessageRow.stream == stream, NodeMessageRow.position < size
-                    )
-                )
-            )
-            out[stream] = sorted(p for p in self._expected[stream] if p < size and p not in held)
-        return out
-
     def _key_of(self, session: Session, size: int, at: datetime) -> tuple[object, ...]:
         # What a score is computed from, read without parsing a message.
         def positions(stream: str) -> tuple[int, ...]:
@@ -394,16 +360,17 @@ class NodeScorer:
                 "checkpoint_time_unknown",
                 f"the message of checkpoint {size} does not say when the platform made it",
             )
-        self._expect(size)
+        note_spine_leaves(self.mirror, size)
         with transaction(self.mirror.sessions) as session:
-            pending = self._pending(session, size)
-            if pending[_EVENTS] or pending[_MEMBERS]:
-                first = min(pending[_EVENTS] + pending[_MEMBERS])
+            missing = missing_inputs(session, size)
+            self.missing = missing
+            if missing:
+                lacking = missing.counts[_EVENTS], missing.counts[_MEMBERS]
+                first = min(missing.first[_EVENTS][:1] + missing.first[_MEMBERS][:1])
                 raise ScoringRefused(
                     "inputs_pending",
-                    f"{len(pending[_EVENTS])} reputation event(s) and "
-                    f"{len(pending[_MEMBERS])} membership message(s) below checkpoint {size} "
-                    f"are not mirrored yet (the first: leaf {first})",
+                    f"{lacking[0]} reputation event(s) and {lacking[1]} membership message(s) "
+                    f"below checkpoint {size} are not mirrored yet (the first: leaf {first})",
                 )
             at = made
             key = self._key_of(session, size, at)

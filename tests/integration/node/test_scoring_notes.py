@@ -1,0 +1,108 @@
+"""A full node notes which mirrored leaves are the spine events it scores once, and keeps
+the notes (node/scoring_notes.py, migration 0053), on SQLite and PostgreSQL: a scorer
+started again on the same mirror reads no entry bundle again, a mirror without notes (one
+upgraded from before 0053) reads them once, a grown checkpoint reads only the tiles not
+noted; the refusal and ``GET /v1/node`` name exactly the leaves whose messages are missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from tests.integration.node.test_mirror import _messages, _mirror, _Platform, _record
+
+from credit_commons.core.db import transaction
+from credit_commons.core.encoding import b64url_decode
+from credit_commons.federation import Message
+from credit_commons.gateway.node_app import create_node_app
+from credit_commons.node import Mirror, NodeScorer, ScoringRefused
+from credit_commons.node.models import NodePinRow, NodeSpineLeafRow
+from credit_commons.runtime import Runtime
+
+EVENTS = 300  # a full entry bundle and a partial one
+
+
+class _Counting(_Platform):
+    """The platform, counting the entry bundles asked for."""
+
+    def __init__(self, client: TestClient, blobs: dict[str, bytes]) -> None:
+        super().__init__(client, blobs)
+        self.bundles = 0
+
+    def entries(self, tile: int, count: int) -> list[bytes]:
+        self.bundles += 1
+        return super().entries(tile, count)
+
+
+def _pending(scorer: NodeScorer) -> str:
+    with pytest.raises(ScoringRefused) as refused:
+        scorer.score()
+    assert refused.value.reason == "inputs_pending"
+    return refused.value.detail
+
+
+def _accept(mirror: Mirror, messages: list[Message], stream: str) -> None:
+    for m in messages:
+        if m.stream == stream:
+            assert mirror.accept(m.body, m.subject, m.stream) in ("stored", "duplicate")
+
+
+def test_spine_leaves_are_noted_once_and_kept(runtime: Runtime, client: TestClient) -> None:
+    rt = runtime
+    platform = _Counting(client, _record(rt, EVENTS))
+    mirror = _mirror(rt, platform, [])
+    messages = _messages(rt)
+    _accept(mirror, messages, "COMMONS_CHECKPOINTS")
+    platform.bundles = 0
+
+    first = NodeScorer(mirror, member_token=lambda: "unused")
+    assert _pending(first).startswith(f"{EVENTS} reputation event(s) and 0 membership")
+    assert platform.bundles == 2  # tile 0 (256 entries) and the partial tile 1
+    with transaction(rt.read_sessions) as session:
+        noted = session.scalar(sa.select(sa.func.count()).select_from(NodeSpineLeafRow))
+    assert noted == EVENTS
+
+    # A restart: the notes are read from the database, not from the platform.
+    again = NodeScorer(mirror, member_token=lambda: "unused")
+    assert _pending(again).startswith(f"{EVENTS} reputation event(s) and 0 membership")
+    assert platform.bundles == 2
+
+    # Every event but two: the refusal and the node's state name exactly those leaves.
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    lost = [events[7], events[260]]
+    _accept(mirror, [m for m in events if m not in lost], "COMMONS_EVENTS")
+    leaves = sorted(_index(m) for m in lost)
+    detail = _pending(again)
+    assert detail.startswith("2 reputation event(s) and 0 membership")
+    assert detail.endswith(f"(the first: leaf {leaves[0]})")
+    state = TestClient(create_node_app(mirror, scorer=again)).get("/v1/node").json()
+    assert state["scores"]["missing"] == {
+        "COMMONS_EVENTS": {"count": 2, "first": leaves},
+        "COMMONS_MEMBERS": {"count": 0, "first": []},
+    }
+    assert platform.bundles == 2
+
+    # A mirror without notes (upgraded from before migration 0053): read once, then kept.
+    with transaction(rt.sessions) as session:
+        session.execute(sa.delete(NodeSpineLeafRow))
+        session.execute(sa.delete(NodePinRow).where(NodePinRow.name == "spine_noted_below"))
+    upgraded = NodeScorer(mirror, member_token=lambda: "unused")
+    assert _pending(upgraded).startswith("2 reputation event(s)")
+    assert platform.bundles == 4
+    assert _pending(NodeScorer(mirror, member_token=lambda: "unused")).startswith("2 reputation")
+    assert platform.bundles == 4
+
+    # A grown log: only the tile not noted in full is read again.
+    _record(rt, 5)
+    grown = _messages(rt)
+    _accept(mirror, grown, "COMMONS_CHECKPOINTS")
+    platform.bundles = 0
+    assert _pending(upgraded).startswith("7 reputation event(s)")
+    assert platform.bundles == 1
+
+
+def _index(message: Message) -> int:
+    payload = json.loads(b64url_decode(message.body.decode("ascii").split(".")[1]))
+    return int(payload["index"])
