@@ -1,6 +1,7 @@
 """End to end: the checkpoint committee through the CLI against a real ``commons serve``
 (SQLite and PostgreSQL for the log; each member node its own SQLite data directory), with
-``commons committee member serve`` processes: two members up add no line, the third makes
+``commons committee member serve`` processes, each sending its partials with the service
+token of the full node it is bound to: two members up add no line, the third makes
 the committee's line, which ``commons committee verify`` checks with the group key alone;
 a byzantine partial is refused and reported.  Waits are bounded by poll counts."""
 
@@ -21,6 +22,7 @@ from tests.e2e.test_serve import COMMONS, commons_env
 from tests.ports import free_port
 
 from credit_commons.core.encoding import b64_encode
+from credit_commons.keys import ServiceIdentity
 from credit_commons.ledger import committee
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.committee_errors import CommitteeSignatureMissing
@@ -86,11 +88,28 @@ def test_committee_through_the_cli(platform: tuple[str, dict[str, str]], tmp_pat
     assert dealt.returncode == 0, dealt.stderr
     group_vkey = json.loads(dealt.stdout)["vkey"]
     assert (tmp_path / "dealt" / "member-1.json").stat().st_mode & 0o777 == 0o600
-    registered = commons(
-        ["committee", "register", str(tmp_path / "dealt" / "group.json"), "--json"], env
-    )
+    # Each member is a full node with its own service key, registered with the platform.
+    keys = [tmp_path / f"node{index}-service-key.json" for index in range(1, 6)]
+    nodes = []
+    for index, key in enumerate(keys, 1):
+        identity = ServiceIdentity.create(key, service="node", name=f"node-m{index}")
+        jwk = json.dumps(identity.public_jwk())
+        added = commons(
+            ["service-token", "register", "--service", "node", "--name", identity.name,
+             "--public-key", jwk],
+            env,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        nodes.append(identity)
+    group_file = str(tmp_path / "dealt" / "group.json")
+    unbound = commons(["committee", "register", group_file, "--node", "node-m1"], env)
+    assert unbound.returncode != 0
+    assert "each of the 5 members" in unbound.stderr
+    bound = [arg for identity in nodes for arg in ("--node", identity.name)]
+    registered = commons(["committee", "register", group_file, *bound, "--json"], env)
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["in_effect"] is True
+    assert json.loads(registered.stdout)["nodes"] == [n.name for n in nodes]
     log_vkey = httpx.get(f"{base}/v1/log/key").json()["vkey"]
     member_envs = []
     printed = ""
@@ -125,7 +144,8 @@ def test_committee_through_the_cli(platform: tuple[str, dict[str, str]], tmp_pat
             subprocess.Popen(
                 [
                     *COMMONS, "committee", "member", "serve", "--log", base,
-                    "--log-key", log_vkey, "--poll", "0.2",
+                    "--log-key", log_vkey, "--service-key", str(keys[index - 1]),
+                    "--poll", "0.2",
                 ],
                 env=member_envs[index - 1],
                 stdout=log,
@@ -156,15 +176,20 @@ def test_committee_through_the_cli(platform: tuple[str, dict[str, str]], tmp_pat
         )
         wrong = Checkpoint(checkpoint.origin, checkpoint.size, Hash(bytes(32)))
         partial = byzantine.share.sign(wrong.format().encode())
+        statement = {
+            "group_key": b64_encode(byzantine.group.group_key),
+            "member": 4,
+            "size": checkpoint.size,
+            "root": wrong.root_hash.b64(),
+            "signature": b64_encode(partial.signature),
+        }
+        # Without member 4's node's token it is not even read; with it, it is reported.
+        anonymous = httpx.post(f"{base}/v1/partials", json=statement)
+        assert anonymous.status_code == 401
+        assert anonymous.json()["code"] == "auth.service_token_invalid"
+        token = nodes[3].token(audience=base, scopes=["partials:write"], ttl=60)
         refused = httpx.post(
-            f"{base}/v1/partials",
-            json={
-                "group_key": b64_encode(byzantine.group.group_key),
-                "member": 4,
-                "size": checkpoint.size,
-                "root": wrong.root_hash.b64(),
-                "signature": b64_encode(partial.signature),
-            },
+            f"{base}/v1/partials", json=statement, headers={"Authorization": f"Bearer {token}"}
         )
         assert refused.status_code == 409
         assert refused.json()["code"] == "committee.equivocation"

@@ -24,18 +24,32 @@ from credit_commons.core.settings import Settings
 from credit_commons.events import record_event
 from credit_commons.events.models import EventRow
 from credit_commons.gateway.app import create_app
+from credit_commons.gateway.deps import platform_audience
+from credit_commons.keys import ServiceIdentity, issue_service_token, register_service_key
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import committee
 from credit_commons.ledger import service as log_service
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
-from credit_commons.ledger.committee_errors import CommitteeSignatureMissing
+from credit_commons.ledger.committee_errors import (
+    CommitteeMembersUnbound,
+    CommitteeSignatureMissing,
+)
 from credit_commons.ledger.committee_member import CommitteeMember, import_share
-from credit_commons.ledger.committee_service import register_committee
+from credit_commons.ledger.committee_service import (
+    PARTIAL_TOKEN_REFUSED,
+    bind_member_nodes,
+    member_nodes,
+    register_committee,
+)
 from credit_commons.ledger.committee_setup import MemberShare, deal_files
 from credit_commons.ledger.identity import log_identity
-from credit_commons.ledger.models import CommitteeEquivocationRow, CommitteeMemberStateRow
-from credit_commons.ledger.note import Ed25519Verifier, generate_key, verify_note
+from credit_commons.ledger.models import (
+    CommitteeEquivocationRow,
+    CommitteeMemberNodeRow,
+    CommitteeMemberStateRow,
+)
+from credit_commons.ledger.note import Ed25519Verifier, generate_key, parse_note, verify_note
 from credit_commons.ledger.rfc6962 import Hash
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
@@ -63,6 +77,12 @@ class World:
     members: dict[int, CommitteeMember]
     clock: FixedClock
     size: int  # the first checkpoint's: 300 events, the committee's registration, …
+    nodes: dict[int, ServiceIdentity]  # each member's full node's service key
+
+    def auth(self, index: int, scopes: tuple[str, ...] = ("partials:write",)) -> dict[str, str]:
+        """The service token of member ``index``'s node, as its member loop sends it."""
+        token = self.nodes[index].token(audience=platform_audience(self.log), scopes=scopes, ttl=60)
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def vkey(self) -> str:
@@ -98,8 +118,13 @@ def world(settings: Settings, tmp_path: Path, backend_url: str) -> Iterator[Worl
     group, shares = deal_files("commons-committee", 3, 5)
     with contextlib.ExitStack() as stack:
         stack.callback(log.close)
+        nodes = {
+            share.index: node_identity(log, tmp_path, f"node-m{share.index}") for share in shares
+        }
         with transaction(log.sessions) as session:
-            register_committee(session, log, group, now=clock.now())
+            register_committee(
+                session, log, group, nodes=[nodes[i].name for i in range(1, 6)], now=clock.now()
+            )
         add_events(log, 300)
         client = stack.enter_context(TestClient(create_app(settings, runtime=log)))
         vkey = log_identity(log).vkey
@@ -109,11 +134,33 @@ def world(settings: Settings, tmp_path: Path, backend_url: str) -> Iterator[Worl
             with transaction(rt.sessions) as session:
                 import_share(session, rt, share, now=clock.now())
             members[share.index] = CommitteeMember(
-                rt, log_url="http://testserver", log_vkey=vkey, client=client
+                rt,
+                log_url="http://testserver",
+                log_vkey=vkey,
+                identity=nodes[share.index],
+                client=client,
             )
         with transaction(log.read_sessions) as session:
             size = log_service.latest_checkpoint(session).size  # type: ignore[union-attr]
-        yield World(log, client, shares, members, clock, size)
+        yield World(log, client, shares, members, clock, size, nodes)
+
+
+def node_identity(log: Runtime, tmp_path: Path, name: str) -> ServiceIdentity:
+    """A full node's own service key, registered with the log by its operator."""
+    assert isinstance(log.clock, FixedClock)
+    identity = ServiceIdentity.create(
+        tmp_path / f"{name}.json", service="node", name=name, clock=log.clock
+    )
+    with transaction(log.sessions) as session:
+        register_service_key(
+            session,
+            log,
+            service="node",
+            name=name,
+            public_key=identity.public_key,
+            actor=log.operator_actor("operator"),
+        )
+    return identity
 
 
 def checkpoint_note(world: World) -> str:
@@ -191,7 +238,7 @@ def test_a_byzantine_member_is_refused_and_reported(world: World) -> None:
         "root": wrong_root.b64(),
         "signature": b64_encode(partial.signature),
     }
-    refused = world.client.post("/v1/partials", json=body)
+    refused = world.client.post("/v1/partials", json=body, headers=world.auth(4))
     assert refused.status_code == 409, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["code"] == "committee.equivocation"
@@ -225,7 +272,7 @@ def test_a_byzantine_member_is_refused_and_reported(world: World) -> None:
     assert int.from_bytes(log_sig[:4], "big") == log_vkey.key_id
     log_vkey.verify(right_text.encode(), log_sig[4:])
     # The same statement again: still refused, reported once.
-    assert world.client.post("/v1/partials", json=body).status_code == 409
+    assert world.client.post("/v1/partials", json=body, headers=world.auth(4)).status_code == 409
     with transaction(world.log.read_sessions) as session:
         count = session.scalar(
             sa.select(sa.func.count()).where(EventRow.type == "committee.equivocation")
@@ -233,7 +280,7 @@ def test_a_byzantine_member_is_refused_and_reported(world: World) -> None:
         assert count == 1
     # A signature that does not verify under member 5's key is refused, not reported.
     forged = {**body, "member": 5}
-    answer = world.client.post("/v1/partials", json=forged)
+    answer = world.client.post("/v1/partials", json=forged, headers=world.auth(5))
     assert answer.status_code == 400
     assert answer.json()["code"] == "committee.share_invalid"
     # The honest members still reach the threshold, without member 4's partial counted.
@@ -278,6 +325,7 @@ def test_a_member_never_signs_a_root_it_cannot_reproduce(world: World) -> None:
         member.rt,
         log_url="http://testserver",
         log_vkey=world.vkey,
+        identity=world.nodes[1],
         client=world.client,
         tiles_client=_tampering_tiles(world.client),
     )
@@ -290,7 +338,11 @@ def test_a_member_never_signs_a_root_it_cannot_reproduce(world: World) -> None:
     other = Ed25519Verifier.from_vkey(world.vkey)
     _, stranger = generate_key(other.name)
     wrong_key = CommitteeMember(
-        member.rt, log_url="http://testserver", log_vkey=stranger, client=world.client
+        member.rt,
+        log_url="http://testserver",
+        log_vkey=stranger,
+        identity=world.nodes[1],
+        client=world.client,
     )
     report = wrong_key.run_once()
     assert report.status == "refused"
@@ -308,8 +360,11 @@ def test_a_member_never_signs_a_root_it_cannot_reproduce(world: World) -> None:
 
 def test_membership_changes_are_time_locked(world: World) -> None:
     group2, shares2 = deal_files("commons-committee-2", 2, 3)
+    new_nodes = [world.nodes[i].name for i in (1, 2, 3)]
     with transaction(world.log.sessions) as session:
-        registered = register_committee(session, world.log, group2, now=world.clock.now())
+        registered = register_committee(
+            session, world.log, group2, nodes=new_nodes, now=world.clock.now()
+        )
     notice = timedelta(seconds=world.log.settings.committee_notice)
     assert registered.version == 2
     assert registered.effective_at == START + notice
@@ -332,15 +387,16 @@ def test_membership_changes_are_time_locked(world: World) -> None:
         "root": checkpoint.root_hash.b64(),
         "signature": b64_encode(partial.signature),
     }
-    answer = world.client.post("/v1/partials", json=body)
+    answer = world.client.post("/v1/partials", json=body, headers=world.auth(1))
     assert answer.status_code == 409
     assert answer.json()["code"] == "committee.not_current"
     world.clock.advance(notice)
     assert world.client.get("/v1/tasks/current").json()["committee"]["version"] == 2
-    assert world.client.post("/v1/partials", json=body).json()["partials"] == 1
+    accepted = world.client.post("/v1/partials", json=body, headers=world.auth(1))
+    assert accepted.json()["partials"] == 1
     # Registering the same committee twice is refused.
     with pytest.raises(Exception, match="registered already"), transaction(world.log.sessions) as s:
-        register_committee(s, world.log, group2, now=world.clock.now())
+        register_committee(s, world.log, group2, nodes=new_nodes, now=world.clock.now())
 
 
 @pytest.mark.parametrize(
@@ -365,6 +421,103 @@ def test_partials_are_validated_at_the_boundary(world: World, change: dict[str, 
         "signature": b64_encode(bytes(96)),
         **change,
     }
-    answer = world.client.post("/v1/partials", json=body)
+    answer = world.client.post("/v1/partials", json=body, headers=world.auth(1))
     assert answer.status_code in (400, 422), answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+def _task_partial(world: World, index: int) -> dict[str, object]:
+    # Member ``index``'s valid partial over the log's current task.
+    task = world.client.get("/v1/tasks/current").json()["task"]
+    text = parse_note(task["checkpoint"]).text
+    share = world.shares[index - 1]
+    return {
+        "group_key": b64_encode(share.group.group_key),
+        "member": index,
+        "size": task["size"],
+        "root": task["root"],
+        "signature": b64_encode(share.share.sign(text.encode()).signature),
+    }
+
+
+def test_a_partial_needs_its_members_node_token(world: World) -> None:
+    body = _task_partial(world, 1)
+    with transaction(world.log.sessions) as session:
+        own_store = issue_service_token(
+            session,
+            world.log,
+            service="node",
+            scopes=["partials:write"],
+            audience=platform_audience(world.log),
+            ttl=60,
+        )
+    expiring = world.auth(1)
+    refusals = {
+        "none": {},
+        "malformed": {"Authorization": "Bearer not-a-token"},
+        "another node's": world.auth(2),
+        "another scope": world.auth(1, ("log:state",)),
+        "the platform's own node key": {"Authorization": f"Bearer {own_store}"},
+    }
+    answers = {
+        why: world.client.post("/v1/partials", json=body, headers=h) for why, h in refusals.items()
+    }
+    world.clock.advance(timedelta(seconds=120))
+    answers["expired"] = world.client.post("/v1/partials", json=body, headers=expiring)
+    for why, answer in answers.items():
+        assert answer.status_code == 401, (why, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        problem = answer.json()
+        assert (problem["code"], problem["detail"]) == (
+            "auth.service_token_invalid",
+            PARTIAL_TOKEN_REFUSED,
+        ), why
+    assert world.client.get("/v1/tasks/current").json()["task"]["partials"] == 0
+    # Its own node's token: accepted.
+    accepted = world.client.post("/v1/partials", json=body, headers=world.auth(1))
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["partials"] == 1
+
+
+def test_members_are_bound_to_registered_nodes_fail_closed(world: World) -> None:
+    names = [world.nodes[i].name for i in range(1, 6)]
+    for nodes, said in (
+        (names[:4], "each of the 5 members"),
+        ([*names[:4], names[0]], "each once"),
+        ([*names[:4], "node-nobody"], "node-nobody"),
+    ):
+        with (
+            pytest.raises(CommitteeMembersUnbound, match=said),
+            transaction(world.log.sessions) as session,
+        ):
+            bind_member_nodes(session, world.log, 1, nodes, now=world.clock.now())
+    # A committee whose members are bound to no node (registered before bindings): every
+    # partial is refused, however valid, until the operator binds them.
+    with transaction(world.log.sessions) as session:
+        session.execute(sa.delete(CommitteeMemberNodeRow))
+    report = world.members[1].run_once()
+    assert report.status == "signed"  # sent, and refused by the log
+    assert report.answer is not None
+    assert (report.answer["status"], report.answer["code"]) == (401, "auth.service_token_invalid")
+    assert world.client.get("/v1/tasks/current").json()["task"]["partials"] == 0
+    swapped = [names[1], names[0], *names[2:]]
+    with transaction(world.log.sessions) as session:
+        bind_member_nodes(session, world.log, 1, swapped, now=world.clock.now())
+        assert member_nodes(session, 1) == dict(enumerate(swapped, 1))
+    # Member 1's node is now member 2's: its token no longer carries member 1's partials.
+    assert world.members[1].run_once().answer == report.answer
+    with transaction(world.log.sessions) as session:
+        bind_member_nodes(session, world.log, 1, names, now=world.clock.now())
+        bound = session.scalars(
+            sa.select(EventRow).where(EventRow.type == "committee.member_bound")
+        ).all()
+    assert len(bound) == 15  # at registration, then twice by bind
+    assert json.loads(bound[-1].details) == {
+        "committee": "commons-committee",
+        "version": 1,
+        "member": 5,
+        "node": names[4],
+    }
+    answer = world.members[1].run_once().answer
+    assert answer is not None
+    assert (answer["status"], answer["partials"]) == (200, 1)

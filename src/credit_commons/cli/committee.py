@@ -1,6 +1,7 @@
 """``commons committee …``: the checkpoint committee (docs/log.md "Checkpoint committee").
 
-On the dealer's machine ``deal``; on the log ``register`` and ``show``; anywhere ``verify``;
+On the dealer's machine ``deal``; on the log ``register``, ``bind`` and ``show``; anywhere
+``verify``;
 on each member node ``member import``, ``member status`` and ``member serve``.
 """
 
@@ -19,6 +20,7 @@ from credit_commons.cli.support import JsonOption, emit, group, read_text_file, 
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import create_private, path_error
 from credit_commons.core.logging import configure_logging
+from credit_commons.keys import ServiceIdentity
 from credit_commons.ledger import committee, committee_member, committee_service
 from credit_commons.ledger.checkpoint import Checkpoint
 from credit_commons.ledger.committee_setup import CommitteeGroup, MemberShare, deal_files
@@ -28,6 +30,11 @@ __all__ = ["app"]
 app = group("committee", "The checkpoint committee: t-of-n BLS cosignatures on checkpoints.")
 member_app = group("member", "A committee member node: its share and its signing loop.")
 app.add_typer(member_app)
+
+_NODE_HELP = (
+    "The full node (its registered service instance, node-…) that holds member 1's share, "
+    "then member 2's, …: repeat once per member."
+)
 
 
 def _read_json(path: Path, what: str) -> object:
@@ -72,20 +79,44 @@ def committee_deal(
 def committee_register(
     ctx: typer.Context,
     group_file: Annotated[Path, typer.Argument(help="The dealer's group.json.")],
+    nodes: Annotated[list[str], typer.Option("--node", help=_NODE_HELP)],
     as_json: JsonOption = False,
 ) -> None:
     """Register a committee with this log: the first takes effect at once, a later one after
-    COMMONS_COMMITTEE_NOTICE seconds (a committee.changed event announces it)."""
+    COMMONS_COMMITTEE_NOTICE seconds (a committee.changed event announces it).  Each member
+    is bound to the full node that holds its share (--node, once per member in index
+    order, each with a registered service key): its partials need that node's token."""
     group_desc = CommitteeGroup.from_json(_read_json(group_file, "the group file"))
     with unit(ctx) as (rt, session):
         now = rt.clock.now()
-        registered = committee_service.register_committee(session, rt, group_desc, now=now)
-    view = registered.to_json(now)
+        registered = committee_service.register_committee(
+            session, rt, group_desc, nodes=nodes, now=now
+        )
+    view = {**registered.to_json(now), "nodes": nodes}
     emit(
         as_json,
         view,
         f"committee {group_desc.name} version {registered.version}: "
         f"{group_desc.threshold} of {group_desc.size}, in effect from {view['effective_at']}",
+    )
+
+
+@app.command("bind")
+def committee_bind(
+    ctx: typer.Context,
+    version: Annotated[int, typer.Argument(help="The committee version (commons committee show).")],
+    nodes: Annotated[list[str], typer.Option("--node", help=_NODE_HELP)],
+    as_json: JsonOption = False,
+) -> None:
+    """Bind the members of a registered committee version to their full nodes again (one
+    registered before members were bound, or a member that moved to another node); a
+    committee.member_bound event for each."""
+    with unit(ctx) as (rt, session):
+        committee_service.bind_member_nodes(session, rt, version, nodes, now=rt.clock.now())
+    emit(
+        as_json,
+        {"version": version, "nodes": nodes},
+        f"committee version {version}: members bound to {', '.join(nodes)}",
     )
 
 
@@ -172,6 +203,14 @@ def member_serve(
     ctx: typer.Context,
     log_url: Annotated[str, typer.Option("--log", help="The log's base URL.")],
     log_key: Annotated[str, typer.Option("--log-key", help="The log's vkey (pinned).")],
+    service_key: Annotated[
+        Path,
+        typer.Option(
+            "--service-key",
+            help="This member's full node's service key file (the node's "
+            "--data/service-key.json): its partials carry that node's token.",
+        ),
+    ],
     tiles_url: Annotated[
         str | None, typer.Option("--tiles", help="Where to fetch entries (default: the log).")
     ] = None,
@@ -181,7 +220,10 @@ def member_serve(
     as_json: JsonOption = False,
 ) -> None:
     """Poll the log's signing task; verify its root against this node's own copy of the
-    log; sign and send a partial."""
+    log; sign and send a partial with the node's service token (scope partials:write)."""
+    identity = ServiceIdentity(service_key)
+    if identity.service != "node":
+        raise ValidationError(f"{service_key} is a {identity.service} key, not a full node's")
     with runtime(ctx) as rt:
         configure_logging(rt.settings.log_level)
         tiles = (
@@ -195,7 +237,12 @@ def member_serve(
             )
         )
         member = committee_member.CommitteeMember(
-            rt, log_url=log_url, log_vkey=log_key, tiles_client=tiles, group=group_key
+            rt,
+            log_url=log_url,
+            log_vkey=log_key,
+            identity=identity,
+            tiles_client=tiles,
+            group=group_key,
         )
         if once:
             report = member.run_once()

@@ -22,8 +22,8 @@ Kinds (docs/operations.md, "The route registry"):
 - ``lender-or-identity``: either of those (an onboarding binding);
 - ``client-assertion``: a lender client's signed assertion (the OAuth token endpoint);
 - ``oid4vci``: OpenID4VCI's pre-authorized code or its access token;
-- ``signed-body``: the body is signed by its sender's DID key (reputation events), is a
-  holder's presentation, or a committee member's partial signature (its BLS share key);
+- ``signed-body``: the body is signed by its sender's DID key (reputation events) or is a
+  holder's presentation;
 - ``subject-proof``: a proof signed by the DID the answer is about (``Subject-Proof``);
 - ``transaction``: an OpenID4VP transaction's own state and nonce (a wallet's response);
 - ``console-session``: the web console's signed session cookie;
@@ -117,8 +117,9 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         ("GET", r"/v1/reputation/capabilities", "subject-proof", ()),
         # A membership's document (its plain DID): registered full nodes only, which score.
         ("GET HEAD", r"/v1/reputation/members/[^/]+", "service", ("members:read",)),
-        # The checkpoint committee: a partial signature verifies under its member's key.
-        ("POST", r"/v1/partials", "signed-body", ()),
+        # The checkpoint committee: a partial comes with its member's node's service token
+        # (and verifies under its member's BLS key).
+        ("POST", r"/v1/partials", "service", ("partials:write",)),
         ("GET", r"/v1/tasks/current|/v1/committee", "none", ()),
         # Public documents, keys, the log and its tiles, operations, the API's own docs.
         (

@@ -105,12 +105,14 @@ SERVICE_SCOPES: Final[Mapping[str, str]] = {
     "(POST /v1/internal/service-keys/rotate)",
     "members:read": "read a membership's document, with its plain DID "
     "(GET /v1/reputation/members/{event_id}; a full node scores with it)",
+    "partials:write": "send the partial signature of the checkpoint committee member the "
+    "node is bound to (POST /v1/partials, besides the partial's own BLS signature)",
 }
 """Every internal scope and what it grants."""
 
 SERVICES: Final[Mapping[str, frozenset[str]]] = {
     "worker": frozenset({"log:state", "keys:read"}),
-    "node": frozenset({"log:state", "keys:rotate", "members:read"}),
+    "node": frozenset({"log:state", "keys:rotate", "members:read", "partials:write"}),
     "witness": frozenset({"log:state", "keys:rotate"}),
     "console": frozenset({"log:state", "keys:read"}),
 }

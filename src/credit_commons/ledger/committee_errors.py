@@ -24,6 +24,7 @@ __all__ = [
     "CommitteeEquivocation",
     "CommitteeExists",
     "CommitteeKeyInvalid",
+    "CommitteeMembersUnbound",
     "CommitteeNotConfigured",
     "CommitteeNotCurrent",
     "CommitteeNotEnoughShares",
@@ -119,3 +120,10 @@ class CommitteeTaskRefused(IntegrityError):
 
     code = "committee.task_refused"
     title = "Signing task refused"
+
+
+class CommitteeMembersUnbound(ValidationError):
+    """A committee's members cannot be bound to those nodes: not one per member, a node
+    named twice, or a node without a registered service key."""
+
+    code = "committee.members_unbound"

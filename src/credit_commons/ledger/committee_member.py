@@ -18,7 +18,9 @@ Each pass of :class:`CommitteeMember`:
    already holds every leaf up to the last root it signed, so a reproduced root extends
    that root (consistency by construction: the same leaves, then more);
 5. records the new frontier and the signed tree head **before** the partial leaves the
-   node, then posts it (``POST /v1/partials``).
+   node, then posts it (``POST /v1/partials``) with the service token of the full node the
+   log binds this member to (its own key, :class:`ServiceIdentity`; scope
+   ``partials:write``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from credit_commons.core.encoding import JsonObject, b64_encode, sha256_hex
 from credit_commons.core.errors import CommonsError, NotFoundError, UnavailableError
 from credit_commons.events import Digest, EventDetails, Token, record_event
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
+from credit_commons.keys import ServiceIdentity
 from credit_commons.ledger import committee
 from credit_commons.ledger.checkpoint import verify_checkpoint
 from credit_commons.ledger.committee_errors import (
@@ -169,6 +172,7 @@ class MemberReport:
 class CommitteeMember:
     """One member's signing loop over a log at ``log_url`` whose key is ``log_vkey``.
 
+    ``identity`` is the member's full node's service key, whose tokens carry its partials;
     ``client`` talks to the log (tests pass an in-process one); ``tiles`` reads entry
     bundles (default: the log's own tiles through ``client``).
     """
@@ -179,6 +183,7 @@ class CommitteeMember:
         *,
         log_url: str,
         log_vkey: str,
+        identity: ServiceIdentity,
         client: httpx.Client | None = None,
         tiles_client: httpx.Client | None = None,
         group: str | None = None,
@@ -190,6 +195,8 @@ class CommitteeMember:
             base_url=base, timeout=10.0, follow_redirects=False, trust_env=False
         )
         self.tiles = HttpTiles(tiles_client or self.client)
+        self.identity = identity
+        self._audience: str | None = None
         with transaction(rt.read_sessions) as session:
             self.share = load_share(session, rt, group)
         self._stop = threading.Event()
@@ -199,17 +206,35 @@ class CommitteeMember:
         """The committee this node is a member of."""
         return self.share.group
 
-    def _get_task(self) -> JsonObject:
+    def _get_json(self, path: str, what: str) -> JsonObject:
         try:
-            answer = self.client.get("v1/tasks/current")
+            answer = self.client.get(path)
         except httpx.HTTPError as e:
             raise UnavailableError(f"the log cannot be reached ({e.__class__.__name__})") from e
         if answer.status_code != 200 or len(answer.content) > _MAX_ANSWER:
-            raise UnavailableError(f"the log answered {answer.status_code} for its task")
-        body = answer.json()
+            raise UnavailableError(f"the log answered {answer.status_code} for {what}")
+        try:
+            body = answer.json()
+        except ValueError as e:
+            raise UnavailableError(f"the log's {what} is not JSON") from e
         if not isinstance(body, dict):
-            raise UnavailableError("the log's task is not a JSON object")
+            raise UnavailableError(f"the log's {what} is not a JSON object")
         return body
+
+    def _token(self) -> str:
+        # The audience a token names is the log's own name for itself (RFC 8414 issuer),
+        # asked once.
+        if self._audience is None:
+            metadata = self._get_json(".well-known/oauth-authorization-server", "metadata")
+            issuer = metadata.get("issuer")
+            if not isinstance(issuer, str) or not issuer:
+                raise UnavailableError("the log's metadata names no issuer")
+            self._audience = issuer.rstrip("/")
+        ttl = self.rt.settings.service_token_ttl
+        return self.identity.token(audience=self._audience, scopes=["partials:write"], ttl=ttl)
+
+    def _get_task(self) -> JsonObject:
+        return self._get_json("v1/tasks/current", "task")
 
     def run_once(self) -> MemberReport:
         """One pass (see the module); never raises for the log's or a source's failures."""
@@ -308,8 +333,9 @@ class CommitteeMember:
             "root": b64_encode(root),
             "signature": b64_encode(partial.signature),
         }
+        headers = {"Authorization": f"Bearer {self._token()}"}
         try:
-            answer = self.client.post("v1/partials", json=payload)
+            answer = self.client.post("v1/partials", json=payload, headers=headers)
         except httpx.HTTPError as e:
             raise UnavailableError(f"the log cannot be reached ({e.__class__.__name__})") from e
         try:

@@ -8,9 +8,17 @@ partial signatures, equivocations and the group signature line (docs/log.md).
   membership before it signs anything.
 - **Task.** The newest checkpoint without a line of the committee in effect
   (``GET /v1/tasks/current``); older ones are covered by it through consistency.
-- **Partials.** A partial signature is authenticated by itself: it must verify, under the
-  key the committee lists for its member index, over the checkpoint text this log would
-  sign for the claimed size and root.  A valid one for the log's root is stored; once
+- **Members' nodes.** Each member index of a committee version is bound to the full node
+  that holds its share (a registered service instance, ``commons service-token register
+  --service node``): at registration, or later by ``commons committee bind``, each binding
+  a ``committee.member_bound`` event.  Fail closed: a member bound to no node, or to a node
+  without a registered key, has its partials refused.
+- **Partials.** A partial signature comes with the service token (scope
+  ``partials:write``) of the node its member is bound to, and must verify, under the key
+  the committee lists for its member index, over the checkpoint text this log would sign
+  for the claimed size and root.  A token that is absent, invalid, expired or another
+  node's is refused alike (401 ``auth.service_token_invalid``), before the BLS check.  A
+  valid one for the log's root is stored; once
   ``t`` are stored they are combined and the committee's line, verified under the group
   key, is served with the checkpoint.  A valid one for **another** root at a size the log
   signed is an equivocation: refused, and reported once per member and size as a
@@ -19,6 +27,8 @@ partial signatures, equivocations and the group signature line (docs/log.md).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +39,9 @@ from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import b64_encode, sha256_hex
+from credit_commons.core.errors import NotFoundError, ValidationError
 from credit_commons.events import Digest, EventDetails, Token, record_event
+from credit_commons.keys import ServiceTokenInvalid, check_instance_name, registered_keys
 from credit_commons.ledger import committee
 from credit_commons.ledger import note as note_format
 from credit_commons.ledger import service as log_service
@@ -39,6 +51,7 @@ from credit_commons.ledger.committee_errors import (
     CommitteeEquivocation,
     CommitteeExists,
     CommitteeKeyInvalid,
+    CommitteeMembersUnbound,
     CommitteeNotConfigured,
     CommitteeNotCurrent,
 )
@@ -48,21 +61,28 @@ from credit_commons.ledger.models import (
     CheckpointRow,
     CommitteeConfigRow,
     CommitteeEquivocationRow,
+    CommitteeMemberNodeRow,
     CommitteePartialRow,
     CommitteeSignatureRow,
 )
 from credit_commons.ledger.rfc6962 import Hash
 from credit_commons.runtime import Runtime
 
+log = logging.getLogger("credit_commons.ledger.committee")
+
 __all__ = [
+    "PARTIAL_TOKEN_REFUSED",
     "CommitteeChanged",
     "CommitteeEquivocated",
+    "CommitteeMemberBound",
     "PartialOutcome",
     "RegisteredCommittee",
     "SigningTask",
+    "bind_member_nodes",
     "committees",
     "current_committee",
     "current_task",
+    "member_nodes",
     "register_committee",
     "submit_partial",
 ]
@@ -77,6 +97,21 @@ class CommitteeChanged(EventDetails, event_type="committee.changed"):
     members: int
     group_key: Digest  # SHA-256 hex of the 48-byte group key
     effective_at: datetime
+
+
+class CommitteeMemberBound(EventDetails, event_type="committee.member_bound"):
+    """Member ``member`` of committee version ``version`` sends its partials from the full
+    node ``node`` (with that node's service token)."""
+
+    committee: Token
+    version: int
+    member: int
+    node: Token
+
+
+PARTIAL_TOKEN_REFUSED = "a partial needs the service token of its member's node"  # noqa: S105
+"""The one detail of every refused partial's token (absent, invalid, expired, another
+node's, scope missing): a refusal says no more to the sender (the log says why)."""
 
 
 class CommitteeEquivocated(EventDetails, event_type="committee.equivocation"):
@@ -170,13 +205,19 @@ def current_committee(session: Session, now: datetime) -> RegisteredCommittee | 
 
 
 def register_committee(
-    session: Session, rt: Runtime, group: CommitteeGroup, *, now: datetime
+    session: Session,
+    rt: Runtime,
+    group: CommitteeGroup,
+    *,
+    nodes: Sequence[str],
+    now: datetime,
 ) -> RegisteredCommittee:
-    """Record ``group`` as the next committee version, with a ``committee.changed`` event.
+    """Record ``group`` as the next committee version, with a ``committee.changed`` event,
+    its members bound to ``nodes`` (in index order, see :func:`bind_member_nodes`).
 
     The first committee takes effect at ``now``; a later one ``COMMONS_COMMITTEE_NOTICE``
     seconds after ``now``.  Raises :class:`CommitteeExists` for a group key registered
-    before.
+    before, and what :func:`bind_member_nodes` raises.
     """
     if session.scalar(
         select(CommitteeConfigRow.version).where(CommitteeConfigRow.group_key == group.group_key)
@@ -211,7 +252,61 @@ def register_committee(
         at=now,
     )
     session.flush()
+    bind_member_nodes(session, rt, version, nodes, now=now)
     return RegisteredCommittee(version, group, now, effective_at)
+
+
+def bind_member_nodes(
+    session: Session, rt: Runtime, version: int, nodes: Sequence[str], *, now: datetime
+) -> None:
+    """Bind member ``i`` of committee ``version`` to the full node ``nodes[i-1]`` (replacing
+    a binding made before), each with a ``committee.member_bound`` event.
+
+    Raises :class:`CommitteeMembersUnbound` unless ``nodes`` names one node per member,
+    each once and each a node with a registered service key; :class:`NotFoundError` for
+    no such version.
+    """
+    row = session.get(CommitteeConfigRow, version)
+    if row is None:
+        raise NotFoundError(f"no committee version {version}")
+    if len(nodes) != row.members or len(set(nodes)) != len(nodes):
+        raise CommitteeMembersUnbound(
+            f"name the node of each of the {row.members} members, each once, in index order"
+        )
+    unregistered = [n for n in nodes if not _registered_node(session, n)]
+    if unregistered:
+        raise CommitteeMembersUnbound(
+            "no registered service key for node "
+            + ", ".join(unregistered)
+            + " (commons service-token register --service node --name …)"
+        )
+    for member, node in enumerate(nodes, 1):
+        session.merge(
+            CommitteeMemberNodeRow(version=version, member=member, node=node, bound_at=now)
+        )
+        record_event(
+            session,
+            CommitteeMemberBound(committee=row.name, version=version, member=member, node=node),
+            actor=rt.operator_actor(),
+            at=now,
+        )
+    session.flush()
+
+
+def _registered_node(session: Session, name: str) -> bool:
+    try:
+        check_instance_name("node", name)
+    except ValidationError:
+        return False
+    return bool(registered_keys(session, "node", name))
+
+
+def member_nodes(session: Session, version: int) -> dict[int, str]:
+    """The node each member of committee ``version`` is bound to (an unbound one absent)."""
+    rows = session.scalars(
+        select(CommitteeMemberNodeRow).where(CommitteeMemberNodeRow.version == version)
+    )
+    return {row.member: row.node for row in rows}
 
 
 def _line_version(session: Session, size: int) -> int | None:
@@ -275,22 +370,21 @@ def submit_partial(
     size: int,
     root: bytes,
     signature: bytes,
+    node: str,
     now: datetime,
 ) -> PartialOutcome:
-    """Check, store and, at the threshold, combine one member's partial signature.
+    """Check, store and, at the threshold, combine a partial the full node ``node`` sent.
 
-    1. The committee in effect must be ``group_key``'s (:class:`CommitteeNotConfigured`,
-       :class:`CommitteeNotCurrent`).
-    2. The partial must verify under member ``member``'s key over this log's checkpoint
-       text for ``size`` and ``root`` (:class:`CommitteeKeyInvalid`,
-       :class:`CommitteeShareInvalid`): the partial authenticates its sender.
+    1. The committee in effect is ``group_key``'s (:class:`CommitteeNotConfigured`,
+       :class:`CommitteeNotCurrent`); ``member`` is bound to ``node`` (``ServiceTokenInvalid``).
+    2. The partial verifies under member ``member``'s key over this log's checkpoint text
+       for ``size`` and ``root`` (:class:`CommitteeKeyInvalid`, :class:`CommitteeShareInvalid`).
     3. The log must have signed a checkpoint of ``size`` (:class:`CommitteeCheckpointUnknown`).
     4. Another root than the log's is an equivocation, reported once per member and size;
        returned as refused (the caller commits, then raises ``outcome.equivocation``).
     5. Store it; with ``t`` stored, combine them and store the committee's line.
     """
-    # 1. and 2.
-    current = _verified_partial(
+    current = _verified_partial(  # 1. and 2.
         session,
         rt,
         group_key,
@@ -298,6 +392,7 @@ def submit_partial(
         size=size,
         root=root,
         signature=signature,
+        node=node,
         now=now,
     )
     group = current.group
@@ -357,9 +452,11 @@ def _verified_partial(
     size: int,
     root: bytes,
     signature: bytes,
+    node: str,
     now: datetime,
 ) -> RegisteredCommittee:
-    # submit_partial steps 1 and 2: the committee in effect, and the partial under its key.
+    # submit_partial steps 1 and 2: the committee in effect, the member's node, and the
+    # partial under its key (the cheap checks before the pairing).
     current = current_committee(session, now)
     if current is None:
         raise CommitteeNotConfigured("no checkpoint committee is in effect on this log")
@@ -367,6 +464,13 @@ def _verified_partial(
         raise CommitteeNotCurrent(
             "that committee is not the one in effect", extra={"version": current.version}
         )
+    bound = session.get(CommitteeMemberNodeRow, (current.version, member))
+    if bound is None or bound.node != node:
+        log.warning(
+            "committee partial refused: not its member's node",
+            extra={"fields": {"member": member, "node": node, "bound": bound is not None}},
+        )
+        raise ServiceTokenInvalid(PARTIAL_TOKEN_REFUSED)
     key = current.group.member(member)
     text = Checkpoint(origin=log_identity(rt).origin, size=size, root_hash=Hash(root)).format()
     committee.verify_partial(committee.PartialSignature(member, signature), text.encode(), key)

@@ -1,29 +1,37 @@
 """HTTP API of the checkpoint committee (docs/log.md "Checkpoint committee"):
 ``GET /v1/tasks/current``, ``POST /v1/partials`` and ``GET /v1/committee``.
 
-No bearer token: a partial signature authenticates itself (it must verify under the key the
-committee lists for its member index, over this log's checkpoint text), and the route
-group's rate limit per address bounds the rest.
+A partial comes from the full node its member is bound to: ``Authorization: Bearer`` that
+node's service token (scope ``partials:write``, keys/service_tokens.py), checked first, then
+the binding, then the partial's BLS signature under the key the committee lists for its
+member index, over this log's checkpoint text.  Every refused token — absent, malformed,
+expired, without the scope, another node's — is the same 401
+(``auth.service_token_invalid``); the log records why.  The route group's rate limit per
+address bounds the rest.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_decode
-from credit_commons.core.errors import ValidationError
+from credit_commons.core.errors import ForbiddenError, UnauthorizedError, ValidationError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
 from credit_commons.gateway.openapi import answers
+from credit_commons.gateway.routes.internal import require_service
+from credit_commons.keys import ServiceCaller, ServiceTokenInvalid
 from credit_commons.ledger import committee_service
 
-__all__ = ["router"]
+__all__ = ["member_node", "router"]
 
 router = APIRouter(tags=["checkpoint committee"])
+log = logging.getLogger("credit_commons.ledger.committee")
 
 _B64 = r"^[A-Za-z0-9+/]+={0,2}$"
 
@@ -133,12 +141,35 @@ def get_committees(session: ReadSessionDep, runtime: RuntimeDep) -> Committees:
     return Committees(committees=[_view(c, now) for c in committee_service.committees(session)])
 
 
+_member_token = require_service("partials:write")
+
+
+def member_node(
+    request: Request,
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> ServiceCaller:
+    """The full node the request's service token proves, granted ``partials:write``; every
+    refusal the same 401 (:data:`committee_service.PARTIAL_TOKEN_REFUSED`)."""
+    try:
+        return _member_token(request, session, runtime, authorization)
+    except (UnauthorizedError, ForbiddenError) as e:
+        log.warning("committee partial refused: %s", e.detail)
+        raise ServiceTokenInvalid(committee_service.PARTIAL_TOKEN_REFUSED) from e
+
+
 @router.post(
     "/v1/partials",
-    summary="A committee member's partial signature on the current checkpoint.",
-    responses=answers(PartialAccepted, 400, 404, 409, 422),
+    summary="A committee member's partial signature on the current checkpoint, with its "
+    "node's service token (scope partials:write).",
+    responses=answers(PartialAccepted, 400, 401, 404, 409, 422),
 )
-async def post_partial(body: PartialRequest, runtime: RuntimeDep) -> PartialAccepted:
+async def post_partial(
+    body: PartialRequest,
+    runtime: RuntimeDep,
+    caller: Annotated[ServiceCaller, Depends(member_node)],
+) -> PartialAccepted:
     group_key = _bytes(body.group_key, 48, "group_key")
     root = _bytes(body.root, 32, "root")
     signature = _bytes(body.signature, 96, "signature")
@@ -154,6 +185,7 @@ async def post_partial(body: PartialRequest, runtime: RuntimeDep) -> PartialAcce
                 size=body.size,
                 root=root,
                 signature=signature,
+                node=caller.name,
                 now=runtime.clock.now(),
             )
 
