@@ -14,10 +14,14 @@ Prints one JSON line per figure.
   outermost middleware, ``web/headers.py``): p50/p95/p99.  Bytes transferred: the
   response's status line, headers and body as sent (the server does not compress), and the
   first visit's weight — the page and every ``/static/`` asset it links.  Targets: p95 ≤
-  50 ms, first visit ≤ 100 KB.  Path parameters are filled from the seeded people
-  (:func:`parameter`): a page whose parameter the bench cannot supply, or that does not
-  answer 200 (a redirect, for a handler that does not return a page), **fails the run**:
-  the bench never skips a page.
+  50 ms, first visit ≤ 100 KB.  Beside the server time, the server's CPU per request
+  (``server_cpu_ms``): the user and system CPU the server processes spent over the recorded
+  requests (``/proc``, in clock ticks), divided by their number — the requests come one at
+  a time and the server runs no log worker, so it is what the page costs the server: a
+  loaded machine stretches the server time, hardly this.  Path parameters are filled from
+  the seeded people (:func:`parameter`): a page whose parameter the bench cannot supply,
+  or that does not answer 200 (a redirect, for a handler that does not return a page),
+  **fails the run**: the bench never skips a page.
 * ``web_baseline`` — the console's stylesheet under ``/static/`` (the whole middleware
   stack, no database, no template), the same number of times in the same run: the floor of
   any page's server time.
@@ -67,7 +71,7 @@ from credit_commons.web.headers import SERVER_TIMING, server_timing
 from credit_commons.web.lender_proofs import proof_request
 from credit_commons.zk import register_dev_statements
 from own_state import forget_configured_instance
-from served import commons_server, free_port, percentile
+from served import commons_server, cpu_seconds, free_port, percentile, process_tree
 from web_seed import (
     LENDERS,
     TYPE,
@@ -391,14 +395,23 @@ def _wire_bytes(response: httpx.Response) -> int:
 
 
 def measure(
-    http: httpx.Client, url: str, page: Page | None, requests: int, warmup: int
+    http: httpx.Client,
+    url: str,
+    page: Page | None,
+    requests: int,
+    warmup: int,
+    server: list[int] | None = None,
 ) -> dict[str, Any]:
     """``requests`` GETs of ``url`` one after another (after ``warmup`` unrecorded): server
-    times in ms, the last response's bytes and its linked assets.  Raises
+    times in ms, the server's CPU ms per recorded request (the processes ``server``, when
+    given), the last response's bytes and its linked assets.  Raises
     :class:`Unmeasurable` for an answer that is not the page."""
     times: list[float] = []
     response: httpx.Response | None = None
+    cpu = 0.0
     for i in range(warmup + requests):
+        if i == warmup:
+            cpu = sum(map(cpu_seconds, server or []))
         response = http.get(url)
         _check(response, url, page)
         value = server_timing(response.headers.get(SERVER_TIMING, ""))
@@ -407,6 +420,7 @@ def measure(
         if i >= warmup:
             times.append(value)
     assert response is not None
+    cpu = sum(map(cpu_seconds, server or [])) - cpu
     assets = sorted(set(_ASSET.findall(response.text))) if _is_html(response) else []
     asset_bytes = sum(_wire_bytes(http.get(a)) for a in assets)
     return {
@@ -415,6 +429,7 @@ def measure(
         "p95_ms": round(percentile(times, 0.95), 3),
         "p99_ms": round(percentile(times, 0.99), 3),
         "max_ms": round(max(times), 3),
+        "server_cpu_ms": round(1000 * cpu / requests, 3) if server else None,
         "status": response.status_code,
         "bytes": _wire_bytes(response),
         "body_bytes": response.num_bytes_downloaded,
@@ -472,8 +487,9 @@ def run(args: argparse.Namespace) -> int:
             progress(f"{len(pages)} console pages found, {len(chosen)} measured")
             fresh = fresh_things(rt, seed.world)
             urls = {p: urls_of(p, seed.world, fresh) for p in chosen}  # fails before serving
-            with commons_server(platform_env(seed.values, base), port, workers=1):
-                failed = _measure_all(args, rt, base, seed.world, urls, load)
+            with commons_server(platform_env(seed.values, base), port, workers=1) as pid:
+                server = process_tree(pid)
+                failed = _measure_all(args, rt, base, seed.world, urls, load, server)
         finally:
             rt.close()
     return 1 if failed else 0
@@ -486,6 +502,7 @@ def _measure_all(
     world: World,
     urls: dict[Page, list[str]],
     load: tuple[float, float, float],
+    server: list[int],
 ) -> bool:
     common = {
         "backend": args.backend,
@@ -502,7 +519,7 @@ def _measure_all(
         )
         if css is None:
             raise Unmeasurable("the home page links no stylesheet under /static/")
-        floor = measure(http, css, None, args.requests, args.warmup)
+        floor = measure(http, css, None, args.requests, args.warmup, server)
     emit(
         figure="web_baseline",
         path=css,
@@ -532,7 +549,7 @@ def _measure_all(
                 continue
             for page in pages:
                 for url in urls[page]:
-                    failed |= not _one(args, http, page, url, floor, common)
+                    failed |= not _one(args, http, page, url, floor, common, server)
     return failed
 
 
@@ -543,12 +560,13 @@ def _one(
     url: str,
     floor: dict[str, Any],
     common: dict[str, Any],
+    server: list[int],
 ) -> bool:
     """Measure ``url`` of ``page`` and print its figure; whether it could be measured."""
     role = page.role or "public"
     started = time.perf_counter()
     try:
-        found = measure(http, url, page, args.requests, args.warmup)
+        found = measure(http, url, page, args.requests, args.warmup, server)
     except Unmeasurable as e:
         emit(
             figure="web_page",
@@ -572,6 +590,7 @@ def _one(
         meets_target=meets,
         baseline="the console's stylesheet, same server and run",
         baseline_p95_ms=floor["p95_ms"],
+        baseline_server_cpu_ms=floor["server_cpu_ms"],
         wall_s=round(time.perf_counter() - started, 1),
         **common,
     )

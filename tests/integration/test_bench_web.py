@@ -90,5 +90,9 @@ def test_the_bench_measures_a_page_on_a_tiny_seed() -> None:
         assert found["requests"] == 3
         assert 0 <= found["p50_ms"] <= found["p95_ms"] <= found["p99_ms"] <= found["max_ms"]
         assert found["bytes"] > found["body_bytes"] > 0
+        # The server's CPU per request, from /proc in clock ticks (three requests may
+        # take less than one tick).
+        assert isinstance(found["server_cpu_ms"], float)
+        assert found["server_cpu_ms"] >= 0
     assert lookup["first_visit_bytes"] > lookup["bytes"]  # the page and its stylesheet
     assert "meets_target" in lookup
