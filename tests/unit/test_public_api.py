@@ -80,6 +80,9 @@ EXPECTED = {
         "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key", "service_token",
         # Scoring the mirrored reputation events (issue 20).
         "NodeScoreNotFound", "NodeScorer", "NodeScores", "ScoringRefused",
+        # Missing scoring inputs: named, repaired from the platform, stream gaps skipped.
+        "MissingInputs", "RepairIncomplete", "RepairReport", "repair_inputs", "StreamGap",
+        "skip_lost_gaps",
     },
     "credit_commons.events": {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",

@@ -9,6 +9,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -32,8 +33,11 @@ from credit_commons.node import (
     Platform,
     PlatformLag,
     Quotas,
+    RepairIncomplete,
+    repair_inputs,
     rotate_node_key,
     service_token,
+    skip_lost_gaps,
 )
 from credit_commons.node import store as node_store
 
@@ -133,6 +137,61 @@ def _ready(node_id: str, pins: Pins, port: int, identity: ServiceIdentity) -> Js
         "port": port,
         "service_key": identity.public_jwk(),
     }
+
+
+@app.command("repair")
+def node_repair(
+    ctx: typer.Context,
+    follow: Annotated[str, typer.Option("--follow", help="The followed platform's URL.")],
+    data: Annotated[Path, typer.Option("--data", help=_DATA_HELP)] = Path("./node"),
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=100_000, help="Leaves per stream, at most.")
+    ] = 1000,
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            "--peer",
+            help="NATS server: first move the events, members and checkpoints streams' "
+            "cursors past messages the stream no longer holds.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch the reputation events and membership messages the node's scoring lacks below
+    its newest checkpoint (GET /v1/node: scores.missing) from the platform's HTTP API, with
+    the node's service token (scope log:messages), and store each only if it passes every
+    check a message from NATS passes, its entry the mirrored leaf; with --peer, first
+    un-stall a stream waiting for messages it no longer holds (docs/federation.md,
+    "Missing inputs").  Safe while the node serves."""
+    with closing(Platform(follow)) as platform, _database(data) as sessions:
+        clock = SystemClock()
+        mirror = Mirror(sessions, platform, clock)
+        mirror.start()
+        gaps = [] if peer is None else skip_lost_gaps(mirror, peer)
+        identity = _identity(data, _node_id(sessions, clock))
+        ttl = settings(ctx).service_token_ttl
+        token = service_token(platform, identity, "log:messages", ttl=ttl)
+        report = repair_inputs(mirror, token, limit=limit)
+    missing = report.remaining.counts
+    emit(
+        as_json,
+        {**report.to_json(), "gaps": [asdict(gap) for gap in gaps]},
+        "".join(
+            f"{g.stream}: sequences {g.after + 1}-{g.to} are gone from the stream"
+            + (", skipped\n" if g.skipped else ", NOT skipped (see docs/federation.md)\n")
+            for g in gaps
+        )
+        + f"checkpoint {report.checkpoint}: {len(report.repaired)} leaves repaired, "
+        f"{len(report.unrepaired)} not; still missing: "
+        f"{missing.get('COMMONS_EVENTS', 0)} events, {missing.get('COMMONS_MEMBERS', 0)} "
+        "membership messages",
+    )
+    if report.unrepaired:
+        first = min(report.unrepaired)
+        raise RepairIncomplete(
+            f"{len(report.unrepaired)} leaves not repaired (leaf {first}: "
+            f"{report.unrepaired[first]})"
+        )
 
 
 @app.command("serve")

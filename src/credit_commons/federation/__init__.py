@@ -15,6 +15,7 @@ from credit_commons.federation.feed import (
     FeedBatch,
     Topic,
     TopicInvalid,
+    leaf_messages,
     parse_topic,
     read_messages,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "event_messages",
     "event_subjects",
     "feed_log_size",
+    "leaf_messages",
     "parse_topic",
     "read_messages",
     "stream_of",

@@ -32,6 +32,7 @@ __all__ = [
     "FeedBatch",
     "Topic",
     "TopicInvalid",
+    "leaf_messages",
     "log_size",
     "parse_topic",
     "read_messages",
@@ -124,6 +125,14 @@ def spine_batch(
         if document is not None:  # an event the log dropped in a recovery has no row
             messages.extend(event_messages(index, entry, document, origin, signer))
     return messages, len(rows), rows[-1][0] + 1
+
+
+def leaf_messages(session: Session, rt: Runtime, index: int) -> list[Message]:
+    """The signed messages the publisher sends for leaf ``index`` (none for a leaf that is
+    no spine event's, or not sequenced yet): the same bytes, Ed25519 being deterministic —
+    for a full node that lacks one (``GET /v1/internal/log/messages/{index}``)."""
+    messages, _, _ = spine_batch(session, rt, index, 1)
+    return [m for m in messages if m.position == index]
 
 
 def read_messages(

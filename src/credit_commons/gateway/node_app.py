@@ -110,7 +110,8 @@ def create_node_app(
     _mirror_routes(app, mirror, scorer, platform_lag)
     if scorer is not None:
         _score_route(app, scorer)
-    _metrics_route(app, NodeMetrics(mirror, lag=lag, ttl=metrics_ttl))
+    missing = None if scorer is None else (lambda: scorer.missing)
+    _metrics_route(app, NodeMetrics(mirror, lag=lag, missing=missing, ttl=metrics_ttl))
     _proof_routes(app, mirror)
     _verify_route(app, mirror)
     return app

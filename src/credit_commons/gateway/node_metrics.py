@@ -23,7 +23,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import STREAMS
 from credit_commons.gateway.cached_read import CachedRead
-from credit_commons.node import DROP_REASONS, Mirror
+from credit_commons.node import DROP_REASONS, Mirror, MissingInputs
 from credit_commons.node import store as node_store
 
 __all__ = ["NodeMetrics"]
@@ -44,16 +44,18 @@ class _Snapshot:
 class NodeMetrics(Collector):
     """A Prometheus collector of the node's figures, read at most every ``ttl`` seconds.
     ``lag`` gives, per stream, the messages JetStream still held for the node's consumer
-    at its last fetch (the follower's ``pending``); a stream not fetched yet is absent."""
+    at its last fetch (the follower's ``pending``); a stream not fetched yet is absent.
+    ``missing`` gives the scoring inputs the scorer's last pass found missing."""
 
     def __init__(
         self,
         mirror: Mirror,
         *,
         lag: Callable[[], Mapping[str, int]] | None = None,
+        missing: Callable[[], MissingInputs] | None = None,
         ttl: float = 10.0,
     ) -> None:
-        self.mirror, self.lag = mirror, lag
+        self.mirror, self.lag, self.missing = mirror, lag, missing
         self._cache = CachedRead(self._read, ttl)
 
     def _read(self) -> _Snapshot:
@@ -97,6 +99,28 @@ class NodeMetrics(Collector):
             for stream, pending in sorted(self.lag().items()):
                 lag.add_metric([stream], float(pending))
             yield lag
+        if self.missing is not None:
+            yield from _missing(self.missing())
+
+
+def _missing(missing: MissingInputs) -> Iterator[Metric]:
+    # What the newest checkpoint's scoring waits for, as the scorer's last pass found it.
+    counts = GaugeMetricFamily(
+        "commons_node_scoring_inputs_missing",
+        "Reputation events and membership messages below the newest checkpoint the mirror "
+        "lacks (scoring refuses until they are mirrored), by stream.",
+        labels=["stream"],
+    )
+    for stream, number in sorted(missing.counts.items()):
+        counts.add_metric([stream], float(number))
+    yield counts
+    first = [leaves[0] for leaves in missing.first.values() if leaves]
+    if first:
+        yield _gauge(
+            "commons_node_scoring_first_missing_leaf",
+            "The first leaf whose message scoring waits for (absent when none).",
+            min(first),
+        )
 
 
 def _by_stream(counters: Mapping[str, int], prefix: str, name: str, text: str) -> Metric:

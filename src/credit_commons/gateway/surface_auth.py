@@ -95,6 +95,7 @@ _RULES: tuple[tuple[frozenset[str] | None, re.Pattern[str], RouteAuth], ...] = t
         ("POST", r"/v1/onboarding/bindings", "lender-or-identity", ()),
         # The platform's own services (service tokens and their scopes).
         ("GET", r"/v1/internal/log/state", "service", ("log:state",)),
+        ("GET", r"/v1/internal/log/messages/\{index\}", "service", ("log:messages",)),
         ("GET", r"/v1/internal/service-keys", "service", ("keys:read",)),
         ("POST", r"/v1/internal/service-keys/rotate", "service", ("keys:rotate",)),
         # Administration.

@@ -1,4 +1,4 @@
 """The SHA-256 of the committed route registry (``surface_registry.json``), over its
 RFC 8785 canonical JSON: written by ``commons routes build`` with it, checked at start-up."""
 
-SURFACE_REGISTRY_SHA256 = "4df8bbcaaf5d1fc027b14fda1355cb56a0aea1e993f9bf3e7f12b5314360b225"
+SURFACE_REGISTRY_SHA256 = "fc61ee1ca26ce11c39b79fb821e4a72e9fa590f5d442d5d7a3274a4d4f3d84c2"

@@ -105,6 +105,8 @@ SERVICE_SCOPES: Final[Mapping[str, str]] = {
     "(POST /v1/internal/service-keys/rotate)",
     "members:read": "read a membership's document, with its plain DID "
     "(GET /v1/reputation/members/{event_id}; a full node scores with it)",
+    "log:messages": "read the signed federation messages of one log leaf "
+    "(GET /v1/internal/log/messages/{index}; a full node repairs a message it lacks)",
     "partials:write": "send the partial signature of the checkpoint committee member the "
     "node is bound to (POST /v1/partials, besides the partial's own BLS signature)",
 }
@@ -112,7 +114,9 @@ SERVICE_SCOPES: Final[Mapping[str, str]] = {
 
 SERVICES: Final[Mapping[str, frozenset[str]]] = {
     "worker": frozenset({"log:state", "keys:read"}),
-    "node": frozenset({"log:state", "keys:rotate", "members:read", "partials:write"}),
+    "node": frozenset(
+        {"log:state", "log:messages", "keys:rotate", "members:read", "partials:write"}
+    ),
     "witness": frozenset({"log:state", "keys:rotate"}),
     "console": frozenset({"log:state", "keys:read"}),
 }

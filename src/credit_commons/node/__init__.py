@@ -14,13 +14,16 @@ and must not depend on the verifier; nor of ``jobs``, since it has tables of its
 """
 
 from credit_commons.node.follower import Follower
+from credit_commons.node.gaps import StreamGap, skip_lost_gaps
 from credit_commons.node.lag import PlatformLag, rotate_node_key, service_token
 from credit_commons.node.messages import DROP_REASONS, Dropped, Pins, verify_message
 from credit_commons.node.mirror import Mirror
 from credit_commons.node.platform import Platform, parse_bundle, tile_path
 from credit_commons.node.quotas import Quotas
+from credit_commons.node.repair import RepairIncomplete, RepairReport, repair_inputs
 from credit_commons.node.scoring import NodeScoreNotFound, NodeScorer, NodeScores
 from credit_commons.node.scoring_inputs import ScoringRefused
+from credit_commons.node.scoring_notes import MissingInputs
 from credit_commons.node.store import DropHook, PinMismatch, TreeSource
 from credit_commons.node.verify import NodeVerified, verify_presentation
 
@@ -30,6 +33,7 @@ __all__ = [
     "Dropped",
     "Follower",
     "Mirror",
+    "MissingInputs",
     "NodeScoreNotFound",
     "NodeScorer",
     "NodeScores",
@@ -39,11 +43,16 @@ __all__ = [
     "Platform",
     "PlatformLag",
     "Quotas",
+    "RepairIncomplete",
+    "RepairReport",
     "ScoringRefused",
+    "StreamGap",
     "TreeSource",
     "parse_bundle",
+    "repair_inputs",
     "rotate_node_key",
     "service_token",
+    "skip_lost_gaps",
     "tile_path",
     "verify_message",
     "verify_presentation",

@@ -1,7 +1,7 @@
 """The followed platform over HTTP: its log key, entry bundles, blobs, status lists and
 issuer metadata, and — with the node's service token — the member documents it scores, its
-internal log state (how far the node lags behind) and the rotation of the node's own service
-key.  Through
+internal log state (how far the node lags behind), the signed messages of a leaf it lacks
+and the rotation of the node's own service key.  Through
 :class:`~credit_commons.core.net.OutboundFetcher` (no redirects,
 a size cap, a timeout); loopback, private addresses and plain http are allowed because the
 operator names this one URL (``--follow``), not a credential presented to the node."""
@@ -24,6 +24,7 @@ from credit_commons.formats.tlog_tiles import TILE_WIDTH
 __all__ = ["Platform", "parse_bundle", "tile_path"]
 
 _STATUS_ACCEPT = "application/statuslist+jwt, application/vc+jwt;q=0.5"
+_MESSAGE_PARTS = ("stream", "subject", "body")
 
 
 def tile_path(index: int, width: int | None = None) -> str:
@@ -153,6 +154,23 @@ class Platform:
         if not isinstance(found, dict):
             raise ValidationError("the member document is not an object")
         return found
+
+    def leaf_messages(self, index: int, token: Callable[[], str]) -> list[tuple[str, str, bytes]]:
+        """``GET /v1/internal/log/messages/{index}`` with a service token (scope
+        ``log:messages``): the signed messages of leaf ``index`` as (stream, subject, body),
+        unchecked (the caller verifies them as any message).  Raises ``FetchFailed``."""
+        found = self._json(f"/v1/internal/log/messages/{int(index)}", token)
+        listed = found.get("messages") if isinstance(found, dict) else None
+        if not isinstance(listed, list):
+            raise ValidationError("the leaf's messages are not a list")
+        out = []
+        for item in listed:
+            parts = [item.get(k) if isinstance(item, dict) else None for k in _MESSAGE_PARTS]
+            if not all(isinstance(p, str) for p in parts):
+                raise ValidationError("a leaf message lacks its stream, subject or body")
+            stream, subject, body = (str(p) for p in parts)
+            out.append((stream, subject, body.encode("ascii", "replace")))
+        return out
 
     def audience(self) -> str:
         """The platform's own name for itself, which the node's service tokens must carry

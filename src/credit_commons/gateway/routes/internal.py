@@ -11,13 +11,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from credit_commons import federation
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_encode
-from credit_commons.core.errors import UnauthorizedError
+from credit_commons.core.errors import NotFoundError, UnauthorizedError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, platform_audience
 from credit_commons.gateway.openapi import answers
 from credit_commons.keys import (
@@ -32,6 +33,8 @@ from credit_commons.ledger import service as ledger_service
 
 __all__ = [
     "KeyRotation",
+    "LeafMessage",
+    "LeafMessages",
     "LogState",
     "RotatedKey",
     "ServiceKey",
@@ -112,6 +115,48 @@ def log_state(
         root=b64_encode(root),
         checkpoint_size=None if row is None else row.size,
         checkpoint_at=None if row is None else row.created_at,
+    )
+
+
+class LeafMessage(BaseModel):
+    """One signed federation message, as the publisher sends it on NATS."""
+
+    model_config = ConfigDict(extra="forbid")
+    stream: str
+    subject: str
+    body: str = Field(description="the compact JWS the log signed")
+
+
+class LeafMessages(BaseModel):
+    """The messages of one log leaf (none for a leaf that is no spine event's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int
+    messages: list[LeafMessage]
+
+
+@router.get(
+    "/log/messages/{index}",
+    summary="The signed federation messages of one log leaf (scope log:messages).",
+    responses=answers(LeafMessages, 401, 403, 404),
+)
+def leaf_messages(
+    index: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    session: ReadSessionDep,
+    runtime: RuntimeDep,
+    _caller: Annotated[ServiceCaller, Depends(require_service("log:messages"))],
+) -> LeafMessages:
+    # A full node fetches a message its stream lost or it dropped, and checks it against
+    # the leaf it mirrors before storing it (docs/federation.md, "Missing inputs").
+    if index >= ledger_service.log_state(session)[0]:
+        raise NotFoundError("no such leaf in the log")
+    found = federation.leaf_messages(session, runtime, index)
+    return LeafMessages(
+        index=index,
+        messages=[
+            LeafMessage(stream=m.stream, subject=m.subject, body=m.body.decode("ascii"))
+            for m in found
+        ],
     )
 
 
