@@ -18,6 +18,7 @@ the argument that this proves what the signature would.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -27,10 +28,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
+from credit_commons.core.encoding import (
+    MAX_JSON_DEPTH,
+    JsonObject,
+    b64url_decode,
+    b64url_encode,
+    canonical_json,
+    json_nesting_exceeds,
+    sha256_hex,
+)
 from credit_commons.core.errors import CommonsError
 from credit_commons.federation import MAX_MESSAGE_BYTES, MESSAGE_TYP, event_subjects, stream_of
-from credit_commons.formats.jws import CompactJws, parse_compact
+from credit_commons.formats.jws import parse_compact
 from credit_commons.keys import KeyType, PublicKey
 from credit_commons.ledger import Checkpoint, Ed25519Verifier, leaf_hash, verify_checkpoint
 
@@ -134,42 +143,59 @@ class Verified:
 
 @dataclass(frozen=True)
 class Received:
-    """A message whose form is checked (at most 64 KiB, a compact JWS with an EdDSA
-    ``alg``); neither its signature nor its content is checked yet."""
+    """A message whose size is checked and whose payload was read, unchecked: an ASCII
+    text of three dot-separated segments, the second base64url of a JSON object.  Neither
+    its form (strict base64url, I-JSON, the header), its signature nor its content is
+    checked yet: :func:`verify_signed` and :func:`verify_covered` each check all of it."""
 
     stream: str
     subject: str
     text: str
-    jws: CompactJws
+    segments: tuple[str, str, str]
+    payload: JsonObject
 
     @cached_property
     def index(self) -> int | None:
         """The leaf index an event message names (``None`` for anything else); unchecked
         until one of the ``verify_*`` functions returns."""
-        try:
-            payload = self.jws.payload
-        except CommonsError:
-            return None
-        index = payload.get("index")
-        if payload.get("kind") != "event" or type(index) is not int or index < 0:
+        index = self.payload.get("index")
+        if self.payload.get("kind") != "event" or type(index) is not int or index < 0:
             return None
         return index
 
 
 def receive(body: bytes, subject: str, stream: str) -> Received:
-    """Check a message's size and form; raises :class:`Dropped` (``oversize``, or
-    ``signature`` for what is no compact JWS)."""
+    """Check a message's size and read its payload; raises :class:`Dropped` (``oversize``,
+    or ``signature`` for what cannot be a compact JWS with a JSON object payload)."""
     # 1. The size: at most the streams' own bound.
     if len(body) > MAX_MESSAGE_BYTES:
         raise Dropped("oversize", f"{len(body)} bytes")
-    # 2. A compact JWS, EdDSA, the payload an I-JSON object (RFC 7515 §5.2 steps 1-8).
+    # 2. Three segments, the payload a JSON object.  Read leniently and once: a message a
+    # mirrored leaf covers is then held to the exact bytes the log writes (verify_covered),
+    # which no lenient reading can pass, and any other is parsed again strictly (RFC 7515
+    # §5.2, I-JSON) before its signature is checked (verify_signed).
     try:
         text = body.decode("ascii")
-        jws = parse_compact(text, algs=("EdDSA",))
-        jws.payload  # noqa: B018 - a malformed payload raises here
-    except (UnicodeDecodeError, CommonsError) as e:
+        header_b64, payload_b64, signature_b64 = text.split(".")
+        payload = _unchecked_object(payload_b64)
+    except ValueError as e:  # UnicodeDecodeError, binascii.Error, JSONDecodeError too
         raise Dropped("signature", "not a JWS by the pinned log key") from e
-    return Received(stream, subject, text, jws)
+    return Received(stream, subject, text, (header_b64, payload_b64, signature_b64), payload)
+
+
+def _unchecked_object(segment: str) -> JsonObject:
+    # base64url and JSON as the standard library reads them (padding optional, duplicate
+    # names and NaN let through), the nesting bounded first as json_decode bounds it.
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+    if json_nesting_exceeds(data, MAX_JSON_DEPTH):
+        raise ValueError("JSON nested too deeply")
+    try:
+        value = json.loads(data)
+    except RecursionError as e:
+        raise ValueError("JSON nested too deeply") from e
+    if not isinstance(value, dict):
+        raise ValueError("the payload is not a JSON object")
+    return value
 
 
 def verify_message(body: bytes, subject: str, stream: str, pins: Pins) -> Verified:
@@ -180,14 +206,16 @@ def verify_message(body: bytes, subject: str, stream: str, pins: Pins) -> Verifi
 def verify_signed(received: Received, pins: Pins) -> Verified:
     """Check a received message by its own signature, then its content; raises
     :class:`Dropped`."""
-    # 3. The signature under the pinned log key, and the type the log gives its messages.
+    # 3. A compact JWS, EdDSA, the payload an I-JSON object (RFC 7515 §5.2 steps 1-8); the
+    # signature under the pinned log key, and the type the log gives its messages.
     try:
-        if received.jws.header.get("typ") != MESSAGE_TYP:
+        jws = parse_compact(received.text, algs=("EdDSA",))
+        if jws.header.get("typ") != MESSAGE_TYP:
             raise Dropped("signature", "not a federation message")
-        received.jws.verify(pins.jws_key)
+        jws.verify(pins.jws_key)
     except CommonsError as e:
         raise Dropped("signature", "not a JWS by the pinned log key") from e
-    return _content(received, pins)
+    return _content(_schema(jws.payload), received, pins)
 
 
 def verify_covered(received: Received, pins: Pins, leaf: bytes) -> Verified:
@@ -196,50 +224,84 @@ def verify_covered(received: Received, pins: Pins, leaf: bytes) -> Verified:
     under ``pins``): first that the message is in the form the log signs and that its entry
     is that leaf — the authentication, before anything else of the content is read — then
     its content.  Its signature is not what this relies on; raises :class:`Dropped`."""
-    # 3. The protected header and the payload exactly as the log writes them (sign_compact:
-    # RFC 8785 JSON of {"alg", "typ"} and of the payload), so that what is stored differs
-    # from the log's own message in the signature segment alone.
-    header_b64, payload_b64, _ = received.text.split(".")
+    # 3. The protected header exactly as the log writes it (sign_compact: RFC 8785 JSON of
+    # {"alg", "typ"}), and a signature segment of strict base64url, as parse_compact reads.
+    header_b64, payload_b64, signature_b64 = received.segments
     if header_b64 != _COVERED_HEADER:
         raise Dropped("signature", "not a federation message")
+    try:
+        if not signature_b64:
+            raise Dropped("signature", "the JWS signature is empty")
+        b64url_decode(signature_b64)
+    except CommonsError as e:
+        raise Dropped("signature", "the JWS signature is not canonical base64url") from e
     # 4. The entry is the leaf a log-signed checkpoint's tree holds at that index
     # (RFC 6962 §2.1: the leaf hash is SHA-256(0x00 || entry)).
-    entry = received.jws.payload.get("entry")
+    payload = received.payload
+    entry = payload.get("entry")
     if not isinstance(entry, str) or bytes(leaf_hash(entry.encode("utf-8"))) != leaf:
         raise Dropped("digest", "the entry is not the mirrored leaf")
+    # 5. The payload exactly the log's bytes (RFC 8785 of the payload), so that what is
+    # stored differs from the log's own message in the signature segment alone.  The
+    # equality also refuses what the lenient reading let through: duplicate names, NaN,
+    # non-canonical base64url, other number or string forms.
     try:
-        canonical = b64url_encode(canonical_json(received.jws.payload))
+        event_jcs = canonical_json(payload["event"]) if "event" in payload else None
+        canonical = _payload_jcs(payload, event_jcs)
     except CommonsError as e:
         raise Dropped("schema", "the payload has no canonical JSON form") from e
-    if payload_b64 != canonical:
+    if b64url_encode(canonical) != payload_b64:
         raise Dropped("schema", "the payload is not in the log's canonical form")
-    # 5-9. The schema, origin, subject, the event's digest in the entry.
-    verified = _content(received, pins)
-    if verified.kind != "event" or verified.entry is None:
+    # 6-10. The schema, origin, subject, the event's digest in the entry.
+    parsed = _schema(payload)
+    if not isinstance(parsed, _EventPayload):
         raise Dropped("subject", "a checkpoint outside the checkpoints stream")
-    return verified
+    return _content(parsed, received, pins, event_jcs)
 
 
-def _content(received: Received, pins: Pins) -> Verified:
-    # 4. The payload's schema: exactly an event's or a checkpoint's members.
-    payload, stream, subject = received.jws.payload, received.stream, received.subject
+def _payload_jcs(payload: JsonObject, event_jcs: bytes | None) -> bytes:
+    # RFC 8785 §3.2.3: the members in name order, each value in its own canonical form, the
+    # event's given (computed once, for its digest too).  ASCII names sort by code point as
+    # by UTF-16 unit; other names go through canonical_json whole.
+    if event_jcs is None or not all(name.isascii() for name in payload):
+        return canonical_json(payload)
+    members = [
+        canonical_json(name)
+        + b":"
+        + (event_jcs if name == "event" else canonical_json(payload[name]))
+        for name in sorted(payload)
+    ]
+    return b"{" + b",".join(members) + b"}"
+
+
+def _schema(payload: JsonObject) -> _EventPayload | _CheckpointPayload:
+    # The payload's schema: exactly an event's or a checkpoint's members.
     try:
-        parsed: _EventPayload | _CheckpointPayload = (
+        return (
             _CheckpointPayload.model_validate(payload)
             if payload.get("kind") == "checkpoint"
             else _EventPayload.model_validate(payload)
         )
     except ValidationError as e:
         raise Dropped("schema", f"{e.error_count()} schema errors") from e
-    # 5. The followed log's origin, 6. the subject it came on, of this stream.
+
+
+def _content(
+    parsed: _EventPayload | _CheckpointPayload,
+    received: Received,
+    pins: Pins,
+    event_jcs: bytes | None = None,
+) -> Verified:
+    stream, subject = received.stream, received.subject
+    # The followed log's origin, the subject it came on, of this stream.
     if parsed.iss != pins.origin:
         raise Dropped("issuer", "iss is not the followed log")
     if parsed.sub != subject or _stream(subject) != stream:
         raise Dropped("subject", "sub is not the subject it came on")
-    # 7-8. An event's digest and subjects, or a checkpoint's note.
+    # An event's digest and subjects, or a checkpoint's note.
     if isinstance(parsed, _CheckpointPayload):
         return _checkpoint(parsed, stream, received.text, pins)
-    return _event(parsed, stream, received.text, pins)
+    return _event(parsed, stream, received.text, pins, event_jcs)
 
 
 def _stream(subject: str) -> str | None:
@@ -249,7 +311,9 @@ def _stream(subject: str) -> str | None:
         return None
 
 
-def _event(payload: _EventPayload, stream: str, text: str, pins: Pins) -> Verified:
+def _event(
+    payload: _EventPayload, stream: str, text: str, pins: Pins, event_jcs: bytes | None
+) -> Verified:
     entry = payload.entry.encode("utf-8")
     try:
         reference = json.loads(entry)
@@ -257,7 +321,7 @@ def _event(payload: _EventPayload, stream: str, text: str, pins: Pins) -> Verifi
         raise Dropped("schema", "the entry is not JSON") from e
     event = payload.event
     try:
-        digest = sha256_hex(canonical_json(event))
+        digest = sha256_hex(canonical_json(event) if event_jcs is None else event_jcs)
     except CommonsError as e:
         raise Dropped("schema", "the event has no canonical JSON form") from e
     if not isinstance(reference, dict) or reference.get("digest") != digest:

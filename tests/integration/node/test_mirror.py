@@ -485,6 +485,46 @@ def test_a_covered_message_is_authenticated_by_its_leaf_before_its_content_is_re
     assert sorted(stored) == sorted(m.body.decode() for m in events)
 
 
+def test_a_covered_message_read_leniently_is_held_to_the_logs_bytes(
+    runtime: Runtime, client: TestClient
+) -> None:
+    # A message is read once, leniently (last duplicate name wins, base64url as the
+    # standard library decodes it); under a mirrored checkpoint it must then be the log's
+    # exact bytes.  A second "event" member before the genuine one (which a first-wins
+    # reader would take) and a payload segment with a character base64url lacks are both
+    # refused, though their lenient reading is the genuine payload (four stray characters
+    # keep the segment's length, so the lenient decoder skips them).
+    rt = runtime
+    blobs = _record(rt, 2)
+    drops: list[tuple[str, str]] = []
+    mirror = _mirror(rt, _Platform(client, blobs), drops)
+    messages = _messages(rt)
+    for m in messages:
+        if m.stream == "COMMONS_CHECKPOINTS":
+            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    header, payload_b64, signature = events[0].body.decode().split(".")
+    genuine = _payload(events[0])
+    forged = canonical_json({**genuine["event"], "actor": "p1:someone-else"})
+    doubled = canonical_json(genuine).replace(b',"event":', b',"event":' + forged + b',"event":')
+    assert json.loads(doubled) == genuine
+    header_json = {"alg": "EdDSA", "typ": "commons-federation+jws"}
+    stray = f"{header}.{payload_b64[:9]}!!!!{payload_b64[9:]}.{signature}".encode()
+    items = [
+        (_jws(header_json, doubled), events[0].subject),
+        (stray, events[0].subject),
+        *((m.body, m.subject) for m in events),
+    ]
+    outcomes = mirror.accept_batch("COMMONS_EVENTS", items)
+    assert outcomes == ["dropped", "dropped", "stored", "stored"]
+    assert [r for _, r in drops] == ["schema", "schema"]
+    with transaction(rt.read_sessions) as session:
+        stored = session.scalars(
+            sa.select(NodeMessageRow.body).where(NodeMessageRow.stream == "COMMONS_EVENTS")
+        ).all()
+    assert sorted(stored) == sorted(m.body.decode() for m in events)
+
+
 def test_sparse_leaf_lookups_read_the_leaves_named(runtime: Runtime, client: TestClient) -> None:
     # A batch naming leaf 0 beside a high index is read by the indexes named (not the range
     # between them), with the same answer as dense lookups.
