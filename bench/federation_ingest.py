@@ -8,8 +8,8 @@ cost the follower's thread per event.
 One JSON line: ``ingest`` — events, µs of CPU (``process_time``) and of wall time per
 event, how many were checked by their checkpoint's leaves, and the one-minute load; the
 baseline in the same line: ``parse_us_per_event``, the CPU of :func:`receive` alone (the
-size, and the first reading of the payload) over the same bodies.  ``--profile N``: also the N costliest functions
-(cProfile, cumulative) on stderr.
+size, and the first reading of the payload) over the same bodies.  ``--profile N``: also
+the N costliest functions (cProfile, cumulative) on stderr.
 
 Usage: python bench/federation_ingest.py [--events 20000] [--batch 256] [--profile 0]
 """
