@@ -77,11 +77,16 @@ class _Prepared:
 
 
 def _mirrored_leaves(
-    session: Session, prepared: Sequence[_Prepared | Verified | Dropped], size: int
+    session: Session,
+    prepared: Sequence[_Prepared | Verified | Dropped],
+    size: int,
+    checked_by: Mapping[int, bytes],
 ) -> dict[int, bytes]:
-    """The mirrored leaf hashes at the positions of a batch's fresh messages, in one read."""
+    """The mirrored leaf hashes at the positions of a batch's fresh messages, in one read:
+    those below ``size`` that were not already checked by their leaf (``checked_by``, read
+    before; a mirrored leaf never changes)."""
     wanted = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
-    mirrored = [position for position in wanted if position < size]
+    mirrored = [position for position in wanted if position < size and position not in checked_by]
     found = store.TreeSource(session).leaves(mirrored)
     if len(found) != len(set(mirrored)):
         raise TreeRangeInvalid("a leaf below the mirrored size is not mirrored")
@@ -189,7 +194,7 @@ class Mirror:
                 with transaction(self.sessions) as session:
                     store.set_counter(session, cursor[0], cursor[1])
             return outcomes
-        checked, held, paths = self._check(stream, items)
+        checked, held, paths, covered = self._check(stream, items)
         prepared = [
             v if isinstance(v, Dropped) or v.position in held else self._prepare(v) for v in checked
         ]
@@ -201,7 +206,7 @@ class Mirror:
             fresh = [p.verified.position for p in prepared if isinstance(p, _Prepared)]
             held = store.held_positions(session, stream, fresh)  # a racing writer's
             rows, blobs = [], []
-            leaves = _mirrored_leaves(session, prepared, size)
+            leaves = _mirrored_leaves(session, prepared, size, covered)
             for item in prepared:
                 if isinstance(item, Dropped):
                     drops.append(item.reason)
@@ -211,8 +216,10 @@ class Mirror:
                     outcomes.append("duplicate")
                     continue
                 verified = item.verified
-                if verified.position < size and leaves[verified.position] != bytes(
-                    leaf_hash(verified.entry or b"")
+                if (
+                    verified.position < size
+                    and verified.position not in covered
+                    and leaves[verified.position] != bytes(leaf_hash(verified.entry or b""))
                 ):
                     drops.append("digest")  # the entry is not the mirrored leaf
                     outcomes.append("dropped")
@@ -253,9 +260,10 @@ class Mirror:
 
     def _check(
         self, stream: str, items: Sequence[tuple[bytes, str]]
-    ) -> tuple[list[Verified | Dropped], set[int], dict[str, int]]:
+    ) -> tuple[list[Verified | Dropped], set[int], dict[str, int], dict[int, bytes]]:
         # Every message checked, in order; the positions of the stream already held; how
-        # many were checked by a mirrored leaf and how many by their own signatures.
+        # many were checked by a mirrored leaf and how many by their own signatures; the
+        # mirrored leaves they were checked by.
         received = [self._receive(body, subject, stream) for body, subject in items]
         indexes = [r.index for r in received if isinstance(r, Received) and r.index is not None]
         with transaction(self.sessions) as session:
@@ -278,7 +286,8 @@ class Mirror:
         ]
         by_checkpoint = sum(passed)
         by_signature = len(passed) - by_checkpoint
-        return checked, held, {"checkpoint": by_checkpoint, "signature": by_signature}
+        paths = {"checkpoint": by_checkpoint, "signature": by_signature}
+        return checked, held, paths, covered
 
     @staticmethod
     def _receive(body: bytes, subject: str, stream: str) -> Received | Dropped:

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, and_, func, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from credit_commons.core.encoding import b64_encode
@@ -363,22 +365,19 @@ def add_blob(session: Session, cid: str, body: bytes, now: datetime) -> None:
 
 
 def add_blobs(session: Session, blobs: Sequence[tuple[str, bytes]], now: datetime) -> None:
-    """Store blobs whose CIDs the caller checked (idempotent): one read of those held,
-    per 500."""
+    """Store blobs whose CIDs the caller checked (idempotent): one insert that skips the
+    CIDs already held (``ON CONFLICT DO NOTHING``, on SQLite and PostgreSQL), instead of a
+    read of those held and an insert of the others."""
     seen: set[str] = session.info.setdefault("node_blobs", set())
     fresh = {cid: body for cid, body in blobs if cid not in seen}
-    names = list(fresh)
-    for first in range(0, len(names), 500):
-        chunk = names[first : first + 500]
-        held = session.scalars(select(NodeBlobRow.cid).where(NodeBlobRow.cid.in_(chunk)))
-        for cid in held:
-            fresh.pop(cid, None)
     if fresh:
+        dialect = session.get_bind().dialect.name
+        statement = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(_BLOBS)
         session.execute(
-            insert(_BLOBS),
+            statement.on_conflict_do_nothing(index_elements=["cid"]),
             [{"cid": cid, "body": body, "received_at": now} for cid, body in fresh.items()],
         )
-    seen.update(cid for cid, _ in blobs)
+    seen.update(fresh)
 
 
 def blob(session: Session, cid: str) -> bytes | None:
