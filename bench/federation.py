@@ -19,6 +19,14 @@ One JSON line per figure:
   last checkpoint, the rate (events/s into the mirror, with verification), how many were
   checked by their signatures and how many by their checkpoint's leaves, and the ratio to
   the raw consume;
+
+``raw_consume`` and ``catch_up`` also give the CPU per event of this process (for the
+catch-up: the follower, and the platform's app serving entry bundles) and of nats-server:
+on a machine of two cores, what they add up to bounds the rate whatever the load.  The
+catch-up's share of the follower's batches (thread time of ``Follower._process``: the
+verification and storage) is given per stream, events and checkpoints (whose entry
+bundles are fetched, hashed and appended to the mirrored tree); the rest of the process
+is the NATS client, the event loop and the platform's app;
 * ``propagation``: with two nodes following, ``--rounds`` single events, each recorded,
   sequenced and published (acknowledged by JetStream); the time from the acknowledgement to
   the event stored in both mirrors, p50/p95/max.
@@ -41,6 +49,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -139,6 +148,21 @@ class _Node:
         self.follower = Follower(
             self.mirror, url, f"bench-{name}", batch=batch, idle=0.05, quotas=Quotas()
         )
+        # The CPU of the follower's batches (verification and storage) per stream: thread
+        # time of Follower._process, which runs on a worker thread of its own per batch.
+        self.ingest_cpu: dict[str, float] = {}
+        lock, process = threading.Lock(), self.follower._process
+
+        def timed(stream: str, messages: list[Any]) -> int:
+            started = time.thread_time()
+            try:
+                return process(stream, messages)
+            finally:
+                with lock:
+                    spent = time.thread_time() - started
+                    self.ingest_cpu[stream] = self.ingest_cpu.get(stream, 0.0) + spent
+
+        self.follower._process = timed  # type: ignore[method-assign]
 
     def state(self) -> tuple[int, int]:
         with transaction(self.sessions) as session:
@@ -161,13 +185,28 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _server_cpu() -> float:
+    """CPU seconds (user + system) the nats-server children of this process used so far."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        if name == "nats-server" and int(fields[1]) == os.getpid():
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _emit(figure: str, **values: Any) -> None:
     print(json.dumps({"bench": "federation_node", "figure": figure, **values}), flush=True)
 
 
 async def _raw(url: str, count: int, batch: int) -> dict[str, float]:
     """The baselines: pull ``count`` bodies from COMMONS_EVENTS as the node does (ack each),
-    then publish the same bodies to a stream of the same kind (acks awaited per 500)."""
+    then publish the same bodies to a stream of the same kind (acks awaited per 500); with
+    the CPU the consume took in this process and in nats-server."""
     nc = await nats.connect(servers=[url])
     try:
         js = nc.jetstream(timeout=60.0)
@@ -181,12 +220,13 @@ async def _raw(url: str, count: int, batch: int) -> dict[str, float]:
         await js.add_consumer("COMMONS_EVENTS", config)
         sub = await js.pull_subscribe_bind(durable="bench-raw", stream="COMMONS_EVENTS")
         bodies: list[tuple[str, bytes]] = []
-        started = time.perf_counter()
+        started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
         while len(bodies) < count:
             for message in await sub.fetch(batch, timeout=5.0):
                 bodies.append((message.subject, message.data))
                 await message.ack()
         consumed = time.perf_counter() - started
+        consume_cpu, server_cpu = time.process_time() - cpu, _server_cpu() - server
         await js.delete_consumer("COMMONS_EVENTS", "bench-raw")
         await js.add_stream(
             StreamConfig(name="BENCH_RAW", subjects=["benchraw.>"], storage=StorageType.FILE)
@@ -200,7 +240,12 @@ async def _raw(url: str, count: int, batch: int) -> dict[str, float]:
             await asyncio.gather(*futures)
         published = time.perf_counter() - started
         await js.delete_stream("BENCH_RAW")
-        return {"consume_s": consumed, "publish_s": published}
+        return {
+            "consume_s": consumed,
+            "publish_s": published,
+            "consume_cpu_s": consume_cpu,
+            "server_cpu_s": server_cpu,
+        }
     finally:
         await nc.close()
 
@@ -300,6 +345,8 @@ def main() -> None:
                     batch=args.batch,
                     seconds=round(raw["consume_s"], 2),
                     events_per_s=consume_rate,
+                    client_cpu_us_per_event=round(raw["consume_cpu_s"] / moved * 1e6, 1),
+                    server_cpu_us_per_event=round(raw["server_cpu_s"] / moved * 1e6, 1),
                     load_1m=load,
                 )
                 _emit(
@@ -312,7 +359,7 @@ def main() -> None:
 
                 load = _load()
                 first = _Node(root, "b", client, url, args.batch)
-                started = time.perf_counter()
+                started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
                 first.follower.start()
                 report = 100_000
                 while (state := first.state()) != (args.events, size):
@@ -326,6 +373,7 @@ def main() -> None:
                         report += 100_000
                     time.sleep(0.05)
                 elapsed = time.perf_counter() - started
+                cpu, server = time.process_time() - cpu, _server_cpu() - server
                 counters = first.counters()
                 rate = round(args.events / elapsed)
                 _emit(
@@ -339,6 +387,14 @@ def main() -> None:
                     dropped=sum(v for k, v in counters.items() if k.startswith("dropped.")),
                     baseline_raw_consume_events_per_s=consume_rate,
                     ratio_to_baseline=round(rate / consume_rate, 3),
+                    process_cpu_us_per_event=round(cpu / args.events * 1e6, 1),
+                    events_batches_cpu_us_per_event=round(
+                        first.ingest_cpu.get("COMMONS_EVENTS", 0.0) / args.events * 1e6, 1
+                    ),
+                    checkpoint_batches_cpu_us_per_event=round(
+                        first.ingest_cpu.get("COMMONS_CHECKPOINTS", 0.0) / args.events * 1e6, 1
+                    ),
+                    server_cpu_us_per_event=round(server / args.events * 1e6, 1),
                     load_1m=load,
                     load_1m_after=_load(),
                 )
