@@ -494,15 +494,7 @@ def test_a_covered_message_read_leniently_is_held_to_the_logs_bytes(
     # reader would take) and a payload segment with a character base64url lacks are both
     # refused, though their lenient reading is the genuine payload (four stray characters
     # keep the segment's length, so the lenient decoder skips them).
-    rt = runtime
-    blobs = _record(rt, 2)
-    drops: list[tuple[str, str]] = []
-    mirror = _mirror(rt, _Platform(client, blobs), drops)
-    messages = _messages(rt)
-    for m in messages:
-        if m.stream == "COMMONS_CHECKPOINTS":
-            assert mirror.accept(m.body, m.subject, m.stream) == "stored"
-    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    mirror, drops, events = _covered(runtime, client, 2)
     header, payload_b64, signature = events[0].body.decode().split(".")
     genuine = _payload(events[0])
     forged = canonical_json({**genuine["event"], "actor": "p1:someone-else"})
@@ -518,7 +510,7 @@ def test_a_covered_message_read_leniently_is_held_to_the_logs_bytes(
     outcomes = mirror.accept_batch("COMMONS_EVENTS", items)
     assert outcomes == ["dropped", "dropped", "stored", "stored"]
     assert [r for _, r in drops] == ["schema", "schema"]
-    with transaction(rt.read_sessions) as session:
+    with transaction(runtime.read_sessions) as session:
         stored = session.scalars(
             sa.select(NodeMessageRow.body).where(NodeMessageRow.stream == "COMMONS_EVENTS")
         ).all()
