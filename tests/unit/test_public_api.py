@@ -89,6 +89,8 @@ EXPECTED = {
         "LogOutboxRow", "ObjectDigests", "PseudonymField", "RecordedEvent", "Token",
         "event_digest", "event_document", "event_types", "log_entry", "log_entry_reference",
         "record_event", "record_events", "unkeyed_object_digest",
+        # The rows of events, for a caller that writes them in its own statement.
+        "EventRows", "event_rows",
     },
     "credit_commons.verifier": {
         "SD_JWT_VC_TYP", "AttestationAudienceMismatch", "AttestationExpired",

@@ -6,7 +6,9 @@ The check (:func:`check`, :func:`check_consent`) is one indexed read and a pure 
 limit — the conditions a revocation, a pause or another use can change — so a revocation
 that commits first is always seen, and no lock is held across Python work (on PostgreSQL
 the UPDATE waits for a concurrent writer of the row and re-checks its conditions on the
-committed row).  The reads and the count are precompiled statements.
+committed row).  On PostgreSQL an allowed use is counted and its ``access.allowed`` event
+recorded by one statement in autocommit (:func:`use_and_record`).  The reads and the count
+are precompiled statements.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Protocol, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Integer,
@@ -21,14 +24,23 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    insert,
     literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Update
 
-from credit_commons.consent.access import Denied, Lender, lender_actor, record_allowed
+from credit_commons.consent.access import (
+    AccessAllowed,
+    Denied,
+    Lender,
+    lender_actor,
+    record_allowed,
+)
 from credit_commons.consent.errors import ConsentError, ConsentNotFound
 from credit_commons.consent.model import (
     ConsentStatus,
@@ -38,7 +50,14 @@ from credit_commons.consent.model import (
     use_window,
 )
 from credit_commons.consent.models import ConsentRow
-from credit_commons.core.db import DatabaseBusy, HotQuery, HotStatement, stored_datetime
+from credit_commons.core.db import (
+    DatabaseBusy,
+    HotQuery,
+    HotStatement,
+    stored_datetime,
+    transaction,
+)
+from credit_commons.events import EventRow, EventSpec, LogOutboxRow, event_rows
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -50,6 +69,7 @@ __all__ = [
     "read_consent",
     "record_use",
     "row_view",
+    "use_and_record",
     "use_consent",
 ]
 
@@ -183,19 +203,21 @@ def check(
 _TABLE = cast("Table", ConsentRow.__table__)
 _READ = HotQuery(select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")), ("consent_id",))
 _COLUMNS = _TABLE.c
+_EVENTS = cast("Table", EventRow.__table__)
+_OUTBOX = cast("Table", LogOutboxRow.__table__)
 # One fetch counted, if the consent still allows it: the conditions are what can change
 # after the consent was read (its status, its counters); its times, scopes, fetch type and
 # frequency never change once it is requested, and are checked in Python beforehand.
 _ACTIVE = literal_column(f"'{ConsentStatus.ACTIVE.value}'", String)
 _ZERO, _ONE = literal_column("0", Integer), literal_column("1", Integer)
-_USE_ONETIME = HotStatement(
+_ONETIME = (
     update(_TABLE)
     .where(_COLUMNS.id == bindparam("consent_id"), _COLUMNS.status == _ACTIVE, _COLUMNS.uses < _ONE)
-    .values(uses=_COLUMNS.uses + _ONE, window=_ZERO, window_uses=_ONE, updated_at=bindparam("at")),
-    ("consent_id", "at"),
+    .values(uses=_COLUMNS.uses + _ONE, window=_ZERO, window_uses=_ONE, updated_at=bindparam("at"))
 )
+_USE_ONETIME = HotStatement(_ONETIME, ("consent_id", "at"))
 # ``current`` is the window the use falls in: compared with the row's, and written.
-_USE_PERIODIC = HotStatement(
+_PERIODIC = (
     update(_TABLE)
     .where(
         _COLUMNS.id == bindparam("consent_id"),
@@ -213,11 +235,42 @@ _USE_PERIODIC = HotStatement(
             else_=_ONE,
         ),
         updated_at=bindparam("at"),
-    ),
-    ("consent_id", "current", "at"),
+    )
 )
+_USE_PERIODIC = HotStatement(_PERIODIC, ("consent_id", "current", "at"))
 #: Conditional UPDATEs tried before a use is refused as a change made meanwhile.
 _ATTEMPTS = 3
+
+
+def _recorded(counted: Update) -> HotQuery:
+    # PostgreSQL only: the use counted by ``counted`` and its event recorded in one
+    # statement (data-modifying CTEs, PostgreSQL 15 §7.8.4): the event row and its log
+    # entry are inserted only from the row the UPDATE returned, so all three are written
+    # or none, as one implicit transaction.  It returns the log entry's event id, or no row
+    # when nothing was counted.  The event's values are ``event_<column>``.
+    used = counted.returning(_COLUMNS.id).cte("used")
+    columns = ("id", "type", "at", "actor", "subject", "object", "details")
+    values = [bindparam(f"event_{c}", type_=_EVENTS.c[c].type) for c in columns]
+    recorded = (
+        insert(_EVENTS)
+        .from_select(columns, select(*values).select_from(used))
+        .returning(_EVENTS.c.id)
+        .cte("recorded")
+    )
+    entry = bindparam("entry", type_=_OUTBOX.c.entry.type)
+    entered = (
+        insert(_OUTBOX)
+        .from_select(["event_id", "entry"], select(recorded.c.id, entry))
+        .returning(_OUTBOX.c.event_id)
+        .cte("entered")
+    )
+    names = tuple(counted.compile().binds) + tuple(f"event_{c}" for c in columns) + ("entry",)
+    return HotQuery(select(entered.c.event_id), names, dialect="postgresql")
+
+
+_RECORDED_ONETIME = _recorded(_ONETIME)
+_RECORDED_PERIODIC = _recorded(_PERIODIC)
+_AUTOCOMMIT: WeakKeyDictionary[Engine, sessionmaker[Session]] = WeakKeyDictionary()
 
 
 def read_consent(session: Session, consent_id: str) -> ConsentRecord | None:
@@ -254,6 +307,61 @@ def use_consent(
         # Allowed now: the row changed after the UPDATE (a pause lifted, a use undone).
         view = row_view(cast(ConsentTerms, current))
     raise DatabaseBusy("serialization_failure")
+
+
+def use_and_record(
+    rt: Runtime,
+    lender: Lender,
+    row: ConsentRecord,
+    *,
+    type_name: str,
+    claims: frozenset[str],
+    operation: str,
+) -> str:
+    """Count one use of consent ``row`` (read earlier, in another unit of work) as
+    :func:`use_consent` does and record ``access.allowed`` for it (:func:`record_use`), in
+    a unit of work of its own; returns the event id.
+
+    On PostgreSQL an allowed use is one statement in autocommit — the conditional UPDATE,
+    the event and its log entry written together or not at all — instead of five (BEGIN,
+    UPDATE, two INSERTs, COMMIT).  When that statement counts nothing (the consent changed
+    meanwhile, or its terms do not allow the use), and on SQLite, the use goes through
+    :func:`use_consent` and :func:`record_use` in one transaction, which raise the same
+    refusals.  Raises what :func:`use_consent` raises.
+    """
+    now = rt.clock.now()
+    if rt.engine.dialect.name == "postgresql":
+        view = row_view(row)
+        if _terms_allow(view, type_name, claims, now):
+            spec = EventSpec(
+                AccessAllowed(operation=operation),
+                actor=lender_actor(rt, lender.client_id),
+                at=now,
+                subject=row.principal,
+                object=rt.objects.digest("consent", row.id),
+            )
+            rows = event_rows([spec])
+            values = {f"event_{k}": v for k, v in rows.events[0].items()}
+            values.update(consent_id=row.id, at=now, entry=rows.entries[0]["entry"])
+            if view.fetch_type == "ONETIME":
+                statement = _RECORDED_ONETIME
+            else:
+                statement, values["current"] = _RECORDED_PERIODIC, use_window(view, now)
+            with transaction(_autocommit(rt.engine)) as session:
+                if statement.first(session, **values) is not None:
+                    return rows.recorded[0].id
+    with transaction(rt.sessions) as session:
+        use_consent(session, row, type_name, claims, now)
+        return record_use(session, rt, lender, row, operation)
+
+
+def _autocommit(engine: Engine) -> sessionmaker[Session]:
+    # Sessions whose every statement commits by itself (made once per engine).
+    made = _AUTOCOMMIT.get(engine)
+    if made is None:
+        bound = engine.execution_options(isolation_level="AUTOCOMMIT")
+        made = _AUTOCOMMIT[engine] = sessionmaker(bind=bound, expire_on_commit=False)
+    return made
 
 
 def _terms_allow(view: ConsentView, type_name: str, claims: frozenset[str], now: datetime) -> bool:

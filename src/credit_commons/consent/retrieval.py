@@ -30,8 +30,7 @@ from credit_commons.consent.check import (
     check_consent,
     denial,
     read_consent,
-    record_use,
-    use_consent,
+    use_and_record,
 )
 from credit_commons.consent.errors import (
     ConsentArtefactInvalid,
@@ -145,7 +144,8 @@ def retrieve(
     conditional UPDATE that changes the consent only while it still allows the use
     (``check.use_consent``) — so a revocation, pause or use that committed in between is
     seen, and no retrieval that starts after a revocation's commit succeeds — and
-    ``access.allowed`` is recorded.  On SQLite only the second holds the database's writer.
+    ``access.allowed`` is recorded (``check.use_and_record``: on PostgreSQL one statement).
+    On SQLite only the second holds the database's writer.
 
     ``type_name`` defaults to the consent's only scope; ``claims`` to every granted claim.
     Raises ``consent.access.Denied`` (recorded as ``access.denied``) for every refusal.
@@ -220,11 +220,12 @@ def _finish(rt: Runtime, lender: Lender, consent_id: str, found: _Found) -> Retr
     disclosed = sorted(found.wanted & set(disclosure_paths(parsed)))
     shared = present(parsed, disclose=disclosed)
     try:
-        with transaction(rt.sessions) as session:
-            # The use counted only if the consent as it is now allows it (one conditional
-            # UPDATE: a revocation, pause or use committed since the read is seen).
-            use_consent(session, found.row, found.chosen, found.wanted, rt.clock.now())
-            event_id = record_use(session, rt, lender, found.row, OPERATION)
+        # The use counted only if the consent as it is now allows it (one conditional
+        # UPDATE: a revocation, pause or use committed since the read is seen), and
+        # ``access.allowed`` recorded with it.
+        event_id = use_and_record(
+            rt, lender, found.row, type_name=found.chosen, claims=found.wanted, operation=OPERATION
+        )
     except ConsentError as e:
         raise denial(
             rt, lender, found.row, consent_id=consent_id, operation=OPERATION, reason=e.code

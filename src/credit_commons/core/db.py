@@ -428,11 +428,12 @@ class HotQuery:
     several times a small indexed read; this skips them.  Rows are plain tuples in the
     statement's column order, *without* result processing: SQLite hands back datetimes as
     the text SQLAlchemy stored (:func:`stored_datetime` reads both forms).  Parameters must
-    be strings, integers or bytes (no datetimes: their stored form is the dialect's).
+    be strings, integers or bytes (no datetimes: their stored form is the dialect's) unless
+    the query names the one ``dialect`` it is written for (another raises ``ValueError``).
     """
 
-    def __init__(self, statement: Any, names: tuple[str, ...]) -> None:
-        self._statement, self._names = statement, names
+    def __init__(self, statement: Any, names: tuple[str, ...], *, dialect: str = "") -> None:
+        self._statement, self._names, self.dialect = statement, names, dialect
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
         self._record = namedtuple("Record", list(statement.selected_columns.keys()))  # type: ignore[misc]
         self.defined_in: str = sys._getframe(1).f_globals.get("__name__", "?")
@@ -458,6 +459,8 @@ class HotQuery:
         connection = session.connection()
         compiled = self._compiled.get(connection.dialect.name)
         if compiled is None:
+            if self.dialect not in ("", connection.dialect.name):
+                raise ValueError(f"a query for {self.dialect} only")
             statement = self._statement.compile(dialect=connection.dialect)
             placeholders = dict.fromkeys(self._names, "")
             constants = {

@@ -54,6 +54,7 @@ __all__ = [
     "OBJECT_PATTERN",
     "Digest",
     "EventDetails",
+    "EventRows",
     "EventSpec",
     "ObjectDigests",
     "PseudonymField",
@@ -61,6 +62,7 @@ __all__ = [
     "Token",
     "event_digest",
     "event_document",
+    "event_rows",
     "event_types",
     "log_entry",
     "log_entry_reference",
@@ -276,6 +278,31 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     inserts (the events and their log entries); every event is checked first, so one bad
     event writes none.  Raises :class:`ValidationError` as :func:`record_event` does.
     """
+    rows = event_rows(specs)
+    if rows.events:
+        # Precompiled inserts on the session's DBAPI connection (one executemany each): the
+        # rows are plain values, so SQLAlchemy's per-call layers would only cost time (a
+        # single event — an access, a consent change — spent most of its time there).
+        _INSERT_EVENTS.executemany(session, rows.events)
+        _INSERT_OUTBOX.executemany(session, rows.entries)
+    return rows.recorded
+
+
+@dataclass(frozen=True, slots=True)
+class EventRows:
+    """Events checked and made ready to write (:func:`event_rows`): the events as recorded,
+    and the values of their ``events`` rows and ``log_outbox`` entries, in order."""
+
+    recorded: list[RecordedEvent]
+    events: list[dict[str, Any]]
+    entries: list[dict[str, Any]]
+
+
+def event_rows(specs: Sequence[EventSpec]) -> EventRows:
+    """The rows :func:`record_events` writes for ``specs``, for a caller that writes them
+    in a statement of its own (an ``events`` row's values are named as its columns, an
+    entry's ``event_id`` and ``entry``).  Every event is checked first; raises
+    :class:`ValidationError` as :func:`record_event` does."""
     registered = set(_REGISTRY.values())
     for spec in specs:
         if type(spec.details) not in registered:
@@ -321,13 +348,7 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
         )
         # The log entry is fixed now, in the same transaction: the sequencer only numbers it.
         entries.append({"event_id": event.id, "entry": _log_entry(event, stamp, details_json)})
-    if rows:
-        # Precompiled inserts on the session's DBAPI connection (one executemany each): the
-        # rows are plain values, so SQLAlchemy's per-call layers would only cost time (a
-        # single event — an access, a consent change — spent most of its time there).
-        _INSERT_EVENTS.executemany(session, rows)
-        _INSERT_OUTBOX.executemany(session, entries)
-    return recorded
+    return EventRows(recorded, rows, entries)
 
 
 _PLAIN = (str, int, bool, type(None))
