@@ -1,19 +1,47 @@
-"""The issuer's retrieval-path reads (issuer/holdings.py), on both databases: the one-byte
-Token Status List read is checked against the reference path that loads the whole list
+"""The issuer's retrieval-path reads (issuer/holdings.py), on both databases: the status
+each credential is read with (one byte of its Token Status List, joined in the same
+statement) is checked against the reference path that loads the whole list
 (``issuer.status.get_status``), and everything that is not one of the issuer's 2-bit token
 lists reads as INVALID (never shareable)."""
 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
 
 from credit_commons.core.db import transaction
 from credit_commons.formats.status_list import TokenStatus
 from credit_commons.issuer import holdings, status, subject_erased
+from credit_commons.issuer.models import CredentialRow
 from credit_commons.runtime import Runtime
 
+_TYPE = "CreditReadinessCredential"
 
-def test_the_one_byte_read_agrees_with_the_whole_list(runtime: Runtime) -> None:
+
+def _held(session: Session, rt: Runtime, subject: str, entries: list[tuple[str, int]]) -> None:
+    # Registry rows of ``subject``'s credentials at ``entries``, issued a second apart in
+    # that order (the sealed text is not read here).
+    now = rt.clock.now()
+    for i, (list_id, index) in enumerate(entries):
+        session.add(
+            CredentialRow(
+                id=f"crd_{subject}_{i}",
+                type_name=_TYPE,
+                subject_token=subject,
+                format="dc+sd-jwt",
+                token_hash=f"{subject}{i:060d}"[-64:],
+                status_list_id=list_id,
+                status_index=index,
+                sealed=b"sealed",
+                issued_at=now + timedelta(seconds=i),
+                expires_at=now + timedelta(days=1),
+            )
+        )
+
+
+def test_each_credential_is_read_with_the_status_the_whole_list_gives(runtime: Runtime) -> None:
     rng = random.Random(15)
     with transaction(runtime.sessions) as session:
         refs = status.allocate_many(session, runtime, status.StatusKind.TOKEN, 120)
@@ -21,28 +49,37 @@ def test_the_one_byte_read_agrees_with_the_whole_list(runtime: Runtime) -> None:
             change = rng.choice([None, TokenStatus.INVALID, TokenStatus.SUSPENDED])
             if change is not None:
                 status.set_status(session, runtime, ref, change)
+        _held(session, runtime, "idt_many", [(r.list_id, r.index) for r in refs])
     with transaction(runtime.sessions) as session:
-        seen = set()
-        for ref in refs:
-            fast = holdings.token_status(session, ref.list_id, ref.index)
-            assert fast is status.get_status(session, ref), ref
-            seen.add(fast)
-    assert seen == {TokenStatus.VALID, TokenStatus.INVALID, TokenStatus.SUSPENDED}
+        held = holdings.sd_jwt_credentials(session, "idt_many", _TYPE)
+        assert [(h.status_list_id, h.status_index) for h in held] == [
+            (r.list_id, r.index)
+            for r in reversed(refs)  # newest first
+        ]
+        for credential, ref in zip(held, reversed(refs), strict=True):
+            assert credential.status is status.get_status(session, ref), ref
+    assert {h.status for h in held} == {
+        TokenStatus.VALID,
+        TokenStatus.INVALID,
+        TokenStatus.SUSPENDED,
+    }
 
 
 def test_what_is_not_an_issuer_token_list_entry_is_invalid(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         token = status.allocate(session, runtime, status.StatusKind.TOKEN)
         bitstring = status.allocate(session, runtime, status.StatusKind.BITSTRING)
-    with transaction(runtime.sessions) as session:
-        assert holdings.token_status(session, token.list_id, token.index) is TokenStatus.VALID
-        for list_id, index in [
+        entries = [
             (bitstring.list_id, bitstring.index),  # a W3C list, not a token list
             ("sl_unknown", 0),
             (token.list_id, status.LIST_SIZE),  # just past the end of the list
             (token.list_id, -1),
-        ]:
-            assert holdings.token_status(session, list_id, index) is TokenStatus.INVALID
+            (token.list_id, token.index),  # the one valid entry
+        ]
+        _held(session, runtime, "idt_odd", entries)
+    with transaction(runtime.sessions) as session:
+        held = holdings.sd_jwt_credentials(session, "idt_odd", _TYPE)
+    assert [h.status for h in reversed(held)] == [TokenStatus.INVALID] * 4 + [TokenStatus.VALID]
 
 
 def test_no_credentials_is_an_empty_list(runtime: Runtime) -> None:

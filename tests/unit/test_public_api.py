@@ -135,7 +135,7 @@ EXPECTED = {
         "CREDIT_READINESS", "ExportedCredential", "HeldCredential", "ISSUER_KEY", "StatusKind",
         "StatusRef", "disclosure_paths", "export_credentials", "forget_subject", "get_status",
         "is_own_issuer", "issuer_key_versions", "own_status_list_id", "present",
-        "sd_jwt_credentials", "token_status", "issuer_did", "issuer_signer", "subject_erased",
+        "sd_jwt_credentials", "issuer_did", "issuer_signer", "subject_erased",
         "RenderedList", "render_status_list", "status_uri",
         # Issue 16, the verifier's hot path.
         "EntryState", "entry_state", "issuer_public_key",

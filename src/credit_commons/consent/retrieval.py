@@ -62,7 +62,6 @@ from credit_commons.issuer import (
     issuer_key_versions,
     present,
     sd_jwt_credentials,
-    token_status,
 )
 from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
@@ -73,34 +72,27 @@ __all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_
 OPERATION = "credentials.read"
 
 
-def _status(session: Session, credential: HeldCredential) -> TokenStatus:
-    return token_status(session, credential.status_list_id, credential.status_index)
-
-
 def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime) -> HeldCredential:
     # The borrower's newest credential of the type that is neither expired nor revoked nor
-    # suspended (asked of the issuer's service).  Raises the CredentialUnavailable that
-    # says why there is none.
+    # suspended (asked of the issuer's service, which reads each one's status with it).
+    # Raises the CredentialUnavailable that says why there is none.
     now = rt.clock.now()
     rows = sd_jwt_credentials(session, token, type_name)
     for row in rows:
-        if row.expires_at <= now:
-            continue
-        if _status(session, row) == TokenStatus.VALID:
+        if row.expires_at > now and row.status == TokenStatus.VALID:
             return row
-    raise _unavailable(session, rows)
+    raise _unavailable(rows)
 
 
-def _unavailable(session: Session, rows: list[HeldCredential]) -> CredentialUnavailable:
+def _unavailable(rows: list[HeldCredential]) -> CredentialUnavailable:
     # Why none could be shared, told by the newest credential issued (the one the borrower
-    # would expect to be used).  Only refusals get here: the allowed path reads nothing
-    # more.  A revocation or suspension says more than an expiry, so the status is read
-    # first even for an expired credential; TSL "Status Types": 0x01 INVALID is a
-    # revocation, and anything but VALID or SUSPENDED is not shareable either.
+    # would expect to be used).  A revocation or suspension says more than an expiry, so
+    # the status is looked at first even for an expired credential; TSL "Status Types":
+    # 0x01 INVALID is a revocation, and anything but VALID or SUSPENDED is not shareable
+    # either.
     if not rows:
         return CredentialNotIssued("no credential of this type was issued to the borrower")
-    newest = rows[0]
-    current = _status(session, newest)
+    current = rows[0].status
     if current == TokenStatus.SUSPENDED:
         return CredentialSuspended("the credential is suspended")
     if current != TokenStatus.VALID:

@@ -25,7 +25,6 @@ from credit_commons.issuer.holdings import (
     issued_text,
     sd_jwt_credentials,
     subject_at_entry,
-    token_status,
 )
 from credit_commons.issuer.identifiers import is_own_issuer, own_status_list_id
 from credit_commons.issuer.schemas import ExportedCredential
@@ -72,5 +71,4 @@ __all__ = [
     "status_uri",
     "subject_at_entry",
     "subject_erased",
-    "token_status",
 ]

@@ -1,13 +1,15 @@
 """What the issuer holds for a holder, read on consent's retrieval path: the holder's
-SD-JWT credentials of a type, newest first, and the current Token Status List entry of one;
-and for the verifier's pipeline, an entry's status with whether its subject was erased.
+SD-JWT credentials of a type, newest first, each with the current status of its Token
+Status List entry; and for the verifier's pipeline, an entry's status with whether its
+subject was erased.
 
 The issuer's service for other domains (consent asks here instead of reading the issuer's
 tables).  Both reads are precompiled statements (``HotQuery``) because gated retrieval is a
-measured hot path (``bench/consent.py``): :func:`token_status` reads the one byte of the list
-that holds the entry (``formats.status_list.entry_byte``) instead of the 32 KiB list, and is
-tested against :func:`credit_commons.issuer.status.get_status`, the reference path.
-:func:`entry_state` is the same read with the tombstone of the credential at the entry
+measured hot path (``bench/consent.py``): :func:`sd_jwt_credentials` joins each credential
+to the one byte of its list that holds its entry (``formats.status_list.entry_byte``)
+instead of reading the 32 KiB list, one statement however many credentials there are, and
+is tested against :func:`credit_commons.issuer.status.get_status`, the reference path.
+:func:`entry_state` reads an entry's byte with the tombstone of the credential at the entry
 (``issuer.erasure.subject_erased``) in the same statement, for steps 4 and 9 of the
 verifier's pipeline (``bench/verifier.py``).
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import HotQuery, stored_datetime
@@ -32,7 +34,6 @@ __all__ = [
     "issued_text",
     "sd_jwt_credentials",
     "subject_at_entry",
-    "token_status",
 ]
 
 #: The width of the issuer's Token Status List entries (VALID, INVALID, SUSPENDED; see
@@ -40,12 +41,6 @@ __all__ = [
 _TOKEN_BITS = 2
 
 _LISTS = StatusListRow.__table__.c
-_STATUS_BYTE = HotQuery(
-    select(_LISTS.bits, func.substr(_LISTS.data, bindparam("position"), 1)).where(
-        _LISTS.id == bindparam("list_id"), _LISTS.kind == "token"
-    ),
-    ("list_id", "position"),
-)
 _CREDENTIALS = CredentialRow.__table__.c
 # The byte of the entry and, from the credential registry, whether the credential issued at
 # the entry lost its identity token (NULL when no credential holds the entry).
@@ -64,6 +59,8 @@ _ENTRY = HotQuery(
     ).where(_LISTS.id == bindparam("list_id"), _LISTS.kind == "token"),
     ("list_id", "position", "index"),
 )
+# Each credential with its list's entry width and the byte that holds its entry (NULLs
+# when its list is not one of the issuer's token lists); SQL substr counts from 1.
 _NEWEST = HotQuery(
     select(
         _CREDENTIALS.id,
@@ -71,6 +68,16 @@ _NEWEST = HotQuery(
         _CREDENTIALS.expires_at,
         _CREDENTIALS.status_list_id,
         _CREDENTIALS.status_index,
+        _LISTS.bits,
+        func.substr(_LISTS.data, _CREDENTIALS.status_index * _TOKEN_BITS // 8 + 1, 1).label(
+            "entry_byte"
+        ),
+    )
+    .select_from(
+        CredentialRow.__table__.outerjoin(
+            StatusListRow.__table__,
+            and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
+        )
     )
     .where(
         _CREDENTIALS.subject_token == bindparam("token"),
@@ -85,20 +92,25 @@ _NEWEST = HotQuery(
 @dataclass(frozen=True, slots=True)
 class HeldCredential:
     """One stored SD-JWT VC: its id, the vault-sealed text (open it with the vault, purpose
-    ``credentials``, record ``id``), its expiry and its Token Status List entry."""
+    ``credentials``, record ``id``), its expiry, its Token Status List entry and that
+    entry's status when it was read."""
 
     id: str
     sealed: bytes
     expires_at: datetime
     status_list_id: str
     status_index: int
+    status: TokenStatus
 
 
 def sd_jwt_credentials(
     session: Session, subject_token: str, type_name: str
 ) -> list[HeldCredential]:
     """The ``dc+sd-jwt`` credentials of ``type_name`` issued to ``subject_token``, newest
-    first (expired and revoked ones included).  Raises nothing of its own."""
+    first (expired and revoked ones included), each with the current status of its entry —
+    ``INVALID``, never shareable, when its list is not one of the issuer's token lists of
+    2-bit entries or the entry lies outside it.  One statement.  Raises nothing of its own.
+    """
     return [
         HeldCredential(
             row.id,
@@ -106,24 +118,17 @@ def sd_jwt_credentials(
             stored_datetime(row.expires_at),
             row.status_list_id,
             row.status_index,
+            _entry_status(row.status_index, row.bits, row.entry_byte),
         )
         for row in _NEWEST.records(session, token=subject_token, type_name=type_name)
     ]
 
 
-def token_status(session: Session, list_id: str, index: int) -> TokenStatus:
-    """The current status of entry ``index`` of the issuer's Token Status List ``list_id``.
-
-    ``INVALID`` — never shareable — when there is no such token list, it is not one of 2-bit
-    entries, or ``index`` lies outside it.  Raises nothing of its own.
-    """
-    if index < 0:
+def _entry_status(index: int, bits: int | None, byte: bytes | None) -> TokenStatus:
+    # Entry ``index`` of a list of ``bits``-bit entries from the byte holding it (TSL §4.1).
+    if index < 0 or bits != _TOKEN_BITS or byte is None or len(byte) != 1:
         return TokenStatus.INVALID
-    position = entry_byte(index, _TOKEN_BITS) + 1  # SQL substr counts from 1
-    rows = _STATUS_BYTE.rows(session, list_id=list_id, position=position)
-    if not rows or rows[0][0] != _TOKEN_BITS or len(rows[0][1]) != 1:
-        return TokenStatus.INVALID
-    return TokenStatus(entry_in_byte(bytes(rows[0][1])[0], index, _TOKEN_BITS))
+    return TokenStatus(entry_in_byte(bytes(byte)[0], index, _TOKEN_BITS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +141,8 @@ class EntryState:
 
 
 def entry_state(session: Session, list_id: str, index: int) -> EntryState | None:
-    """Entry ``index`` of the issuer's Token Status List ``list_id`` in one statement: what
-    :func:`token_status` reads (``INVALID`` for an index outside the list), and whether the
+    """Entry ``index`` of the issuer's Token Status List ``list_id`` in one statement: its
+    status (``INVALID`` for an index outside the list), and whether the
     credential at the entry lost its identity token (:func:`~credit_commons.issuer.erasure.
     subject_erased`; no credential at the entry is not erased).  ``None`` when the issuer has
     no token list ``list_id``.  Raises nothing of its own.
@@ -147,9 +152,7 @@ def entry_state(session: Session, list_id: str, index: int) -> EntryState | None
     if not rows:
         return None
     bits, byte, erased = rows[0]
-    if bits != _TOKEN_BITS or index < 0 or len(byte) != 1:
-        return EntryState(TokenStatus.INVALID, bool(erased))
-    return EntryState(TokenStatus(entry_in_byte(bytes(byte)[0], index, _TOKEN_BITS)), bool(erased))
+    return EntryState(_entry_status(index, bits, byte), bool(erased))
 
 
 def issued_text(session: Session, rt: Runtime, credential_id: str) -> str | None:
