@@ -110,6 +110,12 @@ def test_committee_through_the_cli(platform: tuple[str, dict[str, str]], tmp_pat
     assert registered.returncode == 0, registered.stderr
     assert json.loads(registered.stdout)["in_effect"] is True
     assert json.loads(registered.stdout)["nodes"] == [n.name for n in nodes]
+    rebound = commons(["committee", "bind", "1", *bound, "--json"], env)
+    assert rebound.returncode == 0, rebound.stderr
+    assert json.loads(rebound.stdout) == {"version": 1, "nodes": [n.name for n in nodes]}
+    unknown = commons(["committee", "bind", "1", *bound[:-1], "node-nobody"], env)
+    assert unknown.returncode != 0
+    assert "node-nobody" in unknown.stderr
     log_vkey = httpx.get(f"{base}/v1/log/key").json()["vkey"]
     member_envs = []
     printed = ""
