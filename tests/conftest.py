@@ -133,6 +133,22 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_backend_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """``backend_url`` for a module's shared fixtures (a server its tests share, each test
+    making its own data): one fresh, empty database per backend per module, in each worker
+    that runs the module's tests (a PostgreSQL schema of its own, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'commons.db'}"
+        return
+    with fresh_postgres_schema() as url:
+        yield url
+
+
 GENEROUS_RATE_LIMITS = {
     f"{group.name}.{kind}": "1000000/minute" for group in GROUPS for kind in ("ip", "client")
 }

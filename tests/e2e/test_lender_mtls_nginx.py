@@ -9,7 +9,10 @@ that certificate only, and the token works with that certificate only: another o
 none, is refused.  A certificate of another CA stops at nginx; a forwarded-certificate
 header a client writes itself is dropped by nginx, and refused when sent to the platform
 directly from an address that is not the proxy.  A lender without a certificate works
-through the same nginx exactly as before."""
+through the same nginx exactly as before.
+
+One deployment (nginx, `commons serve`, their certificates) per backend serves the whole
+module: each test registers lenders of its own and changes none of the deployment's files."""
 
 from __future__ import annotations
 
@@ -75,10 +78,15 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path, **client: Any) 
         time.sleep(0.1)
 
 
-@pytest.fixture
-def deployment(tmp_path: Path, backend_url: str) -> Iterator[Deployment]:
+@pytest.fixture(scope="module")
+def deployment(
+    module_backend_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One nginx and one `commons serve` per backend, shared by the module's tests: each
+    test registers lenders of its own, and none changes the deployment's files."""
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: scripts/ensure-system-deps.sh installs nginx-light")
+    tmp_path = tmp_path_factory.mktemp("deployment")
     certs = tmp_path / "certs"
     certs.mkdir()
     ca = make_ca()
@@ -92,7 +100,7 @@ def deployment(tmp_path: Path, backend_url: str) -> Iterator[Deployment]:
 
     api_port, tls_port = free_port(), free_port()
     base = f"https://127.0.0.1:{tls_port}"
-    env = commons_env(tmp_path / "var", backend_url)
+    env = commons_env(tmp_path / "var", module_backend_url)
     env.update(
         COMMONS_PUBLIC_URL=base,
         COMMONS_TRUSTED_PROXIES="127.0.0.1",
@@ -285,7 +293,13 @@ def test_commons_lender_token_over_mutual_tls(deployment: Deployment, tmp_path: 
     body = registration_request(key, "Sahyadri Cooperative Bank", ["loan.underwriting"])
     body["tls_client_certificate"] = deployment.lender.pem
     client_id = approve(deployment, body, tmp_path)
-    certs = deployment.certs
+    # The lender's own copy of its certificate and key (made unprotected below; the shared
+    # deployment's files stay as they are).
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    for name in ("ca.crt", "lender.crt", "lender.key"):
+        (certs / name).write_bytes((deployment.certs / name).read_bytes())
+    (certs / "lender.key").chmod(0o600)
     env = {
         **{k: v for k, v in deployment.env.items() if not k.startswith("COMMONS_")},
         "COMMONS_LENDER_URL": deployment.base,
