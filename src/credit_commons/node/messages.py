@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from json.encoder import encode_basestring
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -266,12 +267,27 @@ def _payload_jcs(payload: JsonObject, event_jcs: bytes | None) -> bytes:
     if event_jcs is None or not all(name.isascii() for name in payload):
         return canonical_json(payload)
     members = [
-        canonical_json(name)
-        + b":"
-        + (event_jcs if name == "event" else canonical_json(payload[name]))
+        _scalar_jcs(name) + b":" + (event_jcs if name == "event" else _scalar_jcs(payload[name]))
         for name in sorted(payload)
     ]
     return b"{" + b",".join(members) + b"}"
+
+
+_SAFE_INTEGER = 2**53 - 1
+
+
+def _scalar_jcs(value: object) -> bytes:
+    # What canonical_json writes for a string (the standard library's C string encoder,
+    # ensure_ascii off) or a safe integer, without its per-call checks; anything else, and a
+    # string it cannot encode (a lone surrogate), goes through canonical_json.
+    if type(value) is str:
+        try:
+            return encode_basestring(value).encode("utf-8")
+        except UnicodeEncodeError:
+            return canonical_json(value)
+    if type(value) is int and -_SAFE_INTEGER <= value <= _SAFE_INTEGER:
+        return str(value).encode("ascii")
+    return canonical_json(value)
 
 
 def _schema(payload: JsonObject) -> _EventPayload | _CheckpointPayload:

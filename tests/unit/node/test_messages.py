@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from credit_commons.core.encoding import canonical_json
+from credit_commons.core.errors import ValidationError
 from credit_commons.node.messages import _payload_jcs
 
 _SAFE = 2**53 - 1
@@ -40,3 +42,11 @@ def test_names_that_need_escaping_keep_their_order_and_form() -> None:
     assert _payload_jcs(payload, canonical_json(payload["event"])) == canonical_json(payload)
     ascii_only = {k: v for k, v in payload.items() if k.isascii()}
     assert _payload_jcs(ascii_only, canonical_json(payload["event"])) == canonical_json(ascii_only)
+
+
+def test_a_lone_surrogate_has_no_canonical_form_either_way() -> None:
+    payload = {"event": {}, "entry": "\ud800"}
+    with pytest.raises(ValidationError):
+        canonical_json(payload)
+    with pytest.raises(ValidationError):
+        _payload_jcs(payload, canonical_json({}))
