@@ -97,6 +97,9 @@ class Pins:
         return PublicKey.from_raw(KeyType.ED25519, self.note_verifier.public_key)
 
 
+MAX_INDEX = 2**63 - 1
+"""The largest leaf index a message can name: what a signed 64-bit position column holds."""
+
 _Token = Annotated[str, Field(min_length=1, max_length=255)]
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
 _COVERED_HEADER = b64url_encode(canonical_json({"alg": "EdDSA", "typ": MESSAGE_TYP}))
@@ -109,7 +112,7 @@ class _EventPayload(BaseModel):
     iss: _Token
     sub: _Token
     kind: Literal["event"]
-    index: Annotated[int, Field(ge=0)]
+    index: Annotated[int, Field(ge=0, le=MAX_INDEX)]
     entry: Annotated[str, Field(max_length=4096)]
     event: JsonObject
 
@@ -160,9 +163,11 @@ class Received:
         """The leaf index an event message names (``None`` for anything else); unchecked
         until one of the ``verify_*`` functions returns."""
         index = self.payload.get("index")
-        if self.payload.get("kind") != "event" or type(index) is not int or index < 0:
+        if self.payload.get("kind") != "event" or type(index) is not int:
             return None
-        return index
+        # Beyond a signed 64-bit integer no leaf can be (nor a position column hold it):
+        # malformed, left to the schema to refuse.
+        return index if 0 <= index <= MAX_INDEX else None
 
 
 def receive(body: bytes, subject: str, stream: str) -> Received:
@@ -239,9 +244,14 @@ def verify_covered(received: Received, pins: Pins, leaf: bytes) -> Verified:
     # 4. The entry is the leaf a log-signed checkpoint's tree holds at that index
     # (RFC 6962 §2.1: the leaf hash is SHA-256(0x00 || entry)).
     payload = received.payload
+    # An entry with no UTF-8 form (a lone surrogate the lenient reading let through) is
+    # no leaf's: the log's entries are UTF-8 bytes.
     entry = payload.get("entry")
-    if not isinstance(entry, str) or bytes(leaf_hash(entry.encode("utf-8"))) != leaf:
-        raise Dropped("digest", "the entry is not the mirrored leaf")
+    try:
+        if not isinstance(entry, str) or bytes(leaf_hash(entry.encode("utf-8"))) != leaf:
+            raise Dropped("digest", "the entry is not the mirrored leaf")
+    except UnicodeEncodeError as e:
+        raise Dropped("digest", "the entry is not the mirrored leaf") from e
     # 5. The payload exactly the log's bytes (RFC 8785 of the payload), so that what is
     # stored differs from the log's own message in the signature segment alone.  The
     # equality also refuses what the lenient reading let through: duplicate names, NaN,

@@ -305,6 +305,11 @@ class Mirror:
             )
         except Dropped as dropped:
             return dropped
+        except ValueError as e:  # UnicodeError too: a check met input it did not expect
+            # No message, however malformed, may raise out of the batch: it would be
+            # negatively acknowledged with its batch and delivered again forever.
+            log.warning("node: a check raised", exc_info=e)
+            return Dropped("schema", f"malformed: {type(e).__name__}")
         if verified.kind == "checkpoint":
             return Dropped("subject", "a checkpoint outside the checkpoints stream")
         return verified
