@@ -21,13 +21,13 @@ class CachedRead(Generic[T]):
     def __init__(self, read: Callable[[], T], ttl: float) -> None:
         self.read, self.ttl = read, ttl
         self._lock = threading.Lock()
-        self._value: T | None = None
-        self._read_at = float("-inf")
+        self._read_at: float | None = None  # None: never read
+        self._value: T
 
     def get(self) -> T:
         """The value, read again when the last read is older than ``ttl``."""
         with self._lock:
             now = time.monotonic()
-            if self._value is None or now - self._read_at >= self.ttl:
+            if self._read_at is None or now - self._read_at >= self.ttl:
                 self._value, self._read_at = self.read(), now
             return self._value

@@ -51,3 +51,14 @@ def test_concurrent_callers_share_one_read() -> None:
         t.join(10)
     assert results == [7, 7, 7, 7]
     assert len(calls) == 1
+
+
+def test_a_value_of_none_is_kept_like_any_other() -> None:
+    calls: list[int] = []
+
+    def read() -> None:
+        calls.append(1)
+
+    cached: CachedRead[None] = CachedRead(read, 3600.0)
+    assert [cached.get() for _ in range(3)] == [None, None, None]
+    assert len(calls) == 1
