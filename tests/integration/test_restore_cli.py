@@ -6,6 +6,9 @@ records nothing either (not even the public URL among the issuer identifiers); a
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 from pathlib import Path
 from unittest import mock
@@ -13,6 +16,7 @@ from unittest import mock
 import sqlalchemy as sa
 from tests.integration.test_backup_restore import commons
 
+from credit_commons.cli import main
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import ExitCode
 from credit_commons.core.facts import PlatformFactRow
@@ -41,6 +45,7 @@ def _issuer_identifiers(rt: Runtime) -> set[str]:
 def test_the_cli_refuses_writes_while_held_and_runs_them_after_the_confirmation(
     runtime: Runtime, settings: Settings, tmp_path: Path
 ) -> None:
+    commons(settings, "log", "audit")  # the log's identity, made as any instance has it
     with transaction(runtime.sessions) as session:
         enter_restore_mode(
             session,
@@ -76,3 +81,91 @@ def test_the_cli_refuses_writes_while_held_and_runs_them_after_the_confirmation(
         assert created["identity_token"]
         assert _identities(runtime) == before + 1
         assert NEW_URL in _issuer_identifiers(runtime)  # recorded again once confirmed
+
+
+# The allowed reads that take no argument.
+_READS_WITHOUT_ARGUMENTS = [
+    ("db", "current"),
+    ("anchor", "status"),
+    ("log", "audit"),
+    ("log", "status"),
+    ("vault", "status"),
+    ("keys", "list"),
+    ("committee", "show"),
+    ("issuer", "type", "list"),
+    ("issuer", "trust", "list"),
+    ("verify", "trust", "show"),
+    ("verify", "trust", "pins"),
+    ("verify", "policy", "list"),
+    ("privacy", "epochs"),
+    ("rules", "list"),
+    ("zk", "statements", "list"),
+    ("service-token", "keys"),
+]
+
+
+def _row_counts(rt: Runtime) -> dict[str, int]:
+    with transaction(rt.read_sessions) as session:
+        tables = sa.inspect(session.connection()).get_table_names()
+        return {
+            t: session.scalar(sa.select(sa.func.count()).select_from(sa.table(t))) or 0
+            for t in tables
+        }
+
+
+def _run(settings: Settings, *args: str) -> tuple[int, str]:
+    """``commons … --json`` as the entry point runs it: the exit code and stderr."""
+    env = {
+        "COMMONS_DATA_DIR": str(settings.data_dir),
+        "COMMONS_DATABASE_URL": settings.resolved_database_url,
+        "COMMONS_ENV": "test",
+    }
+    errors = io.StringIO()
+    with (
+        mock.patch.dict(os.environ, env),
+        contextlib.redirect_stderr(errors),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        code = main([*args, "--json"])
+    return code, errors.getvalue()
+
+
+def _hold(rt: Runtime) -> None:
+    with transaction(rt.sessions) as session:
+        enter_restore_mode(
+            session,
+            backup_id="bk_reads",
+            manifest_sha256="0" * 64,
+            log_size=0,
+            log_root="",
+            now=rt.clock.now(),
+        )
+
+
+def test_allowed_reads_run_while_held_and_write_nothing(
+    runtime: Runtime, settings: Settings
+) -> None:
+    # Each read runs once on the live instance first (what it makes on its first use — the
+    # log's identity, a key — an instance restored from a backup already has).
+    for args in _READS_WITHOUT_ARGUMENTS:
+        assert _run(settings, *args)[0] == 0, args
+    _hold(runtime)
+    before = _row_counts(runtime)
+    for args in _READS_WITHOUT_ARGUMENTS:
+        code, errors = _run(settings, *args)
+        assert code == 0, (args, errors)
+    assert _row_counts(runtime) == before
+
+
+def test_a_read_that_would_write_while_held_is_refused_by_the_database(
+    runtime: Runtime, settings: Settings
+) -> None:
+    # Held before the log's identity was ever made: `log audit` would record the log's
+    # origin on its first use. The connection refuses the write (core/db_read_only.py) and
+    # the command answers as any write while held, having written nothing.
+    _hold(runtime)
+    before = _row_counts(runtime)
+    code, errors = _run(settings, "log", "audit")
+    assert code == ExitCode.UNAVAILABLE
+    assert json.loads(errors.strip().splitlines()[-1])["code"] == "service.restore_mode"
+    assert _row_counts(runtime) == before

@@ -35,8 +35,9 @@ from credit_commons.cli.base import (
     one_line,
     translate_error,
 )
-from credit_commons.cli.while_held import ALLOWED_WHILE_HELD, command_name
+from credit_commons.cli.while_held import ALLOWED_WHILE_HELD, RESTORE_PROCEDURE, command_name
 from credit_commons.core.db import transaction
+from credit_commons.core.db_read_only import is_write_refusal, refuse_writes
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error
 from credit_commons.core.settings import Settings
@@ -129,9 +130,11 @@ def runtime(ctx: typer.Context, *, owner: bool = False) -> Iterator[Runtime]:
     Every erasure on it also forgets the console's sessions and sign-in codes of the
     subject (``web/erasure.py``).  While the database is held in backup-restore mode only
     the commands of :data:`~credit_commons.cli.while_held.ALLOWED_WHILE_HELD` run, and
-    nothing is written for them here; otherwise, on a migrated database, the public URL
-    joins the issuer identifiers first, so what this command issues stays verifiable after
-    a later change of public URL (``issuer/identifiers.py``).
+    nothing is written for them here; those that are reads run on connections that refuse
+    writes at the database (``core/db_read_only.py``), so a read that would write after all
+    (a key made on its first use, say) is refused as any write is.  Otherwise, on a migrated
+    database, the public URL joins the issuer identifiers first, so what this command issues
+    stays verifiable after a later change of public URL (``issuer/identifiers.py``).
 
     Raises :class:`~credit_commons.ledger.restore_mode.RestoreMode` (exit 9, the API's
     ``service.restore_mode``) for any other command while held.
@@ -143,12 +146,23 @@ def runtime(ctx: typer.Context, *, owner: bool = False) -> Iterator[Runtime]:
     install_erasure(built)  # an erasure from the CLI also ends the console's sessions
     try:
         hold = _hold(built)
-        if hold is not None:
-            if command_name(ctx) not in ALLOWED_WHILE_HELD:
-                raise hold.error()
-        else:
+        if hold is None:
             _record_issuer_identifier(built)
-        yield built
+            yield built
+            return
+        name = command_name(ctx)
+        if name not in ALLOWED_WHILE_HELD:
+            raise hold.error()
+        if name in RESTORE_PROCEDURE:
+            yield built
+            return
+        refuse_writes(built.engine)  # a read, held to it by the database itself
+        try:
+            yield built
+        except SQLAlchemyError as e:
+            if is_write_refusal(e):
+                raise hold.error() from e
+            raise
     finally:
         built.close()
 

@@ -83,8 +83,6 @@ _READS = frozenset(
         "issuer type show",
         "issuer trust list",
         "verify trust show",
-        "verify trust key",
-        "verify trust bundle",
         "verify trust pins",
         "verify policy show",
         "verify policy list",
@@ -108,6 +106,7 @@ REFUSED_WHILE_HELD = frozenset(
         "admin lender certificate",
         "admin lender console-token",
         "admin lender revoke-console-token",
+        "committee bind",
         "committee register",
         "committee member import",
         # A member restored from a backup could sign a second root for a size it signed.
@@ -152,6 +151,8 @@ REFUSED_WHILE_HELD = frozenset(
         "verify policy floor",
         "verify policy version",
         "verify trust add",
+        "verify trust bundle",  # signs and stores a new bundle version when the list changed
+        "verify trust key",  # makes the bundle's signing key on its first use
         "verify trust pin",
         "verify trust refresh",
         "verify trust remove",
@@ -224,6 +225,7 @@ WITHOUT_RUNTIME = frozenset(
         "verify request",
         "verify status",
         "node serve",  # the node's own database
+        "node repair",
         "node service-key rotate",
         "node service-key show",
         "witness serve",  # the witness's own database
