@@ -41,6 +41,7 @@ from credit_commons.gateway.ratelimit import (
     rate_limits,
 )
 from credit_commons.gateway.restore_guard import RestoreModeMiddleware
+from credit_commons.gateway.route_prefilter import prefilter_routers
 from credit_commons.gateway.routes import committee as committee_routes
 from credit_commons.gateway.routes import consent as consent_routes
 from credit_commons.gateway.routes import identity as identity_routes
@@ -176,6 +177,8 @@ def create_app(
         settings, runtime=runtime, clock=clock, run_worker=run_worker, freeze_heap=freeze_heap
     )
     install_surface(app, app.state.runtime.settings)  # last: every route is in place
+    # A request then tries only the routers whose routes can match its path (route_prefilter.py).
+    prefilter_routers(app)
     return app
 
 
