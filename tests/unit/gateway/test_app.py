@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import fastapi.routing
 import pytest
 from fastapi.testclient import TestClient
 from tests.conftest import declare_probes, make_settings, migrate
@@ -91,3 +92,14 @@ def test_errors_are_problem_json(client: TestClient) -> None:
 def test_production_refuses_to_start_with_development_settings(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="SQLite"):
         create_app(make_settings(tmp_path, env="production"))
+
+
+def test_healthz_needs_no_worker_thread(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Liveness is answered on the event loop: the probe costs no hop to a worker thread.
+    def no_thread(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("GET /healthz ran on a worker thread")
+
+    monkeypatch.setattr(fastapi.routing, "run_in_threadpool", no_thread)
+    assert client.get("/healthz").json()["status"] == "ok"
