@@ -17,7 +17,7 @@ Prints one JSON line per figure, each with a baseline measured in the same run.
   Targets: ≥ 300 requests/s with p99 ≤ 50 ms.  The server and ``wrk`` share the machine.
 
 Usage: python bench/consent.py [--consents 1000000] [--checks 20000] [--requests 6000]
-       [--seconds 10] [--concurrency 8] [--skip check,http]  (needs ``wrk``)
+       [--warm-up 400] [--seconds 10] [--concurrency 8] [--skip check,http]  (needs ``wrk``)
 """
 
 from __future__ import annotations
@@ -441,11 +441,11 @@ def _retrieval(args: argparse.Namespace, backend: str, workers: int) -> dict[str
         if url is not None:
             env["COMMONS_DATABASE_URL"] = url
         with commons_server(env, port, workers=workers) as server:
-            token, ids = _prepare(env, base, args.requests + 400)
+            token, ids = _prepare(env, base, args.requests + args.warm_up)
             auth = f"Bearer {token}"
             paths = [f"/v1/lender/credentials?consent_id={c}" for c in ids]
             # Every worker process warms up (each connection lands on one of them).
-            warm, paths = paths[:400], paths[400:]
+            warm, paths = paths[: args.warm_up], paths[args.warm_up :]
             _wrk(base, warm, auth, 2, args.concurrency, Path(tmp))
             split = _CpuSplit(server, url)
             found = _wrk(base, paths, auth, args.seconds, args.concurrency, Path(tmp))
@@ -547,6 +547,9 @@ def main() -> int:
     parser.add_argument("--consents", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=6_000, help="consents prepared")
+    parser.add_argument(
+        "--warm-up", type=int, default=400, help="consents prepared for the warm-up load"
+    )
     parser.add_argument("--seconds", type=int, default=10, help="load duration")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (workers)")

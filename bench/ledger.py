@@ -19,7 +19,8 @@ measured in the same run:
   during the audit ≤ 10× the writer's p99 alone.
 
 Usage: python bench/ledger.py [--backend sqlite|postgresql|both] [--events 200000]
-       [--proof-leaves 10000000] [--audit-leaves 10000000] [--skip proofs,audit]
+       [--proof-leaves 10000000] [--audit-leaves 10000000] [--samples 2000]
+       [--writes 2000] [--skip proofs,audit]
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ def build_log(rt: Runtime, leaves: int, *, with_entries: bool) -> None:
         log_service.publish_checkpoint(session, rt.key_store, rt.clock, identity, guard=guard)
 
 
-def bench_proofs(backend: str, rt: Runtime, leaves: int, samples: int = 2000) -> None:
+def bench_proofs(backend: str, rt: Runtime, leaves: int, samples: int) -> None:
     rng = random.Random(1)
     cache = (
         TileCache()
@@ -252,9 +253,9 @@ def write_one(rt: Runtime, i: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_audit_with_writer(backend: str, rt: Runtime, leaves: int, tmp: Path) -> None:
+def bench_audit_with_writer(backend: str, rt: Runtime, leaves: int, tmp: Path, writes: int) -> None:
     """``commons log audit`` in its own process (as an operator runs it) beside a writer."""
-    baseline = [write_one(rt, i) for i in range(2_000)]
+    baseline = [write_one(rt, i) for i in range(writes)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")}
     env.update(
         COMMONS_DATA_DIR=str(rt.settings.data_dir),
@@ -289,7 +290,7 @@ def bench_audit_with_writer(backend: str, rt: Runtime, leaves: int, tmp: Path) -
         writer_p50_ms=round(statistics.median(during) * 1000, 2),
         writer_p99_ms=round(p99 * 1000, 2),
         writer_max_ms=round(max(during) * 1000, 2),
-        baseline="the same writer alone, same run (2,000 commits)",
+        baseline=f"the same writer alone, same run ({writes:,} commits)",
         baseline_p50_ms=round(statistics.median(baseline) * 1000, 2),
         baseline_p99_ms=round(base_p99 * 1000, 2),
         meets_target=max(during) < 0.25 and p99 <= 10 * base_p99,
@@ -304,6 +305,10 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--proof-leaves", type=int, default=10_000_000)
     parser.add_argument("--audit-leaves", type=int, default=10_000_000)
+    parser.add_argument("--samples", type=int, default=2_000, help="proofs of each kind")
+    parser.add_argument(
+        "--writes", type=int, default=2_000, help="the writer's commits alone (the baseline)"
+    )
     parser.add_argument("--skip", default="", help="comma list of: sequence, proofs, audit")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -319,10 +324,10 @@ def main() -> int:
             with runtime_on(backend, Path(tmp)) as rt:
                 build_log(rt, leaves, with_entries="audit" in wants)
                 if "proofs" in wants:
-                    bench_proofs(backend, rt, leaves)
+                    bench_proofs(backend, rt, leaves, args.samples)
                 if "audit" in wants:
                     bench_audit(backend, rt, leaves)
-                    bench_audit_with_writer(backend, rt, leaves, Path(tmp))
+                    bench_audit_with_writer(backend, rt, leaves, Path(tmp), args.writes)
     return 0
 
 

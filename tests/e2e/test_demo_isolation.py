@@ -139,11 +139,17 @@ BENCHES = [
         "100",
         "--audit-leaves",
         "100",
+        # Its fixed counts at their smallest too (2,000 proofs of each kind and 2,000 of the
+        # writer's commits by default, most of the script's time here).
+        "--samples",
+        "10",
+        "--writes",
+        "10",
     ],
     ["credentials.py", "--count", "10", "--verifications", "10", "--rounds", "1"],
-    # The workers figure at its smallest too: 10 prepared consents, one second of load
-    # (its defaults, 6,400 consents over HTTP and 22 s of wrk per server, were most of
-    # this test's time; its state is built the same way at any size).
+    # The workers figure at its smallest too: 10 prepared consents and 10 for the warm-up,
+    # one second of load (its defaults, 6,400 consents over HTTP and 22 s of wrk per server,
+    # were most of this test's time; its state is built the same way at any size).
     [
         "consent.py",
         "--consents",
@@ -151,6 +157,8 @@ BENCHES = [
         "--checks",
         "10",
         "--requests",
+        "10",
+        "--warm-up",
         "10",
         "--seconds",
         "1",
