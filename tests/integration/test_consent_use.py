@@ -3,11 +3,15 @@ SQLite and PostgreSQL: what it sends the database, and that it is all or nothing
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
+from tests.conftest import make_settings, migrate
 from tests.integration.test_consent_service import (
     LENDER,
     _borrower,
@@ -16,10 +20,10 @@ from tests.integration.test_consent_service import (
     _retrieve,
 )
 
-from credit_commons.consent import retrieval
+from credit_commons.consent import check, retrieval
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core import db
-from credit_commons.core.db import transaction
+from credit_commons.core.db import busy_error, transaction
 from credit_commons.events import EventRow, LogOutboxRow, spine
 from credit_commons.runtime import Runtime
 
@@ -119,3 +123,45 @@ def test_a_use_whose_event_cannot_be_written_is_not_counted(
         rows = [session.get(ConsentRow, c) for c in ids]
         assert [(r.uses, r.window, r.window_uses) for r in rows if r] == [(0, -1, 0)] * 2
         assert session.scalar(select(func.count()).select_from(LogOutboxRow)) == outbox
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_under_the_use_is_not_called_busy(
+    postgres_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one statement is its own COMMIT: lost under it, the use may have been written, so
+    # the answer must not be 503 "busy, nothing was written, retry" (core.db.busy_error).
+    runtime = Runtime.build(make_settings(tmp_path, database_url=postgres_schema_url))
+    migrate(runtime.engine)
+    admin = sa.create_engine(postgres_schema_url)
+    try:
+        consent_id = _granted(runtime)[0]
+        real_read = retrieval._read
+
+        def cut(dbapi_connection: Any, *_: Any) -> None:
+            # The write's connection, cut by the server just before the statement is sent.
+            pid = dbapi_connection.info.backend_pid
+            with admin.begin() as connection:
+                connection.execute(sa.text(f"SELECT pg_terminate_backend({pid})"))
+            listed = sa.text(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}")
+            for _ in range(200):
+                with admin.connect() as connection:
+                    if connection.execute(listed).scalar_one() == 0:
+                        return
+                time.sleep(0.05)
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            found = real_read(*args, **kwargs)
+            event.listen(runtime.engine, "checkout", cut, once=True)
+            return found
+
+        monkeypatch.setattr(retrieval, "_read", read)
+        with pytest.raises(check.UseOutcomeUnknown) as lost:
+            _retrieve(runtime, consent_id)
+        cause = lost.value.__cause__
+        assert isinstance(cause, sa.exc.DBAPIError)
+        assert cause.connection_invalidated
+        assert busy_error(lost.value) is None
+    finally:
+        admin.dispose()
+        runtime.close()

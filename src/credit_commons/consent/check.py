@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Update
 
@@ -63,6 +64,7 @@ from credit_commons.runtime import Runtime
 __all__ = [
     "ConsentRecord",
     "ConsentTerms",
+    "UseOutcomeUnknown",
     "check",
     "check_consent",
     "denial",
@@ -327,7 +329,8 @@ def use_and_record(
     UPDATE, two INSERTs, COMMIT).  When that statement counts nothing (the consent changed
     meanwhile, or its terms do not allow the use), and on SQLite, the use goes through
     :func:`use_consent` and :func:`record_use` in one transaction, which raise the same
-    refusals.  Raises what :func:`use_consent` raises.
+    refusals.  Raises what :func:`use_consent` raises, and :class:`UseOutcomeUnknown` when
+    the connection was lost under the PostgreSQL statement.
     """
     now = rt.clock.now()
     if rt.engine.dialect.name == "postgresql":
@@ -347,12 +350,29 @@ def use_and_record(
                 statement = _RECORDED_ONETIME
             else:
                 statement, values["current"] = _RECORDED_PERIODIC, use_window(view, now)
-            with transaction(_autocommit(rt.engine)) as session:
-                if statement.first(session, **values) is not None:
-                    return rows.recorded[0].id
+            try:
+                with transaction(_autocommit(rt.engine)) as session:
+                    if statement.first(session, **values) is not None:
+                        return rows.recorded[0].id
+            except DBAPIError as e:
+                if e.connection_invalidated:
+                    # The statement is its own COMMIT: lost under it, the use and its event
+                    # may have been written (together), so this is not "busy, nothing was
+                    # written, retry" (core.db.busy_error) but an unknown outcome.
+                    raise UseOutcomeUnknown() from e
+                raise
     with transaction(rt.sessions) as session:
         use_consent(session, row, type_name, claims, now)
         return record_use(session, rt, lender, row, operation)
+
+
+class UseOutcomeUnknown(RuntimeError):
+    """The connection to PostgreSQL was lost under the statement that counts a use and
+    records it: they may have been written.  Not a :class:`DatabaseBusy` (whose answer says
+    nothing was written): the request fails as an unexpected error."""
+
+    def __init__(self) -> None:
+        super().__init__("the connection was lost under a consent use's statement")
 
 
 def _autocommit(engine: Engine) -> sessionmaker[Session]:
