@@ -24,7 +24,7 @@ from credit_commons.core.encoding import b64_decode
 from credit_commons.core.errors import ForbiddenError, UnauthorizedError, ValidationError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep
 from credit_commons.gateway.openapi import answers
-from credit_commons.gateway.routes.internal import require_service
+from credit_commons.gateway.service_deps import require_service
 from credit_commons.keys import ServiceCaller, ServiceTokenInvalid
 from credit_commons.ledger import committee_service
 

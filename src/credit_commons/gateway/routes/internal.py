@@ -6,28 +6,25 @@ token); docs/operations.md, "Service-to-service auth"."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from credit_commons import federation
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64_encode
-from credit_commons.core.errors import NotFoundError, UnauthorizedError
+from credit_commons.core.errors import NotFoundError
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, platform_audience
 from credit_commons.gateway.openapi import answers
+from credit_commons.gateway.service_deps import require_service
 from credit_commons.keys import (
     KeyVersion,
     ServiceCaller,
-    accepted_keys,
     rotate_registered_key,
     service_key_states,
-    verify_service_token,
 )
 from credit_commons.ledger import service as ledger_service
 
@@ -39,54 +36,10 @@ __all__ = [
     "RotatedKey",
     "ServiceKey",
     "ServiceKeys",
-    "require_service",
     "router",
 ]
 
 router = APIRouter(prefix="/v1/internal", tags=["internal"])
-access = logging.getLogger("credit_commons.service_access")
-
-
-def require_service(*scopes: str) -> Callable[..., ServiceCaller]:
-    """A dependency: the service the request's token proves, granted every one of
-    ``scopes``; 401 (``auth.service_token_invalid``) or 403 (``auth.service_scope_missing``)
-    otherwise."""
-
-    def dependency(
-        request: Request,
-        session: ReadSessionDep,
-        runtime: RuntimeDep,
-        authorization: Annotated[str | None, Header()] = None,
-    ) -> ServiceCaller:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise UnauthorizedError("a service token is required (Authorization: Bearer)")
-        overlap = runtime.settings.service_key_overlap
-        caller = verify_service_token(
-            token.strip(),
-            lambda service, name: accepted_keys(session, runtime, service, overlap, name),
-            audience=platform_audience(runtime),
-            now=runtime.clock.now(),
-            required=scopes,
-            max_ttl=runtime.settings.service_token_ttl,
-        )
-        # The token's jti names the call (never the token itself): tokens are reused
-        # within their lifetime, so one jti may appear on many calls.
-        access.info(
-            "service.access",
-            extra={
-                "fields": {
-                    "service": caller.service,
-                    "instance": caller.name,
-                    "route": f"{request.method} {request.url.path}",
-                    "jti": caller.jti,
-                    "kid": caller.kid,
-                }
-            },
-        )
-        return caller
-
-    return dependency
 
 
 class LogState(BaseModel):

@@ -34,7 +34,7 @@ from credit_commons.formats.jws import decode_json_object
 from credit_commons.formats.sd_jwt_format import split
 from credit_commons.gateway.deps import ReadSessionDep, RuntimeDep, SessionDep, platform_audience
 from credit_commons.gateway.openapi import answers, media
-from credit_commons.gateway.routes.internal import require_service
+from credit_commons.gateway.service_deps import require_service
 from credit_commons.keys import PublicKey, ServiceCaller, public_key_from_jwk
 from credit_commons.reputation import (
     EventAccepted,
