@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -182,7 +183,9 @@ class CommitteeMemberNodeRow(Base):
 
     __tablename__ = "committee_member_nodes"
 
-    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("committee_configs.version"), primary_key=True, autoincrement=False
+    )
     member: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     node: Mapped[str] = mapped_column(String(64))
     bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

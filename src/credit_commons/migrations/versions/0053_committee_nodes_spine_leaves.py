@@ -8,7 +8,9 @@ entries of its mirrored leaves once more at its first start (the backfill: the m
 leaf hashes, not the entries that say a leaf's type, so there is nothing to derive them
 from here) and never again.  ``committee_member_nodes`` starts empty too: a committee
 registered before has no member bound, and its partials are refused until the operator
-binds each member to its node (``commons committee bind``).
+binds each member to its node (``commons committee bind``); a binding names a registered
+committee version (a foreign key to ``committee_configs``).  The downgrade removes the
+notes' watermark (``node_pins`` ``spine_noted_below``) with the notes.
 
 Revision ID: 0053
 Revises: 0052
@@ -33,6 +35,11 @@ def upgrade() -> None:
         sa.Column("member", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("node", sa.String(length=64), nullable=False),
         sa.Column("bound_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["version"],
+            ["committee_configs.version"],
+            name=op.f("fk_committee_member_nodes_version_committee_configs"),
+        ),
         sa.PrimaryKeyConstraint("version", "member", name=op.f("pk_committee_member_nodes")),
     )
     op.create_table(
@@ -44,5 +51,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # The watermark of the notes goes with them: left behind, it would claim leaves as
+    # noted after an upgrade again, and the scorer would score without their inputs.
+    op.execute(sa.text("DELETE FROM node_pins WHERE name = 'spine_noted_below'"))
     op.drop_table("node_spine_leaves")
     op.drop_table("committee_member_nodes")
