@@ -45,14 +45,15 @@ class NodeMetrics(Collector):
     """A Prometheus collector of the node's figures, read at most every ``ttl`` seconds.
     ``lag`` gives, per stream, the messages JetStream still held for the node's consumer
     at its last fetch (the follower's ``pending``); a stream not fetched yet is absent.
-    ``missing`` gives the scoring inputs the scorer's last pass found missing."""
+    ``missing`` gives the scoring inputs the scorer's last pass found missing (``None``
+    when it could not read them: the gauges are then absent)."""
 
     def __init__(
         self,
         mirror: Mirror,
         *,
         lag: Callable[[], Mapping[str, int]] | None = None,
-        missing: Callable[[], MissingInputs] | None = None,
+        missing: Callable[[], MissingInputs | None] | None = None,
         ttl: float = 10.0,
     ) -> None:
         self.mirror, self.lag, self.missing = mirror, lag, missing
@@ -99,8 +100,11 @@ class NodeMetrics(Collector):
             for stream, pending in sorted(self.lag().items()):
                 lag.add_metric([stream], float(pending))
             yield lag
-        if self.missing is not None:
-            yield from _missing(self.missing())
+        # Absent while unknown (the scorer's last pass could not read them), so a scrape
+        # never shows the pass before's counts as current.
+        missing = None if self.missing is None else self.missing()
+        if missing is not None:
+            yield from _missing(missing)
 
 
 def _missing(missing: MissingInputs) -> Iterator[Metric]:

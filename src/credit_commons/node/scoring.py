@@ -177,8 +177,9 @@ class NodeScorer:
         self._gone: set[str] = set()
         self._scores: NodeScores | None = None
         self._key: tuple[object, ...] | None = None
-        # The noted leaves below the newest checkpoint the mirror lacked at the last pass.
-        self.missing: MissingInputs = NONE_MISSING
+        # The noted leaves below the newest checkpoint the mirror lacked at the last pass;
+        # None when that pass could not read them (unknown, not the pass before's).
+        self.missing: MissingInputs | None = NONE_MISSING
         self.refused: ScoringRefused | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -215,7 +216,8 @@ class NodeScorer:
             "refused": None if self.refused is None else self.refused.reason,
             # The leaves whose messages the newest checkpoint's scoring waits for (a message
             # the mirror dropped or the stream lost: ``commons node repair`` fetches them).
-            "missing": self.missing.to_json(),
+            # null when the last pass could not read them (the platform was unreachable).
+            "missing": None if self.missing is None else self.missing.to_json(),
         }
 
     # -- in a thread of its own ------------------------------------------------------------
@@ -360,18 +362,16 @@ class NodeScorer:
                 "checkpoint_time_unknown",
                 f"the message of checkpoint {size} does not say when the platform made it",
             )
-        note_spine_leaves(self.mirror, size)
+        missing = self._find_missing(size)
+        if missing:
+            lacking = missing.counts[_EVENTS], missing.counts[_MEMBERS]
+            first = min(missing.first[_EVENTS][:1] + missing.first[_MEMBERS][:1])
+            raise ScoringRefused(
+                "inputs_pending",
+                f"{lacking[0]} reputation event(s) and {lacking[1]} membership message(s) "
+                f"below checkpoint {size} are not mirrored yet (the first: leaf {first})",
+            )
         with transaction(self.mirror.sessions) as session:
-            missing = missing_inputs(session, size)
-            self.missing = missing
-            if missing:
-                lacking = missing.counts[_EVENTS], missing.counts[_MEMBERS]
-                first = min(missing.first[_EVENTS][:1] + missing.first[_MEMBERS][:1])
-                raise ScoringRefused(
-                    "inputs_pending",
-                    f"{lacking[0]} reputation event(s) and {lacking[1]} membership message(s) "
-                    f"below checkpoint {size} are not mirrored yet (the first: leaf {first})",
-                )
             at = made
             key = self._key_of(session, size, at)
             current = self.scores()
@@ -419,6 +419,22 @@ class NodeScorer:
             "node: scored checkpoint %d as of %s: %d records", size, as_of.isoformat(), len(records)
         )
         return scores
+
+    def _find_missing(self, size: int) -> MissingInputs:
+        # The noted leaves below ``size`` the mirror lacks, noting the new ones first.  When
+        # that fails (the platform or the database unreachable) they are unknown until a
+        # pass reads them again, not the previous pass's shown as current.  The mirror
+        # only adds messages, so none is missing when the scoring's own unit of work reads
+        # the inputs if none was here.
+        try:
+            note_spine_leaves(self.mirror, size)
+            with transaction(self.mirror.sessions) as session:
+                missing = missing_inputs(session, size)
+        except Exception:
+            self.missing = None
+            raise
+        self.missing = missing
+        return missing
 
     def _inputs(self, session: Session, stream: str, size: int | None) -> list[ScoringInput]:
         query = select(NodeMessageRow).where(NodeMessageRow.stream == stream)

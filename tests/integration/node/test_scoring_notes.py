@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from tests.integration.node.test_cutoff import _samples
 from tests.integration.node.test_mirror import _messages, _mirror, _Platform, _record
 
 from credit_commons.core.db import transaction
@@ -106,3 +108,49 @@ def test_spine_leaves_are_noted_once_and_kept(runtime: Runtime, client: TestClie
 def _index(message: Message) -> int:
     payload = json.loads(b64url_decode(message.body.decode("ascii").split(".")[1]))
     return int(payload["index"])
+
+
+class _Unreachable(_Counting):
+    """The platform, whose entry bundles cannot be fetched while ``down``."""
+
+    down = False
+
+    def entries(self, tile: int, count: int) -> list[bytes]:
+        if self.down:
+            raise httpx.ConnectError("the platform is unreachable")
+        return super().entries(tile, count)
+
+
+def test_missing_inputs_are_unknown_while_the_platform_is_unreachable(
+    runtime: Runtime, client: TestClient
+) -> None:
+    # The scorer's last pass could not note the new checkpoint's leaves: GET /v1/node and
+    # /metrics say the missing inputs are unknown, not the pass before's counts as current.
+    rt = runtime
+    platform = _Unreachable(client, _record(rt, 6))
+    mirror = _mirror(rt, platform, [])
+    messages = _messages(rt)
+    _accept(mirror, messages, "COMMONS_CHECKPOINTS")
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    _accept(mirror, events[1:], "COMMONS_EVENTS")
+    scorer = NodeScorer(mirror, member_token=lambda: "unused")
+    node = TestClient(create_node_app(mirror, scorer=scorer, metrics_ttl=0))
+    missing = "commons_node_scoring_inputs_missing", (("stream", "COMMONS_EVENTS"),)
+    assert _pending(scorer).startswith("1 reputation event(s)")
+    assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 1
+    assert _samples(node.get("/metrics").text)[missing] == 1
+
+    _record(rt, 2)
+    _accept(mirror, _messages(rt), "COMMONS_CHECKPOINTS")
+    platform.down = True
+    with pytest.raises(httpx.ConnectError):
+        scorer.score()
+    assert node.get("/v1/node").json()["scores"]["missing"] is None
+    samples = _samples(node.get("/metrics").text)
+    assert missing not in samples
+    assert ("commons_node_scoring_first_missing_leaf", ()) not in samples
+
+    platform.down = False
+    assert _pending(scorer).startswith("3 reputation event(s)")
+    assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 3
+    assert _samples(node.get("/metrics").text)[missing] == 3
