@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.conftest import fresh_postgres_schema, make_settings, migrate
+from tests.node_keys import registered_node
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import transaction
@@ -25,7 +26,7 @@ from credit_commons.events import record_event
 from credit_commons.events.models import EventRow
 from credit_commons.gateway.app import create_app
 from credit_commons.gateway.deps import platform_audience
-from credit_commons.keys import ServiceIdentity, issue_service_token, register_service_key
+from credit_commons.keys import ServiceIdentity, issue_service_token
 from credit_commons.keys.algorithms import KeyType
 from credit_commons.keys.service import KeyRotated
 from credit_commons.ledger import committee
@@ -148,19 +149,7 @@ def world(settings: Settings, tmp_path: Path, backend_url: str) -> Iterator[Worl
 def node_identity(log: Runtime, tmp_path: Path, name: str) -> ServiceIdentity:
     """A full node's own service key, registered with the log by its operator."""
     assert isinstance(log.clock, FixedClock)
-    identity = ServiceIdentity.create(
-        tmp_path / f"{name}.json", service="node", name=name, clock=log.clock
-    )
-    with transaction(log.sessions) as session:
-        register_service_key(
-            session,
-            log,
-            service="node",
-            name=name,
-            public_key=identity.public_key,
-            actor=log.operator_actor("operator"),
-        )
-    return identity
+    return registered_node(log, tmp_path / f"{name}.json", name, clock=log.clock)
 
 
 def checkpoint_note(world: World) -> str:

@@ -24,13 +24,13 @@ from tests.integration.federation.nats_server import NatsServer
 from tests.integration.node.test_cutoff import _samples
 from tests.integration.node.test_follow import _publish
 from tests.integration.node.test_mirror import _counters, _messages, _mirror, _Platform, _record
+from tests.node_keys import registered_node
 
-from credit_commons.core.db import transaction
 from credit_commons.core.encoding import b64url_decode, b64url_encode, canonical_json
 from credit_commons.federation import Publisher
 from credit_commons.gateway.deps import platform_audience
 from credit_commons.gateway.node_app import create_node_app
-from credit_commons.keys import ServiceIdentity, register_service_key
+from credit_commons.keys import ServiceIdentity
 from credit_commons.node import (
     Follower,
     Mirror,
@@ -67,17 +67,7 @@ class _Tampering(_Platform):
 
 
 def _identity(rt: Runtime, tmp_path: Path, name: str) -> ServiceIdentity:
-    identity = ServiceIdentity.create(tmp_path / f"{name}.json", service="node", name=name)
-    with transaction(rt.sessions) as session:
-        register_service_key(
-            session,
-            rt,
-            service="node",
-            name=name,
-            public_key=identity.public_key,
-            actor=rt.operator_actor("operator"),
-        )
-    return identity
+    return registered_node(rt, tmp_path / f"{name}.json", name)
 
 
 def _index(body: bytes) -> int:

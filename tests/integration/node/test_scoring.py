@@ -36,6 +36,7 @@ from tests.integration.reputation_world import (
     signed_event,
     submit,
 )
+from tests.node_keys import registered_node
 
 from credit_commons.core.clock import FixedClock
 from credit_commons.core.db import dispose_engine, make_engine, make_sessionmaker, transaction
@@ -44,7 +45,7 @@ from credit_commons.core.migrate import upgrade
 from credit_commons.federation import Publisher
 from credit_commons.gateway.deps import platform_audience
 from credit_commons.gateway.node_app import create_node_app
-from credit_commons.keys import ServiceIdentity, register_service_key
+from credit_commons.keys import ServiceIdentity
 from credit_commons.node import (
     Follower,
     Mirror,
@@ -111,17 +112,7 @@ def _world(rt: Runtime) -> int:
 
 def _node_identity(rt: Runtime, clock: FixedClock, path: Path, name: str) -> ServiceIdentity:
     """A full node's own service key, registered on the platform by its operator."""
-    identity = ServiceIdentity.create(path, service="node", name=name, clock=clock)
-    with transaction(rt.sessions) as session:
-        register_service_key(
-            session,
-            rt,
-            service="node",
-            name=name,
-            public_key=identity.public_key,
-            actor=rt.operator_actor("operator"),
-        )
-    return identity
+    return registered_node(rt, path, name, clock=clock)
 
 
 def _node_db(tmp_path: Path, name: str) -> tuple[sa.Engine, sessionmaker[Session]]:
