@@ -88,7 +88,7 @@ EXPECTED = {
         "OBJECT_KEY_LABEL", "OBJECT_PATTERN", "Digest", "EventDetails", "EventRow", "EventSpec",
         "LogOutboxRow", "ObjectDigests", "PseudonymField", "RecordedEvent", "Token",
         "event_digest", "event_document", "event_types", "log_entry", "log_entry_reference",
-        "record_event", "record_events", "unkeyed_object_digest",
+        "record_event", "record_events", "recorded_with", "unkeyed_object_digest",
         # The rows of events, for a caller that writes them in its own statement.
         "EventRows", "event_rows",
     },

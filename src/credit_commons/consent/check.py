@@ -24,7 +24,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
-    insert,
     literal_column,
     or_,
     select,
@@ -33,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.dml import Update
 
 from credit_commons.consent.access import (
     AccessAllowed,
@@ -58,7 +56,7 @@ from credit_commons.core.db import (
     stored_datetime,
     transaction,
 )
-from credit_commons.events import EventRow, EventSpec, LogOutboxRow, event_rows
+from credit_commons.events import EventSpec, event_rows, recorded_with
 from credit_commons.runtime import Runtime
 
 __all__ = [
@@ -205,8 +203,6 @@ def check(
 _TABLE = cast("Table", ConsentRow.__table__)
 _READ = HotQuery(select(_TABLE).where(_TABLE.c.id == bindparam("consent_id")), ("consent_id",))
 _COLUMNS = _TABLE.c
-_EVENTS = cast("Table", EventRow.__table__)
-_OUTBOX = cast("Table", LogOutboxRow.__table__)
 # One fetch counted, if the consent still allows it: the conditions are what can change
 # after the consent was read (its status, its counters); its times, scopes, fetch type and
 # frequency never change once it is requested, and are checked in Python beforehand.
@@ -244,34 +240,10 @@ _USE_PERIODIC = HotStatement(_PERIODIC, ("consent_id", "current", "at"))
 _ATTEMPTS = 3
 
 
-def _recorded(counted: Update) -> HotQuery:
-    # PostgreSQL only: the use counted by ``counted`` and its event recorded in one
-    # statement (data-modifying CTEs, PostgreSQL 15 §7.8.4): the event row and its log
-    # entry are inserted only from the row the UPDATE returned, so all three are written
-    # or none, as one implicit transaction.  It returns the log entry's event id, or no row
-    # when nothing was counted.  The event's values are ``event_<column>``.
-    used = counted.returning(_COLUMNS.id).cte("used")
-    columns = ("id", "type", "at", "actor", "subject", "object", "details")
-    values = [bindparam(f"event_{c}", type_=_EVENTS.c[c].type) for c in columns]
-    recorded = (
-        insert(_EVENTS)
-        .from_select(columns, select(*values).select_from(used))
-        .returning(_EVENTS.c.id)
-        .cte("recorded")
-    )
-    entry = bindparam("entry", type_=_OUTBOX.c.entry.type)
-    entered = (
-        insert(_OUTBOX)
-        .from_select(["event_id", "entry"], select(recorded.c.id, entry))
-        .returning(_OUTBOX.c.event_id)
-        .cte("entered")
-    )
-    names = tuple(counted.compile().binds) + tuple(f"event_{c}" for c in columns) + ("entry",)
-    return HotQuery(select(entered.c.event_id), names, dialect="postgresql")
-
-
-_RECORDED_ONETIME = _recorded(_ONETIME)
-_RECORDED_PERIODIC = _recorded(_PERIODIC)
+# PostgreSQL only: the use counted and its access.allowed event recorded in one statement
+# (events.recorded_with), or no row when nothing was counted.
+_RECORDED_ONETIME = recorded_with(_ONETIME.returning(_COLUMNS.id))
+_RECORDED_PERIODIC = recorded_with(_PERIODIC.returning(_COLUMNS.id))
 _AUTOCOMMIT: WeakKeyDictionary[Engine, sessionmaker[Session]] = WeakKeyDictionary()
 
 

@@ -38,11 +38,12 @@ from json.encoder import encode_basestring
 from typing import Annotated, Any, ClassVar, Literal, Union, cast
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
 from credit_commons.core.clock import utc
-from credit_commons.core.db import HotStatement
+from credit_commons.core.db import HotQuery, HotStatement
 from credit_commons.core.encoding import JsonObject, b64url_encode, canonical_json, sha256_hex
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.ids import new_id
@@ -68,6 +69,7 @@ __all__ = [
     "log_entry_reference",
     "record_event",
     "record_events",
+    "recorded_with",
     "unkeyed_object_digest",
 ]
 
@@ -236,9 +238,9 @@ class RecordedEvent(BaseModel):
 _PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
 _EVENTS = cast(Table, EventRow.__table__)
 _OUTBOX = cast(Table, LogOutboxRow.__table__)
-_INSERT_EVENTS = HotStatement(
-    insert(_EVENTS), ("id", "type", "at", "actor", "subject", "object", "details")
-)
+_EVENT_COLUMNS = ("id", "type", "at", "actor", "subject", "object", "details")
+"""The ``events`` columns of an event's row (:attr:`EventRows.events`), in order."""
+_INSERT_EVENTS = HotStatement(insert(_EVENTS), _EVENT_COLUMNS)
 _INSERT_OUTBOX = HotStatement(insert(_OUTBOX), ("event_id", "entry"))
 _OBJECT = re.compile(OBJECT_PATTERN)
 
@@ -286,6 +288,35 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
         _INSERT_EVENTS.executemany(session, rows.events)
         _INSERT_OUTBOX.executemany(session, rows.entries)
     return rows.recorded
+
+
+def recorded_with(changed: UpdateBase) -> HotQuery:
+    """PostgreSQL only: ``changed`` (a data-modifying statement with ``RETURNING``) and one
+    event with its log entry, written by one statement (data-modifying CTEs, PostgreSQL 15
+    §7.8.4): the event row and its entry are inserted only from a row ``changed`` returned,
+    so all three are written or none, as one implicit transaction.
+
+    Its parameters are ``changed``'s, the event's row as ``event_<column>`` (the values of
+    one of :func:`event_rows`' ``events``) and ``entry`` (its ``entries``' ``entry``).  It
+    returns the log entry's event id, or no row when ``changed`` returned none.
+    """
+    done = changed.cte("changed")
+    values = [bindparam(f"event_{c}", type_=_EVENTS.c[c].type) for c in _EVENT_COLUMNS]
+    recorded = (
+        insert(_EVENTS)
+        .from_select(_EVENT_COLUMNS, select(*values).select_from(done))
+        .returning(_EVENTS.c.id)
+        .cte("recorded")
+    )
+    entry = bindparam("entry", type_=_OUTBOX.c.entry.type)
+    entered = (
+        insert(_OUTBOX)
+        .from_select(["event_id", "entry"], select(recorded.c.id, entry))
+        .returning(_OUTBOX.c.event_id)
+        .cte("entered")
+    )
+    names = (*changed.compile().binds, *(f"event_{c}" for c in _EVENT_COLUMNS), "entry")
+    return HotQuery(select(entered.c.event_id), names, dialect="postgresql")
 
 
 @dataclass(frozen=True, slots=True)
