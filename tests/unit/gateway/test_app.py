@@ -8,6 +8,7 @@ from pathlib import Path
 import fastapi.routing
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.metrics import MetricWrapperBase
 from tests.conftest import declare_probes, make_settings, migrate
 
 from credit_commons.core.errors import ConfigurationError, NotFoundError
@@ -103,3 +104,23 @@ def test_healthz_needs_no_worker_thread(
 
     monkeypatch.setattr(fastapi.routing, "run_in_threadpool", no_thread)
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_request_series_is_looked_up_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[tuple[object, ...]] = []
+    labels = MetricWrapperBase.labels
+
+    def counted(self: MetricWrapperBase, *values: str) -> MetricWrapperBase:
+        looked_up.append(values)
+        return labels(self, *values)
+
+    monkeypatch.setattr(MetricWrapperBase, "labels", counted)
+    for _ in range(3):
+        client.get("/healthz")
+    # The request's counter and histogram series are found once, then kept.
+    assert looked_up.count(("GET", "/healthz", "200")) == 1
+    assert looked_up.count(("GET", "/healthz")) == 1
+    text = client.get("/metrics").text
+    assert 'commons_http_requests_total{method="GET",route="/healthz",status="200"} 3.0' in text
