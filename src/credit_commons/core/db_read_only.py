@@ -7,7 +7,8 @@ SQLite: ``PRAGMA query_only`` on every connection, and its transactions begin ``
 (``core/db.py``'s :data:`~credit_commons.core.db.READ_ONLY`: ``BEGIN IMMEDIATE`` is itself
 refused as a write).  PostgreSQL: the session's
 ``default_transaction_read_only``, so every transaction, autocommit ones included, is
-``READ ONLY``.  A write then fails with the database's own error, which
+``READ ONLY``, and each transaction begun ``READ ONLY`` as well (SQLAlchemy's
+``postgresql_readonly``), so that no pooled connection's reset turns it back.  A write then fails with the database's own error, which
 :func:`is_write_refusal` recognises.
 """
 
@@ -44,7 +45,12 @@ def refuse_writes(engine: Engine) -> None:
             dbapi_connection.commit()  # the SET ran in a transaction of its own
 
     event.listen(engine, "connect", read_only)
-    if not postgres:
+    if postgres:
+        # Also per transaction: a connection that ran one with postgresql_readonly
+        # (core/db.py's snapshot) is reset to READ WRITE when pooled, and psycopg then begins
+        # every later transaction READ WRITE, over the session's default.
+        engine.update_execution_options(postgresql_readonly=True)
+    else:
         engine.update_execution_options(**{READ_ONLY: True})
     engine.dispose()
 
