@@ -349,15 +349,20 @@ class NodeScorer:
         return (size, at.date(), rules, positions(_EVENTS), positions(_MEMBERS), documents)
 
     def _score(self) -> NodeScores | None:
-        with transaction(self.mirror.sessions) as session:
-            latest = store.latest_checkpoint(session)
-            if latest is None:
-                return None
-            size, root = int(latest.size), bytes(latest.root_hash)
-            message = session.get(NodeMessageRow, (_CHECKPOINTS, size))
-            said = None if message is None else stored_payload(message.body).get("at")
-            made = checkpoint_at(said) if isinstance(said, str) else None
+        try:
+            with transaction(self.mirror.sessions) as session:
+                latest = store.latest_checkpoint(session)
+                if latest is None:
+                    return None
+                size, root = int(latest.size), bytes(latest.root_hash)
+                message = session.get(NodeMessageRow, (_CHECKPOINTS, size))
+                said = None if message is None else stored_payload(message.body).get("at")
+                made = checkpoint_at(said) if isinstance(said, str) else None
+        except Exception:
+            self.missing = None  # what is missing below the newest checkpoint: unknown
+            raise
         if made is None:
+            self.missing = None
             raise ScoringRefused(
                 "checkpoint_time_unknown",
                 f"the message of checkpoint {size} does not say when the platform made it",

@@ -20,6 +20,7 @@ from credit_commons.core.encoding import b64url_decode
 from credit_commons.federation import Message
 from credit_commons.gateway.node_app import create_node_app
 from credit_commons.node import Mirror, NodeScorer, ScoringRefused
+from credit_commons.node import scoring as node_scoring
 from credit_commons.node.models import NodePinRow, NodeSpineLeafRow
 from credit_commons.runtime import Runtime
 
@@ -154,3 +155,30 @@ def test_missing_inputs_are_unknown_while_the_platform_is_unreachable(
     assert _pending(scorer).startswith("3 reputation event(s)")
     assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 3
     assert _samples(node.get("/metrics").text)[missing] == 3
+
+
+def test_missing_inputs_are_unknown_when_the_database_fails_before_they_are_read(
+    runtime: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first read of a pass (the newest checkpoint) fails: the counts of the pass before
+    # are not shown as current.
+    rt = runtime
+    platform = _Unreachable(client, _record(rt, 6))
+    mirror = _mirror(rt, platform, [])
+    messages = _messages(rt)
+    _accept(mirror, messages, "COMMONS_CHECKPOINTS")
+    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
+    _accept(mirror, events[1:], "COMMONS_EVENTS")
+    scorer = NodeScorer(mirror, member_token=lambda: "unused")
+    node = TestClient(create_node_app(mirror, scorer=scorer, metrics_ttl=0))
+    assert _pending(scorer).startswith("1 reputation event(s)")
+    assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 1
+
+    def down(*_args: object, **_kwargs: object) -> None:
+        raise sa.exc.OperationalError("SELECT", {}, Exception("the database is unreachable"))
+
+    monkeypatch.setattr(node_scoring.store, "latest_checkpoint", down)
+    with pytest.raises(sa.exc.OperationalError):
+        scorer.score()
+    monkeypatch.undo()
+    assert node.get("/v1/node").json()["scores"]["missing"] is None
