@@ -63,7 +63,8 @@ def access_history(
             ConsentRow.principal_token == token
         )
     ).all()
-    lenders = {lender_actor(rt, c.lender_client_id): c.lender_client_id for c in consents}
+    # One keyed pseudonym per lender, however many consents the borrower has with it.
+    lenders = {lender_actor(rt, c): c for c in {c.lender_client_id for c in consents}}
     names = client_names(session, lenders.values())
     kinds = _actor_kinds(session, rt, token, identity.owner_token)
     kinds.update(dict.fromkeys(lenders, "lender"))
