@@ -1,16 +1,73 @@
-"""The borrower's reads behind the console's "who saw what", on SQLite and PostgreSQL: the
-history makes one keyed pseudonym per lender, not one per consent."""
+"""The borrower's reads behind the console's overview and "who saw what", on SQLite and
+PostgreSQL: the overview counts the waiting requests without loading them, and the history
+makes one keyed pseudonym per lender, not one per consent."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
 from tests.integration.consent_world import World
+from tests.integration.web.test_borrower_pages import HTML, LOOPBACK, borrower_token, sign_in
 
 from credit_commons.consent import history
+from credit_commons.consent import requests as consent_requests
+from credit_commons.consent.model import ConsentStatus
 from credit_commons.core.db import transaction
 from credit_commons.identity.auth import Principal
+
+
+def _statements(world: World, needle: str) -> tuple[list[tuple[str, Any]], Any]:
+    seen: list[tuple[str, Any]] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if needle in statement:
+            seen.append((statement, parameters))
+
+    event.listen(world.rt.engine, "before_cursor_execute", listen)
+    return seen, listen
+
+
+def test_waiting_requests_are_counted_up_to_the_limit(world: World) -> None:
+    for _ in range(3):
+        world.consent(approve=False)
+    world.consent()  # granted: not waiting
+    admin = Principal("admin:t", "admin")
+    seen, listen = _statements(world, "FROM consents")
+    try:
+        with transaction(world.rt.read_sessions) as session:
+            counts = [
+                consent_requests.count_for_borrower(
+                    session, world.rt, admin, world.borrower, ConsentStatus.PENDING, limit=limit
+                )
+                for limit in (100, 3, 2)
+            ]
+    finally:
+        event.remove(world.rt.engine, "before_cursor_execute", listen)
+    assert counts == [3, 3, 2]
+    # Counted, not loaded: no consent's columns are read.
+    assert seen
+    assert all("count(" in s.lower() for s, _ in seen), seen
+    assert all("consents.details" not in s for s, _ in seen), seen
+
+
+def test_the_overview_counts_without_loading_consents(world: World) -> None:
+    client = TestClient(world.http.app, base_url=LOOPBACK, raise_server_exceptions=False)
+    client.headers.update(HTML)
+    for _ in range(2):
+        world.consent(approve=False)
+    sign_in(client, borrower_token(world))
+    seen, listen = _statements(world, "FROM consents")
+    try:
+        page = client.get("/borrower")
+    finally:
+        event.remove(world.rt.engine, "before_cursor_execute", listen)
+    assert page.status_code == 200, page.text
+    assert "Requests waiting: 2" in page.text
+    assert seen
+    assert all("count(" in s.lower() for s, _ in seen), seen
 
 
 def test_one_pseudonym_per_lender(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.consent import webhooks
@@ -35,6 +35,7 @@ __all__ = [
     "ConsentRequested",
     "borrower_ref",
     "borrower_subject",
+    "count_for_borrower",
     "get_for_borrower",
     "get_for_lender",
     "lenders_holding",
@@ -204,6 +205,22 @@ def list_for_borrower(
     if limit is not None:
         query = query.limit(limit)
     return [public_view(r) for r in session.scalars(query)]
+
+
+def count_for_borrower(
+    session: Session, rt: Runtime, principal: Principal, token: str, status: str, *, limit: int
+) -> int:
+    """How many of the borrower's consents are in ``status``, counted up to ``limit`` (the
+    console's overview: "more than ..." past it): one read of the borrower's
+    ``(principal_token, status, …)`` index entries, no consent loaded or parsed."""
+    authorise(session, principal, token, Permission.MANAGE_CONSENTS, rt.clock.now())
+    ids = (
+        select(ConsentRow.id)
+        .where(ConsentRow.principal_token == token, ConsentRow.status == status)
+        .limit(limit)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(ids)) or 0)
 
 
 def lenders_holding(

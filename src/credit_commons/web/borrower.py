@@ -45,13 +45,13 @@ def overview(request: Request, me: Me) -> HTMLResponse:
     """Where the borrower starts: how many requests wait for them, and the way to each page."""
     rt: Runtime = request.app.state.runtime
     with transaction(rt.read_sessions) as session:
-        waiting = consent_requests.list_for_borrower(
+        waiting = consent_requests.count_for_borrower(
             session, rt, borrower_principal(me), me.subject, ConsentStatus.PENDING, limit=_COUNTED
         )
     return render(
         request,
         "borrower/overview.html",
-        {"waiting": len(waiting), "many": len(waiting) >= _COUNTED},
+        {"waiting": waiting, "many": waiting >= _COUNTED},
     )
 
 
