@@ -1,6 +1,7 @@
 """The borrower's reads behind the console's overview and "who saw what", on SQLite and
-PostgreSQL: the overview counts the waiting requests without loading them, and the history
-makes one keyed pseudonym per lender, not one per consent."""
+PostgreSQL: the overview counts the waiting requests without loading them, the history
+makes one keyed pseudonym per lender (not one per consent) and reads a subject's events
+newest first through ``(subject, id)`` (migration 0056), page after page."""
 
 from __future__ import annotations
 
@@ -91,3 +92,36 @@ def test_one_pseudonym_per_lender(world: World, monkeypatch: pytest.MonkeyPatch)
     assert {(e.actor_kind, e.lender, e.lender_name) for e in entries} == {
         ("lender", world.lender, "Lender One")
     }
+
+
+def test_history_pages_read_the_subjects_events_newest_first(world: World) -> None:
+    consents = [world.consent() for _ in range(5)]
+    for consent_id in consents:
+        assert world.fetch(consent_id).status_code == 200
+    assert world.fetch(consents[0]).status_code == 403  # one-time: refused the second time
+    admin = Principal("admin:t", "admin")
+    seen, listen = _statements(world, "FROM events")
+    try:
+        with transaction(world.rt.read_sessions) as session:
+            first = history.access_history(session, world.rt, admin, world.borrower, limit=4)
+            rest = history.access_history(
+                session, world.rt, admin, world.borrower, limit=4, before=first[-1].event_id
+            )
+    finally:
+        event.remove(world.rt.engine, "before_cursor_execute", listen)
+    outcomes = [e.outcome for e in first + rest]
+    assert outcomes == ["denied"] + ["allowed"] * 5
+    assert [e.consent_id for e in first + rest] == [consents[0], *consents[::-1]]
+    ids = [e.event_id for e in first + rest]
+    assert ids == sorted(ids, reverse=True)
+    assert len(set(ids)) == 6
+    if world.rt.engine.dialect.name != "sqlite":
+        return
+    reads = [(s, p) for s, p in seen if "events.subject = " in s]
+    assert len(reads) == 2, seen
+    for statement, parameters in reads:
+        with world.rt.engine.connect() as connection:
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            plan = " | ".join(str(row[-1]) for row in rows.all())
+        assert "USING INDEX ix_events_subject_id" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan

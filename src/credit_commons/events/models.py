@@ -35,7 +35,7 @@ class EventRow(Base):
 
     __table_args__ = (
         Index("ix_events_type_at", "type", "at"),
-        Index("ix_events_subject", "subject"),
+        Index("ix_events_subject_id", "subject", "id"),
     )
 
 
