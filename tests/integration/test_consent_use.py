@@ -23,7 +23,7 @@ from tests.integration.test_consent_service import (
 from credit_commons.consent import check, retrieval
 from credit_commons.consent.models import ConsentRow
 from credit_commons.core import db
-from credit_commons.core.db import busy_error, transaction
+from credit_commons.core.db import transaction
 from credit_commons.events import EventRow, LogOutboxRow, spine
 from credit_commons.runtime import Runtime
 
@@ -130,7 +130,8 @@ def test_a_connection_lost_under_the_use_is_not_called_busy(
     postgres_schema_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The one statement is its own COMMIT: lost under it, the use may have been written, so
-    # the answer must not be 503 "busy, nothing was written, retry" (core.db.busy_error).
+    # the answer must not be 503 "busy, nothing was written, retry" (core.db.busy_error) but
+    # its own 503 naming the access event the use may have recorded.
     runtime = Runtime.build(make_settings(tmp_path, database_url=postgres_schema_url))
     migrate(runtime.engine)
     admin = sa.create_engine(postgres_schema_url)
@@ -161,7 +162,10 @@ def test_a_connection_lost_under_the_use_is_not_called_busy(
         cause = lost.value.__cause__
         assert isinstance(cause, sa.exc.DBAPIError)
         assert cause.connection_invalidated
-        assert busy_error(lost.value) is None
+        problem = lost.value.problem()
+        assert (problem["status"], problem["code"]) == (503, "consent.use_outcome_unknown")
+        assert str(problem["event_id"]).startswith("evt_")
+        assert "nothing was written" not in str(problem["detail"])
     finally:
         admin.dispose()
         runtime.close()

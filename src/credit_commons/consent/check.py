@@ -56,6 +56,7 @@ from credit_commons.core.db import (
     stored_datetime,
     transaction,
 )
+from credit_commons.core.errors import UnavailableError
 from credit_commons.events import EventSpec, event_rows, recorded_with
 from credit_commons.runtime import Runtime
 
@@ -331,20 +332,32 @@ def use_and_record(
                     # The statement is its own COMMIT: lost under it, the use and its event
                     # may have been written (together), so this is not "busy, nothing was
                     # written, retry" (core.db.busy_error) but an unknown outcome.
-                    raise UseOutcomeUnknown() from e
+                    raise UseOutcomeUnknown(rows.recorded[0].id) from e
                 raise
     with transaction(rt.sessions) as session:
         use_consent(session, row, type_name, claims, now)
         return record_use(session, rt, lender, row, operation)
 
 
-class UseOutcomeUnknown(RuntimeError):
+class UseOutcomeUnknown(UnavailableError):
     """The connection to PostgreSQL was lost under the statement that counts a use and
-    records it: they may have been written.  Not a :class:`DatabaseBusy` (whose answer says
-    nothing was written): the request fails as an unexpected error."""
+    records it: they may have been written, together.  Not a
+    :class:`~credit_commons.core.db.DatabaseBusy` (whose answer says nothing was written,
+    retry): a 503 of its own naming the access event the use would have recorded, so the
+    lender can look for it (its receipt, the borrower's history) before asking again — a
+    one-time consent may have been used."""
 
-    def __init__(self) -> None:
-        super().__init__("the connection was lost under a consent use's statement")
+    code = "consent.use_outcome_unknown"
+    title = "Consent use outcome unknown"
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(
+            "the connection to the database was lost while this use was being recorded: "
+            f"it may have been counted, with its access event {event_id}",
+            hint="look the event up (its receipt) before retrieving again; a one-time "
+            "consent may have been used",
+            extra={"event_id": event_id},
+        )
 
 
 def _autocommit(engine: Engine) -> sessionmaker[Session]:
