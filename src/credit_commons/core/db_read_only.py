@@ -5,10 +5,10 @@ SQLite and PostgreSQL rather than by reading each command's code.
 
 SQLite: ``PRAGMA query_only`` on every connection, and its transactions begin ``DEFERRED``
 (``core/db.py``'s :data:`~credit_commons.core.db.READ_ONLY`: ``BEGIN IMMEDIATE`` is itself
-refused as a write).  PostgreSQL: the session's
-``default_transaction_read_only``, so every transaction, autocommit ones included, is
-``READ ONLY``, and each transaction begun ``READ ONLY`` as well (SQLAlchemy's
-``postgresql_readonly``), so that no pooled connection's reset turns it back.  A write then fails with the database's own error, which
+refused as a write).  PostgreSQL: the session's ``default_transaction_read_only``, so
+every transaction, autocommit ones included, is ``READ ONLY``, and each transaction begun
+``READ ONLY`` as well (SQLAlchemy's ``postgresql_readonly``), so that no pooled
+connection's reset turns it back.  A write then fails with the database's own error, which
 :func:`is_write_refusal` recognises.
 """
 
