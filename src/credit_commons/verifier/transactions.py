@@ -21,6 +21,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import DateTime, Table, bindparam, select, update
@@ -99,10 +100,20 @@ def request_hash(row: Requested) -> str:
     Step 1 recomputes it from the row at the response: a row whose query, client, nonce,
     policy, response mode, encryption key or redirect was changed after the request went
     out no longer matches the request the wallet answered."""
-    body: dict[str, object] = {
+    return hashlib.sha256(canonical_request(row)).hexdigest()
+
+
+def canonical_request(row: Requested) -> bytes:
+    """The RFC 8785 bytes :func:`request_hash` hashes: the object of the request's members.
+
+    Written member by member — an object's canonical form is its members sorted by name,
+    each ``"name":`` and its value's canonical form — so that the stored DCQL query and
+    ZK predicates, the same text for many transactions, are parsed and canonicalised once
+    per distinct text (:func:`_canonical_text`) rather than at every response; the tests
+    compare it with ``canonical_json`` of the whole object."""
+    members: dict[str, object] = {
         "client_id": row.client_id,
         "client_id_prefix": row.client_id_prefix,
-        "dcql_query": json_decode(row.dcql),
         "enc_public": row.enc_public,
         "expires_at": int(utc(row.expires_at).timestamp()),
         "id": row.id,
@@ -112,17 +123,39 @@ def request_hash(row: Requested) -> str:
         "redirect_uri": row.redirect_uri,
         "response_mode": row.response_mode,
         "state": row.state,
-        "zk_predicates": json_decode(row.zk_predicates),
     }
     # Members added since the first transactions: hashed only when set, so the hash of a
     # request made before them stays what it was.
     if row.policy_owner is not None:
-        body["policy_owner"] = row.policy_owner
+        members["policy_owner"] = row.policy_owner
     if row.purpose is not None:
-        body["purpose"] = row.purpose
+        members["purpose"] = row.purpose
     if row.client_name is not None:
-        body["client_name"] = row.client_name
-    return hashlib.sha256(canonical_json(body)).hexdigest()
+        members["client_name"] = row.client_name
+    encoded = {name: canonical_json(value) for name, value in members.items()}
+    encoded["dcql_query"] = _canonical_text(row.dcql)
+    encoded["zk_predicates"] = _canonical_text(row.zk_predicates)
+    # The names are ASCII without escapes: each is its own canonical form, and sorts the
+    # same by code point as by UTF-16 unit (RFC 8785 §3.2.3).
+    return b"{" + b",".join(b'"%s":%s' % (n.encode(), encoded[n]) for n in sorted(encoded)) + b"}"
+
+
+# Stored texts at most this long are cached (256 of them: at most a few MiB held); a longer
+# one, which a verifier may send up to the body limit, is canonicalised every time.
+_CACHED_TEXT: Final = 16 * 1024
+
+
+def _canonical_text(text: str) -> bytes:
+    # The canonical bytes of a stored JSON text.  A text that is no I-JSON raises every
+    # time (lru_cache keeps no exception).
+    if len(text) > _CACHED_TEXT:
+        return canonical_json(json_decode(text))
+    return _cached_canonical_text(text)
+
+
+@lru_cache(maxsize=256)
+def _cached_canonical_text(text: str) -> bytes:
+    return canonical_json(json_decode(text))  # bytes: immutable, safe to share
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@ tests/integration/test_verifier_denials.py."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from credit_commons.core.encoding import canonical_json, json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import FetchFailed
 from credit_commons.formats import sd_jwt_errors as sd
@@ -240,3 +242,57 @@ def test_1_the_request_hash_ignores_the_dcql_spelling() -> None:
     spaced = _row(dcql='{ "credentials" : [ { "format": "dc+sd-jwt", "id": "crc" } ] }')
     assert transactions.request_hash(spaced) == transactions.request_hash(_row())
     assert len(transactions.request_hash(_row())) == 64
+
+
+def _whole_object_hash(row: VpTransactionRow) -> str:
+    # request_hash's definition: the SHA-256 of canonical_json of the whole request object.
+    body: dict[str, object] = {
+        "client_id": row.client_id,
+        "client_id_prefix": row.client_id_prefix,
+        "dcql_query": json_decode(row.dcql),
+        "enc_public": row.enc_public,
+        "expires_at": int(row.expires_at.timestamp()),
+        "id": row.id,
+        "nonce": row.nonce,
+        "policy_id": row.policy_id,
+        "policy_version": row.policy_version,
+        "redirect_uri": row.redirect_uri,
+        "response_mode": row.response_mode,
+        "state": row.state,
+        "zk_predicates": json_decode(row.zk_predicates),
+    }
+    for name in ("policy_owner", "purpose", "client_name"):
+        if getattr(row, name) is not None:
+            body[name] = getattr(row, name)
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"dcql": '{"credentials": [{"id": "é\\u2028", "format": "dc+sd-jwt", "n": 1.5e3}]}'},
+        {"zk_predicates": '[{"b": 2, "a": [1, "x\\"y"]}]', "policy_version": 2},
+        {"policy_id": "pol_1", "policy_owner": "lender", "purpose": "Prêt\n«test»"},
+        {"client_name": "Ünïcode \U0001f600", "enc_public": '{"kty":"EC"}'},
+        {"redirect_uri": None, "client_id": 'a"b\\c'},
+        {
+            "dcql": '{"credentials": [{"id": "crc", "format": "dc+sd-jwt", "x": "%s"}]}'
+            % ("y" * 20000)
+        },
+    ],
+)
+def test_1_the_request_hash_is_the_hash_of_the_whole_canonical_object(
+    change: dict[str, Any],
+) -> None:
+    # Written member by member with the stored JSON texts cached: the same bytes as the
+    # canonical JSON of the whole object, so hashes of stored transactions still match.
+    row = _row(**change)
+    assert transactions.request_hash(row) == _whole_object_hash(row)
+    assert transactions.request_hash(row) == _whole_object_hash(row)  # the cached texts
+
+
+def test_1_a_stored_query_that_is_no_json_fails_every_time() -> None:
+    for _ in range(2):  # the cache keeps no failure
+        with pytest.raises(ValidationError):
+            transactions.request_hash(_row(dcql='{"credentials": [}'))
