@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -141,7 +142,7 @@ def _requirements(
         )
 
     # Read after step 1 has checked the request hash over them.
-    query: DcqlQuery = parse_dcql(json_decode(row.dcql))
+    query = stored_query(row.dcql)
     zk = _zk_check(session, rt, row, proofs)
 
     def dcql(presented: Sequence[pipeline.Presented]) -> None:
@@ -174,6 +175,26 @@ def _requirements(
         policy_version=row.policy_version if loaded is not None else None,
         policy_floor=(lambda: loaded.floor) if loaded is not None else None,
     )
+
+
+# Stored queries at most this long are kept parsed (256 of them: a few MiB at most); a longer
+# one, which a verifier may send up to the body limit, is parsed every time.
+_CACHED_QUERY: Final = 16 * 1024
+
+
+def stored_query(text: str) -> DcqlQuery:
+    """A transaction's stored DCQL query, parsed: once per distinct text (the same for
+    every request a verifier makes with it) rather than at every response.  A ``DcqlQuery``
+    is frozen and its members tuples, so one parsed query is shared safely.  A stored text
+    that is no valid query raises every time (``lru_cache`` keeps no exception)."""
+    if len(text) > _CACHED_QUERY:
+        return parse_dcql(json_decode(text))
+    return _parsed_query(text)
+
+
+@lru_cache(maxsize=256)
+def _parsed_query(text: str) -> DcqlQuery:
+    return parse_dcql(json_decode(text))
 
 
 def _zk_check(

@@ -10,15 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError as PydanticValidationError
 
 from credit_commons.core.encoding import canonical_json, json_decode
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.net import FetchFailed
 from credit_commons.formats import sd_jwt_errors as sd
+from credit_commons.formats.dcql import DcqlInvalid, parse_dcql
 from credit_commons.keys import DidResolutionFailed, did_key_document, encode_did_key
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
-from credit_commons.verifier import did_binding, pipeline, transactions
+from credit_commons.verifier import did_binding, pipeline, responses, transactions
 from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.verifier.reasons import Reason, VerificationDenied, reason_of
 from credit_commons.verifier.sd_jwt_vc import (
@@ -296,3 +298,22 @@ def test_1_a_stored_query_that_is_no_json_fails_every_time() -> None:
     for _ in range(2):  # the cache keeps no failure
         with pytest.raises(ValidationError):
             transactions.request_hash(_row(dcql='{"credentials": [}'))
+
+
+def test_a_stored_query_is_parsed_once_and_shared_frozen() -> None:
+    text = '{"credentials": [{"id": "crc", "format": "dc+sd-jwt", "meta": {"vct_values": ["v"]}}]}'
+    query = responses.stored_query(text)
+    assert query is responses.stored_query(text)  # parsed once per distinct text
+    assert query == parse_dcql(json_decode(text))
+    with pytest.raises(PydanticValidationError):  # frozen: sharing it is safe
+        query.credentials = ()  # type: ignore[misc]
+    assert isinstance(query.credentials, tuple)
+    long = text.replace('"v"', '"' + "v" * 20000 + '"')  # past the cached size: parsed anew
+    assert responses.stored_query(long) == parse_dcql(json_decode(long))
+    assert responses.stored_query(long) is not responses.stored_query(long)
+
+
+def test_a_stored_query_that_is_invalid_fails_every_time() -> None:
+    for _ in range(2):  # the cache keeps no failure
+        with pytest.raises(DcqlInvalid):
+            responses.stored_query('{"credentials": []}')
