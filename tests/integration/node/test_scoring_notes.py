@@ -122,12 +122,11 @@ class _Unreachable(_Counting):
         return super().entries(tile, count)
 
 
-def test_missing_inputs_are_unknown_while_the_platform_is_unreachable(
-    runtime: Runtime, client: TestClient
-) -> None:
-    # The scorer's last pass could not note the new checkpoint's leaves: GET /v1/node and
-    # /metrics say the missing inputs are unknown, not the pass before's counts as current.
-    rt = runtime
+def _one_event_missing(
+    rt: Runtime, client: TestClient
+) -> tuple[_Unreachable, NodeScorer, TestClient]:
+    """A node that mirrored six events' checkpoints and all but the first event: its
+    platform (which can be made unreachable), its scorer and its HTTP app."""
     platform = _Unreachable(client, _record(rt, 6))
     mirror = _mirror(rt, platform, [])
     messages = _messages(rt)
@@ -135,14 +134,23 @@ def test_missing_inputs_are_unknown_while_the_platform_is_unreachable(
     events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
     _accept(mirror, events[1:], "COMMONS_EVENTS")
     scorer = NodeScorer(mirror, member_token=lambda: "unused")
-    node = TestClient(create_node_app(mirror, scorer=scorer, metrics_ttl=0))
+    return platform, scorer, TestClient(create_node_app(mirror, scorer=scorer, metrics_ttl=0))
+
+
+def test_missing_inputs_are_unknown_while_the_platform_is_unreachable(
+    runtime: Runtime, client: TestClient
+) -> None:
+    # The scorer's last pass could not note the new checkpoint's leaves: GET /v1/node and
+    # /metrics say the missing inputs are unknown, not the pass before's counts as current.
+    rt = runtime
+    platform, scorer, node = _one_event_missing(rt, client)
     missing = "commons_node_scoring_inputs_missing", (("stream", "COMMONS_EVENTS"),)
     assert _pending(scorer).startswith("1 reputation event(s)")
     assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 1
     assert _samples(node.get("/metrics").text)[missing] == 1
 
     _record(rt, 2)
-    _accept(mirror, _messages(rt), "COMMONS_CHECKPOINTS")
+    _accept(scorer.mirror, _messages(rt), "COMMONS_CHECKPOINTS")
     platform.down = True
     with pytest.raises(httpx.ConnectError):
         scorer.score()
@@ -163,14 +171,7 @@ def test_missing_inputs_are_unknown_when_the_database_fails_before_they_are_read
     # The first read of a pass (the newest checkpoint) fails: the counts of the pass before
     # are not shown as current.
     rt = runtime
-    platform = _Unreachable(client, _record(rt, 6))
-    mirror = _mirror(rt, platform, [])
-    messages = _messages(rt)
-    _accept(mirror, messages, "COMMONS_CHECKPOINTS")
-    events = [m for m in messages if m.stream == "COMMONS_EVENTS"]
-    _accept(mirror, events[1:], "COMMONS_EVENTS")
-    scorer = NodeScorer(mirror, member_token=lambda: "unused")
-    node = TestClient(create_node_app(mirror, scorer=scorer, metrics_ttl=0))
+    _, scorer, node = _one_event_missing(rt, client)
     assert _pending(scorer).startswith("1 reputation event(s)")
     assert node.get("/v1/node").json()["scores"]["missing"]["COMMONS_EVENTS"]["count"] == 1
 
