@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
@@ -43,7 +43,6 @@ from limits.errors import StorageError
 from limits.storage import RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, RateLimiter
 from prometheus_client import Counter
-from redis import ConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_commons.core.attached import Attached
@@ -61,6 +60,9 @@ from credit_commons.gateway.route_groups import (
 )
 from credit_commons.runtime import Runtime
 from credit_commons.web.errors import send_error_page
+
+if TYPE_CHECKING:
+    from redis import ConnectionPool
 
 __all__ = [
     "LIMITERS",
@@ -200,6 +202,10 @@ class RateLimits:
         self._pool: ConnectionPool | None = None
         storage: Storage
         if redis_url:
+            # Imported here: redis is about 0.3 s of CPU to import, and only a platform
+            # configured with Redis needs it (every `commons serve` start paid for it).
+            from redis import ConnectionPool  # noqa: PLC0415
+
             # Short timeouts: a Redis that hangs must not hang every request.
             self._pool = ConnectionPool.from_url(
                 redis_url, socket_connect_timeout=_REDIS_TIMEOUT, socket_timeout=_REDIS_TIMEOUT
