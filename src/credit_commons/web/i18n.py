@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from importlib import resources
 from io import BytesIO
 
@@ -153,22 +154,29 @@ def read_catalogues(code: str) -> dict[str, Catalog]:
 _INDIA = get_timezone("Asia/Kolkata")
 
 
-def _locale(language: Language) -> Locale:
+_LOCALES = {"en": "en_IN", "hi": "hi_IN", "ur": "ur_IN"}
+
+
+@cache
+def _locale(code: str) -> Locale:
     # Hindi and Urdu as written in India: Indian digit grouping (12,34,567) for Hindi.
-    return Locale.parse({"en": "en_IN", "hi": "hi_IN", "ur": "ur_IN"}[language.code])
+    # Parsed once per language: Babel's format functions take the Locale as it is, while
+    # a locale name is parsed into a new Locale at every call (a page formats dozens of
+    # dates and numbers).
+    return Locale.parse(_LOCALES[code])
 
 
 def format_day(value: date, language: Language, style: str = "medium") -> str:
     """``value`` (a date) as ``language`` writes dates."""
-    return format_date(value, format=style, locale=_locale(language))
+    return format_date(value, format=style, locale=_locale(language.code))
 
 
 def format_moment(value: datetime, language: Language, style: str = "medium") -> str:
     """``value`` (an aware datetime, shown in India Standard Time) as ``language`` writes
     dates and times."""
-    return format_datetime(value, format=style, tzinfo=_INDIA, locale=_locale(language))
+    return format_datetime(value, format=style, tzinfo=_INDIA, locale=_locale(language.code))
 
 
 def format_number(value: float | int, language: Language) -> str:
     """``value`` as ``language`` writes numbers (Hindi groups digits the Indian way)."""
-    return format_decimal(value, locale=_locale(language))
+    return format_decimal(value, locale=_locale(language.code))

@@ -19,9 +19,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
+from babel.support import Translations
 from fastapi import Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_eval_context, select_autoescape
+from jinja2.nodes import EvalContext
+from markupsafe import Markup
 
 from credit_commons.web import csrf, flash, i18n
 from credit_commons.web.i18n import Language
@@ -52,12 +55,48 @@ def environment(code: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(_translations()[code], newstyle=True)  # type: ignore[attr-defined]
+    translations = _translations()[code]
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["_"] = _bound_gettext(translations)
     env.filters["day"] = _bound_day(language)
     env.filters["moment"] = _bound_moment(language)
     env.filters["number"] = _bound_number(language)
     env.globals["static_url"] = static_url
     return env
+
+
+_PLAIN_KEPT = 4096
+"""At most this many translated messages without variables kept per language."""
+
+
+def _bound_gettext(translations: Translations) -> Callable[..., str]:
+    # ``_()`` as jinja2.ext.i18n's new-style gettext answers it — the translation, made
+    # Markup when autoescaping, then always %-formatted with the (escaped) variables —
+    # but called directly: the extension's ``_`` resolves ``gettext`` in the context and
+    # calls it through Context.call, which calls the translation through Context.call
+    # again, three dispatches for every message of every page.  A message without
+    # variables translates to the same Markup every time, so up to _PLAIN_KEPT of them
+    # are kept (the console's messages are a few hundred; once that many are kept, any
+    # other text given to ``_`` -- a code a word table does not know, shown as it is --
+    # is translated at each call).
+    gettext = translations.gettext
+    plain: dict[str, Markup] = {}
+
+    @pass_eval_context
+    def translate(eval_ctx: EvalContext, message: str, /, **variables: Any) -> str:
+        if not eval_ctx.autoescape:
+            return gettext(message) % variables
+        # As the extension does: the catalogue's text is markup, the variables are escaped.
+        if variables:
+            return Markup(gettext(message)) % variables  # noqa: S704
+        found = plain.get(message)
+        if found is None:
+            found = Markup(gettext(message)) % variables  # noqa: S704
+            if len(plain) < _PLAIN_KEPT:
+                plain[message] = found
+        return found
+
+    return translate
 
 
 def _bound_day(language: Language) -> Callable[..., str]:

@@ -5,12 +5,14 @@ area's own catalogue is checked here too)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from jinja2 import Environment
 
 from credit_commons.web import i18n
 from credit_commons.web.render import environment
@@ -136,3 +138,29 @@ def test_placeholders_survive_translation() -> None:
             .render(who="<b>Asha</b>")
         )
         assert "&lt;b&gt;Asha&lt;/b&gt;" in rendered  # escaped, and present
+
+
+def _reference(code: str) -> Environment:
+    # The environment as jinja2.ext.i18n alone makes it: its own ``_`` (which resolves
+    # ``gettext`` and calls it through the context), the same translations.
+    env = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
+    env.install_gettext_translations(i18n.load_translations()[code], newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+@pytest.mark.parametrize("code", ["en", *TRANSLATED])
+def test_underscore_renders_what_the_i18n_extension_renders(code: str) -> None:
+    # render.py's direct ``_`` against the extension's, for every msgid the console uses
+    # and its catalogue holds, with and without autoescaping, twice (the second time from
+    # the kept translations), and with variables to escape and a literal %%.
+    messages = [*sorted(_used_msgids()), "100%% sure", "<i>%(who)s</i> at %(n)s", "no such"]
+    source = (
+        "{% for m in ms %}{% set v = vs if '%(' in m else {} %}[{{ _(m, **v) }}"
+        "|{% autoescape false %}{{ _(m, **v) }}{% endautoescape %}]{% endfor %}"
+    )
+    names = {name for m in messages for name in re.findall(r"%\((\w+)\)", m)}
+    values = {"ms": messages, "vs": dict.fromkeys(names, "<b>Asha & co</b>") | {"n": 7}}
+    expected = _reference(code).from_string(source).render(values)
+    fast = environment(code).from_string(source)
+    assert fast.render(values) == expected
+    assert fast.render(values) == expected
