@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from tests.factories import readiness_claims
+from tests.factories import kyc_claims, readiness_claims
 
 from credit_commons.consent import artefacts, decisions, notify, retrieval, service
 from credit_commons.consent import assisted as consent_assisted
@@ -29,7 +29,7 @@ from credit_commons.identity import service as identity_service
 from credit_commons.identity.auth import Principal
 from credit_commons.identity.schemas import DelegationCreate, IdentityCreate
 from credit_commons.issuer import credentials
-from credit_commons.issuer.catalogue import CREDIT_READINESS
+from credit_commons.issuer.catalogue import CREDIT_READINESS, KYC
 from credit_commons.keys.algorithms import ACCEPTED_ALGS, KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
 from credit_commons.privacy.erasure import erase_subject
@@ -343,6 +343,48 @@ def test_a_granted_claim_the_credential_lacks_is_simply_not_disclosed(runtime: R
     got = _retrieve(runtime, consent_id)
     assert got.disclosed == ["/income_bracket"]
     assert [d.name for d in SdJwt.parse(got.credential).disclosures] == ["income_bracket"]
+
+
+def test_the_credential_shared_is_the_newest_of_the_type_chosen(runtime: Runtime) -> None:
+    # Retrieval reads the consent with the borrower's credentials of every type in one
+    # statement (of the asked type only when one is asked) and shares one of the type the
+    # consent's scope or the lender chose: never the newest of another type.
+    token = _borrower(runtime)
+    with transaction(runtime.sessions) as session:
+        credentials.issue_credential(
+            session,
+            runtime,
+            ADMIN,
+            type_name=KYC.name,
+            subject_token=token,
+            claims=kyc_claims(token),
+            holder_jwk=public_key_to_jwk(PrivateKey.generate(KeyType.ED25519).public_key),
+        )
+    readiness = _request(runtime, token)  # its only scope: CreditReadinessCredential
+    both = _request(
+        runtime,
+        token,
+        template="loan_monitoring",
+        purpose="104",
+        fetch_type="PERIODIC",
+        frequency={"unit": "MONTH", "value": 5},
+        scopes=[
+            {"type": CREDIT_READINESS.name, "claims": ["/income_bracket"]},
+            {"type": KYC.name, "claims": ["/birth_date"]},
+        ],
+    )
+    for consent_id in (readiness, both):
+        _decide(runtime, token, consent_id, "approve")
+    got = _retrieve(runtime, readiness)
+    assert SdJwt.parse(got.credential).payload["vct"] == CREDIT_READINESS.vct
+    assert got.disclosed == ["/income_bracket"]
+    got = _retrieve(runtime, both, type_name=KYC.name)
+    assert (got.type, SdJwt.parse(got.credential).payload["vct"]) == (KYC.name, KYC.vct)
+    assert got.disclosed == ["/birth_date"]
+    got = _retrieve(runtime, both, type_name=CREDIT_READINESS.name)
+    assert SdJwt.parse(got.credential).payload["vct"] == CREDIT_READINESS.vct
+    # Two scopes and none asked: no type is chosen, and none is shared.
+    assert _denied_reason(runtime, both) == "consent.scope_not_granted"
 
 
 def test_an_agent_gets_at_most_three_codes_an_hour(runtime: Runtime) -> None:

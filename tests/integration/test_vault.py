@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
@@ -10,7 +12,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.vault import envelope
 from credit_commons.vault.errors import DecryptionFailed
 from credit_commons.vault.models import SubjectKeyRow
-from credit_commons.vault.service import Vault
+from credit_commons.vault.service import Vault, state_subquery
 
 CTX = {"subject": "idt_abcdefghijkl", "purpose": "profile", "record": "identity:name"}
 
@@ -87,6 +89,39 @@ def test_another_process_drops_an_erased_key_at_its_next_unit_of_work(runtime: R
     with transaction(runtime.sessions) as session:
         fresh = other_process.seal(session, b"new", **CTX)
     assert envelope.key_id_of(fresh) != envelope.key_id_of(sealed)
+
+
+def test_a_state_the_caller_read_with_its_own_statement_drops_an_erased_key(
+    runtime: Runtime,
+) -> None:
+    # Consent's retrieval reads the vault's state joined into its own read of the consent
+    # (state_subquery) and hands it over (note_state): the vault must then act on it as on
+    # its own read — drop the keys of an erasure made in another process — and make no read
+    # of its own.
+    other_process = Vault(runtime.vault.kms, runtime.clock, ttl=300)
+    with transaction(runtime.sessions) as session:
+        sealed = runtime.vault.seal(session, b"secret", **CTX)
+    with transaction(runtime.read_sessions) as session:
+        assert other_process.open(session, sealed, **CTX) == b"secret"  # now cached there
+    with transaction(runtime.sessions) as session:
+        runtime.vault.shred(session, CTX["subject"])
+    state = sa.select(*state_subquery().c)
+    with transaction(runtime.read_sessions) as session:
+        read = tuple(session.execute(state).one())
+        assert read[0] >= 1  # the erasure moved the generation
+        other_process.note_state(session, read)
+        statements: list[str] = []
+        sa.event.listen(session.get_bind(), "before_cursor_execute", _record(statements))
+        with pytest.raises(DecryptionFailed):
+            other_process.open(session, sealed, **CTX)
+        assert not any("vault_state" in s for s in statements)
+
+
+def _record(statements: list[str]) -> Any:
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    return record
 
 
 def test_rotate_rewrap_resumes_and_retires_old_versions(runtime: Runtime) -> None:

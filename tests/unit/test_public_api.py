@@ -63,7 +63,7 @@ EXPECTED = {
         "DecryptionFailed", "EnvelopeHeader", "KeyVersionRetired", "Kms", "KmsConfigInvalid",
         "KmsUnavailable", "LocalKms", "Pkcs11Kms", "SealContext", "SubjectKeyRef", "Vault",
         "WrappedKey", "note_destroyed_below", "note_kek_version", "open_envelope", "parse_header",
-        "seal"
+        "seal", "state_subquery"
     },
     "credit_commons.ledger": {
         "AuditFailed", "Checkpoint", "LogKey", "PendingReceipt", "Receipt", "ReceiptInvalid",
@@ -138,7 +138,7 @@ EXPECTED = {
         "sd_jwt_credentials", "issuer_did", "issuer_signer", "subject_erased",
         "RenderedList", "render_status_list", "status_uri",
         # Issue 16, the verifier's hot path.
-        "EntryState", "entry_state", "issuer_public_key",
+        "EntryState", "entry_state", "held", "held_credentials", "issuer_public_key",
         # Issue 19, the capability credential.
         "COMMUNITY_TIER", "COMMUNITY_TIER_VCT", "subject_at_entry", "issued_text",
     },

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import String, Table, and_, bindparam, or_, select, true
 from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import Lender
@@ -29,7 +30,6 @@ from credit_commons.consent.check import (
     ConsentTerms,
     check_consent,
     denial,
-    read_consent,
     use_and_record,
 )
 from credit_commons.consent.errors import (
@@ -46,7 +46,7 @@ from credit_commons.consent.model import scopes_map
 from credit_commons.consent.models import ConsentRow, DiscoveryProfileRow
 from credit_commons.consent.requests import borrower_ref
 from credit_commons.consent.schemas import DiscoveredBorrower, DiscoverySetting, RetrievedCredential
-from credit_commons.core.db import transaction
+from credit_commons.core.db import HotQuery, transaction
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError, NotFoundError
 from credit_commons.core.ids import is_valid_id
@@ -58,6 +58,8 @@ from credit_commons.issuer import (
     CREDIT_READINESS,
     HeldCredential,
     disclosure_paths,
+    held,
+    held_credentials,
     is_own_issuer,
     issuer_key_versions,
     present,
@@ -65,6 +67,7 @@ from credit_commons.issuer import (
 )
 from credit_commons.keys import ACCEPTED_ALGS, PublicKey
 from credit_commons.runtime import Runtime
+from credit_commons.vault import state_subquery
 from credit_commons.verifier import verify_sd_jwt
 
 __all__ = ["consent_of_artefact", "discover", "named_consent", "retrieve", "set_discoverable"]
@@ -76,8 +79,13 @@ def _newest_shareable(session: Session, token: str, type_name: str, rt: Runtime)
     # The borrower's newest credential of the type that is neither expired nor revoked nor
     # suspended (asked of the issuer's service, which reads each one's status with it).
     # Raises the CredentialUnavailable that says why there is none.
+    return _shareable(sd_jwt_credentials(session, token, type_name), rt)
+
+
+def _shareable(rows: list[HeldCredential], rt: Runtime) -> HeldCredential:
+    # The newest of ``rows`` (newest first) that is neither expired nor revoked nor
+    # suspended; raises the CredentialUnavailable that says why there is none.
     now = rt.clock.now()
-    rows = sd_jwt_credentials(session, token, type_name)
     for row in rows:
         if row.expires_at > now and row.status == TokenStatus.VALID:
             return row
@@ -174,6 +182,47 @@ class _Found:
     text: str
 
 
+# The consent, the vault's state and — only when the consent is the asking lender's — the
+# borrower's credentials of the asked type (of every type when none is asked: the consent's
+# only scope is chosen afterwards), newest first: one statement instead of three (consent,
+# credentials, vault state), each of which costs PostgreSQL a round trip of its own.  One
+# row per credential, or one with NULL credential columns when there is none; no row for
+# an unknown consent.
+_CONSENTS = cast("Table", ConsentRow.__table__)
+_HELD = held_credentials()
+_STATE = state_subquery()
+_TYPE = bindparam("type_name", type_=String)
+_READ = HotQuery(
+    select(
+        *_CONSENTS.c,
+        _STATE.c.erasure_generation,
+        _STATE.c.kek_version,
+        _STATE.c.destroyed_below,
+        _HELD.c.type_name.label("held_type"),
+        _HELD.c.id.label("held_id"),
+        _HELD.c.sealed.label("held_sealed"),
+        _HELD.c.expires_at.label("held_expires_at"),
+        _HELD.c.status_list_id.label("held_status_list_id"),
+        _HELD.c.status_index.label("held_status_index"),
+        _HELD.c.bits.label("held_bits"),
+        _HELD.c.entry_byte.label("held_entry_byte"),
+    )
+    .select_from(
+        _CONSENTS.outerjoin(_STATE, true()).outerjoin(
+            _HELD,
+            and_(
+                _HELD.c.subject_token == _CONSENTS.c.principal_token,
+                _CONSENTS.c.lender_client_id == bindparam("lender"),
+                or_(_HELD.c.type_name == _TYPE, _TYPE.is_(None)),
+            ),
+        )
+    )
+    .where(_CONSENTS.c.id == bindparam("consent_id"))
+    .order_by(_HELD.c.issued_at.desc()),
+    ("consent_id", "lender", "type_name"),
+)
+
+
 def _read(
     session: Session,
     rt: Runtime,
@@ -186,12 +235,34 @@ def _read(
     row: ConsentRecord | None = None
     try:
         now = rt.clock.now()
-        row = read_consent(session, consent_id)
+        rows = _READ.records(
+            session, consent_id=consent_id, lender=lender.client_id, type_name=type_name
+        )
+        row = rows[0] if rows else None
         if row is None or row.lender_client_id != lender.client_id:
             raise ConsentNotFound()  # unknown, or another lender's: the same answer
         chosen, wanted = _decide_scope(row, type_name, claims)
         check_consent(row, chosen, wanted, now)
-        credential = _newest_shareable(session, row.principal_token, chosen, rt)
+        held_rows = [
+            held(
+                (
+                    r.held_id,
+                    r.held_sealed,
+                    r.held_expires_at,
+                    r.held_status_list_id,
+                    r.held_status_index,
+                    r.held_bits,
+                    r.held_entry_byte,
+                )
+            )
+            for r in rows
+            if r.held_id is not None and r.held_type == chosen
+        ]
+        credential = _shareable(held_rows, rt)
+        first = rows[0]
+        rt.vault.note_state(
+            session, (first.erasure_generation, first.kek_version, first.destroyed_below)
+        )
         text = rt.vault.open(
             session,
             credential.sealed,

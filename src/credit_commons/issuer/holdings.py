@@ -4,22 +4,24 @@ Status List entry; and for the verifier's pipeline, an entry's status with wheth
 subject was erased.
 
 The issuer's service for other domains (consent asks here instead of reading the issuer's
-tables).  Both reads are precompiled statements (``HotQuery``) because gated retrieval is a
-measured hot path (``bench/consent.py``): :func:`sd_jwt_credentials` joins each credential
-to the one byte of its list that holds its entry (``formats.status_list.entry_byte``)
-instead of reading the 32 KiB list, one statement however many credentials there are, and
-is tested against :func:`credit_commons.issuer.status.get_status`, the reference path.
-:func:`entry_state` reads an entry's byte with the tombstone of the credential at the entry
-(``issuer.erasure.subject_erased``) in the same statement, for steps 4 and 9 of the
-verifier's pipeline (``bench/verifier.py``).
+tables).  Each credential is read joined to the one byte of its list that holds its entry
+(``formats.status_list.entry_byte``) instead of the 32 KiB list, one statement however many
+credentials there are: :func:`held_credentials` is that join as a subquery, which gated
+retrieval — a measured hot path (``bench/consent.py``) — joins into its own precompiled
+read of the consent (``consent/retrieval.py``), and :func:`sd_jwt_credentials` reads it on
+its own; both are tested against :func:`credit_commons.issuer.status.get_status`, the
+reference path.  :func:`entry_state` reads an entry's byte with the tombstone of the
+credential at the entry (``issuer.erasure.subject_erased``) in the same statement, a
+precompiled one, for steps 4 and 9 of the verifier's pipeline (``bench/verifier.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Subquery, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import HotQuery, stored_datetime
@@ -31,6 +33,8 @@ __all__ = [
     "EntryState",
     "HeldCredential",
     "entry_state",
+    "held",
+    "held_credentials",
     "issued_text",
     "sd_jwt_credentials",
     "subject_at_entry",
@@ -61,32 +65,43 @@ _ENTRY = HotQuery(
 )
 # Each credential with its list's entry width and the byte that holds its entry (NULLs
 # when its list is not one of the issuer's token lists); SQL substr counts from 1.
-_NEWEST = HotQuery(
-    select(
-        _CREDENTIALS.id,
-        _CREDENTIALS.sealed,
-        _CREDENTIALS.expires_at,
-        _CREDENTIALS.status_list_id,
-        _CREDENTIALS.status_index,
-        _LISTS.bits,
-        func.substr(_LISTS.data, _CREDENTIALS.status_index * _TOKEN_BITS // 8 + 1, 1).label(
-            "entry_byte"
-        ),
-    )
-    .select_from(
-        CredentialRow.__table__.outerjoin(
-            StatusListRow.__table__,
-            and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
-        )
-    )
-    .where(
-        _CREDENTIALS.subject_token == bindparam("token"),
-        _CREDENTIALS.type_name == bindparam("type_name"),
-        _CREDENTIALS.format == "dc+sd-jwt",
-    )
-    .order_by(_CREDENTIALS.issued_at.desc()),
-    ("token", "type_name"),
+_HELD_COLUMNS = (
+    _CREDENTIALS.id,
+    _CREDENTIALS.sealed,
+    _CREDENTIALS.expires_at,
+    _CREDENTIALS.status_list_id,
+    _CREDENTIALS.status_index,
+    _LISTS.bits,
+    func.substr(_LISTS.data, _CREDENTIALS.status_index * _TOKEN_BITS // 8 + 1, 1).label(
+        "entry_byte"
+    ),
 )
+_HELD_FROM = CredentialRow.__table__.outerjoin(
+    StatusListRow.__table__,
+    and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
+)
+
+
+def held_credentials() -> Subquery:
+    """Every stored ``dc+sd-jwt`` credential as :func:`sd_jwt_credentials` reads it, for a
+    caller that joins it into a statement of its own (consent's retrieval reads the consent
+    and the borrower's credentials in one): its columns are ``subject_token``,
+    ``type_name``, ``issued_at`` (to order by, newest first) and the ones :func:`held`
+    takes (``id``, ``sealed``, ``expires_at``, ``status_list_id``, ``status_index``,
+    ``bits``, ``entry_byte``).  Join it on ``subject_token`` and ``type_name``: PostgreSQL
+    and SQLite flatten it into the join, so the credentials' index is used.
+    """
+    return (
+        select(
+            _CREDENTIALS.subject_token,
+            _CREDENTIALS.type_name,
+            _CREDENTIALS.issued_at,
+            *_HELD_COLUMNS,
+        )
+        .select_from(_HELD_FROM)
+        .where(_CREDENTIALS.format == "dc+sd-jwt")
+        .subquery("held")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +126,32 @@ def sd_jwt_credentials(
     ``INVALID``, never shareable, when its list is not one of the issuer's token lists of
     2-bit entries or the entry lies outside it.  One statement.  Raises nothing of its own.
     """
-    return [
-        HeldCredential(
-            row.id,
-            bytes(row.sealed),
-            stored_datetime(row.expires_at),
-            row.status_list_id,
-            row.status_index,
-            _entry_status(row.status_index, row.bits, row.entry_byte),
-        )
-        for row in _NEWEST.records(session, token=subject_token, type_name=type_name)
-    ]
+    query = (
+        select(*(_HELD.c[name] for name in _HELD_NAMES))
+        .where(_HELD.c.subject_token == subject_token, _HELD.c.type_name == type_name)
+        .order_by(_HELD.c.issued_at.desc())
+    )
+    return [held(tuple(row)) for row in session.execute(query)]
+
+
+_HELD = held_credentials()
+_HELD_NAMES = ("id", "sealed", "expires_at", "status_list_id", "status_index", "bits", "entry_byte")
+
+
+def held(columns: tuple[Any, ...]) -> HeldCredential:
+    """The credential of a row of :func:`held_credentials` — its columns ``id``,
+    ``sealed``, ``expires_at``, ``status_list_id``, ``status_index``, ``bits`` and
+    ``entry_byte`` in that order, as a precompiled read returns them — with its entry's
+    status.  Raises nothing of its own."""
+    credential_id, sealed, expires_at, status_list_id, status_index, bits, byte = columns
+    return HeldCredential(
+        credential_id,
+        bytes(sealed),
+        stored_datetime(expires_at),
+        status_list_id,
+        status_index,
+        _entry_status(status_index, bits, byte),
+    )
 
 
 def _entry_status(index: int, bits: int | None, byte: bytes | None) -> TokenStatus:

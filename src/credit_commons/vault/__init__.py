@@ -27,7 +27,12 @@ from credit_commons.vault.errors import (
 )
 from credit_commons.vault.kms import Kms, LocalKms, WrappedKey
 from credit_commons.vault.pkcs11 import Pkcs11Kms
-from credit_commons.vault.service import Vault, note_destroyed_below, note_kek_version
+from credit_commons.vault.service import (
+    Vault,
+    note_destroyed_below,
+    note_kek_version,
+    state_subquery,
+)
 
 __all__ = [
     "DecryptionFailed",
@@ -47,4 +52,5 @@ __all__ = [
     "open_envelope",
     "parse_header",
     "seal",
+    "state_subquery",
 ]

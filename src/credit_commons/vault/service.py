@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, delete, event, func, insert, select, update
+from sqlalchemy import Subquery, Table, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
@@ -48,6 +48,7 @@ __all__ = [
     "note_destroyed_below",
     "note_kek_version",
     "read_state",
+    "state_subquery",
     "subject_key_aad",
 ]
 
@@ -62,6 +63,14 @@ _STATE = select(
 _READ_STATE = HotQuery(_STATE, ())
 # FOR SHARE on PostgreSQL (SQLite has no row locks: its writers are serialised anyway).
 _LOCK_STATE = HotQuery(_STATE.with_for_update(read=True), ())
+
+
+def state_subquery() -> Subquery:
+    """The vault's state row (``erasure_generation``, ``kek_version``, ``destroyed_below``)
+    as a subquery of at most one row, for a caller that joins it into a read of its own
+    (``ON true``, outer: no row before the state exists) and hands the columns to
+    :meth:`Vault.note_state` — one statement fewer on a hot path."""
+    return _STATE.subquery("vault_state_now")
 
 
 def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
@@ -208,7 +217,34 @@ class Vault:
         seen = synced.get(self)
         if seen is not None and (seen[1] or not wrapping):
             return seen[0]
-        generation, kek_version, destroyed_below = read_state(session, lock=wrapping)
+        state = read_state(session, lock=wrapping)
+        return self._synced(synced, state, wrapping=wrapping)
+
+    def note_state(
+        self, session: Session, state: tuple[int | None, int | None, int | None]
+    ) -> None:
+        """Take ``state`` — the columns of :func:`state_subquery` (``NULL`` when there is no state
+        row yet), read in ``session``'s unit of work by a statement of the caller's that
+        joined it in — as this unit of work's read of the vault's state, instead of a
+        statement of its own at the first :meth:`open`: cached keys are dropped if it shows
+        an erasure elsewhere, and the KMS refreshed if it shows a rotation.  Only for a read
+        the caller made in this unit of work (a retrieval reads it with the consent and the
+        credentials, one statement); a state already read here is kept.  Raises what
+        the KMS's ``refresh`` raises."""
+        synced: dict[Vault, tuple[int, bool]] = session.info.setdefault(_SYNCED, {})
+        if self not in synced:
+            generation, kek_version, destroyed_below = state
+            read = (int(generation or 0), int(kek_version or 0), int(destroyed_below or 0))
+            self._synced(synced, read, wrapping=False)
+
+    def _synced(
+        self,
+        synced: dict[Vault, tuple[int, bool]],
+        state: tuple[int, int, int],
+        *,
+        wrapping: bool,
+    ) -> int:
+        generation, kek_version, destroyed_below = state
         synced[self] = (generation, wrapping)
         if generation != self._generation:
             with self._generation_lock:
