@@ -76,9 +76,10 @@ def access_history(
         query = query.where(EventRow.id < before)
     rows = session.scalars(query.order_by(EventRow.id.desc()).limit(limit)).all()
     objects = _consent_objects(rt, [c.id for c in consents], {r.object for r in rows if r.object})
-    # Every receipt against the one latest checkpoint, read together (ledger.receipts).
+    # Every receipt against the one latest checkpoint, read together (ledger.receipts),
+    # with the events just read rather than read again.
     receipts = log_service.receipts(
-        session, [row.id for row in rows], include_event=True, cache=rt.tile_cache
+        session, [row.id for row in rows], include_event=True, cache=rt.tile_cache, events=rows
     )
     out = []
     for row in rows:

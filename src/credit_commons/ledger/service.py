@@ -371,11 +371,13 @@ def receipts(
     *,
     include_event: bool,
     cache: TileCache | None = None,
+    events: Collection[EventRow] = (),
 ) -> dict[str, Receipt]:
     """The receipt (as :func:`receipt` makes it) of each event among ``event_ids`` that the
     latest checkpoint covers, all against that one checkpoint: one read of the checkpoint
     and its cosignatures, one of the entries, one of the tiles every proof needs (and one
-    of the events, with ``include_event``).  Events not yet covered are absent."""
+    of the events, with ``include_event``, for those not among ``events``: rows the caller
+    has just read in the same unit of work).  Events not yet covered are absent."""
     checkpoint = latest_checkpoint(session)
     if checkpoint is None or not event_ids:
         return {}
@@ -392,8 +394,14 @@ def receipts(
     hashes = dict(zip(nodes, TileHashSource(session, cache).subtree_roots(nodes), strict=True))
     documents: dict[str, JsonObject] = {}
     if include_event:
-        events = session.scalars(select(EventRow).where(EventRow.id.in_(list(covered))))
-        documents = {row.id: event_document(RecordedEvent.from_row(row)) for row in events}
+        read = {row.id: row for row in events if row.id in covered}
+        unread = [event_id for event_id in covered if event_id not in read]
+        if unread:
+            read.update(
+                (row.id, row)
+                for row in session.scalars(select(EventRow).where(EventRow.id.in_(unread)))
+            )
+        documents = {i: event_document(RecordedEvent.from_row(row)) for i, row in read.items()}
         missing = set(covered) - set(documents)
         if missing:
             raise NotFoundError("event not found")
