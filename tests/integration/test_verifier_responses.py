@@ -11,10 +11,10 @@ import threading
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import Table, event, select
 from tests.integration.verifier_world import VpWorld, crc_query, vp
 
-from credit_commons.core.db import transaction
+from credit_commons.core.db import READ_ONLY, transaction
 from credit_commons.issuer.catalogue import CREDIT_READINESS
 from credit_commons.verifier import responses
 from credit_commons.verifier import service as verifier_service
@@ -266,6 +266,53 @@ def test_the_decision_is_written_once_and_consumes_the_challenge(vp: VpWorld) ->
         ("allow", None),
         ("deny", "challenge_consumed"),
     ]
+
+
+def test_the_write_holds_no_lock_while_the_claims_are_sealed_and_the_event_made(
+    vp: VpWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The write's unit of work (on SQLite: the process's writer mutex and the database's
+    # write lock, until the COMMIT has synced) runs only the statements: the claims are
+    # sealed by the KMS and the verification.decided event checked with its log entry
+    # before it begins.
+    open_writes: list[object] = []
+    seen: list[tuple[str, int]] = []
+
+    def began(connection: Any) -> None:
+        if not connection.get_execution_options().get(READ_ONLY):
+            open_writes.append(connection)
+
+    def ended(connection: Any) -> None:
+        if connection in open_writes:
+            open_writes.remove(connection)
+
+    for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+        event.listen(vp.rt.engine, name, listener)
+    real_wrap, real_rows = vp.rt.vault.kms.wrap, responses.event_rows
+
+    def wrap(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("wrap", len(open_writes)))
+        return real_wrap(*args, **kwargs)
+
+    def rows(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("event", len(open_writes)))
+        return real_rows(*args, **kwargs)
+
+    holder = vp.holder()
+    created = vp.request()
+    wallet = vp.wallet_request(created)
+    form = _form(vp, holder, wallet)
+    monkeypatch.setattr(vp.rt.vault.kms, "wrap", wrap)
+    monkeypatch.setattr(responses, "event_rows", rows)
+    try:
+        verdict = verifier_service.accept_response(vp.rt, created["id"], form)
+    finally:
+        for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
+            event.remove(vp.rt.engine, name, listener)
+    assert verdict.allowed
+    assert seen == [("wrap", 0), ("event", 0)]
+    assert _row(vp, created["id"]).decision == "allow"
+    assert [(e["decision"], e["reason"]) for e in vp.events()] == [("allow", None)]
 
 
 def test_a_transaction_is_read_as_a_value(vp: VpWorld) -> None:

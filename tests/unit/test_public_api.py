@@ -89,8 +89,9 @@ EXPECTED = {
         "LogOutboxRow", "ObjectDigests", "PseudonymField", "RecordedEvent", "Token",
         "event_digest", "event_document", "event_types", "log_entry", "log_entry_reference",
         "record_event", "record_events", "recorded_with", "unkeyed_object_digest",
-        # The rows of events, for a caller that writes them in its own statement.
-        "EventRows", "event_rows",
+        # The rows of events, for a caller that writes them in its own statement, or made
+        # ready before its write begins.
+        "EventRows", "event_rows", "write_event_rows",
     },
     "credit_commons.verifier": {
         "SD_JWT_VC_TYP", "AttestationAudienceMismatch", "AttestationExpired",

@@ -71,6 +71,7 @@ __all__ = [
     "record_events",
     "recorded_with",
     "unkeyed_object_digest",
+    "write_event_rows",
 ]
 
 
@@ -280,7 +281,17 @@ def record_events(session: Session, specs: Sequence[EventSpec]) -> list[Recorded
     inserts (the events and their log entries); every event is checked first, so one bad
     event writes none.  Raises :class:`ValidationError` as :func:`record_event` does.
     """
-    rows = event_rows(specs)
+    return write_event_rows(session, event_rows(specs))
+
+
+def write_event_rows(session: Session, rows: EventRows) -> list[RecordedEvent]:
+    """Write events :func:`event_rows` made ready (checked, their log entries fixed) in the
+    caller's transaction, with two multi-row inserts; returns them as recorded.
+
+    For a caller that holds a lock while it writes (a SQLite writer): the events are
+    checked and their log entries built before it begins, and only the inserts run inside.
+    Raises the database's errors (an event id written twice: an integrity error).
+    """
     if rows.events:
         # Precompiled inserts on the session's DBAPI connection (one executemany each): the
         # rows are plain values, so SQLAlchemy's per-call layers would only cost time (a

@@ -31,7 +31,14 @@ from sqlalchemy.orm import Session
 from credit_commons import zk
 from credit_commons.core.db import transaction
 from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
-from credit_commons.events import EventDetails, Token, record_event
+from credit_commons.events import (
+    EventDetails,
+    EventRows,
+    EventSpec,
+    Token,
+    event_rows,
+    write_event_rows,
+)
 from credit_commons.formats import oid4vp
 from credit_commons.formats.dcql import (
     DcqlPresentationMismatch,
@@ -260,8 +267,15 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
     URI is public, so anyone may post to it).  Anything else leaves the transaction as it
     was: it is logged, and recorded as an event only when the poster knew the state.
 
+    What the write needs but the database — an accepted response's code and its claims
+    sealed by the KMS, the event checked with its log entry — is made before the write
+    begins (:func:`_plan`): on SQLite the write holds the process's writer mutex and the
+    database's write lock until its COMMIT has synced, and every other decision waits
+    for them meanwhile.
+
     Raises only the errors of the database units of work (reading the transaction,
-    recording the decision); the caller answers the wallet with the uniform denial then too.
+    recording the decision) and of sealing the claims; the caller answers the wallet with
+    the uniform denial then too, and nothing was written.
     """
     now = rt.clock.now()
     with transaction(rt.read_sessions) as session:
@@ -274,8 +288,9 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
         # its state (anyone may post one: it must cost the platform no event).
         _log(transaction_id, outcome, recorded=False)
         return Verdict(False, None)
+    planned = _plan(rt, row, outcome, now=now)
     with transaction(rt.sessions) as session:
-        return _record(session, rt, row, transaction_id, outcome, now=now)
+        return _record(session, rt, row, transaction_id, outcome, planned=planned, now=now)
 
 
 def _decide(
@@ -342,22 +357,30 @@ def _log(transaction_id: str, outcome: _Outcome, *, recorded: bool) -> None:
     )
 
 
-def _record(
-    session: Session,
-    rt: Runtime,
-    row: txn.Transaction,
-    transaction_id: str,
-    outcome: _Outcome,
-    *,
-    now: datetime,
-) -> Verdict:
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """What :func:`_record` writes when the decision goes as planned, made before its unit
+    of work begins: whether the response is allowed and what the wallet is answered, the
+    presentations discarded, the response code's hash and the sealed claims (an allowed
+    response with a ``redirect_uri`` only), and the ``verification.decided`` event."""
+
+    allowed: bool
+    answer: AcceptedResponse | None
+    dropped: str | None
+    code_hash: str | None
+    sealed: str | None
+    event: EventRows
+
+
+def _plan(rt: Runtime, row: txn.Transaction, outcome: _Outcome, *, now: datetime) -> _Planned:
+    # No database here: the hand-over's secrets and the event's rows.  Raises the KMS's
+    # errors (sealing the claims) and ValidationError for an event the spine refuses.
     checked, reason = outcome.checked, outcome.reason
     if checked is None:
         # The transaction stays as it was; the poster knew its state (a replay, a late or
         # altered answer of the wallet's): an event.
-        _log(transaction_id, outcome, recorded=False)
-        _event(session, rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
-        return Verdict(False, None)
+        event = _event_rows(rt, row, reason or Reason.CHALLENGE_CONSUMED, now)
+        return _Planned(False, None, None, None, None, event)
     decided = outcome.decided
     allowed = decided is not None and reason is None
     dropped = None
@@ -367,33 +390,55 @@ def _record(
         )
     answer, code_hash, sealed = None, None, None
     if allowed and decided is not None:
-        # Step 8's proofs are one-time: marked used with the decision.
-        zk.record_proof_uses(session, rt, [d for p in decided.presented for d in p.zk_proofs])
         redirect, code_hash, sealed = _hand_over(rt, row, decided)
         answer = AcceptedResponse(redirect_uri=redirect)
     elif outcome.wallet_error:
         # §8.2: a processed Authorization Error Response is answered 200 with a JSON object.
         answer = AcceptedResponse()
+    return _Planned(allowed, answer, dropped, code_hash, sealed, _event_rows(rt, row, reason, now))
+
+
+def _record(
+    session: Session,
+    rt: Runtime,
+    row: txn.Transaction,
+    transaction_id: str,
+    outcome: _Outcome,
+    *,
+    planned: _Planned,
+    now: datetime,
+) -> Verdict:
+    checked = outcome.checked
+    if checked is None:
+        _log(transaction_id, outcome, recorded=False)
+        write_event_rows(session, planned.event)
+        return Verdict(False, None)
+    decided = outcome.decided
+    if planned.allowed and decided is not None:
+        # Step 8's proofs are one-time: marked used with the decision.
+        zk.record_proof_uses(session, rt, [d for p in decided.presented for d in p.zk_proofs])
+    reason = outcome.reason
     consumed = txn.record_decision(
         session,
         checked,
         now=now,
-        decision=txn.ALLOW if allowed else txn.DENY,
+        decision=txn.ALLOW if planned.allowed else txn.DENY,
         reason=reason.value if reason is not None else None,
-        discarded=dropped,
-        response_code_hash=code_hash,
-        claims=sealed,
+        discarded=planned.dropped,
+        response_code_hash=planned.code_hash,
+        claims=planned.sealed,
     )
     if not consumed:
         # A concurrent response consumed the challenge after this one's step 1: this one
-        # decides nothing and is refused as a replay would be.
+        # decides nothing and is refused as a replay would be (its planned event, code and
+        # claims are dropped unwritten).
         replay = _Outcome(None, True, Reason.CHALLENGE_CONSUMED)
         _log(transaction_id, replay, recorded=False)
-        _event(session, rt, row, Reason.CHALLENGE_CONSUMED, now)
+        write_event_rows(session, _event_rows(rt, row, Reason.CHALLENGE_CONSUMED, now))
         return Verdict(False, None)
     _log(transaction_id, outcome, recorded=True)
-    _event(session, rt, row, reason, now)
-    return Verdict(allowed, answer)
+    write_event_rows(session, planned.event)
+    return Verdict(planned.allowed, planned.answer)
 
 
 def _hand_over(
@@ -423,11 +468,11 @@ def _hand_over(
     return redirect, txn.hash_secret(code), sealed
 
 
-def _event(
-    session: Session, rt: Runtime, row: txn.Transaction, reason: Reason | None, now: datetime
-) -> None:
-    record_event(
-        session,
+def _event_rows(
+    rt: Runtime, row: txn.Transaction, reason: Reason | None, now: datetime
+) -> EventRows:
+    # The verification.decided event, checked and with its log entry, ready to write.
+    spec = EventSpec(
         VerificationDecided(
             decision="allow" if reason is None else "deny",
             reason=reason.value if reason is not None else None,
@@ -437,3 +482,4 @@ def _event(
         at=now,
         object=rt.objects.digest("vp_transaction", row.id),
     )
+    return event_rows([spec])
