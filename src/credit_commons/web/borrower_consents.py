@@ -158,20 +158,32 @@ def _card(
 
 
 def cards(
-    session: Session, rt: Runtime, me: WebSession, views: Sequence[ConsentView]
-) -> list[ConsentCard]:
+    session: Session,
+    rt: Runtime,
+    me: WebSession,
+    views: Sequence[ConsentView],
+    *,
+    also_named: Sequence[str] = (),
+) -> tuple[list[ConsentCard], dict[str, str]]:
     """``views`` as :class:`ConsentCard`: their lenders named, and the field agent who
-    helped with each, by name (``consent.assisted.assisting_agents``)."""
-    names = client_names(session, (v.lender for v in views))
+    helped with each, by name (``consent.assisted.assisting_agents``); and the name of each
+    lender named, those of ``also_named`` too (read with the cards' in one query)."""
+    names = client_names(session, [*(v.lender for v in views), *also_named])
     agents: Mapping[str, AssistingAgent] = assisted.assisting_agents(
         session, rt, borrower_principal(me), me.subject, [v.consent_id for v in views]
     )
-    return [_card(v, names, agents.get(v.consent_id)) for v in views]
+    return [_card(v, names, agents.get(v.consent_id)) for v in views], names
 
 
 def _page(
-    session: Session, rt: Runtime, me: WebSession, status: str | None, before: str | None
-) -> tuple[list[ConsentCard], str | None]:
+    session: Session,
+    rt: Runtime,
+    me: WebSession,
+    status: str | None,
+    before: str | None,
+    *,
+    also_named: Sequence[str] = (),
+) -> tuple[list[ConsentCard], str | None, dict[str, str]]:
     views = consent_requests.list_for_borrower(
         session,
         rt,
@@ -182,7 +194,8 @@ def _page(
         before=before,
     )
     more = views[PAGE_SIZE - 1].consent_id if len(views) > PAGE_SIZE else None
-    return cards(session, rt, me, views[:PAGE_SIZE]), more
+    shown, names = cards(session, rt, me, views[:PAGE_SIZE], also_named=also_named)
+    return shown, more, names
 
 
 @router.get("/requests")
@@ -190,7 +203,7 @@ def requests_page(request: Request, me: Me, before: Before = None) -> HTMLRespon
     """The consent requests waiting for the borrower's answer, newest first."""
     rt: Runtime = request.app.state.runtime
     with transaction(rt.read_sessions) as session:
-        waiting, more = _page(session, rt, me, ConsentStatus.PENDING, before)
+        waiting, more, _names = _page(session, rt, me, ConsentStatus.PENDING, before)
     return render(
         request,
         "borrower/requests.html",
@@ -198,9 +211,9 @@ def requests_page(request: Request, me: Me, before: Before = None) -> HTMLRespon
     )
 
 
-def _lenders_to_withdraw(session: Session, rt: Runtime, me: WebSession) -> list[tuple[str, str]]:
-    # The lenders holding an active or paused consent of the borrower: (client id, name).
-    held = consent_requests.lenders_holding(
+def _lenders_holding(session: Session, rt: Runtime, me: WebSession) -> list[str]:
+    # The lenders holding an active or paused consent of the borrower.
+    return consent_requests.lenders_holding(
         session,
         rt,
         borrower_principal(me),
@@ -208,8 +221,6 @@ def _lenders_to_withdraw(session: Session, rt: Runtime, me: WebSession) -> list[
         (ConsentStatus.ACTIVE, ConsentStatus.PAUSED),
         limit=_LENDERS_SHOWN,
     )
-    names = client_names(session, held)
-    return sorted(names.items(), key=lambda item: (item[1].casefold(), item[0]))
 
 
 @router.get("/consents")
@@ -218,8 +229,10 @@ def consents_page(request: Request, me: Me, before: Before = None) -> HTMLRespon
     and, for each lender holding a live consent, "withdraw everything"."""
     rt: Runtime = request.app.state.runtime
     with transaction(rt.read_sessions) as session:
-        shown, more = _page(session, rt, me, None, before)
-        lenders = _lenders_to_withdraw(session, rt, me) if before is None else []
+        # "Withdraw everything" only on the first page; its lenders named with the cards'.
+        held = _lenders_holding(session, rt, me) if before is None else []
+        shown, more, names = _page(session, rt, me, None, before, also_named=held)
+    lenders = sorted(((c, names[c]) for c in held), key=lambda item: (item[1].casefold(), item[0]))
     return render(
         request,
         "borrower/consents.html",
@@ -233,7 +246,7 @@ def consent_page(request: Request, me: Me, consent_id: ConsentId) -> HTMLRespons
     rt: Runtime = request.app.state.runtime
     with transaction(rt.read_sessions) as session:
         view = consent_requests.get_for_borrower(session, rt, borrower_principal(me), consent_id)
-        card = cards(session, rt, me, [view])[0]
+        card = cards(session, rt, me, [view])[0][0]
     return render(request, "borrower/consent.html", {"consent": card, "view": view})
 
 
