@@ -16,7 +16,7 @@ Prints one JSON line per figure, each with a baseline measured in the same run.
   Baseline: ``GET /healthz`` on the same server under the same load, in the same run.
   Targets: ≥ 300 requests/s with p99 ≤ 50 ms.  The server and ``wrk`` share the machine.
 
-Usage: python bench/consent.py [--consents 1000000] [--checks 20000] [--requests 6000]
+Usage: python bench/consent.py [--consents 1000000] [--checks 20000] [--requests 12000]
        [--warm-up 400] [--seconds 10] [--concurrency 8] [--skip check,http]  (needs ``wrk``)
 """
 
@@ -546,7 +546,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--consents", type=int, default=1_000_000)
     parser.add_argument("--checks", type=int, default=20_000)
-    parser.add_argument("--requests", type=int, default=6_000, help="consents prepared")
+    parser.add_argument("--requests", type=int, default=12_000, help="consents prepared")
     parser.add_argument(
         "--warm-up", type=int, default=400, help="consents prepared for the warm-up load"
     )
