@@ -143,6 +143,16 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> JsonObject:
     return value
 
 
+# One decoder for every json_decode: json.loads with options builds a new JSONDecoder (and
+# its scanner) on every call, then calls its decode() as this does; the standard library
+# shares its own default decoder between threads the same way.
+_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant,
+    parse_float=_finite_float,
+    object_pairs_hook=_unique_members,
+)
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     stack = [value]
     while stack:
@@ -209,12 +219,7 @@ def json_decode(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
             raise TypeError("JSON text must be str or bytes")
         if json_nesting_exceeds(text, max_depth):
             raise ValidationError("JSON nested too deeply")
-        value = json.loads(
-            text,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_members,
-        )
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError, TypeError) as e:
         # JSONDecodeError and UnicodeDecodeError are ValueErrors.
         raise ValidationError("malformed JSON") from e

@@ -92,6 +92,9 @@ def test_json_decode_takes_any_input(value: str | bytes) -> None:
         '{"a": 1, "a": 2}',
         "",
         "{}x",
+        "\ufeff{}",  # a byte order mark (json.loads refuses it; so does the shared decoder)
+        '[{"a": {"b": 1, "b": 2}}]',  # a duplicate nested anywhere
+        '[{"a": NaN}]',
     ],
 )
 def test_json_decode_refuses(bad: str) -> None:
@@ -112,6 +115,22 @@ def test_json_decode_survives_a_raised_recursion_limit() -> None:
     finally:
         sys.setrecursionlimit(previous)
     assert json_decode("[" * 64 + "]" * 64) is not None
+
+
+def test_json_decode_one_decoder_shared_by_threads() -> None:
+    # json_decode keeps one decoder (its hooks run Python code, so threads interleave in
+    # it): every thread reads its own texts, with their floats and duplicate refusals.
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    def read(i: int) -> None:
+        for j in range(300):
+            text = f'{{"i": {i}, "j": {j}, "f": {j}.5, "o": [{{"k": "{i}"}}]}}'
+            assert json_decode(text) == {"i": i, "j": j, "f": j + 0.5, "o": [{"k": str(i)}]}
+            with pytest.raises(ValidationError):
+                json_decode(f'{{"i": {i}, "i": {j}}}')
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(read, range(8)))
 
 
 def test_json_decode_reads_json() -> None:
