@@ -415,8 +415,11 @@ def _record(
         return Verdict(False, None)
     decided = outcome.decided
     if planned.allowed and decided is not None:
-        # Step 8's proofs are one-time: marked used with the decision.
-        zk.record_proof_uses(session, rt, [d for p in decided.presented for d in p.zk_proofs])
+        # Step 8's proofs are one-time: marked used with the decision (a response without
+        # any, the usual one, has nothing to mark: no flush of the unit of work for it).
+        used = [d for p in decided.presented for d in p.zk_proofs]
+        if used:
+            zk.record_proof_uses(session, rt, used)
     reason = outcome.reason
     consumed = txn.record_decision(
         session,

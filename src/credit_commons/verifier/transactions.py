@@ -106,14 +106,23 @@ def request_hash(row: Requested) -> str:
 def canonical_request(row: Requested) -> bytes:
     """The RFC 8785 bytes :func:`request_hash` hashes: the object of the request's members.
 
-    Written member by member — an object's canonical form is its members sorted by name,
-    each ``"name":`` and its value's canonical form — so that the stored DCQL query and
-    ZK predicates, the same text for many transactions, are parsed and canonicalised once
-    per distinct text (:func:`_canonical_text`) rather than at every response; the tests
-    compare it with ``canonical_json`` of the whole object."""
-    members: dict[str, object] = {
+    Written in parts — an object's canonical form is its members sorted by name, each
+    ``"name":`` and its value's canonical form — so that the stored DCQL query and ZK
+    predicates, the same text for many transactions, are parsed and canonicalised once per
+    distinct text (:func:`_canonical_text`) rather than at every response, and the plain
+    members around them in two calls; the tests compare it with ``canonical_json`` of the
+    whole object."""
+    # The members named before "dcql_query" (client_*) and those between it and
+    # "zk_predicates" (every other one), each group canonicalised by one call.  Members
+    # added since the first transactions (client_name, policy_owner, purpose) are hashed
+    # only when set, so the hash of a request made before them stays what it was.
+    before: dict[str, object] = {
         "client_id": row.client_id,
         "client_id_prefix": row.client_id_prefix,
+    }
+    if row.client_name is not None:
+        before["client_name"] = row.client_name
+    members: dict[str, object] = {
         "enc_public": row.enc_public,
         "expires_at": int(utc(row.expires_at).timestamp()),
         "id": row.id,
@@ -124,20 +133,27 @@ def canonical_request(row: Requested) -> bytes:
         "response_mode": row.response_mode,
         "state": row.state,
     }
-    # Members added since the first transactions: hashed only when set, so the hash of a
-    # request made before them stays what it was.
     if row.policy_owner is not None:
         members["policy_owner"] = row.policy_owner
     if row.purpose is not None:
         members["purpose"] = row.purpose
-    if row.client_name is not None:
-        members["client_name"] = row.client_name
-    encoded = {name: canonical_json(value) for name, value in members.items()}
-    encoded["dcql_query"] = _canonical_text(row.dcql)
-    encoded["zk_predicates"] = _canonical_text(row.zk_predicates)
-    # The names are ASCII without escapes: each is its own canonical form, and sorts the
-    # same by code point as by UTF-16 unit (RFC 8785 §3.2.3).
-    return b"{" + b",".join(b'"%s":%s' % (n.encode(), encoded[n]) for n in sorted(encoded)) + b"}"
+    # An object's canonical form is "{", its members sorted by name and joined by ",", "}"
+    # (the names here are ASCII without escapes: each is its own canonical form, and sorts
+    # the same by code point as by UTF-16 unit, RFC 8785 §3.2.3), so the whole object is
+    # the two groups' members with "dcql_query" between them and "zk_predicates" last.
+    # Neither group is empty.
+    return b"".join(
+        (
+            canonical_json(before)[:-1],
+            b',"dcql_query":',
+            _canonical_text(row.dcql),
+            b",",
+            canonical_json(members)[1:-1],
+            b',"zk_predicates":',
+            _canonical_text(row.zk_predicates),
+            b"}",
+        )
+    )
 
 
 # Stored texts at most this long are cached (256 of them: at most a few MiB held); a longer
