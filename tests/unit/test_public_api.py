@@ -139,7 +139,7 @@ EXPECTED = {
         "sd_jwt_credentials", "issuer_did", "issuer_signer", "subject_erased",
         "RenderedList", "render_status_list", "status_uri",
         # Issue 16, the verifier's hot path.
-        "EntryState", "entry_state", "held", "held_credentials", "issuer_public_key",
+        "EntryState", "entry_state", "held", "HELD", "join_held_credentials", "issuer_public_key",
         # Issue 19, the capability credential.
         "COMMUNITY_TIER", "COMMUNITY_TIER_VCT", "subject_at_entry", "issued_text",
     },

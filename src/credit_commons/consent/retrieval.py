@@ -56,12 +56,13 @@ from credit_commons.formats.status_list import TokenStatus
 from credit_commons.identity import Permission, Principal, authorise
 from credit_commons.issuer import (
     CREDIT_READINESS,
+    HELD,
     HeldCredential,
     disclosure_paths,
     held,
-    held_credentials,
     is_own_issuer,
     issuer_key_versions,
+    join_held_credentials,
     present,
     sd_jwt_credentials,
 )
@@ -189,36 +190,38 @@ class _Found:
 # row per credential, or one with NULL credential columns when there is none; no row for
 # an unknown consent.
 _CONSENTS = cast("Table", ConsentRow.__table__)
-_HELD = held_credentials()
 _STATE = state_subquery()
 _TYPE = bindparam("type_name", type_=String)
+_HELD_LABELS = (
+    "held_id",
+    "held_sealed",
+    "held_expires_at",
+    "held_status_list_id",
+    "held_status_index",
+    "held_bits",
+    "held_entry_byte",
+)
 _READ = HotQuery(
     select(
         *_CONSENTS.c,
         _STATE.c.erasure_generation,
         _STATE.c.kek_version,
         _STATE.c.destroyed_below,
-        _HELD.c.type_name.label("held_type"),
-        _HELD.c.id.label("held_id"),
-        _HELD.c.sealed.label("held_sealed"),
-        _HELD.c.expires_at.label("held_expires_at"),
-        _HELD.c.status_list_id.label("held_status_list_id"),
-        _HELD.c.status_index.label("held_status_index"),
-        _HELD.c.bits.label("held_bits"),
-        _HELD.c.entry_byte.label("held_entry_byte"),
+        HELD.type_name.label("held_type"),
+        *(column.label(name) for column, name in zip(HELD.held, _HELD_LABELS, strict=True)),
     )
     .select_from(
-        _CONSENTS.outerjoin(_STATE, true()).outerjoin(
-            _HELD,
+        join_held_credentials(
+            _CONSENTS.outerjoin(_STATE, true()),
             and_(
-                _HELD.c.subject_token == _CONSENTS.c.principal_token,
+                HELD.subject_token == _CONSENTS.c.principal_token,
                 _CONSENTS.c.lender_client_id == bindparam("lender"),
-                or_(_HELD.c.type_name == _TYPE, _TYPE.is_(None)),
+                or_(HELD.type_name == _TYPE, _TYPE.is_(None)),
             ),
         )
     )
     .where(_CONSENTS.c.id == bindparam("consent_id"))
-    .order_by(_HELD.c.issued_at.desc()),
+    .order_by(HELD.issued_at.desc()),
     ("consent_id", "lender", "type_name"),
 )
 

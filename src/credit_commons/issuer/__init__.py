@@ -19,12 +19,13 @@ from credit_commons.issuer.documents import issuer_did
 from credit_commons.issuer.erasure import forget_subject, subject_erased
 from credit_commons.issuer.export import export_credentials
 from credit_commons.issuer.holdings import (
+    HELD,
     EntryState,
     HeldCredential,
     entry_state,
     held,
-    held_credentials,
     issued_text,
+    join_held_credentials,
     sd_jwt_credentials,
     subject_at_entry,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "COMMUNITY_TIER",
     "COMMUNITY_TIER_VCT",
     "CREDIT_READINESS",
+    "HELD",
     "ISSUER_KEY",
     "EntryState",
     "ExportedCredential",
@@ -61,13 +63,13 @@ __all__ = [
     "forget_subject",
     "get_status",
     "held",
-    "held_credentials",
     "is_own_issuer",
     "issued_text",
     "issuer_did",
     "issuer_key_versions",
     "issuer_public_key",
     "issuer_signer",
+    "join_held_credentials",
     "own_status_list_id",
     "present",
     "render_status_list",

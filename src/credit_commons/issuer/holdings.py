@@ -6,13 +6,14 @@ subject was erased.
 The issuer's service for other domains (consent asks here instead of reading the issuer's
 tables).  Each credential is read joined to the one byte of its list that holds its entry
 (``formats.status_list.entry_byte``) instead of the 32 KiB list, one statement however many
-credentials there are: :func:`held_credentials` is that join as a subquery, which gated
-retrieval — a measured hot path (``bench/consent.py``) — joins into its own precompiled
-read of the consent (``consent/retrieval.py``), and :func:`sd_jwt_credentials` reads it on
-its own; both are tested against :func:`credit_commons.issuer.status.get_status`, the
-reference path.  :func:`entry_state` reads an entry's byte with the tombstone of the
-credential at the entry (``issuer.erasure.subject_erased``) in the same statement, a
-precompiled one, for steps 4 and 9 of the verifier's pipeline (``bench/verifier.py``).
+credentials there are: :func:`join_held_credentials` joins the credentials and their lists
+onto a caller's table, which gated retrieval — a measured hot path (``bench/consent.py``) —
+does in its own precompiled read of the consent (``consent/retrieval.py``), and
+:func:`sd_jwt_credentials` reads them on its own; both are tested against
+:func:`credit_commons.issuer.status.get_status`, the reference path.  :func:`entry_state`
+reads an entry's byte with the tombstone of the credential at the entry
+(``issuer.erasure.subject_erased``) in the same statement, a precompiled one, for steps 4
+and 9 of the verifier's pipeline (``bench/verifier.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Subquery, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, FromClause, Join, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from credit_commons.core.db import HotQuery, stored_datetime
@@ -30,12 +31,14 @@ from credit_commons.issuer.models import CredentialRow, StatusListRow
 from credit_commons.runtime import Runtime
 
 __all__ = [
+    "HELD",
     "EntryState",
+    "HeldColumns",
     "HeldCredential",
     "entry_state",
     "held",
-    "held_credentials",
     "issued_text",
+    "join_held_credentials",
     "sd_jwt_credentials",
     "subject_at_entry",
 ]
@@ -82,25 +85,40 @@ _HELD_FROM = CredentialRow.__table__.outerjoin(
 )
 
 
-def held_credentials() -> Subquery:
-    """Every stored ``dc+sd-jwt`` credential as :func:`sd_jwt_credentials` reads it, for a
-    caller that joins it into a statement of its own (consent's retrieval reads the consent
-    and the borrower's credentials in one): its columns are ``subject_token``,
-    ``type_name``, ``issued_at`` (to order by, newest first) and the ones :func:`held`
-    takes (``id``, ``sealed``, ``expires_at``, ``status_list_id``, ``status_index``,
-    ``bits``, ``entry_byte``).  Join it on ``subject_token`` and ``type_name``: PostgreSQL
-    and SQLite flatten it into the join, so the credentials' index is used.
+@dataclass(frozen=True, slots=True)
+class HeldColumns:
+    """The columns of :func:`join_held_credentials`' join that a caller filters, orders
+    and selects by."""
+
+    subject_token: ColumnElement[Any]
+    type_name: ColumnElement[Any]
+    #: To order by, newest first.
+    issued_at: ColumnElement[Any]
+    #: The columns :func:`held` takes, in its order: ``id``, ``sealed``, ``expires_at``,
+    #: ``status_list_id``, ``status_index``, ``bits``, ``entry_byte``.
+    held: tuple[ColumnElement[Any], ...]
+
+
+HELD = HeldColumns(
+    _CREDENTIALS.subject_token, _CREDENTIALS.type_name, _CREDENTIALS.issued_at, _HELD_COLUMNS
+)
+
+
+def join_held_credentials(left: FromClause, on: ColumnElement[bool]) -> Join:
+    """``left`` LEFT JOINed with every stored ``dc+sd-jwt`` credential that meets ``on`` (a
+    condition on :data:`HELD`'s columns) and its list's byte, as :func:`sd_jwt_credentials`
+    reads them, for a caller that reads them in a statement of its own (consent's
+    retrieval reads the consent and the borrower's credentials in one).  The tables are
+    joined directly, not through a subquery: SQLite (3.40) does not flatten a subquery that
+    is itself a join into the right side of a LEFT JOIN — it would copy every credential of
+    the platform at each read — and ``on`` should name ``subject_token``, whose index the
+    join then uses.
     """
-    return (
-        select(
-            _CREDENTIALS.subject_token,
-            _CREDENTIALS.type_name,
-            _CREDENTIALS.issued_at,
-            *_HELD_COLUMNS,
-        )
-        .select_from(_HELD_FROM)
-        .where(_CREDENTIALS.format == "dc+sd-jwt")
-        .subquery("held")
+    return left.outerjoin(
+        CredentialRow.__table__, and_(on, _CREDENTIALS.format == "dc+sd-jwt")
+    ).outerjoin(
+        StatusListRow.__table__,
+        and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
     )
 
 
@@ -127,19 +145,20 @@ def sd_jwt_credentials(
     2-bit entries or the entry lies outside it.  One statement.  Raises nothing of its own.
     """
     query = (
-        select(*(_HELD.c[name] for name in _HELD_NAMES))
-        .where(_HELD.c.subject_token == subject_token, _HELD.c.type_name == type_name)
-        .order_by(_HELD.c.issued_at.desc())
+        select(*_HELD_COLUMNS)
+        .select_from(_HELD_FROM)
+        .where(
+            _CREDENTIALS.subject_token == subject_token,
+            _CREDENTIALS.type_name == type_name,
+            _CREDENTIALS.format == "dc+sd-jwt",
+        )
+        .order_by(_CREDENTIALS.issued_at.desc())
     )
     return [held(tuple(row)) for row in session.execute(query)]
 
 
-_HELD = held_credentials()
-_HELD_NAMES = ("id", "sealed", "expires_at", "status_list_id", "status_index", "bits", "entry_byte")
-
-
 def held(columns: tuple[Any, ...]) -> HeldCredential:
-    """The credential of a row of :func:`held_credentials` — its columns ``id``,
+    """The credential of a row of :func:`join_held_credentials` — its columns ``id``,
     ``sealed``, ``expires_at``, ``status_list_id``, ``status_index``, ``bits`` and
     ``entry_byte`` in that order, as a precompiled read returns them — with its entry's
     status.  Raises nothing of its own."""
