@@ -80,3 +80,22 @@ def test_each_summary_is_the_first_paragraph_of_its_command_help() -> None:
     for name, summary in cli.SUMMARIES.items():
         first = root.commands[name].help.split("\n\n")[0]
         assert " ".join(first.split()) == summary, name
+
+
+_LAZY = ("fpdf", "fontTools", "numpy", "scipy", "redis", "nats", "aiohttp")
+
+
+def test_importing_the_http_app_imports_no_pdf_drawing_numerics_redis_nor_nats() -> None:
+    # Every `commons serve` worker and every test process imports the app: the PDF export's
+    # drawing, the scoring pass's numerics, Redis (only with COMMONS_REDIS_URL) and NATS
+    # (only when the publisher connects) are imported where they are used.
+    modules = _imported_after("import credit_commons.gateway.app")
+    assert "credit_commons.gateway.app" in modules
+    lazy = [m for m in modules if m in _LAZY or m.startswith(tuple(f"{x}." for x in _LAZY))]
+    assert lazy == []
+
+
+def test_the_pdf_export_still_imports_its_drawing() -> None:
+    # The guard above is not vacuous: rendering's module does import fpdf2.
+    modules = _imported_after("import credit_commons.privacy.pdf_document")
+    assert "fpdf" in modules
