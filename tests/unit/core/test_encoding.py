@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import math
 from enum import StrEnum
 
@@ -39,6 +40,29 @@ def test_b64url_rejects_malformed_and_non_canonical(bad: str) -> None:
     # "AR" has non-zero trailing bits: it would decode to the same byte as "AQ".
     with pytest.raises(ValidationError):
         b64url_decode(bad)
+
+
+def _b64url_reference(text: str | bytes) -> bytes | None:
+    # The standard library's strict decoder and its own encoder: the value, or None where
+    # b64url_decode must refuse.
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    if not raw.isascii() or b"=" in raw or len(raw) % 4 == 1:
+        return None
+    try:
+        decoded = base64.b64decode(raw + b"=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+    except ValueError:  # binascii.Error is one
+        return None
+    return decoded if base64.urlsafe_b64encode(decoded).rstrip(b"=") == raw else None
+
+
+@given(st.text(alphabet="AQRgw_-+/=Zz09 \n\u00e9", max_size=12) | st.binary(max_size=12))
+def test_b64url_decode_agrees_with_the_standard_library(text: str | bytes) -> None:
+    expected = _b64url_reference(text)
+    if expected is None:
+        with pytest.raises(ValidationError):
+            b64url_decode(text)
+    else:
+        assert b64url_decode(text) == expected
 
 
 @pytest.mark.parametrize("bad", ["AQ", "AQ=", "A Q==", "AR=="])
