@@ -32,25 +32,14 @@ through the privacy routes).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import fontpkg
-
 from credit_commons.core.errors import ValidationError
+from credit_commons.privacy.pdf_fonts import EXPORT_FORMAT, FONTS
 
 __all__ = ["EXPORT_FORMAT", "FONTS", "render_export_pdf"]
-
-EXPORT_FORMAT = "credit-commons-export/v1"
-"""The only export format this renderer accepts."""
-
-TITLE = "Your data held by Credit Commons"
-
-FONTS = (("cc-sans", "Noto Sans"), ("cc-arabic", "Noto Sans Arabic"))
-"""(PDF family, fontpkg family) pairs: the main font first, then the fallback."""
 
 
 def render_export_pdf(export: Mapping[str, Any], *, generated_at: datetime) -> bytes:
@@ -75,9 +64,3 @@ def render_export_pdf(export: Mapping[str, Any], *, generated_at: datetime) -> b
     from credit_commons.privacy import pdf_document  # noqa: PLC0415
 
     return pdf_document.draw(export, generated_at=generated_at)
-
-
-@functools.cache
-def _font_files() -> tuple[tuple[str, Path], ...]:
-    """The packaged font files (see the module docstring), located once per process."""
-    return tuple((family, Path(fontpkg.path(name))) for family, name in FONTS)

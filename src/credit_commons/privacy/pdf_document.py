@@ -14,7 +14,7 @@ from fontTools.ttLib import TTFont
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from credit_commons.privacy.pdf import EXPORT_FORMAT, FONTS, TITLE, _font_files
+from credit_commons.privacy.pdf_fonts import EXPORT_FORMAT, FONTS, TITLE, font_files
 
 __all__ = ["draw"]
 
@@ -89,7 +89,7 @@ class _Document(FPDF):
         self.set_title(TITLE)
         self.set_author("Credit Commons")
         self.set_creator("Credit Commons")
-        for family, path in _font_files():
+        for family, path in font_files():
             self.add_font(family, "", str(path))
         self.set_fallback_fonts([family for family, _ in FONTS[1:]], exact_match=False)
         self.set_font(FONTS[0][0], size=9)
@@ -249,7 +249,7 @@ def _printable(text: str) -> str:
 def _covered() -> frozenset[int]:
     """Every code point one of the fonts maps to a glyph."""
     points: set[int] = set()
-    for _, path in _font_files():
+    for _, path in font_files():
         font = TTFont(str(path), lazy=True)
         try:
             points.update(font.getBestCmap())

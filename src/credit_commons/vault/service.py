@@ -25,22 +25,29 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Subquery, Table, delete, event, func, insert, select, update
+from sqlalchemy import Table, delete, event, func, insert, select
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from credit_commons.core.cache import BoundedCache
 from credit_commons.core.clock import Clock
-from credit_commons.core.db import HotQuery, HotStatement, transaction
+from credit_commons.core.db import HotStatement, transaction
 from credit_commons.core.errors import ConflictError
 from credit_commons.core.ids import new_id
 from credit_commons.vault import envelope
 from credit_commons.vault.errors import DecryptionFailed, KmsConfigInvalid
 from credit_commons.vault.kms import Kms, WrappedKey
-from credit_commons.vault.models import VAULT_STATE_ID, SubjectKeyRow, VaultStateRow
+from credit_commons.vault.models import SubjectKeyRow, VaultStateRow
+from credit_commons.vault.state import (
+    move_state,
+    note_destroyed_below,
+    note_kek_version,
+    read_state,
+    state_subquery,
+)
 
 __all__ = [
     "RewrapReport",
@@ -57,20 +64,6 @@ _INSERT_SUBJECT_KEYS = HotStatement(
     insert(_SUBJECT_KEYS),
     ("key_id", "subject", "purpose", "version", "kek_id", "kek_version", "wrapped", "created_at"),
 )
-_STATE = select(
-    VaultStateRow.erasure_generation, VaultStateRow.kek_version, VaultStateRow.destroyed_below
-).where(VaultStateRow.id == VAULT_STATE_ID)
-_READ_STATE = HotQuery(_STATE, ())
-# FOR SHARE on PostgreSQL (SQLite has no row locks: its writers are serialised anyway).
-_LOCK_STATE = HotQuery(_STATE.with_for_update(read=True), ())
-
-
-def state_subquery() -> Subquery:
-    """The vault's state row (``erasure_generation``, ``kek_version``, ``destroyed_below``)
-    as a subquery of at most one row, for a caller that joins it into a read of its own
-    (``ON true``, outer: no row before the state exists) and hands the columns to
-    :meth:`Vault.note_state` — one statement fewer on a hot path."""
-    return _STATE.subquery("vault_state_now")
 
 
 def subject_key_aad(row_key_id: str, subject: str, purpose: str, version: int) -> bytes:
@@ -133,43 +126,6 @@ def _drop_pending_at_end(session: Session, transaction: SessionTransaction) -> N
 # What each vault read of ``vault_state`` in the current transaction: the erasure generation
 # and whether the row is held FOR SHARE.  Dropped when the transaction ends.
 _SYNCED = "credit_commons.vault.synced"
-
-
-def read_state(session: Session, *, lock: bool = False) -> tuple[int, int, int]:
-    """The erasure generation, the epoch's master-key version and the version below which
-    all are destroyed, from ``vault_state`` (zeros before the row exists); with ``lock``,
-    held FOR SHARE on PostgreSQL until the transaction ends."""
-    row = (_LOCK_STATE if lock else _READ_STATE).first(session)
-    return (int(row[0]), int(row[1]), int(row[2])) if row is not None else (0, 0, 0)
-
-
-def _bump(session: Session, **values: Any) -> None:
-    # An update of the one state row, inserting it first if a schema made without the
-    # migration lacks it.
-    changed = session.execute(
-        update(VaultStateRow).where(VaultStateRow.id == VAULT_STATE_ID).values(**values)
-    )
-    if not getattr(changed, "rowcount", 0):
-        session.add(
-            VaultStateRow(id=VAULT_STATE_ID, erasure_generation=0, kek_version=0, destroyed_below=0)
-        )
-        session.flush()
-        session.execute(
-            update(VaultStateRow).where(VaultStateRow.id == VAULT_STATE_ID).values(**values)
-        )
-
-
-def note_kek_version(session: Session, version: int) -> None:
-    """Record that every subject key is being moved to master-key ``version`` (an epoch
-    close does it before its rewrap; on PostgreSQL the update waits for every transaction
-    holding the row FOR SHARE, that is every transaction wrapping a new key right now)."""
-    _bump(session, kek_version=version)
-
-
-def note_destroyed_below(session: Session, version: int) -> None:
-    """Record that every master-key version below ``version`` was destroyed in the KMS, so
-    other processes reload theirs at their next unit of work (and forget those keys)."""
-    _bump(session, destroyed_below=version)
 
 
 class Vault:
@@ -450,7 +406,7 @@ class Vault:
             session.scalars(select(SubjectKeyRow.key_id).where(SubjectKeyRow.subject == subject))
         )
         session.execute(delete(SubjectKeyRow).where(SubjectKeyRow.subject == subject))
-        _bump(session, erasure_generation=VaultStateRow.erasure_generation + 1)
+        move_state(session, erasure_generation=VaultStateRow.erasure_generation + 1)
         for key_id in key_ids:
             self._keys.pop(key_id.encode("ascii"))
         self._current.pop_where(lambda ref: ref[0] == subject)
@@ -597,7 +553,7 @@ class Vault:
                 progress(done, total)
         with transaction(target) as session:
             generation, kek_version, destroyed_below = read_state(session)
-            _bump(
+            move_state(
                 session,
                 erasure_generation=max(generation, state[0]) + 1,
                 kek_version=max(kek_version, state[1]),

@@ -36,7 +36,7 @@ from fontTools.ttLib import TTFont
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
-from credit_commons.privacy import pdf
+from credit_commons.privacy import pdf, pdf_fonts
 from credit_commons.privacy.pdf import render_export_pdf
 
 NAMES = {
@@ -157,7 +157,7 @@ def test_the_drawn_glyphs_are_the_shapers(rendered: Path) -> None:
         (pdf.FONTS[0], [NAMES["hindi"], NAMES["hindi_conjuncts"], NAMES["dogri"]]),
         (pdf.FONTS[1], [NAMES["urdu"], NAMES["urdu_letters"], NAMES["kashmiri_letters"]]),
     ):
-        path = dict(pdf._font_files())[family]
+        path = dict(pdf_fonts.font_files())[family]
         source = TTFont(str(path))
         blob = hb.Blob.from_file_path(str(path))
         face = hb.Face(blob)
