@@ -165,7 +165,7 @@ class Publisher:
         return events, messages, await self._checkpoint_batch(conn)
 
     async def _pass(self) -> dict[str, int]:
-        from nats.errors import Error as NatsError  # noqa: PLC0415
+        from nats.errors import Error as NatsError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
         try:
             # Every wait below is bounded by ``timeout``; this bounds the pass as a whole.
@@ -211,7 +211,7 @@ class Publisher:
             return self._conn
         await self._drop()
 
-        import nats  # noqa: PLC0415
+        import nats  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
         async def quiet(_exc: Exception) -> None:  # errors surface in _pass, logged once
             return None
@@ -307,8 +307,8 @@ class Publisher:
 
 async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> int:
     """Create or update ``spec``'s stream; the position of the last message it holds."""
-    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig  # noqa: PLC0415
-    from nats.js.errors import BadRequestError, NotFoundError  # noqa: PLC0415
+    from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+    from nats.js.errors import BadRequestError, NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
     config = StreamConfig(
         name=spec.name,

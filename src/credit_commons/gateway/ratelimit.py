@@ -204,7 +204,7 @@ class RateLimits:
         if redis_url:
             # Imported here: redis is about 0.3 s of CPU to import, and only a platform
             # configured with Redis needs it (every `commons serve` start paid for it).
-            from redis import ConnectionPool  # noqa: PLC0415
+            from redis import ConnectionPool  # noqa: PLC0415  # deferred: redis, only when configured
 
             # Short timeouts: a Redis that hangs must not hang every request.
             self._pool = ConnectionPool.from_url(

@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from credit_commons.core.errors import ValidationError
+from credit_commons.privacy import pdf_document
 from credit_commons.privacy.pdf_fonts import EXPORT_FORMAT, FONTS
 
 __all__ = ["EXPORT_FORMAT", "FONTS", "render_export_pdf"]
@@ -61,6 +62,4 @@ def render_export_pdf(export: Mapping[str, Any], *, generated_at: datetime) -> b
         raise ValidationError(
             "generated_at must be timezone-aware", extra={"field": "generated_at"}
         )
-    from credit_commons.privacy import pdf_document  # noqa: PLC0415
-
     return pdf_document.draw(export, generated_at=generated_at)

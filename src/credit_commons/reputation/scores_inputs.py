@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.encoding import canonical_json, sha256_hex
 from credit_commons.ledger import service as ledger_service
+from credit_commons.reputation import scorer_sparse
 from credit_commons.reputation import store as events_store
 from credit_commons.reputation.models import ReputationEventRow, ReputationMemberRow
 from credit_commons.reputation.rules import RuleSet
@@ -135,9 +136,6 @@ def score_contexts(
 ) -> dict[tuple[str, str], ScoreRecord]:
     """Every record in every context ``rule_set`` allows, recomputed in full by the sparse
     scorer, as a scoring pass does (``scores_service``): ``(did, ctx)`` → record."""
-    # numpy and scipy: imported by the first pass, not by every process that serves the API.
-    from credit_commons.reputation import scorer_sparse  # noqa: PLC0415
-
     out: dict[tuple[str, str], ScoreRecord] = {}
     for ctx in rule_set.contexts:
         cols = scorer_sparse.columns_from_events(

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from credit_commons.formats.jws import sign_compact
 from credit_commons.keys import KeyType, KeyVersion
 from credit_commons.keys import service as key_service
 from credit_commons.ledger import service as ledger_service
+from credit_commons.reputation import scorer_sparse
 from credit_commons.reputation import scores_store as store
 from credit_commons.reputation import store as events_store
 from credit_commons.reputation.errors import ReputationError
@@ -62,9 +63,6 @@ from credit_commons.reputation.scores_inputs import (
     scoring_members,
 )
 from credit_commons.runtime import Runtime
-
-if TYPE_CHECKING:
-    from credit_commons.reputation import scorer_sparse
 
 __all__ = [
     "BUNDLES_PER_PASS",
@@ -273,9 +271,6 @@ def _full(
 ) -> list[ScoreRecord]:
     started = time.monotonic()
     events, members, excluded = inputs
-    # numpy and scipy: imported by the first pass, not by every process that serves the API.
-    from credit_commons.reputation import scorer_sparse  # noqa: PLC0415
-
     cols = scorer_sparse.columns_from_events(
         events, members, excluded, rule_set, as_of=as_of, ctx=ctx
     )
