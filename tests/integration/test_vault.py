@@ -13,7 +13,8 @@ from credit_commons.vault import envelope
 from credit_commons.vault import service as vault_service
 from credit_commons.vault.errors import DecryptionFailed
 from credit_commons.vault.models import SubjectKeyRow
-from credit_commons.vault.service import Vault, state_subquery
+from credit_commons.vault.service import Vault
+from credit_commons.vault.state import state_subquery
 
 CTX = {"subject": "idt_abcdefghijkl", "purpose": "profile", "record": "identity:name"}
 

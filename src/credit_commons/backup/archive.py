@@ -56,7 +56,7 @@ from credit_commons.ledger import service as log_service
 from credit_commons.ledger.recovery import tile_path
 from credit_commons.privacy.epochs import list_epochs
 from credit_commons.runtime import Runtime
-from credit_commons.vault.service import read_state
+from credit_commons.vault.state import read_state
 
 __all__ = [
     "FORMAT",

@@ -79,10 +79,11 @@ _HELD_COLUMNS = (
         "entry_byte"
     ),
 )
-_HELD_FROM = CredentialRow.__table__.outerjoin(
-    StatusListRow.__table__,
-    and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
-)
+# A credential's list, when it is one of the issuer's token lists.
+_ITS_LIST = and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token")
+# Each credential with its list (sd_jwt_credentials: not on a hot path since retrieval
+# joins the credentials into its own precompiled read, so a plain statement).
+_HELD_FROM = CredentialRow.__table__.outerjoin(StatusListRow.__table__, _ITS_LIST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +117,7 @@ def join_held_credentials(left: FromClause, on: ColumnElement[bool]) -> Join:
     """
     return left.outerjoin(
         CredentialRow.__table__, and_(on, _CREDENTIALS.format == "dc+sd-jwt")
-    ).outerjoin(
-        StatusListRow.__table__,
-        and_(_LISTS.id == _CREDENTIALS.status_list_id, _LISTS.kind == "token"),
-    )
+    ).outerjoin(StatusListRow.__table__, _ITS_LIST)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,8 @@ from credit_commons.vault.errors import (
 )
 from credit_commons.vault.kms import Kms, LocalKms, WrappedKey
 from credit_commons.vault.pkcs11 import Pkcs11Kms
-from credit_commons.vault.service import (
-    Vault,
-    note_destroyed_below,
-    note_kek_version,
-    state_subquery,
-)
+from credit_commons.vault.service import Vault
+from credit_commons.vault.state import note_destroyed_below, note_kek_version, state_subquery
 
 __all__ = [
     "DecryptionFailed",

@@ -43,21 +43,10 @@ from credit_commons.vault.kms import Kms, WrappedKey
 from credit_commons.vault.models import SubjectKeyRow, VaultStateRow
 from credit_commons.vault.state import (
     move_state,
-    note_destroyed_below,
-    note_kek_version,
     read_state,
-    state_subquery,
 )
 
-__all__ = [
-    "RewrapReport",
-    "Vault",
-    "note_destroyed_below",
-    "note_kek_version",
-    "read_state",
-    "state_subquery",
-    "subject_key_aad",
-]
+__all__ = ["RewrapReport", "Vault", "subject_key_aad"]
 
 _SUBJECT_KEYS = cast(Table, SubjectKeyRow.__table__)  # Core inserts: no ORM bookkeeping
 _INSERT_SUBJECT_KEYS = HotStatement(
