@@ -56,18 +56,23 @@ def _identity(rt: Runtime, roles: list[str]) -> str:
 
 def _borrower(rt: Runtime) -> str:
     token = _identity(rt, ["business"])
+    _issue(rt, token, CREDIT_READINESS.name, readiness_claims(token))
+    return token
+
+
+def _issue(rt: Runtime, token: str, type_name: str, claims: dict[str, object]) -> None:
+    # A credential of ``type_name`` issued to ``token``, bound to a fresh holder key.
     holder = PrivateKey.generate(KeyType.ED25519)
     with transaction(rt.sessions) as session:
         credentials.issue_credential(
             session,
             rt,
             ADMIN,
-            type_name=CREDIT_READINESS.name,
+            type_name=type_name,
             subject_token=token,
-            claims=readiness_claims(token),
+            claims=claims,
             holder_jwk=public_key_to_jwk(holder.public_key),
         )
-    return token
 
 
 def _delegate_assist(rt: Runtime, token: str, agent: str) -> None:
@@ -350,16 +355,7 @@ def test_the_credential_shared_is_the_newest_of_the_type_chosen(runtime: Runtime
     # statement (of the asked type only when one is asked) and shares one of the type the
     # consent's scope or the lender chose: never the newest of another type.
     token = _borrower(runtime)
-    with transaction(runtime.sessions) as session:
-        credentials.issue_credential(
-            session,
-            runtime,
-            ADMIN,
-            type_name=KYC.name,
-            subject_token=token,
-            claims=kyc_claims(token),
-            holder_jwk=public_key_to_jwk(PrivateKey.generate(KeyType.ED25519).public_key),
-        )
+    _issue(runtime, token, KYC.name, kyc_claims(token))
     readiness = _request(runtime, token)  # its only scope: CreditReadinessCredential
     both = _request(
         runtime,
