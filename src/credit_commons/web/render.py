@@ -7,6 +7,12 @@ not an empty string) and ``jinja2.ext.i18n`` with new-style gettext (``_("Hello 
 name=...)`` escapes its arguments).  Each has its language's translations and filters
 installed (``day``, ``moment``, ``number``: :mod:`credit_commons.web.i18n`), so a render
 never mutates shared state and two requests in two languages can render at once.
+
+Hand-written on top of the extension: ``_`` itself (:func:`_bound_gettext`) answers as the
+extension's new-style ``gettext`` does — the catalogue's text made ``Markup`` when
+autoescaping, %-formatted with the escaped variables — but is called directly instead of
+through three ``Context.call`` dispatches per message, a third of a page's rendering time.
+``tests/unit/web/test_i18n.py`` renders every message of the console both ways and compares.
 """
 
 from __future__ import annotations
