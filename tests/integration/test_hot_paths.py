@@ -4,11 +4,12 @@ same service functions, each with the reference path tested against it).
 
 One flow -- a new borrower, a credential, consents approved, paused, resumed, revoked and
 refused, retrievals allowed and denied, the credential presented to the platform's OpenID4VP
-verifier and its decision read, the credential revoked -- runs over HTTP on the same
-platform: once to warm it up, once on the fast paths, once inside ``reference_paths()``,
-where every precompiled statement runs through SQLAlchemy's own ``session.execute``.  What
-the services answer and the events they record must be the same, and the flow must reach
-every precompiled statement the package defines."""
+verifier and its decision read (and a response overtaken by a concurrent one), the
+credential revoked -- runs over HTTP on the same platform: once to warm it up, once on the
+fast paths, once inside ``reference_paths()``, where every precompiled statement runs
+through SQLAlchemy's own ``session.execute``.  What the services answer and the events they
+record must be the same, and the flow must reach every precompiled statement the package
+defines."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ from credit_commons.formats.sd_jwt_format import SdJwt
 from credit_commons.issuer import CREDIT_READINESS, present
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.jwk import public_key_to_jwk
+from credit_commons.verifier import responses as verifier_responses
+from credit_commons.verifier.models import VpTransactionRow
 
 # Ids, tokens, signatures, digests and timestamps differ from run to run; everything else
 # in an answer (statuses, codes, claim names and values, modes, flags) must not.
@@ -222,6 +225,52 @@ def present_to_verifier(
         headers=world.token(),
     )
     steps.append(("verifier decision", *_answer(read)))
+    # A response overtaken between its checks and its decision (a concurrent response
+    # consumed the challenge): it decides nothing and is recorded as a replay.
+    made = http.post(
+        "/v1/verifier/requests",
+        json={
+            "dcql_query": query,
+            "client_id_prefix": "redirect_uri",
+            "response_mode": "direct_post",
+        },
+        headers=world.token(),
+    )
+    request = oid4vp.parse_authorization_request(made.json()["request"], signed=False)
+    shown = present(
+        SdJwt.parse(credential),
+        disclose={"/income_bracket"},
+        holder_signer=holder,
+        audience=request.client_id,
+        nonce=request.nonce,
+        iat=world.now(),
+    )
+    with _consumed_after_read(world, made.json()["id"]):
+        answered = http.post(
+            urlsplit(request.response_uri).path,
+            data={"vp_token": json.dumps({"crc": [shown]}), "state": str(request.state)},
+        )
+    steps.append(("verifier response overtaken", *_answer(answered)))
+
+
+@contextmanager
+def _consumed_after_read(world: World, transaction_id: str) -> Iterator[None]:
+    # Responses find the challenge of ``transaction_id`` consumed (a committed change of its
+    # row) right after their read unit of work, before their decision is written.
+    real = verifier_responses._plan
+
+    def plan_then_consume(*args: Any, **kwargs: Any) -> Any:
+        planned = real(*args, **kwargs)
+        with transaction(world.rt.sessions) as session:
+            consumed = update(VpTransactionRow).where(VpTransactionRow.id == transaction_id)
+            session.execute(consumed.values(consumed_at=world.clock.now()))
+        return planned
+
+    verifier_responses._plan = plan_then_consume  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        verifier_responses._plan = real  # type: ignore[assignment]
 
 
 def test_the_fast_paths_answer_what_the_reference_path_answers(world: World) -> None:
@@ -236,6 +285,7 @@ def test_the_fast_paths_answer_what_the_reference_path_answers(world: World) -> 
     statuses = {label: status for label, status, _ in fast_steps}
     assert statuses["fetch"] == 200
     assert (statuses["verifier response"], statuses["verifier decision"]) == (200, 200)
+    assert statuses["verifier response overtaken"] == 400
     assert statuses["fetch paused"] == 403
     assert (statuses["fetch periodic"], statuses["fetch periodic again in its window"]) == (
         200,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Protocol, cast
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
     Integer,
@@ -29,9 +28,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from credit_commons.consent.access import (
     AccessAllowed,
@@ -56,6 +54,7 @@ from credit_commons.core.db import (
     stored_datetime,
     transaction,
 )
+from credit_commons.core.db_autocommit import autocommit_sessions
 from credit_commons.core.errors import UnavailableError
 from credit_commons.events import EventSpec, event_rows, recorded_with
 from credit_commons.runtime import Runtime
@@ -245,7 +244,6 @@ _ATTEMPTS = 3
 # (events.recorded_with), or no row when nothing was counted.
 _RECORDED_ONETIME = recorded_with(_ONETIME.returning(_COLUMNS.id))
 _RECORDED_PERIODIC = recorded_with(_PERIODIC.returning(_COLUMNS.id))
-_AUTOCOMMIT: WeakKeyDictionary[Engine, sessionmaker[Session]] = WeakKeyDictionary()
 
 
 def read_consent(session: Session, consent_id: str) -> ConsentRecord | None:
@@ -324,7 +322,7 @@ def use_and_record(
             else:
                 statement, values["current"] = _RECORDED_PERIODIC, use_window(view, now)
             try:
-                with transaction(_autocommit(rt.engine)) as session:
+                with transaction(autocommit_sessions(rt.engine)) as session:
                     if statement.first(session, **values) is not None:
                         return rows.recorded[0].id
             except DBAPIError as e:
@@ -358,15 +356,6 @@ class UseOutcomeUnknown(UnavailableError):
             "consent may have been used",
             extra={"event_id": event_id},
         )
-
-
-def _autocommit(engine: Engine) -> sessionmaker[Session]:
-    # Sessions whose every statement commits by itself (made once per engine).
-    made = _AUTOCOMMIT.get(engine)
-    if made is None:
-        bound = engine.execution_options(isolation_level="AUTOCOMMIT")
-        made = _AUTOCOMMIT[engine] = sessionmaker(bind=bound, expire_on_commit=False)
-    return made
 
 
 def _terms_allow(view: ConsentView, type_name: str, claims: frozenset[str], now: datetime) -> bool:

@@ -22,7 +22,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Final, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from credit_commons import zk
 from credit_commons.core.db import transaction
+from credit_commons.core.db_autocommit import autocommit_sessions
 from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
 from credit_commons.events import (
     EventDetails,
@@ -271,11 +272,15 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
     sealed by the KMS, the event checked with its log entry — is made before the write
     begins (:func:`_plan`): on SQLite the write holds the process's writer mutex and the
     database's write lock until its COMMIT has synced, and every other decision waits
-    for them meanwhile.
+    for them meanwhile.  On PostgreSQL the write is one statement that commits itself
+    (``transactions.record_decision_at_once``: the UPDATE, the event and its log entry, all
+    or none) instead of a unit of work of five round trips, unless ZK proofs are to be
+    marked used with the decision.
 
     Raises only the errors of the database units of work (reading the transaction,
     recording the decision) and of sealing the claims; the caller answers the wallet with
-    the uniform denial then too, and nothing was written.
+    the uniform denial then too, and nothing was written (unless the connection was lost
+    under the decision's COMMIT or its one statement: then it may have been, event and all).
     """
     now = rt.clock.now()
     with transaction(rt.read_sessions) as session:
@@ -289,6 +294,15 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
         _log(transaction_id, outcome, recorded=False)
         return Verdict(False, None)
     planned = _plan(rt, row, outcome, now=now)
+    checked = outcome.checked
+    if checked is not None and rt.engine.dialect.name == "postgresql" and _at_once(outcome):
+        # The decision and its event in one statement that commits itself.  When it wrote
+        # nothing (a concurrent response consumed the challenge first), the unit of work
+        # below finds the same and records the replay.
+        with transaction(autocommit_sessions(rt.engine)) as session:
+            if _decision(session, checked, planned, outcome.reason, now=now, at_once=True):
+                _log(transaction_id, outcome, recorded=True)
+                return Verdict(planned.allowed, planned.answer)
     with transaction(rt.sessions) as session:
         return _record(session, rt, row, transaction_id, outcome, planned=planned, now=now)
 
@@ -420,18 +434,7 @@ def _record(
         used = [d for p in decided.presented for d in p.zk_proofs]
         if used:
             zk.record_proof_uses(session, rt, used)
-    reason = outcome.reason
-    consumed = txn.record_decision(
-        session,
-        checked,
-        now=now,
-        decision=txn.ALLOW if planned.allowed else txn.DENY,
-        reason=reason.value if reason is not None else None,
-        discarded=planned.dropped,
-        response_code_hash=planned.code_hash,
-        claims=planned.sealed,
-    )
-    if not consumed:
+    if not _decision(session, checked, planned, outcome.reason, now=now, at_once=False):
         # A concurrent response consumed the challenge after this one's step 1: this one
         # decides nothing and is refused as a replay would be (its planned event, code and
         # claims are dropped unwritten).
@@ -442,6 +445,43 @@ def _record(
     _log(transaction_id, outcome, recorded=True)
     write_event_rows(session, planned.event)
     return Verdict(planned.allowed, planned.answer)
+
+
+def _at_once(outcome: _Outcome) -> bool:
+    # Whether the write of a response that passed step 1 is the decision and its one event
+    # alone (PostgreSQL writes those in one statement): no ZK proof of an allowed response
+    # is to be marked used with it (_record marks them in the same transaction).
+    decided = outcome.decided
+    if decided is None or outcome.reason is not None:  # not allowed: no proof is marked
+        return True
+    return not any(p.zk_proofs for p in decided.presented)
+
+
+def _decision(
+    session: Session,
+    checked: txn.Checked,
+    planned: _Planned,
+    reason: Reason | None,
+    *,
+    now: datetime,
+    at_once: bool,
+) -> bool:
+    # The decision, consuming the challenge step 1 checked (transactions.record_decision):
+    # whether it was written.  ``at_once`` (PostgreSQL, _at_once): with its event, in one
+    # statement.
+    record = txn.record_decision
+    if at_once:
+        record = partial(txn.record_decision_at_once, event=planned.event)
+    return record(
+        session,
+        checked,
+        now=now,
+        decision=txn.ALLOW if planned.allowed else txn.DENY,
+        reason=reason.value if reason is not None else None,
+        discarded=planned.dropped,
+        response_code_hash=planned.code_hash,
+        claims=planned.sealed,
+    )
 
 
 def _hand_over(

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from credit_commons.core.clock import utc
 from credit_commons.core.db import HotQuery, HotStatement, stored_datetime
 from credit_commons.core.encoding import canonical_json, json_decode
+from credit_commons.events import EventRows, recorded_with
 from credit_commons.verifier.models import VpTransactionRow
 from credit_commons.verifier.reasons import Reason, VerificationDenied
 
@@ -43,6 +44,7 @@ __all__ = [
     "hash_secret",
     "load_transaction",
     "record_decision",
+    "record_decision_at_once",
     "request_hash",
 ]
 
@@ -286,7 +288,7 @@ def check_challenge(
 # conditions are step 1's that can change after the read (a concurrent response consumed
 # the challenge, or the row was altered).  ``now`` is the consumption's, the decision's and
 # the expiry check's instant.
-_DECIDE = HotStatement(
+_DECISION = (
     update(_TABLE)
     .where(
         _COLUMNS.id == bindparam("transaction_id"),
@@ -302,18 +304,15 @@ _DECIDE = HotStatement(
         discarded=bindparam("dropped"),
         response_code_hash=bindparam("code_hash"),
         claims=bindparam("sealed"),
-    ),
-    (
-        "transaction_id",
-        "now",
-        "checked_hash",
-        "verdict",
-        "why",
-        "dropped",
-        "code_hash",
-        "sealed",
-    ),
+    )
 )
+_DECIDE = HotStatement(
+    _DECISION,
+    ("transaction_id", "now", "checked_hash", "verdict", "why", "dropped", "code_hash", "sealed"),
+)
+# PostgreSQL only: the same UPDATE and the decision's event with its log entry, written by
+# one statement (events.recorded_with): all three or none.
+_DECIDE_RECORDED = recorded_with(_DECISION.returning(_COLUMNS.id))
 
 
 def record_decision(
@@ -348,3 +347,43 @@ def record_decision(
         sealed=claims,
     )
     return written == 1
+
+
+def record_decision_at_once(
+    session: Session,
+    checked: Checked,
+    event: EventRows,
+    *,
+    now: datetime,
+    decision: str,
+    reason: str | None,
+    discarded: str | None,
+    response_code_hash: str | None,
+    claims: str | None,
+) -> bool:
+    """PostgreSQL only: :func:`record_decision` and the decision's one ``event`` (with its
+    log entry) in one statement — data-modifying CTEs, atomic as that statement — run in
+    ``session``, whose statements commit one by one (``core.db_autocommit``): one round
+    trip where a unit of work takes five (BEGIN, the UPDATE, two INSERTs, COMMIT).
+    Returns whether the decision was written, and with it the event; ``False``: the
+    challenge was consumed first (or the row changed), and nothing was written.
+
+    Raises the database's errors (a response code hash already used: an integrity error);
+    a connection lost under the statement leaves it unknown whether the decision and its
+    event were written (together).
+    """
+    values = {f"event_{name}": value for name, value in event.events[0].items()}
+    found = _DECIDE_RECORDED.first(
+        session,
+        **values,
+        entry=event.entries[0]["entry"],
+        transaction_id=checked.transaction_id,
+        now=now,
+        checked_hash=checked.request_hash,
+        verdict=decision,
+        why=reason,
+        dropped=discarded,
+        code_hash=response_code_hash,
+        sealed=claims,
+    )
+    return found is not None
