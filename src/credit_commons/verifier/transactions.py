@@ -12,7 +12,8 @@ is then written by one conditional UPDATE (:func:`record_decision`) that consume
 challenge in the same statement — ``… WHERE consumed_at IS NULL AND expires_at > now`` —
 so of two concurrent responses to one transaction exactly one is decided, and the write
 transaction holds its lock (SQLite's one writer, PostgreSQL's row lock) only for that
-statement and the decision's event.
+statement and the decision's event.  On PostgreSQL the UPDATE and the event are one
+statement in autocommit (:func:`record_decision_at_once`).
 """
 
 from __future__ import annotations
@@ -368,10 +369,13 @@ def record_decision_at_once(
     Returns whether the decision was written, and with it the event; ``False``: the
     challenge was consumed first (or the row changed), and nothing was written.
 
-    Raises the database's errors (a response code hash already used: an integrity error);
-    a connection lost under the statement leaves it unknown whether the decision and its
-    event were written (together).
+    Raises ``ValueError`` unless ``event`` holds exactly one event, and the database's
+    errors (a response code hash already used: an integrity error); a connection lost under
+    the statement leaves it unknown whether the decision and its event were written
+    (together).
     """
+    if len(event.events) != 1:
+        raise ValueError("the decision is written with exactly one event")
     values = {f"event_{name}": value for name, value in event.events[0].items()}
     found = _DECIDE_RECORDED.first(
         session,
