@@ -4,8 +4,11 @@ through its own durable consumers (within the default quotas) into its own SQLit
 mirror, verifying every message before storing it (an event by its JWS under the pinned log
 key, or by its leaf once a verified checkpoint covers it; schema, digest, blob CID;
 checkpoints against the mirrored tree).  The platform's HTTP API (entry bundles, log key)
-is served by ``commons serve``'s app over a TestClient; blobs come from the bench (the
-events are recorded directly, as in bench/federation_publish.py).
+is a ``commons serve`` of its own (uvicorn, one worker, no log worker, on a free loopback
+port), as a node follows a platform in another process or machine; ``--in-process`` serves
+it as before 2026-12-08, with ``commons serve``'s app over a TestClient in the bench's
+process, which then carries the app's CPU (and its share of the GIL) too.  Blobs come from
+the bench (the events are recorded directly, as in bench/federation_publish.py).
 
 One JSON line per figure:
 
@@ -21,12 +24,13 @@ One JSON line per figure:
   the raw consume;
 
 ``raw_consume`` and ``catch_up`` also give the CPU per event of this process (for the
-catch-up: the follower, and the platform's app serving entry bundles) and of nats-server:
-on a machine of two cores, what they add up to bounds the rate whatever the load.  The
+catch-up: the follower, and with ``--in-process`` the platform's app serving entry
+bundles), of nats-server and (the catch-up) of the platform's server process: on a machine
+of two cores, what they add up to bounds the rate whatever the load.  The
 catch-up's share of the follower's batches (thread time of ``Follower._process``: the
 verification and storage) is given per stream, events and checkpoints (whose entry
 bundles are fetched, hashed and appended to the mirrored tree); the rest of the process
-is the NATS client, the event loop and the platform's app;
+is the NATS client and the event loop (and with ``--in-process`` the platform's app);
 * ``propagation``: with two nodes following, ``--rounds`` single events, each recorded,
   sequenced and published (acknowledged by JetStream); the time from the acknowledgement to
   the event stored in both mirrors, p50/p95/max.
@@ -36,7 +40,7 @@ Each line carries the one-minute load average when it was measured.  The prepare
 head and ``--events`` and copied for each run (``--no-cache``: prepare afresh).
 
 Usage: python bench/federation.py [--events 5000] [--rounds 50] [--batch 256]
-       [--baseline-events N] [--no-cache] [--prepare-only]
+       [--baseline-events N] [--no-cache] [--prepare-only] [--in-process]
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +82,7 @@ from credit_commons.reputation.service import EventRecorded
 from credit_commons.runtime import Runtime
 from federation_publish import nats_server
 from own_state import forget_configured_instance
-from served import percentile
+from served import commons_server, cpu_seconds, free_port, percentile, process_tree
 
 BLOBS: dict[str, bytes] = {}
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench"
@@ -137,12 +143,55 @@ def _publish(publisher: Publisher) -> None:
         pass
 
 
+class _Served:
+    """Where the platform's HTTP API is: a base URL, the transport to it (None: the
+    network) and the server's process (None: in this process)."""
+
+    def __init__(self, base: str, transport: httpx.BaseTransport | None, pid: int | None):
+        self.base, self.transport, self.pid = base, transport, pid
+
+    def cpu(self) -> float:
+        """CPU seconds the server's processes used so far (0 in this process: counted as
+        this process's)."""
+        return 0.0 if self.pid is None else sum(map(cpu_seconds, process_tree(self.pid)))
+
+
+@contextmanager
+def _serving(root: Path, rt: Runtime, settings: Settings, in_process: bool) -> Iterator[_Served]:
+    """The platform under ``root`` served: a ``commons serve`` (one worker, no log worker)
+    on a free loopback port, or with ``in_process`` its app over a TestClient."""
+    if in_process:
+        client = TestClient(create_app(settings, runtime=rt))
+        yield _Served("http://127.0.0.1", _Forward(client), None)
+        return
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")},
+        "COMMONS_ENV": "test",
+        "COMMONS_DATA_DIR": str(root / "var"),
+        "COMMONS_DATABASE_URL": f"sqlite:///{root / 'platform.db'}",
+        "COMMONS_PUBLIC_URL": base,
+        # One node fetches every entry bundle of the log (4,000 for 1,000,000 events): the
+        # platform's per-address limit on tiles (1,200 a minute) would measure the limiter.
+        "COMMONS_RATE_LIMITS": json.dumps(
+            {
+                f"{group}.ip": "100000000/minute"
+                for group in ("tiles", "log", "well-known", "operations")
+            }
+        ),
+        "COMMONS_LOG_LEVEL": "WARNING",
+    }
+    with commons_server(env, port, workers=1) as pid:
+        yield _Served(base, None, pid)
+
+
 class _Node:
-    def __init__(self, root: Path, name: str, client: TestClient, url: str, batch: int) -> None:
+    def __init__(self, root: Path, name: str, served: _Served, url: str, batch: int) -> None:
         self.engine = make_engine(f"sqlite:///{root / f'{name}.db'}")
         upgrade(self.engine)
         self.sessions = make_sessionmaker(self.engine)
-        platform = _Platform("http://127.0.0.1", transport=_Forward(client))
+        platform = _Platform(served.base, transport=served.transport)
         self.mirror = Mirror(self.sessions, platform, SystemClock())
         self.mirror.start()
         self.follower = Follower(
@@ -302,6 +351,112 @@ def _prepared(root: Path | None, events: int, cache: bool) -> None:
             shutil.copy2(cached / f"platform.db{suffix}", root / f"platform.db{suffix}")
 
 
+def _measure(
+    args: argparse.Namespace,
+    root: Path,
+    url: str,
+    rt: Runtime,
+    publisher: Publisher,
+    served: _Served,
+) -> None:
+    """The four figures, the platform prepared under ``root`` and served by ``served``."""
+    size = _log_size(rt)
+    load = _load()
+    moved = min(args.baseline_events or args.events, args.events)
+    raw = asyncio.run(_raw(url, moved, args.batch))
+    consume_rate = round(moved / raw["consume_s"])
+    _emit(
+        "raw_consume",
+        events=moved,
+        batch=args.batch,
+        seconds=round(raw["consume_s"], 2),
+        events_per_s=consume_rate,
+        client_cpu_us_per_event=round(raw["consume_cpu_s"] / moved * 1e6, 1),
+        server_cpu_us_per_event=round(raw["server_cpu_s"] / moved * 1e6, 1),
+        load_1m=load,
+    )
+    _emit(
+        "raw_publish",
+        events=moved,
+        seconds=round(raw["publish_s"], 2),
+        events_per_s=round(moved / raw["publish_s"]),
+        load_1m=load,
+    )
+
+    load = _load()
+    first = _Node(root, "b", served, url, args.batch)
+    started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
+    platform_cpu = served.cpu()
+    first.follower.start()
+    report = 100_000
+    while (state := first.state()) != (args.events, size):
+        if state[0] >= report:  # progress, for a run cut short
+            print(
+                f"{state[0]:,} events after {time.perf_counter() - started:.0f} s, load {_load()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            report += 100_000
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    cpu, server = time.process_time() - cpu, _server_cpu() - server
+    platform_cpu = served.cpu() - platform_cpu
+    counters = first.counters()
+    rate = round(args.events / elapsed)
+    _emit(
+        "catch_up",
+        events=args.events,
+        batch=args.batch,
+        seconds=round(elapsed, 2),
+        events_per_s=rate,
+        verified_by_checkpoint=counters.get("verified.checkpoint", 0),
+        verified_by_signature=counters.get("verified.signature", 0),
+        dropped=sum(v for k, v in counters.items() if k.startswith("dropped.")),
+        baseline_raw_consume_events_per_s=consume_rate,
+        ratio_to_baseline=round(rate / consume_rate, 3),
+        process_cpu_us_per_event=round(cpu / args.events * 1e6, 1),
+        events_batches_cpu_us_per_event=round(
+            first.ingest_cpu.get("COMMONS_EVENTS", 0.0) / args.events * 1e6, 1
+        ),
+        checkpoint_batches_cpu_us_per_event=round(
+            first.ingest_cpu.get("COMMONS_CHECKPOINTS", 0.0) / args.events * 1e6, 1
+        ),
+        server_cpu_us_per_event=round(server / args.events * 1e6, 1),
+        platform="in this process" if served.pid is None else "commons serve, 1 worker",
+        platform_cpu_us_per_event=None
+        if served.pid is None
+        else round(platform_cpu / args.events * 1e6, 1),
+        load_1m=load,
+        load_1m_after=_load(),
+    )
+
+    if args.rounds:
+        load = _load()
+        second = _Node(root, "c", served, url, args.batch)
+        second.follower.start()
+        while second.state() != (args.events, size):
+            time.sleep(0.05)
+        samples = []
+        for n in range(args.rounds):
+            _record(rt, args.events + n, 1)
+            _publish(publisher)
+            acked = time.perf_counter()
+            want = args.events + n + 1
+            while min(first.state()[0], second.state()[0]) < want:
+                time.sleep(0.001)
+            samples.append((time.perf_counter() - acked) * 1000)
+        _emit(
+            "propagation",
+            rounds=args.rounds,
+            ms_p50=round(percentile(samples, 0.5), 1),
+            ms_p95=round(percentile(samples, 0.95), 1),
+            ms_max=round(max(samples), 1),
+            load_1m=load,
+        )
+        second.follower.stop()
+    first.follower.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5_000)
@@ -313,6 +468,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--prepare-only", action="store_true", help="fill the cache, measure nothing"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="serve the platform's app in this process (a TestClient), as before 2026-12-08",
     )
     args = parser.parse_args()
     forget_configured_instance()
@@ -331,99 +491,10 @@ def main() -> None:
             )
             rt = Runtime.build(settings)
             upgrade(rt.engine)
-            client = TestClient(create_app(settings, runtime=rt))
             publisher = Publisher(rt, url, batch=500)
             try:
-                size = _log_size(rt)
-                load = _load()
-                moved = min(args.baseline_events or args.events, args.events)
-                raw = asyncio.run(_raw(url, moved, args.batch))
-                consume_rate = round(moved / raw["consume_s"])
-                _emit(
-                    "raw_consume",
-                    events=moved,
-                    batch=args.batch,
-                    seconds=round(raw["consume_s"], 2),
-                    events_per_s=consume_rate,
-                    client_cpu_us_per_event=round(raw["consume_cpu_s"] / moved * 1e6, 1),
-                    server_cpu_us_per_event=round(raw["server_cpu_s"] / moved * 1e6, 1),
-                    load_1m=load,
-                )
-                _emit(
-                    "raw_publish",
-                    events=moved,
-                    seconds=round(raw["publish_s"], 2),
-                    events_per_s=round(moved / raw["publish_s"]),
-                    load_1m=load,
-                )
-
-                load = _load()
-                first = _Node(root, "b", client, url, args.batch)
-                started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu()
-                first.follower.start()
-                report = 100_000
-                while (state := first.state()) != (args.events, size):
-                    if state[0] >= report:  # progress, for a run cut short
-                        print(
-                            f"{state[0]:,} events after {time.perf_counter() - started:.0f} s,"
-                            f" load {_load()}",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                        report += 100_000
-                    time.sleep(0.05)
-                elapsed = time.perf_counter() - started
-                cpu, server = time.process_time() - cpu, _server_cpu() - server
-                counters = first.counters()
-                rate = round(args.events / elapsed)
-                _emit(
-                    "catch_up",
-                    events=args.events,
-                    batch=args.batch,
-                    seconds=round(elapsed, 2),
-                    events_per_s=rate,
-                    verified_by_checkpoint=counters.get("verified.checkpoint", 0),
-                    verified_by_signature=counters.get("verified.signature", 0),
-                    dropped=sum(v for k, v in counters.items() if k.startswith("dropped.")),
-                    baseline_raw_consume_events_per_s=consume_rate,
-                    ratio_to_baseline=round(rate / consume_rate, 3),
-                    process_cpu_us_per_event=round(cpu / args.events * 1e6, 1),
-                    events_batches_cpu_us_per_event=round(
-                        first.ingest_cpu.get("COMMONS_EVENTS", 0.0) / args.events * 1e6, 1
-                    ),
-                    checkpoint_batches_cpu_us_per_event=round(
-                        first.ingest_cpu.get("COMMONS_CHECKPOINTS", 0.0) / args.events * 1e6, 1
-                    ),
-                    server_cpu_us_per_event=round(server / args.events * 1e6, 1),
-                    load_1m=load,
-                    load_1m_after=_load(),
-                )
-
-                if args.rounds:
-                    load = _load()
-                    second = _Node(root, "c", client, url, args.batch)
-                    second.follower.start()
-                    while second.state() != (args.events, size):
-                        time.sleep(0.05)
-                    samples = []
-                    for n in range(args.rounds):
-                        _record(rt, args.events + n, 1)
-                        _publish(publisher)
-                        acked = time.perf_counter()
-                        want = args.events + n + 1
-                        while min(first.state()[0], second.state()[0]) < want:
-                            time.sleep(0.001)
-                        samples.append((time.perf_counter() - acked) * 1000)
-                    _emit(
-                        "propagation",
-                        rounds=args.rounds,
-                        ms_p50=round(percentile(samples, 0.5), 1),
-                        ms_p95=round(percentile(samples, 0.95), 1),
-                        ms_max=round(max(samples), 1),
-                        load_1m=load,
-                    )
-                    second.follower.stop()
-                first.follower.stop()
+                with _serving(root, rt, settings, args.in_process) as served:
+                    _measure(args, root, url, rt, publisher, served)
             finally:
                 publisher.close()
                 rt.close()
