@@ -1,15 +1,24 @@
 """Following the platform's streams: a durable JetStream pull consumer per stream.
 
 Each consumer is named ``<node id>-<stream>`` (the node id is made on first start and kept
-with the pins), delivers every message from the stream's start, and needs an explicit
-acknowledgement.  A message is acknowledged only after :meth:`Mirror.accept` stored it,
-found it already stored, or dropped (and counted) it; on a transient failure it and the
-rest of its batch are not acknowledged (``nak`` with a delay), so JetStream delivers them
-again in order.  Continuity: the node keeps the last stream sequence it processed per
-stream (counter ``seq.<stream>``): a sequence at or below it is a redelivery (acknowledged,
-nothing stored twice); one past the next is a gap, and the node waits for the missing
-message (``nak``; counter ``gaps``).  So a node killed at any point, or a NATS server
-restarted, loses and doubles nothing.
+with the pins), delivers every message from the stream's start, and is acknowledged a batch
+at a time (``AckPolicy.ALL``: acknowledging stream sequence *s* acknowledges every message
+up to *s*).  A batch is acknowledged only after :meth:`Mirror.accept` stored each of its
+messages, found it already stored, or dropped (and counted) it, and only up to the highest
+sequence of those: on a transient failure the batch, and after a gap what follows it, are
+not acknowledged (``nak`` with a delay), so JetStream delivers them again in order.
+Continuity: the node keeps the last stream sequence it processed per stream (counter
+``seq.<stream>``): a sequence at or below it is a redelivery (acknowledged, nothing stored
+twice); one past the next is a gap, and the node waits for the missing message (``nak``;
+counter ``gaps``).  Since the node stores a stream's messages in sequence order and never
+past a gap, every sequence up to the one acknowledged is stored.  So a node killed at any
+point, or a NATS server restarted, loses and doubles nothing.
+
+A consumer made before batch acknowledgements (``AckPolicy.EXPLICIT``: JetStream cannot
+change a consumer's ack policy) is deleted and made again from the node's cursor, delivering
+from ``seq.<stream>`` + 1 — what the node stored it never asks for again; a crash between
+the two makes it from the cursor at the next start.  The batches are read with
+:class:`~credit_commons.node.pull.PullConsumer` (one subscription, not a task per message).
 """
 
 from __future__ import annotations
@@ -23,7 +32,6 @@ from typing import Any
 
 import nats
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -32,6 +40,7 @@ from credit_commons.core.db import transaction
 from credit_commons.federation import STREAMS
 from credit_commons.node import store
 from credit_commons.node.mirror import Mirror
+from credit_commons.node.pull import PullConsumer
 from credit_commons.node.quotas import Quotas
 
 __all__ = ["Follower"]
@@ -41,6 +50,10 @@ log = logging.getLogger("credit_commons.node")
 _RETRY = 1.0  # seconds before a message that failed transiently comes again
 _CHECKPOINTS = "COMMONS_CHECKPOINTS"
 _BACKOFF_MAX = 10.0
+
+
+def _sequence(message: Any) -> int:
+    return int(message.metadata.sequence.stream)
 
 
 class Follower:
@@ -76,6 +89,8 @@ class Follower:
         self.processed: dict[str, int] = {}
         # Per stream, the messages JetStream held for this consumer at the last fetch.
         self.pending: dict[str, int] = {}
+        # Per stream, its first sequence when the consumer was bound.
+        self._first: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -150,7 +165,7 @@ class Follower:
             if not nc.is_connected:
                 raise ConnectionError("NATS connection lost")
             if sub is None:
-                sub = await self._bind(js, stream)
+                sub = await self._bind(nc, js, stream)
                 if sub is None:
                     await self._sleep(self.idle)
                     continue
@@ -171,20 +186,50 @@ class Follower:
             return False
         return time.monotonic() - self._checkpoint_progress < self.checkpoint_wait
 
-    async def _bind(self, js: JetStreamContext, stream: str) -> Any:
+    async def _bind(self, nc: Any, js: JetStreamContext, stream: str) -> PullConsumer | None:
         name = f"{self.node_id}-{stream}"
+        try:
+            info = await js.consumer_info(stream, name)
+        except NotFoundError:  # no such consumer, or no such stream yet
+            info = None
+        cursor = await asyncio.to_thread(self._cursor, stream)
+        # nats-py gives a consumer's policies as the server's strings, not its enums.
+        if info is not None and (
+            AckPolicy(info.config.ack_policy) is not AckPolicy.ALL
+            or int(info.ack_floor.stream_seq if info.ack_floor else 0) > cursor
+        ):
+            # Made before batch acknowledgements, or acknowledged past what the node
+            # holds (its database restored from an older copy): made again from the
+            # cursor (module).
+            await js.delete_consumer(stream, name)
+            info = None
+        if info is None:
+            start = DeliverPolicy.ALL if cursor == 0 else DeliverPolicy.BY_START_SEQUENCE
+            first = None if cursor == 0 else cursor + 1
+        else:  # kept: JetStream refuses another start for an existing consumer
+            start = DeliverPolicy(info.config.deliver_policy or DeliverPolicy.ALL)
+            first = info.config.opt_start_seq
         config = ConsumerConfig(
             durable_name=name,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.ALL,
+            deliver_policy=start,
+            opt_start_seq=first,
             ack_wait=30.0,
             max_ack_pending=4 * self.batch,
         )
         try:
             await js.add_consumer(stream, config)
+            state = (await js.stream_info(stream)).state
         except NotFoundError:
             return None  # the platform has not created its streams yet
-        return await js.pull_subscribe_bind(durable=name, stream=stream)
+        self._first[stream] = max(1, int(state.first_seq or 0))
+        consumer = PullConsumer(nc, stream, name)
+        await consumer.start()
+        return consumer
+
+    def _cursor(self, stream: str) -> int:
+        with transaction(self.mirror.sessions) as session:
+            return store.counter(session, f"seq.{stream}")
 
     def fetch_size(self, stream: str) -> int:
         """How many messages the next fetch of ``stream`` asks for: ``4 × batch`` (the
@@ -193,15 +238,13 @@ class Follower:
         behind = self.pending.get(stream, 0) >= 4 * self.batch
         return 4 * self.batch if behind else self.batch
 
-    async def _drain(self, sub: Any, stream: str) -> int:
-        try:
-            messages = await sub.fetch(self.fetch_size(stream), timeout=self.idle)
-        except (NatsTimeout, TimeoutError):  # nothing new (nats-py raises either)
+    async def _drain(self, sub: PullConsumer, stream: str) -> int:
+        messages = await sub.fetch(self.fetch_size(stream), timeout=self.idle)
+        if not messages:  # nothing new
             if stream == _CHECKPOINTS:
                 self._checkpoints_due = False
             return 0
-        if messages:
-            self.pending[stream] = int(messages[-1].metadata.num_pending)
+        self.pending[stream] = int(messages[-1].metadata.num_pending)
         admitted = len(messages)
         if self.quotas is not None:
             admitted = self.quotas.admit(stream, [len(m.data or b"") for m in messages])
@@ -215,10 +258,11 @@ class Follower:
             self._checkpoints_due = handled < len(messages) or bool(
                 messages[-1].metadata.num_pending
             )
-        for message in messages[:handled]:
-            # Stored (or counted) before this: a lost acknowledgement only redelivers a
-            # message the sequence cursor then skips.
-            await message.ack()
+        if handled:
+            # One acknowledgement for the batch, on its highest sequence: every message up
+            # to it is stored (or counted) before this (module), and a lost acknowledgement
+            # only redelivers messages the sequence cursor then skips.
+            await max(messages[:handled], key=_sequence).ack()
         if admitted < len(messages) and self.quotas is not None:
             await self._throttle(stream, messages[handled:])
             return handled
@@ -259,7 +303,9 @@ class Follower:
         handled, top = 0, last
         for message in messages:
             sequence = int(message.metadata.sequence.stream)
-            if top and sequence > top + 1:
+            # The next sequence: the stream's first one before anything was processed (a
+            # batch refused at the start must not let a later one start the cursor).
+            if sequence > (top + 1 if top else self._first.get(stream, 1)):
                 with transaction(self.mirror.sessions) as session:
                     store.count(session, "gaps")
                 break
