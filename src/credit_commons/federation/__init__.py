@@ -20,7 +20,9 @@ from credit_commons.federation.feed import (
     read_messages,
 )
 from credit_commons.federation.feed import log_size as feed_log_size
+from credit_commons.federation.ownership import Refusal, StreamsNotOurs
 from credit_commons.federation.publisher import Publisher, PublisherState
+from credit_commons.federation.refusals import refusals as publisher_refusals
 from credit_commons.federation.subjects import (
     MAX_MESSAGE_BYTES,
     MESSAGE_TYP,
@@ -43,7 +45,9 @@ __all__ = [
     "Message",
     "Publisher",
     "PublisherState",
+    "Refusal",
     "StreamSpec",
+    "StreamsNotOurs",
     "Topic",
     "TopicInvalid",
     "bus_subject",
@@ -53,6 +57,7 @@ __all__ = [
     "feed_log_size",
     "leaf_messages",
     "parse_topic",
+    "publisher_refusals",
     "read_messages",
     "stream_of",
     "subject_token",

@@ -10,7 +10,12 @@ copies (per-stream deduplication within the streams' duplicate window).  Past th
 too, a restarted publisher reads each stream's last message once and skips what the stream
 already holds (messages carry their leaf index; a stream receives them in leaf order):
 nothing is duplicated, and nothing is lost, since the cursor never passes an unacknowledged
-message.
+message.  That skip trusts the stream to be this platform's: when it connects, the publisher
+checks that each stream's last message is (:mod:`.ownership`) and otherwise publishes
+nothing and moves no cursor — two platforms on one NATS account share every stream, and
+the second would skip its own events as already published — but logs the refusal as an
+error naming each stream and whose messages it holds, records it for ``/metrics``
+(``federation_refusals``) and tries again with the back-off.
 
 It runs on its own asyncio loop in a thread of its own, so the worker thread (or any other)
 calls :meth:`Publisher.run_pass` synchronously.  When NATS is unreachable a pass returns at
@@ -38,16 +43,16 @@ from credit_commons.core.db import transaction
 from credit_commons.core.tracing import span, tracer
 from credit_commons.federation.feed import spine_batch
 from credit_commons.federation.models import FederationCursorRow
+from credit_commons.federation.ownership import OurLog, Refusal, StreamsNotOurs, own_position
+from credit_commons.federation.refusals import clear_refusals, record_refusals
 from credit_commons.federation.subjects import (
     MAX_MESSAGE_BYTES,
     STREAMS,
     Message,
     StreamSpec,
     checkpoint_message,
-    payload_position,
 )
-from credit_commons.formats.jws import JwsInvalid, parse_compact
-from credit_commons.keys import StoredSigner
+from credit_commons.keys import KeyType, PublicKey, StoredSigner
 from credit_commons.ledger import service as ledger
 from credit_commons.runtime import Runtime
 
@@ -74,11 +79,12 @@ _MAX_BATCHES = 20  # per pass, so the worker's other steps keep their turn under
 
 
 class PublisherState(StrEnum):
-    """Whether the last attempt reached NATS."""
+    """Whether the last attempt reached NATS (and found streams it may publish to)."""
 
     UNKNOWN = "unknown"
     UP = "up"
     DOWN = "down"
+    REFUSED = "refused"  # the streams hold another platform's messages: nothing published
 
 
 def redacted_server(url: str) -> str:
@@ -125,6 +131,7 @@ class Publisher:
         self._conn: _Connection | None = None
         self._failures = 0
         self._next_attempt = 0.0
+        self.refusals: tuple[Refusal, ...] = ()  # the last connection's, while REFUSED
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="federation-publisher", daemon=True
@@ -174,9 +181,12 @@ class Publisher:
         except (NatsError, OSError, TimeoutError) as exc:
             await self._drop()
             self._went(PublisherState.DOWN, exc)
-            self._failures += 1
-            delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (self._failures - 1))
-            self._next_attempt = time.monotonic() + delay
+            self._back_off()
+            return {}
+        except StreamsNotOurs as exc:
+            await self._drop()
+            self._refused(exc)
+            self._back_off()
             return {}
         self._went(PublisherState.UP, None)
         self._failures, self._next_attempt = 0, 0.0
@@ -184,10 +194,32 @@ class Publisher:
         report["federation_checkpoints"] = checkpoints
         return {k: v for k, v in report.items() if v}
 
+    def _back_off(self) -> None:
+        self._failures += 1
+        delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (self._failures - 1))
+        self._next_attempt = time.monotonic() + delay
+
+    def _refused(self, exc: StreamsNotOurs) -> None:
+        # Recorded for /metrics, and logged as an error each time what the streams hold
+        # changes (not at every retry).
+        with transaction(self.rt.sessions) as session:
+            record_refusals(session, exc.refusals, self.rt.clock.now())
+        if self.state is PublisherState.REFUSED and exc.refusals == self.refusals:
+            return
+        self.state, self.refusals = PublisherState.REFUSED, exc.refusals
+        log.error(
+            "federation: NATS at %s: %s; nothing published and the cursors did not move. %s",
+            self.server,
+            exc.detail,
+            exc.hint,
+            extra={"fields": {"code": exc.code, "streams": [r.stream for r in exc.refusals]}},
+        )
+
     def _went(self, state: PublisherState, exc: BaseException | None) -> None:
         if state is self.state:
             return
         previous, self.state = self.state, state
+        self.refusals = ()
         if state is PublisherState.DOWN:
             # The class name only: a NATS error's text may echo the URL it was given.
             log.warning(
@@ -197,6 +229,12 @@ class Publisher:
             )
         elif previous is PublisherState.DOWN:
             log.warning("federation: NATS at %s reachable again", self.server)
+        elif previous is PublisherState.REFUSED:
+            log.warning(
+                "federation: the streams on NATS at %s hold only this platform's messages "
+                "now; publishing",
+                self.server,
+            )
         else:
             log.info("federation: publishing to NATS at %s", self.server)
 
@@ -229,14 +267,27 @@ class Publisher:
         try:
             js = nc.jetstream(timeout=self.timeout)
             conn = _Connection(nc, js)
+            ours, refused = self._our_log(), list[Refusal]()
             for spec in STREAMS:
-                conn.tails[spec.name] = await _ensure_stream(js, spec)
+                try:
+                    conn.tails[spec.name] = await _ensure_stream(js, spec, ours)
+                except StreamsNotOurs as exc:
+                    refused.extend(exc.refusals)
+            if refused:
+                raise StreamsNotOurs(refused)
         except BaseException:
             with contextlib.suppress(Exception):
                 await nc.close()
             raise
+        with transaction(self.rt.sessions) as session:
+            clear_refusals(session)
         self._conn = conn
         return conn
+
+    def _our_log(self) -> OurLog:
+        identity = ledger.log_identity(self.rt)
+        key = PublicKey.from_raw(KeyType.ED25519, identity.public_key)
+        return OurLog(frozenset((*identity.frozen_origins, identity.origin)), key)
 
     async def _publish(self, conn: _Connection, messages: list[Message]) -> int:
         """Publish and wait for every acknowledgement; the number actually sent.  When
@@ -305,8 +356,9 @@ class Publisher:
         return identity.origin, self.rt.key_store.signer(session, identity.key_name)
 
 
-async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> int:
-    """Create or update ``spec``'s stream; the position of the last message it holds."""
+async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, ours: OurLog) -> int:
+    """Create or update ``spec``'s stream; the position of the last message it holds (-1
+    for none).  Raises :class:`StreamsNotOurs` when that message is not ``ours``."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
     from nats.js.errors import BadRequestError, NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
@@ -332,16 +384,4 @@ async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> int:
         raw = await js.get_msg(spec.name, last)
     except NotFoundError:
         return -1
-    return _position(raw.data or b"")
-
-
-def _position(body: bytes) -> int:
-    try:
-        jws = parse_compact(body.decode("ascii"), algs=("EdDSA", "Ed25519"))
-        position = payload_position(jws.payload)
-    except (JwsInvalid, UnicodeDecodeError):
-        position = None
-    if position is None:
-        log.warning("federation: a stream's last message is not this platform's; publishing all")
-        return -1
-    return position
+    return own_position(spec.name, raw.data or b"", ours)

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from credit_commons.consent import monitor, webhooks
 from credit_commons.core.db import transaction
 from credit_commons.core.errors import CommonsError
+from credit_commons.federation import publisher_refusals
 from credit_commons.gateway.cached_read import CachedRead
 from credit_commons.ledger.health import LogHealth, log_health
 from credit_commons.ledger.steps import parse_witnesses
@@ -48,6 +49,7 @@ class _Snapshot:
     health: LogHealth | None = None
     queues: dict[str, int] = field(default_factory=dict)
     monitor_lag: int = 0
+    refused_streams: list[str] = field(default_factory=list)
     taken_at: float = 0.0  # time.time() when read
 
 
@@ -78,6 +80,7 @@ class DomainMetrics(Collector):
                     "webhooks": webhooks.pending_deliveries(session, QUEUE_CAP),
                     "capabilities": capability.pending_count(session, QUEUE_CAP),
                 }
+                snap.refused_streams = [r.stream for r in publisher_refusals(session)]
             snap.up = True
         except (SQLAlchemyError, CommonsError) as e:
             log.warning("metrics not read", extra={"fields": {"error": type(e).__name__}})
@@ -180,6 +183,15 @@ def _gauges(snap: _Snapshot) -> Iterator[Metric]:
         "Sequenced leaves the access monitor has not read yet.",
         float(snap.monitor_lag),
     )
+    refused = GaugeMetricFamily(
+        "commons_federation_refused",
+        "1 for each stream the NATS publisher found holding another platform's messages when "
+        "it last connected (it publishes nothing meanwhile; docs/federation.md).",
+        labels=["stream"],
+    )
+    for stream in snap.refused_streams:
+        refused.add_metric([stream], 1.0)
+    yield refused
 
 
 def install_domain_metrics(registry: CollectorRegistry, runtime: Runtime) -> DomainMetrics:
