@@ -73,6 +73,8 @@ EXPECTED = {
         "EMPTY_ROOT", "Hash", "NodeId", "TreeRangeInvalid", "ConsistencyProof",
         "InclusionProof", "consistency_proof", "inclusion_proof", "leaf_hash", "node_hash",
         "root_from_source", "verify_consistency", "verify_inclusion",
+        # The committee's cosignature, verified by a full node before it serves it.
+        "CommitteeLines", "CommitteeVerifier", "sort_committee_lines",
     },
     "credit_commons.node": {
         "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",

@@ -25,6 +25,7 @@ from credit_commons.core.logging import configure_logging
 from credit_commons.core.migrate import upgrade
 from credit_commons.gateway.node_app import create_node_app
 from credit_commons.keys import ServiceIdentity
+from credit_commons.ledger import CommitteeVerifier
 from credit_commons.node import (
     Follower,
     Mirror,
@@ -211,12 +212,24 @@ def node_serve(
             help="Seconds between readings of the platform's log state (the node's lag).",
         ),
     ] = 30.0,
+    committee_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--committee-key",
+            help="The checkpoint committee's group vkey (commons committee show; repeat for "
+            "each version): its cosignature is verified with it and served on the node's "
+            "checkpoints; without one a committee line is dropped.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Follow a platform and serve its mirror (its database: COMMONS_DATABASE_URL, else
     SQLite in --data), within the ingest quotas COMMONS_NODE_QUOTAS (docs/federation.md).
     Every --lag-interval seconds it reads the platform's log state with its own service
-    token (--data/service-key.json; register it: commons node service-key show)."""
+    token (--data/service-key.json; register it: commons node service-key show).  Each
+    --committee-key is a committee group key whose cosignature the node verifies and serves
+    on its checkpoints."""
+    committee = [CommitteeVerifier.from_vkey(vkey) for vkey in committee_key or ()]
     del as_json  # the node prints one JSON line when it is ready
     configure_logging(os.environ.get("COMMONS_LOG_LEVEL", "INFO"))
     follower: Follower | None = None
@@ -225,7 +238,7 @@ def node_serve(
     with closing(Platform(follow)) as platform, _database(data) as sessions:
         try:
             clock = SystemClock()
-            mirror = Mirror(sessions, platform, clock)
+            mirror = Mirror(sessions, platform, clock, committee_keys=committee)
             pins = mirror.start()
             node_id = _node_id(sessions, clock)
             identity = _identity(data, node_id)

@@ -51,6 +51,7 @@ from credit_commons.federation.subjects import (
     Message,
     StreamSpec,
     checkpoint_message,
+    cosigned_checkpoint_message,
 )
 from credit_commons.keys import KeyType, PublicKey, StoredSigner
 from credit_commons.ledger import service as ledger
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
-__all__ = ["CHECKPOINTS", "SPINE", "Publisher", "PublisherState", "read_cursor"]
+__all__ = ["CHECKPOINTS", "COSIGNED", "SPINE", "Publisher", "PublisherState", "read_cursor"]
 
 log = logging.getLogger("credit_commons.federation")
 _tracer = tracer("credit_commons.federation")
@@ -72,6 +73,10 @@ SPINE = "spine"
 """The cursor of the spine's events: the next leaf index to publish."""
 CHECKPOINTS = "checkpoints"
 """The cursor of the log's checkpoints: the last size published."""
+COSIGNED = "cosigned"
+"""The cursor of the checkpoints the committee cosigned: the last size whose cosigned note
+was published (never past :data:`CHECKPOINTS`, so a plain checkpoint precedes its
+cosigned note in the stream)."""
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
@@ -161,7 +166,7 @@ class Publisher:
 
     # -- on the loop ---------------------------------------------------------------------
 
-    async def _publish_pending(self) -> tuple[int, int, int]:
+    async def _publish_pending(self) -> tuple[int, int, int, int]:
         conn = await self._connect()
         events = messages = 0
         for _ in range(_MAX_BATCHES):
@@ -169,7 +174,8 @@ class Publisher:
             events, messages = events + done, messages + sent
             if done < self.batch:
                 break
-        return events, messages, await self._checkpoint_batch(conn)
+        checkpoints = await self._checkpoint_batch(conn)
+        return events, messages, checkpoints, await self._cosigned_batch(conn)
 
     async def _pass(self) -> dict[str, int]:
         from nats.errors import Error as NatsError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
@@ -177,7 +183,7 @@ class Publisher:
         try:
             # Every wait below is bounded by ``timeout``; this bounds the pass as a whole.
             bound = self.timeout * (_MAX_BATCHES + 4)
-            events, messages, checkpoints = await asyncio.wait_for(self._publish_pending(), bound)
+            published = await asyncio.wait_for(self._publish_pending(), bound)
         except (NatsError, OSError, TimeoutError) as exc:
             await self._drop()
             self._went(PublisherState.DOWN, exc)
@@ -190,8 +196,8 @@ class Publisher:
             return {}
         self._went(PublisherState.UP, None)
         self._failures, self._next_attempt = 0, 0.0
-        report = {"federation_events": events, "federation_messages": messages}
-        report["federation_checkpoints"] = checkpoints
+        names = ("events", "messages", "checkpoints", "cosigned")
+        report = {f"federation_{name}": n for name, n in zip(names, published, strict=True)}
         return {k: v for k, v in report.items() if v}
 
     def _back_off(self) -> None:
@@ -311,7 +317,7 @@ class Publisher:
     async def _publish_batch(self, conn: _Connection, messages: list[Message]) -> int:
         futures = []
         for message in messages:
-            if message.position <= conn.tails.get(message.stream, -1):
+            if message.position <= conn.tails.get(message.lane or message.stream, -1):
                 continue  # the stream holds it already (see the module)
             headers = {"Nats-Msg-Id": message.msg_id}
             futures.append(
@@ -322,7 +328,8 @@ class Publisher:
         if futures:
             await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
         for message in messages:
-            conn.tails[message.stream] = max(conn.tails.get(message.stream, -1), message.position)
+            lane = message.lane or message.stream
+            conn.tails[lane] = max(conn.tails.get(lane, -1), message.position)
         return len(futures)
 
     async def _spine_batch(self, conn: _Connection) -> tuple[int, int]:
@@ -349,6 +356,21 @@ class Publisher:
         await self._publish(conn, messages)
         with transaction(rt.sessions) as session:
             _commit_cursor(session, CHECKPOINTS, rows[-1][0], rt.clock.now())
+        return len(rows)
+
+    async def _cosigned_batch(self, conn: _Connection) -> int:
+        # The committee's cosigned notes, each once its plain checkpoint was published.
+        rt = self.rt
+        with transaction(rt.read_sessions) as session:
+            after, plain = read_cursor(session, COSIGNED), read_cursor(session, CHECKPOINTS)
+            rows = [r for r in ledger.cosigned_after(session, after, self.batch) if r[0] <= plain]
+            if not rows:
+                return 0
+            origin, signer = self._signing(session)
+        messages = [cosigned_checkpoint_message(s, n, origin, signer, at) for s, n, at in rows]
+        await self._publish(conn, messages)
+        with transaction(rt.sessions) as session:
+            _commit_cursor(session, COSIGNED, rows[-1][0], rt.clock.now())
         return len(rows)
 
     def _signing(self, session: Session) -> tuple[str, StoredSigner]:

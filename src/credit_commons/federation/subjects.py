@@ -37,6 +37,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.jws import JwsSigner, sign_compact
 
 __all__ = [
+    "COSIGNED_LANE",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_TYP",
     "STREAMS",
@@ -45,6 +46,7 @@ __all__ = [
     "bus_subject",
     "checkpoint_message",
     "checkpoint_time",
+    "cosigned_checkpoint_message",
     "event_messages",
     "event_subjects",
     "payload_position",
@@ -144,13 +146,16 @@ def bus_subject(event_type: str, details: JsonObject) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message to publish: subject, stream, JetStream message id, its position in its
-    source (leaf index, or checkpoint size) and the signed body."""
+    source (leaf index, or checkpoint size) and the signed body.  ``lane`` names the
+    sequence its positions increase in when it is not the stream's own (the committee's
+    cosigned checkpoints, published after later plain ones)."""
 
     subject: str
     stream: str
     msg_id: str
     position: int
     body: bytes
+    lane: str | None = None
 
 
 def event_subjects(document: JsonObject, origin: str) -> list[str]:
@@ -220,6 +225,24 @@ def checkpoint_message(
     }
     body = sign_compact({"typ": MESSAGE_TYP}, payload, signer).encode("ascii")
     return Message(subject, stream_of(subject), f"checkpoint:{size}", size, body)
+
+
+COSIGNED_LANE = "cosigned"
+"""The :attr:`Message.lane` of the committee's cosigned checkpoints."""
+
+
+def cosigned_checkpoint_message(
+    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime
+) -> Message:
+    """The message of the checkpoint of ``size`` once the checkpoint committee's line is on
+    it (``note`` ends with that line): the same subject and payload as
+    :func:`checkpoint_message`, published again with id ``checkpoint:<size>:committee`` so
+    that JetStream does not take it for the plain one, and so that a node that mirrored the
+    plain one learns the cosignature (docs/federation.md)."""
+    plain = checkpoint_message(size, note, origin, signer, created_at)
+    return Message(
+        plain.subject, plain.stream, f"{plain.msg_id}:committee", size, plain.body, COSIGNED_LANE
+    )
 
 
 def checkpoint_time(at: datetime) -> str:

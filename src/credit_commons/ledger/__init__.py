@@ -7,6 +7,8 @@ sequences them.  Auditors verify receipts offline with :func:`verify_receipt`.
 
 from credit_commons.ledger.audit import AuditFailed, audit_log
 from credit_commons.ledger.checkpoint import Checkpoint, verify_checkpoint
+from credit_commons.ledger.committee import CommitteeVerifier
+from credit_commons.ledger.committee_lines import CommitteeLines, sort_committee_lines
 from credit_commons.ledger.cosignature import verify_cosigned
 from credit_commons.ledger.errors import TreeRangeInvalid
 from credit_commons.ledger.note import Ed25519Verifier
@@ -36,6 +38,8 @@ __all__ = [
     "EMPTY_ROOT",
     "AuditFailed",
     "Checkpoint",
+    "CommitteeLines",
+    "CommitteeVerifier",
     "ConsistencyProof",
     "Ed25519Verifier",
     "Hash",
@@ -55,6 +59,7 @@ __all__ = [
     "pending_receipt",
     "pending_receipt_of",
     "root_from_source",
+    "sort_committee_lines",
     "verify_checkpoint",
     "verify_consistency",
     "verify_cosigned",

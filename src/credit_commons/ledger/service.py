@@ -59,6 +59,7 @@ __all__ = [
     "checkpoint_with_cosignatures",
     "checkpoints_after",
     "consistency_proof",
+    "cosigned_after",
     "entries",
     "event_ids_between",
     "inclusion_proof",
@@ -327,6 +328,23 @@ def checkpoints_after(session: Session, size: int, limit: int) -> list[tuple[int
     ``(size, note, created_at)``, the note with the witness cosignatures stored so far."""
     rows = session.scalars(
         select(CheckpointRow)
+        .where(CheckpointRow.size > size)
+        .order_by(CheckpointRow.size)
+        .limit(limit)
+    ).all()
+    return [
+        (int(row.size), checkpoint_with_cosignatures(session, row), utc(row.created_at))
+        for row in rows
+    ]
+
+
+def cosigned_after(session: Session, size: int, limit: int) -> list[tuple[int, str, datetime]]:
+    """Up to ``limit`` checkpoints larger than ``size`` that carry the checkpoint committee's
+    line, smallest first, as :func:`checkpoints_after` gives them (the note with every line
+    stored so far, the committee's last)."""
+    rows = session.scalars(
+        select(CheckpointRow)
+        .join(CommitteeSignatureRow, CommitteeSignatureRow.size == CheckpointRow.size)
         .where(CheckpointRow.size > size)
         .order_by(CheckpointRow.size)
         .limit(limit)

@@ -68,6 +68,7 @@ DROP_REASONS = (
     "fork",
     "blob",
     "rules",
+    "committee",
 )
 """Why a message is dropped; each is a counter ``dropped.<reason>``."""
 

@@ -8,7 +8,12 @@
   tree's root against the signed checkpoint's.  The mirrored tree only ever grows, so an
   equal root is consistency with every checkpoint mirrored before; a different root (or an
   earlier size whose root is not the mirror's) is a fork: the checkpoint is refused and
-  kept in ``node_forks``, the leaves are not stored;
+  kept in ``node_forks``, the leaves are not stored.  A committee line on the note is kept
+  only when it verifies under a committee key the operator pinned
+  (``ledger.sort_committee_lines``; any other is removed and counted
+  ``dropped.committee``), and a checkpoint already mirrored that comes again with a
+  verified committee line (the platform's ``checkpoint:<size>:committee`` message) is
+  served with it from then on, when its root is the mirrored one;
 * ``events.*``: the blob the event names by CID is fetched and stored only when the CID is
   the bytes' (else the message is dropped, reason ``blob``); once the leaf at the event's
   index is mirrored, the entry must be that leaf;
@@ -29,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +48,12 @@ from credit_commons.core.errors import CommonsError
 from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 from credit_commons.keys import PublicKey, public_key_from_jwk
-from credit_commons.ledger import TreeRangeInvalid, leaf_hash
+from credit_commons.ledger import (
+    CommitteeVerifier,
+    TreeRangeInvalid,
+    leaf_hash,
+    sort_committee_lines,
+)
 from credit_commons.node import store
 from credit_commons.node.messages import (
     Dropped,
@@ -138,9 +148,11 @@ class Mirror:
         clock: Clock,
         *,
         on_drop: store.DropHook | None = None,
+        committee_keys: Sequence[CommitteeVerifier] = (),
     ) -> None:
         self.sessions, self.platform, self.clock = sessions, platform, clock
         self.on_drop = on_drop
+        self.committee_keys = tuple(committee_keys)
         self._pins: Pins | None = None
 
     @property
@@ -336,15 +348,42 @@ class Mirror:
             verified = verify_message(body, subject, stream, self.pins)
             if verified.kind != "checkpoint":
                 raise Dropped("subject", "an event in the checkpoints stream")
+            verified, cosigned = self._committee_lines(verified)
             with transaction(self.sessions) as session:
-                if store.has_message(session, stream, verified.position):
-                    return "duplicate"
+                mirrored = store.has_message(session, stream, verified.position)
+            if mirrored:
+                return self._cosigned(verified) if cosigned else "duplicate"
             return self._checkpoint(verified)
         except Dropped as dropped:
             with transaction(self.sessions) as session:
                 store.count(session, f"dropped.{dropped.reason}")
             self._dropped(stream, dropped.reason)
             return "dropped"
+
+    def _committee_lines(self, verified: Verified) -> tuple[Verified, bool]:
+        # The checkpoint with only the committee lines that verify under a pinned key, and
+        # whether one did; each other is counted dropped.committee.
+        lines = sort_committee_lines(verified.note or "", self.committee_keys)
+        if lines.dropped:
+            with transaction(self.sessions) as session:
+                store.count(session, "dropped.committee", lines.dropped)
+            log.warning("node: dropped %d committee line(s) that do not verify", lines.dropped)
+        return replace(verified, note=lines.note), lines.verified > 0
+
+    def _cosigned(self, verified: Verified) -> str:
+        # A mirrored checkpoint again, with a verified committee line: served with it from
+        # now on if the log signed the mirrored root for that size.
+        checkpoint = verified.checkpoint
+        assert checkpoint is not None
+        assert verified.note is not None
+        with transaction(self.sessions) as session:
+            row = store.checkpoint(session, checkpoint.size)
+            if row is None or bytes(row.root_hash) != bytes(checkpoint.root_hash):
+                raise Dropped("checkpoint", "not the mirrored checkpoint of that size")
+            if row.note == verified.note:
+                return "duplicate"
+            store.set_checkpoint_note(session, checkpoint.size, verified.note)
+        return "stored"
 
     def _store(self, session: Session, verified: Verified, now: datetime) -> str:
         stored = store.add_message(

@@ -67,6 +67,7 @@ __all__ = [
     "put_status_list",
     "record_fork",
     "rule_set",
+    "set_checkpoint_note",
     "set_counter",
     "set_value",
     "status_list",
@@ -339,6 +340,14 @@ def add_checkpoint(session: Session, size: int, root: bytes, note: str, now: dat
     """Store a checkpoint the caller checked against the mirror (idempotent)."""
     if session.get(NodeCheckpointRow, size) is None:
         session.add(NodeCheckpointRow(size=size, root_hash=root, note=note, received_at=now))
+
+
+def set_checkpoint_note(session: Session, size: int, note: str) -> None:
+    """Serve ``note`` for the mirrored checkpoint of ``size`` from now on: the same
+    checkpoint with the committee's cosignature, which the caller verified."""
+    row = session.get(NodeCheckpointRow, size, with_for_update=True)
+    if row is not None:
+        row.note = note
 
 
 def record_fork(session: Session, size: int, note: str, reason: str, now: datetime) -> None:
