@@ -5,8 +5,9 @@ cosignature on a node").
 A committee line is told from the log's and the witnesses' lines by its size: a BLS12-381
 minimal-pubkey-size signature is a compressed G2 point of 96 bytes
 (draft-irtf-cfrg-bls-signature-05 §2.1), the log's Ed25519 signature 64 bytes and a
-witness's cosignature 72 (tlog-cosignature: a timestamp and an Ed25519 signature).  A
-committee line is kept only when its key name and ID are those of a committee key the
+witness's cosignature 72 (tlog-cosignature: a timestamp and an Ed25519 signature); a line
+named by a pinned committee key is a committee line whatever its size.  A committee line
+is kept only when its key name and ID are those of a committee key the
 caller pinned and its signature verifies under that key over the note's text; any other is
 removed.  Pure: a note and the pinned keys in, the note with only verified committee lines
 out.
@@ -49,10 +50,10 @@ def sort_committee_lines(note: str, keys: Sequence[CommitteeVerifier]) -> Commit
     by_id = {(key.name, key.key_id): key for key in keys}
     kept, verified, dropped = [], 0, 0
     for line in parsed.signatures:
-        if len(line.signature) != COMMITTEE_SIGNATURE_BYTES:
+        key = by_id.get((line.name, line.key_id))
+        if key is None and len(line.signature) != COMMITTEE_SIGNATURE_BYTES:
             kept.append(line)
             continue
-        key = by_id.get((line.name, line.key_id))
         try:
             if key is None:
                 raise LookupError(line.name)
