@@ -6,9 +6,10 @@ key, or by its leaf once a verified checkpoint covers it; schema, digest, blob C
 checkpoints against the mirrored tree).  The platform's HTTP API (entry bundles, log key)
 is a ``commons serve`` of its own (uvicorn, one worker, no log worker, on a free loopback
 port), as a node follows a platform in another process or machine; ``--in-process`` serves
-it as before 2026-12-08, with ``commons serve``'s app over a TestClient in the bench's
-process, which then carries the app's CPU (and its share of the GIL) too.  Blobs come from
-the bench (the events are recorded directly, as in bench/federation_publish.py).
+it the old way (until 2026-12-07's third round), with ``commons serve``'s app over a
+TestClient in the bench's process, which then carries the app's CPU (and its GIL share).
+Blobs come from the bench (the events are recorded directly, as in
+bench/federation_publish.py).
 
 One JSON line per figure:
 
@@ -472,7 +473,7 @@ def main() -> None:
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="serve the platform's app in this process (a TestClient), as before 2026-12-08",
+        help="serve the platform's app in this process (a TestClient), the old way",
     )
     args = parser.parse_args()
     forget_configured_instance()
