@@ -36,14 +36,21 @@ def commons_env(data_dir: Path, database_url: str) -> dict[str, str]:
 
 @contextmanager
 def serving(
-    env: dict[str, str], port: int, log_path: Path, *, stop_wait: float = 15
+    env: dict[str, str],
+    port: int,
+    log_path: Path,
+    *,
+    stop_wait: float = 15,
+    migrate: bool = True,
 ) -> Iterator[str]:
-    """``commons db upgrade`` (in this process: tests/commons_inprocess.py), then ``commons
-    serve`` with ``env`` on 127.0.0.1:``port``, its output in ``log_path``, until ``/healthz``
-    answers 200 (at most 120 s, for a start on a loaded machine; the test fails with the log
-    otherwise); yields its base URL, and stops it with SIGTERM (waiting ``stop_wait`` s)."""
-    migrated = commons(["db", "upgrade"], env)
-    assert migrated.returncode == 0, migrated.stderr
+    """``commons db upgrade`` (in this process: tests/commons_inprocess.py; not with
+    ``migrate=False``), then ``commons serve`` with ``env`` on 127.0.0.1:``port``, its output
+    in ``log_path``, until ``/healthz`` answers 200 (at most 120 s, for a start on a loaded
+    machine; the test fails with the log otherwise); yields its base URL, and stops it with
+    SIGTERM (waiting ``stop_wait`` s)."""
+    if migrate:
+        migrated = commons(["db", "upgrade"], env)
+        assert migrated.returncode == 0, migrated.stderr
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -102,6 +109,55 @@ def test_serves_health_readiness_metrics_and_problems(server: tuple[str, Path]) 
     text = log_path.read_text()
     assert PEPPER not in text
     assert "sekrit-token" not in text
+
+
+def test_an_unmigrated_database_is_503_until_upgraded(tmp_path: Path, backend_url: str) -> None:
+    # The docs' set-up once left out `commons db upgrade`: the API answered 500 on a missing
+    # table and the log worker logged a failure every half second.  Now serve says so on
+    # stderr, every route but the operations' answers 503 service.not_migrated (as /readyz),
+    # the worker waits with one warning, and all of it starts once the database is migrated.
+    env = commons_env(tmp_path / "var", backend_url)
+    log_path = tmp_path / "server.log"
+    with (
+        serving(env, free_port(), log_path, migrate=False) as base,
+        httpx.Client(base_url=base, timeout=5) as client,
+    ):
+        assert client.get("/healthz").status_code == 200
+        for method, path in [
+            ("GET", "/v1/log/key"),
+            ("GET", "/.well-known/jwt-vc-issuer"),
+            ("POST", "/v1/identities"),
+            ("GET", "/readyz"),
+        ]:
+            answer = client.request(method, path, json={} if method == "POST" else None)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["code"] == "service.not_migrated"
+            assert "commons db upgrade" in answer.json()["detail"]
+            assert int(answer.headers["retry-after"]) > 0
+        time.sleep(1.5)  # three of the worker's polls
+        migrated = commons(["db", "upgrade"], env)
+        assert migrated.returncode == 0, migrated.stderr
+        deadline = time.monotonic() + 30
+        while (key := client.get("/v1/log/key")).status_code == 503:
+            assert time.monotonic() < deadline, key.text
+            time.sleep(0.2)
+        assert key.status_code == 200
+        assert key.json()["origin"]
+        assert client.get("/readyz").json()["status"] == "ready"
+        created = client.post("/v1/identities", json={"profile": {"name": "Asha"}})
+        assert created.status_code == 201, created.text
+        time.sleep(1.0)  # the worker's next poll
+    text = log_path.read_text()
+    assert "warning: the database is not migrated" in text
+    assert "`commons db upgrade`" in text
+    assert "log worker step failed" not in text
+    assert "Traceback" not in text
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    messages = [entry["message"] for entry in lines]
+    waits = [m for m in messages if m.startswith("database not migrated")]
+    assert len(waits) == 1, messages
+    assert "database migrated: the log worker starts" in messages
 
 
 def test_production_refuses_to_serve_with_sqlite(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from credit_commons.core.errors import ValidationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
 from credit_commons.core.tracing import start_tracing
-from credit_commons.gateway.app import create_app, startup_checks
+from credit_commons.gateway.app import create_app, schema_gate, startup_checks
 from credit_commons.gateway.serving import (
     TlsFiles,
     serve_options,
@@ -24,6 +24,7 @@ from credit_commons.gateway.serving import (
     workers_warnings,
 )
 from credit_commons.jobs import default_steps
+from credit_commons.ledger.identity import LogIdentity
 from credit_commons.ledger.worker import LogWorker
 from credit_commons.runtime import Runtime
 
@@ -112,8 +113,7 @@ def serve(
         rt.close()
         raise
     origin = identity.origin if identity is not None else None
-    if identity is not None:
-        warn_if_diverged(rt)
+    _warn_of_the_database(rt, identity, worker=worker)
     _announce(config, origin, workers, as_json, tls=tls is not None)
     if application is not None:
         uvicorn.run(
@@ -129,11 +129,32 @@ def serve(
         serve_workers(
             config,
             workers,
-            log_worker=LogWorker(rt, steps=default_steps(rt)) if worker else None,
+            log_worker=_log_worker(rt) if worker else None,
             tls=tls,
         )
     finally:
         rt.close()
+
+
+def _warn_of_the_database(rt: Runtime, identity: LogIdentity | None, *, worker: bool) -> None:
+    # A database that does not continue the published log (cli/log.py), or one not migrated
+    # yet: the server starts all the same (a deployment may migrate it meanwhile), and says
+    # what it will answer until then, and which command ends it.
+    if identity is not None:
+        warn_if_diverged(rt)
+        return
+    waits = " (and the log worker waits)" if worker else ""
+    typer.echo(
+        "warning: the database is not migrated to this version's schema: every API route "
+        f"answers 503 service.not_migrated{waits} until `commons db upgrade` has run with "
+        "the same settings",
+        err=True,
+    )
+
+
+def _log_worker(rt: Runtime) -> LogWorker:
+    # The log worker a supervisor of several processes runs, waiting for the migration.
+    return LogWorker(rt, steps=default_steps(rt), ready=schema_gate(rt).migrated)
 
 
 def _announce(

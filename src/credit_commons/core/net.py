@@ -82,6 +82,15 @@ class FetchFailed(UnavailableError):
     code = "net.fetch_failed"
     title = "Fetch failed"
     status = 502
+    remote_status: int | None = None
+    """The HTTP status the remote answered instead of 200 (None: no answer, or a bad one)."""
+
+    @classmethod
+    def answered(cls, status: int) -> FetchFailed:
+        """The remote answered HTTP ``status``, not 200."""
+        error = cls(f"remote answered HTTP {status}")
+        error.remote_status = status
+        return error
 
 
 def system_resolver(host: str) -> list[str]:
@@ -270,7 +279,7 @@ class OutboundFetcher:
             with self._client.stream("GET", url, headers=headers) as response:
                 current.set_attribute("http.response.status_code", response.status_code)
                 if response.status_code != 200:
-                    raise FetchFailed(f"remote answered HTTP {response.status_code}")
+                    raise FetchFailed.answered(response.status_code)
                 if response.is_stream_consumed:
                     # Only a response built in memory (a test's transport) arrives already
                     # read, and so already decoded; what the network sends is a stream.

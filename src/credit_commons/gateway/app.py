@@ -19,7 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.core.db_role import check_db_role
 from credit_commons.core.durability import check_durability
 from credit_commons.core.heap import freeze_startup_heap
-from credit_commons.core.migrate import current_revision, head_revision
+from credit_commons.core.migrate import SchemaGate, head_revision, not_migrated, schema_current
 from credit_commons.core.settings import Settings
 from credit_commons.core.tracing import flush_tracing, start_tracing
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
@@ -62,6 +62,7 @@ from credit_commons.gateway.routes import verifier as verifier_routes
 from credit_commons.gateway.routes import verifier_policy as verifier_policy_routes
 from credit_commons.gateway.routes import zk as zk_routes
 from credit_commons.gateway.routes.subscribe import StreamSlots, end_streams_on_signals
+from credit_commons.gateway.schema_guard import SchemaGuardMiddleware
 from credit_commons.gateway.size_limits import SizeLimitMiddleware
 from credit_commons.gateway.surface import check as check_surface
 from credit_commons.gateway.surface import install_surface, surface_state
@@ -76,7 +77,7 @@ from credit_commons.runtime import Runtime
 from credit_commons.web.headers import HtmlHeadersMiddleware
 from credit_commons.web.routes import install_console
 
-__all__ = ["assemble_app", "create_app", "startup_checks"]
+__all__ = ["assemble_app", "create_app", "schema_gate", "startup_checks"]
 
 log = logging.getLogger("credit_commons.gateway")
 
@@ -107,12 +108,13 @@ class Readiness(BaseModel):
     )
 
 
-def startup_checks(runtime: Runtime) -> LogIdentity | None:
+def startup_checks(runtime: Runtime, gate: SchemaGate | None = None) -> LogIdentity | None:
     """What a server checks before serving, once the database is migrated: the peppers
     are the ones first used (privacy/pepper.py) and the log's identity is the recorded one
     (recorded now on the log's first start; ledger/identity.py); the public URL joins the
     issuer identifiers whose credentials stay this platform's own (issuer/identifiers.py).
-    Returns the log's identity, or None while the database is not migrated.
+    Returns the log's identity, or None while the database is not migrated: then those
+    checks run when ``gate`` (default: a new :func:`schema_gate`) first finds it migrated.
 
     First the database's durability settings (core/durability.py): production refuses
     one that can lose acknowledged commits (PostgreSQL ``synchronous_commit=off`` or
@@ -129,12 +131,23 @@ def startup_checks(runtime: Runtime) -> LogIdentity | None:
         log.warning("%s; %s", violation.problem, violation.hint)
     if runtime.settings.is_production or runtime.settings.strict_db_role:
         check_db_role(runtime.engine)
-    if current_revision(runtime.engine) != head_revision():
-        return None  # `commons db upgrade` first; /readyz says so meanwhile
+    if not (gate or schema_gate(runtime)).migrated():
+        return None  # `commons db upgrade` first; every route but /healthz says so meanwhile
+    return log_identity(runtime)
+
+
+def _migrated_checks(runtime: Runtime) -> None:
+    # The start-up checks that read tables (startup_checks), run once the schema is current.
     with transaction(runtime.sessions) as session:
         check_peppers(session, runtime)
         record_issuer_identifier(session, runtime)
-    return log_identity(runtime)
+    log_identity(runtime)
+
+
+def schema_gate(runtime: Runtime) -> SchemaGate:
+    """A gate over ``runtime``'s database that runs the start-up checks needing tables
+    (peppers, issuer identifier, log identity) when it first finds the schema current."""
+    return SchemaGate(runtime.engine, on_migrated=lambda: _migrated_checks(runtime))
 
 
 def _log_diverged(runtime: Runtime) -> JSONResponse | None:
@@ -208,6 +221,7 @@ def assemble_app(
         telemetry=FASTAPI_TELEMETRY_OFF,  # our middleware's spans instead (middleware.py)
     )
     app.state.runtime = runtime
+    app.state.schema_gate = schema_gate(runtime)
     app.state.restore_mode = RestoreModeCache()
     registry = CollectorRegistry()
     app.state.stream_slots = StreamSlots(
@@ -241,14 +255,19 @@ def _lifespan(
         # Tracing, when configured (a no-op if the CLI started it already, core/tracing.py):
         # here so that each of `commons serve --workers N`'s processes starts its own.
         start_tracing(runtime.settings.tracing, version=__version__)
-        startup_checks(runtime)
+        gate: SchemaGate = _app.state.schema_gate
+        startup_checks(runtime, gate)
         # The route table again (a route may have been added since create_app).  The
         # deployment's signature over the registry is made on the first GET /v1/routes: a
         # start writes nothing (its key would be the log's first entry, and a restored
         # instance held read-only would write at every start).
         check_surface(_app, runtime.settings, surface_state(_app).registry)
         end_streams_on_signals(_app.state.stream_slots)
-        worker = LogWorker(runtime, steps=default_steps(runtime)) if run_worker else None
+        worker = (
+            LogWorker(runtime, steps=default_steps(runtime), ready=gate.migrated)
+            if run_worker
+            else None
+        )
         if worker is not None:
             worker.start()
         if freeze_heap:
@@ -290,18 +309,14 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
     )
     def readyz() -> Readiness | JSONResponse:
         db.ping(runtime.engine)
-        current, head = current_revision(runtime.engine), head_revision()
-        if current != head:
+        # Read at every probe (not the schema gate's kept answer), so a newer version's
+        # migration applied under a running process takes it out of rotation.
+        if not schema_current(runtime.engine):
+            error = not_migrated()
             return JSONResponse(
-                {
-                    "type": "https://credit-commons.dev/problems/service.not_migrated",
-                    "title": "Service unavailable",
-                    "status": 503,
-                    "code": "service.not_migrated",
-                    "detail": "the database schema is not at this version's head; "
-                    "run `commons db upgrade`",
-                },
-                status_code=503,
+                error.problem(),
+                status_code=error.status,
+                headers={"Retry-After": str(error.retry_after)},
                 media_type="application/problem+json",
             )
         diverged = _log_diverged(runtime)
@@ -312,7 +327,7 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
         return Readiness(
             status="ready",
             database=runtime.engine.dialect.name,
-            schema=current,
+            schema=head_revision(),
             routes=surface_state(app).registry.sha256,
             mode="normal" if hold is None else "backup_restore",
             backup_id=None if hold is None else hold.backup_id,
@@ -380,6 +395,11 @@ def _install_middleware(
         runtime=runtime,
         cache=app.state.restore_mode,
         busy_total=app.state.db_busy_total,
+    )
+    # Before it (and before any route reads a table): 503 while the database is not
+    # migrated (schema_guard.py).
+    app.add_middleware(
+        SchemaGuardMiddleware, gate=app.state.schema_gate, busy_total=app.state.db_busy_total
     )
     admission = Admission(runtime.settings, runtime.engine.dialect.name, registry)
     app.state.admission = admission

@@ -63,11 +63,15 @@ class LogWorker:
         *,
         steps: list[Step] | None = None,
         probes: list[Step] | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         """``steps`` default to those the settings ask for (witnesses, anchors); ``probes``
         run once, before the first pass compares the database with what was published
-        (default: ask each configured witness its size)."""
+        (default: ask each configured witness its size).  ``ready`` (a server's schema
+        gate, core/migrate.py) says whether the database is migrated: until it does,
+        :meth:`run_forever` waits instead of running passes."""
         self.runtime = runtime
+        self.ready = ready
         self.steps = log_steps(runtime) if steps is None else steps
         self.probes = default_probes(runtime) if probes is None else probes
         self._probed = False
@@ -157,13 +161,28 @@ class LogWorker:
         """Run passes until :meth:`stop`; errors are logged and the loop goes on.
 
         A divergence (see :meth:`run_once`) is logged as an error once each time it
-        changes, with the gap's fields, not at every pass.
+        changes, with the gap's fields, not at every pass.  While ``ready`` says the
+        database is not migrated, the loop waits: one warning, then a quiet re-check
+        every ``poll`` seconds (the gate bounds how often it reads the database).
         """
         reported: tuple[object, ...] | None = None
         held_reported: str | None = None
+        waiting = False
         while not self._stop.is_set():
             backlog = False
             try:
+                if self.ready is not None and not self.ready():
+                    if not waiting:
+                        log.warning(
+                            "database not migrated: the log worker waits for `commons db upgrade`",
+                            extra={"fields": {"code": "service.not_migrated"}},
+                        )
+                    waiting = True
+                    self._stop.wait(poll)
+                    continue
+                if waiting:
+                    log.info("database migrated: the log worker starts")
+                    waiting = False
                 report = self.run_once()
                 backlog = report.backlog
                 gap = report.diverged

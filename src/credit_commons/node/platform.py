@@ -18,7 +18,7 @@ import httpx
 
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ValidationError
-from credit_commons.core.net import OutboundFetcher
+from credit_commons.core.net import FetchFailed, OutboundFetcher
 from credit_commons.formats.tlog_tiles import TILE_WIDTH
 
 __all__ = ["Platform", "parse_bundle", "tile_path"]
@@ -84,9 +84,22 @@ class Platform:
     def _json(self, path: str, token: Callable[[], str] | None = None) -> Any:
         """The JSON at ``path``, with a service token from ``token()`` when given."""
         headers = None if token is None else {"Authorization": f"Bearer {token()}"}
-        body, _ = self._fetcher.get_bytes(
-            self.base + path, accept="application/json", headers=headers
-        )
+        try:
+            body, _ = self._fetcher.get_bytes(
+                self.base + path, accept="application/json", headers=headers
+            )
+        except FetchFailed as e:
+            if e.remote_status != 503:
+                raise
+            # Up but not serving: its /readyz names why (a database not migrated yet:
+            # service.not_migrated).  The node is started again once the platform is ready.
+            not_ready = FetchFailed(
+                f"the platform at {self.base} is not ready: {path} answered HTTP 503",
+                hint=f"GET {self.base}/readyz says why (service.not_migrated: run "
+                "`commons db upgrade` on the platform)",
+            )
+            not_ready.remote_status = e.remote_status
+            raise not_ready from e
         try:
             return json.loads(body)
         except ValueError as e:
