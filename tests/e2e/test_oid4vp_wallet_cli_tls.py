@@ -378,3 +378,49 @@ def test_serve_takes_the_certificate_and_its_key_together(
     for flag, path in (("--ssl-certfile", tls.certfile), ("--ssl-keyfile", tls.keyfile)):
         assert main(["serve", "--port", str(free_port()), flag, str(path)]) == 3
         assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
+
+
+def test_commons_verify_takes_the_lenders_tls_settings(platform: Platform, tmp_path: Path) -> None:
+    # `commons verify request|status|decision` build the lender's client as `commons lender`
+    # does (cli/lender.py, lender_client): with COMMONS_LENDER_CA_FILE the platform's private
+    # CA is trusted; they once ignored it, and every call failed certificate verification.
+    key_file = tmp_path / "lender-key.json"
+    created_key = _cli(platform.env, "lender", "key", "create", "--key-file", str(key_file))
+    admin = _cli(platform.env, "admin", "token", "verify-desk")["token"]
+    with platform.http() as http:
+        made = http.post(
+            "/v1/admin/lenders",
+            json={
+                "name": "CLI Verifier",
+                "jwks": {"keys": [created_key["public_jwk"]]},
+                "allowed_purposes": ["loan.underwriting"],
+            },
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+    assert made.status_code == 201, made.text
+    query_file = tmp_path / "query.json"
+    query_file.write_text(json.dumps(crc_query("income_bracket")))
+    env = {
+        **commons_env(tmp_path / "lender-data", "sqlite://"),
+        "COMMONS_LENDER_URL": platform.base,
+        "COMMONS_LENDER_CLIENT_ID": str(made.json()["client_id"]),
+        "COMMONS_LENDER_KEY_FILE": str(key_file),
+        "COMMONS_LENDER_CA_FILE": str(platform.tls.ca_file),
+    }
+    requested = _cli(
+        env, "verify", "request", "--dcql", str(query_file), "--prefix", "redirect_uri",
+        "--redirect-uri", "https://lender.example/done",
+    )  # fmt: skip
+    assert requested["wallet_url"]
+    status = _cli(env, "verify", "status", requested["id"])
+    assert status["state"] == "pending"
+    # Without the CA the same command refuses the server's certificate: verification is on.
+    untrusting = {k: v for k, v in env.items() if k != "COMMONS_LENDER_CA_FILE"}
+    refused = subprocess.run(
+        [*COMMONS, "verify", "status", requested["id"]],
+        env=untrusting,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 9, refused.stderr

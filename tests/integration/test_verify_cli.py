@@ -13,7 +13,8 @@ import pytest
 from tests.integration.test_lender_client import InProcess
 from tests.integration.verifier_world import BASE, VpWorld, crc_query, vp
 
-from credit_commons.cli import main, verify_oid4vp
+from credit_commons.cli import lender as lender_cli
+from credit_commons.cli import main
 from credit_commons.client import Lender, LenderKey
 
 __all__ = ["vp"]
@@ -44,8 +45,9 @@ def test_request_status_and_decision_from_the_command_line(
     assert made.status_code == 201, made.text
     client_id = made.json()["client_id"]
     # The client reaches the test app through its transport (no server, no network).
+    # (verify builds the client as `commons lender` does: cli/lender.py's lender_client).
     monkeypatch.setattr(
-        verify_oid4vp, "Lender", functools.partial(Lender, transport=InProcess(vp.http))
+        lender_cli, "Lender", functools.partial(Lender, transport=InProcess(vp.http))
     )
     monkeypatch.setenv("COMMONS_LENDER_URL", BASE)
     monkeypatch.setenv("COMMONS_LENDER_CLIENT_ID", client_id)

@@ -40,7 +40,7 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ValidationError
 from credit_commons.core.files import path_error, write_private
 
-__all__ = ["app"]
+__all__ = ["app", "lender_client"]
 
 app = group(
     "lender", "A lender's path: key, registration, token, consent, retrieval, verification."
@@ -128,7 +128,7 @@ def _tls() -> ssl.SSLContext | None:
 
 
 @contextmanager
-def _lender(
+def lender_client(
     url: str,
     client_id: str | None = None,
     key_file: Path | None = None,
@@ -140,6 +140,12 @@ def _lender(
     bundle_key: str | None = None,
     marks: list[str] | None = None,
 ) -> Iterator[Lender]:
+    """The lender's client of the platform at ``url``, closed on exit: with the key in
+    ``key_file`` (when given) and the mutual TLS settings of the environment
+    (``COMMONS_LENDER_TLS_CERT``/``_KEY``, ``COMMONS_LENDER_CA_FILE``), as every command
+    that calls the platform as the lender builds it (``commons lender``, ``commons verify
+    request|status|decision``).  Raises what ``LenderKey.load`` and ``client_tls`` raise
+    (an unreadable key file, certificate or CA file)."""
     key = LenderKey.load(key_file) if key_file is not None else None
     lender = Lender(
         url,
@@ -225,7 +231,7 @@ def token(
     as_json: JsonOption = False,
 ) -> None:
     """Get an access token (client credentials, private_key_jwt) and print it."""
-    with _lender(url, client_id, key_file) as lender:
+    with lender_client(url, client_id, key_file) as lender:
         got = lender.token(scope)
     expires_in = int(got.expires_at - time.time())
     emit(
@@ -245,7 +251,7 @@ def tiers(
     as_json: JsonOption = False,
 ) -> None:
     """Discover opted-in borrowers by tier: public attributes and a borrower reference."""
-    with _lender(url, client_id, key_file) as lender:
+    with lender_client(url, client_id, key_file) as lender:
         found = lender.tiers(tier, limit)
     rows = [vars(entry) for entry in found]
     emit(
@@ -264,7 +270,7 @@ def tiers(
 def log_key(url: UrlOption, as_json: JsonOption = False) -> None:
     """Print the log's origin and verifier key, to pin (COMMONS_LENDER_LOG_KEY) after
     checking it against what the operator publishes."""
-    with _lender(url) as lender:
+    with lender_client(url) as lender:
         found = lender.log_identity()
     emit(as_json, found.model_dump(mode="json"), found.vkey)
 
@@ -307,7 +313,7 @@ def consent_request(
     as_json: JsonOption = False,
 ) -> None:
     """Ask a borrower for consent (from a template, with purpose, claims and duration)."""
-    with _lender(url, client_id, key_file) as lender:
+    with lender_client(url, client_id, key_file) as lender:
         made = lender.request_consent(
             borrower=borrower,
             template=template,
@@ -333,7 +339,7 @@ def consent_wait(
 ) -> None:
     """Wait for the borrower's decision (polling with backoff); a granted consent's signed
     artefact is verified.  Still pending at the end: lender.consent_pending (exit 9)."""
-    with _lender(url, client_id, key_file) as lender:
+    with lender_client(url, client_id, key_file) as lender:
         decided = lender.wait_for_decision(consent_id, timeout=timeout)
     emit(as_json, _consent_json(decided), f"{decided.consent_id} {decided.status}")
 
@@ -354,7 +360,7 @@ def webhook_verify(
     """Verify a webhook notice: signed by the platform, for this lender."""
     body = read_text_file(file, "the webhook body")
     keys = read_json_file(jwks, "the JWKS file") if jwks is not None else None
-    with _lender(url, client_id) as lender:
+    with lender_client(url, client_id) as lender:
         notice = lender.verify_webhook(body, keys)
     emit(
         as_json,
@@ -385,7 +391,7 @@ def retrieve(
     as_json: JsonOption = False,
 ) -> None:
     """Retrieve the credential a consent grants (only its granted claims)."""
-    with _lender(url, client_id, key_file) as lender:
+    with lender_client(url, client_id, key_file) as lender:
         got = lender.retrieve(consent_id, credential_type=credential_type, claims=claim)
     _write_or_print(
         out,
@@ -425,7 +431,7 @@ def verify(
         retrieval = Retrieval.from_json(read_json_file(file, "the retrieval file"))
     except (KeyError, TypeError) as e:
         raise ValidationError("the retrieval file is not a retrieval") from e
-    with _lender(
+    with lender_client(
         url,
         log_key=log_key_value,
         witness_keys=witness_key,

@@ -3,22 +3,20 @@ the platform's HTTP API as a lender client (:class:`credit_commons.client.Lender
 docs/verifier.md, "Running a verifier").
 
 The client settings are the lender's (``COMMONS_LENDER_URL``, ``COMMONS_LENDER_CLIENT_ID``,
-``COMMONS_LENDER_KEY_FILE``), as for ``commons lender``.
+``COMMONS_LENDER_KEY_FILE``, and for mutual TLS ``COMMONS_LENDER_TLS_CERT``/``_KEY`` and
+``COMMONS_LENDER_CA_FILE``): the client is ``commons lender``'s own (``lender_client``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from credit_commons.cli.lender import ClientIdOption, KeyFileOption, UrlOption
+from credit_commons.cli.lender import ClientIdOption, KeyFileOption, UrlOption, lender_client
 from credit_commons.cli.support import JsonOption, emit, read_json_file
-from credit_commons.client import Lender, LenderKey
 from credit_commons.core.errors import ValidationError
 
 __all__ = ["decision", "request", "status"]
@@ -36,15 +34,6 @@ class Mode(StrEnum):
 
     DIRECT_POST = "direct_post"
     DIRECT_POST_JWT = "direct_post.jwt"
-
-
-@contextmanager
-def _verifier(url: str, client_id: str | None, key_file: Path) -> Iterator[Lender]:
-    lender = Lender(url, client_id=client_id, key=LenderKey.load(key_file))
-    try:
-        yield lender
-    finally:
-        lender.close()
 
 
 def request(
@@ -81,7 +70,7 @@ def request(
     query = read_json_file(dcql, "the DCQL query")
     if not isinstance(query, dict):
         raise ValidationError("the DCQL query must be a JSON object")
-    with _verifier(url, client_id, key_file) as verifier:
+    with lender_client(url, client_id, key_file) as verifier:
         made = verifier.presentation_request(
             query,
             policy_id=policy,
@@ -101,7 +90,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """A request's status, with the decision and, for a denial, its precise reason."""
-    with _verifier(url, client_id, key_file) as verifier:
+    with lender_client(url, client_id, key_file) as verifier:
         found = verifier.presentation_status(transaction_id)
     text = f"{found.state} {found.decision or ''} {found.reason or ''}".strip()
     emit(as_json, found.model_dump(mode="json"), text)
@@ -118,7 +107,7 @@ def decision(
     as_json: JsonOption = False,
 ) -> None:
     """The accepted decision with the disclosed claims (once, for the response code)."""
-    with _verifier(url, client_id, key_file) as verifier:
+    with lender_client(url, client_id, key_file) as verifier:
         found = verifier.presentation_decision(transaction_id, code)
     lines = [f"{c.query_id}: {c.vct} from {c.issuer}" for c in found.credentials]
     emit(as_json, found.model_dump(mode="json"), "\n".join([found.decision, *lines]))
