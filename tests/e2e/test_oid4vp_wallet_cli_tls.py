@@ -1,8 +1,9 @@
 """End to end over real sockets and TLS, on SQLite and PostgreSQL: ``commons serve`` as a
-process serving HTTPS (``--ssl-certfile/--ssl-keyfile``) with a certificate for 127.0.0.1
-from a CA made here, so the platform's public URL is ``https://127.0.0.1:PORT`` and its
-``did:web`` is ``did:web:127.0.0.1%3APORT``; the wallet CLI as a process trusting that CA
-(``COMMONS_WALLET_CA_FILE``, certificates verified as always).
+process serving HTTPS (``--ssl-certfile/--ssl-keyfile``) on 127.0.0.1 with a certificate for
+``localhost`` from a CA made here, so the platform's public URL is ``https://localhost:PORT``
+and its ``did:web`` is ``did:web:localhost%3APORT`` (a domain name: did:web §3.1 forbids IP
+addresses); the wallet CLI as a process trusting that CA (``COMMONS_WALLET_CA_FILE``,
+certificates verified as always).
 
 The wallet receives a credential by the OID4VCI offer (``commons wallet accept-offer``), a
 lender makes presentation requests through the HTTP API, ``commons wallet present <wallet_url>
@@ -93,7 +94,8 @@ def _certificate(
     )
     if not ca:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(LOCALHOST)]), False
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(LOCALHOST)]),
+            False,
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -110,13 +112,14 @@ class Tls:
 
 
 def _make_tls(directory: Path) -> Tls:
-    # A CA, and a server certificate it signs for the IP address 127.0.0.1 (an IP SAN: a
-    # client checks the address it connected to against it, RFC 6125 / RFC 9525).
+    # A CA, and a server certificate it signs for localhost (the name the platform's public
+    # URL and did:web carry) and the IP address 127.0.0.1 (an IP SAN: a client checks the
+    # name or address it connected to against them, RFC 6125 / RFC 9525).
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Credit Commons test CA")])
     ca = _certificate(ca_name, ca_key, ca_name, ca_key, ca=True)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     server = _certificate(server_name, server_key, ca_name, ca_key, ca=False)
     tls = Tls(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
     tls.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
@@ -186,7 +189,7 @@ def platform(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     directory = tmp_path_factory.mktemp("tls-platform")
     tls = _make_tls(directory)
     port = free_port()
-    base = f"https://127.0.0.1:{port}"
+    base = f"https://localhost:{port}"
     env = commons_env(directory / "var", database)
     env["COMMONS_PUBLIC_URL"] = base
     env["COMMONS_RATE_LIMITS"] = json.dumps(GENEROUS_RATE_LIMITS)
@@ -307,8 +310,8 @@ def test_the_wallet_cli_presents_over_tls(
     platform: Platform, world: Lender, prefix: str, mode: str
 ) -> None:
     created = _request(platform, world, prefix, mode)
-    did = f"did:web:127.0.0.1{quote(f':{platform.port}', safe='')}"
-    assert did == f"did:web:127.0.0.1%3A{platform.port}"
+    did = f"did:web:localhost{quote(f':{platform.port}', safe='')}"
+    assert did == f"did:web:localhost%3A{platform.port}"
     if prefix == "decentralized_identifier":
         assert created["client_id"] == f"decentralized_identifier:{did}"
     answered = subprocess.run(

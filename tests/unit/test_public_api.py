@@ -23,9 +23,9 @@ EXPECTED = {
         "KeyStore", "KeyType", "KeyTypeMismatch", "KeyVersion", "KmsConfigInvalid",
         "KmsUnavailable", "MasterKeyring", "Pkcs11Token", "PrivateKey", "PublicKey",
         "SignatureInvalid", "Signer", "StoredSigner", "check_alg", "decode_did_key",
-        "did_key_document", "did_web_url", "encode_did_key", "method_key", "private_key_from_jwk",
-        "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk", "thumbprint",
-        "verification_method_key",
+        "did_key_document", "did_web_refusal", "did_web_url", "encode_did_key", "method_key",
+        "private_key_from_jwk", "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk",
+        "thumbprint", "verification_method_key",
         # Service-to-service tokens (issue 21 item 2).
         "MAX_TTL", "SERVICES", "SERVICE_SCOPES", "SERVICE_TYP", "ServiceCaller",
         "ServiceScopeMissing", "ServiceTokenInvalid", "ServiceTokenSource", "accepted_keys",

@@ -50,13 +50,16 @@ def request(
         str | None, typer.Option("--purpose", help="The purpose the request declares.")
     ] = None,
     prefix: Annotated[
-        Prefix,
+        Prefix | None,
         typer.Option(
             "--prefix",
             help="decentralized_identifier: the platform's did:web signs the request, passed "
-            "by reference; redirect_uri: unsigned, by value.",
+            "by reference; redirect_uri: unsigned, by value.  Default: the platform's choice, "
+            "decentralized_identifier when its public URL carries a did:web (https, a domain "
+            "name), else redirect_uri.",
+            show_default=False,
         ),
-    ] = Prefix.DECENTRALIZED_IDENTIFIER,
+    ] = None,
     mode: Annotated[
         Mode, typer.Option("--mode", help="direct_post, or direct_post.jwt (encrypted).")
     ] = Mode.DIRECT_POST,
@@ -75,7 +78,7 @@ def request(
             query,
             policy_id=policy,
             purpose=purpose,
-            client_id_prefix=prefix.value,
+            client_id_prefix=prefix.value if prefix is not None else None,
             response_mode=mode.value,
             redirect_uri=redirect_uri,
         )

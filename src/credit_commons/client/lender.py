@@ -410,19 +410,19 @@ class Lender:
         *,
         policy_id: str | None = None,
         purpose: str | None = None,
-        client_id_prefix: str = "decentralized_identifier",
+        client_id_prefix: str | None = None,
         response_mode: str = "direct_post",
         redirect_uri: str | None = None,
     ) -> RequestCreated:
         """Ask a wallet for credentials (``POST /v1/verifier/requests``, OpenID4VP 1.0): the
         transaction, with the ``request_uri`` or by-value request and the ``wallet_url``
-        to hand the wallet (docs/verifier.md).  Raises the platform's ``ApiInvalid`` for a
-        DCQL query, policy or redirect it does not accept."""
-        body: JsonObject = {
-            "dcql_query": dcql_query,
-            "client_id_prefix": client_id_prefix,
-            "response_mode": response_mode,
-        }
+        to hand the wallet (docs/verifier.md).  Without ``client_id_prefix`` the platform
+        chooses: ``decentralized_identifier`` when its public URL carries a did:web, else
+        ``redirect_uri``.  Raises the platform's ``ApiInvalid`` for a DCQL query, policy,
+        prefix or redirect it does not accept."""
+        body: JsonObject = {"dcql_query": dcql_query, "response_mode": response_mode}
+        if client_id_prefix is not None:
+            body["client_id_prefix"] = client_id_prefix
         if policy_id is not None:
             body["policy_id"] = policy_id
         if purpose is not None:

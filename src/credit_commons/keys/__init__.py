@@ -11,6 +11,7 @@ from credit_commons.keys.algorithms import (
 from credit_commons.keys.did_key import decode_did_key, did_key_document, encode_did_key
 from credit_commons.keys.did_web import (
     DidResolver,
+    did_web_refusal,
     did_web_url,
     method_key,
     verification_method_key,
@@ -107,6 +108,7 @@ __all__ = [
     "check_instance_name",
     "decode_did_key",
     "did_key_document",
+    "did_web_refusal",
     "did_web_url",
     "encode_did_key",
     "issue_service_token",

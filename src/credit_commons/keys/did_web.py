@@ -4,14 +4,20 @@
 ``did:web:example.com:user:alice`` → ``https://example.com/user/alice/did.json``; a port is
 written percent-encoded (``did:web:localhost%3A8443``).  Fetching goes through the SSRF
 guard of :mod:`credit_commons.core.net`.
+
+The method names a domain and is read over https only (§3.1: "The method specific
+identifier MUST match the common name used in the SSL/TLS certificate, and it MUST NOT
+include IP addresses"; §3.2 Read: the identifier becomes an ``https://`` URL), so a site
+served over http, or at an IP address, has no did:web (:func:`did_web_refusal`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import CommonsError
@@ -21,7 +27,7 @@ from credit_commons.keys.did_key import decode_did_key, did_key_document
 from credit_commons.keys.errors import DidInvalid, DidResolutionFailed, KeyInvalid
 from credit_commons.keys.jwk import public_key_from_jwk
 
-__all__ = ["DidResolver", "did_web_url", "method_key"]
+__all__ = ["DidResolver", "did_web_refusal", "did_web_url", "method_key"]
 
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=@-]+")
@@ -36,11 +42,34 @@ def did_web_url(did: str) -> str:
     host = unquote(parts[0])
     if not _HOST.fullmatch(host):
         raise DidInvalid("did:web has an invalid host")
+    if _is_ip_address(host.rsplit(":", 1)[0]):
+        # §3.1: "it MUST NOT include IP addresses" (a certificate names the domain).
+        raise DidInvalid("did:web names an IP address; the method allows only a domain name")
     path = [unquote(p) for p in parts[1:]]
     if any(not _SEGMENT.fullmatch(p) or p in {".", ".."} for p in path):
         raise DidInvalid("did:web has an invalid path")
     suffix = "/".join(path) if path else ".well-known"
     return f"https://{host}/{suffix}/did.json"
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def did_web_refusal(url: str) -> str | None:
+    """Why the site at ``url`` (a platform's public URL) has no ``did:web`` a resolver can
+    read, or None when it has one: the method is read over https only (§3.2) and names a
+    domain, never an IP address (§3.1).  Raises nothing."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"did:web is read over https only, and {url} is not https"
+    if _is_ip_address(parts.hostname or ""):
+        return f"did:web names a domain, never an IP address, and {url} names an IP address"
+    return None
 
 
 class DidResolver:
@@ -69,9 +98,11 @@ class DidResolver:
         try:
             document = self._fetcher.get_json(url)
         except CommonsError as e:
-            raise DidResolutionFailed(f"did:web document could not be fetched: {e.detail}") from e
+            raise DidResolutionFailed(
+                f"did:web document could not be fetched from {url}: {e.detail}"
+            ) from e
         if not isinstance(document, dict) or document.get("id") != did:
-            raise DidResolutionFailed("did:web document does not describe this DID")
+            raise DidResolutionFailed(f"the did:web document at {url} does not describe {did}")
         return document
 
     def resolve_key(self, did_url: str) -> PublicKey:

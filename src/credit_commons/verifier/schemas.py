@@ -81,8 +81,13 @@ class PresentationRequest(BaseModel):
     dcql_query: JsonObject
     policy_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     purpose: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")] | None = None
-    client_id_prefix: Literal["decentralized_identifier", "redirect_uri"] = (
-        "decentralized_identifier"
+    client_id_prefix: Literal["decentralized_identifier", "redirect_uri"] | None = Field(
+        default=None,
+        description="decentralized_identifier: the platform's did:web signs the request; "
+        "redirect_uri: unsigned, by value. Default: decentralized_identifier when the "
+        "platform's public URL carries a did:web (https, a domain name), else redirect_uri; "
+        "decentralized_identifier asked of a platform without one is refused (422 "
+        "verifier.prefix_unavailable)",
     )
     response_mode: Literal["direct_post", "direct_post.jwt"] = "direct_post"
     redirect_uri: Annotated[str, Field(min_length=8, max_length=1024)] | None = None

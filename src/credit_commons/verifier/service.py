@@ -40,6 +40,7 @@ from credit_commons.formats.dcql import (
     parse_dcql,
 )
 from credit_commons.issuer import issuer_did, issuer_signer
+from credit_commons.keys import did_web_refusal
 from credit_commons.lenders import get_client
 from credit_commons.runtime import Runtime
 from credit_commons.verifier import policy_service
@@ -67,9 +68,11 @@ from credit_commons.verifier.zk_requests import check_predicates
 
 __all__ = [
     "REQUEST_TTL",
+    "PrefixUnavailable",
     "Verdict",
     "VerificationDecided",
     "accept_response",
+    "client_id_prefix",
     "create_request",
     "decision",
     "request_object",
@@ -83,6 +86,35 @@ log = logging.getLogger(__name__)
 #: How long a wallet has to answer a request.
 REQUEST_TTL: Final = timedelta(minutes=10)
 _WALLET_SCHEME: Final = "openid4vp://"
+
+
+class PrefixUnavailable(ValidationError):
+    """``decentralized_identifier:`` asked of a platform whose public URL has no ``did:web``
+    a wallet can read (http, or an IP address: keys/did_web.py)."""
+
+    code = "verifier.prefix_unavailable"
+    title = "Client identifier prefix unavailable"
+
+
+def client_id_prefix(rt: Runtime, requested: str | None) -> str:
+    """The prefix a request is made with: the one asked for, or by default
+    ``decentralized_identifier`` when the platform's public URL carries a did:web and
+    ``redirect_uri`` when it does not (a development platform on http or an IP address).
+
+    Raises :class:`PrefixUnavailable` when ``decentralized_identifier`` is asked for and the
+    public URL has no did:web: a wallet could not resolve it to check the signed request.
+    """
+    refusal = did_web_refusal(rt.settings.public_url)
+    if requested is None:
+        return "decentralized_identifier" if refusal is None else "redirect_uri"
+    if requested == "decentralized_identifier" and refusal is not None:
+        raise PrefixUnavailable(
+            "client_id_prefix decentralized_identifier needs the platform's did:web, and "
+            f"it has none: {refusal}; use redirect_uri, or serve the platform at an https "
+            "URL with a domain name (COMMONS_PUBLIC_URL)",
+            extra={"errors": [{"field": "client_id_prefix", "message": refusal}]},
+        )
+    return requested
 
 
 def response_uri(rt: Runtime, transaction_id: str) -> str:
@@ -157,7 +189,7 @@ def create_request(
     Raises :class:`ValidationError` for a DCQL query that breaks OpenID4VP 1.0 §6
     (``formats/dcql.py``) or asks what this verifier can never accept
     (:func:`_check_supported`), an unknown policy, or a ``redirect_uri`` that is not an
-    https URL.
+    https URL; :class:`PrefixUnavailable` (:func:`client_id_prefix`).
     """
     try:
         query = parse_dcql(spec.dcql_query)
@@ -170,9 +202,10 @@ def create_request(
     lender = get_client(session, owner)
     policy = _policy(session, owner, spec.policy_id)
     _check_redirect(spec.redirect_uri)
+    prefix = client_id_prefix(rt, spec.client_id_prefix)
     now = rt.clock.now()
     transaction_id = new_id("vpt")
-    if spec.client_id_prefix == "redirect_uri":
+    if prefix == "redirect_uri":
         client_id = f"redirect_uri:{response_uri(rt, transaction_id)}"
     else:
         client_id = f"decentralized_identifier:{issuer_did(rt)}"
@@ -187,7 +220,7 @@ def create_request(
         id=transaction_id,
         owner=owner,
         client_id=client_id,
-        client_id_prefix=spec.client_id_prefix,
+        client_id_prefix=prefix,
         nonce=secrets.token_urlsafe(32),
         state=secrets.token_urlsafe(32),
         request_hash="",

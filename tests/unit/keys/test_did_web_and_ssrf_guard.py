@@ -10,7 +10,7 @@ from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher, UnsafeUrl
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.did_web import DidResolver, did_web_url
+from credit_commons.keys.did_web import DidResolver, did_web_refusal, did_web_url
 from credit_commons.keys.errors import DidInvalid, DidResolutionFailed
 from credit_commons.keys.jwk import public_key_to_jwk
 
@@ -55,6 +55,51 @@ def test_did_web_url_mapping(did: str, url: str) -> None:
 def test_malformed_did_web_is_rejected(did: str) -> None:
     with pytest.raises(DidInvalid):
         did_web_url(did)
+
+
+@pytest.mark.parametrize(
+    "did", ["did:web:127.0.0.1%3A8300", "did:web:127.0.0.1", "did:web:10.0.0.7:users:alice"]
+)
+def test_a_did_web_naming_an_ip_address_is_refused_before_any_fetch(did: str) -> None:
+    # did:web §3.1: "The method specific identifier MUST match the common name used in the
+    # SSL/TLS certificate, and it MUST NOT include IP addresses."
+    def handler(_request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing is fetched")
+
+    with pytest.raises(DidInvalid, match="IP address"):
+        did_web_url(did)
+    with pytest.raises(DidInvalid, match="IP address"):
+        DidResolver(fetcher(handler)).resolve(did)
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("https://commons.example", None),
+        ("https://localhost:8443", None),
+        ("https://commons.example:8443/base", None),
+        ("http://commons.example", "not https"),
+        ("http://127.0.0.1:8300", "not https"),
+        ("https://127.0.0.1:8443", "IP address"),
+        ("https://[::1]:8443", "IP address"),
+    ],
+)
+def test_which_public_urls_carry_a_did_web(url: str, refused: str | None) -> None:
+    refusal = did_web_refusal(url)
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refusal is not None
+        assert refused in refusal
+        assert url in refusal
+
+
+def test_a_failed_did_web_fetch_names_the_https_url_tried() -> None:
+    handler = lambda _r: httpx.Response(404)  # noqa: E731
+    with pytest.raises(DidResolutionFailed) as failed:
+        DidResolver(fetcher(handler)).resolve("did:web:verifier.example%3A8443")
+    assert "https://verifier.example:8443/.well-known/did.json" in failed.value.detail
+    assert "HTTP 404" in failed.value.detail
 
 
 def _document(did: str, key: PrivateKey) -> dict[str, object]:
