@@ -82,3 +82,41 @@ def test_request_status_and_decision_from_the_command_line(
     assert credentials[0]["claims"]["income_bracket"] == "5L-25L"
     again = _run(capsys, "verify", "decision", transaction_id, "--code", code, code=4)
     assert again["code"] == "resource.not_found"
+
+
+def test_a_refused_decision_prints_the_apis_field_errors(
+    vp: VpWorld,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `--code none` was "request.invalid: the request is not valid" alone: the API's field
+    # error (response_code: at least 16 characters) was dropped from the line.
+    key = LenderKey.create(tmp_path / "lender-key.json")
+    made = vp.http.post(
+        "/v1/admin/lenders",
+        json={
+            "name": "CLI Bank",
+            "jwks": {"keys": [key.public_jwk()]},
+            "allowed_purposes": ["loan.underwriting"],
+        },
+        headers=vp.admin,
+    )
+    assert made.status_code == 201, made.text
+    monkeypatch.setattr(
+        lender_cli, "Lender", functools.partial(Lender, transport=InProcess(vp.http))
+    )
+    monkeypatch.setenv("COMMONS_LENDER_URL", BASE)
+    monkeypatch.setenv("COMMONS_LENDER_CLIENT_ID", made.json()["client_id"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "query.json").write_text(json.dumps(crc_query()))
+    created = _run(capsys, "verify", "request", "--dcql", "query.json")
+    assert main(["verify", "decision", str(created["id"]), "--code", "none"]) == 3
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: request.invalid: the request is not valid (response_code: ")
+    assert "at least 16 characters" in line
+    assert len(line.splitlines()) == 1
+    refused = _run(capsys, "verify", "decision", str(created["id"]), "--code", "none", code=3)
+    assert refused["errors"] == [
+        {"field": "response_code", "message": "String should have at least 16 characters"}
+    ]

@@ -41,6 +41,7 @@ __all__ = [
     "LazyCommand",
     "UsageError",
     "emit",
+    "field_errors",
     "group",
     "holder",
     "lazy",
@@ -188,9 +189,32 @@ class DatabaseNotMigrated(ConfigurationError):
     title = "Database not migrated"
 
 
+_MAX_FIELD_ERRORS = 10
+
+
+def field_errors(problem: Mapping[str, object]) -> list[str]:
+    """The field-level errors of a problem+json (its ``errors``: ``{"field", "message"}``
+    each, as the API's validation errors and ``ValidationError(extra={"errors": …})``
+    give them) as ``field: message``, at most ten; none when it has none."""
+    listed = problem.get("errors")
+    if not isinstance(listed, list):
+        return []
+    out = []
+    for item in listed[:_MAX_FIELD_ERRORS]:
+        if isinstance(item, Mapping) and isinstance(item.get("message"), str):
+            field = item.get("field")
+            message = str(item["message"])
+            out.append(f"{field}: {message}" if isinstance(field, str) and field else message)
+    return out
+
+
 def one_line(error: CommonsError) -> str:
-    """``code: detail``, and ``; hint: …`` when there is one, on a single line."""
+    """``code: detail``, then the problem's field errors (``(field: message; …)``) and
+    ``; hint: …`` when there are, on a single line."""
     text = f"{error.code}: {error.detail}"
+    fields = field_errors(error.problem())
+    if fields:
+        text += f" ({'; '.join(fields)})"
     if error.hint:
         text += f"; hint: {error.hint}"
     return " ".join(text.split("\n"))
