@@ -162,10 +162,16 @@ def test_nodes_follow_revocations_restarts_and_a_nats_restart(
             iat=int(time.time()),
         )
         check = {"presentation": shown, "audience": AUDIENCE, "nonce": nonce}
+        # The platform's answer, which each node's must be (docs/api.md: one shape, and here
+        # the same values: issuer, type, claims, status read).
+        own = httpx.post(f"{base}/v1/presentations/verify", json=check, timeout=10)
+        assert own.status_code == 200, own.text
+        assert set(own.json()) == {"valid", "issuer", "vct", "claims", "status_checked"}
         for node in nodes:
             ok = httpx.post(f"{node.base}/v1/presentations/verify", json=check, timeout=10)
             assert ok.status_code == 200, ok.text
             assert ok.json()["status_checked"] is True
+            assert ok.json() == own.json()
 
         # Revoked on the platform: each node's mirrored list changes from the stream.
         lists = {node.base: httpx.get(f"{node.base}/v1/node", timeout=5).json() for node in nodes}

@@ -72,6 +72,10 @@ def test_credentials_issued_before_a_new_public_url_still_verify(
         result = client.post("/v1/presentations/verify", json=presented)
         assert result.status_code == 200, result.text
         assert result.json()["claims"]["iss"] == FIRST
+        # The full node's shape too (gateway/node_app.py answers the same model).
+        assert result.json()["issuer"] == FIRST
+        assert result.json()["status_checked"] is True
+        assert set(result.json()) == {"valid", "issuer", "vct", "claims", "status_checked"}
 
         # Their status lists are still this issuer's: a revocation under the new URL counts.
         with transaction(runtime.sessions) as session:

@@ -77,7 +77,7 @@ EXPECTED = {
         "CommitteeLines", "CommitteeVerifier", "sort_committee_lines",
     },
     "credit_commons.node": {
-        "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror", "NodeVerified",
+        "DROP_REASONS", "DropHook", "Dropped", "Follower", "Mirror",
         "PinMismatch", "Pins", "Platform", "Quotas", "TreeSource", "parse_bundle", "tile_path",
         "verify_message", "verify_presentation", "PlatformLag", "rotate_node_key", "service_token",
         # Scoring the mirrored reputation events (issue 20).
@@ -124,7 +124,7 @@ EXPECTED = {
         "sign_bundle", "verify_bundle",
         # Issue 16, the verifier service.
         "PRESENTER_DENIAL", "PresentationRequest",
-        "PresentedCredential", "Reason", "RequestCreated", "AcceptedResponse",
+        "PresentedCredential", "Reason", "RequestCreated", "AcceptedResponse", "SdJwtVerified",
         "TransactionStatus", "VerificationDenied", "VerifierDecision",
     },
     "credit_commons.identity": {

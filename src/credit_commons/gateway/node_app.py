@@ -23,7 +23,7 @@ from fastapi import FastAPI, Path, Query, Request, Response
 from limits import RateLimitItemPerMinute
 from limits.strategies import MovingWindowRateLimiter
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -38,6 +38,7 @@ from credit_commons.ledger import ConsistencyProof, InclusionProof
 from credit_commons.node import Mirror, NodeScorer, PlatformLag, verify_presentation
 from credit_commons.node import store as node_store
 from credit_commons.reputation import CTX_PATTERN
+from credit_commons.verifier.schemas import PresentationCheck, SdJwtVerified
 
 __all__ = ["NodeRateLimited", "create_node_app"]
 
@@ -57,15 +58,6 @@ class NodeRateLimited(CommonsError):
     status = 429
 
 
-class PresentationCheck(BaseModel):
-    """A presentation and the audience and nonce the verifier asked for."""
-
-    model_config = ConfigDict(extra="forbid")
-    presentation: Annotated[str, Field(max_length=65536)]
-    audience: Annotated[str, Field(min_length=1, max_length=255)]
-    nonce: Annotated[str, Field(min_length=8, max_length=128)]
-
-
 class MirroredRuleSet(BaseModel):
     """A mirrored rule set version: its hash and the registry's signed token, which a
     client verifies under the platform's ``reputation-rules`` key."""
@@ -74,16 +66,6 @@ class MirroredRuleSet(BaseModel):
     version: int
     hash: str
     token: str
-
-
-class NodeVerdict(BaseModel):
-    """What the node's verifier accepted."""
-
-    valid: bool
-    issuer: str
-    vct: str
-    claims: JsonObject
-    status_checked: bool
 
 
 def create_node_app(
@@ -262,21 +244,15 @@ def _verify_route(app: FastAPI, mirror: Mirror) -> None:
         "/v1/presentations/verify",
         summary="Verify an SD-JWT VC presentation with the mirrored status lists.",
     )
-    async def verify(body: PresentationCheck) -> NodeVerdict:
-        def check() -> NodeVerdict:
-            found = verify_presentation(
+    async def verify(body: PresentationCheck) -> SdJwtVerified:
+        # The platform's own answer (verifier/schemas.py): one shape on both.
+        def check() -> SdJwtVerified:
+            return verify_presentation(
                 mirror,
                 body.presentation,
                 audience=body.audience,
                 nonce=body.nonce,
                 now=int(mirror.clock.now().timestamp()),
-            )
-            return NodeVerdict(
-                valid=True,
-                issuer=found.issuer,
-                vct=found.vct,
-                claims=found.claims,
-                status_checked=found.status_checked,
             )
 
         return await run_in_threadpool(check)

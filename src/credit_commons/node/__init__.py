@@ -25,7 +25,7 @@ from credit_commons.node.scoring import NodeScoreNotFound, NodeScorer, NodeScore
 from credit_commons.node.scoring_inputs import ScoringRefused
 from credit_commons.node.scoring_notes import MissingInputs
 from credit_commons.node.store import DropHook, PinMismatch, TreeSource
-from credit_commons.node.verify import NodeVerified, verify_presentation
+from credit_commons.node.verify import verify_presentation
 
 __all__ = [
     "DROP_REASONS",
@@ -37,7 +37,6 @@ __all__ = [
     "NodeScoreNotFound",
     "NodeScorer",
     "NodeScores",
-    "NodeVerified",
     "PinMismatch",
     "Pins",
     "Platform",

@@ -12,41 +12,31 @@ platform once and mirrored; from then on only ``revocations.*`` messages refresh
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from credit_commons.core.db import transaction
-from credit_commons.core.encoding import JsonObject
 from credit_commons.node import store
 from credit_commons.node.mirror import Mirror, StoredStatusLists, issuer_key_resolver
 from credit_commons.verifier import (
+    SdJwtVerified,
     StatusListFetcher,
     UnknownIssuerKey,
     UntrustedIssuer,
-    disclosed_claims,
     raise_for_status,
     sd_jwt_vc_facts,
     verify_sd_jwt,
 )
 
-__all__ = ["NodeVerified", "verify_presentation"]
-
-
-@dataclass(frozen=True)
-class NodeVerified:
-    """A presentation the node accepted: issuer, type, disclosed claims, status checked."""
-
-    issuer: str
-    vct: str
-    claims: JsonObject
-    status_checked: bool
+__all__ = ["verify_presentation"]
 
 
 def verify_presentation(
     mirror: Mirror, presentation: str, *, audience: str, nonce: str, now: int
-) -> NodeVerified:
+) -> SdJwtVerified:
     """Verify ``presentation`` (with key binding) against the followed platform's issuer
-    keys and the mirrored status lists.
+    keys and the mirrored status lists; the answer is the platform's own shape (its
+    ``status_checked`` true when the credential names a list, as for a foreign issuer's on
+    the platform: the node holds no list the credential does not name).
 
     Raises the verifier's ``SdJwtInvalid`` subclasses, :class:`UntrustedIssuer` (not the
     followed issuer), :class:`UnknownIssuerKey`, ``StatusListRejected``,
@@ -92,6 +82,4 @@ def verify_presentation(
             StoredStatusLists({uri: (held[1].encode("ascii"), held[2])}), keys
         )
         raise_for_status(lists.status(uri, index))
-    return NodeVerified(
-        facts.issuer, facts.vct, disclosed_claims(verified.payload), facts.status is not None
-    )
+    return SdJwtVerified.of(facts, verified.payload, foreign=True)

@@ -82,6 +82,7 @@ from credit_commons.verifier.schemas import (
     PresentationRequest,
     PresentedCredential,
     RequestCreated,
+    SdJwtVerified,
     TransactionStatus,
     VerifierDecision,
 )
@@ -183,6 +184,7 @@ __all__ = [
     "RequireTrustMarks",
     "RequireType",
     "Rule",
+    "SdJwtVerified",
     "StatusListCache",
     "StatusListFetcher",
     "StatusListRejected",

@@ -91,6 +91,7 @@ from credit_commons.verifier.sd_jwt_vc import (
     disclosed_claims,
     raise_for_status,
     sd_jwt_vc_facts,
+    status_read,
 )
 from credit_commons.verifier.transactions import Challenge, Checked, Transaction, check_challenge
 from credit_commons.verifier.trust_bundle import IssuerNotTrusted, TrustEntry
@@ -193,7 +194,7 @@ def verify_presentation(
     verified, facts = _verified(check, presentation)
     issuer_trust(check, facts, None)  # step 6
     status(check, facts)  # step 9
-    return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
+    return SdJwtVerified.of(facts, verified.payload, foreign=check.foreign_kind is not None)
 
 
 def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> SdJwtVerified:
@@ -207,7 +208,7 @@ def verify_sd_jwt_credential(session: Session, rt: Runtime, credential: str) -> 
     verified, facts = _verified(check, credential)
     issuer_trust(check, facts, None)  # step 6
     status(check, facts)  # step 9
-    return SdJwtVerified(valid=True, vct=facts.vct, claims=disclosed_claims(verified.payload))
+    return SdJwtVerified.of(facts, verified.payload, foreign=check.foreign_kind is not None)
 
 
 def decide(
@@ -299,9 +300,8 @@ def _presentation(check: _Check, query_id: str, text: str, req: Requirements) ->
         issuer_kind=kind,
         marks=marks,
         issued_at=iat if isinstance(iat, int) and not isinstance(iat, bool) else None,
-        # Step 9 checks this platform's credentials always, a foreign one when it names
-        # a list; a KB-JWT was required at step 2.
-        status_checked=check.foreign_kind is None or facts.status is not None,
+        # (step 9: status_read; a KB-JWT was required at step 2)
+        status_checked=status_read(facts, foreign=check.foreign_kind is not None),
         holder_bound=verified.key_binding is not None,
     )
     predicates(req, shown)  # step 7

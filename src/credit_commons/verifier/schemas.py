@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.oid4vp import ZkPredicateRequest
+from credit_commons.verifier.sd_jwt_vc import VcFacts, disclosed_claims, status_read
 
 __all__ = [
     "AcceptedResponse",
     "DiscardedPresentation",
     "PolicyView",
+    "PresentationCheck",
     "PresentationRequest",
     "PresentedCredential",
     "RequestCreated",
@@ -34,12 +36,41 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PresentationCheck(BaseModel):
+    """A presentation and the audience and nonce the verifier asked for (``POST
+    /v1/presentations/verify``, on the platform and on a full node alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+    presentation: Annotated[str, Field(max_length=65536)]
+    audience: Annotated[str, Field(min_length=1, max_length=255)]
+    nonce: Annotated[str, Field(min_length=8, max_length=128)]
+
+
 class SdJwtVerified(_Out):
-    """A verified SD-JWT VC (or presentation): its type and the disclosed claims."""
+    """A verified SD-JWT VC (or presentation): who issued it, its type, the disclosed claims
+    and whether its status was checked — the platform's answer and a full node's
+    (``POST /v1/presentations/verify``, ``POST /v1/credentials/verify``), one shape."""
 
     valid: Literal[True]
+    issuer: str = Field(description="the credential's iss")
     vct: str
     claims: JsonObject
+    status_checked: bool = Field(
+        description="its status list was read (always for this platform's credentials; for "
+        "another issuer's, when the credential names a list)"
+    )
+
+    @classmethod
+    def of(cls, facts: VcFacts, payload: JsonObject, *, foreign: bool) -> SdJwtVerified:
+        """The answer for a credential whose checks all passed (``payload``: its processed
+        payload, disclosures applied; ``foreign``: not this platform's own issuer)."""
+        return cls(
+            valid=True,
+            issuer=facts.issuer,
+            vct=facts.vct,
+            claims=disclosed_claims(payload),
+            status_checked=status_read(facts, foreign=foreign),
+        )
 
 
 class VcJwtVerified(_Out):

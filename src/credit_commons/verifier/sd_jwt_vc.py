@@ -35,6 +35,7 @@ __all__ = [
     "disclosed_claims",
     "raise_for_status",
     "sd_jwt_vc_facts",
+    "status_read",
 ]
 
 SD_JWT_VC_TYP = "dc+sd-jwt"
@@ -105,6 +106,13 @@ def sd_jwt_vc_facts(verified: Verified) -> VcFacts:
     if not isinstance(uri, str) or not isinstance(index, int) or isinstance(index, bool):
         raise UnknownIssuerKey("the credential's status reference is malformed")
     return VcFacts(iss, vct, StatusReference(uri, index))
+
+
+def status_read(facts: VcFacts, *, foreign: bool) -> bool:
+    """Whether the verifier's status step reads the credential's status list: always for
+    the platform's own credentials (they must name one), for a ``foreign`` issuer's only
+    when it names a list."""
+    return not foreign or facts.status is not None
 
 
 def raise_for_status(current: TokenStatus) -> None:

@@ -34,7 +34,12 @@ from credit_commons.issuer.schemas import (
     JwtVcIssuerMetadata,
     StatusChanged,
 )
-from credit_commons.verifier.schemas import SdJwtVerified, TrustedIssuerView, VcJwtVerified
+from credit_commons.verifier.schemas import (
+    PresentationCheck,
+    SdJwtVerified,
+    TrustedIssuerView,
+    VcJwtVerified,
+)
 
 __all__ = ["credentials_router", "router", "status_router", "trust_router"]
 
@@ -176,15 +181,6 @@ class CredentialCheck(BaseModel):
         if self.format != "dc+sd-jwt" and self.key_binding is not None:
             raise ValueError("key_binding applies to dc+sd-jwt credentials only")
         return self
-
-
-class PresentationCheck(BaseModel):
-    """A presentation and the audience and nonce the verifier asked for."""
-
-    model_config = ConfigDict(extra="forbid")
-    presentation: Annotated[str, Field(max_length=65536)]
-    audience: Annotated[str, Field(min_length=1, max_length=255)]
-    nonce: Annotated[str, Field(min_length=8, max_length=128)]
 
 
 @credentials_router.get(
