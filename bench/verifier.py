@@ -454,16 +454,17 @@ def bench_library(args: argparse.Namespace) -> None:
 
 @contextmanager
 def serving(
-    tmp: Path, url: str | None, issuer_key: str
+    tmp: Path, url: str | None, issuer_key: str, public_url: str | None = None
 ) -> Iterator[tuple[str, dict[str, str], int]]:
     """``commons serve`` (one worker, no log worker) on a fresh platform (SQLite, or the
-    PostgreSQL schema ``url``); yields its base URL, environment and process id."""
+    PostgreSQL schema ``url``) presenting ``public_url`` (default: the served address);
+    yields its base URL, environment and process id."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("COMMONS_")},
         "COMMONS_DATA_DIR": str(tmp / "var"),
-        "COMMONS_PUBLIC_URL": base,
+        "COMMONS_PUBLIC_URL": public_url or base,
         # One client drives the whole platform: per-client limits would measure the limiter.
         "COMMONS_RATE_LIMIT_CLIENT": "100000000/minute",
         "COMMONS_RATE_LIMIT_IP": "100000000/minute",
@@ -488,7 +489,7 @@ def _admin_token(env: dict[str, str], base: str) -> str:
     """An administrator token made in-process on the server's database."""
     settings = Settings(
         data_dir=Path(env["COMMONS_DATA_DIR"]),
-        public_url=base,
+        public_url=env["COMMONS_PUBLIC_URL"],
         database_url=env.get("COMMONS_DATABASE_URL"),
     )
     rt = Runtime.build(settings)
@@ -642,12 +643,20 @@ def bench_http(args: argparse.Namespace) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         database(args.backend) as url,
-        serving(Path(tmp), url, args.issuer_key) as (base, env, pid),
+        # A signed request needs the platform's did:web, which only an https domain carries
+        # (did:web §3.1, §3.2; 422 verifier.prefix_unavailable otherwise): the server then
+        # presents LIBRARY_BASE, and the bench, which reads its keys directly, calls paths.
+        serving(
+            Path(tmp),
+            url,
+            args.issuer_key,
+            LIBRARY_BASE if args.prefix == "decentralized_identifier" else None,
+        ) as (base, env, pid),
     ):
         admin = {"Authorization": f"Bearer {_admin_token(env, base)}"}
         with httpx.Client(base_url=base, timeout=30) as http:
             holders = _http_holders(http, admin, args.holders)
-            lender = _lender(http, base, admin)
+            lender = _lender(http, env["COMMONS_PUBLIC_URL"], admin)
             platform_key = _platform_key(http)
             wallet = Wallet(platform_key, int(time.time()))
         progress(f"server at {base} ({args.backend}); {len(holders)} holders with a credential")
