@@ -43,7 +43,7 @@ def test_this_platforms_messages_give_their_position() -> None:
     # An origin this log signed under before a declared new origin is this log's too.
     assert own_position("COMMONS_BUS", message(event("old.example/log", 7)), LOG) == 7
     at = datetime(2026, 12, 7, tzinfo=UTC)
-    checkpoint = checkpoint_message(12, f"{ORIGIN}\n12\n…\n", ORIGIN, OURS, at)
+    checkpoint = checkpoint_message(12, f"{ORIGIN}\n12\n…\n", ORIGIN, OURS, at, log_key="test")
     assert own_position("COMMONS_CHECKPOINTS", checkpoint.body, LOG) == 12
 
 

@@ -15,7 +15,14 @@ checks that each stream's last message is (:mod:`.ownership`) and otherwise publ
 nothing and moves no cursor — two platforms on one NATS account share every stream, and
 the second would skip its own events as already published — but logs the refusal as an
 error naming each stream and whose messages it holds, records it for ``/metrics``
-(``federation_refusals``) and tries again with the back-off.
+(``federation_refusals``) and tries again with the back-off.  While connected it checks
+again whenever JetStream's acknowledgements show a stream written to by someone else: a
+sequence number past the one it expected (each message in between is checked, a bounded
+number of them) or a message acknowledged as a duplicate (the stream's last message is
+checked: a republish after a crash before the cursor's commit leaves this platform's own
+message last, a shared stream another platform's).  Message ids carry the log key's
+thumbprint where they would otherwise be the same on every platform (checkpoints), so
+JetStream never drops one platform's message as another's copy.
 
 It runs on its own asyncio loop in a thread of its own, so the worker thread (or any other)
 calls :meth:`Publisher.run_pass` synchronously.  When NATS is unreachable a pass returns at
@@ -30,6 +37,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -53,7 +61,7 @@ from credit_commons.federation.subjects import (
     checkpoint_message,
     cosigned_checkpoint_message,
 )
-from credit_commons.keys import KeyType, PublicKey, StoredSigner
+from credit_commons.keys import KeyType, PublicKey, StoredSigner, thumbprint
 from credit_commons.ledger import service as ledger
 from credit_commons.runtime import Runtime
 
@@ -63,8 +71,9 @@ from credit_commons.runtime import Runtime
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
+    from nats.js.api import PubAck
 
-__all__ = ["CHECKPOINTS", "COSIGNED", "SPINE", "Publisher", "PublisherState", "read_cursor"]
+__all__ = ["CHECKPOINTS", "SPINE", "Publisher", "PublisherState", "read_cursor"]
 
 log = logging.getLogger("credit_commons.federation")
 _tracer = tracer("credit_commons.federation")
@@ -73,14 +82,12 @@ SPINE = "spine"
 """The cursor of the spine's events: the next leaf index to publish."""
 CHECKPOINTS = "checkpoints"
 """The cursor of the log's checkpoints: the last size published."""
-COSIGNED = "cosigned"
-"""The cursor of the checkpoints the committee cosigned: the last size whose cosigned note
-was published (never past :data:`CHECKPOINTS`, so a plain checkpoint precedes its
-cosigned note in the stream)."""
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _MAX_BATCHES = 20  # per pass, so the worker's other steps keep their turn under a backlog
+_MAX_STEPS_BACK = 64  # deleted sequences stepped over to a stream's last existing message
+_MAX_GAP_CHECKED = 64  # sequences written by another publisher checked one by one
 
 
 class PublisherState(StrEnum):
@@ -118,7 +125,9 @@ def _commit_cursor(session: Session, name: str, position: int, now: datetime) ->
 class _Connection:
     nc: Client
     js: JetStreamContext
+    ours: OurLog
     tails: dict[str, int] = field(default_factory=dict)  # stream -> last position it holds
+    seqs: dict[str, int] = field(default_factory=dict)  # stream -> last sequence seen
 
 
 class Publisher:
@@ -272,21 +281,21 @@ class Publisher:
         )
         try:
             js = nc.jetstream(timeout=self.timeout)
-            conn = _Connection(nc, js)
-            ours, refused = self._our_log(), list[Refusal]()
+            conn, refused = _Connection(nc, js, self._our_log()), list[Refusal]()
             for spec in STREAMS:
                 try:
-                    conn.tails[spec.name] = await _ensure_stream(js, spec, ours)
+                    await _ensure_stream(js, spec)
+                    conn.tails[spec.name], conn.seqs[spec.name] = await _tail(conn, spec.name)
                 except StreamsNotOurs as exc:
                     refused.extend(exc.refusals)
             if refused:
                 raise StreamsNotOurs(refused)
-        except BaseException:
+            with transaction(self.rt.sessions) as session:
+                clear_refusals(session)
+        except BaseException:  # whatever failed, this connection is not kept: close it
             with contextlib.suppress(Exception):
                 await nc.close()
             raise
-        with transaction(self.rt.sessions) as session:
-            clear_refusals(session)
         self._conn = conn
         return conn
 
@@ -317,7 +326,7 @@ class Publisher:
     async def _publish_batch(self, conn: _Connection, messages: list[Message]) -> int:
         futures = []
         for message in messages:
-            if message.position <= conn.tails.get(message.lane or message.stream, -1):
+            if message.ordered and message.position <= conn.tails.get(message.stream, -1):
                 continue  # the stream holds it already (see the module)
             headers = {"Nats-Msg-Id": message.msg_id}
             futures.append(
@@ -325,12 +334,15 @@ class Publisher:
                     message.subject, message.body, stream=message.stream, headers=headers
                 )
             )
+        acks: list[PubAck] = []
         if futures:
-            await asyncio.wait_for(asyncio.gather(*futures), self.timeout)
+            acks = list(await asyncio.wait_for(asyncio.gather(*futures), self.timeout))
+        await _check_acks(conn, acks)
         for message in messages:
-            lane = message.lane or message.stream
-            conn.tails[lane] = max(conn.tails.get(lane, -1), message.position)
-        return len(futures)
+            if message.ordered:
+                tail = conn.tails.get(message.stream, -1)
+                conn.tails[message.stream] = max(tail, message.position)
+        return sum(1 for ack in acks if not ack.duplicate)
 
     async def _spine_batch(self, conn: _Connection) -> tuple[int, int]:
         rt = self.rt
@@ -352,25 +364,30 @@ class Publisher:
             if not rows:
                 return 0
             origin, signer = self._signing(session)
-        messages = [checkpoint_message(s, n, origin, signer, at) for s, n, at in rows]
+        key = thumbprint(conn.ours.key)
+        messages = [checkpoint_message(s, n, origin, signer, at, log_key=key) for s, n, at in rows]
         await self._publish(conn, messages)
         with transaction(rt.sessions) as session:
             _commit_cursor(session, CHECKPOINTS, rows[-1][0], rt.clock.now())
         return len(rows)
 
     async def _cosigned_batch(self, conn: _Connection) -> int:
-        # The committee's cosigned notes, each once its plain checkpoint was published.
+        # The committee's cosigned notes not yet published, each once its plain checkpoint
+        # was: flagged per size, since an older size can be cosigned after a newer one.
         rt = self.rt
         with transaction(rt.read_sessions) as session:
-            after, plain = read_cursor(session, COSIGNED), read_cursor(session, CHECKPOINTS)
-            rows = [r for r in ledger.cosigned_after(session, after, self.batch) if r[0] <= plain]
+            plain = read_cursor(session, CHECKPOINTS)
+            rows = ledger.cosigned_unpublished(session, plain, self.batch)
             if not rows:
                 return 0
             origin, signer = self._signing(session)
-        messages = [cosigned_checkpoint_message(s, n, origin, signer, at) for s, n, at in rows]
+        key = thumbprint(conn.ours.key)
+        messages = [
+            cosigned_checkpoint_message(s, n, origin, signer, at, log_key=key) for s, n, at in rows
+        ]
         await self._publish(conn, messages)
         with transaction(rt.sessions) as session:
-            _commit_cursor(session, COSIGNED, rows[-1][0], rt.clock.now())
+            ledger.mark_cosigned_published(session, [r[0] for r in rows], rt.clock.now())
         return len(rows)
 
     def _signing(self, session: Session) -> tuple[str, StoredSigner]:
@@ -378,11 +395,10 @@ class Publisher:
         return identity.origin, self.rt.key_store.signer(session, identity.key_name)
 
 
-async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, ours: OurLog) -> int:
-    """Create or update ``spec``'s stream; the position of the last message it holds (-1
-    for none).  Raises :class:`StreamsNotOurs` when that message is not ``ours``."""
+async def _ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create ``spec``'s stream, or bring an existing one to ``spec``'s configuration."""
     from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
-    from nats.js.errors import BadRequestError, NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+    from nats.js.errors import BadRequestError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
     config = StreamConfig(
         name=spec.name,
@@ -398,12 +414,56 @@ async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, ours: OurLog) -
         await js.add_stream(config)
     except BadRequestError:  # exists with another configuration: bring it to this one
         await js.update_stream(config)
-    info = await js.stream_info(spec.name)
-    last = info.state.last_seq
-    if not last:
-        return -1
-    try:
-        raw = await js.get_msg(spec.name, last)
-    except NotFoundError:
-        return -1
-    return own_position(spec.name, raw.data or b"", ours)
+
+
+async def _tail(conn: _Connection, stream: str) -> tuple[int, int]:
+    """The position of ``stream``'s last message (-1 for none) and its last sequence.
+    Raises :class:`StreamsNotOurs` when that message is not this platform's.
+
+    The stream is empty only when it counts no message: a last sequence that was deleted
+    is stepped back from, to the last message that exists (at most ``_MAX_STEPS_BACK``
+    sequences; past them the stream is refused, since what it holds cannot be told)."""
+    from nats.js.errors import NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+
+    state = (await conn.js.stream_info(stream)).state
+    if not state.messages:
+        return -1, state.last_seq
+    first = max(state.first_seq, state.last_seq - _MAX_STEPS_BACK + 1)
+    for seq in range(state.last_seq, first - 1, -1):
+        try:
+            raw = await conn.js.get_msg(stream, seq)
+        except NotFoundError:
+            continue  # deleted: the message before it is the last one
+        return own_position(stream, raw.data or b"", conn.ours), state.last_seq
+    raise StreamsNotOurs(
+        [Refusal(stream, f"no readable message in its last {_MAX_STEPS_BACK} sequences", None)]
+    )
+
+
+async def _check_acks(conn: _Connection, acks: Sequence[PubAck]) -> None:
+    """Check again whose messages a stream holds when its acknowledgements show another
+    publisher: a sequence past the next one expected (every message in between must be
+    this platform's; past ``_MAX_GAP_CHECKED`` of them the stream is refused) or a
+    duplicate (the stream's last message must be this platform's, as after a republish).
+    Raises :class:`StreamsNotOurs`."""
+    from nats.js.errors import NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+
+    rechecked: set[str] = set()
+    for ack in acks:
+        if ack.duplicate:
+            if ack.stream not in rechecked:  # the sequences stay for the check below
+                rechecked.add(ack.stream)
+                await _tail(conn, ack.stream)
+            continue
+        expected = conn.seqs.get(ack.stream, 0) + 1
+        if ack.seq > expected + _MAX_GAP_CHECKED:
+            raise StreamsNotOurs(
+                [Refusal(ack.stream, f"{ack.seq - expected} messages of another publisher", None)]
+            )
+        for seq in range(expected, ack.seq):  # written by another publisher meanwhile
+            try:
+                raw = await conn.js.get_msg(ack.stream, seq)
+            except NotFoundError:
+                continue
+            own_position(ack.stream, raw.data or b"", conn.ours)
+        conn.seqs[ack.stream] = max(conn.seqs.get(ack.stream, 0), ack.seq)

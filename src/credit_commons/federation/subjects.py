@@ -37,7 +37,6 @@ from credit_commons.core.encoding import JsonObject
 from credit_commons.formats.jws import JwsSigner, sign_compact
 
 __all__ = [
-    "COSIGNED_LANE",
     "MAX_MESSAGE_BYTES",
     "MESSAGE_TYP",
     "STREAMS",
@@ -45,6 +44,7 @@ __all__ = [
     "StreamSpec",
     "bus_subject",
     "checkpoint_message",
+    "checkpoint_msg_id",
     "checkpoint_time",
     "cosigned_checkpoint_message",
     "event_messages",
@@ -146,16 +146,17 @@ def bus_subject(event_type: str, details: JsonObject) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message to publish: subject, stream, JetStream message id, its position in its
-    source (leaf index, or checkpoint size) and the signed body.  ``lane`` names the
-    sequence its positions increase in when it is not the stream's own (the committee's
-    cosigned checkpoints, published after later plain ones)."""
+    source (leaf index, or checkpoint size) and the signed body.  ``ordered``: whether it
+    follows the stream's own order of positions, so that the publisher may skip it when the
+    stream holds a later position; the committee's cosigned checkpoints do not (an older
+    size can be cosigned after a newer one) and are never skipped by position."""
 
     subject: str
     stream: str
     msg_id: str
     position: int
     body: bytes
-    lane: str | None = None
+    ordered: bool = True
 
 
 def event_subjects(document: JsonObject, origin: str) -> list[str]:
@@ -207,12 +208,13 @@ def event_messages(
 
 
 def checkpoint_message(
-    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime
+    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime, *, log_key: str
 ) -> Message:
     """The message of the log's signed checkpoint of ``size`` (its note as stored, with the
     witness cosignatures gathered so far, and ``at``: when the platform made it, UTC, to
     the microsecond — the time the platform scores the checkpoint as of, which a full node
-    scores as of too); its id is ``checkpoint:<size>``."""
+    scores as of too); its id is ``checkpoint:<log_key>:<size>``, ``log_key`` the RFC 7638
+    thumbprint of the log's key (:func:`checkpoint_msg_id`)."""
     subject = f"checkpoints.{subject_token(origin)}"
     payload: JsonObject = {
         "v": 1,
@@ -224,24 +226,30 @@ def checkpoint_message(
         "at": checkpoint_time(created_at),
     }
     body = sign_compact({"typ": MESSAGE_TYP}, payload, signer).encode("ascii")
-    return Message(subject, stream_of(subject), f"checkpoint:{size}", size, body)
+    return Message(subject, stream_of(subject), checkpoint_msg_id(log_key, size), size, body)
 
 
-COSIGNED_LANE = "cosigned"
-"""The :attr:`Message.lane` of the committee's cosigned checkpoints."""
+def checkpoint_msg_id(log_key: str, size: int) -> str:
+    """``checkpoint:<log_key>:<size>``: the log's key in the id, since every platform's
+    checkpoints are numbered alike and two platforms can share an origin (the default
+    public URL) but never a key — so JetStream never drops one platform's checkpoint as a
+    copy of another's."""
+    return f"checkpoint:{log_key}:{size}"
 
 
 def cosigned_checkpoint_message(
-    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime
+    size: int, note: str, origin: str, signer: JwsSigner, created_at: datetime, *, log_key: str
 ) -> Message:
     """The message of the checkpoint of ``size`` once the checkpoint committee's line is on
     it (``note`` ends with that line): the same subject and payload as
-    :func:`checkpoint_message`, published again with id ``checkpoint:<size>:committee`` so
-    that JetStream does not take it for the plain one, and so that a node that mirrored the
-    plain one learns the cosignature (docs/federation.md)."""
-    plain = checkpoint_message(size, note, origin, signer, created_at)
+    :func:`checkpoint_message`, published again with id
+    ``checkpoint:<log_key>:<size>:committee`` so that JetStream does not take it for the
+    plain one, and so that a node that mirrored the plain one learns the cosignature
+    (docs/federation.md).  Not ``ordered``: an older size can be cosigned after a newer
+    one."""
+    plain = checkpoint_message(size, note, origin, signer, created_at, log_key=log_key)
     return Message(
-        plain.subject, plain.stream, f"{plain.msg_id}:committee", size, plain.body, COSIGNED_LANE
+        plain.subject, plain.stream, f"{plain.msg_id}:committee", size, plain.body, ordered=False
     )
 
 

@@ -80,7 +80,10 @@ class DomainMetrics(Collector):
                     "webhooks": webhooks.pending_deliveries(session, QUEUE_CAP),
                     "capabilities": capability.pending_count(session, QUEUE_CAP),
                 }
-                snap.refused_streams = [r.stream for r in publisher_refusals(session)]
+                # Rows left by a publisher before federation was switched off say nothing
+                # about now: without COMMONS_NATS_URL nothing is refused.
+                if self.rt.settings.nats_url is not None:
+                    snap.refused_streams = [r.stream for r in publisher_refusals(session)]
             snap.up = True
         except (SQLAlchemyError, CommonsError) as e:
             log.warning("metrics not read", extra={"fields": {"error": type(e).__name__}})

@@ -220,14 +220,19 @@ class CommitteeEquivocationRow(Base):
 
 
 class CommitteeSignatureRow(Base):
-    """The committee's group signature line over the checkpoint of ``size``."""
+    """The committee's group signature line over the checkpoint of ``size``;
+    ``published_at``: when the federation publisher's JetStream acknowledged the cosigned
+    note (``NULL`` until then, migration 0057).  A flag per row, not a cursor over sizes: a
+    partial for an older size can complete it after a newer one was published."""
 
     __tablename__ = "committee_signatures"
+    __table_args__ = (Index("ix_committee_signatures_published", "published_at", "size"),)
 
     size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(Integer)
     line: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class CommitteeShareRow(Base):

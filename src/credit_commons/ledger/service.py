@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from credit_commons.core.clock import Clock, utc
@@ -59,7 +59,7 @@ __all__ = [
     "checkpoint_with_cosignatures",
     "checkpoints_after",
     "consistency_proof",
-    "cosigned_after",
+    "cosigned_unpublished",
     "entries",
     "event_ids_between",
     "inclusion_proof",
@@ -68,6 +68,7 @@ __all__ = [
     "log_identity",
     "log_signer",
     "log_state",
+    "mark_cosigned_published",
     "publish_checkpoint",
     "receipt",
     "receipts",
@@ -338,21 +339,34 @@ def checkpoints_after(session: Session, size: int, limit: int) -> list[tuple[int
     ]
 
 
-def cosigned_after(session: Session, size: int, limit: int) -> list[tuple[int, str, datetime]]:
-    """Up to ``limit`` checkpoints larger than ``size`` that carry the checkpoint committee's
-    line, smallest first, as :func:`checkpoints_after` gives them (the note with every line
-    stored so far, the committee's last)."""
+def cosigned_unpublished(
+    session: Session, up_to: int, limit: int
+) -> list[tuple[int, str, datetime]]:
+    """Up to ``limit`` checkpoints of at most ``up_to`` leaves that carry the checkpoint
+    committee's line and whose cosigned note was not yet published
+    (:func:`mark_cosigned_published`), smallest first, as :func:`checkpoints_after` gives
+    them (the note with every line stored so far, the committee's last)."""
     rows = session.scalars(
         select(CheckpointRow)
         .join(CommitteeSignatureRow, CommitteeSignatureRow.size == CheckpointRow.size)
-        .where(CheckpointRow.size > size)
-        .order_by(CheckpointRow.size)
+        .where(CommitteeSignatureRow.published_at.is_(None), CheckpointRow.size <= up_to)
+        .order_by(CommitteeSignatureRow.size)
         .limit(limit)
     ).all()
     return [
         (int(row.size), checkpoint_with_cosignatures(session, row), utc(row.created_at))
         for row in rows
     ]
+
+
+def mark_cosigned_published(session: Session, sizes: Collection[int], now: datetime) -> None:
+    """Record that the cosigned notes of ``sizes`` were published (acknowledged)."""
+    if sizes:
+        session.execute(
+            update(CommitteeSignatureRow)
+            .where(CommitteeSignatureRow.size.in_(sorted(sizes)))
+            .values(published_at=now)
+        )
 
 
 def entry_bundle(session: Session, start: int, count: int) -> bytes | None:

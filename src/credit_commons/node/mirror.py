@@ -12,7 +12,7 @@
   only when it verifies under a committee key the operator pinned
   (``ledger.sort_committee_lines``; any other is removed and counted
   ``dropped.committee``), and a checkpoint already mirrored that comes again with a
-  verified committee line (the platform's ``checkpoint:<size>:committee`` message) is
+  verified committee line (the platform's ``checkpoint:<key>:<size>:committee`` message) is
   served with it from then on, when its root is the mirrored one;
 * ``events.*``: the blob the event names by CID is fetched and stored only when the CID is
   the bytes' (else the message is dropped, reason ``blob``); once the leaf at the event's

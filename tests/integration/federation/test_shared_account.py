@@ -8,12 +8,14 @@ Bounded by counts (events, passes), never by wall time."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from tests.conftest import fresh_postgres_schema, make_settings, migrate
 from tests.integration.federation.nats_server import NatsServer, stream_messages, verified_payloads
 from tests.integration.federation.test_publish import (
@@ -55,7 +57,12 @@ def cursors(rt: Runtime) -> tuple[int, int]:
         return read_cursor(session, SPINE), read_cursor(session, CHECKPOINTS)
 
 
-def refused_metrics(rt: Runtime) -> dict[str, float]:
+def refused_metrics(rt: Runtime, *, federated: bool = True) -> dict[str, float]:
+    """``/metrics``' refusal gauges, served by ``rt`` configured with a NATS URL (the
+    publisher's own address does not matter to them) or, ``federated=False``, without."""
+    if federated:
+        url = SecretStr("nats://127.0.0.1:4222")
+        rt = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"nats_url": url}))
     with TestClient(create_app(rt.settings, runtime=rt)) as client:
         text = client.get("/metrics").text
     return {

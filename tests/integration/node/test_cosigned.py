@@ -19,6 +19,7 @@ from credit_commons.core.db import transaction
 from credit_commons.federation import Publisher, subject_token
 from credit_commons.federation.subjects import cosigned_checkpoint_message
 from credit_commons.gateway.node_app import create_node_app
+from credit_commons.keys import KeyType, PublicKey, thumbprint
 from credit_commons.ledger import CommitteeVerifier, committee
 from credit_commons.ledger import service as ledger_service
 from credit_commons.ledger.committee_setup import deal_files
@@ -65,9 +66,10 @@ def test_a_node_serves_the_committees_cosignature(world: World, nats_server: Nat
         publisher.close()
     messages = _checkpoint_messages(nats_server.url)
     origin = log_identity(rt).origin
-    assert messages[-1]["msg_id"] == f"checkpoint:{size}:committee"
+    key = thumbprint(PublicKey.from_raw(KeyType.ED25519, log_identity(rt).public_key))
+    assert messages[-1]["msg_id"] == f"checkpoint:{key}:{size}:committee"
     assert messages[-1]["subject"] == f"checkpoints.{subject_token(origin)}"
-    assert [m["msg_id"] for m in messages].index(f"checkpoint:{size}") < len(messages) - 1
+    assert [m["msg_id"] for m in messages].index(f"checkpoint:{key}:{size}") < len(messages) - 1
 
     node = Mirror(rt.sessions, _Platform(world.client, {}), rt.clock)
     node.start()
@@ -107,7 +109,7 @@ def test_a_node_serves_the_committees_cosignature(world: World, nats_server: Nat
         signer = rt.key_store.signer(session, log_identity(rt).key_name)
         at = next(a for s, _, a in ledger_service.checkpoints_after(session, 0, 100) if s == size)
     forged = cosigned_checkpoint_message(
-        size, note.with_signatures(flipped).format(), origin, signer, at
+        size, note.with_signatures(flipped).format(), origin, signer, at, log_key="test"
     )
     assert pinned.accept(forged.body, forged.subject, CHECKPOINTS) == "duplicate"
     assert _dropped_committee(world) == 3

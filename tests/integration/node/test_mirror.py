@@ -110,7 +110,7 @@ def _messages(rt: Runtime) -> list[Message]:
         identity = log_identity(rt)
         signer = rt.key_store.signer(session, identity.key_name)
         checkpoints = [
-            checkpoint_message(size, note, identity.origin, signer, at)
+            checkpoint_message(size, note, identity.origin, signer, at, log_key="test")
             for size, note, at in ledger_service.checkpoints_after(session, 0, 100)
         ]
     return [*events, *checkpoints]
@@ -231,7 +231,9 @@ def test_a_fork_is_refused_and_recorded(runtime: Runtime, client: TestClient) ->
         identity = log_identity(rt)
         forged = _signed_checkpoint(rt, session, size - 1, b"\x07" * 32)
         signer = rt.key_store.signer(session, identity.key_name)
-        message = checkpoint_message(size - 1, forged, identity.origin, signer, rt.clock.now())
+        message = checkpoint_message(
+            size - 1, forged, identity.origin, signer, rt.clock.now(), log_key="test"
+        )
     assert mirror.accept(message.body, message.subject, message.stream) == "dropped"
     with transaction(rt.read_sessions) as session:
         forks = node_store.forks(session)
