@@ -75,9 +75,8 @@ def test_two_platforms_connected_to_empty_streams(
         pe.close()
     ids = [m["msg_id"] for m in stream_messages(nats_server.url)]
     checkpoint_ids = [i for i in ids if str(i).startswith("checkpoint:")]
-    assert checkpoint_ids and all(
-        i.startswith(f"checkpoint:{_log_key(a)}:") for i in checkpoint_ids
-    )
+    assert checkpoint_ids
+    assert all(i.startswith(f"checkpoint:{_log_key(a)}:") for i in checkpoint_ids)
 
 
 def test_a_deleted_last_message_is_stepped_over(
