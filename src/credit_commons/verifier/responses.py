@@ -26,12 +26,14 @@ from functools import lru_cache, partial
 from typing import Final, Literal
 from urllib.parse import urlencode, urlsplit
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from credit_commons import zk
 from credit_commons.core.db import transaction
 from credit_commons.core.db_autocommit import autocommit_sessions
 from credit_commons.core.encoding import JsonObject, b64url_decode, b64url_encode, json_decode
+from credit_commons.core.errors import UnavailableError
 from credit_commons.events import (
     EventDetails,
     EventRows,
@@ -61,6 +63,7 @@ from credit_commons.verifier.zk_step import ZkCheck, check_answered, parse_predi
 __all__ = [
     "CLAIMS_AAD",
     "ENC_AAD",
+    "DecisionOutcomeUnknown",
     "Verdict",
     "VerificationDecided",
     "accept_response",
@@ -279,8 +282,10 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
 
     Raises only the errors of the database units of work (reading the transaction,
     recording the decision) and of sealing the claims; the caller answers the wallet with
-    the uniform denial then too, and nothing was written (unless the connection was lost
-    under the decision's COMMIT or its one statement: then it may have been, event and all).
+    the uniform denial then too, and nothing was written — except after
+    :class:`DecisionOutcomeUnknown` (the connection was lost under PostgreSQL's one
+    statement: the decision and its event may have been written, together), and when the
+    connection was lost under the unit of work's COMMIT (the same, not told apart here).
     """
     now = rt.clock.now()
     with transaction(rt.read_sessions) as session:
@@ -299,10 +304,18 @@ def accept_response(rt: Runtime, transaction_id: str, form: Mapping[str, str]) -
         # The decision and its event in one statement that commits itself.  When it wrote
         # nothing (a concurrent response consumed the challenge first), the unit of work
         # below finds the same and records the replay.
-        with transaction(autocommit_sessions(rt.engine)) as session:
-            if _decision(session, checked, planned, outcome.reason, now=now, at_once=True):
-                _log(transaction_id, outcome, recorded=True)
-                return Verdict(planned.allowed, planned.answer)
+        try:
+            with transaction(autocommit_sessions(rt.engine)) as session:
+                if _decision(session, checked, planned, outcome.reason, now=now, at_once=True):
+                    _log(transaction_id, outcome, recorded=True)
+                    return Verdict(planned.allowed, planned.answer)
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                # The statement is its own COMMIT: lost under it, the decision and its
+                # event may have been written (together) — not "unrecorded".
+                _log(transaction_id, outcome, recorded=None)
+                raise DecisionOutcomeUnknown(checked.transaction_id, planned.event) from e
+            raise
     with transaction(rt.sessions) as session:
         return _record(session, rt, row, transaction_id, outcome, planned=planned, now=now)
 
@@ -360,14 +373,37 @@ def _parse(
         del key
 
 
-def _log(transaction_id: str, outcome: _Outcome, *, recorded: bool) -> None:
+class DecisionOutcomeUnknown(UnavailableError):
+    """The connection to PostgreSQL was lost under the one statement that writes a decision
+    and its ``verification.decided`` event (``transactions.record_decision_at_once``): they
+    may have been written, together, or not at all.  Names the transaction and the event
+    the decision would have recorded, for the operator to look up; the wallet is answered
+    the uniform denial all the same (docs/verifier.md, "Recording the decision")."""
+
+    code = "verification.decision_outcome_unknown"
+    title = "Verification decision outcome unknown"
+
+    def __init__(self, transaction_id: str, event: EventRows) -> None:
+        self.transaction_id = transaction_id
+        self.event_id = event.recorded[0].id
+        super().__init__(
+            "the connection to the database was lost while the decision of transaction "
+            f"{transaction_id} was being recorded: it may have been recorded, with its "
+            f"event {self.event_id}",
+            extra={"transaction_id": transaction_id, "event_id": self.event_id},
+        )
+
+
+def _log(transaction_id: str, outcome: _Outcome, *, recorded: bool | None) -> None:
+    # ``recorded`` None: the connection was lost under the write that commits itself, and
+    # whether the decision was recorded is unknown.
     reason = outcome.reason
     log.info(
         "verification.decided transaction=%s decision=%s reason=%s recorded=%s",
         _loggable(transaction_id),
         "allow" if outcome.decided is not None and reason is None else "deny",
         reason.value if reason is not None else "-",
-        "yes" if recorded else "no",
+        "unknown" if recorded is None else "yes" if recorded else "no",
     )
 
 

@@ -50,6 +50,7 @@ from credit_commons.verifier.query_support import check_supported, vp_formats_su
 from credit_commons.verifier.responses import (
     CLAIMS_AAD,
     ENC_AAD,
+    DecisionOutcomeUnknown,
     Verdict,
     VerificationDecided,
     accept_response,
@@ -68,6 +69,7 @@ from credit_commons.verifier.zk_requests import check_predicates
 
 __all__ = [
     "REQUEST_TTL",
+    "DecisionOutcomeUnknown",
     "PrefixUnavailable",
     "Verdict",
     "VerificationDecided",

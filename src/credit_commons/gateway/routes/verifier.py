@@ -198,6 +198,15 @@ async def post_response(transaction_id: TransactionPath, request: Request) -> JS
     def decide() -> verifier_service.Verdict:
         try:  # its own units of work: a read, then a short write (verifier/responses.py)
             return verifier_service.accept_response(rt, transaction_id, form)
+        except verifier_service.DecisionOutcomeUnknown as e:
+            # The decision may have been recorded: the operator is told which, the wallet
+            # learns nothing (the uniform denial, as for any failure).
+            log.warning(
+                "verification.outcome_unknown transaction=%s event=%s",
+                e.transaction_id,
+                e.event_id,
+            )
+            return verifier_service.Verdict(False, None)
         except Exception as e:
             # Fail closed: not even recording the decision may answer anything but a denial.
             log.warning("verification.unrecorded error=%s", type(e).__name__)
