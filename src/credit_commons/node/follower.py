@@ -17,8 +17,11 @@ point, or a NATS server restarted, loses and doubles nothing.
 A consumer made before batch acknowledgements (``AckPolicy.EXPLICIT``: JetStream cannot
 change a consumer's ack policy) is deleted and made again from the node's cursor, delivering
 from ``seq.<stream>`` + 1 — what the node stored it never asks for again; a crash between
-the two makes it from the cursor at the next start.  The batches are read with
-:class:`~credit_commons.node.pull.PullConsumer` (one subscription, not a task per message).
+the two makes it from the cursor at the next start.  So is a consumer deleted under a
+running follower: its reader raises :class:`~credit_commons.node.pull.ConsumerLost` (a
+``409 Consumer Deleted``, or the server's silence), logged, and the back-off binds again.
+The batches are read with :class:`~credit_commons.node.pull.PullConsumer` (one
+subscription, not a task per message).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from credit_commons.core.db import transaction
 from credit_commons.federation import STREAMS
 from credit_commons.node import store
 from credit_commons.node.mirror import Mirror
-from credit_commons.node.pull import PullConsumer
+from credit_commons.node.pull import ConsumerLost, PullConsumer
 from credit_commons.node.quotas import Quotas
 
 __all__ = ["Follower"]
@@ -120,9 +123,21 @@ class Follower:
             except (NatsError, OSError, TimeoutError) as exc:
                 failures += 1
                 delay = min(_BACKOFF_MAX, 0.25 * 2 ** min(failures, 6))
-                log.warning(
-                    "node: NATS unavailable (%s); retrying in %.1f s", type(exc).__name__, delay
-                )
+                if isinstance(exc, ConsumerLost):
+                    # Deleted, or silent (node/pull.py): bound again after the back-off,
+                    # and made again from the cursor when missing (_bind).
+                    log.warning(
+                        "node: a stream's consumer was lost; binding again",
+                        extra={
+                            "fields": {"stream": exc.stream, "reason": exc.reason, "seconds": delay}
+                        },
+                    )
+                else:
+                    log.warning(
+                        "node: NATS unavailable (%s); retrying in %.1f s",
+                        type(exc).__name__,
+                        delay,
+                    )
                 await self._sleep(delay)
 
     async def _sleep(self, seconds: float) -> None:
