@@ -22,8 +22,9 @@ EXPECTED = {
         "EmbeddedKeyStore", "KeyDecryptionFailed", "KeyExists", "KeyInvalid", "KeyNotFound",
         "KeyStore", "KeyType", "KeyTypeMismatch", "KeyVersion", "KmsConfigInvalid",
         "KmsUnavailable", "MasterKeyring", "Pkcs11Token", "PrivateKey", "PublicKey",
-        "SignatureInvalid", "Signer", "StoredSigner", "check_alg", "decode_did_key",
-        "did_key_document", "did_web_refusal", "did_web_url", "encode_did_key", "method_key",
+        "SignatureInvalid", "Signer", "StoredSigner", "check_alg", "check_did_web",
+        "decode_did_key", "did_key_document", "did_web_of", "did_web_refusal",
+        "did_web_unresolvable", "did_web_url", "encode_did_key", "method_key",
         "private_key_from_jwk", "private_key_to_jwk", "public_key_from_jwk", "public_key_to_jwk",
         "thumbprint", "verification_method_key",
         # Service-to-service tokens (issue 21 item 2).

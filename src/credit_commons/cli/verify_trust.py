@@ -46,6 +46,7 @@ def trust_show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     lines += [
         f"  {e['kind']:<8} {e['id']}  marks={','.join(e['marks']) or '-'}  "
         f"types={','.join(e['types'])}"
+        + (f"  UNUSABLE (never verifies): {why}" if (why := view.unusable.get(e["id"])) else "")
         for e in view.issuers
     ]
     emit(as_json, view.model_dump(mode="json"), "\n".join(lines))

@@ -3,12 +3,11 @@ platform's ``did:web`` document, both listing every issuer key version."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from sqlalchemy.orm import Session
 
 from credit_commons.issuer import status
 from credit_commons.issuer.schemas import DidDocument, JwtVcIssuerMetadata
+from credit_commons.keys import did_web_of
 from credit_commons.runtime import Runtime
 
 __all__ = ["did_document", "issuer_did", "issuer_metadata"]
@@ -21,9 +20,9 @@ def issuer_metadata(session: Session, rt: Runtime) -> JwtVcIssuerMetadata:
 
 
 def issuer_did(rt: Runtime) -> str:
-    """The platform's ``did:web`` (did:web method spec §3.1: host, port percent-encoded)."""
-    netloc = urlsplit(rt.settings.public_url).netloc
-    return "did:web:" + netloc.replace(":", "%3A")
+    """The platform's ``did:web`` (:func:`~credit_commons.keys.did_web_of` of its public URL;
+    :func:`~credit_commons.keys.did_web_refusal` says whether a wallet can resolve it)."""
+    return did_web_of(rt.settings.public_url)
 
 
 def did_document(session: Session, rt: Runtime) -> DidDocument:

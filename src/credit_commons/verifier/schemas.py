@@ -86,7 +86,8 @@ class VcJwtVerified(_Out):
 
 class TrustedIssuerView(_Out):
     """A trusted issuer entry: its trust marks and the credential types it may issue
-    (``["*"]``: any)."""
+    (``["*"]``: any), and why it can never verify anything when it cannot (``unusable``:
+    a did:web naming an IP address, stored before adding one was refused)."""
 
     id: str
     issuer: str
@@ -94,6 +95,7 @@ class TrustedIssuerView(_Out):
     added_at: str
     marks: list[str] = []
     types: list[str] = ["*"]
+    unusable: str | None = None
 
 
 # -- OpenID4VP transactions ----------------------------------------------------------------
@@ -222,11 +224,13 @@ class TrustPinRefresh(_Out):
 
 class TrustBundleView(_Out):
     """The platform's trust bundle as administrators see it: the newest version, its
-    entries, and the key verifiers pin (public JWK and did:key)."""
+    entries, the key verifiers pin (public JWK and did:key), and the entries that can never
+    verify anything, each with why (``unusable``)."""
 
     version: int
     iss: str
     issuers: list[JsonObject]
+    unusable: dict[str, str] = {}
     key: JsonObject
     did: str
 

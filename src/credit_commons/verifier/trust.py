@@ -39,7 +39,7 @@ from credit_commons.core.errors import CommonsError, ConflictError, NotFoundErro
 from credit_commons.core.ids import new_id
 from credit_commons.events import EventDetails, record_event
 from credit_commons.identity import Principal, actor_of
-from credit_commons.keys import decode_did_key, did_web_url
+from credit_commons.keys import check_did_web, decode_did_key, did_web_unresolvable
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.models import TrustBundleVersionRow, TrustedIssuerRow
 from credit_commons.verifier.schemas import TrustedIssuerView
@@ -59,6 +59,7 @@ __all__ = [
     "read_anchor",
     "remove_trusted_issuer",
     "trusted_kind",
+    "unusable",
     "write_bundle_version",
     "x509_entry_id",
 ]
@@ -132,7 +133,9 @@ def issuer_kind(issuer: str) -> IssuerKind:
         raise ValidationError("an issuer identifier is 8 to 512 ASCII characters")
     try:
         if issuer.startswith("did:web:"):
-            did_web_url(issuer)
+            # Well-formed is enough to read one back: an entry naming no domain (stored
+            # before that was refused) never resolves, so it only never verifies anything.
+            check_did_web(issuer)
             if "#" in issuer:
                 raise ValidationError("an issuer DID has no fragment")
             return "did:web"
@@ -157,6 +160,15 @@ def issuer_kind(issuer: str) -> IssuerKind:
     return "https"
 
 
+def unusable(issuer: str) -> str | None:
+    """Why the trusted issuer identifier ``issuer`` (of a valid kind) can never verify a
+    credential — a ``did:web`` naming an IP address, which is never resolved — or None.
+    Adding one is refused; one stored or received before is kept and shown with this."""
+    if issuer.startswith("did:web:"):
+        return did_web_unresolvable(issuer)
+    return None
+
+
 def _admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise NotFoundError("no such resource")
@@ -170,6 +182,7 @@ def _view(row: TrustedIssuerRow) -> TrustedIssuerView:
         added_at=utc(row.added_at).isoformat(),
         marks=json.loads(row.marks),
         types=json.loads(row.types),
+        unusable=unusable(row.issuer),
     )
 
 
@@ -191,6 +204,9 @@ def add_trusted_issuer(
     """
     _admin(principal)
     kind = issuer_kind(issuer)
+    refusal = unusable(issuer)
+    if refusal is not None:
+        raise ValidationError(f"{issuer} can never be verified: {refusal}")
     return _add(session, rt, principal, issuer, kind=kind, marks=marks, types=types, anchor=None)
 
 

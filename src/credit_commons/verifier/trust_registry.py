@@ -32,7 +32,7 @@ from credit_commons.keys import service as key_service
 from credit_commons.runtime import Runtime
 from credit_commons.verifier.models import TrustBundleVersionRow
 from credit_commons.verifier.schemas import TrustBundleView
-from credit_commons.verifier.trust import entry_documents, write_bundle_version
+from credit_commons.verifier.trust import entry_documents, unusable, write_bundle_version
 from credit_commons.verifier.trust_bundle import (
     TrustBundle,
     Trusted,
@@ -198,6 +198,7 @@ def bundle_view(session: Session, rt: Runtime, principal: Principal) -> TrustBun
         version=signed.version,
         iss=bundle.iss,
         issuers=[e.to_json() for e in bundle.entries],
+        unusable={e.id: why for e in bundle.entries if (why := unusable(e.id)) is not None},
         key=dict(key.jwk),
         did=key.did,
     )

@@ -10,7 +10,14 @@ from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.net import FetchFailed, OutboundFetcher, UnsafeUrl
 from credit_commons.keys.algorithms import KeyType, PrivateKey
 from credit_commons.keys.did_key import encode_did_key
-from credit_commons.keys.did_web import DidResolver, did_web_refusal, did_web_url
+from credit_commons.keys.did_web import (
+    DidResolver,
+    check_did_web,
+    did_web_of,
+    did_web_refusal,
+    did_web_unresolvable,
+    did_web_url,
+)
 from credit_commons.keys.errors import DidInvalid, DidResolutionFailed
 from credit_commons.keys.jwk import public_key_to_jwk
 
@@ -58,7 +65,18 @@ def test_malformed_did_web_is_rejected(did: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "did", ["did:web:127.0.0.1%3A8300", "did:web:127.0.0.1", "did:web:10.0.0.7:users:alice"]
+    "did",
+    [
+        "did:web:127.0.0.1%3A8300",
+        "did:web:127.0.0.1",
+        "did:web:10.0.0.7:users:alice",
+        # Forms a resolver or URL parser reads as IPv4 too (the last label is a number).
+        "did:web:127.1",
+        "did:web:2130706433",
+        "did:web:0x7f.0.0.1",
+        "did:web:0x7f000001%3A443",
+        "did:web:example.0X1f",
+    ],
 )
 def test_a_did_web_naming_an_ip_address_is_refused_before_any_fetch(did: str) -> None:
     # did:web §3.1: "The method specific identifier MUST match the common name used in the
@@ -70,6 +88,17 @@ def test_a_did_web_naming_an_ip_address_is_refused_before_any_fetch(did: str) ->
         did_web_url(did)
     with pytest.raises(DidInvalid, match="IP address"):
         DidResolver(fetcher(handler)).resolve(did)
+    # Well-formed all the same: a stored entry naming one is read back (it never resolves).
+    check_did_web(did)
+    assert "IP address" in (did_web_unresolvable(did) or "")
+
+
+@pytest.mark.parametrize(
+    "did", ["did:web:example.com", "did:web:0x7f.example", "did:web:1.2.3.com", "did:web:a.b0"]
+)
+def test_a_domain_whose_last_label_is_not_a_number_is_no_ip_address(did: str) -> None:
+    assert did_web_unresolvable(did) is None
+    did_web_url(did)
 
 
 @pytest.mark.parametrize(
@@ -77,7 +106,9 @@ def test_a_did_web_naming_an_ip_address_is_refused_before_any_fetch(did: str) ->
     [
         ("https://commons.example", None),
         ("https://localhost:8443", None),
-        ("https://commons.example:8443/base", None),
+        ("https://commons.example:8443/base", "/base/did.json"),
+        ("https://2130706433", "IP address"),
+        ("https://127.1:8443", "IP address"),
         ("http://commons.example", "not https"),
         ("http://127.0.0.1:8300", "not https"),
         ("https://127.0.0.1:8443", "IP address"),
@@ -92,6 +123,32 @@ def test_which_public_urls_carry_a_did_web(url: str, refused: str | None) -> Non
         assert refusal is not None
         assert refused in refusal
         assert url in refusal
+
+
+@pytest.mark.parametrize(
+    ("url", "did"),
+    [
+        ("https://commons.example", "did:web:commons.example"),
+        ("https://commons.example/", "did:web:commons.example"),
+        ("https://Commons.EXAMPLE:8443", "did:web:commons.example%3A8443"),
+        ("https://bücher.example", "did:web:xn--bcher-kva.example"),
+        ("https://BÜCHER.example:8443", "did:web:xn--bcher-kva.example%3A8443"),
+        ("https://commons.example/base/x", "did:web:commons.example:base:x"),
+    ],
+)
+def test_the_did_web_of_a_url_is_the_one_read_back_there(url: str, did: str) -> None:
+    # One source of truth: did_web_of mints what the platform presents (issuer_did), and
+    # did_web_refusal accepts a URL only when did_web_url reads that DID where it is served.
+    assert did_web_of(url) == did
+    if "/base" in url:
+        assert did_web_url(did) == "https://commons.example/base/x/did.json"
+        assert "https://commons.example/base/x/.well-known/did.json" in (did_web_refusal(url) or "")
+    else:
+        assert did_web_refusal(url) is None
+        assert (
+            did_web_url(did)
+            == url.lower().rstrip("/").replace("bücher", "xn--bcher-kva") + "/.well-known/did.json"
+        )
 
 
 def test_a_failed_did_web_fetch_names_the_https_url_tried() -> None:
