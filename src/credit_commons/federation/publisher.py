@@ -17,12 +17,16 @@ the second would skip its own events as already published — but logs the refus
 error naming each stream and whose messages it holds, records it for ``/metrics``
 (``federation_refusals``) and tries again with the back-off.  While connected it checks
 again whenever JetStream's acknowledgements show a stream written to by someone else: a
-sequence number past the one it expected (each message in between is checked, a bounded
-number of them) or a message acknowledged as a duplicate (the stream's last message is
-checked: a republish after a crash before the cursor's commit leaves this platform's own
-message last, a shared stream another platform's).  Message ids carry the log key's
-thumbprint where they would otherwise be the same on every platform (checkpoints), so
-JetStream never drops one platform's message as another's copy.
+sequence number past the one it expected (every message in between is read and checked: two
+publishers of this one platform, say during a rolling upgrade, leave gaps of their own
+messages, and a foreign message can sit anywhere in one) or a message acknowledged as a
+duplicate (the stream's last message is checked: a republish after a crash before the
+cursor's commit leaves this platform's own message last, a shared stream another
+platform's).  A refusal, once recorded, stands until a connection finds every message of
+every stream this platform's (read in full, newest first): the last message being its own is
+no evidence, since a refused batch is in the stream before the check that refuses it.
+Message ids carry the log key's thumbprint where they would otherwise be the same on every
+platform (checkpoints), so JetStream never drops one platform's message as another's copy.
 
 It runs on its own asyncio loop in a thread of its own, so the worker thread (or any other)
 calls :meth:`Publisher.run_pass` synchronously.  When NATS is unreachable a pass returns at
@@ -52,7 +56,7 @@ from credit_commons.core.tracing import span, tracer
 from credit_commons.federation.feed import spine_batch
 from credit_commons.federation.models import FederationCursorRow
 from credit_commons.federation.ownership import OurLog, Refusal, StreamsNotOurs, own_position
-from credit_commons.federation.refusals import clear_refusals, record_refusals
+from credit_commons.federation.refusals import clear_refusals, record_refusals, refusals
 from credit_commons.federation.subjects import (
     MAX_MESSAGE_BYTES,
     STREAMS,
@@ -87,7 +91,7 @@ _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 30.0
 _MAX_BATCHES = 20  # per pass, so the worker's other steps keep their turn under a backlog
 _MAX_STEPS_BACK = 64  # deleted sequences stepped over to a stream's last existing message
-_MAX_GAP_CHECKED = 64  # sequences written by another publisher checked one by one
+_READ_AT_ONCE = 64  # messages read concurrently when a range of a stream is checked
 
 
 class PublisherState(StrEnum):
@@ -175,8 +179,7 @@ class Publisher:
 
     # -- on the loop ---------------------------------------------------------------------
 
-    async def _publish_pending(self) -> tuple[int, int, int, int]:
-        conn = await self._connect()
+    async def _publish_pending(self, conn: _Connection) -> tuple[int, int, int, int]:
         events = messages = 0
         for _ in range(_MAX_BATCHES):
             done, sent = await self._spine_batch(conn)
@@ -190,9 +193,11 @@ class Publisher:
         from nats.errors import Error as NatsError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
 
         try:
-            # Every wait below is bounded by ``timeout``; this bounds the pass as a whole.
+            # Every wait below is bounded by ``timeout``; this bounds the batches as a whole
+            # (not the connection's check, which reads whole streams while a refusal stands).
+            conn = await self._connect()
             bound = self.timeout * (_MAX_BATCHES + 4)
-            published = await asyncio.wait_for(self._publish_pending(), bound)
+            published = await asyncio.wait_for(self._publish_pending(conn), bound)
         except (NatsError, OSError, TimeoutError) as exc:
             await self._drop()
             self._went(PublisherState.DOWN, exc)
@@ -282,16 +287,22 @@ class Publisher:
         try:
             js = nc.jetstream(timeout=self.timeout)
             conn, refused = _Connection(nc, js, self._our_log()), list[Refusal]()
+            with transaction(self.rt.read_sessions) as session:
+                standing = bool(refusals(session))
             for spec in STREAMS:
                 try:
                     await _ensure_stream(js, spec)
                     conn.tails[spec.name], conn.seqs[spec.name] = await _tail(conn, spec.name)
+                    if standing:  # cleared only when every message is this platform's
+                        first = (await js.stream_info(spec.name)).state.first_seq
+                        await _check_range(conn, spec.name, first, conn.seqs[spec.name])
                 except StreamsNotOurs as exc:
                     refused.extend(exc.refusals)
             if refused:
                 raise StreamsNotOurs(refused)
-            with transaction(self.rt.sessions) as session:
-                clear_refusals(session)
+            if standing:
+                with transaction(self.rt.sessions) as session:
+                    clear_refusals(session)
         except BaseException:  # whatever failed, this connection is not kept: close it
             with contextlib.suppress(Exception):
                 await nc.close()
@@ -440,14 +451,34 @@ async def _tail(conn: _Connection, stream: str) -> tuple[int, int]:
     )
 
 
+async def _check_range(conn: _Connection, stream: str, first: int, last: int) -> None:
+    """Check that every message of ``stream`` from sequence ``last`` down to ``first`` is
+    this platform's (deleted ones skipped), ``_READ_AT_ONCE`` read concurrently, newest
+    first.  Raises :class:`StreamsNotOurs` at the first that is not."""
+    from nats.js.api import RawStreamMsg  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+    from nats.js.errors import NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
+
+    async def read(seq: int) -> RawStreamMsg | None:
+        try:
+            return await conn.js.get_msg(stream, seq)
+        except NotFoundError:  # deleted, or before the stream's first sequence
+            return None
+
+    top, first = last, max(first, 1)  # an empty stream's first sequence can be 0
+    while top >= first:
+        bottom = max(first, top - _READ_AT_ONCE + 1)
+        for raw in await asyncio.gather(*(read(seq) for seq in range(top, bottom - 1, -1))):
+            if raw is not None:
+                own_position(stream, raw.data or b"", conn.ours)
+        top = bottom - 1
+
+
 async def _check_acks(conn: _Connection, acks: Sequence[PubAck]) -> None:
     """Check again whose messages a stream holds when its acknowledgements show another
     publisher: a sequence past the next one expected (every message in between must be
-    this platform's; past ``_MAX_GAP_CHECKED`` of them the stream is refused) or a
+    this platform's: another publisher of this platform writes such gaps too) or a
     duplicate (the stream's last message must be this platform's, as after a republish).
     Raises :class:`StreamsNotOurs`."""
-    from nats.js.errors import NotFoundError  # noqa: PLC0415  # deferred: nats-py with aiohttp, only when publishing
-
     rechecked: set[str] = set()
     for ack in acks:
         if ack.duplicate:
@@ -456,14 +487,6 @@ async def _check_acks(conn: _Connection, acks: Sequence[PubAck]) -> None:
                 await _tail(conn, ack.stream)
             continue
         expected = conn.seqs.get(ack.stream, 0) + 1
-        if ack.seq > expected + _MAX_GAP_CHECKED:
-            raise StreamsNotOurs(
-                [Refusal(ack.stream, f"{ack.seq - expected} messages of another publisher", None)]
-            )
-        for seq in range(expected, ack.seq):  # written by another publisher meanwhile
-            try:
-                raw = await conn.js.get_msg(ack.stream, seq)
-            except NotFoundError:
-                continue
-            own_position(ack.stream, raw.data or b"", conn.ours)
+        # Written by another publisher meanwhile (nothing when ack.seq is the one expected).
+        await _check_range(conn, ack.stream, expected, ack.seq - 1)
         conn.seqs[ack.stream] = max(conn.seqs.get(ack.stream, 0), ack.seq)
