@@ -14,7 +14,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from credit_commons.core.errors import ConfigurationError
-from credit_commons.privacy.models import PlatformFactRow
+from credit_commons.core.facts import record_fact
 from credit_commons.runtime import Runtime
 
 __all__ = ["check_peppers"]
@@ -32,11 +32,10 @@ def check_peppers(session: Session, rt: Runtime) -> dict[str, str]:
         "pepper.identifiers": rt.vault.kms.pepper_fingerprint(),
     }
     for key, fingerprint in current.items():
-        row = session.get(PlatformFactRow, key)
-        if row is None:
-            session.add(PlatformFactRow(key=key, value=fingerprint, recorded_at=rt.clock.now()))
-            continue
-        if row.value != fingerprint:
+        # Recorded by whichever process gets there first (`commons db upgrade`, a server's
+        # schema gate opening, a restore): the loser of the race reads the winner's record.
+        recorded = record_fact(session, key, fingerprint, rt.clock.now())
+        if recorded != fingerprint:
             message = (
                 f"the {key.split('.')[1]} pseudonymisation pepper changed since it was first used"
             )
