@@ -149,7 +149,7 @@ def test_an_unmigrated_database_is_503_until_upgraded(tmp_path: Path, backend_ur
         assert created.status_code == 201, created.text
         time.sleep(1.0)  # the worker's next poll
     text = log_path.read_text()
-    assert "warning: the database is not migrated" in text
+    assert "every API route answers 503 service.not_migrated" in text
     assert "`commons db upgrade`" in text
     assert "log worker step failed" not in text
     assert "Traceback" not in text

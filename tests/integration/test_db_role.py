@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,3 +302,39 @@ def test_a_role_with_createrole_bypassrls_or_replication_is_refused(
     finally:
         owner.dispose()
     assert _service_problems(roles) == [f"the database role {roles.service} has {attribute}"]
+
+
+@pytest.mark.postgres
+def test_before_the_grant_the_service_role_is_told_to_run_it(
+    roles: Roles,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The documented set-up (`commons db upgrade` as the owner, then `commons db
+    # grant-service-role`): a service started between the two may see the schema (as in
+    # `public`) but not read alembic_version.  Every route and /readyz answer 503
+    # service.not_granted naming the command, never a 500; the grant opens the gate.
+    owner = sa.create_engine(roles.owner_url)
+    try:
+        with owner.begin() as connection:
+            schema = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+            connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {roles.service}")
+    finally:
+        owner.dispose()
+    app = create_app(make_settings(tmp_path, database_url=roles.service_url))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(2):  # the first look, then the kept answer within the window
+            for path in ["/v1/log/key", "/readyz"]:
+                answer = client.get(path)
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert answer.headers["retry-after"] == "5"
+                assert answer.json()["code"] == "service.not_granted"
+                assert "commons db grant-service-role" in answer.json()["detail"]
+        _grant(roles, tmp_path, monkeypatch, capsys)
+        gate = app.state.schema_gate
+        while not gate.due():
+            threading.Event().wait(0.05)
+        assert client.get("/v1/log/key").status_code == 200
+        assert client.get("/readyz").json()["status"] == "ready"

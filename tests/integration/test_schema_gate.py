@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_settings, migrate
 
 from credit_commons.core.db import make_engine
+from credit_commons.core.errors import ConfigurationError
 from credit_commons.core.migrate import SchemaGate
 from credit_commons.core.net import FetchFailed
 from credit_commons.gateway.app import create_app
@@ -98,13 +99,60 @@ def test_a_refused_start_up_check_keeps_it_shut(engine: sa.Engine) -> None:
     assert calls == [1, 1]
 
 
+def test_a_refusing_start_up_check_is_the_answer_until_the_next_look(
+    tmp_path: Path, backend_url: str
+) -> None:
+    # A changed pepper refused when the gate opens: the requests until the next look get
+    # that refusal, not "run `commons db upgrade`" (which has run).
+    engine = make_engine(backend_url)
+    migrate(engine)
+    clock = FakeMonotonic()
+
+    def refuse() -> None:
+        raise ConfigurationError("the events pseudonymisation pepper changed")
+
+    gate = SchemaGate(engine, on_migrated=refuse, recheck=2.0, monotonic=clock)
+    try:
+        assert gate.refusal().code == "service.not_migrated"  # before any look
+        with pytest.raises(ConfigurationError):
+            gate.migrated()
+        assert not gate.migrated()  # within the window
+        assert gate.refusal().code == ConfigurationError.code
+        assert "pepper changed" in str(gate.refusal().detail)
+    finally:
+        engine.dispose()
+
+
+def test_a_database_migrated_by_a_newer_version_says_so(tmp_path: Path, backend_url: str) -> None:
+    # `commons db upgrade` cannot help there (alembic: "Can't locate revision"): routes,
+    # /readyz and the gate name the revision and say to deploy the newer version.
+    engine = make_engine(backend_url)
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+    engine.dispose()
+    app = create_app(make_settings(tmp_path, database_url=backend_url))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(2):  # the first look, then the kept answer within the window
+            for path in ["/v1/log/key", "/readyz"]:
+                answer = client.get(path)
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["content-type"] == "application/problem+json"
+                problem = answer.json()
+                assert problem["code"] == "service.schema_ahead"
+                assert "ffffffffffff" in problem["detail"]
+                assert "deploy that version" in problem["detail"]
+                assert "commons db upgrade" not in problem["detail"]
+        assert not app.state.schema_gate.is_open
+
+
 def test_every_route_but_the_operations_is_503_until_migrated(
     tmp_path: Path, backend_url: str
 ) -> None:
     app = create_app(make_settings(tmp_path, database_url=backend_url))
     with TestClient(app, raise_server_exceptions=False) as client:
-        assert client.get("/healthz").status_code == 200
-        assert client.get("/openapi.json").status_code == 200
+        for open_path in ["/healthz", "/openapi.json", "/metrics", "/docs"]:
+            assert client.get(open_path).status_code == 200, open_path
         for method, path in [
             ("GET", "/v1/log/key"),
             ("GET", "/v1/log/checkpoint"),

@@ -11,7 +11,7 @@ import typer
 from credit_commons import __version__
 from credit_commons.cli.log import warn_if_diverged
 from credit_commons.cli.support import JsonOption, holder, settings
-from credit_commons.core.errors import ValidationError
+from credit_commons.core.errors import CommonsError, ValidationError
 from credit_commons.core.logging import configure_logging
 from credit_commons.core.settings import Settings
 from credit_commons.core.tracing import start_tracing
@@ -103,7 +103,8 @@ def serve(
     try:
         # Refusals (a changed pepper, a disagreeing COMMONS_LOG_ORIGIN) before serving, so
         # they print as one line with their exit code instead of a failed lifespan.
-        identity = startup_checks(rt)
+        gate = schema_gate(rt)
+        identity = startup_checks(rt, gate)
         application = (
             create_app(config, runtime=rt, run_worker=worker, freeze_heap=True)
             if workers == 1
@@ -113,7 +114,7 @@ def serve(
         rt.close()
         raise
     origin = identity.origin if identity is not None else None
-    _warn_of_the_database(rt, identity, worker=worker)
+    _warn_of_the_database(rt, identity, gate.refusal(), worker=worker)
     _announce(config, origin, workers, as_json, tls=tls is not None)
     if application is not None:
         uvicorn.run(
@@ -136,18 +137,20 @@ def serve(
         rt.close()
 
 
-def _warn_of_the_database(rt: Runtime, identity: LogIdentity | None, *, worker: bool) -> None:
+def _warn_of_the_database(
+    rt: Runtime, identity: LogIdentity | None, refusal: CommonsError, *, worker: bool
+) -> None:
     # A database that does not continue the published log (cli/log.py), or one not migrated
-    # yet: the server starts all the same (a deployment may migrate it meanwhile), and says
-    # what it will answer until then, and which command ends it.
+    # yet (or migrated by a newer version, or not readable by this role): the server starts
+    # all the same (a deployment may migrate it meanwhile), and says what it will answer
+    # until then, and what ends it (the refusal's detail names it).
     if identity is not None:
         warn_if_diverged(rt)
         return
     waits = " (and the log worker waits)" if worker else ""
     typer.echo(
-        "warning: the database is not migrated to this version's schema: every API route "
-        f"answers 503 service.not_migrated{waits} until `commons db upgrade` has run with "
-        "the same settings",
+        "warning: the database's schema is not this version's: every API route answers "
+        f"503 {refusal.code}{waits}: {refusal.detail}",
         err=True,
     )
 

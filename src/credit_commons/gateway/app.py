@@ -18,8 +18,9 @@ from credit_commons.core.clock import Clock
 from credit_commons.core.db import transaction
 from credit_commons.core.db_role import check_db_role
 from credit_commons.core.durability import check_durability
+from credit_commons.core.errors import UnavailableError
 from credit_commons.core.heap import freeze_startup_heap
-from credit_commons.core.migrate import SchemaGate, head_revision, not_migrated, schema_current
+from credit_commons.core.migrate import NotGranted, SchemaGate, head_revision, schema_refusal
 from credit_commons.core.settings import Settings
 from credit_commons.core.tracing import flush_tracing, start_tracing
 from credit_commons.gateway.admission import Admission, AdmissionMiddleware
@@ -131,8 +132,11 @@ def startup_checks(runtime: Runtime, gate: SchemaGate | None = None) -> LogIdent
         log.warning("%s; %s", violation.problem, violation.hint)
     if runtime.settings.is_production or runtime.settings.strict_db_role:
         check_db_role(runtime.engine)
-    if not (gate or schema_gate(runtime)).migrated():
-        return None  # `commons db upgrade` first; every route but /healthz says so meanwhile
+    try:
+        if not (gate or schema_gate(runtime)).migrated():
+            return None  # `commons db upgrade` first; every route but /healthz says so meanwhile
+    except NotGranted:
+        return None  # `commons db grant-service-role` first; the gate says so meanwhile
     return log_identity(runtime)
 
 
@@ -311,8 +315,12 @@ def _install_operations(app: FastAPI, runtime: Runtime, registry: CollectorRegis
         db.ping(runtime.engine)
         # Read at every probe (not the schema gate's kept answer), so a newer version's
         # migration applied under a running process takes it out of rotation.
-        if not schema_current(runtime.engine):
-            error = not_migrated()
+        error: UnavailableError | None
+        try:
+            error = schema_refusal(runtime.engine)
+        except NotGranted as e:
+            error = e
+        if error is not None:
             return JSONResponse(
                 error.problem(),
                 status_code=error.status,

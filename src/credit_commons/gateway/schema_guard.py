@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from credit_commons.core.db import busy_error
 from credit_commons.core.errors import CommonsError
-from credit_commons.core.migrate import SchemaGate, not_migrated
+from credit_commons.core.migrate import SchemaGate
 from credit_commons.gateway.problems import send_problem
 
 __all__ = ["UNGATED_PATHS", "SchemaGuardMiddleware"]
@@ -33,7 +33,8 @@ async def _refusal(scope: Scope, send: Send, error: CommonsError) -> None:
 
 
 class SchemaGuardMiddleware:
-    """Answers 503 ``service.not_migrated`` while the app's schema gate is shut (pure
+    """Answers 503 ``service.not_migrated`` (or the gate's other reason:
+    ``service.schema_ahead``, ``service.not_granted``) while the app's schema gate is shut (pure
     ASGI, after rate limiting and admission, before anything reads a table)."""
 
     def __init__(self, app: ASGIApp, gate: SchemaGate, busy_total: Counter) -> None:
@@ -63,6 +64,8 @@ class SchemaGuardMiddleware:
                 await _refusal(scope, send, busy)
                 return
             if not migrated:
-                await _refusal(scope, send, not_migrated())
+                # The last look's reason: not migrated, migrated by a newer version, not
+                # granted, or the start-up check that refused the migrated database.
+                await _refusal(scope, send, self.gate.refusal())
                 return
         await self.app(scope, receive, send)
