@@ -4,11 +4,14 @@
 1. The manifest is checked: its format, every part's SHA-256 and size, no part missing and
    none added.  The backup's backend must be this instance's, and the database must be
    empty — no table at all (a new SQLite file, a new PostgreSQL schema).
-2. The data is loaded.  SQLite: the backup's file is copied in with the online backup API.
-   PostgreSQL: the schema is migrated to the backup's revision, the migrations' own rows
-   are replaced by the backup's, table by table in foreign-key order, in one transaction,
-   and every sequence is set past its column's largest value.  Then the schema is migrated
-   to this version's head.
+2. The data is loaded, migrated to this version's head and held in backup-restore mode in
+   one step, so a server already running on the empty instance never sees the schema at
+   head without the hold (step 5).  SQLite: the backup's file is copied with the online
+   backup API into a staging file, migrated and held there, then copied into the
+   instance's file in one write.  PostgreSQL, in one transaction: the schema is migrated to
+   the backup's revision, the migrations' own rows are replaced by the backup's, table by
+   table in foreign-key order, every sequence is set past its column's largest value, the
+   schema is migrated to head and the hold written.
 3. The peppers are checked (the restore must run with the instance's own key material),
    and the erasures are applied (``privacy/restore.py``, as ``commons privacy restore``):
    against ``--from`` (the live database or a backup newer than the last erasure epoch),
@@ -18,8 +21,9 @@
 4. The log is audited (every leaf and checkpoint recomputed) and must be the manifest's
    size and root.  The published-checkpoint file is put in place only when the instance has
    none (a newer one is never rolled back).
-5. The instance is held in backup-restore mode (ledger/restore_mode.py) until an operator
-   confirms: reads are served, writes refused, the log neither sequences nor signs.
+5. The instance stays held in backup-restore mode (ledger/restore_mode.py; written in
+   step 2) until an operator confirms: reads are served, writes refused, the log neither
+   sequences nor signs.
 """
 
 from __future__ import annotations
@@ -45,11 +49,11 @@ from credit_commons.backup.archive import (
     part_names,
     sqlite_path,
 )
-from credit_commons.core.db import dispose_engine, transaction
+from credit_commons.core.db import dispose_engine, make_engine, transaction
 from credit_commons.core.encoding import JsonObject
 from credit_commons.core.errors import ConflictError, IntegrityError, ValidationError
 from credit_commons.core.files import write_private
-from credit_commons.core.migrate import upgrade
+from credit_commons.core.migrate import upgrade_on
 from credit_commons.ledger import audit_log
 from credit_commons.ledger.identity import log_identity
 from credit_commons.ledger.restore_mode import enter_restore_mode
@@ -126,31 +130,87 @@ def _require_empty(rt: Runtime) -> None:
         )
 
 
-def _load_sqlite(rt: Runtime, root: Path, progress: Progress) -> None:
+@dataclass(frozen=True)
+class _Hold:
+    """The backup-restore hold the load writes in the transaction that brings the schema to
+    head, so a server already running on the empty instance (its schema gate waiting for
+    the migration) never finds the schema current without the hold: no write is accepted
+    while the erasures are applied and the log audited."""
+
+    backup_id: str
+    manifest_sha256: str
+    log_size: int
+    log_root: str
+
+    def write(self, connection: Connection, rt: Runtime) -> None:
+        upgrade_on(connection)
+        with Session(bind=connection, join_transaction_mode="rollback_only") as session:
+            enter_restore_mode(
+                session,
+                backup_id=self.backup_id,
+                manifest_sha256=self.manifest_sha256,
+                log_size=self.log_size,
+                log_root=self.log_root,
+                now=rt.clock.now(),
+            )
+            session.flush()
+
+
+def _load_sqlite(rt: Runtime, root: Path, hold: _Hold, progress: Progress) -> None:
+    # Copied into a staging file beside the instance's, brought to head and held there,
+    # then into the instance's file in one step (one write transaction): a process reading
+    # the instance sees it empty, then restored and held, never in between.
     target = sqlite_path(rt.engine)
-    dispose_engine(rt.engine)
-    source = sqlite3.connect(f"file:{root / SQLITE_FILE}?mode=ro", uri=True)
+    staging = target.with_name(f"{target.name}.restoring")
+    staging.unlink(missing_ok=True)
+    try:
+        _copy_sqlite(root / SQLITE_FILE, staging, progress)
+        engine = make_engine(f"sqlite:///{staging}")
+        try:
+            with engine.begin() as connection:
+                hold.write(connection, rt)
+        finally:
+            engine.dispose()
+        dispose_engine(rt.engine)
+        _copy_sqlite(staging, target, None)
+    finally:
+        for leftover in (staging, *(staging.with_name(staging.name + s) for s in _SIDE_FILES)):
+            leftover.unlink(missing_ok=True)
+    dispose_engine(rt.engine)  # connections opened from now on set the instance's pragmas
+
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _copy_sqlite(source_file: Path, target: Path, progress: Progress | None) -> None:
+    source = sqlite3.connect(f"file:{source_file}?mode=ro", uri=True)
     try:
         destination = sqlite3.connect(target)
         try:
-            source.backup(
-                destination,
-                pages=1024,
-                progress=lambda _s, remaining, total: progress(
-                    "database pages", total - remaining, total
-                ),
-            )
+            if progress is None:
+                source.backup(destination)  # every page in one step
+            else:
+                source.backup(
+                    destination,
+                    pages=1024,
+                    progress=lambda _s, remaining, total: progress(
+                        "database pages", total - remaining, total
+                    ),
+                )
         finally:
             destination.close()
     finally:
         source.close()
-    dispose_engine(rt.engine)  # connections opened from now on set the instance's pragmas
 
 
-def _load_postgres(rt: Runtime, root: Path, manifest: JsonObject, progress: Progress) -> None:
-    upgrade(rt.engine, str(manifest["database"]["revision"]))
+def _load_postgres(
+    rt: Runtime, root: Path, manifest: JsonObject, hold: _Hold, progress: Progress
+) -> None:
+    # One transaction from the empty schema to the held one at head: a server's schema gate
+    # sees no revision until it commits, then head with the hold.
     metadata = sa.MetaData()
     with rt.engine.begin() as connection:
+        upgrade_on(connection, str(manifest["database"]["revision"]))
         metadata.reflect(connection)
         tables = [t for t in metadata.sorted_tables if t.name != "alembic_version"]
         for table in reversed(tables):  # the migrations' own rows: the backup has them
@@ -159,6 +219,7 @@ def _load_postgres(rt: Runtime, root: Path, manifest: JsonObject, progress: Prog
             _load_table(connection, table, root / "database" / f"{table.name}.jsonl")
             progress("tables", number, len(tables))
         _reset_sequences(connection)
+        hold.write(connection, rt)
 
 
 def _load_table(connection: Connection, table: sa.Table, path: Path) -> None:
@@ -236,17 +297,22 @@ def restore_backup(
             f"the backup is of a {database['backend']} database; this instance is {backend}"
         )
     _require_empty(rt)
+    log: JsonObject = manifest["log"]
+    hold = _Hold(
+        backup_id=str(manifest["backup_id"]),
+        manifest_sha256=manifest_sha256,
+        log_size=int(log["size"]),
+        log_root=str(log["root"]),
+    )
     if backend == "sqlite":
-        _load_sqlite(rt, root, progress)
+        _load_sqlite(rt, root, hold, progress)
     else:
-        _load_postgres(rt, root, manifest, progress)
-    upgrade(rt.engine)
+        _load_postgres(rt, root, manifest, hold, progress)
     with transaction(rt.sessions) as session:
         check_peppers(session, rt)
     # Without --from, the backup itself is the source (read beside the writes: on SQLite a
     # second writer on the same file would wait for the first).
     counts = restore_from(rt, source or rt.read_sessions)
-    log: JsonObject = manifest["log"]
     report = audit_log(
         rt.engine, log_identity(rt).vkeys, lambda done: progress("log audit", done, log["size"])
     )
@@ -257,15 +323,6 @@ def restore_backup(
             f"size {log['size']}, root {log['root']}"
         )
     published = _published(rt, root)
-    with transaction(rt.sessions) as session:
-        enter_restore_mode(
-            session,
-            backup_id=str(manifest["backup_id"]),
-            manifest_sha256=manifest_sha256,
-            log_size=int(log["size"]),
-            log_root=str(log["root"]),
-            now=rt.clock.now(),
-        )
     rows: dict[str, int] = database["rows"]
     return RestoreReport(
         backup_id=str(manifest["backup_id"]),

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from credit_commons.core.errors import CommonsError, UnavailableError
@@ -30,6 +30,7 @@ __all__ = [
     "schema_current",
     "schema_refusal",
     "upgrade",
+    "upgrade_on",
 ]
 
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -83,14 +84,20 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
 
     Raises :class:`UnavailableError` when the database cannot be reached.
     """
-    config = _config()
     try:
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            upgrade_on(connection, revision)
     except OperationalError as e:
         raise UnavailableError("the database is not reachable") from e
     return current_revision(engine)
+
+
+def upgrade_on(connection: Connection, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` in ``connection``'s transaction (the caller
+    commits: a restore loads its rows and writes its hold in the same one)."""
+    config = _config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:
