@@ -272,6 +272,21 @@ def wallet_url_by_reference(rt: Runtime, client_id: str, transaction_id: str) ->
     return _wallet_url({"client_id": client_id, "request_uri": _request_uri(rt, transaction_id)})
 
 
+def wallet_url_of(session: Session, rt: Runtime, transaction_id: str) -> str:
+    """The ``openid4vp://`` URL :func:`create_request` gave for the stored transaction:
+    by reference for a ``decentralized_identifier:`` client, by value for a
+    ``redirect_uri:`` one (§5.9.3: its request cannot be signed).
+
+    Raises :class:`NotFoundError` for an unknown transaction.
+    """
+    row = session.get(VpTransactionRow, transaction_id)
+    if row is None:
+        raise NotFoundError("no such verification request")
+    if row.client_id_prefix == "redirect_uri":
+        return _wallet_url(_authorization_request(rt, row).to_query())
+    return wallet_url_by_reference(rt, row.client_id, row.id)
+
+
 def _created(
     rt: Runtime, row: VpTransactionRow, request: oid4vp.AuthorizationRequest
 ) -> RequestCreated:

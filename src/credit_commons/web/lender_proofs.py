@@ -115,14 +115,16 @@ def _asked(
     with transaction(rt.read_sessions) as session:
         status = verifier_service.status(session, rt, me.client_id, transaction_id)
         row = load_transaction(session, transaction_id)
-    if row is None:
-        raise NotFoundError("no such verification request")
+        if row is None:
+            raise NotFoundError("no such verification request")
+        # The wallet's URL as create_request gave it: by reference for a signed request,
+        # by value where the platform has no did:web (http or an IP address: redirect_uri).
+        wallet_url = verifier_service.wallet_url_of(session, rt, transaction_id)
     asked = [
         (str(p["statement"]), int(p["params"].get("threshold", 0)))
         for p in json.loads(row.zk_predicates)
     ]
-    # The request by reference (the form's requests are signed), as create_request gave it.
-    return status, asked, verifier_service.wallet_url_by_reference(rt, row.client_id, row.id)
+    return status, asked, wallet_url
 
 
 @router.get("/{transaction_id}")
