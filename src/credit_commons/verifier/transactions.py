@@ -338,16 +338,40 @@ def record_decision(
     """
     written = _DECIDE.execute(
         session,
-        transaction_id=checked.transaction_id,
-        now=now,
-        checked_hash=checked.request_hash,
-        verdict=decision,
-        why=reason,
-        dropped=discarded,
-        code_hash=response_code_hash,
-        sealed=claims,
+        **_decision_params(
+            checked,
+            now=now,
+            decision=decision,
+            reason=reason,
+            discarded=discarded,
+            response_code_hash=response_code_hash,
+            claims=claims,
+        ),
     )
     return written == 1
+
+
+def _decision_params(
+    checked: Checked,
+    *,
+    now: datetime,
+    decision: str,
+    reason: str | None,
+    discarded: str | None,
+    response_code_hash: str | None,
+    claims: str | None,
+) -> dict[str, object]:
+    # The decision UPDATE's parameters (_DECISION), for both ways of running it.
+    return {
+        "transaction_id": checked.transaction_id,
+        "now": now,
+        "checked_hash": checked.request_hash,
+        "verdict": decision,
+        "why": reason,
+        "dropped": discarded,
+        "code_hash": response_code_hash,
+        "sealed": claims,
+    }
 
 
 def record_decision_at_once(
@@ -381,13 +405,14 @@ def record_decision_at_once(
         session,
         **values,
         entry=event.entries[0]["entry"],
-        transaction_id=checked.transaction_id,
-        now=now,
-        checked_hash=checked.request_hash,
-        verdict=decision,
-        why=reason,
-        dropped=discarded,
-        code_hash=response_code_hash,
-        sealed=claims,
+        **_decision_params(
+            checked,
+            now=now,
+            decision=decision,
+            reason=reason,
+            discarded=discarded,
+            response_code_hash=response_code_hash,
+            claims=claims,
+        ),
     )
     return found is not None
